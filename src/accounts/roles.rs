@@ -1,0 +1,69 @@
+//! Roles are grants (role + scope) rather than a column on the user, so later
+//! areas add member staff, sponsor admins and moderators without touching the
+//! checks that exist. The scope names what the role applies to (`member:12`),
+//! empty for site-wide roles.
+
+use diesel::prelude::*;
+
+use crate::db::{Conn, schema::role_grants};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Operator staff.
+    Staff,
+    /// Member institution administrator (scope: the member).
+    MemberAdmin,
+    Instructor,
+    CourseStaff,
+    SponsorAdmin,
+    Moderator,
+}
+
+impl Role {
+    pub const ALL: [Role; 6] =
+        [Role::Staff, Role::MemberAdmin, Role::Instructor, Role::CourseStaff, Role::SponsorAdmin, Role::Moderator];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Staff => "staff",
+            Role::MemberAdmin => "member_admin",
+            Role::Instructor => "instructor",
+            Role::CourseStaff => "course_staff",
+            Role::SponsorAdmin => "sponsor_admin",
+            Role::Moderator => "moderator",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+pub fn grant(conn: &mut Conn, user_id: i64, role: Role, scope: &str, by: Option<i64>) -> QueryResult<()> {
+    let exists: i64 = role_grants::table
+        .filter(role_grants::user_id.eq(user_id))
+        .filter(role_grants::role.eq(role.as_str()))
+        .filter(role_grants::scope.eq(scope))
+        .count()
+        .get_result(conn)?;
+    if exists == 0 {
+        diesel::insert_into(role_grants::table)
+            .values((
+                role_grants::user_id.eq(user_id),
+                role_grants::role.eq(role.as_str()),
+                role_grants::scope.eq(scope),
+                role_grants::granted_by.eq(by),
+                role_grants::granted_at.eq(crate::db::now()),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+pub fn for_user(conn: &mut Conn, user_id: i64) -> QueryResult<Vec<(Role, String)>> {
+    let rows: Vec<(String, String)> = role_grants::table
+        .filter(role_grants::user_id.eq(user_id))
+        .select((role_grants::role, role_grants::scope))
+        .load(conn)?;
+    Ok(rows.into_iter().filter_map(|(r, s)| Role::parse(&r).map(|r| (r, s))).collect())
+}

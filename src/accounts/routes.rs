@@ -1,0 +1,632 @@
+//! Account pages: thin handlers that parse, call one service function and
+//! render. No SQL here.
+
+use rocket::Either;
+use rocket::http::{CookieJar, Status};
+use rocket::response::Redirect;
+use rocket::{FromForm, State, get, post};
+use serde_json::{Value, json};
+
+use crate::accounts::domain::{Email, FieldErrors, NewPassword, PersonName};
+use crate::accounts::service::{self, AccountError, SignupInput, SignupRejection};
+use crate::accounts::{passwords, sessions};
+use crate::config::Config;
+use crate::db::{Db, now};
+use crate::web::csrf::{self, CsrfOnly, essential_cookie};
+use crate::web::guards::{SessionState, Viewer};
+use crate::web::page::safe_next;
+use crate::web::ratelimit::{Action, RateLimits};
+use crate::web::{AppError, AppResult, ClientInfo, CsrfForm, CurrentUser, Flash, Page};
+
+type PageOr<R> = AppResult<Either<R, Page>>;
+
+fn form_page(template: &'static str, title: &str, values: Value, errors: &FieldErrors, extra: Value) -> Page {
+    let mut ctx = json!({ "values": values, "errors": errors, "has_errors": !errors.is_empty() });
+    if let (Value::Object(a), Value::Object(b)) = (&mut ctx, extra) {
+        a.extend(b);
+    }
+    let page = Page::new(template, title, ctx);
+    if errors.is_empty() { page } else { page.with_status(Status::UnprocessableEntity) }
+}
+
+fn limited(limits: &RateLimits, action: Action, keys: &[&str]) -> AppResult<()> {
+    limits.check_all(action, keys).map_err(|retry_after| AppError::RateLimited { retry_after })
+}
+
+#[get("/")]
+pub fn home(viewer: Viewer) -> Page {
+    Page::new("home", "Learn from the world's institutions", json!({ "signed_in": viewer.signed_in() }))
+}
+
+#[get("/dashboard")]
+pub fn dashboard(user: CurrentUser) -> Page {
+    Page::new(
+        "accounts/dashboard",
+        "Your dashboard",
+        json!({ "me": { "first_name": user.first_name, "verified": user.email_verified, "email": user.email } }),
+    )
+}
+
+#[get("/signup")]
+pub fn signup_form(viewer: Viewer) -> Either<Redirect, Page> {
+    if viewer.signed_in() {
+        return Either::Left(Redirect::to("/dashboard"));
+    }
+    Either::Right(form_page("accounts/signup", "Create your account", json!({}), &FieldErrors::new(), json!({})))
+}
+
+#[derive(FromForm)]
+pub struct SignupForm {
+    #[field(default = String::new())]
+    first_name: String,
+    #[field(default = String::new())]
+    last_name: String,
+    #[field(default = String::new())]
+    username: String,
+    #[field(default = String::new())]
+    email: String,
+    #[field(default = String::new())]
+    password: String,
+    #[field(default = String::new())]
+    phone: String,
+    #[field(default = String::new())]
+    company: String,
+    #[field(default = String::new())]
+    date_of_birth: String,
+    #[field(default = String::new())]
+    parent_email: String,
+    #[field(default = false)]
+    accept_terms: bool,
+}
+
+#[post("/signup", data = "<form>")]
+pub async fn signup(
+    form: CsrfForm<SignupForm>,
+    db: &State<Db>,
+    limits: &State<RateLimits>,
+    client: ClientInfo,
+) -> PageOr<Flash> {
+    limited(limits, Action::SignUp, &[&client.rate_key()])?;
+    let f = &form.form;
+    let values = json!(form.values);
+    let input = SignupInput {
+        first_name: &f.first_name,
+        last_name: &f.last_name,
+        username: &f.username,
+        email: &f.email,
+        password: &f.password,
+        phone: &f.phone,
+        company: &f.company,
+        date_of_birth: &f.date_of_birth,
+        parent_email: &f.parent_email,
+        accept_terms: f.accept_terms,
+    };
+    let account = match service::parse_signup(&input, chrono::Utc::now().date_naive()) {
+        Ok(a) => a,
+        Err(SignupRejection::TooYoung) => {
+            return Ok(Either::Right(
+                Page::new("accounts/too_young", "We're sorry", json!({})).with_status(Status::UnprocessableEntity),
+            ));
+        }
+        Err(SignupRejection::Fields(errors)) => {
+            return Ok(Either::Right(form_page("accounts/signup", "Create your account", values, &errors, json!({}))));
+        }
+    };
+    let hash = passwords::hash(account.password.expose().to_string()).await.map_err(AppError::Internal)?;
+    let minor = account.parent_email.is_some();
+    let created = db.run(move |conn| Ok::<_, AppError>(service::create_account(conn, &account, &hash, now()))).await?;
+    match created {
+        Ok(_) if minor => Ok(Either::Left(Flash::info(
+            "/signin",
+            "Your account is almost ready. We have emailed your parent or guardian: once they confirm, and you have confirmed your own email address, you can sign in.",
+        ))),
+        Ok(_) => Ok(Either::Left(Flash::success(
+            "/signin",
+            "Welcome to Lyceum! We have sent you an email: follow its link to confirm your address, then sign in.",
+        ))),
+        Err(e @ AccountError::UsernameTaken) => {
+            let errors = FieldErrors::from([("username", e.to_string())]);
+            Ok(Either::Right(form_page("accounts/signup", "Create your account", values, &errors, json!({}))))
+        }
+        Err(e @ AccountError::EmailTaken) => {
+            let errors = FieldErrors::from([("email", e.to_string())]);
+            Ok(Either::Right(form_page("accounts/signup", "Create your account", values, &errors, json!({}))))
+        }
+        Err(AccountError::Db(e)) => Err(e.into()),
+    }
+}
+
+#[get("/signin?<next>")]
+pub fn signin_form(viewer: Viewer, next: Option<&str>) -> Either<Redirect, Page> {
+    if viewer.signed_in() {
+        return Either::Left(Redirect::to(safe_next(next)));
+    }
+    Either::Right(form_page(
+        "accounts/signin",
+        "Sign in",
+        json!({ "next": next.unwrap_or("") }),
+        &FieldErrors::new(),
+        json!({}),
+    ))
+}
+
+#[derive(FromForm)]
+pub struct SigninForm {
+    #[field(default = String::new())]
+    login: String,
+    #[field(default = String::new())]
+    password: String,
+    #[field(default = false)]
+    remember: bool,
+    #[field(default = String::new())]
+    next: String,
+}
+
+#[post("/signin", data = "<form>")]
+pub async fn signin(
+    form: CsrfForm<SigninForm>,
+    db: &State<Db>,
+    config: &State<Config>,
+    limits: &State<RateLimits>,
+    client: ClientInfo,
+    cookies: &CookieJar<'_>,
+) -> PageOr<Redirect> {
+    let f = &form.form;
+    let login = f.login.trim().to_lowercase();
+    limited(limits, Action::SignIn, &[&client.rate_key(), &format!("login:{login}")])?;
+    let values = json!(form.values);
+    let failed = |message: &str| {
+        let errors = FieldErrors::from([("login", message.to_string())]);
+        Ok(Either::Right(form_page("accounts/signin", "Sign in", values.clone(), &errors, json!({ "next": f.next }))))
+    };
+    if login.is_empty() || f.password.is_empty() {
+        return failed("Please enter your email or username and your password.");
+    }
+    let lookup = login.clone();
+    let user = db.run(move |conn| service::find_for_login(conn, &lookup).map_err(AppError::from)).await?;
+    let ok = passwords::verify(f.password.clone(), user.as_ref().map(|u| u.password_hash.clone())).await;
+    let Some(user) = user.filter(|_| ok) else {
+        return failed("That email or username and password do not match an account.");
+    };
+    if user.status == crate::accounts::model::status::PENDING_PARENT {
+        return failed("Your account is waiting for your parent or guardian to confirm it. We emailed them a link.");
+    }
+    let (days, remember) = if f.remember { (config.remember_days, true) } else { (config.session_days, false) };
+    let client2 = client.clone();
+    let token = db
+        .run(move |conn| {
+            sessions::start(conn, user.id, chrono::Duration::days(days), remember, &client2, now())
+                .map_err(AppError::from)
+        })
+        .await?;
+    let mut cookie = essential_cookie(config.is_tls(), sessions::COOKIE, token);
+    cookie.set_max_age(rocket::time::Duration::days(days));
+    cookies.add_private(cookie);
+    csrf::rotate(cookies, config.is_tls());
+    Ok(Either::Left(Redirect::to(safe_next(Some(&f.next)))))
+}
+
+#[post("/signout", data = "<_form>")]
+pub async fn signout(
+    _form: CsrfOnly,
+    db: &State<Db>,
+    config: &State<Config>,
+    state: SessionGuard,
+    cookies: &CookieJar<'_>,
+) -> AppResult<Flash> {
+    if let Some(id) = state.0.session_id {
+        db.run(move |conn| sessions::end(conn, &id).map_err(AppError::from)).await?;
+    }
+    cookies.remove_private(rocket::http::Cookie::build(sessions::COOKIE).path("/"));
+    csrf::rotate(cookies, config.is_tls());
+    Ok(Flash::info("/", "You have signed out."))
+}
+
+/// The resolved session, for handlers that end it.
+pub struct SessionGuard(SessionState);
+
+#[rocket::async_trait]
+impl<'r> rocket::request::FromRequest<'r> for SessionGuard {
+    type Error = ();
+    async fn from_request(req: &'r rocket::Request<'_>) -> rocket::request::Outcome<Self, ()> {
+        rocket::outcome::Outcome::Success(SessionGuard(req.local_cache(SessionState::default).clone()))
+    }
+}
+
+#[get("/verify-email/<token>")]
+pub async fn verify_email(token: &str, db: &State<Db>, viewer: Viewer) -> AppResult<Flash> {
+    let token = token.to_string();
+    let ok = db.run(move |conn| service::verify_email(conn, &token, now()).map_err(AppError::from)).await?;
+    let to = if viewer.signed_in() { "/dashboard" } else { "/signin" };
+    Ok(if ok {
+        Flash::success(to, "Thank you: your email address is confirmed.")
+    } else {
+        Flash::error(to, "That confirmation link is invalid, used or expired. Sign in and ask for a new one.")
+    })
+}
+
+#[post("/account/verify/resend", data = "<_form>")]
+pub async fn resend_verification(
+    _form: CsrfOnly,
+    user: CurrentUser,
+    db: &State<Db>,
+    limits: &State<RateLimits>,
+    client: ClientInfo,
+) -> AppResult<Flash> {
+    limited(limits, Action::VerificationResend, &[&client.rate_key(), &format!("user:{}", user.id)])?;
+    if user.email_verified {
+        return Ok(Flash::info("/dashboard", "Your email address is already confirmed."));
+    }
+    let id = user.id;
+    db.run(move |conn| {
+        let u = service::find(conn, id)?.ok_or(AppError::NotFound)?;
+        service::send_verification(conn, &u, now()).map_err(AppError::from)
+    })
+    .await?;
+    Ok(Flash::success("/dashboard", format!("We sent a new confirmation link to {}.", user.email)))
+}
+
+#[get("/password/forgot")]
+pub fn forgot_form() -> Page {
+    form_page("accounts/forgot", "Reset your password", json!({}), &FieldErrors::new(), json!({}))
+}
+
+#[derive(FromForm)]
+pub struct ForgotForm {
+    #[field(default = String::new())]
+    email: String,
+}
+
+const RESET_SENT: &str =
+    "If an account uses that address, we have sent it a link to reset the password. The link works once, for one hour.";
+
+#[post("/password/forgot", data = "<form>")]
+pub async fn forgot(
+    form: CsrfForm<ForgotForm>,
+    db: &State<Db>,
+    limits: &State<RateLimits>,
+    client: ClientInfo,
+) -> PageOr<Flash> {
+    let raw = form.form.email.trim().to_lowercase();
+    limited(limits, Action::PasswordReset, &[&client.rate_key(), &format!("email:{raw}")])?;
+    let email = match Email::parse(&form.form.email) {
+        Ok(e) => e,
+        Err(msg) => {
+            let errors = FieldErrors::from([("email", msg)]);
+            return Ok(Either::Right(form_page(
+                "accounts/forgot",
+                "Reset your password",
+                json!(form.values),
+                &errors,
+                json!({}),
+            )));
+        }
+    };
+    db.run(move |conn| service::request_password_reset(conn, &email, now()).map_err(AppError::from)).await?;
+    Ok(Either::Left(Flash::info("/signin", RESET_SENT)))
+}
+
+#[get("/password/reset/<token>")]
+pub async fn reset_form(token: &str, db: &State<Db>) -> AppResult<Either<Flash, Page>> {
+    let t = token.to_string();
+    let user = db.run(move |conn| service::reset_token_user(conn, &t, now()).map_err(AppError::from)).await?;
+    match user {
+        Some(_) => Ok(Either::Right(form_page(
+            "accounts/reset",
+            "Choose a new password",
+            json!({}),
+            &FieldErrors::new(),
+            json!({ "token": token }),
+        ))),
+        None => Ok(Either::Left(Flash::error(
+            "/password/forgot",
+            "That reset link is invalid, used or expired. Please ask for a new one.",
+        ))),
+    }
+}
+
+#[derive(FromForm)]
+pub struct ResetForm {
+    #[field(default = String::new())]
+    password: String,
+}
+
+#[post("/password/reset/<token>", data = "<form>")]
+pub async fn reset(
+    token: &str,
+    form: CsrfForm<ResetForm>,
+    db: &State<Db>,
+    limits: &State<RateLimits>,
+    client: ClientInfo,
+) -> PageOr<Flash> {
+    limited(limits, Action::PasswordReset, &[&client.rate_key()])?;
+    let t = token.to_string();
+    let Some(user) = db.run(move |conn| service::reset_token_user(conn, &t, now()).map_err(AppError::from)).await?
+    else {
+        return Ok(Either::Left(Flash::error(
+            "/password/forgot",
+            "That reset link is invalid, used or expired. Please ask for a new one.",
+        )));
+    };
+    let password = match NewPassword::parse(&form.form.password, Some(&user.username)) {
+        Ok(p) => p,
+        Err(msg) => {
+            let errors = FieldErrors::from([("password", msg)]);
+            return Ok(Either::Right(form_page(
+                "accounts/reset",
+                "Choose a new password",
+                json!({}),
+                &errors,
+                json!({ "token": token }),
+            )));
+        }
+    };
+    let hash = passwords::hash(password.expose().to_string()).await.map_err(AppError::Internal)?;
+    let t = token.to_string();
+    let ok = db.run(move |conn| service::reset_password(conn, &t, &hash, now()).map_err(AppError::from)).await?;
+    Ok(Either::Left(if ok {
+        Flash::success("/signin", "Your password has been changed and every session signed out. Please sign in.")
+    } else {
+        Flash::error("/password/forgot", "That reset link is invalid, used or expired. Please ask for a new one.")
+    }))
+}
+
+async fn settings_page(
+    db: &Db,
+    user: &CurrentUser,
+    session_id: Option<String>,
+    errors: FieldErrors,
+    values: Value,
+) -> AppResult<Page> {
+    let id = user.id;
+    let (account, sessions) = db
+        .run(move |conn| {
+            let account = service::find(conn, id)?.ok_or(AppError::NotFound)?;
+            let sessions = sessions::list(conn, id, now())?;
+            Ok::<_, AppError>((account, sessions))
+        })
+        .await?;
+    let sessions: Vec<Value> = sessions
+        .iter()
+        .map(|s| {
+            json!({
+                "current": Some(&s.id) == session_id.as_ref(),
+                "user_agent": s.user_agent.as_deref().unwrap_or("Unknown browser"),
+                "ip": s.ip,
+                "created_at": s.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+                "last_seen_at": s.last_seen_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+            })
+        })
+        .collect();
+    let profile = json!({
+        "username": account.username,
+        "email": account.email,
+        "email_verified": account.email_verified_at.is_some(),
+        "first_name": account.first_name,
+        "last_name": account.last_name,
+        "phone": account.phone,
+        "company": account.company,
+    });
+    let mut shown = profile.clone();
+    if let (Value::Object(a), Value::Object(b)) = (&mut shown, values) {
+        a.extend(b);
+    }
+    let page = Page::new(
+        "accounts/settings",
+        "Account settings",
+        json!({ "profile": profile, "values": shown, "errors": errors, "sessions": sessions, "other_sessions": sessions.len() > 1 }),
+    );
+    Ok(if errors.is_empty() { page } else { page.with_status(Status::UnprocessableEntity) })
+}
+
+#[get("/account")]
+pub async fn settings(user: CurrentUser, state: SessionGuard, db: &State<Db>) -> AppResult<Page> {
+    settings_page(db, &user, state.0.session_id, FieldErrors::new(), json!({})).await
+}
+
+#[derive(FromForm)]
+pub struct ProfileForm {
+    #[field(default = String::new())]
+    first_name: String,
+    #[field(default = String::new())]
+    last_name: String,
+    #[field(default = String::new())]
+    phone: String,
+    #[field(default = String::new())]
+    company: String,
+}
+
+#[post("/account/profile", data = "<form>")]
+pub async fn update_profile(
+    form: CsrfForm<ProfileForm>,
+    user: CurrentUser,
+    state: SessionGuard,
+    db: &State<Db>,
+) -> PageOr<Flash> {
+    let f = &form.form;
+    let update = match service::parse_profile(&f.first_name, &f.last_name, &f.phone, &f.company) {
+        Ok(u) => u,
+        Err(errors) => {
+            return Ok(Either::Right(settings_page(db, &user, state.0.session_id, errors, json!(form.values)).await?));
+        }
+    };
+    let id = user.id;
+    db.run(move |conn| service::update_profile(conn, id, &update, now()).map_err(AppError::from)).await?;
+    Ok(Either::Left(Flash::success("/account", "Your details are saved.")))
+}
+
+#[derive(FromForm)]
+pub struct EmailForm {
+    #[field(default = String::new())]
+    new_email: String,
+    #[field(default = String::new())]
+    current_password: String,
+}
+
+async fn check_password(db: &Db, user_id: i64, password: &str) -> AppResult<Option<crate::accounts::model::User>> {
+    let account =
+        db.run(move |conn| service::find(conn, user_id).map_err(AppError::from)).await?.ok_or(AppError::NotFound)?;
+    let ok = passwords::verify(password.to_string(), Some(account.password_hash.clone())).await;
+    Ok(ok.then_some(account))
+}
+
+#[post("/account/email", data = "<form>")]
+pub async fn change_email(
+    form: CsrfForm<EmailForm>,
+    user: CurrentUser,
+    state: SessionGuard,
+    db: &State<Db>,
+    limits: &State<RateLimits>,
+) -> PageOr<Flash> {
+    limited(limits, Action::CodeEntry, &[&format!("user:{}", user.id)])?;
+    let f = &form.form;
+    let values = json!(form.values);
+    let session_id = state.0.session_id.clone();
+    let fail = async |field: &'static str, msg: String| {
+        let errors = FieldErrors::from([(field, msg)]);
+        Ok::<_, AppError>(Either::Right(settings_page(db, &user, session_id.clone(), errors, values.clone()).await?))
+    };
+    let new_email = match Email::parse(&f.new_email) {
+        Ok(e) => e,
+        Err(msg) => return fail("new_email", msg).await,
+    };
+    let Some(account) = check_password(db, user.id, &f.current_password).await? else {
+        return fail("current_password", "That is not your current password.".into()).await;
+    };
+    let requested = new_email.clone();
+    let result =
+        db.run(move |conn| Ok::<_, AppError>(service::request_email_change(conn, &account, &requested, now()))).await?;
+    match result {
+        Ok(()) => Ok(Either::Left(Flash::info(
+            "/account",
+            format!("We sent a confirmation link to {}. Your address changes once you follow it.", new_email.as_str()),
+        ))),
+        Err(AccountError::Db(e)) => Err(e.into()),
+        Err(e) => fail("new_email", e.to_string()).await,
+    }
+}
+
+#[get("/account/email/confirm/<token>")]
+pub async fn confirm_email(token: &str, db: &State<Db>) -> AppResult<Flash> {
+    let t = token.to_string();
+    let result = db.run(move |conn| Ok::<_, AppError>(service::confirm_email_change(conn, &t, now()))).await?;
+    Ok(match result {
+        Ok(true) => Flash::success("/account", "Your new email address is confirmed and in use."),
+        Ok(false) => Flash::error("/account", "That confirmation link is invalid, used or expired."),
+        Err(AccountError::Db(e)) => return Err(e.into()),
+        Err(e) => Flash::error("/account", e.to_string()),
+    })
+}
+
+#[derive(FromForm)]
+pub struct PasswordForm {
+    #[field(default = String::new())]
+    current_password: String,
+    #[field(default = String::new())]
+    new_password: String,
+}
+
+#[post("/account/password", data = "<form>")]
+pub async fn change_password(
+    form: CsrfForm<PasswordForm>,
+    user: CurrentUser,
+    state: SessionGuard,
+    db: &State<Db>,
+    limits: &State<RateLimits>,
+) -> PageOr<Flash> {
+    limited(limits, Action::CodeEntry, &[&format!("user:{}", user.id)])?;
+    let f = &form.form;
+    let session_id = state.0.session_id.clone();
+    let fail = async |field: &'static str, msg: String| {
+        let errors = FieldErrors::from([(field, msg)]);
+        Ok::<_, AppError>(Either::Right(settings_page(db, &user, state.0.session_id.clone(), errors, json!({})).await?))
+    };
+    if check_password(db, user.id, &f.current_password).await?.is_none() {
+        return fail("current_password", "That is not your current password.".into()).await;
+    }
+    let password = match NewPassword::parse(&f.new_password, Some(&user.username)) {
+        Ok(p) => p,
+        Err(msg) => return fail("new_password", msg).await,
+    };
+    let hash = passwords::hash(password.expose().to_string()).await.map_err(AppError::Internal)?;
+    let id = user.id;
+    db.run(move |conn| service::set_password(conn, id, &hash, session_id.as_deref(), now()).map_err(AppError::from))
+        .await?;
+    Ok(Either::Left(Flash::success("/account", "Your password is changed. Your other sessions were signed out.")))
+}
+
+#[post("/account/sessions/end-others", data = "<_form>")]
+pub async fn end_other_sessions(
+    _form: CsrfOnly,
+    user: CurrentUser,
+    state: SessionGuard,
+    db: &State<Db>,
+) -> AppResult<Flash> {
+    let id = user.id;
+    let keep = state.0.session_id;
+    let n = db.run(move |conn| sessions::end_others(conn, id, keep.as_deref()).map_err(AppError::from)).await?;
+    Ok(Flash::success("/account", format!("Signed out of {n} other device(s).")))
+}
+
+#[get("/parent-consent/<token>")]
+pub async fn parent_consent_form(token: &str, db: &State<Db>) -> AppResult<Page> {
+    let t = token.to_string();
+    let learner = db.run(move |conn| service::parent_consent_subject(conn, &t, now()).map_err(AppError::from)).await?;
+    let Some(learner) = learner else {
+        return Ok(Page::new("accounts/parent_consent_done", "Link expired", json!({ "expired": true }))
+            .with_status(Status::NotFound));
+    };
+    Ok(form_page(
+        "accounts/parent_consent",
+        "Confirm your child's account",
+        json!({}),
+        &FieldErrors::new(),
+        json!({ "token": token, "learner": { "first_name": learner.first_name, "username": learner.username } }),
+    ))
+}
+
+#[derive(FromForm)]
+pub struct ParentForm {
+    #[field(default = String::new())]
+    parent_name: String,
+    #[field(default = false)]
+    confirm: bool,
+}
+
+#[post("/parent-consent/<token>", data = "<form>")]
+pub async fn parent_consent(
+    token: &str,
+    form: CsrfForm<ParentForm>,
+    db: &State<Db>,
+    client: ClientInfo,
+) -> AppResult<Page> {
+    let t = token.to_string();
+    let learner = db.run(move |conn| service::parent_consent_subject(conn, &t, now()).map_err(AppError::from)).await?;
+    let Some(learner) = learner else {
+        return Ok(Page::new("accounts/parent_consent_done", "Link expired", json!({ "expired": true }))
+            .with_status(Status::NotFound));
+    };
+    let mut errors = FieldErrors::new();
+    let name = PersonName::parse(&form.form.parent_name, "full name").map_err(|e| errors.insert("parent_name", e)).ok();
+    if !form.form.confirm {
+        errors.insert("confirm", "Please tick the box to confirm you are the parent or guardian and agree.".into());
+    }
+    let Some(name) = name.filter(|_| errors.is_empty()) else {
+        return Ok(form_page(
+            "accounts/parent_consent",
+            "Confirm your child's account",
+            json!(form.values),
+            &errors,
+            json!({ "token": token, "learner": { "first_name": learner.first_name, "username": learner.username } }),
+        ));
+    };
+    let t = token.to_string();
+    let ok = db
+        .run(move |conn| service::confirm_parent_consent(conn, &t, &name, &client, now()).map_err(AppError::from))
+        .await?;
+    Ok(Page::new(
+        "accounts/parent_consent_done",
+        "Thank you",
+        json!({ "expired": !ok, "first_name": learner.first_name }),
+    ))
+}

@@ -1,0 +1,111 @@
+//! Sign-in sessions (ACC-8). The browser holds a random token in a private
+//! (encrypted, signed) cookie; the server keeps a row keyed by the token's
+//! SHA-256, so sessions can be listed and ended ("sign out of all devices",
+//! password change) and a stolen database cannot forge one.
+
+use chrono::{Duration, NaiveDateTime};
+use diesel::prelude::*;
+
+use crate::accounts::{SessionUser, model::User, model::status, roles, tokens::digest};
+use crate::db::{Conn, Db, DbError, schema::sessions, schema::users};
+use crate::web::ClientInfo;
+
+pub const COOKIE: &str = "lyceum_session";
+
+/// Only refresh `last_seen_at` this often, to keep reads from becoming writes.
+const TOUCH_EVERY: Duration = Duration::minutes(5);
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = sessions)]
+pub struct SessionRow {
+    pub id: String,
+    pub user_id: i64,
+    pub remember: bool,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub last_seen_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+}
+
+/// Starts a session; returns the token for the cookie.
+pub fn start(
+    conn: &mut Conn,
+    user_id: i64,
+    lifetime: Duration,
+    remember: bool,
+    client: &ClientInfo,
+    now: NaiveDateTime,
+) -> QueryResult<String> {
+    let token = crate::web::csrf::random_token(32);
+    diesel::insert_into(sessions::table)
+        .values((
+            sessions::id.eq(digest(&token)),
+            sessions::user_id.eq(user_id),
+            sessions::remember.eq(remember),
+            sessions::user_agent.eq(client.user_agent.as_deref()),
+            sessions::ip.eq(client.ip.as_deref()),
+            sessions::created_at.eq(now),
+            sessions::last_seen_at.eq(now),
+            sessions::expires_at.eq(now + lifetime),
+        ))
+        .execute(conn)?;
+    diesel::update(users::table.find(user_id)).set(users::last_sign_in_at.eq(now)).execute(conn)?;
+    Ok(token)
+}
+
+/// The live session and its active user for a cookie token.
+pub async fn resolve(db: &Db, token: String) -> Result<Option<(String, SessionUser)>, DbError> {
+    db.run(move |conn| {
+        let now = crate::db::now();
+        let id = digest(&token);
+        let found: Option<(SessionRow, User)> = sessions::table
+            .inner_join(users::table)
+            .filter(sessions::id.eq(&id))
+            .filter(sessions::expires_at.gt(now))
+            .filter(users::status.eq(status::ACTIVE))
+            .select((SessionRow::as_select(), User::as_select()))
+            .first(conn)
+            .optional()?;
+        let Some((session, user)) = found else { return Ok(None) };
+        if now - session.last_seen_at > TOUCH_EVERY {
+            diesel::update(sessions::table.find(&id)).set(sessions::last_seen_at.eq(now)).execute(conn)?;
+        }
+        let roles = roles::for_user(conn, user.id)?;
+        Ok(Some((
+            id,
+            SessionUser {
+                id: user.id,
+                username: user.username,
+                first_name: user.first_name,
+                last_name: user.last_name,
+                email: user.email,
+                email_verified: user.email_verified_at.is_some(),
+                roles,
+            },
+        )))
+    })
+    .await
+}
+
+pub fn end(conn: &mut Conn, session_id: &str) -> QueryResult<usize> {
+    diesel::delete(sessions::table.find(session_id)).execute(conn)
+}
+
+/// Ends every session of the user except `keep` (the one making the request).
+pub fn end_others(conn: &mut Conn, user_id: i64, keep: Option<&str>) -> QueryResult<usize> {
+    let query = sessions::table.filter(sessions::user_id.eq(user_id));
+    match keep {
+        Some(keep) => diesel::delete(query.filter(sessions::id.ne(keep))).execute(conn),
+        None => diesel::delete(query).execute(conn),
+    }
+}
+
+pub fn list(conn: &mut Conn, user_id: i64, now: NaiveDateTime) -> QueryResult<Vec<SessionRow>> {
+    sessions::table
+        .filter(sessions::user_id.eq(user_id))
+        .filter(sessions::expires_at.gt(now))
+        .order(sessions::last_seen_at.desc())
+        .select(SessionRow::as_select())
+        .load(conn)
+}

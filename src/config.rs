@@ -1,0 +1,142 @@
+//! The typed configuration: the one place that reads `Rocket.toml` and the
+//! `LYCEUM_*` environment. Everything else receives a `Config`.
+
+use std::path::PathBuf;
+
+use rocket::figment::{
+    Figment,
+    providers::{Env, Format, Serialized, Toml},
+};
+use serde::{Deserialize, Serialize};
+
+/// The secret every fresh checkout would share; refusing it outside demo mode
+/// keeps production sessions from being forgeable.
+pub const DEFAULT_SECRET_HINT: &str = "generate with: openssl rand -base64 48";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Config {
+    /// `sqlite://path` or `postgres://…`.
+    pub database_url: String,
+    /// Root of local state: blobs, outbox, search index, generated secret.
+    pub data_dir: PathBuf,
+    pub address: String,
+    pub port: u16,
+    /// Public base URL used in emailed links; `http://address:port` when unset.
+    pub base_url: Option<String>,
+    /// Demo mode: seeds demo accounts, shows their credentials, opens the outbox page.
+    pub demo: bool,
+    /// Base64 secret (≥ 32 bytes) for private cookies. In demo mode a random one is
+    /// generated and kept in `data_dir/secret.key` when none is given.
+    pub secret_key: Option<String>,
+    /// `smtp://host:port` (or `smtps://`); unset means `.eml` files in `data_dir/outbox`.
+    pub smtp_url: Option<String>,
+    pub mail_from: String,
+    /// Run the job worker inside the web process.
+    pub worker: bool,
+    pub db_pool_size: u32,
+    /// Attempts per minute and client for sign-in, sign-up, reset and resend.
+    pub rate_limit_per_minute: u32,
+    /// Days a sign-in lasts without and with "Remember me".
+    pub session_days: i64,
+    pub remember_days: i64,
+    pub log: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            database_url: "sqlite://data/lyceum.db".into(),
+            data_dir: PathBuf::from("data"),
+            address: "127.0.0.1".into(),
+            port: 8000,
+            base_url: None,
+            demo: true,
+            secret_key: None,
+            smtp_url: None,
+            mail_from: "Lyceum <no-reply@lyceum.local>".into(),
+            worker: true,
+            db_pool_size: 8,
+            rate_limit_per_minute: 10,
+            session_days: 2,
+            remember_days: 14,
+            log: "info,rocket=warn,_=warn,hyper=warn".into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Figment(#[from] Box<rocket::figment::Error>),
+    #[error(
+        "LYCEUM_SECRET_KEY is not set. Outside demo mode Lyceum refuses to start with a default secret; {DEFAULT_SECRET_HINT}"
+    )]
+    MissingSecret,
+    #[error("LYCEUM_SECRET_KEY must be base64 of at least 32 bytes")]
+    WeakSecret,
+    #[error("cannot keep the generated secret in {0}: {1}")]
+    SecretFile(PathBuf, std::io::Error),
+}
+
+impl Config {
+    /// Defaults, then `Rocket.toml` (`[default.lyceum]` style keys are not used:
+    /// top-level keys of the selected profile), then `LYCEUM_*` variables.
+    pub fn figment() -> Figment {
+        Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::file("Rocket.toml").nested())
+            .merge(Env::prefixed("LYCEUM_"))
+            .merge(Env::raw().only(&["DATABASE_URL"]))
+    }
+
+    pub fn load() -> Result<Config, ConfigError> {
+        Self::figment().extract().map_err(|e| ConfigError::Figment(Box::new(e)))
+    }
+
+    /// The cookie secret as bytes, generating and persisting one in demo mode.
+    pub fn resolve_secret(&self) -> Result<Vec<u8>, ConfigError> {
+        use base64::Engine;
+        let engine = base64::engine::general_purpose::STANDARD;
+        if let Some(given) = &self.secret_key {
+            let bytes = engine.decode(given.trim()).map_err(|_| ConfigError::WeakSecret)?;
+            if bytes.len() < 32 {
+                return Err(ConfigError::WeakSecret);
+            }
+            return Ok(bytes);
+        }
+        if !self.demo {
+            return Err(ConfigError::MissingSecret);
+        }
+        let path = self.data_dir.join("secret.key");
+        if let Ok(existing) = std::fs::read_to_string(&path)
+            && let Ok(bytes) = engine.decode(existing.trim())
+            && bytes.len() >= 64
+        {
+            return Ok(bytes);
+        }
+        let mut bytes = vec![0u8; 64];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
+        std::fs::create_dir_all(&self.data_dir).map_err(|e| ConfigError::SecretFile(path.clone(), e))?;
+        std::fs::write(&path, engine.encode(&bytes)).map_err(|e| ConfigError::SecretFile(path.clone(), e))?;
+        Ok(bytes)
+    }
+
+    pub fn base_url(&self) -> String {
+        match &self.base_url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => format!("http://{}:{}", self.address, self.port),
+        }
+    }
+
+    pub fn outbox_dir(&self) -> PathBuf {
+        self.data_dir.join("outbox")
+    }
+
+    /// Cookies get `Secure` and responses HSTS when the site is served over TLS.
+    pub fn is_tls(&self) -> bool {
+        self.base_url().starts_with("https://")
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        self.database_url.starts_with("sqlite:") || !self.database_url.contains("://")
+    }
+}

@@ -1,0 +1,63 @@
+//! Demo mode: on first start with an empty database, a staff admin and a
+//! learner with known passwords, shown on the home page so a new user can look
+//! around at once. Never runs when `demo` is off.
+
+use chrono::NaiveDate;
+use diesel::prelude::*;
+
+use crate::accounts::roles::{self, Role};
+use crate::accounts::{TERMS_VERSION, model::NewUser, model::status, passwords};
+use crate::db::{Conn, schema::users};
+use crate::web::page::DemoAccount;
+
+pub fn accounts() -> Vec<DemoAccount> {
+    vec![
+        DemoAccount {
+            role: "Staff".into(),
+            email: "staff@demo.lyceum.local".into(),
+            password: "lyceum-staff-demo".into(),
+        },
+        DemoAccount {
+            role: "Learner".into(),
+            email: "learner@demo.lyceum.local".into(),
+            password: "lyceum-learner-demo".into(),
+        },
+    ]
+}
+
+/// Seeds the demo accounts when there are no users; returns whether it did.
+pub fn seed_if_empty(conn: &mut Conn) -> Result<bool, String> {
+    let count: i64 = users::table.count().get_result(conn).map_err(|e| e.to_string())?;
+    if count > 0 {
+        return Ok(false);
+    }
+    let now = crate::db::now();
+    let people = [("staff", "Grace", "Hopper", true), ("learner", "Ada", "Lovelace", false)];
+    for (account, (username, first, last, staff)) in accounts().iter().zip(people) {
+        let hash = passwords::hash_blocking(&account.password)?;
+        let id: i64 = diesel::insert_into(users::table)
+            .values(NewUser {
+                username,
+                email: &account.email,
+                first_name: first,
+                last_name: last,
+                phone: None,
+                company: None,
+                date_of_birth: NaiveDate::from_ymd_opt(1990, 1, 1).ok_or("date")?,
+                password_hash: &hash,
+                status: status::ACTIVE,
+                email_verified_at: Some(now),
+                terms_version: TERMS_VERSION,
+                terms_accepted_at: now,
+                created_at: now,
+                updated_at: now,
+            })
+            .returning(users::id)
+            .get_result(conn)
+            .map_err(|e| e.to_string())?;
+        if staff {
+            roles::grant(conn, id, Role::Staff, "", None).map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(true)
+}

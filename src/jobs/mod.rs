@@ -1,0 +1,218 @@
+//! Durable background work: the `jobs` table is the queue. Handlers must be
+//! idempotent (a job may run again after a crash); failures retry with
+//! exponential backoff and end in the `dead` state after `max_attempts`, where
+//! staff can see and replay them. The worker runs inside the web process or as
+//! `lyceum worker`.
+//!
+//! Claiming is one conditional UPDATE (`… WHERE id = ? AND status = 'queued'`):
+//! exactly one worker wins on either backend, without backend-specific locking.
+
+use std::sync::Arc;
+
+use chrono::{Duration, NaiveDateTime};
+use diesel::prelude::*;
+use serde::Serialize;
+
+use crate::db::{Conn, Db, DbError, schema::jobs};
+use crate::notify::Mailer;
+
+pub mod status {
+    pub const QUEUED: &str = "queued";
+    pub const RUNNING: &str = "running";
+    pub const DONE: &str = "done";
+    pub const DEAD: &str = "dead";
+}
+
+pub const DEFAULT_MAX_ATTEMPTS: i32 = 6;
+/// A `running` job older than this was abandoned by a crashed worker.
+const STALE_AFTER: Duration = Duration::minutes(10);
+
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = jobs)]
+pub struct Job {
+    pub id: i64,
+    pub kind: String,
+    pub payload: String,
+    pub status: String,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub run_at: NaiveDateTime,
+    pub locked_at: Option<NaiveDateTime>,
+    pub last_error: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub finished_at: Option<NaiveDateTime>,
+}
+
+/// Adds a job in the caller's transaction, so it exists exactly when the
+/// change that caused it was committed.
+pub fn enqueue(conn: &mut Conn, kind: &str, payload: &serde_json::Value) -> QueryResult<i64> {
+    let now = crate::db::now();
+    diesel::insert_into(jobs::table)
+        .values((
+            jobs::kind.eq(kind),
+            jobs::payload.eq(payload.to_string()),
+            jobs::status.eq(status::QUEUED),
+            jobs::attempts.eq(0),
+            jobs::max_attempts.eq(DEFAULT_MAX_ATTEMPTS),
+            jobs::run_at.eq(now),
+            jobs::created_at.eq(now),
+            jobs::updated_at.eq(now),
+        ))
+        .returning(jobs::id)
+        .get_result(conn)
+}
+
+/// Delay before attempt `n + 1`: 30 s, 1 min, 2 min, … capped at 1 hour.
+pub fn backoff(attempts: i32) -> Duration {
+    let exp = attempts.clamp(1, 8) as u32 - 1;
+    Duration::seconds((30i64 << exp).min(3600))
+}
+
+fn claim_next(conn: &mut Conn, now: NaiveDateTime) -> QueryResult<Option<Job>> {
+    diesel::update(jobs::table.filter(jobs::status.eq(status::RUNNING)).filter(jobs::locked_at.lt(now - STALE_AFTER)))
+        .set((jobs::status.eq(status::QUEUED), jobs::locked_at.eq(None::<NaiveDateTime>)))
+        .execute(conn)?;
+    for _ in 0..5 {
+        let candidate: Option<i64> = jobs::table
+            .filter(jobs::status.eq(status::QUEUED))
+            .filter(jobs::run_at.le(now))
+            .order((jobs::run_at.asc(), jobs::id.asc()))
+            .select(jobs::id)
+            .first(conn)
+            .optional()?;
+        let Some(id) = candidate else { return Ok(None) };
+        let won = diesel::update(jobs::table.find(id).filter(jobs::status.eq(status::QUEUED)))
+            .set((
+                jobs::status.eq(status::RUNNING),
+                jobs::locked_at.eq(now),
+                jobs::attempts.eq(jobs::attempts + 1),
+                jobs::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+        if won == 1 {
+            return jobs::table.find(id).select(Job::as_select()).first(conn).optional();
+        }
+    }
+    Ok(None)
+}
+
+fn finish(conn: &mut Conn, job: &Job, outcome: Result<(), String>, now: NaiveDateTime) -> QueryResult<()> {
+    match outcome {
+        Ok(()) => diesel::update(jobs::table.find(job.id))
+            .set((
+                jobs::status.eq(status::DONE),
+                jobs::finished_at.eq(now),
+                jobs::updated_at.eq(now),
+                jobs::locked_at.eq(None::<NaiveDateTime>),
+                jobs::last_error.eq(None::<String>),
+                // A finished job keeps no personal data (links, addresses).
+                jobs::payload.eq("{}"),
+            ))
+            .execute(conn)
+            .map(|_| ()),
+        Err(error) => {
+            let dead = job.attempts >= job.max_attempts;
+            diesel::update(jobs::table.find(job.id))
+                .set((
+                    jobs::status.eq(if dead { status::DEAD } else { status::QUEUED }),
+                    jobs::run_at.eq(now + backoff(job.attempts)),
+                    jobs::last_error.eq(error.chars().take(2000).collect::<String>()),
+                    jobs::updated_at.eq(now),
+                    jobs::locked_at.eq(None::<NaiveDateTime>),
+                    jobs::finished_at.eq(if dead { Some(now) } else { None }),
+                ))
+                .execute(conn)
+                .map(|_| ())
+        }
+    }
+}
+
+/// Puts a dead (or waiting) job back at the front of the queue with fresh attempts.
+pub fn retry(conn: &mut Conn, id: i64) -> QueryResult<bool> {
+    let now = crate::db::now();
+    let n = diesel::update(
+        jobs::table.find(id).filter(jobs::status.ne(status::RUNNING)).filter(jobs::status.ne(status::DONE)),
+    )
+    .set((
+        jobs::status.eq(status::QUEUED),
+        jobs::attempts.eq(0),
+        jobs::run_at.eq(now),
+        jobs::finished_at.eq(None::<NaiveDateTime>),
+        jobs::updated_at.eq(now),
+    ))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+pub fn recent(conn: &mut Conn, only_status: Option<&str>, limit: i64) -> QueryResult<Vec<Job>> {
+    let mut query = jobs::table.select(Job::as_select()).order(jobs::id.desc()).limit(limit).into_boxed();
+    if let Some(s) = only_status {
+        query = query.filter(jobs::status.eq(s.to_string()));
+    }
+    query.load(conn)
+}
+
+pub fn counts(conn: &mut Conn) -> QueryResult<Vec<(String, i64)>> {
+    jobs::table.group_by(jobs::status).select((jobs::status, diesel::dsl::count_star())).load(conn)
+}
+
+/// Everything a handler may use.
+#[derive(Clone)]
+pub struct Worker {
+    pub db: Db,
+    pub mailer: Arc<Mailer>,
+}
+
+impl Worker {
+    async fn handle(&self, job: &Job) -> Result<(), String> {
+        let payload: serde_json::Value = serde_json::from_str(&job.payload).map_err(|e| format!("bad payload: {e}"))?;
+        match job.kind.as_str() {
+            crate::notify::SEND_EMAIL => {
+                let mailer = self.mailer.clone();
+                let job_id = job.id;
+                tokio::task::spawn_blocking(move || mailer.deliver(job_id, &payload))
+                    .await
+                    .map_err(|e| e.to_string())?
+            }
+            other => Err(format!("no handler for job kind '{other}'")),
+        }
+    }
+
+    /// Runs due jobs until none is left; returns how many ran.
+    pub async fn run_due(&self) -> Result<usize, DbError> {
+        let mut ran = 0;
+        loop {
+            let next = self.db.run(|conn| claim_next(conn, crate::db::now()).map_err(DbError::from)).await?;
+            let Some(job) = next else { return Ok(ran) };
+            let outcome = self.handle(&job).await;
+            if let Err(e) = &outcome {
+                tracing::warn!(job = job.id, kind = %job.kind, attempt = job.attempts, error = %e, "job failed");
+            }
+            self.db.run(move |conn| finish(conn, &job, outcome, crate::db::now()).map_err(DbError::from)).await?;
+            ran += 1;
+        }
+    }
+
+    /// The worker loop: polls once a second.
+    pub async fn run_forever(self) {
+        loop {
+            if let Err(e) = self.run_due().await {
+                tracing::error!(error = %e, "job worker");
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert_eq!(backoff(1), Duration::seconds(30));
+        assert_eq!(backoff(2), Duration::seconds(60));
+        assert_eq!(backoff(20), Duration::seconds(3600));
+    }
+}

@@ -1,0 +1,128 @@
+//! Lyceum: a learning platform. `build_rocket` is the one place where routes,
+//! fairings and state are assembled; `cli` holds the commands.
+
+pub mod accounts;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod demo;
+pub mod jobs;
+pub mod notify;
+pub mod staff;
+pub mod web;
+
+use std::sync::Arc;
+
+use rocket::{Build, Rocket, catchers, routes};
+
+use crate::config::{Config, ConfigError};
+use crate::db::{Db, DbError};
+use crate::notify::{Mailer, MailerError};
+use crate::web::page::{SiteInfo, TemplateError, Templates};
+use crate::web::ratelimit::RateLimits;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    Templates(#[from] TemplateError),
+    #[error(transparent)]
+    Mailer(#[from] MailerError),
+    #[error("demo seed: {0}")]
+    Seed(String),
+}
+
+/// Opens and migrates the database, seeding demo accounts in demo mode.
+pub fn open_database(config: &Config) -> Result<Db, StartError> {
+    let db = Db::connect(&config.database_url, config.db_pool_size)?;
+    db.migrate()?;
+    if config.demo {
+        let mut conn = db.get()?;
+        demo::seed_if_empty(&mut conn).map_err(StartError::Seed)?;
+    }
+    Ok(db)
+}
+
+pub fn worker(config: &Config, db: Db) -> Result<jobs::Worker, StartError> {
+    Ok(jobs::Worker { db, mailer: Arc::new(Mailer::new(config)?) })
+}
+
+pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
+    use base64::Engine;
+    let secret = config.resolve_secret()?;
+    // Rocket takes exactly 64 bytes; any longer or shorter (≥ 32) secret is stretched.
+    let secret = if secret.len() == 64 {
+        secret
+    } else {
+        use sha2::Digest;
+        sha2::Sha512::digest(&secret).to_vec()
+    };
+    let db = open_database(&config)?;
+    let templates = Templates::load()?;
+    let worker = worker(&config, db.clone())?;
+    let site = SiteInfo {
+        name: "Lyceum".into(),
+        demo: config.demo,
+        demo_accounts: if config.demo { demo::accounts() } else { Vec::new() },
+        notice: None,
+    };
+    let figment = rocket::Config::figment()
+        .merge(("address", config.address.clone()))
+        .merge(("port", config.port))
+        .merge(("secret_key", base64::engine::general_purpose::STANDARD.encode(&secret)))
+        .merge(("log_level", rocket::config::LogLevel::Off))
+        .merge(("cli_colors", false))
+        .merge(("limits.form", 64 * 1024));
+    let mut rocket = rocket::custom(figment)
+        .manage(RateLimits::per_minute(config.rate_limit_per_minute))
+        .manage(db)
+        .manage(templates)
+        .manage(site)
+        .attach(web::fairings::RequestContext)
+        .attach(web::fairings::SecurityHeaders)
+        .register("/", catchers![web::error::default_catcher])
+        .mount("/", routes![web::assets::asset])
+        .mount(
+            "/",
+            routes![
+                accounts::routes::home,
+                accounts::routes::dashboard,
+                accounts::routes::signup_form,
+                accounts::routes::signup,
+                accounts::routes::signin_form,
+                accounts::routes::signin,
+                accounts::routes::signout,
+                accounts::routes::verify_email,
+                accounts::routes::resend_verification,
+                accounts::routes::forgot_form,
+                accounts::routes::forgot,
+                accounts::routes::reset_form,
+                accounts::routes::reset,
+                accounts::routes::settings,
+                accounts::routes::update_profile,
+                accounts::routes::change_email,
+                accounts::routes::confirm_email,
+                accounts::routes::change_password,
+                accounts::routes::end_other_sessions,
+                accounts::routes::parent_consent_form,
+                accounts::routes::parent_consent,
+                notify::routes::outbox,
+                notify::routes::message,
+                staff::index,
+                staff::job_list,
+                staff::retry_job,
+            ],
+        );
+    if config.worker {
+        let background = worker.clone();
+        rocket = rocket.attach(rocket::fairing::AdHoc::on_liftoff("job worker", move |_| {
+            Box::pin(async move {
+                tokio::spawn(background.run_forever());
+            })
+        }));
+    }
+    Ok(rocket.manage(worker).manage(config))
+}

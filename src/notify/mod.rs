@@ -1,0 +1,150 @@
+//! Email: every message is a job (`send_email`) carrying the recipient, a
+//! subject and a template context; the worker renders a plain-text and an HTML
+//! part from `templates/email/` and hands them to the transport: SMTP when
+//! configured, otherwise `.eml` files in `data/outbox` that staff (and anyone,
+//! in demo mode) can read in the site. Must not decide *whether* to write to
+//! someone: callers do that.
+
+pub mod routes;
+
+use std::path::PathBuf;
+
+use diesel::QueryResult;
+use lettre::message::{Mailbox, MultiPart, header::MessageId};
+use lettre::{Message, SmtpTransport, Transport};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::config::Config;
+use crate::db::Conn;
+use crate::web::Templates;
+
+pub const SEND_EMAIL: &str = "send_email";
+
+/// Queues an email in the caller's transaction.
+pub fn enqueue_email(conn: &mut Conn, to: &str, subject: &str, template: &str, ctx: Value) -> QueryResult<i64> {
+    crate::jobs::enqueue(conn, SEND_EMAIL, &json!({ "to": to, "subject": subject, "template": template, "ctx": ctx }))
+}
+
+enum Transport_ {
+    Outbox(PathBuf),
+    Smtp(Box<SmtpTransport>),
+}
+
+pub struct Mailer {
+    templates: Templates,
+    transport: Transport_,
+    from: Mailbox,
+    base_url: String,
+    site_name: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MailerError {
+    #[error("mail_from '{0}' is not a valid mailbox")]
+    From(String),
+    #[error("smtp_url: {0}")]
+    Smtp(String),
+    #[error("templates: {0}")]
+    Templates(String),
+}
+
+impl Mailer {
+    pub fn new(config: &Config) -> Result<Mailer, MailerError> {
+        let templates = Templates::load().map_err(|e| MailerError::Templates(e.to_string()))?;
+        let from = config.mail_from.parse().map_err(|_| MailerError::From(config.mail_from.clone()))?;
+        let transport = match &config.smtp_url {
+            Some(url) => Transport_::Smtp(Box::new(
+                SmtpTransport::from_url(url).map_err(|e| MailerError::Smtp(e.to_string()))?.build(),
+            )),
+            None => Transport_::Outbox(config.outbox_dir()),
+        };
+        Ok(Mailer { templates, transport, from, base_url: config.base_url(), site_name: "Lyceum".into() })
+    }
+
+    /// Renders and sends one queued email. Idempotent: the Message-ID and the
+    /// outbox file name derive from the job id, so a retry replaces, not adds.
+    pub fn deliver(&self, job_id: i64, payload: &Value) -> Result<(), String> {
+        let to = payload["to"].as_str().ok_or("payload has no recipient")?;
+        let subject = payload["subject"].as_str().ok_or("payload has no subject")?;
+        let template = payload["template"].as_str().ok_or("payload has no template")?;
+        let mut ctx = payload["ctx"].clone();
+        if let Value::Object(map) = &mut ctx {
+            map.insert("base_url".into(), json!(self.base_url));
+            map.insert("site_name".into(), json!(self.site_name));
+            map.insert("subject".into(), json!(subject));
+        }
+        let text = self.templates.render_text(&format!("email/{template}"), &ctx).map_err(|e| e.to_string())?;
+        let body_html = self.templates.render_html(&format!("email/{template}"), &ctx).map_err(|e| e.to_string())?;
+        let mut layout_ctx = ctx.clone();
+        if let Value::Object(map) = &mut layout_ctx {
+            map.insert("body".into(), json!(body_html));
+        }
+        let html = self.templates.render_html("email/layout", &layout_ctx).map_err(|e| e.to_string())?;
+        let to: Mailbox = to.parse().map_err(|e| format!("recipient: {e}"))?;
+        let domain = self.from.email.domain().to_string();
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(subject)
+            .header(MessageId::from(format!("<job-{job_id}@{domain}>")))
+            .multipart(MultiPart::alternative_plain_html(text, html))
+            .map_err(|e| e.to_string())?;
+        match &self.transport {
+            Transport_::Outbox(dir) => {
+                std::fs::create_dir_all(dir).map_err(|e| format!("outbox: {e}"))?;
+                let path = dir.join(format!("{job_id:010}.eml"));
+                let tmp = dir.join(format!(".{job_id:010}.eml.tmp"));
+                std::fs::write(&tmp, message.formatted()).map_err(|e| format!("outbox: {e}"))?;
+                std::fs::rename(&tmp, &path).map_err(|e| format!("outbox: {e}"))
+            }
+            Transport_::Smtp(smtp) => smtp.send(&message).map(|_| ()).map_err(|e| format!("smtp: {e}")),
+        }
+    }
+}
+
+/// One message of the file outbox, decoded for reading in the site.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutboxMessage {
+    pub id: String,
+    pub to: String,
+    pub subject: String,
+    pub date: String,
+    pub text: String,
+    /// Links found in the text, so they can be followed with one click.
+    pub links: Vec<String>,
+}
+
+/// Messages in the outbox folder, newest first.
+pub fn read_outbox(dir: &std::path::Path, limit: usize) -> Vec<OutboxMessage> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut names: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".eml") && !n.starts_with('.'))
+        .collect();
+    names.sort_unstable_by(|a, b| b.cmp(a));
+    names.into_iter().take(limit).filter_map(|n| read_message(dir, n.trim_end_matches(".eml"))).collect()
+}
+
+pub fn read_message(dir: &std::path::Path, id: &str) -> Option<OutboxMessage> {
+    if !id.chars().all(|c| c.is_ascii_digit()) || id.is_empty() {
+        return None;
+    }
+    let raw = std::fs::read(dir.join(format!("{id}.eml"))).ok()?;
+    let parsed = mail_parser::MessageParser::default().parse(&raw)?;
+    let to = parsed.to().and_then(|a| a.first()).and_then(|a| a.address()).unwrap_or_default().to_string();
+    let text = parsed.body_text(0).map(|t| t.into_owned()).unwrap_or_default();
+    Some(OutboxMessage {
+        id: id.to_string(),
+        to,
+        subject: parsed.subject().unwrap_or_default().to_string(),
+        date: parsed.date().map(|d| d.to_rfc3339()).unwrap_or_default(),
+        text: text.clone(),
+        links: text
+            .split_whitespace()
+            .filter(|w| w.starts_with("http://") || w.starts_with("https://"))
+            .map(|w| w.trim_end_matches(['.', ',', ')', '>']).to_string())
+            .collect(),
+    })
+}

@@ -1,0 +1,49 @@
+//! The operator's staff area: an overview and the job queue (with replay of
+//! dead jobs). Staff-only by the `StaffUser` guard on every route.
+
+use rocket::{State, get, post};
+use serde_json::json;
+
+use crate::db::Db;
+use crate::jobs;
+use crate::web::csrf::CsrfOnly;
+use crate::web::{AppError, AppResult, Flash, Page, StaffUser};
+
+#[get("/staff")]
+pub async fn index(_staff: StaffUser, db: &State<Db>) -> AppResult<Page> {
+    let counts = db.run(|conn| jobs::counts(conn).map_err(AppError::from)).await?;
+    let counts: serde_json::Map<String, serde_json::Value> = counts.into_iter().map(|(k, v)| (k, json!(v))).collect();
+    Ok(Page::new("staff/index", "Staff", json!({ "counts": counts })))
+}
+
+#[get("/staff/jobs?<status>")]
+pub async fn job_list(_staff: StaffUser, db: &State<Db>, status: Option<&str>) -> AppResult<Page> {
+    let filter = status
+        .filter(|s| [jobs::status::QUEUED, jobs::status::RUNNING, jobs::status::DONE, jobs::status::DEAD].contains(s))
+        .map(str::to_string);
+    let f = filter.clone();
+    let list = db.run(move |conn| jobs::recent(conn, f.as_deref(), 200).map_err(AppError::from)).await?;
+    let rows: Vec<_> = list
+        .iter()
+        .map(|j| {
+            json!({
+                "id": j.id, "kind": j.kind, "status": j.status, "attempts": j.attempts, "max_attempts": j.max_attempts,
+                "run_at": j.run_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                "last_error": j.last_error,
+                "dead": j.status == jobs::status::DEAD,
+                "badge": match j.status.as_str() { "done" => "success", "dead" => "danger", "running" => "info", _ => "muted" },
+            })
+        })
+        .collect();
+    Ok(Page::new("staff/jobs", "Jobs", json!({ "jobs": rows, "filter": filter })))
+}
+
+#[post("/staff/jobs/<id>/retry", data = "<_form>")]
+pub async fn retry_job(_staff: StaffUser, _form: CsrfOnly, db: &State<Db>, id: i64) -> AppResult<Flash> {
+    let ok = db.run(move |conn| jobs::retry(conn, id).map_err(AppError::from)).await?;
+    Ok(if ok {
+        Flash::success("/staff/jobs", format!("Job {id} is queued again."))
+    } else {
+        Flash::error("/staff/jobs", format!("Job {id} cannot be retried (unknown, running or done)."))
+    })
+}

@@ -1,0 +1,199 @@
+//! One error type for the web layer, mapped once to an HTML error page or an
+//! RFC 9457 problem document depending on what the client accepts.
+
+use rocket::http::{ContentType, Header, Status};
+use rocket::request::Request;
+use rocket::response::{self, Redirect, Responder, Response};
+
+use crate::db::DbError;
+use crate::web::fairings::RequestId;
+use crate::web::page::Templates;
+
+pub type AppResult<T> = Result<T, AppError>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("The page you asked for does not exist.")]
+    NotFound,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("Please sign in to continue.")]
+    Unauthorized,
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unprocessable(String),
+    #[error("Too many attempts. Please wait {retry_after} seconds and try again.")]
+    RateLimited { retry_after: u64 },
+    #[error("{0}")]
+    Db(#[from] DbError),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<diesel::result::Error> for AppError {
+    fn from(e: diesel::result::Error) -> Self {
+        AppError::Db(DbError::Query(e))
+    }
+}
+
+impl AppError {
+    pub fn status(&self) -> Status {
+        match self {
+            AppError::NotFound => Status::NotFound,
+            AppError::Forbidden(_) => Status::Forbidden,
+            AppError::Unauthorized => Status::Unauthorized,
+            AppError::BadRequest(_) => Status::BadRequest,
+            AppError::Unprocessable(_) => Status::UnprocessableEntity,
+            AppError::RateLimited { .. } => Status::TooManyRequests,
+            AppError::Db(_) | AppError::Internal(_) => Status::InternalServerError,
+        }
+    }
+
+    /// What the client is told: internal details stay in the log.
+    fn public_detail(&self) -> String {
+        match self {
+            AppError::Db(_) | AppError::Internal(_) => {
+                "Something went wrong on our side. The error has been logged; please try again.".into()
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
+/// Detail text a guard leaves for the catcher that renders its failure.
+#[derive(Debug, Default, Clone)]
+pub struct ErrorDetail(pub Option<String>);
+
+pub fn set_detail(req: &Request<'_>, detail: impl Into<String>) {
+    let detail = detail.into();
+    req.local_cache(|| ErrorDetail(Some(detail)));
+}
+
+/// JSON when the client prefers it (API clients, `fetch` with JSON accept).
+pub fn wants_json(req: &Request<'_>) -> bool {
+    if req.uri().path().starts_with("/api/") {
+        return true;
+    }
+    match req.accept() {
+        Some(accept) => {
+            let preferred = accept.preferred().media_type();
+            preferred.is_json() || (preferred.top() == "application" && preferred.sub().as_str().ends_with("json"))
+        }
+        None => false,
+    }
+}
+
+fn title_for(status: Status) -> &'static str {
+    match status.code {
+        400 => "Bad request",
+        401 => "Sign-in required",
+        403 => "Not allowed",
+        404 => "Page not found",
+        413 => "Too large",
+        422 => "Cannot process this request",
+        429 => "Too many requests",
+        _ if status.code >= 500 => "Server error",
+        _ => status.reason_lossy(),
+    }
+}
+
+/// Renders an error for `status` as HTML or problem JSON.
+pub fn render_error<'o>(req: &Request<'_>, status: Status, detail: &str, retry_after: Option<u64>) -> Response<'o> {
+    let request_id = req.local_cache(RequestId::default).0.clone();
+    let title = title_for(status);
+    let (content_type, body) = if wants_json(req) {
+        let problem = serde_json::json!({
+            "type": "about:blank",
+            "title": title,
+            "status": status.code,
+            "detail": detail,
+            "instance": req.uri().path().as_str(),
+            "request_id": request_id,
+        });
+        (ContentType::new("application", "problem+json"), problem.to_string())
+    } else {
+        let html = req
+            .rocket()
+            .state::<Templates>()
+            .and_then(|t| {
+                let ctx = serde_json::json!({
+                    "code": status.code, "title": title, "detail": detail, "request_id": request_id,
+                });
+                t.render_page(req, "errors/error", title, ctx).ok()
+            })
+            .unwrap_or_else(|| format!("<!doctype html><title>{title}</title><h1>{title}</h1>"));
+        (ContentType::HTML, html)
+    };
+    let mut response = Response::build();
+    response.status(status).header(content_type).sized_body(body.len(), std::io::Cursor::new(body));
+    if let Some(seconds) = retry_after {
+        response.header(Header::new("Retry-After", seconds.to_string()));
+    }
+    response.finalize()
+}
+
+impl<'r> Responder<'r, 'static> for AppError {
+    fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
+        let status = self.status();
+        if status.code >= 500 {
+            let id = req.local_cache(RequestId::default).0.clone();
+            tracing::error!(request_id = %id, error = %self, "request failed");
+        }
+        if let AppError::Unauthorized = self
+            && !wants_json(req)
+        {
+            let next = req.uri().to_string();
+            return Redirect::to(format!("/signin?next={}", crate::web::page::url_encode(&next))).respond_to(req);
+        }
+        let retry = match self {
+            AppError::RateLimited { retry_after } => Some(retry_after),
+            _ => None,
+        };
+        Ok(render_error(req, status, &self.public_detail(), retry))
+    }
+}
+
+/// Catchers: every status Rocket produces on its own (unknown route, failed
+/// guard, bad form) goes through the same renderer.
+#[rocket::catch(default)]
+pub fn default_catcher(status: Status, req: &Request<'_>) -> CatcherResponse {
+    let detail = req.local_cache(ErrorDetail::default).0.clone();
+    let detail = detail.unwrap_or_else(|| match status.code {
+        400 => "The request could not be understood. Please check what you sent and try again.".into(),
+        401 => "Please sign in to continue.".into(),
+        403 => "You are not allowed to do that.".into(),
+        404 => "The page you asked for does not exist.".into(),
+        413 => "What you sent is larger than this form accepts.".into(),
+        415 => "This endpoint does not accept that content type.".into(),
+        422 => "Some of what you sent could not be processed. Please check the form and try again.".into(),
+        429 => "Too many attempts. Please wait a minute and try again.".into(),
+        _ if status.code >= 500 => "Something went wrong on our side. Please try again.".into(),
+        _ => status.reason_lossy().to_string(),
+    });
+    if status == Status::Unauthorized && !wants_json(req) {
+        let next = req.uri().to_string();
+        return CatcherResponse::Redirect(Redirect::to(format!(
+            "/signin?next={}",
+            crate::web::page::url_encode(&next)
+        )));
+    }
+    let retry = req.local_cache(ratelimit::RetryAfter::default).0;
+    CatcherResponse::Error(render_error(req, status, &detail, retry))
+}
+
+use crate::web::ratelimit;
+
+pub enum CatcherResponse {
+    Redirect(Redirect),
+    Error(Response<'static>),
+}
+
+impl<'r> Responder<'r, 'static> for CatcherResponse {
+    fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
+        match self {
+            CatcherResponse::Redirect(r) => r.respond_to(req),
+            CatcherResponse::Error(r) => Ok(r),
+        }
+    }
+}

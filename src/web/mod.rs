@@ -1,0 +1,17 @@
+//! The HTTP edge: request guards (current user, staff, client info), the CSRF
+//! form guard, responders (pages, problem documents, flash redirects),
+//! catchers and fairings. Holds no business rules and issues no SQL of its own
+//! beyond resolving the session through `accounts`.
+
+pub mod assets;
+pub mod csrf;
+pub mod error;
+pub mod fairings;
+pub mod guards;
+pub mod page;
+pub mod ratelimit;
+
+pub use csrf::CsrfForm;
+pub use error::{AppError, AppResult};
+pub use guards::{ClientInfo, CurrentUser, StaffUser};
+pub use page::{Flash, Page, Templates};

@@ -1,0 +1,217 @@
+//! Server-rendered pages: the Handlebars registries (HTML-escaped pages and
+//! unescaped plain-text email bodies), the `Page` responder that wraps a page in
+//! the layout, and flash messages carried in a private cookie.
+
+use handlebars::Handlebars;
+use rocket::http::{ContentType, Cookie, Status};
+use rocket::request::Request;
+use rocket::response::{self, Redirect, Responder, Response};
+use rust_embed::RustEmbed;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::web::csrf;
+use crate::web::fairings::RequestId;
+use crate::web::guards::SessionState;
+
+#[derive(RustEmbed)]
+#[folder = "templates/"]
+#[include = "*.hbs"]
+struct TemplateFiles;
+
+/// Site-wide facts the layout shows on every page.
+#[derive(Debug, Clone, Serialize)]
+pub struct SiteInfo {
+    pub name: String,
+    pub demo: bool,
+    pub demo_accounts: Vec<DemoAccount>,
+    pub notice: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DemoAccount {
+    pub role: String,
+    pub email: String,
+    pub password: String,
+}
+
+pub struct Templates {
+    html: Handlebars<'static>,
+    text: Handlebars<'static>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("template {0}: {1}")]
+    Register(String, String),
+    #[error("rendering {0}: {1}")]
+    Render(String, String),
+}
+
+impl Templates {
+    /// Loads every `*.hbs` under `templates/`: `*.txt.hbs` into the plain-text
+    /// registry (emails), everything else into the HTML registry.
+    pub fn load() -> Result<Templates, TemplateError> {
+        let mut html = Handlebars::new();
+        let mut text = Handlebars::new();
+        text.register_escape_fn(handlebars::no_escape);
+        html.set_strict_mode(false);
+        for path in TemplateFiles::iter() {
+            let file =
+                TemplateFiles::get(&path).ok_or_else(|| TemplateError::Register(path.to_string(), "missing".into()))?;
+            let source = String::from_utf8_lossy(&file.data).into_owned();
+            if let Some(name) = path.strip_suffix(".txt.hbs") {
+                text.register_template_string(name, source)
+                    .map_err(|e| TemplateError::Register(path.to_string(), e.to_string()))?;
+            } else if let Some(name) = path.strip_suffix(".hbs") {
+                html.register_template_string(name, &source)
+                    .map_err(|e| TemplateError::Register(path.to_string(), e.to_string()))?;
+                if let Some(partial) = name.strip_prefix("partials/") {
+                    html.register_partial(partial, source)
+                        .map_err(|e| TemplateError::Register(path.to_string(), e.to_string()))?;
+                }
+            }
+        }
+        Ok(Templates { html, text })
+    }
+
+    pub fn render_html(&self, name: &str, ctx: &Value) -> Result<String, TemplateError> {
+        self.html.render(name, ctx).map_err(|e| TemplateError::Render(name.into(), e.to_string()))
+    }
+
+    pub fn render_text(&self, name: &str, ctx: &Value) -> Result<String, TemplateError> {
+        self.text.render(name, ctx).map_err(|e| TemplateError::Render(name.into(), e.to_string()))
+    }
+
+    /// Renders `name` with `ctx` inside the layout, adding what every page shows:
+    /// the signed-in user, the CSRF token, the flash message, the site facts.
+    pub fn render_page(&self, req: &Request<'_>, name: &str, title: &str, ctx: Value) -> Result<String, TemplateError> {
+        let globals = layout_globals(req, title);
+        let mut page_ctx = globals.clone();
+        merge(&mut page_ctx, ctx);
+        let body = self.render_html(name, &page_ctx)?;
+        let mut layout_ctx = globals;
+        merge(&mut layout_ctx, json!({ "body": body, "nav": page_ctx.get("nav").cloned().unwrap_or(Value::Null) }));
+        self.render_html("layout", &layout_ctx)
+    }
+}
+
+fn merge(into: &mut Value, from: Value) {
+    if let (Value::Object(a), Value::Object(b)) = (into, from) {
+        for (k, v) in b {
+            a.insert(k, v);
+        }
+    }
+}
+
+fn layout_globals(req: &Request<'_>, title: &str) -> Value {
+    let session = req.local_cache(SessionState::default);
+    let user = session.user.as_ref().map(|u| {
+        json!({
+            "username": u.username,
+            "first_name": u.first_name,
+            "is_staff": u.is_staff(),
+            "verified": u.email_verified,
+        })
+    });
+    let site = req.rocket().state::<SiteInfo>().cloned();
+    json!({
+        "title": title,
+        "user": user,
+        "csrf_token": csrf::token(req),
+        "flash": take_flash(req),
+        "site": site,
+        "request_id": req.local_cache(RequestId::default).0,
+        "path": req.uri().path().as_str(),
+    })
+}
+
+/// A page: a template, its context, a title and a status.
+pub struct Page {
+    template: &'static str,
+    title: String,
+    context: Value,
+    status: Status,
+}
+
+impl Page {
+    pub fn new(template: &'static str, title: impl Into<String>, context: Value) -> Page {
+        Page { template, title: title.into(), context, status: Status::Ok }
+    }
+
+    /// Form re-rendered with field errors answers 422, as the issue asks.
+    pub fn with_status(mut self, status: Status) -> Page {
+        self.status = status;
+        self
+    }
+}
+
+impl<'r> Responder<'r, 'static> for Page {
+    fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
+        let templates = req.rocket().state::<Templates>().ok_or(Status::InternalServerError)?;
+        let html = templates.render_page(req, self.template, &self.title, self.context).map_err(|e| {
+            tracing::error!(error = %e, "template failed");
+            Status::InternalServerError
+        })?;
+        Response::build()
+            .status(self.status)
+            .header(ContentType::HTML)
+            .sized_body(html.len(), std::io::Cursor::new(html))
+            .ok()
+    }
+}
+
+const FLASH_COOKIE: &str = "lyceum_flash";
+
+#[derive(Debug, Serialize, Deserialize)]
+struct FlashMessage {
+    kind: String,
+    message: String,
+}
+
+fn take_flash(req: &Request<'_>) -> Option<Value> {
+    let cookie = req.cookies().get_private(FLASH_COOKIE)?;
+    req.cookies().remove_private(Cookie::build(FLASH_COOKIE).path("/"));
+    let msg: FlashMessage = serde_json::from_str(cookie.value()).ok()?;
+    Some(json!({ "kind": msg.kind, "message": msg.message }))
+}
+
+/// A redirect that shows a message on the next page.
+pub struct Flash {
+    to: String,
+    kind: &'static str,
+    message: String,
+}
+
+impl Flash {
+    pub fn success(to: impl Into<String>, message: impl Into<String>) -> Flash {
+        Flash { to: to.into(), kind: "success", message: message.into() }
+    }
+    pub fn info(to: impl Into<String>, message: impl Into<String>) -> Flash {
+        Flash { to: to.into(), kind: "info", message: message.into() }
+    }
+    pub fn error(to: impl Into<String>, message: impl Into<String>) -> Flash {
+        Flash { to: to.into(), kind: "error", message: message.into() }
+    }
+}
+
+impl<'r> Responder<'r, 'static> for Flash {
+    fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
+        let value = serde_json::to_string(&FlashMessage { kind: self.kind.into(), message: self.message })
+            .map_err(|_| Status::InternalServerError)?;
+        req.cookies().add_private(csrf::essential_cookie(csrf::is_tls(req), FLASH_COOKIE, value));
+        Redirect::to(self.to).respond_to(req)
+    }
+}
+
+pub fn url_encode(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// Only same-site relative paths are followed after sign-in (no open redirect).
+pub fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
+        _ => "/dashboard".to_string(),
+    }
+}

@@ -1,0 +1,80 @@
+//! The job queue: retries with backoff, dead letters, replay by staff.
+
+use diesel::prelude::*;
+use lyceum::db::schema::jobs;
+use lyceum::jobs::{self as queue, status};
+use rocket::http::Status;
+
+use crate::common::TestApp;
+use crate::on_both;
+
+async fn retries_and_dead_letters(app: TestApp) {
+    let db = app.db();
+    let id = {
+        let mut conn = db.get().unwrap();
+        queue::enqueue(&mut conn, "no_such_kind", &serde_json::json!({})).unwrap()
+    };
+    // Each failure pushes the next run into the future; make it due again and rerun.
+    for attempt in 1..=queue::DEFAULT_MAX_ATTEMPTS {
+        assert_eq!(app.run_jobs().await, 1, "attempt {attempt}");
+        let mut conn = db.get().unwrap();
+        let (st, attempts, err): (String, i32, Option<String>) =
+            jobs::table.find(id).select((jobs::status, jobs::attempts, jobs::last_error)).first(&mut conn).unwrap();
+        assert_eq!(attempts, attempt);
+        assert!(err.unwrap().contains("no handler"));
+        if attempt < queue::DEFAULT_MAX_ATTEMPTS {
+            assert_eq!(st, status::QUEUED);
+            assert_eq!(app.run_jobs().await, 0, "not due yet (backoff)");
+            diesel::update(jobs::table.find(id)).set(jobs::run_at.eq(lyceum::db::now())).execute(&mut conn).unwrap();
+        } else {
+            assert_eq!(st, status::DEAD);
+        }
+    }
+    // Staff see it and can replay it.
+    let mut conn = db.get().unwrap();
+    lyceum::accounts::service::ensure_staff(&mut conn, "ops@example.org", None, "Op", "Erator").unwrap();
+    drop(conn);
+    let staff = app.sign_up("grace").await;
+    lyceum::accounts::service::ensure_staff(&mut db.get().unwrap(), &staff.email, None, "G", "H").unwrap();
+    app.sign_in(&staff, false).await;
+    let (s, body) = app.get("/staff/jobs?status=dead").await;
+    assert_eq!(s, Status::Ok);
+    assert!(body.contains("no_such_kind"));
+    let res = app.post_form(&format!("/staff/jobs/{id}/retry"), &[]).await;
+    assert_eq!(res.status(), Status::SeeOther);
+    let st: String = jobs::table.find(id).select(jobs::status).first(&mut db.get().unwrap()).unwrap();
+    assert_eq!(st, status::QUEUED);
+}
+on_both!(jobs_retry_with_backoff_then_wait_in_the_dead_letter_queue, retries_and_dead_letters);
+
+async fn email_is_sent_through_jobs(app: TestApp) {
+    let ada = app.sign_up("ada").await;
+    assert!(
+        lyceum::notify::read_outbox(&app.config.outbox_dir(), 10).is_empty(),
+        "nothing sent before the worker runs"
+    );
+    assert_eq!(app.run_jobs().await, 1);
+    let messages = lyceum::notify::read_outbox(&app.config.outbox_dir(), 10);
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].to, ada.email);
+    assert!(messages[0].text.contains("/verify-email/"));
+    let raw = std::fs::read_to_string(app.config.outbox_dir().join(format!("{}.eml", messages[0].id))).unwrap();
+    assert!(raw.contains("multipart/alternative") && raw.contains("text/plain") && raw.contains("text/html"));
+    // A finished job keeps no personal data.
+    let payload: String = jobs::table.select(jobs::payload).first(&mut app.db().get().unwrap()).unwrap();
+    assert_eq!(payload, "{}");
+}
+on_both!(email_goes_through_the_queue_with_text_and_html_parts, email_is_sent_through_jobs);
+
+#[rocket::async_test]
+async fn smtp_transport_delivers_to_a_real_server() {
+    let Ok(url) = std::env::var("LYCEUM_TEST_SMTP_URL") else {
+        crate::common::service_missing("SMTP", "LYCEUM_TEST_SMTP_URL");
+        return;
+    };
+    let app = TestApp::sqlite_with(|c| c.smtp_url = Some(url)).await;
+    app.sign_up("ada").await;
+    assert_eq!(app.run_jobs().await, 1);
+    let state: String = jobs::table.select(jobs::status).first(&mut app.db().get().unwrap()).unwrap();
+    assert_eq!(state, status::DONE, "the SMTP server accepted the message");
+}

@@ -1,0 +1,10 @@
+//! One integration-test binary, a module per area.
+
+mod common;
+
+mod accounts;
+mod browser;
+mod hostile;
+mod jobs;
+mod schema;
+mod security;

@@ -1,0 +1,47 @@
+//! Both backends end up with the same tables and columns.
+
+use diesel::prelude::*;
+use diesel::sql_types::Text;
+use lyceum::db::{Db, DbConnection};
+
+#[derive(QueryableByName, PartialEq, Eq, PartialOrd, Ord, Debug)]
+struct Column {
+    #[diesel(sql_type = Text)]
+    table_name: String,
+    #[diesel(sql_type = Text)]
+    column_name: String,
+}
+
+fn columns(db: &Db) -> Vec<Column> {
+    let mut conn = db.get().unwrap();
+    let mut cols: Vec<Column> = match &mut *conn {
+        DbConnection::Sqlite(c) => diesel::sql_query(
+            "SELECT m.name AS table_name, p.name AS column_name FROM sqlite_master m JOIN pragma_table_info(m.name) p \
+             WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name <> '__diesel_schema_migrations'",
+        )
+        .load(c)
+        .unwrap(),
+        DbConnection::Pg(c) => diesel::sql_query(
+            "SELECT table_name::text AS table_name, column_name::text AS column_name FROM information_schema.columns \
+             WHERE table_schema = 'public' AND table_name <> '__diesel_schema_migrations'",
+        )
+        .load(c)
+        .unwrap(),
+    };
+    cols.sort();
+    cols
+}
+
+#[test]
+fn both_backends_have_the_same_tables_and_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = Db::connect(&format!("sqlite://{}", dir.path().join("s.db").display()), 1).unwrap();
+    sqlite.migrate().unwrap();
+    let sqlite_cols = columns(&sqlite);
+    assert!(sqlite_cols.iter().any(|c| c.table_name == "users" && c.column_name == "password_hash"));
+    let Some(pg) = crate::common::postgres::TestDatabase::create() else { return };
+    let postgres = Db::connect(&pg.url, 1).unwrap();
+    let pg_cols = columns(&postgres);
+    drop(postgres);
+    assert_eq!(sqlite_cols, pg_cols);
+}

@@ -1,0 +1,137 @@
+//! CSRF, cookies, rate limits, security headers and error documents.
+
+use rocket::http::{Header, Status};
+
+use crate::common::{TestApp, encode};
+use crate::on_both;
+
+async fn csrf_everywhere(app: TestApp) {
+    // promise: SEC-1 — every state-changing route refuses a missing or wrong CSRF token.
+    let ada = app.sign_up("ada").await;
+    app.sign_in(&ada, false).await;
+    let posts: Vec<String> = app
+        .client
+        .rocket()
+        .routes()
+        .filter(|r| r.method == rocket::http::Method::Post)
+        .map(|r| r.uri.path().to_string().replace("<token>", "sometoken").replace("<id>", "1"))
+        .collect();
+    assert!(posts.len() >= 10, "found {} POST routes", posts.len());
+    for path in &posts {
+        let res = app.post_raw(path, "first_name=x&email=a%40b.org").await;
+        assert_eq!(res.status(), Status::Forbidden, "POST {path} without a token");
+        let res = app.post_raw(path, "csrf_token=forged&first_name=x").await;
+        assert_eq!(res.status(), Status::Forbidden, "POST {path} with a forged token");
+    }
+    // A token from another browser does not work either.
+    let other = TestApp::sqlite().await;
+    let foreign = other.csrf().await;
+    let res = app
+        .post_raw("/account/profile", &encode(&[("csrf_token", &foreign), ("first_name", "X"), ("last_name", "Y")]))
+        .await;
+    assert_eq!(res.status(), Status::Forbidden);
+    // Still signed in and unchanged.
+    assert_eq!(app.signed_in_as().await.as_deref(), Some("ada"));
+}
+on_both!(sec_1_every_form_is_csrf_protected, csrf_everywhere);
+
+async fn cookie_flags(app: TestApp) {
+    // promise: SEC-1 — cookies are HttpOnly and SameSite; Secure when served over TLS.
+    let res = app.client.get("/signin").dispatch().await;
+    let cookie = res.headers().get("Set-Cookie").find(|c| c.starts_with("lyceum_csrf=")).unwrap().to_string();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && !cookie.contains("Secure"), "{cookie}");
+    let tls = TestApp::sqlite_with(|c| c.base_url = Some("https://lyceum.example".into())).await;
+    let res = tls.client.get("/signin").dispatch().await;
+    let cookie = res.headers().get("Set-Cookie").find(|c| c.starts_with("lyceum_csrf=")).unwrap().to_string();
+    assert!(cookie.contains("Secure"), "{cookie}");
+    assert!(res.headers().get_one("Strict-Transport-Security").is_some());
+}
+on_both!(sec_1_cookies_are_httponly_samesite_and_secure_over_tls, cookie_flags);
+
+async fn rate_limits(app: TestApp) {
+    // promise: SEC-6 — sign-in, sign-up, reset and resend are rate-limited with 429 + Retry-After.
+    let ada = app.sign_up("ada").await;
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let res = app.post_form("/signin", &[("login", &ada.email), ("password", "wrong password!")]).await;
+        statuses.push(res.status());
+    }
+    assert!(statuses.iter().take(3).all(|s| *s == Status::UnprocessableEntity), "{statuses:?}");
+    let res = app.post_form("/signin", &[("login", &ada.email), ("password", "wrong password!")]).await;
+    assert_eq!(res.status(), Status::TooManyRequests);
+    let retry: u64 = res.headers().get_one("Retry-After").expect("Retry-After").parse().unwrap();
+    assert!(retry >= 1);
+    assert!(res.into_string().await.unwrap().contains("Too many attempts"));
+    // Even the right password is refused while limited: guessing gains nothing.
+    let res = app.sign_in(&ada, false).await;
+    assert_eq!(res.status(), Status::TooManyRequests);
+    for path in ["/password/forgot", "/signup"] {
+        let mut last = Status::Ok;
+        for _ in 0..5 {
+            last = app.post_form(path, &[("email", "x@example.org")]).await.status();
+        }
+        assert_eq!(last, Status::TooManyRequests, "{path}");
+    }
+}
+
+async fn limited_app() -> TestApp {
+    TestApp::sqlite_with(|c| c.rate_limit_per_minute = 3).await
+}
+
+mod sec_6_sign_in_sign_up_and_reset_are_rate_limited {
+    #[rocket::async_test]
+    async fn sqlite() {
+        super::rate_limits(super::limited_app().await).await
+    }
+    #[rocket::async_test]
+    async fn postgres() {
+        if let Some(app) = crate::common::TestApp::postgres_with(|c| c.rate_limit_per_minute = 3).await {
+            super::rate_limits(app).await
+        }
+    }
+}
+
+async fn headers_and_errors(app: TestApp) {
+    let res = app.client.get("/").dispatch().await;
+    let csp = res.headers().get_one("Content-Security-Policy").unwrap();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline") && csp.contains("frame-ancestors 'none'")
+    );
+    assert_eq!(res.headers().get_one("X-Content-Type-Options"), Some("nosniff"));
+    assert!(res.headers().get_one("Referrer-Policy").is_some());
+    assert!(res.headers().get_one("X-Request-Id").is_some());
+    assert!(res.headers().get_one("Strict-Transport-Security").is_none(), "no HSTS over plain HTTP");
+
+    let (status, body) = app.get("/no/such/page").await;
+    assert_eq!(status, Status::NotFound);
+    assert!(body.contains("Page not found") && body.contains("<html"));
+    let res = app.get_json("/no/such/page").await;
+    assert_eq!(res.status(), Status::NotFound);
+    assert_eq!(res.content_type().unwrap().to_string(), "application/problem+json");
+    let problem: serde_json::Value = serde_json::from_str(&res.into_string().await.unwrap()).unwrap();
+    assert_eq!(problem["status"], 404);
+    assert_eq!(problem["title"], "Page not found");
+
+    // Signed-out visitors are sent to sign in, then back.
+    let res = app.client.get("/account").dispatch().await;
+    assert_eq!(res.status(), Status::SeeOther);
+    assert_eq!(res.headers().get_one("Location"), Some("/signin?next=%2Faccount"));
+    let res = app.client.get("/account").header(Header::new("Accept", "application/json")).dispatch().await;
+    assert_eq!(res.status(), Status::Unauthorized);
+
+    // Learners are not staff.
+    let ada = app.sign_up("ada").await;
+    app.sign_in(&ada, false).await;
+    let (status, body) = app.get("/staff").await;
+    assert_eq!(status, Status::Forbidden);
+    assert!(body.contains("staff only"));
+    let (status, _) = app.get("/outbox").await;
+    assert_eq!(status, Status::Forbidden, "outbox is staff-only outside demo mode");
+    // Open redirects are not followed after sign-in.
+    app.sign_out().await;
+    let res = app
+        .post_form("/signin", &[("login", "ada"), ("password", crate::common::PASSWORD), ("next", "//evil.example/")])
+        .await;
+    assert_eq!(res.headers().get_one("Location"), Some("/dashboard"));
+}
+on_both!(security_headers_and_error_documents, headers_and_errors);
