@@ -32,6 +32,24 @@ async fn wait_for(url: &str) {
     panic!("{url} did not come up");
 }
 
+/// Waits (up to 5 s) until an element matching `css` contains `needle`:
+/// clicks navigate asynchronously, so the old page may still be showing.
+async fn until(b: &fantoccini::Client, css: &str, needle: &str) -> String {
+    let mut last = String::new();
+    for _ in 0..50 {
+        if let Ok(el) = b.find(Locator::Css(css)).await
+            && let Ok(text) = el.text().await
+        {
+            if text.contains(needle) {
+                return text;
+            }
+            last = text;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no {css} containing {needle:?}; last seen {last:?}");
+}
+
 #[rocket::async_test]
 async fn a_person_signs_up_verifies_signs_in_changes_settings_and_signs_out() {
     let Ok(chromium) = std::env::var("LYCEUM_TEST_BROWSER") else {
@@ -78,6 +96,7 @@ async fn a_person_signs_up_verifies_signs_in_changes_settings_and_signs_out() {
         .await
         .expect("webdriver session");
     let site = format!("http://127.0.0.1:{port}");
+    b.set_window_size(1280, 1600).await.unwrap();
 
     // Sign up.
     b.goto(&format!("{site}/")).await.unwrap();
@@ -93,9 +112,11 @@ async fn a_person_signs_up_verifies_signs_in_changes_settings_and_signs_out() {
     }
     b.execute("document.getElementById('f-date_of_birth').value = '1991-03-02';", vec![]).await.unwrap();
     b.find(Locator::Css("input[name=accept_terms]")).await.unwrap().click().await.unwrap();
+    if let Ok(path) = std::env::var("LYCEUM_TEST_SCREENSHOTS") {
+        std::fs::write(format!("{path}/signup.png"), b.screenshot().await.unwrap()).unwrap();
+    }
     b.find(Locator::Css("form[action='/signup'] button[type=submit]")).await.unwrap().click().await.unwrap();
-    let flash = b.find(Locator::Css(".flash")).await.unwrap().text().await.unwrap();
-    assert!(flash.contains("We have sent you an email"), "{flash}");
+    until(&b, ".flash", "We have sent you an email").await;
 
     // Follow the link from the outbox page (the in-process worker sends it).
     let mut found = false;
@@ -109,34 +130,37 @@ async fn a_person_signs_up_verifies_signs_in_changes_settings_and_signs_out() {
     }
     assert!(found, "verification email in the outbox");
     b.find(Locator::XPath("//a[contains(., 'Confirm your email address')]")).await.unwrap().click().await.unwrap();
+    until(&b, "h1", "Confirm your email address").await;
     b.find(Locator::Css("a[href*='/verify-email/']")).await.unwrap().click().await.unwrap();
-    let flash = b.find(Locator::Css(".flash")).await.unwrap().text().await.unwrap();
-    assert!(flash.contains("confirmed"), "{flash}");
+    until(&b, ".flash", "confirmed").await;
 
     // Sign in.
     b.find(Locator::Id("f-login")).await.unwrap().send_keys("mary").await.unwrap();
     b.find(Locator::Id("f-password")).await.unwrap().send_keys("a quiet library at dawn").await.unwrap();
     b.find(Locator::Css("form[action='/signin'] button[type=submit]")).await.unwrap().click().await.unwrap();
-    let h1 = b.find(Locator::Css("h1")).await.unwrap().text().await.unwrap();
+    let h1 = until(&b, "h1", "Welcome").await;
+    if let Ok(path) = std::env::var("LYCEUM_TEST_SCREENSHOTS") {
+        std::fs::write(format!("{path}/dashboard.png"), b.screenshot().await.unwrap()).unwrap();
+    }
     assert_eq!(h1, "Welcome, Mary");
 
     // Change settings.
     b.find(Locator::LinkText("Account")).await.unwrap().click().await.unwrap();
+    until(&b, "h1", "Account settings").await;
     let first = b.find(Locator::Id("f-first_name")).await.unwrap();
     first.clear().await.unwrap();
     first.send_keys("Marie").await.unwrap();
     b.find(Locator::Css("form[action='/account/profile'] button[type=submit]")).await.unwrap().click().await.unwrap();
-    let flash = b.find(Locator::Css(".flash")).await.unwrap().text().await.unwrap();
-    assert!(flash.contains("saved"), "{flash}");
+    until(&b, ".flash", "saved").await;
     let value = b.find(Locator::Id("f-first_name")).await.unwrap().prop("value").await.unwrap();
     assert_eq!(value.as_deref(), Some("Marie"));
 
     // Sign out.
     b.find(Locator::Css("form[action='/signout'] button")).await.unwrap().click().await.unwrap();
-    let flash = b.find(Locator::Css(".flash")).await.unwrap().text().await.unwrap();
-    assert!(flash.contains("signed out"), "{flash}");
+    until(&b, ".flash", "signed out").await;
     assert!(b.find(Locator::LinkText("Sign in")).await.is_ok());
     b.goto(&format!("{site}/account")).await.unwrap();
+    until(&b, "h1", "Sign in").await;
     assert!(b.current_url().await.unwrap().as_str().contains("/signin"));
 
     b.close().await.unwrap();

@@ -141,7 +141,7 @@ impl TestApp {
             .post(path.to_string())
             .header(ContentType::Form)
             .remote(SocketAddr::new(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7)), 4000))
-            .body(body.to_string())
+            .body(body)
             .dispatch()
             .await
     }
