@@ -2,11 +2,11 @@
 //! learner with known passwords, shown on the home page so a new user can look
 //! around at once. Never runs when `demo` is off.
 
-use chrono::NaiveDate;
 use diesel::prelude::*;
 
+use crate::accounts::domain::{Email, PersonName, Username};
 use crate::accounts::roles::{self, Role};
-use crate::accounts::{TERMS_VERSION, model::NewUser, model::status, passwords};
+use crate::accounts::{passwords, service};
 use crate::db::{Conn, schema::users};
 use crate::web::page::DemoAccount;
 
@@ -31,30 +31,18 @@ pub fn seed_if_empty(conn: &mut Conn) -> Result<bool, String> {
     if count > 0 {
         return Ok(false);
     }
-    let now = crate::db::now();
     let people = [("staff", "Grace", "Hopper", true), ("learner", "Ada", "Lovelace", false)];
     for (account, (username, first, last, staff)) in accounts().iter().zip(people) {
         let hash = passwords::hash_blocking(&account.password)?;
-        let id: i64 = diesel::insert_into(users::table)
-            .values(NewUser {
-                username,
-                email: &account.email,
-                first_name: first,
-                last_name: last,
-                phone: None,
-                company: None,
-                date_of_birth: NaiveDate::from_ymd_opt(1990, 1, 1).ok_or("date")?,
-                password_hash: &hash,
-                status: status::ACTIVE,
-                email_verified_at: Some(now),
-                terms_version: TERMS_VERSION,
-                terms_accepted_at: now,
-                created_at: now,
-                updated_at: now,
-            })
-            .returning(users::id)
-            .get_result(conn)
-            .map_err(|e| e.to_string())?;
+        let id = service::insert_operator_account(
+            conn,
+            &Username::parse(username)?,
+            &Email::parse(&account.email)?,
+            &PersonName::parse(first, "first name")?,
+            &PersonName::parse(last, "last name")?,
+            &hash,
+        )
+        .map_err(|e| e.to_string())?;
         if staff {
             roles::grant(conn, id, Role::Staff, "", None).map_err(|e| e.to_string())?;
         }

@@ -568,21 +568,35 @@ pub async fn end_other_sessions(
     Ok(Flash::success("/account", format!("Signed out of {n} other device(s).")))
 }
 
-#[get("/parent-consent/<token>")]
-pub async fn parent_consent_form(token: &str, db: &State<Db>) -> AppResult<Page> {
+/// The parent-consent page for a live link (with `errors` and `values` after a
+/// failed submit), or the "link expired" page.
+async fn parent_consent_page(
+    db: &Db,
+    token: &str,
+    values: Value,
+    errors: &FieldErrors,
+) -> AppResult<Result<(Page, crate::accounts::model::User), Page>> {
     let t = token.to_string();
     let learner = db.run(move |conn| service::parent_consent_subject(conn, &t, now()).map_err(AppError::from)).await?;
     let Some(learner) = learner else {
-        return Ok(Page::new("accounts/parent_consent_done", "Link expired", json!({ "expired": true }))
-            .with_status(Status::NotFound));
+        return Ok(Err(Page::new("accounts/parent_consent_done", "Link expired", json!({ "expired": true }))
+            .with_status(Status::NotFound)));
     };
-    Ok(form_page(
+    let page = form_page(
         "accounts/parent_consent",
         "Confirm your child's account",
-        json!({}),
-        &FieldErrors::new(),
+        values,
+        errors,
         json!({ "token": token, "learner": { "first_name": learner.first_name, "username": learner.username } }),
-    ))
+    );
+    Ok(Ok((page, learner)))
+}
+
+#[get("/parent-consent/<token>")]
+pub async fn parent_consent_form(token: &str, db: &State<Db>) -> AppResult<Page> {
+    Ok(match parent_consent_page(db, token, json!({}), &FieldErrors::new()).await? {
+        Ok((page, _)) | Err(page) => page,
+    })
 }
 
 #[derive(FromForm)]
@@ -600,26 +614,16 @@ pub async fn parent_consent(
     db: &State<Db>,
     client: ClientInfo,
 ) -> AppResult<Page> {
-    let t = token.to_string();
-    let learner = db.run(move |conn| service::parent_consent_subject(conn, &t, now()).map_err(AppError::from)).await?;
-    let Some(learner) = learner else {
-        return Ok(Page::new("accounts/parent_consent_done", "Link expired", json!({ "expired": true }))
-            .with_status(Status::NotFound));
-    };
     let mut errors = FieldErrors::new();
     let name = PersonName::parse(&form.form.parent_name, "full name").map_err(|e| errors.insert("parent_name", e)).ok();
     if !form.form.confirm {
         errors.insert("confirm", "Please tick the box to confirm you are the parent or guardian and agree.".into());
     }
-    let Some(name) = name.filter(|_| errors.is_empty()) else {
-        return Ok(form_page(
-            "accounts/parent_consent",
-            "Confirm your child's account",
-            json!(form.values),
-            &errors,
-            json!({ "token": token, "learner": { "first_name": learner.first_name, "username": learner.username } }),
-        ));
+    let (page, learner) = match parent_consent_page(db, token, json!(form.values), &errors).await? {
+        Ok(found) => found,
+        Err(expired) => return Ok(expired),
     };
+    let Some(name) = name.filter(|_| errors.is_empty()) else { return Ok(page) };
     let t = token.to_string();
     let ok = db
         .run(move |conn| service::confirm_parent_consent(conn, &t, &name, &client, now()).map_err(AppError::from))

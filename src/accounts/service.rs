@@ -433,7 +433,6 @@ pub fn ensure_staff(
 ) -> Result<StaffOutcome, String> {
     use crate::accounts::roles::{self, Role};
     let email = Email::parse(email)?;
-    let now = crate::db::now();
     let existing = users::table
         .filter(users::email.eq(email.as_str()))
         .select(users::id)
@@ -454,27 +453,42 @@ pub fn ensure_staff(
         return Err(format!("the username {} is taken; pass --username", username.as_str()));
     }
     conn.transaction::<_, diesel::result::Error, _>(|conn| {
-        let id: i64 = diesel::insert_into(users::table)
-            .values(NewUser {
-                username: username.as_str(),
-                email: email.as_str(),
-                first_name: first_name.as_str(),
-                last_name: last_name.as_str(),
-                phone: None,
-                company: None,
-                date_of_birth: NaiveDate::MIN.max(NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default()),
-                password_hash: &hash,
-                status: status::ACTIVE,
-                email_verified_at: Some(now),
-                terms_version: TERMS_VERSION,
-                terms_accepted_at: now,
-                created_at: now,
-                updated_at: now,
-            })
-            .returning(users::id)
-            .get_result(conn)?;
+        let id = insert_operator_account(conn, &username, &email, &first_name, &last_name, &hash)?;
         roles::grant(conn, id, Role::Staff, "", None)
     })
     .map_err(|e| e.to_string())?;
     Ok(StaffOutcome::Created { username: username.as_str().to_string(), password })
+}
+
+/// An account made by the operator (CLI, demo seed), not through sign-up: the
+/// email counts as verified and the terms as accepted by the operator's process.
+pub fn insert_operator_account(
+    conn: &mut Conn,
+    username: &Username,
+    email: &Email,
+    first_name: &PersonName,
+    last_name: &PersonName,
+    password_hash: &str,
+) -> QueryResult<i64> {
+    let now = crate::db::now();
+    diesel::insert_into(users::table)
+        .values(NewUser {
+            username: username.as_str(),
+            email: email.as_str(),
+            first_name: first_name.as_str(),
+            last_name: last_name.as_str(),
+            phone: None,
+            company: None,
+            // Operator accounts are adults; the real date is not asked for.
+            date_of_birth: NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default(),
+            password_hash,
+            status: status::ACTIVE,
+            email_verified_at: Some(now),
+            terms_version: TERMS_VERSION,
+            terms_accepted_at: now,
+            created_at: now,
+            updated_at: now,
+        })
+        .returning(users::id)
+        .get_result(conn)
 }

@@ -4,6 +4,7 @@ mod common;
 
 mod accounts;
 mod browser;
+mod demo;
 mod hostile;
 mod jobs;
 mod schema;

@@ -1,0 +1,45 @@
+//! Demo mode: seeded accounts shown on the home page, a public outbox.
+
+use rocket::http::Status;
+
+use crate::common::{Learner, TestApp};
+
+#[rocket::async_test]
+async fn demo_mode_shows_working_credentials_and_an_open_outbox() {
+    let app = TestApp::sqlite_with(|c| c.demo = true).await;
+    let (status, home) = app.get("/").await;
+    assert_eq!(status, Status::Ok);
+    for account in lyceum::demo::accounts() {
+        assert!(home.contains(&account.email) && home.contains(&account.password));
+    }
+    let staff = lyceum::demo::accounts().remove(0);
+    let staff = Learner { username: "staff".into(), email: staff.email, password: staff.password };
+    assert_eq!(app.sign_in(&staff, false).await.status(), Status::SeeOther);
+    let (status, _) = app.get("/staff").await;
+    assert_eq!(status, Status::Ok, "the demo staff account is staff");
+    app.sign_out().await;
+    // Anyone can read the outbox in demo mode and follow a link from it.
+    let ada = app.sign_up("ada").await;
+    app.run_jobs().await;
+    let (status, outbox) = app.get("/outbox").await;
+    assert_eq!(status, Status::Ok);
+    assert!(outbox.contains("Confirm your email address"));
+    let id = regex::Regex::new(r#"href="/outbox/(\d+)""#).unwrap().captures(&outbox).unwrap()[1].to_string();
+    let (status, message) = app.get(&format!("/outbox/{id}")).await;
+    assert_eq!(status, Status::Ok);
+    assert!(message.contains(&ada.email) && message.contains("/verify-email/"));
+    // Seeding happens once: a restart on the same database adds nobody.
+    let again = lyceum::build_rocket(app.config.clone()).unwrap();
+    drop(again);
+    let mut conn = app.db().get().unwrap();
+    assert!(!lyceum::demo::seed_if_empty(&mut conn).unwrap());
+}
+
+#[rocket::async_test]
+async fn outside_demo_mode_a_default_secret_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = crate::common::test_config(dir.path(), format!("sqlite://{}", dir.path().join("x.db").display()));
+    config.secret_key = None;
+    let Err(err) = lyceum::build_rocket(config) else { panic!("started with no secret outside demo mode") };
+    assert!(err.to_string().contains("LYCEUM_SECRET_KEY"));
+}
