@@ -33,6 +33,42 @@ enum Command {
         #[command(subcommand)]
         task: AdminTask,
     },
+    /// Course packages (docs/COURSE_PACKAGE.md).
+    Course {
+        #[command(subcommand)]
+        task: CourseTask,
+    },
+    /// The course search index.
+    Search {
+        #[command(subcommand)]
+        task: SearchTask,
+    },
+}
+
+#[derive(Subcommand)]
+enum CourseTask {
+    /// Import a package (a folder or a .zip) as a new course of a member.
+    Import {
+        path: std::path::PathBuf,
+        /// The member's short name.
+        #[arg(long)]
+        member: String,
+        /// Publish the course after importing it.
+        #[arg(long)]
+        publish: bool,
+    },
+    /// Export a course as a package: a .zip when OUT ends in .zip, else a folder.
+    Export {
+        slug: String,
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum SearchTask {
+    /// Rebuild the search index from the database.
+    Reindex,
 }
 
 #[derive(Subcommand)]
@@ -113,7 +149,7 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
             let db = crate::db::Db::connect(&config.database_url, 1).map_err(|e| e.to_string())?;
             db.migrate().map_err(|e| e.to_string())?;
             let mut conn = db.get().map_err(|e| e.to_string())?;
-            if crate::demo::seed_if_empty(&mut conn)? {
+            if crate::demo::seed_if_empty(&mut conn, crate::blob_store(&config).as_ref())? {
                 println!("Demo accounts created:");
                 for a in crate::demo::accounts() {
                     println!("  {:8} {}  password: {}", a.role, a.email, a.password);
@@ -125,13 +161,16 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
         }
         Command::Worker => {
             let db = crate::open_database(&config).map_err(|e| e.to_string())?;
-            let worker = crate::worker(&config, db).map_err(|e| e.to_string())?;
+            let search = crate::search_index(&config).map_err(|e| e.to_string())?;
+            let worker = crate::worker(&config, db, search).map_err(|e| e.to_string())?;
             println!("Job worker running; Ctrl-C stops it.");
             tokio::select! {
                 _ = worker.run_forever() => Ok(()),
                 _ = tokio::signal::ctrl_c() => Ok(()),
             }
         }
+        Command::Course { task } => course_task(task, &config),
+        Command::Search { task: SearchTask::Reindex } => reindex(&config).await,
         Command::Admin { task: AdminTask::CreateStaff { email, username, first_name, last_name } } => {
             let db = crate::db::Db::connect(&config.database_url, 1).map_err(|e| e.to_string())?;
             db.migrate().map_err(|e| e.to_string())?;
@@ -154,4 +193,90 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+/// The command line acts as the operator: staff, not a particular person.
+fn operator() -> crate::accounts::SessionUser {
+    crate::accounts::SessionUser {
+        id: 0,
+        username: "operator".into(),
+        first_name: "Operator".into(),
+        last_name: String::new(),
+        email: String::new(),
+        email_verified: true,
+        roles: vec![(crate::accounts::roles::Role::Staff, String::new())],
+    }
+}
+
+fn course_task(task: CourseTask, config: &Config) -> Result<(), String> {
+    use crate::learning::{authoring, package, service, transfer};
+    let db = crate::db::Db::connect(&config.database_url, 1).map_err(|e| e.to_string())?;
+    db.migrate().map_err(|e| e.to_string())?;
+    let mut conn = db.get().map_err(|e| e.to_string())?;
+    let blobs = crate::blob_store(config);
+    match task {
+        CourseTask::Import { path, member, publish } => {
+            let pkg = if path.is_dir() {
+                package::read_dir(&path)
+            } else {
+                let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+                package::read_zip(&bytes)
+            };
+            let list = |problems: Vec<package::PackageProblem>| {
+                let lines: Vec<String> = problems.iter().map(|p| format!("  {p}")).collect();
+                format!("the package was not imported:\n{}", lines.join("\n"))
+            };
+            let pkg = pkg.map_err(list)?;
+            let member = authoring::member_by_slug(&mut conn, &member).map_err(|_| format!("no member '{member}'"))?;
+            let course = transfer::import(&mut conn, blobs.as_ref(), &operator(), &member, &pkg).map_err(list)?;
+            if publish {
+                authoring::set_published(&mut conn, &course, true, crate::db::now()).map_err(|e| e.to_string())?;
+            }
+            println!("Imported {} ({}){}.", course.title, course.slug, if publish { ", published" } else { "" });
+            Ok(())
+        }
+        CourseTask::Export { slug, out } => {
+            let course = service::course_by_slug(&mut conn, &slug).map_err(|_| format!("no course '{slug}'"))?;
+            let pkg = transfer::export(&mut conn, blobs.as_ref(), &course)?;
+            if out.extension().is_some_and(|e| e == "zip") {
+                std::fs::write(&out, package::write_zip(&pkg).map_err(|e| e.to_string())?)
+                    .map_err(|e| e.to_string())?;
+            } else {
+                package::write_dir(&pkg, &out).map_err(|e| e.to_string())?;
+            }
+            println!("Exported {} to {}.", course.slug, out.display());
+            Ok(())
+        }
+    }
+}
+
+async fn reindex(config: &Config) -> Result<(), String> {
+    use crate::learning::catalog;
+    let db = crate::db::Db::connect(&config.database_url, 2).map_err(|e| e.to_string())?;
+    db.migrate().map_err(|e| e.to_string())?;
+    let index = crate::search_index(config).map_err(|e| e.to_string())?;
+    let ids = db
+        .run(|conn| catalog::all_course_ids(conn).map_err(crate::db::DbError::from))
+        .await
+        .map_err(|e| e.to_string())?;
+    index.clear().await.map_err(|e| e.to_string())?;
+    let bar = indicatif::ProgressBar::new(ids.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} courses {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let mut indexed = 0;
+    for id in ids {
+        let doc = db
+            .run(move |conn| catalog::document(conn, id).map_err(crate::db::DbError::from))
+            .await
+            .map_err(|e| e.to_string())?;
+        if let Some((true, doc)) = doc {
+            index.upsert(vec![doc]).await.map_err(|e| e.to_string())?;
+            indexed += 1;
+        }
+        bar.inc(1);
+    }
+    bar.finish_with_message(format!("done: {indexed} published course(s) indexed with {}", index.backend_name()));
+    Ok(())
 }

@@ -33,6 +33,9 @@ pub struct Config {
     pub mail_from: String,
     /// Run the job worker inside the web process.
     pub worker: bool,
+    /// Meilisearch URL; unset means the embedded index in `data_dir/search`.
+    pub search_url: Option<String>,
+    pub search_key: Option<String>,
     pub db_pool_size: u32,
     /// Attempts per minute and client for sign-in, sign-up, reset and resend.
     pub rate_limit_per_minute: u32,
@@ -55,6 +58,8 @@ impl Default for Config {
             smtp_url: None,
             mail_from: "Lyceum <no-reply@lyceum.local>".into(),
             worker: true,
+            search_url: None,
+            search_key: None,
             db_pool_size: 8,
             rate_limit_per_minute: 10,
             session_days: 2,

@@ -7,8 +7,12 @@ pub mod config;
 pub mod db;
 pub mod demo;
 pub mod jobs;
+pub mod learning;
+pub mod media;
 pub mod notify;
+pub mod search;
 pub mod staff;
+pub mod storage;
 pub mod web;
 
 use std::sync::Arc;
@@ -33,21 +37,32 @@ pub enum StartError {
     Mailer(#[from] MailerError),
     #[error("demo seed: {0}")]
     Seed(String),
+    #[error("search index: {0}")]
+    Search(String),
 }
 
-/// Opens and migrates the database, seeding demo accounts in demo mode.
+/// Opens and migrates the database, seeding demo accounts and courses in demo mode.
 pub fn open_database(config: &Config) -> Result<Db, StartError> {
     let db = Db::connect(&config.database_url, config.db_pool_size)?;
     db.migrate()?;
     if config.demo {
         let mut conn = db.get()?;
-        demo::seed_if_empty(&mut conn).map_err(StartError::Seed)?;
+        demo::seed_if_empty(&mut conn, blob_store(config).as_ref()).map_err(StartError::Seed)?;
     }
     Ok(db)
 }
 
-pub fn worker(config: &Config, db: Db) -> Result<jobs::Worker, StartError> {
-    Ok(jobs::Worker { db, mailer: Arc::new(Mailer::new(config)?) })
+pub fn blob_store(config: &Config) -> Arc<dyn storage::BlobStore> {
+    Arc::new(storage::LocalBlobs::new(config.data_dir.join("blobs")))
+}
+
+pub fn search_index(config: &Config) -> Result<Arc<dyn search::SearchIndex>, StartError> {
+    search::open(&config.data_dir, config.search_url.as_deref(), config.search_key.as_deref(), "courses")
+        .map_err(|e| StartError::Search(e.to_string()))
+}
+
+pub fn worker(config: &Config, db: Db, search: Arc<dyn search::SearchIndex>) -> Result<jobs::Worker, StartError> {
+    Ok(jobs::Worker { db, mailer: Arc::new(Mailer::new(config)?), search })
 }
 
 pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
@@ -62,7 +77,8 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
     };
     let db = open_database(&config)?;
     let templates = Templates::load()?;
-    let worker = worker(&config, db.clone())?;
+    let search = search_index(&config)?;
+    let worker = worker(&config, db.clone(), search.clone())?;
     let site = SiteInfo {
         name: "Lyceum".into(),
         demo: config.demo,
@@ -81,6 +97,8 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
         .manage(db)
         .manage(templates)
         .manage(site)
+        .manage(blob_store(&config))
+        .manage(search)
         .attach(web::fairings::RequestContext)
         .attach(web::fairings::SecurityHeaders)
         .register("/", catchers![web::error::default_catcher])
@@ -89,7 +107,6 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
             "/",
             routes![
                 accounts::routes::home,
-                accounts::routes::dashboard,
                 accounts::routes::signup_form,
                 accounts::routes::signup,
                 accounts::routes::signin_form,
@@ -111,6 +128,37 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
                 accounts::routes::parent_consent,
                 notify::routes::outbox,
                 notify::routes::message,
+                learning::routes::catalog_page,
+                learning::routes::about,
+                learning::routes::enroll,
+                learning::routes::unenroll,
+                learning::routes::dashboard,
+                learning::routes::course_home,
+                learning::routes::unit,
+                learning::routes::complete,
+                learning::routes::submit_quiz,
+                learning::routes::join_live,
+                learning::routes::file,
+                learning::routes::media,
+                learning::routes::feedback,
+                learning::studio::index,
+                learning::studio::create_member,
+                learning::studio::member,
+                learning::studio::appoint,
+                learning::studio::member_logo,
+                learning::studio::create_course,
+                learning::studio::course,
+                learning::studio::update_course,
+                learning::studio::publish,
+                learning::studio::add_run,
+                learning::studio::outline,
+                learning::studio::unit,
+                learning::studio::blocks,
+                learning::studio::import,
+                learning::studio::export,
+                learning::studio::gradebook,
+                learning::studio::gradebook_csv,
+                learning::studio::announce,
                 staff::index,
                 staff::job_list,
                 staff::retry_job,

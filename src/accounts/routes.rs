@@ -38,15 +38,6 @@ pub fn home(viewer: Viewer) -> Page {
     Page::new("home", "Learn from the world's institutions", json!({ "signed_in": viewer.signed_in() }))
 }
 
-#[get("/dashboard")]
-pub fn dashboard(user: CurrentUser) -> Page {
-    Page::new(
-        "accounts/dashboard",
-        "Your dashboard",
-        json!({ "me": { "first_name": user.first_name, "verified": user.email_verified, "email": user.email } }),
-    )
-}
-
 #[get("/signup")]
 pub fn signup_form(viewer: Viewer) -> Either<Redirect, Page> {
     if viewer.signed_in() {

@@ -94,3 +94,194 @@ diesel::joinable!(account_tokens -> users (user_id));
 diesel::joinable!(parental_consents -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(users, role_grants, sessions, account_tokens, parental_consents, jobs,);
+
+diesel::table! {
+    members (id) {
+        id -> BigInt,
+        slug -> Text,
+        name -> Text,
+        description -> Text,
+        logo_blob -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    courses (id) {
+        id -> BigInt,
+        member_id -> BigInt,
+        slug -> Text,
+        title -> Text,
+        summary -> Text,
+        description -> Text,
+        subjects -> Text,
+        language -> Text,
+        effort -> Nullable<Text>,
+        image_blob -> Nullable<Text>,
+        published -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    course_runs (id) {
+        id -> BigInt,
+        course_id -> BigInt,
+        run_key -> Text,
+        starts_at -> Timestamp,
+        ends_at -> Nullable<Timestamp>,
+        enrollment_opens_at -> Nullable<Timestamp>,
+        enrollment_closes_at -> Nullable<Timestamp>,
+        pacing -> Text,
+        access_days -> Nullable<Integer>,
+        pass_threshold -> Integer,
+        audit -> Bool,
+        verified_price_cents -> Nullable<Integer>,
+        currency -> Text,
+        reminder_sent_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    sections (id) {
+        id -> BigInt,
+        course_id -> BigInt,
+        position -> Integer,
+        title -> Text,
+    }
+}
+
+diesel::table! {
+    units (id) {
+        id -> BigInt,
+        section_id -> BigInt,
+        position -> Integer,
+        title -> Text,
+    }
+}
+
+diesel::table! {
+    blocks (id) {
+        id -> BigInt,
+        unit_id -> BigInt,
+        position -> Integer,
+        kind -> Text,
+        data -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    blob_files (key) {
+        key -> Text,
+        content_type -> Text,
+        size -> BigInt,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    enrollments (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        run_id -> BigInt,
+        track -> Text,
+        status -> Text,
+        enrolled_at -> Timestamp,
+        access_expires_at -> Nullable<Timestamp>,
+        unenrolled_at -> Nullable<Timestamp>,
+        grade_percent -> Double,
+        passed -> Bool,
+        completed_at -> Nullable<Timestamp>,
+        last_activity_at -> Nullable<Timestamp>,
+        last_unit_id -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    unit_completions (id) {
+        id -> BigInt,
+        enrollment_id -> BigInt,
+        unit_id -> BigInt,
+        completed_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    quiz_attempts (id) {
+        id -> BigInt,
+        enrollment_id -> BigInt,
+        block_id -> BigInt,
+        attempt -> Integer,
+        answers -> Text,
+        score -> Double,
+        submitted_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    live_attendance (id) {
+        id -> BigInt,
+        enrollment_id -> BigInt,
+        block_id -> BigInt,
+        joined_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    course_feedback (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        course_id -> BigInt,
+        rating -> Integer,
+        comment -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    announcements (id) {
+        id -> BigInt,
+        run_id -> BigInt,
+        author_id -> Nullable<BigInt>,
+        subject -> Text,
+        body -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(courses -> members (member_id));
+diesel::joinable!(course_runs -> courses (course_id));
+diesel::joinable!(sections -> courses (course_id));
+diesel::joinable!(units -> sections (section_id));
+diesel::joinable!(blocks -> units (unit_id));
+diesel::joinable!(enrollments -> course_runs (run_id));
+diesel::joinable!(enrollments -> users (user_id));
+diesel::joinable!(unit_completions -> enrollments (enrollment_id));
+diesel::joinable!(quiz_attempts -> enrollments (enrollment_id));
+diesel::joinable!(live_attendance -> enrollments (enrollment_id));
+diesel::joinable!(course_feedback -> courses (course_id));
+diesel::joinable!(announcements -> course_runs (run_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    members,
+    courses,
+    course_runs,
+    sections,
+    units,
+    blocks,
+    enrollments,
+    unit_completions,
+    quiz_attempts,
+    live_attendance,
+    course_feedback,
+    announcements,
+    blob_files,
+);

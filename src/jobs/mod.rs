@@ -162,6 +162,7 @@ pub fn counts(conn: &mut Conn) -> QueryResult<Vec<(String, i64)>> {
 pub struct Worker {
     pub db: Db,
     pub mailer: Arc<Mailer>,
+    pub search: Arc<dyn crate::search::SearchIndex>,
 }
 
 impl Worker {
@@ -174,6 +175,18 @@ impl Worker {
                 tokio::task::spawn_blocking(move || mailer.deliver(job_id, &payload))
                     .await
                     .map_err(|e| e.to_string())?
+            }
+            crate::learning::authoring::INDEX_COURSE => {
+                let id = payload["course_id"].as_i64().ok_or("payload has no course_id")?;
+                let doc = self
+                    .db
+                    .run(move |conn| crate::learning::catalog::document(conn, id).map_err(DbError::from))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                match doc {
+                    Some((true, doc)) => self.search.upsert(vec![doc]).await.map_err(|e| e.to_string()),
+                    _ => self.search.remove(id).await.map_err(|e| e.to_string()),
+                }
             }
             other => Err(format!("no handler for job kind '{other}'")),
         }
@@ -194,9 +207,23 @@ impl Worker {
         }
     }
 
-    /// The worker loop: polls once a second.
+    /// Work that is due by the clock rather than queued: run-start reminders.
+    pub async fn run_scheduled(&self) -> Result<usize, DbError> {
+        self.db
+            .run(|conn| crate::learning::service::send_start_reminders(conn, crate::db::now()).map_err(DbError::from))
+            .await
+    }
+
+    /// The worker loop: polls once a second, checks the clock once a minute.
     pub async fn run_forever(self) {
+        let mut tick = 0u64;
         loop {
+            if tick % 60 == 0
+                && let Err(e) = self.run_scheduled().await
+            {
+                tracing::error!(error = %e, "scheduled work");
+            }
+            tick += 1;
             if let Err(e) = self.run_due().await {
                 tracing::error!(error = %e, "job worker");
             }

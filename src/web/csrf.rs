@@ -135,3 +135,16 @@ impl<'r, T: FromForm<'r> + Send + 'r> FromData<'r> for CsrfForm<T> {
         }
     }
 }
+
+/// The check `CsrfForm` does, for multipart forms (file uploads), whose
+/// handlers receive the token as a field of their own form type.
+pub fn verify_token(cookies: &rocket::http::CookieJar<'_>, sent: &str) -> Result<(), crate::web::AppError> {
+    let expected = cookies.get_private(CSRF_COOKIE).map(|c| c.value().to_string());
+    match expected {
+        Some(expected) if constant_time_eq(sent.as_bytes(), expected.as_bytes()) => Ok(()),
+        _ => Err(crate::web::AppError::Forbidden(
+            "This form has expired or did not come from this site. Please go back, reload the page and try again."
+                .into(),
+        )),
+    }
+}

@@ -67,7 +67,8 @@ pub struct SecurityHeaders;
 
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
      img-src 'self' data:; font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; \
-     form-action 'self'; frame-ancestors 'none'";
+     form-action 'self'; frame-ancestors 'none'; \
+     frame-src https://www.youtube-nocookie.com https://player.vimeo.com; media-src 'self'";
 
 #[rocket::async_trait]
 impl Fairing for SecurityHeaders {

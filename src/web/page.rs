@@ -10,6 +10,7 @@ use rust_embed::RustEmbed;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::accounts::roles::Role;
 use crate::web::csrf;
 use crate::web::fairings::RequestId;
 use crate::web::guards::SessionState;
@@ -111,6 +112,7 @@ fn layout_globals(req: &Request<'_>, title: &str) -> Value {
             "username": u.username,
             "first_name": u.first_name,
             "is_staff": u.is_staff(),
+            "authors": u.is_staff() || u.roles.iter().any(|(r, _)| matches!(r, Role::MemberAdmin | Role::Instructor | Role::CourseStaff)),
             "verified": u.email_verified,
         })
     });
@@ -200,8 +202,28 @@ impl<'r> Responder<'r, 'static> for Flash {
         let value = serde_json::to_string(&FlashMessage { kind: self.kind.into(), message: self.message })
             .map_err(|_| Status::InternalServerError)?;
         req.cookies().add_private(csrf::essential_cookie(csrf::is_tls(req), FLASH_COOKIE, value));
-        Redirect::to(self.to).respond_to(req)
+        Redirect::to(safe_location(&self.to)).respond_to(req)
     }
+}
+
+/// Characters a typed path segment may carry that a Location header may not.
+const UNSAFE_IN_LOCATION: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'\'')
+    .add(b'<')
+    .add(b'>')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}')
+    .add(b'|')
+    .add(b'\\')
+    .add(b'^');
+
+/// A redirect target built from request data (a path segment, say) made safe
+/// to send back, so odd input gives a redirect and never a server error.
+pub fn safe_location(to: &str) -> String {
+    percent_encoding::utf8_percent_encode(to, UNSAFE_IN_LOCATION).to_string()
 }
 
 pub fn url_encode(s: &str) -> String {

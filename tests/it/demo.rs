@@ -32,7 +32,7 @@ async fn demo_mode_shows_working_credentials_and_an_open_outbox() {
     let again = lyceum::build_rocket(app.config.clone()).unwrap();
     drop(again);
     let mut conn = app.db().get().unwrap();
-    assert!(!lyceum::demo::seed_if_empty(&mut conn).unwrap());
+    assert!(!lyceum::demo::seed_if_empty(&mut conn, lyceum::blob_store(&app.config).as_ref()).unwrap());
 }
 
 #[rocket::async_test]

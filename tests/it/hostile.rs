@@ -50,7 +50,12 @@ async fn every_form(app: TestApp) {
         .rocket()
         .routes()
         .filter(|r| r.method == rocket::http::Method::Post && !r.uri.path().contains("signout"))
-        .map(|r| r.uri.path().to_string().replace("<token>", "x' OR '1'='1").replace("<id>", "1"))
+        .map(|r| {
+            regex::Regex::new("<[^>]+>")
+                .unwrap()
+                .replace_all(&r.uri.path().to_string(), "x%27%20OR%20%271%27%3D%271")
+                .to_string()
+        })
         .collect();
     for path in &posts {
         for value in hostile_values() {

@@ -1,0 +1,13 @@
+DROP TABLE announcements;
+DROP TABLE course_feedback;
+DROP TABLE live_attendance;
+DROP TABLE quiz_attempts;
+DROP TABLE unit_completions;
+DROP TABLE enrollments;
+DROP TABLE blob_files;
+DROP TABLE blocks;
+DROP TABLE units;
+DROP TABLE sections;
+DROP TABLE course_runs;
+DROP TABLE courses;
+DROP TABLE members;

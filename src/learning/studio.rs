@@ -1,0 +1,828 @@
+//! The studio: where member staff build courses in the browser, import and
+//! export packages, publish runs, read the gradebook and write announcements.
+//! Every route checks authorship through `authoring`; nobody sees or edits a
+//! member's content without belonging to it.
+
+use std::sync::Arc;
+
+use rocket::form::Form;
+use rocket::fs::TempFile;
+use rocket::http::{ContentType, CookieJar, Status};
+use rocket::response::stream::TextStream;
+use rocket::{FromForm, State, get, post};
+use serde_json::{Value, json};
+
+use crate::db::{Db, now};
+use crate::learning::authoring::{self, RunInput};
+use crate::learning::content::BlockData;
+use crate::learning::routes::Download;
+use crate::learning::service::{self as learning};
+use crate::learning::{package, transfer};
+use crate::storage::{self, BlobStore};
+use crate::web::csrf::verify_token;
+use crate::web::{AppError, AppResult, CsrfForm, CurrentUser, Flash, Page};
+
+#[get("/studio")]
+pub async fn index(db: &State<Db>, user: CurrentUser) -> AppResult<Page> {
+    let u = user.0.clone();
+    let members = db
+        .run(move |conn| {
+            let mut out = Vec::new();
+            for m in authoring::members_for(conn, &u)? {
+                let courses: Vec<Value> = authoring::courses_of_member(conn, m.id)?.iter().map(authoring::course_summary).collect();
+                out.push(json!({ "slug": m.slug, "name": m.name, "courses": courses, "manage": learning::can_manage_member(&u, m.id) }));
+            }
+            Ok::<_, AppError>(out)
+        })
+        .await?;
+    if members.is_empty() && !user.is_staff() {
+        return Err(AppError::Forbidden("The studio is for the staff of member institutions.".into()));
+    }
+    Ok(Page::new("studio/index", "Studio", json!({ "members": members, "is_staff": user.is_staff() })))
+}
+
+#[derive(FromForm)]
+pub struct MemberForm {
+    #[field(default = String::new())]
+    slug: String,
+    #[field(default = String::new())]
+    name: String,
+    #[field(default = String::new())]
+    description: String,
+}
+
+#[post("/studio/members", data = "<form>")]
+pub async fn create_member(db: &State<Db>, user: CurrentUser, form: CsrfForm<MemberForm>) -> AppResult<Flash> {
+    let f = form.form;
+    let r = db
+        .run(move |conn| {
+            Ok::<_, AppError>(authoring::create_member(conn, &user, &f.slug, &f.name, &f.description, now()))
+        })
+        .await?;
+    match r {
+        Ok(m) => Ok(Flash::success(format!("/studio/members/{}", m.slug), format!("{} is now a member.", m.name))),
+        Err(learning::LearningError::Invalid(m)) => Ok(Flash::error("/studio", m)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[get("/studio/members/<slug>")]
+pub async fn member(db: &State<Db>, user: CurrentUser, slug: &str) -> AppResult<Page> {
+    let slug = slug.to_string();
+    let ctx = db
+        .run(move |conn| {
+            let m = authoring::member_by_slug(conn, &slug)?;
+            if !learning::can_author(&user, m.id) {
+                return Err(AppError::NotFound);
+            }
+            let staff = authoring::member_staff(conn, m.id)?;
+            let courses: Vec<Value> = authoring::courses_of_member(conn, m.id)?.iter().map(authoring::course_summary).collect();
+            Ok(json!({
+                "member": { "slug": m.slug, "name": m.name, "description": m.description, "logo": m.logo_blob.map(|k| format!("/media/{k}")) },
+                "staff": staff.iter().map(|(u, r)| json!({ "username": u, "role": r })).collect::<Vec<_>>(),
+                "courses": courses, "manage": learning::can_manage_member(&user, m.id),
+            }))
+        })
+        .await?;
+    let title = ctx["member"]["name"].as_str().unwrap_or("Member").to_string();
+    Ok(Page::new("studio/member", title, ctx))
+}
+
+#[derive(FromForm)]
+pub struct AppointForm {
+    #[field(default = String::new())]
+    login: String,
+    #[field(default = String::new())]
+    role: String,
+}
+
+#[post("/studio/members/<slug>/staff", data = "<form>")]
+pub async fn appoint(db: &State<Db>, user: CurrentUser, slug: &str, form: CsrfForm<AppointForm>) -> AppResult<Flash> {
+    let slug = slug.to_string();
+    let back = format!("/studio/members/{slug}");
+    let Some(role) = authoring::member_role(&form.form.role) else {
+        return Ok(Flash::error(back, "Choose a role: member admin, instructor or course staff."));
+    };
+    let login = form.form.login.clone();
+    let r = db
+        .run(move |conn| {
+            let m = authoring::member_by_slug(conn, &slug)?;
+            Ok::<_, AppError>(authoring::appoint(conn, &user, &m, &login, role))
+        })
+        .await?;
+    match r {
+        Ok(username) => Ok(Flash::success(back, format!("{username} is now {}.", role.as_str().replace('_', " ")))),
+        Err(learning::LearningError::Invalid(m)) => Ok(Flash::error(back, m)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(FromForm)]
+pub struct ImageUpload<'r> {
+    #[field(default = String::new())]
+    csrf_token: String,
+    image: Option<TempFile<'r>>,
+}
+
+async fn read_upload(file: &TempFile<'_>, limit: usize) -> AppResult<Vec<u8>> {
+    if file.len() as usize > limit {
+        return Err(AppError::Unprocessable(format!("That file is larger than {} MB.", limit / (1024 * 1024))));
+    }
+    let mut bytes = Vec::new();
+    let mut reader = file.open().await.map_err(|e| AppError::Internal(e.to_string()))?;
+    tokio::io::AsyncReadExt::read_to_end(&mut reader, &mut bytes)
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    Ok(bytes)
+}
+
+#[post("/studio/members/<slug>/logo", data = "<form>")]
+pub async fn member_logo(
+    db: &State<Db>,
+    blobs: &State<Arc<dyn BlobStore>>,
+    user: CurrentUser,
+    cookies: &CookieJar<'_>,
+    slug: &str,
+    form: Form<ImageUpload<'_>>,
+) -> AppResult<Flash> {
+    verify_token(cookies, &form.csrf_token)?;
+    let back = format!("/studio/members/{slug}");
+    let Some(image) = form.image.as_ref() else { return Ok(Flash::error(back, "Please choose an image file.")) };
+    let bytes = read_upload(image, crate::media::MAX_UPLOAD_BYTES).await?;
+    let image = match crate::media::reencode(&bytes, 512) {
+        Ok(i) => i,
+        Err(e) => return Ok(Flash::error(back, e.to_string())),
+    };
+    let slug = slug.to_string();
+    let blobs = blobs.inner().clone();
+    db.run(move |conn| {
+        let m = authoring::member_by_slug(conn, &slug)?;
+        let key = storage::store(conn, blobs.as_ref(), &image.bytes, image.content_type)
+            .map_err(|e| AppError::Internal(e.to_string()))?;
+        authoring::set_member_logo(conn, &user, &m, &key, now())?;
+        Ok::<_, AppError>(())
+    })
+    .await?;
+    Ok(Flash::success(back, "The logo is updated."))
+}
+
+#[derive(FromForm)]
+pub struct CourseForm {
+    #[field(default = String::new())]
+    member: String,
+    #[field(default = String::new())]
+    slug: String,
+    #[field(default = String::new())]
+    title: String,
+    #[field(default = String::new())]
+    summary: String,
+    #[field(default = String::new())]
+    description: String,
+    #[field(default = String::new())]
+    subjects: String,
+    #[field(default = String::from("en"))]
+    language: String,
+    #[field(default = String::new())]
+    effort: String,
+}
+
+#[post("/studio/courses", data = "<form>")]
+pub async fn create_course(db: &State<Db>, user: CurrentUser, form: CsrfForm<CourseForm>) -> AppResult<Flash> {
+    let f = form.form;
+    let back = format!("/studio/members/{}", f.member);
+    let r = db
+        .run(move |conn| {
+            let m = authoring::member_by_slug(conn, &f.member)?;
+            let input = match authoring::parse_course(
+                &f.slug,
+                &f.title,
+                &f.summary,
+                &f.description,
+                &f.subjects,
+                &f.language,
+                &f.effort,
+            ) {
+                Ok(i) => i,
+                Err(e) => return Ok(Err(e)),
+            };
+            Ok::<_, AppError>(authoring::create_course(conn, &user, &m, &input, now()))
+        })
+        .await?;
+    match r {
+        Ok(c) => Ok(Flash::success(
+            format!("/studio/courses/{}", c.slug),
+            "Course created. Add sections, units and a run, then publish.",
+        )),
+        Err(learning::LearningError::Invalid(m)) => Ok(Flash::error(back, m)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[get("/studio/courses/<slug>")]
+pub async fn course(db: &State<Db>, user: CurrentUser, slug: &str) -> AppResult<Page> {
+    let slug = slug.to_string();
+    let ctx = db
+        .run(move |conn| {
+            let c = authoring::authorable(conn, &user, &slug)?;
+            let m = learning::member(conn, c.member_id)?;
+            let runs = learning::runs(conn, c.id)?;
+            let outline = learning::outline(conn, c.id)?;
+            Ok::<_, AppError>(json!({
+                "course": {
+                    "slug": c.slug, "title": c.title, "summary": c.summary, "description": c.description,
+                    "subjects": c.subjects, "language": c.language, "effort": c.effort, "published": c.published,
+                    "image": c.image_blob.map(|k| format!("/media/{k}")),
+                },
+                "member": { "slug": m.slug, "name": m.name },
+                "runs": runs.iter().map(|r| json!({
+                    "id": r.id, "key": r.run_key, "starts": r.starts_at.format("%Y-%m-%d %H:%M").to_string(),
+                    "ends": r.ends_at.map(|e| e.format("%Y-%m-%d").to_string()), "pacing": r.pacing,
+                    "access_days": r.access_days, "pass_threshold": r.pass_threshold,
+                })).collect::<Vec<_>>(),
+                "sections": outline.iter().map(|(s, us)| json!({
+                    "id": s.id, "title": s.title,
+                    "units": us.iter().map(|u| json!({ "id": u.id, "title": u.title })).collect::<Vec<_>>(),
+                })).collect::<Vec<_>>(),
+            }))
+        })
+        .await?;
+    let title = format!("Edit {}", ctx["course"]["title"].as_str().unwrap_or("course"));
+    Ok(Page::new("studio/course", title, ctx))
+}
+
+#[post("/studio/courses/<slug>/details", data = "<form>")]
+pub async fn update_course(
+    db: &State<Db>,
+    user: CurrentUser,
+    slug: &str,
+    form: CsrfForm<CourseForm>,
+) -> AppResult<Flash> {
+    let slug = slug.to_string();
+    let f = form.form;
+    let back = format!("/studio/courses/{slug}");
+    let r = db
+        .run(move |conn| {
+            let c = authoring::authorable(conn, &user, &slug)?;
+            let input = match authoring::parse_course(
+                &c.slug,
+                &f.title,
+                &f.summary,
+                &f.description,
+                &f.subjects,
+                &f.language,
+                &f.effort,
+            ) {
+                Ok(i) => i,
+                Err(e) => return Ok(Err(e)),
+            };
+            Ok::<_, AppError>(authoring::update_course(conn, &c, &input, now()))
+        })
+        .await?;
+    match r {
+        Ok(()) => Ok(Flash::success(back, "Course details saved.")),
+        Err(learning::LearningError::Invalid(m)) => Ok(Flash::error(back, m)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(FromForm)]
+pub struct PublishForm {
+    #[field(default = false)]
+    published: bool,
+}
+
+#[post("/studio/courses/<slug>/publish", data = "<form>")]
+pub async fn publish(db: &State<Db>, user: CurrentUser, slug: &str, form: CsrfForm<PublishForm>) -> AppResult<Flash> {
+    let slug = slug.to_string();
+    let published = form.form.published;
+    let back = format!("/studio/courses/{slug}");
+    let r = db
+        .run(move |conn| {
+            let c = authoring::authorable(conn, &user, &slug)?;
+            Ok::<_, AppError>(authoring::set_published(conn, &c, published, now()))
+        })
+        .await?;
+    match r {
+        Ok(()) => Ok(Flash::success(
+            back,
+            if published {
+                "The course is published in the catalog."
+            } else {
+                "The course is hidden from the catalog."
+            },
+        )),
+        Err(learning::LearningError::Invalid(m)) => Ok(Flash::error(back, m)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(FromForm)]
+pub struct RunForm {
+    #[field(default = String::new())]
+    key: String,
+    #[field(default = String::new())]
+    starts_at: String,
+    #[field(default = String::new())]
+    ends_at: String,
+    #[field(default = String::new())]
+    enrollment_opens_at: String,
+    #[field(default = String::new())]
+    enrollment_closes_at: String,
+    #[field(default = String::from("self"))]
+    pacing: String,
+    #[field(default = String::new())]
+    access_days: String,
+    #[field(default = String::from("60"))]
+    pass_threshold: String,
+    #[field(default = false)]
+    audit: bool,
+    #[field(default = String::new())]
+    verified_price: String,
+}
+
+fn parse_run(f: &RunForm) -> Result<RunInput, learning::LearningError> {
+    use learning::LearningError::Invalid;
+    let int = |s: &str, what: &str| -> Result<Option<i32>, learning::LearningError> {
+        let s = s.trim();
+        if s.is_empty() {
+            Ok(None)
+        } else {
+            s.parse::<i32>().map(Some).map_err(|_| Invalid(format!("The {what} must be a whole number.")))
+        }
+    };
+    let price = {
+        let p = f.verified_price.trim();
+        if p.is_empty() {
+            None
+        } else {
+            let v: f64 =
+                p.parse().map_err(|_| Invalid("The verified price must be a number like 49 or 49.00.".into()))?;
+            if !(0.0..=100_000.0).contains(&v) {
+                return Err(Invalid("The verified price must be between 0 and 100000.".into()));
+            }
+            Some((v * 100.0).round() as i32)
+        }
+    };
+    Ok(RunInput {
+        key: f.key.trim().to_string(),
+        starts_at: authoring::parse_time(&f.starts_at, "start")?
+            .ok_or_else(|| Invalid("Please give the run a start date.".into()))?,
+        ends_at: authoring::parse_time(&f.ends_at, "end")?,
+        enrollment_opens_at: authoring::parse_time(&f.enrollment_opens_at, "enrollment opening")?,
+        enrollment_closes_at: authoring::parse_time(&f.enrollment_closes_at, "enrollment closing")?,
+        pacing: f.pacing.clone(),
+        access_days: int(&f.access_days, "access length")?,
+        pass_threshold: int(&f.pass_threshold, "pass threshold")?.unwrap_or(60),
+        audit: f.audit,
+        verified_price_cents: price,
+        currency: "USD".into(),
+    })
+}
+
+#[post("/studio/courses/<slug>/runs", data = "<form>")]
+pub async fn add_run(db: &State<Db>, user: CurrentUser, slug: &str, form: CsrfForm<RunForm>) -> AppResult<Flash> {
+    let slug = slug.to_string();
+    let back = format!("/studio/courses/{slug}");
+    let run = match parse_run(&form.form) {
+        Ok(r) => r,
+        Err(e) => return Ok(Flash::error(back, e.to_string())),
+    };
+    let r = db
+        .run(move |conn| {
+            let c = authoring::authorable(conn, &user, &slug)?;
+            Ok::<_, AppError>(authoring::add_run(conn, &c, &run, now()))
+        })
+        .await?;
+    match r {
+        Ok(()) => Ok(Flash::success(back, "Run added.")),
+        Err(learning::LearningError::Invalid(m)) => Ok(Flash::error(back, m)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(FromForm)]
+pub struct OutlineForm {
+    #[field(default = String::new())]
+    action: String,
+    #[field(default = 0)]
+    id: i64,
+    #[field(default = String::new())]
+    title: String,
+}
+
+#[post("/studio/courses/<slug>/outline", data = "<form>")]
+pub async fn outline(db: &State<Db>, user: CurrentUser, slug: &str, form: CsrfForm<OutlineForm>) -> AppResult<Flash> {
+    let slug = slug.to_string();
+    let back = format!("/studio/courses/{slug}");
+    let f = form.form;
+    let r = db
+        .run(move |conn| {
+            let c = authoring::authorable(conn, &user, &slug)?;
+            let r = match f.action.as_str() {
+                "add_section" => authoring::add_section(conn, &c, &f.title),
+                "add_unit" => authoring::add_unit(conn, &c, f.id, &f.title).map(|_| ()),
+                other => authoring::outline_action(conn, &c, other, f.id, &f.title),
+            };
+            if r.is_ok() {
+                authoring::queue_reindex(conn, c.id)?;
+            }
+            Ok::<_, AppError>(r)
+        })
+        .await?;
+    match r {
+        Ok(()) => Ok(Flash::success(back, "Outline saved.")),
+        Err(learning::LearningError::Invalid(m)) => Ok(Flash::error(back, m)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[get("/studio/units/<id>")]
+pub async fn unit(db: &State<Db>, user: CurrentUser, id: i64) -> AppResult<Page> {
+    let ctx = db
+        .run(move |conn| {
+            let (course, unit) = authoring::authorable_unit(conn, &user, id)?;
+            let blocks: Vec<Value> = learning::blocks_of(conn, unit.id)?
+                .iter()
+                .map(|b| {
+                    let data = learning::block_data(b)?;
+                    let mut v = json!({ "id": b.id, "kind": data.kind() });
+                    let fields = match &data {
+                        BlockData::Text { markdown } => json!({ "markdown": markdown }),
+                        BlockData::Video { url, file, transcript } => json!({ "url": url, "file": file.as_ref().map(|f| &f.filename), "transcript": transcript }),
+                        BlockData::Quiz(q) => json!({ "quiz_toml": transfer::quiz_to_toml(q), "title": q.title }),
+                        BlockData::Resource { title, file } => json!({ "title": title, "filename": file.filename }),
+                        BlockData::Live { title, starts_at, link } => json!({ "title": title, "starts_at": starts_at.format("%Y-%m-%dT%H:%M").to_string(), "link": link }),
+                    };
+                    if let (Value::Object(a), Value::Object(b)) = (&mut v, fields) {
+                        a.extend(b);
+                    }
+                    v[format!("is_{}", data.kind())] = json!(true);
+                    Ok(v)
+                })
+                .collect::<Result<_, learning::LearningError>>()?;
+            Ok::<_, AppError>(json!({
+                "course": { "slug": course.slug, "title": course.title },
+                "unit": { "id": unit.id, "title": unit.title }, "blocks": blocks,
+            }))
+        })
+        .await?;
+    let title = format!("Edit unit: {}", ctx["unit"]["title"].as_str().unwrap_or(""));
+    Ok(Page::new("studio/unit", title, ctx))
+}
+
+#[derive(FromForm)]
+pub struct BlockForm<'r> {
+    #[field(default = String::new())]
+    csrf_token: String,
+    #[field(default = String::new())]
+    action: String,
+    #[field(default = 0)]
+    block: i64,
+    #[field(default = String::new())]
+    kind: String,
+    #[field(default = String::new())]
+    markdown: String,
+    #[field(default = String::new())]
+    url: String,
+    #[field(default = String::new())]
+    transcript: String,
+    #[field(default = String::new())]
+    quiz_toml: String,
+    #[field(default = String::new())]
+    title: String,
+    #[field(default = String::new())]
+    starts_at: String,
+    #[field(default = String::new())]
+    link: String,
+    file: Option<TempFile<'r>>,
+}
+
+/// The editor form's text fields, owned so they can go to the blocking pool.
+struct BlockFields {
+    kind: String,
+    markdown: String,
+    url: String,
+    transcript: String,
+    quiz_toml: String,
+    title: String,
+    starts_at: String,
+    link: String,
+}
+
+/// Builds block data from the editor form; `file` is the uploaded file, if any.
+fn block_from_form(
+    f: &BlockFields,
+    file: Option<crate::learning::content::BlobRef>,
+    previous: Option<BlockData>,
+) -> Result<BlockData, String> {
+    let prev_file = |p: &Option<BlockData>| match p {
+        Some(BlockData::Video { file, .. }) => file.clone(),
+        Some(BlockData::Resource { file, .. }) => Some(file.clone()),
+        _ => None,
+    };
+    match f.kind.as_str() {
+        "text" => {
+            if f.markdown.trim().is_empty() {
+                return Err("A text block needs some text.".into());
+            }
+            Ok(BlockData::Text { markdown: f.markdown.trim_end().to_string() })
+        }
+        "video" => {
+            let url = Some(f.url.trim().to_string()).filter(|u| !u.is_empty());
+            let file = file.or_else(|| if url.is_none() { prev_file(&previous) } else { None });
+            match (&url, &file) {
+                (Some(u), None) if !package::allowed_video_url(u) => {
+                    Err("Videos are embedded from YouTube or Vimeo (https) only; or upload a video file.".into())
+                }
+                (None, None) => Err("Give a YouTube or Vimeo link, or upload a video file.".into()),
+                _ => Ok(BlockData::Video {
+                    url,
+                    file,
+                    transcript: Some(f.transcript.trim().to_string()).filter(|t| !t.is_empty()),
+                }),
+            }
+        }
+        "quiz" => transfer::quiz_from_toml(&f.quiz_toml).map(BlockData::Quiz),
+        "resource" => {
+            let title = f.title.trim();
+            if title.is_empty() {
+                return Err("A resource needs a title.".into());
+            }
+            let file = file.or_else(|| prev_file(&previous)).ok_or("Please choose the file to offer.")?;
+            Ok(BlockData::Resource { title: title.to_string(), file })
+        }
+        "live" => {
+            let starts_at = authoring::parse_time(&f.starts_at, "start")
+                .map_err(|e| e.to_string())?
+                .ok_or("Please give the session's start time.")?;
+            let link = f.link.trim();
+            if !link.starts_with("https://") || url::Url::parse(link).is_err() {
+                return Err("The session link must be an https:// address.".into());
+            }
+            if f.title.trim().is_empty() {
+                return Err("A live session needs a title.".into());
+            }
+            Ok(BlockData::Live { title: f.title.trim().to_string(), starts_at, link: link.to_string() })
+        }
+        _ => Err("Choose a block kind: text, video, quiz, resource or live session.".into()),
+    }
+}
+
+#[post("/studio/units/<id>/blocks", data = "<form>")]
+pub async fn blocks(
+    db: &State<Db>,
+    blobs: &State<Arc<dyn BlobStore>>,
+    user: CurrentUser,
+    cookies: &CookieJar<'_>,
+    id: i64,
+    form: Form<BlockForm<'_>>,
+) -> AppResult<Flash> {
+    verify_token(cookies, &form.csrf_token)?;
+    let back = format!("/studio/units/{id}");
+    let upload = match &form.file {
+        Some(f) if f.len() > 0 => {
+            let name = f
+                .raw_name()
+                .map(|n| n.dangerous_unsafe_unsanitized_raw().as_str().to_string())
+                .unwrap_or_else(|| "file".into());
+            let name: String = name
+                .rsplit(['/', '\\'])
+                .next()
+                .unwrap_or("file")
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || ".-_ ".contains(*c))
+                .take(100)
+                .collect();
+            Some((read_upload(f, 200 * 1024 * 1024).await?, if name.is_empty() { "file".to_string() } else { name }))
+        }
+        _ => None,
+    };
+    let blobs = blobs.inner().clone();
+    let action = form.action.clone();
+    let block_id = form.block;
+    let f = BlockFields {
+        kind: form.kind.clone(),
+        markdown: form.markdown.clone(),
+        url: form.url.clone(),
+        transcript: form.transcript.clone(),
+        quiz_toml: form.quiz_toml.clone(),
+        title: form.title.clone(),
+        starts_at: form.starts_at.clone(),
+        link: form.link.clone(),
+    };
+    let r = db
+        .run(move |conn| {
+            let (course, unit) = authoring::authorable_unit(conn, &user, id)?;
+            let result = match action.as_str() {
+                "up" | "down" | "delete" => {
+                    authoring::block_action(conn, &unit, block_id, &action).map_err(|e| e.to_string())
+                }
+                "add" | "update" => {
+                    let file = match upload {
+                        Some((bytes, name)) => {
+                            let ct = storage::guess_type(&name);
+                            let key = storage::store(conn, blobs.as_ref(), &bytes, &ct)
+                                .map_err(|e| AppError::Internal(e.to_string()))?;
+                            Some(crate::learning::content::BlobRef { key, filename: name, content_type: ct })
+                        }
+                        None => None,
+                    };
+                    let previous = if action == "update" {
+                        let b = learning::block_in_course(conn, course.id, block_id)?;
+                        Some(learning::block_data(&b)?)
+                    } else {
+                        None
+                    };
+                    match block_from_form(&f, file, previous) {
+                        Ok(data) if action == "add" => {
+                            authoring::add_block(conn, &unit, &data, now()).map(|_| ()).map_err(|e| e.to_string())
+                        }
+                        Ok(data) => {
+                            authoring::update_block(conn, &unit, block_id, &data, now()).map_err(|e| e.to_string())
+                        }
+                        Err(m) => Err(m),
+                    }
+                }
+                _ => Err("Unknown action.".into()),
+            };
+            Ok::<_, AppError>(result)
+        })
+        .await?;
+    Ok(match r {
+        Ok(()) => Flash::success(back, "Saved."),
+        Err(m) => Flash::error(back, m),
+    })
+}
+
+#[derive(FromForm)]
+pub struct ImportForm<'r> {
+    #[field(default = String::new())]
+    csrf_token: String,
+    #[field(default = String::new())]
+    member: String,
+    package: Option<TempFile<'r>>,
+}
+
+#[post("/studio/import", data = "<form>")]
+pub async fn import(
+    db: &State<Db>,
+    blobs: &State<Arc<dyn BlobStore>>,
+    user: CurrentUser,
+    cookies: &CookieJar<'_>,
+    form: Form<ImportForm<'_>>,
+) -> AppResult<rocket::Either<Flash, Page>> {
+    verify_token(cookies, &form.csrf_token)?;
+    let Some(package) = form.package.as_ref() else {
+        return Err(AppError::Unprocessable("Please choose a course package (.zip) to import.".into()));
+    };
+    let bytes = read_upload(package, 200 * 1024 * 1024).await?;
+    let member_slug = form.member.clone();
+    let blobs = blobs.inner().clone();
+    let result = db
+        .run(move |conn| {
+            let m = authoring::member_by_slug(conn, &member_slug)?;
+            if !learning::can_author(&user, m.id) {
+                return Err(AppError::NotFound);
+            }
+            let pkg = match package::read_zip(&bytes) {
+                Ok(p) => p,
+                Err(problems) => return Ok(Err(problems)),
+            };
+            Ok(transfer::import(conn, blobs.as_ref(), &user, &m, &pkg))
+        })
+        .await?;
+    match result {
+        Ok(course) => Ok(rocket::Either::Left(Flash::success(
+            format!("/studio/courses/{}", course.slug),
+            format!("Imported {}.", course.title),
+        ))),
+        Err(problems) => Ok(rocket::Either::Right(
+            Page::new(
+                "studio/import_problems",
+                "The package was not imported",
+                json!({ "problems": problems.iter().map(|p| p.to_string()).collect::<Vec<_>>() }),
+            )
+            .with_status(Status::UnprocessableEntity),
+        )),
+    }
+}
+
+#[get("/studio/courses/<slug>/export")]
+pub async fn export(
+    db: &State<Db>,
+    blobs: &State<Arc<dyn BlobStore>>,
+    user: CurrentUser,
+    slug: &str,
+) -> AppResult<Download<Vec<u8>>> {
+    let slug = slug.to_string();
+    let blobs = blobs.inner().clone();
+    db.run(move |conn| {
+        let c = authoring::authorable(conn, &user, &slug)?;
+        let pkg = transfer::export(conn, blobs.as_ref(), &c).map_err(AppError::Internal)?;
+        let zip = package::write_zip(&pkg).map_err(|e| AppError::Internal(e.to_string()))?;
+        Ok(Download::new(zip, ContentType::ZIP, &format!("{}.zip", c.slug), false))
+    })
+    .await
+}
+
+#[get("/studio/runs/<id>/gradebook")]
+pub async fn gradebook(db: &State<Db>, user: CurrentUser, id: i64) -> AppResult<Page> {
+    let ctx = db
+        .run(move |conn| {
+            let (run, course) = learning::run_by_id(conn, id)?;
+            if !learning::can_author(&user, course.member_id) {
+                return Err(AppError::NotFound);
+            }
+            let cols = learning::quiz_columns(conn, course.id)?;
+            let ids: Vec<i64> = cols.iter().map(|(i, _)| *i).collect();
+            let (rows, _) = learning::gradebook_page(conn, &run, &ids, 0, 500)?;
+            Ok::<_, AppError>(json!({
+                "course": { "slug": course.slug, "title": course.title }, "run": { "id": run.id, "key": run.run_key, "pass_threshold": run.pass_threshold },
+                "columns": cols.iter().map(|(_, t)| t).collect::<Vec<_>>(),
+                "rows": rows.iter().map(|r| json!({
+                    "username": r.username, "track": r.track, "enrolled": r.enrolled_at.format("%Y-%m-%d").to_string(),
+                    "units_done": r.units_done, "scores": r.quiz_scores.iter().map(|s| s.map(|v| format!("{:.0}", v * 100.0))).collect::<Vec<_>>(),
+                    "grade": format!("{:.1}", r.grade_percent), "passed": r.passed, "completed": r.completed_at.map(|t| t.format("%Y-%m-%d").to_string()),
+                })).collect::<Vec<_>>(),
+                "truncated": rows.len() >= 500,
+            }))
+        })
+        .await?;
+    Ok(Page::new("studio/gradebook", "Gradebook", ctx))
+}
+
+/// The gradebook as CSV, streamed a page of learners at a time.
+#[get("/studio/runs/<id>/gradebook.csv")]
+pub async fn gradebook_csv(db: &State<Db>, user: CurrentUser, id: i64) -> AppResult<Download<TextStream![String]>> {
+    let db2 = db.inner().clone();
+    let (run, course, cols) = db2
+        .run(move |conn| {
+            let (run, course) = learning::run_by_id(conn, id)?;
+            if !learning::can_author(&user, course.member_id) {
+                return Err(AppError::NotFound);
+            }
+            let cols = learning::quiz_columns(conn, course.id)?;
+            Ok::<_, AppError>((run, course, cols))
+        })
+        .await?;
+    let filename = format!("{}-{}-gradebook.csv", course.slug, run.run_key);
+    let db = db.inner().clone();
+    let stream = TextStream! {
+        let mut header = vec!["username".to_string(), "track".into(), "enrolled_at".into(), "units_completed".into()];
+        header.extend(cols.iter().map(|(_, t)| t.clone()));
+        header.extend(["grade_percent".to_string(), "passed".into(), "completed_at".into()]);
+        yield csv_line(&header);
+        let ids: Vec<i64> = cols.iter().map(|(i, _)| *i).collect();
+        let mut after = 0;
+        loop {
+            let (r2, ids2) = (run.clone(), ids.clone());
+            let page = db.run(move |conn| learning::gradebook_page(conn, &r2, &ids2, after, 500).map_err(AppError::from)).await;
+            let Ok((rows, next)) = page else { break };
+            for r in rows {
+                let mut cells = vec![r.username, r.track, r.enrolled_at.format("%Y-%m-%dT%H:%M:%SZ").to_string(), r.units_done.to_string()];
+                cells.extend(r.quiz_scores.iter().map(|s| s.map(|v| format!("{:.1}", v * 100.0)).unwrap_or_default()));
+                cells.extend([format!("{:.2}", r.grade_percent), r.passed.to_string(), r.completed_at.map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string()).unwrap_or_default()]);
+                yield csv_line(&cells);
+            }
+            match next { Some(n) => after = n, None => break }
+        }
+    };
+    Ok(Download::new(stream, ContentType::CSV, &filename, false))
+}
+
+fn csv_line(cells: &[String]) -> String {
+    let mut w = csv::WriterBuilder::new().from_writer(Vec::new());
+    // Cells starting with = + - @ are neutralised so spreadsheets do not run them.
+    let safe: Vec<String> =
+        cells.iter().map(|c| if c.starts_with(['=', '+', '-', '@']) { format!("'{c}") } else { c.clone() }).collect();
+    let _ = w.write_record(&safe);
+    String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
+}
+
+#[derive(FromForm)]
+pub struct AnnounceForm {
+    #[field(default = String::new())]
+    subject: String,
+    #[field(default = String::new())]
+    body: String,
+}
+
+#[post("/studio/runs/<id>/announce", data = "<form>")]
+pub async fn announce(db: &State<Db>, user: CurrentUser, id: i64, form: CsrfForm<AnnounceForm>) -> AppResult<Flash> {
+    let f = form.form;
+    let back = format!("/studio/runs/{id}/gradebook");
+    let r = db
+        .run(move |conn| {
+            let (run, course) = learning::run_by_id(conn, id)?;
+            if !learning::can_author(&user, course.member_id) {
+                return Err(AppError::NotFound);
+            }
+            Ok::<_, AppError>(learning::announce(conn, user.id, &course, &run, &f.subject, &f.body, now()))
+        })
+        .await?;
+    match r {
+        Ok(n) => Ok(Flash::success(back, format!("Announcement sent to {n} learner(s)."))),
+        Err(learning::LearningError::Invalid(m)) => Ok(Flash::error(back, m)),
+        Err(e) => Err(e.into()),
+    }
+}

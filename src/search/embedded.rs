@@ -1,0 +1,352 @@
+//! The embedded search backend: a tantivy index in a local directory, for
+//! single-process deployments that should not need a search server.
+//!
+//! It owns the schema, the text analyzer and the typo-tolerant query built
+//! from the user's words. Tantivy is synchronous, so every call runs on
+//! Tokio's blocking pool. There is one `IndexWriter` per directory (tantivy
+//! enforces this with a lock file); every write commits and reloads the
+//! reader before returning, so `search` sees it at once.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock, Mutex, Weak};
+
+use tantivy::collector::TopDocs;
+use tantivy::columnar::Column;
+use tantivy::directory::MmapDirectory;
+use tantivy::directory::error::LockError;
+use tantivy::query::{BooleanQuery, BoostQuery, FuzzyTermQuery, Occur, Query, TermQuery};
+use tantivy::schema::{FAST, Field, INDEXED, IndexRecordOption, STORED, Schema, TextFieldIndexing, TextOptions};
+use tantivy::tokenizer::{AsciiFoldingFilter, LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer};
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, TantivyError, Term};
+
+use super::{CourseDocument, SearchError, SearchIndex};
+
+/// Registered on every open: tantivy persists the tokenizer's name in the
+/// schema, not the tokenizer itself.
+const TOKENIZER: &str = "lyceum_text";
+/// One indexing thread: a catalog is small, and the machine is shared with the
+/// web server. Tantivy needs at least 15 MB per thread.
+const WRITER_MEMORY_BYTES: usize = 20_000_000;
+/// Bounds the work (and automata) one query can cause.
+const MAX_QUERY_TERMS: usize = 16;
+/// An exact word beats any typo or prefix match of the same word.
+const EXACT_BOOST: f32 = 2.0;
+/// Prefix matching for one letter would match nearly everything.
+const MIN_PREFIX_CHARS: usize = 2;
+
+/// Directories opened by this process, so a second `open` of the same
+/// directory shares the first one's writer instead of failing on tantivy's
+/// lock. Weak, so dropping the last handle still releases the lock.
+static OPEN: LazyLock<Mutex<HashMap<PathBuf, Weak<Inner>>>> = LazyLock::new(Default::default);
+
+/// A handle on one index directory; cheap to share behind an `Arc`.
+pub struct EmbeddedIndex {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    index: Index,
+    reader: IndexReader,
+    writer: Mutex<IndexWriter>,
+    fields: Fields,
+}
+
+#[derive(Clone, Copy)]
+struct Fields {
+    id: Field,
+    title: Field,
+    summary: Field,
+    description: Field,
+    member: Field,
+    subjects: Field,
+    language: Field,
+}
+
+impl Fields {
+    /// The searched fields and their weights: a word in the title says more
+    /// about a course than the same word deep in its description.
+    fn weighted(&self) -> [(Field, f32); 6] {
+        [
+            (self.title, 3.0),
+            (self.subjects, 2.0),
+            (self.summary, 1.5),
+            (self.member, 1.5),
+            (self.description, 1.0),
+            (self.language, 1.0),
+        ]
+    }
+}
+
+fn schema() -> (Schema, Fields) {
+    let mut builder = Schema::builder();
+    // Frequencies feed BM25; positions would only serve phrase queries, which we do not build.
+    let text = TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default().set_tokenizer(TOKENIZER).set_index_option(IndexRecordOption::WithFreqs),
+    );
+    let fields = Fields {
+        id: builder.add_i64_field("id", INDEXED | STORED | FAST),
+        title: builder.add_text_field("title", text.clone()),
+        summary: builder.add_text_field("summary", text.clone()),
+        description: builder.add_text_field("description", text.clone()),
+        member: builder.add_text_field("member", text.clone()),
+        subjects: builder.add_text_field("subjects", text.clone()),
+        language: builder.add_text_field("language", text),
+    };
+    (builder.build(), fields)
+}
+
+/// Words split on anything not alphanumeric, lowercased and folded to ASCII,
+/// so "Café" and "cafe" meet. No stemming: it would fight the typo and prefix
+/// matching, which work on the surface form the user typed.
+fn analyzer() -> TextAnalyzer {
+    TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(RemoveLongFilter::limit(40))
+        .filter(LowerCaser)
+        .filter(AsciiFoldingFilter)
+        .build()
+}
+
+/// Edits tolerated in a word: none for short words (too many neighbours),
+/// one from 4 characters, two from 8. A transposition counts as one edit.
+fn typo_distance(word: &str) -> u8 {
+    match word.chars().count() {
+        0..=3 => 0,
+        4..=7 => 1,
+        _ => 2,
+    }
+}
+
+impl EmbeddedIndex {
+    /// Opens the index in `path`, creating the directory and the index if
+    /// missing. Opening a directory this process already has open returns a
+    /// handle to the same index.
+    pub fn open(path: &Path) -> Result<EmbeddedIndex, SearchError> {
+        let io_error = |source| SearchError::Io { path: path.to_path_buf(), source };
+        std::fs::create_dir_all(path).map_err(io_error)?;
+        let path = path.canonicalize().map_err(io_error)?;
+
+        // Held across the open so two threads opening one directory cannot both reach the lock file.
+        let mut open = OPEN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        open.retain(|_, inner| inner.strong_count() > 0);
+        if let Some(inner) = open.get(&path).and_then(Weak::upgrade) {
+            return Ok(EmbeddedIndex { inner });
+        }
+        let inner = Arc::new(Inner::open(path.clone())?);
+        open.insert(path, Arc::downgrade(&inner));
+        Ok(EmbeddedIndex { inner })
+    }
+
+    /// The directory holding the index.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    async fn blocking<T, F>(&self, work: F) -> Result<T, SearchError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner) -> Result<T, SearchError> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || work(&inner)).await?
+    }
+}
+
+impl fmt::Debug for EmbeddedIndex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmbeddedIndex").field("path", &self.inner.path).finish()
+    }
+}
+
+impl Inner {
+    fn open(path: PathBuf) -> Result<Inner, SearchError> {
+        let (schema, fields) = schema();
+        let directory = MmapDirectory::open(&path).map_err(TantivyError::from)?;
+        let index = Index::open_or_create(directory, schema).map_err(|e| match e {
+            TantivyError::SchemaError(_) => SearchError::SchemaMismatch(path.clone()),
+            other => other.into(),
+        })?;
+        index.tokenizers().register(TOKENIZER, analyzer());
+        let writer = index.writer_with_num_threads(1, WRITER_MEMORY_BYTES).map_err(|e| match e {
+            TantivyError::LockFailure(LockError::LockBusy, _) => SearchError::Locked(path.clone()),
+            other => other.into(),
+        })?;
+        // Our own commits reload explicitly; the watcher picks up commits by anything else.
+        let reader = index.reader_builder().reload_policy(ReloadPolicy::OnCommitWithDelay).try_into()?;
+        Ok(Inner { path, index, reader, writer: Mutex::new(writer), fields })
+    }
+
+    /// Applies `change`, commits and reloads the reader. On failure the
+    /// uncommitted operations are rolled back so the next commit cannot
+    /// publish half of this one.
+    fn write(&self, change: impl FnOnce(&mut IndexWriter, &Fields) -> tantivy::Result<()>) -> Result<(), SearchError> {
+        let mut writer = self.writer.lock().map_err(|_| SearchError::Poisoned)?;
+        let result = change(&mut writer, &self.fields).and_then(|()| writer.commit());
+        if let Err(error) = result {
+            if let Err(rollback) = writer.rollback() {
+                tracing::warn!(path = %self.path.display(), %rollback, "search index rollback failed");
+            }
+            return Err(error.into());
+        }
+        drop(writer);
+        self.reader.reload()?;
+        Ok(())
+    }
+
+    fn document(&self, course: &CourseDocument) -> TantivyDocument {
+        let f = &self.fields;
+        let mut doc = TantivyDocument::default();
+        doc.add_i64(f.id, course.id);
+        doc.add_text(f.title, &course.title);
+        doc.add_text(f.summary, &course.summary);
+        doc.add_text(f.description, &course.description);
+        doc.add_text(f.member, &course.member);
+        for subject in &course.subjects {
+            doc.add_text(f.subjects, subject);
+        }
+        doc.add_text(f.language, &course.language);
+        doc
+    }
+
+    /// The query's words, analyzed exactly as the indexed text was, in order and without repeats.
+    fn words(&self, query: &str) -> Result<Vec<String>, SearchError> {
+        let mut analyzer = self.index.tokenizer_for_field(self.fields.title)?;
+        let mut stream = analyzer.token_stream(query);
+        let mut words: Vec<String> = Vec::new();
+        while let Some(token) = stream.next() {
+            if !words.contains(&token.text) {
+                words.push(token.text.clone());
+            }
+            if words.len() == MAX_QUERY_TERMS {
+                break;
+            }
+        }
+        Ok(words)
+    }
+
+    /// Each word may match any field, exactly (scored by BM25, boosted), with
+    /// typos, or, for the last word, as a prefix (both constant-scored). Words
+    /// are alternatives, so a document matching more of them ranks higher.
+    fn query(&self, words: &[String]) -> BooleanQuery {
+        let last = words.len().saturating_sub(1);
+        let per_word = words.iter().enumerate().map(|(position, word)| {
+            let distance = typo_distance(word);
+            let prefix = position == last && word.chars().count() >= MIN_PREFIX_CHARS;
+            let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+            for (field, weight) in self.fields.weighted() {
+                let term = Term::from_field_text(field, word);
+                let exact = TermQuery::new(term.clone(), IndexRecordOption::WithFreqs);
+                clauses.push((Occur::Should, Box::new(BoostQuery::new(Box::new(exact), weight * EXACT_BOOST))));
+                if distance > 0 {
+                    let fuzzy = FuzzyTermQuery::new(term.clone(), distance, true);
+                    clauses.push((Occur::Should, Box::new(BoostQuery::new(Box::new(fuzzy), weight))));
+                }
+                if prefix {
+                    let starts = FuzzyTermQuery::new_prefix(term, 0, true);
+                    clauses.push((Occur::Should, Box::new(BoostQuery::new(Box::new(starts), weight))));
+                }
+            }
+            (Occur::Should, Box::new(BooleanQuery::new(clauses)) as Box<dyn Query>)
+        });
+        BooleanQuery::new(per_word.collect())
+    }
+
+    fn search(&self, query: &str, limit: usize) -> Result<Vec<i64>, SearchError> {
+        let words = self.words(query)?;
+        let searcher = self.reader.searcher();
+        // TopDocs panics on 0 and reserves room for `limit` hits, so clamp to what exists.
+        let limit = limit.min(usize::try_from(searcher.num_docs()).unwrap_or(usize::MAX));
+        if words.is_empty() || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let hits = searcher.search(&self.query(&words), &TopDocs::with_limit(limit).order_by_score())?;
+        let mut columns: HashMap<u32, Column<i64>> = HashMap::new();
+        let mut ids = Vec::with_capacity(hits.len());
+        for (_score, address) in hits {
+            let column = match columns.entry(address.segment_ord) {
+                std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+                std::collections::hash_map::Entry::Vacant(entry) => {
+                    entry.insert(searcher.segment_reader(address.segment_ord).fast_fields().i64("id")?)
+                }
+            };
+            if let Some(id) = column.first(address.doc_id) {
+                ids.push(id);
+            }
+        }
+        Ok(ids)
+    }
+}
+
+#[async_trait::async_trait]
+impl SearchIndex for EmbeddedIndex {
+    async fn upsert(&self, docs: Vec<CourseDocument>) -> Result<(), SearchError> {
+        if docs.is_empty() {
+            return Ok(());
+        }
+        self.blocking(move |inner| {
+            let documents: Vec<(i64, TantivyDocument)> = docs.iter().map(|d| (d.id, inner.document(d))).collect();
+            inner.write(|writer, fields| {
+                for (id, document) in documents {
+                    // A delete only affects documents added before it, so the new version survives
+                    // and repeating an upsert (or an id twice in one batch) leaves one document.
+                    writer.delete_term(Term::from_field_i64(fields.id, id));
+                    writer.add_document(document)?;
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn remove(&self, id: i64) -> Result<(), SearchError> {
+        self.blocking(move |inner| {
+            inner.write(|writer, fields| {
+                writer.delete_term(Term::from_field_i64(fields.id, id));
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn clear(&self) -> Result<(), SearchError> {
+        self.blocking(|inner| inner.write(|writer, _| writer.delete_all_documents().map(drop))).await
+    }
+
+    async fn search(&self, query: &str, limit: usize) -> Result<Vec<i64>, SearchError> {
+        if query.trim().is_empty() || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let query = query.to_owned();
+        self.blocking(move |inner| inner.search(&query, limit)).await
+    }
+
+    fn backend_name(&self) -> &'static str {
+        "embedded"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typo_distance_grows_with_word_length() {
+        assert_eq!(typo_distance("sql"), 0);
+        assert_eq!(typo_distance("clim"), 1);
+        assert_eq!(typo_distance("pyhton"), 1);
+        assert_eq!(typo_distance("statistcs"), 2);
+    }
+
+    #[test]
+    fn analyzer_lowercases_and_folds() {
+        let mut analyzer = analyzer();
+        let mut stream = analyzer.token_stream("Café, Naïve PYTHON-3");
+        let mut words = Vec::new();
+        while let Some(token) = stream.next() {
+            words.push(token.text.clone());
+        }
+        assert_eq!(words, ["cafe", "naive", "python", "3"]);
+    }
+}

@@ -1,0 +1,139 @@
+//! The Meilisearch search backend, for deployments that run several
+//! processes or want a search server's ranking and typo tolerance.
+//!
+//! It owns the index's settings (primary key, searchable and filterable
+//! attributes). They are applied on first use rather than at open, because
+//! opening must not need the server. Meilisearch applies writes
+//! asynchronously as tasks; every write here waits for its task so that, as
+//! with the embedded index, a change is visible once the call returns.
+
+use std::fmt;
+use std::time::Duration;
+
+use meilisearch_sdk::client::Client;
+use meilisearch_sdk::errors::{Error, ErrorCode};
+use meilisearch_sdk::indexes::Index;
+use meilisearch_sdk::search::Selectors;
+use meilisearch_sdk::settings::Settings;
+use meilisearch_sdk::task_info::TaskInfo;
+use meilisearch_sdk::tasks::Task;
+use serde::Deserialize;
+use tokio::sync::OnceCell;
+
+use super::{CourseDocument, SearchError, SearchIndex};
+
+const PRIMARY_KEY: &str = "id";
+/// In ranking order: Meilisearch's `attribute` rule prefers matches in earlier attributes.
+const SEARCHABLE: [&str; 5] = ["title", "subjects", "summary", "member", "description"];
+/// For catalog facets ("courses by this member / in this subject / language").
+const FILTERABLE: [&str; 3] = ["member", "subjects", "language"];
+const POLL_INTERVAL: Duration = Duration::from_millis(50);
+/// Small catalog writes take milliseconds; this allows for a busy task queue
+/// (a settings change re-indexes everything) without hanging a request forever.
+const TASK_TIMEOUT: Duration = Duration::from_secs(30);
+/// Meilisearch refuses to page past `maxTotalHits` (1000 by default) anyway.
+const MAX_LIMIT: usize = 1000;
+
+/// A handle on one Meilisearch index.
+pub struct MeiliIndex {
+    url: String,
+    client: Client,
+    index: Index,
+    ready: OnceCell<()>,
+}
+
+#[derive(Deserialize)]
+struct Hit {
+    id: i64,
+}
+
+impl MeiliIndex {
+    /// A handle on index `index_name` at `url`; no request is made yet.
+    pub fn new(url: &str, api_key: Option<&str>, index_name: &str) -> Result<MeiliIndex, SearchError> {
+        // The SDK appends paths to the host and would produce `//indexes`.
+        let url = url.trim_end_matches('/').to_owned();
+        let client = Client::new(url.clone(), api_key)?;
+        let index = client.index(index_name);
+        Ok(MeiliIndex { url, client, index, ready: OnceCell::new() })
+    }
+
+    /// Creates the index with its primary key and applies the settings, once
+    /// per handle. A failure leaves the cell empty, so the next call retries.
+    async fn ready(&self) -> Result<(), SearchError> {
+        self.ready
+            .get_or_try_init(|| async {
+                let created = self.client.create_index(&self.index.uid, Some(PRIMARY_KEY)).await?;
+                match self.finish(created).await {
+                    Err(SearchError::MeiliTask(error)) if error.error_code == ErrorCode::IndexAlreadyExists => {}
+                    other => other?,
+                }
+                let settings =
+                    Settings::new().with_searchable_attributes(SEARCHABLE).with_filterable_attributes(FILTERABLE);
+                let updated = self.index.set_settings(&settings).await?;
+                self.finish(updated).await
+            })
+            .await
+            .map(drop)
+    }
+
+    /// Waits for `task` and turns a failed task into an error.
+    async fn finish(&self, task: TaskInfo) -> Result<(), SearchError> {
+        match task.wait_for_completion(&self.client, Some(POLL_INTERVAL), Some(TASK_TIMEOUT)).await? {
+            Task::Succeeded { .. } => Ok(()),
+            Task::Failed { content } => Err(SearchError::MeiliTask(content.error)),
+            Task::Enqueued { .. } | Task::Processing { .. } => Err(SearchError::Meili(Error::Timeout)),
+        }
+    }
+}
+
+impl fmt::Debug for MeiliIndex {
+    // By hand, so the API key never reaches a log line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MeiliIndex").field("url", &self.url).field("index", &self.index.uid).finish()
+    }
+}
+
+#[async_trait::async_trait]
+impl SearchIndex for MeiliIndex {
+    async fn upsert(&self, docs: Vec<CourseDocument>) -> Result<(), SearchError> {
+        if docs.is_empty() {
+            return Ok(());
+        }
+        self.ready().await?;
+        let task = self.index.add_or_replace(&docs, Some(PRIMARY_KEY)).await?;
+        self.finish(task).await
+    }
+
+    async fn remove(&self, id: i64) -> Result<(), SearchError> {
+        self.ready().await?;
+        let task = self.index.delete_document(id).await?;
+        self.finish(task).await
+    }
+
+    async fn clear(&self) -> Result<(), SearchError> {
+        self.ready().await?;
+        let task = self.index.delete_all_documents().await?;
+        self.finish(task).await
+    }
+
+    async fn search(&self, query: &str, limit: usize) -> Result<Vec<i64>, SearchError> {
+        // An empty query is a "placeholder search" in Meilisearch and would return every document.
+        if query.trim().is_empty() || limit == 0 {
+            return Ok(Vec::new());
+        }
+        self.ready().await?;
+        let results = self
+            .index
+            .search()
+            .with_query(query)
+            .with_limit(limit.min(MAX_LIMIT))
+            .with_attributes_to_retrieve(Selectors::Some(&[PRIMARY_KEY]))
+            .execute::<Hit>()
+            .await?;
+        Ok(results.hits.into_iter().map(|hit| hit.result.id).collect())
+    }
+
+    fn backend_name(&self) -> &'static str {
+        "meilisearch"
+    }
+}

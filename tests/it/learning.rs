@@ -1,0 +1,576 @@
+//! Learning: catalog and search, enrollment, content, progress and grading,
+//! emails, access windows, authoring boundaries and course packages.
+
+use diesel::prelude::*;
+use lyceum::accounts::SessionUser;
+use lyceum::accounts::roles::Role;
+use lyceum::db::schema::{course_feedback, courses, enrollments, live_attendance, quiz_attempts};
+use lyceum::learning::authoring::{self, RunInput};
+use lyceum::learning::content::{BlobRef, BlockData, Question, QuestionKind, Quiz, ShowAnswers};
+use lyceum::learning::service;
+use rocket::http::Status;
+
+use crate::common::{Learner, TestApp};
+use crate::on_both;
+
+fn operator() -> SessionUser {
+    SessionUser {
+        id: 0,
+        username: "operator".into(),
+        first_name: "Op".into(),
+        last_name: "Erator".into(),
+        email: String::new(),
+        email_verified: true,
+        roles: vec![(Role::Staff, String::new())],
+    }
+}
+
+pub struct Seeded {
+    pub slug: String,
+    pub units: Vec<i64>,
+    pub quiz: i64,
+    pub resource: i64,
+    pub live: i64,
+    pub member_id: i64,
+}
+
+/// A member with a published course: two sections, three units, every block kind.
+pub async fn seed_course(app: &TestApp, member: &str, slug: &str, title: &str, access_days: Option<i32>) -> Seeded {
+    let blobs = lyceum::blob_store(&app.config);
+    let (member, slug, title) = (member.to_string(), slug.to_string(), title.to_string());
+    app.db()
+        .run(move |conn| {
+            let op = operator();
+            let now = lyceum::db::now();
+            let m = match authoring::member_by_slug(conn, &member) {
+                Ok(m) => m,
+                Err(_) => {
+                    authoring::create_member(conn, &op, &member, &format!("{member} University"), "A member.", now)?
+                }
+            };
+            let input = authoring::parse_course(
+                &slug,
+                &title,
+                "Learn it well.",
+                "All about **it**.",
+                "computer-science",
+                "en",
+                "2 hours",
+            )?;
+            let c = authoring::create_course(conn, &op, &m, &input, now)?;
+            authoring::add_run(
+                conn,
+                &c,
+                &RunInput {
+                    key: "2026".into(),
+                    starts_at: now - chrono::Duration::days(1),
+                    ends_at: None,
+                    enrollment_opens_at: None,
+                    enrollment_closes_at: None,
+                    pacing: "self".into(),
+                    access_days,
+                    pass_threshold: 60,
+                    audit: true,
+                    verified_price_cents: Some(4900),
+                    currency: "USD".into(),
+                },
+                now,
+            )?;
+            authoring::add_section(conn, &c, "Basics")?;
+            authoring::add_section(conn, &c, "Practice")?;
+            let outline = service::outline(conn, c.id)?;
+            let (s1, s2) = (outline[0].0.id, outline[1].0.id);
+            let u1 = authoring::add_unit(conn, &c, s1, "Welcome")?;
+            let u2 = authoring::add_unit(conn, &c, s1, "Variables")?;
+            let u3 = authoring::add_unit(conn, &c, s2, "Check")?;
+            let unit = |conn: &mut lyceum::db::Conn, id| service::unit_in_course(conn, c.id, id);
+            let un1 = unit(conn, u1)?;
+            authoring::add_block(
+                conn,
+                &un1,
+                &BlockData::Text { markdown: "Hello **learner** <script>alert(1)</script>".into() },
+                now,
+            )?;
+            authoring::add_block(
+                conn,
+                &un1,
+                &BlockData::Video {
+                    url: Some("https://www.youtube.com/watch?v=aqz-KE-bpKQ".into()),
+                    file: None,
+                    transcript: Some("A film.".into()),
+                },
+                now,
+            )?;
+            let key = lyceum::storage::store(conn, blobs.as_ref(), b"Cheat sheet: x = 1", "text/plain")
+                .map_err(|e| service::LearningError::Invalid(e.to_string()))?;
+            let resource = authoring::add_block(
+                conn,
+                &un1,
+                &BlockData::Resource {
+                    title: "Cheat sheet".into(),
+                    file: BlobRef { key, filename: "cheatsheet.txt".into(), content_type: "text/plain".into() },
+                },
+                now,
+            )?;
+            let un2 = unit(conn, u2)?;
+            authoring::add_block(conn, &un2, &BlockData::Text { markdown: "Variables hold values.".into() }, now)?;
+            let live = authoring::add_block(
+                conn,
+                &un2,
+                &BlockData::Live {
+                    title: "Office hours".into(),
+                    starts_at: now + chrono::Duration::days(3),
+                    link: "https://meet.example.org/room".into(),
+                },
+                now,
+            )?;
+            let un3 = unit(conn, u3)?;
+            let q = |kind, correct: Vec<usize>, answer| Question {
+                kind,
+                prompt: "Pick".into(),
+                choices: vec!["a".into(), "b".into()],
+                correct,
+                answer,
+                tolerance: 0.01,
+                accepted: vec![],
+                feedback: Some("Because.".into()),
+            };
+            let quiz = authoring::add_block(
+                conn,
+                &un3,
+                &BlockData::Quiz(Quiz {
+                    title: "Final check".into(),
+                    attempts: 2,
+                    weight: 1.0,
+                    show_answers: ShowAnswers::AfterLastAttempt,
+                    due_at: None,
+                    questions: vec![
+                        q(QuestionKind::Single, vec![1], None),
+                        q(QuestionKind::Numeric, vec![], Some(3.5)),
+                    ],
+                }),
+                now,
+            )?;
+            authoring::set_published(conn, &c, true, now)?;
+            Ok::<_, service::LearningError>(Seeded {
+                slug: c.slug,
+                units: vec![u1, u2, u3],
+                quiz,
+                resource,
+                live,
+                member_id: m.id,
+            })
+        })
+        .await
+        .expect("course seeded")
+}
+
+async fn verified(app: &TestApp, name: &str) -> Learner {
+    let l = app.sign_up(name).await;
+    app.verify(&l).await;
+    app.sign_in(&l, false).await;
+    l
+}
+
+async fn enroll<'a>(app: &'a TestApp, slug: &str) -> rocket::local::asynchronous::LocalResponse<'a> {
+    app.post_form(&format!("/courses/{slug}/enroll"), &[("run", "2026"), ("track", "audit")]).await
+}
+
+async fn catalog_and_enrollment(app: TestApp) {
+    // promise: CRS-1 — browse a catalog, search it (typos tolerated), enroll, follow content.
+    let c = seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    seed_course(&app, "larkfield", "statistics-basics", "Statistics for Everyone", None).await;
+    app.run_jobs().await;
+    let (status, body) = app.get("/courses").await;
+    assert_eq!(status, Status::Ok);
+    assert!(body.contains("Introduction to Python") && body.contains("Statistics for Everyone"));
+    let (_, body) = app.get("/courses?q=pyhton").await;
+    assert!(body.contains("Introduction to Python") && !body.contains("Statistics for Everyone"), "typo search");
+    let (_, body) = app.get("/courses?member=larkfield").await;
+    assert!(!body.contains("Introduction to Python") && body.contains("Statistics for Everyone"));
+    let (status, body) = app.get("/courses/intro-python").await;
+    assert_eq!(status, Status::Ok);
+    assert!(body.contains("Enroll") && body.contains("Basics") && body.contains("northbridge University"));
+
+    // promise: ACC-3 — an unverified learner cannot enroll.
+    let ada = app.sign_up("ada").await;
+    app.sign_in(&ada, false).await;
+    let res = enroll(&app, &c.slug).await;
+    assert_eq!(res.headers().get_one("Location"), Some("/courses/intro-python"));
+    let (_, body) = app.get("/courses/intro-python").await;
+    assert!(body.contains("confirm your email address") || body.contains("Confirm your email address"));
+    app.verify(&ada).await;
+    app.sign_out().await;
+    app.sign_in(&ada, false).await;
+    let res = enroll(&app, &c.slug).await;
+    assert_eq!(res.headers().get_one("Location"), Some("/learn/intro-python"));
+    let (status, body) = app.get(&format!("/learn/intro-python/units/{}", c.units[0])).await;
+    assert_eq!(status, Status::Ok);
+    assert!(body.contains("Hello <strong>learner</strong>") && !body.contains("<script>alert"), "sanitised markdown");
+    assert!(body.contains("youtube-nocookie.com/embed/aqz-KE-bpKQ"));
+    // A unit of another course is not reachable through this one.
+    let other = seed_course(&app, "northbridge", "other-course", "Other", None).await;
+    let (status, _) = app.get(&format!("/learn/intro-python/units/{}", other.units[0])).await;
+    assert_eq!(status, Status::NotFound);
+    let (status, _) = app.get(&format!("/learn/other-course/units/{}", other.units[0])).await;
+    assert_eq!(status, Status::Forbidden, "not enrolled there");
+}
+on_both!(crs_1_catalog_search_enrollment_and_content, catalog_and_enrollment);
+
+async fn progress_and_grading(app: TestApp) {
+    // promise: CRS-2 — enrollments, progress, attendance, results and feedback are recorded.
+    let c = seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    let ada = verified(&app, "ada").await;
+    enroll(&app, &c.slug).await;
+    for u in &c.units[..2] {
+        let res = app.post_form(&format!("/learn/intro-python/units/{u}/complete"), &[]).await;
+        assert_eq!(res.status(), Status::SeeOther);
+    }
+    let (_, body) = app.get("/learn/intro-python").await;
+    assert!(body.contains("2 of 3 units completed"), "progress shown");
+    assert!(body.contains("In progress"));
+    // Wrong-typed answers: field error, no attempt used.
+    let res = app
+        .post_form(&format!("/learn/intro-python/quiz/{}", c.quiz), &[("q0", "1"), ("q1", "three and a half")])
+        .await;
+    assert_eq!(res.status(), Status::UnprocessableEntity);
+    assert!(res.into_string().await.unwrap().contains("Please enter a number"));
+    let res = app.post_form(&format!("/learn/intro-python/quiz/{}", c.quiz), &[("q0", "9")]).await;
+    assert_eq!(res.status(), Status::UnprocessableEntity);
+    // Half right: 50% < 60% pass mark.
+    let res = app.post_form(&format!("/learn/intro-python/quiz/{}", c.quiz), &[("q0", "1"), ("q1", "2")]).await;
+    assert_eq!(res.status(), Status::SeeOther);
+    let (_, body) = app.get("/learn/intro-python").await;
+    assert!(body.contains("50%") && !body.contains("data-completed"));
+    // All right on the second and last attempt: passes, completes.
+    app.post_form(&format!("/learn/intro-python/quiz/{}", c.quiz), &[("q0", "1"), ("q1", "3.5")]).await;
+    let (_, body) = app.get("/learn/intro-python").await;
+    assert!(body.contains("100%") && body.contains("data-completed"), "completed once the grade passes");
+    let res = app.post_form(&format!("/learn/intro-python/quiz/{}", c.quiz), &[("q0", "1"), ("q1", "3.5")]).await;
+    assert_eq!(res.status(), Status::SeeOther, "no third attempt");
+    let (_, unit) = app.get(&format!("/learn/intro-python/units/{}", c.units[2])).await;
+    assert!(
+        unit.contains("Because.") && unit.contains("Answers: ") || unit.contains("Answer: 3.5"),
+        "answers shown after the last attempt"
+    );
+    let db = app.db();
+    let mut conn = db.get().unwrap();
+    let attempts: i64 = quiz_attempts::table.count().get_result(&mut conn).unwrap();
+    assert_eq!(attempts, 2);
+    let (grade, passed, completed): (f64, bool, Option<chrono::NaiveDateTime>) = enrollments::table
+        .select((enrollments::grade_percent, enrollments::passed, enrollments::completed_at))
+        .first(&mut conn)
+        .unwrap();
+    assert_eq!((grade, passed), (100.0, true));
+    assert!(completed.is_some());
+    // Attendance through the platform's link.
+    let res = app.client.get(format!("/learn/intro-python/live/{}", c.live)).dispatch().await;
+    assert_eq!(res.headers().get_one("Location"), Some("https://meet.example.org/room"));
+    let attended: i64 = live_attendance::table.count().get_result(&mut conn).unwrap();
+    assert_eq!(attended, 1);
+    // Feedback.
+    let res = app.post_form("/courses/intro-python/feedback", &[("rating", "5"), ("comment", "Clear and kind.")]).await;
+    assert_eq!(res.status(), Status::SeeOther);
+    let rating: i32 = course_feedback::table.select(course_feedback::rating).first(&mut conn).unwrap();
+    assert_eq!(rating, 5);
+    // The dashboard shows it.
+    let (_, dash) = app.get("/dashboard").await;
+    assert!(dash.contains("Introduction to Python") && dash.contains("Completed"));
+    // The gradebook, for the member's staff, by username.
+    let _ = ada;
+    let staff = app.sign_up("grace").await;
+    lyceum::accounts::service::ensure_staff(&mut conn, &staff.email, None, "G", "H").unwrap();
+    app.sign_out().await;
+    app.sign_in(&staff, false).await;
+    let run_id: i64 = enrollments::table.select(enrollments::run_id).first(&mut conn).unwrap();
+    let res = app.client.get(format!("/studio/runs/{run_id}/gradebook.csv")).dispatch().await;
+    assert_eq!(res.status(), Status::Ok);
+    let csv = res.into_string().await.unwrap();
+    assert!(
+        csv.starts_with("username,track,enrolled_at,units_completed,Final check,grade_percent,passed,completed_at"),
+        "{csv}"
+    );
+    assert!(csv.contains("ada,audit,") && csv.contains(",100.00,true,"), "{csv}");
+    assert!(!csv.contains("Lovelace"), "no real names in the gradebook");
+}
+on_both!(crs_2_progress_results_attendance_and_feedback_are_recorded, progress_and_grading);
+
+async fn course_emails(app: TestApp) {
+    // promise: CRS-4 — enrollment confirmation, reminders before a run starts, announcements.
+    let c = seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    let ada = verified(&app, "ada").await;
+    enroll(&app, &c.slug).await;
+    assert!(app.mailed_link(&ada.email, "/learn/intro-python").await.is_some(), "enrollment confirmation");
+    let staff = app.sign_up("grace").await;
+    lyceum::accounts::service::ensure_staff(&mut app.db().get().unwrap(), &staff.email, None, "G", "H").unwrap();
+    app.sign_out().await;
+    app.sign_in(&staff, false).await;
+    let run_id: i64 = enrollments::table.select(enrollments::run_id).first(&mut app.db().get().unwrap()).unwrap();
+    let res = app
+        .post_form(
+            &format!("/studio/runs/{run_id}/announce"),
+            &[("subject", "Week 2 is live"), ("body", "New units are ready.")],
+        )
+        .await;
+    assert_eq!(res.status(), Status::SeeOther);
+    app.run_jobs().await;
+    let mail = lyceum::notify::read_outbox(&app.config.outbox_dir(), 100);
+    assert!(
+        mail.iter().any(|m| m.to == ada.email
+            && m.subject.contains("Week 2 is live")
+            && m.text.contains("New units are ready."))
+    );
+    assert!(!mail.iter().any(|m| m.to == staff.email && m.subject.contains("Week 2")), "only enrolled learners");
+    // A run starting tomorrow gets one reminder, once.
+    let upcoming = seed_course(&app, "northbridge", "later-course", "Later", None).await;
+    app.sign_out().await;
+    app.sign_in(&ada, false).await;
+    enroll(&app, &upcoming.slug).await;
+    let db = app.db();
+    db.run(|conn| {
+        use lyceum::db::schema::{course_runs, courses};
+        let id: i64 = courses::table.filter(courses::slug.eq("later-course")).select(courses::id).first(conn)?;
+        diesel::update(course_runs::table.filter(course_runs::course_id.eq(id)))
+            .set(course_runs::starts_at.eq(lyceum::db::now() + chrono::Duration::hours(20)))
+            .execute(conn)
+            .map_err(lyceum::db::DbError::from)
+    })
+    .await
+    .unwrap();
+    let mut conn = db.get().unwrap();
+    assert_eq!(service::send_start_reminders(&mut conn, lyceum::db::now()).unwrap(), 1);
+    assert_eq!(service::send_start_reminders(&mut conn, lyceum::db::now()).unwrap(), 0, "sent once");
+    drop(conn);
+    app.run_jobs().await;
+    let mail = lyceum::notify::read_outbox(&app.config.outbox_dir(), 100);
+    assert!(mail.iter().any(|m| m.to == ada.email && m.subject == "Later starts soon"));
+}
+on_both!(crs_4_enrollment_reminder_and_announcement_emails, course_emails);
+
+async fn access_window(app: TestApp) {
+    // promise: CRS-5 — access is time-limited and ends by itself.
+    let c = seed_course(&app, "northbridge", "intro-python", "Introduction to Python", Some(30)).await;
+    verified(&app, "ada").await;
+    enroll(&app, &c.slug).await;
+    let expires: Option<chrono::NaiveDateTime> =
+        enrollments::table.select(enrollments::access_expires_at).first(&mut app.db().get().unwrap()).unwrap();
+    let days = (expires.unwrap() - lyceum::db::now()).num_hours();
+    assert!((29 * 24..=30 * 24).contains(&days), "30 days of access, got {days} hours");
+    let (status, _) = app.get(&format!("/learn/intro-python/units/{}", c.units[0])).await;
+    assert_eq!(status, Status::Ok);
+    // Time passes: nothing runs, access simply ends.
+    diesel::update(enrollments::table)
+        .set(enrollments::access_expires_at.eq(lyceum::db::now() - chrono::Duration::minutes(1)))
+        .execute(&mut app.db().get().unwrap())
+        .unwrap();
+    let (status, body) = app.get(&format!("/learn/intro-python/units/{}", c.units[0])).await;
+    assert_eq!(status, Status::Forbidden);
+    assert!(body.contains("access to this course has ended"));
+    let res = app.post_form(&format!("/learn/intro-python/quiz/{}", c.quiz), &[("q0", "1")]).await;
+    assert_eq!(res.status(), Status::Forbidden);
+    let (_, dash) = app.get("/dashboard").await;
+    assert!(dash.contains("Access ended"));
+}
+on_both!(crs_5_course_access_ends_after_the_access_period, access_window);
+
+async fn resources_and_live(app: TestApp) {
+    // promise: CRS-7 — downloadable resources and live sessions with their links.
+    let c = seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    let (status, _) = app.get(&format!("/learn/intro-python/files/{}", c.resource)).await;
+    assert_eq!(status, Status::SeeOther, "sign in first");
+    verified(&app, "ada").await;
+    let (status, _) = app.get(&format!("/learn/intro-python/files/{}", c.resource)).await;
+    assert_eq!(status, Status::Forbidden, "enrolled learners only");
+    enroll(&app, &c.slug).await;
+    let (_, unit) = app.get(&format!("/learn/intro-python/units/{}", c.units[0])).await;
+    assert!(unit.contains(&format!("/learn/intro-python/files/{}", c.resource)) && unit.contains("Cheat sheet"));
+    let res = app.client.get(format!("/learn/intro-python/files/{}", c.resource)).dispatch().await;
+    assert_eq!(res.status(), Status::Ok);
+    assert!(res.headers().get_one("Content-Disposition").unwrap().contains("attachment; filename=\"cheatsheet.txt\""));
+    assert_eq!(res.into_string().await.unwrap(), "Cheat sheet: x = 1");
+    let (_, unit) = app.get(&format!("/learn/intro-python/units/{}", c.units[1])).await;
+    assert!(unit.contains("Office hours") && unit.contains(&format!("/learn/intro-python/live/{}", c.live)));
+}
+on_both!(crs_7_resources_and_live_sessions, resources_and_live);
+
+async fn member_isolation(app: TestApp) {
+    let north = seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    let lark = seed_course(&app, "larkfield", "stats", "Statistics", None).await;
+    // Ada instructs for Northbridge only.
+    let ada = verified(&app, "ada").await;
+    let mut conn = app.db().get().unwrap();
+    let ada_id: i64 = lyceum::accounts::service::find_for_login(&mut conn, &ada.username).unwrap().unwrap().id;
+    lyceum::accounts::roles::grant(&mut conn, ada_id, Role::Instructor, &format!("member:{}", north.member_id), None)
+        .unwrap();
+    diesel::update(courses::table.filter(courses::slug.eq("stats")))
+        .set(courses::published.eq(false))
+        .execute(&mut conn)
+        .unwrap();
+    drop(conn);
+    let (status, _) = app.get("/studio/courses/intro-python").await;
+    assert_eq!(status, Status::Ok);
+    let (status, _) = app.get(&format!("/learn/intro-python/units/{}", north.units[0])).await;
+    assert_eq!(status, Status::Ok, "authors preview their own content");
+    for path in [
+        "/studio/courses/stats".to_string(),
+        format!("/studio/units/{}", lark.units[0]),
+        "/courses/stats".into(),
+        format!("/learn/stats/units/{}", lark.units[0]),
+        "/studio/members/larkfield".into(),
+    ] {
+        let (status, body) = app.get(&path).await;
+        assert_eq!(status, Status::NotFound, "{path}");
+        assert!(!body.contains("Statistics"), "{path} leaks the draft");
+    }
+    for (path, fields) in [
+        ("/studio/courses/stats/outline".to_string(), vec![("action", "add_section"), ("title", "Hijack")]),
+        ("/studio/courses/stats/details".into(), vec![("title", "Hijacked"), ("summary", "x"), ("language", "en")]),
+        ("/studio/courses/stats/publish".into(), vec![("published", "true")]),
+        ("/studio/members/larkfield/staff".into(), vec![("login", "ada"), ("role", "member_admin")]),
+    ] {
+        let res = app.post_form(&path, &fields).await;
+        assert!(matches!(res.status(), Status::NotFound | Status::Forbidden), "{path}: {}", res.status());
+    }
+    let title: String = courses::table
+        .filter(courses::slug.eq("stats"))
+        .select(courses::title)
+        .first(&mut app.db().get().unwrap())
+        .unwrap();
+    assert_eq!(title, "Statistics");
+    // A plain learner has no studio at all.
+    app.sign_out().await;
+    verified(&app, "bob").await;
+    let (status, _) = app.get("/studio").await;
+    assert_eq!(status, Status::Forbidden);
+    let (status, _) = app.get("/studio/courses/intro-python").await;
+    assert_eq!(status, Status::Forbidden);
+}
+on_both!(nobody_sees_or_edits_another_members_content, member_isolation);
+
+async fn authoring_in_the_browser(app: TestApp) {
+    // Member staff build a course with the studio's forms.
+    let staff = verified(&app, "grace").await;
+    lyceum::accounts::service::ensure_staff(&mut app.db().get().unwrap(), &staff.email, None, "G", "H").unwrap();
+    let res = app
+        .post_form(
+            "/studio/members",
+            &[("slug", "northbridge"), ("name", "Northbridge University"), ("description", "Founded long ago.")],
+        )
+        .await;
+    assert_eq!(res.headers().get_one("Location"), Some("/studio/members/northbridge"));
+    let res = app
+        .post_form(
+            "/studio/courses",
+            &[
+                ("member", "northbridge"),
+                ("slug", "rust-101"),
+                ("title", "Rust 101"),
+                ("summary", "Ownership without tears."),
+                ("subjects", "programming"),
+                ("language", "en"),
+            ],
+        )
+        .await;
+    assert_eq!(res.headers().get_one("Location"), Some("/studio/courses/rust-101"));
+    app.post_form("/studio/courses/rust-101/outline", &[("action", "add_section"), ("title", "Start")]).await;
+    let (_, page) = app.get("/studio/courses/rust-101").await;
+    let section = regex::Regex::new(r#"name="id" value="(\d+)">\s*<label class="visually-hidden" for="s-"#)
+        .unwrap()
+        .captures(&page)
+        .unwrap()[1]
+        .to_string();
+    app.post_form(
+        "/studio/courses/rust-101/outline",
+        &[("action", "add_unit"), ("id", &section), ("title", "Ownership")],
+    )
+    .await;
+    app.post_form(
+        "/studio/courses/rust-101/outline",
+        &[("action", "add_unit"), ("id", &section), ("title", "Borrowing")],
+    )
+    .await;
+    let (_, page) = app.get("/studio/courses/rust-101").await;
+    let units: Vec<String> = regex::Regex::new(r#"href="/studio/units/(\d+)""#)
+        .unwrap()
+        .captures_iter(&page)
+        .map(|c| c[1].to_string())
+        .collect();
+    assert_eq!(units.len(), 2);
+    // Reorder: Borrowing first.
+    app.post_form("/studio/courses/rust-101/outline", &[("action", "unit_up"), ("id", &units[1])]).await;
+    let (_, page) = app.get("/studio/courses/rust-101").await;
+    assert!(page.find(">Borrowing<").unwrap() < page.find(">Ownership<").unwrap());
+    // Blocks through the (multipart) editor.
+    let token = app.csrf().await;
+    let boundary = "XyZ";
+    let body = |fields: &[(&str, &str)]| {
+        let mut b = String::new();
+        for (k, v) in fields {
+            b.push_str(&format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n"));
+        }
+        b.push_str(&format!("--{boundary}--\r\n"));
+        b
+    };
+    let ct = rocket::http::ContentType::new("multipart", "form-data").with_params(("boundary", boundary));
+    let post = |fields: Vec<(&'static str, String)>| {
+        let refs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let b = body(&refs);
+        app.client.post(format!("/studio/units/{}/blocks", units[0])).header(ct.clone()).body(b).dispatch()
+    };
+    let res = post(vec![
+        ("csrf_token", token.clone()),
+        ("action", "add".into()),
+        ("kind", "text".into()),
+        ("markdown", "Every value has an **owner**.".into()),
+    ])
+    .await;
+    assert_eq!(res.status(), Status::SeeOther);
+    let quiz = "title = \"Check\"\nattempts = 2\n[[questions]]\nkind = \"single\"\nprompt = \"Who owns a value?\"\nchoices = [\"nobody\", \"its owner\"]\ncorrect = [1]\n";
+    post(vec![
+        ("csrf_token", token.clone()),
+        ("action", "add".into()),
+        ("kind", "quiz".into()),
+        ("quiz_toml", quiz.into()),
+    ])
+    .await;
+    let res = post(vec![
+        ("csrf_token", token.clone()),
+        ("action", "add".into()),
+        ("kind", "video".into()),
+        ("url", "https://evil.example/v.mp4".into()),
+    ])
+    .await;
+    assert_eq!(res.status(), Status::SeeOther);
+    let res = post(vec![
+        ("csrf_token", "forged".into()),
+        ("action", "add".into()),
+        ("kind", "text".into()),
+        ("markdown", "x".into()),
+    ])
+    .await;
+    assert_eq!(res.status(), Status::Forbidden, "multipart forms are CSRF-checked too");
+    let (_, page) = app.get(&format!("/studio/units/{}", units[0])).await;
+    assert!(page.contains("Every value has an **owner**.") && page.contains("Who owns a value?"));
+    assert!(!page.contains("evil.example"), "a disallowed video host is refused");
+    // Run, publish, and a learner sees it in the catalog.
+    let res = app.post_form("/studio/courses/rust-101/publish", &[("published", "true")]).await;
+    assert_eq!(res.status(), Status::SeeOther);
+    let (_, page) = app.get("/studio/courses/rust-101").await;
+    assert!(page.contains("Add a run before publishing") || page.contains("draft"));
+    app.post_form(
+        "/studio/courses/rust-101/runs",
+        &[
+            ("key", "2027"),
+            ("starts_at", "2026-01-01T09:00"),
+            ("pacing", "self"),
+            ("pass_threshold", "50"),
+            ("audit", "true"),
+        ],
+    )
+    .await;
+    app.post_form("/studio/courses/rust-101/publish", &[("published", "true")]).await;
+    app.run_jobs().await;
+    let (_, catalog) = app.get("/courses?q=ownership").await;
+    assert!(catalog.contains("Rust 101"), "published and indexed");
+}
+on_both!(member_staff_build_a_course_in_the_browser, authoring_in_the_browser);
