@@ -218,7 +218,7 @@ impl Worker {
     pub async fn run_forever(self) {
         let mut tick = 0u64;
         loop {
-            if tick % 60 == 0
+            if tick.is_multiple_of(60)
                 && let Err(e) = self.run_scheduled().await
             {
                 tracing::error!(error = %e, "scheduled work");

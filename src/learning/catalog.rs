@@ -108,8 +108,15 @@ pub fn cards(conn: &mut Conn, filters: &Filters, ranked: Option<&[i64]>, now: Na
     Ok(cards.into_iter().map(|(_, c)| c).collect())
 }
 
-/// Values for the filter menus: members, subjects and languages in use.
-pub fn facets(conn: &mut Conn) -> QueryResult<(Vec<(String, String)>, Vec<String>, Vec<String>)> {
+/// Values for the filter menus, from published courses.
+pub struct Facets {
+    /// (slug, name) of members with published courses.
+    pub members: Vec<(String, String)>,
+    pub subjects: Vec<String>,
+    pub languages: Vec<String>,
+}
+
+pub fn facets(conn: &mut Conn) -> QueryResult<Facets> {
     let rows: Vec<(String, String, String, String)> = courses::table
         .inner_join(members::table)
         .filter(courses::published.eq(true))
@@ -125,7 +132,7 @@ pub fn facets(conn: &mut Conn) -> QueryResult<(Vec<(String, String)>, Vec<String
     let mut langs: Vec<String> = rows.iter().map(|r| r.3.clone()).collect();
     langs.sort();
     langs.dedup();
-    Ok((ms, subjects, langs))
+    Ok(Facets { members: ms, subjects, languages: langs })
 }
 
 /// What the search index holds for a course.

@@ -60,7 +60,7 @@ pub async fn catalog_page(
         open_only: open.unwrap_or(false),
     };
     let f = filters.clone();
-    let (cards, (members, subjects, languages)) = db
+    let (cards, catalog::Facets { members, subjects, languages }) = db
         .run(move |conn| {
             let cards = catalog::cards(conn, &f, ranked.as_deref(), now())?;
             Ok::<_, AppError>((cards, catalog::facets(conn)?))
@@ -439,7 +439,7 @@ pub async fn submit_quiz(
                     errors.into_iter().map(|e| (e.question, e.message)).collect::<Vec<_>>(),
                 )));
             }
-            let result = learning::submit_quiz(conn, &e, &run, &a.course, &block, &quiz, &answers, now());
+            let result = learning::submit_quiz(conn, &e, &run, &block, &quiz, &answers, now());
             Ok(Ok((block.unit_id, result)))
         })
         .await?;

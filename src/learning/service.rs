@@ -367,7 +367,6 @@ pub fn submit_quiz(
     conn: &mut Conn,
     enrollment: &Enrollment,
     run: &Run,
-    course: &Course,
     block: &Block,
     quiz: &Quiz,
     answers: &Answers,
@@ -393,7 +392,7 @@ pub fn submit_quiz(
             ))
             .execute(conn)?;
         touch(conn, enrollment.id, block.unit_id, now)?;
-        recompute_grade(conn, enrollment.id, run, course.id, now)?;
+        recompute_grade(conn, enrollment.id, run, run.course_id, now)?;
         Ok(AttemptOutcome { score, results, attempts_left: quiz.attempts - used - 1 })
     })
 }

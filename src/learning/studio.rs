@@ -149,7 +149,11 @@ pub async fn member_logo(
     let back = format!("/studio/members/{slug}");
     let Some(image) = form.image.as_ref() else { return Ok(Flash::error(back, "Please choose an image file.")) };
     let bytes = read_upload(image, crate::media::MAX_UPLOAD_BYTES).await?;
-    let image = match crate::media::reencode(&bytes, 512) {
+    // Decoding and re-encoding is CPU work: off the async executor.
+    let processed = tokio::task::spawn_blocking(move || crate::media::reencode(&bytes, 512))
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    let image = match processed {
         Ok(i) => i,
         Err(e) => return Ok(Flash::error(back, e.to_string())),
     };

@@ -72,20 +72,25 @@ pub fn quiz_to_pkg(q: &Quiz) -> QuizPkg {
         questions: q
             .questions
             .iter()
-            .map(|x| QuestionPkg {
-                kind: match x.kind {
-                    QuestionKind::Single => PkgKind::Single,
-                    QuestionKind::Multiple => PkgKind::Multiple,
-                    QuestionKind::Numeric => PkgKind::Numeric,
-                    QuestionKind::Text => PkgKind::Text,
-                },
-                prompt: x.prompt.clone(),
-                choices: x.choices.clone(),
-                correct: x.correct.clone(),
-                answer: x.answer,
-                tolerance: x.tolerance,
-                accepted: x.accepted.clone(),
-                feedback: x.feedback.clone(),
+            .map(|x| {
+                // Only the fields that apply to the kind: the package format refuses the rest.
+                let choice = matches!(x.kind, QuestionKind::Single | QuestionKind::Multiple);
+                let numeric = x.kind == QuestionKind::Numeric;
+                QuestionPkg {
+                    kind: match x.kind {
+                        QuestionKind::Single => PkgKind::Single,
+                        QuestionKind::Multiple => PkgKind::Multiple,
+                        QuestionKind::Numeric => PkgKind::Numeric,
+                        QuestionKind::Text => PkgKind::Text,
+                    },
+                    prompt: x.prompt.clone(),
+                    choices: if choice { x.choices.clone() } else { Vec::new() },
+                    correct: if choice { x.correct.clone() } else { Vec::new() },
+                    answer: if numeric { x.answer } else { None },
+                    tolerance: if numeric { x.tolerance } else { 0.0 },
+                    accepted: if x.kind == QuestionKind::Text { x.accepted.clone() } else { Vec::new() },
+                    feedback: x.feedback.clone(),
+                }
             })
             .collect(),
     }

@@ -51,10 +51,7 @@ async fn every_form(app: TestApp) {
         .routes()
         .filter(|r| r.method == rocket::http::Method::Post && !r.uri.path().contains("signout"))
         .map(|r| {
-            regex::Regex::new("<[^>]+>")
-                .unwrap()
-                .replace_all(&r.uri.path().to_string(), "x%27%20OR%20%271%27%3D%271")
-                .to_string()
+            regex::Regex::new("<[^>]+>").unwrap().replace_all(r.uri.path(), "x%27%20OR%20%271%27%3D%271").to_string()
         })
         .collect();
     for path in &posts {

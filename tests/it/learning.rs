@@ -574,3 +574,92 @@ async fn authoring_in_the_browser(app: TestApp) {
     assert!(catalog.contains("Rust 101"), "published and indexed");
 }
 on_both!(member_staff_build_a_course_in_the_browser, authoring_in_the_browser);
+
+async fn staff_browser(app: &TestApp, name: &str) -> Learner {
+    let staff = verified(app, name).await;
+    lyceum::accounts::service::ensure_staff(&mut app.db().get().unwrap(), &staff.email, None, "G", "H").unwrap();
+    staff
+}
+
+fn multipart(fields: &[(&str, &str)], file: Option<(&str, &str, &[u8])>) -> (rocket::http::ContentType, Vec<u8>) {
+    let boundary = "LyceumBoundary7MA4YWxk";
+    let mut body = Vec::new();
+    for (k, v) in fields {
+        body.extend(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n").into_bytes(),
+        );
+    }
+    if let Some((name, filename, bytes)) = file {
+        body.extend(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"\r\nContent-Type: application/zip\r\n\r\n")
+                .into_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend(b"\r\n");
+    }
+    body.extend(format!("--{boundary}--\r\n").into_bytes());
+    (rocket::http::ContentType::new("multipart", "form-data").with_params(("boundary", boundary)), body)
+}
+
+async fn round_trip(app: TestApp) {
+    // Export → import (in another site) → export gives the same package.
+    seed_course(&app, "northbridge", "intro-python", "Introduction to Python", Some(90)).await;
+    staff_browser(&app, "grace").await;
+    let res = app.client.get("/studio/courses/intro-python/export").dispatch().await;
+    assert_eq!(res.status(), Status::Ok);
+    assert!(res.headers().get_one("Content-Disposition").unwrap().contains("intro-python.zip"));
+    let zip = res.into_bytes().await.unwrap();
+    let first = lyceum::learning::package::read_zip(&zip).expect("exported package reads back");
+
+    let other = TestApp::sqlite().await;
+    staff_browser(&other, "hopper").await;
+    other.post_form("/studio/members", &[("slug", "northbridge"), ("name", "Northbridge"), ("description", "")]).await;
+    let token = other.csrf().await;
+    let (ct, body) =
+        multipart(&[("csrf_token", &token), ("member", "northbridge")], Some(("package", "intro-python.zip", &zip)));
+    let res = other.client.post("/studio/import").header(ct).body(body).dispatch().await;
+    assert_eq!(res.status(), Status::SeeOther, "imported");
+    let res = other.client.get("/studio/courses/intro-python/export").dispatch().await;
+    let again = lyceum::learning::package::read_zip(&res.into_bytes().await.unwrap()).unwrap();
+    assert_eq!(first, again, "export → import → export reproduces the course");
+    assert_eq!(first.sections.len(), 2);
+    assert_eq!(first.files.values().filter(|b| b.as_slice() == b"Cheat sheet: x = 1").count(), 1);
+}
+on_both!(course_export_then_import_reproduces_the_course, round_trip);
+
+async fn broken_package(app: TestApp) {
+    staff_browser(&app, "grace").await;
+    app.post_form("/studio/members", &[("slug", "northbridge"), ("name", "Northbridge"), ("description", "")]).await;
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let files: [(&str, &str); 3] = [
+        (
+            "course.toml",
+            "[course]\nslug = \"broken\"\ntitle = \"Broken\"\nsummary = \"x\"\nlanguage = \"en\"\n\n[[runs]]\nkey = \"r1\"\nstarts_at = \"2026-01-01T00:00:00Z\"\npacing = \"self\"\npass_threshold = 60\n\n[[sections]]\ntitle = \"S\"\nunits = [\"units/01.md\", \"units/missing.md\"]\n",
+        ),
+        (
+            "units/01.md",
+            "+++\ntitle = \"One\"\n+++\nText\n\n::: quiz file=\"quizzes/q.toml\"\n::: video url=\"https://evil.example/x\"\n",
+        ),
+        (
+            "quizzes/q.toml",
+            "title = \"Q\"\n[[questions]]\nkind = \"single\"\nprompt = \"?\"\nchoices = [\"a\", \"b\"]\ncorrect = [0, 1]\n",
+        ),
+    ];
+    for (name, text) in files {
+        zip.start_file(name, zip::write::SimpleFileOptions::default()).unwrap();
+        std::io::Write::write_all(&mut zip, text.as_bytes()).unwrap();
+    }
+    let bytes = zip.finish().unwrap().into_inner();
+    let token = app.csrf().await;
+    let (ct, body) =
+        multipart(&[("csrf_token", &token), ("member", "northbridge")], Some(("package", "broken.zip", &bytes)));
+    let res = app.client.post("/studio/import").header(ct).body(body).dispatch().await;
+    assert_eq!(res.status(), Status::UnprocessableEntity);
+    let page = res.into_string().await.unwrap();
+    assert!(page.contains("units/missing.md"), "missing unit named");
+    assert!(page.contains("quizzes/q.toml"), "quiz problem named with its file");
+    assert!(page.contains("evil.example") || page.contains("video"), "video host problem");
+    let n: i64 = courses::table.count().get_result(&mut app.db().get().unwrap()).unwrap();
+    assert_eq!(n, 0, "nothing half-imported");
+}
+on_both!(a_broken_course_package_is_refused_with_its_problems, broken_package);

@@ -14,7 +14,7 @@ async fn csrf_everywhere(app: TestApp) {
         .rocket()
         .routes()
         .filter(|r| r.method == rocket::http::Method::Post)
-        .map(|r| regex::Regex::new("<[^>]+>").unwrap().replace_all(&r.uri.path().to_string(), "1").to_string())
+        .map(|r| regex::Regex::new("<[^>]+>").unwrap().replace_all(r.uri.path(), "1").to_string())
         .collect();
     assert!(posts.len() >= 10, "found {} POST routes", posts.len());
     for path in &posts {

@@ -256,14 +256,14 @@ impl std::error::Error for PackageProblem {}
 /// Reads a package folder. On failure, every problem found, sorted by file and line.
 pub fn read_dir(path: &Path) -> Result<CoursePackage, Vec<PackageProblem>> {
     let tree = source::load_dir(path)?;
-    read::read_tree(&tree)
+    read::read_tree(tree)
 }
 
 /// Reads a zipped package: the folder's contents at the root of the zip, or
 /// all under one top folder (what "compress this folder" produces).
 pub fn read_zip(bytes: &[u8]) -> Result<CoursePackage, Vec<PackageProblem>> {
     let tree = source::load_zip(bytes)?;
-    read::read_tree(&tree)
+    read::read_tree(tree)
 }
 
 /// Writes the canonical layout into `path`, which must not exist or be an

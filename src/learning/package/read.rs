@@ -42,12 +42,21 @@ struct Reader<'t> {
     quizzes: HashMap<String, Option<(QuizPkg, QuizPlaces)>>,
 }
 
-pub(super) fn read_tree(tree: &Tree) -> Result<CoursePackage, Vec<PackageProblem>> {
-    let mut reader = Reader { tree, out: Vec::new(), units_seen: HashSet::new(), quizzes: HashMap::new() };
-    match reader.package() {
-        Some(pkg) if reader.out.is_empty() => Ok(pkg),
-        _ => Err(check::finish(reader.out)),
-    }
+/// Parses the tree, then moves the package's files out of it (no copy of
+/// what may be 200 MB).
+pub(super) fn read_tree(mut tree: Tree) -> Result<CoursePackage, Vec<PackageProblem>> {
+    let (parsed, mut out) = {
+        let mut reader = Reader { tree: &tree, out: Vec::new(), units_seen: HashSet::new(), quizzes: HashMap::new() };
+        let parsed = reader.package();
+        (parsed, reader.out)
+    };
+    let Some((mut pkg, places, description_path)) = parsed else { return Err(check::finish(out)) };
+    let referenced: HashSet<String> =
+        check::attachments(&pkg).into_iter().map(str::to_string).chain(description_path).collect();
+    tree.retain(|path, _| path.starts_with("files/") || referenced.contains(path));
+    pkg.files = tree;
+    check::package(&pkg, &places, &mut out);
+    if out.is_empty() { Ok(pkg) } else { Err(check::finish(out)) }
 }
 
 /// One quiz file's text on its own (a quiz edited in the browser).
@@ -77,7 +86,9 @@ impl<'t> Reader<'t> {
         }
     }
 
-    fn package(&mut self) -> Option<CoursePackage> {
+    /// The package without its files, where each part was found, and the
+    /// description's path when it was read.
+    fn package(&mut self) -> Option<(CoursePackage, Places, Option<String>)> {
         let tree = self.tree;
         let Some(bytes) = tree.get("course.toml") else {
             self.out.push(problem("course.toml", None, "the package has no course.toml at its root"));
@@ -99,19 +110,7 @@ impl<'t> Reader<'t> {
         let sections = self.sections(&src, sections_v, &mut top, &mut places);
         top.finish(&mut self.out);
 
-        let mut pkg = CoursePackage { course, runs, sections, files: BTreeMap::new() };
-        let mut files: BTreeMap<String, Vec<u8>> =
-            tree.iter().filter(|(path, _)| path.starts_with("files/")).map(|(p, b)| (p.clone(), b.clone())).collect();
-        let referenced: Vec<String> =
-            check::attachments(&pkg).into_iter().map(str::to_string).chain(description_path).collect();
-        for path in referenced {
-            if let Some(bytes) = tree.get(&path) {
-                files.insert(path, bytes.clone());
-            }
-        }
-        pkg.files = files;
-        check::package(&pkg, &places, &mut self.out);
-        Some(pkg)
+        Some((CoursePackage { course, runs, sections, files: BTreeMap::new() }, places, description_path))
     }
 
     /// The `[course]` table, and the description's path when it was read.

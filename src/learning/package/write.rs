@@ -219,7 +219,8 @@ struct FrontMatter<'a> {
 }
 
 fn to_toml<T: Serialize>(value: &T) -> io::Result<String> {
-    toml::to_string_pretty(value).map_err(io::Error::other)
+    // Inline arrays as in the format's examples; multi-line strings stay multi-line.
+    toml::to_string(value).map_err(io::Error::other)
 }
 
 fn course_toml(pkg: &CoursePackage, layout: &Layout) -> io::Result<String> {
