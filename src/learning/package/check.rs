@@ -339,7 +339,7 @@ fn block(pkg: &CoursePackage, block: &BlockPkg, places: &BlockPlaces, out: &mut 
         BlockPkg::Video { url, file, transcript } => {
             match (url, file) {
                 (Some(_), Some(_)) => spot.report(out, "url", "a video has either url or file, not both"),
-                (None, None) if spot.ok(&["file"]) => spot.report(out, "url", "a video needs url or file"),
+                (None, None) => spot.report(out, "url", "a video needs url or file"),
                 _ => {}
             }
             if let Some(url) = url

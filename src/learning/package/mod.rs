@@ -11,10 +11,11 @@
 //!   the same rule, so text built in memory is normalised on the way out.
 //! * `files` holds every file under `files/` plus every other file the package
 //!   refers to (image, description, video files, transcripts, resources).
-//!   The description is also kept as text in [`CourseMeta::description`]; the
-//!   writer points `description` at the file in `files` holding those bytes
-//!   (preferring `files/about.md`) and only adds `files/about.md` when no such
-//!   file exists.
+//!   The description is also kept, byte for byte, as text in
+//!   [`CourseMeta::description`]; the writer points `description` at a file in
+//!   `files` holding exactly those bytes (one outside `files/` that nothing else
+//!   uses first, since only the description keeps it; then `files/about.md`),
+//!   and writes a new `files/about.md` (`about-2.md`… if taken) only when none does.
 //! * Unit and quiz file names are not part of the model: the writer numbers
 //!   them across the whole course (`units/01-welcome.md`, `quizzes/01-check.toml`).
 //! * Names starting with `.` (and `__MACOSX/` in zips) are ignored when reading.
