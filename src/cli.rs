@@ -38,6 +38,16 @@ enum Command {
         #[command(subcommand)]
         task: CourseTask,
     },
+    /// Measure page throughput and latency against the plain-text route, over loopback HTTP.
+    Bench {
+        /// Database to measure on (default: a fresh SQLite file); e.g. a PostgreSQL URL of an empty database.
+        #[arg(long)]
+        database_url: Option<String>,
+        #[arg(long, default_value_t = 32)]
+        clients: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
     /// The course search index.
     Search {
         #[command(subcommand)]
@@ -170,6 +180,32 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
             }
         }
         Command::Course { task } => course_task(task, &config),
+        Command::Bench { database_url, clients, seconds } => {
+            let backend = if database_url.as_deref().is_some_and(|u| u.starts_with("postgres")) {
+                "PostgreSQL"
+            } else {
+                "SQLite"
+            };
+            let results = crate::bench::run(&config, crate::bench::Options { database_url, clients, seconds }).await?;
+            let base = results.first().map(|m| m.per_second).unwrap_or(1.0);
+            println!(
+                "| page ({backend}, {clients} clients, {seconds} s) | requests/s | vs plain text | p50 ms | p99 ms | errors |"
+            );
+            println!("|---|---|---|---|---|---|");
+            for m in &results {
+                println!(
+                    "| {} | {:.0} | {:.2} | {:.2} | {:.2} | {} |",
+                    m.name,
+                    m.per_second,
+                    m.per_second / base,
+                    m.p50_ms,
+                    m.p99_ms,
+                    m.errors
+                );
+            }
+            let _ = results.iter().map(|m| m.requests).sum::<usize>();
+            Ok(())
+        }
         Command::Search { task: SearchTask::Reindex } => reindex(&config).await,
         Command::Admin { task: AdminTask::CreateStaff { email, username, first_name, last_name } } => {
             let db = crate::db::Db::connect(&config.database_url, 1).map_err(|e| e.to_string())?;

@@ -2,6 +2,7 @@
 //! fairings and state are assembled; `cli` holds the commands.
 
 pub mod accounts;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod db;
@@ -102,7 +103,7 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
         .attach(web::fairings::RequestContext)
         .attach(web::fairings::SecurityHeaders)
         .register("/", catchers![web::error::default_catcher])
-        .mount("/", routes![web::assets::asset])
+        .mount("/", routes![web::assets::asset, web::assets::healthz])
         .mount(
             "/",
             routes![

@@ -345,7 +345,11 @@ async fn unit_page(
             let a = access(conn, &user, &slug)?;
             let unit = learning::unit_in_course(conn, a.course.id, unit_id)?;
             let t = now();
-            if let Some(e) = &a.enrollment {
+            // Reading a unit records where the learner is, but only when that
+            // changed or a while has passed: a page view should rarely be a write.
+            if let Some(e) = &a.enrollment
+                && (e.last_unit_id != Some(unit.id) || e.last_activity_at.is_none_or(|at| t - at > chrono::Duration::minutes(5)))
+            {
                 learning::touch(conn, e.id, unit.id, t)?;
             }
             let attended = match &a.enrollment {

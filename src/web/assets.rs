@@ -30,3 +30,10 @@ pub fn asset(path: PathBuf) -> Option<Asset> {
         cache: Header::new("Cache-Control", "public, max-age=3600"),
     })
 }
+
+/// Liveness for load balancers (and the benchmark's baseline): plain text,
+/// no database, no template.
+#[rocket::get("/healthz")]
+pub fn healthz() -> &'static str {
+    "ok"
+}

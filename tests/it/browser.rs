@@ -99,9 +99,20 @@ async fn start_browser() -> Option<Browser> {
                      format!("--user-data-dir={}", profile.path().display())]
         }),
     );
-    let b = ClientBuilder::native().capabilities(caps).connect(&format!("http://127.0.0.1:{driver_port}")).await.expect("webdriver session");
+    let b = ClientBuilder::native()
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{driver_port}"))
+        .await
+        .expect("webdriver session");
     b.set_window_size(1280, 1600).await.unwrap();
-    Some(Browser { b, site: format!("http://127.0.0.1:{port}"), server, config, _driver: driver, _dirs: (dir, profile) })
+    Some(Browser {
+        b,
+        site: format!("http://127.0.0.1:{port}"),
+        server,
+        config,
+        _driver: driver,
+        _dirs: (dir, profile),
+    })
 }
 
 async fn shot(b: &fantoccini::Client, name: &str) {
@@ -182,7 +193,10 @@ async fn a_person_signs_up_verifies_signs_in_changes_settings_and_signs_out() {
 }
 
 /// Correct answers of every quiz of a course, by quiz block id, read from the database.
-fn answer_key(config: &lyceum::config::Config, slug: &str) -> Vec<(i64, Vec<(usize, lyceum::learning::content::Question)>)> {
+fn answer_key(
+    config: &lyceum::config::Config,
+    slug: &str,
+) -> Vec<(i64, Vec<(usize, lyceum::learning::content::Question)>)> {
     use lyceum::learning::content::BlockData;
     use lyceum::learning::service;
     let db = lyceum::db::Db::connect(&config.database_url, 1).unwrap();
@@ -231,7 +245,15 @@ async fn a_learner_finds_a_course_by_a_misspelling_and_completes_it() {
     b.find(Locator::Css("button[name=track][value=audit]")).await.unwrap().click().await.unwrap();
     until(&b, ".flash", "You are enrolled").await;
     let progress = |b: fantoccini::Client| async move {
-        b.find(Locator::Id("progress")).await.unwrap().attr("value").await.unwrap().unwrap_or_default().parse::<u32>().unwrap()
+        b.find(Locator::Id("progress"))
+            .await
+            .unwrap()
+            .attr("value")
+            .await
+            .unwrap()
+            .unwrap_or_default()
+            .parse::<u32>()
+            .unwrap()
     };
     assert_eq!(progress(b.clone()).await, 0);
 
@@ -251,12 +273,19 @@ async fn a_learner_finds_a_course_by_a_misspelling_and_completes_it() {
                         for c in &q.correct {
                             let css = format!("#block-{block} input[name=q{i}][value='{c}']");
                             let input = b.find(Locator::Css(&css)).await.unwrap();
-                            b.execute("arguments[0].click();", vec![serde_json::to_value(&input).unwrap()]).await.unwrap();
+                            b.execute("arguments[0].click();", vec![serde_json::to_value(&input).unwrap()])
+                                .await
+                                .unwrap();
                         }
                     }
                     QuestionKind::Numeric => {
                         let css = format!("#block-{block} input[name=q{i}]");
-                        b.find(Locator::Css(&css)).await.unwrap().send_keys(&q.answer.unwrap().to_string()).await.unwrap();
+                        b.find(Locator::Css(&css))
+                            .await
+                            .unwrap()
+                            .send_keys(&q.answer.unwrap().to_string())
+                            .await
+                            .unwrap();
                     }
                     QuestionKind::Text => {
                         let css = format!("#block-{block} input[name=q{i}]");
