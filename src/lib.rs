@@ -147,6 +147,7 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
                 learning::studio::member,
                 learning::studio::appoint,
                 learning::studio::member_logo,
+                learning::studio::course_image,
                 learning::studio::create_course,
                 learning::studio::course,
                 learning::studio::update_course,

@@ -167,9 +167,31 @@ fn parse_number(s: &str) -> Option<f64> {
     v.is_finite().then_some(v)
 }
 
+/// Rendered HTML by the SHA-256 of its Markdown: content-addressed, so an
+/// edit is simply a new entry and nothing needs invalidating. Rendering and
+/// sanitising is the costliest part of a unit page; learners view the same
+/// text again and again.
+static RENDERED: std::sync::LazyLock<dashmap::DashMap<[u8; 32], std::sync::Arc<str>>> =
+    std::sync::LazyLock::new(dashmap::DashMap::new);
+const RENDERED_MAX: usize = 20_000;
+
 /// Markdown to HTML with anything unsafe removed (scripts, event handlers,
 /// `javascript:` links); what authors write is shown to every learner.
 pub fn render_markdown(markdown: &str) -> String {
+    use sha2::Digest;
+    let key: [u8; 32] = sha2::Sha256::digest(markdown.as_bytes()).into();
+    if let Some(html) = RENDERED.get(&key) {
+        return html.to_string();
+    }
+    let html = render_markdown_uncached(markdown);
+    if RENDERED.len() >= RENDERED_MAX {
+        RENDERED.clear();
+    }
+    RENDERED.insert(key, std::sync::Arc::from(html.as_str()));
+    html
+}
+
+fn render_markdown_uncached(markdown: &str) -> String {
     use pulldown_cmark::{Options, Parser, html};
     let mut options = Options::empty();
     options.insert(Options::ENABLE_TABLES);

@@ -136,6 +136,34 @@ async fn read_upload(file: &TempFile<'_>, limit: usize) -> AppResult<Vec<u8>> {
     Ok(bytes)
 }
 
+/// Re-encodes an uploaded image (no metadata survives, FRM-5) and stores it;
+/// `Err` carries a message for the uploader.
+async fn store_image(
+    db: &Db,
+    blobs: &Arc<dyn BlobStore>,
+    upload: Option<&TempFile<'_>>,
+    max_side: u32,
+) -> AppResult<Result<String, String>> {
+    let Some(upload) = upload else { return Ok(Err("Please choose an image file.".into())) };
+    let bytes = read_upload(upload, crate::media::MAX_UPLOAD_BYTES).await?;
+    // Decoding and re-encoding is CPU work: off the async executor.
+    let processed = tokio::task::spawn_blocking(move || crate::media::reencode(&bytes, max_side))
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    let image = match processed {
+        Ok(i) => i,
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    let blobs = blobs.clone();
+    let key = db
+        .run(move |conn| {
+            storage::store(conn, blobs.as_ref(), &image.bytes, image.content_type)
+                .map_err(|e| AppError::Internal(e.to_string()))
+        })
+        .await?;
+    Ok(Ok(key))
+}
+
 #[post("/studio/members/<slug>/logo", data = "<form>")]
 pub async fn member_logo(
     db: &State<Db>,
@@ -147,27 +175,43 @@ pub async fn member_logo(
 ) -> AppResult<Flash> {
     verify_token(cookies, &form.csrf_token)?;
     let back = format!("/studio/members/{slug}");
-    let Some(image) = form.image.as_ref() else { return Ok(Flash::error(back, "Please choose an image file.")) };
-    let bytes = read_upload(image, crate::media::MAX_UPLOAD_BYTES).await?;
-    // Decoding and re-encoding is CPU work: off the async executor.
-    let processed = tokio::task::spawn_blocking(move || crate::media::reencode(&bytes, 512))
-        .await
-        .map_err(|e| AppError::Internal(e.to_string()))?;
-    let image = match processed {
-        Ok(i) => i,
-        Err(e) => return Ok(Flash::error(back, e.to_string())),
-    };
     let slug = slug.to_string();
-    let blobs = blobs.inner().clone();
+    let u = user.0.clone();
+    let member = db.run(move |conn| authoring::member_by_slug(conn, &slug).map_err(AppError::from)).await?;
+    if !learning::can_manage_member(&u, member.id) {
+        return Err(AppError::Forbidden("Only this member's administrators can change its logo.".into()));
+    }
+    let key = match store_image(db, blobs, form.image.as_ref(), 512).await? {
+        Ok(k) => k,
+        Err(m) => return Ok(Flash::error(back, m)),
+    };
+    db.run(move |conn| authoring::set_member_logo(conn, &user, &member, &key, now()).map_err(AppError::from)).await?;
+    Ok(Flash::success(back, "The logo is updated."))
+}
+
+#[post("/studio/courses/<slug>/image", data = "<form>")]
+pub async fn course_image(
+    db: &State<Db>,
+    blobs: &State<Arc<dyn BlobStore>>,
+    user: CurrentUser,
+    cookies: &CookieJar<'_>,
+    slug: &str,
+    form: Form<ImageUpload<'_>>,
+) -> AppResult<Flash> {
+    verify_token(cookies, &form.csrf_token)?;
+    let back = format!("/studio/courses/{slug}");
+    let slug = slug.to_string();
+    let course = db.run(move |conn| authoring::authorable(conn, &user, &slug).map_err(AppError::from)).await?;
+    let key = match store_image(db, blobs, form.image.as_ref(), 1600).await? {
+        Ok(k) => k,
+        Err(m) => return Ok(Flash::error(back, m)),
+    };
     db.run(move |conn| {
-        let m = authoring::member_by_slug(conn, &slug)?;
-        let key = storage::store(conn, blobs.as_ref(), &image.bytes, image.content_type)
-            .map_err(|e| AppError::Internal(e.to_string()))?;
-        authoring::set_member_logo(conn, &user, &m, &key, now())?;
+        authoring::set_course_image(conn, &course, &key, now())?;
         Ok::<_, AppError>(())
     })
     .await?;
-    Ok(Flash::success(back, "The logo is updated."))
+    Ok(Flash::success(back, "The course image is updated."))
 }
 
 #[derive(FromForm)]

@@ -663,3 +663,40 @@ async fn broken_package(app: TestApp) {
     assert_eq!(n, 0, "nothing half-imported");
 }
 on_both!(a_broken_course_package_is_refused_with_its_problems, broken_package);
+
+async fn image_upload(app: TestApp) {
+    // promise: FRM-5 — an uploaded image is re-encoded without its metadata before anyone can download it.
+    seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    staff_browser(&app, "grace").await;
+    let mut jpeg = Vec::new();
+    image::RgbImage::from_fn(64, 48, |x, y| image::Rgb([x as u8 * 3, y as u8 * 5, 120]))
+        .write_to(&mut std::io::Cursor::new(&mut jpeg), image::ImageFormat::Jpeg)
+        .unwrap();
+    let payload = b"Exif\0\0GPSLatitude=51.5 SECRET-CAMERA-SERIAL";
+    let mut app1 = vec![0xFF, 0xE1];
+    app1.extend(((payload.len() + 2) as u16).to_be_bytes());
+    app1.extend_from_slice(payload);
+    let doctored: Vec<u8> = [&jpeg[..2], &app1[..], &jpeg[2..]].concat();
+    let token = app.csrf().await;
+    let boundary = "ImgBoundary";
+    let mut body = format!("--{boundary}\r\nContent-Disposition: form-data; name=\"csrf_token\"\r\n\r\n{token}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"cover.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n").into_bytes();
+    body.extend_from_slice(&doctored);
+    body.extend(format!("\r\n--{boundary}--\r\n").into_bytes());
+    let ct = rocket::http::ContentType::new("multipart", "form-data").with_params(("boundary", boundary));
+    let res = app.client.post("/studio/courses/intro-python/image").header(ct).body(body).dispatch().await;
+    assert_eq!(res.status(), Status::SeeOther);
+    let (_, about) = app.get("/courses/intro-python").await;
+    let src =
+        regex::Regex::new(r#"src="(/media/[0-9a-f]{64})""#).unwrap().captures(&about).expect("course image shown")[1]
+            .to_string();
+    let res = app.client.get(src).dispatch().await;
+    assert_eq!(res.status(), Status::Ok);
+    let served = res.into_bytes().await.unwrap();
+    assert!(image::load_from_memory(&served).is_ok());
+    let text = String::from_utf8_lossy(&served);
+    assert!(
+        !text.contains("SECRET-CAMERA-SERIAL") && !text.contains("GPSLatitude") && !text.contains("Exif"),
+        "metadata removed"
+    );
+}
+on_both!(frm_5_uploaded_course_image_is_served_without_metadata, image_upload);
