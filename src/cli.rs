@@ -203,7 +203,6 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
                     m.errors
                 );
             }
-            let _ = results.iter().map(|m| m.requests).sum::<usize>();
             Ok(())
         }
         Command::Search { task: SearchTask::Reindex } => reindex(&config).await,

@@ -576,8 +576,7 @@ pub fn announce(
             .select((Enrollment::as_select(), users::email, users::first_name))
             .load(conn)?;
         let mut sent = 0;
-        for (e, email, first_name) in learners.into_iter().filter(|(e, _, _)| e.has_access(now)) {
-            let _ = e;
+        for (_, email, first_name) in learners.into_iter().filter(|(e, _, _)| e.has_access(now)) {
             enqueue_email(
                 conn,
                 &email,

@@ -265,7 +265,7 @@ async fn age_rules(app: TestApp) {
     assert_eq!(name.as_deref(), Some("Pat Parent"));
     assert!(confirmed.is_some());
     assert_eq!(ip.as_deref(), Some("203.0.113.7"));
-    let _ = ua;
+    assert!(ua.is_none(), "the test client sends no user agent; a browser's would be recorded");
     assert_eq!(app.sign_in(&teen, false).await.status(), Status::SeeOther);
     assert_eq!(app.signed_in_as().await.as_deref(), Some("teen"));
 }

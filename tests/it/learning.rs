@@ -277,7 +277,7 @@ async fn progress_and_grading(app: TestApp) {
     let (_, dash) = app.get("/dashboard").await;
     assert!(dash.contains("Introduction to Python") && dash.contains("Completed"));
     // The gradebook, for the member's staff, by username.
-    let _ = ada;
+    assert_eq!(ada.username, "ada");
     let staff = app.sign_up("grace").await;
     lyceum::accounts::service::ensure_staff(&mut conn, &staff.email, None, "G", "H").unwrap();
     app.sign_out().await;
