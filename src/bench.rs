@@ -27,6 +27,14 @@ struct Reply {
     body: String,
 }
 
+/// Whether to decode the body: the measured loop only needs the status, and
+/// decoding would spend the shared cores on the client instead of the server.
+#[derive(Clone, Copy, PartialEq)]
+enum Body {
+    Keep,
+    Discard,
+}
+
 impl Conn {
     async fn open(port: u16) -> std::io::Result<Conn> {
         let stream = TcpStream::connect(("127.0.0.1", port)).await?;
@@ -35,6 +43,17 @@ impl Conn {
     }
 
     async fn send(&mut self, method: &str, path: &str, cookie: &str, form: Option<&str>) -> std::io::Result<Reply> {
+        self.send_with(method, path, cookie, form, Body::Keep).await
+    }
+
+    async fn send_with(
+        &mut self,
+        method: &str,
+        path: &str,
+        cookie: &str,
+        form: Option<&str>,
+        keep: Body,
+    ) -> std::io::Result<Reply> {
         let mut req =
             format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nUser-Agent: lyceum-bench\r\n", self.port);
         if !cookie.is_empty() {
@@ -85,7 +104,8 @@ impl Conn {
             body.resize(length, 0);
             self.stream.read_exact(&mut body).await?;
         }
-        Ok(Reply { status, set_cookies, body: String::from_utf8_lossy(&body).into_owned() })
+        let body = if keep == Body::Keep { String::from_utf8_lossy(&body).into_owned() } else { String::new() };
+        Ok(Reply { status, set_cookies, body })
     }
 }
 
@@ -163,7 +183,7 @@ async fn measure(name: &str, port: u16, path: &str, cookie: &str, clients: usize
             let Ok(mut conn) = Conn::open(port).await else { return (latencies, 1) };
             while Instant::now() < deadline {
                 let t = Instant::now();
-                match conn.send("GET", &path, &cookie, None).await {
+                match conn.send_with("GET", &path, &cookie, None, Body::Discard).await {
                     Ok(r) if r.status == 200 => latencies.push(t.elapsed()),
                     _ => {
                         errors += 1;
