@@ -700,3 +700,39 @@ async fn image_upload(app: TestApp) {
     );
 }
 on_both!(frm_5_uploaded_course_image_is_served_without_metadata, image_upload);
+
+async fn every_page_renders(app: TestApp) {
+    // Every page a learner and an author can reach renders (no template error, no 500).
+    let c = seed_course(&app, "northbridge", "intro-python", "Introduction to Python", Some(365)).await;
+    let staff = staff_browser(&app, "grace").await;
+    enroll(&app, &c.slug).await;
+    app.post_form(&format!("/learn/intro-python/quiz/{}", c.quiz), &[("q0", "1"), ("q1", "3.5")]).await;
+    app.post_form("/studio/members/northbridge/staff", &[("login", "grace"), ("role", "instructor")]).await;
+    let run_id: i64 = enrollments::table.select(enrollments::run_id).first(&mut app.db().get().unwrap()).unwrap();
+    let mut pages = vec![
+        "/".to_string(),
+        "/courses".into(),
+        "/courses?q=python&member=northbridge&subject=computer-science&language=en&pacing=self&open=true".into(),
+        "/courses/intro-python".into(),
+        "/dashboard".into(),
+        "/account".into(),
+        "/learn/intro-python".into(),
+        "/studio".into(),
+        "/studio/members/northbridge".into(),
+        "/studio/courses/intro-python".into(),
+        format!("/studio/runs/{run_id}/gradebook"),
+        "/staff".into(),
+        "/staff/jobs".into(),
+        "/outbox".into(),
+    ];
+    pages.extend(c.units.iter().map(|u| format!("/learn/intro-python/units/{u}")));
+    pages.extend(c.units.iter().map(|u| format!("/studio/units/{u}")));
+    for page in pages {
+        let (status, body) = app.get(&page).await;
+        assert_eq!(status, Status::Ok, "{page}");
+        assert!(body.contains("</html>") && body.contains(&staff.username), "{page} rendered in the layout");
+    }
+    let (status, _) = app.get("/studio/courses/intro-python/export").await;
+    assert_eq!(status, Status::Ok);
+}
+on_both!(every_learner_and_author_page_renders, every_page_renders);
