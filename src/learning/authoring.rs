@@ -405,20 +405,13 @@ pub fn outline_action(conn: &mut Conn, course: &Course, action: &str, id: i64, t
             }
             "section_up" | "section_down" => {
                 let s = section_of(conn, course, id)?;
-                let mut all: Vec<Section> = sections::table
+                let ids: Vec<i64> = sections::table
                     .filter(sections::course_id.eq(course.id))
                     .order((sections::position.asc(), sections::id.asc()))
-                    .select(Section::as_select())
+                    .select(sections::id)
                     .load(conn)?;
-                let i = all.iter().position(|x| x.id == s.id).ok_or(LearningError::NotFound)?;
-                let j = if action == "section_up" { i.checked_sub(1) } else { Some(i + 1).filter(|j| *j < all.len()) };
-                if let Some(j) = j {
-                    all.swap(i, j);
-                    for (p, sec) in all.iter().enumerate() {
-                        diesel::update(sections::table.find(sec.id))
-                            .set(sections::position.eq(p as i32 + 1))
-                            .execute(conn)?;
-                    }
+                for (position, id) in moved(&ids, s.id, action == "section_up").into_iter().flatten() {
+                    diesel::update(sections::table.find(id)).set(sections::position.eq(position)).execute(conn)?;
                 }
             }
             "rename_unit" => {
@@ -433,18 +426,13 @@ pub fn outline_action(conn: &mut Conn, course: &Course, action: &str, id: i64, t
             }
             "unit_up" | "unit_down" => {
                 let u = unit_of(conn, course, id)?;
-                let mut all: Vec<Unit> = units::table
+                let ids: Vec<i64> = units::table
                     .filter(units::section_id.eq(u.section_id))
                     .order((units::position.asc(), units::id.asc()))
-                    .select(Unit::as_select())
+                    .select(units::id)
                     .load(conn)?;
-                let i = all.iter().position(|x| x.id == u.id).ok_or(LearningError::NotFound)?;
-                let j = if action == "unit_up" { i.checked_sub(1) } else { Some(i + 1).filter(|j| *j < all.len()) };
-                if let Some(j) = j {
-                    all.swap(i, j);
-                    for (p, un) in all.iter().enumerate() {
-                        diesel::update(units::table.find(un.id)).set(units::position.eq(p as i32 + 1)).execute(conn)?;
-                    }
+                for (position, id) in moved(&ids, u.id, action == "unit_up").into_iter().flatten() {
+                    diesel::update(units::table.find(id)).set(units::position.eq(position)).execute(conn)?;
                 }
             }
             _ => return Err(LearningError::Invalid("Unknown outline action.".into())),
@@ -498,27 +486,33 @@ pub fn update_block(conn: &mut Conn, unit: &Unit, block_id: i64, data: &BlockDat
 
 pub fn block_action(conn: &mut Conn, unit: &Unit, block_id: i64, action: &str) -> LResult<()> {
     conn.transaction(|conn| {
-        let mut all = service::blocks_of(conn, unit.id)?;
-        let i = all.iter().position(|b| b.id == block_id).ok_or(LearningError::NotFound)?;
+        let ids: Vec<i64> = service::blocks_of(conn, unit.id)?.iter().map(|b| b.id).collect();
+        if !ids.contains(&block_id) {
+            return Err(LearningError::NotFound);
+        }
         match action {
             "delete" => {
                 diesel::delete(blocks::table.find(block_id)).execute(conn)?;
             }
             "up" | "down" => {
-                let j = if action == "up" { i.checked_sub(1) } else { Some(i + 1).filter(|j| *j < all.len()) };
-                if let Some(j) = j {
-                    all.swap(i, j);
-                    for (p, b) in all.iter().enumerate() {
-                        diesel::update(blocks::table.find(b.id))
-                            .set(blocks::position.eq(p as i32 + 1))
-                            .execute(conn)?;
-                    }
+                for (position, id) in moved(&ids, block_id, action == "up").into_iter().flatten() {
+                    diesel::update(blocks::table.find(id)).set(blocks::position.eq(position)).execute(conn)?;
                 }
             }
             _ => return Err(LearningError::Invalid("Unknown block action.".into())),
         }
         Ok(())
     })
+}
+
+/// The new (position, id) order after moving `id` one place up or down, or
+/// `None` when it cannot move (first/last, or not in the list).
+fn moved(ids: &[i64], id: i64, up: bool) -> Option<Vec<(i32, i64)>> {
+    let i = ids.iter().position(|x| *x == id)?;
+    let j = if up { i.checked_sub(1)? } else { Some(i + 1).filter(|j| *j < ids.len())? };
+    let mut order = ids.to_vec();
+    order.swap(i, j);
+    Some(order.into_iter().enumerate().map(|(p, id)| (p as i32 + 1, id)).collect())
 }
 
 /// A quiz as authors write it in the browser: the package TOML format.

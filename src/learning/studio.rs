@@ -22,6 +22,16 @@ use crate::storage::{self, BlobStore};
 use crate::web::csrf::verify_token;
 use crate::web::{AppError, AppResult, CsrfForm, CurrentUser, Flash, Page};
 
+/// A studio action's outcome: success as given, a refused input as an error
+/// message back on the page it came from, anything else as an error page.
+fn settle<T>(r: Result<T, learning::LearningError>, back: String, ok: impl FnOnce(T) -> Flash) -> AppResult<Flash> {
+    match r {
+        Ok(v) => Ok(ok(v)),
+        Err(learning::LearningError::Invalid(m)) => Ok(Flash::error(back, m)),
+        Err(e) => Err(e.into()),
+    }
+}
+
 #[get("/studio")]
 pub async fn index(db: &State<Db>, user: CurrentUser) -> AppResult<Page> {
     let u = user.0.clone();
@@ -110,11 +120,9 @@ pub async fn appoint(db: &State<Db>, user: CurrentUser, slug: &str, form: CsrfFo
             Ok::<_, AppError>(authoring::appoint(conn, &user, &m, &login, role))
         })
         .await?;
-    match r {
-        Ok(username) => Ok(Flash::success(back, format!("{username} is now {}.", role.as_str().replace('_', " ")))),
-        Err(learning::LearningError::Invalid(m)) => Ok(Flash::error(back, m)),
-        Err(e) => Err(e.into()),
-    }
+    settle(r, back.clone(), |username| {
+        Flash::success(back, format!("{username} is now {}.", role.as_str().replace('_', " ")))
+    })
 }
 
 #[derive(FromForm)]
@@ -256,14 +264,12 @@ pub async fn create_course(db: &State<Db>, user: CurrentUser, form: CsrfForm<Cou
             Ok::<_, AppError>(authoring::create_course(conn, &user, &m, &input, now()))
         })
         .await?;
-    match r {
-        Ok(c) => Ok(Flash::success(
+    settle(r, back, |c| {
+        Flash::success(
             format!("/studio/courses/{}", c.slug),
             "Course created. Add sections, units and a run, then publish.",
-        )),
-        Err(learning::LearningError::Invalid(m)) => Ok(Flash::error(back, m)),
-        Err(e) => Err(e.into()),
-    }
+        )
+    })
 }
 
 #[get("/studio/courses/<slug>")]
@@ -868,9 +874,5 @@ pub async fn announce(db: &State<Db>, user: CurrentUser, id: i64, form: CsrfForm
             Ok::<_, AppError>(learning::announce(conn, user.id, &course, &run, &f.subject, &f.body, now()))
         })
         .await?;
-    match r {
-        Ok(n) => Ok(Flash::success(back, format!("Announcement sent to {n} learner(s)."))),
-        Err(learning::LearningError::Invalid(m)) => Ok(Flash::error(back, m)),
-        Err(e) => Err(e.into()),
-    }
+    settle(r, back.clone(), |n| Flash::success(back, format!("Announcement sent to {n} learner(s).")))
 }
