@@ -71,9 +71,31 @@ fn connection_target(url: &str) -> (Backend, String) {
     (Backend::Sqlite, path.to_string())
 }
 
+/// Process-wide SQLite settings, applied before the first connection opens
+/// (SQLite refuses them afterwards, harmlessly). Memory statistics take a
+/// global mutex on every allocation, which serialises all pooled connections;
+/// multi-thread mode drops per-connection mutexes, safe because the pool
+/// hands each connection to one thread at a time.
+fn configure_sqlite_once() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: sqlite3_config is called with documented option codes and int
+        // arguments, once, before this code opens any connection; if another
+        // component already initialised SQLite it returns SQLITE_MISUSE and
+        // changes nothing.
+        unsafe {
+            libsqlite3_sys::sqlite3_config(libsqlite3_sys::SQLITE_CONFIG_MULTITHREAD);
+            libsqlite3_sys::sqlite3_config(libsqlite3_sys::SQLITE_CONFIG_MEMSTATUS, 0 as std::ffi::c_int);
+        }
+    });
+}
+
 impl Db {
     pub fn connect(url: &str, pool_size: u32) -> Result<Db, DbError> {
         let (backend, target) = connection_target(url);
+        if backend == Backend::Sqlite {
+            configure_sqlite_once();
+        }
         if backend == Backend::Sqlite
             && let Some(parent) = std::path::Path::new(&target).parent()
             && !parent.as_os_str().is_empty()
