@@ -233,9 +233,13 @@ pub fn enroll(
     }
     match track {
         Track::Audit if !run.audit => return Err(LearningError::Invalid("This run has no audit track.".into())),
-        // Paying for the verified track comes with certificates; until then it is granted as chosen.
-        Track::Verified if run.verified_price_cents.is_none() => {
-            return Err(LearningError::Invalid("This run has no verified track.".into()));
+        // The verified track is bought; until certificate payments exist it
+        // cannot be chosen, rather than being handed out for free.
+        Track::Verified => {
+            return Err(LearningError::Invalid(
+                "The verified track opens with certificate payments. Enroll in the free audit track now; you will be able to upgrade."
+                    .into(),
+            ));
         }
         _ => {}
     }
