@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod consent;
 pub mod db;
 pub mod demo;
 pub mod jobs;

@@ -1,5 +1,5 @@
 //! Roles are grants (role + scope) rather than a column on the user, so later
-//! areas add member staff, sponsor admins and moderators without touching the
+//! areas add member staff, partner admins and moderators without touching the
 //! checks that exist. The scope names what the role applies to (`member:12`),
 //! empty for site-wide roles.
 
@@ -15,13 +15,14 @@ pub enum Role {
     MemberAdmin,
     Instructor,
     CourseStaff,
-    SponsorAdmin,
     Moderator,
+    /// Acts for a partner (scope: `partner:<id>`): keys, reports, invitations.
+    PartnerAdmin,
 }
 
 impl Role {
     pub const ALL: [Role; 6] =
-        [Role::Staff, Role::MemberAdmin, Role::Instructor, Role::CourseStaff, Role::SponsorAdmin, Role::Moderator];
+        [Role::Staff, Role::MemberAdmin, Role::Instructor, Role::CourseStaff, Role::Moderator, Role::PartnerAdmin];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -29,8 +30,8 @@ impl Role {
             Role::MemberAdmin => "member_admin",
             Role::Instructor => "instructor",
             Role::CourseStaff => "course_staff",
-            Role::SponsorAdmin => "sponsor_admin",
             Role::Moderator => "moderator",
+            Role::PartnerAdmin => "partner_admin",
         }
     }
 

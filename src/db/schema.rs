@@ -269,9 +269,179 @@ diesel::joinable!(live_attendance -> enrollments (enrollment_id));
 diesel::joinable!(course_feedback -> courses (course_id));
 diesel::joinable!(announcements -> course_runs (run_id));
 
+// Sharing: partners, consent ledger, disclosures, sponsorships.
+
+diesel::table! {
+    partners (id) {
+        id -> BigInt,
+        kind -> Text,
+        slug -> Text,
+        name -> Text,
+        member_id -> Nullable<BigInt>,
+        contact_email -> Text,
+        profile_fields -> Text,
+        pseudonym_salt -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    partner_api_keys (id) {
+        id -> BigInt,
+        partner_id -> BigInt,
+        name -> Text,
+        prefix -> Text,
+        secret_hash -> Text,
+        scopes -> Text,
+        created_by -> Nullable<BigInt>,
+        created_at -> Timestamp,
+        last_used_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    consent_texts (id) {
+        id -> BigInt,
+        partner_id -> Nullable<BigInt>,
+        partner_kind -> Nullable<Text>,
+        purpose -> Text,
+        locale -> Text,
+        version -> Integer,
+        body -> Text,
+        sha256 -> Text,
+        created_by -> Nullable<BigInt>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    consent_ledger (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        partner_id -> Nullable<BigInt>,
+        purpose -> Text,
+        scope -> Text,
+        action -> Text,
+        categories -> Text,
+        text_id -> Nullable<BigInt>,
+        text_version -> Nullable<Integer>,
+        text_sha256 -> Nullable<Text>,
+        method -> Text,
+        actor -> Text,
+        actor_user_id -> Nullable<BigInt>,
+        actor_name -> Nullable<Text>,
+        note -> Nullable<Text>,
+        ip -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        created_at -> Timestamp,
+        prev_hash -> Text,
+        row_hash -> Text,
+    }
+}
+
+diesel::table! {
+    consents (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        partner_id -> BigInt,
+        purpose -> Text,
+        scope -> Text,
+        status -> Text,
+        categories -> Text,
+        ledger_id -> BigInt,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    sharing_restrictions (user_id) {
+        user_id -> BigInt,
+        ledger_id -> BigInt,
+        since -> Timestamp,
+    }
+}
+
+diesel::table! {
+    disclosures (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        partner_id -> Nullable<BigInt>,
+        recipient -> Text,
+        purpose -> Text,
+        fields -> Text,
+        basis -> Text,
+        consent_ledger_id -> Nullable<BigInt>,
+        legal_reference -> Nullable<Text>,
+        note -> Nullable<Text>,
+        recorded_by -> Nullable<BigInt>,
+        export_id -> Text,
+        record_key -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    sponsor_allocations (id) {
+        id -> BigInt,
+        partner_id -> BigInt,
+        run_id -> BigInt,
+        seats -> Integer,
+        expires_at -> Timestamp,
+        note -> Text,
+        created_by -> Nullable<BigInt>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    sponsor_codes (id) {
+        id -> BigInt,
+        allocation_id -> BigInt,
+        code -> Text,
+        invited_email -> Nullable<Text>,
+        invited_at -> Nullable<Timestamp>,
+        redeemed_by -> Nullable<BigInt>,
+        redeemed_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    sponsorships (id) {
+        id -> BigInt,
+        partner_id -> BigInt,
+        user_id -> BigInt,
+        run_id -> BigInt,
+        code_id -> BigInt,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(partners -> members (member_id));
+diesel::joinable!(partner_api_keys -> partners (partner_id));
+diesel::joinable!(consents -> partners (partner_id));
+diesel::joinable!(consents -> users (user_id));
+diesel::joinable!(sponsor_allocations -> partners (partner_id));
+diesel::joinable!(sponsor_allocations -> course_runs (run_id));
+diesel::joinable!(sponsor_codes -> sponsor_allocations (allocation_id));
+diesel::joinable!(sponsorships -> partners (partner_id));
+diesel::joinable!(sponsorships -> course_runs (run_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     members,
+    partners,
+    partner_api_keys,
+    consent_texts,
+    consent_ledger,
+    consents,
+    sharing_restrictions,
+    disclosures,
+    sponsor_allocations,
+    sponsor_codes,
+    sponsorships,
     courses,
     course_runs,
     sections,

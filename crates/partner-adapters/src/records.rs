@@ -1,0 +1,97 @@
+//! The records a partner may receive. They are built only by Lyceum's consent
+//! gate, which fills exactly the fields a live consent (or another recorded
+//! legal basis) covers; every field a consent does not cover is `None`.
+//! Adapters must write nothing that is not in these structs.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+/// Who a record is about. `id` is a stable pseudonym per partner unless the
+/// consent covers identity; the identity fields are `None` unless covered.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Learner {
+    pub id: String,
+    /// True when `id` is a per-partner pseudonym rather than the learner's username.
+    pub pseudonymous: bool,
+    pub username: Option<String>,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub company: Option<String>,
+}
+
+/// The course run a record belongs to.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CourseRef {
+    /// Course slug, unique on the platform.
+    pub id: String,
+    pub title: String,
+    /// Run key, unique within the course.
+    pub run: String,
+    /// Slug of the member institution that publishes the course.
+    pub member: String,
+    /// Absolute URL of the course's about page (used as xAPI activity id).
+    pub url: String,
+}
+
+/// Category `enrollment`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SharedEnrollment {
+    /// Opaque resume position; a client passes the last one it received as `since`.
+    pub cursor: String,
+    pub learner: Learner,
+    pub course: CourseRef,
+    /// `audit` or `verified`.
+    pub track: String,
+    /// `active`, `unenrolled` or `expired`.
+    pub status: String,
+    pub enrolled_at: DateTime<Utc>,
+}
+
+/// Categories `activity` (last activity) and `progress` (units, percent).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SharedProgress {
+    pub cursor: String,
+    pub learner: Learner,
+    pub course: CourseRef,
+    pub last_activity_at: Option<DateTime<Utc>>,
+    pub units_completed: Option<u32>,
+    pub units_total: Option<u32>,
+    pub progress_percent: Option<f64>,
+}
+
+/// Categories `grades` (grade, passed) and `completion` (completed at, passed).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SharedResult {
+    pub cursor: String,
+    pub learner: Learner,
+    pub course: CourseRef,
+    pub grade_percent: Option<f64>,
+    pub passed: Option<bool>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SharedRecord {
+    Enrollment(SharedEnrollment),
+    Progress(SharedProgress),
+    Result(SharedResult),
+}
+
+impl SharedRecord {
+    pub fn learner(&self) -> &Learner {
+        match self {
+            SharedRecord::Enrollment(r) => &r.learner,
+            SharedRecord::Progress(r) => &r.learner,
+            SharedRecord::Result(r) => &r.learner,
+        }
+    }
+
+    pub fn cursor(&self) -> &str {
+        match self {
+            SharedRecord::Enrollment(r) => &r.cursor,
+            SharedRecord::Progress(r) => &r.cursor,
+            SharedRecord::Result(r) => &r.cursor,
+        }
+    }
+}

@@ -1,0 +1,12 @@
+DROP TRIGGER consent_ledger_no_change ON consent_ledger;
+DROP FUNCTION consent_ledger_append_only();
+DROP TABLE sponsorships;
+DROP TABLE sponsor_codes;
+DROP TABLE sponsor_allocations;
+DROP TABLE disclosures;
+DROP TABLE sharing_restrictions;
+DROP TABLE consents;
+DROP TABLE consent_ledger;
+DROP TABLE consent_texts;
+DROP TABLE partner_api_keys;
+DROP TABLE partners;

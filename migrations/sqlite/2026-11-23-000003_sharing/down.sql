@@ -1,0 +1,12 @@
+DROP TRIGGER consent_ledger_no_update;
+DROP TRIGGER consent_ledger_no_delete;
+DROP TABLE sponsorships;
+DROP TABLE sponsor_codes;
+DROP TABLE sponsor_allocations;
+DROP TABLE disclosures;
+DROP TABLE sharing_restrictions;
+DROP TABLE consents;
+DROP TABLE consent_ledger;
+DROP TABLE consent_texts;
+DROP TABLE partner_api_keys;
+DROP TABLE partners;

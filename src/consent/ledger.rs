@@ -1,0 +1,317 @@
+//! The consent ledger: grant, decline, withdraw, restrict and lift rows,
+//! appended with their evidence and chained by SHA-256 (each row stores the
+//! hash of the previous one). Appending also updates the derived state the
+//! gate reads (`consents`, `sharing_restrictions`) in the same transaction.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::Categories;
+use super::texts::ConsentText;
+use crate::db::schema::{consent_ledger, consents, sharing_restrictions};
+use crate::db::{Conn, DbConnection};
+
+/// Hash the first row chains to.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Purpose recorded on restriction rows, which concern all sharing.
+pub const ALL_SHARING: &str = "all";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Grant,
+    Decline,
+    Withdraw,
+    Restrict,
+    Lift,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Grant => "grant",
+            Action::Decline => "decline",
+            Action::Withdraw => "withdraw",
+            Action::Restrict => "restrict",
+            Action::Lift => "lift",
+        }
+    }
+}
+
+/// How a decision reached the platform and who made it.
+#[derive(Debug, Clone)]
+pub struct Evidence {
+    /// `web_form`, `api`, `email_link`, `staff_entry`.
+    pub method: &'static str,
+    /// `learner`, `parent` or `staff`.
+    pub actor: &'static str,
+    pub actor_user_id: Option<i64>,
+    /// The parent's name when a parent acts for a minor.
+    pub actor_name: Option<String>,
+    /// Required for staff entries.
+    pub note: Option<String>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+impl Evidence {
+    /// The learner, through a form on the site.
+    pub fn learner_web(user_id: i64, client: &crate::web::guards::ClientInfo) -> Evidence {
+        Evidence {
+            method: "web_form",
+            actor: "learner",
+            actor_user_id: Some(user_id),
+            actor_name: None,
+            note: None,
+            ip: client.ip.clone(),
+            user_agent: client.user_agent.clone(),
+        }
+    }
+}
+
+/// One decision to append.
+pub struct Entry<'a> {
+    pub user_id: i64,
+    pub partner_id: Option<i64>,
+    pub purpose: &'a str,
+    pub scope: &'a str,
+    pub action: Action,
+    pub categories: &'a Categories,
+    pub text: Option<&'a ConsentText>,
+    pub evidence: &'a Evidence,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = consent_ledger)]
+pub struct LedgerRow {
+    pub id: i64,
+    pub user_id: i64,
+    pub partner_id: Option<i64>,
+    pub purpose: String,
+    pub scope: String,
+    pub action: String,
+    pub categories: String,
+    pub text_id: Option<i64>,
+    pub text_version: Option<i32>,
+    pub text_sha256: Option<String>,
+    pub method: String,
+    pub actor: String,
+    pub actor_user_id: Option<i64>,
+    pub actor_name: Option<String>,
+    pub note: Option<String>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub prev_hash: String,
+    pub row_hash: String,
+}
+
+impl LedgerRow {
+    /// The hash of this row's content chained to `prev_hash`. Every column
+    /// except the id and the hash itself is covered; JSON keeps the encoding
+    /// unambiguous.
+    pub fn compute_hash(&self) -> String {
+        let canonical = json!([
+            self.prev_hash,
+            self.user_id,
+            self.partner_id,
+            self.purpose,
+            self.scope,
+            self.action,
+            self.categories,
+            self.text_id,
+            self.text_version,
+            self.text_sha256,
+            self.method,
+            self.actor,
+            self.actor_user_id,
+            self.actor_name,
+            self.note,
+            self.ip,
+            self.user_agent,
+            self.created_at.format("%Y-%m-%dT%H:%M:%S%.6f").to_string(),
+        ]);
+        hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
+    }
+}
+
+/// Takes the ledger's write lock for the rest of the transaction so that two
+/// appends cannot chain to the same row.
+fn lock(conn: &mut Conn) -> QueryResult<()> {
+    let sql = match conn {
+        DbConnection::Pg(_) => "LOCK TABLE consent_ledger IN SHARE ROW EXCLUSIVE MODE",
+        // Any write statement takes SQLite's single writer lock at once; this
+        // one matches no row, so the append-only trigger never fires.
+        DbConnection::Sqlite(_) => "UPDATE consent_ledger SET id = id WHERE 0",
+    };
+    diesel::sql_query(sql).execute(conn).map(|_| ())
+}
+
+/// Appends one decision and updates the derived state. Returns the row.
+pub fn append(conn: &mut Conn, entry: Entry<'_>, now: NaiveDateTime) -> QueryResult<LedgerRow> {
+    conn.transaction(|conn| {
+        lock(conn)?;
+        let prev: Option<String> = consent_ledger::table
+            .order(consent_ledger::id.desc())
+            .select(consent_ledger::row_hash)
+            .first(conn)
+            .optional()?;
+        let mut row = LedgerRow {
+            id: 0,
+            user_id: entry.user_id,
+            partner_id: entry.partner_id,
+            purpose: entry.purpose.to_string(),
+            scope: entry.scope.to_string(),
+            action: entry.action.as_str().to_string(),
+            categories: entry.categories.to_string(),
+            text_id: entry.text.map(|t| t.id),
+            text_version: entry.text.map(|t| t.version),
+            text_sha256: entry.text.map(|t| t.sha256.clone()),
+            method: entry.evidence.method.to_string(),
+            actor: entry.evidence.actor.to_string(),
+            actor_user_id: entry.evidence.actor_user_id,
+            actor_name: entry.evidence.actor_name.clone(),
+            note: entry.evidence.note.clone(),
+            ip: entry.evidence.ip.clone(),
+            user_agent: entry.evidence.user_agent.clone(),
+            created_at: now,
+            prev_hash: prev.unwrap_or_else(|| GENESIS.to_string()),
+            row_hash: String::new(),
+        };
+        row.row_hash = row.compute_hash();
+        row.id = diesel::insert_into(consent_ledger::table)
+            .values((
+                consent_ledger::user_id.eq(row.user_id),
+                consent_ledger::partner_id.eq(row.partner_id),
+                consent_ledger::purpose.eq(&row.purpose),
+                consent_ledger::scope.eq(&row.scope),
+                consent_ledger::action.eq(&row.action),
+                consent_ledger::categories.eq(&row.categories),
+                consent_ledger::text_id.eq(row.text_id),
+                consent_ledger::text_version.eq(row.text_version),
+                consent_ledger::text_sha256.eq(&row.text_sha256),
+                consent_ledger::method.eq(&row.method),
+                consent_ledger::actor.eq(&row.actor),
+                consent_ledger::actor_user_id.eq(row.actor_user_id),
+                consent_ledger::actor_name.eq(&row.actor_name),
+                consent_ledger::note.eq(&row.note),
+                consent_ledger::ip.eq(&row.ip),
+                consent_ledger::user_agent.eq(&row.user_agent),
+                consent_ledger::created_at.eq(row.created_at),
+                consent_ledger::prev_hash.eq(&row.prev_hash),
+                consent_ledger::row_hash.eq(&row.row_hash),
+            ))
+            .returning(consent_ledger::id)
+            .get_result(conn)?;
+        apply(conn, &row)?;
+        Ok(row)
+    })
+}
+
+/// Brings the derived state in line with one new ledger row.
+fn apply(conn: &mut Conn, row: &LedgerRow) -> QueryResult<()> {
+    match row.action.as_str() {
+        "restrict" => {
+            diesel::delete(sharing_restrictions::table.find(row.user_id)).execute(conn)?;
+            diesel::insert_into(sharing_restrictions::table)
+                .values((
+                    sharing_restrictions::user_id.eq(row.user_id),
+                    sharing_restrictions::ledger_id.eq(row.id),
+                    sharing_restrictions::since.eq(row.created_at),
+                ))
+                .execute(conn)?;
+        }
+        "lift" => {
+            diesel::delete(sharing_restrictions::table.find(row.user_id)).execute(conn)?;
+        }
+        action => {
+            let Some(partner_id) = row.partner_id else { return Ok(()) };
+            let status = match action {
+                "grant" => "granted",
+                "decline" => "declined",
+                _ => "withdrawn",
+            };
+            let target = consents::table
+                .filter(consents::user_id.eq(row.user_id))
+                .filter(consents::partner_id.eq(partner_id))
+                .filter(consents::purpose.eq(&row.purpose))
+                .filter(consents::scope.eq(&row.scope));
+            let updated = diesel::update(target)
+                .set((
+                    consents::status.eq(status),
+                    consents::categories.eq(&row.categories),
+                    consents::ledger_id.eq(row.id),
+                    consents::updated_at.eq(row.created_at),
+                ))
+                .execute(conn)?;
+            if updated == 0 {
+                diesel::insert_into(consents::table)
+                    .values((
+                        consents::user_id.eq(row.user_id),
+                        consents::partner_id.eq(partner_id),
+                        consents::purpose.eq(&row.purpose),
+                        consents::scope.eq(&row.scope),
+                        consents::status.eq(status),
+                        consents::categories.eq(&row.categories),
+                        consents::ledger_id.eq(row.id),
+                        consents::updated_at.eq(row.created_at),
+                    ))
+                    .execute(conn)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Outcome of recomputing the chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verification {
+    pub rows: u64,
+    /// The first row whose stored hashes do not match, and why.
+    pub first_broken: Option<(i64, String)>,
+}
+
+/// Recomputes every row's hash in order, page by page.
+pub fn verify(conn: &mut Conn) -> QueryResult<Verification> {
+    let mut expected_prev = GENESIS.to_string();
+    let mut after = 0i64;
+    let mut rows = 0u64;
+    loop {
+        let page: Vec<LedgerRow> = consent_ledger::table
+            .filter(consent_ledger::id.gt(after))
+            .order(consent_ledger::id.asc())
+            .limit(1000)
+            .select(LedgerRow::as_select())
+            .load(conn)?;
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        for row in page {
+            rows += 1;
+            if row.prev_hash != expected_prev {
+                let why = "its link to the previous row is broken (a row before it was changed, removed or inserted)";
+                return Ok(Verification { rows, first_broken: Some((row.id, why.into())) });
+            }
+            if row.compute_hash() != row.row_hash {
+                let why = "its content does not match its hash (the row was changed)";
+                return Ok(Verification { rows, first_broken: Some((row.id, why.into())) });
+            }
+            expected_prev = row.row_hash;
+        }
+    }
+    Ok(Verification { rows, first_broken: None })
+}
+
+/// A learner's own ledger, newest first.
+pub fn for_user(conn: &mut Conn, user_id: i64) -> QueryResult<Vec<LedgerRow>> {
+    consent_ledger::table
+        .filter(consent_ledger::user_id.eq(user_id))
+        .order(consent_ledger::id.desc())
+        .select(LedgerRow::as_select())
+        .load(conn)
+}
+
+pub fn is_restricted(conn: &mut Conn, user_id: i64) -> QueryResult<Option<NaiveDateTime>> {
+    sharing_restrictions::table.find(user_id).select(sharing_restrictions::since).first(conn).optional()
+}

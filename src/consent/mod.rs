@@ -1,0 +1,219 @@
+//! Consent and partner sharing. Owns partners and their API keys, consent
+//! texts, the hash-chained consent ledger (and the current state derived from
+//! it), sharing restrictions, disclosures and sponsorships.
+//!
+//! `sharing` is the gate: the only code that reads learner data for a
+//! partner. Everything a partner receives (exports, pushes, sponsor reports)
+//! is built from what it yields.
+
+pub mod api;
+pub mod ledger;
+pub mod partners;
+pub mod routes;
+pub mod sharing;
+pub mod sponsors;
+pub mod staff;
+pub mod texts;
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+/// What a partner may learn about a learner. Stored by name in ledger rows
+/// and consents, so names never change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Category {
+    ProfileName,
+    ProfileEmail,
+    ProfileUsername,
+    ProfileCompany,
+    Enrollment,
+    Activity,
+    Progress,
+    Grades,
+    Completion,
+}
+
+impl Category {
+    pub const ALL: [Category; 9] = [
+        Category::ProfileName,
+        Category::ProfileEmail,
+        Category::ProfileUsername,
+        Category::ProfileCompany,
+        Category::Enrollment,
+        Category::Activity,
+        Category::Progress,
+        Category::Grades,
+        Category::Completion,
+    ];
+    /// Profile fields a member institution may ask for at enrollment.
+    pub const PROFILE: [Category; 4] =
+        [Category::ProfileName, Category::ProfileEmail, Category::ProfileUsername, Category::ProfileCompany];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::ProfileName => "profile.name",
+            Category::ProfileEmail => "profile.email",
+            Category::ProfileUsername => "profile.username",
+            Category::ProfileCompany => "profile.company",
+            Category::Enrollment => "enrollment",
+            Category::Activity => "activity",
+            Category::Progress => "progress",
+            Category::Grades => "grades",
+            Category::Completion => "completion",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Category> {
+        Category::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
+    /// How the category is described to the learner.
+    pub fn label(self) -> &'static str {
+        match self {
+            Category::ProfileName => "Your full name",
+            Category::ProfileEmail => "Your email address",
+            Category::ProfileUsername => "Your username",
+            Category::ProfileCompany => "Your company or organisation",
+            Category::Enrollment => "That you enrolled, when, and in which track",
+            Category::Activity => "When you were last active in the course",
+            Category::Progress => "How much of the course you have completed",
+            Category::Grades => "Your grade and whether you passed",
+            Category::Completion => "Whether and when you completed the course",
+        }
+    }
+
+    pub fn is_identity(self) -> bool {
+        Category::PROFILE.contains(&self)
+    }
+}
+
+/// A set of categories, stored as a sorted comma-separated list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Categories(pub BTreeSet<Category>);
+
+impl Categories {
+    pub fn of(cats: impl IntoIterator<Item = Category>) -> Categories {
+        Categories(cats.into_iter().collect())
+    }
+
+    /// Unknown names are dropped: a stored list never grants more than it names.
+    pub fn parse(s: &str) -> Categories {
+        Categories(s.split(',').filter_map(|c| Category::parse(c.trim())).collect())
+    }
+
+    pub fn contains(&self, c: Category) -> bool {
+        self.0.contains(&c)
+    }
+
+    pub fn intersect(&self, other: &Categories) -> Categories {
+        Categories(self.0.intersection(&other.0).copied().collect())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = Category> + '_ {
+        self.0.iter().copied()
+    }
+}
+
+impl fmt::Display for Categories {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.0.iter().map(|c| c.as_str()).collect();
+        f.write_str(&names.join(","))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PartnerKind {
+    Member,
+    Sponsor,
+    ExamBody,
+    Organization,
+    Researcher,
+}
+
+impl PartnerKind {
+    pub const ALL: [PartnerKind; 5] = [
+        PartnerKind::Member,
+        PartnerKind::Sponsor,
+        PartnerKind::ExamBody,
+        PartnerKind::Organization,
+        PartnerKind::Researcher,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PartnerKind::Member => "member",
+            PartnerKind::Sponsor => "sponsor",
+            PartnerKind::ExamBody => "exam_body",
+            PartnerKind::Organization => "organization",
+            PartnerKind::Researcher => "researcher",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<PartnerKind> {
+        PartnerKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            PartnerKind::Member => "Member institution",
+            PartnerKind::Sponsor => "Sponsor",
+            PartnerKind::ExamBody => "Exam body",
+            PartnerKind::Organization => "Organization",
+            PartnerKind::Researcher => "Researcher",
+        }
+    }
+}
+
+/// Why data is shared. Partner marketing is its own purpose and is never
+/// asked for together with another (SHR-1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Purpose {
+    MemberSharing,
+    Sponsorship,
+    PartnerMarketing,
+}
+
+impl Purpose {
+    pub const ALL: [Purpose; 3] = [Purpose::MemberSharing, Purpose::Sponsorship, Purpose::PartnerMarketing];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Purpose::MemberSharing => "member_sharing",
+            Purpose::Sponsorship => "sponsorship",
+            Purpose::PartnerMarketing => "partner_marketing",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Purpose> {
+        Purpose::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Purpose::MemberSharing => "Course records for the institution that runs the course",
+            Purpose::Sponsorship => "Progress reports for the sponsor who pays for your place",
+            Purpose::PartnerMarketing => "Offers and news from the partner",
+        }
+    }
+
+    /// The most a consent for this purpose can ever cover, whatever a text or
+    /// a form says. Sponsors see enrollment, participation, progress and
+    /// completion only (SHR-2).
+    pub fn ceiling(self) -> Categories {
+        use Category::*;
+        match self {
+            Purpose::MemberSharing => Categories::of(Category::ALL),
+            Purpose::Sponsorship => Categories::of([Enrollment, Activity, Progress, Completion]),
+            Purpose::PartnerMarketing => Categories::of([ProfileName, ProfileEmail]),
+        }
+    }
+}
+
+/// Scope of a run-bound consent.
+pub fn run_scope(run_id: i64) -> String {
+    format!("run:{run_id}")
+}

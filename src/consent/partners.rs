@@ -1,0 +1,318 @@
+//! Partners (member institutions, sponsors, exam bodies, organizations,
+//! researchers), the people who act for them, and their API keys.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use rand::Rng;
+use rand::distributions::Alphanumeric;
+use sha2::{Digest, Sha256};
+
+use super::{Categories, Category, PartnerKind};
+use crate::accounts::SessionUser;
+use crate::accounts::roles::{self, Role};
+use crate::db::Conn;
+use crate::db::schema::{partner_api_keys, partners};
+use crate::learning::model::Member;
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = partners)]
+pub struct Partner {
+    pub id: i64,
+    pub kind: String,
+    pub slug: String,
+    pub name: String,
+    pub member_id: Option<i64>,
+    pub contact_email: String,
+    pub profile_fields: String,
+    pub pseudonym_salt: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+impl Partner {
+    pub fn kind(&self) -> PartnerKind {
+        // Rows are only written through `create`, which takes a `PartnerKind`.
+        PartnerKind::parse(&self.kind).unwrap_or(PartnerKind::Researcher)
+    }
+
+    /// The learner's stable pseudonym for this partner: unlinkable across
+    /// partners, meaningless without the partner's salt.
+    pub fn pseudonym(&self, user_id: i64) -> String {
+        let digest = Sha256::digest(format!("{}:{user_id}", self.pseudonym_salt).as_bytes());
+        format!("p-{}", &hex::encode(digest)[..24])
+    }
+
+    /// Profile fields a member institution asks for at enrollment.
+    pub fn requested_profile(&self) -> Categories {
+        Categories::of(Categories::parse(&self.profile_fields).iter().filter(|c| c.is_identity()))
+    }
+
+    pub fn scope(&self) -> String {
+        format!("partner:{}", self.id)
+    }
+
+    /// Partner admins of this partner, and operator staff.
+    pub fn managed_by(&self, user: &SessionUser) -> bool {
+        user.is_staff() || user.has_role_in(Role::PartnerAdmin, &self.scope())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PartnerError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Db(#[from] diesel::result::Error),
+}
+
+fn random_token(len: usize) -> String {
+    rand::thread_rng().sample_iter(&Alphanumeric).take(len).map(char::from).collect()
+}
+
+pub fn valid_slug(slug: &str) -> bool {
+    (2..=60).contains(&slug.len())
+        && slug.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !slug.starts_with('-')
+        && !slug.ends_with('-')
+}
+
+pub fn create(
+    conn: &mut Conn,
+    kind: PartnerKind,
+    slug: &str,
+    name: &str,
+    member_id: Option<i64>,
+    contact_email: &str,
+    now: NaiveDateTime,
+) -> Result<Partner, PartnerError> {
+    let name = name.trim();
+    if !valid_slug(slug) {
+        return Err(PartnerError::Invalid(
+            "The short name must be 2–60 characters of lowercase letters, digits and hyphens.".into(),
+        ));
+    }
+    if name.is_empty() || name.len() > 200 {
+        return Err(PartnerError::Invalid("Please give the partner a name (at most 200 characters).".into()));
+    }
+    if !contact_email.contains('@') || contact_email.len() > 254 {
+        return Err(PartnerError::Invalid("Please give a contact email address.".into()));
+    }
+    if (kind == PartnerKind::Member) != member_id.is_some() {
+        return Err(PartnerError::Invalid("A member institution partner is linked to exactly one member.".into()));
+    }
+    let inserted = diesel::insert_into(partners::table)
+        .values((
+            partners::kind.eq(kind.as_str()),
+            partners::slug.eq(slug),
+            partners::name.eq(name),
+            partners::member_id.eq(member_id),
+            partners::contact_email.eq(contact_email.trim()),
+            partners::profile_fields.eq(""),
+            partners::pseudonym_salt.eq(random_token(32)),
+            partners::created_at.eq(now),
+            partners::updated_at.eq(now),
+        ))
+        .returning(partners::id)
+        .get_result::<i64>(conn);
+    match inserted {
+        Ok(id) => Ok(by_id(conn, id)?),
+        Err(e) if crate::db::is_unique_violation(&e) => {
+            Err(PartnerError::Invalid("That short name or member already has a partner.".into()))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub fn by_id(conn: &mut Conn, id: i64) -> QueryResult<Partner> {
+    partners::table.find(id).select(Partner::as_select()).first(conn)
+}
+
+pub fn by_slug(conn: &mut Conn, slug: &str) -> QueryResult<Option<Partner>> {
+    partners::table.filter(partners::slug.eq(slug)).select(Partner::as_select()).first(conn).optional()
+}
+
+pub fn all(conn: &mut Conn) -> QueryResult<Vec<Partner>> {
+    partners::table.order((partners::kind, partners::name)).select(Partner::as_select()).load(conn)
+}
+
+/// The partners a user acts for.
+pub fn managed_by(conn: &mut Conn, user: &SessionUser) -> QueryResult<Vec<Partner>> {
+    if user.is_staff() {
+        return all(conn);
+    }
+    let ids: Vec<i64> = user
+        .roles
+        .iter()
+        .filter(|(r, _)| *r == Role::PartnerAdmin)
+        .filter_map(|(_, s)| s.strip_prefix("partner:")?.parse().ok())
+        .collect();
+    partners::table.filter(partners::id.eq_any(ids)).order(partners::name).select(Partner::as_select()).load(conn)
+}
+
+/// The member institution's partner, created on first need with the same
+/// name and short name.
+pub fn for_member(conn: &mut Conn, member: &Member) -> QueryResult<Partner> {
+    if let Some(p) =
+        partners::table.filter(partners::member_id.eq(member.id)).select(Partner::as_select()).first(conn).optional()?
+    {
+        return Ok(p);
+    }
+    let slug = format!("member-{}", member.slug);
+    let contact = format!("privacy@{}.invalid", member.slug);
+    match create(conn, PartnerKind::Member, &slug, &member.name, Some(member.id), &contact, crate::db::now()) {
+        Ok(p) => Ok(p),
+        // Created meanwhile by a concurrent request.
+        Err(_) => partners::table.filter(partners::member_id.eq(member.id)).select(Partner::as_select()).first(conn),
+    }
+}
+
+pub fn set_profile_fields(conn: &mut Conn, partner: &Partner, fields: &Categories) -> QueryResult<()> {
+    let only_profile = Categories::of(fields.iter().filter(|c| c.is_identity()));
+    diesel::update(partners::table.find(partner.id))
+        .set((partners::profile_fields.eq(only_profile.to_string()), partners::updated_at.eq(crate::db::now())))
+        .execute(conn)
+        .map(|_| ())
+}
+
+pub fn appoint(conn: &mut Conn, partner: &Partner, user_id: i64, by: i64) -> QueryResult<()> {
+    roles::grant(conn, user_id, Role::PartnerAdmin, &partner.scope(), Some(by))
+}
+
+// ---- API keys -------------------------------------------------------------
+
+/// What a key may read.
+pub const SCOPES: [&str; 3] = ["enrollments", "progress", "results"];
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = partner_api_keys)]
+pub struct ApiKey {
+    pub id: i64,
+    pub partner_id: i64,
+    pub name: String,
+    pub prefix: String,
+    pub secret_hash: String,
+    pub scopes: String,
+    pub created_by: Option<i64>,
+    pub created_at: NaiveDateTime,
+    pub last_used_at: Option<NaiveDateTime>,
+    pub revoked_at: Option<NaiveDateTime>,
+}
+
+impl ApiKey {
+    pub fn allows(&self, scope: &str) -> bool {
+        self.scopes.split(',').any(|s| s == scope)
+    }
+}
+
+fn key_hash(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+/// Creates a key and returns it in full, the only time it is ever shown;
+/// only its SHA-256 is kept (the key is 40 random characters, so a fast hash
+/// suffices).
+pub fn create_key(
+    conn: &mut Conn,
+    partner: &Partner,
+    name: &str,
+    scopes: &[&str],
+    by: Option<i64>,
+) -> Result<String, PartnerError> {
+    let name = name.trim();
+    if name.is_empty() || name.len() > 100 {
+        return Err(PartnerError::Invalid("Please name the key (at most 100 characters).".into()));
+    }
+    let scopes: Vec<&str> = SCOPES.into_iter().filter(|s| scopes.contains(s)).collect();
+    if scopes.is_empty() {
+        return Err(PartnerError::Invalid("Choose at least one thing the key may read.".into()));
+    }
+    let prefix = random_token(8).to_lowercase();
+    let key = format!("lyk_{prefix}_{}", random_token(40));
+    diesel::insert_into(partner_api_keys::table)
+        .values((
+            partner_api_keys::partner_id.eq(partner.id),
+            partner_api_keys::name.eq(name),
+            partner_api_keys::prefix.eq(&prefix),
+            partner_api_keys::secret_hash.eq(key_hash(&key)),
+            partner_api_keys::scopes.eq(scopes.join(",")),
+            partner_api_keys::created_by.eq(by),
+            partner_api_keys::created_at.eq(crate::db::now()),
+        ))
+        .execute(conn)?;
+    Ok(key)
+}
+
+pub fn keys(conn: &mut Conn, partner: &Partner) -> QueryResult<Vec<ApiKey>> {
+    partner_api_keys::table
+        .filter(partner_api_keys::partner_id.eq(partner.id))
+        .order(partner_api_keys::id.desc())
+        .select(ApiKey::as_select())
+        .load(conn)
+}
+
+pub fn revoke_key(conn: &mut Conn, partner: &Partner, key_id: i64) -> QueryResult<bool> {
+    diesel::update(
+        partner_api_keys::table
+            .filter(partner_api_keys::id.eq(key_id))
+            .filter(partner_api_keys::partner_id.eq(partner.id))
+            .filter(partner_api_keys::revoked_at.is_null()),
+    )
+    .set(partner_api_keys::revoked_at.eq(crate::db::now()))
+    .execute(conn)
+    .map(|n| n == 1)
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum KeyCheck {
+    Valid(Box<Partner>, Box<ApiKey>),
+    Unknown,
+    Revoked,
+}
+
+/// Finds the partner behind a presented key, and records its use.
+pub fn authenticate(conn: &mut Conn, presented: &str, now: NaiveDateTime) -> QueryResult<KeyCheck> {
+    let Some(prefix) = presented.strip_prefix("lyk_").and_then(|r| r.split('_').next()) else {
+        return Ok(KeyCheck::Unknown);
+    };
+    let Some(key) = partner_api_keys::table
+        .filter(partner_api_keys::prefix.eq(prefix))
+        .select(ApiKey::as_select())
+        .first(conn)
+        .optional()?
+    else {
+        return Ok(KeyCheck::Unknown);
+    };
+    let presented_hash = key_hash(presented);
+    let same = presented_hash.len() == key.secret_hash.len()
+        && presented_hash.bytes().zip(key.secret_hash.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+    if !same {
+        return Ok(KeyCheck::Unknown);
+    }
+    if key.revoked_at.is_some() {
+        return Ok(KeyCheck::Revoked);
+    }
+    diesel::update(partner_api_keys::table.find(key.id)).set(partner_api_keys::last_used_at.eq(now)).execute(conn)?;
+    let partner = by_id(conn, key.partner_id)?;
+    Ok(KeyCheck::Valid(Box::new(partner), Box::new(key)))
+}
+
+impl PartialEq for Partner {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}
+impl Eq for Partner {}
+impl PartialEq for ApiKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}
+impl Eq for ApiKey {}
+
+/// Categories a member-sharing consent asks for: the member's chosen profile
+/// fields plus enrollment, activity and performance in its own courses.
+pub fn member_offer(partner: &Partner) -> Categories {
+    let mut c = partner.requested_profile();
+    c.0.extend([Category::Enrollment, Category::Activity, Category::Progress, Category::Grades, Category::Completion]);
+    c
+}

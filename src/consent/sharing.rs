@@ -1,0 +1,524 @@
+//! The gate: the only way learner data reaches a partner.
+//!
+//! Given a partner and a purpose, `next_page` walks the enrollments that
+//! purpose could concern (a member's own courses; a sponsor's sponsored
+//! runs), and for each one decides, inside one transaction, on what basis it
+//! may be shared at this instant:
+//! - a live consent for that partner, purpose and run: exactly the
+//!   categories the consent names, within the purpose's ceiling;
+//! - for a member institution without such a consent: de-identified records
+//!   (pseudonym, enrollment, activity, performance; no profile field);
+//! - otherwise nothing.
+//!
+//! A learner who restricted sharing (RGT-3) yields nothing at all. Every
+//! record handed out gets a disclosure row naming partner, learner, fields,
+//! basis, consent and export id (SHR-5), written in the same transaction.
+
+use std::collections::{HashMap, HashSet};
+
+use base64::Engine;
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use partner_adapters::{CourseRef, Learner, SharedEnrollment, SharedProgress, SharedRecord, SharedResult};
+
+use super::partners::Partner;
+use super::{Categories, Category, PartnerKind, Purpose, run_scope};
+use crate::db::schema::{
+    consents, course_runs, courses, disclosures, enrollments, members, sections, sharing_restrictions, sponsorships,
+    unit_completions, units, users,
+};
+use crate::db::{Conn, DbConnection};
+
+/// Which record kinds a caller asks for; only those are built and disclosed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Want {
+    pub enrollment: bool,
+    pub progress: bool,
+    pub result: bool,
+}
+
+impl Want {
+    pub const ALL: Want = Want { enrollment: true, progress: true, result: true };
+}
+
+pub struct Request<'a> {
+    pub partner: &'a Partner,
+    pub purpose: Purpose,
+    pub want: Want,
+    /// Resume after this position (0 from the start).
+    pub after: i64,
+    pub limit: i64,
+    /// Names the export, push or report in every disclosure row.
+    pub export_id: &'a str,
+    /// Site base URL, for course links in records.
+    pub base_url: &'a str,
+}
+
+/// Why a record could leave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Basis {
+    Consent { ledger_id: i64 },
+    Deidentified,
+}
+
+/// What one enrollment yields: the kinds asked for that its basis covers.
+#[derive(Debug, Clone)]
+pub struct Shared {
+    pub basis: Basis,
+    pub categories: Categories,
+    pub learner: Learner,
+    pub course: CourseRef,
+    pub enrollment: Option<SharedEnrollment>,
+    pub progress: Option<SharedProgress>,
+    pub result: Option<SharedResult>,
+}
+
+impl Shared {
+    pub fn records(&self) -> impl Iterator<Item = SharedRecord> + '_ {
+        let e = self.enrollment.clone().map(SharedRecord::Enrollment);
+        let p = self.progress.clone().map(SharedRecord::Progress);
+        let r = self.result.clone().map(SharedRecord::Result);
+        e.into_iter().chain(p).chain(r)
+    }
+}
+
+pub struct Page {
+    pub shared: Vec<Shared>,
+    /// Position to resume from; `None` when the walk is complete.
+    pub next_after: Option<i64>,
+}
+
+/// Opaque resume position handed to partners.
+pub fn encode_cursor(position: i64) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("e:{position}"))
+}
+
+pub fn decode_cursor(cursor: &str) -> Option<i64> {
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor.trim()).ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    text.strip_prefix("e:")?.parse::<i64>().ok().filter(|n| *n >= 0)
+}
+
+type Candidate = (
+    (
+        i64,
+        i64,
+        i64,
+        String,
+        String,
+        NaiveDateTime,
+        Option<NaiveDateTime>,
+        f64,
+        bool,
+        Option<NaiveDateTime>,
+        Option<NaiveDateTime>,
+    ),
+    (String, i64, String, String, String),
+    (String, String, String, String, Option<String>),
+);
+
+fn candidates(conn: &mut Conn, req: &Request<'_>) -> QueryResult<Vec<Candidate>> {
+    let mut q = enrollments::table
+        .inner_join(course_runs::table.inner_join(courses::table.inner_join(members::table)))
+        .inner_join(users::table)
+        .filter(enrollments::id.gt(req.after))
+        .order(enrollments::id.asc())
+        .limit(req.limit)
+        .select((
+            (
+                enrollments::id,
+                enrollments::user_id,
+                enrollments::run_id,
+                enrollments::track,
+                enrollments::status,
+                enrollments::enrolled_at,
+                enrollments::access_expires_at,
+                enrollments::grade_percent,
+                enrollments::passed,
+                enrollments::completed_at,
+                enrollments::last_activity_at,
+            ),
+            (course_runs::run_key, courses::id, courses::slug, courses::title, members::slug),
+            (users::username, users::first_name, users::last_name, users::email, users::company),
+        ))
+        .into_boxed();
+    match (req.purpose, req.partner.kind()) {
+        (Purpose::MemberSharing, PartnerKind::Member) => {
+            let Some(member_id) = req.partner.member_id else { return Ok(Vec::new()) };
+            q = q.filter(courses::member_id.eq(member_id));
+        }
+        (Purpose::Sponsorship, PartnerKind::Sponsor) => {
+            q = q.filter(diesel::dsl::exists(
+                sponsorships::table
+                    .filter(sponsorships::partner_id.eq(req.partner.id))
+                    .filter(sponsorships::user_id.eq(enrollments::user_id))
+                    .filter(sponsorships::run_id.eq(enrollments::run_id)),
+            ));
+        }
+        // No other pairing concerns enrollments.
+        _ => return Ok(Vec::new()),
+    }
+    q.load(conn)
+}
+
+/// Categories of the de-identified records a member receives without consent.
+pub fn deidentified() -> Categories {
+    use Category::*;
+    Categories::of([Enrollment, Activity, Progress, Grades, Completion])
+}
+
+/// The next page of what may leave, with its disclosures written.
+pub fn next_page(conn: &mut Conn, req: &Request<'_>, now: NaiveDateTime) -> QueryResult<Page> {
+    conn.transaction(|conn| {
+        let rows = candidates(conn, req)?;
+        let next_after = if (rows.len() as i64) < req.limit { None } else { rows.last().map(|r| r.0.0) };
+        let user_ids: Vec<i64> = rows.iter().map(|r| r.0.1).collect::<HashSet<_>>().into_iter().collect();
+        let restricted: HashSet<i64> = sharing_restrictions::table
+            .filter(sharing_restrictions::user_id.eq_any(&user_ids))
+            .select(sharing_restrictions::user_id)
+            .load::<i64>(conn)?
+            .into_iter()
+            .collect();
+        let live: HashMap<(i64, String), (i64, String)> = consents::table
+            .filter(consents::partner_id.eq(req.partner.id))
+            .filter(consents::purpose.eq(req.purpose.as_str()))
+            .filter(consents::status.eq("granted"))
+            .filter(consents::user_id.eq_any(&user_ids))
+            .select((consents::user_id, consents::scope, consents::ledger_id, consents::categories))
+            .load::<(i64, String, i64, String)>(conn)?
+            .into_iter()
+            .map(|(u, s, l, c)| ((u, s), (l, c)))
+            .collect();
+
+        // Decide each row's basis before reading any more about it.
+        let mut decided = Vec::with_capacity(rows.len());
+        for row in rows {
+            let (e, _, _) = &row;
+            if restricted.contains(&e.1) {
+                continue;
+            }
+            let (basis, cats) = match live.get(&(e.1, run_scope(e.2))) {
+                Some((ledger_id, cats)) => (
+                    Basis::Consent { ledger_id: *ledger_id },
+                    Categories::parse(cats).intersect(&req.purpose.ceiling()),
+                ),
+                None if req.purpose == Purpose::MemberSharing => (Basis::Deidentified, deidentified()),
+                None => continue,
+            };
+            decided.push((row, basis, cats));
+        }
+
+        let need_progress = req.want.progress && decided.iter().any(|(_, _, c)| c.contains(Category::Progress));
+        let (done, totals) = if need_progress {
+            let ids: Vec<i64> = decided.iter().map(|(r, _, _)| r.0.0).collect();
+            let course_ids: Vec<i64> =
+                decided.iter().map(|(r, _, _)| r.1.1).collect::<HashSet<_>>().into_iter().collect();
+            let done: HashMap<i64, i64> = unit_completions::table
+                .filter(unit_completions::enrollment_id.eq_any(&ids))
+                .group_by(unit_completions::enrollment_id)
+                .select((unit_completions::enrollment_id, diesel::dsl::count_star()))
+                .load::<(i64, i64)>(conn)?
+                .into_iter()
+                .collect();
+            let totals: HashMap<i64, i64> = units::table
+                .inner_join(sections::table)
+                .filter(sections::course_id.eq_any(&course_ids))
+                .group_by(sections::course_id)
+                .select((sections::course_id, diesel::dsl::count_star()))
+                .load::<(i64, i64)>(conn)?
+                .into_iter()
+                .collect();
+            (done, totals)
+        } else {
+            (HashMap::new(), HashMap::new())
+        };
+
+        let mut shared = Vec::with_capacity(decided.len());
+        let mut disclosed = Vec::with_capacity(decided.len());
+        for ((e, c, u), basis, cats) in decided {
+            let (
+                eid,
+                user_id,
+                _run_id,
+                track,
+                status,
+                enrolled_at,
+                expires,
+                grade,
+                passed,
+                completed_at,
+                last_activity,
+            ) = e;
+            let (run_key, course_id, slug, title, member_slug) = c;
+            let (username, first, last, email, company) = u;
+            let cursor = encode_cursor(eid);
+            let identified = cats.contains(Category::ProfileUsername);
+            let learner = Learner {
+                id: if identified { username.clone() } else { req.partner.pseudonym(user_id) },
+                pseudonymous: !identified,
+                username: identified.then_some(username),
+                name: cats.contains(Category::ProfileName).then(|| format!("{first} {last}").trim().to_string()),
+                email: cats.contains(Category::ProfileEmail).then_some(email),
+                company: if cats.contains(Category::ProfileCompany) { company } else { None },
+            };
+            let course = CourseRef {
+                url: format!("{}/courses/{slug}", req.base_url.trim_end_matches('/')),
+                id: slug,
+                title,
+                run: run_key,
+                member: member_slug,
+            };
+            let mut fields = learner_fields(&learner);
+            let enrollment = (req.want.enrollment && cats.contains(Category::Enrollment)).then(|| {
+                fields.extend(["enrollment.course", "enrollment.track", "enrollment.status", "enrollment.enrolled_at"]);
+                let state = if status != "active" {
+                    "unenrolled"
+                } else if expires.is_some_and(|t| t <= now) {
+                    "expired"
+                } else {
+                    "active"
+                };
+                SharedEnrollment {
+                    cursor: cursor.clone(),
+                    learner: learner.clone(),
+                    course: course.clone(),
+                    track: track.clone(),
+                    status: state.to_string(),
+                    enrolled_at: enrolled_at.and_utc(),
+                }
+            });
+            let activity = cats.contains(Category::Activity);
+            let progressed = cats.contains(Category::Progress);
+            let progress = (req.want.progress && (activity || progressed)).then(|| {
+                if activity {
+                    fields.push("progress.last_activity_at");
+                }
+                if progressed {
+                    fields.extend(["progress.units_completed", "progress.units_total", "progress.percent"]);
+                }
+                let done = done.get(&eid).copied().unwrap_or(0);
+                let total = totals.get(&course_id).copied().unwrap_or(0);
+                SharedProgress {
+                    cursor: cursor.clone(),
+                    learner: learner.clone(),
+                    course: course.clone(),
+                    last_activity_at: if activity { last_activity.map(|t| t.and_utc()) } else { None },
+                    units_completed: progressed.then_some(done as u32),
+                    units_total: progressed.then_some(total as u32),
+                    progress_percent: progressed
+                        .then(|| if total == 0 { 0.0 } else { (done as f64 * 1000.0 / total as f64).round() / 10.0 }),
+                }
+            });
+            let graded = cats.contains(Category::Grades);
+            let completion = cats.contains(Category::Completion);
+            let result = (req.want.result && (graded || completion)).then(|| {
+                if graded {
+                    fields.extend(["result.grade_percent", "result.passed"]);
+                }
+                if completion {
+                    fields.push("result.completed_at");
+                }
+                SharedResult {
+                    cursor: cursor.clone(),
+                    learner: learner.clone(),
+                    course: course.clone(),
+                    grade_percent: graded.then_some(grade),
+                    passed: graded.then_some(passed),
+                    completed_at: if completion { completed_at.map(|t| t.and_utc()) } else { None },
+                }
+            });
+            if enrollment.is_none() && progress.is_none() && result.is_none() {
+                continue;
+            }
+            disclosed.push((
+                disclosures::user_id.eq(user_id),
+                disclosures::partner_id.eq(Some(req.partner.id)),
+                disclosures::recipient.eq(req.partner.name.clone()),
+                disclosures::purpose.eq(req.purpose.as_str()),
+                disclosures::fields.eq(fields.join(",")),
+                disclosures::basis.eq(match basis {
+                    Basis::Consent { .. } => "consent",
+                    Basis::Deidentified => "deidentified",
+                }),
+                disclosures::consent_ledger_id.eq(match basis {
+                    Basis::Consent { ledger_id } => Some(ledger_id),
+                    Basis::Deidentified => None,
+                }),
+                disclosures::export_id.eq(req.export_id.to_string()),
+                disclosures::record_key.eq(format!("enrollment:{eid}")),
+                disclosures::created_at.eq(now),
+            ));
+            shared.push(Shared { basis, categories: cats, learner, course, enrollment, progress, result });
+        }
+        for chunk in disclosed.chunks(500) {
+            // Multi-row inserts exist per backend, not on the combined one.
+            let insert = diesel::insert_into(disclosures::table).values(chunk);
+            match conn {
+                DbConnection::Pg(c) => insert.execute(c)?,
+                DbConnection::Sqlite(c) => insert.execute(c)?,
+            };
+        }
+        Ok(Page { shared, next_after })
+    })
+}
+
+fn learner_fields(l: &Learner) -> Vec<&'static str> {
+    let mut f = vec![if l.pseudonymous { "learner.pseudonym" } else { "learner.username" }];
+    if l.name.is_some() {
+        f.push("learner.name");
+    }
+    if l.email.is_some() {
+        f.push("learner.email");
+    }
+    if l.company.is_some() {
+        f.push("learner.company");
+    }
+    f
+}
+
+/// Everything that may leave for this partner and purpose right now, in
+/// order; for reports and pushes of bounded size. Exports stream with
+/// `next_page` instead.
+pub fn all(
+    conn: &mut Conn,
+    partner: &Partner,
+    purpose: Purpose,
+    want: Want,
+    export_id: &str,
+    base_url: &str,
+    now: NaiveDateTime,
+) -> QueryResult<Vec<Shared>> {
+    let mut out = Vec::new();
+    let mut after = 0;
+    loop {
+        let req = Request { partner, purpose, want, after, limit: 1000, export_id, base_url };
+        let page = next_page(conn, &req, now)?;
+        out.extend(page.shared);
+        match page.next_after {
+            Some(n) => after = n,
+            None => return Ok(out),
+        }
+    }
+}
+
+/// A contact a partner may send marketing to: only learners who gave the
+/// separate partner-marketing consent, not restricted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MarketingContact {
+    pub name: String,
+    pub email: String,
+}
+
+pub fn marketing_contacts(
+    conn: &mut Conn,
+    partner: &Partner,
+    export_id: &str,
+    now: NaiveDateTime,
+) -> QueryResult<Vec<MarketingContact>> {
+    conn.transaction(|conn| {
+        let rows: Vec<(i64, i64, String, String, String, String)> = consents::table
+            .inner_join(users::table)
+            .filter(consents::partner_id.eq(partner.id))
+            .filter(consents::purpose.eq(Purpose::PartnerMarketing.as_str()))
+            .filter(consents::status.eq("granted"))
+            .filter(diesel::dsl::not(diesel::dsl::exists(
+                sharing_restrictions::table.filter(sharing_restrictions::user_id.eq(consents::user_id)),
+            )))
+            .order(consents::id)
+            .select((
+                consents::user_id,
+                consents::ledger_id,
+                consents::categories,
+                users::first_name,
+                users::last_name,
+                users::email,
+            ))
+            .load(conn)?;
+        let mut out = Vec::new();
+        for (user_id, ledger_id, cats, first, last, email) in rows {
+            let cats = Categories::parse(&cats).intersect(&Purpose::PartnerMarketing.ceiling());
+            if !cats.contains(Category::ProfileEmail) {
+                continue;
+            }
+            let name = if cats.contains(Category::ProfileName) { format!("{first} {last}") } else { String::new() };
+            let fields = if name.is_empty() { "learner.email" } else { "learner.name,learner.email" };
+            diesel::insert_into(disclosures::table)
+                .values((
+                    disclosures::user_id.eq(user_id),
+                    disclosures::partner_id.eq(Some(partner.id)),
+                    disclosures::recipient.eq(&partner.name),
+                    disclosures::purpose.eq(Purpose::PartnerMarketing.as_str()),
+                    disclosures::fields.eq(fields),
+                    disclosures::basis.eq("consent"),
+                    disclosures::consent_ledger_id.eq(Some(ledger_id)),
+                    disclosures::export_id.eq(export_id),
+                    disclosures::record_key.eq(format!("contact:{user_id}")),
+                    disclosures::created_at.eq(now),
+                ))
+                .execute(conn)?;
+            out.push(MarketingContact { name, email });
+        }
+        Ok(out)
+    })
+}
+
+/// A disclosure required by law (SHR-8), entered by staff with its legal
+/// reference. It is logged like every other disclosure and shown to the
+/// learner on their Sharing page.
+pub struct LegalDisclosure<'a> {
+    pub user_id: i64,
+    pub recipient: &'a str,
+    pub legal_reference: &'a str,
+    pub fields: &'a str,
+    pub note: &'a str,
+    pub recorded_by: i64,
+}
+
+pub fn record_legal(conn: &mut Conn, d: &LegalDisclosure<'_>, now: NaiveDateTime) -> QueryResult<i64> {
+    diesel::insert_into(disclosures::table)
+        .values((
+            disclosures::user_id.eq(d.user_id),
+            disclosures::partner_id.eq(None::<i64>),
+            disclosures::recipient.eq(d.recipient),
+            disclosures::purpose.eq("legal_obligation"),
+            disclosures::fields.eq(d.fields),
+            disclosures::basis.eq("legal"),
+            disclosures::legal_reference.eq(Some(d.legal_reference)),
+            disclosures::note.eq(Some(d.note)),
+            disclosures::recorded_by.eq(Some(d.recorded_by)),
+            disclosures::export_id.eq(format!("legal-{}", uuid::Uuid::new_v4())),
+            disclosures::record_key.eq(format!("user:{}", d.user_id)),
+            disclosures::created_at.eq(now),
+        ))
+        .returning(disclosures::id)
+        .get_result(conn)
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = disclosures)]
+pub struct Disclosure {
+    pub id: i64,
+    pub user_id: i64,
+    pub partner_id: Option<i64>,
+    pub recipient: String,
+    pub purpose: String,
+    pub fields: String,
+    pub basis: String,
+    pub consent_ledger_id: Option<i64>,
+    pub legal_reference: Option<String>,
+    pub note: Option<String>,
+    pub recorded_by: Option<i64>,
+    pub export_id: String,
+    pub record_key: String,
+    pub created_at: NaiveDateTime,
+}
+
+/// A learner's disclosures, newest first.
+pub fn disclosures_of(conn: &mut Conn, user_id: i64, limit: i64) -> QueryResult<Vec<Disclosure>> {
+    disclosures::table
+        .filter(disclosures::user_id.eq(user_id))
+        .order(disclosures::id.desc())
+        .limit(limit)
+        .select(Disclosure::as_select())
+        .load(conn)
+}

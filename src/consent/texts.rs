@@ -1,0 +1,151 @@
+//! Consent texts: the exact words a learner is shown, per partner (or per
+//! partner kind) + purpose + locale, versioned and never edited in place.
+//! A ledger row names the version and SHA-256 of the text it was given
+//! under, and keeps its own categories, so a new version never extends a
+//! consent given to an old one.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use sha2::{Digest, Sha256};
+
+use super::partners::Partner;
+use super::{PartnerKind, Purpose};
+use crate::db::Conn;
+use crate::db::schema::consent_texts;
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = consent_texts)]
+pub struct ConsentText {
+    pub id: i64,
+    pub partner_id: Option<i64>,
+    pub partner_kind: Option<String>,
+    pub purpose: String,
+    pub locale: String,
+    pub version: i32,
+    pub body: String,
+    pub sha256: String,
+    pub created_by: Option<i64>,
+    pub created_at: NaiveDateTime,
+}
+
+pub fn sha256_hex(body: &str) -> String {
+    hex::encode(Sha256::digest(body.as_bytes()))
+}
+
+/// Whom a text is written for: one partner, or every partner of a kind.
+#[derive(Debug, Clone, Copy)]
+pub enum Audience<'a> {
+    Partner(&'a Partner),
+    Kind(PartnerKind),
+}
+
+fn latest(conn: &mut Conn, audience: Audience<'_>, purpose: Purpose, locale: &str) -> QueryResult<Option<ConsentText>> {
+    let q = consent_texts::table
+        .filter(consent_texts::purpose.eq(purpose.as_str()))
+        .filter(consent_texts::locale.eq(locale))
+        .order(consent_texts::version.desc())
+        .select(ConsentText::as_select());
+    match audience {
+        Audience::Partner(p) => q.filter(consent_texts::partner_id.eq(p.id)).first(conn).optional(),
+        Audience::Kind(k) => q
+            .filter(consent_texts::partner_id.is_null())
+            .filter(consent_texts::partner_kind.eq(k.as_str()))
+            .first(conn)
+            .optional(),
+    }
+}
+
+/// The text to show now: the partner's own, else its kind's; the locale
+/// asked for, else English.
+pub fn current(conn: &mut Conn, partner: &Partner, purpose: Purpose, locale: &str) -> QueryResult<Option<ConsentText>> {
+    let kind = partner.kind();
+    for loc in [locale, "en"] {
+        if let Some(t) = latest(conn, Audience::Partner(partner), purpose, loc)? {
+            return Ok(Some(t));
+        }
+        if let Some(t) = latest(conn, Audience::Kind(kind), purpose, loc)? {
+            return Ok(Some(t));
+        }
+    }
+    Ok(None)
+}
+
+pub fn by_id(conn: &mut Conn, id: i64) -> QueryResult<ConsentText> {
+    consent_texts::table.find(id).select(ConsentText::as_select()).first(conn)
+}
+
+/// Publishes a new version (the previous ones stay, with the consents given
+/// under them).
+pub fn publish(
+    conn: &mut Conn,
+    audience: Audience<'_>,
+    purpose: Purpose,
+    locale: &str,
+    body: &str,
+    by: Option<i64>,
+    now: NaiveDateTime,
+) -> QueryResult<ConsentText> {
+    conn.transaction(|conn| {
+        let previous = latest(conn, audience, purpose, locale)?.map_or(0, |t| t.version);
+        let (partner_id, kind) = match audience {
+            Audience::Partner(p) => (Some(p.id), None),
+            Audience::Kind(k) => (None, Some(k.as_str())),
+        };
+        let id: i64 = diesel::insert_into(consent_texts::table)
+            .values((
+                consent_texts::partner_id.eq(partner_id),
+                consent_texts::partner_kind.eq(kind),
+                consent_texts::purpose.eq(purpose.as_str()),
+                consent_texts::locale.eq(locale),
+                consent_texts::version.eq(previous + 1),
+                consent_texts::body.eq(body),
+                consent_texts::sha256.eq(sha256_hex(body)),
+                consent_texts::created_by.eq(by),
+                consent_texts::created_at.eq(now),
+            ))
+            .returning(consent_texts::id)
+            .get_result(conn)?;
+        by_id(conn, id)
+    })
+}
+
+/// Every version, newest first, for the staff page.
+pub fn all(conn: &mut Conn) -> QueryResult<Vec<ConsentText>> {
+    consent_texts::table
+        .order((consent_texts::purpose, consent_texts::id.desc()))
+        .select(ConsentText::as_select())
+        .load(conn)
+}
+
+const DEFAULTS: [(PartnerKind, Purpose, &str); 4] = [
+    (
+        PartnerKind::Member,
+        Purpose::MemberSharing,
+        "The institution that runs this course receives a record of your enrollment, your activity and your results in its own courses. If you agree, it also receives the profile details listed here, so that it can recognise you as its learner. If you do not agree, you are still enrolled and lose nothing; the institution then receives only records that do not identify you. You can withdraw at any time on your Sharing page; the institution receives nothing new about you from then on.",
+    ),
+    (
+        PartnerKind::Sponsor,
+        Purpose::Sponsorship,
+        "Your sponsor pays for your place in this course. If you agree, your sponsor sees that you enrolled, when you were last active, how far you have progressed and whether you completed the course, for the sponsored course only, and nothing else. If you do not agree, you can still take the course; your sponsor is not told. You can withdraw at any time on your Sharing page, and your sponsor stops seeing your progress at once.",
+    ),
+    (
+        PartnerKind::Member,
+        Purpose::PartnerMarketing,
+        "If you agree, the institution may email you about its other courses and programmes using your name and email address. This is separate from your course records, is never required, and you can withdraw at any time on your Sharing page.",
+    ),
+    (
+        PartnerKind::Sponsor,
+        Purpose::PartnerMarketing,
+        "If you agree, your sponsor may email you about its own offers using your name and email address. This is separate from progress reports, is never required, and you can withdraw at any time on your Sharing page.",
+    ),
+];
+
+/// Publishes version 1 of the default texts where none exists yet.
+pub fn ensure_defaults(conn: &mut Conn, now: NaiveDateTime) -> QueryResult<()> {
+    for (kind, purpose, body) in DEFAULTS {
+        if latest(conn, Audience::Kind(kind), purpose, "en")?.is_none() {
+            publish(conn, Audience::Kind(kind), purpose, "en", body, None, now)?;
+        }
+    }
+    Ok(())
+}
