@@ -53,6 +53,17 @@ enum Command {
         #[command(subcommand)]
         task: SearchTask,
     },
+    /// The consent ledger.
+    Consent {
+        #[command(subcommand)]
+        task: ConsentTask,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConsentTask {
+    /// Recompute the ledger's hash chain and name the first broken row.
+    Verify,
 }
 
 #[derive(Subcommand)]
@@ -206,6 +217,18 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
             Ok(())
         }
         Command::Search { task: SearchTask::Reindex } => reindex(&config).await,
+        Command::Consent { task: ConsentTask::Verify } => {
+            let db = crate::db::Db::connect(&config.database_url, 1).map_err(|e| e.to_string())?;
+            let mut conn = db.get().map_err(|e| e.to_string())?;
+            let v = crate::consent::ledger::verify(&mut conn).map_err(|e| e.to_string())?;
+            match v.first_broken {
+                None => {
+                    println!("Consent ledger intact: {} row(s) verified.", v.rows);
+                    Ok(())
+                }
+                Some((id, why)) => Err(format!("Consent ledger broken at row {id}: {why}.")),
+            }
+        }
         Command::Admin { task: AdminTask::CreateStaff { email, username, first_name, last_name } } => {
             let db = crate::db::Db::connect(&config.database_url, 1).map_err(|e| e.to_string())?;
             db.migrate().map_err(|e| e.to_string())?;

@@ -47,6 +47,10 @@ pub enum StartError {
 pub fn open_database(config: &Config) -> Result<Db, StartError> {
     let db = Db::connect(&config.database_url, config.db_pool_size)?;
     db.migrate()?;
+    {
+        let mut conn = db.get()?;
+        consent::texts::ensure_defaults(&mut conn, db::now()).map_err(DbError::Query)?;
+    }
     if config.demo {
         let mut conn = db.get()?;
         demo::seed_if_empty(&mut conn, blob_store(config).as_ref()).map_err(StartError::Seed)?;
@@ -165,6 +169,26 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
                 staff::index,
                 staff::job_list,
                 staff::retry_job,
+                consent::routes::page,
+                consent::routes::withdraw,
+                consent::routes::restrict,
+                consent::routes::redeem_page,
+                consent::routes::redeem,
+                consent::staff::index,
+                consent::staff::create,
+                consent::staff::show,
+                consent::staff::appoint,
+                consent::staff::create_key,
+                consent::staff::revoke_key,
+                consent::staff::profile_fields,
+                consent::staff::publish_text,
+                consent::staff::allocate,
+                consent::staff::invite,
+                consent::staff::report_page,
+                consent::staff::report_csv,
+                consent::staff::legal_form,
+                consent::staff::record_legal,
+                consent::api::export,
             ],
         );
     if config.worker {

@@ -1,1 +1,166 @@
-//! placeholder
+//! The partner pull API: enrollments, progress and results of what the gate
+//! lets through, streamed as CSV or JSON Lines page by page (memory stays
+//! flat), resumable with the cursor every record carries (`since`).
+//! Authenticated by partner API key (`Authorization: Bearer lyk_…`), scoped
+//! to that partner: a member's key reaches only its own courses (SEC-3).
+
+use partner_adapters::{ExportOptions, Format, RecordKind, XapiOptions};
+use rocket::http::{ContentType, Status};
+use rocket::request::{FromRequest, Outcome, Request};
+use rocket::response::stream::ByteStream;
+use rocket::{State, get};
+
+use super::partners::{self, ApiKey, KeyCheck, Partner};
+use super::sharing::{self, Want};
+use super::{PartnerKind, Purpose};
+use crate::config::Config;
+use crate::db::{Db, now};
+use crate::web::error::set_detail;
+use crate::web::{AppError, AppResult};
+
+/// A request authenticated by a live partner API key.
+pub struct PartnerKey {
+    pub partner: Partner,
+    pub key: ApiKey,
+}
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for PartnerKey {
+    type Error = ();
+
+    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, ()> {
+        let Some(presented) = req.headers().get_one("Authorization").and_then(|h| h.strip_prefix("Bearer ")) else {
+            set_detail(req, "Send your partner API key in the header `Authorization: Bearer <key>`.");
+            return Outcome::Error((Status::Unauthorized, ()));
+        };
+        let Some(db) = req.rocket().state::<Db>() else { return Outcome::Error((Status::InternalServerError, ())) };
+        let presented = presented.trim().to_string();
+        match db.run(move |conn| Ok::<_, AppError>(partners::authenticate(conn, &presented, now())?)).await {
+            Ok(KeyCheck::Valid(partner, key)) => Outcome::Success(PartnerKey { partner: *partner, key: *key }),
+            Ok(KeyCheck::Revoked) => {
+                set_detail(req, "This API key has been revoked. Ask the partner's administrator for a new one.");
+                Outcome::Error((Status::Unauthorized, ()))
+            }
+            Ok(KeyCheck::Unknown) => {
+                set_detail(req, "This API key is not valid.");
+                Outcome::Error((Status::Unauthorized, ()))
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "API key check failed");
+                Outcome::Error((Status::InternalServerError, ()))
+            }
+        }
+    }
+}
+
+/// Which purpose a partner's pulls are made under.
+fn purpose_of(partner: &Partner) -> Option<Purpose> {
+    match partner.kind() {
+        PartnerKind::Member => Some(Purpose::MemberSharing),
+        PartnerKind::Sponsor => Some(Purpose::Sponsorship),
+        _ => None,
+    }
+}
+
+const PAGE: i64 = 1000;
+
+#[get("/api/v1/exports/<kind>?<format>&<since>")]
+pub async fn export(
+    db: &State<Db>,
+    config: &State<Config>,
+    auth: PartnerKey,
+    kind: &str,
+    format: Option<&str>,
+    since: Option<&str>,
+) -> AppResult<(ContentType, ByteStream![Vec<u8>])> {
+    let Some(record_kind) = RecordKind::parse(kind) else {
+        return Err(AppError::NotFound);
+    };
+    let scope = match record_kind {
+        RecordKind::Enrollment => "enrollments",
+        RecordKind::Progress => "progress",
+        RecordKind::Result => "results",
+    };
+    let format = match format.unwrap_or("csv") {
+        "csv" => Format::Csv,
+        "jsonl" => Format::JsonLines,
+        other => {
+            return Err(AppError::BadRequest(format!("Unknown format “{other}”. Use format=csv or format=jsonl.")));
+        }
+    };
+    let after = match since {
+        None | Some("") => 0,
+        Some(c) => sharing::decode_cursor(c).ok_or_else(|| {
+            AppError::BadRequest(
+                "The `since` cursor is malformed. Pass the `cursor` value of the last record you received.".into(),
+            )
+        })?,
+    };
+    if !auth.key.allows(scope) {
+        return Err(AppError::Forbidden(format!("This API key may not read {scope}.")));
+    }
+    let Some(purpose) = purpose_of(&auth.partner) else {
+        return Err(AppError::Forbidden("This partner has no export of course records.".into()));
+    };
+    let want = Want {
+        enrollment: record_kind == RecordKind::Enrollment,
+        progress: record_kind == RecordKind::Progress,
+        result: record_kind == RecordKind::Result,
+    };
+    let base = config.base_url();
+    let options =
+        ExportOptions { kind: record_kind, xapi: XapiOptions::new(base.clone()), generated_at: chrono::Utc::now() };
+    let mut adapter = format.adapter(&options);
+    let content_type = if format == Format::Csv {
+        ContentType::new("text", "csv").with_params(("charset", "utf-8"))
+    } else {
+        ContentType::new("application", "jsonl").with_params(("charset", "utf-8"))
+    };
+    let mut head = Vec::new();
+    adapter.begin(&mut head).map_err(|e| AppError::Internal(e.to_string()))?;
+    let db = db.inner().clone();
+    let partner = auth.partner;
+    let export_id = format!("api-{}", uuid::Uuid::new_v4());
+    tracing::info!(partner = %partner.slug, export = %export_id, kind = scope, "partner export");
+    Ok((
+        content_type,
+        ByteStream! {
+            yield head;
+            let mut after = after;
+            loop {
+                let (p, id, b) = (partner.clone(), export_id.clone(), base.clone());
+                let page = db
+                    .run(move |conn| {
+                        let req = sharing::Request { partner: &p, purpose, want, after, limit: PAGE, export_id: &id, base_url: &b };
+                        Ok::<_, AppError>(sharing::next_page(conn, &req, now())?)
+                    })
+                    .await;
+                let page = match page {
+                    Ok(page) => page,
+                    Err(e) => {
+                        // The status is sent already; the client resumes from its last cursor.
+                        tracing::error!(error = %e, export = %export_id, "export stopped");
+                        break;
+                    }
+                };
+                let mut out = Vec::new();
+                for shared in &page.shared {
+                    for rec in shared.records() {
+                        if let Err(e) = adapter.record(&rec, &mut out) {
+                            tracing::error!(error = %e, "export record");
+                        }
+                    }
+                }
+                yield out;
+                match page.next_after {
+                    Some(n) => after = n,
+                    None => break,
+                }
+            }
+            let mut tail = Vec::new();
+            if adapter.finish(&mut tail).is_ok() {
+                yield tail;
+            }
+        },
+    ))
+}

@@ -8,7 +8,9 @@
 
 pub mod api;
 pub mod ledger;
+pub mod member;
 pub mod partners;
+pub mod report;
 pub mod routes;
 pub mod sharing;
 pub mod sponsors;
@@ -207,7 +209,11 @@ impl Purpose {
         use Category::*;
         match self {
             Purpose::MemberSharing => Categories::of(Category::ALL),
-            Purpose::Sponsorship => Categories::of([Enrollment, Activity, Progress, Completion]),
+            // The sponsor knows whom it invited; it may see who they are on
+            // its report, and their course status, nothing more.
+            Purpose::Sponsorship => {
+                Categories::of([ProfileName, ProfileEmail, Enrollment, Activity, Progress, Completion])
+            }
             Purpose::PartnerMarketing => Categories::of([ProfileName, ProfileEmail]),
         }
     }

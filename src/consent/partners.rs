@@ -53,7 +53,9 @@ impl Partner {
 
     /// Partner admins of this partner, and operator staff.
     pub fn managed_by(&self, user: &SessionUser) -> bool {
-        user.is_staff() || user.has_role_in(Role::PartnerAdmin, &self.scope())
+        user.is_staff()
+            || user.has_role_in(Role::PartnerAdmin, &self.scope())
+            || self.member_id.is_some_and(|m| user.has_role_in(Role::MemberAdmin, &format!("member:{m}")))
     }
 }
 
@@ -146,7 +148,17 @@ pub fn managed_by(conn: &mut Conn, user: &SessionUser) -> QueryResult<Vec<Partne
         .filter(|(r, _)| *r == Role::PartnerAdmin)
         .filter_map(|(_, s)| s.strip_prefix("partner:")?.parse().ok())
         .collect();
-    partners::table.filter(partners::id.eq_any(ids)).order(partners::name).select(Partner::as_select()).load(conn)
+    let members: Vec<i64> = user
+        .roles
+        .iter()
+        .filter(|(r, _)| *r == Role::MemberAdmin)
+        .filter_map(|(_, s)| s.strip_prefix("member:")?.parse().ok())
+        .collect();
+    partners::table
+        .filter(partners::id.eq_any(ids).or(partners::member_id.eq_any(members)))
+        .order(partners::name)
+        .select(Partner::as_select())
+        .load(conn)
 }
 
 /// The member institution's partner, created on first need with the same

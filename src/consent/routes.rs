@@ -1,1 +1,313 @@
-//! placeholder
+//! Learner pages: the Sharing page (every consent with the text seen, every
+//! disclosure, withdraw, restrict all sharing) and sponsor code redemption.
+
+use std::collections::HashMap;
+
+use diesel::prelude::*;
+use rocket::{FromForm, State, get, post};
+use serde_json::{Value, json};
+
+use super::ledger::{self, Action, Entry, Evidence};
+use super::sharing;
+use super::sponsors::{self, Decision, SponsorError};
+use super::texts;
+use super::{Categories, Purpose};
+use crate::db::schema::{consent_ledger, consents, course_runs, courses, partners};
+use crate::db::{Conn, Db, now};
+use crate::web::{AppError, AppResult, ClientInfo, CsrfForm, CurrentUser, Flash, Page};
+
+fn when(t: chrono::NaiveDateTime) -> String {
+    t.format("%e %B %Y, %H:%M UTC").to_string()
+}
+
+fn labels(categories: &str) -> Vec<&'static str> {
+    Categories::parse(categories).iter().map(|c| c.label()).collect()
+}
+
+/// Human description of a consent's scope.
+fn scope_label(conn: &mut Conn, scope: &str) -> QueryResult<String> {
+    if let Some(run_id) = scope.strip_prefix("run:").and_then(|s| s.parse::<i64>().ok()) {
+        let found: Option<(String, String)> = course_runs::table
+            .inner_join(courses::table)
+            .filter(course_runs::id.eq(run_id))
+            .select((courses::title, course_runs::run_key))
+            .first(conn)
+            .optional()?;
+        return Ok(found.map_or_else(|| "A course".into(), |(t, k)| format!("{t} ({k})")));
+    }
+    Ok("Everything".into())
+}
+
+fn sharing_context(conn: &mut Conn, user_id: i64) -> QueryResult<Value> {
+    let rows: Vec<(i64, String, String, String, String, i64, String)> = consents::table
+        .inner_join(partners::table)
+        .filter(consents::user_id.eq(user_id))
+        .order(consents::updated_at.desc())
+        .select((
+            consents::id,
+            partners::name,
+            consents::purpose,
+            consents::scope,
+            consents::status,
+            consents::ledger_id,
+            consents::categories,
+        ))
+        .load(conn)?;
+    let history = ledger::for_user(conn, user_id)?;
+    let by_id: HashMap<i64, &ledger::LedgerRow> = history.iter().map(|r| (r.id, r)).collect();
+    let mut items = Vec::new();
+    for (id, partner, purpose, scope, status, ledger_id, cats) in rows {
+        let row = by_id.get(&ledger_id);
+        // The text of the decision that set this state (a withdrawal has
+        // none; show the one the consent was given under).
+        let text_row = history
+            .iter()
+            .filter(|r| r.id <= ledger_id && r.text_id.is_some())
+            .find(|r| r.purpose == purpose && r.scope == scope && row.is_some_and(|x| x.partner_id == r.partner_id));
+        let text = match text_row.and_then(|r| r.text_id) {
+            Some(tid) => texts::by_id(conn, tid).optional()?,
+            None => None,
+        };
+        items.push(json!({
+            "id": id, "partner": partner,
+            "purpose": Purpose::parse(&purpose).map_or(purpose.as_str(), |p| p.label()),
+            "scope": scope_label(conn, &scope)?,
+            "status": status, "granted": status == "granted",
+            "categories": labels(&cats),
+            "since": row.map(|r| when(r.created_at)),
+            "text": text.as_ref().map(|t| json!({ "body": t.body, "version": t.version, "sha256": t.sha256 })),
+        }));
+    }
+    let disclosures = sharing::disclosures_of(conn, user_id, 200)?;
+    let restricted = ledger::is_restricted(conn, user_id)?;
+    Ok(json!({
+        "consents": items,
+        "restricted": restricted.is_some(),
+        "restricted_since": restricted.map(when),
+        "disclosures": disclosures.iter().map(|d| json!({
+            "recipient": d.recipient, "fields": d.fields.split(',').collect::<Vec<_>>(), "basis": d.basis,
+            "legal_reference": d.legal_reference, "when": when(d.created_at), "export": d.export_id,
+        })).collect::<Vec<_>>(),
+        "history": history.iter().map(|r| json!({
+            "action": r.action, "purpose": r.purpose, "when": when(r.created_at), "method": r.method, "actor": r.actor,
+            "hash": &r.row_hash[..16],
+        })).collect::<Vec<_>>(),
+    }))
+}
+
+#[get("/sharing")]
+pub async fn page(db: &State<Db>, user: CurrentUser) -> AppResult<Page> {
+    let id = user.id;
+    let ctx = db.run(move |conn| Ok::<_, AppError>(sharing_context(conn, id)?)).await?;
+    Ok(Page::new("consent/sharing", "Sharing", ctx))
+}
+
+#[post("/sharing/consents/<id>/withdraw", data = "<_form>")]
+pub async fn withdraw(
+    db: &State<Db>,
+    user: CurrentUser,
+    client: ClientInfo,
+    id: i64,
+    _form: crate::web::csrf::CsrfOnly,
+) -> AppResult<Flash> {
+    let user_id = user.id;
+    let partner = db
+        .run(move |conn| {
+            let found: Option<(Option<i64>, String, String, String, String, String)> = consents::table
+                .inner_join(partners::table)
+                .filter(consents::id.eq(id))
+                .filter(consents::user_id.eq(user_id))
+                .select((
+                    consents::partner_id.nullable(),
+                    consents::purpose,
+                    consents::scope,
+                    consents::status,
+                    consents::categories,
+                    partners::name,
+                ))
+                .first(conn)
+                .optional()?;
+            let Some((partner_id, purpose, scope, status, cats, name)) = found else {
+                return Err(AppError::NotFound);
+            };
+            if status != "granted" {
+                return Err(AppError::Unprocessable(
+                    "This consent is not in force, so there is nothing to withdraw.".into(),
+                ));
+            }
+            let evidence = Evidence::learner_web(user_id, &client);
+            let categories = Categories::parse(&cats);
+            ledger::append(
+                conn,
+                Entry {
+                    user_id,
+                    partner_id,
+                    purpose: &purpose,
+                    scope: &scope,
+                    action: Action::Withdraw,
+                    categories: &categories,
+                    text: None,
+                    evidence: &evidence,
+                },
+                now(),
+            )?;
+            Ok(name)
+        })
+        .await?;
+    Ok(Flash::success("/sharing", format!("Withdrawn. {partner} receives nothing new under this consent from now on.")))
+}
+
+#[derive(FromForm)]
+pub struct RestrictForm {
+    #[field(default = String::new())]
+    restrict: String,
+}
+
+#[post("/sharing/restrict", data = "<form>")]
+pub async fn restrict(
+    db: &State<Db>,
+    user: CurrentUser,
+    client: ClientInfo,
+    form: CsrfForm<RestrictForm>,
+) -> AppResult<Flash> {
+    let on = match form.form.restrict.as_str() {
+        "on" => true,
+        "off" => false,
+        _ => return Err(AppError::Unprocessable("Choose whether to restrict sharing (on) or not (off).".into())),
+    };
+    let user_id = user.id;
+    db.run(move |conn| {
+        let already = ledger::is_restricted(conn, user_id)?.is_some();
+        if already == on {
+            return Ok::<_, AppError>(());
+        }
+        let evidence = Evidence::learner_web(user_id, &client);
+        ledger::append(
+            conn,
+            Entry {
+                user_id,
+                partner_id: None,
+                purpose: ledger::ALL_SHARING,
+                scope: "all",
+                action: if on { Action::Restrict } else { Action::Lift },
+                categories: &Categories::default(),
+                text: None,
+                evidence: &evidence,
+            },
+            now(),
+        )?;
+        Ok(())
+    })
+    .await?;
+    Ok(if on {
+        Flash::success(
+            "/sharing",
+            "All sharing of your data is frozen. No partner receives anything about you until you lift this.",
+        )
+    } else {
+        Flash::info("/sharing", "The restriction is lifted. Your consents apply again.")
+    })
+}
+
+fn offer_context(conn: &mut Conn, code: &str) -> Result<Value, AppError> {
+    let offer = match sponsors::offer(conn, code, now()) {
+        Ok(o) => o,
+        Err(SponsorError::Db(e)) => return Err(e.into()),
+        Err(SponsorError::Learning(e)) => return Err(AppError::Internal(e.to_string())),
+        Err(e) => return Err(AppError::Unprocessable(e.to_string())),
+    };
+    let text = texts::current(conn, &offer.partner, Purpose::Sponsorship, "en")?
+        .ok_or_else(|| AppError::Internal("no sponsorship consent text".into()))?;
+    let marketing = texts::current(conn, &offer.partner, Purpose::PartnerMarketing, "en")?;
+    Ok(json!({
+        "code": offer.code.code,
+        "sponsor": offer.partner.name,
+        "course": offer.course.title, "course_slug": offer.course.slug, "run": offer.run.run_key,
+        "starts": offer.run.starts_at.format("%e %B %Y").to_string(),
+        "shown": sponsors::categories_shown().iter().map(|c| c.label()).collect::<Vec<_>>(),
+        "text": text.body, "text_id": text.id, "version": text.version,
+        "marketing": marketing.map(|t| json!({ "text": t.body, "text_id": t.id })),
+    }))
+}
+
+#[derive(FromForm)]
+pub struct CodeQuery {
+    code: Option<String>,
+}
+
+#[get("/redeem?<q..>")]
+pub async fn redeem_page(db: &State<Db>, user: CurrentUser, q: CodeQuery) -> AppResult<Page> {
+    let _ = user;
+    let Some(code) = q.code.filter(|c| !c.trim().is_empty()) else {
+        return Ok(Page::new("consent/redeem_code", "Redeem a sponsored place", json!({})));
+    };
+    let ctx = db
+        .run(move |conn| match offer_context(conn, &code) {
+            Ok(ctx) => Ok(Page::new("consent/redeem", "A sponsored place", ctx)),
+            Err(AppError::Unprocessable(m)) => {
+                Ok(Page::new("consent/redeem_code", "Redeem a sponsored place", json!({ "error": m, "code": code }))
+                    .with_status(rocket::http::Status::UnprocessableEntity))
+            }
+            Err(e) => Err(e),
+        })
+        .await?;
+    Ok(ctx)
+}
+
+#[derive(FromForm)]
+pub struct RedeemForm {
+    #[field(default = String::new())]
+    code: String,
+    #[field(default = String::new())]
+    share: String,
+    text_id: Option<i64>,
+    #[field(default = false)]
+    marketing: bool,
+    marketing_text_id: Option<i64>,
+}
+
+#[post("/redeem", data = "<form>")]
+pub async fn redeem(
+    db: &State<Db>,
+    user: CurrentUser,
+    client: ClientInfo,
+    form: CsrfForm<RedeemForm>,
+) -> AppResult<Flash> {
+    let f = &form.form;
+    let share = match f.share.as_str() {
+        "yes" => true,
+        "no" => false,
+        _ => {
+            return Err(AppError::Unprocessable(
+                "Please choose whether your sponsor may see your progress (yes or no).".into(),
+            ));
+        }
+    };
+    let Some(text_id) = f.text_id else {
+        return Err(AppError::Unprocessable("The consent text is missing; please reload the page.".into()));
+    };
+    let decision = Decision { share, marketing: f.marketing, text_id, marketing_text_id: f.marketing_text_id };
+    let code = f.code.clone();
+    let back = format!("/redeem?code={}", crate::web::page::url_encode(&sponsors::normalise_code(&code)));
+    let user = user.0;
+    let outcome = db
+        .run(move |conn| {
+            let evidence = Evidence::learner_web(user.id, &client);
+            Ok::<_, AppError>(sponsors::redeem(conn, &user, &code, &decision, &evidence, now()))
+        })
+        .await?;
+    match outcome {
+        Ok(course) => Ok(Flash::success(
+            format!("/learn/{}", course.slug),
+            format!("Your sponsored place in {} is confirmed. Welcome!", course.title),
+        )),
+        Err(SponsorError::Db(e)) => Err(e.into()),
+        Err(SponsorError::Learning(crate::learning::service::LearningError::Db(e))) => Err(e.into()),
+        Err(e) => Ok(Flash::error(back, e.to_string())),
+    }
+}
+
+/// The ledger id behind a consent, for tests and staff tools.
+pub fn consent_ledger_row(conn: &mut Conn, ledger_id: i64) -> QueryResult<ledger::LedgerRow> {
+    consent_ledger::table.find(ledger_id).select(ledger::LedgerRow::as_select()).first(conn)
+}

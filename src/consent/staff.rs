@@ -1,1 +1,504 @@
-//! placeholder
+//! Partner pages in the browser: operator staff create partners, appoint
+//! their admins, allocate sponsor seats, publish consent texts and record
+//! legal disclosures; partner admins (and a member's admins, for its member
+//! partner) manage API keys, profile fields, invitations, and read the
+//! sponsor completion report, which is built from the gate alone.
+
+use chrono::{Duration, NaiveDate};
+use diesel::prelude::*;
+use rocket::http::{ContentType, Status};
+use rocket::{FromForm, State, get, post};
+use serde_json::{Value, json};
+
+use super::partners::{self, Partner, PartnerError};
+use super::report;
+use super::sharing::{self, LegalDisclosure};
+use super::sponsors::{self, SponsorError};
+use super::texts::{self, Audience};
+use super::{Categories, Category, PartnerKind, Purpose};
+use crate::accounts::SessionUser;
+use crate::config::Config;
+use crate::db::schema::{course_runs, courses, members};
+use crate::db::{Conn, Db, now};
+use crate::web::csrf::CsrfOnly;
+use crate::web::{AppError, AppResult, CsrfForm, CurrentUser, Flash, Page};
+
+fn managed(conn: &mut Conn, user: &SessionUser, slug: &str) -> Result<Partner, AppError> {
+    let partner = partners::by_slug(conn, slug)?.ok_or(AppError::NotFound)?;
+    if !partner.managed_by(user) {
+        // Not revealing whether the partner exists.
+        return Err(AppError::NotFound);
+    }
+    Ok(partner)
+}
+
+fn staff_only(user: &SessionUser) -> AppResult<()> {
+    if user.is_staff() { Ok(()) } else { Err(AppError::Forbidden("Only operator staff can do this.".into())) }
+}
+
+fn partner_err(back: String, e: PartnerError) -> AppResult<Flash> {
+    match e {
+        PartnerError::Invalid(m) => Ok(Flash::error(back, m)),
+        PartnerError::Db(d) => Err(d.into()),
+    }
+}
+
+fn sponsor_err(back: String, e: SponsorError) -> AppResult<Flash> {
+    match e {
+        SponsorError::Db(d) => Err(d.into()),
+        other => Ok(Flash::error(back, other.to_string())),
+    }
+}
+
+#[get("/partners")]
+pub async fn index(db: &State<Db>, user: CurrentUser) -> AppResult<Page> {
+    let user = user.0;
+    let ctx = db
+        .run(move |conn| {
+            // A member's admins manage its member partner, created on first visit.
+            for (role, scope) in &user.roles {
+                if *role == crate::accounts::roles::Role::MemberAdmin
+                    && let Some(id) = scope.strip_prefix("member:").and_then(|s| s.parse::<i64>().ok())
+                    && let Ok(m) = crate::learning::service::member(conn, id)
+                {
+                    partners::for_member(conn, &m)?;
+                }
+            }
+            let list = partners::managed_by(conn, &user)?;
+            let member_list: Vec<(String, String)> =
+                members::table.order(members::name).select((members::slug, members::name)).load(conn)?;
+            Ok::<_, AppError>(json!({
+                "partners": list.iter().map(|p| json!({ "slug": p.slug, "name": p.name, "kind": p.kind().label() })).collect::<Vec<_>>(),
+                "is_staff": user.is_staff(),
+                "kinds": PartnerKind::ALL.iter().map(|k| json!({ "value": k.as_str(), "label": k.label() })).collect::<Vec<_>>(),
+                "members": member_list.iter().map(|(s, n)| json!({ "slug": s, "name": n })).collect::<Vec<_>>(),
+            }))
+        })
+        .await?;
+    Ok(Page::new("consent/partners", "Partners", ctx))
+}
+
+#[derive(FromForm)]
+pub struct CreatePartnerForm {
+    #[field(default = String::new())]
+    kind: String,
+    #[field(default = String::new())]
+    slug: String,
+    #[field(default = String::new())]
+    name: String,
+    #[field(default = String::new())]
+    contact_email: String,
+    #[field(default = String::new())]
+    member: String,
+}
+
+#[post("/partners", data = "<form>")]
+pub async fn create(db: &State<Db>, user: CurrentUser, form: CsrfForm<CreatePartnerForm>) -> AppResult<Flash> {
+    staff_only(&user)?;
+    let f = form.form;
+    let Some(kind) = PartnerKind::parse(&f.kind) else {
+        return Ok(Flash::error("/partners", "Choose what kind of partner this is."));
+    };
+    db.run(move |conn| {
+        let member_id = if kind == PartnerKind::Member {
+            let id: Option<i64> =
+                members::table.filter(members::slug.eq(f.member.trim())).select(members::id).first(conn).optional()?;
+            match id {
+                Some(id) => Some(id),
+                None => return Ok(Flash::error("/partners", "Choose the member institution this partner stands for.")),
+            }
+        } else {
+            None
+        };
+        match partners::create(conn, kind, f.slug.trim(), &f.name, member_id, &f.contact_email, now()) {
+            Ok(p) => Ok(Flash::success(format!("/partners/{}", p.slug), format!("{} is now a partner.", p.name))),
+            Err(e) => partner_err("/partners".into(), e),
+        }
+    })
+    .await
+}
+
+fn runs_for_select(conn: &mut Conn) -> QueryResult<Vec<Value>> {
+    let rows: Vec<(i64, String, String)> = course_runs::table
+        .inner_join(courses::table)
+        .order((courses::title, course_runs::starts_at))
+        .select((course_runs::id, courses::title, course_runs::run_key))
+        .load(conn)?;
+    Ok(rows.into_iter().map(|(id, t, k)| json!({ "id": id, "label": format!("{t} ({k})") })).collect())
+}
+
+#[get("/partners/<slug>")]
+pub async fn show(db: &State<Db>, user: CurrentUser, slug: &str) -> AppResult<Page> {
+    let slug = slug.to_string();
+    let user = user.0;
+    let (title, ctx) = db
+        .run(move |conn| {
+            let p = managed(conn, &user, &slug)?;
+            let ctx = partner_context(conn, &user, &p, None)?;
+            Ok::<_, AppError>((p.name, ctx))
+        })
+        .await?;
+    Ok(Page::new("consent/partner", title, ctx))
+}
+
+fn partner_context(conn: &mut Conn, user: &SessionUser, p: &Partner, new_key: Option<String>) -> AppResult<Value> {
+    let kind = p.kind();
+    let keys = partners::keys(conn, p)?;
+    let allocations = if kind == PartnerKind::Sponsor { sponsors::allocations(conn, p)? } else { Vec::new() };
+    let texts: Vec<Value> = Purpose::ALL
+        .iter()
+        .filter_map(|purpose| {
+            texts::current(conn, p, *purpose, "en").ok().flatten().map(|t| {
+                json!({ "purpose": purpose.as_str(), "label": purpose.label(), "version": t.version, "body": t.body, "own": t.partner_id.is_some() })
+            })
+        })
+        .collect();
+    let requested = p.requested_profile();
+    Ok(json!({
+        "partner": { "slug": p.slug, "name": p.name, "kind": kind.label(), "contact_email": p.contact_email,
+                     "member": p.member_id.is_some(), "sponsor": kind == PartnerKind::Sponsor },
+        "is_staff": user.is_staff(),
+        "new_key": new_key,
+        "keys": keys.iter().map(|k| json!({
+            "id": k.id, "name": k.name, "prefix": k.prefix, "scopes": k.scopes, "created": k.created_at.format("%e %b %Y").to_string(),
+            "last_used": k.last_used_at.map(|t| t.format("%e %b %Y %H:%M").to_string()), "revoked": k.revoked_at.is_some(),
+        })).collect::<Vec<_>>(),
+        "scopes": partners::SCOPES,
+        "profile_fields": Category::PROFILE.iter().map(|c| json!({ "value": c.as_str(), "label": c.label(), "checked": requested.contains(*c) })).collect::<Vec<_>>(),
+        "allocations": allocations.iter().map(|(a, title, key, free)| json!({
+            "id": a.id, "course": title, "run": key, "seats": a.seats, "free": free,
+            "expires": a.expires_at.format("%e %B %Y").to_string(), "note": a.note,
+        })).collect::<Vec<_>>(),
+        "runs": if user.is_staff() { runs_for_select(conn)? } else { Vec::new() },
+        "texts": texts,
+        "purposes": Purpose::ALL.iter().map(|p| json!({ "value": p.as_str(), "label": p.label() })).collect::<Vec<_>>(),
+    }))
+}
+
+#[derive(FromForm)]
+pub struct LoginForm {
+    #[field(default = String::new())]
+    login: String,
+}
+
+#[post("/partners/<slug>/admins", data = "<form>")]
+pub async fn appoint(db: &State<Db>, user: CurrentUser, slug: &str, form: CsrfForm<LoginForm>) -> AppResult<Flash> {
+    staff_only(&user)?;
+    let slug = slug.to_string();
+    let login = form.form.login.clone();
+    db.run(move |conn| {
+        let p = managed(conn, &user, &slug)?;
+        let back = format!("/partners/{}", p.slug);
+        let Some(target) = crate::accounts::service::find_for_login(conn, &login)? else {
+            return Ok(Flash::error(back, "No account has that username or email."));
+        };
+        partners::appoint(conn, &p, target.id, user.id)?;
+        Ok(Flash::success(back, format!("{} now acts for {}.", target.username, p.name)))
+    })
+    .await
+}
+
+#[derive(FromForm)]
+pub struct KeyForm {
+    #[field(default = String::new())]
+    name: String,
+    #[field(default = Vec::new())]
+    scopes: Vec<String>,
+}
+
+#[post("/partners/<slug>/keys", data = "<form>")]
+pub async fn create_key(
+    db: &State<Db>,
+    user: CurrentUser,
+    slug: &str,
+    form: CsrfForm<KeyForm>,
+) -> AppResult<rocket::Either<Page, Flash>> {
+    let slug = slug.to_string();
+    let f = form.form;
+    let user = user.0;
+    db.run(move |conn| {
+        let p = managed(conn, &user, &slug)?;
+        let scopes: Vec<&str> = f.scopes.iter().map(String::as_str).collect();
+        match partners::create_key(conn, &p, &f.name, &scopes, Some(user.id)) {
+            // Shown once, on this response only; never stored in clear.
+            Ok(key) => {
+                let ctx = partner_context(conn, &user, &p, Some(key))?;
+                Ok(rocket::Either::Left(Page::new("consent/partner", p.name.clone(), ctx)))
+            }
+            Err(e) => partner_err(format!("/partners/{}", p.slug), e).map(rocket::Either::Right),
+        }
+    })
+    .await
+}
+
+#[post("/partners/<slug>/keys/<id>/revoke", data = "<_form>")]
+pub async fn revoke_key(db: &State<Db>, user: CurrentUser, slug: &str, id: i64, _form: CsrfOnly) -> AppResult<Flash> {
+    let slug = slug.to_string();
+    db.run(move |conn| {
+        let p = managed(conn, &user, &slug)?;
+        let back = format!("/partners/{}", p.slug);
+        Ok(if partners::revoke_key(conn, &p, id)? {
+            Flash::success(back, "The key is revoked; requests with it are refused from now on.")
+        } else {
+            Flash::error(back, "That key does not exist or is already revoked.")
+        })
+    })
+    .await
+}
+
+#[derive(FromForm)]
+pub struct FieldsForm {
+    #[field(default = Vec::new())]
+    fields: Vec<String>,
+}
+
+#[post("/partners/<slug>/fields", data = "<form>")]
+pub async fn profile_fields(
+    db: &State<Db>,
+    user: CurrentUser,
+    slug: &str,
+    form: CsrfForm<FieldsForm>,
+) -> AppResult<Flash> {
+    let slug = slug.to_string();
+    let fields = Categories::parse(&form.form.fields.join(","));
+    db.run(move |conn| {
+        let p = managed(conn, &user, &slug)?;
+        let back = format!("/partners/{}", p.slug);
+        if p.kind() != PartnerKind::Member {
+            return Ok(Flash::error(back, "Only member institutions ask for profile fields at enrollment."));
+        }
+        partners::set_profile_fields(conn, &p, &fields)?;
+        Ok(Flash::success(
+            back,
+            "Saved. New enrollments are asked for these fields; consents already given keep what they covered.",
+        ))
+    })
+    .await
+}
+
+#[derive(FromForm)]
+pub struct TextForm {
+    #[field(default = String::new())]
+    purpose: String,
+    #[field(default = String::new())]
+    body: String,
+}
+
+#[post("/partners/<slug>/texts", data = "<form>")]
+pub async fn publish_text(db: &State<Db>, user: CurrentUser, slug: &str, form: CsrfForm<TextForm>) -> AppResult<Flash> {
+    staff_only(&user)?;
+    let slug = slug.to_string();
+    let f = form.form;
+    db.run(move |conn| {
+        let p = managed(conn, &user, &slug)?;
+        let back = format!("/partners/{}", p.slug);
+        let Some(purpose) = Purpose::parse(&f.purpose) else {
+            return Ok(Flash::error(back, "Choose the purpose this text asks consent for."));
+        };
+        let body = f.body.trim();
+        if body.len() < 20 || body.len() > 5000 {
+            return Ok(Flash::error(back, "A consent text is between 20 and 5,000 characters."));
+        }
+        let t = texts::publish(conn, Audience::Partner(&p), purpose, "en", body, Some(user.id), now())?;
+        Ok(Flash::success(
+            back,
+            format!(
+                "Version {} published. Consents given under earlier versions keep exactly what they covered.",
+                t.version
+            ),
+        ))
+    })
+    .await
+}
+
+#[derive(FromForm)]
+pub struct AllocationForm {
+    run_id: Option<i64>,
+    seats: Option<i32>,
+    #[field(default = String::new())]
+    expires: String,
+    #[field(default = String::new())]
+    note: String,
+}
+
+#[post("/partners/<slug>/allocations", data = "<form>")]
+pub async fn allocate(
+    db: &State<Db>,
+    user: CurrentUser,
+    slug: &str,
+    form: CsrfForm<AllocationForm>,
+) -> AppResult<Flash> {
+    staff_only(&user)?;
+    let slug = slug.to_string();
+    let f = form.form;
+    db.run(move |conn| {
+        let p = managed(conn, &user, &slug)?;
+        let back = format!("/partners/{}", p.slug);
+        let (Some(run_id), Some(seats)) = (f.run_id, f.seats) else {
+            return Ok(Flash::error(back, "Choose a course run and a number of seats."));
+        };
+        let expires = if f.expires.trim().is_empty() {
+            now() + Duration::days(90)
+        } else {
+            match NaiveDate::parse_from_str(f.expires.trim(), "%Y-%m-%d") {
+                Ok(d) => d.and_hms_opt(23, 59, 59).unwrap_or_default(),
+                Err(_) => return Ok(Flash::error(back, "The expiry date must look like 2027-03-31.")),
+            }
+        };
+        match sponsors::allocate(conn, &p, run_id, seats, expires, &f.note, Some(user.id), now()) {
+            Ok(a) => Ok(Flash::success(back, format!("{} seats allocated.", a.seats))),
+            Err(e) => sponsor_err(back, e),
+        }
+    })
+    .await
+}
+
+#[derive(FromForm)]
+pub struct InviteForm {
+    #[field(default = String::new())]
+    emails: String,
+}
+
+#[post("/partners/<slug>/allocations/<id>/invite", data = "<form>")]
+pub async fn invite(
+    db: &State<Db>,
+    user: CurrentUser,
+    slug: &str,
+    id: i64,
+    form: CsrfForm<InviteForm>,
+) -> AppResult<Flash> {
+    let slug = slug.to_string();
+    let emails: Vec<String> =
+        form.form.emails.split([',', '\n', ';']).map(|e| e.trim().to_string()).filter(|e| !e.is_empty()).collect();
+    db.run(move |conn| {
+        let p = managed(conn, &user, &slug)?;
+        let back = format!("/partners/{}", p.slug);
+        let Some(a) = sponsors::allocation(conn, &p, id)? else { return Err(AppError::NotFound) };
+        if emails.is_empty() {
+            return Ok(Flash::error(back, "Enter at least one email address."));
+        }
+        let mut sent = 0;
+        for email in &emails {
+            if let Err(e) = sponsors::invite(conn, &p, &a, email, now()) {
+                let msg = if sent > 0 { format!("{sent} invitation(s) sent; then: {e}") } else { e.to_string() };
+                return sponsor_err(
+                    back,
+                    match e {
+                        SponsorError::Db(d) => SponsorError::Db(d),
+                        _ => SponsorError::Invalid(msg),
+                    },
+                );
+            }
+            sent += 1;
+        }
+        Ok(Flash::success(back, format!("{sent} invitation(s) sent.")))
+    })
+    .await
+}
+
+#[derive(FromForm, Default)]
+pub struct ReportFilter {
+    course: Option<String>,
+    status: Option<String>,
+}
+
+#[get("/partners/<slug>/report?<filter..>")]
+pub async fn report_page(
+    db: &State<Db>,
+    config: &State<Config>,
+    user: CurrentUser,
+    slug: &str,
+    filter: ReportFilter,
+) -> AppResult<Page> {
+    let slug = slug.to_string();
+    let base = config.base_url();
+    let (title, ctx) = db
+        .run(move |conn| {
+            let p = managed(conn, &user, &slug)?;
+            if p.kind() != PartnerKind::Sponsor {
+                return Err(AppError::NotFound);
+            }
+            let export_id = format!("report-{}", uuid::Uuid::new_v4());
+            let rows = report::rows(conn, &p, &export_id, &base, now())?;
+            let rows = report::filter(rows, filter.course.as_deref(), filter.status.as_deref());
+            let ctx = report::context(&p, &rows, filter.course.as_deref(), filter.status.as_deref(), now());
+            Ok((format!("{}: completion report", p.name), ctx))
+        })
+        .await?;
+    Ok(Page::new("consent/report", title, ctx))
+}
+
+#[get("/partners/<slug>/report.csv?<filter..>")]
+pub async fn report_csv(
+    db: &State<Db>,
+    config: &State<Config>,
+    user: CurrentUser,
+    slug: &str,
+    filter: ReportFilter,
+) -> AppResult<(Status, (ContentType, String))> {
+    let slug = slug.to_string();
+    let base = config.base_url();
+    let csv = db
+        .run(move |conn| {
+            let p = managed(conn, &user, &slug)?;
+            if p.kind() != PartnerKind::Sponsor {
+                return Err(AppError::NotFound);
+            }
+            let export_id = format!("report-csv-{}", uuid::Uuid::new_v4());
+            let rows = report::rows(conn, &p, &export_id, &base, now())?;
+            let rows = report::filter(rows, filter.course.as_deref(), filter.status.as_deref());
+            report::csv(&rows).map_err(|e| AppError::Internal(e.to_string()))
+        })
+        .await?;
+    Ok((Status::Ok, (ContentType::CSV, csv)))
+}
+
+#[derive(FromForm)]
+pub struct LegalForm {
+    #[field(default = String::new())]
+    login: String,
+    #[field(default = String::new())]
+    recipient: String,
+    #[field(default = String::new())]
+    legal_reference: String,
+    #[field(default = String::new())]
+    fields: String,
+    #[field(default = String::new())]
+    note: String,
+}
+
+#[get("/staff/legal-disclosures")]
+pub fn legal_form(user: CurrentUser) -> AppResult<Page> {
+    staff_only(&user)?;
+    Ok(Page::new("consent/legal", "Record a legal disclosure", json!({})))
+}
+
+#[post("/staff/legal-disclosures", data = "<form>")]
+pub async fn record_legal(db: &State<Db>, user: CurrentUser, form: CsrfForm<LegalForm>) -> AppResult<Flash> {
+    staff_only(&user)?;
+    let f = form.form;
+    let back = "/staff/legal-disclosures".to_string();
+    if [&f.recipient, &f.legal_reference, &f.fields].iter().any(|s| s.trim().is_empty()) {
+        return Ok(Flash::error(back, "Recipient, legal reference and the fields disclosed are all required."));
+    }
+    db.run(move |conn| {
+        let Some(target) = crate::accounts::service::find_for_login(conn, f.login.trim())? else {
+            return Ok(Flash::error(back, "No account has that username or email."));
+        };
+        let fields: Vec<&str> = f.fields.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+        sharing::record_legal(
+            conn,
+            &LegalDisclosure {
+                user_id: target.id,
+                recipient: f.recipient.trim(),
+                legal_reference: f.legal_reference.trim(),
+                fields: &fields.join(","),
+                note: f.note.trim(),
+                recorded_by: user.id,
+            },
+            now(),
+        )?;
+        Ok(Flash::success(back, format!("Disclosure about {} recorded with its legal reference.", target.username)))
+    })
+    .await
+}

@@ -9,6 +9,7 @@ use rocket::response::Redirect;
 use rocket::{Either, FromForm, State, get, post};
 use serde_json::{Value, json};
 
+use crate::consent::ledger::Evidence;
 use crate::db::{Db, now};
 use crate::learning::catalog::{self, Filters};
 use crate::learning::content::{Answers, BlockData, ShowAnswers, embed_url, render_markdown};
@@ -18,7 +19,8 @@ use crate::search::SearchIndex;
 use crate::storage::BlobStore;
 use crate::web::csrf::CsrfOnly;
 use crate::web::guards::Viewer;
-use crate::web::{AppError, AppResult, CsrfForm, CurrentUser, Flash, Page};
+use crate::web::{AppError, AppResult, ClientInfo, CsrfForm, CurrentUser, Flash, Page};
+use diesel::Connection;
 
 impl From<LearningError> for AppError {
     fn from(e: LearningError) -> Self {
@@ -98,6 +100,7 @@ pub async fn about(db: &State<Db>, viewer: Viewer, slug: &str) -> AppResult<Page
                 None => None,
             };
             let (avg, ratings) = learning::rating(conn, course.id)?;
+            let sharing = crate::consent::member::offer(conn, &member)?;
             let t = now();
             Ok(json!({
                 "course": course_json(&course),
@@ -117,6 +120,7 @@ pub async fn about(db: &State<Db>, viewer: Viewer, slug: &str) -> AppResult<Page
                 "verified": user.as_ref().is_some_and(|u| u.email_verified),
                 "rating": avg.map(|a| format!("{a:.1}")), "ratings": ratings,
                 "may_author": may_preview,
+                "sharing": sharing.json(),
             }))
         })
         .await?;
@@ -138,20 +142,58 @@ pub struct EnrollForm {
     run: String,
     #[field(default = String::from("audit"))]
     track: String,
+    /// The learner's answer to the member-sharing question: `yes` or `no`.
+    #[field(default = String::new())]
+    share: String,
+    /// The version of the sharing text the page showed.
+    text_id: Option<i64>,
 }
 
 #[post("/courses/<slug>/enroll", data = "<form>")]
-pub async fn enroll(db: &State<Db>, user: CurrentUser, slug: &str, form: CsrfForm<EnrollForm>) -> AppResult<Flash> {
+pub async fn enroll(
+    db: &State<Db>,
+    user: CurrentUser,
+    client: ClientInfo,
+    slug: &str,
+    form: CsrfForm<EnrollForm>,
+) -> AppResult<Flash> {
     let Some(track) = Track::parse(&form.form.track) else {
         return Err(AppError::Unprocessable("Please choose the audit or the verified track.".into()));
     };
+    let share = match form.form.share.as_str() {
+        "yes" => Some(true),
+        "no" => Some(false),
+        "" => None,
+        _ => return Err(AppError::Unprocessable("Please answer the sharing question with yes or no.".into())),
+    };
+    let text_id = form.form.text_id;
     let slug = slug.to_string();
     let run = form.form.run.clone();
     let back = format!("/courses/{slug}");
     let result = db
         .run(move |conn| {
             let course = learning::course_by_slug(conn, &slug)?;
-            Ok::<_, AppError>(learning::enroll(conn, &user.0, &course, &run, track, now()).map(|_| course))
+            let member = learning::member(conn, course.member_id)?;
+            let evidence = Evidence::learner_web(user.id, &client);
+            // Enrollment and the sharing decision stand or fall together.
+            Ok::<_, AppError>(conn.transaction::<_, LearningError, _>(|conn| {
+                let offer = crate::consent::member::offer(conn, &member)?;
+                let enrollment = learning::enroll(conn, &user.0, &course, &run, track, now())?;
+                if let (true, Some(share)) = (offer.asks_consent(), share) {
+                    crate::consent::member::decide(
+                        conn,
+                        user.id,
+                        &offer,
+                        enrollment.run_id,
+                        share,
+                        text_id,
+                        &evidence,
+                        now(),
+                    )?
+                    .map_err(LearningError::Invalid)?;
+                }
+                Ok(course)
+            }))
         })
         .await?;
     match result {

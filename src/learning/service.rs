@@ -213,6 +213,38 @@ pub fn enroll(
     track: Track,
     now: NaiveDateTime,
 ) -> LResult<Enrollment> {
+    let run = open_run(conn, user, course, run_key, now)?;
+    match track {
+        Track::Audit if !run.audit => return Err(LearningError::Invalid("This run has no audit track.".into())),
+        // The verified track is bought; until certificate payments exist it
+        // cannot be chosen, rather than being handed out for free.
+        Track::Verified => {
+            return Err(LearningError::Invalid(
+                "The verified track opens with certificate payments. Enroll in the free audit track now; you will be able to upgrade."
+                    .into(),
+            ));
+        }
+        _ => {}
+    }
+    write_enrollment(conn, user, course, &run, track, now)
+}
+
+/// Enrolls in the verified track on a seat someone else paid for (a
+/// sponsor); the same checks as `enroll` apart from the price.
+pub fn enroll_paid_by_other(
+    conn: &mut Conn,
+    user: &SessionUser,
+    course: &Course,
+    run_key: &str,
+    now: NaiveDateTime,
+) -> LResult<Enrollment> {
+    let run = open_run(conn, user, course, run_key, now)?;
+    write_enrollment(conn, user, course, &run, Track::Verified, now)
+}
+
+/// The run a learner may enroll in now: verified email (ACC-3), published
+/// course, open enrollment window.
+fn open_run(conn: &mut Conn, user: &SessionUser, course: &Course, run_key: &str, now: NaiveDateTime) -> LResult<Run> {
     if !user.email_verified {
         return Err(LearningError::Forbidden(
             "Please confirm your email address before enrolling: follow the link we emailed you, or ask for a new one on your dashboard.".into(),
@@ -231,18 +263,17 @@ pub fn enroll(
     if !run.enrollment_open(now) {
         return Err(LearningError::Invalid("Enrollment in this run is closed.".into()));
     }
-    match track {
-        Track::Audit if !run.audit => return Err(LearningError::Invalid("This run has no audit track.".into())),
-        // The verified track is bought; until certificate payments exist it
-        // cannot be chosen, rather than being handed out for free.
-        Track::Verified => {
-            return Err(LearningError::Invalid(
-                "The verified track opens with certificate payments. Enroll in the free audit track now; you will be able to upgrade."
-                    .into(),
-            ));
-        }
-        _ => {}
-    }
+    Ok(run)
+}
+
+fn write_enrollment(
+    conn: &mut Conn,
+    user: &SessionUser,
+    course: &Course,
+    run: &Run,
+    track: Track,
+    now: NaiveDateTime,
+) -> LResult<Enrollment> {
     let expires = run.access_days.map(|d| now + Duration::days(i64::from(d)));
     conn.transaction(|conn| {
         let existing: Option<Enrollment> = enrollments::table
@@ -252,7 +283,8 @@ pub fn enroll(
             .first(conn)
             .optional()?;
         let id = match existing {
-            Some(e) if e.has_access(now) => return Ok(e),
+            // Already in: kept as is, unless this enrollment upgrades the track.
+            Some(e) if e.has_access(now) && (e.track == track.as_str() || track == Track::Audit) => return Ok(e),
             Some(e) => {
                 diesel::update(enrollments::table.find(e.id))
                     .set((

@@ -113,6 +113,7 @@ fn layout_globals(req: &Request<'_>, title: &str) -> Value {
             "first_name": u.first_name,
             "is_staff": u.is_staff(),
             "authors": u.is_staff() || u.roles.iter().any(|(r, _)| matches!(r, Role::MemberAdmin | Role::Instructor | Role::CourseStaff)),
+            "partner": u.roles.iter().any(|(r, _)| matches!(r, Role::PartnerAdmin | Role::MemberAdmin)),
             "verified": u.email_verified,
         })
     });

@@ -1,0 +1,408 @@
+//! Plain CSV and JSON Lines: one flat row per record.
+//!
+//! Both formats use the same flat field names: the record's own fields, with
+//! the learner's and the course's fields prefixed `learner_` and `course_`.
+//! A CSV file holds one kind of record and its header is that kind's full
+//! column set ([`ENROLLMENT_COLUMNS`], [`PROGRESS_COLUMNS`],
+//! [`RESULT_COLUMNS`]), identity columns included: a `None` is an empty cell.
+//! A JSON Lines file may mix kinds; each object starts with `"type"`
+//! (`enrollment`, `progress` or `result`) and a `None` is `null`.
+//! Timestamps are RFC 3339 in UTC.
+
+use std::io::{self, Write};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::adapter::{Adapter, RecordKind};
+use crate::records::{SharedEnrollment, SharedProgress, SharedRecord, SharedResult};
+
+/// Header of a CSV export of enrollments.
+pub const ENROLLMENT_COLUMNS: &[&str] = &[
+    "cursor",
+    "learner_id",
+    "learner_pseudonymous",
+    "learner_username",
+    "learner_name",
+    "learner_email",
+    "learner_company",
+    "course_id",
+    "course_title",
+    "course_run",
+    "course_member",
+    "course_url",
+    "track",
+    "status",
+    "enrolled_at",
+];
+
+/// Header of a CSV export of progress.
+pub const PROGRESS_COLUMNS: &[&str] = &[
+    "cursor",
+    "learner_id",
+    "learner_pseudonymous",
+    "learner_username",
+    "learner_name",
+    "learner_email",
+    "learner_company",
+    "course_id",
+    "course_title",
+    "course_run",
+    "course_member",
+    "course_url",
+    "last_activity_at",
+    "units_completed",
+    "units_total",
+    "progress_percent",
+];
+
+/// Header of a CSV export of results.
+pub const RESULT_COLUMNS: &[&str] = &[
+    "cursor",
+    "learner_id",
+    "learner_pseudonymous",
+    "learner_username",
+    "learner_name",
+    "learner_email",
+    "learner_company",
+    "course_id",
+    "course_title",
+    "course_run",
+    "course_member",
+    "course_url",
+    "grade_percent",
+    "passed",
+    "completed_at",
+];
+
+/// The CSV header of one kind of record.
+pub fn columns(kind: RecordKind) -> &'static [&'static str] {
+    match kind {
+        RecordKind::Enrollment => ENROLLMENT_COLUMNS,
+        RecordKind::Progress => PROGRESS_COLUMNS,
+        RecordKind::Result => RESULT_COLUMNS,
+    }
+}
+
+// The row structs' field order is the column order above (a test checks it).
+
+#[derive(Serialize)]
+struct EnrollmentRow<'a> {
+    cursor: &'a str,
+    learner_id: &'a str,
+    learner_pseudonymous: bool,
+    learner_username: Option<&'a str>,
+    learner_name: Option<&'a str>,
+    learner_email: Option<&'a str>,
+    learner_company: Option<&'a str>,
+    course_id: &'a str,
+    course_title: &'a str,
+    course_run: &'a str,
+    course_member: &'a str,
+    course_url: &'a str,
+    track: &'a str,
+    status: &'a str,
+    enrolled_at: DateTime<Utc>,
+}
+
+#[derive(Serialize)]
+struct ProgressRow<'a> {
+    cursor: &'a str,
+    learner_id: &'a str,
+    learner_pseudonymous: bool,
+    learner_username: Option<&'a str>,
+    learner_name: Option<&'a str>,
+    learner_email: Option<&'a str>,
+    learner_company: Option<&'a str>,
+    course_id: &'a str,
+    course_title: &'a str,
+    course_run: &'a str,
+    course_member: &'a str,
+    course_url: &'a str,
+    last_activity_at: Option<DateTime<Utc>>,
+    units_completed: Option<u32>,
+    units_total: Option<u32>,
+    progress_percent: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct ResultRow<'a> {
+    cursor: &'a str,
+    learner_id: &'a str,
+    learner_pseudonymous: bool,
+    learner_username: Option<&'a str>,
+    learner_name: Option<&'a str>,
+    learner_email: Option<&'a str>,
+    learner_company: Option<&'a str>,
+    course_id: &'a str,
+    course_title: &'a str,
+    course_run: &'a str,
+    course_member: &'a str,
+    course_url: &'a str,
+    grade_percent: Option<f64>,
+    passed: Option<bool>,
+    completed_at: Option<DateTime<Utc>>,
+}
+
+fn enrollment_row(r: &SharedEnrollment) -> EnrollmentRow<'_> {
+    EnrollmentRow {
+        cursor: &r.cursor,
+        learner_id: &r.learner.id,
+        learner_pseudonymous: r.learner.pseudonymous,
+        learner_username: r.learner.username.as_deref(),
+        learner_name: r.learner.name.as_deref(),
+        learner_email: r.learner.email.as_deref(),
+        learner_company: r.learner.company.as_deref(),
+        course_id: &r.course.id,
+        course_title: &r.course.title,
+        course_run: &r.course.run,
+        course_member: &r.course.member,
+        course_url: &r.course.url,
+        track: &r.track,
+        status: &r.status,
+        enrolled_at: r.enrolled_at,
+    }
+}
+
+fn progress_row(r: &SharedProgress) -> ProgressRow<'_> {
+    ProgressRow {
+        cursor: &r.cursor,
+        learner_id: &r.learner.id,
+        learner_pseudonymous: r.learner.pseudonymous,
+        learner_username: r.learner.username.as_deref(),
+        learner_name: r.learner.name.as_deref(),
+        learner_email: r.learner.email.as_deref(),
+        learner_company: r.learner.company.as_deref(),
+        course_id: &r.course.id,
+        course_title: &r.course.title,
+        course_run: &r.course.run,
+        course_member: &r.course.member,
+        course_url: &r.course.url,
+        last_activity_at: r.last_activity_at,
+        units_completed: r.units_completed,
+        units_total: r.units_total,
+        progress_percent: r.progress_percent,
+    }
+}
+
+fn result_row(r: &SharedResult) -> ResultRow<'_> {
+    ResultRow {
+        cursor: &r.cursor,
+        learner_id: &r.learner.id,
+        learner_pseudonymous: r.learner.pseudonymous,
+        learner_username: r.learner.username.as_deref(),
+        learner_name: r.learner.name.as_deref(),
+        learner_email: r.learner.email.as_deref(),
+        learner_company: r.learner.company.as_deref(),
+        course_id: &r.course.id,
+        course_title: &r.course.title,
+        course_run: &r.course.run,
+        course_member: &r.course.member,
+        course_url: &r.course.url,
+        grade_percent: r.grade_percent,
+        passed: r.passed,
+        completed_at: r.completed_at,
+    }
+}
+
+fn csv_error(e: csv::Error) -> io::Error {
+    match e.into_kind() {
+        csv::ErrorKind::Io(e) => e,
+        other => io::Error::other(format!("csv: {other:?}")),
+    }
+}
+
+fn csv_writer(out: &mut dyn Write) -> csv::Writer<&mut dyn Write> {
+    csv::WriterBuilder::new().has_headers(false).buffer_capacity(1024).from_writer(out)
+}
+
+/// CSV of one kind of record (RFC 4180, `\n` line ends, UTF-8 without BOM).
+pub struct CsvAdapter {
+    kind: RecordKind,
+}
+
+impl CsvAdapter {
+    pub fn new(kind: RecordKind) -> Self {
+        CsvAdapter { kind }
+    }
+}
+
+impl Adapter for CsvAdapter {
+    fn content_type(&self) -> &'static str {
+        "text/csv; charset=utf-8"
+    }
+
+    fn file_extension(&self) -> &'static str {
+        "csv"
+    }
+
+    fn begin(&mut self, out: &mut dyn Write) -> io::Result<()> {
+        let mut w = csv_writer(out);
+        w.write_record(columns(self.kind)).map_err(csv_error)?;
+        w.flush()
+    }
+
+    fn record(&mut self, rec: &SharedRecord, out: &mut dyn Write) -> io::Result<()> {
+        if rec.kind() != self.kind {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("a CSV export of {} records cannot take a {} record", self.kind.as_str(), rec.kind().as_str()),
+            ));
+        }
+        let mut w = csv_writer(out);
+        match rec {
+            SharedRecord::Enrollment(r) => w.serialize(enrollment_row(r)),
+            SharedRecord::Progress(r) => w.serialize(progress_row(r)),
+            SharedRecord::Result(r) => w.serialize(result_row(r)),
+        }
+        .map_err(csv_error)?;
+        w.flush()
+    }
+
+    fn finish(&mut self, out: &mut dyn Write) -> io::Result<()> {
+        out.flush()
+    }
+}
+
+#[derive(Serialize)]
+struct Tagged<T> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(flatten)]
+    row: T,
+}
+
+/// JSON Lines: one flat JSON object per line, any mix of kinds.
+#[derive(Default)]
+pub struct JsonLinesAdapter;
+
+impl JsonLinesAdapter {
+    pub fn new() -> Self {
+        JsonLinesAdapter
+    }
+}
+
+impl Adapter for JsonLinesAdapter {
+    fn content_type(&self) -> &'static str {
+        "application/x-ndjson"
+    }
+
+    fn file_extension(&self) -> &'static str {
+        "jsonl"
+    }
+
+    fn begin(&mut self, _out: &mut dyn Write) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn record(&mut self, rec: &SharedRecord, out: &mut dyn Write) -> io::Result<()> {
+        let kind = rec.kind().as_str();
+        let line = match rec {
+            SharedRecord::Enrollment(r) => serde_json::to_vec(&Tagged { kind, row: enrollment_row(r) }),
+            SharedRecord::Progress(r) => serde_json::to_vec(&Tagged { kind, row: progress_row(r) }),
+            SharedRecord::Result(r) => serde_json::to_vec(&Tagged { kind, row: result_row(r) }),
+        }?;
+        out.write_all(&line)?;
+        out.write_all(b"\n")
+    }
+
+    fn finish(&mut self, out: &mut dyn Write) -> io::Result<()> {
+        out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapter::write_records;
+    use crate::fixtures;
+
+    fn csv_of(kind: RecordKind, records: &[SharedRecord]) -> String {
+        let mut out = Vec::new();
+        write_records(&mut CsvAdapter::new(kind), records, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    fn jsonl_of(records: &[SharedRecord]) -> String {
+        let mut out = Vec::new();
+        write_records(&mut JsonLinesAdapter::new(), records, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn snapshot_csv_enrollments() {
+        insta::assert_snapshot!(csv_of(RecordKind::Enrollment, &fixtures::enrollments()));
+    }
+
+    #[test]
+    fn snapshot_csv_progress() {
+        insta::assert_snapshot!(csv_of(RecordKind::Progress, &fixtures::progress()));
+    }
+
+    #[test]
+    fn snapshot_csv_results() {
+        insta::assert_snapshot!(csv_of(RecordKind::Result, &fixtures::results()));
+    }
+
+    #[test]
+    fn snapshot_jsonl() {
+        insta::assert_snapshot!(jsonl_of(&fixtures::all()));
+    }
+
+    #[test]
+    fn csv_header_is_written_without_records() {
+        assert_eq!(csv_of(RecordKind::Progress, &[]), format!("{}\n", PROGRESS_COLUMNS.join(",")));
+    }
+
+    /// The column constants and the row structs' field order agree: CSV
+    /// cells line up with the header, and JSON keys are the column names.
+    #[test]
+    fn columns_match_serialized_fields() {
+        for rec in fixtures::all() {
+            let line = jsonl_of(std::slice::from_ref(&rec));
+            let obj: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&line).unwrap();
+            let keys: Vec<&str> = obj.keys().map(String::as_str).filter(|k| *k != "type").collect();
+            let mut expected: Vec<&str> = columns(rec.kind()).to_vec();
+            // serde_json's Map is sorted; compare as sets, then check the CSV order.
+            expected.sort_unstable();
+            let mut keys_sorted = keys.clone();
+            keys_sorted.sort_unstable();
+            assert_eq!(keys_sorted, expected);
+
+            let csv = csv_of(rec.kind(), std::slice::from_ref(&rec));
+            let mut reader = csv::Reader::from_reader(csv.as_bytes());
+            let header: Vec<String> = reader.headers().unwrap().iter().map(str::to_owned).collect();
+            let row = reader.records().next().unwrap().unwrap();
+            assert_eq!(header.len(), row.len());
+            for (name, cell) in header.iter().zip(row.iter()) {
+                let value = &obj[name.as_str()];
+                let as_cell = match value {
+                    serde_json::Value::Null => String::new(),
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                assert_eq!(cell, as_cell, "column {name}");
+            }
+        }
+    }
+
+    #[test]
+    fn csv_rejects_another_kind() {
+        let mut out = Vec::new();
+        let mut a = CsvAdapter::new(RecordKind::Enrollment);
+        a.begin(&mut out).unwrap();
+        let err = a.record(&fixtures::results()[0], &mut out).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn jsonl_is_one_object_per_line() {
+        let out = jsonl_of(&fixtures::all());
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), fixtures::all().len());
+        for line in lines {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert!(v.is_object());
+        }
+    }
+}
