@@ -13,3 +13,4 @@ mod package;
 mod schema;
 mod search;
 mod security;
+mod sharing;

@@ -223,6 +223,26 @@ mod tests {
         }
     }
 
+    /// CSV, JSON Lines and xAPI hand each record to the writer at once:
+    /// nothing is held back until `finish`.
+    #[test]
+    fn streaming_formats_write_each_record_immediately() {
+        let records = fixtures::enrollments();
+        for format in [Format::Csv, Format::JsonLines, Format::Xapi] {
+            let options = ExportOptions::new(RecordKind::Enrollment, fixtures::BASE_URL, fixtures::generated_at());
+            let mut adapter = format.adapter(&options);
+            let mut out = Vec::new();
+            adapter.begin(&mut out).unwrap();
+            for rec in &records {
+                let before = out.len();
+                adapter.record(rec, &mut out).unwrap();
+                let written = String::from_utf8_lossy(&out[before..]).into_owned();
+                assert!(written.contains(rec.cursor()) || written.contains(&rec.learner().id), "{format:?}: {written}");
+            }
+            adapter.finish(&mut out).unwrap();
+        }
+    }
+
     #[test]
     fn adapters_report_their_media_types() {
         let options = ExportOptions {

@@ -271,6 +271,7 @@ mod tests {
             matches!(&err, DeliveryError::RetriesExhausted { attempts: 3, last: Failure::Transport(_) }),
             "{err:?}"
         );
+        assert!(err.to_string().to_lowercase().contains("refused"), "{err}");
         // Two waits: 5 ms, then 10 ms.
         assert!(started.elapsed() >= Duration::from_millis(15));
     }

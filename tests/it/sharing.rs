@@ -1,0 +1,476 @@
+//! Consent and partner sharing: the ledger, the gate, member exports, sponsor
+//! seats and reports, the learner's Sharing page.
+
+use diesel::prelude::*;
+use lyceum::consent::ledger;
+use lyceum::consent::partners::{self, Partner};
+use lyceum::consent::sharing::{self, Want};
+use lyceum::consent::{Categories, Category, PartnerKind, Purpose, sponsors};
+use lyceum::db::schema::{consent_ledger, disclosures, enrollments, users};
+use rocket::http::{Header, Status};
+
+use crate::common::{Learner, TestApp};
+
+/// Runs a query on the app's database; panics with the error's text.
+async fn run<T, E, F>(app: &TestApp, f: F) -> T
+where
+    T: Send + 'static,
+    E: std::fmt::Display + Send + 'static,
+    F: FnOnce(&mut lyceum::db::Conn) -> Result<T, E> + Send + 'static,
+{
+    app.db()
+        .run(move |conn| Ok::<_, lyceum::web::AppError>(f(conn).map_err(|e| e.to_string())))
+        .await
+        .expect("database")
+        .expect("query")
+}
+use crate::learning::seed_course;
+use crate::on_both;
+
+async fn verified(app: &TestApp, name: &str) -> Learner {
+    let l = app.sign_up(name).await;
+    app.verify(&l).await;
+    l
+}
+
+async fn as_user(app: &TestApp, l: &Learner) {
+    app.sign_out().await;
+    app.sign_in(l, false).await;
+}
+
+async fn user_id(app: &TestApp, username: &str) -> i64 {
+    let u = username.to_string();
+    run(&app, move |conn| users::table.filter(users::username.eq(u)).select(users::id).first::<i64>(conn)).await
+}
+
+/// The member partner of a seeded course's member, asking for name and email.
+async fn member_partner(app: &TestApp, member_id: i64, fields: &[Category]) -> Partner {
+    let fields = Categories::of(fields.iter().copied());
+    run(&app, move |conn| {
+        let m = lyceum::learning::service::member(conn, member_id).map_err(|e| e.to_string())?;
+        let p = partners::for_member(conn, &m).map_err(|e| e.to_string())?;
+        partners::set_profile_fields(conn, &p, &fields).map_err(|e| e.to_string())?;
+        partners::by_id(conn, p.id).map_err(|e| e.to_string())
+    })
+    .await
+}
+
+async fn key_for(app: &TestApp, partner: &Partner, scopes: &[&'static str]) -> String {
+    let p = partner.clone();
+    let scopes = scopes.to_vec();
+    run(&app, move |conn| partners::create_key(conn, &p, "test", &scopes, None).map_err(|e| e.to_string())).await
+}
+
+/// The text id the about page offers for member sharing.
+async fn offered_text(app: &TestApp, slug: &str) -> String {
+    let (_, body) = app.get(&format!("/courses/{slug}")).await;
+    let re = regex::Regex::new(r#"name="text_id" value="(\d+)""#).expect("regex");
+    re.captures(&body).map(|c| c[1].to_string()).expect("the enroll form offers a sharing text")
+}
+
+async fn pull(app: &TestApp, key: &str, path: &str) -> (Status, String) {
+    let res =
+        app.client.get(path.to_string()).header(Header::new("Authorization", format!("Bearer {key}"))).dispatch().await;
+    let status = res.status();
+    (status, res.into_string().await.unwrap_or_default())
+}
+
+fn lines(body: &str) -> Vec<serde_json::Value> {
+    body.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).expect("a JSON line")).collect()
+}
+
+async fn member_sharing(app: TestApp) {
+    // promise: CRS-3 — the member receives profile fields listed at enrollment only with consent.
+    // promise: SHR-4 — sharing rests on a recorded consent naming partner, purpose, categories and text.
+    // promise: RGT-4 — declining never blocks enrolling.
+    let c = seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    let partner = member_partner(&app, c.member_id, &[Category::ProfileName, Category::ProfileEmail]).await;
+    let key = key_for(&app, &partner, &["enrollments", "progress", "results"]).await;
+
+    let ada = verified(&app, "ada").await;
+    as_user(&app, &ada).await;
+    let (_, about) = app.get("/courses/intro-python").await;
+    assert!(about.contains("Your full name") && about.contains("Your email address"), "the page lists the fields");
+    let text = offered_text(&app, "intro-python").await;
+    let res = app
+        .post_form(
+            "/courses/intro-python/enroll",
+            &[("run", "2026"), ("track", "audit"), ("share", "yes"), ("text_id", &text)],
+        )
+        .await;
+    assert_eq!(res.headers().get_one("Location"), Some("/learn/intro-python"));
+
+    let bob = verified(&app, "bob").await;
+    as_user(&app, &bob).await;
+    let res = app
+        .post_form(
+            "/courses/intro-python/enroll",
+            &[("run", "2026"), ("track", "audit"), ("share", "no"), ("text_id", &text)],
+        )
+        .await;
+    assert_eq!(res.headers().get_one("Location"), Some("/learn/intro-python"), "a decliner is enrolled all the same");
+    let (status, _) = app.get(&format!("/learn/intro-python/units/{}", c.units[0])).await;
+    assert_eq!(status, Status::Ok, "and learns all the same");
+
+    // The ledger row names the text version and its hash.
+    let rows = run(&app, |conn| consent_ledger::table.select(ledger::LedgerRow::as_select()).load(conn)).await;
+    assert_eq!(rows.len(), 2);
+    assert!(rows.iter().all(|r| r.text_sha256.as_deref().is_some_and(|h| h.len() == 64) && r.text_version == Some(1)));
+    assert_eq!(rows[0].action, "grant");
+    assert_eq!(rows[1].action, "decline");
+    assert_eq!(rows[0].ip.as_deref(), Some("203.0.113.7"));
+
+    let (status, body) = pull(&app, &key, "/api/v1/exports/enrollments?format=jsonl").await;
+    assert_eq!(status, Status::Ok);
+    let recs = lines(&body);
+    assert_eq!(recs.len(), 2, "{body}");
+    let ada_rec = recs.iter().find(|r| r["learner_email"] == "ada@example.org").expect("ada identified");
+    assert_eq!(ada_rec["learner_name"], "Ada Lovelace");
+    let bob_rec = recs.iter().find(|r| r["learner_email"].is_null()).expect("bob de-identified");
+    assert!(bob_rec["learner_name"].is_null() && bob_rec["learner_pseudonymous"] == true);
+    assert!(!body.contains("bob"), "nothing identifies the decliner");
+
+    // promise: SHR-5 — every record handed out has a disclosure row.
+    let ds = run(&app, |conn| disclosures::table.select(sharing::Disclosure::as_select()).load(conn)).await;
+    assert_eq!(ds.len(), 2);
+    assert!(
+        ds.iter().any(|d| d.basis == "consent" && d.fields.contains("learner.email") && d.consent_ledger_id.is_some())
+    );
+    assert!(ds.iter().any(|d| d.basis == "deidentified" && !d.fields.contains("learner.email")));
+    as_user(&app, &ada).await;
+    let (_, page) = app.get("/sharing").await;
+    assert!(page.contains("northbridge University") && page.contains("learner.email"), "the learner sees the log");
+
+    // Withdrawal takes effect for the next export at once.
+    let re = regex::Regex::new(r#"action="/sharing/consents/(\d+)/withdraw""#).unwrap();
+    let id = re.captures(&page).expect("a withdraw button")[1].to_string();
+    let res = app.post_form(&format!("/sharing/consents/{id}/withdraw"), &[]).await;
+    assert_eq!(res.status(), Status::SeeOther);
+    let (_, body) = pull(&app, &key, "/api/v1/exports/enrollments?format=jsonl").await;
+    assert!(!body.contains("ada@example.org") && !body.contains("Ada Lovelace"), "{body}");
+    assert_eq!(lines(&body).len(), 2, "de-identified records remain");
+
+    // CSV carries the same gate's output; results and progress too.
+    let (status, csv) = pull(&app, &key, "/api/v1/exports/results?format=csv").await;
+    assert_eq!(status, Status::Ok);
+    assert!(csv.starts_with("cursor") || csv.contains("grade_percent"), "{csv}");
+    assert!(!csv.contains("ada@example.org"));
+}
+on_both!(crs_3_shr_4_rgt_4_member_sharing_follows_the_consent_given_at_enrollment, member_sharing);
+
+async fn keys_are_scoped(app: TestApp) {
+    // promise: SEC-3 — a partner's key reads only what is shared with that partner.
+    let a = seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    let b = seed_course(&app, "larkfield", "statistics-basics", "Statistics", None).await;
+    let pa = member_partner(&app, a.member_id, &[Category::ProfileName]).await;
+    let pb = member_partner(&app, b.member_id, &[Category::ProfileName]).await;
+    let ka = key_for(&app, &pa, &["enrollments"]).await;
+    let kb = key_for(&app, &pb, &["enrollments", "results"]).await;
+    let ada = verified(&app, "ada").await;
+    as_user(&app, &ada).await;
+    for slug in ["intro-python", "statistics-basics"] {
+        let text = offered_text(&app, slug).await;
+        app.post_form(&format!("/courses/{slug}/enroll"), &[("run", "2026"), ("share", "yes"), ("text_id", &text)])
+            .await;
+    }
+    let (_, body) = pull(&app, &ka, "/api/v1/exports/enrollments?format=jsonl").await;
+    assert!(body.contains("intro-python") && !body.contains("statistics-basics"), "{body}");
+    let (_, body) = pull(&app, &kb, "/api/v1/exports/enrollments?format=jsonl").await;
+    assert!(body.contains("statistics-basics") && !body.contains("intro-python"), "{body}");
+    // A's pseudonym for Ada is not B's.
+    let (_, resa) = pull(&app, &ka, "/api/v1/exports/enrollments?format=csv").await;
+    let (_, resb) = pull(&app, &kb, "/api/v1/exports/enrollments?format=csv").await;
+    let pseud = regex::Regex::new(r"p-[0-9a-f]{24}").unwrap();
+    let (x, y) = (pseud.find(&resa).map(|m| m.as_str().to_string()), pseud.find(&resb).map(|m| m.as_str().to_string()));
+    assert!(x.is_some() && x != y, "pseudonyms differ per partner");
+
+    // Bad input gets clear 4xx answers.
+    let (status, body) = pull(&app, &ka, "/api/v1/exports/results?format=jsonl").await;
+    assert_eq!(status, Status::Forbidden, "{body}");
+    let (status, body) = pull(&app, &ka, "/api/v1/exports/enrollments?format=xml").await;
+    assert_eq!(status, Status::BadRequest);
+    assert!(body.contains("Unknown format"), "{body}");
+    let (status, body) = pull(&app, &ka, "/api/v1/exports/enrollments?since=%%%not-a-cursor").await;
+    assert_eq!(status, Status::BadRequest);
+    assert!(body.contains("cursor"), "{body}");
+    let (status, _) = pull(&app, &ka, "/api/v1/exports/grades").await;
+    assert_eq!(status, Status::NotFound);
+    let (status, body) = pull(&app, "lyk_nope_nope", "/api/v1/exports/enrollments").await;
+    assert_eq!(status, Status::Unauthorized);
+    assert!(body.contains("not valid"), "{body}");
+    let res = app.client.get("/api/v1/exports/enrollments").dispatch().await;
+    assert_eq!(res.status(), Status::Unauthorized);
+    assert_eq!(res.content_type().map(|c| c.to_string()), Some("application/problem+json".into()));
+
+    // Resuming with the cursor of the last record returns only later ones.
+    let (_, all) = pull(&app, &kb, "/api/v1/exports/enrollments?format=jsonl").await;
+    let cursor = lines(&all).last().unwrap()["cursor"].as_str().unwrap().to_string();
+    let (status, rest) = pull(&app, &kb, &format!("/api/v1/exports/enrollments?format=jsonl&since={cursor}")).await;
+    assert_eq!(status, Status::Ok);
+    assert!(lines(&rest).is_empty());
+
+    // A revoked key is refused.
+    let pa2 = pa.clone();
+    let keys = run(&app, move |conn| partners::keys(conn, &pa2)).await;
+    let pa3 = pa.clone();
+    let id = keys[0].id;
+    run(&app, move |conn| partners::revoke_key(conn, &pa3, id)).await;
+    let (status, body) = pull(&app, &ka, "/api/v1/exports/enrollments").await;
+    assert_eq!(status, Status::Unauthorized);
+    assert!(body.contains("revoked"), "{body}");
+}
+on_both!(sec_3_a_partner_key_reads_only_its_own_courses, keys_are_scoped);
+
+async fn sponsor_flow(app: TestApp) {
+    // promise: SHR-2 — a sponsor sees only enrollment, participation, progress and completion, only under consent.
+    let c = seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    let run_id: i64 = run(&app, |conn| {
+        lyceum::db::schema::course_runs::table.select(lyceum::db::schema::course_runs::id).first(conn)
+    })
+    .await;
+    let sponsor = run(&app, move |conn| {
+        let now = lyceum::db::now();
+        let p = partners::create(conn, PartnerKind::Sponsor, "acme", "Acme Corp", None, "hr@acme.example", now)
+            .map_err(|e| e.to_string())?;
+        sponsors::allocate(conn, &p, run_id, 3, now + chrono::Duration::days(30), "Q1", None, now)
+            .map_err(|e| e.to_string())?;
+        Ok::<_, String>(p)
+    })
+    .await;
+    let boss = verified(&app, "boss").await;
+    let boss_id = user_id(&app, "boss").await;
+    let s2 = sponsor.clone();
+    run(&app, move |conn| partners::appoint(conn, &s2, boss_id, boss_id)).await;
+    as_user(&app, &boss).await;
+    let (status, page) = app.get("/partners/acme").await;
+    assert_eq!(status, Status::Ok);
+    let re = regex::Regex::new(r#"action="/partners/acme/allocations/(\d+)/invite""#).unwrap();
+    let alloc = re.captures(&page).expect("an allocation")[1].to_string();
+    let res = app
+        .post_form(
+            &format!("/partners/acme/allocations/{alloc}/invite"),
+            &[("emails", "ada@example.org\nbob@example.org")],
+        )
+        .await;
+    assert_eq!(res.status(), Status::SeeOther);
+
+    let ada = verified(&app, "ada").await;
+    let link = app.mailed_link("ada@example.org", "/redeem").await.expect("an invitation");
+    as_user(&app, &ada).await;
+    let (status, offer) = app.get(&link).await;
+    assert_eq!(status, Status::Ok);
+    assert!(offer.contains("Acme Corp") && offer.contains("How much of the course you have completed"));
+    assert!(!offer.contains("Your grade"), "grades are never offered to a sponsor");
+    let code = link.split("code=").nth(1).unwrap().to_string();
+    let text = regex::Regex::new(r#"name="text_id" value="(\d+)""#).unwrap().captures(&offer).unwrap()[1].to_string();
+    let res = app.post_form("/redeem", &[("code", &code), ("share", "yes"), ("text_id", &text)]).await;
+    assert_eq!(res.headers().get_one("Location"), Some("/learn/intro-python"));
+    let track: String = run(&app, |conn| enrollments::table.select(enrollments::track).first(conn)).await;
+    assert_eq!(track, "verified", "a sponsored seat is the verified track");
+    app.post_form(&format!("/learn/intro-python/units/{}/complete", c.units[0]), &[]).await;
+    // A used code is refused with a clear message.
+    let (status, body) = app.get(&format!("/redeem?code={code}")).await;
+    assert_eq!(status, Status::UnprocessableEntity);
+    assert!(body.contains("already been used"));
+
+    // Bob redeems and declines: enrolled, and invisible to the sponsor.
+    let bob = verified(&app, "bob").await;
+    let link = app.mailed_link("bob@example.org", "/redeem").await.expect("an invitation");
+    as_user(&app, &bob).await;
+    let code_b = link.split("code=").nth(1).unwrap().to_string();
+    let res = app.post_form("/redeem", &[("code", &code_b), ("share", "no"), ("text_id", &text)]).await;
+    assert_eq!(res.headers().get_one("Location"), Some("/learn/intro-python"));
+
+    as_user(&app, &boss).await;
+    let (status, report) = app.get("/partners/acme/report").await;
+    assert_eq!(status, Status::Ok);
+    assert!(report.contains("ada@example.org") && report.contains("Ada Lovelace"), "{report}");
+    assert!(!report.contains("bob@example.org"), "a decline is never revealed");
+    // promise: SHR-6 — groups under five are hidden in the charts.
+    assert!(report.contains("fewer than 5"));
+    let (status, csv) = app.get("/partners/acme/report.csv").await;
+    assert_eq!(status, Status::Ok);
+    assert!(csv.contains("ada@example.org") && !csv.contains("bob@example.org"));
+    assert!(!csv.contains("grade"), "no grade column for sponsors");
+
+    // Withdrawal: the next report and CSV no longer contain her.
+    as_user(&app, &ada).await;
+    let (_, page) = app.get("/sharing").await;
+    let re = regex::Regex::new(r#"action="/sharing/consents/(\d+)/withdraw""#).unwrap();
+    let id = re.captures(&page).expect("withdraw")[1].to_string();
+    app.post_form(&format!("/sharing/consents/{id}/withdraw"), &[]).await;
+    as_user(&app, &boss).await;
+    let (_, report) = app.get("/partners/acme/report").await;
+    assert!(!report.contains("ada@example.org"));
+    let (_, csv) = app.get("/partners/acme/report.csv").await;
+    assert!(!csv.contains("ada@example.org"));
+    // Another partner's admin cannot see this report.
+    let (status, _) = app.get("/partners/member-northbridge/report").await;
+    assert_eq!(status, Status::NotFound);
+}
+on_both!(shr_2_shr_6_sponsor_sees_consented_progress_only, sponsor_flow);
+
+async fn restriction_and_legal(app: TestApp) {
+    // promise: RGT-3 — restricting freezes all sharing at once.
+    let c = seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    let partner = member_partner(&app, c.member_id, &[Category::ProfileEmail]).await;
+    let key = key_for(&app, &partner, &["enrollments"]).await;
+    let ada = verified(&app, "ada").await;
+    as_user(&app, &ada).await;
+    let text = offered_text(&app, "intro-python").await;
+    app.post_form("/courses/intro-python/enroll", &[("run", "2026"), ("share", "yes"), ("text_id", &text)]).await;
+    let (_, body) = pull(&app, &key, "/api/v1/exports/enrollments?format=jsonl").await;
+    assert_eq!(lines(&body).len(), 1);
+    app.post_form("/sharing/restrict", &[("restrict", "on")]).await;
+    let (_, page) = app.get("/sharing").await;
+    assert!(page.contains("Sharing is frozen"));
+    let (_, body) = pull(&app, &key, "/api/v1/exports/enrollments?format=jsonl").await;
+    assert!(lines(&body).is_empty(), "nothing at all leaves, not even de-identified: {body}");
+    let res = app.post_form("/sharing/restrict", &[("restrict", "maybe")]).await;
+    assert_eq!(res.status(), Status::UnprocessableEntity);
+    app.post_form("/sharing/restrict", &[("restrict", "off")]).await;
+    let (_, body) = pull(&app, &key, "/api/v1/exports/enrollments?format=jsonl").await;
+    assert!(body.contains("ada@example.org"));
+
+    // promise: SHR-8 — a disclosure required by law is recorded with its legal reference.
+    let staff_id = user_id(&app, "ada").await;
+    run(&app, move |conn| {
+        let d = sharing::LegalDisclosure {
+            user_id: staff_id,
+            recipient: "Regional Court",
+            legal_reference: "Order 2026/1187",
+            fields: "profile.name,profile.email",
+            note: "Production order",
+            recorded_by: staff_id,
+        };
+        sharing::record_legal(conn, &d, lyceum::db::now())
+    })
+    .await;
+    let (_, page) = app.get("/sharing").await;
+    assert!(page.contains("Order 2026/1187") && page.contains("Regional Court"));
+    // The staff form refuses a disclosure without its legal reference.
+    let res = app.post_form("/staff/legal-disclosures", &[("login", "ada"), ("recipient", "X")]).await;
+    assert_eq!(res.status(), Status::Forbidden, "only staff record legal disclosures");
+}
+on_both!(rgt_3_shr_8_restriction_freezes_sharing_and_legal_disclosures_are_logged, restriction_and_legal);
+
+async fn marketing_is_separate(app: TestApp) {
+    // promise: SHR-1 — partner marketing needs its own consent, never bundled.
+    seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    let run_id: i64 = run(&app, |conn| {
+        lyceum::db::schema::course_runs::table.select(lyceum::db::schema::course_runs::id).first(conn)
+    })
+    .await;
+    let (sponsor, codes) = run(&app, move |conn| {
+        let now = lyceum::db::now();
+        let p = partners::create(conn, PartnerKind::Sponsor, "acme", "Acme Corp", None, "hr@acme.example", now)
+            .map_err(|e| e.to_string())?;
+        let a = sponsors::allocate(conn, &p, run_id, 2, now + chrono::Duration::days(30), "", None, now)
+            .map_err(|e| e.to_string())?;
+        let codes = sponsors::free_codes(conn, &a).map_err(|e| e.to_string())?;
+        Ok::<_, String>((p, codes))
+    })
+    .await;
+    let ada = verified(&app, "ada").await;
+    as_user(&app, &ada).await;
+    let (_, offer) = app.get(&format!("/redeem?code={}", codes[0])).await;
+    assert!(offer.contains(r#"name="marketing" value="true">"#), "unchecked by default");
+    let text = regex::Regex::new(r#"name="text_id" value="(\d+)""#).unwrap().captures(&offer).unwrap()[1].to_string();
+    let mtext = regex::Regex::new(r#"name="marketing_text_id" value="(\d+)""#).unwrap().captures(&offer).unwrap()[1]
+        .to_string();
+    app.post_form("/redeem", &[("code", &codes[0]), ("share", "yes"), ("text_id", &text)]).await;
+    let bob = verified(&app, "bob").await;
+    as_user(&app, &bob).await;
+    app.post_form(
+        "/redeem",
+        &[
+            ("code", &codes[1]),
+            ("share", "yes"),
+            ("text_id", &text),
+            ("marketing", "true"),
+            ("marketing_text_id", &mtext),
+        ],
+    )
+    .await;
+    let s = sponsor.clone();
+    let contacts = run(&app, move |conn| sharing::marketing_contacts(conn, &s, "m-1", lyceum::db::now())).await;
+    assert_eq!(contacts.len(), 1, "only the learner who ticked the separate box");
+    assert_eq!(contacts[0].email, "bob@example.org");
+    // A sponsorship consent never yields marketing, and marketing never yields course records.
+    let s = sponsor.clone();
+    let shared = run(&app, move |conn| {
+        sharing::all(conn, &s, Purpose::PartnerMarketing, Want::ALL, "m-2", "http://x", lyceum::db::now())
+    })
+    .await;
+    assert!(shared.is_empty());
+}
+on_both!(shr_1_partner_marketing_needs_its_own_consent, marketing_is_separate);
+
+async fn ledger_chain(app: TestApp) {
+    let c = seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    let partner = member_partner(&app, c.member_id, &[Category::ProfileName]).await;
+    for name in ["ada", "bob", "cyrus"] {
+        let l = verified(&app, name).await;
+        as_user(&app, &l).await;
+        let text = offered_text(&app, "intro-python").await;
+        app.post_form("/courses/intro-python/enroll", &[("run", "2026"), ("share", "yes"), ("text_id", &text)]).await;
+    }
+    let v = run(&app, |conn| ledger::verify(conn)).await;
+    assert_eq!(v, ledger::Verification { rows: 3, first_broken: None });
+
+    // The database refuses changes to the ledger outright.
+    let refused = run(&app, |conn| {
+        Ok::<_, String>(
+            diesel::sql_query("UPDATE consent_ledger SET categories = 'profile.email' WHERE id = 2")
+                .execute(conn)
+                .is_err(),
+        )
+    })
+    .await;
+    assert!(refused, "the ledger is append-only");
+
+    // Someone with full database access drops the guard and edits a row: caught.
+    let pg = app.config.database_url.starts_with("postgres");
+    run(&app, move |conn| {
+        if pg {
+            diesel::sql_query("ALTER TABLE consent_ledger DISABLE TRIGGER consent_ledger_no_change").execute(conn)?;
+        } else {
+            diesel::sql_query("DROP TRIGGER consent_ledger_no_update").execute(conn)?;
+        }
+        let second: i64 =
+            consent_ledger::table.order(consent_ledger::id).select(consent_ledger::id).offset(1).first(conn)?;
+        diesel::update(consent_ledger::table.find(second))
+            .set(consent_ledger::categories.eq("profile.name,profile.email"))
+            .execute(conn)
+    })
+    .await;
+    let second: i64 = run(&app, |conn| {
+        consent_ledger::table.order(consent_ledger::id).select(consent_ledger::id).offset(1).first(conn)
+    })
+    .await;
+    let v = run(&app, |conn| ledger::verify(conn)).await;
+    assert_eq!(v.first_broken.map(|(id, _)| id), Some(second), "the tampered row is named");
+
+    // A new text version does not extend consents given under the old one.
+    let p = partner.clone();
+    run(&app, move |conn| {
+        partners::set_profile_fields(conn, &p, &Categories::of([Category::ProfileName, Category::ProfileEmail]))?;
+        lyceum::consent::texts::publish(
+            conn,
+            lyceum::consent::texts::Audience::Partner(&p),
+            Purpose::MemberSharing,
+            "en",
+            "Version two asks for your email address as well as your name.",
+            None,
+            lyceum::db::now(),
+        )
+    })
+    .await;
+    let p = partners::Partner { ..partner.clone() };
+    let shared = run(&app, move |conn| {
+        sharing::all(conn, &p, Purpose::MemberSharing, Want::ALL, "x", "http://x", lyceum::db::now())
+    })
+    .await;
+    assert!(shared.iter().all(|s| s.learner.email.is_none()), "old consents keep what they covered");
+}
+on_both!(consent_ledger_is_append_only_and_tampering_is_caught, ledger_chain);
