@@ -62,8 +62,7 @@ pub fn decide(
     user_id: i64,
     offer: &MemberOffer,
     run_id: i64,
-    share: bool,
-    text_id: Option<i64>,
+    (share, text_id): (bool, Option<i64>),
     evidence: &Evidence,
     now: NaiveDateTime,
 ) -> QueryResult<Result<(), String>> {

@@ -75,16 +75,22 @@ pub fn normalise_code(code: &str) -> String {
 }
 
 /// Staff allocate `seats` seats in a run to a sponsor; one code per seat.
+/// Seats asked for in one allocation.
+pub struct SeatRequest<'a> {
+    pub run_id: i64,
+    pub seats: i32,
+    pub expires_at: NaiveDateTime,
+    pub note: &'a str,
+    pub by: Option<i64>,
+}
+
 pub fn allocate(
     conn: &mut Conn,
     partner: &Partner,
-    run_id: i64,
-    seats: i32,
-    expires_at: NaiveDateTime,
-    note: &str,
-    by: Option<i64>,
+    request: &SeatRequest<'_>,
     now: NaiveDateTime,
 ) -> Result<Allocation, SponsorError> {
+    let SeatRequest { run_id, seats, expires_at, note, by } = *request;
     if partner.kind() != PartnerKind::Sponsor {
         return Err(SponsorError::Invalid("Seats can only be allocated to a sponsor.".into()));
     }

@@ -345,7 +345,12 @@ pub async fn allocate(
                 Err(_) => return Ok(Flash::error(back, "The expiry date must look like 2027-03-31.")),
             }
         };
-        match sponsors::allocate(conn, &p, run_id, seats, expires, &f.note, Some(user.id), now()) {
+        match sponsors::allocate(
+            conn,
+            &p,
+            &sponsors::SeatRequest { run_id, seats, expires_at: expires, note: &f.note, by: Some(user.id) },
+            now(),
+        ) {
             Ok(a) => Ok(Flash::success(back, format!("{} seats allocated.", a.seats))),
             Err(e) => sponsor_err(back, e),
         }

@@ -185,8 +185,7 @@ pub async fn enroll(
                         user.id,
                         &offer,
                         enrollment.run_id,
-                        share,
-                        text_id,
+                        (share, text_id),
                         &evidence,
                         now(),
                     )?

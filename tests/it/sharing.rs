@@ -40,13 +40,13 @@ async fn as_user(app: &TestApp, l: &Learner) {
 
 async fn user_id(app: &TestApp, username: &str) -> i64 {
     let u = username.to_string();
-    run(&app, move |conn| users::table.filter(users::username.eq(u)).select(users::id).first::<i64>(conn)).await
+    run(app, move |conn| users::table.filter(users::username.eq(u)).select(users::id).first::<i64>(conn)).await
 }
 
 /// The member partner of a seeded course's member, asking for name and email.
 async fn member_partner(app: &TestApp, member_id: i64, fields: &[Category]) -> Partner {
     let fields = Categories::of(fields.iter().copied());
-    run(&app, move |conn| {
+    run(app, move |conn| {
         let m = lyceum::learning::service::member(conn, member_id).map_err(|e| e.to_string())?;
         let p = partners::for_member(conn, &m).map_err(|e| e.to_string())?;
         partners::set_profile_fields(conn, &p, &fields).map_err(|e| e.to_string())?;
@@ -58,7 +58,7 @@ async fn member_partner(app: &TestApp, member_id: i64, fields: &[Category]) -> P
 async fn key_for(app: &TestApp, partner: &Partner, scopes: &[&'static str]) -> String {
     let p = partner.clone();
     let scopes = scopes.to_vec();
-    run(&app, move |conn| partners::create_key(conn, &p, "test", &scopes, None).map_err(|e| e.to_string())).await
+    run(app, move |conn| partners::create_key(conn, &p, "test", &scopes, None).map_err(|e| e.to_string())).await
 }
 
 /// The text id the about page offers for member sharing.
@@ -232,8 +232,19 @@ async fn sponsor_flow(app: TestApp) {
         let now = lyceum::db::now();
         let p = partners::create(conn, PartnerKind::Sponsor, "acme", "Acme Corp", None, "hr@acme.example", now)
             .map_err(|e| e.to_string())?;
-        sponsors::allocate(conn, &p, run_id, 3, now + chrono::Duration::days(30), "Q1", None, now)
-            .map_err(|e| e.to_string())?;
+        sponsors::allocate(
+            conn,
+            &p,
+            &sponsors::SeatRequest {
+                run_id,
+                seats: 3,
+                expires_at: now + chrono::Duration::days(30),
+                note: "Q1",
+                by: None,
+            },
+            now,
+        )
+        .map_err(|e| e.to_string())?;
         Ok::<_, String>(p)
     })
     .await;
@@ -365,8 +376,19 @@ async fn marketing_is_separate(app: TestApp) {
         let now = lyceum::db::now();
         let p = partners::create(conn, PartnerKind::Sponsor, "acme", "Acme Corp", None, "hr@acme.example", now)
             .map_err(|e| e.to_string())?;
-        let a = sponsors::allocate(conn, &p, run_id, 2, now + chrono::Duration::days(30), "", None, now)
-            .map_err(|e| e.to_string())?;
+        let a = sponsors::allocate(
+            conn,
+            &p,
+            &sponsors::SeatRequest {
+                run_id,
+                seats: 2,
+                expires_at: now + chrono::Duration::days(30),
+                note: "",
+                by: None,
+            },
+            now,
+        )
+        .map_err(|e| e.to_string())?;
         let codes = sponsors::free_codes(conn, &a).map_err(|e| e.to_string())?;
         Ok::<_, String>((p, codes))
     })
@@ -415,7 +437,7 @@ async fn ledger_chain(app: TestApp) {
         let text = offered_text(&app, "intro-python").await;
         app.post_form("/courses/intro-python/enroll", &[("run", "2026"), ("share", "yes"), ("text_id", &text)]).await;
     }
-    let v = run(&app, |conn| ledger::verify(conn)).await;
+    let v = run(&app, ledger::verify).await;
     assert_eq!(v, ledger::Verification { rows: 3, first_broken: None });
 
     // The database refuses changes to the ledger outright.
@@ -448,7 +470,7 @@ async fn ledger_chain(app: TestApp) {
         consent_ledger::table.order(consent_ledger::id).select(consent_ledger::id).offset(1).first(conn)
     })
     .await;
-    let v = run(&app, |conn| ledger::verify(conn)).await;
+    let v = run(&app, ledger::verify).await;
     assert_eq!(v.first_broken.map(|(id, _)| id), Some(second), "the tampered row is named");
 
     // A new text version does not extend consents given under the old one.
