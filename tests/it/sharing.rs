@@ -496,3 +496,44 @@ async fn ledger_chain(app: TestApp) {
     assert!(shared.iter().all(|s| s.learner.email.is_none()), "old consents keep what they covered");
 }
 on_both!(consent_ledger_is_append_only_and_tampering_is_caught, ledger_chain);
+
+async fn bad_codes(app: TestApp) {
+    seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    let codes = run(&app, |conn| {
+        use lyceum::db::schema::{course_runs, sponsor_allocations};
+        let now = lyceum::db::now();
+        let run_id: i64 = course_runs::table.select(course_runs::id).first(conn).map_err(|e| e.to_string())?;
+        let p = partners::create(conn, PartnerKind::Sponsor, "acme", "Acme Corp", None, "hr@acme.example", now)
+            .map_err(|e| e.to_string())?;
+        let request =
+            sponsors::SeatRequest { run_id, seats: 1, expires_at: now + chrono::Duration::days(1), note: "", by: None };
+        let a = sponsors::allocate(conn, &p, &request, now).map_err(|e| e.to_string())?;
+        // Seats cannot be allocated with an expiry in the past.
+        let past = sponsors::SeatRequest { expires_at: now - chrono::Duration::days(1), ..request };
+        assert!(sponsors::allocate(conn, &p, &past, now).is_err());
+        let codes = sponsors::free_codes(conn, &a).map_err(|e| e.to_string())?;
+        diesel::update(sponsor_allocations::table.find(a.id))
+            .set(sponsor_allocations::expires_at.eq(now - chrono::Duration::hours(1)))
+            .execute(conn)
+            .map_err(|e| e.to_string())?;
+        Ok::<_, String>(codes)
+    })
+    .await;
+    let ada = verified(&app, "ada").await;
+    as_user(&app, &ada).await;
+    let (status, body) = app.get(&format!("/redeem?code={}", codes[0])).await;
+    assert_eq!(status, Status::UnprocessableEntity);
+    assert!(body.contains("expired"), "{body}");
+    let (status, body) = app.get("/redeem?code=NOPE-NOPE-NOPE").await;
+    assert_eq!(status, Status::UnprocessableEntity);
+    assert!(body.contains("not valid"));
+    let res = app.post_form("/redeem", &[("code", &codes[0]), ("share", "yes"), ("text_id", "1")]).await;
+    assert_eq!(res.status(), Status::SeeOther);
+    let (_, body) = app.get(res.headers().get_one("Location").unwrap()).await;
+    assert!(body.contains("expired"), "the error is shown and nothing is enrolled");
+    let n: i64 = run(&app, |conn| enrollments::table.count().get_result::<i64>(conn)).await;
+    assert_eq!(n, 0);
+    let res = app.post_form("/redeem", &[("code", &codes[0]), ("share", "perhaps")]).await;
+    assert_eq!(res.status(), Status::UnprocessableEntity);
+}
+on_both!(expired_and_unknown_sponsor_codes_are_refused_clearly, bad_codes);
