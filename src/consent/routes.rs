@@ -12,7 +12,7 @@ use super::sharing;
 use super::sponsors::{self, Decision, SponsorError};
 use super::texts;
 use super::{Categories, Purpose};
-use crate::db::schema::{consent_ledger, consents, course_runs, courses, partners};
+use crate::db::schema::{consents, course_runs, courses, partners};
 use crate::db::{Conn, Db, now};
 use crate::web::{AppError, AppResult, ClientInfo, CsrfForm, CurrentUser, Flash, Page};
 
@@ -236,8 +236,7 @@ pub struct CodeQuery {
 }
 
 #[get("/redeem?<q..>")]
-pub async fn redeem_page(db: &State<Db>, user: CurrentUser, q: CodeQuery) -> AppResult<Page> {
-    let _ = user;
+pub async fn redeem_page(db: &State<Db>, _user: CurrentUser, q: CodeQuery) -> AppResult<Page> {
     let Some(code) = q.code.filter(|c| !c.trim().is_empty()) else {
         return Ok(Page::new("consent/redeem_code", "Redeem a sponsored place", json!({})));
     };
@@ -305,9 +304,4 @@ pub async fn redeem(
         Err(SponsorError::Learning(crate::learning::service::LearningError::Db(e))) => Err(e.into()),
         Err(e) => Ok(Flash::error(back, e.to_string())),
     }
-}
-
-/// The ledger id behind a consent, for tests and staff tools.
-pub fn consent_ledger_row(conn: &mut Conn, ledger_id: i64) -> QueryResult<ledger::LedgerRow> {
-    consent_ledger::table.find(ledger_id).select(ledger::LedgerRow::as_select()).first(conn)
 }

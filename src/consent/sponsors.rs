@@ -141,17 +141,17 @@ pub fn allocations(conn: &mut Conn, partner: &Partner) -> QueryResult<Vec<(Alloc
         .order(sponsor_allocations::id.desc())
         .select((Allocation::as_select(), courses::title, course_runs::run_key))
         .load(conn)?;
-    let mut out = Vec::with_capacity(rows.len());
-    for (a, title, key) in rows {
-        let free: i64 = sponsor_codes::table
-            .filter(sponsor_codes::allocation_id.eq(a.id))
-            .filter(sponsor_codes::invited_email.is_null())
-            .filter(sponsor_codes::redeemed_by.is_null())
-            .count()
-            .get_result(conn)?;
-        out.push((a, title, key, free));
-    }
-    Ok(out)
+    let free: std::collections::HashMap<i64, i64> = sponsor_codes::table
+        .inner_join(sponsor_allocations::table)
+        .filter(sponsor_allocations::partner_id.eq(partner.id))
+        .filter(sponsor_codes::invited_email.is_null())
+        .filter(sponsor_codes::redeemed_by.is_null())
+        .group_by(sponsor_codes::allocation_id)
+        .select((sponsor_codes::allocation_id, diesel::dsl::count_star()))
+        .load::<(i64, i64)>(conn)?
+        .into_iter()
+        .collect();
+    Ok(rows.into_iter().map(|(a, title, key)| (a.clone(), title, key, free.get(&a.id).copied().unwrap_or(0))).collect())
 }
 
 /// Codes not yet handed out, for the sponsor to distribute themselves.
@@ -365,16 +365,6 @@ pub fn record_marketing(
         now,
     )?;
     Ok(())
-}
-
-/// Seat counts per allocation are not shown per learner; this is the sum a
-/// sponsor may see (used or not is not revealed per person).
-pub fn seats_total(conn: &mut Conn, partner: &Partner) -> QueryResult<i64> {
-    let seats: Vec<i32> = sponsor_allocations::table
-        .filter(sponsor_allocations::partner_id.eq(partner.id))
-        .select(sponsor_allocations::seats)
-        .load(conn)?;
-    Ok(seats.into_iter().map(i64::from).sum())
 }
 
 pub fn categories_shown() -> Categories {
