@@ -33,6 +33,9 @@ pub struct Config {
     pub mail_from: String,
     /// Run the job worker inside the web process.
     pub worker: bool,
+    /// Seconds a job may stay running before another worker takes it over
+    /// (its worker is presumed crashed). Longer than the slowest job.
+    pub job_stale_after_secs: i64,
     /// Meilisearch URL; unset means the embedded index in `data_dir/search`.
     pub search_url: Option<String>,
     pub search_key: Option<String>,
@@ -58,6 +61,7 @@ impl Default for Config {
             smtp_url: None,
             mail_from: "Lyceum <no-reply@lyceum.local>".into(),
             worker: true,
+            job_stale_after_secs: 600,
             search_url: None,
             search_key: None,
             db_pool_size: 8,

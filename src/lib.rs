@@ -68,7 +68,13 @@ pub fn search_index(config: &Config) -> Result<Arc<dyn search::SearchIndex>, Sta
 }
 
 pub fn worker(config: &Config, db: Db, search: Arc<dyn search::SearchIndex>) -> Result<jobs::Worker, StartError> {
-    Ok(jobs::Worker { db, mailer: Arc::new(Mailer::new(config)?), search })
+    Ok(jobs::Worker {
+        db,
+        mailer: Arc::new(Mailer::new(config)?),
+        search,
+        base_url: config.base_url(),
+        stale_after: chrono::Duration::seconds(config.job_stale_after_secs.max(1)),
+    })
 }
 
 pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {

@@ -12,7 +12,6 @@ use rocket::{State, get};
 
 use super::partners::{self, ApiKey, KeyCheck, Partner};
 use super::sharing::{self, Want};
-use super::{PartnerKind, Purpose};
 use crate::config::Config;
 use crate::db::{Db, now};
 use crate::web::error::set_detail;
@@ -53,15 +52,6 @@ impl<'r> FromRequest<'r> for PartnerKey {
     }
 }
 
-/// Which purpose a partner's pulls are made under.
-fn purpose_of(partner: &Partner) -> Option<Purpose> {
-    match partner.kind() {
-        PartnerKind::Member => Some(Purpose::MemberSharing),
-        PartnerKind::Sponsor => Some(Purpose::Sponsorship),
-        _ => None,
-    }
-}
-
 const PAGE: i64 = 1000;
 
 #[get("/api/v1/exports/<kind>?<format>&<since>")]
@@ -99,7 +89,7 @@ pub async fn export(
     if !auth.key.allows(scope) {
         return Err(AppError::Forbidden(format!("This API key may not read {scope}.")));
     }
-    let Some(purpose) = purpose_of(&auth.partner) else {
+    let Some(purpose) = auth.partner.record_purpose() else {
         return Err(AppError::Forbidden("This partner has no export of course records.".into()));
     };
     let want = Want {

@@ -10,6 +10,7 @@ pub mod api;
 pub mod ledger;
 pub mod member;
 pub mod partners;
+pub mod push;
 pub mod report;
 pub mod routes;
 pub mod sharing;

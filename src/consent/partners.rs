@@ -7,7 +7,7 @@ use rand::Rng;
 use rand::distributions::Alphanumeric;
 use sha2::{Digest, Sha256};
 
-use super::{Categories, Category, PartnerKind};
+use super::{Categories, Category, PartnerKind, Purpose};
 use crate::accounts::SessionUser;
 use crate::accounts::roles::{self, Role};
 use crate::db::Conn;
@@ -45,6 +45,16 @@ impl Partner {
     /// Profile fields a member institution asks for at enrollment.
     pub fn requested_profile(&self) -> Categories {
         Categories::of(Categories::parse(&self.profile_fields).iter().filter(|c| c.is_identity()))
+    }
+
+    /// The purpose course records reach this partner under, in pulls and
+    /// pushes; `None` for partners that get no course records.
+    pub fn record_purpose(&self) -> Option<Purpose> {
+        match self.kind() {
+            PartnerKind::Member => Some(Purpose::MemberSharing),
+            PartnerKind::Sponsor => Some(Purpose::Sponsorship),
+            _ => None,
+        }
     }
 
     pub fn scope(&self) -> String {

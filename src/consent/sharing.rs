@@ -330,27 +330,44 @@ pub fn next_page(conn: &mut Conn, req: &Request<'_>, now: NaiveDateTime) -> Quer
             if enrollment.is_none() && progress.is_none() && result.is_none() {
                 continue;
             }
-            disclosed.push((
-                disclosures::user_id.eq(user_id),
-                disclosures::partner_id.eq(Some(req.partner.id)),
-                disclosures::recipient.eq(req.partner.name.clone()),
-                disclosures::purpose.eq(req.purpose.as_str()),
-                disclosures::fields.eq(fields.join(",")),
-                disclosures::basis.eq(match basis {
-                    Basis::Consent { .. } => "consent",
-                    Basis::Deidentified => "deidentified",
-                }),
-                disclosures::consent_ledger_id.eq(match basis {
-                    Basis::Consent { ledger_id } => Some(ledger_id),
-                    Basis::Deidentified => None,
-                }),
-                disclosures::export_id.eq(req.export_id.to_string()),
-                disclosures::record_key.eq(format!("enrollment:{eid}")),
-                disclosures::created_at.eq(now),
-            ));
+            disclosed.push((user_id, format!("enrollment:{eid}"), fields.join(","), basis.clone()));
             shared.push(Shared { basis, categories: cats, learner, course, enrollment, progress, result });
         }
-        for chunk in disclosed.chunks(500) {
+        // At most one row per record, fields and export: a push retried after
+        // a crash walks the gate again under the same export id.
+        let disclosed_users: Vec<i64> = disclosed.iter().map(|d| d.0).collect::<HashSet<_>>().into_iter().collect();
+        let already: HashSet<(i64, String, String)> = disclosures::table
+            .filter(disclosures::export_id.eq(req.export_id))
+            .filter(disclosures::user_id.eq_any(&disclosed_users))
+            .select((disclosures::user_id, disclosures::record_key, disclosures::fields))
+            .load::<(i64, String, String)>(conn)?
+            .into_iter()
+            .collect();
+        let rows: Vec<_> = disclosed
+            .into_iter()
+            .filter(|(user, key, fields, _)| !already.contains(&(*user, key.clone(), fields.clone())))
+            .map(|(user, key, fields, basis)| {
+                (
+                    disclosures::user_id.eq(user),
+                    disclosures::partner_id.eq(Some(req.partner.id)),
+                    disclosures::recipient.eq(req.partner.name.clone()),
+                    disclosures::purpose.eq(req.purpose.as_str()),
+                    disclosures::fields.eq(fields),
+                    disclosures::basis.eq(match basis {
+                        Basis::Consent { .. } => "consent",
+                        Basis::Deidentified => "deidentified",
+                    }),
+                    disclosures::consent_ledger_id.eq(match basis {
+                        Basis::Consent { ledger_id } => Some(ledger_id),
+                        Basis::Deidentified => None,
+                    }),
+                    disclosures::export_id.eq(req.export_id.to_string()),
+                    disclosures::record_key.eq(key),
+                    disclosures::created_at.eq(now),
+                )
+            })
+            .collect();
+        for chunk in rows.chunks(500) {
             // Multi-row inserts exist per backend, not on the combined one.
             let insert = diesel::insert_into(disclosures::table).values(chunk);
             match conn {

@@ -455,3 +455,46 @@ diesel::allow_tables_to_appear_in_same_query!(
     announcements,
     blob_files,
 );
+
+diesel::table! {
+    partner_destinations (id) {
+        id -> BigInt,
+        partner_id -> BigInt,
+        name -> Text,
+        kind -> Text,
+        record_kind -> Text,
+        format -> Text,
+        target -> Text,
+        secret -> Text,
+        every_minutes -> Integer,
+        next_run_at -> Timestamp,
+        enabled -> Bool,
+        created_by -> Nullable<BigInt>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    partner_sends (id) {
+        id -> BigInt,
+        destination_id -> BigInt,
+        idempotency_key -> Text,
+        job_id -> Nullable<BigInt>,
+        trigger -> Text,
+        requested_by -> Nullable<BigInt>,
+        payload_digest -> Nullable<Text>,
+        record_count -> Nullable<Integer>,
+        location -> Nullable<Text>,
+        delivered_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(partner_destinations -> partners (partner_id));
+diesel::joinable!(partner_sends -> partner_destinations (destination_id));
+diesel::joinable!(partner_sends -> jobs (job_id));
+
+diesel::allow_tables_to_appear_in_same_query!(partner_destinations, partner_sends, jobs);
+diesel::allow_tables_to_appear_in_same_query!(partners, partner_destinations);
+diesel::allow_tables_to_appear_in_same_query!(partners, partner_sends);
+diesel::allow_tables_to_appear_in_same_query!(partners, jobs);

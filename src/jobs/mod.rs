@@ -24,8 +24,6 @@ pub mod status {
 }
 
 pub const DEFAULT_MAX_ATTEMPTS: i32 = 6;
-/// A `running` job older than this was abandoned by a crashed worker.
-const STALE_AFTER: Duration = Duration::minutes(10);
 
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
 #[diesel(table_name = jobs)]
@@ -69,8 +67,10 @@ pub fn backoff(attempts: i32) -> Duration {
     Duration::seconds((30i64 << exp).min(3600))
 }
 
-fn claim_next(conn: &mut Conn, now: NaiveDateTime) -> QueryResult<Option<Job>> {
-    diesel::update(jobs::table.filter(jobs::status.eq(status::RUNNING)).filter(jobs::locked_at.lt(now - STALE_AFTER)))
+/// Claims the next due job. A `running` job locked longer than `stale_after`
+/// was abandoned by a crashed worker and is queued again first.
+fn claim_next(conn: &mut Conn, now: NaiveDateTime, stale_after: Duration) -> QueryResult<Option<Job>> {
+    diesel::update(jobs::table.filter(jobs::status.eq(status::RUNNING)).filter(jobs::locked_at.lt(now - stale_after)))
         .set((jobs::status.eq(status::QUEUED), jobs::locked_at.eq(None::<NaiveDateTime>)))
         .execute(conn)?;
     for _ in 0..5 {
@@ -163,6 +163,10 @@ pub struct Worker {
     pub db: Db,
     pub mailer: Arc<Mailer>,
     pub search: Arc<dyn crate::search::SearchIndex>,
+    /// The site's public URL, for links in what jobs send.
+    pub base_url: String,
+    /// How long a job may stay `running` before it counts as abandoned.
+    pub stale_after: Duration,
 }
 
 impl Worker {
@@ -188,6 +192,10 @@ impl Worker {
                     _ => self.search.remove(id).await.map_err(|e| e.to_string()),
                 }
             }
+            crate::consent::push::PUSH => {
+                let id = payload["send_id"].as_i64().ok_or("payload has no send_id")?;
+                crate::consent::push::deliver(&self.db, id, &self.base_url).await
+            }
             other => Err(format!("no handler for job kind '{other}'")),
         }
     }
@@ -196,7 +204,9 @@ impl Worker {
     pub async fn run_due(&self) -> Result<usize, DbError> {
         let mut ran = 0;
         loop {
-            let next = self.db.run(|conn| claim_next(conn, crate::db::now()).map_err(DbError::from)).await?;
+            let stale = self.stale_after;
+            let next =
+                self.db.run(move |conn| claim_next(conn, crate::db::now(), stale).map_err(DbError::from)).await?;
             let Some(job) = next else { return Ok(ran) };
             let outcome = self.handle(&job).await;
             if let Err(e) = &outcome {
@@ -207,10 +217,15 @@ impl Worker {
         }
     }
 
-    /// Work that is due by the clock rather than queued: run-start reminders.
+    /// Work that is due by the clock rather than queued: run-start
+    /// reminders and partner pushes whose slot has come.
     pub async fn run_scheduled(&self) -> Result<usize, DbError> {
         self.db
-            .run(|conn| crate::learning::service::send_start_reminders(conn, crate::db::now()).map_err(DbError::from))
+            .run(|conn| {
+                let now = crate::db::now();
+                let reminders = crate::learning::service::send_start_reminders(conn, now)?;
+                Ok::<_, DbError>(reminders + crate::consent::push::schedule_due(conn, now)?)
+            })
             .await
     }
 

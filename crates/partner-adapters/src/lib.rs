@@ -66,8 +66,8 @@ pub mod xapi;
 
 #[cfg(test)]
 mod fixtures;
-#[cfg(test)]
-mod test_server;
+#[cfg(any(test, feature = "test-server"))]
+pub mod test_server;
 
 pub use adapter::{Adapter, ExportOptions, Format, RecordKind, write_records};
 pub use lrs::{LrsClient, LrsConfig};

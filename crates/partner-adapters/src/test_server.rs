@@ -1,5 +1,6 @@
-//! A tiny HTTP/1.1 server on 127.0.0.1 for the delivery tests: it records
-//! each request and answers it as the test says, one request per connection.
+//! A tiny HTTP/1.1 server on 127.0.0.1 for delivery tests (this crate's and,
+//! with the `test-server` feature, the platform's): it records each request
+//! and answers it as the test says, one request per connection.
 
 use std::sync::{Arc, Mutex};
 
@@ -23,11 +24,19 @@ impl Received {
 pub struct Reply {
     pub status: u16,
     pub body: String,
+    /// Wait this long before answering (a stalled partner).
+    pub delay: std::time::Duration,
 }
 
 impl Reply {
     pub fn new(status: u16, body: impl Into<String>) -> Self {
-        Reply { status, body: body.into() }
+        Reply { status, body: body.into(), delay: std::time::Duration::ZERO }
+    }
+
+    /// Answers only after `delay`.
+    pub fn after(mut self, delay: std::time::Duration) -> Self {
+        self.delay = delay;
+        self
     }
 }
 
@@ -99,6 +108,7 @@ async fn read_request(stream: &mut TcpStream) -> Option<Received> {
 }
 
 async fn write_reply(mut stream: TcpStream, reply: Reply) {
+    tokio::time::sleep(reply.delay).await;
     let head = format!(
         "HTTP/1.1 {} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         reply.status,

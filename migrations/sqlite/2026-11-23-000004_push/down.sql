@@ -1,0 +1,2 @@
+DROP TABLE partner_sends;
+DROP TABLE partner_destinations;

@@ -1,0 +1,671 @@
+//! Scheduled pushes to partners: per partner, destinations (its S3 bucket,
+//! its Learning Record Store, a webhook) with a schedule. Each send is a row
+//! in the `partner_sends` outbox, unique by idempotency key, delivered by a
+//! `partner.push` job, so status, attempts, last error, backoff, the
+//! dead-letter list and staff replay are the job queue's.
+//!
+//! A send is a snapshot of what the gate lets through *when it is delivered*:
+//! a retry after hours carries no record whose consent was withdrawn
+//! meanwhile. Its records are disclosed under the idempotency key as export
+//! id, once per record however often the delivery is retried.
+//!
+//! Nothing is sent twice for one key: a delivered send is never delivered
+//! again; an S3 object is named by the key and not written when it exists;
+//! the LRS receives statements whose ids are derived from the records (an LRS
+//! stores a statement id once); webhook bodies carry the key as `id` for the
+//! receiver to drop repeats, the one case (a crash between the partner's
+//! answer and our commit) where a body can arrive twice.
+
+use chrono::{Duration, NaiveDateTime};
+use diesel::prelude::*;
+use partner_adapters::{
+    ExportOptions, Format, LrsClient, LrsConfig, RecordKind, RetryPolicy, SharedRecord, WebhookClient, WebhookConfig,
+    XapiOptions,
+};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::partners::Partner;
+use super::sharing::{self, Want};
+use crate::db::schema::{jobs, partner_destinations, partner_sends, partners};
+use crate::db::{Conn, Db, DbError};
+use crate::jobs as queue;
+
+/// The job kind that delivers one send.
+pub const PUSH: &str = "partner.push";
+/// Records per webhook body.
+const WEBHOOK_BATCH: usize = 500;
+/// Statements per LRS request.
+const LRS_BATCH: usize = 100;
+
+/// Where a destination sends. Secrets live in their own column.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Target {
+    S3 {
+        /// For S3-compatible services; AWS itself when unset.
+        endpoint: Option<String>,
+        region: String,
+        bucket: String,
+        /// Key prefix inside the bucket, e.g. `lyceum/`.
+        prefix: String,
+        access_key_id: String,
+    },
+    Lrs {
+        endpoint: String,
+        username: String,
+    },
+    Webhook {
+        url: String,
+    },
+}
+
+impl Target {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Target::S3 { .. } => "s3",
+            Target::Lrs { .. } => "lrs",
+            Target::Webhook { .. } => "webhook",
+        }
+    }
+
+    /// One line for staff pages; never the secret.
+    pub fn describe(&self) -> String {
+        match self {
+            Target::S3 { endpoint, bucket, prefix, .. } => match endpoint {
+                Some(e) => format!("s3://{bucket}/{prefix} at {e}"),
+                None => format!("s3://{bucket}/{prefix}"),
+            },
+            Target::Lrs { endpoint, .. } => format!("LRS {endpoint}"),
+            Target::Webhook { url } => format!("webhook {url}"),
+        }
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let http = |url: &str, what: &str| match url::Url::parse(url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(()),
+            _ => Err(format!("The {what} must be an http(s) URL.")),
+        };
+        match self {
+            Target::S3 { endpoint, region, bucket, prefix, access_key_id } => {
+                if let Some(e) = endpoint {
+                    http(e, "S3 endpoint")?;
+                }
+                if region.trim().is_empty() {
+                    return Err("Give the bucket's region, e.g. eu-west-1.".into());
+                }
+                let valid_bucket = (3..=63).contains(&bucket.len())
+                    && bucket.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
+                if !valid_bucket {
+                    return Err("A bucket name has 3 to 63 lowercase letters, digits, dots or hyphens.".into());
+                }
+                if prefix.starts_with('/') || prefix.contains("..") {
+                    return Err("The key prefix may not start with / or contain “..”.".into());
+                }
+                if access_key_id.trim().is_empty() {
+                    return Err("Give the access key id.".into());
+                }
+                Ok(())
+            }
+            Target::Lrs { endpoint, username } => {
+                http(endpoint, "LRS endpoint")?;
+                if username.trim().is_empty() { Err("Give the LRS key (user name).".into()) } else { Ok(()) }
+            }
+            Target::Webhook { url } => http(url, "webhook URL"),
+        }
+    }
+
+    /// The formats this kind of destination takes.
+    fn formats(&self) -> &'static [Format] {
+        match self {
+            Target::S3 { .. } => &[Format::Csv, Format::JsonLines, Format::OneRoster],
+            Target::Lrs { .. } => &[Format::Xapi],
+            Target::Webhook { .. } => &[Format::JsonLines],
+        }
+    }
+}
+
+/// Which records a destination receives: one kind, or all three.
+fn want_of(record_kind: &str) -> Option<Want> {
+    match record_kind {
+        "all" => Some(Want::ALL),
+        other => RecordKind::parse(other).map(|k| Want {
+            enrollment: k == RecordKind::Enrollment,
+            progress: k == RecordKind::Progress,
+            result: k == RecordKind::Result,
+        }),
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = partner_destinations)]
+pub struct Destination {
+    pub id: i64,
+    pub partner_id: i64,
+    pub name: String,
+    pub kind: String,
+    pub record_kind: String,
+    pub format: String,
+    pub target: String,
+    pub secret: String,
+    pub every_minutes: i32,
+    pub next_run_at: NaiveDateTime,
+    pub enabled: bool,
+    pub created_by: Option<i64>,
+    pub created_at: NaiveDateTime,
+}
+
+impl Destination {
+    pub fn target(&self) -> Result<Target, String> {
+        serde_json::from_str(&self.target).map_err(|e| format!("destination {} has unreadable settings: {e}", self.id))
+    }
+}
+
+/// What staff fill in to add a destination.
+pub struct NewDestination<'a> {
+    pub name: &'a str,
+    pub target: Target,
+    pub record_kind: &'a str,
+    pub format: &'a str,
+    pub secret: &'a str,
+    pub every_minutes: i32,
+    pub by: Option<i64>,
+}
+
+/// Adds a destination; its first push is due at once. The error is a
+/// message for the person who filled in the form.
+pub fn create(
+    conn: &mut Conn,
+    partner: &Partner,
+    new: &NewDestination<'_>,
+    now: NaiveDateTime,
+) -> QueryResult<Result<Destination, String>> {
+    let invalid = |m: &str| Ok(Err(m.to_string()));
+    if partner.record_purpose().is_none() {
+        return invalid("This partner receives no course records, so it has nothing to push.");
+    }
+    let name = new.name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return invalid("Give the destination a name of at most 100 characters.");
+    }
+    if let Err(m) = new.target.check() {
+        return Ok(Err(m));
+    }
+    let Some(format) = Format::parse(new.format).filter(|f| new.target.formats().contains(f)) else {
+        let names: Vec<&str> = new.target.formats().iter().map(|f| f.as_str()).collect();
+        return Ok(Err(format!("This destination takes the format {}.", names.join(" or "))));
+    };
+    if want_of(new.record_kind).is_none() {
+        return invalid("Choose enrollments, progress, results or all records.");
+    }
+    let single = new.record_kind != "all";
+    if single != matches!(format, Format::Csv | Format::JsonLines) && !matches!(new.target, Target::Webhook { .. }) {
+        return invalid(if single {
+            "OneRoster and xAPI carry all records; choose “all records”."
+        } else {
+            "A CSV or JSON Lines file holds one kind of record; choose enrollments, progress or results."
+        });
+    }
+    if new.secret.trim().is_empty() {
+        return invalid("Give the secret (S3 secret access key, LRS password or webhook signing secret).");
+    }
+    if !(5..=43_200).contains(&new.every_minutes) {
+        return invalid("Push every 5 minutes at the most often, and at least once a month (43200 minutes).");
+    }
+    let target = serde_json::to_string(&new.target).map_err(|e| diesel::result::Error::SerializationError(e.into()))?;
+    let id = diesel::insert_into(partner_destinations::table)
+        .values((
+            partner_destinations::partner_id.eq(partner.id),
+            partner_destinations::name.eq(name),
+            partner_destinations::kind.eq(new.target.kind()),
+            partner_destinations::record_kind.eq(new.record_kind),
+            partner_destinations::format.eq(format.as_str()),
+            partner_destinations::target.eq(target),
+            partner_destinations::secret.eq(new.secret.trim()),
+            partner_destinations::every_minutes.eq(new.every_minutes),
+            partner_destinations::next_run_at.eq(now),
+            partner_destinations::enabled.eq(true),
+            partner_destinations::created_by.eq(new.by),
+            partner_destinations::created_at.eq(now),
+        ))
+        .returning(partner_destinations::id)
+        .get_result::<i64>(conn)?;
+    Ok(Ok(destination(conn, id)?))
+}
+
+pub fn destination(conn: &mut Conn, id: i64) -> QueryResult<Destination> {
+    partner_destinations::table.find(id).select(Destination::as_select()).first(conn)
+}
+
+pub fn destinations(conn: &mut Conn, partner: &Partner) -> QueryResult<Vec<Destination>> {
+    partner_destinations::table
+        .filter(partner_destinations::partner_id.eq(partner.id))
+        .order(partner_destinations::id.asc())
+        .select(Destination::as_select())
+        .load(conn)
+}
+
+/// Pauses or resumes a destination's schedule; a resumed one is due at once.
+pub fn set_enabled(
+    conn: &mut Conn,
+    partner: &Partner,
+    id: i64,
+    enabled: bool,
+    now: NaiveDateTime,
+) -> QueryResult<bool> {
+    let target = partner_destinations::table
+        .filter(partner_destinations::id.eq(id))
+        .filter(partner_destinations::partner_id.eq(partner.id));
+    let n = if enabled {
+        diesel::update(target)
+            .set((partner_destinations::enabled.eq(true), partner_destinations::next_run_at.eq(now)))
+            .execute(conn)?
+    } else {
+        diesel::update(target).set(partner_destinations::enabled.eq(false)).execute(conn)?
+    };
+    Ok(n == 1)
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = partner_sends)]
+pub struct Send {
+    pub id: i64,
+    pub destination_id: i64,
+    pub idempotency_key: String,
+    pub job_id: Option<i64>,
+    pub trigger: String,
+    pub requested_by: Option<i64>,
+    pub payload_digest: Option<String>,
+    pub record_count: Option<i32>,
+    pub location: Option<String>,
+    pub delivered_at: Option<NaiveDateTime>,
+    pub created_at: NaiveDateTime,
+}
+
+/// Puts a send in the outbox with its delivery job, in one transaction.
+/// `None` when a send with this key exists: nothing twice for one key.
+pub fn request_send(
+    conn: &mut Conn,
+    dest: &Destination,
+    key: &str,
+    trigger: &str,
+    by: Option<i64>,
+    now: NaiveDateTime,
+) -> QueryResult<Option<i64>> {
+    let outcome = conn.transaction(|conn| {
+        let exists = partner_sends::table
+            .filter(partner_sends::idempotency_key.eq(key))
+            .select(partner_sends::id)
+            .first::<i64>(conn)
+            .optional()?;
+        if exists.is_some() {
+            return Ok(None);
+        }
+        let id = diesel::insert_into(partner_sends::table)
+            .values((
+                partner_sends::destination_id.eq(dest.id),
+                partner_sends::idempotency_key.eq(key),
+                partner_sends::trigger.eq(trigger),
+                partner_sends::requested_by.eq(by),
+                partner_sends::created_at.eq(now),
+            ))
+            .returning(partner_sends::id)
+            .get_result::<i64>(conn)?;
+        let job = queue::enqueue(conn, PUSH, &serde_json::json!({ "send_id": id }))?;
+        diesel::update(partner_sends::table.find(id)).set(partner_sends::job_id.eq(job)).execute(conn)?;
+        Ok(Some(id))
+    });
+    match outcome {
+        // Another scheduler inserted the same key between our check and insert.
+        Err(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)) => Ok(None),
+        other => other,
+    }
+}
+
+/// The idempotency key of a scheduled slot: the same slot never yields two sends.
+pub fn slot_key(dest: &Destination, slot: NaiveDateTime) -> String {
+    format!("d{}-{}", dest.id, slot.format("%Y%m%dT%H%M%SZ"))
+}
+
+/// A send staff asked for now.
+pub fn push_now(conn: &mut Conn, dest: &Destination, by: i64, now: NaiveDateTime) -> QueryResult<Option<i64>> {
+    let key = format!("d{}-staff-{}", dest.id, uuid::Uuid::new_v4().simple());
+    request_send(conn, dest, &key, "staff", Some(by), now)
+}
+
+/// Queues one send for every enabled destination whose slot has come, and
+/// moves its schedule on (past slots missed while no worker ran are skipped,
+/// not queued in a burst). Returns how many sends were queued.
+pub fn schedule_due(conn: &mut Conn, now: NaiveDateTime) -> QueryResult<usize> {
+    let due: Vec<Destination> = partner_destinations::table
+        .filter(partner_destinations::enabled.eq(true))
+        .filter(partner_destinations::next_run_at.le(now))
+        .select(Destination::as_select())
+        .load(conn)?;
+    let mut queued = 0;
+    for dest in due {
+        let slot = dest.next_run_at;
+        if request_send(conn, &dest, &slot_key(&dest, slot), "schedule", None, now)?.is_some() {
+            queued += 1;
+        }
+        let every = Duration::minutes(i64::from(dest.every_minutes.max(1)));
+        let missed = (now - slot).num_minutes() / every.num_minutes();
+        let next = slot + every * (missed as i32 + 1);
+        diesel::update(partner_destinations::table.find(dest.id).filter(partner_destinations::next_run_at.eq(slot)))
+            .set(partner_destinations::next_run_at.eq(next))
+            .execute(conn)?;
+    }
+    Ok(queued)
+}
+
+/// A send as staff see it in the outbox, with its job's state.
+#[derive(Debug, Clone, Serialize)]
+pub struct SendView {
+    pub id: i64,
+    pub destination: String,
+    pub idempotency_key: String,
+    pub trigger: String,
+    pub status: String,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub last_error: Option<String>,
+    pub next_attempt_at: Option<NaiveDateTime>,
+    pub payload_digest: Option<String>,
+    pub record_count: Option<i32>,
+    pub location: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub delivered_at: Option<NaiveDateTime>,
+    pub replayable: bool,
+}
+
+type SendRow = (Send, String, Option<(String, i32, i32, Option<String>, NaiveDateTime)>);
+
+fn view((send, destination, job): SendRow) -> SendView {
+    let (status, attempts, max_attempts, last_error, run_at) = match job {
+        Some((s, a, m, e, r)) => (s, a, m, e, Some(r)),
+        None => {
+            (if send.delivered_at.is_some() { queue::status::DONE.into() } else { "lost".into() }, 0, 0, None, None)
+        }
+    };
+    let waiting = status == queue::status::QUEUED && attempts > 0;
+    SendView {
+        id: send.id,
+        destination,
+        idempotency_key: send.idempotency_key,
+        trigger: send.trigger,
+        replayable: status == queue::status::DEAD,
+        next_attempt_at: if waiting { run_at } else { None },
+        status,
+        attempts,
+        max_attempts,
+        last_error,
+        payload_digest: send.payload_digest,
+        record_count: send.record_count,
+        location: send.location,
+        created_at: send.created_at,
+        delivered_at: send.delivered_at,
+    }
+}
+
+/// The partner's most recent sends, newest first; `dead_only` gives the
+/// dead-letter list.
+pub fn sends(conn: &mut Conn, partner: &Partner, dead_only: bool, limit: i64) -> QueryResult<Vec<SendView>> {
+    let mut q = partner_sends::table
+        .inner_join(partner_destinations::table)
+        .left_join(jobs::table)
+        .filter(partner_destinations::partner_id.eq(partner.id))
+        .order(partner_sends::id.desc())
+        .limit(limit)
+        .select((
+            Send::as_select(),
+            partner_destinations::name,
+            (jobs::status, jobs::attempts, jobs::max_attempts, jobs::last_error, jobs::run_at).nullable(),
+        ))
+        .into_boxed();
+    if dead_only {
+        q = q.filter(jobs::status.eq(queue::status::DEAD));
+    }
+    Ok(q.load::<SendRow>(conn)?.into_iter().map(view).collect())
+}
+
+/// Puts a dead send back in the queue with fresh attempts (same key, same
+/// destination). False when it is not the partner's or not dead.
+pub fn replay(conn: &mut Conn, partner: &Partner, send_id: i64) -> QueryResult<bool> {
+    let job: Option<Option<i64>> = partner_sends::table
+        .inner_join(partner_destinations::table)
+        .filter(partner_sends::id.eq(send_id))
+        .filter(partner_destinations::partner_id.eq(partner.id))
+        .select(partner_sends::job_id)
+        .first(conn)
+        .optional()?;
+    let Some(Some(job_id)) = job else { return Ok(false) };
+    let dead = jobs::table.find(job_id).select(jobs::status).first::<String>(conn)? == queue::status::DEAD;
+    Ok(dead && queue::retry(conn, job_id)?)
+}
+
+/// What the worker needs to deliver one send.
+struct Work {
+    send: Send,
+    dest: Destination,
+    partner: Partner,
+}
+
+fn load_work(conn: &mut Conn, send_id: i64) -> QueryResult<Option<Work>> {
+    let Some(send) = partner_sends::table.find(send_id).select(Send::as_select()).first(conn).optional()? else {
+        return Ok(None);
+    };
+    let dest = destination(conn, send.destination_id)?;
+    let partner = partners::table.find(dest.partner_id).select(Partner::as_select()).first(conn)?;
+    Ok(Some(Work { send, dest, partner }))
+}
+
+/// Records the payload of this attempt before it leaves.
+fn note_payload(conn: &mut Conn, send_id: i64, digest: &str, count: usize, location: &str) -> QueryResult<()> {
+    diesel::update(partner_sends::table.find(send_id))
+        .set((
+            partner_sends::payload_digest.eq(digest),
+            partner_sends::record_count.eq(count as i32),
+            partner_sends::location.eq(location),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+fn note_delivered(conn: &mut Conn, send_id: i64, now: NaiveDateTime) -> QueryResult<()> {
+    diesel::update(partner_sends::table.find(send_id).filter(partner_sends::delivered_at.is_null()))
+        .set(partner_sends::delivered_at.eq(now))
+        .execute(conn)
+        .map(|_| ())
+}
+
+fn digest(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Delivers one send; the job worker calls it, and calls it again after a
+/// failure or a crash. The error becomes the job's last error.
+pub async fn deliver(db: &Db, send_id: i64, base_url: &str) -> Result<(), String> {
+    let work = db.run(move |conn| load_work(conn, send_id).map_err(DbError::from)).await.map_err(|e| e.to_string())?;
+    let Some(Work { send, dest, partner }) = work else {
+        return Err(format!("send {send_id} no longer exists"));
+    };
+    if send.delivered_at.is_some() {
+        return Ok(());
+    }
+    let target = dest.target()?;
+    let purpose = partner.record_purpose().ok_or("this partner receives no course records")?;
+    let want = want_of(&dest.record_kind).ok_or_else(|| format!("unknown record kind {}", dest.record_kind))?;
+    let format = Format::parse(&dest.format).ok_or_else(|| format!("unknown format {}", dest.format))?;
+    let key = send.idempotency_key.clone();
+    let xapi = XapiOptions::new(base_url);
+
+    // The S3 object is named by the key: when it exists, this key was sent.
+    let s3 = match &target {
+        Target::S3 { endpoint, region, bucket, prefix, access_key_id } => {
+            let client = s3_client(endpoint.as_deref(), region, access_key_id, &dest.secret);
+            let extension = format
+                .adapter(&ExportOptions::new(RecordKind::Enrollment, base_url, send.created_at.and_utc()))
+                .file_extension();
+            let object = format!("{prefix}{}/{}/{key}.{extension}", partner.slug, dest.record_kind);
+            let location = format!("s3://{bucket}/{object}");
+            if let Some(existing) = s3_existing_digest(&client, bucket, &object).await? {
+                let count = send.record_count.unwrap_or(0) as usize;
+                db.run(move |conn| {
+                    conn.transaction(|conn| {
+                        note_payload(conn, send_id, &existing, count, &location)?;
+                        note_delivered(conn, send_id, crate::db::now())
+                    })
+                    .map_err(DbError::from)
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+                return Ok(());
+            }
+            Some((client, bucket.clone(), object, location))
+        }
+        _ => None,
+    };
+
+    // The gate, at this instant, under the key as export id.
+    let records: Vec<SharedRecord> = {
+        let (partner, key, base) = (partner.clone(), key.clone(), base_url.to_string());
+        db.run(move |conn| {
+            let shared = sharing::all(conn, &partner, purpose, want, &key, &base, crate::db::now())?;
+            Ok::<_, DbError>(shared.iter().flat_map(|s| s.records()).collect())
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    };
+
+    let retry = RetryPolicy {
+        max_attempts: 3,
+        base_delay: std::time::Duration::from_millis(250),
+        max_delay: std::time::Duration::from_secs(2),
+    };
+    match target {
+        Target::S3 { .. } => {
+            let Some((client, bucket, object, location)) = s3 else {
+                return Err("no S3 client for an S3 destination".into());
+            };
+            let kind = RecordKind::parse(&dest.record_kind).unwrap_or(RecordKind::Enrollment);
+            let options = ExportOptions { kind, xapi, generated_at: send.created_at.and_utc() };
+            let mut adapter = format.adapter(&options);
+            let mut body = Vec::new();
+            partner_adapters::write_records(adapter.as_mut(), &records, &mut body).map_err(|e| e.to_string())?;
+            let sum = digest(&body);
+            let (s, l, n) = (sum.clone(), location.clone(), records.len());
+            db.run(move |conn| note_payload(conn, send_id, &s, n, &l).map_err(DbError::from))
+                .await
+                .map_err(|e| e.to_string())?;
+            client
+                .put_object()
+                .bucket(&bucket)
+                .key(&object)
+                .content_type(adapter.content_type())
+                .metadata("sha256", &sum)
+                .metadata("idempotency-key", &key)
+                .body(body.into())
+                .send()
+                .await
+                .map_err(|e| format!("S3 PutObject {location}: {}", aws_sdk_s3::error::DisplayErrorContext(e)))?;
+        }
+        Target::Lrs { endpoint, username } => {
+            let statements: Vec<_> =
+                records.iter().flat_map(|r| partner_adapters::xapi::statements(r, &xapi)).collect();
+            let sum = digest(&serde_json::to_vec(&statements).map_err(|e| e.to_string())?);
+            let (s, l, n) = (sum, format!("{}/statements", endpoint.trim_end_matches('/')), statements.len());
+            db.run(move |conn| note_payload(conn, send_id, &s, n, &l).map_err(DbError::from))
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut config = LrsConfig::new(endpoint, username, dest.secret.clone());
+            config.retry = retry;
+            let client = LrsClient::new(config).map_err(|e| e.to_string())?;
+            for batch in statements.chunks(LRS_BATCH) {
+                client.post_statements(batch).await.map_err(|e| e.to_string())?;
+            }
+        }
+        Target::Webhook { url } => {
+            let bodies = webhook_bodies(&records, &key, &partner, &dest.record_kind, send.created_at)?;
+            let sum = digest(&bodies.concat());
+            let (s, l, n) = (sum, url.clone(), records.len());
+            db.run(move |conn| note_payload(conn, send_id, &s, n, &l).map_err(DbError::from))
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut config = WebhookConfig::new(url, dest.secret.as_bytes().to_vec());
+            config.retry = retry;
+            let client = WebhookClient::new(config).map_err(|e| e.to_string())?;
+            for body in bodies {
+                client.send_body(body).await.map_err(|e| e.to_string())?;
+            }
+        }
+    }
+    db.run(move |conn| note_delivered(conn, send_id, crate::db::now()).map_err(DbError::from))
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// The JSON bodies of a webhook send: the records as JSON Lines objects, in
+/// parts of at most [`WEBHOOK_BATCH`], each naming the send's key as `id`.
+fn webhook_bodies(
+    records: &[SharedRecord],
+    key: &str,
+    partner: &Partner,
+    record_kind: &str,
+    created_at: NaiveDateTime,
+) -> Result<Vec<Vec<u8>>, String> {
+    let mut adapter = Format::JsonLines.adapter(&ExportOptions::new(RecordKind::Enrollment, "", created_at.and_utc()));
+    let mut lines = Vec::new();
+    partner_adapters::write_records(adapter.as_mut(), records, &mut lines).map_err(|e| e.to_string())?;
+    let objects: Vec<serde_json::Value> = lines
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(serde_json::from_slice)
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
+    let parts: Vec<&[serde_json::Value]> =
+        if objects.is_empty() { vec![&[][..]] } else { objects.chunks(WEBHOOK_BATCH).collect() };
+    let total = parts.len();
+    parts
+        .into_iter()
+        .enumerate()
+        .map(|(i, part)| {
+            serde_json::to_vec(&serde_json::json!({
+                "id": key,
+                "type": "lyceum.records",
+                "partner": partner.slug,
+                "records_kind": record_kind,
+                "generated_at": created_at.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                "part": i + 1,
+                "parts": total,
+                "records": part,
+            }))
+            .map_err(|e| e.to_string())
+        })
+        .collect()
+}
+
+fn s3_client(endpoint: Option<&str>, region: &str, access_key_id: &str, secret: &str) -> aws_sdk_s3::Client {
+    use aws_sdk_s3::config::{
+        BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+    };
+    let mut config = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(region.to_string()))
+        .credentials_provider(Credentials::new(access_key_id, secret, None, None, "lyceum-partner-destination"))
+        // S3-compatible servers differ in checksum support; send what S3 requires.
+        .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+        .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
+    if let Some(endpoint) = endpoint {
+        config = config.endpoint_url(endpoint).force_path_style(true);
+    }
+    aws_sdk_s3::Client::from_conf(config.build())
+}
+
+/// The digest stored with an object already in the bucket, if there is one.
+async fn s3_existing_digest(client: &aws_sdk_s3::Client, bucket: &str, object: &str) -> Result<Option<String>, String> {
+    match client.head_object().bucket(bucket).key(object).send().await {
+        Ok(head) => Ok(Some(head.metadata().and_then(|m| m.get("sha256")).cloned().unwrap_or_default())),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
+        Err(e) => Err(format!("S3 HeadObject s3://{bucket}/{object}: {}", aws_sdk_s3::error::DisplayErrorContext(e))),
+    }
+}
