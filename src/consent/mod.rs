@@ -9,6 +9,7 @@
 pub mod api;
 pub mod ledger;
 pub mod member;
+pub mod outbox;
 pub mod partners;
 pub mod push;
 pub mod report;

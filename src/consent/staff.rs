@@ -23,7 +23,7 @@ use crate::db::{Conn, Db, now};
 use crate::web::csrf::CsrfOnly;
 use crate::web::{AppError, AppResult, CsrfForm, CurrentUser, Flash, Page};
 
-fn managed(conn: &mut Conn, user: &SessionUser, slug: &str) -> Result<Partner, AppError> {
+pub(super) fn managed(conn: &mut Conn, user: &SessionUser, slug: &str) -> Result<Partner, AppError> {
     let partner = partners::by_slug(conn, slug)?.ok_or(AppError::NotFound)?;
     if !partner.managed_by(user) {
         // Not revealing whether the partner exists.
@@ -32,7 +32,7 @@ fn managed(conn: &mut Conn, user: &SessionUser, slug: &str) -> Result<Partner, A
     Ok(partner)
 }
 
-fn staff_only(user: &SessionUser) -> AppResult<()> {
+pub(super) fn staff_only(user: &SessionUser) -> AppResult<()> {
     if user.is_staff() { Ok(()) } else { Err(AppError::Forbidden("Only operator staff can do this.".into())) }
 }
 
@@ -141,7 +141,12 @@ pub async fn show(db: &State<Db>, user: CurrentUser, slug: &str) -> AppResult<Pa
     Ok(Page::new("consent/partner", title, ctx))
 }
 
-fn partner_context(conn: &mut Conn, user: &SessionUser, p: &Partner, new_key: Option<String>) -> AppResult<Value> {
+pub(super) fn partner_context(
+    conn: &mut Conn,
+    user: &SessionUser,
+    p: &Partner,
+    new_key: Option<String>,
+) -> AppResult<Value> {
     let kind = p.kind();
     let keys = partners::keys(conn, p)?;
     let allocations = if kind == PartnerKind::Sponsor { sponsors::allocations(conn, p)? } else { Vec::new() };
@@ -154,6 +159,10 @@ fn partner_context(conn: &mut Conn, user: &SessionUser, p: &Partner, new_key: Op
         })
         .collect();
     let requested = p.requested_profile();
+    let pushes = p.record_purpose().is_some();
+    let destinations = if pushes { super::push::destinations(conn, p)? } else { Vec::new() };
+    let sends = if pushes { super::push::sends(conn, p, false, 20)? } else { Vec::new() };
+    let dead = if pushes { super::push::sends(conn, p, true, 50)? } else { Vec::new() };
     Ok(json!({
         "partner": { "slug": p.slug, "name": p.name, "kind": kind.label(), "contact_email": p.contact_email,
                      "member": p.member_id.is_some(), "sponsor": kind == PartnerKind::Sponsor },
@@ -172,6 +181,10 @@ fn partner_context(conn: &mut Conn, user: &SessionUser, p: &Partner, new_key: Op
         "runs": if user.is_staff() { runs_for_select(conn)? } else { Vec::new() },
         "texts": texts,
         "purposes": Purpose::ALL.iter().map(|p| json!({ "value": p.as_str(), "label": p.label() })).collect::<Vec<_>>(),
+        "pushes": pushes,
+        "destinations": destinations.iter().map(super::outbox::destination_json).collect::<Vec<_>>(),
+        "sends": sends.iter().map(super::outbox::send_json).collect::<Vec<_>>(),
+        "dead": dead.iter().map(super::outbox::send_json).collect::<Vec<_>>(),
     }))
 }
 

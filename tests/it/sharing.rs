@@ -12,7 +12,7 @@ use rocket::http::{Header, Status};
 use crate::common::{Learner, TestApp};
 
 /// Runs a query on the app's database; panics with the error's text.
-async fn run<T, E, F>(app: &TestApp, f: F) -> T
+pub(crate) async fn run<T, E, F>(app: &TestApp, f: F) -> T
 where
     T: Send + 'static,
     E: std::fmt::Display + Send + 'static,
@@ -27,24 +27,24 @@ where
 use crate::learning::seed_course;
 use crate::on_both;
 
-async fn verified(app: &TestApp, name: &str) -> Learner {
+pub(crate) async fn verified(app: &TestApp, name: &str) -> Learner {
     let l = app.sign_up(name).await;
     app.verify(&l).await;
     l
 }
 
-async fn as_user(app: &TestApp, l: &Learner) {
+pub(crate) async fn as_user(app: &TestApp, l: &Learner) {
     app.sign_out().await;
     app.sign_in(l, false).await;
 }
 
-async fn user_id(app: &TestApp, username: &str) -> i64 {
+pub(crate) async fn user_id(app: &TestApp, username: &str) -> i64 {
     let u = username.to_string();
     run(app, move |conn| users::table.filter(users::username.eq(u)).select(users::id).first::<i64>(conn)).await
 }
 
 /// The member partner of a seeded course's member, asking for name and email.
-async fn member_partner(app: &TestApp, member_id: i64, fields: &[Category]) -> Partner {
+pub(crate) async fn member_partner(app: &TestApp, member_id: i64, fields: &[Category]) -> Partner {
     let fields = Categories::of(fields.iter().copied());
     run(app, move |conn| {
         let m = lyceum::learning::service::member(conn, member_id).map_err(|e| e.to_string())?;
@@ -62,7 +62,7 @@ async fn key_for(app: &TestApp, partner: &Partner, scopes: &[&'static str]) -> S
 }
 
 /// The text id the about page offers for member sharing.
-async fn offered_text(app: &TestApp, slug: &str) -> String {
+pub(crate) async fn offered_text(app: &TestApp, slug: &str) -> String {
     let (_, body) = app.get(&format!("/courses/{slug}")).await;
     let re = regex::Regex::new(r#"name="text_id" value="(\d+)""#).expect("regex");
     re.captures(&body).map(|c| c[1].to_string()).expect("the enroll form offers a sharing text")
