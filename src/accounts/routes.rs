@@ -135,9 +135,9 @@ pub fn signin_form(viewer: Viewer, next: Option<&str>) -> Either<Redirect, Page>
     Either::Right(form_page(
         "accounts/signin",
         "Sign in",
-        json!({ "next": next.unwrap_or("") }),
-        &FieldErrors::new(),
         json!({}),
+        &FieldErrors::new(),
+        json!({ "next": next.unwrap_or("") }),
     ))
 }
 

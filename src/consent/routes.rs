@@ -90,7 +90,7 @@ fn sharing_context(conn: &mut Conn, user_id: i64) -> QueryResult<Value> {
         })).collect::<Vec<_>>(),
         "history": history.iter().map(|r| json!({
             "action": r.action, "purpose": r.purpose, "when": when(r.created_at), "method": r.method, "actor": r.actor,
-            "hash": &r.row_hash[..16],
+            "note": r.note, "hash": &r.row_hash[..16],
         })).collect::<Vec<_>>(),
     }))
 }
@@ -98,8 +98,86 @@ fn sharing_context(conn: &mut Conn, user_id: i64) -> QueryResult<Value> {
 #[get("/sharing")]
 pub async fn page(db: &State<Db>, user: CurrentUser) -> AppResult<Page> {
     let id = user.id;
-    let ctx = db.run(move |conn| Ok::<_, AppError>(sharing_context(conn, id)?)).await?;
+    let ctx = db
+        .run(move |conn| {
+            let mut ctx = sharing_context(conn, id)?;
+            ctx["base"] = json!("/sharing");
+            Ok::<_, AppError>(ctx)
+        })
+        .await?;
     Ok(Page::new("consent/sharing", "Sharing", ctx))
+}
+
+/// Withdraws one of `user_id`'s consents; the partner's name.
+fn withdraw_in(conn: &mut Conn, user_id: i64, consent_id: i64, evidence: &Evidence) -> Result<String, AppError> {
+    let found: Option<(Option<i64>, String, String, String, String, String)> = consents::table
+        .inner_join(partners::table)
+        .filter(consents::id.eq(consent_id))
+        .filter(consents::user_id.eq(user_id))
+        .select((
+            consents::partner_id.nullable(),
+            consents::purpose,
+            consents::scope,
+            consents::status,
+            consents::categories,
+            partners::name,
+        ))
+        .first(conn)
+        .optional()?;
+    let Some((partner_id, purpose, scope, status, cats, name)) = found else {
+        return Err(AppError::NotFound);
+    };
+    if status != "granted" {
+        return Err(AppError::Unprocessable("This consent is not in force, so there is nothing to withdraw.".into()));
+    }
+    let categories = Categories::parse(&cats);
+    ledger::append(
+        conn,
+        Entry {
+            user_id,
+            partner_id,
+            purpose: &purpose,
+            scope: &scope,
+            action: Action::Withdraw,
+            categories: &categories,
+            text: None,
+            evidence,
+        },
+        now(),
+    )?;
+    Ok(name)
+}
+
+/// Restricts (`on`) or lifts the restriction of all of `user_id`'s sharing;
+/// false when it already was so.
+fn restrict_in(conn: &mut Conn, user_id: i64, on: bool, evidence: &Evidence) -> Result<bool, AppError> {
+    let already = ledger::is_restricted(conn, user_id)?.is_some();
+    if already == on {
+        return Ok(false);
+    }
+    ledger::append(
+        conn,
+        Entry {
+            user_id,
+            partner_id: None,
+            purpose: ledger::ALL_SHARING,
+            scope: "all",
+            action: if on { Action::Restrict } else { Action::Lift },
+            categories: &Categories::default(),
+            text: None,
+            evidence,
+        },
+        now(),
+    )?;
+    Ok(true)
+}
+
+fn restrict_choice(value: &str) -> AppResult<bool> {
+    match value {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(AppError::Unprocessable("Choose whether to restrict sharing (on) or not (off).".into())),
+    }
 }
 
 #[post("/sharing/consents/<id>/withdraw", data = "<_form>")]
@@ -111,49 +189,8 @@ pub async fn withdraw(
     _form: crate::web::csrf::CsrfOnly,
 ) -> AppResult<Flash> {
     let user_id = user.id;
-    let partner = db
-        .run(move |conn| {
-            let found: Option<(Option<i64>, String, String, String, String, String)> = consents::table
-                .inner_join(partners::table)
-                .filter(consents::id.eq(id))
-                .filter(consents::user_id.eq(user_id))
-                .select((
-                    consents::partner_id.nullable(),
-                    consents::purpose,
-                    consents::scope,
-                    consents::status,
-                    consents::categories,
-                    partners::name,
-                ))
-                .first(conn)
-                .optional()?;
-            let Some((partner_id, purpose, scope, status, cats, name)) = found else {
-                return Err(AppError::NotFound);
-            };
-            if status != "granted" {
-                return Err(AppError::Unprocessable(
-                    "This consent is not in force, so there is nothing to withdraw.".into(),
-                ));
-            }
-            let evidence = Evidence::learner_web(user_id, &client);
-            let categories = Categories::parse(&cats);
-            ledger::append(
-                conn,
-                Entry {
-                    user_id,
-                    partner_id,
-                    purpose: &purpose,
-                    scope: &scope,
-                    action: Action::Withdraw,
-                    categories: &categories,
-                    text: None,
-                    evidence: &evidence,
-                },
-                now(),
-            )?;
-            Ok(name)
-        })
-        .await?;
+    let evidence = Evidence::learner_web(user_id, &client);
+    let partner = db.run(move |conn| withdraw_in(conn, user_id, id, &evidence)).await?;
     Ok(Flash::success("/sharing", format!("Withdrawn. {partner} receives nothing new under this consent from now on.")))
 }
 
@@ -170,35 +207,10 @@ pub async fn restrict(
     client: ClientInfo,
     form: CsrfForm<RestrictForm>,
 ) -> AppResult<Flash> {
-    let on = match form.form.restrict.as_str() {
-        "on" => true,
-        "off" => false,
-        _ => return Err(AppError::Unprocessable("Choose whether to restrict sharing (on) or not (off).".into())),
-    };
+    let on = restrict_choice(&form.form.restrict)?;
     let user_id = user.id;
-    db.run(move |conn| {
-        let already = ledger::is_restricted(conn, user_id)?.is_some();
-        if already == on {
-            return Ok::<_, AppError>(());
-        }
-        let evidence = Evidence::learner_web(user_id, &client);
-        ledger::append(
-            conn,
-            Entry {
-                user_id,
-                partner_id: None,
-                purpose: ledger::ALL_SHARING,
-                scope: "all",
-                action: if on { Action::Restrict } else { Action::Lift },
-                categories: &Categories::default(),
-                text: None,
-                evidence: &evidence,
-            },
-            now(),
-        )?;
-        Ok(())
-    })
-    .await?;
+    let evidence = Evidence::learner_web(user_id, &client);
+    db.run(move |conn| restrict_in(conn, user_id, on, &evidence)).await?;
     Ok(if on {
         Flash::success(
             "/sharing",
@@ -207,6 +219,110 @@ pub async fn restrict(
     } else {
         Flash::info("/sharing", "The restriction is lifted. Your consents apply again.")
     })
+}
+
+/// Operator staff act for a learner who asked by letter, phone or email:
+/// the same withdrawal and restriction, recorded with the staff member as
+/// actor and their note (why, and how the learner asked).
+#[get("/staff/sharing?<login>")]
+pub async fn staff_page(db: &State<Db>, user: CurrentUser, login: Option<&str>) -> AppResult<Page> {
+    if !user.is_staff() {
+        return Err(AppError::Forbidden("Only operator staff can act for a learner.".into()));
+    }
+    let login = login.unwrap_or("").trim().to_string();
+    let ctx = db
+        .run(move |conn| {
+            if login.is_empty() {
+                return Ok::<_, AppError>(json!({ "lookup": true }));
+            }
+            let Some(target) = crate::accounts::service::find_for_login(conn, &login)? else {
+                return Ok(json!({ "lookup": true, "login": login, "not_found": true }));
+            };
+            let mut ctx = sharing_context(conn, target.id)?;
+            ctx["base"] = json!(format!("/staff/sharing/{}", target.id));
+            ctx["on_behalf"] = json!({ "username": target.username, "name": format!("{} {}", target.first_name, target.last_name) });
+            Ok(ctx)
+        })
+        .await?;
+    Ok(Page::new("consent/sharing", "Sharing (staff)", ctx))
+}
+
+fn staff_evidence(user: &crate::accounts::SessionUser, client: &ClientInfo, note: &str) -> AppResult<Evidence> {
+    let note = note.trim();
+    if note.len() < 5 {
+        return Err(AppError::Unprocessable(
+            "Say in the note why you act for this learner and how they asked (at least 5 characters).".into(),
+        ));
+    }
+    Ok(Evidence {
+        method: "staff_entry",
+        actor: "staff",
+        actor_user_id: Some(user.id),
+        actor_name: Some(user.username.clone()),
+        note: Some(note.chars().take(1000).collect()),
+        ip: client.ip.clone(),
+        user_agent: client.user_agent.clone(),
+    })
+}
+
+fn staff_back(conn: &mut Conn, user_id: i64) -> Result<String, AppError> {
+    let username: String = crate::db::schema::users::table
+        .find(user_id)
+        .select(crate::db::schema::users::username)
+        .first(conn)
+        .optional()?
+        .ok_or(AppError::NotFound)?;
+    Ok(format!("/staff/sharing?login={username}"))
+}
+
+#[derive(FromForm)]
+pub struct NoteForm {
+    #[field(default = String::new())]
+    note: String,
+    #[field(default = String::new())]
+    restrict: String,
+}
+
+#[post("/staff/sharing/<user_id>/consents/<id>/withdraw", data = "<form>")]
+pub async fn staff_withdraw(
+    db: &State<Db>,
+    user: CurrentUser,
+    client: ClientInfo,
+    user_id: i64,
+    id: i64,
+    form: CsrfForm<NoteForm>,
+) -> AppResult<Flash> {
+    if !user.is_staff() {
+        return Err(AppError::Forbidden("Only operator staff can act for a learner.".into()));
+    }
+    let evidence = staff_evidence(&user, &client, &form.form.note)?;
+    db.run(move |conn| {
+        let back = staff_back(conn, user_id)?;
+        let partner = withdraw_in(conn, user_id, id, &evidence)?;
+        Ok(Flash::success(back, format!("Withdrawn for the learner. {partner} receives nothing new under it.")))
+    })
+    .await
+}
+
+#[post("/staff/sharing/<user_id>/restrict", data = "<form>")]
+pub async fn staff_restrict(
+    db: &State<Db>,
+    user: CurrentUser,
+    client: ClientInfo,
+    user_id: i64,
+    form: CsrfForm<NoteForm>,
+) -> AppResult<Flash> {
+    if !user.is_staff() {
+        return Err(AppError::Forbidden("Only operator staff can act for a learner.".into()));
+    }
+    let on = restrict_choice(&form.form.restrict)?;
+    let evidence = staff_evidence(&user, &client, &form.form.note)?;
+    db.run(move |conn| {
+        let back = staff_back(conn, user_id)?;
+        restrict_in(conn, user_id, on, &evidence)?;
+        Ok(Flash::success(back, if on { "Sharing is frozen for the learner." } else { "The restriction is lifted." }))
+    })
+    .await
 }
 
 fn offer_context(conn: &mut Conn, code: &str) -> Result<Value, AppError> {

@@ -333,34 +333,43 @@ pub fn next_page(conn: &mut Conn, req: &Request<'_>, now: NaiveDateTime) -> Quer
             disclosed.push((user_id, format!("enrollment:{eid}"), fields.join(","), basis.clone()));
             shared.push(Shared { basis, categories: cats, learner, course, enrollment, progress, result });
         }
-        // At most one row per record, fields and export: a push retried after
-        // a crash walks the gate again under the same export id.
+        // At most one row per record, fields, basis and export: a push
+        // retried after a crash walks the gate again under the same export
+        // id. A record that leaves under another consent gets its own row.
+        let basis_of = |b: &Basis| match b {
+            Basis::Consent { ledger_id } => ("consent", Some(*ledger_id)),
+            Basis::Deidentified => ("deidentified", None),
+        };
         let disclosed_users: Vec<i64> = disclosed.iter().map(|d| d.0).collect::<HashSet<_>>().into_iter().collect();
-        let already: HashSet<(i64, String, String)> = disclosures::table
+        let already: HashSet<(i64, String, String, String, Option<i64>)> = disclosures::table
             .filter(disclosures::export_id.eq(req.export_id))
             .filter(disclosures::user_id.eq_any(&disclosed_users))
-            .select((disclosures::user_id, disclosures::record_key, disclosures::fields))
-            .load::<(i64, String, String)>(conn)?
+            .select((
+                disclosures::user_id,
+                disclosures::record_key,
+                disclosures::fields,
+                disclosures::basis,
+                disclosures::consent_ledger_id,
+            ))
+            .load::<(i64, String, String, String, Option<i64>)>(conn)?
             .into_iter()
             .collect();
         let rows: Vec<_> = disclosed
             .into_iter()
-            .filter(|(user, key, fields, _)| !already.contains(&(*user, key.clone(), fields.clone())))
+            .filter(|(user, key, fields, basis)| {
+                let (name, ledger) = basis_of(basis);
+                !already.contains(&(*user, key.clone(), fields.clone(), name.to_string(), ledger))
+            })
             .map(|(user, key, fields, basis)| {
+                let (name, ledger) = basis_of(&basis);
                 (
                     disclosures::user_id.eq(user),
                     disclosures::partner_id.eq(Some(req.partner.id)),
                     disclosures::recipient.eq(req.partner.name.clone()),
                     disclosures::purpose.eq(req.purpose.as_str()),
                     disclosures::fields.eq(fields),
-                    disclosures::basis.eq(match basis {
-                        Basis::Consent { .. } => "consent",
-                        Basis::Deidentified => "deidentified",
-                    }),
-                    disclosures::consent_ledger_id.eq(match basis {
-                        Basis::Consent { ledger_id } => Some(ledger_id),
-                        Basis::Deidentified => None,
-                    }),
+                    disclosures::basis.eq(name),
+                    disclosures::consent_ledger_id.eq(ledger),
                     disclosures::export_id.eq(req.export_id.to_string()),
                     disclosures::record_key.eq(key),
                     disclosures::created_at.eq(now),

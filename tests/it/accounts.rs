@@ -280,3 +280,16 @@ async fn duplicate_accounts(app: TestApp) {
     assert_eq!(res.status(), Status::UnprocessableEntity);
 }
 on_both!(usernames_and_emails_are_unique_ignoring_case, duplicate_accounts);
+
+#[rocket::async_test]
+async fn signing_in_returns_to_the_page_asked_for() {
+    let app = TestApp::sqlite().await;
+    let l = app.sign_up("henrietta").await;
+    app.verify(&l).await;
+    app.sign_out().await;
+    let (status, page) = app.get("/signin?next=%2Fsharing").await;
+    assert_eq!(status, Status::Ok);
+    assert!(page.contains(r#"name="next" value="/sharing""#), "the form carries where to go next");
+    let res = app.post_form("/signin", &[("login", &l.email), ("password", &l.password), ("next", "/sharing")]).await;
+    assert_eq!(res.headers().get_one("Location"), Some("/sharing"));
+}

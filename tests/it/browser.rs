@@ -47,7 +47,12 @@ async fn until(b: &fantoccini::Client, css: &str, needle: &str) -> String {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("no {css} containing {needle:?}; last seen {last:?}");
+    let url = b.current_url().await.map(|u| u.to_string()).unwrap_or_default();
+    let h1 = match b.find(Locator::Css("h1")).await {
+        Ok(h) => h.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    panic!("no {css} containing {needle:?}; last seen {last:?}, on {url} headed {h1:?}");
 }
 
 /// The site on a real port (demo mode, in-process worker) and a headless
@@ -57,8 +62,40 @@ struct Browser {
     site: String,
     server: tokio::task::JoinHandle<Result<rocket::Rocket<rocket::Ignite>, rocket::Error>>,
     config: lyceum::config::Config,
+    chromium: String,
+    driver_port: u16,
     _driver: Driver,
     _dirs: (tempfile::TempDir, tempfile::TempDir),
+}
+
+/// A headless Chromium session with its own profile (so its own cookies):
+/// the client, and the profile folder, to be kept until the session ends.
+async fn session(chromium: &str, driver_port: u16) -> (fantoccini::Client, tempfile::TempDir) {
+    let profile = tempfile::tempdir().unwrap();
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": chromium,
+            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+                     "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic",
+                     format!("--user-data-dir={}", profile.path().display())]
+        }),
+    );
+    let b = ClientBuilder::native()
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{driver_port}"))
+        .await
+        .expect("webdriver session");
+    b.set_window_size(1280, 1600).await.unwrap();
+    (b, profile)
+}
+
+impl Browser {
+    /// Another person's browser on the same site: a second session of the same driver.
+    async fn another_session(&self) -> (fantoccini::Client, tempfile::TempDir) {
+        session(&self.chromium, self.driver_port).await
+    }
 }
 
 async fn start_browser() -> Option<Browser> {
@@ -88,28 +125,14 @@ async fn start_browser() -> Option<Browser> {
             .expect("chromedriver starts"),
     );
     wait_for(&format!("127.0.0.1:{driver_port}")).await;
-    let profile = tempfile::tempdir().unwrap();
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        serde_json::json!({
-            "binary": chromium,
-            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-                     "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic",
-                     format!("--user-data-dir={}", profile.path().display())]
-        }),
-    );
-    let b = ClientBuilder::native()
-        .capabilities(caps)
-        .connect(&format!("http://127.0.0.1:{driver_port}"))
-        .await
-        .expect("webdriver session");
-    b.set_window_size(1280, 1600).await.unwrap();
+    let (b, profile) = session(&chromium, driver_port).await;
     Some(Browser {
         b,
         site: format!("http://127.0.0.1:{port}"),
         server,
         config,
+        chromium,
+        driver_port,
         _driver: driver,
         _dirs: (dir, profile),
     })
@@ -319,5 +342,243 @@ async fn a_learner_finds_a_course_by_a_misspelling_and_completes_it() {
     b.goto(&format!("{site}/dashboard")).await.unwrap();
     until(&b, ".grid", "Completed").await;
     b.close().await.unwrap();
+    browser.server.abort();
+}
+
+/// Someone who signs up in the browser.
+struct Person {
+    first: &'static str,
+    last: &'static str,
+    username: &'static str,
+    email: &'static str,
+    password: &'static str,
+}
+
+/// Opens, from the outbox page, the message with `subject` sent to `to`,
+/// waiting (up to 10 s) for the in-process worker to send it.
+async fn open_mail(b: &fantoccini::Client, site: &str, subject: &str, to: &str) {
+    let link = format!("//li[contains(., '{subject}') and contains(., '{to}')]//a[contains(., '{subject}')]");
+    for _ in 0..50 {
+        b.goto(&format!("{site}/outbox")).await.unwrap();
+        if let Ok(a) = b.find(Locator::XPath(&link)).await {
+            a.click().await.unwrap();
+            until(b, "h1", subject).await;
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("no mail {subject:?} to {to} in the outbox");
+}
+
+/// Signs up from the home page and confirms the address from the outbox;
+/// ends on the sign-in page the confirmation leads to.
+async fn sign_up_and_confirm(b: &fantoccini::Client, site: &str, p: &Person) {
+    b.goto(&format!("{site}/")).await.unwrap();
+    b.find(Locator::LinkText("Create account")).await.unwrap().click().await.unwrap();
+    until(b, "h1", "Create your account").await;
+    for (id, value) in [
+        ("f-first_name", p.first),
+        ("f-last_name", p.last),
+        ("f-username", p.username),
+        ("f-email", p.email),
+        ("f-password", p.password),
+    ] {
+        b.find(Locator::Id(id)).await.unwrap().send_keys(value).await.unwrap();
+    }
+    b.execute("document.getElementById('f-date_of_birth').value = '1988-06-15';", vec![]).await.unwrap();
+    b.find(Locator::Css("input[name=accept_terms]")).await.unwrap().click().await.unwrap();
+    b.find(Locator::Css("form[action='/signup'] button[type=submit]")).await.unwrap().click().await.unwrap();
+    until(b, ".flash", "We have sent you an email").await;
+    open_mail(b, site, "Confirm your email address", p.email).await;
+    b.find(Locator::Css("a[href*='/verify-email/']")).await.unwrap().click().await.unwrap();
+    until(b, ".flash", "confirmed").await;
+}
+
+/// Fills in and sends the sign-in form on the page showing it.
+async fn sign_in(b: &fantoccini::Client, p: &Person) {
+    until(b, "h1", "Sign in").await;
+    b.find(Locator::Id("f-login")).await.unwrap().send_keys(p.email).await.unwrap();
+    b.find(Locator::Id("f-password")).await.unwrap().send_keys(p.password).await.unwrap();
+    b.find(Locator::Css("form[action='/signin'] button[type=submit]")).await.unwrap().click().await.unwrap();
+}
+
+/// Waits (up to 5 s) until the browser has left `url`.
+async fn until_left(b: &fantoccini::Client, url: &str) {
+    for _ in 0..50 {
+        if b.current_url().await.unwrap().as_str() != url {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("still on {url}");
+}
+
+/// `path` fetched from within the page, with the session's cookies, as the
+/// person's browser would download it: (status, content type, body).
+async fn fetch_in_page(b: &fantoccini::Client, path: &str) -> (u64, String, String) {
+    let got = b
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             fetch(arguments[0], { credentials: 'same-origin' })
+               .then(async r => done([r.status, r.headers.get('content-type') || '', await r.text()]))
+               .catch(e => done([0, '', String(e)]));",
+            vec![serde_json::json!(path)],
+        )
+        .await
+        .unwrap();
+    (got[0].as_u64().unwrap(), got[1].as_str().unwrap().to_string(), got[2].as_str().unwrap().to_string())
+}
+
+/// Operator staff's part, done directly: a sponsor with three seats in the
+/// demo course, and `admin` appointed to act for it.
+fn staff_sets_up_sponsor(config: &lyceum::config::Config, admin: &str) {
+    use diesel::prelude::*;
+    use lyceum::consent::{PartnerKind, partners, sponsors};
+    use lyceum::db::schema::{course_runs, courses, users};
+    let db = lyceum::db::Db::connect(&config.database_url, 1).unwrap();
+    let mut pooled = db.get().unwrap();
+    let conn: &mut lyceum::db::Conn = &mut pooled;
+    let user = |conn: &mut lyceum::db::Conn, name: &str| -> i64 {
+        users::table.filter(users::username.eq(name)).select(users::id).first(conn).unwrap()
+    };
+    let (staff, admin) = (user(conn, "staff"), user(conn, admin));
+    let run_id: i64 = course_runs::table
+        .inner_join(courses::table)
+        .filter(courses::slug.eq("intro-python"))
+        .select(course_runs::id)
+        .first(conn)
+        .unwrap();
+    let now = lyceum::db::now();
+    let sponsor = partners::create(conn, PartnerKind::Sponsor, "acme", "Acme Corp", None, "hr@acme.example", now)
+        .map_err(|e| e.to_string())
+        .unwrap();
+    let request = sponsors::SeatRequest {
+        run_id,
+        seats: 3,
+        expires_at: now + chrono::Duration::days(30),
+        note: "Q1",
+        by: Some(staff),
+    };
+    sponsors::allocate(conn, &sponsor, &request, now).map_err(|e| e.to_string()).unwrap();
+    partners::appoint(conn, &sponsor, admin, staff).unwrap();
+}
+
+#[rocket::async_test]
+async fn shr_2_sponsor_invites_learner_redeems_progresses_then_withdraws_in_a_browser() {
+    let Some(browser) = start_browser().await else { return };
+    let (s, site) = (browser.b.clone(), browser.site.clone());
+    // The learner's own browser, with its own cookies.
+    let (l, _profile) = browser.another_session().await;
+    let boss = Person {
+        first: "Henrietta",
+        last: "Leavitt",
+        username: "henrietta",
+        email: "henrietta@acme.example",
+        password: "variable stars of the cepheid kind",
+    };
+    let learner = Person {
+        first: "Katherine",
+        last: "Johnson",
+        username: "katherine",
+        email: "katherine@example.org",
+        password: "orbits traced by hand at night",
+    };
+
+    // Both have accounts; staff make Acme Corp a sponsor with seats and
+    // appoint Henrietta to act for it.
+    sign_up_and_confirm(&s, &site, &boss).await;
+    sign_up_and_confirm(&l, &site, &learner).await;
+    sign_in(&l, &learner).await;
+    until(&l, "h1", "Welcome").await;
+    staff_sets_up_sponsor(&browser.config, boss.username);
+
+    // The sponsor admin signs in and invites the learner by email.
+    sign_in(&s, &boss).await;
+    until(&s, "h1", "Welcome").await;
+    s.find(Locator::LinkText("Partners")).await.unwrap().click().await.unwrap();
+    until(&s, "h1", "Partners").await;
+    s.find(Locator::LinkText("Acme Corp")).await.unwrap().click().await.unwrap();
+    until(&s, "h1", "Acme Corp").await;
+    let seats = until(&s, ".allocation", "Introduction to Python").await;
+    assert!(seats.contains("3 seats, 3 not yet handed out"), "{seats}");
+    s.find(Locator::Css(".allocation textarea[name=emails]")).await.unwrap().send_keys(learner.email).await.unwrap();
+    shot(&s, "sponsor-invites").await;
+    s.find(Locator::Css(".allocation form[action$='/invite'] button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(&s, ".flash", "1 invitation(s) sent.").await;
+    until(&s, ".allocation", "2 not yet handed out").await;
+
+    // The learner follows the emailed link and sees exactly what the sponsor
+    // would see before deciding.
+    open_mail(&l, &site, "Acme Corp offers you a place in Introduction to Python", learner.email).await;
+    l.find(Locator::Css("a[href*='/redeem?code=']")).await.unwrap().click().await.unwrap();
+    until(&l, "h1", "A place in Introduction to Python, sponsored by Acme Corp").await;
+    let shown = l.find(Locator::Css(".shared-fields")).await.unwrap().text().await.unwrap();
+    for field in ["Your full name", "Your email address", "How much of the course you have completed"] {
+        assert!(shown.contains(field), "the offer shows {field:?}: {shown}");
+    }
+    assert!(!shown.contains("Your grade"), "grades are never offered to a sponsor: {shown}");
+    shot(&l, "learner-offer").await;
+    l.find(Locator::Css("input[name=share][value=yes]")).await.unwrap().click().await.unwrap();
+    l.find(Locator::Css("form[action='/redeem'] button[type=submit]")).await.unwrap().click().await.unwrap();
+    until(&l, ".flash", "Your sponsored place in Introduction to Python is confirmed").await;
+    until(&l, "h1", "Introduction to Python").await;
+
+    // The learner completes the first unit, and sees the progress.
+    l.find(Locator::LinkText("Start")).await.unwrap().click().await.unwrap();
+    until(&l, "nav[aria-label=Breadcrumb]", "Introduction to Python").await;
+    let unit = l.current_url().await.unwrap().to_string();
+    let finish = l.find(Locator::Css("form[action$='/complete'] button")).await.unwrap();
+    // By script, as in the other course test: independent of the window's layout.
+    l.execute("arguments[0].click();", vec![serde_json::to_value(&finish).unwrap()]).await.unwrap();
+    until_left(&l, &unit).await;
+    l.find(Locator::Css("nav[aria-label=Breadcrumb] a")).await.unwrap().click().await.unwrap();
+    let done = until(&l, "label[for=progress]", "1 of").await;
+    let progress = l.find(Locator::Id("progress")).await.unwrap().attr("value").await.unwrap().unwrap_or_default();
+    assert!(progress.parse::<u32>().is_ok_and(|p| p > 0), "{done}: {progress}");
+
+    // The sponsor opens the report: the learner, with that progress.
+    s.find(Locator::LinkText("Completion report")).await.unwrap().click().await.unwrap();
+    until(&s, "h1", "Completion report").await;
+    let rows = until(&s, "#report tbody", learner.email).await;
+    // promise: SHR-2 — the sponsor sees the consenting learner's progress in the course.
+    assert!(rows.contains("Katherine Johnson") && rows.contains("Introduction to Python"), "{rows}");
+    assert!(rows.contains(&format!("{progress} %")), "the report shows {progress} %: {rows}");
+    shot(&s, "sponsor-report").await;
+    let (status, kind, csv) = fetch_in_page(&s, "/partners/acme/report.csv").await;
+    assert_eq!(status, 200, "{csv}");
+    assert!(kind.starts_with("text/csv"), "{kind}");
+    assert!(csv.contains(learner.email) && csv.contains("Katherine Johnson"), "{csv}");
+    assert!(!csv.contains("grade"), "no grade column for sponsors: {csv}");
+
+    // The learner withdraws on the Sharing page.
+    l.find(Locator::LinkText("Sharing")).await.unwrap().click().await.unwrap();
+    until(&l, "h1", "Sharing").await;
+    let consent = until(&l, ".consent[data-partner='Acme Corp']", "Introduction to Python").await;
+    assert!(consent.contains("granted"), "{consent}");
+    shot(&l, "learner-sharing").await;
+    l.find(Locator::Css(".consent[data-partner='Acme Corp'] button.withdraw")).await.unwrap().click().await.unwrap();
+    until(&l, ".flash", "Withdrawn. Acme Corp receives nothing new").await;
+    let consent = l.find(Locator::Css(".consent[data-partner='Acme Corp']")).await.unwrap().text().await.unwrap();
+    assert!(!consent.contains("granted"), "{consent}");
+    assert!(l.find(Locator::Css(".consent[data-partner='Acme Corp'] button.withdraw")).await.is_err());
+
+    // The sponsor's next report and CSV no longer contain the learner.
+    s.refresh().await.unwrap();
+    let rows = until(&s, "#report tbody", "No learner shares their progress with you yet.").await;
+    assert!(!rows.contains(learner.email) && !rows.contains("Katherine"), "{rows}");
+    let page = s.source().await.unwrap();
+    assert!(!page.contains(learner.email), "nowhere on the report page");
+    shot(&s, "sponsor-report-after").await;
+    let (status, _, csv) = fetch_in_page(&s, "/partners/acme/report.csv").await;
+    assert_eq!(status, 200, "{csv}");
+    assert!(!csv.contains(learner.email) && !csv.contains("Katherine"), "{csv}");
+
+    l.close().await.unwrap();
+    s.close().await.unwrap();
     browser.server.abort();
 }

@@ -537,3 +537,144 @@ async fn bad_codes(app: TestApp) {
     assert_eq!(res.status(), Status::UnprocessableEntity);
 }
 on_both!(expired_and_unknown_sponsor_codes_are_refused_clearly, bad_codes);
+
+async fn staff_on_behalf(app: TestApp) {
+    // promise: RGT-3 — a learner who asks by letter or phone gets the same withdrawal and restriction, recorded.
+    let c = seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    member_partner(&app, c.member_id, &[Category::ProfileName]).await;
+    let ada = verified(&app, "ada").await;
+    as_user(&app, &ada).await;
+    let text = offered_text(&app, "intro-python").await;
+    app.post_form(
+        "/courses/intro-python/enroll",
+        &[("run", "2026"), ("track", "audit"), ("share", "yes"), ("text_id", &text)],
+    )
+    .await;
+    let (status, _) = app.get("/staff/sharing?login=ada").await;
+    assert_eq!(status, Status::Forbidden, "learners cannot act for others");
+
+    let grace = verified(&app, "grace").await;
+    run(&app, |conn| lyceum::accounts::service::ensure_staff(conn, "grace@example.org", None, "Grace", "H")).await;
+    as_user(&app, &grace).await;
+    let (status, page) = app.get("/staff/sharing?login=nobody-here").await;
+    assert_eq!(status, Status::Ok);
+    assert!(page.contains("No account has that username or email."));
+    let (status, page) = app.get("/staff/sharing?login=ada@example.org").await;
+    assert_eq!(status, Status::Ok);
+    assert!(page.contains("Sharing of Ada Lovelace"), "{page}");
+    let re = regex::Regex::new(r#"action="(/staff/sharing/\d+/consents/\d+/withdraw)""#).unwrap();
+    let withdraw = re.captures(&page).expect("a withdraw form")[1].to_string();
+
+    let res = app.post_form(&withdraw, &[("note", "")]).await;
+    assert_eq!(res.status(), Status::UnprocessableEntity, "a staff entry needs its note");
+    let res = app.post_form(&withdraw, &[("note", "Letter of 2 November, signed by the learner")]).await;
+    assert_eq!(res.status(), Status::SeeOther);
+    let ada_id = user_id(&app, "ada").await;
+    let res = app
+        .post_form(
+            &format!("/staff/sharing/{ada_id}/restrict"),
+            &[("restrict", "on"), ("note", "Phone call, ID checked")],
+        )
+        .await;
+    assert_eq!(res.status(), Status::SeeOther);
+
+    let rows = run(&app, |conn| {
+        consent_ledger::table.order(consent_ledger::id).select(ledger::LedgerRow::as_select()).load(conn)
+    })
+    .await;
+    let grace_id = user_id(&app, "grace").await;
+    let staff_rows: Vec<_> = rows.iter().filter(|r| r.actor == "staff").collect();
+    assert_eq!(staff_rows.len(), 2);
+    assert_eq!(staff_rows[0].action, "withdraw");
+    assert_eq!(staff_rows[0].note.as_deref(), Some("Letter of 2 November, signed by the learner"));
+    assert_eq!(staff_rows[1].action, "restrict");
+    assert!(
+        staff_rows
+            .iter()
+            .all(|r| r.method == "staff_entry" && r.actor_user_id == Some(grace_id) && r.user_id == ada_id)
+    );
+    let verification = run(&app, ledger::verify).await;
+    assert_eq!(verification.first_broken, None, "staff entries are chained like every other");
+
+    // The learner sees what was done for them, with the note.
+    as_user(&app, &ada).await;
+    let (_, page) = app.get("/sharing").await;
+    assert!(page.contains("by staff: “Phone call, ID checked”") && page.contains("Sharing is frozen"), "{page}");
+}
+on_both!(rgt_3_staff_act_for_a_learner_with_a_note, staff_on_behalf);
+
+/// Walks the member export under one fixed export id; the ledger ids its disclosure rows name.
+async fn walk(app: &TestApp, partner: &Partner) -> Vec<Option<i64>> {
+    let p = partner.clone();
+    run(app, move |conn| {
+        sharing::all(conn, &p, Purpose::MemberSharing, Want::ALL, "push-key-1", "http://x", lyceum::db::now())?;
+        disclosures::table
+            .filter(disclosures::export_id.eq("push-key-1"))
+            .order(disclosures::id)
+            .select(disclosures::consent_ledger_id)
+            .load::<Option<i64>>(conn)
+    })
+    .await
+}
+
+async fn rewalk(app: TestApp) {
+    // promise: SHR-5 — a re-walked export (a retried push) logs each record once per basis it left under.
+    let c = seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    let partner = member_partner(&app, c.member_id, &[Category::ProfileName]).await;
+    let ada = verified(&app, "ada").await;
+    as_user(&app, &ada).await;
+    let text = offered_text(&app, "intro-python").await;
+    app.post_form(
+        "/courses/intro-python/enroll",
+        &[("run", "2026"), ("track", "audit"), ("share", "yes"), ("text_id", &text)],
+    )
+    .await;
+    let first = walk(&app, &partner).await;
+    assert_eq!(first.len(), 1);
+    assert_eq!(walk(&app, &partner).await, first, "the same record on the same basis is logged once");
+    // Withdrawn, then granted again for the same fields: the next walk leaves under the new consent.
+    let (_, page) = app.get("/sharing").await;
+    let id = regex::Regex::new(r#"action="/sharing/consents/(\d+)/withdraw""#).unwrap().captures(&page).unwrap()[1]
+        .to_string();
+    app.post_form(&format!("/sharing/consents/{id}/withdraw"), &[]).await;
+    let ada_id = user_id(&app, "ada").await;
+    let p = partner.clone();
+    let run_id: i64 = run(&app, |conn| {
+        lyceum::db::schema::course_runs::table.select(lyceum::db::schema::course_runs::id).first(conn)
+    })
+    .await;
+    run(&app, move |conn| {
+        let cats: String = lyceum::db::schema::consents::table
+            .filter(lyceum::db::schema::consents::user_id.eq(ada_id))
+            .select(lyceum::db::schema::consents::categories)
+            .first(conn)?;
+        let evidence = ledger::Evidence {
+            method: "web_form",
+            actor: "learner",
+            actor_user_id: Some(ada_id),
+            actor_name: None,
+            note: None,
+            ip: None,
+            user_agent: None,
+        };
+        ledger::append(
+            conn,
+            ledger::Entry {
+                user_id: ada_id,
+                partner_id: Some(p.id),
+                purpose: Purpose::MemberSharing.as_str(),
+                scope: &lyceum::consent::run_scope(run_id),
+                action: ledger::Action::Grant,
+                categories: &Categories::parse(&cats),
+                text: None,
+                evidence: &evidence,
+            },
+            lyceum::db::now(),
+        )
+    })
+    .await;
+    let second = walk(&app, &partner).await;
+    assert_eq!(second.len(), 2, "{second:?}");
+    assert_ne!(second[0], second[1], "the new row names the new consent");
+}
+on_both!(shr_5_a_rewalked_export_logs_each_basis_once, rewalk);
