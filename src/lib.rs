@@ -201,6 +201,7 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
                 consent::staff::report_csv,
                 consent::staff::legal_form,
                 consent::staff::record_legal,
+                consent::api::aggregates,
                 consent::api::export,
             ],
         );

@@ -8,6 +8,7 @@ use partner_adapters::{ExportOptions, Format, RecordKind, XapiOptions};
 use rocket::http::{ContentType, Status};
 use rocket::request::{FromRequest, Outcome, Request};
 use rocket::response::stream::ByteStream;
+use rocket::serde::json::Json;
 use rocket::{State, get};
 
 use super::partners::{self, ApiKey, KeyCheck, Partner};
@@ -153,4 +154,24 @@ pub async fn export(
             }
         },
     ))
+}
+
+/// De-identified aggregates per course run for research partners (SHR-6):
+/// counts under five and means over fewer than five learners are `null`.
+#[get("/api/v1/aggregates")]
+pub async fn aggregates(db: &State<Db>, auth: PartnerKey) -> AppResult<Json<serde_json::Value>> {
+    if !auth.key.allows("aggregates") {
+        return Err(AppError::Forbidden("This API key may not read aggregates.".into()));
+    }
+    if auth.partner.kind() != super::PartnerKind::Researcher {
+        return Err(AppError::Forbidden("Aggregates are for research partners.".into()));
+    }
+    let runs = db.run(|conn| Ok::<_, AppError>(sharing::aggregates(conn, now())?)).await?;
+    tracing::info!(partner = %auth.partner.slug, runs = runs.len(), "research aggregates");
+    Ok(Json(serde_json::json!({
+        "generated_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "k_anonymity": super::report::K_ANONYMITY,
+        "progress_buckets": sharing::PROGRESS_BUCKETS,
+        "runs": runs,
+    })))
 }

@@ -203,7 +203,7 @@ pub fn appoint(conn: &mut Conn, partner: &Partner, user_id: i64, by: i64) -> Que
 // ---- API keys -------------------------------------------------------------
 
 /// What a key may read.
-pub const SCOPES: [&str; 3] = ["enrollments", "progress", "results"];
+pub const SCOPES: [&str; 4] = ["enrollments", "progress", "results", "aggregates"];
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = partner_api_keys)]

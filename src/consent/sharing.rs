@@ -548,3 +548,111 @@ pub fn disclosures_of(conn: &mut Conn, user_id: i64, limit: i64) -> QueryResult<
         .select(Disclosure::as_select())
         .load(conn)
 }
+
+/// De-identified figures about one course run for researchers (SHR-6):
+/// counts, never rows; any count under [`super::report::K_ANONYMITY`] is
+/// `None`, and a mean is given only over at least that many learners.
+/// Learners who restricted sharing (RGT-3) are not counted.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RunAggregate {
+    pub course: String,
+    pub course_title: String,
+    pub member: String,
+    pub run: String,
+    pub enrolled: Option<u64>,
+    pub active_last_30_days: Option<u64>,
+    pub completed: Option<u64>,
+    pub passed: Option<u64>,
+    /// Learners by share of units completed: 0–24 %, 25–49 %, 50–74 %, 75–99 %, 100 %.
+    pub progress: [Option<u64>; 5],
+    pub mean_grade_percent: Option<f64>,
+}
+
+pub const PROGRESS_BUCKETS: [&str; 5] = ["0-24", "25-49", "50-74", "75-99", "100"];
+
+/// Figures for every run of a published course, in course order.
+pub fn aggregates(conn: &mut Conn, now: NaiveDateTime) -> QueryResult<Vec<RunAggregate>> {
+    use super::report::suppress;
+    let rows: Vec<(i64, i64, i64, Option<NaiveDateTime>, bool, f64, Option<NaiveDateTime>)> = enrollments::table
+        .inner_join(course_runs::table.inner_join(courses::table))
+        .filter(courses::published.eq(true))
+        .filter(diesel::dsl::not(diesel::dsl::exists(
+            sharing_restrictions::table.filter(sharing_restrictions::user_id.eq(enrollments::user_id)),
+        )))
+        .select((
+            enrollments::id,
+            enrollments::run_id,
+            courses::id,
+            enrollments::completed_at,
+            enrollments::passed,
+            enrollments::grade_percent,
+            enrollments::last_activity_at,
+        ))
+        .load(conn)?;
+    let done: HashMap<i64, i64> = unit_completions::table
+        .inner_join(enrollments::table.inner_join(course_runs::table.inner_join(courses::table)))
+        .filter(courses::published.eq(true))
+        .group_by(unit_completions::enrollment_id)
+        .select((unit_completions::enrollment_id, diesel::dsl::count_star()))
+        .load::<(i64, i64)>(conn)?
+        .into_iter()
+        .collect();
+    let totals: HashMap<i64, i64> = units::table
+        .inner_join(sections::table)
+        .group_by(sections::course_id)
+        .select((sections::course_id, diesel::dsl::count_star()))
+        .load::<(i64, i64)>(conn)?
+        .into_iter()
+        .collect();
+    let runs: Vec<(i64, String, String, String, String)> = course_runs::table
+        .inner_join(courses::table.inner_join(members::table))
+        .filter(courses::published.eq(true))
+        .order((courses::title.asc(), course_runs::id.asc()))
+        .select((course_runs::id, courses::slug, courses::title, members::slug, course_runs::run_key))
+        .load(conn)?;
+    #[derive(Default)]
+    struct Tally {
+        enrolled: u64,
+        active: u64,
+        completed: u64,
+        passed: u64,
+        progress: [u64; 5],
+        grades: Vec<f64>,
+    }
+    let mut tallies: HashMap<i64, Tally> = HashMap::new();
+    let recent = now - chrono::Duration::days(30);
+    for (eid, run_id, course_id, completed_at, passed, grade, last_activity) in rows {
+        let t = tallies.entry(run_id).or_default();
+        t.enrolled += 1;
+        t.active += u64::from(last_activity.is_some_and(|a| a >= recent));
+        t.completed += u64::from(completed_at.is_some());
+        t.passed += u64::from(passed);
+        let total = totals.get(&course_id).copied().unwrap_or(0);
+        let share = if total == 0 { 0.0 } else { done.get(&eid).copied().unwrap_or(0) as f64 / total as f64 };
+        let bucket = if share >= 1.0 { 4 } else { ((share * 4.0) as usize).min(3) };
+        t.progress[bucket] += 1;
+        if grade > 0.0 || passed {
+            t.grades.push(grade);
+        }
+    }
+    Ok(runs
+        .into_iter()
+        .map(|(run_id, course, course_title, member, run)| {
+            let t = tallies.remove(&run_id).unwrap_or_default();
+            let graded = t.grades.len() as u64;
+            RunAggregate {
+                course,
+                course_title,
+                member,
+                run,
+                enrolled: suppress(t.enrolled),
+                active_last_30_days: suppress(t.active),
+                completed: suppress(t.completed),
+                passed: suppress(t.passed),
+                progress: t.progress.map(suppress),
+                mean_grade_percent: suppress(graded)
+                    .map(|n| (t.grades.iter().sum::<f64>() / n as f64 * 10.0).round() / 10.0),
+            }
+        })
+        .collect())
+}

@@ -678,3 +678,65 @@ async fn rewalk(app: TestApp) {
     assert_ne!(second[0], second[1], "the new row names the new consent");
 }
 on_both!(shr_5_a_rewalked_export_logs_each_basis_once, rewalk);
+
+async fn research(app: TestApp) {
+    // promise: SHR-6 — researchers get aggregates only, and no group smaller than five.
+    let c = seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    let member = member_partner(&app, c.member_id, &[Category::ProfileName]).await;
+    let names = ["ada", "bob", "cyrus", "dora", "emil", "fay", "gus"];
+    for (i, name) in names.iter().enumerate() {
+        let l = verified(&app, name).await;
+        as_user(&app, &l).await;
+        let text = offered_text(&app, "intro-python").await;
+        app.post_form(
+            "/courses/intro-python/enroll",
+            &[("run", "2026"), ("track", "audit"), ("share", "no"), ("text_id", &text)],
+        )
+        .await;
+        if i < 5 {
+            app.post_form(&format!("/learn/intro-python/units/{}/complete", c.units[0]), &[]).await;
+        }
+        if *name == "gus" {
+            // Restricted learners are not counted at all.
+            app.post_form("/sharing/restrict", &[("restrict", "on")]).await;
+        }
+    }
+    let lab = run(&app, |conn| {
+        partners::create(
+            conn,
+            PartnerKind::Researcher,
+            "edlab",
+            "Education Lab",
+            None,
+            "lab@uni.example",
+            lyceum::db::now(),
+        )
+        .map_err(|e| e.to_string())
+    })
+    .await;
+    let key = key_for(&app, &lab, &["aggregates"]).await;
+    let (status, body) = pull(&app, &key, "/api/v1/aggregates").await;
+    assert_eq!(status, Status::Ok, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let runs = v["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 1);
+    let r = &runs[0];
+    assert_eq!(r["course"], "intro-python");
+    assert_eq!(r["enrolled"], 6, "six counted; the restricted learner is not");
+    assert_eq!(r["progress"][1], 5, "five learners completed a third of the units");
+    assert_eq!(r["progress"][0], serde_json::Value::Null, "a group of one is hidden");
+    assert_eq!(r["completed"], serde_json::Value::Null);
+    assert_eq!(r["mean_grade_percent"], serde_json::Value::Null);
+    for name in names {
+        assert!(!body.contains(name), "no learner appears in aggregates");
+    }
+    // Only research partners, only with the scope.
+    let member_key = key_for(&app, &member, &["aggregates"]).await;
+    let (status, _) = pull(&app, &member_key, "/api/v1/aggregates").await;
+    assert_eq!(status, Status::Forbidden);
+    let narrow = key_for(&app, &lab, &["enrollments"]).await;
+    let (status, body) = pull(&app, &narrow, "/api/v1/aggregates").await;
+    assert_eq!(status, Status::Forbidden);
+    assert!(body.contains("may not read aggregates"));
+}
+on_both!(shr_6_researchers_get_aggregates_without_small_groups, research);
