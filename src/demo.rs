@@ -25,6 +25,11 @@ pub fn accounts() -> Vec<DemoAccount> {
             email: "learner@demo.lyceum.local".into(),
             password: "lyceum-learner-demo".into(),
         },
+        DemoAccount {
+            role: "Sponsor (Acme Corp)".into(),
+            email: "sponsor@demo.lyceum.local".into(),
+            password: "lyceum-sponsor-demo".into(),
+        },
     ]
 }
 
@@ -34,7 +39,12 @@ pub fn seed_if_empty(conn: &mut Conn, blobs: &dyn BlobStore) -> Result<bool, Str
     if count > 0 {
         return Ok(false);
     }
-    let people = [("staff", "Grace", "Hopper", true), ("learner", "Ada", "Lovelace", false)];
+    let people = [
+        ("staff", "Grace", "Hopper", true),
+        ("learner", "Ada", "Lovelace", false),
+        ("sponsor", "Katherine", "Johnson", false),
+    ];
+    let mut ids = Vec::new();
     for (account, (username, first, last, staff)) in accounts().iter().zip(people) {
         let hash = passwords::hash_blocking(&account.password)?;
         let id = service::insert_operator_account(
@@ -46,6 +56,7 @@ pub fn seed_if_empty(conn: &mut Conn, blobs: &dyn BlobStore) -> Result<bool, Str
             &hash,
         )
         .map_err(|e| e.to_string())?;
+        ids.push(id);
         if staff {
             roles::grant(conn, id, Role::Staff, "", None).map_err(|e| e.to_string())?;
             let author = crate::accounts::SessionUser {
@@ -60,7 +71,55 @@ pub fn seed_if_empty(conn: &mut Conn, blobs: &dyn BlobStore) -> Result<bool, Str
             seed_courses(conn, blobs, &author)?;
         }
     }
+    seed_partners(conn, ids[0], ids[2]).map_err(|e| e.to_string())?;
     Ok(true)
+}
+
+/// Partners to try sharing with: each member asks for name and email at
+/// enrollment; Acme Corp (run by the demo sponsor) holds seats in the first
+/// course's run; a research lab can read aggregates.
+fn seed_partners(conn: &mut Conn, staff_id: i64, sponsor_id: i64) -> diesel::QueryResult<()> {
+    use crate::consent::{Categories, Category, PartnerKind, partners, sponsors};
+    use crate::db::schema::{course_runs, courses};
+    let now = crate::db::now();
+    let fields = Categories::of([Category::ProfileName, Category::ProfileEmail]);
+    use crate::db::schema::members;
+    let all: Vec<crate::learning::model::Member> =
+        members::table.order(members::id).select(crate::learning::model::Member::as_select()).load(conn)?;
+    for member in all {
+        let p = partners::for_member(conn, &member)?;
+        partners::set_profile_fields(conn, &p, &fields)?;
+    }
+    let invalid = |e: partners::PartnerError| match e {
+        partners::PartnerError::Db(d) => d,
+        other => diesel::result::Error::QueryBuilderError(other.to_string().into()),
+    };
+    let acme = partners::create(conn, PartnerKind::Sponsor, "acme", "Acme Corp", None, "learning@acme.example", now)
+        .map_err(invalid)?;
+    partners::appoint(conn, &acme, sponsor_id, staff_id)?;
+    let first_run: Option<i64> = course_runs::table
+        .inner_join(courses::table)
+        .filter(courses::published.eq(true))
+        .order((courses::title.asc(), course_runs::id.asc()))
+        .select(course_runs::id)
+        .first(conn)
+        .optional()?;
+    if let Some(run_id) = first_run {
+        let seats = sponsors::SeatRequest {
+            run_id,
+            seats: 10,
+            expires_at: now + chrono::Duration::days(365),
+            note: "Demo seats",
+            by: Some(staff_id),
+        };
+        sponsors::allocate(conn, &acme, &seats, now).map_err(|e| match e {
+            sponsors::SponsorError::Db(d) => d,
+            other => diesel::result::Error::QueryBuilderError(other.to_string().into()),
+        })?;
+    }
+    partners::create(conn, PartnerKind::Researcher, "edlab", "Education Research Lab", None, "lab@uni.example", now)
+        .map_err(invalid)?;
+    Ok(())
 }
 
 #[derive(RustEmbed)]

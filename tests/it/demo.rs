@@ -17,6 +17,16 @@ async fn demo_mode_shows_working_credentials_and_an_open_outbox() {
     assert_eq!(app.sign_in(&staff, false).await.status(), Status::SeeOther);
     let (status, _) = app.get("/staff").await;
     assert_eq!(status, Status::Ok, "the demo staff account is staff");
+    let (_, partners) = app.get("/partners").await;
+    assert!(partners.contains("Acme Corp") && partners.contains("Education Research Lab"), "demo partners");
+    app.sign_out().await;
+    // The demo sponsor runs Acme Corp, which holds seats to hand out.
+    let sponsor = lyceum::demo::accounts().remove(2);
+    let sponsor = Learner { username: "sponsor".into(), email: sponsor.email, password: sponsor.password };
+    assert_eq!(app.sign_in(&sponsor, false).await.status(), Status::SeeOther);
+    let (status, acme) = app.get("/partners/acme").await;
+    assert_eq!(status, Status::Ok);
+    assert!(acme.contains("10 seats, 10 not yet handed out"), "{acme}");
     app.sign_out().await;
     // Anyone can read the outbox in demo mode and follow a link from it.
     let ada = app.sign_up("ada").await;
