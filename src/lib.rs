@@ -189,6 +189,8 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
                 consent::staff::profile_fields,
                 consent::staff::publish_text,
                 consent::routes::staff_page,
+                consent::routes::parent_page,
+                consent::routes::parent_decide,
                 consent::routes::staff_withdraw,
                 consent::routes::staff_restrict,
                 consent::outbox::create,

@@ -6,7 +6,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::ledger::{self, Action, Entry, Evidence};
+use super::ledger::{Action, Entry, Evidence};
 use super::partners::{self, Partner};
 use super::sponsors::text_fits;
 use super::texts::{self, ConsentText};
@@ -75,7 +75,8 @@ pub fn decide(
         return Ok(Err("The sharing text you saw is no longer valid; please reload the page and choose again.".into()));
     };
     let scope = run_scope(run_id);
-    ledger::append(
+    // A minor's yes goes to their parent to decide.
+    super::parents::grant_or_ask(
         conn,
         Entry {
             user_id,

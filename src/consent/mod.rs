@@ -10,6 +10,7 @@ pub mod api;
 pub mod ledger;
 pub mod member;
 pub mod outbox;
+pub mod parents;
 pub mod partners;
 pub mod push;
 pub mod report;

@@ -78,9 +78,13 @@ fn sharing_context(conn: &mut Conn, user_id: i64) -> QueryResult<Value> {
             "text": text.as_ref().map(|t| json!({ "body": t.body, "version": t.version, "sha256": t.sha256 })),
         }));
     }
+    let waiting = super::parents::waiting(conn, user_id, now())?;
     let disclosures = sharing::disclosures_of(conn, user_id, 200)?;
     let restricted = ledger::is_restricted(conn, user_id)?;
     Ok(json!({
+        "waiting": waiting.iter().map(|(partner, purpose, at)| json!({
+            "partner": partner, "purpose": Purpose::parse(purpose).map_or(purpose.as_str(), |p| p.label()), "asked": when(*at),
+        })).collect::<Vec<_>>(),
         "consents": items,
         "restricted": restricted.is_some(),
         "restricted_since": restricted.map(when),
@@ -420,4 +424,67 @@ pub async fn redeem(
         Err(SponsorError::Learning(crate::learning::service::LearningError::Db(e))) => Err(e.into()),
         Err(e) => Ok(Flash::error(back, e.to_string())),
     }
+}
+
+/// The page a parent reaches from the emailed link: what their child asked
+/// to share, with whom, under which text; yes or no, signed with their name.
+fn parent_context(req: &super::parents::Request, token: &str) -> Value {
+    json!({
+        "token": token,
+        "learner": req.learner_first_name,
+        "partner": req.partner,
+        "purpose": Purpose::parse(&req.purpose).map_or(req.purpose.as_str(), |p| p.label()),
+        "categories": req.categories.iter().map(|c| c.label()).collect::<Vec<_>>(),
+        "text": { "body": req.text.body, "version": req.text.version, "sha256": req.text.sha256 },
+    })
+}
+
+fn parent_link_gone() -> Page {
+    Page::new("consent/parent_sharing", "Link no longer works", json!({ "gone": true }))
+        .with_status(rocket::http::Status::NotFound)
+}
+
+#[get("/parent-sharing/<token>")]
+pub async fn parent_page(db: &State<Db>, token: &str) -> AppResult<Page> {
+    let t = token.to_string();
+    let req = db.run(move |conn| Ok::<_, AppError>(super::parents::open(conn, &t, now())?)).await?;
+    Ok(match req {
+        Some(req) => Page::new("consent/parent_sharing", "Your child asks to share data", parent_context(&req, token)),
+        None => parent_link_gone(),
+    })
+}
+
+#[derive(FromForm)]
+pub struct ParentDecision {
+    #[field(default = String::new())]
+    parent_name: String,
+    #[field(default = String::new())]
+    decision: String,
+}
+
+#[post("/parent-sharing/<token>", data = "<form>")]
+pub async fn parent_decide(
+    db: &State<Db>,
+    token: &str,
+    client: ClientInfo,
+    form: CsrfForm<ParentDecision>,
+) -> AppResult<Page> {
+    let yes = match form.form.decision.as_str() {
+        "yes" => true,
+        "no" => false,
+        _ => return Err(AppError::Unprocessable("Choose whether you agree (yes) or not (no).".into())),
+    };
+    let name = crate::accounts::domain::PersonName::parse(&form.form.parent_name, "full name")
+        .map_err(AppError::Unprocessable)?;
+    let t = token.to_string();
+    let decided = db
+        .run(move |conn| Ok::<_, AppError>(super::parents::decide(conn, &t, yes, name.as_str(), &client, now())?))
+        .await?;
+    let Some(req) = decided else { return Ok(parent_link_gone()) };
+    let message = if yes {
+        format!("Thank you. {} may now receive what you agreed to. {} can withdraw it at any time.", req.partner, req.learner_first_name)
+    } else {
+        format!("Thank you. Nothing is shared with {} on this basis.", req.partner)
+    };
+    Ok(Page::new("consent/parent_sharing", "Decision recorded", json!({ "done": message })))
 }

@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use rand::Rng;
 use serde_json::json;
 
-use super::ledger::{self, Action, Entry, Evidence};
+use super::ledger::{Action, Entry, Evidence};
 use super::partners::Partner;
 use super::{Categories, PartnerKind, Purpose, run_scope, texts};
 use crate::accounts::SessionUser;
@@ -306,7 +306,8 @@ pub fn redeem(
             ))
             .execute(conn)?;
         let scope = run_scope(offer.run.id);
-        ledger::append(
+        // A minor's yes goes to their parent to decide.
+        super::parents::grant_or_ask(
             conn,
             Entry {
                 user_id: user.id,
@@ -350,7 +351,7 @@ pub fn record_marketing(
     }
     .filter(|t| text_fits(t, partner, Purpose::PartnerMarketing))
     .ok_or_else(|| SponsorError::Invalid("The marketing consent text you saw is not valid.".into()))?;
-    ledger::append(
+    super::parents::grant_or_ask(
         conn,
         Entry {
             user_id,

@@ -498,3 +498,26 @@ diesel::allow_tables_to_appear_in_same_query!(partner_destinations, partner_send
 diesel::allow_tables_to_appear_in_same_query!(partners, partner_destinations);
 diesel::allow_tables_to_appear_in_same_query!(partners, partner_sends);
 diesel::allow_tables_to_appear_in_same_query!(partners, jobs);
+
+diesel::table! {
+    parent_sharing_requests (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        partner_id -> BigInt,
+        purpose -> Text,
+        scope -> Text,
+        categories -> Text,
+        text_id -> BigInt,
+        parent_email -> Text,
+        token_hash -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        decided_at -> Nullable<Timestamp>,
+        decision -> Nullable<Text>,
+    }
+}
+
+diesel::joinable!(parent_sharing_requests -> partners (partner_id));
+diesel::joinable!(parent_sharing_requests -> users (user_id));
+diesel::allow_tables_to_appear_in_same_query!(parent_sharing_requests, partners);
+diesel::allow_tables_to_appear_in_same_query!(parent_sharing_requests, users);

@@ -740,3 +740,69 @@ async fn research(app: TestApp) {
     assert!(body.contains("may not read aggregates"));
 }
 on_both!(shr_6_researchers_get_aggregates_without_small_groups, research);
+
+async fn minor_asks_parent(app: TestApp) {
+    // promise: ACC-9 — a minor's consent to sharing is their parent's decision, recorded as theirs.
+    let c = seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    let partner = member_partner(&app, c.member_id, &[Category::ProfileName, Category::ProfileEmail]).await;
+    let key = key_for(&app, &partner, &["enrollments"]).await;
+    let born = (chrono::Utc::now().date_naive() - chrono::Duration::days(15 * 366)).format("%Y-%m-%d").to_string();
+    let res = app.sign_up_with("teen", &[("date_of_birth", &born), ("parent_email", "parent@example.org")]).await;
+    assert_eq!(res.status(), Status::SeeOther);
+    let teen = crate::common::Learner {
+        username: "teen".into(),
+        email: "teen@example.org".into(),
+        password: crate::common::PASSWORD.into(),
+    };
+    app.verify(&teen).await;
+    let link = app.mailed_link("parent@example.org", "/parent-consent/").await.expect("account confirmation");
+    app.post_form(&link, &[("parent_name", "Pat Parent"), ("confirm", "true")]).await;
+    as_user(&app, &teen).await;
+    let text = offered_text(&app, "intro-python").await;
+    let res = app
+        .post_form(
+            "/courses/intro-python/enroll",
+            &[("run", "2026"), ("track", "audit"), ("share", "yes"), ("text_id", &text)],
+        )
+        .await;
+    assert_eq!(res.headers().get_one("Location"), Some("/learn/intro-python"), "the minor is enrolled at once");
+    let granted: i64 =
+        run(&app, |conn| consent_ledger::table.filter(consent_ledger::action.eq("grant")).count().get_result(conn))
+            .await;
+    assert_eq!(granted, 0, "a minor's yes is not a consent");
+    let (_, page) = app.get("/sharing").await;
+    assert!(page.contains("Waiting for your parent or guardian"), "{page}");
+    let (_, body) = pull(&app, &key, "/api/v1/exports/enrollments?format=jsonl").await;
+    assert!(!body.contains("teen@example.org"), "nothing identified leaves before the parent agrees");
+
+    // The parent sees the exact text and categories, and decides with their name.
+    app.sign_out().await;
+    let link = app.mailed_link("parent@example.org", "/parent-sharing/").await.expect("a request to the parent");
+    let (status, page) = app.get(&link).await;
+    assert_eq!(status, Status::Ok);
+    assert!(page.contains("Your email address") && page.contains("Version 1"), "{page}");
+    let res = app.post_form(&link, &[("decision", "yes"), ("parent_name", "")]).await;
+    assert_eq!(res.status(), Status::UnprocessableEntity, "the parent signs with their name");
+    let res = app.post_form(&link, &[("decision", "yes"), ("parent_name", "Pat Parent")]).await;
+    assert_eq!(res.status(), Status::Ok);
+    let (status, _) = app.get(&link).await;
+    assert_eq!(status, Status::NotFound, "a link decides once");
+    let rows = run(&app, |conn| {
+        consent_ledger::table
+            .filter(consent_ledger::action.eq("grant"))
+            .select(ledger::LedgerRow::as_select())
+            .load(conn)
+    })
+    .await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!((rows[0].actor.as_str(), rows[0].method.as_str()), ("parent", "email_link"));
+    assert_eq!(rows[0].actor_name.as_deref(), Some("Pat Parent"));
+    assert!(rows[0].text_sha256.is_some());
+    let (_, body) = pull(&app, &key, "/api/v1/exports/enrollments?format=jsonl").await;
+    assert!(body.contains("teen@example.org"), "shared once the parent agreed: {body}");
+    // The learner may still decline or withdraw alone.
+    as_user(&app, &teen).await;
+    let (_, page) = app.get("/sharing").await;
+    assert!(page.contains("by parent") && !page.contains("Waiting for your parent"));
+}
+on_both!(acc_9_a_minors_sharing_consent_comes_from_their_parent, minor_asks_parent);
