@@ -37,6 +37,15 @@ pub struct Config {
     /// (its worker is presumed crashed). Longer than the slowest job.
     pub job_stale_after_secs: i64,
     /// Meilisearch URL; unset means the embedded index in `data_dir/search`.
+    /// S3 bucket for blobs; unset means files under `data_dir/blobs`.
+    pub blob_s3_bucket: Option<String>,
+    pub blob_s3_region: String,
+    /// For S3-compatible services (path-style); AWS itself when unset.
+    pub blob_s3_endpoint: Option<String>,
+    pub blob_s3_prefix: String,
+    /// Credentials; `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` when unset.
+    pub blob_s3_access_key_id: Option<String>,
+    pub blob_s3_secret_access_key: Option<String>,
     pub search_url: Option<String>,
     pub search_key: Option<String>,
     pub db_pool_size: u32,
@@ -62,6 +71,12 @@ impl Default for Config {
             mail_from: "Lyceum <no-reply@lyceum.local>".into(),
             worker: true,
             job_stale_after_secs: 600,
+            blob_s3_bucket: None,
+            blob_s3_region: "us-east-1".into(),
+            blob_s3_endpoint: None,
+            blob_s3_prefix: "blobs/".into(),
+            blob_s3_access_key_id: None,
+            blob_s3_secret_access_key: None,
             search_url: None,
             search_key: None,
             db_pool_size: 8,
@@ -83,6 +98,10 @@ pub enum ConfigError {
     MissingSecret,
     #[error("LYCEUM_SECRET_KEY must be base64 of at least 32 bytes")]
     WeakSecret,
+    #[error(
+        "LYCEUM_BLOB_S3_BUCKET is set but no credentials are: set LYCEUM_BLOB_S3_ACCESS_KEY_ID and LYCEUM_BLOB_S3_SECRET_ACCESS_KEY (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
+    )]
+    BlobCredentials,
     #[error("cannot keep the generated secret in {0}: {1}")]
     SecretFile(PathBuf, std::io::Error),
 }
@@ -98,7 +117,28 @@ impl Config {
     }
 
     pub fn load() -> Result<Config, ConfigError> {
-        Self::figment().extract().map_err(|e| ConfigError::Figment(Box::new(e)))
+        let config: Config = Self::figment().extract().map_err(|e| ConfigError::Figment(Box::new(e)))?;
+        config.blob_s3()?;
+        Ok(config)
+    }
+
+    /// The S3 blob settings when a bucket is configured.
+    pub fn blob_s3(&self) -> Result<Option<crate::storage::S3Settings>, ConfigError> {
+        let Some(bucket) = self.blob_s3_bucket.clone().filter(|b| !b.trim().is_empty()) else { return Ok(None) };
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let key = self.blob_s3_access_key_id.clone().or_else(|| env("AWS_ACCESS_KEY_ID"));
+        let secret = self.blob_s3_secret_access_key.clone().or_else(|| env("AWS_SECRET_ACCESS_KEY"));
+        let (Some(access_key_id), Some(secret_access_key)) = (key, secret) else {
+            return Err(ConfigError::BlobCredentials);
+        };
+        Ok(Some(crate::storage::S3Settings {
+            endpoint: self.blob_s3_endpoint.clone().filter(|e| !e.trim().is_empty()),
+            region: self.blob_s3_region.clone(),
+            bucket,
+            prefix: self.blob_s3_prefix.clone(),
+            access_key_id,
+            secret_access_key,
+        }))
     }
 
     /// The cookie secret as bytes, generating and persisting one in demo mode.

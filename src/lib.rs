@@ -58,8 +58,13 @@ pub fn open_database(config: &Config) -> Result<Db, StartError> {
     Ok(db)
 }
 
+/// The S3 bucket when one is configured (`Config::load` refuses one without
+/// credentials), else files under `data_dir/blobs`.
 pub fn blob_store(config: &Config) -> Arc<dyn storage::BlobStore> {
-    Arc::new(storage::LocalBlobs::new(config.data_dir.join("blobs")))
+    match config.blob_s3() {
+        Ok(Some(settings)) => Arc::new(storage::S3Blobs::new(&settings)),
+        _ => Arc::new(storage::LocalBlobs::new(config.data_dir.join("blobs"))),
+    }
 }
 
 pub fn search_index(config: &Config) -> Result<Arc<dyn search::SearchIndex>, StartError> {

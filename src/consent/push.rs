@@ -502,7 +502,7 @@ pub async fn deliver(db: &Db, send_id: i64, base_url: &str) -> Result<(), String
     // The S3 object is named by the key: when it exists, this key was sent.
     let s3 = match &target {
         Target::S3 { endpoint, region, bucket, prefix, access_key_id } => {
-            let client = s3_client(endpoint.as_deref(), region, access_key_id, &dest.secret);
+            let client = crate::storage::s3::client(endpoint.as_deref(), region, access_key_id, &dest.secret);
             let extension = format
                 .adapter(&ExportOptions::new(RecordKind::Enrollment, base_url, send.created_at.and_utc()))
                 .file_extension();
@@ -642,23 +642,6 @@ fn webhook_bodies(
             .map_err(|e| e.to_string())
         })
         .collect()
-}
-
-fn s3_client(endpoint: Option<&str>, region: &str, access_key_id: &str, secret: &str) -> aws_sdk_s3::Client {
-    use aws_sdk_s3::config::{
-        BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
-    };
-    let mut config = aws_sdk_s3::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(region.to_string()))
-        .credentials_provider(Credentials::new(access_key_id, secret, None, None, "lyceum-partner-destination"))
-        // S3-compatible servers differ in checksum support; send what S3 requires.
-        .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
-        .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
-    if let Some(endpoint) = endpoint {
-        config = config.endpoint_url(endpoint).force_path_style(true);
-    }
-    aws_sdk_s3::Client::from_conf(config.build())
 }
 
 /// The digest stored with an object already in the bucket, if there is one.

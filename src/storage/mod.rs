@@ -11,12 +11,17 @@ use sha2::{Digest, Sha256};
 
 use crate::db::{Conn, schema::blob_files};
 
+pub mod s3;
+pub use s3::{S3Blobs, S3Settings};
+
 #[derive(Debug, thiserror::Error)]
 pub enum BlobError {
     #[error("blob storage: {0}")]
     Io(#[from] std::io::Error),
     #[error("not a blob key: {0}")]
     BadKey(String),
+    #[error("blob storage: {0}")]
+    Remote(String),
 }
 
 /// Synchronous on purpose: callers are services running on the blocking pool.
@@ -30,7 +35,7 @@ pub fn key_for(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-fn check_key(key: &str) -> Result<(), BlobError> {
+pub(crate) fn check_key(key: &str) -> Result<(), BlobError> {
     if key.len() == 64 && key.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()) {
         Ok(())
     } else {

@@ -172,7 +172,7 @@ async fn verified(app: &TestApp, name: &str) -> Learner {
     l
 }
 
-async fn enroll<'a>(app: &'a TestApp, slug: &str) -> rocket::local::asynchronous::LocalResponse<'a> {
+pub(crate) async fn enroll<'a>(app: &'a TestApp, slug: &str) -> rocket::local::asynchronous::LocalResponse<'a> {
     app.post_form(&format!("/courses/{slug}/enroll"), &[("run", "2026"), ("track", "audit")]).await
 }
 

@@ -16,3 +16,4 @@ mod search;
 mod security;
 mod sharing;
 mod sharing_props;
+mod storage;
