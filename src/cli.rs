@@ -48,6 +48,22 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         seconds: u64,
     },
+    /// Measure the partner export (through the consent gate, without it, against PostgreSQL COPY)
+    /// and the sponsor completion report, on an empty PostgreSQL database it seeds.
+    BenchExport {
+        /// An empty PostgreSQL database (`createdb lyceum_bench`); the seeded rows are kept.
+        #[arg(long)]
+        database_url: String,
+        /// Enrollment rows of the member institution to export.
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: i64,
+        /// Sponsored, consented learners on the sponsor report.
+        #[arg(long, default_value_t = 10_000)]
+        learners: i64,
+        /// Timed report requests (after one warm-up).
+        #[arg(long, default_value_t = 10)]
+        report_runs: usize,
+    },
     /// The course search index.
     Search {
         #[command(subcommand)]
@@ -214,6 +230,12 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
                     m.errors
                 );
             }
+            Ok(())
+        }
+        Command::BenchExport { database_url, rows, learners, report_runs } => {
+            let opts = crate::bench_export::Options { database_url, rows, learners, report_runs };
+            let results = crate::bench_export::run(&config, opts).await?;
+            print!("{}", crate::bench_export::markdown(&results));
             Ok(())
         }
         Command::Search { task: SearchTask::Reindex } => reindex(&config).await,

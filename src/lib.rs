@@ -3,11 +3,13 @@
 
 pub mod accounts;
 pub mod bench;
+pub mod bench_export;
 pub mod cli;
 pub mod config;
 pub mod consent;
 pub mod db;
 pub mod demo;
+pub mod forums;
 pub mod jobs;
 pub mod learning;
 pub mod media;
@@ -193,6 +195,19 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
                 consent::staff::revoke_key,
                 consent::staff::profile_fields,
                 consent::staff::publish_text,
+                forums::routes::index,
+                forums::routes::create,
+                forums::routes::course_forum,
+                forums::routes::queue,
+                forums::routes::forum,
+                forums::routes::start_thread,
+                forums::routes::thread,
+                forums::routes::reply,
+                forums::routes::vote,
+                forums::routes::report,
+                forums::routes::edit,
+                forums::routes::moderate,
+                forums::routes::thread_settings,
                 consent::routes::staff_page,
                 consent::routes::parent_page,
                 consent::routes::parent_decide,

@@ -15,7 +15,7 @@ use super::texts;
 use super::{Categories, Purpose};
 use crate::accounts::tokens::digest;
 use crate::db::Conn;
-use crate::db::schema::{parental_consents, parent_sharing_requests, partners, users};
+use crate::db::schema::{parent_sharing_requests, parental_consents, partners, users};
 
 /// How long a parent's link works.
 pub const LIFETIME: Duration = Duration::days(14);

@@ -244,7 +244,8 @@ pub async fn staff_page(db: &State<Db>, user: CurrentUser, login: Option<&str>) 
             };
             let mut ctx = sharing_context(conn, target.id)?;
             ctx["base"] = json!(format!("/staff/sharing/{}", target.id));
-            ctx["on_behalf"] = json!({ "username": target.username, "name": format!("{} {}", target.first_name, target.last_name) });
+            ctx["on_behalf"] =
+                json!({ "username": target.username, "name": format!("{} {}", target.first_name, target.last_name) });
             Ok(ctx)
         })
         .await?;
@@ -482,7 +483,10 @@ pub async fn parent_decide(
         .await?;
     let Some(req) = decided else { return Ok(parent_link_gone()) };
     let message = if yes {
-        format!("Thank you. {} may now receive what you agreed to. {} can withdraw it at any time.", req.partner, req.learner_first_name)
+        format!(
+            "Thank you. {} may now receive what you agreed to. {} can withdraw it at any time.",
+            req.partner, req.learner_first_name
+        )
     } else {
         format!("Thank you. Nothing is shared with {} on this basis.", req.partner)
     };

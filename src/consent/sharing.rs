@@ -570,10 +570,13 @@ pub struct RunAggregate {
 
 pub const PROGRESS_BUCKETS: [&str; 5] = ["0-24", "25-49", "50-74", "75-99", "100"];
 
+/// enrollment id, run id, course id, completed at, passed, grade, last activity.
+type AggregateRow = (i64, i64, i64, Option<NaiveDateTime>, bool, f64, Option<NaiveDateTime>);
+
 /// Figures for every run of a published course, in course order.
 pub fn aggregates(conn: &mut Conn, now: NaiveDateTime) -> QueryResult<Vec<RunAggregate>> {
     use super::report::suppress;
-    let rows: Vec<(i64, i64, i64, Option<NaiveDateTime>, bool, f64, Option<NaiveDateTime>)> = enrollments::table
+    let rows: Vec<AggregateRow> = enrollments::table
         .inner_join(course_runs::table.inner_join(courses::table))
         .filter(courses::published.eq(true))
         .filter(diesel::dsl::not(diesel::dsl::exists(

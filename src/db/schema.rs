@@ -521,3 +521,124 @@ diesel::joinable!(parent_sharing_requests -> partners (partner_id));
 diesel::joinable!(parent_sharing_requests -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(parent_sharing_requests, partners);
 diesel::allow_tables_to_appear_in_same_query!(parent_sharing_requests, users);
+
+diesel::table! {
+    forums (id) {
+        id -> BigInt,
+        slug -> Text,
+        title -> Text,
+        description -> Text,
+        run_id -> Nullable<BigInt>,
+        allow_anonymous -> Bool,
+        position -> Integer,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    forum_threads (id) {
+        id -> BigInt,
+        forum_id -> BigInt,
+        title -> Text,
+        pinned -> Bool,
+        locked -> Bool,
+        lock_reason -> Nullable<Text>,
+        last_post_at -> Timestamp,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    forum_posts (id) {
+        id -> BigInt,
+        thread_id -> BigInt,
+        parent_id -> Nullable<BigInt>,
+        author_id -> BigInt,
+        anonymous -> Bool,
+        author_erased -> Bool,
+        body -> Text,
+        body_html -> Text,
+        status -> Text,
+        endorsed -> Bool,
+        ip -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        created_at -> Timestamp,
+        edited_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    forum_post_edits (id) {
+        id -> BigInt,
+        post_id -> BigInt,
+        editor_id -> Nullable<BigInt>,
+        body -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    forum_votes (post_id, user_id) {
+        post_id -> BigInt,
+        user_id -> BigInt,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    forum_trusted (user_id) {
+        user_id -> BigInt,
+        approved_by -> Nullable<BigInt>,
+        approved_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    forum_reports (id) {
+        id -> BigInt,
+        post_id -> BigInt,
+        reporter_id -> BigInt,
+        reason -> Text,
+        status -> Text,
+        decided_by -> Nullable<BigInt>,
+        decided_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    forum_bans (forum_id, user_id) {
+        forum_id -> BigInt,
+        user_id -> BigInt,
+        reason -> Text,
+        banned_by -> Nullable<BigInt>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(forum_threads -> forums (forum_id));
+diesel::joinable!(forum_posts -> forum_threads (thread_id));
+diesel::joinable!(forum_posts -> users (author_id));
+diesel::joinable!(forum_reports -> forum_posts (post_id));
+diesel::joinable!(forums -> course_runs (run_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    forums,
+    forum_threads,
+    forum_posts,
+    forum_post_edits,
+    forum_votes,
+    forum_trusted,
+    forum_reports,
+    forum_bans,
+);
+diesel::allow_tables_to_appear_in_same_query!(forums, users);
+diesel::allow_tables_to_appear_in_same_query!(forum_threads, users);
+diesel::allow_tables_to_appear_in_same_query!(forum_posts, users);
+diesel::allow_tables_to_appear_in_same_query!(forum_reports, users);
+diesel::allow_tables_to_appear_in_same_query!(forums, course_runs);
+diesel::allow_tables_to_appear_in_same_query!(forums, courses);
+diesel::allow_tables_to_appear_in_same_query!(forum_threads, course_runs);
+diesel::allow_tables_to_appear_in_same_query!(forum_threads, courses);
+diesel::allow_tables_to_appear_in_same_query!(forum_posts, course_runs);
+diesel::allow_tables_to_appear_in_same_query!(forum_posts, courses);

@@ -5,6 +5,7 @@ mod common;
 mod accounts;
 mod browser;
 mod demo;
+mod forums;
 mod hostile;
 mod jobs;
 mod learning;

@@ -1,0 +1,966 @@
+//! Forums (FRM-1): site-wide categories and one forum per course run, open
+//! to the run's enrolled learners and its course staff. Threads have an
+//! opening post and replies; a reply can carry one level of comments.
+//!
+//! Moderation: a user's first post waits for a moderator; once one of their
+//! posts is approved, later ones appear at once (FRM-3). Anyone can report a
+//! post; moderators hide, restore or delete it, pin and lock threads, endorse
+//! answers and ban from a forum. Each post keeps the author's IP address and
+//! user agent, shown to moderators only (FRM-2). Peers only ever see
+//! usernames (ACC-7), or "Anonymous" where the forum allows it.
+
+pub mod routes;
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{Duration, NaiveDateTime};
+use diesel::prelude::*;
+use serde::Serialize;
+
+use crate::accounts::SessionUser;
+use crate::accounts::roles::Role;
+use crate::db::Conn;
+use crate::db::schema::{
+    course_runs, courses, enrollments, forum_bans, forum_post_edits, forum_posts, forum_reports, forum_threads,
+    forum_trusted, forum_votes, forums, users,
+};
+use crate::learning::content::render_markdown;
+use crate::learning::model::{Course, Run};
+
+pub mod status {
+    pub const PENDING: &str = "pending";
+    pub const VISIBLE: &str = "visible";
+    pub const HIDDEN: &str = "hidden";
+    pub const DELETED: &str = "deleted";
+}
+
+/// Threads per page and posts per page.
+pub const THREADS_PER_PAGE: i64 = 25;
+pub const POSTS_PER_PAGE: i64 = 50;
+/// Links an author may put in a post before a moderator approved one of theirs.
+pub const NEW_AUTHOR_LINKS: usize = 2;
+/// Posts per author in any ten minutes.
+pub const POSTS_PER_TEN_MINUTES: i64 = 10;
+/// Open reports from different people that hide a post until a moderator looks.
+pub const REPORTS_TO_HIDE: i64 = 3;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ForumError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("not found")]
+    NotFound,
+    #[error(transparent)]
+    Db(#[from] diesel::result::Error),
+}
+
+type FResult<T> = Result<T, ForumError>;
+
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = forums)]
+pub struct Forum {
+    pub id: i64,
+    pub slug: String,
+    pub title: String,
+    pub description: String,
+    pub run_id: Option<i64>,
+    pub allow_anonymous: bool,
+    pub position: i32,
+    pub created_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = forum_threads)]
+pub struct Thread {
+    pub id: i64,
+    pub forum_id: i64,
+    pub title: String,
+    pub pinned: bool,
+    pub locked: bool,
+    pub lock_reason: Option<String>,
+    pub last_post_at: NaiveDateTime,
+    pub created_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = forum_posts)]
+pub struct Post {
+    pub id: i64,
+    pub thread_id: i64,
+    pub parent_id: Option<i64>,
+    pub author_id: i64,
+    pub anonymous: bool,
+    pub author_erased: bool,
+    pub body: String,
+    pub body_html: String,
+    pub status: String,
+    pub endorsed: bool,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub edited_at: Option<NaiveDateTime>,
+}
+
+/// What a user may do in a forum.
+pub struct Access {
+    pub forum: Forum,
+    pub course: Option<(Course, Run)>,
+    pub moderator: bool,
+    pub banned: bool,
+}
+
+fn site_moderator(user: &SessionUser) -> bool {
+    user.is_staff() || user.has_role(Role::Moderator)
+}
+
+/// The forum and the user's standing in it; `NotFound` for a course forum
+/// the user may not see (not revealing it exists).
+pub fn access(conn: &mut Conn, user: &SessionUser, slug: &str, now: NaiveDateTime) -> FResult<Access> {
+    let forum = forums::table
+        .filter(forums::slug.eq(slug))
+        .select(Forum::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or(ForumError::NotFound)?;
+    let mut moderator = site_moderator(user);
+    let course = match forum.run_id {
+        None => None,
+        Some(run_id) => {
+            let (run, course): (Run, Course) = course_runs::table
+                .inner_join(courses::table)
+                .filter(course_runs::id.eq(run_id))
+                .select((Run::as_select(), Course::as_select()))
+                .first(conn)?;
+            let course_staff = crate::learning::service::can_author(user, course.member_id);
+            moderator |= course_staff;
+            if !moderator {
+                let enrolled = crate::learning::service::active_enrollment(conn, user.id, course.id, now)
+                    .is_ok_and(|(_, r)| r.id == run_id);
+                if !enrolled {
+                    return Err(ForumError::NotFound);
+                }
+            }
+            Some((course, run))
+        }
+    };
+    let banned = forum_bans::table
+        .filter(forum_bans::forum_id.eq(forum.id))
+        .filter(forum_bans::user_id.eq(user.id))
+        .count()
+        .get_result::<i64>(conn)?
+        > 0;
+    Ok(Access { forum, course, moderator, banned })
+}
+
+/// The forum of a course run, made on first need.
+pub fn course_forum(conn: &mut Conn, course: &Course, run: &Run, now: NaiveDateTime) -> QueryResult<Forum> {
+    if let Some(f) =
+        forums::table.filter(forums::run_id.eq(run.id)).select(Forum::as_select()).first(conn).optional()?
+    {
+        return Ok(f);
+    }
+    let slug: String = format!("{}-{}", course.slug, run.run_key)
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .collect();
+    let slug = format!("course-{slug}-{}", run.id);
+    diesel::insert_into(forums::table)
+        .values((
+            forums::slug.eq(&slug),
+            forums::title.eq(format!("{} ({})", course.title, run.run_key)),
+            forums::description.eq("Questions and discussion for this course run."),
+            forums::run_id.eq(run.id),
+            forums::allow_anonymous.eq(true),
+            forums::position.eq(0),
+            forums::created_at.eq(now),
+        ))
+        .execute(conn)?;
+    forums::table.filter(forums::run_id.eq(run.id)).select(Forum::as_select()).first(conn)
+}
+
+/// A site-wide category; staff only (checked by the caller).
+pub fn create_site_forum(
+    conn: &mut Conn,
+    slug: &str,
+    title: &str,
+    description: &str,
+    now: NaiveDateTime,
+) -> FResult<Forum> {
+    let slug = slug.trim();
+    if !crate::consent::partners::valid_slug(slug) || slug.starts_with("course-") {
+        return Err(ForumError::Invalid(
+            "A forum's address has 2 to 60 lowercase letters, digits and hyphens, and does not start with “course-”."
+                .into(),
+        ));
+    }
+    let title = title.trim();
+    if title.is_empty() || title.chars().count() > 120 {
+        return Err(ForumError::Invalid("Give the forum a title of at most 120 characters.".into()));
+    }
+    let position: i32 = forums::table.filter(forums::run_id.is_null()).count().get_result::<i64>(conn)? as i32;
+    let inserted = diesel::insert_into(forums::table)
+        .values((
+            forums::slug.eq(slug),
+            forums::title.eq(title),
+            forums::description.eq(description.trim()),
+            forums::run_id.eq(None::<i64>),
+            forums::allow_anonymous.eq(false),
+            forums::position.eq(position),
+            forums::created_at.eq(now),
+        ))
+        .execute(conn);
+    match inserted {
+        Err(e) if crate::db::is_unique_violation(&e) => {
+            return Err(ForumError::Invalid("A forum with this address exists already.".into()));
+        }
+        other => other.map(|_| ())?,
+    };
+    Ok(forums::table.filter(forums::slug.eq(slug)).select(Forum::as_select()).first(conn)?)
+}
+
+pub fn site_forums(conn: &mut Conn) -> QueryResult<Vec<Forum>> {
+    forums::table.filter(forums::run_id.is_null()).order(forums::position.asc()).select(Forum::as_select()).load(conn)
+}
+
+/// The course forums of the runs a user is enrolled in, made on first need.
+pub fn my_course_forums(conn: &mut Conn, user_id: i64, now: NaiveDateTime) -> QueryResult<Vec<Forum>> {
+    let runs: Vec<(Run, Course)> = enrollments::table
+        .inner_join(course_runs::table.inner_join(courses::table))
+        .filter(enrollments::user_id.eq(user_id))
+        .filter(enrollments::status.eq("active"))
+        .select((Run::as_select(), Course::as_select()))
+        .load(conn)?;
+    runs.iter().map(|(r, c)| course_forum(conn, c, r, now)).collect()
+}
+
+fn is_trusted(conn: &mut Conn, user_id: i64) -> QueryResult<bool> {
+    Ok(forum_trusted::table.find(user_id).count().get_result::<i64>(conn)? > 0)
+}
+
+/// What someone writes, with where it came from.
+pub struct Writing<'a> {
+    pub body: &'a str,
+    pub anonymous: bool,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+fn links_in(markdown: &str) -> usize {
+    markdown.matches("http://").count() + markdown.matches("https://").count() + markdown.matches("www.").count()
+}
+
+/// Checks a post before it is stored: size, spam guard, bans.
+fn check_writing(
+    conn: &mut Conn,
+    acc: &Access,
+    user: &SessionUser,
+    w: &Writing<'_>,
+    now: NaiveDateTime,
+) -> FResult<()> {
+    if acc.banned {
+        return Err(ForumError::Forbidden("You can no longer post in this forum.".into()));
+    }
+    let body = w.body.trim();
+    if body.is_empty() {
+        return Err(ForumError::Invalid("Write something first.".into()));
+    }
+    if body.chars().count() > 20_000 {
+        return Err(ForumError::Invalid("A post can be at most 20,000 characters.".into()));
+    }
+    if w.anonymous && !acc.forum.allow_anonymous {
+        return Err(ForumError::Invalid("This forum does not allow anonymous posts.".into()));
+    }
+    if acc.moderator {
+        return Ok(());
+    }
+    let recent: i64 = forum_posts::table
+        .filter(forum_posts::author_id.eq(user.id))
+        .filter(forum_posts::created_at.gt(now - Duration::minutes(10)))
+        .count()
+        .get_result(conn)?;
+    if recent >= POSTS_PER_TEN_MINUTES {
+        return Err(ForumError::Invalid("You are posting very fast. Please wait a few minutes.".into()));
+    }
+    if !is_trusted(conn, user.id)? && links_in(body) > NEW_AUTHOR_LINKS {
+        return Err(ForumError::Invalid(format!(
+            "Until a moderator has approved one of your posts, a post may contain at most {NEW_AUTHOR_LINKS} links."
+        )));
+    }
+    Ok(())
+}
+
+fn insert_post(
+    conn: &mut Conn,
+    acc: &Access,
+    user: &SessionUser,
+    thread_id: i64,
+    parent_id: Option<i64>,
+    w: &Writing<'_>,
+    now: NaiveDateTime,
+) -> FResult<(i64, &'static str)> {
+    let status = if acc.moderator || is_trusted(conn, user.id)? { status::VISIBLE } else { status::PENDING };
+    let body = w.body.trim();
+    let id = diesel::insert_into(forum_posts::table)
+        .values((
+            forum_posts::thread_id.eq(thread_id),
+            forum_posts::parent_id.eq(parent_id),
+            forum_posts::author_id.eq(user.id),
+            forum_posts::anonymous.eq(w.anonymous),
+            forum_posts::author_erased.eq(false),
+            forum_posts::body.eq(body),
+            forum_posts::body_html.eq(render_markdown(body)),
+            forum_posts::status.eq(status),
+            forum_posts::endorsed.eq(false),
+            forum_posts::ip.eq(&w.ip),
+            forum_posts::user_agent.eq(&w.user_agent),
+            forum_posts::created_at.eq(now),
+        ))
+        .returning(forum_posts::id)
+        .get_result::<i64>(conn)?;
+    if status == status::VISIBLE {
+        diesel::update(forum_threads::table.find(thread_id)).set(forum_threads::last_post_at.eq(now)).execute(conn)?;
+    }
+    Ok((id, status))
+}
+
+/// Starts a thread; returns its id and the opening post's status.
+pub fn start_thread(
+    conn: &mut Conn,
+    acc: &Access,
+    user: &SessionUser,
+    title: &str,
+    w: &Writing<'_>,
+    now: NaiveDateTime,
+) -> FResult<(i64, &'static str)> {
+    let title = title.trim();
+    if title.is_empty() || title.chars().count() > 200 {
+        return Err(ForumError::Invalid("Give the thread a title of at most 200 characters.".into()));
+    }
+    check_writing(conn, acc, user, w, now)?;
+    conn.transaction(|conn| {
+        let thread_id = diesel::insert_into(forum_threads::table)
+            .values((
+                forum_threads::forum_id.eq(acc.forum.id),
+                forum_threads::title.eq(title),
+                forum_threads::pinned.eq(false),
+                forum_threads::locked.eq(false),
+                forum_threads::last_post_at.eq(now),
+                forum_threads::created_at.eq(now),
+            ))
+            .returning(forum_threads::id)
+            .get_result::<i64>(conn)?;
+        let (_, status) = insert_post(conn, acc, user, thread_id, None, w, now)?;
+        Ok((thread_id, status))
+    })
+}
+
+pub fn thread(conn: &mut Conn, acc: &Access, thread_id: i64) -> FResult<Thread> {
+    forum_threads::table
+        .filter(forum_threads::id.eq(thread_id))
+        .filter(forum_threads::forum_id.eq(acc.forum.id))
+        .select(Thread::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or(ForumError::NotFound)
+}
+
+/// A reply to the thread, or a comment under a reply (`parent_id`).
+pub fn reply(
+    conn: &mut Conn,
+    acc: &Access,
+    user: &SessionUser,
+    thread_id: i64,
+    parent_id: Option<i64>,
+    w: &Writing<'_>,
+    now: NaiveDateTime,
+) -> FResult<(i64, &'static str)> {
+    let t = thread(conn, acc, thread_id)?;
+    if t.locked && !acc.moderator {
+        return Err(ForumError::Forbidden(match t.lock_reason {
+            Some(r) => format!("This thread is locked: {r}"),
+            None => "This thread is locked.".into(),
+        }));
+    }
+    if let Some(parent) = parent_id {
+        let p = post_in_thread(conn, thread_id, parent)?;
+        let opening: i64 = forum_posts::table
+            .filter(forum_posts::thread_id.eq(thread_id))
+            .order(forum_posts::id.asc())
+            .select(forum_posts::id)
+            .first(conn)?;
+        if p.parent_id.is_some() || p.id == opening {
+            return Err(ForumError::Invalid("Comments go under a reply, one level deep.".into()));
+        }
+    }
+    check_writing(conn, acc, user, w, now)?;
+    insert_post(conn, acc, user, thread_id, parent_id, w, now)
+}
+
+fn post_in_thread(conn: &mut Conn, thread_id: i64, post_id: i64) -> FResult<Post> {
+    forum_posts::table
+        .filter(forum_posts::id.eq(post_id))
+        .filter(forum_posts::thread_id.eq(thread_id))
+        .select(Post::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or(ForumError::NotFound)
+}
+
+/// The post and its forum access, for actions addressed by post id.
+pub fn post_access(conn: &mut Conn, user: &SessionUser, post_id: i64, now: NaiveDateTime) -> FResult<(Post, Access)> {
+    let found: Option<(Post, String)> = forum_posts::table
+        .inner_join(forum_threads::table.inner_join(forums::table))
+        .filter(forum_posts::id.eq(post_id))
+        .select((Post::as_select(), forums::slug))
+        .first(conn)
+        .optional()?;
+    let (post, slug) = found.ok_or(ForumError::NotFound)?;
+    let acc = access(conn, user, &slug, now)?;
+    let visible = post.status == status::VISIBLE || acc.moderator || post.author_id == user.id;
+    if !visible || post.status == status::DELETED && !acc.moderator {
+        return Err(ForumError::NotFound);
+    }
+    Ok((post, acc))
+}
+
+/// How a post's author is shown to this viewer: usernames only (ACC-7).
+fn author_label(post: &Post, username: &str, moderator: bool) -> String {
+    if post.author_erased {
+        "Former member".into()
+    } else if post.anonymous && moderator {
+        format!("{username} (anonymous to peers)")
+    } else if post.anonymous {
+        "Anonymous".into()
+    } else {
+        username.to_string()
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ThreadRow {
+    pub id: i64,
+    pub title: String,
+    pub pinned: bool,
+    pub locked: bool,
+    pub author: String,
+    pub replies: i64,
+    pub pending: bool,
+    pub last_post_at: NaiveDateTime,
+}
+
+/// The forum's threads a viewer may see, pinned first, newest activity
+/// first; the number of pages.
+pub fn threads(conn: &mut Conn, acc: &Access, user: &SessionUser, page: i64) -> QueryResult<(Vec<ThreadRow>, i64)> {
+    let all: Vec<(Thread, Post, String)> = forum_threads::table
+        .inner_join(forum_posts::table.inner_join(users::table))
+        .filter(forum_threads::forum_id.eq(acc.forum.id))
+        .filter(forum_posts::parent_id.is_null())
+        .order((forum_threads::pinned.desc(), forum_threads::last_post_at.desc(), forum_posts::id.asc()))
+        .select((Thread::as_select(), Post::as_select(), users::username))
+        .load(conn)?;
+    // The opening post is the thread's first post.
+    let mut seen = HashSet::new();
+    let openings: Vec<(Thread, Post, String)> = all
+        .into_iter()
+        .filter(|(t, _, _)| seen.insert(t.id))
+        .filter(|(_, p, _)| {
+            p.status == status::VISIBLE
+                || (acc.moderator && p.status != status::DELETED)
+                || (p.author_id == user.id && p.status == status::PENDING)
+        })
+        .collect();
+    let pages = ((openings.len() as i64) + THREADS_PER_PAGE - 1) / THREADS_PER_PAGE;
+    let page = page.clamp(1, pages.max(1));
+    let shown: Vec<(Thread, Post, String)> =
+        openings.into_iter().skip(((page - 1) * THREADS_PER_PAGE) as usize).take(THREADS_PER_PAGE as usize).collect();
+    let ids: Vec<i64> = shown.iter().map(|(t, _, _)| t.id).collect();
+    let counts: HashMap<i64, i64> = forum_posts::table
+        .filter(forum_posts::thread_id.eq_any(&ids))
+        .filter(forum_posts::status.eq(status::VISIBLE))
+        .group_by(forum_posts::thread_id)
+        .select((forum_posts::thread_id, diesel::dsl::count_star()))
+        .load::<(i64, i64)>(conn)?
+        .into_iter()
+        .collect();
+    let rows = shown
+        .into_iter()
+        .map(|(t, p, username)| ThreadRow {
+            id: t.id,
+            author: author_label(&p, &username, acc.moderator),
+            replies: counts.get(&t.id).copied().unwrap_or(0).saturating_sub(1),
+            pending: p.status == status::PENDING,
+            title: t.title,
+            pinned: t.pinned,
+            locked: t.locked,
+            last_post_at: t.last_post_at,
+        })
+        .collect();
+    Ok((rows, pages.max(1)))
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PostView {
+    pub id: i64,
+    pub parent_id: Option<i64>,
+    pub author: String,
+    pub mine: bool,
+    pub body: String,
+    pub body_html: String,
+    pub status: String,
+    pub endorsed: bool,
+    pub votes: i64,
+    pub voted: bool,
+    pub created_at: NaiveDateTime,
+    pub edited_at: Option<NaiveDateTime>,
+    /// Moderators only.
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub history: Vec<String>,
+    pub reports: i64,
+    pub comments: Vec<PostView>,
+}
+
+/// The thread's posts a viewer may see: the opening post, then replies with
+/// their comments, oldest first, one page of replies at a time.
+pub fn posts(
+    conn: &mut Conn,
+    acc: &Access,
+    user: &SessionUser,
+    thread_id: i64,
+    page: i64,
+) -> FResult<(PostView, Vec<PostView>, i64)> {
+    let rows: Vec<(Post, String)> = forum_posts::table
+        .inner_join(users::table)
+        .filter(forum_posts::thread_id.eq(thread_id))
+        .order(forum_posts::id.asc())
+        .select((Post::as_select(), users::username))
+        .load(conn)?;
+    let rows: Vec<(Post, String)> = rows
+        .into_iter()
+        .filter(|(p, _)| match p.status.as_str() {
+            status::VISIBLE => true,
+            status::DELETED => false,
+            _ => acc.moderator || (p.author_id == user.id && p.status == status::PENDING),
+        })
+        .collect();
+    let ids: Vec<i64> = rows.iter().map(|(p, _)| p.id).collect();
+    let votes: HashMap<i64, i64> = forum_votes::table
+        .filter(forum_votes::post_id.eq_any(&ids))
+        .group_by(forum_votes::post_id)
+        .select((forum_votes::post_id, diesel::dsl::count_star()))
+        .load::<(i64, i64)>(conn)?
+        .into_iter()
+        .collect();
+    let mine: HashSet<i64> = forum_votes::table
+        .filter(forum_votes::post_id.eq_any(&ids))
+        .filter(forum_votes::user_id.eq(user.id))
+        .select(forum_votes::post_id)
+        .load::<i64>(conn)?
+        .into_iter()
+        .collect();
+    let (mut history, mut reports): (HashMap<i64, Vec<String>>, HashMap<i64, i64>) = Default::default();
+    if acc.moderator {
+        for (post, body) in forum_post_edits::table
+            .filter(forum_post_edits::post_id.eq_any(&ids))
+            .order(forum_post_edits::id.asc())
+            .select((forum_post_edits::post_id, forum_post_edits::body))
+            .load::<(i64, String)>(conn)?
+        {
+            history.entry(post).or_default().push(body);
+        }
+        reports = forum_reports::table
+            .filter(forum_reports::post_id.eq_any(&ids))
+            .filter(forum_reports::status.eq("open"))
+            .group_by(forum_reports::post_id)
+            .select((forum_reports::post_id, diesel::dsl::count_star()))
+            .load::<(i64, i64)>(conn)?
+            .into_iter()
+            .collect();
+    }
+    let view = |(p, username): (Post, String)| PostView {
+        id: p.id,
+        parent_id: p.parent_id,
+        author: author_label(&p, &username, acc.moderator),
+        mine: p.author_id == user.id && !p.author_erased,
+        votes: votes.get(&p.id).copied().unwrap_or(0),
+        voted: mine.contains(&p.id),
+        ip: if acc.moderator { p.ip } else { None },
+        user_agent: if acc.moderator { p.user_agent } else { None },
+        history: history.remove(&p.id).unwrap_or_default(),
+        reports: reports.get(&p.id).copied().unwrap_or(0),
+        body: p.body,
+        body_html: p.body_html,
+        status: p.status,
+        endorsed: p.endorsed,
+        created_at: p.created_at,
+        edited_at: p.edited_at,
+        comments: Vec::new(),
+    };
+    let mut views: Vec<PostView> = rows.into_iter().map(view).collect();
+    if views.is_empty() {
+        return Err(ForumError::NotFound);
+    }
+    let opening = views.remove(0);
+    let (comments, replies): (Vec<PostView>, Vec<PostView>) = views.into_iter().partition(|v| v.parent_id.is_some());
+    let mut replies: Vec<PostView> = replies;
+    for c in comments {
+        if let Some(r) = replies.iter_mut().find(|r| Some(r.id) == c.parent_id) {
+            r.comments.push(c);
+        }
+    }
+    let pages = ((replies.len() as i64 + POSTS_PER_PAGE - 1) / POSTS_PER_PAGE).max(1);
+    let page = page.clamp(1, pages);
+    let replies =
+        replies.into_iter().skip(((page - 1) * POSTS_PER_PAGE) as usize).take(POSTS_PER_PAGE as usize).collect();
+    Ok((opening, replies, pages))
+}
+
+/// Upvotes a post, or takes the vote back. A person cannot vote for their own post.
+pub fn toggle_vote(conn: &mut Conn, user: &SessionUser, post: &Post, now: NaiveDateTime) -> FResult<bool> {
+    if post.author_id == user.id {
+        return Err(ForumError::Invalid("You cannot vote for your own post.".into()));
+    }
+    if post.status != status::VISIBLE {
+        return Err(ForumError::Invalid("This post is not public.".into()));
+    }
+    let removed = diesel::delete(forum_votes::table.find((post.id, user.id))).execute(conn)?;
+    if removed == 0 {
+        diesel::insert_into(forum_votes::table)
+            .values((
+                forum_votes::post_id.eq(post.id),
+                forum_votes::user_id.eq(user.id),
+                forum_votes::created_at.eq(now),
+            ))
+            .execute(conn)?;
+    }
+    Ok(removed == 0)
+}
+
+/// A report by a reader; enough open reports hide the post until a moderator decides.
+pub fn report(conn: &mut Conn, user: &SessionUser, post: &Post, reason: &str, now: NaiveDateTime) -> FResult<bool> {
+    let reason = reason.trim();
+    if reason.is_empty() || reason.chars().count() > 1000 {
+        return Err(ForumError::Invalid("Say briefly what is wrong with this post.".into()));
+    }
+    if post.author_id == user.id {
+        return Err(ForumError::Invalid("You cannot report your own post; edit it instead.".into()));
+    }
+    let inserted = diesel::insert_into(forum_reports::table)
+        .values((
+            forum_reports::post_id.eq(post.id),
+            forum_reports::reporter_id.eq(user.id),
+            forum_reports::reason.eq(reason),
+            forum_reports::status.eq("open"),
+            forum_reports::created_at.eq(now),
+        ))
+        .execute(conn);
+    match inserted {
+        Err(e) if crate::db::is_unique_violation(&e) => {
+            return Err(ForumError::Invalid("You have reported this post already.".into()));
+        }
+        other => other.map(|_| ())?,
+    }
+    let open: i64 = forum_reports::table
+        .filter(forum_reports::post_id.eq(post.id))
+        .filter(forum_reports::status.eq("open"))
+        .count()
+        .get_result(conn)?;
+    let hide = open >= REPORTS_TO_HIDE && post.status == status::VISIBLE;
+    if hide {
+        diesel::update(forum_posts::table.find(post.id)).set(forum_posts::status.eq(status::HIDDEN)).execute(conn)?;
+    }
+    Ok(hide)
+}
+
+/// A moderator's decision on a post.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Moderation {
+    Approve,
+    Reject,
+    Hide,
+    Restore,
+    Delete,
+    Endorse,
+    Unendorse,
+    Dismiss,
+}
+
+impl Moderation {
+    pub fn parse(s: &str) -> Option<Moderation> {
+        Some(match s {
+            "approve" => Moderation::Approve,
+            "reject" => Moderation::Reject,
+            "hide" => Moderation::Hide,
+            "restore" => Moderation::Restore,
+            "delete" => Moderation::Delete,
+            "endorse" => Moderation::Endorse,
+            "unendorse" => Moderation::Unendorse,
+            "dismiss" => Moderation::Dismiss,
+            _ => return None,
+        })
+    }
+}
+
+pub fn moderate(
+    conn: &mut Conn,
+    moderator: &SessionUser,
+    post: &Post,
+    m: Moderation,
+    now: NaiveDateTime,
+) -> FResult<()> {
+    conn.transaction(|conn| {
+        let set_status = |conn: &mut Conn, s: &str| {
+            diesel::update(forum_posts::table.find(post.id)).set(forum_posts::status.eq(s)).execute(conn)
+        };
+        let close_reports = |conn: &mut Conn, outcome: &str| {
+            diesel::update(
+                forum_reports::table
+                    .filter(forum_reports::post_id.eq(post.id))
+                    .filter(forum_reports::status.eq("open")),
+            )
+            .set((
+                forum_reports::status.eq(outcome),
+                forum_reports::decided_by.eq(moderator.id),
+                forum_reports::decided_at.eq(now),
+            ))
+            .execute(conn)
+        };
+        match m {
+            Moderation::Approve => {
+                if post.status != status::PENDING {
+                    return Err(ForumError::Invalid("Only a waiting post can be approved.".into()));
+                }
+                set_status(conn, status::VISIBLE)?;
+                let trusted = is_trusted(conn, post.author_id)?;
+                if !trusted {
+                    diesel::insert_into(forum_trusted::table)
+                        .values((
+                            forum_trusted::user_id.eq(post.author_id),
+                            forum_trusted::approved_by.eq(moderator.id),
+                            forum_trusted::approved_at.eq(now),
+                        ))
+                        .execute(conn)?;
+                }
+                diesel::update(forum_threads::table.find(post.thread_id))
+                    .set(forum_threads::last_post_at.eq(now))
+                    .execute(conn)?;
+            }
+            Moderation::Reject => {
+                if post.status != status::PENDING {
+                    return Err(ForumError::Invalid("Only a waiting post can be rejected.".into()));
+                }
+                set_status(conn, status::DELETED)?;
+            }
+            Moderation::Hide => {
+                set_status(conn, status::HIDDEN)?;
+                close_reports(conn, "upheld")?;
+            }
+            Moderation::Restore => {
+                set_status(conn, status::VISIBLE)?;
+                close_reports(conn, "dismissed")?;
+            }
+            Moderation::Delete => {
+                set_status(conn, status::DELETED)?;
+                close_reports(conn, "upheld")?;
+            }
+            Moderation::Dismiss => {
+                close_reports(conn, "dismissed")?;
+            }
+            Moderation::Endorse | Moderation::Unendorse => {
+                diesel::update(forum_posts::table.find(post.id))
+                    .set(forum_posts::endorsed.eq(m == Moderation::Endorse))
+                    .execute(conn)?;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Pins, unpins, locks (with a reason) or unlocks a thread.
+pub fn set_thread(conn: &mut Conn, thread: &Thread, pinned: bool, locked: bool, reason: Option<&str>) -> FResult<()> {
+    let reason = reason.map(str::trim).filter(|r| !r.is_empty());
+    if locked && !thread.locked && reason.is_none() {
+        return Err(ForumError::Invalid("Say why the thread is locked; readers will see it.".into()));
+    }
+    diesel::update(forum_threads::table.find(thread.id))
+        .set((
+            forum_threads::pinned.eq(pinned),
+            forum_threads::locked.eq(locked),
+            forum_threads::lock_reason.eq(if locked {
+                reason.map(str::to_string).or(thread.lock_reason.clone())
+            } else {
+                None
+            }),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The author (or a moderator) changes a post; the earlier text is kept for moderators.
+pub fn edit(
+    conn: &mut Conn,
+    acc: &Access,
+    user: &SessionUser,
+    post: &Post,
+    body: &str,
+    now: NaiveDateTime,
+) -> FResult<()> {
+    if post.author_id != user.id && !acc.moderator {
+        return Err(ForumError::Forbidden("Only the author or a moderator can edit a post.".into()));
+    }
+    let w = Writing { body, anonymous: post.anonymous, ip: None, user_agent: None };
+    check_writing(conn, acc, user, &w, now)?;
+    conn.transaction(|conn| {
+        diesel::insert_into(forum_post_edits::table)
+            .values((
+                forum_post_edits::post_id.eq(post.id),
+                forum_post_edits::editor_id.eq(user.id),
+                forum_post_edits::body.eq(&post.body),
+                forum_post_edits::created_at.eq(now),
+            ))
+            .execute(conn)?;
+        diesel::update(forum_posts::table.find(post.id))
+            .set((
+                forum_posts::body.eq(body.trim()),
+                forum_posts::body_html.eq(render_markdown(body.trim())),
+                forum_posts::edited_at.eq(now),
+            ))
+            .execute(conn)?;
+        Ok(())
+    })
+}
+
+/// Bars a user from posting in a forum.
+pub fn ban(
+    conn: &mut Conn,
+    acc: &Access,
+    by: &SessionUser,
+    user_id: i64,
+    reason: &str,
+    now: NaiveDateTime,
+) -> FResult<()> {
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return Err(ForumError::Invalid("Say why this person may no longer post here.".into()));
+    }
+    let already: i64 = forum_bans::table.find((acc.forum.id, user_id)).count().get_result(conn)?;
+    if already == 0 {
+        diesel::insert_into(forum_bans::table)
+            .values((
+                forum_bans::forum_id.eq(acc.forum.id),
+                forum_bans::user_id.eq(user_id),
+                forum_bans::reason.eq(reason),
+                forum_bans::banned_by.eq(by.id),
+                forum_bans::created_at.eq(now),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct QueueItem {
+    pub post_id: i64,
+    pub forum: String,
+    pub forum_slug: String,
+    pub thread_id: i64,
+    pub thread: String,
+    pub author: String,
+    pub body_html: String,
+    pub status: String,
+    pub reports: Vec<String>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub created_at: NaiveDateTime,
+}
+
+/// Waiting posts and reported posts in the forums this user moderates.
+pub fn queue(conn: &mut Conn, user: &SessionUser, now: NaiveDateTime) -> QueryResult<Vec<QueueItem>> {
+    let reported: HashSet<i64> = forum_reports::table
+        .filter(forum_reports::status.eq("open"))
+        .select(forum_reports::post_id)
+        .load::<i64>(conn)?
+        .into_iter()
+        .collect();
+    let rows: Vec<(Post, String, Thread, Forum)> = forum_posts::table
+        .inner_join(users::table)
+        .inner_join(forum_threads::table.inner_join(forums::table))
+        .filter(
+            forum_posts::status
+                .eq(status::PENDING)
+                .or(forum_posts::id.eq_any(reported.iter().copied().collect::<Vec<_>>())),
+        )
+        .order(forum_posts::id.asc())
+        .select((Post::as_select(), users::username, Thread::as_select(), Forum::as_select()))
+        .load(conn)?;
+    let mut allowed: HashMap<i64, bool> = HashMap::new();
+    let mut out = Vec::new();
+    for (p, username, t, f) in rows {
+        if p.status == status::DELETED {
+            continue;
+        }
+        let ok = match allowed.get(&f.id) {
+            Some(ok) => *ok,
+            None => {
+                let ok = access(conn, user, &f.slug, now).map(|a| a.moderator).unwrap_or(false);
+                allowed.insert(f.id, ok);
+                ok
+            }
+        };
+        if !ok {
+            continue;
+        }
+        let reasons: Vec<String> = forum_reports::table
+            .filter(forum_reports::post_id.eq(p.id))
+            .filter(forum_reports::status.eq("open"))
+            .select(forum_reports::reason)
+            .load(conn)?;
+        out.push(QueueItem {
+            post_id: p.id,
+            forum: f.title,
+            forum_slug: f.slug,
+            thread_id: t.id,
+            thread: t.title,
+            author: author_label(&p, &username, true),
+            body_html: p.body_html,
+            status: p.status,
+            reports: reasons,
+            ip: p.ip,
+            user_agent: p.user_agent,
+            created_at: p.created_at,
+        });
+    }
+    Ok(out)
+}
+
+/// The erasure hook (FRM-4): an erased user's posts stay in their threads
+/// under a former-member placeholder, their bodies blanked when `blank`,
+/// and the network details are dropped. Returns how many posts it changed.
+pub fn erase_author(conn: &mut Conn, user_id: i64, blank: bool) -> QueryResult<usize> {
+    conn.transaction(|conn| {
+        let target = forum_posts::table.filter(forum_posts::author_id.eq(user_id));
+        let n = diesel::update(target)
+            .set((
+                forum_posts::author_erased.eq(true),
+                forum_posts::ip.eq(None::<String>),
+                forum_posts::user_agent.eq(None::<String>),
+            ))
+            .execute(conn)?;
+        if blank {
+            diesel::update(forum_posts::table.filter(forum_posts::author_id.eq(user_id)))
+                .set((
+                    forum_posts::body.eq("[removed at the author's request]"),
+                    forum_posts::body_html.eq("<p>[removed at the author's request]</p>"),
+                ))
+                .execute(conn)?;
+            let ids: Vec<i64> =
+                forum_posts::table.filter(forum_posts::author_id.eq(user_id)).select(forum_posts::id).load(conn)?;
+            diesel::delete(forum_post_edits::table.filter(forum_post_edits::post_id.eq_any(&ids))).execute(conn)?;
+        }
+        diesel::delete(forum_votes::table.filter(forum_votes::user_id.eq(user_id))).execute(conn)?;
+        diesel::delete(forum_trusted::table.filter(forum_trusted::user_id.eq(user_id))).execute(conn)?;
+        Ok(n)
+    })
+}

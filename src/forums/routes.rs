@@ -1,0 +1,397 @@
+//! Forum pages. A form that fails (empty post, too many links, locked
+//! thread) is shown again with what was typed and the reason, status 422.
+
+use rocket::http::Status;
+use rocket::{FromForm, State, get, post};
+use serde_json::{Value, json};
+
+use super::{Access, ForumError, Moderation, Writing};
+use crate::accounts::SessionUser;
+use crate::db::{Conn, Db, now};
+use crate::web::{AppError, AppResult, ClientInfo, CsrfForm, CurrentUser, Flash, Page};
+
+impl From<ForumError> for AppError {
+    fn from(e: ForumError) -> Self {
+        match e {
+            ForumError::NotFound => AppError::NotFound,
+            ForumError::Forbidden(m) => AppError::Forbidden(m),
+            ForumError::Invalid(m) => AppError::Unprocessable(m),
+            ForumError::Db(e) => AppError::from(e),
+        }
+    }
+}
+
+fn when(t: chrono::NaiveDateTime) -> String {
+    t.format("%e %b %Y %H:%M").to_string()
+}
+
+fn forum_json(acc: &Access) -> Value {
+    json!({
+        "slug": acc.forum.slug, "title": acc.forum.title, "description": acc.forum.description,
+        "allow_anonymous": acc.forum.allow_anonymous,
+        "course": acc.course.as_ref().map(|(c, r)| json!({ "slug": c.slug, "title": c.title, "run": r.run_key })),
+    })
+}
+
+#[get("/forums")]
+pub async fn index(db: &State<Db>, user: CurrentUser) -> AppResult<Page> {
+    let user = user.0;
+    let ctx = db
+        .run(move |conn| {
+            let site = super::site_forums(conn)?;
+            let mine = super::my_course_forums(conn, user.id, now())?;
+            use crate::accounts::roles::Role;
+            let moderates = user.roles.iter().any(|(r, _)| {
+                matches!(r, Role::Staff | Role::Moderator | Role::MemberAdmin | Role::Instructor | Role::CourseStaff)
+            });
+            Ok::<_, AppError>(
+                json!({ "site": site, "courses": mine, "is_staff": user.is_staff(), "moderates": moderates }),
+            )
+        })
+        .await?;
+    Ok(Page::new("forums/index", "Forums", ctx))
+}
+
+#[derive(FromForm)]
+pub struct NewForum {
+    #[field(default = String::new())]
+    slug: String,
+    #[field(default = String::new())]
+    title: String,
+    #[field(default = String::new())]
+    description: String,
+}
+
+#[post("/forums", data = "<form>")]
+pub async fn create(db: &State<Db>, user: CurrentUser, form: CsrfForm<NewForum>) -> AppResult<Flash> {
+    if !user.is_staff() {
+        return Err(AppError::Forbidden("Only operator staff can add forum categories.".into()));
+    }
+    let f = form.form;
+    db.run(move |conn| match super::create_site_forum(conn, &f.slug, &f.title, &f.description, now()) {
+        Ok(forum) => Ok(Flash::success(format!("/forums/{}", forum.slug), "The forum is open.")),
+        Err(ForumError::Invalid(m)) => Ok(Flash::error("/forums", m)),
+        Err(e) => Err(e.into()),
+    })
+    .await
+}
+
+/// Opens the forum of the run a learner (or course staff) is in.
+#[get("/learn/<slug>/forum")]
+pub async fn course_forum(db: &State<Db>, user: CurrentUser, slug: &str) -> AppResult<rocket::response::Redirect> {
+    let slug = slug.to_string();
+    let user = user.0;
+    let forum = db
+        .run(move |conn| {
+            let course = crate::learning::service::course_by_slug(conn, &slug)?;
+            let run = match crate::learning::service::active_enrollment(conn, user.id, course.id, now()) {
+                Ok((_, run)) => run,
+                Err(e) if !crate::learning::service::can_author(&user, course.member_id) => return Err(e.into()),
+                Err(_) => crate::learning::service::runs(conn, course.id)?
+                    .into_iter()
+                    .last()
+                    .ok_or_else(|| AppError::Unprocessable("This course has no run yet, so no forum.".into()))?,
+            };
+            Ok::<_, AppError>(super::course_forum(conn, &course, &run, now())?)
+        })
+        .await?;
+    Ok(rocket::response::Redirect::to(format!("/forums/{}", forum.slug)))
+}
+
+/// What was typed into a failed form, shown again.
+#[derive(Default, Clone)]
+struct Draft {
+    title: String,
+    body: String,
+    parent_id: Option<i64>,
+    error: String,
+}
+
+fn forum_page(conn: &mut Conn, user: &SessionUser, slug: &str, page: i64, draft: Option<Draft>) -> AppResult<Page> {
+    let acc = super::access(conn, user, slug, now())?;
+    let (threads, pages) = super::threads(conn, &acc, user, page)?;
+    let failed = draft.is_some();
+    let draft = draft.unwrap_or_default();
+    let ctx = json!({
+        "forum": forum_json(&acc), "moderator": acc.moderator, "banned": acc.banned,
+        "threads": threads.iter().map(|t| json!({
+            "id": t.id, "title": t.title, "pinned": t.pinned, "locked": t.locked, "author": t.author,
+            "replies": t.replies, "pending": t.pending, "last": when(t.last_post_at),
+        })).collect::<Vec<_>>(),
+        "page": page.clamp(1, pages), "pages": pages,
+        "prev": (page > 1).then(|| page - 1), "next": (page < pages).then(|| page + 1),
+        "draft": { "title": draft.title, "body": draft.body, "error": draft.error },
+    });
+    let p = Page::new("forums/forum", acc.forum.title.clone(), ctx);
+    Ok(if failed { p.with_status(Status::UnprocessableEntity) } else { p })
+}
+
+#[get("/forums/<slug>?<page>")]
+pub async fn forum(db: &State<Db>, user: CurrentUser, slug: &str, page: Option<i64>) -> AppResult<Page> {
+    let slug = slug.to_string();
+    db.run(move |conn| forum_page(conn, &user, &slug, page.unwrap_or(1), None)).await
+}
+
+#[derive(FromForm)]
+pub struct PostForm {
+    #[field(default = String::new())]
+    title: String,
+    #[field(default = String::new())]
+    body: String,
+    #[field(default = false)]
+    anonymous: bool,
+    parent_id: Option<i64>,
+}
+
+#[post("/forums/<slug>/threads", data = "<form>")]
+pub async fn start_thread(
+    db: &State<Db>,
+    user: CurrentUser,
+    client: ClientInfo,
+    slug: &str,
+    form: CsrfForm<PostForm>,
+) -> AppResult<rocket::Either<Flash, Page>> {
+    let slug = slug.to_string();
+    let f = form.form;
+    db.run(move |conn| {
+        let acc = super::access(conn, &user, &slug, now())?;
+        let w = Writing {
+            body: &f.body,
+            anonymous: f.anonymous,
+            ip: client.ip.clone(),
+            user_agent: client.user_agent.clone(),
+        };
+        match super::start_thread(conn, &acc, &user, &f.title, &w, now()) {
+            Ok((id, status)) => Ok(rocket::Either::Left(posted(format!("/forums/{slug}/threads/{id}"), status))),
+            Err(ForumError::Invalid(error)) | Err(ForumError::Forbidden(error)) => {
+                let draft = Draft { title: f.title.clone(), body: f.body.clone(), parent_id: None, error };
+                forum_page(conn, &user, &slug, 1, Some(draft)).map(rocket::Either::Right)
+            }
+            Err(e) => Err(e.into()),
+        }
+    })
+    .await
+}
+
+fn posted(to: String, status: &str) -> Flash {
+    if status == super::status::PENDING {
+        Flash::info(to, "Thanks! Your first post waits for a moderator; after that your posts appear at once.")
+    } else {
+        Flash::success(to, "Posted.")
+    }
+}
+
+fn thread_page(
+    conn: &mut Conn,
+    user: &SessionUser,
+    slug: &str,
+    thread_id: i64,
+    page: i64,
+    draft: Option<Draft>,
+) -> AppResult<Page> {
+    let acc = super::access(conn, user, slug, now())?;
+    let thread = super::thread(conn, &acc, thread_id)?;
+    let (opening, replies, pages) = super::posts(conn, &acc, user, thread_id, page)?;
+    let failed = draft.is_some();
+    let draft = draft.unwrap_or_default();
+    let ctx = json!({
+        "forum": forum_json(&acc), "moderator": acc.moderator, "banned": acc.banned,
+        "thread": { "id": thread.id, "title": thread.title, "pinned": thread.pinned, "locked": thread.locked, "lock_reason": thread.lock_reason },
+        "opening": opening, "replies": replies,
+        "can_reply": !acc.banned && (!thread.locked || acc.moderator),
+        "can_comment": !acc.banned && (!thread.locked || acc.moderator),
+        "page": page.clamp(1, pages), "pages": pages,
+        "prev": (page > 1).then(|| page - 1), "next": (page < pages).then(|| page + 1),
+        "draft": { "body": draft.body, "parent_id": draft.parent_id, "error": draft.error },
+    });
+    let p = Page::new("forums/thread", thread.title.clone(), ctx);
+    Ok(if failed { p.with_status(Status::UnprocessableEntity) } else { p })
+}
+
+#[get("/forums/<slug>/threads/<id>?<page>")]
+pub async fn thread(db: &State<Db>, user: CurrentUser, slug: &str, id: i64, page: Option<i64>) -> AppResult<Page> {
+    let slug = slug.to_string();
+    db.run(move |conn| thread_page(conn, &user, &slug, id, page.unwrap_or(1), None)).await
+}
+
+#[post("/forums/<slug>/threads/<id>/replies", data = "<form>")]
+pub async fn reply(
+    db: &State<Db>,
+    user: CurrentUser,
+    client: ClientInfo,
+    slug: &str,
+    id: i64,
+    form: CsrfForm<PostForm>,
+) -> AppResult<rocket::Either<Flash, Page>> {
+    let slug = slug.to_string();
+    let f = form.form;
+    db.run(move |conn| {
+        let acc = super::access(conn, &user, &slug, now())?;
+        let w = Writing {
+            body: &f.body,
+            anonymous: f.anonymous,
+            ip: client.ip.clone(),
+            user_agent: client.user_agent.clone(),
+        };
+        match super::reply(conn, &acc, &user, id, f.parent_id, &w, now()) {
+            Ok((post, status)) => {
+                Ok(rocket::Either::Left(posted(format!("/forums/{slug}/threads/{id}#post-{post}"), status)))
+            }
+            Err(ForumError::Invalid(error)) | Err(ForumError::Forbidden(error)) => {
+                let draft = Draft { title: String::new(), body: f.body.clone(), parent_id: f.parent_id, error };
+                thread_page(conn, &user, &slug, id, 1, Some(draft)).map(rocket::Either::Right)
+            }
+            Err(e) => Err(e.into()),
+        }
+    })
+    .await
+}
+
+fn back_to(acc: &Access, post: &super::Post) -> String {
+    format!("/forums/{}/threads/{}#post-{}", acc.forum.slug, post.thread_id, post.id)
+}
+
+#[post("/forums/posts/<id>/vote", data = "<_form>")]
+pub async fn vote(db: &State<Db>, user: CurrentUser, id: i64, _form: crate::web::csrf::CsrfOnly) -> AppResult<Flash> {
+    db.run(move |conn| {
+        let (post, acc) = super::post_access(conn, &user, id, now())?;
+        let back = back_to(&acc, &post);
+        Ok(match super::toggle_vote(conn, &user, &post, now()) {
+            Ok(true) => Flash::success(back, "Upvoted."),
+            Ok(false) => Flash::info(back, "Vote taken back."),
+            Err(ForumError::Invalid(m)) => Flash::error(back, m),
+            Err(e) => return Err(AppError::from(e)),
+        })
+    })
+    .await
+}
+
+#[derive(FromForm)]
+pub struct ReasonForm {
+    #[field(default = String::new())]
+    reason: String,
+}
+
+#[post("/forums/posts/<id>/report", data = "<form>")]
+pub async fn report(db: &State<Db>, user: CurrentUser, id: i64, form: CsrfForm<ReasonForm>) -> AppResult<Flash> {
+    let reason = form.form.reason;
+    db.run(move |conn| {
+        let (post, acc) = super::post_access(conn, &user, id, now())?;
+        let back = back_to(&acc, &post);
+        Ok(match super::report(conn, &user, &post, &reason, now()) {
+            Ok(true) => Flash::success(back, "Reported. The post is hidden until a moderator looks at it."),
+            Ok(false) => Flash::success(back, "Reported. A moderator will look at it."),
+            Err(ForumError::Invalid(m)) => Flash::error(back, m),
+            Err(e) => return Err(AppError::from(e)),
+        })
+    })
+    .await
+}
+
+#[derive(FromForm)]
+pub struct EditForm {
+    #[field(default = String::new())]
+    body: String,
+}
+
+#[post("/forums/posts/<id>/edit", data = "<form>")]
+pub async fn edit(
+    db: &State<Db>,
+    user: CurrentUser,
+    id: i64,
+    form: CsrfForm<EditForm>,
+) -> AppResult<rocket::Either<Flash, Page>> {
+    let body = form.form.body;
+    db.run(move |conn| {
+        let (post, acc) = super::post_access(conn, &user, id, now())?;
+        match super::edit(conn, &acc, &user, &post, &body, now()) {
+            Ok(()) => Ok(rocket::Either::Left(Flash::success(back_to(&acc, &post), "Saved."))),
+            Err(ForumError::Invalid(error)) => {
+                let draft = Draft { body: body.clone(), parent_id: post.parent_id, error, ..Draft::default() };
+                thread_page(conn, &user, &acc.forum.slug, post.thread_id, 1, Some(draft)).map(rocket::Either::Right)
+            }
+            Err(e) => Err(e.into()),
+        }
+    })
+    .await
+}
+
+#[derive(FromForm)]
+pub struct ModerateForm {
+    #[field(default = String::new())]
+    action: String,
+    #[field(default = String::new())]
+    reason: String,
+}
+
+#[post("/forums/posts/<id>/moderate", data = "<form>")]
+pub async fn moderate(db: &State<Db>, user: CurrentUser, id: i64, form: CsrfForm<ModerateForm>) -> AppResult<Flash> {
+    let f = form.form;
+    db.run(move |conn| {
+        let (post, acc) = super::post_access(conn, &user, id, now())?;
+        if !acc.moderator {
+            return Err(AppError::Forbidden("Only moderators can do this.".into()));
+        }
+        let back = back_to(&acc, &post);
+        if f.action == "ban" {
+            super::ban(conn, &acc, &user, post.author_id, &f.reason, now())?;
+            return Ok(Flash::success(back, "The author can no longer post in this forum."));
+        }
+        let m =
+            Moderation::parse(&f.action).ok_or_else(|| AppError::Unprocessable("Unknown moderation action.".into()))?;
+        super::moderate(conn, &user, &post, m, now())?;
+        Ok(Flash::success(back, "Done."))
+    })
+    .await
+}
+
+#[derive(FromForm)]
+pub struct ThreadForm {
+    #[field(default = false)]
+    pinned: bool,
+    #[field(default = false)]
+    locked: bool,
+    #[field(default = String::new())]
+    reason: String,
+}
+
+#[post("/forums/<slug>/threads/<id>/settings", data = "<form>")]
+pub async fn thread_settings(
+    db: &State<Db>,
+    user: CurrentUser,
+    slug: &str,
+    id: i64,
+    form: CsrfForm<ThreadForm>,
+) -> AppResult<Flash> {
+    let slug = slug.to_string();
+    let f = form.form;
+    db.run(move |conn| {
+        let acc = super::access(conn, &user, &slug, now())?;
+        if !acc.moderator {
+            return Err(AppError::Forbidden("Only moderators can pin or lock threads.".into()));
+        }
+        let t = super::thread(conn, &acc, id)?;
+        let back = format!("/forums/{slug}/threads/{id}");
+        Ok(match super::set_thread(conn, &t, f.pinned, f.locked, Some(&f.reason)) {
+            Ok(()) => Flash::success(back, "Saved."),
+            Err(ForumError::Invalid(m)) => Flash::error(back, m),
+            Err(e) => return Err(AppError::from(e)),
+        })
+    })
+    .await
+}
+
+#[get("/forums/moderation")]
+pub async fn queue(db: &State<Db>, user: CurrentUser) -> AppResult<Page> {
+    let user = user.0;
+    let items = db.run(move |conn| Ok::<_, AppError>(super::queue(conn, &user, now())?)).await?;
+    let ctx = json!({
+        "items": items.iter().map(|i| json!({
+            "post_id": i.post_id, "forum": i.forum, "forum_slug": i.forum_slug, "thread_id": i.thread_id, "thread": i.thread,
+            "author": i.author, "body_html": i.body_html, "pending": i.status == super::status::PENDING,
+            "hidden": i.status == super::status::HIDDEN, "reports": i.reports, "ip": i.ip, "user_agent": i.user_agent,
+            "when": when(i.created_at),
+        })).collect::<Vec<_>>(),
+    });
+    Ok(Page::new("forums/moderation", "Moderation", ctx))
+}

@@ -1,0 +1,217 @@
+//! Forums: course forums for enrolled learners, first posts held for a
+//! moderator, reports, moderation, anonymity to peers, erasure.
+
+use diesel::prelude::*;
+use lyceum::db::schema::{forum_posts, users};
+use rocket::http::Status;
+
+use crate::common::TestApp;
+use crate::learning::{enroll, seed_course};
+use crate::on_both;
+use crate::sharing::{as_user, run, verified};
+
+fn re(pattern: &str, body: &str) -> String {
+    regex::Regex::new(pattern).unwrap().captures(body).unwrap_or_else(|| panic!("{pattern} not in {body}"))[1]
+        .to_string()
+}
+
+async fn post_id_by_body(app: &TestApp, needle: &str) -> i64 {
+    let needle = needle.to_string();
+    run(app, move |conn| {
+        forum_posts::table
+            .filter(forum_posts::body.like(format!("%{needle}%")))
+            .select(forum_posts::id)
+            .first::<i64>(conn)
+    })
+    .await
+}
+
+async fn course_forum(app: TestApp) {
+    // promise: FRM-1 — a forum per course run for its enrolled learners and staff.
+    let c = seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    let ada = verified(&app, "ada").await;
+    as_user(&app, &ada).await;
+    enroll(&app, &c.slug).await;
+    let res = app.client.get("/learn/intro-python/forum").dispatch().await;
+    assert_eq!(res.status(), Status::SeeOther);
+    let forum = res.headers().get_one("Location").unwrap().to_string();
+    assert!(forum.starts_with("/forums/course-"), "{forum}");
+    let (status, _) = app.get(&forum).await;
+    assert_eq!(status, Status::Ok);
+
+    // Bad input loses nothing: an empty post comes back with the title typed.
+    let res = app.post_form(&format!("{forum}/threads"), &[("title", "Loops in Python"), ("body", "  ")]).await;
+    assert_eq!(res.status(), Status::UnprocessableEntity);
+    let page = res.into_string().await.unwrap();
+    assert!(page.contains("Write something first.") && page.contains("value=\"Loops in Python\""));
+
+    // promise: FRM-3 — a first post waits for a moderator.
+    let res = app
+        .post_form(
+            &format!("{forum}/threads"),
+            &[
+                ("title", "Loops in Python"),
+                ("body", "How do **for** loops work? <script>alert(1)</script> [x](javascript:alert(1))"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), Status::SeeOther);
+    let thread = res.headers().get_one("Location").unwrap().to_string();
+    let (_, page) = app.get(&forum).await;
+    assert!(page.contains("Loops in Python") && page.contains("waiting for a moderator"), "the author sees it waiting");
+
+    let bob = verified(&app, "bob").await;
+    as_user(&app, &bob).await;
+    let (status, _) = app.get(&forum).await;
+    assert_eq!(status, Status::NotFound, "not enrolled, no forum");
+    enroll(&app, &c.slug).await;
+    let (_, page) = app.get(&forum).await;
+    assert!(!page.contains("Loops in Python"), "peers do not see a waiting post");
+
+    // A moderator sees the queue with the network details (FRM-2) and approves.
+    let grace = verified(&app, "grace").await;
+    run(&app, |conn| lyceum::accounts::service::ensure_staff(conn, "grace@example.org", None, "Grace", "H")).await;
+    as_user(&app, &grace).await;
+    let (status, queue) = app.get("/forums/moderation").await;
+    assert_eq!(status, Status::Ok);
+    // promise: FRM-2 — each post keeps IP address and user agent, shown to moderators only.
+    assert!(queue.contains("Loops in Python") && queue.contains("203.0.113.7"), "{queue}");
+    let opening = post_id_by_body(&app, "How do").await;
+    let res = app.post_form(&format!("/forums/posts/{opening}/moderate"), &[("action", "approve")]).await;
+    assert_eq!(res.status(), Status::SeeOther);
+
+    // Now peers see it, with dangerous Markdown inert, and only usernames (ACC-7).
+    as_user(&app, &bob).await;
+    let (status, page) = app.get(&thread).await;
+    assert_eq!(status, Status::Ok);
+    assert!(page.contains("<strong>for</strong>") && page.contains(">ada<"));
+    assert!(!page.contains("<script>alert") && !page.contains("javascript:"), "{page}");
+    // promise: ACC-7 — other learners only ever see the username.
+    assert!(!page.contains("Lovelace") && !page.contains("ada@example.org"));
+    assert!(!page.contains("203.0.113.7"), "network details are for moderators only");
+
+    // Bob's first reply waits; Ada, approved once, posts at once.
+    let res = app.post_form(&format!("{thread}/replies"), &[("body", "Bob's first answer")]).await;
+    assert_eq!(res.status(), Status::SeeOther);
+    as_user(&app, &ada).await;
+    let (_, page) = app.get(&thread).await;
+    assert!(!page.contains("Bob's first answer"));
+    app.post_form(&format!("{thread}/replies"), &[("body", "Ada follows up")]).await;
+    app.post_form(
+        &format!("{thread}/replies"),
+        &[("body", "A question I'd rather ask quietly"), ("anonymous", "true")],
+    )
+    .await;
+    let (_, page) = app.get(&thread).await;
+    assert!(page.contains("Ada follows up") && page.contains("A question I&#x27;d rather ask quietly"), "{page}");
+    // Comments go one level deep, under a reply only.
+    let reply = post_id_by_body(&app, "Ada follows up").await;
+    let res =
+        app.post_form(&format!("{thread}/replies"), &[("body", "a comment"), ("parent_id", &reply.to_string())]).await;
+    assert_eq!(res.status(), Status::SeeOther);
+    let comment = post_id_by_body(&app, "a comment").await;
+    let res =
+        app.post_form(&format!("{thread}/replies"), &[("body", "too deep"), ("parent_id", &comment.to_string())]).await;
+    assert_eq!(res.status(), Status::UnprocessableEntity);
+    assert!(res.into_string().await.unwrap().contains("too deep"), "the text is kept");
+
+    // Anonymous to peers, not to moderators.
+    as_user(&app, &grace).await;
+    app.post_form(
+        &format!("/forums/posts/{}/moderate", post_id_by_body(&app, "Bob's first answer").await),
+        &[("action", "approve")],
+    )
+    .await;
+    let (_, page) = app.get(&thread).await;
+    assert!(page.contains("ada (anonymous to peers)"));
+    as_user(&app, &bob).await;
+    let (_, page) = app.get(&thread).await;
+    assert!(page.contains("Anonymous") && !page.contains("anonymous to peers"));
+    assert!(page.contains("Bob&#x27;s first answer"));
+
+    // A report puts the post before a moderator, who hides it.
+    let res = app.post_form(&format!("/forums/posts/{reply}/report"), &[("reason", "Off topic and rude")]).await;
+    assert_eq!(res.status(), Status::SeeOther);
+    as_user(&app, &grace).await;
+    let (_, queue) = app.get("/forums/moderation").await;
+    assert!(queue.contains("Off topic and rude"));
+    app.post_form(&format!("/forums/posts/{reply}/moderate"), &[("action", "hide")]).await;
+    as_user(&app, &bob).await;
+    let (_, page) = app.get(&thread).await;
+    assert!(!page.contains("Ada follows up"), "hidden from peers");
+
+    // Votes: not for one's own post.
+    let res = app.post_form(&format!("/forums/posts/{opening}/vote"), &[]).await;
+    assert_eq!(res.status(), Status::SeeOther);
+    let (_, page) = app.get(&thread).await;
+    assert!(page.contains("1 upvote(s)") && page.contains("Take back upvote"));
+
+    // A locked thread takes no replies, and says why.
+    as_user(&app, &grace).await;
+    let res = app.post_form(&format!("{thread}/settings"), &[("locked", "true")]).await;
+    assert_eq!(res.status(), Status::SeeOther);
+    let (_, page) = app.get(&thread).await;
+    assert!(page.contains("Say why the thread is locked"));
+    app.post_form(&format!("{thread}/settings"), &[("locked", "true"), ("reason", "Answered")]).await;
+    as_user(&app, &bob).await;
+    let res = app.post_form(&format!("{thread}/replies"), &[("body", "one more")]).await;
+    assert_eq!(res.status(), Status::UnprocessableEntity);
+    assert!(res.into_string().await.unwrap().contains("This thread is locked: Answered"));
+
+    // An edit keeps the earlier text for moderators.
+    as_user(&app, &ada).await;
+    let res = app.post_form(&format!("/forums/posts/{opening}/edit"), &[("body", "How do loops work, really?")]).await;
+    assert_eq!(res.status(), Status::SeeOther);
+    as_user(&app, &grace).await;
+    let (_, page) = app.get(&thread).await;
+    assert!(
+        page.contains("How do loops work, really?") && page.contains("Earlier version: How do **for** loops work?")
+    );
+}
+on_both!(frm_1_frm_2_frm_3_acc_7_a_course_forum_with_moderation, course_forum);
+
+async fn site_forum_and_erasure(app: TestApp) {
+    let grace = verified(&app, "grace").await;
+    run(&app, |conn| lyceum::accounts::service::ensure_staff(conn, "grace@example.org", None, "Grace", "H")).await;
+    as_user(&app, &grace).await;
+    let res = app.post_form("/forums", &[("slug", "course-x"), ("title", "X")]).await;
+    assert_eq!(res.status(), Status::SeeOther);
+    let (_, page) = app.get("/forums").await;
+    assert!(page.contains("does not start with"), "course- addresses are reserved");
+    app.post_form("/forums", &[("slug", "study-groups"), ("title", "Study groups"), ("description", "Find peers")])
+        .await;
+
+    let cyrus = verified(&app, "cyrus").await;
+    as_user(&app, &cyrus).await;
+    let (_, page) = app.get("/forums").await;
+    assert!(page.contains("Study groups"));
+    // Spam guard: a new author's post may carry two links at most.
+    let res = app
+        .post_form(
+            "/forums/study-groups/threads",
+            &[("title", "Deals"), ("body", "https://a.example https://b.example https://c.example")],
+        )
+        .await;
+    assert_eq!(res.status(), Status::UnprocessableEntity);
+    let res = app
+        .post_form("/forums/study-groups/threads", &[("title", "Evening group"), ("body", "Who joins on Tuesdays?")])
+        .await;
+    let thread = res.headers().get_one("Location").unwrap().to_string();
+    as_user(&app, &grace).await;
+    let id = post_id_by_body(&app, "Tuesdays").await;
+    app.post_form(&format!("/forums/posts/{id}/moderate"), &[("action", "approve")]).await;
+    let _ = re(r#"id="post-(\d+)""#, &app.get(&thread).await.1);
+
+    // promise: FRM-4 — an erased user's posts stay, under a placeholder, bodies blanked when configured.
+    let cyrus_id: i64 =
+        run(&app, |conn| users::table.filter(users::username.eq("cyrus")).select(users::id).first(conn)).await;
+    let changed = run(&app, move |conn| lyceum::forums::erase_author(conn, cyrus_id, true)).await;
+    assert_eq!(changed, 1);
+    let (_, page) = app.get(&thread).await;
+    assert!(page.contains("Former member") && page.contains("removed at the author"), "{page}");
+    assert!(!page.contains("cyrus") && !page.contains("Tuesdays"));
+    let ip: Option<String> =
+        run(&app, move |conn| forum_posts::table.find(id).select(forum_posts::ip).first(conn)).await;
+    assert_eq!(ip, None, "network details go with the account");
+}
+on_both!(frm_4_site_forums_and_erasure, site_forum_and_erasure);
