@@ -6,6 +6,7 @@
 pub mod domain;
 pub mod model;
 pub mod passwords;
+pub mod profiles;
 pub mod roles;
 pub mod routes;
 pub mod service;

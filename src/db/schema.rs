@@ -642,3 +642,17 @@ diesel::allow_tables_to_appear_in_same_query!(forum_threads, course_runs);
 diesel::allow_tables_to_appear_in_same_query!(forum_threads, courses);
 diesel::allow_tables_to_appear_in_same_query!(forum_posts, course_runs);
 diesel::allow_tables_to_appear_in_same_query!(forum_posts, courses);
+
+diesel::table! {
+    profiles (user_id) {
+        user_id -> BigInt,
+        bio -> Text,
+        avatar_key -> Nullable<Text>,
+        visibility -> Text,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(profiles -> users (user_id));
+diesel::allow_tables_to_appear_in_same_query!(profiles, users);
+diesel::allow_tables_to_appear_in_same_query!(profiles, forum_posts);

@@ -505,6 +505,9 @@ pub struct PostView {
     pub id: i64,
     pub parent_id: Option<i64>,
     pub author: String,
+    /// The username to link to, when the viewer may know who wrote it.
+    pub author_profile: Option<String>,
+    pub avatar: Option<String>,
     pub mine: bool,
     pub body: String,
     pub body_html: String,
@@ -560,6 +563,14 @@ pub fn posts(
         .load::<i64>(conn)?
         .into_iter()
         .collect();
+    let authors: Vec<i64> = rows.iter().map(|(p, _)| p.author_id).collect::<HashSet<_>>().into_iter().collect();
+    let avatars: HashMap<i64, String> = crate::db::schema::profiles::table
+        .filter(crate::db::schema::profiles::user_id.eq_any(&authors))
+        .filter(crate::db::schema::profiles::avatar_key.is_not_null())
+        .select((crate::db::schema::profiles::user_id, crate::db::schema::profiles::avatar_key.assume_not_null()))
+        .load::<(i64, String)>(conn)?
+        .into_iter()
+        .collect();
     let (mut history, mut reports): (HashMap<i64, Vec<String>>, HashMap<i64, i64>) = Default::default();
     if acc.moderator {
         for (post, body) in forum_post_edits::table
@@ -583,6 +594,8 @@ pub fn posts(
         id: p.id,
         parent_id: p.parent_id,
         author: author_label(&p, &username, acc.moderator),
+        author_profile: (!p.author_erased && (!p.anonymous || acc.moderator)).then(|| username.clone()),
+        avatar: (!p.author_erased && !p.anonymous).then(|| avatars.get(&p.author_id).cloned()).flatten(),
         mine: p.author_id == user.id && !p.author_erased,
         votes: votes.get(&p.id).copied().unwrap_or(0),
         voted: mine.contains(&p.id),

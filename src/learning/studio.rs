@@ -128,8 +128,8 @@ pub async fn appoint(db: &State<Db>, user: CurrentUser, slug: &str, form: CsrfFo
 #[derive(FromForm)]
 pub struct ImageUpload<'r> {
     #[field(default = String::new())]
-    csrf_token: String,
-    image: Option<TempFile<'r>>,
+    pub(crate) csrf_token: String,
+    pub(crate) image: Option<TempFile<'r>>,
 }
 
 async fn read_upload(file: &TempFile<'_>, limit: usize) -> AppResult<Vec<u8>> {
@@ -146,7 +146,7 @@ async fn read_upload(file: &TempFile<'_>, limit: usize) -> AppResult<Vec<u8>> {
 
 /// Re-encodes an uploaded image (no metadata survives, FRM-5) and stores it;
 /// `Err` carries a message for the uploader.
-async fn store_image(
+pub(crate) async fn store_image(
     db: &Db,
     blobs: &Arc<dyn BlobStore>,
     upload: Option<&TempFile<'_>>,

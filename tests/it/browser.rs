@@ -265,6 +265,8 @@ async fn a_learner_finds_a_course_by_a_misspelling_and_completes_it() {
     shot(&b, "catalog").await;
     b.find(Locator::LinkText("Introduction to Python")).await.unwrap().click().await.unwrap();
     until(&b, "h1", "Introduction to Python").await;
+    // The demo member asks whether to share profile details; the learner declines.
+    b.find(Locator::Css("input[name=share][value=no]")).await.unwrap().click().await.unwrap();
     b.find(Locator::Css("button[name=track][value=audit]")).await.unwrap().click().await.unwrap();
     until(&b, ".flash", "You are enrolled").await;
     let progress = |b: fantoccini::Client| async move {
@@ -449,7 +451,7 @@ fn staff_sets_up_sponsor(config: &lyceum::config::Config, admin: &str) {
         .first(conn)
         .unwrap();
     let now = lyceum::db::now();
-    let sponsor = partners::create(conn, PartnerKind::Sponsor, "acme", "Acme Corp", None, "hr@acme.example", now)
+    let sponsor = partners::create(conn, PartnerKind::Sponsor, "initech", "Initech", None, "hr@initech.example", now)
         .map_err(|e| e.to_string())
         .unwrap();
     let request = sponsors::SeatRequest {
@@ -473,7 +475,7 @@ async fn shr_2_sponsor_invites_learner_redeems_progresses_then_withdraws_in_a_br
         first: "Henrietta",
         last: "Leavitt",
         username: "henrietta",
-        email: "henrietta@acme.example",
+        email: "henrietta@initech.example",
         password: "variable stars of the cepheid kind",
     };
     let learner = Person {
@@ -484,7 +486,7 @@ async fn shr_2_sponsor_invites_learner_redeems_progresses_then_withdraws_in_a_br
         password: "orbits traced by hand at night",
     };
 
-    // Both have accounts; staff make Acme Corp a sponsor with seats and
+    // Both have accounts; staff make Initech a sponsor with seats and
     // appoint Henrietta to act for it.
     sign_up_and_confirm(&s, &site, &boss).await;
     sign_up_and_confirm(&l, &site, &learner).await;
@@ -497,8 +499,8 @@ async fn shr_2_sponsor_invites_learner_redeems_progresses_then_withdraws_in_a_br
     until(&s, "h1", "Welcome").await;
     s.find(Locator::LinkText("Partners")).await.unwrap().click().await.unwrap();
     until(&s, "h1", "Partners").await;
-    s.find(Locator::LinkText("Acme Corp")).await.unwrap().click().await.unwrap();
-    until(&s, "h1", "Acme Corp").await;
+    s.find(Locator::LinkText("Initech")).await.unwrap().click().await.unwrap();
+    until(&s, "h1", "Initech").await;
     let seats = until(&s, ".allocation", "Introduction to Python").await;
     assert!(seats.contains("3 seats, 3 not yet handed out"), "{seats}");
     s.find(Locator::Css(".allocation textarea[name=emails]")).await.unwrap().send_keys(learner.email).await.unwrap();
@@ -514,9 +516,9 @@ async fn shr_2_sponsor_invites_learner_redeems_progresses_then_withdraws_in_a_br
 
     // The learner follows the emailed link and sees exactly what the sponsor
     // would see before deciding.
-    open_mail(&l, &site, "Acme Corp offers you a place in Introduction to Python", learner.email).await;
+    open_mail(&l, &site, "Initech offers you a place in Introduction to Python", learner.email).await;
     l.find(Locator::Css("a[href*='/redeem?code=']")).await.unwrap().click().await.unwrap();
-    until(&l, "h1", "A place in Introduction to Python, sponsored by Acme Corp").await;
+    until(&l, "h1", "A place in Introduction to Python, sponsored by Initech").await;
     let shown = l.find(Locator::Css(".shared-fields")).await.unwrap().text().await.unwrap();
     for field in ["Your full name", "Your email address", "How much of the course you have completed"] {
         assert!(shown.contains(field), "the offer shows {field:?}: {shown}");
@@ -549,7 +551,7 @@ async fn shr_2_sponsor_invites_learner_redeems_progresses_then_withdraws_in_a_br
     assert!(rows.contains("Katherine Johnson") && rows.contains("Introduction to Python"), "{rows}");
     assert!(rows.contains(&format!("{progress} %")), "the report shows {progress} %: {rows}");
     shot(&s, "sponsor-report").await;
-    let (status, kind, csv) = fetch_in_page(&s, "/partners/acme/report.csv").await;
+    let (status, kind, csv) = fetch_in_page(&s, "/partners/initech/report.csv").await;
     assert_eq!(status, 200, "{csv}");
     assert!(kind.starts_with("text/csv"), "{kind}");
     assert!(csv.contains(learner.email) && csv.contains("Katherine Johnson"), "{csv}");
@@ -558,14 +560,14 @@ async fn shr_2_sponsor_invites_learner_redeems_progresses_then_withdraws_in_a_br
     // The learner withdraws on the Sharing page.
     l.find(Locator::LinkText("Sharing")).await.unwrap().click().await.unwrap();
     until(&l, "h1", "Sharing").await;
-    let consent = until(&l, ".consent[data-partner='Acme Corp']", "Introduction to Python").await;
+    let consent = until(&l, ".consent[data-partner='Initech']", "Introduction to Python").await;
     assert!(consent.contains("granted"), "{consent}");
     shot(&l, "learner-sharing").await;
-    l.find(Locator::Css(".consent[data-partner='Acme Corp'] button.withdraw")).await.unwrap().click().await.unwrap();
-    until(&l, ".flash", "Withdrawn. Acme Corp receives nothing new").await;
-    let consent = l.find(Locator::Css(".consent[data-partner='Acme Corp']")).await.unwrap().text().await.unwrap();
+    l.find(Locator::Css(".consent[data-partner='Initech'] button.withdraw")).await.unwrap().click().await.unwrap();
+    until(&l, ".flash", "Withdrawn. Initech receives nothing new").await;
+    let consent = l.find(Locator::Css(".consent[data-partner='Initech']")).await.unwrap().text().await.unwrap();
     assert!(!consent.contains("granted"), "{consent}");
-    assert!(l.find(Locator::Css(".consent[data-partner='Acme Corp'] button.withdraw")).await.is_err());
+    assert!(l.find(Locator::Css(".consent[data-partner='Initech'] button.withdraw")).await.is_err());
 
     // The sponsor's next report and CSV no longer contain the learner.
     s.refresh().await.unwrap();
@@ -574,7 +576,7 @@ async fn shr_2_sponsor_invites_learner_redeems_progresses_then_withdraws_in_a_br
     let page = s.source().await.unwrap();
     assert!(!page.contains(learner.email), "nowhere on the report page");
     shot(&s, "sponsor-report-after").await;
-    let (status, _, csv) = fetch_in_page(&s, "/partners/acme/report.csv").await;
+    let (status, _, csv) = fetch_in_page(&s, "/partners/initech/report.csv").await;
     assert_eq!(status, 200, "{csv}");
     assert!(!csv.contains(learner.email) && !csv.contains("Katherine"), "{csv}");
 

@@ -215,3 +215,45 @@ async fn site_forum_and_erasure(app: TestApp) {
     assert_eq!(ip, None, "network details go with the account");
 }
 on_both!(frm_4_site_forums_and_erasure, site_forum_and_erasure);
+
+async fn profiles(app: TestApp) {
+    // promise: ACC-7 — others see the username and what the learner chose to show; never name or email.
+    let ada = verified(&app, "ada").await;
+    as_user(&app, &ada).await;
+    let res = app.post_form("/profile", &[("bio", "Night-school maths teacher"), ("visibility", "full")]).await;
+    assert_eq!(res.status(), Status::SeeOther);
+    let mut png = Vec::new();
+    image::DynamicImage::new_rgb8(64, 64)
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    let token = app.csrf().await;
+    let (ct, body) = crate::learning::multipart(&[("csrf_token", &token)], Some(("image", "me.png", &png)));
+    let res = app.client.post("/profile/avatar").header(ct).body(body).dispatch().await;
+    assert_eq!(res.status(), Status::SeeOther);
+    let (_, page) = app.get("/profile").await;
+    assert!(page.contains("Your avatar is updated."), "{page}");
+    // Not an image: refused with a message, the avatar kept.
+    let token = app.csrf().await;
+    let (ct, body) = crate::learning::multipart(&[("csrf_token", &token)], Some(("image", "me.png", b"not an image")));
+    app.client.post("/profile/avatar").header(ct).body(body).dispatch().await;
+    let (_, page) = app.get("/profile").await;
+    assert!(page.contains("src=\"/media/"), "the earlier avatar stays");
+
+    let bob = verified(&app, "bob").await;
+    as_user(&app, &bob).await;
+    let (status, page) = app.get("/u/ada").await;
+    assert_eq!(status, Status::Ok);
+    assert!(page.contains("Night-school maths teacher") && page.contains("src=\"/media/"));
+    assert!(!page.contains("Lovelace") && !page.contains("ada@example.org"));
+    let (status, _) = app.get("/u/nobody-here").await;
+    assert_eq!(status, Status::NotFound);
+
+    as_user(&app, &ada).await;
+    app.post_form("/profile", &[("bio", "Night-school maths teacher"), ("visibility", "limited")]).await;
+    let res = app.post_form("/profile", &[("bio", &"x".repeat(501)), ("visibility", "full")]).await;
+    assert_eq!(res.status(), Status::SeeOther);
+    as_user(&app, &bob).await;
+    let (_, page) = app.get("/u/ada").await;
+    assert!(page.contains("keeps their profile private") && !page.contains("Night-school"), "{page}");
+}
+on_both!(acc_7_profiles_show_usernames_and_chosen_details_only, profiles);

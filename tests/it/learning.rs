@@ -583,7 +583,10 @@ async fn staff_browser(app: &TestApp, name: &str) -> Learner {
     staff
 }
 
-fn multipart(fields: &[(&str, &str)], file: Option<(&str, &str, &[u8])>) -> (rocket::http::ContentType, Vec<u8>) {
+pub(crate) fn multipart(
+    fields: &[(&str, &str)],
+    file: Option<(&str, &str, &[u8])>,
+) -> (rocket::http::ContentType, Vec<u8>) {
     let boundary = "LyceumBoundary7MA4YWxk";
     let mut body = Vec::new();
     for (k, v) in fields {
