@@ -656,3 +656,23 @@ diesel::table! {
 diesel::joinable!(profiles -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(profiles, users);
 diesel::allow_tables_to_appear_in_same_query!(profiles, forum_posts);
+
+diesel::table! {
+    honor_reports (id) {
+        id -> BigInt,
+        course_id -> BigInt,
+        subject_id -> BigInt,
+        reporter_id -> Nullable<BigInt>,
+        kind -> Text,
+        description -> Text,
+        status -> Text,
+        decision_note -> Nullable<Text>,
+        decided_by -> Nullable<BigInt>,
+        decided_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(honor_reports, users);
+diesel::allow_tables_to_appear_in_same_query!(honor_reports, courses);

@@ -129,12 +129,14 @@ async fn course_forum(app: TestApp) {
     assert!(page.contains("Anonymous") && !page.contains("anonymous to peers"));
     assert!(page.contains("Bob&#x27;s first answer"));
 
-    // A report puts the post before a moderator, who hides it.
+    // A report by a trusted author hides the post at once, until a moderator decides.
     let res = app.post_form(&format!("/forums/posts/{reply}/report"), &[("reason", "Off topic and rude")]).await;
     assert_eq!(res.status(), Status::SeeOther);
+    let (_, page) = app.get(&thread).await;
+    assert!(!page.contains("Ada follows up"), "hidden at once");
     as_user(&app, &grace).await;
     let (_, queue) = app.get("/forums/moderation").await;
-    assert!(queue.contains("Off topic and rude"));
+    assert!(queue.contains("Off topic and rude") && queue.contains("Ada follows up"));
     app.post_form(&format!("/forums/posts/{reply}/moderate"), &[("action", "hide")]).await;
     as_user(&app, &bob).await;
     let (_, page) = app.get(&thread).await;
@@ -257,3 +259,57 @@ async fn profiles(app: TestApp) {
     assert!(page.contains("keeps their profile private") && !page.contains("Night-school"), "{page}");
 }
 on_both!(acc_7_profiles_show_usernames_and_chosen_details_only, profiles);
+
+async fn honor_code(app: TestApp) {
+    // promise: FRM-6 — an honor-code report is filed in a course and tracked by staff to a decision.
+    let c = seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    for name in ["ada", "bob"] {
+        let l = verified(&app, name).await;
+        as_user(&app, &l).await;
+        enroll(&app, &c.slug).await;
+    }
+    let (status, page) = app.get("/learn/intro-python").await;
+    assert_eq!(status, Status::Ok);
+    assert!(page.contains("/learn/intro-python/honor"));
+    let res = app
+        .post_form(
+            "/learn/intro-python/honor",
+            &[
+                ("subject", "nobody-here"),
+                ("kind", "plagiarism"),
+                ("description", "Copied the quiz answers from a website."),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), Status::UnprocessableEntity);
+    assert!(res.into_string().await.unwrap().contains("Copied the quiz answers"), "the text is kept");
+    let res = app
+        .post_form(
+            "/learn/intro-python/honor",
+            &[("subject", "ada"), ("kind", "plagiarism"), ("description", "Copied the quiz answers from a website.")],
+        )
+        .await;
+    assert_eq!(res.status(), Status::Ok);
+    let (status, _) = app.get("/studio/courses/intro-python/honor").await;
+    assert_eq!(status, Status::NotFound, "learners do not see the staff list");
+
+    let grace = verified(&app, "grace").await;
+    run(&app, |conn| lyceum::accounts::service::ensure_staff(conn, "grace@example.org", None, "Grace", "H")).await;
+    as_user(&app, &grace).await;
+    let (status, page) = app.get("/studio/courses/intro-python/honor").await;
+    assert_eq!(status, Status::Ok);
+    assert!(page.contains("Copied the quiz answers") && page.contains("by bob") && page.contains(">open<"));
+    let id = re(r#"action="/studio/courses/intro-python/honor/(\d+)""#, &page);
+    app.post_form(&format!("/studio/courses/intro-python/honor/{id}"), &[("status", "investigating")]).await;
+    app.post_form(&format!("/studio/courses/intro-python/honor/{id}"), &[("status", "upheld")]).await;
+    let (_, page) = app.get("/studio/courses/intro-python/honor").await;
+    assert!(page.contains("Give the reason for the decision") && page.contains(">investigating<"));
+    app.post_form(
+        &format!("/studio/courses/intro-python/honor/{id}"),
+        &[("status", "upheld"), ("note", "Matched the source; quiz reset.")],
+    )
+    .await;
+    let (_, page) = app.get("/studio/courses/intro-python/honor").await;
+    assert!(page.contains(">upheld<") && page.contains("Matched the source"));
+}
+on_both!(frm_6_honor_code_reports_are_tracked_to_a_decision, honor_code);

@@ -1,0 +1,1 @@
+DROP TABLE honor_reports;
