@@ -154,12 +154,85 @@ async fn learner_session(port: u16) -> Result<(String, String), String> {
     let about = c.send("GET", "/courses/intro-python", &cookie_header(&jar), None).await.map_err(err)?;
     merge_cookies(&mut jar, &about.set_cookies);
     let token = csrf_in(&about.body).ok_or("no CSRF token on the course page")?;
-    let form = format!("csrf_token={}&run=2026&track=audit", crate::web::page::url_encode(&token));
+    // The demo member asks whether to share profile details; the bench learner declines.
+    let text_id = about
+        .body
+        .split("name=\"text_id\" value=\"")
+        .nth(1)
+        .map(|r| r.chars().take_while(char::is_ascii_digit).collect::<String>());
+    let form = format!(
+        "csrf_token={}&run=2026&track=audit&share=no&text_id={}",
+        crate::web::page::url_encode(&token),
+        text_id.unwrap_or_default()
+    );
     c.send("POST", "/courses/intro-python/enroll", &cookie_header(&jar), Some(&form)).await.map_err(err)?;
     let course = c.send("GET", "/learn/intro-python", &cookie_header(&jar), None).await.map_err(err)?;
     let at = course.body.find("/learn/intro-python/units/").ok_or("no unit link")?;
     let unit: String = course.body[at..].chars().take_while(|c| *c != '"').collect();
+    let forum = c.send("GET", "/learn/intro-python/forum", &cookie_header(&jar), None).await.map_err(err)?;
+    if forum.status != 303 {
+        return Err(format!("the course forum answered {}", forum.status));
+    }
     Ok((cookie_header(&jar), unit))
+}
+
+/// A thread of `posts` visible posts (Markdown, some with comments) by the
+/// demo learner in the course forum, as a busy discussion would have.
+fn seed_thread(db: &crate::db::Db, posts: usize) -> Result<String, String> {
+    use crate::db::schema::{forum_posts, forum_threads, forums, users};
+    use diesel::prelude::*;
+    let mut conn = db.get().map_err(|e| e.to_string())?;
+    let conn = &mut *conn;
+    let now = crate::db::now();
+    let slug: String = forums::table
+        .filter(forums::run_id.is_not_null())
+        .order(forums::id.asc())
+        .select(forums::slug)
+        .first(conn)
+        .map_err(|e| format!("no course forum: {e}"))?;
+    let forum_id: i64 =
+        forums::table.filter(forums::slug.eq(&slug)).select(forums::id).first(conn).map_err(|e| e.to_string())?;
+    let author: i64 =
+        users::table.filter(users::username.eq("learner")).select(users::id).first(conn).map_err(|e| e.to_string())?;
+    let thread: i64 = diesel::insert_into(forum_threads::table)
+        .values((
+            forum_threads::forum_id.eq(forum_id),
+            forum_threads::title.eq("How do list comprehensions work?"),
+            forum_threads::pinned.eq(false),
+            forum_threads::locked.eq(false),
+            forum_threads::last_post_at.eq(now),
+            forum_threads::created_at.eq(now),
+        ))
+        .returning(forum_threads::id)
+        .get_result(conn)
+        .map_err(|e| e.to_string())?;
+    let mut parent = None;
+    for i in 0..posts {
+        let body = format!(
+            "Post {i}: a list comprehension like `[x * x for x in range(10)]` builds a list.\n\n- one\n- two\n\n**Tip**: read it left to right."
+        );
+        let html = crate::learning::content::render_markdown(&body);
+        let id: i64 = diesel::insert_into(forum_posts::table)
+            .values((
+                forum_posts::thread_id.eq(thread),
+                forum_posts::parent_id.eq(if i % 4 == 3 { parent } else { None }),
+                forum_posts::author_id.eq(author),
+                forum_posts::anonymous.eq(false),
+                forum_posts::author_erased.eq(false),
+                forum_posts::body.eq(&body),
+                forum_posts::body_html.eq(&html),
+                forum_posts::status.eq(crate::forums::status::VISIBLE),
+                forum_posts::endorsed.eq(false),
+                forum_posts::created_at.eq(now),
+            ))
+            .returning(forum_posts::id)
+            .get_result(conn)
+            .map_err(|e| e.to_string())?;
+        if i > 0 && i % 4 != 3 {
+            parent = Some(id);
+        }
+    }
+    Ok(format!("/forums/{slug}/threads/{thread}"))
 }
 
 pub struct Measurement {
@@ -241,7 +314,7 @@ pub async fn run(base: &Config, opts: Options) -> Result<Vec<Measurement>, Strin
         log: "error".into(),
         ..base.clone()
     };
-    let rocket = crate::build_rocket(config).map_err(|e| e.to_string())?;
+    let rocket = crate::build_rocket(config.clone()).map_err(|e| e.to_string())?;
     let server = tokio::spawn(rocket.launch());
     for _ in 0..100 {
         if TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
@@ -250,11 +323,14 @@ pub async fn run(base: &Config, opts: Options) -> Result<Vec<Measurement>, Strin
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let (cookie, unit) = learner_session(port).await?;
+    let db = crate::open_database(&config).map_err(|e| e.to_string())?;
+    let thread = tokio::task::spawn_blocking(move || seed_thread(&db, 200)).await.map_err(|e| e.to_string())??;
     let mut results = Vec::new();
     for (name, path, cookie) in [
         ("plain-text /healthz", "/healthz", ""),
         ("catalog /courses", "/courses", ""),
         ("course unit page", unit.as_str(), cookie.as_str()),
+        ("forum thread, 200 posts", thread.as_str(), cookie.as_str()),
     ] {
         // A short warm-up, then the measured run.
         measure(name, port, path, cookie, opts.clients, 1).await;

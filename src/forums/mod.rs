@@ -519,6 +519,8 @@ pub struct PostView {
     pub votes: i64,
     pub voted: bool,
     pub created_at: NaiveDateTime,
+    /// `created_at` as people read it.
+    pub created: String,
     pub edited_at: Option<NaiveDateTime>,
     /// Moderators only.
     pub ip: Option<String>,
@@ -548,7 +550,8 @@ pub fn posts(
         .filter(|(p, _)| match p.status.as_str() {
             status::VISIBLE => true,
             status::DELETED => false,
-            _ => acc.moderator || (p.author_id == user.id && p.status == status::PENDING),
+            // Authors see their own waiting and hidden posts, marked so.
+            _ => acc.moderator || p.author_id == user.id,
         })
         .collect();
     let ids: Vec<i64> = rows.iter().map(|(p, _)| p.id).collect();
@@ -610,6 +613,7 @@ pub fn posts(
         body_html: p.body_html,
         status: p.status,
         endorsed: p.endorsed,
+        created: p.created_at.format("%e %b %Y %H:%M").to_string(),
         created_at: p.created_at,
         edited_at: p.edited_at,
         comments: Vec::new(),

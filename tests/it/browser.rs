@@ -584,3 +584,252 @@ async fn shr_2_sponsor_invites_learner_redeems_progresses_then_withdraws_in_a_br
     s.close().await.unwrap();
     browser.server.abort();
 }
+
+/// Enrolls the signed-in person in Introduction to Python from its catalog
+/// page, declining the demo member's sharing question; ends on the course page.
+async fn enroll_in_intro_python(b: &fantoccini::Client, site: &str) {
+    b.goto(&format!("{site}/courses/intro-python")).await.unwrap();
+    until(b, "h1", "Introduction to Python").await;
+    b.find(Locator::Css("input[name=share][value=no]")).await.unwrap().click().await.unwrap();
+    b.find(Locator::Css("button[name=track][value=audit]")).await.unwrap().click().await.unwrap();
+    until(b, ".flash", "You are enrolled").await;
+}
+
+/// The page's HTML source, asserted to name none of `people` by real name or
+/// email address (ACC-7): usernames only.
+async fn shows_usernames_only(b: &fantoccini::Client, people: &[&Person], what: &str) -> String {
+    let html = b.source().await.unwrap();
+    let lower = html.to_lowercase();
+    for p in people {
+        for secret in [p.first, p.last, p.email] {
+            assert!(!lower.contains(&secret.to_lowercase()), "{what}: the page shows {secret:?}");
+        }
+    }
+    html
+}
+
+/// The XPath of the post (in a thread page) whose text contains `text`.
+fn post_with(text: &str) -> String {
+    format!(
+        "//div[contains(concat(' ', @class, ' '), ' post ')][./div[contains(@class, 'prose')][contains(., '{text}')]]"
+    )
+}
+
+/// Reloads until the post containing `text` is shown (`true`) or gone
+/// (`false`), up to 5 s; returns the page's source.
+async fn until_post(b: &fantoccini::Client, text: &str, shown: bool) -> String {
+    for _ in 0..25 {
+        b.refresh().await.unwrap();
+        until(b, "h1", "").await;
+        if b.find(Locator::XPath(&post_with(text))).await.is_ok() == shown {
+            return b.source().await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let url = b.current_url().await.unwrap();
+    panic!("on {url}, the post {text:?} is still {}", if shown { "missing" } else { "shown" });
+}
+
+/// A moderator's decision from the moderation queue, on the item whose body
+/// contains `text`; ends on the thread page the decision leads to.
+async fn decide_in_queue(s: &fantoccini::Client, site: &str, text: &str, action: &str) -> String {
+    s.goto(&format!("{site}/forums/moderation")).await.unwrap();
+    until(s, "h1", "Moderation queue").await;
+    let item =
+        format!("//div[contains(@class, 'queue-item')][.//div[contains(@class, 'prose')][contains(., '{text}')]]");
+    let shown = s.find(Locator::XPath(&item)).await.unwrap().text().await.unwrap();
+    s.find(Locator::XPath(&format!("{item}//button[@value='{action}']"))).await.unwrap().click().await.unwrap();
+    until(s, ".flash", "Done.").await;
+    shown
+}
+
+#[rocket::async_test]
+async fn frm_1_frm_3_two_learners_discuss_in_a_course_forum_in_a_browser() {
+    let Some(browser) = start_browser().await else { return };
+    let (a, site) = (browser.b.clone(), browser.site.clone());
+    // Each person's own browser, with its own cookies.
+    let (b, _b_profile) = browser.another_session().await;
+    let (s, _s_profile) = browser.another_session().await;
+    let ann = Person {
+        first: "Marguerite",
+        last: "Perey",
+        username: "francium87",
+        email: "marguerite.perey@example.org",
+        password: "element eighty-seven glows",
+    };
+    let ben = Person {
+        first: "Rosalind",
+        last: "Franklin",
+        username: "photo51",
+        email: "rosalind.franklin@example.org",
+        password: "a helix seen in x-rays",
+    };
+    let people = [&ann, &ben];
+    let question = "Why does range(3) stop before 3?";
+    let answer = "The stop value is excluded, so you get 0, 1 and 2.";
+    let thanks = "Thanks, that makes len(range(n)) equal to n.";
+    let spam = "Cheap watches for sale, write to me privately.";
+
+    // Both sign up, confirm their addresses, sign in and enroll.
+    for (browser, p) in [(&a, &ann), (&b, &ben)] {
+        sign_up_and_confirm(browser, &site, p).await;
+        sign_in(browser, p).await;
+        until(browser, "h1", "Welcome").await;
+        enroll_in_intro_python(browser, &site).await;
+    }
+    let staff = lyceum::demo::accounts().remove(0);
+    s.goto(&format!("{site}/signin")).await.unwrap();
+    until(&s, "h1", "Sign in").await;
+    s.find(Locator::Id("f-login")).await.unwrap().send_keys(&staff.email).await.unwrap();
+    s.find(Locator::Id("f-password")).await.unwrap().send_keys(&staff.password).await.unwrap();
+    s.find(Locator::Css("form[action='/signin'] button[type=submit]")).await.unwrap().click().await.unwrap();
+    until(&s, "h1", "Welcome").await;
+
+    // Ann opens the course forum from the course page and starts a thread.
+    a.find(Locator::LinkText("Course forum")).await.unwrap().click().await.unwrap();
+    until(&a, "#new-thread h2", "Start a thread").await;
+    let forum = a.current_url().await.unwrap().to_string();
+    assert!(forum.contains("/forums/course-intro-python"), "{forum}");
+    until(&a, "main", "No threads yet. Start the first one.").await;
+    shows_usernames_only(&a, &people, "Ann's empty forum").await;
+    a.find(Locator::Css("#new-thread input[name=title]"))
+        .await
+        .unwrap()
+        .send_keys("Where does range stop?")
+        .await
+        .unwrap();
+    a.find(Locator::Css("#new-thread textarea[name=body]")).await.unwrap().send_keys(question).await.unwrap();
+    a.find(Locator::Css("#new-thread button[type=submit]")).await.unwrap().click().await.unwrap();
+    // promise: FRM-3 — a first post waits for a moderator, shown so to its author only.
+    until(&a, ".flash", "Your first post waits for a moderator").await;
+    until(&a, "h1", "Where does range stop?").await;
+    let thread = a.current_url().await.unwrap().as_str().split('#').next().unwrap().to_string();
+    let opening = a.find(Locator::XPath(&post_with(question))).await.unwrap().text().await.unwrap();
+    assert!(opening.contains("waiting for a moderator") && opening.contains(ann.username), "{opening}");
+    shot(&a, "forum-first-post-waits").await;
+    shows_usernames_only(&a, &people, "Ann's waiting thread").await;
+    a.goto(&forum).await.unwrap();
+    let row = until(&a, "tr.thread-row", "Where does range stop?").await;
+    assert!(row.contains("waiting for a moderator"), "{row}");
+    shows_usernames_only(&a, &people, "Ann's forum with her waiting thread").await;
+
+    // Ben finds the forum from the Forums page: the waiting thread is not there,
+    // nor at its address.
+    b.find(Locator::LinkText("Forums")).await.unwrap().click().await.unwrap();
+    until(&b, "h1", "Forums").await;
+    b.find(Locator::Css("a[href^='/forums/course-intro-python']")).await.unwrap().click().await.unwrap();
+    until(&b, "#new-thread h2", "Start a thread").await;
+    assert_eq!(b.current_url().await.unwrap().as_str(), forum);
+    // promise: FRM-3 — others do not see a waiting post.
+    let html = shows_usernames_only(&b, &people, "Ben's forum before approval").await;
+    assert!(!html.contains("Where does range stop?") && !html.contains(ann.username), "the waiting thread is hidden");
+    b.goto(&thread).await.unwrap();
+    until(&b, "h1", "Page not found").await;
+    let html = b.source().await.unwrap();
+    assert!(!html.contains(question) && !html.contains("Where does range stop?"), "not at its address either");
+
+    // Staff approve Ann's post from the moderation queue.
+    s.find(Locator::LinkText("Forums")).await.unwrap().click().await.unwrap();
+    until(&s, "h1", "Forums").await;
+    s.find(Locator::LinkText("Moderation queue")).await.unwrap().click().await.unwrap();
+    until(&s, "h1", "Moderation queue").await;
+    shot(&s, "forum-moderation-queue").await;
+    shows_usernames_only(&s, &people, "the moderation queue").await;
+    let item = decide_in_queue(&s, &site, question, "approve").await;
+    assert!(item.contains(ann.username) && item.contains("waiting"), "{item}");
+    until(&s, "h1", "Where does range stop?").await;
+
+    // Now Ben sees the thread, under Ann's username, and replies: his first
+    // post waits in turn.
+    b.goto(&forum).await.unwrap();
+    let row = until(&b, "tr.thread-row", "Where does range stop?").await;
+    assert!(row.contains(ann.username) && !row.contains("waiting"), "{row}");
+    shows_usernames_only(&b, &people, "Ben's forum after approval").await;
+    b.find(Locator::LinkText("Where does range stop?")).await.unwrap().click().await.unwrap();
+    until(&b, "h1", "Where does range stop?").await;
+    let opening = b.find(Locator::XPath(&post_with(question))).await.unwrap().text().await.unwrap();
+    assert!(opening.contains(ann.username) && !opening.contains("waiting"), "{opening}");
+    b.find(Locator::Css("#reply textarea[name=body]")).await.unwrap().send_keys(answer).await.unwrap();
+    b.find(Locator::Css("#reply button[type=submit]")).await.unwrap().click().await.unwrap();
+    until(&b, ".flash", "Your first post waits for a moderator").await;
+    let mine = b.find(Locator::XPath(&post_with(answer))).await.unwrap().text().await.unwrap();
+    assert!(mine.contains("waiting for a moderator"), "{mine}");
+    shows_usernames_only(&b, &people, "Ben's thread with his waiting reply").await;
+    // promise: FRM-3 — Ann does not see Ben's reply until a moderator approves it.
+    a.goto(&thread).await.unwrap();
+    until(&a, "h1", "Where does range stop?").await;
+    until(&a, "#replies-h + p.muted", "No replies yet").await;
+    assert!(!a.source().await.unwrap().contains(answer), "Ben's waiting reply is hidden from Ann");
+    decide_in_queue(&s, &site, answer, "approve").await;
+    let html = until_post(&a, answer, true).await;
+    assert!(!html.contains("waiting for a moderator"), "nothing waits any more");
+    shows_usernames_only(&a, &people, "Ann's thread with Ben's reply").await;
+
+    // Ann, approved once, is trusted: her reply appears at once for Ben.
+    a.find(Locator::Css("#reply textarea[name=body]")).await.unwrap().send_keys(thanks).await.unwrap();
+    a.find(Locator::Css("#reply button[type=submit]")).await.unwrap().click().await.unwrap();
+    until(&a, ".flash", "Posted.").await;
+    b.goto(&thread).await.unwrap();
+    until(&b, "h1", "Where does range stop?").await;
+    // promise: FRM-3 — once approved, an author's later posts appear at once.
+    let reply = b.find(Locator::XPath(&post_with(thanks))).await.unwrap().text().await.unwrap();
+    assert!(reply.contains(ann.username) && !reply.contains("waiting"), "{reply}");
+    shot(&b, "forum-thread").await;
+    shows_usernames_only(&b, &people, "Ben's thread with Ann's reply").await;
+    // Ann's username leads to her profile, which shows no more.
+    b.find(Locator::XPath(&format!("{}//a[.='{}']", post_with(thanks), ann.username)))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(&b, "h1", ann.username).await;
+    shows_usernames_only(&b, &people, "Ann's profile as Ben sees it").await;
+
+    // Ben, trusted too, posts something off-topic; it appears at once, and
+    // Ann reports it. Her report, as a trusted author's, hides it at once.
+    b.goto(&thread).await.unwrap();
+    until(&b, "h1", "Where does range stop?").await;
+    b.find(Locator::Css("#reply textarea[name=body]")).await.unwrap().send_keys(spam).await.unwrap();
+    b.find(Locator::Css("#reply button[type=submit]")).await.unwrap().click().await.unwrap();
+    until(&b, ".flash", "Posted.").await;
+    until_post(&a, spam, true).await;
+    let reported = post_with(spam);
+    a.find(Locator::XPath(&format!("{reported}//summary[.='Report']"))).await.unwrap().click().await.unwrap();
+    a.find(Locator::XPath(&format!("{reported}//form[contains(@action, '/report')]//input[@name='reason']")))
+        .await
+        .unwrap()
+        .send_keys("Selling watches, not about the course")
+        .await
+        .unwrap();
+    shot(&a, "forum-report").await;
+    a.find(Locator::XPath(&format!("{reported}//form[contains(@action, '/report')]//button")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(&a, ".flash", "Reported. The post is hidden until a moderator looks at it.").await;
+    assert!(a.find(Locator::XPath(&reported)).await.is_err(), "gone from Ann's page");
+    shows_usernames_only(&a, &people, "Ann's thread after her report").await;
+    // Ben, its author, still sees it, marked hidden; the rest of the discussion stays.
+    let html = until_post(&b, spam, true).await;
+    let own = b.find(Locator::XPath(&post_with(spam))).await.unwrap().text().await.unwrap();
+    assert!(own.contains("others do not see it"), "{own}");
+    assert!(html.contains(answer) && html.contains(thanks), "the other posts stay");
+    shows_usernames_only(&b, &people, "Ben's thread after the report").await;
+    shot(&b, "forum-after-report").await;
+
+    // The moderators find it hidden in their queue, with the reason.
+    s.goto(&format!("{site}/forums/moderation")).await.unwrap();
+    let item = until(&s, ".queue-item", spam).await;
+    assert!(item.contains("hidden") && item.contains("Reported: Selling watches, not about the course"), "{item}");
+    assert!(item.contains(ben.username), "{item}");
+    shows_usernames_only(&s, &people, "the moderation queue with the report").await;
+    shot(&s, "forum-moderation-report").await;
+
+    a.close().await.unwrap();
+    b.close().await.unwrap();
+    s.close().await.unwrap();
+    browser.server.abort();
+}
