@@ -161,6 +161,18 @@ fn candidates(conn: &mut Conn, req: &Request<'_>) -> QueryResult<Vec<Candidate>>
     q.load(conn)
 }
 
+/// Units per course, for progress shares.
+fn unit_totals(conn: &mut Conn, course_ids: &[i64]) -> QueryResult<HashMap<i64, i64>> {
+    Ok(units::table
+        .inner_join(sections::table)
+        .filter(sections::course_id.eq_any(course_ids))
+        .group_by(sections::course_id)
+        .select((sections::course_id, diesel::dsl::count_star()))
+        .load::<(i64, i64)>(conn)?
+        .into_iter()
+        .collect())
+}
+
 /// Categories of the de-identified records a member receives without consent.
 pub fn deidentified() -> Categories {
     use Category::*;
@@ -220,14 +232,7 @@ pub fn next_page(conn: &mut Conn, req: &Request<'_>, now: NaiveDateTime) -> Quer
                 .load::<(i64, i64)>(conn)?
                 .into_iter()
                 .collect();
-            let totals: HashMap<i64, i64> = units::table
-                .inner_join(sections::table)
-                .filter(sections::course_id.eq_any(&course_ids))
-                .group_by(sections::course_id)
-                .select((sections::course_id, diesel::dsl::count_star()))
-                .load::<(i64, i64)>(conn)?
-                .into_iter()
-                .collect();
+            let totals = unit_totals(conn, &course_ids)?;
             (done, totals)
         } else {
             (HashMap::new(), HashMap::new())
@@ -600,13 +605,8 @@ pub fn aggregates(conn: &mut Conn, now: NaiveDateTime) -> QueryResult<Vec<RunAgg
         .load::<(i64, i64)>(conn)?
         .into_iter()
         .collect();
-    let totals: HashMap<i64, i64> = units::table
-        .inner_join(sections::table)
-        .group_by(sections::course_id)
-        .select((sections::course_id, diesel::dsl::count_star()))
-        .load::<(i64, i64)>(conn)?
-        .into_iter()
-        .collect();
+    let course_ids: Vec<i64> = rows.iter().map(|r| r.2).collect::<HashSet<_>>().into_iter().collect();
+    let totals = unit_totals(conn, &course_ids)?;
     let runs: Vec<(i64, String, String, String, String)> = course_runs::table
         .inner_join(courses::table.inner_join(members::table))
         .filter(courses::published.eq(true))
