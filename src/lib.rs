@@ -217,6 +217,7 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
                 forums::routes::edit,
                 forums::routes::moderate,
                 forums::routes::thread_settings,
+                forums::routes::follow,
                 consent::routes::staff_page,
                 consent::routes::parent_page,
                 consent::routes::parent_decide,

@@ -676,3 +676,24 @@ diesel::table! {
 
 diesel::allow_tables_to_appear_in_same_query!(honor_reports, users);
 diesel::allow_tables_to_appear_in_same_query!(honor_reports, courses);
+
+diesel::table! {
+    forum_reads (user_id, thread_id) {
+        user_id -> BigInt,
+        thread_id -> BigInt,
+        last_post_id -> BigInt,
+    }
+}
+
+diesel::table! {
+    forum_follows (user_id, thread_id) {
+        user_id -> BigInt,
+        thread_id -> BigInt,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(forum_follows -> users (user_id));
+diesel::allow_tables_to_appear_in_same_query!(forum_follows, users);
+diesel::allow_tables_to_appear_in_same_query!(forum_follows, forum_threads);
+diesel::allow_tables_to_appear_in_same_query!(forum_reads, forum_threads);

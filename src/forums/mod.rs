@@ -23,8 +23,8 @@ use crate::accounts::SessionUser;
 use crate::accounts::roles::Role;
 use crate::db::Conn;
 use crate::db::schema::{
-    course_runs, courses, enrollments, forum_bans, forum_post_edits, forum_posts, forum_reports, forum_threads,
-    forum_trusted, forum_votes, forums, users,
+    course_runs, courses, enrollments, forum_bans, forum_follows, forum_post_edits, forum_posts, forum_reads,
+    forum_reports, forum_threads, forum_trusted, forum_votes, forums, users,
 };
 use crate::learning::content::render_markdown;
 use crate::learning::model::{Course, Run};
@@ -324,7 +324,10 @@ fn insert_post(
         .get_result::<i64>(conn)?;
     if status == status::VISIBLE {
         diesel::update(forum_threads::table.find(thread_id)).set(forum_threads::last_post_at.eq(now)).execute(conn)?;
+        notify_followers(conn, id)?;
     }
+    // Writing in a thread follows it.
+    follow(conn, user.id, thread_id, true, now)?;
     Ok((id, status))
 }
 
@@ -450,6 +453,7 @@ pub struct ThreadRow {
     pub author: String,
     pub replies: i64,
     pub pending: bool,
+    pub unread: bool,
     pub last_post_at: NaiveDateTime,
 }
 
@@ -487,9 +491,11 @@ pub fn threads(conn: &mut Conn, acc: &Access, user: &SessionUser, page: i64) -> 
         .load::<(i64, i64)>(conn)?
         .into_iter()
         .collect();
+    let unread = unread(conn, user.id, &ids)?;
     let rows = shown
         .into_iter()
         .map(|(t, p, username)| ThreadRow {
+            unread: unread.contains(&t.id),
             id: t.id,
             author: author_label(&p, &username, acc.moderator),
             replies: counts.get(&t.id).copied().unwrap_or(0).saturating_sub(1),
@@ -769,6 +775,7 @@ pub fn moderate(
                 diesel::update(forum_threads::table.find(post.thread_id))
                     .set(forum_threads::last_post_at.eq(now))
                     .execute(conn)?;
+                notify_followers(conn, post.id)?;
             }
             Moderation::Reject => {
                 if post.status != status::PENDING {
@@ -986,4 +993,99 @@ pub fn erase_author(conn: &mut Conn, user_id: i64, blank: bool) -> QueryResult<u
         diesel::delete(forum_trusted::table.filter(forum_trusted::user_id.eq(user_id))).execute(conn)?;
         Ok(n)
     })
+}
+
+/// Follows (or stops following) a thread.
+pub fn follow(conn: &mut Conn, user_id: i64, thread_id: i64, on: bool, now: NaiveDateTime) -> QueryResult<()> {
+    let exists = forum_follows::table.find((user_id, thread_id)).count().get_result::<i64>(conn)? > 0;
+    if on && !exists {
+        diesel::insert_into(forum_follows::table)
+            .values((
+                forum_follows::user_id.eq(user_id),
+                forum_follows::thread_id.eq(thread_id),
+                forum_follows::created_at.eq(now),
+            ))
+            .execute(conn)?;
+    } else if !on && exists {
+        diesel::delete(forum_follows::table.find((user_id, thread_id))).execute(conn)?;
+    }
+    Ok(())
+}
+
+pub fn follows(conn: &mut Conn, user_id: i64, thread_id: i64) -> QueryResult<bool> {
+    Ok(forum_follows::table.find((user_id, thread_id)).count().get_result::<i64>(conn)? > 0)
+}
+
+/// Queues an email about a newly visible post to everyone following its
+/// thread but its author. The mail names the author as peers see them.
+fn notify_followers(conn: &mut Conn, post_id: i64) -> QueryResult<()> {
+    let (post, username, thread, forum): (Post, String, Thread, Forum) = forum_posts::table
+        .inner_join(users::table)
+        .inner_join(forum_threads::table.inner_join(forums::table))
+        .filter(forum_posts::id.eq(post_id))
+        .select((Post::as_select(), users::username, Thread::as_select(), Forum::as_select()))
+        .first(conn)?;
+    let followers: Vec<(i64, String)> = forum_follows::table
+        .inner_join(users::table)
+        .filter(forum_follows::thread_id.eq(thread.id))
+        .filter(forum_follows::user_id.ne(post.author_id))
+        .filter(users::status.eq("active"))
+        .select((users::id, users::email))
+        .load(conn)?;
+    let author = author_label(&post, &username, false);
+    for (_, email) in followers {
+        crate::notify::enqueue_email(
+            conn,
+            &email,
+            &format!("New reply in “{}”", thread.title),
+            "forum_reply",
+            serde_json::json!({
+                "thread": thread.title, "forum": forum.title, "author": author,
+                "path": format!("/forums/{}/threads/{}#post-{}", forum.slug, thread.id, post.id),
+            }),
+        )?;
+    }
+    Ok(())
+}
+
+/// Remembers the newest post a person has seen in a thread.
+pub fn mark_read(conn: &mut Conn, user_id: i64, thread_id: i64, last_post_id: i64) -> QueryResult<()> {
+    let seen: Option<i64> =
+        forum_reads::table.find((user_id, thread_id)).select(forum_reads::last_post_id).first(conn).optional()?;
+    match seen {
+        None => diesel::insert_into(forum_reads::table)
+            .values((
+                forum_reads::user_id.eq(user_id),
+                forum_reads::thread_id.eq(thread_id),
+                forum_reads::last_post_id.eq(last_post_id),
+            ))
+            .execute(conn)
+            .map(|_| ()),
+        Some(s) if s < last_post_id => diesel::update(forum_reads::table.find((user_id, thread_id)))
+            .set(forum_reads::last_post_id.eq(last_post_id))
+            .execute(conn)
+            .map(|_| ()),
+        Some(_) => Ok(()),
+    }
+}
+
+/// Threads among `ids` with visible posts newer than what the person has seen.
+pub fn unread(conn: &mut Conn, user_id: i64, ids: &[i64]) -> QueryResult<HashSet<i64>> {
+    let newest: Vec<(i64, Option<i64>)> = forum_posts::table
+        .filter(forum_posts::thread_id.eq_any(ids))
+        .filter(forum_posts::status.eq(status::VISIBLE))
+        .group_by(forum_posts::thread_id)
+        .select((forum_posts::thread_id, diesel::dsl::max(forum_posts::id)))
+        .load(conn)?;
+    let seen: HashMap<i64, i64> = forum_reads::table
+        .filter(forum_reads::user_id.eq(user_id))
+        .filter(forum_reads::thread_id.eq_any(ids))
+        .select((forum_reads::thread_id, forum_reads::last_post_id))
+        .load::<(i64, i64)>(conn)?
+        .into_iter()
+        .collect();
+    Ok(newest
+        .into_iter()
+        .filter_map(|(t, max)| max.filter(|m| seen.get(&t).is_none_or(|s| s < m)).map(|_| t))
+        .collect())
 }

@@ -116,7 +116,7 @@ fn forum_page(conn: &mut Conn, user: &SessionUser, slug: &str, page: i64, draft:
         "forum": forum_json(&acc), "moderator": acc.moderator, "banned": acc.banned,
         "threads": threads.iter().map(|t| json!({
             "id": t.id, "title": t.title, "pinned": t.pinned, "locked": t.locked, "author": t.author,
-            "replies": t.replies, "pending": t.pending, "last": when(t.last_post_at),
+            "replies": t.replies, "pending": t.pending, "unread": t.unread, "last": when(t.last_post_at),
         })).collect::<Vec<_>>(),
         "page": page.clamp(1, pages), "pages": pages,
         "prev": (page > 1).then(|| page - 1), "next": (page < pages).then(|| page + 1),
@@ -192,6 +192,16 @@ fn thread_page(
     let acc = super::access(conn, user, slug, now())?;
     let thread = super::thread(conn, &acc, thread_id)?;
     let (opening, replies, pages) = super::posts(conn, &acc, user, thread_id, page)?;
+    let newest = std::iter::once(&opening)
+        .chain(replies.iter())
+        .chain(replies.iter().flat_map(|r| r.comments.iter()))
+        .filter(|p| p.status == super::status::VISIBLE)
+        .map(|p| p.id)
+        .max();
+    if let Some(newest) = newest {
+        super::mark_read(conn, user.id, thread_id, newest)?;
+    }
+    let following = super::follows(conn, user.id, thread_id)?;
     let failed = draft.is_some();
     let draft = draft.unwrap_or_default();
     let ctx = json!({
@@ -199,6 +209,7 @@ fn thread_page(
         "thread": { "id": thread.id, "title": thread.title, "pinned": thread.pinned, "locked": thread.locked, "lock_reason": thread.lock_reason },
         "opening": opening, "replies": replies,
         "can_reply": !acc.banned && (!thread.locked || acc.moderator),
+        "following": following,
         "can_comment": !acc.banned && (!thread.locked || acc.moderator),
         "page": page.clamp(1, pages), "pages": pages,
         "prev": (page > 1).then(|| page - 1), "next": (page < pages).then(|| page + 1),
@@ -394,4 +405,34 @@ pub async fn queue(db: &State<Db>, user: CurrentUser) -> AppResult<Page> {
         })).collect::<Vec<_>>(),
     });
     Ok(Page::new("forums/moderation", "Moderation", ctx))
+}
+
+#[derive(FromForm)]
+pub struct FollowForm {
+    #[field(default = false)]
+    follow: bool,
+}
+
+#[post("/forums/<slug>/threads/<id>/follow", data = "<form>")]
+pub async fn follow(
+    db: &State<Db>,
+    user: CurrentUser,
+    slug: &str,
+    id: i64,
+    form: CsrfForm<FollowForm>,
+) -> AppResult<Flash> {
+    let slug = slug.to_string();
+    let on = form.form.follow;
+    db.run(move |conn| {
+        let acc = super::access(conn, &user, &slug, now())?;
+        let t = super::thread(conn, &acc, id)?;
+        super::follow(conn, user.id, t.id, on, now())?;
+        let back = format!("/forums/{slug}/threads/{id}");
+        Ok(if on {
+            Flash::success(back, "You will get an email for each new reply.")
+        } else {
+            Flash::info(back, "You no longer get emails about this thread.")
+        })
+    })
+    .await
 }

@@ -313,3 +313,68 @@ async fn honor_code(app: TestApp) {
     assert!(page.contains(">upheld<") && page.contains("Matched the source"));
 }
 on_both!(frm_6_honor_code_reports_are_tracked_to_a_decision, honor_code);
+
+/// Replies mailed to `to` about followed threads so far.
+async fn reply_mails(app: &TestApp, to: &str) -> usize {
+    app.run_jobs().await;
+    lyceum::notify::read_outbox(&app.config.outbox_dir(), 1000)
+        .into_iter()
+        .filter(|m| m.to == to && m.subject.starts_with("New reply in"))
+        .count()
+}
+
+async fn follow_and_unread(app: TestApp) {
+    // promise: FRM-1 — follow a thread for an email per new reply; unread threads are marked.
+    let c = seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    let grace = verified(&app, "grace").await;
+    run(&app, |conn| lyceum::accounts::service::ensure_staff(conn, "grace@example.org", None, "Grace", "H")).await;
+    let ada = verified(&app, "ada").await;
+    let bob = verified(&app, "bob").await;
+    for l in [&ada, &bob] {
+        as_user(&app, l).await;
+        enroll(&app, &c.slug).await;
+    }
+    let forum =
+        app.client.get("/learn/intro-python/forum").dispatch().await.headers().get_one("Location").unwrap().to_string();
+    as_user(&app, &ada).await;
+    let res = app.post_form(&format!("{forum}/threads"), &[("title", "Week 1 questions"), ("body", "Ask here.")]).await;
+    let thread = res.headers().get_one("Location").unwrap().to_string();
+    as_user(&app, &grace).await;
+    let opening = post_id_by_body(&app, "Ask here.").await;
+    app.post_form(&format!("/forums/posts/{opening}/moderate"), &[("action", "approve")]).await;
+
+    as_user(&app, &bob).await;
+    let (_, page) = app.get(&forum).await;
+    assert!(page.contains("badge-new"), "a thread Bob has not read is marked");
+    app.get(&thread).await;
+    let (_, page) = app.get(&forum).await;
+    assert!(!page.contains("badge-new"), "read now");
+    let res = app.post_form(&format!("{thread}/follow"), &[("follow", "true")]).await;
+    assert_eq!(res.status(), Status::SeeOther);
+
+    // Ada (trusted) replies: Bob, following, gets one email; Ada, the author, none.
+    as_user(&app, &ada).await;
+    app.post_form(&format!("{thread}/replies"), &[("body", "First answer")]).await;
+    assert_eq!(reply_mails(&app, "bob@example.org").await, 1);
+    assert_eq!(reply_mails(&app, "ada@example.org").await, 0);
+    // Bob's first reply waits: Ada (following by writing) hears of it only once approved.
+    as_user(&app, &bob).await;
+    app.post_form(&format!("{thread}/replies"), &[("body", "Bob asks more")]).await;
+    assert_eq!(reply_mails(&app, "ada@example.org").await, 0);
+    as_user(&app, &grace).await;
+    let waiting = post_id_by_body(&app, "Bob asks more").await;
+    app.post_form(&format!("/forums/posts/{waiting}/moderate"), &[("action", "approve")]).await;
+    assert_eq!(reply_mails(&app, "ada@example.org").await, 1);
+    let link = app.mailed_link("ada@example.org", "/forums/").await.expect("a link to the reply");
+    assert!(link.contains(&format!("#post-{waiting}")));
+    // Unfollowing stops the emails.
+    as_user(&app, &bob).await;
+    app.post_form(&format!("{thread}/follow"), &[("follow", "false")]).await;
+    as_user(&app, &ada).await;
+    app.post_form(&format!("{thread}/replies"), &[("body", "Second answer")]).await;
+    assert_eq!(reply_mails(&app, "bob@example.org").await, 1, "no more mail after unfollowing");
+    as_user(&app, &bob).await;
+    let (_, page) = app.get(&forum).await;
+    assert!(page.contains("badge-new"), "the new reply marks the thread unread again");
+}
+on_both!(frm_1_follow_a_thread_and_see_what_is_new, follow_and_unread);

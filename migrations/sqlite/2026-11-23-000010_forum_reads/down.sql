@@ -1,0 +1,2 @@
+DROP TABLE forum_follows;
+DROP TABLE forum_reads;
