@@ -218,6 +218,8 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
                 forums::routes::moderate,
                 forums::routes::thread_settings,
                 forums::routes::follow,
+                forums::routes::appoint_moderator,
+                forums::routes::remove_moderator,
                 consent::routes::staff_page,
                 consent::routes::parent_page,
                 consent::routes::parent_decide,

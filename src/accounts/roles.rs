@@ -68,3 +68,27 @@ pub fn for_user(conn: &mut Conn, user_id: i64) -> QueryResult<Vec<(Role, String)
         .load(conn)?;
     Ok(rows.into_iter().filter_map(|(r, s)| Role::parse(&r).map(|r| (r, s))).collect())
 }
+
+/// Takes a role back; false when the person did not hold it.
+pub fn revoke(conn: &mut Conn, user_id: i64, role: Role, scope: &str) -> QueryResult<bool> {
+    let n = diesel::delete(
+        role_grants::table
+            .filter(role_grants::user_id.eq(user_id))
+            .filter(role_grants::role.eq(role.as_str()))
+            .filter(role_grants::scope.eq(scope)),
+    )
+    .execute(conn)?;
+    Ok(n > 0)
+}
+
+/// Who holds a role in a scope: (user id, username), by username.
+pub fn holders(conn: &mut Conn, role: Role, scope: &str) -> QueryResult<Vec<(i64, String)>> {
+    use crate::db::schema::users;
+    role_grants::table
+        .inner_join(users::table)
+        .filter(role_grants::role.eq(role.as_str()))
+        .filter(role_grants::scope.eq(scope))
+        .order(users::username.asc())
+        .select((users::id, users::username))
+        .load(conn)
+}

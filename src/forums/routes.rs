@@ -44,9 +44,11 @@ pub async fn index(db: &State<Db>, user: CurrentUser) -> AppResult<Page> {
             let moderates = user.roles.iter().any(|(r, _)| {
                 matches!(r, Role::Staff | Role::Moderator | Role::MemberAdmin | Role::Instructor | Role::CourseStaff)
             });
-            Ok::<_, AppError>(
-                json!({ "site": site, "courses": mine, "is_staff": user.is_staff(), "moderates": moderates }),
-            )
+            let moderators = if user.is_staff() { roles_holders(conn)? } else { Vec::new() };
+            Ok::<_, AppError>(json!({
+                "site": site, "courses": mine, "is_staff": user.is_staff(), "moderates": moderates,
+                "moderators": moderators.iter().map(|(id, name)| json!({ "id": id, "username": name })).collect::<Vec<_>>(),
+            }))
         })
         .await?;
     Ok(Page::new("forums/index", "Forums", ctx))
@@ -432,6 +434,53 @@ pub async fn follow(
             Flash::success(back, "You will get an email for each new reply.")
         } else {
             Flash::info(back, "You no longer get emails about this thread.")
+        })
+    })
+    .await
+}
+
+fn roles_holders(conn: &mut Conn) -> diesel::QueryResult<Vec<(i64, String)>> {
+    crate::accounts::roles::holders(conn, crate::accounts::roles::Role::Moderator, "")
+}
+
+#[derive(FromForm)]
+pub struct LoginForm {
+    #[field(default = String::new())]
+    login: String,
+}
+
+/// Operator staff appoint site moderators, who moderate every forum.
+#[post("/forums/moderators", data = "<form>")]
+pub async fn appoint_moderator(db: &State<Db>, user: CurrentUser, form: CsrfForm<LoginForm>) -> AppResult<Flash> {
+    if !user.is_staff() {
+        return Err(AppError::Forbidden("Only operator staff can appoint moderators.".into()));
+    }
+    let login = form.form.login;
+    db.run(move |conn| {
+        let Some(target) = crate::accounts::service::find_for_login(conn, login.trim())? else {
+            return Ok(Flash::error("/forums", "No account has that username or email."));
+        };
+        crate::accounts::roles::grant(conn, target.id, crate::accounts::roles::Role::Moderator, "", Some(user.id))?;
+        Ok(Flash::success("/forums", format!("{} now moderates the forums.", target.username)))
+    })
+    .await
+}
+
+#[post("/forums/moderators/<id>/remove", data = "<_form>")]
+pub async fn remove_moderator(
+    db: &State<Db>,
+    user: CurrentUser,
+    id: i64,
+    _form: crate::web::csrf::CsrfOnly,
+) -> AppResult<Flash> {
+    if !user.is_staff() {
+        return Err(AppError::Forbidden("Only operator staff can remove moderators.".into()));
+    }
+    db.run(move |conn| {
+        Ok(if crate::accounts::roles::revoke(conn, id, crate::accounts::roles::Role::Moderator, "")? {
+            Flash::success("/forums", "No longer a moderator.")
+        } else {
+            Flash::error("/forums", "That person is not a moderator.")
         })
     })
     .await

@@ -378,3 +378,41 @@ async fn follow_and_unread(app: TestApp) {
     assert!(page.contains("badge-new"), "the new reply marks the thread unread again");
 }
 on_both!(frm_1_follow_a_thread_and_see_what_is_new, follow_and_unread);
+
+async fn site_moderators(app: TestApp) {
+    let grace = verified(&app, "grace").await;
+    run(&app, |conn| lyceum::accounts::service::ensure_staff(conn, "grace@example.org", None, "Grace", "H")).await;
+    let dora = verified(&app, "dora").await;
+    as_user(&app, &grace).await;
+    app.post_form("/forums", &[("slug", "general"), ("title", "General")]).await;
+    let res = app.post_form("/forums/moderators", &[("login", "nobody-here")]).await;
+    assert_eq!(res.status(), Status::SeeOther);
+    let (_, page) = app.get("/forums").await;
+    assert!(page.contains("No account has that username or email."));
+    app.post_form("/forums/moderators", &[("login", "dora@example.org")]).await;
+    let (_, page) = app.get("/forums").await;
+    assert!(page.contains("dora now moderates the forums."));
+    let dora_id = re(r#"action="/forums/moderators/(\d+)/remove""#, &page);
+
+    // A site moderator's posts appear at once, and the queue opens to them.
+    as_user(&app, &dora).await;
+    let (_, page) = app.get("/forums").await;
+    assert!(page.contains("/forums/moderation") && !page.contains("Appoint moderator"));
+    let res = app.post_form("/forums/general/threads", &[("title", "House rules"), ("body", "Be kind.")]).await;
+    let thread = res.headers().get_one("Location").unwrap().to_string();
+    let (_, page) = app.get(&thread).await;
+    assert!(page.contains("Be kind.") && !page.contains("waiting for a moderator"));
+    let (status, _) = app.get("/forums/moderation").await;
+    assert_eq!(status, Status::Ok);
+    let res = app.post_form("/forums/moderators", &[("login", "dora")]).await;
+    assert_eq!(res.status(), Status::Forbidden, "only staff appoint moderators");
+
+    as_user(&app, &grace).await;
+    app.post_form(&format!("/forums/moderators/{dora_id}/remove"), &[]).await;
+    as_user(&app, &dora).await;
+    let res = app.post_form("/forums/general/threads", &[("title", "Another"), ("body", "Now I wait.")]).await;
+    let thread = res.headers().get_one("Location").unwrap().to_string();
+    let (_, page) = app.get(&thread).await;
+    assert!(page.contains("waiting for a moderator"), "no longer a moderator, and never approved as an author");
+}
+on_both!(frm_3_staff_appoint_and_remove_site_moderators, site_moderators);
