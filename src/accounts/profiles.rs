@@ -18,8 +18,9 @@ use crate::storage::BlobStore;
 use crate::web::{AppError, AppResult, CsrfForm, CurrentUser, Flash, Page};
 
 pub const BIO_MAX: usize = 500;
-/// Avatars are stored at most this many pixels on a side.
-pub const AVATAR_SIDE: u32 = 256;
+/// Avatars are stored as square thumbnails of this side (shown at 96 px on
+/// profiles, 24 px beside forum posts).
+pub const AVATAR_SIDE: u32 = 192;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = profiles)]
@@ -131,7 +132,14 @@ pub async fn avatar(
     form: Form<crate::learning::studio::ImageUpload<'_>>,
 ) -> AppResult<Flash> {
     crate::web::csrf::verify_token(cookies, &form.csrf_token)?;
-    let key = match crate::learning::studio::store_image(db, blobs, form.image.as_ref(), AVATAR_SIDE).await? {
+    let key = match crate::learning::studio::store_image(
+        db,
+        blobs,
+        form.image.as_ref(),
+        crate::learning::studio::ImageShape::Square(AVATAR_SIDE),
+    )
+    .await?
+    {
         Ok(k) => k,
         Err(m) => return Ok(Flash::error("/profile", m)),
     };

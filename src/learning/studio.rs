@@ -144,20 +144,32 @@ async fn read_upload(file: &TempFile<'_>, limit: usize) -> AppResult<Vec<u8>> {
     Ok(bytes)
 }
 
+/// How an uploaded image is stored.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum ImageShape {
+    /// Scaled down to fit this many pixels on its longer side.
+    Fit(u32),
+    /// A square thumbnail of this side, centre-cropped (avatars).
+    Square(u32),
+}
+
 /// Re-encodes an uploaded image (no metadata survives, FRM-5) and stores it;
 /// `Err` carries a message for the uploader.
 pub(crate) async fn store_image(
     db: &Db,
     blobs: &Arc<dyn BlobStore>,
     upload: Option<&TempFile<'_>>,
-    max_side: u32,
+    shape: ImageShape,
 ) -> AppResult<Result<String, String>> {
     let Some(upload) = upload else { return Ok(Err("Please choose an image file.".into())) };
     let bytes = read_upload(upload, crate::media::MAX_UPLOAD_BYTES).await?;
     // Decoding and re-encoding is CPU work: off the async executor.
-    let processed = tokio::task::spawn_blocking(move || crate::media::reencode(&bytes, max_side))
-        .await
-        .map_err(|e| AppError::Internal(e.to_string()))?;
+    let processed = tokio::task::spawn_blocking(move || match shape {
+        ImageShape::Fit(max_side) => crate::media::reencode(&bytes, max_side),
+        ImageShape::Square(side) => crate::media::thumbnail(&bytes, side),
+    })
+    .await
+    .map_err(|e| AppError::Internal(e.to_string()))?;
     let image = match processed {
         Ok(i) => i,
         Err(e) => return Ok(Err(e.to_string())),
@@ -189,7 +201,7 @@ pub async fn member_logo(
     if !learning::can_manage_member(&u, member.id) {
         return Err(AppError::Forbidden("Only this member's administrators can change its logo.".into()));
     }
-    let key = match store_image(db, blobs, form.image.as_ref(), 512).await? {
+    let key = match store_image(db, blobs, form.image.as_ref(), ImageShape::Fit(512)).await? {
         Ok(k) => k,
         Err(m) => return Ok(Flash::error(back, m)),
     };
@@ -210,7 +222,7 @@ pub async fn course_image(
     let back = format!("/studio/courses/{slug}");
     let slug = slug.to_string();
     let course = db.run(move |conn| authoring::authorable(conn, &user, &slug).map_err(AppError::from)).await?;
-    let key = match store_image(db, blobs, form.image.as_ref(), 1600).await? {
+    let key = match store_image(db, blobs, form.image.as_ref(), ImageShape::Fit(1600)).await? {
         Ok(k) => k,
         Err(m) => return Ok(Flash::error(back, m)),
     };

@@ -225,7 +225,7 @@ async fn profiles(app: TestApp) {
     let res = app.post_form("/profile", &[("bio", "Night-school maths teacher"), ("visibility", "full")]).await;
     assert_eq!(res.status(), Status::SeeOther);
     let mut png = Vec::new();
-    image::DynamicImage::new_rgb8(64, 64)
+    image::DynamicImage::new_rgb8(640, 400)
         .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
         .unwrap();
     let token = app.csrf().await;
@@ -234,6 +234,12 @@ async fn profiles(app: TestApp) {
     assert_eq!(res.status(), Status::SeeOther);
     let (_, page) = app.get("/profile").await;
     assert!(page.contains("Your avatar is updated."), "{page}");
+    // Stored as a square thumbnail, re-encoded.
+    let key = re(r#"src="/media/([0-9a-f]{64})""#, &page);
+    let res = app.client.get(format!("/media/{key}")).dispatch().await;
+    let bytes = res.into_bytes().await.unwrap();
+    let avatar = image::load_from_memory(&bytes).unwrap();
+    assert_eq!((avatar.width(), avatar.height()), (192, 192));
     // Not an image: refused with a message, the avatar kept.
     let token = app.csrf().await;
     let (ct, body) = crate::learning::multipart(&[("csrf_token", &token)], Some(("image", "me.png", b"not an image")));
