@@ -908,19 +908,22 @@ pub struct QueueItem {
 
 /// Waiting posts and reported posts in the forums this user moderates.
 pub fn queue(conn: &mut Conn, user: &SessionUser, now: NaiveDateTime) -> QueryResult<Vec<QueueItem>> {
-    let reported: HashSet<i64> = forum_reports::table
+    let mut reported: HashMap<i64, Vec<String>> = HashMap::new();
+    for (post, reason) in forum_reports::table
         .filter(forum_reports::status.eq("open"))
-        .select(forum_reports::post_id)
-        .load::<i64>(conn)?
-        .into_iter()
-        .collect();
+        .order(forum_reports::id.asc())
+        .select((forum_reports::post_id, forum_reports::reason))
+        .load::<(i64, String)>(conn)?
+    {
+        reported.entry(post).or_default().push(reason);
+    }
     let rows: Vec<(Post, String, Thread, Forum)> = forum_posts::table
         .inner_join(users::table)
         .inner_join(forum_threads::table.inner_join(forums::table))
         .filter(
             forum_posts::status
                 .eq(status::PENDING)
-                .or(forum_posts::id.eq_any(reported.iter().copied().collect::<Vec<_>>())),
+                .or(forum_posts::id.eq_any(reported.keys().copied().collect::<Vec<_>>())),
         )
         .order(forum_posts::id.asc())
         .select((Post::as_select(), users::username, Thread::as_select(), Forum::as_select()))
@@ -942,11 +945,7 @@ pub fn queue(conn: &mut Conn, user: &SessionUser, now: NaiveDateTime) -> QueryRe
         if !ok {
             continue;
         }
-        let reasons: Vec<String> = forum_reports::table
-            .filter(forum_reports::post_id.eq(p.id))
-            .filter(forum_reports::status.eq("open"))
-            .select(forum_reports::reason)
-            .load(conn)?;
+        let reasons = reported.remove(&p.id).unwrap_or_default();
         out.push(QueueItem {
             post_id: p.id,
             forum: f.title,

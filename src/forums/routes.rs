@@ -70,10 +70,12 @@ pub async fn create(db: &State<Db>, user: CurrentUser, form: CsrfForm<NewForum>)
         return Err(AppError::Forbidden("Only operator staff can add forum categories.".into()));
     }
     let f = form.form;
-    db.run(move |conn| match super::create_site_forum(conn, &f.slug, &f.title, &f.description, now()) {
-        Ok(forum) => Ok(Flash::success(format!("/forums/{}", forum.slug), "The forum is open.")),
-        Err(ForumError::Invalid(m)) => Ok(Flash::error("/forums", m)),
-        Err(e) => Err(e.into()),
+    db.run(move |conn| {
+        settle(
+            "/forums".into(),
+            super::create_site_forum(conn, &f.slug, &f.title, &f.description, now()),
+            |_, forum| Flash::success(format!("/forums/{}", forum.slug), "The forum is open."),
+        )
     })
     .await
 }
@@ -260,6 +262,16 @@ pub async fn reply(
     .await
 }
 
+/// The flash an action ends with: its own message, or the reason it was
+/// refused; anything else is an error page.
+fn settle<T>(back: String, outcome: Result<T, ForumError>, done: impl FnOnce(String, T) -> Flash) -> AppResult<Flash> {
+    match outcome {
+        Ok(v) => Ok(done(back, v)),
+        Err(ForumError::Invalid(m)) => Ok(Flash::error(back, m)),
+        Err(e) => Err(e.into()),
+    }
+}
+
 fn back_to(acc: &Access, post: &super::Post) -> String {
     format!("/forums/{}/threads/{}#post-{}", acc.forum.slug, post.thread_id, post.id)
 }
@@ -269,11 +281,8 @@ pub async fn vote(db: &State<Db>, user: CurrentUser, id: i64, _form: crate::web:
     db.run(move |conn| {
         let (post, acc) = super::post_access(conn, &user, id, now())?;
         let back = back_to(&acc, &post);
-        Ok(match super::toggle_vote(conn, &user, &post, now()) {
-            Ok(true) => Flash::success(back, "Upvoted."),
-            Ok(false) => Flash::info(back, "Vote taken back."),
-            Err(ForumError::Invalid(m)) => Flash::error(back, m),
-            Err(e) => return Err(AppError::from(e)),
+        settle(back, super::toggle_vote(conn, &user, &post, now()), |back, up| {
+            if up { Flash::success(back, "Upvoted.") } else { Flash::info(back, "Vote taken back.") }
         })
     })
     .await
@@ -291,11 +300,15 @@ pub async fn report(db: &State<Db>, user: CurrentUser, id: i64, form: CsrfForm<R
     db.run(move |conn| {
         let (post, acc) = super::post_access(conn, &user, id, now())?;
         let back = back_to(&acc, &post);
-        Ok(match super::report(conn, &user, &post, &reason, now()) {
-            Ok(true) => Flash::success(back, "Reported. The post is hidden until a moderator looks at it."),
-            Ok(false) => Flash::success(back, "Reported. A moderator will look at it."),
-            Err(ForumError::Invalid(m)) => Flash::error(back, m),
-            Err(e) => return Err(AppError::from(e)),
+        settle(back, super::report(conn, &user, &post, &reason, now()), |back, hidden| {
+            Flash::success(
+                back,
+                if hidden {
+                    "Reported. The post is hidden until a moderator looks at it."
+                } else {
+                    "Reported. A moderator will look at it."
+                },
+            )
         })
     })
     .await
@@ -385,10 +398,8 @@ pub async fn thread_settings(
         }
         let t = super::thread(conn, &acc, id)?;
         let back = format!("/forums/{slug}/threads/{id}");
-        Ok(match super::set_thread(conn, &t, f.pinned, f.locked, Some(&f.reason)) {
-            Ok(()) => Flash::success(back, "Saved."),
-            Err(ForumError::Invalid(m)) => Flash::error(back, m),
-            Err(e) => return Err(AppError::from(e)),
+        settle(back, super::set_thread(conn, &t, f.pinned, f.locked, Some(&f.reason)), |back, ()| {
+            Flash::success(back, "Saved.")
         })
     })
     .await
