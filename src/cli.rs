@@ -198,8 +198,7 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
         }
         Command::Worker => {
             let db = crate::open_database(&config).map_err(|e| e.to_string())?;
-            let search = crate::search_index(&config).map_err(|e| e.to_string())?;
-            let worker = crate::worker(&config, db, search).map_err(|e| e.to_string())?;
+            let worker = crate::worker(&config, db).map_err(|e| e.to_string())?;
             println!("Job worker running; Ctrl-C stops it.");
             tokio::select! {
                 _ = worker.run_forever() => Ok(()),
@@ -334,29 +333,42 @@ async fn reindex(config: &Config) -> Result<(), String> {
     use crate::learning::catalog;
     let db = crate::db::Db::connect(&config.database_url, 2).map_err(|e| e.to_string())?;
     db.migrate().map_err(|e| e.to_string())?;
-    let index = crate::search_index(config).map_err(|e| e.to_string())?;
-    let ids = db
-        .run(|conn| catalog::all_course_ids(conn).map_err(crate::db::DbError::from))
-        .await
-        .map_err(|e| e.to_string())?;
+    let courses = crate::search_index(config).map_err(|e| e.to_string())?;
+    let ids = db.run(|conn| catalog::all_course_ids(conn).map_err(crate::db::DbError::from)).await;
+    let published = |conn: &mut crate::db::Conn, id| {
+        catalog::document(conn, id).map(|doc| doc.filter(|(published, _)| *published).map(|(_, doc)| doc))
+    };
+    rebuild(&db, courses, ids.map_err(|e| e.to_string())?, published, "published course(s)").await?;
+    let threads = crate::forum_search_index(config).map_err(|e| e.to_string())?;
+    let ids = db.run(|conn| crate::forums::search::all_thread_ids(conn).map_err(crate::db::DbError::from)).await;
+    rebuild(&db, threads, ids.map_err(|e| e.to_string())?, crate::forums::search::document, "forum thread(s)").await
+}
+
+/// Empties `index` and fills it with the documents `load` makes of `ids`
+/// (skipping those it returns `None` for), with a progress bar.
+async fn rebuild<D: crate::search::Document>(
+    db: &crate::db::Db,
+    index: std::sync::Arc<dyn crate::search::SearchIndex<D>>,
+    ids: Vec<i64>,
+    load: fn(&mut crate::db::Conn, i64) -> diesel::QueryResult<Option<D>>,
+    what: &str,
+) -> Result<(), String> {
     index.clear().await.map_err(|e| e.to_string())?;
     let bar = indicatif::ProgressBar::new(ids.len() as u64);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} courses {msg}")
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let mut indexed = 0;
     for id in ids {
-        let doc = db
-            .run(move |conn| catalog::document(conn, id).map_err(crate::db::DbError::from))
-            .await
-            .map_err(|e| e.to_string())?;
-        if let Some((true, doc)) = doc {
+        let doc =
+            db.run(move |conn| load(conn, id).map_err(crate::db::DbError::from)).await.map_err(|e| e.to_string())?;
+        if let Some(doc) = doc {
             index.upsert(vec![doc]).await.map_err(|e| e.to_string())?;
             indexed += 1;
         }
         bar.inc(1);
     }
-    bar.finish_with_message(format!("done: {indexed} published course(s) indexed with {}", index.backend_name()));
+    bar.finish_with_message(format!("done: {indexed} {what} indexed with {}", index.backend_name()));
     Ok(())
 }

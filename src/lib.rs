@@ -74,11 +74,18 @@ pub fn search_index(config: &Config) -> Result<Arc<dyn search::SearchIndex>, Sta
         .map_err(|e| StartError::Search(e.to_string()))
 }
 
-pub fn worker(config: &Config, db: Db, search: Arc<dyn search::SearchIndex>) -> Result<jobs::Worker, StartError> {
+/// The forum threads' index, beside the courses' (FRM-1).
+pub fn forum_search_index(config: &Config) -> Result<Arc<dyn search::SearchIndex<search::ThreadDocument>>, StartError> {
+    search::open_for(&config.data_dir, config.search_url.as_deref(), config.search_key.as_deref(), "forum_threads")
+        .map_err(|e| StartError::Search(e.to_string()))
+}
+
+pub fn worker(config: &Config, db: Db) -> Result<jobs::Worker, StartError> {
     Ok(jobs::Worker {
         db,
         mailer: Arc::new(Mailer::new(config)?),
-        search,
+        search: search_index(config)?,
+        forum_search: forum_search_index(config)?,
         base_url: config.base_url(),
         stale_after: chrono::Duration::seconds(config.job_stale_after_secs.max(1)),
     })
@@ -96,8 +103,7 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
     };
     let db = open_database(&config)?;
     let templates = Templates::load()?;
-    let search = search_index(&config)?;
-    let worker = worker(&config, db.clone(), search.clone())?;
+    let worker = worker(&config, db.clone())?;
     let site = SiteInfo {
         name: "Lyceum".into(),
         demo: config.demo,
@@ -117,7 +123,8 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
         .manage(templates)
         .manage(site)
         .manage(blob_store(&config))
-        .manage(search)
+        .manage(worker.search.clone())
+        .manage(worker.forum_search.clone())
         .attach(web::fairings::RequestContext)
         .attach(web::fairings::SecurityHeaders)
         .register("/", catchers![web::error::default_catcher])
@@ -208,6 +215,8 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
                 forums::routes::create,
                 forums::routes::course_forum,
                 forums::routes::queue,
+                forums::routes::search_all,
+                forums::routes::search_forum,
                 forums::routes::forum,
                 forums::routes::start_thread,
                 forums::routes::thread,

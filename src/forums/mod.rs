@@ -12,6 +12,7 @@
 
 pub mod honor;
 pub mod routes;
+pub mod search;
 
 use std::collections::{HashMap, HashSet};
 
@@ -198,6 +199,10 @@ pub fn create_site_forum(
                 .into(),
         ));
     }
+    // These are pages under /forums/ already.
+    if ["search", "moderation", "moderators", "posts"].contains(&slug) {
+        return Err(ForumError::Invalid(format!("“{slug}” is the address of a page of the forums; choose another.")));
+    }
     let title = title.trim();
     if title.is_empty() || title.chars().count() > 120 {
         return Err(ForumError::Invalid("Give the forum a title of at most 120 characters.".into()));
@@ -325,6 +330,7 @@ fn insert_post(
     if status == status::VISIBLE {
         diesel::update(forum_threads::table.find(thread_id)).set(forum_threads::last_post_at.eq(now)).execute(conn)?;
         notify_followers(conn, id)?;
+        search::queue_index(conn, thread_id)?;
     }
     // Writing in a thread follows it.
     follow(conn, user.id, thread_id, true, now)?;
@@ -699,6 +705,7 @@ pub fn report(conn: &mut Conn, user: &SessionUser, post: &Post, reason: &str, no
     let hide = (trusted_reporter || open >= REPORTS_TO_HIDE) && post.status == status::VISIBLE;
     if hide {
         diesel::update(forum_posts::table.find(post.id)).set(forum_posts::status.eq(status::HIDDEN)).execute(conn)?;
+        search::queue_index(conn, post.thread_id)?;
     }
     Ok(hide)
 }
@@ -804,6 +811,9 @@ pub fn moderate(
                     .execute(conn)?;
             }
         }
+        if matches!(m, Moderation::Approve | Moderation::Hide | Moderation::Restore | Moderation::Delete) {
+            search::queue_index(conn, post.thread_id)?;
+        }
         Ok(())
     })
 }
@@ -858,6 +868,9 @@ pub fn edit(
                 forum_posts::edited_at.eq(now),
             ))
             .execute(conn)?;
+        if post.status == status::VISIBLE {
+            search::queue_index(conn, post.thread_id)?;
+        }
         Ok(())
     })
 }
@@ -987,6 +1000,7 @@ pub fn erase_author(conn: &mut Conn, user_id: i64, blank: bool) -> QueryResult<u
             let ids: Vec<i64> =
                 forum_posts::table.filter(forum_posts::author_id.eq(user_id)).select(forum_posts::id).load(conn)?;
             diesel::delete(forum_post_edits::table.filter(forum_post_edits::post_id.eq_any(&ids))).execute(conn)?;
+            search::queue_index_of_posts(conn, &ids)?;
         }
         diesel::delete(forum_votes::table.filter(forum_votes::user_id.eq(user_id))).execute(conn)?;
         diesel::delete(forum_trusted::table.filter(forum_trusted::user_id.eq(user_id))).execute(conn)?;

@@ -47,6 +47,7 @@ pub async fn index(db: &State<Db>, user: CurrentUser) -> AppResult<Page> {
             let moderators = if user.is_staff() { roles_holders(conn)? } else { Vec::new() };
             Ok::<_, AppError>(json!({
                 "site": site, "courses": mine, "is_staff": user.is_staff(), "moderates": moderates,
+                "action": "/forums/search",
                 "moderators": moderators.iter().map(|(id, name)| json!({ "id": id, "username": name })).collect::<Vec<_>>(),
             }))
         })
@@ -118,6 +119,7 @@ fn forum_page(conn: &mut Conn, user: &SessionUser, slug: &str, page: i64, draft:
     let draft = draft.unwrap_or_default();
     let ctx = json!({
         "forum": forum_json(&acc), "moderator": acc.moderator, "banned": acc.banned,
+        "action": format!("/forums/{}/search", acc.forum.slug),
         "threads": threads.iter().map(|t| json!({
             "id": t.id, "title": t.title, "pinned": t.pinned, "locked": t.locked, "author": t.author,
             "replies": t.replies, "pending": t.pending, "unread": t.unread, "last": when(t.last_post_at),
@@ -495,4 +497,75 @@ pub async fn remove_moderator(
         })
     })
     .await
+}
+
+type ThreadIndex = std::sync::Arc<dyn crate::search::SearchIndex<crate::search::ThreadDocument>>;
+
+/// Searches every forum the user may read, or one forum (`within`).
+async fn search_page(
+    db: &Db,
+    index: &ThreadIndex,
+    user: crate::accounts::SessionUser,
+    within: Option<String>,
+    q: Option<String>,
+) -> AppResult<Page> {
+    let q = q.unwrap_or_default().trim().to_string();
+    if q.chars().count() > super::search::MAX_QUERY_CHARS {
+        return Err(AppError::Unprocessable(format!(
+            "Search for at most {} characters.",
+            super::search::MAX_QUERY_CHARS
+        )));
+    }
+    let scope = within.clone();
+    let (readable, forum) = {
+        let user = user.clone();
+        db.run(move |conn| match scope {
+            Some(slug) => {
+                let acc = super::access(conn, &user, &slug, now())?;
+                let json = forum_json(&acc);
+                Ok::<_, AppError>((vec![acc.forum], Some(json)))
+            }
+            None => Ok((super::search::readable_forums(conn, &user, now())?, None)),
+        })
+        .await?
+    };
+    let ids = if q.is_empty() {
+        Vec::new()
+    } else {
+        let groups = readable.iter().map(|f| f.id).collect();
+        index
+            .search_in(&q, Some(groups), super::search::MAX_HITS)
+            .await
+            .map_err(|e| AppError::Internal(format!("forum search: {e}")))?
+    };
+    let query = q.clone();
+    let hits = db.run(move |conn| Ok::<_, AppError>(super::search::hits(conn, &ids, &readable, &query)?)).await?;
+    let action = within.as_ref().map_or("/forums/search".to_string(), |slug| format!("/forums/{slug}/search"));
+    let title = if q.is_empty() { "Search the forums".to_string() } else { format!("“{q}” in the forums") };
+    Ok(Page::new(
+        "forums/search",
+        title,
+        json!({ "q": q, "searched": !q.is_empty(), "forum": forum, "action": action, "hits": hits }),
+    ))
+}
+
+#[get("/forums/search?<q>")]
+pub async fn search_all(
+    db: &State<Db>,
+    index: &State<ThreadIndex>,
+    user: CurrentUser,
+    q: Option<String>,
+) -> AppResult<Page> {
+    search_page(db, index, user.0, None, q).await
+}
+
+#[get("/forums/<slug>/search?<q>")]
+pub async fn search_forum(
+    db: &State<Db>,
+    index: &State<ThreadIndex>,
+    user: CurrentUser,
+    slug: &str,
+    q: Option<String>,
+) -> AppResult<Page> {
+    search_page(db, index, user.0, Some(slug.to_string()), q).await
 }

@@ -163,6 +163,7 @@ pub struct Worker {
     pub db: Db,
     pub mailer: Arc<Mailer>,
     pub search: Arc<dyn crate::search::SearchIndex>,
+    pub forum_search: Arc<dyn crate::search::SearchIndex<crate::search::ThreadDocument>>,
     /// The site's public URL, for links in what jobs send.
     pub base_url: String,
     /// How long a job may stay `running` before it counts as abandoned.
@@ -190,6 +191,18 @@ impl Worker {
                 match doc {
                     Some((true, doc)) => self.search.upsert(vec![doc]).await.map_err(|e| e.to_string()),
                     _ => self.search.remove(id).await.map_err(|e| e.to_string()),
+                }
+            }
+            crate::forums::search::INDEX_THREAD => {
+                let id = payload["thread_id"].as_i64().ok_or("payload has no thread_id")?;
+                let doc = self
+                    .db
+                    .run(move |conn| crate::forums::search::document(conn, id).map_err(DbError::from))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                match doc {
+                    Some(doc) => self.forum_search.upsert(vec![doc]).await.map_err(|e| e.to_string()),
+                    None => self.forum_search.remove(id).await.map_err(|e| e.to_string()),
                 }
             }
             crate::consent::push::PUSH => {

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex, Weak};
 
@@ -21,7 +22,7 @@ use tantivy::schema::{FAST, Field, INDEXED, IndexRecordOption, STORED, Schema, T
 use tantivy::tokenizer::{AsciiFoldingFilter, LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer};
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, TantivyError, Term};
 
-use super::{CourseDocument, SearchError, SearchIndex};
+use super::{Document, SearchError, SearchIndex};
 
 /// Registered on every open: tantivy persists the tokenizer's name in the
 /// schema, not the tokenizer itself.
@@ -41,9 +42,11 @@ const MIN_PREFIX_CHARS: usize = 2;
 /// lock. Weak, so dropping the last handle still releases the lock.
 static OPEN: LazyLock<Mutex<HashMap<PathBuf, Weak<Inner>>>> = LazyLock::new(Default::default);
 
-/// A handle on one index directory; cheap to share behind an `Arc`.
-pub struct EmbeddedIndex {
+/// A handle on one index directory holding documents `D`; cheap to share
+/// behind an `Arc`.
+pub struct EmbeddedIndex<D> {
     inner: Arc<Inner>,
+    kind: PhantomData<fn() -> D>,
 }
 
 struct Inner {
@@ -54,48 +57,34 @@ struct Inner {
     fields: Fields,
 }
 
-#[derive(Clone, Copy)]
+/// The schema's fields: the key, the group when documents have one, and the
+/// searched text fields with their weights.
 struct Fields {
     id: Field,
-    title: Field,
-    summary: Field,
-    description: Field,
-    member: Field,
-    subjects: Field,
-    language: Field,
+    group: Option<Field>,
+    /// (name, field, weight), in `Document::FIELDS` order.
+    weighted: Vec<(&'static str, Field, f32)>,
 }
 
 impl Fields {
-    /// The searched fields and their weights: a word in the title says more
-    /// about a course than the same word deep in its description.
-    fn weighted(&self) -> [(Field, f32); 6] {
-        [
-            (self.title, 3.0),
-            (self.subjects, 2.0),
-            (self.summary, 1.5),
-            (self.member, 1.5),
-            (self.description, 1.0),
-            (self.language, 1.0),
-        ]
+    fn text(&self, name: &str) -> Option<Field> {
+        self.weighted.iter().find(|(n, _, _)| *n == name).map(|(_, field, _)| *field)
     }
 }
 
-fn schema() -> (Schema, Fields) {
+/// The schema for documents `D`. A kind without a group gets no group field,
+/// so the course index keeps the schema it was first built with.
+fn schema<D: Document>() -> (Schema, Fields) {
     let mut builder = Schema::builder();
     // Frequencies feed BM25; positions would only serve phrase queries, which we do not build.
     let text = TextOptions::default().set_indexing_options(
         TextFieldIndexing::default().set_tokenizer(TOKENIZER).set_index_option(IndexRecordOption::WithFreqs),
     );
-    let fields = Fields {
-        id: builder.add_i64_field("id", INDEXED | STORED | FAST),
-        title: builder.add_text_field("title", text.clone()),
-        summary: builder.add_text_field("summary", text.clone()),
-        description: builder.add_text_field("description", text.clone()),
-        member: builder.add_text_field("member", text.clone()),
-        subjects: builder.add_text_field("subjects", text.clone()),
-        language: builder.add_text_field("language", text),
-    };
-    (builder.build(), fields)
+    let id = builder.add_i64_field("id", INDEXED | STORED | FAST);
+    let weighted =
+        D::FIELDS.iter().map(|&(name, weight)| (name, builder.add_text_field(name, text.clone()), weight)).collect();
+    let group = D::GROUP.map(|name| builder.add_i64_field(name, INDEXED));
+    (builder.build(), Fields { id, group, weighted })
 }
 
 /// Words split on anything not alphanumeric, lowercased and folded to ASCII,
@@ -119,11 +108,11 @@ fn typo_distance(word: &str) -> u8 {
     }
 }
 
-impl EmbeddedIndex {
+impl<D: Document> EmbeddedIndex<D> {
     /// Opens the index in `path`, creating the directory and the index if
     /// missing. Opening a directory this process already has open returns a
     /// handle to the same index.
-    pub fn open(path: &Path) -> Result<EmbeddedIndex, SearchError> {
+    pub fn open(path: &Path) -> Result<EmbeddedIndex<D>, SearchError> {
         let io_error = |source| SearchError::Io { path: path.to_path_buf(), source };
         std::fs::create_dir_all(path).map_err(io_error)?;
         let path = path.canonicalize().map_err(io_error)?;
@@ -132,11 +121,11 @@ impl EmbeddedIndex {
         let mut open = OPEN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         open.retain(|_, inner| inner.strong_count() > 0);
         if let Some(inner) = open.get(&path).and_then(Weak::upgrade) {
-            return Ok(EmbeddedIndex { inner });
+            return Ok(EmbeddedIndex { inner, kind: PhantomData });
         }
-        let inner = Arc::new(Inner::open(path.clone())?);
+        let inner = Arc::new(Inner::open(path.clone(), schema::<D>())?);
         open.insert(path, Arc::downgrade(&inner));
-        Ok(EmbeddedIndex { inner })
+        Ok(EmbeddedIndex { inner, kind: PhantomData })
     }
 
     /// The directory holding the index.
@@ -154,15 +143,14 @@ impl EmbeddedIndex {
     }
 }
 
-impl fmt::Debug for EmbeddedIndex {
+impl<D> fmt::Debug for EmbeddedIndex<D> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EmbeddedIndex").field("path", &self.inner.path).finish()
     }
 }
 
 impl Inner {
-    fn open(path: PathBuf) -> Result<Inner, SearchError> {
-        let (schema, fields) = schema();
+    fn open(path: PathBuf, (schema, fields): (Schema, Fields)) -> Result<Inner, SearchError> {
         let directory = MmapDirectory::open(&path).map_err(TantivyError::from)?;
         let index = Index::open_or_create(directory, schema).map_err(|e| match e {
             TantivyError::SchemaError(_) => SearchError::SchemaMismatch(path.clone()),
@@ -195,24 +183,25 @@ impl Inner {
         Ok(())
     }
 
-    fn document(&self, course: &CourseDocument) -> TantivyDocument {
+    fn document<D: Document>(&self, source: &D) -> TantivyDocument {
         let f = &self.fields;
         let mut doc = TantivyDocument::default();
-        doc.add_i64(f.id, course.id);
-        doc.add_text(f.title, &course.title);
-        doc.add_text(f.summary, &course.summary);
-        doc.add_text(f.description, &course.description);
-        doc.add_text(f.member, &course.member);
-        for subject in &course.subjects {
-            doc.add_text(f.subjects, subject);
+        doc.add_i64(f.id, source.id());
+        if let (Some(field), Some(group)) = (f.group, source.group()) {
+            doc.add_i64(field, group);
         }
-        doc.add_text(f.language, &course.language);
+        for (name, text) in source.texts() {
+            if let Some(field) = f.text(name) {
+                doc.add_text(field, text);
+            }
+        }
         doc
     }
 
     /// The query's words, analyzed exactly as the indexed text was, in order and without repeats.
     fn words(&self, query: &str) -> Result<Vec<String>, SearchError> {
-        let mut analyzer = self.index.tokenizer_for_field(self.fields.title)?;
+        let Some(&(_, first, _)) = self.fields.weighted.first() else { return Ok(Vec::new()) };
+        let mut analyzer = self.index.tokenizer_for_field(first)?;
         let mut stream = analyzer.token_stream(query);
         let mut words: Vec<String> = Vec::new();
         while let Some(token) = stream.next() {
@@ -229,13 +218,14 @@ impl Inner {
     /// Each word may match any field, exactly (scored by BM25, boosted), with
     /// typos, or, for the last word, as a prefix (both constant-scored). Words
     /// are alternatives, so a document matching more of them ranks higher.
-    fn query(&self, words: &[String]) -> BooleanQuery {
+    /// With `groups`, a document must also belong to one of them.
+    fn query(&self, words: &[String], groups: Option<&[i64]>) -> BooleanQuery {
         let last = words.len().saturating_sub(1);
         let per_word = words.iter().enumerate().map(|(position, word)| {
             let distance = typo_distance(word);
             let prefix = position == last && word.chars().count() >= MIN_PREFIX_CHARS;
             let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-            for (field, weight) in self.fields.weighted() {
+            for &(_, field, weight) in &self.fields.weighted {
                 let term = Term::from_field_text(field, word);
                 let exact = TermQuery::new(term.clone(), IndexRecordOption::WithFreqs);
                 clauses.push((Occur::Should, Box::new(BoostQuery::new(Box::new(exact), weight * EXACT_BOOST))));
@@ -250,10 +240,23 @@ impl Inner {
             }
             (Occur::Should, Box::new(BooleanQuery::new(clauses)) as Box<dyn Query>)
         });
-        BooleanQuery::new(per_word.collect())
+        let words = BooleanQuery::new(per_word.collect());
+        match (groups, self.fields.group) {
+            (Some(groups), Some(field)) => {
+                let any_group = groups.iter().map(|&group| {
+                    let term = TermQuery::new(Term::from_field_i64(field, group), IndexRecordOption::Basic);
+                    (Occur::Should, Box::new(term) as Box<dyn Query>)
+                });
+                BooleanQuery::new(vec![
+                    (Occur::Must, Box::new(words) as Box<dyn Query>),
+                    (Occur::Must, Box::new(BooleanQuery::new(any_group.collect()))),
+                ])
+            }
+            _ => words,
+        }
     }
 
-    fn search(&self, query: &str, limit: usize) -> Result<Vec<i64>, SearchError> {
+    fn search(&self, query: &str, groups: Option<&[i64]>, limit: usize) -> Result<Vec<i64>, SearchError> {
         let words = self.words(query)?;
         let searcher = self.reader.searcher();
         // TopDocs panics on 0 and reserves room for `limit` hits, so clamp to what exists.
@@ -261,7 +264,7 @@ impl Inner {
         if words.is_empty() || limit == 0 {
             return Ok(Vec::new());
         }
-        let hits = searcher.search(&self.query(&words), &TopDocs::with_limit(limit).order_by_score())?;
+        let hits = searcher.search(&self.query(&words, groups), &TopDocs::with_limit(limit).order_by_score())?;
         let mut columns: HashMap<u32, Column<i64>> = HashMap::new();
         let mut ids = Vec::with_capacity(hits.len());
         for (_score, address) in hits {
@@ -280,13 +283,13 @@ impl Inner {
 }
 
 #[async_trait::async_trait]
-impl SearchIndex for EmbeddedIndex {
-    async fn upsert(&self, docs: Vec<CourseDocument>) -> Result<(), SearchError> {
+impl<D: Document> SearchIndex<D> for EmbeddedIndex<D> {
+    async fn upsert(&self, docs: Vec<D>) -> Result<(), SearchError> {
         if docs.is_empty() {
             return Ok(());
         }
         self.blocking(move |inner| {
-            let documents: Vec<(i64, TantivyDocument)> = docs.iter().map(|d| (d.id, inner.document(d))).collect();
+            let documents: Vec<(i64, TantivyDocument)> = docs.iter().map(|d| (d.id(), inner.document(d))).collect();
             inner.write(|writer, fields| {
                 for (id, document) in documents {
                     // A delete only affects documents added before it, so the new version survives
@@ -314,12 +317,12 @@ impl SearchIndex for EmbeddedIndex {
         self.blocking(|inner| inner.write(|writer, _| writer.delete_all_documents().map(drop))).await
     }
 
-    async fn search(&self, query: &str, limit: usize) -> Result<Vec<i64>, SearchError> {
-        if query.trim().is_empty() || limit == 0 {
+    async fn search_in(&self, query: &str, groups: Option<Vec<i64>>, limit: usize) -> Result<Vec<i64>, SearchError> {
+        if query.trim().is_empty() || limit == 0 || groups.as_ref().is_some_and(Vec::is_empty) {
             return Ok(Vec::new());
         }
         let query = query.to_owned();
-        self.blocking(move |inner| inner.search(&query, limit)).await
+        self.blocking(move |inner| inner.search(&query, groups.as_deref(), limit)).await
     }
 
     fn backend_name(&self) -> &'static str {

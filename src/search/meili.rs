@@ -8,6 +8,7 @@
 //! with the embedded index, a change is visible once the call returns.
 
 use std::fmt;
+use std::marker::PhantomData;
 use std::time::Duration;
 
 use meilisearch_sdk::client::Client;
@@ -20,13 +21,9 @@ use meilisearch_sdk::tasks::Task;
 use serde::Deserialize;
 use tokio::sync::OnceCell;
 
-use super::{CourseDocument, SearchError, SearchIndex};
+use super::{Document, SearchError, SearchIndex};
 
 const PRIMARY_KEY: &str = "id";
-/// In ranking order: Meilisearch's `attribute` rule prefers matches in earlier attributes.
-const SEARCHABLE: [&str; 5] = ["title", "subjects", "summary", "member", "description"];
-/// For catalog facets ("courses by this member / in this subject / language").
-const FILTERABLE: [&str; 3] = ["member", "subjects", "language"];
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
 /// Small catalog writes take milliseconds; this allows for a busy task queue
 /// (a settings change re-indexes everything) without hanging a request forever.
@@ -34,12 +31,13 @@ const TASK_TIMEOUT: Duration = Duration::from_secs(30);
 /// Meilisearch refuses to page past `maxTotalHits` (1000 by default) anyway.
 const MAX_LIMIT: usize = 1000;
 
-/// A handle on one Meilisearch index.
-pub struct MeiliIndex {
+/// A handle on one Meilisearch index holding documents `D`.
+pub struct MeiliIndex<D> {
     url: String,
     client: Client,
     index: Index,
     ready: OnceCell<()>,
+    kind: PhantomData<fn() -> D>,
 }
 
 #[derive(Deserialize)]
@@ -47,14 +45,14 @@ struct Hit {
     id: i64,
 }
 
-impl MeiliIndex {
+impl<D: Document> MeiliIndex<D> {
     /// A handle on index `index_name` at `url`; no request is made yet.
-    pub fn new(url: &str, api_key: Option<&str>, index_name: &str) -> Result<MeiliIndex, SearchError> {
+    pub fn new(url: &str, api_key: Option<&str>, index_name: &str) -> Result<MeiliIndex<D>, SearchError> {
         // The SDK appends paths to the host and would produce `//indexes`.
         let url = url.trim_end_matches('/').to_owned();
         let client = Client::new(url.clone(), api_key)?;
         let index = client.index(index_name);
-        Ok(MeiliIndex { url, client, index, ready: OnceCell::new() })
+        Ok(MeiliIndex { url, client, index, ready: OnceCell::new(), kind: PhantomData })
     }
 
     /// Creates the index with its primary key and applies the settings, once
@@ -67,8 +65,10 @@ impl MeiliIndex {
                     Err(SearchError::MeiliTask(error)) if error.error_code == ErrorCode::IndexAlreadyExists => {}
                     other => other?,
                 }
+                // In ranking order: Meilisearch's `attribute` rule prefers matches in earlier attributes.
+                let searchable = D::FIELDS.iter().map(|(name, _)| *name);
                 let settings =
-                    Settings::new().with_searchable_attributes(SEARCHABLE).with_filterable_attributes(FILTERABLE);
+                    Settings::new().with_searchable_attributes(searchable).with_filterable_attributes(D::FILTERABLE);
                 let updated = self.index.set_settings(&settings).await?;
                 self.finish(updated).await
             })
@@ -86,7 +86,7 @@ impl MeiliIndex {
     }
 }
 
-impl fmt::Debug for MeiliIndex {
+impl<D> fmt::Debug for MeiliIndex<D> {
     // By hand, so the API key never reaches a log line.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MeiliIndex").field("url", &self.url).field("index", &self.index.uid).finish()
@@ -94,8 +94,8 @@ impl fmt::Debug for MeiliIndex {
 }
 
 #[async_trait::async_trait]
-impl SearchIndex for MeiliIndex {
-    async fn upsert(&self, docs: Vec<CourseDocument>) -> Result<(), SearchError> {
+impl<D: Document> SearchIndex<D> for MeiliIndex<D> {
+    async fn upsert(&self, docs: Vec<D>) -> Result<(), SearchError> {
         if docs.is_empty() {
             return Ok(());
         }
@@ -116,20 +116,29 @@ impl SearchIndex for MeiliIndex {
         self.finish(task).await
     }
 
-    async fn search(&self, query: &str, limit: usize) -> Result<Vec<i64>, SearchError> {
+    async fn search_in(&self, query: &str, groups: Option<Vec<i64>>, limit: usize) -> Result<Vec<i64>, SearchError> {
         // An empty query is a "placeholder search" in Meilisearch and would return every document.
-        if query.trim().is_empty() || limit == 0 {
+        if query.trim().is_empty() || limit == 0 || groups.as_ref().is_some_and(Vec::is_empty) {
             return Ok(Vec::new());
         }
         self.ready().await?;
-        let results = self
-            .index
-            .search()
+        // Numbers only, so the filter expression cannot be injected into.
+        let filter = match (groups, D::GROUP) {
+            (Some(groups), Some(field)) => {
+                let ids: Vec<String> = groups.iter().map(i64::to_string).collect();
+                Some(format!("{field} IN [{}]", ids.join(", ")))
+            }
+            _ => None,
+        };
+        let mut search = self.index.search();
+        search
             .with_query(query)
             .with_limit(limit.min(MAX_LIMIT))
-            .with_attributes_to_retrieve(Selectors::Some(&[PRIMARY_KEY]))
-            .execute::<Hit>()
-            .await?;
+            .with_attributes_to_retrieve(Selectors::Some(&[PRIMARY_KEY]));
+        if let Some(filter) = &filter {
+            search.with_filter(filter);
+        }
+        let results = search.execute::<Hit>().await?;
         Ok(results.hits.into_iter().map(|hit| hit.result.id).collect())
     }
 

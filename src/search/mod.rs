@@ -1,7 +1,9 @@
-//! Full-text course search: the `SearchIndex` abstraction over the course
-//! catalog and its two backends, an embedded tantivy index on local disk
-//! (`embedded`) and a Meilisearch server (`meili`). `open` picks one from the
-//! configuration; callers only ever see `Arc<dyn SearchIndex>`.
+//! Full-text search: the `SearchIndex` abstraction and its two backends, an
+//! embedded tantivy index on local disk (`embedded`) and a Meilisearch server
+//! (`meili`). An index holds one kind of [`Document`]: the course catalog
+//! ([`CourseDocument`], the default) or forum threads ([`ThreadDocument`]).
+//! `open` picks a backend from the configuration; callers only ever see
+//! `Arc<dyn SearchIndex<D>>`.
 //!
 //! The index is derived data: the database is the source of truth and every
 //! document can be rebuilt from it, so writers upsert whole documents by id
@@ -17,6 +19,30 @@ pub mod meili;
 
 pub use embedded::EmbeddedIndex;
 pub use meili::MeiliIndex;
+
+/// What one index holds. The backends build their schema (embedded) or
+/// settings (Meilisearch) from these constants, so a new kind of document
+/// needs no backend code.
+pub trait Document: Serialize + Send + Sync + 'static {
+    /// The embedded index's directory under the data directory.
+    const DIR: &'static str;
+    /// Searched fields with their weights, most telling first (Meilisearch
+    /// ranks by this order; the embedded index by the weights).
+    const FIELDS: &'static [(&'static str, f32)];
+    /// Fields Meilisearch may filter on.
+    const FILTERABLE: &'static [&'static str];
+    /// The numeric field that groups documents (a thread's forum), when
+    /// searches are confined to some groups; serialized under this name.
+    const GROUP: Option<&'static str> = None;
+    /// The document key.
+    fn id(&self) -> i64;
+    /// The document's group, when `GROUP` is set.
+    fn group(&self) -> Option<i64> {
+        None
+    }
+    /// The text of each searched field; a field may appear more than once.
+    fn texts(&self) -> Vec<(&'static str, &str)>;
+}
 
 /// One course as the search backends see it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,6 +60,69 @@ pub struct CourseDocument {
     pub language: String,
 }
 
+impl Document for CourseDocument {
+    const DIR: &'static str = "search";
+    const FIELDS: &'static [(&'static str, f32)] = &[
+        ("title", 3.0),
+        ("subjects", 2.0),
+        ("summary", 1.5),
+        ("member", 1.5),
+        ("description", 1.0),
+        ("language", 1.0),
+    ];
+    /// For catalog facets ("courses by this member / in this subject / language").
+    const FILTERABLE: &'static [&'static str] = &["member", "subjects", "language"];
+
+    fn id(&self) -> i64 {
+        self.id
+    }
+
+    fn texts(&self) -> Vec<(&'static str, &str)> {
+        let mut texts = vec![
+            ("title", self.title.as_str()),
+            ("summary", self.summary.as_str()),
+            ("description", self.description.as_str()),
+            ("member", self.member.as_str()),
+            ("language", self.language.as_str()),
+        ];
+        texts.extend(self.subjects.iter().map(|s| ("subjects", s.as_str())));
+        texts
+    }
+}
+
+/// One forum thread as the search backends see it: its title and the bodies
+/// of its visible posts, and nothing about who wrote them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ThreadDocument {
+    /// The thread id; the document key.
+    pub id: i64,
+    pub forum_id: i64,
+    pub title: String,
+    /// Markdown of the visible posts, in order.
+    pub posts: Vec<String>,
+}
+
+impl Document for ThreadDocument {
+    const DIR: &'static str = "search-forums";
+    const FIELDS: &'static [(&'static str, f32)] = &[("title", 3.0), ("posts", 1.0)];
+    const FILTERABLE: &'static [&'static str] = &["forum_id"];
+    const GROUP: Option<&'static str> = Some("forum_id");
+
+    fn id(&self) -> i64 {
+        self.id
+    }
+
+    fn group(&self) -> Option<i64> {
+        Some(self.forum_id)
+    }
+
+    fn texts(&self) -> Vec<(&'static str, &str)> {
+        let mut texts = vec![("title", self.title.as_str())];
+        texts.extend(self.posts.iter().map(|p| ("posts", p.as_str())));
+        texts
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SearchError {
     #[error("search index directory {path}: {source}")]
@@ -47,7 +136,9 @@ pub enum SearchError {
          (configure Meilisearch with search_url to share an index between processes)"
     )]
     Locked(std::path::PathBuf),
-    #[error("the search index in {0} was built with a different schema; delete that directory and reindex the courses")]
+    #[error(
+        "the search index in {0} was built with a different schema; delete that directory and run `lyceum search reindex`"
+    )]
     SchemaMismatch(std::path::PathBuf),
     #[error("search index: {0}")]
     Tantivy(#[from] tantivy::TantivyError),
@@ -61,46 +152,62 @@ pub enum SearchError {
     Join(#[from] tokio::task::JoinError),
 }
 
+/// An index of one kind of document; `dyn SearchIndex` is the course catalog.
 #[async_trait::async_trait]
-pub trait SearchIndex: Send + Sync {
+pub trait SearchIndex<D: Document = CourseDocument>: Send + Sync {
     /// Adds or replaces documents (by id). Returns once the change is visible to `search`.
-    async fn upsert(&self, docs: Vec<CourseDocument>) -> Result<(), SearchError>;
+    async fn upsert(&self, docs: Vec<D>) -> Result<(), SearchError>;
     /// Removes one document; removing an absent id is not an error.
     async fn remove(&self, id: i64) -> Result<(), SearchError>;
     /// Removes every document (the backend's settings stay).
     async fn clear(&self) -> Result<(), SearchError>;
-    /// Course ids, best match first. Tolerates typos: e.g. "pyhton" finds "Python",
+    /// Document ids, best match first. Tolerates typos: e.g. "pyhton" finds "Python",
     /// "statistcs" finds "Statistics"; the last word also matches as a prefix.
     /// Empty/whitespace query → `Ok(vec![])`.
-    async fn search(&self, query: &str, limit: usize) -> Result<Vec<i64>, SearchError>;
+    async fn search(&self, query: &str, limit: usize) -> Result<Vec<i64>, SearchError> {
+        self.search_in(query, None, limit).await
+    }
+    /// As `search`, confined to documents whose group is one of `groups`
+    /// when given (an empty list finds nothing).
+    async fn search_in(&self, query: &str, groups: Option<Vec<i64>>, limit: usize) -> Result<Vec<i64>, SearchError>;
     /// `"embedded"` or `"meilisearch"`, for logs and the staff pages.
     fn backend_name(&self) -> &'static str;
 }
 
-/// Opens the configured backend: Meilisearch when `meili_url` is Some (and not
-/// blank), else the embedded tantivy index stored in `data_dir/search`
-/// (created if missing). `index_name` names the Meilisearch index; the
-/// embedded index has one directory and ignores it.
-///
-/// Opening does no network I/O: the Meilisearch index and its settings are
-/// created on first use, so a server that is still starting does not stop the
-/// web process from starting.
+/// Opens the configured course index: see [`open_for`].
 pub fn open(
     data_dir: &Path,
     meili_url: Option<&str>,
     meili_key: Option<&str>,
     index_name: &str,
 ) -> Result<Arc<dyn SearchIndex>, SearchError> {
+    open_for::<CourseDocument>(data_dir, meili_url, meili_key, index_name)
+}
+
+/// Opens the configured backend for documents `D`: Meilisearch when
+/// `meili_url` is Some (and not blank), else the embedded tantivy index stored
+/// in `data_dir/D::DIR` (created if missing). `index_name` names the
+/// Meilisearch index; the embedded index ignores it.
+///
+/// Opening does no network I/O: the Meilisearch index and its settings are
+/// created on first use, so a server that is still starting does not stop the
+/// web process from starting.
+pub fn open_for<D: Document>(
+    data_dir: &Path,
+    meili_url: Option<&str>,
+    meili_key: Option<&str>,
+    index_name: &str,
+) -> Result<Arc<dyn SearchIndex<D>>, SearchError> {
     // An empty LYCEUM_SEARCH_URL in an env file means "not configured", not "connect to ''".
     match meili_url.map(str::trim).filter(|url| !url.is_empty()) {
         Some(url) => {
-            let index = MeiliIndex::new(url, meili_key, index_name)?;
+            let index = MeiliIndex::<D>::new(url, meili_key, index_name)?;
             tracing::info!(url, index = index_name, "search: Meilisearch");
             Ok(Arc::new(index))
         }
         None => {
-            let path = data_dir.join("search");
-            let index = EmbeddedIndex::open(&path)?;
+            let path = data_dir.join(D::DIR);
+            let index = EmbeddedIndex::<D>::open(&path)?;
             tracing::info!(path = %path.display(), "search: embedded index");
             Ok(Arc::new(index))
         }

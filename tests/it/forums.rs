@@ -422,3 +422,87 @@ async fn site_moderators(app: TestApp) {
     assert!(page.contains("waiting for a moderator"), "no longer a moderator, and never approved as an author");
 }
 on_both!(frm_3_staff_appoint_and_remove_site_moderators, site_moderators);
+
+async fn search_forums(app: TestApp) {
+    // promise: FRM-1 — forum search through the SearchIndex, only over what the reader may see.
+    let c = seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    let grace = verified(&app, "grace").await;
+    run(&app, |conn| lyceum::accounts::service::ensure_staff(conn, "grace@example.org", None, "Grace", "H")).await;
+    as_user(&app, &grace).await;
+    let res = app.post_form("/forums", &[("slug", "search"), ("title", "Search")]).await;
+    assert_eq!(res.status(), Status::SeeOther);
+    let (_, page) = app.get("/forums").await;
+    assert!(page.contains("is the address of a page"), "a forum cannot hide the search page");
+    app.post_form("/forums", &[("slug", "study-groups"), ("title", "Study groups")]).await;
+
+    let ada = verified(&app, "ada").await;
+    as_user(&app, &ada).await;
+    enroll(&app, &c.slug).await;
+    let forum =
+        app.client.get("/learn/intro-python/forum").dispatch().await.headers().get_one("Location").unwrap().to_string();
+    app.post_form(
+        &format!("{forum}/threads"),
+        &[("title", "Loops in Python"), ("body", "How do list comprehensions differ from generator expressions?")],
+    )
+    .await;
+    app.run_jobs().await;
+    let (status, page) = app.get("/forums/search?q=comprehensions").await;
+    assert_eq!(status, Status::Ok);
+    assert!(page.contains("No thread matches"), "a waiting post is not searchable, even by its author");
+
+    as_user(&app, &grace).await;
+    let opening = post_id_by_body(&app, "comprehensions").await;
+    app.post_form(&format!("/forums/posts/{opening}/moderate"), &[("action", "approve")]).await;
+    app.run_jobs().await;
+    let thread = re(r#"href="(/forums/course-[^"]+/threads/\d+)""#, &app.get(&forum).await.1);
+
+    as_user(&app, &ada).await;
+    // A typo and a word from the body, not the title, find the thread; the excerpt shows the words.
+    let (_, page) = app.get("/forums/search?q=comprehenshions").await;
+    assert!(page.contains(&format!("href=\"{thread}\"")), "{page}");
+    assert!(page.contains("list comprehensions differ"), "{page}");
+    let (_, page) = app.get(&format!("{forum}/search?q=generator")).await;
+    assert!(page.contains("Loops in Python"), "search within the course forum");
+    let (_, page) = app.get("/forums/study-groups/search?q=generator").await;
+    assert!(page.contains("No thread matches"), "another forum's threads are not in its results");
+
+    // Someone outside the course finds nothing there and cannot search its forum.
+    let bob = verified(&app, "bob").await;
+    as_user(&app, &bob).await;
+    let (_, page) = app.get("/forums/search?q=generator").await;
+    assert!(page.contains("No thread matches") && !page.contains("Loops in Python"), "{page}");
+    let (status, _) = app.get(&format!("{forum}/search?q=generator")).await;
+    assert_eq!(status, Status::NotFound);
+
+    // Bad input: an overlong query is refused with a message; an empty one shows the form.
+    let (status, page) = app.get(&format!("/forums/search?q={}", "a".repeat(201))).await;
+    assert_eq!(status, Status::UnprocessableEntity);
+    assert!(page.contains("at most 200 characters"));
+    let (status, page) = app.get("/forums/search?q=").await;
+    assert_eq!(status, Status::Ok);
+    assert!(page.contains("name=\"q\"") && !page.contains("No thread matches"));
+
+    // A hidden post leaves the results at once: hits are checked against the
+    // database before the index job has run.
+    as_user(&app, &grace).await;
+    app.post_form(&format!("/forums/posts/{opening}/moderate"), &[("action", "hide")]).await;
+    as_user(&app, &ada).await;
+    let (_, page) = app.get("/forums/search?q=generator").await;
+    assert!(!page.contains("Loops in Python"), "{page}");
+    as_user(&app, &grace).await;
+    app.post_form(&format!("/forums/posts/{opening}/moderate"), &[("action", "restore")]).await;
+    app.run_jobs().await;
+    let (_, page) = app.get("/forums/search?q=generator").await;
+    assert!(page.contains("Loops in Python"), "restored, found again");
+
+    // FRM-4: once the author is erased with bodies blanked, their words are no longer found.
+    let ada_id: i64 =
+        run(&app, |conn| users::table.filter(users::username.eq("ada")).select(users::id).first(conn)).await;
+    run(&app, move |conn| lyceum::forums::erase_author(conn, ada_id, true)).await;
+    app.run_jobs().await;
+    let (_, page) = app.get("/forums/search?q=generator").await;
+    assert!(page.contains("No thread matches"), "{page}");
+    let (_, page) = app.get("/forums/search?q=loops").await;
+    assert!(page.contains("Loops in Python") && !page.contains("ada"), "the title stays, the author does not");
+}
+on_both!(frm_1_search_finds_only_what_the_reader_may_see, search_forums);

@@ -196,3 +196,55 @@ async fn meilisearch_index_tolerates_typos_and_persists() {
     let task = client.delete_index(&name).await.unwrap();
     task.wait_for_completion(&client, None, None).await.unwrap();
 }
+
+fn thread(id: i64, forum_id: i64, title: &str, posts: &[&str]) -> search::ThreadDocument {
+    search::ThreadDocument { id, forum_id, title: title.into(), posts: posts.iter().map(|p| p.to_string()).collect() }
+}
+
+/// Forum threads: any post's words find the thread, and a search confined to
+/// some forums finds nothing outside them.
+async fn exercise_threads(index: Arc<dyn SearchIndex<search::ThreadDocument>>) {
+    let backend = index.backend_name();
+    index
+        .upsert(vec![
+            thread(1, 10, "Loops in Python", &["How do comprehensions work?", "See the generator chapter."]),
+            thread(2, 20, "Evening study group", &["We meet on Tuesdays to revise comprehensions."]),
+            thread(3, 30, "Exam dates", &["When is the final?"]),
+        ])
+        .await
+        .unwrap();
+    let mut all = index.search("comprehensions", 10).await.unwrap();
+    all.sort_unstable();
+    assert_eq!(all, [1, 2], "{backend}: every forum");
+    assert_eq!(index.search_in("comprehensoins", Some(vec![20, 30]), 10).await.unwrap(), [2], "{backend}: typo");
+    assert_eq!(index.search_in("generator", Some(vec![20, 30]), 10).await.unwrap(), Vec::<i64>::new());
+    assert_eq!(index.search_in("generator", Some(vec![]), 10).await.unwrap(), Vec::<i64>::new(), "{backend}");
+    index.upsert(vec![thread(1, 10, "Loops in Python", &["[removed at the author's request]"])]).await.unwrap();
+    assert_eq!(index.search("generator", 10).await.unwrap(), Vec::<i64>::new(), "{backend}: replaced");
+    index.remove(2).await.unwrap();
+    assert_eq!(index.search("tuesdays", 10).await.unwrap(), Vec::<i64>::new(), "{backend}: removed");
+}
+
+#[rocket::async_test]
+async fn embedded_forum_index_confines_search_to_forums() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = search::open_for::<search::ThreadDocument>(dir.path(), None, None, "forum_threads").unwrap();
+    assert!(dir.path().join("search-forums").is_dir(), "beside the course index, not in it");
+    exercise_threads(index).await;
+}
+
+#[rocket::async_test]
+async fn meilisearch_forum_index_confines_search_to_forums() {
+    let Some(url) = std::env::var("LYCEUM_TEST_MEILI_URL").ok().filter(|u| !u.trim().is_empty()) else {
+        eprintln!("\n*** SKIPPED: Meilisearch tests need LYCEUM_TEST_MEILI_URL ***\n");
+        return;
+    };
+    let key = std::env::var("LYCEUM_TEST_MEILI_KEY").ok().filter(|k| !k.is_empty());
+    let name = format!("lyceum_test_{}", uuid::Uuid::new_v4().simple());
+    let dir = tempfile::tempdir().unwrap();
+    let index = search::open_for::<search::ThreadDocument>(dir.path(), Some(&url), key.as_deref(), &name).unwrap();
+    exercise_threads(index).await;
+    let client = meilisearch_sdk::client::Client::new(url.trim_end_matches('/'), key.as_deref()).unwrap();
+    let task = client.delete_index(&name).await.unwrap();
+    task.wait_for_completion(&client, None, None).await.unwrap();
+}
