@@ -55,6 +55,10 @@ pub struct Config {
     pub session_days: i64,
     pub remember_days: i64,
     pub log: String,
+    /// Days between asking for erasure and the erasure, during which the learner can cancel.
+    pub erasure_cool_off_days: i64,
+    /// Blank an erased learner's forum posts (true) or keep their text under a placeholder (false).
+    pub erasure_blank_posts: bool,
 }
 
 impl Default for Config {
@@ -84,6 +88,8 @@ impl Default for Config {
             session_days: 2,
             remember_days: 14,
             log: "info,rocket=warn,_=warn,hyper=warn".into(),
+            erasure_cool_off_days: 7,
+            erasure_blank_posts: false,
         }
     }
 }

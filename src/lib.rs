@@ -14,6 +14,7 @@ pub mod jobs;
 pub mod learning;
 pub mod media;
 pub mod notify;
+pub mod privacy;
 pub mod search;
 pub mod staff;
 pub mod storage;
@@ -86,6 +87,8 @@ pub fn worker(config: &Config, db: Db) -> Result<jobs::Worker, StartError> {
         mailer: Arc::new(Mailer::new(config)?),
         search: search_index(config)?,
         forum_search: forum_search_index(config)?,
+        blobs: blob_store(config),
+        erasure_blank_posts: config.erasure_blank_posts,
         base_url: config.base_url(),
         stale_after: chrono::Duration::seconds(config.job_stale_after_secs.max(1)),
     })
@@ -122,7 +125,7 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
         .manage(db)
         .manage(templates)
         .manage(site)
-        .manage(blob_store(&config))
+        .manage(worker.blobs.clone())
         .manage(worker.search.clone())
         .manage(worker.forum_search.clone())
         .attach(web::fairings::RequestContext)
@@ -216,6 +219,16 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
                 forums::routes::course_forum,
                 forums::routes::queue,
                 forums::routes::search_all,
+                privacy::routes::page,
+                privacy::routes::ask_export,
+                privacy::routes::download,
+                privacy::routes::ask_erasure,
+                privacy::routes::cancel_erasure,
+                privacy::routes::staff_page,
+                privacy::routes::enter_request,
+                privacy::routes::update_request,
+                privacy::routes::place_hold,
+                privacy::routes::lift_hold,
                 forums::routes::search_forum,
                 forums::routes::forum,
                 forums::routes::start_thread,

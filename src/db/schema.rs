@@ -697,3 +697,84 @@ diesel::joinable!(forum_follows -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(forum_follows, users);
 diesel::allow_tables_to_appear_in_same_query!(forum_follows, forum_threads);
 diesel::allow_tables_to_appear_in_same_query!(forum_reads, forum_threads);
+
+diesel::table! {
+    data_requests (id) {
+        id -> BigInt,
+        user_id -> Nullable<BigInt>,
+        kind -> Text,
+        source -> Text,
+        details -> Text,
+        status -> Text,
+        outcome -> Nullable<Text>,
+        entered_by -> Nullable<BigInt>,
+        received_at -> Timestamp,
+        due_at -> Timestamp,
+        done_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    data_exports (id) {
+        id -> BigInt,
+        request_id -> BigInt,
+        user_id -> BigInt,
+        status -> Text,
+        blob_key -> Nullable<Text>,
+        size_bytes -> Nullable<BigInt>,
+        sha256 -> Nullable<Text>,
+        error -> Nullable<Text>,
+        created_at -> Timestamp,
+        ready_at -> Nullable<Timestamp>,
+        expires_at -> Nullable<Timestamp>,
+        downloaded_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    erasures (id) {
+        id -> BigInt,
+        request_id -> BigInt,
+        user_id -> BigInt,
+        state -> Text,
+        next_step -> Integer,
+        attempts -> Integer,
+        last_error -> Nullable<Text>,
+        run_after -> Timestamp,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        finished_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    erasure_log (id) {
+        id -> BigInt,
+        erasure_id -> BigInt,
+        step -> Text,
+        outcome -> Text,
+        detail -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    legal_holds (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        reason -> Text,
+        placed_by -> Nullable<BigInt>,
+        placed_at -> Timestamp,
+        lifted_by -> Nullable<BigInt>,
+        lifted_at -> Nullable<Timestamp>,
+        lift_reason -> Nullable<Text>,
+    }
+}
+
+diesel::joinable!(data_exports -> data_requests (request_id));
+diesel::joinable!(erasures -> data_requests (request_id));
+diesel::joinable!(erasure_log -> erasures (erasure_id));
+diesel::allow_tables_to_appear_in_same_query!(data_requests, data_exports, erasures, erasure_log, legal_holds);
+diesel::allow_tables_to_appear_in_same_query!(data_requests, users);
+diesel::allow_tables_to_appear_in_same_query!(erasures, users);
+diesel::allow_tables_to_appear_in_same_query!(legal_holds, users);

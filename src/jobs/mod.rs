@@ -166,6 +166,9 @@ pub struct Worker {
     pub forum_search: Arc<dyn crate::search::SearchIndex<crate::search::ThreadDocument>>,
     /// The site's public URL, for links in what jobs send.
     pub base_url: String,
+    pub blobs: Arc<dyn crate::storage::BlobStore>,
+    /// Blank an erased learner's forum posts rather than keep their text.
+    pub erasure_blank_posts: bool,
     /// How long a job may stay `running` before it counts as abandoned.
     pub stale_after: Duration,
 }
@@ -205,6 +208,15 @@ impl Worker {
                     None => self.forum_search.remove(id).await.map_err(|e| e.to_string()),
                 }
             }
+            crate::privacy::export::EXPORT => {
+                let id = payload["export_id"].as_i64().ok_or("payload has no export_id")?;
+                let blobs = self.blobs.clone();
+                let base_url = self.base_url.clone();
+                self.db
+                    .run(move |conn| Ok::<_, DbError>(crate::privacy::export::run(conn, blobs.as_ref(), id, &base_url)))
+                    .await
+                    .map_err(|e| e.to_string())?
+            }
             crate::consent::push::PUSH => {
                 let id = payload["send_id"].as_i64().ok_or("payload has no send_id")?;
                 crate::consent::push::deliver(&self.db, id, &self.base_url).await
@@ -231,13 +243,20 @@ impl Worker {
     }
 
     /// Work that is due by the clock rather than queued: run-start
-    /// reminders and partner pushes whose slot has come.
+    /// reminders, partner pushes whose slot has come, erasures whose
+    /// cool-off is over and data copies whose link expired.
     pub async fn run_scheduled(&self) -> Result<usize, DbError> {
+        let blobs = self.blobs.clone();
+        let blank_posts = self.erasure_blank_posts;
         self.db
-            .run(|conn| {
+            .run(move |conn| {
                 let now = crate::db::now();
                 let reminders = crate::learning::service::send_start_reminders(conn, now)?;
-                Ok::<_, DbError>(reminders + crate::consent::push::schedule_due(conn, now)?)
+                let pushes = crate::consent::push::schedule_due(conn, now)?;
+                let settings = crate::privacy::erasure::Settings { blank_posts, blobs: blobs.as_ref() };
+                let erased = crate::privacy::erasure::run_due(conn, &settings, now)?;
+                let expired = crate::privacy::export::expire(conn, blobs.as_ref(), now)?;
+                Ok::<_, DbError>(reminders + pushes + erased + expired)
             })
             .await
     }

@@ -23,6 +23,9 @@ pub enum AppError {
     BadRequest(String),
     #[error("{0}")]
     Unprocessable(String),
+    /// The thing existed but is no longer available (an expired download).
+    #[error("{0}")]
+    Gone(String),
     #[error("Too many attempts. Please wait {retry_after} seconds and try again.")]
     RateLimited { retry_after: u64 },
     #[error("{0}")]
@@ -45,6 +48,7 @@ impl AppError {
             AppError::Unauthorized => Status::Unauthorized,
             AppError::BadRequest(_) => Status::BadRequest,
             AppError::Unprocessable(_) => Status::UnprocessableEntity,
+            AppError::Gone(_) => Status::Gone,
             AppError::RateLimited { .. } => Status::TooManyRequests,
             AppError::Db(_) | AppError::Internal(_) => Status::InternalServerError,
         }
@@ -90,6 +94,7 @@ fn title_for(status: Status) -> &'static str {
         401 => "Sign-in required",
         403 => "Not allowed",
         404 => "Page not found",
+        410 => "No longer available",
         413 => "Too large",
         422 => "Cannot process this request",
         429 => "Too many requests",

@@ -11,6 +11,7 @@ mod jobs;
 mod learning;
 mod media;
 mod package;
+mod privacy;
 mod push;
 mod schema;
 mod search;

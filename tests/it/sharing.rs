@@ -55,7 +55,7 @@ pub(crate) async fn member_partner(app: &TestApp, member_id: i64, fields: &[Cate
     .await
 }
 
-async fn key_for(app: &TestApp, partner: &Partner, scopes: &[&'static str]) -> String {
+pub(crate) async fn key_for(app: &TestApp, partner: &Partner, scopes: &[&'static str]) -> String {
     let p = partner.clone();
     let scopes = scopes.to_vec();
     run(app, move |conn| partners::create_key(conn, &p, "test", &scopes, None).map_err(|e| e.to_string())).await
@@ -68,7 +68,7 @@ pub(crate) async fn offered_text(app: &TestApp, slug: &str) -> String {
     re.captures(&body).map(|c| c[1].to_string()).expect("the enroll form offers a sharing text")
 }
 
-async fn pull(app: &TestApp, key: &str, path: &str) -> (Status, String) {
+pub(crate) async fn pull(app: &TestApp, key: &str, path: &str) -> (Status, String) {
     let res =
         app.client.get(path.to_string()).header(Header::new("Authorization", format!("Bearer {key}"))).dispatch().await;
     let status = res.status();

@@ -1,0 +1,541 @@
+//! A copy of everything held about a learner (RGT-1).
+//!
+//! The learner asks on their privacy page; a `privacy.export` job builds a
+//! zip with `data.json` (every section, for machines), one CSV per section
+//! (for people) and a README describing each file, stores it in the blob
+//! store and emails a link. The link needs the learner's own sign-in and
+//! stops working after `EXPORT_DAYS`; the file is then deleted.
+//!
+//! Sections read whole rows (`SELECT` of every column) rather than a list of
+//! fields kept by hand, so a column added later is exported without anyone
+//! remembering to. Only secrets are withheld (password and token hashes,
+//! storage keys), and other people's identities in records about the learner.
+
+use std::io::Write;
+
+use chrono::{Duration, NaiveDateTime};
+use diesel::prelude::*;
+use diesel::sql_types::Text;
+use serde_json::{Map, Value, json};
+
+use super::{PResult, PrivacyError, kind, source, status as request_status};
+use crate::db::schema::{data_exports, users};
+use crate::db::{Conn, DbConnection};
+use crate::storage::BlobStore;
+
+pub const EXPORT: &str = "privacy.export";
+/// Days a finished copy can be downloaded.
+pub const EXPORT_DAYS: i64 = 7;
+/// A copy still not built after this long has failed for good.
+const STALE_HOURS: i64 = 6;
+
+pub mod status {
+    pub const BUILDING: &str = "building";
+    pub const READY: &str = "ready";
+    pub const FAILED: &str = "failed";
+    pub const EXPIRED: &str = "expired";
+}
+
+/// One section of the copy: the rows of `table` that `filter` selects.
+struct Section {
+    name: &'static str,
+    table: &'static str,
+    /// SQL condition; `{u}` is replaced by the user's numeric id.
+    filter: &'static str,
+    /// Columns left out, and why (told in the README).
+    withheld: &'static [&'static str],
+    about: &'static str,
+}
+
+const ENROLLED: &str = "enrollment_id IN (SELECT id FROM enrollments WHERE user_id = {u})";
+
+const SECTIONS: &[Section] = &[
+    Section {
+        name: "account",
+        table: "users",
+        filter: "id = {u}",
+        withheld: &["password_hash"],
+        about: "Your account: username, name, email, phone, company, date of birth, status, when you accepted the terms and last signed in. The password is stored only as a one-way hash, which is left out.",
+    },
+    Section {
+        name: "profile",
+        table: "profiles",
+        filter: "user_id = {u}",
+        withheld: &["avatar_key"],
+        about: "Your public profile: bio and who may see it.",
+    },
+    Section {
+        name: "roles",
+        table: "role_grants",
+        filter: "user_id = {u}",
+        withheld: &[],
+        about: "Roles you hold on the site (staff, instructor, moderator…) and their scope.",
+    },
+    Section {
+        name: "sessions",
+        table: "sessions",
+        filter: "user_id = {u}",
+        withheld: &[],
+        about: "Your current sign-ins: device (user agent), IP address, when they started and expire.",
+    },
+    Section {
+        name: "parental_consent",
+        table: "parental_consents",
+        filter: "user_id = {u}",
+        withheld: &[],
+        about: "When you signed up under 18: the parent who confirmed, and when.",
+    },
+    Section {
+        name: "enrollments",
+        table: "enrollments",
+        filter: "user_id = {u}",
+        withheld: &[],
+        about: "Courses you enrolled in: track, status, access end, grade, pass and completion.",
+    },
+    Section {
+        name: "unit_completions",
+        table: "unit_completions",
+        filter: ENROLLED,
+        withheld: &[],
+        about: "Units you completed, per enrollment.",
+    },
+    Section {
+        name: "quiz_answers",
+        table: "quiz_attempts",
+        filter: ENROLLED,
+        withheld: &[],
+        about: "Every quiz answer you submitted, with its score.",
+    },
+    Section {
+        name: "live_attendance",
+        table: "live_attendance",
+        filter: ENROLLED,
+        withheld: &[],
+        about: "Live sessions you joined through the site.",
+    },
+    Section {
+        name: "course_feedback",
+        table: "course_feedback",
+        filter: "user_id = {u}",
+        withheld: &[],
+        about: "Ratings and comments you gave courses.",
+    },
+    Section {
+        name: "consent_ledger",
+        table: "consent_ledger",
+        filter: "user_id = {u}",
+        withheld: &[],
+        about: "Every sharing decision you (or a parent, or staff for you) made: grant, decline, withdraw, restrict, lift, with the exact text's version and SHA-256, the time, IP address, device and method. Rows are chained by hash so none can be changed unnoticed.",
+    },
+    Section {
+        name: "consents",
+        table: "consents",
+        filter: "user_id = {u}",
+        withheld: &[],
+        about: "Your sharing decisions as they stand now, per partner and purpose.",
+    },
+    Section {
+        name: "sharing_restriction",
+        table: "sharing_restrictions",
+        filter: "user_id = {u}",
+        withheld: &[],
+        about: "Whether you froze all sharing, and since when.",
+    },
+    Section {
+        name: "disclosures",
+        table: "disclosures",
+        filter: "user_id = {u}",
+        withheld: &[],
+        about: "Every record about you that was given to a partner: which partner, which fields, on what basis, when.",
+    },
+    Section {
+        name: "sponsorships",
+        table: "sponsorships",
+        filter: "user_id = {u}",
+        withheld: &[],
+        about: "Courses a sponsor paid for you.",
+    },
+    Section {
+        name: "sponsor_codes",
+        table: "sponsor_codes",
+        filter: "redeemed_by = {u}",
+        withheld: &[],
+        about: "Sponsor codes you redeemed.",
+    },
+    Section {
+        name: "parent_sharing_requests",
+        table: "parent_sharing_requests",
+        filter: "user_id = {u}",
+        withheld: &["token_hash"],
+        about: "Sharing decisions that waited for a parent, and what the parent decided.",
+    },
+    Section {
+        name: "forum_posts",
+        table: "forum_posts",
+        filter: "author_id = {u}",
+        withheld: &[],
+        about: "Everything you posted in the forums, with its status, and the IP address and device it was posted from.",
+    },
+    Section {
+        name: "forum_post_edits",
+        table: "forum_post_edits",
+        filter: "post_id IN (SELECT id FROM forum_posts WHERE author_id = {u})",
+        withheld: &["editor_id"],
+        about: "Earlier versions of your posts.",
+    },
+    Section {
+        name: "forum_votes",
+        table: "forum_votes",
+        filter: "user_id = {u}",
+        withheld: &[],
+        about: "Posts you voted for.",
+    },
+    Section {
+        name: "forum_follows",
+        table: "forum_follows",
+        filter: "user_id = {u}",
+        withheld: &[],
+        about: "Threads you follow.",
+    },
+    Section {
+        name: "forum_reads",
+        table: "forum_reads",
+        filter: "user_id = {u}",
+        withheld: &[],
+        about: "How far you have read each thread.",
+    },
+    Section {
+        name: "forum_reports_filed",
+        table: "forum_reports",
+        filter: "reporter_id = {u}",
+        withheld: &["decided_by"],
+        about: "Posts you reported, and the outcome.",
+    },
+    Section {
+        name: "forum_bans",
+        table: "forum_bans",
+        filter: "user_id = {u}",
+        withheld: &["banned_by"],
+        about: "Forums you may no longer post in, and why.",
+    },
+    Section {
+        name: "honor_reports_about_you",
+        table: "honor_reports",
+        filter: "subject_id = {u}",
+        withheld: &["reporter_id", "decided_by"],
+        about: "Honor-code reports filed about you and their decision. Who filed them is left out.",
+    },
+    Section {
+        name: "honor_reports_filed",
+        table: "honor_reports",
+        filter: "reporter_id = {u}",
+        withheld: &["decided_by"],
+        about: "Honor-code reports you filed.",
+    },
+    Section {
+        name: "data_requests",
+        table: "data_requests",
+        filter: "user_id = {u}",
+        withheld: &["entered_by"],
+        about: "Requests you made about your data (like this copy), with the dates they were received, due and answered.",
+    },
+];
+
+#[derive(QueryableByName)]
+struct JsonRow {
+    #[diesel(sql_type = Text)]
+    row: String,
+}
+
+#[derive(QueryableByName)]
+struct Column {
+    #[diesel(sql_type = Text)]
+    name: String,
+}
+
+/// The table's columns in their declared order.
+fn columns(conn: &mut Conn, table: &str) -> QueryResult<Vec<String>> {
+    let sql = match conn {
+        DbConnection::Sqlite(_) => format!("SELECT name FROM pragma_table_info('{table}') ORDER BY cid"),
+        DbConnection::Pg(_) => format!(
+            "SELECT column_name::text AS name FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND table_name = '{table}' ORDER BY ordinal_position"
+        ),
+    };
+    Ok(diesel::sql_query(sql).load::<Column>(conn)?.into_iter().map(|c| c.name).collect())
+}
+
+/// Every row of a section as a JSON object in column order, withheld columns left out.
+fn rows(conn: &mut Conn, s: &Section, columns: &[String], user_id: i64) -> QueryResult<Vec<Map<String, Value>>> {
+    let filter = s.filter.replace("{u}", &user_id.to_string());
+    let sql = match conn {
+        DbConnection::Sqlite(_) => {
+            let pairs: Vec<String> = columns.iter().map(|c| format!("'{c}', \"{c}\"")).collect();
+            format!("SELECT json_object({}) AS row FROM {} WHERE {filter} ORDER BY 1", pairs.join(", "), s.table)
+        }
+        DbConnection::Pg(_) => {
+            format!("SELECT row_to_json(t)::text AS row FROM {} t WHERE {filter} ORDER BY 1", s.table)
+        }
+    };
+    let mut out = Vec::new();
+    for JsonRow { row } in diesel::sql_query(sql).load::<JsonRow>(conn)? {
+        let mut parsed: Map<String, Value> = serde_json::from_str(&row).unwrap_or_default();
+        let mut ordered = Map::new();
+        for column in columns.iter().filter(|c| !s.withheld.contains(&c.as_str())) {
+            ordered.insert(column.clone(), parsed.remove(column).unwrap_or(Value::Null));
+        }
+        out.push(ordered);
+    }
+    Ok(out)
+}
+
+fn cell(value: &Value) -> String {
+    match value {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn readme(username: &str, generated: NaiveDateTime, counts: &[(&Section, usize)]) -> String {
+    let mut text = format!(
+        "# Your data on Lyceum\n\nA copy of everything Lyceum holds about the account `{username}`, made on {} UTC.\n\n\
+         - `data.json` has every section below, for programs.\n\
+         - `csv/<section>.csv` has one section each, for spreadsheets (one row per record, the first row names the columns).\n\n\
+         Times are UTC. Lyceum never receives card numbers, so there is no payment card data to include. \
+         Identity photos are deleted as soon as they are reviewed.\n\n## Sections\n\n",
+        generated.format("%Y-%m-%d %H:%M")
+    );
+    for (s, n) in counts {
+        text.push_str(&format!("### {} ({} record{})\n\n{}\n", s.name, n, if *n == 1 { "" } else { "s" }, s.about));
+        if !s.withheld.is_empty() {
+            text.push_str(&format!(
+                "\nLeft out: {} (a secret, a storage key, or another person's identity).\n",
+                s.withheld.join(", ")
+            ));
+        }
+        text.push('\n');
+    }
+    text
+}
+
+/// Builds the zip of everything held about `user_id`.
+pub fn build(conn: &mut Conn, user_id: i64, now: NaiveDateTime) -> PResult<Vec<u8>> {
+    let username: String =
+        users::table.find(user_id).select(users::username).first(conn).optional()?.ok_or(PrivacyError::NotFound)?;
+    let mut sections = Map::new();
+    let mut csvs = Vec::new();
+    let mut counts = Vec::new();
+    for s in SECTIONS {
+        let columns = columns(conn, s.table)?;
+        let rows = rows(conn, s, &columns, user_id)?;
+        let mut writer = csv::Writer::from_writer(Vec::new());
+        let header: Vec<&String> = columns.iter().filter(|c| !s.withheld.contains(&c.as_str())).collect();
+        let write = |w: &mut csv::Writer<Vec<u8>>| -> Result<(), csv::Error> {
+            w.write_record(&header)?;
+            for row in &rows {
+                w.write_record(row.values().map(cell))?;
+            }
+            w.flush()?;
+            Ok(())
+        };
+        write(&mut writer).map_err(|e| PrivacyError::Invalid(format!("CSV: {e}")))?;
+        csvs.push((s.name, writer.into_inner().map_err(|e| PrivacyError::Invalid(format!("CSV: {e}")))?));
+        counts.push((s, rows.len()));
+        sections.insert(s.name.to_string(), Value::Array(rows.into_iter().map(Value::Object).collect()));
+    }
+    let data = json!({
+        "generated_at": now.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        "username": username,
+        "sections": sections,
+    });
+    let zip_error = |e: &dyn std::fmt::Display| PrivacyError::Invalid(format!("zip: {e}"));
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    let add = |zip: &mut zip::ZipWriter<_>, name: &str, bytes: &[u8]| -> PResult<()> {
+        zip.start_file(name, options).map_err(|e| zip_error(&e))?;
+        zip.write_all(bytes).map_err(|e| zip_error(&e))
+    };
+    add(&mut zip, "README.md", readme(&username, now, &counts).as_bytes())?;
+    let json = serde_json::to_vec_pretty(&data).map_err(|e| zip_error(&e))?;
+    add(&mut zip, "data.json", &json)?;
+    for (name, bytes) in csvs {
+        add(&mut zip, &format!("csv/{name}.csv"), &bytes)?;
+    }
+    Ok(zip.finish().map_err(|e| zip_error(&e))?.into_inner())
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
+#[diesel(table_name = data_exports)]
+pub struct DataExport {
+    pub id: i64,
+    pub request_id: i64,
+    pub user_id: i64,
+    pub status: String,
+    pub blob_key: Option<String>,
+    pub size_bytes: Option<i64>,
+    pub sha256: Option<String>,
+    pub error: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub ready_at: Option<NaiveDateTime>,
+    pub expires_at: Option<NaiveDateTime>,
+    pub downloaded_at: Option<NaiveDateTime>,
+}
+
+/// The learner asks for a copy: a tracked request and a queued job.
+pub fn request(conn: &mut Conn, user_id: i64, now: NaiveDateTime) -> PResult<i64> {
+    conn.transaction(|conn| {
+        // A copy whose job died long ago no longer blocks a new one.
+        diesel::update(
+            data_exports::table
+                .filter(data_exports::user_id.eq(user_id))
+                .filter(data_exports::status.eq(status::BUILDING))
+                .filter(data_exports::created_at.lt(now - Duration::hours(STALE_HOURS))),
+        )
+        .set((data_exports::status.eq(status::FAILED), data_exports::error.eq("not built in time")))
+        .execute(conn)?;
+        let building: i64 = data_exports::table
+            .filter(data_exports::user_id.eq(user_id))
+            .filter(data_exports::status.eq(status::BUILDING))
+            .count()
+            .get_result(conn)?;
+        if building > 0 {
+            return Err(PrivacyError::Invalid(
+                "A copy of your data is being prepared already; we will email you when it is ready.".into(),
+            ));
+        }
+        let request_id = super::open_request(
+            conn,
+            Some(user_id),
+            kind::EXPORT,
+            source::SELF_SERVICE,
+            "Copy of my data, asked for on the site.",
+            None,
+            now,
+        )?;
+        let id = diesel::insert_into(data_exports::table)
+            .values((
+                data_exports::request_id.eq(request_id),
+                data_exports::user_id.eq(user_id),
+                data_exports::status.eq(status::BUILDING),
+                data_exports::created_at.eq(now),
+            ))
+            .returning(data_exports::id)
+            .get_result(conn)?;
+        super::set_request_status(conn, request_id, request_status::IN_PROGRESS, None, now)?;
+        crate::jobs::enqueue(conn, EXPORT, &json!({ "export_id": id }))?;
+        Ok(id)
+    })
+}
+
+pub fn exports_of(conn: &mut Conn, user_id: i64) -> QueryResult<Vec<DataExport>> {
+    data_exports::table
+        .filter(data_exports::user_id.eq(user_id))
+        .order(data_exports::id.desc())
+        .limit(10)
+        .select(DataExport::as_select())
+        .load(conn)
+}
+
+fn find(conn: &mut Conn, id: i64) -> QueryResult<Option<DataExport>> {
+    data_exports::table.find(id).select(DataExport::as_select()).first(conn).optional()
+}
+
+/// The job: builds the copy, stores it, marks the request done and emails the link.
+pub fn run(conn: &mut Conn, blobs: &dyn BlobStore, export_id: i64, base_url: &str) -> Result<(), String> {
+    let Some(export) = find(conn, export_id).map_err(|e| e.to_string())? else { return Ok(()) };
+    if export.status != status::BUILDING {
+        return Ok(());
+    }
+    let now = crate::db::now();
+    let bytes = build(conn, export.user_id, now).map_err(|e| e.to_string())?;
+    // Content-addressed like every blob; the time inside makes each copy's bytes unique.
+    let key = crate::storage::key_for(&bytes);
+    let sha = key.clone();
+    blobs.put(&key, &bytes).map_err(|e| e.to_string())?;
+    let (email, username): (String, String) = users::table
+        .find(export.user_id)
+        .select((users::email, users::username))
+        .first(conn)
+        .map_err(|e| e.to_string())?;
+    let expires = now + Duration::days(EXPORT_DAYS);
+    conn.transaction(|conn| {
+        diesel::update(data_exports::table.find(export_id))
+            .set((
+                data_exports::status.eq(status::READY),
+                data_exports::blob_key.eq(&key),
+                data_exports::size_bytes.eq(bytes.len() as i64),
+                data_exports::sha256.eq(&sha),
+                data_exports::ready_at.eq(now),
+                data_exports::expires_at.eq(expires),
+            ))
+            .execute(conn)?;
+        super::set_request_status(
+            conn,
+            export.request_id,
+            request_status::DONE,
+            Some("Copy sent by email link."),
+            now,
+        )?;
+        crate::notify::enqueue_email(
+            conn,
+            &email,
+            "Your Lyceum data is ready to download",
+            "data_export_ready",
+            json!({
+                "username": username,
+                "link": format!("{base_url}/account/privacy/exports/{export_id}"),
+                "expires": expires.format("%e %B %Y").to_string(),
+            }),
+        )?;
+        Ok::<_, diesel::result::Error>(())
+    })
+    .map_err(|e| e.to_string())
+}
+
+/// A finished copy for its owner; `NotFound` for anyone else's (not revealing
+/// it exists) and `Gone` once expired.
+pub fn download(conn: &mut Conn, blobs: &dyn BlobStore, user_id: i64, id: i64, now: NaiveDateTime) -> PResult<Vec<u8>> {
+    let export = find(conn, id)?.filter(|e| e.user_id == user_id).ok_or(PrivacyError::NotFound)?;
+    let expired = export.status == status::EXPIRED || export.expires_at.is_some_and(|at| at <= now);
+    if expired {
+        return Err(PrivacyError::Gone(
+            "This download link has expired, and the file was deleted. Ask for a new copy on your privacy page.".into(),
+        ));
+    }
+    match (export.status.as_str(), export.blob_key) {
+        (status::READY, Some(key)) => {
+            let bytes = blobs
+                .get(&key)
+                .map_err(|e| PrivacyError::Invalid(format!("The file could not be read: {e}")))?
+                .ok_or_else(|| PrivacyError::Gone("The file is no longer stored. Ask for a new copy.".into()))?;
+            diesel::update(data_exports::table.find(id)).set(data_exports::downloaded_at.eq(now)).execute(conn)?;
+            Ok(bytes)
+        }
+        (status::FAILED, _) => Err(PrivacyError::Invalid("Building this copy failed. Ask for a new one.".into())),
+        _ => {
+            Err(PrivacyError::Invalid("This copy is still being prepared; we will email you when it is ready.".into()))
+        }
+    }
+}
+
+/// Deletes the files of expired copies; returns how many.
+pub fn expire(conn: &mut Conn, blobs: &dyn BlobStore, now: NaiveDateTime) -> QueryResult<usize> {
+    let due: Vec<(i64, Option<String>)> = data_exports::table
+        .filter(data_exports::status.eq(status::READY))
+        .filter(data_exports::expires_at.le(now))
+        .select((data_exports::id, data_exports::blob_key))
+        .load(conn)?;
+    let mut n = 0;
+    for (id, key) in due {
+        if let Some(Err(e)) = key.map(|key| blobs.delete(&key)) {
+            tracing::warn!(export = id, error = %e, "could not delete an expired data export; retried next run");
+            continue;
+        }
+        diesel::update(data_exports::table.find(id))
+            .set((data_exports::status.eq(status::EXPIRED), data_exports::blob_key.eq(None::<String>)))
+            .execute(conn)?;
+        n += 1;
+    }
+    Ok(n)
+}

@@ -1,0 +1,268 @@
+//! Privacy rights (RGT-1, RGT-2, RGT-5) and legal holds (RET-3).
+//!
+//! Every request a person makes about their data — a copy, erasure,
+//! rectification, restriction, objection — is a `data_requests` row with the
+//! date it was received, the date it is due (30 days later) and the date it
+//! was answered, whether the learner made it on the site or staff entered one
+//! that arrived by email. Copies are built by a job (`export`); erasure is a
+//! cancellable cool-off followed by an ordered, resumable run of steps
+//! (`erasure`). A legal hold on an account stops every deletion for it until
+//! staff lift it, each with a reason.
+
+pub mod erasure;
+pub mod export;
+pub mod routes;
+
+use chrono::{Duration, NaiveDateTime};
+use diesel::prelude::*;
+use serde::Serialize;
+
+use crate::db::Conn;
+use crate::db::schema::{data_requests, erasures, legal_holds, users};
+
+/// Days the operator has to answer a request.
+pub const DUE_DAYS: i64 = 30;
+
+/// What a request asks for.
+pub mod kind {
+    pub const EXPORT: &str = "export";
+    pub const ERASURE: &str = "erasure";
+    pub const RECTIFICATION: &str = "rectification";
+    pub const RESTRICTION: &str = "restriction";
+    pub const OBJECTION: &str = "objection";
+    pub const ALL: [&str; 5] = [EXPORT, ERASURE, RECTIFICATION, RESTRICTION, OBJECTION];
+}
+
+/// How a request reached the operator.
+pub mod source {
+    pub const SELF_SERVICE: &str = "self_service";
+    pub const EMAIL: &str = "email";
+    pub const POST: &str = "post";
+    pub const PHONE: &str = "phone";
+    pub const STAFF_ENTRY: &[&str] = &[EMAIL, POST, PHONE];
+}
+
+pub mod status {
+    pub const RECEIVED: &str = "received";
+    pub const IN_PROGRESS: &str = "in_progress";
+    pub const DONE: &str = "done";
+    pub const CANCELLED: &str = "cancelled";
+    pub const REFUSED: &str = "refused";
+    pub const CLOSED: [&str; 3] = [DONE, CANCELLED, REFUSED];
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PrivacyError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    Gone(String),
+    #[error(transparent)]
+    Db(#[from] diesel::result::Error),
+}
+
+pub type PResult<T> = Result<T, PrivacyError>;
+
+impl From<PrivacyError> for crate::web::AppError {
+    fn from(e: PrivacyError) -> Self {
+        match e {
+            PrivacyError::Invalid(m) => crate::web::AppError::Unprocessable(m),
+            PrivacyError::NotFound => crate::web::AppError::NotFound,
+            PrivacyError::Gone(m) => crate::web::AppError::Gone(m),
+            PrivacyError::Db(e) => crate::web::AppError::from(e),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = data_requests)]
+pub struct DataRequest {
+    pub id: i64,
+    pub user_id: Option<i64>,
+    pub kind: String,
+    pub source: String,
+    pub details: String,
+    pub status: String,
+    pub outcome: Option<String>,
+    pub entered_by: Option<i64>,
+    pub received_at: NaiveDateTime,
+    pub due_at: NaiveDateTime,
+    pub done_at: Option<NaiveDateTime>,
+}
+
+/// Records a request; returns its id.
+pub fn open_request(
+    conn: &mut Conn,
+    user_id: Option<i64>,
+    kind: &str,
+    source: &str,
+    details: &str,
+    entered_by: Option<i64>,
+    now: NaiveDateTime,
+) -> QueryResult<i64> {
+    diesel::insert_into(data_requests::table)
+        .values((
+            data_requests::user_id.eq(user_id),
+            data_requests::kind.eq(kind),
+            data_requests::source.eq(source),
+            data_requests::details.eq(details),
+            data_requests::status.eq(status::RECEIVED),
+            data_requests::entered_by.eq(entered_by),
+            data_requests::received_at.eq(now),
+            data_requests::due_at.eq(now + Duration::days(DUE_DAYS)),
+        ))
+        .returning(data_requests::id)
+        .get_result(conn)
+}
+
+/// Moves a request on: `in_progress`, or one of the closed states with an outcome.
+pub fn set_request_status(
+    conn: &mut Conn,
+    id: i64,
+    new_status: &str,
+    outcome: Option<&str>,
+    now: NaiveDateTime,
+) -> QueryResult<()> {
+    let closed = status::CLOSED.contains(&new_status);
+    diesel::update(data_requests::table.find(id))
+        .set((
+            data_requests::status.eq(new_status),
+            data_requests::outcome.eq(outcome),
+            data_requests::done_at.eq(closed.then_some(now)),
+        ))
+        .execute(conn)
+        .map(drop)
+}
+
+/// A request with the username of the person it concerns.
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestRow {
+    #[serde(flatten)]
+    pub request: DataRequest,
+    pub username: Option<String>,
+    pub overdue: bool,
+}
+
+/// Requests for the staff page: open ones first by due date, then the latest closed ones.
+pub fn requests(conn: &mut Conn, now: NaiveDateTime) -> QueryResult<Vec<RequestRow>> {
+    let open: Vec<(DataRequest, Option<String>)> = data_requests::table
+        .left_join(users::table.on(data_requests::user_id.eq(users::id.nullable())))
+        .filter(data_requests::status.ne_all(status::CLOSED))
+        .order((data_requests::due_at.asc(), data_requests::id.asc()))
+        .select((DataRequest::as_select(), users::username.nullable()))
+        .load(conn)?;
+    let closed: Vec<(DataRequest, Option<String>)> = data_requests::table
+        .left_join(users::table.on(data_requests::user_id.eq(users::id.nullable())))
+        .filter(data_requests::status.eq_any(status::CLOSED))
+        .order(data_requests::done_at.desc())
+        .limit(100)
+        .select((DataRequest::as_select(), users::username.nullable()))
+        .load(conn)?;
+    Ok(open
+        .into_iter()
+        .chain(closed)
+        .map(|(request, username)| RequestRow {
+            overdue: request.done_at.is_none() && request.due_at < now,
+            request,
+            username,
+        })
+        .collect())
+}
+
+pub fn my_requests(conn: &mut Conn, user_id: i64) -> QueryResult<Vec<DataRequest>> {
+    data_requests::table
+        .filter(data_requests::user_id.eq(user_id))
+        .order(data_requests::id.desc())
+        .select(DataRequest::as_select())
+        .load(conn)
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = legal_holds)]
+pub struct LegalHold {
+    pub id: i64,
+    pub user_id: i64,
+    pub reason: String,
+    pub placed_by: Option<i64>,
+    pub placed_at: NaiveDateTime,
+    pub lifted_by: Option<i64>,
+    pub lifted_at: Option<NaiveDateTime>,
+    pub lift_reason: Option<String>,
+}
+
+/// The hold in force on an account, if any.
+pub fn active_hold(conn: &mut Conn, user_id: i64) -> QueryResult<Option<LegalHold>> {
+    legal_holds::table
+        .filter(legal_holds::user_id.eq(user_id))
+        .filter(legal_holds::lifted_at.is_null())
+        .order(legal_holds::id.asc())
+        .select(LegalHold::as_select())
+        .first(conn)
+        .optional()
+}
+
+fn reason_text(reason: &str, what: &str) -> PResult<String> {
+    let reason = reason.trim();
+    if reason.is_empty() || reason.chars().count() > 1000 {
+        return Err(PrivacyError::Invalid(format!("Give the reason for {what} (at most 1000 characters).")));
+    }
+    Ok(reason.to_string())
+}
+
+/// Places a legal hold (RET-3): from now on no deletion touches the account.
+pub fn place_hold(conn: &mut Conn, user_id: i64, reason: &str, by: i64, now: NaiveDateTime) -> PResult<i64> {
+    let reason = reason_text(reason, "the hold")?;
+    if let Some(hold) = active_hold(conn, user_id)? {
+        return Err(PrivacyError::Invalid(format!(
+            "This account is under a legal hold already (since {}): {}",
+            hold.placed_at.format("%e %b %Y"),
+            hold.reason
+        )));
+    }
+    Ok(diesel::insert_into(legal_holds::table)
+        .values((
+            legal_holds::user_id.eq(user_id),
+            legal_holds::reason.eq(reason),
+            legal_holds::placed_by.eq(by),
+            legal_holds::placed_at.eq(now),
+        ))
+        .returning(legal_holds::id)
+        .get_result(conn)?)
+}
+
+/// Lifts a hold; an erasure it parked resumes at its next step.
+pub fn lift_hold(conn: &mut Conn, hold_id: i64, reason: &str, by: i64, now: NaiveDateTime) -> PResult<()> {
+    let reason = reason_text(reason, "lifting the hold")?;
+    conn.transaction(|conn| {
+        let hold: LegalHold = legal_holds::table
+            .find(hold_id)
+            .select(LegalHold::as_select())
+            .first(conn)
+            .optional()?
+            .ok_or(PrivacyError::NotFound)?;
+        if hold.lifted_at.is_some() {
+            return Err(PrivacyError::Invalid("This hold was lifted already.".into()));
+        }
+        diesel::update(legal_holds::table.find(hold_id))
+            .set((legal_holds::lifted_by.eq(by), legal_holds::lifted_at.eq(now), legal_holds::lift_reason.eq(reason)))
+            .execute(conn)?;
+        diesel::update(
+            erasures::table.filter(erasures::user_id.eq(hold.user_id)).filter(erasures::state.eq(erasure::state::HELD)),
+        )
+        .set((erasures::state.eq(erasure::state::WAITING), erasures::run_after.eq(now), erasures::updated_at.eq(now)))
+        .execute(conn)?;
+        Ok(())
+    })
+}
+
+/// Holds in force, with the account's username, for the staff page.
+pub fn holds(conn: &mut Conn) -> QueryResult<Vec<(LegalHold, String)>> {
+    legal_holds::table
+        .inner_join(users::table.on(legal_holds::user_id.eq(users::id)))
+        .filter(legal_holds::lifted_at.is_null())
+        .order(legal_holds::id.asc())
+        .select((LegalHold::as_select(), users::username))
+        .load(conn)
+}

@@ -1,0 +1,325 @@
+//! The learner's privacy page (copies of their data, deleting the account,
+//! their requests) and the staff pages for data requests, erasures and legal
+//! holds.
+
+use std::sync::Arc;
+
+use rocket::http::ContentType;
+use rocket::{FromForm, State, get, post};
+use serde_json::json;
+
+use super::{erasure, export};
+use crate::config::Config;
+use crate::db::{Db, now};
+use crate::storage::BlobStore;
+use crate::web::csrf::CsrfOnly;
+use crate::web::{AppError, AppResult, CsrfForm, CurrentUser, Flash, Page, StaffUser};
+
+fn day(t: chrono::NaiveDateTime) -> String {
+    t.format("%e %B %Y").to_string()
+}
+
+#[get("/account/privacy")]
+pub async fn page(db: &State<Db>, user: CurrentUser) -> AppResult<Page> {
+    let user_id = user.0.id;
+    let ctx = db
+        .run(move |conn| {
+            let exports = export::exports_of(conn, user_id)?;
+            let requests = super::my_requests(conn, user_id)?;
+            let open = erasure::open_for(conn, user_id)?;
+            let now = now();
+            Ok::<_, AppError>(json!({
+                "exports": exports.iter().map(|e| json!({
+                    "id": e.id, "status": e.status, "asked": day(e.created_at),
+                    "ready": e.status == export::status::READY && e.expires_at.is_some_and(|at| at > now),
+                    "building": e.status == export::status::BUILDING,
+                    "expires": e.expires_at.map(day), "size_kib": e.size_bytes.map(|b| (b + 1023) / 1024),
+                })).collect::<Vec<_>>(),
+                "requests": requests.iter().map(|r| json!({
+                    "id": r.id, "kind": r.kind, "status": r.status.replace('_', " "), "received": day(r.received_at),
+                    "due": day(r.due_at), "done": r.done_at.map(day), "outcome": r.outcome,
+                })).collect::<Vec<_>>(),
+                "erasure": open.map(|e| json!({
+                    "when": day(e.run_after), "asked": day(e.created_at), "cancellable": e.next_step == 0 && e.state == erasure::state::WAITING,
+                    "held": e.state == erasure::state::HELD,
+                })),
+            }))
+        })
+        .await?;
+    Ok(Page::new("privacy/page", "Your data and privacy", ctx))
+}
+
+#[post("/account/privacy/export", data = "<_form>")]
+pub async fn ask_export(db: &State<Db>, user: CurrentUser, _form: CsrfOnly) -> AppResult<Flash> {
+    let user_id = user.0.id;
+    db.run(move |conn| match export::request(conn, user_id, now()) {
+        Ok(_) => Ok(Flash::success(
+            "/account/privacy",
+            "We are preparing a copy of your data and will email you a download link when it is ready.",
+        )),
+        Err(super::PrivacyError::Invalid(m)) => Ok(Flash::info("/account/privacy", m)),
+        Err(e) => Err(AppError::from(e)),
+    })
+    .await
+}
+
+#[get("/account/privacy/exports/<id>")]
+pub async fn download(
+    db: &State<Db>,
+    blobs: &State<Arc<dyn BlobStore>>,
+    user: CurrentUser,
+    id: i64,
+) -> AppResult<crate::learning::routes::Download<Vec<u8>>> {
+    let user = user.0;
+    let blobs = blobs.inner().clone();
+    let filename = format!("lyceum-data-{}-{}.zip", user.username, now().format("%Y-%m-%d"));
+    let bytes =
+        db.run(move |conn| Ok::<_, AppError>(export::download(conn, blobs.as_ref(), user.id, id, now())?)).await?;
+    Ok(crate::learning::routes::Download::new(bytes, ContentType::ZIP, &filename, false))
+}
+
+#[derive(FromForm)]
+pub struct DeleteForm {
+    #[field(default = String::new())]
+    password: String,
+    #[field(default = false)]
+    confirm: bool,
+}
+
+#[post("/account/privacy/delete", data = "<form>")]
+pub async fn ask_erasure(
+    db: &State<Db>,
+    config: &State<Config>,
+    user: CurrentUser,
+    form: CsrfForm<DeleteForm>,
+) -> AppResult<Flash> {
+    let user_id = user.0.id;
+    let f = form.form;
+    if !f.confirm {
+        return Ok(Flash::error("/account/privacy", "Tick the box to confirm that you want your account deleted."));
+    }
+    let hash = db
+        .run(move |conn| {
+            use crate::db::schema::users;
+            use diesel::prelude::*;
+            Ok::<_, AppError>(users::table.find(user_id).select(users::password_hash).first::<String>(conn)?)
+        })
+        .await?;
+    if !crate::accounts::passwords::verify(f.password, Some(hash)).await {
+        return Ok(Flash::error(
+            "/account/privacy",
+            "That is not your password. Your account was not scheduled for deletion.",
+        ));
+    }
+    let days = config.erasure_cool_off_days;
+    db.run(move |conn| match erasure::request(conn, user_id, days, now()) {
+        Ok(when) => Ok(Flash::success(
+            "/account/privacy",
+            format!("Your account will be deleted from {}. Until then you can cancel here.", day(when)),
+        )),
+        Err(super::PrivacyError::Invalid(m)) => Ok(Flash::info("/account/privacy", m)),
+        Err(e) => Err(AppError::from(e)),
+    })
+    .await
+}
+
+#[post("/account/privacy/delete/cancel", data = "<_form>")]
+pub async fn cancel_erasure(db: &State<Db>, user: CurrentUser, _form: CsrfOnly) -> AppResult<Flash> {
+    let user_id = user.0.id;
+    db.run(move |conn| match erasure::cancel(conn, user_id, now()) {
+        Ok(()) => Ok(Flash::success("/account/privacy", "The deletion is cancelled. Your account stays as it is.")),
+        Err(super::PrivacyError::Invalid(m)) => Ok(Flash::error("/account/privacy", m)),
+        Err(e) => Err(AppError::from(e)),
+    })
+    .await
+}
+
+#[get("/staff/privacy")]
+pub async fn staff_page(db: &State<Db>, _staff: StaffUser) -> AppResult<Page> {
+    let ctx = db
+        .run(|conn| {
+            let now = now();
+            let requests = super::requests(conn, now)?;
+            let erasures = erasure::all(conn)?;
+            let mut rows = Vec::new();
+            for (e, username) in erasures {
+                let log = erasure::log_of(conn, e.id)?;
+                rows.push(json!({
+                    "id": e.id, "username": username, "state": e.state, "asked": day(e.created_at),
+                    "run_after": e.run_after.format("%e %b %Y %H:%M").to_string(),
+                    "step": erasure::STEPS.get(e.next_step as usize).copied().unwrap_or("finished"),
+                    "attempts": e.attempts, "last_error": e.last_error,
+                    "log": log.iter().map(|l| json!({
+                        "step": l.step, "outcome": l.outcome, "detail": l.detail,
+                        "at": l.created_at.format("%e %b %Y %H:%M").to_string(),
+                    })).collect::<Vec<_>>(),
+                }));
+            }
+            let holds = super::holds(conn)?;
+            Ok::<_, AppError>(json!({
+                "requests": requests.iter().map(|r| json!({
+                    "id": r.request.id, "username": r.username, "kind": r.request.kind,
+                    "source": r.request.source.replace('_', " "), "details": r.request.details,
+                    "status": r.request.status, "open": r.request.done_at.is_none(), "overdue": r.overdue,
+                    "received": day(r.request.received_at), "due": day(r.request.due_at),
+                    "done": r.request.done_at.map(day), "outcome": r.request.outcome,
+                })).collect::<Vec<_>>(),
+                "overdue": requests.iter().filter(|r| r.overdue).count(),
+                "erasures": rows,
+                "holds": holds.iter().map(|(h, username)| json!({
+                    "id": h.id, "username": username, "reason": h.reason, "since": day(h.placed_at),
+                })).collect::<Vec<_>>(),
+                "kinds": super::kind::ALL,
+                "sources": super::source::STAFF_ENTRY,
+            }))
+        })
+        .await?;
+    Ok(Page::new("privacy/staff", "Data requests", ctx))
+}
+
+#[derive(FromForm)]
+pub struct NewRequest {
+    #[field(default = String::new())]
+    kind: String,
+    #[field(default = String::new())]
+    source: String,
+    #[field(default = String::new())]
+    login: String,
+    #[field(default = String::new())]
+    details: String,
+}
+
+fn find_user(conn: &mut crate::db::Conn, login: &str) -> AppResult<i64> {
+    crate::accounts::service::find_for_login(conn, login.trim())?
+        .map(|u| u.id)
+        .ok_or_else(|| AppError::Unprocessable(format!("No account has the username or email “{}”.", login.trim())))
+}
+
+/// Staff record a request that arrived by email, post or phone.
+#[post("/staff/privacy/requests", data = "<form>")]
+pub async fn enter_request(db: &State<Db>, staff: StaffUser, form: CsrfForm<NewRequest>) -> AppResult<Flash> {
+    let f = form.form;
+    let by = staff.0.id;
+    db.run(move |conn| {
+        let back = "/staff/privacy";
+        let Some(kind) = super::kind::ALL.iter().find(|k| **k == f.kind) else {
+            return Ok(Flash::error(back, "Choose what the request asks for."));
+        };
+        let Some(source) = super::source::STAFF_ENTRY.iter().find(|s| **s == f.source) else {
+            return Ok(Flash::error(back, "Choose how the request arrived."));
+        };
+        let details = f.details.trim();
+        if details.is_empty() || details.chars().count() > 4000 {
+            return Ok(Flash::error(back, "Describe the request (who asked, what for), in at most 4000 characters."));
+        }
+        let user_id = if f.login.trim().is_empty() {
+            None
+        } else {
+            match find_user(conn, &f.login) {
+                Ok(id) => Some(id),
+                Err(AppError::Unprocessable(m)) => return Ok(Flash::error(back, m)),
+                Err(e) => return Err(e),
+            }
+        };
+        let id = super::open_request(conn, user_id, kind, source, details, Some(by), now())?;
+        Ok::<_, AppError>(Flash::success(
+            back,
+            format!("Request #{id} recorded; it is due in {} days.", super::DUE_DAYS),
+        ))
+    })
+    .await
+}
+
+#[derive(FromForm)]
+pub struct RequestUpdate {
+    #[field(default = String::new())]
+    status: String,
+    #[field(default = String::new())]
+    outcome: String,
+}
+
+#[post("/staff/privacy/requests/<id>", data = "<form>")]
+pub async fn update_request(
+    db: &State<Db>,
+    _staff: StaffUser,
+    id: i64,
+    form: CsrfForm<RequestUpdate>,
+) -> AppResult<Flash> {
+    let f = form.form;
+    db.run(move |conn| {
+        use super::status;
+        let back = "/staff/privacy";
+        let Some(new_status) =
+            [status::IN_PROGRESS, status::DONE, status::REFUSED].into_iter().find(|s| *s == f.status)
+        else {
+            return Ok(Flash::error(back, "Choose the request's new status."));
+        };
+        let outcome = f.outcome.trim();
+        if new_status != status::IN_PROGRESS && outcome.is_empty() {
+            return Ok(Flash::error(back, "Say what was done (or why the request was refused)."));
+        }
+        use crate::db::schema::data_requests;
+        use diesel::prelude::*;
+        let current: Option<String> =
+            data_requests::table.find(id).select(data_requests::status).first(conn).optional()?;
+        match current {
+            None => return Err(AppError::NotFound),
+            Some(s) if status::CLOSED.contains(&s.as_str()) => {
+                return Ok(Flash::error(back, format!("Request #{id} is closed already.")));
+            }
+            Some(_) => {}
+        }
+        super::set_request_status(conn, id, new_status, (!outcome.is_empty()).then_some(outcome), now())?;
+        Ok::<_, AppError>(Flash::success(back, format!("Request #{id} updated.")))
+    })
+    .await
+}
+
+#[derive(FromForm)]
+pub struct HoldForm {
+    #[field(default = String::new())]
+    login: String,
+    #[field(default = String::new())]
+    reason: String,
+}
+
+#[post("/staff/privacy/holds", data = "<form>")]
+pub async fn place_hold(db: &State<Db>, staff: StaffUser, form: CsrfForm<HoldForm>) -> AppResult<Flash> {
+    let f = form.form;
+    let by = staff.0.id;
+    db.run(move |conn| {
+        let back = "/staff/privacy";
+        let user_id = match find_user(conn, &f.login) {
+            Ok(id) => id,
+            Err(AppError::Unprocessable(m)) => return Ok(Flash::error(back, m)),
+            Err(e) => return Err(e),
+        };
+        match super::place_hold(conn, user_id, &f.reason, by, now()) {
+            Ok(_) => Ok(Flash::success(
+                back,
+                "Legal hold placed: nothing of this account will be deleted until it is lifted.",
+            )),
+            Err(super::PrivacyError::Invalid(m)) => Ok(Flash::error(back, m)),
+            Err(e) => Err(e.into()),
+        }
+    })
+    .await
+}
+
+#[derive(FromForm)]
+pub struct LiftForm {
+    #[field(default = String::new())]
+    reason: String,
+}
+
+#[post("/staff/privacy/holds/<id>/lift", data = "<form>")]
+pub async fn lift_hold(db: &State<Db>, staff: StaffUser, id: i64, form: CsrfForm<LiftForm>) -> AppResult<Flash> {
+    let f = form.form;
+    let by = staff.0.id;
+    db.run(move |conn| match super::lift_hold(conn, id, &f.reason, by, now()) {
+        Ok(()) => Ok(Flash::success("/staff/privacy", "Hold lifted; a deletion it stopped carries on.")),
+        Err(super::PrivacyError::Invalid(m)) => Ok(Flash::error("/staff/privacy", m)),
+        Err(e) => Err(AppError::from(e)),
+    })
+    .await
+}

@@ -1,0 +1,381 @@
+//! Privacy rights: a copy of one's data (RGT-1), erasure (RGT-2), tracked
+//! requests (RGT-5) and legal holds (RET-3).
+
+use std::io::Read;
+
+use diesel::prelude::*;
+use diesel::sql_types::Text;
+use lyceum::consent::Category;
+use lyceum::db::schema::{data_exports, data_requests, erasures, jobs, users};
+use lyceum::db::{Conn, DbConnection};
+use rocket::http::Status;
+
+use crate::common::{Learner, TestApp};
+use crate::learning::{Seeded, seed_course};
+use crate::on_both;
+use crate::sharing::{as_user, key_for, member_partner, offered_text, pull, run, user_id, verified};
+
+async fn staff(app: &TestApp) -> Learner {
+    let grace = verified(app, "grace").await;
+    run(app, |conn| lyceum::accounts::service::ensure_staff(conn, "grace@example.org", None, "Grace", "H")).await;
+    grace
+}
+
+/// A learner with a distinctive name who enrolls sharing with the member,
+/// answers the quiz and posts in the course forum; the member pulls an
+/// export, so a disclosure exists.
+async fn active_learner(app: &TestApp) -> (Learner, Seeded) {
+    let c = seed_course(app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    let partner = member_partner(app, c.member_id, &[Category::ProfileName, Category::ProfileEmail]).await;
+    let key = key_for(app, &partner, &["enrollments"]).await;
+    let res = app.sign_up_with("zeph", &[("first_name", "Zephyrine"), ("last_name", "Quillfeather")]).await;
+    assert_eq!(res.status(), Status::SeeOther);
+    let zeph =
+        Learner { username: "zeph".into(), email: "zeph@example.org".into(), password: crate::common::PASSWORD.into() };
+    app.verify(&zeph).await;
+    as_user(app, &zeph).await;
+    let text = offered_text(app, "intro-python").await;
+    let res = app
+        .post_form(
+            "/courses/intro-python/enroll",
+            &[("run", "2026"), ("track", "audit"), ("share", "yes"), ("text_id", &text)],
+        )
+        .await;
+    assert_eq!(res.status(), Status::SeeOther);
+    app.post_form(&format!("/learn/intro-python/quiz/{}", c.quiz), &[("q0", "1"), ("q1", "3.5")]).await;
+    let forum =
+        app.client.get("/learn/intro-python/forum").dispatch().await.headers().get_one("Location").unwrap().to_string();
+    app.post_form(
+        &format!("{forum}/threads"),
+        &[("title", "Recursion"), ("body", "Is tail recursion optimised in Python?")],
+    )
+    .await;
+    let (status, body) = pull(app, &key, "/api/v1/exports/enrollments?format=jsonl").await;
+    assert_eq!(status, Status::Ok);
+    assert!(body.contains("zeph@example.org"), "the member received identified data");
+    (zeph, c)
+}
+
+fn unzip(bytes: &[u8]) -> std::collections::BTreeMap<String, String> {
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("a zip");
+    let mut files = std::collections::BTreeMap::new();
+    for i in 0..archive.len() {
+        let mut file = archive.by_index(i).unwrap();
+        let mut text = String::new();
+        file.read_to_string(&mut text).unwrap();
+        files.insert(file.name().unwrap().to_string(), text);
+    }
+    files
+}
+
+async fn data_copy(app: TestApp) {
+    // promise: RGT-1 — a learner downloads all data held about them, as JSON and CSV in a zip.
+    let (zeph, _) = active_learner(&app).await;
+    let (status, page) = app.get("/account/privacy").await;
+    assert_eq!(status, Status::Ok);
+    assert!(page.contains("Ask for a copy"));
+    let res = app.post_form("/account/privacy/export", &[]).await;
+    assert_eq!(res.status(), Status::SeeOther);
+    let again = app.post_form("/account/privacy/export", &[]).await;
+    assert_eq!(again.status(), Status::SeeOther);
+    let (_, page) = app.get("/account/privacy").await;
+    assert!(page.contains("being prepared already"), "a second ask while building changes nothing");
+    let count = run(&app, |conn| data_exports::table.count().get_result::<i64>(conn)).await;
+    assert_eq!(count, 1);
+
+    let link = app.mailed_link(&zeph.email, "/account/privacy/exports/").await;
+    let errors: Vec<Option<String>> = run(&app, |conn| jobs::table.select(jobs::last_error).load(conn)).await;
+    let link = link.unwrap_or_else(|| panic!("a download link is emailed; job errors: {errors:?}"));
+    app.sign_out().await;
+    let res = app.client.get(link.clone()).dispatch().await;
+    assert_eq!(res.status(), Status::SeeOther, "the link needs sign-in");
+    as_user(&app, &zeph).await;
+    let res = app.client.get(link.clone()).dispatch().await;
+    assert_eq!(res.status(), Status::Ok);
+    assert_eq!(res.content_type(), Some(rocket::http::ContentType::ZIP));
+    let files = unzip(&res.into_bytes().await.unwrap());
+    assert!(files.contains_key("README.md") && files.contains_key("data.json"), "{:?}", files.keys());
+    let data: serde_json::Value = serde_json::from_str(&files["data.json"]).unwrap();
+    let sections = &data["sections"];
+    assert_eq!(sections["account"][0]["first_name"], "Zephyrine");
+    assert!(sections["account"][0].get("password_hash").is_none(), "no password hash");
+    assert!(sections["forum_posts"][0]["body"].as_str().unwrap().contains("tail recursion"));
+    assert!(sections["quiz_answers"][0]["answers"].to_string().contains("3.5"), "{}", sections["quiz_answers"]);
+    assert_eq!(sections["consent_ledger"][0]["action"], "grant");
+    assert_eq!(sections["disclosures"].as_array().unwrap().len(), 1, "what the member received");
+    assert_eq!(sections["enrollments"].as_array().unwrap().len(), 1);
+    assert!(files["csv/forum_posts.csv"].contains("tail recursion"));
+    assert!(files["csv/account.csv"].starts_with("id,username,email,first_name"), "{}", files["csv/account.csv"]);
+    assert!(files["README.md"].contains("### quiz_answers"));
+    assert!(!files.values().any(|f| f.contains("$argon2")), "no secret in any file");
+
+    // promise: RGT-5 — the request is tracked and closed.
+    let (_, page) = app.get("/account/privacy").await;
+    assert!(page.contains("export") && page.contains("done"), "{page}");
+
+    // Bad input: someone else's link is not found; an expired link is gone, with a message.
+    let bob = verified(&app, "bob").await;
+    as_user(&app, &bob).await;
+    let (status, _) = app.get(&link).await;
+    assert_eq!(status, Status::NotFound);
+    as_user(&app, &zeph).await;
+    run(&app, |conn| {
+        diesel::update(data_exports::table)
+            .set(data_exports::expires_at.eq(lyceum::db::now() - chrono::Duration::minutes(1)))
+            .execute(conn)
+    })
+    .await;
+    let (status, page) = app.get(&link).await;
+    assert_eq!(status, Status::Gone);
+    assert!(page.contains("expired"), "{page}");
+    // The scheduled run deletes the expired file.
+    app.client.rocket().state::<lyceum::jobs::Worker>().unwrap().run_scheduled().await.unwrap();
+    let left: Option<String> =
+        run(&app, |conn| data_exports::table.select(data_exports::blob_key).first::<Option<String>>(conn)).await;
+    assert_eq!(left, None);
+}
+on_both!(rgt_1_a_learner_downloads_a_copy_of_their_data, data_copy);
+
+/// Every row of every table as JSON text, to search for what must be gone.
+fn every_row(conn: &mut Conn) -> Vec<(String, String)> {
+    #[derive(QueryableByName)]
+    struct Name {
+        #[diesel(sql_type = Text)]
+        name: String,
+    }
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = Text)]
+        row: String,
+    }
+    let sqlite = matches!(conn, DbConnection::Sqlite(_));
+    let tables_sql = if sqlite {
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+    } else {
+        "SELECT table_name::text AS name FROM information_schema.tables WHERE table_schema = current_schema()"
+    };
+    let tables: Vec<Name> = diesel::sql_query(tables_sql).load(conn).unwrap();
+    let mut out = Vec::new();
+    for Name { name: table } in tables {
+        let sql = if sqlite {
+            let cols: Vec<Name> =
+                diesel::sql_query(format!("SELECT name FROM pragma_table_info('{table}')")).load(conn).unwrap();
+            let pairs: Vec<String> = cols.iter().map(|c| format!("'{0}', CAST(\"{0}\" AS TEXT)", c.name)).collect();
+            format!("SELECT json_object({}) AS row FROM \"{table}\"", pairs.join(", "))
+        } else {
+            format!("SELECT row_to_json(t)::text AS row FROM \"{table}\" t")
+        };
+        for Row { row } in diesel::sql_query(sql).load::<Row>(conn).unwrap() {
+            out.push((table.clone(), row));
+        }
+    }
+    out
+}
+
+async fn run_scheduled(app: &TestApp) {
+    app.client.rocket().state::<lyceum::jobs::Worker>().unwrap().run_scheduled().await.unwrap();
+}
+
+async fn erasure(app: TestApp) {
+    // promise: RGT-2 — erasure after a cancellable cool-off; partners told; nothing of the name or email left.
+    let (zeph, _) = active_learner(&app).await;
+    let id = user_id(&app, "zeph").await;
+    let res = app.post_form("/account/privacy/delete", &[("password", "not my password"), ("confirm", "true")]).await;
+    assert_eq!(res.status(), Status::SeeOther);
+    let (_, page) = app.get("/account/privacy").await;
+    assert!(page.contains("not your password"));
+    let res = app.post_form("/account/privacy/delete", &[("password", &zeph.password)]).await;
+    assert_eq!(res.status(), Status::SeeOther);
+    let (_, page) = app.get("/account/privacy").await;
+    assert!(page.contains("Tick the box"));
+    assert_eq!(run(&app, |conn| erasures::table.count().get_result::<i64>(conn)).await, 0, "nothing scheduled yet");
+
+    app.post_form("/account/privacy/delete", &[("password", &zeph.password), ("confirm", "true")]).await;
+    let (_, page) = app.get("/account/privacy").await;
+    assert!(page.contains("id=\"erasure-scheduled\"") && page.contains("Cancel the deletion"), "{page}");
+    // Bad input: asking twice changes nothing and says so.
+    app.post_form("/account/privacy/delete", &[("password", &zeph.password), ("confirm", "true")]).await;
+    let (_, page) = app.get("/account/privacy").await;
+    assert!(page.contains("asked for your account to be deleted already"), "{page}");
+    assert_eq!(run(&app, |conn| erasures::table.count().get_result::<i64>(conn)).await, 1);
+    // The cool-off protects the account: the scheduled run leaves it alone.
+    run_scheduled(&app).await;
+    assert_eq!(app.signed_in_as().await.as_deref(), Some("zeph"));
+    // Cancel, then ask again.
+    app.post_form("/account/privacy/delete/cancel", &[]).await;
+    let (_, page) = app.get("/account/privacy").await;
+    assert!(page.contains("deletion is cancelled") && page.contains("Delete my account"));
+    app.post_form("/account/privacy/delete", &[("password", &zeph.password), ("confirm", "true")]).await;
+    app.run_jobs().await;
+
+    // The cool-off ends.
+    run(&app, |conn| {
+        diesel::update(erasures::table.filter(erasures::state.eq("waiting")))
+            .set(erasures::run_after.eq(lyceum::db::now() - chrono::Duration::minutes(1)))
+            .execute(conn)
+    })
+    .await;
+    run_scheduled(&app).await;
+    let state: String = run(&app, move |conn| {
+        erasures::table.filter(erasures::user_id.eq(id)).order(erasures::id.desc()).select(erasures::state).first(conn)
+    })
+    .await;
+    assert_eq!(state, "done");
+    assert_eq!(app.signed_in_as().await, None, "signed out everywhere");
+    let res = app.sign_in(&zeph, false).await;
+    assert_ne!(res.status(), Status::SeeOther, "the old password no longer signs in");
+
+    // The member that received identified data is told, by a queued mail to its contact.
+    let notices: Vec<String> = run(&app, |conn| {
+        jobs::table.filter(jobs::payload.like("%erasure_notice%")).select(jobs::payload).load::<String>(conn)
+    })
+    .await;
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    // It names the learner by the identifier the member holds (the pseudonym its records carry), nothing more.
+    assert!(notices[0].contains("\"pseudonym\":\"p-") && notices[0].contains("privacy@northbridge"), "{}", notices[0]);
+
+    // The consents are withdrawn in the ledger, and the chain still verifies.
+    let (_, log) = {
+        as_user(&app, &staff(&app).await).await;
+        app.get("/staff/privacy").await
+    };
+    for step in lyceum::privacy::erasure::STEPS {
+        assert!(log.contains(&format!("{step} · <strong>done</strong>")), "{step} logged: {log}");
+    }
+    assert!(log.contains("1 consent(s) withdrawn"));
+    let verification = run(&app, lyceum::consent::ledger::verify).await;
+    assert!(verification.first_broken.is_none());
+
+    // Nothing anywhere in the database holds the name or the email address.
+    let rows = run(&app, |conn| Ok::<_, String>(every_row(conn))).await;
+    for needle in ["Zephyrine", "Quillfeather", "zeph@example.org"] {
+        let found: Vec<&(String, String)> = rows.iter().filter(|(_, row)| row.contains(needle)).collect();
+        assert!(found.is_empty(), "{needle} is still in {found:?}");
+    }
+    // The forum post stays under a placeholder; the request is closed.
+    let (_, page) = app.get("/forums/search?q=recursion").await;
+    assert!(!page.contains("zeph"));
+    let status: String = run(&app, move |conn| {
+        data_requests::table
+            .filter(data_requests::kind.eq("erasure"))
+            .order(data_requests::id.desc())
+            .select(data_requests::status)
+            .first(conn)
+    })
+    .await;
+    assert_eq!(status, "done");
+    let username: String = run(&app, move |conn| users::table.find(id).select(users::username).first(conn)).await;
+    assert_eq!(username, format!("retired-{id}"));
+}
+on_both!(rgt_2_an_erased_learner_leaves_no_name_or_email_behind, erasure);
+
+async fn legal_hold(app: TestApp) {
+    // promise: RET-3 — a legal hold stops erasure until it is lifted.
+    let (zeph, _) = active_learner(&app).await;
+    let id = user_id(&app, "zeph").await;
+    app.post_form("/account/privacy/delete", &[("password", &zeph.password), ("confirm", "true")]).await;
+    let grace = staff(&app).await;
+    as_user(&app, &grace).await;
+    let res = app.post_form("/staff/privacy/holds", &[("login", "zeph"), ("reason", "")]).await;
+    assert_eq!(res.status(), Status::SeeOther);
+    let (_, page) = app.get("/staff/privacy").await;
+    assert!(page.contains("Give the reason for the hold"));
+    app.post_form("/staff/privacy/holds", &[("login", "zeph"), ("reason", "Litigation ref. 2026/114")]).await;
+    run(&app, |conn| {
+        diesel::update(erasures::table)
+            .set(erasures::run_after.eq(lyceum::db::now() - chrono::Duration::minutes(1)))
+            .execute(conn)
+    })
+    .await;
+    run_scheduled(&app).await;
+    let state: String = run(&app, |conn| erasures::table.select(erasures::state).first(conn)).await;
+    assert_eq!(state, "held");
+    let email: String = run(&app, move |conn| users::table.find(id).select(users::email).first(conn)).await;
+    assert_eq!(email, "zeph@example.org", "nothing deleted under a hold");
+    let (_, page) = app.get("/staff/privacy").await;
+    assert!(page.contains("Stopped by a legal hold") && page.contains("Litigation ref. 2026/114"), "{page}");
+    as_user(&app, &zeph).await;
+    let (_, page) = app.get("/account/privacy").await;
+    assert!(page.contains("The deletion is paused"), "the learner is told");
+
+    as_user(&app, &grace).await;
+    let hold: i64 = run(&app, |conn| {
+        lyceum::db::schema::legal_holds::table.select(lyceum::db::schema::legal_holds::id).first::<i64>(conn)
+    })
+    .await;
+    app.post_form(&format!("/staff/privacy/holds/{hold}/lift"), &[("reason", "Case closed")]).await;
+    run_scheduled(&app).await;
+    let state: String = run(&app, |conn| erasures::table.select(erasures::state).first(conn)).await;
+    assert_eq!(state, "done", "lifting the hold lets the erasure finish");
+    let email: String = run(&app, move |conn| users::table.find(id).select(users::email).first(conn)).await;
+    assert_eq!(email, format!("retired-{id}@erased.invalid"));
+}
+on_both!(ret_3_a_legal_hold_stops_erasure_until_lifted, legal_hold);
+
+async fn tracked_requests(app: TestApp) {
+    // promise: RGT-5 — requests are tracked with received, due and done dates, including ones staff enter.
+    let ada = verified(&app, "ada").await;
+    let grace = staff(&app).await;
+    as_user(&app, &ada).await;
+    let (status, _) = app.get("/staff/privacy").await;
+    assert_eq!(status, Status::Forbidden);
+    as_user(&app, &grace).await;
+    let res = app
+        .post_form(
+            "/staff/privacy/requests",
+            &[("kind", "rectification"), ("source", "email"), ("login", "ada"), ("details", "")],
+        )
+        .await;
+    assert_eq!(res.status(), Status::SeeOther);
+    let (_, page) = app.get("/staff/privacy").await;
+    assert!(page.contains("Describe the request"));
+    app.post_form(
+        "/staff/privacy/requests",
+        &[("kind", "rectification"), ("source", "email"), ("login", "nobody-here"), ("details", "x")],
+    )
+    .await;
+    let (_, page) = app.get("/staff/privacy").await;
+    assert!(page.contains("No account has the username or email"));
+    app.post_form(
+        "/staff/privacy/requests",
+        &[
+            ("kind", "rectification"),
+            ("source", "email"),
+            ("login", "ada"),
+            ("details", "Email of 3 May: surname misspelt"),
+        ],
+    )
+    .await;
+    let (id, received, due): (i64, chrono::NaiveDateTime, chrono::NaiveDateTime) = run(&app, |conn| {
+        data_requests::table.select((data_requests::id, data_requests::received_at, data_requests::due_at)).first(conn)
+    })
+    .await;
+    assert_eq!(due - received, chrono::Duration::days(30));
+    // Overdue requests stand out.
+    run(&app, move |conn| {
+        diesel::update(data_requests::table.find(id))
+            .set(data_requests::due_at.eq(lyceum::db::now() - chrono::Duration::days(1)))
+            .execute(conn)
+    })
+    .await;
+    let (_, page) = app.get("/staff/privacy").await;
+    assert!(page.contains("1 overdue") && page.contains("surname misspelt"), "{page}");
+    // Closing needs an outcome.
+    app.post_form(&format!("/staff/privacy/requests/{id}"), &[("status", "done"), ("outcome", "")]).await;
+    let (_, page) = app.get("/staff/privacy").await;
+    assert!(page.contains("Say what was done"));
+    app.post_form(&format!("/staff/privacy/requests/{id}"), &[("status", "done"), ("outcome", "Surname corrected")])
+        .await;
+    let done: Option<chrono::NaiveDateTime> =
+        run(&app, move |conn| data_requests::table.find(id).select(data_requests::done_at).first(conn)).await;
+    assert!(done.is_some());
+    let res = app.post_form(&format!("/staff/privacy/requests/{id}"), &[("status", "refused"), ("outcome", "x")]).await;
+    assert_eq!(res.status(), Status::SeeOther);
+    let (_, page) = app.get("/staff/privacy").await;
+    assert!(page.contains("is closed already"));
+    // The learner sees it on their page too.
+    as_user(&app, &ada).await;
+    let (_, page) = app.get("/account/privacy").await;
+    assert!(page.contains("rectification") && page.contains("Surname corrected"), "{page}");
+}
+on_both!(rgt_5_requests_are_tracked_with_received_due_and_done_dates, tracked_requests);
