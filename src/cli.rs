@@ -74,6 +74,21 @@ enum Command {
         #[command(subcommand)]
         task: ConsentTask,
     },
+    /// The retention rules (periods from the configuration).
+    Retention {
+        #[command(subcommand)]
+        task: RetentionTask,
+    },
+}
+
+#[derive(Subcommand)]
+enum RetentionTask {
+    /// Apply every retention rule now (the worker also does, once a minute).
+    Run {
+        /// List what would be deleted and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -238,6 +253,22 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
             Ok(())
         }
         Command::Search { task: SearchTask::Reindex } => reindex(&config).await,
+        Command::Retention { task: RetentionTask::Run { dry_run } } => {
+            let db = crate::db::Db::connect(&config.database_url, 1).map_err(|e| e.to_string())?;
+            db.migrate().map_err(|e| e.to_string())?;
+            let mut conn = db.get().map_err(|e| e.to_string())?;
+            let periods = crate::privacy::retention::Periods::from_config(&config);
+            let lines = crate::privacy::retention::run(&mut conn, &periods, crate::db::now(), dry_run)
+                .map_err(|e| e.to_string())?;
+            println!("{}", if dry_run { "Dry run: nothing was deleted." } else { "Retention applied." });
+            for line in lines {
+                println!("{line}");
+            }
+            if !dry_run {
+                println!("Accounts handed to erasure are erased by the worker's next scheduled run.");
+            }
+            Ok(())
+        }
         Command::Consent { task: ConsentTask::Verify } => {
             let db = crate::db::Db::connect(&config.database_url, 1).map_err(|e| e.to_string())?;
             let mut conn = db.get().map_err(|e| e.to_string())?;

@@ -59,6 +59,17 @@ pub struct Config {
     pub erasure_cool_off_days: i64,
     /// Blank an erased learner's forum posts (true) or keep their text under a placeholder (false).
     pub erasure_blank_posts: bool,
+    /// Retention periods in days (RET-1); 0 keeps the category for ever.
+    /// Accounts not signed in to for this long are erased (RET-2)…
+    pub retention_inactive_account_days: i64,
+    /// …after a warning email this many days before.
+    pub retention_inactive_warning_days: i64,
+    /// Ended enrollments with their progress, results and answers.
+    pub retention_course_record_days: i64,
+    /// Forum threads with no new post.
+    pub retention_forum_post_days: i64,
+    /// Finished jobs (and the mail in them), expired sign-ins, used links.
+    pub retention_log_days: i64,
 }
 
 impl Default for Config {
@@ -90,6 +101,11 @@ impl Default for Config {
             log: "info,rocket=warn,_=warn,hyper=warn".into(),
             erasure_cool_off_days: 7,
             erasure_blank_posts: false,
+            retention_inactive_account_days: 1095,
+            retention_inactive_warning_days: 30,
+            retention_course_record_days: 0,
+            retention_forum_post_days: 0,
+            retention_log_days: 90,
         }
     }
 }

@@ -89,6 +89,7 @@ pub fn worker(config: &Config, db: Db) -> Result<jobs::Worker, StartError> {
         forum_search: forum_search_index(config)?,
         blobs: blob_store(config),
         erasure_blank_posts: config.erasure_blank_posts,
+        retention: privacy::retention::Periods::from_config(config),
         base_url: config.base_url(),
         stale_after: chrono::Duration::seconds(config.job_stale_after_secs.max(1)),
     })

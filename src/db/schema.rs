@@ -778,3 +778,14 @@ diesel::allow_tables_to_appear_in_same_query!(data_requests, data_exports, erasu
 diesel::allow_tables_to_appear_in_same_query!(data_requests, users);
 diesel::allow_tables_to_appear_in_same_query!(erasures, users);
 diesel::allow_tables_to_appear_in_same_query!(legal_holds, users);
+
+diesel::table! {
+    inactivity_warnings (user_id) {
+        user_id -> BigInt,
+        warned_at -> Timestamp,
+        delete_after -> Timestamp,
+    }
+}
+
+diesel::joinable!(inactivity_warnings -> users (user_id));
+diesel::allow_tables_to_appear_in_same_query!(inactivity_warnings, users);

@@ -169,6 +169,7 @@ pub struct Worker {
     pub blobs: Arc<dyn crate::storage::BlobStore>,
     /// Blank an erased learner's forum posts rather than keep their text.
     pub erasure_blank_posts: bool,
+    pub retention: crate::privacy::retention::Periods,
     /// How long a job may stay `running` before it counts as abandoned.
     pub stale_after: Duration,
 }
@@ -248,14 +249,20 @@ impl Worker {
     pub async fn run_scheduled(&self) -> Result<usize, DbError> {
         let blobs = self.blobs.clone();
         let blank_posts = self.erasure_blank_posts;
+        let retention = self.retention;
         self.db
             .run(move |conn| {
                 let now = crate::db::now();
                 let reminders = crate::learning::service::send_start_reminders(conn, now)?;
                 let pushes = crate::consent::push::schedule_due(conn, now)?;
                 let settings = crate::privacy::erasure::Settings { blank_posts, blobs: blobs.as_ref() };
+                // Retention first: an account it hands to erasure is erased in the same run.
+                let retained = crate::privacy::retention::run(conn, &retention, now, false)?;
                 let erased = crate::privacy::erasure::run_due(conn, &settings, now)?;
                 let expired = crate::privacy::export::expire(conn, blobs.as_ref(), now)?;
+                for line in retained.iter().filter(|line| line.count > 0) {
+                    tracing::info!(category = line.category, count = line.count, "retention: {}", line.action);
+                }
                 Ok::<_, DbError>(reminders + pushes + erased + expired)
             })
             .await

@@ -117,21 +117,29 @@ fn already(e: &Erasure) -> PrivacyError {
 /// The learner asks for erasure; returns when it will run. A second request
 /// while one is open changes nothing and says so.
 pub fn request(conn: &mut Conn, user_id: i64, cool_off_days: i64, now: NaiveDateTime) -> PResult<NaiveDateTime> {
+    let run_after = now + Duration::days(cool_off_days.max(0));
+    let details = "Delete my account, asked for on the site.";
+    start(conn, user_id, source::SELF_SERVICE, details, run_after, true, now)?;
+    Ok(run_after)
+}
+
+/// Records an erasure request and schedules the erasure at `run_after`,
+/// emailing the learner when `tell` (with the date and how to cancel).
+pub fn start(
+    conn: &mut Conn,
+    user_id: i64,
+    source: &str,
+    details: &str,
+    run_after: NaiveDateTime,
+    tell: bool,
+    now: NaiveDateTime,
+) -> PResult<i64> {
     if let Some(open) = open_for(conn, user_id)? {
         return Err(already(&open));
     }
-    let run_after = now + Duration::days(cool_off_days.max(0));
     let inserted = conn.transaction(|conn| {
-        let request_id = super::open_request(
-            conn,
-            Some(user_id),
-            kind::ERASURE,
-            source::SELF_SERVICE,
-            "Delete my account, asked for on the site.",
-            None,
-            now,
-        )?;
-        diesel::insert_into(erasures::table)
+        let request_id = super::open_request(conn, Some(user_id), kind::ERASURE, source, details, None, now)?;
+        let id = diesel::insert_into(erasures::table)
             .values((
                 erasures::request_id.eq(request_id),
                 erasures::user_id.eq(user_id),
@@ -142,20 +150,23 @@ pub fn request(conn: &mut Conn, user_id: i64, cool_off_days: i64, now: NaiveDate
                 erasures::created_at.eq(now),
                 erasures::updated_at.eq(now),
             ))
-            .execute(conn)?;
-        let (email, username): (String, String) =
-            users::table.find(user_id).select((users::email, users::username)).first(conn)?;
-        crate::notify::enqueue_email(
-            conn,
-            &email,
-            "Your Lyceum account will be deleted",
-            "erasure_scheduled",
-            json!({ "username": username, "when": run_after.format("%e %B %Y").to_string() }),
-        )?;
-        Ok::<_, diesel::result::Error>(())
+            .returning(erasures::id)
+            .get_result(conn)?;
+        if tell {
+            let (email, username): (String, String) =
+                users::table.find(user_id).select((users::email, users::username)).first(conn)?;
+            crate::notify::enqueue_email(
+                conn,
+                &email,
+                "Your Lyceum account will be deleted",
+                "erasure_scheduled",
+                json!({ "username": username, "when": run_after.format("%e %B %Y").to_string() }),
+            )?;
+        }
+        Ok::<_, diesel::result::Error>(id)
     });
     match inserted {
-        Ok(()) => Ok(run_after),
+        Ok(id) => Ok(id),
         // Two requests at once: the unique index lets one through.
         Err(e) if crate::db::is_unique_violation(&e) => {
             Err(open_for(conn, user_id)?.map(|e| already(&e)).unwrap_or(PrivacyError::Db(e)))
@@ -487,6 +498,11 @@ fn delete_personal_data(conn: &mut Conn, settings: &Settings<'_>, user_id: i64) 
         .execute(conn)?;
     n += diesel::delete(consents::table.filter(consents::user_id.eq(user_id))).execute(conn)?;
     n += diesel::delete(sharing_restrictions::table.filter(sharing_restrictions::user_id.eq(user_id))).execute(conn)?;
+    n += diesel::delete(
+        crate::db::schema::inactivity_warnings::table
+            .filter(crate::db::schema::inactivity_warnings::user_id.eq(user_id)),
+    )
+    .execute(conn)?;
     n += diesel::delete(forum_follows::table.filter(forum_follows::user_id.eq(user_id))).execute(conn)?;
     n += diesel::delete(forum_reads::table.filter(forum_reads::user_id.eq(user_id))).execute(conn)?;
     n += diesel::delete(forum_bans::table.filter(forum_bans::user_id.eq(user_id))).execute(conn)?;

@@ -11,6 +11,7 @@
 
 pub mod erasure;
 pub mod export;
+pub mod retention;
 pub mod routes;
 
 use chrono::{Duration, NaiveDateTime};
@@ -39,6 +40,8 @@ pub mod source {
     pub const EMAIL: &str = "email";
     pub const POST: &str = "post";
     pub const PHONE: &str = "phone";
+    /// Started by the retention rules, not by a person.
+    pub const RETENTION: &str = "retention";
     pub const STAFF_ENTRY: &[&str] = &[EMAIL, POST, PHONE];
 }
 

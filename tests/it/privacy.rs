@@ -379,3 +379,137 @@ async fn tracked_requests(app: TestApp) {
     assert!(page.contains("rectification") && page.contains("Surname corrected"), "{page}");
 }
 on_both!(rgt_5_requests_are_tracked_with_received_due_and_done_dates, tracked_requests);
+
+async fn retention(app: TestApp) {
+    // promise: RET-1 — a retention period per category, enforced by a scheduled job, previewed by a dry run.
+    // promise: RET-2 — accounts inactive past the period are warned by email, then deleted.
+    // promise: RET-3 — a legal hold overrides every retention deletion.
+    use lyceum::db::schema::{forum_threads, inactivity_warnings, legal_holds};
+    use lyceum::privacy::retention::{self, Periods};
+    let c = seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    staff(&app).await;
+    let mut forum = String::new();
+    for name in ["ada", "bob", "dan"] {
+        let l = verified(&app, name).await;
+        as_user(&app, &l).await;
+        crate::learning::enroll(&app, &c.slug).await;
+        forum = app
+            .client
+            .get("/learn/intro-python/forum")
+            .dispatch()
+            .await
+            .headers()
+            .get_one("Location")
+            .unwrap()
+            .to_string();
+        app.post_form(
+            &format!("{forum}/threads"),
+            &[("title", &format!("{name}'s question")), ("body", "Old question")],
+        )
+        .await;
+    }
+    let (ada, bob, dan) = (user_id(&app, "ada").await, user_id(&app, "bob").await, user_id(&app, "dan").await);
+    let grace_id = user_id(&app, "grace").await;
+    // Three years and more without signing in; old threads; bob's account is on hold.
+    run(&app, move |conn| {
+        let long_ago = lyceum::db::now() - chrono::Duration::days(1200);
+        diesel::update(users::table.filter(users::id.eq_any([ada, bob, dan, grace_id])))
+            .set((users::last_sign_in_at.eq(long_ago), users::created_at.eq(long_ago)))
+            .execute(conn)?;
+        diesel::update(forum_threads::table).set(forum_threads::last_post_at.eq(long_ago)).execute(conn)?;
+        lyceum::privacy::place_hold(conn, bob, "Regulator inquiry 7", grace_id, lyceum::db::now())
+            .map_err(|e| diesel::result::Error::QueryBuilderError(e.to_string().into()))
+    })
+    .await;
+    let periods = Periods {
+        inactive_account_days: 1095,
+        inactive_warning_days: 30,
+        course_record_days: 0,
+        forum_post_days: 365,
+        log_days: 90,
+    };
+    let dry = run(&app, move |conn| retention::run(conn, &periods, lyceum::db::now(), true)).await;
+    let count = |lines: &[retention::Line], what: &str| {
+        lines.iter().find(|l| l.action.contains(what)).unwrap_or_else(|| panic!("{what} in {lines:?}")).count
+    };
+    assert_eq!(count(&dry, "warned"), 2, "ada and dan, not staff, not the held account");
+    assert_eq!(count(&dry, "spared by a legal hold"), 1);
+    assert_eq!(count(&dry, "forum threads"), 2, "bob's thread is held");
+    let threads = run(&app, |conn| forum_threads::table.count().get_result::<i64>(conn)).await;
+    assert_eq!(threads, 3, "a dry run deletes nothing");
+
+    let done = run(&app, move |conn| retention::run(conn, &periods, lyceum::db::now(), false)).await;
+    assert_eq!(count(&done, "warned"), 2);
+    let threads: Vec<String> = run(&app, |conn| forum_threads::table.select(forum_threads::title).load(conn)).await;
+    assert_eq!(threads, ["bob's question"]);
+    app.run_jobs().await;
+    let mailed = |to: &'static str| {
+        let outbox = app.config.outbox_dir();
+        lyceum::notify::read_outbox(&outbox, 1000)
+            .into_iter()
+            .filter(|m| m.to == to && m.subject.contains("unless you sign in"))
+            .count()
+    };
+    assert_eq!(mailed("ada@example.org"), 1);
+    assert_eq!(mailed("bob@example.org"), 0, "a held account is not warned either");
+    let again = run(&app, move |conn| retention::run(conn, &periods, lyceum::db::now(), false)).await;
+    assert_eq!(count(&again, "warned"), 0, "one warning per account");
+
+    // Dan signs in after the warning; ada does not. The warning period passes.
+    let dan_login =
+        Learner { username: "dan".into(), email: "dan@example.org".into(), password: crate::common::PASSWORD.into() };
+    as_user(&app, &dan_login).await;
+    run(&app, |conn| {
+        diesel::update(inactivity_warnings::table)
+            .set(inactivity_warnings::delete_after.eq(lyceum::db::now() - chrono::Duration::minutes(1)))
+            .execute(conn)
+    })
+    .await;
+    let last = run(&app, move |conn| retention::run(conn, &periods, lyceum::db::now(), false)).await;
+    assert_eq!(count(&last, "erased"), 1);
+    run_scheduled(&app).await;
+    let statuses: Vec<(i64, String)> =
+        run(&app, |conn| users::table.select((users::id, users::status)).load(conn)).await;
+    let status_of = |id: i64| statuses.iter().find(|(u, _)| *u == id).unwrap().1.clone();
+    assert_eq!(status_of(ada), "erased");
+    assert_eq!(status_of(dan), "active", "signing in after the warning keeps the account");
+    assert_eq!(status_of(bob), "active", "the hold keeps bob's account");
+    let source: String = run(&app, move |conn| {
+        data_requests::table.filter(data_requests::user_id.eq(ada)).select(data_requests::source).first(conn)
+    })
+    .await;
+    assert_eq!(source, "retention", "tracked like any request");
+    let holds = run(&app, |conn| legal_holds::table.count().get_result::<i64>(conn)).await;
+    assert_eq!(holds, 1);
+    let (_, page) = app.get(&forum).await;
+    assert!(!page.contains("ada's question"));
+}
+on_both!(ret_1_ret_2_ret_3_retention_warns_deletes_and_respects_holds, retention);
+
+#[rocket::async_test]
+async fn ret_1_retention_dry_run_from_the_command_line() {
+    let app = TestApp::sqlite().await;
+    verified(&app, "ada").await;
+    run(&app, |conn| {
+        diesel::update(users::table)
+            .set(users::last_sign_in_at.eq(lyceum::db::now() - chrono::Duration::days(2000)))
+            .execute(conn)
+    })
+    .await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lyceum"))
+        .args(["retention", "run", "--dry-run"])
+        .env("LYCEUM_DATABASE_URL", &app.config.database_url)
+        .env("LYCEUM_DATA_DIR", app.config.data_dir.clone())
+        .env("LYCEUM_DEMO", "false")
+        .env("LYCEUM_SECRET_KEY", crate::common::TEST_SECRET)
+        .env("LYCEUM_LOG", "warn")
+        .output()
+        .expect("the lyceum binary runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("Dry run: nothing was deleted."), "{stdout}");
+    assert!(stdout.lines().any(|l| l.contains("would be warned") && l.contains(" 1 ")), "{stdout}");
+    let warnings =
+        run(&app, |conn| lyceum::db::schema::inactivity_warnings::table.count().get_result::<i64>(conn)).await;
+    assert_eq!(warnings, 0);
+}

@@ -1,0 +1,1 @@
+DROP TABLE inactivity_warnings;
