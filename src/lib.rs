@@ -90,6 +90,7 @@ pub fn worker(config: &Config, db: Db) -> Result<jobs::Worker, StartError> {
         blobs: blob_store(config),
         erasure_blank_posts: config.erasure_blank_posts,
         retention: privacy::retention::Periods::from_config(config),
+        signer: privacy::comms::LinkSigner::new(&config.resolve_secret()?),
         base_url: config.base_url(),
         stale_after: chrono::Duration::seconds(config.job_stale_after_secs.max(1)),
     })
@@ -129,6 +130,7 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
         .manage(worker.blobs.clone())
         .manage(worker.search.clone())
         .manage(worker.forum_search.clone())
+        .manage(worker.signer.clone())
         .attach(web::fairings::RequestContext)
         .attach(web::fairings::SecurityHeaders)
         .register("/", catchers![web::error::default_catcher])
@@ -230,6 +232,14 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
                 privacy::routes::update_request,
                 privacy::routes::place_hold,
                 privacy::routes::lift_hold,
+                privacy::routes::communications,
+                privacy::routes::set_communications,
+                privacy::routes::unsubscribe_form,
+                privacy::routes::unsubscribe,
+                privacy::routes::pixel,
+                privacy::routes::click,
+                privacy::routes::newsletters,
+                privacy::routes::send_newsletter,
                 forums::routes::search_forum,
                 forums::routes::forum,
                 forums::routes::start_thread,

@@ -68,6 +68,9 @@ pub struct SignupForm {
     parent_email: String,
     #[field(default = false)]
     accept_terms: bool,
+    /// The newsletter opt-in (COM-1): unchecked unless the learner ticks it.
+    #[field(default = false)]
+    marketing: bool,
 }
 
 #[post("/signup", data = "<form>")]
@@ -105,7 +108,19 @@ pub async fn signup(
     };
     let hash = passwords::hash(account.password.expose().to_string()).await.map_err(AppError::Internal)?;
     let minor = account.parent_email.is_some();
-    let created = db.run(move |conn| Ok::<_, AppError>(service::create_account(conn, &account, &hash, now()))).await?;
+    let marketing = f.marketing;
+    let how =
+        crate::privacy::comms::How { method: "signup", ip: client.ip.clone(), user_agent: client.user_agent.clone() };
+    let created = db
+        .run(move |conn| {
+            let created = service::create_account(conn, &account, &hash, now());
+            if let (Ok(user), true) = (&created, marketing) {
+                let choice = crate::privacy::comms::Preferences { marketing_email: true, ..Default::default() };
+                crate::privacy::comms::set(conn, user.id, choice, &how, now())?;
+            }
+            Ok::<_, AppError>(created)
+        })
+        .await?;
     match created {
         Ok(_) if minor => Ok(Either::Left(Flash::info(
             "/signin",

@@ -789,3 +789,53 @@ diesel::table! {
 
 diesel::joinable!(inactivity_warnings -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(inactivity_warnings, users);
+
+diesel::table! {
+    communication_preferences (user_id) {
+        user_id -> BigInt,
+        marketing_email -> Bool,
+        email_tracking -> Bool,
+        object_profiling -> Bool,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    communication_choices (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        choice -> Text,
+        value -> Bool,
+        method -> Text,
+        ip -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    campaigns (id) {
+        id -> BigInt,
+        subject -> Text,
+        body -> Text,
+        created_by -> Nullable<BigInt>,
+        created_at -> Timestamp,
+        recipients -> Integer,
+    }
+}
+
+diesel::table! {
+    campaign_events (id) {
+        id -> BigInt,
+        campaign_id -> BigInt,
+        user_id -> BigInt,
+        kind -> Text,
+        url -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(communication_preferences -> users (user_id));
+diesel::joinable!(campaign_events -> campaigns (campaign_id));
+diesel::allow_tables_to_appear_in_same_query!(communication_preferences, users);
+diesel::allow_tables_to_appear_in_same_query!(campaigns, campaign_events);

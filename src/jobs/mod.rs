@@ -170,6 +170,8 @@ pub struct Worker {
     /// Blank an erased learner's forum posts rather than keep their text.
     pub erasure_blank_posts: bool,
     pub retention: crate::privacy::retention::Periods,
+    /// Signs unsubscribe and tracking links in newsletters.
+    pub signer: crate::privacy::comms::LinkSigner,
     /// How long a job may stay `running` before it counts as abandoned.
     pub stale_after: Duration,
 }
@@ -207,6 +209,37 @@ impl Worker {
                 match doc {
                     Some(doc) => self.forum_search.upsert(vec![doc]).await.map_err(|e| e.to_string()),
                     None => self.forum_search.remove(id).await.map_err(|e| e.to_string()),
+                }
+            }
+            crate::privacy::comms::SEND_NEWSLETTER => {
+                let campaign = payload["campaign_id"].as_i64().ok_or("payload has no campaign_id")?;
+                let user = payload["user_id"].as_i64().ok_or("payload has no user_id")?;
+                let (signer, base_url) = (self.signer.clone(), self.base_url.clone());
+                let mail = self
+                    .db
+                    .run(move |conn| {
+                        crate::privacy::comms::newsletter_payload(
+                            conn,
+                            &signer,
+                            &base_url,
+                            campaign,
+                            user,
+                            crate::db::now(),
+                        )
+                        .map_err(DbError::from)
+                    })
+                    .await
+                    .map_err(|e| e.to_string())?;
+                match mail {
+                    // Withdrawn since the campaign was sent: nothing goes out.
+                    None => Ok(()),
+                    Some(mail) => {
+                        let mailer = self.mailer.clone();
+                        let job_id = job.id;
+                        tokio::task::spawn_blocking(move || mailer.deliver(job_id, &mail))
+                            .await
+                            .map_err(|e| e.to_string())?
+                    }
                 }
             }
             crate::privacy::export::EXPORT => {

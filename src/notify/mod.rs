@@ -83,13 +83,22 @@ impl Mailer {
         let html = self.templates.render_html("email/layout", &layout_ctx).map_err(|e| e.to_string())?;
         let to: Mailbox = to.parse().map_err(|e| format!("recipient: {e}"))?;
         let domain = self.from.email.domain().to_string();
-        let message = Message::builder()
+        let mut builder = Message::builder()
             .from(self.from.clone())
             .to(to)
             .subject(subject)
-            .header(MessageId::from(format!("<job-{job_id}@{domain}>")))
-            .multipart(MultiPart::alternative_plain_html(text, html))
-            .map_err(|e| e.to_string())?;
+            .header(MessageId::from(format!("<job-{job_id}@{domain}>")));
+        // RFC 8058 one-click unsubscribe, for marketing mail.
+        if let Some(link) = payload["list_unsubscribe"].as_str() {
+            use lettre::message::header::{HeaderName, HeaderValue};
+            builder = builder
+                .raw_header(HeaderValue::new(HeaderName::new_from_ascii_str("List-Unsubscribe"), format!("<{link}>")))
+                .raw_header(HeaderValue::new(
+                    HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
+                    "List-Unsubscribe=One-Click".into(),
+                ));
+        }
+        let message = builder.multipart(MultiPart::alternative_plain_html(text, html)).map_err(|e| e.to_string())?;
         match &self.transport {
             Transport_::Outbox(dir) => {
                 std::fs::create_dir_all(dir).map_err(|e| format!("outbox: {e}"))?;

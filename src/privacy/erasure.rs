@@ -503,6 +503,12 @@ fn delete_personal_data(conn: &mut Conn, settings: &Settings<'_>, user_id: i64) 
             .filter(crate::db::schema::inactivity_warnings::user_id.eq(user_id)),
     )
     .execute(conn)?;
+    use crate::db::schema::{campaign_events, communication_choices, communication_preferences};
+    n += diesel::delete(communication_preferences::table.filter(communication_preferences::user_id.eq(user_id)))
+        .execute(conn)?;
+    n += diesel::delete(communication_choices::table.filter(communication_choices::user_id.eq(user_id)))
+        .execute(conn)?;
+    n += diesel::delete(campaign_events::table.filter(campaign_events::user_id.eq(user_id))).execute(conn)?;
     n += diesel::delete(forum_follows::table.filter(forum_follows::user_id.eq(user_id))).execute(conn)?;
     n += diesel::delete(forum_reads::table.filter(forum_reads::user_id.eq(user_id))).execute(conn)?;
     n += diesel::delete(forum_bans::table.filter(forum_bans::user_id.eq(user_id))).execute(conn)?;

@@ -233,6 +233,27 @@ const SECTIONS: &[Section] = &[
         about: "Honor-code reports you filed.",
     },
     Section {
+        name: "communication_choices",
+        table: "communication_preferences",
+        filter: "user_id = {u}",
+        withheld: &[],
+        about: "Your choices about the newsletter, tracking in it and profiling, as they stand.",
+    },
+    Section {
+        name: "communication_choice_history",
+        table: "communication_choices",
+        filter: "user_id = {u}",
+        withheld: &[],
+        about: "Every change of those choices: when, how (sign-up, settings, unsubscribe link) and from which IP address and device.",
+    },
+    Section {
+        name: "newsletter_events",
+        table: "campaign_events",
+        filter: "user_id = {u}",
+        withheld: &[],
+        about: "Newsletters sent to you, and (only if you allowed counting) when you opened them and which links you followed.",
+    },
+    Section {
         name: "data_requests",
         table: "data_requests",
         filter: "user_id = {u}",

@@ -323,3 +323,165 @@ pub async fn lift_hold(db: &State<Db>, staff: StaffUser, id: i64, form: CsrfForm
     })
     .await
 }
+
+fn choices_json(p: &super::comms::Preferences) -> serde_json::Value {
+    json!({ "marketing_email": p.marketing_email, "email_tracking": p.email_tracking, "object_profiling": p.object_profiling })
+}
+
+#[get("/account/communications")]
+pub async fn communications(db: &State<Db>, user: CurrentUser) -> AppResult<Page> {
+    let user_id = user.0.id;
+    let prefs = db.run(move |conn| Ok::<_, AppError>(super::comms::preferences(conn, user_id)?)).await?;
+    Ok(Page::new("privacy/communications", "Email and profiling", json!({ "choices": choices_json(&prefs) })))
+}
+
+#[derive(FromForm)]
+pub struct ChoicesForm {
+    #[field(default = false)]
+    marketing_email: bool,
+    #[field(default = false)]
+    email_tracking: bool,
+    #[field(default = false)]
+    object_profiling: bool,
+}
+
+#[post("/account/communications", data = "<form>")]
+pub async fn set_communications(
+    db: &State<Db>,
+    user: CurrentUser,
+    client: crate::web::ClientInfo,
+    form: CsrfForm<ChoicesForm>,
+) -> AppResult<Flash> {
+    let user_id = user.0.id;
+    let f = form.form;
+    let new = super::comms::Preferences {
+        marketing_email: f.marketing_email,
+        email_tracking: f.email_tracking,
+        object_profiling: f.object_profiling,
+    };
+    let how = super::comms::How { method: "settings", ip: client.ip.clone(), user_agent: client.user_agent.clone() };
+    let changed = db.run(move |conn| Ok::<_, AppError>(super::comms::set(conn, user_id, new, &how, now())?)).await?;
+    Ok(if changed.is_empty() {
+        Flash::info("/account/communications", "Nothing changed.")
+    } else {
+        Flash::success("/account/communications", "Your choices are saved. Nothing else about your account changes.")
+    })
+}
+
+fn unsubscribe_page(status: rocket::http::Status, ctx: serde_json::Value) -> Page {
+    Page::new("privacy/unsubscribe", "Unsubscribe", ctx).with_status(status)
+}
+
+fn bad_unsubscribe_link() -> Page {
+    unsubscribe_page(rocket::http::Status::BadRequest, json!({ "invalid": true }))
+}
+
+/// The link in every newsletter: a page with one button, no sign-in needed.
+#[get("/unsubscribe/<token>")]
+pub async fn unsubscribe_form(
+    db: &State<Db>,
+    signer: &State<super::comms::LinkSigner>,
+    token: &str,
+) -> AppResult<Page> {
+    let Some(user_id) = signer.unsubscriber(token) else { return Ok(bad_unsubscribe_link()) };
+    let prefs = db.run(move |conn| Ok::<_, AppError>(super::comms::preferences(conn, user_id)?)).await?;
+    Ok(unsubscribe_page(rocket::http::Status::Ok, json!({ "token": token, "subscribed": prefs.marketing_email })))
+}
+
+/// RFC 8058 one-click unsubscribe (and the page's button). The signed token
+/// is the authority: no sign-in, no CSRF token (mail providers post here
+/// with `List-Unsubscribe=One-Click` and nothing else). Repeating it is harmless.
+#[post("/unsubscribe/<token>", data = "<body>")]
+pub async fn unsubscribe(
+    db: &State<Db>,
+    signer: &State<super::comms::LinkSigner>,
+    client: crate::web::ClientInfo,
+    token: &str,
+    body: rocket::data::Data<'_>,
+) -> AppResult<Page> {
+    use rocket::data::ToByteUnit;
+    let body = body.open(2.kibibytes()).into_string().await.map(|s| s.into_inner()).unwrap_or_default();
+    let Some(user_id) = signer.unsubscriber(token) else { return Ok(bad_unsubscribe_link()) };
+    let method = if body.contains("List-Unsubscribe=One-Click") { "one_click" } else { "unsubscribe_link" };
+    let how = super::comms::How { method, ip: client.ip.clone(), user_agent: client.user_agent.clone() };
+    db.run(move |conn| Ok::<_, AppError>(super::comms::unsubscribe(conn, user_id, &how, now())?)).await?;
+    Ok(unsubscribe_page(rocket::http::Status::Ok, json!({ "done": true })))
+}
+
+/// The open-counting pixel, in newsletters to learners who allow tracking.
+#[get("/o/<token>")]
+pub async fn pixel(db: &State<Db>, signer: &State<super::comms::LinkSigner>, token: &str) -> (ContentType, Vec<u8>) {
+    const GIF: [u8; 43] = [
+        0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0xff, 0xff, 0xff, 0x00, 0x00,
+        0x00, 0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x01, 0x00,
+        0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b,
+    ];
+    if let Some((campaign, user)) = signer.tracked(token) {
+        let recorded = db
+            .run(move |conn| super::comms::record_open(conn, campaign, user, now()).map_err(crate::db::DbError::from))
+            .await;
+        if let Err(e) = recorded {
+            tracing::warn!(error = %e, "could not record a newsletter open");
+        }
+    }
+    (ContentType::GIF, GIF.to_vec())
+}
+
+/// A tracked link: records the click, then sends the reader on. Only links of
+/// the campaign itself are followed, so this is no open redirect.
+#[get("/c/<token>?<to>")]
+pub async fn click(
+    db: &State<Db>,
+    signer: &State<super::comms::LinkSigner>,
+    token: &str,
+    to: &str,
+) -> AppResult<rocket::response::Redirect> {
+    let (campaign, user) = signer.tracked(token).ok_or(AppError::NotFound)?;
+    let to = to.to_string();
+    let target =
+        db.run(move |conn| Ok::<_, AppError>(super::comms::record_click(conn, campaign, user, &to, now())?)).await?;
+    target.map(rocket::response::Redirect::to).ok_or(AppError::NotFound)
+}
+
+#[get("/staff/newsletters")]
+pub async fn newsletters(db: &State<Db>, _staff: StaffUser) -> AppResult<Page> {
+    let ctx = db
+        .run(|conn| {
+            use crate::db::schema::communication_preferences as p;
+            use diesel::prelude::*;
+            let subscribers: i64 = p::table.filter(p::marketing_email.eq(true)).count().get_result(conn)?;
+            let campaigns = super::comms::campaigns_with_stats(conn)?;
+            Ok::<_, AppError>(json!({
+                "subscribers": subscribers,
+                "campaigns": campaigns.iter().map(|c| json!({
+                    "id": c.campaign.id, "subject": c.campaign.subject, "sent_on": day(c.campaign.created_at),
+                    "recipients": c.campaign.recipients, "sent": c.sent, "opened_by": c.opened_by, "clicked_by": c.clicked_by,
+                })).collect::<Vec<_>>(),
+            }))
+        })
+        .await?;
+    Ok(Page::new("privacy/newsletters", "Newsletters", ctx))
+}
+
+#[derive(FromForm)]
+pub struct CampaignForm {
+    #[field(default = String::new())]
+    subject: String,
+    #[field(default = String::new())]
+    body: String,
+}
+
+#[post("/staff/newsletters", data = "<form>")]
+pub async fn send_newsletter(db: &State<Db>, staff: StaffUser, form: CsrfForm<CampaignForm>) -> AppResult<Flash> {
+    let f = form.form;
+    let by = staff.0.id;
+    db.run(move |conn| {
+        Ok::<_, AppError>(match super::comms::send_campaign(conn, &f.subject, &f.body, by, now()) {
+            Ok((_, n)) => {
+                Flash::success("/staff/newsletters", format!("The newsletter is on its way to {n} subscriber(s)."))
+            }
+            Err(m) => Flash::error("/staff/newsletters", m),
+        })
+    })
+    .await
+}

@@ -513,3 +513,174 @@ async fn ret_1_retention_dry_run_from_the_command_line() {
         run(&app, |conn| lyceum::db::schema::inactivity_warnings::table.count().get_result::<i64>(conn)).await;
     assert_eq!(warnings, 0);
 }
+
+/// The newest mail to `to` in the outbox, parsed: (HTML body, text body, raw headers).
+fn newest_mail(app: &TestApp, to: &str, subject: &str) -> Option<(String, String, String)> {
+    let dir = app.config.outbox_dir();
+    let message = lyceum::notify::read_outbox(&dir, 1000).into_iter().find(|m| m.to == to && m.subject == subject)?;
+    let raw = std::fs::read(dir.join(format!("{}.eml", message.id))).ok()?;
+    let parsed = mail_parser::MessageParser::default().parse(&raw)?;
+    let headers = String::from_utf8_lossy(&raw[..parsed.root_part().raw_body_offset() as usize]).to_string();
+    Some((parsed.body_html(0)?.into_owned(), parsed.body_text(0)?.into_owned(), headers))
+}
+
+async fn newsletters(app: TestApp) {
+    // promise: COM-1 — marketing only with opt-in (unchecked at sign-up), one-click unsubscribe in every one.
+    // promise: COM-2 — opens and clicks are tracked only for learners who allowed it.
+    // promise: RET-4 — the opt-in is kept until withdrawn.
+    // promise: RGT-3 — a learner can object to profiling; promise: RGT-4 — opting out changes nothing else.
+    use lyceum::db::schema::{campaign_events, communication_choices, communication_preferences};
+    let c = seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    let (_, form) = app.get("/signup").await;
+    assert!(form.contains(r#"name="marketing" value="true">"#), "the opt-in is not ticked by default");
+    let mut learners = Vec::new();
+    for (name, opt_in) in [("news", true), ("quiet", false), ("tracked", true), ("objector", true), ("late", true)] {
+        let extra: &[(&str, &str)] = if opt_in { &[("marketing", "true")] } else { &[] };
+        let res = app.sign_up_with(name, extra).await;
+        assert_eq!(res.status(), Status::SeeOther);
+        let l = Learner {
+            username: name.into(),
+            email: format!("{name}@example.org"),
+            password: crate::common::PASSWORD.into(),
+        };
+        app.verify(&l).await;
+        learners.push(l);
+    }
+    let choices: Vec<(i64, String, bool, String)> = run(&app, |conn| {
+        communication_choices::table
+            .select((
+                communication_choices::user_id,
+                communication_choices::choice,
+                communication_choices::value,
+                communication_choices::method,
+            ))
+            .load(conn)
+    })
+    .await;
+    assert_eq!(choices.len(), 4, "each opt-in at sign-up is recorded, none for the learner who left it unticked");
+    assert!(
+        choices.iter().all(|(_, choice, value, method)| choice == "marketing_email" && *value && method == "signup")
+    );
+
+    // Tracking is allowed by one learner; another allows it but objects to profiling.
+    as_user(&app, &learners[2]).await;
+    app.post_form("/account/communications", &[("marketing_email", "true"), ("email_tracking", "true")]).await;
+    as_user(&app, &learners[3]).await;
+    app.post_form(
+        "/account/communications",
+        &[("marketing_email", "true"), ("email_tracking", "true"), ("object_profiling", "true")],
+    )
+    .await;
+    let (_, page) = app.get("/account/communications").await;
+    assert!(page.contains(r#"name="object_profiling" value="true" checked"#));
+    // RGT-4: the objector learns like anyone else.
+    let res = crate::learning::enroll(&app, &c.slug).await;
+    assert_eq!(res.status(), Status::SeeOther);
+    let (status, _) = app.get(&format!("/learn/intro-python/units/{}", c.units[0])).await;
+    assert_eq!(status, Status::Ok);
+
+    // Staff send a newsletter; "late" withdraws in settings before it goes out.
+    let grace = staff(&app).await;
+    as_user(&app, &grace).await;
+    let (_, page) = app.get("/staff/newsletters").await;
+    assert!(page.contains("4 learner(s) opted in"), "{page}");
+    let body = "New this month: [Data science](https://courses.example.org/ds?from=news&x=1).";
+    app.post_form("/staff/newsletters", &[("subject", "November news"), ("body", body)]).await;
+    as_user(&app, &learners[4]).await;
+    app.post_form("/account/communications", &[]).await;
+    app.run_jobs().await;
+    let mail = |name: &str| newest_mail(&app, &format!("{name}@example.org"), "November news");
+    assert!(mail("quiet").is_none(), "no opt-in, no newsletter");
+    assert!(mail("late").is_none(), "withdrawn before sending, nothing sent");
+    let (html, text, headers) = mail("news").expect("the subscriber gets it");
+    assert!(headers.contains("List-Unsubscribe: <http://lyceum.test/unsubscribe/"), "{headers}");
+    assert!(headers.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"), "{headers}");
+    assert!(html.contains(r#"href="https://courses.example.org/ds?from=news&amp;x=1""#), "direct link: {html}");
+    assert!(!html.contains("/o/") && !html.contains("/c/"), "no pixel, no redirect without consent");
+    assert!(text.contains("Unsubscribe with one click: http://lyceum.test/unsubscribe/"));
+    let (objector_html, _, _) = mail("objector").unwrap();
+    assert!(!objector_html.contains("/o/") && !objector_html.contains("/c/"), "an objection switches tracking off");
+    let (tracked_html, _, _) = mail("tracked").unwrap();
+    let pixel = regex::Regex::new(r#"src="http://lyceum.test(/o/[^"]+)""#).unwrap().captures(&tracked_html).unwrap()[1]
+        .to_string();
+    let click = regex::Regex::new(r#"href="http://lyceum.test(/c/[^"]+)""#).unwrap().captures(&tracked_html).unwrap()
+        [1]
+    .replace("&amp;", "&");
+    app.sign_out().await;
+    let res = app.client.get(pixel.clone()).dispatch().await;
+    assert_eq!(res.content_type(), Some(rocket::http::ContentType::GIF));
+    let res = app.client.get(click.clone()).dispatch().await;
+    assert_eq!(res.status(), Status::SeeOther);
+    assert_eq!(res.headers().get_one("Location"), Some("https://courses.example.org/ds?from=news&x=1"));
+    // Bad input: no open redirect through the tracking link.
+    let token = click.trim_start_matches("/c/").split('?').next().unwrap().to_string();
+    let (status, _) = app.get(&format!("/c/{token}?to=https%3A%2F%2Fevil.example")).await;
+    assert_eq!(status, Status::NotFound);
+    let events: Vec<String> = run(&app, |conn| {
+        campaign_events::table
+            .filter(campaign_events::kind.ne("sent"))
+            .order(campaign_events::id.asc())
+            .select(campaign_events::kind)
+            .load(conn)
+    })
+    .await;
+    assert_eq!(events, ["open", "click"], "only the learner who allowed it is counted");
+
+    // One-click unsubscribe (RFC 8058): no sign-in, no CSRF token.
+    let link =
+        headers.split("List-Unsubscribe: <http://lyceum.test").nth(1).unwrap().split('>').next().unwrap().to_string();
+    let (status, page) = app.get(&link).await;
+    assert_eq!(status, Status::Ok);
+    assert!(page.contains("Stop receiving"));
+    // Bad input: a forged token changes nothing.
+    let forged = format!("{}0", &link[..link.len() - 1]);
+    let res = app.post_raw(&forged, "List-Unsubscribe=One-Click").await;
+    assert_eq!(res.status(), Status::BadRequest);
+    assert!(res.into_string().await.unwrap().contains("not valid"));
+    let subscribed = run(&app, |conn| {
+        communication_preferences::table
+            .filter(communication_preferences::marketing_email.eq(true))
+            .count()
+            .get_result::<i64>(conn)
+    })
+    .await;
+    assert_eq!(subscribed, 3);
+    let res = app.post_raw(&link, "List-Unsubscribe=One-Click").await;
+    assert_eq!(res.status(), Status::Ok);
+    assert!(res.into_string().await.unwrap().contains("no more newsletters"));
+    let news = user_id(&app, "news").await;
+    let last: (bool, String) = run(&app, move |conn| {
+        communication_choices::table
+            .filter(communication_choices::user_id.eq(news))
+            .order(communication_choices::id.desc())
+            .select((communication_choices::value, communication_choices::method))
+            .first(conn)
+    })
+    .await;
+    assert_eq!(last, (false, "one_click".to_string()));
+
+    // Staff see totals only.
+    as_user(&app, &grace).await;
+    let (_, page) = app.get("/staff/newsletters").await;
+    assert!(
+        page.contains("<td>November news</td>") && page.contains("<td>4</td><td>3</td><td>1</td><td>1</td>"),
+        "{page}"
+    );
+    assert!(!page.contains("tracked@"), "no individual is shown");
+
+    // RET-4: years pass; retention leaves the opt-in alone until withdrawn.
+    run(&app, |conn| {
+        diesel::update(communication_preferences::table)
+            .set(communication_preferences::updated_at.eq(lyceum::db::now() - chrono::Duration::days(4000)))
+            .execute(conn)
+    })
+    .await;
+    run_scheduled(&app).await;
+    let tracked = user_id(&app, "tracked").await;
+    let still: bool = run(&app, move |conn| {
+        communication_preferences::table.find(tracked).select(communication_preferences::marketing_email).first(conn)
+    })
+    .await;
+    assert!(still);
+}
+on_both!(com_1_com_2_ret_4_rgt_3_rgt_4_newsletters_only_with_opt_in, newsletters);

@@ -14,6 +14,9 @@ async fn csrf_everywhere(app: TestApp) {
         .rocket()
         .routes()
         .filter(|r| r.method == rocket::http::Method::Post)
+        // RFC 8058 one-click unsubscribe: mail providers post without a CSRF token;
+        // the signed token in the path is the authority (tested in privacy.rs).
+        .filter(|r| !r.uri.path().starts_with("/unsubscribe/"))
         .map(|r| regex::Regex::new("<[^>]+>").unwrap().replace_all(r.uri.path(), "1").to_string())
         .collect();
     assert!(posts.len() >= 10, "found {} POST routes", posts.len());

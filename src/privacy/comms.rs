@@ -1,0 +1,385 @@
+//! Communications (COM-1, COM-2, RET-4) and objection (RGT-3, RGT-4).
+//!
+//! Marketing email goes only to learners who opted in (unchecked at sign-up,
+//! editable in settings), and the opt-in stands until they withdraw it; no
+//! retention rule touches it. Every newsletter carries a one-click
+//! unsubscribe (RFC 8058: `List-Unsubscribe` with an HTTPS link and
+//! `List-Unsubscribe-Post`), signed with the site's secret so it works
+//! without signing in and cannot be forged for someone else. Opens and clicks
+//! are recorded only for learners who allowed tracking and did not object to
+//! profiling; everyone else gets the links as written and no pixel.
+//! Transactional mail (sign-in, enrollment, erasure…) does not look here.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use hmac::{Hmac, Mac};
+use serde::Serialize;
+use serde_json::json;
+use sha2::Sha256;
+
+use crate::db::Conn;
+use crate::db::schema::{campaign_events, campaigns, communication_choices, communication_preferences, users};
+
+pub const SEND_NEWSLETTER: &str = "newsletter.send";
+
+/// The choices, all off when the learner never set them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Queryable, Selectable)]
+#[diesel(table_name = communication_preferences)]
+pub struct Preferences {
+    pub marketing_email: bool,
+    pub email_tracking: bool,
+    pub object_profiling: bool,
+}
+
+impl Preferences {
+    /// Tracking is profiling too: an objection switches it off whatever the other box says.
+    pub fn tracked(&self) -> bool {
+        self.email_tracking && !self.object_profiling
+    }
+}
+
+pub fn preferences(conn: &mut Conn, user_id: i64) -> QueryResult<Preferences> {
+    Ok(communication_preferences::table
+        .find(user_id)
+        .select(Preferences::as_select())
+        .first(conn)
+        .optional()?
+        .unwrap_or_default())
+}
+
+/// How a choice was made, kept with it.
+pub struct How<'a> {
+    /// `signup`, `settings`, `unsubscribe_link`, `one_click`.
+    pub method: &'a str,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// Stores new choices and records each one that changed; returns the changed names.
+pub fn set(
+    conn: &mut Conn,
+    user_id: i64,
+    new: Preferences,
+    how: &How<'_>,
+    now: NaiveDateTime,
+) -> QueryResult<Vec<&'static str>> {
+    conn.transaction(|conn| {
+        let old = preferences(conn, user_id)?;
+        let changed: Vec<(&'static str, bool)> = [
+            ("marketing_email", old.marketing_email, new.marketing_email),
+            ("email_tracking", old.email_tracking, new.email_tracking),
+            ("object_profiling", old.object_profiling, new.object_profiling),
+        ]
+        .into_iter()
+        .filter(|(_, before, after)| before != after)
+        .map(|(name, _, after)| (name, after))
+        .collect();
+        if changed.is_empty() {
+            return Ok(Vec::new());
+        }
+        diesel::delete(communication_preferences::table.find(user_id)).execute(conn)?;
+        diesel::insert_into(communication_preferences::table)
+            .values((
+                communication_preferences::user_id.eq(user_id),
+                communication_preferences::marketing_email.eq(new.marketing_email),
+                communication_preferences::email_tracking.eq(new.email_tracking),
+                communication_preferences::object_profiling.eq(new.object_profiling),
+                communication_preferences::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+        for (choice, value) in &changed {
+            diesel::insert_into(communication_choices::table)
+                .values((
+                    communication_choices::user_id.eq(user_id),
+                    communication_choices::choice.eq(choice),
+                    communication_choices::value.eq(value),
+                    communication_choices::method.eq(how.method),
+                    communication_choices::ip.eq(&how.ip),
+                    communication_choices::user_agent.eq(&how.user_agent),
+                    communication_choices::created_at.eq(now),
+                ))
+                .execute(conn)?;
+        }
+        Ok(changed.into_iter().map(|(name, _)| name).collect())
+    })
+}
+
+/// Signs links that act without a sign-in (unsubscribe, tracking), with a key
+/// derived from the site secret.
+#[derive(Clone)]
+pub struct LinkSigner {
+    key: [u8; 32],
+}
+
+impl LinkSigner {
+    pub fn new(secret: &[u8]) -> LinkSigner {
+        use sha2::Digest;
+        let mut hasher = Sha256::new();
+        hasher.update(b"lyceum email links\0");
+        hasher.update(secret);
+        LinkSigner { key: hasher.finalize().into() }
+    }
+
+    fn mac(&self, message: &str) -> Hmac<Sha256> {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key).expect("HMAC takes any key length");
+        mac.update(message.as_bytes());
+        mac
+    }
+
+    /// `<what>.<hex signature>` over `purpose` and `what`.
+    pub fn sign(&self, purpose: &str, what: &str) -> String {
+        let tag = hex::encode(&self.mac(&format!("{purpose}\0{what}")).finalize().into_bytes()[..16]);
+        format!("{what}.{tag}")
+    }
+
+    /// The signed value when the token is genuine.
+    pub fn verify<'t>(&self, purpose: &str, token: &'t str) -> Option<&'t str> {
+        let (what, tag) = token.rsplit_once('.')?;
+        let tag = hex::decode(tag).ok().filter(|tag| tag.len() == 16)?;
+        self.mac(&format!("{purpose}\0{what}")).verify_truncated_left(&tag).ok()?;
+        Some(what)
+    }
+
+    pub fn unsubscribe_token(&self, user_id: i64) -> String {
+        self.sign("unsubscribe", &user_id.to_string())
+    }
+
+    pub fn unsubscriber(&self, token: &str) -> Option<i64> {
+        self.verify("unsubscribe", token)?.parse().ok()
+    }
+
+    /// Identifies one recipient of one campaign in tracking links.
+    pub fn tracking_token(&self, campaign_id: i64, user_id: i64) -> String {
+        self.sign("track", &format!("{campaign_id}-{user_id}"))
+    }
+
+    pub fn tracked(&self, token: &str) -> Option<(i64, i64)> {
+        let (campaign, user) = self.verify("track", token)?.split_once('-')?;
+        Some((campaign.parse().ok()?, user.parse().ok()?))
+    }
+}
+
+/// Turns marketing email off from a signed link; false when it was off already.
+pub fn unsubscribe(conn: &mut Conn, user_id: i64, how: &How<'_>, now: NaiveDateTime) -> QueryResult<bool> {
+    let current = preferences(conn, user_id)?;
+    if !current.marketing_email {
+        return Ok(false);
+    }
+    set(conn, user_id, Preferences { marketing_email: false, ..current }, how, now).map(|changed| !changed.is_empty())
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = campaigns)]
+pub struct Campaign {
+    pub id: i64,
+    pub subject: String,
+    pub body: String,
+    pub created_by: Option<i64>,
+    pub created_at: NaiveDateTime,
+    pub recipients: i32,
+}
+
+/// Staff send a newsletter: one job per learner who opted in now (each job checks again before sending).
+pub fn send_campaign(
+    conn: &mut Conn,
+    subject: &str,
+    body: &str,
+    by: i64,
+    now: NaiveDateTime,
+) -> Result<(i64, usize), String> {
+    let (subject, body) = (subject.trim(), body.trim());
+    if subject.is_empty() || subject.chars().count() > 150 {
+        return Err("Give the newsletter a subject of at most 150 characters.".into());
+    }
+    if body.is_empty() || body.len() > 100_000 {
+        return Err("Write the newsletter (Markdown, at most 100 000 characters).".into());
+    }
+    conn.transaction(|conn| {
+        let recipients: Vec<i64> = communication_preferences::table
+            .inner_join(users::table)
+            .filter(communication_preferences::marketing_email.eq(true))
+            .filter(users::status.eq("active"))
+            .filter(users::email_verified_at.is_not_null())
+            .select(users::id)
+            .load(conn)?;
+        let id: i64 = diesel::insert_into(campaigns::table)
+            .values((
+                campaigns::subject.eq(subject),
+                campaigns::body.eq(body),
+                campaigns::created_by.eq(by),
+                campaigns::created_at.eq(now),
+                campaigns::recipients.eq(recipients.len() as i32),
+            ))
+            .returning(campaigns::id)
+            .get_result(conn)?;
+        for user in &recipients {
+            crate::jobs::enqueue(conn, SEND_NEWSLETTER, &json!({ "campaign_id": id, "user_id": user }))?;
+        }
+        Ok::<_, diesel::result::Error>((id, recipients.len()))
+    })
+    .map_err(|e| e.to_string())
+}
+
+fn event(
+    conn: &mut Conn,
+    campaign_id: i64,
+    user_id: i64,
+    kind: &str,
+    url: Option<&str>,
+    now: NaiveDateTime,
+) -> QueryResult<()> {
+    diesel::insert_into(campaign_events::table)
+        .values((
+            campaign_events::campaign_id.eq(campaign_id),
+            campaign_events::user_id.eq(user_id),
+            campaign_events::kind.eq(kind),
+            campaign_events::url.eq(url),
+            campaign_events::created_at.eq(now),
+        ))
+        .execute(conn)
+        .map(drop)
+}
+
+/// The `http(s)` links of a rendered body, in order, without repeats.
+fn links(html: &str) -> Vec<String> {
+    let re = regex::Regex::new(r#"href="(https?://[^"]+)""#).expect("a valid pattern");
+    let mut out: Vec<String> = Vec::new();
+    for c in re.captures_iter(html) {
+        let link = c[1].replace("&amp;", "&");
+        if !out.contains(&link) {
+            out.push(link);
+        }
+    }
+    out
+}
+
+/// The newsletter job: the mail payload for one recipient, or `None` when
+/// they withdrew since the campaign was sent (or are gone).
+pub fn newsletter_payload(
+    conn: &mut Conn,
+    signer: &LinkSigner,
+    base_url: &str,
+    campaign_id: i64,
+    user_id: i64,
+    now: NaiveDateTime,
+) -> QueryResult<Option<serde_json::Value>> {
+    let prefs = preferences(conn, user_id)?;
+    let user: Option<(String, String, String)> = users::table
+        .find(user_id)
+        .filter(users::status.eq("active"))
+        .select((users::email, users::username, users::first_name))
+        .first(conn)
+        .optional()?;
+    let (Some((email, username, first_name)), true) = (user, prefs.marketing_email) else { return Ok(None) };
+    let campaign: Campaign = campaigns::table.find(campaign_id).select(Campaign::as_select()).first(conn)?;
+    let mut html = crate::learning::content::render_markdown(&campaign.body);
+    let tracked = prefs.tracked();
+    let token = signer.tracking_token(campaign_id, user_id);
+    if tracked {
+        for link in links(&html) {
+            let escaped = link.replace('&', "&amp;");
+            let via = format!(
+                "{base_url}/c/{token}?to={}",
+                percent_encoding::utf8_percent_encode(&link, percent_encoding::NON_ALPHANUMERIC)
+            );
+            html = html.replace(&format!("href=\"{escaped}\""), &format!("href=\"{via}\""));
+        }
+    }
+    event(conn, campaign_id, user_id, "sent", None, now)?;
+    let unsubscribe = format!("{base_url}/unsubscribe/{}", signer.unsubscribe_token(user_id));
+    Ok(Some(json!({
+        "to": email,
+        "subject": campaign.subject,
+        "template": "newsletter",
+        "list_unsubscribe": unsubscribe,
+        "ctx": {
+            "name": if first_name.is_empty() { username } else { first_name },
+            "body_html": html,
+            "body_text": campaign.body,
+            "unsubscribe": unsubscribe,
+            "pixel": tracked.then(|| format!("{base_url}/o/{token}")),
+        },
+    })))
+}
+
+/// An open, from the pixel; ignored unless the recipient allows tracking.
+pub fn record_open(conn: &mut Conn, campaign_id: i64, user_id: i64, now: NaiveDateTime) -> QueryResult<()> {
+    if preferences(conn, user_id)?.tracked() {
+        event(conn, campaign_id, user_id, "open", None, now)?;
+    }
+    Ok(())
+}
+
+/// A click: where to send the reader, when `to` is a link of the campaign
+/// (never an open redirect); recorded only when the recipient allows tracking.
+pub fn record_click(
+    conn: &mut Conn,
+    campaign_id: i64,
+    user_id: i64,
+    to: &str,
+    now: NaiveDateTime,
+) -> QueryResult<Option<String>> {
+    let Some(body) = campaigns::table.find(campaign_id).select(campaigns::body).first::<String>(conn).optional()?
+    else {
+        return Ok(None);
+    };
+    if !links(&crate::learning::content::render_markdown(&body)).iter().any(|l| l == to) {
+        return Ok(None);
+    }
+    if preferences(conn, user_id)?.tracked() {
+        event(conn, campaign_id, user_id, "click", Some(to), now)?;
+    }
+    Ok(Some(to.to_string()))
+}
+
+/// A campaign with its counts, for staff: aggregates only.
+#[derive(Debug, Clone, Serialize)]
+pub struct CampaignStats {
+    #[serde(flatten)]
+    pub campaign: Campaign,
+    pub sent: i64,
+    pub opened_by: i64,
+    pub clicked_by: i64,
+}
+
+pub fn campaigns_with_stats(conn: &mut Conn) -> QueryResult<Vec<CampaignStats>> {
+    let list: Vec<Campaign> =
+        campaigns::table.order(campaigns::id.desc()).limit(50).select(Campaign::as_select()).load(conn)?;
+    let mut out = Vec::new();
+    for campaign in list {
+        let mut count = |kind: &str| -> QueryResult<i64> {
+            campaign_events::table
+                .filter(campaign_events::campaign_id.eq(campaign.id))
+                .filter(campaign_events::kind.eq(kind))
+                .select(diesel::dsl::count(campaign_events::user_id).aggregate_distinct())
+                .first(conn)
+        };
+        let (sent, opened_by, clicked_by) = (count("sent")?, count("open")?, count("click")?);
+        out.push(CampaignStats { campaign, sent, opened_by, clicked_by });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signed_tokens_verify_and_forgeries_do_not() {
+        let signer = LinkSigner::new(b"a secret of the site");
+        let token = signer.unsubscribe_token(42);
+        assert_eq!(signer.unsubscriber(&token), Some(42));
+        assert_eq!(signer.unsubscriber(&token.replace("42.", "43.")), None, "another user's id");
+        assert_eq!(signer.unsubscriber("42.00112233445566778899aabbccddeeff"), None);
+        assert_eq!(signer.unsubscriber("42"), None);
+        assert_eq!(LinkSigner::new(b"another secret").unsubscriber(&token), None);
+        assert_eq!(signer.tracked(&token), None, "an unsubscribe token is not a tracking token");
+        assert_eq!(signer.tracked(&signer.tracking_token(7, 42)), Some((7, 42)));
+    }
+
+    #[test]
+    fn links_are_found_once_and_unescaped() {
+        let html = r#"<a href="https://a.example/x?y=1&amp;z=2">a</a> <a href="https://a.example/x?y=1&amp;z=2">b</a> <a href="/local">c</a>"#;
+        assert_eq!(links(html), ["https://a.example/x?y=1&z=2"]);
+    }
+}
