@@ -14,6 +14,9 @@ async fn signup_fields(app: TestApp) {
     let re = regex::Regex::new(r#"<input[^>]*name="([a-z_]+)""#).unwrap();
     let mut names: Vec<String> = re.captures_iter(&body).map(|c| c[1].to_string()).collect();
     names.retain(|n| n != "csrf_token");
+    // The newsletter opt-in (COM-1) is a choice, not personal data: optional and unticked.
+    assert!(body.contains(r#"<input type="checkbox" name="marketing" value="true">"#));
+    names.retain(|n| n != "marketing");
     names.sort();
     assert_eq!(
         names,
