@@ -79,6 +79,8 @@ async fn session(chromium: &str, driver_port: u16) -> (fantoccini::Client, tempf
             "binary": chromium,
             "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
                      "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic",
+                     // The stylesheet scrolls smoothly otherwise, and WebDriver clicks where an element is not yet.
+                     "--force-prefers-reduced-motion",
                      format!("--user-data-dir={}", profile.path().display())]
         }),
     );
