@@ -70,6 +70,9 @@ pub struct Config {
     pub retention_forum_post_days: i64,
     /// Finished jobs (and the mail in them), expired sign-ins, used links.
     pub retention_log_days: i64,
+    /// A MaxMind GeoIP2/GeoLite2 Country or City database; when set, analytics
+    /// (for visitors who allowed them) record the country of a page view.
+    pub geoip_db: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -106,6 +109,7 @@ impl Default for Config {
             retention_course_record_days: 0,
             retention_forum_post_days: 0,
             retention_log_days: 90,
+            geoip_db: None,
         }
     }
 }

@@ -44,6 +44,8 @@ pub enum StartError {
     Seed(String),
     #[error("search index: {0}")]
     Search(String),
+    #[error("{0}")]
+    GeoIp(String),
 }
 
 /// Opens and migrates the database, seeding demo accounts and courses in demo mode.
@@ -109,6 +111,10 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
     let db = open_database(&config)?;
     let templates = Templates::load()?;
     let worker = worker(&config, db.clone())?;
+    let geoip = match &config.geoip_db {
+        Some(path) => Some(Arc::new(privacy::cookies::GeoIp::open(path).map_err(StartError::GeoIp)?)),
+        None => None,
+    };
     let site = SiteInfo {
         name: "Lyceum".into(),
         demo: config.demo,
@@ -133,6 +139,7 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
         .manage(worker.signer.clone())
         .attach(web::fairings::RequestContext)
         .attach(web::fairings::SecurityHeaders)
+        .attach(privacy::cookies::Analytics { geoip })
         .register("/", catchers![web::error::default_catcher])
         .mount("/", routes![web::assets::asset, web::assets::healthz])
         .mount(
@@ -232,6 +239,9 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
                 privacy::routes::update_request,
                 privacy::routes::place_hold,
                 privacy::routes::lift_hold,
+                privacy::routes::cookie_settings,
+                privacy::routes::set_cookies,
+                privacy::routes::analytics,
                 privacy::routes::communications,
                 privacy::routes::set_communications,
                 privacy::routes::unsubscribe_form,

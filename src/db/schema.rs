@@ -839,3 +839,26 @@ diesel::joinable!(communication_preferences -> users (user_id));
 diesel::joinable!(campaign_events -> campaigns (campaign_id));
 diesel::allow_tables_to_appear_in_same_query!(communication_preferences, users);
 diesel::allow_tables_to_appear_in_same_query!(campaigns, campaign_events);
+
+diesel::table! {
+    cookie_choices (id) {
+        id -> BigInt,
+        visitor -> Text,
+        user_id -> Nullable<BigInt>,
+        analytics -> Bool,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    page_views (id) {
+        id -> BigInt,
+        visitor -> Text,
+        path -> Text,
+        browser -> Text,
+        os -> Text,
+        country -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+diesel::allow_tables_to_appear_in_same_query!(page_views, cookie_choices);

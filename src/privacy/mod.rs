@@ -10,6 +10,7 @@
 //! staff lift it, each with a reason.
 
 pub mod comms;
+pub mod cookies;
 pub mod erasure;
 pub mod export;
 pub mod retention;

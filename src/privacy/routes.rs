@@ -485,3 +485,58 @@ pub async fn send_newsletter(db: &State<Db>, staff: StaffUser, form: CsrfForm<Ca
     })
     .await
 }
+
+#[get("/cookies")]
+pub async fn cookie_settings(cookies: &rocket::http::CookieJar<'_>) -> Page {
+    let choice = super::cookies::choice(cookies);
+    Page::new(
+        "privacy/cookies",
+        "Cookies",
+        json!({ "chosen": choice.is_some(), "analytics": choice.is_some_and(|c| c.analytics) }),
+    )
+}
+
+#[derive(FromForm)]
+pub struct CookieForm {
+    #[field(default = false)]
+    analytics: bool,
+    #[field(default = String::new())]
+    back: String,
+}
+
+/// The banner's buttons and the settings page post here; the choice is kept
+/// in a first-party cookie and recorded.
+#[post("/cookies", data = "<form>")]
+pub async fn set_cookies(
+    db: &State<Db>,
+    cookies: &rocket::http::CookieJar<'_>,
+    viewer: crate::web::guards::Viewer,
+    config: &State<Config>,
+    form: CsrfForm<CookieForm>,
+) -> AppResult<Flash> {
+    let f = form.form;
+    let choice = super::cookies::set_choice(cookies, f.analytics, config.is_tls());
+    let user_id = viewer.0.map(|u| u.id);
+    db.run(move |conn| Ok::<_, AppError>(super::cookies::record(conn, &choice, user_id, now())?)).await?;
+    // Back to where the banner was, on this site only.
+    let back = if f.back.starts_with('/') && !f.back.starts_with("//") && !f.back.contains('\\') {
+        f.back
+    } else {
+        "/cookies".to_string()
+    };
+    Ok(Flash::success(
+        back,
+        if f.analytics {
+            "Thank you: anonymous usage statistics are on. Change this at any time under Cookies."
+        } else {
+            "Only essential cookies are used. Change this at any time under Cookies."
+        },
+    ))
+}
+
+#[get("/staff/analytics?<days>")]
+pub async fn analytics(db: &State<Db>, _staff: StaffUser, days: Option<i64>) -> AppResult<Page> {
+    let days = days.unwrap_or(30).clamp(1, 365);
+    let totals = db.run(move |conn| Ok::<_, AppError>(super::cookies::totals(conn, days, now())?)).await?;
+    Ok(Page::new("privacy/analytics", "Usage statistics", json!({ "days": days, "totals": totals })))
+}

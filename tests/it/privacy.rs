@@ -684,3 +684,80 @@ async fn newsletters(app: TestApp) {
     assert!(still);
 }
 on_both!(com_1_com_2_ret_4_rgt_3_rgt_4_newsletters_only_with_opt_in, newsletters);
+
+const CHROME_UA: &str =
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36";
+
+async fn browse(app: &TestApp, path: &str) -> (Status, String, Vec<String>) {
+    let res =
+        app.client.get(path.to_string()).header(rocket::http::Header::new("User-Agent", CHROME_UA)).dispatch().await;
+    let set: Vec<String> =
+        res.headers().get("Set-Cookie").map(|c| c.split('=').next().unwrap_or_default().to_string()).collect();
+    let status = res.status();
+    (status, res.into_string().await.unwrap_or_default(), set)
+}
+
+async fn cookie_consent(app: TestApp) {
+    // promise: COM-3 — only essential cookies without consent; analytics first-party and opt-in; the choice recorded.
+    // promise: COM-4 — usage data is collected only as the cookie settings allow, and shown in aggregate.
+    use lyceum::db::schema::{cookie_choices, page_views};
+    let views = || run(&app, |conn| page_views::table.count().get_result::<i64>(conn));
+    let (status, home, set) = browse(&app, "/").await;
+    assert_eq!(status, Status::Ok);
+    assert!(home.contains("id=\"cookie-banner\"") && home.contains("Allow usage statistics"));
+    assert!(
+        set.iter().all(|name| ["lyceum_csrf", "lyceum_flash", "lyceum_session"].contains(&name.as_str())),
+        "{set:?}"
+    );
+    browse(&app, "/courses").await;
+    assert_eq!(views().await, 0, "nothing is counted before a choice");
+
+    // Essential only: still nothing counted, and the banner is gone.
+    let res = app.post_form("/cookies", &[("analytics", "false"), ("back", "/courses")]).await;
+    assert_eq!(res.headers().get_one("Location"), Some("/courses"));
+    let (_, page, _) = browse(&app, "/courses").await;
+    assert!(!page.contains("id=\"cookie-banner\""));
+    assert_eq!(views().await, 0);
+
+    // Allowed: pages are counted with coarse facts only.
+    let res = app.post_form("/cookies", &[("analytics", "true"), ("back", "//evil.example/")]).await;
+    assert_eq!(res.headers().get_one("Location"), Some("/cookies"), "never sent off-site");
+    browse(&app, "/courses").await;
+    browse(&app, "/").await;
+    browse(&app, "/static/css/lyceum.css").await;
+    let rows: Vec<(String, String, String, Option<String>)> = run(&app, |conn| {
+        page_views::table
+            .order(page_views::id.asc())
+            .select((page_views::path, page_views::browser, page_views::os, page_views::country))
+            .load(conn)
+    })
+    .await;
+    let paths: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(paths, ["/courses", "/"], "pages, not assets");
+    assert!(rows.iter().all(|r| r.1 == "Chrome" && r.2 == "Linux" && r.3.is_none()));
+    let choices: Vec<(String, bool)> = run(&app, |conn| {
+        cookie_choices::table
+            .order(cookie_choices::id.asc())
+            .select((cookie_choices::visitor, cookie_choices::analytics))
+            .load(conn)
+    })
+    .await;
+    assert_eq!(choices.len(), 2, "each choice is recorded");
+    assert_eq!(choices[0].0, choices[1].0, "under one visitor id");
+    assert_eq!((choices[0].1, choices[1].1), (false, true));
+
+    // Withdrawn again: counting stops.
+    app.post_form("/cookies", &[("analytics", "false"), ("back", "/")]).await;
+    let before = views().await;
+    browse(&app, "/courses").await;
+    assert_eq!(views().await, before);
+
+    // Staff see totals, nothing about anyone.
+    let grace = staff(&app).await;
+    as_user(&app, &grace).await;
+    let (status, page) = app.get("/staff/analytics").await;
+    assert_eq!(status, Status::Ok);
+    assert!(page.contains("<td>/courses</td><td>1</td>") && page.contains("<td>Chrome</td>"), "{page}");
+    assert!(!page.contains(&choices[0].0), "no visitor id is shown");
+}
+on_both!(com_3_com_4_cookie_banner_and_analytics_only_with_consent, cookie_consent);

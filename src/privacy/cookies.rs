@@ -1,0 +1,275 @@
+//! Cookie consent and first-party analytics (COM-3, COM-4).
+//!
+//! Without a choice, only essential cookies exist: the sign-in session, the
+//! CSRF token, the one-shot flash message and, once a choice is made, the
+//! choice itself (`lyceum_cookies`: a random visitor id and the choice). No
+//! third-party or advertising cookie exists at all; pages load nothing from
+//! another origin (the CSP forbids it).
+//!
+//! Analytics are off until the visitor allows them. Then the `Analytics`
+//! fairing records each HTML page they view: path, time, browser and
+//! operating system family, and the country when the operator configured a
+//! GeoIP database (`geoip_db`); never the account, the IP address or the full
+//! user agent. Staff see only totals. Every choice is recorded.
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::{Duration, NaiveDateTime};
+use diesel::prelude::*;
+use rocket::fairing::{Fairing, Info, Kind};
+use rocket::http::{Cookie, CookieJar, Method, SameSite, Status};
+use rocket::{Request, Response};
+use serde::Serialize;
+
+use crate::db::schema::{cookie_choices, page_views};
+use crate::db::{Conn, Db};
+
+pub const COOKIE: &str = "lyceum_cookies";
+/// Choices are asked again after a year.
+const CHOICE_DAYS: i64 = 365;
+
+/// A visitor's choice, as their cookie holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Choice {
+    pub visitor: String,
+    pub analytics: bool,
+}
+
+/// The choice in the request's cookie; `None` until the visitor made one.
+pub fn choice(cookies: &CookieJar<'_>) -> Option<Choice> {
+    parse(cookies.get(COOKIE)?.value())
+}
+
+/// A choice cookie's value; anything malformed is no choice at all.
+fn parse(value: &str) -> Option<Choice> {
+    let mut parts = value.split('.');
+    let (Some("v1"), Some(visitor), Some(flag), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return None;
+    };
+    let valid = visitor.len() == 32 && visitor.chars().all(|c| c.is_ascii_hexdigit());
+    let analytics = match flag {
+        "a" => true,
+        "e" => false,
+        _ => return None,
+    };
+    valid.then(|| Choice { visitor: visitor.to_string(), analytics })
+}
+
+/// Stores a choice in the cookie (keeping the visitor id of an earlier one) and returns it.
+pub fn set_choice(cookies: &CookieJar<'_>, analytics: bool, secure: bool) -> Choice {
+    let visitor = choice(cookies).map(|c| c.visitor).unwrap_or_else(|| {
+        let mut bytes = [0u8; 16];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
+        hex::encode(bytes)
+    });
+    let value = format!("v1.{visitor}.{}", if analytics { "a" } else { "e" });
+    let cookie = Cookie::build((COOKIE, value))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(secure)
+        .max_age(rocket::time::Duration::days(CHOICE_DAYS))
+        .build();
+    cookies.add(cookie);
+    Choice { visitor, analytics }
+}
+
+/// Records a choice (COM-3: the choice itself is kept).
+pub fn record(conn: &mut Conn, choice: &Choice, user_id: Option<i64>, now: NaiveDateTime) -> QueryResult<()> {
+    diesel::insert_into(cookie_choices::table)
+        .values((
+            cookie_choices::visitor.eq(&choice.visitor),
+            cookie_choices::user_id.eq(user_id),
+            cookie_choices::analytics.eq(choice.analytics),
+            cookie_choices::created_at.eq(now),
+        ))
+        .execute(conn)
+        .map(drop)
+}
+
+/// Browser and operating-system families, from the user agent: nothing finer.
+pub fn families(user_agent: &str) -> (&'static str, &'static str) {
+    let ua = user_agent.to_ascii_lowercase();
+    let browser = if ua.contains("edg/") {
+        "Edge"
+    } else if ua.contains("opr/") || ua.contains("opera") {
+        "Opera"
+    } else if ua.contains("firefox/") {
+        "Firefox"
+    } else if ua.contains("chrome/") || ua.contains("chromium/") || ua.contains("crios/") {
+        "Chrome"
+    } else if ua.contains("safari/") {
+        "Safari"
+    } else {
+        "Other"
+    };
+    let os = if ua.contains("android") {
+        "Android"
+    } else if ua.contains("iphone") || ua.contains("ipad") || ua.contains("ios") {
+        "iOS"
+    } else if ua.contains("windows") {
+        "Windows"
+    } else if ua.contains("mac os") || ua.contains("macintosh") {
+        "macOS"
+    } else if ua.contains("cros") {
+        "ChromeOS"
+    } else if ua.contains("linux") {
+        "Linux"
+    } else {
+        "Other"
+    };
+    (browser, os)
+}
+
+/// The operator's GeoIP database, when configured.
+pub struct GeoIp(maxminddb::Reader<Vec<u8>>);
+
+impl GeoIp {
+    pub fn open(path: &Path) -> Result<GeoIp, String> {
+        maxminddb::Reader::open_readfile(path).map(GeoIp).map_err(|e| format!("GeoIP database {}: {e}", path.display()))
+    }
+
+    /// The ISO country code of an address, when the database knows it.
+    pub fn country(&self, ip: IpAddr) -> Option<String> {
+        let found = self.0.lookup(ip).ok()?;
+        let country: maxminddb::geoip2::Country<'_> = found.decode().ok()??;
+        country.country.iso_code.map(str::to_string)
+    }
+}
+
+/// Records page views of visitors who allowed analytics.
+pub struct Analytics {
+    pub geoip: Option<Arc<GeoIp>>,
+}
+
+/// Paths that are not pages a person reads.
+fn counted(path: &str) -> bool {
+    !["/static/", "/media/", "/o/", "/c/", "/healthz", "/api/", "/outbox"].iter().any(|p| path.starts_with(p))
+}
+
+#[rocket::async_trait]
+impl Fairing for Analytics {
+    fn info(&self) -> Info {
+        Info { name: "first-party analytics (with consent)", kind: Kind::Response }
+    }
+
+    async fn on_response<'r>(&self, req: &'r Request<'_>, res: &mut Response<'r>) {
+        if req.method() != Method::Get || res.status() != Status::Ok {
+            return;
+        }
+        let html = res.content_type().is_some_and(|t| t.is_html());
+        let path = req.uri().path().as_str().to_string();
+        if !html || !counted(&path) {
+            return;
+        }
+        let Some(choice) = choice(req.cookies()).filter(|c| c.analytics) else { return };
+        let Some(db) = req.rocket().state::<Db>() else { return };
+        let (browser, os) = families(req.headers().get_one("User-Agent").unwrap_or_default());
+        let country = self.geoip.as_ref().zip(req.client_ip()).and_then(|(geo, ip)| geo.country(ip));
+        let recorded = db
+            .run(move |conn| {
+                diesel::insert_into(page_views::table)
+                    .values((
+                        page_views::visitor.eq(&choice.visitor),
+                        page_views::path.eq(path.chars().take(300).collect::<String>()),
+                        page_views::browser.eq(browser),
+                        page_views::os.eq(os),
+                        page_views::country.eq(country),
+                        page_views::created_at.eq(crate::db::now()),
+                    ))
+                    .execute(conn)
+                    .map_err(crate::db::DbError::from)
+            })
+            .await;
+        if let Err(e) = recorded {
+            tracing::warn!(error = %e, "could not record a page view");
+        }
+    }
+}
+
+/// One row of a total.
+#[derive(Debug, Clone, Serialize)]
+pub struct Count {
+    pub key: String,
+    pub views: i64,
+}
+
+/// Totals for staff over the last `days`: views per page, day, browser, OS and country, and visitors.
+#[derive(Debug, Clone, Serialize)]
+pub struct Totals {
+    pub views: i64,
+    pub visitors: i64,
+    pub pages: Vec<Count>,
+    pub days: Vec<Count>,
+    pub browsers: Vec<Count>,
+    pub systems: Vec<Count>,
+    pub countries: Vec<Count>,
+}
+
+pub fn totals(conn: &mut Conn, days: i64, now: NaiveDateTime) -> QueryResult<Totals> {
+    let since = now - Duration::days(days);
+    let rows: Vec<(String, String, String, Option<String>, NaiveDateTime, String)> = page_views::table
+        .filter(page_views::created_at.ge(since))
+        .select((
+            page_views::path,
+            page_views::browser,
+            page_views::os,
+            page_views::country,
+            page_views::created_at,
+            page_views::visitor,
+        ))
+        .load(conn)?;
+    fn count(keys: impl Iterator<Item = String>, top: usize) -> Vec<Count> {
+        let mut map: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+        for key in keys {
+            *map.entry(key).or_default() += 1;
+        }
+        let mut counts: Vec<Count> = map.into_iter().map(|(key, views)| Count { key, views }).collect();
+        counts.sort_by(|a, b| b.views.cmp(&a.views).then(a.key.cmp(&b.key)));
+        counts.truncate(top);
+        counts
+    }
+    let visitors = rows.iter().map(|r| &r.5).collect::<std::collections::HashSet<_>>().len() as i64;
+    let mut by_day = count(rows.iter().map(|r| r.4.date().to_string()), usize::MAX);
+    by_day.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(Totals {
+        views: rows.len() as i64,
+        visitors,
+        pages: count(rows.iter().map(|r| r.0.clone()), 20),
+        days: by_day,
+        browsers: count(rows.iter().map(|r| r.1.clone()), 10),
+        systems: count(rows.iter().map(|r| r.2.clone()), 10),
+        countries: count(rows.iter().map(|r| r.3.clone().unwrap_or_else(|| "unknown".into())), 20),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Choice, families, parse};
+
+    #[test]
+    fn only_well_formed_choices_count() {
+        let visitor = "0123456789abcdef0123456789abcdef";
+        assert_eq!(parse(&format!("v1.{visitor}.a")), Some(Choice { visitor: visitor.into(), analytics: true }));
+        assert_eq!(parse(&format!("v1.{visitor}.e")).map(|c| c.analytics), Some(false));
+        for bad in
+            ["", "v1.nothex.a", &format!("v2.{visitor}.a"), &format!("v1.{visitor}.x"), &format!("v1.{visitor}.a.b")]
+        {
+            assert_eq!(parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn families_are_coarse() {
+        let chrome =
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0 Safari/537.36";
+        assert_eq!(families(chrome), ("Chrome", "Linux"));
+        let safari = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Version/17.0 Mobile/15E148 Safari/604.1";
+        assert_eq!(families(safari), ("Safari", "iOS"));
+        let firefox = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:120.0) Gecko/20100101 Firefox/120.0";
+        assert_eq!(families(firefox), ("Firefox", "Windows"));
+        assert_eq!(families(""), ("Other", "Other"));
+    }
+}
