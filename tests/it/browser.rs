@@ -835,3 +835,369 @@ async fn frm_1_frm_3_two_learners_discuss_in_a_course_forum_in_a_browser() {
     s.close().await.unwrap();
     browser.server.abort();
 }
+
+/// The first quiz of a course, read from the database: its unit, its block
+/// and its questions (with their answers).
+fn first_quiz(
+    config: &lyceum::config::Config,
+    slug: &str,
+) -> (i64, i64, Vec<(usize, lyceum::learning::content::Question)>) {
+    use lyceum::learning::content::BlockData;
+    use lyceum::learning::service;
+    let db = lyceum::db::Db::connect(&config.database_url, 1).unwrap();
+    let mut conn = db.get().unwrap();
+    let course = service::course_by_slug(&mut conn, slug).unwrap();
+    for (_, units) in service::outline(&mut conn, course.id).unwrap() {
+        for u in units {
+            for b in service::blocks_of(&mut conn, u.id).unwrap() {
+                if let BlockData::Quiz(q) = service::block_data(&b).unwrap() {
+                    return (u.id, b.id, q.questions.into_iter().enumerate().collect());
+                }
+            }
+        }
+    }
+    panic!("{slug} has no quiz");
+}
+
+/// Answers every question of the quiz `block`, on the unit page showing it,
+/// correctly, and sends it; waits for the score.
+async fn answer_quiz_correctly(
+    b: &fantoccini::Client,
+    block: i64,
+    questions: &[(usize, lyceum::learning::content::Question)],
+) {
+    use lyceum::learning::content::QuestionKind;
+    for (i, q) in questions {
+        let css = format!("#block-{block} input[name=q{i}]");
+        match q.kind {
+            QuestionKind::Single | QuestionKind::Multiple => {
+                for c in &q.correct {
+                    let input = b.find(Locator::Css(&format!("{css}[value='{c}']"))).await.unwrap();
+                    b.execute("arguments[0].click();", vec![serde_json::to_value(&input).unwrap()]).await.unwrap();
+                }
+            }
+            QuestionKind::Numeric => {
+                b.find(Locator::Css(&css)).await.unwrap().send_keys(&q.answer.unwrap().to_string()).await.unwrap();
+            }
+            QuestionKind::Text => {
+                b.find(Locator::Css(&css)).await.unwrap().send_keys(&q.accepted[0]).await.unwrap();
+            }
+        }
+    }
+    let submit = b.find(Locator::Css(&format!("#block-{block} button[type=submit]"))).await.unwrap();
+    b.execute("arguments[0].click();", vec![serde_json::to_value(&submit).unwrap()]).await.unwrap();
+    until(b, ".flash", "You scored 100%").await;
+}
+
+/// Starts a thread in the course forum from the course page; a newcomer's
+/// first post waits for a moderator.
+async fn start_thread_in_course_forum(b: &fantoccini::Client, site: &str, title: &str, body: &str) {
+    b.goto(&format!("{site}/learn/intro-python")).await.unwrap();
+    b.find(Locator::LinkText("Course forum")).await.unwrap().click().await.unwrap();
+    until(b, "#new-thread h2", "Start a thread").await;
+    b.find(Locator::Css("#new-thread input[name=title]")).await.unwrap().send_keys(title).await.unwrap();
+    b.find(Locator::Css("#new-thread textarea[name=body]")).await.unwrap().send_keys(body).await.unwrap();
+    b.find(Locator::Css("#new-thread button[type=submit]")).await.unwrap().click().await.unwrap();
+    until(b, ".flash", "Your first post waits for a moderator").await;
+    until(b, "h1", title).await;
+}
+
+/// From any signed-in page, through Account, to the privacy page.
+async fn open_privacy_page(b: &fantoccini::Client) {
+    b.find(Locator::LinkText("Account")).await.unwrap().click().await.unwrap();
+    until(b, "h1", "Account settings").await;
+    b.find(Locator::LinkText("Your data and privacy")).await.unwrap().click().await.unwrap();
+    until(b, "h1", "Your data and privacy").await;
+}
+
+/// `url` downloaded from within the page, with the session's cookies, as
+/// bytes (carried out of the page in base64): (status, content type, bytes).
+async fn download_in_page(b: &fantoccini::Client, url: &str) -> (u64, String, Vec<u8>) {
+    use base64::Engine;
+    let got = b
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             fetch(arguments[0], { credentials: 'same-origin' })
+               .then(async r => {
+                 const bytes = new Uint8Array(await r.arrayBuffer());
+                 let binary = '';
+                 for (let i = 0; i < bytes.length; i += 0x8000) {
+                   binary += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+                 }
+                 done([r.status, r.headers.get('content-type') || '', btoa(binary)]);
+               })
+               .catch(e => done([0, '', btoa(String(e))]));",
+            vec![serde_json::json!(url)],
+        )
+        .await
+        .unwrap();
+    let bytes = base64::engine::general_purpose::STANDARD.decode(got[2].as_str().unwrap()).unwrap();
+    (got[0].as_u64().unwrap(), got[1].as_str().unwrap().to_string(), bytes)
+}
+
+/// The files of a zip archive, by name, as text.
+fn unzip_text(bytes: &[u8]) -> std::collections::BTreeMap<String, String> {
+    use std::io::Read;
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("a zip archive");
+    let mut files = std::collections::BTreeMap::new();
+    for i in 0..archive.len() {
+        let mut file = archive.by_index(i).unwrap();
+        let mut text = String::new();
+        file.read_to_string(&mut text).unwrap();
+        files.insert(file.name().unwrap().to_string(), text);
+    }
+    files
+}
+
+#[rocket::async_test]
+async fn rgt_1_a_learner_downloads_their_data_in_a_browser() {
+    // promise: RGT-1 — in a real browser: ask for a copy, follow the emailed link, get everything in a zip.
+    let Some(browser) = start_browser().await else { return };
+    let (b, site, config) = (browser.b.clone(), browser.site.clone(), browser.config.clone());
+    let p = Person {
+        first: "Wilhelmina",
+        last: "Fairweather",
+        username: "tidepool31",
+        email: "wilhelmina.fairweather@example.org",
+        password: "low tide reveals the anemones",
+    };
+    let title = "Floats and integer division";
+    let post = "Does 7 // 2 give 3 or 3.5 when both are floats?";
+
+    // She signs up, enrolls (declining to share with the member), answers
+    // the first quiz and asks something in the course forum.
+    sign_up_and_confirm(&b, &site, &p).await;
+    sign_in(&b, &p).await;
+    until(&b, "h1", "Welcome").await;
+    enroll_in_intro_python(&b, &site).await;
+    let (unit, block, questions) = first_quiz(&config, "intro-python");
+    b.goto(&format!("{site}/learn/intro-python/units/{unit}")).await.unwrap();
+    until(&b, &format!("#block-{block}"), "").await;
+    answer_quiz_correctly(&b, block, &questions).await;
+    start_thread_in_course_forum(&b, &site, title, post).await;
+
+    // She asks for a copy on her privacy page.
+    open_privacy_page(&b).await;
+    let ask = b.find(Locator::Css("form[action='/account/privacy/export'] button[type=submit]")).await.unwrap();
+    assert_eq!(ask.text().await.unwrap(), "Ask for a copy");
+    ask.click().await.unwrap();
+    until(&b, ".flash", "We are preparing a copy of your data").await;
+    shot(&b, "privacy-copy-asked").await;
+
+    // The in-process worker builds it and emails a link, which needs her sign-in.
+    open_mail(&b, &site, "Your Lyceum data is ready to download", p.email).await;
+    let link = b
+        .find(Locator::Css("a[href*='/account/privacy/exports/']"))
+        .await
+        .unwrap()
+        .attr("href")
+        .await
+        .unwrap()
+        .expect("the mail links to the copy");
+    assert!(link.starts_with(&format!("{site}/account/privacy/exports/")), "{link}");
+    let (status, kind, bytes) = download_in_page(&b, &link).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&bytes));
+    assert!(kind.starts_with("application/zip"), "{kind}");
+    let files = unzip_text(&bytes);
+    assert!(files.contains_key("README.md"), "{:?}", files.keys());
+    assert!(files.contains_key("csv/forum_posts.csv"), "{:?}", files.keys());
+    assert!(files["csv/forum_posts.csv"].contains(post), "{}", files["csv/forum_posts.csv"]);
+    let data: serde_json::Value = serde_json::from_str(&files["data.json"]).expect("data.json is JSON");
+    let sections = &data["sections"];
+    assert_eq!(data["username"], p.username);
+    assert_eq!(sections["account"][0]["first_name"], p.first);
+    assert_eq!(sections["account"][0]["email"], p.email);
+    assert!(sections["account"][0].get("password_hash").is_none(), "no password hash");
+    let posts = sections["forum_posts"].as_array().unwrap();
+    assert!(posts.iter().any(|row| row["body"].as_str().is_some_and(|b| b.contains(post))), "{posts:?}");
+    let answers = sections["quiz_answers"].as_array().unwrap();
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    assert_eq!(answers[0]["block_id"], block);
+    assert_eq!(answers[0]["score"].as_f64(), Some(1.0), "{answers:?}");
+    // The text question's answer, as she typed it.
+    assert!(answers[0]["answers"].to_string().contains("elif"), "{answers:?}");
+    // Her sharing decision at enrollment, in the ledger.
+    let ledger = sections["consent_ledger"].as_array().unwrap();
+    assert!(ledger.iter().any(|row| row["action"] == "decline" && row["purpose"] == "member_sharing"), "{ledger:?}");
+    assert!(!files.values().any(|f| f.contains("$argon2")), "no secret in any file");
+
+    // The privacy page lists the copy, ready, and the request, done.
+    b.goto(&format!("{site}/account/privacy")).await.unwrap();
+    let copies = until(&b, "#exports tbody", "Ready, until").await;
+    assert!(copies.contains("Download ("), "{copies}");
+    let requests = until(&b, "section[aria-labelledby=requests-h] tbody", "export").await;
+    assert!(requests.contains("done on") && requests.contains("Copy sent by email link."), "{requests}");
+    let listed = b.find(Locator::Css("#exports a[href^='/account/privacy/exports/']")).await.unwrap();
+    assert!(link.ends_with(&listed.attr("href").await.unwrap().unwrap()), "the page offers the same copy");
+    shot(&b, "privacy-copy-ready").await;
+
+    b.close().await.unwrap();
+    browser.server.abort();
+}
+
+/// Every row of every table of a SQLite database as JSON text (each value
+/// cast to text), with its table: to search for what must be gone.
+fn every_sqlite_row(config: &lyceum::config::Config) -> Vec<(String, String)> {
+    use diesel::prelude::*;
+    use diesel::sql_types::Text;
+    #[derive(QueryableByName)]
+    struct Name {
+        #[diesel(sql_type = Text)]
+        name: String,
+    }
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = Text)]
+        row: String,
+    }
+    let db = lyceum::db::Db::connect(&config.database_url, 1).unwrap();
+    let mut pooled = db.get().unwrap();
+    let conn: &mut lyceum::db::Conn = &mut pooled;
+    let tables: Vec<Name> =
+        diesel::sql_query("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+            .load(conn)
+            .unwrap();
+    let mut out = Vec::new();
+    for Name { name: table } in tables {
+        let columns: Vec<Name> =
+            diesel::sql_query(format!("SELECT name FROM pragma_table_info('{table}')")).load(conn).unwrap();
+        let pairs: Vec<String> = columns.iter().map(|c| format!("'{0}', CAST(\"{0}\" AS TEXT)", c.name)).collect();
+        let sql = format!("SELECT json_object({}) AS row FROM \"{table}\"", pairs.join(", "));
+        for Row { row } in diesel::sql_query(sql).load::<Row>(conn).unwrap() {
+            out.push((table.clone(), row));
+        }
+    }
+    out
+}
+
+/// Fills in and sends the deletion form on the privacy page.
+async fn ask_for_erasure(b: &fantoccini::Client, p: &Person) {
+    b.find(Locator::Id("f-password")).await.unwrap().send_keys(p.password).await.unwrap();
+    let confirm = b.find(Locator::Css("form[action='/account/privacy/delete'] input[name=confirm]")).await.unwrap();
+    b.execute("arguments[0].click();", vec![serde_json::to_value(&confirm).unwrap()]).await.unwrap();
+    let delete = b.find(Locator::Css("form[action='/account/privacy/delete'] button[type=submit]")).await.unwrap();
+    assert_eq!(delete.text().await.unwrap(), "Delete my account");
+    b.execute("arguments[0].click();", vec![serde_json::to_value(&delete).unwrap()]).await.unwrap();
+    until(b, ".flash", "Your account will be deleted from").await;
+    until(b, "#erasure-scheduled", "Your account will be deleted from").await;
+}
+
+#[rocket::async_test]
+async fn rgt_2_a_learner_deletes_their_account_in_a_browser() {
+    // promise: RGT-2 — in a real browser: ask, cancel, ask again; after the
+    // cool-off the person is signed out, cannot sign in, and neither their
+    // name nor their email address is left anywhere in the database.
+    use diesel::prelude::*;
+    use lyceum::db::schema::{erasures, jobs};
+    let Some(browser) = start_browser().await else { return };
+    let (b, site, config) = (browser.b.clone(), browser.site.clone(), browser.config.clone());
+    let p = Person {
+        first: "Perpetua",
+        last: "Ravensworth",
+        username: "owlet77",
+        email: "perpetua.ravensworth@example.org",
+        password: "a lantern in the hayloft",
+    };
+
+    // She signs up, enrolls and posts in the course forum.
+    sign_up_and_confirm(&b, &site, &p).await;
+    sign_in(&b, &p).await;
+    until(&b, "h1", "Welcome").await;
+    enroll_in_intro_python(&b, &site).await;
+    start_thread_in_course_forum(
+        &b,
+        &site,
+        "Tabs or spaces?",
+        "Which indentation does the course use in its examples?",
+    )
+    .await;
+
+    // She asks for her account to be deleted, changes her mind, then asks again.
+    open_privacy_page(&b).await;
+    ask_for_erasure(&b, &p).await;
+    shot(&b, "privacy-erasure-scheduled").await;
+    let cancel = b.find(Locator::Css("form[action='/account/privacy/delete/cancel'] button")).await.unwrap();
+    assert_eq!(cancel.text().await.unwrap(), "Cancel the deletion");
+    b.execute("arguments[0].click();", vec![serde_json::to_value(&cancel).unwrap()]).await.unwrap();
+    until(&b, ".flash", "The deletion is cancelled").await;
+    assert!(b.find(Locator::Id("erasure-scheduled")).await.is_err(), "nothing scheduled any more");
+    let requests = until(&b, "section[aria-labelledby=requests-h] tbody", "erasure").await;
+    assert!(requests.contains("cancelled"), "{requests}");
+    ask_for_erasure(&b, &p).await;
+    open_mail(&b, &site, "Your Lyceum account will be deleted", p.email).await;
+
+    // Until the erasure runs, the scan below finds her.
+    let rows = every_sqlite_row(&config);
+    for needle in [p.first, p.last, p.email] {
+        assert!(rows.iter().any(|(table, row)| table == "users" && row.contains(needle)), "{needle} before erasure");
+    }
+
+    // Seven days pass: the test ends the cool-off and runs the scheduled work.
+    let db = lyceum::db::Db::connect(&config.database_url, 1).unwrap();
+    // Mail to her that is being sent when the erasure runs would outlive it;
+    // in seven days it would long be sent.
+    let pattern = format!("%{}%", p.email);
+    let mut settled = false;
+    for _ in 0..50 {
+        let pending: i64 = jobs::table
+            .filter(jobs::payload.like(&pattern))
+            .filter(jobs::status.eq_any(["queued", "running"]))
+            .count()
+            .get_result(&mut *db.get().unwrap())
+            .unwrap();
+        if pending == 0 {
+            settled = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(settled, "mail to her is still being sent");
+    let moved = diesel::update(erasures::table.filter(erasures::state.eq("waiting")))
+        .set(erasures::run_after.eq(lyceum::db::now() - chrono::Duration::minutes(1)))
+        .execute(&mut *db.get().unwrap())
+        .unwrap();
+    assert_eq!(moved, 1, "one erasure waits");
+    let worker = lyceum::worker(&config, db.clone()).unwrap();
+    worker.run_scheduled().await.unwrap();
+    // The site's own worker may have claimed it first: wait until it is done either way.
+    let mut state = String::new();
+    for _ in 0..50 {
+        state =
+            erasures::table.order(erasures::id.desc()).select(erasures::state).first(&mut *db.get().unwrap()).unwrap();
+        if state == "done" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(state, "done");
+
+    // Her browser is signed out: any signed-in page sends her to sign in.
+    b.goto(&format!("{site}/dashboard")).await.unwrap();
+    until(&b, "h1", "Sign in").await;
+    assert!(b.find(Locator::LinkText("Sign in")).await.is_ok(), "the Sign in link is back");
+    assert!(b.find(Locator::Css("form[action='/signout']")).await.is_err(), "no Sign out button");
+    shot(&b, "erased-signed-out").await;
+    // Her old email and password, or username and password, open nothing.
+    for login in [p.email, p.username] {
+        b.goto(&format!("{site}/signin")).await.unwrap();
+        until(&b, "h1", "Sign in").await;
+        b.find(Locator::Id("f-login")).await.unwrap().send_keys(login).await.unwrap();
+        b.find(Locator::Id("f-password")).await.unwrap().send_keys(p.password).await.unwrap();
+        b.find(Locator::Css("form[action='/signin'] button[type=submit]")).await.unwrap().click().await.unwrap();
+        until(&b, "main", "do not match an account").await;
+        assert!(b.find(Locator::LinkText("Sign in")).await.is_ok(), "still signed out after trying {login}");
+    }
+
+    // Nothing anywhere in the database holds her name or her email address.
+    let rows = every_sqlite_row(&config);
+    assert!(rows.iter().any(|(table, _)| table == "forum_posts"), "the scan reads every table");
+    for needle in [p.first, p.last, p.email] {
+        let needle = needle.to_lowercase();
+        let found: Vec<&(String, String)> =
+            rows.iter().filter(|(_, row)| row.to_lowercase().contains(&needle)).collect();
+        assert!(found.is_empty(), "{needle} is still in {found:?}");
+    }
+
+    b.close().await.unwrap();
+    browser.server.abort();
+}
