@@ -55,6 +55,7 @@ pub fn open_database(config: &Config) -> Result<Db, StartError> {
     {
         let mut conn = db.get()?;
         consent::texts::ensure_defaults(&mut conn, db::now()).map_err(DbError::Query)?;
+        privacy::policies::ensure_defaults(&mut conn, db::now()).map_err(DbError::Query)?;
     }
     if config.demo {
         let mut conn = db.get()?;
@@ -93,6 +94,7 @@ pub fn worker(config: &Config, db: Db) -> Result<jobs::Worker, StartError> {
         erasure_blank_posts: config.erasure_blank_posts,
         retention: privacy::retention::Periods::from_config(config),
         signer: privacy::comms::LinkSigner::new(&config.resolve_secret()?),
+        policy_banner: privacy::policies::Banner::default(),
         base_url: config.base_url(),
         stale_after: chrono::Duration::seconds(config.job_stale_after_secs.max(1)),
     })
@@ -111,6 +113,7 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
     let db = open_database(&config)?;
     let templates = Templates::load()?;
     let worker = worker(&config, db.clone())?;
+    worker.policy_banner.refresh(&mut *db.get()?, db::now()).map_err(DbError::Query)?;
     let geoip = match &config.geoip_db {
         Some(path) => Some(Arc::new(privacy::cookies::GeoIp::open(path).map_err(StartError::GeoIp)?)),
         None => None,
@@ -137,6 +140,7 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
         .manage(worker.search.clone())
         .manage(worker.forum_search.clone())
         .manage(worker.signer.clone())
+        .manage(worker.policy_banner.clone())
         .attach(web::fairings::RequestContext)
         .attach(web::fairings::SecurityHeaders)
         .attach(privacy::cookies::Analytics { geoip })
@@ -240,6 +244,11 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
                 privacy::routes::place_hold,
                 privacy::routes::lift_hold,
                 privacy::routes::cookie_settings,
+                privacy::routes::policy_page,
+                privacy::routes::staff_policies,
+                privacy::routes::publish_policy,
+                privacy::routes::accept_form,
+                privacy::routes::accept,
                 privacy::routes::set_cookies,
                 privacy::routes::analytics,
                 privacy::routes::communications,

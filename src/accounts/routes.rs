@@ -114,9 +114,15 @@ pub async fn signup(
     let created = db
         .run(move |conn| {
             let created = service::create_account(conn, &account, &hash, now());
-            if let (Ok(user), true) = (&created, marketing) {
-                let choice = crate::privacy::comms::Preferences { marketing_email: true, ..Default::default() };
-                crate::privacy::comms::set(conn, user.id, choice, &how, now())?;
+            if let Ok(user) = &created {
+                // The terms and privacy notice ticked at sign-up: every current version, recorded (COM-5).
+                let versions = crate::privacy::policies::current_ids(conn)?;
+                let client = ClientInfo { ip: how.ip.clone(), user_agent: how.user_agent.clone() };
+                crate::privacy::policies::accept(conn, user.id, &versions, "signup", &client, now())?;
+                if marketing {
+                    let choice = crate::privacy::comms::Preferences { marketing_email: true, ..Default::default() };
+                    crate::privacy::comms::set(conn, user.id, choice, &how, now())?;
+                }
             }
             Ok::<_, AppError>(created)
         })
@@ -197,11 +203,31 @@ pub async fn signin(
     if user.status == crate::accounts::model::status::PENDING_PARENT {
         return failed("Your account is waiting for your parent or guardian to confirm it. We emailed them a link.");
     }
-    let (days, remember) = if f.remember { (config.remember_days, true) } else { (config.session_days, false) };
-    let client2 = client.clone();
+    // A material policy change must be accepted before the session starts (COM-5).
+    let user_id = user.id;
+    let pending = db.run(move |conn| Ok::<_, AppError>(crate::privacy::policies::pending(conn, user_id)?)).await?;
+    if !pending.is_empty() {
+        crate::privacy::routes::hold_sign_in(cookies, config, user.id, f.remember, &f.next);
+        return Ok(Either::Left(Redirect::to("/policies/accept")));
+    }
+    start_session(db, config, cookies, &client, user.id, f.remember).await?;
+    Ok(Either::Left(Redirect::to(safe_next(Some(&f.next)))))
+}
+
+/// Starts a session for `user_id` and sets its cookie.
+pub async fn start_session(
+    db: &Db,
+    config: &Config,
+    cookies: &CookieJar<'_>,
+    client: &ClientInfo,
+    user_id: i64,
+    remember: bool,
+) -> AppResult<()> {
+    let days = if remember { config.remember_days } else { config.session_days };
+    let client = client.clone();
     let token = db
         .run(move |conn| {
-            sessions::start(conn, user.id, chrono::Duration::days(days), remember, &client2, now())
+            sessions::start(conn, user_id, chrono::Duration::days(days), remember, &client, now())
                 .map_err(AppError::from)
         })
         .await?;
@@ -209,7 +235,7 @@ pub async fn signin(
     cookie.set_max_age(rocket::time::Duration::days(days));
     cookies.add_private(cookie);
     csrf::rotate(cookies, config.is_tls());
-    Ok(Either::Left(Redirect::to(safe_next(Some(&f.next)))))
+    Ok(())
 }
 
 #[post("/signout", data = "<_form>")]

@@ -862,3 +862,31 @@ diesel::table! {
     }
 }
 diesel::allow_tables_to_appear_in_same_query!(page_views, cookie_choices);
+
+diesel::table! {
+    policy_versions (id) {
+        id -> BigInt,
+        kind -> Text,
+        version -> Integer,
+        body -> Text,
+        changes -> Text,
+        material -> Bool,
+        published_by -> Nullable<BigInt>,
+        published_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    policy_acceptances (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        policy_id -> BigInt,
+        method -> Text,
+        ip -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        accepted_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(policy_acceptances -> policy_versions (policy_id));
+diesel::allow_tables_to_appear_in_same_query!(policy_versions, policy_acceptances);

@@ -172,6 +172,8 @@ pub struct Worker {
     pub retention: crate::privacy::retention::Periods,
     /// Signs unsubscribe and tracking links in newsletters.
     pub signer: crate::privacy::comms::LinkSigner,
+    /// The site banner announcing a material policy change, refreshed each scheduled run.
+    pub policy_banner: crate::privacy::policies::Banner,
     /// How long a job may stay `running` before it counts as abandoned.
     pub stale_after: Duration,
 }
@@ -283,9 +285,11 @@ impl Worker {
         let blobs = self.blobs.clone();
         let blank_posts = self.erasure_blank_posts;
         let retention = self.retention;
+        let banner = self.policy_banner.clone();
         self.db
             .run(move |conn| {
                 let now = crate::db::now();
+                banner.refresh(conn, now)?;
                 let reminders = crate::learning::service::send_start_reminders(conn, now)?;
                 let pushes = crate::consent::push::schedule_due(conn, now)?;
                 let settings = crate::privacy::erasure::Settings { blank_posts, blobs: blobs.as_ref() };

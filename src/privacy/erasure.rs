@@ -509,7 +509,8 @@ fn delete_personal_data(conn: &mut Conn, settings: &Settings<'_>, user_id: i64) 
     n += diesel::delete(communication_choices::table.filter(communication_choices::user_id.eq(user_id)))
         .execute(conn)?;
     n += diesel::delete(campaign_events::table.filter(campaign_events::user_id.eq(user_id))).execute(conn)?;
-    use crate::db::schema::{cookie_choices, page_views};
+    use crate::db::schema::{cookie_choices, page_views, policy_acceptances};
+    n += diesel::delete(policy_acceptances::table.filter(policy_acceptances::user_id.eq(user_id))).execute(conn)?;
     let visitors = cookie_choices::table.filter(cookie_choices::user_id.eq(user_id)).select(cookie_choices::visitor);
     n += diesel::delete(page_views::table.filter(page_views::visitor.eq_any(visitors))).execute(conn)?;
     n += diesel::delete(cookie_choices::table.filter(cookie_choices::user_id.eq(user_id))).execute(conn)?;

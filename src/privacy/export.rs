@@ -268,6 +268,13 @@ const SECTIONS: &[Section] = &[
         about: "Pages counted while you allowed usage statistics, in the browsers where you made a cookie choice signed in: path, time, browser and system family, country if known.",
     },
     Section {
+        name: "policy_acceptances",
+        table: "policy_acceptances",
+        filter: "user_id = {u}",
+        withheld: &[],
+        about: "Each version of the privacy policy, terms and cookie policy you accepted: when, how, from which IP address and device.",
+    },
+    Section {
         name: "data_requests",
         table: "data_requests",
         filter: "user_id = {u}",

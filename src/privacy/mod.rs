@@ -13,6 +13,7 @@ pub mod comms;
 pub mod cookies;
 pub mod erasure;
 pub mod export;
+pub mod policies;
 pub mod retention;
 pub mod routes;
 

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use rocket::Either;
 use rocket::http::ContentType;
 use rocket::{FromForm, State, get, post};
 use serde_json::json;
@@ -539,4 +540,158 @@ pub async fn analytics(db: &State<Db>, _staff: StaffUser, days: Option<i64>) -> 
     let days = days.unwrap_or(30).clamp(1, 365);
     let totals = db.run(move |conn| Ok::<_, AppError>(super::cookies::totals(conn, days, now())?)).await?;
     Ok(Page::new("privacy/analytics", "Usage statistics", json!({ "days": days, "totals": totals })))
+}
+
+/// A policy page: the current version, "Last updated", and the history.
+#[get("/<doc>", rank = 20)]
+pub async fn policy_page(db: &State<Db>, doc: &str) -> Option<Page> {
+    let kind = super::policies::KINDS.iter().find(|(_, path, _)| path.trim_start_matches('/') == doc)?.0;
+    let versions =
+        db.run(move |conn| super::policies::history(conn, kind).map_err(crate::db::DbError::from)).await.ok()?;
+    let current = versions.first()?;
+    Some(Page::new(
+        "privacy/policy",
+        super::policies::title(kind),
+        json!({
+            "title": super::policies::title(kind), "version": current.version,
+            "updated": day(current.published_at),
+            "body_html": crate::learning::content::render_markdown(&current.body),
+            "history": versions.iter().map(|v| json!({
+                "version": v.version, "date": day(v.published_at), "changes": v.changes, "material": v.material,
+            })).collect::<Vec<_>>(),
+        }),
+    ))
+}
+
+#[get("/staff/policies")]
+pub async fn staff_policies(db: &State<Db>, _staff: StaffUser) -> AppResult<Page> {
+    let ctx = db
+        .run(|conn| {
+            let mut docs = Vec::new();
+            for (kind, path, title) in super::policies::KINDS {
+                let current = super::policies::current(conn, kind)?;
+                docs.push(json!({
+                    "kind": kind, "path": path, "title": title,
+                    "version": current.as_ref().map(|v| v.version), "updated": current.as_ref().map(|v| day(v.published_at)),
+                    "body": current.map(|v| v.body),
+                }));
+            }
+            Ok::<_, AppError>(json!({ "docs": docs }))
+        })
+        .await?;
+    Ok(Page::new("privacy/staff_policies", "Policies", ctx))
+}
+
+#[derive(FromForm)]
+pub struct PolicyForm {
+    #[field(default = String::new())]
+    kind: String,
+    #[field(default = String::new())]
+    body: String,
+    #[field(default = String::new())]
+    changes: String,
+    #[field(default = false)]
+    material: bool,
+}
+
+#[post("/staff/policies", data = "<form>")]
+pub async fn publish_policy(
+    db: &State<Db>,
+    banner: &State<super::policies::Banner>,
+    staff: StaffUser,
+    form: CsrfForm<PolicyForm>,
+) -> AppResult<Flash> {
+    let f = form.form;
+    let by = staff.0.id;
+    let banner = banner.inner().clone();
+    db.run(move |conn| {
+        let published = super::policies::publish(conn, &f.kind, &f.body, &f.changes, f.material, by, now());
+        Ok::<_, AppError>(match published {
+            Ok(version) => {
+                banner.refresh(conn, now())?;
+                Flash::success(
+                    "/staff/policies",
+                    if f.material {
+                        format!("Version {version} is published, announced on every page and by email; everyone accepts it at their next sign-in.")
+                    } else {
+                        format!("Version {version} is published.")
+                    },
+                )
+            }
+            Err(m) => Flash::error("/staff/policies", m),
+        })
+    })
+    .await
+}
+
+const PENDING_SIGN_IN: &str = "lyceum_pending_signin";
+/// Minutes a password sign-in waits for the policies to be accepted.
+const PENDING_MINUTES: i64 = 15;
+
+/// Parks a verified sign-in until the person accepts the changed policies
+/// (a private cookie: encrypted and authenticated, so it cannot be forged).
+pub fn hold_sign_in(cookies: &rocket::http::CookieJar<'_>, config: &Config, user_id: i64, remember: bool, next: &str) {
+    let value = json!({
+        "user": user_id, "remember": remember, "next": next,
+        "until": (now() + chrono::Duration::minutes(PENDING_MINUTES)).and_utc().timestamp(),
+    });
+    cookies.add_private(crate::web::csrf::essential_cookie(config.is_tls(), PENDING_SIGN_IN, value.to_string()));
+}
+
+fn held_sign_in(cookies: &rocket::http::CookieJar<'_>) -> Option<(i64, bool, String)> {
+    let value: serde_json::Value = serde_json::from_str(cookies.get_private(PENDING_SIGN_IN)?.value()).ok()?;
+    if value["until"].as_i64()? < now().and_utc().timestamp() {
+        return None;
+    }
+    Some((value["user"].as_i64()?, value["remember"].as_bool()?, value["next"].as_str().unwrap_or("/").to_string()))
+}
+
+#[get("/policies/accept")]
+pub async fn accept_form(db: &State<Db>, cookies: &rocket::http::CookieJar<'_>) -> AppResult<Either<Page, Flash>> {
+    let Some((user_id, _, _)) = held_sign_in(cookies) else {
+        return Ok(Either::Right(Flash::info("/signin", "Please sign in again.")));
+    };
+    let pending = db.run(move |conn| Ok::<_, AppError>(super::policies::pending(conn, user_id)?)).await?;
+    Ok(Either::Left(Page::new(
+        "privacy/accept",
+        "We changed our policies",
+        json!({ "pending": pending.iter().map(|v| json!({
+            "title": super::policies::title(&v.kind), "path": super::policies::path(&v.kind),
+            "version": v.version, "date": day(v.published_at), "changes": v.changes,
+        })).collect::<Vec<_>>() }),
+    )))
+}
+
+#[derive(FromForm)]
+pub struct AcceptForm {
+    #[field(default = false)]
+    accept: bool,
+}
+
+#[post("/policies/accept", data = "<form>")]
+pub async fn accept(
+    db: &State<Db>,
+    config: &State<Config>,
+    cookies: &rocket::http::CookieJar<'_>,
+    client: crate::web::ClientInfo,
+    form: CsrfForm<AcceptForm>,
+) -> AppResult<Flash> {
+    let Some((user_id, remember, next)) = held_sign_in(cookies) else {
+        return Ok(Flash::info("/signin", "Please sign in again."));
+    };
+    if !form.form.accept {
+        return Ok(Flash::error(
+            "/policies/accept",
+            "Tick the box to accept the changed policies, or leave without signing in.",
+        ));
+    }
+    let who = client.clone();
+    db.run(move |conn| {
+        let ids: Vec<i64> = super::policies::pending(conn, user_id)?.iter().map(|v| v.id).collect();
+        Ok::<_, AppError>(super::policies::accept(conn, user_id, &ids, "sign_in", &who, now())?)
+    })
+    .await?;
+    cookies.remove_private(rocket::http::Cookie::build(PENDING_SIGN_IN).path("/"));
+    crate::accounts::routes::start_session(db, config, cookies, &client, user_id, remember).await?;
+    Ok(Flash::success(crate::web::page::safe_next(Some(&next)), "Thank you. You are signed in."))
 }

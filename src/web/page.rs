@@ -127,6 +127,7 @@ fn layout_globals(req: &Request<'_>, title: &str) -> Value {
         "request_id": req.local_cache(RequestId::default).0,
         "path": req.uri().path().as_str(),
         // The cookie banner shows until the visitor chose (COM-3).
+        "policy_banner": req.rocket().state::<crate::privacy::policies::Banner>().and_then(|b| b.get()),
         "cookie_banner": crate::privacy::cookies::choice(req.cookies()).is_none()
             && !req.uri().path().as_str().starts_with("/cookies"),
     })

@@ -761,3 +761,101 @@ async fn cookie_consent(app: TestApp) {
     assert!(!page.contains(&choices[0].0), "no visitor id is shown");
 }
 on_both!(com_3_com_4_cookie_banner_and_analytics_only_with_consent, cookie_consent);
+
+async fn policies(app: TestApp) {
+    // promise: COM-5 — versioned policies with "Last updated"; a material change is announced and must be accepted; acceptances recorded.
+    use lyceum::db::schema::{policy_acceptances, policy_versions};
+    for path in ["/privacy", "/terms", "/cookie-policy"] {
+        let (status, page) = app.get(path).await;
+        assert_eq!(status, Status::Ok, "{path}");
+        assert!(page.contains("Last updated") && page.contains("(version 1)"), "{path}: {page}");
+    }
+    let ada = verified(&app, "ada").await;
+    let ada_id = user_id(&app, "ada").await;
+    let accepted = move |app: &TestApp| {
+        let app_db = app.db();
+        async move {
+            app_db
+                .run(move |conn| {
+                    Ok::<_, lyceum::web::AppError>(
+                        policy_acceptances::table
+                            .inner_join(policy_versions::table)
+                            .filter(policy_acceptances::user_id.eq(ada_id))
+                            .order(policy_acceptances::id.asc())
+                            .select((policy_versions::kind, policy_versions::version, policy_acceptances::method))
+                            .load::<(String, i32, String)>(conn)?,
+                    )
+                })
+                .await
+                .unwrap()
+        }
+    };
+    let at_signup = accepted(&app).await;
+    assert_eq!(at_signup.len(), 3, "sign-up records the versions accepted: {at_signup:?}");
+    assert!(at_signup.iter().all(|(_, v, m)| *v == 1 && m == "signup"));
+
+    let grace = staff(&app).await;
+    as_user(&app, &grace).await;
+    // Bad input: a version without a word on what changed is refused.
+    app.post_form("/staff/policies", &[("kind", "terms"), ("body", "New terms"), ("changes", "")]).await;
+    let (_, page) = app.get("/staff/policies").await;
+    assert!(page.contains("Say in a sentence or two what changed"));
+    // A minor edit: a new version, no banner, no acceptance needed.
+    app.post_form(
+        "/staff/policies",
+        &[("kind", "terms"), ("body", "Be kind in the forums."), ("changes", "Typo fixed")],
+    )
+    .await;
+    let (_, page) = app.get("/terms").await;
+    assert!(page.contains("(version 2)") && page.contains("Be kind in the forums.") && page.contains("Typo fixed"));
+    assert!(!page.contains("id=\"policy-banner\""));
+    app.sign_out().await;
+    let res = app.sign_in(&ada, false).await;
+    assert_eq!(res.headers().get_one("Location"), Some("/dashboard"), "a minor edit asks nothing");
+
+    // A material change: banner, email, acceptance at the next sign-in.
+    as_user(&app, &grace).await;
+    app.post_form(
+        "/staff/policies",
+        &[
+            ("kind", "privacy"),
+            ("body", "We now share completion with sponsors you choose."),
+            ("changes", "Sponsors you choose see your completion"),
+            ("material", "true"),
+        ],
+    )
+    .await;
+    let (_, page) = app.get("/courses").await;
+    assert!(
+        page.contains("id=\"policy-banner\"") && page.contains("Sponsors you choose see your completion"),
+        "{page}"
+    );
+    app.run_jobs().await;
+    let mailed = lyceum::notify::read_outbox(&app.config.outbox_dir(), 1000)
+        .into_iter()
+        .filter(|m| m.subject == "We changed our privacy policy")
+        .count();
+    assert_eq!(mailed, 2, "every active account is told");
+    app.sign_out().await;
+    let res = app.sign_in(&ada, false).await;
+    assert_eq!(res.headers().get_one("Location"), Some("/policies/accept"));
+    assert_eq!(app.signed_in_as().await, None, "no session before accepting");
+    let (status, page) = app.get("/policies/accept").await;
+    assert_eq!(status, Status::Ok);
+    assert!(page.contains("Privacy policy") && page.contains("Sponsors you choose see your completion"));
+    let res = app.post_form("/policies/accept", &[]).await;
+    assert_eq!(res.headers().get_one("Location"), Some("/policies/accept"));
+    assert_eq!(app.signed_in_as().await, None);
+    app.post_form("/policies/accept", &[("accept", "true")]).await;
+    assert_eq!(app.signed_in_as().await.as_deref(), Some("ada"));
+    let after = accepted(&app).await;
+    assert_eq!(after.last().unwrap(), &("privacy".to_string(), 2, "sign_in".to_string()));
+    app.sign_out().await;
+    let res = app.sign_in(&ada, false).await;
+    assert_eq!(res.headers().get_one("Location"), Some("/dashboard"), "accepted once, not asked again");
+    // Bad input: the acceptance page without a pending sign-in sends to sign-in.
+    app.sign_out().await;
+    let res = app.client.get("/policies/accept").dispatch().await;
+    assert_eq!(res.headers().get_one("Location"), Some("/signin"));
+}
+on_both!(com_5_policies_are_versioned_and_material_changes_accepted, policies);

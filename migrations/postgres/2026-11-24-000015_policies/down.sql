@@ -1,0 +1,2 @@
+DROP TABLE policy_acceptances;
+DROP TABLE policy_versions;
