@@ -95,6 +95,7 @@ pub fn worker(config: &Config, db: Db) -> Result<jobs::Worker, StartError> {
         retention: privacy::retention::Periods::from_config(config),
         signer: privacy::comms::LinkSigner::new(&config.resolve_secret()?),
         policy_banner: privacy::policies::Banner::default(),
+        notices: privacy::notices::Notices::default(),
         base_url: config.base_url(),
         stale_after: chrono::Duration::seconds(config.job_stale_after_secs.max(1)),
     })
@@ -114,6 +115,7 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
     let templates = Templates::load()?;
     let worker = worker(&config, db.clone())?;
     worker.policy_banner.refresh(&mut *db.get()?, db::now()).map_err(DbError::Query)?;
+    worker.notices.refresh(&mut *db.get()?).map_err(DbError::Query)?;
     let geoip = match &config.geoip_db {
         Some(path) => Some(Arc::new(privacy::cookies::GeoIp::open(path).map_err(StartError::GeoIp)?)),
         None => None,
@@ -141,6 +143,7 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
         .manage(worker.forum_search.clone())
         .manage(worker.signer.clone())
         .manage(worker.policy_banner.clone())
+        .manage(worker.notices.clone())
         .attach(web::fairings::RequestContext)
         .attach(web::fairings::SecurityHeaders)
         .attach(privacy::cookies::Analytics { geoip })
@@ -244,6 +247,15 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
                 privacy::routes::place_hold,
                 privacy::routes::lift_hold,
                 privacy::routes::cookie_settings,
+                privacy::routes::contact_form,
+                privacy::routes::contact,
+                privacy::routes::support_list,
+                privacy::routes::support_request,
+                privacy::routes::support_answer,
+                privacy::routes::support_close,
+                privacy::routes::notices_page,
+                privacy::routes::publish_notice,
+                privacy::routes::withdraw_notice,
                 privacy::routes::policy_page,
                 privacy::routes::staff_policies,
                 privacy::routes::publish_policy,

@@ -34,8 +34,12 @@ fn limited(limits: &RateLimits, action: Action, keys: &[&str]) -> AppResult<()> 
 }
 
 #[get("/")]
-pub fn home(viewer: Viewer) -> Page {
-    Page::new("home", "Learn from the world's institutions", json!({ "signed_in": viewer.signed_in() }))
+pub fn home(viewer: Viewer, notices: &State<crate::privacy::notices::Notices>) -> Page {
+    Page::new(
+        "home",
+        "Learn from the world's institutions",
+        json!({ "signed_in": viewer.signed_in(), "notices": notices.get() }),
+    )
 }
 
 #[get("/signup")]

@@ -890,3 +890,53 @@ diesel::table! {
 
 diesel::joinable!(policy_acceptances -> policy_versions (policy_id));
 diesel::allow_tables_to_appear_in_same_query!(policy_versions, policy_acceptances);
+
+diesel::table! {
+    breach_notices (id) {
+        id -> BigInt,
+        title -> Text,
+        body -> Text,
+        audience -> Text,
+        recipients -> Integer,
+        created_by -> Nullable<BigInt>,
+        published_at -> Timestamp,
+        withdrawn_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    breach_recipients (notice_id, user_id) {
+        notice_id -> BigInt,
+        user_id -> BigInt,
+    }
+}
+
+diesel::table! {
+    support_requests (id) {
+        id -> BigInt,
+        user_id -> Nullable<BigInt>,
+        name -> Text,
+        email -> Text,
+        subject -> Text,
+        message -> Text,
+        status -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    support_replies (id) {
+        id -> BigInt,
+        request_id -> BigInt,
+        staff_id -> Nullable<BigInt>,
+        body -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(support_replies -> support_requests (request_id));
+diesel::allow_tables_to_appear_in_same_query!(support_requests, support_replies);
+diesel::allow_tables_to_appear_in_same_query!(breach_recipients, users);
+diesel::allow_tables_to_appear_in_same_query!(breach_recipients, enrollments);
+diesel::allow_tables_to_appear_in_same_query!(support_replies, users);

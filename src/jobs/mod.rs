@@ -174,6 +174,8 @@ pub struct Worker {
     pub signer: crate::privacy::comms::LinkSigner,
     /// The site banner announcing a material policy change, refreshed each scheduled run.
     pub policy_banner: crate::privacy::policies::Banner,
+    /// Breach notices in force, shown on the home page.
+    pub notices: crate::privacy::notices::Notices,
     /// How long a job may stay `running` before it counts as abandoned.
     pub stale_after: Duration,
 }
@@ -286,10 +288,12 @@ impl Worker {
         let blank_posts = self.erasure_blank_posts;
         let retention = self.retention;
         let banner = self.policy_banner.clone();
+        let notices = self.notices.clone();
         self.db
             .run(move |conn| {
                 let now = crate::db::now();
                 banner.refresh(conn, now)?;
+                notices.refresh(conn)?;
                 let reminders = crate::learning::service::send_start_reminders(conn, now)?;
                 let pushes = crate::consent::push::schedule_due(conn, now)?;
                 let settings = crate::privacy::erasure::Settings { blank_posts, blobs: blobs.as_ref() };

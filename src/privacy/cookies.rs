@@ -10,7 +10,11 @@
 //! fairing records each HTML page they view: path, time, browser and
 //! operating system family, and the country when the operator configured a
 //! GeoIP database (`geoip_db`); never the account, the IP address or the full
-//! user agent. Staff see only totals. Every choice is recorded.
+//! user agent: views carry only the random visitor id. A choice made while
+//! signed in is recorded with the account, and that record is the only link
+//! from views to a person: it exists so that the person's copy of their data
+//! (RGT-1) includes the views and their erasure (RGT-2) deletes them. Staff
+//! see only totals. Every choice is recorded.
 
 use std::net::IpAddr;
 use std::path::Path;

@@ -509,7 +509,12 @@ fn delete_personal_data(conn: &mut Conn, settings: &Settings<'_>, user_id: i64) 
     n += diesel::delete(communication_choices::table.filter(communication_choices::user_id.eq(user_id)))
         .execute(conn)?;
     n += diesel::delete(campaign_events::table.filter(campaign_events::user_id.eq(user_id))).execute(conn)?;
-    use crate::db::schema::{cookie_choices, page_views, policy_acceptances};
+    use crate::db::schema::{breach_recipients, cookie_choices, page_views, policy_acceptances, support_requests};
+    n += diesel::delete(breach_recipients::table.filter(breach_recipients::user_id.eq(user_id))).execute(conn)?;
+    n += diesel::delete(
+        support_requests::table.filter(support_requests::user_id.eq(user_id).or(support_requests::email.eq(&email))),
+    )
+    .execute(conn)?;
     n += diesel::delete(policy_acceptances::table.filter(policy_acceptances::user_id.eq(user_id))).execute(conn)?;
     let visitors = cookie_choices::table.filter(cookie_choices::user_id.eq(user_id)).select(cookie_choices::visitor);
     n += diesel::delete(page_views::table.filter(page_views::visitor.eq_any(visitors))).execute(conn)?;

@@ -275,6 +275,27 @@ const SECTIONS: &[Section] = &[
         about: "Each version of the privacy policy, terms and cookie policy you accepted: when, how, from which IP address and device.",
     },
     Section {
+        name: "support_requests",
+        table: "support_requests",
+        filter: "user_id = {u} OR email = (SELECT email FROM users WHERE id = {u})",
+        withheld: &[],
+        about: "Messages you sent through the contact form.",
+    },
+    Section {
+        name: "support_answers",
+        table: "support_replies",
+        filter: "request_id IN (SELECT id FROM support_requests WHERE user_id = {u} OR email = (SELECT email FROM users WHERE id = {u}))",
+        withheld: &["staff_id"],
+        about: "Our answers to those messages.",
+    },
+    Section {
+        name: "breach_notices_sent_to_you",
+        table: "breach_notices",
+        filter: "id IN (SELECT notice_id FROM breach_recipients WHERE user_id = {u})",
+        withheld: &["created_by", "audience", "recipients"],
+        about: "Security notices we sent you.",
+    },
+    Section {
         name: "data_requests",
         table: "data_requests",
         filter: "user_id = {u}",

@@ -13,9 +13,13 @@ pub mod comms;
 pub mod cookies;
 pub mod erasure;
 pub mod export;
+pub mod notices;
 pub mod policies;
 pub mod retention;
 pub mod routes;
+pub mod support;
+
+use std::sync::{Arc, RwLock};
 
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
@@ -23,6 +27,23 @@ use serde::Serialize;
 
 use crate::db::Conn;
 use crate::db::schema::{data_requests, erasures, legal_holds, users};
+
+/// Something every page (or the home page) shows, computed from the database
+/// when it changes rather than on every request.
+#[derive(Clone, Default)]
+pub struct Shown(Arc<RwLock<Option<serde_json::Value>>>);
+
+impl Shown {
+    pub fn set(&self, value: Option<serde_json::Value>) {
+        if let Ok(mut slot) = self.0.write() {
+            *slot = value;
+        }
+    }
+
+    pub fn get(&self) -> Option<serde_json::Value> {
+        self.0.read().ok().and_then(|v| v.clone())
+    }
+}
 
 /// Days the operator has to answer a request.
 pub const DUE_DAYS: i64 = 30;

@@ -5,8 +5,6 @@
 //! their next sign-in: the session starts only once they have. Minor edits
 //! need no acceptance. Every acceptance is recorded (version, time, how).
 
-use std::sync::{Arc, RwLock};
-
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 use serde::Serialize;
@@ -209,7 +207,7 @@ pub fn current_ids(conn: &mut Conn) -> QueryResult<Vec<i64>> {
 /// The announcement of the latest material change, shown on every page for
 /// `BANNER_DAYS`; held in memory and refreshed on publish and by the worker.
 #[derive(Clone, Default)]
-pub struct Banner(pub Arc<RwLock<Option<Value>>>);
+pub struct Banner(pub super::Shown);
 
 impl Banner {
     pub fn refresh(&self, conn: &mut Conn, now: NaiveDateTime) -> QueryResult<()> {
@@ -226,13 +224,11 @@ impl Banner {
                 "date": v.published_at.format("%e %B %Y").to_string(), "changes": v.changes,
             })
         });
-        if let Ok(mut slot) = self.0.write() {
-            *slot = value;
-        }
+        self.0.set(value);
         Ok(())
     }
 
     pub fn get(&self) -> Option<Value> {
-        self.0.read().ok().and_then(|v| v.clone())
+        self.0.get()
     }
 }

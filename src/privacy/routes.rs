@@ -695,3 +695,211 @@ pub async fn accept(
     crate::accounts::routes::start_session(db, config, cookies, &client, user_id, remember).await?;
     Ok(Flash::success(crate::web::page::safe_next(Some(&next)), "Thank you. You are signed in."))
 }
+
+fn contact_page(values: serde_json::Value, errors: &[(&'static str, String)]) -> Page {
+    let errors: serde_json::Map<String, serde_json::Value> =
+        errors.iter().map(|(field, message)| (field.to_string(), json!(message))).collect();
+    let page = Page::new("privacy/contact", "Contact us", json!({ "values": values, "errors": errors }));
+    if errors.is_empty() { page } else { page.with_status(rocket::http::Status::UnprocessableEntity) }
+}
+
+#[get("/contact")]
+pub fn contact_form(viewer: crate::web::guards::Viewer) -> Page {
+    let values = viewer
+        .0
+        .map_or(json!({}), |u| json!({ "name": format!("{} {}", u.first_name, u.last_name).trim(), "email": u.email }));
+    contact_page(values, &[])
+}
+
+#[derive(FromForm)]
+pub struct ContactForm {
+    #[field(default = String::new())]
+    name: String,
+    #[field(default = String::new())]
+    email: String,
+    #[field(default = String::new())]
+    subject: String,
+    #[field(default = String::new())]
+    message: String,
+}
+
+#[post("/contact", data = "<form>")]
+pub async fn contact(
+    db: &State<Db>,
+    limits: &State<crate::web::ratelimit::RateLimits>,
+    viewer: crate::web::guards::Viewer,
+    client: crate::web::ClientInfo,
+    form: CsrfForm<ContactForm>,
+) -> AppResult<Either<Flash, Page>> {
+    limits
+        .check_all(crate::web::ratelimit::Action::Contact, &[&client.rate_key()])
+        .map_err(|retry_after| AppError::RateLimited { retry_after })?;
+    let values = json!(form.values);
+    let f = form.form;
+    let user_id = viewer.0.map(|u| u.id);
+    let created = db
+        .run(move |conn| {
+            let contact = super::support::Contact {
+                user_id,
+                name: &f.name,
+                email: &f.email,
+                subject: &f.subject,
+                message: &f.message,
+            };
+            Ok::<_, AppError>(super::support::create(conn, &contact, now())?)
+        })
+        .await?;
+    Ok(match created {
+        Ok(id) => Either::Left(Flash::success(
+            "/contact",
+            format!("Thank you. We received your message (request #{id}) and will answer by email."),
+        )),
+        Err(errors) => Either::Right(contact_page(values, &errors)),
+    })
+}
+
+#[get("/staff/support")]
+pub async fn support_list(db: &State<Db>, _staff: StaffUser) -> AppResult<Page> {
+    let list = db.run(|conn| Ok::<_, AppError>(super::support::list(conn)?)).await?;
+    let rows: Vec<serde_json::Value> = list
+        .iter()
+        .map(|r| {
+            json!({ "id": r.id, "name": r.name, "subject": r.subject, "status": r.status,
+                    "received": r.created_at.format("%e %b %Y %H:%M").to_string(), "open": r.status == super::support::status::OPEN })
+        })
+        .collect();
+    Ok(Page::new("privacy/support_list", "Support requests", json!({ "requests": rows })))
+}
+
+#[get("/staff/support/<id>")]
+pub async fn support_request(db: &State<Db>, _staff: StaffUser, id: i64) -> AppResult<Page> {
+    let (request, replies) =
+        db.run(move |conn| Ok::<_, AppError>(super::support::get(conn, id)?)).await?.ok_or(AppError::NotFound)?;
+    Ok(Page::new(
+        "privacy/support_request",
+        format!("Support request #{id}"),
+        json!({
+            "request": request, "received": request.created_at.format("%e %b %Y %H:%M").to_string(),
+            "closed": request.status == super::support::status::CLOSED,
+            "replies": replies.iter().map(|(r, by)| json!({
+                "body": r.body, "by": by, "at": r.created_at.format("%e %b %Y %H:%M").to_string(),
+            })).collect::<Vec<_>>(),
+        }),
+    ))
+}
+
+#[derive(FromForm)]
+pub struct AnswerForm {
+    #[field(default = String::new())]
+    body: String,
+}
+
+#[post("/staff/support/<id>/answer", data = "<form>")]
+pub async fn support_answer(db: &State<Db>, staff: StaffUser, id: i64, form: CsrfForm<AnswerForm>) -> AppResult<Flash> {
+    let by = staff.0.id;
+    let body = form.form.body;
+    let back = format!("/staff/support/{id}");
+    db.run(move |conn| {
+        if super::support::get(conn, id)?.is_none() {
+            return Err(AppError::NotFound);
+        }
+        Ok(match super::support::answer(conn, id, by, &body, now()) {
+            Ok(()) => Flash::success(back, "Your answer is on its way by email."),
+            Err(m) => Flash::error(back, m),
+        })
+    })
+    .await
+}
+
+#[post("/staff/support/<id>/close", data = "<_form>")]
+pub async fn support_close(db: &State<Db>, _staff: StaffUser, id: i64, _form: CsrfOnly) -> AppResult<Flash> {
+    let closed = db.run(move |conn| Ok::<_, AppError>(super::support::close(conn, id, now())?)).await?;
+    if !closed {
+        return Err(AppError::NotFound);
+    }
+    Ok(Flash::success("/staff/support", format!("Request #{id} closed.")))
+}
+
+#[get("/staff/notices")]
+pub async fn notices_page(db: &State<Db>, _staff: StaffUser) -> AppResult<Page> {
+    let all = db.run(|conn| Ok::<_, AppError>(super::notices::all(conn)?)).await?;
+    Ok(Page::new(
+        "privacy/notices",
+        "Breach notices",
+        json!({ "notices": all.iter().map(|(id, title, _, audience, recipients, published, withdrawn)| json!({
+            "id": id, "title": title, "audience": audience, "recipients": recipients,
+            "published": day(*published), "withdrawn": withdrawn.map(day),
+        })).collect::<Vec<_>>() }),
+    ))
+}
+
+#[derive(FromForm)]
+pub struct NoticeForm {
+    #[field(default = String::new())]
+    title: String,
+    #[field(default = String::new())]
+    body: String,
+    #[field(default = String::new())]
+    audience: String,
+    #[field(default = String::new())]
+    list: String,
+    #[field(default = String::new())]
+    course: String,
+    #[field(default = String::new())]
+    since: String,
+}
+
+#[post("/staff/notices", data = "<form>")]
+pub async fn publish_notice(
+    db: &State<Db>,
+    notices: &State<super::notices::Notices>,
+    staff: StaffUser,
+    form: CsrfForm<NoticeForm>,
+) -> AppResult<Flash> {
+    use super::notices::Audience;
+    let f = form.form;
+    let back = "/staff/notices";
+    let audience = match f.audience.as_str() {
+        "all" => Audience::All,
+        "list" => Audience::List(f.list),
+        "course" => Audience::Course(f.course),
+        "since" => match chrono::NaiveDate::parse_from_str(f.since.trim(), "%Y-%m-%d") {
+            Ok(day) => Audience::SignedInSince(day),
+            Err(_) => return Ok(Flash::error(back, "Give the date as YYYY-MM-DD.")),
+        },
+        _ => return Ok(Flash::error(back, "Choose who is affected.")),
+    };
+    let by = staff.0.id;
+    let notices = notices.inner().clone();
+    db.run(move |conn| {
+        Ok::<_, AppError>(match super::notices::publish(conn, &f.title, &f.body, &audience, by, now()) {
+            Ok((_, n)) => {
+                notices.refresh(conn)?;
+                Flash::success(back, format!("The notice is on the home page and on its way to {n} account(s)."))
+            }
+            Err(m) => Flash::error(back, m),
+        })
+    })
+    .await
+}
+
+#[post("/staff/notices/<id>/withdraw", data = "<_form>")]
+pub async fn withdraw_notice(
+    db: &State<Db>,
+    notices: &State<super::notices::Notices>,
+    _staff: StaffUser,
+    id: i64,
+    _form: CsrfOnly,
+) -> AppResult<Flash> {
+    let notices = notices.inner().clone();
+    db.run(move |conn| {
+        let done = super::notices::withdraw(conn, id, now())?;
+        notices.refresh(conn)?;
+        Ok::<_, AppError>(if done {
+            Flash::success("/staff/notices", "The notice is no longer on the home page.")
+        } else {
+            Flash::info("/staff/notices", "That notice was withdrawn already.")
+        })
+    })
+    .await
+}

@@ -15,6 +15,8 @@ pub enum Action {
     PasswordReset,
     VerificationResend,
     CodeEntry,
+    /// The contact form, open to everyone.
+    Contact,
 }
 
 /// Seconds a limited client must wait; read by the 429 renderer.

@@ -1201,3 +1201,134 @@ async fn rgt_2_a_learner_deletes_their_account_in_a_browser() {
     b.close().await.unwrap();
     browser.server.abort();
 }
+
+/// The cookies the browser holds for the site, by name (with their value),
+/// asserted first-party (host-only or for 127.0.0.1) and among `allowed`.
+async fn first_party_cookies(b: &fantoccini::Client, allowed: &[&str], when: &str) -> Vec<(String, String)> {
+    let cookies = b.get_all_cookies().await.unwrap();
+    let mut out = Vec::new();
+    for c in cookies {
+        let domain = c.domain().unwrap_or_default().trim_start_matches('.').to_string();
+        assert!(domain.is_empty() || domain == "127.0.0.1", "{when}: cookie {} is for {domain:?}", c.name());
+        assert!(allowed.contains(&c.name()), "{when}: unexpected cookie {} (allowed: {allowed:?})", c.name());
+        out.push((c.name().to_string(), c.value().to_string()));
+    }
+    out
+}
+
+/// A recorded page view: path, browser, os, country, visitor.
+type PageView = (String, String, String, Option<String>, String);
+/// A recorded cookie choice: visitor, analytics, user.
+type CookieChoice = (String, bool, Option<i64>);
+
+/// Page views and cookie choices recorded so far, oldest first.
+fn analytics_rows(config: &lyceum::config::Config) -> (Vec<PageView>, Vec<CookieChoice>) {
+    use diesel::prelude::*;
+    use lyceum::db::schema::{cookie_choices as cc, page_views as pv};
+    let db = lyceum::db::Db::connect(&config.database_url, 1).unwrap();
+    let mut pooled = db.get().unwrap();
+    let conn: &mut lyceum::db::Conn = &mut pooled;
+    let views =
+        pv::table.order(pv::id).select((pv::path, pv::browser, pv::os, pv::country, pv::visitor)).load(conn).unwrap();
+    let choices = cc::table.order(cc::id).select((cc::visitor, cc::analytics, cc::user_id)).load(conn).unwrap();
+    (views, choices)
+}
+
+/// Opens `path` and waits for its heading; returns whether the cookie banner shows.
+async fn visit(b: &fantoccini::Client, site: &str, path: &str) -> bool {
+    b.goto(&format!("{site}{path}")).await.unwrap();
+    until(b, "h1", "").await;
+    match b.find(Locator::Css("section#cookie-banner")).await {
+        Ok(banner) => banner.is_displayed().await.unwrap(),
+        Err(_) => false,
+    }
+}
+
+#[rocket::async_test]
+async fn com_3_com_4_the_cookie_banner_blocks_analytics_until_allowed_in_a_browser() {
+    // promise: COM-3, COM-4 — in a real browser: only essential first-party
+    // cookies and no page views until the visitor allows statistics; the
+    // choice is kept and recorded; staff then see the totals.
+    let Some(browser) = start_browser().await else { return };
+    let (b, site, config) = (browser.b.clone(), browser.site.clone(), browser.config.clone());
+    const ESSENTIAL: [&str; 3] = ["lyceum_csrf", "lyceum_session", "lyceum_flash"];
+    let with_choice = [ESSENTIAL.as_slice(), &["lyceum_cookies"]].concat();
+    let pages = ["/", "/courses", "/courses/intro-python"];
+
+    // A fresh browser: the banner on every page, nothing counted, essential cookies only.
+    for path in pages {
+        assert!(visit(&b, &site, path).await, "the banner shows on {path}");
+        let (views, choices) = analytics_rows(&config);
+        assert!(views.is_empty() && choices.is_empty(), "before a choice, on {path}: {views:?} {choices:?}");
+    }
+    let banner = b.find(Locator::Css("section#cookie-banner")).await.unwrap().text().await.unwrap();
+    assert!(banner.contains("Allow usage statistics") && banner.contains("Essential cookies only"), "{banner}");
+    let held = first_party_cookies(&b, &ESSENTIAL, "before a choice").await;
+    assert!(held.iter().any(|(name, _)| name == "lyceum_csrf"), "the form token is set: {held:?}");
+    shot(&b, "cookies-banner").await;
+
+    // "Essential cookies only": the banner goes, the choice is kept, still nothing counted.
+    let essential = b.find(Locator::Id("cookies-essential")).await.unwrap();
+    b.execute("arguments[0].click();", vec![serde_json::to_value(&essential).unwrap()]).await.unwrap();
+    until(&b, ".flash", "Only essential cookies are used").await;
+    assert!(b.current_url().await.unwrap().as_str().ends_with("/courses/intro-python"), "back where it was");
+    assert!(b.find(Locator::Css("#cookie-banner")).await.is_err(), "no banner once chosen");
+    shot(&b, "cookies-essential").await;
+    let held = first_party_cookies(&b, &with_choice, "after essential only").await;
+    let choice = held.iter().find(|(name, _)| name == "lyceum_cookies").expect("the choice is kept").1.clone();
+    let visitor = choice.strip_prefix("v1.").and_then(|v| v.strip_suffix(".e")).expect("an essential-only choice");
+    assert_eq!(visitor.len(), 32, "{choice}");
+    for path in pages.iter().chain(&["/cookies"]) {
+        assert!(!visit(&b, &site, path).await, "no banner on {path} once chosen");
+    }
+    until(&b, "#cookie-settings", "Usage statistics are off.").await;
+    let (views, choices) = analytics_rows(&config);
+    assert!(views.is_empty(), "essential only counts nothing: {views:?}");
+    assert_eq!(choices, vec![(visitor.to_string(), false, None)]);
+
+    // The settings page: "Allow usage statistics"; from then on pages are counted.
+    let allow = b.find(Locator::Css("#cookie-settings button[name=analytics][value=true]")).await.unwrap();
+    b.execute("arguments[0].click();", vec![serde_json::to_value(&allow).unwrap()]).await.unwrap();
+    until(&b, ".flash", "anonymous usage statistics are on").await;
+    until(&b, "#cookie-settings", "Usage statistics are on.").await;
+    let held = first_party_cookies(&b, &with_choice, "after allowing").await;
+    let choice = held.iter().find(|(name, _)| name == "lyceum_cookies").expect("the choice is kept").1.clone();
+    assert_eq!(choice, format!("v1.{visitor}.a"), "the same visitor, now allowing");
+    for path in ["/courses", "/courses/intro-python"] {
+        assert!(!visit(&b, &site, path).await, "no banner on {path}");
+    }
+    shot(&b, "cookies-allowed").await;
+    let (views, choices) = analytics_rows(&config);
+    for path in ["/courses", "/courses/intro-python"] {
+        assert!(views.iter().any(|v| v.0 == path), "{path} is counted: {views:?}");
+    }
+    assert!(!views.iter().any(|v| v.0 == "/"), "views before allowing are not counted: {views:?}");
+    for (path, browser_family, os, country, who) in &views {
+        assert_eq!((browser_family.as_str(), os.as_str()), ("Chrome", "Linux"), "{path}");
+        assert_eq!(country, &None, "no GeoIP database configured: {path}");
+        assert_eq!(who, visitor, "{path}");
+    }
+    assert_eq!(choices, vec![(visitor.to_string(), false, None), (visitor.to_string(), true, None)]);
+
+    // Staff sign in in the same browser and see the totals.
+    let staff = lyceum::demo::accounts().remove(0);
+    b.goto(&format!("{site}/signin")).await.unwrap();
+    until(&b, "h1", "Sign in").await;
+    b.find(Locator::Id("f-login")).await.unwrap().send_keys(&staff.email).await.unwrap();
+    b.find(Locator::Id("f-password")).await.unwrap().send_keys(&staff.password).await.unwrap();
+    b.find(Locator::Css("form[action='/signin'] button[type=submit]")).await.unwrap().click().await.unwrap();
+    until(&b, "h1", "Welcome").await;
+    let held = first_party_cookies(&b, &with_choice, "signed in").await;
+    assert!(held.iter().any(|(name, _)| name == "lyceum_session"), "signed in: {held:?}");
+    b.goto(&format!("{site}/staff/analytics")).await.unwrap();
+    until(&b, "h1", "Usage statistics").await;
+    let totals = until(&b, "#pages", "/courses").await;
+    assert!(totals.contains("/courses/intro-python"), "{totals}");
+    assert!(!totals.contains("None yet."), "{totals}");
+    let summary = b.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
+    assert!(summary.contains("by 1 visitor(s)"), "{summary}");
+    shot(&b, "cookies-staff-analytics").await;
+
+    b.close().await.unwrap();
+    browser.server.abort();
+}

@@ -859,3 +859,129 @@ async fn policies(app: TestApp) {
     assert_eq!(res.headers().get_one("Location"), Some("/signin"));
 }
 on_both!(com_5_policies_are_versioned_and_material_changes_accepted, policies);
+
+async fn breach_notice(app: TestApp) {
+    // promise: SEC-5 — staff notify affected users by email and post a notice on the home page until withdrawn.
+    let c = seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    let ada = verified(&app, "ada").await;
+    as_user(&app, &ada).await;
+    crate::learning::enroll(&app, &c.slug).await;
+    verified(&app, "bob").await;
+    let grace = staff(&app).await;
+    as_user(&app, &grace).await;
+    // Bad input: an unknown course or account is refused and nothing is sent.
+    app.post_form(
+        "/staff/notices",
+        &[("title", "Exposure"), ("body", "Details"), ("audience", "course"), ("course", "nope")],
+    )
+    .await;
+    let (_, page) = app.get("/staff/notices").await;
+    assert!(page.contains("No course has the address"));
+    app.post_form(
+        "/staff/notices",
+        &[("title", "Exposure"), ("body", "Details"), ("audience", "list"), ("list", "ada\nnobody")],
+    )
+    .await;
+    let (_, page) = app.get("/staff/notices").await;
+    assert!(page.contains("No account has the username or email “nobody”"));
+    app.post_form(
+        "/staff/notices",
+        &[
+            ("title", "Quiz answers were visible to other learners"),
+            ("body", "On 20 November quiz answers of **Introduction to Python** were visible for two hours. Nothing else was exposed."),
+            ("audience", "course"),
+            ("course", "intro-python"),
+        ],
+    )
+    .await;
+    app.run_jobs().await;
+    let told = |to: &'static str| {
+        lyceum::notify::read_outbox(&app.config.outbox_dir(), 1000)
+            .into_iter()
+            .filter(|m| m.to == to && m.subject.starts_with("Important:"))
+            .count()
+    };
+    assert_eq!((told("ada@example.org"), told("bob@example.org")), (1, 0), "only the affected learners are emailed");
+    app.sign_out().await;
+    let (_, home) = app.get("/").await;
+    assert!(
+        home.contains("Quiz answers were visible to other learners")
+            && home.contains("<strong>Introduction to Python</strong>")
+    );
+    as_user(&app, &grace).await;
+    let (_, page) = app.get("/staff/notices").await;
+    assert!(page.contains("learners of course intro-python") && page.contains("<td>1</td>"), "{page}");
+    let id: i64 = run(&app, |conn| {
+        lyceum::db::schema::breach_notices::table.select(lyceum::db::schema::breach_notices::id).first(conn)
+    })
+    .await;
+    app.post_form(&format!("/staff/notices/{id}/withdraw"), &[]).await;
+    let (_, home) = app.get("/").await;
+    assert!(!home.contains("Quiz answers were visible"), "withdrawn, gone from the home page");
+}
+on_both!(sec_5_breach_notices_reach_the_affected_and_the_home_page, breach_notice);
+
+async fn contact_and_support(app: TestApp) {
+    // promise: COM-6 — the contact form creates a support request that staff answer by email.
+    let (status, page) = app.get("/contact").await;
+    assert_eq!(status, Status::Ok);
+    assert!(page.contains("id=\"contact-form\""));
+    // Bad input: what was typed comes back with the reasons; nothing is stored.
+    let res = app
+        .post_form(
+            "/contact",
+            &[("name", "Lin"), ("email", "not an address"), ("subject", "Certificates"), ("message", "")],
+        )
+        .await;
+    assert_eq!(res.status(), Status::UnprocessableEntity);
+    let page = res.into_string().await.unwrap();
+    assert!(page.contains("Give an email address we can answer to.") && page.contains("value=\"Certificates\""));
+    let count = || run(&app, |conn| lyceum::db::schema::support_requests::table.count().get_result::<i64>(conn));
+    assert_eq!(count().await, 0);
+    let res = app
+        .post_form(
+            "/contact",
+            &[
+                ("name", "Lin"),
+                ("email", "lin@example.org"),
+                ("subject", "Certificates"),
+                ("message", "Do you offer certificates?"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), Status::SeeOther);
+    assert_eq!(count().await, 1);
+    // A signed-in learner finds their details filled in.
+    let ada = verified(&app, "ada").await;
+    as_user(&app, &ada).await;
+    let (_, page) = app.get("/contact").await;
+    assert!(page.contains("value=\"ada@example.org\"") && page.contains("value=\"Ada Lovelace\""));
+
+    let grace = staff(&app).await;
+    as_user(&app, &grace).await;
+    let (_, list) = app.get("/staff/support").await;
+    assert!(list.contains("Certificates") && list.contains("<strong>open</strong>"));
+    let id: i64 = run(&app, |conn| {
+        lyceum::db::schema::support_requests::table.select(lyceum::db::schema::support_requests::id).first(conn)
+    })
+    .await;
+    let (_, page) = app.get(&format!("/staff/support/{id}")).await;
+    assert!(page.contains("Do you offer certificates?") && page.contains("lin@example.org"));
+    app.post_form(&format!("/staff/support/{id}/answer"), &[("body", "")]).await;
+    let (_, page) = app.get(&format!("/staff/support/{id}")).await;
+    assert!(page.contains("Write the answer"));
+    app.post_form(&format!("/staff/support/{id}/answer"), &[("body", "Yes: verified certificates, on every course.")])
+        .await;
+    app.run_jobs().await;
+    let answer = lyceum::notify::read_outbox(&app.config.outbox_dir(), 1000)
+        .into_iter()
+        .find(|m| m.to == "lin@example.org")
+        .expect("the answer is emailed");
+    assert_eq!(answer.subject, "Re: Certificates");
+    assert!(answer.text.contains("Yes: verified certificates") && answer.text.contains("Do you offer certificates?"));
+    let (_, page) = app.get(&format!("/staff/support/{id}")).await;
+    assert!(page.contains("Answered by grace") && page.contains("answered"));
+    let (status, _) = app.get("/staff/support/999999").await;
+    assert_eq!(status, Status::NotFound);
+}
+on_both!(com_6_contact_form_creates_a_request_staff_answer, contact_and_support);
