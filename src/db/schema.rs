@@ -940,3 +940,21 @@ diesel::allow_tables_to_appear_in_same_query!(support_requests, support_replies)
 diesel::allow_tables_to_appear_in_same_query!(breach_recipients, users);
 diesel::allow_tables_to_appear_in_same_query!(breach_recipients, enrollments);
 diesel::allow_tables_to_appear_in_same_query!(support_replies, users);
+
+diesel::table! {
+    survey_responses (id) {
+        id -> Text,
+        run_id -> BigInt,
+        rating -> Integer,
+        difficulty -> Text,
+        recommend -> Bool,
+        comment -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    survey_completions (user_id, run_id) {
+        user_id -> BigInt,
+        run_id -> BigInt,
+    }
+}

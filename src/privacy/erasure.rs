@@ -510,6 +510,10 @@ fn delete_personal_data(conn: &mut Conn, settings: &Settings<'_>, user_id: i64) 
         .execute(conn)?;
     n += diesel::delete(campaign_events::table.filter(campaign_events::user_id.eq(user_id))).execute(conn)?;
     use crate::db::schema::{breach_recipients, cookie_choices, page_views, policy_acceptances, support_requests};
+    n += diesel::delete(
+        crate::db::schema::survey_completions::table.filter(crate::db::schema::survey_completions::user_id.eq(user_id)),
+    )
+    .execute(conn)?;
     n += diesel::delete(breach_recipients::table.filter(breach_recipients::user_id.eq(user_id))).execute(conn)?;
     n += diesel::delete(
         support_requests::table.filter(support_requests::user_id.eq(user_id).or(support_requests::email.eq(&email))),

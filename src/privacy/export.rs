@@ -296,6 +296,13 @@ const SECTIONS: &[Section] = &[
         about: "Security notices we sent you.",
     },
     Section {
+        name: "surveys_answered",
+        table: "survey_completions",
+        filter: "user_id = {u}",
+        withheld: &[],
+        about: "The course runs whose survey you answered. Your answers themselves are stored without any link to you, so they cannot be included.",
+    },
+    Section {
         name: "data_requests",
         table: "data_requests",
         filter: "user_id = {u}",

@@ -18,6 +18,7 @@ pub mod policies;
 pub mod retention;
 pub mod routes;
 pub mod support;
+pub mod surveys;
 
 use std::sync::{Arc, RwLock};
 

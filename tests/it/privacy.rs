@@ -985,3 +985,70 @@ async fn contact_and_support(app: TestApp) {
     assert_eq!(status, Status::NotFound);
 }
 on_both!(com_6_contact_form_creates_a_request_staff_answer, contact_and_support);
+
+async fn survey(app: TestApp) {
+    // promise: CRS-6 — the survey is voluntary, answers unlinked, staff see aggregates of 5 or more only.
+    use lyceum::db::schema::{survey_completions, survey_responses};
+    let c = seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    let names = ["sue1", "sue2", "sue3", "sue4", "sue5", "sue6"];
+    let mut learners = Vec::new();
+    for name in names {
+        let l = verified(&app, name).await;
+        as_user(&app, &l).await;
+        crate::learning::enroll(&app, &c.slug).await;
+        learners.push(l);
+    }
+    let grace = staff(&app).await;
+    as_user(&app, &learners[0]).await;
+    let (status, page) = app.get("/learn/intro-python/survey").await;
+    assert_eq!(status, Status::Ok);
+    assert!(page.contains("voluntary"));
+    // Bad input changes nothing.
+    app.post_form("/learn/intro-python/survey", &[("rating", "9"), ("difficulty", "right")]).await;
+    let (_, page) = app.get("/learn/intro-python/survey").await;
+    assert!(page.contains("Choose a rating from 1 to 5."));
+    assert_eq!(run(&app, |conn| survey_responses::table.count().get_result::<i64>(conn)).await, 0);
+    for (i, l) in learners.iter().take(5).enumerate() {
+        as_user(&app, l).await;
+        let rating = (i + 1).to_string();
+        let res = app
+            .post_form(
+                "/learn/intro-python/survey",
+                &[
+                    ("rating", &rating),
+                    ("difficulty", "right"),
+                    ("recommend", "true"),
+                    ("comment", &format!("comment {i}")),
+                ],
+            )
+            .await;
+        assert_eq!(res.headers().get_one("Location"), Some("/learn/intro-python"));
+        if i == 3 {
+            as_user(&app, &grace).await;
+            let (_, page) = app.get("/studio/courses/intro-python/survey").await;
+            assert!(page.contains("Fewer than 5 answers so far") && !page.contains("comment 0"), "{page}");
+        }
+    }
+    // Once is enough.
+    as_user(&app, &learners[0]).await;
+    app.post_form("/learn/intro-python/survey", &[("rating", "1"), ("difficulty", "hard")]).await;
+    let (_, page) = app.get("/learn/intro-python/survey").await;
+    assert!(page.contains("You answered this survey already"));
+    assert_eq!(run(&app, |conn| survey_responses::table.count().get_result::<i64>(conn)).await, 5);
+    assert_eq!(run(&app, |conn| survey_completions::table.count().get_result::<i64>(conn)).await, 5);
+    // Skipping it changes nothing: the sixth learner studies as before.
+    as_user(&app, &learners[5]).await;
+    let (status, _) = app.get(&format!("/learn/intro-python/units/{}", c.units[0])).await;
+    assert_eq!(status, Status::Ok);
+    // Five answers: totals appear, with no name and no date.
+    as_user(&app, &grace).await;
+    let (_, page) = app.get("/studio/courses/intro-python/survey").await;
+    assert!(page.contains("<strong>5</strong> answers") && page.contains("<strong>3.0</strong>"), "{page}");
+    assert!(page.contains("100% would recommend") && page.contains("comment 4"));
+    assert!(!names.iter().any(|n| page.contains(&format!("{n}@"))) && !page.contains(">sue1<"));
+    // Learners cannot see results.
+    as_user(&app, &learners[0]).await;
+    let (status, _) = app.get("/studio/courses/intro-python/survey").await;
+    assert_eq!(status, Status::NotFound);
+}
+on_both!(crs_6_the_course_survey_is_voluntary_anonymous_and_aggregated, survey);

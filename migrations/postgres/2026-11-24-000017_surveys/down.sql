@@ -1,0 +1,2 @@
+DROP TABLE survey_completions;
+DROP TABLE survey_responses;
