@@ -531,14 +531,20 @@ fn delete_personal_data(conn: &mut Conn, settings: &Settings<'_>, user_id: i64) 
     n += diesel::update(honor_reports::table.filter(honor_reports::reporter_id.eq(user_id)))
         .set(honor_reports::reporter_id.eq(None::<i64>))
         .execute(conn)?;
-    // Mail to the learner that is still in the queue (its payload holds the address).
+    // Mail to the learner in the queue (its payload holds the address). One
+    // being sent right now would survive the delete: the step waits for it.
     let pattern = format!("%\"to\":\"{}\"%", email.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
-    n += diesel::delete(
+    let to_learner = || {
         jobs::table
             .filter(jobs::kind.eq(crate::notify::SEND_EMAIL))
-            .filter(jobs::status.ne(crate::jobs::status::RUNNING))
-            .filter(jobs::payload.like(pattern).escape('\\')),
-    )
-    .execute(conn)?;
+            .filter(jobs::payload.like(pattern.clone()).escape('\\'))
+    };
+    let sending: i64 = to_learner().filter(jobs::status.eq(crate::jobs::status::RUNNING)).count().get_result(conn)?;
+    if sending > 0 {
+        return Err(diesel::result::Error::QueryBuilderError(
+            "a message to the learner is being sent right now; the step is retried once it is out".into(),
+        ));
+    }
+    n += diesel::delete(to_learner()).execute(conn)?;
     Ok(format!("{n} record(s) and {} file(s) deleted.", files.len()))
 }
