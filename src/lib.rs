@@ -147,6 +147,7 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
         .attach(web::fairings::RequestContext)
         .attach(web::fairings::SecurityHeaders)
         .attach(privacy::cookies::Analytics { geoip })
+        .attach(privacy::audit::Audit)
         .register("/", catchers![web::error::default_catcher])
         .mount("/", routes![web::assets::asset, web::assets::healthz])
         .mount(
@@ -247,6 +248,10 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
                 privacy::routes::place_hold,
                 privacy::routes::lift_hold,
                 privacy::routes::cookie_settings,
+                privacy::audit::page,
+                privacy::audit::auditors,
+                privacy::audit::appoint,
+                privacy::audit::remove,
                 privacy::surveys::form,
                 privacy::surveys::submit_form,
                 privacy::surveys::course_results,

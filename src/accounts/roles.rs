@@ -18,11 +18,20 @@ pub enum Role {
     Moderator,
     /// Acts for a partner (scope: `partner:<id>`): keys, reports, invitations.
     PartnerAdmin,
+    /// Reads the audit log (SEC-4); appointed by staff, and may not be one.
+    Auditor,
 }
 
 impl Role {
-    pub const ALL: [Role; 6] =
-        [Role::Staff, Role::MemberAdmin, Role::Instructor, Role::CourseStaff, Role::Moderator, Role::PartnerAdmin];
+    pub const ALL: [Role; 7] = [
+        Role::Staff,
+        Role::MemberAdmin,
+        Role::Instructor,
+        Role::CourseStaff,
+        Role::Moderator,
+        Role::PartnerAdmin,
+        Role::Auditor,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -32,6 +41,7 @@ impl Role {
             Role::CourseStaff => "course_staff",
             Role::Moderator => "moderator",
             Role::PartnerAdmin => "partner_admin",
+            Role::Auditor => "auditor",
         }
     }
 

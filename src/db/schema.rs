@@ -958,3 +958,18 @@ diesel::table! {
         run_id -> BigInt,
     }
 }
+
+diesel::table! {
+    audit_log (id) {
+        id -> BigInt,
+        actor_id -> BigInt,
+        actor -> Text,
+        roles -> Text,
+        action -> Text,
+        method -> Text,
+        path -> Text,
+        status -> Integer,
+        ip -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}

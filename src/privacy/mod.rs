@@ -9,6 +9,7 @@
 //! (`erasure`). A legal hold on an account stops every deletion for it until
 //! staff lift it, each with a reason.
 
+pub mod audit;
 pub mod comms;
 pub mod cookies;
 pub mod erasure;

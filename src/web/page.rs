@@ -115,6 +115,7 @@ fn layout_globals(req: &Request<'_>, title: &str) -> Value {
             "authors": u.is_staff() || u.roles.iter().any(|(r, _)| matches!(r, Role::MemberAdmin | Role::Instructor | Role::CourseStaff)),
             "partner": u.roles.iter().any(|(r, _)| matches!(r, Role::PartnerAdmin | Role::MemberAdmin)),
             "verified": u.email_verified,
+            "auditor": u.has_role(Role::Auditor),
         })
     });
     let site = req.rocket().state::<SiteInfo>().cloned();

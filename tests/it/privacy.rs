@@ -1052,3 +1052,66 @@ async fn survey(app: TestApp) {
     assert_eq!(status, Status::NotFound);
 }
 on_both!(crs_6_the_course_survey_is_voluntary_anonymous_and_aggregated, survey);
+
+async fn audit(app: TestApp) {
+    // promise: SEC-4 — staff access to personal data is written to an append-only audit log that auditors search.
+    use lyceum::db::schema::audit_log;
+    let ada = verified(&app, "ada").await;
+    as_user(&app, &ada).await;
+    app.get("/account/privacy").await;
+    let grace = staff(&app).await;
+    as_user(&app, &grace).await;
+    app.get("/staff/privacy").await;
+    app.post_form("/staff/privacy/holds", &[("login", "ada"), ("reason", "Court order 12")]).await;
+    let (status, _) = app.get("/audit").await;
+    assert_eq!(status, Status::Forbidden, "staff are not auditors");
+    // Staff cannot audit themselves.
+    app.post_form("/staff/auditors", &[("login", "grace")]).await;
+    let (_, page) = app.get("/staff/auditors").await;
+    assert!(page.contains("you cannot appoint yourself"));
+    let ivy = verified(&app, "ivy").await;
+    app.post_form("/staff/auditors", &[("login", "ivy")]).await;
+
+    let lines: Vec<(String, String, String)> = run(&app, |conn| {
+        audit_log::table
+            .order(audit_log::id.asc())
+            .select((audit_log::actor, audit_log::action, audit_log::path))
+            .load(conn)
+    })
+    .await;
+    assert!(
+        lines.iter().all(|(actor, _, _)| actor == "grace"),
+        "a learner reading their own page is not audited: {lines:?}"
+    );
+    assert!(lines.contains(&("grace".into(), "view".into(), "/staff/privacy".into())));
+    assert!(lines.contains(&("grace".into(), "change".into(), "/staff/privacy/holds".into())));
+    assert!(lines.contains(&("grace".into(), "view".into(), "/audit".into())), "a refused look is logged too");
+
+    // The log cannot be changed or deleted, whatever the route to the database.
+    let tampered = app
+        .db()
+        .run(|conn| {
+            Ok::<_, lyceum::web::AppError>(
+                diesel::update(audit_log::table).set(audit_log::actor.eq("nobody")).execute(conn).is_err()
+                    && diesel::delete(audit_log::table).execute(conn).is_err(),
+            )
+        })
+        .await
+        .unwrap();
+    assert!(tampered, "updates and deletes are refused");
+
+    // The auditor searches.
+    as_user(&app, &ivy).await;
+    let (status, page) = app.get("/audit?actor=grace&action=change").await;
+    assert_eq!(status, Status::Ok);
+    assert!(
+        page.contains("<code>/staff/privacy/holds</code>") && !page.contains("<code>/staff/privacy</code>"),
+        "{page}"
+    );
+    let (_, page) = app.get("/audit?path=%2Fstaff%2Fprivacy&from=2000-01-01").await;
+    assert!(page.contains("<code>/staff/privacy</code>"));
+    let searched =
+        run(&app, |conn| audit_log::table.filter(audit_log::actor.eq("ivy")).count().get_result::<i64>(conn)).await;
+    assert_eq!(searched, 2, "the auditor's own searches are logged");
+}
+on_both!(sec_4_staff_access_is_audited_append_only, audit);
