@@ -74,11 +74,22 @@ enum Command {
         #[command(subcommand)]
         task: ConsentTask,
     },
+    /// The master keys of sensitive fields.
+    Keys {
+        #[command(subcommand)]
+        task: KeysTask,
+    },
     /// The retention rules (periods from the configuration).
     Retention {
         #[command(subcommand)]
         task: RetentionTask,
     },
+}
+
+#[derive(Subcommand)]
+enum KeysTask {
+    /// Re-seal every sensitive field under the first key of LYCEUM_ENCRYPTION_KEYS.
+    Rotate,
 }
 
 #[derive(Subcommand)]
@@ -253,6 +264,17 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
             Ok(())
         }
         Command::Search { task: SearchTask::Reindex } => reindex(&config).await,
+        Command::Keys { task: KeysTask::Rotate } => {
+            let db = crate::db::Db::connect(&config.database_url, 1).map_err(|e| e.to_string())?;
+            db.migrate().map_err(|e| e.to_string())?;
+            let secret = config.resolve_secret().map_err(|e| e.to_string())?;
+            let vault = crate::privacy::vault::Vault::new(config.encryption_keys.as_deref(), &secret)
+                .map_err(|e| e.to_string())?;
+            let mut conn = db.get().map_err(|e| e.to_string())?;
+            let changed = crate::privacy::vault::rotate(&mut conn, &vault)?;
+            println!("{changed} value(s) re-sealed under key {}.", vault.current_key());
+            Ok(())
+        }
         Command::Retention { task: RetentionTask::Run { dry_run } } => {
             let db = crate::db::Db::connect(&config.database_url, 1).map_err(|e| e.to_string())?;
             db.migrate().map_err(|e| e.to_string())?;

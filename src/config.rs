@@ -73,6 +73,9 @@ pub struct Config {
     /// A MaxMind GeoIP2/GeoLite2 Country or City database; when set, analytics
     /// (for visitors who allowed them) record the country of a page view.
     pub geoip_db: Option<PathBuf>,
+    /// Master keys for sensitive fields (SEC-2): `id:base64key,…`, the first
+    /// current. Unset: one key derived from the site secret.
+    pub encryption_keys: Option<String>,
 }
 
 impl Default for Config {
@@ -110,6 +113,7 @@ impl Default for Config {
             retention_forum_post_days: 0,
             retention_log_days: 90,
             geoip_db: None,
+            encryption_keys: None,
         }
     }
 }

@@ -46,6 +46,8 @@ pub enum StartError {
     Search(String),
     #[error("{0}")]
     GeoIp(String),
+    #[error(transparent)]
+    Vault(#[from] privacy::vault::VaultError),
 }
 
 /// Opens and migrates the database, seeding demo accounts and courses in demo mode.
@@ -85,6 +87,8 @@ pub fn forum_search_index(config: &Config) -> Result<Arc<dyn search::SearchIndex
 }
 
 pub fn worker(config: &Config, db: Db) -> Result<jobs::Worker, StartError> {
+    let secret = config.resolve_secret()?;
+    privacy::vault::install(privacy::vault::Vault::new(config.encryption_keys.as_deref(), &secret)?);
     Ok(jobs::Worker {
         db,
         mailer: Arc::new(Mailer::new(config)?),
@@ -93,7 +97,7 @@ pub fn worker(config: &Config, db: Db) -> Result<jobs::Worker, StartError> {
         blobs: blob_store(config),
         erasure_blank_posts: config.erasure_blank_posts,
         retention: privacy::retention::Periods::from_config(config),
-        signer: privacy::comms::LinkSigner::new(&config.resolve_secret()?),
+        signer: privacy::comms::LinkSigner::new(&secret),
         policy_banner: privacy::policies::Banner::default(),
         notices: privacy::notices::Notices::default(),
         base_url: config.base_url(),

@@ -440,7 +440,7 @@ async fn settings_page(
         "email_verified": account.email_verified_at.is_some(),
         "first_name": account.first_name,
         "last_name": account.last_name,
-        "phone": account.phone,
+        "phone": service::open_phone(account.phone.as_deref()),
         "company": account.company,
     });
     let mut shown = profile.clone();

@@ -161,13 +161,14 @@ pub fn create_account(
             return Err(AccountError::EmailTaken);
         }
         let status = if acct.parent_email.is_some() { status::PENDING_PARENT } else { status::ACTIVE };
+        let sealed_phone = seal_phone(acct.phone.as_deref())?;
         let user_id: i64 = diesel::insert_into(users::table)
             .values(NewUser {
                 username: acct.username.as_str(),
                 email: acct.email.as_str(),
                 first_name: acct.first_name.as_str(),
                 last_name: acct.last_name.as_str(),
-                phone: acct.phone.as_deref(),
+                phone: sealed_phone.as_deref(),
                 company: acct.company.as_deref(),
                 date_of_birth: acct.date_of_birth,
                 password_hash,
@@ -310,12 +311,31 @@ pub fn parse_profile(first: &str, last: &str, phone: &str, company: &str) -> Res
 }
 
 /// Changes what the user may change (ACC-6); the username is not among it.
+/// Phone numbers are sealed at rest (SEC-2).
+fn seal_phone(phone: Option<&str>) -> QueryResult<Option<String>> {
+    phone
+        .map(|p| crate::privacy::vault::seal(crate::privacy::vault::PHONE, p))
+        .transpose()
+        .map_err(|e| diesel::result::Error::QueryBuilderError(e.to_string().into()))
+}
+
+/// A stored phone number, readable again.
+pub fn open_phone(stored: Option<&str>) -> Option<String> {
+    stored.and_then(|p| match crate::privacy::vault::open(crate::privacy::vault::PHONE, p) {
+        Ok(phone) => Some(phone),
+        Err(e) => {
+            tracing::error!(error = %e, "a phone number cannot be decrypted");
+            None
+        }
+    })
+}
+
 pub fn update_profile(conn: &mut Conn, user_id: i64, p: &ProfileUpdate, now: NaiveDateTime) -> QueryResult<()> {
     diesel::update(users::table.find(user_id))
         .set((
             users::first_name.eq(p.first_name.as_str()),
             users::last_name.eq(p.last_name.as_str()),
-            users::phone.eq(p.phone.as_deref()),
+            users::phone.eq(seal_phone(p.phone.as_deref())?),
             users::company.eq(p.company.as_deref()),
             users::updated_at.eq(now),
         ))

@@ -350,6 +350,13 @@ fn rows(conn: &mut Conn, s: &Section, columns: &[String], user_id: i64) -> Query
     let mut out = Vec::new();
     for JsonRow { row } in diesel::sql_query(sql).load::<JsonRow>(conn)? {
         let mut parsed: Map<String, Value> = serde_json::from_str(&row).unwrap_or_default();
+        // Sealed fields are given back readable (SEC-2 protects them at rest, not from their owner).
+        if s.table == "users"
+            && let Some(Value::String(phone)) = parsed.get("phone")
+        {
+            let phone = crate::accounts::service::open_phone(Some(phone));
+            parsed.insert("phone".into(), phone.map_or(Value::Null, Value::String));
+        }
         let mut ordered = Map::new();
         for column in columns.iter().filter(|c| !s.withheld.contains(&c.as_str())) {
             ordered.insert(column.clone(), parsed.remove(column).unwrap_or(Value::Null));

@@ -20,6 +20,7 @@ pub mod retention;
 pub mod routes;
 pub mod support;
 pub mod surveys;
+pub mod vault;
 
 use std::sync::{Arc, RwLock};
 

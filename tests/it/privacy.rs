@@ -1115,3 +1115,56 @@ async fn audit(app: TestApp) {
     assert_eq!(searched, 2, "the auditor's own searches are logged");
 }
 on_both!(sec_4_staff_access_is_audited_append_only, audit);
+
+async fn sealed_fields(app: TestApp) {
+    // promise: SEC-2 — sensitive fields are encrypted at rest, with key ids for rotation.
+    use base64::Engine;
+    let res = app.sign_up_with("pat", &[("phone", "+44 20 7946 0958")]).await;
+    assert_eq!(res.status(), Status::SeeOther);
+    let pat =
+        Learner { username: "pat".into(), email: "pat@example.org".into(), password: crate::common::PASSWORD.into() };
+    app.verify(&pat).await;
+    let stored = || {
+        run(&app, |conn| {
+            users::table.filter(users::username.eq("pat")).select(users::phone).first::<Option<String>>(conn)
+        })
+    };
+    let sealed = stored().await.unwrap();
+    assert!(sealed.starts_with("env1:s1:") && !sealed.contains("7946"), "{sealed}");
+    as_user(&app, &pat).await;
+    let (_, page) = app.get("/account").await;
+    assert!(page.contains("value=\"+44 20 7946 0958\""), "the owner reads it");
+    // A change is sealed too.
+    let res = app
+        .post_form("/account/profile", &[("first_name", "Pat"), ("last_name", "Doe"), ("phone", "+1 555 0100")])
+        .await;
+    assert_eq!(res.status(), Status::SeeOther);
+    let sealed = stored().await.unwrap();
+    assert!(sealed.starts_with("env1:") && !sealed.contains("555"));
+
+    // `lyceum keys rotate` moves every value to a new key; the old key is then no longer needed.
+    let secret = app.config.resolve_secret().unwrap();
+    let new_key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+    let keys = format!("k2:{new_key},{}", lyceum::privacy::vault::derived_key_entry(&secret));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lyceum"))
+        .args(["keys", "rotate"])
+        .env("LYCEUM_DATABASE_URL", &app.config.database_url)
+        .env("LYCEUM_DATA_DIR", app.config.data_dir.clone())
+        .env("LYCEUM_DEMO", "false")
+        .env("LYCEUM_SECRET_KEY", crate::common::TEST_SECRET)
+        .env("LYCEUM_ENCRYPTION_KEYS", &keys)
+        .env("LYCEUM_LOG", "warn")
+        .output()
+        .expect("the lyceum binary runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 value(s) re-sealed under key k2"),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rotated = stored().await.unwrap();
+    assert!(rotated.starts_with("env1:k2:"));
+    let only_new = lyceum::privacy::vault::Vault::new(Some(&format!("k2:{new_key}")), b"").unwrap();
+    assert_eq!(only_new.open(lyceum::privacy::vault::PHONE, &rotated).unwrap(), "+1 555 0100");
+}
+on_both!(sec_2_phone_numbers_are_sealed_at_rest_and_keys_rotate, sealed_fields);
