@@ -52,6 +52,7 @@ pub enum StartError {
 
 /// Opens and migrates the database, seeding demo accounts and courses in demo mode.
 pub fn open_database(config: &Config) -> Result<Db, StartError> {
+    install_keys(config)?;
     let db = Db::connect(&config.database_url, config.db_pool_size)?;
     db.migrate()?;
     {
@@ -86,9 +87,16 @@ pub fn forum_search_index(config: &Config) -> Result<Arc<dyn search::SearchIndex
         .map_err(|e| StartError::Search(e.to_string()))
 }
 
-pub fn worker(config: &Config, db: Db) -> Result<jobs::Worker, StartError> {
+/// Installs the master keys of sensitive fields for this process (SEC-2).
+pub fn install_keys(config: &Config) -> Result<(), StartError> {
     let secret = config.resolve_secret()?;
     privacy::vault::install(privacy::vault::Vault::new(config.encryption_keys.as_deref(), &secret)?);
+    Ok(())
+}
+
+pub fn worker(config: &Config, db: Db) -> Result<jobs::Worker, StartError> {
+    install_keys(config)?;
+    let secret = config.resolve_secret()?;
     Ok(jobs::Worker {
         db,
         mailer: Arc::new(Mailer::new(config)?),
