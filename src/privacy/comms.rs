@@ -345,19 +345,32 @@ pub struct CampaignStats {
 pub fn campaigns_with_stats(conn: &mut Conn) -> QueryResult<Vec<CampaignStats>> {
     let list: Vec<Campaign> =
         campaigns::table.order(campaigns::id.desc()).limit(50).select(Campaign::as_select()).load(conn)?;
-    let mut out = Vec::new();
-    for campaign in list {
-        let mut count = |kind: &str| -> QueryResult<i64> {
-            campaign_events::table
-                .filter(campaign_events::campaign_id.eq(campaign.id))
-                .filter(campaign_events::kind.eq(kind))
-                .select(diesel::dsl::count(campaign_events::user_id).aggregate_distinct())
-                .first(conn)
-        };
-        let (sent, opened_by, clicked_by) = (count("sent")?, count("open")?, count("click")?);
-        out.push(CampaignStats { campaign, sent, opened_by, clicked_by });
-    }
-    Ok(out)
+    let ids: Vec<i64> = list.iter().map(|c| c.id).collect();
+    // One query for every count: people per campaign and kind of event.
+    let counts: Vec<(i64, String, i64)> = campaign_events::table
+        .filter(campaign_events::campaign_id.eq_any(&ids))
+        .group_by((campaign_events::campaign_id, campaign_events::kind))
+        .select((
+            campaign_events::campaign_id,
+            campaign_events::kind,
+            diesel::dsl::count(campaign_events::user_id).aggregate_distinct(),
+        ))
+        .load(conn)?;
+    let count = |campaign: i64, kind: &str| {
+        counts.iter().find(|(c, k, _)| *c == campaign && k == kind).map_or(0, |(_, _, n)| *n)
+    };
+    Ok(list
+        .into_iter()
+        .map(|campaign| {
+            let id = campaign.id;
+            CampaignStats {
+                campaign,
+                sent: count(id, "sent"),
+                opened_by: count(id, "open"),
+                clicked_by: count(id, "click"),
+            }
+        })
+        .collect())
 }
 
 #[cfg(test)]

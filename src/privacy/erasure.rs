@@ -222,9 +222,10 @@ fn log(
         .map(drop)
 }
 
-pub fn log_of(conn: &mut Conn, erasure_id: i64) -> QueryResult<Vec<LogLine>> {
+/// The log lines of these erasures, in order, in one query.
+pub fn logs_of(conn: &mut Conn, erasure_ids: &[i64]) -> QueryResult<Vec<LogLine>> {
     erasure_log::table
-        .filter(erasure_log::erasure_id.eq(erasure_id))
+        .filter(erasure_log::erasure_id.eq_any(erasure_ids))
         .order(erasure_log::id.asc())
         .select(LogLine::as_select())
         .load(conn)

@@ -107,12 +107,14 @@ pub fn publish(
             .returning(breach_notices::id)
             .get_result(conn)?;
         let html = crate::learning::content::render_markdown(body);
-        for user in &ids {
+        let people: Vec<(i64, String, String)> = users::table
+            .filter(users::id.eq_any(&ids))
+            .select((users::id, users::email, users::username))
+            .load(conn)?;
+        for (user, email, username) in people {
             diesel::insert_into(breach_recipients::table)
                 .values((breach_recipients::notice_id.eq(id), breach_recipients::user_id.eq(user)))
                 .execute(conn)?;
-            let (email, username): (String, String) =
-                users::table.find(user).select((users::email, users::username)).first(conn)?;
             crate::notify::enqueue_email(
                 conn,
                 &email,

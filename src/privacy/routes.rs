@@ -16,6 +16,16 @@ use crate::storage::BlobStore;
 use crate::web::csrf::CsrfOnly;
 use crate::web::{AppError, AppResult, CsrfForm, CurrentUser, Flash, Page, StaffUser};
 
+/// A service outcome as a flash: its message on success, the reason back on
+/// the same page when the input was refused, an error page otherwise.
+fn settle<T>(back: &str, outcome: super::PResult<T>, done: &str) -> AppResult<Flash> {
+    match outcome {
+        Ok(_) => Ok(Flash::success(back, done)),
+        Err(super::PrivacyError::Invalid(m)) => Ok(Flash::error(back, m)),
+        Err(e) => Err(e.into()),
+    }
+}
+
 fn day(t: chrono::NaiveDateTime) -> String {
     t.format("%e %B %Y").to_string()
 }
@@ -127,10 +137,9 @@ pub async fn ask_erasure(
 #[post("/account/privacy/delete/cancel", data = "<_form>")]
 pub async fn cancel_erasure(db: &State<Db>, user: CurrentUser, _form: CsrfOnly) -> AppResult<Flash> {
     let user_id = user.0.id;
-    db.run(move |conn| match erasure::cancel(conn, user_id, now()) {
-        Ok(()) => Ok(Flash::success("/account/privacy", "The deletion is cancelled. Your account stays as it is.")),
-        Err(super::PrivacyError::Invalid(m)) => Ok(Flash::error("/account/privacy", m)),
-        Err(e) => Err(AppError::from(e)),
+    db.run(move |conn| {
+        let done = "The deletion is cancelled. Your account stays as it is.";
+        settle("/account/privacy", erasure::cancel(conn, user_id, now()), done)
     })
     .await
 }
@@ -142,15 +151,17 @@ pub async fn staff_page(db: &State<Db>, _staff: StaffUser) -> AppResult<Page> {
             let now = now();
             let requests = super::requests(conn, now)?;
             let erasures = erasure::all(conn)?;
+            let ids: Vec<i64> = erasures.iter().map(|(e, _)| e.id).collect();
+            let logs = erasure::logs_of(conn, &ids)?;
             let mut rows = Vec::new();
             for (e, username) in erasures {
-                let log = erasure::log_of(conn, e.id)?;
+                let log = logs.iter().filter(|l| l.erasure_id == e.id);
                 rows.push(json!({
                     "id": e.id, "username": username, "state": e.state, "asked": day(e.created_at),
                     "run_after": e.run_after.format("%e %b %Y %H:%M").to_string(),
                     "step": erasure::STEPS.get(e.next_step as usize).copied().unwrap_or("finished"),
                     "attempts": e.attempts, "last_error": e.last_error,
-                    "log": log.iter().map(|l| json!({
+                    "log": log.map(|l| json!({
                         "step": l.step, "outcome": l.outcome, "detail": l.detail,
                         "at": l.created_at.format("%e %b %Y %H:%M").to_string(),
                     })).collect::<Vec<_>>(),
@@ -295,14 +306,8 @@ pub async fn place_hold(db: &State<Db>, staff: StaffUser, form: CsrfForm<HoldFor
             Err(AppError::Unprocessable(m)) => return Ok(Flash::error(back, m)),
             Err(e) => return Err(e),
         };
-        match super::place_hold(conn, user_id, &f.reason, by, now()) {
-            Ok(_) => Ok(Flash::success(
-                back,
-                "Legal hold placed: nothing of this account will be deleted until it is lifted.",
-            )),
-            Err(super::PrivacyError::Invalid(m)) => Ok(Flash::error(back, m)),
-            Err(e) => Err(e.into()),
-        }
+        let done = "Legal hold placed: nothing of this account will be deleted until it is lifted.";
+        settle(back, super::place_hold(conn, user_id, &f.reason, by, now()), done)
     })
     .await
 }
@@ -317,10 +322,9 @@ pub struct LiftForm {
 pub async fn lift_hold(db: &State<Db>, staff: StaffUser, id: i64, form: CsrfForm<LiftForm>) -> AppResult<Flash> {
     let f = form.form;
     let by = staff.0.id;
-    db.run(move |conn| match super::lift_hold(conn, id, &f.reason, by, now()) {
-        Ok(()) => Ok(Flash::success("/staff/privacy", "Hold lifted; a deletion it stopped carries on.")),
-        Err(super::PrivacyError::Invalid(m)) => Ok(Flash::error("/staff/privacy", m)),
-        Err(e) => Err(AppError::from(e)),
+    db.run(move |conn| {
+        let done = "Hold lifted; a deletion it stopped carries on.";
+        settle("/staff/privacy", super::lift_hold(conn, id, &f.reason, by, now()), done)
     })
     .await
 }
