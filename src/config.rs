@@ -76,6 +76,20 @@ pub struct Config {
     /// Master keys for sensitive fields (SEC-2): `id:base64key,…`, the first
     /// current. Unset: one key derived from the site secret.
     pub encryption_keys: Option<String>,
+    /// Stripe (CRT-1): with both keys set, learners buy the verified track;
+    /// without, it is reached through assistance, sponsorship or staff grant.
+    pub stripe_secret_key: Option<String>,
+    pub stripe_webhook_secret: Option<String>,
+    /// Stripe's API address (a local double in tests).
+    pub stripe_api_base: String,
+    /// Days an approved identity check stays valid (CRT-2).
+    pub identity_valid_days: i64,
+    /// Certificates are kept this many days after issue, even after the
+    /// learner's erasure (CRT-6); 0 keeps them for ever.
+    pub retention_certificate_days: i64,
+    /// Base64 of the 32-byte Ed25519 seed that signs credentials (CRT-4).
+    /// Unset: derived from the site secret.
+    pub credential_key: Option<String>,
 }
 
 impl Default for Config {
@@ -114,6 +128,12 @@ impl Default for Config {
             retention_log_days: 90,
             geoip_db: None,
             encryption_keys: None,
+            stripe_secret_key: None,
+            stripe_webhook_secret: None,
+            stripe_api_base: "https://api.stripe.com".into(),
+            identity_valid_days: 365,
+            retention_certificate_days: 7 * 365 + 2,
+            credential_key: None,
         }
     }
 }

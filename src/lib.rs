@@ -2,6 +2,7 @@
 //! fairings and state are assembled; `cli` holds the commands.
 
 pub mod accounts;
+pub mod certificates;
 pub mod bench;
 pub mod bench_export;
 pub mod cli;
@@ -48,6 +49,8 @@ pub enum StartError {
     GeoIp(String),
     #[error(transparent)]
     Vault(#[from] privacy::vault::VaultError),
+    #[error(transparent)]
+    CredentialKey(#[from] certificates::credential::KeyError),
 }
 
 /// Opens and migrates the database, seeding demo accounts and courses in demo mode.
@@ -144,8 +147,14 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
         .merge(("secret_key", base64::engine::general_purpose::STANDARD.encode(&secret)))
         .merge(("log_level", rocket::config::LogLevel::Off))
         .merge(("cli_colors", false))
-        .merge(("limits.form", 64 * 1024));
+        .merge(("limits.form", 64 * 1024))
+        // Image uploads (an identity check sends two) up to the image path's own bound.
+        .merge(("limits.file", media::MAX_UPLOAD_BYTES))
+        .merge(("limits.data-form", 2 * media::MAX_UPLOAD_BYTES + 64 * 1024));
+    let issuer = certificates::credential::Issuer::new(config.credential_key.as_deref(), &secret, &config.base_url())?;
     let mut rocket = rocket::custom(figment)
+        .manage(issuer)
+        .manage(certificates::payments::Payments::from_config(&config))
         .manage(RateLimits::per_minute(config.rate_limit_per_minute))
         .manage(db)
         .manage(templates)
@@ -321,6 +330,34 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
                 consent::staff::record_legal,
                 consent::api::aggregates,
                 consent::api::export,
+                certificates::routes::buy,
+                certificates::routes::returned,
+                certificates::routes::cancelled,
+                certificates::routes::webhook,
+                certificates::routes::verification_page,
+                certificates::routes::submit_verification,
+                certificates::routes::identity_queue,
+                certificates::routes::identity_review,
+                certificates::routes::identity_image,
+                certificates::routes::identity_decide,
+                certificates::routes::assistance_form,
+                certificates::routes::apply,
+                certificates::routes::assistance_list,
+                certificates::routes::assistance_decide,
+                certificates::routes::mine,
+                certificates::routes::verify_page,
+                certificates::routes::png,
+                certificates::routes::pdf,
+                certificates::routes::credential_jwt,
+                certificates::routes::credential_json,
+                certificates::routes::jwks,
+                certificates::routes::issuer_profile,
+                certificates::routes::status_list,
+                certificates::routes::staff_list,
+                certificates::routes::revoke,
+                certificates::routes::grant,
+                certificates::routes::payments_page,
+                certificates::routes::refund,
             ],
         );
     if config.worker {

@@ -973,3 +973,120 @@ diesel::table! {
         created_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    payments (id) {
+        id -> BigInt,
+        user_id -> Nullable<BigInt>,
+        run_id -> Nullable<BigInt>,
+        purpose -> Text,
+        partner_id -> Nullable<BigInt>,
+        quantity -> Integer,
+        provider -> Text,
+        checkout_id -> Text,
+        payment_ref -> Nullable<Text>,
+        amount_cents -> BigInt,
+        currency -> Text,
+        status -> Text,
+        created_at -> Timestamp,
+        paid_at -> Nullable<Timestamp>,
+        refunded_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    payment_events (event_id) {
+        event_id -> Text,
+        kind -> Text,
+        received_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    identity_checks (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        status -> Text,
+        id_photo_blob -> Nullable<Text>,
+        face_photo_blob -> Nullable<Text>,
+        submitted_at -> Timestamp,
+        decided_at -> Nullable<Timestamp>,
+        decided_by -> Nullable<BigInt>,
+        reason -> Nullable<Text>,
+        valid_until -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    assistance_applications (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        run_id -> BigInt,
+        reason -> Text,
+        circumstances -> Text,
+        goals -> Text,
+        status -> Text,
+        submitted_at -> Timestamp,
+        decided_at -> Nullable<Timestamp>,
+        decided_by -> Nullable<BigInt>,
+        note -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    certificates (id) {
+        id -> BigInt,
+        code -> Text,
+        user_id -> Nullable<BigInt>,
+        run_id -> Nullable<BigInt>,
+        member_slug -> Text,
+        name_at_issue -> Text,
+        course_title -> Text,
+        member_name -> Text,
+        run_key -> Text,
+        grade_percent -> Double,
+        issued_at -> Timestamp,
+        status_index -> BigInt,
+        revoked_at -> Nullable<Timestamp>,
+        revoked_reason -> Nullable<Text>,
+        revoked_by -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    proctoring_sessions (id) {
+        id -> BigInt,
+        enrollment_id -> BigInt,
+        block_id -> BigInt,
+        provider_ref -> Text,
+        launch_url -> Text,
+        status -> Text,
+        outcome -> Nullable<Text>,
+        created_at -> Timestamp,
+        decided_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(payments, users);
+diesel::allow_tables_to_appear_in_same_query!(payments, course_runs);
+diesel::allow_tables_to_appear_in_same_query!(payments, courses);
+diesel::allow_tables_to_appear_in_same_query!(payments, members);
+diesel::allow_tables_to_appear_in_same_query!(identity_checks, users);
+diesel::allow_tables_to_appear_in_same_query!(identity_checks, course_runs);
+diesel::allow_tables_to_appear_in_same_query!(identity_checks, courses);
+diesel::allow_tables_to_appear_in_same_query!(identity_checks, members);
+diesel::allow_tables_to_appear_in_same_query!(assistance_applications, users);
+diesel::allow_tables_to_appear_in_same_query!(assistance_applications, course_runs);
+diesel::allow_tables_to_appear_in_same_query!(assistance_applications, courses);
+diesel::allow_tables_to_appear_in_same_query!(assistance_applications, members);
+diesel::allow_tables_to_appear_in_same_query!(certificates, users);
+diesel::allow_tables_to_appear_in_same_query!(certificates, course_runs);
+diesel::allow_tables_to_appear_in_same_query!(certificates, courses);
+diesel::allow_tables_to_appear_in_same_query!(certificates, members);
+diesel::allow_tables_to_appear_in_same_query!(proctoring_sessions, enrollments);
+diesel::joinable!(identity_checks -> users (user_id));
+diesel::joinable!(payments -> users (user_id));
+diesel::joinable!(payments -> course_runs (run_id));
+diesel::joinable!(assistance_applications -> users (user_id));
+diesel::joinable!(assistance_applications -> course_runs (run_id));
+diesel::joinable!(certificates -> course_runs (run_id));

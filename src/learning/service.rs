@@ -486,6 +486,10 @@ pub fn recompute_grade(
             enrollments::completed_at.eq(completed_at),
         ))
         .execute(conn)?;
+    if passed {
+        // A verified learner with a valid identity check gets the certificate now (CRT-3).
+        crate::certificates::issue_if_earned(conn, current.user_id, current.run_id, now)?;
+    }
     Ok(grade)
 }
 

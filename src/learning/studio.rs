@@ -132,7 +132,7 @@ pub struct ImageUpload<'r> {
     pub(crate) image: Option<TempFile<'r>>,
 }
 
-async fn read_upload(file: &TempFile<'_>, limit: usize) -> AppResult<Vec<u8>> {
+pub(crate) async fn read_upload(file: &TempFile<'_>, limit: usize) -> AppResult<Vec<u8>> {
     if file.len() as usize > limit {
         return Err(AppError::Unprocessable(format!("That file is larger than {} MB.", limit / (1024 * 1024))));
     }

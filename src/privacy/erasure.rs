@@ -483,7 +483,11 @@ fn delete_personal_data(conn: &mut Conn, settings: &Settings<'_>, user_id: i64) 
     for key in &files {
         settings.blobs.delete(key).map_err(|e| diesel::result::Error::QueryBuilderError(e.to_string().into()))?;
     }
-    let mut n = 0;
+    // Identity images and applications go; certificates stay, detached (CRT-6).
+    let mut n = crate::certificates::on_erasure(conn, settings.blobs, user_id).map_err(|e| match e {
+        crate::certificates::CertError::Db(e) => e,
+        other => diesel::result::Error::QueryBuilderError(other.to_string().into()),
+    })?;
     n += diesel::delete(data_exports::table.filter(data_exports::user_id.eq(user_id))).execute(conn)?;
     n += diesel::delete(profiles::table.filter(profiles::user_id.eq(user_id))).execute(conn)?;
     n += diesel::delete(role_grants::table.filter(role_grants::user_id.eq(user_id))).execute(conn)?;

@@ -34,6 +34,8 @@ pub struct Periods {
     pub course_record_days: i64,
     pub forum_post_days: i64,
     pub log_days: i64,
+    /// Certificates, counted from issue, whether or not the account still exists (CRT-6).
+    pub certificate_days: i64,
 }
 
 impl Periods {
@@ -44,6 +46,7 @@ impl Periods {
             course_record_days: config.retention_course_record_days,
             forum_post_days: config.retention_forum_post_days,
             log_days: config.retention_log_days,
+            certificate_days: config.retention_certificate_days,
         }
     }
 }
@@ -113,6 +116,12 @@ pub fn run(conn: &mut Conn, p: &Periods, now: NaiveDateTime, dry_run: bool) -> Q
             }
         }
         line("posts", ids.len(), format!("forum threads quiet since before {}", before.date()));
+    }
+
+    if p.certificate_days > 0 {
+        let n = crate::certificates::expire(conn, p.certificate_days, now, dry_run)?;
+        let before = now - Duration::days(p.certificate_days);
+        line("certificates", n, format!("certificates issued before {}", before.date()));
     }
 
     if p.log_days > 0 {

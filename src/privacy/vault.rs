@@ -146,6 +146,43 @@ impl Vault {
         }
     }
 
+    /// Seals a file (identity images) for `field`: the same envelope as
+    /// [`Vault::seal`], the value's nonce and ciphertext kept as raw bytes
+    /// after the text header `env1:<key id>:<sealed data key>:`.
+    pub fn seal_bytes(&self, field: &str, plaintext: &[u8]) -> Vec<u8> {
+        let mut data_key = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut data_key);
+        let mut nonce = [0u8; 12];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let sealed = Aes256Gcm::new((&data_key).into())
+            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad: field.as_bytes() })
+            .expect("AES-GCM seals any input");
+        let wrapped = seal_with(&self.keys[&self.current], &data_key, self.current.as_bytes());
+        let mut out = format!("{PREFIX}:{}:{wrapped}:", self.current).into_bytes();
+        out.extend_from_slice(&nonce);
+        out.extend(sealed);
+        out
+    }
+
+    /// Opens what [`Vault::seal_bytes`] sealed for `field`.
+    pub fn open_bytes(&self, field: &str, stored: &[u8]) -> Result<Vec<u8>, VaultError> {
+        // The header is three colon-terminated text parts; the rest is binary.
+        let mut colons = stored.iter().enumerate().filter(|(_, b)| **b == b':').map(|(i, _)| i);
+        let (Some(_), Some(_), Some(end)) = (colons.next(), colons.next(), colons.next()) else {
+            return Err(VaultError::Damaged);
+        };
+        let header = std::str::from_utf8(&stored[..end]).map_err(|_| VaultError::Damaged)?;
+        let Some((_, data_key, _)) = self.parts(&format!("{header}:"))? else { return Err(VaultError::Damaged) };
+        let body = &stored[end + 1..];
+        if body.len() < 12 + 16 {
+            return Err(VaultError::Damaged);
+        }
+        let (nonce, sealed) = body.split_at(12);
+        Aes256Gcm::new((&data_key).into())
+            .decrypt(Nonce::from_slice(nonce), Payload { msg: sealed, aad: field.as_bytes() })
+            .map_err(|_| VaultError::Damaged)
+    }
+
     /// The value re-sealed under the current key, or `None` when it already is.
     /// Only the data key is re-sealed; a plaintext value is sealed whole.
     pub fn rewrap(&self, field: &str, stored: &str) -> Result<Option<String>, VaultError> {

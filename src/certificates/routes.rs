@@ -1,0 +1,759 @@
+//! Pages of the certificates area: buying the verified track and the
+//! provider's webhook, the identity check, financial assistance, the
+//! learner's certificates and their public verification, the signed
+//! credential and its keys, and the staff queues.
+
+use std::sync::Arc;
+
+use diesel::prelude::*;
+use rocket::data::{Data, ToByteUnit};
+use rocket::form::Form;
+use rocket::fs::TempFile;
+use rocket::http::{ContentType, CookieJar, Header, Status};
+use rocket::response::Redirect;
+use rocket::serde::json::Json;
+use rocket::{Either, FromForm, Responder, State, get, post};
+use serde_json::{Value, json};
+
+use super::payments::{self, Payments};
+use super::{CertError, Certificate, assistance, credential::Issuer, identity, render};
+use crate::config::Config;
+use crate::db::schema::{certificates, course_runs, courses, members};
+use crate::db::{Db, now};
+use crate::storage::BlobStore;
+use crate::web::csrf::CsrfOnly;
+use crate::web::{AppError, AppResult, CsrfForm, CurrentUser, Flash, Page, StaffUser};
+
+fn day(t: chrono::NaiveDateTime) -> String {
+    t.format("%e %B %Y").to_string().trim().to_string()
+}
+
+/// A service outcome as a flash on `back`: refused input goes back with its reason.
+fn settle(back: &str, outcome: Result<(), CertError>, done: &str) -> AppResult<Flash> {
+    match outcome {
+        Ok(()) => Ok(Flash::success(back, done)),
+        Err(CertError::Invalid(m) | CertError::Forbidden(m)) => Ok(Flash::error(back, m)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+// ---------------------------------------------------------------- buying
+
+/// What the course page shows about the verified certificate of a run the
+/// learner is enrolled in: track, identity, assistance, the certificate.
+pub fn card(
+    conn: &mut crate::db::Conn,
+    user_id: i64,
+    run: &crate::learning::model::Run,
+    course_slug: &str,
+    track: &str,
+    buying: bool,
+) -> Result<Value, AppError> {
+    let t = now();
+    let cert = super::for_user_run(conn, user_id, run.id)?;
+    let check = identity::latest(conn, user_id)?;
+    let identity_ok = super::identity_valid(conn, user_id, t)?;
+    let app = assistance::for_user_run(conn, user_id, run.id)?;
+    let price = run.verified_price_cents.filter(|p| *p > 0).map(|c| payments::money(i64::from(c), &run.currency));
+    Ok(json!({
+        "offered": price.is_some(),
+        "verified": track == "verified",
+        "price": price,
+        "buy": buying && price.is_some() && run.enrollment_open(t),
+        "run": run.run_key,
+        "slug": course_slug,
+        "identity_ok": identity_ok,
+        "identity_pending": check.as_ref().is_some_and(|c| c.status == identity::status::PENDING),
+        "assistance": app.map(|a| a.status),
+        "certificate": cert.map(|c| json!({ "code": c.code, "valid": c.is_valid() })),
+    }))
+}
+
+#[post("/courses/<slug>/runs/<run_key>/buy", data = "<_form>")]
+pub async fn buy(
+    db: &State<Db>,
+    provider: &State<Payments>,
+    config: &State<Config>,
+    user: CurrentUser,
+    slug: &str,
+    run_key: &str,
+    _form: CsrfOnly,
+) -> AppResult<Either<Redirect, Flash>> {
+    let back = format!("/courses/{slug}");
+    let Some(provider) = provider.0.clone() else {
+        return Ok(Either::Right(Flash::info(
+            back,
+            "Certificates cannot be bought on this site; apply for financial assistance instead.",
+        )));
+    };
+    let (user_id, email) = (user.id, user.email.clone());
+    let (s, r) = (slug.to_string(), run_key.to_string());
+    let quote = match db.run(move |conn| payments::quote_verified(conn, user_id, &s, &r, now())).await {
+        Ok(q) => q,
+        Err(CertError::Invalid(m) | CertError::Forbidden(m)) => return Ok(Either::Right(Flash::error(back, m))),
+        Err(e) => return Err(e.into()),
+    };
+    let base = config.base_url();
+    let request = payments::CheckoutRequest {
+        description: quote.description.clone(),
+        unit_amount_cents: quote.amount_cents,
+        quantity: 1,
+        currency: quote.currency.clone(),
+        customer_email: email,
+        reference: format!("user-{user_id}-run-{}", quote.run_id),
+        success_url: format!("{base}/payments/return?checkout={{CHECKOUT_SESSION_ID}}"),
+        cancel_url: format!("{base}/payments/cancelled?course={}", quote.course_slug),
+    };
+    let checkout = match provider.create_checkout(&request).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "creating a checkout failed");
+            return Ok(Either::Right(Flash::error(
+                back,
+                "The payment service is not answering; nothing was charged. Please try again in a few minutes.",
+            )));
+        }
+    };
+    let (id, name) = (checkout.id.clone(), provider.name());
+    db.run(move |conn| {
+        payments::record_checkout(
+            conn,
+            &payments::NewPayment {
+                user_id,
+                run_id: quote.run_id,
+                purpose: payments::purpose::VERIFIED,
+                partner_id: None,
+                quantity: 1,
+                provider: name,
+                checkout_id: &id,
+                amount_cents: quote.amount_cents,
+                currency: &quote.currency,
+            },
+            now(),
+        )
+        .map_err(AppError::from)
+    })
+    .await?;
+    Ok(Either::Left(Redirect::to(checkout.url)))
+}
+
+/// The learner is back from the provider's page: the provider says whether
+/// the checkout is paid (the webhook may not have arrived yet).
+#[get("/payments/return?<checkout>")]
+pub async fn returned(
+    db: &State<Db>,
+    provider: &State<Payments>,
+    user: CurrentUser,
+    checkout: &str,
+) -> AppResult<Flash> {
+    let id = checkout.to_string();
+    let user_id = user.id;
+    let found = db
+        .run(move |conn| {
+            let p = payments::by_checkout(conn, &id)?;
+            let slug: Option<String> = match p.as_ref().and_then(|p| p.run_id) {
+                Some(run) => course_runs::table
+                    .inner_join(courses::table)
+                    .filter(course_runs::id.eq(run))
+                    .select(courses::slug)
+                    .first(conn)
+                    .optional()?,
+                None => None,
+            };
+            Ok::<_, AppError>(p.zip(slug))
+        })
+        .await?;
+    let Some((payment, slug)) = found.filter(|(p, _)| p.user_id == Some(user_id)) else {
+        return Err(AppError::NotFound);
+    };
+    let back = format!("/learn/{slug}");
+    if payment.status == payments::status::PAID {
+        return Ok(Flash::success(back, "Payment received: you are on the verified track. Your receipt is on its way."));
+    }
+    let Some(provider) = provider.0.clone() else { return Err(AppError::NotFound) };
+    let state = match provider.checkout_state(&payment.checkout_id).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "checking a checkout failed");
+            return Ok(Flash::info(back, "We are confirming your payment with the payment service; this page will show it shortly."));
+        }
+    };
+    let checkout_id = payment.checkout_id.clone();
+    let outcome = db.run(move |conn| payments::fulfil(conn, &checkout_id, &state, now()).map_err(AppError::from)).await?;
+    Ok(match outcome {
+        payments::Fulfilled::Now | payments::Fulfilled::Already => {
+            Flash::success(back, "Payment received: you are on the verified track. Your receipt is on its way.")
+        }
+        payments::Fulfilled::Mismatch => Flash::error(back, "The payment does not match the price; our staff will look into it."),
+        payments::Fulfilled::Unknown => Flash::info(back, "The payment is not complete yet; nothing was charged."),
+    })
+}
+
+#[get("/payments/cancelled?<course>")]
+pub fn cancelled(course: Option<&str>) -> Flash {
+    let back = course.filter(|c| c.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-')).map_or_else(
+        || "/dashboard".to_string(),
+        |c| format!("/courses/{c}"),
+    );
+    Flash::info(back, "Payment cancelled: nothing was charged.")
+}
+
+/// The header a payment webhook is signed in.
+pub struct Signature(Option<String>);
+
+#[rocket::async_trait]
+impl<'r> rocket::request::FromRequest<'r> for Signature {
+    type Error = ();
+    async fn from_request(req: &'r rocket::Request<'_>) -> rocket::request::Outcome<Self, ()> {
+        rocket::request::Outcome::Success(Signature(req.headers().get_one("Stripe-Signature").map(str::to_string)))
+    }
+}
+
+/// The payment provider's events: signature checked, each event once.
+#[post("/payments/stripe/webhook", data = "<body>")]
+pub async fn webhook(
+    db: &State<Db>,
+    provider: &State<Payments>,
+    signature: Signature,
+    body: Data<'_>,
+) -> AppResult<(Status, Json<Value>)> {
+    let Some(provider) = provider.0.clone() else { return Err(AppError::NotFound) };
+    let body = body.open(1.mebibytes()).into_bytes().await.map_err(|e| AppError::Internal(e.to_string()))?;
+    if !body.is_complete() {
+        return Err(AppError::BadRequest("The event is larger than 1 MiB.".into()));
+    }
+    let event = provider
+        .verify_webhook(signature.0.as_deref(), &body, chrono::Utc::now().timestamp())
+        .map_err(|e| AppError::BadRequest(format!("Webhook refused: {e}.")))?;
+    let handled = db.run(move |conn| payments::handle_event(conn, &event, now()).map_err(AppError::from)).await?;
+    let word = match handled {
+        payments::Handled::Applied => "applied",
+        payments::Handled::Duplicate => "duplicate",
+        payments::Handled::Ignored => "ignored",
+    };
+    Ok((Status::Ok, Json(json!({ "received": true, "result": word }))))
+}
+
+// ---------------------------------------------------------------- identity
+
+#[get("/account/verification")]
+pub async fn verification_page(db: &State<Db>, user: CurrentUser) -> AppResult<Page> {
+    let user_id = user.id;
+    let ctx = db
+        .run(move |conn| {
+            let latest = identity::latest(conn, user_id)?;
+            let t = now();
+            let valid = latest.as_ref().is_some_and(|c| {
+                c.status == identity::status::APPROVED && c.valid_until.is_some_and(|v| v > t)
+            });
+            Ok::<_, AppError>(json!({
+                "valid": valid,
+                "valid_until": latest.as_ref().and_then(|c| c.valid_until).map(day),
+                "pending": latest.as_ref().is_some_and(|c| c.status == identity::status::PENDING),
+                "denied": latest.as_ref().is_some_and(|c| c.status == identity::status::DENIED),
+                "retry": latest.as_ref().is_some_and(|c| c.status == identity::status::RETRY),
+                "reason": latest.as_ref().and_then(|c| c.reason.clone()),
+                "may_submit": !valid && !latest.as_ref().is_some_and(|c| c.status == identity::status::PENDING),
+            }))
+        })
+        .await?;
+    Ok(Page::new("certificates/verification", "Verify your identity", ctx))
+}
+
+#[derive(FromForm)]
+pub struct IdentityUpload<'r> {
+    #[field(default = String::new())]
+    csrf_token: String,
+    id_photo: Option<TempFile<'r>>,
+    face_photo: Option<TempFile<'r>>,
+}
+
+#[post("/account/verification", data = "<form>")]
+pub async fn submit_verification(
+    db: &State<Db>,
+    blobs: &State<Arc<dyn BlobStore>>,
+    user: CurrentUser,
+    cookies: &CookieJar<'_>,
+    form: Form<IdentityUpload<'_>>,
+) -> AppResult<Flash> {
+    crate::web::csrf::verify_token(cookies, &form.csrf_token)?;
+    let back = "/account/verification";
+    let (Some(id_file), Some(face_file)) = (form.id_photo.as_ref(), form.face_photo.as_ref()) else {
+        return Ok(Flash::error(back, "Add both photos: your photo ID and a photo of your face."));
+    };
+    if id_file.len() == 0 || face_file.len() == 0 {
+        return Ok(Flash::error(back, "Add both photos: your photo ID and a photo of your face."));
+    }
+    let id_bytes = crate::learning::studio::read_upload(id_file, crate::media::MAX_UPLOAD_BYTES).await?;
+    let face_bytes = crate::learning::studio::read_upload(face_file, crate::media::MAX_UPLOAD_BYTES).await?;
+    let blobs = blobs.inner().clone();
+    let user_id = user.id;
+    let outcome = db
+        .run(move |conn| {
+            match identity::submit(conn, blobs.as_ref(), user_id, &id_bytes, &face_bytes, now()) {
+                Ok(_) => Ok(Ok(())),
+                Err(CertError::Invalid(m)) => Ok(Err(m)),
+                Err(e) => Err(AppError::from(e)),
+            }
+        })
+        .await?;
+    Ok(match outcome {
+        Ok(()) => Flash::success(back, "Thank you. Our staff will review your photos and email you; the photos are deleted as soon as they decide."),
+        Err(m) => Flash::error(back, m),
+    })
+}
+
+#[get("/staff/identity")]
+pub async fn identity_queue(db: &State<Db>, _staff: StaffUser) -> AppResult<Page> {
+    let rows = db.run(|conn| Ok::<_, AppError>(identity::queue(conn)?)).await?;
+    let checks: Vec<Value> = rows
+        .iter()
+        .map(|(c, username, name)| json!({ "id": c.id, "username": username, "name": name, "submitted": day(c.submitted_at) }))
+        .collect();
+    Ok(Page::new("certificates/identity_queue", "Identity checks", json!({ "checks": checks })))
+}
+
+#[get("/staff/identity/<id>")]
+pub async fn identity_review(db: &State<Db>, _staff: StaffUser, id: i64) -> AppResult<Page> {
+    let ctx = db
+        .run(move |conn| {
+            let check = identity::get(conn, id)?.ok_or(AppError::NotFound)?;
+            let (username, first, last): (String, String, String) = crate::db::schema::users::table
+                .find(check.user_id)
+                .select((
+                    crate::db::schema::users::username,
+                    crate::db::schema::users::first_name,
+                    crate::db::schema::users::last_name,
+                ))
+                .first(conn)?;
+            Ok::<_, AppError>(json!({
+                "id": check.id, "username": username, "name": format!("{first} {last}"),
+                "status": check.status, "pending": check.status == identity::status::PENDING,
+                "has_images": check.id_photo_blob.is_some(), "submitted": day(check.submitted_at),
+                "reason": check.reason,
+            }))
+        })
+        .await?;
+    Ok(Page::new("certificates/identity_review", "Review an identity check", ctx))
+}
+
+#[derive(Responder)]
+#[response(status = 200)]
+pub struct PrivateImage {
+    body: Vec<u8>,
+    content_type: ContentType,
+    cache: Header<'static>,
+}
+
+#[get("/staff/identity/<id>/<which>")]
+pub async fn identity_image(
+    db: &State<Db>,
+    blobs: &State<Arc<dyn BlobStore>>,
+    _staff: StaffUser,
+    id: i64,
+    which: &str,
+) -> AppResult<PrivateImage> {
+    let which = which.strip_suffix(".img").unwrap_or(which).to_string();
+    let blobs = blobs.inner().clone();
+    let bytes = db.run(move |conn| identity::image(conn, blobs.as_ref(), id, &which)).await?;
+    let content_type = if bytes.starts_with(b"\x89PNG") { ContentType::PNG } else { ContentType::JPEG };
+    Ok(PrivateImage { body: bytes, content_type, cache: Header::new("Cache-Control", "no-store") })
+}
+
+#[derive(FromForm)]
+pub struct DecisionForm {
+    #[field(default = String::new())]
+    decision: String,
+    #[field(default = String::new())]
+    reason: String,
+}
+
+#[post("/staff/identity/<id>", data = "<form>")]
+pub async fn identity_decide(
+    db: &State<Db>,
+    blobs: &State<Arc<dyn BlobStore>>,
+    config: &State<Config>,
+    staff: StaffUser,
+    id: i64,
+    form: CsrfForm<DecisionForm>,
+) -> AppResult<Flash> {
+    let back = format!("/staff/identity/{id}");
+    let Some(decision) = identity::Decision::parse(&form.form.decision) else {
+        return Ok(Flash::error(back, "Choose approve, deny or ask for new photos."));
+    };
+    let (reason, by, days) = (form.form.reason.clone(), staff.0.id, config.identity_valid_days);
+    let blobs = blobs.inner().clone();
+    let outcome =
+        db.run(move |conn| Ok::<_, AppError>(identity::decide(conn, blobs.as_ref(), id, by, decision, &reason, days, now())))
+            .await?;
+    match outcome {
+        Ok(()) => Ok(Flash::success("/staff/identity", "Decision recorded; the photos are deleted and the learner is emailed.")),
+        Err(CertError::Invalid(m)) => Ok(Flash::error(back, m)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+// ---------------------------------------------------------------- assistance
+
+fn run_of(conn: &mut crate::db::Conn, slug: &str, run_key: &str) -> Result<(i64, String), AppError> {
+    course_runs::table
+        .inner_join(courses::table)
+        .filter(courses::slug.eq(slug))
+        .filter(courses::published.eq(true))
+        .filter(course_runs::run_key.eq(run_key))
+        .select((course_runs::id, courses::title))
+        .first(conn)
+        .optional()?
+        .ok_or(AppError::NotFound)
+}
+
+#[get("/courses/<slug>/assistance?<run>")]
+pub async fn assistance_form(db: &State<Db>, user: CurrentUser, slug: &str, run: &str) -> AppResult<Page> {
+    let (s, r, user_id) = (slug.to_string(), run.to_string(), user.id);
+    let ctx = db
+        .run(move |conn| {
+            let (run_id, title) = run_of(conn, &s, &r)?;
+            let existing = assistance::for_user_run(conn, user_id, run_id)?;
+            Ok::<_, AppError>(json!({
+                "slug": s, "run": r, "course": title,
+                "status": existing.as_ref().map(|a| a.status.clone()),
+                "may_apply": existing.as_ref().is_none_or(|a| a.status == assistance::status::DENIED),
+                "values": {}, "errors": {},
+            }))
+        })
+        .await?;
+    Ok(Page::new("certificates/assistance", "Financial assistance", ctx))
+}
+
+#[derive(FromForm)]
+pub struct AssistanceForm {
+    #[field(default = String::new())]
+    reason: String,
+    #[field(default = String::new())]
+    circumstances: String,
+    #[field(default = String::new())]
+    goals: String,
+}
+
+#[post("/courses/<slug>/assistance?<run>", data = "<form>")]
+pub async fn apply(
+    db: &State<Db>,
+    user: CurrentUser,
+    slug: &str,
+    run: &str,
+    form: CsrfForm<AssistanceForm>,
+) -> AppResult<Either<Page, Flash>> {
+    let f = form.form;
+    let answers = assistance::Answers { reason: &f.reason, circumstances: &f.circumstances, goals: &f.goals };
+    let errors = assistance::check(&answers);
+    let (s, r, user_id) = (slug.to_string(), run.to_string(), user.id);
+    if !errors.is_empty() {
+        let title = db.run(move |conn| run_of(conn, &s, &r)).await?.1;
+        let errors: serde_json::Map<String, Value> = errors.into_iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+        return Ok(Either::Left(
+            Page::new(
+                "certificates/assistance",
+                "Financial assistance",
+                json!({
+                    "slug": slug, "run": run, "course": title, "may_apply": true, "errors": errors,
+                    "values": { "reason": f.reason, "circumstances": f.circumstances, "goals": f.goals },
+                }),
+            )
+            .with_status(Status::UnprocessableEntity),
+        ));
+    }
+    let back = format!("/courses/{slug}/assistance?run={run}");
+    let (reason, circumstances, goals) = (f.reason.clone(), f.circumstances.clone(), f.goals.clone());
+    let outcome = db
+        .run(move |conn| {
+            let (run_id, _) = run_of(conn, &s, &r)?;
+            let a = assistance::Answers { reason: &reason, circumstances: &circumstances, goals: &goals };
+            Ok::<_, AppError>(assistance::apply(conn, user_id, run_id, &a, now()).map(|_| ()))
+        })
+        .await?;
+    settle(&back, outcome, "Your application is in. Our staff will email you their decision.").map(Either::Right)
+}
+
+#[get("/staff/assistance")]
+pub async fn assistance_list(db: &State<Db>, _staff: StaffUser) -> AppResult<Page> {
+    let rows = db.run(|conn| Ok::<_, AppError>(assistance::list(conn)?)).await?;
+    let apps: Vec<Value> = rows
+        .iter()
+        .map(|(a, username, course, run)| {
+            json!({
+                "id": a.id, "username": username, "course": course, "run": run, "reason": a.reason,
+                "circumstances": a.circumstances, "goals": a.goals, "status": a.status,
+                "pending": a.status == assistance::status::PENDING, "submitted": day(a.submitted_at), "note": a.note,
+            })
+        })
+        .collect();
+    Ok(Page::new("certificates/assistance_list", "Financial assistance", json!({ "applications": apps })))
+}
+
+#[derive(FromForm)]
+pub struct AssistanceDecision {
+    #[field(default = String::new())]
+    decision: String,
+    #[field(default = String::new())]
+    note: String,
+}
+
+#[post("/staff/assistance/<id>", data = "<form>")]
+pub async fn assistance_decide(
+    db: &State<Db>,
+    staff: StaffUser,
+    id: i64,
+    form: CsrfForm<AssistanceDecision>,
+) -> AppResult<Flash> {
+    let approve = match form.form.decision.as_str() {
+        "approve" => true,
+        "deny" => false,
+        _ => return Ok(Flash::error("/staff/assistance", "Choose approve or decline.")),
+    };
+    let (note, by) = (form.form.note.clone(), staff.0.id);
+    let outcome = db.run(move |conn| Ok::<_, AppError>(assistance::decide(conn, id, by, approve, &note, now()))).await?;
+    settle("/staff/assistance", outcome, "Decision recorded; the learner is emailed.")
+}
+
+// ---------------------------------------------------------------- certificates
+
+#[get("/account/certificates")]
+pub async fn mine(db: &State<Db>, user: CurrentUser) -> AppResult<Page> {
+    let user_id = user.id;
+    let certs = db.run(move |conn| Ok::<_, AppError>(super::of_user(conn, user_id)?)).await?;
+    let list: Vec<Value> = certs
+        .iter()
+        .map(|c| json!({ "code": c.code, "course": c.course_title, "member": c.member_name, "issued": day(c.issued_at), "valid": c.is_valid() }))
+        .collect();
+    Ok(Page::new("certificates/mine", "Your certificates", json!({ "certificates": list })))
+}
+
+/// The certificate by a code as people type it; `None` for a code of the wrong shape.
+async fn find(db: &Db, code: &str) -> AppResult<(Certificate, Option<(String, i32)>)> {
+    let code = super::normalise_code(code).ok_or(AppError::NotFound)?;
+    db.run(move |conn| {
+        let c = super::by_code(conn, &code)?.ok_or(AppError::NotFound)?;
+        let course: Option<(String, i32)> = match c.run_id {
+            Some(run) => course_runs::table
+                .inner_join(courses::table)
+                .filter(course_runs::id.eq(run))
+                .select((courses::slug, course_runs::pass_threshold))
+                .first(conn)
+                .optional()?,
+            None => None,
+        };
+        Ok::<_, AppError>((c, course))
+    })
+    .await
+}
+
+/// The public verification page (CRT-4): valid, or revoked with reason and date.
+#[get("/certificates/<code>")]
+pub async fn verify_page(db: &State<Db>, config: &State<Config>, code: &str) -> AppResult<Page> {
+    let (c, course) = find(db, code).await?;
+    let base = config.base_url();
+    Ok(Page::new(
+        "certificates/verify",
+        format!("Certificate {}", c.code),
+        json!({
+            "code": c.code, "name": c.name_at_issue, "course": c.course_title, "member": c.member_name,
+            "member_slug": c.member_slug, "run": c.run_key, "issued": day(c.issued_at),
+            "grade": format!("{:.0}", c.grade_percent), "valid": c.is_valid(),
+            "revoked": c.revoked_at.map(day), "revoked_reason": c.revoked_reason,
+            "course_slug": course.map(|(s, _)| s), "url": format!("{base}/certificates/{}", c.code),
+        }),
+    ))
+}
+
+#[derive(Responder)]
+#[response(status = 200)]
+pub struct Download {
+    body: Vec<u8>,
+    content_type: ContentType,
+    disposition: Header<'static>,
+}
+
+#[get("/certificates/<code>/certificate.png")]
+pub async fn png(db: &State<Db>, config: &State<Config>, code: &str) -> AppResult<Download> {
+    let (c, _) = find(db, code).await?;
+    let url = format!("{}/certificates/{}", config.base_url(), c.code);
+    let name = format!("certificate-{}.png", c.code);
+    let body = tokio::task::spawn_blocking(move || render::png(&c, &url)).await.map_err(|e| AppError::Internal(e.to_string()))?;
+    Ok(Download { body, content_type: ContentType::PNG, disposition: Header::new("Content-Disposition", format!("inline; filename=\"{name}\"")) })
+}
+
+#[get("/certificates/<code>/certificate.pdf")]
+pub async fn pdf(db: &State<Db>, config: &State<Config>, code: &str) -> AppResult<Download> {
+    let (c, _) = find(db, code).await?;
+    let url = format!("{}/certificates/{}", config.base_url(), c.code);
+    let name = format!("certificate-{}.pdf", c.code);
+    let body = tokio::task::spawn_blocking(move || render::pdf(&c, &url)).await.map_err(|e| AppError::Internal(e.to_string()))?;
+    Ok(Download { body, content_type: ContentType::PDF, disposition: Header::new("Content-Disposition", format!("attachment; filename=\"{name}\"")) })
+}
+
+/// The signed Open Badges 3.0 credential (VC-JWT).
+#[get("/certificates/<code>/credential.jwt")]
+pub async fn credential_jwt(db: &State<Db>, issuer: &State<Issuer>, code: &str) -> AppResult<(ContentType, String)> {
+    let (c, course) = find(db, code).await?;
+    let jwt = issuer.vc_jwt(&c, course.as_ref().map(|(s, _)| s.as_str()), course.as_ref().map(|(_, t)| *t));
+    Ok((ContentType::new("application", "vc+jwt"), jwt))
+}
+
+/// The same credential unsigned, for people and JSON-LD tools.
+#[get("/certificates/<code>/credential.json")]
+pub async fn credential_json(db: &State<Db>, issuer: &State<Issuer>, code: &str) -> AppResult<Json<Value>> {
+    let (c, course) = find(db, code).await?;
+    Ok(Json(issuer.credential(&c, course.as_ref().map(|(s, _)| s.as_str()), course.as_ref().map(|(_, t)| *t))))
+}
+
+#[get("/.well-known/jwks.json")]
+pub fn jwks(issuer: &State<Issuer>) -> Json<Value> {
+    Json(issuer.jwks())
+}
+
+#[get("/issuers/<slug>")]
+pub async fn issuer_profile(db: &State<Db>, issuer: &State<Issuer>, slug: &str) -> AppResult<Json<Value>> {
+    let s = slug.to_string();
+    let member: (String, String) = db
+        .run(move |conn| {
+            members::table
+                .filter(members::slug.eq(&s))
+                .select((members::name, members::description))
+                .first(conn)
+                .optional()?
+                .ok_or(AppError::NotFound)
+        })
+        .await?;
+    Ok(Json(issuer.profile(slug, &member.0, &member.1)))
+}
+
+/// The revocation list, a signed `BitstringStatusListCredential`.
+#[get("/credentials/status/revocation")]
+pub async fn status_list(db: &State<Db>, issuer: &State<Issuer>) -> AppResult<(ContentType, String)> {
+    let (revoked, issued) = db
+        .run(|conn| {
+            let revoked: Vec<i64> = certificates::table
+                .filter(certificates::revoked_at.is_not_null())
+                .select(certificates::status_index)
+                .load(conn)?;
+            let top: Option<i64> = certificates::table.select(diesel::dsl::max(certificates::status_index)).first(conn)?;
+            Ok::<_, AppError>((revoked, top.map_or(0, |t| t + 1)))
+        })
+        .await?;
+    Ok((ContentType::new("application", "vc+jwt"), issuer.status_list(&revoked, issued, now())))
+}
+
+#[get("/staff/certificates?<q>")]
+pub async fn staff_list(db: &State<Db>, _staff: StaffUser, q: Option<&str>) -> AppResult<Page> {
+    let q = q.unwrap_or("").trim().to_string();
+    let needle = q.clone();
+    let certs = db
+        .run(move |conn| {
+            let mut query = certificates::table.order(certificates::id.desc()).limit(100).into_boxed();
+            if let Some(code) = super::normalise_code(&needle) {
+                query = query.filter(certificates::code.eq(code));
+            } else if !needle.is_empty() {
+                let like = format!("%{}%", needle.replace(['%', '_'], ""));
+                query = query.filter(certificates::name_at_issue.like(like.clone()).or(certificates::course_title.like(like)));
+            }
+            Ok::<_, AppError>(query.select(Certificate::as_select()).load(conn)?)
+        })
+        .await?;
+    let list: Vec<Value> = certs
+        .iter()
+        .map(|c| json!({
+            "id": c.id, "code": c.code, "name": c.name_at_issue, "course": c.course_title, "issued": day(c.issued_at),
+            "valid": c.is_valid(), "revoked": c.revoked_at.map(day), "reason": c.revoked_reason,
+        }))
+        .collect();
+    Ok(Page::new("certificates/staff", "Certificates", json!({ "certificates": list, "q": q })))
+}
+
+#[derive(FromForm)]
+pub struct RevokeForm {
+    #[field(default = String::new())]
+    reason: String,
+}
+
+#[post("/staff/certificates/<id>/revoke", data = "<form>")]
+pub async fn revoke(db: &State<Db>, staff: StaffUser, id: i64, form: CsrfForm<RevokeForm>) -> AppResult<Flash> {
+    let (reason, by) = (form.form.reason.clone(), staff.0.id);
+    let outcome = db
+        .run(move |conn| {
+            let exists: i64 = certificates::table.find(id).count().get_result(conn)?;
+            if exists == 0 {
+                return Err(AppError::NotFound);
+            }
+            Ok(super::revoke(conn, id, Some(by), &reason, now()))
+        })
+        .await?;
+    match outcome {
+        Ok(true) => Ok(Flash::success("/staff/certificates", "Certificate revoked; its page and the status list say so now.")),
+        Ok(false) => Ok(Flash::info("/staff/certificates", "That certificate was already revoked.")),
+        Err(CertError::Invalid(m)) => Ok(Flash::error("/staff/certificates", m)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(FromForm)]
+pub struct GrantForm {
+    #[field(default = String::new())]
+    username: String,
+    #[field(default = String::new())]
+    course: String,
+    #[field(default = String::new())]
+    run: String,
+}
+
+/// Staff give a learner the verified track (a scholarship agreed elsewhere).
+#[post("/staff/certificates/grant", data = "<form>")]
+pub async fn grant(db: &State<Db>, _staff: StaffUser, form: CsrfForm<GrantForm>) -> AppResult<Flash> {
+    let f = form.form;
+    let outcome = db
+        .run(move |conn| {
+            use crate::db::schema::users;
+            let user: Option<i64> = users::table
+                .filter(users::username.eq(f.username.trim()))
+                .select(users::id)
+                .first(conn)
+                .optional()?;
+            let Some(user_id) = user else { return Ok(Err(format!("No learner is called “{}”.", f.username.trim()))) };
+            let run = course_runs::table
+                .inner_join(courses::table)
+                .filter(courses::slug.eq(f.course.trim()))
+                .filter(course_runs::run_key.eq(f.run.trim()))
+                .select(course_runs::id)
+                .first::<i64>(conn)
+                .optional()?;
+            let Some(run_id) = run else { return Ok(Err("No such course run: give the course's address name and the run key.".into())) };
+            super::grant_verified(conn, user_id, run_id, now())?;
+            Ok::<_, AppError>(Ok(()))
+        })
+        .await?;
+    Ok(match outcome {
+        Ok(()) => Flash::success("/staff/certificates", "The learner is on the verified track of that run."),
+        Err(m) => Flash::error("/staff/certificates", m),
+    })
+}
+
+#[get("/staff/payments")]
+pub async fn payments_page(db: &State<Db>, _staff: StaffUser, provider: &State<Payments>) -> AppResult<Page> {
+    let list = db.run(|conn| Ok::<_, AppError>(payments::recent(conn, 200)?)).await?;
+    Ok(Page::new("certificates/payments", "Payments", json!({ "payments": list, "configured": provider.0.is_some() })))
+}
+
+/// Staff refund a payment through the provider; the track and certificate go at once.
+#[post("/staff/payments/<id>/refund", data = "<_form>")]
+pub async fn refund(db: &State<Db>, provider: &State<Payments>, _staff: StaffUser, id: i64, _form: CsrfOnly) -> AppResult<Flash> {
+    let Some(provider) = provider.0.clone() else { return Err(AppError::NotFound) };
+    let payment = db.run(move |conn| Ok::<_, AppError>(payments::by_id(conn, id)?)).await?.ok_or(AppError::NotFound)?;
+    let Some(reference) = payment.payment_ref.clone().filter(|_| payment.status == payments::status::PAID) else {
+        return Ok(Flash::error("/staff/payments", "Only a paid payment can be refunded."));
+    };
+    if let Err(e) = provider.refund(&reference).await {
+        tracing::error!(error = %e, "refund failed");
+        return Ok(Flash::error("/staff/payments", "The payment service refused the refund; nothing changed."));
+    }
+    db.run(move |conn| Ok::<_, AppError>(payments::refunded(conn, &reference, now())?)).await?;
+    Ok(Flash::success("/staff/payments", "Refunded: the learner is back on the audit track and any certificate is revoked."))
+}
