@@ -2,9 +2,9 @@
 //! fairings and state are assembled; `cli` holds the commands.
 
 pub mod accounts;
-pub mod certificates;
 pub mod bench;
 pub mod bench_export;
+pub mod certificates;
 pub mod cli;
 pub mod config;
 pub mod consent;

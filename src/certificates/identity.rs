@@ -76,8 +76,8 @@ pub fn submit(
             return Err(CertError::Invalid("Your identity is already verified.".into()));
         }
     }
-    let id_image = crate::media::reencode(id_photo, MAX_SIDE)
-        .map_err(|e| CertError::Invalid(format!("Photo of your ID: {e}")))?;
+    let id_image =
+        crate::media::reencode(id_photo, MAX_SIDE).map_err(|e| CertError::Invalid(format!("Photo of your ID: {e}")))?;
     let face_image = crate::media::reencode(face_photo, MAX_SIDE)
         .map_err(|e| CertError::Invalid(format!("Photo of your face: {e}")))?;
     let vault = vault::installed().map_err(|e| CertError::Storage(e.to_string()))?;
@@ -136,10 +136,7 @@ fn delete_images(conn: &mut Conn, blobs: &dyn BlobStore, check: &Check) -> CResu
         diesel::delete(blob_files::table.find(key)).execute(conn)?;
     }
     diesel::update(identity_checks::table.find(check.id))
-        .set((
-            identity_checks::id_photo_blob.eq(None::<String>),
-            identity_checks::face_photo_blob.eq(None::<String>),
-        ))
+        .set((identity_checks::id_photo_blob.eq(None::<String>), identity_checks::face_photo_blob.eq(None::<String>)))
         .execute(conn)?;
     Ok(())
 }

@@ -288,11 +288,7 @@ pub fn expire(conn: &mut Conn, days: i64, now: NaiveDateTime, dry_run: bool) -> 
         return Ok(0);
     }
     let old = certificates::table.filter(certificates::issued_at.le(now - Duration::days(days)));
-    if dry_run {
-        Ok(old.count().get_result::<i64>(conn)? as usize)
-    } else {
-        diesel::delete(old).execute(conn)
-    }
+    if dry_run { Ok(old.count().get_result::<i64>(conn)? as usize) } else { diesel::delete(old).execute(conn) }
 }
 
 /// Gives the learner the verified track of a run without payment (financial
@@ -343,11 +339,9 @@ pub fn grant_verified(conn: &mut Conn, user_id: i64, run_id: i64, now: NaiveDate
 
 /// Back to the audit track (a refund); the certificate, if any, is revoked.
 pub fn downgrade(conn: &mut Conn, user_id: i64, run_id: i64, reason: &str, now: NaiveDateTime) -> QueryResult<()> {
-    diesel::update(
-        enrollments::table.filter(enrollments::user_id.eq(user_id)).filter(enrollments::run_id.eq(run_id)),
-    )
-    .set(enrollments::track.eq(Track::Audit.as_str()))
-    .execute(conn)?;
+    diesel::update(enrollments::table.filter(enrollments::user_id.eq(user_id)).filter(enrollments::run_id.eq(run_id)))
+        .set(enrollments::track.eq(Track::Audit.as_str()))
+        .execute(conn)?;
     if let Some(c) = for_user_run(conn, user_id, run_id)? {
         diesel::update(certificates::table.find(c.id).filter(certificates::revoked_at.is_null()))
             .set((certificates::revoked_at.eq(now), certificates::revoked_reason.eq(reason)))

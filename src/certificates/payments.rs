@@ -62,11 +62,24 @@ pub struct CheckoutState {
 /// A webhook event that passed the signature check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    CheckoutCompleted { id: String, checkout_id: String, state: CheckoutState },
-    CheckoutExpired { id: String, checkout_id: String },
-    Refunded { id: String, payment_ref: String },
+    CheckoutCompleted {
+        id: String,
+        checkout_id: String,
+        state: CheckoutState,
+    },
+    CheckoutExpired {
+        id: String,
+        checkout_id: String,
+    },
+    Refunded {
+        id: String,
+        payment_ref: String,
+    },
     /// Signed and well formed, but nothing Lyceum acts on.
-    Other { id: String, kind: String },
+    Other {
+        id: String,
+        kind: String,
+    },
 }
 
 impl Event {
@@ -296,7 +309,13 @@ pub struct Quote {
     pub course_slug: String,
 }
 
-pub fn quote_verified(conn: &mut Conn, user_id: i64, course_slug: &str, run_key: &str, now: NaiveDateTime) -> CResult<Quote> {
+pub fn quote_verified(
+    conn: &mut Conn,
+    user_id: i64,
+    course_slug: &str,
+    run_key: &str,
+    now: NaiveDateTime,
+) -> CResult<Quote> {
     let (run, title): (crate::learning::model::Run, String) = course_runs::table
         .inner_join(courses::table)
         .filter(courses::slug.eq(course_slug))
@@ -512,7 +531,9 @@ pub fn handle_event(conn: &mut Conn, event: &Event, now: NaiveDateTime) -> Query
             },
             Event::CheckoutExpired { checkout_id, .. } => {
                 diesel::update(
-                    payments::table.filter(payments::checkout_id.eq(checkout_id)).filter(payments::status.eq(status::PENDING)),
+                    payments::table
+                        .filter(payments::checkout_id.eq(checkout_id))
+                        .filter(payments::status.eq(status::PENDING)),
                 )
                 .set(payments::status.eq(status::EXPIRED))
                 .execute(conn)?;

@@ -168,8 +168,8 @@ pub fn pdf(c: &Certificate, verify_url: &str) -> Vec<u8> {
     content.x_object(Name(b"Cert"));
     content.restore_state();
     pdf.stream(content_id, &content.finish());
-    let title = format!("Verified certificate: {} — {}", c.course_title, c.name_at_issue);
-    let subject = format!("Verification code {} · {verify_url}", c.code);
+    let title = format!("Verified certificate: {} - {}", c.course_title, c.name_at_issue);
+    let subject = format!("Verification code {}, {verify_url}", c.code);
     pdf.document_info(info)
         .title(TextStr(&title))
         .author(TextStr(&c.member_name))

@@ -168,33 +168,41 @@ pub async fn returned(
     };
     let back = format!("/learn/{slug}");
     if payment.status == payments::status::PAID {
-        return Ok(Flash::success(back, "Payment received: you are on the verified track. Your receipt is on its way."));
+        return Ok(Flash::success(
+            back,
+            "Payment received: you are on the verified track. Your receipt is on its way.",
+        ));
     }
     let Some(provider) = provider.0.clone() else { return Err(AppError::NotFound) };
     let state = match provider.checkout_state(&payment.checkout_id).await {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(error = %e, "checking a checkout failed");
-            return Ok(Flash::info(back, "We are confirming your payment with the payment service; this page will show it shortly."));
+            return Ok(Flash::info(
+                back,
+                "We are confirming your payment with the payment service; this page will show it shortly.",
+            ));
         }
     };
     let checkout_id = payment.checkout_id.clone();
-    let outcome = db.run(move |conn| payments::fulfil(conn, &checkout_id, &state, now()).map_err(AppError::from)).await?;
+    let outcome =
+        db.run(move |conn| payments::fulfil(conn, &checkout_id, &state, now()).map_err(AppError::from)).await?;
     Ok(match outcome {
         payments::Fulfilled::Now | payments::Fulfilled::Already => {
             Flash::success(back, "Payment received: you are on the verified track. Your receipt is on its way.")
         }
-        payments::Fulfilled::Mismatch => Flash::error(back, "The payment does not match the price; our staff will look into it."),
+        payments::Fulfilled::Mismatch => {
+            Flash::error(back, "The payment does not match the price; our staff will look into it.")
+        }
         payments::Fulfilled::Unknown => Flash::info(back, "The payment is not complete yet; nothing was charged."),
     })
 }
 
 #[get("/payments/cancelled?<course>")]
 pub fn cancelled(course: Option<&str>) -> Flash {
-    let back = course.filter(|c| c.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-')).map_or_else(
-        || "/dashboard".to_string(),
-        |c| format!("/courses/{c}"),
-    );
+    let back = course
+        .filter(|c| c.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-'))
+        .map_or_else(|| "/dashboard".to_string(), |c| format!("/courses/{c}"));
     Flash::info(back, "Payment cancelled: nothing was charged.")
 }
 
@@ -243,9 +251,9 @@ pub async fn verification_page(db: &State<Db>, user: CurrentUser) -> AppResult<P
         .run(move |conn| {
             let latest = identity::latest(conn, user_id)?;
             let t = now();
-            let valid = latest.as_ref().is_some_and(|c| {
-                c.status == identity::status::APPROVED && c.valid_until.is_some_and(|v| v > t)
-            });
+            let valid = latest
+                .as_ref()
+                .is_some_and(|c| c.status == identity::status::APPROVED && c.valid_until.is_some_and(|v| v > t));
             Ok::<_, AppError>(json!({
                 "valid": valid,
                 "valid_until": latest.as_ref().and_then(|c| c.valid_until).map(day),
@@ -289,16 +297,17 @@ pub async fn submit_verification(
     let blobs = blobs.inner().clone();
     let user_id = user.id;
     let outcome = db
-        .run(move |conn| {
-            match identity::submit(conn, blobs.as_ref(), user_id, &id_bytes, &face_bytes, now()) {
-                Ok(_) => Ok(Ok(())),
-                Err(CertError::Invalid(m)) => Ok(Err(m)),
-                Err(e) => Err(AppError::from(e)),
-            }
+        .run(move |conn| match identity::submit(conn, blobs.as_ref(), user_id, &id_bytes, &face_bytes, now()) {
+            Ok(_) => Ok(Ok(())),
+            Err(CertError::Invalid(m)) => Ok(Err(m)),
+            Err(e) => Err(AppError::from(e)),
         })
         .await?;
     Ok(match outcome {
-        Ok(()) => Flash::success(back, "Thank you. Our staff will review your photos and email you; the photos are deleted as soon as they decide."),
+        Ok(()) => Flash::success(
+            back,
+            "Thank you. Our staff will review your photos and email you; the photos are deleted as soon as they decide.",
+        ),
         Err(m) => Flash::error(back, m),
     })
 }
@@ -383,11 +392,16 @@ pub async fn identity_decide(
     };
     let (reason, by, days) = (form.form.reason.clone(), staff.0.id, config.identity_valid_days);
     let blobs = blobs.inner().clone();
-    let outcome =
-        db.run(move |conn| Ok::<_, AppError>(identity::decide(conn, blobs.as_ref(), id, by, decision, &reason, days, now())))
-            .await?;
+    let outcome = db
+        .run(move |conn| {
+            Ok::<_, AppError>(identity::decide(conn, blobs.as_ref(), id, by, decision, &reason, days, now()))
+        })
+        .await?;
     match outcome {
-        Ok(()) => Ok(Flash::success("/staff/identity", "Decision recorded; the photos are deleted and the learner is emailed.")),
+        Ok(()) => Ok(Flash::success(
+            "/staff/identity",
+            "Decision recorded; the photos are deleted and the learner is emailed.",
+        )),
         Err(CertError::Invalid(m)) => Ok(Flash::error(back, m)),
         Err(e) => Err(e.into()),
     }
@@ -449,7 +463,8 @@ pub async fn apply(
     let (s, r, user_id) = (slug.to_string(), run.to_string(), user.id);
     if !errors.is_empty() {
         let title = db.run(move |conn| run_of(conn, &s, &r)).await?.1;
-        let errors: serde_json::Map<String, Value> = errors.into_iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+        let errors: serde_json::Map<String, Value> =
+            errors.into_iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
         return Ok(Either::Left(
             Page::new(
                 "certificates/assistance",
@@ -511,7 +526,8 @@ pub async fn assistance_decide(
         _ => return Ok(Flash::error("/staff/assistance", "Choose approve or decline.")),
     };
     let (note, by) = (form.form.note.clone(), staff.0.id);
-    let outcome = db.run(move |conn| Ok::<_, AppError>(assistance::decide(conn, id, by, approve, &note, now()))).await?;
+    let outcome =
+        db.run(move |conn| Ok::<_, AppError>(assistance::decide(conn, id, by, approve, &note, now()))).await?;
     settle("/staff/assistance", outcome, "Decision recorded; the learner is emailed.")
 }
 
@@ -578,8 +594,14 @@ pub async fn png(db: &State<Db>, config: &State<Config>, code: &str) -> AppResul
     let (c, _) = find(db, code).await?;
     let url = format!("{}/certificates/{}", config.base_url(), c.code);
     let name = format!("certificate-{}.png", c.code);
-    let body = tokio::task::spawn_blocking(move || render::png(&c, &url)).await.map_err(|e| AppError::Internal(e.to_string()))?;
-    Ok(Download { body, content_type: ContentType::PNG, disposition: Header::new("Content-Disposition", format!("inline; filename=\"{name}\"")) })
+    let body = tokio::task::spawn_blocking(move || render::png(&c, &url))
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    Ok(Download {
+        body,
+        content_type: ContentType::PNG,
+        disposition: Header::new("Content-Disposition", format!("inline; filename=\"{name}\"")),
+    })
 }
 
 #[get("/certificates/<code>/certificate.pdf")]
@@ -587,8 +609,14 @@ pub async fn pdf(db: &State<Db>, config: &State<Config>, code: &str) -> AppResul
     let (c, _) = find(db, code).await?;
     let url = format!("{}/certificates/{}", config.base_url(), c.code);
     let name = format!("certificate-{}.pdf", c.code);
-    let body = tokio::task::spawn_blocking(move || render::pdf(&c, &url)).await.map_err(|e| AppError::Internal(e.to_string()))?;
-    Ok(Download { body, content_type: ContentType::PDF, disposition: Header::new("Content-Disposition", format!("attachment; filename=\"{name}\"")) })
+    let body = tokio::task::spawn_blocking(move || render::pdf(&c, &url))
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    Ok(Download {
+        body,
+        content_type: ContentType::PDF,
+        disposition: Header::new("Content-Disposition", format!("attachment; filename=\"{name}\"")),
+    })
 }
 
 /// The signed Open Badges 3.0 credential (VC-JWT).
@@ -636,7 +664,8 @@ pub async fn status_list(db: &State<Db>, issuer: &State<Issuer>) -> AppResult<(C
                 .filter(certificates::revoked_at.is_not_null())
                 .select(certificates::status_index)
                 .load(conn)?;
-            let top: Option<i64> = certificates::table.select(diesel::dsl::max(certificates::status_index)).first(conn)?;
+            let top: Option<i64> =
+                certificates::table.select(diesel::dsl::max(certificates::status_index)).first(conn)?;
             Ok::<_, AppError>((revoked, top.map_or(0, |t| t + 1)))
         })
         .await?;
@@ -654,7 +683,8 @@ pub async fn staff_list(db: &State<Db>, _staff: StaffUser, q: Option<&str>) -> A
                 query = query.filter(certificates::code.eq(code));
             } else if !needle.is_empty() {
                 let like = format!("%{}%", needle.replace(['%', '_'], ""));
-                query = query.filter(certificates::name_at_issue.like(like.clone()).or(certificates::course_title.like(like)));
+                query = query
+                    .filter(certificates::name_at_issue.like(like.clone()).or(certificates::course_title.like(like)));
             }
             Ok::<_, AppError>(query.select(Certificate::as_select()).load(conn)?)
         })
@@ -688,7 +718,9 @@ pub async fn revoke(db: &State<Db>, staff: StaffUser, id: i64, form: CsrfForm<Re
         })
         .await?;
     match outcome {
-        Ok(true) => Ok(Flash::success("/staff/certificates", "Certificate revoked; its page and the status list say so now.")),
+        Ok(true) => {
+            Ok(Flash::success("/staff/certificates", "Certificate revoked; its page and the status list say so now."))
+        }
         Ok(false) => Ok(Flash::info("/staff/certificates", "That certificate was already revoked.")),
         Err(CertError::Invalid(m)) => Ok(Flash::error("/staff/certificates", m)),
         Err(e) => Err(e.into()),
@@ -712,12 +744,11 @@ pub async fn grant(db: &State<Db>, _staff: StaffUser, form: CsrfForm<GrantForm>)
     let outcome = db
         .run(move |conn| {
             use crate::db::schema::users;
-            let user: Option<i64> = users::table
-                .filter(users::username.eq(f.username.trim()))
-                .select(users::id)
-                .first(conn)
-                .optional()?;
-            let Some(user_id) = user else { return Ok(Err(format!("No learner is called “{}”.", f.username.trim()))) };
+            let user: Option<i64> =
+                users::table.filter(users::username.eq(f.username.trim())).select(users::id).first(conn).optional()?;
+            let Some(user_id) = user else {
+                return Ok(Err(format!("No learner is called “{}”.", f.username.trim())));
+            };
             let run = course_runs::table
                 .inner_join(courses::table)
                 .filter(courses::slug.eq(f.course.trim()))
@@ -725,7 +756,9 @@ pub async fn grant(db: &State<Db>, _staff: StaffUser, form: CsrfForm<GrantForm>)
                 .select(course_runs::id)
                 .first::<i64>(conn)
                 .optional()?;
-            let Some(run_id) = run else { return Ok(Err("No such course run: give the course's address name and the run key.".into())) };
+            let Some(run_id) = run else {
+                return Ok(Err("No such course run: give the course's address name and the run key.".into()));
+            };
             super::grant_verified(conn, user_id, run_id, now())?;
             Ok::<_, AppError>(Ok(()))
         })
@@ -744,7 +777,13 @@ pub async fn payments_page(db: &State<Db>, _staff: StaffUser, provider: &State<P
 
 /// Staff refund a payment through the provider; the track and certificate go at once.
 #[post("/staff/payments/<id>/refund", data = "<_form>")]
-pub async fn refund(db: &State<Db>, provider: &State<Payments>, _staff: StaffUser, id: i64, _form: CsrfOnly) -> AppResult<Flash> {
+pub async fn refund(
+    db: &State<Db>,
+    provider: &State<Payments>,
+    _staff: StaffUser,
+    id: i64,
+    _form: CsrfOnly,
+) -> AppResult<Flash> {
     let Some(provider) = provider.0.clone() else { return Err(AppError::NotFound) };
     let payment = db.run(move |conn| Ok::<_, AppError>(payments::by_id(conn, id)?)).await?.ok_or(AppError::NotFound)?;
     let Some(reference) = payment.payment_ref.clone().filter(|_| payment.status == payments::status::PAID) else {
@@ -755,5 +794,8 @@ pub async fn refund(db: &State<Db>, provider: &State<Payments>, _staff: StaffUse
         return Ok(Flash::error("/staff/payments", "The payment service refused the refund; nothing changed."));
     }
     db.run(move |conn| Ok::<_, AppError>(payments::refunded(conn, &reference, now())?)).await?;
-    Ok(Flash::success("/staff/payments", "Refunded: the learner is back on the audit track and any certificate is revoked."))
+    Ok(Flash::success(
+        "/staff/payments",
+        "Refunded: the learner is back on the audit track and any certificate is revoked.",
+    ))
 }

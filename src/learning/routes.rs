@@ -266,8 +266,14 @@ fn access(conn: &mut crate::db::Conn, user: &crate::accounts::SessionUser, slug:
 }
 
 #[get("/learn/<slug>")]
-pub async fn course_home(db: &State<Db>, user: CurrentUser, slug: &str) -> AppResult<Page> {
+pub async fn course_home(
+    db: &State<Db>,
+    payments: &State<crate::certificates::payments::Payments>,
+    user: CurrentUser,
+    slug: &str,
+) -> AppResult<Page> {
     let slug = slug.to_string();
+    let buying = payments.0.is_some();
     let ctx = db
         .run(move |conn| {
             let a = access(conn, &user, &slug)?;
@@ -281,7 +287,14 @@ pub async fn course_home(db: &State<Db>, user: CurrentUser, slug: &str) -> AppRe
                 None => None,
             };
             let first_open = outline.iter().flat_map(|(_, us)| us.iter()).find(|u| !done.contains(&u.id)).map(|u| u.id);
+            let certificate = match (&a.enrollment, &a.run) {
+                (Some(e), Some(run)) => {
+                    Some(crate::certificates::routes::card(conn, user.id, run, &a.course.slug, &e.track, buying)?)
+                }
+                _ => None,
+            };
             Ok::<_, AppError>(json!({
+                "certificate": certificate,
                 "course": course_json(&a.course),
                 "preview": a.enrollment.is_none(),
                 "standing": standing,

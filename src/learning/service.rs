@@ -216,11 +216,10 @@ pub fn enroll(
     let run = open_run(conn, user, course, run_key, now)?;
     match track {
         Track::Audit if !run.audit => return Err(LearningError::Invalid("This run has no audit track.".into())),
-        // The verified track is bought; until certificate payments exist it
-        // cannot be chosen, rather than being handed out for free.
+        // The verified track is bought, granted or sponsored: never handed out here.
         Track::Verified => {
             return Err(LearningError::Invalid(
-                "The verified track opens with certificate payments. Enroll in the free audit track now; you will be able to upgrade."
+                "Enroll in the free audit track first; then upgrade from the course page by buying the certificate or applying for financial assistance."
                     .into(),
             ));
         }

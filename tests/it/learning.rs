@@ -206,7 +206,7 @@ async fn catalog_and_enrollment(app: TestApp) {
     let res = app.post_form(&format!("/courses/{}/enroll", c.slug), &[("run", "2026"), ("track", "verified")]).await;
     assert_eq!(res.headers().get_one("Location"), Some("/courses/intro-python"));
     let (_, body) = app.get("/courses/intro-python").await;
-    assert!(body.contains("opens with certificate payments"));
+    assert!(body.contains("Enroll in the free audit track first"));
     let res = enroll(&app, &c.slug).await;
     assert_eq!(res.headers().get_one("Location"), Some("/learn/intro-python"));
     let (status, body) = app.get(&format!("/learn/intro-python/units/{}", c.units[0])).await;
@@ -587,6 +587,14 @@ pub(crate) fn multipart(
     fields: &[(&str, &str)],
     file: Option<(&str, &str, &[u8])>,
 ) -> (rocket::http::ContentType, Vec<u8>) {
+    multipart_files(fields, file.as_slice())
+}
+
+/// A multipart form with any number of files.
+pub(crate) fn multipart_files(
+    fields: &[(&str, &str)],
+    files: &[(&str, &str, &[u8])],
+) -> (rocket::http::ContentType, Vec<u8>) {
     let boundary = "LyceumBoundary7MA4YWxk";
     let mut body = Vec::new();
     for (k, v) in fields {
@@ -594,9 +602,10 @@ pub(crate) fn multipart(
             format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n").into_bytes(),
         );
     }
-    if let Some((name, filename, bytes)) = file {
+    for (name, filename, bytes) in files {
+        let kind = lyceum::storage::guess_type(filename);
         body.extend(
-            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"\r\nContent-Type: application/zip\r\n\r\n")
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"\r\nContent-Type: {kind}\r\n\r\n")
                 .into_bytes(),
         );
         body.extend_from_slice(bytes);

@@ -4,6 +4,7 @@ mod common;
 
 mod accounts;
 mod browser;
+mod certificates;
 mod demo;
 mod forums;
 mod hostile;
@@ -19,3 +20,4 @@ mod security;
 mod sharing;
 mod sharing_props;
 mod storage;
+mod stripe;

@@ -16,8 +16,8 @@ use image::codecs::png::PngEncoder;
 use image::{DynamicImage, GenericImageView, ImageEncoder, ImageFormat, Rgb, RgbImage, Rgba, RgbaImage};
 use lyceum::media::*;
 
-const GPS_MARKER: &[u8] = b"GPSLatitudeSECRET";
-const CAMERA_MARKER: &[u8] = b"Canon EOS SECRET";
+pub(crate) const GPS_MARKER: &[u8] = b"GPSLatitudeSECRET";
+pub(crate) const CAMERA_MARKER: &[u8] = b"Canon EOS SECRET";
 
 // ---------------------------------------------------------------- builders
 
@@ -26,7 +26,7 @@ fn photo(width: u32, height: u32) -> RgbImage {
     RgbImage::from_fn(width, height, |x, y| Rgb([(x * 255 / width) as u8, (y * 255 / height) as u8, 128]))
 }
 
-fn jpeg(width: u32, height: u32) -> Vec<u8> {
+pub(crate) fn jpeg(width: u32, height: u32) -> Vec<u8> {
     let mut out = Vec::new();
     JpegEncoder::new_with_quality(&mut out, 90)
         .write_image(photo(width, height).as_raw(), width, height, image::ExtendedColorType::Rgb8)
@@ -52,7 +52,7 @@ fn png_rgb(image: &RgbImage) -> Vec<u8> {
 
 /// A big-endian TIFF structure as found inside EXIF: IFD0 with Make,
 /// Orientation and a pointer to a GPS IFD holding a latitude and a text tag.
-fn exif_tiff(orientation: u16) -> Vec<u8> {
+pub(crate) fn exif_tiff(orientation: u16) -> Vec<u8> {
     fn entry(out: &mut Vec<u8>, tag: u16, kind: u16, count: u32, value: [u8; 4]) {
         out.extend_from_slice(&tag.to_be_bytes());
         out.extend_from_slice(&kind.to_be_bytes());
@@ -101,7 +101,7 @@ fn exif_tiff(orientation: u16) -> Vec<u8> {
 }
 
 /// Inserts an APP1 "Exif" segment right after the SOI marker, where cameras put it.
-fn with_exif_segment(jpeg: &[u8], tiff: &[u8]) -> Vec<u8> {
+pub(crate) fn with_exif_segment(jpeg: &[u8], tiff: &[u8]) -> Vec<u8> {
     assert_eq!(&jpeg[..2], &[0xFF, 0xD8], "not a JPEG");
     let payload = [b"Exif\0\0".as_slice(), tiff].concat();
     let length = u16::try_from(payload.len() + 2).expect("segment fits");
@@ -146,7 +146,7 @@ fn with_png_chunks(png: &[u8], chunks: &[Vec<u8>]) -> Vec<u8> {
 
 // ---------------------------------------------------------------- inspectors
 
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+pub(crate) fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 

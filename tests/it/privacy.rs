@@ -15,7 +15,7 @@ use crate::learning::{Seeded, seed_course};
 use crate::on_both;
 use crate::sharing::{as_user, key_for, member_partner, offered_text, pull, run, user_id, verified};
 
-async fn staff(app: &TestApp) -> Learner {
+pub(crate) async fn staff(app: &TestApp) -> Learner {
     let grace = verified(app, "grace").await;
     run(app, |conn| lyceum::accounts::service::ensure_staff(conn, "grace@example.org", None, "Grace", "H")).await;
     grace
@@ -172,7 +172,7 @@ fn every_row(conn: &mut Conn) -> Vec<(String, String)> {
     out
 }
 
-async fn run_scheduled(app: &TestApp) {
+pub(crate) async fn run_scheduled(app: &TestApp) {
     app.client.rocket().state::<lyceum::jobs::Worker>().unwrap().run_scheduled().await.unwrap();
 }
 
@@ -516,7 +516,7 @@ async fn ret_1_retention_dry_run_from_the_command_line() {
 }
 
 /// The newest mail to `to` in the outbox, parsed: (HTML body, text body, raw headers).
-fn newest_mail(app: &TestApp, to: &str, subject: &str) -> Option<(String, String, String)> {
+pub(crate) fn newest_mail(app: &TestApp, to: &str, subject: &str) -> Option<(String, String, String)> {
     let dir = app.config.outbox_dir();
     let message = lyceum::notify::read_outbox(&dir, 1000).into_iter().find(|m| m.to == to && m.subject == subject)?;
     let raw = std::fs::read(dir.join(format!("{}.eml", message.id))).ok()?;

@@ -26,11 +26,19 @@ pub struct Reply {
     pub body: String,
     /// Wait this long before answering (a stalled partner).
     pub delay: std::time::Duration,
+    /// Extra headers; a `Content-Type` here replaces the JSON default.
+    pub headers: Vec<(String, String)>,
 }
 
 impl Reply {
     pub fn new(status: u16, body: impl Into<String>) -> Self {
-        Reply { status, body: body.into(), delay: std::time::Duration::ZERO }
+        Reply { status, body: body.into(), delay: std::time::Duration::ZERO, headers: Vec::new() }
+    }
+
+    /// Adds a header (a page's `Content-Type`, a redirect's `Location`).
+    pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.headers.push((name.to_string(), value.into()));
+        self
     }
 
     /// Answers only after `delay`.
@@ -109,8 +117,13 @@ async fn read_request(stream: &mut TcpStream) -> Option<Received> {
 
 async fn write_reply(mut stream: TcpStream, reply: Reply) {
     tokio::time::sleep(reply.delay).await;
+    let typed = reply.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type"));
+    let mut extra = if typed { String::new() } else { "Content-Type: application/json\r\n".to_string() };
+    for (k, v) in &reply.headers {
+        extra.push_str(&format!("{k}: {v}\r\n"));
+    }
     let head = format!(
-        "HTTP/1.1 {} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 {} X\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n",
         reply.status,
         reply.body.len()
     );

@@ -1,0 +1,638 @@
+//! Verified certificates: payment through a Stripe double (CRT-1), identity
+//! checks (CRT-2), issuance as PNG and PDF (CRT-3), public verification and
+//! the signed Open Badges credential (CRT-4), financial assistance (CRT-5),
+//! and keeping certificates through erasure for their retention period (CRT-6).
+
+use std::io::Read;
+
+use diesel::prelude::*;
+use lyceum::db::schema::{blob_files, certificates, enrollments, identity_checks, payment_events, payments};
+use rocket::http::{ContentType, Header, Status};
+use serde_json::Value;
+
+use crate::common::{Learner, TestApp};
+use crate::learning::{Seeded, multipart_files, seed_course};
+use crate::privacy::{newest_mail, run_scheduled, staff};
+use crate::sharing::{as_user, run, user_id, verified};
+use crate::stripe;
+
+/// Runs a body on both backends with the app pointed at a fresh Stripe double.
+macro_rules! on_both_with_stripe {
+    ($name:ident, $body:ident) => {
+        mod $name {
+            #[rocket::async_test]
+            async fn sqlite() {
+                let double = $crate::stripe::start(None).await;
+                let app = $crate::common::TestApp::sqlite_with(|c| $crate::stripe::configure(c, &double.base)).await;
+                super::$body(app, double).await
+            }
+            #[rocket::async_test]
+            async fn postgres() {
+                let double = $crate::stripe::start(None).await;
+                if let Some(app) =
+                    $crate::common::TestApp::postgres_with(|c| $crate::stripe::configure(c, &double.base)).await
+                {
+                    super::$body(app, double).await
+                }
+            }
+        }
+    };
+}
+
+/// The seeded course and a verified learner enrolled on its audit track.
+async fn enrolled(app: &TestApp, name: &str) -> Learner {
+    let l = verified(app, name).await;
+    as_user(app, &l).await;
+    let res = app.post_form("/courses/intro-python/enroll", &[("run", "2026"), ("track", "audit")]).await;
+    assert_eq!(res.status(), Status::SeeOther);
+    l
+}
+
+async fn track(app: &TestApp, username: &str) -> String {
+    let id = user_id(app, username).await;
+    run(app, move |conn| enrollments::table.filter(enrollments::user_id.eq(id)).select(enrollments::track).first(conn))
+        .await
+}
+
+async fn webhook(app: &TestApp, body: &str, signature: Option<&str>) -> (Status, String) {
+    let mut req = app.client.post("/payments/stripe/webhook").header(ContentType::JSON).body(body.to_string());
+    if let Some(s) = signature {
+        req = req.header(Header::new("Stripe-Signature", s.to_string()));
+    }
+    let res = req.dispatch().await;
+    (res.status(), res.into_string().await.unwrap_or_default())
+}
+
+fn outbox_to(app: &TestApp, to: &str) -> Vec<String> {
+    lyceum::notify::read_outbox(&app.config.outbox_dir(), 1000)
+        .into_iter()
+        .filter(|m| m.to == to)
+        .map(|m| m.subject)
+        .collect()
+}
+
+async fn payment_checkout(app: TestApp, double: stripe::StripeDouble) {
+    // promise: CRT-1 — bought through the processor, never a card number here; receipt emailed; webhooks signed and applied once.
+    seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    let ada = enrolled(&app, "ada").await;
+    let (_, page) = app.get("/learn/intro-python").await;
+    assert!(page.contains("action=\"/courses/intro-python/runs/2026/buy\""), "a buy button: {page}");
+
+    let res = app.post_form("/courses/intro-python/runs/2026/buy", &[]).await;
+    assert_eq!(res.status(), Status::SeeOther);
+    let location = res.headers().get_one("Location").unwrap().to_string();
+    assert_eq!(location, format!("{}/pay/cs_test_1", double.base), "sent to the provider's page");
+    // What Lyceum asked of Stripe: the run's price, the learner's email, our return addresses.
+    let asked = double.log.lock().unwrap()[0].clone();
+    assert_eq!(asked.header("Authorization"), Some(format!("Bearer {}", stripe::SECRET_KEY).as_str()));
+    let form: std::collections::HashMap<String, String> =
+        url::form_urlencoded::parse(&asked.body).into_owned().collect();
+    assert_eq!(form["line_items[0][price_data][unit_amount]"], "4900");
+    assert_eq!(form["line_items[0][price_data][currency]"], "usd");
+    assert_eq!(form["customer_email"], ada.email);
+    assert_eq!(form["success_url"], "http://lyceum.test/payments/return?checkout={CHECKOUT_SESSION_ID}");
+    assert!(form.keys().all(|k| !k.contains("card")), "no card field is ever sent: {form:?}");
+    let status: String = run(&app, |conn| payments::table.select(payments::status).first(conn)).await;
+    assert_eq!(status, "pending");
+
+    // The learner pays on Stripe's page; Stripe signs the event.
+    let session = {
+        let mut st = double.state.lock().unwrap();
+        let s = st.sessions.get_mut("cs_test_1").unwrap();
+        s.paid = true;
+        s.clone()
+    };
+    let (body, signature) = stripe::event("evt_paid_1", "checkout.session.completed", stripe::session_object(&session));
+
+    // Bad input: forged, unsigned, stale or malformed deliveries are refused and change nothing.
+    let forged = signature.replace("v1=", "v1=00");
+    assert_eq!(webhook(&app, &body, Some(&forged)).await.0, Status::BadRequest);
+    assert_eq!(webhook(&app, &body, None).await.0, Status::BadRequest);
+    let old = chrono::Utc::now().timestamp() - 3600;
+    assert_eq!(webhook(&app, &body, Some(&stripe::sign(&body, old))).await.0, Status::BadRequest);
+    let tampered = body.replace("4900", "100");
+    assert_eq!(webhook(&app, &tampered, Some(&signature)).await.0, Status::BadRequest);
+    let garbage = "{not json";
+    assert_eq!(
+        webhook(&app, garbage, Some(&stripe::sign(garbage, chrono::Utc::now().timestamp()))).await.0,
+        Status::BadRequest
+    );
+    assert_eq!(track(&app, "ada").await, "audit");
+    assert_eq!(run(&app, |conn| payment_events::table.count().get_result::<i64>(conn)).await, 0);
+
+    let (status, answer) = webhook(&app, &body, Some(&signature)).await;
+    assert_eq!(status, Status::Ok, "{answer}");
+    assert!(answer.contains("\"applied\""), "{answer}");
+    assert_eq!(track(&app, "ada").await, "verified");
+    let (status, reference): (String, Option<String>) =
+        run(&app, |conn| payments::table.select((payments::status, payments::payment_ref)).first(conn)).await;
+    assert_eq!((status.as_str(), reference.as_deref()), ("paid", Some(session.payment_intent.as_str())));
+
+    // The same event again (Stripe retries) changes nothing.
+    let (status, answer) = webhook(&app, &body, Some(&signature)).await;
+    assert_eq!(status, Status::Ok);
+    assert!(answer.contains("\"duplicate\""), "{answer}");
+    app.run_jobs().await;
+    let receipts: Vec<String> =
+        outbox_to(&app, &ada.email).into_iter().filter(|s| s == "Your receipt from Lyceum").collect();
+    assert_eq!(receipts.len(), 1, "one receipt");
+    let (_, text, _) = newest_mail(&app, &ada.email, "Your receipt from Lyceum").unwrap();
+    assert!(text.contains("49.00 USD") && text.contains(&session.payment_intent), "{text}");
+    assert!(text.contains("card details never reached us"));
+
+    // A second learner returns from Stripe before the webhook: the return asks Stripe and fulfils once.
+    let bob = enrolled(&app, "bob").await;
+    let res = app.post_form("/courses/intro-python/runs/2026/buy", &[]).await;
+    assert_eq!(res.headers().get_one("Location"), Some(format!("{}/pay/cs_test_2", double.base).as_str()));
+    // Not paid yet: nothing happens.
+    let res = app.client.get("/payments/return?checkout=cs_test_2").dispatch().await;
+    assert_eq!(res.status(), Status::SeeOther);
+    assert_eq!(track(&app, "bob").await, "audit");
+    double.state.lock().unwrap().sessions.get_mut("cs_test_2").unwrap().paid = true;
+    // Someone else cannot claim Bob's checkout.
+    as_user(&app, &ada).await;
+    assert_eq!(app.client.get("/payments/return?checkout=cs_test_2").dispatch().await.status(), Status::NotFound);
+    as_user(&app, &bob).await;
+    let res = app.client.get("/payments/return?checkout=cs_test_2").dispatch().await;
+    assert_eq!(res.headers().get_one("Location"), Some("/learn/intro-python"));
+    assert_eq!(track(&app, "bob").await, "verified");
+    let (_, page) = app.get("/learn/intro-python").await;
+    assert!(page.contains("Payment received") && page.contains("You are on the verified track"), "{page}");
+    // Stripe's later webhook for the same checkout is harmless.
+    let paid = double.session("cs_test_2");
+    let (body, signature) = stripe::event("evt_paid_2", "checkout.session.completed", stripe::session_object(&paid));
+    assert_eq!(webhook(&app, &body, Some(&signature)).await.0, Status::Ok);
+    app.run_jobs().await;
+    assert_eq!(outbox_to(&app, &bob.email).iter().filter(|s| *s == "Your receipt from Lyceum").count(), 1);
+    // Already verified: buying again is refused before reaching Stripe.
+    let res = app.post_form("/courses/intro-python/runs/2026/buy", &[]).await;
+    assert_eq!(res.headers().get_one("Location"), Some("/courses/intro-python"));
+    assert_eq!(double.state.lock().unwrap().sessions.len(), 2);
+
+    // Staff refund Ada: through Stripe, and the track goes back to audit.
+    let grace = staff(&app).await;
+    as_user(&app, &grace).await;
+    let ada_payment: i64 =
+        run(&app, |conn| payments::table.order(payments::id.asc()).select(payments::id).first(conn)).await;
+    let res = app.post_form(&format!("/staff/payments/{ada_payment}/refund"), &[]).await;
+    assert_eq!(res.status(), Status::SeeOther);
+    assert!(double.log.lock().unwrap().iter().any(|r| r.path == "/v1/refunds"));
+    assert_eq!(track(&app, "ada").await, "audit");
+    // Stripe's refund event afterwards changes nothing more.
+    let refunded = double.session("cs_test_1");
+    let (body, signature) = stripe::event("evt_refund_1", "charge.refunded", stripe::charge_refunded(&refunded));
+    let (status, answer) = webhook(&app, &body, Some(&signature)).await;
+    assert_eq!(status, Status::Ok);
+    assert!(answer.contains("ignored"), "{answer}");
+    // A refund event Lyceum hears about first downgrades Bob.
+    let (body, signature) = stripe::event("evt_refund_2", "charge.refunded", stripe::charge_refunded(&paid));
+    assert!(webhook(&app, &body, Some(&signature)).await.1.contains("applied"));
+    assert_eq!(track(&app, "bob").await, "audit");
+    let (_, page) = app.get("/staff/payments").await;
+    assert!(page.contains("refunded") && page.contains("49.00 USD"), "{page}");
+}
+on_both_with_stripe!(crt_1_verified_track_is_bought_through_stripe_and_refunded, payment_checkout);
+
+#[rocket::async_test]
+async fn crt_1_without_stripe_keys_buying_is_hidden() {
+    // promise: CRT-1 — without a processor nothing can be bought; the verified track comes through assistance.
+    let app = TestApp::sqlite().await;
+    seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    enrolled(&app, "ada").await;
+    let (_, page) = app.get("/learn/intro-python").await;
+    assert!(!page.contains("/runs/2026/buy"), "no buy button");
+    assert!(page.contains("/courses/intro-python/assistance?run=2026"), "assistance is offered");
+    let res = app.post_form("/courses/intro-python/runs/2026/buy", &[]).await;
+    assert_eq!(res.headers().get_one("Location"), Some("/courses/intro-python"));
+    assert_eq!(webhook(&app, "{}", Some("t=1,v1=00")).await.0, Status::NotFound);
+    assert_eq!(run(&app, |conn| payments::table.count().get_result::<i64>(conn)).await, 0);
+}
+
+/// A JPEG carrying GPS coordinates and a camera name, as phones write them.
+fn photo_with_gps() -> Vec<u8> {
+    crate::media::with_exif_segment(&crate::media::jpeg(640, 400), &crate::media::exif_tiff(1))
+}
+
+async fn send_photos<'a>(
+    app: &'a TestApp,
+    id_photo: &[u8],
+    face: &[u8],
+) -> rocket::local::asynchronous::LocalResponse<'a> {
+    let token = app.csrf().await;
+    let (ct, body) = multipart_files(
+        &[("csrf_token", &token)],
+        &[("id_photo", "passport.jpg", id_photo), ("face_photo", "me.jpg", face)],
+    );
+    app.client.post("/account/verification").header(ct).body(body).dispatch().await
+}
+
+async fn check_of(app: &TestApp, username: &str) -> (i64, String, Option<String>, Option<String>) {
+    let id = user_id(app, username).await;
+    run(app, move |conn| {
+        identity_checks::table
+            .filter(identity_checks::user_id.eq(id))
+            .order(identity_checks::id.desc())
+            .select((
+                identity_checks::id,
+                identity_checks::status,
+                identity_checks::id_photo_blob,
+                identity_checks::face_photo_blob,
+            ))
+            .first(conn)
+    })
+    .await
+}
+
+/// The learner sends photos and a staff member approves them.
+async fn verify_identity(app: &TestApp, learner: &Learner, reviewer: &Learner) {
+    as_user(app, learner).await;
+    assert_eq!(send_photos(app, &photo_with_gps(), &crate::media::jpeg(300, 300)).await.status(), Status::SeeOther);
+    let (check, status, _, _) = check_of(app, &learner.username).await;
+    assert_eq!(status, "pending");
+    as_user(app, reviewer).await;
+    let res = app.post_form(&format!("/staff/identity/{check}"), &[("decision", "approve")]).await;
+    assert_eq!(res.headers().get_one("Location"), Some("/staff/identity"));
+    as_user(app, learner).await;
+}
+
+async fn identity(app: TestApp) {
+    // promise: CRT-2 — photo ID and face reviewed by staff; sealed at rest; deleted once decided.
+    let ada = verified(&app, "ada").await;
+    let grace = staff(&app).await;
+    as_user(&app, &ada).await;
+    // Bad input: a text file is not a photo; nothing is stored.
+    let res = send_photos(&app, b"just some text", &crate::media::jpeg(50, 50)).await;
+    assert_eq!(res.status(), Status::SeeOther);
+    let (_, page) = app.get("/account/verification").await;
+    assert!(page.contains("Photo of your ID: That file is not a PNG, JPEG"), "{page}");
+    assert_eq!(run(&app, |conn| identity_checks::table.count().get_result::<i64>(conn)).await, 0);
+
+    let blobs_before = run(&app, |conn| blob_files::table.count().get_result::<i64>(conn)).await;
+    let res = send_photos(&app, &photo_with_gps(), &crate::media::jpeg(300, 300)).await;
+    assert_eq!(res.status(), Status::SeeOther);
+    let (check, status, id_key, face_key) = check_of(&app, "ada").await;
+    assert_eq!(status, "pending");
+    let (id_key, face_key) = (id_key.unwrap(), face_key.unwrap());
+    assert_eq!(run(&app, |conn| blob_files::table.count().get_result::<i64>(conn)).await, blobs_before + 2);
+    // At rest: sealed, no image and no location in the stored bytes.
+    let store = lyceum::blob_store(&app.config);
+    let sealed = store.get(&id_key).unwrap().expect("stored");
+    assert!(sealed.starts_with(b"env1:"), "sealed with a key id");
+    assert!(!crate::media::contains(&sealed, b"\xFF\xD8\xFF") && !crate::media::contains(&sealed, b"JFIF"));
+    assert!(!crate::media::contains(&sealed, crate::media::GPS_MARKER));
+    // A second submission while one waits is refused.
+    send_photos(&app, &photo_with_gps(), &crate::media::jpeg(300, 300)).await;
+    let (_, page) = app.get("/account/verification").await;
+    assert!(page.contains("already with our reviewers"), "{page}");
+    // Learners cannot see the queue or the photos.
+    assert_eq!(app.get(&format!("/staff/identity/{check}/id.img")).await.0, Status::Forbidden);
+
+    as_user(&app, &grace).await;
+    let (_, queue) = app.get("/staff/identity").await;
+    assert!(queue.contains(&format!("/staff/identity/{check}")));
+    let res = app.client.get(format!("/staff/identity/{check}/id.img")).dispatch().await;
+    assert_eq!(res.status(), Status::Ok);
+    assert_eq!(res.headers().get_one("Cache-Control"), Some("no-store"));
+    let shown = res.into_bytes().await.unwrap();
+    let img = image::load_from_memory(&shown).expect("the reviewer sees an image");
+    assert_eq!((img.width(), img.height()), (640, 400));
+    assert!(!crate::media::contains(&shown, crate::media::GPS_MARKER), "no location even for staff");
+    assert!(!crate::media::contains(&shown, crate::media::CAMERA_MARKER));
+    // Bad input: denying needs a reason; the photos stay until a decision is made.
+    app.post_form(&format!("/staff/identity/{check}"), &[("decision", "deny")]).await;
+    let (_, page) = app.get(&format!("/staff/identity/{check}")).await;
+    assert!(page.contains("a reason is required"), "{page}");
+    assert!(store.get(&id_key).unwrap().is_some());
+    let res = app.post_form(&format!("/staff/identity/{check}"), &[("decision", "maybe")]).await;
+    assert_eq!(res.status(), Status::SeeOther);
+
+    app.post_form(
+        &format!("/staff/identity/{check}"),
+        &[("decision", "retry"), ("reason", "The ID photo is blurred.")],
+    )
+    .await;
+    // Decided: both images are gone from the store and from the records.
+    assert!(store.get(&id_key).unwrap().is_none() && store.get(&face_key).unwrap().is_none());
+    assert_eq!(run(&app, |conn| blob_files::table.count().get_result::<i64>(conn)).await, blobs_before);
+    let (_, status, a, b) = check_of(&app, "ada").await;
+    assert_eq!((status.as_str(), a, b), ("retry", None, None));
+    assert_eq!(app.get(&format!("/staff/identity/{check}/id.img")).await.0, Status::NotFound);
+    app.run_jobs().await;
+    let (_, text, _) = newest_mail(&app, &ada.email, "Please send new photos to verify your identity").unwrap();
+    assert!(text.contains("The ID photo is blurred.") && text.contains("have been deleted"), "{text}");
+
+    // Asked again, the learner sends new photos, which are approved for the configured time.
+    verify_identity(&app, &ada, &grace).await;
+    let (_, status, a, b) = check_of(&app, "ada").await;
+    assert_eq!((status.as_str(), a, b), ("approved", None, None));
+    let until: Option<chrono::NaiveDateTime> = run(&app, |conn| {
+        identity_checks::table.order(identity_checks::id.desc()).select(identity_checks::valid_until).first(conn)
+    })
+    .await;
+    let days = (until.unwrap() - lyceum::db::now()).num_days();
+    assert!((364..=365).contains(&days), "valid for identity_valid_days: {days}");
+    let (_, page) = app.get("/account/verification").await;
+    assert!(page.contains("Your identity is verified until"), "{page}");
+    let remaining = run(&app, |conn| {
+        identity_checks::table
+            .filter(identity_checks::id_photo_blob.is_not_null().or(identity_checks::face_photo_blob.is_not_null()))
+            .count()
+            .get_result::<i64>(conn)
+    })
+    .await;
+    assert_eq!(remaining, 0, "no identity image outlives its decision");
+}
+crate::on_both!(crt_2_identity_photos_are_sealed_reviewed_and_deleted_once_decided, identity);
+
+/// Ada on the verified track (granted by staff) with her identity verified.
+async fn verified_learner(app: &TestApp) -> (Learner, Learner, Seeded) {
+    let c = seed_course(app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    let ada = enrolled(app, "ada").await;
+    let grace = staff(app).await;
+    as_user(app, &grace).await;
+    let res = app
+        .post_form("/staff/certificates/grant", &[("username", "ada"), ("course", "intro-python"), ("run", "2026")])
+        .await;
+    assert_eq!(res.status(), Status::SeeOther);
+    assert_eq!(track(app, "ada").await, "verified");
+    verify_identity(app, &ada, &grace).await;
+    (ada, grace, c)
+}
+
+async fn code_of(app: &TestApp) -> String {
+    run(app, |conn| certificates::table.select(certificates::code).first::<String>(conn)).await
+}
+
+fn jwt_payload(token: &str) -> Value {
+    use base64::Engine;
+    let part = token.split('.').nth(1).expect("three parts");
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+}
+
+/// Verifies a JWT with `jsonwebtoken` (aws-lc-rs underneath), a different
+/// implementation than the signer's, against the published key set.
+fn verify_with_jwks(token: &str, jwks: &Value, issuer: &str) -> Result<Value, jsonwebtoken::errors::Error> {
+    let set: jsonwebtoken::jwk::JwkSet = serde_json::from_value(jwks.clone()).expect("a JWKS");
+    let header = jsonwebtoken::decode_header(token)?;
+    let jwk = set.find(header.kid.as_deref().expect("kid")).expect("the key is published");
+    let key = jsonwebtoken::DecodingKey::from_jwk(jwk)?;
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
+    validation.required_spec_claims = ["iss", "nbf"].into_iter().map(String::from).collect();
+    validation.validate_exp = false;
+    validation.validate_nbf = true;
+    validation.set_issuer(&[issuer]);
+    jsonwebtoken::decode::<Value>(token, &key, &validation).map(|d| d.claims)
+}
+
+fn status_bit(list_jwt: &str, index: usize) -> bool {
+    use base64::Engine;
+    let payload = jwt_payload(list_jwt);
+    assert_eq!(payload["type"][1], "BitstringStatusListCredential");
+    let encoded = payload["credentialSubject"]["encodedList"].as_str().unwrap();
+    let gz = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(encoded.strip_prefix('u').unwrap()).unwrap();
+    let mut bits = Vec::new();
+    flate2::read::GzDecoder::new(&gz[..]).read_to_end(&mut bits).unwrap();
+    assert!(bits.len() >= 16 * 1024, "at least 131,072 entries");
+    bits[index / 8] & (0x80 >> (index % 8)) != 0
+}
+
+async fn issue_and_verify(app: TestApp) {
+    // promise: CRT-3 — certificate with name, course, member and date, as PNG and PDF.
+    // promise: CRT-4 — public page, signed Open Badges 3.0 credential, revocation shown.
+    let (ada, grace, c) = verified_learner(&app).await;
+    assert_eq!(run(&app, |conn| certificates::table.count().get_result::<i64>(conn)).await, 0, "not passed yet");
+    // Passing issues the certificate.
+    app.post_form(&format!("/learn/intro-python/quiz/{}", c.quiz), &[("q0", "1"), ("q1", "3.5")]).await;
+    let code = code_of(&app).await;
+    app.run_jobs().await;
+    let (_, text, _) = newest_mail(&app, &ada.email, "Your certificate for Introduction to Python").expect("emailed");
+    assert!(text.contains(&format!("/certificates/{code}")));
+    let (_, page) = app.get("/learn/intro-python").await;
+    assert!(page.contains(&format!("/certificates/{code}")), "the course page links it");
+    let (_, mine) = app.get("/account/certificates").await;
+    assert!(mine.contains(&format!("/certificates/{code}/certificate.pdf")));
+
+    // Anyone, signed out, can check it.
+    app.sign_out().await;
+    let (status, page) = app.get(&format!("/certificates/{code}")).await;
+    assert_eq!(status, Status::Ok);
+    assert!(page.contains("id=\"certificate-status\"") && page.contains("<strong>Valid.</strong>"), "{page}");
+    for fact in ["Ada Lovelace", "Introduction to Python", "northbridge University", "2026"] {
+        assert!(page.contains(fact), "{fact} on the page");
+    }
+    // Typed in lower case without dashes, it is found too.
+    let typed = code.to_lowercase().replace('-', "");
+    assert_eq!(app.get(&format!("/certificates/{typed}")).await.0, Status::Ok);
+    // Bad input: an unknown or malformed code is a 404 page, not an error.
+    let (status, page) = app.get("/certificates/AAAA-BBBB-CCCC-DDDD").await;
+    assert_eq!(status, Status::NotFound);
+    assert!(page.contains("<html") || page.contains("<!doctype"), "an HTML page");
+    assert_eq!(app.get("/certificates/%3Cscript%3E").await.0, Status::NotFound);
+    assert_eq!(app.get("/certificates/AAAA-BBBB-CCCC-DDDD/credential.jwt").await.0, Status::NotFound);
+
+    // The picture and the PDF.
+    let res = app.client.get(format!("/certificates/{code}/certificate.png")).dispatch().await;
+    assert_eq!(res.content_type(), Some(ContentType::PNG));
+    let png = res.into_bytes().await.unwrap();
+    let img = image::load_from_memory(&png).unwrap();
+    assert_eq!((img.width(), img.height()), (1754, 1240));
+    let res = app.client.get(format!("/certificates/{code}/certificate.pdf")).dispatch().await;
+    assert_eq!(res.content_type(), Some(ContentType::PDF));
+    let pdf = res.into_bytes().await.unwrap();
+    assert!(pdf.starts_with(b"%PDF-") && pdf.ends_with(b"%%EOF\n") || pdf.ends_with(b"%%EOF"));
+    let text = String::from_utf8_lossy(&pdf);
+    assert!(text.contains("Ada Lovelace") && text.contains(&code) && text.contains("/DCTDecode"), "PDF facts");
+
+    // The signed credential verifies against the published keys, with another implementation.
+    let (_, jwks) = app.get("/.well-known/jwks.json").await;
+    let jwks: Value = serde_json::from_str(&jwks).unwrap();
+    assert_eq!(jwks["keys"][0]["kty"], "OKP");
+    assert_eq!(jwks["keys"][0]["crv"], "Ed25519");
+    let res = app.client.get(format!("/certificates/{code}/credential.jwt")).dispatch().await;
+    assert_eq!(res.content_type().map(|c| c.to_string()).as_deref(), Some("application/vc+jwt"));
+    let token = res.into_string().await.unwrap();
+    let issuer = "http://lyceum.test/issuers/northbridge";
+    let vc = verify_with_jwks(&token, &jwks, issuer).expect("the VC-JWT verifies");
+    // Open Badges 3.0 required properties.
+    assert_eq!(vc["@context"][0], "https://www.w3.org/ns/credentials/v2");
+    assert!(vc["@context"][1].as_str().unwrap().starts_with("https://purl.imsglobal.org/spec/ob/v3p0/context"));
+    let types: Vec<&str> = vc["type"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert!(types.contains(&"VerifiableCredential") && types.contains(&"OpenBadgeCredential"));
+    assert_eq!(vc["id"], format!("http://lyceum.test/certificates/{code}"));
+    assert_eq!(vc["jti"], vc["id"]);
+    assert_eq!(vc["issuer"]["id"], issuer);
+    assert_eq!(vc["iss"], issuer);
+    assert_eq!(vc["issuer"]["type"][0], "Profile");
+    assert!(vc["issuer"]["name"].as_str().is_some());
+    let valid_from = chrono::DateTime::parse_from_rfc3339(vc["validFrom"].as_str().unwrap()).expect("RFC 3339");
+    assert_eq!(vc["nbf"].as_i64(), Some(valid_from.timestamp()));
+    assert!(vc["name"].as_str().is_some());
+    let subject = &vc["credentialSubject"];
+    assert_eq!(subject["type"][0], "AchievementSubject");
+    assert_eq!(subject["identifier"][0]["identityHash"], "Ada Lovelace");
+    let achievement = &subject["achievement"];
+    assert_eq!(achievement["type"][0], "Achievement");
+    for required in ["id", "name", "description"] {
+        assert!(achievement[required].as_str().is_some_and(|s| !s.is_empty()), "achievement.{required}");
+    }
+    assert!(achievement["criteria"]["narrative"].as_str().is_some());
+    let entry = &vc["credentialStatus"];
+    assert_eq!(entry["type"], "BitstringStatusListEntry");
+    assert_eq!(entry["statusPurpose"], "revocation");
+    let index: usize = entry["statusListIndex"].as_str().unwrap().parse().unwrap();
+    assert_eq!(entry["statusListCredential"], "http://lyceum.test/credentials/status/revocation");
+    // A changed credential does not verify.
+    let mut parts: Vec<String> = token.split('.').map(String::from).collect();
+    let forged = serde_json::to_vec(&{
+        let mut p = jwt_payload(&token);
+        p["credentialSubject"]["identifier"][0]["identityHash"] = "Mallory".into();
+        p
+    })
+    .unwrap();
+    use base64::Engine;
+    parts[1] = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(forged);
+    assert!(verify_with_jwks(&parts.join("."), &jwks, issuer).is_err(), "a forged name is caught");
+    // The issuer's profile.
+    let (_, profile) = app.get("/issuers/northbridge").await;
+    let profile: Value = serde_json::from_str(&profile).unwrap();
+    assert_eq!((profile["id"].as_str(), profile["type"][0].as_str()), (Some(issuer), Some("Profile")));
+    assert_eq!(app.get("/issuers/nobody").await.0, Status::NotFound);
+    // Not revoked in the (signed) status list.
+    let (_, list) = app.get("/credentials/status/revocation").await;
+    verify_with_jwks(&list, &jwks, "http://lyceum.test").expect("the status list verifies");
+    assert!(!status_bit(&list, index));
+
+    // Staff revoke, with a reason.
+    as_user(&app, &grace).await;
+    let id: i64 = run(&app, |conn| certificates::table.select(certificates::id).first(conn)).await;
+    app.post_form(&format!("/staff/certificates/{id}/revoke"), &[("reason", "")]).await;
+    let (_, page) = app.get("/staff/certificates").await;
+    assert!(page.contains("Give a reason"), "{page}");
+    app.post_form(&format!("/staff/certificates/{id}/revoke"), &[("reason", "Plagiarised final project")]).await;
+    app.sign_out().await;
+    let (status, page) = app.get(&format!("/certificates/{code}")).await;
+    assert_eq!(status, Status::Ok);
+    assert!(page.contains("<strong>Revoked</strong>") && page.contains("Plagiarised final project"), "{page}");
+    assert!(!page.contains("<strong>Valid.</strong>"));
+    let (_, list) = app.get("/credentials/status/revocation").await;
+    assert!(status_bit(&list, index), "the status list says revoked");
+    let _ = ada;
+}
+crate::on_both!(crt_3_crt_4_certificate_is_issued_downloaded_verified_and_revoked, issue_and_verify);
+
+async fn assistance(app: TestApp) {
+    // promise: CRT-5 — learners apply, staff decide, approval makes the certificate free.
+    seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    let ada = enrolled(&app, "ada").await;
+    let (status, page) = app.get("/courses/intro-python/assistance?run=2026").await;
+    assert_eq!(status, Status::Ok);
+    assert!(page.contains("id=\"assistance-form\""));
+    assert_eq!(app.get("/courses/intro-python/assistance?run=1999").await.0, Status::NotFound);
+    // Bad input: too short answers come back with the words kept.
+    let res = app
+        .post_form(
+            "/courses/intro-python/assistance?run=2026",
+            &[("reason", "money"), ("circumstances", "I lost my job last spring and have no income."), ("goals", "")],
+        )
+        .await;
+    assert_eq!(res.status(), Status::UnprocessableEntity);
+    let page = res.into_string().await.unwrap();
+    assert!(page.contains("I lost my job last spring") && page.contains("Tell us why you are applying"), "{page}");
+    let answers = [
+        ("reason", "I cannot afford the certificate fee right now."),
+        ("circumstances", "I lost my job last spring and have no income."),
+        ("goals", "A verified certificate would help me apply for junior developer roles."),
+    ];
+    let res = app.post_form("/courses/intro-python/assistance?run=2026", &answers).await;
+    assert_eq!(res.status(), Status::SeeOther);
+    app.post_form("/courses/intro-python/assistance?run=2026", &answers).await;
+    let (_, page) = app.get("/courses/intro-python/assistance?run=2026").await;
+    assert!(page.contains("already applied") || page.contains("Your application is pending"), "{page}");
+    let (_, page) = app.get("/learn/intro-python").await;
+    assert!(page.contains("Financial assistance: pending"), "{page}");
+
+    let grace = staff(&app).await;
+    as_user(&app, &grace).await;
+    let (_, list) = app.get("/staff/assistance").await;
+    assert!(list.contains("I lost my job last spring"));
+    let app_id: i64 = run(&app, |conn| {
+        lyceum::db::schema::assistance_applications::table
+            .select(lyceum::db::schema::assistance_applications::id)
+            .first(conn)
+    })
+    .await;
+    // Declining needs a note.
+    app.post_form(&format!("/staff/assistance/{app_id}"), &[("decision", "deny")]).await;
+    let (_, list) = app.get("/staff/assistance").await;
+    assert!(list.contains("Tell the learner why"), "{list}");
+    app.post_form(&format!("/staff/assistance/{app_id}"), &[("decision", "approve"), ("note", "Good luck!")]).await;
+    assert_eq!(track(&app, "ada").await, "verified", "the verified track, free");
+    assert_eq!(run(&app, |conn| payments::table.count().get_result::<i64>(conn)).await, 0, "nothing paid");
+    // Deciding twice is refused.
+    app.post_form(&format!("/staff/assistance/{app_id}"), &[("decision", "deny"), ("note", "No")]).await;
+    assert_eq!(track(&app, "ada").await, "verified");
+    app.run_jobs().await;
+    let (_, text, _) =
+        newest_mail(&app, &ada.email, "Your financial assistance application for Introduction to Python").unwrap();
+    assert!(text.contains("is approved") && text.contains("Good luck!"), "{text}");
+}
+crate::on_both!(crt_5_financial_assistance_makes_the_verified_track_free, assistance);
+
+async fn kept_through_erasure(app: TestApp) {
+    // promise: CRT-6 — certificates are kept 7 years (configurable) even after the account is erased.
+    let (ada, _, c) = verified_learner(&app).await;
+    app.post_form(&format!("/learn/intro-python/quiz/{}", c.quiz), &[("q0", "1"), ("q1", "3.5")]).await;
+    let code = code_of(&app).await;
+    let ada_id = user_id(&app, "ada").await;
+    as_user(&app, &ada).await;
+    let res = app.post_form("/account/privacy/delete", &[("password", &ada.password), ("confirm", "true")]).await;
+    assert_eq!(res.status(), Status::SeeOther);
+    app.run_jobs().await;
+    run(&app, |conn| {
+        use lyceum::db::schema::erasures;
+        diesel::update(erasures::table)
+            .set(erasures::run_after.eq(lyceum::db::now() - chrono::Duration::minutes(1)))
+            .execute(conn)
+    })
+    .await;
+    run_scheduled(&app).await;
+    let state: String =
+        run(&app, |conn| lyceum::db::schema::erasures::table.select(lyceum::db::schema::erasures::state).first(conn))
+            .await;
+    assert_eq!(state, "done");
+    // The certificate stands alone: still valid, still in her name, tied to no account.
+    let (owner, name): (Option<i64>, String) =
+        run(&app, |conn| certificates::table.select((certificates::user_id, certificates::name_at_issue)).first(conn))
+            .await;
+    assert_eq!((owner, name.as_str()), (None, "Ada Lovelace"));
+    let (status, page) = app.get(&format!("/certificates/{code}")).await;
+    assert_eq!(status, Status::Ok);
+    assert!(page.contains("<strong>Valid.</strong>") && page.contains("Ada Lovelace"));
+    // Her identity checks went with the account.
+    let left = run(&app, move |conn| {
+        identity_checks::table.filter(identity_checks::user_id.eq(ada_id)).count().get_result::<i64>(conn)
+    })
+    .await;
+    assert_eq!(left, 0);
+
+    // Retention: within the period the certificate stays; past it, it goes.
+    let periods = |days| lyceum::privacy::retention::Periods {
+        inactive_account_days: 0,
+        inactive_warning_days: 0,
+        course_record_days: 0,
+        forum_post_days: 0,
+        log_days: 0,
+        certificate_days: days,
+    };
+    assert_eq!(app.config.retention_certificate_days, 7 * 365 + 2, "seven years by default");
+    let p = periods(app.config.retention_certificate_days);
+    run(&app, move |conn| lyceum::privacy::retention::run(conn, &p, lyceum::db::now(), false)).await;
+    assert_eq!(app.get(&format!("/certificates/{code}")).await.0, Status::Ok);
+    let p = periods(app.config.retention_certificate_days);
+    let later = lyceum::db::now() + chrono::Duration::days(7 * 365 + 3);
+    let lines = run(&app, move |conn| lyceum::privacy::retention::run(conn, &p, later, true)).await;
+    assert!(lines.iter().any(|l| l.category == "certificates" && l.count == 1), "{lines:?}");
+    run(&app, move |conn| lyceum::privacy::retention::run(conn, &p, later, false)).await;
+    assert_eq!(app.get(&format!("/certificates/{code}")).await.0, Status::NotFound);
+}
+crate::on_both!(crt_6_certificates_outlive_erasure_for_their_retention_period, kept_through_erasure);
