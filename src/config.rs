@@ -90,6 +90,13 @@ pub struct Config {
     /// Base64 of the 32-byte Ed25519 seed that signs credentials (CRT-4).
     /// Unset: derived from the site secret.
     pub credential_key: Option<String>,
+    /// A proctoring service for exams marked `proctored` (CRT-7): its REST
+    /// base URL, API key and the secret its callbacks are signed with.
+    pub proctoring_url: Option<String>,
+    pub proctoring_key: Option<String>,
+    pub proctoring_secret: Option<String>,
+    /// Days proctoring session references are kept (CRT-7); 0 keeps them.
+    pub retention_proctoring_days: i64,
 }
 
 impl Default for Config {
@@ -134,6 +141,10 @@ impl Default for Config {
             identity_valid_days: 365,
             retention_certificate_days: 7 * 365 + 2,
             credential_key: None,
+            proctoring_url: None,
+            proctoring_key: None,
+            proctoring_secret: None,
+            retention_proctoring_days: 365,
         }
     }
 }

@@ -155,6 +155,7 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
     let mut rocket = rocket::custom(figment)
         .manage(issuer)
         .manage(certificates::payments::Payments::from_config(&config))
+        .manage(certificates::proctoring::Proctoring::from_config(&config, &secret))
         .manage(RateLimits::per_minute(config.rate_limit_per_minute))
         .manage(db)
         .manage(templates)
@@ -358,6 +359,8 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
                 certificates::routes::grant,
                 certificates::routes::payments_page,
                 certificates::routes::refund,
+                certificates::routes::start_proctoring,
+                certificates::routes::proctoring_callback,
             ],
         );
     if config.worker {

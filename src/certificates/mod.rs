@@ -12,6 +12,7 @@ pub mod assistance;
 pub mod credential;
 pub mod identity;
 pub mod payments;
+pub mod proctoring;
 pub mod render;
 pub mod routes;
 

@@ -799,3 +799,100 @@ pub async fn refund(
         "Refunded: the learner is back on the audit track and any certificate is revoked.",
     ))
 }
+
+// ---------------------------------------------------------------- proctoring
+
+/// Opens a proctoring session for a proctored exam and sends the learner to it.
+#[post("/learn/<slug>/exams/<block_id>/proctoring", data = "<_form>")]
+pub async fn start_proctoring(
+    db: &State<Db>,
+    proctoring: &State<super::proctoring::Proctoring>,
+    config: &State<Config>,
+    user: CurrentUser,
+    slug: &str,
+    block_id: i64,
+    _form: CsrfOnly,
+) -> AppResult<Either<Redirect, Flash>> {
+    use crate::learning::content::BlockData;
+    let (s, user_id) = (slug.to_string(), user.id);
+    let (enrollment_id, unit_id, title) = db
+        .run(move |conn| {
+            let course = crate::learning::service::course_by_slug(conn, &s)?;
+            let (e, _) = crate::learning::service::enrollment_in_course(conn, user_id, course.id)?
+                .filter(|(e, _)| e.has_access(now()))
+                .ok_or_else(|| AppError::Forbidden("Enroll in the course to take its exams.".into()))?;
+            let block = crate::learning::service::block_in_course(conn, course.id, block_id)?;
+            let BlockData::Quiz(quiz) = crate::learning::service::block_data(&block)? else {
+                return Err(AppError::NotFound);
+            };
+            if !quiz.proctored {
+                return Err(AppError::NotFound);
+            }
+            Ok((e.id, block.unit_id, quiz.title))
+        })
+        .await?;
+    let back = format!("/learn/{slug}/units/{unit_id}#block-{block_id}");
+    let Some(provider) = proctoring.provider.clone() else {
+        return Ok(Either::Right(Flash::error(
+            back,
+            "This exam needs a proctoring service, which this site has not set up. Please contact the course team.",
+        )));
+    };
+    let base = config.base_url();
+    let request = super::proctoring::SessionRequest {
+        exam_id: block_id.to_string(),
+        exam_title: title,
+        candidate: proctoring.candidate(user_id),
+        callback_url: format!("{base}/proctoring/callback"),
+        return_url: format!("{base}{back}"),
+    };
+    let created = match provider.create_session(&request).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "opening a proctoring session failed");
+            return Ok(Either::Right(Flash::error(
+                back,
+                "The proctoring service is not answering; please try again in a few minutes.",
+            )));
+        }
+    };
+    let url = created.launch_url.clone();
+    db.run(move |conn| {
+        super::proctoring::record(conn, enrollment_id, block_id, &created, now()).map_err(AppError::from)
+    })
+    .await?;
+    Ok(Either::Left(Redirect::to(url)))
+}
+
+/// The header a proctoring callback is signed in.
+pub struct ProctoringSignature(Option<String>);
+
+#[rocket::async_trait]
+impl<'r> rocket::request::FromRequest<'r> for ProctoringSignature {
+    type Error = ();
+    async fn from_request(req: &'r rocket::Request<'_>) -> rocket::request::Outcome<Self, ()> {
+        rocket::request::Outcome::Success(ProctoringSignature(
+            req.headers().get_one("Proctoring-Signature").map(str::to_string),
+        ))
+    }
+}
+
+/// The proctoring service's verdict on a session: signature checked, applied once.
+#[post("/proctoring/callback", data = "<body>")]
+pub async fn proctoring_callback(
+    db: &State<Db>,
+    proctoring: &State<super::proctoring::Proctoring>,
+    signature: ProctoringSignature,
+    body: Data<'_>,
+) -> AppResult<Json<Value>> {
+    let Some(provider) = proctoring.provider.clone() else { return Err(AppError::NotFound) };
+    let body = body.open(64.kibibytes()).into_bytes().await.map_err(|e| AppError::Internal(e.to_string()))?;
+    if !body.is_complete() {
+        return Err(AppError::BadRequest("The callback is larger than 64 KiB.".into()));
+    }
+    let outcome = provider
+        .verify_callback(signature.0.as_deref(), &body, chrono::Utc::now().timestamp())
+        .map_err(|e| AppError::BadRequest(format!("Callback refused: {e}.")))?;
+    let applied = db.run(move |conn| super::proctoring::apply(conn, &outcome, now()).map_err(AppError::from)).await?;
+    Ok(Json(json!({ "received": true, "applied": applied })))
+}

@@ -76,6 +76,9 @@ pub struct Quiz {
     pub show_answers: ShowAnswers,
     pub due_at: Option<NaiveDateTime>,
     pub questions: Vec<Question>,
+    /// An exam taken under a third-party proctoring session (CRT-7).
+    #[serde(default)]
+    pub proctored: bool,
 }
 
 /// A learner's answers: question index → the values sent (several for multiple choice).
@@ -251,6 +254,7 @@ mod tests {
             weight: 1.0,
             show_answers: ShowAnswers::AfterLastAttempt,
             due_at: None,
+            proctored: false,
             questions: vec![
                 q(QuestionKind::Single, vec![1]),
                 q(QuestionKind::Multiple, vec![0, 2]),

@@ -352,9 +352,21 @@ fn block_view(
                 ShowAnswers::AfterDue => quiz.due_at.is_some_and(|d| t > d),
             };
             let (_, results) = quiz.grade(&last_answers);
+            // A proctored exam takes answers only within a proctoring session (CRT-7).
+            let session = match (quiz.proctored, enrollment) {
+                (true, Some(e)) => crate::certificates::proctoring::latest(conn, e.id, b.id)?,
+                _ => None,
+            };
+            let in_session = session.as_ref().is_some_and(|(_, s)| {
+                s == crate::certificates::proctoring::status::OPEN
+                    || s == crate::certificates::proctoring::status::PASSED
+            });
             json!({
                 "kind": "quiz", "id": b.id, "title": quiz.title, "attempts": quiz.attempts, "used": used,
-                "left": quiz.attempts.saturating_sub(used), "can_submit": enrollment.is_some() && used < quiz.attempts && quiz.due_at.is_none_or(|d| t <= d),
+                "proctored": quiz.proctored, "in_session": in_session,
+                "session_status": session.map(|(_, s)| s),
+                "proctoring_action": format!("/learn/{slug}/exams/{}/proctoring", b.id),
+                "left": quiz.attempts.saturating_sub(used), "can_submit": enrollment.is_some() && used < quiz.attempts && quiz.due_at.is_none_or(|d| t <= d) && (!quiz.proctored || in_session),
                 "best": best.map(|s| format!("{:.0}", s * 100.0)), "reveal": reveal,
                 "due": quiz.due_at.map(|d| d.format("%e %B %Y, %H:%M UTC").to_string()),
                 "action": format!("/learn/{slug}/quiz/{}", b.id),
@@ -490,6 +502,11 @@ pub async fn submit_quiz(
             };
             let block = learning::block_in_course(conn, a.course.id, block_id)?;
             let BlockData::Quiz(quiz) = learning::block_data(&block)? else { return Err(AppError::NotFound) };
+            if quiz.proctored && !crate::certificates::proctoring::may_submit(conn, e.id, block.id)? {
+                return Err(AppError::Forbidden(
+                    "This exam is proctored: start a proctoring session from the exam's page first.".into(),
+                ));
+            }
             let errors = quiz.check(&answers);
             if !errors.is_empty() {
                 return Ok(Err((

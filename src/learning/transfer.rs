@@ -37,6 +37,7 @@ pub fn quiz_from_pkg(q: &QuizPkg) -> Quiz {
             PkgShow::AfterDue => ShowAnswers::AfterDue,
         },
         due_at: q.due_at.map(naive),
+        proctored: q.proctored,
         questions: q
             .questions
             .iter()
@@ -69,6 +70,7 @@ pub fn quiz_to_pkg(q: &Quiz) -> QuizPkg {
             ShowAnswers::AfterDue => PkgShow::AfterDue,
         },
         due_at: q.due_at.map(utc),
+        proctored: q.proctored,
         questions: q
             .questions
             .iter()

@@ -36,6 +36,8 @@ pub struct Periods {
     pub log_days: i64,
     /// Certificates, counted from issue, whether or not the account still exists (CRT-6).
     pub certificate_days: i64,
+    /// Proctoring session references (CRT-7).
+    pub proctoring_days: i64,
 }
 
 impl Periods {
@@ -47,6 +49,7 @@ impl Periods {
             forum_post_days: config.retention_forum_post_days,
             log_days: config.retention_log_days,
             certificate_days: config.retention_certificate_days,
+            proctoring_days: config.retention_proctoring_days,
         }
     }
 }
@@ -122,6 +125,12 @@ pub fn run(conn: &mut Conn, p: &Periods, now: NaiveDateTime, dry_run: bool) -> Q
         let n = crate::certificates::expire(conn, p.certificate_days, now, dry_run)?;
         let before = now - Duration::days(p.certificate_days);
         line("certificates", n, format!("certificates issued before {}", before.date()));
+    }
+
+    if p.proctoring_days > 0 {
+        let n = crate::certificates::proctoring::purge(conn, p.proctoring_days, now, dry_run)?;
+        let before = now - Duration::days(p.proctoring_days);
+        line("proctoring", n, format!("proctoring session references from before {}", before.date()));
     }
 
     if p.log_days > 0 {

@@ -623,6 +623,7 @@ async fn kept_through_erasure(app: TestApp) {
         forum_post_days: 0,
         log_days: 0,
         certificate_days: days,
+        proctoring_days: 0,
     };
     assert_eq!(app.config.retention_certificate_days, 7 * 365 + 2, "seven years by default");
     let p = periods(app.config.retention_certificate_days);
@@ -636,3 +637,161 @@ async fn kept_through_erasure(app: TestApp) {
     assert_eq!(app.get(&format!("/certificates/{code}")).await.0, Status::NotFound);
 }
 crate::on_both!(crt_6_certificates_outlive_erasure_for_their_retention_period, kept_through_erasure);
+
+const PROCTOR_KEY: &str = "pk_lyceum_test";
+const PROCTOR_SECRET: &str = "ps_lyceum_callback_secret";
+
+fn proctor_signature(body: &str, t: i64) -> String {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(PROCTOR_SECRET.as_bytes()).unwrap();
+    mac.update(format!("{t}.{body}").as_bytes());
+    format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+async fn callback(app: &TestApp, body: &str, signature: Option<String>) -> (Status, String) {
+    let mut req = app.client.post("/proctoring/callback").header(ContentType::JSON).body(body.to_string());
+    if let Some(s) = signature {
+        req = req.header(Header::new("Proctoring-Signature", s));
+    }
+    let res = req.dispatch().await;
+    (res.status(), res.into_string().await.unwrap_or_default())
+}
+
+async fn proctored_exam(app: TestApp, service: partner_adapters::test_server::Log) {
+    // promise: CRT-7 — an exam can require a third-party proctoring session; only its reference and outcome are kept, for at most a year.
+    let c = seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    let quiz = c.quiz;
+    run(&app, move |conn| {
+        use lyceum::db::schema::blocks;
+        let data: String = blocks::table.find(quiz).select(blocks::data).first(conn)?;
+        let mut v: Value = serde_json::from_str(&data).unwrap();
+        v["proctored"] = true.into();
+        diesel::update(blocks::table.find(quiz)).set(blocks::data.eq(v.to_string())).execute(conn)
+    })
+    .await;
+    let ada = enrolled(&app, "ada").await;
+    let unit: i64 = run(&app, move |conn| {
+        use lyceum::db::schema::blocks;
+        blocks::table.find(quiz).select(blocks::unit_id).first(conn)
+    })
+    .await;
+    let (_, page) = app.get(&format!("/learn/intro-python/units/{unit}")).await;
+    assert!(page.contains("Start the proctored session"), "{page}");
+    assert!(!page.contains("Submit answers"), "no answers outside a session");
+    // Bad input: answers sent anyway are refused and not recorded.
+    let res = app.post_form(&format!("/learn/intro-python/quiz/{quiz}"), &[("q0", "1"), ("q1", "3.5")]).await;
+    assert_eq!(res.status(), Status::Forbidden);
+    assert_eq!(run(&app, |conn| lyceum::db::schema::quiz_attempts::table.count().get_result::<i64>(conn)).await, 0);
+
+    let res = app.post_form(&format!("/learn/intro-python/exams/{quiz}/proctoring"), &[]).await;
+    assert_eq!(res.status(), Status::SeeOther);
+    assert_eq!(res.headers().get_one("Location"), Some("https://proctor.example/launch/ps_77"));
+    let asked = service.lock().unwrap()[0].clone();
+    assert_eq!(asked.header("Authorization"), Some(format!("Bearer {PROCTOR_KEY}").as_str()));
+    let sent = String::from_utf8(asked.body.clone()).unwrap();
+    let sent: Value = serde_json::from_str(&sent).unwrap();
+    assert!(sent["candidate"].as_str().unwrap().starts_with("c-"));
+    assert_eq!(sent["callback_url"], "http://lyceum.test/proctoring/callback");
+    for private in [ada.email.as_str(), "Ada", "Lovelace", "ada"] {
+        assert!(!sent.to_string().contains(private), "the service gets a pseudonym, not {private}");
+    }
+    // In the session the exam takes answers.
+    let (_, page) = app.get(&format!("/learn/intro-python/units/{unit}")).await;
+    assert!(page.contains("Submit answers") && page.contains("Proctored session open"));
+    app.post_form(&format!("/learn/intro-python/quiz/{quiz}"), &[("q0", "1"), ("q1", "3.5")]).await;
+    let passed: bool = run(&app, |conn| enrollments::table.select(enrollments::passed).first(conn)).await;
+    assert!(passed);
+
+    // Bad input: unsigned, forged or unknown callbacks change nothing.
+    let body = r#"{"session":"ps_77","outcome":"failed","detail":"A second person was in the room."}"#;
+    let now = chrono::Utc::now().timestamp();
+    assert_eq!(callback(&app, body, None).await.0, Status::BadRequest);
+    assert_eq!(
+        callback(&app, body, Some(proctor_signature(body, now).replace("v1=", "v1=ff"))).await.0,
+        Status::BadRequest
+    );
+    assert_eq!(callback(&app, body, Some(proctor_signature(body, now - 3600))).await.0, Status::BadRequest);
+    let odd = r#"{"session":"ps_77","outcome":"maybe"}"#;
+    assert_eq!(callback(&app, odd, Some(proctor_signature(odd, now))).await.0, Status::BadRequest);
+    let unknown = r#"{"session":"ps_nope","outcome":"failed"}"#;
+    let (status, answer) = callback(&app, unknown, Some(proctor_signature(unknown, now))).await;
+    assert_eq!(status, Status::Ok);
+    assert!(answer.contains("\"applied\":false"));
+    assert!(run(&app, |conn| enrollments::table.select(enrollments::passed).first::<bool>(conn)).await);
+
+    // The service finds a violation: the exam's attempts score 0, the grade falls.
+    let (status, answer) = callback(&app, body, Some(proctor_signature(body, now))).await;
+    assert_eq!(status, Status::Ok);
+    assert!(answer.contains("\"applied\":true"), "{answer}");
+    let (grade, passed): (f64, bool) =
+        run(&app, |conn| enrollments::table.select((enrollments::grade_percent, enrollments::passed)).first(conn))
+            .await;
+    assert_eq!((grade, passed), (0.0, false));
+    // Applied once: a replay changes nothing.
+    assert!(callback(&app, body, Some(proctor_signature(body, now))).await.1.contains("\"applied\":false"));
+    let (_, page) = app.get(&format!("/learn/intro-python/units/{unit}")).await;
+    assert!(page.contains("found a violation"), "{page}");
+    // Only the reference and the outcome are kept.
+    use lyceum::db::schema::proctoring_sessions;
+    let kept: (String, String, Option<String>) = run(&app, |conn| {
+        proctoring_sessions::table
+            .select((proctoring_sessions::provider_ref, proctoring_sessions::status, proctoring_sessions::outcome))
+            .first(conn)
+    })
+    .await;
+    assert_eq!(kept, ("ps_77".into(), "failed".into(), Some("A second person was in the room.".into())));
+
+    // References go after the configured year.
+    assert_eq!(app.config.retention_proctoring_days, 365);
+    let p = lyceum::privacy::retention::Periods {
+        inactive_account_days: 0,
+        inactive_warning_days: 0,
+        course_record_days: 0,
+        forum_post_days: 0,
+        log_days: 0,
+        certificate_days: 0,
+        proctoring_days: app.config.retention_proctoring_days,
+    };
+    let soon = lyceum::db::now() + chrono::Duration::days(300);
+    run(&app, move |conn| lyceum::privacy::retention::run(conn, &p, soon, false)).await;
+    assert_eq!(run(&app, |conn| proctoring_sessions::table.count().get_result::<i64>(conn)).await, 1);
+    let later = lyceum::db::now() + chrono::Duration::days(366);
+    run(&app, move |conn| lyceum::privacy::retention::run(conn, &p, later, false)).await;
+    assert_eq!(run(&app, |conn| proctoring_sessions::table.count().get_result::<i64>(conn)).await, 0);
+}
+
+async fn proctoring_service() -> (String, partner_adapters::test_server::Log) {
+    partner_adapters::test_server::serve(|_, req| {
+        if req.method == "POST" && req.path == "/sessions" {
+            partner_adapters::test_server::Reply::new(
+                201,
+                r#"{"id":"ps_77","launch_url":"https://proctor.example/launch/ps_77"}"#,
+            )
+        } else {
+            partner_adapters::test_server::Reply::new(404, "{}")
+        }
+    })
+    .await
+}
+
+fn configure_proctoring(c: &mut lyceum::config::Config, base: &str) {
+    c.proctoring_url = Some(base.to_string());
+    c.proctoring_key = Some(PROCTOR_KEY.into());
+    c.proctoring_secret = Some(PROCTOR_SECRET.into());
+}
+
+mod crt_7_a_proctored_exam_keeps_only_the_session_reference_and_outcome {
+    #[rocket::async_test]
+    async fn sqlite() {
+        let (base, log) = super::proctoring_service().await;
+        let app = crate::common::TestApp::sqlite_with(|c| super::configure_proctoring(c, &base)).await;
+        super::proctored_exam(app, log).await
+    }
+    #[rocket::async_test]
+    async fn postgres() {
+        let (base, log) = super::proctoring_service().await;
+        if let Some(app) = crate::common::TestApp::postgres_with(|c| super::configure_proctoring(c, &base)).await {
+            super::proctored_exam(app, log).await
+        }
+    }
+}

@@ -144,6 +144,7 @@ pub async fn seed_course(app: &TestApp, member: &str, slug: &str, title: &str, a
                     weight: 1.0,
                     show_answers: ShowAnswers::AfterLastAttempt,
                     due_at: None,
+                    proctored: false,
                     questions: vec![
                         q(QuestionKind::Single, vec![1], None),
                         q(QuestionKind::Numeric, vec![], Some(3.5)),

@@ -85,6 +85,7 @@ attempts = 3
 weight = 2
 show_answers = "after_due"
 due_at = "2026-03-01T00:00:00Z"
+proctored = true
 
 [[questions]]
 kind = "single"
@@ -141,6 +142,7 @@ fn expected_quiz() -> QuizPkg {
         weight: 2.0,
         show_answers: ShowAnswers::AfterDue,
         due_at: Some(at("2026-03-01T00:00:00Z")),
+        proctored: true,
         questions: vec![
             QuestionPkg {
                 kind: QuestionKind::Single,

@@ -428,6 +428,7 @@ async fn retention(app: TestApp) {
         forum_post_days: 365,
         log_days: 90,
         certificate_days: 0,
+        proctoring_days: 0,
     };
     let dry = run(&app, move |conn| retention::run(conn, &periods, lyceum::db::now(), true)).await;
     let count = |lines: &[retention::Line], what: &str| {

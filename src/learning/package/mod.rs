@@ -181,6 +181,7 @@ pub struct QuizPkg {
     pub show_answers: ShowAnswers,
     pub due_at: Option<DateTime<Utc>>,
     pub questions: Vec<QuestionPkg>,
+    pub proctored: bool,
 }
 
 impl Default for QuizPkg {
@@ -192,6 +193,7 @@ impl Default for QuizPkg {
             show_answers: ShowAnswers::AfterLastAttempt,
             due_at: None,
             questions: Vec::new(),
+            proctored: false,
         }
     }
 }

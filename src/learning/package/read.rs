@@ -26,7 +26,7 @@ const RUN_KEYS: &[&str] = &[
     "currency",
 ];
 const SECTION_KEYS: &[&str] = &["title", "units"];
-const QUIZ_KEYS: &[&str] = &["title", "attempts", "weight", "show_answers", "due_at", "questions"];
+const QUIZ_KEYS: &[&str] = &["title", "attempts", "weight", "show_answers", "due_at", "proctored", "questions"];
 const QUESTION_KEYS: &[&str] = &["kind", "prompt", "choices", "correct", "answer", "tolerance", "accepted", "feedback"];
 const U32_MAX: i64 = u32::MAX as i64;
 
@@ -432,6 +432,7 @@ impl<'t> Reader<'t> {
             }
         };
         let due_at = f.date("due_at", false);
+        let proctored = f.boolean("proctored").unwrap_or(false);
         let mut questions = Vec::new();
         let mut question_spots = Vec::new();
         if let Some(value) = f.raw("questions") {
@@ -452,7 +453,8 @@ impl<'t> Reader<'t> {
                 }
             }
         }
-        let quiz = QuizPkg { title, attempts: attempts.unwrap_or(1), weight, show_answers, due_at, questions };
+        let quiz =
+            QuizPkg { title, attempts: attempts.unwrap_or(1), weight, show_answers, due_at, questions, proctored };
         Some((quiz, QuizPlaces { spot: f.finish(&mut self.out), questions: question_spots }))
     }
 

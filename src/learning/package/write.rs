@@ -191,6 +191,8 @@ struct QuizOut<'a> {
     show_answers: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     due_at: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    proctored: bool,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     questions: Vec<QuestionOut<'a>>,
 }
@@ -270,6 +272,7 @@ pub(super) fn quiz_toml(quiz: &QuizPkg) -> io::Result<String> {
         weight: quiz.weight,
         show_answers: quiz.show_answers.as_str(),
         due_at: quiz.due_at.as_ref().map(rfc3339),
+        proctored: quiz.proctored,
         questions: quiz
             .questions
             .iter()
