@@ -332,6 +332,7 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
                 consent::api::aggregates,
                 consent::api::export,
                 certificates::routes::buy,
+                certificates::routes::buy_seats,
                 certificates::routes::returned,
                 certificates::routes::cancelled,
                 certificates::routes::webhook,

@@ -437,10 +437,13 @@ pub fn fulfil(conn: &mut Conn, checkout_id: &str, state: &CheckoutState, now: Na
             .filter(course_runs::id.eq(run_id))
             .select((courses::title, courses::slug))
             .first(conn)?;
-        match p.purpose.as_str() {
-            purpose::SEATS => give_seats(conn, &p, user_id, run_id, now)?,
-            _ => super::grant_verified(conn, user_id, run_id, now)?,
-        }
+        let path = match p.purpose.as_str() {
+            purpose::SEATS => format!("/partners/{}", give_seats(conn, &p, user_id, run_id, now)?),
+            _ => {
+                super::grant_verified(conn, user_id, run_id, now)?;
+                format!("/learn/{slug}")
+            }
+        };
         let (email, first): (String, String) =
             users::table.find(user_id).select((users::email, users::first_name)).first(conn)?;
         crate::notify::enqueue_email(
@@ -455,15 +458,16 @@ pub fn fulfil(conn: &mut Conn, checkout_id: &str, state: &CheckoutState, now: Na
                 "reference": p.payment_ref.clone().or(state.payment_ref.clone()).unwrap_or_else(|| p.checkout_id.clone()),
                 "receipt_no": p.id,
                 "paid_at": now.format("%e %B %Y %H:%M UTC").to_string(),
-                "path": format!("/learn/{slug}"),
+                "path": path,
             }),
         )?;
         Ok(Fulfilled::Now)
     })
 }
 
-fn give_seats(conn: &mut Conn, p: &Payment, user_id: i64, run_id: i64, now: NaiveDateTime) -> QueryResult<()> {
-    let Some(partner_id) = p.partner_id else { return Ok(()) };
+/// Allocates the seats bought; returns the sponsor's slug.
+fn give_seats(conn: &mut Conn, p: &Payment, user_id: i64, run_id: i64, now: NaiveDateTime) -> QueryResult<String> {
+    let Some(partner_id) = p.partner_id else { return Ok(String::new()) };
     let partner = crate::consent::partners::by_id(conn, partner_id)?;
     let request = crate::consent::sponsors::SeatRequest {
         run_id,
@@ -473,7 +477,7 @@ fn give_seats(conn: &mut Conn, p: &Payment, user_id: i64, run_id: i64, now: Naiv
         by: Some(user_id),
     };
     crate::consent::sponsors::allocate(conn, &partner, &request, now)
-        .map(|_| ())
+        .map(|_| partner.slug.clone())
         .map_err(|e| diesel::result::Error::QueryBuilderError(e.to_string().into()))
 }
 
@@ -548,6 +552,56 @@ pub fn handle_event(conn: &mut Conn, event: &Event, now: NaiveDateTime) -> Query
             }
             Event::Other { .. } => Handled::Ignored,
         })
+    })
+}
+
+/// Runs whose verified track has a price, open for enrollment: what sponsors can buy seats in.
+pub fn priced_runs(conn: &mut Conn) -> QueryResult<Vec<Value>> {
+    let now = crate::db::now();
+    let rows: Vec<(crate::learning::model::Run, String)> = course_runs::table
+        .inner_join(courses::table)
+        .filter(courses::published.eq(true))
+        .filter(course_runs::verified_price_cents.gt(0))
+        .order((courses::title.asc(), course_runs::run_key.asc()))
+        .select((crate::learning::model::Run::as_select(), courses::title))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter(|(r, _)| r.enrollment_open(now))
+        .map(|(r, title)| {
+            json!({
+                "id": r.id, "label": format!("{title} ({}): {} per seat", r.run_key,
+                    money(i64::from(r.verified_price_cents.unwrap_or(0)), &r.currency)),
+            })
+        })
+        .collect())
+}
+
+/// What a sponsor pays for `seats` seats in a run.
+pub fn quote_seats(conn: &mut Conn, run_id: i64, seats: i32, now: NaiveDateTime) -> CResult<Quote> {
+    if !(1..=1000).contains(&seats) {
+        return Err(CertError::Invalid("Buy between 1 and 1,000 seats at a time.".into()));
+    }
+    let (run, title, slug): (crate::learning::model::Run, String, String) = course_runs::table
+        .inner_join(courses::table)
+        .filter(course_runs::id.eq(run_id))
+        .filter(courses::published.eq(true))
+        .select((crate::learning::model::Run::as_select(), courses::title, courses::slug))
+        .first(conn)
+        .optional()?
+        .ok_or_else(|| CertError::Invalid("Choose a course run.".into()))?;
+    let Some(price) = run.verified_price_cents.filter(|p| *p > 0) else {
+        return Err(CertError::Invalid("This run has no priced verified track.".into()));
+    };
+    if !run.enrollment_open(now) {
+        return Err(CertError::Invalid("Enrollment in this run is closed.".into()));
+    }
+    Ok(Quote {
+        run_id,
+        amount_cents: i64::from(price),
+        currency: run.currency.to_ascii_uppercase(),
+        description: format!("Verified seat: {title} ({})", run.run_key),
+        course_slug: slug,
     })
 }
 

@@ -137,6 +137,88 @@ pub async fn buy(
     Ok(Either::Left(Redirect::to(checkout.url)))
 }
 
+#[derive(FromForm)]
+pub struct SeatPurchase {
+    run_id: Option<i64>,
+    seats: Option<i32>,
+}
+
+/// A sponsor buys seats in a run through the same provider.
+#[post("/partners/<slug>/seats/buy", data = "<form>")]
+pub async fn buy_seats(
+    db: &State<Db>,
+    provider: &State<Payments>,
+    config: &State<Config>,
+    user: CurrentUser,
+    slug: &str,
+    form: CsrfForm<SeatPurchase>,
+) -> AppResult<Either<Redirect, Flash>> {
+    let back = format!("/partners/{slug}");
+    let Some(provider) = provider.0.clone() else {
+        return Ok(Either::Right(Flash::info(back, "Seats cannot be bought on this site; our staff allocate them.")));
+    };
+    let (Some(run_id), Some(seats)) = (form.form.run_id, form.form.seats) else {
+        return Ok(Either::Right(Flash::error(back, "Choose a course run and a number of seats.")));
+    };
+    let (s, who) = (slug.to_string(), user.0.clone());
+    let checked = db
+        .run(move |conn| {
+            let partner = crate::consent::staff::managed(conn, &who, &s)?;
+            if partner.kind() != crate::consent::PartnerKind::Sponsor {
+                return Err(AppError::NotFound);
+            }
+            Ok(payments::quote_seats(conn, run_id, seats, now()).map(|q| (q, partner.id)))
+        })
+        .await?;
+    let (quote, partner_id) = match checked {
+        Ok(v) => v,
+        Err(CertError::Invalid(m)) => return Ok(Either::Right(Flash::error(back, m))),
+        Err(e) => return Err(e.into()),
+    };
+    let base = config.base_url();
+    let request = payments::CheckoutRequest {
+        description: quote.description.clone(),
+        unit_amount_cents: quote.amount_cents,
+        quantity: i64::from(seats),
+        currency: quote.currency.clone(),
+        customer_email: user.email.clone(),
+        reference: format!("partner-{partner_id}-run-{run_id}"),
+        success_url: format!("{base}/payments/return?checkout={{CHECKOUT_SESSION_ID}}"),
+        cancel_url: format!("{base}/partners/{slug}"),
+    };
+    let checkout = match provider.create_checkout(&request).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "creating a checkout failed");
+            return Ok(Either::Right(Flash::error(
+                back,
+                "The payment service is not answering; nothing was charged. Please try again in a few minutes.",
+            )));
+        }
+    };
+    let (id, name, user_id) = (checkout.id.clone(), provider.name(), user.id);
+    db.run(move |conn| {
+        payments::record_checkout(
+            conn,
+            &payments::NewPayment {
+                user_id,
+                run_id,
+                purpose: payments::purpose::SEATS,
+                partner_id: Some(partner_id),
+                quantity: seats,
+                provider: name,
+                checkout_id: &id,
+                amount_cents: quote.amount_cents * i64::from(seats),
+                currency: &quote.currency,
+            },
+            now(),
+        )
+        .map_err(AppError::from)
+    })
+    .await?;
+    Ok(Either::Left(Redirect::to(checkout.url)))
+}
+
 /// The learner is back from the provider's page: the provider says whether
 /// the checkout is paid (the webhook may not have arrived yet).
 #[get("/payments/return?<checkout>")]
@@ -166,12 +248,25 @@ pub async fn returned(
     let Some((payment, slug)) = found.filter(|(p, _)| p.user_id == Some(user_id)) else {
         return Err(AppError::NotFound);
     };
-    let back = format!("/learn/{slug}");
+    let partner = match payment.partner_id {
+        Some(id) => Some(db.run(move |conn| crate::consent::partners::by_id(conn, id).map_err(AppError::from)).await?),
+        None => None,
+    };
+    let (back, done) = match &partner {
+        Some(p) => (
+            format!("/partners/{}", p.slug),
+            format!(
+                "Payment received: {} seat(s) are yours to hand out. Your receipt is on its way.",
+                payment.quantity
+            ),
+        ),
+        None => (
+            format!("/learn/{slug}"),
+            "Payment received: you are on the verified track. Your receipt is on its way.".to_string(),
+        ),
+    };
     if payment.status == payments::status::PAID {
-        return Ok(Flash::success(
-            back,
-            "Payment received: you are on the verified track. Your receipt is on its way.",
-        ));
+        return Ok(Flash::success(back, done));
     }
     let Some(provider) = provider.0.clone() else { return Err(AppError::NotFound) };
     let state = match provider.checkout_state(&payment.checkout_id).await {
@@ -188,9 +283,7 @@ pub async fn returned(
     let outcome =
         db.run(move |conn| payments::fulfil(conn, &checkout_id, &state, now()).map_err(AppError::from)).await?;
     Ok(match outcome {
-        payments::Fulfilled::Now | payments::Fulfilled::Already => {
-            Flash::success(back, "Payment received: you are on the verified track. Your receipt is on its way.")
-        }
+        payments::Fulfilled::Now | payments::Fulfilled::Already => Flash::success(back, done),
         payments::Fulfilled::Mismatch => {
             Flash::error(back, "The payment does not match the price; our staff will look into it.")
         }
@@ -454,9 +547,10 @@ pub async fn apply(
     db: &State<Db>,
     user: CurrentUser,
     slug: &str,
-    run: &str,
+    run: Option<&str>,
     form: CsrfForm<AssistanceForm>,
 ) -> AppResult<Either<Page, Flash>> {
+    let run = run.ok_or(AppError::NotFound)?;
     let f = form.form;
     let answers = assistance::Answers { reason: &f.reason, circumstances: &f.circumstances, goals: &f.goals };
     let errors = assistance::check(&answers);

@@ -23,7 +23,7 @@ use crate::db::{Conn, Db, now};
 use crate::web::csrf::CsrfOnly;
 use crate::web::{AppError, AppResult, CsrfForm, CurrentUser, Flash, Page};
 
-pub(super) fn managed(conn: &mut Conn, user: &SessionUser, slug: &str) -> Result<Partner, AppError> {
+pub(crate) fn managed(conn: &mut Conn, user: &SessionUser, slug: &str) -> Result<Partner, AppError> {
     let partner = partners::by_slug(conn, slug)?.ok_or(AppError::NotFound)?;
     if !partner.managed_by(user) {
         // Not revealing whether the partner exists.
@@ -128,13 +128,23 @@ fn runs_for_select(conn: &mut Conn) -> QueryResult<Vec<Value>> {
 }
 
 #[get("/partners/<slug>")]
-pub async fn show(db: &State<Db>, user: CurrentUser, slug: &str) -> AppResult<Page> {
+pub async fn show(
+    db: &State<Db>,
+    payments: &State<crate::certificates::payments::Payments>,
+    user: CurrentUser,
+    slug: &str,
+) -> AppResult<Page> {
     let slug = slug.to_string();
     let user = user.0;
+    let buying = payments.0.is_some();
     let (title, ctx) = db
         .run(move |conn| {
             let p = managed(conn, &user, &slug)?;
-            let ctx = partner_context(conn, &user, &p, None)?;
+            let mut ctx = partner_context(conn, &user, &p, None)?;
+            // Sponsors buy seats through the payment provider, when there is one (CRT-1).
+            if buying && p.kind() == PartnerKind::Sponsor {
+                ctx["buy_runs"] = json!(crate::certificates::payments::priced_runs(conn)?);
+            }
             Ok::<_, AppError>((p.name, ctx))
         })
         .await?;

@@ -229,7 +229,9 @@ pub async fn dashboard(db: &State<Db>, user: CurrentUser) -> AppResult<Page> {
             for (e, run, course) in learning::my_courses(conn, id)? {
                 let st = learning::standing(conn, &e, course.id)?;
                 let resume = e.last_unit_id.map(|u| format!("/learn/{}/units/{u}", course.slug));
+                let certificate = crate::certificates::for_user_run(conn, id, run.id)?;
                 out.push(json!({
+                    "certificate": certificate.map(|c| json!({ "code": c.code, "valid": c.is_valid() })),
                     "title": course.title, "slug": course.slug, "standing": st, "resume": resume,
                     "access": e.has_access(t),
                     "access_until": e.access_expires_at.map(|x| x.format("%e %B %Y").to_string()),

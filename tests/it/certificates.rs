@@ -411,6 +411,8 @@ async fn issue_and_verify(app: TestApp) {
     assert!(page.contains(&format!("/certificates/{code}")), "the course page links it");
     let (_, mine) = app.get("/account/certificates").await;
     assert!(mine.contains(&format!("/certificates/{code}/certificate.pdf")));
+    let (_, dashboard) = app.get("/dashboard").await;
+    assert!(dashboard.contains(&format!("/certificates/{code}/certificate.png")), "downloadable from the dashboard");
 
     // Anyone, signed out, can check it.
     app.sign_out().await;
@@ -794,4 +796,54 @@ mod crt_7_a_proctored_exam_keeps_only_the_session_reference_and_outcome {
             super::proctored_exam(app, log).await
         }
     }
+}
+
+#[rocket::async_test]
+async fn crt_1_sponsors_buy_seats_through_the_same_provider() {
+    // promise: CRT-1 — sponsors pay for seats through the processor too; seats appear once it confirms.
+    use lyceum::consent::{PartnerKind, partners, sponsors};
+    let double = stripe::start(None).await;
+    let app = TestApp::sqlite_with(|c| stripe::configure(c, &double.base)).await;
+    seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    let run_id: i64 = run(&app, |conn| {
+        lyceum::db::schema::course_runs::table.select(lyceum::db::schema::course_runs::id).first(conn)
+    })
+    .await;
+    let sponsor = run(&app, |conn| {
+        partners::create(conn, PartnerKind::Sponsor, "acme", "Acme Corp", None, "hr@acme.example", lyceum::db::now())
+    })
+    .await;
+    let boss = verified(&app, "boss").await;
+    let boss_id = user_id(&app, "boss").await;
+    let s2 = sponsor.clone();
+    run(&app, move |conn| partners::appoint(conn, &s2, boss_id, boss_id)).await;
+    // Someone who does not manage the sponsor cannot buy for it.
+    let eve = verified(&app, "eve").await;
+    as_user(&app, &eve).await;
+    let res = app.post_form("/partners/acme/seats/buy", &[("run_id", &run_id.to_string()), ("seats", "5")]).await;
+    assert!(matches!(res.status(), Status::Forbidden | Status::NotFound), "{}", res.status());
+
+    as_user(&app, &boss).await;
+    let (_, page) = app.get("/partners/acme").await;
+    assert!(page.contains("id=\"buy-seats\"") && page.contains("49.00 USD per seat"), "{page}");
+    // Bad input: no seats.
+    let res = app.post_form("/partners/acme/seats/buy", &[("run_id", &run_id.to_string()), ("seats", "0")]).await;
+    assert_eq!(res.headers().get_one("Location"), Some("/partners/acme"));
+    let (_, page) = app.get("/partners/acme").await;
+    assert!(page.contains("between 1 and 1,000 seats"), "{page}");
+    assert!(double.state.lock().unwrap().sessions.is_empty());
+
+    let res = app.post_form("/partners/acme/seats/buy", &[("run_id", &run_id.to_string()), ("seats", "5")]).await;
+    assert_eq!(res.headers().get_one("Location"), Some(format!("{}/pay/cs_test_1", double.base).as_str()));
+    let session = double.session("cs_test_1");
+    assert_eq!(session.amount, 5 * 4900, "five seats at the run's price");
+    double.state.lock().unwrap().sessions.get_mut("cs_test_1").unwrap().paid = true;
+    let res = app.client.get("/payments/return?checkout=cs_test_1").dispatch().await;
+    assert_eq!(res.headers().get_one("Location"), Some("/partners/acme"));
+    let allocations = run(&app, move |conn| sponsors::allocations(conn, &sponsor)).await;
+    assert_eq!(allocations.len(), 1);
+    assert_eq!(allocations[0].0.seats, 5);
+    app.run_jobs().await;
+    let (_, text, _) = newest_mail(&app, &boss.email, "Your receipt from Lyceum").expect("a receipt");
+    assert!(text.contains("5 seat(s) in Introduction to Python") && text.contains("245.00 USD"), "{text}");
 }
