@@ -143,16 +143,22 @@ fn delete_images(conn: &mut Conn, blobs: &dyn BlobStore, check: &Check) -> CResu
 
 /// Records the decision, deletes both images from the store at once, emails
 /// the learner, and on approval issues any certificate now earned.
+/// Who decided what, and why (the learner reads the reason).
+pub struct Verdict<'a> {
+    pub by: i64,
+    pub decision: Decision,
+    pub reason: &'a str,
+}
+
 pub fn decide(
     conn: &mut Conn,
     blobs: &dyn BlobStore,
     id: i64,
-    by: i64,
-    decision: Decision,
-    reason: &str,
+    verdict: &Verdict<'_>,
     valid_days: i64,
     now: NaiveDateTime,
 ) -> CResult<()> {
+    let Verdict { by, decision, reason } = *verdict;
     let reason = reason.trim();
     if decision != Decision::Approve && reason.is_empty() {
         return Err(CertError::Invalid("Tell the learner why: a reason is required to deny or ask again.".into()));

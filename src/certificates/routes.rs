@@ -354,7 +354,7 @@ pub async fn verification_page(db: &State<Db>, user: CurrentUser) -> AppResult<P
                 "denied": latest.as_ref().is_some_and(|c| c.status == identity::status::DENIED),
                 "retry": latest.as_ref().is_some_and(|c| c.status == identity::status::RETRY),
                 "reason": latest.as_ref().and_then(|c| c.reason.clone()),
-                "may_submit": !valid && !latest.as_ref().is_some_and(|c| c.status == identity::status::PENDING),
+                "may_submit": !valid && latest.as_ref().is_none_or(|c| c.status != identity::status::PENDING),
             }))
         })
         .await?;
@@ -487,7 +487,14 @@ pub async fn identity_decide(
     let blobs = blobs.inner().clone();
     let outcome = db
         .run(move |conn| {
-            Ok::<_, AppError>(identity::decide(conn, blobs.as_ref(), id, by, decision, &reason, days, now()))
+            Ok::<_, AppError>(identity::decide(
+                conn,
+                blobs.as_ref(),
+                id,
+                &identity::Verdict { by, decision, reason: &reason },
+                days,
+                now(),
+            ))
         })
         .await?;
     match outcome {

@@ -55,7 +55,7 @@ async fn track(app: &TestApp, username: &str) -> String {
 }
 
 async fn webhook(app: &TestApp, body: &str, signature: Option<&str>) -> (Status, String) {
-    let mut req = app.client.post("/payments/stripe/webhook").header(ContentType::JSON).body(body.to_string());
+    let mut req = app.client.post("/payments/stripe/webhook").header(ContentType::JSON).body(body);
     if let Some(s) = signature {
         req = req.header(Header::new("Stripe-Signature", s.to_string()));
     }
@@ -651,7 +651,7 @@ fn proctor_signature(body: &str, t: i64) -> String {
 }
 
 async fn callback(app: &TestApp, body: &str, signature: Option<String>) -> (Status, String) {
-    let mut req = app.client.post("/proctoring/callback").header(ContentType::JSON).body(body.to_string());
+    let mut req = app.client.post("/proctoring/callback").header(ContentType::JSON).body(body);
     if let Some(s) = signature {
         req = req.header(Header::new("Proctoring-Signature", s));
     }
