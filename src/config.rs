@@ -137,7 +137,7 @@ impl Default for Config {
             encryption_keys: None,
             stripe_secret_key: None,
             stripe_webhook_secret: None,
-            stripe_api_base: "https://api.stripe.com".into(),
+            stripe_api_base: crate::certificates::payments::STRIPE_API.into(),
             identity_valid_days: 365,
             retention_certificate_days: 7 * 365 + 2,
             credential_key: None,

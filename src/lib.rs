@@ -152,9 +152,10 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
         .merge(("limits.file", media::MAX_UPLOAD_BYTES))
         .merge(("limits.data-form", 2 * media::MAX_UPLOAD_BYTES + 64 * 1024));
     let issuer = certificates::credential::Issuer::new(config.credential_key.as_deref(), &secret, &config.base_url())?;
+    let payments = certificates::payments::Payments::from_config(&config);
     let mut rocket = rocket::custom(figment)
         .manage(issuer)
-        .manage(certificates::payments::Payments::from_config(&config))
+        .manage(payments.clone())
         .manage(certificates::proctoring::Proctoring::from_config(&config, &secret))
         .manage(RateLimits::per_minute(config.rate_limit_per_minute))
         .manage(db)
@@ -167,7 +168,7 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
         .manage(worker.policy_banner.clone())
         .manage(worker.notices.clone())
         .attach(web::fairings::RequestContext)
-        .attach(web::fairings::SecurityHeaders)
+        .attach(web::fairings::SecurityHeaders::new(&payments.checkout_origins()))
         .attach(privacy::cookies::Analytics { geoip })
         .attach(privacy::audit::Audit)
         .register("/", catchers![web::error::default_catcher])
@@ -361,6 +362,7 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
                 certificates::routes::payments_page,
                 certificates::routes::refund,
                 certificates::routes::start_proctoring,
+                certificates::routes::proctoring_page,
                 certificates::routes::proctoring_callback,
             ],
         );

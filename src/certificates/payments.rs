@@ -119,6 +119,8 @@ pub trait PaymentProvider: Send + Sync {
     async fn create_checkout(&self, request: &CheckoutRequest) -> Result<Checkout, String>;
     async fn checkout_state(&self, checkout_id: &str) -> Result<CheckoutState, String>;
     async fn refund(&self, payment_ref: &str) -> Result<(), String>;
+    /// Origins of the provider's checkout pages, which forms on the site lead to.
+    fn checkout_origins(&self) -> Vec<String>;
     /// Checks the signature of a webhook delivery and parses it; `now` in Unix seconds.
     fn verify_webhook(&self, signature: Option<&str>, body: &[u8], now: i64) -> Result<Event, WebhookError>;
 }
@@ -130,6 +132,8 @@ pub struct Stripe {
     webhook_secret: String,
     http: reqwest::Client,
 }
+
+pub const STRIPE_API: &str = "https://api.stripe.com";
 
 /// Signatures older (or newer) than this are refused, as Stripe's own libraries do.
 pub const TOLERANCE_SECS: i64 = 300;
@@ -245,6 +249,17 @@ impl PaymentProvider for Stripe {
             .map(|_| ())
     }
 
+    fn checkout_origins(&self) -> Vec<String> {
+        if self.api_base == STRIPE_API {
+            return vec!["https://checkout.stripe.com".into()];
+        }
+        // Another address (a test double, a proxy) serves its own checkout pages.
+        match url::Url::parse(&self.api_base) {
+            Ok(u) => vec![u.origin().ascii_serialization()],
+            Err(_) => Vec::new(),
+        }
+    }
+
     fn verify_webhook(&self, signature: Option<&str>, body: &[u8], now: i64) -> Result<Event, WebhookError> {
         check_signature(&self.webhook_secret, signature, body, now)?;
         let raw: RawEvent = serde_json::from_slice(body).map_err(|_| WebhookError::BadEvent)?;
@@ -269,6 +284,10 @@ impl PaymentProvider for Stripe {
 pub struct Payments(pub Option<std::sync::Arc<dyn PaymentProvider>>);
 
 impl Payments {
+    pub fn checkout_origins(&self) -> Vec<String> {
+        self.0.as_ref().map(|p| p.checkout_origins()).unwrap_or_default()
+    }
+
     pub fn from_config(config: &crate::config::Config) -> Payments {
         match (&config.stripe_secret_key, &config.stripe_webhook_secret) {
             (Some(key), Some(hook)) if !key.trim().is_empty() && !hook.trim().is_empty() => {

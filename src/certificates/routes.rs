@@ -957,12 +957,41 @@ pub async fn start_proctoring(
             )));
         }
     };
-    let url = created.launch_url.clone();
     db.run(move |conn| {
         super::proctoring::record(conn, enrollment_id, block_id, &created, now()).map_err(AppError::from)
     })
     .await?;
-    Ok(Either::Left(Redirect::to(url)))
+    // A page on the site links to the service: browsers refuse a form's
+    // redirect to an origin the site's form-action does not list.
+    Ok(Either::Left(Redirect::to(format!("/learn/{slug}/exams/{block_id}/proctoring"))))
+}
+
+/// The learner's open proctoring session for an exam, with the link to the service.
+#[get("/learn/<slug>/exams/<block_id>/proctoring")]
+pub async fn proctoring_page(db: &State<Db>, user: CurrentUser, slug: &str, block_id: i64) -> AppResult<Page> {
+    use crate::db::schema::proctoring_sessions;
+    let (s, user_id) = (slug.to_string(), user.id);
+    let ctx = db
+        .run(move |conn| {
+            let course = crate::learning::service::course_by_slug(conn, &s)?;
+            let (e, _) =
+                crate::learning::service::enrollment_in_course(conn, user_id, course.id)?.ok_or(AppError::NotFound)?;
+            let block = crate::learning::service::block_in_course(conn, course.id, block_id)?;
+            let session: Option<(String, String)> = proctoring_sessions::table
+                .filter(proctoring_sessions::enrollment_id.eq(e.id))
+                .filter(proctoring_sessions::block_id.eq(block_id))
+                .order(proctoring_sessions::id.desc())
+                .select((proctoring_sessions::launch_url, proctoring_sessions::status))
+                .first(conn)
+                .optional()?;
+            let (launch_url, status) = session.ok_or(AppError::NotFound)?;
+            Ok::<_, AppError>(json!({
+                "launch_url": launch_url, "open": status == super::proctoring::status::OPEN, "status": status,
+                "back": format!("/learn/{s}/units/{}#block-{block_id}", block.unit_id), "course": course.title,
+            }))
+        })
+        .await?;
+    Ok(Page::new("certificates/proctoring", "Proctored exam", ctx))
 }
 
 /// The header a proctoring callback is signed in.

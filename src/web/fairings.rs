@@ -63,12 +63,33 @@ impl Fairing for RequestContext {
 
 /// Security headers: a CSP with no inline script, no framing, no sniffing,
 /// a conservative referrer policy, and HSTS when served over TLS.
-pub struct SecurityHeaders;
+pub struct SecurityHeaders {
+    csp: String,
+}
 
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
-     img-src 'self' data:; font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; \
-     form-action 'self'; frame-ancestors 'none'; \
-     frame-src https://www.youtube-nocookie.com https://player.vimeo.com; media-src 'self'";
+impl SecurityHeaders {
+    /// `form_targets`: origins a form may lead to besides the site (browsers
+    /// apply `form-action` to the redirect after a POST too, so the payment
+    /// provider's checkout page must be listed).
+    pub fn new(form_targets: &[String]) -> SecurityHeaders {
+        let mut form_action = "'self'".to_string();
+        for origin in form_targets {
+            form_action.push(' ');
+            form_action.push_str(origin);
+        }
+        SecurityHeaders {
+            csp: format!(
+                "default-src 'self'; script-src 'self'; style-src 'self'; \
+                 img-src 'self' data:; font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; \
+                 form-action {form_action}; frame-ancestors 'none'; \
+                 frame-src https://www.youtube-nocookie.com https://player.vimeo.com; media-src 'self'"
+            ),
+        }
+    }
+}
+
+/// Pages that may use the camera (the identity check's photo capture).
+const CAMERA_PAGES: &[&str] = &["/account/verification"];
 
 #[rocket::async_trait]
 impl Fairing for SecurityHeaders {
@@ -77,11 +98,12 @@ impl Fairing for SecurityHeaders {
     }
 
     async fn on_response<'r>(&self, req: &'r Request<'_>, res: &mut Response<'r>) {
-        res.set_header(Header::new("Content-Security-Policy", CONTENT_SECURITY_POLICY));
+        res.set_header(Header::new("Content-Security-Policy", self.csp.clone()));
         res.set_header(Header::new("X-Content-Type-Options", "nosniff"));
         res.set_header(Header::new("Referrer-Policy", "strict-origin-when-cross-origin"));
         res.set_header(Header::new("X-Frame-Options", "DENY"));
-        res.set_header(Header::new("Permissions-Policy", "camera=(), microphone=(), geolocation=()"));
+        let camera = if CAMERA_PAGES.contains(&req.uri().path().as_str()) { "(self)" } else { "()" };
+        res.set_header(Header::new("Permissions-Policy", format!("camera={camera}, microphone=(), geolocation=()")));
         if req.rocket().state::<Config>().map(|c| c.is_tls()).unwrap_or(false) {
             res.set_header(Header::new("Strict-Transport-Security", "max-age=63072000; includeSubDomains"));
         }

@@ -101,19 +101,26 @@ impl Browser {
 }
 
 async fn start_browser() -> Option<Browser> {
+    start_browser_with(free_port(), |_| {}).await
+}
+
+/// [`start_browser`] on `port` (chosen beforehand, so that services the site
+/// talks to can be told its address), with the configuration adjusted by
+/// `adjust` before the site is built.
+async fn start_browser_with(port: u16, adjust: impl FnOnce(&mut lyceum::config::Config)) -> Option<Browser> {
     let Ok(chromium) = std::env::var("LYCEUM_TEST_BROWSER") else {
         service_missing("Headless Chromium", "LYCEUM_TEST_BROWSER");
         return None;
     };
     let chromedriver = std::env::var("LYCEUM_TEST_CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
     let mut config = crate::common::test_config(dir.path(), format!("sqlite://{}", dir.path().join("b.db").display()));
     config.port = port;
     config.base_url = None;
     config.worker = true;
     config.demo = true;
     config.secret_key = Some(TEST_SECRET.into());
+    adjust(&mut config);
     let rocket = lyceum::build_rocket(config.clone()).unwrap();
     let server = tokio::spawn(rocket.launch());
     wait_for(&format!("127.0.0.1:{port}")).await;
@@ -838,25 +845,31 @@ async fn frm_1_frm_3_two_learners_discuss_in_a_course_forum_in_a_browser() {
 
 /// The first quiz of a course, read from the database: its unit, its block
 /// and its questions (with their answers).
-fn first_quiz(
-    config: &lyceum::config::Config,
-    slug: &str,
-) -> (i64, i64, Vec<(usize, lyceum::learning::content::Question)>) {
+fn first_quiz(config: &lyceum::config::Config, slug: &str) -> Quiz {
+    quizzes_of(config, slug).into_iter().next().unwrap_or_else(|| panic!("{slug} has no quiz"))
+}
+
+/// A quiz: its unit, its block and its questions (with their answers), by number.
+type Quiz = (i64, i64, Vec<(usize, lyceum::learning::content::Question)>);
+
+/// Every quiz of a course in the order of its outline, read from the database.
+fn quizzes_of(config: &lyceum::config::Config, slug: &str) -> Vec<Quiz> {
     use lyceum::learning::content::BlockData;
     use lyceum::learning::service;
     let db = lyceum::db::Db::connect(&config.database_url, 1).unwrap();
     let mut conn = db.get().unwrap();
     let course = service::course_by_slug(&mut conn, slug).unwrap();
+    let mut quizzes = Vec::new();
     for (_, units) in service::outline(&mut conn, course.id).unwrap() {
         for u in units {
             for b in service::blocks_of(&mut conn, u.id).unwrap() {
                 if let BlockData::Quiz(q) = service::block_data(&b).unwrap() {
-                    return (u.id, b.id, q.questions.into_iter().enumerate().collect());
+                    quizzes.push((u.id, b.id, q.questions.into_iter().enumerate().collect()));
                 }
             }
         }
     }
-    panic!("{slug} has no quiz");
+    quizzes
 }
 
 /// Answers every question of the quiz `block`, on the unit page showing it,
@@ -1330,5 +1343,286 @@ async fn com_3_com_4_the_cookie_banner_blocks_analytics_until_allowed_in_a_brows
     shot(&b, "cookies-staff-analytics").await;
 
     b.close().await.unwrap();
+    browser.server.abort();
+}
+
+/// Records, in the page shown, what its Content-Security-Policy refuses
+/// (a form's redirect elsewhere, say), for [`until_at`] to name.
+async fn watch_refusals(b: &fantoccini::Client) {
+    b.execute(
+        "window.refusedByPolicy = [];
+         document.addEventListener('securitypolicyviolation',
+           e => window.refusedByPolicy.push(e.violatedDirective + ' (' + e.originalPolicy + ') refused ' + e.blockedURI));",
+        vec![],
+    )
+    .await
+    .unwrap();
+}
+
+/// Waits (up to 5 s) until the browser is on an address starting with `prefix`; returns it.
+async fn until_at(b: &fantoccini::Client, prefix: &str) -> String {
+    let mut url = String::new();
+    for _ in 0..50 {
+        url = b.current_url().await.unwrap().to_string();
+        if url.starts_with(prefix) {
+            return url;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let refused = b.execute("return window.refusedByPolicy || [];", vec![]).await.unwrap_or_default();
+    panic!("not on {prefix}… but still on {url}; the page's security policy refused: {refused}");
+}
+
+/// Signs a demo account in, from the sign-in page.
+async fn sign_in_demo(b: &fantoccini::Client, site: &str, account: &lyceum::web::page::DemoAccount) {
+    b.goto(&format!("{site}/signin")).await.unwrap();
+    until(b, "h1", "Sign in").await;
+    b.find(Locator::Id("f-login")).await.unwrap().send_keys(&account.email).await.unwrap();
+    b.find(Locator::Id("f-password")).await.unwrap().send_keys(&account.password).await.unwrap();
+    b.find(Locator::Css("form[action='/signin'] button[type=submit]")).await.unwrap().click().await.unwrap();
+    until(b, "h1", "Welcome").await;
+}
+
+/// Whether `haystack` contains `needle` anywhere.
+fn holds(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Every file under `dir` (recursively), with its bytes.
+fn every_file(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(every_file(&path));
+        } else if let Ok(bytes) = std::fs::read(&path) {
+            out.push((path, bytes));
+        }
+    }
+    out
+}
+
+#[rocket::async_test]
+async fn crt_a_learner_pays_verifies_identity_completes_and_gets_a_certificate_that_staff_revoke() {
+    // promise: CRT-1, CRT-2, CRT-3, CRT-4 — in a real browser: the learner pays on the
+    // processor's page (the card number never reaches Lyceum), sends identity photos that
+    // staff approve, passes and gets a certificate anyone can check and download as PNG
+    // and PDF; staff revoke it and its public page says so.
+    // The site's port is chosen first: the Stripe double delivers its webhooks there.
+    let port = free_port();
+    let double = crate::stripe::start(Some(format!("http://127.0.0.1:{port}/payments/stripe/webhook"))).await;
+    let Some(browser) = start_browser_with(port, |config| crate::stripe::configure(config, &double.base)).await else {
+        return;
+    };
+    let (b, site, config) = (browser.b.clone(), browser.site.clone(), browser.config.clone());
+    // Staff, and a visitor who checks the certificate (say, an employer), each in their own browser.
+    let (s, _s_profile) = browser.another_session().await;
+    let (v, _v_profile) = browser.another_session().await;
+    const CARD: &str = "4242 4242 4242 4242";
+    let p = Person {
+        first: "Dorothy",
+        last: "Hodgkin",
+        username: "crystal64",
+        email: "dorothy.hodgkin@example.org",
+        password: "penicillin in a crystal lattice",
+    };
+    let reason = "The final project was copied from another learner";
+
+    // She signs up, enrolls on the audit track and is offered the verified certificate.
+    sign_up_and_confirm(&b, &site, &p).await;
+    sign_in(&b, &p).await;
+    until(&b, "h1", "Welcome").await;
+    enroll_in_intro_python(&b, &site).await;
+    let card = until(&b, "#certificate-card", "Buy the verified certificate (49.00 USD)").await;
+    assert!(card.contains("Apply for financial assistance") && card.contains("verify your identity"), "{card}");
+    shot(&b, "crt-offer").await;
+
+    // promise: CRT-1 — she pays on the processor's page and comes back on the verified track.
+    watch_refusals(&b).await;
+    b.find(Locator::Css("#certificate-card form[action='/courses/intro-python/runs/2026/buy'] button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let pay_page = until_at(&b, &format!("{}/pay/", double.base)).await;
+    until(&b, "h1", "Pay USD 49.00").await;
+    let checkout = pay_page.rsplit('/').next().unwrap().to_string();
+    b.find(Locator::Id("card")).await.unwrap().send_keys(CARD).await.unwrap();
+    shot(&b, "crt-processor-page").await;
+    b.find(Locator::Id("pay")).await.unwrap().click().await.unwrap();
+    until(&b, ".flash", "Payment received: you are on the verified track").await;
+    assert_eq!(b.current_url().await.unwrap().as_str(), format!("{site}/learn/intro-python"));
+    let card = until(&b, "#certificate-card", "You are on the verified track").await;
+    assert!(!card.contains("Buy the verified certificate"), "{card}");
+    shot(&b, "crt-paid").await;
+    // The processor's signed event reaches the site too, and is accepted (once applied, then a duplicate).
+    let mut delivered = Vec::new();
+    for _ in 0..50 {
+        delivered = double.state.lock().unwrap().delivered.clone();
+        if !delivered.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(delivered, vec![("checkout.session.completed".to_string(), 200)]);
+    assert!(double.session(&checkout).paid, "the double's checkout {checkout} is paid");
+    open_mail(&b, &site, "Your receipt from Lyceum", p.email).await;
+
+    // promise: CRT-2 — she sends a photo of her ID and of her face from the verification page.
+    b.goto(&format!("{site}/learn/intro-python")).await.unwrap();
+    until(&b, "#certificate-card", "verify your identity").await;
+    b.find(Locator::Css("#certificate-card a[href='/account/verification']")).await.unwrap().click().await.unwrap();
+    until(&b, "h1", "Verify your identity").await;
+    let photos = tempfile::tempdir().unwrap();
+    let (id_photo, face_photo) = (photos.path().join("passport.jpg"), photos.path().join("me.jpg"));
+    std::fs::write(&id_photo, crate::media::jpeg(640, 400)).unwrap();
+    std::fs::write(&face_photo, crate::media::jpeg(300, 300)).unwrap();
+    for (input, file) in [("id_photo", &id_photo), ("face_photo", &face_photo)] {
+        b.find(Locator::Id(input)).await.unwrap().send_keys(&file.display().to_string()).await.unwrap();
+    }
+    shot(&b, "crt-identity-form").await;
+    b.find(Locator::Css("#identity-form button[type=submit]")).await.unwrap().click().await.unwrap();
+    until(&b, ".flash", "Our staff will review your photos").await;
+    until(&b, "#identity-status", "Your photos are with our reviewers").await;
+    assert!(b.find(Locator::Id("identity-form")).await.is_err(), "no second submission while one waits");
+
+    // Staff find the check in the queue, look at both photos and approve.
+    sign_in_demo(&s, &site, &lyceum::demo::accounts().remove(0)).await;
+    s.goto(&format!("{site}/staff/identity")).await.unwrap();
+    until(&s, "#identity-queue", p.username).await;
+    s.find(Locator::XPath(&format!("//table[@id='identity-queue']//a[.='{}']", p.username)))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(&s, "h1", p.username).await;
+    assert_eq!(s.find(Locator::Id("account-name")).await.unwrap().text().await.unwrap(), "Dorothy Hodgkin");
+    let mut widths = serde_json::Value::Null;
+    for _ in 0..50 {
+        widths = s
+            .execute(
+                "return Array.from(document.querySelectorAll('.identity-images img'))
+                   .map(i => i.complete ? i.naturalWidth : 0);",
+                vec![],
+            )
+            .await
+            .unwrap();
+        if widths == serde_json::json!([640, 300]) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(widths, serde_json::json!([640, 300]), "the reviewer sees both photos");
+    shot(&s, "crt-identity-review").await;
+    s.find(Locator::Css("#identity-decision input[name=decision][value=approve]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    s.find(Locator::Css("#identity-decision button[type=submit]")).await.unwrap().click().await.unwrap();
+    until(&s, ".flash", "Decision recorded").await;
+    until(&s, "main", "No check is waiting.").await;
+    b.refresh().await.unwrap();
+    until(&b, "#identity-status", "Your identity is verified until").await;
+
+    // promise: CRT-3 — she passes the course and the certificate is issued at once.
+    b.goto(&format!("{site}/learn/intro-python")).await.unwrap();
+    let card = until(&b, "#certificate-card", "Identity verified").await;
+    assert!(card.contains("You are on the verified track"), "{card}");
+    let quizzes = quizzes_of(&config, "intro-python");
+    assert!(!quizzes.is_empty());
+    for (unit, block, questions) in &quizzes {
+        b.goto(&format!("{site}/learn/intro-python/units/{unit}")).await.unwrap();
+        until(&b, &format!("#block-{block}"), "").await;
+        answer_quiz_correctly(&b, *block, questions).await;
+    }
+    b.goto(&format!("{site}/learn/intro-python")).await.unwrap();
+    until(&b, "[data-completed]", "Completed").await;
+    until(&b, "#certificate-card", "Your certificate is ready.").await;
+    shot(&b, "crt-certificate-ready").await;
+    b.find(Locator::LinkText("See your certificate")).await.unwrap().click().await.unwrap();
+    let heading = until(&b, "h1", "Certificate ").await;
+    let code = heading.trim_start_matches("Certificate ").to_string();
+    let public = until_at(&b, &format!("{site}/certificates/{code}")).await;
+    until(&b, "#certificate-status", "Valid.").await;
+    let facts = b.find(Locator::Id("certificate-facts")).await.unwrap().text().await.unwrap();
+    assert!(facts.contains("Dorothy Hodgkin") && facts.contains("Introduction to Python"), "{facts}");
+    shot(&b, "crt-certificate").await;
+    b.goto(&format!("{site}/account/certificates")).await.unwrap();
+    let mine = until(&b, "#certificates", "Introduction to Python").await;
+    assert!(mine.contains("valid"), "{mine}");
+    for file in ["certificate.png", "certificate.pdf"] {
+        let href = format!("/certificates/{code}/{file}");
+        assert!(b.find(Locator::Css(&format!("#certificates a[href='{href}']"))).await.is_ok(), "{href} listed");
+    }
+
+    // promise: CRT-4 — anyone, signed out, checks it and downloads the picture and the PDF.
+    v.goto(&public).await.unwrap();
+    until(&v, "#certificate-status", "Valid.").await;
+    let facts = v.find(Locator::Id("certificate-facts")).await.unwrap().text().await.unwrap();
+    assert!(facts.contains("Dorothy Hodgkin") && facts.contains("Introduction to Python"), "{facts}");
+    assert!(v.find(Locator::LinkText("Sign in")).await.is_ok(), "the visitor is not signed in");
+    let png_href = v.find(Locator::LinkText("Image (PNG)")).await.unwrap().attr("href").await.unwrap().unwrap();
+    let (status, kind, png) = download_in_page(&v, &png_href).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&png));
+    assert_eq!(kind, "image/png");
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "a PNG");
+    let img = image::load_from_memory(&png).expect("the PNG decodes");
+    assert_eq!((img.width(), img.height()), (1754, 1240));
+    let pdf_href = v.find(Locator::LinkText("PDF")).await.unwrap().attr("href").await.unwrap().unwrap();
+    let (status, kind, pdf) = download_in_page(&v, &pdf_href).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&pdf));
+    assert_eq!(kind, "application/pdf");
+    assert!(pdf.starts_with(b"%PDF-"), "a PDF");
+    assert!(holds(&pdf, b"Dorothy Hodgkin") && holds(&pdf, code.as_bytes()), "the PDF names her and the code");
+    // The same downloads, for her, from her list.
+    let (status, kind, _) = fetch_in_page(&b, &format!("/certificates/{code}/certificate.pdf")).await;
+    assert_eq!((status, kind.as_str()), (200, "application/pdf"));
+
+    // promise: CRT-4 — staff revoke it with a reason; its public page says so.
+    s.goto(&format!("{site}/staff/certificates")).await.unwrap();
+    let row = format!("//table[@id='staff-certificates']//tr[td/a[.='{code}']]");
+    until(&s, "#staff-certificates", &code).await;
+    s.find(Locator::XPath(&format!("{row}//input[@name='reason']"))).await.unwrap().send_keys(reason).await.unwrap();
+    shot(&s, "crt-staff-revoke").await;
+    s.find(Locator::XPath(&format!("{row}//button[.='Revoke']"))).await.unwrap().click().await.unwrap();
+    until(&s, ".flash", "Certificate revoked").await;
+    let revoked = s.find(Locator::XPath(&row)).await.unwrap().text().await.unwrap();
+    assert!(revoked.contains("revoked") && revoked.contains(reason), "{revoked}");
+    for who in [&b, &v] {
+        who.goto(&public).await.unwrap();
+        let status = until(who, "#certificate-status", "Revoked").await;
+        assert!(status.contains(reason), "{status}");
+        assert!(!status.contains("Valid."), "{status}");
+    }
+    shot(&v, "crt-revoked").await;
+    b.goto(&format!("{site}/learn/intro-python")).await.unwrap();
+    until(&b, "#certificate-card", "Your certificate was revoked.").await;
+
+    // promise: CRT-1 — the card number stayed with the processor: Lyceum never had it.
+    assert_eq!(double.state.lock().unwrap().cards, vec![CARD.to_string()], "typed on the processor's page");
+    let asked: Vec<_> =
+        double.log.lock().unwrap().iter().filter(|r| r.path.starts_with("/v1/")).map(|r| r.body.clone()).collect();
+    assert!(!asked.is_empty(), "Lyceum spoke to the processor");
+    for body in &asked {
+        assert!(!holds(body, b"4242") && !holds(body, b"card"), "{}", String::from_utf8_lossy(body));
+    }
+    let rows = every_sqlite_row(&config);
+    assert!(rows.iter().any(|(table, row)| table == "payments" && row.contains(&checkout)), "the scan sees payments");
+    for needle in ["4242424242424242", CARD] {
+        let found: Vec<_> = rows.iter().filter(|(_, row)| row.contains(needle)).collect();
+        assert!(found.is_empty(), "{needle} is in {found:?}");
+        // Nor in any file of the site: the database's own files, mail, stored blobs.
+        for (path, bytes) in every_file(&config.data_dir) {
+            assert!(!holds(&bytes, needle.as_bytes()), "{needle} is in {}", path.display());
+        }
+    }
+
+    b.close().await.unwrap();
+    s.close().await.unwrap();
+    v.close().await.unwrap();
     browser.server.abort();
 }

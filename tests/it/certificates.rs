@@ -78,6 +78,10 @@ async fn payment_checkout(app: TestApp, double: stripe::StripeDouble) {
     let (_, page) = app.get("/learn/intro-python").await;
     assert!(page.contains("action=\"/courses/intro-python/runs/2026/buy\""), "a buy button: {page}");
 
+    // Browsers apply form-action to the redirect after the POST: the checkout's origin is allowed.
+    let res = app.client.get("/learn/intro-python").dispatch().await;
+    let csp = res.headers().get_one("Content-Security-Policy").unwrap().to_string();
+    assert!(csp.contains(&format!("form-action 'self' {};", double.base)), "{csp}");
     let res = app.post_form("/courses/intro-python/runs/2026/buy", &[]).await;
     assert_eq!(res.status(), Status::SeeOther);
     let location = res.headers().get_one("Location").unwrap().to_string();
@@ -266,6 +270,11 @@ async fn identity(app: TestApp) {
     let (_, page) = app.get("/account/verification").await;
     assert!(page.contains("Photo of your ID: That file is not a PNG, JPEG"), "{page}");
     assert_eq!(run(&app, |conn| identity_checks::table.count().get_result::<i64>(conn)).await, 0);
+    // The camera may be used on this page only.
+    let res = app.client.get("/account/verification").dispatch().await;
+    assert!(res.headers().get_one("Permissions-Policy").unwrap().contains("camera=(self)"));
+    let res = app.client.get("/account/certificates").dispatch().await;
+    assert!(res.headers().get_one("Permissions-Policy").unwrap().contains("camera=()"));
 
     let blobs_before = run(&app, |conn| blob_files::table.count().get_result::<i64>(conn)).await;
     let res = send_photos(&app, &photo_with_gps(), &crate::media::jpeg(300, 300)).await;
@@ -687,7 +696,10 @@ async fn proctored_exam(app: TestApp, service: partner_adapters::test_server::Lo
 
     let res = app.post_form(&format!("/learn/intro-python/exams/{quiz}/proctoring"), &[]).await;
     assert_eq!(res.status(), Status::SeeOther);
-    assert_eq!(res.headers().get_one("Location"), Some("https://proctor.example/launch/ps_77"));
+    let next = res.headers().get_one("Location").unwrap().to_string();
+    assert_eq!(next, format!("/learn/intro-python/exams/{quiz}/proctoring"));
+    let (_, page) = app.get(&next).await;
+    assert!(page.contains("href=\"https://proctor.example/launch/ps_77\""), "a link to the service: {page}");
     let asked = service.lock().unwrap()[0].clone();
     assert_eq!(asked.header("Authorization"), Some(format!("Bearer {PROCTOR_KEY}").as_str()));
     let sent = String::from_utf8(asked.body.clone()).unwrap();
