@@ -93,16 +93,50 @@ pub async fn buy(
         Err(CertError::Invalid(m) | CertError::Forbidden(m)) => return Ok(Either::Right(Flash::error(back, m))),
         Err(e) => return Err(e.into()),
     };
-    let base = config.base_url();
-    let request = payments::CheckoutRequest {
-        description: quote.description.clone(),
-        unit_amount_cents: quote.amount_cents,
+    let purchase = Purchase {
+        user_id,
+        email,
+        purpose: payments::purpose::VERIFIED,
+        partner_id: None,
         quantity: 1,
-        currency: quote.currency.clone(),
-        customer_email: email,
+        cancel_path: format!("/payments/cancelled?course={}", quote.course_slug),
         reference: format!("user-{user_id}-run-{}", quote.run_id),
+        quote,
+    };
+    open_checkout(db, provider.as_ref(), &config.base_url(), back, purchase).await
+}
+
+/// What is being bought, by whom.
+struct Purchase {
+    quote: payments::Quote,
+    user_id: i64,
+    email: String,
+    purpose: &'static str,
+    partner_id: Option<i64>,
+    quantity: i32,
+    /// Where the provider's "back" link leads, on this site.
+    cancel_path: String,
+    reference: String,
+}
+
+/// Opens the provider's checkout, records it as a pending payment and sends
+/// the buyer there; a provider that does not answer leaves nothing behind.
+async fn open_checkout(
+    db: &Db,
+    provider: &dyn payments::PaymentProvider,
+    base: &str,
+    back: String,
+    p: Purchase,
+) -> AppResult<Either<Redirect, Flash>> {
+    let request = payments::CheckoutRequest {
+        description: p.quote.description.clone(),
+        unit_amount_cents: p.quote.amount_cents,
+        quantity: i64::from(p.quantity),
+        currency: p.quote.currency.clone(),
+        customer_email: p.email.clone(),
+        reference: p.reference.clone(),
         success_url: format!("{base}/payments/return?checkout={{CHECKOUT_SESSION_ID}}"),
-        cancel_url: format!("{base}/payments/cancelled?course={}", quote.course_slug),
+        cancel_url: format!("{base}{}", p.cancel_path),
     };
     let checkout = match provider.create_checkout(&request).await {
         Ok(c) => c,
@@ -119,15 +153,15 @@ pub async fn buy(
         payments::record_checkout(
             conn,
             &payments::NewPayment {
-                user_id,
-                run_id: quote.run_id,
-                purpose: payments::purpose::VERIFIED,
-                partner_id: None,
-                quantity: 1,
+                user_id: p.user_id,
+                run_id: p.quote.run_id,
+                purpose: p.purpose,
+                partner_id: p.partner_id,
+                quantity: p.quantity,
                 provider: name,
                 checkout_id: &id,
-                amount_cents: quote.amount_cents,
-                currency: &quote.currency,
+                amount_cents: p.quote.amount_cents * i64::from(p.quantity),
+                currency: &p.quote.currency,
             },
             now(),
         )
@@ -175,48 +209,17 @@ pub async fn buy_seats(
         Err(CertError::Invalid(m)) => return Ok(Either::Right(Flash::error(back, m))),
         Err(e) => return Err(e.into()),
     };
-    let base = config.base_url();
-    let request = payments::CheckoutRequest {
-        description: quote.description.clone(),
-        unit_amount_cents: quote.amount_cents,
-        quantity: i64::from(seats),
-        currency: quote.currency.clone(),
-        customer_email: user.email.clone(),
+    let purchase = Purchase {
+        user_id: user.id,
+        email: user.email.clone(),
+        purpose: payments::purpose::SEATS,
+        partner_id: Some(partner_id),
+        quantity: seats,
+        cancel_path: format!("/partners/{slug}"),
         reference: format!("partner-{partner_id}-run-{run_id}"),
-        success_url: format!("{base}/payments/return?checkout={{CHECKOUT_SESSION_ID}}"),
-        cancel_url: format!("{base}/partners/{slug}"),
+        quote,
     };
-    let checkout = match provider.create_checkout(&request).await {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "creating a checkout failed");
-            return Ok(Either::Right(Flash::error(
-                back,
-                "The payment service is not answering; nothing was charged. Please try again in a few minutes.",
-            )));
-        }
-    };
-    let (id, name, user_id) = (checkout.id.clone(), provider.name(), user.id);
-    db.run(move |conn| {
-        payments::record_checkout(
-            conn,
-            &payments::NewPayment {
-                user_id,
-                run_id,
-                purpose: payments::purpose::SEATS,
-                partner_id: Some(partner_id),
-                quantity: seats,
-                provider: name,
-                checkout_id: &id,
-                amount_cents: quote.amount_cents * i64::from(seats),
-                currency: &quote.currency,
-            },
-            now(),
-        )
-        .map_err(AppError::from)
-    })
-    .await?;
-    Ok(Either::Left(Redirect::to(checkout.url)))
+    open_checkout(db, provider.as_ref(), &config.base_url(), back, purchase).await
 }
 
 /// The learner is back from the provider's page: the provider says whether
@@ -690,34 +693,35 @@ pub struct Download {
     disposition: Header<'static>,
 }
 
-#[get("/certificates/<code>/certificate.png")]
-pub async fn png(db: &State<Db>, config: &State<Config>, code: &str) -> AppResult<Download> {
+/// The certificate drawn by `draw`, with its file name and disposition.
+async fn drawn(
+    db: &Db,
+    config: &Config,
+    code: &str,
+    draw: fn(&Certificate, &str) -> Vec<u8>,
+    (content_type, extension, disposition): (ContentType, &str, &str),
+) -> AppResult<Download> {
     let (c, _) = find(db, code).await?;
     let url = format!("{}/certificates/{}", config.base_url(), c.code);
-    let name = format!("certificate-{}.png", c.code);
-    let body = tokio::task::spawn_blocking(move || render::png(&c, &url))
-        .await
-        .map_err(|e| AppError::Internal(e.to_string()))?;
+    let name = format!("certificate-{}.{extension}", c.code);
+    // Drawing is CPU work: off the async executor.
+    let body =
+        tokio::task::spawn_blocking(move || draw(&c, &url)).await.map_err(|e| AppError::Internal(e.to_string()))?;
     Ok(Download {
         body,
-        content_type: ContentType::PNG,
-        disposition: Header::new("Content-Disposition", format!("inline; filename=\"{name}\"")),
+        content_type,
+        disposition: Header::new("Content-Disposition", format!("{disposition}; filename=\"{name}\"")),
     })
+}
+
+#[get("/certificates/<code>/certificate.png")]
+pub async fn png(db: &State<Db>, config: &State<Config>, code: &str) -> AppResult<Download> {
+    drawn(db, config, code, render::png, (ContentType::PNG, "png", "inline")).await
 }
 
 #[get("/certificates/<code>/certificate.pdf")]
 pub async fn pdf(db: &State<Db>, config: &State<Config>, code: &str) -> AppResult<Download> {
-    let (c, _) = find(db, code).await?;
-    let url = format!("{}/certificates/{}", config.base_url(), c.code);
-    let name = format!("certificate-{}.pdf", c.code);
-    let body = tokio::task::spawn_blocking(move || render::pdf(&c, &url))
-        .await
-        .map_err(|e| AppError::Internal(e.to_string()))?;
-    Ok(Download {
-        body,
-        content_type: ContentType::PDF,
-        disposition: Header::new("Content-Disposition", format!("attachment; filename=\"{name}\"")),
-    })
+    drawn(db, config, code, render::pdf, (ContentType::PDF, "pdf", "attachment")).await
 }
 
 /// The signed Open Badges 3.0 credential (VC-JWT).
