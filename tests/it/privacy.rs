@@ -1170,3 +1170,76 @@ async fn sealed_fields(app: TestApp) {
     assert_eq!(only_new.open(lyceum::privacy::vault::PHONE, &rotated).unwrap(), "+1 555 0100");
 }
 on_both!(sec_2_phone_numbers_are_sealed_at_rest_and_keys_rotate, sealed_fields);
+
+/// A GeoIP2-Country-shaped database written with an independent MMDB
+/// writer, as an operator would download one from MaxMind.
+fn country_database(path: &std::path::Path) {
+    #[derive(serde::Serialize)]
+    struct Names {
+        en: &'static str,
+    }
+    #[derive(serde::Serialize)]
+    struct Country {
+        geoname_id: u32,
+        iso_code: &'static str,
+        names: Names,
+    }
+    #[derive(serde::Serialize)]
+    struct Record {
+        country: Country,
+    }
+    let mut writer = mmdb_writer::Writer::new("GeoIP2-Country");
+    for (net, geoname_id, iso_code, en) in
+        [("203.0.113.0/24", 2186224, "NZ", "New Zealand"), ("2001:db8::/32", 2921044, "DE", "Germany")]
+    {
+        let record = Record { country: Country { geoname_id, iso_code, names: Names { en } } };
+        writer.insert(net.parse::<ipnet::IpNet>().unwrap(), &record).unwrap();
+    }
+    std::fs::write(path, writer.to_bytes().unwrap()).unwrap();
+}
+
+#[rocket::async_test]
+async fn com_4_page_views_carry_the_country_from_a_real_geoip_database() {
+    // promise: COM-4 — approximate location only from the operator's GeoIP file, only for visitors who allowed statistics.
+    use lyceum::db::schema::page_views;
+    use std::net::{IpAddr, SocketAddr};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("GeoLite2-Country.mmdb");
+    country_database(&path);
+    let app = TestApp::sqlite_with(|c| c.geoip_db = Some(path.clone())).await;
+    let visit = |ip: &str, page: &'static str| {
+        let remote = SocketAddr::new(ip.parse::<IpAddr>().unwrap(), 4000);
+        app.client.get(page).header(rocket::http::Header::new("User-Agent", CHROME_UA)).remote(remote).dispatch()
+    };
+    visit("203.0.113.9", "/courses").await;
+    assert_eq!(run(&app, |conn| page_views::table.count().get_result::<i64>(conn)).await, 0, "not before consent");
+    app.post_form("/cookies", &[("analytics", "true"), ("back", "/")]).await;
+    visit("203.0.113.9", "/courses").await;
+    visit("2001:db8::7", "/").await;
+    visit("192.0.2.1", "/contact").await;
+    let rows: Vec<(String, Option<String>)> = run(&app, |conn| {
+        page_views::table.order(page_views::id.asc()).select((page_views::path, page_views::country)).load(conn)
+    })
+    .await;
+    assert_eq!(
+        rows,
+        [("/courses".into(), Some("NZ".into())), ("/".into(), Some("DE".into())), ("/contact".into(), None)],
+        "the country from the file, nothing for an unknown address"
+    );
+    // The address itself is never stored.
+    let every = run(&app, |conn| Ok::<_, String>(every_row(conn))).await;
+    assert!(every.iter().all(|(_, row)| !row.contains("203.0.113.9") && !row.contains("2001:db8::7")));
+    // Staff see countries only in aggregate.
+    let grace = staff(&app).await;
+    as_user(&app, &grace).await;
+    let (_, page) = app.get("/staff/analytics").await;
+    assert!(page.contains("NZ") && page.contains("DE"), "{page}");
+
+    // A file that is not a GeoIP database stops the start with a clear message.
+    let bad = dir.path().join("not.mmdb");
+    std::fs::write(&bad, b"not a database").unwrap();
+    let mut config = app.config.clone();
+    config.geoip_db = Some(bad);
+    let err = lyceum::build_rocket(config).err().expect("refused").to_string();
+    assert!(err.contains("GeoIP database") && err.contains("not.mmdb"), "{err}");
+}
