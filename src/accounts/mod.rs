@@ -9,9 +9,11 @@ pub mod passwords;
 pub mod profiles;
 pub mod roles;
 pub mod routes;
+pub mod security;
 pub mod service;
 pub mod sessions;
 pub mod tokens;
+pub mod twofactor;
 
 use roles::Role;
 

@@ -207,15 +207,17 @@ pub async fn signin(
     if user.status == crate::accounts::model::status::PENDING_PARENT {
         return failed("Your account is waiting for your parent or guardian to confirm it. We emailed them a link.");
     }
-    // A material policy change must be accepted before the session starts (COM-5).
+    use super::twofactor::{HeldSignIn, stage};
     let user_id = user.id;
-    let pending = db.run(move |conn| Ok::<_, AppError>(crate::privacy::policies::pending(conn, user_id)?)).await?;
-    if !pending.is_empty() {
-        crate::privacy::routes::hold_sign_in(cookies, config, user.id, f.remember, &f.next);
-        return Ok(Either::Left(Redirect::to("/policies/accept")));
+    // A second factor comes next when the account has one (ACC-5) …
+    if db.run(move |conn| Ok::<_, AppError>(super::twofactor::enabled(conn, user_id)?)).await? {
+        HeldSignIn::new(user_id, f.remember, &f.next, stage::SECOND_FACTOR, false).hold(cookies, config.is_tls());
+        return Ok(Either::Left(Redirect::to("/signin/verify")));
     }
-    start_session(db, config, cookies, &client, user.id, f.remember).await?;
-    Ok(Either::Left(Redirect::to(safe_next(Some(&f.next)))))
+    // … then a material policy change must be accepted before the session starts (COM-5).
+    let held = HeldSignIn::new(user_id, f.remember, &f.next, stage::POLICIES, false);
+    let next = super::security::finish_sign_in(db, config, cookies, &client, held, false).await?;
+    Ok(Either::Left(Redirect::to(next)))
 }
 
 /// Starts a session for `user_id` and sets its cookie.
@@ -226,12 +228,13 @@ pub async fn start_session(
     client: &ClientInfo,
     user_id: i64,
     remember: bool,
+    second_factor: bool,
 ) -> AppResult<()> {
     let days = if remember { config.remember_days } else { config.session_days };
     let client = client.clone();
     let token = db
         .run(move |conn| {
-            sessions::start(conn, user_id, chrono::Duration::days(days), remember, &client, now())
+            sessions::start(conn, user_id, chrono::Duration::days(days), remember, &client, second_factor, now())
                 .map_err(AppError::from)
         })
         .await?;
@@ -259,7 +262,7 @@ pub async fn signout(
 }
 
 /// The resolved session, for handlers that end it.
-pub struct SessionGuard(SessionState);
+pub struct SessionGuard(pub SessionState);
 
 #[rocket::async_trait]
 impl<'r> rocket::request::FromRequest<'r> for SessionGuard {
@@ -515,6 +518,10 @@ pub async fn change_email(
     limits: &State<RateLimits>,
 ) -> PageOr<Flash> {
     limited(limits, Action::CodeEntry, &[&format!("user:{}", user.id)])?;
+    // With two-factor sign-in, a sensitive change needs a fresh second factor (ACC-5).
+    if let Some(go) = super::security::require_step_up(db, user.id, state.0.session_id.clone(), "/account").await? {
+        return Ok(Either::Left(go));
+    }
     let f = &form.form;
     let values = json!(form.values);
     let session_id = state.0.session_id.clone();
@@ -571,6 +578,9 @@ pub async fn change_password(
     limits: &State<RateLimits>,
 ) -> PageOr<Flash> {
     limited(limits, Action::CodeEntry, &[&format!("user:{}", user.id)])?;
+    if let Some(go) = super::security::require_step_up(db, user.id, state.0.session_id.clone(), "/account").await? {
+        return Ok(Either::Left(go));
+    }
     let f = &form.form;
     let session_id = state.0.session_id.clone();
     let fail = async |field: &'static str, msg: String| {

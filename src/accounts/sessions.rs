@@ -35,6 +35,7 @@ pub fn start(
     lifetime: Duration,
     remember: bool,
     client: &ClientInfo,
+    second_factor: bool,
     now: NaiveDateTime,
 ) -> QueryResult<String> {
     let token = crate::web::csrf::random_token(32);
@@ -48,6 +49,7 @@ pub fn start(
             sessions::created_at.eq(now),
             sessions::last_seen_at.eq(now),
             sessions::expires_at.eq(now + lifetime),
+            sessions::second_factor_at.eq(second_factor.then_some(now)),
         ))
         .execute(conn)?;
     diesel::update(users::table.find(user_id)).set(users::last_sign_in_at.eq(now)).execute(conn)?;

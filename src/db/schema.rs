@@ -42,6 +42,7 @@ diesel::table! {
         created_at -> Timestamp,
         last_seen_at -> Timestamp,
         expires_at -> Timestamp,
+        second_factor_at -> Nullable<Timestamp>,
     }
 }
 
@@ -1090,3 +1091,35 @@ diesel::joinable!(payments -> course_runs (run_id));
 diesel::joinable!(assistance_applications -> users (user_id));
 diesel::joinable!(assistance_applications -> course_runs (run_id));
 diesel::joinable!(certificates -> course_runs (run_id));
+
+diesel::table! {
+    totp_credentials (user_id) {
+        user_id -> BigInt,
+        secret -> Text,
+        confirmed_at -> Nullable<Timestamp>,
+        last_step -> BigInt,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    recovery_codes (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        code_hash -> Text,
+        used_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    security_events (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        kind -> Text,
+        detail -> Nullable<Text>,
+        ip -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}

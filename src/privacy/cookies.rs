@@ -94,6 +94,12 @@ pub fn record(conn: &mut Conn, choice: &Choice, user_id: Option<i64>, now: Naive
 }
 
 /// Browser and operating-system families, from the user agent: nothing finer.
+/// "Chrome on Linux": how a device is named to its owner.
+pub fn describe_agent(user_agent: &str) -> String {
+    let (browser, os) = families(user_agent);
+    format!("{browser} on {os}")
+}
+
 pub fn families(user_agent: &str) -> (&'static str, &'static str) {
     let ua = user_agent.to_ascii_lowercase();
     let browser = if ua.contains("edg/") {

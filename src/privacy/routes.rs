@@ -61,8 +61,17 @@ pub async fn page(db: &State<Db>, user: CurrentUser) -> AppResult<Page> {
 }
 
 #[post("/account/privacy/export", data = "<_form>")]
-pub async fn ask_export(db: &State<Db>, user: CurrentUser, _form: CsrfOnly) -> AppResult<Flash> {
+pub async fn ask_export(
+    db: &State<Db>,
+    user: CurrentUser,
+    state: crate::accounts::routes::SessionGuard,
+    _form: CsrfOnly,
+) -> AppResult<Flash> {
     let user_id = user.0.id;
+    let session = state.0.session_id.clone();
+    if let Some(go) = crate::accounts::security::require_step_up(db, user_id, session, "/account/privacy").await? {
+        return Ok(go);
+    }
     db.run(move |conn| match export::request(conn, user_id, now()) {
         Ok(_) => Ok(Flash::success(
             "/account/privacy",
@@ -102,9 +111,14 @@ pub async fn ask_erasure(
     db: &State<Db>,
     config: &State<Config>,
     user: CurrentUser,
+    state: crate::accounts::routes::SessionGuard,
     form: CsrfForm<DeleteForm>,
 ) -> AppResult<Flash> {
     let user_id = user.0.id;
+    let session = state.0.session_id.clone();
+    if let Some(go) = crate::accounts::security::require_step_up(db, user_id, session, "/account/privacy").await? {
+        return Ok(go);
+    }
     let f = form.form;
     if !f.confirm {
         return Ok(Flash::error("/account/privacy", "Tick the box to confirm that you want your account deleted."));
@@ -628,31 +642,11 @@ pub async fn publish_policy(
     .await
 }
 
-const PENDING_SIGN_IN: &str = "lyceum_pending_signin";
-/// Minutes a password sign-in waits for the policies to be accepted.
-const PENDING_MINUTES: i64 = 15;
-
-/// Parks a verified sign-in until the person accepts the changed policies
-/// (a private cookie: encrypted and authenticated, so it cannot be forged).
-pub fn hold_sign_in(cookies: &rocket::http::CookieJar<'_>, config: &Config, user_id: i64, remember: bool, next: &str) {
-    let value = json!({
-        "user": user_id, "remember": remember, "next": next,
-        "until": (now() + chrono::Duration::minutes(PENDING_MINUTES)).and_utc().timestamp(),
-    });
-    cookies.add_private(crate::web::csrf::essential_cookie(config.is_tls(), PENDING_SIGN_IN, value.to_string()));
-}
-
-fn held_sign_in(cookies: &rocket::http::CookieJar<'_>) -> Option<(i64, bool, String)> {
-    let value: serde_json::Value = serde_json::from_str(cookies.get_private(PENDING_SIGN_IN)?.value()).ok()?;
-    if value["until"].as_i64()? < now().and_utc().timestamp() {
-        return None;
-    }
-    Some((value["user"].as_i64()?, value["remember"].as_bool()?, value["next"].as_str().unwrap_or("/").to_string()))
-}
-
 #[get("/policies/accept")]
 pub async fn accept_form(db: &State<Db>, cookies: &rocket::http::CookieJar<'_>) -> AppResult<Either<Page, Flash>> {
-    let Some((user_id, _, _)) = held_sign_in(cookies) else {
+    let Some(crate::accounts::twofactor::HeldSignIn { user_id, .. }) =
+        crate::accounts::twofactor::HeldSignIn::take(cookies, crate::accounts::twofactor::stage::POLICIES)
+    else {
         return Ok(Either::Right(Flash::info("/signin", "Please sign in again.")));
     };
     let pending = db.run(move |conn| Ok::<_, AppError>(super::policies::pending(conn, user_id)?)).await?;
@@ -680,9 +674,11 @@ pub async fn accept(
     client: crate::web::ClientInfo,
     form: CsrfForm<AcceptForm>,
 ) -> AppResult<Flash> {
-    let Some((user_id, remember, next)) = held_sign_in(cookies) else {
+    let Some(held) = crate::accounts::twofactor::HeldSignIn::take(cookies, crate::accounts::twofactor::stage::POLICIES)
+    else {
         return Ok(Flash::info("/signin", "Please sign in again."));
     };
+    let (user_id, remember, next, second_factor) = (held.user_id, held.remember, held.next.clone(), held.second_factor);
     if !form.form.accept {
         return Ok(Flash::error(
             "/policies/accept",
@@ -695,8 +691,8 @@ pub async fn accept(
         Ok::<_, AppError>(super::policies::accept(conn, user_id, &ids, "sign_in", &who, now())?)
     })
     .await?;
-    cookies.remove_private(rocket::http::Cookie::build(PENDING_SIGN_IN).path("/"));
-    crate::accounts::routes::start_session(db, config, cookies, &client, user_id, remember).await?;
+    crate::accounts::twofactor::HeldSignIn::clear(cookies);
+    crate::accounts::routes::start_session(db, config, cookies, &client, user_id, remember, second_factor).await?;
     Ok(Flash::success(crate::web::page::safe_next(Some(&next)), "Thank you. You are signed in."))
 }
 

@@ -21,3 +21,4 @@ mod sharing;
 mod sharing_props;
 mod storage;
 mod stripe;
+mod twofactor;

@@ -1240,6 +1240,6 @@ async fn com_4_page_views_carry_the_country_from_a_real_geoip_database() {
     std::fs::write(&bad, b"not a database").unwrap();
     let mut config = app.config.clone();
     config.geoip_db = Some(bad);
-    let err = lyceum::build_rocket(config).err().expect("refused").to_string();
+    let err = lyceum::build_rocket(config).expect_err("refused").to_string();
     assert!(err.contains("GeoIP database") && err.contains("not.mmdb"), "{err}");
 }

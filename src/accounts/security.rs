@@ -1,0 +1,326 @@
+//! The account security page (sessions, the authenticator app, recovery
+//! codes, recent events), the second step of signing in, and step-up before
+//! sensitive changes (ACC-5, ACC-8, SEC-6).
+
+use rocket::http::CookieJar;
+use rocket::{Either, FromForm, State, get, post};
+use serde_json::json;
+
+use super::routes::SessionGuard;
+use super::sessions;
+use super::twofactor::{self, HeldSignIn, TwoFactorError, stage};
+use crate::config::Config;
+use crate::db::{Db, now};
+use crate::web::csrf::CsrfOnly;
+use crate::web::page::safe_next;
+use crate::web::ratelimit::{Action, RateLimits};
+use crate::web::{AppError, AppResult, ClientInfo, CsrfForm, CurrentUser, Flash, Page};
+
+fn when(t: chrono::NaiveDateTime) -> String {
+    t.format("%e %b %Y, %H:%M UTC").to_string().trim().to_string()
+}
+
+/// A short, stable handle for a session in forms (never the whole id).
+fn handle(id: &str) -> &str {
+    &id[..id.len().min(12)]
+}
+
+#[get("/account/security")]
+pub async fn page(db: &State<Db>, user: CurrentUser, state: SessionGuard) -> AppResult<Page> {
+    let (user_id, current) = (user.id, state.0.session_id.clone());
+    let ctx = db
+        .run(move |conn| {
+            let t = now();
+            let list = sessions::list(conn, user_id, t)?;
+            let events = twofactor::events(conn, user_id, 20)?;
+            Ok::<_, AppError>(json!({
+                "sessions": list.iter().map(|s| json!({
+                    "handle": handle(&s.id), "current": current.as_deref() == Some(s.id.as_str()),
+                    "device": s.user_agent.as_deref().map(crate::privacy::cookies::describe_agent).unwrap_or_else(|| "Unknown device".into()),
+                    "ip": s.ip, "started": when(s.created_at), "seen": when(s.last_seen_at),
+                })).collect::<Vec<_>>(),
+                "app": twofactor::enabled(conn, user_id)?,
+                "recovery_left": twofactor::recovery_left(conn, user_id)?,
+                "events": events.iter().map(|(kind, detail, ip, agent, at)| json!({
+                    "kind": kind.replace('_', " "), "detail": detail, "ip": ip,
+                    "device": agent.as_deref().map(crate::privacy::cookies::describe_agent), "at": when(*at),
+                })).collect::<Vec<_>>(),
+            }))
+        })
+        .await?;
+    Ok(Page::new("accounts/security", "Account security", ctx))
+}
+
+#[post("/account/security/sessions/<id>/end", data = "<_form>")]
+pub async fn end_session(
+    db: &State<Db>,
+    user: CurrentUser,
+    client: ClientInfo,
+    id: &str,
+    _form: CsrfOnly,
+) -> AppResult<Flash> {
+    let (user_id, prefix) = (user.id, id.to_string());
+    let ended = db
+        .run(move |conn| {
+            let t = now();
+            let target = sessions::list(conn, user_id, t)?.into_iter().find(|s| handle(&s.id) == prefix);
+            let Some(s) = target else { return Ok::<_, AppError>(false) };
+            sessions::end(conn, &s.id)?;
+            twofactor::record(conn, user_id, "session_ended", s.user_agent.as_deref(), &client, t)?;
+            Ok(true)
+        })
+        .await?;
+    if !ended {
+        return Err(AppError::NotFound);
+    }
+    Ok(Flash::success("/account/security", "That device is signed out."))
+}
+
+/// Whether this session may make a sensitive change now; else where to go.
+pub async fn require_step_up(
+    db: &Db,
+    user_id: i64,
+    session_id: Option<String>,
+    next: &str,
+) -> AppResult<Option<Flash>> {
+    let ok = db
+        .run(move |conn| twofactor::stepped_up(conn, user_id, session_id.as_deref(), now()).map_err(AppError::from))
+        .await?;
+    Ok((!ok).then(|| {
+        Flash::info(
+            format!("/account/security/verify?next={}", urlencoding::encode(next)),
+            "For your security, enter a code from your authenticator app (or a recovery code) first.",
+        )
+    }))
+}
+
+#[post("/account/security/app", data = "<_form>")]
+pub async fn begin_app(db: &State<Db>, user: CurrentUser, _form: CsrfOnly) -> AppResult<Either<Page, Flash>> {
+    let (user_id, account) = (user.id, user.email.clone());
+    let outcome = db.run(move |conn| Ok::<_, AppError>(twofactor::begin(conn, user_id, &account, now()))).await?;
+    match outcome {
+        Ok(e) => Ok(Either::Left(Page::new(
+            "accounts/security_app",
+            "Set up an authenticator app",
+            json!({ "secret": e.secret, "url": e.url, "qr": e.qr_png_base64 }),
+        ))),
+        Err(TwoFactorError::Invalid(m)) => Ok(Either::Right(Flash::error("/account/security", m))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(FromForm)]
+pub struct CodeForm {
+    #[field(default = String::new())]
+    code: String,
+    #[field(default = String::new())]
+    next: String,
+}
+
+#[post("/account/security/app/confirm", data = "<form>")]
+pub async fn confirm_app(
+    db: &State<Db>,
+    limits: &State<RateLimits>,
+    user: CurrentUser,
+    state: SessionGuard,
+    client: ClientInfo,
+    form: CsrfForm<CodeForm>,
+) -> AppResult<Either<Page, Flash>> {
+    limits
+        .check_all(Action::CodeEntry, &[&format!("user:{}", user.id), &client.rate_key()])
+        .map_err(|retry_after| AppError::RateLimited { retry_after })?;
+    let (user_id, code, session) = (user.id, form.form.code.clone(), state.0.session_id.clone());
+    let outcome = db
+        .run(move |conn| {
+            let t = now();
+            let codes = twofactor::confirm(conn, user_id, &code, t);
+            if codes.is_ok() {
+                twofactor::record(conn, user_id, "authenticator_app_added", None, &client, t)?;
+                if let Some(id) = session {
+                    twofactor::mark_session(conn, &id, t)?;
+                }
+            }
+            Ok::<_, AppError>(codes)
+        })
+        .await?;
+    match outcome {
+        Ok(codes) => Ok(Either::Left(Page::new(
+            "accounts/security_codes",
+            "Your recovery codes",
+            json!({ "codes": codes, "first": true }),
+        ))),
+        Err(TwoFactorError::Invalid(m)) => Ok(Either::Right(Flash::error("/account/security", m))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[post("/account/security/app/remove", data = "<_form>")]
+pub async fn remove_app(
+    db: &State<Db>,
+    user: CurrentUser,
+    state: SessionGuard,
+    client: ClientInfo,
+    _form: CsrfOnly,
+) -> AppResult<Flash> {
+    if let Some(go) = require_step_up(db, user.id, state.0.session_id.clone(), "/account/security").await? {
+        return Ok(go);
+    }
+    let user_id = user.id;
+    db.run(move |conn| {
+        twofactor::disable(conn, user_id)?;
+        twofactor::record(conn, user_id, "authenticator_app_removed", None, &client, now())?;
+        Ok::<_, AppError>(())
+    })
+    .await?;
+    Ok(Flash::success("/account/security", "Two-factor sign-in is off; your recovery codes no longer work."))
+}
+
+#[post("/account/security/recovery-codes", data = "<_form>")]
+pub async fn renew_codes(
+    db: &State<Db>,
+    user: CurrentUser,
+    state: SessionGuard,
+    client: ClientInfo,
+    _form: CsrfOnly,
+) -> AppResult<Either<Page, Flash>> {
+    if let Some(go) = require_step_up(db, user.id, state.0.session_id.clone(), "/account/security").await? {
+        return Ok(Either::Right(go));
+    }
+    let user_id = user.id;
+    let codes = db
+        .run(move |conn| {
+            if !twofactor::enabled(conn, user_id)? {
+                return Ok::<_, AppError>(None);
+            }
+            let codes = twofactor::new_recovery_codes(conn, user_id, now())?;
+            twofactor::record(conn, user_id, "recovery_codes_renewed", None, &client, now())?;
+            Ok(Some(codes))
+        })
+        .await?;
+    match codes {
+        Some(codes) => Ok(Either::Left(Page::new(
+            "accounts/security_codes",
+            "Your recovery codes",
+            json!({ "codes": codes, "first": false }),
+        ))),
+        None => Ok(Either::Right(Flash::error("/account/security", "Set up an authenticator app first."))),
+    }
+}
+
+/// Checks a code for `user_id`, rate-limited per account and client (SEC-6);
+/// records the outcome among the account's security events.
+async fn check_code(
+    db: &Db,
+    limits: &RateLimits,
+    client: &ClientInfo,
+    user_id: i64,
+    code: &str,
+    what: &'static str,
+) -> AppResult<Result<twofactor::Method, String>> {
+    limits
+        .check_all(Action::CodeEntry, &[&format!("user:{user_id}"), &client.rate_key()])
+        .map_err(|retry_after| AppError::RateLimited { retry_after })?;
+    let (code, client) = (code.to_string(), client.clone());
+    db.run(move |conn| {
+        let t = now();
+        match twofactor::verify(conn, user_id, &code, t) {
+            Ok(m) => {
+                let detail = if m == twofactor::Method::RecoveryCode { "with a recovery code" } else { "with the app" };
+                twofactor::record(conn, user_id, what, Some(detail), &client, t)?;
+                Ok(Ok(m))
+            }
+            Err(TwoFactorError::Invalid(m)) => {
+                let when = if what == "signed_in" { "at sign-in" } else { "before a change" };
+                twofactor::record(conn, user_id, "wrong_code", Some(when), &client, t)?;
+                Ok(Err(m))
+            }
+            Err(e) => Err(AppError::from(e)),
+        }
+    })
+    .await
+}
+
+#[get("/signin/verify")]
+pub fn signin_code_form(cookies: &CookieJar<'_>) -> Either<Page, Flash> {
+    match HeldSignIn::take(cookies, stage::SECOND_FACTOR) {
+        Some(_) => Either::Left(Page::new("accounts/signin_code", "Enter your code", json!({}))),
+        None => Either::Right(Flash::info("/signin", "Please sign in again.")),
+    }
+}
+
+/// The second step of signing in: a code from the app or a recovery code.
+#[post("/signin/verify", data = "<form>")]
+pub async fn signin_code(
+    db: &State<Db>,
+    config: &State<Config>,
+    limits: &State<RateLimits>,
+    cookies: &CookieJar<'_>,
+    client: ClientInfo,
+    form: CsrfForm<CodeForm>,
+) -> AppResult<Flash> {
+    let Some(held) = HeldSignIn::take(cookies, stage::SECOND_FACTOR) else {
+        return Ok(Flash::info("/signin", "Please sign in again."));
+    };
+    match check_code(db, limits, &client, held.user_id, &form.form.code, "signed_in").await? {
+        Err(m) => Ok(Flash::error("/signin/verify", m)),
+        Ok(method) => {
+            let done = finish_sign_in(db, config, cookies, &client, held, true).await?;
+            Ok(if method == twofactor::Method::RecoveryCode {
+                Flash::info(
+                    done,
+                    "You signed in with a recovery code, which now no longer works. Renew your codes on the security page if few are left.",
+                )
+            } else {
+                Flash::success(done, "You are signed in.")
+            })
+        }
+    }
+}
+
+/// After the password (and any second factor): changed policies wait for
+/// acceptance; otherwise the session starts. Returns where to go.
+pub async fn finish_sign_in(
+    db: &Db,
+    config: &Config,
+    cookies: &CookieJar<'_>,
+    client: &ClientInfo,
+    held: HeldSignIn,
+    second_factor: bool,
+) -> AppResult<String> {
+    let user_id = held.user_id;
+    let pending = db.run(move |conn| Ok::<_, AppError>(crate::privacy::policies::pending(conn, user_id)?)).await?;
+    if !pending.is_empty() {
+        HeldSignIn::new(user_id, held.remember, &held.next, stage::POLICIES, second_factor)
+            .hold(cookies, config.is_tls());
+        return Ok("/policies/accept".into());
+    }
+    HeldSignIn::clear(cookies);
+    super::routes::start_session(db, config, cookies, client, user_id, held.remember, second_factor).await?;
+    Ok(safe_next(Some(&held.next)))
+}
+
+#[get("/account/security/verify?<next>")]
+pub fn step_up_form(_user: CurrentUser, next: Option<&str>) -> Page {
+    Page::new("accounts/step_up", "Confirm it is you", json!({ "next": safe_next(next) }))
+}
+
+/// Step-up: a fresh second factor for this session before a sensitive change.
+#[post("/account/security/verify", data = "<form>")]
+pub async fn step_up(
+    db: &State<Db>,
+    limits: &State<RateLimits>,
+    user: CurrentUser,
+    state: SessionGuard,
+    client: ClientInfo,
+    form: CsrfForm<CodeForm>,
+) -> AppResult<Flash> {
+    let next = safe_next(Some(&form.form.next));
+    let Some(session) = state.0.session_id.clone() else { return Err(AppError::Unauthorized) };
+    match check_code(db, limits, &client, user.id, &form.form.code, "confirmed_identity").await? {
+        Err(m) => Ok(Flash::error(format!("/account/security/verify?next={}", urlencoding::encode(&next)), m)),
+        Ok(_) => {
+            db.run(move |conn| twofactor::mark_session(conn, &session, now()).map_err(AppError::from)).await?;
+            Ok(Flash::success(next, "Thank you. You can make the change now."))
+        }
+    }
+}

@@ -1,0 +1,364 @@
+//! Two-factor sign-in (ACC-5) with an authenticator app (TOTP, RFC 6238)
+//! and single-use recovery codes; step-up for sensitive changes; the
+//! account's security events. Codes are checked only when the person starts
+//! an action that needs one, each works once, and entry is rate-limited by
+//! the routes (SEC-6).
+//!
+//! A password sign-in that still needs a second factor (or the acceptance
+//! of changed policies) is parked in a private cookie (`HeldSignIn`):
+//! encrypted and authenticated, so it cannot be forged or moved forward a
+//! stage without the check of that stage.
+
+use chrono::{Duration, NaiveDateTime};
+use diesel::prelude::*;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use totp_rs::{Algorithm, Secret, TOTP};
+
+use crate::db::Conn;
+use crate::db::schema::{recovery_codes, security_events, sessions, totp_credentials};
+use crate::privacy::vault;
+use crate::web::ClientInfo;
+
+/// The sealed column of TOTP secrets (SEC-2).
+pub const TOTP_FIELD: &str = "totp_credentials.secret";
+/// A second factor entered this recently covers a sensitive change.
+pub const STEP_UP_MINUTES: i64 = 10;
+pub const RECOVERY_CODES: usize = 10;
+const STEP_SECS: u64 = 30;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TwoFactorError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Db(#[from] diesel::result::Error),
+    #[error("{0}")]
+    Keys(String),
+}
+
+impl From<TwoFactorError> for crate::web::AppError {
+    fn from(e: TwoFactorError) -> Self {
+        match e {
+            TwoFactorError::Invalid(m) => crate::web::AppError::Unprocessable(m),
+            TwoFactorError::Db(e) => e.into(),
+            TwoFactorError::Keys(m) => crate::web::AppError::Internal(m),
+        }
+    }
+}
+
+fn totp(secret: &[u8], account: &str) -> Result<TOTP, TwoFactorError> {
+    TOTP::new(Algorithm::SHA1, 6, 1, STEP_SECS, secret.to_vec(), Some("Lyceum".into()), account.to_string())
+        .map_err(|e| TwoFactorError::Keys(e.to_string()))
+}
+
+/// A TOTP credential opened: the secret, when it was confirmed, the last step used.
+type Credential = (Vec<u8>, Option<NaiveDateTime>, i64);
+
+fn unseal(conn: &mut Conn, user_id: i64) -> Result<Option<Credential>, TwoFactorError> {
+    let row: Option<(String, Option<NaiveDateTime>, i64)> = totp_credentials::table
+        .find(user_id)
+        .select((totp_credentials::secret, totp_credentials::confirmed_at, totp_credentials::last_step))
+        .first(conn)
+        .optional()?;
+    let Some((sealed, confirmed, last)) = row else { return Ok(None) };
+    let b32 = vault::open(TOTP_FIELD, &sealed).map_err(|e| TwoFactorError::Keys(e.to_string()))?;
+    let bytes = Secret::Encoded(b32).to_bytes().map_err(|e| TwoFactorError::Keys(format!("{e:?}")))?;
+    Ok(Some((bytes, confirmed, last)))
+}
+
+/// Whether the account signs in with a second factor.
+pub fn enabled(conn: &mut Conn, user_id: i64) -> QueryResult<bool> {
+    let n: i64 = totp_credentials::table
+        .filter(totp_credentials::user_id.eq(user_id))
+        .filter(totp_credentials::confirmed_at.is_not_null())
+        .count()
+        .get_result(conn)?;
+    Ok(n > 0)
+}
+
+/// What the enrolment page shows: the secret for typing, the `otpauth://`
+/// URL and a QR code of it (PNG, base64).
+pub struct Enrolment {
+    pub secret: String,
+    pub url: String,
+    pub qr_png_base64: String,
+}
+
+/// Starts (or restarts) enrolment with a fresh secret, sealed at rest.
+pub fn begin(conn: &mut Conn, user_id: i64, account: &str, now: NaiveDateTime) -> Result<Enrolment, TwoFactorError> {
+    if enabled(conn, user_id)? {
+        return Err(TwoFactorError::Invalid("An authenticator app is already set up; remove it first.".into()));
+    }
+    let Secret::Encoded(b32) = Secret::generate_secret().to_encoded() else {
+        return Err(TwoFactorError::Keys("secret encoding".into()));
+    };
+    let sealed = vault::seal(TOTP_FIELD, &b32).map_err(|e| TwoFactorError::Keys(e.to_string()))?;
+    diesel::delete(totp_credentials::table.find(user_id)).execute(conn)?;
+    diesel::insert_into(totp_credentials::table)
+        .values((
+            totp_credentials::user_id.eq(user_id),
+            totp_credentials::secret.eq(sealed),
+            totp_credentials::last_step.eq(0i64),
+            totp_credentials::created_at.eq(now),
+        ))
+        .execute(conn)?;
+    let bytes = Secret::Encoded(b32.clone()).to_bytes().map_err(|e| TwoFactorError::Keys(format!("{e:?}")))?;
+    let t = totp(&bytes, account)?;
+    Ok(Enrolment { secret: b32, url: t.get_url(), qr_png_base64: t.get_qr_base64().map_err(TwoFactorError::Keys)? })
+}
+
+/// The time step a code belongs to (this step or one either side, for
+/// clock drift), if it is right and newer than the last one used.
+fn matching_step(secret: &[u8], code: &str, last_step: i64, now: NaiveDateTime) -> Result<Option<i64>, TwoFactorError> {
+    let t = totp(secret, "")?;
+    let current = now.and_utc().timestamp() / STEP_SECS as i64;
+    for step in [current - 1, current, current + 1] {
+        if step > last_step && step >= 0 && t.generate(step as u64 * STEP_SECS) == code {
+            return Ok(Some(step));
+        }
+    }
+    Ok(None)
+}
+
+fn normalise(code: &str) -> String {
+    code.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_uppercase()).collect()
+}
+
+fn hash(code: &str) -> String {
+    hex::encode(Sha256::new_with_prefix(b"lyceum recovery code\0").chain_update(normalise(code)).finalize())
+}
+
+/// Confirms enrolment with a code from the app; returns new recovery codes
+/// (shown once).
+pub fn confirm(conn: &mut Conn, user_id: i64, code: &str, now: NaiveDateTime) -> Result<Vec<String>, TwoFactorError> {
+    let Some((secret, confirmed, last)) = unseal(conn, user_id)? else {
+        return Err(TwoFactorError::Invalid("Start again: scan a new code with your app.".into()));
+    };
+    if confirmed.is_some() {
+        return Err(TwoFactorError::Invalid("Your authenticator app is already set up.".into()));
+    }
+    let Some(step) = matching_step(&secret, &normalise(code), last, now)? else {
+        return Err(TwoFactorError::Invalid(
+            "That code is not right. Enter the 6-digit code your app shows now (check the phone's clock).".into(),
+        ));
+    };
+    diesel::update(totp_credentials::table.find(user_id))
+        .set((totp_credentials::confirmed_at.eq(now), totp_credentials::last_step.eq(step)))
+        .execute(conn)?;
+    new_recovery_codes(conn, user_id, now).map_err(Into::into)
+}
+
+/// Replaces the recovery codes with ten new ones; returns them (shown once).
+pub fn new_recovery_codes(conn: &mut Conn, user_id: i64, now: NaiveDateTime) -> QueryResult<Vec<String>> {
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut rng = rand::thread_rng();
+    let codes: Vec<String> = (0..RECOVERY_CODES)
+        .map(|_| {
+            let raw: String = (0..10).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect();
+            format!("{}-{}", &raw[..5], &raw[5..])
+        })
+        .collect();
+    diesel::delete(recovery_codes::table.filter(recovery_codes::user_id.eq(user_id))).execute(conn)?;
+    for code in &codes {
+        diesel::insert_into(recovery_codes::table)
+            .values((
+                recovery_codes::user_id.eq(user_id),
+                recovery_codes::code_hash.eq(hash(code)),
+                recovery_codes::created_at.eq(now),
+            ))
+            .execute(conn)?;
+    }
+    Ok(codes)
+}
+
+pub fn recovery_left(conn: &mut Conn, user_id: i64) -> QueryResult<i64> {
+    recovery_codes::table
+        .filter(recovery_codes::user_id.eq(user_id))
+        .filter(recovery_codes::used_at.is_null())
+        .count()
+        .get_result(conn)
+}
+
+/// How a second factor was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    App,
+    RecoveryCode,
+}
+
+/// Checks a code from the app (each works once) or a recovery code (each
+/// works once); a wrong, expired or reused code is an error with a clear message.
+pub fn verify(conn: &mut Conn, user_id: i64, code: &str, now: NaiveDateTime) -> Result<Method, TwoFactorError> {
+    let code = normalise(code);
+    if code.is_empty() {
+        return Err(TwoFactorError::Invalid("Enter the code from your authenticator app or a recovery code.".into()));
+    }
+    if code.len() == 6 && code.chars().all(|c| c.is_ascii_digit()) {
+        let Some((secret, Some(_), last)) = unseal(conn, user_id)? else {
+            return Err(TwoFactorError::Invalid("No authenticator app is set up for this account.".into()));
+        };
+        let current = now.and_utc().timestamp() / STEP_SECS as i64;
+        return match matching_step(&secret, &code, last, now)? {
+            Some(step) => {
+                // Only a newer step is accepted: a code cannot be replayed.
+                let n =
+                    diesel::update(totp_credentials::table.find(user_id).filter(totp_credentials::last_step.lt(step)))
+                        .set(totp_credentials::last_step.eq(step))
+                        .execute(conn)?;
+                if n == 1 { Ok(Method::App) } else { Err(used()) }
+            }
+            None if last >= current - 1 && matching_step(&secret, &code, current - 2, now)?.is_some() => Err(used()),
+            None => Err(TwoFactorError::Invalid(
+                "That code is not right or has expired. Enter the code your app shows now.".into(),
+            )),
+        };
+    }
+    let n = diesel::update(
+        recovery_codes::table
+            .filter(recovery_codes::user_id.eq(user_id))
+            .filter(recovery_codes::code_hash.eq(hash(&code)))
+            .filter(recovery_codes::used_at.is_null()),
+    )
+    .set(recovery_codes::used_at.eq(now))
+    .execute(conn)?;
+    if n == 1 {
+        Ok(Method::RecoveryCode)
+    } else {
+        Err(TwoFactorError::Invalid("That recovery code is not right or was already used.".into()))
+    }
+}
+
+fn used() -> TwoFactorError {
+    TwoFactorError::Invalid("That code was already used. Wait for the next code in your app.".into())
+}
+
+/// Removes the app and the recovery codes.
+pub fn disable(conn: &mut Conn, user_id: i64) -> QueryResult<()> {
+    diesel::delete(totp_credentials::table.find(user_id)).execute(conn)?;
+    diesel::delete(recovery_codes::table.filter(recovery_codes::user_id.eq(user_id))).execute(conn)?;
+    Ok(())
+}
+
+/// Records that this session just gave a second factor.
+pub fn mark_session(conn: &mut Conn, session_id: &str, now: NaiveDateTime) -> QueryResult<()> {
+    diesel::update(sessions::table.find(session_id)).set(sessions::second_factor_at.eq(now)).execute(conn).map(|_| ())
+}
+
+/// Whether a sensitive change may go ahead in this session: no second factor
+/// is set up, or one was given within `STEP_UP_MINUTES`.
+pub fn stepped_up(conn: &mut Conn, user_id: i64, session_id: Option<&str>, now: NaiveDateTime) -> QueryResult<bool> {
+    if !enabled(conn, user_id)? {
+        return Ok(true);
+    }
+    let Some(id) = session_id else { return Ok(false) };
+    let at: Option<Option<NaiveDateTime>> =
+        sessions::table.find(id).select(sessions::second_factor_at).first(conn).optional()?;
+    Ok(at.flatten().is_some_and(|t| now - t < Duration::minutes(STEP_UP_MINUTES)))
+}
+
+/// Appends to the account's security events.
+pub fn record(
+    conn: &mut Conn,
+    user_id: i64,
+    kind: &str,
+    detail: Option<&str>,
+    client: &ClientInfo,
+    now: NaiveDateTime,
+) -> QueryResult<()> {
+    diesel::insert_into(security_events::table)
+        .values((
+            security_events::user_id.eq(user_id),
+            security_events::kind.eq(kind),
+            security_events::detail.eq(detail),
+            security_events::ip.eq(client.ip.as_deref()),
+            security_events::user_agent.eq(client.user_agent.as_deref()),
+            security_events::created_at.eq(now),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+pub type Event = (String, Option<String>, Option<String>, Option<String>, NaiveDateTime);
+
+pub fn events(conn: &mut Conn, user_id: i64, limit: i64) -> QueryResult<Vec<Event>> {
+    security_events::table
+        .filter(security_events::user_id.eq(user_id))
+        .order(security_events::id.desc())
+        .limit(limit)
+        .select((
+            security_events::kind,
+            security_events::detail,
+            security_events::ip,
+            security_events::user_agent,
+            security_events::created_at,
+        ))
+        .load(conn)
+}
+
+/// A sign-in whose password was right, waiting for the next stage.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HeldSignIn {
+    pub user_id: i64,
+    pub remember: bool,
+    pub next: String,
+    /// `second_factor` (a code is still needed) or `policies` (changed
+    /// policies must be accepted; any second factor was given).
+    pub stage: String,
+    pub second_factor: bool,
+    until: i64,
+}
+
+pub const HELD_COOKIE: &str = "lyceum_pending_signin";
+/// Minutes a held sign-in lasts.
+const HELD_MINUTES: i64 = 15;
+
+pub mod stage {
+    pub const SECOND_FACTOR: &str = "second_factor";
+    pub const POLICIES: &str = "policies";
+}
+
+impl HeldSignIn {
+    pub fn new(user_id: i64, remember: bool, next: &str, stage: &str, second_factor: bool) -> HeldSignIn {
+        HeldSignIn {
+            user_id,
+            remember,
+            next: next.to_string(),
+            stage: stage.to_string(),
+            second_factor,
+            until: (crate::db::now() + Duration::minutes(HELD_MINUTES)).and_utc().timestamp(),
+        }
+    }
+
+    pub fn hold(&self, cookies: &rocket::http::CookieJar<'_>, tls: bool) {
+        let value = serde_json::to_string(self).unwrap_or_default();
+        cookies.add_private(crate::web::csrf::essential_cookie(tls, HELD_COOKIE, value));
+    }
+
+    /// The held sign-in at `stage`, if one is there and still fresh.
+    pub fn take(cookies: &rocket::http::CookieJar<'_>, stage: &str) -> Option<HeldSignIn> {
+        let held: HeldSignIn = serde_json::from_str(cookies.get_private(HELD_COOKIE)?.value()).ok()?;
+        (held.stage == stage && held.until >= crate::db::now().and_utc().timestamp()).then_some(held)
+    }
+
+    pub fn clear(cookies: &rocket::http::CookieJar<'_>) {
+        cookies.remove_private(rocket::http::Cookie::build(HELD_COOKIE).path("/"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_code_matches_its_step_and_its_neighbours_only_once_newer() {
+        let secret = b"12345678901234567890".to_vec();
+        let now = chrono::DateTime::from_timestamp(59, 0).unwrap().naive_utc();
+        // RFC 6238 test vector (SHA-1, T = 59 s): 94287082, 6 digits → 287082.
+        assert_eq!(matching_step(&secret, "287082", 0, now).unwrap(), Some(1));
+        assert_eq!(matching_step(&secret, "287082", 1, now).unwrap(), None, "not twice");
+        assert_eq!(matching_step(&secret, "000000", 0, now).unwrap(), None);
+        assert_eq!(normalise(" abcde-fghij "), "ABCDEFGHIJ");
+    }
+}
