@@ -81,6 +81,8 @@ async fn session(chromium: &str, driver_port: u16) -> (fantoccini::Client, tempf
                      "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic",
                      // The stylesheet scrolls smoothly otherwise, and WebDriver clicks where an element is not yet.
                      "--force-prefers-reduced-motion",
+                     // A fake camera, granted without a prompt (the identity check's photo capture).
+                     "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
                      format!("--user-data-dir={}", profile.path().display())]
         }),
     );
@@ -1402,6 +1404,85 @@ fn every_file(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
     out
 }
 
+/// Polls (up to 5 s) the script `js` until it returns `true`; panics with `what`
+/// and the errors the page reported (see [`take_photo_with_camera`]) otherwise.
+async fn until_true(b: &fantoccini::Client, js: &str, what: &str) {
+    for _ in 0..50 {
+        if b.execute(js, vec![]).await.unwrap() == serde_json::json!(true) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    shot(b, "camera-failed").await;
+    let errors = b.execute("return window.pageErrors || null;", vec![]).await.unwrap();
+    // The page's script swallows the camera's refusal: ask for it again, to say why.
+    let camera = b
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) { done('no getUserMedia'); return; }
+             navigator.mediaDevices.getUserMedia({ video: true, audio: false })
+               .then(s => { s.getTracks().forEach(t => t.stop()); done('a camera is available'); })
+               .catch(e => done(e.name + ': ' + e.message));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    panic!("{what}: the page reported {errors}; asked directly, the camera says {camera}");
+}
+
+/// On the identity page: takes a photo with the camera into the file field
+/// `input` ("Use the camera", then "Take the photo") and returns its width.
+async fn take_photo_with_camera(b: &fantoccini::Client, input: &str) -> u64 {
+    b.execute(
+        "window.pageErrors = [];
+         window.addEventListener('error', e => window.pageErrors.push(String(e.message)));
+         window.addEventListener('unhandledrejection', e => window.pageErrors.push('rejected: ' + String(e.reason)));",
+        vec![],
+    )
+    .await
+    .unwrap();
+    let button = format!("button[data-camera='{input}']");
+    until_true(
+        b,
+        &format!("const b = document.querySelector(\"{button}\"); return !!b && !b.hidden && b.offsetParent !== null;"),
+        "the camera button is shown",
+    )
+    .await;
+    assert!(b.find(Locator::Css(".camera")).await.unwrap().attr("hidden").await.unwrap().is_some(), "closed at first");
+    b.find(Locator::Css(&button)).await.unwrap().click().await.unwrap();
+    until_true(
+        b,
+        "const v = document.querySelector('.camera video');
+         return !document.querySelector('.camera').hidden && v.videoWidth > 0 && !v.paused && v.readyState >= 2;",
+        "the camera's video plays",
+    )
+    .await;
+    let width = b.execute("return document.querySelector('.camera video').videoWidth;", vec![]).await.unwrap();
+    let width = width.as_u64().unwrap();
+    assert!(width > 0);
+    shot(b, "crt-camera").await;
+    b.find(Locator::Css(".camera [data-snap]")).await.unwrap().click().await.unwrap();
+    until_true(
+        b,
+        &format!("return document.getElementById('{input}').files.length === 1;"),
+        "the photo is in the file field",
+    )
+    .await;
+    let file = b
+        .execute(
+            &format!("const f = document.getElementById('{input}').files[0]; return [f.type, f.size, f.name];"),
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(file[0], "image/jpeg", "{file}");
+    assert!(file[1].as_u64().unwrap() > 0, "{file}");
+    assert!(b.find(Locator::Css(".camera")).await.unwrap().attr("hidden").await.unwrap().is_some(), "closed after");
+    let errors = b.execute("return window.pageErrors;", vec![]).await.unwrap();
+    assert_eq!(errors, serde_json::json!([]), "the page reported errors");
+    width
+}
+
 #[rocket::async_test]
 async fn crt_a_learner_pays_verifies_identity_completes_and_gets_a_certificate_that_staff_revoke() {
     // promise: CRT-1, CRT-2, CRT-3, CRT-4 — in a real browser: the learner pays on the
@@ -1475,12 +1556,11 @@ async fn crt_a_learner_pays_verifies_identity_completes_and_gets_a_certificate_t
     b.find(Locator::Css("#certificate-card a[href='/account/verification']")).await.unwrap().click().await.unwrap();
     until(&b, "h1", "Verify your identity").await;
     let photos = tempfile::tempdir().unwrap();
-    let (id_photo, face_photo) = (photos.path().join("passport.jpg"), photos.path().join("me.jpg"));
+    let id_photo = photos.path().join("passport.jpg");
     std::fs::write(&id_photo, crate::media::jpeg(640, 400)).unwrap();
-    std::fs::write(&face_photo, crate::media::jpeg(300, 300)).unwrap();
-    for (input, file) in [("id_photo", &id_photo), ("face_photo", &face_photo)] {
-        b.find(Locator::Id(input)).await.unwrap().send_keys(&file.display().to_string()).await.unwrap();
-    }
+    b.find(Locator::Id("id_photo")).await.unwrap().send_keys(&id_photo.display().to_string()).await.unwrap();
+    // The face she takes with the camera (Chromium's fake one): a still of the video into the file field.
+    let face_width = take_photo_with_camera(&b, "face_photo").await;
     shot(&b, "crt-identity-form").await;
     b.find(Locator::Css("#identity-form button[type=submit]")).await.unwrap().click().await.unwrap();
     until(&b, ".flash", "Our staff will review your photos").await;
@@ -1509,12 +1589,12 @@ async fn crt_a_learner_pays_verifies_identity_completes_and_gets_a_certificate_t
             )
             .await
             .unwrap();
-        if widths == serde_json::json!([640, 300]) {
+        if widths == serde_json::json!([640, face_width]) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(widths, serde_json::json!([640, 300]), "the reviewer sees both photos");
+    assert_eq!(widths, serde_json::json!([640, face_width]), "the reviewer sees both photos, the face as taken");
     shot(&s, "crt-identity-review").await;
     s.find(Locator::Css("#identity-decision input[name=decision][value=approve]"))
         .await
