@@ -97,6 +97,12 @@ pub struct Config {
     pub proctoring_secret: Option<String>,
     /// Days proctoring session references are kept (CRT-7); 0 keeps them.
     pub retention_proctoring_days: i64,
+    /// Twilio for codes by text (ACC-5); unset, texts go to an outbox staff can read.
+    pub twilio_account_sid: Option<String>,
+    pub twilio_auth_token: Option<String>,
+    /// The sending number, E.164.
+    pub twilio_from: Option<String>,
+    pub twilio_api_base: String,
 }
 
 impl Default for Config {
@@ -145,6 +151,10 @@ impl Default for Config {
             proctoring_key: None,
             proctoring_secret: None,
             retention_proctoring_days: 365,
+            twilio_account_sid: None,
+            twilio_auth_token: None,
+            twilio_from: None,
+            twilio_api_base: "https://api.twilio.com".into(),
         }
     }
 }

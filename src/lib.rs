@@ -157,6 +157,7 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
         .manage(issuer)
         .manage(payments.clone())
         .manage(certificates::proctoring::Proctoring::from_config(&config, &secret))
+        .manage(accounts::sms::Sms::from_config(&config, db.clone(), &secret))
         .manage(RateLimits::per_minute(config.rate_limit_per_minute))
         .manage(db)
         .manage(templates)
@@ -206,6 +207,13 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
                 accounts::security::signin_code,
                 accounts::security::step_up_form,
                 accounts::security::step_up,
+                accounts::security::begin_text,
+                accounts::security::confirm_text,
+                accounts::security::remove_text,
+                accounts::security::signin_text,
+                accounts::security::step_up_text,
+                accounts::security::inbound,
+                accounts::security::staff_outbox,
                 notify::routes::outbox,
                 notify::routes::message,
                 learning::routes::catalog_page,

@@ -12,6 +12,7 @@ pub mod routes;
 pub mod security;
 pub mod service;
 pub mod sessions;
+pub mod sms;
 pub mod tokens;
 pub mod twofactor;
 

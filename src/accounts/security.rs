@@ -8,6 +8,7 @@ use serde_json::json;
 
 use super::routes::SessionGuard;
 use super::sessions;
+use super::sms::{self, Sms};
 use super::twofactor::{self, HeldSignIn, TwoFactorError, stage};
 use crate::config::Config;
 use crate::db::{Db, now};
@@ -39,7 +40,11 @@ pub async fn page(db: &State<Db>, user: CurrentUser, state: SessionGuard) -> App
                     "device": s.user_agent.as_deref().map(crate::privacy::cookies::describe_agent).unwrap_or_else(|| "Unknown device".into()),
                     "ip": s.ip, "started": when(s.created_at), "seen": when(s.last_seen_at),
                 })).collect::<Vec<_>>(),
-                "app": twofactor::enabled(conn, user_id)?,
+                "app": twofactor::app_enabled(conn, user_id)?,
+                "text": sms::number(conn, user_id)?.map(|(phone, confirmed, stopped)| json!({
+                    "to": masked(&phone), "on": confirmed && !stopped, "stopped": stopped,
+                })),
+                "any": twofactor::enabled(conn, user_id)?,
                 "recovery_left": twofactor::recovery_left(conn, user_id)?,
                 "events": events.iter().map(|(kind, detail, ip, agent, at)| json!({
                     "kind": kind.replace('_', " "), "detail": detail, "ip": ip,
@@ -225,7 +230,11 @@ async fn check_code(
         let t = now();
         match twofactor::verify(conn, user_id, &code, t) {
             Ok(m) => {
-                let detail = if m == twofactor::Method::RecoveryCode { "with a recovery code" } else { "with the app" };
+                let detail = match m {
+                    twofactor::Method::RecoveryCode => "with a recovery code",
+                    twofactor::Method::Text => "with a texted code",
+                    twofactor::Method::App => "with the app",
+                };
                 twofactor::record(conn, user_id, what, Some(detail), &client, t)?;
                 Ok(Ok(m))
             }
@@ -241,11 +250,13 @@ async fn check_code(
 }
 
 #[get("/signin/verify")]
-pub fn signin_code_form(cookies: &CookieJar<'_>) -> Either<Page, Flash> {
-    match HeldSignIn::take(cookies, stage::SECOND_FACTOR) {
-        Some(_) => Either::Left(Page::new("accounts/signin_code", "Enter your code", json!({}))),
-        None => Either::Right(Flash::info("/signin", "Please sign in again.")),
-    }
+pub async fn signin_code_form(db: &State<Db>, cookies: &CookieJar<'_>) -> AppResult<Either<Page, Flash>> {
+    let Some(held) = HeldSignIn::take(cookies, stage::SECOND_FACTOR) else {
+        return Ok(Either::Right(Flash::info("/signin", "Please sign in again.")));
+    };
+    let user_id = held.user_id;
+    let text = db.run(move |conn| Ok::<_, AppError>(sms::enabled(conn, user_id)?)).await?;
+    Ok(Either::Left(Page::new("accounts/signin_code", "Enter your code", json!({ "text": text }))))
 }
 
 /// The second step of signing in: a code from the app or a recovery code.
@@ -300,8 +311,15 @@ pub async fn finish_sign_in(
 }
 
 #[get("/account/security/verify?<next>")]
-pub fn step_up_form(_user: CurrentUser, next: Option<&str>) -> Page {
-    Page::new("accounts/step_up", "Confirm it is you", json!({ "next": safe_next(next) }))
+pub async fn step_up_form(db: &State<Db>, user: CurrentUser, next: Option<&str>) -> AppResult<Page> {
+    let user_id = user.id;
+    let text = db.run(move |conn| Ok::<_, AppError>(sms::enabled(conn, user_id)?)).await?;
+    let next = safe_next(next);
+    Ok(Page::new(
+        "accounts/step_up",
+        "Confirm it is you",
+        json!({ "next": next, "text": text, "next_encoded": urlencoding::encode(&next) }),
+    ))
 }
 
 /// Step-up: a fresh second factor for this session before a sensitive change.
@@ -323,4 +341,279 @@ pub async fn step_up(
             Ok(Flash::success(next, "Thank you. You can make the change now."))
         }
     }
+}
+
+// ---------------------------------------------------------------- codes by text
+
+/// "••• 23": enough of a number for its owner to recognise it.
+fn masked(phone: &str) -> String {
+    format!("••• {}", &phone[phone.len().saturating_sub(2)..])
+}
+
+/// Texts a new code to the user's number (confirmed or being enrolled);
+/// the error is for the person. Limited like resending a link.
+async fn text_code(db: &Db, sms: &Sms, limits: &RateLimits, user_id: i64) -> AppResult<Result<String, String>> {
+    limits
+        .check_all(Action::VerificationResend, &[&format!("text:{user_id}")])
+        .map_err(|retry_after| AppError::RateLimited { retry_after })?;
+    let found = db
+        .run(move |conn| {
+            let Some((phone, _, stopped)) = sms::number(conn, user_id)? else {
+                return Ok::<_, AppError>(Err("No number is set up for codes by text.".to_string()));
+            };
+            if stopped {
+                return Ok(Err("You replied STOP, so we send no texts. Reply START to allow them again.".into()));
+            }
+            Ok(Ok((phone, sms::new_code(conn, user_id, now())?)))
+        })
+        .await?;
+    let (phone, code) = match found {
+        Ok(v) => v,
+        Err(m) => return Ok(Err(m)),
+    };
+    let body = format!("Your Lyceum code is {code}. It expires in {} minutes. Never share it.", sms::CODE_MINUTES);
+    if let Err(e) = sms.sender.send(&phone, &body).await {
+        tracing::error!(error = %e, "sending a text failed");
+        return Ok(Err("We could not send the text just now; please try again in a minute.".into()));
+    }
+    Ok(Ok(masked(&phone)))
+}
+
+#[derive(FromForm)]
+pub struct PhoneForm {
+    #[field(default = String::new())]
+    phone: String,
+    #[field(default = false)]
+    consent: bool,
+}
+
+/// Enrols a number: consent (unticked by default) is required and recorded.
+#[post("/account/security/text", data = "<form>")]
+pub async fn begin_text(
+    db: &State<Db>,
+    sms: &State<Sms>,
+    limits: &State<RateLimits>,
+    user: CurrentUser,
+    state: SessionGuard,
+    client: ClientInfo,
+    form: CsrfForm<PhoneForm>,
+) -> AppResult<Either<Page, Flash>> {
+    if let Some(go) = require_step_up(db, user.id, state.0.session_id.clone(), "/account/security").await? {
+        return Ok(Either::Right(go));
+    }
+    let (user_id, phone, consent, keys) = (user.id, form.form.phone.clone(), form.form.consent, sms.inner().clone());
+    let enrolled = db
+        .run(move |conn| {
+            let t = now();
+            match sms::enrol(conn, &keys, user_id, &phone, consent, t) {
+                Ok(_) => {
+                    twofactor::record(
+                        conn,
+                        user_id,
+                        "text_consent_given",
+                        Some("codes by text, security only"),
+                        &client,
+                        t,
+                    )?;
+                    Ok(Ok(()))
+                }
+                Err(TwoFactorError::Invalid(m)) => Ok(Err(m)),
+                Err(e) => Err(AppError::from(e)),
+            }
+        })
+        .await?;
+    if let Err(m) = enrolled {
+        return Ok(Either::Right(Flash::error("/account/security", m)));
+    }
+    match text_code(db, sms, limits, user_id).await? {
+        Ok(to) => Ok(Either::Left(Page::new("accounts/security_text", "Confirm your number", json!({ "to": to })))),
+        Err(m) => Ok(Either::Right(Flash::error("/account/security", m))),
+    }
+}
+
+#[post("/account/security/text/confirm", data = "<form>")]
+pub async fn confirm_text(
+    db: &State<Db>,
+    limits: &State<RateLimits>,
+    user: CurrentUser,
+    state: SessionGuard,
+    client: ClientInfo,
+    form: CsrfForm<CodeForm>,
+) -> AppResult<Either<Page, Flash>> {
+    limits
+        .check_all(Action::CodeEntry, &[&format!("user:{}", user.id), &client.rate_key()])
+        .map_err(|retry_after| AppError::RateLimited { retry_after })?;
+    let (user_id, code, session) = (user.id, form.form.code.clone(), state.0.session_id.clone());
+    let outcome = db
+        .run(move |conn| {
+            let t = now();
+            if let Err(e) = sms::confirm(conn, user_id, &code, t) {
+                return Ok::<_, AppError>(Err(e));
+            }
+            twofactor::record(conn, user_id, "text_codes_added", None, &client, t)?;
+            if let Some(id) = session {
+                twofactor::mark_session(conn, &id, t)?;
+            }
+            // The first second factor comes with recovery codes.
+            let codes = if twofactor::recovery_left(conn, user_id)? == 0 {
+                twofactor::new_recovery_codes(conn, user_id, t)?
+            } else {
+                Vec::new()
+            };
+            Ok(Ok(codes))
+        })
+        .await?;
+    match outcome {
+        Ok(codes) if !codes.is_empty() => Ok(Either::Left(Page::new(
+            "accounts/security_codes",
+            "Your recovery codes",
+            json!({ "codes": codes, "first": true }),
+        ))),
+        Ok(_) => Ok(Either::Right(Flash::success("/account/security", "Codes by text are on."))),
+        Err(TwoFactorError::Invalid(m)) => Ok(Either::Right(Flash::error("/account/security", m))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[post("/account/security/text/remove", data = "<_form>")]
+pub async fn remove_text(
+    db: &State<Db>,
+    user: CurrentUser,
+    state: SessionGuard,
+    client: ClientInfo,
+    _form: CsrfOnly,
+) -> AppResult<Flash> {
+    if let Some(go) = require_step_up(db, user.id, state.0.session_id.clone(), "/account/security").await? {
+        return Ok(go);
+    }
+    let user_id = user.id;
+    db.run(move |conn| {
+        sms::remove(conn, user_id)?;
+        if !twofactor::enabled(conn, user_id)? {
+            twofactor::disable(conn, user_id)?;
+        }
+        twofactor::record(conn, user_id, "text_codes_removed", None, &client, now())?;
+        Ok::<_, AppError>(())
+    })
+    .await?;
+    Ok(Flash::success("/account/security", "Your number is removed; we will not text it."))
+}
+
+/// "Text me a code" at sign-in.
+#[post("/signin/verify/text", data = "<_form>")]
+pub async fn signin_text(
+    db: &State<Db>,
+    sms: &State<Sms>,
+    limits: &State<RateLimits>,
+    cookies: &CookieJar<'_>,
+    _form: CsrfOnly,
+) -> AppResult<Flash> {
+    let Some(held) = HeldSignIn::take(cookies, stage::SECOND_FACTOR) else {
+        return Ok(Flash::info("/signin", "Please sign in again."));
+    };
+    let user_id = held.user_id;
+    if !db.run(move |conn| Ok::<_, AppError>(sms::enabled(conn, user_id)?)).await? {
+        return Ok(Flash::error("/signin/verify", "Codes by text are not set up; use your app or a recovery code."));
+    }
+    Ok(match text_code(db, sms, limits, user_id).await? {
+        Ok(to) => Flash::info("/signin/verify", format!("We texted a code to {to}.")),
+        Err(m) => Flash::error("/signin/verify", m),
+    })
+}
+
+/// "Text me a code" for a step-up.
+#[post("/account/security/verify/text?<next>", data = "<_form>")]
+pub async fn step_up_text(
+    db: &State<Db>,
+    sms: &State<Sms>,
+    limits: &State<RateLimits>,
+    user: CurrentUser,
+    next: Option<&str>,
+    _form: CsrfOnly,
+) -> AppResult<Flash> {
+    let back = format!("/account/security/verify?next={}", urlencoding::encode(&safe_next(next)));
+    Ok(match text_code(db, sms, limits, user.id).await? {
+        Ok(to) => Flash::info(back, format!("We texted a code to {to}.")),
+        Err(m) => Flash::error(back, m),
+    })
+}
+
+/// The inbound webhook of the SMS service: STOP, HELP and START.
+#[post("/sms/inbound", data = "<form>")]
+pub async fn inbound(
+    db: &State<Db>,
+    sms: &State<Sms>,
+    config: &State<Config>,
+    signature: TwilioSignature,
+    form: rocket::form::Form<std::collections::HashMap<String, String>>,
+) -> AppResult<(rocket::http::ContentType, String)> {
+    let fields: Vec<(String, String)> = form.into_inner().into_iter().collect();
+    let url = format!("{}/sms/inbound", config.base_url());
+    match sms.sender.verify_inbound(signature.0.as_deref(), &url, &fields) {
+        None => return Err(AppError::NotFound),
+        Some(false) => return Err(AppError::Forbidden("The request signature does not match.".into())),
+        Some(true) => {}
+    }
+    let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
+    let (from, word) = (sms::normalise_phone(&get("From")), sms::keyword(&get("Body")));
+    let keys = sms.inner().clone();
+    if let Some(phone) = from {
+        db.run(move |conn| {
+            let t = now();
+            let ids = sms::reply(conn, &keys, &phone, word, t)?;
+            let kind = match word {
+                sms::Keyword::Stop => Some("text_consent_withdrawn"),
+                sms::Keyword::Start => Some("texts_allowed_again"),
+                _ => None,
+            };
+            if let Some(kind) = kind {
+                for id in ids {
+                    twofactor::record(conn, id, kind, Some("by a reply to our texts"), &ClientInfo::default(), t)?;
+                }
+            }
+            Ok::<_, AppError>(())
+        })
+        .await?;
+    }
+    let answer = match word {
+        sms::Keyword::Stop => Some(sms::STOP_TEXT),
+        sms::Keyword::Help => Some(sms::HELP_TEXT),
+        sms::Keyword::Start => Some(sms::START_TEXT),
+        sms::Keyword::Other => None,
+    };
+    let xml = match answer {
+        Some(text) => {
+            format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Message>{text}</Message></Response>")
+        }
+        None => "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response/>".to_string(),
+    };
+    Ok((rocket::http::ContentType::XML, xml))
+}
+
+/// The header Twilio signs its requests in.
+pub struct TwilioSignature(Option<String>);
+
+#[rocket::async_trait]
+impl<'r> rocket::request::FromRequest<'r> for TwilioSignature {
+    type Error = ();
+    async fn from_request(req: &'r rocket::Request<'_>) -> rocket::request::Outcome<Self, ()> {
+        rocket::request::Outcome::Success(TwilioSignature(
+            req.headers().get_one("X-Twilio-Signature").map(str::to_string),
+        ))
+    }
+}
+
+/// Texts kept instead of sent (no SMS service configured), for staff.
+#[get("/staff/texts")]
+pub async fn staff_outbox(db: &State<Db>, sms: &State<Sms>, _staff: crate::web::StaffUser) -> AppResult<Page> {
+    let live = sms.live;
+    let texts = db.run(|conn| Ok::<_, AppError>(sms::outbox(conn, 100)?)).await?;
+    Ok(Page::new(
+        "accounts/texts",
+        "Text messages",
+        json!({
+            "live": live,
+            "texts": texts.iter().map(|(to, body, at)| json!({ "to": to, "body": body, "at": when(*at) })).collect::<Vec<_>>(),
+        }),
+    ))
 }

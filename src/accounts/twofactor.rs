@@ -68,8 +68,13 @@ fn unseal(conn: &mut Conn, user_id: i64) -> Result<Option<Credential>, TwoFactor
     Ok(Some((bytes, confirmed, last)))
 }
 
-/// Whether the account signs in with a second factor.
+/// Whether the account signs in with a second factor (an app or texts).
 pub fn enabled(conn: &mut Conn, user_id: i64) -> QueryResult<bool> {
+    Ok(app_enabled(conn, user_id)? || super::sms::enabled(conn, user_id)?)
+}
+
+/// Whether an authenticator app is set up.
+pub fn app_enabled(conn: &mut Conn, user_id: i64) -> QueryResult<bool> {
     let n: i64 = totp_credentials::table
         .filter(totp_credentials::user_id.eq(user_id))
         .filter(totp_credentials::confirmed_at.is_not_null())
@@ -88,7 +93,7 @@ pub struct Enrolment {
 
 /// Starts (or restarts) enrolment with a fresh secret, sealed at rest.
 pub fn begin(conn: &mut Conn, user_id: i64, account: &str, now: NaiveDateTime) -> Result<Enrolment, TwoFactorError> {
-    if enabled(conn, user_id)? {
+    if app_enabled(conn, user_id)? {
         return Err(TwoFactorError::Invalid("An authenticator app is already set up; remove it first.".into()));
     }
     let Secret::Encoded(b32) = Secret::generate_secret().to_encoded() else {
@@ -185,6 +190,7 @@ pub fn recovery_left(conn: &mut Conn, user_id: i64) -> QueryResult<i64> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
     App,
+    Text,
     RecoveryCode,
 }
 
@@ -196,8 +202,19 @@ pub fn verify(conn: &mut Conn, user_id: i64, code: &str, now: NaiveDateTime) -> 
         return Err(TwoFactorError::Invalid("Enter the code from your authenticator app or a recovery code.".into()));
     }
     if code.len() == 6 && code.chars().all(|c| c.is_ascii_digit()) {
+        // A code we texted (when codes by text are on), else the app's.
+        if super::sms::enabled(conn, user_id)? {
+            if super::sms::use_code(conn, user_id, &code, now)? {
+                return Ok(Method::Text);
+            }
+            if super::sms::stale_code(conn, user_id, &code)? {
+                return Err(TwoFactorError::Invalid(
+                    "That texted code has expired or was already used. Ask for a new one.".into(),
+                ));
+            }
+        }
         let Some((secret, Some(_), last)) = unseal(conn, user_id)? else {
-            return Err(TwoFactorError::Invalid("No authenticator app is set up for this account.".into()));
+            return Err(TwoFactorError::Invalid("That code is not right or has expired.".into()));
         };
         let current = now.and_utc().timestamp() / STEP_SECS as i64;
         return match matching_step(&secret, &code, last, now)? {

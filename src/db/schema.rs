@@ -1123,3 +1123,35 @@ diesel::table! {
         created_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    sms_numbers (user_id) {
+        user_id -> BigInt,
+        phone -> Text,
+        phone_hash -> Text,
+        consent_at -> Timestamp,
+        confirmed_at -> Nullable<Timestamp>,
+        stopped_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    sms_codes (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        code_hash -> Text,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    sms_outbox (id) {
+        id -> BigInt,
+        phone -> Text,
+        body -> Text,
+        created_at -> Timestamp,
+    }
+}

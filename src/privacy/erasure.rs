@@ -494,6 +494,14 @@ fn delete_personal_data(conn: &mut Conn, settings: &Settings<'_>, user_id: i64) 
     n += diesel::delete(parental_consents::table.filter(parental_consents::user_id.eq(user_id))).execute(conn)?;
     n += diesel::delete(parent_sharing_requests::table.filter(parent_sharing_requests::user_id.eq(user_id)))
         .execute(conn)?;
+    {
+        use crate::db::schema::{recovery_codes, security_events, sms_codes, sms_numbers, totp_credentials};
+        n += diesel::delete(totp_credentials::table.filter(totp_credentials::user_id.eq(user_id))).execute(conn)?;
+        n += diesel::delete(recovery_codes::table.filter(recovery_codes::user_id.eq(user_id))).execute(conn)?;
+        n += diesel::delete(sms_numbers::table.filter(sms_numbers::user_id.eq(user_id))).execute(conn)?;
+        n += diesel::delete(sms_codes::table.filter(sms_codes::user_id.eq(user_id))).execute(conn)?;
+        n += diesel::delete(security_events::table.filter(security_events::user_id.eq(user_id))).execute(conn)?;
+    }
     // Completions, quiz answers and attendance go with their enrollments.
     n += diesel::delete(enrollments::table.filter(enrollments::user_id.eq(user_id))).execute(conn)?;
     n += diesel::delete(course_feedback::table.filter(course_feedback::user_id.eq(user_id))).execute(conn)?;

@@ -160,6 +160,14 @@ pub fn run(conn: &mut Conn, p: &Periods, now: NaiveDateTime, dry_run: bool) -> Q
             diesel::delete(stale).execute(conn)?
         };
         line("logs", n, format!("used or expired email links from before {}", before.date()));
+        use crate::db::schema::sms_outbox;
+        let texts = sms_outbox::table.filter(sms_outbox::created_at.le(before));
+        let n = if dry_run {
+            texts.count().get_result::<i64>(conn)? as usize
+        } else {
+            diesel::delete(texts).execute(conn)?
+        };
+        line("logs", n, format!("texts kept in the outbox from before {}", before.date()));
     }
     Ok(lines)
 }

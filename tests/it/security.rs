@@ -17,9 +17,11 @@ async fn csrf_everywhere(app: TestApp) {
         // RFC 8058 one-click unsubscribe: mail providers post without a CSRF token;
         // the signed token in the path is the authority (tested in privacy.rs).
         .filter(|r| !r.uri.path().starts_with("/unsubscribe/"))
-        // Server-to-server callbacks (payment webhooks, proctoring verdicts) carry
+        // Server-to-server callbacks (payment webhooks, proctoring verdicts, SMS replies) carry
         // no browser session; their HMAC signature is the authority (certificates.rs).
-        .filter(|r| r.uri.path() != "/payments/stripe/webhook" && r.uri.path() != "/proctoring/callback")
+        .filter(|r| {
+            !["/payments/stripe/webhook", "/proctoring/callback", "/sms/inbound"].iter().any(|p| r.uri.path() == *p)
+        })
         .map(|r| regex::Regex::new("<[^>]+>").unwrap().replace_all(r.uri.path(), "1").to_string())
         .collect();
     assert!(posts.len() >= 10, "found {} POST routes", posts.len());

@@ -162,3 +162,199 @@ async fn sec_6_code_entry_is_rate_limited() {
     assert_eq!(res.status(), Status::TooManyRequests);
     assert_eq!(app.signed_in_as().await, None);
 }
+
+const TWILIO_SID: &str = "AC0000000000000000000000000000test";
+const TWILIO_TOKEN: &str = "twilio_auth_token_test";
+
+/// Twilio's signature of a webhook request, computed here independently.
+fn twilio_sign(url: &str, fields: &[(&str, &str)]) -> String {
+    use base64::Engine;
+    use hmac::Mac;
+    let mut sorted = fields.to_vec();
+    sorted.sort();
+    let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(TWILIO_TOKEN.as_bytes()).unwrap();
+    mac.update(url.as_bytes());
+    for (k, v) in sorted {
+        mac.update(k.as_bytes());
+        mac.update(v.as_bytes());
+    }
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+async fn reply(app: &TestApp, body: &str, signature: Option<String>) -> (Status, String) {
+    let fields = [("From", "+447700900123"), ("To", "+15005550006"), ("Body", body), ("MessageSid", "SM1")];
+    let mut req =
+        app.client.post("/sms/inbound").header(rocket::http::ContentType::Form).body(crate::common::encode(&fields));
+    if let Some(s) = signature {
+        req = req.header(rocket::http::Header::new("X-Twilio-Signature", s));
+    }
+    let res = req.dispatch().await;
+    (res.status(), res.into_string().await.unwrap_or_default())
+}
+
+fn signed(body: &str) -> String {
+    twilio_sign(
+        "http://lyceum.test/sms/inbound",
+        &[("From", "+447700900123"), ("To", "+15005550006"), ("Body", body), ("MessageSid", "SM1")],
+    )
+}
+
+/// The texts the Twilio double was asked to send: (to, body).
+fn texts(log: &partner_adapters::test_server::Log) -> Vec<(String, String)> {
+    log.lock()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let f: std::collections::HashMap<String, String> =
+                url::form_urlencoded::parse(&r.body).into_owned().collect();
+            (f.get("To").cloned().unwrap_or_default(), f.get("Body").cloned().unwrap_or_default())
+        })
+        .collect()
+}
+
+fn code_in(text: &str) -> String {
+    regex::Regex::new(r"code is (\d{6})").unwrap().captures(text).expect("a code")[1].to_string()
+}
+
+async fn texts_flow(app: TestApp, log: partner_adapters::test_server::Log) {
+    // promise: ACC-5 — codes by text only with an explicit consent, for security only; STOP, HELP and START work.
+    use lyceum::db::schema::sms_numbers;
+    let ada = verified(&app, "ada").await;
+    as_user(&app, &ada).await;
+    let id = user_id(&app, "ada").await;
+    let (_, page) = app.get("/account/security").await;
+    assert!(page.contains("name=\"consent\" value=\"true\">"), "the consent box is unticked: {page}");
+    // Bad input: without the consent, or without a country code, nothing is stored or sent.
+    app.post_form("/account/security/text", &[("phone", "+44 7700 900123")]).await;
+    assert!(flash_of(&app, "/account/security").await.contains("Tick the box"));
+    app.post_form("/account/security/text", &[("phone", "07700 900123"), ("consent", "true")]).await;
+    assert!(flash_of(&app, "/account/security").await.contains("country code"));
+    assert!(texts(&log).is_empty());
+    assert_eq!(run(&app, |conn| sms_numbers::table.count().get_result::<i64>(conn)).await, 0);
+
+    let res = app.post_form("/account/security/text", &[("phone", "+44 7700 900123"), ("consent", "true")]).await;
+    assert!(res.into_string().await.unwrap().contains("We texted a code to ••• 23"));
+    let sent = log.lock().unwrap()[0].clone();
+    assert_eq!(sent.path, format!("/2010-04-01/Accounts/{TWILIO_SID}/Messages.json"));
+    assert!(sent.header("Authorization").unwrap().starts_with("Basic "));
+    let (to, body) = texts(&log)[0].clone();
+    assert_eq!(to, "+447700900123");
+    // The number is sealed at rest; the consent is recorded.
+    let (raw, consent): (String, chrono::NaiveDateTime) = run(&app, move |conn| {
+        sms_numbers::table.find(id).select((sms_numbers::phone, sms_numbers::consent_at)).first(conn)
+    })
+    .await;
+    assert!(raw.starts_with("env1:") && !raw.contains("7700900123"), "{raw}");
+    assert!((lyceum::db::now() - consent).num_seconds() < 60);
+    app.post_form("/account/security/text/confirm", &[("code", "000000")]).await;
+    assert!(flash_of(&app, "/account/security").await.contains("not right or has expired"));
+    let page = app
+        .post_form("/account/security/text/confirm", &[("code", &code_in(&body))])
+        .await
+        .into_string()
+        .await
+        .unwrap();
+    assert!(page.contains("id=\"recovery-codes\""), "recovery codes come with the first second factor");
+
+    // Signing in: the code is texted only when asked for.
+    app.sign_out().await;
+    let before = texts(&log).len();
+    app.sign_in(&ada, false).await;
+    let (_, page) = app.get("/signin/verify").await;
+    assert!(page.contains("Text me a code"));
+    assert_eq!(texts(&log).len(), before, "nothing texted until asked");
+    app.post_form("/signin/verify/text", &[]).await;
+    let code = code_in(&texts(&log).last().unwrap().1);
+    app.post_form("/signin/verify", &[("code", &code)]).await;
+    assert_eq!(app.signed_in_as().await.as_deref(), Some("ada"));
+    app.sign_out().await;
+    app.sign_in(&ada, false).await;
+    app.post_form("/signin/verify", &[("code", &code)]).await;
+    assert!(flash_of(&app, "/signin/verify").await.contains("expired or was already used"));
+
+    // Replies: a forged or unsigned one is refused and changes nothing.
+    assert_eq!(reply(&app, "STOP", None).await.0, Status::Forbidden);
+    assert_eq!(reply(&app, "STOP", Some(signed("HELP"))).await.0, Status::Forbidden);
+    let stopped = || {
+        run(&app, move |conn| {
+            sms_numbers::table.find(id).select(sms_numbers::stopped_at).first::<Option<chrono::NaiveDateTime>>(conn)
+        })
+    };
+    assert!(stopped().await.is_none());
+    let (status, xml) = reply(&app, "HELP", Some(signed("HELP"))).await;
+    assert_eq!(status, Status::Ok);
+    assert!(xml.contains("<Response><Message>Lyceum: texts carry sign-in codes only."), "{xml}");
+    assert!(stopped().await.is_none(), "HELP changes nothing");
+
+    let (_, xml) = reply(&app, "Stop", Some(signed("Stop"))).await;
+    assert!(xml.contains("no more texts"), "{xml}");
+    assert!(stopped().await.is_some());
+    // No text goes out after STOP; the account still needs a second factor.
+    let before = texts(&log).len();
+    app.post_form("/signin/verify/text", &[]).await;
+    assert!(flash_of(&app, "/signin/verify").await.contains("You replied STOP"));
+    assert_eq!(texts(&log).len(), before);
+    assert_eq!(app.signed_in_as().await, None);
+
+    let (_, xml) = reply(&app, "START", Some(signed("START"))).await;
+    assert!(xml.contains("texts are allowed again"), "{xml}");
+    let (confirmed, stop): (Option<chrono::NaiveDateTime>, Option<chrono::NaiveDateTime>) = run(&app, move |conn| {
+        sms_numbers::table.find(id).select((sms_numbers::confirmed_at, sms_numbers::stopped_at)).first(conn)
+    })
+    .await;
+    assert_eq!((confirmed, stop), (None, None), "texts allowed, codes by text to be set up again");
+    let res = app.sign_in(&ada, false).await;
+    assert_eq!(res.headers().get_one("Location"), Some("/dashboard"));
+    let (_, page) = app.get("/account/security").await;
+    assert!(page.contains("is not confirmed yet") && page.contains("text consent withdrawn"), "{page}");
+}
+
+async fn twilio_double() -> (String, partner_adapters::test_server::Log) {
+    partner_adapters::test_server::serve(|_, _| {
+        partner_adapters::test_server::Reply::new(201, r#"{"sid":"SM1","status":"queued"}"#)
+    })
+    .await
+}
+
+fn configure_twilio(c: &mut lyceum::config::Config, base: &str) {
+    c.twilio_api_base = base.to_string();
+    c.twilio_account_sid = Some(TWILIO_SID.into());
+    c.twilio_auth_token = Some(TWILIO_TOKEN.into());
+    c.twilio_from = Some("+15005550006".into());
+}
+
+mod acc_5_codes_by_text_need_consent_and_obey_stop_help_start {
+    #[rocket::async_test]
+    async fn sqlite() {
+        let (base, log) = super::twilio_double().await;
+        let app = crate::common::TestApp::sqlite_with(|c| super::configure_twilio(c, &base)).await;
+        super::texts_flow(app, log).await
+    }
+    #[rocket::async_test]
+    async fn postgres() {
+        let (base, log) = super::twilio_double().await;
+        if let Some(app) = crate::common::TestApp::postgres_with(|c| super::configure_twilio(c, &base)).await {
+            super::texts_flow(app, log).await
+        }
+    }
+}
+
+#[rocket::async_test]
+async fn acc_5_without_an_sms_service_texts_wait_in_an_outbox_for_staff() {
+    // promise: ACC-5 — the default outbox: texts are kept (number sealed) for staff to read in a demo.
+    let app = TestApp::sqlite().await;
+    let ada = verified(&app, "ada").await;
+    as_user(&app, &ada).await;
+    app.post_form("/account/security/text", &[("phone", "+1 415 555 0100"), ("consent", "true")]).await;
+    assert_eq!(app.get("/staff/texts").await.0, Status::Forbidden);
+    assert_eq!(reply(&app, "STOP", Some(signed("STOP"))).await.0, Status::NotFound, "no inbound without a service");
+    let raw: String = run(&app, |conn| {
+        lyceum::db::schema::sms_outbox::table.select(lyceum::db::schema::sms_outbox::phone).first(conn)
+    })
+    .await;
+    assert!(raw.starts_with("env1:"), "{raw}");
+    let grace = crate::privacy::staff(&app).await;
+    as_user(&app, &grace).await;
+    let (_, page) = app.get("/staff/texts").await;
+    assert!(page.contains("+14155550100") && page.contains("Your Lyceum code is"), "{page}");
+}
