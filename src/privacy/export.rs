@@ -163,6 +163,27 @@ const SECTIONS: &[Section] = &[
         about: "Sponsor codes you redeemed.",
     },
     Section {
+        name: "security_events",
+        table: "security_events",
+        filter: "user_id = {u}",
+        withheld: &[],
+        about: "Your account's security events: sign-ins with a second factor, wrong codes, changes to two-factor sign-in, replies to our texts, with the address and browser of each.",
+    },
+    Section {
+        name: "text_message_number",
+        table: "sms_numbers",
+        filter: "user_id = {u}",
+        withheld: &["phone_hash"],
+        about: "The number we text sign-in codes to, when you agreed to it, and whether you replied STOP. It is used for security only.",
+    },
+    Section {
+        name: "authenticator_app",
+        table: "totp_credentials",
+        filter: "user_id = {u}",
+        withheld: &["secret", "last_step"],
+        about: "When you set up an authenticator app. Its secret key is left out: it would let anyone make your codes. Recovery codes are kept only as one-way hashes and are not listed.",
+    },
+    Section {
         name: "certificates",
         table: "certificates",
         filter: "user_id = {u}",
@@ -383,6 +404,12 @@ fn rows(conn: &mut Conn, s: &Section, columns: &[String], user_id: i64) -> Query
             && let Some(Value::String(phone)) = parsed.get("phone")
         {
             let phone = crate::accounts::service::open_phone(Some(phone));
+            parsed.insert("phone".into(), phone.map_or(Value::Null, Value::String));
+        }
+        if s.table == "sms_numbers"
+            && let Some(Value::String(sealed)) = parsed.get("phone")
+        {
+            let phone = crate::privacy::vault::open(crate::accounts::sms::PHONE_FIELD, sealed).ok();
             parsed.insert("phone".into(), phone.map_or(Value::Null, Value::String));
         }
         let mut ordered = Map::new();

@@ -255,6 +255,18 @@ async fn texts_flow(app: TestApp, log: partner_adapters::test_server::Log) {
         .await
         .unwrap();
     assert!(page.contains("id=\"recovery-codes\""), "recovery codes come with the first second factor");
+    // The learner's copy of their data gives the number back readable (RGT-1), the lookup hash left out.
+    let zip =
+        run(&app, move |conn| lyceum::privacy::export::build(conn, id, lyceum::db::now()).map_err(|e| e.to_string()))
+            .await;
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip)).unwrap();
+    let mut data = String::new();
+    std::io::Read::read_to_string(&mut archive.by_name("data.json").unwrap(), &mut data).unwrap();
+    let data: serde_json::Value = serde_json::from_str(&data).unwrap();
+    let number = &data["sections"]["text_message_number"][0];
+    assert_eq!(number["phone"], "+447700900123");
+    assert!(number.get("phone_hash").is_none() && !data.to_string().contains("env1:"));
+    assert!(data["sections"]["security_events"].to_string().contains("text_consent_given"));
 
     // Signing in: the code is texted only when asked for.
     app.sign_out().await;
