@@ -148,12 +148,18 @@ pub async fn confirm_app(
             Ok::<_, AppError>(codes)
         })
         .await?;
+    codes_or_flash(outcome, "Your authenticator app is set up.")
+}
+
+/// New recovery codes are shown once; without new ones, a flash saying `done`.
+fn codes_or_flash(outcome: Result<Vec<String>, TwoFactorError>, done: &str) -> AppResult<Either<Page, Flash>> {
     match outcome {
-        Ok(codes) => Ok(Either::Left(Page::new(
+        Ok(codes) if !codes.is_empty() => Ok(Either::Left(Page::new(
             "accounts/security_codes",
             "Your recovery codes",
             json!({ "codes": codes, "first": true }),
         ))),
+        Ok(_) => Ok(Either::Right(Flash::success("/account/security", done))),
         Err(TwoFactorError::Invalid(m)) => Ok(Either::Right(Flash::error("/account/security", m))),
         Err(e) => Err(e.into()),
     }
@@ -177,7 +183,7 @@ pub async fn remove_app(
         Ok::<_, AppError>(())
     })
     .await?;
-    Ok(Flash::success("/account/security", "Two-factor sign-in is off; your recovery codes no longer work."))
+    Ok(Flash::success("/account/security", "The authenticator app is removed."))
 }
 
 #[post("/account/security/recovery-codes", data = "<_form>")]
@@ -463,16 +469,7 @@ pub async fn confirm_text(
             Ok(Ok(codes))
         })
         .await?;
-    match outcome {
-        Ok(codes) if !codes.is_empty() => Ok(Either::Left(Page::new(
-            "accounts/security_codes",
-            "Your recovery codes",
-            json!({ "codes": codes, "first": true }),
-        ))),
-        Ok(_) => Ok(Either::Right(Flash::success("/account/security", "Codes by text are on."))),
-        Err(TwoFactorError::Invalid(m)) => Ok(Either::Right(Flash::error("/account/security", m))),
-        Err(e) => Err(e.into()),
-    }
+    codes_or_flash(outcome, "Codes by text are on.")
 }
 
 #[post("/account/security/text/remove", data = "<_form>")]
@@ -489,9 +486,7 @@ pub async fn remove_text(
     let user_id = user.id;
     db.run(move |conn| {
         sms::remove(conn, user_id)?;
-        if !twofactor::enabled(conn, user_id)? {
-            twofactor::disable(conn, user_id)?;
-        }
+        twofactor::drop_recovery_if_unused(conn, user_id)?;
         twofactor::record(conn, user_id, "text_codes_removed", None, &client, now())?;
         Ok::<_, AppError>(())
     })

@@ -136,7 +136,7 @@ fn hash(code: &str) -> String {
 }
 
 /// Confirms enrolment with a code from the app; returns new recovery codes
-/// (shown once).
+/// (shown once) unless some already exist.
 pub fn confirm(conn: &mut Conn, user_id: i64, code: &str, now: NaiveDateTime) -> Result<Vec<String>, TwoFactorError> {
     let Some((secret, confirmed, last)) = unseal(conn, user_id)? else {
         return Err(TwoFactorError::Invalid("Start again: scan a new code with your app.".into()));
@@ -152,6 +152,10 @@ pub fn confirm(conn: &mut Conn, user_id: i64, code: &str, now: NaiveDateTime) ->
     diesel::update(totp_credentials::table.find(user_id))
         .set((totp_credentials::confirmed_at.eq(now), totp_credentials::last_step.eq(step)))
         .execute(conn)?;
+    // The first second factor comes with recovery codes; a later one keeps them.
+    if recovery_left(conn, user_id)? > 0 {
+        return Ok(Vec::new());
+    }
     new_recovery_codes(conn, user_id, now).map_err(Into::into)
 }
 
@@ -251,10 +255,17 @@ fn used() -> TwoFactorError {
     TwoFactorError::Invalid("That code was already used. Wait for the next code in your app.".into())
 }
 
-/// Removes the app and the recovery codes.
+/// Removes the app; the recovery codes go too when no second factor is left.
 pub fn disable(conn: &mut Conn, user_id: i64) -> QueryResult<()> {
     diesel::delete(totp_credentials::table.find(user_id)).execute(conn)?;
-    diesel::delete(recovery_codes::table.filter(recovery_codes::user_id.eq(user_id))).execute(conn)?;
+    drop_recovery_if_unused(conn, user_id)
+}
+
+/// Recovery codes only make sense beside a second factor.
+pub fn drop_recovery_if_unused(conn: &mut Conn, user_id: i64) -> QueryResult<()> {
+    if !enabled(conn, user_id)? {
+        diesel::delete(recovery_codes::table.filter(recovery_codes::user_id.eq(user_id))).execute(conn)?;
+    }
     Ok(())
 }
 
