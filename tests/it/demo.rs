@@ -28,6 +28,20 @@ async fn demo_mode_shows_working_credentials_and_an_open_outbox() {
     assert_eq!(status, Status::Ok);
     assert!(acme.contains("10 seats, 10 not yet handed out"), "{acme}");
     app.sign_out().await;
+    // The demo learner holds a certificate anyone can verify.
+    let learner = lyceum::demo::accounts().remove(1);
+    let learner = Learner { username: "learner".into(), email: learner.email, password: learner.password };
+    app.sign_in(&learner, false).await;
+    let (_, mine) = app.get("/account/certificates").await;
+    let code = regex::Regex::new(r#"href="/certificates/([A-Z2-9-]{19})""#).unwrap().captures(&mine).expect(&mine)[1]
+        .to_string();
+    app.sign_out().await;
+    let (status, page) = app.get(&format!("/certificates/{code}")).await;
+    assert_eq!(status, Status::Ok);
+    assert!(
+        page.contains("<strong>Valid.</strong>") && page.contains("Ada Lovelace") && page.contains("Climate"),
+        "{page}"
+    );
     // Anyone can read the outbox in demo mode and follow a link from it.
     let ada = app.sign_up("ada").await;
     app.run_jobs().await;
