@@ -1706,3 +1706,145 @@ async fn crt_a_learner_pays_verifies_identity_completes_and_gets_a_certificate_t
     v.close().await.unwrap();
     browser.server.abort();
 }
+
+/// The code an authenticator app holding `secret` (base32) shows `offset`
+/// steps of 30 s from now.
+fn authenticator_code(secret: &str, offset: i64) -> String {
+    let bytes = totp_rs::Secret::Encoded(secret.to_string()).to_bytes().unwrap();
+    let totp = totp_rs::TOTP::new(totp_rs::Algorithm::SHA1, 6, 1, 30, bytes, None, "x".into()).unwrap();
+    totp.generate((chrono::Utc::now().timestamp() + offset * 30) as u64)
+}
+
+/// Types `code` into the code form of the page showing it (`form` its id) and sends it.
+async fn enter_code(b: &fantoccini::Client, form: &str, code: &str) {
+    let field = b.find(Locator::Css(&format!("#{form} #code"))).await.unwrap();
+    field.clear().await.unwrap();
+    field.send_keys(code).await.unwrap();
+    watch_refusals(b).await;
+    b.find(Locator::Css(&format!("#{form} button[type=submit]"))).await.unwrap().click().await.unwrap();
+}
+
+/// Signs out with the header's button and opens the sign-in page from its link.
+async fn sign_out_to_sign_in(b: &fantoccini::Client) {
+    b.find(Locator::Css("form[action='/signout'] button")).await.unwrap().click().await.unwrap();
+    until(b, ".flash", "signed out").await;
+    b.find(Locator::LinkText("Sign in")).await.unwrap().click().await.unwrap();
+}
+
+#[rocket::async_test]
+async fn acc_5_a_learner_turns_on_an_authenticator_app_and_signs_in_with_it_in_a_browser() {
+    // promise: ACC-5 — in a real browser: a learner scans the QR code, turns on two-factor sign-in with
+    // a code from the app, keeps a recovery code, then signs in with the password and an app code (a
+    // wrong one refused), and again with the recovery code; the security page lists these events.
+    let Some(browser) = start_browser().await else { return };
+    let (b, site) = (browser.b.clone(), browser.site.clone());
+    let p = Person {
+        first: "Grace",
+        last: "Hopper",
+        username: "cobol59",
+        email: "grace.hopper@example.org",
+        password: "a nanosecond is eleven inches of wire",
+    };
+
+    // She signs up, signs in and opens the security page from her settings.
+    sign_up_and_confirm(&b, &site, &p).await;
+    sign_in(&b, &p).await;
+    until(&b, "h1", "Welcome").await;
+    b.find(Locator::LinkText("Account")).await.unwrap().click().await.unwrap();
+    until(&b, "h1", "Account settings").await;
+    b.find(Locator::LinkText("Security and two-factor sign-in")).await.unwrap().click().await.unwrap();
+    until(&b, "h1", "Account security").await;
+    until(&b, "#two-factor", "Protect your account with a second step at sign-in").await;
+    watch_refusals(&b).await;
+    b.find(Locator::Css("#two-factor form[action='/account/security/app'] button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+
+    // The setup page shows the QR code (really drawn) and the key.
+    until(&b, "h1", "Set up an authenticator app").await;
+    let qr_js = "const i = document.getElementById('totp-qr');
+                 return i ? [i.complete, i.naturalWidth, i.naturalHeight, i.src.slice(0, 22)] : null;";
+    let mut qr = serde_json::Value::Null;
+    for _ in 0..50 {
+        qr = b.execute(qr_js, vec![]).await.unwrap();
+        if qr[0] == serde_json::json!(true) && qr[1].as_u64().unwrap_or(0) > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(qr[1].as_u64().unwrap_or(0) > 0 && qr[2].as_u64().unwrap_or(0) > 0, "the QR code is not drawn: {qr}");
+    assert_eq!(qr[3], "data:image/png;base64,", "{qr}");
+    assert!(b.find(Locator::Id("totp-qr")).await.unwrap().is_displayed().await.unwrap(), "the QR code is shown");
+    let secret: String =
+        b.find(Locator::Id("totp-secret")).await.unwrap().text().await.unwrap().split_whitespace().collect();
+    assert!(
+        secret.len() >= 16 && secret.chars().all(|c| c.is_ascii_uppercase() || ('2'..='7').contains(&c)),
+        "{secret}"
+    );
+    shot(&b, "acc5-qr").await;
+
+    // She types the code her app shows and gets ten recovery codes, keeping one.
+    let enrolment = authenticator_code(&secret, 0);
+    enter_code(&b, "totp-confirm", &enrolment).await;
+    until(&b, "h1", "Your recovery codes").await;
+    until(&b, ".flash", "Two-factor sign-in is on.").await;
+    let mut codes = Vec::new();
+    for li in b.find_all(Locator::Css("#recovery-codes li")).await.unwrap() {
+        codes.push(li.text().await.unwrap().trim().to_string());
+    }
+    assert_eq!(codes.len(), 10, "{codes:?}");
+    assert!(codes.iter().all(|c| c.len() == 11 && c.as_bytes()[5] == b'-'), "{codes:?}");
+    shot(&b, "acc5-recovery-codes").await;
+    let kept = codes[3].clone();
+    b.find(Locator::LinkText("I saved them")).await.unwrap().click().await.unwrap();
+    until(&b, "#two-factor", "Signing in asks for a code from your authenticator app.").await;
+
+    // Signing in now takes the password, then a code.
+    sign_out_to_sign_in(&b).await;
+    sign_in(&b, &p).await;
+    until(&b, "h1", "Enter your code").await;
+    until_at(&b, &format!("{site}/signin/verify")).await;
+    assert!(b.find(Locator::Css("form[action='/signout']")).await.is_err(), "not signed in on the password alone");
+    shot(&b, "acc5-code").await;
+    // A wrong code is refused; so is the code already used to turn it on.
+    enter_code(&b, "signin-code", "000000").await;
+    until(&b, ".flash", "That code is not right or has expired").await;
+    until_at(&b, &format!("{site}/signin/verify")).await;
+    shot(&b, "acc5-wrong-code").await;
+    enter_code(&b, "signin-code", &enrolment).await;
+    until(&b, ".flash", "already used").await;
+    assert!(b.find(Locator::Css("form[action='/signout']")).await.is_err(), "still not signed in");
+    // The app's next code signs her in.
+    enter_code(&b, "signin-code", &authenticator_code(&secret, 1)).await;
+    until(&b, ".flash", "You are signed in.").await;
+    assert_eq!(until(&b, "h1", "Welcome").await, "Welcome, Grace");
+    until_at(&b, &format!("{site}/dashboard")).await;
+
+    // Without her phone, the kept recovery code signs her in, and the site says it is spent.
+    sign_out_to_sign_in(&b).await;
+    sign_in(&b, &p).await;
+    until(&b, "h1", "Enter your code").await;
+    enter_code(&b, "signin-code", &kept).await;
+    until(&b, ".flash", "You signed in with a recovery code, which now no longer works.").await;
+    until(&b, "h1", "Welcome").await;
+
+    // The security page says two-factor sign-in is on and lists what happened.
+    b.goto(&format!("{site}/account/security")).await.unwrap();
+    until(&b, "#two-factor", "9 recovery code(s) left").await;
+    let events = until(&b, "#security-events", "signed in").await;
+    for needle in [
+        "signed in (with the app)",
+        "signed in (with a recovery code)",
+        "wrong code (at sign-in)",
+        "authenticator app added",
+    ] {
+        assert!(events.contains(needle), "{needle:?} not in {events}");
+    }
+    shot(&b, "acc5-security-events").await;
+
+    b.close().await.unwrap();
+    browser.server.abort();
+}
