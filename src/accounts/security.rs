@@ -173,17 +173,31 @@ pub async fn remove_app(
     client: ClientInfo,
     _form: CsrfOnly,
 ) -> AppResult<Flash> {
+    let removed = "The authenticator app is removed.";
+    remove_factor(db, &user, state, client, twofactor::disable, "authenticator_app_removed", removed).await
+}
+
+/// Removes a second factor after a step-up, recording the event.
+async fn remove_factor(
+    db: &Db,
+    user: &CurrentUser,
+    state: SessionGuard,
+    client: ClientInfo,
+    remove: fn(&mut crate::db::Conn, i64) -> diesel::QueryResult<()>,
+    event: &'static str,
+    done: &'static str,
+) -> AppResult<Flash> {
     if let Some(go) = require_step_up(db, user.id, state.0.session_id.clone(), "/account/security").await? {
         return Ok(go);
     }
     let user_id = user.id;
     db.run(move |conn| {
-        twofactor::disable(conn, user_id)?;
-        twofactor::record(conn, user_id, "authenticator_app_removed", None, &client, now())?;
+        remove(conn, user_id)?;
+        twofactor::record(conn, user_id, event, None, &client, now())?;
         Ok::<_, AppError>(())
     })
     .await?;
-    Ok(Flash::success("/account/security", "The authenticator app is removed."))
+    Ok(Flash::success("/account/security", done))
 }
 
 #[post("/account/security/recovery-codes", data = "<_form>")]
@@ -480,18 +494,12 @@ pub async fn remove_text(
     client: ClientInfo,
     _form: CsrfOnly,
 ) -> AppResult<Flash> {
-    if let Some(go) = require_step_up(db, user.id, state.0.session_id.clone(), "/account/security").await? {
-        return Ok(go);
-    }
-    let user_id = user.id;
-    db.run(move |conn| {
+    let remove = |conn: &mut crate::db::Conn, user_id: i64| {
         sms::remove(conn, user_id)?;
-        twofactor::drop_recovery_if_unused(conn, user_id)?;
-        twofactor::record(conn, user_id, "text_codes_removed", None, &client, now())?;
-        Ok::<_, AppError>(())
-    })
-    .await?;
-    Ok(Flash::success("/account/security", "Your number is removed; we will not text it."))
+        twofactor::drop_recovery_if_unused(conn, user_id)
+    };
+    let removed = "Your number is removed; we will not text it.";
+    remove_factor(db, &user, state, client, remove, "text_codes_removed", removed).await
 }
 
 /// "Text me a code" at sign-in.
