@@ -428,26 +428,28 @@ pub enum Fulfilled {
 /// certificate already earned) or the sponsor's seats; emails the receipt.
 /// Safe to call twice: the second call changes nothing.
 pub fn fulfil(conn: &mut Conn, checkout_id: &str, state: &CheckoutState, now: NaiveDateTime) -> QueryResult<Fulfilled> {
+    if !state.paid {
+        return Ok(Fulfilled::Unknown);
+    }
     conn.transaction(|conn| {
+        // The claim comes first: a write takes SQLite's write lock at once
+        // (waiting out a concurrent one), so the webhook and the learner's
+        // return cannot both start from a stale read.
+        let claimed = diesel::update(
+            payments::table
+                .filter(payments::checkout_id.eq(checkout_id))
+                .filter(payments::status.eq(status::PENDING))
+                .filter(payments::amount_cents.eq(state.amount_cents))
+                .filter(payments::currency.eq(state.currency.to_ascii_uppercase())),
+        )
+        .set((payments::status.eq(status::PAID), payments::paid_at.eq(now), payments::payment_ref.eq(&state.payment_ref)))
+        .execute(conn)?;
         let Some(p) = by_checkout(conn, checkout_id)? else { return Ok(Fulfilled::Unknown) };
-        if p.status != status::PENDING {
-            return Ok(Fulfilled::Already);
-        }
-        if !state.paid {
-            return Ok(Fulfilled::Unknown);
-        }
-        if state.amount_cents != p.amount_cents || !state.currency.eq_ignore_ascii_case(&p.currency) {
-            tracing::warn!(checkout_id, expected = p.amount_cents, got = state.amount_cents, "payment amount mismatch");
-            return Ok(Fulfilled::Mismatch);
-        }
-        let n = diesel::update(payments::table.find(p.id).filter(payments::status.eq(status::PENDING)))
-            .set((
-                payments::status.eq(status::PAID),
-                payments::paid_at.eq(now),
-                payments::payment_ref.eq(&state.payment_ref),
-            ))
-            .execute(conn)?;
-        if n == 0 {
+        if claimed == 0 {
+            if p.status == status::PENDING {
+                tracing::warn!(checkout_id, expected = p.amount_cents, got = state.amount_cents, "payment amount mismatch");
+                return Ok(Fulfilled::Mismatch);
+            }
             return Ok(Fulfilled::Already);
         }
         let (Some(user_id), Some(run_id)) = (p.user_id, p.run_id) else { return Ok(Fulfilled::Now) };
@@ -504,16 +506,20 @@ fn give_seats(conn: &mut Conn, p: &Payment, user_id: i64, run_id: i64, now: Naiv
 /// audit and a certificate is revoked. Idempotent.
 pub fn refunded(conn: &mut Conn, payment_ref: &str, now: NaiveDateTime) -> QueryResult<bool> {
     conn.transaction(|conn| {
-        let p: Option<Payment> = payments::table
+        // Claim first, as in `fulfil`: a refund is applied once.
+        let claimed = diesel::update(
+            payments::table.filter(payments::payment_ref.eq(payment_ref)).filter(payments::status.eq(status::PAID)),
+        )
+        .set((payments::status.eq(status::REFUNDED), payments::refunded_at.eq(now)))
+        .execute(conn)?;
+        if claimed == 0 {
+            return Ok(false);
+        }
+        let p: Payment = payments::table
             .filter(payments::payment_ref.eq(payment_ref))
-            .filter(payments::status.eq(status::PAID))
+            .filter(payments::refunded_at.eq(now))
             .select(Payment::as_select())
-            .first(conn)
-            .optional()?;
-        let Some(p) = p else { return Ok(false) };
-        diesel::update(payments::table.find(p.id))
-            .set((payments::status.eq(status::REFUNDED), payments::refunded_at.eq(now)))
-            .execute(conn)?;
+            .first(conn)?;
         if p.purpose == purpose::VERIFIED
             && let (Some(user_id), Some(run_id)) = (p.user_id, p.run_id)
         {

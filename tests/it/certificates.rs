@@ -859,3 +859,58 @@ async fn crt_1_sponsors_buy_seats_through_the_same_provider() {
     let (_, text, _) = newest_mail(&app, &boss.email, "Your receipt from Lyceum").expect("a receipt");
     assert!(text.contains("5 seat(s) in Introduction to Python") && text.contains("245.00 USD"), "{text}");
 }
+
+#[rocket::async_test]
+async fn crt_1_the_webhook_and_the_return_racing_fulfil_a_checkout_once() {
+    // promise: CRT-1 — the webhook and the learner's return may arrive together; the payment is applied once, without an error.
+    use lyceum::certificates::payments::{self, CheckoutState, Fulfilled, NewPayment};
+    let app = TestApp::sqlite().await;
+    seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    enrolled(&app, "ada").await;
+    let (user, run_id): (i64, i64) = (
+        user_id(&app, "ada").await,
+        run(&app, |conn| {
+            lyceum::db::schema::course_runs::table.select(lyceum::db::schema::course_runs::id).first(conn)
+        })
+        .await,
+    );
+    let db = app.db();
+    for i in 0..20 {
+        let id = format!("cs_race_{i}");
+        let checkout = id.clone();
+        run(&app, move |conn| {
+            let p = NewPayment {
+                user_id: user,
+                run_id,
+                purpose: payments::purpose::VERIFIED,
+                partner_id: None,
+                quantity: 1,
+                provider: "stripe",
+                checkout_id: &checkout,
+                amount_cents: 4900,
+                currency: "USD",
+            };
+            payments::record_checkout(conn, &p, lyceum::db::now())
+        })
+        .await;
+        let state = CheckoutState {
+            paid: true,
+            payment_ref: Some(format!("pi_{i}")),
+            amount_cents: 4900,
+            currency: "USD".into(),
+        };
+        let both = |id: String, state: CheckoutState| {
+            let db = db.clone();
+            async move {
+                db.run(move |conn| {
+                    payments::fulfil(conn, &id, &state, lyceum::db::now()).map_err(lyceum::db::DbError::from)
+                })
+                .await
+            }
+        };
+        let (a, b) = tokio::join!(both(id.clone(), state.clone()), both(id, state));
+        let outcomes = [a.expect("no error"), b.expect("no error")];
+        assert_eq!(outcomes.iter().filter(|o| **o == Fulfilled::Now).count(), 1, "{outcomes:?}");
+        assert_eq!(outcomes.iter().filter(|o| **o == Fulfilled::Already).count(), 1, "{outcomes:?}");
+    }
+}
