@@ -131,16 +131,33 @@ pub async fn confirm_app(
     client: ClientInfo,
     form: CsrfForm<CodeForm>,
 ) -> AppResult<Either<Page, Flash>> {
-    limits
-        .check_all(Action::CodeEntry, &[&format!("user:{}", user.id), &client.rate_key()])
-        .map_err(|retry_after| AppError::RateLimited { retry_after })?;
-    let (user_id, code, session) = (user.id, form.form.code.clone(), state.0.session_id.clone());
+    let added = (twofactor::confirm as Confirm, "authenticator_app_added", "Your authenticator app is set up.");
+    confirm_factor(db, limits, &user, state, client, &form.form.code, added).await
+}
+
+/// Confirms a second factor being set up, and what the outcome is called.
+type Confirm = fn(&mut crate::db::Conn, i64, &str, chrono::NaiveDateTime) -> Result<Vec<String>, TwoFactorError>;
+
+/// Checks the code that confirms a new second factor (rate-limited), records
+/// the event, counts it as this session's second factor, and shows the
+/// recovery codes when they are new.
+async fn confirm_factor(
+    db: &Db,
+    limits: &RateLimits,
+    user: &CurrentUser,
+    state: SessionGuard,
+    client: ClientInfo,
+    code: &str,
+    (confirm, event, done): (Confirm, &'static str, &'static str),
+) -> AppResult<Either<Page, Flash>> {
+    limit_codes(limits, user.id, &client)?;
+    let (user_id, code, session) = (user.id, code.to_string(), state.0.session_id.clone());
     let outcome = db
         .run(move |conn| {
             let t = now();
-            let codes = twofactor::confirm(conn, user_id, &code, t);
+            let codes = confirm(conn, user_id, &code, t);
             if codes.is_ok() {
-                twofactor::record(conn, user_id, "authenticator_app_added", None, &client, t)?;
+                twofactor::record(conn, user_id, event, None, &client, t)?;
                 if let Some(id) = session {
                     twofactor::mark_session(conn, &id, t)?;
                 }
@@ -148,7 +165,14 @@ pub async fn confirm_app(
             Ok::<_, AppError>(codes)
         })
         .await?;
-    codes_or_flash(outcome, "Your authenticator app is set up.")
+    codes_or_flash(outcome, done)
+}
+
+/// Every code entry counts against the account and the client (SEC-6).
+fn limit_codes(limits: &RateLimits, user_id: i64, client: &ClientInfo) -> AppResult<()> {
+    limits
+        .check_all(Action::CodeEntry, &[&format!("user:{user_id}"), &client.rate_key()])
+        .map_err(|retry_after| AppError::RateLimited { retry_after })
 }
 
 /// New recovery codes are shown once; without new ones, a flash saying `done`.
@@ -242,9 +266,7 @@ async fn check_code(
     code: &str,
     what: &'static str,
 ) -> AppResult<Result<twofactor::Method, String>> {
-    limits
-        .check_all(Action::CodeEntry, &[&format!("user:{user_id}"), &client.rate_key()])
-        .map_err(|retry_after| AppError::RateLimited { retry_after })?;
+    limit_codes(limits, user_id, client)?;
     let (code, client) = (code.to_string(), client.clone());
     db.run(move |conn| {
         let t = now();
@@ -460,30 +482,8 @@ pub async fn confirm_text(
     client: ClientInfo,
     form: CsrfForm<CodeForm>,
 ) -> AppResult<Either<Page, Flash>> {
-    limits
-        .check_all(Action::CodeEntry, &[&format!("user:{}", user.id), &client.rate_key()])
-        .map_err(|retry_after| AppError::RateLimited { retry_after })?;
-    let (user_id, code, session) = (user.id, form.form.code.clone(), state.0.session_id.clone());
-    let outcome = db
-        .run(move |conn| {
-            let t = now();
-            if let Err(e) = sms::confirm(conn, user_id, &code, t) {
-                return Ok::<_, AppError>(Err(e));
-            }
-            twofactor::record(conn, user_id, "text_codes_added", None, &client, t)?;
-            if let Some(id) = session {
-                twofactor::mark_session(conn, &id, t)?;
-            }
-            // The first second factor comes with recovery codes.
-            let codes = if twofactor::recovery_left(conn, user_id)? == 0 {
-                twofactor::new_recovery_codes(conn, user_id, t)?
-            } else {
-                Vec::new()
-            };
-            Ok(Ok(codes))
-        })
-        .await?;
-    codes_or_flash(outcome, "Codes by text are on.")
+    let added = (sms::confirm as Confirm, "text_codes_added", "Codes by text are on.");
+    confirm_factor(db, limits, &user, state, client, &form.form.code, added).await
 }
 
 #[post("/account/security/text/remove", data = "<_form>")]

@@ -273,12 +273,14 @@ pub fn stale_code(conn: &mut Conn, user_id: i64, code: &str) -> QueryResult<bool
     Ok(n > 0)
 }
 
-pub fn confirm(conn: &mut Conn, user_id: i64, code: &str, now: NaiveDateTime) -> Result<(), TwoFactorError> {
+/// Confirms the number with a code texted to it; returns new recovery codes
+/// when it is the first second factor.
+pub fn confirm(conn: &mut Conn, user_id: i64, code: &str, now: NaiveDateTime) -> Result<Vec<String>, TwoFactorError> {
     if !use_code(conn, user_id, code, now)? {
         return Err(TwoFactorError::Invalid("That code is not right or has expired. Ask for a new one.".into()));
     }
     diesel::update(sms_numbers::table.find(user_id)).set(sms_numbers::confirmed_at.eq(now)).execute(conn)?;
-    Ok(())
+    Ok(super::twofactor::first_recovery_codes(conn, user_id, now)?)
 }
 
 pub fn remove(conn: &mut Conn, user_id: i64) -> QueryResult<()> {

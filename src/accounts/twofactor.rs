@@ -152,11 +152,16 @@ pub fn confirm(conn: &mut Conn, user_id: i64, code: &str, now: NaiveDateTime) ->
     diesel::update(totp_credentials::table.find(user_id))
         .set((totp_credentials::confirmed_at.eq(now), totp_credentials::last_step.eq(step)))
         .execute(conn)?;
-    // The first second factor comes with recovery codes; a later one keeps them.
+    first_recovery_codes(conn, user_id, now).map_err(Into::into)
+}
+
+/// The first second factor comes with recovery codes (returned, shown once);
+/// a later one keeps those.
+pub fn first_recovery_codes(conn: &mut Conn, user_id: i64, now: NaiveDateTime) -> QueryResult<Vec<String>> {
     if recovery_left(conn, user_id)? > 0 {
         return Ok(Vec::new());
     }
-    new_recovery_codes(conn, user_id, now).map_err(Into::into)
+    new_recovery_codes(conn, user_id, now)
 }
 
 /// Replaces the recovery codes with ten new ones; returns them (shown once).
