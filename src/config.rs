@@ -103,6 +103,9 @@ pub struct Config {
     /// The sending number, E.164.
     pub twilio_from: Option<String>,
     pub twilio_api_base: String,
+    /// Sign-in with OpenID Connect providers (ACC-4): Google, Microsoft or any
+    /// other issuer, each `{ id, name, issuer, client_id, client_secret }`.
+    pub oidc_providers: Vec<crate::accounts::oidc::ProviderConfig>,
 }
 
 impl Default for Config {
@@ -155,6 +158,7 @@ impl Default for Config {
             twilio_auth_token: None,
             twilio_from: None,
             twilio_api_base: "https://api.twilio.com".into(),
+            oidc_providers: Vec::new(),
         }
     }
 }

@@ -51,6 +51,8 @@ pub enum StartError {
     Vault(#[from] privacy::vault::VaultError),
     #[error(transparent)]
     CredentialKey(#[from] certificates::credential::KeyError),
+    #[error("{0}")]
+    Oidc(String),
 }
 
 /// Opens and migrates the database, seeding demo accounts and courses in demo mode.
@@ -153,9 +155,13 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
         .merge(("limits.data-form", 2 * media::MAX_UPLOAD_BYTES + 64 * 1024));
     let issuer = certificates::credential::Issuer::new(config.credential_key.as_deref(), &secret, &config.base_url())?;
     let payments = certificates::payments::Payments::from_config(&config);
+    let providers =
+        accounts::oidc::Providers::from_config(&config.oidc_providers, &config.base_url()).map_err(StartError::Oidc)?;
+    let form_targets: Vec<String> = payments.checkout_origins().into_iter().chain(providers.origins()).collect();
     let mut rocket = rocket::custom(figment)
         .manage(issuer)
         .manage(payments.clone())
+        .manage(providers)
         .manage(certificates::proctoring::Proctoring::from_config(&config, &secret))
         .manage(accounts::sms::Sms::from_config(&config, db.clone(), &secret))
         .manage(RateLimits::per_minute(config.rate_limit_per_minute))
@@ -169,7 +175,7 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
         .manage(worker.policy_banner.clone())
         .manage(worker.notices.clone())
         .attach(web::fairings::RequestContext)
-        .attach(web::fairings::SecurityHeaders::new(&payments.checkout_origins()))
+        .attach(web::fairings::SecurityHeaders::new(&form_targets))
         .attach(privacy::cookies::Analytics { geoip })
         .attach(privacy::audit::Audit)
         .register("/", catchers![web::error::default_catcher])
@@ -212,6 +218,16 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
                 accounts::security::remove_text,
                 accounts::security::signin_text,
                 accounts::security::step_up_text,
+                accounts::signin_with::start,
+                accounts::signin_with::start_link,
+                accounts::signin_with::callback,
+                accounts::signin_with::finish_form,
+                accounts::signin_with::create,
+                accounts::signin_with::prove_with_password,
+                accounts::signin_with::prove_by_email,
+                accounts::signin_with::confirm_link_form,
+                accounts::signin_with::confirm_link,
+                accounts::signin_with::unlink,
                 accounts::security::inbound,
                 accounts::security::staff_outbox,
                 notify::routes::outbox,

@@ -5,6 +5,7 @@
 
 pub mod domain;
 pub mod model;
+pub mod oidc;
 pub mod passwords;
 pub mod profiles;
 pub mod roles;
@@ -12,6 +13,7 @@ pub mod routes;
 pub mod security;
 pub mod service;
 pub mod sessions;
+pub mod signin_with;
 pub mod sms;
 pub mod tokens;
 pub mod twofactor;

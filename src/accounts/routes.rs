@@ -20,7 +20,13 @@ use crate::web::{AppError, AppResult, ClientInfo, CsrfForm, CurrentUser, Flash, 
 
 type PageOr<R> = AppResult<Either<R, Page>>;
 
-fn form_page(template: &'static str, title: &str, values: Value, errors: &FieldErrors, extra: Value) -> Page {
+pub(crate) fn form_page(
+    template: &'static str,
+    title: &str,
+    values: Value,
+    errors: &FieldErrors,
+    extra: Value,
+) -> Page {
     let mut ctx = json!({ "values": values, "errors": errors, "has_errors": !errors.is_empty() });
     if let (Value::Object(a), Value::Object(b)) = (&mut ctx, extra) {
         a.extend(b);
@@ -29,7 +35,7 @@ fn form_page(template: &'static str, title: &str, values: Value, errors: &FieldE
     if errors.is_empty() { page } else { page.with_status(Status::UnprocessableEntity) }
 }
 
-fn limited(limits: &RateLimits, action: Action, keys: &[&str]) -> AppResult<()> {
+pub(crate) fn limited(limits: &RateLimits, action: Action, keys: &[&str]) -> AppResult<()> {
     limits.check_all(action, keys).map_err(|retry_after| AppError::RateLimited { retry_after })
 }
 
@@ -98,6 +104,7 @@ pub async fn signup(
         date_of_birth: &f.date_of_birth,
         parent_email: &f.parent_email,
         accept_terms: f.accept_terms,
+        without_password: false,
     };
     let account = match service::parse_signup(&input, chrono::Utc::now().date_naive()) {
         Ok(a) => a,
@@ -110,23 +117,17 @@ pub async fn signup(
             return Ok(Either::Right(form_page("accounts/signup", "Create your account", values, &errors, json!({}))));
         }
     };
-    let hash = passwords::hash(account.password.expose().to_string()).await.map_err(AppError::Internal)?;
+    let hash = match &account.password {
+        Some(p) => passwords::hash(p.expose().to_string()).await.map_err(AppError::Internal)?,
+        None => String::new(),
+    };
     let minor = account.parent_email.is_some();
     let marketing = f.marketing;
-    let how =
-        crate::privacy::comms::How { method: "signup", ip: client.ip.clone(), user_agent: client.user_agent.clone() };
     let created = db
         .run(move |conn| {
-            let created = service::create_account(conn, &account, &hash, now());
+            let created = service::create_account(conn, &account, &hash, false, now());
             if let Ok(user) = &created {
-                // The terms and privacy notice ticked at sign-up: every current version, recorded (COM-5).
-                let versions = crate::privacy::policies::current_ids(conn)?;
-                let client = ClientInfo { ip: how.ip.clone(), user_agent: how.user_agent.clone() };
-                crate::privacy::policies::accept(conn, user.id, &versions, "signup", &client, now())?;
-                if marketing {
-                    let choice = crate::privacy::comms::Preferences { marketing_email: true, ..Default::default() };
-                    crate::privacy::comms::set(conn, user.id, choice, &how, now())?;
-                }
+                record_signup(conn, user.id, marketing, &client)?;
             }
             Ok::<_, AppError>(created)
         })
@@ -150,6 +151,23 @@ pub async fn signup(
         }
         Err(AccountError::Db(e)) => Err(e.into()),
     }
+}
+
+/// What every new account records at once: each current policy version
+/// ticked at sign-up (COM-5) and the newsletter choice, off unless ticked (COM-1).
+pub fn record_signup(conn: &mut crate::db::Conn, user_id: i64, marketing: bool, client: &ClientInfo) -> AppResult<()> {
+    let versions = crate::privacy::policies::current_ids(conn)?;
+    crate::privacy::policies::accept(conn, user_id, &versions, "signup", client, now())?;
+    if marketing {
+        let how = crate::privacy::comms::How {
+            method: "signup",
+            ip: client.ip.clone(),
+            user_agent: client.user_agent.clone(),
+        };
+        let choice = crate::privacy::comms::Preferences { marketing_email: true, ..Default::default() };
+        crate::privacy::comms::set(conn, user_id, choice, &how, now())?;
+    }
+    Ok(())
 }
 
 #[get("/signin?<next>")]
@@ -207,16 +225,7 @@ pub async fn signin(
     if user.status == crate::accounts::model::status::PENDING_PARENT {
         return failed("Your account is waiting for your parent or guardian to confirm it. We emailed them a link.");
     }
-    use super::twofactor::{HeldSignIn, stage};
-    let user_id = user.id;
-    // A second factor comes next when the account has one (ACC-5) …
-    if db.run(move |conn| Ok::<_, AppError>(super::twofactor::enabled(conn, user_id)?)).await? {
-        HeldSignIn::new(user_id, f.remember, &f.next, stage::SECOND_FACTOR, false).hold(cookies, config.is_tls());
-        return Ok(Either::Left(Redirect::to("/signin/verify")));
-    }
-    // … then a material policy change must be accepted before the session starts (COM-5).
-    let held = HeldSignIn::new(user_id, f.remember, &f.next, stage::POLICIES, false);
-    let next = super::security::finish_sign_in(db, config, cookies, &client, held, false).await?;
+    let next = super::security::continue_sign_in(db, config, cookies, &client, user.id, f.remember, &f.next).await?;
     Ok(Either::Left(Redirect::to(next)))
 }
 

@@ -27,8 +27,14 @@ fn handle(id: &str) -> &str {
 }
 
 #[get("/account/security")]
-pub async fn page(db: &State<Db>, user: CurrentUser, state: SessionGuard) -> AppResult<Page> {
+pub async fn page(
+    db: &State<Db>,
+    providers: &State<super::oidc::Providers>,
+    user: CurrentUser,
+    state: SessionGuard,
+) -> AppResult<Page> {
     let (user_id, current) = (user.id, state.0.session_id.clone());
+    let providers = providers.inner().clone();
     let ctx = db
         .run(move |conn| {
             let t = now();
@@ -46,6 +52,7 @@ pub async fn page(db: &State<Db>, user: CurrentUser, state: SessionGuard) -> App
                 })),
                 "any": twofactor::enabled(conn, user_id)?,
                 "recovery_left": twofactor::recovery_left(conn, user_id)?,
+                "providers": super::signin_with::for_security_page(conn, &providers, user_id)?,
                 "events": events.iter().map(|(kind, detail, ip, agent, at)| json!({
                     "kind": kind.replace('_', " "), "detail": detail, "ip": ip,
                     "device": agent.as_deref().map(crate::privacy::cookies::describe_agent), "at": when(*at),
@@ -328,6 +335,26 @@ pub async fn signin_code(
             })
         }
     }
+}
+
+/// After the password (or a provider's word, ACC-4): a second factor comes
+/// next when the account has one (ACC-5), then changed policies. Returns where
+/// to go.
+pub async fn continue_sign_in(
+    db: &Db,
+    config: &Config,
+    cookies: &CookieJar<'_>,
+    client: &ClientInfo,
+    user_id: i64,
+    remember: bool,
+    next: &str,
+) -> AppResult<String> {
+    if db.run(move |conn| Ok::<_, AppError>(twofactor::enabled(conn, user_id)?)).await? {
+        HeldSignIn::new(user_id, remember, next, stage::SECOND_FACTOR, false).hold(cookies, config.is_tls());
+        return Ok("/signin/verify".into());
+    }
+    let held = HeldSignIn::new(user_id, remember, next, stage::POLICIES, false);
+    finish_sign_in(db, config, cookies, client, held, false).await
 }
 
 /// After the password (and any second factor): changed policies wait for

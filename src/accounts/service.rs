@@ -29,6 +29,8 @@ pub struct SignupInput<'a> {
     pub date_of_birth: &'a str,
     pub parent_email: &'a str,
     pub accept_terms: bool,
+    /// Signing up through a provider (ACC-4): no password is asked for.
+    pub without_password: bool,
 }
 
 /// A sign-up that passed every rule (ACC-1, ACC-2, ACC-9).
@@ -37,7 +39,8 @@ pub struct NewAccount {
     pub last_name: PersonName,
     pub username: Username,
     pub email: Email,
-    pub password: NewPassword,
+    /// None for an account that signs in through a provider only.
+    pub password: Option<NewPassword>,
     pub phone: Option<String>,
     pub company: Option<String>,
     pub date_of_birth: NaiveDate,
@@ -57,9 +60,14 @@ pub fn parse_signup(input: &SignupInput<'_>, today: NaiveDate) -> Result<NewAcco
     let last_name = PersonName::parse(input.last_name, "last name").map_err(|e| errors.insert("last_name", e)).ok();
     let username = Username::parse(input.username).map_err(|e| errors.insert("username", e)).ok();
     let email = Email::parse(input.email).map_err(|e| errors.insert("email", e)).ok();
-    let password = NewPassword::parse(input.password, username.as_ref().map(|u| u.as_str()))
-        .map_err(|e| errors.insert("password", e))
-        .ok();
+    let password = if input.without_password {
+        Some(None)
+    } else {
+        NewPassword::parse(input.password, username.as_ref().map(|u| u.as_str()))
+            .map_err(|e| errors.insert("password", e))
+            .ok()
+            .map(Some)
+    };
     let phone = domain::phone(input.phone).map_err(|e| errors.insert("phone", e)).ok().flatten();
     let company =
         domain::optional_text(input.company, "company", 120).map_err(|e| errors.insert("company", e)).ok().flatten();
@@ -145,12 +153,15 @@ pub fn find_for_login(conn: &mut Conn, login: &str) -> QueryResult<Option<User>>
         .optional()
 }
 
-/// Creates the account, queues the verification email and, for a minor, the
-/// parent's consent request. The account of a minor stays pending.
+/// Creates the account, queues the verification email (unless a provider
+/// already verified the address) and, for a minor, the parent's consent
+/// request. The account of a minor stays pending. An empty `password_hash`
+/// makes an account no password opens.
 pub fn create_account(
     conn: &mut Conn,
     acct: &NewAccount,
     password_hash: &str,
+    email_verified: bool,
     now: NaiveDateTime,
 ) -> Result<User, AccountError> {
     conn.transaction(|conn| {
@@ -173,7 +184,7 @@ pub fn create_account(
                 date_of_birth: acct.date_of_birth,
                 password_hash,
                 status,
-                email_verified_at: None,
+                email_verified_at: email_verified.then_some(now),
                 terms_version: TERMS_VERSION,
                 terms_accepted_at: now,
                 created_at: now,
@@ -183,7 +194,9 @@ pub fn create_account(
             .get_result(conn)
             .map_err(|e| if is_unique_violation(&e) { AccountError::UsernameTaken } else { AccountError::Db(e) })?;
         let user = find(conn, user_id)?.ok_or(diesel::result::Error::NotFound)?;
-        send_verification(conn, &user, now)?;
+        if !email_verified {
+            send_verification(conn, &user, now)?;
+        }
         if let Some(parent) = &acct.parent_email {
             diesel::insert_into(parental_consents::table)
                 .values((

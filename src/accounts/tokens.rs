@@ -14,6 +14,8 @@ pub enum Purpose {
     ResetPassword,
     ChangeEmail,
     ParentConsent,
+    /// Proving by email that a provider may be linked to the account (ACC-4).
+    LinkProvider,
 }
 
 impl Purpose {
@@ -23,6 +25,7 @@ impl Purpose {
             Purpose::ResetPassword => "reset_password",
             Purpose::ChangeEmail => "change_email",
             Purpose::ParentConsent => "parent_consent",
+            Purpose::LinkProvider => "link_provider",
         }
     }
 
@@ -32,6 +35,7 @@ impl Purpose {
             Purpose::ResetPassword => Duration::hours(1),
             Purpose::ChangeEmail => Duration::hours(24),
             Purpose::ParentConsent => Duration::days(7),
+            Purpose::LinkProvider => Duration::hours(1),
         }
     }
 }

@@ -1155,3 +1155,32 @@ diesel::table! {
         created_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    oidc_links (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        provider -> Text,
+        subject -> Text,
+        email -> Nullable<Text>,
+        access_token -> Nullable<Text>,
+        refresh_token -> Nullable<Text>,
+        confirmed_at -> Nullable<Timestamp>,
+        last_used_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    oidc_pending (state_hash) {
+        state_hash -> Text,
+        provider -> Text,
+        nonce -> Text,
+        pkce_verifier -> Text,
+        purpose -> Text,
+        user_id -> Nullable<BigInt>,
+        remember -> Bool,
+        next -> Text,
+        created_at -> Timestamp,
+    }
+}

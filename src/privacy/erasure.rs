@@ -495,7 +495,11 @@ fn delete_personal_data(conn: &mut Conn, settings: &Settings<'_>, user_id: i64) 
     n += diesel::delete(parent_sharing_requests::table.filter(parent_sharing_requests::user_id.eq(user_id)))
         .execute(conn)?;
     {
-        use crate::db::schema::{recovery_codes, security_events, sms_codes, sms_numbers, totp_credentials};
+        use crate::db::schema::{
+            oidc_links, oidc_pending, recovery_codes, security_events, sms_codes, sms_numbers, totp_credentials,
+        };
+        n += diesel::delete(oidc_links::table.filter(oidc_links::user_id.eq(user_id))).execute(conn)?;
+        n += diesel::delete(oidc_pending::table.filter(oidc_pending::user_id.eq(user_id))).execute(conn)?;
         n += diesel::delete(totp_credentials::table.filter(totp_credentials::user_id.eq(user_id))).execute(conn)?;
         n += diesel::delete(recovery_codes::table.filter(recovery_codes::user_id.eq(user_id))).execute(conn)?;
         n += diesel::delete(sms_numbers::table.filter(sms_numbers::user_id.eq(user_id))).execute(conn)?;

@@ -177,6 +177,13 @@ const SECTIONS: &[Section] = &[
         about: "The number we text sign-in codes to, when you agreed to it, and whether you replied STOP. It is used for security only.",
     },
     Section {
+        name: "linked_sign_in_accounts",
+        table: "oidc_links",
+        filter: "user_id = {u}",
+        withheld: &["access_token", "refresh_token"],
+        about: "Accounts at other services (such as Google or Microsoft) you sign in with: the service, its identifier for you, the email address it gave, and when the link was made and last used. The tokens the service issued are left out: they are credentials, and stored encrypted.",
+    },
+    Section {
         name: "authenticator_app",
         table: "totp_credentials",
         filter: "user_id = {u}",

@@ -64,7 +64,7 @@ pub fn rotate(cookies: &rocket::http::CookieJar<'_>, secure: bool) {
     cookies.add_private(essential_cookie(secure, CSRF_COOKIE, random_token(32)));
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

@@ -119,7 +119,13 @@ fn layout_globals(req: &Request<'_>, title: &str) -> Value {
         })
     });
     let site = req.rocket().state::<SiteInfo>().cloned();
+    // "Sign in with …" buttons (ACC-4), for the sign-in and sign-up pages.
+    let signin_providers = req
+        .rocket()
+        .state::<crate::accounts::oidc::Providers>()
+        .map(|p| p.names().into_iter().map(|(id, name)| json!({ "id": id, "name": name })).collect::<Vec<_>>());
     json!({
+        "signin_providers": signin_providers,
         "title": title,
         "user": user,
         "csrf_token": csrf::token(req),

@@ -237,3 +237,38 @@ pub fn service_missing(service: &str, variable: &str) -> bool {
     eprintln!("\n*** SKIPPED: {service} tests need {variable}; set it to run them. ***\n");
     true
 }
+
+/// Every row of every table of a SQLite database as JSON text (each value
+/// cast to text), with its table: to search for what must be gone.
+pub fn every_sqlite_row(config: &lyceum::config::Config) -> Vec<(String, String)> {
+    use diesel::prelude::*;
+    use diesel::sql_types::Text;
+    #[derive(QueryableByName)]
+    struct Name {
+        #[diesel(sql_type = Text)]
+        name: String,
+    }
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = Text)]
+        row: String,
+    }
+    let db = lyceum::db::Db::connect(&config.database_url, 1).unwrap();
+    let mut pooled = db.get().unwrap();
+    let conn: &mut lyceum::db::Conn = &mut pooled;
+    let tables: Vec<Name> =
+        diesel::sql_query("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+            .load(conn)
+            .unwrap();
+    let mut out = Vec::new();
+    for Name { name: table } in tables {
+        let columns: Vec<Name> =
+            diesel::sql_query(format!("SELECT name FROM pragma_table_info('{table}')")).load(conn).unwrap();
+        let pairs: Vec<String> = columns.iter().map(|c| format!("'{0}', CAST(\"{0}\" AS TEXT)", c.name)).collect();
+        let sql = format!("SELECT json_object({}) AS row FROM \"{table}\"", pairs.join(", "));
+        for Row { row } in diesel::sql_query(sql).load::<Row>(conn).unwrap() {
+            out.push((table.clone(), row));
+        }
+    }
+    out
+}
