@@ -23,9 +23,9 @@ use oauth2::basic::{
     BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse, BasicTokenType,
 };
 use oauth2::{
-    AuthUrl, AuthorizationCode, Client, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet,
-    EndpointSet, ExtraTokenFields, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RevocationUrl, Scope,
-    StandardRevocableToken, StandardTokenResponse, TokenResponse, TokenUrl,
+    AuthUrl, AuthorizationCode, Client, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet,
+    ExtraTokenFields, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, StandardRevocableToken,
+    StandardTokenResponse, TokenResponse, TokenUrl,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::RwLock;
@@ -110,7 +110,7 @@ type OidcClient = Client<
     EndpointSet,
     EndpointNotSet,
     EndpointNotSet,
-    EndpointMaybeSet,
+    EndpointNotSet,
     EndpointSet,
 >;
 
@@ -304,17 +304,12 @@ impl Providers {
 
     fn client(&self, provider: &Provider, metadata: &Metadata) -> Result<OidcClient, OidcError> {
         let bad = |what: &str, e: url::ParseError| OidcError::refused(&provider.config.name, format!("{what}: {e}"));
-        let revocation = match &metadata.revocation_endpoint {
-            Some(u) => Some(RevocationUrl::new(u.clone()).map_err(|e| bad("revocation_endpoint", e))?),
-            None => None,
-        };
         Ok(Client::new(ClientId::new(provider.config.client_id.clone()))
             .set_client_secret(ClientSecret::new(provider.config.client_secret.clone()))
             .set_auth_uri(
                 AuthUrl::new(metadata.authorization_endpoint.clone()).map_err(|e| bad("authorization_endpoint", e))?,
             )
             .set_token_uri(TokenUrl::new(metadata.token_endpoint.clone()).map_err(|e| bad("token_endpoint", e))?)
-            .set_revocation_url_option(revocation)
             .set_redirect_uri(RedirectUrl::new(self.redirect_uri(provider)).map_err(|e| bad("redirect_uri", e))?))
     }
 
@@ -412,21 +407,29 @@ impl Providers {
     }
 
     /// Asks the provider to revoke a token kept for a link (RFC 7009); best
-    /// effort, as the link is gone either way.
+    /// effort, as the link is gone either way. The token travels only over
+    /// HTTPS, or plain HTTP to a provider on this machine (loopback).
     pub async fn revoke(&self, provider: &Provider, access_token: &str) {
         let outcome = async {
             let (metadata, _) = self.discovered(provider).await?;
-            if metadata.revocation_endpoint.is_none() {
-                return Ok(());
+            let Some(endpoint) = metadata.revocation_endpoint else { return Ok(()) };
+            let url =
+                url::Url::parse(&endpoint).map_err(|e| OidcError::refused(&provider.config.name, e.to_string()))?;
+            let loopback = url.host_str().is_some_and(|h| h == "localhost" || h == "127.0.0.1" || h == "[::1]");
+            if url.scheme() != "https" && !loopback {
+                return Err(OidcError::refused(&provider.config.name, "the revocation endpoint is not HTTPS"));
             }
-            let client = self.client(provider, &metadata)?;
-            let request = client
-                .revoke_token(StandardRevocableToken::AccessToken(oauth2::AccessToken::new(access_token.to_string())))
-                .map_err(|e| OidcError::refused(&provider.config.name, e.to_string()))?;
-            request
-                .request_async(&self.http)
+            let unavailable = |e: reqwest::Error| OidcError::Unavailable(provider.config.name.clone(), Box::new(e));
+            self.http
+                .post(url)
+                .basic_auth(&provider.config.client_id, Some(&provider.config.client_secret))
+                .form(&[("token", access_token), ("token_type_hint", "access_token")])
+                .send()
                 .await
-                .map_err(|e| OidcError::Unavailable(provider.config.name.clone(), Box::new(e)))
+                .map_err(unavailable)?
+                .error_for_status()
+                .map_err(unavailable)?;
+            Ok(())
         }
         .await;
         if let Err(e) = outcome {

@@ -11,6 +11,7 @@ mod hostile;
 mod jobs;
 mod learning;
 mod media;
+mod oidc;
 mod package;
 mod privacy;
 mod push;
