@@ -1813,3 +1813,150 @@ async fn acc_5_a_learner_turns_on_an_authenticator_app_and_signs_in_with_it_in_a
     b.close().await.unwrap();
     browser.server.abort();
 }
+
+/// Asserts the page shown has recorded no refusal by its security policy
+/// since [`watch_refusals`] started watching it.
+async fn nothing_refused(b: &fantoccini::Client, when: &str) {
+    let refused = b.execute("return window.refusedByPolicy || [];", vec![]).await.unwrap();
+    assert_eq!(refused, serde_json::json!([]), "{when}: the page's security policy refused something");
+}
+
+/// Registers a client at the test OpenID Connect provider (RFC 7591) whose
+/// answers come back to `site`'s callback for `provider`: (client id, secret).
+async fn register_at_provider(issuer: &str, site: &str, provider: &str) -> (String, String) {
+    let answer: serde_json::Value = reqwest::Client::new()
+        .post(format!("{issuer}/reg"))
+        .json(&serde_json::json!({
+            "redirect_uris": [format!("{site}/signin/oidc/{provider}/callback")],
+            "grant_types": ["authorization_code"],
+            "response_types": ["code"],
+            "token_endpoint_auth_method": "client_secret_basic",
+        }))
+        .send()
+        .await
+        .expect("the provider answers")
+        .json()
+        .await
+        .expect("a registration");
+    let field = |name: &str| answer[name].as_str().unwrap_or_else(|| panic!("no {name} in {answer}")).to_string();
+    (field("client_id"), field("client_secret"))
+}
+
+/// Presses "Sign in with Test ID" on the sign-in page shown, watching for refusals.
+async fn press_sign_in_with_test_id(b: &fantoccini::Client) {
+    until(b, "h1", "Sign in").await;
+    let button = b.find(Locator::Css("#signin-providers form[action='/signin/oidc/testid'] button")).await.unwrap();
+    assert_eq!(button.text().await.unwrap(), "Sign in with Test ID");
+    watch_refusals(b).await;
+    button.click().await.unwrap();
+}
+
+#[rocket::async_test]
+async fn acc_4_sign_in_with_a_provider_in_a_real_browser() {
+    // promise: ACC-4 — in a real browser: a newcomer signs in with an OpenID Connect provider, creates
+    // the account on Lyceum's page (name prefilled, no password asked), and next time the provider's
+    // word alone signs them in; the Content-Security-Policy lets every form go where it must.
+    let Ok(issuer) = std::env::var("LYCEUM_TEST_OIDC_ISSUER") else {
+        service_missing("An OpenID Connect provider", "LYCEUM_TEST_OIDC_ISSUER");
+        return;
+    };
+    let issuer = issuer.trim_end_matches('/').to_string();
+    // The site's port is chosen first: the provider must know its callback address.
+    let port = free_port();
+    let site = format!("http://127.0.0.1:{port}");
+    let (client_id, client_secret) = register_at_provider(&issuer, &site, "testid").await;
+    let provider = lyceum::accounts::oidc::ProviderConfig {
+        id: "testid".into(),
+        name: "Test ID".into(),
+        issuer: issuer.clone(),
+        client_id,
+        client_secret,
+    };
+    let Some(browser) = start_browser_with(port, |config| config.oidc_providers = vec![provider]).await else {
+        return;
+    };
+    let (b, config) = (browser.b.clone(), browser.config.clone());
+    assert_eq!(browser.site, site);
+    assert_eq!(config.base_url(), site, "the registered callback is the site's own");
+
+    // Both the sign-up and the sign-in pages offer the provider.
+    b.goto(&format!("{site}/signup")).await.unwrap();
+    until(&b, "#signin-providers", "Sign up with Test ID").await;
+    b.goto(&format!("{site}/signin")).await.unwrap();
+    shot(&b, "acc4-signin").await;
+
+    // She presses "Sign in with Test ID" and signs in at the provider's own page.
+    press_sign_in_with_test_id(&b).await;
+    until_at(&b, &format!("{issuer}/interaction/")).await;
+    until(&b, "h1", "Test ID").await;
+    b.find(Locator::Id("email")).await.unwrap().send_keys("lin@example.org").await.unwrap();
+    let name = b.find(Locator::Id("name")).await.unwrap();
+    name.clear().await.unwrap();
+    name.send_keys("Lin Wei").await.unwrap();
+    shot(&b, "acc4-provider-login").await;
+    b.find(Locator::Id("continue")).await.unwrap().click().await.unwrap();
+
+    // Back on Lyceum: one more step, with what the provider told.
+    until_at(&b, &format!("{site}/signin/oidc/finish")).await;
+    until(&b, "h1", "Continue with Test ID").await;
+    watch_refusals(&b).await;
+    until(&b, ".flash", "Test ID told us who you are. One more step.").await;
+    until(&b, "main", "lin@example.org").await;
+    let value = |id: &'static str| {
+        let b = b.clone();
+        async move { b.find(Locator::Id(id)).await.unwrap().prop("value").await.unwrap().unwrap_or_default() }
+    };
+    assert_eq!(value("f-first_name").await, "Lin");
+    assert_eq!(value("f-last_name").await, "Wei");
+    assert_eq!(value("f-username").await, "lin", "suggested from the email address");
+    assert!(b.find(Locator::Css("input[type=password]")).await.is_err(), "no password is asked for");
+    let username = b.find(Locator::Id("f-username")).await.unwrap();
+    username.clear().await.unwrap();
+    username.send_keys("linwei").await.unwrap();
+    b.execute("document.getElementById('f-date_of_birth').value = '1990-03-04';", vec![]).await.unwrap();
+    b.find(Locator::Css("form[action='/signin/oidc/create'] input[name=accept_terms]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    shot(&b, "acc4-finish").await;
+    nothing_refused(&b, "the finish page").await;
+    let create = b.find(Locator::Css("form[action='/signin/oidc/create'] button[type=submit]")).await.unwrap();
+    assert_eq!(create.text().await.unwrap(), "Create account");
+    create.click().await.unwrap();
+
+    // She lands on her dashboard, signed in.
+    until_at(&b, &format!("{site}/dashboard")).await;
+    until(&b, ".flash", "Welcome to Lyceum!").await;
+    assert_eq!(until(&b, "h1", "Welcome").await, "Welcome, Lin");
+    until(&b, ".user-menu", "Signed in as linwei").await;
+    shot(&b, "acc4-dashboard").await;
+
+    // She signs out; next time the provider remembers her: no form at all, straight in.
+    sign_out_to_sign_in(&b).await;
+    assert!(b.find(Locator::Css("form[action='/signout']")).await.is_err(), "signed out");
+    press_sign_in_with_test_id(&b).await;
+    until_at(&b, &format!("{site}/dashboard")).await;
+    until(&b, ".flash", "You are signed in with Test ID.").await;
+    assert_eq!(until(&b, "h1", "Welcome").await, "Welcome, Lin");
+    until(&b, ".user-menu", "Signed in as linwei").await;
+    shot(&b, "acc4-signed-in-again").await;
+
+    // No Lyceum password was ever set: the account opens only through the provider.
+    {
+        use diesel::prelude::*;
+        use lyceum::db::schema::users;
+        let db = lyceum::db::Db::connect(&config.database_url, 1).unwrap();
+        let (email, hash): (String, String) = users::table
+            .filter(users::username.eq("linwei"))
+            .select((users::email, users::password_hash))
+            .first(&mut *db.get().unwrap())
+            .unwrap();
+        assert_eq!(email, "lin@example.org");
+        assert!(hash.is_empty(), "no password: {hash:?}");
+    }
+
+    b.close().await.unwrap();
+    browser.server.abort();
+}
