@@ -225,25 +225,50 @@ pub fn open(field: &str, stored: &str) -> Result<String, VaultError> {
     installed()?.open(field, stored)
 }
 
-/// The users' phone numbers, the sealed field that exists so far.
+/// The users' phone numbers (profile).
 pub const PHONE: &str = "users.phone";
 
-/// Re-seals every sealed field under the current key; returns how many values changed.
-pub fn rotate(conn: &mut crate::db::Conn, vault: &Vault) -> Result<usize, String> {
-    use crate::db::schema::users;
-    use diesel::prelude::*;
-    let rows: Vec<(i64, String)> = users::table
-        .filter(users::phone.is_not_null())
-        .select((users::id, users::phone.assume_not_null()))
-        .load(conn)
-        .map_err(|e| e.to_string())?;
-    let mut changed = 0;
-    for (id, stored) in rows {
-        if let Some(new) = vault.rewrap(PHONE, &stored).map_err(|e| format!("user {id}: {e}"))? {
-            diesel::update(users::table.find(id)).set(users::phone.eq(new)).execute(conn).map_err(|e| e.to_string())?;
-            changed += 1;
+/// Re-seals the values of one sealed column under the current key.
+macro_rules! rewrap_column {
+    ($conn:expr, $vault:expr, $table:ident, $key:ident, $column:ident, $field:expr) => {{
+        use crate::db::schema::$table;
+        let rows: Vec<(i64, String)> = $table::table
+            // Read as nullable (idempotent for nullable columns): one shape for every column.
+            .select(($table::$key, $table::$column.nullable()))
+            .load::<(i64, Option<String>)>($conn)
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .filter_map(|(id, v)| v.map(|v| (id, v)))
+            .collect();
+        let mut changed = 0;
+        for (id, stored) in rows {
+            let new = $vault
+                .rewrap($field, &stored)
+                .map_err(|e| format!("{}.{} of {id}: {e}", stringify!($table), stringify!($column)))?;
+            if let Some(new) = new {
+                diesel::update($table::table.filter($table::$key.eq(id)))
+                    .set($table::$column.eq(new))
+                    .execute($conn)
+                    .map_err(|e| e.to_string())?;
+                changed += 1;
+            }
         }
-    }
+        changed
+    }};
+}
+
+/// Re-seals every sealed column under the current key (SEC-2); returns how
+/// many values changed. Identity photos are sealed too, but live only until
+/// staff decide on them, so they are not rewrapped.
+pub fn rotate(conn: &mut crate::db::Conn, vault: &Vault) -> Result<usize, String> {
+    use diesel::prelude::*;
+    let mut changed = 0;
+    changed += rewrap_column!(conn, vault, users, id, phone, PHONE);
+    changed += rewrap_column!(conn, vault, oidc_links, id, access_token, crate::accounts::oidc::ACCESS_TOKEN_FIELD);
+    changed += rewrap_column!(conn, vault, oidc_links, id, refresh_token, crate::accounts::oidc::REFRESH_TOKEN_FIELD);
+    changed += rewrap_column!(conn, vault, totp_credentials, user_id, secret, crate::accounts::twofactor::TOTP_FIELD);
+    changed += rewrap_column!(conn, vault, sms_numbers, user_id, phone, crate::accounts::sms::PHONE_FIELD);
+    changed += rewrap_column!(conn, vault, sms_outbox, id, phone, crate::accounts::sms::OUTBOX_FIELD);
     Ok(changed)
 }
 

@@ -486,3 +486,28 @@ async fn acc_4_providers_are_linked_and_unlinked_in_settings() {
         "unlinked: the provider account is a stranger again"
     );
 }
+
+#[rocket::async_test]
+async fn acc_4_a_provider_does_not_skip_the_second_factor() {
+    // promise: ACC-4 — signing in through a provider still asks for the account's second factor (ACC-5).
+    let Some(rp) = register().await else { return };
+    let app = rp.sqlite().await;
+    let dee = verified(&app, "dee").await;
+    as_user(&app, &dee).await;
+    let browser = AtProvider::new();
+    let authorize = press(&app, "/account/security/providers/testid/link").await;
+    come_back(&app, &browser.answer(&authorize, &dee.email, "Dee", true).await).await;
+    let page = app.post_form("/account/security/app", &[]).await.into_string().await.unwrap();
+    let secret =
+        regex::Regex::new(r#"id="totp-secret">([A-Z2-7]+)<"#).unwrap().captures(&page).expect("the key")[1].to_string();
+    let bytes = totp_rs::Secret::Encoded(secret).to_bytes().unwrap();
+    let code = totp_rs::TOTP::new(totp_rs::Algorithm::SHA1, 6, 1, 30, bytes, None, "x".into())
+        .unwrap()
+        .generate(chrono::Utc::now().timestamp() as u64);
+    app.post_form("/account/security/app/confirm", &[("code", &code)]).await;
+
+    app.sign_out().await;
+    let authorize = press(&app, "/signin/oidc/testid").await;
+    assert_eq!(come_back(&app, &browser.answer(&authorize, &dee.email, "Dee", true).await).await, "/signin/verify");
+    assert_eq!(app.signed_in_as().await, None, "not signed in on the provider's word alone");
+}

@@ -1144,6 +1144,17 @@ async fn sealed_fields(app: TestApp) {
     let sealed = stored().await.unwrap();
     assert!(sealed.starts_with("env1:") && !sealed.contains("555"));
 
+    // An authenticator app's secret is sealed the same way (and rotated with the rest).
+    let page = app.post_form("/account/security/app", &[]).await.into_string().await.unwrap();
+    let totp =
+        regex::Regex::new(r#"id="totp-secret">([A-Z2-7]+)<"#).unwrap().captures(&page).expect("the key")[1].to_string();
+    let stored_totp = || {
+        run(&app, |conn| {
+            use lyceum::db::schema::totp_credentials;
+            totp_credentials::table.select(totp_credentials::secret).first::<String>(conn)
+        })
+    };
+
     // `lyceum keys rotate` moves every value to a new key; the old key is then no longer needed.
     let secret = app.config.resolve_secret().unwrap();
     let new_key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
@@ -1160,7 +1171,7 @@ async fn sealed_fields(app: TestApp) {
         .expect("the lyceum binary runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        out.status.success() && stdout.contains("1 value(s) re-sealed under key k2"),
+        out.status.success() && stdout.contains("2 value(s) re-sealed under key k2"),
         "{stdout} {}",
         String::from_utf8_lossy(&out.stderr)
     );
@@ -1168,6 +1179,9 @@ async fn sealed_fields(app: TestApp) {
     assert!(rotated.starts_with("env1:k2:"));
     let only_new = lyceum::privacy::vault::Vault::new(Some(&format!("k2:{new_key}")), b"").unwrap();
     assert_eq!(only_new.open(lyceum::privacy::vault::PHONE, &rotated).unwrap(), "+1 555 0100");
+    let rotated_totp = stored_totp().await;
+    assert!(rotated_totp.starts_with("env1:k2:"), "{rotated_totp}");
+    assert_eq!(only_new.open(lyceum::accounts::twofactor::TOTP_FIELD, &rotated_totp).unwrap(), totp);
 }
 on_both!(sec_2_phone_numbers_are_sealed_at_rest_and_keys_rotate, sealed_fields);
 
