@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use fantoccini::{ClientBuilder, Locator};
 
-use crate::common::{TEST_SECRET, every_sqlite_row, service_missing};
+use crate::common::{TEST_SECRET, every_row_in, service_missing};
 
 struct Driver(Child);
 
@@ -1107,7 +1107,7 @@ async fn rgt_2_a_learner_deletes_their_account_in_a_browser() {
     open_mail(&b, &site, "Your Lyceum account will be deleted", p.email).await;
 
     // Until the erasure runs, the scan below finds her.
-    let rows = every_sqlite_row(&config);
+    let rows = every_row_in(&config);
     for needle in [p.first, p.last, p.email] {
         assert!(rows.iter().any(|(table, row)| table == "users" && row.contains(needle)), "{needle} before erasure");
     }
@@ -1169,7 +1169,7 @@ async fn rgt_2_a_learner_deletes_their_account_in_a_browser() {
     }
 
     // Nothing anywhere in the database holds her name or her email address.
-    let rows = every_sqlite_row(&config);
+    let rows = every_row_in(&config);
     assert!(rows.iter().any(|(table, _)| table == "forum_posts"), "the scan reads every table");
     for needle in [p.first, p.last, p.email] {
         let needle = needle.to_lowercase();
@@ -1655,7 +1655,7 @@ async fn crt_a_learner_pays_verifies_identity_completes_and_gets_a_certificate_t
     for body in &asked {
         assert!(!holds(body, b"4242") && !holds(body, b"card"), "{}", String::from_utf8_lossy(body));
     }
-    let rows = every_sqlite_row(&config);
+    let rows = every_row_in(&config);
     assert!(rows.iter().any(|(table, row)| table == "payments" && row.contains(&checkout)), "the scan sees payments");
     for needle in ["4242424242424242", CARD] {
         let found: Vec<_> = rows.iter().filter(|(_, row)| row.contains(needle)).collect();

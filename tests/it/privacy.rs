@@ -4,13 +4,12 @@
 use std::io::Read;
 
 use diesel::prelude::*;
-use diesel::sql_types::Text;
 use lyceum::consent::Category;
 use lyceum::db::schema::{data_exports, data_requests, erasures, jobs, users};
-use lyceum::db::{Conn, DbConnection};
+
 use rocket::http::Status;
 
-use crate::common::{Learner, TestApp};
+use crate::common::{Learner, TestApp, every_row};
 use crate::learning::{Seeded, seed_course};
 use crate::on_both;
 use crate::sharing::{as_user, key_for, member_partner, offered_text, pull, run, user_id, verified};
@@ -135,42 +134,6 @@ async fn data_copy(app: TestApp) {
     assert_eq!(left, None);
 }
 on_both!(rgt_1_a_learner_downloads_a_copy_of_their_data, data_copy);
-
-/// Every row of every table as JSON text, to search for what must be gone.
-fn every_row(conn: &mut Conn) -> Vec<(String, String)> {
-    #[derive(QueryableByName)]
-    struct Name {
-        #[diesel(sql_type = Text)]
-        name: String,
-    }
-    #[derive(QueryableByName)]
-    struct Row {
-        #[diesel(sql_type = Text)]
-        row: String,
-    }
-    let sqlite = matches!(conn, DbConnection::Sqlite(_));
-    let tables_sql = if sqlite {
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-    } else {
-        "SELECT table_name::text AS name FROM information_schema.tables WHERE table_schema = current_schema()"
-    };
-    let tables: Vec<Name> = diesel::sql_query(tables_sql).load(conn).unwrap();
-    let mut out = Vec::new();
-    for Name { name: table } in tables {
-        let sql = if sqlite {
-            let cols: Vec<Name> =
-                diesel::sql_query(format!("SELECT name FROM pragma_table_info('{table}')")).load(conn).unwrap();
-            let pairs: Vec<String> = cols.iter().map(|c| format!("'{0}', CAST(\"{0}\" AS TEXT)", c.name)).collect();
-            format!("SELECT json_object({}) AS row FROM \"{table}\"", pairs.join(", "))
-        } else {
-            format!("SELECT row_to_json(t)::text AS row FROM \"{table}\" t")
-        };
-        for Row { row } in diesel::sql_query(sql).load::<Row>(conn).unwrap() {
-            out.push((table.clone(), row));
-        }
-    }
-    out
-}
 
 pub(crate) async fn run_scheduled(app: &TestApp) {
     app.client.rocket().state::<lyceum::jobs::Worker>().unwrap().run_scheduled().await.unwrap();

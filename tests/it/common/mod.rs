@@ -238,11 +238,11 @@ pub fn service_missing(service: &str, variable: &str) -> bool {
     true
 }
 
-/// Every row of every table of a SQLite database as JSON text (each value
-/// cast to text), with its table: to search for what must be gone.
-pub fn every_sqlite_row(config: &lyceum::config::Config) -> Vec<(String, String)> {
+/// Every row of every table as JSON text, to search for what must be gone.
+pub fn every_row(conn: &mut lyceum::db::Conn) -> Vec<(String, String)> {
     use diesel::prelude::*;
     use diesel::sql_types::Text;
+    use lyceum::db::DbConnection;
     #[derive(QueryableByName)]
     struct Name {
         #[diesel(sql_type = Text)]
@@ -253,22 +253,34 @@ pub fn every_sqlite_row(config: &lyceum::config::Config) -> Vec<(String, String)
         #[diesel(sql_type = Text)]
         row: String,
     }
-    let db = lyceum::db::Db::connect(&config.database_url, 1).unwrap();
-    let mut pooled = db.get().unwrap();
-    let conn: &mut lyceum::db::Conn = &mut pooled;
-    let tables: Vec<Name> =
-        diesel::sql_query("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
-            .load(conn)
-            .unwrap();
+    let sqlite = matches!(conn, DbConnection::Sqlite(_));
+    let tables_sql = if sqlite {
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+    } else {
+        "SELECT table_name::text AS name FROM information_schema.tables WHERE table_schema = current_schema()"
+    };
+    let tables: Vec<Name> = diesel::sql_query(tables_sql).load(conn).unwrap();
     let mut out = Vec::new();
     for Name { name: table } in tables {
-        let columns: Vec<Name> =
-            diesel::sql_query(format!("SELECT name FROM pragma_table_info('{table}')")).load(conn).unwrap();
-        let pairs: Vec<String> = columns.iter().map(|c| format!("'{0}', CAST(\"{0}\" AS TEXT)", c.name)).collect();
-        let sql = format!("SELECT json_object({}) AS row FROM \"{table}\"", pairs.join(", "));
+        let sql = if sqlite {
+            let cols: Vec<Name> =
+                diesel::sql_query(format!("SELECT name FROM pragma_table_info('{table}')")).load(conn).unwrap();
+            let pairs: Vec<String> = cols.iter().map(|c| format!("'{0}', CAST(\"{0}\" AS TEXT)", c.name)).collect();
+            format!("SELECT json_object({}) AS row FROM \"{table}\"", pairs.join(", "))
+        } else {
+            format!("SELECT row_to_json(t)::text AS row FROM \"{table}\" t")
+        };
         for Row { row } in diesel::sql_query(sql).load::<Row>(conn).unwrap() {
             out.push((table.clone(), row));
         }
     }
     out
+}
+
+/// Every row of every table of the app's database (SQLite or PostgreSQL), read
+/// over a connection of its own.
+pub fn every_row_in(config: &Config) -> Vec<(String, String)> {
+    let db = Db::connect(&config.database_url, 1).unwrap();
+    let mut pooled = db.get().unwrap();
+    every_row(&mut pooled)
 }
