@@ -1821,27 +1821,6 @@ async fn nothing_refused(b: &fantoccini::Client, when: &str) {
     assert_eq!(refused, serde_json::json!([]), "{when}: the page's security policy refused something");
 }
 
-/// Registers a client at the test OpenID Connect provider (RFC 7591) whose
-/// answers come back to `site`'s callback for `provider`: (client id, secret).
-async fn register_at_provider(issuer: &str, site: &str, provider: &str) -> (String, String) {
-    let answer: serde_json::Value = reqwest::Client::new()
-        .post(format!("{issuer}/reg"))
-        .json(&serde_json::json!({
-            "redirect_uris": [format!("{site}/signin/oidc/{provider}/callback")],
-            "grant_types": ["authorization_code"],
-            "response_types": ["code"],
-            "token_endpoint_auth_method": "client_secret_basic",
-        }))
-        .send()
-        .await
-        .expect("the provider answers")
-        .json()
-        .await
-        .expect("a registration");
-    let field = |name: &str| answer[name].as_str().unwrap_or_else(|| panic!("no {name} in {answer}")).to_string();
-    (field("client_id"), field("client_secret"))
-}
-
 /// Presses "Sign in with Test ID" on the sign-in page shown, watching for refusals.
 async fn press_sign_in_with_test_id(b: &fantoccini::Client) {
     until(b, "h1", "Sign in").await;
@@ -1856,22 +1835,11 @@ async fn acc_4_sign_in_with_a_provider_in_a_real_browser() {
     // promise: ACC-4 — in a real browser: a newcomer signs in with an OpenID Connect provider, creates
     // the account on Lyceum's page (name prefilled, no password asked), and next time the provider's
     // word alone signs them in; the Content-Security-Policy lets every form go where it must.
-    let Ok(issuer) = std::env::var("LYCEUM_TEST_OIDC_ISSUER") else {
-        service_missing("An OpenID Connect provider", "LYCEUM_TEST_OIDC_ISSUER");
-        return;
-    };
-    let issuer = issuer.trim_end_matches('/').to_string();
     // The site's port is chosen first: the provider must know its callback address.
     let port = free_port();
     let site = format!("http://127.0.0.1:{port}");
-    let (client_id, client_secret) = register_at_provider(&issuer, &site, "testid").await;
-    let provider = lyceum::accounts::oidc::ProviderConfig {
-        id: "testid".into(),
-        name: "Test ID".into(),
-        issuer: issuer.clone(),
-        client_id,
-        client_secret,
-    };
+    let Some(registered) = crate::oidc::register_for(&site).await else { return };
+    let (issuer, provider) = (registered.issuer.clone(), registered.provider());
     let Some(browser) = start_browser_with(port, |config| config.oidc_providers = vec![provider]).await else {
         return;
     };

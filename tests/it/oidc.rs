@@ -16,13 +16,18 @@ const LYCEUM: &str = "http://lyceum.test";
 const PROVIDER: &str = "testid";
 
 /// A client registered at the test provider.
-struct Registered {
-    issuer: String,
+pub(crate) struct Registered {
+    pub issuer: String,
     client_id: String,
     client_secret: String,
 }
 
 async fn register() -> Option<Registered> {
+    register_for(LYCEUM).await
+}
+
+/// Registers a client whose answers come back to `site`'s callback.
+pub(crate) async fn register_for(site: &str) -> Option<Registered> {
     let Ok(issuer) = std::env::var("LYCEUM_TEST_OIDC_ISSUER") else {
         service_missing("An OpenID Connect provider", "LYCEUM_TEST_OIDC_ISSUER");
         return None;
@@ -30,7 +35,7 @@ async fn register() -> Option<Registered> {
     let answer: serde_json::Value = reqwest::Client::new()
         .post(format!("{issuer}/reg"))
         .json(&serde_json::json!({
-            "redirect_uris": [format!("{LYCEUM}/signin/oidc/{PROVIDER}/callback")],
+            "redirect_uris": [format!("{site}/signin/oidc/{PROVIDER}/callback")],
             "grant_types": ["authorization_code"],
             "response_types": ["code"],
             "token_endpoint_auth_method": "client_secret_basic",
@@ -42,14 +47,14 @@ async fn register() -> Option<Registered> {
         .await
         .expect("a registration");
     Some(Registered {
-        issuer,
+        issuer: issuer.trim_end_matches('/').to_string(),
         client_id: answer["client_id"].as_str().expect("client_id").into(),
         client_secret: answer["client_secret"].as_str().expect("client_secret").into(),
     })
 }
 
 impl Registered {
-    fn provider(&self) -> ProviderConfig {
+    pub(crate) fn provider(&self) -> ProviderConfig {
         ProviderConfig {
             id: PROVIDER.into(),
             name: "Test ID".into(),
