@@ -15,7 +15,8 @@ pub struct User {
     pub last_name: String,
     pub phone: Option<String>,
     pub company: Option<String>,
-    pub date_of_birth: NaiveDate,
+    /// None where it was never asked for (SHR-7 staff, operators) or erased.
+    pub date_of_birth: Option<NaiveDate>,
     pub password_hash: String,
     pub status: String,
     pub email_verified_at: Option<NaiveDateTime>,
@@ -41,7 +42,7 @@ pub struct NewUser<'a> {
     pub last_name: &'a str,
     pub phone: Option<&'a str>,
     pub company: Option<&'a str>,
-    pub date_of_birth: NaiveDate,
+    pub date_of_birth: Option<NaiveDate>,
     pub password_hash: &'a str,
     pub status: &'a str,
     pub email_verified_at: Option<NaiveDateTime>,

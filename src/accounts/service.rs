@@ -181,7 +181,7 @@ pub fn create_account(
                 last_name: acct.last_name.as_str(),
                 phone: sealed_phone.as_deref(),
                 company: acct.company.as_deref(),
-                date_of_birth: acct.date_of_birth,
+                date_of_birth: Some(acct.date_of_birth),
                 password_hash,
                 status,
                 email_verified_at: email_verified.then_some(now),
@@ -512,8 +512,8 @@ pub fn insert_operator_account(
             last_name: last_name.as_str(),
             phone: None,
             company: None,
-            // Operator accounts are adults; the real date is not asked for.
-            date_of_birth: NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default(),
+            // Operator accounts are adults; the date is not asked for.
+            date_of_birth: None,
             password_hash,
             status: status::ACTIVE,
             email_verified_at: Some(now),

@@ -23,7 +23,9 @@ pub const LIFETIME: Duration = Duration::days(14);
 /// The address of the parent who confirmed the account, when the learner is
 /// under 18 today.
 pub fn minor_parent(conn: &mut Conn, user_id: i64, now: NaiveDateTime) -> QueryResult<Option<String>> {
-    let born: chrono::NaiveDate = users::table.find(user_id).select(users::date_of_birth).first(conn)?;
+    let born: Option<chrono::NaiveDate> = users::table.find(user_id).select(users::date_of_birth).first(conn)?;
+    // Only sign-up asks for the date; accounts without one are adults' (staff, operators).
+    let Some(born) = born else { return Ok(None) };
     let today = now.date();
     let mut age = today.year() - born.year();
     if (today.month(), today.day()) < (born.month(), born.day()) {

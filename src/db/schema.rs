@@ -9,7 +9,7 @@ diesel::table! {
         last_name -> Text,
         phone -> Nullable<Text>,
         company -> Nullable<Text>,
-        date_of_birth -> Date,
+        date_of_birth -> Nullable<Date>,
         password_hash -> Text,
         status -> Text,
         email_verified_at -> Nullable<Timestamp>,

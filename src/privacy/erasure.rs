@@ -450,7 +450,7 @@ fn run_step(
                     users::last_name.eq(""),
                     users::phone.eq(None::<String>),
                     users::company.eq(None::<String>),
-                    users::date_of_birth.eq(NaiveDate::from_ymd_opt(1900, 1, 1).unwrap_or_default()),
+                    users::date_of_birth.eq(None::<NaiveDate>),
                     // No password hash verifies against this.
                     users::password_hash.eq("!erased"),
                     users::status.eq("erased"),
