@@ -15,6 +15,7 @@ pub mod jobs;
 pub mod learning;
 pub mod media;
 pub mod notify;
+pub mod orgs;
 pub mod privacy;
 pub mod search;
 pub mod staff;
@@ -228,6 +229,21 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
                 accounts::signin_with::confirm_link_form,
                 accounts::signin_with::confirm_link,
                 accounts::signin_with::unlink,
+                orgs::scim::service_provider_config,
+                orgs::scim::resource_types,
+                orgs::scim::schemas,
+                orgs::scim::list_users,
+                orgs::scim::create_user,
+                orgs::scim::get_user,
+                orgs::scim::replace_user,
+                orgs::scim::patch_user,
+                orgs::scim::delete_user,
+                orgs::scim::list_groups,
+                orgs::scim::create_group,
+                orgs::scim::get_group,
+                orgs::scim::replace_group,
+                orgs::scim::patch_group,
+                orgs::scim::delete_group,
                 accounts::security::inbound,
                 accounts::security::staff_outbox,
                 notify::routes::outbox,

@@ -349,7 +349,19 @@ pub async fn continue_sign_in(
     remember: bool,
     next: &str,
 ) -> AppResult<String> {
-    if db.run(move |conn| Ok::<_, AppError>(twofactor::enabled(conn, user_id)?)).await? {
+    let (enabled, status) = db
+        .run(move |conn| {
+            let status = super::service::find(conn, user_id)?.map(|u| u.status).unwrap_or_default();
+            Ok::<_, AppError>((twofactor::enabled(conn, user_id)?, status))
+        })
+        .await?;
+    // An account its organization switched off (SHR-7), or being erased, opens no session.
+    if status == crate::orgs::DEACTIVATED || status == "erased" {
+        return Err(AppError::Forbidden(
+            "This account is switched off. If your organization manages it, ask its administrator.".into(),
+        ));
+    }
+    if enabled {
         HeldSignIn::new(user_id, remember, next, stage::SECOND_FACTOR, false).hold(cookies, config.is_tls());
         return Ok("/signin/verify".into());
     }

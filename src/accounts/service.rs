@@ -129,7 +129,7 @@ pub enum AccountError {
     Db(#[from] diesel::result::Error),
 }
 
-fn username_taken(conn: &mut Conn, username: &str) -> QueryResult<bool> {
+pub fn username_taken(conn: &mut Conn, username: &str) -> QueryResult<bool> {
     let n: i64 = users::table.filter(lower(users::username).eq(username.to_lowercase())).count().get_result(conn)?;
     Ok(n > 0)
 }

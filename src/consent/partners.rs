@@ -203,7 +203,7 @@ pub fn appoint(conn: &mut Conn, partner: &Partner, user_id: i64, by: i64) -> Que
 // ---- API keys -------------------------------------------------------------
 
 /// What a key may read.
-pub const SCOPES: [&str; 4] = ["enrollments", "progress", "results", "aggregates"];
+pub const SCOPES: [&str; 5] = ["enrollments", "progress", "results", "aggregates", "scim"];
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = partner_api_keys)]
@@ -244,7 +244,9 @@ pub fn create_key(
     if name.is_empty() || name.len() > 100 {
         return Err(PartnerError::Invalid("Please name the key (at most 100 characters).".into()));
     }
-    let scopes: Vec<&str> = SCOPES.into_iter().filter(|s| scopes.contains(s)).collect();
+    // Provisioning staff (SCIM) is for organizations only.
+    let scim_ok = partner.kind() == super::PartnerKind::Organization;
+    let scopes: Vec<&str> = SCOPES.into_iter().filter(|s| scopes.contains(s) && (*s != "scim" || scim_ok)).collect();
     if scopes.is_empty() {
         return Err(PartnerError::Invalid("Choose at least one thing the key may read.".into()));
     }

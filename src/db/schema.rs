@@ -1184,3 +1184,47 @@ diesel::table! {
         created_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    org_staff (id) {
+        id -> Text,
+        partner_id -> BigInt,
+        user_id -> BigInt,
+        user_name -> Text,
+        user_name_key -> Text,
+        external_id -> Nullable<Text>,
+        given_name -> Nullable<Text>,
+        family_name -> Nullable<Text>,
+        display_name -> Nullable<Text>,
+        title -> Nullable<Text>,
+        department -> Nullable<Text>,
+        work_email -> Text,
+        active -> Bool,
+        version -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    org_groups (id) {
+        id -> Text,
+        partner_id -> BigInt,
+        display_name -> Text,
+        external_id -> Nullable<Text>,
+        version -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    org_group_members (group_id, staff_id) {
+        group_id -> Text,
+        staff_id -> Text,
+    }
+}
+
+diesel::joinable!(org_group_members -> org_staff (staff_id));
+diesel::joinable!(org_group_members -> org_groups (group_id));
+diesel::allow_tables_to_appear_in_same_query!(org_staff, org_groups, org_group_members);

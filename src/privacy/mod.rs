@@ -69,6 +69,8 @@ pub mod source {
     pub const PHONE: &str = "phone";
     /// Started by the retention rules, not by a person.
     pub const RETENTION: &str = "retention";
+    /// Asked by the person's organization, the controller of their record (SHR-7).
+    pub const ORGANIZATION: &str = "organization";
     pub const STAFF_ENTRY: &[&str] = &[EMAIL, POST, PHONE];
 }
 

@@ -16,6 +16,7 @@ mod package;
 mod privacy;
 mod push;
 mod schema;
+mod scim;
 mod search;
 mod security;
 mod sharing;

@@ -1,0 +1,3 @@
+DROP TABLE org_group_members;
+DROP TABLE org_groups;
+DROP TABLE org_staff;

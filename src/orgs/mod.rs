@@ -1,0 +1,394 @@
+//! Organizations (B2B customers) and their staff (SHR-7). An organization is a
+//! partner of kind `organization`; its identity system provisions staff over
+//! SCIM 2.0 (`scim`). The organization is the controller of its staff's
+//! records and Lyceum its processor, so staff synced in hold only the fields
+//! the organization sent: no date of birth, no phone, no password.
+//!
+//! Owns the `org_staff`, `org_groups` and `org_group_members` tables.
+
+pub mod scim;
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::accounts::model::{NewUser, status};
+use crate::db::schema::{org_group_members, org_groups, org_staff, users};
+use crate::db::{Conn, is_unique_violation};
+
+/// A staff member as the organization described them.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = org_staff)]
+pub struct Staff {
+    pub id: String,
+    pub partner_id: i64,
+    pub user_id: i64,
+    pub user_name: String,
+    pub external_id: Option<String>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    pub display_name: Option<String>,
+    pub title: Option<String>,
+    pub department: Option<String>,
+    pub work_email: String,
+    pub active: bool,
+    pub version: i64,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// What the organization sends for one person (already validated).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StaffInput {
+    pub user_name: String,
+    pub external_id: Option<String>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    pub display_name: Option<String>,
+    pub title: Option<String>,
+    pub department: Option<String>,
+    pub work_email: String,
+    pub active: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OrgError {
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the resource does not exist")]
+    NotFound,
+    #[error("the resource changed since it was read")]
+    Stale,
+    #[error(transparent)]
+    Db(#[from] diesel::result::Error),
+}
+
+pub type OrgResult<T> = Result<T, OrgError>;
+
+/// Account states of staff the organization switched off.
+pub const DEACTIVATED: &str = "deactivated";
+
+pub fn staff(conn: &mut Conn, partner_id: i64, id: &str) -> OrgResult<Staff> {
+    org_staff::table
+        .filter(org_staff::partner_id.eq(partner_id))
+        .filter(org_staff::id.eq(id))
+        .select(Staff::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or(OrgError::NotFound)
+}
+
+/// A username for the account, from the organization's userName: its part
+/// before any `@`, cleaned to the username rules, made unique with a number.
+fn free_username(conn: &mut Conn, user_name: &str) -> QueryResult<String> {
+    let local = user_name.split('@').next().unwrap_or_default();
+    let mut base: String = local
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c.to_ascii_lowercase() } else { '-' })
+        .collect();
+    base = base.trim_matches(|c: char| !c.is_ascii_alphanumeric()).chars().take(24).collect();
+    if base.len() < 3 {
+        base = format!("staff-{base}");
+    }
+    for n in 0..1000 {
+        let candidate = if n == 0 { base.clone() } else { format!("{base}-{n}") };
+        if !crate::accounts::service::username_taken(conn, &candidate)? {
+            return Ok(candidate);
+        }
+    }
+    Ok(format!("staff-{}", uuid::Uuid::new_v4().simple()))
+}
+
+fn check_unique(conn: &mut Conn, partner_id: i64, input: &StaffInput, except: Option<&str>) -> OrgResult<()> {
+    let clash: Option<String> = org_staff::table
+        .filter(org_staff::partner_id.eq(partner_id))
+        .filter(org_staff::user_name_key.eq(input.user_name.to_lowercase()))
+        .select(org_staff::id)
+        .first(conn)
+        .optional()?;
+    if clash.is_some_and(|id| Some(id.as_str()) != except) {
+        return Err(OrgError::Conflict(format!("userName {:?} is already in use", input.user_name)));
+    }
+    Ok(())
+}
+
+/// Provisions a staff member: their record and an account holding only what
+/// was sent (no password: they sign in through their organization's identity
+/// provider or set one by email).
+pub fn create(conn: &mut Conn, partner_id: i64, input: &StaffInput, now: NaiveDateTime) -> OrgResult<Staff> {
+    conn.transaction(|conn| {
+        check_unique(conn, partner_id, input, None)?;
+        let email_taken: i64 = users::table.filter(users::email.eq(&input.work_email)).count().get_result(conn)?;
+        if email_taken > 0 {
+            return Err(OrgError::Conflict(format!(
+                "an account with the email {} exists already; invite that person instead",
+                input.work_email
+            )));
+        }
+        let username = free_username(conn, &input.user_name)?;
+        let user_id: i64 = diesel::insert_into(users::table)
+            .values(NewUser {
+                username: &username,
+                email: &input.work_email,
+                first_name: input.given_name.as_deref().unwrap_or_default(),
+                last_name: input.family_name.as_deref().unwrap_or_default(),
+                phone: None,
+                company: None,
+                date_of_birth: None,
+                password_hash: "",
+                status: if input.active { status::ACTIVE } else { DEACTIVATED },
+                // The organization vouches for the work address it manages.
+                email_verified_at: Some(now),
+                // Terms and policies are accepted at the first sign-in (COM-5).
+                terms_version: "",
+                terms_accepted_at: now,
+                created_at: now,
+                updated_at: now,
+            })
+            .returning(users::id)
+            .get_result(conn)
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    OrgError::Conflict("that account exists already".into())
+                } else {
+                    e.into()
+                }
+            })?;
+        let id = uuid::Uuid::new_v4().to_string();
+        diesel::insert_into(org_staff::table)
+            .values((
+                org_staff::id.eq(&id),
+                org_staff::partner_id.eq(partner_id),
+                org_staff::user_id.eq(user_id),
+                org_staff::user_name.eq(&input.user_name),
+                org_staff::user_name_key.eq(input.user_name.to_lowercase()),
+                org_staff::work_email.eq(&input.work_email),
+                org_staff::active.eq(input.active),
+                org_staff::version.eq(0),
+                org_staff::created_at.eq(now),
+                org_staff::updated_at.eq(now),
+            ))
+            .execute(conn)
+            .map_err(|e| {
+                if is_unique_violation(&e) { OrgError::Conflict("userName is already in use".into()) } else { e.into() }
+            })?;
+        write(conn, partner_id, &id, input, 1, now)
+    })
+}
+
+/// Writes the organization's fields over the record and its account.
+fn write(
+    conn: &mut Conn,
+    partner_id: i64,
+    id: &str,
+    input: &StaffInput,
+    version: i64,
+    now: NaiveDateTime,
+) -> OrgResult<Staff> {
+    diesel::update(org_staff::table.filter(org_staff::id.eq(id)))
+        .set((
+            org_staff::user_name.eq(&input.user_name),
+            org_staff::user_name_key.eq(input.user_name.to_lowercase()),
+            org_staff::external_id.eq(&input.external_id),
+            org_staff::given_name.eq(&input.given_name),
+            org_staff::family_name.eq(&input.family_name),
+            org_staff::display_name.eq(&input.display_name),
+            org_staff::title.eq(&input.title),
+            org_staff::department.eq(&input.department),
+            org_staff::work_email.eq(&input.work_email),
+            org_staff::active.eq(input.active),
+            org_staff::version.eq(version),
+            org_staff::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    staff(conn, partner_id, id)
+}
+
+/// Replaces a staff member's fields (PUT, or a PATCH already applied). A
+/// deactivation ends the person's sessions at once.
+pub fn replace(
+    conn: &mut Conn,
+    partner_id: i64,
+    id: &str,
+    input: &StaffInput,
+    if_match: Option<i64>,
+    now: NaiveDateTime,
+) -> OrgResult<Staff> {
+    conn.transaction(|conn| {
+        let current = staff(conn, partner_id, id)?;
+        if if_match.is_some_and(|v| v != current.version) {
+            return Err(OrgError::Stale);
+        }
+        check_unique(conn, partner_id, input, Some(id))?;
+        if input.work_email != current.work_email {
+            let taken: i64 = users::table
+                .filter(users::email.eq(&input.work_email))
+                .filter(users::id.ne(current.user_id))
+                .count()
+                .get_result(conn)?;
+            if taken > 0 {
+                return Err(OrgError::Conflict(format!(
+                    "an account with the email {} exists already",
+                    input.work_email
+                )));
+            }
+        }
+        diesel::update(users::table.find(current.user_id))
+            .set((
+                users::email.eq(&input.work_email),
+                users::first_name.eq(input.given_name.as_deref().unwrap_or_default()),
+                users::last_name.eq(input.family_name.as_deref().unwrap_or_default()),
+                users::status.eq(if input.active { status::ACTIVE } else { DEACTIVATED }),
+                users::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+        if !input.active {
+            crate::accounts::sessions::end_others(conn, current.user_id, None)?;
+        }
+        write(conn, partner_id, id, input, current.version + 1, now)
+    })
+}
+
+/// Removes a staff member: the account is switched off at once, signed out
+/// everywhere, and erased by the usual erasure steps (RGT-2), on the
+/// organization's word as controller.
+pub fn delete(conn: &mut Conn, partner_id: i64, id: &str, if_match: Option<i64>, now: NaiveDateTime) -> OrgResult<()> {
+    let user_id = conn.transaction(|conn| {
+        let current = staff(conn, partner_id, id)?;
+        if if_match.is_some_and(|v| v != current.version) {
+            return Err(OrgError::Stale);
+        }
+        diesel::delete(org_staff::table.filter(org_staff::id.eq(id))).execute(conn)?;
+        diesel::update(users::table.find(current.user_id))
+            .set((users::status.eq(DEACTIVATED), users::updated_at.eq(now)))
+            .execute(conn)?;
+        crate::accounts::sessions::end_others(conn, current.user_id, None)?;
+        Ok(current.user_id)
+    })?;
+    let details = "Deleted by the person's organization (SCIM).";
+    match crate::privacy::erasure::start(conn, user_id, crate::privacy::source::ORGANIZATION, details, now, false, now)
+    {
+        Ok(_) => Ok(()),
+        // Already being erased: nothing more to do.
+        Err(crate::privacy::PrivacyError::Invalid(_)) => Ok(()),
+        Err(crate::privacy::PrivacyError::Db(e)) => Err(e.into()),
+        Err(e) => Err(OrgError::Invalid(e.to_string())),
+    }
+}
+
+/// A group of staff, as the organization's identity system names it.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = org_groups)]
+pub struct Group {
+    pub id: String,
+    pub partner_id: i64,
+    pub display_name: String,
+    pub external_id: Option<String>,
+    pub version: i64,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+pub fn group(conn: &mut Conn, partner_id: i64, id: &str) -> OrgResult<Group> {
+    org_groups::table
+        .filter(org_groups::partner_id.eq(partner_id))
+        .filter(org_groups::id.eq(id))
+        .select(Group::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or(OrgError::NotFound)
+}
+
+/// The members of a group: (staff id, display).
+pub fn members(conn: &mut Conn, group_id: &str) -> QueryResult<Vec<(String, String)>> {
+    org_group_members::table
+        .inner_join(org_staff::table)
+        .filter(org_group_members::group_id.eq(group_id))
+        .order(org_staff::user_name_key.asc())
+        .select((org_staff::id, org_staff::user_name))
+        .load(conn)
+}
+
+/// A group as the organization sends it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupInput {
+    pub display_name: String,
+    pub external_id: Option<String>,
+    /// Staff ids.
+    pub members: Vec<String>,
+}
+
+/// Writes a group's name and members (a new group when `id` is None);
+/// members must be this organization's staff.
+pub fn save_group(
+    conn: &mut Conn,
+    partner_id: i64,
+    id: Option<&str>,
+    input: &GroupInput,
+    if_match: Option<i64>,
+    now: NaiveDateTime,
+) -> OrgResult<Group> {
+    let (display_name, external_id, member_ids) = (&input.display_name, &input.external_id, &input.members);
+    conn.transaction(|conn| {
+        let known: i64 = org_staff::table
+            .filter(org_staff::partner_id.eq(partner_id))
+            .filter(org_staff::id.eq_any(member_ids.as_slice()))
+            .count()
+            .get_result(conn)?;
+        let distinct: std::collections::BTreeSet<&String> = member_ids.iter().collect();
+        if known as usize != distinct.len() {
+            return Err(OrgError::Invalid("a member is not a user of this organization".into()));
+        }
+        let id = match id {
+            Some(id) => {
+                let current = group(conn, partner_id, id)?;
+                if if_match.is_some_and(|v| v != current.version) {
+                    return Err(OrgError::Stale);
+                }
+                diesel::update(org_groups::table.filter(org_groups::id.eq(id)))
+                    .set((
+                        org_groups::display_name.eq(display_name),
+                        org_groups::external_id.eq(external_id),
+                        org_groups::version.eq(current.version + 1),
+                        org_groups::updated_at.eq(now),
+                    ))
+                    .execute(conn)?;
+                diesel::delete(org_group_members::table.filter(org_group_members::group_id.eq(id))).execute(conn)?;
+                id.to_string()
+            }
+            None => {
+                let id = uuid::Uuid::new_v4().to_string();
+                diesel::insert_into(org_groups::table)
+                    .values((
+                        org_groups::id.eq(&id),
+                        org_groups::partner_id.eq(partner_id),
+                        org_groups::display_name.eq(display_name),
+                        org_groups::external_id.eq(external_id),
+                        org_groups::version.eq(1),
+                        org_groups::created_at.eq(now),
+                        org_groups::updated_at.eq(now),
+                    ))
+                    .execute(conn)?;
+                id
+            }
+        };
+        for staff_id in distinct {
+            diesel::insert_into(org_group_members::table)
+                .values((org_group_members::group_id.eq(&id), org_group_members::staff_id.eq(staff_id)))
+                .execute(conn)?;
+        }
+        group(conn, partner_id, &id)
+    })
+}
+
+pub fn delete_group(conn: &mut Conn, partner_id: i64, id: &str, if_match: Option<i64>) -> OrgResult<()> {
+    conn.transaction(|conn| {
+        let current = group(conn, partner_id, id)?;
+        if if_match.is_some_and(|v| v != current.version) {
+            return Err(OrgError::Stale);
+        }
+        diesel::delete(org_groups::table.filter(org_groups::id.eq(id))).execute(conn)?;
+        Ok(())
+    })
+}

@@ -1,0 +1,417 @@
+//! SCIM 2.0 provisioning of an organization's staff (SHR-7), driven the way an
+//! identity system does: bearer key, JSON bodies, RFC 7644 shapes and codes.
+
+use diesel::prelude::*;
+use lyceum::consent::PartnerKind;
+use lyceum::consent::partners;
+use lyceum::db::schema::{sessions, users};
+use rocket::http::{ContentType, Header, Status};
+use serde_json::{Value, json};
+
+use crate::common::TestApp;
+use crate::on_both;
+use crate::sharing::run;
+
+const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+const PATCH: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+
+/// An organization with a SCIM key: (partner id, key).
+async fn organization(app: &TestApp, slug: &str) -> (i64, String) {
+    let slug = slug.to_string();
+    run(app, move |conn| {
+        let now = lyceum::db::now();
+        let org = partners::create(conn, PartnerKind::Organization, &slug, "Globex", None, "it@globex.example", now)
+            .map_err(|e| e.to_string())?;
+        let key = partners::create_key(conn, &org, "identity system", &["scim"], None).map_err(|e| e.to_string())?;
+        Ok::<_, String>((org.id, key))
+    })
+    .await
+}
+
+struct Answer {
+    status: Status,
+    etag: Option<String>,
+    content_type: Option<String>,
+    body: Value,
+}
+
+async fn call(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    key: &str,
+    body: Option<Value>,
+    if_match: Option<&str>,
+) -> Answer {
+    let mut req = match method {
+        "GET" => app.client.get(path.to_string()),
+        "POST" => app.client.post(path.to_string()),
+        "PUT" => app.client.put(path.to_string()),
+        "PATCH" => app.client.patch(path.to_string()),
+        "DELETE" => app.client.delete(path.to_string()),
+        other => panic!("{other}"),
+    };
+    req = req.header(Header::new("Authorization", format!("Bearer {key}")));
+    if let Some(tag) = if_match {
+        req = req.header(Header::new("If-Match", tag.to_string()));
+    }
+    if let Some(b) = body {
+        req = req.header(ContentType::new("application", "scim+json")).body(b.to_string());
+    }
+    let res = req.dispatch().await;
+    let status = res.status();
+    let etag = res.headers().get_one("ETag").map(str::to_string);
+    let content_type = res.content_type().map(|c| c.to_string());
+    let text = res.into_string().await.unwrap_or_default();
+    Answer { status, etag, content_type, body: serde_json::from_str(&text).unwrap_or(Value::Null) }
+}
+
+fn grace() -> Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", ENTERPRISE],
+        "userName": "Grace.Hopper@globex.example",
+        "externalId": "00u1",
+        "name": { "givenName": "Grace", "familyName": "Hopper" },
+        "title": "Rear Admiral",
+        "emails": [{ "value": "grace.hopper@globex.example", "type": "work", "primary": true }],
+        "active": true,
+        ENTERPRISE: { "department": "Navy" },
+    })
+}
+
+fn assert_error(a: &Answer, status: Status, scim_type: Option<&str>) {
+    assert_eq!(a.status, status, "{}", a.body);
+    assert_eq!(a.body["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error", "{}", a.body);
+    assert_eq!(a.body["status"], status.code.to_string());
+    if let Some(t) = scim_type {
+        assert_eq!(a.body["scimType"], t, "{}", a.body);
+    }
+}
+
+async fn users_endpoint(app: TestApp) {
+    // promise: SHR-7 — an organization syncs its staff (names, job titles, work emails) over SCIM 2.0.
+    let (org_id, key) = organization(&app, "globex").await;
+
+    // Discovery.
+    let spc = call(&app, "GET", "/scim/v2/ServiceProviderConfig", &key, None, None).await;
+    assert_eq!(spc.status, Status::Ok);
+    assert_eq!(spc.content_type.as_deref(), Some("application/scim+json"));
+    assert_eq!(spc.body["patch"]["supported"], true);
+    assert_eq!(spc.body["etag"]["supported"], true);
+    let types = call(&app, "GET", "/scim/v2/ResourceTypes", &key, None, None).await;
+    assert_eq!(types.body["totalResults"], 2);
+    let schemas = call(&app, "GET", "/scim/v2/Schemas", &key, None, None).await;
+    assert!(schemas.body["Resources"].as_array().unwrap().iter().any(|s| s["id"] == ENTERPRISE));
+
+    // Create: 201 with the resource, its location and version.
+    let created = call(&app, "POST", "/scim/v2/Users", &key, Some(grace()), None).await;
+    assert_eq!(created.status, Status::Created, "{}", created.body);
+    let id = created.body["id"].as_str().unwrap().to_string();
+    assert_eq!(created.body["userName"], "Grace.Hopper@globex.example");
+    assert_eq!(created.body["name"]["familyName"], "Hopper");
+    assert_eq!(created.body["title"], "Rear Admiral");
+    assert_eq!(created.body[ENTERPRISE]["department"], "Navy");
+    assert_eq!(created.body["emails"][0]["value"], "grace.hopper@globex.example");
+    assert_eq!(created.body["meta"]["resourceType"], "User");
+    assert_eq!(created.body["meta"]["location"], format!("http://lyceum.test/scim/v2/Users/{id}"));
+    assert_eq!(created.etag.as_deref(), Some("W/\"1\""));
+    assert_eq!(created.body["meta"]["version"], "W/\"1\"");
+
+    // The account holds only what was sent: no date of birth, phone or password.
+    let (email, first, dob, phone, hash, status): (
+        String,
+        String,
+        Option<chrono::NaiveDate>,
+        Option<String>,
+        String,
+        String,
+    ) = run(&app, |conn| {
+        users::table
+            .filter(users::email.eq("grace.hopper@globex.example"))
+            .select((
+                users::email,
+                users::first_name,
+                users::date_of_birth,
+                users::phone,
+                users::password_hash,
+                users::status,
+            ))
+            .first(conn)
+    })
+    .await;
+    assert_eq!((email.as_str(), first.as_str(), status.as_str()), ("grace.hopper@globex.example", "Grace", "active"));
+    assert!(dob.is_none() && phone.is_none() && hash.is_empty());
+
+    // A duplicate userName (case-insensitive) is a 409 uniqueness error.
+    let mut dup = grace();
+    dup["userName"] = json!("grace.hopper@GLOBEX.example");
+    dup["emails"][0]["value"] = json!("other@globex.example");
+    assert_error(
+        &call(&app, "POST", "/scim/v2/Users", &key, Some(dup), None).await,
+        Status::Conflict,
+        Some("uniqueness"),
+    );
+    // Bad input: no userName, no email, not JSON.
+    let mut no_name = grace();
+    no_name.as_object_mut().unwrap().remove("userName");
+    assert_error(
+        &call(&app, "POST", "/scim/v2/Users", &key, Some(no_name), None).await,
+        Status::BadRequest,
+        Some("invalidValue"),
+    );
+    let mut no_email = grace();
+    no_email["userName"] = json!("noemail");
+    no_email.as_object_mut().unwrap().remove("emails");
+    assert_error(
+        &call(&app, "POST", "/scim/v2/Users", &key, Some(no_email), None).await,
+        Status::BadRequest,
+        Some("invalidValue"),
+    );
+    let res = app
+        .client
+        .post("/scim/v2/Users")
+        .header(Header::new("Authorization", format!("Bearer {key}")))
+        .header(ContentType::JSON)
+        .body("{not json")
+        .dispatch()
+        .await;
+    assert_eq!(res.status(), Status::BadRequest);
+    assert!(res.into_string().await.unwrap().contains("invalidSyntax"));
+
+    // Read, list, filter, paginate.
+    let read = call(&app, "GET", &format!("/scim/v2/Users/{id}"), &key, None, None).await;
+    assert_eq!(read.body["id"], id.as_str());
+    let mut second = grace();
+    second["userName"] = json!("ada@globex.example");
+    second["externalId"] = json!("00u2");
+    second["emails"][0]["value"] = json!("ada@globex.example");
+    let ada = call(&app, "POST", "/scim/v2/Users", &key, Some(second), None).await;
+    assert_eq!(ada.status, Status::Created);
+    let ada_id = ada.body["id"].as_str().unwrap().to_string();
+    let found = call(
+        &app,
+        "GET",
+        "/scim/v2/Users?filter=userName%20eq%20%22GRACE.hopper%40globex.example%22",
+        &key,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(found.body["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:ListResponse");
+    assert_eq!(found.body["totalResults"], 1);
+    assert_eq!(found.body["Resources"][0]["id"], id.as_str());
+    let by_external = call(&app, "GET", "/scim/v2/Users?filter=externalId%20eq%20%2200u2%22", &key, None, None).await;
+    assert_eq!(by_external.body["Resources"][0]["id"], ada_id.as_str());
+    let none = call(&app, "GET", "/scim/v2/Users?filter=userName%20eq%20%22nobody%22", &key, None, None).await;
+    assert_eq!((none.status, none.body["totalResults"].clone()), (Status::Ok, json!(0)));
+    let page = call(&app, "GET", "/scim/v2/Users?startIndex=2&count=1", &key, None, None).await;
+    assert_eq!(page.body["totalResults"], 2);
+    assert_eq!(page.body["startIndex"], 2);
+    assert_eq!(page.body["itemsPerPage"], 1);
+    assert_eq!(page.body["Resources"][0]["id"], ada_id.as_str());
+    // A malformed filter is a SCIM 400.
+    for bad in ["userName%20co%20%22x%22", "title%20eq%20%22x%22", "userName%20eq"] {
+        assert_error(
+            &call(&app, "GET", &format!("/scim/v2/Users?filter={bad}"), &key, None, None).await,
+            Status::BadRequest,
+            Some("invalidFilter"),
+        );
+    }
+
+    // Replace (PUT) with the current version, then a stale If-Match is 412.
+    let mut changed = grace();
+    changed["title"] = json!("Commodore");
+    let put = call(&app, "PUT", &format!("/scim/v2/Users/{id}"), &key, Some(changed.clone()), Some("W/\"1\"")).await;
+    assert_eq!(put.status, Status::Ok, "{}", put.body);
+    assert_eq!(put.body["title"], "Commodore");
+    assert_eq!(put.etag.as_deref(), Some("W/\"2\""));
+    let stale = call(&app, "PUT", &format!("/scim/v2/Users/{id}"), &key, Some(changed), Some("W/\"1\"")).await;
+    assert_error(&stale, Status::PreconditionFailed, None);
+
+    // PATCH: a path, a filtered path, the extension; a bad op changes nothing.
+    let patch = json!({ "schemas": [PATCH], "Operations": [
+        { "op": "replace", "path": "name.givenName", "value": "Amazing Grace" },
+        { "op": "replace", "path": "emails[type eq \"work\"].value", "value": "grace@globex.example" },
+        { "op": "add", "path": format!("{ENTERPRISE}:department"), "value": "Computing" },
+    ]});
+    let patched = call(&app, "PATCH", &format!("/scim/v2/Users/{id}"), &key, Some(patch), None).await;
+    assert_eq!(patched.status, Status::Ok, "{}", patched.body);
+    assert_eq!(patched.body["name"]["givenName"], "Amazing Grace");
+    assert_eq!(patched.body["emails"][0]["value"], "grace@globex.example");
+    assert_eq!(patched.body[ENTERPRISE]["department"], "Computing");
+    let first: String = run(&app, |conn| {
+        users::table.filter(users::email.eq("grace@globex.example")).select(users::first_name).first(conn)
+    })
+    .await;
+    assert_eq!(first, "Amazing Grace", "the account follows the organization's record");
+    let before = call(&app, "GET", &format!("/scim/v2/Users/{id}"), &key, None, None).await.body;
+    for bad in [
+        json!({ "schemas": [PATCH], "Operations": [{ "op": "replace", "path": "title", "value": "X" }, { "op": "explode", "path": "title" }] }),
+        json!({ "schemas": [PATCH], "Operations": [{ "op": "replace", "path": "title", "value": "X" }, { "op": "replace", "path": "a.b.c", "value": 1 }] }),
+        json!({ "schemas": [PATCH], "Operations": [{ "op": "replace", "path": "title", "value": "X" }, { "op": "remove", "path": "userName" }] }),
+        json!({ "Operations": [] }),
+    ] {
+        let a = call(&app, "PATCH", &format!("/scim/v2/Users/{id}"), &key, Some(bad.clone()), None).await;
+        assert_eq!(a.status, Status::BadRequest, "{bad}: {}", a.body);
+        assert!(a.body["scimType"].is_string(), "{}", a.body);
+    }
+    assert_eq!(
+        call(&app, "GET", &format!("/scim/v2/Users/{id}"), &key, None, None).await.body,
+        before,
+        "nothing changed"
+    );
+
+    // Another organization's key sees none of this: 404, not 403.
+    let (_, other) = organization(&app, "initech").await;
+    assert_error(&call(&app, "GET", &format!("/scim/v2/Users/{id}"), &other, None, None).await, Status::NotFound, None);
+    let theirs = call(&app, "GET", "/scim/v2/Users", &other, None, None).await;
+    assert_eq!(theirs.body["totalResults"], 0);
+    assert_error(
+        &call(&app, "DELETE", &format!("/scim/v2/Users/{id}"), &other, None, None).await,
+        Status::NotFound,
+        None,
+    );
+    // No key, a bad key, a key without the scim scope.
+    let res = app.client.get("/scim/v2/Users").dispatch().await;
+    assert_eq!(res.status(), Status::Unauthorized);
+    assert_error(&call(&app, "GET", "/scim/v2/Users", "lyk_nope_nope", None, None).await, Status::Unauthorized, None);
+    let reader = run(&app, move |conn| {
+        let org = partners::by_id(conn, org_id)?;
+        Ok::<_, diesel::result::Error>(partners::create_key(conn, &org, "reports", &["progress"], None).unwrap())
+    })
+    .await;
+    assert_error(&call(&app, "GET", "/scim/v2/Users", &reader, None, None).await, Status::Forbidden, None);
+    assert_error(&call(&app, "GET", "/scim/v2/Users/does-not-exist", &key, None, None).await, Status::NotFound, None);
+
+    // Deactivation ends the person's sessions at once and keeps them out.
+    let user: i64 =
+        run(&app, |conn| users::table.filter(users::email.eq("grace@globex.example")).select(users::id).first(conn))
+            .await;
+    run(&app, move |conn| {
+        diesel::insert_into(sessions::table)
+            .values((
+                sessions::id.eq("scim-test-session"),
+                sessions::user_id.eq(user),
+                sessions::remember.eq(false),
+                sessions::created_at.eq(lyceum::db::now()),
+                sessions::last_seen_at.eq(lyceum::db::now()),
+                sessions::expires_at.eq(lyceum::db::now() + chrono::Duration::days(1)),
+            ))
+            .execute(conn)
+    })
+    .await;
+    let off = json!({ "schemas": [PATCH], "Operations": [{ "op": "replace", "value": { "active": false } }] });
+    let a = call(&app, "PATCH", &format!("/scim/v2/Users/{id}"), &key, Some(off), None).await;
+    assert_eq!((a.status, a.body["active"].clone()), (Status::Ok, json!(false)));
+    let left: i64 =
+        run(&app, move |conn| sessions::table.filter(sessions::user_id.eq(user)).count().get_result(conn)).await;
+    assert_eq!(left, 0, "signed out everywhere at once");
+    let status: String = run(&app, move |conn| users::table.find(user).select(users::status).first(conn)).await;
+    assert_eq!(status, "deactivated");
+
+    // Delete: 204, then 404; the account is switched off and its erasure starts.
+    let gone = call(&app, "DELETE", &format!("/scim/v2/Users/{id}"), &key, None, None).await;
+    assert_eq!(gone.status, Status::NoContent);
+    assert_error(&call(&app, "GET", &format!("/scim/v2/Users/{id}"), &key, None, None).await, Status::NotFound, None);
+    let erasures: i64 = run(&app, move |conn| {
+        use lyceum::db::schema::erasures;
+        erasures::table.filter(erasures::user_id.eq(user)).count().get_result(conn)
+    })
+    .await;
+    assert_eq!(erasures, 1, "erased on the organization's word");
+}
+on_both!(shr_7_scim_users, users_endpoint);
+
+async fn groups_endpoint(app: TestApp) {
+    // promise: SHR-7 — groups of staff come over SCIM too.
+    let (_, key) = organization(&app, "globex").await;
+    let a = call(&app, "POST", "/scim/v2/Users", &key, Some(grace()), None).await;
+    let grace_id = a.body["id"].as_str().unwrap().to_string();
+    let mut second = grace();
+    second["userName"] = json!("ada@globex.example");
+    second["emails"][0]["value"] = json!("ada@globex.example");
+    let ada_id =
+        call(&app, "POST", "/scim/v2/Users", &key, Some(second), None).await.body["id"].as_str().unwrap().to_string();
+
+    let g = call(
+        &app,
+        "POST",
+        "/scim/v2/Groups",
+        &key,
+        Some(json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+            "displayName": "Engineering", "externalId": "grp-1",
+            "members": [{ "value": grace_id }],
+        })),
+        None,
+    )
+    .await;
+    assert_eq!(g.status, Status::Created, "{}", g.body);
+    let gid = g.body["id"].as_str().unwrap().to_string();
+    assert_eq!(g.body["members"][0]["value"], grace_id.as_str());
+    assert_eq!(g.body["meta"]["resourceType"], "Group");
+
+    // Members added and removed by PATCH, as Entra ID and Okta do.
+    let add = json!({ "schemas": [PATCH], "Operations": [{ "op": "add", "path": "members", "value": [{ "value": ada_id }] }] });
+    let a = call(&app, "PATCH", &format!("/scim/v2/Groups/{gid}"), &key, Some(add), None).await;
+    assert_eq!(a.status, Status::Ok, "{}", a.body);
+    assert_eq!(a.body["members"].as_array().unwrap().len(), 2);
+    let remove = json!({ "schemas": [PATCH], "Operations": [{ "op": "remove", "path": format!("members[value eq \"{grace_id}\"]") }] });
+    let a = call(&app, "PATCH", &format!("/scim/v2/Groups/{gid}"), &key, Some(remove), None).await;
+    assert_eq!(a.body["members"].as_array().unwrap().len(), 1);
+    assert_eq!(a.body["members"][0]["value"], ada_id.as_str());
+    let rename =
+        json!({ "schemas": [PATCH], "Operations": [{ "op": "replace", "path": "displayName", "value": "R&D" }] });
+    let a = call(&app, "PATCH", &format!("/scim/v2/Groups/{gid}"), &key, Some(rename), None).await;
+    assert_eq!(a.body["displayName"], "R&D");
+    assert_eq!(a.etag.as_deref(), Some("W/\"4\""));
+
+    // Filter by displayName; a member from another organization is refused.
+    let found = call(&app, "GET", "/scim/v2/Groups?filter=displayName%20eq%20%22R%26D%22", &key, None, None).await;
+    assert_eq!(found.body["totalResults"], 1);
+    let (_, other) = organization(&app, "initech").await;
+    let theirs = call(
+        &app,
+        "POST",
+        "/scim/v2/Users",
+        &other,
+        Some(json!({
+            "userName": "x@initech.example", "emails": [{ "value": "x@initech.example", "type": "work" }],
+        })),
+        None,
+    )
+    .await;
+    let stranger = theirs.body["id"].as_str().unwrap().to_string();
+    let sneak = json!({ "schemas": [PATCH], "Operations": [{ "op": "add", "path": "members", "value": [{ "value": stranger }] }] });
+    assert_error(
+        &call(&app, "PATCH", &format!("/scim/v2/Groups/{gid}"), &key, Some(sneak), None).await,
+        Status::BadRequest,
+        Some("invalidValue"),
+    );
+    assert_error(
+        &call(&app, "GET", &format!("/scim/v2/Groups/{gid}"), &other, None, None).await,
+        Status::NotFound,
+        None,
+    );
+    // PUT with a stale version; then DELETE.
+    let put = call(
+        &app,
+        "PUT",
+        &format!("/scim/v2/Groups/{gid}"),
+        &key,
+        Some(json!({ "displayName": "Old" })),
+        Some("W/\"1\""),
+    )
+    .await;
+    assert_error(&put, Status::PreconditionFailed, None);
+    // Deleting a user takes them out of their groups.
+    call(&app, "DELETE", &format!("/scim/v2/Users/{ada_id}"), &key, None, None).await;
+    let a = call(&app, "GET", &format!("/scim/v2/Groups/{gid}"), &key, None, None).await;
+    assert_eq!(a.body["members"].as_array().unwrap().len(), 0);
+    assert_eq!(
+        call(&app, "DELETE", &format!("/scim/v2/Groups/{gid}"), &key, None, None).await.status,
+        Status::NoContent
+    );
+    assert_error(&call(&app, "GET", &format!("/scim/v2/Groups/{gid}"), &key, None, None).await, Status::NotFound, None);
+}
+on_both!(shr_7_scim_groups, groups_endpoint);
