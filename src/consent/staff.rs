@@ -182,7 +182,11 @@ pub(super) fn partner_context(
             "id": k.id, "name": k.name, "prefix": k.prefix, "scopes": k.scopes, "created": k.created_at.format("%e %b %Y").to_string(),
             "last_used": k.last_used_at.map(|t| t.format("%e %b %Y %H:%M").to_string()), "revoked": k.revoked_at.is_some(),
         })).collect::<Vec<_>>(),
-        "scopes": partners::SCOPES,
+        // Reading scopes come ticked; provisioning staff (SCIM) is for organizations, and unticked.
+        "scopes": partners::SCOPES.iter().filter(|s| **s != "scim" || kind == PartnerKind::Organization).map(|s| json!({
+            "value": s, "checked": *s != "scim",
+            "label": if *s == "scim" { "scim (provision staff at /scim/v2)" } else { s },
+        })).collect::<Vec<_>>(),
         "profile_fields": Category::PROFILE.iter().map(|c| json!({ "value": c.as_str(), "label": c.label(), "checked": requested.contains(*c) })).collect::<Vec<_>>(),
         "allocations": allocations.iter().map(|(a, title, key, free)| json!({
             "id": a.id, "course": title, "run": key, "seats": a.seats, "free": free,
