@@ -180,9 +180,14 @@ pub enum Purpose {
     MemberSharing,
     Sponsorship,
     PartnerMarketing,
+    /// An organization's training records of its own staff, shared on the
+    /// recorded basis "processor for organization X" rather than on the
+    /// learner's consent (SHR-7).
+    StaffTraining,
 }
 
 impl Purpose {
+    /// The purposes a learner consents to (texts, offers, the consent form).
     pub const ALL: [Purpose; 3] = [Purpose::MemberSharing, Purpose::Sponsorship, Purpose::PartnerMarketing];
 
     pub fn as_str(self) -> &'static str {
@@ -190,11 +195,12 @@ impl Purpose {
             Purpose::MemberSharing => "member_sharing",
             Purpose::Sponsorship => "sponsorship",
             Purpose::PartnerMarketing => "partner_marketing",
+            Purpose::StaffTraining => "staff_training",
         }
     }
 
     pub fn parse(s: &str) -> Option<Purpose> {
-        Purpose::ALL.into_iter().find(|p| p.as_str() == s)
+        Purpose::ALL.into_iter().chain([Purpose::StaffTraining]).find(|p| p.as_str() == s)
     }
 
     pub fn label(self) -> &'static str {
@@ -202,6 +208,7 @@ impl Purpose {
             Purpose::MemberSharing => "Course records for the institution that runs the course",
             Purpose::Sponsorship => "Progress reports for the sponsor who pays for your place",
             Purpose::PartnerMarketing => "Offers and news from the partner",
+            Purpose::StaffTraining => "Training records for your employer, as its processor",
         }
     }
 
@@ -218,6 +225,10 @@ impl Purpose {
                 Categories::of([ProfileName, ProfileEmail, Enrollment, Activity, Progress, Completion])
             }
             Purpose::PartnerMarketing => Categories::of([ProfileName, ProfileEmail]),
+            // Usage and progress of the courses staff take; never their other profile fields.
+            Purpose::StaffTraining => {
+                Categories::of([ProfileName, ProfileEmail, Enrollment, Activity, Progress, Grades, Completion])
+            }
         }
     }
 }

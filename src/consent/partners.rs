@@ -53,6 +53,7 @@ impl Partner {
         match self.kind() {
             PartnerKind::Member => Some(Purpose::MemberSharing),
             PartnerKind::Sponsor => Some(Purpose::Sponsorship),
+            PartnerKind::Organization => Some(Purpose::StaffTraining),
             _ => None,
         }
     }

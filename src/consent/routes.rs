@@ -81,7 +81,21 @@ fn sharing_context(conn: &mut Conn, user_id: i64) -> QueryResult<Value> {
     let waiting = super::parents::waiting(conn, user_id, now())?;
     let disclosures = sharing::disclosures_of(conn, user_id, 200)?;
     let restricted = ledger::is_restricted(conn, user_id)?;
+    // Organizations that have this person as staff receive their training records as processor (SHR-7).
+    let employers: Vec<String> = {
+        use crate::db::schema::{org_staff, partners};
+        org_staff::table
+            .inner_join(partners::table.on(partners::id.eq(org_staff::partner_id)))
+            .filter(org_staff::user_id.eq(user_id))
+            .select(partners::name)
+            .load(conn)?
+    };
+    let staff_training = Purpose::StaffTraining;
     Ok(json!({
+        "employers": employers.iter().map(|name| json!({
+            "name": name,
+            "what": staff_training.ceiling().iter().map(|c| c.label()).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
         "waiting": waiting.iter().map(|(partner, purpose, at)| json!({
             "partner": partner, "purpose": Purpose::parse(purpose).map_or(purpose.as_str(), |p| p.label()), "asked": when(*at),
         })).collect::<Vec<_>>(),

@@ -8,6 +8,9 @@
 //!   categories the consent names, within the purpose's ceiling;
 //! - for a member institution without such a consent: de-identified records
 //!   (pseudonym, enrollment, activity, performance; no profile field);
+//! - for an organization and its own staff (SHR-7): the recorded basis
+//!   "processor for the organization", within the purpose's ceiling, for as
+//!   long as the organization has the person as staff;
 //! - otherwise nothing.
 //!
 //! A learner who restricted sharing (RGT-3) yields nothing at all. Every
@@ -24,8 +27,8 @@ use partner_adapters::{CourseRef, Learner, SharedEnrollment, SharedProgress, Sha
 use super::partners::Partner;
 use super::{Categories, Category, PartnerKind, Purpose, run_scope};
 use crate::db::schema::{
-    consents, course_runs, courses, disclosures, enrollments, members, sections, sharing_restrictions, sponsorships,
-    unit_completions, units, users,
+    consents, course_runs, courses, disclosures, enrollments, members, org_staff, sections, sharing_restrictions,
+    sponsorships, unit_completions, units, users,
 };
 use crate::db::{Conn, DbConnection};
 
@@ -57,8 +60,12 @@ pub struct Request<'a> {
 /// Why a record could leave.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Basis {
-    Consent { ledger_id: i64 },
+    Consent {
+        ledger_id: i64,
+    },
     Deidentified,
+    /// The partner is an organization and the learner its staff member.
+    Processor,
 }
 
 /// What one enrollment yields: the kinds asked for that its basis covers.
@@ -155,6 +162,13 @@ fn candidates(conn: &mut Conn, req: &Request<'_>) -> QueryResult<Vec<Candidate>>
                     .filter(sponsorships::run_id.eq(enrollments::run_id)),
             ));
         }
+        (Purpose::StaffTraining, PartnerKind::Organization) => {
+            q = q.filter(diesel::dsl::exists(
+                org_staff::table
+                    .filter(org_staff::partner_id.eq(req.partner.id))
+                    .filter(org_staff::user_id.eq(enrollments::user_id)),
+            ));
+        }
         // No other pairing concerns enrollments.
         _ => return Ok(Vec::new()),
     }
@@ -215,6 +229,7 @@ pub fn next_page(conn: &mut Conn, req: &Request<'_>, now: NaiveDateTime) -> Quer
                     Categories::parse(cats).intersect(&req.purpose.ceiling()),
                 ),
                 None if req.purpose == Purpose::MemberSharing => (Basis::Deidentified, deidentified()),
+                None if req.purpose == Purpose::StaffTraining => (Basis::Processor, req.purpose.ceiling()),
                 None => continue,
             };
             decided.push((row, basis, cats));
@@ -344,6 +359,7 @@ pub fn next_page(conn: &mut Conn, req: &Request<'_>, now: NaiveDateTime) -> Quer
         let basis_of = |b: &Basis| match b {
             Basis::Consent { ledger_id } => ("consent", Some(*ledger_id)),
             Basis::Deidentified => ("deidentified", None),
+            Basis::Processor => ("processor", None),
         };
         let disclosed_users: Vec<i64> = disclosed.iter().map(|d| d.0).collect::<HashSet<_>>().into_iter().collect();
         let already: HashSet<(i64, String, String, String, Option<i64>)> = disclosures::table

@@ -1228,3 +1228,9 @@ diesel::table! {
 diesel::joinable!(org_group_members -> org_staff (staff_id));
 diesel::joinable!(org_group_members -> org_groups (group_id));
 diesel::allow_tables_to_appear_in_same_query!(org_staff, org_groups, org_group_members);
+diesel::allow_tables_to_appear_in_same_query!(org_staff, enrollments);
+diesel::allow_tables_to_appear_in_same_query!(org_staff, course_runs);
+diesel::allow_tables_to_appear_in_same_query!(org_staff, courses);
+diesel::allow_tables_to_appear_in_same_query!(org_staff, members);
+diesel::allow_tables_to_appear_in_same_query!(org_staff, users);
+diesel::allow_tables_to_appear_in_same_query!(org_staff, partners);

@@ -415,3 +415,65 @@ async fn groups_endpoint(app: TestApp) {
     assert_error(&call(&app, "GET", &format!("/scim/v2/Groups/{gid}"), &key, None, None).await, Status::NotFound, None);
 }
 on_both!(shr_7_scim_groups, groups_endpoint);
+
+async fn processor_mode(app: TestApp) {
+    // promise: SHR-7 — an organization sees its staff's course usage, on the recorded basis
+    // "processor for the organization" (a disclosure row for each record), and staff see why.
+    let (org_id, key) = organization(&app, "globex").await;
+    crate::learning::seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    let made = call(&app, "POST", "/scim/v2/Users", &key, Some(grace()), None).await;
+    assert_eq!(made.status, Status::Created);
+    let staff_id = made.body["id"].as_str().unwrap().to_string();
+
+    // Grace sets a password by email (the account has none), signs in, accepts the policies, enrolls.
+    let email = "grace.hopper@globex.example";
+    app.post_form("/password/forgot", &[("email", email)]).await;
+    let reset = app.mailed_link(email, "/password/reset/").await.expect("a reset link");
+    let res = app.post_form(&reset, &[("password", crate::common::PASSWORD)]).await;
+    assert_eq!(res.status(), Status::SeeOther);
+    let res = app.post_form("/signin", &[("login", email), ("password", crate::common::PASSWORD)]).await;
+    if res.headers().get_one("Location") == Some("/policies/accept") {
+        app.post_form("/policies/accept", &[("accept", "true")]).await;
+    }
+    assert!(app.signed_in_as().await.is_some(), "staff sign in once they set a password");
+    let res = crate::learning::enroll(&app, "intro-python").await;
+    assert_eq!(res.status(), Status::SeeOther);
+    let (_, sharing) = app.get("/sharing").await;
+    assert!(
+        sharing.contains("Your employer") && sharing.contains("Globex") && sharing.contains("processor"),
+        "{sharing}"
+    );
+
+    // Another learner in the same course is no business of the organization.
+    let bob = crate::sharing::verified(&app, "bob").await;
+    crate::sharing::as_user(&app, &bob).await;
+    crate::learning::enroll(&app, "intro-python").await;
+    let (_, sharing) = app.get("/sharing").await;
+    assert!(!sharing.contains("Your employer"));
+
+    let reader = run(&app, move |conn| {
+        let org = partners::by_id(conn, org_id)?;
+        Ok::<_, diesel::result::Error>(
+            partners::create_key(conn, &org, "reports", &["enrollments", "progress"], None).unwrap(),
+        )
+    })
+    .await;
+    let (status, body) = crate::sharing::pull(&app, &reader, "/api/v1/exports/progress?format=jsonl").await;
+    assert_eq!(status, Status::Ok, "{body}");
+    let records: Vec<Value> =
+        body.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(records.len(), 1, "only its own staff: {body}");
+    assert!(body.contains(email) && !body.contains("bob@example.org"), "{body}");
+    let (basis, purpose): (String, String) = run(&app, |conn| {
+        use lyceum::db::schema::disclosures;
+        disclosures::table.select((disclosures::basis, disclosures::purpose)).first(conn)
+    })
+    .await;
+    assert_eq!((basis.as_str(), purpose.as_str()), ("processor", "staff_training"));
+
+    // Once the organization removes the person, nothing more reaches it.
+    call(&app, "DELETE", &format!("/scim/v2/Users/{staff_id}"), &key, None, None).await;
+    let (_, body) = crate::sharing::pull(&app, &reader, "/api/v1/exports/progress?format=jsonl").await;
+    assert!(body.trim().is_empty(), "{body}");
+}
+on_both!(shr_7_organizations_see_their_staffs_training_as_processor, processor_mode);

@@ -177,7 +177,8 @@ impl Model {
             let concerned = match purpose {
                 Purpose::MemberSharing => partner == ci,
                 Purpose::Sponsorship => partner == SPONSOR && self.sponsored.contains(&(li, ci)),
-                Purpose::PartnerMarketing => false,
+                // This world has no organization staff.
+                Purpose::PartnerMarketing | Purpose::StaffTraining => false,
             };
             if !concerned || self.restricted.contains(&li) {
                 continue;
@@ -705,7 +706,8 @@ fn check_export(
         let concerned = match purpose {
             Purpose::MemberSharing => pi == ci,
             Purpose::Sponsorship => pi == SPONSOR && model.sponsored.contains(&(li, ci)),
-            Purpose::PartnerMarketing => false,
+            // This world has no organization staff.
+            Purpose::PartnerMarketing | Purpose::StaffTraining => false,
         };
         prop_assert!(concerned, "{purpose:?} for {} does not concern enrollment {eid}", partner.name);
         let key = (li, pi, purpose, run_scope(w.runs[ci]));
@@ -719,6 +721,12 @@ fn check_export(
                 prop_assert_eq!(*ledger_id, c.ledger_id, "the basis names the decision in force");
                 stats.consent_records += 1;
                 c.categories.intersect(&purpose.ceiling())
+            }
+            Basis::Processor => {
+                return Err(fail(format!(
+                    "{} got a processor record in a world without organization staff",
+                    partner.name
+                )));
             }
             Basis::Deidentified => {
                 prop_assert!(purpose == Purpose::MemberSharing && partner.kind() == PartnerKind::Member);
@@ -828,6 +836,10 @@ fn check_export(
             }
             Basis::Deidentified => {
                 prop_assert_eq!(row.basis.as_str(), "deidentified");
+                prop_assert_eq!(row.consent_ledger_id, None);
+            }
+            Basis::Processor => {
+                prop_assert_eq!(row.basis.as_str(), "processor");
                 prop_assert_eq!(row.consent_ledger_id, None);
             }
         }
