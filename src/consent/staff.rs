@@ -118,7 +118,7 @@ pub async fn create(db: &State<Db>, user: CurrentUser, form: CsrfForm<CreatePart
     .await
 }
 
-fn runs_for_select(conn: &mut Conn) -> QueryResult<Vec<Value>> {
+pub(crate) fn runs_for_select(conn: &mut Conn) -> QueryResult<Vec<Value>> {
     let rows: Vec<(i64, String, String)> = course_runs::table
         .inner_join(courses::table)
         .order((courses::title, course_runs::starts_at))
@@ -175,7 +175,8 @@ pub(super) fn partner_context(
     let dead = if pushes { super::push::sends(conn, p, true, 50)? } else { Vec::new() };
     Ok(json!({
         "partner": { "slug": p.slug, "name": p.name, "kind": kind.label(), "contact_email": p.contact_email,
-                     "member": p.member_id.is_some(), "sponsor": kind == PartnerKind::Sponsor },
+                     "member": p.member_id.is_some(), "sponsor": kind == PartnerKind::Sponsor,
+                     "organization": kind == PartnerKind::Organization },
         "is_staff": user.is_staff(),
         "new_key": new_key,
         "keys": keys.iter().map(|k| json!({

@@ -1234,3 +1234,26 @@ diesel::allow_tables_to_appear_in_same_query!(org_staff, courses);
 diesel::allow_tables_to_appear_in_same_query!(org_staff, members);
 diesel::allow_tables_to_appear_in_same_query!(org_staff, users);
 diesel::allow_tables_to_appear_in_same_query!(org_staff, partners);
+
+diesel::table! {
+    org_assignments (id) {
+        id -> BigInt,
+        partner_id -> BigInt,
+        staff_id -> Text,
+        run_id -> BigInt,
+        due_on -> Date,
+        assigned_by -> Nullable<BigInt>,
+        reminded_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(org_assignments -> org_staff (staff_id));
+diesel::joinable!(org_assignments -> course_runs (run_id));
+diesel::allow_tables_to_appear_in_same_query!(org_assignments, org_staff);
+diesel::allow_tables_to_appear_in_same_query!(org_assignments, course_runs);
+diesel::allow_tables_to_appear_in_same_query!(org_assignments, courses);
+diesel::allow_tables_to_appear_in_same_query!(org_assignments, users);
+diesel::allow_tables_to_appear_in_same_query!(org_assignments, enrollments);
+diesel::allow_tables_to_appear_in_same_query!(org_assignments, partners);
+diesel::joinable!(org_staff -> users (user_id));

@@ -294,7 +294,8 @@ impl Worker {
                 let now = crate::db::now();
                 banner.refresh(conn, now)?;
                 notices.refresh(conn)?;
-                let reminders = crate::learning::service::send_start_reminders(conn, now)?;
+                let reminders = crate::learning::service::send_start_reminders(conn, now)?
+                    + crate::orgs::send_due_reminders(conn, now)?;
                 let pushes = crate::consent::push::schedule_due(conn, now)?;
                 let settings = crate::privacy::erasure::Settings { blank_posts, blobs: blobs.as_ref() };
                 // Retention first: an account it hands to erasure is erased in the same run.

@@ -6,6 +6,7 @@
 //!
 //! Owns the `org_staff`, `org_groups` and `org_group_members` tables.
 
+pub mod routes;
 pub mod scim;
 
 use chrono::NaiveDateTime;
@@ -391,4 +392,168 @@ pub fn delete_group(conn: &mut Conn, partner_id: i64, id: &str, if_match: Option
         diesel::delete(org_groups::table.filter(org_groups::id.eq(id))).execute(conn)?;
         Ok(())
     })
+}
+
+// ---- assigned training ---------------------------------------------------------
+
+/// Whom an assignment is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Everyone,
+    Group(String),
+    Person(String),
+}
+
+impl Target {
+    pub fn parse(raw: &str) -> Option<Target> {
+        match raw.split_once(':') {
+            _ if raw == "all" => Some(Target::Everyone),
+            Some(("group", id)) if !id.is_empty() => Some(Target::Group(id.to_string())),
+            Some(("staff", id)) if !id.is_empty() => Some(Target::Person(id.to_string())),
+            _ => None,
+        }
+    }
+}
+
+/// Assigns a course run to staff with a due date, emails each person newly
+/// assigned, and returns how many were. Deactivated staff are skipped; an
+/// existing assignment keeps its date.
+pub fn assign(
+    conn: &mut Conn,
+    partner: &crate::consent::partners::Partner,
+    run_id: i64,
+    target: &Target,
+    due_on: chrono::NaiveDate,
+    by: i64,
+    now: NaiveDateTime,
+) -> OrgResult<usize> {
+    use crate::db::schema::{course_runs, courses, org_assignments};
+    conn.transaction(|conn| {
+        let course: Option<(String, String, String)> = course_runs::table
+            .inner_join(courses::table)
+            .filter(course_runs::id.eq(run_id))
+            .select((courses::title, courses::slug, course_runs::run_key))
+            .first(conn)
+            .optional()?;
+        let Some((title, slug, _)) = course else { return Err(OrgError::Invalid("Choose a course.".into())) };
+        let mut q = org_staff::table
+            .filter(org_staff::partner_id.eq(partner.id))
+            .filter(org_staff::active.eq(true))
+            .select((org_staff::id, org_staff::user_id))
+            .into_boxed();
+        q = match target {
+            Target::Everyone => q,
+            Target::Person(id) => q.filter(org_staff::id.eq(id.clone())),
+            Target::Group(id) => {
+                group(conn, partner.id, id)?;
+                q.filter(
+                    org_staff::id.eq_any(
+                        org_group_members::table
+                            .filter(org_group_members::group_id.eq(id.clone()))
+                            .select(org_group_members::staff_id),
+                    ),
+                )
+            }
+        };
+        let people: Vec<(String, i64)> = q.load(conn)?;
+        if people.is_empty() {
+            return Err(OrgError::Invalid("Nobody active matches: choose another group or person.".into()));
+        }
+        let mut assigned = 0;
+        for (staff_id, user_id) in people {
+            let exists: i64 = org_assignments::table
+                .filter(org_assignments::staff_id.eq(&staff_id))
+                .filter(org_assignments::run_id.eq(run_id))
+                .count()
+                .get_result(conn)?;
+            if exists > 0 {
+                continue;
+            }
+            diesel::insert_into(org_assignments::table)
+                .values((
+                    org_assignments::partner_id.eq(partner.id),
+                    org_assignments::staff_id.eq(&staff_id),
+                    org_assignments::run_id.eq(run_id),
+                    org_assignments::due_on.eq(due_on),
+                    org_assignments::assigned_by.eq(by),
+                    org_assignments::created_at.eq(now),
+                ))
+                .execute(conn)?;
+            let (email, first): (String, String) =
+                users::table.find(user_id).select((users::email, users::first_name)).first(conn)?;
+            crate::notify::enqueue_email(
+                conn,
+                &email,
+                &format!("{} asks you to take {title}", partner.name),
+                "training_assigned",
+                serde_json::json!({
+                    "first_name": first, "organization": partner.name, "course": title,
+                    "due": due_on.format("%e %B %Y").to_string().trim(), "path": format!("/courses/{slug}"),
+                }),
+            )?;
+            assigned += 1;
+        }
+        Ok(assigned)
+    })
+}
+
+/// Days before the due date a reminder goes out.
+pub const REMIND_DAYS_BEFORE: i64 = 3;
+
+/// Emails one reminder for each assignment due within `REMIND_DAYS_BEFORE`
+/// days (or overdue) and not completed; returns how many went.
+pub fn send_due_reminders(conn: &mut Conn, now: NaiveDateTime) -> QueryResult<usize> {
+    use crate::db::schema::{course_runs, courses, enrollments, org_assignments, partners};
+    let horizon = now.date() + chrono::Duration::days(REMIND_DAYS_BEFORE);
+    let due: Vec<(i64, i64, i64, chrono::NaiveDate, String, String)> = org_assignments::table
+        .inner_join(org_staff::table)
+        .inner_join(course_runs::table.inner_join(courses::table))
+        .filter(org_assignments::reminded_at.is_null())
+        .filter(org_assignments::due_on.le(horizon))
+        .filter(org_staff::active.eq(true))
+        .select((
+            org_assignments::id,
+            org_staff::user_id,
+            org_assignments::run_id,
+            org_assignments::due_on,
+            courses::title,
+            courses::slug,
+        ))
+        .load(conn)?;
+    let mut sent = 0;
+    for (id, user_id, run_id, due_on, title, slug) in due {
+        let done: i64 = enrollments::table
+            .filter(enrollments::user_id.eq(user_id))
+            .filter(enrollments::run_id.eq(run_id))
+            .filter(enrollments::completed_at.is_not_null())
+            .count()
+            .get_result(conn)?;
+        conn.transaction(|conn| {
+            diesel::update(org_assignments::table.find(id)).set(org_assignments::reminded_at.eq(now)).execute(conn)?;
+            if done > 0 {
+                return Ok::<_, diesel::result::Error>(());
+            }
+            let organization: String = org_assignments::table
+                .inner_join(partners::table.on(partners::id.eq(org_assignments::partner_id)))
+                .filter(org_assignments::id.eq(id))
+                .select(partners::name)
+                .first(conn)?;
+            let (email, first): (String, String) =
+                users::table.find(user_id).select((users::email, users::first_name)).first(conn)?;
+            let overdue = due_on < now.date();
+            crate::notify::enqueue_email(
+                conn,
+                &email,
+                &format!("Reminder: {title} is due {}", if overdue { "already" } else { "soon" }),
+                "training_reminder",
+                serde_json::json!({
+                    "first_name": first, "organization": organization, "course": title, "overdue": overdue,
+                    "due": due_on.format("%e %B %Y").to_string().trim(), "path": format!("/courses/{slug}"),
+                }),
+            )?;
+            sent += 1;
+            Ok(())
+        })?;
+    }
+    Ok(sent)
 }

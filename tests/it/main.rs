@@ -12,6 +12,7 @@ mod jobs;
 mod learning;
 mod media;
 mod oidc;
+mod orgs;
 mod package;
 mod privacy;
 mod push;

@@ -1,0 +1,436 @@
+//! The organization's pages (SHR-7), for its partner admins: staff, their
+//! assigned training and progress (read through the consent gate on the
+//! processor basis, so every record seen is a disclosure), a CSV download,
+//! a CSV upload of staff, and assigning a course with a due date.
+
+use std::collections::HashMap;
+
+use chrono::NaiveDate;
+use diesel::prelude::*;
+use rocket::http::ContentType;
+use rocket::{FromForm, State, get, post};
+use serde_json::{Value, json};
+
+use super::{OrgError, StaffInput, Target};
+use crate::config::Config;
+use crate::consent::partners::Partner;
+use crate::consent::sharing::{self, Want};
+use crate::consent::{PartnerKind, Purpose};
+use crate::db::schema::{course_runs, courses, org_assignments, org_groups, org_staff, users};
+use crate::db::{Conn, Db, now};
+use crate::web::{AppError, AppResult, CsrfForm, CurrentUser, Flash, Page};
+
+/// The organization `slug`, if this user administers it.
+fn organization(conn: &mut Conn, user: &crate::accounts::SessionUser, slug: &str) -> AppResult<Partner> {
+    let p = crate::consent::staff::managed(conn, user, slug)?;
+    if p.kind() != PartnerKind::Organization {
+        return Err(AppError::NotFound);
+    }
+    Ok(p)
+}
+
+/// One row of the dashboard: a staff member and one of their assignments.
+#[derive(Clone)]
+struct Line {
+    name: String,
+    email: String,
+    user_name: String,
+    title: Option<String>,
+    department: Option<String>,
+    active: bool,
+    last_sign_in: Option<chrono::NaiveDateTime>,
+    course: Option<String>,
+    due_on: Option<NaiveDate>,
+    progress: Option<f64>,
+    completed: Option<String>,
+    overdue: bool,
+}
+
+/// Staff with their assignments, progress from the gate (each record seen
+/// is disclosed on the processor basis, SHR-5).
+fn lines(conn: &mut Conn, p: &Partner, base_url: &str) -> QueryResult<Vec<Line>> {
+    let t = now();
+    let export_id = format!("dashboard:{}", t.date());
+    let shared = sharing::all(conn, p, Purpose::StaffTraining, Want::ALL, &export_id, base_url, t)?;
+    // (email, course slug, run key) -> (progress, completed)
+    type Seen = HashMap<(String, String, String), (Option<f64>, Option<String>)>;
+    let mut seen: Seen = HashMap::new();
+    for s in shared {
+        let key = (s.learner.email.clone().unwrap_or_default(), s.course.id.clone(), s.course.run.clone());
+        let entry = seen.entry(key).or_default();
+        if let Some(pr) = s.progress {
+            entry.0 = pr.progress_percent;
+        }
+        if let Some(r) = s.result {
+            entry.1 = r.completed_at.map(|c| c.format("%e %b %Y").to_string().trim().to_string());
+        }
+    }
+    type StaffRow = (
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        String,
+        Option<String>,
+        Option<String>,
+        bool,
+        Option<chrono::NaiveDateTime>,
+    );
+    let staff: Vec<StaffRow> = org_staff::table
+        .inner_join(users::table)
+        .filter(org_staff::partner_id.eq(p.id))
+        .order(org_staff::user_name_key.asc())
+        .select((
+            org_staff::id,
+            org_staff::given_name,
+            org_staff::family_name,
+            org_staff::display_name,
+            org_staff::user_name,
+            org_staff::title,
+            org_staff::department,
+            org_staff::active,
+            users::last_sign_in_at,
+        ))
+        .load(conn)?;
+    let assignments: Vec<(String, String, String, String, NaiveDate)> = org_assignments::table
+        .inner_join(course_runs::table.inner_join(courses::table))
+        .filter(org_assignments::partner_id.eq(p.id))
+        .order((courses::title.asc(), course_runs::run_key.asc()))
+        .select((
+            org_assignments::staff_id,
+            courses::title,
+            courses::slug,
+            course_runs::run_key,
+            org_assignments::due_on,
+        ))
+        .load(conn)?;
+    let emails: HashMap<String, String> = org_staff::table
+        .filter(org_staff::partner_id.eq(p.id))
+        .select((org_staff::id, org_staff::work_email))
+        .load::<(String, String)>(conn)?
+        .into_iter()
+        .collect();
+    let mut out = Vec::new();
+    for (id, given, family, display, user_name, title, department, active, last_sign_in) in staff {
+        let name = display
+            .or_else(|| {
+                let n = format!("{} {}", given.unwrap_or_default(), family.unwrap_or_default()).trim().to_string();
+                (!n.is_empty()).then_some(n)
+            })
+            .unwrap_or_else(|| user_name.clone());
+        let email = emails.get(&id).cloned().unwrap_or_default();
+        let mine: Vec<_> = assignments.iter().filter(|a| a.0 == id).collect();
+        let base = Line {
+            name,
+            email: email.clone(),
+            user_name,
+            title,
+            department,
+            active,
+            last_sign_in,
+            course: None,
+            due_on: None,
+            progress: None,
+            completed: None,
+            overdue: false,
+        };
+        if mine.is_empty() {
+            out.push(base);
+            continue;
+        }
+        for (_, title, slug, run, due) in mine {
+            let (progress, completed) =
+                seen.get(&(email.clone(), slug.clone(), run.clone())).cloned().unwrap_or_default();
+            out.push(Line {
+                course: Some(format!("{title} ({run})")),
+                due_on: Some(*due),
+                overdue: completed.is_none() && *due < t.date(),
+                progress,
+                completed,
+                ..base.clone()
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn when(t: chrono::NaiveDateTime) -> String {
+    t.format("%e %b %Y, %H:%M").to_string().trim().to_string()
+}
+
+fn dashboard_context(conn: &mut Conn, p: &Partner, base_url: &str) -> AppResult<Value> {
+    let rows = lines(conn, p, base_url)?;
+    let groups: Vec<(String, String)> = org_groups::table
+        .filter(org_groups::partner_id.eq(p.id))
+        .order(org_groups::display_name.asc())
+        .select((org_groups::id, org_groups::display_name))
+        .load(conn)?;
+    let people: Vec<(String, String)> = org_staff::table
+        .filter(org_staff::partner_id.eq(p.id))
+        .filter(org_staff::active.eq(true))
+        .order(org_staff::user_name_key.asc())
+        .select((org_staff::id, org_staff::user_name))
+        .load(conn)?;
+    let staff_count = people.len();
+    Ok(json!({
+        "partner": { "slug": p.slug, "name": p.name },
+        "rows": rows.iter().map(|l| json!({
+            "name": l.name, "email": l.email, "title": l.title, "department": l.department, "active": l.active,
+            "last_sign_in": l.last_sign_in.map(when), "course": l.course,
+            "due": l.due_on.map(|d| d.format("%e %b %Y").to_string().trim().to_string()),
+            "progress": l.progress.map(|p| format!("{p:.0}%")), "completed": l.completed, "overdue": l.overdue,
+        })).collect::<Vec<_>>(),
+        "overdue_count": rows.iter().filter(|l| l.overdue).count(),
+        "staff_count": staff_count,
+        "runs": crate::consent::staff::runs_for_select(conn)?,
+        "groups": groups.iter().map(|(id, name)| json!({ "value": format!("group:{id}"), "label": name })).collect::<Vec<_>>(),
+        "people": people.iter().map(|(id, name)| json!({ "value": format!("staff:{id}"), "label": name })).collect::<Vec<_>>(),
+    }))
+}
+
+#[get("/partners/<slug>/staff")]
+pub async fn dashboard(db: &State<Db>, config: &State<Config>, user: CurrentUser, slug: &str) -> AppResult<Page> {
+    let (slug, user, base) = (slug.to_string(), user.0, config.base_url());
+    let (name, ctx) = db
+        .run(move |conn| {
+            let p = organization(conn, &user, &slug)?;
+            let ctx = dashboard_context(conn, &p, &base)?;
+            Ok::<_, AppError>((p.name, ctx))
+        })
+        .await?;
+    Ok(Page::new("orgs/staff", format!("{name}: staff and training"), ctx))
+}
+
+/// The dashboard as CSV, for the organization's own records.
+#[get("/partners/<slug>/staff.csv")]
+pub async fn dashboard_csv(
+    db: &State<Db>,
+    config: &State<Config>,
+    user: CurrentUser,
+    slug: &str,
+) -> AppResult<(ContentType, String)> {
+    let (slug, user, base) = (slug.to_string(), user.0, config.base_url());
+    let rows = db
+        .run(move |conn| {
+            let p = organization(conn, &user, &slug)?;
+            Ok::<_, AppError>(lines(conn, &p, &base)?)
+        })
+        .await?;
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let header = [
+        "name",
+        "email",
+        "username",
+        "title",
+        "department",
+        "active",
+        "last_sign_in",
+        "course",
+        "due",
+        "progress_percent",
+        "completed",
+        "overdue",
+    ];
+    let csv_err = |e: csv::Error| AppError::Internal(e.to_string());
+    w.write_record(header).map_err(csv_err)?;
+    for l in rows {
+        w.write_record([
+            l.name,
+            l.email,
+            l.user_name,
+            l.title.unwrap_or_default(),
+            l.department.unwrap_or_default(),
+            l.active.to_string(),
+            l.last_sign_in.map(|t| t.format("%Y-%m-%d %H:%M").to_string()).unwrap_or_default(),
+            l.course.unwrap_or_default(),
+            l.due_on.map(|d| d.to_string()).unwrap_or_default(),
+            l.progress.map(|p| format!("{p:.0}")).unwrap_or_default(),
+            l.completed.unwrap_or_default(),
+            l.overdue.to_string(),
+        ])
+        .map_err(csv_err)?;
+    }
+    let bytes = w.into_inner().map_err(|e| AppError::Internal(e.to_string()))?;
+    Ok((ContentType::CSV, String::from_utf8_lossy(&bytes).into_owned()))
+}
+
+#[derive(FromForm)]
+pub struct AssignForm {
+    #[field(default = String::new())]
+    run_id: String,
+    #[field(default = String::new())]
+    target: String,
+    #[field(default = String::new())]
+    due_on: String,
+}
+
+#[post("/partners/<slug>/staff/assign", data = "<form>")]
+pub async fn assign(db: &State<Db>, user: CurrentUser, slug: &str, form: CsrfForm<AssignForm>) -> AppResult<Flash> {
+    let back = format!("/partners/{slug}/staff");
+    let f = &form.form;
+    let Ok(run_id) = f.run_id.trim().parse::<i64>() else { return Ok(Flash::error(back, "Choose a course.")) };
+    let Some(target) = Target::parse(f.target.trim()) else {
+        return Ok(Flash::error(back, "Choose whom to assign it to."));
+    };
+    let Ok(due_on) = NaiveDate::parse_from_str(f.due_on.trim(), "%Y-%m-%d") else {
+        return Ok(Flash::error(back, "Give a due date."));
+    };
+    if due_on < now().date() {
+        return Ok(Flash::error(back, "The due date has passed already: choose a later one."));
+    }
+    let (slug, user) = (slug.to_string(), user.0);
+    let done = db
+        .run(move |conn| {
+            let p = organization(conn, &user, &slug)?;
+            Ok::<_, AppError>(super::assign(conn, &p, run_id, &target, due_on, user.id, now()))
+        })
+        .await?;
+    Ok(match done {
+        Ok(0) => Flash::info(back, "Everyone chosen had this course assigned already."),
+        Ok(n) => Flash::success(back, format!("Assigned to {n} staff member(s); each was emailed.")),
+        Err(OrgError::Invalid(m)) | Err(OrgError::Conflict(m)) => Flash::error(back, m),
+        Err(OrgError::NotFound) => Flash::error(back, "That group or person is not one of your staff."),
+        Err(e) => return Err(AppError::Internal(e.to_string())),
+    })
+}
+
+#[derive(FromForm)]
+pub struct UploadForm {
+    #[field(default = String::new())]
+    csv: String,
+}
+
+/// The columns a staff upload has, in any order (the first row names them).
+const UPLOAD_COLUMNS: [&str; 6] = ["username", "email", "given_name", "family_name", "title", "department"];
+
+/// Reads an upload: every row valid, or the list of what is wrong (and nothing created).
+fn parse_upload(text: &str) -> Result<Vec<StaffInput>, Vec<String>> {
+    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).flexible(false).from_reader(text.as_bytes());
+    let headers: Vec<String> = match reader.headers() {
+        Ok(h) => h.iter().map(|c| c.to_lowercase()).collect(),
+        Err(e) => return Err(vec![format!("The first row could not be read: {e}")]),
+    };
+    let col = |name: &str| headers.iter().position(|h| h == name);
+    let (Some(u), Some(e)) = (col("username"), col("email")) else {
+        return Err(vec![format!(
+            "The first row must name the columns, at least username and email (of {UPLOAD_COLUMNS:?})."
+        )]);
+    };
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    for (i, record) in reader.records().enumerate() {
+        let line = i + 2;
+        let record = match record {
+            Ok(r) => r,
+            Err(err) => {
+                errors.push(format!("Row {line}: {err}"));
+                continue;
+            }
+        };
+        let get = |c: Option<usize>| {
+            c.and_then(|c| record.get(c)).map(str::trim).filter(|v| !v.is_empty()).map(str::to_string)
+        };
+        let Some(user_name) = get(Some(u)) else {
+            errors.push(format!("Row {line}: the username is empty."));
+            continue;
+        };
+        let email = match crate::accounts::domain::Email::parse(&get(Some(e)).unwrap_or_default()) {
+            Ok(email) => email.as_str().to_string(),
+            Err(m) => {
+                errors.push(format!("Row {line}: {m}"));
+                continue;
+            }
+        };
+        if out.iter().any(|s: &StaffInput| s.user_name.eq_ignore_ascii_case(&user_name) || s.work_email == email) {
+            errors.push(format!("Row {line}: {user_name} or {email} appears twice."));
+            continue;
+        }
+        out.push(StaffInput {
+            user_name,
+            external_id: None,
+            given_name: get(col("given_name")),
+            family_name: get(col("family_name")),
+            display_name: None,
+            title: get(col("title")),
+            department: get(col("department")),
+            work_email: email,
+            active: true,
+        });
+    }
+    if out.is_empty() && errors.is_empty() {
+        errors.push("The file has no staff rows.".into());
+    }
+    if errors.is_empty() { Ok(out) } else { Err(errors) }
+}
+
+#[post("/partners/<slug>/staff/upload", data = "<form>")]
+pub async fn upload(
+    db: &State<Db>,
+    config: &State<Config>,
+    user: CurrentUser,
+    slug: &str,
+    form: CsrfForm<UploadForm>,
+) -> AppResult<rocket::Either<Flash, Page>> {
+    let back = format!("/partners/{slug}/staff");
+    let parsed = parse_upload(&form.form.csv);
+    let (slug, user, base, text) = (slug.to_string(), user.0, config.base_url(), form.form.csv.clone());
+    let outcome = db
+        .run(move |conn| {
+            let p = organization(conn, &user, &slug)?;
+            let people = match parsed {
+                Ok(people) => people,
+                Err(errors) => return Ok::<_, AppError>(Err((dashboard_context(conn, &p, &base)?, errors))),
+            };
+            // All rows or none: the first conflict undoes the rest.
+            let created = conn.transaction(|conn| {
+                let mut n = 0;
+                for (i, s) in people.iter().enumerate() {
+                    super::create(conn, p.id, s, now()).map_err(|e| match e {
+                        OrgError::Db(e) => OrgError::Db(e),
+                        other => OrgError::Invalid(format!("Row {}: {other}", i + 2)),
+                    })?;
+                    n += 1;
+                }
+                Ok::<_, OrgError>(n)
+            });
+            match created {
+                Ok(n) => Ok(Ok(n)),
+                Err(OrgError::Invalid(m)) => Ok(Err((dashboard_context(conn, &p, &base)?, vec![m]))),
+                Err(e) => Err(AppError::Internal(e.to_string())),
+            }
+        })
+        .await?;
+    match outcome {
+        Ok(n) => Ok(rocket::Either::Left(Flash::success(back, format!("{n} staff member(s) added.")))),
+        Err((mut ctx, errors)) => {
+            ctx["upload_errors"] = json!(errors);
+            ctx["upload_text"] = json!(text);
+            Ok(rocket::Either::Right(
+                Page::new("orgs/staff", "Staff and training", ctx)
+                    .with_status(rocket::http::Status::UnprocessableEntity),
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uploads_are_checked_row_by_row_and_name_their_columns() {
+        let ok =
+            parse_upload("Email,Username,Given_Name\nada@globex.example,ada,Ada\nlin@globex.example,lin,\n").unwrap();
+        assert_eq!(ok.len(), 2);
+        assert_eq!((ok[0].user_name.as_str(), ok[0].given_name.as_deref()), ("ada", Some("Ada")));
+        assert_eq!(ok[1].given_name, None);
+        let errors = parse_upload(
+            "username,email\nada,not-an-email\n,x@y.org\nada,ada@globex.example\nada,ada2@globex.example\n",
+        )
+        .unwrap_err();
+        assert_eq!(errors.len(), 3, "{errors:?}");
+        assert!(errors[0].starts_with("Row 2") && errors[1].starts_with("Row 3") && errors[2].starts_with("Row 5"));
+        assert!(parse_upload("name\nada\n").is_err());
+        assert!(parse_upload("username,email\n").is_err());
+    }
+}

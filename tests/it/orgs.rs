@@ -1,0 +1,150 @@
+//! An organization's own pages (SHR-7): staff uploaded from CSV, courses
+//! assigned with a due date, progress and overdue training on the dashboard
+//! and in its CSV, reminders by email.
+
+use diesel::prelude::*;
+use lyceum::consent::PartnerKind;
+use lyceum::consent::partners;
+use lyceum::db::schema::{disclosures, org_assignments, org_staff};
+use rocket::http::Status;
+
+use crate::common::{PASSWORD, TestApp};
+use crate::learning::{enroll, seed_course};
+use crate::on_both;
+use crate::sharing::{as_user, run, user_id, verified};
+
+/// Signs in a staff member the organization created: they set a password by
+/// email first (their account has none) and accept the policies.
+async fn staff_signs_in(app: &TestApp, email: &str) {
+    app.sign_out().await;
+    app.post_form("/password/forgot", &[("email", email)]).await;
+    let reset = app.mailed_link(email, "/password/reset/").await.expect("a reset link");
+    app.post_form(&reset, &[("password", PASSWORD)]).await;
+    let res = app.post_form("/signin", &[("login", email), ("password", PASSWORD)]).await;
+    if res.headers().get_one("Location") == Some("/policies/accept") {
+        app.post_form("/policies/accept", &[("accept", "true")]).await;
+    }
+    assert!(app.signed_in_as().await.is_some(), "{email} signed in");
+}
+
+async fn dashboard(app: TestApp) {
+    // promise: SHR-7 — the organization uploads its staff, assigns training and sees their usage and progress.
+    let c = seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    let olga = verified(&app, "olga").await;
+    let olga_id = user_id(&app, "olga").await;
+    let org_id = run(&app, move |conn| {
+        let now = lyceum::db::now();
+        let org = partners::create(conn, PartnerKind::Organization, "globex", "Globex", None, "it@globex.example", now)
+            .map_err(|e| e.to_string())?;
+        partners::appoint(conn, &org, olga_id, olga_id).map_err(|e| e.to_string())?;
+        Ok::<_, String>(org.id)
+    })
+    .await;
+    as_user(&app, &olga).await;
+    let (status, page) = app.get("/partners/globex/staff").await;
+    assert_eq!(status, Status::Ok);
+    assert!(page.contains("No staff yet"), "{page}");
+
+    // Bad rows: nothing is added, every problem is named, the text stays.
+    let bad = "username,email,given_name\nada,ada@globex.example,Ada\nlin,not-an-email,Lin\n";
+    let res = app.post_form("/partners/globex/staff/upload", &[("csv", bad)]).await;
+    assert_eq!(res.status(), Status::UnprocessableEntity);
+    let page = res.into_string().await.unwrap();
+    assert!(page.contains("Nothing was added") && page.contains("Row 3"), "{page}");
+    assert!(page.contains("ada@globex.example"), "what was typed is kept");
+    let n: i64 = run(&app, |conn| org_staff::table.count().get_result(conn)).await;
+    assert_eq!(n, 0);
+
+    let good = "username,email,given_name,family_name,title,department\n\
+                ada,ada@globex.example,Ada,Lovelace,Analyst,Research\n\
+                lin,lin@globex.example,Lin,Wei,Engineer,Platform\n";
+    let res = app.post_form("/partners/globex/staff/upload", &[("csv", good)]).await;
+    assert_eq!(res.headers().get_one("Location"), Some("/partners/globex/staff"));
+    let (_, page) = app.get("/partners/globex/staff").await;
+    assert!(page.contains("Ada Lovelace") && page.contains("Lin Wei") && page.contains("Engineer"), "{page}");
+    // The same person twice (already there) undoes the whole upload.
+    let again = "username,email\nzed,zed@globex.example\nada,ada2@globex.example\n";
+    let res = app.post_form("/partners/globex/staff/upload", &[("csv", again)]).await;
+    assert_eq!(res.status(), Status::UnprocessableEntity);
+    let n: i64 = run(&app, |conn| org_staff::table.count().get_result(conn)).await;
+    assert_eq!(n, 2, "all rows or none");
+
+    // Assigning: a date in the past is refused; then everyone, emailed.
+    let run_id: i64 = run(&app, |conn| {
+        use lyceum::db::schema::course_runs;
+        course_runs::table.select(course_runs::id).first(conn)
+    })
+    .await;
+    let yesterday = (chrono::Utc::now().date_naive() - chrono::Duration::days(1)).to_string();
+    let next_week = (chrono::Utc::now().date_naive() + chrono::Duration::days(7)).to_string();
+    let rid = run_id.to_string();
+    app.post_form("/partners/globex/staff/assign", &[("run_id", &rid), ("target", "all"), ("due_on", &yesterday)])
+        .await;
+    assert_eq!(run(&app, |conn| org_assignments::table.count().get_result::<i64>(conn)).await, 0);
+    let res = app
+        .post_form("/partners/globex/staff/assign", &[("run_id", &rid), ("target", "all"), ("due_on", &next_week)])
+        .await;
+    assert_eq!(res.headers().get_one("Location"), Some("/partners/globex/staff"));
+    assert_eq!(run(&app, |conn| org_assignments::table.count().get_result::<i64>(conn)).await, 2);
+    assert!(app.mailed_link("lin@globex.example", "/courses/intro-python").await.is_some(), "Lin is told");
+    app.post_form("/partners/globex/staff/assign", &[("run_id", &rid), ("target", "all"), ("due_on", &next_week)])
+        .await;
+    assert_eq!(run(&app, |conn| org_assignments::table.count().get_result::<i64>(conn)).await, 2, "not twice");
+
+    // Lin completes the course; Ada does not start.
+    staff_signs_in(&app, "lin@globex.example").await;
+    enroll(&app, &c.slug).await;
+    app.post_form(&format!("/learn/intro-python/quiz/{}", c.quiz), &[("q0", "1"), ("q1", "3.5")]).await;
+    for u in &c.units {
+        app.post_form(&format!("/learn/intro-python/units/{u}/complete"), &[]).await;
+    }
+    // Ada's assignment is overdue.
+    run(&app, |conn| {
+        let ada: String = org_staff::table.filter(org_staff::user_name.eq("ada")).select(org_staff::id).first(conn)?;
+        diesel::update(org_assignments::table.filter(org_assignments::staff_id.eq(ada)))
+            .set(org_assignments::due_on.eq(chrono::Utc::now().date_naive() - chrono::Duration::days(2)))
+            .execute(conn)
+    })
+    .await;
+
+    // A stranger sees nothing of it.
+    let eve = verified(&app, "eve").await;
+    as_user(&app, &eve).await;
+    assert_eq!(app.get("/partners/globex/staff").await.0, Status::NotFound);
+    assert_eq!(app.get("/partners/globex/staff.csv").await.0, Status::NotFound);
+
+    as_user(&app, &olga).await;
+    let (_, page) = app.get("/partners/globex/staff").await;
+    assert!(page.contains("1 overdue"), "{page}");
+    let lin_row = page.split("<tr").find(|r| r.contains("Lin Wei")).unwrap();
+    assert!(lin_row.contains("100%") && !lin_row.contains("never"), "progress and last sign-in: {lin_row}");
+    let ada_row = page.split("<tr").find(|r| r.contains("Ada Lovelace")).unwrap();
+    assert!(ada_row.contains("overdue") && ada_row.contains("not started") && ada_row.contains("never"), "{ada_row}");
+    let res = app.client.get("/partners/globex/staff.csv").dispatch().await;
+    assert_eq!(res.content_type(), Some(rocket::http::ContentType::CSV));
+    let csv = res.into_string().await.unwrap();
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    let lin = rows.iter().find(|r| &r[1] == "lin@globex.example").unwrap();
+    assert_eq!((&lin[9], &lin[11]), ("100", "false"));
+    assert!(!lin[10].is_empty(), "completed: {lin:?}");
+    let ada = rows.iter().find(|r| &r[1] == "ada@globex.example").unwrap();
+    assert_eq!(&ada[11], "true");
+
+    // What the organization saw is disclosed, on the processor basis.
+    let bases: Vec<String> = run(&app, move |conn| {
+        disclosures::table.filter(disclosures::partner_id.eq(org_id)).select(disclosures::basis).load(conn)
+    })
+    .await;
+    assert!(!bases.is_empty() && bases.iter().all(|b| b == "processor"), "{bases:?}");
+
+    // Reminders: Ada (overdue, not done) gets one, once; Lin (done) none.
+    crate::privacy::run_scheduled(&app).await;
+    crate::privacy::run_scheduled(&app).await;
+    app.run_jobs().await;
+    let mail = lyceum::notify::read_outbox(&app.config.outbox_dir(), 1000);
+    let reminders = |to: &str| mail.iter().filter(|m| m.to == to && m.subject.starts_with("Reminder:")).count();
+    assert_eq!(reminders("ada@globex.example"), 1);
+    assert_eq!(reminders("lin@globex.example"), 0);
+}
+on_both!(shr_7_an_organization_assigns_training_and_sees_progress, dashboard);
