@@ -233,6 +233,8 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
                 orgs::routes::dashboard_csv,
                 orgs::routes::assign,
                 orgs::routes::upload,
+                orgs::routes::file_request,
+                orgs::routes::end_contract,
                 orgs::scim::service_provider_config,
                 orgs::scim::resource_types,
                 orgs::scim::schemas,

@@ -557,3 +557,85 @@ pub fn send_due_reminders(conn: &mut Conn, now: NaiveDateTime) -> QueryResult<us
     }
     Ok(sent)
 }
+
+// ---- rights through the employer ---------------------------------------------------
+
+/// Files a rights request for a staff member on the organization's behalf
+/// (RGT-5): it enters the same tracked flow as a learner's own. An erasure
+/// starts at once, on the organization's word as controller.
+pub fn file_request(
+    conn: &mut Conn,
+    partner: &crate::consent::partners::Partner,
+    staff_id: &str,
+    kind: &str,
+    details: &str,
+    by: i64,
+    now: NaiveDateTime,
+) -> OrgResult<()> {
+    use crate::privacy::{self, PrivacyError, kind as k, source};
+    if !k::ALL.contains(&kind) {
+        return Err(OrgError::Invalid("Choose what the request asks for.".into()));
+    }
+    let details = details.trim();
+    if details.chars().count() < 5 || details.chars().count() > 2000 {
+        return Err(OrgError::Invalid("Say what is asked, in 5 to 2000 characters.".into()));
+    }
+    let person = staff(conn, partner.id, staff_id)?;
+    let details = format!("Filed by {} for {}: {details}", partner.name, person.user_name);
+    if kind == k::ERASURE {
+        return match privacy::erasure::start(conn, person.user_id, source::ORGANIZATION, &details, now, false, now) {
+            Ok(_) => Ok(()),
+            Err(PrivacyError::Invalid(m)) => Err(OrgError::Invalid(m)),
+            Err(PrivacyError::Db(e)) => Err(e.into()),
+            Err(e) => Err(OrgError::Invalid(e.to_string())),
+        };
+    }
+    privacy::open_request(conn, Some(person.user_id), kind, source::ORGANIZATION, &details, Some(by), now)?;
+    Ok(())
+}
+
+/// The requests filed for this organization's staff: (staff user name, kind, status, received, due, done).
+pub type FiledRequest = (String, String, String, NaiveDateTime, NaiveDateTime, Option<NaiveDateTime>);
+
+pub fn filed_requests(conn: &mut Conn, partner_id: i64) -> QueryResult<Vec<FiledRequest>> {
+    use crate::db::schema::data_requests;
+    let staff: Vec<(i64, String)> = org_staff::table
+        .filter(org_staff::partner_id.eq(partner_id))
+        .select((org_staff::user_id, org_staff::user_name))
+        .load(conn)?;
+    let ids: Vec<i64> = staff.iter().map(|s| s.0).collect();
+    type Row = (Option<i64>, String, String, NaiveDateTime, NaiveDateTime, Option<NaiveDateTime>);
+    let rows: Vec<Row> = data_requests::table
+        .filter(data_requests::source.eq(crate::privacy::source::ORGANIZATION))
+        .filter(data_requests::user_id.eq_any(&ids))
+        .order(data_requests::received_at.desc())
+        .select((
+            data_requests::user_id,
+            data_requests::kind,
+            data_requests::status,
+            data_requests::received_at,
+            data_requests::due_at,
+            data_requests::done_at,
+        ))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(u, kind, status, received, due, done)| {
+            let name = staff.iter().find(|s| Some(s.0) == u).map(|s| s.1.clone()).unwrap_or_default();
+            (name, kind, status, received, due, done)
+        })
+        .collect())
+}
+
+/// When the contract ends: every staff member's account is switched off,
+/// signed out and erased, and the organization's groups and assignments go.
+/// Returns how many people.
+pub fn end_contract(conn: &mut Conn, partner_id: i64, now: NaiveDateTime) -> OrgResult<usize> {
+    let ids: Vec<String> =
+        org_staff::table.filter(org_staff::partner_id.eq(partner_id)).select(org_staff::id).load(conn)?;
+    for id in &ids {
+        delete(conn, partner_id, id, None, now)?;
+    }
+    diesel::delete(org_groups::table.filter(org_groups::partner_id.eq(partner_id))).execute(conn)?;
+    Ok(ids.len())
+}

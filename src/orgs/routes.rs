@@ -154,6 +154,18 @@ fn lines(conn: &mut Conn, p: &Partner, base_url: &str) -> QueryResult<Vec<Line>>
     Ok(out)
 }
 
+fn request_label(kind: &str) -> &'static str {
+    use crate::privacy::kind::*;
+    match kind {
+        EXPORT => "A copy of their data",
+        ERASURE => "Delete their account and data",
+        RECTIFICATION => "Correct their data",
+        RESTRICTION => "Restrict the use of their data",
+        OBJECTION => "Object to a use of their data",
+        _ => "Other",
+    }
+}
+
 fn when(t: chrono::NaiveDateTime) -> String {
     t.format("%e %b %Y, %H:%M").to_string().trim().to_string()
 }
@@ -172,7 +184,20 @@ fn dashboard_context(conn: &mut Conn, p: &Partner, base_url: &str) -> AppResult<
         .select((org_staff::id, org_staff::user_name))
         .load(conn)?;
     let staff_count = people.len();
+    let everyone: Vec<(String, String)> = org_staff::table
+        .filter(org_staff::partner_id.eq(p.id))
+        .order(org_staff::user_name_key.asc())
+        .select((org_staff::id, org_staff::user_name))
+        .load(conn)?;
+    let filed = super::filed_requests(conn, p.id)?;
     Ok(json!({
+        "everyone": everyone.iter().map(|(id, name)| json!({ "value": id, "label": name })).collect::<Vec<_>>(),
+        "request_kinds": crate::privacy::kind::ALL.iter().map(|k| json!({ "value": k, "label": request_label(k) })).collect::<Vec<_>>(),
+        "requests": filed.iter().map(|(who, kind, status, received, due, done)| json!({
+            "who": who, "kind": request_label(kind), "status": status.replace('_', " "),
+            "received": received.format("%e %b %Y").to_string().trim(), "due": due.format("%e %b %Y").to_string().trim(),
+            "done": done.map(|d| d.format("%e %b %Y").to_string().trim().to_string()),
+        })).collect::<Vec<_>>(),
         "partner": { "slug": p.slug, "name": p.name },
         "rows": rows.iter().map(|l| json!({
             "name": l.name, "email": l.email, "title": l.title, "department": l.department, "active": l.active,
@@ -411,6 +436,69 @@ pub async fn upload(
             ))
         }
     }
+}
+
+#[derive(FromForm)]
+pub struct RequestForm {
+    #[field(default = String::new())]
+    staff_id: String,
+    #[field(default = String::new())]
+    kind: String,
+    #[field(default = String::new())]
+    details: String,
+}
+
+/// A rights request the organization files for one of its staff (RGT-5).
+#[post("/partners/<slug>/staff/requests", data = "<form>")]
+pub async fn file_request(
+    db: &State<Db>,
+    user: CurrentUser,
+    slug: &str,
+    form: CsrfForm<RequestForm>,
+) -> AppResult<Flash> {
+    let back = format!("/partners/{slug}/staff#requests");
+    let (slug, user) = (slug.to_string(), user.0);
+    let (staff_id, kind, details) = (form.form.staff_id.clone(), form.form.kind.clone(), form.form.details.clone());
+    let filed = db
+        .run(move |conn| {
+            let p = organization(conn, &user, &slug)?;
+            Ok::<_, AppError>(super::file_request(conn, &p, &staff_id, &kind, &details, user.id, now()))
+        })
+        .await?;
+    Ok(match filed {
+        Ok(()) => Flash::success(back, "The request is filed; it is answered within 30 days."),
+        Err(OrgError::Invalid(m)) => Flash::error(back, m),
+        Err(OrgError::NotFound) => Flash::error(back, "Choose one of your staff."),
+        Err(e) => return Err(AppError::Internal(e.to_string())),
+    })
+}
+
+#[derive(FromForm)]
+pub struct EndForm {
+    #[field(default = String::new())]
+    confirm: String,
+}
+
+/// The contract ends: the organization deletes all its staff's data.
+#[post("/partners/<slug>/staff/end", data = "<form>")]
+pub async fn end_contract(db: &State<Db>, user: CurrentUser, slug: &str, form: CsrfForm<EndForm>) -> AppResult<Flash> {
+    let back = format!("/partners/{slug}/staff");
+    let (slug_owned, user, typed) = (slug.to_string(), user.0, form.form.confirm.trim().to_string());
+    let ended = db
+        .run(move |conn| {
+            let p = organization(conn, &user, &slug_owned)?;
+            if typed != p.slug {
+                return Ok::<_, AppError>(Err(format!("Type {} to confirm.", p.slug)));
+            }
+            conn.transaction(|conn| super::end_contract(conn, p.id, now()))
+                .map(Ok)
+                .map_err(|e| AppError::Internal(e.to_string()))
+        })
+        .await?;
+    Ok(match ended {
+        Ok(n) => Flash::success(back, format!("{n} staff account(s) switched off; their data is being erased.")),
+        Err(m) => Flash::error(back, m),
+    })
 }
 
 #[cfg(test)]

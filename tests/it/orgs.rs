@@ -148,3 +148,82 @@ async fn dashboard(app: TestApp) {
     assert_eq!(reminders("lin@globex.example"), 0);
 }
 on_both!(shr_7_an_organization_assigns_training_and_sees_progress, dashboard);
+
+/// An organization "globex" administered by a signed-in "olga", with Ada and Lin as staff.
+async fn organization_with_staff(app: &TestApp) -> i64 {
+    let olga = verified(app, "olga").await;
+    let olga_id = user_id(app, "olga").await;
+    let org_id = run(app, move |conn| {
+        let now = lyceum::db::now();
+        let org = partners::create(conn, PartnerKind::Organization, "globex", "Globex", None, "it@globex.example", now)
+            .map_err(|e| e.to_string())?;
+        partners::appoint(conn, &org, olga_id, olga_id).map_err(|e| e.to_string())?;
+        Ok::<_, String>(org.id)
+    })
+    .await;
+    as_user(app, &olga).await;
+    let staff = "username,email,given_name\nada,ada@globex.example,Ada\nlin,lin@globex.example,Lin\n";
+    app.post_form("/partners/globex/staff/upload", &[("csv", staff)]).await;
+    org_id
+}
+
+async fn rights_through_the_employer(app: TestApp) {
+    // promise: SHR-7 — staff exercise their rights through the organization, in the tracked request flow (RGT-5).
+    organization_with_staff(&app).await;
+    let ada: String =
+        run(&app, |conn| org_staff::table.filter(org_staff::user_name.eq("ada")).select(org_staff::id).first(conn))
+            .await;
+    let (_, page) = app.get("/partners/globex/staff").await;
+    assert!(page.contains("Rights requests for your staff") && page.contains("A copy of their data"));
+
+    // Bad input: too short, someone else's person.
+    app.post_form("/partners/globex/staff/requests", &[("staff_id", &ada), ("kind", "export"), ("details", "x")]).await;
+    app.post_form(
+        "/partners/globex/staff/requests",
+        &[("staff_id", "nobody"), ("kind", "export"), ("details", "Please.")],
+    )
+    .await;
+    app.post_form("/partners/globex/staff/requests", &[("staff_id", &ada), ("kind", "dance"), ("details", "Please.")])
+        .await;
+    let n: i64 = run(&app, |conn| {
+        use lyceum::db::schema::data_requests;
+        data_requests::table.count().get_result(conn)
+    })
+    .await;
+    assert_eq!(n, 0, "nothing filed from bad input");
+
+    let res = app
+        .post_form(
+            "/partners/globex/staff/requests",
+            &[("staff_id", &ada), ("kind", "export"), ("details", "Ada asked for a copy by email on Monday.")],
+        )
+        .await;
+    assert_eq!(res.headers().get_one("Location"), Some("/partners/globex/staff#requests"));
+    let (kind, source, details, entered_by): (String, String, String, Option<i64>) = run(&app, |conn| {
+        use lyceum::db::schema::data_requests;
+        data_requests::table
+            .select((data_requests::kind, data_requests::source, data_requests::details, data_requests::entered_by))
+            .first(conn)
+    })
+    .await;
+    assert_eq!((kind.as_str(), source.as_str()), ("export", "organization"));
+    assert!(details.contains("Filed by Globex for ada") && entered_by.is_some(), "{details}");
+    let (_, page) = app.get("/partners/globex/staff").await;
+    assert!(page.contains("requests-table") && page.contains("received"), "{page}");
+
+    // End of contract: the wrong word changes nothing; the slug erases everyone.
+    app.post_form("/partners/globex/staff/end", &[("confirm", "yes")]).await;
+    assert_eq!(run(&app, |conn| org_staff::table.count().get_result::<i64>(conn)).await, 2);
+    let res = app.post_form("/partners/globex/staff/end", &[("confirm", "globex")]).await;
+    assert_eq!(res.headers().get_one("Location"), Some("/partners/globex/staff"));
+    assert_eq!(run(&app, |conn| org_staff::table.count().get_result::<i64>(conn)).await, 0);
+    let (erasures, off): (i64, i64) = run(&app, |conn| {
+        use lyceum::db::schema::{erasures, users};
+        let e = erasures::table.count().get_result(conn)?;
+        let off = users::table.filter(users::status.eq("deactivated")).count().get_result(conn)?;
+        Ok::<_, diesel::result::Error>((e, off))
+    })
+    .await;
+    assert_eq!((erasures, off), (2, 2), "both switched off and being erased");
+}
+on_both!(shr_7_rgt_5_staff_rights_go_through_the_organization, rights_through_the_employer);
