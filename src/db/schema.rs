@@ -1257,3 +1257,16 @@ diesel::allow_tables_to_appear_in_same_query!(org_assignments, users);
 diesel::allow_tables_to_appear_in_same_query!(org_assignments, enrollments);
 diesel::allow_tables_to_appear_in_same_query!(org_assignments, partners);
 diesel::joinable!(org_staff -> users (user_id));
+
+diesel::table! {
+    org_invitations (id) {
+        id -> BigInt,
+        partner_id -> BigInt,
+        email -> Text,
+        token_hash -> Text,
+        invited_by -> Nullable<BigInt>,
+        created_at -> Timestamp,
+        accepted_at -> Nullable<Timestamp>,
+        accepted_by -> Nullable<BigInt>,
+    }
+}

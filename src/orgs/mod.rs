@@ -639,3 +639,101 @@ pub fn end_contract(conn: &mut Conn, partner_id: i64, now: NaiveDateTime) -> Org
     diesel::delete(org_groups::table.filter(org_groups::partner_id.eq(partner_id))).execute(conn)?;
     Ok(ids.len())
 }
+
+// ---- invitations ------------------------------------------------------------------
+
+/// Days an invitation link works.
+pub const INVITATION_DAYS: i64 = 14;
+
+/// Invites someone to join as staff: emails a single-use link; returns nothing
+/// but the fact (the token lives only in the email).
+pub fn invite(
+    conn: &mut Conn,
+    partner: &crate::consent::partners::Partner,
+    email: &crate::accounts::domain::Email,
+    by: i64,
+    now: NaiveDateTime,
+) -> QueryResult<()> {
+    use crate::db::schema::org_invitations;
+    let token = crate::web::csrf::random_token(32);
+    conn.transaction(|conn| {
+        diesel::insert_into(org_invitations::table)
+            .values((
+                org_invitations::partner_id.eq(partner.id),
+                org_invitations::email.eq(email.as_str()),
+                org_invitations::token_hash.eq(crate::accounts::tokens::digest(&token)),
+                org_invitations::invited_by.eq(by),
+                org_invitations::created_at.eq(now),
+            ))
+            .execute(conn)?;
+        crate::notify::enqueue_email(
+            conn,
+            email.as_str(),
+            &format!("{} invites you to Lyceum", partner.name),
+            "org_invitation",
+            serde_json::json!({ "organization": partner.name, "path": format!("/orgs/join/{token}"), "days": INVITATION_DAYS }),
+        )?;
+        Ok(())
+    })
+}
+
+/// An open invitation by its token: (id, partner id, email).
+pub fn invitation(conn: &mut Conn, token: &str, now: NaiveDateTime) -> QueryResult<Option<(i64, i64, String)>> {
+    use crate::db::schema::org_invitations;
+    org_invitations::table
+        .filter(org_invitations::token_hash.eq(crate::accounts::tokens::digest(token)))
+        .filter(org_invitations::accepted_at.is_null())
+        .filter(org_invitations::created_at.gt(now - chrono::Duration::days(INVITATION_DAYS)))
+        .select((org_invitations::id, org_invitations::partner_id, org_invitations::email))
+        .first(conn)
+        .optional()
+}
+
+/// The signed-in person accepts: they become the organization's staff, with
+/// the name on their account and the address the organization invited.
+pub fn accept_invitation(conn: &mut Conn, token: &str, user_id: i64, now: NaiveDateTime) -> OrgResult<String> {
+    use crate::db::schema::{org_invitations, partners};
+    conn.transaction(|conn| {
+        let Some((id, partner_id, email)) = invitation(conn, token, now)? else { return Err(OrgError::NotFound) };
+        let already: Option<i64> = org_staff::table
+            .filter(org_staff::user_id.eq(user_id))
+            .select(org_staff::partner_id)
+            .first(conn)
+            .optional()?;
+        if let Some(p) = already {
+            return Err(OrgError::Conflict(if p == partner_id {
+                "You are on this organization's staff already.".into()
+            } else {
+                "Your account is on another organization's staff. Use another account for this one.".into()
+            }));
+        }
+        let (username, first, last): (String, String, String) =
+            users::table.find(user_id).select((users::username, users::first_name, users::last_name)).first(conn)?;
+        let user_name = email.clone();
+        check_unique(conn, partner_id, &StaffInput { user_name: user_name.clone(), ..Default::default() }, None)?;
+        let staff_id = uuid::Uuid::new_v4().to_string();
+        diesel::insert_into(org_staff::table)
+            .values((
+                org_staff::id.eq(&staff_id),
+                org_staff::partner_id.eq(partner_id),
+                org_staff::user_id.eq(user_id),
+                org_staff::user_name.eq(&user_name),
+                org_staff::user_name_key.eq(user_name.to_lowercase()),
+                org_staff::given_name.eq((!first.is_empty()).then_some(&first)),
+                org_staff::family_name.eq((!last.is_empty()).then_some(&last)),
+                org_staff::display_name.eq(None::<String>),
+                org_staff::work_email.eq(&email),
+                org_staff::active.eq(true),
+                org_staff::version.eq(1),
+                org_staff::created_at.eq(now),
+                org_staff::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+        diesel::update(org_invitations::table.find(id))
+            .set((org_invitations::accepted_at.eq(now), org_invitations::accepted_by.eq(user_id)))
+            .execute(conn)?;
+        let name: String = partners::table.find(partner_id).select(partners::name).first(conn)?;
+        tracing::info!(user = %username, organization = %name, "joined an organization's staff");
+        Ok(name)
+    })
+}

@@ -501,6 +501,84 @@ pub async fn end_contract(db: &State<Db>, user: CurrentUser, slug: &str, form: C
     })
 }
 
+#[derive(FromForm)]
+pub struct InviteForm {
+    #[field(default = String::new())]
+    email: String,
+}
+
+/// Invites a person who has (or will make) an account of their own.
+#[post("/partners/<slug>/staff/invite", data = "<form>")]
+pub async fn invite(db: &State<Db>, user: CurrentUser, slug: &str, form: CsrfForm<InviteForm>) -> AppResult<Flash> {
+    let back = format!("/partners/{slug}/staff");
+    let email = match crate::accounts::domain::Email::parse(&form.form.email) {
+        Ok(e) => e,
+        Err(m) => return Ok(Flash::error(back, m)),
+    };
+    let (slug, user, shown) = (slug.to_string(), user.0, email.as_str().to_string());
+    db.run(move |conn| {
+        let p = organization(conn, &user, &slug)?;
+        Ok::<_, AppError>(super::invite(conn, &p, &email, user.id, now())?)
+    })
+    .await?;
+    Ok(Flash::success(back, format!("Invitation emailed to {shown}.")))
+}
+
+/// The invitation, for the person invited: what joining means, before they decide.
+#[get("/orgs/join/<token>")]
+pub async fn invitation(
+    db: &State<Db>,
+    viewer: crate::web::guards::Viewer,
+    token: &str,
+) -> AppResult<rocket::Either<Page, Flash>> {
+    if !viewer.signed_in() {
+        let next = format!("/orgs/join/{token}");
+        return Ok(rocket::Either::Right(Flash::info(
+            format!("/signin?next={}", urlencoding::encode(&next)),
+            "Sign in (or create an account) to see your invitation.",
+        )));
+    }
+    let token = token.to_string();
+    let found = db
+        .run(move |conn| {
+            let Some((_, partner_id, email)) = super::invitation(conn, &token, now())? else {
+                return Ok::<_, AppError>(None);
+            };
+            Ok(Some((crate::consent::partners::by_id(conn, partner_id)?.name, email)))
+        })
+        .await?;
+    let Some((name, email)) = found else {
+        return Err(AppError::Gone("This invitation has expired or was used already. Ask for a new one.".into()));
+    };
+    let sees: Vec<&str> = Purpose::StaffTraining.ceiling().iter().map(|c| c.label()).collect();
+    Ok(rocket::Either::Left(Page::new(
+        "orgs/join",
+        format!("Join {name}"),
+        json!({ "organization": name, "email": email, "sees": sees }),
+    )))
+}
+
+#[post("/orgs/join/<token>", data = "<_form>")]
+pub async fn accept(
+    db: &State<Db>,
+    user: CurrentUser,
+    token: &str,
+    _form: crate::web::csrf::CsrfOnly,
+) -> AppResult<Flash> {
+    let (token, user_id) = (token.to_string(), user.id);
+    let joined = db.run(move |conn| Ok::<_, AppError>(super::accept_invitation(conn, &token, user_id, now()))).await?;
+    match joined {
+        Ok(name) => {
+            Ok(Flash::success("/sharing", format!("You joined {name}'s staff. Your Sharing page shows what it sees.")))
+        }
+        Err(OrgError::Conflict(m)) => Ok(Flash::error("/dashboard", m)),
+        Err(OrgError::NotFound) => {
+            Err(AppError::Gone("This invitation has expired or was used already. Ask for a new one.".into()))
+        }
+        Err(e) => Err(AppError::Internal(e.to_string())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -227,3 +227,35 @@ async fn rights_through_the_employer(app: TestApp) {
     assert_eq!((erasures, off), (2, 2), "both switched off and being erased");
 }
 on_both!(shr_7_rgt_5_staff_rights_go_through_the_organization, rights_through_the_employer);
+
+async fn invitations(app: TestApp) {
+    // promise: SHR-7 — people with accounts of their own join an organization's staff by invitation, knowing what it sees.
+    organization_with_staff(&app).await;
+    let res = app.post_form("/partners/globex/staff/invite", &[("email", "not an email")]).await;
+    assert_eq!(res.headers().get_one("Location"), Some("/partners/globex/staff"));
+    app.post_form("/partners/globex/staff/invite", &[("email", "kim@example.org")]).await;
+    let link = app.mailed_link("kim@example.org", "/orgs/join/").await.expect("an invitation");
+
+    // Kim has an account already; signed out, the link asks to sign in first.
+    let kim = verified(&app, "kim").await;
+    app.sign_out().await;
+    let res = app.client.get(link.clone()).dispatch().await;
+    assert!(res.headers().get_one("Location").unwrap().starts_with("/signin?next="));
+    as_user(&app, &kim).await;
+    let (status, page) = app.get(&link).await;
+    assert_eq!(status, Status::Ok);
+    assert!(page.contains("Join Globex") && page.contains("How much of the course you have completed"), "{page}");
+    let (_, sharing) = app.get("/sharing").await;
+    assert!(!sharing.contains("Your employer"), "nothing before the choice");
+    let res = app.post_form(&link, &[]).await;
+    assert_eq!(res.headers().get_one("Location"), Some("/sharing"));
+    let (_, sharing) = app.get("/sharing").await;
+    assert!(sharing.contains("Your employer") && sharing.contains("Globex"));
+    let kim_id = user_id(&app, "kim").await;
+    let n: i64 =
+        run(&app, move |conn| org_staff::table.filter(org_staff::user_id.eq(kim_id)).count().get_result(conn)).await;
+    assert_eq!(n, 1);
+    // The link works once.
+    assert_eq!(app.post_form(&link, &[]).await.status(), Status::Gone);
+}
+on_both!(shr_7_staff_join_by_invitation, invitations);
