@@ -1928,3 +1928,219 @@ async fn acc_4_sign_in_with_a_provider_in_a_real_browser() {
     b.close().await.unwrap();
     browser.server.abort();
 }
+
+/// Operator staff's part, done directly: Globex, an organization, with
+/// `admin` appointed to act for it.
+fn staff_sets_up_organization(config: &lyceum::config::Config, admin: &str) {
+    use diesel::prelude::*;
+    use lyceum::consent::{PartnerKind, partners};
+    use lyceum::db::schema::users;
+    let db = lyceum::db::Db::connect(&config.database_url, 1).unwrap();
+    let mut pooled = db.get().unwrap();
+    let conn: &mut lyceum::db::Conn = &mut pooled;
+    let user = |conn: &mut lyceum::db::Conn, name: &str| -> i64 {
+        users::table.filter(users::username.eq(name)).select(users::id).first(conn).unwrap()
+    };
+    let (staff, admin) = (user(conn, "staff"), user(conn, admin));
+    let now = lyceum::db::now();
+    let org = partners::create(conn, PartnerKind::Organization, "globex", "Globex", None, "it@globex.example", now)
+        .map_err(|e| e.to_string())
+        .unwrap();
+    partners::appoint(conn, &org, admin, staff).unwrap();
+}
+
+/// The cells of the row of `#staff-table` naming `name`, as text.
+async fn staff_row(b: &fantoccini::Client, name: &str) -> Vec<String> {
+    let row = format!("//table[@id='staff-table']//tbody/tr[td[1][contains(., '{name}')]]");
+    let mut cells = Vec::new();
+    for td in b.find_all(Locator::XPath(&format!("{row}/td"))).await.unwrap() {
+        cells.push(td.text().await.unwrap().trim().to_string());
+    }
+    assert_eq!(cells.len(), 9, "one row for {name}: {cells:?}");
+    cells
+}
+
+/// A date as the dashboard shows it ("5 Jun 2025").
+fn shown_day(d: chrono::NaiveDate) -> String {
+    d.format("%e %b %Y").to_string().trim().to_string()
+}
+
+#[rocket::async_test]
+async fn shr_7_an_organization_admin_uploads_staff_assigns_a_course_and_sees_it_completed() {
+    // promise: SHR-7 — in a real browser: an organization's admin adds staff from pasted CSV, assigns them
+    // the course with a due date, and sees a staff member's completion (and another's "not started")
+    // on the dashboard; the staff member sets a password by email, signs in and completes the course.
+    let Some(browser) = start_browser().await else { return };
+    let (b, site, config) = (browser.b.clone(), browser.site.clone(), browser.config.clone());
+    let boss = Person {
+        first: "Olga",
+        last: "Taussky",
+        username: "olga",
+        email: "olga@globex.example",
+        password: "matrices commute only rarely",
+    };
+    let lin = Person {
+        first: "Lin",
+        last: "Wei",
+        username: "lin",
+        email: "lin@globex.example",
+        password: "a kettle sings before it boils",
+    };
+
+    // Olga has an account; staff make Globex an organization and appoint her to act for it.
+    sign_up_and_confirm(&b, &site, &boss).await;
+    staff_sets_up_organization(&config, boss.username);
+    sign_in(&b, &boss).await;
+    until(&b, "h1", "Welcome").await;
+    b.find(Locator::LinkText("Partners")).await.unwrap().click().await.unwrap();
+    until(&b, "h1", "Partners").await;
+    b.find(Locator::LinkText("Globex")).await.unwrap().click().await.unwrap();
+    until(&b, "h1", "Globex").await;
+    b.find(Locator::LinkText("Staff and training")).await.unwrap().click().await.unwrap();
+    until(&b, "h1", "Staff and training").await;
+    let dashboard = until_at(&b, &format!("{site}/partners/globex/staff")).await;
+    until(&b, "main", "No staff yet.").await;
+    watch_refusals(&b).await;
+
+    // She pastes two staff members and adds them.
+    let csv = "username,email,given_name,family_name,title,department\n\
+               lin,lin@globex.example,Lin,Wei,Engineer,Platform\n\
+               ada,ada@globex.example,Ada,Lovelace,Analyst,Research\n";
+    b.find(Locator::Id("f-csv")).await.unwrap().send_keys(csv).await.unwrap();
+    shot(&b, "shr7-upload").await;
+    nothing_refused(&b, "the dashboard before the upload").await;
+    b.find(Locator::Css("#upload-form button[type=submit]")).await.unwrap().click().await.unwrap();
+    until(&b, ".flash", "2 staff member(s) added.").await;
+    assert_eq!(until_at(&b, &dashboard).await, dashboard);
+    let table = until(&b, "#staff-table", "Lin Wei").await;
+    assert!(table.contains("Ada Lovelace") && table.contains("Engineer"), "{table}");
+    for name in ["Lin Wei", "Ada Lovelace"] {
+        let row = staff_row(&b, name).await;
+        assert_eq!((row[4].as_str(), row[5].as_str()), ("never", "nothing assigned"), "{name}: {row:?}");
+    }
+    watch_refusals(&b).await;
+
+    // She assigns Introduction to Python to everyone, due in a week.
+    let next_week = chrono::Utc::now().date_naive() + chrono::Duration::days(7);
+    b.find(Locator::XPath("//select[@id='f-assign-run']/option[starts-with(., 'Introduction to Python')]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.find(Locator::Css("#f-assign-target option[value=all]")).await.unwrap().click().await.unwrap();
+    b.execute(&format!("document.getElementById('f-assign-due').value = '{next_week}';"), vec![]).await.unwrap();
+    shot(&b, "shr7-assign").await;
+    nothing_refused(&b, "the dashboard before assigning").await;
+    let assign = b.find(Locator::Css("#assign-form button[type=submit]")).await.unwrap();
+    assert_eq!(assign.text().await.unwrap(), "Assign");
+    assign.click().await.unwrap();
+    until(&b, ".flash", "Assigned to 2 staff member(s); each was emailed.").await;
+    for name in ["Lin Wei", "Ada Lovelace"] {
+        let row = staff_row(&b, name).await;
+        assert!(row[5].starts_with("Introduction to Python ("), "{name}: {row:?}");
+        assert_eq!(row[6], shown_day(next_week), "{name}: {row:?}");
+        assert_eq!(row[7], "not started", "{name}: {row:?}");
+    }
+    shot(&b, "shr7-assigned").await;
+
+    // Lin is told by email; she has no password yet, so she sets one from "Forgot your password?".
+    sign_out_to_sign_in(&b).await;
+    open_mail(&b, &site, "Globex asks you to take Introduction to Python", lin.email).await;
+    b.goto(&format!("{site}/signin")).await.unwrap();
+    until(&b, "h1", "Sign in").await;
+    b.find(Locator::LinkText("Forgot your password?")).await.unwrap().click().await.unwrap();
+    until(&b, "h1", "Reset your password").await;
+    b.find(Locator::Id("f-email")).await.unwrap().send_keys(lin.email).await.unwrap();
+    b.find(Locator::Css("form[action='/password/forgot'] button[type=submit]")).await.unwrap().click().await.unwrap();
+    until(&b, ".flash", "If an account uses that address").await;
+    open_mail(&b, &site, "Reset your password", lin.email).await;
+    b.find(Locator::Css("a[href*='/password/reset/']")).await.unwrap().click().await.unwrap();
+    until(&b, "h1", "Choose a new password").await;
+    b.find(Locator::Id("f-password")).await.unwrap().send_keys(lin.password).await.unwrap();
+    b.find(Locator::Css("form[action^='/password/reset/'] button[type=submit]")).await.unwrap().click().await.unwrap();
+    until(&b, ".flash", "Your password has been changed").await;
+
+    // She signs in, accepting the policies if she is asked to.
+    sign_in(&b, &lin).await;
+    let mut url = String::new();
+    for _ in 0..50 {
+        url = b.current_url().await.unwrap().to_string();
+        if url.starts_with(&format!("{site}/policies/accept")) || url.starts_with(&format!("{site}/dashboard")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if url.starts_with(&format!("{site}/policies/accept")) {
+        until(&b, "h1", "We changed our policies").await;
+        b.find(Locator::Css("input[name=accept]")).await.unwrap().click().await.unwrap();
+        b.find(Locator::Css("form[action='/policies/accept'] button[type=submit]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        until(&b, ".flash", "Thank you. You are signed in.").await;
+    }
+    assert_eq!(until(&b, "h1", "Welcome").await, "Welcome, Lin");
+
+    // She enrolls and works through every unit, answering each quiz correctly.
+    enroll_in_intro_python(&b, &site).await;
+    let quizzes = quizzes_of(&config, "intro-python");
+    assert!(!quizzes.is_empty());
+    b.find(Locator::LinkText("Start")).await.unwrap().click().await.unwrap();
+    loop {
+        until(&b, "nav[aria-label=Breadcrumb]", "Introduction to Python").await;
+        let unit = b.current_url().await.unwrap().to_string();
+        for (_, block, questions) in &quizzes {
+            if b.find(Locator::Id(&format!("block-{block}"))).await.is_ok() {
+                answer_quiz_correctly(&b, *block, questions).await;
+            }
+        }
+        let finish = b.find(Locator::Css("form[action$='/complete'] button")).await.unwrap();
+        let last = finish.text().await.unwrap() == "Mark complete";
+        // By script, as in the other course tests: independent of the window's layout.
+        b.execute("arguments[0].click();", vec![serde_json::to_value(&finish).unwrap()]).await.unwrap();
+        until_left(&b, &unit).await;
+        if last {
+            break;
+        }
+    }
+    until(&b, "h2", "Your progress").await;
+    until(&b, "[data-completed]", "Completed").await;
+    let progress = b.find(Locator::Id("progress")).await.unwrap().attr("value").await.unwrap().unwrap_or_default();
+    assert_eq!(progress, "100");
+    shot(&b, "shr7-lin-completed").await;
+
+    // Olga signs back in: Lin has completed the course; Ada has not started.
+    sign_out_to_sign_in(&b).await;
+    sign_in(&b, &boss).await;
+    until(&b, "h1", "Welcome").await;
+    b.goto(&dashboard).await.unwrap();
+    until(&b, "h1", "Staff and training").await;
+    watch_refusals(&b).await;
+    let today = chrono::Utc::now().date_naive();
+    let lin_row = staff_row(&b, "Lin Wei").await;
+    assert_eq!(lin_row[7], "100%", "{lin_row:?}");
+    assert!(
+        [shown_day(today), shown_day(today - chrono::Duration::days(1))].contains(&lin_row[8]),
+        "completed today: {lin_row:?}"
+    );
+    assert_ne!(lin_row[4], "never", "Lin signed in: {lin_row:?}");
+    let ada_row = staff_row(&b, "Ada Lovelace").await;
+    assert_eq!((ada_row[4].as_str(), ada_row[7].as_str(), ada_row[8].as_str()), ("never", "not started", ""));
+    assert!(b.find(Locator::Css("#staff-table tr.overdue")).await.is_err(), "nothing is overdue yet");
+    shot(&b, "shr7-dashboard").await;
+    let download = b.find(Locator::Css("a[href$='staff.csv']")).await.unwrap();
+    let href = download.attr("href").await.unwrap().unwrap_or_default();
+    assert_eq!(href, "/partners/globex/staff.csv");
+    let (status, kind, csv) = fetch_in_page(&b, &href).await;
+    assert_eq!(status, 200, "{csv}");
+    assert!(kind.starts_with("text/csv"), "{kind}");
+    let line = csv.lines().find(|l| l.contains("lin@globex.example")).unwrap_or_else(|| panic!("{csv}"));
+    assert!(line.contains(",100,"), "{line}");
+    nothing_refused(&b, "the dashboard").await;
+
+    b.close().await.unwrap();
+    browser.server.abort();
+}
