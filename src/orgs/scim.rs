@@ -89,6 +89,12 @@ impl From<AppError> for Scim {
     }
 }
 
+impl From<diesel::result::Error> for Scim {
+    fn from(e: diesel::result::Error) -> Scim {
+        AppError::from(e).into()
+    }
+}
+
 impl From<OrgError> for Scim {
     fn from(e: OrgError) -> Scim {
         match e {
@@ -560,20 +566,12 @@ pub async fn patch_user(
     let (id, cfg) = (id.to_string(), config.inner().clone());
     let saved = db
         .run(move |conn| {
-            let current = match super::staff(conn, partner.id, &id) {
-                Ok(s) => s,
-                Err(e) => return Ok::<_, AppError>(Err(Scim::from(e))),
+            let mut attempt = || -> Result<Staff, Scim> {
+                let current = super::staff(conn, partner.id, &id)?;
+                let input = patched(user_json(&cfg, &current), &ops, parse_user)?;
+                Ok(super::replace(conn, partner.id, &id, &input, if_match.0.or(Some(current.version)), now())?)
             };
-            let mut doc = user_json(&cfg, &current);
-            if let Err(e) = apply(&mut doc, &ops) {
-                return Ok(Err(e));
-            }
-            let input = match parse_user(&doc) {
-                Ok(i) => i,
-                Err(e) => return Ok(Err(e)),
-            };
-            let version = if_match.0.or(Some(current.version));
-            Ok(super::replace(conn, partner.id, &id, &input, version, now()).map_err(Scim::from))
+            Ok::<_, AppError>(attempt())
         })
         .await??;
     Ok(Scim::ok(user_json(config, &saved), Some(saved.version)))
@@ -625,6 +623,13 @@ fn operations(body: &Value) -> Result<Vec<Operation>, Scim> {
             Ok(Operation { op, path, value })
         })
         .collect()
+}
+
+/// Applies PATCH operations to a resource's document and reads the result as
+/// a PUT body would be read: one set of rules for both.
+fn patched<T>(mut doc: Value, ops: &[Operation], parse: fn(&Value) -> Result<T, Scim>) -> Result<T, Scim> {
+    apply(&mut doc, ops)?;
+    parse(&doc)
 }
 
 /// The key in `doc` that names `name` (case-insensitively), or `name` itself.
@@ -860,21 +865,14 @@ pub async fn patch_group(
     let (id, cfg) = (id.to_string(), config.inner().clone());
     let saved = db
         .run(move |conn| {
-            let current = match super::group(conn, partner.id, &id) {
-                Ok(g) => g,
-                Err(e) => return Ok::<_, AppError>(Err(Scim::from(e))),
+            let mut attempt = || -> Result<Group, Scim> {
+                let current = super::group(conn, partner.id, &id)?;
+                let members = super::members(conn, &id)?;
+                let input = patched(group_json(&cfg, &current, &members), &ops, parse_group)?;
+                let version = if_match.0.or(Some(current.version));
+                Ok(super::save_group(conn, partner.id, Some(&id), &input, version, now())?)
             };
-            let members = super::members(conn, &id)?;
-            let mut doc = group_json(&cfg, &current, &members);
-            if let Err(e) = apply(&mut doc, &ops) {
-                return Ok(Err(e));
-            }
-            let input = match parse_group(&doc) {
-                Ok(g) => g,
-                Err(e) => return Ok(Err(e)),
-            };
-            let version = if_match.0.or(Some(current.version));
-            Ok(super::save_group(conn, partner.id, Some(&id), &input, version, now()).map_err(Scim::from))
+            Ok::<_, AppError>(attempt())
         })
         .await??;
     group_answer(db, config, saved, Status::Ok).await
