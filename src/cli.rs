@@ -271,7 +271,10 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
             let vault = crate::privacy::vault::Vault::new(config.encryption_keys.as_deref(), &secret)
                 .map_err(|e| e.to_string())?;
             let mut conn = db.get().map_err(|e| e.to_string())?;
-            let changed = crate::privacy::vault::rotate(&mut conn, &vault)?;
+            let mut changed = crate::privacy::vault::rotate(&mut conn, &vault)?;
+            let blobs = crate::blob_store(&config);
+            changed += crate::certificates::identity::rewrap_images(&mut conn, blobs.as_ref(), &vault)
+                .map_err(|e| e.to_string())?;
             println!("{changed} value(s) re-sealed under key {}.", vault.current_key());
             Ok(())
         }

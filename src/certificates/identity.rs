@@ -130,6 +130,41 @@ impl Decision {
     }
 }
 
+/// Re-seals the photos still waiting for a decision under the vault's current
+/// key (SEC-2 key rotation); returns how many changed. A photo already under
+/// the current key is left alone.
+pub fn rewrap_images(conn: &mut Conn, blobs: &dyn BlobStore, vault: &crate::privacy::vault::Vault) -> CResult<usize> {
+    let waiting: Vec<(i64, Option<String>, Option<String>)> = identity_checks::table
+        .filter(identity_checks::id_photo_blob.is_not_null().or(identity_checks::face_photo_blob.is_not_null()))
+        .select((identity_checks::id, identity_checks::id_photo_blob, identity_checks::face_photo_blob))
+        .load(conn)?;
+    let current = format!("env1:{}:", vault.current_key());
+    let mut changed = 0;
+    for (id, id_photo, face_photo) in waiting {
+        for (key, field, id_column) in [(id_photo, ID_PHOTO, true), (face_photo, FACE_PHOTO, false)] {
+            let Some(key) = key else { continue };
+            let Some(stored) = blobs.get(&key)? else { continue };
+            if stored.starts_with(current.as_bytes()) {
+                continue;
+            }
+            let plain = vault.open_bytes(field, &stored).map_err(|e| CertError::Storage(format!("check {id}: {e}")))?;
+            let new_key =
+                crate::storage::store(conn, blobs, &vault.seal_bytes(field, &plain), "application/octet-stream")
+                    .map_err(|e| CertError::Storage(e.to_string()))?;
+            let target = identity_checks::table.find(id);
+            if id_column {
+                diesel::update(target).set(identity_checks::id_photo_blob.eq(&new_key)).execute(conn)?;
+            } else {
+                diesel::update(target).set(identity_checks::face_photo_blob.eq(&new_key)).execute(conn)?;
+            }
+            blobs.delete(&key)?;
+            diesel::delete(blob_files::table.find(&key)).execute(conn)?;
+            changed += 1;
+        }
+    }
+    Ok(changed)
+}
+
 fn delete_images(conn: &mut Conn, blobs: &dyn BlobStore, check: &Check) -> CResult<()> {
     for key in [&check.id_photo_blob, &check.face_photo_blob].into_iter().flatten() {
         blobs.delete(key)?;

@@ -258,8 +258,8 @@ macro_rules! rewrap_column {
 }
 
 /// Re-seals every sealed column under the current key (SEC-2); returns how
-/// many values changed. Identity photos are sealed too, but live only until
-/// staff decide on them, so they are not rewrapped.
+/// many values changed. Identity photos waiting for a decision live in the
+/// blob store and are re-sealed by `certificates::identity::rewrap_images`.
 pub fn rotate(conn: &mut crate::db::Conn, vault: &Vault) -> Result<usize, String> {
     use diesel::prelude::*;
     let mut changed = 0;

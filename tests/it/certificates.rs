@@ -914,3 +914,38 @@ async fn crt_1_the_webhook_and_the_return_racing_fulfil_a_checkout_once() {
         assert_eq!(outcomes.iter().filter(|o| **o == Fulfilled::Already).count(), 1, "{outcomes:?}");
     }
 }
+
+async fn identity_photos_rotate(app: TestApp) {
+    // promise: SEC-2 — identity photos waiting for review are re-sealed by key rotation like every sealed field.
+    use base64::Engine;
+    let ada = verified(&app, "ada").await;
+    as_user(&app, &ada).await;
+    send_photos(&app, &photo_with_gps(), &crate::media::jpeg(300, 300)).await;
+    let (_, _, id_key, face_key) = check_of(&app, "ada").await;
+    let (id_key, face_key) = (id_key.unwrap(), face_key.unwrap());
+    let store = lyceum::blob_store(&app.config);
+    let secret = app.config.resolve_secret().unwrap();
+    let new_key = base64::engine::general_purpose::STANDARD.encode([9u8; 32]);
+    let both = lyceum::privacy::vault::Vault::new(
+        Some(&format!("k2:{new_key},{}", lyceum::privacy::vault::derived_key_entry(&secret))),
+        b"",
+    )
+    .unwrap();
+    let blobs = store.clone();
+    let changed = run(&app, move |conn| {
+        lyceum::certificates::identity::rewrap_images(conn, blobs.as_ref(), &both).map_err(|e| e.to_string())
+    })
+    .await;
+    assert_eq!(changed, 2);
+    let (_, status, new_id, new_face) = check_of(&app, "ada").await;
+    assert_eq!(status, "pending", "still waiting for its review");
+    let (new_id, new_face) = (new_id.unwrap(), new_face.unwrap());
+    assert!(new_id != id_key && new_face != face_key);
+    assert!(store.get(&id_key).unwrap().is_none() && store.get(&face_key).unwrap().is_none(), "old copies gone");
+    let only_new = lyceum::privacy::vault::Vault::new(Some(&format!("k2:{new_key}")), b"").unwrap();
+    let sealed = store.get(&new_id).unwrap().unwrap();
+    assert!(sealed.starts_with(b"env1:k2:"));
+    let photo = only_new.open_bytes(lyceum::certificates::identity::ID_PHOTO, &sealed).unwrap();
+    assert!(image::load_from_memory(&photo).is_ok(), "the photo opens under the new key alone");
+}
+crate::on_both!(sec_2_identity_photos_are_rewrapped_by_key_rotation, identity_photos_rotate);
