@@ -164,9 +164,15 @@ pub fn create(conn: &mut Conn, partner_id: i64, input: &StaffInput, now: NaiveDa
                 org_staff::user_id.eq(user_id),
                 org_staff::user_name.eq(&input.user_name),
                 org_staff::user_name_key.eq(input.user_name.to_lowercase()),
+                org_staff::external_id.eq(&input.external_id),
+                org_staff::given_name.eq(&input.given_name),
+                org_staff::family_name.eq(&input.family_name),
+                org_staff::display_name.eq(&input.display_name),
+                org_staff::title.eq(&input.title),
+                org_staff::department.eq(&input.department),
                 org_staff::work_email.eq(&input.work_email),
                 org_staff::active.eq(input.active),
-                org_staff::version.eq(0),
+                org_staff::version.eq(1),
                 org_staff::created_at.eq(now),
                 org_staff::updated_at.eq(now),
             ))
@@ -174,7 +180,7 @@ pub fn create(conn: &mut Conn, partner_id: i64, input: &StaffInput, now: NaiveDa
             .map_err(|e| {
                 if is_unique_violation(&e) { OrgError::Conflict("userName is already in use".into()) } else { e.into() }
             })?;
-        write(conn, partner_id, &id, input, 1, now)
+        staff(conn, partner_id, &id)
     })
 }
 

@@ -75,6 +75,7 @@ fn lines(conn: &mut Conn, p: &Partner, base_url: &str) -> QueryResult<Vec<Line>>
         Option<String>,
         bool,
         Option<chrono::NaiveDateTime>,
+        String,
     );
     let staff: Vec<StaffRow> = org_staff::table
         .inner_join(users::table)
@@ -90,6 +91,7 @@ fn lines(conn: &mut Conn, p: &Partner, base_url: &str) -> QueryResult<Vec<Line>>
             org_staff::department,
             org_staff::active,
             users::last_sign_in_at,
+            org_staff::work_email,
         ))
         .load(conn)?;
     let assignments: Vec<(String, String, String, String, NaiveDate)> = org_assignments::table
@@ -104,21 +106,14 @@ fn lines(conn: &mut Conn, p: &Partner, base_url: &str) -> QueryResult<Vec<Line>>
             org_assignments::due_on,
         ))
         .load(conn)?;
-    let emails: HashMap<String, String> = org_staff::table
-        .filter(org_staff::partner_id.eq(p.id))
-        .select((org_staff::id, org_staff::work_email))
-        .load::<(String, String)>(conn)?
-        .into_iter()
-        .collect();
     let mut out = Vec::new();
-    for (id, given, family, display, user_name, title, department, active, last_sign_in) in staff {
+    for (id, given, family, display, user_name, title, department, active, last_sign_in, email) in staff {
         let name = display
             .or_else(|| {
                 let n = format!("{} {}", given.unwrap_or_default(), family.unwrap_or_default()).trim().to_string();
                 (!n.is_empty()).then_some(n)
             })
             .unwrap_or_else(|| user_name.clone());
-        let email = emails.get(&id).cloned().unwrap_or_default();
         let mine: Vec<_> = assignments.iter().filter(|a| a.0 == id).collect();
         let base = Line {
             name,
