@@ -51,6 +51,65 @@ pub struct StaffInput {
     pub active: bool,
 }
 
+/// The organization's fields of a staff record, written alike on insert and update.
+#[derive(Insertable, AsChangeset)]
+#[diesel(table_name = org_staff, treat_none_as_null = true)]
+struct Fields<'a> {
+    user_name: &'a str,
+    user_name_key: String,
+    external_id: Option<&'a str>,
+    given_name: Option<&'a str>,
+    family_name: Option<&'a str>,
+    display_name: Option<&'a str>,
+    title: Option<&'a str>,
+    department: Option<&'a str>,
+    work_email: &'a str,
+    active: bool,
+}
+
+impl StaffInput {
+    fn fields(&self) -> Fields<'_> {
+        Fields {
+            user_name: &self.user_name,
+            user_name_key: self.user_name.to_lowercase(),
+            external_id: self.external_id.as_deref(),
+            given_name: self.given_name.as_deref(),
+            family_name: self.family_name.as_deref(),
+            display_name: self.display_name.as_deref(),
+            title: self.title.as_deref(),
+            department: self.department.as_deref(),
+            work_email: &self.work_email,
+            active: self.active,
+        }
+    }
+}
+
+/// Inserts a new staff record for `user_id` (version 1); returns its SCIM id.
+fn insert_record(
+    conn: &mut Conn,
+    partner_id: i64,
+    user_id: i64,
+    input: &StaffInput,
+    now: NaiveDateTime,
+) -> OrgResult<String> {
+    let id = uuid::Uuid::new_v4().to_string();
+    diesel::insert_into(org_staff::table)
+        .values((
+            input.fields(),
+            org_staff::id.eq(&id),
+            org_staff::partner_id.eq(partner_id),
+            org_staff::user_id.eq(user_id),
+            org_staff::version.eq(1),
+            org_staff::created_at.eq(now),
+            org_staff::updated_at.eq(now),
+        ))
+        .execute(conn)
+        .map_err(|e| {
+            if is_unique_violation(&e) { OrgError::Conflict("userName is already in use".into()) } else { e.into() }
+        })?;
+    Ok(id)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum OrgError {
     #[error("{0}")]
@@ -156,30 +215,7 @@ pub fn create(conn: &mut Conn, partner_id: i64, input: &StaffInput, now: NaiveDa
                     e.into()
                 }
             })?;
-        let id = uuid::Uuid::new_v4().to_string();
-        diesel::insert_into(org_staff::table)
-            .values((
-                org_staff::id.eq(&id),
-                org_staff::partner_id.eq(partner_id),
-                org_staff::user_id.eq(user_id),
-                org_staff::user_name.eq(&input.user_name),
-                org_staff::user_name_key.eq(input.user_name.to_lowercase()),
-                org_staff::external_id.eq(&input.external_id),
-                org_staff::given_name.eq(&input.given_name),
-                org_staff::family_name.eq(&input.family_name),
-                org_staff::display_name.eq(&input.display_name),
-                org_staff::title.eq(&input.title),
-                org_staff::department.eq(&input.department),
-                org_staff::work_email.eq(&input.work_email),
-                org_staff::active.eq(input.active),
-                org_staff::version.eq(1),
-                org_staff::created_at.eq(now),
-                org_staff::updated_at.eq(now),
-            ))
-            .execute(conn)
-            .map_err(|e| {
-                if is_unique_violation(&e) { OrgError::Conflict("userName is already in use".into()) } else { e.into() }
-            })?;
+        let id = insert_record(conn, partner_id, user_id, input, now)?;
         staff(conn, partner_id, &id)
     })
 }
@@ -194,20 +230,7 @@ fn write(
     now: NaiveDateTime,
 ) -> OrgResult<Staff> {
     diesel::update(org_staff::table.filter(org_staff::id.eq(id)))
-        .set((
-            org_staff::user_name.eq(&input.user_name),
-            org_staff::user_name_key.eq(input.user_name.to_lowercase()),
-            org_staff::external_id.eq(&input.external_id),
-            org_staff::given_name.eq(&input.given_name),
-            org_staff::family_name.eq(&input.family_name),
-            org_staff::display_name.eq(&input.display_name),
-            org_staff::title.eq(&input.title),
-            org_staff::department.eq(&input.department),
-            org_staff::work_email.eq(&input.work_email),
-            org_staff::active.eq(input.active),
-            org_staff::version.eq(version),
-            org_staff::updated_at.eq(now),
-        ))
+        .set((input.fields(), org_staff::version.eq(version), org_staff::updated_at.eq(now)))
         .execute(conn)?;
     staff(conn, partner_id, id)
 }
@@ -715,26 +738,16 @@ pub fn accept_invitation(conn: &mut Conn, token: &str, user_id: i64, now: NaiveD
         }
         let (username, first, last): (String, String, String) =
             users::table.find(user_id).select((users::username, users::first_name, users::last_name)).first(conn)?;
-        let user_name = email.clone();
-        check_unique(conn, partner_id, &StaffInput { user_name: user_name.clone(), ..Default::default() }, None)?;
-        let staff_id = uuid::Uuid::new_v4().to_string();
-        diesel::insert_into(org_staff::table)
-            .values((
-                org_staff::id.eq(&staff_id),
-                org_staff::partner_id.eq(partner_id),
-                org_staff::user_id.eq(user_id),
-                org_staff::user_name.eq(&user_name),
-                org_staff::user_name_key.eq(user_name.to_lowercase()),
-                org_staff::given_name.eq((!first.is_empty()).then_some(&first)),
-                org_staff::family_name.eq((!last.is_empty()).then_some(&last)),
-                org_staff::display_name.eq(None::<String>),
-                org_staff::work_email.eq(&email),
-                org_staff::active.eq(true),
-                org_staff::version.eq(1),
-                org_staff::created_at.eq(now),
-                org_staff::updated_at.eq(now),
-            ))
-            .execute(conn)?;
+        let input = StaffInput {
+            user_name: email.clone(),
+            given_name: (!first.is_empty()).then_some(first),
+            family_name: (!last.is_empty()).then_some(last),
+            work_email: email,
+            active: true,
+            ..Default::default()
+        };
+        check_unique(conn, partner_id, &input, None)?;
+        insert_record(conn, partner_id, user_id, &input, now)?;
         diesel::update(org_invitations::table.find(id))
             .set((org_invitations::accepted_at.eq(now), org_invitations::accepted_by.eq(user_id)))
             .execute(conn)?;
