@@ -97,6 +97,8 @@ pub struct Config {
     pub proctoring_secret: Option<String>,
     /// Days proctoring session references are kept (CRT-7); 0 keeps them.
     pub retention_proctoring_days: i64,
+    /// Days exam results are kept after they arrive (CRT-8); 0 keeps them.
+    pub retention_exam_result_days: i64,
     /// Twilio for codes by text (ACC-5); unset, texts go to an outbox staff can read.
     pub twilio_account_sid: Option<String>,
     pub twilio_auth_token: Option<String>,
@@ -154,6 +156,7 @@ impl Default for Config {
             proctoring_key: None,
             proctoring_secret: None,
             retention_proctoring_days: 365,
+            retention_exam_result_days: 365,
             twilio_account_sid: None,
             twilio_auth_token: None,
             twilio_from: None,

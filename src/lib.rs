@@ -10,6 +10,7 @@ pub mod config;
 pub mod consent;
 pub mod db;
 pub mod demo;
+pub mod exams;
 pub mod forums;
 pub mod jobs;
 pub mod learning;
@@ -229,6 +230,29 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
                 accounts::signin_with::confirm_link_form,
                 accounts::signin_with::confirm_link,
                 accounts::signin_with::unlink,
+                exams::routes::mine,
+                exams::routes::book_form,
+                exams::routes::book,
+                exams::routes::reschedule_form,
+                exams::routes::reschedule,
+                exams::routes::cancel,
+                exams::routes::needs_form,
+                exams::routes::save_needs,
+                exams::routes::delete_needs,
+                exams::routes::needs_list,
+                exams::routes::needs_of,
+                exams::routes::sessions,
+                exams::routes::create_session,
+                exams::routes::session_page,
+                exams::routes::upload_results,
+                exams::routes::cases,
+                exams::routes::open_case,
+                exams::routes::case_page,
+                exams::routes::disclose,
+                exams::routes::close_case,
+                exams::routes::api_candidates,
+                exams::routes::api_result,
+                exams::routes::api_funded,
                 orgs::routes::dashboard,
                 orgs::routes::dashboard_csv,
                 orgs::routes::assign,
@@ -334,6 +358,9 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
                 privacy::audit::auditors,
                 privacy::audit::appoint,
                 privacy::audit::remove,
+                privacy::audit::support_team,
+                privacy::audit::appoint_support,
+                privacy::audit::remove_support,
                 privacy::surveys::form,
                 privacy::surveys::submit_form,
                 privacy::surveys::course_results,

@@ -20,10 +20,13 @@ pub enum Role {
     PartnerAdmin,
     /// Reads the audit log (SEC-4); appointed by staff, and may not be one.
     Auditor,
+    /// Reads learners' recorded support needs (each view audited, SEC-4);
+    /// appointed by staff.
+    Support,
 }
 
 impl Role {
-    pub const ALL: [Role; 7] = [
+    pub const ALL: [Role; 8] = [
         Role::Staff,
         Role::MemberAdmin,
         Role::Instructor,
@@ -31,6 +34,7 @@ impl Role {
         Role::Moderator,
         Role::PartnerAdmin,
         Role::Auditor,
+        Role::Support,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -42,6 +46,7 @@ impl Role {
             Role::Moderator => "moderator",
             Role::PartnerAdmin => "partner_admin",
             Role::Auditor => "auditor",
+            Role::Support => "support",
         }
     }
 

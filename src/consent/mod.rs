@@ -36,10 +36,32 @@ pub enum Category {
     Progress,
     Grades,
     Completion,
+    /// For exam registration only.
+    DateOfBirth,
+    /// Learning difficulties, disabilities and adjustments; for an exam body
+    /// only under its own consent.
+    SupportNeeds,
+    /// An exam's grade, score and outcome.
+    ExamResult,
 }
 
 impl Category {
-    pub const ALL: [Category; 9] = [
+    pub const ALL: [Category; 12] = [
+        Category::ProfileName,
+        Category::ProfileEmail,
+        Category::ProfileUsername,
+        Category::ProfileCompany,
+        Category::Enrollment,
+        Category::Activity,
+        Category::Progress,
+        Category::Grades,
+        Category::Completion,
+        Category::DateOfBirth,
+        Category::SupportNeeds,
+        Category::ExamResult,
+    ];
+    /// Course records: what enrollment-based sharing can ever concern.
+    pub const COURSE: [Category; 9] = [
         Category::ProfileName,
         Category::ProfileEmail,
         Category::ProfileUsername,
@@ -65,6 +87,9 @@ impl Category {
             Category::Progress => "progress",
             Category::Grades => "grades",
             Category::Completion => "completion",
+            Category::DateOfBirth => "profile.date_of_birth",
+            Category::SupportNeeds => "support_needs",
+            Category::ExamResult => "exam.result",
         }
     }
 
@@ -84,6 +109,9 @@ impl Category {
             Category::Progress => "How much of the course you have completed",
             Category::Grades => "Your grade and whether you passed",
             Category::Completion => "Whether and when you completed the course",
+            Category::DateOfBirth => "Your date of birth",
+            Category::SupportNeeds => "The support needs and adjustments you recorded",
+            Category::ExamResult => "Your exam result: grade, score and whether you passed",
         }
     }
 
@@ -184,11 +212,25 @@ pub enum Purpose {
     /// recorded basis "processor for organization X" rather than on the
     /// learner's consent (SHR-7).
     StaffTraining,
+    /// The candidate details an exam body needs for a booking (CRT-8).
+    ExamRegistration,
+    /// A candidate's support needs, for the exam body's adjustments; asked
+    /// for separately, never bundled with the registration.
+    ExamSupport,
+    /// Exam results for the sponsor who funded the course (SHR-3).
+    ExamResults,
 }
 
 impl Purpose {
     /// The purposes a learner consents to (texts, offers, the consent form).
-    pub const ALL: [Purpose; 3] = [Purpose::MemberSharing, Purpose::Sponsorship, Purpose::PartnerMarketing];
+    pub const ALL: [Purpose; 6] = [
+        Purpose::MemberSharing,
+        Purpose::Sponsorship,
+        Purpose::PartnerMarketing,
+        Purpose::ExamRegistration,
+        Purpose::ExamSupport,
+        Purpose::ExamResults,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -196,6 +238,9 @@ impl Purpose {
             Purpose::Sponsorship => "sponsorship",
             Purpose::PartnerMarketing => "partner_marketing",
             Purpose::StaffTraining => "staff_training",
+            Purpose::ExamRegistration => "exam_registration",
+            Purpose::ExamSupport => "exam_support",
+            Purpose::ExamResults => "exam_results",
         }
     }
 
@@ -209,6 +254,9 @@ impl Purpose {
             Purpose::Sponsorship => "Progress reports for the sponsor who pays for your place",
             Purpose::PartnerMarketing => "Offers and news from the partner",
             Purpose::StaffTraining => "Training records for your employer, as its processor",
+            Purpose::ExamRegistration => "Candidate details for the exam body you booked with",
+            Purpose::ExamSupport => "Your support needs, for the exam body's adjustments",
+            Purpose::ExamResults => "Exam results for the sponsor who funded your course",
         }
     }
 
@@ -218,7 +266,7 @@ impl Purpose {
     pub fn ceiling(self) -> Categories {
         use Category::*;
         match self {
-            Purpose::MemberSharing => Categories::of(Category::ALL),
+            Purpose::MemberSharing => Categories::of(Category::COURSE),
             // The sponsor knows whom it invited; it may see who they are on
             // its report, and their course status, nothing more.
             Purpose::Sponsorship => {
@@ -229,6 +277,10 @@ impl Purpose {
             Purpose::StaffTraining => {
                 Categories::of([ProfileName, ProfileEmail, Enrollment, Activity, Progress, Grades, Completion])
             }
+            Purpose::ExamRegistration => Categories::of([ProfileName, ProfileEmail, DateOfBirth]),
+            Purpose::ExamSupport => Categories::of([SupportNeeds]),
+            // The sponsor knows whom it funded; it learns the result and nothing else.
+            Purpose::ExamResults => Categories::of([ProfileName, ProfileEmail, ExamResult]),
         }
     }
 }

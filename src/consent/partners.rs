@@ -204,7 +204,17 @@ pub fn appoint(conn: &mut Conn, partner: &Partner, user_id: i64, by: i64) -> Que
 // ---- API keys -------------------------------------------------------------
 
 /// What a key may read.
-pub const SCOPES: [&str; 5] = ["enrollments", "progress", "results", "aggregates", "scim"];
+/// Provisioning staff (SCIM) is for organizations, candidates and results
+/// (exams) for exam bodies; the reading scopes are for everyone.
+pub fn scope_fits(scope: &str, kind: super::PartnerKind) -> bool {
+    match scope {
+        "scim" => kind == super::PartnerKind::Organization,
+        "exams" => kind == super::PartnerKind::ExamBody,
+        _ => true,
+    }
+}
+
+pub const SCOPES: [&str; 6] = ["enrollments", "progress", "results", "aggregates", "scim", "exams"];
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = partner_api_keys)]
@@ -246,8 +256,8 @@ pub fn create_key(
         return Err(PartnerError::Invalid("Please name the key (at most 100 characters).".into()));
     }
     // Provisioning staff (SCIM) is for organizations only.
-    let scim_ok = partner.kind() == super::PartnerKind::Organization;
-    let scopes: Vec<&str> = SCOPES.into_iter().filter(|s| scopes.contains(s) && (*s != "scim" || scim_ok)).collect();
+    let scopes: Vec<&str> =
+        SCOPES.into_iter().filter(|s| scopes.contains(s) && scope_fits(s, partner.kind())).collect();
     if scopes.is_empty() {
         return Err(PartnerError::Invalid("Choose at least one thing the key may read.".into()));
     }

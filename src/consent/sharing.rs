@@ -199,22 +199,8 @@ pub fn next_page(conn: &mut Conn, req: &Request<'_>, now: NaiveDateTime) -> Quer
         let rows = candidates(conn, req)?;
         let next_after = if (rows.len() as i64) < req.limit { None } else { rows.last().map(|r| r.0.0) };
         let user_ids: Vec<i64> = rows.iter().map(|r| r.0.1).collect::<HashSet<_>>().into_iter().collect();
-        let restricted: HashSet<i64> = sharing_restrictions::table
-            .filter(sharing_restrictions::user_id.eq_any(&user_ids))
-            .select(sharing_restrictions::user_id)
-            .load::<i64>(conn)?
-            .into_iter()
-            .collect();
-        let live: HashMap<(i64, String), (i64, String)> = consents::table
-            .filter(consents::partner_id.eq(req.partner.id))
-            .filter(consents::purpose.eq(req.purpose.as_str()))
-            .filter(consents::status.eq("granted"))
-            .filter(consents::user_id.eq_any(&user_ids))
-            .select((consents::user_id, consents::scope, consents::ledger_id, consents::categories))
-            .load::<(i64, String, i64, String)>(conn)?
-            .into_iter()
-            .map(|(u, s, l, c)| ((u, s), (l, c)))
-            .collect();
+        let restricted = restricted_among(conn, &user_ids)?;
+        let live = live_consents(conn, req.partner, req.purpose, &user_ids)?;
 
         // Decide each row's basis before reading any more about it.
         let mut decided = Vec::with_capacity(rows.len());
@@ -224,10 +210,7 @@ pub fn next_page(conn: &mut Conn, req: &Request<'_>, now: NaiveDateTime) -> Quer
                 continue;
             }
             let (basis, cats) = match live.get(&(e.1, run_scope(e.2))) {
-                Some((ledger_id, cats)) => (
-                    Basis::Consent { ledger_id: *ledger_id },
-                    Categories::parse(cats).intersect(&req.purpose.ceiling()),
-                ),
+                Some((ledger_id, cats)) => (Basis::Consent { ledger_id: *ledger_id }, cats.clone()),
                 None if req.purpose == Purpose::MemberSharing => (Basis::Deidentified, deidentified()),
                 None if req.purpose == Purpose::StaffTraining => (Basis::Processor, req.purpose.ceiling()),
                 None => continue,
@@ -350,63 +333,78 @@ pub fn next_page(conn: &mut Conn, req: &Request<'_>, now: NaiveDateTime) -> Quer
             if enrollment.is_none() && progress.is_none() && result.is_none() {
                 continue;
             }
-            disclosed.push((user_id, format!("enrollment:{eid}"), fields.join(","), basis.clone()));
+            disclosed.push((user_id, req.purpose, format!("enrollment:{eid}"), fields.join(","), basis.clone()));
             shared.push(Shared { basis, categories: cats, learner, course, enrollment, progress, result });
         }
-        // At most one row per record, fields, basis and export: a push
-        // retried after a crash walks the gate again under the same export
-        // id. A record that leaves under another consent gets its own row.
-        let basis_of = |b: &Basis| match b {
-            Basis::Consent { ledger_id } => ("consent", Some(*ledger_id)),
-            Basis::Deidentified => ("deidentified", None),
-            Basis::Processor => ("processor", None),
-        };
-        let disclosed_users: Vec<i64> = disclosed.iter().map(|d| d.0).collect::<HashSet<_>>().into_iter().collect();
-        let already: HashSet<(i64, String, String, String, Option<i64>)> = disclosures::table
-            .filter(disclosures::export_id.eq(req.export_id))
-            .filter(disclosures::user_id.eq_any(&disclosed_users))
-            .select((
-                disclosures::user_id,
-                disclosures::record_key,
-                disclosures::fields,
-                disclosures::basis,
-                disclosures::consent_ledger_id,
-            ))
-            .load::<(i64, String, String, String, Option<i64>)>(conn)?
-            .into_iter()
-            .collect();
-        let rows: Vec<_> = disclosed
-            .into_iter()
-            .filter(|(user, key, fields, basis)| {
-                let (name, ledger) = basis_of(basis);
-                !already.contains(&(*user, key.clone(), fields.clone(), name.to_string(), ledger))
-            })
-            .map(|(user, key, fields, basis)| {
-                let (name, ledger) = basis_of(&basis);
-                (
-                    disclosures::user_id.eq(user),
-                    disclosures::partner_id.eq(Some(req.partner.id)),
-                    disclosures::recipient.eq(req.partner.name.clone()),
-                    disclosures::purpose.eq(req.purpose.as_str()),
-                    disclosures::fields.eq(fields),
-                    disclosures::basis.eq(name),
-                    disclosures::consent_ledger_id.eq(ledger),
-                    disclosures::export_id.eq(req.export_id.to_string()),
-                    disclosures::record_key.eq(key),
-                    disclosures::created_at.eq(now),
-                )
-            })
-            .collect();
-        for chunk in rows.chunks(500) {
-            // Multi-row inserts exist per backend, not on the combined one.
-            let insert = diesel::insert_into(disclosures::table).values(chunk);
-            match conn {
-                DbConnection::Pg(c) => insert.execute(c)?,
-                DbConnection::Sqlite(c) => insert.execute(c)?,
-            };
-        }
+        write_disclosures(conn, req.partner, req.export_id, disclosed, now)?;
         Ok(Page { shared, next_after })
     })
+}
+
+/// One record handed out: learner, purpose, record key, fields, basis.
+type Disclosed = (i64, Purpose, String, String, Basis);
+
+/// Writes a disclosure row for every record handed out (SHR-5). At most one
+/// row per record, fields, basis and export: a push retried after a crash
+/// walks the gate again under the same export id. A record that leaves under
+/// another consent gets its own row.
+fn write_disclosures(
+    conn: &mut Conn,
+    partner: &Partner,
+    export_id: &str,
+    disclosed: Vec<Disclosed>,
+    now: NaiveDateTime,
+) -> QueryResult<()> {
+    let basis_of = |b: &Basis| match b {
+        Basis::Consent { ledger_id } => ("consent", Some(*ledger_id)),
+        Basis::Deidentified => ("deidentified", None),
+        Basis::Processor => ("processor", None),
+    };
+    let disclosed_users: Vec<i64> = disclosed.iter().map(|d| d.0).collect::<HashSet<_>>().into_iter().collect();
+    let already: HashSet<(i64, String, String, String, Option<i64>)> = disclosures::table
+        .filter(disclosures::export_id.eq(export_id))
+        .filter(disclosures::user_id.eq_any(&disclosed_users))
+        .select((
+            disclosures::user_id,
+            disclosures::record_key,
+            disclosures::fields,
+            disclosures::basis,
+            disclosures::consent_ledger_id,
+        ))
+        .load::<(i64, String, String, String, Option<i64>)>(conn)?
+        .into_iter()
+        .collect();
+    let rows: Vec<_> = disclosed
+        .into_iter()
+        .filter(|(user, _, key, fields, basis)| {
+            let (name, ledger) = basis_of(basis);
+            !already.contains(&(*user, key.clone(), fields.clone(), name.to_string(), ledger))
+        })
+        .map(|(user, purpose, key, fields, basis)| {
+            let (name, ledger) = basis_of(&basis);
+            (
+                disclosures::user_id.eq(user),
+                disclosures::partner_id.eq(Some(partner.id)),
+                disclosures::recipient.eq(partner.name.clone()),
+                disclosures::purpose.eq(purpose.as_str()),
+                disclosures::fields.eq(fields),
+                disclosures::basis.eq(name),
+                disclosures::consent_ledger_id.eq(ledger),
+                disclosures::export_id.eq(export_id.to_string()),
+                disclosures::record_key.eq(key),
+                disclosures::created_at.eq(now),
+            )
+        })
+        .collect();
+    for chunk in rows.chunks(500) {
+        // Multi-row inserts exist per backend, not on the combined one.
+        let insert = diesel::insert_into(disclosures::table).values(chunk);
+        match conn {
+            DbConnection::Pg(c) => insert.execute(c)?,
+            DbConnection::Sqlite(c) => insert.execute(c)?,
+        };
+    }
+    Ok(())
 }
 
 fn learner_fields(l: &Learner) -> Vec<&'static str> {
@@ -514,6 +512,8 @@ pub fn marketing_contacts(
 /// learner on their Sharing page.
 pub struct LegalDisclosure<'a> {
     pub user_id: i64,
+    /// The partner it went to, when it is one (an exam body told of malpractice).
+    pub partner_id: Option<i64>,
     pub recipient: &'a str,
     pub legal_reference: &'a str,
     pub fields: &'a str,
@@ -525,7 +525,7 @@ pub fn record_legal(conn: &mut Conn, d: &LegalDisclosure<'_>, now: NaiveDateTime
     diesel::insert_into(disclosures::table)
         .values((
             disclosures::user_id.eq(d.user_id),
-            disclosures::partner_id.eq(None::<i64>),
+            disclosures::partner_id.eq(d.partner_id),
             disclosures::recipient.eq(d.recipient),
             disclosures::purpose.eq("legal_obligation"),
             disclosures::fields.eq(d.fields),
@@ -674,4 +674,262 @@ pub fn aggregates(conn: &mut Conn, now: NaiveDateTime) -> QueryResult<Vec<RunAgg
             }
         })
         .collect())
+}
+
+/// Live consents of these learners for a partner and purpose, by (learner,
+/// scope): ledger id and categories within the purpose's ceiling.
+fn live_consents(
+    conn: &mut Conn,
+    partner: &Partner,
+    purpose: Purpose,
+    user_ids: &[i64],
+) -> QueryResult<HashMap<(i64, String), (i64, Categories)>> {
+    Ok(consents::table
+        .filter(consents::partner_id.eq(partner.id))
+        .filter(consents::purpose.eq(purpose.as_str()))
+        .filter(consents::status.eq("granted"))
+        .filter(consents::user_id.eq_any(user_ids))
+        .select((consents::user_id, consents::scope, consents::ledger_id, consents::categories))
+        .load::<(i64, String, i64, String)>(conn)?
+        .into_iter()
+        .map(|(u, s, l, c)| ((u, s), (l, Categories::parse(&c).intersect(&purpose.ceiling()))))
+        .collect())
+}
+
+fn restricted_among(conn: &mut Conn, user_ids: &[i64]) -> QueryResult<HashSet<i64>> {
+    Ok(sharing_restrictions::table
+        .filter(sharing_restrictions::user_id.eq_any(user_ids))
+        .select(sharing_restrictions::user_id)
+        .load::<i64>(conn)?
+        .into_iter()
+        .collect())
+}
+
+/// A candidate as an exam body receives it. A cancelled booking, or one
+/// whose learner withdrew or restricted sharing, carries its reference and
+/// status only.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ExamCandidate {
+    pub booking: String,
+    pub session: i64,
+    pub status: String,
+    pub booked_at: String,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub date_of_birth: Option<chrono::NaiveDate>,
+    /// Only under the learner's separate consent for support needs.
+    pub support_needs: Option<String>,
+    pub adjustments: Option<String>,
+}
+
+type CandidateRow = ((i64, i64, String, String, NaiveDateTime, i64), (i64, String, String, String, Option<chrono::NaiveDate>));
+
+/// An exam body's candidates (one session, or all), with a disclosure row
+/// for each one whose details leave: registration details under the
+/// registration consent, support needs under their own.
+pub fn exam_candidates(
+    conn: &mut Conn,
+    partner: &Partner,
+    session: Option<i64>,
+    export_id: &str,
+    now: NaiveDateTime,
+) -> QueryResult<Vec<ExamCandidate>> {
+    use crate::db::schema::{exam_bookings, exam_sessions, support_needs};
+    conn.transaction(|conn| {
+        let mut q = exam_bookings::table
+            .inner_join(exam_sessions::table)
+            .inner_join(users::table)
+            .filter(exam_sessions::partner_id.eq(partner.id))
+            .order(exam_bookings::id.asc())
+            .select((
+                (
+                    exam_bookings::id,
+                    exam_bookings::session_id,
+                    exam_bookings::reference,
+                    exam_bookings::status,
+                    exam_bookings::created_at,
+                    exam_sessions::course_id,
+                ),
+                (users::id, users::first_name, users::last_name, users::email, users::date_of_birth),
+            ))
+            .into_boxed();
+        if let Some(id) = session {
+            q = q.filter(exam_bookings::session_id.eq(id));
+        }
+        let rows: Vec<CandidateRow> = q.load(conn)?;
+        let user_ids: Vec<i64> = rows.iter().map(|r| r.1.0).collect::<HashSet<_>>().into_iter().collect();
+        let restricted = restricted_among(conn, &user_ids)?;
+        let registered = live_consents(conn, partner, Purpose::ExamRegistration, &user_ids)?;
+        let supported = live_consents(conn, partner, Purpose::ExamSupport, &user_ids)?;
+        let mut out = Vec::with_capacity(rows.len());
+        let mut disclosed: Vec<Disclosed> = Vec::new();
+        for ((id, session_id, reference, status, created_at, course_id), (user_id, first, last, email, dob)) in rows {
+            let mut c = ExamCandidate {
+                booking: reference,
+                session: session_id,
+                status: status.clone(),
+                booked_at: created_at.and_utc().to_rfc3339(),
+                name: None,
+                email: None,
+                date_of_birth: None,
+                support_needs: None,
+                adjustments: None,
+            };
+            let scope = crate::exams::course_scope(course_id);
+            let live = status == crate::exams::BOOKED && !restricted.contains(&user_id);
+            if let Some((ledger_id, cats)) = registered.get(&(user_id, scope.clone())).filter(|_| live) {
+                let mut fields = Vec::new();
+                if cats.contains(Category::ProfileName) {
+                    c.name = Some(format!("{first} {last}").trim().to_string());
+                    fields.push("learner.name");
+                }
+                if cats.contains(Category::ProfileEmail) {
+                    c.email = Some(email);
+                    fields.push("learner.email");
+                }
+                if cats.contains(Category::DateOfBirth) {
+                    c.date_of_birth = dob;
+                    fields.push("learner.date_of_birth");
+                }
+                let key = format!("exam_booking:{id}");
+                if !fields.is_empty() {
+                    disclosed.push((
+                        user_id,
+                        Purpose::ExamRegistration,
+                        key.clone(),
+                        fields.join(","),
+                        Basis::Consent { ledger_id: *ledger_id },
+                    ));
+                }
+                if let Some((ledger_id, cats)) = supported.get(&(user_id, scope))
+                    && cats.contains(Category::SupportNeeds)
+                {
+                    let sealed: Option<(String, String)> = support_needs::table
+                        .find(user_id)
+                        .select((support_needs::needs, support_needs::adjustments))
+                        .first(conn)
+                        .optional()?;
+                    if let Some((needs, adjustments)) = sealed {
+                        let open = |field, v: &str| {
+                            crate::privacy::vault::open(field, v)
+                                .map_err(|e| diesel::result::Error::QueryBuilderError(e.to_string().into()))
+                        };
+                        c.support_needs = Some(open(crate::exams::NEEDS_FIELD, &needs)?);
+                        c.adjustments = Some(open(crate::exams::ADJUSTMENTS_FIELD, &adjustments)?);
+                        disclosed.push((
+                            user_id,
+                            Purpose::ExamSupport,
+                            key,
+                            "support_needs.needs,support_needs.adjustments".into(),
+                            Basis::Consent { ledger_id: *ledger_id },
+                        ));
+                    }
+                }
+            }
+            out.push(c);
+        }
+        write_disclosures(conn, partner, export_id, disclosed, now)?;
+        Ok(out)
+    })
+}
+
+/// An exam result as the sponsor who funded the course sees it (SHR-3).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct FundedResult {
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub course: String,
+    pub exam: String,
+    pub grade: String,
+    pub score: Option<f64>,
+    pub passed: bool,
+    pub received_at: String,
+}
+
+type FundedRow = ((i64, i64, String, Option<f64>, bool, NaiveDateTime), (i64, String, String), (String, String, String));
+
+/// Results of the learners this sponsor funded, for the courses it funded,
+/// each under the learner's live consent for this purpose; a learner who
+/// declined, withdrew or restricted sharing is simply absent.
+pub fn funded_results(
+    conn: &mut Conn,
+    partner: &Partner,
+    export_id: &str,
+    now: NaiveDateTime,
+) -> QueryResult<Vec<FundedResult>> {
+    use crate::db::schema::{exam_bookings, exam_results, exam_sessions};
+    if partner.kind() != PartnerKind::Sponsor {
+        return Ok(Vec::new());
+    }
+    conn.transaction(|conn| {
+        let funded: HashSet<(i64, i64)> = sponsorships::table
+            .inner_join(course_runs::table)
+            .filter(sponsorships::partner_id.eq(partner.id))
+            .select((sponsorships::user_id, course_runs::course_id))
+            .load::<(i64, i64)>(conn)?
+            .into_iter()
+            .collect();
+        let user_ids: Vec<i64> = funded.iter().map(|f| f.0).collect::<HashSet<_>>().into_iter().collect();
+        let live = live_consents(conn, partner, Purpose::ExamResults, &user_ids)?;
+        let restricted = restricted_among(conn, &user_ids)?;
+        let rows: Vec<FundedRow> = exam_results::table
+            .inner_join(exam_bookings::table.inner_join(exam_sessions::table.inner_join(courses::table)))
+            .inner_join(users::table.on(users::id.eq(exam_results::user_id)))
+            .filter(exam_results::user_id.eq_any(&user_ids))
+            .order(exam_results::id.asc())
+            .select((
+                (
+                    exam_results::id,
+                    exam_results::user_id,
+                    exam_results::grade,
+                    exam_results::score,
+                    exam_results::passed,
+                    exam_results::received_at,
+                ),
+                (courses::id, courses::title, exam_sessions::title),
+                (users::first_name, users::last_name, users::email),
+            ))
+            .load(conn)?;
+        let mut out = Vec::new();
+        let mut disclosed: Vec<Disclosed> = Vec::new();
+        for ((id, user_id, grade, score, passed, received_at), (course_id, course, exam), (first, last, email)) in rows {
+            if !funded.contains(&(user_id, course_id)) || restricted.contains(&user_id) {
+                continue;
+            }
+            let Some((ledger_id, cats)) = live.get(&(user_id, crate::exams::course_scope(course_id))) else {
+                continue;
+            };
+            if !cats.contains(Category::ExamResult) {
+                continue;
+            }
+            let mut fields = vec!["exam.grade", "exam.score", "exam.passed"];
+            let name = cats.contains(Category::ProfileName).then(|| format!("{first} {last}").trim().to_string());
+            let email = cats.contains(Category::ProfileEmail).then_some(email);
+            if name.is_some() {
+                fields.push("learner.name");
+            }
+            if email.is_some() {
+                fields.push("learner.email");
+            }
+            disclosed.push((
+                user_id,
+                Purpose::ExamResults,
+                format!("exam_result:{id}"),
+                fields.join(","),
+                Basis::Consent { ledger_id: *ledger_id },
+            ));
+            out.push(FundedResult {
+                name,
+                email,
+                course,
+                exam,
+                grade,
+                score,
+                passed,
+                received_at: received_at.and_utc().to_rfc3339(),
+            });
+        }
+        write_disclosures(conn, partner, export_id, disclosed, now)?;
+        Ok(out)
+    })
 }

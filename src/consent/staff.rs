@@ -176,7 +176,7 @@ pub(super) fn partner_context(
     Ok(json!({
         "partner": { "slug": p.slug, "name": p.name, "kind": kind.label(), "contact_email": p.contact_email,
                      "member": p.member_id.is_some(), "sponsor": kind == PartnerKind::Sponsor,
-                     "organization": kind == PartnerKind::Organization },
+                     "organization": kind == PartnerKind::Organization, "exam_body": kind == PartnerKind::ExamBody },
         "is_staff": user.is_staff(),
         "new_key": new_key,
         "keys": keys.iter().map(|k| json!({
@@ -184,9 +184,9 @@ pub(super) fn partner_context(
             "last_used": k.last_used_at.map(|t| t.format("%e %b %Y %H:%M").to_string()), "revoked": k.revoked_at.is_some(),
         })).collect::<Vec<_>>(),
         // Reading scopes come ticked; provisioning staff (SCIM) is for organizations, and unticked.
-        "scopes": partners::SCOPES.iter().filter(|s| **s != "scim" || kind == PartnerKind::Organization).map(|s| json!({
+        "scopes": partners::SCOPES.iter().filter(|s| partners::scope_fits(s, kind)).map(|s| json!({
             "value": s, "checked": *s != "scim",
-            "label": if *s == "scim" { "scim (provision staff at /scim/v2)" } else { s },
+            "label": match *s { "scim" => "scim (provision staff at /scim/v2)", "exams" => "exams (candidates and results at /api/v1/exams)", s => s },
         })).collect::<Vec<_>>(),
         "profile_fields": Category::PROFILE.iter().map(|c| json!({ "value": c.as_str(), "label": c.label(), "checked": requested.contains(*c) })).collect::<Vec<_>>(),
         "allocations": allocations.iter().map(|(a, title, key, free)| json!({
@@ -454,7 +454,9 @@ pub async fn report_page(
             let export_id = format!("report-{}", uuid::Uuid::new_v4());
             let rows = report::rows(conn, &p, &export_id, &base, now())?;
             let rows = report::filter(rows, filter.course.as_deref(), filter.status.as_deref());
-            let ctx = report::context(&p, &rows, filter.course.as_deref(), filter.status.as_deref(), now());
+            let mut ctx = report::context(&p, &rows, filter.course.as_deref(), filter.status.as_deref(), now());
+            // Exam results of the courses it funded, each under its own consent (SHR-3).
+            ctx["exam_results"] = json!(sharing::funded_results(conn, &p, &export_id, now())?);
             Ok((format!("{}: completion report", p.name), ctx))
         })
         .await?;
@@ -523,6 +525,7 @@ pub async fn record_legal(db: &State<Db>, user: CurrentUser, form: CsrfForm<Lega
             conn,
             &LegalDisclosure {
                 user_id: target.id,
+                partner_id: None,
                 recipient: f.recipient.trim(),
                 legal_reference: f.legal_reference.trim(),
                 fields: &fields.join(","),

@@ -117,7 +117,7 @@ pub fn all(conn: &mut Conn) -> QueryResult<Vec<ConsentText>> {
         .load(conn)
 }
 
-const DEFAULTS: [(PartnerKind, Purpose, &str); 4] = [
+const DEFAULTS: [(PartnerKind, Purpose, &str); 7] = [
     (
         PartnerKind::Member,
         Purpose::MemberSharing,
@@ -137,6 +137,21 @@ const DEFAULTS: [(PartnerKind, Purpose, &str); 4] = [
         PartnerKind::Sponsor,
         Purpose::PartnerMarketing,
         "If you agree, your sponsor may email you about its own offers using your name and email address. This is separate from progress reports, is never required, and you can withdraw at any time on your Sharing page.",
+    ),
+    (
+        PartnerKind::ExamBody,
+        Purpose::ExamRegistration,
+        "To register you as a candidate, the exam body receives your full name, your email address and your date of birth, with your booking reference and the session you chose. It needs these to admit you to the exam and to issue your result, and receives nothing else about you. If you cancel, it is told the booking is cancelled. You can withdraw on your Sharing page; the exam body then receives nothing new about you, which may mean it cannot admit you.",
+    ),
+    (
+        PartnerKind::ExamBody,
+        Purpose::ExamSupport,
+        "If you agree, the exam body also receives the support needs and adjustments you recorded on Lyceum, so that it can arrange them for this exam. This is separate from your registration and never required; without it you are registered just the same, and the exam body learns nothing about your needs. You can withdraw at any time on your Sharing page.",
+    ),
+    (
+        PartnerKind::Sponsor,
+        Purpose::ExamResults,
+        "Your sponsor paid for your course. If you agree, it sees the result of your exam for that course: your name, your email address, your grade and score, and whether you passed. If you do not agree, your sponsor sees no result and is not told that you declined. You can withdraw at any time on your Sharing page, and your sponsor stops seeing your result at once.",
     ),
 ];
 

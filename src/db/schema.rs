@@ -1270,3 +1270,102 @@ diesel::table! {
         accepted_by -> Nullable<BigInt>,
     }
 }
+
+diesel::table! {
+    exam_sessions (id) {
+        id -> BigInt,
+        partner_id -> BigInt,
+        course_id -> BigInt,
+        title -> Text,
+        starts_at -> Timestamp,
+        time_zone -> Text,
+        mode -> Text,
+        location -> Text,
+        capacity -> Integer,
+        booked -> Integer,
+        booking_deadline -> Timestamp,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    exam_bookings (id) {
+        id -> BigInt,
+        session_id -> BigInt,
+        user_id -> BigInt,
+        reference -> Text,
+        status -> Text,
+        created_at -> Timestamp,
+        cancelled_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    exam_results (id) {
+        id -> BigInt,
+        booking_id -> BigInt,
+        user_id -> BigInt,
+        grade -> Text,
+        score -> Nullable<Double>,
+        passed -> Bool,
+        source -> Text,
+        received_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    support_needs (user_id) {
+        user_id -> BigInt,
+        needs -> Text,
+        adjustments -> Text,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    malpractice_cases (id) {
+        id -> BigInt,
+        booking_id -> BigInt,
+        opened_by -> Nullable<BigInt>,
+        details -> Text,
+        status -> Text,
+        outcome -> Nullable<Text>,
+        disclosure_id -> Nullable<BigInt>,
+        created_at -> Timestamp,
+        closed_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::joinable!(exam_sessions -> partners (partner_id));
+diesel::joinable!(exam_sessions -> courses (course_id));
+diesel::joinable!(exam_bookings -> exam_sessions (session_id));
+diesel::joinable!(exam_bookings -> users (user_id));
+diesel::joinable!(exam_results -> exam_bookings (booking_id));
+diesel::joinable!(malpractice_cases -> exam_bookings (booking_id));
+diesel::allow_tables_to_appear_in_same_query!(
+    exam_sessions,
+    exam_bookings,
+    exam_results,
+    malpractice_cases,
+    support_needs
+);
+diesel::allow_tables_to_appear_in_same_query!(exam_sessions, partners);
+diesel::allow_tables_to_appear_in_same_query!(exam_sessions, courses);
+diesel::allow_tables_to_appear_in_same_query!(exam_sessions, users);
+diesel::allow_tables_to_appear_in_same_query!(exam_sessions, sponsorships);
+diesel::allow_tables_to_appear_in_same_query!(exam_sessions, course_runs);
+diesel::allow_tables_to_appear_in_same_query!(exam_bookings, users);
+diesel::allow_tables_to_appear_in_same_query!(exam_bookings, partners);
+diesel::allow_tables_to_appear_in_same_query!(exam_bookings, courses);
+diesel::allow_tables_to_appear_in_same_query!(exam_bookings, sponsorships);
+diesel::allow_tables_to_appear_in_same_query!(exam_bookings, course_runs);
+diesel::allow_tables_to_appear_in_same_query!(exam_results, users);
+diesel::allow_tables_to_appear_in_same_query!(exam_results, partners);
+diesel::allow_tables_to_appear_in_same_query!(exam_results, courses);
+diesel::allow_tables_to_appear_in_same_query!(exam_results, sponsorships);
+diesel::allow_tables_to_appear_in_same_query!(exam_results, course_runs);
+diesel::allow_tables_to_appear_in_same_query!(malpractice_cases, users);
+diesel::allow_tables_to_appear_in_same_query!(malpractice_cases, partners);
+diesel::allow_tables_to_appear_in_same_query!(malpractice_cases, courses);
+diesel::allow_tables_to_appear_in_same_query!(exam_sessions, enrollments);
+diesel::allow_tables_to_appear_in_same_query!(support_needs, users);

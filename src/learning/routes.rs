@@ -102,7 +102,9 @@ pub async fn about(db: &State<Db>, viewer: Viewer, slug: &str) -> AppResult<Page
             let (avg, ratings) = learning::rating(conn, course.id)?;
             let sharing = crate::consent::member::offer(conn, &member)?;
             let t = now();
+            let exams = crate::exams::open_count(conn, course.id, t)?;
             Ok(json!({
+                "exams": exams,
                 "course": course_json(&course),
                 "description_html": render_markdown(&course.description),
                 "member": { "name": member.name, "slug": member.slug, "description": member.description, "logo": member.logo_blob.map(|k| format!("/media/{k}")) },

@@ -158,14 +158,40 @@ pub async fn page(db: &State<Db>, user: CurrentUser, search: Search) -> AppResul
     ))
 }
 
-#[get("/staff/auditors")]
-pub async fn auditors(db: &State<Db>, _staff: StaffUser) -> AppResult<Page> {
+/// A site-wide role staff appoint others to: auditors, who read the audit
+/// log, and support staff, who read recorded support needs.
+struct Appointed {
+    role: Role,
+    path: &'static str,
+    title: &'static str,
+    about: &'static str,
+    appointed: &'static str,
+}
+
+const AUDITORS: Appointed = Appointed {
+    role: Role::Auditor,
+    path: "/staff/auditors",
+    title: "Auditors",
+    about: "Auditors read the audit log of every view and change of people's data. Appoint someone other than yourself.",
+    appointed: "can now read the audit log",
+};
+
+const SUPPORT_TEAM: Appointed = Appointed {
+    role: Role::Support,
+    path: "/staff/support-team",
+    title: "Support team",
+    about: "The support team reads the support needs learners record, to arrange adjustments. Each time they open one it is written to the audit log. Appoint someone other than yourself.",
+    appointed: "can now read recorded support needs",
+};
+
+async fn holders_page(db: &State<Db>, a: &'static Appointed) -> AppResult<Page> {
+    let role = a.role.as_str();
     let list: Vec<(i64, String)> = db
-        .run(|conn| {
+        .run(move |conn| {
             Ok::<_, AppError>(
                 role_grants::table
                     .inner_join(users::table)
-                    .filter(role_grants::role.eq(Role::Auditor.as_str()))
+                    .filter(role_grants::role.eq(role))
                     .select((users::id, users::username))
                     .load(conn)?,
             )
@@ -173,9 +199,41 @@ pub async fn auditors(db: &State<Db>, _staff: StaffUser) -> AppResult<Page> {
         .await?;
     Ok(Page::new(
         "privacy/auditors",
-        "Auditors",
-        json!({ "auditors": list.iter().map(|(id, name)| json!({ "id": id, "username": name })).collect::<Vec<_>>() }),
+        a.title,
+        json!({
+            "title": a.title, "about": a.about, "path": a.path,
+            "holders": list.iter().map(|(id, name)| json!({ "id": id, "username": name })).collect::<Vec<_>>(),
+        }),
     ))
+}
+
+async fn appoint_to(db: &State<Db>, staff: StaffUser, login: String, a: &'static Appointed) -> AppResult<Flash> {
+    let by = staff.0.id;
+    db.run(move |conn| {
+        let Some(user) = crate::accounts::service::find_for_login(conn, login.trim())? else {
+            return Ok(Flash::error(a.path, format!("No account has the username or email “{}”.", login.trim())));
+        };
+        if user.id == by {
+            return Ok(Flash::error(a.path, "Another person must check your work: you cannot appoint yourself."));
+        }
+        roles::grant(conn, user.id, a.role, "", Some(by))?;
+        Ok::<_, AppError>(Flash::success(a.path, format!("{} {}.", user.username, a.appointed)))
+    })
+    .await
+}
+
+async fn remove_from(db: &State<Db>, id: i64, a: &'static Appointed) -> AppResult<Flash> {
+    let removed = db.run(move |conn| Ok::<_, AppError>(roles::revoke(conn, id, a.role, "")?)).await?;
+    Ok(if removed {
+        Flash::success(a.path, "The role is taken back.")
+    } else {
+        Flash::info(a.path, "That person did not hold the role.")
+    })
+}
+
+#[get("/staff/auditors")]
+pub async fn auditors(db: &State<Db>, _staff: StaffUser) -> AppResult<Page> {
+    holders_page(db, &AUDITORS).await
 }
 
 #[derive(FromForm)]
@@ -186,27 +244,30 @@ pub struct AppointForm {
 
 #[post("/staff/auditors", data = "<form>")]
 pub async fn appoint(db: &State<Db>, staff: StaffUser, form: CsrfForm<AppointForm>) -> AppResult<Flash> {
-    let (login, by) = (form.form.login, staff.0.id);
-    db.run(move |conn| {
-        let back = "/staff/auditors";
-        let Some(user) = crate::accounts::service::find_for_login(conn, login.trim())? else {
-            return Ok(Flash::error(back, format!("No account has the username or email “{}”.", login.trim())));
-        };
-        if user.id == by {
-            return Ok(Flash::error(back, "Another person must audit your work: you cannot appoint yourself."));
-        }
-        roles::grant(conn, user.id, Role::Auditor, "", Some(by))?;
-        Ok::<_, AppError>(Flash::success(back, format!("{} can now read the audit log.", user.username)))
-    })
-    .await
+    appoint_to(db, staff, form.form.login, &AUDITORS).await
 }
 
 #[post("/staff/auditors/<id>/remove", data = "<_form>")]
 pub async fn remove(db: &State<Db>, _staff: StaffUser, id: i64, _form: crate::web::csrf::CsrfOnly) -> AppResult<Flash> {
-    let removed = db.run(move |conn| Ok::<_, AppError>(roles::revoke(conn, id, Role::Auditor, "")?)).await?;
-    Ok(if removed {
-        Flash::success("/staff/auditors", "The auditor role is taken back.")
-    } else {
-        Flash::info("/staff/auditors", "That person was not an auditor.")
-    })
+    remove_from(db, id, &AUDITORS).await
+}
+
+#[get("/staff/support-team")]
+pub async fn support_team(db: &State<Db>, _staff: StaffUser) -> AppResult<Page> {
+    holders_page(db, &SUPPORT_TEAM).await
+}
+
+#[post("/staff/support-team", data = "<form>")]
+pub async fn appoint_support(db: &State<Db>, staff: StaffUser, form: CsrfForm<AppointForm>) -> AppResult<Flash> {
+    appoint_to(db, staff, form.form.login, &SUPPORT_TEAM).await
+}
+
+#[post("/staff/support-team/<id>/remove", data = "<_form>")]
+pub async fn remove_support(
+    db: &State<Db>,
+    _staff: StaffUser,
+    id: i64,
+    _form: crate::web::csrf::CsrfOnly,
+) -> AppResult<Flash> {
+    remove_from(db, id, &SUPPORT_TEAM).await
 }

@@ -506,6 +506,7 @@ fn delete_personal_data(conn: &mut Conn, settings: &Settings<'_>, user_id: i64) 
         n += diesel::delete(sms_codes::table.filter(sms_codes::user_id.eq(user_id))).execute(conn)?;
         n += diesel::delete(security_events::table.filter(security_events::user_id.eq(user_id))).execute(conn)?;
     }
+    n += crate::exams::erase(conn, user_id)?;
     // Completions, quiz answers and attendance go with their enrollments.
     n += diesel::delete(enrollments::table.filter(enrollments::user_id.eq(user_id))).execute(conn)?;
     n += diesel::delete(course_feedback::table.filter(course_feedback::user_id.eq(user_id))).execute(conn)?;

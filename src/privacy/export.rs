@@ -47,6 +47,14 @@ struct Section {
     about: &'static str,
 }
 
+/// Sealed columns (table, column, vault field), opened for their owner.
+const SEALED: [(&str, &str, &str); 4] = [
+    ("users", "phone", crate::privacy::vault::PHONE),
+    ("sms_numbers", "phone", crate::accounts::sms::PHONE_FIELD),
+    ("support_needs", "needs", crate::exams::NEEDS_FIELD),
+    ("support_needs", "adjustments", crate::exams::ADJUSTMENTS_FIELD),
+];
+
 const ENROLLED: &str = "enrollment_id IN (SELECT id FROM enrollments WHERE user_id = {u})";
 
 const SECTIONS: &[Section] = &[
@@ -189,6 +197,27 @@ const SECTIONS: &[Section] = &[
         filter: "user_id = {u}",
         withheld: &["secret", "last_step"],
         about: "When you set up an authenticator app. Its secret key is left out: it would let anyone make your codes. Recovery codes are kept only as one-way hashes and are not listed.",
+    },
+    Section {
+        name: "exam_bookings",
+        table: "exam_bookings",
+        filter: "user_id = {u}",
+        withheld: &[],
+        about: "Exams you booked with an exam body: the session, your booking reference, and whether the booking stands or was cancelled.",
+    },
+    Section {
+        name: "exam_results",
+        table: "exam_results",
+        filter: "user_id = {u}",
+        withheld: &[],
+        about: "Exam results the exam body sent back: grade, score, whether you passed, and when they arrived. They are kept one year by default.",
+    },
+    Section {
+        name: "support_needs",
+        table: "support_needs",
+        filter: "user_id = {u}",
+        withheld: &[],
+        about: "The support needs and adjustments you recorded, stored encrypted and given back here readable.",
     },
     Section {
         name: "certificates",
@@ -407,17 +436,15 @@ fn rows(conn: &mut Conn, s: &Section, columns: &[String], user_id: i64) -> Query
     for JsonRow { row } in diesel::sql_query(sql).load::<JsonRow>(conn)? {
         let mut parsed: Map<String, Value> = serde_json::from_str(&row).unwrap_or_default();
         // Sealed fields are given back readable (SEC-2 protects them at rest, not from their owner).
-        if s.table == "users"
-            && let Some(Value::String(phone)) = parsed.get("phone")
-        {
-            let phone = crate::accounts::service::open_phone(Some(phone));
-            parsed.insert("phone".into(), phone.map_or(Value::Null, Value::String));
-        }
-        if s.table == "sms_numbers"
-            && let Some(Value::String(sealed)) = parsed.get("phone")
-        {
-            let phone = crate::privacy::vault::open(crate::accounts::sms::PHONE_FIELD, sealed).ok();
-            parsed.insert("phone".into(), phone.map_or(Value::Null, Value::String));
+        for (table, column, field) in SEALED {
+            if s.table == table
+                && let Some(Value::String(sealed)) = parsed.get(column)
+            {
+                let open = crate::privacy::vault::open(field, sealed)
+                    .inspect_err(|e| tracing::error!(error = %e, table, column, "a sealed value cannot be opened"))
+                    .ok();
+                parsed.insert(column.into(), open.map_or(Value::Null, Value::String));
+            }
         }
         let mut ordered = Map::new();
         for column in columns.iter().filter(|c| !s.withheld.contains(&c.as_str())) {

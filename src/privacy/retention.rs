@@ -8,6 +8,7 @@
 //! | course records | enrollments that ended (unenrolled, or access over) that long ago, with their progress, results and quiz answers | kept (0) |
 //! | posts | forum threads with no post for the period | kept (0) |
 //! | logs | finished jobs (and the mail they carried), expired sign-ins, used or expired links | 90 days |
+//! | exam results | results from exam bodies, counted from arrival (CRT-8) | 365 days |
 //! | data copies | a learner's downloaded copy, after its link expired | 7 days (`export::EXPORT_DAYS`) |
 //!
 //! A legal hold (RET-3) on an account overrides every one of these: nothing
@@ -38,6 +39,8 @@ pub struct Periods {
     pub certificate_days: i64,
     /// Proctoring session references (CRT-7).
     pub proctoring_days: i64,
+    /// Exam results, counted from arrival (CRT-8).
+    pub exam_result_days: i64,
 }
 
 impl Periods {
@@ -50,6 +53,7 @@ impl Periods {
             log_days: config.retention_log_days,
             certificate_days: config.retention_certificate_days,
             proctoring_days: config.retention_proctoring_days,
+            exam_result_days: config.retention_exam_result_days,
         }
     }
 }
@@ -131,6 +135,12 @@ pub fn run(conn: &mut Conn, p: &Periods, now: NaiveDateTime, dry_run: bool) -> Q
         let n = crate::certificates::proctoring::purge(conn, p.proctoring_days, now, dry_run)?;
         let before = now - Duration::days(p.proctoring_days);
         line("proctoring", n, format!("proctoring session references from before {}", before.date()));
+    }
+
+    if p.exam_result_days > 0 {
+        let n = crate::exams::purge_results(conn, p.exam_result_days, &held, now, dry_run)?;
+        let before = now - Duration::days(p.exam_result_days);
+        line("exam results", n, format!("exam results received before {}, except under a legal hold", before.date()));
     }
 
     if p.log_days > 0 {

@@ -269,6 +269,8 @@ pub fn rotate(conn: &mut crate::db::Conn, vault: &Vault) -> Result<usize, String
     changed += rewrap_column!(conn, vault, totp_credentials, user_id, secret, crate::accounts::twofactor::TOTP_FIELD);
     changed += rewrap_column!(conn, vault, sms_numbers, user_id, phone, crate::accounts::sms::PHONE_FIELD);
     changed += rewrap_column!(conn, vault, sms_outbox, id, phone, crate::accounts::sms::OUTBOX_FIELD);
+    changed += rewrap_column!(conn, vault, support_needs, user_id, needs, crate::exams::NEEDS_FIELD);
+    changed += rewrap_column!(conn, vault, support_needs, user_id, adjustments, crate::exams::ADJUSTMENTS_FIELD);
     Ok(changed)
 }
 

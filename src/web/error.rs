@@ -23,6 +23,9 @@ pub enum AppError {
     BadRequest(String),
     #[error("{0}")]
     Unprocessable(String),
+    /// The request contradicts what is recorded (a second, different result).
+    #[error("{0}")]
+    Conflict(String),
     /// The thing existed but is no longer available (an expired download).
     #[error("{0}")]
     Gone(String),
@@ -48,6 +51,7 @@ impl AppError {
             AppError::Unauthorized => Status::Unauthorized,
             AppError::BadRequest(_) => Status::BadRequest,
             AppError::Unprocessable(_) => Status::UnprocessableEntity,
+            AppError::Conflict(_) => Status::Conflict,
             AppError::Gone(_) => Status::Gone,
             AppError::RateLimited { .. } => Status::TooManyRequests,
             AppError::Db(_) | AppError::Internal(_) => Status::InternalServerError,
@@ -94,6 +98,7 @@ fn title_for(status: Status) -> &'static str {
         401 => "Sign-in required",
         403 => "Not allowed",
         404 => "Page not found",
+        409 => "Conflict",
         410 => "No longer available",
         413 => "Too large",
         422 => "Cannot process this request",

@@ -635,6 +635,7 @@ async fn kept_through_erasure(app: TestApp) {
         log_days: 0,
         certificate_days: days,
         proctoring_days: 0,
+        exam_result_days: 0,
     };
     assert_eq!(app.config.retention_certificate_days, 7 * 365 + 2, "seven years by default");
     let p = periods(app.config.retention_certificate_days);
@@ -765,6 +766,7 @@ async fn proctored_exam(app: TestApp, service: partner_adapters::test_server::Lo
         log_days: 0,
         certificate_days: 0,
         proctoring_days: app.config.retention_proctoring_days,
+        exam_result_days: 0,
     };
     let soon = lyceum::db::now() + chrono::Duration::days(300);
     run(&app, move |conn| lyceum::privacy::retention::run(conn, &p, soon, false)).await;

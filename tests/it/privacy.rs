@@ -392,6 +392,7 @@ async fn retention(app: TestApp) {
         log_days: 90,
         certificate_days: 0,
         proctoring_days: 0,
+        exam_result_days: 0,
     };
     let dry = run(&app, move |conn| retention::run(conn, &periods, lyceum::db::now(), true)).await;
     let count = |lines: &[retention::Line], what: &str| {

@@ -347,6 +347,7 @@ async fn restriction_and_legal(app: TestApp) {
     let staff_id = user_id(&app, "ada").await;
     run(&app, move |conn| {
         let d = sharing::LegalDisclosure {
+            partner_id: None,
             user_id: staff_id,
             recipient: "Regional Court",
             legal_reference: "Order 2026/1187",

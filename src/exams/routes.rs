@@ -1,0 +1,619 @@
+//! Exam pages and the exam API: "My exams" and booking for learners, the
+//! support-needs page, an exam body's sessions, candidates and result upload,
+//! the support team's and the malpractice pages for staff, and the API where
+//! exam bodies read candidates and post results and sponsors read the results
+//! they may see.
+
+use std::collections::HashMap;
+
+use chrono::{NaiveDate, NaiveDateTime};
+use diesel::prelude::*;
+use rocket::data::{Data, ToByteUnit};
+use rocket::http::Status;
+use rocket::serde::json::Json;
+use rocket::{FromForm, State, get, post};
+use serde_json::{Value, json};
+
+use super::{BookingChoice, ExamError, Recorded, ResultInput, SessionInput};
+use crate::accounts::SessionUser;
+use crate::accounts::roles::Role;
+use crate::consent::api::PartnerKey;
+use crate::consent::ledger::Evidence;
+use crate::consent::partners::{self, Partner};
+use crate::consent::sharing;
+use crate::consent::{PartnerKind, Purpose, texts};
+use crate::db::schema::{courses, exam_bookings, exam_results, users};
+use crate::db::{Conn, Db, now};
+use crate::web::guards::ClientInfo;
+use crate::web::{AppError, AppResult, CsrfForm, CurrentUser, Flash, Page, StaffUser};
+
+fn date(t: NaiveDateTime) -> String {
+    t.format("%e %B %Y").to_string()
+}
+
+/// A user-facing refusal becomes a message on `back`; the rest are errors.
+fn flash_or(back: &str, e: ExamError) -> AppResult<Flash> {
+    match e {
+        ExamError::Db(e) => Err(e.into()),
+        ExamError::Vault(e) => Err(AppError::Internal(e.to_string())),
+        ExamError::NotFound => Err(AppError::NotFound),
+        other => Ok(Flash::error(back, other.to_string())),
+    }
+}
+
+impl From<ExamError> for AppError {
+    fn from(e: ExamError) -> Self {
+        match e {
+            ExamError::Db(e) => e.into(),
+            ExamError::Vault(e) => AppError::Internal(e.to_string()),
+            ExamError::NotFound => AppError::NotFound,
+            ExamError::Conflict(m) => AppError::Conflict(m),
+            other => AppError::Unprocessable(other.to_string()),
+        }
+    }
+}
+
+// ---- learners ----
+
+#[get("/exams")]
+pub async fn mine(db: &State<Db>, user: CurrentUser) -> AppResult<Page> {
+    let user = user.0;
+    let ctx = db
+        .run(move |conn| {
+            let now = now();
+            let bookings = super::bookings_of(conn, user.id)?;
+            let bookable = super::bookable_for(conn, user.id, now)?;
+            let has_needs = super::support_needs_of(conn, user.id)?.is_some();
+            Ok::<_, AppError>(json!({
+                "bookings": bookings.iter().map(|b| json!({
+                    "id": b.booking.id, "reference": b.booking.reference, "course": b.course, "exam_body": b.exam_body,
+                    "session": b.session.json(now), "booked": b.booking.status == super::BOOKED,
+                    "changeable": b.booking.status == super::BOOKED && b.result.is_none() && now < b.session.starts_at,
+                    "result": b.result.as_ref().map(|r| json!({ "grade": r.grade, "score": r.score, "passed": r.passed, "received": date(r.received_at) })),
+                })).collect::<Vec<_>>(),
+                "bookable": bookable.iter().map(|(s, course, body)| json!({ "session": s.json(now), "course": course, "exam_body": body })).collect::<Vec<_>>(),
+                "has_needs": has_needs,
+            }))
+        })
+        .await?;
+    Ok(Page::new("exams/mine", "My exams", ctx))
+}
+
+/// Everything the booking form shows: what leaves, to whom, under which text.
+fn booking_context(conn: &mut Conn, user: &SessionUser, session_id: i64) -> AppResult<Value> {
+    let now = now();
+    let s = super::session(conn, session_id)?;
+    let body = partners::by_id(conn, s.partner_id)?;
+    let course: String = courses::table.find(s.course_id).select(courses::title).first(conn)?;
+    let registration = texts::current(conn, &body, Purpose::ExamRegistration, "en")?
+        .ok_or_else(|| AppError::Unprocessable("This exam body cannot take bookings yet.".into()))?;
+    let support = if super::support_needs_of(conn, user.id)?.is_some() {
+        texts::current(conn, &body, Purpose::ExamSupport, "en")?
+    } else {
+        None
+    };
+    let mut funders = Vec::new();
+    for (sponsor, _) in super::funders(conn, user.id, s.course_id)? {
+        if let Some(t) = texts::current(conn, &sponsor, Purpose::ExamResults, "en")? {
+            funders.push(json!({ "id": sponsor.id, "name": sponsor.name, "text_id": t.id, "text": t.body }));
+        }
+    }
+    let dob: Option<NaiveDate> = users::table.find(user.id).select(users::date_of_birth).first(conn)?;
+    Ok(json!({
+        "session": s.json(now), "course": course, "exam_body": body.name,
+        "text_id": registration.id, "text": registration.body,
+        "shown": Purpose::ExamRegistration.ceiling().iter().map(|c| c.label()).collect::<Vec<_>>(),
+        "needs_dob": dob.is_none(),
+        "support": support.map(|t| json!({ "text_id": t.id, "text": t.body })),
+        "funders": funders,
+    }))
+}
+
+#[get("/exams/sessions/<id>/book")]
+pub async fn book_form(db: &State<Db>, user: CurrentUser, id: i64) -> AppResult<Page> {
+    let user = user.0;
+    let ctx = db.run(move |conn| booking_context(conn, &user, id)).await?;
+    Ok(Page::new("exams/book", "Book an exam", ctx))
+}
+
+#[derive(FromForm)]
+pub struct BookForm {
+    #[field(default = String::new())]
+    date_of_birth: String,
+    text_id: i64,
+    support_text_id: Option<i64>,
+    #[field(default = false)]
+    share_support: bool,
+    /// Per funding sponsor: "yes" or "no".
+    #[field(default = HashMap::new())]
+    share_result: HashMap<i64, String>,
+    #[field(default = HashMap::new())]
+    result_text: HashMap<i64, i64>,
+}
+
+#[post("/exams/sessions/<id>/book", data = "<form>")]
+pub async fn book(
+    db: &State<Db>,
+    user: CurrentUser,
+    client: ClientInfo,
+    id: i64,
+    form: CsrfForm<BookForm>,
+) -> AppResult<Flash> {
+    let back = format!("/exams/sessions/{id}/book");
+    let f = form.form;
+    let date_of_birth = match f.date_of_birth.trim() {
+        "" => None,
+        d => match NaiveDate::parse_from_str(d, "%Y-%m-%d") {
+            Ok(d) => Some(d),
+            Err(_) => return Ok(Flash::error(back, "Enter your date of birth as a date, such as 1990-04-21.")),
+        },
+    };
+    let mut funders = Vec::new();
+    for (partner, text) in &f.result_text {
+        match f.share_result.get(partner).map(String::as_str) {
+            Some("yes") => funders.push((*partner, *text, true)),
+            Some("no") => funders.push((*partner, *text, false)),
+            _ => return Ok(Flash::error(back, "Say whether your sponsor may see your result.")),
+        }
+    }
+    let choice = BookingChoice {
+        date_of_birth,
+        registration_text_id: f.text_id,
+        share_support: if f.share_support { f.support_text_id } else { None },
+        funders,
+    };
+    let user = user.0;
+    let evidence = Evidence::learner_web(user.id, &client);
+    let done = db.run(move |conn| Ok::<_, AppError>(super::book(conn, &user, id, &choice, &evidence, now()))).await?;
+    match done {
+        Ok(b) => Ok(Flash::success("/exams", format!("Booked. Your booking reference is {}.", b.reference))),
+        Err(e) => flash_or(&back, e),
+    }
+}
+
+#[derive(FromForm)]
+pub struct RescheduleForm {
+    session_id: i64,
+}
+
+#[get("/exams/bookings/<id>/reschedule")]
+pub async fn reschedule_form(db: &State<Db>, user: CurrentUser, id: i64) -> AppResult<Page> {
+    let user = user.0;
+    let ctx = db
+        .run(move |conn| {
+            let now = now();
+            let mine = super::bookings_of(conn, user.id)?;
+            let b = mine.iter().find(|b| b.booking.id == id && b.booking.status == super::BOOKED).ok_or(AppError::NotFound)?;
+            let others: Vec<Value> = super::bookable_for(conn, user.id, now)?
+                .into_iter()
+                .filter(|(s, _, _)| {
+                    s.id != b.session.id && s.course_id == b.session.course_id && s.partner_id == b.session.partner_id
+                })
+                .map(|(s, _, _)| s.json(now))
+                .collect();
+            Ok::<_, AppError>(json!({ "id": id, "reference": b.booking.reference, "current": b.session.json(now), "course": b.course, "others": others }))
+        })
+        .await?;
+    Ok(Page::new("exams/reschedule", "Reschedule an exam", ctx))
+}
+
+#[post("/exams/bookings/<id>/reschedule", data = "<form>")]
+pub async fn reschedule(db: &State<Db>, user: CurrentUser, id: i64, form: CsrfForm<RescheduleForm>) -> AppResult<Flash> {
+    let (uid, to) = (user.0.id, form.form.session_id);
+    let done = db.run(move |conn| Ok::<_, AppError>(super::reschedule(conn, uid, id, to, now()))).await?;
+    match done {
+        Ok(b) => Ok(Flash::success("/exams", format!("Moved. Your new booking reference is {}.", b.reference))),
+        Err(e) => flash_or(&format!("/exams/bookings/{id}/reschedule"), e),
+    }
+}
+
+#[post("/exams/bookings/<id>/cancel", data = "<_form>")]
+pub async fn cancel(db: &State<Db>, user: CurrentUser, id: i64, _form: crate::web::csrf::CsrfOnly) -> AppResult<Flash> {
+    let uid = user.0.id;
+    let done = db.run(move |conn| Ok::<_, AppError>(super::cancel(conn, uid, id, now()))).await?;
+    match done {
+        Ok(()) => Ok(Flash::success("/exams", "Your booking is cancelled and the exam body is told.")),
+        Err(e) => flash_or("/exams", e),
+    }
+}
+
+// ---- support needs ----
+
+#[get("/account/support-needs")]
+pub async fn needs_form(db: &State<Db>, user: CurrentUser) -> AppResult<Page> {
+    let uid = user.0.id;
+    let needs = db.run(move |conn| Ok::<_, AppError>(super::support_needs_of(conn, uid)?)).await?;
+    Ok(Page::new(
+        "exams/support_needs",
+        "Support needs",
+        json!({ "recorded": needs.is_some(), "needs": needs.as_ref().map(|n| n.needs.clone()),
+                "adjustments": needs.as_ref().map(|n| n.adjustments.clone()),
+                "updated": needs.as_ref().map(|n| date(n.updated_at)) }),
+    ))
+}
+
+#[derive(FromForm)]
+pub struct NeedsForm {
+    #[field(default = String::new())]
+    needs: String,
+    #[field(default = String::new())]
+    adjustments: String,
+}
+
+#[post("/account/support-needs", data = "<form>")]
+pub async fn save_needs(db: &State<Db>, user: CurrentUser, form: CsrfForm<NeedsForm>) -> AppResult<Flash> {
+    let (uid, f) = (user.0.id, form.form);
+    let done = db
+        .run(move |conn| Ok::<_, AppError>(super::save_support_needs(conn, uid, &f.needs, &f.adjustments, now())))
+        .await?;
+    match done {
+        Ok(()) => Ok(Flash::success("/account/support-needs", "Saved. Only the support team can read it.")),
+        Err(e) => flash_or("/account/support-needs", e),
+    }
+}
+
+#[post("/account/support-needs/delete", data = "<_form>")]
+pub async fn delete_needs(db: &State<Db>, user: CurrentUser, _form: crate::web::csrf::CsrfOnly) -> AppResult<Flash> {
+    let uid = user.0.id;
+    db.run(move |conn| Ok::<_, AppError>(super::delete_support_needs(conn, uid)?)).await?;
+    Ok(Flash::success("/account/support-needs", "Your support needs are deleted."))
+}
+
+/// The support team only (not staff as such): each view is in the audit log.
+fn support_team(user: &SessionUser) -> AppResult<()> {
+    if user.has_role(Role::Support) {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden("Only the support team can read support needs.".into()))
+    }
+}
+
+#[get("/staff/support-needs")]
+pub async fn needs_list(db: &State<Db>, user: CurrentUser) -> AppResult<Page> {
+    support_team(&user.0)?;
+    let list = db.run(|conn| Ok::<_, AppError>(super::with_support_needs(conn)?)).await?;
+    Ok(Page::new(
+        "exams/needs_list",
+        "Support needs",
+        json!({ "people": list.iter().map(|(id, name, at)| json!({ "id": id, "username": name, "updated": date(*at) })).collect::<Vec<_>>() }),
+    ))
+}
+
+#[get("/staff/support-needs/<user_id>")]
+pub async fn needs_of(db: &State<Db>, user: CurrentUser, user_id: i64) -> AppResult<Page> {
+    support_team(&user.0)?;
+    let (username, needs) = db
+        .run(move |conn| {
+            let username: String = users::table.find(user_id).select(users::username).first(conn)?;
+            Ok::<_, AppError>((username, super::support_needs_of(conn, user_id)?.ok_or(AppError::NotFound)?))
+        })
+        .await?;
+    Ok(Page::new(
+        "exams/needs_of",
+        "Support needs",
+        json!({ "username": username, "needs": needs.needs, "adjustments": needs.adjustments, "updated": date(needs.updated_at) }),
+    ))
+}
+
+// ---- exam bodies ----
+
+fn exam_body(conn: &mut Conn, user: &SessionUser, slug: &str) -> AppResult<Partner> {
+    let p = crate::consent::staff::managed(conn, user, slug)?;
+    if p.kind() != PartnerKind::ExamBody {
+        return Err(AppError::NotFound);
+    }
+    Ok(p)
+}
+
+#[get("/partners/<slug>/exams")]
+pub async fn sessions(db: &State<Db>, user: CurrentUser, slug: &str) -> AppResult<Page> {
+    let (slug, user) = (slug.to_string(), user.0);
+    let ctx = db
+        .run(move |conn| {
+            let p = exam_body(conn, &user, &slug)?;
+            let now = now();
+            let list = super::sessions_of(conn, &p)?;
+            let courses: Vec<(i64, String)> = courses::table
+                .filter(courses::published.eq(true))
+                .order(courses::title.asc())
+                .select((courses::id, courses::title))
+                .load(conn)?;
+            Ok::<_, AppError>(json!({
+                "partner": { "slug": p.slug, "name": p.name },
+                "sessions": list.iter().map(|(s, course)| json!({ "session": s.json(now), "course": course })).collect::<Vec<_>>(),
+                "courses": courses.iter().map(|(id, title)| json!({ "id": id, "title": title })).collect::<Vec<_>>(),
+            }))
+        })
+        .await?;
+    Ok(Page::new("exams/sessions", "Exam sessions", ctx))
+}
+
+#[derive(FromForm)]
+pub struct SessionForm {
+    course_id: Option<i64>,
+    #[field(default = String::new())]
+    title: String,
+    #[field(default = String::new())]
+    starts: String,
+    #[field(default = String::new())]
+    time_zone: String,
+    #[field(default = String::new())]
+    mode: String,
+    #[field(default = String::new())]
+    location: String,
+    capacity: Option<i32>,
+    #[field(default = String::new())]
+    deadline: String,
+}
+
+fn local_time(s: &str, what: &str) -> Result<NaiveDateTime, String> {
+    let s = s.trim();
+    NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M")
+        .or_else(|_| NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M"))
+        .map_err(|_| format!("Enter the {what} as a date and time, such as 2027-03-14 09:30."))
+}
+
+#[post("/partners/<slug>/exams", data = "<form>")]
+pub async fn create_session(db: &State<Db>, user: CurrentUser, slug: &str, form: CsrfForm<SessionForm>) -> AppResult<Flash> {
+    let back = format!("/partners/{slug}/exams");
+    let f = form.form;
+    let input = match (local_time(&f.starts, "start"), local_time(&f.deadline, "booking deadline")) {
+        (Ok(starts_local), Ok(deadline_local)) => SessionInput {
+            course_id: f.course_id.unwrap_or(0),
+            title: f.title,
+            starts_local,
+            time_zone: f.time_zone,
+            mode: f.mode,
+            location: f.location,
+            capacity: f.capacity.unwrap_or(0),
+            deadline_local,
+        },
+        (Err(m), _) | (_, Err(m)) => return Ok(Flash::error(back, m)),
+    };
+    let (slug, user) = (slug.to_string(), user.0);
+    let done = db
+        .run(move |conn| {
+            let p = exam_body(conn, &user, &slug)?;
+            Ok::<_, AppError>(super::create_session(conn, &p, &input, now()))
+        })
+        .await?;
+    match done {
+        Ok(s) => Ok(Flash::success(format!("{back}/{}", s.id), "The session is open for booking.")),
+        Err(e) => flash_or(&back, e),
+    }
+}
+
+/// The session page: its candidates read through the gate (each one a
+/// disclosure), their results, and the result upload.
+fn session_context(conn: &mut Conn, user: &SessionUser, slug: &str, id: i64) -> AppResult<Value> {
+    let p = exam_body(conn, user, slug)?;
+    let s = super::session(conn, id)?;
+    if s.partner_id != p.id {
+        return Err(AppError::NotFound);
+    }
+    let export_id = format!("page-{}", uuid::Uuid::new_v4());
+    let candidates = sharing::exam_candidates(conn, &p, Some(s.id), &export_id, now())?;
+    let results: HashMap<String, super::ExamResult> = {
+        exam_results::table
+            .inner_join(exam_bookings::table)
+            .filter(exam_bookings::session_id.eq(s.id))
+            .select((exam_bookings::reference, super::ExamResult::as_select()))
+            .load::<(String, super::ExamResult)>(conn)?
+            .into_iter()
+            .collect()
+    };
+    Ok(json!({
+        "partner": { "slug": p.slug, "name": p.name },
+        "session": s.json(now()),
+        "is_staff": user.is_staff(),
+        "candidates": candidates.iter().map(|c| json!({
+            "booking": c.booking, "status": c.status, "booked": c.status == super::BOOKED, "name": c.name, "email": c.email,
+            "date_of_birth": c.date_of_birth.map(|d| d.to_string()), "support_needs": c.support_needs, "adjustments": c.adjustments,
+            "result": results.get(&c.booking).map(|r| json!({ "grade": r.grade, "score": r.score, "passed": r.passed })),
+        })).collect::<Vec<_>>(),
+    }))
+}
+
+#[get("/partners/<slug>/exams/<id>")]
+pub async fn session_page(db: &State<Db>, user: CurrentUser, slug: &str, id: i64) -> AppResult<Page> {
+    let (slug, user) = (slug.to_string(), user.0);
+    let ctx = db.run(move |conn| session_context(conn, &user, &slug, id)).await?;
+    Ok(Page::new("exams/session", "Exam session", ctx))
+}
+
+#[derive(FromForm)]
+pub struct ResultsForm {
+    #[field(default = String::new())]
+    csv: String,
+}
+
+#[post("/partners/<slug>/exams/<id>/results", data = "<form>")]
+pub async fn upload_results(
+    db: &State<Db>,
+    user: CurrentUser,
+    slug: &str,
+    id: i64,
+    form: CsrfForm<ResultsForm>,
+) -> AppResult<rocket::Either<Flash, Page>> {
+    let back = format!("/partners/{slug}/exams/{id}");
+    let parsed = super::parse_results_csv(&form.form.csv);
+    let (slug, user, text) = (slug.to_string(), user.0, form.form.csv);
+    let outcome = db
+        .run(move |conn| {
+            let p = exam_body(conn, &user, &slug)?;
+            let errors = match parsed {
+                Ok(rows) => match super::record_upload(conn, &p, id, &rows, now()) {
+                    Ok(counts) => return Ok::<_, AppError>(Ok(counts)),
+                    Err(ExamError::Invalid(m)) => vec![m],
+                    Err(e) => return Err(e.into()),
+                },
+                Err(errors) => errors,
+            };
+            let mut ctx = session_context(conn, &user, &slug, id)?;
+            ctx["upload_errors"] = json!(errors);
+            ctx["upload_text"] = json!(text);
+            Ok(Err(ctx))
+        })
+        .await?;
+    Ok(match outcome {
+        Ok((new, same)) => rocket::Either::Left(Flash::success(
+            back,
+            format!("{new} result(s) recorded and the candidates emailed; {same} had been received already."),
+        )),
+        // Nothing is recorded; the page comes back with the text and what to fix.
+        Err(ctx) => rocket::Either::Right(
+            Page::new("exams/session", "Exam session", ctx).with_status(Status::UnprocessableEntity),
+        ),
+    })
+}
+
+// ---- malpractice (operator staff) ----
+
+#[get("/staff/malpractice")]
+pub async fn cases(db: &State<Db>, _staff: StaffUser) -> AppResult<Page> {
+    let list = db.run(|conn| Ok::<_, AppError>(super::cases(conn)?)).await?;
+    Ok(Page::new(
+        "exams/cases",
+        "Malpractice cases",
+        json!({ "cases": list.iter().map(case_json).collect::<Vec<_>>() }),
+    ))
+}
+
+fn case_json(c: &super::Case) -> Value {
+    json!({ "id": c.id, "details": c.details, "open": c.status == "open", "outcome": c.outcome,
+            "disclosed": c.disclosure_id.is_some(), "opened": date(c.created_at), "reference": c.reference,
+            "username": c.username, "exam": c.exam, "exam_body": c.exam_body })
+}
+
+#[derive(FromForm)]
+pub struct CaseForm {
+    #[field(default = String::new())]
+    reference: String,
+    #[field(default = String::new())]
+    details: String,
+}
+
+#[post("/staff/malpractice", data = "<form>")]
+pub async fn open_case(db: &State<Db>, staff: StaffUser, form: CsrfForm<CaseForm>) -> AppResult<Flash> {
+    let (by, f) = (staff.0.id, form.form);
+    let done = db.run(move |conn| Ok::<_, AppError>(super::open_case(conn, &f.reference, &f.details, by, now()))).await?;
+    match done {
+        Ok(id) => Ok(Flash::success(format!("/staff/malpractice/{id}"), "The case is open.")),
+        Err(e) => flash_or("/staff/malpractice", e),
+    }
+}
+
+#[get("/staff/malpractice/<id>")]
+pub async fn case_page(db: &State<Db>, _staff: StaffUser, id: i64) -> AppResult<Page> {
+    let c = db.run(move |conn| Ok::<_, AppError>(super::case(conn, id)?)).await?;
+    Ok(Page::new("exams/case", "Malpractice case", json!({ "case": case_json(&c) })))
+}
+
+#[derive(FromForm)]
+pub struct DiscloseForm {
+    #[field(default = String::new())]
+    legal_reference: String,
+    #[field(default = String::new())]
+    fields: String,
+}
+
+#[post("/staff/malpractice/<id>/disclose", data = "<form>")]
+pub async fn disclose(db: &State<Db>, staff: StaffUser, id: i64, form: CsrfForm<DiscloseForm>) -> AppResult<Flash> {
+    let (by, f) = (staff.0.id, form.form);
+    let back = format!("/staff/malpractice/{id}");
+    let done = db
+        .run(move |conn| Ok::<_, AppError>(super::disclose_case(conn, id, &f.legal_reference, &f.fields, by, now())))
+        .await?;
+    match done {
+        Ok(_) => Ok(Flash::success(back, "The disclosure is recorded; the learner sees it on their Sharing page.")),
+        Err(e) => flash_or(&back, e),
+    }
+}
+
+#[derive(FromForm)]
+pub struct CloseForm {
+    #[field(default = String::new())]
+    outcome: String,
+}
+
+#[post("/staff/malpractice/<id>/close", data = "<form>")]
+pub async fn close_case(db: &State<Db>, _staff: StaffUser, id: i64, form: CsrfForm<CloseForm>) -> AppResult<Flash> {
+    let outcome = form.form.outcome;
+    let back = format!("/staff/malpractice/{id}");
+    let done = db.run(move |conn| Ok::<_, AppError>(super::close_case(conn, id, &outcome, now()))).await?;
+    match done {
+        Ok(()) => Ok(Flash::success(back, "The case is closed.")),
+        Err(e) => flash_or(&back, e),
+    }
+}
+
+// ---- API ----
+
+fn exam_key(auth: &PartnerKey) -> AppResult<()> {
+    if auth.partner.kind() != PartnerKind::ExamBody {
+        return Err(AppError::Forbidden("Only exam bodies have candidates and results.".into()));
+    }
+    if !auth.key.allows("exams") {
+        return Err(AppError::Forbidden("This API key may not read or send exams.".into()));
+    }
+    Ok(())
+}
+
+/// The exam body's candidates, one session or all.
+#[get("/api/v1/exams/candidates?<session>")]
+pub async fn api_candidates(db: &State<Db>, auth: PartnerKey, session: Option<i64>) -> AppResult<Json<Value>> {
+    exam_key(&auth)?;
+    let partner = auth.partner;
+    let list = db
+        .run(move |conn| {
+            let export_id = format!("api-{}", uuid::Uuid::new_v4());
+            Ok::<_, AppError>(sharing::exam_candidates(conn, &partner, session, &export_id, now())?)
+        })
+        .await?;
+    Ok(Json(json!({ "candidates": list })))
+}
+
+/// One result for one booking; the same result again answers 200 and
+/// changes nothing, a different one 409.
+#[post("/api/v1/exams/results", data = "<body>")]
+pub async fn api_result(db: &State<Db>, auth: PartnerKey, body: Data<'_>) -> AppResult<(Status, Json<Value>)> {
+    exam_key(&auth)?;
+    let bytes = body
+        .open(64.kibibytes())
+        .into_bytes()
+        .await
+        .map_err(|e| AppError::BadRequest(format!("The body could not be read: {e}")))?;
+    if !bytes.is_complete() {
+        return Err(AppError::BadRequest("The body is too large (at most 64 KiB).".into()));
+    }
+    let input: ResultInput = serde_json::from_slice(&bytes).map_err(|e| {
+        AppError::BadRequest(format!(
+            "The body must be a JSON object {{\"booking\", \"grade\", \"score\", \"passed\"}}: {e}"
+        ))
+    })?;
+    let partner = auth.partner;
+    let recorded = db.run(move |conn| Ok::<_, AppError>(super::record_result(conn, &partner, &input, "api", now())?)).await?;
+    let (status, r, duplicate) = match recorded {
+        Recorded::New(r) => (Status::Created, r, false),
+        Recorded::Same(r) => (Status::Ok, r, true),
+    };
+    let mut out = r.json();
+    out["duplicate"] = json!(duplicate);
+    Ok((status, Json(out)))
+}
+
+/// Exam results a sponsor may see (SHR-3).
+#[get("/api/v1/exams/funded-results")]
+pub async fn api_funded(db: &State<Db>, auth: PartnerKey) -> AppResult<Json<Value>> {
+    if auth.partner.kind() != PartnerKind::Sponsor || !auth.key.allows("results") {
+        return Err(AppError::Forbidden("Only a sponsor's key with the results scope reads funded results.".into()));
+    }
+    let partner = auth.partner;
+    let list = db
+        .run(move |conn| {
+            let export_id = format!("api-{}", uuid::Uuid::new_v4());
+            Ok::<_, AppError>(sharing::funded_results(conn, &partner, &export_id, now())?)
+        })
+        .await?;
+    Ok(Json(json!({ "results": list })))
+}
