@@ -722,7 +722,8 @@ pub struct ExamCandidate {
     pub adjustments: Option<String>,
 }
 
-type CandidateRow = ((i64, i64, String, String, NaiveDateTime, i64), (i64, String, String, String, Option<chrono::NaiveDate>));
+type CandidateRow =
+    ((i64, i64, String, String, NaiveDateTime, i64), (i64, String, String, String, Option<chrono::NaiveDate>));
 
 /// An exam body's candidates (one session, or all), with a disclosure row
 /// for each one whose details leave: registration details under the
@@ -846,7 +847,8 @@ pub struct FundedResult {
     pub received_at: String,
 }
 
-type FundedRow = ((i64, i64, String, Option<f64>, bool, NaiveDateTime), (i64, String, String), (String, String, String));
+type FundedRow =
+    ((i64, i64, String, Option<f64>, bool, NaiveDateTime), (i64, String, String), (String, String, String));
 
 /// Results of the learners this sponsor funded, for the courses it funded,
 /// each under the learner's live consent for this purpose; a learner who
@@ -892,7 +894,8 @@ pub fn funded_results(
             .load(conn)?;
         let mut out = Vec::new();
         let mut disclosed: Vec<Disclosed> = Vec::new();
-        for ((id, user_id, grade, score, passed, received_at), (course_id, course, exam), (first, last, email)) in rows {
+        for ((id, user_id, grade, score, passed, received_at), (course_id, course, exam), (first, last, email)) in rows
+        {
             if !funded.contains(&(user_id, course_id)) || restricted.contains(&user_id) {
                 continue;
             }

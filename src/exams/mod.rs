@@ -29,8 +29,8 @@ use crate::consent::partners::{self, Partner};
 use crate::consent::{PartnerKind, Purpose, sponsors, texts};
 use crate::db::Conn;
 use crate::db::schema::{
-    course_runs, courses, enrollments, exam_bookings, exam_results, exam_sessions, malpractice_cases, partners as ptable,
-    sponsorships, support_needs, users,
+    course_runs, courses, enrollments, exam_bookings, exam_results, exam_sessions, malpractice_cases,
+    partners as ptable, sponsorships, support_needs, users,
 };
 use crate::privacy::vault;
 
@@ -169,7 +169,12 @@ fn to_utc(zone: chrono_tz::Tz, local: NaiveDateTime, what: &str) -> EResult<Naiv
     }
 }
 
-pub fn create_session(conn: &mut Conn, partner: &Partner, input: &SessionInput, now: NaiveDateTime) -> EResult<Session> {
+pub fn create_session(
+    conn: &mut Conn,
+    partner: &Partner,
+    input: &SessionInput,
+    now: NaiveDateTime,
+) -> EResult<Session> {
     if partner.kind() != PartnerKind::ExamBody {
         return Err(ExamError::Invalid("Only exam bodies offer exam sessions.".into()));
     }
@@ -203,7 +208,9 @@ pub fn create_session(conn: &mut Conn, partner: &Partner, input: &SessionInput, 
         return Err(ExamError::Invalid("The exam must start in the future.".into()));
     }
     if deadline > starts_at || deadline <= now {
-        return Err(ExamError::Invalid("The booking deadline must be in the future and before the exam starts.".into()));
+        return Err(ExamError::Invalid(
+            "The booking deadline must be in the future and before the exam starts.".into(),
+        ));
     }
     let exists: i64 = courses::table.filter(courses::id.eq(input.course_id)).count().get_result(conn)?;
     if exists == 0 {
@@ -406,7 +413,8 @@ pub fn book(
         };
         decide(conn, &body, Purpose::ExamRegistration, true, &registration)?;
         if let Some(text_id) = choice.share_support {
-            let has_needs: i64 = support_needs::table.filter(support_needs::user_id.eq(user.id)).count().get_result(conn)?;
+            let has_needs: i64 =
+                support_needs::table.filter(support_needs::user_id.eq(user.id)).count().get_result(conn)?;
             if has_needs > 0 {
                 let text = text_for(conn, text_id, &body, Purpose::ExamSupport)?;
                 decide(conn, &body, Purpose::ExamSupport, true, &text)?;
@@ -498,10 +506,8 @@ pub fn bookings_of(conn: &mut Conn, user_id: i64) -> QueryResult<Vec<MyBooking>>
         .select((Booking::as_select(), Session::as_select(), courses::title, ptable::name))
         .load(conn)?;
     let ids: Vec<i64> = rows.iter().map(|r| r.0.id).collect();
-    let mut results: Vec<ExamResult> = exam_results::table
-        .filter(exam_results::booking_id.eq_any(&ids))
-        .select(ExamResult::as_select())
-        .load(conn)?;
+    let mut results: Vec<ExamResult> =
+        exam_results::table.filter(exam_results::booking_id.eq_any(&ids)).select(ExamResult::as_select()).load(conn)?;
     Ok(rows
         .into_iter()
         .map(|(booking, session, course, exam_body)| {
@@ -723,7 +729,13 @@ pub fn record_upload(
 }
 
 /// Results received before the period are deleted, except a held account's.
-pub fn purge_results(conn: &mut Conn, days: i64, held: &[i64], now: NaiveDateTime, dry_run: bool) -> QueryResult<usize> {
+pub fn purge_results(
+    conn: &mut Conn,
+    days: i64,
+    held: &[i64],
+    now: NaiveDateTime,
+    dry_run: bool,
+) -> QueryResult<usize> {
     if days <= 0 {
         return Ok(0);
     }
@@ -816,12 +828,8 @@ pub struct Case {
     pub exam_body_id: i64,
 }
 
-type CaseRow = (
-    (i64, String, String, Option<String>, Option<i64>, NaiveDateTime),
-    (String, i64),
-    String,
-    (String, i64, String),
-);
+type CaseRow =
+    ((i64, String, String, Option<String>, Option<i64>, NaiveDateTime), (String, i64), String, (String, i64, String));
 
 fn case_rows(conn: &mut Conn, id: Option<i64>) -> QueryResult<Vec<Case>> {
     let mut q = malpractice_cases::table
@@ -851,22 +859,29 @@ fn case_rows(conn: &mut Conn, id: Option<i64>) -> QueryResult<Vec<Case>> {
     let rows: Vec<CaseRow> = q.load(conn)?;
     Ok(rows
         .into_iter()
-        .map(|((id, details, status, outcome, disclosure_id, created_at), (reference, user_id), username, (exam, pid, pname))| {
-            Case {
-                id,
-                details,
-                status,
-                outcome,
-                disclosure_id,
-                created_at,
-                reference,
-                user_id,
+        .map(
+            |(
+                (id, details, status, outcome, disclosure_id, created_at),
+                (reference, user_id),
                 username,
-                exam,
-                exam_body: pname,
-                exam_body_id: pid,
-            }
-        })
+                (exam, pid, pname),
+            )| {
+                Case {
+                    id,
+                    details,
+                    status,
+                    outcome,
+                    disclosure_id,
+                    created_at,
+                    reference,
+                    user_id,
+                    username,
+                    exam,
+                    exam_body: pname,
+                    exam_body_id: pid,
+                }
+            },
+        )
         .collect())
 }
 
@@ -889,7 +904,8 @@ pub fn open_case(conn: &mut Conn, reference: &str, details: &str, by: i64, now: 
         .select(exam_bookings::id)
         .first(conn)
         .optional()?;
-    let booking = booking.ok_or_else(|| ExamError::Invalid(format!("No booking has the reference “{}”.", reference.trim())))?;
+    let booking =
+        booking.ok_or_else(|| ExamError::Invalid(format!("No booking has the reference “{}”.", reference.trim())))?;
     Ok(diesel::insert_into(malpractice_cases::table)
         .values((
             malpractice_cases::booking_id.eq(booking),
@@ -961,7 +977,8 @@ pub fn close_case(conn: &mut Conn, id: i64, outcome: &str, now: NaiveDateTime) -
 pub fn erase(conn: &mut Conn, user_id: i64) -> QueryResult<usize> {
     let mut n = diesel::delete(support_needs::table.find(user_id)).execute(conn)?;
     let bookings = exam_bookings::table.filter(exam_bookings::user_id.eq(user_id)).select(exam_bookings::id);
-    n += diesel::delete(malpractice_cases::table.filter(malpractice_cases::booking_id.eq_any(bookings))).execute(conn)?;
+    n += diesel::delete(malpractice_cases::table.filter(malpractice_cases::booking_id.eq_any(bookings)))
+        .execute(conn)?;
     n += diesel::delete(exam_results::table.filter(exam_results::user_id.eq(user_id))).execute(conn)?;
     n += diesel::delete(exam_bookings::table.filter(exam_bookings::user_id.eq(user_id))).execute(conn)?;
     Ok(n)

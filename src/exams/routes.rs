@@ -198,7 +198,12 @@ pub async fn reschedule_form(db: &State<Db>, user: CurrentUser, id: i64) -> AppR
 }
 
 #[post("/exams/bookings/<id>/reschedule", data = "<form>")]
-pub async fn reschedule(db: &State<Db>, user: CurrentUser, id: i64, form: CsrfForm<RescheduleForm>) -> AppResult<Flash> {
+pub async fn reschedule(
+    db: &State<Db>,
+    user: CurrentUser,
+    id: i64,
+    form: CsrfForm<RescheduleForm>,
+) -> AppResult<Flash> {
     let (uid, to) = (user.0.id, form.form.session_id);
     let done = db.run(move |conn| Ok::<_, AppError>(super::reschedule(conn, uid, id, to, now()))).await?;
     match done {
@@ -354,7 +359,12 @@ fn local_time(s: &str, what: &str) -> Result<NaiveDateTime, String> {
 }
 
 #[post("/partners/<slug>/exams", data = "<form>")]
-pub async fn create_session(db: &State<Db>, user: CurrentUser, slug: &str, form: CsrfForm<SessionForm>) -> AppResult<Flash> {
+pub async fn create_session(
+    db: &State<Db>,
+    user: CurrentUser,
+    slug: &str,
+    form: CsrfForm<SessionForm>,
+) -> AppResult<Flash> {
     let back = format!("/partners/{slug}/exams");
     let f = form.form;
     let input = match (local_time(&f.starts, "start"), local_time(&f.deadline, "booking deadline")) {
@@ -496,7 +506,8 @@ pub struct CaseForm {
 #[post("/staff/malpractice", data = "<form>")]
 pub async fn open_case(db: &State<Db>, staff: StaffUser, form: CsrfForm<CaseForm>) -> AppResult<Flash> {
     let (by, f) = (staff.0.id, form.form);
-    let done = db.run(move |conn| Ok::<_, AppError>(super::open_case(conn, &f.reference, &f.details, by, now()))).await?;
+    let done =
+        db.run(move |conn| Ok::<_, AppError>(super::open_case(conn, &f.reference, &f.details, by, now()))).await?;
     match done {
         Ok(id) => Ok(Flash::success(format!("/staff/malpractice/{id}"), "The case is open.")),
         Err(e) => flash_or("/staff/malpractice", e),
@@ -592,7 +603,8 @@ pub async fn api_result(db: &State<Db>, auth: PartnerKey, body: Data<'_>) -> App
         ))
     })?;
     let partner = auth.partner;
-    let recorded = db.run(move |conn| Ok::<_, AppError>(super::record_result(conn, &partner, &input, "api", now())?)).await?;
+    let recorded =
+        db.run(move |conn| Ok::<_, AppError>(super::record_result(conn, &partner, &input, "api", now())?)).await?;
     let (status, r, duplicate) = match recorded {
         Recorded::New(r) => (Status::Created, r, false),
         Recorded::Same(r) => (Status::Ok, r, true),

@@ -6,6 +6,7 @@ mod accounts;
 mod browser;
 mod certificates;
 mod demo;
+mod exams;
 mod forums;
 mod hostile;
 mod jobs;

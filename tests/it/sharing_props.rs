@@ -177,8 +177,8 @@ impl Model {
             let concerned = match purpose {
                 Purpose::MemberSharing => partner == ci,
                 Purpose::Sponsorship => partner == SPONSOR && self.sponsored.contains(&(li, ci)),
-                // This world has no organization staff.
-                Purpose::PartnerMarketing | Purpose::StaffTraining => false,
+                // This world has no organization staff and no exams (enrollments only).
+                _ => false,
             };
             if !concerned || self.restricted.contains(&li) {
                 continue;
@@ -706,8 +706,8 @@ fn check_export(
         let concerned = match purpose {
             Purpose::MemberSharing => pi == ci,
             Purpose::Sponsorship => pi == SPONSOR && model.sponsored.contains(&(li, ci)),
-            // This world has no organization staff.
-            Purpose::PartnerMarketing | Purpose::StaffTraining => false,
+            // This world has no organization staff and no exams (enrollments only).
+            _ => false,
         };
         prop_assert!(concerned, "{purpose:?} for {} does not concern enrollment {eid}", partner.name);
         let key = (li, pi, purpose, run_scope(w.runs[ci]));

@@ -1,0 +1,570 @@
+//! Exams with partner exam bodies (CRT-8, SHR-3): sessions, booking through
+//! the consent gate, results back by API or CSV, results for the funder only
+//! under consent, retention with legal holds, support needs, malpractice.
+
+use chrono::Duration;
+use diesel::prelude::*;
+use lyceum::consent::PartnerKind;
+use lyceum::consent::partners::{self, Partner};
+use lyceum::db::schema::{audit_log, consents, disclosures, exam_bookings, exam_results, exam_sessions, support_needs};
+use rocket::http::{ContentType, Header, Status};
+use serde_json::Value;
+
+use crate::common::{Learner, TestApp};
+use crate::learning::{enroll, seed_course};
+use crate::on_both;
+use crate::privacy::staff;
+use crate::sharing::{as_user, key_for, pull, run, user_id, verified};
+
+async fn exam_body(app: &TestApp, slug: &'static str, admin: &Learner) -> Partner {
+    let admin_id = user_id(app, &admin.username).await;
+    run(app, move |conn| {
+        let now = lyceum::db::now();
+        let p = partners::create(conn, PartnerKind::ExamBody, slug, "Awarding Board", None, "exams@board.example", now)
+            .map_err(|e| e.to_string())?;
+        partners::appoint(conn, &p, admin_id, admin_id).map_err(|e| e.to_string())?;
+        Ok::<_, String>(p)
+    })
+    .await
+}
+
+/// Opens a session through the exam body's page; returns its id.
+async fn open_session(app: &TestApp, slug: &str, course_id: i64, capacity: &str, title: &str) -> i64 {
+    let when = (chrono::Utc::now() + Duration::days(30)).format("%Y-%m-%dT09:30").to_string();
+    let by = (chrono::Utc::now() + Duration::days(20)).format("%Y-%m-%dT17:00").to_string();
+    let course = course_id.to_string();
+    let res = app
+        .post_form(
+            &format!("/partners/{slug}/exams"),
+            &[
+                ("course_id", &course),
+                ("title", title),
+                ("starts", &when),
+                ("time_zone", "Europe/London"),
+                ("mode", "centre"),
+                ("location", "1 Exam Street, Leeds"),
+                ("capacity", capacity),
+                ("deadline", &by),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), Status::SeeOther);
+    let to = res.headers().get_one("Location").unwrap().to_string();
+    to.rsplit('/').next().unwrap().parse().unwrap_or_else(|_| panic!("a session page, not {to}"))
+}
+
+fn capture(re: &str, body: &str) -> Option<String> {
+    regex::Regex::new(re).unwrap().captures(body).map(|c| c[1].to_string())
+}
+
+async fn course_id(app: &TestApp, slug: &'static str) -> i64 {
+    use lyceum::db::schema::courses;
+    run(app, move |conn| courses::table.filter(courses::slug.eq(slug)).select(courses::id).first::<i64>(conn)).await
+}
+
+async fn post_result(app: &TestApp, key: &str, body: &str) -> (Status, Value) {
+    let res = app
+        .client
+        .post("/api/v1/exams/results")
+        .header(Header::new("Authorization", format!("Bearer {key}")))
+        .header(ContentType::JSON)
+        .body(body)
+        .dispatch()
+        .await;
+    let status = res.status();
+    (status, serde_json::from_str(&res.into_string().await.unwrap_or_default()).unwrap_or(Value::Null))
+}
+
+fn result_json(booking: &str, grade: &str) -> String {
+    serde_json::json!({ "booking": booking, "grade": grade, "score": 72.5, "passed": true }).to_string()
+}
+
+/// Ada and Bob take a sponsored place (Ada agrees to share progress, both
+/// are enrolled); returns the sponsor.
+async fn sponsored(app: &TestApp, run_id: i64, learners: &[&Learner]) -> Partner {
+    let (sponsor, codes) = run(app, move |conn| {
+        let now = lyceum::db::now();
+        let p = partners::create(
+            conn,
+            PartnerKind::Sponsor,
+            "jobs-programme",
+            "Jobs Programme",
+            None,
+            "hr@jobs.example",
+            now,
+        )
+        .map_err(|e| e.to_string())?;
+        let a = lyceum::consent::sponsors::allocate(
+            conn,
+            &p,
+            &lyceum::consent::sponsors::SeatRequest {
+                run_id,
+                seats: 5,
+                expires_at: now + Duration::days(30),
+                note: "",
+                by: None,
+            },
+            now,
+        )
+        .map_err(|e| e.to_string())?;
+        let codes = lyceum::consent::sponsors::free_codes(conn, &a).map_err(|e| e.to_string())?;
+        Ok::<_, String>((p, codes))
+    })
+    .await;
+    for (l, code) in learners.iter().zip(codes) {
+        as_user(app, l).await;
+        let (_, offer) = app.get(&format!("/redeem?code={code}")).await;
+        let text = capture(r#"name="text_id" value="(\d+)""#, &offer).expect("a sponsorship text");
+        let res = app.post_form("/redeem", &[("code", &code), ("share", "yes"), ("text_id", &text)]).await;
+        assert_eq!(res.status(), Status::SeeOther);
+    }
+    sponsor
+}
+
+/// The booking form's hidden values: registration text, support text, and
+/// the funder's result-sharing text.
+struct Form {
+    text: String,
+    support: Option<String>,
+    funder: Option<(String, String)>,
+}
+
+async fn booking_form(app: &TestApp, session: i64) -> Form {
+    let (status, page) = app.get(&format!("/exams/sessions/{session}/book")).await;
+    assert_eq!(status, Status::Ok, "{page}");
+    assert!(page.contains("Your date of birth") && page.contains("Your full name"), "what leaves is listed");
+    Form {
+        text: capture(r#"name="text_id" value="(\d+)""#, &page).expect("registration text"),
+        support: capture(r#"name="support_text_id" value="(\d+)""#, &page),
+        funder: regex::Regex::new(r#"name="result_text\[(\d+)\]" value="(\d+)""#)
+            .unwrap()
+            .captures(&page)
+            .map(|c| (c[1].to_string(), c[2].to_string())),
+    }
+}
+
+async fn book_as(app: &TestApp, session: i64, support: bool, share_result: Option<&str>) -> String {
+    let f = booking_form(app, session).await;
+    let mut fields: Vec<(String, String)> = vec![("text_id".into(), f.text.clone())];
+    if support {
+        fields.push(("support_text_id".into(), f.support.clone().expect("a support-needs question")));
+        fields.push(("share_support".into(), "true".into()));
+    }
+    if let (Some((partner, text)), Some(answer)) = (&f.funder, share_result) {
+        fields.push((format!("result_text[{partner}]"), text.clone()));
+        fields.push((format!("share_result[{partner}]"), answer.into()));
+    }
+    let borrowed: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let res = app.post_form(&format!("/exams/sessions/{session}/book"), &borrowed).await;
+    assert_eq!(res.status(), Status::SeeOther);
+    res.headers().get_one("Location").unwrap().to_string()
+}
+
+async fn reference_of(app: &TestApp, username: &str) -> String {
+    let uid = user_id(app, username).await;
+    run(app, move |conn| {
+        exam_bookings::table
+            .filter(exam_bookings::user_id.eq(uid))
+            .filter(exam_bookings::status.eq("booked"))
+            .select(exam_bookings::reference)
+            .first::<String>(conn)
+    })
+    .await
+}
+
+async fn exam_flow(app: TestApp) {
+    // promise: CRT-8 — exams are booked with a partner exam body and its results received back; kept 1 year.
+    // promise: SHR-3 — exam results go to the body that funded the course only when the learner consented.
+    let c = seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    let course = course_id(&app, "intro-python").await;
+    let run_id: i64 = run(&app, |conn| {
+        lyceum::db::schema::course_runs::table.select(lyceum::db::schema::course_runs::id).first(conn)
+    })
+    .await;
+    let admin = verified(&app, "board").await;
+    let body = exam_body(&app, "awarding-board", &admin).await;
+    let ada = verified(&app, "ada").await;
+    let bob = verified(&app, "bob").await;
+    let carol = verified(&app, "carol").await;
+    let sponsor = sponsored(&app, run_id, &[&ada, &bob]).await;
+    as_user(&app, &carol).await;
+    enroll(&app, &c.slug).await;
+
+    as_user(&app, &admin).await;
+    let session = open_session(&app, "awarding-board", course, "2", "Python Certificate, March").await;
+
+    // Ada records support needs, sees the session and books, sharing her
+    // needs and her result with her funder.
+    as_user(&app, &ada).await;
+    let res = app
+        .post_form("/account/support-needs", &[("needs", "Dyslexia"), ("adjustments", "25% extra time, a reader")])
+        .await;
+    assert_eq!(res.status(), Status::SeeOther);
+    let (_, about) = app.get("/courses/intro-python").await;
+    assert!(about.contains("Book an exam"), "the course page points to its open exams");
+    let (_, mine) = app.get("/exams").await;
+    assert!(mine.contains("Python Certificate, March") && mine.contains("Europe/London"), "{mine}");
+    let to = book_as(&app, session, true, Some("yes")).await;
+    assert_eq!(to, "/exams");
+    let (_, mine) = app.get("/exams").await;
+    let ada_ref = reference_of(&app, "ada").await;
+    assert!(mine.contains(&ada_ref) && mine.contains("Booked"));
+
+    // Bob books and declines to share his result with the funder.
+    as_user(&app, &bob).await;
+    book_as(&app, session, false, Some("no")).await;
+    let bob_ref = reference_of(&app, "bob").await;
+
+    // Carol finds the session full: refused, nothing booked, the count unchanged.
+    as_user(&app, &carol).await;
+    let f = booking_form(&app, session).await;
+    let res = app.post_form(&format!("/exams/sessions/{session}/book"), &[("text_id", &f.text)]).await;
+    assert_eq!(res.headers().get_one("Location"), Some(format!("/exams/sessions/{session}/book").as_str()));
+    let (booked, carols): (i32, i64) = {
+        let carol_id = user_id(&app, "carol").await;
+        run(&app, move |conn| {
+            let booked = exam_sessions::table.find(session).select(exam_sessions::booked).first::<i32>(conn)?;
+            let n = exam_bookings::table.filter(exam_bookings::user_id.eq(carol_id)).count().get_result::<i64>(conn)?;
+            Ok::<_, diesel::result::Error>((booked, n))
+        })
+        .await
+    };
+    assert_eq!((booked, carols), (2, 0), "a full session refuses the next booking");
+
+    // The exam body reads its candidates through the gate.
+    let key = key_for(&app, &body, &["exams"]).await;
+    let (status, text) = pull(&app, &key, "/api/v1/exams/candidates").await;
+    assert_eq!(status, Status::Ok, "{text}");
+    let list: Value = serde_json::from_str(&text).unwrap();
+    let candidates = list["candidates"].as_array().unwrap();
+    assert_eq!(candidates.len(), 2);
+    let ada_c = candidates.iter().find(|c| c["booking"] == ada_ref.as_str()).unwrap();
+    assert_eq!(ada_c["email"], "ada@example.org");
+    assert!(ada_c["date_of_birth"].is_string(), "{ada_c}");
+    assert_eq!(ada_c["adjustments"], "25% extra time, a reader");
+    let bob_c = candidates.iter().find(|c| c["booking"] == bob_ref.as_str()).unwrap();
+    assert_eq!(bob_c["email"], "bob@example.org");
+    assert!(bob_c["support_needs"].is_null(), "support needs only under their own consent");
+    let purposes: Vec<String> = run(&app, |conn| {
+        disclosures::table.filter(disclosures::purpose.like("exam%")).select(disclosures::purpose).load(conn)
+    })
+    .await;
+    assert!(purposes.contains(&"exam_registration".to_string()) && purposes.contains(&"exam_support".to_string()));
+
+    // Results come back once per booking.
+    let (status, r) = post_result(&app, &key, &result_json(&ada_ref, "Merit")).await;
+    assert_eq!(status, Status::Created, "{r}");
+    let (status, r) = post_result(&app, &key, &result_json(&ada_ref, "Merit")).await;
+    assert_eq!((status, r["duplicate"].as_bool()), (Status::Ok, Some(true)), "the same result again is acknowledged");
+    let (status, r) = post_result(&app, &key, &result_json(&ada_ref, "Distinction")).await;
+    assert_eq!(status, Status::Conflict, "{r}");
+    let (status, _) = post_result(&app, &key, &result_json("EX-NOSUCHREF", "Pass")).await;
+    assert_eq!(status, Status::NotFound);
+    let (status, r) = post_result(&app, &key, r#"{"booking": 7}"#).await;
+    assert_eq!(status, Status::BadRequest, "{r}");
+    assert!(r["detail"].as_str().unwrap_or("").contains("JSON object"), "{r}");
+    let (status, _) = post_result(&app, &key, &result_json(&bob_ref, "Pass")).await;
+    assert_eq!(status, Status::Created);
+    let n: i64 = run(&app, |conn| exam_results::table.count().get_result(conn)).await;
+    assert_eq!(n, 2, "never doubled");
+
+    // Ada sees her result and was emailed.
+    assert_eq!(app.mailed_link("ada@example.org", "/exams").await.as_deref(), Some("/exams"));
+    as_user(&app, &ada).await;
+    let (_, mine) = app.get("/exams").await;
+    assert!(mine.contains("Merit") && mine.contains("passed"), "{mine}");
+
+    // The funder sees Ada's result, not Bob's, and no sign of his decline.
+    let sponsor_key = key_for(&app, &sponsor, &["results"]).await;
+    let (status, text) = pull(&app, &sponsor_key, "/api/v1/exams/funded-results").await;
+    assert_eq!(status, Status::Ok);
+    assert!(text.contains("ada@example.org") && text.contains("Merit"), "{text}");
+    assert!(!text.contains("bob@example.org") && !text.contains("Pass") && !text.to_lowercase().contains("declin"));
+    let sponsor_admin = verified(&app, "funder").await;
+    let sid = user_id(&app, "funder").await;
+    let s2 = sponsor.clone();
+    run(&app, move |conn| partners::appoint(conn, &s2, sid, sid)).await;
+    as_user(&app, &sponsor_admin).await;
+    let (_, report) = app.get("/partners/jobs-programme/report").await;
+    assert!(report.contains("Merit") && !report.contains("Pass<"), "{report}");
+
+    // Ada withdraws: the funder sees her result no more.
+    as_user(&app, &ada).await;
+    let ada_id = user_id(&app, "ada").await;
+    let consent: i64 = run(&app, move |conn| {
+        consents::table
+            .filter(consents::user_id.eq(ada_id))
+            .filter(consents::purpose.eq("exam_results"))
+            .select(consents::id)
+            .first(conn)
+    })
+    .await;
+    let (_, sharing) = app.get("/sharing").await;
+    assert!(sharing.contains(&format!("/sharing/consents/{consent}/withdraw")), "the Sharing page offers it");
+    app.post_form(&format!("/sharing/consents/{consent}/withdraw"), &[]).await;
+    let (_, text) = pull(&app, &sponsor_key, "/api/v1/exams/funded-results").await;
+    assert!(!text.contains("Merit"), "{text}");
+
+    // A year and a day later the results go, except Bob's: he is under a legal hold.
+    let bob_id = user_id(&app, "bob").await;
+    let grace = staff(&app).await;
+    let grace_id = user_id(&app, &grace.username).await;
+    run(&app, move |conn| {
+        lyceum::privacy::place_hold(conn, bob_id, "Appeal in court", grace_id, lyceum::db::now())
+            .map_err(|e| e.to_string())?;
+        diesel::update(exam_results::table)
+            .set(exam_results::received_at.eq(lyceum::db::now() - Duration::days(366)))
+            .execute(conn)
+            .map_err(|e| e.to_string())
+    })
+    .await;
+    let periods = lyceum::privacy::retention::Periods::from_config(&app.config);
+    assert_eq!(periods.exam_result_days, 365, "one year by default");
+    let lines = run(&app, move |conn| lyceum::privacy::retention::run(conn, &periods, lyceum::db::now(), false)).await;
+    let line = lines.iter().find(|l| l.category == "exam results").expect("an exam results line");
+    assert_eq!(line.count, 1);
+    let kept: Vec<i64> = run(&app, |conn| exam_results::table.select(exam_results::user_id).load(conn)).await;
+    assert_eq!(kept, vec![bob_id], "purged after the period, but not under a legal hold");
+}
+on_both!(crt_8_shr_3_a_booked_exam_result_reaches_the_funder_only_under_consent_and_is_purged_unless_held, exam_flow);
+
+async fn booking_changes(app: TestApp) {
+    // promise: CRT-8 — bookings are rescheduled and cancelled; results arrive by CSV too, all rows or none.
+    let c = seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    let course = course_id(&app, "intro-python").await;
+    let admin = verified(&app, "board").await;
+    let body = exam_body(&app, "awarding-board", &admin).await;
+    as_user(&app, &admin).await;
+    // Bad input is refused with a message, and nothing is created.
+    let res = app
+        .post_form(
+            "/partners/awarding-board/exams",
+            &[
+                ("course_id", &course.to_string()),
+                ("title", "Bad zone"),
+                ("starts", "2030-01-10T09:00"),
+                ("time_zone", "Mars/Olympus"),
+                ("mode", "online"),
+                ("capacity", "5"),
+                ("deadline", "2030-01-01T09:00"),
+            ],
+        )
+        .await;
+    assert_eq!(res.headers().get_one("Location"), Some("/partners/awarding-board/exams"));
+    let n: i64 = run(&app, |conn| exam_sessions::table.count().get_result(conn)).await;
+    assert_eq!(n, 0);
+    let first = open_session(&app, "awarding-board", course, "1", "March sitting").await;
+    let second = open_session(&app, "awarding-board", course, "1", "April sitting").await;
+
+    let ada = verified(&app, "ada").await;
+    as_user(&app, &ada).await;
+    // Not enrolled: refused.
+    let f = booking_form(&app, first).await;
+    let res = app.post_form(&format!("/exams/sessions/{first}/book"), &[("text_id", &f.text)]).await;
+    assert_ne!(res.headers().get_one("Location"), Some("/exams"));
+    enroll(&app, &c.slug).await;
+    book_as(&app, first, false, None).await;
+    let old_ref = reference_of(&app, "ada").await;
+    // A second booking of the same exam is refused: reschedule instead.
+    let f = booking_form(&app, second).await;
+    let res = app.post_form(&format!("/exams/sessions/{second}/book"), &[("text_id", &f.text)]).await;
+    assert_eq!(res.headers().get_one("Location"), Some(format!("/exams/sessions/{second}/book").as_str()));
+
+    // Reschedule to April: the March seat is free again, the exam body sees the old booking cancelled.
+    let booking: i64 = run(&app, move |conn| {
+        exam_bookings::table.filter(exam_bookings::reference.eq(old_ref)).select(exam_bookings::id).first(conn)
+    })
+    .await;
+    let (status, page) = app.get(&format!("/exams/bookings/{booking}/reschedule")).await;
+    assert_eq!(status, Status::Ok);
+    assert!(page.contains("April sitting"));
+    let res =
+        app.post_form(&format!("/exams/bookings/{booking}/reschedule"), &[("session_id", &second.to_string())]).await;
+    assert_eq!(res.headers().get_one("Location"), Some("/exams"));
+    let seats: Vec<(i64, i32)> = run(&app, |conn| {
+        exam_sessions::table.order(exam_sessions::id).select((exam_sessions::id, exam_sessions::booked)).load(conn)
+    })
+    .await;
+    assert_eq!(seats, vec![(first, 0), (second, 1)]);
+    let new_ref = reference_of(&app, "ada").await;
+    let key = key_for(&app, &body, &["exams"]).await;
+    let (_, text) = pull(&app, &key, &format!("/api/v1/exams/candidates?session={first}")).await;
+    let list: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(list["candidates"][0]["status"], "cancelled");
+    assert!(list["candidates"][0]["email"].is_null(), "a cancelled booking carries no personal data");
+    // A result for the cancelled booking is refused.
+    let (status, _) =
+        post_result(&app, &key, &result_json(list["candidates"][0]["booking"].as_str().unwrap(), "Pass")).await;
+    assert_eq!(status, Status::Conflict);
+
+    // Another exam body's key knows nothing of these bookings.
+    let other = run(&app, move |conn| {
+        partners::create(
+            conn,
+            PartnerKind::ExamBody,
+            "other-board",
+            "Other Board",
+            None,
+            "x@other.example",
+            lyceum::db::now(),
+        )
+        .map_err(|e| e.to_string())
+    })
+    .await;
+    let other_key = key_for(&app, &other, &["exams"]).await;
+    let (status, _) = post_result(&app, &other_key, &result_json(&new_ref, "Pass")).await;
+    assert_eq!(status, Status::NotFound);
+    let (_, text) = pull(&app, &other_key, "/api/v1/exams/candidates").await;
+    assert!(!text.contains("ada@example.org") && !text.contains(&new_ref));
+    // A key without the exams scope is refused.
+    let no_scope = key_for(&app, &body, &["results"]).await;
+    let (status, _) = pull(&app, &no_scope, "/api/v1/exams/candidates").await;
+    assert_eq!(status, Status::Forbidden);
+
+    // A CSV with one bad row records nothing; fixed, it records the result once.
+    as_user(&app, &admin).await;
+    let bad = format!("booking,grade,score,passed\n{new_ref},Pass,81,yes\nEX-UNKNOWN,Pass,50,maybe\n");
+    let res = app.post_form(&format!("/partners/awarding-board/exams/{second}/results"), &[("csv", &bad)]).await;
+    assert_eq!(res.status(), Status::UnprocessableEntity);
+    let page = res.into_string().await.unwrap();
+    assert!(page.contains("Row 3") && page.contains("EX-UNKNOWN"), "the text comes back with what to fix");
+    let n: i64 = run(&app, |conn| exam_results::table.count().get_result(conn)).await;
+    assert_eq!(n, 0, "all rows or none");
+    let unknown = format!("booking,grade,score,passed\n{new_ref},Pass,81,yes\nEX-UNKNOWN,Pass,50,no\n");
+    let res = app.post_form(&format!("/partners/awarding-board/exams/{second}/results"), &[("csv", &unknown)]).await;
+    assert_eq!(res.status(), Status::UnprocessableEntity, "an unknown booking is refused");
+    let good = format!("booking,grade,score,passed\n{new_ref},Pass,81,yes\n");
+    for _ in 0..2 {
+        let res = app.post_form(&format!("/partners/awarding-board/exams/{second}/results"), &[("csv", &good)]).await;
+        assert_eq!(res.status(), Status::SeeOther);
+    }
+    let n: i64 = run(&app, |conn| exam_results::table.count().get_result(conn)).await;
+    assert_eq!(n, 1, "a result uploaded twice is recorded once");
+    let (_, page) = app.get(&format!("/partners/awarding-board/exams/{second}")).await;
+    assert!(page.contains("ada@example.org") && page.contains("Pass"), "{page}");
+
+    // With a result, the booking can no longer be cancelled.
+    as_user(&app, &ada).await;
+    let live: i64 = run(&app, move |conn| {
+        exam_bookings::table.filter(exam_bookings::reference.eq(new_ref)).select(exam_bookings::id).first(conn)
+    })
+    .await;
+    let res = app.post_form(&format!("/exams/bookings/{live}/cancel"), &[]).await;
+    assert_eq!(res.headers().get_one("Location"), Some("/exams"));
+    let status: String =
+        run(&app, move |conn| exam_bookings::table.find(live).select(exam_bookings::status).first(conn)).await;
+    assert_eq!(status, "booked");
+}
+on_both!(crt_8_bookings_move_and_cancel_and_results_arrive_once_by_csv, booking_changes);
+
+#[rocket::async_test]
+async fn sec_2_sec_4_support_needs_are_sealed_read_only_by_the_support_team_and_audited() {
+    // promise: SEC-2 — support needs are encrypted at rest.
+    // promise: SEC-4 — only the support role reads them, and each view is in the audit log.
+    let app = TestApp::sqlite().await;
+    let ada = verified(&app, "ada").await;
+    as_user(&app, &ada).await;
+    let res = app.post_form("/account/support-needs", &[("needs", ""), ("adjustments", "")]).await;
+    assert_eq!(res.headers().get_one("Location"), Some("/account/support-needs"));
+    let n: i64 = run(&app, |conn| support_needs::table.count().get_result(conn)).await;
+    assert_eq!(n, 0, "an empty record is refused");
+    app.post_form("/account/support-needs", &[("needs", "Visual impairment"), ("adjustments", "Large print")]).await;
+    let stored: (String, String) =
+        run(&app, |conn| support_needs::table.select((support_needs::needs, support_needs::adjustments)).first(conn))
+            .await;
+    assert!(!stored.0.contains("Visual") && !stored.1.contains("Large"), "sealed: {stored:?}");
+    let (_, own) = app.get("/account/support-needs").await;
+    assert!(own.contains("Visual impairment"), "the learner reads their own");
+
+    let ada_id = user_id(&app, "ada").await;
+    let grace = staff(&app).await;
+    as_user(&app, &grace).await;
+    let (status, _) = app.get(&format!("/staff/support-needs/{ada_id}")).await;
+    assert_eq!(status, Status::Forbidden, "staff as such do not read support needs");
+    let sam = verified(&app, "sam").await;
+    let res = app.post_form("/staff/support-team", &[("login", "sam")]).await;
+    assert_eq!(res.status(), Status::SeeOther);
+    let res = app.post_form("/staff/support-team", &[("login", &grace.username)]).await;
+    assert_eq!(res.status(), Status::SeeOther);
+    as_user(&app, &sam).await;
+    let (status, list) = app.get("/staff/support-needs").await;
+    assert_eq!(status, Status::Ok);
+    assert!(list.contains("ada"));
+    let (status, page) = app.get(&format!("/staff/support-needs/{ada_id}")).await;
+    assert_eq!(status, Status::Ok);
+    assert!(page.contains("Visual impairment") && page.contains("Large print"));
+    let path = format!("/staff/support-needs/{ada_id}");
+    let logged: Vec<(String, i32)> = run(&app, move |conn| {
+        audit_log::table.filter(audit_log::path.eq(path)).select((audit_log::actor, audit_log::status)).load(conn)
+    })
+    .await;
+    assert!(logged.contains(&("sam".to_string(), 200)), "the view is audited: {logged:?}");
+    assert!(logged.contains(&("grace".to_string(), 403)), "and so is the refused attempt: {logged:?}");
+
+    // Deleting removes it.
+    as_user(&app, &ada).await;
+    app.post_form("/account/support-needs/delete", &[]).await;
+    let n: i64 = run(&app, |conn| support_needs::table.count().get_result(conn)).await;
+    assert_eq!(n, 0);
+}
+
+#[rocket::async_test]
+async fn shr_8_a_malpractice_disclosure_to_the_exam_body_is_recorded_with_its_legal_reference() {
+    // promise: SHR-8 — a disclosure required by law is recorded with its legal reference.
+    let app = TestApp::sqlite().await;
+    let c = seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    let course = course_id(&app, "intro-python").await;
+    let admin = verified(&app, "board").await;
+    let body = exam_body(&app, "awarding-board", &admin).await;
+    as_user(&app, &admin).await;
+    let session = open_session(&app, "awarding-board", course, "3", "March sitting").await;
+    let ada = verified(&app, "ada").await;
+    as_user(&app, &ada).await;
+    enroll(&app, &c.slug).await;
+    book_as(&app, session, false, None).await;
+    let reference = reference_of(&app, "ada").await;
+
+    let grace = staff(&app).await;
+    as_user(&app, &grace).await;
+    let res = app.post_form("/staff/malpractice", &[("reference", "EX-NOPE"), ("details", "Notes")]).await;
+    assert_eq!(res.headers().get_one("Location"), Some("/staff/malpractice"), "an unknown booking is refused");
+    let res = app
+        .post_form("/staff/malpractice", &[("reference", &reference), ("details", "Phone found during the exam.")])
+        .await;
+    let case = res.headers().get_one("Location").unwrap().to_string();
+    assert!(case.starts_with("/staff/malpractice/"));
+    let res = app.post_form(&format!("{case}/disclose"), &[("legal_reference", ""), ("fields", "x")]).await;
+    assert_eq!(res.headers().get_one("Location"), Some(case.as_str()));
+    let res = app
+        .post_form(
+            &format!("{case}/disclose"),
+            &[
+                ("legal_reference", "Ofqual General Conditions A8.2"),
+                ("fields", "booking reference, name, incident report"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), Status::SeeOther);
+    let ada_id = user_id(&app, "ada").await;
+    let body_id = body.id;
+    let (basis, partner, legal): (String, Option<i64>, Option<String>) = run(&app, move |conn| {
+        disclosures::table
+            .filter(disclosures::user_id.eq(ada_id))
+            .filter(disclosures::basis.eq("legal"))
+            .select((disclosures::basis, disclosures::partner_id, disclosures::legal_reference))
+            .first(conn)
+    })
+    .await;
+    assert_eq!(
+        (basis.as_str(), partner, legal.as_deref()),
+        ("legal", Some(body_id), Some("Ofqual General Conditions A8.2"))
+    );
+    let res = app.post_form(&format!("{case}/close"), &[("outcome", "Result withheld by the board.")]).await;
+    assert_eq!(res.status(), Status::SeeOther);
+    let (_, page) = app.get(&case).await;
+    assert!(page.contains("Result withheld by the board."));
+
+    as_user(&app, &ada).await;
+    let (_, sharing) = app.get("/sharing").await;
+    assert!(sharing.contains("Ofqual General Conditions A8.2"), "the learner sees the disclosure");
+}
