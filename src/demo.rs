@@ -151,6 +151,41 @@ fn seed_partners(conn: &mut Conn, staff_id: i64, sponsor_id: i64) -> diesel::Que
     }
     partners::create(conn, PartnerKind::Researcher, "edlab", "Education Research Lab", None, "lab@uni.example", now)
         .map_err(invalid)?;
+    // An exam body with an online sitting of the first course (CRT-8), run by staff.
+    let board = partners::create(
+        conn,
+        PartnerKind::ExamBody,
+        "skills-board",
+        "Open Skills Board",
+        None,
+        "exams@skills.example",
+        now,
+    )
+    .map_err(invalid)?;
+    partners::appoint(conn, &board, staff_id, staff_id)?;
+    let first_course: Option<i64> = courses::table
+        .filter(courses::published.eq(true))
+        .order(courses::title.asc())
+        .select(courses::id)
+        .first(conn)
+        .optional()?;
+    if let Some(course_id) = first_course {
+        let day = |d| (now + chrono::Duration::days(d)).date();
+        let input = crate::exams::SessionInput {
+            course_id,
+            title: "Certificate exam, online sitting".into(),
+            starts_local: day(60).and_hms_opt(10, 0, 0).unwrap_or(now),
+            time_zone: "Europe/London".into(),
+            mode: crate::exams::ONLINE.into(),
+            location: String::new(),
+            capacity: 30,
+            deadline_local: day(45).and_hms_opt(17, 0, 0).unwrap_or(now),
+        };
+        crate::exams::create_session(conn, &board, &input, now).map_err(|e| match e {
+            crate::exams::ExamError::Db(d) => d,
+            other => diesel::result::Error::QueryBuilderError(other.to_string().into()),
+        })?;
+    }
     Ok(())
 }
 

@@ -19,6 +19,10 @@ async fn demo_mode_shows_working_credentials_and_an_open_outbox() {
     assert_eq!(status, Status::Ok, "the demo staff account is staff");
     let (_, partners) = app.get("/partners").await;
     assert!(partners.contains("Acme Corp") && partners.contains("Education Research Lab"), "demo partners");
+    // The demo exam body offers a sitting learners can book.
+    let (status, exams) = app.get("/partners/skills-board/exams").await;
+    assert_eq!(status, Status::Ok);
+    assert!(exams.contains("Certificate exam, online sitting") && exams.contains("0 / 30"), "{exams}");
     app.sign_out().await;
     // The demo sponsor runs Acme Corp, which holds seats to hand out.
     let sponsor = lyceum::demo::accounts().remove(2);
