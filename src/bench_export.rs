@@ -286,7 +286,7 @@ fn seed_catalog(c: &mut PgConnection) -> QueryResult<()> {
 fn seed_people(c: &mut PgConnection, opts: &Options, member: &Partner, sponsor: &Partner) -> QueryResult<()> {
     let (rows, learners) = (opts.rows, opts.learners);
     let people = rows.max(learners);
-    let member_cats = Categories::of(Category::COURSE).to_string();
+    let member_cats = Categories::of(Category::COURSE.iter().copied()).to_string();
     let sponsor_cats = Purpose::Sponsorship.ceiling().to_string();
     let (m, s) = (member.id, sponsor.id);
     c.batch_execute(&format!(

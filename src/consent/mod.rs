@@ -60,18 +60,9 @@ impl Category {
         Category::SupportNeeds,
         Category::ExamResult,
     ];
-    /// Course records: what enrollment-based sharing can ever concern.
-    pub const COURSE: [Category; 9] = [
-        Category::ProfileName,
-        Category::ProfileEmail,
-        Category::ProfileUsername,
-        Category::ProfileCompany,
-        Category::Enrollment,
-        Category::Activity,
-        Category::Progress,
-        Category::Grades,
-        Category::Completion,
-    ];
+    /// Course records: what enrollment-based sharing can ever concern (the
+    /// first nine; the exam categories follow them).
+    pub const COURSE: &'static [Category] = Category::ALL.split_at(9).0;
     /// Profile fields a member institution may ask for at enrollment.
     pub const PROFILE: [Category; 4] =
         [Category::ProfileName, Category::ProfileEmail, Category::ProfileUsername, Category::ProfileCompany];
@@ -266,7 +257,7 @@ impl Purpose {
     pub fn ceiling(self) -> Categories {
         use Category::*;
         match self {
-            Purpose::MemberSharing => Categories::of(Category::COURSE),
+            Purpose::MemberSharing => Categories::of(Category::COURSE.iter().copied()),
             // The sponsor knows whom it invited; it may see who they are on
             // its report, and their course status, nothing more.
             Purpose::Sponsorship => {

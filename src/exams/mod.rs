@@ -293,8 +293,9 @@ pub struct BookingChoice {
     /// Asked for when the account has none; kept on the account.
     pub date_of_birth: Option<NaiveDate>,
     pub registration_text_id: i64,
-    /// Separate consent for support needs; never bundled (unticked by default).
-    pub share_support: Option<i64>,
+    /// The separate support-needs question, when it was shown: the text and
+    /// whether the learner ticked it (unticked by default, never bundled).
+    pub support: Option<(i64, bool)>,
     /// Per funder (partner id): the text shown and whether they agreed.
     pub funders: Vec<(i64, i64, bool)>,
 }
@@ -412,13 +413,10 @@ pub fn book(
             )
         };
         decide(conn, &body, Purpose::ExamRegistration, true, &registration)?;
-        if let Some(text_id) = choice.share_support {
-            let has_needs: i64 =
-                support_needs::table.filter(support_needs::user_id.eq(user.id)).count().get_result(conn)?;
-            if has_needs > 0 {
-                let text = text_for(conn, text_id, &body, Purpose::ExamSupport)?;
-                decide(conn, &body, Purpose::ExamSupport, true, &text)?;
-            }
+        if let Some((text_id, agree)) = choice.support {
+            // Unticked is a decline: an earlier yes for this exam stops here.
+            let text = text_for(conn, text_id, &body, Purpose::ExamSupport)?;
+            decide(conn, &body, Purpose::ExamSupport, agree, &text)?;
         }
         let funded = funders(conn, user.id, s.course_id)?;
         for (partner_id, text_id, agree) in &choice.funders {

@@ -159,7 +159,7 @@ pub async fn book(
     let choice = BookingChoice {
         date_of_birth,
         registration_text_id: f.text_id,
-        share_support: if f.share_support { f.support_text_id } else { None },
+        support: f.support_text_id.map(|t| (t, f.share_support)),
         funders,
     };
     let user = user.0;

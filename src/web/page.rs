@@ -116,6 +116,7 @@ fn layout_globals(req: &Request<'_>, title: &str) -> Value {
             "partner": u.roles.iter().any(|(r, _)| matches!(r, Role::PartnerAdmin | Role::MemberAdmin)),
             "verified": u.email_verified,
             "auditor": u.has_role(Role::Auditor),
+            "support": u.has_role(Role::Support),
         })
     });
     let site = req.rocket().state::<SiteInfo>().cloned();
