@@ -307,20 +307,24 @@ fn text_for(conn: &mut Conn, id: i64, partner: &Partner, purpose: Purpose) -> ER
         .ok_or_else(|| ExamError::Invalid("The consent text you saw is no longer valid. Please book again.".into()))
 }
 
-/// Takes a seat in the session, or says why not. The first statement is the
-/// conditional update, so two bookings racing for the last seat cannot both win.
-fn claim_seat(conn: &mut Conn, session: &Session, now: NaiveDateTime) -> EResult<()> {
+/// Takes a seat in the session and returns it, or says why not. The
+/// conditional update is the transaction's first statement, so two bookings
+/// racing for the last seat cannot both win, and on SQLite the write lock is
+/// taken before anything is read (a deferred transaction that reads first
+/// fails with "database is locked" when another writer commits in between).
+fn claim_seat(conn: &mut Conn, session_id: i64, now: NaiveDateTime) -> EResult<Session> {
     let taken = diesel::update(
         exam_sessions::table
-            .find(session.id)
+            .find(session_id)
             .filter(exam_sessions::booked.lt(exam_sessions::capacity))
             .filter(exam_sessions::booking_deadline.gt(now)),
     )
     .set(exam_sessions::booked.eq(exam_sessions::booked + 1))
     .execute(conn)?;
+    let s = session(conn, session_id)?;
     if taken == 1 {
-        Ok(())
-    } else if now >= session.booking_deadline {
+        Ok(s)
+    } else if now >= s.booking_deadline {
         Err(ExamError::Closed)
     } else {
         Err(ExamError::Full)
@@ -373,10 +377,9 @@ pub fn book(
     now: NaiveDateTime,
 ) -> EResult<Booking> {
     conn.transaction(|conn| {
-        let s = session(conn, session_id)?;
+        let s = claim_seat(conn, session_id, now)?;
         let body = partners::by_id(conn, s.partner_id)?;
         let registration = text_for(conn, choice.registration_text_id, &body, Purpose::ExamRegistration)?;
-        claim_seat(conn, &s, now)?;
         crate::learning::service::active_enrollment(conn, user.id, s.course_id, now)
             .map_err(|_| ExamError::Invalid("Enroll in the course before booking its exam.".into()))?;
         if live_booking_in_course(conn, user.id, &s)?.is_some() {
@@ -473,8 +476,7 @@ pub fn cancel(conn: &mut Conn, user_id: i64, booking_id: i64, now: NaiveDateTime
 /// the old one is cancelled and a new one made, under the same consent.
 pub fn reschedule(conn: &mut Conn, user_id: i64, booking_id: i64, to: i64, now: NaiveDateTime) -> EResult<Booking> {
     conn.transaction(|conn| {
-        let target = session(conn, to)?;
-        claim_seat(conn, &target, now)?;
+        let target = claim_seat(conn, to, now)?;
         let (b, s) = own_live_booking(conn, user_id, booking_id)?;
         if target.id == s.id || target.course_id != s.course_id || target.partner_id != s.partner_id {
             return Err(ExamError::Invalid("Choose another session of the same exam.".into()));

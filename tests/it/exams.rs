@@ -568,3 +568,83 @@ async fn shr_8_a_malpractice_disclosure_to_the_exam_body_is_recorded_with_its_le
     let (_, sharing) = app.get("/sharing").await;
     assert!(sharing.contains("Ofqual General Conditions A8.2"), "the learner sees the disclosure");
 }
+
+async fn racing_for_the_last_seat(app: TestApp) {
+    // promise: CRT-8 — a full session refuses the next booking, even when bookings arrive at once.
+    let c = seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    let course = course_id(&app, "intro-python").await;
+    let admin = verified(&app, "board").await;
+    exam_body(&app, "awarding-board", &admin).await;
+    as_user(&app, &admin).await;
+    let session = open_session(&app, "awarding-board", course, "1", "March sitting").await;
+    let mut learners = Vec::new();
+    for name in ["ana", "ben", "cat", "dan", "eve", "fay"] {
+        let l = verified(&app, name).await;
+        as_user(&app, &l).await;
+        enroll(&app, &c.slug).await;
+        let id = user_id(&app, name).await;
+        learners.push(lyceum::accounts::SessionUser {
+            id,
+            username: name.into(),
+            first_name: name.into(),
+            last_name: "Racer".into(),
+            email: format!("{name}@example.org"),
+            email_verified: true,
+            roles: Vec::new(),
+        });
+    }
+    let text: i64 = run(&app, |conn| {
+        use lyceum::db::schema::consent_texts;
+        consent_texts::table
+            .filter(consent_texts::purpose.eq("exam_registration"))
+            .select(consent_texts::id)
+            .first(conn)
+    })
+    .await;
+    let attempts: Vec<_> = learners
+        .into_iter()
+        .map(|user| {
+            let db = app.db();
+            rocket::tokio::spawn(async move {
+                db.run(move |conn| {
+                    let evidence = lyceum::consent::ledger::Evidence {
+                        method: "web_form",
+                        actor: "learner",
+                        actor_user_id: Some(user.id),
+                        actor_name: None,
+                        note: None,
+                        ip: None,
+                        user_agent: None,
+                    };
+                    let choice = lyceum::exams::BookingChoice {
+                        date_of_birth: None,
+                        registration_text_id: text,
+                        support: None,
+                        funders: Vec::new(),
+                    };
+                    let outcome = lyceum::exams::book(conn, &user, session, &choice, &evidence, lyceum::db::now());
+                    Ok::<_, lyceum::web::AppError>(outcome.map(|_| ()).map_err(|e| e.to_string()))
+                })
+                .await
+                .expect("the pool")
+            })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for a in attempts {
+        outcomes.push(a.await.expect("a booking task"));
+    }
+    let won = outcomes.iter().filter(|o| o.is_ok()).count();
+    assert_eq!(won, 1, "{outcomes:?}");
+    for refused in outcomes.iter().filter_map(|o| o.as_ref().err()) {
+        assert!(refused.contains("This session is full"), "refused only for being full: {refused}");
+    }
+    let (booked, bookings): (i32, i64) = run(&app, move |conn| {
+        let booked = exam_sessions::table.find(session).select(exam_sessions::booked).first::<i32>(conn)?;
+        let n = exam_bookings::table.count().get_result::<i64>(conn)?;
+        Ok::<_, diesel::result::Error>((booked, n))
+    })
+    .await;
+    assert_eq!((booked, bookings), (1, 1));
+}
+on_both!(crt_8_bookings_racing_for_the_last_seat_never_overbook, racing_for_the_last_seat);
