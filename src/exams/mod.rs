@@ -133,6 +133,16 @@ pub struct ExamResult {
 }
 
 impl ExamResult {
+    /// The score as people read it: 72, not 72.0.
+    pub fn score_text(&self) -> Option<String> {
+        self.score.map(|s| if s.fract() == 0.0 { format!("{s:.0}") } else { s.to_string() })
+    }
+
+    /// For pages and mail: grade, score as text, passed.
+    pub fn shown(&self) -> serde_json::Value {
+        json!({ "grade": self.grade, "score": self.score_text(), "passed": self.passed })
+    }
+
     pub fn json(&self) -> serde_json::Value {
         json!({ "grade": self.grade, "score": self.score, "passed": self.passed,
                 "received_at": self.received_at.and_utc().to_rfc3339() })
@@ -618,7 +628,7 @@ pub fn record_result(
             "Your exam result",
             "exam_result",
             json!({
-                "username": username, "exam": session.title, "grade": r.grade, "score": r.score,
+                "username": username, "exam": session.title, "grade": r.grade, "score": r.score_text(),
                 "passed": r.passed, "reference": booking.reference,
             }),
         )?;

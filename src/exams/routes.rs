@@ -64,14 +64,23 @@ pub async fn mine(db: &State<Db>, user: CurrentUser) -> AppResult<Page> {
             let bookings = super::bookings_of(conn, user.id)?;
             let bookable = super::bookable_for(conn, user.id, now)?;
             let has_needs = super::support_needs_of(conn, user.id)?.is_some();
+            let held: std::collections::HashSet<(i64, i64)> = bookings
+                .iter()
+                .filter(|b| b.booking.status == super::BOOKED)
+                .map(|b| (b.session.course_id, b.session.partner_id))
+                .collect();
             Ok::<_, AppError>(json!({
                 "bookings": bookings.iter().map(|b| json!({
                     "id": b.booking.id, "reference": b.booking.reference, "course": b.course, "exam_body": b.exam_body,
                     "session": b.session.json(now), "booked": b.booking.status == super::BOOKED,
                     "changeable": b.booking.status == super::BOOKED && b.result.is_none() && now < b.session.starts_at,
-                    "result": b.result.as_ref().map(|r| json!({ "grade": r.grade, "score": r.score, "passed": r.passed, "received": date(r.received_at) })),
+                    "result": b.result.as_ref().map(|r| { let mut v = r.shown(); v["received"] = json!(date(r.received_at)); v }),
                 })).collect::<Vec<_>>(),
-                "bookable": bookable.iter().map(|(s, course, body)| json!({ "session": s.json(now), "course": course, "exam_body": body })).collect::<Vec<_>>(),
+                "bookable": bookable.iter().map(|(s, course, body)| json!({
+                    "session": s.json(now), "course": course, "exam_body": body,
+                    // One live booking per exam: the others are reached by rescheduling it.
+                    "held": held.contains(&(s.course_id, s.partner_id)),
+                })).collect::<Vec<_>>(),
                 "has_needs": has_needs,
             }))
         })
@@ -419,7 +428,7 @@ fn session_context(conn: &mut Conn, user: &SessionUser, slug: &str, id: i64) -> 
         "candidates": candidates.iter().map(|c| json!({
             "booking": c.booking, "status": c.status, "booked": c.status == super::BOOKED, "name": c.name, "email": c.email,
             "date_of_birth": c.date_of_birth.map(|d| d.to_string()), "support_needs": c.support_needs, "adjustments": c.adjustments,
-            "result": results.get(&c.booking).map(|r| json!({ "grade": r.grade, "score": r.score, "passed": r.passed })),
+            "result": results.get(&c.booking).map(super::ExamResult::shown),
         })).collect::<Vec<_>>(),
     }))
 }

@@ -2144,3 +2144,301 @@ async fn shr_7_an_organization_admin_uploads_staff_assigns_a_course_and_sees_it_
     b.close().await.unwrap();
     browser.server.abort();
 }
+
+/// Operator staff's part, done directly: Awarding Board, an exam body, with
+/// `admin` appointed to act for it.
+fn staff_sets_up_exam_body(config: &lyceum::config::Config, admin: &str) {
+    use diesel::prelude::*;
+    use lyceum::consent::{PartnerKind, partners};
+    use lyceum::db::schema::users;
+    let db = lyceum::db::Db::connect(&config.database_url, 1).unwrap();
+    let mut pooled = db.get().unwrap();
+    let conn: &mut lyceum::db::Conn = &mut pooled;
+    let admin: i64 = users::table.filter(users::username.eq(admin)).select(users::id).first(conn).unwrap();
+    let now = lyceum::db::now();
+    let body = partners::create(
+        conn,
+        PartnerKind::ExamBody,
+        "awarding-board",
+        "Awarding Board",
+        None,
+        "exams@board.example",
+        now,
+    )
+    .map_err(|e| e.to_string())
+    .unwrap();
+    partners::appoint(conn, &body, admin, admin).unwrap();
+}
+
+/// An exam booking as stored: reference, status, and the result (grade,
+/// score, passed, source) if one was received.
+type StoredBooking = (String, String, Option<(String, Option<f64>, bool, String)>);
+
+/// Every exam booking of the user `username`, read from the database, with its result.
+fn exam_bookings_of(config: &lyceum::config::Config, username: &str) -> Vec<StoredBooking> {
+    use diesel::prelude::*;
+    use lyceum::db::schema::{exam_bookings, exam_results, users};
+    let db = lyceum::db::Db::connect(&config.database_url, 1).unwrap();
+    let mut pooled = db.get().unwrap();
+    let conn: &mut lyceum::db::Conn = &mut pooled;
+    let user: i64 = users::table.filter(users::username.eq(username)).select(users::id).first(conn).unwrap();
+    let bookings: Vec<(i64, String, String)> = exam_bookings::table
+        .filter(exam_bookings::user_id.eq(user))
+        .order(exam_bookings::id)
+        .select((exam_bookings::id, exam_bookings::reference, exam_bookings::status))
+        .load(conn)
+        .unwrap();
+    bookings
+        .into_iter()
+        .map(|(id, reference, status)| {
+            let result = exam_results::table
+                .filter(exam_results::booking_id.eq(id))
+                .select((exam_results::grade, exam_results::score, exam_results::passed, exam_results::source))
+                .first(conn)
+                .optional()
+                .unwrap();
+            (reference, status, result)
+        })
+        .collect()
+}
+
+/// The consents of the user `username` for exam purposes, as (purpose, scope, status), by purpose.
+fn exam_consents_of(config: &lyceum::config::Config, username: &str) -> Vec<(String, String, String)> {
+    use diesel::prelude::*;
+    use lyceum::db::schema::{consents, users};
+    let db = lyceum::db::Db::connect(&config.database_url, 1).unwrap();
+    let mut pooled = db.get().unwrap();
+    let conn: &mut lyceum::db::Conn = &mut pooled;
+    let user: i64 = users::table.filter(users::username.eq(username)).select(users::id).first(conn).unwrap();
+    consents::table
+        .filter(consents::user_id.eq(user))
+        .filter(consents::purpose.like("exam%"))
+        .order(consents::purpose)
+        .select((consents::purpose, consents::scope, consents::status))
+        .load(conn)
+        .unwrap()
+}
+
+#[rocket::async_test]
+async fn crt_8_a_learner_books_an_exam_and_sees_the_result_in_a_browser() {
+    // promise: CRT-8 — in a real browser: an exam body opens a session for a course; a learner enrolled
+    // in it books, agreeing to what the exam body receives and, separately, to share her support needs;
+    // the exam body sees the candidate and uploads the result; the learner is emailed and sees it, and
+    // can no longer cancel the booking.
+    let Some(browser) = start_browser().await else { return };
+    let (e, site, config) = (browser.b.clone(), browser.site.clone(), browser.config.clone());
+    // The learner's own browser, with its own cookies.
+    let (l, _profile) = browser.another_session().await;
+    let board = Person {
+        first: "Karen",
+        last: "Sparck Jones",
+        username: "karen",
+        email: "karen@board.example",
+        password: "inverse document frequency weighs words",
+    };
+    let learner = Person {
+        first: "Annie",
+        last: "Easley",
+        username: "annie",
+        email: "annie.easley@example.org",
+        password: "centaur rockets on a winter morning",
+    };
+    let title = "Python Certificate, spring sitting";
+    let needs = "Dyslexia";
+    let adjustments = "25% extra time and a reader";
+    // Local times in the exam body's zone, well ahead; the booking deadline before the start.
+    let today = chrono::Utc::now().date_naive();
+    let starts = format!("{}T09:30", today + chrono::Duration::days(60));
+    let deadline = format!("{}T17:00", today + chrono::Duration::days(45));
+
+    // Both have accounts; staff make Awarding Board an exam body and appoint Karen to act for it.
+    sign_up_and_confirm(&e, &site, &board).await;
+    sign_up_and_confirm(&l, &site, &learner).await;
+    staff_sets_up_exam_body(&config, board.username);
+
+    // Karen opens the exam body's sessions from the Partners page.
+    sign_in(&e, &board).await;
+    until(&e, "h1", "Welcome").await;
+    e.find(Locator::LinkText("Partners")).await.unwrap().click().await.unwrap();
+    until(&e, "h1", "Partners").await;
+    e.find(Locator::LinkText("Awarding Board")).await.unwrap().click().await.unwrap();
+    until(&e, "h1", "Awarding Board").await;
+    e.find(Locator::LinkText("Exam sessions and results")).await.unwrap().click().await.unwrap();
+    until(&e, "h1", "Exam sessions").await;
+    let sessions = until_at(&e, &format!("{site}/partners/awarding-board/exams")).await;
+    until(&e, "main", "No sessions yet.").await;
+    watch_refusals(&e).await;
+
+    // She fills in the New session form: online, five places, London time.
+    let course = e
+        .find(Locator::XPath("//select[@id='f-course']/option[.='Introduction to Python']"))
+        .await
+        .expect("the demo course is offered");
+    let course_id = course.attr("value").await.unwrap().expect("the course's id");
+    course.click().await.unwrap();
+    e.find(Locator::Id("f-title")).await.unwrap().send_keys(title).await.unwrap();
+    for (id, value) in [("f-starts", &starts), ("f-deadline", &deadline)] {
+        e.execute(
+            "document.getElementById(arguments[0]).value = arguments[1];",
+            vec![serde_json::json!(id), serde_json::json!(value)],
+        )
+        .await
+        .unwrap();
+        let set = e.find(Locator::Id(id)).await.unwrap().prop("value").await.unwrap();
+        assert_eq!(set.as_deref(), Some(value.as_str()), "{id} holds the date and time");
+    }
+    e.find(Locator::Id("f-time_zone")).await.unwrap().send_keys("Europe/London").await.unwrap();
+    e.find(Locator::Css("#new-session input[name=mode][value=online]")).await.unwrap().click().await.unwrap();
+    e.find(Locator::Id("f-capacity")).await.unwrap().send_keys("5").await.unwrap();
+    shot(&e, "crt8-new-session").await;
+    nothing_refused(&e, "the sessions page before opening one").await;
+    let open = e.find(Locator::Css("#new-session button[type=submit]")).await.unwrap();
+    assert_eq!(open.text().await.unwrap(), "Open for booking");
+    open.click().await.unwrap();
+
+    // She lands on the session's page: no candidates yet.
+    until(&e, ".flash", "The session is open for booking.").await;
+    until(&e, "h1", title).await;
+    let session_page = until_at(&e, &format!("{sessions}/")).await;
+    let session_id: i64 = session_page.rsplit('/').next().unwrap().parse().expect("the session's page");
+    let facts = e.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
+    assert!(facts.contains("09:30 (Europe/London)") && facts.contains("Online"), "{facts}");
+    assert!(facts.contains("0 of 5 booked"), "{facts}");
+    until(&e, "#candidates", "No bookings yet.").await;
+    shot(&e, "crt8-session-opened").await;
+
+    // Annie signs in, enrolls in the course and records her support needs.
+    sign_in(&l, &learner).await;
+    until(&l, "h1", "Welcome").await;
+    enroll_in_intro_python(&l, &site).await;
+    l.goto(&format!("{site}/account/support-needs")).await.unwrap();
+    until(&l, "h1", "Support needs").await;
+    l.find(Locator::Id("f-needs")).await.unwrap().send_keys(needs).await.unwrap();
+    l.find(Locator::Id("f-adjustments")).await.unwrap().send_keys(adjustments).await.unwrap();
+    l.find(Locator::Css("form[action='/account/support-needs'] button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(&l, ".flash", "Saved. Only the support team can read it.").await;
+
+    // My exams offers the session for her course; she opens its booking form.
+    l.goto(&format!("{site}/exams")).await.unwrap();
+    until(&l, "h1", "My exams").await;
+    until(&l, "main", "You have not booked an exam.").await;
+    let offered = until(&l, "#bookable", title).await;
+    assert!(offered.contains("Introduction to Python") && offered.contains("Awarding Board"), "{offered}");
+    assert!(offered.contains("5 of 5 places free") && offered.contains("Europe/London"), "{offered}");
+    shot(&l, "crt8-my-exams-offered").await;
+    let book = l.find(Locator::Css(&format!("#bookable a[href='/exams/sessions/{session_id}/book']"))).await.unwrap();
+    assert_eq!(book.text().await.unwrap(), "Book");
+    book.click().await.unwrap();
+    until(&l, "h1", &format!("Book {title}")).await;
+
+    // It shows what the exam body receives, and asks separately about her support needs, unticked.
+    let shown = l.find(Locator::Css(".shared-fields")).await.unwrap().text().await.unwrap();
+    for field in ["Your full name", "Your email address", "Your date of birth"] {
+        assert!(shown.contains(field), "the booking form shows {field:?}: {shown}");
+    }
+    assert!(!shown.contains("support needs"), "support needs are not part of the registration: {shown}");
+    let support = "//fieldset[legend[contains(., 'Your support needs')]]";
+    let question = l.find(Locator::XPath(support)).await.expect("a separate support-needs question");
+    assert!(question.text().await.unwrap().contains("Yes, send my support needs to Awarding Board"));
+    let tick = l.find(Locator::XPath(&format!("{support}//input[@name='share_support']"))).await.unwrap();
+    assert!(!tick.is_selected().await.unwrap(), "not ticked for her");
+    assert!(l.find(Locator::Id("f-date_of_birth")).await.is_err(), "her date of birth is known already");
+    tick.click().await.unwrap();
+    assert!(tick.is_selected().await.unwrap());
+    shot(&l, "crt8-booking-form").await;
+    watch_refusals(&l).await;
+    let confirm =
+        l.find(Locator::Css(&format!("form[action='/exams/sessions/{session_id}/book'] button"))).await.unwrap();
+    assert_eq!(confirm.text().await.unwrap(), "Book this exam");
+    confirm.click().await.unwrap();
+
+    // Booked: back on My exams, with the booking reference.
+    let flash = until(&l, ".flash", "Booked. Your booking reference is EX-").await;
+    until_at(&l, &format!("{site}/exams")).await;
+    let reference = flash
+        .split_whitespace()
+        .find(|w| w.starts_with("EX-"))
+        .map(|w| w.trim_end_matches('.').to_string())
+        .unwrap_or_else(|| panic!("a reference in {flash:?}"));
+    let booked = until(&l, "#bookings", &reference).await;
+    assert!(booked.contains(title) && booked.contains("Booked"), "{booked}");
+    let row = format!("//table[@id='bookings']//tr[td/code[.='{reference}']]");
+    assert!(l.find(Locator::XPath(&format!("{row}//button[.='Cancel']"))).await.is_ok(), "she may still cancel");
+    shot(&l, "crt8-booked").await;
+    assert_eq!(exam_bookings_of(&config, learner.username), vec![(reference.clone(), "booked".into(), None)]);
+    let scope = format!("course:{course_id}");
+    assert_eq!(
+        exam_consents_of(&config, learner.username),
+        vec![
+            ("exam_registration".into(), scope.clone(), "granted".into()),
+            ("exam_support".into(), scope.clone(), "granted".into())
+        ],
+        "her two decisions, each recorded on its own"
+    );
+
+    // Karen sees Annie among the candidates, with the support needs she agreed to share.
+    e.goto(&session_page).await.unwrap();
+    until(&e, "h1", title).await;
+    let candidates = until(&e, "#candidates tbody", learner.email).await;
+    for needle in ["Annie Easley", "1988-06-15", needs, adjustments, "booked"] {
+        assert!(candidates.contains(needle), "{needle:?} not in {candidates}");
+    }
+    let shown_ref = e.find(Locator::Css("#candidates tbody td code")).await.unwrap().text().await.unwrap();
+    assert_eq!(shown_ref, reference, "the exam body knows the booking by its reference");
+    let facts = e.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
+    assert!(facts.contains("1 of 5 booked"), "{facts}");
+    shot(&e, "crt8-candidates").await;
+
+    // She records the result from a CSV typed into the form.
+    watch_refusals(&e).await;
+    e.find(Locator::Css("#results-form textarea[name=csv]"))
+        .await
+        .unwrap()
+        .send_keys(&format!("booking,grade,score,passed\n{shown_ref},Merit,72,yes"))
+        .await
+        .unwrap();
+    shot(&e, "crt8-results-csv").await;
+    nothing_refused(&e, "the session page before the upload").await;
+    let record = e.find(Locator::Css("#results-form button[type=submit]")).await.unwrap();
+    assert_eq!(record.text().await.unwrap(), "Record results");
+    record.click().await.unwrap();
+    until(&e, ".flash", "1 result(s) recorded and the candidates emailed; 0 had been received already.").await;
+    assert_eq!(until_at(&e, &session_page).await, session_page);
+    let row = format!("//table[@id='candidates']//tr[td/code[.='{reference}']]");
+    let cells = e.find(Locator::XPath(&format!("{row}/td[last()]"))).await.unwrap().text().await.unwrap();
+    assert!(cells.starts_with("Merit (72"), "the result in the table: {cells:?}");
+    shot(&e, "crt8-result-recorded").await;
+    assert_eq!(
+        exam_bookings_of(&config, learner.username),
+        vec![(reference.clone(), "booked".into(), Some(("Merit".into(), Some(72.0), true, "csv".into())))],
+        "exactly one result, from the CSV"
+    );
+
+    // Annie is emailed, and sees the result on My exams.
+    open_mail(&l, &site, "Your exam result", learner.email).await;
+    let mail = l.find(Locator::Css(".email-body")).await.unwrap().text().await.unwrap();
+    assert!(mail.contains(title) && mail.contains("Merit") && mail.contains(&reference), "{mail}");
+    l.goto(&format!("{site}/exams")).await.unwrap();
+    until(&l, "h1", "My exams").await;
+    let row = format!("//table[@id='bookings']//tr[td/code[.='{reference}']]");
+    let mine = l.find(Locator::XPath(&row)).await.unwrap().text().await.unwrap();
+    assert!(mine.contains("Merit") && mine.contains("passed") && !mine.contains("not passed"), "{mine}");
+    let grade = l.find(Locator::XPath(&format!("{row}//strong"))).await.unwrap().text().await.unwrap();
+    assert_eq!(grade, "Merit");
+    shot(&l, "crt8-result-seen").await;
+
+    // With a result, the booking can no longer be cancelled (nor moved).
+    assert!(l.find(Locator::XPath(&format!("{row}//button[.='Cancel']"))).await.is_err(), "no Cancel button");
+    assert!(l.find(Locator::XPath(&format!("{row}//a[.='Reschedule']"))).await.is_err(), "no Reschedule link");
+    assert!(l.find(Locator::Css("form[action$='/cancel']")).await.is_err(), "no cancel form anywhere");
+    assert_eq!(exam_bookings_of(&config, learner.username).len(), 1);
+
+    l.close().await.unwrap();
+    e.close().await.unwrap();
+    browser.server.abort();
+}

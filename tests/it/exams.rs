@@ -209,6 +209,7 @@ async fn exam_flow(app: TestApp) {
     let (_, mine) = app.get("/exams").await;
     let ada_ref = reference_of(&app, "ada").await;
     assert!(mine.contains(&ada_ref) && mine.contains("Booked"));
+    assert!(mine.contains("You hold a booking for this exam"), "no second Book button for a held exam");
 
     // Bob books and declines to share his result with the funder.
     as_user(&app, &bob).await;
