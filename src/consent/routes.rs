@@ -35,6 +35,11 @@ fn scope_label(conn: &mut Conn, scope: &str) -> QueryResult<String> {
             .optional()?;
         return Ok(found.map_or_else(|| "A course".into(), |(t, k)| format!("{t} ({k})")));
     }
+    // Exam consents cover one course, whichever session is booked.
+    if let Some(course_id) = scope.strip_prefix("course:").and_then(|s| s.parse::<i64>().ok()) {
+        let title: Option<String> = courses::table.find(course_id).select(courses::title).first(conn).optional()?;
+        return Ok(title.map_or_else(|| "A course".into(), |t| format!("{t}, its exams")));
+    }
     Ok("Everything".into())
 }
 

@@ -302,6 +302,8 @@ async fn exam_flow(app: TestApp) {
     .await;
     let (_, sharing) = app.get("/sharing").await;
     assert!(sharing.contains(&format!("/sharing/consents/{consent}/withdraw")), "the Sharing page offers it");
+    assert!(sharing.contains("Introduction to Python, its exams"), "and names what it covers");
+    assert!(sharing.contains("Exam results for the sponsor who funded your course"));
     app.post_form(&format!("/sharing/consents/{consent}/withdraw"), &[]).await;
     let (_, text) = pull(&app, &sponsor_key, "/api/v1/exams/funded-results").await;
     assert!(!text.contains("Merit"), "{text}");
