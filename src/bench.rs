@@ -178,7 +178,7 @@ async fn learner_session(port: u16) -> Result<(String, String), String> {
 
 /// A thread of `posts` visible posts (Markdown, some with comments) by the
 /// demo learner in the course forum, as a busy discussion would have.
-fn seed_thread(db: &crate::db::Db, posts: usize) -> Result<String, String> {
+pub fn seed_thread(db: &crate::db::Db, posts: usize) -> Result<String, String> {
     use crate::db::schema::{forum_posts, forum_threads, forums, users};
     use diesel::prelude::*;
     let mut conn = db.get().map_err(|e| e.to_string())?;

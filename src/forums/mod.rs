@@ -551,21 +551,34 @@ pub fn posts(
     thread_id: i64,
     page: i64,
 ) -> FResult<(PostView, Vec<PostView>, i64)> {
+    // Paged in SQL: the opening post, one page of replies and their comments.
+    // Everyone sees visible posts; authors also their own waiting and hidden
+    // ones (marked so), moderators all but the deleted.
+    use diesel::IntoSql;
+    let shown = forum_posts::status.eq(status::VISIBLE).or(forum_posts::status
+        .ne(status::DELETED)
+        .and(forum_posts::author_id.eq(user.id).or(acc.moderator.into_sql::<diesel::sql_types::Bool>())));
+    let top: Vec<i64> = forum_posts::table
+        .filter(forum_posts::thread_id.eq(thread_id))
+        .filter(forum_posts::parent_id.is_null())
+        .filter(shown.clone())
+        .order(forum_posts::id.asc())
+        .select(forum_posts::id)
+        .load(conn)?;
+    let Some((&opening_id, reply_ids)) = top.split_first() else { return Err(ForumError::NotFound) };
+    let pages = ((reply_ids.len() as i64 + POSTS_PER_PAGE - 1) / POSTS_PER_PAGE).max(1);
+    let page = page.clamp(1, pages);
+    let on_page: Vec<i64> =
+        reply_ids.iter().skip(((page - 1) * POSTS_PER_PAGE) as usize).take(POSTS_PER_PAGE as usize).copied().collect();
+    let tops: Vec<i64> = std::iter::once(opening_id).chain(on_page.iter().copied()).collect();
     let rows: Vec<(Post, String)> = forum_posts::table
         .inner_join(users::table)
         .filter(forum_posts::thread_id.eq(thread_id))
+        .filter(shown)
+        .filter(forum_posts::id.eq_any(&tops).or(forum_posts::parent_id.eq_any(&on_page)))
         .order(forum_posts::id.asc())
         .select((Post::as_select(), users::username))
         .load(conn)?;
-    let rows: Vec<(Post, String)> = rows
-        .into_iter()
-        .filter(|(p, _)| match p.status.as_str() {
-            status::VISIBLE => true,
-            status::DELETED => false,
-            // Authors see their own waiting and hidden posts, marked so.
-            _ => acc.moderator || p.author_id == user.id,
-        })
-        .collect();
     let ids: Vec<i64> = rows.iter().map(|(p, _)| p.id).collect();
     let votes: HashMap<i64, i64> = forum_votes::table
         .filter(forum_votes::post_id.eq_any(&ids))
@@ -630,22 +643,24 @@ pub fn posts(
         edited_at: p.edited_at,
         comments: Vec::new(),
     };
-    let mut views: Vec<PostView> = rows.into_iter().map(view).collect();
-    if views.is_empty() {
-        return Err(ForumError::NotFound);
-    }
-    let opening = views.remove(0);
-    let (comments, replies): (Vec<PostView>, Vec<PostView>) = views.into_iter().partition(|v| v.parent_id.is_some());
-    let mut replies: Vec<PostView> = replies;
-    for c in comments {
-        if let Some(r) = replies.iter_mut().find(|r| Some(r.id) == c.parent_id) {
-            r.comments.push(c);
+    let views: Vec<PostView> = rows.into_iter().map(view).collect();
+    let (mut opening, mut replies, mut comments) = (None, Vec::with_capacity(on_page.len()), Vec::new());
+    for v in views {
+        if v.id == opening_id {
+            opening = Some(v);
+        } else if v.parent_id.is_some() {
+            comments.push(v);
+        } else {
+            replies.push(v);
         }
     }
-    let pages = ((replies.len() as i64 + POSTS_PER_PAGE - 1) / POSTS_PER_PAGE).max(1);
-    let page = page.clamp(1, pages);
-    let replies =
-        replies.into_iter().skip(((page - 1) * POSTS_PER_PAGE) as usize).take(POSTS_PER_PAGE as usize).collect();
+    let opening = opening.ok_or(ForumError::NotFound)?;
+    let at: HashMap<i64, usize> = replies.iter().enumerate().map(|(i, r)| (r.id, i)).collect();
+    for c in comments {
+        if let Some(&i) = c.parent_id.and_then(|p| at.get(&p)) {
+            replies[i].comments.push(c);
+        }
+    }
     Ok((opening, replies, pages))
 }
 

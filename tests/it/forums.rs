@@ -506,3 +506,33 @@ async fn search_forums(app: TestApp) {
     assert!(page.contains("Loops in Python") && !page.contains("ada"), "the title stays, the author does not");
 }
 on_both!(frm_1_search_finds_only_what_the_reader_may_see, search_forums);
+
+#[rocket::async_test]
+async fn frm_1_a_long_thread_is_paged_fifty_replies_at_a_time_with_their_comments() {
+    // promise: FRM-1 — a course forum thread reads page by page, comments under their reply.
+    let app = TestApp::sqlite_with(|c| c.demo = true).await;
+    let demo = lyceum::demo::accounts().remove(1);
+    let learner = crate::common::Learner { username: "learner".into(), email: demo.email, password: demo.password };
+    app.sign_in(&learner, false).await;
+    crate::learning::enroll(&app, "intro-python").await;
+    let (status, _) = app.get("/learn/intro-python/forum").await;
+    assert_eq!(status, Status::SeeOther, "the course forum opens");
+    let db = app.db();
+    let path = rocket::tokio::task::spawn_blocking(move || lyceum::bench::seed_thread(&db, 200))
+        .await
+        .expect("seeding")
+        .expect("a thread");
+    // Post 0 opens the thread; every fourth post (3, 7, …) is a comment under the reply before it.
+    let replies: Vec<usize> = (1..200).filter(|i| i % 4 != 3).collect();
+    let has = |page: &str, i: usize| page.contains(&format!("Post {i}:"));
+    let (status, first) = app.get(&path).await;
+    assert_eq!(status, Status::Ok);
+    assert!(has(&first, 0) && has(&first, 1) && has(&first, 3) && has(&first, replies[49]));
+    assert!(!has(&first, replies[50]), "the second page's replies are not on the first");
+    let (_, second) = app.get(&format!("{path}?page=2")).await;
+    assert!(has(&second, 0), "the opening post heads every page");
+    assert!(has(&second, replies[50]) && has(&second, replies[99]) && !has(&second, replies[49]));
+    let (_, last) = app.get(&format!("{path}?page=9")).await;
+    assert!(has(&last, replies[148]) && has(&last, 199), "a page past the end shows the last one, with comments");
+    assert!(!has(&last, replies[99]));
+}
