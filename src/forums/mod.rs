@@ -561,7 +561,7 @@ pub fn posts(
     let top: Vec<i64> = forum_posts::table
         .filter(forum_posts::thread_id.eq(thread_id))
         .filter(forum_posts::parent_id.is_null())
-        .filter(shown.clone())
+        .filter(shown)
         .order(forum_posts::id.asc())
         .select(forum_posts::id)
         .load(conn)?;
