@@ -1929,11 +1929,16 @@ async fn acc_4_sign_in_with_a_provider_in_a_real_browser() {
     browser.server.abort();
 }
 
-/// Operator staff's part, done directly: Globex, an organization, with
-/// `admin` appointed to act for it.
-fn staff_sets_up_organization(config: &lyceum::config::Config, admin: &str) {
+/// Operator staff's part, done directly: a partner of `kind`, with `admin`
+/// appointed to act for it.
+fn staff_sets_up_partner(
+    config: &lyceum::config::Config,
+    kind: lyceum::consent::PartnerKind,
+    (slug, name, email): (&str, &str, &str),
+    admin: &str,
+) {
     use diesel::prelude::*;
-    use lyceum::consent::{PartnerKind, partners};
+    use lyceum::consent::partners;
     use lyceum::db::schema::users;
     let db = lyceum::db::Db::connect(&config.database_url, 1).unwrap();
     let mut pooled = db.get().unwrap();
@@ -1942,11 +1947,9 @@ fn staff_sets_up_organization(config: &lyceum::config::Config, admin: &str) {
         users::table.filter(users::username.eq(name)).select(users::id).first(conn).unwrap()
     };
     let (staff, admin) = (user(conn, "staff"), user(conn, admin));
-    let now = lyceum::db::now();
-    let org = partners::create(conn, PartnerKind::Organization, "globex", "Globex", None, "it@globex.example", now)
-        .map_err(|e| e.to_string())
-        .unwrap();
-    partners::appoint(conn, &org, admin, staff).unwrap();
+    let partner =
+        partners::create(conn, kind, slug, name, None, email, lyceum::db::now()).map_err(|e| e.to_string()).unwrap();
+    partners::appoint(conn, &partner, admin, staff).unwrap();
 }
 
 /// The cells of the row of `#staff-table` naming `name`, as text.
@@ -1989,7 +1992,12 @@ async fn shr_7_an_organization_admin_uploads_staff_assigns_a_course_and_sees_it_
 
     // Olga has an account; staff make Globex an organization and appoint her to act for it.
     sign_up_and_confirm(&b, &site, &boss).await;
-    staff_sets_up_organization(&config, boss.username);
+    staff_sets_up_partner(
+        &config,
+        lyceum::consent::PartnerKind::Organization,
+        ("globex", "Globex", "it@globex.example"),
+        boss.username,
+    );
     sign_in(&b, &boss).await;
     until(&b, "h1", "Welcome").await;
     b.find(Locator::LinkText("Partners")).await.unwrap().click().await.unwrap();
@@ -2145,31 +2153,6 @@ async fn shr_7_an_organization_admin_uploads_staff_assigns_a_course_and_sees_it_
     browser.server.abort();
 }
 
-/// Operator staff's part, done directly: Awarding Board, an exam body, with
-/// `admin` appointed to act for it.
-fn staff_sets_up_exam_body(config: &lyceum::config::Config, admin: &str) {
-    use diesel::prelude::*;
-    use lyceum::consent::{PartnerKind, partners};
-    use lyceum::db::schema::users;
-    let db = lyceum::db::Db::connect(&config.database_url, 1).unwrap();
-    let mut pooled = db.get().unwrap();
-    let conn: &mut lyceum::db::Conn = &mut pooled;
-    let admin: i64 = users::table.filter(users::username.eq(admin)).select(users::id).first(conn).unwrap();
-    let now = lyceum::db::now();
-    let body = partners::create(
-        conn,
-        PartnerKind::ExamBody,
-        "awarding-board",
-        "Awarding Board",
-        None,
-        "exams@board.example",
-        now,
-    )
-    .map_err(|e| e.to_string())
-    .unwrap();
-    partners::appoint(conn, &body, admin, admin).unwrap();
-}
-
 /// An exam booking as stored: reference, status, and the result (grade,
 /// score, passed, source) if one was received.
 type StoredBooking = (String, String, Option<(String, Option<f64>, bool, String)>);
@@ -2254,7 +2237,12 @@ async fn crt_8_a_learner_books_an_exam_and_sees_the_result_in_a_browser() {
     // Both have accounts; staff make Awarding Board an exam body and appoint Karen to act for it.
     sign_up_and_confirm(&e, &site, &board).await;
     sign_up_and_confirm(&l, &site, &learner).await;
-    staff_sets_up_exam_body(&config, board.username);
+    staff_sets_up_partner(
+        &config,
+        lyceum::consent::PartnerKind::ExamBody,
+        ("awarding-board", "Awarding Board", "exams@board.example"),
+        board.username,
+    );
 
     // Karen opens the exam body's sessions from the Partners page.
     sign_in(&e, &board).await;
