@@ -762,6 +762,14 @@ pub fn exam_candidates(
         let restricted = restricted_among(conn, &user_ids)?;
         let registered = live_consents(conn, partner, Purpose::ExamRegistration, &user_ids)?;
         let supported = live_consents(conn, partner, Purpose::ExamSupport, &user_ids)?;
+        // The sealed needs of those who agreed to share them, in one query.
+        let sharing_needs: Vec<i64> = supported.keys().map(|(u, _)| *u).collect();
+        let sealed: HashMap<i64, (String, String)> = support_needs::table
+            .filter(support_needs::user_id.eq_any(&sharing_needs))
+            .select((support_needs::user_id, (support_needs::needs, support_needs::adjustments)))
+            .load::<(i64, (String, String))>(conn)?
+            .into_iter()
+            .collect();
         let mut out = Vec::with_capacity(rows.len());
         let mut disclosed: Vec<Disclosed> = Vec::new();
         for ((id, session_id, reference, status, created_at, course_id), (user_id, first, last, email, dob)) in rows {
@@ -804,27 +812,21 @@ pub fn exam_candidates(
                 }
                 if let Some((ledger_id, cats)) = supported.get(&(user_id, scope))
                     && cats.contains(Category::SupportNeeds)
+                    && let Some((needs, adjustments)) = sealed.get(&user_id)
                 {
-                    let sealed: Option<(String, String)> = support_needs::table
-                        .find(user_id)
-                        .select((support_needs::needs, support_needs::adjustments))
-                        .first(conn)
-                        .optional()?;
-                    if let Some((needs, adjustments)) = sealed {
-                        let open = |field, v: &str| {
-                            crate::privacy::vault::open(field, v)
-                                .map_err(|e| diesel::result::Error::QueryBuilderError(e.to_string().into()))
-                        };
-                        c.support_needs = Some(open(crate::exams::NEEDS_FIELD, &needs)?);
-                        c.adjustments = Some(open(crate::exams::ADJUSTMENTS_FIELD, &adjustments)?);
-                        disclosed.push((
-                            user_id,
-                            Purpose::ExamSupport,
-                            key,
-                            "support_needs.needs,support_needs.adjustments".into(),
-                            Basis::Consent { ledger_id: *ledger_id },
-                        ));
-                    }
+                    let open = |field, v: &str| {
+                        crate::privacy::vault::open(field, v)
+                            .map_err(|e| diesel::result::Error::QueryBuilderError(e.to_string().into()))
+                    };
+                    c.support_needs = Some(open(crate::exams::NEEDS_FIELD, needs)?);
+                    c.adjustments = Some(open(crate::exams::ADJUSTMENTS_FIELD, adjustments)?);
+                    disclosed.push((
+                        user_id,
+                        Purpose::ExamSupport,
+                        key,
+                        "support_needs.needs,support_needs.adjustments".into(),
+                        Basis::Consent { ledger_id: *ledger_id },
+                    ));
                 }
             }
             out.push(c);

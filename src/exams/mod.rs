@@ -573,14 +573,29 @@ pub fn record_result(
     source: &str,
     now: NaiveDateTime,
 ) -> EResult<Recorded> {
+    record_result_in(conn, partner, None, input, source, now)
+}
+
+/// `record_result`, for a booking of one session only when `session` is given.
+fn record_result_in(
+    conn: &mut Conn,
+    partner: &Partner,
+    session: Option<i64>,
+    input: &ResultInput,
+    source: &str,
+    now: NaiveDateTime,
+) -> EResult<Recorded> {
     input.check()?;
-    let found: Option<(Booking, Session)> = exam_bookings::table
+    let mut q = exam_bookings::table
         .inner_join(exam_sessions::table)
         .filter(exam_bookings::reference.eq(input.booking.trim()))
         .filter(exam_sessions::partner_id.eq(partner.id))
         .select((Booking::as_select(), Session::as_select()))
-        .first(conn)
-        .optional()?;
+        .into_boxed();
+    if let Some(id) = session {
+        q = q.filter(exam_bookings::session_id.eq(id));
+    }
+    let found: Option<(Booking, Session)> = q.first(conn).optional()?;
     // Another body's booking is as unknown as a made-up one.
     let (booking, session) = found.ok_or(ExamError::NotFound)?;
     let existing = |conn: &mut Conn| -> QueryResult<Option<ExamResult>> {
@@ -715,22 +730,17 @@ pub fn record_upload(
     conn.transaction(|conn| {
         let (mut new, mut same) = (0, 0);
         for (i, row) in rows.iter().enumerate() {
-            let belongs: i64 = exam_bookings::table
-                .filter(exam_bookings::reference.eq(row.booking.trim()))
-                .filter(exam_bookings::session_id.eq(session_id))
-                .count()
-                .get_result(conn)?;
-            if belongs == 0 {
-                return Err(ExamError::Invalid(format!(
-                    "Row {}: booking “{}” is not a booking in this session.",
-                    i + 2,
-                    row.booking
-                )));
-            }
-            match record_result(conn, partner, row, "csv", now) {
+            match record_result_in(conn, partner, Some(session_id), row, "csv", now) {
                 Ok(Recorded::New(_)) => new += 1,
                 Ok(Recorded::Same(_)) => same += 1,
                 Err(ExamError::Db(e)) => return Err(ExamError::Db(e)),
+                Err(ExamError::NotFound) => {
+                    return Err(ExamError::Invalid(format!(
+                        "Row {}: booking “{}” is not a booking in this session.",
+                        i + 2,
+                        row.booking
+                    )));
+                }
                 Err(e) => return Err(ExamError::Invalid(format!("Row {}: {e}", i + 2))),
             }
         }

@@ -1929,6 +1929,14 @@ async fn acc_4_sign_in_with_a_provider_in_a_real_browser() {
     browser.server.abort();
 }
 
+/// Clicks each link in turn, waiting each time for the page whose heading it names.
+async fn follow(b: &fantoccini::Client, steps: &[(&str, &str)]) {
+    for (link, heading) in steps {
+        b.find(Locator::LinkText(link)).await.unwrap().click().await.unwrap();
+        until(b, "h1", heading).await;
+    }
+}
+
 /// Operator staff's part, done directly: a partner of `kind`, with `admin`
 /// appointed to act for it.
 fn staff_sets_up_partner(
@@ -2000,12 +2008,7 @@ async fn shr_7_an_organization_admin_uploads_staff_assigns_a_course_and_sees_it_
     );
     sign_in(&b, &boss).await;
     until(&b, "h1", "Welcome").await;
-    b.find(Locator::LinkText("Partners")).await.unwrap().click().await.unwrap();
-    until(&b, "h1", "Partners").await;
-    b.find(Locator::LinkText("Globex")).await.unwrap().click().await.unwrap();
-    until(&b, "h1", "Globex").await;
-    b.find(Locator::LinkText("Staff and training")).await.unwrap().click().await.unwrap();
-    until(&b, "h1", "Staff and training").await;
+    follow(&b, &[("Partners", "Partners"), ("Globex", "Globex"), ("Staff and training", "Staff and training")]).await;
     let dashboard = until_at(&b, &format!("{site}/partners/globex/staff")).await;
     until(&b, "main", "No staff yet.").await;
     watch_refusals(&b).await;
@@ -2247,12 +2250,15 @@ async fn crt_8_a_learner_books_an_exam_and_sees_the_result_in_a_browser() {
     // Karen opens the exam body's sessions from the Partners page.
     sign_in(&e, &board).await;
     until(&e, "h1", "Welcome").await;
-    e.find(Locator::LinkText("Partners")).await.unwrap().click().await.unwrap();
-    until(&e, "h1", "Partners").await;
-    e.find(Locator::LinkText("Awarding Board")).await.unwrap().click().await.unwrap();
-    until(&e, "h1", "Awarding Board").await;
-    e.find(Locator::LinkText("Exam sessions and results")).await.unwrap().click().await.unwrap();
-    until(&e, "h1", "Exam sessions").await;
+    follow(
+        &e,
+        &[
+            ("Partners", "Partners"),
+            ("Awarding Board", "Awarding Board"),
+            ("Exam sessions and results", "Exam sessions"),
+        ],
+    )
+    .await;
     let sessions = until_at(&e, &format!("{site}/partners/awarding-board/exams")).await;
     until(&e, "main", "No sessions yet.").await;
     watch_refusals(&e).await;

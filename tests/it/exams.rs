@@ -364,7 +364,9 @@ async fn booking_changes(app: TestApp) {
     // Not enrolled: refused.
     let f = booking_form(&app, first).await;
     let res = app.post_form(&format!("/exams/sessions/{first}/book"), &[("text_id", &f.text)]).await;
-    assert_ne!(res.headers().get_one("Location"), Some("/exams"));
+    assert_eq!(res.headers().get_one("Location"), Some(format!("/exams/sessions/{first}/book").as_str()));
+    let n: i64 = run(&app, |conn| exam_bookings::table.count().get_result(conn)).await;
+    assert_eq!(n, 0, "not enrolled: nothing booked");
     enroll(&app, &c.slug).await;
     book_as(&app, first, false, None).await;
     let old_ref = reference_of(&app, "ada").await;
@@ -436,6 +438,7 @@ async fn booking_changes(app: TestApp) {
     let unknown = format!("booking,grade,score,passed\n{new_ref},Pass,81,yes\nEX-UNKNOWN,Pass,50,no\n");
     let res = app.post_form(&format!("/partners/awarding-board/exams/{second}/results"), &[("csv", &unknown)]).await;
     assert_eq!(res.status(), Status::UnprocessableEntity, "an unknown booking is refused");
+    assert!(res.into_string().await.unwrap().contains("is not a booking in this session"));
     let good = format!("booking,grade,score,passed\n{new_ref},Pass,81,yes\n");
     for _ in 0..2 {
         let res = app.post_form(&format!("/partners/awarding-board/exams/{second}/results"), &[("csv", &good)]).await;
