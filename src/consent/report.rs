@@ -10,7 +10,7 @@ use diesel::QueryResult;
 use serde_json::{Value, json};
 
 use super::partners::Partner;
-use super::sharing::{self, Want};
+use super::sharing::{self, Figures, Want};
 use crate::consent::Purpose;
 use crate::db::Conn;
 
@@ -35,15 +35,81 @@ pub struct Row {
     pub completed_at: Option<NaiveDateTime>,
 }
 
-pub fn rows(
+/// Learners per page of the report's table.
+pub const PAGE_SIZE: usize = 100;
+
+/// A report as the gate allows it right now, for one filter.
+pub struct Report {
+    /// Figures of every learner matching the filter: what the charts count.
+    pub figures: Vec<Figures>,
+    /// The learners shown, disclosed (SHR-5): one page, or all for the CSV.
+    pub rows: Vec<Row>,
+    /// The page shown (1-based) and how many there are.
+    pub page: usize,
+    pub pages: usize,
+    /// Every course in the report, for the filter, by slug.
+    pub courses: Vec<(String, String)>,
+}
+
+/// Which learners a report covers, and which page of them it shows
+/// (`None`: all of them, as the CSV download does).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Filter<'a> {
+    pub course: Option<&'a str>,
+    pub status: Option<&'a str>,
+    pub page: Option<usize>,
+}
+
+impl Filter<'_> {
+    fn matches(&self, f: &Figures) -> bool {
+        self.course.is_none_or(|c| c.is_empty() || f.course_slug == c)
+            && match self.status {
+                Some("completed") => f.completed_at.is_some(),
+                Some("in_progress") => f.completed_at.is_none(),
+                _ => true,
+            }
+    }
+}
+
+/// Builds the report through the gate. Only the rows shown leave and get a
+/// disclosure row; the charts count every matching learner, and show no
+/// group smaller than [`K_ANONYMITY`].
+pub fn build(
     conn: &mut Conn,
     partner: &Partner,
     export_id: &str,
     base: &str,
+    filter: Filter<'_>,
     now: NaiveDateTime,
-) -> QueryResult<Vec<Row>> {
-    let shared = sharing::all(conn, partner, Purpose::Sponsorship, Want::ALL, export_id, base, now)?;
-    Ok(shared
+) -> QueryResult<Report> {
+    let mut matching = Vec::new();
+    let mut courses = Vec::new();
+    let mut shown = (1, 1);
+    let (figures, shared) =
+        sharing::picked(conn, partner, Purpose::Sponsorship, Want::ALL, export_id, base, now, |all| {
+            matching = (0..all.len()).filter(|i| filter.matches(&all[*i])).collect::<Vec<_>>();
+            courses = all.iter().map(|f| (f.course_slug.clone(), f.course_title.clone())).collect();
+            let mut keep = vec![false; all.len()];
+            let range = match filter.page {
+                Some(page) => {
+                    let pages = matching.len().div_ceil(PAGE_SIZE).max(1);
+                    let page = page.clamp(1, pages);
+                    shown = (page, pages);
+                    let start = (page - 1) * PAGE_SIZE;
+                    start..(start + PAGE_SIZE).min(matching.len())
+                }
+                None => 0..matching.len(),
+            };
+            for i in &matching[range] {
+                keep[*i] = true;
+            }
+            keep
+        })?;
+    courses.sort();
+    courses.dedup();
+    let mut figures: Vec<Option<Figures>> = figures.into_iter().map(Some).collect();
+    let figures = matching.iter().filter_map(|i| figures[*i].take()).collect();
+    let rows = shared
         .into_iter()
         .map(|s| Row {
             learner: s.learner.name.clone().unwrap_or_else(|| s.learner.id.clone()),
@@ -56,18 +122,8 @@ pub fn rows(
             progress: s.progress.as_ref().and_then(|p| p.progress_percent),
             completed_at: s.result.as_ref().and_then(|r| r.completed_at).map(|t| t.naive_utc()),
         })
-        .collect())
-}
-
-pub fn filter(rows: Vec<Row>, course: Option<&str>, status: Option<&str>) -> Vec<Row> {
-    rows.into_iter()
-        .filter(|r| course.is_none_or(|c| c.is_empty() || r.course_slug == c))
-        .filter(|r| match status {
-            Some("completed") => r.completed_at.is_some(),
-            Some("in_progress") => r.completed_at.is_none(),
-            _ => true,
-        })
-        .collect()
+        .collect();
+    Ok(Report { figures, rows, page: shown.0, pages: shown.1, courses })
 }
 
 fn fmt(t: Option<NaiveDateTime>) -> String {
@@ -136,17 +192,12 @@ pub fn bar_chart(title: &str, bars: &[(String, Option<u64>)]) -> String {
     svg
 }
 
-pub fn context(
-    partner: &Partner,
-    rows: &[Row],
-    course: Option<&str>,
-    status: Option<&str>,
-    now: NaiveDateTime,
-) -> Value {
-    let n = rows.len() as u64;
-    let started = rows.iter().filter(|r| r.progress.unwrap_or(0.0) > 0.0).count() as u64;
-    let half = rows.iter().filter(|r| r.progress.unwrap_or(0.0) >= 50.0).count() as u64;
-    let done = rows.iter().filter(|r| r.completed_at.is_some()).count() as u64;
+pub fn context(partner: &Partner, report: &Report, filter: Filter<'_>, now: NaiveDateTime) -> Value {
+    let figures = &report.figures;
+    let n = figures.len() as u64;
+    let started = figures.iter().filter(|r| r.progress_percent.unwrap_or(0.0) > 0.0).count() as u64;
+    let half = figures.iter().filter(|r| r.progress_percent.unwrap_or(0.0) >= 50.0).count() as u64;
+    let done = figures.iter().filter(|r| r.completed_at.is_some()).count() as u64;
     let funnel = vec![
         ("Enrolled".to_string(), suppress(n)),
         ("Started".to_string(), suppress(started)),
@@ -154,8 +205,8 @@ pub fn context(
         ("Completed".to_string(), suppress(done)),
     ];
     let mut dist = [0u64; 5];
-    for r in rows {
-        let p = r.progress.unwrap_or(0.0);
+    for r in figures {
+        let p = r.progress_percent.unwrap_or(0.0);
         let i = if p >= 100.0 { 4 } else { (p / 25.0).floor().clamp(0.0, 3.0) as usize };
         dist[i] += 1;
     }
@@ -170,7 +221,7 @@ pub fn context(
         let monday = d - Duration::days(d.weekday().num_days_from_monday() as i64);
         weeks.insert(monday.format("%Y-%m-%d").to_string(), 0);
     }
-    for r in rows {
+    for r in figures {
         if let Some(c) = r.completed_at {
             let d = c.date();
             let monday = d - Duration::days(d.weekday().num_days_from_monday() as i64);
@@ -181,20 +232,28 @@ pub fn context(
     }
     let per_week: Vec<(String, Option<u64>)> =
         weeks.into_iter().map(|(k, v)| (format!("Week of {k}"), suppress(v))).collect();
-    let mut courses: Vec<(String, String)> = rows.iter().map(|r| (r.course_slug.clone(), r.course.clone())).collect();
-    courses.sort();
-    courses.dedup();
+    let (course, status) = (filter.course.unwrap_or(""), filter.status.unwrap_or(""));
+    let query =
+        format!("course={}&status={}", crate::web::page::url_encode(course), crate::web::page::url_encode(status));
+    let page_link = |p: usize| format!("/partners/{}/report?{query}&page={p}", partner.slug);
+    let first = (report.page - 1) * PAGE_SIZE;
     json!({
         "partner": { "slug": partner.slug, "name": partner.name },
-        "rows": rows.iter().map(|r| json!({
+        "rows": report.rows.iter().map(|r| json!({
             "learner": r.learner, "email": r.email, "course": r.course, "run": r.run,
             "enrolled_at": fmt(r.enrolled_at), "last_activity_at": fmt(r.last_activity_at),
             "progress": r.progress.map(|p| format!("{p:.0}")), "completed_at": fmt(r.completed_at),
         })).collect::<Vec<_>>(),
         "count": n,
-        "courses": courses.iter().map(|(s, t)| json!({ "slug": s, "title": t, "selected": course == Some(s.as_str()) })).collect::<Vec<_>>(),
-        "status": status.unwrap_or(""),
-        "query": format!("course={}&status={}", course.unwrap_or(""), status.unwrap_or("")),
+        "shown_from": if report.rows.is_empty() { 0 } else { first + 1 },
+        "shown_to": first + report.rows.len(),
+        "page": report.page,
+        "pages": report.pages,
+        "previous": (report.page > 1).then(|| page_link(report.page - 1)),
+        "next": (report.page < report.pages).then(|| page_link(report.page + 1)),
+        "courses": report.courses.iter().map(|(s, t)| json!({ "slug": s, "title": t, "selected": course == s.as_str() })).collect::<Vec<_>>(),
+        "status": status,
+        "query": query,
         "funnel_svg": bar_chart("Completion funnel", &funnel),
         "distribution_svg": bar_chart("Progress distribution", &distribution),
         "weekly_svg": bar_chart("Completions per week", &per_week),

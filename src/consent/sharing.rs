@@ -130,7 +130,6 @@ fn candidates(conn: &mut Conn, req: &Request<'_>) -> QueryResult<Vec<Candidate>>
         .inner_join(users::table)
         .filter(enrollments::id.gt(req.after))
         .order(enrollments::id.asc())
-        .limit(req.limit)
         .select((
             (
                 enrollments::id,
@@ -172,6 +171,9 @@ fn candidates(conn: &mut Conn, req: &Request<'_>) -> QueryResult<Vec<Candidate>>
         // No other pairing concerns enrollments.
         _ => return Ok(Vec::new()),
     }
+    if req.limit < UNBOUNDED {
+        q = q.limit(req.limit);
+    }
     q.load(conn)
 }
 
@@ -196,153 +198,155 @@ pub fn deidentified() -> Categories {
 /// The next page of what may leave, with its disclosures written.
 pub fn next_page(conn: &mut Conn, req: &Request<'_>, now: NaiveDateTime) -> QueryResult<Page> {
     conn.transaction(|conn| {
-        let rows = candidates(conn, req)?;
-        let next_after = if (rows.len() as i64) < req.limit { None } else { rows.last().map(|r| r.0.0) };
-        let user_ids: Vec<i64> = rows.iter().map(|r| r.0.1).collect::<HashSet<_>>().into_iter().collect();
-        let restricted = restricted_among(conn, &user_ids)?;
-        let live = live_consents(conn, req.partner, req.purpose, &user_ids)?;
-
-        // Decide each row's basis before reading any more about it.
-        let mut decided = Vec::with_capacity(rows.len());
-        for row in rows {
-            let (e, _, _) = &row;
-            if restricted.contains(&e.1) {
-                continue;
-            }
-            let (basis, cats) = match live.get(&(e.1, run_scope(e.2))) {
-                Some((ledger_id, cats)) => (Basis::Consent { ledger_id: *ledger_id }, cats.clone()),
-                None if req.purpose == Purpose::MemberSharing => (Basis::Deidentified, deidentified()),
-                None if req.purpose == Purpose::StaffTraining => (Basis::Processor, req.purpose.ceiling()),
-                None => continue,
-            };
-            decided.push((row, basis, cats));
-        }
-
-        let need_progress = req.want.progress && decided.iter().any(|(_, _, c)| c.contains(Category::Progress));
-        let (done, totals) = if need_progress {
-            let ids: Vec<i64> = decided.iter().map(|(r, _, _)| r.0.0).collect();
-            let course_ids: Vec<i64> =
-                decided.iter().map(|(r, _, _)| r.1.1).collect::<HashSet<_>>().into_iter().collect();
-            let done: HashMap<i64, i64> = unit_completions::table
-                .filter(unit_completions::enrollment_id.eq_any(&ids))
-                .group_by(unit_completions::enrollment_id)
-                .select((unit_completions::enrollment_id, diesel::dsl::count_star()))
-                .load::<(i64, i64)>(conn)?
-                .into_iter()
-                .collect();
-            let totals = unit_totals(conn, &course_ids)?;
-            (done, totals)
-        } else {
-            (HashMap::new(), HashMap::new())
-        };
-
-        let mut shared = Vec::with_capacity(decided.len());
-        let mut disclosed = Vec::with_capacity(decided.len());
-        for ((e, c, u), basis, cats) in decided {
-            let (
-                eid,
-                user_id,
-                _run_id,
-                track,
-                status,
-                enrolled_at,
-                expires,
-                grade,
-                passed,
-                completed_at,
-                last_activity,
-            ) = e;
-            let (run_key, course_id, slug, title, member_slug) = c;
-            let (username, first, last, email, company) = u;
-            let cursor = encode_cursor(eid);
-            let identified = cats.contains(Category::ProfileUsername);
-            let learner = Learner {
-                id: if identified { username.clone() } else { req.partner.pseudonym(user_id) },
-                pseudonymous: !identified,
-                username: identified.then_some(username),
-                name: cats.contains(Category::ProfileName).then(|| format!("{first} {last}").trim().to_string()),
-                email: cats.contains(Category::ProfileEmail).then_some(email),
-                company: if cats.contains(Category::ProfileCompany) { company } else { None },
-            };
-            let course = CourseRef {
-                url: format!("{}/courses/{slug}", req.base_url.trim_end_matches('/')),
-                id: slug,
-                title,
-                run: run_key,
-                member: member_slug,
-            };
-            let mut fields = learner_fields(&learner);
-            let enrollment = (req.want.enrollment && cats.contains(Category::Enrollment)).then(|| {
-                fields.extend(["enrollment.course", "enrollment.track", "enrollment.status", "enrollment.enrolled_at"]);
-                let state = if status != "active" {
-                    "unenrolled"
-                } else if expires.is_some_and(|t| t <= now) {
-                    "expired"
-                } else {
-                    "active"
-                };
-                SharedEnrollment {
-                    cursor: cursor.clone(),
-                    learner: learner.clone(),
-                    course: course.clone(),
-                    track: track.clone(),
-                    status: state.to_string(),
-                    enrolled_at: enrolled_at.and_utc(),
-                }
-            });
-            let activity = cats.contains(Category::Activity);
-            let progressed = cats.contains(Category::Progress);
-            let progress = (req.want.progress && (activity || progressed)).then(|| {
-                if activity {
-                    fields.push("progress.last_activity_at");
-                }
-                if progressed {
-                    fields.extend(["progress.units_completed", "progress.units_total", "progress.percent"]);
-                }
-                let done = done.get(&eid).copied().unwrap_or(0);
-                let total = totals.get(&course_id).copied().unwrap_or(0);
-                SharedProgress {
-                    cursor: cursor.clone(),
-                    learner: learner.clone(),
-                    course: course.clone(),
-                    last_activity_at: if activity { last_activity.map(|t| t.and_utc()) } else { None },
-                    units_completed: progressed.then_some(done as u32),
-                    units_total: progressed.then_some(total as u32),
-                    progress_percent: progressed
-                        .then(|| if total == 0 { 0.0 } else { (done as f64 * 1000.0 / total as f64).round() / 10.0 }),
-                }
-            });
-            let graded = cats.contains(Category::Grades);
-            let completion = cats.contains(Category::Completion);
-            let result = (req.want.result && (graded || completion)).then(|| {
-                if graded {
-                    fields.extend(["result.grade_percent", "result.passed"]);
-                }
-                if completion {
-                    fields.push("result.completed_at");
-                }
-                SharedResult {
-                    cursor: cursor.clone(),
-                    learner: learner.clone(),
-                    course: course.clone(),
-                    grade_percent: graded.then_some(grade),
-                    passed: graded.then_some(passed),
-                    completed_at: if completion { completed_at.map(|t| t.and_utc()) } else { None },
-                }
-            });
-            if enrollment.is_none() && progress.is_none() && result.is_none() {
-                continue;
-            }
-            disclosed.push((user_id, req.purpose, format!("enrollment:{eid}"), fields.join(","), basis.clone()));
-            shared.push(Shared { basis, categories: cats, learner, course, enrollment, progress, result });
-        }
+        let (decided, next_after) = decide(conn, req, now)?;
+        let (shared, disclosed): (Vec<_>, Vec<_>) = decided.into_iter().unzip();
         write_disclosures(conn, req.partner, req.export_id, disclosed, now)?;
         Ok(Page { shared, next_after })
     })
 }
 
+/// A `Request::limit` that reads every candidate in one query.
+const UNBOUNDED: i64 = i64::MAX;
+
+/// What may leave for a request and the disclosure row each record needs;
+/// nothing is written. Callers write the rows of what they hand out in the
+/// same transaction.
+fn decide(conn: &mut Conn, req: &Request<'_>, now: NaiveDateTime) -> QueryResult<(Vec<Decided>, Option<i64>)> {
+    let rows = candidates(conn, req)?;
+    let next_after = if (rows.len() as i64) < req.limit { None } else { rows.last().map(|r| r.0.0) };
+    let user_ids: Vec<i64> = rows.iter().map(|r| r.0.1).collect::<HashSet<_>>().into_iter().collect();
+    let restricted = restricted_among(conn, &user_ids)?;
+    let live = live_consents(conn, req.partner, req.purpose, &user_ids)?;
+
+    // Decide each row's basis before reading any more about it.
+    let mut decided = Vec::with_capacity(rows.len());
+    for row in rows {
+        let (e, _, _) = &row;
+        if restricted.contains(&e.1) {
+            continue;
+        }
+        let (basis, cats) = match live.get(&(e.1, run_scope(e.2))) {
+            Some((ledger_id, cats)) => (Basis::Consent { ledger_id: *ledger_id }, cats.clone()),
+            None if req.purpose == Purpose::MemberSharing => (Basis::Deidentified, deidentified()),
+            None if req.purpose == Purpose::StaffTraining => (Basis::Processor, req.purpose.ceiling()),
+            None => continue,
+        };
+        decided.push((row, basis, cats));
+    }
+
+    let need_progress = req.want.progress && decided.iter().any(|(_, _, c)| c.contains(Category::Progress));
+    let (done, totals) = if need_progress {
+        let ids: Vec<i64> = decided.iter().map(|(r, _, _)| r.0.0).collect();
+        let course_ids: Vec<i64> = decided.iter().map(|(r, _, _)| r.1.1).collect::<HashSet<_>>().into_iter().collect();
+        let done: HashMap<i64, i64> = unit_completions::table
+            .filter(unit_completions::enrollment_id.eq_any(&ids))
+            .group_by(unit_completions::enrollment_id)
+            .select((unit_completions::enrollment_id, diesel::dsl::count_star()))
+            .load::<(i64, i64)>(conn)?
+            .into_iter()
+            .collect();
+        let totals = unit_totals(conn, &course_ids)?;
+        (done, totals)
+    } else {
+        (HashMap::new(), HashMap::new())
+    };
+
+    let mut out = Vec::with_capacity(decided.len());
+    for ((e, c, u), basis, cats) in decided {
+        let (eid, user_id, _run_id, track, status, enrolled_at, expires, grade, passed, completed_at, last_activity) =
+            e;
+        let (run_key, course_id, slug, title, member_slug) = c;
+        let (username, first, last, email, company) = u;
+        let cursor = encode_cursor(eid);
+        let identified = cats.contains(Category::ProfileUsername);
+        let learner = Learner {
+            id: if identified { username.clone() } else { req.partner.pseudonym(user_id) },
+            pseudonymous: !identified,
+            username: identified.then_some(username),
+            name: cats.contains(Category::ProfileName).then(|| format!("{first} {last}").trim().to_string()),
+            email: cats.contains(Category::ProfileEmail).then_some(email),
+            company: if cats.contains(Category::ProfileCompany) { company } else { None },
+        };
+        let course = CourseRef {
+            url: format!("{}/courses/{slug}", req.base_url.trim_end_matches('/')),
+            id: slug,
+            title,
+            run: run_key,
+            member: member_slug,
+        };
+        let mut fields = learner_fields(&learner);
+        let enrollment = (req.want.enrollment && cats.contains(Category::Enrollment)).then(|| {
+            fields.extend(["enrollment.course", "enrollment.track", "enrollment.status", "enrollment.enrolled_at"]);
+            let state = if status != "active" {
+                "unenrolled"
+            } else if expires.is_some_and(|t| t <= now) {
+                "expired"
+            } else {
+                "active"
+            };
+            SharedEnrollment {
+                cursor: cursor.clone(),
+                learner: learner.clone(),
+                course: course.clone(),
+                track: track.clone(),
+                status: state.to_string(),
+                enrolled_at: enrolled_at.and_utc(),
+            }
+        });
+        let activity = cats.contains(Category::Activity);
+        let progressed = cats.contains(Category::Progress);
+        let progress = (req.want.progress && (activity || progressed)).then(|| {
+            if activity {
+                fields.push("progress.last_activity_at");
+            }
+            if progressed {
+                fields.extend(["progress.units_completed", "progress.units_total", "progress.percent"]);
+            }
+            let done = done.get(&eid).copied().unwrap_or(0);
+            let total = totals.get(&course_id).copied().unwrap_or(0);
+            SharedProgress {
+                cursor: cursor.clone(),
+                learner: learner.clone(),
+                course: course.clone(),
+                last_activity_at: if activity { last_activity.map(|t| t.and_utc()) } else { None },
+                units_completed: progressed.then_some(done as u32),
+                units_total: progressed.then_some(total as u32),
+                progress_percent: progressed
+                    .then(|| if total == 0 { 0.0 } else { (done as f64 * 1000.0 / total as f64).round() / 10.0 }),
+            }
+        });
+        let graded = cats.contains(Category::Grades);
+        let completion = cats.contains(Category::Completion);
+        let result = (req.want.result && (graded || completion)).then(|| {
+            if graded {
+                fields.extend(["result.grade_percent", "result.passed"]);
+            }
+            if completion {
+                fields.push("result.completed_at");
+            }
+            SharedResult {
+                cursor: cursor.clone(),
+                learner: learner.clone(),
+                course: course.clone(),
+                grade_percent: graded.then_some(grade),
+                passed: graded.then_some(passed),
+                completed_at: if completion { completed_at.map(|t| t.and_utc()) } else { None },
+            }
+        });
+        if enrollment.is_none() && progress.is_none() && result.is_none() {
+            continue;
+        }
+        let disclosed = (user_id, req.purpose, format!("enrollment:{eid}"), fields.join(","), basis.clone());
+        out.push((Shared { basis, categories: cats, learner, course, enrollment, progress, result }, disclosed));
+    }
+    Ok((out, next_after))
+}
+
 /// One record handed out: learner, purpose, record key, fields, basis.
 type Disclosed = (i64, Purpose, String, String, Basis);
+
+/// A record the gate lets through, with the disclosure row it needs.
+type Decided = (Shared, Disclosed);
 
 /// Writes a disclosure row for every record handed out (SHR-5). At most one
 /// row per record, fields, basis and export: a push retried after a crash
@@ -355,11 +359,63 @@ fn write_disclosures(
     disclosed: Vec<Disclosed>,
     now: NaiveDateTime,
 ) -> QueryResult<()> {
+    if disclosed.is_empty() {
+        return Ok(());
+    }
     let basis_of = |b: &Basis| match b {
         Basis::Consent { ledger_id } => ("consent", Some(*ledger_id)),
         Basis::Deidentified => ("deidentified", None),
         Basis::Processor => ("processor", None),
     };
+    if let DbConnection::Pg(c) = conn {
+        // One statement a page: the rows travel as six arrays, and the
+        // at-most-once rule is an index probe of (export_id, user_id) per
+        // row. The LATERAL … LIMIT 1 keeps it a probe: as NOT EXISTS the
+        // planner may turn it into an anti join that reads every earlier
+        // row of the export, so each page would cost more than the last.
+        use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamp};
+        let n = disclosed.len();
+        let (mut users, mut purposes, mut keys, mut fields, mut bases, mut ledgers) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        for (user, purpose, key, f, basis) in disclosed {
+            let (name, ledger) = basis_of(&basis);
+            users.push(user);
+            purposes.push(purpose.as_str());
+            keys.push(key);
+            fields.push(f);
+            bases.push(name);
+            ledgers.push(ledger);
+        }
+        diesel::sql_query(
+            "INSERT INTO disclosures (user_id, partner_id, recipient, purpose, fields, basis, consent_ledger_id, \
+             export_id, record_key, created_at) \
+             SELECT t.u, $7, $8, t.p, t.f, t.b, t.l, $9, t.k, $10 \
+             FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[]) \
+               AS t(u, p, k, f, b, l) \
+             LEFT JOIN LATERAL (SELECT 1 AS hit FROM disclosures d WHERE d.export_id = $9 AND d.user_id = t.u \
+               AND d.record_key = t.k AND d.fields = t.f AND d.basis = t.b \
+               AND d.consent_ledger_id IS NOT DISTINCT FROM t.l LIMIT 1) seen ON TRUE \
+             WHERE seen.hit IS NULL",
+        )
+        .bind::<Array<BigInt>, _>(users)
+        .bind::<Array<Text>, _>(purposes)
+        .bind::<Array<Text>, _>(keys)
+        .bind::<Array<Text>, _>(fields)
+        .bind::<Array<Text>, _>(bases)
+        .bind::<Array<Nullable<BigInt>>, _>(ledgers)
+        .bind::<BigInt, _>(partner.id)
+        .bind::<Text, _>(&partner.name)
+        .bind::<Text, _>(export_id)
+        .bind::<Timestamp, _>(now)
+        .execute(c)?;
+        return Ok(());
+    }
     let disclosed_users: Vec<i64> = disclosed.iter().map(|d| d.0).collect::<HashSet<_>>().into_iter().collect();
     let already: HashSet<(i64, String, String, String, Option<i64>)> = disclosures::table
         .filter(disclosures::export_id.eq(export_id))
@@ -396,13 +452,11 @@ fn write_disclosures(
             )
         })
         .collect();
-    for chunk in rows.chunks(500) {
+    if let DbConnection::Sqlite(c) = conn {
         // Multi-row inserts exist per backend, not on the combined one.
-        let insert = diesel::insert_into(disclosures::table).values(chunk);
-        match conn {
-            DbConnection::Pg(c) => insert.execute(c)?,
-            DbConnection::Sqlite(c) => insert.execute(c)?,
-        };
+        for chunk in rows.chunks(500) {
+            diesel::insert_into(disclosures::table).values(chunk).execute(c)?;
+        }
     }
     Ok(())
 }
@@ -422,7 +476,8 @@ fn learner_fields(l: &Learner) -> Vec<&'static str> {
 }
 
 /// Everything that may leave for this partner and purpose right now, in
-/// order; for reports and pushes of bounded size. Exports stream with
+/// order, with a disclosure row for each record; for reports and pushes of
+/// bounded size (one query, one transaction). Exports stream with
 /// `next_page` instead.
 pub fn all(
     conn: &mut Conn,
@@ -433,17 +488,63 @@ pub fn all(
     base_url: &str,
     now: NaiveDateTime,
 ) -> QueryResult<Vec<Shared>> {
-    let mut out = Vec::new();
-    let mut after = 0;
-    loop {
-        let req = Request { partner, purpose, want, after, limit: 1000, export_id, base_url };
-        let page = next_page(conn, &req, now)?;
-        out.extend(page.shared);
-        match page.next_after {
-            Some(n) => after = n,
-            None => return Ok(out),
+    let (_, shared) = picked(conn, partner, purpose, want, export_id, base_url, now, |f| vec![true; f.len()])?;
+    Ok(shared)
+}
+
+/// What an aggregate may use of a record the gate lets through: no
+/// identity, only figures within the categories of its basis.
+#[derive(Debug, Clone)]
+pub struct Figures {
+    pub course_slug: String,
+    pub course_title: String,
+    pub run: String,
+    pub progress_percent: Option<f64>,
+    pub completed_at: Option<NaiveDateTime>,
+}
+
+impl Figures {
+    fn of(s: &Shared) -> Figures {
+        Figures {
+            course_slug: s.course.id.clone(),
+            course_title: s.course.title.clone(),
+            run: s.course.run.clone(),
+            progress_percent: s.progress.as_ref().and_then(|p| p.progress_percent),
+            completed_at: s.result.as_ref().and_then(|r| r.completed_at).map(|t| t.naive_utc()),
         }
     }
+}
+
+/// Like [`all`], but only the records `pick` chooses leave (and get a
+/// disclosure row); the figures of every record come back for aggregates.
+/// A report that shows one page of learners and charts over all of them
+/// discloses that page only. `pick` gets the figures in order and answers
+/// one bool per record.
+#[allow(clippy::too_many_arguments)]
+pub fn picked(
+    conn: &mut Conn,
+    partner: &Partner,
+    purpose: Purpose,
+    want: Want,
+    export_id: &str,
+    base_url: &str,
+    now: NaiveDateTime,
+    pick: impl FnOnce(&[Figures]) -> Vec<bool>,
+) -> QueryResult<(Vec<Figures>, Vec<Shared>)> {
+    conn.transaction(|conn| {
+        let req = Request { partner, purpose, want, after: 0, limit: UNBOUNDED, export_id, base_url };
+        let (decided, _) = decide(conn, &req, now)?;
+        let figures: Vec<Figures> = decided.iter().map(|(s, _)| Figures::of(s)).collect();
+        let chosen = pick(&figures);
+        let (shared, disclosed): (Vec<_>, Vec<_>) = decided
+            .into_iter()
+            .zip(chosen.into_iter().chain(std::iter::repeat(false)))
+            .filter(|(_, keep)| *keep)
+            .map(|(d, _)| d)
+            .unzip();
+        write_disclosures(conn, partner, export_id, disclosed, now)?;
+        Ok((figures, shared))
+    })
 }
 
 /// A contact a partner may send marketing to: only learners who gave the

@@ -433,6 +433,17 @@ pub async fn invite(
 pub struct ReportFilter {
     course: Option<String>,
     status: Option<String>,
+    page: Option<usize>,
+}
+
+impl ReportFilter {
+    fn as_filter(&self, paged: bool) -> report::Filter<'_> {
+        report::Filter {
+            course: self.course.as_deref(),
+            status: self.status.as_deref(),
+            page: paged.then(|| self.page.unwrap_or(1)),
+        }
+    }
 }
 
 #[get("/partners/<slug>/report?<filter..>")]
@@ -452,9 +463,8 @@ pub async fn report_page(
                 return Err(AppError::NotFound);
             }
             let export_id = format!("report-{}", uuid::Uuid::new_v4());
-            let rows = report::rows(conn, &p, &export_id, &base, now())?;
-            let rows = report::filter(rows, filter.course.as_deref(), filter.status.as_deref());
-            let mut ctx = report::context(&p, &rows, filter.course.as_deref(), filter.status.as_deref(), now());
+            let report = report::build(conn, &p, &export_id, &base, filter.as_filter(true), now())?;
+            let mut ctx = report::context(&p, &report, filter.as_filter(true), now());
             // Exam results of the courses it funded, each under its own consent (SHR-3).
             ctx["exam_results"] = json!(sharing::funded_results(conn, &p, &export_id, now())?);
             Ok((format!("{}: completion report", p.name), ctx))
@@ -480,9 +490,8 @@ pub async fn report_csv(
                 return Err(AppError::NotFound);
             }
             let export_id = format!("report-csv-{}", uuid::Uuid::new_v4());
-            let rows = report::rows(conn, &p, &export_id, &base, now())?;
-            let rows = report::filter(rows, filter.course.as_deref(), filter.status.as_deref());
-            report::csv(&rows).map_err(|e| AppError::Internal(e.to_string()))
+            let report = report::build(conn, &p, &export_id, &base, filter.as_filter(false), now())?;
+            report::csv(&report.rows).map_err(|e| AppError::Internal(e.to_string()))
         })
         .await?;
     Ok((Status::Ok, (ContentType::CSV, csv)))

@@ -321,6 +321,117 @@ async fn sponsor_flow(app: TestApp) {
 }
 on_both!(shr_2_shr_6_sponsor_sees_consented_progress_only, sponsor_flow);
 
+/// Disclosure rows a sponsor's report views have written so far.
+async fn report_disclosures(app: &TestApp) -> i64 {
+    run(app, |conn| disclosures::table.filter(disclosures::export_id.like("report-%")).count().get_result::<i64>(conn))
+        .await
+}
+
+async fn paged_report(app: TestApp) {
+    // promise: SHR-5 — a report discloses the learners it shows: one page of the table, or all of them in the CSV.
+    seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    const LEARNERS: usize = 105;
+    run(&app, move |conn| {
+        use lyceum::accounts::domain::{Email, PersonName, Username};
+        let now = lyceum::db::now();
+        let run_id: i64 =
+            lyceum::db::schema::course_runs::table.select(lyceum::db::schema::course_runs::id).first(conn)?;
+        let p = partners::create(conn, PartnerKind::Sponsor, "acme", "Acme Corp", None, "hr@acme.example", now)
+            .map_err(|e| e.to_string())?;
+        let seats = sponsors::SeatRequest {
+            run_id,
+            seats: LEARNERS as i32,
+            expires_at: now + chrono::Duration::days(30),
+            note: "cohort",
+            by: None,
+        };
+        let allocation = sponsors::allocate(conn, &p, &seats, now).map_err(|e| e.to_string())?;
+        let text = lyceum::consent::texts::current(conn, &p, Purpose::Sponsorship, "en")?.expect("a default text");
+        for (i, code) in sponsors::free_codes(conn, &allocation)?.into_iter().enumerate() {
+            let username = format!("learner{i:03}");
+            let (first, last) = ("Learner".to_string(), format!("Number{i:03}"));
+            let email = format!("{username}@example.org");
+            let id = lyceum::accounts::service::insert_operator_account(
+                conn,
+                &Username::parse(&username).map_err(|e| e.to_string())?,
+                &Email::parse(&email).map_err(|e| e.to_string())?,
+                &PersonName::parse(&first, "first name").map_err(|e| e.to_string())?,
+                &PersonName::parse(&last, "last name").map_err(|e| e.to_string())?,
+                "not-a-password-hash",
+            )?;
+            let user = lyceum::accounts::SessionUser {
+                id,
+                username,
+                first_name: first,
+                last_name: last,
+                email,
+                email_verified: true,
+                roles: Vec::new(),
+            };
+            let decision =
+                sponsors::Decision { share: true, marketing: false, text_id: text.id, marketing_text_id: None };
+            let evidence = ledger::Evidence {
+                method: "web_form",
+                actor: "learner",
+                actor_user_id: Some(id),
+                actor_name: None,
+                note: None,
+                ip: None,
+                user_agent: None,
+            };
+            sponsors::redeem(conn, &user, &code, &decision, &evidence, now).map_err(|e| e.to_string())?;
+        }
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+    })
+    .await;
+    let boss = verified(&app, "boss").await;
+    let boss_id = user_id(&app, "boss").await;
+    run(&app, move |conn| {
+        let p = partners::by_slug(conn, "acme")?.expect("the sponsor");
+        partners::appoint(conn, &p, boss_id, boss_id)
+    })
+    .await;
+    as_user(&app, &boss).await;
+    let table_rows = |page: &str| page.matches("@example.org</td>").count();
+
+    let (status, page) = app.get("/partners/acme/report").await;
+    assert_eq!(status, Status::Ok);
+    assert!(page.contains("105 learner(s). Showing 1–100.") && page.contains("Page 1 of 2"), "{page}");
+    // Handlebars escapes "=" in attributes as "&#x3D;"; a browser reads it back.
+    assert!(
+        page.contains(r#"rel="next" href="/partners/acme/report?course&#x3D;&amp;status&#x3D;&amp;page&#x3D;2""#),
+        "{page}"
+    );
+    assert_eq!(table_rows(&page), 100);
+    assert!(page.contains("learner000@example.org") && !page.contains("learner100@example.org"));
+    // The charts count everyone who matches, not only the page.
+    assert!(page.contains(r#"font-size="12">105</text>"#), "the funnel counts all 105");
+    assert_eq!(report_disclosures(&app).await, 100, "only the page shown left");
+
+    let (status, page) = app.get("/partners/acme/report?page=2").await;
+    assert_eq!(status, Status::Ok);
+    assert!(page.contains("Showing 101–105.") && page.contains(r#"rel="prev""#) && !page.contains(r#"rel="next""#));
+    assert_eq!(table_rows(&page), 5);
+    assert!(page.contains("learner104@example.org") && !page.contains("learner000@example.org"));
+    assert_eq!(report_disclosures(&app).await, 105);
+
+    // A page past the end shows the last one; a filter that matches nobody shows no one.
+    let (status, page) = app.get("/partners/acme/report?page=9").await;
+    assert_eq!(status, Status::Ok);
+    assert!(page.contains("Page 2 of 2") && table_rows(&page) == 5);
+    let (status, page) = app.get("/partners/acme/report?status=completed").await;
+    assert_eq!(status, Status::Ok);
+    assert!(page.contains("0 learner(s).") && table_rows(&page) == 0, "{page}");
+    assert_eq!(report_disclosures(&app).await, 110);
+
+    // The CSV is everyone who matches, each disclosed.
+    let (status, csv) = app.get("/partners/acme/report.csv").await;
+    assert_eq!(status, Status::Ok);
+    assert_eq!(csv.lines().count(), 1 + LEARNERS);
+    assert_eq!(report_disclosures(&app).await, 110 + LEARNERS as i64);
+}
+on_both!(shr_5_a_paged_report_discloses_the_page_it_shows, paged_report);
+
 async fn restriction_and_legal(app: TestApp) {
     // promise: RGT-3 — restricting freezes all sharing at once.
     let c = seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
