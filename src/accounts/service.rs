@@ -146,11 +146,15 @@ pub fn find(conn: &mut Conn, user_id: i64) -> QueryResult<Option<User>> {
 /// The account a sign-in names, by email or username (case-insensitive).
 pub fn find_for_login(conn: &mut Conn, login: &str) -> QueryResult<Option<User>> {
     let login = login.trim().to_lowercase();
-    users::table
-        .filter(users::email.eq(&login).or(lower(users::username).eq(&login)))
-        .select(User::as_select())
-        .first(conn)
-        .optional()
+    // Two lookups, each on its own index: joined by OR, PostgreSQL scans
+    // the whole table. An email match comes first.
+    if login.contains('@')
+        && let Some(user) =
+            users::table.filter(users::email.eq(&login)).select(User::as_select()).first(conn).optional()?
+    {
+        return Ok(Some(user));
+    }
+    users::table.filter(lower(users::username).eq(&login)).select(User::as_select()).first(conn).optional()
 }
 
 /// Creates the account, queues the verification email (unless a provider
