@@ -1080,19 +1080,36 @@ fn notify_followers(conn: &mut Conn, post_id: i64) -> QueryResult<()> {
 pub fn mark_read(conn: &mut Conn, user_id: i64, thread_id: i64, last_post_id: i64) -> QueryResult<()> {
     let seen: Option<i64> =
         forum_reads::table.find((user_id, thread_id)).select(forum_reads::last_post_id).first(conn).optional()?;
-    match seen {
-        None => diesel::insert_into(forum_reads::table)
-            .values((
-                forum_reads::user_id.eq(user_id),
-                forum_reads::thread_id.eq(thread_id),
-                forum_reads::last_post_id.eq(last_post_id),
-            ))
-            .execute(conn)
-            .map(|_| ()),
-        Some(s) if s < last_post_id => diesel::update(forum_reads::table.find((user_id, thread_id)))
+    let advance = |conn: &mut Conn| {
+        diesel::update(forum_reads::table.find((user_id, thread_id)))
+            .filter(forum_reads::last_post_id.lt(last_post_id))
             .set(forum_reads::last_post_id.eq(last_post_id))
             .execute(conn)
-            .map(|_| ()),
+            .map(|_| ())
+    };
+    match seen {
+        None => {
+            // Two tabs opening the thread at once both find no row; the
+            // second insert loses and only moves the mark forward. The
+            // savepoint keeps a PostgreSQL transaction usable after it.
+            let inserted = conn.transaction(|conn| {
+                diesel::insert_into(forum_reads::table)
+                    .values((
+                        forum_reads::user_id.eq(user_id),
+                        forum_reads::thread_id.eq(thread_id),
+                        forum_reads::last_post_id.eq(last_post_id),
+                    ))
+                    .execute(conn)
+            });
+            match inserted {
+                Ok(_) => Ok(()),
+                Err(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)) => {
+                    advance(conn)
+                }
+                Err(e) => Err(e),
+            }
+        }
+        Some(s) if s < last_post_id => advance(conn),
         Some(_) => Ok(()),
     }
 }

@@ -57,6 +57,7 @@ impl Templates {
         let mut text = Handlebars::new();
         text.register_escape_fn(handlebars::no_escape);
         html.set_strict_mode(false);
+        html.register_helper("csrf_field", Box::new(csrf_field));
         for path in TemplateFiles::iter() {
             let file =
                 TemplateFiles::get(&path).ok_or_else(|| TemplateError::Register(path.to_string(), "missing".into()))?;
@@ -95,6 +96,24 @@ impl Templates {
         merge(&mut layout_ctx, json!({ "body": body, "nav": page_ctx.get("nav").cloned().unwrap_or(Value::Null) }));
         self.render_html("layout", &layout_ctx)
     }
+}
+
+/// `{{csrf_field}}`: the hidden CSRF input of a form, from the page's root
+/// context. A helper rather than a partial: Handlebars clones the current
+/// context for every partial it renders, and a form inside a loop (a
+/// forum thread's posts) would copy each post once per form.
+fn csrf_field(
+    _: &handlebars::Helper<'_>,
+    _: &Handlebars<'_>,
+    ctx: &handlebars::Context,
+    _: &mut handlebars::RenderContext<'_, '_>,
+    out: &mut dyn handlebars::Output,
+) -> handlebars::HelperResult {
+    let token = ctx.data().get("csrf_token").and_then(Value::as_str).unwrap_or_default();
+    out.write(r#"<input type="hidden" name="csrf_token" value=""#)?;
+    out.write(&handlebars::html_escape(token))?;
+    out.write(r#"">"#)?;
+    Ok(())
 }
 
 fn merge(into: &mut Value, from: Value) {

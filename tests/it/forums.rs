@@ -352,7 +352,15 @@ async fn follow_and_unread(app: TestApp) {
     as_user(&app, &bob).await;
     let (_, page) = app.get(&forum).await;
     assert!(page.contains("badge-new"), "a thread Bob has not read is marked");
-    app.get(&thread).await;
+    // Bob opens the thread in eight tabs at once: each first view records
+    // what he has read, and none of them fails on the others' record.
+    let view = || async { app.client.get(thread.clone()).dispatch().await.status() };
+    let views = tokio::join!(view(), view(), view(), view(), view(), view(), view(), view());
+    assert_eq!(
+        [views.0, views.1, views.2, views.3, views.4, views.5, views.6, views.7],
+        [Status::Ok; 8],
+        "concurrent first views"
+    );
     let (_, page) = app.get(&forum).await;
     assert!(!page.contains("badge-new"), "read now");
     let res = app.post_form(&format!("{thread}/follow"), &[("follow", "true")]).await;
