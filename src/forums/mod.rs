@@ -524,9 +524,17 @@ pub struct PostView {
     pub author_profile: Option<String>,
     pub avatar: Option<String>,
     pub mine: bool,
-    pub body: String,
+    /// The Markdown source, for the author's edit form only.
+    pub body: Option<String>,
     pub body_html: String,
     pub status: String,
+    /// The status as flags, so the template tests a field, not a helper.
+    pub pending: bool,
+    pub hidden: bool,
+    /// Others may upvote and report it: visible, and not the viewer's own.
+    pub actionable: bool,
+    /// A reply (not the opening post, not a comment): it takes comments.
+    pub is_reply: bool,
     pub endorsed: bool,
     pub votes: i64,
     pub voted: bool,
@@ -587,7 +595,7 @@ pub fn posts(
         .load::<(i64, i64)>(conn)?
         .into_iter()
         .collect();
-    let mine: HashSet<i64> = forum_votes::table
+    let voted: HashSet<i64> = forum_votes::table
         .filter(forum_votes::post_id.eq_any(&ids))
         .filter(forum_votes::user_id.eq(user.id))
         .select(forum_votes::post_id)
@@ -621,27 +629,34 @@ pub fn posts(
             .into_iter()
             .collect();
     }
-    let view = |(p, username): (Post, String)| PostView {
-        id: p.id,
-        parent_id: p.parent_id,
-        author: author_label(&p, &username, acc.moderator),
-        author_profile: (!p.author_erased && (!p.anonymous || acc.moderator)).then(|| username.clone()),
-        avatar: (!p.author_erased && !p.anonymous).then(|| avatars.get(&p.author_id).cloned()).flatten(),
-        mine: p.author_id == user.id && !p.author_erased,
-        votes: votes.get(&p.id).copied().unwrap_or(0),
-        voted: mine.contains(&p.id),
-        ip: if acc.moderator { p.ip } else { None },
-        user_agent: if acc.moderator { p.user_agent } else { None },
-        history: history.remove(&p.id).unwrap_or_default(),
-        reports: reports.get(&p.id).copied().unwrap_or(0),
-        body: p.body,
-        body_html: p.body_html,
-        status: p.status,
-        endorsed: p.endorsed,
-        created: p.created_at.format("%e %b %Y %H:%M").to_string(),
-        created_at: p.created_at,
-        edited_at: p.edited_at,
-        comments: Vec::new(),
+    let view = |(p, username): (Post, String)| {
+        let mine = p.author_id == user.id && !p.author_erased;
+        PostView {
+            id: p.id,
+            parent_id: p.parent_id,
+            author: author_label(&p, &username, acc.moderator),
+            author_profile: (!p.author_erased && (!p.anonymous || acc.moderator)).then(|| username.clone()),
+            avatar: (!p.author_erased && !p.anonymous).then(|| avatars.get(&p.author_id).cloned()).flatten(),
+            mine,
+            pending: p.status == status::PENDING,
+            hidden: p.status == status::HIDDEN,
+            actionable: !mine && p.status == status::VISIBLE,
+            is_reply: p.parent_id.is_none() && p.id != opening_id,
+            votes: votes.get(&p.id).copied().unwrap_or(0),
+            voted: voted.contains(&p.id),
+            ip: if acc.moderator { p.ip } else { None },
+            user_agent: if acc.moderator { p.user_agent } else { None },
+            history: history.remove(&p.id).unwrap_or_default(),
+            reports: reports.get(&p.id).copied().unwrap_or(0),
+            body: mine.then_some(p.body),
+            body_html: p.body_html,
+            status: p.status,
+            endorsed: p.endorsed,
+            created: p.created_at.format("%e %b %Y %H:%M").to_string(),
+            created_at: p.created_at,
+            edited_at: p.edited_at,
+            comments: Vec::new(),
+        }
     };
     let views: Vec<PostView> = rows.into_iter().map(view).collect();
     let (mut opening, mut replies, mut comments) = (None, Vec::with_capacity(on_page.len()), Vec::new());
