@@ -461,13 +461,7 @@ fn plain_record(row: Candidate, now: NaiveDateTime) -> SharedRecord {
     let (eid, _user_id, _run_id, track, status, enrolled_at, expires, ..) = e;
     let (run_key, _course_id, slug, title, member_slug) = c;
     let (username, first, last, email, company) = u;
-    let state = if status != "active" {
-        "unenrolled"
-    } else if expires.is_some_and(|t| t <= now) {
-        "expired"
-    } else {
-        "active"
-    };
+    let state = sharing::enrollment_state(&status, expires, now);
     SharedRecord::Enrollment(SharedEnrollment {
         cursor: sharing::encode_cursor(eid),
         learner: Learner {

@@ -189,6 +189,17 @@ fn unit_totals(conn: &mut Conn, course_ids: &[i64]) -> QueryResult<HashMap<i64, 
         .collect())
 }
 
+/// An enrollment's state as partners receive it.
+pub fn enrollment_state(status: &str, access_expires_at: Option<NaiveDateTime>, now: NaiveDateTime) -> &'static str {
+    if status != "active" {
+        "unenrolled"
+    } else if access_expires_at.is_some_and(|t| t <= now) {
+        "expired"
+    } else {
+        "active"
+    }
+}
+
 /// Categories of the de-identified records a member receives without consent.
 pub fn deidentified() -> Categories {
     use Category::*;
@@ -277,13 +288,7 @@ fn decide(conn: &mut Conn, req: &Request<'_>, now: NaiveDateTime) -> QueryResult
         let mut fields = learner_fields(&learner);
         let enrollment = (req.want.enrollment && cats.contains(Category::Enrollment)).then(|| {
             fields.extend(["enrollment.course", "enrollment.track", "enrollment.status", "enrollment.enrolled_at"]);
-            let state = if status != "active" {
-                "unenrolled"
-            } else if expires.is_some_and(|t| t <= now) {
-                "expired"
-            } else {
-                "active"
-            };
+            let state = enrollment_state(&status, expires, now);
             SharedEnrollment {
                 cursor: cursor.clone(),
                 learner: learner.clone(),

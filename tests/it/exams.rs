@@ -613,15 +613,10 @@ async fn racing_for_the_last_seat(app: TestApp) {
             let db = app.db();
             rocket::tokio::spawn(async move {
                 db.run(move |conn| {
-                    let evidence = lyceum::consent::ledger::Evidence {
-                        method: "web_form",
-                        actor: "learner",
-                        actor_user_id: Some(user.id),
-                        actor_name: None,
-                        note: None,
-                        ip: None,
-                        user_agent: None,
-                    };
+                    let evidence = lyceum::consent::ledger::Evidence::learner_web(
+                        user.id,
+                        &lyceum::web::guards::ClientInfo { ip: None, user_agent: None },
+                    );
                     let choice = lyceum::exams::BookingChoice {
                         date_of_birth: None,
                         registration_text_id: text,

@@ -370,15 +370,8 @@ async fn paged_report(app: TestApp) {
             };
             let decision =
                 sponsors::Decision { share: true, marketing: false, text_id: text.id, marketing_text_id: None };
-            let evidence = ledger::Evidence {
-                method: "web_form",
-                actor: "learner",
-                actor_user_id: Some(id),
-                actor_name: None,
-                note: None,
-                ip: None,
-                user_agent: None,
-            };
+            let evidence =
+                ledger::Evidence::learner_web(id, &lyceum::web::guards::ClientInfo { ip: None, user_agent: None });
             sponsors::redeem(conn, &user, &code, &decision, &evidence, now).map_err(|e| e.to_string())?;
         }
         Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
@@ -760,15 +753,8 @@ async fn rewalk(app: TestApp) {
             .filter(lyceum::db::schema::consents::user_id.eq(ada_id))
             .select(lyceum::db::schema::consents::categories)
             .first(conn)?;
-        let evidence = ledger::Evidence {
-            method: "web_form",
-            actor: "learner",
-            actor_user_id: Some(ada_id),
-            actor_name: None,
-            note: None,
-            ip: None,
-            user_agent: None,
-        };
+        let evidence =
+            ledger::Evidence::learner_web(ada_id, &lyceum::web::guards::ClientInfo { ip: None, user_agent: None });
         ledger::append(
             conn,
             ledger::Entry {
