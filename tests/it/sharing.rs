@@ -412,16 +412,20 @@ async fn paged_report(app: TestApp) {
     let (status, page) = app.get("/partners/acme/report?page=9").await;
     assert_eq!(status, Status::Ok);
     assert!(page.contains("Page 2 of 2") && table_rows(&page) == 5);
+    // A page number that is not a number is the first page.
+    let (status, page) = app.get("/partners/acme/report?page=abc").await;
+    assert_eq!(status, Status::Ok);
+    assert!(page.contains("Page 1 of 2") && table_rows(&page) == 100);
     let (status, page) = app.get("/partners/acme/report?status=completed").await;
     assert_eq!(status, Status::Ok);
     assert!(page.contains("0 learner(s).") && table_rows(&page) == 0, "{page}");
-    assert_eq!(report_disclosures(&app).await, 110);
+    assert_eq!(report_disclosures(&app).await, 210);
 
     // The CSV is everyone who matches, each disclosed.
     let (status, csv) = app.get("/partners/acme/report.csv").await;
     assert_eq!(status, Status::Ok);
     assert_eq!(csv.lines().count(), 1 + LEARNERS);
-    assert_eq!(report_disclosures(&app).await, 110 + LEARNERS as i64);
+    assert_eq!(report_disclosures(&app).await, 210 + LEARNERS as i64);
 }
 on_both!(shr_5_a_paged_report_discloses_the_page_it_shows, paged_report);
 
