@@ -503,7 +503,6 @@ pub fn all(
 pub struct Figures {
     pub course_slug: String,
     pub course_title: String,
-    pub run: String,
     pub progress_percent: Option<f64>,
     pub completed_at: Option<NaiveDateTime>,
 }
@@ -513,7 +512,6 @@ impl Figures {
         Figures {
             course_slug: s.course.id.clone(),
             course_title: s.course.title.clone(),
-            run: s.course.run.clone(),
             progress_percent: s.progress.as_ref().and_then(|p| p.progress_percent),
             completed_at: s.result.as_ref().and_then(|r| r.completed_at).map(|t| t.naive_utc()),
         }

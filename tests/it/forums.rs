@@ -352,15 +352,7 @@ async fn follow_and_unread(app: TestApp) {
     as_user(&app, &bob).await;
     let (_, page) = app.get(&forum).await;
     assert!(page.contains("badge-new"), "a thread Bob has not read is marked");
-    // Bob opens the thread in eight tabs at once: each first view records
-    // what he has read, and none of them fails on the others' record.
-    let view = || async { app.client.get(thread.clone()).dispatch().await.status() };
-    let views = tokio::join!(view(), view(), view(), view(), view(), view(), view(), view());
-    assert_eq!(
-        [views.0, views.1, views.2, views.3, views.4, views.5, views.6, views.7],
-        [Status::Ok; 8],
-        "concurrent first views"
-    );
+    app.get(&thread).await;
     let (_, page) = app.get(&forum).await;
     assert!(!page.contains("badge-new"), "read now");
     let res = app.post_form(&format!("{thread}/follow"), &[("follow", "true")]).await;
@@ -392,6 +384,55 @@ async fn follow_and_unread(app: TestApp) {
     assert!(page.contains("badge-new"), "the new reply marks the thread unread again");
 }
 on_both!(frm_1_follow_a_thread_and_see_what_is_new, follow_and_unread);
+
+async fn racing_first_reads(app: TestApp) {
+    // promise: FRM-1 — two first views of a thread at once both succeed and keep the newest read mark.
+    use lyceum::db::schema::forum_reads;
+    let c = seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    let ada = verified(&app, "ada").await;
+    as_user(&app, &ada).await;
+    enroll(&app, &c.slug).await;
+    let forum =
+        app.client.get("/learn/intro-python/forum").dispatch().await.headers().get_one("Location").unwrap().to_string();
+    let res = app.post_form(&format!("{forum}/threads"), &[("title", "Week 1"), ("body", "Ask here.")]).await;
+    let thread: i64 = re(r"/threads/(\d+)", res.headers().get_one("Location").unwrap()).parse().unwrap();
+    let user = crate::sharing::user_id(&app, "ada").await;
+    let db = app.db();
+    let outcome = rocket::tokio::task::spawn_blocking(move || {
+        // The first view writes its mark and has not committed yet when the
+        // second view, which found no mark, inserts its own.
+        let mut first = db.get().expect("a connection");
+        first.transaction(|first| {
+            diesel::insert_into(forum_reads::table)
+                .values((
+                    forum_reads::user_id.eq(user),
+                    forum_reads::thread_id.eq(thread),
+                    forum_reads::last_post_id.eq(5),
+                ))
+                .execute(first)?;
+            let second = {
+                let db = db.clone();
+                std::thread::spawn(move || {
+                    let mut conn = db.get().expect("a connection");
+                    lyceum::forums::mark_read(&mut conn, user, thread, 9).map_err(|e| e.to_string())
+                })
+            };
+            // Long enough for the second view to read and block on the insert.
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            Ok::<_, diesel::result::Error>(second)
+        })
+    })
+    .await
+    .expect("the blocking task")
+    .expect("the first view");
+    assert_eq!(outcome.join().expect("the second view"), Ok(()), "the later view does not fail");
+    let mark: i64 = run(&app, move |conn| {
+        forum_reads::table.find((user, thread)).select(forum_reads::last_post_id).first::<i64>(conn)
+    })
+    .await;
+    assert_eq!(mark, 9, "the newer mark wins");
+}
+on_both!(frm_1_racing_first_views_of_a_thread_keep_one_read_mark, racing_first_reads);
 
 async fn site_moderators(app: TestApp) {
     let grace = verified(&app, "grace").await;
