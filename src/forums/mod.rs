@@ -515,7 +515,7 @@ pub fn threads(conn: &mut Conn, acc: &Access, user: &SessionUser, page: i64) -> 
     Ok((rows, pages.max(1)))
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Hash)]
 pub struct PostView {
     pub id: i64,
     pub parent_id: Option<i64>,

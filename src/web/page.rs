@@ -39,6 +39,57 @@ pub struct DemoAccount {
 pub struct Templates {
     html: Handlebars<'static>,
     text: Handlebars<'static>,
+    fragments: Fragments,
+}
+
+/// Rendered fragments of pages (a forum post with its forms), kept across
+/// requests under the SHA-256 of everything they show: a change (an edit, a
+/// vote, another viewer's rights) is simply a new entry, so nothing needs
+/// invalidating. Forms in a fragment carry a secret placeholder instead of
+/// the CSRF token; each response puts its viewer's token in its place.
+struct Fragments {
+    kept: dashmap::DashMap<[u8; 32], std::sync::Arc<str>>,
+    /// Random per process and never sent: what a post says cannot contain it.
+    placeholder: String,
+}
+
+const FRAGMENTS_MAX: usize = 10_000;
+
+/// A block of a page rendered once and reused: `template` with the context
+/// `context` builds, looked up by `key` (which must hold everything the
+/// block shows, the viewer's rights included).
+pub struct Fragment {
+    template: &'static str,
+    key: [u8; 32],
+    context: Box<dyn FnOnce() -> Value + Send>,
+}
+
+impl Fragment {
+    /// The key of a fragment showing `shown` with `template`.
+    pub fn key<K: std::hash::Hash>(template: &'static str, shown: &K) -> [u8; 32] {
+        let mut hasher = Sha256Hasher(sha2::Sha256::default());
+        std::hash::Hash::hash(template, &mut hasher);
+        shown.hash(&mut hasher);
+        sha2::Digest::finalize(hasher.0).into()
+    }
+
+    pub fn new(template: &'static str, key: [u8; 32], context: impl FnOnce() -> Value + Send + 'static) -> Fragment {
+        Fragment { template, key, context: Box::new(context) }
+    }
+}
+
+/// `Hash` fed into SHA-256, so a derived `Hash` gives a collision-resistant key.
+struct Sha256Hasher(sha2::Sha256);
+
+impl std::hash::Hasher for Sha256Hasher {
+    fn write(&mut self, bytes: &[u8]) {
+        sha2::Digest::update(&mut self.0, bytes);
+    }
+
+    /// Not used: `Hash` implementations only write; the digest is the key.
+    fn finish(&self) -> u64 {
+        0
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -74,7 +125,38 @@ impl Templates {
                 }
             }
         }
-        Ok(Templates { html, text })
+        let fragments = Fragments { kept: dashmap::DashMap::new(), placeholder: csrf::random_token(24) };
+        Ok(Templates { html, text, fragments })
+    }
+
+    /// The fragments rendered (or found rendered) one after the other, with
+    /// `csrf_token` in their forms.
+    fn render_fragments(&self, fragments: Vec<Fragment>, csrf_token: &str) -> Result<String, TemplateError> {
+        let token = handlebars::html_escape(csrf_token);
+        let mut out = String::new();
+        for f in fragments {
+            let kept = self.fragments.kept.get(&f.key).map(|k| k.clone());
+            let html = match kept {
+                Some(html) => html,
+                None => {
+                    let mut ctx = (f.context)();
+                    merge(&mut ctx, json!({ "csrf_token": self.fragments.placeholder }));
+                    let html: std::sync::Arc<str> = self.render_html(f.template, &ctx)?.into();
+                    if self.fragments.kept.len() >= FRAGMENTS_MAX {
+                        self.fragments.kept.clear();
+                    }
+                    self.fragments.kept.insert(f.key, html.clone());
+                    html
+                }
+            };
+            let mut parts = html.split(self.fragments.placeholder.as_str());
+            out.push_str(parts.next().unwrap_or_default());
+            for part in parts {
+                out.push_str(&token);
+                out.push_str(part);
+            }
+        }
+        Ok(out)
     }
 
     pub fn render_html(&self, name: &str, ctx: &Value) -> Result<String, TemplateError> {
@@ -166,11 +248,20 @@ pub struct Page {
     title: String,
     context: Value,
     status: Status,
+    /// Context fields filled, when the page is sent, with these fragments' HTML.
+    fragments: Vec<(&'static str, Vec<Fragment>)>,
 }
 
 impl Page {
     pub fn new(template: &'static str, title: impl Into<String>, context: Value) -> Page {
-        Page { template, title: title.into(), context, status: Status::Ok }
+        Page { template, title: title.into(), context, status: Status::Ok, fragments: Vec::new() }
+    }
+
+    /// Puts the HTML of `fragments`, one after the other, in the context
+    /// field `field` (for the template to show with `{{{field}}}`).
+    pub fn with_fragments(mut self, field: &'static str, fragments: Vec<Fragment>) -> Page {
+        self.fragments.push((field, fragments));
+        self
     }
 
     /// Form re-rendered with field errors answers 422, as the issue asks.
@@ -183,10 +274,16 @@ impl Page {
 impl<'r> Responder<'r, 'static> for Page {
     fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
         let templates = req.rocket().state::<Templates>().ok_or(Status::InternalServerError)?;
-        let html = templates.render_page(req, self.template, &self.title, self.context).map_err(|e| {
+        let failed = |e: TemplateError| {
             tracing::error!(error = %e, "template failed");
             Status::InternalServerError
-        })?;
+        };
+        let mut context = self.context;
+        for (field, fragments) in self.fragments {
+            let html = templates.render_fragments(fragments, &csrf::token(req)).map_err(failed)?;
+            merge(&mut context, json!({ field: html }));
+        }
+        let html = templates.render_page(req, self.template, &self.title, context).map_err(failed)?;
         Response::build()
             .status(self.status)
             .header(ContentType::HTML)

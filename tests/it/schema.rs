@@ -45,3 +45,21 @@ fn both_backends_have_the_same_tables_and_columns() {
     drop(postgres);
     assert_eq!(sqlite_cols, pg_cols);
 }
+
+#[derive(QueryableByName)]
+struct Used {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    used: i32,
+}
+
+/// Built with the query planner stability guarantee (`.cargo/config.toml`):
+/// without it a statement with `LIMIT ?` is planned again on every run.
+#[test]
+fn sqlite_plans_a_statement_once_whatever_values_are_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::connect(&format!("sqlite://{}", dir.path().join("s.db").display()), 1).unwrap();
+    let mut conn = db.get().unwrap();
+    let DbConnection::Sqlite(c) = &mut *conn else { unreachable!("a SQLite URL") };
+    let used: Used = diesel::sql_query("SELECT sqlite_compileoption_used('ENABLE_QPSG') AS used").get_result(c).unwrap();
+    assert_eq!(used.used, 1, "libsqlite3-sys was built without SQLITE_ENABLE_QPSG");
+}
