@@ -556,6 +556,76 @@ async fn search_forums(app: TestApp) {
 }
 on_both!(frm_1_search_finds_only_what_the_reader_may_see, search_forums);
 
+/// The CSRF tokens of a page's forms: all of them, in order.
+fn csrf_tokens(page: &str) -> Vec<String> {
+    regex::Regex::new(r#"name="csrf_token" value="([^"]*)""#)
+        .unwrap()
+        .captures_iter(page)
+        .map(|c| c[1].to_string())
+        .collect()
+}
+
+async fn kept_posts(app: TestApp) {
+    // promise: FRM-2 — a post is rendered once and kept for everyone who sees it the
+    // same way; the kept copy never carries one viewer's forms or details to another.
+    let c = seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    let (ada, bob, carol) = (verified(&app, "ada").await, verified(&app, "bob").await, verified(&app, "carol").await);
+    for l in [&ada, &bob, &carol] {
+        as_user(&app, l).await;
+        enroll(&app, &c.slug).await;
+    }
+    as_user(&app, &ada).await;
+    let res = app.client.get("/learn/intro-python/forum").dispatch().await;
+    let forum = res.headers().get_one("Location").unwrap().to_string();
+    let res =
+        app.post_form(&format!("{forum}/threads"), &[("title", "Recursion"), ("body", "What is a base case?")]).await;
+    let thread = res.headers().get_one("Location").unwrap().to_string();
+    let opening = post_id_by_body(&app, "What is a base case?").await;
+    let grace = verified(&app, "grace").await;
+    run(&app, |conn| lyceum::accounts::service::ensure_staff(conn, "grace@example.org", None, "Grace", "H")).await;
+    as_user(&app, &grace).await;
+    app.post_form(&format!("/forums/posts/{opening}/moderate"), &[("action", "approve")]).await;
+    let (_, moderator_page) = app.get(&thread).await;
+    assert!(moderator_page.contains("203.0.113.7"), "the moderator sees the network details");
+
+    // Each viewer's page: every form carries that viewer's own token, and only
+    // the author gets the edit form with the Markdown source.
+    let mut seen = Vec::new();
+    for (l, author) in [(&bob, false), (&ada, true), (&carol, false), (&bob, false)] {
+        as_user(&app, l).await;
+        let (status, page) = app.get(&thread).await;
+        assert_eq!(status, Status::Ok);
+        let tokens = csrf_tokens(&page);
+        assert!(tokens.len() >= 4, "follow, vote, report and reply forms: {tokens:?}");
+        assert!(tokens.iter().all(|t| t == &tokens[0] && t.len() >= 32), "one token, the viewer's: {tokens:?}");
+        assert!(!page.contains("203.0.113.7"), "network details are for moderators only");
+        assert_eq!(page.contains("What is a base case?</textarea>"), author, "the edit form is the author's");
+        assert_eq!(page.contains("/vote"), !author, "others may upvote");
+        seen.push(tokens[0].clone());
+    }
+    // Signing in again gives Bob a new token, which his kept view must carry too.
+    let distinct: std::collections::HashSet<&String> = seen.iter().collect();
+    assert_eq!(distinct.len(), 4, "four sign-ins, four tokens: {seen:?}");
+
+    // The token in a kept post's form is the one that works: Carol's upvote goes through.
+    as_user(&app, &carol).await;
+    let res = app.post_form(&format!("/forums/posts/{opening}/vote"), &[]).await;
+    assert_eq!(res.status(), Status::SeeOther);
+    let (_, page) = app.get(&thread).await;
+    assert!(page.contains("1 upvote(s)") && page.contains("Take back upvote"));
+    // Bob sees the new count, without Carol's "take back".
+    as_user(&app, &bob).await;
+    let (_, page) = app.get(&thread).await;
+    assert!(page.contains("1 upvote(s)") && !page.contains("Take back upvote"));
+    // An edit shows at once.
+    as_user(&app, &ada).await;
+    app.post_form(&format!("/forums/posts/{opening}/edit"), &[("body", "What is a base case, really?")]).await;
+    as_user(&app, &bob).await;
+    let (_, page) = app.get(&thread).await;
+    assert!(page.contains("What is a base case, really?") && !page.contains("What is a base case?"));
+}
+on_both!(frm_2_a_kept_post_shows_each_viewer_their_own_forms, kept_posts);
+
 #[rocket::async_test]
 async fn frm_1_a_long_thread_is_paged_fifty_replies_at_a_time_with_their_comments() {
     // promise: FRM-1 — a course forum thread reads page by page, comments under their reply.

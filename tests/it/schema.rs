@@ -60,6 +60,7 @@ fn sqlite_plans_a_statement_once_whatever_values_are_bound() {
     let db = Db::connect(&format!("sqlite://{}", dir.path().join("s.db").display()), 1).unwrap();
     let mut conn = db.get().unwrap();
     let DbConnection::Sqlite(c) = &mut *conn else { unreachable!("a SQLite URL") };
-    let used: Used = diesel::sql_query("SELECT sqlite_compileoption_used('ENABLE_QPSG') AS used").get_result(c).unwrap();
+    let used: Used =
+        diesel::sql_query("SELECT sqlite_compileoption_used('ENABLE_QPSG') AS used").get_result(c).unwrap();
     assert_eq!(used.used, 1, "libsqlite3-sys was built without SQLITE_ENABLE_QPSG");
 }
