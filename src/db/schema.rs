@@ -621,6 +621,7 @@ diesel::joinable!(forum_threads -> forums (forum_id));
 diesel::joinable!(forum_posts -> forum_threads (thread_id));
 diesel::joinable!(forum_posts -> users (author_id));
 diesel::joinable!(forum_reports -> forum_posts (post_id));
+diesel::joinable!(forum_votes -> forum_posts (post_id));
 diesel::joinable!(forums -> course_runs (run_id));
 
 diesel::allow_tables_to_appear_in_same_query!(

@@ -25,7 +25,7 @@ use crate::accounts::roles::Role;
 use crate::db::Conn;
 use crate::db::schema::{
     course_runs, courses, enrollments, forum_bans, forum_follows, forum_post_edits, forum_posts, forum_reads,
-    forum_reports, forum_threads, forum_trusted, forum_votes, forums, users,
+    forum_reports, forum_threads, forum_trusted, forum_votes, forums, profiles, users,
 };
 use crate::learning::content::render_markdown;
 use crate::learning::model::{Course, Run};
@@ -563,13 +563,16 @@ pub fn posts(
     // Everyone sees visible posts; authors also their own waiting and hidden
     // ones (marked so), moderators all but the deleted.
     use diesel::IntoSql;
-    let shown = forum_posts::status.eq(status::VISIBLE).or(forum_posts::status
-        .ne(status::DELETED)
-        .and(forum_posts::author_id.eq(user.id).or(acc.moderator.into_sql::<diesel::sql_types::Bool>())));
+    use diesel::dsl::count_star;
+    let shown = || {
+        forum_posts::status.eq(status::VISIBLE).or(forum_posts::status
+            .ne(status::DELETED)
+            .and(forum_posts::author_id.eq(user.id).or(acc.moderator.into_sql::<diesel::sql_types::Bool>())))
+    };
     let top: Vec<i64> = forum_posts::table
         .filter(forum_posts::thread_id.eq(thread_id))
         .filter(forum_posts::parent_id.is_null())
-        .filter(shown)
+        .filter(shown())
         .order(forum_posts::id.asc())
         .select(forum_posts::id)
         .load(conn)?;
@@ -578,38 +581,44 @@ pub fn posts(
     let page = page.clamp(1, pages);
     let on_page: Vec<i64> =
         reply_ids.iter().skip(((page - 1) * POSTS_PER_PAGE) as usize).take(POSTS_PER_PAGE as usize).copied().collect();
-    let tops: Vec<i64> = std::iter::once(opening_id).chain(on_page.iter().copied()).collect();
-    let rows: Vec<(Post, String)> = forum_posts::table
+    // The page is the opening post, a run of replies and their comments:
+    // ranges of ids rather than lists, so that each statement is prepared
+    // once and kept. (An empty run is 1..=0.)
+    let (lo, hi) = (on_page.first().copied().unwrap_or(1), on_page.last().copied().unwrap_or(0));
+    let this_page = || {
+        forum_posts::id
+            .eq(opening_id)
+            .or(forum_posts::parent_id.is_null().and(forum_posts::id.between(lo, hi)))
+            .or(forum_posts::parent_id.between(lo, hi))
+    };
+    let rows: Vec<(Post, String, Option<String>)> = forum_posts::table
         .inner_join(users::table)
+        .left_join(profiles::table.on(profiles::user_id.eq(forum_posts::author_id)))
         .filter(forum_posts::thread_id.eq(thread_id))
-        .filter(shown)
-        .filter(forum_posts::id.eq_any(&tops).or(forum_posts::parent_id.eq_any(&on_page)))
+        .filter(shown())
+        .filter(this_page())
         .order(forum_posts::id.asc())
-        .select((Post::as_select(), users::username))
+        .select((Post::as_select(), users::username, profiles::avatar_key.nullable()))
         .load(conn)?;
-    let ids: Vec<i64> = rows.iter().map(|(p, _)| p.id).collect();
     let votes: HashMap<i64, i64> = forum_votes::table
-        .filter(forum_votes::post_id.eq_any(&ids))
+        .inner_join(forum_posts::table)
+        .filter(forum_posts::thread_id.eq(thread_id))
+        .filter(this_page())
         .group_by(forum_votes::post_id)
-        .select((forum_votes::post_id, diesel::dsl::count_star()))
+        .select((forum_votes::post_id, count_star()))
         .load::<(i64, i64)>(conn)?
         .into_iter()
         .collect();
     let voted: HashSet<i64> = forum_votes::table
-        .filter(forum_votes::post_id.eq_any(&ids))
+        .inner_join(forum_posts::table)
+        .filter(forum_posts::thread_id.eq(thread_id))
+        .filter(this_page())
         .filter(forum_votes::user_id.eq(user.id))
         .select(forum_votes::post_id)
         .load::<i64>(conn)?
         .into_iter()
         .collect();
-    let authors: Vec<i64> = rows.iter().map(|(p, _)| p.author_id).collect::<HashSet<_>>().into_iter().collect();
-    let avatars: HashMap<i64, String> = crate::db::schema::profiles::table
-        .filter(crate::db::schema::profiles::user_id.eq_any(&authors))
-        .filter(crate::db::schema::profiles::avatar_key.is_not_null())
-        .select((crate::db::schema::profiles::user_id, crate::db::schema::profiles::avatar_key.assume_not_null()))
-        .load::<(i64, String)>(conn)?
-        .into_iter()
-        .collect();
+    let ids: Vec<i64> = rows.iter().map(|(p, _, _)| p.id).collect();
     let (mut history, mut reports): (HashMap<i64, Vec<String>>, HashMap<i64, i64>) = Default::default();
     if acc.moderator {
         for (post, body) in forum_post_edits::table
@@ -629,14 +638,14 @@ pub fn posts(
             .into_iter()
             .collect();
     }
-    let view = |(p, username): (Post, String)| {
+    let view = |(p, username, avatar): (Post, String, Option<String>)| {
         let mine = p.author_id == user.id && !p.author_erased;
         PostView {
             id: p.id,
             parent_id: p.parent_id,
             author: author_label(&p, &username, acc.moderator),
             author_profile: (!p.author_erased && (!p.anonymous || acc.moderator)).then(|| username.clone()),
-            avatar: (!p.author_erased && !p.anonymous).then(|| avatars.get(&p.author_id).cloned()).flatten(),
+            avatar: avatar.filter(|_| !p.author_erased && !p.anonymous),
             mine,
             pending: p.status == status::PENDING,
             hidden: p.status == status::HIDDEN,
