@@ -242,6 +242,8 @@ pub struct Measurement {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub errors: usize,
+    /// Size of one response body, in bytes.
+    pub bytes: usize,
 }
 
 async fn measure(name: &str, port: u16, path: &str, cookie: &str, clients: usize, seconds: u64) -> Measurement {
@@ -291,6 +293,7 @@ async fn measure(name: &str, port: u16, path: &str, cookie: &str, clients: usize
         p50_ms: pct(0.50),
         p99_ms: pct(0.99),
         errors,
+        bytes: 0,
     }
 }
 
@@ -334,7 +337,10 @@ pub async fn run(base: &Config, opts: Options) -> Result<Vec<Measurement>, Strin
     ] {
         // A short warm-up, then the measured run.
         measure(name, port, path, cookie, opts.clients, 1).await;
-        results.push(measure(name, port, path, cookie, opts.clients, opts.seconds).await);
+        let mut m = measure(name, port, path, cookie, opts.clients, opts.seconds).await;
+        let mut c = Conn::open(port).await.map_err(|e| e.to_string())?;
+        m.bytes = c.send("GET", path, cookie, None).await.map_err(|e| e.to_string())?.body.len();
+        results.push(m);
     }
     server.abort();
     let _ = std::fs::remove_dir_all(&dir);
