@@ -515,6 +515,15 @@ pub fn threads(conn: &mut Conn, acc: &Access, user: &SessionUser, page: i64) -> 
     Ok((rows, pages.max(1)))
 }
 
+/// `t` as people read it, like `format("%e %b %Y %H:%M")` ("24 Nov 2026
+/// 09:05") but written out directly: chrono parses the format string on
+/// every call, and a thread page shows a time for each of its posts.
+pub fn when(t: NaiveDateTime) -> String {
+    use chrono::{Datelike, Timelike};
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    format!("{:>2} {} {:04} {:02}:{:02}", t.day(), MONTHS[t.month0() as usize % 12], t.year(), t.hour(), t.minute())
+}
+
 #[derive(Debug, Clone, Serialize, Hash)]
 pub struct PostView {
     pub id: i64,
@@ -661,7 +670,7 @@ pub fn posts(
             body_html: p.body_html,
             status: p.status,
             endorsed: p.endorsed,
-            created: p.created_at.format("%e %b %Y %H:%M").to_string(),
+            created: when(p.created_at),
             created_at: p.created_at,
             edited_at: p.edited_at,
             comments: Vec::new(),
@@ -1157,4 +1166,19 @@ pub fn unread(conn: &mut Conn, user_id: i64, ids: &[i64]) -> QueryResult<HashSet
         .into_iter()
         .filter_map(|(t, max)| max.filter(|m| seen.get(&t).is_none_or(|s| s < m)).map(|_| t))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::NaiveDate;
+
+    #[test]
+    fn when_reads_like_the_strftime_format_it_replaces() {
+        for (y, m, d, h, min) in
+            [(2026, 11, 24, 9, 5), (2026, 1, 1, 0, 0), (1999, 12, 31, 23, 59), (2030, 6, 15, 12, 30)]
+        {
+            let t = NaiveDate::from_ymd_opt(y, m, d).unwrap().and_hms_opt(h, min, 7).unwrap();
+            assert_eq!(super::when(t), t.format("%e %b %Y %H:%M").to_string());
+        }
+    }
 }

@@ -5,7 +5,7 @@ use rocket::http::Status;
 use rocket::{FromForm, State, get, post};
 use serde_json::{Value, json};
 
-use super::{Access, ForumError, Moderation, PostView, Writing};
+use super::{Access, ForumError, Moderation, PostView, Writing, when};
 use crate::accounts::SessionUser;
 use crate::db::{Conn, Db, now};
 use crate::web::page::Fragment;
@@ -20,10 +20,6 @@ impl From<ForumError> for AppError {
             ForumError::Db(e) => AppError::from(e),
         }
     }
-}
-
-fn when(t: chrono::NaiveDateTime) -> String {
-    t.format("%e %b %Y %H:%M").to_string()
 }
 
 fn forum_json(acc: &Access) -> Value {
