@@ -64,3 +64,49 @@ fn sqlite_plans_a_statement_once_whatever_values_are_bound() {
         diesel::sql_query("SELECT sqlite_compileoption_used('ENABLE_QPSG') AS used").get_result(c).unwrap();
     assert_eq!(used.used, 1, "libsqlite3-sys was built without SQLITE_ENABLE_QPSG");
 }
+
+#[derive(QueryableByName)]
+struct Pid {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pid: i32,
+}
+
+fn backend_pid(db: &Db) -> i32 {
+    let mut conn = db.get().unwrap();
+    let DbConnection::Pg(c) = &mut *conn else { unreachable!("a PostgreSQL URL") };
+    diesel::sql_query("SELECT pg_backend_pid() AS pid").get_result::<Pid>(c).unwrap().pid
+}
+
+/// The pool does not test each connection with a round trip when it hands it
+/// out; a connection the server dropped is thrown away after the query that
+/// found out, and the next one works.
+#[test]
+fn a_dropped_postgres_connection_is_replaced_after_the_query_that_finds_out() {
+    let Some(pg) = crate::common::postgres::TestDatabase::create() else { return };
+    let db = Db::connect(&pg.url, 1).unwrap();
+    let pid = backend_pid(&db);
+    let admin = Db::connect(&pg.url, 1).unwrap();
+    {
+        let mut conn = admin.get().unwrap();
+        let DbConnection::Pg(c) = &mut *conn else { unreachable!() };
+        diesel::sql_query(format!("SELECT pg_terminate_backend({pid})")).execute(c).unwrap();
+        for _ in 0..100 {
+            let gone: Used = diesel::sql_query(format!(
+                "SELECT (count(*) = 0)::int AS used FROM pg_stat_activity WHERE pid = {pid}"
+            ))
+            .get_result(c)
+            .unwrap();
+            if gone.used == 1 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+    {
+        let mut conn = db.get().unwrap();
+        let DbConnection::Pg(c) = &mut *conn else { unreachable!() };
+        assert!(diesel::sql_query("SELECT 1").execute(c).is_err(), "the terminated connection fails once");
+    }
+    let fresh = backend_pid(&db);
+    assert_ne!(fresh, pid, "a new connection took its place");
+}
