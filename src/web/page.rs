@@ -366,3 +366,44 @@ pub fn safe_next(next: Option<&str>) -> String {
         _ => "/dashboard".to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use serde_json::json;
+
+    use super::{Fragment, Templates};
+
+    /// A post for `forums/post_block` that others may vote on and report.
+    fn post_fragment(renders: &Arc<AtomicUsize>, votes: i64) -> Fragment {
+        let renders = renders.clone();
+        let key = Fragment::key("forums/post_block", &(7, votes));
+        Fragment::new("forums/post_block", key, move || {
+            renders.fetch_add(1, Ordering::SeqCst);
+            json!({
+                "post": { "id": 7, "author": "ada", "body_html": "<p>Base case</p>", "status": "visible",
+                          "actionable": true, "votes": votes, "created": "24 Nov 2026 09:05" },
+                "moderator": false, "can_comment": true, "forum": { "slug": "f" }, "thread": { "id": 1 },
+            })
+        })
+    }
+
+    #[test]
+    fn a_fragment_is_rendered_once_per_key_and_carries_each_viewers_token() {
+        let templates = Templates::load().unwrap();
+        let renders = Arc::new(AtomicUsize::new(0));
+        let a = templates.render_fragments(vec![post_fragment(&renders, 0)], "token-of-a").unwrap();
+        let b = templates.render_fragments(vec![post_fragment(&renders, 0)], "token-of-b").unwrap();
+        assert_eq!(renders.load(Ordering::SeqCst), 1, "the second viewer gets the kept HTML");
+        assert!(a.contains("Base case") && a.contains("/forums/posts/7/vote"));
+        assert!(a.contains(r#"value="token-of-a""#) && !a.contains("token-of-b"));
+        assert!(b.contains(r#"value="token-of-b""#) && !b.contains("token-of-a"));
+        assert!(!a.contains(&templates.fragments.placeholder) && !b.contains(&templates.fragments.placeholder));
+        // Anything it shows changes the key: an upvote renders it again.
+        let c = templates.render_fragments(vec![post_fragment(&renders, 1)], "token-of-a").unwrap();
+        assert_eq!(renders.load(Ordering::SeqCst), 2);
+        assert!(c.contains("1 upvote(s)") && a.contains("0 upvote(s)"));
+    }
+}
