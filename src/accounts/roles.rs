@@ -76,12 +76,9 @@ pub fn grant(conn: &mut Conn, user_id: i64, role: Role, scope: &str, by: Option<
     Ok(())
 }
 
-pub fn for_user(conn: &mut Conn, user_id: i64) -> QueryResult<Vec<(Role, String)>> {
-    let rows: Vec<(String, String)> = role_grants::table
-        .filter(role_grants::user_id.eq(user_id))
-        .select((role_grants::role, role_grants::scope))
-        .load(conn)?;
-    Ok(rows.into_iter().filter_map(|(r, s)| Role::parse(&r).map(|r| (r, s))).collect())
+/// Role grants as read from `role_grants` (role, scope), the unknown ones left out.
+pub fn from_grants(rows: impl IntoIterator<Item = (String, String)>) -> Vec<(Role, String)> {
+    rows.into_iter().filter_map(|(r, s)| Role::parse(&r).map(|r| (r, s))).collect()
 }
 
 /// Takes a role back; false when the person did not hold it.

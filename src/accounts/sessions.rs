@@ -7,7 +7,7 @@ use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 
 use crate::accounts::{SessionUser, model::User, model::status, roles, tokens::digest};
-use crate::db::{Conn, Db, DbError, schema::sessions, schema::users};
+use crate::db::{Conn, Db, DbError, schema::role_grants, schema::sessions, schema::users};
 use crate::web::ClientInfo;
 
 pub const COOKIE: &str = "lyceum_session";
@@ -61,19 +61,20 @@ pub async fn resolve(db: &Db, token: String) -> Result<Option<(String, SessionUs
     db.run(move |conn| {
         let now = crate::db::now();
         let id = digest(&token);
-        let found: Option<(SessionRow, User)> = sessions::table
-            .inner_join(users::table)
+        // The session, its user and the user's roles in one round trip: a
+        // row per role grant, or one row with no grant.
+        let rows: Vec<(SessionRow, User, Option<(String, String)>)> = sessions::table
+            .inner_join(users::table.left_join(role_grants::table))
             .filter(sessions::id.eq(&id))
             .filter(sessions::expires_at.gt(now))
             .filter(users::status.eq(status::ACTIVE))
-            .select((SessionRow::as_select(), User::as_select()))
-            .first(conn)
-            .optional()?;
-        let Some((session, user)) = found else { return Ok(None) };
+            .select((SessionRow::as_select(), User::as_select(), (role_grants::role, role_grants::scope).nullable()))
+            .load(conn)?;
+        let roles = roles::from_grants(rows.iter().filter_map(|(_, _, grant)| grant.clone()));
+        let Some((session, user, _)) = rows.into_iter().next() else { return Ok(None) };
         if now - session.last_seen_at > TOUCH_EVERY {
             diesel::update(sessions::table.find(&id)).set(sessions::last_seen_at.eq(now)).execute(conn)?;
         }
-        let roles = roles::for_user(conn, user.id)?;
         Ok(Some((
             id,
             SessionUser {

@@ -640,6 +640,8 @@ diesel::allow_tables_to_appear_in_same_query!(forum_posts, users);
 diesel::allow_tables_to_appear_in_same_query!(forum_reports, users);
 diesel::allow_tables_to_appear_in_same_query!(forums, course_runs);
 diesel::allow_tables_to_appear_in_same_query!(forums, courses);
+diesel::allow_tables_to_appear_in_same_query!(forum_bans, course_runs);
+diesel::allow_tables_to_appear_in_same_query!(forum_bans, courses);
 diesel::allow_tables_to_appear_in_same_query!(forum_threads, course_runs);
 diesel::allow_tables_to_appear_in_same_query!(forum_threads, courses);
 diesel::allow_tables_to_appear_in_same_query!(forum_posts, course_runs);
@@ -699,6 +701,7 @@ diesel::joinable!(forum_follows -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(forum_follows, users);
 diesel::allow_tables_to_appear_in_same_query!(forum_follows, forum_threads);
 diesel::allow_tables_to_appear_in_same_query!(forum_reads, forum_threads);
+diesel::allow_tables_to_appear_in_same_query!(forum_reads, forum_follows);
 
 diesel::table! {
     data_requests (id) {

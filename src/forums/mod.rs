@@ -122,21 +122,26 @@ fn site_moderator(user: &SessionUser) -> bool {
 /// The forum and the user's standing in it; `NotFound` for a course forum
 /// the user may not see (not revealing it exists).
 pub fn access(conn: &mut Conn, user: &SessionUser, slug: &str, now: NaiveDateTime) -> FResult<Access> {
-    let forum = forums::table
+    // The forum, whether this person is banned from it and, for a course
+    // forum, its run and course: one query.
+    let (forum, ban, run, course): (Forum, Option<i64>, Option<Run>, Option<Course>) = forums::table
+        .left_join(forum_bans::table.on(forum_bans::forum_id.eq(forums::id).and(forum_bans::user_id.eq(user.id))))
+        .left_join(course_runs::table.inner_join(courses::table))
         .filter(forums::slug.eq(slug))
-        .select(Forum::as_select())
+        .select((
+            Forum::as_select(),
+            forum_bans::user_id.nullable(),
+            Option::<Run>::as_select(),
+            Option::<Course>::as_select(),
+        ))
         .first(conn)
         .optional()?
         .ok_or(ForumError::NotFound)?;
     let mut moderator = site_moderator(user);
-    let course = match forum.run_id {
-        None => None,
-        Some(run_id) => {
-            let (run, course): (Run, Course) = course_runs::table
-                .inner_join(courses::table)
-                .filter(course_runs::id.eq(run_id))
-                .select((Run::as_select(), Course::as_select()))
-                .first(conn)?;
+    let course = match (forum.run_id, run.zip(course)) {
+        (None, _) => None,
+        (Some(_), None) => return Err(ForumError::NotFound),
+        (Some(run_id), Some((run, course))) => {
             let course_staff = crate::learning::service::can_author(user, course.member_id);
             moderator |= course_staff;
             if !moderator {
@@ -149,12 +154,7 @@ pub fn access(conn: &mut Conn, user: &SessionUser, slug: &str, now: NaiveDateTim
             Some((course, run))
         }
     };
-    let banned = forum_bans::table
-        .filter(forum_bans::forum_id.eq(forum.id))
-        .filter(forum_bans::user_id.eq(user.id))
-        .count()
-        .get_result::<i64>(conn)?
-        > 0;
+    let banned = ban.is_some();
     Ok(Access { forum, course, moderator, banned })
 }
 
@@ -366,6 +366,26 @@ pub fn start_thread(
         let (_, status) = insert_post(conn, acc, user, thread_id, None, w, now)?;
         Ok((thread_id, status))
     })
+}
+
+/// The thread as one person opens it: the thread, whether they follow it and
+/// the newest post they had seen (for `mark_read_after`), in one query.
+pub fn thread_for(conn: &mut Conn, acc: &Access, user_id: i64, thread_id: i64) -> FResult<(Thread, bool, Option<i64>)> {
+    let found: Option<(Thread, Option<i64>, Option<i64>)> = forum_threads::table
+        .left_join(
+            forum_follows::table
+                .on(forum_follows::thread_id.eq(forum_threads::id).and(forum_follows::user_id.eq(user_id))),
+        )
+        .left_join(
+            forum_reads::table.on(forum_reads::thread_id.eq(forum_threads::id).and(forum_reads::user_id.eq(user_id))),
+        )
+        .filter(forum_threads::id.eq(thread_id))
+        .filter(forum_threads::forum_id.eq(acc.forum.id))
+        .select((Thread::as_select(), forum_follows::user_id.nullable(), forum_reads::last_post_id.nullable()))
+        .first(conn)
+        .optional()?;
+    let (thread, follow, seen) = found.ok_or(ForumError::NotFound)?;
+    Ok((thread, follow.is_some(), seen))
 }
 
 pub fn thread(conn: &mut Conn, acc: &Access, thread_id: i64) -> FResult<Thread> {
@@ -1073,10 +1093,6 @@ pub fn follow(conn: &mut Conn, user_id: i64, thread_id: i64, on: bool, now: Naiv
     Ok(())
 }
 
-pub fn follows(conn: &mut Conn, user_id: i64, thread_id: i64) -> QueryResult<bool> {
-    Ok(forum_follows::table.find((user_id, thread_id)).count().get_result::<i64>(conn)? > 0)
-}
-
 /// Queues an email about a newly visible post to everyone following its
 /// thread but its author. The mail names the author as peers see them.
 fn notify_followers(conn: &mut Conn, post_id: i64) -> QueryResult<()> {
@@ -1113,6 +1129,17 @@ fn notify_followers(conn: &mut Conn, post_id: i64) -> QueryResult<()> {
 pub fn mark_read(conn: &mut Conn, user_id: i64, thread_id: i64, last_post_id: i64) -> QueryResult<()> {
     let seen: Option<i64> =
         forum_reads::table.find((user_id, thread_id)).select(forum_reads::last_post_id).first(conn).optional()?;
+    mark_read_after(conn, user_id, thread_id, seen, last_post_id)
+}
+
+/// `mark_read` when the caller already read the mark (`seen`).
+pub fn mark_read_after(
+    conn: &mut Conn,
+    user_id: i64,
+    thread_id: i64,
+    seen: Option<i64>,
+    last_post_id: i64,
+) -> QueryResult<()> {
     let advance = |conn: &mut Conn| {
         diesel::update(forum_reads::table.find((user_id, thread_id)))
             .filter(forum_reads::last_post_id.lt(last_post_id))

@@ -193,7 +193,7 @@ fn thread_page(
     draft: Option<Draft>,
 ) -> AppResult<Page> {
     let acc = super::access(conn, user, slug, now())?;
-    let thread = super::thread(conn, &acc, thread_id)?;
+    let (thread, following, seen) = super::thread_for(conn, &acc, user.id, thread_id)?;
     let (opening, replies, pages) = super::posts(conn, &acc, user, thread_id, page)?;
     let newest = std::iter::once(&opening)
         .chain(replies.iter())
@@ -202,9 +202,8 @@ fn thread_page(
         .map(|p| p.id)
         .max();
     if let Some(newest) = newest {
-        super::mark_read(conn, user.id, thread_id, newest)?;
+        super::mark_read_after(conn, user.id, thread_id, seen, newest)?;
     }
-    let following = super::follows(conn, user.id, thread_id)?;
     let failed = draft.is_some();
     let draft = draft.unwrap_or_default();
     let can_comment = !acc.banned && (!thread.locked || acc.moderator);

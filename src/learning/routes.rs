@@ -259,6 +259,13 @@ struct Access {
 }
 
 fn access(conn: &mut crate::db::Conn, user: &crate::accounts::SessionUser, slug: &str) -> AppResult<Access> {
+    // A learner opening a course they take: one query. Everyone else (staff
+    // previewing, access ended, not enrolled) takes the longer way below.
+    if let Some((e, run, course)) = learning::enrollment_by_slug(conn, user.id, slug)?
+        && e.has_access(now())
+    {
+        return Ok(Access { course, enrollment: Some(e), run: Some(run) });
+    }
     let course = learning::course_by_slug(conn, slug)?;
     match learning::active_enrollment(conn, user.id, course.id, now()) {
         Ok((e, r)) => Ok(Access { course, enrollment: Some(e), run: Some(r) }),
@@ -413,7 +420,13 @@ async fn unit_page(
     let ctx = db
         .run(move |conn| {
             let a = access(conn, &user, &slug)?;
-            let unit = learning::unit_in_course(conn, a.course.id, unit_id)?;
+            // The outline gives the unit (when it is in this course) and its
+            // neighbours in one query.
+            let order: Vec<crate::learning::model::Unit> = learning::outline(conn, a.course.id)?.into_iter().flat_map(|(_, us)| us).collect();
+            let pos = order.iter().position(|u| u.id == unit_id).ok_or(AppError::NotFound)?;
+            let unit = &order[pos];
+            let prev = pos.checked_sub(1).and_then(|p| order.get(p)).map(|u| u.id);
+            let next = order.get(pos + 1).map(|u| u.id);
             let t = now();
             // Reading a unit records where the learner is, but only when that
             // changed or a while has passed: a page view should rarely be a write.
@@ -422,23 +435,19 @@ async fn unit_page(
             {
                 learning::touch(conn, e.id, unit.id, t)?;
             }
+            let blocks = learning::blocks_of(conn, unit.id)?;
             let attended = match &a.enrollment {
-                Some(e) => learning::attended(conn, e.id)?,
-                None => Default::default(),
+                Some(e) if blocks.iter().any(|b| b.kind == "live") => learning::attended(conn, e.id)?,
+                _ => Default::default(),
             };
             let done = match &a.enrollment {
                 Some(e) => learning::completed_units(conn, e.id)?,
                 None => Default::default(),
             };
-            let blocks = learning::blocks_of(conn, unit.id)?;
             let views: Vec<Value> = blocks
                 .iter()
                 .map(|b| block_view(conn, &slug, b, a.enrollment.as_ref(), attended.contains(&b.id), &answer_errors, t))
                 .collect::<AppResult<_>>()?;
-            let order = learning::unit_ids(conn, a.course.id)?;
-            let pos = order.iter().position(|u| *u == unit.id);
-            let prev = pos.and_then(|p| p.checked_sub(1)).and_then(|p| order.get(p)).copied();
-            let next = pos.and_then(|p| order.get(p + 1)).copied();
             Ok::<_, AppError>(json!({
                 "course": course_json(&a.course), "unit": { "id": unit.id, "title": unit.title, "done": done.contains(&unit.id) },
                 "blocks": views, "prev": prev, "next": next, "preview": a.enrollment.is_none(),

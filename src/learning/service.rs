@@ -80,30 +80,25 @@ pub fn runs(conn: &mut Conn, course_id: i64) -> QueryResult<Vec<Run>> {
         .load(conn)
 }
 
-/// The course's outline: sections in order, each with its units in order.
+/// The course's outline: sections in order, each with its units in order
+/// (one query: a row per unit, or one row for a section without units).
 pub fn outline(conn: &mut Conn, course_id: i64) -> QueryResult<Vec<(Section, Vec<Unit>)>> {
-    let secs: Vec<Section> = sections::table
+    let rows: Vec<(Section, Option<Unit>)> = sections::table
+        .left_join(units::table)
         .filter(sections::course_id.eq(course_id))
-        .order((sections::position.asc(), sections::id.asc()))
-        .select(Section::as_select())
+        .order((sections::position.asc(), sections::id.asc(), units::position.asc(), units::id.asc()))
+        .select((Section::as_select(), Option::<Unit>::as_select()))
         .load(conn)?;
-    let ids: Vec<i64> = secs.iter().map(|s| s.id).collect();
-    let all: Vec<Unit> = units::table
-        .filter(units::section_id.eq_any(&ids))
-        .order((units::position.asc(), units::id.asc()))
-        .select(Unit::as_select())
-        .load(conn)?;
-    let mut by_section: HashMap<i64, Vec<Unit>> = HashMap::new();
-    for u in all {
-        by_section.entry(u.section_id).or_default().push(u);
+    let mut out: Vec<(Section, Vec<Unit>)> = Vec::new();
+    for (section, unit) in rows {
+        if out.last().is_none_or(|(s, _)| s.id != section.id) {
+            out.push((section, Vec::new()));
+        }
+        if let (Some(unit), Some((_, us))) = (unit, out.last_mut()) {
+            us.push(unit);
+        }
     }
-    Ok(secs
-        .into_iter()
-        .map(|s| {
-            let us = by_section.remove(&s.id).unwrap_or_default();
-            (s, us)
-        })
-        .collect())
+    Ok(out)
 }
 
 pub fn unit_ids(conn: &mut Conn, course_id: i64) -> QueryResult<Vec<i64>> {
@@ -158,8 +153,23 @@ pub fn enrollment_in_course(conn: &mut Conn, user_id: i64, course_id: i64) -> Qu
         .filter(enrollments::user_id.eq(user_id))
         .filter(course_runs::course_id.eq(course_id))
         .filter(enrollments::status.eq(status::ACTIVE))
-        .order(enrollments::enrolled_at.desc())
+        .order((enrollments::enrolled_at.desc(), enrollments::id.desc()))
         .select((Enrollment::as_select(), Run::as_select()))
+        .first(conn)
+        .optional()
+}
+
+/// The learner's most recent active enrollment in the course with this slug,
+/// with its run and the course: one query for the common case of a learner
+/// opening a course they take (see `enrollment_in_course` for the order).
+pub fn enrollment_by_slug(conn: &mut Conn, user_id: i64, slug: &str) -> QueryResult<Option<(Enrollment, Run, Course)>> {
+    enrollments::table
+        .inner_join(course_runs::table.inner_join(courses::table))
+        .filter(enrollments::user_id.eq(user_id))
+        .filter(courses::slug.eq(slug))
+        .filter(enrollments::status.eq(status::ACTIVE))
+        .order((enrollments::enrolled_at.desc(), enrollments::id.desc()))
+        .select((Enrollment::as_select(), Run::as_select(), Course::as_select()))
         .first(conn)
         .optional()
 }

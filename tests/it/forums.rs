@@ -626,6 +626,72 @@ async fn kept_posts(app: TestApp) {
 }
 on_both!(frm_2_a_kept_post_shows_each_viewer_their_own_forms, kept_posts);
 
+async fn bans(app: TestApp) {
+    // promise: FRM-1 — a moderator bars a learner from posting in one forum, with a reason.
+    let c = seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    let (ada, bob) = (verified(&app, "ada").await, verified(&app, "bob").await);
+    for l in [&ada, &bob] {
+        as_user(&app, l).await;
+        enroll(&app, &c.slug).await;
+    }
+    as_user(&app, &ada).await;
+    let res = app.client.get("/learn/intro-python/forum").dispatch().await;
+    let forum = res.headers().get_one("Location").unwrap().to_string();
+    let res = app.post_form(&format!("{forum}/threads"), &[("title", "Buy now"), ("body", "Cheap essays here")]).await;
+    let thread = res.headers().get_one("Location").unwrap().to_string();
+    let spam = post_id_by_body(&app, "Cheap essays").await;
+    let grace = verified(&app, "grace").await;
+    run(&app, |conn| lyceum::accounts::service::ensure_staff(conn, "grace@example.org", None, "Grace", "H")).await;
+    as_user(&app, &grace).await;
+    app.post_form(&format!("/forums/posts/{spam}/moderate"), &[("action", "approve")]).await;
+
+    // Not without a reason, and not by a learner.
+    let res = app.post_form(&format!("/forums/posts/{spam}/moderate"), &[("action", "ban"), ("reason", " ")]).await;
+    assert_eq!(res.status(), Status::UnprocessableEntity);
+    assert!(res.into_string().await.unwrap().contains("Say why this person may no longer post here."));
+    as_user(&app, &bob).await;
+    let res = app.post_form(&format!("/forums/posts/{spam}/moderate"), &[("action", "ban"), ("reason", "spam")]).await;
+    assert_eq!(res.status(), Status::Forbidden);
+    let (_, page) = app.get(&thread).await;
+    assert!(page.contains("id=\"reply\""), "bob may still reply");
+
+    as_user(&app, &grace).await;
+    let res = app
+        .post_form(&format!("/forums/posts/{spam}/moderate"), &[("action", "ban"), ("reason", "Selling essays")])
+        .await;
+    assert_eq!(res.status(), Status::SeeOther);
+
+    // Ada still reads the forum, but may no longer post, reply or comment there.
+    as_user(&app, &ada).await;
+    let (status, page) = app.get(&thread).await;
+    assert_eq!(status, Status::Ok);
+    assert!(page.contains("Cheap essays here") && page.contains("You can no longer post in this forum."), "{page}");
+    assert!(!page.contains("id=\"reply\""), "no reply form");
+    let (_, page) = app.get(&forum).await;
+    assert!(page.contains("You can no longer post in this forum."));
+    let res = app.post_form(&format!("{thread}/replies"), &[("body", "Still selling")]).await;
+    assert_eq!(res.status(), Status::UnprocessableEntity);
+    assert!(res.into_string().await.unwrap().contains("You can no longer post in this forum."));
+    let res = app.post_form(&format!("{forum}/threads"), &[("title", "Again"), ("body", "Cheap essays again")]).await;
+    assert_eq!(res.status(), Status::UnprocessableEntity);
+    let posts: i64 = run(&app, |conn| {
+        forum_posts::table
+            .filter(forum_posts::body.like("%Still selling%").or(forum_posts::body.like("%again%")))
+            .count()
+            .get_result(conn)
+    })
+    .await;
+    assert_eq!(posts, 0, "nothing the banned learner sent was stored");
+
+    // Bob, in the same forum, is not affected.
+    as_user(&app, &bob).await;
+    let (_, page) = app.get(&thread).await;
+    assert!(page.contains("id=\"reply\"") && !page.contains("You can no longer post"));
+    let res = app.post_form(&format!("{thread}/replies"), &[("body", "Please report this")]).await;
+    assert_eq!(res.status(), Status::SeeOther);
+}
+on_both!(frm_1_a_banned_learner_reads_but_no_longer_posts_in_that_forum, bans);
+
 #[rocket::async_test]
 async fn frm_1_a_long_thread_is_paged_fifty_replies_at_a_time_with_their_comments() {
     // promise: FRM-1 — a course forum thread reads page by page, comments under their reply.
