@@ -56,6 +56,9 @@ pub fn start(
     Ok(token)
 }
 
+/// A role grant as stored: role, scope.
+type Grant = (String, String);
+
 /// The live session and its active user for a cookie token.
 pub async fn resolve(db: &Db, token: String) -> Result<Option<(String, SessionUser)>, DbError> {
     db.run(move |conn| {
@@ -63,7 +66,7 @@ pub async fn resolve(db: &Db, token: String) -> Result<Option<(String, SessionUs
         let id = digest(&token);
         // The session, its user and the user's roles in one round trip: a
         // row per role grant, or one row with no grant.
-        let rows: Vec<(SessionRow, User, Option<(String, String)>)> = sessions::table
+        let rows: Vec<(SessionRow, User, Option<Grant>)> = sessions::table
             .inner_join(users::table.left_join(role_grants::table))
             .filter(sessions::id.eq(&id))
             .filter(sessions::expires_at.gt(now))
