@@ -51,6 +51,10 @@ struct Fragments {
     kept: dashmap::DashMap<[u8; 32], std::sync::Arc<str>>,
     /// Random per process and never sent: what a post says cannot contain it.
     placeholder: String,
+    /// Random per process and never sent: the page template shows it where a
+    /// list of fragments goes, and the finished page gets the fragments there
+    /// (so their HTML is not copied through two template renders).
+    slot: String,
 }
 
 const FRAGMENTS_MAX: usize = 10_000;
@@ -125,15 +129,24 @@ impl Templates {
                 }
             }
         }
-        let fragments = Fragments { kept: dashmap::DashMap::new(), placeholder: csrf::random_token(24) };
+        let fragments = Fragments {
+            kept: dashmap::DashMap::new(),
+            placeholder: csrf::random_token(24),
+            slot: csrf::random_token(24),
+        };
         Ok(Templates { html, text, fragments })
     }
 
     /// The fragments rendered (or found rendered) one after the other, with
     /// `csrf_token` in their forms.
-    fn render_fragments(&self, fragments: Vec<Fragment>, csrf_token: &str) -> Result<String, TemplateError> {
+    /// Writes the fragments to `out`, each with `csrf_token` in its forms.
+    fn write_fragments(
+        &self,
+        out: &mut String,
+        fragments: Vec<Fragment>,
+        csrf_token: &str,
+    ) -> Result<(), TemplateError> {
         let token = handlebars::html_escape(csrf_token);
-        let mut out = String::new();
         for f in fragments {
             let kept = self.fragments.kept.get(&f.key).map(|k| k.clone());
             let html = match kept {
@@ -156,6 +169,33 @@ impl Templates {
                 out.push_str(part);
             }
         }
+        Ok(())
+    }
+
+    /// The marker a page template shows for its `i`-th list of fragments.
+    fn slot(&self, i: usize) -> String {
+        format!("{}-{i}-", self.fragments.slot)
+    }
+
+    /// The finished page: each list of fragments written where the page
+    /// shows its slot (once; a list the page does not show is not rendered).
+    fn fill_slots(&self, page: String, slots: Vec<Vec<Fragment>>, csrf_token: &str) -> Result<String, TemplateError> {
+        let mut at: Vec<(usize, usize, Vec<Fragment>)> = Vec::new();
+        for (i, fragments) in slots.into_iter().enumerate() {
+            let slot = self.slot(i);
+            if let Some(p) = page.find(&slot) {
+                at.push((p, slot.len(), fragments));
+            }
+        }
+        at.sort_by_key(|(p, _, _)| *p);
+        let mut out = String::with_capacity(page.len() + 2048 * at.iter().map(|(_, _, f)| f.len()).sum::<usize>());
+        let mut from = 0;
+        for (p, len, fragments) in at {
+            out.push_str(&page[from..p]);
+            self.write_fragments(&mut out, fragments, csrf_token)?;
+            from = p + len;
+        }
+        out.push_str(&page[from..]);
         Ok(out)
     }
 
@@ -279,11 +319,15 @@ impl<'r> Responder<'r, 'static> for Page {
             Status::InternalServerError
         };
         let mut context = self.context;
-        for (field, fragments) in self.fragments {
-            let html = templates.render_fragments(fragments, &csrf::token(req)).map_err(failed)?;
-            merge(&mut context, json!({ field: html }));
+        let mut slots = Vec::with_capacity(self.fragments.len());
+        for (i, (field, fragments)) in self.fragments.into_iter().enumerate() {
+            merge(&mut context, json!({ field: templates.slot(i) }));
+            slots.push(fragments);
         }
-        let html = templates.render_page(req, self.template, &self.title, context).map_err(failed)?;
+        let mut html = templates.render_page(req, self.template, &self.title, context).map_err(failed)?;
+        if !slots.is_empty() {
+            html = templates.fill_slots(html, slots, &csrf::token(req)).map_err(failed)?;
+        }
         Response::build()
             .status(self.status)
             .header(ContentType::HTML)
@@ -394,15 +438,26 @@ mod tests {
     fn a_fragment_is_rendered_once_per_key_and_carries_each_viewers_token() {
         let templates = Templates::load().unwrap();
         let renders = Arc::new(AtomicUsize::new(0));
-        let a = templates.render_fragments(vec![post_fragment(&renders, 0)], "token-of-a").unwrap();
-        let b = templates.render_fragments(vec![post_fragment(&renders, 0)], "token-of-b").unwrap();
-        assert_eq!(renders.load(Ordering::SeqCst), 1, "the second viewer gets the kept HTML");
+        // A page shows its first list of fragments; its second is not on it.
+        let page = |t: &Templates| format!("<main>{}</main>", t.slot(0));
+        let fill = |votes, token| {
+            let lists = vec![vec![post_fragment(&renders, votes)], vec![post_fragment(&renders, 99)]];
+            templates.fill_slots(page(&templates), lists, token).unwrap()
+        };
+        let a = fill(0, "token-of-a");
+        let b = fill(0, "token-of-b");
+        assert_eq!(
+            renders.load(Ordering::SeqCst),
+            1,
+            "the second viewer gets the kept HTML; a list not shown is not rendered"
+        );
+        assert!(a.starts_with("<main>") && a.ends_with("</main>") && !a.contains(&templates.slot(0)), "{a}");
         assert!(a.contains("Base case") && a.contains("/forums/posts/7/vote"));
         assert!(a.contains(r#"value="token-of-a""#) && !a.contains("token-of-b"));
         assert!(b.contains(r#"value="token-of-b""#) && !b.contains("token-of-a"));
         assert!(!a.contains(&templates.fragments.placeholder) && !b.contains(&templates.fragments.placeholder));
         // Anything it shows changes the key: an upvote renders it again.
-        let c = templates.render_fragments(vec![post_fragment(&renders, 1)], "token-of-a").unwrap();
+        let c = fill(1, "token-of-a");
         assert_eq!(renders.load(Ordering::SeqCst), 2);
         assert!(c.contains("1 upvote(s)") && a.contains("0 upvote(s)"));
     }
