@@ -126,7 +126,10 @@ pub fn access(conn: &mut Conn, user: &SessionUser, slug: &str, now: NaiveDateTim
     // forum, its run and course: one query.
     let (forum, ban, run, course): (Forum, Option<i64>, Option<Run>, Option<Course>) = forums::table
         .left_join(forum_bans::table.on(forum_bans::forum_id.eq(forums::id).and(forum_bans::user_id.eq(user.id))))
-        .left_join(course_runs::table.inner_join(courses::table))
+        // Flat joins: SQLite would build the whole of a nested
+        // `course_runs JOIN courses` before looking up this forum's run.
+        .left_join(course_runs::table)
+        .left_join(courses::table.on(courses::id.eq(course_runs::course_id)))
         .filter(forums::slug.eq(slug))
         .select((
             Forum::as_select(),
