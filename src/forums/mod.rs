@@ -632,24 +632,18 @@ pub fn posts(
         .order(forum_posts::id.asc())
         .select((Post::as_select(), users::username, profiles::avatar_key.nullable()))
         .load(conn)?;
-    let votes: HashMap<i64, i64> = forum_votes::table
+    // Each post's upvotes and whether this viewer gave one, in one query.
+    let mine = diesel::dsl::case_when(forum_votes::user_id.eq(user.id), 1.into_sql::<diesel::sql_types::Integer>())
+        .otherwise(0.into_sql::<diesel::sql_types::Integer>());
+    let tally: Vec<(i64, i64, Option<i32>)> = forum_votes::table
         .inner_join(forum_posts::table)
         .filter(forum_posts::thread_id.eq(thread_id))
         .filter(this_page())
         .group_by(forum_votes::post_id)
-        .select((forum_votes::post_id, count_star()))
-        .load::<(i64, i64)>(conn)?
-        .into_iter()
-        .collect();
-    let voted: HashSet<i64> = forum_votes::table
-        .inner_join(forum_posts::table)
-        .filter(forum_posts::thread_id.eq(thread_id))
-        .filter(this_page())
-        .filter(forum_votes::user_id.eq(user.id))
-        .select(forum_votes::post_id)
-        .load::<i64>(conn)?
-        .into_iter()
-        .collect();
+        .select((forum_votes::post_id, count_star(), diesel::dsl::max(mine)))
+        .load(conn)?;
+    let votes: HashMap<i64, i64> = tally.iter().map(|(p, n, _)| (*p, *n)).collect();
+    let voted: HashSet<i64> = tally.iter().filter(|(_, _, m)| *m == Some(1)).map(|(p, _, _)| *p).collect();
     let ids: Vec<i64> = rows.iter().map(|(p, _, _)| p.id).collect();
     let (mut history, mut reports): (HashMap<i64, Vec<String>>, HashMap<i64, i64>) = Default::default();
     if acc.moderator {
