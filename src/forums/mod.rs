@@ -633,14 +633,14 @@ pub fn posts(
         .select((Post::as_select(), users::username, profiles::avatar_key.nullable()))
         .load(conn)?;
     // Each post's upvotes and whether this viewer gave one, in one query.
-    let mine = diesel::dsl::case_when(forum_votes::user_id.eq(user.id), 1.into_sql::<diesel::sql_types::Integer>())
+    let viewers = diesel::dsl::case_when(forum_votes::user_id.eq(user.id), 1.into_sql::<diesel::sql_types::Integer>())
         .otherwise(0.into_sql::<diesel::sql_types::Integer>());
     let tally: Vec<(i64, i64, Option<i32>)> = forum_votes::table
         .inner_join(forum_posts::table)
         .filter(forum_posts::thread_id.eq(thread_id))
         .filter(this_page())
         .group_by(forum_votes::post_id)
-        .select((forum_votes::post_id, count_star(), diesel::dsl::max(mine)))
+        .select((forum_votes::post_id, count_star(), diesel::dsl::max(viewers)))
         .load(conn)?;
     let votes: HashMap<i64, i64> = tally.iter().map(|(p, n, _)| (*p, *n)).collect();
     let voted: HashSet<i64> = tally.iter().filter(|(_, _, m)| *m == Some(1)).map(|(p, _, _)| *p).collect();
