@@ -168,7 +168,7 @@ pub fn create_account(
     email_verified: bool,
     now: NaiveDateTime,
 ) -> Result<User, AccountError> {
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         if username_taken(conn, acct.username.as_str())? {
             return Err(AccountError::UsernameTaken);
         }
@@ -236,7 +236,7 @@ pub fn send_verification(conn: &mut Conn, user: &User, now: NaiveDateTime) -> Qu
 
 /// Marks the email verified (ACC-3); `false` for an unknown, used or expired link.
 pub fn verify_email(conn: &mut Conn, token: &str, now: NaiveDateTime) -> QueryResult<bool> {
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         let Some((user_id, _)) = tokens::consume(conn, token, Purpose::VerifyEmail, now)? else { return Ok(false) };
         diesel::update(users::table.find(user_id))
             .set((users::email_verified_at.eq(now), users::updated_at.eq(now)))
@@ -247,7 +247,7 @@ pub fn verify_email(conn: &mut Conn, token: &str, now: NaiveDateTime) -> QueryRe
 
 /// Sends a reset link if the account exists; says nothing either way.
 pub fn request_password_reset(conn: &mut Conn, email: &Email, now: NaiveDateTime) -> QueryResult<()> {
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         let Some(user) =
             users::table.filter(users::email.eq(email.as_str())).select(User::as_select()).first(conn).optional()?
         else {
@@ -274,7 +274,7 @@ pub fn reset_token_user(conn: &mut Conn, token: &str, now: NaiveDateTime) -> Que
 
 /// Sets a new password from a reset link and ends every session.
 pub fn reset_password(conn: &mut Conn, token: &str, password_hash: &str, now: NaiveDateTime) -> QueryResult<bool> {
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         let Some((user_id, _)) = tokens::consume(conn, token, Purpose::ResetPassword, now)? else { return Ok(false) };
         set_password(conn, user_id, password_hash, None, now)?;
         Ok(true)
@@ -368,7 +368,7 @@ pub fn request_email_change(
     new_email: &Email,
     now: NaiveDateTime,
 ) -> Result<(), AccountError> {
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         if email_taken(conn, new_email.as_str())? {
             return Err(AccountError::EmailTaken);
         }
@@ -392,7 +392,7 @@ pub fn request_email_change(
 }
 
 pub fn confirm_email_change(conn: &mut Conn, token: &str, now: NaiveDateTime) -> Result<bool, AccountError> {
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         let Some((user_id, Some(new_email))) = tokens::consume(conn, token, Purpose::ChangeEmail, now)? else {
             return Ok(false);
         };
@@ -424,7 +424,7 @@ pub fn confirm_parent_consent(
     client: &ClientInfo,
     now: NaiveDateTime,
 ) -> QueryResult<bool> {
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         let Some((user_id, _)) = tokens::consume(conn, token, Purpose::ParentConsent, now)? else { return Ok(false) };
         diesel::update(
             parental_consents::table
@@ -489,7 +489,7 @@ pub fn ensure_staff(
     if username_taken(conn, username.as_str()).map_err(|e| e.to_string())? {
         return Err(format!("the username {} is taken; pass --username", username.as_str()));
     }
-    conn.transaction::<_, diesel::result::Error, _>(|conn| {
+    crate::db::transaction::<_, diesel::result::Error, _>(conn, |conn| {
         let id = insert_operator_account(conn, &username, &email, &first_name, &last_name, &hash)?;
         roles::grant(conn, id, Role::Staff, "", None)
     })

@@ -128,7 +128,7 @@ fn link(
     confirmed: bool,
     t: NaiveDateTime,
 ) -> QueryResult<Linked> {
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         match linked_user(conn, provider, &identity.subject)? {
             Some(id) if id == user_id => return Ok(Linked::Already),
             Some(_) => return Ok(Linked::Elsewhere),
@@ -536,7 +536,7 @@ pub async fn create(
     let signup_client = client.clone();
     let created = db
         .run(move |conn| {
-            conn.transaction(|conn| {
+            crate::db::transaction(conn, |conn| {
                 let user = match service::create_account(conn, &account, "", verified, now()) {
                     Ok(u) => u,
                     Err(e @ (AccountError::UsernameTaken | AccountError::EmailTaken)) => return Ok(Err(e)),
@@ -658,7 +658,7 @@ pub async fn prove_by_email(
     let tokens = (found.access_token.clone(), found.refresh_token.clone());
     let provider_name = name.clone();
     db.run(move |conn| {
-        conn.transaction(|conn| {
+        crate::db::transaction(conn, |conn| {
             let Some(user) = service::find_for_login(conn, &email)? else { return Ok::<_, AppError>(()) };
             if matches!(link(conn, user.id, &provider, &identity, tokens, false, now())?, Linked::Done) {
                 let token = tokens::issue(conn, user.id, Purpose::LinkProvider, None, now())?;
@@ -725,7 +725,7 @@ pub async fn confirm_link(
     let names: Vec<(String, String)> = providers.names();
     let linked = db
         .run(move |conn| {
-            conn.transaction(|conn| {
+            crate::db::transaction(conn, |conn| {
                 let Some((user_id, _)) = tokens::consume(conn, &token, Purpose::LinkProvider, now())? else {
                     return Ok::<_, AppError>(None);
                 };
@@ -765,7 +765,7 @@ pub async fn unlink(
     let detail = name.clone();
     let removed = db
         .run(move |conn| {
-            conn.transaction(|conn| {
+            crate::db::transaction(conn, |conn| {
                 let has_password = has_password(conn, user_id)?;
                 let others: i64 = oidc_links::table
                     .filter(oidc_links::user_id.eq(user_id))

@@ -106,7 +106,7 @@ pub fn decide(conn: &mut Conn, id: i64, by: i64, approve: bool, note: &str, now:
     if !approve && note.is_empty() {
         return Err(CertError::Invalid("Tell the learner why the application is declined.".into()));
     }
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         let app: Application = assistance_applications::table
             .find(id)
             .select(Application::as_select())

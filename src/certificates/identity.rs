@@ -212,7 +212,7 @@ pub fn decide(
         Decision::Deny => (status::DENIED, None),
         Decision::Retry => (status::RETRY, None),
     };
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         diesel::update(identity_checks::table.find(id))
             .set((
                 identity_checks::status.eq(state),

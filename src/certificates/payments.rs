@@ -431,7 +431,7 @@ pub fn fulfil(conn: &mut Conn, checkout_id: &str, state: &CheckoutState, now: Na
     if !state.paid {
         return Ok(Fulfilled::Unknown);
     }
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         // The claim comes first: a write takes SQLite's write lock at once
         // (waiting out a concurrent one), so the webhook and the learner's
         // return cannot both start from a stale read.
@@ -442,12 +442,21 @@ pub fn fulfil(conn: &mut Conn, checkout_id: &str, state: &CheckoutState, now: Na
                 .filter(payments::amount_cents.eq(state.amount_cents))
                 .filter(payments::currency.eq(state.currency.to_ascii_uppercase())),
         )
-        .set((payments::status.eq(status::PAID), payments::paid_at.eq(now), payments::payment_ref.eq(&state.payment_ref)))
+        .set((
+            payments::status.eq(status::PAID),
+            payments::paid_at.eq(now),
+            payments::payment_ref.eq(&state.payment_ref),
+        ))
         .execute(conn)?;
         let Some(p) = by_checkout(conn, checkout_id)? else { return Ok(Fulfilled::Unknown) };
         if claimed == 0 {
             if p.status == status::PENDING {
-                tracing::warn!(checkout_id, expected = p.amount_cents, got = state.amount_cents, "payment amount mismatch");
+                tracing::warn!(
+                    checkout_id,
+                    expected = p.amount_cents,
+                    got = state.amount_cents,
+                    "payment amount mismatch"
+                );
                 return Ok(Fulfilled::Mismatch);
             }
             return Ok(Fulfilled::Already);
@@ -505,7 +514,7 @@ fn give_seats(conn: &mut Conn, p: &Payment, user_id: i64, run_id: i64, now: Naiv
 /// A refund: the payment is marked refunded, the verified track goes back to
 /// audit and a certificate is revoked. Idempotent.
 pub fn refunded(conn: &mut Conn, payment_ref: &str, now: NaiveDateTime) -> QueryResult<bool> {
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         // Claim first, as in `fulfil`: a refund is applied once.
         let claimed = diesel::update(
             payments::table.filter(payments::payment_ref.eq(payment_ref)).filter(payments::status.eq(status::PAID)),
@@ -540,7 +549,7 @@ pub enum Handled {
 
 /// Applies a verified webhook event once per event id.
 pub fn handle_event(conn: &mut Conn, event: &Event, now: NaiveDateTime) -> QueryResult<Handled> {
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         let inserted = diesel::insert_into(payment_events::table)
             .values((
                 payment_events::event_id.eq(event.id()),

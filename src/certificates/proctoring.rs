@@ -202,7 +202,7 @@ pub fn record(
 /// attempts (scored 0), the grade is recomputed, and a certificate that no
 /// longer stands is revoked. Returns false for an unknown or decided session.
 pub fn apply(conn: &mut Conn, outcome: &Outcome, now: NaiveDateTime) -> QueryResult<bool> {
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         let row: Option<(i64, i64, i64, String)> = proctoring_sessions::table
             .filter(proctoring_sessions::provider_ref.eq(&outcome.reference))
             .select((

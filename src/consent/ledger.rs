@@ -151,7 +151,7 @@ fn lock(conn: &mut Conn) -> QueryResult<()> {
 
 /// Appends one decision and updates the derived state. Returns the row.
 pub fn append(conn: &mut Conn, entry: Entry<'_>, now: NaiveDateTime) -> QueryResult<LedgerRow> {
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         lock(conn)?;
         let prev: Option<String> = consent_ledger::table
             .order(consent_ledger::id.desc())

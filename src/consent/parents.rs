@@ -162,7 +162,7 @@ pub fn decide(
     client: &crate::web::guards::ClientInfo,
     now: NaiveDateTime,
 ) -> QueryResult<Option<Request>> {
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         let Some(req) = open(conn, token, now)? else { return Ok(None) };
         let taken = diesel::update(
             parent_sharing_requests::table.find(req.id).filter(parent_sharing_requests::decided_at.is_null()),

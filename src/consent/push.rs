@@ -292,7 +292,7 @@ pub fn request_send(
     by: Option<i64>,
     now: NaiveDateTime,
 ) -> QueryResult<Option<i64>> {
-    let outcome = conn.transaction(|conn| {
+    let outcome = crate::db::transaction(conn, |conn| {
         let exists = partner_sends::table
             .filter(partner_sends::idempotency_key.eq(key))
             .select(partner_sends::id)
@@ -511,7 +511,7 @@ pub async fn deliver(db: &Db, send_id: i64, base_url: &str) -> Result<(), String
             if let Some(existing) = s3_existing_digest(&client, bucket, &object).await? {
                 let count = send.record_count.unwrap_or(0) as usize;
                 db.run(move |conn| {
-                    conn.transaction(|conn| {
+                    crate::db::transaction(conn, |conn| {
                         note_payload(conn, send_id, &existing, count, &location)?;
                         note_delivered(conn, send_id, crate::db::now())
                     })

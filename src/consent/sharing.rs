@@ -208,7 +208,7 @@ pub fn deidentified() -> Categories {
 
 /// The next page of what may leave, with its disclosures written.
 pub fn next_page(conn: &mut Conn, req: &Request<'_>, now: NaiveDateTime) -> QueryResult<Page> {
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         let (decided, next_after) = decide(conn, req, now)?;
         let (shared, disclosed): (Vec<_>, Vec<_>) = decided.into_iter().unzip();
         write_disclosures(conn, req.partner, req.export_id, disclosed, now)?;
@@ -534,7 +534,7 @@ pub fn picked(
     now: NaiveDateTime,
     pick: impl FnOnce(&[Figures]) -> Vec<bool>,
 ) -> QueryResult<(Vec<Figures>, Vec<Shared>)> {
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         let req = Request { partner, purpose, want, after: 0, limit: UNBOUNDED, export_id, base_url };
         let (decided, _) = decide(conn, &req, now)?;
         let figures: Vec<Figures> = decided.iter().map(|(s, _)| Figures::of(s)).collect();
@@ -564,7 +564,7 @@ pub fn marketing_contacts(
     export_id: &str,
     now: NaiveDateTime,
 ) -> QueryResult<Vec<MarketingContact>> {
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         let rows: Vec<(i64, i64, String, String, String, String)> = consents::table
             .inner_join(users::table)
             .filter(consents::partner_id.eq(partner.id))
@@ -840,7 +840,7 @@ pub fn exam_candidates(
     now: NaiveDateTime,
 ) -> QueryResult<Vec<ExamCandidate>> {
     use crate::db::schema::{exam_bookings, exam_sessions, support_needs};
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         let mut q = exam_bookings::table
             .inner_join(exam_sessions::table)
             .inner_join(users::table)
@@ -969,7 +969,7 @@ pub fn funded_results(
     if partner.kind() != PartnerKind::Sponsor {
         return Ok(Vec::new());
     }
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         let funded: HashSet<(i64, i64)> = sponsorships::table
             .inner_join(course_runs::table)
             .filter(sponsorships::partner_id.eq(partner.id))

@@ -100,7 +100,7 @@ pub fn allocate(
     if expires_at <= now {
         return Err(SponsorError::Invalid("The codes' expiry date must be in the future.".into()));
     }
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         course_runs::table
             .find(run_id)
             .select(course_runs::id)
@@ -190,7 +190,7 @@ pub fn invite(
     if allocation.expires_at <= now {
         return Err(SponsorError::Invalid("These seats have expired.".into()));
     }
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         let code: Option<Code> = sponsor_codes::table
             .filter(sponsor_codes::allocation_id.eq(allocation.id))
             .filter(sponsor_codes::invited_email.is_null())
@@ -273,7 +273,7 @@ pub fn redeem(
     evidence: &Evidence,
     now: NaiveDateTime,
 ) -> Result<Course, SponsorError> {
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         let offer = offer(conn, code, now)?;
         let text = texts::by_id(conn, decision.text_id)
             .optional()?

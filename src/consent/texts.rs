@@ -85,7 +85,7 @@ pub fn publish(
     by: Option<i64>,
     now: NaiveDateTime,
 ) -> QueryResult<ConsentText> {
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         let previous = latest(conn, audience, purpose, locale)?.map_or(0, |t| t.version);
         let (partner_id, kind) = match audience {
             Audience::Partner(p) => (Some(p.id), None),

@@ -386,7 +386,7 @@ pub fn book(
     evidence: &Evidence,
     now: NaiveDateTime,
 ) -> EResult<Booking> {
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         let s = claim_seat(conn, session_id, now)?;
         let body = partners::by_id(conn, s.partner_id)?;
         let registration = text_for(conn, choice.registration_text_id, &body, Purpose::ExamRegistration)?;
@@ -473,7 +473,7 @@ fn mark_cancelled(conn: &mut Conn, b: &Booking, now: NaiveDateTime) -> EResult<(
 /// Cancels the learner's booking and frees the seat; the exam body sees it
 /// as cancelled.
 pub fn cancel(conn: &mut Conn, user_id: i64, booking_id: i64, now: NaiveDateTime) -> EResult<()> {
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         let (b, s) = own_live_booking(conn, user_id, booking_id)?;
         if now >= s.starts_at {
             return Err(ExamError::Conflict("This exam has started; it can no longer be cancelled.".into()));
@@ -485,7 +485,7 @@ pub fn cancel(conn: &mut Conn, user_id: i64, booking_id: i64, now: NaiveDateTime
 /// Moves a booking to another open session of the same exam body and course:
 /// the old one is cancelled and a new one made, under the same consent.
 pub fn reschedule(conn: &mut Conn, user_id: i64, booking_id: i64, to: i64, now: NaiveDateTime) -> EResult<Booking> {
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         let target = claim_seat(conn, to, now)?;
         let (b, s) = own_live_booking(conn, user_id, booking_id)?;
         if target.id == s.id || target.course_id != s.course_id || target.partner_id != s.partner_id {
@@ -621,7 +621,7 @@ fn record_result_in(
     if booking.status != BOOKED {
         return Err(ExamError::Conflict(format!("Booking {} was cancelled; it takes no result.", booking.reference)));
     }
-    let inserted = conn.transaction(|conn| {
+    let inserted = crate::db::transaction(conn, |conn| {
         let id: i64 = diesel::insert_into(exam_results::table)
             .values((
                 exam_results::booking_id.eq(booking.id),
@@ -727,7 +727,7 @@ pub fn record_upload(
     rows: &[ResultInput],
     now: NaiveDateTime,
 ) -> EResult<(usize, usize)> {
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         let (mut new, mut same) = (0, 0);
         for (i, row) in rows.iter().enumerate() {
             match record_result_in(conn, partner, Some(session_id), row, "csv", now) {
@@ -804,7 +804,7 @@ pub fn save_support_needs(
     }
     let sealed_needs = vault::seal(NEEDS_FIELD, needs)?;
     let sealed_adjustments = vault::seal(ADJUSTMENTS_FIELD, adjustments)?;
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         diesel::delete(support_needs::table.find(user_id)).execute(conn)?;
         diesel::insert_into(support_needs::table)
             .values((
@@ -952,7 +952,7 @@ pub fn disclose_case(
     if legal_reference.is_empty() || fields.is_empty() {
         return Err(ExamError::Invalid("Give the legal basis with its reference, and what was disclosed.".into()));
     }
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         let c = case(conn, id)?;
         if c.disclosure_id.is_some() {
             return Err(ExamError::Conflict("This case's disclosure is recorded already.".into()));

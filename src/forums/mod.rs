@@ -354,7 +354,7 @@ pub fn start_thread(
         return Err(ForumError::Invalid("Give the thread a title of at most 200 characters.".into()));
     }
     check_writing(conn, acc, user, w, now)?;
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         let thread_id = diesel::insert_into(forum_threads::table)
             .values((
                 forum_threads::forum_id.eq(acc.forum.id),
@@ -811,7 +811,7 @@ pub fn moderate(
     m: Moderation,
     now: NaiveDateTime,
 ) -> FResult<()> {
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         let set_status = |conn: &mut Conn, s: &str| {
             diesel::update(forum_posts::table.find(post.id)).set(forum_posts::status.eq(s)).execute(conn)
         };
@@ -917,7 +917,7 @@ pub fn edit(
     }
     let w = Writing { body, anonymous: post.anonymous, ip: None, user_agent: None };
     check_writing(conn, acc, user, &w, now)?;
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         diesel::insert_into(forum_post_edits::table)
             .values((
                 forum_post_edits::post_id.eq(post.id),
@@ -1046,7 +1046,7 @@ pub fn queue(conn: &mut Conn, user: &SessionUser, now: NaiveDateTime) -> QueryRe
 /// under a former-member placeholder, their bodies blanked when `blank`,
 /// and the network details are dropped. Returns how many posts it changed.
 pub fn erase_author(conn: &mut Conn, user_id: i64, blank: bool) -> QueryResult<usize> {
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         let target = forum_posts::table.filter(forum_posts::author_id.eq(user_id));
         let n = diesel::update(target)
             .set((
@@ -1149,7 +1149,7 @@ pub fn mark_read_after(
             // Two tabs opening the thread at once both find no row; the
             // second insert loses and only moves the mark forward. The
             // savepoint keeps a PostgreSQL transaction usable after it.
-            let inserted = conn.transaction(|conn| {
+            let inserted = crate::db::transaction(conn, |conn| {
                 diesel::insert_into(forum_reads::table)
                     .values((
                         forum_reads::user_id.eq(user_id),

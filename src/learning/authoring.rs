@@ -391,7 +391,7 @@ pub fn add_unit(conn: &mut Conn, course: &Course, section_id: i64, title: &str) 
 
 /// Outline edits: rename, move up/down, delete for sections and units.
 pub fn outline_action(conn: &mut Conn, course: &Course, action: &str, id: i64, title: &str) -> LResult<()> {
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         match action {
             "rename_section" => {
                 let s = section_of(conn, course, id)?;
@@ -485,7 +485,7 @@ pub fn update_block(conn: &mut Conn, unit: &Unit, block_id: i64, data: &BlockDat
 }
 
 pub fn block_action(conn: &mut Conn, unit: &Unit, block_id: i64, action: &str) -> LResult<()> {
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         let ids: Vec<i64> = service::blocks_of(conn, unit.id)?.iter().map(|b| b.id).collect();
         if !ids.contains(&block_id) {
             return Err(LearningError::NotFound);

@@ -20,7 +20,6 @@ use crate::storage::BlobStore;
 use crate::web::csrf::CsrfOnly;
 use crate::web::guards::Viewer;
 use crate::web::{AppError, AppResult, ClientInfo, CsrfForm, CurrentUser, Flash, Page};
-use diesel::Connection;
 
 impl From<LearningError> for AppError {
     fn from(e: LearningError) -> Self {
@@ -178,7 +177,7 @@ pub async fn enroll(
             let member = learning::member(conn, course.member_id)?;
             let evidence = Evidence::learner_web(user.id, &client);
             // Enrollment and the sharing decision stand or fall together.
-            Ok::<_, AppError>(conn.transaction::<_, LearningError, _>(|conn| {
+            Ok::<_, AppError>(crate::db::transaction::<_, LearningError, _>(conn, |conn| {
                 let offer = crate::consent::member::offer(conn, &member)?;
                 let enrollment = learning::enroll(conn, &user.0, &course, &run, track, now())?;
                 if let (true, Some(share)) = (offer.asks_consent(), share) {

@@ -284,7 +284,7 @@ fn write_enrollment(
     now: NaiveDateTime,
 ) -> LResult<Enrollment> {
     let expires = run.access_days.map(|d| now + Duration::days(i64::from(d)));
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         let existing: Option<Enrollment> = enrollments::table
             .filter(enrollments::user_id.eq(user.id))
             .filter(enrollments::run_id.eq(run.id))
@@ -420,7 +420,7 @@ pub fn submit_quiz(
     if quiz.due_at.is_some_and(|d| now > d) {
         return Err(LearningError::Invalid("This quiz was due and no longer takes answers.".into()));
     }
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         let used = attempts(conn, enrollment.id, block.id)?.len() as u32;
         if used >= quiz.attempts {
             return Err(LearningError::Invalid("You have used all your attempts at this quiz.".into()));
@@ -608,7 +608,7 @@ pub fn announce(
     if body.is_empty() || body.chars().count() > 20_000 {
         return Err(LearningError::Invalid("Please write the announcement (at most 20,000 characters).".into()));
     }
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         diesel::insert_into(announcements::table)
             .values((
                 announcements::run_id.eq(run.id),
@@ -651,10 +651,11 @@ pub fn send_start_reminders(conn: &mut Conn, now: NaiveDateTime) -> QueryResult<
         .load(conn)?;
     let mut sent = 0;
     for (run, course) in due {
-        conn.transaction(|conn| {
-            let claimed = diesel::update(course_runs::table.find(run.id).filter(course_runs::reminder_sent_at.is_null()))
-                .set(course_runs::reminder_sent_at.eq(now))
-                .execute(conn)?;
+        crate::db::transaction(conn, |conn| {
+            let claimed =
+                diesel::update(course_runs::table.find(run.id).filter(course_runs::reminder_sent_at.is_null()))
+                    .set(course_runs::reminder_sent_at.eq(now))
+                    .execute(conn)?;
             if claimed == 0 {
                 return Ok::<_, diesel::result::Error>(());
             }

@@ -157,7 +157,7 @@ pub fn import(
     }
     let now = crate::db::now();
     let db_err = |e: String| vec![problem("course.toml", e)];
-    conn.transaction::<_, ImportFailure, _>(|conn| {
+    crate::db::transaction::<_, ImportFailure, _>(conn, |conn| {
         let c = &pkg.course;
         let input = CourseInput {
             slug: c.slug.clone(),

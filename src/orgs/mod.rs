@@ -177,7 +177,7 @@ fn check_unique(conn: &mut Conn, partner_id: i64, input: &StaffInput, except: Op
 /// was sent (no password: they sign in through their organization's identity
 /// provider or set one by email).
 pub fn create(conn: &mut Conn, partner_id: i64, input: &StaffInput, now: NaiveDateTime) -> OrgResult<Staff> {
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         check_unique(conn, partner_id, input, None)?;
         let email_taken: i64 = users::table.filter(users::email.eq(&input.work_email)).count().get_result(conn)?;
         if email_taken > 0 {
@@ -245,7 +245,7 @@ pub fn replace(
     if_match: Option<i64>,
     now: NaiveDateTime,
 ) -> OrgResult<Staff> {
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         let current = staff(conn, partner_id, id)?;
         if if_match.is_some_and(|v| v != current.version) {
             return Err(OrgError::Stale);
@@ -284,7 +284,7 @@ pub fn replace(
 /// everywhere, and erased by the usual erasure steps (RGT-2), on the
 /// organization's word as controller.
 pub fn delete(conn: &mut Conn, partner_id: i64, id: &str, if_match: Option<i64>, now: NaiveDateTime) -> OrgResult<()> {
-    let user_id = conn.transaction(|conn| {
+    let user_id = crate::db::transaction(conn, |conn| {
         let current = staff(conn, partner_id, id)?;
         if if_match.is_some_and(|v| v != current.version) {
             return Err(OrgError::Stale);
@@ -360,7 +360,7 @@ pub fn save_group(
     now: NaiveDateTime,
 ) -> OrgResult<Group> {
     let (display_name, external_id, member_ids) = (&input.display_name, &input.external_id, &input.members);
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         let known: i64 = org_staff::table
             .filter(org_staff::partner_id.eq(partner_id))
             .filter(org_staff::id.eq_any(member_ids.as_slice()))
@@ -413,7 +413,7 @@ pub fn save_group(
 }
 
 pub fn delete_group(conn: &mut Conn, partner_id: i64, id: &str, if_match: Option<i64>) -> OrgResult<()> {
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         let current = group(conn, partner_id, id)?;
         if if_match.is_some_and(|v| v != current.version) {
             return Err(OrgError::Stale);
@@ -457,7 +457,7 @@ pub fn assign(
     now: NaiveDateTime,
 ) -> OrgResult<usize> {
     use crate::db::schema::{course_runs, courses, org_assignments};
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         let course: Option<(String, String, String)> = course_runs::table
             .inner_join(courses::table)
             .filter(course_runs::id.eq(run_id))
@@ -557,7 +557,7 @@ pub fn send_due_reminders(conn: &mut Conn, now: NaiveDateTime) -> QueryResult<us
             .filter(enrollments::completed_at.is_not_null())
             .count()
             .get_result(conn)?;
-        conn.transaction(|conn| {
+        crate::db::transaction(conn, |conn| {
             diesel::update(org_assignments::table.find(id)).set(org_assignments::reminded_at.eq(now)).execute(conn)?;
             if done > 0 {
                 return Ok::<_, diesel::result::Error>(());
@@ -685,7 +685,7 @@ pub fn invite(
 ) -> QueryResult<()> {
     use crate::db::schema::org_invitations;
     let token = crate::web::csrf::random_token(32);
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         diesel::insert_into(org_invitations::table)
             .values((
                 org_invitations::partner_id.eq(partner.id),
@@ -722,7 +722,7 @@ pub fn invitation(conn: &mut Conn, token: &str, now: NaiveDateTime) -> QueryResu
 /// the name on their account and the address the organization invited.
 pub fn accept_invitation(conn: &mut Conn, token: &str, user_id: i64, now: NaiveDateTime) -> OrgResult<String> {
     use crate::db::schema::{org_invitations, partners};
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         let Some((id, partner_id, email)) = invitation(conn, token, now)? else { return Err(OrgError::NotFound) };
         let already: Option<i64> = org_staff::table
             .filter(org_staff::user_id.eq(user_id))

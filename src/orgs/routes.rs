@@ -402,7 +402,7 @@ pub async fn upload(
                 Err(errors) => return Ok::<_, AppError>(Err((dashboard_context(conn, &p, &base)?, errors))),
             };
             // All rows or none: the first conflict undoes the rest.
-            let created = conn.transaction(|conn| {
+            let created = crate::db::transaction(conn, |conn| {
                 let mut n = 0;
                 for (i, s) in people.iter().enumerate() {
                     super::create(conn, p.id, s, now()).map_err(|e| match e {
@@ -485,7 +485,7 @@ pub async fn end_contract(db: &State<Db>, user: CurrentUser, slug: &str, form: C
             if typed != p.slug {
                 return Ok::<_, AppError>(Err(format!("Type {} to confirm.", p.slug)));
             }
-            conn.transaction(|conn| super::end_contract(conn, p.id, now()))
+            crate::db::transaction(conn, |conn| super::end_contract(conn, p.id, now()))
                 .map(Ok)
                 .map_err(|e| AppError::Internal(e.to_string()))
         })

@@ -63,7 +63,7 @@ pub fn set(
     how: &How<'_>,
     now: NaiveDateTime,
 ) -> QueryResult<Vec<&'static str>> {
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         let old = preferences(conn, user_id)?;
         let changed: Vec<(&'static str, bool)> = [
             ("marketing_email", old.marketing_email, new.marketing_email),
@@ -194,7 +194,7 @@ pub fn send_campaign(
     if body.is_empty() || body.len() > 100_000 {
         return Err("Write the newsletter (Markdown, at most 100 000 characters).".into());
     }
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         let recipients: Vec<i64> = communication_preferences::table
             .inner_join(users::table)
             .filter(communication_preferences::marketing_email.eq(true))

@@ -137,7 +137,7 @@ pub fn start(
     if let Some(open) = open_for(conn, user_id)? {
         return Err(already(&open));
     }
-    let inserted = conn.transaction(|conn| {
+    let inserted = crate::db::transaction(conn, |conn| {
         let request_id = super::open_request(conn, Some(user_id), kind::ERASURE, source, details, None, now)?;
         let id = diesel::insert_into(erasures::table)
             .values((
@@ -184,7 +184,7 @@ pub fn cancel(conn: &mut Conn, user_id: i64, now: NaiveDateTime) -> PResult<()> 
             "The deletion of your account has started and can no longer be cancelled.".into(),
         ));
     }
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         let n = diesel::update(erasures::table.find(open.id).filter(erasures::next_step.eq(0)))
             .set((erasures::state.eq(state::CANCELLED), erasures::updated_at.eq(now), erasures::finished_at.eq(now)))
             .execute(conn)?;
@@ -282,7 +282,7 @@ fn advance(conn: &mut Conn, settings: &Settings<'_>, id: i64, now: NaiveDateTime
             return Ok(true);
         };
         if let Some(hold) = super::active_hold(conn, e.user_id)? {
-            conn.transaction(|conn| {
+            crate::db::transaction(conn, |conn| {
                 diesel::update(erasures::table.find(id))
                     .set((erasures::state.eq(state::HELD), erasures::updated_at.eq(now)))
                     .execute(conn)?;
@@ -297,7 +297,7 @@ fn advance(conn: &mut Conn, settings: &Settings<'_>, id: i64, now: NaiveDateTime
             })?;
             return Ok(false);
         }
-        let result = conn.transaction(|conn| {
+        let result = crate::db::transaction(conn, |conn| {
             let detail = run_step(conn, settings, &e, step, now)?;
             let last = e.next_step as usize + 1 == STEPS.len();
             diesel::update(erasures::table.find(id))
@@ -319,7 +319,7 @@ fn advance(conn: &mut Conn, settings: &Settings<'_>, id: i64, now: NaiveDateTime
                 let attempts = e.attempts + 1;
                 let retry = now + Duration::minutes(5 * i64::from(attempts.min(12)));
                 tracing::warn!(erasure = id, step, attempts, %error, "erasure step failed; retried later");
-                conn.transaction(|conn| {
+                crate::db::transaction(conn, |conn| {
                     diesel::update(erasures::table.find(id))
                         .set((
                             erasures::state.eq(state::WAITING),

@@ -550,7 +550,7 @@ pub struct DataExport {
 
 /// The learner asks for a copy: a tracked request and a queued job.
 pub fn request(conn: &mut Conn, user_id: i64, now: NaiveDateTime) -> PResult<i64> {
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         // A copy whose job died long ago no longer blocks a new one.
         diesel::update(
             data_exports::table
@@ -625,7 +625,7 @@ pub fn run(conn: &mut Conn, blobs: &dyn BlobStore, export_id: i64, base_url: &st
         .first(conn)
         .map_err(|e| e.to_string())?;
     let expires = now + Duration::days(EXPORT_DAYS);
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         diesel::update(data_exports::table.find(export_id))
             .set((
                 data_exports::status.eq(status::READY),

@@ -267,7 +267,7 @@ pub fn place_hold(conn: &mut Conn, user_id: i64, reason: &str, by: i64, now: Nai
 /// Lifts a hold; an erasure it parked resumes at its next step.
 pub fn lift_hold(conn: &mut Conn, hold_id: i64, reason: &str, by: i64, now: NaiveDateTime) -> PResult<()> {
     let reason = reason_text(reason, "lifting the hold")?;
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         let hold: LegalHold = legal_holds::table
             .find(hold_id)
             .select(LegalHold::as_select())

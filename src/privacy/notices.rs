@@ -94,7 +94,7 @@ pub fn publish(
     if ids.is_empty() {
         return Err("Nobody matches this choice of affected accounts; nothing was sent.".into());
     }
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         let id: i64 = diesel::insert_into(breach_notices::table)
             .values((
                 breach_notices::title.eq(title),

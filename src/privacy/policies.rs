@@ -104,7 +104,7 @@ pub fn publish(
     if changes.is_empty() || changes.chars().count() > 2000 {
         return Err("Say in a sentence or two what changed; readers see it.".into());
     }
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         let last = current(conn, kind)?;
         let version = last.map_or(1, |v| v.version + 1);
         diesel::insert_into(policy_versions::table)

@@ -229,7 +229,7 @@ fn inactive_accounts(
                     continue;
                 }
                 let delete_after = now + Duration::days(p.inactive_warning_days.max(1));
-                conn.transaction(|conn| {
+                crate::db::transaction(conn, |conn| {
                     diesel::insert_into(inactivity_warnings::table)
                         .values((
                             inactivity_warnings::user_id.eq(id),

@@ -131,7 +131,7 @@ pub fn answer(conn: &mut Conn, id: i64, staff_id: i64, body: &str, now: NaiveDat
     if body.is_empty() || body.chars().count() > 20_000 {
         return Err("Write the answer (at most 20 000 characters).".into());
     }
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         let request: SupportRequest =
             support_requests::table.find(id).select(SupportRequest::as_select()).first(conn)?;
         diesel::insert_into(support_replies::table)

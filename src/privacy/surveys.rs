@@ -45,7 +45,7 @@ pub fn submit(conn: &mut Conn, user_id: i64, run_id: i64, a: &Answer<'_>) -> Res
     if comment.chars().count() > 2000 {
         return Err("Keep the comment under 2000 characters.".into());
     }
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         if answered(conn, user_id, run_id)? {
             return Ok(Err("You answered this survey already. Thank you!".to_string()));
         }

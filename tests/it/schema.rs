@@ -110,3 +110,55 @@ fn a_dropped_postgres_connection_is_replaced_after_the_query_that_finds_out() {
     let fresh = backend_pid(&db);
     assert_ne!(fresh, pid, "a new connection took its place");
 }
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+fn count_then_insert(conn: &mut DbConnection, who: i64) -> QueryResult<i64> {
+    let seen: Count = diesel::sql_query("SELECT COUNT(*) AS n FROM tally").get_result(conn)?;
+    diesel::sql_query(format!("INSERT INTO tally (who, seen) VALUES ({who}, {})", seen.n)).execute(conn)?;
+    Ok(seen.n)
+}
+
+/// Two SQLite transactions that each read and then write, overlapping: the
+/// second to write waits for the first instead of failing. (A transaction
+/// begun `DEFERRED` reads from a snapshot; once another connection commits,
+/// it can no longer write, and SQLite says "database is locked" at once,
+/// without waiting out the busy timeout.)
+#[test]
+fn overlapping_sqlite_transactions_that_read_then_write_both_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::connect(&format!("sqlite://{}", dir.path().join("t.db").display()), 2).unwrap();
+    diesel::sql_query("CREATE TABLE tally (who BIGINT NOT NULL, seen BIGINT NOT NULL)")
+        .execute(&mut *db.get().unwrap())
+        .unwrap();
+    let (read_tx, read) = std::sync::mpsc::channel::<()>();
+    let first = {
+        let db = db.clone();
+        std::thread::spawn(move || {
+            let mut conn = db.get().unwrap();
+            lyceum::db::transaction(&mut conn, |conn| {
+                let seen: Count = diesel::sql_query("SELECT COUNT(*) AS n FROM tally").get_result(conn)?;
+                read_tx.send(()).unwrap();
+                // Long enough for the other transaction to start and, if it
+                // can, commit before this one writes.
+                std::thread::sleep(std::time::Duration::from_millis(300));
+                diesel::sql_query(format!("INSERT INTO tally (who, seen) VALUES (1, {})", seen.n)).execute(conn)?;
+                Ok::<_, diesel::result::Error>(seen.n)
+            })
+        })
+    };
+    read.recv().unwrap();
+    let mut conn = db.get().unwrap();
+    let second = lyceum::db::transaction(&mut conn, |conn| count_then_insert(conn, 2));
+    let first = first.join().unwrap();
+    assert!(first.is_ok(), "first: {first:?}");
+    assert!(second.is_ok(), "second: {second:?}");
+    // One went first and the other saw its row: the two did not interleave.
+    let mut seen = [first.unwrap(), second.unwrap()];
+    seen.sort();
+    assert_eq!(seen, [0, 1]);
+}
