@@ -565,26 +565,39 @@ fn csrf_tokens(page: &str) -> Vec<String> {
         .collect()
 }
 
+/// A course forum thread: everyone in `learners` enrolled, the first opens
+/// the thread, and the staff moderator Grace approves it (she is signed in
+/// at the end). Returns the forum and thread paths, the opening post and Grace.
+async fn approved_thread(
+    app: &TestApp,
+    learners: &[&crate::common::Learner],
+    title: &str,
+    body: &str,
+) -> (String, String, i64, crate::common::Learner) {
+    let c = seed_course(app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    for l in learners {
+        as_user(app, l).await;
+        enroll(app, &c.slug).await;
+    }
+    as_user(app, learners[0]).await;
+    let res = app.client.get("/learn/intro-python/forum").dispatch().await;
+    let forum = res.headers().get_one("Location").unwrap().to_string();
+    let res = app.post_form(&format!("{forum}/threads"), &[("title", title), ("body", body)]).await;
+    let thread = res.headers().get_one("Location").unwrap().to_string();
+    let opening = post_id_by_body(app, body).await;
+    let grace = verified(app, "grace").await;
+    run(app, |conn| lyceum::accounts::service::ensure_staff(conn, "grace@example.org", None, "Grace", "H")).await;
+    as_user(app, &grace).await;
+    app.post_form(&format!("/forums/posts/{opening}/moderate"), &[("action", "approve")]).await;
+    (forum, thread, opening, grace)
+}
+
 async fn kept_posts(app: TestApp) {
     // promise: FRM-2 — a post is rendered once and kept for everyone who sees it the
     // same way; the kept copy never carries one viewer's forms or details to another.
-    let c = seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
     let (ada, bob, carol) = (verified(&app, "ada").await, verified(&app, "bob").await, verified(&app, "carol").await);
-    for l in [&ada, &bob, &carol] {
-        as_user(&app, l).await;
-        enroll(&app, &c.slug).await;
-    }
-    as_user(&app, &ada).await;
-    let res = app.client.get("/learn/intro-python/forum").dispatch().await;
-    let forum = res.headers().get_one("Location").unwrap().to_string();
-    let res =
-        app.post_form(&format!("{forum}/threads"), &[("title", "Recursion"), ("body", "What is a base case?")]).await;
-    let thread = res.headers().get_one("Location").unwrap().to_string();
-    let opening = post_id_by_body(&app, "What is a base case?").await;
-    let grace = verified(&app, "grace").await;
-    run(&app, |conn| lyceum::accounts::service::ensure_staff(conn, "grace@example.org", None, "Grace", "H")).await;
-    as_user(&app, &grace).await;
-    app.post_form(&format!("/forums/posts/{opening}/moderate"), &[("action", "approve")]).await;
+    let (_, thread, opening, _) =
+        approved_thread(&app, &[&ada, &bob, &carol], "Recursion", "What is a base case?").await;
     let (_, moderator_page) = app.get(&thread).await;
     assert!(moderator_page.contains("203.0.113.7"), "the moderator sees the network details");
 
@@ -628,22 +641,8 @@ on_both!(frm_2_a_kept_post_shows_each_viewer_their_own_forms, kept_posts);
 
 async fn bans(app: TestApp) {
     // promise: FRM-1 — a moderator bars a learner from posting in one forum, with a reason.
-    let c = seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
     let (ada, bob) = (verified(&app, "ada").await, verified(&app, "bob").await);
-    for l in [&ada, &bob] {
-        as_user(&app, l).await;
-        enroll(&app, &c.slug).await;
-    }
-    as_user(&app, &ada).await;
-    let res = app.client.get("/learn/intro-python/forum").dispatch().await;
-    let forum = res.headers().get_one("Location").unwrap().to_string();
-    let res = app.post_form(&format!("{forum}/threads"), &[("title", "Buy now"), ("body", "Cheap essays here")]).await;
-    let thread = res.headers().get_one("Location").unwrap().to_string();
-    let spam = post_id_by_body(&app, "Cheap essays").await;
-    let grace = verified(&app, "grace").await;
-    run(&app, |conn| lyceum::accounts::service::ensure_staff(conn, "grace@example.org", None, "Grace", "H")).await;
-    as_user(&app, &grace).await;
-    app.post_form(&format!("/forums/posts/{spam}/moderate"), &[("action", "approve")]).await;
+    let (forum, thread, spam, grace) = approved_thread(&app, &[&ada, &bob], "Buy now", "Cheap essays here").await;
 
     // Not without a reason, and not by a learner.
     let res = app.post_form(&format!("/forums/posts/{spam}/moderate"), &[("action", "ban"), ("reason", " ")]).await;

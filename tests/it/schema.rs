@@ -117,8 +117,10 @@ struct Count {
     n: i64,
 }
 
-fn count_then_insert(conn: &mut DbConnection, who: i64) -> QueryResult<i64> {
+/// Counts the rows, runs `between`, then writes a row saying what it saw.
+fn count_then_insert(conn: &mut DbConnection, who: i64, between: impl FnOnce()) -> QueryResult<i64> {
     let seen: Count = diesel::sql_query("SELECT COUNT(*) AS n FROM tally").get_result(conn)?;
+    between();
     diesel::sql_query(format!("INSERT INTO tally (who, seen) VALUES ({who}, {})", seen.n)).execute(conn)?;
     Ok(seen.n)
 }
@@ -141,19 +143,18 @@ fn overlapping_sqlite_transactions_that_read_then_write_both_commit() {
         std::thread::spawn(move || {
             let mut conn = db.get().unwrap();
             lyceum::db::transaction(&mut conn, |conn| {
-                let seen: Count = diesel::sql_query("SELECT COUNT(*) AS n FROM tally").get_result(conn)?;
-                read_tx.send(()).unwrap();
-                // Long enough for the other transaction to start and, if it
-                // can, commit before this one writes.
-                std::thread::sleep(std::time::Duration::from_millis(300));
-                diesel::sql_query(format!("INSERT INTO tally (who, seen) VALUES (1, {})", seen.n)).execute(conn)?;
-                Ok::<_, diesel::result::Error>(seen.n)
+                count_then_insert(conn, 1, || {
+                    read_tx.send(()).unwrap();
+                    // Long enough for the other transaction to start and, if
+                    // it can, commit before this one writes.
+                    std::thread::sleep(std::time::Duration::from_millis(300));
+                })
             })
         })
     };
     read.recv().unwrap();
     let mut conn = db.get().unwrap();
-    let second = lyceum::db::transaction(&mut conn, |conn| count_then_insert(conn, 2));
+    let second = lyceum::db::transaction(&mut conn, |conn| count_then_insert(conn, 2, || ()));
     let first = first.join().unwrap();
     assert!(first.is_ok(), "first: {first:?}");
     assert!(second.is_ok(), "second: {second:?}");
