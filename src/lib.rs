@@ -393,6 +393,7 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
                 forums::routes::start_thread,
                 forums::routes::thread,
                 forums::routes::reply,
+                forums::routes::post_action,
                 forums::routes::vote,
                 forums::routes::report,
                 forums::routes::edit,

@@ -66,13 +66,13 @@ pub async fn resolve(db: &Db, token: String) -> Result<Option<(String, SessionUs
         let id = digest(&token);
         // The session, its user and the user's roles in one round trip: a
         // row per role grant, or one row with no grant.
-        let rows: Vec<(SessionRow, User, Option<Grant>)> = sessions::table
+        let rows: Vec<(SessionRow, User, Option<Grant>)> = crate::on_backend!(conn, |c| sessions::table
             .inner_join(users::table.left_join(role_grants::table))
             .filter(sessions::id.eq(&id))
             .filter(sessions::expires_at.gt(now))
             .filter(users::status.eq(status::ACTIVE))
             .select((SessionRow::as_select(), User::as_select(), (role_grants::role, role_grants::scope).nullable()))
-            .load(conn)?;
+            .load(c))?;
         let roles = roles::from_grants(rows.iter().filter_map(|(_, _, grant)| grant.clone()));
         let Some((session, user, _)) = rows.into_iter().next() else { return Ok(None) };
         if now - session.last_seen_at > TOUCH_EVERY {

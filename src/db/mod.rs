@@ -17,6 +17,21 @@ pub enum DbConnection {
 
 pub type Conn = DbConnection;
 
+/// Runs a query on the backend's own connection: `on_backend!(conn, |c| q.load(c))`.
+/// The body is written once and compiled for each backend. Through the
+/// `MultiConnection`, Diesel builds a query's SQL text on every call to find
+/// its prepared statement; a backend's own connection finds it by the query's
+/// type, so a query on a hot page skips that work.
+#[macro_export]
+macro_rules! on_backend {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::db::DbConnection::Pg($c) => $body,
+            $crate::db::DbConnection::Sqlite($c) => $body,
+        }
+    };
+}
+
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 

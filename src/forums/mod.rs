@@ -124,7 +124,8 @@ fn site_moderator(user: &SessionUser) -> bool {
 pub fn access(conn: &mut Conn, user: &SessionUser, slug: &str, now: NaiveDateTime) -> FResult<Access> {
     // The forum, whether this person is banned from it and, for a course
     // forum, its run and course: one query.
-    let (forum, ban, run, course): (Forum, Option<i64>, Option<Run>, Option<Course>) = forums::table
+    type Found = (Forum, Option<i64>, Option<Run>, Option<Course>);
+    let found: Option<Found> = crate::on_backend!(conn, |c| forums::table
         .left_join(forum_bans::table.on(forum_bans::forum_id.eq(forums::id).and(forum_bans::user_id.eq(user.id))))
         // Flat joins: SQLite would build the whole of a nested
         // `course_runs JOIN courses` before looking up this forum's run.
@@ -137,9 +138,9 @@ pub fn access(conn: &mut Conn, user: &SessionUser, slug: &str, now: NaiveDateTim
             Option::<Run>::as_select(),
             Option::<Course>::as_select(),
         ))
-        .first(conn)
-        .optional()?
-        .ok_or(ForumError::NotFound)?;
+        .first(c)
+        .optional())?;
+    let (forum, ban, run, course) = found.ok_or(ForumError::NotFound)?;
     let mut moderator = site_moderator(user);
     let course = match (forum.run_id, run.zip(course)) {
         (None, _) => None,
@@ -374,7 +375,7 @@ pub fn start_thread(
 /// The thread as one person opens it: the thread, whether they follow it and
 /// the newest post they had seen (for `mark_read_after`), in one query.
 pub fn thread_for(conn: &mut Conn, acc: &Access, user_id: i64, thread_id: i64) -> FResult<(Thread, bool, Option<i64>)> {
-    let found: Option<(Thread, Option<i64>, Option<i64>)> = forum_threads::table
+    let found: Option<(Thread, Option<i64>, Option<i64>)> = crate::on_backend!(conn, |c| forum_threads::table
         .left_join(
             forum_follows::table
                 .on(forum_follows::thread_id.eq(forum_threads::id).and(forum_follows::user_id.eq(user_id))),
@@ -385,8 +386,8 @@ pub fn thread_for(conn: &mut Conn, acc: &Access, user_id: i64, thread_id: i64) -
         .filter(forum_threads::id.eq(thread_id))
         .filter(forum_threads::forum_id.eq(acc.forum.id))
         .select((Thread::as_select(), forum_follows::user_id.nullable(), forum_reads::last_post_id.nullable()))
-        .first(conn)
-        .optional()?;
+        .first(c)
+        .optional())?;
     let (thread, follow, seen) = found.ok_or(ForumError::NotFound)?;
     Ok((thread, follow.is_some(), seen))
 }
@@ -412,25 +413,63 @@ pub fn reply(
     now: NaiveDateTime,
 ) -> FResult<(i64, &'static str)> {
     let t = thread(conn, acc, thread_id)?;
+    open_for_replies(acc, &t)?;
+    if let Some(parent) = parent_id {
+        let parent = post_in_thread(conn, thread_id, parent)?;
+        takes_comments(conn, &parent)?;
+    }
+    check_writing(conn, acc, user, w, now)?;
+    insert_post(conn, acc, user, thread_id, parent_id, w, now)
+}
+
+/// A locked thread takes replies from moderators only.
+pub fn open_for_replies(acc: &Access, t: &Thread) -> FResult<()> {
+    if acc.banned {
+        return Err(ForumError::Forbidden("You can no longer post in this forum.".into()));
+    }
     if t.locked && !acc.moderator {
-        return Err(ForumError::Forbidden(match t.lock_reason {
+        return Err(ForumError::Forbidden(match &t.lock_reason {
             Some(r) => format!("This thread is locked: {r}"),
             None => "This thread is locked.".into(),
         }));
     }
-    if let Some(parent) = parent_id {
-        let p = post_in_thread(conn, thread_id, parent)?;
-        let opening: i64 = forum_posts::table
-            .filter(forum_posts::thread_id.eq(thread_id))
-            .order(forum_posts::id.asc())
-            .select(forum_posts::id)
-            .first(conn)?;
-        if p.parent_id.is_some() || p.id == opening {
-            return Err(ForumError::Invalid("Comments go under a reply, one level deep.".into()));
-        }
+    Ok(())
+}
+
+/// Comments go one level deep, under a reply: not under the opening post,
+/// not under another comment.
+pub fn takes_comments(conn: &mut Conn, post: &Post) -> FResult<()> {
+    let opening: i64 = forum_posts::table
+        .filter(forum_posts::thread_id.eq(post.thread_id))
+        .order(forum_posts::id.asc())
+        .select(forum_posts::id)
+        .first(conn)?;
+    if post.parent_id.is_some() || post.id == opening {
+        return Err(ForumError::Invalid("Comments go under a reply, one level deep.".into()));
     }
-    check_writing(conn, acc, user, w, now)?;
-    insert_post(conn, acc, user, thread_id, parent_id, w, now)
+    Ok(())
+}
+
+/// Readers report others' posts; their own they edit.
+pub fn reportable(user: &SessionUser, post: &Post) -> FResult<()> {
+    if post.author_id == user.id {
+        return Err(ForumError::Invalid("You cannot report your own post; edit it instead.".into()));
+    }
+    Ok(())
+}
+
+/// The author edits a post, and moderators may.
+pub fn editable(acc: &Access, user: &SessionUser, post: &Post) -> FResult<()> {
+    if post.author_id != user.id && !acc.moderator {
+        return Err(ForumError::Forbidden("Only the author or a moderator can edit a post.".into()));
+    }
+    Ok(())
+}
+
+/// The author as this viewer may see them: a username, never a real name (ACC-7).
+pub fn author_of(conn: &mut Conn, post: &Post, moderator: bool) -> FResult<String> {
+    let username: String = users::table.find(post.author_id).select(users::username).first(conn)?;
+    Ok(author_label(post, &username, moderator))
 }
 
 fn post_in_thread(conn: &mut Conn, thread_id: i64, post_id: i64) -> FResult<Post> {
@@ -556,8 +595,6 @@ pub struct PostView {
     pub author_profile: Option<String>,
     pub avatar: Option<String>,
     pub mine: bool,
-    /// The Markdown source, for the author's edit form only.
-    pub body: Option<String>,
     pub body_html: String,
     pub status: String,
     /// The status as flags, so the template tests a field, not a helper.
@@ -601,13 +638,13 @@ pub fn posts(
             .ne(status::DELETED)
             .and(forum_posts::author_id.eq(user.id).or(acc.moderator.into_sql::<diesel::sql_types::Bool>())))
     };
-    let top: Vec<i64> = forum_posts::table
+    let top: Vec<i64> = crate::on_backend!(conn, |c| forum_posts::table
         .filter(forum_posts::thread_id.eq(thread_id))
         .filter(forum_posts::parent_id.is_null())
         .filter(shown())
         .order(forum_posts::id.asc())
         .select(forum_posts::id)
-        .load(conn)?;
+        .load(c))?;
     let Some((&opening_id, reply_ids)) = top.split_first() else { return Err(ForumError::NotFound) };
     let pages = ((reply_ids.len() as i64 + POSTS_PER_PAGE - 1) / POSTS_PER_PAGE).max(1);
     let page = page.clamp(1, pages);
@@ -623,7 +660,7 @@ pub fn posts(
             .or(forum_posts::parent_id.is_null().and(forum_posts::id.between(lo, hi)))
             .or(forum_posts::parent_id.between(lo, hi))
     };
-    let rows: Vec<(Post, String, Option<String>)> = forum_posts::table
+    let rows: Vec<(Post, String, Option<String>)> = crate::on_backend!(conn, |c| forum_posts::table
         .inner_join(users::table)
         .left_join(profiles::table.on(profiles::user_id.eq(forum_posts::author_id)))
         .filter(forum_posts::thread_id.eq(thread_id))
@@ -631,17 +668,17 @@ pub fn posts(
         .filter(this_page())
         .order(forum_posts::id.asc())
         .select((Post::as_select(), users::username, profiles::avatar_key.nullable()))
-        .load(conn)?;
+        .load(c))?;
     // Each post's upvotes and whether this viewer gave one, in one query.
     let viewers = diesel::dsl::case_when(forum_votes::user_id.eq(user.id), 1.into_sql::<diesel::sql_types::Integer>())
         .otherwise(0.into_sql::<diesel::sql_types::Integer>());
-    let tally: Vec<(i64, i64, Option<i32>)> = forum_votes::table
+    let tally: Vec<(i64, i64, Option<i32>)> = crate::on_backend!(conn, |c| forum_votes::table
         .inner_join(forum_posts::table)
         .filter(forum_posts::thread_id.eq(thread_id))
         .filter(this_page())
         .group_by(forum_votes::post_id)
         .select((forum_votes::post_id, count_star(), diesel::dsl::max(viewers)))
-        .load(conn)?;
+        .load(c))?;
     let votes: HashMap<i64, i64> = tally.iter().map(|(p, n, _)| (*p, *n)).collect();
     let voted: HashSet<i64> = tally.iter().filter(|(_, _, m)| *m == Some(1)).map(|(p, _, _)| *p).collect();
     let ids: Vec<i64> = rows.iter().map(|(p, _, _)| p.id).collect();
@@ -683,7 +720,6 @@ pub fn posts(
             user_agent: if acc.moderator { p.user_agent } else { None },
             history: history.remove(&p.id).unwrap_or_default(),
             reports: reports.get(&p.id).copied().unwrap_or(0),
-            body: mine.then_some(p.body),
             body_html: p.body_html,
             status: p.status,
             endorsed: p.endorsed,
@@ -737,12 +773,10 @@ pub fn toggle_vote(conn: &mut Conn, user: &SessionUser, post: &Post, now: NaiveD
 
 /// A report by a reader; enough open reports hide the post until a moderator decides.
 pub fn report(conn: &mut Conn, user: &SessionUser, post: &Post, reason: &str, now: NaiveDateTime) -> FResult<bool> {
+    reportable(user, post)?;
     let reason = reason.trim();
     if reason.is_empty() || reason.chars().count() > 1000 {
         return Err(ForumError::Invalid("Say briefly what is wrong with this post.".into()));
-    }
-    if post.author_id == user.id {
-        return Err(ForumError::Invalid("You cannot report your own post; edit it instead.".into()));
     }
     let inserted = diesel::insert_into(forum_reports::table)
         .values((
@@ -912,9 +946,7 @@ pub fn edit(
     body: &str,
     now: NaiveDateTime,
 ) -> FResult<()> {
-    if post.author_id != user.id && !acc.moderator {
-        return Err(ForumError::Forbidden("Only the author or a moderator can edit a post.".into()));
-    }
+    editable(acc, user, post)?;
     let w = Writing { body, anonymous: post.anonymous, ip: None, user_agent: None };
     check_writing(conn, acc, user, &w, now)?;
     crate::db::transaction(conn, |conn| {

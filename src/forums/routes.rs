@@ -105,7 +105,6 @@ pub async fn course_forum(db: &State<Db>, user: CurrentUser, slug: &str) -> AppR
 struct Draft {
     title: String,
     body: String,
-    parent_id: Option<i64>,
     error: String,
 }
 
@@ -167,7 +166,7 @@ pub async fn start_thread(
         match super::start_thread(conn, &acc, &user, &f.title, &w, now()) {
             Ok((id, status)) => Ok(rocket::Either::Left(posted(format!("/forums/{slug}/threads/{id}"), status))),
             Err(ForumError::Invalid(error)) | Err(ForumError::Forbidden(error)) => {
-                let draft = Draft { title: f.title.clone(), body: f.body.clone(), parent_id: None, error };
+                let draft = Draft { title: f.title.clone(), body: f.body.clone(), error };
                 forum_page(conn, &user, &slug, 1, Some(draft)).map(rocket::Either::Right)
             }
             Err(e) => Err(e.into()),
@@ -215,7 +214,7 @@ fn thread_page(
         "following": following,
         "page": page.clamp(1, pages), "pages": pages,
         "prev": (page > 1).then(|| page - 1), "next": (page < pages).then(|| page + 1),
-        "draft": { "body": draft.body, "parent_id": draft.parent_id, "error": draft.error },
+        "draft": { "body": draft.body, "error": draft.error },
     });
     // Each post is rendered once for everyone who sees it the same way and
     // kept: a 200-post thread is the busiest page of a course.
@@ -265,8 +264,18 @@ pub async fn reply(
                 Ok(rocket::Either::Left(posted(format!("/forums/{slug}/threads/{id}#post-{post}"), status)))
             }
             Err(ForumError::Invalid(error)) | Err(ForumError::Forbidden(error)) => {
-                let draft = Draft { title: String::new(), body: f.body.clone(), parent_id: f.parent_id, error };
-                thread_page(conn, &user, &slug, id, 1, Some(draft)).map(rocket::Either::Right)
+                let draft = Draft { title: String::new(), body: f.body.clone(), error };
+                // A comment comes back on its reply's page; one that cannot go
+                // there (under a comment, in a locked thread) comes back in the
+                // thread's reply form, so the text is never lost.
+                let page = match f.parent_id {
+                    Some(parent) => match post_page(conn, &user, parent, PostAction::Comment, Some(draft.clone())) {
+                        Err(AppError::Unprocessable(_) | AppError::Forbidden(_) | AppError::NotFound) => None,
+                        page => Some(page),
+                    },
+                    None => None,
+                };
+                page.unwrap_or_else(|| thread_page(conn, &user, &slug, id, 1, Some(draft))).map(rocket::Either::Right)
             }
             Err(e) => Err(e.into()),
         }
@@ -288,6 +297,74 @@ fn back_to(acc: &Access, post: &super::Post) -> String {
     format!("/forums/{}/threads/{}#post-{}", acc.forum.slug, post.thread_id, post.id)
 }
 
+/// What the page of one post is for. The thread page links to it rather
+/// than carrying a form per post: a 50-reply page stays small, and a form
+/// that fails comes back on its own page with what was typed.
+#[derive(Clone, Copy, PartialEq)]
+enum PostAction {
+    Report,
+    Edit,
+    Comment,
+}
+
+impl PostAction {
+    fn parse(s: &str) -> Option<PostAction> {
+        match s {
+            "report" => Some(PostAction::Report),
+            "edit" => Some(PostAction::Edit),
+            "comment" => Some(PostAction::Comment),
+            _ => None,
+        }
+    }
+}
+
+fn post_page(
+    conn: &mut Conn,
+    user: &SessionUser,
+    id: i64,
+    action: PostAction,
+    draft: Option<Draft>,
+) -> AppResult<Page> {
+    let (post, acc) = super::post_access(conn, user, id, now())?;
+    let t = super::thread(conn, &acc, post.thread_id)?;
+    match action {
+        PostAction::Report => super::reportable(user, &post)?,
+        PostAction::Edit => super::editable(&acc, user, &post)?,
+        PostAction::Comment => {
+            super::open_for_replies(&acc, &t)?;
+            super::takes_comments(conn, &post)?;
+        }
+    }
+    let author = super::author_of(conn, &post, acc.moderator)?;
+    let failed = draft.is_some();
+    let draft = draft.unwrap_or_default();
+    let body = if action == PostAction::Edit && !failed { post.body.clone() } else { draft.body };
+    let title = match action {
+        PostAction::Report => "Report a post",
+        PostAction::Edit => "Edit a post",
+        PostAction::Comment => "Comment on a reply",
+    };
+    let ctx = json!({
+        "forum": forum_json(&acc),
+        "thread": { "id": t.id, "title": t.title },
+        "back": back_to(&acc, &post),
+        "post": { "id": post.id, "author": author, "created_at": post.created_at, "created": when(post.created_at),
+                  "body_html": post.body_html },
+        "report": action == PostAction::Report, "edit": action == PostAction::Edit,
+        "comment": action == PostAction::Comment,
+        "heading": title, "body": body, "error": draft.error,
+    });
+    let p = Page::new("forums/post", title, ctx);
+    Ok(if failed { p.with_status(Status::UnprocessableEntity) } else { p })
+}
+
+/// The page to report, edit or comment on one post.
+#[get("/forums/posts/<id>/<action>")]
+pub async fn post_action(db: &State<Db>, user: CurrentUser, id: i64, action: &str) -> AppResult<Page> {
+    let action = PostAction::parse(action).ok_or(AppError::NotFound)?;
+    db.run(move |conn| post_page(conn, &user, id, action, None)).await
+}
+
 #[post("/forums/posts/<id>/vote", data = "<_form>")]
 pub async fn vote(db: &State<Db>, user: CurrentUser, id: i64, _form: crate::web::csrf::CsrfOnly) -> AppResult<Flash> {
     db.run(move |conn| {
@@ -307,21 +384,30 @@ pub struct ReasonForm {
 }
 
 #[post("/forums/posts/<id>/report", data = "<form>")]
-pub async fn report(db: &State<Db>, user: CurrentUser, id: i64, form: CsrfForm<ReasonForm>) -> AppResult<Flash> {
+pub async fn report(
+    db: &State<Db>,
+    user: CurrentUser,
+    id: i64,
+    form: CsrfForm<ReasonForm>,
+) -> AppResult<rocket::Either<Flash, Page>> {
     let reason = form.form.reason;
     db.run(move |conn| {
         let (post, acc) = super::post_access(conn, &user, id, now())?;
-        let back = back_to(&acc, &post);
-        settle(back, super::report(conn, &user, &post, &reason, now()), |back, hidden| {
-            Flash::success(
-                back,
+        match super::report(conn, &user, &post, &reason, now()) {
+            Ok(hidden) => Ok(rocket::Either::Left(Flash::success(
+                back_to(&acc, &post),
                 if hidden {
                     "Reported. The post is hidden until a moderator looks at it."
                 } else {
                     "Reported. A moderator will look at it."
                 },
-            )
-        })
+            ))),
+            Err(ForumError::Invalid(error)) => {
+                let draft = Draft { body: reason.clone(), error, ..Draft::default() };
+                post_page(conn, &user, id, PostAction::Report, Some(draft)).map(rocket::Either::Right)
+            }
+            Err(e) => Err(e.into()),
+        }
     })
     .await
 }
@@ -345,8 +431,8 @@ pub async fn edit(
         match super::edit(conn, &acc, &user, &post, &body, now()) {
             Ok(()) => Ok(rocket::Either::Left(Flash::success(back_to(&acc, &post), "Saved."))),
             Err(ForumError::Invalid(error)) => {
-                let draft = Draft { body: body.clone(), parent_id: post.parent_id, error, ..Draft::default() };
-                thread_page(conn, &user, &acc.forum.slug, post.thread_id, 1, Some(draft)).map(rocket::Either::Right)
+                let draft = Draft { body: body.clone(), error, ..Draft::default() };
+                post_page(conn, &user, id, PostAction::Edit, Some(draft)).map(rocket::Either::Right)
             }
             Err(e) => Err(e.into()),
         }

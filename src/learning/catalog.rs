@@ -117,11 +117,11 @@ pub struct Facets {
 }
 
 pub fn facets(conn: &mut Conn) -> QueryResult<Facets> {
-    let rows: Vec<(String, String, String, String)> = courses::table
+    let rows: Vec<(String, String, String, String)> = crate::on_backend!(conn, |c| courses::table
         .inner_join(members::table)
         .filter(courses::published.eq(true))
         .select((members::slug, members::name, courses::subjects, courses::language))
-        .load(conn)?;
+        .load(c))?;
     let mut ms: Vec<(String, String)> = rows.iter().map(|r| (r.0.clone(), r.1.clone())).collect();
     ms.sort();
     ms.dedup();

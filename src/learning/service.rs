@@ -83,12 +83,12 @@ pub fn runs(conn: &mut Conn, course_id: i64) -> QueryResult<Vec<Run>> {
 /// The course's outline: sections in order, each with its units in order
 /// (one query: a row per unit, or one row for a section without units).
 pub fn outline(conn: &mut Conn, course_id: i64) -> QueryResult<Vec<(Section, Vec<Unit>)>> {
-    let rows: Vec<(Section, Option<Unit>)> = sections::table
+    let rows: Vec<(Section, Option<Unit>)> = crate::on_backend!(conn, |c| sections::table
         .left_join(units::table)
         .filter(sections::course_id.eq(course_id))
         .order((sections::position.asc(), sections::id.asc(), units::position.asc(), units::id.asc()))
         .select((Section::as_select(), Option::<Unit>::as_select()))
-        .load(conn)?;
+        .load(c))?;
     let mut out: Vec<(Section, Vec<Unit>)> = Vec::new();
     for (section, unit) in rows {
         if out.last().is_none_or(|(s, _)| s.id != section.id) {
@@ -106,11 +106,11 @@ pub fn unit_ids(conn: &mut Conn, course_id: i64) -> QueryResult<Vec<i64>> {
 }
 
 pub fn blocks_of(conn: &mut Conn, unit_id: i64) -> QueryResult<Vec<Block>> {
-    blocks::table
+    crate::on_backend!(conn, |c| blocks::table
         .filter(blocks::unit_id.eq(unit_id))
         .order((blocks::position.asc(), blocks::id.asc()))
         .select(Block::as_select())
-        .load(conn)
+        .load(c))
 }
 
 pub fn block_data(block: &Block) -> LResult<BlockData> {
@@ -148,30 +148,30 @@ pub fn block_in_course(conn: &mut Conn, course_id: i64, block_id: i64) -> LResul
 
 /// The learner's enrollment in any run of the course (the most recent).
 pub fn enrollment_in_course(conn: &mut Conn, user_id: i64, course_id: i64) -> QueryResult<Option<(Enrollment, Run)>> {
-    enrollments::table
+    crate::on_backend!(conn, |c| enrollments::table
         .inner_join(course_runs::table)
         .filter(enrollments::user_id.eq(user_id))
         .filter(course_runs::course_id.eq(course_id))
         .filter(enrollments::status.eq(status::ACTIVE))
         .order((enrollments::enrolled_at.desc(), enrollments::id.desc()))
         .select((Enrollment::as_select(), Run::as_select()))
-        .first(conn)
-        .optional()
+        .first(c)
+        .optional())
 }
 
 /// The learner's most recent active enrollment in the course with this slug,
 /// with its run and the course: one query for the common case of a learner
 /// opening a course they take (see `enrollment_in_course` for the order).
 pub fn enrollment_by_slug(conn: &mut Conn, user_id: i64, slug: &str) -> QueryResult<Option<(Enrollment, Run, Course)>> {
-    enrollments::table
+    crate::on_backend!(conn, |c| enrollments::table
         .inner_join(course_runs::table.inner_join(courses::table))
         .filter(enrollments::user_id.eq(user_id))
         .filter(courses::slug.eq(slug))
         .filter(enrollments::status.eq(status::ACTIVE))
         .order((enrollments::enrolled_at.desc(), enrollments::id.desc()))
         .select((Enrollment::as_select(), Run::as_select(), Course::as_select()))
-        .first(conn)
-        .optional()
+        .first(c)
+        .optional())
 }
 
 /// An enrollment that still gives access, or a clear reason why not.
@@ -349,20 +349,19 @@ pub fn unenroll(conn: &mut Conn, user_id: i64, course_id: i64, now: NaiveDateTim
 }
 
 pub fn completed_units(conn: &mut Conn, enrollment_id: i64) -> QueryResult<HashSet<i64>> {
-    Ok(unit_completions::table
+    let done: Vec<i64> = crate::on_backend!(conn, |c| unit_completions::table
         .filter(unit_completions::enrollment_id.eq(enrollment_id))
         .select(unit_completions::unit_id)
-        .load::<i64>(conn)?
-        .into_iter()
-        .collect())
+        .load(c))?;
+    Ok(done.into_iter().collect())
 }
 
 /// Remembers where the learner is, for "continue where you left off".
 pub fn touch(conn: &mut Conn, enrollment_id: i64, unit_id: i64, now: NaiveDateTime) -> QueryResult<()> {
-    diesel::update(enrollments::table.find(enrollment_id))
+    crate::on_backend!(conn, |c| diesel::update(enrollments::table.find(enrollment_id))
         .set((enrollments::last_activity_at.eq(now), enrollments::last_unit_id.eq(unit_id)))
-        .execute(conn)
-        .map(|_| ())
+        .execute(c))
+    .map(|_| ())
 }
 
 pub fn complete_unit(
@@ -393,12 +392,12 @@ pub fn complete_unit(
 
 /// Attempts so far at a quiz: (attempt number, score, answers).
 pub fn attempts(conn: &mut Conn, enrollment_id: i64, block_id: i64) -> QueryResult<Vec<(i32, f64, String)>> {
-    quiz_attempts::table
+    crate::on_backend!(conn, |c| quiz_attempts::table
         .filter(quiz_attempts::enrollment_id.eq(enrollment_id))
         .filter(quiz_attempts::block_id.eq(block_id))
         .order(quiz_attempts::attempt.asc())
         .select((quiz_attempts::attempt, quiz_attempts::score, quiz_attempts::answers))
-        .load(conn)
+        .load(c))
 }
 
 pub struct AttemptOutcome {

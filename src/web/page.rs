@@ -420,7 +420,8 @@ mod tests {
 
     use super::{Fragment, Templates};
 
-    /// A post for `forums/post_block` that others may vote on and report.
+    /// A post for `forums/post_block` as a moderator sees it: the only copy
+    /// that carries a form (and so the viewer's token).
     fn post_fragment(renders: &Arc<AtomicUsize>, votes: i64) -> Fragment {
         let renders = renders.clone();
         let key = Fragment::key("forums/post_block", &(7, votes));
@@ -429,7 +430,7 @@ mod tests {
             json!({
                 "post": { "id": 7, "author": "ada", "body_html": "<p>Base case</p>", "status": "visible",
                           "actionable": true, "votes": votes, "created": "24 Nov 2026 09:05" },
-                "moderator": false, "can_comment": true, "forum": { "slug": "f" }, "thread": { "id": 1 },
+                "moderator": true, "can_comment": true, "forum": { "slug": "f" }, "thread": { "id": 1 },
             })
         })
     }

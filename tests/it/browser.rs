@@ -785,6 +785,11 @@ async fn frm_1_frm_3_two_learners_discuss_in_a_course_forum_in_a_browser() {
     // promise: FRM-3 — once approved, an author's later posts appear at once.
     let reply = b.find(Locator::XPath(&post_with(thanks))).await.unwrap().text().await.unwrap();
     assert!(reply.contains(ann.username) && !reply.contains("waiting"), "{reply}");
+    // Ben upvotes it: the button submits the page's one upvote form to that post.
+    b.find(Locator::XPath(&format!("{}//button[.='Upvote']", post_with(thanks)))).await.unwrap().click().await.unwrap();
+    until(&b, ".flash", "Upvoted.").await;
+    let reply = b.find(Locator::XPath(&post_with(thanks))).await.unwrap().text().await.unwrap();
+    assert!(reply.contains("1 upvote(s)") && reply.contains("Take back upvote"), "{reply}");
     shot(&b, "forum-thread").await;
     shows_usernames_only(&b, &people, "Ben's thread with Ann's reply").await;
     // Ann's username leads to her profile, which shows no more.
@@ -806,20 +811,16 @@ async fn frm_1_frm_3_two_learners_discuss_in_a_course_forum_in_a_browser() {
     until(&b, ".flash", "Posted.").await;
     until_post(&a, spam, true).await;
     let reported = post_with(spam);
-    a.find(Locator::XPath(&format!("{reported}//summary[.='Report']"))).await.unwrap().click().await.unwrap();
-    a.find(Locator::XPath(&format!("{reported}//form[contains(@action, '/report')]//input[@name='reason']")))
+    a.find(Locator::XPath(&format!("{reported}//a[.='Report']"))).await.unwrap().click().await.unwrap();
+    until(&a, "h1", "Report a post").await;
+    a.find(Locator::Css("input[name=reason]"))
         .await
         .unwrap()
         .send_keys("Selling watches, not about the course")
         .await
         .unwrap();
     shot(&a, "forum-report").await;
-    a.find(Locator::XPath(&format!("{reported}//form[contains(@action, '/report')]//button")))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    a.find(Locator::XPath("//form[contains(@action, '/report')]//button")).await.unwrap().click().await.unwrap();
     until(&a, ".flash", "Reported. The post is hidden until a moderator looks at it.").await;
     assert!(a.find(Locator::XPath(&reported)).await.is_err(), "gone from Ann's page");
     shows_usernames_only(&a, &people, "Ann's thread after her report").await;

@@ -103,7 +103,7 @@ async fn course_forum(app: TestApp) {
     )
     .await;
     let (_, page) = app.get(&thread).await;
-    assert!(page.contains("Ada follows up") && page.contains("A question I&#x27;d rather ask quietly"), "{page}");
+    assert!(page.contains("Ada follows up") && page.contains("A question I'd rather ask quietly"), "{page}");
     // Comments go one level deep, under a reply only.
     let reply = post_id_by_body(&app, "Ada follows up").await;
     let res =
@@ -127,7 +127,7 @@ async fn course_forum(app: TestApp) {
     as_user(&app, &bob).await;
     let (_, page) = app.get(&thread).await;
     assert!(page.contains("Anonymous") && !page.contains("anonymous to peers"));
-    assert!(page.contains("Bob&#x27;s first answer"));
+    assert!(page.contains("Bob's first answer"));
 
     // A report by a trusted author hides the post at once, until a moderator decides.
     let res = app.post_form(&format!("/forums/posts/{reply}/report"), &[("reason", "Off topic and rude")]).await;
@@ -158,7 +158,14 @@ async fn course_forum(app: TestApp) {
     as_user(&app, &bob).await;
     let res = app.post_form(&format!("{thread}/replies"), &[("body", "one more")]).await;
     assert_eq!(res.status(), Status::UnprocessableEntity);
-    assert!(res.into_string().await.unwrap().contains("This thread is locked: Answered"));
+    let page = res.into_string().await.unwrap();
+    assert!(page.contains("This thread is locked: Answered") && page.contains("one more</textarea>"), "{page}");
+    // A comment there comes back the same way, with its text.
+    let res = app
+        .post_form(&format!("{thread}/replies"), &[("body", "one more comment"), ("parent_id", &comment.to_string())])
+        .await;
+    assert_eq!(res.status(), Status::UnprocessableEntity);
+    assert!(res.into_string().await.unwrap().contains("one more comment</textarea>"));
 
     // An edit keeps the earlier text for moderators.
     as_user(&app, &ada).await;
@@ -602,17 +609,17 @@ async fn kept_posts(app: TestApp) {
     assert!(moderator_page.contains("203.0.113.7"), "the moderator sees the network details");
 
     // Each viewer's page: every form carries that viewer's own token, and only
-    // the author gets the edit form with the Markdown source.
+    // the author gets a link to edit.
     let mut seen = Vec::new();
     for (l, author) in [(&bob, false), (&ada, true), (&carol, false), (&bob, false)] {
         as_user(&app, l).await;
         let (status, page) = app.get(&thread).await;
         assert_eq!(status, Status::Ok);
         let tokens = csrf_tokens(&page);
-        assert!(tokens.len() >= 4, "follow, vote, report and reply forms: {tokens:?}");
+        assert!(tokens.len() >= 3, "follow, upvote and reply forms: {tokens:?}");
         assert!(tokens.iter().all(|t| t == &tokens[0] && t.len() >= 32), "one token, the viewer's: {tokens:?}");
         assert!(!page.contains("203.0.113.7"), "network details are for moderators only");
-        assert_eq!(page.contains("What is a base case?</textarea>"), author, "the edit form is the author's");
+        assert_eq!(page.contains(&format!("/forums/posts/{opening}/edit")), author, "editing is the author's");
         assert_eq!(page.contains("/vote"), !author, "others may upvote");
         seen.push(tokens[0].clone());
     }
@@ -720,3 +727,103 @@ async fn frm_1_a_long_thread_is_paged_fifty_replies_at_a_time_with_their_comment
     assert!(has(&last, replies[148]) && has(&last, 199), "a page past the end shows the last one, with comments");
     assert!(!has(&last, replies[99]));
 }
+
+async fn post_pages(app: TestApp) {
+    // promise: FRM-1 — reporting, editing and commenting each have a page of their
+    // own; the thread links to them, and a form that fails comes back there with
+    // what was typed.
+    let (ada, bob) = (verified(&app, "ada").await, verified(&app, "bob").await);
+    let (_, thread, opening, grace) = approved_thread(&app, &[&ada, &bob], "Recursion", "What is a base case?").await;
+    as_user(&app, &bob).await;
+    app.post_form(&format!("{thread}/replies"), &[("body", "The case that does not recurse.")]).await;
+    let reply = post_id_by_body(&app, "The case that does not recurse.").await;
+    as_user(&app, &grace).await;
+    app.post_form(&format!("/forums/posts/{reply}/moderate"), &[("action", "approve")]).await;
+
+    // Ada's thread page: one upvote form for all posts, links for the rest.
+    as_user(&app, &ada).await;
+    let (_, page) = app.get(&thread).await;
+    assert_eq!(page.matches(r#"id="post-action""#).count(), 1);
+    assert!(page.contains(&format!(r#"form="post-action" formaction="/forums/posts/{reply}/vote""#)), "{page}");
+    for link in [format!("/forums/posts/{reply}/report"), format!("/forums/posts/{reply}/comment")] {
+        assert!(page.contains(&format!(r#"href="{link}""#)), "{link}");
+    }
+    assert!(page.contains(&format!(r#"href="/forums/posts/{opening}/edit""#)));
+    assert!(!page.contains(&format!("/forums/posts/{opening}/report")), "no reporting one's own post");
+    assert!(!page.contains(&format!("/forums/posts/{opening}/comment")), "comments go under replies");
+    assert!(!page.contains(&format!("/forums/posts/{reply}/edit")), "nor editing another's");
+
+    // Report: the page shows the post; an empty reason comes back with the
+    // message, and nothing is stored.
+    let (status, form) = app.get(&format!("/forums/posts/{reply}/report")).await;
+    assert_eq!(status, Status::Ok);
+    assert!(form.contains("The case that does not recurse.") && form.contains(r#"name="reason""#), "{form}");
+    let res = app.post_form(&format!("/forums/posts/{reply}/report"), &[("reason", "  ")]).await;
+    assert_eq!(res.status(), Status::UnprocessableEntity);
+    let page = res.into_string().await.unwrap();
+    assert!(page.contains("Say briefly what is wrong with this post.") && page.contains(r#"name="reason""#));
+    let (_, queue) = {
+        as_user(&app, &grace).await;
+        app.get("/forums/moderation").await
+    };
+    assert!(!queue.contains("The case that does not recurse."), "no report was stored");
+    as_user(&app, &ada).await;
+    let (status, page) = app.get(&format!("/forums/posts/{opening}/report")).await;
+    assert_eq!(status, Status::UnprocessableEntity);
+    assert!(page.contains("You cannot report your own post; edit it instead."));
+
+    // Edit: the author gets the Markdown source; a failed edit keeps what was typed.
+    let (status, form) = app.get(&format!("/forums/posts/{opening}/edit")).await;
+    assert_eq!(status, Status::Ok);
+    assert!(form.contains("What is a base case?</textarea>"), "{form}");
+    let res = app.post_form(&format!("/forums/posts/{opening}/edit"), &[("body", "   ")]).await;
+    assert_eq!(res.status(), Status::UnprocessableEntity);
+    let page = res.into_string().await.unwrap();
+    assert!(page.contains("Write something first.") && page.contains(r#"action="/forums/posts/"#), "{page}");
+    let (_, page) = app.get(&thread).await;
+    assert!(page.contains("What is a base case?"), "the post is unchanged");
+    as_user(&app, &bob).await;
+    let (status, _) = app.get(&format!("/forums/posts/{opening}/edit")).await;
+    assert_eq!(status, Status::Forbidden, "nobody edits another's post");
+    as_user(&app, &grace).await;
+    let (status, _) = app.get(&format!("/forums/posts/{reply}/edit")).await;
+    assert_eq!(status, Status::Ok, "moderators may edit");
+
+    // Comment: under a reply, not under the opening post; a failed comment
+    // comes back on its page, still under the same reply.
+    as_user(&app, &ada).await;
+    let (status, form) = app.get(&format!("/forums/posts/{reply}/comment")).await;
+    assert_eq!(status, Status::Ok);
+    assert!(form.contains(&format!(r#"name="parent_id" value="{reply}""#)), "{form}");
+    let (status, page) = app.get(&format!("/forums/posts/{opening}/comment")).await;
+    assert_eq!(status, Status::UnprocessableEntity);
+    assert!(page.contains("Comments go under a reply, one level deep."));
+    let res = app.post_form(&format!("{thread}/replies"), &[("body", " "), ("parent_id", &reply.to_string())]).await;
+    assert_eq!(res.status(), Status::UnprocessableEntity);
+    let page = res.into_string().await.unwrap();
+    assert!(page.contains("Write something first.") && page.contains(&format!(r#"value="{reply}""#)), "{page}");
+    let res = app
+        .post_form(&format!("{thread}/replies"), &[("body", "So it ends there."), ("parent_id", &reply.to_string())])
+        .await;
+    assert_eq!(res.status(), Status::SeeOther);
+    let (_, page) = app.get(&thread).await;
+    assert!(page.contains("So it ends there."));
+
+    // The upvote button's form: Ada's vote counts, once.
+    let res = app.post_form(&format!("/forums/posts/{reply}/vote"), &[]).await;
+    assert_eq!(res.status(), Status::SeeOther);
+    let (_, page) = app.get(&thread).await;
+    assert!(page.contains("1 upvote(s)") && page.contains("Take back upvote"));
+
+    // Unknown pages and posts are not found; nor is a hidden post, to a reader.
+    let (status, _) = app.get(&format!("/forums/posts/{reply}/frobnicate")).await;
+    assert_eq!(status, Status::NotFound);
+    let (status, _) = app.get("/forums/posts/999999/report").await;
+    assert_eq!(status, Status::NotFound);
+    as_user(&app, &grace).await;
+    app.post_form(&format!("/forums/posts/{reply}/moderate"), &[("action", "hide")]).await;
+    as_user(&app, &ada).await;
+    let (status, _) = app.get(&format!("/forums/posts/{reply}/report")).await;
+    assert_eq!(status, Status::NotFound);
+}
+on_both!(frm_1_each_post_has_a_page_to_report_edit_or_comment, post_pages);
