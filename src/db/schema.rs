@@ -565,6 +565,7 @@ diesel::table! {
         user_agent -> Nullable<Text>,
         created_at -> Timestamp,
         edited_at -> Nullable<Timestamp>,
+        vote_count -> BigInt,
     }
 }
 
@@ -642,6 +643,20 @@ diesel::allow_tables_to_appear_in_same_query!(forums, course_runs);
 diesel::allow_tables_to_appear_in_same_query!(forums, courses);
 diesel::allow_tables_to_appear_in_same_query!(forum_bans, course_runs);
 diesel::allow_tables_to_appear_in_same_query!(forum_bans, courses);
+// A thread page reads the forum, the viewer's standing in it and the thread in one query.
+diesel::allow_tables_to_appear_in_same_query!(enrollments, forums);
+diesel::allow_tables_to_appear_in_same_query!(enrollments, forum_bans);
+diesel::allow_tables_to_appear_in_same_query!(enrollments, forum_threads);
+diesel::allow_tables_to_appear_in_same_query!(enrollments, forum_follows);
+diesel::allow_tables_to_appear_in_same_query!(enrollments, forum_reads);
+diesel::allow_tables_to_appear_in_same_query!(forum_follows, forums);
+diesel::allow_tables_to_appear_in_same_query!(forum_follows, forum_bans);
+diesel::allow_tables_to_appear_in_same_query!(forum_follows, course_runs);
+diesel::allow_tables_to_appear_in_same_query!(forum_follows, courses);
+diesel::allow_tables_to_appear_in_same_query!(forum_reads, forums);
+diesel::allow_tables_to_appear_in_same_query!(forum_reads, forum_bans);
+diesel::allow_tables_to_appear_in_same_query!(forum_reads, course_runs);
+diesel::allow_tables_to_appear_in_same_query!(forum_reads, courses);
 diesel::allow_tables_to_appear_in_same_query!(forum_threads, course_runs);
 diesel::allow_tables_to_appear_in_same_query!(forum_threads, courses);
 diesel::allow_tables_to_appear_in_same_query!(forum_posts, course_runs);
@@ -660,6 +675,8 @@ diesel::table! {
 diesel::joinable!(profiles -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(profiles, users);
 diesel::allow_tables_to_appear_in_same_query!(profiles, forum_posts);
+diesel::allow_tables_to_appear_in_same_query!(forum_votes, users);
+diesel::allow_tables_to_appear_in_same_query!(forum_votes, profiles);
 
 diesel::table! {
     honor_reports (id) {

@@ -105,6 +105,26 @@ pub struct Post {
     pub user_agent: Option<String>,
     pub created_at: NaiveDateTime,
     pub edited_at: Option<NaiveDateTime>,
+    pub vote_count: i64,
+}
+
+/// A post as a thread page lists it: all but its Markdown source.
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = forum_posts)]
+struct Listed {
+    id: i64,
+    parent_id: Option<i64>,
+    author_id: i64,
+    anonymous: bool,
+    author_erased: bool,
+    body_html: String,
+    status: String,
+    endorsed: bool,
+    ip: Option<String>,
+    user_agent: Option<String>,
+    created_at: NaiveDateTime,
+    edited_at: Option<NaiveDateTime>,
+    vote_count: i64,
 }
 
 /// What a user may do in a forum.
@@ -123,43 +143,110 @@ fn site_moderator(user: &SessionUser) -> bool {
 /// the user may not see (not revealing it exists).
 pub fn access(conn: &mut Conn, user: &SessionUser, slug: &str, now: NaiveDateTime) -> FResult<Access> {
     // The forum, whether this person is banned from it and, for a course
-    // forum, its run and course: one query.
-    type Found = (Forum, Option<i64>, Option<Run>, Option<Course>);
-    let found: Option<Found> = crate::on_backend!(conn, |c| forums::table
-        .left_join(forum_bans::table.on(forum_bans::forum_id.eq(forums::id).and(forum_bans::user_id.eq(user.id))))
-        // Flat joins: SQLite would build the whole of a nested
-        // `course_runs JOIN courses` before looking up this forum's run.
-        .left_join(course_runs::table)
-        .left_join(courses::table.on(courses::id.eq(course_runs::course_id)))
+    // forum, its run, its course and their enrollment in that run: one query.
+    let found: Option<(Forum, Standing)> = crate::on_backend!(conn, |c| forum_with_standing(user.id, now)
         .filter(forums::slug.eq(slug))
         .select((
             Forum::as_select(),
-            forum_bans::user_id.nullable(),
-            Option::<Run>::as_select(),
-            Option::<Course>::as_select(),
+            (
+                forum_bans::user_id.nullable(),
+                Option::<Run>::as_select(),
+                Option::<Course>::as_select(),
+                enrollments::id.nullable(),
+            ),
         ))
         .first(c)
         .optional())?;
-    let (forum, ban, run, course) = found.ok_or(ForumError::NotFound)?;
+    let (forum, standing) = found.ok_or(ForumError::NotFound)?;
+    decide(user, forum, standing)
+}
+
+/// A forum page's joins: the viewer's ban, the forum's run and course, and
+/// the viewer's enrollment in that run.
+type Standing = (Option<i64>, Option<Run>, Option<Course>, Option<i64>);
+
+/// A forum with the viewer's ban, its run and course, and the viewer's
+/// enrollment in that run if it still gives access (`Enrollment::has_access`).
+/// Flat joins: SQLite would build the whole of a nested `course_runs JOIN
+/// courses` before looking up this forum's run.
+#[diesel::dsl::auto_type]
+fn forum_with_standing(user_id: i64, now: NaiveDateTime) -> _ {
+    let banned = forum_bans::forum_id.eq(forums::id).and(forum_bans::user_id.eq(user_id));
+    let course = courses::id.eq(course_runs::course_id);
+    let active: &'static str = crate::learning::service::status::ACTIVE;
+    let enrolled = enrollments::run_id
+        .nullable()
+        .eq(forums::run_id)
+        .and(enrollments::user_id.eq(user_id))
+        .and(enrollments::status.eq(active))
+        .and(enrollments::access_expires_at.is_null().or(enrollments::access_expires_at.gt(now)));
+    forums::table
+        .left_join(forum_bans::table.on(banned))
+        .left_join(course_runs::table)
+        .left_join(courses::table.on(course))
+        .left_join(enrollments::table.on(enrolled))
+}
+
+/// Who may see the forum, and who moderates it: a course forum is for its
+/// run's learners while their access lasts, its course staff and the site's
+/// moderators.
+fn decide(user: &SessionUser, forum: Forum, (ban, run, course, enrollment): Standing) -> FResult<Access> {
     let mut moderator = site_moderator(user);
     let course = match (forum.run_id, run.zip(course)) {
         (None, _) => None,
         (Some(_), None) => return Err(ForumError::NotFound),
-        (Some(run_id), Some((run, course))) => {
-            let course_staff = crate::learning::service::can_author(user, course.member_id);
-            moderator |= course_staff;
-            if !moderator {
-                let enrolled = crate::learning::service::active_enrollment(conn, user.id, course.id, now)
-                    .is_ok_and(|(_, r)| r.id == run_id);
-                if !enrolled {
-                    return Err(ForumError::NotFound);
-                }
+        (Some(_), Some((run, course))) => {
+            moderator |= crate::learning::service::can_author(user, course.member_id);
+            if !moderator && enrollment.is_none() {
+                return Err(ForumError::NotFound);
             }
             Some((course, run))
         }
     };
-    let banned = ban.is_some();
-    Ok(Access { forum, course, moderator, banned })
+    Ok(Access { forum, course, moderator, banned: ban.is_some() })
+}
+
+/// A thread page's forum, the viewer's standing in it, the thread, whether
+/// they follow it and the newest post they had seen (for
+/// `mark_read_after`): one query.
+pub fn thread_access(
+    conn: &mut Conn,
+    user: &SessionUser,
+    slug: &str,
+    thread_id: i64,
+    now: NaiveDateTime,
+) -> FResult<(Access, Thread, bool, Option<i64>)> {
+    type Found = (Forum, Option<Thread>, Option<i64>, Option<i64>, Standing);
+    let found: Option<Found> =
+        crate::on_backend!(conn, |c| forum_with_standing(user.id, now)
+            .left_join(
+                forum_threads::table.on(forum_threads::forum_id.eq(forums::id).and(forum_threads::id.eq(thread_id))),
+            )
+            .left_join(
+                forum_follows::table.on(forum_follows::thread_id.eq(thread_id).and(forum_follows::user_id.eq(user.id))),
+            )
+            .left_join(
+                forum_reads::table.on(forum_reads::thread_id.eq(thread_id).and(forum_reads::user_id.eq(user.id)))
+            )
+            .filter(forums::slug.eq(slug))
+            .select((
+                Forum::as_select(),
+                Option::<Thread>::as_select(),
+                forum_follows::user_id.nullable(),
+                forum_reads::last_post_id.nullable(),
+                (
+                    forum_bans::user_id.nullable(),
+                    Option::<Run>::as_select(),
+                    Option::<Course>::as_select(),
+                    enrollments::id.nullable(),
+                ),
+            ))
+            .first(c)
+            .optional())?;
+    let (forum, thread, follow, seen, standing) = found.ok_or(ForumError::NotFound)?;
+    let acc = decide(user, forum, standing)?;
+    let thread = thread.ok_or(ForumError::NotFound)?;
+    Ok((acc, thread, follow.is_some(), seen))
 }
 
 /// The forum of a course run, made on first need.
@@ -372,26 +459,6 @@ pub fn start_thread(
     })
 }
 
-/// The thread as one person opens it: the thread, whether they follow it and
-/// the newest post they had seen (for `mark_read_after`), in one query.
-pub fn thread_for(conn: &mut Conn, acc: &Access, user_id: i64, thread_id: i64) -> FResult<(Thread, bool, Option<i64>)> {
-    let found: Option<(Thread, Option<i64>, Option<i64>)> = crate::on_backend!(conn, |c| forum_threads::table
-        .left_join(
-            forum_follows::table
-                .on(forum_follows::thread_id.eq(forum_threads::id).and(forum_follows::user_id.eq(user_id))),
-        )
-        .left_join(
-            forum_reads::table.on(forum_reads::thread_id.eq(forum_threads::id).and(forum_reads::user_id.eq(user_id))),
-        )
-        .filter(forum_threads::id.eq(thread_id))
-        .filter(forum_threads::forum_id.eq(acc.forum.id))
-        .select((Thread::as_select(), forum_follows::user_id.nullable(), forum_reads::last_post_id.nullable()))
-        .first(c)
-        .optional())?;
-    let (thread, follow, seen) = found.ok_or(ForumError::NotFound)?;
-    Ok((thread, follow.is_some(), seen))
-}
-
 pub fn thread(conn: &mut Conn, acc: &Access, thread_id: i64) -> FResult<Thread> {
     forum_threads::table
         .filter(forum_threads::id.eq(thread_id))
@@ -501,11 +568,16 @@ pub fn post_access(conn: &mut Conn, user: &SessionUser, post_id: i64, now: Naive
 
 /// How a post's author is shown to this viewer: usernames only (ACC-7).
 fn author_label(post: &Post, username: &str, moderator: bool) -> String {
-    if post.author_erased {
+    byline(post.author_erased, post.anonymous, username, moderator)
+}
+
+/// How a post's author is named to a reader (ACC-7: a username at most).
+fn byline(author_erased: bool, anonymous: bool, username: &str, moderator: bool) -> String {
+    if author_erased {
         "Former member".into()
-    } else if post.anonymous && moderator {
+    } else if anonymous && moderator {
         format!("{username} (anonymous to peers)")
-    } else if post.anonymous {
+    } else if anonymous {
         "Anonymous".into()
     } else {
         username.to_string()
@@ -632,7 +704,6 @@ pub fn posts(
     // Everyone sees visible posts; authors also their own waiting and hidden
     // ones (marked so), moderators all but the deleted.
     use diesel::IntoSql;
-    use diesel::dsl::count_star;
     let shown = || {
         forum_posts::status.eq(status::VISIBLE).or(forum_posts::status
             .ne(status::DELETED)
@@ -660,28 +731,26 @@ pub fn posts(
             .or(forum_posts::parent_id.is_null().and(forum_posts::id.between(lo, hi)))
             .or(forum_posts::parent_id.between(lo, hi))
     };
-    let rows: Vec<(Post, String, Option<String>)> = crate::on_backend!(conn, |c| forum_posts::table
+    // The posts with their authors, avatars and whether this viewer upvoted
+    // each (the counts are kept on the posts).
+    let rows: Vec<(Listed, String, Option<String>, Option<i64>)> = crate::on_backend!(conn, |c| forum_posts::table
         .inner_join(users::table)
         .left_join(profiles::table.on(profiles::user_id.eq(forum_posts::author_id)))
+        .left_join(
+            forum_votes::table.on(forum_votes::post_id.eq(forum_posts::id).and(forum_votes::user_id.eq(user.id))),
+        )
         .filter(forum_posts::thread_id.eq(thread_id))
         .filter(shown())
         .filter(this_page())
         .order(forum_posts::id.asc())
-        .select((Post::as_select(), users::username, profiles::avatar_key.nullable()))
+        .select((
+            Listed::as_select(),
+            users::username,
+            profiles::avatar_key.nullable(),
+            forum_votes::user_id.nullable(),
+        ))
         .load(c))?;
-    // Each post's upvotes and whether this viewer gave one, in one query.
-    let viewers = diesel::dsl::case_when(forum_votes::user_id.eq(user.id), 1.into_sql::<diesel::sql_types::Integer>())
-        .otherwise(0.into_sql::<diesel::sql_types::Integer>());
-    let tally: Vec<(i64, i64, Option<i32>)> = crate::on_backend!(conn, |c| forum_votes::table
-        .inner_join(forum_posts::table)
-        .filter(forum_posts::thread_id.eq(thread_id))
-        .filter(this_page())
-        .group_by(forum_votes::post_id)
-        .select((forum_votes::post_id, count_star(), diesel::dsl::max(viewers)))
-        .load(c))?;
-    let votes: HashMap<i64, i64> = tally.iter().map(|(p, n, _)| (*p, *n)).collect();
-    let voted: HashSet<i64> = tally.iter().filter(|(_, _, m)| *m == Some(1)).map(|(p, _, _)| *p).collect();
-    let ids: Vec<i64> = rows.iter().map(|(p, _, _)| p.id).collect();
+    let ids: Vec<i64> = rows.iter().map(|(p, _, _, _)| p.id).collect();
     let (mut history, mut reports): (HashMap<i64, Vec<String>>, HashMap<i64, i64>) = Default::default();
     if acc.moderator {
         for (post, body) in forum_post_edits::table
@@ -701,12 +770,12 @@ pub fn posts(
             .into_iter()
             .collect();
     }
-    let view = |(p, username, avatar): (Post, String, Option<String>)| {
+    let view = |(p, username, avatar, vote): (Listed, String, Option<String>, Option<i64>)| {
         let mine = p.author_id == user.id && !p.author_erased;
         PostView {
             id: p.id,
             parent_id: p.parent_id,
-            author: author_label(&p, &username, acc.moderator),
+            author: byline(p.author_erased, p.anonymous, &username, acc.moderator),
             author_profile: (!p.author_erased && (!p.anonymous || acc.moderator)).then(|| username.clone()),
             avatar: avatar.filter(|_| !p.author_erased && !p.anonymous),
             mine,
@@ -714,8 +783,8 @@ pub fn posts(
             hidden: p.status == status::HIDDEN,
             actionable: !mine && p.status == status::VISIBLE,
             is_reply: p.parent_id.is_none() && p.id != opening_id,
-            votes: votes.get(&p.id).copied().unwrap_or(0),
-            voted: voted.contains(&p.id),
+            votes: p.vote_count,
+            voted: vote.is_some(),
             ip: if acc.moderator { p.ip } else { None },
             user_agent: if acc.moderator { p.user_agent } else { None },
             history: history.remove(&p.id).unwrap_or_default(),
@@ -758,17 +827,23 @@ pub fn toggle_vote(conn: &mut Conn, user: &SessionUser, post: &Post, now: NaiveD
     if post.status != status::VISIBLE {
         return Err(ForumError::Invalid("This post is not public.".into()));
     }
-    let removed = diesel::delete(forum_votes::table.find((post.id, user.id))).execute(conn)?;
-    if removed == 0 {
-        diesel::insert_into(forum_votes::table)
-            .values((
-                forum_votes::post_id.eq(post.id),
-                forum_votes::user_id.eq(user.id),
-                forum_votes::created_at.eq(now),
-            ))
+    crate::db::transaction(conn, |conn| {
+        let removed = diesel::delete(forum_votes::table.find((post.id, user.id))).execute(conn)?;
+        if removed == 0 {
+            diesel::insert_into(forum_votes::table)
+                .values((
+                    forum_votes::post_id.eq(post.id),
+                    forum_votes::user_id.eq(user.id),
+                    forum_votes::created_at.eq(now),
+                ))
+                .execute(conn)?;
+        }
+        let change = if removed == 0 { 1 } else { -1 };
+        diesel::update(forum_posts::table.find(post.id))
+            .set(forum_posts::vote_count.eq(forum_posts::vote_count + change))
             .execute(conn)?;
-    }
-    Ok(removed == 0)
+        Ok(removed == 0)
+    })
 }
 
 /// A report by a reader; enough open reports hide the post until a moderator decides.
@@ -1099,6 +1174,11 @@ pub fn erase_author(conn: &mut Conn, user_id: i64, blank: bool) -> QueryResult<u
             diesel::delete(forum_post_edits::table.filter(forum_post_edits::post_id.eq_any(&ids))).execute(conn)?;
             search::queue_index_of_posts(conn, &ids)?;
         }
+        // Their upvotes go, and with them what they added to each post's count.
+        let voted = forum_votes::table.filter(forum_votes::user_id.eq(user_id)).select(forum_votes::post_id);
+        diesel::update(forum_posts::table.filter(forum_posts::id.eq_any(voted)))
+            .set(forum_posts::vote_count.eq(forum_posts::vote_count - 1))
+            .execute(conn)?;
         diesel::delete(forum_votes::table.filter(forum_votes::user_id.eq(user_id))).execute(conn)?;
         diesel::delete(forum_trusted::table.filter(forum_trusted::user_id.eq(user_id))).execute(conn)?;
         Ok(n)

@@ -191,8 +191,7 @@ fn thread_page(
     page: i64,
     draft: Option<Draft>,
 ) -> AppResult<Page> {
-    let acc = super::access(conn, user, slug, now())?;
-    let (thread, following, seen) = super::thread_for(conn, &acc, user.id, thread_id)?;
+    let (acc, thread, following, seen) = super::thread_access(conn, user, slug, thread_id, now())?;
     let (opening, replies, pages) = super::posts(conn, &acc, user, thread_id, page)?;
     let newest = std::iter::once(&opening)
         .chain(replies.iter())

@@ -2,7 +2,7 @@
 //! moderator, reports, moderation, anonymity to peers, erasure.
 
 use diesel::prelude::*;
-use lyceum::db::schema::{forum_posts, users};
+use lyceum::db::schema::{enrollments, forum_posts, users};
 use rocket::http::Status;
 
 use crate::common::TestApp;
@@ -176,6 +176,20 @@ async fn course_forum(app: TestApp) {
     assert!(
         page.contains("How do loops work, really?") && page.contains("Earlier version: How do **for** loops work?")
     );
+
+    // The forum is for the run's learners while their access lasts (CRS-5):
+    // once Bob's has ended, neither the forum nor its threads are there for him.
+    let bob_id: i64 =
+        run(&app, |conn| users::table.filter(users::username.eq("bob")).select(users::id).first(conn)).await;
+    run(&app, move |conn| {
+        diesel::update(enrollments::table.filter(enrollments::user_id.eq(bob_id)))
+            .set(enrollments::access_expires_at.eq(Some(chrono::Utc::now().naive_utc() - chrono::Duration::days(1))))
+            .execute(conn)
+    })
+    .await;
+    as_user(&app, &bob).await;
+    assert_eq!(app.get(&forum).await.0, Status::NotFound);
+    assert_eq!(app.get(&thread).await.0, Status::NotFound);
 }
 on_both!(frm_1_frm_2_frm_3_acc_7_a_course_forum_with_moderation, course_forum);
 
@@ -643,6 +657,21 @@ async fn kept_posts(app: TestApp) {
     as_user(&app, &bob).await;
     let (_, page) = app.get(&thread).await;
     assert!(page.contains("What is a base case, really?") && !page.contains("What is a base case?"));
+
+    // Each post keeps its count: Bob's vote adds one and taking it back
+    // removes it; an erased voter's vote goes with their account (FRM-4).
+    let vote = format!("/forums/posts/{opening}/vote");
+    app.post_form(&vote, &[]).await;
+    let (_, page) = app.get(&thread).await;
+    assert!(page.contains("2 upvote(s)") && page.contains("Take back upvote"));
+    app.post_form(&vote, &[]).await;
+    let (_, page) = app.get(&thread).await;
+    assert!(page.contains("1 upvote(s)") && !page.contains("Take back upvote"));
+    let carol_id: i64 =
+        run(&app, |conn| users::table.filter(users::username.eq("carol")).select(users::id).first(conn)).await;
+    run(&app, move |conn| lyceum::forums::erase_author(conn, carol_id, false)).await;
+    let (_, page) = app.get(&thread).await;
+    assert!(page.contains("0 upvote(s)"), "{page}");
 }
 on_both!(frm_2_a_kept_post_shows_each_viewer_their_own_forms, kept_posts);
 

@@ -1,0 +1,1 @@
+ALTER TABLE forum_posts DROP COLUMN vote_count;
