@@ -139,6 +139,18 @@ fn site_moderator(user: &SessionUser) -> bool {
     user.is_staff() || user.has_role(Role::Moderator)
 }
 
+/// The columns of a `Standing`, selected over `forum_with_standing`.
+macro_rules! standing {
+    () => {
+        (
+            forum_bans::user_id.nullable(),
+            Option::<Run>::as_select(),
+            Option::<Course>::as_select(),
+            enrollments::id.nullable(),
+        )
+    };
+}
+
 /// The forum and the user's standing in it; `NotFound` for a course forum
 /// the user may not see (not revealing it exists).
 pub fn access(conn: &mut Conn, user: &SessionUser, slug: &str, now: NaiveDateTime) -> FResult<Access> {
@@ -146,15 +158,7 @@ pub fn access(conn: &mut Conn, user: &SessionUser, slug: &str, now: NaiveDateTim
     // forum, its run, its course and their enrollment in that run: one query.
     let found: Option<(Forum, Standing)> = crate::on_backend!(conn, |c| forum_with_standing(user.id, now)
         .filter(forums::slug.eq(slug))
-        .select((
-            Forum::as_select(),
-            (
-                forum_bans::user_id.nullable(),
-                Option::<Run>::as_select(),
-                Option::<Course>::as_select(),
-                enrollments::id.nullable(),
-            ),
-        ))
+        .select((Forum::as_select(), standing!(),))
         .first(c)
         .optional())?;
     let (forum, standing) = found.ok_or(ForumError::NotFound)?;
@@ -234,12 +238,7 @@ pub fn thread_access(
                 Option::<Thread>::as_select(),
                 forum_follows::user_id.nullable(),
                 forum_reads::last_post_id.nullable(),
-                (
-                    forum_bans::user_id.nullable(),
-                    Option::<Run>::as_select(),
-                    Option::<Course>::as_select(),
-                    enrollments::id.nullable(),
-                ),
+                standing!(),
             ))
             .first(c)
             .optional())?;
