@@ -160,7 +160,7 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    init_tracing(&config);
+    let _log = init_tracing(&config);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -178,10 +178,18 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_tracing(config: &Config) {
+/// Logs go to stdout through a writer thread: a request never waits on the
+/// terminal or pipe behind stdout, nor on the other requests' lines (a
+/// synchronous write holds stdout's lock and wakes the reader on every
+/// line). Nothing is dropped when the queue is full; the line waits. The
+/// guard flushes what is queued when it is dropped at exit.
+fn init_tracing(config: &Config) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+    let (writer, guard) =
+        tracing_appender::non_blocking::NonBlockingBuilder::default().lossy(false).finish(std::io::stdout());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_writer(writer).try_init();
+    guard
 }
 
 async fn run(command: Command, config: Config) -> Result<(), String> {
