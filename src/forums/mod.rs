@@ -826,7 +826,7 @@ pub fn toggle_vote(conn: &mut Conn, user: &SessionUser, post: &Post, now: NaiveD
     if post.status != status::VISIBLE {
         return Err(ForumError::Invalid("This post is not public.".into()));
     }
-    crate::db::transaction(conn, |conn| {
+    let toggled = crate::db::transaction(conn, |conn| {
         let removed = diesel::delete(forum_votes::table.find((post.id, user.id))).execute(conn)?;
         if removed == 0 {
             diesel::insert_into(forum_votes::table)
@@ -841,8 +841,14 @@ pub fn toggle_vote(conn: &mut Conn, user: &SessionUser, post: &Post, now: NaiveD
         diesel::update(forum_posts::table.find(post.id))
             .set(forum_posts::vote_count.eq(forum_posts::vote_count + change))
             .execute(conn)?;
-        Ok(removed == 0)
-    })
+        Ok::<_, diesel::result::Error>(removed == 0)
+    });
+    match toggled {
+        // A double click: the other request's upvote is in, and this one
+        // rolled back without counting twice.
+        Err(e) if crate::db::is_unique_violation(&e) => Ok(true),
+        other => Ok(other?),
+    }
 }
 
 /// A report by a reader; enough open reports hide the post until a moderator decides.
