@@ -244,11 +244,29 @@ pub struct Measurement {
     pub errors: usize,
     /// Size of one response body, in bytes.
     pub bytes: usize,
+    /// CPU time the whole machine spent per request (server, load
+    /// generator, database, kernel), in milliseconds; `None` where
+    /// `/proc/stat` cannot be read. Steadier than requests/s on a shared
+    /// machine: time stolen by other guests is not counted.
+    pub cpu_ms: Option<f64>,
+}
+
+/// Busy CPU time of the whole machine so far, in milliseconds: user, nice,
+/// system, irq and softirq of the `cpu` line of `/proc/stat` (in USER_HZ,
+/// 1/100 s on Linux); idle, iowait and time stolen by other guests are not
+/// busy.
+fn machine_busy_ms() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().next()?.strip_prefix("cpu ")?;
+    let f: Vec<u64> = line.split_whitespace().filter_map(|v| v.parse().ok()).collect();
+    let busy = [0, 1, 2, 5, 6].iter().map(|&i| f.get(i).copied()).sum::<Option<u64>>()?;
+    Some(busy as f64 * 10.0)
 }
 
 async fn measure(name: &str, port: u16, path: &str, cookie: &str, clients: usize, seconds: u64) -> Measurement {
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
+    let busy_before = machine_busy_ms();
     let mut tasks = Vec::new();
     for _ in 0..clients {
         let (path, cookie) = (path.to_string(), cookie.to_string());
@@ -281,6 +299,10 @@ async fn measure(name: &str, port: u16, path: &str, cookie: &str, clients: usize
         }
     }
     let elapsed = started.elapsed().as_secs_f64();
+    let cpu_ms = match (busy_before, machine_busy_ms()) {
+        (Some(before), Some(after)) if !all.is_empty() => Some((after - before) / all.len() as f64),
+        _ => None,
+    };
     all.sort_unstable();
     let pct = |p: f64| {
         all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
@@ -294,6 +316,7 @@ async fn measure(name: &str, port: u16, path: &str, cookie: &str, clients: usize
         p99_ms: pct(0.99),
         errors,
         bytes: 0,
+        cpu_ms,
     }
 }
 

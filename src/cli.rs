@@ -249,19 +249,20 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
             let results = crate::bench::run(&config, crate::bench::Options { database_url, clients, seconds }).await?;
             let base = results.first().map(|m| m.per_second).unwrap_or(1.0);
             println!(
-                "| page ({backend}, {clients} clients, {seconds} s) | requests/s | vs plain text | p50 ms | p99 ms | errors | KB |"
+                "| page ({backend}, {clients} clients, {seconds} s) | requests/s | vs plain text | p50 ms | p99 ms | errors | KB | CPU ms/request |"
             );
-            println!("|---|---|---|---|---|---|---|");
+            println!("|---|---|---|---|---|---|---|---|");
             for m in &results {
                 println!(
-                    "| {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {:.1} |",
+                    "| {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {:.1} | {} |",
                     m.name,
                     m.per_second,
                     m.per_second / base,
                     m.p50_ms,
                     m.p99_ms,
                     m.errors,
-                    m.bytes as f64 / 1024.0
+                    m.bytes as f64 / 1024.0,
+                    m.cpu_ms.map_or("-".to_string(), |ms| format!("{ms:.3}"))
                 );
             }
             Ok(())

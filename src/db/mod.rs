@@ -214,6 +214,21 @@ where
     }
 }
 
+impl DbError {
+    /// PostgreSQL refuses text holding a NUL character (U+0000), which
+    /// SQLite stores: the request carried one, so the client is at fault,
+    /// not the server. (The message ends with the byte, `0x00`, in every
+    /// language the server may speak.)
+    pub fn is_nul_in_text(&self) -> bool {
+        match self {
+            DbError::Query(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::Unknown, info)) => {
+                info.message().ends_with(": 0x00")
+            }
+            _ => false,
+        }
+    }
+}
+
 /// `true` when the error is a unique-constraint violation (both backends).
 pub fn is_unique_violation(e: &diesel::result::Error) -> bool {
     matches!(e, diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _))

@@ -54,6 +54,7 @@ impl AppError {
             AppError::Conflict(_) => Status::Conflict,
             AppError::Gone(_) => Status::Gone,
             AppError::RateLimited { .. } => Status::TooManyRequests,
+            AppError::Db(e) if e.is_nul_in_text() => Status::BadRequest,
             AppError::Db(_) | AppError::Internal(_) => Status::InternalServerError,
         }
     }
@@ -61,6 +62,7 @@ impl AppError {
     /// What the client is told: internal details stay in the log.
     fn public_detail(&self) -> String {
         match self {
+            AppError::Db(e) if e.is_nul_in_text() => NUL_IN_TEXT.into(),
             AppError::Db(_) | AppError::Internal(_) => {
                 "Something went wrong on our side. The error has been logged; please try again.".into()
             }
@@ -68,6 +70,9 @@ impl AppError {
         }
     }
 }
+
+pub const NUL_IN_TEXT: &str =
+    "The request holds a NUL character (U+0000), which no text here may contain. Remove it and try again.";
 
 /// Detail text a guard leaves for the catcher that renders its failure.
 #[derive(Debug, Default, Clone)]
