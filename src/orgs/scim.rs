@@ -84,6 +84,11 @@ type ScimResult = Result<Scim, Scim>;
 
 impl From<AppError> for Scim {
     fn from(e: AppError) -> Scim {
+        let status = e.status();
+        if status.code < 500 {
+            // The client's fault (a NUL in an id PostgreSQL cannot store).
+            return Scim::error(status, None, e.public_detail());
+        }
         tracing::error!(error = %e, "SCIM request failed");
         Scim::error(Status::InternalServerError, None, "The request could not be completed.")
     }

@@ -60,7 +60,7 @@ impl AppError {
     }
 
     /// What the client is told: internal details stay in the log.
-    fn public_detail(&self) -> String {
+    pub fn public_detail(&self) -> String {
         match self {
             AppError::Db(e) if e.is_nul_in_text() => NUL_IN_TEXT.into(),
             AppError::Db(_) | AppError::Internal(_) => {

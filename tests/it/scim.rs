@@ -282,6 +282,14 @@ async fn users_endpoint(app: TestApp) {
     .await;
     assert_error(&call(&app, "GET", "/scim/v2/Users", &reader, None, None).await, Status::Forbidden, None);
     assert_error(&call(&app, "GET", "/scim/v2/Users/does-not-exist", &key, None, None).await, Status::NotFound, None);
+    // An id holding a NUL, which PostgreSQL cannot store (SQLite can), is the
+    // client's error on both backends: 400 or 404, never a 500.
+    let nul = if app.pg.is_some() { Status::BadRequest } else { Status::NotFound };
+    for (method, path) in
+        [("GET", "/scim/v2/Users/a%00b"), ("DELETE", "/scim/v2/Users/a%00b"), ("GET", "/scim/v2/Groups/a%00b")]
+    {
+        assert_error(&call(&app, method, path, &key, None, None).await, nul, None);
+    }
 
     // Deactivation ends the person's sessions at once and keeps them out.
     let user: i64 =
