@@ -71,7 +71,7 @@ impl AppError {
     }
 }
 
-pub const NUL_IN_TEXT: &str =
+const NUL_IN_TEXT: &str =
     "The request holds a NUL character (U+0000), which no text here may contain. Remove it and try again.";
 
 /// Detail text a guard leaves for the catcher that renders its failure.
