@@ -1,7 +1,9 @@
 //! `lyceum bench`: serves a fresh demo site on a loopback port and measures,
 //! over real HTTP with keep-alive connections, the throughput and latency of
-//! the catalog page and a course unit page against the plain-text health
-//! route of the same server. Loopback only, bounded in time.
+//! the catalog page, a course unit page and a 200-post forum thread against
+//! the plain-text health route of the same server, and the floor under every
+//! page rendered from the database (routes of its own doing one statement,
+//! with and without the layout). Loopback only, bounded in time.
 
 use std::time::{Duration, Instant};
 
@@ -320,6 +322,32 @@ async fn measure(name: &str, port: u16, path: &str, cookie: &str, clients: usize
     }
 }
 
+/// The floor under every page rendered from the database: one trivial
+/// statement through the pool (a hop to a blocking thread, a connection
+/// checkout, a round trip to the database), as plain text.
+#[rocket::get("/statement")]
+async fn floor_statement(db: &rocket::State<crate::db::Db>) -> Result<&'static str, crate::web::error::AppError> {
+    one_statement(db).await?;
+    Ok("1")
+}
+
+/// The same statement, then the site's layout around an empty page, as
+/// every HTML page has it. Signed in, the session lookup comes on top.
+#[rocket::get("/page")]
+async fn floor_page(db: &rocket::State<crate::db::Db>) -> Result<crate::web::page::Page, crate::web::error::AppError> {
+    one_statement(db).await?;
+    Ok(crate::web::page::Page::new("bench/floor", "Floor", serde_json::json!({})))
+}
+
+async fn one_statement(db: &crate::db::Db) -> Result<i32, crate::db::DbError> {
+    use diesel::{IntoSql, RunQueryDsl};
+    db.run(|conn| {
+        crate::on_backend!(conn, |c| diesel::select(1.into_sql::<diesel::sql_types::Integer>()).get_result(c))
+            .map_err(crate::db::DbError::from)
+    })
+    .await
+}
+
 pub async fn run(base: &Config, opts: Options) -> Result<Vec<Measurement>, String> {
     let dir = std::env::temp_dir().join(format!("lyceum-bench-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
@@ -340,7 +368,9 @@ pub async fn run(base: &Config, opts: Options) -> Result<Vec<Measurement>, Strin
         log: "error".into(),
         ..base.clone()
     };
-    let rocket = crate::build_rocket(config.clone()).map_err(|e| e.to_string())?;
+    let rocket = crate::build_rocket(config.clone())
+        .map_err(|e| e.to_string())?
+        .mount("/bench-floor", rocket::routes![floor_statement, floor_page]);
     let server = tokio::spawn(rocket.launch());
     for _ in 0..100 {
         if TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
@@ -354,6 +384,9 @@ pub async fn run(base: &Config, opts: Options) -> Result<Vec<Measurement>, Strin
     let mut results = Vec::new();
     for (name, path, cookie) in [
         ("plain-text /healthz", "/healthz", ""),
+        ("floor: one statement", "/bench-floor/statement", ""),
+        ("floor: one statement, layout", "/bench-floor/page", ""),
+        ("floor: signed in, one statement, layout", "/bench-floor/page", cookie.as_str()),
         ("catalog /courses", "/courses", ""),
         ("course unit page", unit.as_str(), cookie.as_str()),
         ("forum thread, 200 posts", thread.as_str(), cookie.as_str()),

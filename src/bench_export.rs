@@ -111,6 +111,8 @@ pub struct Results {
     pub copy_ordered: Phase,
     pub ungated: Phase,
     pub gated: Phase,
+    /// The disclosure rows alone, written by the server in one statement.
+    pub disclosures_alone: Phase,
     pub report: ReportTiming,
 }
 
@@ -567,6 +569,41 @@ fn gated(conn: &mut Conn, member: &Partner) -> Result<Phase, String> {
     Ok(meter.finish("export through the gate", rows, bytes))
 }
 
+/// The floor under the gate's cost: the export's disclosure rows (one per
+/// enrollment of the member, as SHR-5 asks) written by the server itself in
+/// one `INSERT … SELECT`, with no client, no arrays, no consent lookup and no
+/// at-most-once probe, then rolled back. No gate that writes a row per record
+/// can add less than this to an export.
+fn disclosures_alone(conn: &mut Conn, member: &Partner) -> Result<Phase, String> {
+    let member_id = member.member_id.ok_or("the member partner has no member")?;
+    let c = pg(conn)?;
+    let meter = Meter::start(c);
+    let mut rows = 0u64;
+    let rolled_back = c.transaction::<(), diesel::result::Error, _>(|c| {
+        rows = diesel::sql_query(
+            "INSERT INTO disclosures (user_id, partner_id, recipient, purpose, fields, basis, consent_ledger_id, \
+             export_id, record_key, created_at) \
+             SELECT e.user_id, $1, $2, 'member_sharing', 'enrollment,profile', 'consent', e.id, $3, \
+               'enrollment:' || e.id, now() \
+             FROM enrollments e JOIN course_runs r ON r.id = e.run_id JOIN courses c ON c.id = r.course_id \
+             WHERE c.member_id = $4",
+        )
+        .bind::<diesel::sql_types::BigInt, _>(member.id)
+        .bind::<diesel::sql_types::Text, _>(&member.name)
+        .bind::<diesel::sql_types::Text, _>(format!("bench-floor-{}", uuid::Uuid::new_v4()))
+        .bind::<diesel::sql_types::BigInt, _>(member_id)
+        .execute(c)? as u64;
+        Err(diesel::result::Error::RollbackTransaction)
+    });
+    match rolled_back {
+        Err(diesel::result::Error::RollbackTransaction) => {
+            Ok(meter.finish("disclosure rows alone (server-side INSERT … SELECT, rolled back)", rows, 0))
+        }
+        Err(e) => Err(e.to_string()),
+        Ok(()) => Err("the disclosure floor was not rolled back".into()),
+    }
+}
+
 // ---- COPY ---------------------------------------------------------------------------
 
 /// The member whose rows `CandidateCopy` selects: a COPY target is static SQL.
@@ -773,9 +810,9 @@ pub async fn run(base: &Config, opts: Options) -> Result<Results, String> {
     let member = seeded.member.clone();
     let url = opts.database_url.clone();
     let load_before = loadavg();
-    let (copy, copy_ordered, ungated, gated) = {
+    let (copy, copy_ordered, ungated, gated, disclosures_alone) = {
         let db = db.clone();
-        tokio::task::spawn_blocking(move || -> Result<(Phase, Phase, Phase, Phase), String> {
+        tokio::task::spawn_blocking(move || -> Result<(Phase, Phase, Phase, Phase, Phase), String> {
             let mut conn = db.get().map_err(err)?;
             // A warm-up pass reads every table once, so no phase pays for a cold cache.
             copy::<false>(&url, &member)?;
@@ -787,7 +824,9 @@ pub async fn run(base: &Config, opts: Options) -> Result<Results, String> {
             eprintln!("  without the gate: {:.0} rows/s", ungated.rows_per_second());
             let gated = gated(&mut conn, &member)?;
             eprintln!("  through the gate: {:.0} rows/s", gated.rows_per_second());
-            Ok((copy_plain, copy_ordered, ungated, gated))
+            let alone = disclosures_alone(&mut conn, &member)?;
+            eprintln!("  disclosure rows alone: {:.0} rows/s", alone.rows_per_second());
+            Ok((copy_plain, copy_ordered, ungated, gated, alone))
         })
         .await
         .map_err(err)??
@@ -795,7 +834,19 @@ pub async fn run(base: &Config, opts: Options) -> Result<Results, String> {
     let load = (load_before, loadavg());
     eprintln!("measuring the sponsor report…");
     let report = sponsor_report(base, &opts, &seeded.sponsor).await?;
-    Ok(Results { server, load, rows, learners, seed_seconds, copy, copy_ordered, ungated, gated, report })
+    Ok(Results {
+        server,
+        load,
+        rows,
+        learners,
+        seed_seconds,
+        copy,
+        copy_ordered,
+        ungated,
+        gated,
+        disclosures_alone,
+        report,
+    })
 }
 
 fn mib(kib: u64) -> f64 {
@@ -812,7 +863,7 @@ pub fn markdown(r: &Results) -> String {
          |---|---|---|---|---|---|---|---|---|---|\n",
         r.server, r.load.0, r.load.1, r.rows, r.learners, r.seed_seconds, r.rows
     );
-    for p in [&r.copy, &r.copy_ordered, &r.ungated, &r.gated] {
+    for p in [&r.copy, &r.copy_ordered, &r.ungated, &r.gated, &r.disclosures_alone] {
         s.push_str(&format!(
             "| {} | {} | {:.2} | {:.0} | {:.2} | {:.1} | {:.1} | {} | {:.1} | {:.1} |\n",
             p.name,
@@ -828,7 +879,11 @@ pub fn markdown(r: &Results) -> String {
         ));
     }
     let overhead = (r.gated.seconds / r.ungated.seconds - 1.0) * 100.0;
-    s.push_str(&format!("\nGate overhead (gated time / ungated time − 1): {overhead:.0} %\n\n"));
+    let floor = r.disclosures_alone.seconds / r.ungated.seconds * 100.0;
+    s.push_str(&format!(
+        "\nGate overhead (gated time / ungated time − 1): {overhead:.0} %\n\
+         Floor of any gate writing a disclosure row per record (those rows alone / ungated time): {floor:.0} %\n\n"
+    ));
     let rep = &r.report;
     let max = rep.requests_ms.iter().copied().fold(0.0, f64::max);
     s.push_str(&format!(

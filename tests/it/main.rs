@@ -3,6 +3,7 @@
 mod common;
 
 mod accounts;
+mod bench;
 mod browser;
 mod certificates;
 mod demo;
