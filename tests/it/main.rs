@@ -12,6 +12,7 @@ mod forums;
 mod hostile;
 mod jobs;
 mod learning;
+mod links;
 mod media;
 mod oidc;
 mod orgs;
