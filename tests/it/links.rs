@@ -1,8 +1,9 @@
 //! Every link a person can follow leads somewhere: starting at the home
 //! page, as a visitor and as each demo account, the test follows every
 //! link and image of the site's own pages (breadth first) and checks that
-//! none answers with an error. A broken link is a feature that exists in the
-//! page but not in the site.
+//! none answers with an error, and that every form it met has a route that
+//! takes it. A broken link is a feature that exists in the page but not in
+//! the site.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -30,17 +31,48 @@ fn links(page: &str) -> Vec<String> {
         .collect()
 }
 
+/// The forms of a page as (method, action): `action` attributes of forms and
+/// `formaction` attributes of their buttons (a form without an action posts
+/// to its own page).
+fn forms(page: &str, url: &str) -> Vec<(String, String)> {
+    let tag = regex::Regex::new(r#"<(form|button|input)\b([^>]*)>"#).unwrap();
+    let attr = |attrs: &str, name: &str| {
+        regex::Regex::new(&format!(r#"\b{name}="([^"]*)""#)).unwrap().captures(attrs).map(|c| unescape(&c[1]))
+    };
+    let mut out = Vec::new();
+    let mut method = String::from("get");
+    for c in tag.captures_iter(page) {
+        let attrs = &c[2];
+        if &c[1] == "form" {
+            method = attr(attrs, "method").unwrap_or_else(|| "get".into()).to_lowercase();
+            out.push((method.clone(), attr(attrs, "action").unwrap_or_else(|| url.to_string())));
+        } else if let Some(to) = attr(attrs, "formaction") {
+            out.push((method.clone(), to));
+        }
+    }
+    out.into_iter().filter(|(_, a)| a.starts_with('/') && !a.starts_with("//")).collect()
+}
+
 /// Links that change something when followed are forms, not links; none
 /// should be here, but signing out is the one a crawler must never take.
 fn followable(path: &str) -> bool {
     !path.starts_with("/signout")
 }
 
-async fn crawl(app: &TestApp, who: &str) -> (usize, Vec<String>) {
+/// What a crawl found: pages fetched, broken links, and the forms met (method,
+/// action, the page they were on).
+struct Crawl {
+    fetched: usize,
+    broken: Vec<String>,
+    forms: BTreeMap<(String, String), String>,
+}
+
+async fn crawl(app: &TestApp, who: &str) -> Crawl {
     let mut queue: VecDeque<(String, String)> = VecDeque::from([("/".to_string(), "(start)".to_string())]);
     let mut seen_urls = BTreeSet::new();
     let mut fetched_per_path: BTreeMap<String, usize> = BTreeMap::new();
     let mut broken = Vec::new();
+    let mut found_forms = BTreeMap::new();
     let mut fetched = 0;
     while let Some((url, from)) = queue.pop_front() {
         if fetched >= MAX_PAGES || !seen_urls.insert(url.clone()) || !followable(&url) {
@@ -78,33 +110,80 @@ async fn crawl(app: &TestApp, who: &str) -> (usize, Vec<String>) {
                 queue.push_back((link, url.clone()));
             }
         }
+        for form in forms(&body, &url) {
+            found_forms.entry(form).or_insert_with(|| url.clone());
+        }
     }
-    (fetched, broken)
+    Crawl { fetched, broken, forms: found_forms }
+}
+
+/// Checks each form the crawl met: a form that reads (GET) is sent as it
+/// stands and must answer without an error; a form that changes something
+/// (POST) must have a route that takes it. (Sending those would change the
+/// demo site under the crawls that follow; every POST route gets hostile
+/// values in `hostile.rs`.)
+async fn check_forms(app: &TestApp, who: &str, found: &BTreeMap<(String, String), String>) -> Vec<String> {
+    let param = regex::Regex::new(r"<[^>]+\.\.>|<[^>]+>").unwrap();
+    let posts: Vec<regex::Regex> = app
+        .client
+        .rocket()
+        .routes()
+        .filter(|r| r.method == rocket::http::Method::Post)
+        .map(|r| {
+            let path = r.uri.path().to_string();
+            let mut pattern = String::from("^");
+            let mut last = 0;
+            for m in param.find_iter(&path) {
+                pattern.push_str(&regex::escape(&path[last..m.start()]));
+                pattern.push_str(if m.as_str().ends_with("..>") { ".*" } else { "[^/]+" });
+                last = m.end();
+            }
+            pattern.push_str(&regex::escape(&path[last..]));
+            pattern.push('$');
+            regex::Regex::new(&pattern).unwrap()
+        })
+        .collect();
+    let mut broken = Vec::new();
+    for ((method, action), from) in found {
+        let path = action.split('?').next().unwrap_or_default();
+        let fine = if method == "post" {
+            posts.iter().any(|p| p.is_match(path))
+        } else {
+            app.client.get(action.clone()).dispatch().await.status().code < 400
+        };
+        if !fine {
+            broken.push(format!("{who}: {} {action} (a form on {from}) has no route or failed", method.to_uppercase()));
+        }
+    }
+    broken
 }
 
 async fn every_link_leads_somewhere(app: TestApp) {
     let mut broken = Vec::new();
     let mut reached = Vec::new();
-    let (n, b) = crawl(&app, "visitor").await;
-    reached.push(("visitor".to_string(), n));
-    broken.extend(b);
+    let visitor = crawl(&app, "visitor").await;
+    reached.push(("visitor".to_string(), visitor.fetched, visitor.forms.len()));
+    broken.extend(visitor.broken);
+    broken.extend(check_forms(&app, "visitor", &visitor.forms).await);
     for account in lyceum::demo::accounts() {
         let person =
             crate::common::Learner { username: account.role.clone(), email: account.email, password: account.password };
         app.sign_in(&person, false).await;
         assert!(app.signed_in_as().await.is_some(), "the demo account {} signs in", account.role);
-        let (n, b) = crawl(&app, &account.role).await;
-        reached.push((account.role.clone(), n));
-        broken.extend(b);
+        let found = crawl(&app, &account.role).await;
+        reached.push((account.role.clone(), found.fetched, found.forms.len()));
+        broken.extend(found.broken);
         let signed_in = app.signed_in_as().await;
         assert!(signed_in.is_some(), "{} is still signed in after the crawl: no link signed them out", account.role);
+        broken.extend(check_forms(&app, &account.role, &found.forms).await);
         app.sign_out().await;
     }
     assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
-    eprintln!("pages fetched per account: {reached:?}");
-    for (who, n) in &reached {
+    eprintln!("pages fetched and forms met per account: {reached:?}");
+    for (who, pages, forms) in &reached {
         let least = if who == "visitor" { 15 } else { 25 };
-        assert!(*n > least, "the crawl as {who} reached the site's pages ({n} fetched)");
+        assert!(*pages > least, "the crawl as {who} reached the site's pages ({pages} fetched)");
+        assert!(*forms > 2, "the crawl as {who} met the site's forms ({forms})");
     }
     assert_eq!(app.get("/").await.0, Status::Ok);
 }
