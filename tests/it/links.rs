@@ -53,6 +53,18 @@ fn forms(page: &str, url: &str) -> Vec<(String, String)> {
     out.into_iter().filter(|(_, a)| a.starts_with('/') && !a.starts_with("//")).collect()
 }
 
+/// The actions of POST forms that carry no CSRF token: the site refuses them
+/// whatever is filled in.
+fn posts_without_token(page: &str) -> Vec<String> {
+    let form = regex::Regex::new(r#"(?s)<form\b([^>]*)>(.*?)</form>"#).unwrap();
+    let post = regex::Regex::new(r#"(?i)\bmethod="post""#).unwrap();
+    let action = regex::Regex::new(r#"\baction="([^"]*)""#).unwrap();
+    form.captures_iter(page)
+        .filter(|c| post.is_match(&c[1]) && !c[2].contains(r#"name="csrf_token""#))
+        .map(|c| action.captures(&c[1]).map_or_else(|| "(its own page)".to_string(), |a| unescape(&a[1])))
+        .collect()
+}
+
 /// Links that change something when followed are forms, not links; none
 /// should be here, but signing out is the one a crawler must never take.
 fn followable(path: &str) -> bool {
@@ -112,6 +124,9 @@ async fn crawl(app: &TestApp, who: &str) -> Crawl {
         }
         for form in forms(&body, &url) {
             found_forms.entry(form).or_insert_with(|| url.clone());
+        }
+        for action in posts_without_token(&body) {
+            broken.push(format!("{who}: the form posting to {action} on {url} has no CSRF token, so it always fails"));
         }
     }
     Crawl { fetched, broken, forms: found_forms }
