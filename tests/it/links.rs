@@ -19,11 +19,24 @@ fn unescape(href: &str) -> String {
     href.replace("&amp;", "&").replace("&#x3D;", "=").replace("&#x2F;", "/").replace("&quot;", "\"")
 }
 
+/// A compiled regular expression, compiled once per pattern for the whole run.
+fn re(pattern: &'static str) -> &'static regex::Regex {
+    static COMPILED: std::sync::Mutex<BTreeMap<&'static str, &'static regex::Regex>> =
+        std::sync::Mutex::new(BTreeMap::new());
+    let mut compiled = COMPILED.lock().unwrap_or_else(|e| e.into_inner());
+    compiled.entry(pattern).or_insert_with(|| Box::leak(Box::new(regex::Regex::new(pattern).unwrap())))
+}
+
+/// The value of attribute `name` in an HTML start tag (or its attributes).
+fn attr(tag: &str, name: &str) -> Option<String> {
+    re(r#"\s([a-zA-Z-]+)\s*=\s*"([^"]*)""#).captures_iter(tag).find(|c| &c[1] == name).map(|c| unescape(&c[2]))
+}
+
 /// The site's own links and images of a page, as paths: no other origin, no
 /// fragment, no `mailto:`.
 fn links(page: &str) -> Vec<String> {
-    let re = regex::Regex::new(r#"(?:href|src)="([^"]*)""#).unwrap();
-    re.captures_iter(page)
+    re(r#"(?:href|src)="([^"]*)""#)
+        .captures_iter(page)
         .map(|c| unescape(&c[1]))
         .filter(|l| l.starts_with('/') && !l.starts_with("//"))
         .map(|l| l.split('#').next().unwrap_or_default().to_string())
@@ -35,10 +48,7 @@ fn links(page: &str) -> Vec<String> {
 /// `formaction` attributes of their buttons (a form without an action posts
 /// to its own page).
 fn forms(page: &str, url: &str) -> Vec<(String, String)> {
-    let tag = regex::Regex::new(r#"<(form|button|input)\b([^>]*)>"#).unwrap();
-    let attr = |attrs: &str, name: &str| {
-        regex::Regex::new(&format!(r#"\b{name}="([^"]*)""#)).unwrap().captures(attrs).map(|c| unescape(&c[1]))
-    };
+    let tag = re(r#"<(form|button|input)\b([^>]*)>"#);
     let mut out = Vec::new();
     let mut method = String::from("get");
     for c in tag.captures_iter(page) {
@@ -57,8 +67,7 @@ fn forms(page: &str, url: &str) -> Vec<(String, String)> {
 /// 'self'`) blocks in a page: inline scripts, event-handler attributes,
 /// style attributes and `javascript:` URLs. Each would silently do nothing.
 fn inline_code(page: &str) -> Vec<String> {
-    let mut found: Vec<String> = regex::Regex::new(r#"<script\b[^>]*>"#)
-        .unwrap()
+    let mut found: Vec<String> = re(r#"<script\b[^>]*>"#)
         .find_iter(page)
         .map(|m| m.as_str())
         .filter(|tag| !tag.contains("src=") && !tag.contains("application/json") && !tag.contains("ld+json"))
@@ -69,20 +78,53 @@ fn inline_code(page: &str) -> Vec<String> {
         (r#"<[a-zA-Z][^>]*\sstyle\s*=\s*["']"#, "a style attribute"),
         (r#"(?i)\s(?:href|src|action|formaction)\s*=\s*["']\s*javascript:"#, "a javascript: URL"),
     ];
-    found.extend(
-        patterns.iter().filter_map(|(p, what)| {
-            regex::Regex::new(p).unwrap().find(page).map(|m| format!("{what} ({})", m.as_str()))
-        }),
-    );
+    found.extend(patterns.iter().filter_map(|(p, what)| re(p).find(page).map(|m| format!("{what} ({})", m.as_str()))));
+    found
+}
+
+/// What leaves a person with a screen reader guessing: an image without
+/// `alt`, a form control without a label (a `<label for>`, an enclosing
+/// `<label>`, or `aria-label`/`aria-labelledby`/`title`), a page without a
+/// title or without exactly one `<h1>`.
+fn unlabelled(page: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for img in re(r"<img\b[^>]*>").find_iter(page) {
+        if attr(img.as_str(), "alt").is_none() {
+            found.push(format!("an image without alt text ({})", img.as_str()));
+        }
+    }
+    let labelled_for: Vec<String> =
+        re(r#"<label\b[^>]*\sfor="([^"]+)""#).captures_iter(page).map(|c| c[1].to_string()).collect();
+    // Controls inside a <label>…</label> are labelled by it.
+    let inside_labels: String = re(r"(?s)<label\b[^>]*>.*?</label>").find_iter(page).map(|m| m.as_str()).collect();
+    for control in re(r"<(?:input|select|textarea)\b[^>]*>").find_iter(page) {
+        let tag = control.as_str();
+        let kind = attr(tag, "type").unwrap_or_default();
+        if ["hidden", "submit", "button", "reset", "image"].contains(&kind.as_str()) {
+            continue;
+        }
+        let named = ["aria-label", "aria-labelledby", "title"].iter().any(|a| attr(tag, a).is_some());
+        let by_for = attr(tag, "id").is_some_and(|id| labelled_for.contains(&id));
+        if !named && !by_for && !inside_labels.contains(tag) {
+            found.push(format!("a form control without a label ({tag})"));
+        }
+    }
+    if !re(r"<title>[^<]+</title>").is_match(page) {
+        found.push("no title".into());
+    }
+    let h1 = re(r"<h1\b").find_iter(page).count();
+    if h1 != 1 {
+        found.push(format!("{h1} top-level headings (<h1>)"));
+    }
     found
 }
 
 /// The actions of POST forms that carry no CSRF token: the site refuses them
 /// whatever is filled in.
 fn posts_without_token(page: &str) -> Vec<String> {
-    let form = regex::Regex::new(r#"(?s)<form\b([^>]*)>(.*?)</form>"#).unwrap();
-    let post = regex::Regex::new(r#"(?i)\bmethod="post""#).unwrap();
-    let action = regex::Regex::new(r#"\baction="([^"]*)""#).unwrap();
+    let form = re(r#"(?s)<form\b([^>]*)>(.*?)</form>"#);
+    let post = re(r#"(?i)\bmethod="post""#);
+    let action = re(r#"\baction="([^"]*)""#);
     form.captures_iter(page)
         .filter(|c| post.is_match(&c[1]) && !c[2].contains(r#"name="csrf_token""#))
         .map(|c| action.captures(&c[1]).map_or_else(|| "(its own page)".to_string(), |a| unescape(&a[1])))
@@ -152,6 +194,9 @@ async fn crawl(app: &TestApp, who: &str) -> Crawl {
         for blocked in inline_code(&body) {
             broken.push(format!("{who}: {url} has {blocked}, which the Content-Security-Policy blocks"));
         }
+        for problem in if html { unlabelled(&body) } else { Vec::new() } {
+            broken.push(format!("{who}: {url} has {problem}"));
+        }
         for action in posts_without_token(&body) {
             broken.push(format!("{who}: the form posting to {action} on {url} has no CSRF token, so it always fails"));
         }
@@ -165,7 +210,7 @@ async fn crawl(app: &TestApp, who: &str) -> Crawl {
 /// demo site under the crawls that follow; every POST route gets hostile
 /// values in `hostile.rs`.)
 async fn check_forms(app: &TestApp, who: &str, found: &BTreeMap<(String, String), String>) -> Vec<String> {
-    let param = regex::Regex::new(r"<[^>]+\.\.>|<[^>]+>").unwrap();
+    let param = re(r"<[^>]+\.\.>|<[^>]+>");
     let posts: Vec<regex::Regex> = app
         .client
         .rocket()
