@@ -265,6 +265,17 @@ async fn every_link_leads_somewhere(app: TestApp) {
         broken.extend(check_forms(&app, &account.role, &found.forms).await);
         app.sign_out().await;
     }
+    // A new account whose email is not verified yet: enrolling and posting
+    // wait for it, and the pages must say so rather than link into refusals.
+    let newcomer = app.sign_up("newcomer").await;
+    app.sign_in(&newcomer, false).await;
+    if app.signed_in_as().await.is_some() {
+        let found = crawl(&app, "unverified").await;
+        reached.push(("unverified".into(), found.fetched, found.forms.len()));
+        broken.extend(found.broken);
+        broken.extend(check_forms(&app, "unverified", &found.forms).await);
+        app.sign_out().await;
+    }
     // Each role the demo accounts do not hold, in a fresh verified account:
     // member staff of the first member, a moderator, an auditor, the support
     // team, and an administrator of every partner.
