@@ -204,18 +204,14 @@ async fn crawl(app: &TestApp, who: &str) -> Crawl {
     Crawl { fetched, broken, forms: found_forms }
 }
 
-/// Checks each form the crawl met: a form that reads (GET) is sent as it
-/// stands and must answer without an error; a form that changes something
-/// (POST) must have a route that takes it. (Sending those would change the
-/// demo site under the crawls that follow; every POST route gets hostile
-/// values in `hostile.rs`.)
-async fn check_forms(app: &TestApp, who: &str, found: &BTreeMap<(String, String), String>) -> Vec<String> {
+/// The site's routes for `method` as patterns over request paths
+/// (`<name>` one segment, `<name..>` any rest).
+fn routes(app: &TestApp, method: rocket::http::Method) -> Vec<regex::Regex> {
     let param = re(r"<[^>]+\.\.>|<[^>]+>");
-    let posts: Vec<regex::Regex> = app
-        .client
+    app.client
         .rocket()
         .routes()
-        .filter(|r| r.method == rocket::http::Method::Post)
+        .filter(|r| r.method == method)
         .map(|r| {
             let path = r.uri.path().to_string();
             let mut pattern = String::from("^");
@@ -229,7 +225,16 @@ async fn check_forms(app: &TestApp, who: &str, found: &BTreeMap<(String, String)
             pattern.push('$');
             regex::Regex::new(&pattern).unwrap()
         })
-        .collect();
+        .collect()
+}
+
+/// Checks each form the crawl met: a form that reads (GET) is sent as it
+/// stands and must answer without an error; a form that changes something
+/// (POST) must have a route that takes it. (Sending those would change the
+/// demo site under the crawls that follow; every POST route gets hostile
+/// values in `hostile.rs`.)
+async fn check_forms(app: &TestApp, who: &str, found: &BTreeMap<(String, String), String>) -> Vec<String> {
+    let posts = routes(app, rocket::http::Method::Post);
     let mut broken = Vec::new();
     for ((method, action), from) in found {
         let path = action.split('?').next().unwrap_or_default();
@@ -377,4 +382,44 @@ fn no_page_template_holds_code_the_content_security_policy_blocks() {
         })
         .collect();
     assert!(blocked.is_empty(), "{}", blocked.join("\n"));
+}
+
+/// Every endpoint `docs/API.md` documents, with each method it names, is a
+/// route of the site: the partner API's reference cannot drift from it.
+#[rocket::async_test]
+async fn every_endpoint_in_the_api_reference_is_a_route() {
+    use rocket::http::Method;
+    let app = TestApp::sqlite().await;
+    let doc = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/API.md"))
+        .expect("docs/API.md");
+    let methods = [Method::Get, Method::Post, Method::Put, Method::Patch, Method::Delete];
+    let mut documented: Vec<(Method, String)> = Vec::new();
+    for line in doc.lines() {
+        let named: Vec<Method> = methods.iter().copied().filter(|m| line.contains(m.as_str())).collect();
+        // Paths in backticks, or after a method at the start of an indented
+        // example; relative ones (`/Schemas`) continue the row's first path.
+        let mut paths: Vec<String> = re(r"`(/[^`\s]*)`").captures_iter(line).map(|c| c[1].to_string()).collect();
+        paths.extend(re(r"^\s*(?:GET|POST|PUT|PATCH|DELETE) (/\S+)").captures_iter(line).map(|c| c[1].to_string()));
+        let Some(first) = paths.first().cloned() else { continue };
+        if !(first.starts_with("/api/") || first.starts_with("/scim/")) || named.is_empty() {
+            continue;
+        }
+        let base = first.rsplit_once('/').map_or(String::new(), |(b, _)| b.to_string());
+        for path in paths {
+            let path =
+                if path.starts_with("/api/") || path.starts_with("/scim/") { path } else { format!("{base}{path}") };
+            let path = re(r"\[.*\]|\?.*").replace_all(&path, "").to_string();
+            let path = re(r"<[^>]+>").replace_all(&path, "1").to_string();
+            for m in &named {
+                documented.push((*m, path.clone()));
+            }
+        }
+    }
+    assert!(documented.len() >= 20, "the reference's endpoints were read: {documented:?}");
+    let missing: Vec<String> = documented
+        .iter()
+        .filter(|(m, path)| !routes(&app, *m).iter().any(|r| r.is_match(path)))
+        .map(|(m, path)| format!("{m} {path}"))
+        .collect();
+    assert!(missing.is_empty(), "documented in docs/API.md but not routes of the site:\n{}", missing.join("\n"));
 }
