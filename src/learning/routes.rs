@@ -333,7 +333,7 @@ fn block_view(
     t: chrono::NaiveDateTime,
 ) -> AppResult<Value> {
     let data = learning::block_data(b)?;
-    Ok(match data {
+    let mut view = match data {
         BlockData::Text { markdown } => json!({ "kind": "text", "html": render_markdown(&markdown) }),
         BlockData::Video { url, file, transcript } => json!({
             "kind": "video", "id": b.id,
@@ -405,7 +405,10 @@ fn block_view(
                 }).collect::<Vec<_>>(),
             })
         }
-    })
+    };
+    // Every block has its anchor (`#block-<id>`), whatever its kind.
+    view["id"] = json!(b.id);
+    Ok(view)
 }
 
 async fn unit_page(

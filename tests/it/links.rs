@@ -84,8 +84,8 @@ fn inline_code(page: &str) -> Vec<String> {
 
 /// What leaves a person with a screen reader guessing: an image without
 /// `alt`, a form control without a label (a `<label for>`, an enclosing
-/// `<label>`, or `aria-label`/`aria-labelledby`/`title`), a page without a
-/// title or without exactly one `<h1>`.
+/// `<label>`, or `aria-label`/`aria-labelledby`/`title`), an id used twice,
+/// a page without a title or without exactly one `<h1>`.
 fn unlabelled(page: &str) -> Vec<String> {
     let mut found = Vec::new();
     for img in re(r"<img\b[^>]*>").find_iter(page) {
@@ -107,6 +107,12 @@ fn unlabelled(page: &str) -> Vec<String> {
         let by_for = attr(tag, "id").is_some_and(|id| labelled_for.contains(&id));
         if !named && !by_for && !inside_labels.contains(tag) {
             found.push(format!("a form control without a label ({tag})"));
+        }
+    }
+    let mut ids = BTreeSet::new();
+    for id in re(r#"<[a-zA-Z][^>]*\sid="([^"]+)""#).captures_iter(page) {
+        if !ids.insert(id[1].to_string()) {
+            found.push(format!("the id \"{}\" twice (a label or link finds only the first)", &id[1]));
         }
     }
     if !re(r"<title>[^<]+</title>").is_match(page) {
