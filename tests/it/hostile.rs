@@ -203,18 +203,4 @@ async fn every_page(app: TestApp) {
     }
 }
 
-mod hostile_ids_and_query_values_on_every_page_never_break_anything {
-    use crate::common::TestApp;
-
-    #[rocket::async_test]
-    async fn sqlite() {
-        super::every_page(TestApp::sqlite_with(|c| c.demo = true).await).await
-    }
-
-    #[rocket::async_test]
-    async fn postgres() {
-        if let Some(app) = TestApp::postgres_with(|c| c.demo = true).await {
-            super::every_page(app).await
-        }
-    }
-}
+on_both!(hostile_ids_and_query_values_on_every_page_never_break_anything, every_page, |c| c.demo = true);

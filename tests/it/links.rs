@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use rocket::http::Status;
 
 use crate::common::TestApp;
+use crate::on_both;
 
 /// Pages fetched per account at most: enough to reach every kind of page of
 /// the demo site (the crawl visits each path once, whatever its query).
@@ -343,21 +344,7 @@ async fn every_link_leads_somewhere(app: TestApp) {
     assert_eq!(app.get("/").await.0, Status::Ok);
 }
 
-mod every_link_of_the_demo_site_leads_somewhere_for_every_account {
-    use crate::common::TestApp;
-
-    #[rocket::async_test]
-    async fn sqlite() {
-        super::every_link_leads_somewhere(TestApp::sqlite_with(|c| c.demo = true).await).await
-    }
-
-    #[rocket::async_test]
-    async fn postgres() {
-        if let Some(app) = TestApp::postgres_with(|c| c.demo = true).await {
-            super::every_link_leads_somewhere(app).await
-        }
-    }
-}
+on_both!(every_link_of_the_demo_site_leads_somewhere_for_every_account, every_link_leads_somewhere, |c| c.demo = true);
 
 /// The pages the walk cannot reach with demo data (a photo ID under review,
 /// a case under appeal) come from the same templates: none of the site's

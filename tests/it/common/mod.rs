@@ -17,9 +17,25 @@ pub const TEST_SECRET: &str =
     "dGVzdC1zZWNyZXQta2V5LWZvci1seWNldW0tdGVzdHMtb25seS0wMTIzNDU2Nzg5YWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXo=";
 pub const PASSWORD: &str = "correct horse battery staple";
 
-/// Runs a test body on SQLite and on PostgreSQL (when available).
+/// Runs a test body on SQLite and on PostgreSQL (when available); with a
+/// third argument, on apps whose configuration that closure adjusts (for
+/// example `|c| c.demo = true`).
 #[macro_export]
 macro_rules! on_both {
+    ($name:ident, $body:ident, $adjust:expr) => {
+        mod $name {
+            #[rocket::async_test]
+            async fn sqlite() {
+                super::$body($crate::common::TestApp::sqlite_with($adjust).await).await
+            }
+            #[rocket::async_test]
+            async fn postgres() {
+                if let Some(app) = $crate::common::TestApp::postgres_with($adjust).await {
+                    super::$body(app).await
+                }
+            }
+        }
+    };
     ($name:ident, $body:ident) => {
         mod $name {
             #[rocket::async_test]
