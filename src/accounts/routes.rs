@@ -596,8 +596,9 @@ pub async fn change_password(
         let errors = FieldErrors::from([(field, msg)]);
         Ok::<_, AppError>(Either::Right(settings_page(db, &user, state.0.session_id.clone(), errors, json!({})).await?))
     };
+    // Its own key: the email form on the same page has a current password too.
     if check_password(db, user.id, &f.current_password).await?.is_none() {
-        return fail("current_password", "That is not your current password.".into()).await;
+        return fail("password_current_password", "That is not your current password.".into()).await;
     }
     let password = match NewPassword::parse(&f.new_password, Some(&user.username)) {
         Ok(p) => p,

@@ -163,7 +163,9 @@ async fn settings(app: TestApp) {
     app.client.get(link).dispatch().await;
     let (_, body) = app.get("/account").await;
     assert!(body.contains("augusta@example.net"));
-    // Wrong current password: refused.
+    // Wrong current password: refused, and said under the form that was
+    // sent (both forms on the page ask for the current password).
+    let wrong = "That is not your current password.";
     let res = app
         .post_form(
             "/account/password",
@@ -171,6 +173,16 @@ async fn settings(app: TestApp) {
         )
         .await;
     assert_eq!(res.status(), Status::UnprocessableEntity);
+    let page = res.into_string().await.unwrap_or_default();
+    assert_eq!(page.matches(wrong).count(), 1, "{page}");
+    assert!(page.contains(&format!(r#"id="e-password-current_password">{wrong}"#)), "{page}");
+    let res = app
+        .post_form("/account/email", &[("new_email", "ada@example.com"), ("current_password", "not my password")])
+        .await;
+    assert_eq!(res.status(), Status::UnprocessableEntity);
+    let page = res.into_string().await.unwrap_or_default();
+    assert_eq!(page.matches(wrong).count(), 1, "{page}");
+    assert!(page.contains(&format!(r#"id="e-current_password">{wrong}"#)), "{page}");
 }
 on_both!(acc_6_account_details_can_be_corrected_but_not_the_username, settings);
 
