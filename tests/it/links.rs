@@ -85,7 +85,8 @@ fn inline_code(page: &str) -> Vec<String> {
 
 /// What leaves a person with a screen reader guessing: an image without
 /// `alt`, a form control without a label (a `<label for>`, an enclosing
-/// `<label>`, or `aria-label`/`aria-labelledby`/`title`), an id used twice,
+/// `<label>`, or `aria-label`/`aria-labelledby`/`title`), a link or button
+/// with no name, an id used twice,
 /// a page without a title or without exactly one `<h1>`.
 fn unlabelled(page: &str) -> Vec<String> {
     let mut found = Vec::new();
@@ -108,6 +109,17 @@ fn unlabelled(page: &str) -> Vec<String> {
         let by_for = attr(tag, "id").is_some_and(|id| labelled_for.contains(&id));
         if !named && !by_for && !inside_labels.contains(tag) {
             found.push(format!("a form control without a label ({tag})"));
+        }
+    }
+    // A link or button read out as nothing: no text (an image's alt counts)
+    // and no aria-label or title.
+    for element in re(r"(?s)<(a|button)\b([^>]*)>(.*?)</(?:a|button)>").captures_iter(page) {
+        let (attrs, inner) = (&element[2], &element[3]);
+        let text = re(r"<[^>]*>").replace_all(inner, "");
+        let alt = re(r#"<img\b[^>]*\salt="[^"]+""#).is_match(inner);
+        let named = ["aria-label", "aria-labelledby", "title"].iter().any(|a| attr(attrs, a).is_some());
+        if text.trim().is_empty() && !alt && !named {
+            found.push(format!("a {} with no name ({})", &element[1], element.get(0).map_or("", |m| m.as_str())));
         }
     }
     let mut ids = BTreeSet::new();
