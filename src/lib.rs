@@ -394,6 +394,7 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
                 forums::routes::thread,
                 forums::routes::reply,
                 forums::routes::post_action,
+                forums::routes::post_link,
                 forums::routes::vote,
                 forums::routes::report,
                 forums::routes::edit,

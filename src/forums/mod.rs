@@ -690,6 +690,32 @@ pub struct PostView {
     pub comments: Vec<PostView>,
 }
 
+/// The posts a viewer sees in a thread: everyone the visible ones; authors
+/// also their own waiting and hidden ones (marked so), moderators all but
+/// the deleted. A filter on `forum_posts`.
+macro_rules! shown_to {
+    ($user_id:expr, $moderator:expr) => {{
+        use diesel::IntoSql;
+        forum_posts::status.eq(status::VISIBLE).or(forum_posts::status
+            .ne(status::DELETED)
+            .and(forum_posts::author_id.eq($user_id).or($moderator.into_sql::<diesel::sql_types::Bool>())))
+    }};
+}
+
+/// The page of its thread on which this viewer sees the reply `top` (a
+/// comment is on the page of its reply; the opening post heads every page).
+pub fn page_of(conn: &mut Conn, acc: &Access, user: &SessionUser, thread_id: i64, top: i64) -> QueryResult<i64> {
+    let before: i64 = crate::on_backend!(conn, |c| forum_posts::table
+        .filter(forum_posts::thread_id.eq(thread_id))
+        .filter(forum_posts::parent_id.is_null())
+        .filter(forum_posts::id.lt(top))
+        .filter(shown_to!(user.id, acc.moderator))
+        .count()
+        .get_result(c))?;
+    // `before` counts the opening post too, which is on no page of replies.
+    Ok(if before == 0 { 1 } else { (before - 1) / POSTS_PER_PAGE + 1 })
+}
+
 /// The thread's posts a viewer may see: the opening post, then replies with
 /// their comments, oldest first, one page of replies at a time.
 pub fn posts(
@@ -700,14 +726,7 @@ pub fn posts(
     page: i64,
 ) -> FResult<(PostView, Vec<PostView>, i64)> {
     // Paged in SQL: the opening post, one page of replies and their comments.
-    // Everyone sees visible posts; authors also their own waiting and hidden
-    // ones (marked so), moderators all but the deleted.
-    use diesel::IntoSql;
-    let shown = || {
-        forum_posts::status.eq(status::VISIBLE).or(forum_posts::status
-            .ne(status::DELETED)
-            .and(forum_posts::author_id.eq(user.id).or(acc.moderator.into_sql::<diesel::sql_types::Bool>())))
-    };
+    let shown = || shown_to!(user.id, acc.moderator);
     let top: Vec<i64> = crate::on_backend!(conn, |c| forum_posts::table
         .filter(forum_posts::thread_id.eq(thread_id))
         .filter(forum_posts::parent_id.is_null())
@@ -1232,7 +1251,7 @@ fn notify_followers(conn: &mut Conn, post_id: i64) -> QueryResult<()> {
             "forum_reply",
             serde_json::json!({
                 "thread": thread.title, "forum": forum.title, "author": author,
-                "path": format!("/forums/{}/threads/{}#post-{}", forum.slug, thread.id, post.id),
+                "path": format!("/forums/posts/{}", post.id),
             }),
         )?;
     }

@@ -260,7 +260,8 @@ pub async fn reply(
         };
         match super::reply(conn, &acc, &user, id, f.parent_id, &w, now()) {
             Ok((post, status)) => {
-                Ok(rocket::Either::Left(posted(format!("/forums/{slug}/threads/{id}#post-{post}"), status)))
+                let at = located(conn, &acc, &user, id, f.parent_id.unwrap_or(post), post)?;
+                Ok(rocket::Either::Left(posted(at, status)))
             }
             Err(ForumError::Invalid(error)) | Err(ForumError::Forbidden(error)) => {
                 let draft = Draft { title: String::new(), body: f.body.clone(), error };
@@ -292,8 +293,30 @@ fn settle<T>(back: String, outcome: Result<T, ForumError>, done: impl FnOnce(Str
     }
 }
 
-fn back_to(acc: &Access, post: &super::Post) -> String {
-    format!("/forums/{}/threads/{}#post-{}", acc.forum.slug, post.thread_id, post.id)
+/// Where a post is for this viewer: the page of its thread that shows it,
+/// at the post.
+fn back_to(conn: &mut Conn, acc: &Access, user: &SessionUser, post: &super::Post) -> AppResult<String> {
+    located(conn, acc, user, post.thread_id, post.parent_id.unwrap_or(post.id), post.id)
+}
+
+fn located(conn: &mut Conn, acc: &Access, user: &SessionUser, thread: i64, top: i64, post: i64) -> AppResult<String> {
+    let page = match super::page_of(conn, acc, user, thread, top)? {
+        1 => String::new(),
+        n => format!("?page={n}"),
+    };
+    Ok(format!("/forums/{}/threads/{thread}{page}#post-{post}", acc.forum.slug))
+}
+
+/// A post's lasting address, as emails and the moderation queue give it:
+/// the page of its thread that shows it to this viewer, wherever later
+/// replies have moved it.
+#[get("/forums/posts/<id>")]
+pub async fn post_link(db: &State<Db>, user: CurrentUser, id: i64) -> AppResult<rocket::response::Redirect> {
+    db.run(move |conn| {
+        let (post, acc) = super::post_access(conn, &user, id, now())?;
+        Ok(rocket::response::Redirect::to(back_to(conn, &acc, &user, &post)?))
+    })
+    .await
 }
 
 /// What the page of one post is for. The thread page links to it rather
@@ -346,7 +369,7 @@ fn post_page(
     let ctx = json!({
         "forum": forum_json(&acc),
         "thread": { "id": t.id, "title": t.title },
-        "back": back_to(&acc, &post),
+        "back": back_to(conn, &acc, user, &post)?,
         "post": { "id": post.id, "author": author, "created_at": post.created_at, "created": when(post.created_at),
                   "body_html": post.body_html },
         "report": action == PostAction::Report, "edit": action == PostAction::Edit,
@@ -368,7 +391,7 @@ pub async fn post_action(db: &State<Db>, user: CurrentUser, id: i64, action: &st
 pub async fn vote(db: &State<Db>, user: CurrentUser, id: i64, _form: crate::web::csrf::CsrfOnly) -> AppResult<Flash> {
     db.run(move |conn| {
         let (post, acc) = super::post_access(conn, &user, id, now())?;
-        let back = back_to(&acc, &post);
+        let back = back_to(conn, &acc, &user, &post)?;
         settle(back, super::toggle_vote(conn, &user, &post, now()), |back, up| {
             if up { Flash::success(back, "Upvoted.") } else { Flash::info(back, "Vote taken back.") }
         })
@@ -394,7 +417,7 @@ pub async fn report(
         let (post, acc) = super::post_access(conn, &user, id, now())?;
         match super::report(conn, &user, &post, &reason, now()) {
             Ok(hidden) => Ok(rocket::Either::Left(Flash::success(
-                back_to(&acc, &post),
+                back_to(conn, &acc, &user, &post)?,
                 if hidden {
                     "Reported. The post is hidden until a moderator looks at it."
                 } else {
@@ -428,7 +451,7 @@ pub async fn edit(
     db.run(move |conn| {
         let (post, acc) = super::post_access(conn, &user, id, now())?;
         match super::edit(conn, &acc, &user, &post, &body, now()) {
-            Ok(()) => Ok(rocket::Either::Left(Flash::success(back_to(&acc, &post), "Saved."))),
+            Ok(()) => Ok(rocket::Either::Left(Flash::success(back_to(conn, &acc, &user, &post)?, "Saved."))),
             Err(ForumError::Invalid(error)) => {
                 let draft = Draft { body: body.clone(), error, ..Draft::default() };
                 post_page(conn, &user, id, PostAction::Edit, Some(draft)).map(rocket::Either::Right)
@@ -455,7 +478,7 @@ pub async fn moderate(db: &State<Db>, user: CurrentUser, id: i64, form: CsrfForm
         if !acc.moderator {
             return Err(AppError::Forbidden("Only moderators can do this.".into()));
         }
-        let back = back_to(&acc, &post);
+        let back = back_to(conn, &acc, &user, &post)?;
         if f.action == "ban" {
             super::ban(conn, &acc, &user, post.author_id, &f.reason, now())?;
             return Ok(Flash::success(back, "The author can no longer post in this forum."));

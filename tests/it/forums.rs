@@ -393,7 +393,10 @@ async fn follow_and_unread(app: TestApp) {
     app.post_form(&format!("/forums/posts/{waiting}/moderate"), &[("action", "approve")]).await;
     assert_eq!(reply_mails(&app, "ada@example.org").await, 1);
     let link = app.mailed_link("ada@example.org", "/forums/").await.expect("a link to the reply");
-    assert!(link.contains(&format!("#post-{waiting}")));
+    assert_eq!(link, format!("/forums/posts/{waiting}"), "the post's lasting address");
+    let res = app.client.get(link).dispatch().await;
+    let at = res.headers().get_one("Location").unwrap_or_default().to_string();
+    assert!(at.starts_with(&thread) && at.ends_with(&format!("#post-{waiting}")), "{at}");
     // Unfollowing stops the emails.
     as_user(&app, &bob).await;
     app.post_form(&format!("{thread}/follow"), &[("follow", "false")]).await;
@@ -755,6 +758,43 @@ async fn frm_1_a_long_thread_is_paged_fifty_replies_at_a_time_with_their_comment
     let (_, last) = app.get(&format!("{path}?page=9")).await;
     assert!(has(&last, replies[148]) && has(&last, 199), "a page past the end shows the last one, with comments");
     assert!(!has(&last, replies[99]));
+
+    // A post's address leads to the page that shows it: a reply on the
+    // second page, a comment under it, the opening post on the first.
+    let location = |res: &rocket::local::asynchronous::LocalResponse<'_>| {
+        res.headers().get_one("Location").unwrap_or_default().to_string()
+    };
+    let reply = replies.iter().skip(50).find(|i| *i % 4 == 2).copied().expect("a reply with a comment on page 2");
+    for (i, page) in [(0, ""), (1, ""), (reply, "?page=2"), (reply + 1, "?page=2")] {
+        let id = post_id_by_body(&app, &format!("Post {i}:")).await;
+        let res = app.client.get(format!("/forums/posts/{id}")).dispatch().await;
+        assert_eq!(res.status(), Status::SeeOther);
+        assert_eq!(location(&res), format!("{path}{page}#post-{id}"), "post {i}");
+    }
+    // A new reply is the 150th: after posting, its author (staff here: the
+    // learner just wrote 200 posts and is held back as posting too fast)
+    // lands on the third page, where it is, not on the first.
+    app.sign_out().await;
+    let staff = lyceum::demo::accounts().remove(0);
+    app.sign_in(
+        &crate::common::Learner { username: "staff".into(), email: staff.email, password: staff.password },
+        false,
+    )
+    .await;
+    let res = app.post_form(&format!("{path}/replies"), &[("body", "The newest reply")]).await;
+    assert_eq!(res.status(), Status::SeeOther);
+    let newest = post_id_by_body(&app, "The newest reply").await;
+    assert_eq!(location(&res), format!("{path}?page=3#post-{newest}"));
+    let (_, third) = app.get(&format!("{path}?page=3")).await;
+    assert!(third.contains("The newest reply") && third.contains(&format!(r#"id="post-{newest}""#)));
+    // Someone who may not read the forum learns nothing from an address.
+    app.sign_out().await;
+    let outsider = app.sign_up("outsider").await;
+    app.verify(&outsider).await;
+    app.sign_in(&outsider, false).await;
+    let res = app.client.get(format!("/forums/posts/{newest}")).dispatch().await;
+    assert!(matches!(res.status(), Status::Forbidden | Status::NotFound), "{}", res.status());
+    assert!(location(&res).is_empty());
 }
 
 async fn post_pages(app: TestApp) {
