@@ -213,6 +213,11 @@ async fn crawl(app: &TestApp, who: &str) -> Crawl {
         for blocked in inline_code(&body) {
             broken.push(format!("{who}: {url} has {blocked}, which the Content-Security-Policy blocks"));
         }
+        // Nothing was sent: a field error here came from somewhere else (a
+        // partial reading a page's own `error`, say).
+        if body.contains(r#"class="field-error""#) {
+            broken.push(format!("{who}: {url} shows a field error though nothing was sent"));
+        }
         for problem in if html { unlabelled(&body) } else { Vec::new() } {
             broken.push(format!("{who}: {url} has {problem}"));
         }
