@@ -173,6 +173,7 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
         .manage(worker.blobs.clone())
         .manage(worker.search.clone())
         .manage(worker.forum_search.clone())
+        .manage(forums::cache::ThreadPosts::default())
         .manage(worker.signer.clone())
         .manage(worker.policy_banner.clone())
         .manage(worker.notices.clone())

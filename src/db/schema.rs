@@ -546,6 +546,7 @@ diesel::table! {
         lock_reason -> Nullable<Text>,
         last_post_at -> Timestamp,
         created_at -> Timestamp,
+        version -> BigInt,
     }
 }
 

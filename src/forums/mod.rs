@@ -10,6 +10,7 @@
 //! user agent, shown to moderators only (FRM-2). Peers only ever see
 //! usernames (ACC-7), or "Anonymous" where the forum allows it.
 
+pub mod cache;
 pub mod honor;
 pub mod routes;
 pub mod search;
@@ -25,7 +26,7 @@ use crate::accounts::roles::Role;
 use crate::db::Conn;
 use crate::db::schema::{
     course_runs, courses, enrollments, forum_bans, forum_follows, forum_post_edits, forum_posts, forum_reads,
-    forum_reports, forum_threads, forum_trusted, forum_votes, forums, profiles, users,
+    forum_reports, forum_threads, forum_trusted, forum_votes, forums, users,
 };
 use crate::learning::content::render_markdown;
 use crate::learning::model::{Course, Run};
@@ -86,6 +87,9 @@ pub struct Thread {
     pub lock_reason: Option<String>,
     pub last_post_at: NaiveDateTime,
     pub created_at: NaiveDateTime,
+    /// Raised by the database with every change to what the thread's pages
+    /// list (see `cache`).
+    pub version: i64,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -106,25 +110,6 @@ pub struct Post {
     pub created_at: NaiveDateTime,
     pub edited_at: Option<NaiveDateTime>,
     pub vote_count: i64,
-}
-
-/// A post as a thread page lists it: all but its Markdown source.
-#[derive(Debug, Queryable, Selectable)]
-#[diesel(table_name = forum_posts)]
-struct Listed {
-    id: i64,
-    parent_id: Option<i64>,
-    author_id: i64,
-    anonymous: bool,
-    author_erased: bool,
-    body_html: String,
-    status: String,
-    endorsed: bool,
-    ip: Option<String>,
-    user_agent: Option<String>,
-    created_at: NaiveDateTime,
-    edited_at: Option<NaiveDateTime>,
-    vote_count: i64,
 }
 
 /// What a user may do in a forum.
@@ -720,55 +705,42 @@ pub fn page_of(conn: &mut Conn, acc: &Access, user: &SessionUser, thread_id: i64
 /// their comments, oldest first, one page of replies at a time.
 pub fn posts(
     conn: &mut Conn,
+    kept: &cache::ThreadPosts,
     acc: &Access,
     user: &SessionUser,
-    thread_id: i64,
+    thread: &Thread,
     page: i64,
 ) -> FResult<(PostView, Vec<PostView>, i64)> {
-    // Paged in SQL: the opening post, one page of replies and their comments.
-    let shown = || shown_to!(user.id, acc.moderator);
-    let top: Vec<i64> = crate::on_backend!(conn, |c| forum_posts::table
-        .filter(forum_posts::thread_id.eq(thread_id))
-        .filter(forum_posts::parent_id.is_null())
-        .filter(shown())
-        .order(forum_posts::id.asc())
-        .select(forum_posts::id)
-        .load(c))?;
-    let Some((&opening_id, reply_ids)) = top.split_first() else { return Err(ForumError::NotFound) };
+    // The thread's posts come from `cache` while the thread is unchanged;
+    // what this viewer sees of them (`shown`, as `shown_to!` says it in SQL)
+    // and which of them they upvoted are decided here, on every request.
+    let shown = |status_visible: bool, author_id: i64| status_visible || author_id == user.id || acc.moderator;
+    let top = kept.top(conn, thread.id, thread.version)?;
+    let mut top_ids = top.iter().filter(|t| shown(t.status_visible, t.author_id)).map(|t| t.id);
+    let Some(opening_id) = top_ids.next() else { return Err(ForumError::NotFound) };
+    let reply_ids: Vec<i64> = top_ids.collect();
     let pages = ((reply_ids.len() as i64 + POSTS_PER_PAGE - 1) / POSTS_PER_PAGE).max(1);
     let page = page.clamp(1, pages);
     let on_page: Vec<i64> =
         reply_ids.iter().skip(((page - 1) * POSTS_PER_PAGE) as usize).take(POSTS_PER_PAGE as usize).copied().collect();
-    // The page is the opening post, a run of replies and their comments:
-    // ranges of ids rather than lists, so that each statement is prepared
-    // once and kept. (An empty run is 1..=0.)
+    // The page is the opening post, a run of replies and their comments.
+    // (An empty run is 1..=0.)
     let (lo, hi) = (on_page.first().copied().unwrap_or(1), on_page.last().copied().unwrap_or(0));
-    let this_page = || {
-        forum_posts::id
-            .eq(opening_id)
-            .or(forum_posts::parent_id.is_null().and(forum_posts::id.between(lo, hi)))
-            .or(forum_posts::parent_id.between(lo, hi))
+    let span = kept.span(conn, thread.id, thread.version, cache::Span { opening: opening_id, lo, hi })?;
+    let rows: Vec<&cache::Row> =
+        span.iter().filter(|r| shown(r.post.status == status::VISIBLE, r.post.author_id)).collect();
+    // The viewer's upvotes among them (the counts are kept on the posts).
+    let voted: HashSet<i64> = match (rows.first(), rows.last()) {
+        (Some(first), Some(last)) => crate::on_backend!(conn, |c| forum_votes::table
+            .filter(forum_votes::user_id.eq(user.id))
+            .filter(forum_votes::post_id.between(first.post.id, last.post.id))
+            .select(forum_votes::post_id)
+            .load::<i64>(c))?
+        .into_iter()
+        .collect(),
+        _ => HashSet::new(),
     };
-    // The posts with their authors, avatars and whether this viewer upvoted
-    // each (the counts are kept on the posts).
-    let rows: Vec<(Listed, String, Option<String>, Option<i64>)> = crate::on_backend!(conn, |c| forum_posts::table
-        .inner_join(users::table)
-        .left_join(profiles::table.on(profiles::user_id.eq(forum_posts::author_id)))
-        .left_join(
-            forum_votes::table.on(forum_votes::post_id.eq(forum_posts::id).and(forum_votes::user_id.eq(user.id))),
-        )
-        .filter(forum_posts::thread_id.eq(thread_id))
-        .filter(shown())
-        .filter(this_page())
-        .order(forum_posts::id.asc())
-        .select((
-            Listed::as_select(),
-            users::username,
-            profiles::avatar_key.nullable(),
-            forum_votes::user_id.nullable(),
-        ))
-        .load(c))?;
-    let ids: Vec<i64> = rows.iter().map(|(p, _, _, _)| p.id).collect();
+    let ids: Vec<i64> = rows.iter().map(|r| r.post.id).collect();
     let (mut history, mut reports): (HashMap<i64, Vec<String>>, HashMap<i64, i64>) = Default::default();
     if acc.moderator {
         for (post, body) in forum_post_edits::table
@@ -788,27 +760,28 @@ pub fn posts(
             .into_iter()
             .collect();
     }
-    let view = |(p, username, avatar, vote): (Listed, String, Option<String>, Option<i64>)| {
+    let view = |r: &cache::Row| {
+        let (p, username) = (&r.post, &r.username);
         let mine = p.author_id == user.id && !p.author_erased;
         PostView {
             id: p.id,
             parent_id: p.parent_id,
-            author: byline(p.author_erased, p.anonymous, &username, acc.moderator),
+            author: byline(p.author_erased, p.anonymous, username, acc.moderator),
             author_profile: (!p.author_erased && (!p.anonymous || acc.moderator)).then(|| username.clone()),
-            avatar: avatar.filter(|_| !p.author_erased && !p.anonymous),
+            avatar: r.avatar.clone().filter(|_| !p.author_erased && !p.anonymous),
             mine,
             pending: p.status == status::PENDING,
             hidden: p.status == status::HIDDEN,
             actionable: !mine && p.status == status::VISIBLE,
             is_reply: p.parent_id.is_none() && p.id != opening_id,
             votes: p.vote_count,
-            voted: vote.is_some(),
-            ip: if acc.moderator { p.ip } else { None },
-            user_agent: if acc.moderator { p.user_agent } else { None },
+            voted: voted.contains(&p.id),
+            ip: if acc.moderator { p.ip.clone() } else { None },
+            user_agent: if acc.moderator { p.user_agent.clone() } else { None },
             history: history.remove(&p.id).unwrap_or_default(),
             reports: reports.get(&p.id).copied().unwrap_or(0),
-            body_html: p.body_html,
-            status: p.status,
+            body_html: p.body_html.clone(),
+            status: p.status.clone(),
             endorsed: p.endorsed,
             created: when(p.created_at),
             created_at: p.created_at,
@@ -1162,8 +1135,8 @@ pub fn queue(conn: &mut Conn, user: &SessionUser, now: NaiveDateTime) -> QueryRe
             thread_id: t.id,
             thread: t.title,
             author: author_label(&p, &username, true),
-            body_html: p.body_html,
-            status: p.status,
+            body_html: p.body_html.clone(),
+            status: p.status.clone(),
             reports: reasons,
             ip: p.ip,
             user_agent: p.user_agent,

@@ -5,6 +5,7 @@ use rocket::http::Status;
 use rocket::{FromForm, State, get, post};
 use serde_json::{Value, json};
 
+use super::cache::ThreadPosts;
 use super::{Access, ForumError, Moderation, PostView, Writing, when};
 use crate::accounts::SessionUser;
 use crate::db::{Conn, Db, now};
@@ -185,6 +186,7 @@ fn posted(to: String, status: &str) -> Flash {
 
 fn thread_page(
     conn: &mut Conn,
+    kept: &super::cache::ThreadPosts,
     user: &SessionUser,
     slug: &str,
     thread_id: i64,
@@ -192,7 +194,7 @@ fn thread_page(
     draft: Option<Draft>,
 ) -> AppResult<Page> {
     let (acc, thread, following, seen) = super::thread_access(conn, user, slug, thread_id, now())?;
-    let (opening, replies, pages) = super::posts(conn, &acc, user, thread_id, page)?;
+    let (opening, replies, pages) = super::posts(conn, kept, &acc, user, &thread, page)?;
     let newest = std::iter::once(&opening)
         .chain(replies.iter())
         .chain(replies.iter().flat_map(|r| r.comments.iter()))
@@ -234,21 +236,29 @@ fn thread_page(
 }
 
 #[get("/forums/<slug>/threads/<id>?<page>")]
-pub async fn thread(db: &State<Db>, user: CurrentUser, slug: &str, id: i64, page: Option<i64>) -> AppResult<Page> {
-    let slug = slug.to_string();
-    db.run(move |conn| thread_page(conn, &user, &slug, id, page.unwrap_or(1), None)).await
+pub async fn thread(
+    db: &State<Db>,
+    kept: &State<ThreadPosts>,
+    user: CurrentUser,
+    slug: &str,
+    id: i64,
+    page: Option<i64>,
+) -> AppResult<Page> {
+    let (slug, kept) = (slug.to_string(), kept.inner().clone());
+    db.run(move |conn| thread_page(conn, &kept, &user, &slug, id, page.unwrap_or(1), None)).await
 }
 
 #[post("/forums/<slug>/threads/<id>/replies", data = "<form>")]
 pub async fn reply(
     db: &State<Db>,
+    kept: &State<ThreadPosts>,
     user: CurrentUser,
     client: ClientInfo,
     slug: &str,
     id: i64,
     form: CsrfForm<PostForm>,
 ) -> AppResult<rocket::Either<Flash, Page>> {
-    let slug = slug.to_string();
+    let (slug, kept) = (slug.to_string(), kept.inner().clone());
     let f = form.form;
     db.run(move |conn| {
         let acc = super::access(conn, &user, &slug, now())?;
@@ -275,7 +285,8 @@ pub async fn reply(
                     },
                     None => None,
                 };
-                page.unwrap_or_else(|| thread_page(conn, &user, &slug, id, 1, Some(draft))).map(rocket::Either::Right)
+                page.unwrap_or_else(|| thread_page(conn, &kept, &user, &slug, id, 1, Some(draft)))
+                    .map(rocket::Either::Right)
             }
             Err(e) => Err(e.into()),
         }

@@ -678,6 +678,86 @@ async fn kept_posts(app: TestApp) {
 }
 on_both!(frm_2_a_kept_post_shows_each_viewer_their_own_forms, kept_posts);
 
+async fn thread_versions(app: TestApp) {
+    // promise: FRM-1 — a thread page keeps the posts it read between views
+    // (src/forums/cache.rs) and still shows every change at once, whichever
+    // server, code path or plain SQL statement made it.
+    use lyceum::db::schema::{forum_threads, profiles};
+    let (ada, bob) = (verified(&app, "ada").await, verified(&app, "bob").await);
+    let (_, thread, opening, grace) = approved_thread(&app, &[&ada, &bob], "Loops", "When does a loop end?").await;
+    let thread_id: i64 = thread.rsplit('/').next().unwrap().parse().unwrap();
+    let version = || {
+        run(&app, move |conn| forum_threads::table.find(thread_id).select(forum_threads::version).first::<i64>(conn))
+    };
+    // Bob's first reply waits for a moderator: his page shows it, Ada's does not.
+    as_user(&app, &bob).await;
+    app.post_form(&format!("{thread}/replies"), &[("body", "When its condition is false.")]).await;
+    let reply = post_id_by_body(&app, "When its condition is false.").await;
+    let (_, page) = app.get(&thread).await;
+    assert!(page.contains("When its condition is false."), "{page}");
+    as_user(&app, &ada).await;
+    let (_, page) = app.get(&thread).await;
+    assert!(page.contains("When does a loop end?") && !page.contains("When its condition is false."), "{page}");
+
+    // A second server on the same database (another machine behind the load
+    // balancer) approves the reply; the first one's next view shows it.
+    let rocket = lyceum::build_rocket(app.config.clone()).expect("second server builds");
+    let other = TestApp {
+        client: rocket::local::asynchronous::Client::tracked(rocket).await.expect("second server"),
+        config: app.config.clone(),
+        dir: tempfile::tempdir().unwrap(),
+        pg: None,
+    };
+    as_user(&other, &grace).await;
+    let res = other.post_form(&format!("/forums/posts/{reply}/moderate"), &[("action", "approve")]).await;
+    assert_eq!(res.status(), Status::SeeOther);
+    let (_, page) = app.get(&thread).await;
+    assert!(page.contains("When its condition is false."), "the approved reply shows on the first server: {page}");
+
+    // Statements no code of the site makes (an operator's SQL) count as much:
+    // each raises the version in its own transaction, and the next view shows it.
+    let before = version().await;
+    run(&app, move |conn| {
+        diesel::update(forum_posts::table.find(opening))
+            .set(forum_posts::body_html.eq("<p>Rewritten in the database.</p>"))
+            .execute(conn)
+    })
+    .await;
+    assert!(version().await > before, "an update of a post raises its thread's version");
+    let (_, page) = app.get(&thread).await;
+    assert!(page.contains("Rewritten in the database.") && !page.contains("When does a loop end?"), "{page}");
+    run(&app, |conn| {
+        diesel::update(users::table.filter(users::username.eq("bob"))).set(users::username.eq("robert")).execute(conn)
+    })
+    .await;
+    let (_, page) = app.get(&thread).await;
+    assert!(page.contains(">robert</a>") && !page.contains(">bob</a>"), "a new username shows: {page}");
+    let ada_id: i64 = crate::sharing::user_id(&app, "ada").await;
+    run(&app, move |conn| {
+        diesel::delete(profiles::table.find(ada_id)).execute(conn)?;
+        diesel::insert_into(profiles::table)
+            .values((
+                profiles::user_id.eq(ada_id),
+                profiles::bio.eq(""),
+                profiles::avatar_key.eq("avatars/ada.png"),
+                profiles::visibility.eq("limited"),
+                profiles::updated_at.eq(lyceum::db::now()),
+            ))
+            .execute(conn)
+    })
+    .await;
+    let (_, page) = app.get(&thread).await;
+    assert!(page.contains("/media/avatars/ada.png"), "a new avatar shows: {page}");
+    run(&app, move |conn| diesel::delete(forum_posts::table.find(reply)).execute(conn)).await;
+    let (_, page) = app.get(&thread).await;
+    assert!(!page.contains("When its condition is false."), "a deleted row is gone: {page}");
+    // And a view changes nothing: the version stays where the last change left it.
+    let settled = version().await;
+    app.get(&thread).await;
+    assert_eq!(version().await, settled);
+}
+on_both!(frm_1_a_thread_page_shows_every_change_at_once_whoever_made_it, thread_versions);
+
 async fn bans(app: TestApp) {
     // promise: FRM-1 — a moderator bars a learner from posting in one forum, with a reason.
     let (ada, bob) = (verified(&app, "ada").await, verified(&app, "bob").await);

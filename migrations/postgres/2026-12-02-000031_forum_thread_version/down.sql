@@ -1,0 +1,10 @@
+DROP INDEX forum_votes_user;
+DROP TRIGGER profiles_avatar_version_delete ON profiles;
+DROP TRIGGER profiles_avatar_version_update ON profiles;
+DROP TRIGGER profiles_avatar_version_insert ON profiles;
+DROP TRIGGER users_username_version ON users;
+DROP FUNCTION forum_username_version();
+DROP FUNCTION forum_author_version();
+DROP TRIGGER forum_posts_version ON forum_posts;
+DROP FUNCTION forum_posts_version();
+ALTER TABLE forum_threads DROP COLUMN version;
