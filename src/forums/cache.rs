@@ -17,6 +17,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -70,12 +71,26 @@ pub struct Span {
 
 struct Kept {
     version: i64,
+    read_at: Instant,
     top: Arc<Vec<Top>>,
     spans: Mutex<HashMap<Span, Arc<Vec<Row>>>>,
 }
 
-/// What the cache may hold before it starts over, in bytes of post HTML
-/// (plus a fixed allowance per row).
+impl Kept {
+    /// Kept for this version, and not for longer than `MAX_AGE`: a bound on
+    /// what a change that bypassed the triggers (a database restored from a
+    /// backup under a running site, triggers dropped by hand) could leave
+    /// showing.
+    fn serves(&self, version: i64) -> bool {
+        self.version == version && self.read_at.elapsed() < MAX_AGE
+    }
+}
+
+const MAX_AGE: Duration = Duration::from_secs(600);
+
+/// What the cache may read before it starts over, in bytes of post HTML
+/// (plus a fixed allowance per row). Replaced entries are not subtracted, so
+/// this bounds what it holds at any time.
 const BUDGET: usize = 64 << 20;
 const ROW_BYTES: usize = 256;
 
@@ -93,7 +108,7 @@ struct Inner {
 impl ThreadPosts {
     /// The thread's top-level posts that are not deleted, oldest first.
     pub fn top(&self, conn: &mut Conn, thread_id: i64, version: i64) -> QueryResult<Arc<Vec<Top>>> {
-        if let Some(k) = self.0.kept.get(&thread_id).filter(|k| k.version == version) {
+        if let Some(k) = self.0.kept.get(&thread_id).filter(|k| k.serves(version)) {
             return Ok(k.top.clone());
         }
         let top: Vec<Top> = crate::on_backend!(conn, |c| forum_posts::table
@@ -105,10 +120,10 @@ impl ThreadPosts {
             .load(c))?;
         let top = Arc::new(top);
         self.spend(top.len() * std::mem::size_of::<Top>());
-        let fresh = Arc::new(Kept { version, top: top.clone(), spans: Mutex::default() });
+        let fresh = Arc::new(Kept { version, read_at: Instant::now(), top: top.clone(), spans: Mutex::default() });
         // A request that read an older version does not replace a newer one.
         match self.0.kept.entry(thread_id) {
-            dashmap::Entry::Occupied(mut e) if e.get().version < version => {
+            dashmap::Entry::Occupied(mut e) if e.get().version <= version => {
                 e.insert(fresh);
             }
             dashmap::Entry::Occupied(_) => {}
@@ -121,7 +136,7 @@ impl ThreadPosts {
 
     /// The posts of one page of the thread that are not deleted, oldest first.
     pub fn span(&self, conn: &mut Conn, thread_id: i64, version: i64, span: Span) -> QueryResult<Arc<Vec<Row>>> {
-        let kept = self.0.kept.get(&thread_id).filter(|k| k.version == version).map(|k| k.clone());
+        let kept = self.0.kept.get(&thread_id).filter(|k| k.serves(version)).map(|k| k.clone());
         if let Some(rows) = kept.as_ref().and_then(|k| k.spans.lock().ok()?.get(&span).cloned()) {
             return Ok(rows);
         }
