@@ -12,7 +12,7 @@
 //! What is kept is the same for every viewer: the thread's top-level posts
 //! (for paging), and for each page the posts in its range with their authors,
 //! pending and hidden ones included. Each request filters them for its viewer
-//! (`shown`), and reads the viewer's own votes from the database.
+//! (`Access::shows`), and reads the viewer's own votes from the database.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -94,6 +94,17 @@ const MAX_AGE: Duration = Duration::from_secs(600);
 const BUDGET: usize = 64 << 20;
 const ROW_BYTES: usize = 256;
 
+/// The thread's top-level posts that are not deleted, oldest first, read now.
+pub fn read_top(conn: &mut Conn, thread_id: i64) -> QueryResult<Vec<Top>> {
+    crate::on_backend!(conn, |c| forum_posts::table
+        .filter(forum_posts::thread_id.eq(thread_id))
+        .filter(forum_posts::parent_id.is_null())
+        .filter(forum_posts::status.ne(super::status::DELETED))
+        .order(forum_posts::id.asc())
+        .select((forum_posts::id, forum_posts::status.eq(super::status::VISIBLE), forum_posts::author_id))
+        .load(c))
+}
+
 /// The kept posts of every thread, shared by the site's requests (managed
 /// state; cheap to clone into a database closure).
 #[derive(Clone, Default)]
@@ -111,13 +122,7 @@ impl ThreadPosts {
         if let Some(k) = self.0.kept.get(&thread_id).filter(|k| k.serves(version)) {
             return Ok(k.top.clone());
         }
-        let top: Vec<Top> = crate::on_backend!(conn, |c| forum_posts::table
-            .filter(forum_posts::thread_id.eq(thread_id))
-            .filter(forum_posts::parent_id.is_null())
-            .filter(forum_posts::status.ne(super::status::DELETED))
-            .order(forum_posts::id.asc())
-            .select((forum_posts::id, forum_posts::status.eq(super::status::VISIBLE), forum_posts::author_id))
-            .load(c))?;
+        let top = read_top(conn, thread_id)?;
         let top = Arc::new(top);
         self.spend(top.len() * std::mem::size_of::<Top>());
         let fresh = Arc::new(Kept { version, read_at: Instant::now(), top: top.clone(), spans: Mutex::default() });

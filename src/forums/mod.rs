@@ -675,29 +675,23 @@ pub struct PostView {
     pub comments: Vec<PostView>,
 }
 
-/// The posts a viewer sees in a thread: everyone the visible ones; authors
-/// also their own waiting and hidden ones (marked so), moderators all but
-/// the deleted. A filter on `forum_posts`.
-macro_rules! shown_to {
-    ($user_id:expr, $moderator:expr) => {{
-        use diesel::IntoSql;
-        forum_posts::status.eq(status::VISIBLE).or(forum_posts::status
-            .ne(status::DELETED)
-            .and(forum_posts::author_id.eq($user_id).or($moderator.into_sql::<diesel::sql_types::Bool>())))
-    }};
+impl Access {
+    /// Whether this viewer sees a post that is not deleted: everyone the
+    /// visible ones; authors also their own waiting and hidden ones (marked
+    /// so), moderators all. Deleted posts are never read for a page.
+    pub fn shows(&self, user: &SessionUser, visible: bool, author_id: i64) -> bool {
+        visible || author_id == user.id || self.moderator
+    }
 }
 
 /// The page of its thread on which this viewer sees the reply `top` (a
 /// comment is on the page of its reply; the opening post heads every page).
 pub fn page_of(conn: &mut Conn, acc: &Access, user: &SessionUser, thread_id: i64, top: i64) -> QueryResult<i64> {
-    let before: i64 = crate::on_backend!(conn, |c| forum_posts::table
-        .filter(forum_posts::thread_id.eq(thread_id))
-        .filter(forum_posts::parent_id.is_null())
-        .filter(forum_posts::id.lt(top))
-        .filter(shown_to!(user.id, acc.moderator))
-        .count()
-        .get_result(c))?;
-    // `before` counts the opening post too, which is on no page of replies.
+    // Counts the opening post too, which is on no page of replies.
+    let before = cache::read_top(conn, thread_id)?
+        .iter()
+        .filter(|t| t.id < top && acc.shows(user, t.status_visible, t.author_id))
+        .count() as i64;
     Ok(if before == 0 { 1 } else { (before - 1) / POSTS_PER_PAGE + 1 })
 }
 
@@ -712,9 +706,9 @@ pub fn posts(
     page: i64,
 ) -> FResult<(PostView, Vec<PostView>, i64)> {
     // The thread's posts come from `cache` while the thread is unchanged;
-    // what this viewer sees of them (`shown`, as `shown_to!` says it in SQL)
-    // and which of them they upvoted are decided here, on every request.
-    let shown = |status_visible: bool, author_id: i64| status_visible || author_id == user.id || acc.moderator;
+    // what this viewer sees of them (`Access::shows`) and which of them they
+    // upvoted are decided here, on every request.
+    let shown = |visible: bool, author_id: i64| acc.shows(user, visible, author_id);
     let top = kept.top(conn, thread.id, thread.version)?;
     let mut top_ids = top.iter().filter(|t| shown(t.status_visible, t.author_id)).map(|t| t.id);
     let Some(opening_id) = top_ids.next() else { return Err(ForumError::NotFound) };
@@ -1135,8 +1129,8 @@ pub fn queue(conn: &mut Conn, user: &SessionUser, now: NaiveDateTime) -> QueryRe
             thread_id: t.id,
             thread: t.title,
             author: author_label(&p, &username, true),
-            body_html: p.body_html.clone(),
-            status: p.status.clone(),
+            body_html: p.body_html,
+            status: p.status,
             reports: reasons,
             ip: p.ip,
             user_agent: p.user_agent,

@@ -186,7 +186,7 @@ fn posted(to: String, status: &str) -> Flash {
 
 fn thread_page(
     conn: &mut Conn,
-    kept: &super::cache::ThreadPosts,
+    kept: &ThreadPosts,
     user: &SessionUser,
     slug: &str,
     thread_id: i64,
