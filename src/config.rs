@@ -108,6 +108,30 @@ pub struct Config {
     /// Sign-in with OpenID Connect providers (ACC-4): Google, Microsoft or any
     /// other issuer, each `{ id, name, issuer, client_id, client_secret }`.
     pub oidc_providers: Vec<crate::accounts::oidc::ProviderConfig>,
+    /// A separate origin for files people uploaded (`https://usercontent.example.org`):
+    /// course files are fetched there under short-lived signed links, so no
+    /// upload is ever served from the site's own origin. Unset, they are
+    /// served from the site with a sandbox policy.
+    pub media_base_url: Option<String>,
+    /// Proxies whose `X-Forwarded-For` / `X-Real-IP` are believed (CIDRs or
+    /// addresses). Empty: the client address is the connection's peer.
+    #[serde(deserialize_with = "list_or_commas")]
+    pub trusted_proxies: Vec<String>,
+}
+
+/// A list given as a TOML array or, from an environment variable, as one
+/// comma-separated string.
+fn list_or_commas<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Given {
+        List(Vec<String>),
+        Text(String),
+    }
+    Ok(match Given::deserialize(d)? {
+        Given::List(items) => items,
+        Given::Text(text) => text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect(),
+    })
 }
 
 impl Default for Config {
@@ -162,6 +186,8 @@ impl Default for Config {
             twilio_from: None,
             twilio_api_base: "https://api.twilio.com".into(),
             oidc_providers: Vec::new(),
+            media_base_url: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -252,6 +278,11 @@ impl Config {
             Some(url) => url.trim_end_matches('/').to_string(),
             None => format!("http://{}:{}", self.address, self.port),
         }
+    }
+
+    /// The user-content origin, without a trailing slash, when one is set.
+    pub fn media_base_url(&self) -> Option<String> {
+        self.media_base_url.as_deref().map(|u| u.trim().trim_end_matches('/').to_string()).filter(|u| !u.is_empty())
     }
 
     pub fn outbox_dir(&self) -> PathBuf {

@@ -55,6 +55,8 @@ pub enum StartError {
     CredentialKey(#[from] certificates::credential::KeyError),
     #[error("{0}")]
     Oidc(String),
+    #[error("{0}")]
+    Proxies(String),
 }
 
 /// Opens and migrates the database, seeding demo accounts and courses in demo mode.
@@ -151,6 +153,9 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
         .merge(("secret_key", base64::engine::general_purpose::STANDARD.encode(&secret)))
         .merge(("log_level", rocket::config::LogLevel::Off))
         .merge(("cli_colors", false))
+        // The client address comes from `web::guards::client_ip`, which
+        // believes forwarding headers only from `trusted_proxies`.
+        .merge(("ip_header", false))
         .merge(("limits.form", 64 * 1024))
         // Image uploads (an identity check sends two) up to the image path's own bound.
         .merge(("limits.file", media::MAX_UPLOAD_BYTES))
@@ -167,6 +172,7 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
         .manage(certificates::proctoring::Proctoring::from_config(&config, &secret))
         .manage(accounts::sms::Sms::from_config(&config, db.clone(), &secret))
         .manage(RateLimits::per_minute(config.rate_limit_per_minute))
+        .manage(web::guards::TrustedProxies::parse(&config.trusted_proxies).map_err(StartError::Proxies)?)
         .manage(db)
         .manage(templates)
         .manage(site)
@@ -178,7 +184,7 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
         .manage(worker.policy_banner.clone())
         .manage(worker.notices.clone())
         .attach(web::fairings::RequestContext)
-        .attach(web::fairings::SecurityHeaders::new(&form_targets))
+        .attach(web::fairings::SecurityHeaders::new(&form_targets, config.media_base_url().as_deref()))
         .attach(privacy::cookies::Analytics { geoip })
         .attach(privacy::audit::Audit)
         .register("/", catchers![web::error::default_catcher])
@@ -294,6 +300,7 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
                 learning::routes::join_live,
                 learning::routes::file,
                 learning::routes::media,
+                learning::routes::signed_file,
                 learning::routes::feedback,
                 learning::studio::index,
                 learning::studio::create_member,

@@ -15,6 +15,7 @@ use crate::learning::catalog::{self, Filters};
 use crate::learning::content::{Answers, BlockData, ShowAnswers, embed_url, render_markdown};
 use crate::learning::model::{Block, Course, Enrollment};
 use crate::learning::service::{self as learning, LearningError, Track};
+use crate::media::files;
 use crate::search::SearchIndex;
 use crate::storage::BlobStore;
 use crate::web::csrf::CsrfOnly;
@@ -614,43 +615,122 @@ impl<B> Download<B> {
     }
 }
 
+/// A file someone uploaded, sent so that it cannot act as a page of this
+/// site: its type from [`files::serve`], `nosniff`, a `sandbox` policy that
+/// makes it an opaque origin running nothing, and a download unless it is a
+/// PDF or media the page plays.
+pub struct UserFile {
+    body: Vec<u8>,
+    served: files::Served,
+}
+
+impl<'r> rocket::response::Responder<'r, 'static> for UserFile {
+    fn respond_to(self, _req: &'r rocket::Request<'_>) -> rocket::response::Result<'static> {
+        let safe: String =
+            self.served.filename.chars().filter(|c| c.is_ascii_alphanumeric() || ".-_".contains(*c)).collect();
+        let disposition =
+            format!("{}; filename=\"{}\"", if self.served.inline { "inline" } else { "attachment" }, safe);
+        rocket::Response::build()
+            .header(ContentType::parse_flexible(&self.served.content_type).unwrap_or(ContentType::Binary))
+            .raw_header("Content-Security-Policy", files::CSP)
+            .raw_header("X-Content-Type-Options", "nosniff")
+            .raw_header("Content-Disposition", disposition)
+            .sized_body(self.body.len(), std::io::Cursor::new(self.body))
+            .ok()
+    }
+}
+
+/// Minutes a link to a file on the separate user-content origin works.
+const FILE_LINK_MINUTES: i64 = 5;
+
 #[get("/learn/<slug>/files/<block_id>")]
 pub async fn file(
     db: &State<Db>,
     blobs: &State<Arc<dyn BlobStore>>,
+    config: &State<crate::config::Config>,
+    signer: &State<crate::privacy::comms::LinkSigner>,
     user: CurrentUser,
     slug: &str,
     block_id: i64,
-) -> AppResult<Download<Vec<u8>>> {
+) -> AppResult<Either<UserFile, Redirect>> {
     let slug = slug.to_string();
     let blobs = blobs.inner().clone();
+    let media_origin = config.media_base_url();
+    let signer = signer.inner().clone();
     db.run(move |conn| {
         let a = access(conn, &user, &slug)?;
         let block = learning::block_in_course(conn, a.course.id, block_id)?;
-        let (file, inline) = match learning::block_data(&block)? {
-            BlockData::Resource { file, .. } => (file, false),
-            BlockData::Video { file: Some(file), .. } => (file, true),
+        let (file, usage) = match learning::block_data(&block)? {
+            BlockData::Resource { file, .. } => (file, files::Use::Resource),
+            BlockData::Video { file: Some(file), .. } => (file, files::Use::Video),
             _ => return Err(AppError::NotFound),
         };
+        // With a user-content origin, the file is fetched there under a
+        // short-lived signed link; the site's own origin never serves it.
+        if let Some(origin) = media_origin {
+            let until = (now() + chrono::Duration::minutes(FILE_LINK_MINUTES)).and_utc().timestamp();
+            let tag = if usage == files::Use::Video { "v" } else { "r" };
+            let token =
+                signer.sign("user-file", &format!("{}.{tag}.{until}.{}", file.key, hex::encode(&file.filename)));
+            return Ok(Either::Right(Redirect::to(format!("{origin}/files/{token}"))));
+        }
         let body = blobs.get(&file.key).map_err(|e| AppError::Internal(e.to_string()))?.ok_or(AppError::NotFound)?;
-        let content_type = ContentType::parse_flexible(&file.content_type).unwrap_or(ContentType::Binary);
-        Ok(Download::new(body, content_type, &file.filename, inline))
+        let served = files::serve(&body, usage, &file.filename);
+        Ok(Either::Left(UserFile { body, served }))
     })
     .await
 }
 
-/// Public images (course covers, member logos): re-encoded on upload, no metadata.
+/// A course file on the user-content origin, by a link `file` signed.
+#[get("/files/<token>")]
+pub async fn signed_file(
+    blobs: &State<Arc<dyn BlobStore>>,
+    signer: &State<crate::privacy::comms::LinkSigner>,
+    token: &str,
+) -> AppResult<UserFile> {
+    let what = signer.verify("user-file", token).ok_or(AppError::NotFound)?;
+    let mut parts = what.splitn(4, '.');
+    let (Some(key), Some(tag), Some(until), Some(name)) = (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(AppError::NotFound);
+    };
+    let until: i64 = until.parse().map_err(|_| AppError::NotFound)?;
+    if now().and_utc().timestamp() > until {
+        return Err(AppError::Gone("This link to a file has expired; open the file from its course again.".into()));
+    }
+    let filename = hex::decode(name).ok().and_then(|b| String::from_utf8(b).ok()).ok_or(AppError::NotFound)?;
+    let usage = if tag == "v" { files::Use::Video } else { files::Use::Resource };
+    let (key, blobs) = (key.to_string(), blobs.inner().clone());
+    let body = tokio::task::spawn_blocking(move || blobs.get(&key))
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?
+        .map_err(|_| AppError::NotFound)?
+        .ok_or(AppError::NotFound)?;
+    let served = files::serve(&body, usage, &filename);
+    Ok(UserFile { body, served })
+}
+
+/// Public images (course covers, member logos, avatars): re-encoded on
+/// upload, so only the two types the encoder writes are ever served here,
+/// and only when the bytes are what the record says.
 #[get("/media/<key>")]
-pub async fn media(db: &State<Db>, blobs: &State<Arc<dyn BlobStore>>, key: &str) -> AppResult<(ContentType, Vec<u8>)> {
+pub async fn media(db: &State<Db>, blobs: &State<Arc<dyn BlobStore>>, key: &str) -> AppResult<UserFile> {
     let key = key.to_string();
     let blobs = blobs.inner().clone();
     db.run(move |conn| {
         let ct = crate::storage::content_type(conn, &key)?.ok_or(AppError::NotFound)?;
-        if !ct.starts_with("image/") {
+        let format = match ct.as_str() {
+            "image/png" => image::ImageFormat::Png,
+            "image/jpeg" => image::ImageFormat::Jpeg,
+            _ => return Err(AppError::NotFound),
+        };
+        let body = blobs.get(&key).map_err(|_| AppError::NotFound)?.ok_or(AppError::NotFound)?;
+        if image::guess_format(&body).ok() != Some(format) {
             return Err(AppError::NotFound);
         }
-        let body = blobs.get(&key).map_err(|_| AppError::NotFound)?.ok_or(AppError::NotFound)?;
-        Ok((ContentType::parse_flexible(&ct).unwrap_or(ContentType::Binary), body))
+        let filename =
+            format!("{}.{}", &key[..key.len().min(16)], if format == image::ImageFormat::Png { "png" } else { "jpg" });
+        Ok(UserFile { body, served: files::Served { content_type: ct, inline: true, filename } })
     })
     .await
 }

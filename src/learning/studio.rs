@@ -18,6 +18,7 @@ use crate::learning::content::BlockData;
 use crate::learning::routes::Download;
 use crate::learning::service::{self as learning};
 use crate::learning::{package, transfer};
+use crate::media::files;
 use crate::storage::{self, BlobStore};
 use crate::web::csrf::verify_token;
 use crate::web::{AppError, AppResult, CsrfForm, CurrentUser, Flash, Page};
@@ -684,14 +685,27 @@ pub async fn blocks(
                     authoring::block_action(conn, &unit, block_id, &action).map_err(|e| e.to_string())
                 }
                 "add" | "update" => {
-                    let file = match upload {
-                        Some((bytes, name)) => {
-                            let ct = storage::guess_type(&name);
-                            let key = storage::store(conn, blobs.as_ref(), &bytes, &ct)
+                    // The file's bytes decide its type, against what the block offers.
+                    let usage = if f.kind == "video" { files::Use::Video } else { files::Use::Resource };
+                    let checked = match upload {
+                        Some((bytes, name)) => match files::check(&bytes, usage, &name) {
+                            Ok(kind) => Ok(Some((bytes, name, kind))),
+                            Err(e) => Err(e.to_string()),
+                        },
+                        None => Ok(None),
+                    };
+                    let file = match checked {
+                        Ok(Some((bytes, name, kind))) => {
+                            let key = storage::store(conn, blobs.as_ref(), &bytes, kind.content_type)
                                 .map_err(|e| AppError::Internal(e.to_string()))?;
-                            Some(crate::learning::content::BlobRef { key, filename: name, content_type: ct })
+                            Some(crate::learning::content::BlobRef {
+                                key,
+                                filename: files::named(&name, kind.extension),
+                                content_type: kind.content_type.to_string(),
+                            })
                         }
-                        None => None,
+                        Ok(None) => None,
+                        Err(m) => return Ok::<_, AppError>(Err(m)),
                     };
                     let previous = if action == "update" {
                         let b = learning::block_in_course(conn, course.id, block_id)?;

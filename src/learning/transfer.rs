@@ -17,6 +17,7 @@ use crate::learning::package::{
     RunMeta, SectionPkg, ShowAnswers as PkgShow, UnitPkg,
 };
 use crate::learning::service;
+use crate::media::files;
 use crate::storage::{self, BlobStore};
 
 fn naive(t: DateTime<Utc>) -> NaiveDateTime {
@@ -113,17 +114,20 @@ fn problem(file: &str, message: impl Into<String>) -> PackageProblem {
     PackageProblem { file: file.to_string(), line: None, message: message.into() }
 }
 
+/// Stores an attached file under the type its bytes show (the package's
+/// check already refused any type `usage` does not allow).
 fn store_file(
     conn: &mut Conn,
     blobs: &dyn BlobStore,
     pkg: &CoursePackage,
     path: &str,
+    usage: files::Use,
 ) -> Result<BlobRef, Vec<PackageProblem>> {
     let bytes = pkg.files.get(path).ok_or_else(|| vec![problem(path, "file is referenced but missing")])?;
-    let content_type = storage::guess_type(path);
-    let key = storage::store(conn, blobs, bytes, &content_type).map_err(|e| vec![problem(path, e.to_string())])?;
-    let filename = path.rsplit('/').next().unwrap_or(path).to_string();
-    Ok(BlobRef { key, filename, content_type })
+    let kind = files::check(bytes, usage, path).map_err(|e| vec![problem(path, e.to_string())])?;
+    let key = storage::store(conn, blobs, bytes, kind.content_type).map_err(|e| vec![problem(path, e.to_string())])?;
+    let filename = files::named(path.rsplit('/').next().unwrap_or(path), kind.extension);
+    Ok(BlobRef { key, filename, content_type: kind.content_type.to_string() })
 }
 
 fn text_file(pkg: &CoursePackage, path: &str) -> Result<String, Vec<PackageProblem>> {
@@ -213,7 +217,7 @@ pub fn import(
                         BlockPkg::Video { url, file, transcript } => BlockData::Video {
                             url: url.clone(),
                             file: match file {
-                                Some(f) => Some(store_file(conn, blobs, pkg, f)?),
+                                Some(f) => Some(store_file(conn, blobs, pkg, f, files::Use::Video)?),
                                 None => None,
                             },
                             transcript: match transcript {
@@ -222,9 +226,10 @@ pub fn import(
                             },
                         },
                         BlockPkg::Quiz(q) => BlockData::Quiz(quiz_from_pkg(q)),
-                        BlockPkg::Resource { title, file } => {
-                            BlockData::Resource { title: title.clone(), file: store_file(conn, blobs, pkg, file)? }
-                        }
+                        BlockPkg::Resource { title, file } => BlockData::Resource {
+                            title: title.clone(),
+                            file: store_file(conn, blobs, pkg, file, files::Use::Resource)?,
+                        },
                         BlockPkg::Live { title, starts_at, link } => {
                             BlockData::Live { title: title.clone(), starts_at: naive(*starts_at), link: link.clone() }
                         }

@@ -14,6 +14,8 @@
 //! capped before any pixel buffer is allocated, so a small file claiming to be
 //! 100000×100000 is refused instead of exhausting memory.
 
+pub mod files;
+
 use std::io::Cursor;
 
 use image::codecs::jpeg::JpegEncoder;

@@ -72,7 +72,7 @@ impl Fairing for Audit {
             audit_log::method.eq(req.method().as_str()),
             audit_log::path.eq(path.chars().take(500).collect::<String>()),
             audit_log::status.eq(i32::from(res.status().code)),
-            audit_log::ip.eq(req.client_ip().map(|ip| ip.to_string())),
+            audit_log::ip.eq(crate::web::guards::client_ip(req).map(|ip| ip.to_string())),
             audit_log::created_at.eq(now()),
         );
         let written = db

@@ -177,7 +177,7 @@ impl Fairing for Analytics {
         let Some(choice) = choice(req.cookies()).filter(|c| c.analytics) else { return };
         let Some(db) = req.rocket().state::<Db>() else { return };
         let (browser, os) = families(req.headers().get_one("User-Agent").unwrap_or_default());
-        let country = self.geoip.as_ref().zip(req.client_ip()).and_then(|(geo, ip)| geo.country(ip));
+        let country = self.geoip.as_ref().zip(crate::web::guards::client_ip(req)).and_then(|(geo, ip)| geo.country(ip));
         let recorded = db
             .run(move |conn| {
                 diesel::insert_into(page_views::table)

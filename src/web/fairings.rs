@@ -71,7 +71,8 @@ impl SecurityHeaders {
     /// `form_targets`: origins a form may lead to besides the site (browsers
     /// apply `form-action` to the redirect after a POST too, so the payment
     /// provider's checkout page must be listed).
-    pub fn new(form_targets: &[String]) -> SecurityHeaders {
+    /// `media_origin`: the user-content origin, where course videos play from.
+    pub fn new(form_targets: &[String], media_origin: Option<&str>) -> SecurityHeaders {
         let mut form_action = "'self'".to_string();
         for origin in form_targets {
             form_action.push(' ');
@@ -82,7 +83,8 @@ impl SecurityHeaders {
                 "default-src 'self'; script-src 'self'; style-src 'self'; \
                  img-src 'self' data:; font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; \
                  form-action {form_action}; frame-ancestors 'none'; \
-                 frame-src https://www.youtube-nocookie.com https://player.vimeo.com; media-src 'self'"
+                 frame-src https://www.youtube-nocookie.com https://player.vimeo.com; media-src 'self'{}",
+                media_origin.map(|o| format!(" {o}")).unwrap_or_default()
             ),
         }
     }
@@ -98,7 +100,10 @@ impl Fairing for SecurityHeaders {
     }
 
     async fn on_response<'r>(&self, req: &'r Request<'_>, res: &mut Response<'r>) {
-        res.set_header(Header::new("Content-Security-Policy", self.csp.clone()));
+        // A response that brings its own policy (a user's file, sandboxed) keeps it.
+        if !res.headers().contains("Content-Security-Policy") {
+            res.set_header(Header::new("Content-Security-Policy", self.csp.clone()));
+        }
         res.set_header(Header::new("X-Content-Type-Options", "nosniff"));
         res.set_header(Header::new("Referrer-Policy", "strict-origin-when-cross-origin"));
         res.set_header(Header::new("X-Frame-Options", "DENY"));

@@ -28,3 +28,4 @@ mod sharing_props;
 mod storage;
 mod stripe;
 mod twofactor;
+mod uploads;

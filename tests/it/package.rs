@@ -13,6 +13,9 @@ fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
 }
 
+/// The start of an MP4 file (an `ftyp` box): what a course video's bytes must show.
+const MP4: &[u8] = &[0, 0, 0, 0x18, b'f', b't', b'y', b'p', b'i', b's', b'o', b'm', 0, 0, 2, 0, b'i', b's', b'o', b'm'];
+
 fn put(root: &Path, path: &str, bytes: impl AsRef<[u8]>) {
     let target = root.join(path);
     std::fs::create_dir_all(target.parent().unwrap()).unwrap();
@@ -129,7 +132,7 @@ fn write_example(root: &Path) {
     put(root, "files/cover.png", PNG);
     put(root, "files/variables.txt", "Transcript text.\n");
     put(root, "files/cheatsheet.pdf", b"%PDF-1.4 fake");
-    put(root, "files/intro.mp4", [0u8, 1, 2, 3]);
+    put(root, "files/intro.mp4", MP4);
     put(root, "files/extra/notes.txt", "kept: everything under files/ is part of the package");
     put(root, "drafts/unused.md", "not referenced, not under files/: left out");
     put(root, ".DS_Store", "ignored");
@@ -275,7 +278,7 @@ fn reads_a_realistic_package() {
             "files/variables.txt"
         ]
     );
-    assert_eq!(pkg.files["files/intro.mp4"], [0u8, 1, 2, 3]);
+    assert_eq!(pkg.files["files/intro.mp4"], MP4);
     assert_eq!(validate(&pkg), vec![]);
 }
 
@@ -455,6 +458,7 @@ colour = "red"
         "units/01-a.md:10: starts_at must be a date and time with a time zone, like \"2026-01-15T09:00:00Z\"".into(),
         "units/01-a.md:11: `video` has no attribute `title` (expected one of: url, file, transcript)".into(),
         "units/01-a.md:11: a video has either url or file, not both".into(),
+        "units/01-a.md:11: file `files/v.mp4` is not a file type a course can offer here (it is text/plain; charset=utf-8). Accepted: MP4, WebM or Ogg video.".into(),
         "units/01-a.md:12: the value of `title` must be in double quotes".into(),
     ];
     // The TOML parser's wording is its own; the file and line are ours.

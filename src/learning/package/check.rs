@@ -8,6 +8,7 @@
 use super::directive::PREFIX;
 use super::{BlockPkg, CoursePackage, QuestionKind, QuestionPkg, QuizPkg, RunMeta, ShowAnswers, write};
 use super::{DEFAULT_CURRENCY, PackageProblem, allowed_video_url};
+use crate::media::files::Use;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 pub(super) const MSG_THRESHOLD: &str = "pass_threshold must be a whole percentage from 0 to 100";
@@ -228,13 +229,30 @@ fn one_line(value: &str, field: &str, spot: &Spot, out: &mut Vec<PackageProblem>
     }
 }
 
-fn attachment(pkg: &CoursePackage, path: &str, field: &str, spot: &Spot, out: &mut Vec<PackageProblem>) {
+/// A file the package attaches; `usage` says which types its bytes may be
+/// (none for a transcript, which is read as text).
+fn attachment(
+    pkg: &CoursePackage,
+    path: &str,
+    field: &str,
+    usage: Option<Use>,
+    spot: &Spot,
+    out: &mut Vec<PackageProblem>,
+) {
     if let Err(message) = check_path(path) {
         spot.report(out, field, format!("path `{path}` {message}"));
     } else if path == "course.toml" {
         spot.report(out, field, "course.toml cannot be an attached file");
-    } else if !pkg.files.contains_key(path) {
-        spot.report(out, field, format!("file `{path}` is not in the package"));
+    } else {
+        match (pkg.files.get(path), usage) {
+            (None, _) => spot.report(out, field, format!("file `{path}` is not in the package")),
+            (Some(bytes), Some(usage)) => {
+                if let Err(e) = crate::media::files::check(bytes, usage, &format!("file `{path}`")) {
+                    spot.report(out, field, e.to_string());
+                }
+            }
+            (Some(_), None) => {}
+        }
     }
 }
 
@@ -266,7 +284,7 @@ fn course(pkg: &CoursePackage, spot: &Spot, out: &mut Vec<PackageProblem>) {
     }
     if let Some(image) = &c.image {
         let before = out.len();
-        attachment(pkg, image, "image", spot, out);
+        attachment(pkg, image, "image", None, spot, out);
         if out.len() == before {
             let lower = image.to_ascii_lowercase();
             let named = [".png", ".jpg", ".jpeg", ".gif", ".webp"].iter().any(|ext| lower.ends_with(ext));
@@ -351,10 +369,10 @@ fn block(pkg: &CoursePackage, block: &BlockPkg, places: &BlockPlaces, out: &mut 
                 spot.report(out, "url", format!("video url{shown} must be https on an allowed host ({hosts})"));
             }
             if let Some(file) = file {
-                attachment(pkg, file, "file", spot, out);
+                attachment(pkg, file, "file", Some(Use::Video), spot, out);
             }
             if let Some(transcript) = transcript {
-                attachment(pkg, transcript, "transcript", spot, out);
+                attachment(pkg, transcript, "transcript", None, spot, out);
             }
         }
         BlockPkg::Quiz(quiz) => {
@@ -364,7 +382,7 @@ fn block(pkg: &CoursePackage, block: &BlockPkg, places: &BlockPlaces, out: &mut 
         }
         BlockPkg::Resource { title, file } => {
             one_line(title, "title", spot, out);
-            attachment(pkg, file, "file", spot, out);
+            attachment(pkg, file, "file", Some(Use::Resource), spot, out);
         }
         BlockPkg::Live { title, link, .. } => {
             one_line(title, "title", spot, out);
