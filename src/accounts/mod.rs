@@ -4,6 +4,7 @@
 //! tables. Must not read course, consent or partner data.
 
 pub mod domain;
+pub mod guesses;
 pub mod model;
 pub mod oidc;
 pub mod passwords;

@@ -218,7 +218,25 @@ pub async fn signin(
     }
     let lookup = login.clone();
     let user = db.run(move |conn| service::find_for_login(conn, &lookup).map_err(AppError::from)).await?;
+    // An account someone has been guessing at waits, wherever the tries come from.
+    if let Some(id) = user.as_ref().map(|u| u.id)
+        && let Some(retry_after) =
+            db.run(move |conn| super::guesses::password_wait(conn, id, now()).map_err(AppError::from)).await?
+    {
+        return Err(AppError::RateLimited { retry_after });
+    }
     let ok = passwords::verify(f.password.clone(), user.as_ref().map(|u| u.password_hash.clone())).await;
+    if let Some(id) = user.as_ref().map(|u| u.id) {
+        db.run(move |conn| {
+            let counted = if ok {
+                super::guesses::password_succeeded(conn, id)
+            } else {
+                super::guesses::password_failed(conn, id, now())
+            };
+            counted.map_err(AppError::from)
+        })
+        .await?;
+    }
     let Some(user) = user.filter(|_| ok) else {
         return failed("That email or username and password do not match an account.");
     };

@@ -106,8 +106,38 @@ pub async fn require_step_up(
     }))
 }
 
+/// Adding or replacing a second factor: the session must have proved itself
+/// just now, with a factor the account already has or (having none) its
+/// password; else where to go to do so.
+pub async fn require_fresh_step_up(
+    db: &Db,
+    user_id: i64,
+    session_id: Option<String>,
+    next: &str,
+) -> AppResult<Option<Flash>> {
+    let ok = db
+        .run(move |conn| {
+            twofactor::freshly_stepped_up(conn, user_id, session_id.as_deref(), now()).map_err(AppError::from)
+        })
+        .await?;
+    Ok((!ok).then(|| {
+        Flash::info(
+            format!("/account/security/verify?next={}", urlencoding::encode(next)),
+            "For your security, confirm it is you first.",
+        )
+    }))
+}
+
 #[post("/account/security/app", data = "<_form>")]
-pub async fn begin_app(db: &State<Db>, user: CurrentUser, _form: CsrfOnly) -> AppResult<Either<Page, Flash>> {
+pub async fn begin_app(
+    db: &State<Db>,
+    user: CurrentUser,
+    state: SessionGuard,
+    _form: CsrfOnly,
+) -> AppResult<Either<Page, Flash>> {
+    if let Some(go) = require_fresh_step_up(db, user.id, state.0.session_id.clone(), "/account/security").await? {
+        return Ok(Either::Right(go));
+    }
     let (user_id, account) = (user.id, user.email.clone());
     let outcome = db.run(move |conn| Ok::<_, AppError>(twofactor::begin(conn, user_id, &account, now()))).await?;
     match outcome {
@@ -125,6 +155,9 @@ pub async fn begin_app(db: &State<Db>, user: CurrentUser, _form: CsrfOnly) -> Ap
 pub struct CodeForm {
     #[field(default = String::new())]
     code: String,
+    /// A step-up of an account with no second factor yet.
+    #[field(default = String::new())]
+    password: String,
     #[field(default = String::new())]
     next: String,
 }
@@ -146,8 +179,8 @@ pub async fn confirm_app(
 type Confirm = fn(&mut crate::db::Conn, i64, &str, chrono::NaiveDateTime) -> Result<Vec<String>, TwoFactorError>;
 
 /// Checks the code that confirms a new second factor (rate-limited), records
-/// the event, counts it as this session's second factor, and shows the
-/// recovery codes when they are new.
+/// the event and shows the recovery codes when they are new. Confirming a
+/// factor being enrolled is not a step-up: the session is not marked.
 async fn confirm_factor(
     db: &Db,
     limits: &RateLimits,
@@ -158,16 +191,17 @@ async fn confirm_factor(
     (confirm, event, done): (Confirm, &'static str, &'static str),
 ) -> AppResult<Either<Page, Flash>> {
     limit_codes(limits, user.id, &client)?;
-    let (user_id, code, session) = (user.id, code.to_string(), state.0.session_id.clone());
+    // The enrolment began after a fresh step-up; it must still be fresh.
+    if let Some(go) = require_fresh_step_up(db, user.id, state.0.session_id.clone(), "/account/security").await? {
+        return Ok(Either::Right(go));
+    }
+    let (user_id, code) = (user.id, code.to_string());
     let outcome = db
         .run(move |conn| {
             let t = now();
             let codes = confirm(conn, user_id, &code, t);
             if codes.is_ok() {
                 twofactor::record(conn, user_id, event, None, &client, t)?;
-                if let Some(id) = session {
-                    twofactor::mark_session(conn, &id, t)?;
-                }
             }
             Ok::<_, AppError>(codes)
         })
@@ -277,6 +311,10 @@ async fn check_code(
     let (code, client) = (code.to_string(), client.clone());
     db.run(move |conn| {
         let t = now();
+        // A few tries per window for the account, across addresses and instances.
+        if let Some(retry_after) = super::guesses::code_wait(conn, user_id, t)? {
+            return Err(AppError::RateLimited { retry_after });
+        }
         match twofactor::verify(conn, user_id, &code, t) {
             Ok(m) => {
                 let detail = match m {
@@ -290,6 +328,10 @@ async fn check_code(
             Err(TwoFactorError::Invalid(m)) => {
                 let when = if what == "signed_in" { "at sign-in" } else { "before a change" };
                 twofactor::record(conn, user_id, "wrong_code", Some(when), &client, t)?;
+                // An empty form guesses nothing.
+                if !code.trim().is_empty() {
+                    super::guesses::code_failed(conn, user_id, t)?;
+                }
                 Ok(Err(m))
             }
             Err(e) => Err(AppError::from(e)),
@@ -394,12 +436,14 @@ pub async fn finish_sign_in(
 #[get("/account/security/verify?<next>")]
 pub async fn step_up_form(db: &State<Db>, user: CurrentUser, next: Option<&str>) -> AppResult<Page> {
     let user_id = user.id;
-    let text = db.run(move |conn| Ok::<_, AppError>(sms::enabled(conn, user_id)?)).await?;
+    let (text, factor) = db
+        .run(move |conn| Ok::<_, AppError>((sms::enabled(conn, user_id)?, twofactor::enabled(conn, user_id)?)))
+        .await?;
     let next = safe_next(next);
     Ok(Page::new(
         "accounts/step_up",
         "Confirm it is you",
-        json!({ "next": next, "text": text, "next_encoded": urlencoding::encode(&next) }),
+        json!({ "next": next, "text": text, "password": !factor, "next_encoded": urlencoding::encode(&next) }),
     ))
 }
 
@@ -415,6 +459,10 @@ pub async fn step_up(
 ) -> AppResult<Flash> {
     let next = safe_next(Some(&form.form.next));
     let Some(session) = state.0.session_id.clone() else { return Err(AppError::Unauthorized) };
+    let user_id = user.id;
+    if !db.run(move |conn| Ok::<_, AppError>(twofactor::enabled(conn, user_id)?)).await? {
+        return step_up_with_password(db, limits, &client, user_id, session, &form.form.password, next).await;
+    }
     match check_code(db, limits, &client, user.id, &form.form.code, "confirmed_identity").await? {
         Err(m) => Ok(Flash::error(format!("/account/security/verify?next={}", urlencoding::encode(&next)), m)),
         Ok(_) => {
@@ -422,6 +470,53 @@ pub async fn step_up(
             Ok(Flash::success(next, "Thank you. You can make the change now."))
         }
     }
+}
+
+/// The step-up of an account with no second factor yet: its password,
+/// limited like codes.
+async fn step_up_with_password(
+    db: &Db,
+    limits: &RateLimits,
+    client: &ClientInfo,
+    user_id: i64,
+    session: String,
+    password: &str,
+    next: String,
+) -> AppResult<Flash> {
+    limit_codes(limits, user_id, client)?;
+    let again = format!("/account/security/verify?next={}", urlencoding::encode(&next));
+    let hash = db
+        .run(move |conn| match super::guesses::password_wait(conn, user_id, now())? {
+            Some(retry_after) => Err(AppError::RateLimited { retry_after }),
+            None => Ok(twofactor::password_hash(conn, user_id)?),
+        })
+        .await?;
+    let Some(hash) = hash else {
+        return Ok(Flash::error(
+            again,
+            "Your account has no password: sign out and sign in again to confirm it is you.",
+        ));
+    };
+    let ok = super::passwords::verify(password.to_string(), Some(hash)).await;
+    let client = client.clone();
+    db.run(move |conn| {
+        let t = now();
+        if ok {
+            twofactor::mark_session(conn, &session, t)?;
+            twofactor::record(conn, user_id, "confirmed_identity", Some("with the password"), &client, t)?;
+            super::guesses::password_succeeded(conn, user_id)?;
+        } else {
+            twofactor::record(conn, user_id, "wrong_password", Some("before a change"), &client, t)?;
+            super::guesses::password_failed(conn, user_id, t)?;
+        }
+        Ok::<_, AppError>(())
+    })
+    .await?;
+    Ok(if ok {
+        Flash::success(next, "Thank you. You can make the change now.")
+    } else {
+        Flash::error(again, "That password is not right.")
+    })
 }
 
 // ---------------------------------------------------------------- codes by text
@@ -479,7 +574,7 @@ pub async fn begin_text(
     client: ClientInfo,
     form: CsrfForm<PhoneForm>,
 ) -> AppResult<Either<Page, Flash>> {
-    if let Some(go) = require_step_up(db, user.id, state.0.session_id.clone(), "/account/security").await? {
+    if let Some(go) = require_fresh_step_up(db, user.id, state.0.session_id.clone(), "/account/security").await? {
         return Ok(Either::Right(go));
     }
     let (user_id, phone, consent, keys) = (user.id, form.form.phone.clone(), form.form.consent, sms.inner().clone());

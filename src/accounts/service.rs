@@ -277,6 +277,8 @@ pub fn reset_password(conn: &mut Conn, token: &str, password_hash: &str, now: Na
     crate::db::transaction(conn, |conn| {
         let Some((user_id, _)) = tokens::consume(conn, token, Purpose::ResetPassword, now)? else { return Ok(false) };
         set_password(conn, user_id, password_hash, None, now)?;
+        // Proved by the mailbox: whatever someone else guessed no longer counts.
+        super::guesses::password_succeeded(conn, user_id)?;
         Ok(true)
     })
 }

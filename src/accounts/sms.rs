@@ -308,8 +308,9 @@ pub fn keyword(body: &str) -> Keyword {
 }
 
 /// Applies a reply from `phone` (E.164) and returns the accounts it
-/// concerned. STOP withdraws the consent (no more texts); START allows
-/// texts again but codes by text must be set up anew.
+/// concerned. STOP withdraws the consent (no more texts; the number stays the
+/// account's factor, so sign-in asks for the app or a recovery code instead);
+/// START allows texts again.
 pub fn reply(conn: &mut Conn, sms: &Sms, phone: &str, word: Keyword, now: NaiveDateTime) -> QueryResult<Vec<i64>> {
     let ids: Vec<i64> = sms_numbers::table
         .filter(sms_numbers::phone_hash.eq(sms.phone_hash(phone)))
@@ -321,12 +322,11 @@ pub fn reply(conn: &mut Conn, sms: &Sms, phone: &str, word: Keyword, now: NaiveD
                 .set(sms_numbers::stopped_at.eq(now))
                 .execute(conn)?;
         }
+        // START only allows texts again. It never removes the number as a
+        // factor: a text cannot turn off two-factor sign-in.
         Keyword::Start => {
             diesel::update(sms_numbers::table.filter(sms_numbers::user_id.eq_any(&ids)))
-                .set((
-                    sms_numbers::stopped_at.eq(None::<NaiveDateTime>),
-                    sms_numbers::confirmed_at.eq(None::<NaiveDateTime>),
-                ))
+                .set(sms_numbers::stopped_at.eq(None::<NaiveDateTime>))
                 .execute(conn)?;
         }
         Keyword::Help | Keyword::Other => {}

@@ -291,7 +291,62 @@ pub fn stepped_up(conn: &mut Conn, user_id: i64, session_id: Option<&str>, now: 
     Ok(at.flatten().is_some_and(|t| now - t < Duration::minutes(STEP_UP_MINUTES)))
 }
 
-/// Appends to the account's security events.
+/// Whether this session proved itself within `STEP_UP_MINUTES`, whatever
+/// factors the account has: what adding or replacing a second factor needs,
+/// so that a stolen session cannot enrol a factor of its own. Enrolling never
+/// counts. An account with neither a password nor a factor (an identity
+/// provider's word only) has nothing else to give, so a sign-in within that
+/// time counts for it.
+pub fn freshly_stepped_up(
+    conn: &mut Conn,
+    user_id: i64,
+    session_id: Option<&str>,
+    now: NaiveDateTime,
+) -> QueryResult<bool> {
+    let Some(id) = session_id else { return Ok(false) };
+    let row: Option<(Option<NaiveDateTime>, NaiveDateTime)> = sessions::table
+        .find(id)
+        .filter(sessions::user_id.eq(user_id))
+        .select((sessions::second_factor_at, sessions::created_at))
+        .first(conn)
+        .optional()?;
+    let Some((at, started)) = row else { return Ok(false) };
+    let fresh = |t: NaiveDateTime| now - t < Duration::minutes(STEP_UP_MINUTES);
+    if at.is_some_and(fresh) {
+        return Ok(true);
+    }
+    Ok(!enabled(conn, user_id)? && !has_password(conn, user_id)? && fresh(started))
+}
+
+/// Whether the account has a password of its own.
+pub fn has_password(conn: &mut Conn, user_id: i64) -> QueryResult<bool> {
+    Ok(password_hash(conn, user_id)?.is_some())
+}
+
+/// The account's password hash, when it has a password.
+pub fn password_hash(conn: &mut Conn, user_id: i64) -> QueryResult<Option<String>> {
+    use crate::db::schema::users;
+    let hash: Option<String> = users::table.find(user_id).select(users::password_hash).first(conn).optional()?;
+    Ok(hash.filter(|h| !h.is_empty()))
+}
+
+/// Changes to how an account signs in: each one is emailed to its owner, so
+/// that no change of factors, by any path, goes unseen.
+const FACTOR_CHANGES: &[(&str, &str)] = &[
+    ("authenticator_app_added", "An authenticator app was set up for your account."),
+    ("authenticator_app_removed", "The authenticator app was removed from your account."),
+    ("text_codes_added", "Sign-in codes by text were turned on for your account."),
+    ("text_codes_removed", "Sign-in codes by text were turned off for your account."),
+    ("recovery_codes_renewed", "New recovery codes were made for your account; the old ones no longer work."),
+    (
+        "text_consent_withdrawn",
+        "A STOP reply from your phone stopped our texts. Your account still asks for a second factor at sign-in: use your authenticator app or a recovery code.",
+    ),
+    ("texts_allowed_again", "A START reply from your phone allowed our texts again; codes by text work again."),
+];
+
+/// Appends to the account's security events; a change of factors is also
+/// emailed to the owner.
 pub fn record(
     conn: &mut Conn,
     user_id: i64,
@@ -309,8 +364,23 @@ pub fn record(
             security_events::user_agent.eq(client.user_agent.as_deref()),
             security_events::created_at.eq(now),
         ))
-        .execute(conn)
-        .map(|_| ())
+        .execute(conn)?;
+    if let Some((_, change)) = FACTOR_CHANGES.iter().find(|(k, _)| *k == kind) {
+        use crate::db::schema::users;
+        let (email, first): (String, String) =
+            users::table.find(user_id).select((users::email, users::first_name)).first(conn)?;
+        crate::notify::enqueue_email(
+            conn,
+            &email,
+            "A change to how you sign in",
+            "security_factor_changed",
+            serde_json::json!({
+                "first_name": first, "change": change,
+                "when": now.format("%e %B %Y, %H:%M UTC").to_string().trim(),
+            }),
+        )?;
+    }
+    Ok(())
 }
 
 pub type Event = (String, Option<String>, Option<String>, Option<String>, NaiveDateTime);

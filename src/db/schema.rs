@@ -94,6 +94,19 @@ diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(account_tokens -> users (user_id));
 diesel::joinable!(parental_consents -> users (user_id));
 
+diesel::table! {
+    sign_in_guesses (user_id) {
+        user_id -> BigInt,
+        password_failures -> Integer,
+        password_wait_until -> Nullable<Timestamp>,
+        code_failures -> Integer,
+        code_window_from -> Nullable<Timestamp>,
+        notified_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::joinable!(sign_in_guesses -> users (user_id));
+
 diesel::allow_tables_to_appear_in_same_query!(users, role_grants, sessions, account_tokens, parental_consents, jobs,);
 
 diesel::table! {
@@ -1225,6 +1238,7 @@ diesel::table! {
         version -> BigInt,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        provisioned -> Bool,
     }
 }
 

@@ -35,6 +35,10 @@ pub struct Staff {
     pub version: i64,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// The organization created the account (processor mode). When false the
+    /// person joined with their own account, which the organization never
+    /// changes or ends: it manages the membership only.
+    pub provisioned: bool,
 }
 
 /// What the organization sends for one person (already validated).
@@ -85,11 +89,13 @@ impl StaffInput {
 }
 
 /// Inserts a new staff record for `user_id` (version 1); returns its SCIM id.
+/// `provisioned`: the organization created the account.
 fn insert_record(
     conn: &mut Conn,
     partner_id: i64,
     user_id: i64,
     input: &StaffInput,
+    provisioned: bool,
     now: NaiveDateTime,
 ) -> OrgResult<String> {
     let id = uuid::Uuid::new_v4().to_string();
@@ -99,6 +105,7 @@ fn insert_record(
             org_staff::id.eq(&id),
             org_staff::partner_id.eq(partner_id),
             org_staff::user_id.eq(user_id),
+            org_staff::provisioned.eq(provisioned),
             org_staff::version.eq(1),
             org_staff::created_at.eq(now),
             org_staff::updated_at.eq(now),
@@ -215,7 +222,7 @@ pub fn create(conn: &mut Conn, partner_id: i64, input: &StaffInput, now: NaiveDa
                     e.into()
                 }
             })?;
-        let id = insert_record(conn, partner_id, user_id, input, now)?;
+        let id = insert_record(conn, partner_id, user_id, input, true, now)?;
         staff(conn, partner_id, &id)
     })
 }
@@ -235,8 +242,13 @@ fn write(
     staff(conn, partner_id, id)
 }
 
-/// Replaces a staff member's fields (PUT, or a PATCH already applied). A
-/// deactivation ends the person's sessions at once.
+/// Replaces a staff member's fields (PUT, or a PATCH already applied).
+///
+/// For an account the organization created, its names and state follow the
+/// record (a deactivation ends the person's sessions at once) and a new work
+/// email becomes the sign-in email once that address confirms it, the old one
+/// being told. For a person who joined with their own account, only the
+/// membership changes: its fields, and whether it is active.
 pub fn replace(
     conn: &mut Conn,
     partner_id: i64,
@@ -251,60 +263,107 @@ pub fn replace(
             return Err(OrgError::Stale);
         }
         check_unique(conn, partner_id, input, Some(id))?;
-        if input.work_email != current.work_email {
-            let taken: i64 = users::table
-                .filter(users::email.eq(&input.work_email))
-                .filter(users::id.ne(current.user_id))
-                .count()
-                .get_result(conn)?;
-            if taken > 0 {
-                return Err(OrgError::Conflict(format!(
-                    "an account with the email {} exists already",
-                    input.work_email
-                )));
+        if current.provisioned {
+            diesel::update(users::table.find(current.user_id))
+                .set((
+                    users::first_name.eq(input.given_name.as_deref().unwrap_or_default()),
+                    users::last_name.eq(input.family_name.as_deref().unwrap_or_default()),
+                    users::status.eq(if input.active { status::ACTIVE } else { DEACTIVATED }),
+                    users::updated_at.eq(now),
+                ))
+                .execute(conn)?;
+            if !input.active {
+                crate::accounts::sessions::end_others(conn, current.user_id, None)?;
             }
-        }
-        diesel::update(users::table.find(current.user_id))
-            .set((
-                users::email.eq(&input.work_email),
-                users::first_name.eq(input.given_name.as_deref().unwrap_or_default()),
-                users::last_name.eq(input.family_name.as_deref().unwrap_or_default()),
-                users::status.eq(if input.active { status::ACTIVE } else { DEACTIVATED }),
-                users::updated_at.eq(now),
-            ))
-            .execute(conn)?;
-        if !input.active {
-            crate::accounts::sessions::end_others(conn, current.user_id, None)?;
+            if input.work_email != current.work_email {
+                move_sign_in_email(conn, current.user_id, &input.work_email, now)?;
+            }
         }
         write(conn, partner_id, id, input, current.version + 1, now)
     })
 }
 
-/// Removes a staff member: the account is switched off at once, signed out
+/// A provisioned account's sign-in email follows its work email only once
+/// the new address confirms it; the old address is told (SEC: no path changes
+/// a sign-in email silently).
+fn move_sign_in_email(conn: &mut Conn, user_id: i64, new_email: &str, now: NaiveDateTime) -> OrgResult<()> {
+    use crate::accounts::service::AccountError;
+    let Some(user) = crate::accounts::service::find(conn, user_id)? else { return Ok(()) };
+    if user.email.eq_ignore_ascii_case(new_email) {
+        return Ok(());
+    }
+    let email = crate::accounts::domain::Email::parse(new_email).map_err(|e| OrgError::Invalid(e.to_string()))?;
+    match crate::accounts::service::request_email_change(conn, &user, &email, now) {
+        Ok(()) => Ok(()),
+        Err(AccountError::EmailTaken) => {
+            Err(OrgError::Conflict(format!("an account with the email {new_email} exists already")))
+        }
+        Err(e @ AccountError::UsernameTaken) => Err(OrgError::Invalid(e.to_string())),
+        Err(AccountError::Db(e)) => Err(e.into()),
+    }
+}
+
+/// Removes a staff member from the organization.
+///
+/// An account the organization created is switched off at once, signed out
 /// everywhere, and erased by the usual erasure steps (RGT-2), on the
-/// organization's word as controller.
+/// organization's word as controller. A person who joined with their own
+/// account only leaves: the membership goes with the groups and training the
+/// organization gave them (by cascade), the account stays theirs, and they are
+/// told by email.
 pub fn delete(conn: &mut Conn, partner_id: i64, id: &str, if_match: Option<i64>, now: NaiveDateTime) -> OrgResult<()> {
-    let user_id = crate::db::transaction(conn, |conn| {
+    let current = crate::db::transaction(conn, |conn| {
         let current = staff(conn, partner_id, id)?;
         if if_match.is_some_and(|v| v != current.version) {
             return Err(OrgError::Stale);
         }
         diesel::delete(org_staff::table.filter(org_staff::id.eq(id))).execute(conn)?;
-        diesel::update(users::table.find(current.user_id))
-            .set((users::status.eq(DEACTIVATED), users::updated_at.eq(now)))
-            .execute(conn)?;
-        crate::accounts::sessions::end_others(conn, current.user_id, None)?;
-        Ok(current.user_id)
+        if current.provisioned {
+            diesel::update(users::table.find(current.user_id))
+                .set((users::status.eq(DEACTIVATED), users::updated_at.eq(now)))
+                .execute(conn)?;
+            crate::accounts::sessions::end_others(conn, current.user_id, None)?;
+        } else {
+            membership_ended(conn, partner_id, current.user_id)?;
+        }
+        Ok(current)
     })?;
+    if !current.provisioned {
+        return Ok(());
+    }
     let details = "Deleted by the person's organization (SCIM).";
-    match crate::privacy::erasure::start(conn, user_id, crate::privacy::source::ORGANIZATION, details, now, false, now)
-    {
+    match crate::privacy::erasure::start(
+        conn,
+        current.user_id,
+        crate::privacy::source::ORGANIZATION,
+        details,
+        now,
+        false,
+        now,
+    ) {
         Ok(_) => Ok(()),
         // Already being erased: nothing more to do.
         Err(crate::privacy::PrivacyError::Invalid(_)) => Ok(()),
         Err(crate::privacy::PrivacyError::Db(e)) => Err(e.into()),
         Err(e) => Err(OrgError::Invalid(e.to_string())),
     }
+}
+
+/// Tells a person who joined with their own account that they left the
+/// organization's staff, and that their account is unchanged.
+fn membership_ended(conn: &mut Conn, partner_id: i64, user_id: i64) -> QueryResult<()> {
+    use crate::db::schema::partners;
+    let (email, first): (String, String) =
+        users::table.find(user_id).select((users::email, users::first_name)).first(conn)?;
+    let organization: String = partners::table.find(partner_id).select(partners::name).first(conn)?;
+    crate::notify::enqueue_email(
+        conn,
+        &email,
+        &format!("You are no longer on {organization}'s staff"),
+        "org_membership_ended",
+        serde_json::json!({ "first_name": first, "organization": organization }),
+    )?;
+    Ok(())
 }
 
 /// A group of staff, as the organization's identity system names it.
@@ -656,9 +715,10 @@ pub fn filed_requests(conn: &mut Conn, partner_id: i64) -> QueryResult<Vec<Filed
         .collect())
 }
 
-/// When the contract ends: every staff member's account is switched off,
-/// signed out and erased, and the organization's groups and assignments go.
-/// Returns how many people.
+/// When the contract ends: every account the organization created is
+/// switched off, signed out and erased; people who joined with their own
+/// accounts leave the staff and keep them; the organization's groups and
+/// assignments go. Returns how many people.
 pub fn end_contract(conn: &mut Conn, partner_id: i64, now: NaiveDateTime) -> OrgResult<usize> {
     let ids: Vec<String> =
         org_staff::table.filter(org_staff::partner_id.eq(partner_id)).select(org_staff::id).load(conn)?;
@@ -747,7 +807,7 @@ pub fn accept_invitation(conn: &mut Conn, token: &str, user_id: i64, now: NaiveD
             ..Default::default()
         };
         check_unique(conn, partner_id, &input, None)?;
-        insert_record(conn, partner_id, user_id, &input, now)?;
+        insert_record(conn, partner_id, user_id, &input, false, now)?;
         diesel::update(org_invitations::table.find(id))
             .set((org_invitations::accepted_at.eq(now), org_invitations::accepted_by.eq(user_id)))
             .execute(conn)?;

@@ -496,8 +496,10 @@ fn delete_personal_data(conn: &mut Conn, settings: &Settings<'_>, user_id: i64) 
         .execute(conn)?;
     {
         use crate::db::schema::{
-            oidc_links, oidc_pending, recovery_codes, security_events, sms_codes, sms_numbers, totp_credentials,
+            oidc_links, oidc_pending, recovery_codes, security_events, sign_in_guesses, sms_codes, sms_numbers,
+            totp_credentials,
         };
+        n += diesel::delete(sign_in_guesses::table.filter(sign_in_guesses::user_id.eq(user_id))).execute(conn)?;
         n += diesel::delete(oidc_links::table.filter(oidc_links::user_id.eq(user_id))).execute(conn)?;
         n += diesel::delete(oidc_pending::table.filter(oidc_pending::user_id.eq(user_id))).execute(conn)?;
         n += diesel::delete(totp_credentials::table.filter(totp_credentials::user_id.eq(user_id))).execute(conn)?;

@@ -178,6 +178,13 @@ const SECTIONS: &[Section] = &[
         about: "Your account's security events: sign-ins with a second factor, wrong codes, changes to two-factor sign-in, replies to our texts, with the address and browser of each.",
     },
     Section {
+        name: "failed_sign_ins",
+        table: "sign_in_guesses",
+        filter: "user_id = {u}",
+        withheld: &[],
+        about: "Failed sign-ins counted against your account: wrong passwords in a row and until when signing in with a password waits, wrong second-factor codes in the current window, and when we last emailed you about them.",
+    },
+    Section {
         name: "text_message_number",
         table: "sms_numbers",
         filter: "user_id = {u}",

@@ -1732,6 +1732,17 @@ async fn acc_5_a_learner_turns_on_an_authenticator_app_and_signs_in_with_it_in_a
         .click()
         .await
         .unwrap();
+    // Adding a factor needs her password first; then she starts again.
+    until(&b, "h1", "Confirm it is you").await;
+    b.find(Locator::Id("password")).await.unwrap().send_keys(p.password).await.unwrap();
+    b.find(Locator::Css("#step-up button[type=submit]")).await.unwrap().click().await.unwrap();
+    until(&b, "h1", "Account security").await;
+    b.find(Locator::Css("#two-factor form[action='/account/security/app'] button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
 
     // The setup page shows the QR code (really drawn) and the key.
     until(&b, "h1", "Set up an authenticator app").await;
@@ -2439,5 +2450,56 @@ async fn crt_8_a_learner_books_an_exam_and_sees_the_result_in_a_browser() {
 
     l.close().await.unwrap();
     e.close().await.unwrap();
+    browser.server.abort();
+}
+
+/// Whether a script of the review's files ran in the page the browser shows.
+async fn pwned(b: &fantoccini::Client) -> bool {
+    let title = b.title().await.unwrap_or_default();
+    let flag = b.execute("return window.pwned === true;", vec![]).await.unwrap_or_default();
+    title == "PWNED" || flag == serde_json::json!(true)
+}
+
+#[rocket::async_test]
+async fn sec_uploaded_html_svg_and_script_never_run_as_staff_or_visitor() {
+    let Some(browser) = start_browser().await else { return };
+    let (b, site) = (browser.b.clone(), browser.site.clone());
+    let (video, logo, tool, svg) = crate::uploads::plant_old_uploads(&browser.config, "intro-python");
+
+    // A visitor opening the SVG as a public image: refused, nothing runs.
+    b.goto(&format!("{site}/media/{svg}")).await.unwrap();
+    assert!(!pwned(&b).await, "an SVG under /media ran script");
+
+    // Staff, who may preview any course, open each file.
+    let staff = lyceum::demo::accounts().remove(0);
+    b.goto(&format!("{site}/signin")).await.unwrap();
+    until(&b, "h1", "Sign in").await;
+    b.find(Locator::Id("f-login")).await.unwrap().send_keys(&staff.email).await.unwrap();
+    b.find(Locator::Id("f-password")).await.unwrap().send_keys(&staff.password).await.unwrap();
+    b.find(Locator::Css("form[action='/signin'] button[type=submit]")).await.unwrap().click().await.unwrap();
+    until(&b, "h1", "Welcome").await;
+    for block in [video, logo, tool] {
+        b.goto(&format!("{site}/learn/intro-python/files/{block}")).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!pwned(&b).await, "file of block {block} ran script as staff");
+    }
+    // Nor can the script be pulled into one of the site's own pages.
+    b.goto(&format!("{site}/courses")).await.unwrap();
+    until(&b, "h1", "Course catalog").await;
+    let loaded = b
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             const s = document.createElement('script');
+             s.src = arguments[0];
+             s.onload = () => done('loaded'); s.onerror = () => done('refused');
+             document.head.appendChild(s);",
+            vec![serde_json::json!(format!("/learn/intro-python/files/{tool}"))],
+        )
+        .await
+        .unwrap();
+    assert_eq!(loaded, serde_json::json!("refused"), "a text file is never run as script");
+    assert!(!pwned(&b).await);
+
+    b.close().await.unwrap();
     browser.server.abort();
 }

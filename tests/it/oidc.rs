@@ -500,6 +500,7 @@ async fn acc_4_a_provider_does_not_skip_the_second_factor() {
     let browser = AtProvider::new();
     let authorize = press(&app, "/account/security/providers/testid/link").await;
     come_back(&app, &browser.answer(&authorize, &dee.email, "Dee", true).await).await;
+    app.confirm_with_password().await;
     let page = app.post_form("/account/security/app", &[]).await.into_string().await.unwrap();
     let secret =
         regex::Regex::new(r#"id="totp-secret">([A-Z2-7]+)<"#).unwrap().captures(&page).expect("the key")[1].to_string();

@@ -1111,6 +1111,7 @@ async fn sealed_fields(app: TestApp) {
     assert!(sealed.starts_with("env1:") && !sealed.contains("555 0100"), "{sealed}");
 
     // An authenticator app's secret is sealed the same way (and rotated with the rest).
+    app.confirm_with_password().await;
     let page = app.post_form("/account/security/app", &[]).await.into_string().await.unwrap();
     let totp =
         regex::Regex::new(r#"id="totp-secret">([A-Z2-7]+)<"#).unwrap().captures(&page).expect("the key")[1].to_string();

@@ -240,10 +240,18 @@ async fn users_endpoint(app: TestApp) {
     assert_eq!(patched.body["emails"][0]["value"], "grace@globex.example");
     assert_eq!(patched.body[ENTERPRISE]["department"], "Computing");
     let first: String = run(&app, |conn| {
-        users::table.filter(users::email.eq("grace@globex.example")).select(users::first_name).first(conn)
+        users::table.filter(users::email.eq("grace.hopper@globex.example")).select(users::first_name).first(conn)
     })
     .await;
     assert_eq!(first, "Amazing Grace", "the account follows the organization's record");
+    // The sign-in email moves only once the new address confirms it; the old one is told.
+    let told = app.mailed_subjects("grace.hopper@globex.example").await;
+    assert!(told.iter().any(|s| s.contains("change of your email")), "the old address is told: {told:?}");
+    let confirm = app.mailed_link("grace@globex.example", "/account/email/confirm/").await.expect("a confirmation");
+    app.get(&confirm).await;
+    let moved: i64 =
+        run(&app, |conn| users::table.filter(users::email.eq("grace@globex.example")).count().get_result(conn)).await;
+    assert_eq!(moved, 1, "confirmed, the sign-in email follows the work email");
     let before = call(&app, "GET", &format!("/scim/v2/Users/{id}"), &key, None, None).await.body;
     for bad in [
         json!({ "schemas": [PATCH], "Operations": [{ "op": "replace", "path": "title", "value": "X" }, { "op": "explode", "path": "title" }] }),
@@ -485,3 +493,98 @@ async fn processor_mode(app: TestApp) {
     assert!(body.trim().is_empty(), "{body}");
 }
 on_both!(shr_7_organizations_see_their_staffs_training_as_processor, processor_mode);
+
+/// Kim, with an account of her own, joins Globex's staff by invitation.
+async fn kim_joins(app: &TestApp, org_id: i64) -> (crate::common::Learner, i64) {
+    let kim = crate::sharing::verified(app, "kim").await;
+    let invited = run(app, move |conn| {
+        let org = partners::by_id(conn, org_id).map_err(|e| e.to_string())?;
+        let email = lyceum::accounts::domain::Email::parse("kim@globex.example").map_err(|e| e.to_string())?;
+        lyceum::orgs::invite(conn, &org, &email, org.id, lyceum::db::now()).map_err(|e| e.to_string())
+    });
+    invited.await;
+    let link = app.mailed_link("kim@globex.example", "/orgs/join/").await.expect("an invitation");
+    crate::sharing::as_user(app, &kim).await;
+    let (_, page) = app.get(&link).await;
+    assert!(page.contains("Your account stays yours"), "the join page says so");
+    app.post_form(&link, &[]).await;
+    let kim_id = crate::sharing::user_id(app, "kim").await;
+    (kim, kim_id)
+}
+
+/// Kim's account as the site knows it: (email, status, erasures started).
+async fn kims_account(app: &TestApp, kim_id: i64) -> (String, String, i64) {
+    run(app, move |conn| {
+        use lyceum::db::schema::erasures;
+        let (email, status) = users::table.find(kim_id).select((users::email, users::status)).first(conn)?;
+        let erasures = erasures::table.filter(erasures::user_id.eq(kim_id)).count().get_result(conn)?;
+        Ok::<_, diesel::result::Error>((email, status, erasures))
+    })
+    .await
+}
+
+async fn personal_accounts(app: TestApp) {
+    // An organization manages the membership of a person who joined with their own account, never the account.
+    let (org_id, key) = organization(&app, "globex").await;
+    let (kim, kim_id) = kim_joins(&app, org_id).await;
+    let list = call(&app, "GET", "/scim/v2/Users", &key, None, None).await;
+    let id = list.body["Resources"][0]["id"].as_str().unwrap().to_string();
+
+    // The organization rewrites the email (PUT, then PATCH) and switches the person off.
+    let mut takeover = grace();
+    takeover["userName"] = json!("kim");
+    takeover["emails"] = json!([{ "value": "mailbox@globex.example", "type": "work", "primary": true }]);
+    takeover["active"] = json!(false);
+    let put = call(&app, "PUT", &format!("/scim/v2/Users/{id}"), &key, Some(takeover), None).await;
+    assert_eq!(put.status, Status::Ok, "{}", put.body);
+    assert_eq!(put.body["emails"][0]["value"], "mailbox@globex.example", "the membership's work email");
+    let patch = json!({ "schemas": [PATCH], "Operations": [
+        { "op": "replace", "path": "emails[type eq \"work\"].value", "value": "other@globex.example" } ] });
+    assert_eq!(call(&app, "PATCH", &format!("/scim/v2/Users/{id}"), &key, Some(patch), None).await.status, Status::Ok);
+    assert_eq!(kims_account(&app, kim_id).await, (kim.email.clone(), "active".into(), 0), "the account is untouched");
+    assert!(app.mailed_link("mailbox@globex.example", "/account/email/confirm/").await.is_none());
+    assert!(app.mailed_link("other@globex.example", "/account/email/confirm/").await.is_none());
+    assert_eq!(app.signed_in_as().await.as_deref(), Some("kim"), "still signed in");
+
+    // A password reset asked for the organization's mailbox reaches nobody.
+    app.sign_out().await;
+    app.post_form("/password/forgot", &[("email", "mailbox@globex.example")]).await;
+    assert!(app.mailed_link("mailbox@globex.example", "/password/reset/").await.is_none(), "no takeover by reset");
+
+    // Deleting the member ends the membership only; Kim is told and keeps her account.
+    let gone = call(&app, "DELETE", &format!("/scim/v2/Users/{id}"), &key, None, None).await;
+    assert_eq!(gone.status, Status::NoContent);
+    assert_eq!(kims_account(&app, kim_id).await, (kim.email.clone(), "active".into(), 0), "not erased");
+    let told = app.mailed_subjects(&kim.email).await;
+    assert!(told.iter().any(|s| s == "You are no longer on Globex's staff"), "Kim is told: {told:?}");
+    crate::sharing::as_user(&app, &kim).await;
+    assert_eq!(app.signed_in_as().await.as_deref(), Some("kim"), "she signs in as before");
+
+    // Ending the contract does the same for a person who joined again.
+    let n: i64 = run(&app, |conn| lyceum::db::schema::org_invitations::table.count().get_result(conn)).await;
+    assert_eq!(n, 1);
+    let (_, _) = kim_joins_again(&app, org_id, &kim).await;
+    let ended =
+        run(&app, move |conn| lyceum::orgs::end_contract(conn, org_id, lyceum::db::now()).map_err(|e| e.to_string()));
+    assert_eq!(ended.await, 1);
+    assert_eq!(
+        kims_account(&app, kim_id).await,
+        (kim.email.clone(), "active".into(), 0),
+        "the contract's end erases no one's own account"
+    );
+}
+on_both!(sec_an_organization_cannot_take_over_or_erase_a_personal_account, personal_accounts);
+
+async fn kim_joins_again(app: &TestApp, org_id: i64, kim: &crate::common::Learner) -> (String, i64) {
+    run(app, move |conn| {
+        let org = partners::by_id(conn, org_id).map_err(|e| e.to_string())?;
+        let email = lyceum::accounts::domain::Email::parse("kim2@globex.example").map_err(|e| e.to_string())?;
+        lyceum::orgs::invite(conn, &org, &email, org.id, lyceum::db::now()).map_err(|e| e.to_string())
+    })
+    .await;
+    let link = app.mailed_link("kim2@globex.example", "/orgs/join/").await.expect("an invitation");
+    crate::sharing::as_user(app, kim).await;
+    app.post_form(&link, &[]).await;
+    let n: i64 = run(app, |conn| lyceum::db::schema::org_staff::table.count().get_result(conn)).await;
+    (link, n)
+}

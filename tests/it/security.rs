@@ -147,3 +147,139 @@ async fn headers_and_errors(app: TestApp) {
     assert_eq!(res.headers().get_one("Location"), Some("/dashboard"));
 }
 on_both!(security_headers_and_error_documents, headers_and_errors);
+
+/// A form sent from `peer` with forwarding headers of the sender's choosing.
+async fn post_from<'a>(
+    app: &'a TestApp,
+    peer: &str,
+    headers: &[(&'static str, &'static str)],
+    path: &str,
+    fields: &[(&str, &str)],
+) -> rocket::local::asynchronous::LocalResponse<'a> {
+    let token = app.csrf().await;
+    let mut all = vec![("csrf_token", token.as_str())];
+    all.extend_from_slice(fields);
+    let mut req = app
+        .client
+        .post(path.to_string())
+        .header(rocket::http::ContentType::Form)
+        .remote(std::net::SocketAddr::new(peer.parse().unwrap(), 4000));
+    for (name, value) in headers {
+        req = req.header(Header::new(*name, *value));
+    }
+    req.body(encode(&all)).dispatch().await
+}
+
+/// The address recorded with the newest session.
+async fn session_ip(app: &TestApp) -> Option<String> {
+    use diesel::prelude::*;
+    use lyceum::db::schema::sessions;
+    crate::sharing::run(app, |conn| {
+        sessions::table.order(sessions::created_at.desc()).select(sessions::ip).first::<Option<String>>(conn)
+    })
+    .await
+}
+
+const SPOOFED: &[(&str, &str)] = &[("X-Real-IP", "6.6.6.6"), ("X-Forwarded-For", "7.7.7.7")];
+
+async fn spoofed_headers(app: TestApp) {
+    // The client address is the connection's peer: forwarding headers from anyone else prove nothing.
+    let ada = app.sign_up("ada").await;
+    app.verify(&ada).await;
+    app.sign_out().await;
+    let res =
+        post_from(&app, "203.0.113.7", SPOOFED, "/signin", &[("login", &ada.email), ("password", &ada.password)]).await;
+    assert_eq!(res.status(), Status::SeeOther);
+    assert_eq!(session_ip(&app).await.as_deref(), Some("203.0.113.7"), "the session records the peer");
+
+    // A new forged address on each try does not escape the per-address limit (3 a minute here).
+    let mut last = Status::Ok;
+    for (i, forged) in ["1.1.1.1", "2.2.2.2", "3.3.3.3", "4.4.4.4", "5.5.5.5"].into_iter().enumerate() {
+        let email = format!("nobody{i}@example.org");
+        let headers = [("X-Real-IP", forged), ("X-Forwarded-For", forged)];
+        last = post_from(&app, "198.51.100.9", &headers, "/password/forgot", &[("email", &email)]).await.status();
+    }
+    assert_eq!(last, Status::TooManyRequests, "one address, however it calls itself");
+}
+mod sec_forwarding_headers_from_untrusted_peers_are_ignored {
+    #[rocket::async_test]
+    async fn sqlite() {
+        super::spoofed_headers(super::limited_app().await).await
+    }
+    #[rocket::async_test]
+    async fn postgres() {
+        if let Some(app) = crate::common::TestApp::postgres_with(|c| c.rate_limit_per_minute = 3).await {
+            super::spoofed_headers(app).await
+        }
+    }
+}
+
+async fn behind_a_proxy(app: TestApp) {
+    // Behind a trusted proxy, the client is the rightmost hop the proxies did not write.
+    let ada = app.sign_up("ada").await;
+    app.verify(&ada).await;
+    app.sign_out().await;
+    let login = [("login", ada.email.as_str()), ("password", ada.password.as_str())];
+    let chain: &[(&str, &str)] = &[("X-Forwarded-For", "6.6.6.6, 198.51.100.20, 10.0.0.5")];
+    post_from(&app, "10.0.0.2", chain, "/signin", &login).await;
+    assert_eq!(session_ip(&app).await.as_deref(), Some("198.51.100.20"), "the client's hop, not what it wrote");
+    app.sign_out().await;
+    post_from(&app, "10.0.0.2", &[("X-Real-IP", "198.51.100.21")], "/signin", &login).await;
+    assert_eq!(session_ip(&app).await.as_deref(), Some("198.51.100.21"));
+    // The same headers from a peer that is no proxy are ignored.
+    app.sign_out().await;
+    post_from(&app, "192.0.2.30", chain, "/signin", &login).await;
+    assert_eq!(session_ip(&app).await.as_deref(), Some("192.0.2.30"));
+}
+on_both!(sec_behind_trusted_proxies_the_forwarded_client_counts, behind_a_proxy, |c| c.trusted_proxies =
+    vec!["10.0.0.0/8".into()]);
+
+async fn guessing(app: TestApp) {
+    // Guesses at one account from many addresses wait longer and longer; the owner is told; a reset still works.
+    let ada = app.sign_up("ada").await;
+    app.verify(&ada).await;
+    app.sign_out().await;
+    for i in 0..5 {
+        let peer = format!("198.51.100.{i}");
+        let res = post_from(&app, &peer, &[], "/signin", &[("login", &ada.email), ("password", "a wrong guess")]).await;
+        assert_eq!(res.status(), Status::UnprocessableEntity);
+    }
+    let right = [("login", ada.email.as_str()), ("password", ada.password.as_str())];
+    let res = post_from(&app, "192.0.2.99", &[], "/signin", &right).await;
+    assert_eq!(res.status(), Status::TooManyRequests, "even the right password waits, from anywhere");
+    assert!(res.headers().get_one("Retry-After").unwrap().parse::<u64>().unwrap() >= 1);
+    assert!(app.mailed_subjects(&ada.email).await.iter().any(|s| s == "Failed sign-ins to your account"));
+    // The owner's reset by email is another channel: it works, and ends the wait.
+    app.post_form("/password/forgot", &[("email", &ada.email)]).await;
+    let reset = app.mailed_link(&ada.email, "/password/reset/").await.expect("a reset link");
+    app.post_form(&reset, &[("password", "quiet rivers run deep tonight")]).await;
+    let res = app.post_form("/signin", &[("login", &ada.email), ("password", "quiet rivers run deep tonight")]).await;
+    assert_eq!(res.headers().get_one("Location"), Some("/dashboard"), "signed in after the reset");
+
+    // Second-factor codes: a few wrong ones per window, then even the right one waits.
+    let ada = crate::common::Learner { password: "quiet rivers run deep tonight".into(), ..ada };
+    let res =
+        app.post_form("/account/security/verify", &[("password", &ada.password), ("next", "/account/security")]).await;
+    assert_eq!(res.headers().get_one("Location"), Some("/account/security"));
+    let page = app.post_form("/account/security/app", &[]).await.into_string().await.unwrap();
+    let secret = regex::Regex::new(r#"id="totp-secret">([A-Z2-7]+)<"#).unwrap().captures(&page).unwrap()[1].to_string();
+    let code = |offset: i64| {
+        let bytes = totp_rs::Secret::Encoded(secret.clone()).to_bytes().unwrap();
+        let totp = totp_rs::TOTP::new(totp_rs::Algorithm::SHA1, 6, 1, 30, bytes, None, "x".into()).unwrap();
+        totp.generate((chrono::Utc::now().timestamp() + offset * 30) as u64)
+    };
+    app.post_form("/account/security/app/confirm", &[("code", &code(0))]).await;
+    app.sign_out().await;
+    app.sign_in(&ada, false).await;
+    for i in 0..5 {
+        let peer = format!("198.51.100.{}", 50 + i);
+        post_from(&app, &peer, &[], "/signin/verify", &[("code", "000000")]).await;
+        app.sign_in(&ada, false).await;
+    }
+    let res = post_from(&app, "192.0.2.99", &[], "/signin/verify", &[("code", &code(1))]).await;
+    assert_eq!(res.status(), Status::TooManyRequests, "the window's tries are used up");
+    assert_eq!(app.signed_in_as().await, None);
+    let told = app.mailed_subjects(&ada.email).await;
+    assert!(told.iter().any(|s| s == "Someone entered your password but not your second factor"), "{told:?}");
+}
+on_both!(sec_6_guesses_at_one_account_slow_down_and_the_owner_is_told, guessing);

@@ -30,6 +30,16 @@ async fn totp(app: TestApp) {
     let (_, page) = app.get("/account/security").await;
     assert!(page.contains("Set up an authenticator app") && page.contains("this device"), "{page}");
 
+    // Adding a factor needs a fresh step-up: with no factor yet, the password.
+    let res = app.post_form("/account/security/app", &[]).await;
+    assert_eq!(res.headers().get_one("Location"), Some("/account/security/verify?next=%2Faccount%2Fsecurity"));
+    let (_, page) = app.get("/account/security/verify?next=%2Faccount%2Fsecurity").await;
+    assert!(page.contains("This change needs your password"), "{page}");
+    let res = app
+        .post_form("/account/security/verify", &[("password", "not my password"), ("next", "/account/security")])
+        .await;
+    assert!(res.headers().get_one("Location").unwrap().starts_with("/account/security/verify"));
+    app.confirm_with_password().await;
     let res = app.post_form("/account/security/app", &[]).await;
     assert_eq!(res.status(), Status::Ok);
     let page = res.into_string().await.unwrap();
@@ -144,6 +154,7 @@ async fn sec_6_code_entry_is_rate_limited() {
     let app = TestApp::sqlite_with(|c| c.rate_limit_per_minute = 4).await;
     let ada = verified(&app, "ada").await;
     as_user(&app, &ada).await;
+    app.confirm_with_password().await;
     let page = app.post_form("/account/security/app", &[]).await.into_string().await.unwrap();
     let secret = regex::Regex::new(r#"id="totp-secret">([A-Z2-7]+)<"#).unwrap().captures(&page).unwrap()[1].to_string();
     app.post_form("/account/security/app/confirm", &[("code", &app_code(&secret, 0))]).await;
@@ -224,6 +235,7 @@ async fn texts_flow(app: TestApp, log: partner_adapters::test_server::Log) {
     let id = user_id(&app, "ada").await;
     let (_, page) = app.get("/account/security").await;
     assert!(page.contains("name=\"consent\" value=\"true\">"), "the consent box is unticked: {page}");
+    app.confirm_with_password().await;
     // Bad input: without the consent, or without a country code, nothing is stored or sent.
     app.post_form("/account/security/text", &[("phone", "+44 7700 900123")]).await;
     assert!(flash_of(&app, "/account/security").await.contains("Tick the box"));
@@ -308,17 +320,20 @@ async fn texts_flow(app: TestApp, log: partner_adapters::test_server::Log) {
     assert_eq!(texts(&log).len(), before);
     assert_eq!(app.signed_in_as().await, None);
 
+    // A text never turns off two-factor sign-in: after START the number is
+    // still the account's factor, and the owner was told of both replies.
     let (_, xml) = reply(&app, "START", Some(signed("START"))).await;
     assert!(xml.contains("texts are allowed again"), "{xml}");
     let (confirmed, stop): (Option<chrono::NaiveDateTime>, Option<chrono::NaiveDateTime>) = run(&app, move |conn| {
         sms_numbers::table.find(id).select((sms_numbers::confirmed_at, sms_numbers::stopped_at)).first(conn)
     })
     .await;
-    assert_eq!((confirmed, stop), (None, None), "texts allowed, codes by text to be set up again");
+    assert!(confirmed.is_some() && stop.is_none(), "texts allowed again, the factor kept");
     let res = app.sign_in(&ada, false).await;
-    assert_eq!(res.headers().get_one("Location"), Some("/dashboard"));
-    let (_, page) = app.get("/account/security").await;
-    assert!(page.contains("is not confirmed yet") && page.contains("text consent withdrawn"), "{page}");
+    assert_eq!(res.headers().get_one("Location"), Some("/signin/verify"), "still asked for a second factor");
+    assert_eq!(app.signed_in_as().await, None);
+    let told = app.mailed_subjects(&ada.email).await;
+    assert!(told.iter().filter(|s| *s == "A change to how you sign in").count() >= 3, "added, STOP, START: {told:?}");
 }
 
 async fn twilio_double() -> (String, partner_adapters::test_server::Log) {
@@ -357,6 +372,7 @@ async fn acc_5_without_an_sms_service_texts_wait_in_an_outbox_for_staff() {
     let app = TestApp::sqlite().await;
     let ada = verified(&app, "ada").await;
     as_user(&app, &ada).await;
+    app.confirm_with_password().await;
     app.post_form("/account/security/text", &[("phone", "+1 415 555 0100"), ("consent", "true")]).await;
     assert_eq!(app.get("/staff/texts").await.0, Status::Forbidden);
     assert_eq!(reply(&app, "STOP", Some(signed("STOP"))).await.0, Status::NotFound, "no inbound without a service");

@@ -213,6 +213,24 @@ impl TestApp {
             .find(|p| p.starts_with(prefix))
     }
 
+    /// The signed-in person confirms it is them with their password, as an
+    /// account with no second factor does before adding one.
+    pub async fn confirm_with_password(&self) {
+        let res =
+            self.post_form("/account/security/verify", &[("password", PASSWORD), ("next", "/account/security")]).await;
+        assert_eq!(res.headers().get_one("Location"), Some("/account/security"), "stepped up with the password");
+    }
+
+    /// Subjects of the mail sent to `to` so far (after running due jobs), newest first.
+    pub async fn mailed_subjects(&self, to: &str) -> Vec<String> {
+        self.run_jobs().await;
+        lyceum::notify::read_outbox(&self.config.outbox_dir(), 1000)
+            .into_iter()
+            .filter(|m| m.to == to)
+            .map(|m| m.subject)
+            .collect()
+    }
+
     pub async fn verify(&self, learner: &Learner) {
         let link = self.mailed_link(&learner.email, "/verify-email/").await.expect("a verification email");
         let res = self.client.get(link).dispatch().await;

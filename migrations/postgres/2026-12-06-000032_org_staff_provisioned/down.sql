@@ -1,0 +1,1 @@
+ALTER TABLE org_staff DROP COLUMN provisioned;
