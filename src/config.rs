@@ -242,8 +242,9 @@ impl Config {
         }
         let mut bytes = vec![0u8; 64];
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
-        std::fs::create_dir_all(&self.data_dir).map_err(|e| ConfigError::SecretFile(path.clone(), e))?;
-        std::fs::write(&path, engine.encode(&bytes)).map_err(|e| ConfigError::SecretFile(path.clone(), e))?;
+        crate::private_files::create_dir_all(&self.data_dir).map_err(|e| ConfigError::SecretFile(path.clone(), e))?;
+        crate::private_files::write(&path, engine.encode(&bytes).as_bytes())
+            .map_err(|e| ConfigError::SecretFile(path.clone(), e))?;
         Ok(bytes)
     }
 

@@ -18,6 +18,7 @@ pub mod media;
 pub mod notify;
 pub mod orgs;
 pub mod privacy;
+pub mod private_files;
 pub mod search;
 pub mod staff;
 pub mod storage;
@@ -55,6 +56,8 @@ pub enum StartError {
     CredentialKey(#[from] certificates::credential::KeyError),
     #[error("{0}")]
     Oidc(String),
+    #[error("sealing stored secrets: {0}")]
+    Seal(String),
 }
 
 /// Opens and migrates the database, seeding demo accounts and courses in demo mode.
@@ -66,6 +69,7 @@ pub fn open_database(config: &Config) -> Result<Db, StartError> {
         let mut conn = db.get()?;
         consent::texts::ensure_defaults(&mut conn, db::now()).map_err(DbError::Query)?;
         privacy::policies::ensure_defaults(&mut conn, db::now()).map_err(DbError::Query)?;
+        consent::push::seal_plaintext_secrets(&mut conn).map_err(StartError::Seal)?;
     }
     if config.demo {
         let mut conn = db.get()?;

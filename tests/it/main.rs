@@ -22,6 +22,7 @@ mod push;
 mod schema;
 mod scim;
 mod search;
+mod secrets;
 mod security;
 mod sharing;
 mod sharing_props;

@@ -25,7 +25,7 @@ use crate::sharing::{as_user, member_partner, offered_text, run, verified};
 
 /// A member course with Ada sharing her name and email and Bob declining;
 /// returns the member's partner.
-async fn ada_shares_bob_declines(app: &TestApp) -> Partner {
+pub(crate) async fn ada_shares_bob_declines(app: &TestApp) -> Partner {
     let c = seed_course(app, "northbridge", "intro-python", "Introduction to Python", None).await;
     let partner = member_partner(app, c.member_id, &[Category::ProfileName, Category::ProfileEmail]).await;
     for (name, share) in [("ada", "yes"), ("bob", "no")] {
@@ -44,7 +44,13 @@ async fn ada_shares_bob_declines(app: &TestApp) -> Partner {
     partner
 }
 
-async fn destination(app: &TestApp, partner: &Partner, target: Target, records: &str, format: &str) -> Destination {
+pub(crate) async fn destination(
+    app: &TestApp,
+    partner: &Partner,
+    target: Target,
+    records: &str,
+    format: &str,
+) -> Destination {
     let (p, records, format) = (partner.clone(), records.to_string(), format.to_string());
     run(app, move |conn| {
         let new = NewDestination {
@@ -64,7 +70,7 @@ async fn destination(app: &TestApp, partner: &Partner, target: Target, records: 
     .await
 }
 
-async fn queue(app: &TestApp, dest: &Destination, key: &str) -> i64 {
+pub(crate) async fn queue(app: &TestApp, dest: &Destination, key: &str) -> i64 {
     let (d, key) = (dest.clone(), key.to_string());
     run(app, move |conn| push::request_send(conn, &d, &key, "staff", None, lyceum::db::now()))
         .await
@@ -72,7 +78,7 @@ async fn queue(app: &TestApp, dest: &Destination, key: &str) -> i64 {
 }
 
 /// The send, its job's status and attempts.
-async fn state(app: &TestApp, send_id: i64) -> (push::Send, String, i32) {
+pub(crate) async fn state(app: &TestApp, send_id: i64) -> (push::Send, String, i32) {
     run(app, move |conn| {
         let send = partner_sends::table.find(send_id).select(push::Send::as_select()).first(conn)?;
         let (status, attempts) =
@@ -297,7 +303,7 @@ async fn xapi_push_sends_statements_an_lrs_accepts() {
     assert!(!all.contains("bob@example.org") && !all.contains("mbox"), "no email in actors");
 }
 
-fn independent_signature_ok(secret: &[u8], req: &Received) -> bool {
+pub(crate) fn independent_signature_ok(secret: &[u8], req: &Received) -> bool {
     let Some(header) = req.header("Lyceum-Signature") else { return false };
     let mut t = None;
     let mut v1 = None;
