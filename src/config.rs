@@ -108,6 +108,28 @@ pub struct Config {
     /// Sign-in with OpenID Connect providers (ACC-4): Google, Microsoft or any
     /// other issuer, each `{ id, name, issuer, client_id, client_secret }`.
     pub oidc_providers: Vec<crate::accounts::oidc::ProviderConfig>,
+    /// Loopback, private and other special-purpose addresses that outbound
+    /// requests to configured URLs may reach after all (`crate::net`):
+    /// CIDR blocks, addresses or host names; in the environment a
+    /// comma-separated list. Empty: none.
+    #[serde(deserialize_with = "list_or_commas")]
+    pub outbound_allow: Vec<String>,
+}
+
+/// A list given as a TOML array or as one comma-separated string (an
+/// environment variable).
+fn list_or_commas<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum List {
+        One(String),
+        Many(Vec<String>),
+    }
+    let list = match List::deserialize(d)? {
+        List::One(s) => s.split(',').map(str::to_string).collect(),
+        List::Many(v) => v,
+    };
+    Ok(list.into_iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
 }
 
 impl Default for Config {
@@ -162,6 +184,7 @@ impl Default for Config {
             twilio_from: None,
             twilio_api_base: "https://api.twilio.com".into(),
             oidc_providers: Vec::new(),
+            outbound_allow: Vec::new(),
         }
     }
 }

@@ -37,6 +37,9 @@ pub const PUSH: &str = "partner.push";
 const WEBHOOK_BATCH: usize = 500;
 /// Statements per LRS request.
 const LRS_BATCH: usize = 100;
+/// Limits of one HTTP attempt, connection to last byte.
+const LRS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+const WEBHOOK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// The sealed column of destination secrets (S3 secret keys, LRS passwords,
 /// webhook signing secrets), opened only to send.
 pub const SECRET_FIELD: &str = "partner_destinations.secret";
@@ -84,9 +87,13 @@ impl Target {
         }
     }
 
-    fn check(&self) -> Result<(), String> {
+    /// Checks the settings, resolving host names now: a destination at a
+    /// private address is refused when it is saved, and again when it is sent.
+    fn check(&self, outbound: &crate::net::Outbound) -> Result<(), String> {
         let http = |url: &str, what: &str| match url::Url::parse(url) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(()),
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+                outbound.check_now(url).map_err(|e| format!("The {what} is refused: {e}."))
+            }
             _ => Err(format!("The {what} must be an http(s) URL.")),
         };
         match self {
@@ -188,6 +195,7 @@ pub fn create(
     partner: &Partner,
     new: &NewDestination<'_>,
     now: NaiveDateTime,
+    outbound: &crate::net::Outbound,
 ) -> QueryResult<Result<Destination, String>> {
     let invalid = |m: &str| Ok(Err(m.to_string()));
     if partner.record_purpose().is_none() {
@@ -197,7 +205,7 @@ pub fn create(
     if name.is_empty() || name.chars().count() > 100 {
         return invalid("Give the destination a name of at most 100 characters.");
     }
-    if let Err(m) = new.target.check() {
+    if let Err(m) = new.target.check(outbound) {
         return Ok(Err(m));
     }
     let Some(format) = Format::parse(new.format).filter(|f| new.target.formats().contains(f)) else {
@@ -495,7 +503,7 @@ fn digest(bytes: &[u8]) -> String {
 
 /// Delivers one send; the job worker calls it, and calls it again after a
 /// failure or a crash. The error becomes the job's last error.
-pub async fn deliver(db: &Db, send_id: i64, base_url: &str) -> Result<(), String> {
+pub async fn deliver(db: &Db, send_id: i64, base_url: &str, outbound: &crate::net::Outbound) -> Result<(), String> {
     let work = db.run(move |conn| load_work(conn, send_id).map_err(DbError::from)).await.map_err(|e| e.to_string())?;
     let Some(Work { send, dest, partner }) = work else {
         return Err(format!("send {send_id} no longer exists"));
@@ -505,6 +513,17 @@ pub async fn deliver(db: &Db, send_id: i64, base_url: &str) -> Result<(), String
     }
     let target = dest.target()?;
     let secret = dest.open_secret()?;
+    // Checked again at send time (names may resolve elsewhere by now), and
+    // before the gate, so nothing is disclosed for a send that cannot leave.
+    // The AWS SDK connects with its own client, so this check is its only one;
+    // LRS and webhook clients check every resolution again when they connect.
+    match &target {
+        Target::S3 { endpoint: Some(endpoint), .. } | Target::Lrs { endpoint, .. } => {
+            outbound.check_before_request(endpoint).await?
+        }
+        Target::Webhook { url } => outbound.check_before_request(url).await?,
+        Target::S3 { endpoint: None, .. } => {}
+    }
     let purpose = partner.record_purpose().ok_or("this partner receives no course records")?;
     let want = want_of(&dest.record_kind).ok_or_else(|| format!("unknown record kind {}", dest.record_kind))?;
     let format = Format::parse(&dest.format).ok_or_else(|| format!("unknown format {}", dest.format))?;
@@ -591,7 +610,8 @@ pub async fn deliver(db: &Db, send_id: i64, base_url: &str) -> Result<(), String
                 .map_err(|e| e.to_string())?;
             let mut config = LrsConfig::new(endpoint, username, secret);
             config.retry = retry;
-            let client = LrsClient::new(config).map_err(|e| e.to_string())?;
+            let client =
+                LrsClient::with_http(config, guarded_client(outbound, LRS_TIMEOUT)?).map_err(|e| e.to_string())?;
             for batch in statements.chunks(LRS_BATCH) {
                 client.post_statements(batch).await.map_err(|e| e.to_string())?;
             }
@@ -605,7 +625,8 @@ pub async fn deliver(db: &Db, send_id: i64, base_url: &str) -> Result<(), String
                 .map_err(|e| e.to_string())?;
             let mut config = WebhookConfig::new(url, secret.into_bytes());
             config.retry = retry;
-            let client = WebhookClient::new(config).map_err(|e| e.to_string())?;
+            let client = WebhookClient::with_http(config, guarded_client(outbound, WEBHOOK_TIMEOUT)?)
+                .map_err(|e| e.to_string())?;
             for body in bodies {
                 client.send_body(body).await.map_err(|e| e.to_string())?;
             }
@@ -614,6 +635,19 @@ pub async fn deliver(db: &Db, send_id: i64, base_url: &str) -> Result<(), String
     db.run(move |conn| note_delivered(conn, send_id, crate::db::now()).map_err(DbError::from))
         .await
         .map_err(|e| e.to_string())
+}
+
+/// An HTTP client that connects only where the outbound policy permits and
+/// follows no redirect (a redirected POST would change method or carry the
+/// credentials elsewhere; a 3xx fails the attempt).
+fn guarded_client(outbound: &crate::net::Outbound, timeout: std::time::Duration) -> Result<reqwest::Client, String> {
+    outbound
+        .client_builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(timeout)
+        .user_agent("lyceum-partner-push")
+        .build()
+        .map_err(|e| format!("HTTP client: {e}"))
 }
 
 /// The JSON bodies of a webhook send: the records as JSON Lines objects, in

@@ -16,6 +16,7 @@ mod links;
 mod media;
 mod oidc;
 mod orgs;
+mod outbound;
 mod package;
 mod privacy;
 mod push;

@@ -52,6 +52,7 @@ pub(crate) async fn destination(
     format: &str,
 ) -> Destination {
     let (p, records, format) = (partner.clone(), records.to_string(), format.to_string());
+    let outbound = app.client.rocket().state::<lyceum::net::Outbound>().expect("outbound policy").clone();
     run(app, move |conn| {
         let new = NewDestination {
             name: "Registry",
@@ -62,7 +63,7 @@ pub(crate) async fn destination(
             every_minutes: 60,
             by: None,
         };
-        let d = push::create(conn, &p, &new, lyceum::db::now())?.expect("a valid destination");
+        let d = push::create(conn, &p, &new, lyceum::db::now(), &outbound)?.expect("a valid destination");
         // Scheduled pushes would race the ones these tests queue by hand.
         push::set_enabled(conn, &p, d.id, false, lyceum::db::now())?;
         Ok::<_, diesel::result::Error>(d)
@@ -467,6 +468,7 @@ fn start_worker(app: &TestApp, dir: &std::path::Path) -> Worker {
             .env("LYCEUM_BASE_URL", "http://lyceum.test")
             .env("LYCEUM_JOB_STALE_AFTER_SECS", "2")
             .env("LYCEUM_LOG", "warn")
+            .env("LYCEUM_OUTBOUND_ALLOW", "127.0.0.1/32,::1")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
