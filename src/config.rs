@@ -117,21 +117,28 @@ pub struct Config {
     /// addresses). Empty: the client address is the connection's peer.
     #[serde(deserialize_with = "list_or_commas")]
     pub trusted_proxies: Vec<String>,
+    /// Loopback, private and other special-purpose addresses that outbound
+    /// requests to configured URLs may reach after all (`crate::net`):
+    /// CIDR blocks, addresses or host names; in the environment a
+    /// comma-separated list. Empty: none.
+    #[serde(deserialize_with = "list_or_commas")]
+    pub outbound_allow: Vec<String>,
 }
 
-/// A list given as a TOML array or, from an environment variable, as one
-/// comma-separated string.
+/// A list given as a TOML array or as one comma-separated string (an
+/// environment variable).
 fn list_or_commas<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
-    enum Given {
-        List(Vec<String>),
-        Text(String),
+    enum List {
+        One(String),
+        Many(Vec<String>),
     }
-    Ok(match Given::deserialize(d)? {
-        Given::List(items) => items,
-        Given::Text(text) => text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect(),
-    })
+    let list = match List::deserialize(d)? {
+        List::One(s) => s.split(',').map(str::to_string).collect(),
+        List::Many(v) => v,
+    };
+    Ok(list.into_iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
 }
 
 impl Default for Config {
@@ -188,6 +195,7 @@ impl Default for Config {
             oidc_providers: Vec::new(),
             media_base_url: None,
             trusted_proxies: Vec::new(),
+            outbound_allow: Vec::new(),
         }
     }
 }
@@ -268,8 +276,9 @@ impl Config {
         }
         let mut bytes = vec![0u8; 64];
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
-        std::fs::create_dir_all(&self.data_dir).map_err(|e| ConfigError::SecretFile(path.clone(), e))?;
-        std::fs::write(&path, engine.encode(&bytes)).map_err(|e| ConfigError::SecretFile(path.clone(), e))?;
+        crate::private_files::create_dir_all(&self.data_dir).map_err(|e| ConfigError::SecretFile(path.clone(), e))?;
+        crate::private_files::write(&path, engine.encode(&bytes).as_bytes())
+            .map_err(|e| ConfigError::SecretFile(path.clone(), e))?;
         Ok(bytes)
     }
 

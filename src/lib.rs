@@ -15,9 +15,11 @@ pub mod forums;
 pub mod jobs;
 pub mod learning;
 pub mod media;
+pub mod net;
 pub mod notify;
 pub mod orgs;
 pub mod privacy;
+pub mod private_files;
 pub mod search;
 pub mod staff;
 pub mod storage;
@@ -57,6 +59,10 @@ pub enum StartError {
     Oidc(String),
     #[error("{0}")]
     Proxies(String),
+    #[error("sealing stored secrets: {0}")]
+    Seal(String),
+    #[error("{0}")]
+    Outbound(String),
 }
 
 /// Opens and migrates the database, seeding demo accounts and courses in demo mode.
@@ -68,6 +74,7 @@ pub fn open_database(config: &Config) -> Result<Db, StartError> {
         let mut conn = db.get()?;
         consent::texts::ensure_defaults(&mut conn, db::now()).map_err(DbError::Query)?;
         privacy::policies::ensure_defaults(&mut conn, db::now()).map_err(DbError::Query)?;
+        consent::push::seal_plaintext_secrets(&mut conn).map_err(StartError::Seal)?;
     }
     if config.demo {
         let mut conn = db.get()?;
@@ -118,6 +125,7 @@ pub fn worker(config: &Config, db: Db) -> Result<jobs::Worker, StartError> {
         policy_banner: privacy::policies::Banner::default(),
         notices: privacy::notices::Notices::default(),
         base_url: config.base_url(),
+        outbound: net::Outbound::new(&config.outbound_allow).map_err(|e| StartError::Outbound(e.to_string()))?,
         stale_after: chrono::Duration::seconds(config.job_stale_after_secs.max(1)),
     })
 }
@@ -163,9 +171,11 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
     let issuer = certificates::credential::Issuer::new(config.credential_key.as_deref(), &secret, &config.base_url())?;
     let payments = certificates::payments::Payments::from_config(&config);
     let providers =
-        accounts::oidc::Providers::from_config(&config.oidc_providers, &config.base_url()).map_err(StartError::Oidc)?;
+        accounts::oidc::Providers::from_config(&config.oidc_providers, &config.base_url(), &worker.outbound)
+            .map_err(StartError::Oidc)?;
     let form_targets: Vec<String> = payments.checkout_origins().into_iter().chain(providers.origins()).collect();
     let mut rocket = rocket::custom(figment)
+        .manage(worker.outbound.clone())
         .manage(issuer)
         .manage(payments.clone())
         .manage(providers)

@@ -178,6 +178,7 @@ impl Claims {
 pub struct Providers {
     list: Vec<Arc<Provider>>,
     http: reqwest::Client,
+    outbound: crate::net::Outbound,
     base_url: String,
 }
 
@@ -202,7 +203,11 @@ fn valid_id(id: &str) -> bool {
 }
 
 impl Providers {
-    pub fn from_config(configured: &[ProviderConfig], base_url: &str) -> Result<Providers, String> {
+    pub fn from_config(
+        configured: &[ProviderConfig],
+        base_url: &str,
+        outbound: &crate::net::Outbound,
+    ) -> Result<Providers, String> {
         let mut list = Vec::new();
         for p in configured {
             if !valid_id(&p.id) {
@@ -223,13 +228,14 @@ impl Providers {
             }
             list.push(Arc::new(Provider { config: p.clone(), cache: RwLock::new(None) }));
         }
-        let http = reqwest::Client::builder()
+        let http = outbound
+            .client_builder()
             // Following redirects from an identity provider's endpoints invites SSRF.
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(15))
             .build()
             .map_err(|e| e.to_string())?;
-        Ok(Providers { list, http, base_url: base_url.trim_end_matches('/').to_string() })
+        Ok(Providers { list, http, outbound: outbound.clone(), base_url: base_url.trim_end_matches('/').to_string() })
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<Provider>> {
@@ -270,6 +276,7 @@ impl Providers {
             return Ok((c.metadata.clone(), c.keys.clone()));
         }
         let issuer = provider.config.issuer.trim_end_matches('/');
+        self.guard(provider, issuer)?;
         let metadata: Metadata =
             self.fetch_json(provider, &format!("{issuer}/.well-known/openid-configuration")).await?;
         if !issuer_matches(&provider.config.issuer, &metadata.issuer) {
@@ -278,11 +285,22 @@ impl Providers {
                 format!("discovery names the issuer {:?}, not {:?}", metadata.issuer, provider.config.issuer),
             ));
         }
+        // Names are checked when resolved; addresses written in the URLs are checked here.
+        let announced = [Some(&metadata.jwks_uri), Some(&metadata.token_endpoint), metadata.userinfo_endpoint.as_ref()];
+        for url in announced.into_iter().flatten().chain(metadata.revocation_endpoint.as_ref()) {
+            self.guard(provider, url)?;
+        }
         let keys: JwkSet = self.fetch_json(provider, &metadata.jwks_uri).await?;
         let now = Instant::now();
         *provider.cache.write().await =
             Some(Cached { metadata: metadata.clone(), keys: keys.clone(), fetched: now, keys_fetched: now });
         Ok((metadata, keys))
+    }
+
+    /// Refuses a URL at an address the outbound policy does not permit.
+    fn guard(&self, provider: &Provider, url: &str) -> Result<(), OidcError> {
+        let parsed = url::Url::parse(url).map_err(|e| OidcError::refused(&provider.config.name, e.to_string()))?;
+        self.outbound.check_url(&parsed).map_err(|e| OidcError::refused(&provider.config.name, e.to_string()))
     }
 
     /// Keys fetched again after a token named an unknown key id.

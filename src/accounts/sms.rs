@@ -43,16 +43,25 @@ pub struct Twilio {
     auth_token: String,
     from: String,
     http: reqwest::Client,
+    /// Why the configured API base may not be reached, if it may not.
+    refused: Option<String>,
 }
 
 impl Twilio {
-    pub fn new(api_base: &str, account_sid: &str, auth_token: &str, from: &str) -> Twilio {
+    pub fn new(
+        api_base: &str,
+        account_sid: &str,
+        auth_token: &str,
+        from: &str,
+        outbound: &crate::net::Outbound,
+    ) -> Twilio {
         Twilio {
+            refused: outbound.refusal(api_base),
             api_base: api_base.trim_end_matches('/').to_string(),
             account_sid: account_sid.to_string(),
             auth_token: auth_token.to_string(),
             from: from.to_string(),
-            http: reqwest::Client::builder().timeout(std::time::Duration::from_secs(15)).build().unwrap_or_default(),
+            http: outbound.client_builder().timeout(std::time::Duration::from_secs(15)).build().unwrap_or_default(),
         }
     }
 }
@@ -74,6 +83,9 @@ pub fn twilio_signature(auth_token: &str, url: &str, fields: &[(String, String)]
 #[rocket::async_trait]
 impl SmsSender for Twilio {
     async fn send(&self, to: &str, body: &str) -> Result<(), String> {
+        if let Some(refused) = &self.refused {
+            return Err(format!("Twilio: {refused}"));
+        }
         let url = format!("{}/2010-04-01/Accounts/{}/Messages.json", self.api_base, self.account_sid);
         let response = self
             .http
@@ -147,7 +159,13 @@ impl Sms {
         let lookup_key = Sha256::new_with_prefix(b"lyceum phone lookup\0").chain_update(site_secret).finalize().into();
         match (&config.twilio_account_sid, &config.twilio_auth_token, &config.twilio_from) {
             (Some(sid), Some(token), Some(from)) if !sid.trim().is_empty() => Sms {
-                sender: std::sync::Arc::new(Twilio::new(&config.twilio_api_base, sid, token, from)),
+                sender: std::sync::Arc::new(Twilio::new(
+                    &config.twilio_api_base,
+                    sid,
+                    token,
+                    from,
+                    &crate::net::Outbound::new(&config.outbound_allow).unwrap_or_default(),
+                )),
                 lookup_key,
                 live: true,
             },

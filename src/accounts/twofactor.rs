@@ -131,8 +131,36 @@ fn normalise(code: &str) -> String {
     code.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_uppercase()).collect()
 }
 
-fn hash(code: &str) -> String {
+/// The unsalted hash codes were stored under before salting; such a code
+/// still works until it is used or the codes are renewed.
+fn legacy_hash(code: &str) -> String {
     hex::encode(Sha256::new_with_prefix(b"lyceum recovery code\0").chain_update(normalise(code)).finalize())
+}
+
+/// `s1$<salt>$<hash>`: a random salt of its own for every stored code, so
+/// one code on two accounts hashes differently and a table of precomputed
+/// hashes is of no use. A fast hash suffices for 50 random bits per code.
+fn salted_hash(code: &str, salt: &str) -> String {
+    let digest = Sha256::new_with_prefix(b"lyceum recovery code\0")
+        .chain_update(salt.as_bytes())
+        .chain_update(b"\0")
+        .chain_update(normalise(code))
+        .finalize();
+    format!("s1${salt}${}", hex::encode(digest))
+}
+
+fn hash(code: &str) -> String {
+    let salt: [u8; 16] = rand::thread_rng().r#gen();
+    salted_hash(code, &hex::encode(salt))
+}
+
+/// Whether `stored` (salted or legacy) is the hash of `code`, compared in constant time.
+fn matches(stored: &str, code: &str) -> bool {
+    let expected = match stored.strip_prefix("s1$").and_then(|rest| rest.split_once('$')) {
+        Some((salt, _)) => salted_hash(code, salt),
+        None => legacy_hash(code),
+    };
+    expected.len() == stored.len() && expected.bytes().zip(stored.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
 }
 
 /// Confirms enrolment with a code from the app; returns new recovery codes
@@ -174,8 +202,14 @@ pub fn new_recovery_codes(conn: &mut Conn, user_id: i64, now: NaiveDateTime) -> 
             format!("{}-{}", &raw[..5], &raw[5..])
         })
         .collect();
+    store_recovery_codes(conn, user_id, &codes, now)?;
+    Ok(codes)
+}
+
+/// Replaces the account's recovery codes with `codes`.
+pub fn store_recovery_codes(conn: &mut Conn, user_id: i64, codes: &[String], now: NaiveDateTime) -> QueryResult<()> {
     diesel::delete(recovery_codes::table.filter(recovery_codes::user_id.eq(user_id))).execute(conn)?;
-    for code in &codes {
+    for code in codes {
         diesel::insert_into(recovery_codes::table)
             .values((
                 recovery_codes::user_id.eq(user_id),
@@ -184,7 +218,7 @@ pub fn new_recovery_codes(conn: &mut Conn, user_id: i64, now: NaiveDateTime) -> 
             ))
             .execute(conn)?;
     }
-    Ok(codes)
+    Ok(())
 }
 
 pub fn recovery_left(conn: &mut Conn, user_id: i64) -> QueryResult<i64> {
@@ -241,14 +275,19 @@ pub fn verify(conn: &mut Conn, user_id: i64, code: &str, now: NaiveDateTime) -> 
             )),
         };
     }
-    let n = diesel::update(
-        recovery_codes::table
-            .filter(recovery_codes::user_id.eq(user_id))
-            .filter(recovery_codes::code_hash.eq(hash(&code)))
-            .filter(recovery_codes::used_at.is_null()),
-    )
-    .set(recovery_codes::used_at.eq(now))
-    .execute(conn)?;
+    // Salted hashes cannot be looked up: the account's unused codes (ten at most) are compared one by one.
+    let unused: Vec<(i64, String)> = recovery_codes::table
+        .filter(recovery_codes::user_id.eq(user_id))
+        .filter(recovery_codes::used_at.is_null())
+        .select((recovery_codes::id, recovery_codes::code_hash))
+        .load(conn)?;
+    let n = match unused.iter().find(|(_, stored)| matches(stored, &code)) {
+        // The `used_at` filter makes a concurrent second use of the same code lose.
+        Some((id, _)) => diesel::update(recovery_codes::table.find(id).filter(recovery_codes::used_at.is_null()))
+            .set(recovery_codes::used_at.eq(now))
+            .execute(conn)?,
+        None => 0,
+    };
     if n == 1 {
         Ok(Method::RecoveryCode)
     } else {

@@ -131,6 +131,8 @@ pub struct Stripe {
     secret_key: String,
     webhook_secret: String,
     http: reqwest::Client,
+    /// Why the configured API base may not be reached, if it may not.
+    refused: Option<String>,
 }
 
 pub const STRIPE_API: &str = "https://api.stripe.com";
@@ -139,16 +141,20 @@ pub const STRIPE_API: &str = "https://api.stripe.com";
 pub const TOLERANCE_SECS: i64 = 300;
 
 impl Stripe {
-    pub fn new(api_base: &str, secret_key: &str, webhook_secret: &str) -> Stripe {
+    pub fn new(api_base: &str, secret_key: &str, webhook_secret: &str, outbound: &crate::net::Outbound) -> Stripe {
         Stripe {
+            refused: outbound.refusal(api_base),
             api_base: api_base.trim_end_matches('/').to_string(),
             secret_key: secret_key.to_string(),
             webhook_secret: webhook_secret.to_string(),
-            http: reqwest::Client::builder().timeout(std::time::Duration::from_secs(20)).build().unwrap_or_default(),
+            http: outbound.client_builder().timeout(std::time::Duration::from_secs(20)).build().unwrap_or_default(),
         }
     }
 
     async fn call(&self, request: reqwest::RequestBuilder) -> Result<Value, String> {
+        if let Some(refused) = &self.refused {
+            return Err(format!("Stripe: {refused}"));
+        }
         let response = request.bearer_auth(&self.secret_key).send().await.map_err(|e| format!("Stripe: {e}"))?;
         let status = response.status();
         let body: Value = response.json().await.map_err(|e| format!("Stripe answered {status} with no JSON: {e}"))?;
@@ -291,7 +297,12 @@ impl Payments {
     pub fn from_config(config: &crate::config::Config) -> Payments {
         match (&config.stripe_secret_key, &config.stripe_webhook_secret) {
             (Some(key), Some(hook)) if !key.trim().is_empty() && !hook.trim().is_empty() => {
-                Payments(Some(std::sync::Arc::new(Stripe::new(&config.stripe_api_base, key, hook))))
+                Payments(Some(std::sync::Arc::new(Stripe::new(
+                    &config.stripe_api_base,
+                    key,
+                    hook,
+                    &crate::net::Outbound::new(&config.outbound_allow).unwrap_or_default(),
+                ))))
             }
             _ => Payments(None),
         }

@@ -65,15 +65,18 @@ pub struct RestProctoring {
     key: String,
     secret: String,
     http: reqwest::Client,
+    /// Why the configured service may not be reached, if it may not.
+    refused: Option<String>,
 }
 
 impl RestProctoring {
-    pub fn new(base: &str, key: &str, secret: &str) -> RestProctoring {
+    pub fn new(base: &str, key: &str, secret: &str, outbound: &crate::net::Outbound) -> RestProctoring {
         RestProctoring {
+            refused: outbound.refusal(base),
             base: base.trim_end_matches('/').to_string(),
             key: key.to_string(),
             secret: secret.to_string(),
-            http: reqwest::Client::builder().timeout(std::time::Duration::from_secs(20)).build().unwrap_or_default(),
+            http: outbound.client_builder().timeout(std::time::Duration::from_secs(20)).build().unwrap_or_default(),
         }
     }
 }
@@ -95,6 +98,9 @@ struct CallbackBody {
 #[rocket::async_trait]
 impl ProctoringProvider for RestProctoring {
     async fn create_session(&self, r: &SessionRequest) -> Result<Created, String> {
+        if let Some(refused) = &self.refused {
+            return Err(format!("proctoring service: {refused}"));
+        }
         let body = json!({
             "exam": { "id": r.exam_id, "title": r.exam_title },
             "candidate": r.candidate,
@@ -145,7 +151,12 @@ impl Proctoring {
         let provider: Option<std::sync::Arc<dyn ProctoringProvider>> =
             match (&config.proctoring_url, &config.proctoring_key, &config.proctoring_secret) {
                 (Some(url), Some(key), Some(secret)) if !url.trim().is_empty() => {
-                    Some(std::sync::Arc::new(RestProctoring::new(url, key, secret)))
+                    Some(std::sync::Arc::new(RestProctoring::new(
+                        url,
+                        key,
+                        secret,
+                        &crate::net::Outbound::new(&config.outbound_allow).unwrap_or_default(),
+                    )))
                 }
                 _ => None,
             };

@@ -84,11 +84,13 @@ impl DestinationForm {
 #[post("/partners/<slug>/destinations", data = "<form>")]
 pub async fn create(
     db: &State<Db>,
+    outbound: &State<crate::net::Outbound>,
     user: CurrentUser,
     slug: &str,
     form: CsrfForm<DestinationForm>,
 ) -> AppResult<rocket::Either<Page, Flash>> {
     staff_only(&user)?;
+    let outbound = outbound.inner().clone();
     let slug = slug.to_string();
     let f = form.form;
     let user = user.0;
@@ -113,7 +115,7 @@ pub async fn create(
             every_minutes: f.every_minutes.unwrap_or(1440),
             by: Some(user.id),
         };
-        match push::create(conn, &p, &new, now())? {
+        match push::create(conn, &p, &new, now(), &outbound)? {
             Err(message) => Ok(rocket::Either::Right(Flash::error(back, message))),
             Ok(d) => match generated {
                 Some(secret) => {

@@ -37,6 +37,12 @@ pub const PUSH: &str = "partner.push";
 const WEBHOOK_BATCH: usize = 500;
 /// Statements per LRS request.
 const LRS_BATCH: usize = 100;
+/// Limits of one HTTP attempt, connection to last byte.
+const LRS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+const WEBHOOK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// The sealed column of destination secrets (S3 secret keys, LRS passwords,
+/// webhook signing secrets), opened only to send.
+pub const SECRET_FIELD: &str = "partner_destinations.secret";
 
 /// Where a destination sends. Secrets live in their own column.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,9 +87,13 @@ impl Target {
         }
     }
 
-    fn check(&self) -> Result<(), String> {
+    /// Checks the settings, resolving host names now: a destination at a
+    /// private address is refused when it is saved, and again when it is sent.
+    fn check(&self, outbound: &crate::net::Outbound) -> Result<(), String> {
         let http = |url: &str, what: &str| match url::Url::parse(url) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(()),
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+                outbound.check_now(url).map_err(|e| format!("The {what} is refused: {e}."))
+            }
             _ => Err(format!("The {what} must be an http(s) URL.")),
         };
         match self {
@@ -159,6 +169,12 @@ impl Destination {
     pub fn target(&self) -> Result<Target, String> {
         serde_json::from_str(&self.target).map_err(|e| format!("destination {} has unreadable settings: {e}", self.id))
     }
+
+    /// The secret in the clear, for the moment of a send.
+    fn open_secret(&self) -> Result<String, String> {
+        crate::privacy::vault::open(SECRET_FIELD, &self.secret)
+            .map_err(|e| format!("the secret of destination {} cannot be opened: {e}", self.id))
+    }
 }
 
 /// What staff fill in to add a destination.
@@ -179,6 +195,7 @@ pub fn create(
     partner: &Partner,
     new: &NewDestination<'_>,
     now: NaiveDateTime,
+    outbound: &crate::net::Outbound,
 ) -> QueryResult<Result<Destination, String>> {
     let invalid = |m: &str| Ok(Err(m.to_string()));
     if partner.record_purpose().is_none() {
@@ -188,7 +205,7 @@ pub fn create(
     if name.is_empty() || name.chars().count() > 100 {
         return invalid("Give the destination a name of at most 100 characters.");
     }
-    if let Err(m) = new.target.check() {
+    if let Err(m) = new.target.check(outbound) {
         return Ok(Err(m));
     }
     let Some(format) = Format::parse(new.format).filter(|f| new.target.formats().contains(f)) else {
@@ -213,6 +230,8 @@ pub fn create(
         return invalid("Push every 5 minutes at the most often, and at least once a month (43200 minutes).");
     }
     let target = serde_json::to_string(&new.target).map_err(|e| diesel::result::Error::SerializationError(e.into()))?;
+    let secret = crate::privacy::vault::seal(SECRET_FIELD, new.secret.trim())
+        .map_err(|e| diesel::result::Error::SerializationError(e.into()))?;
     let id = diesel::insert_into(partner_destinations::table)
         .values((
             partner_destinations::partner_id.eq(partner.id),
@@ -221,7 +240,7 @@ pub fn create(
             partner_destinations::record_kind.eq(new.record_kind),
             partner_destinations::format.eq(format.as_str()),
             partner_destinations::target.eq(target),
-            partner_destinations::secret.eq(new.secret.trim()),
+            partner_destinations::secret.eq(secret),
             partner_destinations::every_minutes.eq(new.every_minutes),
             partner_destinations::next_run_at.eq(now),
             partner_destinations::enabled.eq(true),
@@ -484,7 +503,7 @@ fn digest(bytes: &[u8]) -> String {
 
 /// Delivers one send; the job worker calls it, and calls it again after a
 /// failure or a crash. The error becomes the job's last error.
-pub async fn deliver(db: &Db, send_id: i64, base_url: &str) -> Result<(), String> {
+pub async fn deliver(db: &Db, send_id: i64, base_url: &str, outbound: &crate::net::Outbound) -> Result<(), String> {
     let work = db.run(move |conn| load_work(conn, send_id).map_err(DbError::from)).await.map_err(|e| e.to_string())?;
     let Some(Work { send, dest, partner }) = work else {
         return Err(format!("send {send_id} no longer exists"));
@@ -493,6 +512,18 @@ pub async fn deliver(db: &Db, send_id: i64, base_url: &str) -> Result<(), String
         return Ok(());
     }
     let target = dest.target()?;
+    let secret = dest.open_secret()?;
+    // Checked again at send time (names may resolve elsewhere by now), and
+    // before the gate, so nothing is disclosed for a send that cannot leave.
+    // The AWS SDK connects with its own client, so this check is its only one;
+    // LRS and webhook clients check every resolution again when they connect.
+    match &target {
+        Target::S3 { endpoint: Some(endpoint), .. } | Target::Lrs { endpoint, .. } => {
+            outbound.check_before_request(endpoint).await?
+        }
+        Target::Webhook { url } => outbound.check_before_request(url).await?,
+        Target::S3 { endpoint: None, .. } => {}
+    }
     let purpose = partner.record_purpose().ok_or("this partner receives no course records")?;
     let want = want_of(&dest.record_kind).ok_or_else(|| format!("unknown record kind {}", dest.record_kind))?;
     let format = Format::parse(&dest.format).ok_or_else(|| format!("unknown format {}", dest.format))?;
@@ -502,7 +533,7 @@ pub async fn deliver(db: &Db, send_id: i64, base_url: &str) -> Result<(), String
     // The S3 object is named by the key: when it exists, this key was sent.
     let s3 = match &target {
         Target::S3 { endpoint, region, bucket, prefix, access_key_id } => {
-            let client = crate::storage::s3::client(endpoint.as_deref(), region, access_key_id, &dest.secret);
+            let client = crate::storage::s3::client(endpoint.as_deref(), region, access_key_id, &secret);
             let extension = format
                 .adapter(&ExportOptions::new(RecordKind::Enrollment, base_url, send.created_at.and_utc()))
                 .file_extension();
@@ -577,9 +608,10 @@ pub async fn deliver(db: &Db, send_id: i64, base_url: &str) -> Result<(), String
             db.run(move |conn| note_payload(conn, send_id, &s, n, &l).map_err(DbError::from))
                 .await
                 .map_err(|e| e.to_string())?;
-            let mut config = LrsConfig::new(endpoint, username, dest.secret.clone());
+            let mut config = LrsConfig::new(endpoint, username, secret);
             config.retry = retry;
-            let client = LrsClient::new(config).map_err(|e| e.to_string())?;
+            let client =
+                LrsClient::with_http(config, guarded_client(outbound, LRS_TIMEOUT)?).map_err(|e| e.to_string())?;
             for batch in statements.chunks(LRS_BATCH) {
                 client.post_statements(batch).await.map_err(|e| e.to_string())?;
             }
@@ -591,9 +623,10 @@ pub async fn deliver(db: &Db, send_id: i64, base_url: &str) -> Result<(), String
             db.run(move |conn| note_payload(conn, send_id, &s, n, &l).map_err(DbError::from))
                 .await
                 .map_err(|e| e.to_string())?;
-            let mut config = WebhookConfig::new(url, dest.secret.as_bytes().to_vec());
+            let mut config = WebhookConfig::new(url, secret.into_bytes());
             config.retry = retry;
-            let client = WebhookClient::new(config).map_err(|e| e.to_string())?;
+            let client = WebhookClient::with_http(config, guarded_client(outbound, WEBHOOK_TIMEOUT)?)
+                .map_err(|e| e.to_string())?;
             for body in bodies {
                 client.send_body(body).await.map_err(|e| e.to_string())?;
             }
@@ -602,6 +635,19 @@ pub async fn deliver(db: &Db, send_id: i64, base_url: &str) -> Result<(), String
     db.run(move |conn| note_delivered(conn, send_id, crate::db::now()).map_err(DbError::from))
         .await
         .map_err(|e| e.to_string())
+}
+
+/// An HTTP client that connects only where the outbound policy permits and
+/// follows no redirect (a redirected POST would change method or carry the
+/// credentials elsewhere; a 3xx fails the attempt).
+fn guarded_client(outbound: &crate::net::Outbound, timeout: std::time::Duration) -> Result<reqwest::Client, String> {
+    outbound
+        .client_builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(timeout)
+        .user_agent("lyceum-partner-push")
+        .build()
+        .map_err(|e| format!("HTTP client: {e}"))
 }
 
 /// The JSON bodies of a webhook send: the records as JSON Lines objects, in
@@ -651,4 +697,23 @@ async fn s3_existing_digest(client: &aws_sdk_s3::Client, bucket: &str, object: &
         Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
         Err(e) => Err(format!("S3 HeadObject s3://{bucket}/{object}: {}", aws_sdk_s3::error::DisplayErrorContext(e))),
     }
+}
+
+/// Seals destination secrets still stored in the clear (written before
+/// they were sealed); run at start-up, so no plaintext outlives an upgrade.
+/// Returns how many were sealed.
+pub fn seal_plaintext_secrets(conn: &mut Conn) -> Result<usize, String> {
+    let vault = crate::privacy::vault::installed().map_err(|e| e.to_string())?;
+    let plain: Vec<(i64, String)> = partner_destinations::table
+        .filter(partner_destinations::secret.not_like("env1:%"))
+        .select((partner_destinations::id, partner_destinations::secret))
+        .load(conn)
+        .map_err(|e| e.to_string())?;
+    for (id, secret) in &plain {
+        diesel::update(partner_destinations::table.find(id).filter(partner_destinations::secret.eq(secret)))
+            .set(partner_destinations::secret.eq(vault.seal(SECRET_FIELD, secret)))
+            .execute(conn)
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(plain.len())
 }

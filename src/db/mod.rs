@@ -115,7 +115,11 @@ impl Db {
             && let Some(parent) = std::path::Path::new(&target).parent()
             && !parent.as_os_str().is_empty()
         {
-            std::fs::create_dir_all(parent).map_err(|e| DbError::Migration(e.to_string()))?;
+            crate::private_files::create_dir_all(parent).map_err(|e| DbError::Migration(e.to_string()))?;
+        }
+        if backend == Backend::Sqlite && target != ":memory:" && !target.starts_with("file:") {
+            crate::private_files::touch(std::path::Path::new(&target))
+                .map_err(|e| DbError::Migration(format!("cannot create the database file: {e}")))?;
         }
         if backend == Backend::Sqlite {
             use diesel::Connection;

@@ -166,6 +166,8 @@ pub struct Worker {
     pub forum_search: Arc<dyn crate::search::SearchIndex<crate::search::ThreadDocument>>,
     /// The site's public URL, for links in what jobs send.
     pub base_url: String,
+    /// Where pushes to partners may connect.
+    pub outbound: crate::net::Outbound,
     pub blobs: Arc<dyn crate::storage::BlobStore>,
     /// Blank an erased learner's forum posts rather than keep their text.
     pub erasure_blank_posts: bool,
@@ -257,7 +259,7 @@ impl Worker {
             }
             crate::consent::push::PUSH => {
                 let id = payload["send_id"].as_i64().ok_or("payload has no send_id")?;
-                crate::consent::push::deliver(&self.db, id, &self.base_url).await
+                crate::consent::push::deliver(&self.db, id, &self.base_url, &self.outbound).await
             }
             other => Err(format!("no handler for job kind '{other}'")),
         }

@@ -101,10 +101,10 @@ impl Mailer {
         let message = builder.multipart(MultiPart::alternative_plain_html(text, html)).map_err(|e| e.to_string())?;
         match &self.transport {
             Transport_::Outbox(dir) => {
-                std::fs::create_dir_all(dir).map_err(|e| format!("outbox: {e}"))?;
+                crate::private_files::create_dir_all(dir).map_err(|e| format!("outbox: {e}"))?;
                 let path = dir.join(format!("{job_id:010}.eml"));
                 let tmp = dir.join(format!(".{job_id:010}.eml.tmp"));
-                std::fs::write(&tmp, message.formatted()).map_err(|e| format!("outbox: {e}"))?;
+                crate::private_files::write(&tmp, &message.formatted()).map_err(|e| format!("outbox: {e}"))?;
                 std::fs::rename(&tmp, &path).map_err(|e| format!("outbox: {e}"))
             }
             Transport_::Smtp(smtp) => smtp.send(&message).map(|_| ()).map_err(|e| format!("smtp: {e}")),

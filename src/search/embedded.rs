@@ -114,7 +114,7 @@ impl<D: Document> EmbeddedIndex<D> {
     /// handle to the same index.
     pub fn open(path: &Path) -> Result<EmbeddedIndex<D>, SearchError> {
         let io_error = |source| SearchError::Io { path: path.to_path_buf(), source };
-        std::fs::create_dir_all(path).map_err(io_error)?;
+        crate::private_files::create_dir_all(path).map_err(io_error)?;
         let path = path.canonicalize().map_err(io_error)?;
 
         // Held across the open so two threads opening one directory cannot both reach the lock file.

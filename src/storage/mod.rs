@@ -66,10 +66,10 @@ impl BlobStore for LocalBlobs {
             return Ok(());
         }
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
+            crate::private_files::create_dir_all(dir)?;
         }
         let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, bytes)?;
+        crate::private_files::write(&tmp, bytes)?;
         std::fs::rename(tmp, path)?;
         Ok(())
     }

@@ -25,7 +25,7 @@ use crate::sharing::{as_user, member_partner, offered_text, run, verified};
 
 /// A member course with Ada sharing her name and email and Bob declining;
 /// returns the member's partner.
-async fn ada_shares_bob_declines(app: &TestApp) -> Partner {
+pub(crate) async fn ada_shares_bob_declines(app: &TestApp) -> Partner {
     let c = seed_course(app, "northbridge", "intro-python", "Introduction to Python", None).await;
     let partner = member_partner(app, c.member_id, &[Category::ProfileName, Category::ProfileEmail]).await;
     for (name, share) in [("ada", "yes"), ("bob", "no")] {
@@ -44,8 +44,15 @@ async fn ada_shares_bob_declines(app: &TestApp) -> Partner {
     partner
 }
 
-async fn destination(app: &TestApp, partner: &Partner, target: Target, records: &str, format: &str) -> Destination {
+pub(crate) async fn destination(
+    app: &TestApp,
+    partner: &Partner,
+    target: Target,
+    records: &str,
+    format: &str,
+) -> Destination {
     let (p, records, format) = (partner.clone(), records.to_string(), format.to_string());
+    let outbound = app.client.rocket().state::<lyceum::net::Outbound>().expect("outbound policy").clone();
     run(app, move |conn| {
         let new = NewDestination {
             name: "Registry",
@@ -56,7 +63,7 @@ async fn destination(app: &TestApp, partner: &Partner, target: Target, records: 
             every_minutes: 60,
             by: None,
         };
-        let d = push::create(conn, &p, &new, lyceum::db::now())?.expect("a valid destination");
+        let d = push::create(conn, &p, &new, lyceum::db::now(), &outbound)?.expect("a valid destination");
         // Scheduled pushes would race the ones these tests queue by hand.
         push::set_enabled(conn, &p, d.id, false, lyceum::db::now())?;
         Ok::<_, diesel::result::Error>(d)
@@ -64,7 +71,7 @@ async fn destination(app: &TestApp, partner: &Partner, target: Target, records: 
     .await
 }
 
-async fn queue(app: &TestApp, dest: &Destination, key: &str) -> i64 {
+pub(crate) async fn queue(app: &TestApp, dest: &Destination, key: &str) -> i64 {
     let (d, key) = (dest.clone(), key.to_string());
     run(app, move |conn| push::request_send(conn, &d, &key, "staff", None, lyceum::db::now()))
         .await
@@ -72,7 +79,7 @@ async fn queue(app: &TestApp, dest: &Destination, key: &str) -> i64 {
 }
 
 /// The send, its job's status and attempts.
-async fn state(app: &TestApp, send_id: i64) -> (push::Send, String, i32) {
+pub(crate) async fn state(app: &TestApp, send_id: i64) -> (push::Send, String, i32) {
     run(app, move |conn| {
         let send = partner_sends::table.find(send_id).select(push::Send::as_select()).first(conn)?;
         let (status, attempts) =
@@ -297,7 +304,7 @@ async fn xapi_push_sends_statements_an_lrs_accepts() {
     assert!(!all.contains("bob@example.org") && !all.contains("mbox"), "no email in actors");
 }
 
-fn independent_signature_ok(secret: &[u8], req: &Received) -> bool {
+pub(crate) fn independent_signature_ok(secret: &[u8], req: &Received) -> bool {
     let Some(header) = req.header("Lyceum-Signature") else { return false };
     let mut t = None;
     let mut v1 = None;
@@ -461,6 +468,7 @@ fn start_worker(app: &TestApp, dir: &std::path::Path) -> Worker {
             .env("LYCEUM_BASE_URL", "http://lyceum.test")
             .env("LYCEUM_JOB_STALE_AFTER_SECS", "2")
             .env("LYCEUM_LOG", "warn")
+            .env("LYCEUM_OUTBOUND_ALLOW", "127.0.0.1/32,::1")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -81,6 +81,14 @@ impl fmt::Debug for LrsClient {
 
 impl LrsClient {
     pub fn new(config: LrsConfig) -> Result<Self, DeliveryError> {
+        let http = http_client(config.timeout)?;
+        Self::with_http(config, http)
+    }
+
+    /// As [`LrsClient::new`], over an HTTP client the caller built (one
+    /// that decides which addresses may be reached, say); its timeout and
+    /// redirect policy are the caller's, and should follow no redirects.
+    pub fn with_http(config: LrsConfig, http: reqwest::Client) -> Result<Self, DeliveryError> {
         let endpoint = config.endpoint.trim_end_matches('/');
         let statements_url = Url::parse(&format!("{endpoint}/statements"))
             .map_err(|e| DeliveryError::Config(format!("LRS endpoint {endpoint:?}: {e}")))?;
@@ -88,7 +96,7 @@ impl LrsClient {
             return Err(DeliveryError::Config(format!("LRS endpoint {endpoint:?} is not http(s)")));
         }
         Ok(LrsClient {
-            http: http_client(config.timeout)?,
+            http,
             statements_url,
             username: config.username,
             password: config.password,

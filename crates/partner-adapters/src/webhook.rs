@@ -157,6 +157,14 @@ impl fmt::Debug for WebhookClient {
 
 impl WebhookClient {
     pub fn new(config: WebhookConfig) -> Result<Self, DeliveryError> {
+        let http = http_client(config.timeout)?;
+        Self::with_http(config, http)
+    }
+
+    /// As [`WebhookClient::new`], over an HTTP client the caller built; its
+    /// timeout and redirect policy are the caller's, and should follow no
+    /// redirects.
+    pub fn with_http(config: WebhookConfig, http: reqwest::Client) -> Result<Self, DeliveryError> {
         let url = Url::parse(&config.url).map_err(|e| DeliveryError::Config(format!("webhook URL: {e}")))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(DeliveryError::Config(format!("webhook URL {url} is not http(s)")));
@@ -164,7 +172,7 @@ impl WebhookClient {
         if config.secret.is_empty() {
             return Err(DeliveryError::Config("webhook secret is empty".into()));
         }
-        Ok(WebhookClient { http: http_client(config.timeout)?, url, secret: config.secret, retry: config.retry })
+        Ok(WebhookClient { http, url, secret: config.secret, retry: config.retry })
     }
 
     /// Serializes `payload` as JSON and sends it.

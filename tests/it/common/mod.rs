@@ -77,6 +77,8 @@ pub fn test_config(dir: &std::path::Path, database_url: String) -> Config {
         db_pool_size: 4,
         rate_limit_per_minute: 1000,
         base_url: Some("http://lyceum.test".into()),
+        // The tests' own services (webhook and LRS receivers, the OIDC provider, S3) listen on loopback.
+        outbound_allow: vec!["127.0.0.1/32".into(), "::1".into()],
         ..Config::default()
     }
 }
