@@ -6,6 +6,7 @@ mod accounts;
 mod bench;
 mod browser;
 mod certificates;
+mod csv_safety;
 mod demo;
 mod exams;
 mod forums;
