@@ -578,7 +578,7 @@ async fn authoring_in_the_browser(app: TestApp) {
 }
 on_both!(member_staff_build_a_course_in_the_browser, authoring_in_the_browser);
 
-async fn staff_browser(app: &TestApp, name: &str) -> Learner {
+pub(crate) async fn staff_browser(app: &TestApp, name: &str) -> Learner {
     let staff = verified(app, name).await;
     lyceum::accounts::service::ensure_staff(&mut app.db().get().unwrap(), &staff.email, None, "G", "H").unwrap();
     staff

@@ -3,6 +3,7 @@
 mod common;
 
 mod accounts;
+mod author_limits;
 mod bench;
 mod browser;
 mod certificates;
