@@ -24,6 +24,7 @@ pub struct Config {
     /// Public base URL used in emailed links; `http://address:port` when unset.
     pub base_url: Option<String>,
     /// Demo mode: seeds demo accounts, shows their credentials, opens the outbox page.
+    /// When not set, on only for a loopback site ([`Config::demo_is_safe`]).
     pub demo: bool,
     /// Base64 secret (≥ 32 bytes) for private cookies. In demo mode a random one is
     /// generated and kept in `data_dir/secret.key` when none is given.
@@ -222,16 +223,57 @@ impl Config {
     /// Defaults, then `Rocket.toml` (`[default.lyceum]` style keys are not used:
     /// top-level keys of the selected profile), then `LYCEUM_*` variables.
     pub fn figment() -> Figment {
-        Figment::from(Serialized::defaults(Config::default()))
+        Figment::from(Serialized::defaults(Config::default())).merge(Self::settings())
+    }
+
+    /// What the operator set, without the defaults: `demo` is resolved from
+    /// whether it appears here.
+    fn settings() -> Figment {
+        Figment::new()
             .merge(Toml::file("Rocket.toml").nested())
             .merge(Env::prefixed("LYCEUM_"))
             .merge(Env::raw().only(&["DATABASE_URL"]))
     }
 
     pub fn load() -> Result<Config, ConfigError> {
-        let config: Config = Self::figment().extract().map_err(|e| ConfigError::Figment(Box::new(e)))?;
+        Self::from_figment(Self::settings())
+    }
+
+    /// The configuration from the operator's `settings` over the defaults.
+    /// Demo mode, when not set, is on only where [`Config::demo_is_safe`].
+    pub fn from_figment(settings: Figment) -> Result<Config, ConfigError> {
+        let demo_set = settings.find_value("demo").is_ok();
+        let mut config: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(settings)
+            .extract()
+            .map_err(|e| ConfigError::Figment(Box::new(e)))?;
+        if !demo_set {
+            config.demo = config.demo_is_safe();
+        }
         config.blob_s3()?;
         Ok(config)
+    }
+
+    /// Demo mode publishes passwords and every mailed link; that is safe only
+    /// where nobody but this machine can reach the site: a loopback address,
+    /// and a plain-HTTP loopback base URL when one is set.
+    pub fn demo_is_safe(&self) -> bool {
+        let loopback_host = |host: url::Host<&str>| match host {
+            url::Host::Domain(name) => name.eq_ignore_ascii_case("localhost"),
+            url::Host::Ipv4(ip) => ip.is_loopback(),
+            url::Host::Ipv6(ip) => ip.is_loopback(),
+        };
+        let address_is_loopback = match self.address.parse::<std::net::IpAddr>() {
+            Ok(ip) => ip.is_loopback(),
+            Err(_) => self.address.eq_ignore_ascii_case("localhost"),
+        };
+        let base_is_loopback = match &self.base_url {
+            None => true,
+            Some(base) => url::Url::parse(base.trim())
+                .ok()
+                .is_some_and(|url| url.scheme() == "http" && url.host().is_some_and(loopback_host)),
+        };
+        address_is_loopback && base_is_loopback
     }
 
     /// The S3 blob settings when a bucket is configured.

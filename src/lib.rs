@@ -132,6 +132,14 @@ pub fn worker(config: &Config, db: Db) -> Result<jobs::Worker, StartError> {
 
 pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
     use base64::Engine;
+    if config.demo && !config.demo_is_safe() {
+        tracing::warn!(
+            base_url = %config.base_url(),
+            address = %config.address,
+            "DEMO MODE IS ON FOR A SITE OTHERS CAN REACH: the home page shows the demo passwords and /outbox \
+             shows every mailed link (password resets included) to anyone. Set LYCEUM_DEMO=false for production."
+        );
+    }
     let secret = config.resolve_secret()?;
     // Rocket takes exactly 64 bytes; any longer or shorter (≥ 32) secret is stretched.
     let secret = if secret.len() == 64 {

@@ -129,7 +129,7 @@ fn fmt(t: Option<NaiveDateTime>) -> String {
 }
 
 pub fn csv(rows: &[Row]) -> Result<String, csv::Error> {
-    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut w = crate::web::csv::Writer::in_memory();
     w.write_record([
         "learner",
         "email",
@@ -154,7 +154,7 @@ pub fn csv(rows: &[Row]) -> Result<String, csv::Error> {
             "",
         ])?;
     }
-    let bytes = w.into_inner().map_err(|e| csv::Error::from(e.into_error()))?;
+    let bytes = w.into_inner().map_err(csv::Error::from)?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 

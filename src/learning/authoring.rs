@@ -166,6 +166,8 @@ pub fn parse_course(
     if !(2..=3).contains(&language.len()) || !language.chars().all(|c| c.is_ascii_lowercase()) {
         return Err(LearningError::Invalid("The language is a 2–3 letter code, like en or fr.".into()));
     }
+    crate::learning::content::check_text(description)
+        .map_err(|limit| LearningError::Invalid(format!("Description: {limit}")))?;
     Ok(CourseInput {
         slug: valid_slug(slug, "course's short name")?,
         title: text(title, "title", 200)?,
@@ -458,6 +460,7 @@ pub fn authorable_unit(conn: &mut Conn, user: &SessionUser, unit_id: i64) -> LRe
 }
 
 pub fn add_block(conn: &mut Conn, unit: &Unit, data: &BlockData, now: NaiveDateTime) -> LResult<i64> {
+    data.check_limits().map_err(|limit| LearningError::Invalid(limit.to_string()))?;
     let existing: Vec<Block> = service::blocks_of(conn, unit.id)?;
     let id = diesel::insert_into(blocks::table)
         .values((
@@ -474,6 +477,7 @@ pub fn add_block(conn: &mut Conn, unit: &Unit, data: &BlockData, now: NaiveDateT
 }
 
 pub fn update_block(conn: &mut Conn, unit: &Unit, block_id: i64, data: &BlockData, now: NaiveDateTime) -> LResult<()> {
+    data.check_limits().map_err(|limit| LearningError::Invalid(limit.to_string()))?;
     let n = diesel::update(blocks::table.find(block_id).filter(blocks::unit_id.eq(unit.id)))
         .set((
             blocks::kind.eq(data.kind()),

@@ -170,6 +170,118 @@ fn parse_number(s: &str) -> Option<f64> {
     v.is_finite().then_some(v)
 }
 
+/// Largest author text (a text block, a description, a prompt): far above
+/// any real lesson, far below what would tie up a worker rendering it.
+pub const MAX_TEXT_BYTES: usize = 256 * 1024;
+/// Deepest nesting of Markdown containers and HTML elements together. Real
+/// courses stay within a dozen; the HTML parser behind the sanitiser slows
+/// down with every level (100 000 nested `<div>`s took half a minute).
+pub const MAX_NESTING: usize = 64;
+
+/// Why an author text is refused at save (and not rendered if stored).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TextLimit {
+    #[error("The text is longer than 256 KB (262 144 bytes); please split it over several blocks or units.")]
+    TooLong,
+    #[error("The text is nested too deeply (more than 64 levels of HTML elements, lists or quotes).")]
+    TooDeep,
+}
+
+/// Checks an author text against [`MAX_TEXT_BYTES`] and [`MAX_NESTING`]; in
+/// linear time, so it can run before every render.
+pub fn check_text(markdown: &str) -> Result<(), TextLimit> {
+    use pulldown_cmark::{Event, Parser};
+    if markdown.len() > MAX_TEXT_BYTES {
+        return Err(TextLimit::TooLong);
+    }
+    let mut markdown_depth = 0usize;
+    let mut html = HtmlDepth::default();
+    for event in Parser::new_ext(markdown, markdown_options()) {
+        match event {
+            Event::Start(_) => markdown_depth += 1,
+            Event::End(_) => markdown_depth = markdown_depth.saturating_sub(1),
+            Event::Html(text) | Event::InlineHtml(text) => html.feed(&text),
+            _ => {}
+        }
+        if markdown_depth + html.open.len() > MAX_NESTING {
+            return Err(TextLimit::TooDeep);
+        }
+    }
+    Ok(())
+}
+
+/// The open HTML elements of the raw HTML in a text, as far as nesting goes:
+/// void elements and those whose end tag may be left out (`p`, `li`, `td`…,
+/// which the next sibling closes) do not nest, so they are not counted.
+#[derive(Default)]
+struct HtmlDepth {
+    open: Vec<String>,
+}
+
+impl HtmlDepth {
+    const NOT_NESTING: &[&str] = &[
+        "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source", "track", "wbr",
+        "p", "li", "dt", "dd", "tr", "td", "th", "option", "optgroup", "thead", "tbody", "tfoot", "colgroup",
+        "caption", "rb", "rt", "rp", "html", "head", "body",
+    ];
+
+    fn feed(&mut self, html: &str) {
+        let mut rest = html;
+        while let Some(at) = rest.find('<') {
+            rest = &rest[at + 1..];
+            if let Some(comment) = rest.strip_prefix("!--") {
+                rest = comment.find("-->").map_or("", |end| &comment[end + 3..]);
+                continue;
+            }
+            let closing = rest.starts_with('/');
+            let name_from = usize::from(closing);
+            let name: String = rest[name_from..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+                .map(|c| c.to_ascii_lowercase())
+                .collect();
+            if name.is_empty() || !rest[name_from..].starts_with(|c: char| c.is_ascii_alphabetic()) {
+                continue;
+            }
+            let tag_end = rest.find('>');
+            let self_closing = tag_end.is_some_and(|end| rest[..end].ends_with('/'));
+            if closing {
+                if let Some(at) = self.open.iter().rposition(|open| *open == name) {
+                    self.open.truncate(at);
+                }
+            } else if !self_closing && !Self::NOT_NESTING.contains(&name.as_str()) {
+                self.open.push(name);
+            }
+            if self.open.len() > MAX_NESTING {
+                return;
+            }
+        }
+    }
+}
+
+fn markdown_options() -> pulldown_cmark::Options {
+    use pulldown_cmark::Options;
+    let mut options = Options::empty();
+    options.insert(Options::ENABLE_TABLES);
+    options.insert(Options::ENABLE_STRIKETHROUGH);
+    options
+}
+
+impl BlockData {
+    /// Every author text of the block within [`check_text`]'s limits.
+    pub fn check_limits(&self) -> Result<(), TextLimit> {
+        match self {
+            BlockData::Text { markdown } => check_text(markdown),
+            BlockData::Video { transcript, .. } => transcript.as_deref().map_or(Ok(()), check_text),
+            BlockData::Quiz(quiz) => quiz.questions.iter().try_for_each(|q| {
+                check_text(&q.prompt)?;
+                q.feedback.as_deref().map_or(Ok(()), check_text)
+            }),
+            BlockData::Resource { .. } | BlockData::Live { .. } => Ok(()),
+        }
+    }
+}
+
 /// Rendered HTML by the SHA-256 of its Markdown: content-addressed, so an
 /// edit is simply a new entry and nothing needs invalidating. Rendering and
 /// sanitising is the costliest part of a unit page; learners view the same
@@ -179,14 +291,19 @@ static RENDERED: std::sync::LazyLock<dashmap::DashMap<[u8; 32], std::sync::Arc<s
 const RENDERED_MAX: usize = 20_000;
 
 /// Markdown to HTML with anything unsafe removed (scripts, event handlers,
-/// `javascript:` links); what authors write is shown to every learner.
+/// `javascript:` links); what authors write is shown to every learner. Text
+/// over the limits (stored before they were enforced) becomes a short notice
+/// instead of tying up the server.
 pub fn render_markdown(markdown: &str) -> String {
     use sha2::Digest;
     let key: [u8; 32] = sha2::Sha256::digest(markdown.as_bytes()).into();
     if let Some(html) = RENDERED.get(&key) {
         return html.to_string();
     }
-    let html = render_markdown_uncached(markdown);
+    let html = match check_text(markdown) {
+        Ok(()) => render_markdown_uncached(markdown),
+        Err(limit) => format!("<p class=\"notice\" role=\"note\">This text is not shown. {limit}</p>"),
+    };
     if RENDERED.len() >= RENDERED_MAX {
         RENDERED.clear();
     }
@@ -195,12 +312,9 @@ pub fn render_markdown(markdown: &str) -> String {
 }
 
 fn render_markdown_uncached(markdown: &str) -> String {
-    use pulldown_cmark::{Options, Parser, html};
-    let mut options = Options::empty();
-    options.insert(Options::ENABLE_TABLES);
-    options.insert(Options::ENABLE_STRIKETHROUGH);
+    use pulldown_cmark::{Parser, html};
     let mut out = String::new();
-    html::push_html(&mut out, Parser::new_ext(markdown, options));
+    html::push_html(&mut out, Parser::new_ext(markdown, markdown_options()));
     ammonia::Builder::default().link_rel(Some("noopener noreferrer nofollow")).clean(&out).to_string()
 }
 
@@ -289,6 +403,31 @@ mod tests {
     fn markdown_is_sanitised() {
         let html = render_markdown("Hi <script>alert(1)</script> [x](javascript:alert(1)) **b**");
         assert!(!html.contains("<script") && !html.contains("javascript:") && html.contains("<strong>b</strong>"));
+    }
+
+    #[test]
+    fn text_limits_count_html_and_markdown_nesting() {
+        let divs = |n: usize| format!("{}x{}", "<div>".repeat(n), "</div>".repeat(n));
+        assert_eq!(check_text(&divs(MAX_NESTING - 2)), Ok(()));
+        assert_eq!(check_text(&divs(MAX_NESTING + 1)), Err(TextLimit::TooDeep));
+        assert_eq!(check_text(&"<div>".repeat(100_000)), Err(TextLimit::TooLong));
+        assert_eq!(check_text(&"<span>".repeat(1000)), Err(TextLimit::TooDeep), "unclosed elements nest");
+        assert_eq!(check_text(&format!("{}x", "> ".repeat(100))), Err(TextLimit::TooDeep));
+        assert_eq!(check_text(&format!("{}x", "- ".repeat(100))), Err(TextLimit::TooDeep));
+        // Siblings, void elements, self-closed tags and end-tag-optional elements do not nest.
+        assert_eq!(check_text(&"<div>x</div>".repeat(5000)), Ok(()));
+        assert_eq!(check_text(&"<br><img src=a.png><hr/><p>para<li>item".repeat(1000)), Ok(()));
+        assert_eq!(check_text(&"`<div>` ".repeat(1000)), Ok(()), "code is text, not HTML");
+        let real = "# Week 1\n\n> A quote with a list:\n> - one\n>   - two\n\n<details><summary>Hint</summary>\n\n**Try** it.\n\n</details>\n";
+        assert_eq!(check_text(real), Ok(()));
+        assert_eq!(check_text(&"a".repeat(MAX_TEXT_BYTES)), Ok(()));
+        assert_eq!(check_text(&"a".repeat(MAX_TEXT_BYTES + 1)), Err(TextLimit::TooLong));
+    }
+
+    #[test]
+    fn over_deep_text_renders_as_a_notice() {
+        let html = render_markdown(&"<div>".repeat(50_000));
+        assert!(html.contains("nested too deeply") && !html.contains("<div>"), "{html}");
     }
 
     #[test]

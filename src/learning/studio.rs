@@ -871,11 +871,8 @@ pub async fn gradebook_csv(db: &State<Db>, user: CurrentUser, id: i64) -> AppRes
 }
 
 fn csv_line(cells: &[String]) -> String {
-    let mut w = csv::WriterBuilder::new().from_writer(Vec::new());
-    // Cells starting with = + - @ are neutralised so spreadsheets do not run them.
-    let safe: Vec<String> =
-        cells.iter().map(|c| if c.starts_with(['=', '+', '-', '@']) { format!("'{c}") } else { c.clone() }).collect();
-    let _ = w.write_record(&safe);
+    let mut w = crate::web::csv::Writer::in_memory();
+    let _ = w.write_record(cells);
     String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
 }
 

@@ -1,6 +1,7 @@
 //! The outbox pages: the mail the site would have sent, read back from the
 //! `.eml` files. Open to everyone in demo mode (so a new user can follow a
-//! verification link without a mail server), staff-only otherwise.
+//! verification link without a mail server), staff-only otherwise (a 404 to
+//! everyone else).
 
 use rocket::State;
 use serde_json::json;
@@ -15,11 +16,8 @@ fn allowed(config: &Config, viewer: &Viewer) -> AppResult<()> {
     if config.demo || viewer.is_staff() {
         return Ok(());
     }
-    if viewer.signed_in() {
-        Err(AppError::Forbidden("The outbox is for the operator's staff only.".into()))
-    } else {
-        Err(AppError::Unauthorized)
-    }
+    // Outside demo mode the page does not exist for anyone but staff.
+    Err(AppError::NotFound)
 }
 
 #[rocket::get("/outbox")]

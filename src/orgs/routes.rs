@@ -236,7 +236,7 @@ pub async fn dashboard_csv(
             Ok::<_, AppError>(lines(conn, &p, &base)?)
         })
         .await?;
-    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut w = crate::web::csv::Writer::in_memory();
     let header = [
         "name",
         "email",

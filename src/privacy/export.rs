@@ -502,12 +502,13 @@ pub fn build(conn: &mut Conn, user_id: i64, now: NaiveDateTime) -> PResult<Vec<u
     for s in SECTIONS {
         let columns = columns(conn, s.table)?;
         let rows = rows(conn, s, &columns, user_id)?;
-        let mut writer = csv::Writer::from_writer(Vec::new());
+        let mut writer = crate::web::csv::Writer::in_memory();
         let header: Vec<&String> = columns.iter().filter(|c| !s.withheld.contains(&c.as_str())).collect();
-        let write = |w: &mut csv::Writer<Vec<u8>>| -> Result<(), csv::Error> {
+        let write = |w: &mut crate::web::csv::Writer<Vec<u8>>| -> Result<(), csv::Error> {
             w.write_record(&header)?;
             for row in &rows {
-                w.write_record(row.values().map(cell))?;
+                // By name: the row map keeps its keys sorted, not in the header's order.
+                w.write_record(header.iter().map(|c| row.get(c.as_str()).map(cell).unwrap_or_default()))?;
             }
             w.flush()?;
             Ok(())

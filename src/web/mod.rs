@@ -5,6 +5,7 @@
 
 pub mod assets;
 pub mod csrf;
+pub mod csv;
 pub mod error;
 pub mod fairings;
 pub mod guards;

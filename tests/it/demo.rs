@@ -3,6 +3,7 @@
 use rocket::http::Status;
 
 use crate::common::{Learner, TestApp};
+use crate::on_both;
 
 #[rocket::async_test]
 async fn demo_mode_shows_working_credentials_and_an_open_outbox() {
@@ -71,3 +72,68 @@ async fn outside_demo_mode_a_default_secret_is_refused() {
     let Err(err) = lyceum::build_rocket(config) else { panic!("started with no secret outside demo mode") };
     assert!(err.to_string().contains("LYCEUM_SECRET_KEY"));
 }
+
+/// Settings as `Rocket.toml` would give them, loaded the way `Config::load`
+/// does but without the process environment, so tests cannot race on it.
+fn loaded(toml: &str) -> lyceum::config::Config {
+    use rocket::figment::{
+        Figment,
+        providers::{Format, Toml},
+    };
+    lyceum::config::Config::from_figment(Figment::from(Toml::string(toml))).expect("config loads")
+}
+
+#[test]
+fn demo_mode_is_on_by_default_only_on_a_loopback_http_site() {
+    let start = loaded("");
+    assert!(start.demo && start.demo_is_safe(), "the one-command start shows the demo");
+    assert!(loaded(r#"base_url = "http://localhost:8000""#).demo);
+    assert!(loaded(r#"base_url = "http://[::1]:8000/""#).demo);
+    for unsafe_site in [
+        r#"base_url = "https://learn.example.org""#,
+        r#"base_url = "https://127.0.0.1:8000""#,
+        r#"base_url = "http://learn.example.org""#,
+        r#"base_url = "http://127.0.0.1.evil.example""#,
+        r#"address = "0.0.0.0""#,
+        "address = \"0.0.0.0\"\nbase_url = \"http://127.0.0.1:8000\"",
+        r#"address = "192.0.2.10""#,
+    ] {
+        let config = loaded(unsafe_site);
+        assert!(!config.demo, "demo off by default for {unsafe_site}");
+        assert!(!config.demo_is_safe(), "{unsafe_site}");
+    }
+    // Asked for explicitly, it is on (and the server warns at start); asked off, it is off.
+    let forced = loaded("demo = true\nbase_url = \"https://learn.example.org\"");
+    assert!(forced.demo && !forced.demo_is_safe());
+    assert!(!loaded("demo = false").demo);
+}
+
+async fn production_site_shows_no_demo(app: TestApp) {
+    assert!(!app.config.demo);
+    let (status, home) = app.get("/").await;
+    assert_eq!(status, Status::Ok);
+    for account in lyceum::demo::accounts() {
+        assert!(!home.contains(&account.password) && !home.contains(&account.email), "{home}");
+    }
+    let (status, _) = app.get("/outbox").await;
+    assert_eq!(status, Status::NotFound, "no outbox for visitors outside demo mode");
+}
+on_both!(https_site_without_demo_setting_shows_no_demo, production_site_shows_no_demo, |c| {
+    let loaded = crate::demo::loaded(r#"base_url = "https://learn.example.org""#);
+    c.base_url = loaded.base_url;
+    c.demo = loaded.demo;
+});
+
+async fn explicit_demo_on_https_site_shows_it(app: TestApp) {
+    assert!(app.config.demo);
+    let (_, home) = app.get("/").await;
+    let learner = lyceum::demo::accounts().remove(1);
+    assert!(home.contains(&learner.password), "{home}");
+    let (status, _) = app.get("/outbox").await;
+    assert_eq!(status, Status::Ok);
+}
+on_both!(explicit_demo_on_https_site_is_on, explicit_demo_on_https_site_shows_it, |c| {
+    let loaded = crate::demo::loaded("demo = true\nbase_url = \"https://learn.example.org\"");
+    c.base_url = loaded.base_url;
+    c.demo = loaded.demo;
+});

@@ -3,9 +3,11 @@
 mod common;
 
 mod accounts;
+mod author_limits;
 mod bench;
 mod browser;
 mod certificates;
+mod csv_safety;
 mod demo;
 mod exams;
 mod forums;

@@ -55,7 +55,7 @@ async fn active_learner(app: &TestApp) -> (Learner, Seeded) {
     (zeph, c)
 }
 
-fn unzip(bytes: &[u8]) -> std::collections::BTreeMap<String, String> {
+pub(crate) fn unzip(bytes: &[u8]) -> std::collections::BTreeMap<String, String> {
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("a zip");
     let mut files = std::collections::BTreeMap::new();
     for i in 0..archive.len() {

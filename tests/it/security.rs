@@ -138,7 +138,7 @@ async fn headers_and_errors(app: TestApp) {
     assert_eq!(status, Status::Forbidden);
     assert!(body.contains("staff only"));
     let (status, _) = app.get("/outbox").await;
-    assert_eq!(status, Status::Forbidden, "outbox is staff-only outside demo mode");
+    assert_eq!(status, Status::NotFound, "outbox is staff-only outside demo mode");
     // Open redirects are not followed after sign-in.
     app.sign_out().await;
     let res = app

@@ -56,6 +56,7 @@
 //! carries the status and the body.
 
 pub mod adapter;
+pub mod cell;
 pub mod lrs;
 pub mod oneroster;
 pub mod records;

@@ -54,6 +54,7 @@ use zip::ZipWriter;
 use zip::write::SimpleFileOptions;
 
 use crate::adapter::Adapter;
+use crate::cell::spreadsheet_safe;
 use crate::records::{CourseRef, Learner, SharedEnrollment, SharedRecord, SharedResult};
 
 pub const MANIFEST_COLUMNS: &[&str] = &["propertyName", "value"];
@@ -509,7 +510,9 @@ fn write_csv<'r, W: Write>(
     let mut w = csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(out);
     w.write_record(columns).map_err(io::Error::other)?;
     for row in rows {
-        w.write_record(row).map_err(io::Error::other)?;
+        // Every cell is text here, dates and scores included; numbers pass unchanged.
+        let cells: Vec<_> = row.iter().map(|cell| spreadsheet_safe(cell)).collect();
+        w.write_record(cells.iter().map(|cell| cell.as_bytes())).map_err(io::Error::other)?;
     }
     w.flush()
 }
@@ -606,6 +609,28 @@ pub(crate) mod tests {
             rendered.push_str(&format!("=== {name}\n{}\n", text.replace("\r\n", "\n")));
         }
         insta::assert_snapshot!(rendered);
+    }
+
+    #[test]
+    fn formula_names_are_written_as_text_and_numbers_as_numbers() {
+        let mut records = fixtures::all();
+        for rec in &mut records {
+            let learner = match rec {
+                SharedRecord::Enrollment(r) => &mut r.learner,
+                SharedRecord::Progress(r) => &mut r.learner,
+                SharedRecord::Result(r) => &mut r.learner,
+            };
+            if !learner.pseudonymous {
+                learner.name = Some(r#"=HYPERLINK("http://evil","x") -2+3"#.into());
+                learner.company = Some("@corp".into());
+            }
+        }
+        let t = tables(&zip_of(&records));
+        let user = t["users"].iter().find(|u| u["username"] == "ada").expect("the identified learner");
+        assert_eq!(user["givenName"], r#"'=HYPERLINK("http://evil","x")"#);
+        assert_eq!(user["familyName"], "'-2+3");
+        assert_eq!(user["metadata.lyceum.company"], "'@corp");
+        assert!(t["results"].iter().all(|r| !r["score"].starts_with('\'')), "scores stay numbers");
     }
 
     #[test]

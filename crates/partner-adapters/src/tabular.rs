@@ -9,12 +9,14 @@
 //! (`enrollment`, `progress` or `result`) and a `None` is `null`.
 //! Timestamps are RFC 3339 in UTC.
 
+use std::borrow::Cow;
 use std::io::{self, Write};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::adapter::{Adapter, RecordKind};
+use crate::cell::{as_given, spreadsheet_safe};
 use crate::records::{SharedEnrollment, SharedProgress, SharedRecord, SharedResult};
 
 /// Header of a CSV export of enrollments.
@@ -84,41 +86,45 @@ pub fn columns(kind: RecordKind) -> &'static [&'static str] {
     }
 }
 
+/// How a row's text fields are written: [`spreadsheet_safe`] for CSV,
+/// [`as_given`] for JSON.
+type Cell = for<'x> fn(&'x str) -> Cow<'x, str>;
+
 // The row structs' field order is the column order above (a test checks it).
 
 #[derive(Serialize)]
 struct EnrollmentRow<'a> {
-    cursor: &'a str,
-    learner_id: &'a str,
+    cursor: Cow<'a, str>,
+    learner_id: Cow<'a, str>,
     learner_pseudonymous: bool,
-    learner_username: Option<&'a str>,
-    learner_name: Option<&'a str>,
-    learner_email: Option<&'a str>,
-    learner_company: Option<&'a str>,
-    course_id: &'a str,
-    course_title: &'a str,
-    course_run: &'a str,
-    course_member: &'a str,
-    course_url: &'a str,
-    track: &'a str,
-    status: &'a str,
+    learner_username: Option<Cow<'a, str>>,
+    learner_name: Option<Cow<'a, str>>,
+    learner_email: Option<Cow<'a, str>>,
+    learner_company: Option<Cow<'a, str>>,
+    course_id: Cow<'a, str>,
+    course_title: Cow<'a, str>,
+    course_run: Cow<'a, str>,
+    course_member: Cow<'a, str>,
+    course_url: Cow<'a, str>,
+    track: Cow<'a, str>,
+    status: Cow<'a, str>,
     enrolled_at: DateTime<Utc>,
 }
 
 #[derive(Serialize)]
 struct ProgressRow<'a> {
-    cursor: &'a str,
-    learner_id: &'a str,
+    cursor: Cow<'a, str>,
+    learner_id: Cow<'a, str>,
     learner_pseudonymous: bool,
-    learner_username: Option<&'a str>,
-    learner_name: Option<&'a str>,
-    learner_email: Option<&'a str>,
-    learner_company: Option<&'a str>,
-    course_id: &'a str,
-    course_title: &'a str,
-    course_run: &'a str,
-    course_member: &'a str,
-    course_url: &'a str,
+    learner_username: Option<Cow<'a, str>>,
+    learner_name: Option<Cow<'a, str>>,
+    learner_email: Option<Cow<'a, str>>,
+    learner_company: Option<Cow<'a, str>>,
+    course_id: Cow<'a, str>,
+    course_title: Cow<'a, str>,
+    course_run: Cow<'a, str>,
+    course_member: Cow<'a, str>,
+    course_url: Cow<'a, str>,
     last_activity_at: Option<DateTime<Utc>>,
     units_completed: Option<u32>,
     units_total: Option<u32>,
@@ -127,57 +133,57 @@ struct ProgressRow<'a> {
 
 #[derive(Serialize)]
 struct ResultRow<'a> {
-    cursor: &'a str,
-    learner_id: &'a str,
+    cursor: Cow<'a, str>,
+    learner_id: Cow<'a, str>,
     learner_pseudonymous: bool,
-    learner_username: Option<&'a str>,
-    learner_name: Option<&'a str>,
-    learner_email: Option<&'a str>,
-    learner_company: Option<&'a str>,
-    course_id: &'a str,
-    course_title: &'a str,
-    course_run: &'a str,
-    course_member: &'a str,
-    course_url: &'a str,
+    learner_username: Option<Cow<'a, str>>,
+    learner_name: Option<Cow<'a, str>>,
+    learner_email: Option<Cow<'a, str>>,
+    learner_company: Option<Cow<'a, str>>,
+    course_id: Cow<'a, str>,
+    course_title: Cow<'a, str>,
+    course_run: Cow<'a, str>,
+    course_member: Cow<'a, str>,
+    course_url: Cow<'a, str>,
     grade_percent: Option<f64>,
     passed: Option<bool>,
     completed_at: Option<DateTime<Utc>>,
 }
 
-fn enrollment_row(r: &SharedEnrollment) -> EnrollmentRow<'_> {
+fn enrollment_row(r: &SharedEnrollment, text: Cell) -> EnrollmentRow<'_> {
     EnrollmentRow {
-        cursor: &r.cursor,
-        learner_id: &r.learner.id,
+        cursor: text(&r.cursor),
+        learner_id: text(&r.learner.id),
         learner_pseudonymous: r.learner.pseudonymous,
-        learner_username: r.learner.username.as_deref(),
-        learner_name: r.learner.name.as_deref(),
-        learner_email: r.learner.email.as_deref(),
-        learner_company: r.learner.company.as_deref(),
-        course_id: &r.course.id,
-        course_title: &r.course.title,
-        course_run: &r.course.run,
-        course_member: &r.course.member,
-        course_url: &r.course.url,
-        track: &r.track,
-        status: &r.status,
+        learner_username: r.learner.username.as_deref().map(text),
+        learner_name: r.learner.name.as_deref().map(text),
+        learner_email: r.learner.email.as_deref().map(text),
+        learner_company: r.learner.company.as_deref().map(text),
+        course_id: text(&r.course.id),
+        course_title: text(&r.course.title),
+        course_run: text(&r.course.run),
+        course_member: text(&r.course.member),
+        course_url: text(&r.course.url),
+        track: text(&r.track),
+        status: text(&r.status),
         enrolled_at: r.enrolled_at,
     }
 }
 
-fn progress_row(r: &SharedProgress) -> ProgressRow<'_> {
+fn progress_row(r: &SharedProgress, text: Cell) -> ProgressRow<'_> {
     ProgressRow {
-        cursor: &r.cursor,
-        learner_id: &r.learner.id,
+        cursor: text(&r.cursor),
+        learner_id: text(&r.learner.id),
         learner_pseudonymous: r.learner.pseudonymous,
-        learner_username: r.learner.username.as_deref(),
-        learner_name: r.learner.name.as_deref(),
-        learner_email: r.learner.email.as_deref(),
-        learner_company: r.learner.company.as_deref(),
-        course_id: &r.course.id,
-        course_title: &r.course.title,
-        course_run: &r.course.run,
-        course_member: &r.course.member,
-        course_url: &r.course.url,
+        learner_username: r.learner.username.as_deref().map(text),
+        learner_name: r.learner.name.as_deref().map(text),
+        learner_email: r.learner.email.as_deref().map(text),
+        learner_company: r.learner.company.as_deref().map(text),
+        course_id: text(&r.course.id),
+        course_title: text(&r.course.title),
+        course_run: text(&r.course.run),
+        course_member: text(&r.course.member),
+        course_url: text(&r.course.url),
         last_activity_at: r.last_activity_at,
         units_completed: r.units_completed,
         units_total: r.units_total,
@@ -185,20 +191,20 @@ fn progress_row(r: &SharedProgress) -> ProgressRow<'_> {
     }
 }
 
-fn result_row(r: &SharedResult) -> ResultRow<'_> {
+fn result_row(r: &SharedResult, text: Cell) -> ResultRow<'_> {
     ResultRow {
-        cursor: &r.cursor,
-        learner_id: &r.learner.id,
+        cursor: text(&r.cursor),
+        learner_id: text(&r.learner.id),
         learner_pseudonymous: r.learner.pseudonymous,
-        learner_username: r.learner.username.as_deref(),
-        learner_name: r.learner.name.as_deref(),
-        learner_email: r.learner.email.as_deref(),
-        learner_company: r.learner.company.as_deref(),
-        course_id: &r.course.id,
-        course_title: &r.course.title,
-        course_run: &r.course.run,
-        course_member: &r.course.member,
-        course_url: &r.course.url,
+        learner_username: r.learner.username.as_deref().map(text),
+        learner_name: r.learner.name.as_deref().map(text),
+        learner_email: r.learner.email.as_deref().map(text),
+        learner_company: r.learner.company.as_deref().map(text),
+        course_id: text(&r.course.id),
+        course_title: text(&r.course.title),
+        course_run: text(&r.course.run),
+        course_member: text(&r.course.member),
+        course_url: text(&r.course.url),
         grade_percent: r.grade_percent,
         passed: r.passed,
         completed_at: r.completed_at,
@@ -251,9 +257,9 @@ impl Adapter for CsvAdapter {
         }
         let mut w = csv_writer(out);
         match rec {
-            SharedRecord::Enrollment(r) => w.serialize(enrollment_row(r)),
-            SharedRecord::Progress(r) => w.serialize(progress_row(r)),
-            SharedRecord::Result(r) => w.serialize(result_row(r)),
+            SharedRecord::Enrollment(r) => w.serialize(enrollment_row(r, spreadsheet_safe)),
+            SharedRecord::Progress(r) => w.serialize(progress_row(r, spreadsheet_safe)),
+            SharedRecord::Result(r) => w.serialize(result_row(r, spreadsheet_safe)),
         }
         .map_err(csv_error)?;
         w.flush()
@@ -298,9 +304,9 @@ impl Adapter for JsonLinesAdapter {
     fn record(&mut self, rec: &SharedRecord, out: &mut dyn Write) -> io::Result<()> {
         let kind = rec.kind().as_str();
         let line = match rec {
-            SharedRecord::Enrollment(r) => serde_json::to_vec(&Tagged { kind, row: enrollment_row(r) }),
-            SharedRecord::Progress(r) => serde_json::to_vec(&Tagged { kind, row: progress_row(r) }),
-            SharedRecord::Result(r) => serde_json::to_vec(&Tagged { kind, row: result_row(r) }),
+            SharedRecord::Enrollment(r) => serde_json::to_vec(&Tagged { kind, row: enrollment_row(r, as_given) }),
+            SharedRecord::Progress(r) => serde_json::to_vec(&Tagged { kind, row: progress_row(r, as_given) }),
+            SharedRecord::Result(r) => serde_json::to_vec(&Tagged { kind, row: result_row(r, as_given) }),
         }?;
         out.write_all(&line)?;
         out.write_all(b"\n")
@@ -313,6 +319,8 @@ impl Adapter for JsonLinesAdapter {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
     use crate::adapter::write_records;
     use crate::fixtures;
@@ -347,6 +355,27 @@ mod tests {
     #[test]
     fn snapshot_jsonl() {
         insta::assert_snapshot!(jsonl_of(&fixtures::all()));
+    }
+
+    #[test]
+    fn csv_cells_are_spreadsheet_safe_but_json_is_as_given() {
+        let name = r#"=HYPERLINK("http://evil","x")"#;
+        let mut records = fixtures::enrollments();
+        for rec in &mut records {
+            if let SharedRecord::Enrollment(e) = rec {
+                e.learner.name = Some(name.into());
+                e.course.title = "+1 course".into();
+            }
+        }
+        let csv = csv_of(RecordKind::Enrollment, &records);
+        let mut reader = csv::Reader::from_reader(csv.as_bytes());
+        for row in reader.deserialize::<BTreeMap<String, String>>() {
+            let row = row.unwrap();
+            assert_eq!(row["learner_name"], format!("'{name}"));
+            assert_eq!(row["course_title"], "'+1 course");
+        }
+        let jsonl = jsonl_of(&records);
+        assert!(jsonl.lines().all(|l| l.contains(r#""learner_name":"=HYPERLINK(\"http://evil\",\"x\")""#)), "{jsonl}");
     }
 
     #[test]

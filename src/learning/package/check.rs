@@ -8,6 +8,7 @@
 use super::directive::PREFIX;
 use super::{BlockPkg, CoursePackage, QuestionKind, QuestionPkg, QuizPkg, RunMeta, ShowAnswers, write};
 use super::{DEFAULT_CURRENCY, PackageProblem, allowed_video_url};
+use crate::learning::content::check_text;
 use crate::media::files::Use;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -262,6 +263,9 @@ fn course(pkg: &CoursePackage, spot: &Spot, out: &mut Vec<PackageProblem>) {
         spot.report(out, "slug", "slug must be 3–60 characters of a-z, 0-9 and -");
     }
     one_line(&c.title, "title", spot, out);
+    if let Some(Err(limit)) = c.description.as_deref().map(check_text) {
+        spot.report(out, "description", limit.to_string());
+    }
     if c.summary.trim().is_empty() {
         spot.report(out, "summary", "summary must not be empty");
     } else if c.summary.chars().count() > SUMMARY_MAX_CHARS {
@@ -346,6 +350,9 @@ fn block(pkg: &CoursePackage, block: &BlockPkg, places: &BlockPlaces, out: &mut 
     let spot = &places.spot;
     match block {
         BlockPkg::Text { markdown } => {
+            if let Err(limit) = check_text(markdown) {
+                spot.report(out, "markdown", limit.to_string());
+            }
             if markdown.lines().any(|l| l.starts_with(PREFIX)) {
                 spot.report(
                     out,
@@ -416,6 +423,12 @@ pub(super) fn quiz(quiz: &QuizPkg, places: &QuizPlaces, out: &mut Vec<PackagePro
 fn question(q: &QuestionPkg, spot: &Spot, out: &mut Vec<PackageProblem>) {
     if q.prompt.trim().is_empty() {
         spot.report(out, "prompt", "prompt must not be empty");
+    }
+    if let Err(limit) = check_text(&q.prompt) {
+        spot.report(out, "prompt", limit.to_string());
+    }
+    if let Some(Err(limit)) = q.feedback.as_deref().map(check_text) {
+        spot.report(out, "feedback", limit.to_string());
     }
     if !spot.ok(&["kind"]) {
         return;
