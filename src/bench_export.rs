@@ -465,7 +465,7 @@ fn plain_record(row: Candidate, now: NaiveDateTime) -> SharedRecord {
     let (username, first, last, email, company) = u;
     let state = sharing::enrollment_state(&status, expires, now);
     SharedRecord::Enrollment(SharedEnrollment {
-        cursor: sharing::encode_cursor(eid),
+        cursor: sharing::encode_cursor(eid, "bench"),
         learner: Learner {
             id: username.clone(),
             pseudonymous: false,

@@ -106,6 +106,7 @@ pub fn forum_search_index(config: &Config) -> Result<Arc<dyn search::SearchIndex
 /// Installs the master keys of sensitive fields for this process (SEC-2).
 pub fn install_keys(config: &Config) -> Result<(), StartError> {
     let secret = config.resolve_secret()?;
+    consent::sharing::install_cursor_key(&secret);
     privacy::vault::install(privacy::vault::Vault::new(config.encryption_keys.as_deref(), &secret)?);
     Ok(())
 }

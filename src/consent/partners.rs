@@ -35,11 +35,37 @@ impl Partner {
         PartnerKind::parse(&self.kind).unwrap_or(PartnerKind::Researcher)
     }
 
-    /// The learner's stable pseudonym for this partner: unlinkable across
-    /// partners, meaningless without the partner's salt.
+    /// The learner's pseudonym for this partner as records carried it
+    /// before pseudonyms were scoped to a course run; erasure notices still
+    /// name it, as partners may hold records under it.
     pub fn pseudonym(&self, user_id: i64) -> String {
         let digest = Sha256::digest(format!("{}:{user_id}", self.pseudonym_salt).as_bytes());
         format!("p-{}", &hex::encode(digest)[..24])
+    }
+
+    /// The code de-identified records of one course run carry for a learner:
+    /// an HMAC under the partner's own secret salt of the run and the
+    /// learner. The partner can follow a learner's progress within the run
+    /// (what a course team needs), but cannot link two runs, nor link these
+    /// records with records that name the learner (which carry the
+    /// username), nor with other partners' records (another salt).
+    pub fn run_pseudonym(&self, user_id: i64, run_id: i64) -> String {
+        format!("d-{}", self.keyed(&format!("deidentified\0run:{run_id}\0learner:{user_id}")))
+    }
+
+    /// The id of records that name the learner (a name or an email under
+    /// consent) without the username: stable for the partner, as the name
+    /// links those records anyway, and never equal to a de-identified code.
+    pub fn named_pseudonym(&self, user_id: i64) -> String {
+        format!("n-{}", self.keyed(&format!("named\0learner:{user_id}")))
+    }
+
+    fn keyed(&self, message: &str) -> String {
+        use hmac::{Hmac, Mac};
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(self.pseudonym_salt.as_bytes()).expect("HMAC takes any key length");
+        mac.update(message.as_bytes());
+        hex::encode(&mac.finalize().into_bytes()[..12])
     }
 
     /// Profile fields a member institution asks for at enrollment.

@@ -95,13 +95,51 @@ pub struct Page {
     pub next_after: Option<i64>,
 }
 
-/// Opaque resume position handed to partners.
-pub fn encode_cursor(position: i64) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("e:{position}"))
+/// The key cursors are sealed with, from the site secret (`install_cursor_key`).
+static CURSOR_KEY: std::sync::OnceLock<aes::Aes128> = std::sync::OnceLock::new();
+
+/// Derives the cursor key from the site secret; the first call wins. Without
+/// it (a tool that never installed keys) a random key serves the process.
+pub fn install_cursor_key(secret: &[u8]) {
+    use aes::cipher::KeyInit;
+    use sha2::Digest;
+    let digest = sha2::Sha256::new_with_prefix(b"lyceum export cursors\0").chain_update(secret).finalize();
+    let _ = CURSOR_KEY.set(aes::Aes128::new_from_slice(&digest[..16]).expect("16 bytes"));
+}
+
+fn cursor_key() -> &'static aes::Aes128 {
+    use aes::cipher::KeyInit;
+    CURSOR_KEY.get_or_init(|| aes::Aes128::new(&rand::random::<[u8; 16]>().into()))
+}
+
+/// Opaque resume position handed to partners: the position and eight bytes
+/// drawn from the export's id in one AES block. Each export's cursor for an
+/// enrollment is new, so a cursor links nothing: not two exports, and not a
+/// record that named the learner with one that did not (a plain enrollment
+/// number would). Within one export it is the same, so a retried send is
+/// the same send, byte for byte.
+pub fn encode_cursor(position: i64, export_id: &str) -> String {
+    use aes::cipher::BlockEncrypt;
+    use sha2::Digest;
+    let pad = sha2::Sha256::new_with_prefix(export_id.as_bytes()).chain_update(position.to_be_bytes()).finalize();
+    let mut block = [0u8; 16];
+    block[..8].copy_from_slice(&position.to_be_bytes());
+    block[8..].copy_from_slice(&pad[..8]);
+    let mut block = block.into();
+    cursor_key().encrypt_block(&mut block);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(block)
 }
 
 pub fn decode_cursor(cursor: &str) -> Option<i64> {
+    use aes::cipher::BlockDecrypt;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor.trim()).ok()?;
+    if bytes.len() == 16 {
+        let mut block = aes::Block::clone_from_slice(&bytes);
+        cursor_key().decrypt_block(&mut block);
+        let position = i64::from_be_bytes(block[..8].try_into().ok()?);
+        return (position >= 0).then_some(position);
+    }
+    // Cursors handed out before they were sealed still resume.
     let text = String::from_utf8(bytes).ok()?;
     text.strip_prefix("e:")?.parse::<i64>().ok().filter(|n| *n >= 0)
 }
@@ -264,14 +302,26 @@ fn decide(conn: &mut Conn, req: &Request<'_>, now: NaiveDateTime) -> QueryResult
 
     let mut out = Vec::with_capacity(decided.len());
     for ((e, c, u), basis, cats) in decided {
-        let (eid, user_id, _run_id, track, status, enrolled_at, expires, grade, passed, completed_at, last_activity) =
-            e;
+        let (eid, user_id, run_id, track, status, enrolled_at, expires, grade, passed, completed_at, last_activity) = e;
         let (run_key, course_id, slug, title, member_slug) = c;
         let (username, first, last, email, company) = u;
-        let cursor = encode_cursor(eid);
+        let cursor = encode_cursor(eid, req.export_id);
         let identified = cats.contains(Category::ProfileUsername);
+        // A record naming the learner by any field is not de-identified, and
+        // must never carry the code that de-identified records carry.
+        let named = cats.iter().any(|c| c.is_identity());
+        // Exact times single a learner out as well as a name does: records
+        // without identity carry the day only.
+        let when = |t: NaiveDateTime| if named { t } else { t.date().and_time(chrono::NaiveTime::MIN) };
+        let id = if identified {
+            username.clone()
+        } else if named {
+            req.partner.named_pseudonym(user_id)
+        } else {
+            req.partner.run_pseudonym(user_id, run_id)
+        };
         let learner = Learner {
-            id: if identified { username.clone() } else { req.partner.pseudonym(user_id) },
+            id,
             pseudonymous: !identified,
             username: identified.then_some(username),
             name: cats.contains(Category::ProfileName).then(|| format!("{first} {last}").trim().to_string()),
@@ -295,7 +345,7 @@ fn decide(conn: &mut Conn, req: &Request<'_>, now: NaiveDateTime) -> QueryResult
                 course: course.clone(),
                 track: track.clone(),
                 status: state.to_string(),
-                enrolled_at: enrolled_at.and_utc(),
+                enrolled_at: when(enrolled_at).and_utc(),
             }
         });
         let activity = cats.contains(Category::Activity);
@@ -313,7 +363,7 @@ fn decide(conn: &mut Conn, req: &Request<'_>, now: NaiveDateTime) -> QueryResult
                 cursor: cursor.clone(),
                 learner: learner.clone(),
                 course: course.clone(),
-                last_activity_at: if activity { last_activity.map(|t| t.and_utc()) } else { None },
+                last_activity_at: if activity { last_activity.map(|t| when(t).and_utc()) } else { None },
                 units_completed: progressed.then_some(done as u32),
                 units_total: progressed.then_some(total as u32),
                 progress_percent: progressed
@@ -335,7 +385,7 @@ fn decide(conn: &mut Conn, req: &Request<'_>, now: NaiveDateTime) -> QueryResult
                 course: course.clone(),
                 grade_percent: graded.then_some(grade),
                 passed: graded.then_some(passed),
-                completed_at: if completion { completed_at.map(|t| t.and_utc()) } else { None },
+                completed_at: if completion { completed_at.map(|t| when(t).and_utc()) } else { None },
             }
         });
         if enrollment.is_none() && progress.is_none() && result.is_none() {

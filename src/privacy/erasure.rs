@@ -411,6 +411,21 @@ fn run_step(
                     .filter(disclosures::fields.like("%learner.username%"))
                     .count()
                     .get_result(conn)?;
+                // And the code of each run whose records reached it without identity.
+                let keys: Vec<String> = disclosures::table
+                    .filter(disclosures::user_id.eq(user_id))
+                    .filter(disclosures::partner_id.eq(partner_id))
+                    .filter(disclosures::basis.eq("deidentified"))
+                    .select(disclosures::record_key)
+                    .distinct()
+                    .load(conn)?;
+                let eids: Vec<i64> = keys.iter().filter_map(|k| k.strip_prefix("enrollment:")?.parse().ok()).collect();
+                let runs: Vec<i64> = crate::db::schema::enrollments::table
+                    .filter(crate::db::schema::enrollments::id.eq_any(&eids))
+                    .select(crate::db::schema::enrollments::run_id)
+                    .distinct()
+                    .load(conn)?;
+                let codes: Vec<String> = runs.iter().map(|run| partner.run_pseudonym(user_id, *run)).collect();
                 let contact: String = partners::table.find(partner_id).select(partners::contact_email).first(conn)?;
                 // Through the job queue: durable, retried, and visible to staff when it fails.
                 crate::notify::enqueue_email(
@@ -422,6 +437,8 @@ fn run_step(
                         "partner": partner.name,
                         "username": (identified > 0).then_some(&username),
                         "pseudonym": partner.pseudonym(user_id),
+                        "named": partner.named_pseudonym(user_id),
+                        "codes": codes,
                         "request": e.request_id,
                     }),
                 )?;

@@ -196,6 +196,8 @@ async fn erasure(app: TestApp) {
     assert_eq!(notices.len(), 1, "{notices:?}");
     // It names the learner by the identifier the member holds (the pseudonym its records carry), nothing more.
     assert!(notices[0].contains("\"pseudonym\":\"p-") && notices[0].contains("privacy@northbridge"), "{}", notices[0]);
+    // With the run's own code when its records went out without identity.
+    assert!(notices[0].contains("\"codes\":["), "{}", notices[0]);
 
     // The consents are withdrawn in the ledger, and the chain still verifies.
     let (_, log) = {

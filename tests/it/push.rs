@@ -299,7 +299,12 @@ async fn xapi_push_sends_statements_an_lrs_accepts() {
     let bob_id = crate::sharing::user_id(&app, "bob").await;
     let names: std::collections::HashSet<&str> =
         statements.iter().filter_map(|s| s["actor"]["account"]["name"].as_str()).collect();
-    assert!(names.contains(partner.pseudonym(bob_id).as_str()), "{names:?}");
+    let bob_run: i64 = run(&app, move |conn| {
+        use lyceum::db::schema::enrollments;
+        enrollments::table.filter(enrollments::user_id.eq(bob_id)).select(enrollments::run_id).first(conn)
+    })
+    .await;
+    assert!(names.contains(partner.run_pseudonym(bob_id, bob_run).as_str()), "{names:?}");
     let all = serde_json::to_string(&statements).unwrap();
     assert!(!all.contains("bob@example.org") && !all.contains("mbox"), "no email in actors");
 }

@@ -180,7 +180,7 @@ async fn keys_are_scoped(app: TestApp) {
     // A's pseudonym for Ada is not B's.
     let (_, resa) = pull(&app, &ka, "/api/v1/exports/enrollments?format=csv").await;
     let (_, resb) = pull(&app, &kb, "/api/v1/exports/enrollments?format=csv").await;
-    let pseud = regex::Regex::new(r"p-[0-9a-f]{24}").unwrap();
+    let pseud = regex::Regex::new(r"[dn]-[0-9a-f]{24}").unwrap();
     let (x, y) = (pseud.find(&resa).map(|m| m.as_str().to_string()), pseud.find(&resb).map(|m| m.as_str().to_string()));
     assert!(x.is_some() && x != y, "pseudonyms differ per partner");
 
@@ -908,3 +908,70 @@ async fn minor_asks_parent(app: TestApp) {
     assert!(page.contains("by parent") && !page.contains("Waiting for your parent"));
 }
 on_both!(acc_9_a_minors_sharing_consent_comes_from_their_parent, minor_asks_parent);
+
+/// Every value a JSON Lines export line carries, as text.
+fn values(rec: &serde_json::Value) -> Vec<String> {
+    rec.as_object()
+        .unwrap()
+        .values()
+        .filter(|v| !v.is_null())
+        .map(|v| v.as_str().map_or(v.to_string(), str::to_string))
+        .collect()
+}
+
+async fn unlinkable(app: TestApp) {
+    // De-identified records link to nothing: not to records that name the learner, not across runs, not across exports.
+    let c = seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    seed_course(&app, "northbridge", "data-101", "Data 101", None).await;
+    let partner = member_partner(&app, c.member_id, &[Category::ProfileName, Category::ProfileEmail]).await;
+    let key = key_for(&app, &partner, &["enrollments", "progress", "results"]).await;
+    let ada = verified(&app, "ada").await;
+    as_user(&app, &ada).await;
+    // Ada shares her identity in one course and not in the other.
+    for (slug, share) in [("intro-python", "yes"), ("data-101", "no")] {
+        let text = offered_text(&app, slug).await;
+        app.post_form(
+            &format!("/courses/{slug}/enroll"),
+            &[("run", "2026"), ("track", "audit"), ("share", share), ("text_id", &text)],
+        )
+        .await;
+    }
+    let (_, first) = pull(&app, &key, "/api/v1/exports/enrollments?format=jsonl").await;
+    let first = lines(&first);
+    let named = first.iter().find(|r| r["learner_email"] == "ada@example.org").expect("named in intro-python");
+    let other = first.iter().find(|r| r["learner_email"].is_null()).expect("de-identified in data-101");
+    assert_eq!(other["course_id"], "data-101", "{first:?}");
+    let named_values = values(named);
+    for v in values(other) {
+        assert!(
+            !named_values.contains(&v)
+                || ["2026", "audit", "active", "northbridge", "false", "true", "enrollment"].contains(&v.as_str()),
+            "the de-identified record shares {v:?} with the named one"
+        );
+    }
+    assert!(other["enrolled_at"].as_str().unwrap().ends_with("T00:00:00Z"), "the day only: {other}");
+
+    // Ada withdraws: intro-python's records now come without identity and link to neither.
+    as_user(&app, &ada).await;
+    let (_, page) = app.get("/sharing").await;
+    let id = regex::Regex::new(r#"action="/sharing/consents/(\d+)/withdraw""#).unwrap().captures(&page).unwrap()[1]
+        .to_string();
+    app.post_form(&format!("/sharing/consents/{id}/withdraw"), &[]).await;
+    let (_, second) = pull(&app, &key, "/api/v1/exports/enrollments?format=jsonl").await;
+    let second = lines(&second);
+    assert!(second.iter().all(|r| r["learner_email"].is_null() && r["learner_name"].is_null()), "nobody named now");
+    let ids: Vec<&str> = second.iter().map(|r| r["learner_id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 2);
+    assert_ne!(ids[0], ids[1], "two runs, two unrelated codes");
+    for r in &second {
+        let id = r["learner_id"].as_str().unwrap();
+        assert!(id != "ada" && !first.iter().any(|f| f["cursor"] == r["cursor"]), "a cursor repeats across exports");
+        assert!(!named_values.iter().any(|v| v == id));
+    }
+    // The same run keeps its code from export to export, for the course team's counts.
+    assert!(ids.contains(&other["learner_id"].as_str().unwrap()));
+    // The learner is told what each partner can link.
+    let (_, page) = app.get("/sharing").await;
+    assert!(page.contains("cannot link"), "the Sharing page explains the codes");
+}
+on_both!(shr_4_deidentified_records_cannot_be_linked_to_named_ones, unlinkable);

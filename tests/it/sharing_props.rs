@@ -754,8 +754,17 @@ fn check_export(
         prop_assert!(s.result.is_none() || want.result, "a result record nobody asked for");
         // The values are this learner's and this enrollment's.
         let l = &s.learner;
-        if l.pseudonymous {
-            prop_assert_eq!(&l.id, &partner.pseudonym(user.id));
+        if l.pseudonymous && s.categories.iter().any(|c| c.is_identity()) {
+            // Named without the username: a partner-wide id, never a run's code.
+            prop_assert_eq!(&l.id, &partner.named_pseudonym(user.id));
+        } else if l.pseudonymous {
+            // A code of this run alone: nothing of another run, another
+            // partner or an identified record carries it.
+            prop_assert_eq!(&l.id, &partner.run_pseudonym(user.id, w.runs[ci]));
+            prop_assert!(l.id != partner.pseudonym(user.id) && l.id != user.username);
+            for (other, &run) in w.runs.iter().enumerate() {
+                prop_assert!(other == ci || l.id != partner.run_pseudonym(user.id, run), "linkable across runs");
+            }
         } else {
             prop_assert_eq!(&l.id, &user.username);
             stats.identified_records += 1;
