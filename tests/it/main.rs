@@ -3,6 +3,7 @@
 mod common;
 
 mod accounts;
+mod asvs;
 mod bench;
 mod browser;
 mod certificates;

