@@ -4,8 +4,9 @@
 
 use diesel::prelude::*;
 use lyceum::db::schema::sessions;
+use rocket::http::Status;
 
-use crate::common::TestApp;
+use crate::common::{Learner, PASSWORD, TestApp};
 use crate::on_both;
 use crate::privacy::staff;
 use crate::sharing::{as_user, run, user_id, verified};
@@ -63,3 +64,43 @@ async fn idle_configurable(app: TestApp) {
     assert_eq!(app.signed_in_as().await, None, "a 5-minute staff limit ends a 6-minute idle session");
 }
 on_both!(asvs_3_3_2_idle_limits_are_configurable, idle_configurable, |c| c.session_idle_minutes_staff = 5);
+
+async fn short_passwords(app: TestApp) {
+    // promise: ASVS 2.1.1 — every password that is set has 12 characters at least.
+    let eleven = "violet-moon";
+    assert_eq!(eleven.chars().count(), 11);
+    let res = app.sign_up_with("ada", &[("password", eleven)]).await;
+    assert_eq!(res.status(), Status::UnprocessableEntity);
+    let page = res.into_string().await.unwrap();
+    assert!(page.contains("Use at least 12 characters."), "{page}");
+    assert!(page.contains("At least 12 characters"), "the hint says so");
+    assert!(!page.contains("At least 10"), "no old hint");
+    // A common password of any length is still refused.
+    let res = app.sign_up_with("ada", &[("password", "password1234")]).await;
+    assert_eq!(res.status(), Status::UnprocessableEntity);
+    assert!(res.into_string().await.unwrap().contains("commonly used"));
+
+    // Reset.
+    let ada = verified(&app, "ada").await;
+    app.post_form("/password/forgot", &[("email", &ada.email)]).await;
+    let link = app.mailed_link(&ada.email, "/password/reset/").await.expect("a reset link");
+    let res = app.post_form(&link, &[("password", eleven)]).await;
+    assert_eq!(res.status(), Status::UnprocessableEntity);
+    assert!(res.into_string().await.unwrap().contains("Use at least 12 characters."));
+    // Change.
+    as_user(&app, &ada).await;
+    let (_, settings) = app.get("/account").await;
+    assert!(settings.contains("At least 12 characters") && !settings.contains("At least 10"), "the hint says so");
+    let res = app.post_form("/account/password", &[("current_password", PASSWORD), ("new_password", eleven)]).await;
+    assert_eq!(res.status(), Status::UnprocessableEntity);
+    assert!(res.into_string().await.unwrap().contains("Use at least 12 characters."));
+    let changed = Learner { password: eleven.into(), ..ada.clone() };
+    app.sign_out().await;
+    assert_ne!(app.sign_in(&changed, false).await.status(), Status::SeeOther, "the short password was not set");
+    // Twelve characters are enough.
+    as_user(&app, &ada).await;
+    let res =
+        app.post_form("/account/password", &[("current_password", PASSWORD), ("new_password", "violet-moons")]).await;
+    assert_eq!(res.status(), Status::SeeOther);
+}
+on_both!(asvs_2_1_1_passwords_have_twelve_characters_at_least, short_passwords);
