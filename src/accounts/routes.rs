@@ -126,27 +126,28 @@ pub async fn signup(
     let created = db
         .run(move |conn| {
             let created = service::create_account(conn, &account, &hash, false, now());
-            if let Ok(user) = &created {
-                record_signup(conn, user.id, marketing, &client)?;
+            match &created {
+                Ok(user) => record_signup(conn, user.id, marketing, &client)?,
+                Err(AccountError::EmailTaken) => service::tell_owner_of_taken_email(conn, &account.email)?,
+                Err(_) => {}
             }
             Ok::<_, AppError>(created)
         })
         .await?;
+    // A taken email is answered exactly like a new account (ASVS 2.1, no
+    // enumeration of who is registered); its owner is told by email instead.
     match created {
-        Ok(_) if minor => Ok(Either::Left(Flash::info(
+        Ok(_) | Err(AccountError::EmailTaken) if minor => Ok(Either::Left(Flash::info(
             "/signin",
             "Your account is almost ready. We have emailed your parent or guardian: once they confirm, and you have confirmed your own email address, you can sign in.",
         ))),
-        Ok(_) => Ok(Either::Left(Flash::success(
+        Ok(_) | Err(AccountError::EmailTaken) => Ok(Either::Left(Flash::success(
             "/signin",
             "Welcome to Lyceum! We have sent you an email: follow its link to confirm your address, then sign in.",
         ))),
+        // Usernames are public (profiles, forums): saying one is taken reveals nothing.
         Err(e @ AccountError::UsernameTaken) => {
             let errors = FieldErrors::from([("username", e.to_string())]);
-            Ok(Either::Right(form_page("accounts/signup", "Create your account", values, &errors, json!({}))))
-        }
-        Err(e @ AccountError::EmailTaken) => {
-            let errors = FieldErrors::from([("email", e.to_string())]);
             Ok(Either::Right(form_page("accounts/signup", "Create your account", values, &errors, json!({}))))
         }
         Err(AccountError::Db(e)) => Err(e.into()),

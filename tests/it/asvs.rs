@@ -3,7 +3,7 @@
 //! `next` value never leads off the site nor to a server error.
 
 use diesel::prelude::*;
-use lyceum::db::schema::sessions;
+use lyceum::db::schema::{sessions, users};
 use rocket::http::Status;
 
 use crate::common::{Learner, PASSWORD, TestApp};
@@ -65,6 +65,13 @@ async fn idle_configurable(app: TestApp) {
 }
 on_both!(asvs_3_3_2_idle_limits_are_configurable, idle_configurable, |c| c.session_idle_minutes_staff = 5);
 
+/// The text of the flash message shown on `path`, if any.
+async fn flash_on(app: &TestApp, path: &str) -> Option<String> {
+    let (_, page) = app.get(path).await;
+    let re = regex::Regex::new(r#"class="flash [^"]*" role="status">([^<]*)<"#).unwrap();
+    re.captures(&page).map(|c| c[1].to_string())
+}
+
 async fn short_passwords(app: TestApp) {
     // promise: ASVS 2.1.1 — every password that is set has 12 characters at least.
     let eleven = "violet-moon";
@@ -104,3 +111,40 @@ async fn short_passwords(app: TestApp) {
     assert_eq!(res.status(), Status::SeeOther);
 }
 on_both!(asvs_2_1_1_passwords_have_twelve_characters_at_least, short_passwords);
+
+async fn signup_enumeration(app: TestApp) {
+    // promise: ASVS 2.1 / 3.x — sign-up answers alike whether or not the email is registered.
+    let fresh = app.sign_up_with("ada", &[]).await;
+    let fresh = (fresh.status(), fresh.headers().get_one("Location").map(str::to_string));
+    let fresh_flash = flash_on(&app, "/signin").await;
+    assert!(fresh_flash.is_some(), "a fresh sign-up shows a message");
+
+    let taken = app.sign_up_with("ada2", &[("email", "ada@example.org"), ("first_name", "Mallory")]).await;
+    let taken = (taken.status(), taken.headers().get_one("Location").map(str::to_string));
+    let taken_flash = flash_on(&app, "/signin").await;
+    assert_eq!(fresh, taken, "same status and redirect");
+    assert_eq!(fresh_flash, taken_flash, "same message");
+    let accounts: i64 = run(&app, |conn| {
+        users::table.filter(users::email.eq("ada@example.org").or(users::username.eq("ada2"))).count().get_result(conn)
+    })
+    .await;
+    assert_eq!(accounts, 1, "no second account");
+
+    // The owner of the address learns of it by email, with a way in.
+    app.run_jobs().await;
+    let mails: Vec<_> = lyceum::notify::read_outbox(&app.config.outbox_dir(), 1000)
+        .into_iter()
+        .filter(|m| m.to == "ada@example.org")
+        .collect();
+    let notice = mails.iter().find(|m| m.text.contains("already have an account")).expect("an 'already' email");
+    assert!(notice.links.iter().any(|l| l.ends_with("/signin")), "{:?}", notice.links);
+    assert!(notice.links.iter().any(|l| l.ends_with("/password/forgot")), "{:?}", notice.links);
+    assert!(!notice.text.contains("Mallory"), "the stranger's input is not repeated");
+    assert_eq!(mails.len(), 2, "the verification of the real sign-up and the notice: {mails:?}");
+
+    // Usernames are public: a taken one still says so.
+    let res = app.sign_up_with("ada", &[("email", "other@example.org")]).await;
+    assert_eq!(res.status(), Status::UnprocessableEntity);
+    assert!(res.into_string().await.unwrap().contains("That username is taken"));
+}
+on_both!(asvs_2_1_sign_up_does_not_reveal_registered_emails, signup_enumeration);
