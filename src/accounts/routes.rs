@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::db::{Db, now};
 use crate::web::csrf::{self, CsrfOnly, essential_cookie};
 use crate::web::guards::{SessionState, Viewer};
-use crate::web::page::safe_next;
+use crate::web::next::NextPath;
 use crate::web::ratelimit::{Action, RateLimits};
 use crate::web::{AppError, AppResult, ClientInfo, CsrfForm, CurrentUser, Flash, Page};
 
@@ -172,16 +172,16 @@ pub fn record_signup(conn: &mut crate::db::Conn, user_id: i64, marketing: bool, 
 }
 
 #[get("/signin?<next>")]
-pub fn signin_form(viewer: Viewer, next: Option<&str>) -> Either<Redirect, Page> {
+pub fn signin_form(viewer: Viewer, next: Option<NextPath>) -> Either<Redirect, Page> {
     if viewer.signed_in() {
-        return Either::Left(Redirect::to(safe_next(next)));
+        return Either::Left(Redirect::to(next.unwrap_or_else(NextPath::home).into_string()));
     }
     Either::Right(form_page(
         "accounts/signin",
         "Sign in",
         json!({}),
         &FieldErrors::new(),
-        json!({ "next": next.unwrap_or("") }),
+        json!({ "next": next.as_ref().map(NextPath::as_str) }),
     ))
 }
 
@@ -193,8 +193,7 @@ pub struct SigninForm {
     password: String,
     #[field(default = false)]
     remember: bool,
-    #[field(default = String::new())]
-    next: String,
+    next: NextPath,
 }
 
 #[post("/signin", data = "<form>")]
@@ -212,7 +211,13 @@ pub async fn signin(
     let values = json!(form.values);
     let failed = |message: &str| {
         let errors = FieldErrors::from([("login", message.to_string())]);
-        Ok(Either::Right(form_page("accounts/signin", "Sign in", values.clone(), &errors, json!({ "next": f.next }))))
+        Ok(Either::Right(form_page(
+            "accounts/signin",
+            "Sign in",
+            values.clone(),
+            &errors,
+            json!({ "next": f.next.as_str() }),
+        )))
     };
     if login.is_empty() || f.password.is_empty() {
         return failed("Please enter your email or username and your password.");

@@ -8,6 +8,7 @@ pub mod csrf;
 pub mod error;
 pub mod fairings;
 pub mod guards;
+pub mod next;
 pub mod page;
 pub mod ratelimit;
 

@@ -148,3 +148,93 @@ async fn signup_enumeration(app: TestApp) {
     assert!(res.into_string().await.unwrap().contains("That username is taken"));
 }
 on_both!(asvs_2_1_sign_up_does_not_reveal_registered_emails, signup_enumeration);
+
+/// Values of `next`, raw as they appear in a query string, that must never
+/// leave the site nor fail.
+const ODD_NEXT: &[&str] = &[
+    "%00",
+    "%2F%00",
+    "//evil.example",
+    "%2F%2Fevil.example",
+    "https://evil.example",
+    "https%3A%2F%2Fevil.example%2F",
+    "/%5C%5Cevil",
+    "%2F%5Cevil",
+    "/%5Cevil",
+    "%FF%FE",
+    "%2F%FF",
+    "%0D%0ALocation:%20https://evil.example",
+    "/ok%0Aevil",
+    "javascript:alert(1)",
+    "%",
+    "%E2%80%AE",
+];
+
+fn long_next() -> String {
+    format!("/{}", "a".repeat(10_000))
+}
+
+/// A Location that stays on the site.
+fn same_site(location: Option<&str>) -> bool {
+    location.is_some_and(|l| l.starts_with('/') && !l.starts_with("//") && !l.starts_with("/\\") && !l.contains('\0'))
+}
+
+async fn odd_next(app: TestApp) {
+    // promise: ASVS 5.1.5 — `next` is a same-site path or ignored; odd values never give a 500.
+    let ada = verified(&app, "ada").await;
+    let mut values: Vec<String> = ODD_NEXT.iter().map(|v| v.to_string()).collect();
+    values.push(long_next());
+    for raw in &values {
+        let short = &raw[..raw.len().min(40)];
+        // Signed out: the form renders.
+        let res = app.client.get(format!("/signin?next={raw}")).dispatch().await;
+        assert_eq!(res.status(), Status::Ok, "GET /signin?next={short}");
+        let page = res.into_string().await.unwrap();
+        assert!(!page.contains("evil.example"), "GET /signin?next={short} keeps no foreign target");
+        // Sign-in with it.
+        let token = app.csrf().await;
+        let body = format!(
+            "csrf_token={}&login={}&password={}&next={raw}",
+            crate::common::encode(&[("t", &token)]).trim_start_matches("t="),
+            crate::common::encode(&[("l", &ada.email)]).trim_start_matches("l="),
+            crate::common::encode(&[("p", PASSWORD)]).trim_start_matches("p="),
+        );
+        let res = app.post_raw("/signin", &body).await;
+        assert_ne!(res.status(), Status::InternalServerError, "POST /signin next={short}");
+        if res.status() == Status::SeeOther {
+            let location = res.headers().get_one("Location").map(str::to_string);
+            assert!(same_site(location.as_deref()), "POST /signin next={short} → {location:?}");
+        } else {
+            // A form the parser refused: a clear answer, and the sign-in done plainly instead.
+            assert!(res.status().code < 500, "POST /signin next={short}: {}", res.status());
+            app.sign_in(&ada, false).await;
+        }
+        // Signed in: the sign-in page sends on, within the site.
+        let res = app.client.get(format!("/signin?next={raw}")).dispatch().await;
+        assert_ne!(res.status(), Status::InternalServerError, "GET /signin?next={short} signed in");
+        let location = res.headers().get_one("Location").map(str::to_string);
+        assert!(same_site(location.as_deref()), "GET /signin?next={short} signed in → {location:?}");
+        // Step-up keeps a `next` too.
+        let res = app.client.get(format!("/account/security/verify?next={raw}")).dispatch().await;
+        assert_eq!(res.status(), Status::Ok, "GET /account/security/verify?next={short}");
+        assert!(!res.into_string().await.unwrap().contains("evil.example"));
+        let token = app.csrf().await;
+        let body = format!(
+            "csrf_token={}&code=000000&next={raw}",
+            crate::common::encode(&[("t", &token)]).trim_start_matches("t=")
+        );
+        let res = app.post_raw("/account/security/verify", &body).await;
+        assert_ne!(res.status(), Status::InternalServerError, "POST step-up next={short}");
+        let location = res.headers().get_one("Location").map(str::to_string);
+        assert!(same_site(location.as_deref()), "POST step-up next={short} → {location:?}");
+        let token = crate::common::encode(&[("csrf_token", &token)]);
+        let res = app.post_raw(&format!("/account/security/verify/text?next={raw}"), &token).await;
+        assert_ne!(res.status(), Status::InternalServerError, "POST step-up text next={short}");
+        app.sign_out().await;
+    }
+    // A good `next` still works.
+    let res =
+        app.post_form("/signin", &[("login", &ada.email), ("password", PASSWORD), ("next", "/courses?q=a%20b")]).await;
+    assert_eq!(res.headers().get_one("Location"), Some("/courses?q=a%20b"));
+}
+on_both!(asvs_5_1_5_next_stays_on_the_site_and_never_fails, odd_next);
