@@ -29,3 +29,4 @@ mod sharing_props;
 mod storage;
 mod stripe;
 mod twofactor;
+mod unreadable;
