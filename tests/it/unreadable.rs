@@ -158,3 +158,35 @@ async fn retention_removes_mail_files(app: TestApp) {
     assert_eq!(files(), 0, "and their mail files with them");
 }
 on_both!(ret_1_retention_removes_the_mail_files_of_finished_jobs, retention_removes_mail_files);
+
+async fn texts_go_with_the_learner(app: TestApp) {
+    // promise: texts kept in the outbox to an erased learner's number go with the learner.
+    let ada = crate::sharing::verified(&app, "ada").await;
+    as_user(&app, &ada).await;
+    app.post_form("/account/security/text", &[("phone", "+1 415 555 0100"), ("consent", "true")]).await;
+    let bea = crate::sharing::verified(&app, "bea").await;
+    as_user(&app, &bea).await;
+    app.post_form("/account/security/text", &[("phone", "+1 415 555 0199"), ("consent", "true")]).await;
+    let grace = staff(&app).await;
+    as_user(&app, &grace).await;
+    let (_, page) = app.get("/staff/texts").await;
+    assert!(page.contains("+14155550100") && page.contains("+14155550199"), "{page}");
+
+    as_user(&app, &ada).await;
+    let res = app.post_form("/account/privacy/delete", &[("password", PASSWORD), ("confirm", "true")]).await;
+    assert_eq!(res.status(), Status::SeeOther);
+    run(&app, |conn| {
+        diesel::update(erasures::table)
+            .set(erasures::run_after.eq(lyceum::db::now() - chrono::Duration::minutes(1)))
+            .execute(conn)
+    })
+    .await;
+    run_scheduled(&app).await;
+    let state: String = run(&app, |conn| erasures::table.select(erasures::state).first(conn)).await;
+    assert_eq!(state, "done");
+    as_user(&app, &grace).await;
+    let (_, page) = app.get("/staff/texts").await;
+    assert!(!page.contains("+14155550100"), "the erased learner's number is still in the outbox: {page}");
+    assert!(page.contains("+14155550199"), "another learner's texts stay");
+}
+on_both!(texts_to_an_erased_learner_leave_the_outbox, texts_go_with_the_learner);
