@@ -293,8 +293,9 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
             db.migrate().map_err(|e| e.to_string())?;
             let mut conn = db.get().map_err(|e| e.to_string())?;
             let periods = crate::privacy::retention::Periods::from_config(&config);
-            let lines = crate::privacy::retention::run(&mut conn, &periods, crate::db::now(), dry_run)
-                .map_err(|e| e.to_string())?;
+            let lines =
+                crate::privacy::retention::run(&mut conn, &periods, &config.outbox_dir(), crate::db::now(), dry_run)
+                    .map_err(|e| e.to_string())?;
             println!("{}", if dry_run { "Dry run: nothing was deleted." } else { "Retention applied." });
             for line in lines {
                 println!("{line}");

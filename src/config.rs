@@ -55,6 +55,10 @@ pub struct Config {
     /// Days a sign-in lasts without and with "Remember me".
     pub session_days: i64,
     pub remember_days: i64,
+    /// Minutes a session without "Remember me" may go unused before it ends
+    /// (ASVS 3.3.2); staff sessions, remembered or not, have their own, shorter limit.
+    pub session_idle_minutes: i64,
+    pub session_idle_minutes_staff: i64,
     pub log: String,
     /// Days between asking for erasure and the erasure, during which the learner can cancel.
     pub erasure_cool_off_days: i64,
@@ -168,6 +172,8 @@ impl Default for Config {
             rate_limit_per_minute: 10,
             session_days: 2,
             remember_days: 14,
+            session_idle_minutes: 120,
+            session_idle_minutes_staff: 30,
             log: "info,rocket=warn,_=warn,hyper=warn".into(),
             erasure_cool_off_days: 7,
             erasure_blank_posts: false,

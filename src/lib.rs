@@ -122,6 +122,7 @@ pub fn worker(config: &Config, db: Db) -> Result<jobs::Worker, StartError> {
         blobs: blob_store(config),
         erasure_blank_posts: config.erasure_blank_posts,
         retention: privacy::retention::Periods::from_config(config),
+        outbox: config.outbox_dir(),
         signer: privacy::comms::LinkSigner::new(&secret),
         policy_banner: privacy::policies::Banner::default(),
         notices: privacy::notices::Notices::default(),

@@ -113,7 +113,8 @@ static COMMON_PASSWORDS: LazyLock<std::collections::HashSet<&'static str>> = Laz
     include_str!("common-passwords.txt").lines().filter(|l| !l.starts_with('#') && !l.is_empty()).collect()
 });
 
-pub const MIN_PASSWORD_CHARS: usize = 10;
+/// ASVS 2.1.1: twelve characters at least, with the common-password check below.
+pub const MIN_PASSWORD_CHARS: usize = 12;
 
 /// A password that passed the rules; only ever hashed, never stored or shown.
 pub struct NewPassword(String);
@@ -203,6 +204,8 @@ mod tests {
     fn common_and_short_passwords_are_refused() {
         assert!(NewPassword::parse("short", None).is_err());
         assert!(NewPassword::parse("qwertyuiop", None).is_err());
+        assert!(NewPassword::parse("violet-moon", None).is_err(), "eleven characters");
+        assert!(NewPassword::parse("violet-moons", None).is_ok(), "twelve characters");
         assert!(NewPassword::parse("Password123", None).is_err());
         assert!(NewPassword::parse("ada-lovelace-2026", Some("ada")).is_err());
         assert!(NewPassword::parse("correct horse battery", Some("ada")).is_ok());

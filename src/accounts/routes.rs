@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::db::{Db, now};
 use crate::web::csrf::{self, CsrfOnly, essential_cookie};
 use crate::web::guards::{SessionState, Viewer};
-use crate::web::page::safe_next;
+use crate::web::next::NextPath;
 use crate::web::ratelimit::{Action, RateLimits};
 use crate::web::{AppError, AppResult, ClientInfo, CsrfForm, CurrentUser, Flash, Page};
 
@@ -126,27 +126,28 @@ pub async fn signup(
     let created = db
         .run(move |conn| {
             let created = service::create_account(conn, &account, &hash, false, now());
-            if let Ok(user) = &created {
-                record_signup(conn, user.id, marketing, &client)?;
+            match &created {
+                Ok(user) => record_signup(conn, user.id, marketing, &client)?,
+                Err(AccountError::EmailTaken) => service::tell_owner_of_taken_email(conn, &account.email)?,
+                Err(_) => {}
             }
             Ok::<_, AppError>(created)
         })
         .await?;
+    // A taken email is answered exactly like a new account (ASVS 2.1, no
+    // enumeration of who is registered); its owner is told by email instead.
     match created {
-        Ok(_) if minor => Ok(Either::Left(Flash::info(
+        Ok(_) | Err(AccountError::EmailTaken) if minor => Ok(Either::Left(Flash::info(
             "/signin",
             "Your account is almost ready. We have emailed your parent or guardian: once they confirm, and you have confirmed your own email address, you can sign in.",
         ))),
-        Ok(_) => Ok(Either::Left(Flash::success(
+        Ok(_) | Err(AccountError::EmailTaken) => Ok(Either::Left(Flash::success(
             "/signin",
             "Welcome to Lyceum! We have sent you an email: follow its link to confirm your address, then sign in.",
         ))),
+        // Usernames are public (profiles, forums): saying one is taken reveals nothing.
         Err(e @ AccountError::UsernameTaken) => {
             let errors = FieldErrors::from([("username", e.to_string())]);
-            Ok(Either::Right(form_page("accounts/signup", "Create your account", values, &errors, json!({}))))
-        }
-        Err(e @ AccountError::EmailTaken) => {
-            let errors = FieldErrors::from([("email", e.to_string())]);
             Ok(Either::Right(form_page("accounts/signup", "Create your account", values, &errors, json!({}))))
         }
         Err(AccountError::Db(e)) => Err(e.into()),
@@ -171,16 +172,16 @@ pub fn record_signup(conn: &mut crate::db::Conn, user_id: i64, marketing: bool, 
 }
 
 #[get("/signin?<next>")]
-pub fn signin_form(viewer: Viewer, next: Option<&str>) -> Either<Redirect, Page> {
+pub fn signin_form(viewer: Viewer, next: Option<NextPath>) -> Either<Redirect, Page> {
     if viewer.signed_in() {
-        return Either::Left(Redirect::to(safe_next(next)));
+        return Either::Left(Redirect::to(next.unwrap_or_else(NextPath::home).into_string()));
     }
     Either::Right(form_page(
         "accounts/signin",
         "Sign in",
         json!({}),
         &FieldErrors::new(),
-        json!({ "next": next.unwrap_or("") }),
+        json!({ "next": next.as_ref().map(NextPath::as_str) }),
     ))
 }
 
@@ -192,8 +193,7 @@ pub struct SigninForm {
     password: String,
     #[field(default = false)]
     remember: bool,
-    #[field(default = String::new())]
-    next: String,
+    next: NextPath,
 }
 
 #[post("/signin", data = "<form>")]
@@ -211,7 +211,13 @@ pub async fn signin(
     let values = json!(form.values);
     let failed = |message: &str| {
         let errors = FieldErrors::from([("login", message.to_string())]);
-        Ok(Either::Right(form_page("accounts/signin", "Sign in", values.clone(), &errors, json!({ "next": f.next }))))
+        Ok(Either::Right(form_page(
+            "accounts/signin",
+            "Sign in",
+            values.clone(),
+            &errors,
+            json!({ "next": f.next.as_str() }),
+        )))
     };
     if login.is_empty() || f.password.is_empty() {
         return failed("Please enter your email or username and your password.");

@@ -13,7 +13,7 @@ use super::twofactor::{self, HeldSignIn, TwoFactorError, stage};
 use crate::config::Config;
 use crate::db::{Db, now};
 use crate::web::csrf::CsrfOnly;
-use crate::web::page::safe_next;
+use crate::web::next::NextPath;
 use crate::web::ratelimit::{Action, RateLimits};
 use crate::web::{AppError, AppResult, ClientInfo, CsrfForm, CurrentUser, Flash, Page};
 
@@ -158,8 +158,7 @@ pub struct CodeForm {
     /// A step-up of an account with no second factor yet.
     #[field(default = String::new())]
     password: String,
-    #[field(default = String::new())]
-    next: String,
+    next: NextPath,
 }
 
 #[post("/account/security/app/confirm", data = "<form>")]
@@ -389,7 +388,7 @@ pub async fn continue_sign_in(
     client: &ClientInfo,
     user_id: i64,
     remember: bool,
-    next: &str,
+    next: &NextPath,
 ) -> AppResult<String> {
     let (enabled, status) = db
         .run(move |conn| {
@@ -424,22 +423,22 @@ pub async fn finish_sign_in(
     let user_id = held.user_id;
     let pending = db.run(move |conn| Ok::<_, AppError>(crate::privacy::policies::pending(conn, user_id)?)).await?;
     if !pending.is_empty() {
-        HeldSignIn::new(user_id, held.remember, &held.next, stage::POLICIES, second_factor)
+        HeldSignIn::new(user_id, held.remember, &NextPath::or_home(Some(&held.next)), stage::POLICIES, second_factor)
             .hold(cookies, config.is_tls());
         return Ok("/policies/accept".into());
     }
     HeldSignIn::clear(cookies);
     super::routes::start_session(db, config, cookies, client, user_id, held.remember, second_factor).await?;
-    Ok(safe_next(Some(&held.next)))
+    Ok(NextPath::or_home(Some(&held.next)).into_string())
 }
 
 #[get("/account/security/verify?<next>")]
-pub async fn step_up_form(db: &State<Db>, user: CurrentUser, next: Option<&str>) -> AppResult<Page> {
+pub async fn step_up_form(db: &State<Db>, user: CurrentUser, next: Option<NextPath>) -> AppResult<Page> {
     let user_id = user.id;
     let (text, factor) = db
         .run(move |conn| Ok::<_, AppError>((sms::enabled(conn, user_id)?, twofactor::enabled(conn, user_id)?)))
         .await?;
-    let next = safe_next(next);
+    let next = next.unwrap_or_else(NextPath::home).into_string();
     Ok(Page::new(
         "accounts/step_up",
         "Confirm it is you",
@@ -457,7 +456,7 @@ pub async fn step_up(
     client: ClientInfo,
     form: CsrfForm<CodeForm>,
 ) -> AppResult<Flash> {
-    let next = safe_next(Some(&form.form.next));
+    let next = form.form.next.as_str().to_string();
     let Some(session) = state.0.session_id.clone() else { return Err(AppError::Unauthorized) };
     let user_id = user.id;
     if !db.run(move |conn| Ok::<_, AppError>(twofactor::enabled(conn, user_id)?)).await? {
@@ -665,10 +664,11 @@ pub async fn step_up_text(
     sms: &State<Sms>,
     limits: &State<RateLimits>,
     user: CurrentUser,
-    next: Option<&str>,
+    next: Option<NextPath>,
     _form: CsrfOnly,
 ) -> AppResult<Flash> {
-    let back = format!("/account/security/verify?next={}", urlencoding::encode(&safe_next(next)));
+    let next = next.unwrap_or_else(NextPath::home);
+    let back = format!("/account/security/verify?next={}", urlencoding::encode(next.as_str()));
     Ok(match text_code(db, sms, limits, user.id).await? {
         Ok(to) => Flash::info(back, format!("We texted a code to {to}.")),
         Err(m) => Flash::error(back, m),

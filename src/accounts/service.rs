@@ -222,6 +222,23 @@ pub fn create_account(
     })
 }
 
+/// Someone signed up with the address of an existing account: its owner
+/// learns of it, with the way to sign in or to reset the password, and the
+/// stranger learns nothing (the page they see is that of a new account).
+pub fn tell_owner_of_taken_email(conn: &mut Conn, email: &Email) -> QueryResult<()> {
+    let owner: Option<String> =
+        users::table.filter(users::email.eq(email.as_str())).select(users::first_name).first(conn).optional()?;
+    let Some(first_name) = owner else { return Ok(()) };
+    enqueue_email(
+        conn,
+        email.as_str(),
+        "You already have a Lyceum account",
+        "account_exists",
+        json!({ "first_name": first_name }),
+    )?;
+    Ok(())
+}
+
 pub fn send_verification(conn: &mut Conn, user: &User, now: NaiveDateTime) -> QueryResult<()> {
     let token = tokens::issue(conn, user.id, Purpose::VerifyEmail, None, now)?;
     enqueue_email(

@@ -12,8 +12,33 @@ use crate::web::ClientInfo;
 
 pub const COOKIE: &str = "lyceum_session";
 
-/// Only refresh `last_seen_at` this often, to keep reads from becoming writes.
-const TOUCH_EVERY: Duration = Duration::minutes(5);
+/// Only refresh `last_seen_at` this often, to keep most reads from becoming
+/// writes; the idle limits below are then exact to a minute.
+const TOUCH_EVERY: Duration = Duration::minutes(1);
+
+/// How long a session may go unused before it ends (ASVS 3.3.2). Staff
+/// sessions have the shorter limit whether or not "Remember me" was ticked:
+/// they reach everyone's data. Other sessions with "Remember me" keep only
+/// their lifetime, as asked for. Zero turns a limit off.
+#[derive(Debug, Clone, Copy)]
+pub struct IdleLimits {
+    pub staff: Duration,
+    pub others: Duration,
+}
+
+impl IdleLimits {
+    pub fn from_config(config: &crate::config::Config) -> IdleLimits {
+        IdleLimits {
+            staff: Duration::minutes(config.session_idle_minutes_staff),
+            others: Duration::minutes(config.session_idle_minutes),
+        }
+    }
+
+    fn allows(&self, idle: Duration, staff: bool, remember: bool) -> bool {
+        let within = |limit: Duration| limit <= Duration::zero() || idle <= limit;
+        if staff { within(self.staff) } else { remember || within(self.others) }
+    }
+}
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = sessions)]
@@ -60,7 +85,8 @@ pub fn start(
 type Grant = (String, String);
 
 /// The live session and its active user for a cookie token.
-pub async fn resolve(db: &Db, token: String) -> Result<Option<(String, SessionUser)>, DbError> {
+/// A session unused past its idle limit is ended here, on its next request.
+pub async fn resolve(db: &Db, token: String, idle: IdleLimits) -> Result<Option<(String, SessionUser)>, DbError> {
     db.run(move |conn| {
         let now = crate::db::now();
         let id = digest(&token);
@@ -75,6 +101,11 @@ pub async fn resolve(db: &Db, token: String) -> Result<Option<(String, SessionUs
             .load(c))?;
         let roles = roles::from_grants(rows.iter().filter_map(|(_, _, grant)| grant.clone()));
         let Some((session, user, _)) = rows.into_iter().next() else { return Ok(None) };
+        let staff = roles.iter().any(|(role, _)| *role == crate::accounts::roles::Role::Staff);
+        if !idle.allows(now - session.last_seen_at, staff, session.remember) {
+            diesel::delete(sessions::table.find(&id)).execute(conn)?;
+            return Ok(None);
+        }
         if now - session.last_seen_at > TOUCH_EVERY {
             diesel::update(sessions::table.find(&id)).set(sessions::last_seen_at.eq(now)).execute(conn)?;
         }

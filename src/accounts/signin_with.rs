@@ -32,6 +32,7 @@ use crate::db::{Conn, Db, now};
 use crate::notify::enqueue_email;
 use crate::web::csrf::{CsrfOnly, essential_cookie};
 use crate::web::guards::Viewer;
+use crate::web::next::NextPath;
 use crate::web::ratelimit::{Action, RateLimits};
 use crate::web::{AppError, AppResult, ClientInfo, CsrfForm, CurrentUser, Flash, Page};
 
@@ -182,14 +183,14 @@ async fn send_away(
     purpose: &'static str,
     user_id: Option<i64>,
     remember: bool,
-    next: &str,
+    next: &NextPath,
     back: &str,
 ) -> AppResult<Either<Redirect, Flash>> {
     let started = match providers.start(provider).await {
         Ok(s) => s,
         Err(e) => return Ok(Either::Right(unavailable(back, e))),
     };
-    let (id, next) = (provider.config.id.clone(), next.to_string());
+    let (id, next) = (provider.config.id.clone(), next.as_str().to_string());
     let (hash, nonce, verifier) =
         (tokens::digest(&started.state), started.nonce.clone(), started.pkce_verifier.clone());
     db.run(move |conn| {
@@ -224,8 +225,7 @@ async fn send_away(
 pub struct StartForm {
     #[field(default = false)]
     remember: bool,
-    #[field(default = String::new())]
-    next: String,
+    next: NextPath,
 }
 
 /// "Sign in with …" on the sign-in and sign-up pages.
@@ -241,7 +241,7 @@ pub async fn start(
 ) -> AppResult<Either<Redirect, Flash>> {
     let provider = providers.get(id).ok_or(AppError::NotFound)?;
     if viewer.signed_in() {
-        return Ok(Either::Left(Redirect::to(crate::web::page::safe_next(Some(&form.form.next)))));
+        return Ok(Either::Left(Redirect::to(form.form.next.as_str().to_string())));
     }
     let f = &form.form;
     send_away(db, providers, config, cookies, &provider, purpose::SIGN_IN, None, f.remember, &f.next, "/signin").await
@@ -267,7 +267,8 @@ pub async fn start_link(
         return Ok(Either::Right(step_up));
     }
     let back = "/account/security";
-    send_away(db, providers, config, cookies, &provider, purpose::LINK, Some(user.id), false, back, back).await
+    let next = NextPath::parse(back).unwrap_or_else(NextPath::home);
+    send_away(db, providers, config, cookies, &provider, purpose::LINK, Some(user.id), false, &next, back).await
 }
 
 /// Where the provider sends the browser back.
@@ -386,9 +387,16 @@ pub async fn callback(
                 "Your account is waiting for your parent or guardian to confirm it. We emailed them a link.",
             ));
         }
-        let next =
-            super::security::continue_sign_in(db, config, cookies, &client, user.id, pending.remember, &pending.next)
-                .await?;
+        let next = super::security::continue_sign_in(
+            db,
+            config,
+            cookies,
+            &client,
+            user.id,
+            pending.remember,
+            &NextPath::or_home(Some(&pending.next)),
+        )
+        .await?;
         return Ok(Flash::success(next, format!("You are signed in with {name}.")));
     }
     if identity.email.is_none() {
@@ -566,8 +574,16 @@ pub async fn create(
             "Your account is almost ready. We have emailed your parent or guardian: once they confirm, you can sign in.",
         )));
     }
-    let next =
-        super::security::continue_sign_in(db, config, cookies, &client, user.id, found.remember, &found.next).await?;
+    let next = super::security::continue_sign_in(
+        db,
+        config,
+        cookies,
+        &client,
+        user.id,
+        found.remember,
+        &NextPath::or_home(Some(&found.next)),
+    )
+    .await?;
     let welcome = if verified {
         "Welcome to Lyceum!".to_string()
     } else {
@@ -631,8 +647,16 @@ pub async fn prove_with_password(
     if matches!(linked, Linked::Elsewhere) {
         return Ok(Either::Left(Flash::error("/signin", "That provider account is linked to another Lyceum account.")));
     }
-    let next =
-        super::security::continue_sign_in(db, config, cookies, &client, user_id, found.remember, &found.next).await?;
+    let next = super::security::continue_sign_in(
+        db,
+        config,
+        cookies,
+        &client,
+        user_id,
+        found.remember,
+        &NextPath::or_home(Some(&found.next)),
+    )
+    .await?;
     Ok(Either::Left(Flash::success(next, "Your accounts are linked.")))
 }
 

@@ -352,6 +352,24 @@ pub fn reply(conn: &mut Conn, sms: &Sms, phone: &str, word: Keyword, now: NaiveD
     Ok(ids)
 }
 
+/// Deletes the texts kept in the outbox for the user's number, for an
+/// erasure: staff could otherwise still read the number there. The numbers
+/// are sealed with a fresh nonce each, so each is opened to compare.
+pub fn erase_outbox_texts(conn: &mut Conn, user_id: i64) -> QueryResult<usize> {
+    let keys = |e: vault::VaultError| diesel::result::Error::QueryBuilderError(e.to_string().into());
+    let sealed: Option<String> = sms_numbers::table.find(user_id).select(sms_numbers::phone).first(conn).optional()?;
+    let Some(sealed) = sealed else { return Ok(0) };
+    let phone = vault::open(PHONE_FIELD, &sealed).map_err(keys)?;
+    let rows: Vec<(i64, String)> = sms_outbox::table.select((sms_outbox::id, sms_outbox::phone)).load(conn)?;
+    let mut theirs = Vec::new();
+    for (id, stored) in rows {
+        if vault::open(OUTBOX_FIELD, &stored).map_err(keys)? == phone {
+            theirs.push(id);
+        }
+    }
+    diesel::delete(sms_outbox::table.filter(sms_outbox::id.eq_any(&theirs))).execute(conn)
+}
+
 /// The outbox for staff: (number, text, when), newest first.
 pub fn outbox(conn: &mut Conn, limit: i64) -> Result<Vec<(String, String, NaiveDateTime)>, TwoFactorError> {
     let rows: Vec<(String, String, NaiveDateTime)> = sms_outbox::table

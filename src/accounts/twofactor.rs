@@ -462,11 +462,17 @@ pub mod stage {
 }
 
 impl HeldSignIn {
-    pub fn new(user_id: i64, remember: bool, next: &str, stage: &str, second_factor: bool) -> HeldSignIn {
+    pub fn new(
+        user_id: i64,
+        remember: bool,
+        next: &crate::web::next::NextPath,
+        stage: &str,
+        second_factor: bool,
+    ) -> HeldSignIn {
         HeldSignIn {
             user_id,
             remember,
-            next: next.to_string(),
+            next: next.as_str().to_string(),
             stage: stage.to_string(),
             second_factor,
             until: (crate::db::now() + Duration::minutes(HELD_MINUTES)).and_utc().timestamp(),

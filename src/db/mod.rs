@@ -48,7 +48,10 @@ pub enum DbError {
 }
 
 /// Every SQLite connection: WAL for concurrent readers, a busy timeout instead of
-/// immediate "database is locked", and enforced foreign keys.
+/// immediate "database is locked", enforced foreign keys, and `secure_delete`,
+/// so that deleted and overwritten rows are zeroed rather than left readable
+/// in the file's free space (an erased learner must not be recoverable from a
+/// copy of the file).
 #[derive(Debug)]
 struct ConnectionSetup;
 
@@ -56,8 +59,11 @@ impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for ConnectionSetup 
     fn on_acquire(&self, conn: &mut DbConnection) -> Result<(), diesel::r2d2::Error> {
         if let DbConnection::Sqlite(c) = conn {
             // journal_mode is set once in `Db::connect` (it is a property of the file).
-            c.batch_execute("PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
-                .map_err(diesel::r2d2::Error::QueryError)?;
+            c.batch_execute(
+                "PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; \
+                 PRAGMA secure_delete = ON;",
+            )
+            .map_err(diesel::r2d2::Error::QueryError)?;
         }
         Ok(())
     }
@@ -231,6 +237,17 @@ impl DbError {
             _ => false,
         }
     }
+}
+
+/// After deleting personal data: on SQLite, copies the write-ahead log into
+/// the database file and cuts the log to nothing, since the log still holds
+/// the page images from before the delete. PostgreSQL's files are its own
+/// (vacuum) matter; nothing to do there.
+pub fn checkpoint(conn: &mut DbConnection) -> Result<(), diesel::result::Error> {
+    if let DbConnection::Sqlite(c) = conn {
+        c.batch_execute("PRAGMA wal_checkpoint(TRUNCATE);")?;
+    }
+    Ok(())
 }
 
 /// `true` when the error is a unique-constraint violation (both backends).

@@ -1163,6 +1163,13 @@ pub fn erase_author(conn: &mut Conn, user_id: i64, blank: bool) -> QueryResult<u
             let ids: Vec<i64> =
                 forum_posts::table.filter(forum_posts::author_id.eq(user_id)).select(forum_posts::id).load(conn)?;
             diesel::delete(forum_post_edits::table.filter(forum_post_edits::post_id.eq_any(&ids))).execute(conn)?;
+            // A title often names its author's question in their own words:
+            // the threads they opened lose it with the posts. The search
+            // documents are rebuilt below, from the blanked title.
+            let opened = threads_opened_by(conn, user_id)?;
+            diesel::update(forum_threads::table.filter(forum_threads::id.eq_any(&opened)))
+                .set(forum_threads::title.eq("[removed at the author's request]"))
+                .execute(conn)?;
             search::queue_index_of_posts(conn, &ids)?;
         }
         // Their upvotes go, and with them what they added to each post's count.
@@ -1174,6 +1181,29 @@ pub fn erase_author(conn: &mut Conn, user_id: i64, blank: bool) -> QueryResult<u
         diesel::delete(forum_trusted::table.filter(forum_trusted::user_id.eq(user_id))).execute(conn)?;
         Ok(n)
     })
+}
+
+/// The threads whose opening post (their first post without a parent) is the user's.
+fn threads_opened_by(conn: &mut Conn, user_id: i64) -> QueryResult<Vec<i64>> {
+    let candidates: Vec<i64> = forum_posts::table
+        .filter(forum_posts::author_id.eq(user_id))
+        .filter(forum_posts::parent_id.is_null())
+        .select(forum_posts::thread_id)
+        .distinct()
+        .load(conn)?;
+    let mut opened = Vec::new();
+    for thread in candidates {
+        let opener: i64 = forum_posts::table
+            .filter(forum_posts::thread_id.eq(thread))
+            .filter(forum_posts::parent_id.is_null())
+            .order(forum_posts::id.asc())
+            .select(forum_posts::author_id)
+            .first(conn)?;
+        if opener == user_id {
+            opened.push(thread);
+        }
+    }
+    Ok(opened)
 }
 
 /// Follows (or stops following) a thread.

@@ -172,6 +172,8 @@ pub struct Worker {
     /// Blank an erased learner's forum posts rather than keep their text.
     pub erasure_blank_posts: bool,
     pub retention: crate::privacy::retention::Periods,
+    /// The mail file outbox, whose files erasure and retention remove.
+    pub outbox: std::path::PathBuf,
     /// Signs unsubscribe and tracking links in newsletters.
     pub signer: crate::privacy::comms::LinkSigner,
     /// The site banner announcing a material policy change, refreshed each scheduled run.
@@ -291,6 +293,7 @@ impl Worker {
         let retention = self.retention;
         let banner = self.policy_banner.clone();
         let notices = self.notices.clone();
+        let outbox = self.outbox.clone();
         self.db
             .run(move |conn| {
                 let now = crate::db::now();
@@ -299,9 +302,10 @@ impl Worker {
                 let reminders = crate::learning::service::send_start_reminders(conn, now)?
                     + crate::orgs::send_due_reminders(conn, now)?;
                 let pushes = crate::consent::push::schedule_due(conn, now)?;
-                let settings = crate::privacy::erasure::Settings { blank_posts, blobs: blobs.as_ref() };
+                let settings =
+                    crate::privacy::erasure::Settings { blank_posts, blobs: blobs.as_ref(), outbox: &outbox };
                 // Retention first: an account it hands to erasure is erased in the same run.
-                let retained = crate::privacy::retention::run(conn, &retention, now, false)?;
+                let retained = crate::privacy::retention::run(conn, &retention, &outbox, now, false)?;
                 let erased = crate::privacy::erasure::run_due(conn, &settings, now)?;
                 let expired = crate::privacy::export::expire(conn, blobs.as_ref(), now)?;
                 for line in retained.iter().filter(|line| line.count > 0) {

@@ -102,7 +102,7 @@ impl Mailer {
         match &self.transport {
             Transport_::Outbox(dir) => {
                 crate::private_files::create_dir_all(dir).map_err(|e| format!("outbox: {e}"))?;
-                let path = dir.join(format!("{job_id:010}.eml"));
+                let path = outbox_file(dir, job_id);
                 let tmp = dir.join(format!(".{job_id:010}.eml.tmp"));
                 crate::private_files::write(&tmp, &message.formatted()).map_err(|e| format!("outbox: {e}"))?;
                 std::fs::rename(&tmp, &path).map_err(|e| format!("outbox: {e}"))
@@ -110,6 +110,50 @@ impl Mailer {
             Transport_::Smtp(smtp) => smtp.send(&message).map(|_| ()).map_err(|e| format!("smtp: {e}")),
         }
     }
+}
+
+/// The outbox file of a mail job (named after the job, see `deliver`).
+fn outbox_file(dir: &std::path::Path, job_id: i64) -> PathBuf {
+    dir.join(format!("{job_id:010}.eml"))
+}
+
+/// Deletes the outbox files of these mail jobs (retention removes the jobs);
+/// a file already gone is no error. Returns how many went.
+pub fn remove_outbox_mail(dir: &std::path::Path, job_ids: &[i64]) -> std::io::Result<usize> {
+    let mut removed = 0;
+    for id in job_ids {
+        match std::fs::remove_file(outbox_file(dir, *id)) {
+            Ok(()) => removed += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(removed)
+}
+
+/// Deletes every outbox file that names `address` anywhere (recipient,
+/// quoted text), for an erasure. Compared without regard to case, as mail
+/// addresses are; returns how many went.
+pub fn remove_outbox_mail_naming(dir: &std::path::Path, address: &str) -> std::io::Result<usize> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let needle = address.to_ascii_lowercase().into_bytes();
+    let mut removed = 0;
+    for entry in entries {
+        let path = entry?.path();
+        if !path.is_file() {
+            continue;
+        }
+        let bytes = std::fs::read(&path)?.to_ascii_lowercase();
+        if !needle.is_empty() && bytes.windows(needle.len()).any(|w| w == needle.as_slice()) {
+            std::fs::remove_file(&path)?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }
 
 /// One message of the file outbox, decoded for reading in the site.

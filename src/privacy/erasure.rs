@@ -16,8 +16,14 @@
 //! - the consent ledger (evidence of every sharing decision; hash-chained,
 //!   never changed) and the disclosures (what was given to whom, when);
 //! - the data request and this erasure's log (proof the request was answered);
-//! - forum posts under a "former member" placeholder, bodies blanked when
+//! - forum posts under a "former member" placeholder, bodies (and the titles
+//!   of the threads the learner opened) blanked when
 //!   `LYCEUM_ERASURE_BLANK_POSTS` is set (FRM-4).
+//!
+//! What goes must also be unreadable: mail files naming the learner are
+//! deleted, and on SQLite deleted rows are zeroed (`secure_delete`) and the
+//! write-ahead log is checkpointed and cut once an erasure finishes
+//! (docs/PRIVACY.md).
 
 use chrono::{Duration, NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
@@ -64,6 +70,8 @@ const STALE_MINUTES: i64 = 30;
 pub struct Settings<'a> {
     pub blank_posts: bool,
     pub blobs: &'a dyn BlobStore,
+    /// The mail file outbox (`data_dir/outbox`).
+    pub outbox: &'a std::path::Path,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
@@ -270,6 +278,9 @@ pub fn run_due(conn: &mut Conn, settings: &Settings<'_>, now: NaiveDateTime) -> 
         if claimed == 1 && advance(conn, settings, id, now)? {
             finished += 1;
         }
+    }
+    if finished > 0 {
+        crate::db::checkpoint(conn)?;
     }
     Ok(finished)
 }
@@ -500,6 +511,8 @@ fn delete_personal_data(conn: &mut Conn, settings: &Settings<'_>, user_id: i64) 
     for key in &files {
         settings.blobs.delete(key).map_err(|e| diesel::result::Error::QueryBuilderError(e.to_string().into()))?;
     }
+    let mails = crate::notify::remove_outbox_mail_naming(settings.outbox, &email)
+        .map_err(|e| diesel::result::Error::QueryBuilderError(format!("outbox: {e}").into()))?;
     // Identity images and applications go; certificates stay, detached (CRT-6).
     let mut n = crate::certificates::on_erasure(conn, settings.blobs, user_id).map_err(|e| match e {
         crate::certificates::CertError::Db(e) => e,
@@ -521,6 +534,8 @@ fn delete_personal_data(conn: &mut Conn, settings: &Settings<'_>, user_id: i64) 
         n += diesel::delete(oidc_pending::table.filter(oidc_pending::user_id.eq(user_id))).execute(conn)?;
         n += diesel::delete(totp_credentials::table.filter(totp_credentials::user_id.eq(user_id))).execute(conn)?;
         n += diesel::delete(recovery_codes::table.filter(recovery_codes::user_id.eq(user_id))).execute(conn)?;
+        // Before the number itself: it is what finds the texts.
+        n += crate::accounts::sms::erase_outbox_texts(conn, user_id)?;
         n += diesel::delete(sms_numbers::table.filter(sms_numbers::user_id.eq(user_id))).execute(conn)?;
         n += diesel::delete(sms_codes::table.filter(sms_codes::user_id.eq(user_id))).execute(conn)?;
         n += diesel::delete(security_events::table.filter(security_events::user_id.eq(user_id))).execute(conn)?;
@@ -583,5 +598,5 @@ fn delete_personal_data(conn: &mut Conn, settings: &Settings<'_>, user_id: i64) 
         ));
     }
     n += diesel::delete(to_learner()).execute(conn)?;
-    Ok(format!("{n} record(s) and {} file(s) deleted.", files.len()))
+    Ok(format!("{n} record(s), {} file(s) and {mails} mail file(s) deleted.", files.len()))
 }

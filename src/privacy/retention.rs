@@ -77,8 +77,15 @@ fn held(conn: &mut Conn) -> QueryResult<Vec<i64>> {
     legal_holds::table.filter(legal_holds::lifted_at.is_null()).select(legal_holds::user_id).distinct().load(conn)
 }
 
-/// Applies (or, with `dry_run`, only counts) every retention rule.
-pub fn run(conn: &mut Conn, p: &Periods, now: NaiveDateTime, dry_run: bool) -> QueryResult<Vec<Line>> {
+/// Applies (or, with `dry_run`, only counts) every retention rule. The
+/// mail files in `outbox` of the mail jobs it deletes go with them.
+pub fn run(
+    conn: &mut Conn,
+    p: &Periods,
+    outbox: &std::path::Path,
+    now: NaiveDateTime,
+    dry_run: bool,
+) -> QueryResult<Vec<Line>> {
     let held = held(conn)?;
     let mut lines = Vec::new();
     let mut line = |category, count, action: String| lines.push(Line { category, action, count });
@@ -151,7 +158,13 @@ pub fn run(conn: &mut Conn, p: &Periods, now: NaiveDateTime, dry_run: bool) -> Q
         let n = if dry_run {
             finished.count().get_result::<i64>(conn)? as usize
         } else {
-            diesel::delete(finished).execute(conn)?
+            let mail: Vec<i64> =
+                finished.clone().filter(jobs::kind.eq(crate::notify::SEND_EMAIL)).select(jobs::id).load(conn)?;
+            let n = diesel::delete(finished).execute(conn)?;
+            // After the rows: a failure here leaves files, never a row without its file.
+            crate::notify::remove_outbox_mail(outbox, &mail)
+                .map_err(|e| diesel::result::Error::QueryBuilderError(format!("outbox: {e}").into()))?;
+            n
         };
         line("logs", n, format!("finished jobs (and the mail they carried) from before {}", before.date()));
         let expired = sessions::table.filter(sessions::expires_at.le(now)).filter(sessions::user_id.ne_all(&held));
@@ -178,6 +191,10 @@ pub fn run(conn: &mut Conn, p: &Periods, now: NaiveDateTime, dry_run: bool) -> Q
             diesel::delete(texts).execute(conn)?
         };
         line("logs", n, format!("texts kept in the outbox from before {}", before.date()));
+    }
+    // What was deleted must not stay readable in SQLite's write-ahead log.
+    if !dry_run && lines.iter().any(|l| l.count > 0) {
+        crate::db::checkpoint(conn)?;
     }
     Ok(lines)
 }

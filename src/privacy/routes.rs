@@ -693,7 +693,7 @@ pub async fn accept(
     .await?;
     crate::accounts::twofactor::HeldSignIn::clear(cookies);
     crate::accounts::routes::start_session(db, config, cookies, &client, user_id, remember, second_factor).await?;
-    Ok(Flash::success(crate::web::page::safe_next(Some(&next)), "Thank you. You are signed in."))
+    Ok(Flash::success(crate::web::next::NextPath::or_home(Some(&next)).into_string(), "Thank you. You are signed in."))
 }
 
 fn contact_page(values: serde_json::Value, errors: &[(&'static str, String)]) -> Page {

@@ -37,7 +37,9 @@ impl Fairing for RequestContext {
         };
         let Some(db) = req.rocket().state::<Db>().cloned() else { return };
         let request_id = req.local_cache(RequestId::default).0.clone();
-        match accounts::sessions::resolve(&db, token).await {
+        let idle = req.rocket().state::<Config>().map(accounts::sessions::IdleLimits::from_config);
+        let Some(idle) = idle else { return };
+        match accounts::sessions::resolve(&db, token, idle).await {
             Ok(Some((session_id, user))) => {
                 req.local_cache(|| SessionState { user: Some(user), session_id: Some(session_id) });
             }

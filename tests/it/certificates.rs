@@ -639,13 +639,16 @@ async fn kept_through_erasure(app: TestApp) {
     };
     assert_eq!(app.config.retention_certificate_days, 7 * 365 + 2, "seven years by default");
     let p = periods(app.config.retention_certificate_days);
-    run(&app, move |conn| lyceum::privacy::retention::run(conn, &p, lyceum::db::now(), false)).await;
+    let outbox = app.config.outbox_dir();
+    run(&app, move |conn| lyceum::privacy::retention::run(conn, &p, &outbox, lyceum::db::now(), false)).await;
     assert_eq!(app.get(&format!("/certificates/{code}")).await.0, Status::Ok);
     let p = periods(app.config.retention_certificate_days);
     let later = lyceum::db::now() + chrono::Duration::days(7 * 365 + 3);
-    let lines = run(&app, move |conn| lyceum::privacy::retention::run(conn, &p, later, true)).await;
+    let outbox = app.config.outbox_dir();
+    let lines = run(&app, move |conn| lyceum::privacy::retention::run(conn, &p, &outbox, later, true)).await;
     assert!(lines.iter().any(|l| l.category == "certificates" && l.count == 1), "{lines:?}");
-    run(&app, move |conn| lyceum::privacy::retention::run(conn, &p, later, false)).await;
+    let outbox = app.config.outbox_dir();
+    run(&app, move |conn| lyceum::privacy::retention::run(conn, &p, &outbox, later, false)).await;
     assert_eq!(app.get(&format!("/certificates/{code}")).await.0, Status::NotFound);
 }
 crate::on_both!(crt_6_certificates_outlive_erasure_for_their_retention_period, kept_through_erasure);
@@ -769,10 +772,12 @@ async fn proctored_exam(app: TestApp, service: partner_adapters::test_server::Lo
         exam_result_days: 0,
     };
     let soon = lyceum::db::now() + chrono::Duration::days(300);
-    run(&app, move |conn| lyceum::privacy::retention::run(conn, &p, soon, false)).await;
+    let outbox = app.config.outbox_dir();
+    run(&app, move |conn| lyceum::privacy::retention::run(conn, &p, &outbox, soon, false)).await;
     assert_eq!(run(&app, |conn| proctoring_sessions::table.count().get_result::<i64>(conn)).await, 1);
     let later = lyceum::db::now() + chrono::Duration::days(366);
-    run(&app, move |conn| lyceum::privacy::retention::run(conn, &p, later, false)).await;
+    let outbox = app.config.outbox_dir();
+    run(&app, move |conn| lyceum::privacy::retention::run(conn, &p, &outbox, later, false)).await;
     assert_eq!(run(&app, |conn| proctoring_sessions::table.count().get_result::<i64>(conn)).await, 0);
 }
 

@@ -323,7 +323,9 @@ async fn exam_flow(app: TestApp) {
     .await;
     let periods = lyceum::privacy::retention::Periods::from_config(&app.config);
     assert_eq!(periods.exam_result_days, 365, "one year by default");
-    let lines = run(&app, move |conn| lyceum::privacy::retention::run(conn, &periods, lyceum::db::now(), false)).await;
+    let outbox = app.config.outbox_dir();
+    let lines =
+        run(&app, move |conn| lyceum::privacy::retention::run(conn, &periods, &outbox, lyceum::db::now(), false)).await;
     let line = lines.iter().find(|l| l.category == "exam results").expect("an exam results line");
     assert_eq!(line.count, 1);
     let kept: Vec<i64> = run(&app, |conn| exam_results::table.select(exam_results::user_id).load(conn)).await;

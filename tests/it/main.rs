@@ -4,6 +4,7 @@ mod common;
 
 mod accounts;
 mod author_limits;
+mod asvs;
 mod bench;
 mod browser;
 mod certificates;
@@ -32,4 +33,5 @@ mod sharing_props;
 mod storage;
 mod stripe;
 mod twofactor;
+mod unreadable;
 mod uploads;

@@ -396,7 +396,8 @@ async fn retention(app: TestApp) {
         proctoring_days: 0,
         exam_result_days: 0,
     };
-    let dry = run(&app, move |conn| retention::run(conn, &periods, lyceum::db::now(), true)).await;
+    let outbox = app.config.outbox_dir();
+    let dry = run(&app, move |conn| retention::run(conn, &periods, &outbox, lyceum::db::now(), true)).await;
     let count = |lines: &[retention::Line], what: &str| {
         lines.iter().find(|l| l.action.contains(what)).unwrap_or_else(|| panic!("{what} in {lines:?}")).count
     };
@@ -406,7 +407,8 @@ async fn retention(app: TestApp) {
     let threads = run(&app, |conn| forum_threads::table.count().get_result::<i64>(conn)).await;
     assert_eq!(threads, 3, "a dry run deletes nothing");
 
-    let done = run(&app, move |conn| retention::run(conn, &periods, lyceum::db::now(), false)).await;
+    let outbox = app.config.outbox_dir();
+    let done = run(&app, move |conn| retention::run(conn, &periods, &outbox, lyceum::db::now(), false)).await;
     assert_eq!(count(&done, "warned"), 2);
     let threads: Vec<String> = run(&app, |conn| forum_threads::table.select(forum_threads::title).load(conn)).await;
     assert_eq!(threads, ["bob's question"]);
@@ -420,7 +422,8 @@ async fn retention(app: TestApp) {
     };
     assert_eq!(mailed("ada@example.org"), 1);
     assert_eq!(mailed("bob@example.org"), 0, "a held account is not warned either");
-    let again = run(&app, move |conn| retention::run(conn, &periods, lyceum::db::now(), false)).await;
+    let outbox = app.config.outbox_dir();
+    let again = run(&app, move |conn| retention::run(conn, &periods, &outbox, lyceum::db::now(), false)).await;
     assert_eq!(count(&again, "warned"), 0, "one warning per account");
 
     // Dan signs in after the warning; ada does not. The warning period passes.
@@ -433,7 +436,8 @@ async fn retention(app: TestApp) {
             .execute(conn)
     })
     .await;
-    let last = run(&app, move |conn| retention::run(conn, &periods, lyceum::db::now(), false)).await;
+    let outbox = app.config.outbox_dir();
+    let last = run(&app, move |conn| retention::run(conn, &periods, &outbox, lyceum::db::now(), false)).await;
     assert_eq!(count(&last, "erased"), 1);
     run_scheduled(&app).await;
     let statuses: Vec<(i64, String)> =
