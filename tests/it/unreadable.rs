@@ -163,9 +163,11 @@ async fn texts_go_with_the_learner(app: TestApp) {
     // promise: texts kept in the outbox to an erased learner's number go with the learner.
     let ada = crate::sharing::verified(&app, "ada").await;
     as_user(&app, &ada).await;
+    app.confirm_with_password().await;
     app.post_form("/account/security/text", &[("phone", "+1 415 555 0100"), ("consent", "true")]).await;
     let bea = crate::sharing::verified(&app, "bea").await;
     as_user(&app, &bea).await;
+    app.confirm_with_password().await;
     app.post_form("/account/security/text", &[("phone", "+1 415 555 0199"), ("consent", "true")]).await;
     let grace = staff(&app).await;
     as_user(&app, &grace).await;
