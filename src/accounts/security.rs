@@ -88,6 +88,22 @@ pub async fn end_session(
     Ok(Flash::success("/account/security", "That device is signed out."))
 }
 
+/// A rule for whether this session has proved itself recently enough.
+type StepUpRule = fn(&mut crate::db::Conn, i64, Option<&str>, chrono::NaiveDateTime) -> diesel::QueryResult<bool>;
+
+/// `None` when `rule` holds for this session; else where to go to prove it.
+async fn step_up_unless(
+    db: &Db,
+    user_id: i64,
+    session_id: Option<String>,
+    next: &str,
+    rule: StepUpRule,
+    message: &'static str,
+) -> AppResult<Option<Flash>> {
+    let ok = db.run(move |conn| rule(conn, user_id, session_id.as_deref(), now()).map_err(AppError::from)).await?;
+    Ok((!ok).then(|| Flash::info(format!("/account/security/verify?next={}", urlencoding::encode(next)), message)))
+}
+
 /// Whether this session may make a sensitive change now; else where to go.
 pub async fn require_step_up(
     db: &Db,
@@ -95,15 +111,8 @@ pub async fn require_step_up(
     session_id: Option<String>,
     next: &str,
 ) -> AppResult<Option<Flash>> {
-    let ok = db
-        .run(move |conn| twofactor::stepped_up(conn, user_id, session_id.as_deref(), now()).map_err(AppError::from))
-        .await?;
-    Ok((!ok).then(|| {
-        Flash::info(
-            format!("/account/security/verify?next={}", urlencoding::encode(next)),
-            "For your security, enter a code from your authenticator app (or a recovery code) first.",
-        )
-    }))
+    let message = "For your security, enter a code from your authenticator app (or a recovery code) first.";
+    step_up_unless(db, user_id, session_id, next, twofactor::stepped_up, message).await
 }
 
 /// Adding or replacing a second factor: the session must have proved itself
@@ -115,17 +124,8 @@ pub async fn require_fresh_step_up(
     session_id: Option<String>,
     next: &str,
 ) -> AppResult<Option<Flash>> {
-    let ok = db
-        .run(move |conn| {
-            twofactor::freshly_stepped_up(conn, user_id, session_id.as_deref(), now()).map_err(AppError::from)
-        })
-        .await?;
-    Ok((!ok).then(|| {
-        Flash::info(
-            format!("/account/security/verify?next={}", urlencoding::encode(next)),
-            "For your security, confirm it is you first.",
-        )
-    }))
+    let message = "For your security, confirm it is you first.";
+    step_up_unless(db, user_id, session_id, next, twofactor::freshly_stepped_up, message).await
 }
 
 #[post("/account/security/app", data = "<_form>")]

@@ -3,8 +3,8 @@
 mod common;
 
 mod accounts;
-mod author_limits;
 mod asvs;
+mod author_limits;
 mod bench;
 mod browser;
 mod certificates;
