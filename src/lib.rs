@@ -208,6 +208,7 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
         .attach(privacy::cookies::Analytics { geoip })
         .attach(privacy::audit::Audit)
         .register("/", catchers![web::error::default_catcher])
+        .register("/scim/v2", catchers![orgs::scim::catcher])
         .mount("/", routes![web::assets::asset, web::assets::healthz])
         .mount(
             "/",
@@ -291,7 +292,12 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
                 orgs::routes::accept,
                 orgs::scim::service_provider_config,
                 orgs::scim::resource_types,
+                orgs::scim::resource_type,
                 orgs::scim::schemas,
+                orgs::scim::schema,
+                orgs::scim::search_users,
+                orgs::scim::search_groups,
+                orgs::scim::search_all,
                 orgs::scim::list_users,
                 orgs::scim::create_user,
                 orgs::scim::get_user,

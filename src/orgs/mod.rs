@@ -186,6 +186,7 @@ fn check_unique(conn: &mut Conn, partner_id: i64, input: &StaffInput, except: Op
 pub fn create(conn: &mut Conn, partner_id: i64, input: &StaffInput, now: NaiveDateTime) -> OrgResult<Staff> {
     crate::db::transaction(conn, |conn| {
         check_unique(conn, partner_id, input, None)?;
+        release_departing_account(conn, &input.work_email)?;
         let email_taken: i64 = users::table.filter(users::email.eq(&input.work_email)).count().get_result(conn)?;
         if email_taken > 0 {
             return Err(OrgError::Conflict(format!(
@@ -225,6 +226,34 @@ pub fn create(conn: &mut Conn, partner_id: i64, input: &StaffInput, now: NaiveDa
         let id = insert_record(conn, partner_id, user_id, input, true, now)?;
         staff(conn, partner_id, &id)
     })
+}
+
+/// An account an organization deleted is switched off at once but erased by
+/// the erasure steps later. Identity systems create the person again after a
+/// DELETE (a re-hire, an undone removal), so until then the work address must
+/// not keep the new account out: the departing account gives it up (the
+/// address the erasure would retire it to anyway). Any other holder of the
+/// address keeps it.
+fn release_departing_account(conn: &mut Conn, email: &str) -> QueryResult<()> {
+    use crate::db::schema::erasures;
+    let holder: Option<(i64, String)> =
+        users::table.filter(users::email.eq(email)).select((users::id, users::status)).first(conn).optional()?;
+    let Some((user_id, state)) = holder else { return Ok(()) };
+    if state != DEACTIVATED {
+        return Ok(());
+    }
+    let erasing: i64 = erasures::table
+        .filter(erasures::user_id.eq(user_id))
+        .filter(erasures::finished_at.is_null())
+        .count()
+        .get_result(conn)?;
+    let staff: i64 = org_staff::table.filter(org_staff::user_id.eq(user_id)).count().get_result(conn)?;
+    if erasing > 0 && staff == 0 {
+        diesel::update(users::table.find(user_id))
+            .set(users::email.eq(format!("retired-{user_id}@erased.invalid")))
+            .execute(conn)?;
+    }
+    Ok(())
 }
 
 /// Writes the organization's fields over the record and its account.

@@ -47,18 +47,34 @@ pub struct Scim {
     status: Status,
     body: Option<Value>,
     etag: Option<i64>,
+    headers: Vec<Header<'static>>,
 }
 
 impl Scim {
     fn ok(body: Value, version: Option<i64>) -> Scim {
-        Scim { status: Status::Ok, body: Some(body), etag: version }
+        Scim { status: Status::Ok, body: Some(body), etag: version, headers: Vec::new() }
+    }
+    fn no_content() -> Scim {
+        Scim { status: Status::NoContent, body: None, etag: None, headers: Vec::new() }
+    }
+    /// 201 with the new resource's address in `Location` (RFC 7644 §3.3).
+    fn created(mut self) -> Scim {
+        self.status = Status::Created;
+        if let Some(at) = self.body.as_ref().and_then(|b| b["meta"]["location"].as_str()) {
+            self.headers.push(Header::new("Location", at.to_string()));
+        }
+        self
     }
     fn error(status: Status, scim_type: Option<&str>, detail: impl Into<String>) -> Scim {
         let mut body = json!({ "schemas": [ERROR], "status": status.code.to_string(), "detail": detail.into() });
         if let Some(t) = scim_type {
             body["scimType"] = json!(t);
         }
-        Scim { status, body: Some(body), etag: None }
+        Scim { status, body: Some(body), etag: None, headers: Vec::new() }
+    }
+    fn projected(mut self, p: &Projection) -> Scim {
+        self.body = self.body.map(|b| p.apply(b));
+        self
     }
     fn invalid(scim_type: &str, detail: impl Into<String>) -> Scim {
         Scim::error(Status::BadRequest, Some(scim_type), detail)
@@ -66,9 +82,15 @@ impl Scim {
 }
 
 impl<'r> Responder<'r, 'static> for Scim {
-    fn respond_to(self, _req: &'r Request<'_>) -> response::Result<'static> {
+    fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
         let mut res = Response::build();
         res.status(self.status);
+        for h in self.headers {
+            res.header(h);
+        }
+        if self.status == Status::Unauthorized {
+            res.header(crate::web::error::www_authenticate(req));
+        }
         if let Some(v) = self.etag {
             res.header(Header::new("ETag", format!("W/\"{v}\"")));
         }
@@ -81,6 +103,28 @@ impl<'r> Responder<'r, 'static> for Scim {
 }
 
 type ScimResult = Result<Scim, Scim>;
+
+/// Errors Rocket raises itself under `/scim/v2` (no such endpoint, a method
+/// the endpoint does not take) as SCIM error documents (RFC 7644 §3.12).
+#[rocket::catch(default)]
+pub fn catcher(status: Status, req: &Request<'_>) -> Scim {
+    if status == Status::NotFound {
+        let allowed = crate::web::error::allowed_methods(req);
+        if !allowed.is_empty() {
+            let list = allowed.join(", ");
+            let mut res = Scim::error(
+                Status::MethodNotAllowed,
+                None,
+                format!("{} is not accepted here; use {list}.", req.method()),
+            );
+            res.headers.push(Header::new("Allow", list));
+            return res;
+        }
+        return Scim::error(Status::NotFound, None, "There is no such SCIM endpoint.");
+    }
+    let detail = req.local_cache(crate::web::error::ErrorDetail::default).0.clone();
+    Scim::error(status, None, detail.unwrap_or_else(|| status.reason_lossy().to_string()))
+}
 
 impl From<AppError> for Scim {
     fn from(e: AppError) -> Scim {
@@ -195,11 +239,12 @@ fn user_json(config: &Config, s: &Staff) -> Value {
         name.insert("familyName".into(), json!(f));
     }
     let mut out = json!({
-        "schemas": [USER, ENTERPRISE],
+        "schemas": [USER],
         "id": s.id,
         "userName": s.user_name,
-        "name": name,
-        "emails": [{ "value": s.work_email, "type": "work", "primary": true }],
+        // One work email is kept, without the `primary` flag a client sent:
+        // answering a flag that was not stored would contradict the client.
+        "emails": [{ "value": s.work_email, "type": "work" }],
         "active": s.active,
         "meta": meta(config, "Users", &s.id, s.created_at, s.updated_at, s.version),
     });
@@ -208,10 +253,15 @@ fn user_json(config: &Config, s: &Staff) -> Value {
             out[key] = json!(v);
         }
     }
-    out[ENTERPRISE] = match &s.department {
-        Some(d) => json!({ "department": d }),
-        None => json!({}),
-    };
+    // An attribute without a value is left out (RFC 7643 §2.5): an empty
+    // `name` would read as a value that a `remove` failed to take away.
+    if !name.is_empty() {
+        out["name"] = Value::Object(name);
+    }
+    if let Some(d) = &s.department {
+        out[ENTERPRISE] = json!({ "department": d });
+        out["schemas"] = json!([USER, ENTERPRISE]);
+    }
     out
 }
 
@@ -220,8 +270,10 @@ fn group_json(config: &Config, g: &Group, members: &[(String, String)]) -> Value
         "schemas": [GROUP],
         "id": g.id,
         "displayName": g.display_name,
-        "members": members.iter().map(|(id, display)| json!({
-            "value": id, "display": display, "$ref": location(config, "Users", id), "type": "User",
+        // No `display`: a member is named by its id and `$ref`; a display
+        // name the client did not send reads back as a change it did not make.
+        "members": members.iter().map(|(id, _)| json!({
+            "value": id, "$ref": location(config, "Users", id), "type": "User",
         })).collect::<Vec<_>>(),
         "meta": meta(config, "Groups", &g.id, g.created_at, g.updated_at, g.version),
     });
@@ -321,7 +373,7 @@ fn parse_filter(raw: &str, allowed: &[&str]) -> Result<Filter, Scim> {
     let Some(c) = re.captures(raw) else {
         return Err(Scim::invalid("invalidFilter", format!("unsupported filter {raw:?}: use attribute eq \"value\"")));
     };
-    let attr = c[1].to_string();
+    let attr = strip_core(&c[1]).to_string();
     let Some(known) = allowed.iter().find(|a| a.eq_ignore_ascii_case(&attr)) else {
         return Err(Scim::invalid(
             "invalidFilter",
@@ -333,15 +385,56 @@ fn parse_filter(raw: &str, allowed: &[&str]) -> Result<Filter, Scim> {
     Ok(Filter { attr: known.to_string(), value })
 }
 
-#[derive(FromForm)]
+#[derive(FromForm, Default)]
 pub struct ListQuery {
     filter: Option<String>,
     #[field(name = "startIndex")]
     start_index: Option<String>,
     count: Option<String>,
+    attributes: Option<String>,
+    #[field(name = "excludedAttributes")]
+    excluded_attributes: Option<String>,
 }
 
 impl ListQuery {
+    fn projection(&self) -> Projection {
+        Projection { attributes: self.attributes.clone(), excluded_attributes: self.excluded_attributes.clone() }
+    }
+
+    /// A `SearchRequest` body (RFC 7644 §3.4.3) read as the same query.
+    fn from_search(body: &Value) -> Result<ListQuery, Scim> {
+        let names = |name: &str| -> Result<Option<String>, Scim> {
+            match attr(body, name) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.clone())),
+                Some(Value::Array(items)) => items
+                    .iter()
+                    .map(|i| i.as_str().map(str::to_string))
+                    .collect::<Option<Vec<_>>>()
+                    .map(|v| Some(v.join(",")))
+                    .ok_or_else(|| Scim::invalid("invalidValue", format!("{name} is a list of attribute names"))),
+                Some(_) => Err(Scim::invalid("invalidValue", format!("{name} is a list of attribute names"))),
+            }
+        };
+        let scalar = |name: &str| match attr(body, name) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(v) => Some(v.to_string()),
+        };
+        let filter = match attr(body, "filter") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(f)) => Some(f.clone()),
+            Some(_) => return Err(Scim::invalid("invalidFilter", "filter must be a string")),
+        };
+        Ok(ListQuery {
+            filter,
+            start_index: scalar("startIndex"),
+            count: scalar("count"),
+            attributes: names("attributes")?,
+            excluded_attributes: names("excludedAttributes")?,
+        })
+    }
+
     /// (offset, count) from 1-based `startIndex` and `count` (RFC 7644 §3.4.2.4).
     fn page(&self) -> Result<(i64, i64), Scim> {
         let number = |raw: &Option<String>, name: &str, default: i64| match raw {
@@ -353,6 +446,129 @@ impl ListQuery {
         let start = number(&self.start_index, "startIndex", 1)?.max(1);
         let count = number(&self.count, "count", 100)?.clamp(0, MAX_COUNT);
         Ok((start - 1, count))
+    }
+}
+
+/// `attributes` and `excludedAttributes` (RFC 7644 §3.4.2.5), comma-separated
+/// attribute names, short (`name.givenName`) or fully qualified.
+#[derive(FromForm, Default, Clone, Debug)]
+pub struct Projection {
+    attributes: Option<String>,
+    #[field(name = "excludedAttributes")]
+    excluded_attributes: Option<String>,
+}
+
+impl Projection {
+    fn apply(&self, doc: Value) -> Value {
+        let Value::Object(src) = doc else { return doc };
+        let wanted = attr_paths(self.attributes.as_deref());
+        let mut out = if wanted.is_empty() {
+            src
+        } else {
+            // `id` is returned always; `schemas` and `meta` describe what is returned.
+            let mut out = Map::new();
+            for always in ["schemas", "id", "meta"] {
+                if let Some(v) = src.get(always) {
+                    out.insert(always.into(), v.clone());
+                }
+            }
+            for keys in &wanted {
+                copy_path(&src, &mut out, keys);
+            }
+            out
+        };
+        for keys in attr_paths(self.excluded_attributes.as_deref()) {
+            remove_path(&mut out, &keys);
+        }
+        Value::Object(out)
+    }
+}
+
+fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = s.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix).then(|| &s[prefix.len()..])
+}
+
+/// `urn:ietf:params:scim:schemas:core:2.0:User:userName` is `userName`: a core
+/// schema's attributes may be named with the schema's URN before them.
+fn strip_core(path: &str) -> &str {
+    for urn in [USER, GROUP] {
+        if let Some(rest) = strip_prefix_ci(path, urn).and_then(|r| r.strip_prefix(':')) {
+            return rest;
+        }
+    }
+    path
+}
+
+/// An attribute path as the keys that lead to it in a resource document:
+/// `name.givenName` → [name, givenName]; the enterprise extension's
+/// `…:User:department` → [extension URN, department].
+fn path_keys(path: &str) -> Vec<String> {
+    let path = path.trim();
+    if let Some(rest) = strip_prefix_ci(path, ENTERPRISE) {
+        if rest.is_empty() {
+            return vec![ENTERPRISE.to_string()];
+        }
+        if let Some(sub) = rest.strip_prefix(':') {
+            return std::iter::once(ENTERPRISE.to_string()).chain(sub.split('.').map(str::to_string)).collect();
+        }
+    }
+    strip_core(path).split('.').map(str::to_string).collect()
+}
+
+fn attr_paths(raw: Option<&str>) -> Vec<Vec<String>> {
+    raw.unwrap_or_default().split(',').map(str::trim).filter(|p| !p.is_empty()).map(path_keys).collect()
+}
+
+fn copy_path(src: &Map<String, Value>, out: &mut Map<String, Value>, keys: &[String]) {
+    let Some(first) = keys.first() else { return };
+    let k = key_of(src, first);
+    let Some(v) = src.get(&k) else { return };
+    if keys.len() == 1 {
+        out.insert(k, v.clone());
+        return;
+    }
+    match v {
+        Value::Object(inner) => {
+            if let Value::Object(o) = out.entry(k).or_insert_with(|| json!({})) {
+                copy_path(inner, o, &keys[1..]);
+            }
+        }
+        // `emails.value`: that sub-attribute of every entry.
+        Value::Array(items) => {
+            let picked = items
+                .iter()
+                .filter_map(Value::as_object)
+                .map(|item| {
+                    let mut o = Map::new();
+                    copy_path(item, &mut o, &keys[1..]);
+                    Value::Object(o)
+                })
+                .collect();
+            out.insert(k, Value::Array(picked));
+        }
+        _ => {}
+    }
+}
+
+fn remove_path(doc: &mut Map<String, Value>, keys: &[String]) {
+    let Some(first) = keys.first() else { return };
+    let k = key_of(doc, first);
+    if keys.len() == 1 {
+        // `id` and `schemas` are returned always (RFC 7643 §3.1).
+        if !["id", "schemas"].contains(&k.as_str()) {
+            doc.remove(&k);
+        }
+        return;
+    }
+    match doc.get_mut(&k) {
+        Some(Value::Object(o)) => remove_path(o, &keys[1..]),
+        Some(Value::Array(items)) => {
+            for item in items.iter_mut().filter_map(Value::as_object_mut) {
+                remove_path(item, &keys[1..]);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -393,8 +609,26 @@ pub fn service_provider_config(config: &State<Config>) -> Scim {
 
 #[get("/scim/v2/ResourceTypes")]
 pub fn resource_types(config: &State<Config>) -> Scim {
-    let base = config.base_url();
-    let types = vec![
+    let types = resource_type_list(&config.base_url());
+    let total = types.len() as i64;
+    list_response(types, total, 0)
+}
+
+#[get("/scim/v2/ResourceTypes/<id>")]
+pub fn resource_type(config: &State<Config>, id: &str) -> Scim {
+    one_of(resource_type_list(&config.base_url()), id, "resource type")
+}
+
+/// The entry of a discovery list with this `id` (RFC 7644 §4), or a 404.
+fn one_of(list: Vec<Value>, id: &str, what: &str) -> Scim {
+    match list.into_iter().find(|v| v["id"].as_str().is_some_and(|i| i.eq_ignore_ascii_case(id))) {
+        Some(v) => Scim::ok(v, None),
+        None => Scim::error(Status::NotFound, None, format!("There is no {what} {id:?}.")),
+    }
+}
+
+fn resource_type_list(base: &str) -> Vec<Value> {
+    vec![
         json!({
             "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ResourceType"],
             "id": "User", "name": "User", "endpoint": "/Users", "schema": USER,
@@ -406,8 +640,7 @@ pub fn resource_types(config: &State<Config>) -> Scim {
             "id": "Group", "name": "Group", "endpoint": "/Groups", "schema": GROUP,
             "meta": { "resourceType": "ResourceType", "location": format!("{base}/scim/v2/ResourceTypes/Group") },
         }),
-    ];
-    list_response(types, 2, 0)
+    ]
 }
 
 fn attribute(name: &str, kind: &str, required: bool, extra: Value) -> Value {
@@ -423,7 +656,17 @@ fn attribute(name: &str, kind: &str, required: bool, extra: Value) -> Value {
 
 #[get("/scim/v2/Schemas")]
 pub fn schemas(config: &State<Config>) -> Scim {
-    let base = config.base_url();
+    let all = schema_list(&config.base_url());
+    let total = all.len() as i64;
+    list_response(all, total, 0)
+}
+
+#[get("/scim/v2/Schemas/<id>")]
+pub fn schema(config: &State<Config>, id: &str) -> Scim {
+    one_of(schema_list(&config.base_url()), id, "schema")
+}
+
+fn schema_list(base: &str) -> Vec<Value> {
     let schema = |id: &str, name: &str, attributes: Vec<Value>| {
         json!({
             "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Schema"],
@@ -447,7 +690,9 @@ pub fn schemas(config: &State<Config>) -> Scim {
             ),
             attribute("displayName", "string", false, json!({})),
             attribute("title", "string", false, json!({})),
-            attribute("active", "boolean", false, json!({})),
+            // Required here: every account is either active or not, so a
+            // `remove` of `active` is refused rather than read as either.
+            attribute("active", "boolean", true, json!({})),
             attribute(
                 "emails",
                 "complex",
@@ -455,7 +700,6 @@ pub fn schemas(config: &State<Config>) -> Scim {
                 json!({ "multiValued": true, "subAttributes": [
                     attribute("value", "string", true, json!({})),
                     attribute("type", "string", false, json!({ "canonicalValues": ["work"] })),
-                    attribute("primary", "boolean", false, json!({})),
                 ]}),
             ),
         ],
@@ -472,80 +716,200 @@ pub fn schemas(config: &State<Config>) -> Scim {
                 false,
                 json!({ "multiValued": true, "subAttributes": [
                     attribute("value", "string", true, json!({ "mutability": "immutable" })),
-                    attribute("display", "string", false, json!({ "mutability": "readOnly" })),
+                    attribute(
+                        "$ref",
+                        "reference",
+                        false,
+                        json!({ "referenceTypes": ["User"], "mutability": "immutable" }),
+                    ),
+                    attribute(
+                        "type",
+                        "string",
+                        false,
+                        json!({ "canonicalValues": ["User"], "mutability": "immutable" }),
+                    ),
                 ]}),
             ),
         ],
     );
-    list_response(vec![user, enterprise, group], 3, 0)
+    vec![user, enterprise, group]
 }
 
 // ---- users ----------------------------------------------------------------------
 
-#[get("/scim/v2/Users?<q..>")]
-pub async fn list_users(db: &State<Db>, config: &State<Config>, caller: Caller, q: ListQuery) -> ScimResult {
+const USER_FILTERS: &[&str] = &["userName", "externalId", "emails.value", "id"];
+const GROUP_FILTERS: &[&str] = &["displayName", "externalId", "id"];
+
+fn user_rows(
+    conn: &mut crate::db::Conn,
+    partner_id: i64,
+    filter: Option<&Filter>,
+    offset: i64,
+    count: i64,
+) -> Result<(i64, Vec<Staff>), AppError> {
     use diesel::prelude::*;
-    let partner = caller.partner()?;
-    let (offset, count) = q.page()?;
-    let filter = match &q.filter {
-        Some(f) => Some(parse_filter(f, &["userName", "externalId", "emails.value", "id"])?),
-        None => None,
-    };
-    let (total, rows) = db
-        .run(move |conn| {
-            let query = || {
-                let mut query = org_staff::table
-                    .filter(org_staff::partner_id.eq(partner.id))
-                    .select(Staff::as_select())
-                    .into_boxed();
-                if let Some(f) = &filter {
-                    query = match f.attr.as_str() {
-                        "userName" => query.filter(org_staff::user_name_key.eq(f.value.to_lowercase())),
-                        "externalId" => query.filter(org_staff::external_id.eq(f.value.clone())),
-                        "emails.value" => query.filter(org_staff::work_email.eq(f.value.to_lowercase())),
-                        _ => query.filter(org_staff::id.eq(f.value.clone())),
-                    };
-                }
-                query
+    let query = || {
+        let mut query =
+            org_staff::table.filter(org_staff::partner_id.eq(partner_id)).select(Staff::as_select()).into_boxed();
+        if let Some(f) = filter {
+            query = match f.attr.as_str() {
+                "userName" => query.filter(org_staff::user_name_key.eq(f.value.to_lowercase())),
+                "externalId" => query.filter(org_staff::external_id.eq(f.value.clone())),
+                "emails.value" => query.filter(org_staff::work_email.eq(f.value.to_lowercase())),
+                _ => query.filter(org_staff::id.eq(f.value.clone())),
             };
-            let total: i64 = query().count().get_result(conn)?;
-            let rows = query()
-                .order(org_staff::created_at.asc())
-                .then_order_by(org_staff::id.asc())
-                .offset(offset)
-                .limit(count)
-                .load(conn)?;
-            Ok::<_, AppError>((total, rows))
-        })
-        .await?;
-    Ok(list_response(rows.iter().map(|s| user_json(config, s)).collect(), total, offset))
+        }
+        query
+    };
+    let total: i64 = query().count().get_result(conn)?;
+    let rows = query()
+        .order(org_staff::created_at.asc())
+        .then_order_by(org_staff::id.asc())
+        .offset(offset)
+        .limit(count)
+        .load(conn)?;
+    Ok((total, rows))
 }
 
-#[post("/scim/v2/Users", data = "<data>")]
-pub async fn create_user(db: &State<Db>, config: &State<Config>, caller: Caller, data: Data<'_>) -> ScimResult {
+type GroupRow = (Group, Vec<(String, String)>);
+
+fn group_rows(
+    conn: &mut crate::db::Conn,
+    partner_id: i64,
+    filter: Option<&Filter>,
+    offset: i64,
+    count: i64,
+) -> Result<(i64, Vec<GroupRow>), AppError> {
+    use diesel::prelude::*;
+    let query = || {
+        let mut query =
+            org_groups::table.filter(org_groups::partner_id.eq(partner_id)).select(Group::as_select()).into_boxed();
+        if let Some(f) = filter {
+            query = match f.attr.as_str() {
+                "displayName" => query.filter(org_groups::display_name.eq(f.value.clone())),
+                "externalId" => query.filter(org_groups::external_id.eq(f.value.clone())),
+                _ => query.filter(org_groups::id.eq(f.value.clone())),
+            };
+        }
+        query
+    };
+    let total: i64 = query().count().get_result(conn)?;
+    let groups: Vec<Group> = query()
+        .order(org_groups::created_at.asc())
+        .then_order_by(org_groups::id.asc())
+        .offset(offset)
+        .limit(count)
+        .load(conn)?;
+    let mut rows = Vec::new();
+    for g in groups {
+        let members = super::members(conn, &g.id)?;
+        rows.push((g, members));
+    }
+    Ok((total, rows))
+}
+
+/// Lists or searches users, groups or both (the root `/.search`): users come
+/// first, then groups, one page over the two.
+async fn search(db: &Db, config: &Config, partner_id: i64, users: bool, groups: bool, q: ListQuery) -> ScimResult {
+    let (offset, count) = q.page()?;
+    let projection = q.projection();
+    let pick = |wanted: bool, allowed: &[&str]| -> Option<Result<Option<Filter>, Scim>> {
+        wanted.then(|| q.filter.as_deref().map(|f| parse_filter(f, allowed)).transpose())
+    };
+    // None: this type is not searched. A filter must make sense for at least
+    // one of the types searched; the other then contributes nothing.
+    let (u, g) = match (pick(users, USER_FILTERS), pick(groups, GROUP_FILTERS)) {
+        (Some(Err(e)), None | Some(Err(_))) | (None, Some(Err(e))) => return Err(e),
+        (Some(Err(_)), g) => (None, g.and_then(Result::ok)),
+        (u, Some(Err(_))) => (u.and_then(Result::ok), None),
+        (u, g) => (u.and_then(Result::ok), g.and_then(Result::ok)),
+    };
+    let (total, staff, teams) = db
+        .run(move |conn| {
+            let (mut total, mut skip, mut take) = (0, offset, count);
+            let mut staff = Vec::new();
+            if let Some(f) = &u {
+                let (t, rows) = user_rows(conn, partner_id, f.as_ref(), skip, take)?;
+                total += t;
+                skip = (skip - t).max(0);
+                take -= rows.len() as i64;
+                staff = rows;
+            }
+            let mut teams = Vec::new();
+            if let Some(f) = &g {
+                let (t, rows) = group_rows(conn, partner_id, f.as_ref(), skip, take)?;
+                total += t;
+                teams = rows;
+            }
+            Ok::<_, AppError>((total, staff, teams))
+        })
+        .await?;
+    let resources = staff
+        .iter()
+        .map(|s| user_json(config, s))
+        .chain(teams.iter().map(|(g, m)| group_json(config, g, m)))
+        .map(|doc| projection.apply(doc))
+        .collect();
+    Ok(list_response(resources, total, offset))
+}
+
+#[get("/scim/v2/Users?<q..>")]
+pub async fn list_users(db: &State<Db>, config: &State<Config>, caller: Caller, q: ListQuery) -> ScimResult {
+    let partner = caller.partner()?;
+    search(db, config, partner.id, true, false, q).await
+}
+
+#[post("/scim/v2/Users/.search", data = "<data>")]
+pub async fn search_users(db: &State<Db>, config: &State<Config>, caller: Caller, data: Data<'_>) -> ScimResult {
+    let partner = caller.partner()?;
+    let q = ListQuery::from_search(&read_json(data).await?)?;
+    search(db, config, partner.id, true, false, q).await
+}
+
+#[post("/scim/v2/Groups/.search", data = "<data>")]
+pub async fn search_groups(db: &State<Db>, config: &State<Config>, caller: Caller, data: Data<'_>) -> ScimResult {
+    let partner = caller.partner()?;
+    let q = ListQuery::from_search(&read_json(data).await?)?;
+    search(db, config, partner.id, false, true, q).await
+}
+
+#[post("/scim/v2/.search", data = "<data>")]
+pub async fn search_all(db: &State<Db>, config: &State<Config>, caller: Caller, data: Data<'_>) -> ScimResult {
+    let partner = caller.partner()?;
+    let q = ListQuery::from_search(&read_json(data).await?)?;
+    search(db, config, partner.id, true, true, q).await
+}
+
+#[post("/scim/v2/Users?<p..>", data = "<data>")]
+pub async fn create_user(
+    db: &State<Db>,
+    config: &State<Config>,
+    caller: Caller,
+    p: Projection,
+    data: Data<'_>,
+) -> ScimResult {
     let partner = caller.partner()?;
     let input = parse_user(&read_json(data).await?)?;
     let created = db.run(move |conn| Ok::<_, AppError>(super::create(conn, partner.id, &input, now()))).await??;
-    let mut res = Scim::ok(user_json(config, &created), Some(created.version));
-    res.status = Status::Created;
-    Ok(res)
+    Ok(Scim::ok(user_json(config, &created), Some(created.version)).created().projected(&p))
 }
 
-#[get("/scim/v2/Users/<id>")]
-pub async fn get_user(db: &State<Db>, config: &State<Config>, caller: Caller, id: &str) -> ScimResult {
+#[get("/scim/v2/Users/<id>?<p..>")]
+pub async fn get_user(db: &State<Db>, config: &State<Config>, caller: Caller, id: &str, p: Projection) -> ScimResult {
     let partner = caller.partner()?;
     let id = id.to_string();
     let found = db.run(move |conn| Ok::<_, AppError>(super::staff(conn, partner.id, &id))).await??;
-    Ok(Scim::ok(user_json(config, &found), Some(found.version)))
+    Ok(Scim::ok(user_json(config, &found), Some(found.version)).projected(&p))
 }
 
-#[put("/scim/v2/Users/<id>", data = "<data>")]
+#[put("/scim/v2/Users/<id>?<p..>", data = "<data>")]
 pub async fn replace_user(
     db: &State<Db>,
     config: &State<Config>,
     caller: Caller,
     if_match: IfMatch,
     id: &str,
+    p: Projection,
     data: Data<'_>,
 ) -> ScimResult {
     let partner = caller.partner()?;
@@ -554,16 +918,17 @@ pub async fn replace_user(
     let saved = db
         .run(move |conn| Ok::<_, AppError>(super::replace(conn, partner.id, &id, &input, if_match.0, now())))
         .await??;
-    Ok(Scim::ok(user_json(config, &saved), Some(saved.version)))
+    Ok(Scim::ok(user_json(config, &saved), Some(saved.version)).projected(&p))
 }
 
-#[patch("/scim/v2/Users/<id>", data = "<data>")]
+#[patch("/scim/v2/Users/<id>?<p..>", data = "<data>")]
 pub async fn patch_user(
     db: &State<Db>,
     config: &State<Config>,
     caller: Caller,
     if_match: IfMatch,
     id: &str,
+    p: Projection,
     data: Data<'_>,
 ) -> ScimResult {
     let partner = caller.partner()?;
@@ -579,7 +944,7 @@ pub async fn patch_user(
             Ok::<_, AppError>(attempt())
         })
         .await??;
-    Ok(Scim::ok(user_json(config, &saved), Some(saved.version)))
+    Ok(Scim::ok(user_json(config, &saved), Some(saved.version)).projected(&p))
 }
 
 #[delete("/scim/v2/Users/<id>")]
@@ -587,7 +952,7 @@ pub async fn delete_user(db: &State<Db>, caller: Caller, if_match: IfMatch, id: 
     let partner = caller.partner()?;
     let id = id.to_string();
     db.run(move |conn| Ok::<_, AppError>(super::delete(conn, partner.id, &id, if_match.0, now()))).await??;
-    Ok(Scim { status: Status::NoContent, body: None, etag: None })
+    Ok(Scim::no_content())
 }
 
 // ---- PATCH --------------------------------------------------------------------------
@@ -661,8 +1026,18 @@ fn apply(doc: &mut Value, ops: &[Operation]) -> Result<(), Scim> {
     Ok(())
 }
 
+/// Whether a list entry is the one a `remove` names by value: the same
+/// `value` (a member's id) or, for entries without one, the same entry.
+fn same_entry(named: &Value, item: &Value) -> bool {
+    match attr(named, "value") {
+        Some(v) => attr(item, "value") == Some(v),
+        None => named == item,
+    }
+}
+
 fn set_path(doc: &mut Value, path: &str, op: &str, value: Option<&Value>) -> Result<(), Scim> {
     let Some(root) = doc.as_object_mut() else { return Err(Scim::invalid("invalidSyntax", "not an object")) };
+    let path = strip_core(path.trim());
     // `members[value eq "…"]` (groups) and `emails[type eq "work"].value` (users).
     let filtered =
         regex::Regex::new(r#"^(\w+)\[\s*(\w+)\s+(?i:eq)\s+"([^"]*)"\s*\](?:\.(\w+))?$"#).expect("path pattern");
@@ -670,72 +1045,104 @@ fn set_path(doc: &mut Value, path: &str, op: &str, value: Option<&Value>) -> Res
         let (list, field, wanted, sub) =
             (c[1].to_string(), c[2].to_string(), c[3].to_string(), c.get(4).map(|m| m.as_str().to_string()));
         let key = key_of(root, &list);
+        if !matches!(root.get(&key), Some(Value::Array(_))) {
+            // Nothing to remove from a list that has no entries; an add or
+            // replace starts the list (RFC 7644 §3.5.2.3: replace acts as add).
+            if op == "remove" {
+                return Ok(());
+            }
+            root.insert(key.clone(), json!([]));
+        }
         let Some(Value::Array(items)) = root.get_mut(&key) else {
-            return Err(Scim::invalid("noTarget", format!("{list} has no such entry")));
+            return Err(Scim::invalid("invalidPath", format!("{list} is not a list")));
         };
         let matches = |item: &Value| attr(item, &field).and_then(Value::as_str) == Some(wanted.as_str());
-        match (op, sub) {
-            ("remove", None) => items.retain(|i| !matches(i)),
-            (_, Some(sub)) => {
-                let Some(item) = items.iter_mut().find(|i| matches(i)) else {
-                    return Err(Scim::invalid("noTarget", format!("{list} has no entry with {field} {wanted:?}")));
-                };
-                let Some(obj) = item.as_object_mut() else {
-                    return Err(Scim::invalid("invalidPath", path.to_string()));
-                };
-                let k = key_of(obj, &sub);
-                match (op, value) {
-                    ("remove", _) => {
-                        obj.remove(&k);
-                    }
-                    (_, Some(v)) => {
-                        obj.insert(k, v.clone());
-                    }
-                    _ => return Err(Scim::invalid("invalidValue", "a value is needed")),
+        match (op, sub, value) {
+            ("remove", None, _) => items.retain(|i| !matches(i)),
+            ("remove", Some(sub), _) => {
+                for obj in items.iter_mut().filter(|i| matches(i)).filter_map(Value::as_object_mut) {
+                    let k = key_of(obj, &sub);
+                    obj.remove(&k);
                 }
             }
-            _ => return Err(Scim::invalid("invalidPath", format!("{op} on {path} is not supported"))),
+            (_, Some(sub), Some(v)) => {
+                // Microsoft Entra ID adds `emails[type eq "work"].value` to a
+                // user who has no work email yet: the entry is made.
+                if !items.iter().any(matches) {
+                    items.push(json!({ field.clone(): wanted.clone() }));
+                }
+                for obj in items.iter_mut().filter(|i| matches(i)).filter_map(Value::as_object_mut) {
+                    let k = key_of(obj, &sub);
+                    obj.insert(k, v.clone());
+                }
+            }
+            (_, None, Some(Value::Object(fields))) => {
+                for obj in items.iter_mut().filter(|i| matches(i)).filter_map(Value::as_object_mut) {
+                    for (name, v) in fields {
+                        let k = key_of(obj, name);
+                        obj.insert(k, v.clone());
+                    }
+                }
+            }
+            _ => return Err(Scim::invalid("invalidValue", format!("{op} on {path} needs a value"))),
         }
         return Ok(());
     }
-    // The enterprise extension's attributes carry its URN as a prefix.
-    let (container, rest) = match path.strip_prefix(&format!("{ENTERPRISE}:")) {
-        Some(rest) => (Some(ENTERPRISE.to_string()), rest.to_string()),
-        None => (None, path.to_string()),
-    };
-    if !regex::Regex::new(r"^[A-Za-z]\w*(\.[A-Za-z]\w*)?$").expect("attr pattern").is_match(&rest) {
+    let keys = path_keys(path);
+    let in_extension = keys.first().is_some_and(|k| k == ENTERPRISE);
+    let plain = regex::Regex::new(r"^[A-Za-z$][\w$]*$").expect("attr pattern");
+    let names = &keys[usize::from(in_extension)..];
+    if names.len() > 2 || (names.is_empty() && !in_extension) || !names.iter().all(|k| plain.is_match(k)) {
         return Err(Scim::invalid("invalidPath", format!("unsupported path {path:?}")));
     }
+    if op == "remove" && keys.len() == 1 && keys[0].eq_ignore_ascii_case("active") {
+        // An account is active or not; there is no third state to remove to.
+        return Err(Scim::invalid(
+            "invalidValue",
+            "active cannot be removed; replace it with false to deactivate the account",
+        ));
+    }
     let mut target = root;
-    if let Some(c) = container {
-        let k = key_of(target, &c);
+    for name in &keys[..keys.len() - 1] {
+        let k = key_of(target, name);
         target = target
             .entry(k)
             .or_insert_with(|| json!({}))
             .as_object_mut()
-            .ok_or_else(|| Scim::invalid("invalidPath", path.to_string()))?;
+            .ok_or_else(|| Scim::invalid("invalidPath", format!("{name} is not complex")))?;
     }
-    let parts: Vec<&str> = rest.split('.').collect();
-    if parts.len() == 2 {
-        let k = key_of(target, parts[0]);
-        let entry = target.entry(k).or_insert_with(|| json!({}));
-        target = entry
-            .as_object_mut()
-            .ok_or_else(|| Scim::invalid("invalidPath", format!("{} is not complex", parts[0])))?;
-    }
-    let last = parts[parts.len() - 1];
-    let k = key_of(target, last);
+    let k = key_of(target, &keys[keys.len() - 1]);
     match (op, value) {
+        // Okta and Entra remove one member by naming it in `value`: only the
+        // named entries go, never the whole list.
+        ("remove", Some(named)) if matches!(target.get(&k), Some(Value::Array(_))) => {
+            let named: Vec<Value> = match named {
+                Value::Array(list) => list.clone(),
+                one => vec![one.clone()],
+            };
+            if let Some(Value::Array(items)) = target.get_mut(&k) {
+                items.retain(|i| !named.iter().any(|n| same_entry(n, i)));
+            }
+        }
         ("remove", _) => {
             target.remove(&k);
         }
-        // `add` to a multi-valued attribute appends.
+        // `add` to a multi-valued attribute appends what is not there yet.
         ("add", Some(Value::Array(new))) if matches!(target.get(&k), Some(Value::Array(_))) => {
             if let Some(Value::Array(existing)) = target.get_mut(&k) {
                 for v in new {
-                    if !existing.contains(v) {
+                    if !existing.iter().any(|e| same_entry(v, e)) {
                         existing.push(v.clone());
                     }
+                }
+            }
+        }
+        // `add` to a complex attribute sets the sub-attributes it names.
+        ("add", Some(Value::Object(new))) if matches!(target.get(&k), Some(Value::Object(_))) => {
+            if let Some(Value::Object(existing)) = target.get_mut(&k) {
+                for (name, v) in new {
+                    let sub = key_of(existing, name);
+                    existing.insert(sub, v.clone());
                 }
             }
         }
@@ -770,81 +1177,50 @@ fn parse_group(v: &Value) -> Result<super::GroupInput, Scim> {
     Ok(super::GroupInput { display_name: name, external_id: text(v, "externalId", 200)?, members })
 }
 
-async fn group_answer(db: &Db, config: &Config, group: Group, status: Status) -> ScimResult {
+async fn group_answer(db: &Db, config: &Config, group: Group, created: bool, p: &Projection) -> ScimResult {
     let id = group.id.clone();
     let members = db.run(move |conn| Ok::<_, AppError>(super::members(conn, &id)?)).await?;
-    let mut res = Scim::ok(group_json(config, &group, &members), Some(group.version));
-    res.status = status;
-    Ok(res)
+    let res = Scim::ok(group_json(config, &group, &members), Some(group.version));
+    Ok(if created { res.created() } else { res }.projected(p))
 }
 
 #[get("/scim/v2/Groups?<q..>")]
 pub async fn list_groups(db: &State<Db>, config: &State<Config>, caller: Caller, q: ListQuery) -> ScimResult {
-    use diesel::prelude::*;
     let partner = caller.partner()?;
-    let (offset, count) = q.page()?;
-    let filter = match &q.filter {
-        Some(f) => Some(parse_filter(f, &["displayName", "externalId", "id"])?),
-        None => None,
-    };
-    let (total, rows) = db
-        .run(move |conn| {
-            let query = || {
-                let mut query = org_groups::table
-                    .filter(org_groups::partner_id.eq(partner.id))
-                    .select(Group::as_select())
-                    .into_boxed();
-                if let Some(f) = &filter {
-                    query = match f.attr.as_str() {
-                        "displayName" => query.filter(org_groups::display_name.eq(f.value.clone())),
-                        "externalId" => query.filter(org_groups::external_id.eq(f.value.clone())),
-                        _ => query.filter(org_groups::id.eq(f.value.clone())),
-                    };
-                }
-                query
-            };
-            let total: i64 = query().count().get_result(conn)?;
-            let groups: Vec<Group> = query()
-                .order(org_groups::created_at.asc())
-                .then_order_by(org_groups::id.asc())
-                .offset(offset)
-                .limit(count)
-                .load(conn)?;
-            let mut rows = Vec::new();
-            for g in groups {
-                let members = super::members(conn, &g.id)?;
-                rows.push((g, members));
-            }
-            Ok::<_, AppError>((total, rows))
-        })
-        .await?;
-    Ok(list_response(rows.iter().map(|(g, m)| group_json(config, g, m)).collect(), total, offset))
+    search(db, config, partner.id, false, true, q).await
 }
 
-#[post("/scim/v2/Groups", data = "<data>")]
-pub async fn create_group(db: &State<Db>, config: &State<Config>, caller: Caller, data: Data<'_>) -> ScimResult {
+#[post("/scim/v2/Groups?<p..>", data = "<data>")]
+pub async fn create_group(
+    db: &State<Db>,
+    config: &State<Config>,
+    caller: Caller,
+    p: Projection,
+    data: Data<'_>,
+) -> ScimResult {
     let partner = caller.partner()?;
     let input = parse_group(&read_json(data).await?)?;
     let saved =
         db.run(move |conn| Ok::<_, AppError>(super::save_group(conn, partner.id, None, &input, None, now()))).await??;
-    group_answer(db, config, saved, Status::Created).await
+    group_answer(db, config, saved, true, &p).await
 }
 
-#[get("/scim/v2/Groups/<id>")]
-pub async fn get_group(db: &State<Db>, config: &State<Config>, caller: Caller, id: &str) -> ScimResult {
+#[get("/scim/v2/Groups/<id>?<p..>")]
+pub async fn get_group(db: &State<Db>, config: &State<Config>, caller: Caller, id: &str, p: Projection) -> ScimResult {
     let partner = caller.partner()?;
     let id = id.to_string();
     let found = db.run(move |conn| Ok::<_, AppError>(super::group(conn, partner.id, &id))).await??;
-    group_answer(db, config, found, Status::Ok).await
+    group_answer(db, config, found, false, &p).await
 }
 
-#[put("/scim/v2/Groups/<id>", data = "<data>")]
+#[put("/scim/v2/Groups/<id>?<p..>", data = "<data>")]
 pub async fn replace_group(
     db: &State<Db>,
     config: &State<Config>,
     caller: Caller,
     if_match: IfMatch,
     id: &str,
+    p: Projection,
     data: Data<'_>,
 ) -> ScimResult {
     let partner = caller.partner()?;
@@ -853,16 +1229,17 @@ pub async fn replace_group(
     let saved = db
         .run(move |conn| Ok::<_, AppError>(super::save_group(conn, partner.id, Some(&id), &input, if_match.0, now())))
         .await??;
-    group_answer(db, config, saved, Status::Ok).await
+    group_answer(db, config, saved, false, &p).await
 }
 
-#[patch("/scim/v2/Groups/<id>", data = "<data>")]
+#[patch("/scim/v2/Groups/<id>?<p..>", data = "<data>")]
 pub async fn patch_group(
     db: &State<Db>,
     config: &State<Config>,
     caller: Caller,
     if_match: IfMatch,
     id: &str,
+    p: Projection,
     data: Data<'_>,
 ) -> ScimResult {
     let partner = caller.partner()?;
@@ -880,7 +1257,7 @@ pub async fn patch_group(
             Ok::<_, AppError>(attempt())
         })
         .await??;
-    group_answer(db, config, saved, Status::Ok).await
+    group_answer(db, config, saved, false, &p).await
 }
 
 #[delete("/scim/v2/Groups/<id>")]
@@ -888,7 +1265,7 @@ pub async fn delete_group(db: &State<Db>, caller: Caller, if_match: IfMatch, id:
     let partner = caller.partner()?;
     let id = id.to_string();
     db.run(move |conn| Ok::<_, AppError>(super::delete_group(conn, partner.id, &id, if_match.0))).await??;
-    Ok(Scim { status: Status::NoContent, body: None, etag: None })
+    Ok(Scim::no_content())
 }
 
 #[cfg(test)]

@@ -103,6 +103,7 @@ fn title_for(status: Status) -> &'static str {
         401 => "Sign-in required",
         403 => "Not allowed",
         404 => "Page not found",
+        405 => "Method not allowed",
         409 => "Conflict",
         410 => "No longer available",
         413 => "Too large",
@@ -145,7 +146,71 @@ pub fn render_error<'o>(req: &Request<'_>, status: Status, detail: &str, retry_a
     if let Some(seconds) = retry_after {
         response.header(Header::new("Retry-After", seconds.to_string()));
     }
+    if status == Status::Unauthorized {
+        response.header(www_authenticate(req));
+    }
     response.finalize()
+}
+
+/// The challenge every 401 carries (RFC 9110 §11.6.1). Keys are bearer
+/// tokens (RFC 6750): a request that sent one is told it was not accepted.
+pub fn www_authenticate(req: &Request<'_>) -> Header<'static> {
+    let sent_bearer = req
+        .headers()
+        .get_one("Authorization")
+        .is_some_and(|h| h.trim().get(..7).is_some_and(|s| s.eq_ignore_ascii_case("bearer ")));
+    let value = if sent_bearer {
+        r#"Bearer realm="lyceum", error="invalid_token", error_description="The key is not valid or was revoked""#
+    } else {
+        r#"Bearer realm="lyceum""#
+    };
+    Header::new("WWW-Authenticate", value)
+}
+
+/// Whether a route pattern (`/courses/<slug>`, `/static/<path..>`) matches
+/// the decoded path segments.
+fn pattern_matches(pattern: &str, path: &[&str]) -> bool {
+    let pattern = pattern.split('?').next().unwrap_or_default();
+    let parts: Vec<&str> = pattern.split('/').filter(|s| !s.is_empty()).collect();
+    for (i, part) in parts.iter().enumerate() {
+        if part.starts_with('<') && part.ends_with("..>") {
+            return true;
+        }
+        let Some(segment) = path.get(i) else { return false };
+        if !(part.starts_with('<') && part.ends_with('>')) && part != segment {
+            return false;
+        }
+    }
+    parts.len() == path.len()
+}
+
+/// For a request no route answered: the methods that routes at the same path
+/// accept, when none of them is the request's own (then the path is known and
+/// only the method is wrong: 405, not 404). Empty otherwise.
+pub fn allowed_methods(req: &Request<'_>) -> Vec<&'static str> {
+    use rocket::http::Method;
+    let path: Vec<&str> = req.uri().path().segments().collect();
+    // Rocket answers HEAD with the GET route.
+    let asked = if req.method() == Method::Head { Method::Get } else { req.method() };
+    let mut others = std::collections::BTreeSet::new();
+    for route in req.rocket().routes() {
+        if pattern_matches(route.uri.as_str(), &path) {
+            if route.method == asked {
+                return Vec::new();
+            }
+            others.insert(route.method.as_str());
+        }
+    }
+    others.into_iter().collect()
+}
+
+/// 405 with the `Allow` header (RFC 9110 §15.5.6), rendered like every error.
+fn method_not_allowed(req: &Request<'_>, allowed: &[&str]) -> Response<'static> {
+    let list = allowed.join(", ");
+    let detail = format!("This address does not accept {}; it accepts {list}.", req.method());
+    let mut res = render_error(req, Status::MethodNotAllowed, &detail, None);
+    res.set_header(Header::new("Allow", list));
+    res
 }
 
 impl<'r> Responder<'r, 'static> for AppError {
@@ -173,6 +238,12 @@ impl<'r> Responder<'r, 'static> for AppError {
 /// guard, bad form) goes through the same renderer.
 #[rocket::catch(default)]
 pub fn default_catcher(status: Status, req: &Request<'_>) -> CatcherResponse {
+    if status == Status::NotFound {
+        let allowed = allowed_methods(req);
+        if !allowed.is_empty() {
+            return CatcherResponse::Error(method_not_allowed(req, &allowed));
+        }
+    }
     let detail = req.local_cache(ErrorDetail::default).0.clone();
     let detail = detail.unwrap_or_else(|| match status.code {
         400 => "The request could not be understood. Please check what you sent and try again.".into(),

@@ -32,6 +32,9 @@ struct Answer {
     status: Status,
     etag: Option<String>,
     content_type: Option<String>,
+    location: Option<String>,
+    allow: Option<String>,
+    challenge: Option<String>,
     body: Value,
 }
 
@@ -51,7 +54,9 @@ async fn call(
         "DELETE" => app.client.delete(path.to_string()),
         other => panic!("{other}"),
     };
-    req = req.header(Header::new("Authorization", format!("Bearer {key}")));
+    if !key.is_empty() {
+        req = req.header(Header::new("Authorization", format!("Bearer {key}")));
+    }
     if let Some(tag) = if_match {
         req = req.header(Header::new("If-Match", tag.to_string()));
     }
@@ -62,8 +67,18 @@ async fn call(
     let status = res.status();
     let etag = res.headers().get_one("ETag").map(str::to_string);
     let content_type = res.content_type().map(|c| c.to_string());
+    let header = |name: &str| res.headers().get_one(name).map(str::to_string);
+    let (location, allow, challenge) = (header("Location"), header("Allow"), header("WWW-Authenticate"));
     let text = res.into_string().await.unwrap_or_default();
-    Answer { status, etag, content_type, body: serde_json::from_str(&text).unwrap_or(Value::Null) }
+    Answer {
+        status,
+        etag,
+        content_type,
+        location,
+        allow,
+        challenge,
+        body: serde_json::from_str(&text).unwrap_or(Value::Null),
+    }
 }
 
 fn grace() -> Value {
@@ -587,4 +602,297 @@ async fn kim_joins_again(app: &TestApp, org_id: i64, kim: &crate::common::Learne
     app.post_form(&link, &[]).await;
     let n: i64 = run(app, |conn| lyceum::db::schema::org_staff::table.count().get_result(conn)).await;
     (link, n)
+}
+
+const CORE_USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+
+fn patch(ops: Value) -> Value {
+    json!({ "schemas": [PATCH], "Operations": ops })
+}
+
+async fn conformance_defects(app: TestApp) {
+    // promise: SHR-7 — the SCIM service passes an independent conformance checker (RFC 7643/7644).
+    let (_, key) = organization(&app, "globex").await;
+
+    // Discovery by id; an unknown one, or an unknown endpoint, is a SCIM 404.
+    let schema = call(&app, "GET", &format!("/scim/v2/Schemas/{CORE_USER}"), &key, None, None).await;
+    assert_eq!((schema.status, schema.body["id"].clone()), (Status::Ok, json!(CORE_USER)), "{}", schema.body);
+    let group_schema =
+        call(&app, "GET", "/scim/v2/Schemas/urn:ietf:params:scim:schemas:core:2.0:Group", &key, None, None).await;
+    let members = &group_schema.body["attributes"].as_array().unwrap().iter().find(|a| a["name"] == "members").unwrap()
+        ["subAttributes"];
+    assert!(members.as_array().unwrap().iter().any(|a| a["name"] == "$ref" && a["referenceTypes"] == json!(["User"])));
+    let user_type = call(&app, "GET", "/scim/v2/ResourceTypes/User", &key, None, None).await;
+    assert_eq!((user_type.status, user_type.body["endpoint"].clone()), (Status::Ok, json!("/Users")));
+    for unknown in ["/scim/v2/Schemas/urn:nope", "/scim/v2/ResourceTypes/Robot", "/scim/v2/Robots"] {
+        let a = call(&app, "GET", unknown, &key, None, None).await;
+        assert_error(&a, Status::NotFound, None);
+        assert_eq!(a.content_type.as_deref(), Some("application/scim+json"), "{unknown}");
+    }
+
+    // 201 carries Location; members carry value, $ref and type.
+    let created = call(&app, "POST", "/scim/v2/Users", &key, Some(grace()), None).await;
+    assert_eq!(created.status, Status::Created, "{}", created.body);
+    let id = created.body["id"].as_str().unwrap().to_string();
+    assert_eq!(created.location.as_deref(), created.body["meta"]["location"].as_str());
+    assert_eq!(created.location, Some(format!("http://lyceum.test/scim/v2/Users/{id}")));
+    let mut second = grace();
+    second["userName"] = json!("ada@globex.example");
+    second["externalId"] = json!("00u2");
+    second["emails"][0]["value"] = json!("ada@globex.example");
+    let ada =
+        call(&app, "POST", "/scim/v2/Users", &key, Some(second), None).await.body["id"].as_str().unwrap().to_string();
+    let mut third = grace();
+    third["userName"] = json!("kay@globex.example");
+    third["externalId"] = json!("00u3");
+    third["emails"][0]["value"] = json!("kay@globex.example");
+    let kay =
+        call(&app, "POST", "/scim/v2/Users", &key, Some(third), None).await.body["id"].as_str().unwrap().to_string();
+    let group = call(
+        &app,
+        "POST",
+        "/scim/v2/Groups",
+        &key,
+        Some(json!({ "displayName": "Engineering", "members": [{ "value": id }, { "value": ada }] })),
+        None,
+    )
+    .await;
+    assert_eq!(group.status, Status::Created, "{}", group.body);
+    let gid = group.body["id"].as_str().unwrap().to_string();
+    assert_eq!(group.location, Some(format!("http://lyceum.test/scim/v2/Groups/{gid}")));
+    let member = group.body["members"].as_array().unwrap().iter().find(|m| m["value"] == id.as_str()).unwrap().clone();
+    assert_eq!(member["$ref"], format!("http://lyceum.test/scim/v2/Users/{id}"));
+    assert_eq!(member["type"], "User");
+
+    // attributes and excludedAttributes, short or fully qualified, on reads, lists and searches.
+    let only = call(&app, "GET", &format!("/scim/v2/Users/{id}?attributes=userName,name.familyName"), &key, None, None)
+        .await
+        .body;
+    assert_eq!((only["id"].clone(), only["userName"].clone()), (json!(id), json!("Grace.Hopper@globex.example")));
+    assert_eq!(only["name"], json!({ "familyName": "Hopper" }));
+    assert!(only.get("title").is_none() && only.get("emails").is_none() && only.get(ENTERPRISE).is_none(), "{only}");
+    let without = call(
+        &app,
+        "GET",
+        &format!("/scim/v2/Users/{id}?excludedAttributes=name,{CORE_USER}:title,{ENTERPRISE}:department"),
+        &key,
+        None,
+        None,
+    )
+    .await
+    .body;
+    assert!(without.get("name").is_none() && without.get("title").is_none(), "{without}");
+    assert!(without[ENTERPRISE].get("department").is_none() && without["userName"].is_string(), "{without}");
+    let qualified =
+        call(&app, "GET", &format!("/scim/v2/Users?attributes={CORE_USER}:userName,{ENTERPRISE}"), &key, None, None)
+            .await
+            .body;
+    assert_eq!(qualified["totalResults"], 3);
+    assert_eq!(qualified["Resources"][0][ENTERPRISE]["department"], "Navy");
+    assert!(qualified["Resources"][0].get("title").is_none(), "{qualified}");
+    let found = call(
+        &app,
+        "POST",
+        "/scim/v2/Users/.search",
+        &key,
+        Some(json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+            "filter": format!("{CORE_USER}:userName eq \"ada@globex.example\""),
+            "attributes": ["userName"], "startIndex": 1, "count": 10,
+        })),
+        None,
+    )
+    .await;
+    assert_eq!(found.status, Status::Ok, "{}", found.body);
+    assert_eq!(found.body["totalResults"], 1);
+    assert_eq!(found.body["Resources"][0]["id"], ada.as_str());
+    assert!(found.body["Resources"][0].get("emails").is_none());
+    let groups = call(
+        &app,
+        "POST",
+        "/scim/v2/Groups/.search",
+        &key,
+        Some(json!({ "excludedAttributes": ["members"], "filter": "displayName eq \"Engineering\"" })),
+        None,
+    )
+    .await;
+    assert_eq!(groups.body["totalResults"], 1, "{}", groups.body);
+    assert!(groups.body["Resources"][0].get("members").is_none());
+    let everything = call(&app, "POST", "/scim/v2/.search", &key, Some(json!({ "count": 3 })), None).await;
+    assert_eq!(everything.body["totalResults"], 4, "three users and a group: {}", everything.body);
+    let page2 = call(&app, "POST", "/scim/v2/.search", &key, Some(json!({ "startIndex": 4 })), None).await;
+    assert_eq!(page2.body["Resources"][0]["id"], gid.as_str(), "{}", page2.body);
+    assert_error(
+        &call(&app, "POST", "/scim/v2/.search", &key, Some(json!({ "filter": "title eq \"x\"" })), None).await,
+        Status::BadRequest,
+        Some("invalidFilter"),
+    );
+
+    // Removing one member, the ways Okta and Entra ID send it, leaves the others.
+    let gpath = format!("/scim/v2/Groups/{gid}");
+    let add = patch(json!([{ "op": "Add", "path": "members", "value": [{ "value": kay }] }]));
+    let a = call(&app, "PATCH", &gpath, &key, Some(add), None).await;
+    assert_eq!(a.body["members"].as_array().map(Vec::len), Some(3), "{}", a.body);
+    let okta = patch(json!([{ "op": "remove", "path": "members", "value": [{ "value": ada }] }]));
+    let a = call(&app, "PATCH", &gpath, &key, Some(okta), None).await;
+    assert_eq!(a.status, Status::Ok, "{}", a.body);
+    let left: Vec<&str> = a.body["members"].as_array().unwrap().iter().map(|m| m["value"].as_str().unwrap()).collect();
+    assert_eq!(left.len(), 2, "one member removed, not the group emptied: {}", a.body);
+    assert!(left.contains(&id.as_str()) && left.contains(&kay.as_str()));
+    let entra = patch(json!([{ "op": "Remove", "path": format!("members[value eq \"{kay}\"]") }]));
+    let a = call(&app, "PATCH", &gpath, &key, Some(entra), None).await;
+    assert_eq!(a.body["members"].as_array().map(Vec::len), Some(1), "{}", a.body);
+
+    // Entra ID's user forms: capitalised ops, booleans as strings, a work email added by filter.
+    let upath = format!("/scim/v2/Users/{id}");
+    let off = patch(json!([{ "op": "Replace", "path": "active", "value": "False" }]));
+    let a = call(&app, "PATCH", &upath, &key, Some(off), None).await;
+    assert_eq!((a.status, a.body["active"].clone()), (Status::Ok, json!(false)), "{}", a.body);
+    // Removing `active` is refused, and does not switch the account back on.
+    let remove = patch(json!([{ "op": "remove", "path": "active" }]));
+    assert_error(
+        &call(&app, "PATCH", &upath, &key, Some(remove), None).await,
+        Status::BadRequest,
+        Some("invalidValue"),
+    );
+    assert_eq!(call(&app, "GET", &upath, &key, None, None).await.body["active"], false);
+    let on = patch(json!([{ "op": "replace", "value": { "active": "True" } }]));
+    assert_eq!(call(&app, "PATCH", &upath, &key, Some(on), None).await.body["active"], true);
+    let kpath = format!("/scim/v2/Users/{kay}");
+    let no_email = patch(json!([
+        { "op": "Add", "path": "emails[type eq \"work\"].value", "value": "kay.k@globex.example" },
+        { "op": "Add", "path": "emails[type eq \"home\"].value", "value": "kay@home.example" },
+    ]));
+    let a = call(&app, "PATCH", &kpath, &key, Some(no_email), None).await;
+    assert_eq!(
+        (a.status, a.body["emails"][0]["value"].clone()),
+        (Status::Ok, json!("kay.k@globex.example")),
+        "{}",
+        a.body
+    );
+
+    // Fully qualified paths, the extension as a whole, and attributes Lyceum does not keep.
+    let qualified = patch(json!([
+        { "op": "replace", "path": format!("{CORE_USER}:title"), "value": "Commodore" },
+        { "op": "replace", "path": ENTERPRISE, "value": { "department": "Computing" } },
+        { "op": "add", "path": "nickName", "value": "Amazing" },
+        { "op": "replace", "path": "phoneNumbers[type eq \"mobile\"].value", "value": "+1 555 0100" },
+        { "op": "add", "path": format!("{ENTERPRISE}:manager"), "value": { "value": ada } },
+        { "op": "remove", "path": "addresses[type eq \"work\"]" },
+    ]));
+    let a = call(&app, "PATCH", &upath, &key, Some(qualified), None).await;
+    assert_eq!(a.status, Status::Ok, "{}", a.body);
+    assert_eq!(
+        (a.body["title"].clone(), a.body[ENTERPRISE]["department"].clone()),
+        (json!("Commodore"), json!("Computing"))
+    );
+    assert!(a.body.get("nickName").is_none() && a.body.get("phoneNumbers").is_none(), "kept only what Lyceum keeps");
+    let gone = patch(json!([{ "op": "remove", "path": "name" }, { "op": "remove", "path": ENTERPRISE }]));
+    let a = call(&app, "PATCH", &upath, &key, Some(gone), None).await;
+    assert!(a.body.get("name").is_none() && a.body.get(ENTERPRISE).is_none(), "removed: {}", a.body);
+
+    // A deleted user can be created again with the same userName, externalId and email.
+    let mut ada_again = grace();
+    ada_again["userName"] = json!("ada@globex.example");
+    ada_again["externalId"] = json!("00u2");
+    ada_again["emails"][0]["value"] = json!("ada@globex.example");
+    assert_eq!(
+        call(&app, "DELETE", &format!("/scim/v2/Users/{ada}"), &key, None, None).await.status,
+        Status::NoContent
+    );
+    let again = call(&app, "POST", "/scim/v2/Users", &key, Some(ada_again), None).await;
+    assert_eq!(again.status, Status::Created, "{}", again.body);
+    assert_ne!(again.body["id"], ada.as_str());
+    let holders: i64 =
+        run(&app, |conn| users::table.filter(users::email.eq("ada@globex.example")).count().get_result(conn)).await;
+    assert_eq!(holders, 1);
+
+    // HTTP: a wrong method is 405 with Allow; every 401 carries a Bearer challenge.
+    let wrong = call(&app, "PUT", "/scim/v2/Users", &key, Some(grace()), None).await;
+    assert_error(&wrong, Status::MethodNotAllowed, None);
+    assert_eq!(wrong.allow.as_deref(), Some("GET, POST"));
+    let wrong = call(&app, "DELETE", "/scim/v2/ServiceProviderConfig", &key, None, None).await;
+    assert_eq!((wrong.status, wrong.allow.as_deref()), (Status::MethodNotAllowed, Some("GET")));
+    let anonymous = call(&app, "GET", "/scim/v2/Users", "", None, None).await;
+    assert_error(&anonymous, Status::Unauthorized, None);
+    assert_eq!(anonymous.challenge.as_deref(), Some(r#"Bearer realm="lyceum""#));
+    let bad = call(&app, "GET", "/scim/v2/Users", "lyk_nope_nope", None, None).await;
+    assert_error(&bad, Status::Unauthorized, None);
+    assert!(
+        bad.challenge.as_deref().is_some_and(|c| c.starts_with("Bearer ") && c.contains(r#"error="invalid_token""#))
+    );
+}
+on_both!(shr_7_scim_conformance, conformance_defects);
+
+/// Runs scim2-tester, an independent SCIM 2.0 conformance checker (PyPI,
+/// pinned in tests/scim2-tester/requirements.txt), against the real site on a
+/// port of its own and requires every one of its checks to pass.
+/// `LYCEUM_TEST_SCIM_TESTER` names the Python that has it installed.
+async fn conformance_checker_passes(database: Option<crate::common::postgres::TestDatabase>) {
+    let Ok(python) = std::env::var("LYCEUM_TEST_SCIM_TESTER") else {
+        crate::common::service_missing("The SCIM conformance checker (scim2-tester)", "LYCEUM_TEST_SCIM_TESTER");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let url = match &database {
+        Some(db) => db.url.clone(),
+        None => format!("sqlite://{}", dir.path().join("scim.db").display()),
+    };
+    let port = crate::browser::free_port();
+    let mut config = crate::common::test_config(dir.path(), url);
+    config.port = port;
+    config.base_url = Some(format!("http://127.0.0.1:{port}"));
+    let rocket = lyceum::build_rocket(config).unwrap();
+    let db = rocket.state::<lyceum::db::Db>().unwrap().clone();
+    let key = {
+        let mut conn = db.get().unwrap();
+        let org = partners::create(
+            &mut conn,
+            PartnerKind::Organization,
+            "globex",
+            "Globex",
+            None,
+            "it@globex.example",
+            lyceum::db::now(),
+        )
+        .unwrap();
+        partners::create_key(&mut conn, &org, "identity system", &["scim"], None).unwrap()
+    };
+    let server = tokio::spawn(rocket.launch());
+    crate::browser::wait_for(&format!("127.0.0.1:{port}")).await;
+
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/scim2-tester/check.py");
+    let base = format!("http://127.0.0.1:{port}/scim/v2");
+    let out = tokio::process::Command::new(&python)
+        .arg(script)
+        .arg(&base)
+        .arg(&key)
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("LYCEUM_TEST_SCIM_TESTER={python} could not be run: {e}"));
+    server.abort();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "the checker did not finish:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let results: Vec<Value> = stdout.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let failed: Vec<&Value> = results.iter().filter(|r| r["passed"] != true).collect();
+    let report: Vec<String> = failed
+        .iter()
+        .map(|r| format!("{} [{}] {}: {}\n    {}", r["status"], r["resource_type"], r["title"], r["reason"], r["data"]))
+        .collect();
+    eprintln!("scim2-tester: {} of {} checks passed", results.len() - failed.len(), results.len());
+    assert!(results.len() > 50, "the checker ran too few checks:\n{stdout}");
+    assert!(failed.is_empty(), "{} of {} checks failed:\n{}", failed.len(), results.len(), report.join("\n"));
+}
+
+mod shr_7_scim_passes_an_independent_conformance_checker {
+    #[rocket::async_test]
+    async fn sqlite() {
+        super::conformance_checker_passes(None).await
+    }
+    #[rocket::async_test]
+    async fn postgres() {
+        if let Some(db) = crate::common::postgres::TestDatabase::create() {
+            super::conformance_checker_passes(Some(db)).await
+        }
+    }
 }

@@ -148,6 +148,44 @@ async fn headers_and_errors(app: TestApp) {
 }
 on_both!(security_headers_and_error_documents, headers_and_errors);
 
+async fn methods_and_challenges(app: TestApp) {
+    // A known path with a method it does not take is 405 with Allow (RFC 9110 §15.5.6), as a page or a problem.
+    let res = app.client.delete("/courses").dispatch().await;
+    assert_eq!(res.status(), Status::MethodNotAllowed);
+    assert_eq!(res.headers().get_one("Allow"), Some("GET"));
+    assert!(res.into_string().await.unwrap().contains("Method not allowed"));
+    let res = app.client.put("/courses").header(Header::new("Accept", "application/json")).dispatch().await;
+    assert_eq!(res.status(), Status::MethodNotAllowed);
+    assert_eq!(res.content_type().unwrap().to_string(), "application/problem+json");
+    assert_eq!(res.headers().get_one("Allow"), Some("GET"));
+    // An unknown path stays 404, and so does a known route that finds nothing.
+    assert_eq!(app.client.delete("/no/such/page").dispatch().await.status(), Status::NotFound);
+    assert_eq!(app.get("/courses/no-such-course").await.0, Status::NotFound);
+    let res = app.client.head("/courses/no-such-course").dispatch().await;
+    assert_eq!(res.status(), Status::NotFound, "HEAD is answered by GET routes");
+
+    // Every 401 carries a challenge (RFC 9110 §11.6.1); a rejected key is named so (RFC 6750 §3.1).
+    let res = app.client.get("/api/v1/exports/progress").dispatch().await;
+    assert_eq!(res.status(), Status::Unauthorized);
+    assert_eq!(res.headers().get_one("WWW-Authenticate"), Some(r#"Bearer realm="lyceum""#));
+    let res = app
+        .client
+        .get("/api/v1/exports/progress")
+        .header(Header::new("Authorization", "Bearer lyk_nope_nope"))
+        .dispatch()
+        .await;
+    assert_eq!(res.status(), Status::Unauthorized);
+    let challenge = res.headers().get_one("WWW-Authenticate").unwrap_or_default().to_string();
+    assert!(
+        challenge.starts_with("Bearer realm=\"lyceum\"") && challenge.contains("error=\"invalid_token\""),
+        "{challenge}"
+    );
+    let res = app.client.get("/account").header(Header::new("Accept", "application/json")).dispatch().await;
+    assert_eq!(res.status(), Status::Unauthorized);
+    assert!(res.headers().get_one("WWW-Authenticate").is_some());
+}
+on_both!(http_405_with_allow_and_401_with_a_challenge, methods_and_challenges);
+
 /// A form sent from `peer` with forwarding headers of the sender's choosing.
 async fn post_from<'a>(
     app: &'a TestApp,
