@@ -4,7 +4,7 @@
 //! Authenticated by partner API key (`Authorization: Bearer lyk_…`), scoped
 //! to that partner: a member's key reaches only its own courses (SEC-3).
 
-use partner_adapters::{ExportOptions, Format, RecordKind, XapiOptions};
+use partner_adapters::{ExportOptions, Format, RecordKind};
 use rocket::http::{ContentType, Status};
 use rocket::request::{FromRequest, Outcome, Request};
 use rocket::response::stream::ByteStream;
@@ -99,8 +99,7 @@ pub async fn export(
         result: record_kind == RecordKind::Result,
     };
     let base = config.base_url();
-    let options =
-        ExportOptions { kind: record_kind, xapi: XapiOptions::new(base.clone()), generated_at: chrono::Utc::now() };
+    let options = ExportOptions::new(record_kind, base.clone(), chrono::Utc::now());
     let mut adapter = format.adapter(&options);
     let content_type = if format == Format::Csv {
         ContentType::new("text", "csv").with_params(("charset", "utf-8"))

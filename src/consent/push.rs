@@ -528,7 +528,8 @@ pub async fn deliver(db: &Db, send_id: i64, base_url: &str, outbound: &crate::ne
     let want = want_of(&dest.record_kind).ok_or_else(|| format!("unknown record kind {}", dest.record_kind))?;
     let format = Format::parse(&dest.format).ok_or_else(|| format!("unknown format {}", dest.format))?;
     let key = send.idempotency_key.clone();
-    let xapi = XapiOptions::new(base_url);
+    // Times the gate withholds are given as the moment the send was requested.
+    let xapi = XapiOptions::new(base_url, send.created_at.and_utc());
 
     // The S3 object is named by the key: when it exists, this key was sent.
     let s3 = match &target {

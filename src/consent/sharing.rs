@@ -27,8 +27,8 @@ use partner_adapters::{CourseRef, Learner, SharedEnrollment, SharedProgress, Sha
 use super::partners::Partner;
 use super::{Categories, Category, PartnerKind, Purpose, run_scope};
 use crate::db::schema::{
-    consents, course_runs, courses, disclosures, enrollments, members, org_staff, sections, sharing_restrictions,
-    sponsorships, unit_completions, units, users,
+    consents, course_runs, courses, disclosures, enrollments, members, org_staff, quiz_attempts, sections,
+    sharing_restrictions, sponsorships, unit_completions, units, users,
 };
 use crate::db::{Conn, DbConnection};
 
@@ -158,7 +158,7 @@ type Candidate = (
         Option<NaiveDateTime>,
         Option<NaiveDateTime>,
     ),
-    (String, i64, String, String, String),
+    (String, i64, String, String, String, Option<NaiveDateTime>),
     (String, String, String, String, Option<String>),
 );
 
@@ -182,7 +182,7 @@ fn candidates(conn: &mut Conn, req: &Request<'_>) -> QueryResult<Vec<Candidate>>
                 enrollments::completed_at,
                 enrollments::last_activity_at,
             ),
-            (course_runs::run_key, courses::id, courses::slug, courses::title, members::slug),
+            (course_runs::run_key, courses::id, courses::slug, courses::title, members::slug, course_runs::ends_at),
             (users::username, users::first_name, users::last_name, users::email, users::company),
         ))
         .into_boxed();
@@ -300,10 +300,26 @@ fn decide(conn: &mut Conn, req: &Request<'_>, now: NaiveDateTime) -> QueryResult
         (HashMap::new(), HashMap::new())
     };
 
+    // When each graded enrollment was last graded: its latest quiz attempt.
+    let need_grades = req.want.result && decided.iter().any(|(_, _, c)| c.contains(Category::Grades));
+    let graded_at: HashMap<i64, NaiveDateTime> = if need_grades {
+        let ids: Vec<i64> = decided.iter().map(|(r, _, _)| r.0.0).collect();
+        quiz_attempts::table
+            .filter(quiz_attempts::enrollment_id.eq_any(&ids))
+            .group_by(quiz_attempts::enrollment_id)
+            .select((quiz_attempts::enrollment_id, diesel::dsl::max(quiz_attempts::submitted_at)))
+            .load::<(i64, Option<NaiveDateTime>)>(conn)?
+            .into_iter()
+            .filter_map(|(id, at)| at.map(|at| (id, at)))
+            .collect()
+    } else {
+        HashMap::new()
+    };
+
     let mut out = Vec::with_capacity(decided.len());
     for ((e, c, u), basis, cats) in decided {
         let (eid, user_id, run_id, track, status, enrolled_at, expires, grade, passed, completed_at, last_activity) = e;
-        let (run_key, course_id, slug, title, member_slug) = c;
+        let (run_key, course_id, slug, title, member_slug, run_ends_at) = c;
         let (username, first, last, email, company) = u;
         let cursor = encode_cursor(eid, req.export_id);
         let identified = cats.contains(Category::ProfileUsername);
@@ -376,6 +392,16 @@ fn decide(conn: &mut Conn, req: &Request<'_>, now: NaiveDateTime) -> QueryResult
             if graded {
                 fields.extend(["result.grade_percent", "result.passed"]);
             }
+            // A pass recorded without an attempt (granted by staff) dates from its completion.
+            let graded_on = graded_at.get(&eid).copied().or(if passed { completed_at } else { None });
+            // The outcome is final once the run has ended or the learner's access expired.
+            let final_on = [run_ends_at, expires].into_iter().flatten().filter(|t| *t <= now).min();
+            if graded && graded_on.is_some() {
+                fields.push("result.graded_at");
+            }
+            if graded && final_on.is_some() {
+                fields.push("result.final_at");
+            }
             if completion {
                 fields.push("result.completed_at");
             }
@@ -386,6 +412,8 @@ fn decide(conn: &mut Conn, req: &Request<'_>, now: NaiveDateTime) -> QueryResult
                 grade_percent: graded.then_some(grade),
                 passed: graded.then_some(passed),
                 completed_at: if completion { completed_at.map(|t| when(t).and_utc()) } else { None },
+                graded_at: if graded { graded_on.map(|t| when(t).and_utc()) } else { None },
+                final_at: if graded { final_on.map(|t| when(t).and_utc()) } else { None },
             }
         });
         if enrollment.is_none() && progress.is_none() && result.is_none() {

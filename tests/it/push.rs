@@ -18,14 +18,19 @@ use partner_adapters::test_server::{Received, Reply, serve};
 use rocket::http::Status;
 use sha2::{Digest, Sha256};
 
-use crate::common::{TEST_SECRET, TestApp, service_missing};
-use crate::learning::seed_course;
+use crate::common::{Learner, PASSWORD, TEST_SECRET, TestApp, service_missing};
+use crate::learning::{Seeded, seed_course};
 use crate::on_both;
 use crate::sharing::{as_user, member_partner, offered_text, run, verified};
 
 /// A member course with Ada sharing her name and email and Bob declining;
 /// returns the member's partner.
 pub(crate) async fn ada_shares_bob_declines(app: &TestApp) -> Partner {
+    ada_and_bob_in_a_member_course(app).await.0
+}
+
+/// As [`ada_shares_bob_declines`], with the course they study.
+pub(crate) async fn ada_and_bob_in_a_member_course(app: &TestApp) -> (Partner, Seeded) {
     let c = seed_course(app, "northbridge", "intro-python", "Introduction to Python", None).await;
     let partner = member_partner(app, c.member_id, &[Category::ProfileName, Category::ProfileEmail]).await;
     for (name, share) in [("ada", "yes"), ("bob", "no")] {
@@ -41,7 +46,7 @@ pub(crate) async fn ada_shares_bob_declines(app: &TestApp) -> Partner {
         assert_eq!(res.status(), Status::SeeOther);
     }
     app.sign_out().await;
-    partner
+    (partner, c)
 }
 
 pub(crate) async fn destination(
@@ -51,7 +56,18 @@ pub(crate) async fn destination(
     records: &str,
     format: &str,
 ) -> Destination {
-    let (p, records, format) = (partner.clone(), records.to_string(), format.to_string());
+    destination_with_secret(app, partner, target, records, format, "whsec_test_secret").await
+}
+
+pub(crate) async fn destination_with_secret(
+    app: &TestApp,
+    partner: &Partner,
+    target: Target,
+    records: &str,
+    format: &str,
+    secret: &str,
+) -> Destination {
+    let (p, records, format, secret) = (partner.clone(), records.to_string(), format.to_string(), secret.to_string());
     let outbound = app.client.rocket().state::<lyceum::net::Outbound>().expect("outbound policy").clone();
     run(app, move |conn| {
         let new = NewDestination {
@@ -59,7 +75,7 @@ pub(crate) async fn destination(
             target,
             record_kind: &records,
             format: &format,
-            secret: "whsec_test_secret",
+            secret: &secret,
             every_minutes: 60,
             by: None,
         };
@@ -308,6 +324,127 @@ async fn xapi_push_sends_statements_an_lrs_accepts() {
     let all = serde_json::to_string(&statements).unwrap();
     assert!(!all.contains("bob@example.org") && !all.contains("mbox"), "no email in actors");
 }
+
+/// Queues a send, runs it, and checks it was delivered; returns the send.
+async fn push_until_done(app: &TestApp, dest: &Destination, key: &str) -> push::Send {
+    let send_id = queue(app, dest, key).await;
+    app.run_jobs().await;
+    let (send, status, _) = state(app, send_id).await;
+    let job = send.job_id.unwrap_or(0);
+    let error: Option<String> =
+        run(app, move |conn| jobs::table.find(job).select(jobs::last_error).first::<Option<String>>(conn)).await;
+    assert_eq!(status, "done", "send {key}: {error:?}");
+    send
+}
+
+/// The statements the LRS holds about `actor`, read back over its own API.
+async fn lrs_statements(url: &str, user: &str, password: &str, actor: &serde_json::Value) -> Vec<serde_json::Value> {
+    let res = reqwest::Client::new()
+        .get(format!("{url}/statements"))
+        .basic_auth(user, Some(password))
+        .header("X-Experience-API-Version", "1.0.3")
+        .query(&[("agent", actor.to_string()), ("limit", "100".to_string())])
+        .send()
+        .await
+        .expect("the LRS answers");
+    assert_eq!(res.status(), reqwest::StatusCode::OK);
+    let body: serde_json::Value = res.json().await.expect("a statement result");
+    body["statements"].as_array().cloned().expect("statements")
+}
+
+/// Runs Ralph's xAPI 1.0.3 models over `statements` (tests/verifiers/xapi_statements.py).
+fn ralph_models_accept(statements: &[serde_json::Value]) {
+    let Ok(python) = std::env::var("LYCEUM_TEST_PYTHON_VERIFIERS") else {
+        service_missing("The Python verifiers (Ralph's xAPI models)", "LYCEUM_TEST_PYTHON_VERIFIERS");
+        return;
+    };
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/verifiers/xapi_statements.py");
+    let mut child = Command::new(python)
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the verifier starts");
+    let input = serde_json::to_vec(statements).unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), &input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "Ralph's xAPI models refuse statements:\n{report}");
+    assert!(report.contains(&format!("{} statements checked, 0 problems", statements.len())), "{report}");
+}
+
+fn verbs(statements: &[serde_json::Value]) -> Vec<&str> {
+    statements.iter().filter_map(|s| s["verb"]["id"].as_str()).filter_map(|v| v.rsplit('/').next()).collect()
+}
+
+async fn real_lrs_push(app: TestApp) {
+    let (Ok(url), Ok(user), Ok(password)) = (
+        std::env::var("LYCEUM_TEST_LRS_URL"),
+        std::env::var("LYCEUM_TEST_LRS_USER"),
+        std::env::var("LYCEUM_TEST_LRS_PASSWORD"),
+    ) else {
+        service_missing(
+            "A Learning Record Store",
+            "LYCEUM_TEST_LRS_URL, LYCEUM_TEST_LRS_USER and LYCEUM_TEST_LRS_PASSWORD",
+        );
+        return;
+    };
+    let (partner, course) = ada_and_bob_in_a_member_course(&app).await;
+    let target = Target::Lrs { endpoint: url.clone(), username: user.clone() };
+    let dest = destination_with_secret(&app, &partner, target, "all", "xapi", &password).await;
+    let ada = Learner { username: "ada".into(), email: "ada@example.org".into(), password: PASSWORD.into() };
+
+    // Enrolled, nothing done yet.
+    push_until_done(&app, &dest, "lrs-real-1").await;
+    // Ada studies a unit and misses the pass mark on her first of two quiz attempts: in progress.
+    as_user(&app, &ada).await;
+    let res = app.post_form(&format!("/learn/intro-python/units/{}/complete", course.units[0]), &[]).await;
+    assert_eq!(res.status(), Status::SeeOther);
+    let res = app.post_form(&format!("/learn/intro-python/quiz/{}", course.quiz), &[("q0", "1"), ("q1", "2")]).await;
+    assert_eq!(res.status(), Status::SeeOther);
+    // A push after progress: new facts, same ids for the facts already sent, and no 409.
+    push_until_done(&app, &dest, "lrs-real-2").await;
+    // Then she studies another unit and passes on her second attempt.
+    let res = app.post_form(&format!("/learn/intro-python/units/{}/complete", course.units[1]), &[]).await;
+    assert_eq!(res.status(), Status::SeeOther);
+    let res = app.post_form(&format!("/learn/intro-python/quiz/{}", course.quiz), &[("q0", "1"), ("q1", "3.5")]).await;
+    assert_eq!(res.status(), Status::SeeOther);
+    let last = push_until_done(&app, &dest, "lrs-real-3").await;
+    assert!(last.record_count.is_some_and(|n| n > 0));
+
+    let ada_id = crate::sharing::user_id(&app, "ada").await;
+    let bob_id = crate::sharing::user_id(&app, "bob").await;
+    let actor = |id: i64| {
+        serde_json::json!({
+            "objectType": "Agent",
+            "account": { "homePage": "http://lyceum.test", "name": partner.pseudonym(id) }
+        })
+    };
+    let ada_statements = lrs_statements(&url, &user, &password, &actor(ada_id)).await;
+    let bob_statements = lrs_statements(&url, &user, &password, &actor(bob_id)).await;
+    let ada_verbs = verbs(&ada_statements);
+    for verb in ["registered", "progressed", "scored", "passed", "completed"] {
+        assert!(ada_verbs.contains(&verb), "Ada's statements lack {verb}: {ada_verbs:?}");
+    }
+    assert!(!ada_verbs.contains(&"failed"), "a learner who can still pass has not failed: {ada_verbs:?}");
+    let progress: std::collections::HashSet<String> = ada_statements
+        .iter()
+        .filter_map(|s| s.pointer("/result/extensions/https:~1~1w3id.org~1xapi~1cmi5~1result~1extensions~1progress"))
+        .map(|p| p.to_string())
+        .collect();
+    assert!(progress.len() >= 2, "the progress of each push is kept: {progress:?}");
+    assert_eq!(verbs(&bob_statements), ["registered"], "Bob only enrolled: one statement however often it is sent");
+    let all: Vec<serde_json::Value> = ada_statements.iter().chain(&bob_statements).cloned().collect();
+    for s in &all {
+        let t = s["timestamp"].as_str().unwrap_or_else(|| panic!("no timestamp: {s}"));
+        assert!(chrono::DateTime::parse_from_rfc3339(t).is_ok(), "{t}");
+    }
+    let ids: std::collections::HashSet<&str> = all.iter().filter_map(|s| s["id"].as_str()).collect();
+    assert_eq!(ids.len(), all.len(), "one id per statement");
+    ralph_models_accept(&all);
+}
+on_both!(a_real_lrs_accepts_every_push_with_progress_in_between, real_lrs_push);
 
 pub(crate) fn independent_signature_ok(secret: &[u8], req: &Received) -> bool {
     let Some(header) = req.header("Lyceum-Signature") else { return false };

@@ -647,6 +647,12 @@ fn carried(s: &Shared) -> Vec<(&'static str, Option<Category>)> {
         if r.passed.is_some() {
             f.push(("result.passed", Some(Grades)));
         }
+        if r.graded_at.is_some() {
+            f.push(("result.graded_at", Some(Grades)));
+        }
+        if r.final_at.is_some() {
+            f.push(("result.final_at", Some(Grades)));
+        }
         if r.completed_at.is_some() {
             f.push(("result.completed_at", Some(Completion)));
         }
@@ -666,7 +672,7 @@ fn field_category(name: &str) -> Result<Option<Category>, TestCaseError> {
         "enrollment.course" | "enrollment.track" | "enrollment.status" | "enrollment.enrolled_at" => Enrollment,
         "progress.last_activity_at" => Activity,
         "progress.units_completed" | "progress.units_total" | "progress.percent" => Progress,
-        "result.grade_percent" | "result.passed" => Grades,
+        "result.grade_percent" | "result.passed" | "result.graded_at" | "result.final_at" => Grades,
         "result.completed_at" => Completion,
         other => return Err(fail(format!("a disclosure names an unknown field {other:?}"))),
     }))

@@ -105,7 +105,7 @@ pub struct ExportOptions {
 impl ExportOptions {
     /// Options with xAPI's defaults (account actors only).
     pub fn new(kind: RecordKind, platform_base_url: impl Into<String>, generated_at: DateTime<Utc>) -> Self {
-        ExportOptions { kind, xapi: XapiOptions::new(platform_base_url), generated_at }
+        ExportOptions { kind, xapi: XapiOptions::new(platform_base_url, generated_at), generated_at }
     }
 }
 

@@ -96,6 +96,8 @@ pub fn results() -> Vec<SharedRecord> {
             grade_percent: Some(87.5),
             passed: Some(true),
             completed_at: Some(at(2025, 5, 20, 11, 0)),
+            graded_at: Some(at(2025, 5, 20, 11, 0)),
+            final_at: None,
         }),
         // Consent covers completion's `passed` but neither grade nor date.
         SharedRecord::Result(SharedResult {
@@ -105,6 +107,8 @@ pub fn results() -> Vec<SharedRecord> {
             grade_percent: None,
             passed: Some(false),
             completed_at: None,
+            graded_at: None,
+            final_at: None,
         }),
     ]
 }
@@ -117,7 +121,7 @@ pub fn all() -> Vec<SharedRecord> {
 }
 
 pub fn xapi_options(identified_actors: bool) -> XapiOptions {
-    XapiOptions { platform_base_url: BASE_URL.into(), identified_actors }
+    XapiOptions { platform_base_url: BASE_URL.into(), identified_actors, as_of: generated_at() }
 }
 
 /// `rec` with every optional field (identity included) set to `None`.
@@ -142,6 +146,8 @@ pub fn strip_optionals(rec: &SharedRecord) -> SharedRecord {
             grade_percent: None,
             passed: None,
             completed_at: None,
+            graded_at: None,
+            final_at: None,
             ..r.clone()
         }),
     }

@@ -221,10 +221,10 @@ mod tests {
         let lrs = client(&base, 4);
         let records = fixtures::all();
         let sent = lrs.post_records(&records, &fixtures::xapi_options(true)).await.unwrap();
-        assert_eq!(sent, 7);
+        assert_eq!(sent, 6);
 
         let log = log.lock().unwrap();
-        // Batch 1 (4 statements): 503, then stored; batch 2 (3 statements): stored.
+        // Batch 1 (4 statements): 503, then stored; batch 2 (2 statements): stored.
         assert_eq!(log.len(), 3);
         assert_eq!(log[0].body, log[1].body, "the retry resends the same batch");
         let mut ids = Vec::new();

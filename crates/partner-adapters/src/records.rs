@@ -68,6 +68,15 @@ pub struct SharedResult {
     pub grade_percent: Option<f64>,
     pub passed: Option<bool>,
     pub completed_at: Option<DateTime<Utc>>,
+    /// Category `grades`: when the grade was last set (the learner's latest
+    /// graded attempt). `None` when the learner never attempted anything
+    /// graded: `grade_percent` and `passed` then say nothing was earned yet,
+    /// not that the learner was graded zero.
+    pub graded_at: Option<DateTime<Utc>>,
+    /// Category `grades`: from when the learner can no longer change the
+    /// outcome (the run ended or their access expired). `None` while they
+    /// can still pass; only then is `passed == Some(false)` a failure.
+    pub final_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -3,19 +3,25 @@
 //! | record | statements (verb under `http://adlnet.gov/expapi/verbs/`) |
 //! | --- | --- |
 //! | enrollment | `registered`, at `enrolled_at`; `track` and `status` as context extensions |
-//! | progress | `progressed`, at `last_activity_at`; `result.extensions` cmi5 `progress` (integer 0..=100) and the unit counts |
-//! | result | `passed` / `failed` when `passed` is known (`result.success`), `completed` when `completed_at` is known (`result.completion`), `scored` when only the grade is known; the grade, when known, goes on the first of these as `result.score.scaled` (`grade_percent / 100`) |
+//! | progress | `progressed`, at `last_activity_at`, once anything has progressed (units or percent above zero); `result.extensions` cmi5 `progress` (integer 0..=100) and the unit counts |
+//! | result | only for a learner who attempted something graded (`graded_at` known) or completed: `passed` when `passed` is true (`result.success`); `failed` only when `passed` is false *and* the outcome is final (`final_at` known: the run ended or access expired), never for a learner who can still pass; `completed` when `completed_at` is known (`result.completion`); `scored` when the grade is known and neither `passed` nor `failed` carries it. The grade goes on the first of these as `result.score.scaled` (`grade_percent / 100`) |
 //!
-//! Every statement has a deterministic `id`, a UUID v5 over the record's
-//! cursor and the verb id, so a replayed export sends identical statements
-//! that an LRS recognises. The actor is an `account` agent
+//! Every statement has a `timestamp`: the time of the fact it states
+//! (`enrolled_at`, `last_activity_at`, `completed_at`, `graded_at`,
+//! `final_at`), or, where the gate withheld that time, the time the snapshot
+//! was taken ([`XapiOptions::as_of`]).
+//!
+//! A statement's `id` is a UUID v5 over its whole content (actor, verb,
+//! object, result, context, timestamp), the learner's id and the course run. The same fact
+//! sent again is the same statement with the same id, which an LRS accepts
+//! as a repeat; new progress is a new statement with a new id. Ids never
+//! repeat with different content, which an LRS would refuse with 409.
+//! The actor is an `account` agent
 //! (`homePage` = the platform's base URL, `name` = the learner's id, a
 //! pseudonym unless identity is covered); only when the caller opts in to
 //! identified actors does a known email become the actor's `mbox` (replacing
 //! the account, so the actor keeps exactly one identifier) and a known name
-//! its `name`. The object is the course activity (`id` = course URL). A
-//! `None` becomes an omitted property: a statement whose time is unknown
-//! has no `timestamp` (the LRS then uses the time it stored it).
+//! its `name`. The object is the course activity (`id` = course URL).
 //!
 //! Lyceum's own extensions are IRIs under `<base url>/xapi/extensions/`:
 //! `run` and `member` (context, every statement), `track` and `status`
@@ -57,11 +63,14 @@ pub struct XapiOptions {
     /// Opt-in: use a learner's email (`mbox`) and name in the actor when the
     /// consent gate supplied them. Off by default: actors are accounts.
     pub identified_actors: bool,
+    /// When the records were read through the gate: the timestamp of a
+    /// statement whose own time the gate withheld.
+    pub as_of: DateTime<Utc>,
 }
 
 impl XapiOptions {
-    pub fn new(platform_base_url: impl Into<String>) -> Self {
-        XapiOptions { platform_base_url: platform_base_url.into(), identified_actors: false }
+    pub fn new(platform_base_url: impl Into<String>, as_of: DateTime<Utc>) -> Self {
+        XapiOptions { platform_base_url: platform_base_url.into(), identified_actors: false, as_of }
     }
 
     fn base(&self) -> &str {
@@ -83,8 +92,7 @@ pub struct Statement {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub result: Option<StatementResult>,
     pub context: Context,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub timestamp: Option<String>,
+    pub timestamp: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -167,9 +175,19 @@ fn timestamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-/// The deterministic id of the statement with verb `verb_id` for the record at `cursor`.
-pub fn statement_id(cursor: &str, verb_id: &str) -> Uuid {
-    Uuid::new_v5(&STATEMENT_ID_NAMESPACE, format!("{cursor}\n{verb_id}").as_bytes())
+/// The id of `statement` for the enrollment named by `enrollment`: a UUID v5
+/// over that name and the statement's content (its `id` left out). Serialization is
+/// deterministic (struct fields in declaration order, maps sorted), so equal
+/// content gives an equal id.
+pub fn statement_id(enrollment: &str, statement: &Statement) -> Uuid {
+    let mut content = Vec::with_capacity(512);
+    content.extend_from_slice(enrollment.as_bytes());
+    content.push(b'\n');
+    let unsigned = Statement { id: Uuid::nil(), ..statement.clone() };
+    // Serializing these plain structs cannot fail; an empty body would still
+    // give a stable id.
+    let _ = serde_json::to_writer(&mut content, &unsigned);
+    Uuid::new_v5(&STATEMENT_ID_NAMESPACE, &content)
 }
 
 fn actor(learner: &Learner, opts: &XapiOptions) -> Agent {
@@ -202,7 +220,6 @@ fn context(course: &CourseRef, opts: &XapiOptions) -> Context {
 }
 
 fn statement(
-    cursor: &str,
     learner: &Learner,
     course: &CourseRef,
     verb_id: &'static str,
@@ -210,20 +227,34 @@ fn statement(
     result: StatementResult,
     opts: &XapiOptions,
 ) -> Statement {
-    Statement {
-        id: statement_id(cursor, verb_id),
+    let mut s = Statement {
+        id: Uuid::nil(),
         actor: actor(learner, opts),
         verb: verb(verb_id),
         object: activity(course),
         result: Some(result).filter(|r| !r.is_empty()),
         context: context(course, opts),
-        timestamp: at.map(timestamp),
-    }
+        timestamp: timestamp(at.unwrap_or(opts.as_of)),
+    };
+    s.id = statement_id(&enrollment_key(learner, course), &s);
+    s
+}
+
+/// What names one enrollment in every export alike: the learner's id for
+/// the partner and the course run. Cursors cannot serve, as each export
+/// seals its own.
+fn enrollment_key(learner: &Learner, course: &CourseRef) -> String {
+    format!("{}\n{}\n{}", learner.id, course.id, course.run)
+}
+
+/// Gives `s` the id of its (possibly changed) content.
+fn sealed(enrollment: &str, mut s: Statement) -> Statement {
+    s.id = statement_id(enrollment, &s);
+    s
 }
 
 fn registered(r: &SharedEnrollment, opts: &XapiOptions) -> Statement {
     let mut s = statement(
-        &r.cursor,
         &r.learner,
         &r.course,
         VERB_REGISTERED,
@@ -233,10 +264,17 @@ fn registered(r: &SharedEnrollment, opts: &XapiOptions) -> Statement {
     );
     s.context.extensions.insert(opts.extension_iri("track"), Value::from(r.track.clone()));
     s.context.extensions.insert(opts.extension_iri("status"), Value::from(r.status.clone()));
-    s
+    sealed(&enrollment_key(&r.learner, &r.course), s)
 }
 
-fn progressed(r: &SharedProgress, opts: &XapiOptions) -> Statement {
+/// `None` while nothing has progressed: a learner who only enrolled is
+/// told by `registered`, and a zero-progress statement per push would be
+/// noise in the LRS.
+fn progressed(r: &SharedProgress, opts: &XapiOptions) -> Option<Statement> {
+    let moved = r.units_completed.is_some_and(|n| n > 0) || r.progress_percent.is_some_and(|p| p > 0.0);
+    if !moved {
+        return None;
+    }
     let mut result = StatementResult::default();
     if let Some(p) = r.progress_percent.filter(|p| p.is_finite()) {
         // cmi5 defines progress as an integer from 0 to 100.
@@ -248,7 +286,7 @@ fn progressed(r: &SharedProgress, opts: &XapiOptions) -> Statement {
     if let Some(n) = r.units_total {
         result.extensions.insert(opts.extension_iri("units-total"), Value::from(n));
     }
-    statement(&r.cursor, &r.learner, &r.course, VERB_PROGRESSED, r.last_activity_at, result, opts)
+    Some(statement(&r.learner, &r.course, VERB_PROGRESSED, r.last_activity_at, result, opts))
 }
 
 fn score(grade_percent: f64) -> Option<Score> {
@@ -259,19 +297,30 @@ fn score(grade_percent: f64) -> Option<Score> {
 
 fn result_statements(r: &SharedResult, opts: &XapiOptions) -> Vec<Statement> {
     let mut out = Vec::new();
+    let attempted = r.graded_at.is_some() || r.completed_at.is_some() || r.passed == Some(true);
+    if !attempted {
+        // Nothing graded yet: a grade of 0 and `passed: false` are the
+        // absence of a result, not a result.
+        return out;
+    }
     let mut grade = r.grade_percent.and_then(score);
-    if let Some(passed) = r.passed {
-        let verb_id = if passed { VERB_PASSED } else { VERB_FAILED };
-        let result = StatementResult { score: grade.take(), success: Some(passed), ..Default::default() };
-        out.push(statement(&r.cursor, &r.learner, &r.course, verb_id, r.completed_at, result, opts));
+    let outcome = match (r.passed, r.final_at) {
+        (Some(true), _) => Some((VERB_PASSED, true, r.completed_at.or(r.graded_at))),
+        (Some(false), Some(at)) => Some((VERB_FAILED, false, Some(at))),
+        // Not passed yet, and the learner can still pass: no verdict.
+        _ => None,
+    };
+    if let Some((verb_id, success, at)) = outcome {
+        let result = StatementResult { score: grade.take(), success: Some(success), ..Default::default() };
+        out.push(statement(&r.learner, &r.course, verb_id, at, result, opts));
     }
     if let Some(at) = r.completed_at {
         let result = StatementResult { score: grade.take(), completion: Some(true), ..Default::default() };
-        out.push(statement(&r.cursor, &r.learner, &r.course, VERB_COMPLETED, Some(at), result, opts));
+        out.push(statement(&r.learner, &r.course, VERB_COMPLETED, Some(at), result, opts));
     }
     if let Some(score) = grade {
         let result = StatementResult { score: Some(score), ..Default::default() };
-        out.push(statement(&r.cursor, &r.learner, &r.course, VERB_SCORED, None, result, opts));
+        out.push(statement(&r.learner, &r.course, VERB_SCORED, r.graded_at, result, opts));
     }
     out
 }
@@ -282,7 +331,7 @@ fn result_statements(r: &SharedResult, opts: &XapiOptions) -> Vec<Statement> {
 pub fn statements(rec: &SharedRecord, opts: &XapiOptions) -> Vec<Statement> {
     match rec {
         SharedRecord::Enrollment(r) => vec![registered(r, opts)],
-        SharedRecord::Progress(r) => vec![progressed(r, opts)],
+        SharedRecord::Progress(r) => progressed(r, opts).into_iter().collect(),
         SharedRecord::Result(r) => result_statements(r, opts),
     }
 }
@@ -471,10 +520,11 @@ mod tests {
             let out = xapi_output(&fixtures::all(), identified);
             let v: Value = serde_json::from_str(&out).unwrap();
             let arr = v.as_array().unwrap();
-            // 2 registered, 2 progressed, passed + completed, failed.
-            assert_eq!(arr.len(), 7);
+            // 2 registered, 2 progressed, passed + completed; the learner
+            // who has not passed yet and attempted nothing has no result.
+            assert_eq!(arr.len(), 6);
             for s in arr {
-                conformance::check(s, false).unwrap();
+                conformance::check(s, true).unwrap();
                 assert_eq!(s.pointer("/context/platform").unwrap(), "Lyceum");
             }
         }
@@ -495,7 +545,83 @@ mod tests {
         for id in &first {
             assert_eq!(id.get_version_num(), 5);
         }
-        assert_eq!(first[0], statement_id("e-0001", VERB_REGISTERED));
+        let s = &statements(&fixtures::all()[0], &opts)[0];
+        let SharedRecord::Enrollment(e) = &fixtures::all()[0] else { unreachable!() };
+        assert_eq!(first[0], statement_id(&enrollment_key(&e.learner, &e.course), s));
+    }
+
+    #[test]
+    fn new_progress_gets_a_new_id_and_the_same_fact_keeps_its_id() {
+        let opts = fixtures::xapi_options(false);
+        let SharedRecord::Progress(mut p) = fixtures::progress()[1].clone() else { unreachable!() };
+        let before = statements(&SharedRecord::Progress(p.clone()), &opts)[0].clone();
+        // The same record in a later snapshot: the same statement, id and all.
+        let later = XapiOptions { as_of: fixtures::at(2025, 7, 1, 0, 0), ..opts.clone() };
+        assert_eq!(statements(&SharedRecord::Progress(p.clone()), &later)[0], before);
+        p.units_completed = Some(8);
+        p.progress_percent = Some(66.7);
+        p.last_activity_at = Some(fixtures::at(2025, 4, 11, 9, 0));
+        let after = statements(&SharedRecord::Progress(p), &opts)[0].clone();
+        assert_ne!(after.id, before.id, "an id never names two contents");
+        // The enrollment of another learner in the same run differs too.
+        let SharedRecord::Enrollment(mut e) = fixtures::enrollments()[0].clone() else { unreachable!() };
+        let one = statements(&SharedRecord::Enrollment(e.clone()), &opts)[0].id;
+        e.learner.id = "p-00000000".into();
+        assert_ne!(statements(&SharedRecord::Enrollment(e), &opts)[0].id, one);
+    }
+
+    #[test]
+    fn every_statement_has_a_timestamp() {
+        let opts = fixtures::xapi_options(true);
+        for rec in fixtures::all() {
+            for s in statements(&rec, &opts) {
+                let v = serde_json::to_value(&s).unwrap();
+                conformance::check(&v, true).unwrap();
+            }
+        }
+        // Progress whose activity time the gate withheld is dated by the snapshot.
+        let p = &statements(&fixtures::progress()[0], &opts)[0];
+        assert_eq!(p.timestamp, "2025-06-30T12:00:00.000Z");
+    }
+
+    fn result(passed: Option<bool>, graded: bool, final_: bool, completed: bool) -> SharedRecord {
+        let SharedRecord::Result(mut r) = fixtures::results()[0].clone() else { unreachable!() };
+        r.grade_percent = Some(if passed == Some(true) { 87.5 } else { 40.0 });
+        r.passed = passed;
+        r.graded_at = graded.then(|| fixtures::at(2025, 5, 1, 10, 0));
+        r.final_at = final_.then(|| fixtures::at(2025, 6, 1, 0, 0));
+        r.completed_at = completed.then(|| fixtures::at(2025, 5, 20, 11, 0));
+        SharedRecord::Result(r)
+    }
+
+    fn verb_ids(rec: &SharedRecord) -> Vec<&'static str> {
+        statements(rec, &fixtures::xapi_options(false)).iter().map(|s| s.verb.id).collect()
+    }
+
+    #[test]
+    fn failed_only_when_the_learner_can_no_longer_pass() {
+        // In progress: a score, no verdict.
+        assert_eq!(verb_ids(&result(Some(false), true, false, false)), [VERB_SCORED]);
+        // The run ended below the pass mark: failed, dated by the end.
+        let ended = result(Some(false), true, true, false);
+        assert_eq!(verb_ids(&ended), [VERB_FAILED]);
+        let failed = &statements(&ended, &fixtures::xapi_options(false))[0];
+        assert_eq!(failed.timestamp, "2025-06-01T00:00:00.000Z");
+        assert_eq!(failed.result.as_ref().unwrap().success, Some(false));
+        assert_eq!(failed.result.as_ref().unwrap().score.as_ref().unwrap().scaled, 0.4);
+        // Passed: passed and completed, never failed.
+        assert_eq!(verb_ids(&result(Some(true), true, true, true)), [VERB_PASSED, VERB_COMPLETED]);
+        // Never attempted, run over or not: no result statement at all.
+        assert!(verb_ids(&result(Some(false), false, true, false)).is_empty());
+        assert!(verb_ids(&result(Some(false), false, false, false)).is_empty());
+    }
+
+    #[test]
+    fn nothing_progressed_sends_no_progress_statement() {
+        let SharedRecord::Progress(mut p) = fixtures::progress()[1].clone() else { unreachable!() };
+        p.units_completed = Some(0);
+        p.progress_percent = Some(0.0);
+        assert!(statements(&SharedRecord::Progress(p), &fixtures::xapi_options(false)).is_empty());
     }
 
     #[test]
@@ -538,7 +664,7 @@ mod tests {
         let r = p.result.as_ref().unwrap();
         assert_eq!(r.extensions[EXT_CMI5_PROGRESS], Value::from(58u8));
         assert_eq!(r.extensions["https://lyceum.example/xapi/extensions/units-completed"], Value::from(7));
-        assert_eq!(p.timestamp.as_deref(), Some("2025-04-10T18:45:00.000Z"));
+        assert_eq!(p.timestamp, "2025-04-10T18:45:00.000Z");
 
         let passed = statements(&fixtures::results()[0], &opts);
         assert_eq!(passed.iter().map(|s| s.verb.id).collect::<Vec<_>>(), [VERB_PASSED, VERB_COMPLETED]);
@@ -548,14 +674,14 @@ mod tests {
         assert_eq!(passed[1].result.as_ref().unwrap().completion, Some(true));
         assert!(passed[1].result.as_ref().unwrap().score.is_none());
 
-        // Only a grade known: one `scored` statement, no timestamp.
+        // Only a grade known: one `scored` statement, dated by the attempt.
         let SharedRecord::Result(mut only_grade) = fixtures::results()[0].clone() else { unreachable!() };
         only_grade.passed = None;
         only_grade.completed_at = None;
         let s = statements(&SharedRecord::Result(only_grade), &opts);
         assert_eq!(s.len(), 1);
         assert_eq!(s[0].verb.id, VERB_SCORED);
-        assert!(s[0].timestamp.is_none());
+        assert_eq!(s[0].timestamp, "2025-05-20T11:00:00.000Z");
     }
 
     #[test]
