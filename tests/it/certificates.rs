@@ -567,6 +567,74 @@ async fn issue_and_verify(app: TestApp) {
 }
 crate::on_both!(crt_3_crt_4_certificate_is_issued_downloaded_verified_and_revoked, issue_and_verify);
 
+async fn status_indexes(app: TestApp) {
+    // promise: CRT-4 — status list indexes are drawn at random: a credential's index does not tell when it was issued.
+    use lyceum::db::schema::course_runs;
+    let (ada, _grace, c) = verified_learner(&app).await;
+    as_user(&app, &ada).await;
+    app.post_form(&format!("/learn/intro-python/quiz/{}", c.quiz), &[("q0", "1"), ("q1", "3.5")]).await;
+    // Eight more runs of the course that Ada passed on the verified track.
+    let ada_id = user_id(&app, "ada").await;
+    let issued = run(&app, move |conn| {
+        let now = lyceum::db::now();
+        let course_id: i64 = course_runs::table.select(course_runs::course_id).first(conn)?;
+        for year in 2027..2035 {
+            let run_id: i64 = diesel::insert_into(course_runs::table)
+                .values((
+                    course_runs::course_id.eq(course_id),
+                    course_runs::run_key.eq(year.to_string()),
+                    course_runs::starts_at.eq(now),
+                    course_runs::pacing.eq("self"),
+                    course_runs::pass_threshold.eq(60),
+                    course_runs::audit.eq(true),
+                    course_runs::currency.eq("USD"),
+                    course_runs::created_at.eq(now),
+                    course_runs::updated_at.eq(now),
+                ))
+                .returning(course_runs::id)
+                .get_result(conn)?;
+            diesel::insert_into(enrollments::table)
+                .values((
+                    enrollments::user_id.eq(ada_id),
+                    enrollments::run_id.eq(run_id),
+                    enrollments::track.eq("verified"),
+                    enrollments::status.eq("active"),
+                    enrollments::enrolled_at.eq(now),
+                    enrollments::grade_percent.eq(90.0),
+                    enrollments::passed.eq(true),
+                ))
+                .execute(conn)?;
+        }
+        lyceum::certificates::issue_all_earned(conn, ada_id, now)
+    })
+    .await;
+    assert_eq!(issued, 8);
+    let indexes: Vec<i64> = run(&app, |conn| {
+        certificates::table.order(certificates::id.asc()).select(certificates::status_index).load(conn)
+    })
+    .await;
+    assert_eq!(indexes.len(), 9);
+    let distinct: std::collections::BTreeSet<i64> = indexes.iter().copied().collect();
+    assert_eq!(distinct.len(), 9, "one entry each: {indexes:?}");
+    assert!(indexes.iter().all(|i| (0..131_072).contains(i)), "within the list's 131,072 entries: {indexes:?}");
+    assert_ne!(indexes, (0..9).collect::<Vec<i64>>(), "not handed out in order");
+    // Nine draws from 131,072 all below 4,096 happen once in 10^13 runs.
+    assert!(indexes.iter().any(|&i| i >= 4096), "spread over the list: {indexes:?}");
+    // The list still says which one is revoked.
+    let last = *indexes.last().unwrap();
+    run(&app, move |conn| {
+        diesel::update(certificates::table.filter(certificates::status_index.eq(last)))
+            .set((certificates::revoked_at.eq(lyceum::db::now()), certificates::revoked_reason.eq("test")))
+            .execute(conn)
+    })
+    .await;
+    let (_, list) = app.get("/credentials/status/revocation").await;
+    let last = usize::try_from(last).unwrap();
+    assert!(status_bit(&list, last), "the revoked one is set");
+    assert!(indexes[..8].iter().all(|&i| !status_bit(&list, usize::try_from(i).unwrap())), "the others are not");
+}
+crate::on_both!(crt_4_status_list_indexes_do_not_reveal_issuance_order, status_indexes);
+
 /// The Ed25519 seed a site configured before credentials moved to ES256.
 const LEGACY_SEED: [u8; 32] = [7; 32];
 
