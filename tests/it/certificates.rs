@@ -635,6 +635,40 @@ async fn status_indexes(app: TestApp) {
 }
 crate::on_both!(crt_4_status_list_indexes_do_not_reveal_issuance_order, status_indexes);
 
+async fn unknown_credentials(app: TestApp) {
+    // promise: CRT-4 — a verifier asking for a credential that does not exist gets an RFC 9457 problem; a browser, a page.
+    seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    let browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+    for path in [
+        "/certificates/AAAA-BBBB-CCCC-DDDD/credential.jwt",
+        "/certificates/AAAA-BBBB-CCCC-DDDD/credential.json",
+        "/certificates/%3Cscript%3E/credential.jwt",
+        "/issuers/nobody",
+    ] {
+        for accept in [None, Some("application/vc+jwt"), Some("*/*"), Some("application/json")] {
+            let mut req = app.client.get(path);
+            if let Some(a) = accept {
+                req = req.header(Header::new("Accept", a));
+            }
+            let res = req.dispatch().await;
+            assert_eq!(res.status(), Status::NotFound, "{path} {accept:?}");
+            let content_type = res.content_type().map(|c| c.to_string());
+            assert_eq!(content_type.as_deref(), Some("application/problem+json"), "{path} {accept:?}");
+            let problem: Value = serde_json::from_str(&res.into_string().await.unwrap()).expect("JSON");
+            assert_eq!(problem["status"], 404, "{problem}");
+            assert!(problem["title"].as_str().is_some_and(|t| !t.is_empty()), "{problem}");
+            assert!(problem["detail"].as_str().is_some_and(|d| d.contains("credential")), "{problem}");
+        }
+        let res = app.client.get(path).header(Header::new("Accept", browser)).dispatch().await;
+        assert_eq!(res.status(), Status::NotFound);
+        assert_eq!(res.content_type(), Some(ContentType::HTML), "a browser gets a page: {path}");
+    }
+    // The human verification page stays a page for a client that states no preference.
+    let res = app.client.get("/certificates/AAAA-BBBB-CCCC-DDDD").dispatch().await;
+    assert_eq!(res.content_type(), Some(ContentType::HTML));
+}
+crate::on_both!(crt_4_unknown_credentials_are_problem_documents_for_verifiers, unknown_credentials);
+
 /// The Ed25519 seed a site configured before credentials moved to ES256.
 const LEGACY_SEED: [u8; 32] = [7; 32];
 
