@@ -18,11 +18,11 @@ impl Drop for Driver {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-async fn wait_for(url: &str) {
+pub(crate) async fn wait_for(url: &str) {
     for _ in 0..100 {
         if tokio::net::TcpStream::connect(url).await.is_ok() {
             return;

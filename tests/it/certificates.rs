@@ -669,6 +669,55 @@ async fn unknown_credentials(app: TestApp) {
 }
 crate::on_both!(crt_4_unknown_credentials_are_problem_documents_for_verifiers, unknown_credentials);
 
+/// The site answers on a port of its own: the credential's `kid`, issuer and
+/// status list URLs are then real addresses a verifier can fetch.
+fn on_a_port(c: &mut lyceum::config::Config) {
+    let port = crate::browser::free_port();
+    c.port = port;
+    c.base_url = Some(format!("http://127.0.0.1:{port}"));
+}
+
+async fn verified_by_others(app: TestApp) {
+    // promise: CRT-4 — 1EdTech's Open Badges 3.0 schemas and a JWT library of another language accept the real credential.
+    let Ok(python) = std::env::var("LYCEUM_TEST_PYTHON_VERIFIERS") else {
+        crate::common::service_missing("Python with jsonschema and PyJWT", "LYCEUM_TEST_PYTHON_VERIFIERS");
+        return;
+    };
+    let (ada, _grace, c) = verified_learner(&app).await;
+    as_user(&app, &ada).await;
+    app.post_form(&format!("/learn/intro-python/quiz/{}", c.quiz), &[("q0", "1"), ("q1", "3.5")]).await;
+    let code = code_of(&app).await;
+    // The real site over the same database, as a second instance would serve it.
+    let data = tempfile::tempdir().unwrap();
+    let mut config = app.config.clone();
+    config.data_dir = data.path().to_path_buf();
+    let site = config.base_url.clone().unwrap();
+    let server = tokio::spawn(lyceum::build_rocket(config).unwrap().launch());
+    crate::browser::wait_for(site.trim_start_matches("http://")).await;
+    let url = format!("{site}/certificates/{code}/credential.jwt");
+    let fetched = reqwest::get(&url).await.unwrap();
+    assert_eq!(fetched.status(), reqwest::StatusCode::OK, "{url}");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = tokio::process::Command::new(&python)
+        .arg(root.join("tests/verifiers/openbadges.py"))
+        .arg(&url)
+        .arg(root.join("tests/fixtures/openbadges"))
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("python runs");
+    server.abort();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "the Open Badges verifier refused the credential:\n{stderr}{stdout}");
+    let report: Value = serde_json::from_str(stdout.trim()).expect("the verifier's report");
+    assert_eq!(report["verified"], format!("{site}/certificates/{code}"));
+}
+crate::on_both!(
+    crt_4_open_badges_verifiers_of_others_accept_the_credential,
+    verified_by_others,
+    crate::certificates::on_a_port
+);
+
 /// The Ed25519 seed a site configured before credentials moved to ES256.
 const LEGACY_SEED: [u8; 32] = [7; 32];
 
