@@ -92,8 +92,9 @@ pub struct Config {
     /// Certificates are kept this many days after issue, even after the
     /// learner's erasure (CRT-6); 0 keeps them for ever.
     pub retention_certificate_days: i64,
-    /// Base64 of the 32-byte Ed25519 seed that signs credentials (CRT-4).
-    /// Unset: derived from the site secret.
+    /// The P-256 key that signs credentials (CRT-4): PKCS#8 PEM or base64 of
+    /// the DER; a 32-byte base64 Ed25519 seed from before ES256 is still
+    /// accepted. Unset: derived from the site secret.
     pub credential_key: Option<String>,
     /// A proctoring service for exams marked `proctored` (CRT-7): its REST
     /// base URL, API key and the secret its callbacks are signed with.

@@ -1,20 +1,27 @@
 //! Machine-verifiable certificates (CRT-4): each certificate as an Open
-//! Badges 3.0 `OpenBadgeCredential`, signed as a VC-JWT with Ed25519
-//! (`alg: EdDSA`); the public key published as a JWKS at
-//! `/.well-known/jwks.json`; an issuer profile per member; revocation through
-//! a W3C Bitstring Status List, itself a signed credential.
+//! Badges 3.0 `OpenBadgeCredential`, signed as a VC-JWT with ECDSA on P-256
+//! (`alg: ES256`, which 1EdTech's validator accepts; it refuses EdDSA); the
+//! public keys published as a JWKS at `/.well-known/jwks.json`; an issuer
+//! profile per member; revocation through a W3C Bitstring Status List,
+//! itself a signed credential.
 //!
 //! The JWT payload is the credential itself (its members at the top level)
 //! with the registered claims `iss` (the issuer's id), `jti` (the
-//! credential's id) and `nbf` (its `validFrom`), as the Open Badges 3.0
-//! VC-JWT proof format asks.
+//! credential's id), `nbf` (its `validFrom`) and `sub` (its subject's id), as
+//! the VC-JWT proof format of Open Badges 3.0 lists them. The JOSE header is
+//! `alg`, `kid` and `typ` only (the format allows no others); `kid` is an
+//! absolute URL that dereferences to the key in the JWKS.
+//!
+//! Credentials were signed with Ed25519 before; that public key stays in the
+//! JWKS under its old `kid` so credentials already handed out still verify.
 
 use std::io::Write;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use chrono::{NaiveDateTime, SecondsFormat};
-use ed25519_dalek::{Signer as _, SigningKey};
+use p256::ecdsa::signature::Signer as _;
+use p256::pkcs8::DecodePrivateKey as _;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -29,11 +36,13 @@ pub const OB_SCHEMA: &str =
 /// so the list does not reveal how many certificates exist.
 pub const STATUS_LIST_BITS: usize = 131_072;
 
-/// The site's credential-signing key.
+/// The site's credential-signing key, and the public part of the Ed25519 key
+/// that signed credentials before ES256, when there was one.
 #[derive(Clone)]
 pub struct Issuer {
-    key: SigningKey,
+    key: p256::ecdsa::SigningKey,
     kid: String,
+    legacy: Option<ed25519_dalek::VerifyingKey>,
     base_url: String,
 }
 
@@ -44,52 +53,108 @@ impl std::fmt::Debug for Issuer {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("LYCEUM_CREDENTIAL_KEY must be base64 of a 32-byte Ed25519 seed")]
+#[error(
+    "LYCEUM_CREDENTIAL_KEY must be a P-256 private key in PKCS#8: PEM (-----BEGIN PRIVATE KEY-----) or base64 of the \
+     DER, as `openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256` writes it; or, kept from before ES256, \
+     base64 of a 32-byte Ed25519 seed"
+)]
 pub struct KeyError;
 
 fn iso(t: NaiveDateTime) -> String {
     t.and_utc().to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
+/// A P-256 key derived from `material`: the hash is a valid secret scalar
+/// except with probability about 2^-32, when the next counter value is used.
+fn derive_p256(material: &[u8]) -> p256::ecdsa::SigningKey {
+    (0u32..)
+        .find_map(|counter| {
+            let scalar = Sha256::new_with_prefix(b"lyceum credential signing p-256\0")
+                .chain_update(material)
+                .chain_update(counter.to_be_bytes())
+                .finalize();
+            p256::ecdsa::SigningKey::from_slice(&scalar).ok()
+        })
+        .expect("some counter gives a scalar in range")
+}
+
+/// The JWK thumbprint of RFC 7638: stable for a key, different for another.
+fn thumbprint(jwk_members: &Value) -> String {
+    // serde_json keeps object members sorted, as the thumbprint's canonical form requires.
+    B64URL.encode(Sha256::digest(jwk_members.to_string().as_bytes()))
+}
+
 impl Issuer {
-    /// The key from `LYCEUM_CREDENTIAL_KEY` (base64 of a 32-byte seed), or
-    /// one derived from the site secret when unset.
+    /// The key from `LYCEUM_CREDENTIAL_KEY`, or one derived from the site
+    /// secret when unset.
+    ///
+    /// - PKCS#8 (PEM, or base64 of the DER): that P-256 key signs; no earlier
+    ///   key is published.
+    /// - base64 of 32 bytes: the Ed25519 seed of a site configured before
+    ///   ES256. Its public key stays published for the credentials it signed;
+    ///   the P-256 key is derived from it, so the value need not change.
+    /// - unset: both derived from the secret, the Ed25519 one as before.
     pub fn new(configured: Option<&str>, secret: &[u8], base_url: &str) -> Result<Issuer, KeyError> {
-        let seed: [u8; 32] = match configured.map(str::trim).filter(|s| !s.is_empty()) {
-            Some(b64) => base64::engine::general_purpose::STANDARD
-                .decode(b64)
-                .map_err(|_| KeyError)?
-                .try_into()
-                .map_err(|_| KeyError)?,
-            None => Sha256::new_with_prefix(b"lyceum credential signing\0").chain_update(secret).finalize().into(),
-        };
-        let key = SigningKey::from_bytes(&seed);
-        let kid = hex::encode(&Sha256::digest(key.verifying_key().as_bytes())[..8]);
-        Ok(Issuer { key, kid, base_url: base_url.trim_end_matches('/').to_string() })
+        let (key, legacy_seed): (p256::ecdsa::SigningKey, Option<[u8; 32]>) =
+            match configured.map(str::trim).filter(|s| !s.is_empty()) {
+                Some(pem) if pem.starts_with("-----BEGIN") => {
+                    (p256::ecdsa::SigningKey::from_pkcs8_pem(pem).map_err(|_| KeyError)?, None)
+                }
+                Some(b64) => {
+                    let bytes = base64::engine::general_purpose::STANDARD.decode(b64).map_err(|_| KeyError)?;
+                    match <[u8; 32]>::try_from(bytes.as_slice()) {
+                        Ok(seed) => (derive_p256(&seed), Some(seed)),
+                        Err(_) => (p256::ecdsa::SigningKey::from_pkcs8_der(&bytes).map_err(|_| KeyError)?, None),
+                    }
+                }
+                None => {
+                    let seed: [u8; 32] =
+                        Sha256::new_with_prefix(b"lyceum credential signing\0").chain_update(secret).finalize().into();
+                    (derive_p256(&seed), Some(seed))
+                }
+            };
+        let legacy = legacy_seed.map(|seed| ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key());
+        let base_url = base_url.trim_end_matches('/').to_string();
+        let kid = format!("{base_url}/.well-known/jwks.json#{}", thumbprint(&Self::ec_members(&key)));
+        Ok(Issuer { key, kid, legacy, base_url })
     }
 
     pub fn kid(&self) -> &str {
         &self.kid
     }
 
-    fn public_jwk(&self) -> Value {
-        json!({
-            "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig", "kid": self.kid,
-            "x": B64URL.encode(self.key.verifying_key().as_bytes()),
-        })
+    /// The members of the public key that its thumbprint covers.
+    fn ec_members(key: &p256::ecdsa::SigningKey) -> Value {
+        let point = key.verifying_key().to_sec1_point(false);
+        let coordinate = |c: Option<&[u8]>| B64URL.encode(c.expect("an uncompressed point has both coordinates"));
+        json!({ "crv": "P-256", "kty": "EC", "x": coordinate(point.x().map(|x| x.as_slice())), "y": coordinate(point.y().map(|y| y.as_slice())) })
     }
 
-    /// The JSON Web Key Set published at `/.well-known/jwks.json`.
+    /// The JSON Web Key Set published at `/.well-known/jwks.json`: the
+    /// signing key first, then the earlier Ed25519 key under its old `kid`.
     pub fn jwks(&self) -> Value {
-        json!({ "keys": [self.public_jwk()] })
+        let mut current = Self::ec_members(&self.key);
+        current["alg"] = json!("ES256");
+        current["use"] = json!("sig");
+        current["kid"] = json!(self.kid);
+        let mut keys = vec![current];
+        if let Some(old) = &self.legacy {
+            keys.push(json!({
+                "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig",
+                "kid": hex::encode(&Sha256::digest(old.as_bytes())[..8]),
+                "x": B64URL.encode(old.as_bytes()),
+            }));
+        }
+        json!({ "keys": keys })
     }
 
     /// A compact JWS (`header.payload.signature`) over `payload`.
     pub fn sign(&self, payload: &Value) -> String {
-        let header = json!({ "alg": "EdDSA", "typ": "JWT", "kid": self.kid, "jwk": self.public_jwk() });
+        let header = json!({ "alg": "ES256", "typ": "JWT", "kid": self.kid });
         let signing_input =
             format!("{}.{}", B64URL.encode(header.to_string()), B64URL.encode(payload.to_string().as_bytes()));
-        let signature = self.key.sign(signing_input.as_bytes());
+        // ECDSA with SHA-256; JWS wants the fixed 64-byte r || s form (RFC 7518 §3.4).
+        let signature: p256::ecdsa::Signature = self.key.sign(signing_input.as_bytes());
         format!("{signing_input}.{}", B64URL.encode(signature.to_bytes()))
     }
 
@@ -139,6 +204,9 @@ impl Issuer {
             "validFrom": iso(c.issued_at),
             "name": format!("Verified certificate: {}", c.course_title),
             "credentialSubject": {
+                // A URI for the recipient that names no account: it resolves to
+                // the certificate's public page, which shows the name at issue.
+                "id": format!("{id}#recipient"),
                 "type": ["AchievementSubject"],
                 "identifier": [{
                     "type": "IdentityObject",
@@ -173,6 +241,7 @@ impl Issuer {
         payload["iss"] = json!(self.issuer_id(&c.member_slug));
         payload["jti"] = payload["id"].clone();
         payload["nbf"] = json!(c.issued_at.and_utc().timestamp());
+        payload["sub"] = payload["credentialSubject"]["id"].clone();
         self.sign(&payload)
     }
 
@@ -211,6 +280,7 @@ impl Issuer {
         payload["iss"] = json!(self.base_url);
         payload["jti"] = json!(id);
         payload["nbf"] = json!(now.and_utc().timestamp());
+        payload["sub"] = payload["credentialSubject"]["id"].clone();
         self.sign(&payload)
     }
 }

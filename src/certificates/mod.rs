@@ -157,6 +157,29 @@ pub fn of_user(conn: &mut Conn, user_id: i64) -> QueryResult<Vec<Certificate>> {
         .load(conn)
 }
 
+/// An index of the revocation list that no certificate holds, drawn at
+/// random: indexes handed out in order would tell a verifier when a
+/// credential was issued and how many were issued before it. The list keeps
+/// at most half of its entries taken (it grows by the Bitstring Status List
+/// minimum, 131,072 entries, as needed), so a draw is free at least half the
+/// time and 64 taken draws in a row do not happen in practice.
+fn free_status_index(conn: &mut Conn) -> QueryResult<i64> {
+    let taken: i64 = certificates::table.count().get_result(conn)?;
+    let block = credential::STATUS_LIST_BITS as u64;
+    let wanted = u64::try_from(taken).unwrap_or(0).saturating_add(1).saturating_mul(2);
+    let size = i64::try_from(wanted.div_ceil(block).saturating_mul(block)).unwrap_or(i64::MAX);
+    let mut rng = rand::thread_rng();
+    for _ in 0..64 {
+        let candidate = rng.gen_range(0..size);
+        let held: i64 =
+            certificates::table.filter(certificates::status_index.eq(candidate)).count().get_result(conn)?;
+        if held == 0 {
+            return Ok(candidate);
+        }
+    }
+    Err(diesel::result::Error::RollbackTransaction)
+}
+
 /// Issues the certificate of this learner's enrollment in this run when it is
 /// earned (verified track, passed, valid identity check) and none exists yet
 /// (CRT-3). A revoked certificate is not reissued by itself. Emails the learner.
@@ -188,9 +211,9 @@ pub fn issue_if_earned(
             .select((course_runs::run_key, courses::title, courses::slug, members::slug, members::name))
             .first(conn)?;
     let name = format!("{first} {last}").trim().to_string();
-    // Two issuances racing for the next status index: the loser takes the one after.
+    // Two issuances racing for the same status index: the loser draws again.
     for _ in 0..5 {
-        let next: Option<i64> = certificates::table.select(diesel::dsl::max(certificates::status_index)).first(conn)?;
+        let status_index = free_status_index(conn)?;
         let code = new_code();
         let inserted = diesel::insert_into(certificates::table)
             .values((
@@ -204,7 +227,7 @@ pub fn issue_if_earned(
                 certificates::run_key.eq(&run_key),
                 certificates::grade_percent.eq(e.grade_percent),
                 certificates::issued_at.eq(now),
-                certificates::status_index.eq(next.map_or(0, |n| n + 1)),
+                certificates::status_index.eq(status_index),
             ))
             .execute(conn);
         match inserted {

@@ -22,6 +22,7 @@ use crate::db::schema::{certificates, course_runs, courses, members};
 use crate::db::{Db, now};
 use crate::storage::BlobStore;
 use crate::web::csrf::CsrfOnly;
+use crate::web::guards::MachineReadable;
 use crate::web::{AppError, AppResult, CsrfForm, CurrentUser, Flash, Page, StaffUser};
 
 fn day(t: chrono::NaiveDateTime) -> String {
@@ -724,18 +725,39 @@ pub async fn pdf(db: &State<Db>, config: &State<Config>, code: &str) -> AppResul
     drawn(db, config, code, render::pdf, (ContentType::PDF, "pdf", "attachment")).await
 }
 
+/// The certificate behind a credential a verifier asks for; an unknown code
+/// is a 404 that says so (a problem document for software).
+async fn find_credential(db: &Db, code: &str) -> AppResult<(Certificate, Option<(String, i32)>)> {
+    find(db, code).await.map_err(|e| match e {
+        AppError::NotFound => AppError::Missing(
+            "No credential has this code: check the address, which the certificate's page and PDF show.".into(),
+        ),
+        other => other,
+    })
+}
+
 /// The signed Open Badges 3.0 credential (VC-JWT).
 #[get("/certificates/<code>/credential.jwt")]
-pub async fn credential_jwt(db: &State<Db>, issuer: &State<Issuer>, code: &str) -> AppResult<(ContentType, String)> {
-    let (c, course) = find(db, code).await?;
+pub async fn credential_jwt(
+    db: &State<Db>,
+    issuer: &State<Issuer>,
+    code: &str,
+    _software: MachineReadable,
+) -> AppResult<(ContentType, String)> {
+    let (c, course) = find_credential(db, code).await?;
     let jwt = issuer.vc_jwt(&c, course.as_ref().map(|(s, _)| s.as_str()), course.as_ref().map(|(_, t)| *t));
     Ok((ContentType::new("application", "vc+jwt"), jwt))
 }
 
 /// The same credential unsigned, for people and JSON-LD tools.
 #[get("/certificates/<code>/credential.json")]
-pub async fn credential_json(db: &State<Db>, issuer: &State<Issuer>, code: &str) -> AppResult<Json<Value>> {
-    let (c, course) = find(db, code).await?;
+pub async fn credential_json(
+    db: &State<Db>,
+    issuer: &State<Issuer>,
+    code: &str,
+    _software: MachineReadable,
+) -> AppResult<Json<Value>> {
+    let (c, course) = find_credential(db, code).await?;
     Ok(Json(issuer.credential(&c, course.as_ref().map(|(s, _)| s.as_str()), course.as_ref().map(|(_, t)| *t))))
 }
 
@@ -745,8 +767,14 @@ pub fn jwks(issuer: &State<Issuer>) -> Json<Value> {
 }
 
 #[get("/issuers/<slug>")]
-pub async fn issuer_profile(db: &State<Db>, issuer: &State<Issuer>, slug: &str) -> AppResult<Json<Value>> {
+pub async fn issuer_profile(
+    db: &State<Db>,
+    issuer: &State<Issuer>,
+    slug: &str,
+    _software: MachineReadable,
+) -> AppResult<Json<Value>> {
     let s = slug.to_string();
+    let missing = "No credential issuer has this address.".to_string();
     let member: (String, String) = db
         .run(move |conn| {
             members::table
@@ -754,7 +782,7 @@ pub async fn issuer_profile(db: &State<Db>, issuer: &State<Issuer>, slug: &str) 
                 .select((members::name, members::description))
                 .first(conn)
                 .optional()?
-                .ok_or(AppError::NotFound)
+                .ok_or(AppError::Missing(missing))
         })
         .await?;
     Ok(Json(issuer.profile(slug, &member.0, &member.1)))

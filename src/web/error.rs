@@ -15,6 +15,9 @@ pub type AppResult<T> = Result<T, AppError>;
 pub enum AppError {
     #[error("The page you asked for does not exist.")]
     NotFound,
+    /// A named thing that does not exist, in words for the client (404).
+    #[error("{0}")]
+    Missing(String),
     #[error("{0}")]
     Forbidden(String),
     #[error("Please sign in to continue.")]
@@ -46,7 +49,7 @@ impl From<diesel::result::Error> for AppError {
 impl AppError {
     pub fn status(&self) -> Status {
         match self {
-            AppError::NotFound => Status::NotFound,
+            AppError::NotFound | AppError::Missing(_) => Status::NotFound,
             AppError::Forbidden(_) => Status::Forbidden,
             AppError::Unauthorized => Status::Unauthorized,
             AppError::BadRequest(_) => Status::BadRequest,
@@ -83,10 +86,20 @@ pub fn set_detail(req: &Request<'_>, detail: impl Into<String>) {
     req.local_cache(|| ErrorDetail(Some(detail)));
 }
 
-/// JSON when the client prefers it (API clients, `fetch` with JSON accept).
+/// Set by the `MachineReadable` guard on routes that software reads.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct MachineReadableRoute(pub bool);
+
+/// JSON when the client prefers it (API clients, `fetch` with JSON accept),
+/// and on routes that software reads unless the client prefers HTML: a
+/// verifier fetching a credential sends `*/*`, its own type or nothing, and a
+/// browser sends `text/html` first.
 pub fn wants_json(req: &Request<'_>) -> bool {
     if req.uri().path().starts_with("/api/") {
         return true;
+    }
+    if req.local_cache(MachineReadableRoute::default).0 {
+        return !req.accept().is_some_and(|a| a.preferred().media_type().is_html());
     }
     match req.accept() {
         Some(accept) => {

@@ -198,3 +198,17 @@ mod tests {
         assert!(TrustedProxies::parse(&["10.0.0.0/33".into()]).unwrap_err().contains("10.0.0.0/33"));
     }
 }
+
+/// Marks a route that software reads (a credential, an issuer profile): its
+/// errors are RFC 9457 problem documents unless the client prefers HTML.
+#[derive(Debug, Clone, Copy)]
+pub struct MachineReadable;
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for MachineReadable {
+    type Error = std::convert::Infallible;
+    async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, Self::Error> {
+        req.local_cache(|| crate::web::error::MachineReadableRoute(true));
+        Outcome::Success(MachineReadable)
+    }
+}

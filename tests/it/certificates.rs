@@ -372,21 +372,40 @@ async fn code_of(app: &TestApp) -> String {
     run(app, |conn| certificates::table.select(certificates::code).first::<String>(conn)).await
 }
 
-fn jwt_payload(token: &str) -> Value {
+fn jwt_part(token: &str, n: usize) -> Value {
     use base64::Engine;
-    let part = token.split('.').nth(1).expect("three parts");
+    let part = token.split('.').nth(n).expect("three parts");
     serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
 }
 
+fn jwt_payload(token: &str) -> Value {
+    jwt_part(token, 1)
+}
+
+fn jwt_header(token: &str) -> Value {
+    jwt_part(token, 0)
+}
+
 /// Verifies a JWT with `jsonwebtoken` (aws-lc-rs underneath), a different
-/// implementation than the signer's, against the published key set.
+/// implementation than the signer's, against the published key set, as
+/// strictly as Open Badges 3.0 asks: ES256, `sub`, `iss` and `nbf` required.
 fn verify_with_jwks(token: &str, jwks: &Value, issuer: &str) -> Result<Value, jsonwebtoken::errors::Error> {
+    verify_as(token, jwks, issuer, jsonwebtoken::Algorithm::ES256, &["iss", "nbf", "sub"])
+}
+
+fn verify_as(
+    token: &str,
+    jwks: &Value,
+    issuer: &str,
+    alg: jsonwebtoken::Algorithm,
+    required: &[&str],
+) -> Result<Value, jsonwebtoken::errors::Error> {
     let set: jsonwebtoken::jwk::JwkSet = serde_json::from_value(jwks.clone()).expect("a JWKS");
     let header = jsonwebtoken::decode_header(token)?;
     let jwk = set.find(header.kid.as_deref().expect("kid")).expect("the key is published");
     let key = jsonwebtoken::DecodingKey::from_jwk(jwk)?;
-    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
-    validation.required_spec_claims = ["iss", "nbf"].into_iter().map(String::from).collect();
+    let mut validation = jsonwebtoken::Validation::new(alg);
+    validation.required_spec_claims = required.iter().map(|c| c.to_string()).collect();
     validation.validate_exp = false;
     validation.validate_nbf = true;
     validation.set_issuer(&[issuer]);
@@ -457,13 +476,30 @@ async fn issue_and_verify(app: TestApp) {
     // The signed credential verifies against the published keys, with another implementation.
     let (_, jwks) = app.get("/.well-known/jwks.json").await;
     let jwks: Value = serde_json::from_str(&jwks).unwrap();
-    assert_eq!(jwks["keys"][0]["kty"], "OKP");
-    assert_eq!(jwks["keys"][0]["crv"], "Ed25519");
     let res = app.client.get(format!("/certificates/{code}/credential.jwt")).dispatch().await;
     assert_eq!(res.content_type().map(|c| c.to_string()).as_deref(), Some("application/vc+jwt"));
     let token = res.into_string().await.unwrap();
+    // The JOSE header: ES256 (an algorithm 1EdTech's validator accepts), a `kid`
+    // that is an absolute URL of the key in the published set, nothing else.
+    let header = jwt_header(&token);
+    assert_eq!(header["alg"], "ES256", "{header}");
+    let kid = header["kid"].as_str().expect("a kid");
+    assert!(kid.starts_with("http://lyceum.test/.well-known/jwks.json#"), "a resolvable kid: {kid}");
+    let mut names: Vec<&str> = header.as_object().unwrap().keys().map(String::as_str).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["alg", "kid", "typ"], "Open Badges allows no other JOSE header");
+    assert_eq!(header["typ"], "JWT");
+    let keys = jwks["keys"].as_array().unwrap();
+    let signing = keys.iter().find(|k| k["kid"] == kid).expect("the kid is in the JWKS");
+    assert_eq!((signing["kty"].as_str(), signing["crv"].as_str()), (Some("EC"), Some("P-256")));
+    assert!(keys.iter().all(|k| k.get("d").is_none()), "no private part is published");
     let issuer = "http://lyceum.test/issuers/northbridge";
     let vc = verify_with_jwks(&token, &jwks, issuer).expect("the VC-JWT verifies");
+    // `sub` is the subject's id, as the VC-JWT section of Open Badges 3.0 requires.
+    let subject_id = vc["credentialSubject"]["id"].as_str().expect("the subject has an id");
+    assert_eq!(vc["sub"], subject_id);
+    assert!(url::Url::parse(subject_id).is_ok(), "a URI: {subject_id}");
+    assert!(!subject_id.contains("ada"), "the subject id names no account: {subject_id}");
     // Open Badges 3.0 required properties.
     assert_eq!(vc["@context"][0], "https://www.w3.org/ns/credentials/v2");
     assert!(vc["@context"][1].as_str().unwrap().starts_with("https://purl.imsglobal.org/spec/ob/v3p0/context"));
@@ -530,6 +566,239 @@ async fn issue_and_verify(app: TestApp) {
     let _ = ada;
 }
 crate::on_both!(crt_3_crt_4_certificate_is_issued_downloaded_verified_and_revoked, issue_and_verify);
+
+async fn status_indexes(app: TestApp) {
+    // promise: CRT-4 — status list indexes are drawn at random: a credential's index does not tell when it was issued.
+    use lyceum::db::schema::course_runs;
+    let (ada, _grace, c) = verified_learner(&app).await;
+    as_user(&app, &ada).await;
+    app.post_form(&format!("/learn/intro-python/quiz/{}", c.quiz), &[("q0", "1"), ("q1", "3.5")]).await;
+    // Eight more runs of the course that Ada passed on the verified track.
+    let ada_id = user_id(&app, "ada").await;
+    let issued = run(&app, move |conn| {
+        let now = lyceum::db::now();
+        let course_id: i64 = course_runs::table.select(course_runs::course_id).first(conn)?;
+        for year in 2027..2035 {
+            let run_id: i64 = diesel::insert_into(course_runs::table)
+                .values((
+                    course_runs::course_id.eq(course_id),
+                    course_runs::run_key.eq(year.to_string()),
+                    course_runs::starts_at.eq(now),
+                    course_runs::pacing.eq("self"),
+                    course_runs::pass_threshold.eq(60),
+                    course_runs::audit.eq(true),
+                    course_runs::currency.eq("USD"),
+                    course_runs::created_at.eq(now),
+                    course_runs::updated_at.eq(now),
+                ))
+                .returning(course_runs::id)
+                .get_result(conn)?;
+            diesel::insert_into(enrollments::table)
+                .values((
+                    enrollments::user_id.eq(ada_id),
+                    enrollments::run_id.eq(run_id),
+                    enrollments::track.eq("verified"),
+                    enrollments::status.eq("active"),
+                    enrollments::enrolled_at.eq(now),
+                    enrollments::grade_percent.eq(90.0),
+                    enrollments::passed.eq(true),
+                ))
+                .execute(conn)?;
+        }
+        lyceum::certificates::issue_all_earned(conn, ada_id, now)
+    })
+    .await;
+    assert_eq!(issued, 8);
+    let indexes: Vec<i64> = run(&app, |conn| {
+        certificates::table.order(certificates::id.asc()).select(certificates::status_index).load(conn)
+    })
+    .await;
+    assert_eq!(indexes.len(), 9);
+    let distinct: std::collections::BTreeSet<i64> = indexes.iter().copied().collect();
+    assert_eq!(distinct.len(), 9, "one entry each: {indexes:?}");
+    assert!(indexes.iter().all(|i| (0..131_072).contains(i)), "within the list's 131,072 entries: {indexes:?}");
+    assert_ne!(indexes, (0..9).collect::<Vec<i64>>(), "not handed out in order");
+    // Nine draws from 131,072 all below 4,096 happen once in 10^13 runs.
+    assert!(indexes.iter().any(|&i| i >= 4096), "spread over the list: {indexes:?}");
+    // The list still says which one is revoked.
+    let last = *indexes.last().unwrap();
+    run(&app, move |conn| {
+        diesel::update(certificates::table.filter(certificates::status_index.eq(last)))
+            .set((certificates::revoked_at.eq(lyceum::db::now()), certificates::revoked_reason.eq("test")))
+            .execute(conn)
+    })
+    .await;
+    let (_, list) = app.get("/credentials/status/revocation").await;
+    let last = usize::try_from(last).unwrap();
+    assert!(status_bit(&list, last), "the revoked one is set");
+    assert!(indexes[..8].iter().all(|&i| !status_bit(&list, usize::try_from(i).unwrap())), "the others are not");
+}
+crate::on_both!(crt_4_status_list_indexes_do_not_reveal_issuance_order, status_indexes);
+
+async fn unknown_credentials(app: TestApp) {
+    // promise: CRT-4 — a verifier asking for a credential that does not exist gets an RFC 9457 problem; a browser, a page.
+    seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    let browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+    for path in [
+        "/certificates/AAAA-BBBB-CCCC-DDDD/credential.jwt",
+        "/certificates/AAAA-BBBB-CCCC-DDDD/credential.json",
+        "/certificates/%3Cscript%3E/credential.jwt",
+        "/issuers/nobody",
+    ] {
+        for accept in [None, Some("application/vc+jwt"), Some("*/*"), Some("application/json")] {
+            let mut req = app.client.get(path);
+            if let Some(a) = accept {
+                req = req.header(Header::new("Accept", a));
+            }
+            let res = req.dispatch().await;
+            assert_eq!(res.status(), Status::NotFound, "{path} {accept:?}");
+            let content_type = res.content_type().map(|c| c.to_string());
+            assert_eq!(content_type.as_deref(), Some("application/problem+json"), "{path} {accept:?}");
+            let problem: Value = serde_json::from_str(&res.into_string().await.unwrap()).expect("JSON");
+            assert_eq!(problem["status"], 404, "{problem}");
+            assert!(problem["title"].as_str().is_some_and(|t| !t.is_empty()), "{problem}");
+            assert!(problem["detail"].as_str().is_some_and(|d| d.contains("credential")), "{problem}");
+        }
+        let res = app.client.get(path).header(Header::new("Accept", browser)).dispatch().await;
+        assert_eq!(res.status(), Status::NotFound);
+        assert_eq!(res.content_type(), Some(ContentType::HTML), "a browser gets a page: {path}");
+    }
+    // The human verification page stays a page for a client that states no preference.
+    let res = app.client.get("/certificates/AAAA-BBBB-CCCC-DDDD").dispatch().await;
+    assert_eq!(res.content_type(), Some(ContentType::HTML));
+}
+crate::on_both!(crt_4_unknown_credentials_are_problem_documents_for_verifiers, unknown_credentials);
+
+/// The site answers on a port of its own: the credential's `kid`, issuer and
+/// status list URLs are then real addresses a verifier can fetch.
+fn on_a_port(c: &mut lyceum::config::Config) {
+    let port = crate::browser::free_port();
+    c.port = port;
+    c.base_url = Some(format!("http://127.0.0.1:{port}"));
+}
+
+async fn verified_by_others(app: TestApp) {
+    // promise: CRT-4 — 1EdTech's Open Badges 3.0 schemas and a JWT library of another language accept the real credential.
+    let Ok(python) = std::env::var("LYCEUM_TEST_PYTHON_VERIFIERS") else {
+        crate::common::service_missing("Python with jsonschema and PyJWT", "LYCEUM_TEST_PYTHON_VERIFIERS");
+        return;
+    };
+    let (ada, _grace, c) = verified_learner(&app).await;
+    as_user(&app, &ada).await;
+    app.post_form(&format!("/learn/intro-python/quiz/{}", c.quiz), &[("q0", "1"), ("q1", "3.5")]).await;
+    let code = code_of(&app).await;
+    // The real site over the same database, as a second instance would serve it.
+    let data = tempfile::tempdir().unwrap();
+    let mut config = app.config.clone();
+    config.data_dir = data.path().to_path_buf();
+    let site = config.base_url.clone().unwrap();
+    let server = tokio::spawn(lyceum::build_rocket(config).unwrap().launch());
+    crate::browser::wait_for(site.trim_start_matches("http://")).await;
+    let url = format!("{site}/certificates/{code}/credential.jwt");
+    let fetched = reqwest::get(&url).await.unwrap();
+    assert_eq!(fetched.status(), reqwest::StatusCode::OK, "{url}");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = tokio::process::Command::new(&python)
+        .arg(root.join("tests/verifiers/openbadges.py"))
+        .arg(&url)
+        .arg(root.join("tests/fixtures/openbadges"))
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("python runs");
+    server.abort();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "the Open Badges verifier refused the credential:\n{stderr}{stdout}");
+    let report: Value = serde_json::from_str(stdout.trim()).expect("the verifier's report");
+    assert_eq!(report["verified"], format!("{site}/certificates/{code}"));
+}
+crate::on_both!(
+    crt_4_open_badges_verifiers_of_others_accept_the_credential,
+    verified_by_others,
+    crate::certificates::on_a_port
+);
+
+/// The Ed25519 seed a site configured before credentials moved to ES256.
+const LEGACY_SEED: [u8; 32] = [7; 32];
+
+/// A credential signed the way Lyceum signed them before ES256: EdDSA over
+/// the configured seed, `kid` the first 8 bytes of the key's SHA-256 in hex.
+fn legacy_token(payload: &Value) -> String {
+    use base64::Engine;
+    use ed25519_dalek::Signer;
+    use sha2::Digest;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let key = ed25519_dalek::SigningKey::from_bytes(&LEGACY_SEED);
+    let kid = hex::encode(&sha2::Sha256::digest(key.verifying_key().as_bytes())[..8]);
+    let header = serde_json::json!({ "alg": "EdDSA", "typ": "JWT", "kid": kid });
+    let input = format!("{}.{}", b64.encode(header.to_string()), b64.encode(payload.to_string()));
+    let signature = key.sign(input.as_bytes());
+    format!("{input}.{}", b64.encode(signature.to_bytes()))
+}
+
+async fn keys_old_and_new(app: TestApp) {
+    // promise: CRT-4 — credentials signed before the move to ES256 still verify against the published keys.
+    let (_, jwks) = app.get("/.well-known/jwks.json").await;
+    let jwks: Value = serde_json::from_str(&jwks).unwrap();
+    let keys = jwks["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 2, "the signing key and the earlier one: {jwks}");
+    assert_ne!(keys[0]["kid"], keys[1]["kid"], "distinct kids");
+    let old = serde_json::json!({ "iss": "http://lyceum.test/issuers/northbridge", "nbf": 1_700_000_000, "name": "x" });
+    let claims = verify_as(
+        &legacy_token(&old),
+        &jwks,
+        "http://lyceum.test/issuers/northbridge",
+        jsonwebtoken::Algorithm::EdDSA,
+        &["iss", "nbf"],
+    )
+    .expect("an EdDSA credential from before still verifies");
+    assert_eq!(claims["name"], "x");
+    // The P-256 key comes from the same configured value: the same on every start.
+    let again = TestApp::sqlite_with(legacy_seed).await;
+    let (_, same) = again.get("/.well-known/jwks.json").await;
+    assert_eq!(serde_json::from_str::<Value>(&same).unwrap(), jwks, "a stable key set");
+}
+
+fn legacy_seed(c: &mut lyceum::config::Config) {
+    use base64::Engine;
+    c.credential_key = Some(base64::engine::general_purpose::STANDARD.encode(LEGACY_SEED));
+}
+crate::on_both!(
+    crt_4_credentials_signed_with_the_earlier_key_still_verify,
+    keys_old_and_new,
+    crate::certificates::legacy_seed
+);
+
+#[rocket::async_test]
+async fn crt_4_the_signing_key_is_a_configured_p256_key_or_a_clear_error() {
+    // promise: CRT-4 — an operator's P-256 key (PKCS#8, as openssl writes it) signs; anything else stops the start with a reason.
+    use base64::Engine;
+    use p256::pkcs8::{EncodePrivateKey, LineEnding};
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let key = p256::ecdsa::SigningKey::from_slice(&[9; 32]).unwrap();
+    let point = key.verifying_key().to_sec1_point(false);
+    let url = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let (x, y) = (url.encode(point.x().unwrap()), url.encode(point.y().unwrap()));
+    let der = b64.encode(key.to_pkcs8_der().unwrap().as_bytes());
+    let pem = key.to_pkcs8_pem(LineEnding::LF).unwrap().to_string();
+    for configured in [der, pem] {
+        let app = TestApp::sqlite_with(|c| c.credential_key = Some(configured.clone())).await;
+        let (_, jwks) = app.get("/.well-known/jwks.json").await;
+        let jwks: Value = serde_json::from_str(&jwks).unwrap();
+        assert_eq!(jwks["keys"].as_array().unwrap().len(), 1, "no earlier key to keep: {jwks}");
+        assert_eq!((jwks["keys"][0]["x"].as_str(), jwks["keys"][0]["y"].as_str()), (Some(&*x), Some(&*y)));
+        assert_eq!(jwks["keys"][0]["alg"], "ES256");
+    }
+    // Bad input: not base64, the wrong length, another curve's key — a start-up error, never a panic.
+    let dir = tempfile::tempdir().unwrap();
+    for bad in ["not a key!", "AAEC", "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"] {
+        let mut config = crate::common::test_config(dir.path(), format!("sqlite://{}/x.db", dir.path().display()));
+        config.credential_key = Some(bad.into());
+        let err = lyceum::build_rocket(config).err().unwrap_or_else(|| panic!("{bad} is refused"));
+        let message = err.to_string();
+        assert!(message.contains("LYCEUM_CREDENTIAL_KEY") && message.contains("P-256"), "{message}");
+    }
+}
 
 async fn assistance(app: TestApp) {
     // promise: CRT-5 — learners apply, staff decide, approval makes the certificate free.
