@@ -415,14 +415,15 @@ async fn real_lrs_push(app: TestApp) {
 
     let ada_id = crate::sharing::user_id(&app, "ada").await;
     let bob_id = crate::sharing::user_id(&app, "bob").await;
-    let actor = |id: i64| {
-        serde_json::json!({
-            "objectType": "Agent",
-            "account": { "homePage": "http://lyceum.test", "name": partner.pseudonym(id) }
-        })
-    };
-    let ada_statements = lrs_statements(&url, &user, &password, &actor(ada_id)).await;
-    let bob_statements = lrs_statements(&url, &user, &password, &actor(bob_id)).await;
+    let bob_run: i64 = run(&app, move |conn| {
+        use lyceum::db::schema::enrollments;
+        enrollments::table.filter(enrollments::user_id.eq(bob_id)).select(enrollments::run_id).first(conn)
+    })
+    .await;
+    let actor = |name: String| serde_json::json!({ "objectType": "Agent", "account": { "homePage": "http://lyceum.test", "name": name } });
+    // Ada's consent names her (name and email, not the username); Bob's records are de-identified.
+    let ada_statements = lrs_statements(&url, &user, &password, &actor(partner.named_pseudonym(ada_id))).await;
+    let bob_statements = lrs_statements(&url, &user, &password, &actor(partner.run_pseudonym(bob_id, bob_run))).await;
     let ada_verbs = verbs(&ada_statements);
     for verb in ["registered", "progressed", "scored", "passed", "completed"] {
         assert!(ada_verbs.contains(&verb), "Ada's statements lack {verb}: {ada_verbs:?}");

@@ -254,14 +254,8 @@ fn sealed(enrollment: &str, mut s: Statement) -> Statement {
 }
 
 fn registered(r: &SharedEnrollment, opts: &XapiOptions) -> Statement {
-    let mut s = statement(
-        &r.learner,
-        &r.course,
-        VERB_REGISTERED,
-        Some(r.enrolled_at),
-        StatementResult::default(),
-        opts,
-    );
+    let mut s =
+        statement(&r.learner, &r.course, VERB_REGISTERED, Some(r.enrolled_at), StatementResult::default(), opts);
     s.context.extensions.insert(opts.extension_iri("track"), Value::from(r.track.clone()));
     s.context.extensions.insert(opts.extension_iri("status"), Value::from(r.status.clone()));
     sealed(&enrollment_key(&r.learner, &r.course), s)
