@@ -107,6 +107,31 @@ async fn data_copy(app: TestApp) {
     assert!(files["csv/account.csv"].starts_with("id,username,email,first_name"), "{}", files["csv/account.csv"]);
     assert!(files["README.md"].contains("### quiz_answers"));
     assert!(!files.values().any(|f| f.contains("$argon2")), "no secret in any file");
+    // promise: RGT-1 — every CSV opens in a spreadsheet with each value under its header:
+    // read back with a CSV reader, value for value, it is its section of data.json.
+    let csvs: Vec<(&String, &String)> = files.iter().filter(|(n, _)| n.starts_with("csv/")).collect();
+    assert!(csvs.len() >= 5, "{:?}", files.keys());
+    for (name, text) in csvs {
+        let section = name.trim_start_matches("csv/").trim_end_matches(".csv");
+        let rows = sections[section].as_array().unwrap_or_else(|| panic!("{section} is in data.json"));
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        let headers = reader.headers().unwrap().clone();
+        let records: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+        assert_eq!(records.len(), rows.len(), "{section}: one row per record");
+        for (record, row) in records.iter().zip(rows) {
+            assert_eq!(headers.len(), row.as_object().unwrap().len(), "{section}: one column per field");
+            for (header, cell) in headers.iter().zip(record.iter()) {
+                let expected = match &row[header] {
+                    serde_json::Value::Null => String::new(),
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                // A cell a spreadsheet would run as a formula carries a leading quote.
+                let shown = cell.strip_prefix('\'').filter(|_| !expected.starts_with('\'')).unwrap_or(cell);
+                assert_eq!(shown, expected, "{section}.{header}");
+            }
+        }
+    }
 
     // promise: RGT-5 — the request is tracked and closed.
     let (_, page) = app.get("/account/privacy").await;
