@@ -420,12 +420,25 @@ pub fn group(conn: &mut Conn, partner_id: i64, id: &str) -> OrgResult<Group> {
 
 /// The members of a group: (staff id, display).
 pub fn members(conn: &mut Conn, group_id: &str) -> QueryResult<Vec<(String, String)>> {
-    org_group_members::table
+    Ok(members_of(conn, &[group_id.to_string()])?.remove(group_id).unwrap_or_default())
+}
+
+/// The members of each of `group_ids` in one query (a page of groups).
+pub fn members_of(
+    conn: &mut Conn,
+    group_ids: &[String],
+) -> QueryResult<std::collections::HashMap<String, Vec<(String, String)>>> {
+    let rows: Vec<(String, String, String)> = org_group_members::table
         .inner_join(org_staff::table)
-        .filter(org_group_members::group_id.eq(group_id))
+        .filter(org_group_members::group_id.eq_any(group_ids))
         .order(org_staff::user_name_key.asc())
-        .select((org_staff::id, org_staff::user_name))
-        .load(conn)
+        .select((org_group_members::group_id, org_staff::id, org_staff::user_name))
+        .load(conn)?;
+    let mut by_group: std::collections::HashMap<String, Vec<(String, String)>> = std::collections::HashMap::new();
+    for (group, id, name) in rows {
+        by_group.entry(group).or_default().push((id, name));
+    }
+    Ok(by_group)
 }
 
 /// A group as the organization sends it.

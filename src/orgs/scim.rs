@@ -800,11 +800,15 @@ fn group_rows(
         .offset(offset)
         .limit(count)
         .load(conn)?;
-    let mut rows = Vec::new();
-    for g in groups {
-        let members = super::members(conn, &g.id)?;
-        rows.push((g, members));
-    }
+    let ids: Vec<String> = groups.iter().map(|g| g.id.clone()).collect();
+    let mut members = super::members_of(conn, &ids)?;
+    let rows = groups
+        .into_iter()
+        .map(|g| {
+            let m = members.remove(&g.id).unwrap_or_default();
+            (g, m)
+        })
+        .collect();
     Ok((total, rows))
 }
 
