@@ -454,6 +454,7 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
                 consent::staff::record_legal,
                 consent::api::aggregates,
                 consent::api::export,
+                consent::api::departures,
                 certificates::routes::buy,
                 certificates::routes::buy_seats,
                 certificates::routes::returned,

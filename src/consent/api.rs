@@ -71,6 +71,8 @@ pub async fn export(
         RecordKind::Enrollment => "enrollments",
         RecordKind::Progress => "progress",
         RecordKind::Result => "results",
+        // The departures feed has a route of its own.
+        RecordKind::Departure => return Err(AppError::NotFound),
     };
     let format = match format.unwrap_or("csv") {
         "csv" => Format::Csv,
@@ -145,6 +147,88 @@ pub async fn export(
                 match page.next_after {
                     Some(n) => after = n,
                     None => break,
+                }
+            }
+            let mut tail = Vec::new();
+            if adapter.finish(&mut tail).is_ok() {
+                yield tail;
+            }
+        },
+    ))
+}
+
+/// The departures feed: what this partner must delete, oldest first, after
+/// the `since` cursor (the `cursor` of the last departure received). Every
+/// key of the partner may read it: whoever received records must learn
+/// when they have to go. CSV ([`partner_adapters::tabular::DEPARTURE_COLUMNS`])
+/// or JSON Lines (`"type": "departure"`). Each departure handed out is
+/// written to the learner's disclosure log as a departure notice.
+#[get("/api/v1/exports/departures?<format>&<since>")]
+pub async fn departures(
+    db: &State<Db>,
+    config: &State<Config>,
+    auth: PartnerKey,
+    format: Option<&str>,
+    since: Option<&str>,
+) -> AppResult<(ContentType, ByteStream![Vec<u8>])> {
+    let format = match format.unwrap_or("csv") {
+        "csv" => Format::Csv,
+        "jsonl" => Format::JsonLines,
+        other => {
+            return Err(AppError::BadRequest(format!("Unknown format “{other}”. Use format=csv or format=jsonl.")));
+        }
+    };
+    let after = match since {
+        None | Some("") => 0,
+        Some(c) => sharing::decode_cursor(c).ok_or_else(|| {
+            AppError::BadRequest(
+                "The `since` cursor is malformed. Pass the `cursor` value of the last departure you received.".into(),
+            )
+        })?,
+    };
+    let base = config.base_url();
+    let options = ExportOptions::new(RecordKind::Departure, base.clone(), chrono::Utc::now());
+    let mut adapter = format.adapter(&options);
+    let content_type = if format == Format::Csv {
+        ContentType::new("text", "csv").with_params(("charset", "utf-8"))
+    } else {
+        ContentType::new("application", "jsonl").with_params(("charset", "utf-8"))
+    };
+    let mut head = Vec::new();
+    adapter.begin(&mut head).map_err(|e| AppError::Internal(e.to_string()))?;
+    let db = db.inner().clone();
+    let partner = auth.partner;
+    let export_id = format!("api-{}", uuid::Uuid::new_v4());
+    tracing::info!(partner = %partner.slug, export = %export_id, "partner departures feed");
+    Ok((
+        content_type,
+        ByteStream! {
+            yield head;
+            let mut after = after;
+            loop {
+                let (p, id, b) = (partner.clone(), export_id.clone(), base.clone());
+                let page = db
+                    .run(move |conn| {
+                        Ok::<_, AppError>(super::departures::deliver(conn, &p, after, None, PAGE, &id, &b, now())?)
+                    })
+                    .await;
+                let page = match page {
+                    Ok(page) => page,
+                    Err(e) => {
+                        tracing::error!(error = %e, export = %export_id, "departures feed stopped");
+                        break;
+                    }
+                };
+                let mut out = Vec::new();
+                for (_, d) in &page {
+                    if let Err(e) = adapter.record(&partner_adapters::SharedRecord::Departure(d.clone()), &mut out) {
+                        tracing::error!(error = %e, "departure record");
+                    }
+                }
+                yield out;
+                match page.last() {
+                    Some((d, _)) if page.len() as i64 == PAGE => after = d.id,
+                    _ => break,
                 }
             }
             let mut tail = Vec::new();

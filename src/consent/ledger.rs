@@ -9,6 +9,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::Categories;
+use super::departures::Reason;
 use super::texts::ConsentText;
 use crate::db::schema::{consent_ledger, consents, sharing_restrictions};
 use crate::db::{Conn, DbConnection};
@@ -206,6 +207,16 @@ pub fn append(conn: &mut Conn, entry: Entry<'_>, now: NaiveDateTime) -> QueryRes
             .returning(consent_ledger::id)
             .get_result(conn)?;
         apply(conn, &row)?;
+        // What partners received and may no longer hold is told to them.
+        let reason = match (row.action.as_str(), row.method.as_str()) {
+            ("lift", _) => None,
+            (_, "erasure") => Some(Reason::Erased),
+            ("restrict", _) => Some(Reason::Restricted),
+            _ => Some(Reason::Withdrawn),
+        };
+        if let Some(reason) = reason {
+            super::departures::reconcile(conn, row.user_id, reason, false, now)?;
+        }
         Ok(row)
     })
 }

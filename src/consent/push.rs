@@ -19,8 +19,8 @@
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 use partner_adapters::{
-    ExportOptions, Format, LrsClient, LrsConfig, RecordKind, RetryPolicy, SharedRecord, WebhookClient, WebhookConfig,
-    XapiOptions,
+    ExportOptions, Format, LrsClient, LrsConfig, RecordKind, RetryPolicy, SharedDeparture, SharedRecord, WebhookClient,
+    WebhookConfig, XapiOptions,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -163,6 +163,8 @@ pub struct Destination {
     pub enabled: bool,
     pub created_by: Option<i64>,
     pub created_at: NaiveDateTime,
+    /// The newest departure this destination has been told of.
+    pub departures_sent: i64,
 }
 
 impl Destination {
@@ -299,6 +301,9 @@ pub struct Send {
     pub location: Option<String>,
     pub delivered_at: Option<NaiveDateTime>,
     pub created_at: NaiveDateTime,
+    /// The departures this send carries: ids in `(from, to]`, fixed at its first attempt.
+    pub departures_from: Option<i64>,
+    pub departures_to: Option<i64>,
 }
 
 /// Puts a send in the outbox with its delivery job, in one transaction.
@@ -491,10 +496,51 @@ fn note_payload(conn: &mut Conn, send_id: i64, digest: &str, count: usize, locat
 }
 
 fn note_delivered(conn: &mut Conn, send_id: i64, now: NaiveDateTime) -> QueryResult<()> {
-    diesel::update(partner_sends::table.find(send_id).filter(partner_sends::delivered_at.is_null()))
-        .set(partner_sends::delivered_at.eq(now))
-        .execute(conn)
-        .map(|_| ())
+    crate::db::transaction(conn, |conn| {
+        diesel::update(partner_sends::table.find(send_id).filter(partner_sends::delivered_at.is_null()))
+            .set(partner_sends::delivered_at.eq(now))
+            .execute(conn)?;
+        // The destination has now been told of the departures this send carried.
+        let (dest, to): (i64, Option<i64>) = partner_sends::table
+            .find(send_id)
+            .select((partner_sends::destination_id, partner_sends::departures_to))
+            .first(conn)?;
+        if let Some(to) = to {
+            diesel::update(partner_destinations::table.find(dest).filter(partner_destinations::departures_sent.lt(to)))
+                .set(partner_destinations::departures_sent.eq(to))
+                .execute(conn)?;
+        }
+        Ok(())
+    })
+}
+
+/// The departures a send carries, fixed at its first attempt (a retry
+/// carries the same ones): those after what its destination was last told,
+/// up to the partner's newest. A disclosure row (basis `departure`) is
+/// written for each under the send's key.
+fn send_departures(
+    conn: &mut Conn,
+    send: &Send,
+    dest: &Destination,
+    partner: &Partner,
+    base_url: &str,
+    now: NaiveDateTime,
+) -> QueryResult<Vec<(super::departures::Departure, SharedDeparture)>> {
+    let (from, to) = match (send.departures_from, send.departures_to) {
+        (Some(from), Some(to)) => (from, to),
+        _ => {
+            let from = dest.departures_sent;
+            let to = super::departures::latest(conn, partner.id)?.max(from);
+            diesel::update(partner_sends::table.find(send.id))
+                .set((partner_sends::departures_from.eq(from), partner_sends::departures_to.eq(to)))
+                .execute(conn)?;
+            (from, to)
+        }
+    };
+    if to <= from {
+        return Ok(Vec::new());
+    }
+    super::departures::deliver(conn, partner, from, Some(to), i64::MAX, &send.idempotency_key, base_url, now)
 }
 
 fn digest(bytes: &[u8]) -> String {
@@ -569,6 +615,22 @@ pub async fn deliver(db: &Db, send_id: i64, base_url: &str, outbound: &crate::ne
         .map_err(|e| e.to_string())?
     };
 
+    // The departures it carries: what the destination must delete.
+    let departed: Vec<(super::departures::Departure, SharedDeparture)> = {
+        let (send, dest, partner, base) = (send.clone(), dest.clone(), partner.clone(), base_url.to_string());
+        db.run(move |conn| {
+            send_departures(conn, &send, &dest, &partner, &base, crate::db::now()).map_err(DbError::from)
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    };
+    let departure_records: Vec<SharedRecord> =
+        departed.iter().map(|(_, d)| SharedRecord::Departure(d.clone())).collect();
+    let s3_prefix = match &target {
+        Target::S3 { prefix, .. } => prefix.clone(),
+        _ => String::new(),
+    };
+
     let retry = RetryPolicy {
         max_attempts: 3,
         base_delay: std::time::Duration::from_millis(250),
@@ -580,12 +642,37 @@ pub async fn deliver(db: &Db, send_id: i64, base_url: &str, outbound: &crate::ne
                 return Err("no S3 client for an S3 destination".into());
             };
             let kind = RecordKind::parse(&dest.record_kind).unwrap_or(RecordKind::Enrollment);
-            let options = ExportOptions { kind, xapi, generated_at: send.created_at.and_utc() };
+            let options = ExportOptions { kind, xapi: xapi.clone(), generated_at: send.created_at.and_utc() };
             let mut adapter = format.adapter(&options);
             let mut body = Vec::new();
-            partner_adapters::write_records(adapter.as_mut(), &records, &mut body).map_err(|e| e.to_string())?;
+            // OneRoster and JSON Lines carry departures among the records (as
+            // `tobedeleted` rows, as `departure` lines); a CSV holds one kind,
+            // so departures go in a CSV of their own, written first: the
+            // records object's presence means the whole send arrived.
+            let together = format != Format::Csv;
+            let all = records.iter().chain(departure_records.iter().filter(|_| together));
+            partner_adapters::write_records(adapter.as_mut(), all, &mut body).map_err(|e| e.to_string())?;
+            if !together && !departure_records.is_empty() {
+                let options = ExportOptions { kind: RecordKind::Departure, xapi, generated_at: send.created_at.and_utc() };
+                let mut adapter = format.adapter(&options);
+                let mut file = Vec::new();
+                partner_adapters::write_records(adapter.as_mut(), &departure_records, &mut file)
+                    .map_err(|e| e.to_string())?;
+                let object = format!("{s3_prefix}{}/departures/{key}.csv", partner.slug);
+                client
+                    .put_object()
+                    .bucket(&bucket)
+                    .key(&object)
+                    .content_type(adapter.content_type())
+                    .metadata("sha256", digest(&file))
+                    .metadata("idempotency-key", &key)
+                    .body(file.into())
+                    .send()
+                    .await
+                    .map_err(|e| format!("S3 PutObject s3://{bucket}/{object}: {}", aws_sdk_s3::error::DisplayErrorContext(e)))?;
+            }
             let sum = digest(&body);
-            let (s, l, n) = (sum.clone(), location.clone(), records.len());
+            let (s, l, n) = (sum.clone(), location.clone(), records.len() + departure_records.len());
             db.run(move |conn| note_payload(conn, send_id, &s, n, &l).map_err(DbError::from))
                 .await
                 .map_err(|e| e.to_string())?;
@@ -618,9 +705,12 @@ pub async fn deliver(db: &Db, send_id: i64, base_url: &str, outbound: &crate::ne
             }
         }
         Target::Webhook { url } => {
-            let bodies = webhook_bodies(&records, &key, &partner, &dest.record_kind, send.created_at)?;
+            let mut bodies = webhook_bodies(&records, &key, &partner, &dest.record_kind, send.created_at)?;
+            if !departure_records.is_empty() {
+                bodies.push(departures_body(&departure_records, &key, &partner, send.created_at)?);
+            }
             let sum = digest(&bodies.concat());
-            let (s, l, n) = (sum, url.clone(), records.len());
+            let (s, l, n) = (sum, url.clone(), records.len() + departure_records.len());
             db.run(move |conn| note_payload(conn, send_id, &s, n, &l).map_err(DbError::from))
                 .await
                 .map_err(|e| e.to_string())?;
@@ -689,6 +779,33 @@ fn webhook_bodies(
             .map_err(|e| e.to_string())
         })
         .collect()
+}
+
+/// The webhook event of a send's departures: `lyceum.departures`, its `id`
+/// the send's key with `-departures`, each departure as its JSON Lines object.
+fn departures_body(
+    departures: &[SharedRecord],
+    key: &str,
+    partner: &Partner,
+    created_at: NaiveDateTime,
+) -> Result<Vec<u8>, String> {
+    let mut adapter = Format::JsonLines.adapter(&ExportOptions::new(RecordKind::Departure, "", created_at.and_utc()));
+    let mut lines = Vec::new();
+    partner_adapters::write_records(adapter.as_mut(), departures, &mut lines).map_err(|e| e.to_string())?;
+    let objects: Vec<serde_json::Value> = lines
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(serde_json::from_slice)
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
+    serde_json::to_vec(&serde_json::json!({
+        "id": format!("{key}-departures"),
+        "type": "lyceum.departures",
+        "partner": partner.slug,
+        "generated_at": created_at.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "departures": objects,
+    }))
+    .map_err(|e| e.to_string())
 }
 
 /// The digest stored with an object already in the bucket, if there is one.

@@ -109,6 +109,7 @@ fn sharing_context(conn: &mut Conn, user_id: i64) -> QueryResult<Value> {
         "restricted_since": restricted.map(when),
         "disclosures": disclosures.iter().map(|d| json!({
             "recipient": d.recipient, "fields": d.fields.split(',').collect::<Vec<_>>(), "basis": d.basis,
+            "departure": d.basis == "departure", "note": d.note,
             "legal_reference": d.legal_reference, "when": when(d.created_at), "export": d.export_id,
         })).collect::<Vec<_>>(),
         "history": history.iter().map(|r| json!({

@@ -162,7 +162,7 @@ type Candidate = (
     (String, String, String, String, Option<String>),
 );
 
-fn candidates(conn: &mut Conn, req: &Request<'_>) -> QueryResult<Vec<Candidate>> {
+fn candidates(conn: &mut Conn, req: &Request<'_>, only: Option<i64>) -> QueryResult<Vec<Candidate>> {
     let mut q = enrollments::table
         .inner_join(course_runs::table.inner_join(courses::table.inner_join(members::table)))
         .inner_join(users::table)
@@ -209,6 +209,9 @@ fn candidates(conn: &mut Conn, req: &Request<'_>) -> QueryResult<Vec<Candidate>>
         // No other pairing concerns enrollments.
         _ => return Ok(Vec::new()),
     }
+    if let Some(user_id) = only {
+        q = q.filter(enrollments::user_id.eq(user_id));
+    }
     if req.limit < UNBOUNDED {
         q = q.limit(req.limit);
     }
@@ -247,7 +250,7 @@ pub fn deidentified() -> Categories {
 /// The next page of what may leave, with its disclosures written.
 pub fn next_page(conn: &mut Conn, req: &Request<'_>, now: NaiveDateTime) -> QueryResult<Page> {
     crate::db::transaction(conn, |conn| {
-        let (decided, next_after) = decide(conn, req, now)?;
+        let (decided, next_after) = decide(conn, req, now, None)?;
         let (shared, disclosed): (Vec<_>, Vec<_>) = decided.into_iter().unzip();
         write_disclosures(conn, req.partner, req.export_id, disclosed, now)?;
         Ok(Page { shared, next_after })
@@ -257,11 +260,37 @@ pub fn next_page(conn: &mut Conn, req: &Request<'_>, now: NaiveDateTime) -> Quer
 /// A `Request::limit` that reads every candidate in one query.
 const UNBOUNDED: i64 = i64::MAX;
 
-/// What may leave for a request and the disclosure row each record needs;
-/// nothing is written. Callers write the rows of what they hand out in the
-/// same transaction.
-fn decide(conn: &mut Conn, req: &Request<'_>, now: NaiveDateTime) -> QueryResult<(Vec<Decided>, Option<i64>)> {
-    let rows = candidates(conn, req)?;
+/// The identifiers under which this learner's records may leave for
+/// `partner` at this instant, as (enrollment id, learner id) pairs. Nothing
+/// is disclosed or written: departures compare this with what was sent.
+pub fn shareable_ids(
+    conn: &mut Conn,
+    partner: &Partner,
+    purpose: Purpose,
+    user_id: i64,
+    now: NaiveDateTime,
+) -> QueryResult<HashSet<(i64, String)>> {
+    let req = Request { partner, purpose, want: Want::ALL, after: 0, limit: UNBOUNDED, export_id: "", base_url: "" };
+    let (decided, _) = decide(conn, &req, now, Some(user_id))?;
+    Ok(decided
+        .into_iter()
+        .filter_map(|(shared, (_, _, key, _, _))| {
+            let eid = key.strip_prefix("enrollment:")?.parse().ok()?;
+            Some((eid, shared.learner.id))
+        })
+        .collect())
+}
+
+/// What may leave for a request (of one learner's records when `only` names
+/// them) and the disclosure row each record needs; nothing is written.
+/// Callers write the rows of what they hand out in the same transaction.
+fn decide(
+    conn: &mut Conn,
+    req: &Request<'_>,
+    now: NaiveDateTime,
+    only: Option<i64>,
+) -> QueryResult<(Vec<Decided>, Option<i64>)> {
+    let rows = candidates(conn, req, only)?;
     let next_after = if (rows.len() as i64) < req.limit { None } else { rows.last().map(|r| r.0.0) };
     let user_ids: Vec<i64> = rows.iter().map(|r| r.0.1).collect::<HashSet<_>>().into_iter().collect();
     let restricted = restricted_among(conn, &user_ids)?;
@@ -614,7 +643,7 @@ pub fn picked(
 ) -> QueryResult<(Vec<Figures>, Vec<Shared>)> {
     crate::db::transaction(conn, |conn| {
         let req = Request { partner, purpose, want, after: 0, limit: UNBOUNDED, export_id, base_url };
-        let (decided, _) = decide(conn, &req, now)?;
+        let (decided, _) = decide(conn, &req, now, None)?;
         let figures: Vec<Figures> = decided.iter().map(|(s, _)| Figures::of(s)).collect();
         let chosen = pick(&figures);
         let (shared, disclosed): (Vec<_>, Vec<_>) = decided

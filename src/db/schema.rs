@@ -485,6 +485,7 @@ diesel::table! {
         enabled -> Bool,
         created_by -> Nullable<BigInt>,
         created_at -> Timestamp,
+        departures_sent -> BigInt,
     }
 }
 
@@ -501,6 +502,32 @@ diesel::table! {
         location -> Nullable<Text>,
         delivered_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
+        departures_from -> Nullable<BigInt>,
+        departures_to -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    departures (id) {
+        id -> BigInt,
+        partner_id -> BigInt,
+        user_id -> BigInt,
+        enrollment_id -> BigInt,
+        run_id -> BigInt,
+        learner_id -> Text,
+        learner_gone -> Bool,
+        reason -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    partner_statements (destination_id, statement_id) {
+        destination_id -> BigInt,
+        statement_id -> Text,
+        enrollment_id -> BigInt,
+        learner_id -> Text,
+        created_at -> Timestamp,
     }
 }
 
@@ -512,6 +539,12 @@ diesel::allow_tables_to_appear_in_same_query!(partner_destinations, partner_send
 diesel::allow_tables_to_appear_in_same_query!(partners, partner_destinations);
 diesel::allow_tables_to_appear_in_same_query!(partners, partner_sends);
 diesel::allow_tables_to_appear_in_same_query!(partners, jobs);
+diesel::joinable!(departures -> partners (partner_id));
+diesel::joinable!(departures -> course_runs (run_id));
+diesel::allow_tables_to_appear_in_same_query!(departures, partners);
+diesel::allow_tables_to_appear_in_same_query!(departures, course_runs);
+diesel::allow_tables_to_appear_in_same_query!(departures, courses);
+diesel::allow_tables_to_appear_in_same_query!(departures, members);
 
 diesel::table! {
     parent_sharing_requests (id) {

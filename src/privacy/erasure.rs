@@ -405,6 +405,14 @@ fn run_step(
             Ok(format!("{} consent(s) withdrawn in the ledger.", live.len()))
         }
         "notify_partners" => {
+            // Every identifier any partner holds departs, on every channel it came by.
+            let departed = crate::consent::departures::reconcile(
+                conn,
+                user_id,
+                crate::consent::departures::Reason::Erased,
+                true,
+                now,
+            )?;
             let told: Vec<i64> = disclosures::table
                 .filter(disclosures::user_id.eq(user_id))
                 .filter(disclosures::partner_id.is_not_null())
@@ -458,7 +466,10 @@ fn run_step(
             Ok(if names.is_empty() {
                 "No partner ever received this learner's data.".into()
             } else {
-                format!("Erasure notice sent to {}.", names.join(", "))
+                format!(
+                    "Erasure notice sent to {}; {departed} departure(s) queued for their feeds and pushes.",
+                    names.join(", ")
+                )
             })
         }
         "pseudonymise_posts" => {

@@ -10,6 +10,7 @@ mod browser;
 mod certificates;
 mod csv_safety;
 mod demo;
+mod departures;
 mod exams;
 mod forums;
 mod hostile;

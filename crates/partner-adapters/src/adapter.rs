@@ -50,15 +50,18 @@ pub enum RecordKind {
     Enrollment,
     Progress,
     Result,
+    /// Departure notices ([`crate::records::SharedDeparture`]).
+    Departure,
 }
 
 impl RecordKind {
-    /// Accepts `enrollments`, `progress` and `results` (and the singulars).
+    /// Accepts `enrollments`, `progress`, `results` and `departures` (and the singulars).
     pub fn parse(s: &str) -> Option<RecordKind> {
         match s {
             "enrollments" | "enrollment" => Some(RecordKind::Enrollment),
             "progress" => Some(RecordKind::Progress),
             "results" | "result" => Some(RecordKind::Result),
+            "departures" | "departure" => Some(RecordKind::Departure),
             _ => None,
         }
     }
@@ -69,6 +72,7 @@ impl RecordKind {
             RecordKind::Enrollment => "enrollment",
             RecordKind::Progress => "progress",
             RecordKind::Result => "result",
+            RecordKind::Departure => "departure",
         }
     }
 }
@@ -79,6 +83,7 @@ impl SharedRecord {
             SharedRecord::Enrollment(_) => RecordKind::Enrollment,
             SharedRecord::Progress(_) => RecordKind::Progress,
             SharedRecord::Result(_) => RecordKind::Result,
+            SharedRecord::Departure(_) => RecordKind::Departure,
         }
     }
 
@@ -87,6 +92,7 @@ impl SharedRecord {
             SharedRecord::Enrollment(r) => &r.course,
             SharedRecord::Progress(r) => &r.course,
             SharedRecord::Result(r) => &r.course,
+            SharedRecord::Departure(r) => &r.course,
         }
     }
 }

@@ -3,7 +3,9 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 
-use crate::records::{CourseRef, Learner, SharedEnrollment, SharedProgress, SharedRecord, SharedResult};
+use crate::records::{
+    CourseRef, Learner, SharedDeparture, SharedEnrollment, SharedProgress, SharedRecord, SharedResult,
+};
 use crate::xapi::XapiOptions;
 
 pub const BASE_URL: &str = "https://lyceum.example";
@@ -120,6 +122,29 @@ pub fn all() -> Vec<SharedRecord> {
     v
 }
 
+/// Two departures: an identified learner who withdrew from one run, and a
+/// pseudonymous learner erased altogether.
+pub fn departures() -> Vec<SharedRecord> {
+    vec![
+        SharedRecord::Departure(SharedDeparture {
+            cursor: "d1".into(),
+            learner_id: identified().id,
+            course: course(),
+            learner_gone: false,
+            reason: "withdrawn".into(),
+            departed_at: at(2025, 6, 1, 9, 30),
+        }),
+        SharedRecord::Departure(SharedDeparture {
+            cursor: "d2".into(),
+            learner_id: pseudonymous().id,
+            course: course(),
+            learner_gone: true,
+            reason: "erased".into(),
+            departed_at: at(2025, 6, 2, 10, 0),
+        }),
+    ]
+}
+
 pub fn xapi_options(identified_actors: bool) -> XapiOptions {
     XapiOptions { platform_base_url: BASE_URL.into(), identified_actors, as_of: generated_at() }
 }
@@ -150,5 +175,7 @@ pub fn strip_optionals(rec: &SharedRecord) -> SharedRecord {
             final_at: None,
             ..r.clone()
         }),
+        // A departure has no optional field.
+        SharedRecord::Departure(_) => rec.clone(),
     }
 }

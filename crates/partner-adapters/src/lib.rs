@@ -72,7 +72,7 @@ pub mod test_server;
 
 pub use adapter::{Adapter, ExportOptions, Format, RecordKind, write_records};
 pub use lrs::{LrsClient, LrsConfig};
-pub use records::{CourseRef, Learner, SharedEnrollment, SharedProgress, SharedRecord, SharedResult};
+pub use records::{CourseRef, Learner, SharedDeparture, SharedEnrollment, SharedProgress, SharedRecord, SharedResult};
 pub use retry::{DeliveryError, Failure, RetryPolicy};
 pub use webhook::{SIGNATURE_HEADER, SignatureError, WebhookClient, WebhookConfig};
 pub use xapi::{Statement, XapiOptions};
@@ -237,7 +237,7 @@ mod tests {
                 let before = out.len();
                 adapter.record(rec, &mut out).unwrap();
                 let written = String::from_utf8_lossy(&out[before..]).into_owned();
-                assert!(written.contains(rec.cursor()) || written.contains(&rec.learner().id), "{format:?}: {written}");
+                assert!(written.contains(rec.cursor()) || written.contains(rec.learner_id()), "{format:?}: {written}");
             }
             adapter.finish(&mut out).unwrap();
         }

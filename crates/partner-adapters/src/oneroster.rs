@@ -535,6 +535,7 @@ impl Adapter for OneRosterAdapter {
             SharedRecord::Enrollment(r) => self.enrollment(r),
             SharedRecord::Result(r) => self.result(r),
             SharedRecord::Progress(_) => {}
+            SharedRecord::Departure(_) => {} // XXX-ONEROSTER-DEPARTURE
         }
         Ok(())
     }
@@ -619,6 +620,7 @@ pub(crate) mod tests {
                 SharedRecord::Enrollment(r) => &mut r.learner,
                 SharedRecord::Progress(r) => &mut r.learner,
                 SharedRecord::Result(r) => &mut r.learner,
+                SharedRecord::Departure(_) => continue,
             };
             if !learner.pseudonymous {
                 learner.name = Some(r#"=HYPERLINK("http://evil","x") -2+3"#.into());

@@ -79,20 +79,52 @@ pub struct SharedResult {
     pub final_at: Option<DateTime<Utc>>,
 }
 
+/// A departure notice: the partner must delete what it holds about
+/// `learner_id` in `course` (enrollment, progress, results), because the gate
+/// no longer lets it through under that identifier: the learner withdrew
+/// consent, restricted sharing, or was erased. When `learner_gone` is true
+/// no other record under `learner_id` remains shareable either, so the
+/// partner deletes the learner as well.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SharedDeparture {
+    /// Opaque resume position in the departures feed.
+    pub cursor: String,
+    /// The id the partner received the learner's records under.
+    pub learner_id: String,
+    pub course: CourseRef,
+    pub learner_gone: bool,
+    /// `withdrawn`, `restricted` or `erased`.
+    pub reason: String,
+    pub departed_at: DateTime<Utc>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum SharedRecord {
     Enrollment(SharedEnrollment),
     Progress(SharedProgress),
     Result(SharedResult),
+    Departure(SharedDeparture),
 }
 
 impl SharedRecord {
-    pub fn learner(&self) -> &Learner {
+    /// The learner a record describes; a departure carries only an id.
+    pub fn learner(&self) -> Option<&Learner> {
         match self {
-            SharedRecord::Enrollment(r) => &r.learner,
-            SharedRecord::Progress(r) => &r.learner,
-            SharedRecord::Result(r) => &r.learner,
+            SharedRecord::Enrollment(r) => Some(&r.learner),
+            SharedRecord::Progress(r) => Some(&r.learner),
+            SharedRecord::Result(r) => Some(&r.learner),
+            SharedRecord::Departure(_) => None,
+        }
+    }
+
+    /// The id the partner knows the learner by.
+    pub fn learner_id(&self) -> &str {
+        match self {
+            SharedRecord::Enrollment(r) => &r.learner.id,
+            SharedRecord::Progress(r) => &r.learner.id,
+            SharedRecord::Result(r) => &r.learner.id,
+            SharedRecord::Departure(r) => &r.learner_id,
         }
     }
 
@@ -101,6 +133,7 @@ impl SharedRecord {
             SharedRecord::Enrollment(r) => &r.cursor,
             SharedRecord::Progress(r) => &r.cursor,
             SharedRecord::Result(r) => &r.cursor,
+            SharedRecord::Departure(r) => &r.cursor,
         }
     }
 }

@@ -6,7 +6,8 @@
 //! column set ([`ENROLLMENT_COLUMNS`], [`PROGRESS_COLUMNS`],
 //! [`RESULT_COLUMNS`]), identity columns included: a `None` is an empty cell.
 //! A JSON Lines file may mix kinds; each object starts with `"type"`
-//! (`enrollment`, `progress` or `result`) and a `None` is `null`.
+//! (`enrollment`, `progress`, `result` or `departure`) and a `None` is `null`.
+//! Departure notices have their own columns ([`DEPARTURE_COLUMNS`]).
 //! Timestamps are RFC 3339 in UTC.
 
 use std::borrow::Cow;
@@ -17,7 +18,7 @@ use serde::Serialize;
 
 use crate::adapter::{Adapter, RecordKind};
 use crate::cell::{as_given, spreadsheet_safe};
-use crate::records::{SharedEnrollment, SharedProgress, SharedRecord, SharedResult};
+use crate::records::{SharedDeparture, SharedEnrollment, SharedProgress, SharedRecord, SharedResult};
 
 /// Header of a CSV export of enrollments.
 pub const ENROLLMENT_COLUMNS: &[&str] = &[
@@ -77,12 +78,27 @@ pub const RESULT_COLUMNS: &[&str] = &[
     "completed_at",
 ];
 
+/// Header of a CSV of departure notices.
+pub const DEPARTURE_COLUMNS: &[&str] = &[
+    "cursor",
+    "learner_id",
+    "course_id",
+    "course_title",
+    "course_run",
+    "course_member",
+    "course_url",
+    "learner_gone",
+    "reason",
+    "departed_at",
+];
+
 /// The CSV header of one kind of record.
 pub fn columns(kind: RecordKind) -> &'static [&'static str] {
     match kind {
         RecordKind::Enrollment => ENROLLMENT_COLUMNS,
         RecordKind::Progress => PROGRESS_COLUMNS,
         RecordKind::Result => RESULT_COLUMNS,
+        RecordKind::Departure => DEPARTURE_COLUMNS,
     }
 }
 
@@ -211,6 +227,35 @@ fn result_row(r: &SharedResult, text: Cell) -> ResultRow<'_> {
     }
 }
 
+#[derive(Serialize)]
+struct DepartureRow<'a> {
+    cursor: Cow<'a, str>,
+    learner_id: Cow<'a, str>,
+    course_id: Cow<'a, str>,
+    course_title: Cow<'a, str>,
+    course_run: Cow<'a, str>,
+    course_member: Cow<'a, str>,
+    course_url: Cow<'a, str>,
+    learner_gone: bool,
+    reason: Cow<'a, str>,
+    departed_at: DateTime<Utc>,
+}
+
+fn departure_row(r: &SharedDeparture, text: Cell) -> DepartureRow<'_> {
+    DepartureRow {
+        cursor: text(&r.cursor),
+        learner_id: text(&r.learner_id),
+        course_id: text(&r.course.id),
+        course_title: text(&r.course.title),
+        course_run: text(&r.course.run),
+        course_member: text(&r.course.member),
+        course_url: text(&r.course.url),
+        learner_gone: r.learner_gone,
+        reason: text(&r.reason),
+        departed_at: r.departed_at,
+    }
+}
+
 fn csv_error(e: csv::Error) -> io::Error {
     match e.into_kind() {
         csv::ErrorKind::Io(e) => e,
@@ -260,6 +305,7 @@ impl Adapter for CsvAdapter {
             SharedRecord::Enrollment(r) => w.serialize(enrollment_row(r, spreadsheet_safe)),
             SharedRecord::Progress(r) => w.serialize(progress_row(r, spreadsheet_safe)),
             SharedRecord::Result(r) => w.serialize(result_row(r, spreadsheet_safe)),
+            SharedRecord::Departure(r) => w.serialize(departure_row(r, spreadsheet_safe)),
         }
         .map_err(csv_error)?;
         w.flush()
@@ -307,6 +353,7 @@ impl Adapter for JsonLinesAdapter {
             SharedRecord::Enrollment(r) => serde_json::to_vec(&Tagged { kind, row: enrollment_row(r, as_given) }),
             SharedRecord::Progress(r) => serde_json::to_vec(&Tagged { kind, row: progress_row(r, as_given) }),
             SharedRecord::Result(r) => serde_json::to_vec(&Tagged { kind, row: result_row(r, as_given) }),
+            SharedRecord::Departure(r) => serde_json::to_vec(&Tagged { kind, row: departure_row(r, as_given) }),
         }?;
         out.write_all(&line)?;
         out.write_all(b"\n")
@@ -387,7 +434,7 @@ mod tests {
     /// cells line up with the header, and JSON keys are the column names.
     #[test]
     fn columns_match_serialized_fields() {
-        for rec in fixtures::all() {
+        for rec in fixtures::all().into_iter().chain(fixtures::departures()) {
             let line = jsonl_of(std::slice::from_ref(&rec));
             let obj: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&line).unwrap();
             let keys: Vec<&str> = obj.keys().map(String::as_str).filter(|k| *k != "type").collect();
@@ -413,6 +460,25 @@ mod tests {
                 assert_eq!(cell, as_cell, "column {name}");
             }
         }
+    }
+
+    #[test]
+    fn departures_are_a_csv_of_their_own_and_typed_lines() {
+        let csv = csv_of(RecordKind::Departure, &fixtures::departures());
+        let mut reader = csv::Reader::from_reader(csv.as_bytes());
+        assert_eq!(reader.headers().unwrap().iter().collect::<Vec<_>>(), DEPARTURE_COLUMNS);
+        let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(&rows[0][1], "ada");
+        assert_eq!(&rows[1][7], "true");
+        let lines = jsonl_of(&fixtures::departures());
+        for line in lines.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert_eq!(v["type"], "departure");
+        }
+        // A departure never enters a CSV of another kind.
+        let mut a = CsvAdapter::new(RecordKind::Enrollment);
+        assert!(a.record(&fixtures::departures()[0], &mut Vec::new()).is_err());
     }
 
     #[test]
