@@ -41,6 +41,10 @@ pub enum Reason {
     Erased,
     /// The basis ended otherwise (an organization no longer has the person as staff).
     Ended,
+    /// A new consent changed the identifier the records come under (a
+    /// de-identified learner now consents to be named, or the reverse): the
+    /// records go on arriving under the new one only.
+    Replaced,
 }
 
 impl Reason {
@@ -50,6 +54,7 @@ impl Reason {
             Reason::Restricted => "restricted",
             Reason::Erased => "erased",
             Reason::Ended => "ended",
+            Reason::Replaced => "replaced",
         }
     }
 }

@@ -212,6 +212,7 @@ pub fn append(conn: &mut Conn, entry: Entry<'_>, now: NaiveDateTime) -> QueryRes
             ("lift", _) => None,
             (_, "erasure") => Some(Reason::Erased),
             ("restrict", _) => Some(Reason::Restricted),
+            ("grant", _) => Some(Reason::Replaced),
             _ => Some(Reason::Withdrawn),
         };
         if let Some(reason) = reason {
