@@ -45,6 +45,7 @@ pub const VERB_COMPLETED: &str = "http://adlnet.gov/expapi/verbs/completed";
 pub const VERB_PASSED: &str = "http://adlnet.gov/expapi/verbs/passed";
 pub const VERB_FAILED: &str = "http://adlnet.gov/expapi/verbs/failed";
 pub const VERB_SCORED: &str = "http://adlnet.gov/expapi/verbs/scored";
+pub const VERB_VOIDED: &str = "http://adlnet.gov/expapi/verbs/voided";
 pub const ACTIVITY_TYPE_COURSE: &str = "http://adlnet.gov/expapi/activities/course";
 pub const EXT_CMI5_PROGRESS: &str = "https://w3id.org/xapi/cmi5/result/extensions/progress";
 /// `context.platform` of every statement.
@@ -88,7 +89,7 @@ pub struct Statement {
     pub id: Uuid,
     pub actor: Agent,
     pub verb: Verb,
-    pub object: Activity,
+    pub object: Object,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub result: Option<StatementResult>,
     pub context: Context,
@@ -118,6 +119,22 @@ pub struct Account {
 pub struct Verb {
     pub id: &'static str,
     pub display: BTreeMap<&'static str, &'static str>,
+}
+
+/// A statement's object: the course activity, or (for a voiding
+/// statement) a reference to the statement it voids.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Object {
+    Activity(Activity),
+    StatementRef(StatementRef),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StatementRef {
+    #[serde(rename = "objectType")]
+    pub object_type: &'static str,
+    pub id: Uuid,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -231,7 +248,7 @@ fn statement(
         id: Uuid::nil(),
         actor: actor(learner, opts),
         verb: verb(verb_id),
-        object: activity(course),
+        object: Object::Activity(activity(course)),
         result: Some(result).filter(|r| !r.is_empty()),
         context: context(course, opts),
         timestamp: timestamp(at.unwrap_or(opts.as_of)),
@@ -330,6 +347,30 @@ pub fn statements(rec: &SharedRecord, opts: &XapiOptions) -> Vec<Statement> {
         // A departure voids statements by their ids, which only the sender
         // knows: see [`voiding`].
         SharedRecord::Departure(_) => Vec::new(),
+    }
+}
+
+/// The statement that voids statement `target` (xAPI 1.0.3, Data 2.3.2):
+/// verb `voided`, object a `StatementRef` to `target`, the platform itself
+/// (an account named `lyceum` on its base URL) as actor, timestamped `at`.
+/// Its id is a UUID v5 of the target's, so voiding again re-sends the same
+/// statement. Lyceum voids what a partner must no longer hold (a departure).
+pub fn voiding(target: Uuid, at: DateTime<Utc>, opts: &XapiOptions) -> Statement {
+    let mut content = b"voided\n".to_vec();
+    content.extend_from_slice(target.as_hyphenated().to_string().as_bytes());
+    Statement {
+        id: Uuid::new_v5(&STATEMENT_ID_NAMESPACE, &content),
+        actor: Agent {
+            object_type: "Agent",
+            name: None,
+            mbox: None,
+            account: Some(Account { home_page: opts.base().to_owned(), name: "lyceum".into() }),
+        },
+        verb: verb(VERB_VOIDED),
+        object: Object::StatementRef(StatementRef { object_type: "StatementRef", id: target }),
+        result: None,
+        context: Context { platform: PLATFORM, extensions: BTreeMap::new() },
+        timestamp: timestamp(at),
     }
 }
 
@@ -685,5 +726,18 @@ mod tests {
     fn result_with_nothing_known_yields_no_statement() {
         let rec = fixtures::strip_optionals(&fixtures::results()[0]);
         assert!(statements(&rec, &fixtures::xapi_options(true)).is_empty());
+    }
+
+    #[test]
+    fn a_voiding_statement_refers_to_its_target_and_is_the_same_when_sent_again() {
+        let opts = fixtures::xapi_options(false);
+        let target = statements(&fixtures::enrollments()[0], &opts)[0].id;
+        let v = voiding(target, fixtures::generated_at(), &opts);
+        let json = serde_json::to_value(&v).unwrap();
+        assert_eq!(json["verb"]["id"], VERB_VOIDED);
+        assert_eq!(json["object"], serde_json::json!({ "objectType": "StatementRef", "id": target.to_string() }));
+        assert_eq!(json["actor"]["account"]["name"], "lyceum");
+        assert_eq!(v.id, voiding(target, fixtures::at(2030, 1, 1, 0, 0), &opts).id, "the id depends on the target only");
+        assert_ne!(v.id, target);
     }
 }
