@@ -15,19 +15,26 @@
 //! stores a statement id once); webhook bodies carry the key as `id` for the
 //! receiver to drop repeats, the one case (a crash between the partner's
 //! answer and our commit) where a body can arrive twice.
+//!
+//! A statement the LRS refuses on its own (invalid, or conflicting with a
+//! statement it holds) does not fail the send: the others are delivered, the
+//! send is marked delivered, and each refused statement is kept in
+//! `partner_send_rejections` with its id, the LRS's status and message, for
+//! staff to see with the send. Failures of the send as a whole (credentials,
+//! endpoint, 5xx, 429, the network) fail it and it is retried, as before.
 
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 use partner_adapters::{
-    ExportOptions, Format, LrsClient, LrsConfig, RecordKind, RetryPolicy, SharedRecord, WebhookClient, WebhookConfig,
-    XapiOptions,
+    ExportOptions, Format, LrsClient, LrsConfig, RecordKind, Rejection, RetryPolicy, SharedRecord, WebhookClient,
+    WebhookConfig, XapiOptions,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::partners::Partner;
 use super::sharing::{self, Want};
-use crate::db::schema::{jobs, partner_destinations, partner_sends, partners};
+use crate::db::schema::{jobs, partner_destinations, partner_send_rejections, partner_sends, partners};
 use crate::db::{Conn, Db, DbError};
 use crate::jobs as queue;
 
@@ -395,6 +402,21 @@ pub struct SendView {
     pub created_at: NaiveDateTime,
     pub delivered_at: Option<NaiveDateTime>,
     pub replayable: bool,
+    /// Statements the LRS refused in this send, and the first
+    /// [`REJECTIONS_SHOWN`] of them.
+    pub rejected: i64,
+    pub rejections: Vec<RejectionView>,
+}
+
+/// At most this many refused statements are listed per send.
+pub const REJECTIONS_SHOWN: i64 = 50;
+
+/// A statement an LRS refused, as staff see it.
+#[derive(Debug, Clone, Serialize, Queryable)]
+pub struct RejectionView {
+    pub statement_id: String,
+    pub status: i32,
+    pub message: String,
 }
 
 type SendRow = (Send, String, Option<(String, i32, i32, Option<String>, NaiveDateTime)>);
@@ -423,6 +445,8 @@ fn view((send, destination, job): SendRow) -> SendView {
         location: send.location,
         created_at: send.created_at,
         delivered_at: send.delivered_at,
+        rejected: 0,
+        rejections: Vec::new(),
     }
 }
 
@@ -444,7 +468,28 @@ pub fn sends(conn: &mut Conn, partner: &Partner, dead_only: bool, limit: i64) ->
     if dead_only {
         q = q.filter(jobs::status.eq(queue::status::DEAD));
     }
-    Ok(q.load::<SendRow>(conn)?.into_iter().map(view).collect())
+    let mut sends: Vec<SendView> = q.load::<SendRow>(conn)?.into_iter().map(view).collect();
+    let ids: Vec<i64> = sends.iter().map(|s| s.id).collect();
+    let counts: Vec<(i64, i64)> = partner_send_rejections::table
+        .filter(partner_send_rejections::send_id.eq_any(&ids))
+        .group_by(partner_send_rejections::send_id)
+        .select((partner_send_rejections::send_id, diesel::dsl::count_star()))
+        .load(conn)?;
+    for (send_id, count) in counts {
+        let Some(send) = sends.iter_mut().find(|s| s.id == send_id) else { continue };
+        send.rejected = count;
+        send.rejections = partner_send_rejections::table
+            .filter(partner_send_rejections::send_id.eq(send_id))
+            .order(partner_send_rejections::id.asc())
+            .limit(REJECTIONS_SHOWN)
+            .select((
+                partner_send_rejections::statement_id,
+                partner_send_rejections::status,
+                partner_send_rejections::message,
+            ))
+            .load(conn)?;
+    }
+    Ok(sends)
 }
 
 /// Puts a dead send back in the queue with fresh attempts (same key, same
@@ -495,6 +540,37 @@ fn note_delivered(conn: &mut Conn, send_id: i64, now: NaiveDateTime) -> QueryRes
         .set(partner_sends::delivered_at.eq(now))
         .execute(conn)
         .map(|_| ())
+}
+
+/// Marks the send delivered and keeps the statements the LRS refused, in one
+/// transaction: a send delivered once keeps the rejections of that delivery.
+fn note_delivered_with(conn: &mut Conn, send_id: i64, rejected: &[Rejection], now: NaiveDateTime) -> QueryResult<()> {
+    crate::db::transaction(conn, |conn| {
+        let marked = diesel::update(partner_sends::table.find(send_id).filter(partner_sends::delivered_at.is_null()))
+            .set(partner_sends::delivered_at.eq(now))
+            .execute(conn)?;
+        if marked == 0 {
+            return Ok(());
+        }
+        let rows: Vec<_> = rejected
+            .iter()
+            .map(|r| {
+                (
+                    partner_send_rejections::send_id.eq(send_id),
+                    partner_send_rejections::statement_id.eq(r.statement_id.to_string()),
+                    partner_send_rejections::status.eq(i32::from(r.status)),
+                    partner_send_rejections::message.eq(r.message.clone()),
+                    partner_send_rejections::created_at.eq(now),
+                )
+            })
+            .collect();
+        crate::on_backend!(conn, |c| {
+            for chunk in rows.chunks(500) {
+                diesel::insert_into(partner_send_rejections::table).values(chunk).execute(c)?;
+            }
+        });
+        Ok(())
+    })
 }
 
 fn digest(bytes: &[u8]) -> String {
@@ -574,6 +650,7 @@ pub async fn deliver(db: &Db, send_id: i64, base_url: &str, outbound: &crate::ne
         base_delay: std::time::Duration::from_millis(250),
         max_delay: std::time::Duration::from_secs(2),
     };
+    let mut rejected: Vec<Rejection> = Vec::new();
     match target {
         Target::S3 { .. } => {
             let Some((client, bucket, object, location)) = s3 else {
@@ -611,11 +688,14 @@ pub async fn deliver(db: &Db, send_id: i64, base_url: &str, outbound: &crate::ne
                 .map_err(|e| e.to_string())?;
             let mut config = LrsConfig::new(endpoint, username, secret);
             config.retry = retry;
+            config.batch_size = LRS_BATCH;
             let client =
                 LrsClient::with_http(config, guarded_client(outbound, LRS_TIMEOUT)?).map_err(|e| e.to_string())?;
-            for batch in statements.chunks(LRS_BATCH) {
-                client.post_statements(batch).await.map_err(|e| e.to_string())?;
+            let sent = client.send_statements(&statements).await.map_err(|e| e.to_string())?;
+            if !sent.rejected.is_empty() {
+                tracing::warn!(send = send_id, refused = sent.rejected.len(), accepted = sent.accepted, "the LRS refused statements");
             }
+            rejected = sent.rejected;
         }
         Target::Webhook { url } => {
             let bodies = webhook_bodies(&records, &key, &partner, &dest.record_kind, send.created_at)?;
@@ -633,7 +713,7 @@ pub async fn deliver(db: &Db, send_id: i64, base_url: &str, outbound: &crate::ne
             }
         }
     }
-    db.run(move |conn| note_delivered(conn, send_id, crate::db::now()).map_err(DbError::from))
+    db.run(move |conn| note_delivered_with(conn, send_id, &rejected, crate::db::now()).map_err(DbError::from))
         .await
         .map_err(|e| e.to_string())
 }

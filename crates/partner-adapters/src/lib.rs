@@ -71,7 +71,7 @@ mod fixtures;
 pub mod test_server;
 
 pub use adapter::{Adapter, ExportOptions, Format, RecordKind, write_records};
-pub use lrs::{LrsClient, LrsConfig};
+pub use lrs::{LrsClient, LrsConfig, Rejection, Sent};
 pub use records::{CourseRef, Learner, SharedEnrollment, SharedProgress, SharedRecord, SharedResult};
 pub use retry::{DeliveryError, Failure, RetryPolicy};
 pub use webhook::{SIGNATURE_HEADER, SignatureError, WebhookClient, WebhookConfig};

@@ -232,15 +232,21 @@ impl LrsClient {
                 .header("X-Experience-API-Version", XAPI_VERSION)
         })
         .await;
-        let stored: Value = match response {
+        let answer: Value = match response {
             Ok(response) => match response.json().await {
-                Ok(stored) => stored,
+                Ok(answer) => answer,
                 Err(_) => return Ok(false),
             },
             Err(DeliveryError::Rejected { .. }) => return Ok(false),
             Err(e) => return Err(e),
         };
-        Ok(statements_match(&serde_json::to_value(statement)?, &stored))
+        let sent = serde_json::to_value(statement)?;
+        // xAPI answers the statement itself; some LRSs (Ralph) a StatementResult.
+        let stored = match answer.get("statements").and_then(Value::as_array) {
+            Some(list) => list.iter().find(|s| same_uuid(&s["id"], &sent["id"])),
+            None => Some(&answer),
+        };
+        Ok(stored.is_some_and(|stored| statements_match(&sent, stored)))
     }
 
     /// Maps `records` to statements and sends them as
@@ -503,6 +509,9 @@ mod tests {
         invalid: HashSet<String>,
         /// The status of reads (200 when they are allowed).
         reads: u16,
+        /// Answer a read with a StatementResult, as Ralph does, rather than
+        /// the statement itself.
+        wrapped: bool,
     }
 
     impl StrictLrs {
@@ -511,6 +520,7 @@ mod tests {
                 held: Mutex::default(),
                 invalid: invalid.iter().map(|s| s.id.to_string()).collect(),
                 reads: 200,
+                wrapped: false,
             })
         }
 
@@ -541,6 +551,9 @@ mod tests {
                         let zone = chrono::FixedOffset::east_opt(2 * 3600).unwrap();
                         s["timestamp"] = t.with_timezone(&zone).to_rfc3339().into();
                         s["verb"].as_object_mut().unwrap().remove("display");
+                        if self.wrapped {
+                            s = serde_json::json!({ "statements": [s] });
+                        }
                         Reply::new(200, s.to_string())
                     }
                     None => Reply::new(404, r#"{"detail":"no such statement"}"#),
@@ -597,8 +610,14 @@ mod tests {
 
     #[tokio::test]
     async fn a_409_for_the_same_statement_is_a_repeat_and_for_another_a_rejection() {
+        for wrapped in [false, true] {
+            a_409_read_back(wrapped).await;
+        }
+    }
+
+    async fn a_409_read_back(wrapped: bool) {
         let all = all_statements();
-        let lrs = StrictLrs::new(&[]);
+        let lrs = Arc::new(StrictLrs { held: Mutex::default(), invalid: HashSet::new(), reads: 200, wrapped });
         // Sent before (the run that crashed before recording its success) …
         lrs.hold(serde_json::to_value(&all[0]).unwrap());
         // … and a statement stored under the id of another with other content.
@@ -620,7 +639,7 @@ mod tests {
     #[tokio::test]
     async fn a_409_the_credentials_cannot_read_back_is_a_rejection() {
         let all = all_statements();
-        let lrs = Arc::new(StrictLrs { held: Mutex::default(), invalid: HashSet::new(), reads: 403 });
+        let lrs = Arc::new(StrictLrs { held: Mutex::default(), invalid: HashSet::new(), reads: 403, wrapped: false });
         lrs.hold(serde_json::to_value(&all[0]).unwrap());
         let (base, _log) = serve_lrs(lrs.clone()).await;
         let sent = client(&base, 100).send_statements(&all).await.unwrap();
