@@ -693,7 +693,12 @@ pub async fn deliver(db: &Db, send_id: i64, base_url: &str, outbound: &crate::ne
                 LrsClient::with_http(config, guarded_client(outbound, LRS_TIMEOUT)?).map_err(|e| e.to_string())?;
             let sent = client.send_statements(&statements).await.map_err(|e| e.to_string())?;
             if !sent.rejected.is_empty() {
-                tracing::warn!(send = send_id, refused = sent.rejected.len(), accepted = sent.accepted, "the LRS refused statements");
+                tracing::warn!(
+                    send = send_id,
+                    refused = sent.rejected.len(),
+                    accepted = sent.accepted,
+                    "the LRS refused statements"
+                );
             }
             rejected = sent.rejected;
         }

@@ -516,7 +516,8 @@ async fn real_lrs_rejection(app: TestApp) {
         .clone();
     let bob_statement_id = bob["id"].as_str().unwrap().to_string();
     let mut conflicting = bob.clone();
-    conflicting["verb"] = serde_json::json!({ "id": "http://adlnet.gov/expapi/verbs/attempted", "display": { "en-US": "attempted" } });
+    conflicting["verb"] =
+        serde_json::json!({ "id": "http://adlnet.gov/expapi/verbs/attempted", "display": { "en-US": "attempted" } });
     let res = reqwest::Client::new()
         .post(format!("{url}/statements"))
         .basic_auth(&user, Some(&password))

@@ -332,7 +332,9 @@ fn same_value(a: &Value, b: &Value) -> bool {
 fn same_object(a: &Value, b: &Value) -> bool {
     let object_type = |v: &Value| v.get("objectType").and_then(Value::as_str).unwrap_or("Activity").to_string();
     match (object_type(a).as_str(), object_type(b).as_str()) {
-        ("Activity", "Activity") => same_value(&without(a, &["definition", "objectType"]), &without(b, &["definition", "objectType"])),
+        ("Activity", "Activity") => {
+            same_value(&without(a, &["definition", "objectType"]), &without(b, &["definition", "objectType"]))
+        }
         ("StatementRef", "StatementRef") => same_uuid(&a["id"], &b["id"]),
         ("Agent" | "Group", _) => same_agent(a, b),
         _ => same_value(a, b),
@@ -599,12 +601,8 @@ mod tests {
         assert_eq!(lrs.held_ids(), expected);
         // The batch of 4 is split, not sent one by one: [0 1 2 3] refused,
         // [0 1] refused, [0] stored, [1] refused, [2 3] stored; then [4 5].
-        let sizes: Vec<usize> = log
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|r| serde_json::from_slice::<Vec<Value>>(&r.body).unwrap().len())
-            .collect();
+        let sizes: Vec<usize> =
+            log.lock().unwrap().iter().map(|r| serde_json::from_slice::<Vec<Value>>(&r.body).unwrap().len()).collect();
         assert_eq!(sizes, [4, 2, 1, 1, 2, 2]);
     }
 
