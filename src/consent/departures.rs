@@ -90,7 +90,12 @@ pub fn reconcile(
         .filter(disclosures::user_id.eq(user_id))
         .filter(disclosures::partner_id.is_not_null())
         .filter(disclosures::record_key.like("enrollment:%"))
-        .select((disclosures::partner_id.assume_not_null(), disclosures::record_key, disclosures::fields, disclosures::created_at))
+        .select((
+            disclosures::partner_id.assume_not_null(),
+            disclosures::record_key,
+            disclosures::fields,
+            disclosures::created_at,
+        ))
         .load(conn)?;
     if sent.is_empty() {
         return Ok(0);
@@ -245,10 +250,8 @@ pub fn deliver(
                         disclosures::purpose.eq(purpose),
                         disclosures::fields.eq("departure.notice"),
                         disclosures::basis.eq("departure"),
-                        disclosures::note.eq(Some(format!(
-                            "Told to delete what it holds under {} ({})",
-                            d.learner_id, d.reason
-                        ))),
+                        disclosures::note
+                            .eq(Some(format!("Told to delete what it holds under {} ({})", d.learner_id, d.reason))),
                         disclosures::export_id.eq(export_id),
                         disclosures::record_key.eq(&key),
                         disclosures::created_at.eq(now),

@@ -33,6 +33,12 @@ pub(super) fn send_json(s: &SendView) -> Value {
         "next_attempt": s.next_attempt_at.map(when), "digest": s.payload_digest.as_deref().map(|d| &d[..d.len().min(16)]),
         "records": s.record_count, "location": s.location, "created": when(s.created_at),
         "delivered": s.delivered_at.map(when), "replayable": s.replayable,
+        "rejected": (s.rejected > 0).then(|| match s.rejected {
+            1 => "1 statement rejected".to_string(),
+            n => format!("{n} statements rejected"),
+        }),
+        "rejections": s.rejections,
+        "rejections_hidden": (s.rejected > s.rejections.len() as i64).then(|| s.rejected - s.rejections.len() as i64),
     })
 }
 

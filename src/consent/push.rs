@@ -15,19 +15,28 @@
 //! stores a statement id once); webhook bodies carry the key as `id` for the
 //! receiver to drop repeats, the one case (a crash between the partner's
 //! answer and our commit) where a body can arrive twice.
+//!
+//! A statement the LRS refuses on its own (invalid, or conflicting with a
+//! statement it holds) does not fail the send: the others are delivered, the
+//! send is marked delivered, and each refused statement is kept in
+//! `partner_send_rejections` with its id, the LRS's status and message, for
+//! staff to see with the send. Failures of the send as a whole (credentials,
+//! endpoint, 5xx, 429, the network) fail it and it is retried, as before.
 
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 use partner_adapters::{
-    ExportOptions, Format, LrsClient, LrsConfig, RecordKind, RetryPolicy, SharedDeparture, SharedRecord, WebhookClient,
-    WebhookConfig, XapiOptions,
+    ExportOptions, Format, LrsClient, LrsConfig, RecordKind, Rejection, RetryPolicy, SharedDeparture, SharedRecord,
+    WebhookClient, WebhookConfig, XapiOptions,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::partners::Partner;
 use super::sharing::{self, Want};
-use crate::db::schema::{jobs, partner_destinations, partner_sends, partners};
+use crate::db::schema::{
+    jobs, partner_destinations, partner_send_rejections, partner_sends, partner_statements, partners,
+};
 use crate::db::{Conn, Db, DbError};
 use crate::jobs as queue;
 
@@ -400,6 +409,21 @@ pub struct SendView {
     pub created_at: NaiveDateTime,
     pub delivered_at: Option<NaiveDateTime>,
     pub replayable: bool,
+    /// Statements the LRS refused in this send, and the first
+    /// [`REJECTIONS_SHOWN`] of them.
+    pub rejected: i64,
+    pub rejections: Vec<RejectionView>,
+}
+
+/// At most this many refused statements are listed per send.
+pub const REJECTIONS_SHOWN: i64 = 50;
+
+/// A statement an LRS refused, as staff see it.
+#[derive(Debug, Clone, Serialize, Queryable)]
+pub struct RejectionView {
+    pub statement_id: String,
+    pub status: i32,
+    pub message: String,
 }
 
 type SendRow = (Send, String, Option<(String, i32, i32, Option<String>, NaiveDateTime)>);
@@ -428,6 +452,8 @@ fn view((send, destination, job): SendRow) -> SendView {
         location: send.location,
         created_at: send.created_at,
         delivered_at: send.delivered_at,
+        rejected: 0,
+        rejections: Vec::new(),
     }
 }
 
@@ -449,7 +475,28 @@ pub fn sends(conn: &mut Conn, partner: &Partner, dead_only: bool, limit: i64) ->
     if dead_only {
         q = q.filter(jobs::status.eq(queue::status::DEAD));
     }
-    Ok(q.load::<SendRow>(conn)?.into_iter().map(view).collect())
+    let mut sends: Vec<SendView> = q.load::<SendRow>(conn)?.into_iter().map(view).collect();
+    let ids: Vec<i64> = sends.iter().map(|s| s.id).collect();
+    let counts: Vec<(i64, i64)> = partner_send_rejections::table
+        .filter(partner_send_rejections::send_id.eq_any(&ids))
+        .group_by(partner_send_rejections::send_id)
+        .select((partner_send_rejections::send_id, diesel::dsl::count_star()))
+        .load(conn)?;
+    for (send_id, count) in counts {
+        let Some(send) = sends.iter_mut().find(|s| s.id == send_id) else { continue };
+        send.rejected = count;
+        send.rejections = partner_send_rejections::table
+            .filter(partner_send_rejections::send_id.eq(send_id))
+            .order(partner_send_rejections::id.asc())
+            .limit(REJECTIONS_SHOWN)
+            .select((
+                partner_send_rejections::statement_id,
+                partner_send_rejections::status,
+                partner_send_rejections::message,
+            ))
+            .load(conn)?;
+    }
+    Ok(sends)
 }
 
 /// Puts a dead send back in the queue with fresh attempts (same key, same
@@ -495,25 +542,6 @@ fn note_payload(conn: &mut Conn, send_id: i64, digest: &str, count: usize, locat
         .map(|_| ())
 }
 
-fn note_delivered(conn: &mut Conn, send_id: i64, now: NaiveDateTime) -> QueryResult<()> {
-    crate::db::transaction(conn, |conn| {
-        diesel::update(partner_sends::table.find(send_id).filter(partner_sends::delivered_at.is_null()))
-            .set(partner_sends::delivered_at.eq(now))
-            .execute(conn)?;
-        // The destination has now been told of the departures this send carried.
-        let (dest, to): (i64, Option<i64>) = partner_sends::table
-            .find(send_id)
-            .select((partner_sends::destination_id, partner_sends::departures_to))
-            .first(conn)?;
-        if let Some(to) = to {
-            diesel::update(partner_destinations::table.find(dest).filter(partner_destinations::departures_sent.lt(to)))
-                .set(partner_destinations::departures_sent.eq(to))
-                .execute(conn)?;
-        }
-        Ok(())
-    })
-}
-
 /// The departures a send carries, fixed at its first attempt (a retry
 /// carries the same ones): those after what its destination was last told,
 /// up to the partner's newest. A disclosure row (basis `departure`) is
@@ -541,6 +569,85 @@ fn send_departures(
         return Ok(Vec::new());
     }
     super::departures::deliver(conn, partner, from, Some(to), i64::MAX, &send.idempotency_key, base_url, now)
+}
+
+/// Marks the send delivered and keeps the statements the LRS refused, in one
+/// transaction: a send delivered once keeps the rejections of that delivery.
+/// What a delivery leaves to record with it.
+#[derive(Default)]
+struct Delivered {
+    /// Statements the LRS refused (the rest of the push arrived).
+    rejected: Vec<Rejection>,
+    /// Statements the LRS holds now: (enrollment, learner id, statement id).
+    statements: Vec<(i64, String, String)>,
+    /// Statement ids voided by this send: nothing left there to void again.
+    voided: Vec<String>,
+}
+
+/// Marks a send delivered, with what it leaves to record, in one
+/// transaction: its refused statements, the statements its LRS now holds,
+/// and that its destination has been told of the departures it carried.
+fn note_delivered(conn: &mut Conn, send_id: i64, done: &Delivered, now: NaiveDateTime) -> QueryResult<()> {
+    crate::db::transaction(conn, |conn| {
+        let marked = diesel::update(partner_sends::table.find(send_id).filter(partner_sends::delivered_at.is_null()))
+            .set(partner_sends::delivered_at.eq(now))
+            .execute(conn)?;
+        if marked == 0 {
+            return Ok(());
+        }
+        let (dest, to): (i64, Option<i64>) = partner_sends::table
+            .find(send_id)
+            .select((partner_sends::destination_id, partner_sends::departures_to))
+            .first(conn)?;
+        if let Some(to) = to {
+            diesel::update(partner_destinations::table.find(dest).filter(partner_destinations::departures_sent.lt(to)))
+                .set(partner_destinations::departures_sent.eq(to))
+                .execute(conn)?;
+        }
+        let rows: Vec<_> = done
+            .rejected
+            .iter()
+            .map(|r| {
+                (
+                    partner_send_rejections::send_id.eq(send_id),
+                    partner_send_rejections::statement_id.eq(r.statement_id.to_string()),
+                    partner_send_rejections::status.eq(i32::from(r.status)),
+                    partner_send_rejections::message.eq(r.message.clone()),
+                    partner_send_rejections::created_at.eq(now),
+                )
+            })
+            .collect();
+        let held: Vec<_> = done
+            .statements
+            .iter()
+            .map(|(eid, learner, id)| {
+                (
+                    partner_statements::destination_id.eq(dest),
+                    partner_statements::statement_id.eq(id.clone()),
+                    partner_statements::enrollment_id.eq(*eid),
+                    partner_statements::learner_id.eq(learner.clone()),
+                    partner_statements::created_at.eq(now),
+                )
+            })
+            .collect();
+        crate::on_backend!(conn, |c| {
+            for chunk in rows.chunks(500) {
+                diesel::insert_into(partner_send_rejections::table).values(chunk).execute(c)?;
+            }
+            for chunk in held.chunks(500) {
+                diesel::insert_into(partner_statements::table).values(chunk).on_conflict_do_nothing().execute(c)?;
+            }
+        });
+        for chunk in done.voided.chunks(500) {
+            diesel::delete(
+                partner_statements::table
+                    .filter(partner_statements::destination_id.eq(dest))
+                    .filter(partner_statements::statement_id.eq_any(chunk)),
+            )
+            .execute(conn)?;
+        }
+        Ok(())
+    })
 }
 
 fn digest(bytes: &[u8]) -> String {
@@ -591,7 +698,7 @@ pub async fn deliver(db: &Db, send_id: i64, base_url: &str, outbound: &crate::ne
                 db.run(move |conn| {
                     crate::db::transaction(conn, |conn| {
                         note_payload(conn, send_id, &existing, count, &location)?;
-                        note_delivered(conn, send_id, crate::db::now())
+                        note_delivered(conn, send_id, &Delivered::default(), crate::db::now())
                     })
                     .map_err(DbError::from)
                 })
@@ -636,6 +743,7 @@ pub async fn deliver(db: &Db, send_id: i64, base_url: &str, outbound: &crate::ne
         base_delay: std::time::Duration::from_millis(250),
         max_delay: std::time::Duration::from_secs(2),
     };
+    let mut done = Delivered::default();
     match target {
         Target::S3 { .. } => {
             let Some((client, bucket, object, location)) = s3 else {
@@ -653,7 +761,8 @@ pub async fn deliver(db: &Db, send_id: i64, base_url: &str, outbound: &crate::ne
             let all = records.iter().chain(departure_records.iter().filter(|_| together));
             partner_adapters::write_records(adapter.as_mut(), all, &mut body).map_err(|e| e.to_string())?;
             if !together && !departure_records.is_empty() {
-                let options = ExportOptions { kind: RecordKind::Departure, xapi, generated_at: send.created_at.and_utc() };
+                let options =
+                    ExportOptions { kind: RecordKind::Departure, xapi, generated_at: send.created_at.and_utc() };
                 let mut adapter = format.adapter(&options);
                 let mut file = Vec::new();
                 partner_adapters::write_records(adapter.as_mut(), &departure_records, &mut file)
@@ -669,7 +778,9 @@ pub async fn deliver(db: &Db, send_id: i64, base_url: &str, outbound: &crate::ne
                     .body(file.into())
                     .send()
                     .await
-                    .map_err(|e| format!("S3 PutObject s3://{bucket}/{object}: {}", aws_sdk_s3::error::DisplayErrorContext(e)))?;
+                    .map_err(|e| {
+                        format!("S3 PutObject s3://{bucket}/{object}: {}", aws_sdk_s3::error::DisplayErrorContext(e))
+                    })?;
             }
             let sum = digest(&body);
             let (s, l, n) = (sum.clone(), location.clone(), records.len() + departure_records.len());
@@ -689,8 +800,34 @@ pub async fn deliver(db: &Db, send_id: i64, base_url: &str, outbound: &crate::ne
                 .map_err(|e| format!("S3 PutObject {location}: {}", aws_sdk_s3::error::DisplayErrorContext(e)))?;
         }
         Target::Lrs { endpoint, username } => {
-            let statements: Vec<_> =
-                records.iter().flat_map(|r| partner_adapters::xapi::statements(r, &xapi)).collect();
+            let mut statements = Vec::new();
+            let mut held = Vec::new();
+            for r in &records {
+                let eid = sharing::decode_cursor(r.cursor()).unwrap_or(0);
+                for s in partner_adapters::xapi::statements(r, &xapi) {
+                    held.push((eid, r.learner_id().to_string(), s.id.to_string()));
+                    statements.push(s);
+                }
+            }
+            // A departure voids every statement this LRS received about that
+            // learner id in that enrollment (xAPI's way to retract them).
+            let voided: Vec<(String, NaiveDateTime)> = {
+                let (dest_id, gone) = (
+                    dest.id,
+                    departed
+                        .iter()
+                        .map(|(d, _)| (d.enrollment_id, d.learner_id.clone(), d.created_at))
+                        .collect::<Vec<_>>(),
+                );
+                db.run(move |conn| statements_of(conn, dest_id, &gone).map_err(DbError::from))
+                    .await
+                    .map_err(|e| e.to_string())?
+            };
+            for (target, at) in &voided {
+                if let Ok(target) = uuid::Uuid::parse_str(target) {
+                    statements.push(partner_adapters::xapi::voiding(target, at.and_utc(), &xapi));
+                }
+            }
             let sum = digest(&serde_json::to_vec(&statements).map_err(|e| e.to_string())?);
             let (s, l, n) = (sum, format!("{}/statements", endpoint.trim_end_matches('/')), statements.len());
             db.run(move |conn| note_payload(conn, send_id, &s, n, &l).map_err(DbError::from))
@@ -698,11 +835,23 @@ pub async fn deliver(db: &Db, send_id: i64, base_url: &str, outbound: &crate::ne
                 .map_err(|e| e.to_string())?;
             let mut config = LrsConfig::new(endpoint, username, secret);
             config.retry = retry;
+            config.batch_size = LRS_BATCH;
             let client =
                 LrsClient::with_http(config, guarded_client(outbound, LRS_TIMEOUT)?).map_err(|e| e.to_string())?;
-            for batch in statements.chunks(LRS_BATCH) {
-                client.post_statements(batch).await.map_err(|e| e.to_string())?;
+            let sent = client.send_statements(&statements).await.map_err(|e| e.to_string())?;
+            if !sent.rejected.is_empty() {
+                tracing::warn!(
+                    send = send_id,
+                    refused = sent.rejected.len(),
+                    accepted = sent.accepted,
+                    "the LRS refused statements"
+                );
             }
+            let refused: std::collections::HashSet<String> =
+                sent.rejected.iter().map(|r| r.statement_id.to_string()).collect();
+            done.statements = held.into_iter().filter(|(_, _, id)| !refused.contains(id)).collect();
+            done.voided = voided.into_iter().map(|(id, _)| id).collect();
+            done.rejected = sent.rejected;
         }
         Target::Webhook { url } => {
             let mut bodies = webhook_bodies(&records, &key, &partner, &dest.record_kind, send.created_at)?;
@@ -723,7 +872,7 @@ pub async fn deliver(db: &Db, send_id: i64, base_url: &str, outbound: &crate::ne
             }
         }
     }
-    db.run(move |conn| note_delivered(conn, send_id, crate::db::now()).map_err(DbError::from))
+    db.run(move |conn| note_delivered(conn, send_id, &done, crate::db::now()).map_err(DbError::from))
         .await
         .map_err(|e| e.to_string())
 }
@@ -806,6 +955,32 @@ fn departures_body(
         "departures": objects,
     }))
     .map_err(|e| e.to_string())
+}
+
+/// The statements an LRS destination holds about these (enrollment, learner
+/// id) pairs, with the time of the departure that voids them.
+fn statements_of(
+    conn: &mut Conn,
+    dest_id: i64,
+    gone: &[(i64, String, NaiveDateTime)],
+) -> QueryResult<Vec<(String, NaiveDateTime)>> {
+    if gone.is_empty() {
+        return Ok(Vec::new());
+    }
+    let eids: Vec<i64> = gone.iter().map(|(e, _, _)| *e).collect();
+    let rows: Vec<(String, i64, String)> = partner_statements::table
+        .filter(partner_statements::destination_id.eq(dest_id))
+        .filter(partner_statements::enrollment_id.eq_any(&eids))
+        .order(partner_statements::statement_id)
+        .select((partner_statements::statement_id, partner_statements::enrollment_id, partner_statements::learner_id))
+        .load(conn)?;
+    // The earliest departure of each pair in this send dates its voiding.
+    let mut departed_at: std::collections::HashMap<(i64, String), NaiveDateTime> = std::collections::HashMap::new();
+    for (eid, learner, at) in gone {
+        let first = departed_at.entry((*eid, learner.clone())).or_insert(*at);
+        *first = (*first).min(*at);
+    }
+    Ok(rows.into_iter().filter_map(|(id, eid, learner)| departed_at.get(&(eid, learner)).map(|at| (id, *at))).collect())
 }
 
 /// The digest stored with an object already in the bucket, if there is one.

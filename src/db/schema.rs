@@ -531,11 +531,24 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    partner_send_rejections (id) {
+        id -> BigInt,
+        send_id -> BigInt,
+        statement_id -> Text,
+        status -> Integer,
+        message -> Text,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(partner_destinations -> partners (partner_id));
 diesel::joinable!(partner_sends -> partner_destinations (destination_id));
 diesel::joinable!(partner_sends -> jobs (job_id));
+diesel::joinable!(partner_send_rejections -> partner_sends (send_id));
 
 diesel::allow_tables_to_appear_in_same_query!(partner_destinations, partner_sends, jobs);
+diesel::allow_tables_to_appear_in_same_query!(partner_send_rejections, partner_sends);
 diesel::allow_tables_to_appear_in_same_query!(partners, partner_destinations);
 diesel::allow_tables_to_appear_in_same_query!(partners, partner_sends);
 diesel::allow_tables_to_appear_in_same_query!(partners, jobs);

@@ -348,7 +348,13 @@ pub fn delete(conn: &mut Conn, partner_id: i64, id: &str, if_match: Option<i64>,
         }
         diesel::delete(org_staff::table.filter(org_staff::id.eq(id))).execute(conn)?;
         // The organization's training records of this person depart with them.
-        crate::consent::departures::reconcile(conn, current.user_id, crate::consent::departures::Reason::Ended, false, now)?;
+        crate::consent::departures::reconcile(
+            conn,
+            current.user_id,
+            crate::consent::departures::Reason::Ended,
+            false,
+            now,
+        )?;
         if current.provisioned {
             diesel::update(users::table.find(current.user_id))
                 .set((users::status.eq(DEACTIVATED), users::updated_at.eq(now)))

@@ -34,12 +34,9 @@ async fn three_learners(app: &TestApp) -> Partner {
         members::table.select(members::id).first::<i64>(conn)
     })
     .await;
-    let partner = member_partner(
-        app,
-        member_id,
-        &[Category::ProfileUsername, Category::ProfileName, Category::ProfileEmail],
-    )
-    .await;
+    let partner =
+        member_partner(app, member_id, &[Category::ProfileUsername, Category::ProfileName, Category::ProfileEmail])
+            .await;
     for (name, share) in [("ada", "yes"), ("bob", "no"), ("cleo", "yes")] {
         let l = verified(app, name).await;
         as_user(app, &l).await;
@@ -240,3 +237,86 @@ async fn pushed(app: TestApp) {
     assert!(keys.contains(&"hook-after".to_string()) && keys.contains(&"csv-after".to_string()), "{keys:?}");
 }
 on_both!(departures_reach_webhook_and_s3_destinations, pushed);
+
+async fn voided(app: TestApp) {
+    let (Ok(url), Ok(user), Ok(password)) = (
+        std::env::var("LYCEUM_TEST_LRS_URL"),
+        std::env::var("LYCEUM_TEST_LRS_USER"),
+        std::env::var("LYCEUM_TEST_LRS_PASSWORD"),
+    ) else {
+        service_missing(
+            "A Learning Record Store",
+            "LYCEUM_TEST_LRS_URL, LYCEUM_TEST_LRS_USER and LYCEUM_TEST_LRS_PASSWORD",
+        );
+        return;
+    };
+    let partner = three_learners(&app).await;
+    let target = Target::Lrs { endpoint: url.clone(), username: user.clone() };
+    let dest = crate::push::destination_with_secret(&app, &partner, target, "all", "xapi", &password).await;
+    let before = format!("lrs-void-before-{}", uuid::Uuid::new_v4().simple());
+    push_until_done(&app, &dest, &before).await;
+    // Ada (named by her username here) is in the LRS; her statements' ids.
+    let actor =
+        serde_json::json!({ "objectType": "Agent", "account": { "homePage": "http://lyceum.test", "name": "ada" } });
+    let query = |params: Vec<(&'static str, String)>| {
+        let (url, user, password) = (url.clone(), user.clone(), password.clone());
+        async move {
+            let res = reqwest::Client::new()
+                .get(format!("{url}/statements"))
+                .basic_auth(user, Some(password))
+                .header("X-Experience-API-Version", "1.0.3")
+                .query(&params)
+                .send()
+                .await
+                .expect("the LRS answers");
+            assert_eq!(res.status(), reqwest::StatusCode::OK);
+            let body: serde_json::Value = res.json().await.expect("a statement result");
+            body["statements"].as_array().cloned().unwrap_or_default()
+        }
+    };
+    let held = query(vec![("agent", actor.to_string()), ("limit", "100".into())]).await;
+    assert!(!held.is_empty(), "Ada's statements reached the LRS");
+    let recorded: Vec<(i64, String)> = run(&app, |conn| {
+        use lyceum::db::schema::partner_statements;
+        partner_statements::table.select((partner_statements::enrollment_id, partner_statements::learner_id)).load(conn)
+    })
+    .await;
+    assert!(recorded.iter().any(|(_, l)| l == "ada"), "{recorded:?}");
+
+    withdraw_all(&app, &learner("ada")).await;
+    let after = format!("lrs-void-after-{}", uuid::Uuid::new_v4().simple());
+    let sent = push_until_done(&app, &dest, &after).await;
+    let sent_id = sent.id;
+    let refused: Vec<(String, i32, String)> = run(&app, move |conn| {
+        use lyceum::db::schema::partner_send_rejections as r;
+        r::table.filter(r::send_id.eq(sent_id)).select((r::statement_id, r::status, r::message)).load(conn)
+    })
+    .await;
+    assert!(refused.is_empty(), "the LRS refused {refused:?}");
+    // A voiding statement for each of them, as xAPI retracts a statement; the
+    // platform itself is their actor (Ralph filters neither by verb nor by
+    // voidedStatementId, so they are read back by actor).
+    let platform =
+        serde_json::json!({ "objectType": "Agent", "account": { "homePage": "http://lyceum.test", "name": "lyceum" } });
+    let voiding = query(vec![("agent", platform.to_string()), ("limit", "1000".into())]).await;
+    assert!(voiding.iter().all(|v| v["verb"]["id"] == "http://adlnet.gov/expapi/verbs/voided"));
+    for s in &held {
+        let id = s["id"].as_str().unwrap();
+        assert!(
+            voiding.iter().any(|v| v["object"]["objectType"] == "StatementRef" && v["object"]["id"] == id),
+            "statement {id} was not voided: {voiding:?}"
+        );
+    }
+    crate::push::ralph_models_accept(&voiding);
+    // Pushed again, nothing is voided twice, and the send is clean.
+    let again = format!("lrs-void-again-{}", uuid::Uuid::new_v4().simple());
+    let send = push_until_done(&app, &dest, &again).await;
+    let send_id = send.id;
+    let rejected: i64 = run(&app, move |conn| {
+        use lyceum::db::schema::partner_send_rejections;
+        partner_send_rejections::table.filter(partner_send_rejections::send_id.eq(send_id)).count().get_result(conn)
+    })
+    .await;
+    assert_eq!(rejected, 0);
+}
+on_both!(departures_void_what_an_lrs_received, voided);

@@ -353,7 +353,7 @@ async fn lrs_statements(url: &str, user: &str, password: &str, actor: &serde_jso
 }
 
 /// Runs Ralph's xAPI 1.0.3 models over `statements` (tests/verifiers/xapi_statements.py).
-fn ralph_models_accept(statements: &[serde_json::Value]) {
+pub(crate) fn ralph_models_accept(statements: &[serde_json::Value]) {
     let Ok(python) = std::env::var("LYCEUM_TEST_PYTHON_VERIFIERS") else {
         service_missing("The Python verifiers (Ralph's xAPI models)", "LYCEUM_TEST_PYTHON_VERIFIERS");
         return;
@@ -446,6 +446,126 @@ async fn real_lrs_push(app: TestApp) {
     ralph_models_accept(&all);
 }
 on_both!(a_real_lrs_accepts_every_push_with_progress_in_between, real_lrs_push);
+
+/// The LRS's own copy of one statement, or `None` when it holds none.
+async fn lrs_statement(url: &str, user: &str, password: &str, id: &str) -> Option<serde_json::Value> {
+    let res = reqwest::Client::new()
+        .get(format!("{url}/statements"))
+        .basic_auth(user, Some(password))
+        .header("X-Experience-API-Version", "1.0.3")
+        .query(&[("statementId", id)])
+        .send()
+        .await
+        .expect("the LRS answers");
+    let answer: serde_json::Value = match res.status() {
+        reqwest::StatusCode::OK => res.json().await.expect("a statement"),
+        reqwest::StatusCode::NOT_FOUND => return None,
+        other => panic!("the LRS answers {other} for statement {id}"),
+    };
+    // The statement itself, or (Ralph) a StatementResult holding it.
+    match answer.get("statements").and_then(|s| s.as_array()) {
+        Some(list) => list.iter().find(|s| s["id"] == id).cloned(),
+        None => Some(answer),
+    }
+}
+
+async fn real_lrs_rejection(app: TestApp) {
+    let (Ok(url), Ok(user), Ok(password)) = (
+        std::env::var("LYCEUM_TEST_LRS_URL"),
+        std::env::var("LYCEUM_TEST_LRS_USER"),
+        std::env::var("LYCEUM_TEST_LRS_PASSWORD"),
+    ) else {
+        service_missing(
+            "A Learning Record Store",
+            "LYCEUM_TEST_LRS_URL, LYCEUM_TEST_LRS_USER and LYCEUM_TEST_LRS_PASSWORD",
+        );
+        return;
+    };
+    let (partner, course) = ada_and_bob_in_a_member_course(&app).await;
+    let ada = Learner { username: "ada".into(), email: "ada@example.org".into(), password: PASSWORD.into() };
+    as_user(&app, &ada).await;
+    let res = app.post_form(&format!("/learn/intro-python/units/{}/complete", course.units[0]), &[]).await;
+    assert_eq!(res.status(), Status::SeeOther);
+    app.sign_out().await;
+
+    // The statements a push carries, as a recording LRS receives them.
+    let (double, log) = serve(lrs_reply).await;
+    let recorder = Target::Lrs { endpoint: format!("{double}/xapi"), username: "lrs-key".into() };
+    let recorder = destination(&app, &partner, recorder, "all", "xapi").await;
+    push_until_done(&app, &recorder, "lrs-recorded").await;
+    let statements: Vec<serde_json::Value> = log
+        .lock()
+        .unwrap()
+        .iter()
+        .flat_map(|r| serde_json::from_slice::<Vec<serde_json::Value>>(&r.body).unwrap())
+        .collect();
+    assert!(statements.len() >= 3, "{statements:?}");
+
+    // The LRS already holds another statement under the id of Bob's registration.
+    let bob_id = crate::sharing::user_id(&app, "bob").await;
+    let bob_run: i64 = run(&app, move |conn| {
+        use lyceum::db::schema::enrollments;
+        enrollments::table.filter(enrollments::user_id.eq(bob_id)).select(enrollments::run_id).first(conn)
+    })
+    .await;
+    let bob_name = partner.run_pseudonym(bob_id, bob_run);
+    let bob = statements
+        .iter()
+        .find(|s| s["actor"]["account"]["name"] == bob_name.as_str())
+        .expect("Bob's registration")
+        .clone();
+    let bob_statement_id = bob["id"].as_str().unwrap().to_string();
+    let mut conflicting = bob.clone();
+    conflicting["verb"] =
+        serde_json::json!({ "id": "http://adlnet.gov/expapi/verbs/attempted", "display": { "en-US": "attempted" } });
+    let res = reqwest::Client::new()
+        .post(format!("{url}/statements"))
+        .basic_auth(&user, Some(&password))
+        .header("X-Experience-API-Version", "1.0.3")
+        .json(&serde_json::json!([conflicting]))
+        .send()
+        .await
+        .expect("the LRS answers");
+    assert!(res.status().is_success(), "the LRS stores the other statement: {}", res.status());
+
+    // A push to the LRS: it refuses the batch with 409, for Bob's statement alone.
+    let target = Target::Lrs { endpoint: url.clone(), username: user.clone() };
+    let dest = destination_with_secret(&app, &partner, target, "all", "xapi", &password).await;
+    let send = push_until_done(&app, &dest, "lrs-with-a-conflict").await;
+    assert!(send.delivered_at.is_some());
+    assert_eq!(send.record_count, Some(statements.len() as i32));
+    for s in &statements {
+        let id = s["id"].as_str().unwrap();
+        let held = lrs_statement(&url, &user, &password, id).await.unwrap_or_else(|| panic!("the LRS lacks {s}"));
+        let verb = held["verb"]["id"].as_str().unwrap();
+        if id == bob_statement_id {
+            assert!(verb.ends_with("/attempted"), "the LRS keeps its own statement: {held}");
+        } else {
+            assert_eq!(Some(verb), s["verb"]["id"].as_str(), "{held}");
+            // What the client compares when an LRS answers a repeat with 409.
+            assert!(partner_adapters::lrs::statements_match(s, &held), "sent {s}\nheld {held}");
+        }
+    }
+
+    // Staff see the rejection on the partner's page, escaped, with the id, status and message.
+    let grace = verified(&app, "grace").await;
+    run(&app, move |conn| lyceum::accounts::service::ensure_staff(conn, "grace@example.org", None, "Grace", "H")).await;
+    as_user(&app, &grace).await;
+    let (status, page) = app.get("/partners/member-northbridge").await;
+    assert_eq!(status, Status::Ok);
+    assert!(page.contains("1 statement rejected"), "{page}");
+    assert!(page.contains(&format!("<td><code>{bob_statement_id}</code></td><td>409</td>")), "{page}");
+    assert!(page.contains("Differing statements already exist with the same ID"), "{page}");
+    assert!(page.contains("&quot;detail&quot;") && !page.contains(r#"{"detail""#), "the LRS's message is escaped");
+
+    // The same push again (a retry after a crash, say): Ada's statements are
+    // repeats the LRS takes; Bob's is refused again, and recorded for that send.
+    push_until_done(&app, &dest, "lrs-again").await;
+    let (_, page) = app.get("/partners/member-northbridge").await;
+    assert_eq!(page.matches("1 statement rejected").count(), 2, "{page}");
+    assert_eq!(page.matches(&format!("<code>{bob_statement_id}</code>")).count(), 2, "{page}");
+}
+on_both!(a_statement_the_real_lrs_refuses_blocks_no_other_and_staff_see_it, real_lrs_rejection);
 
 pub(crate) fn independent_signature_ok(secret: &[u8], req: &Received) -> bool {
     let Some(header) = req.header("Lyceum-Signature") else { return false };

@@ -54,6 +54,10 @@
 //! (honouring a `Retry-After` in seconds, up to `max_delay`); any other
 //! non-2xx answer fails at once with [`DeliveryError::Rejected`], which
 //! carries the status and the body.
+//! [`LrsClient::send_statements`] goes one step further for statements: a
+//! batch an LRS refuses for its content (400, 409, 413, 422) is split until
+//! each refused statement is known, and those come back as [`Rejection`]s
+//! while every other statement is delivered (see [`lrs`]).
 
 pub mod adapter;
 pub mod cell;
@@ -71,7 +75,7 @@ mod fixtures;
 pub mod test_server;
 
 pub use adapter::{Adapter, ExportOptions, Format, RecordKind, write_records};
-pub use lrs::{LrsClient, LrsConfig};
+pub use lrs::{LrsClient, LrsConfig, Rejection, Sent};
 pub use records::{CourseRef, Learner, SharedDeparture, SharedEnrollment, SharedProgress, SharedRecord, SharedResult};
 pub use retry::{DeliveryError, Failure, RetryPolicy};
 pub use webhook::{SIGNATURE_HEADER, SignatureError, WebhookClient, WebhookConfig};

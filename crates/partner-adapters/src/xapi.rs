@@ -92,7 +92,9 @@ pub struct Statement {
     pub object: Object,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub result: Option<StatementResult>,
-    pub context: Context,
+    /// Absent on voiding statements: `context.platform` is for activities only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context: Option<Context>,
     pub timestamp: String,
 }
 
@@ -250,7 +252,7 @@ fn statement(
         verb: verb(verb_id),
         object: Object::Activity(activity(course)),
         result: Some(result).filter(|r| !r.is_empty()),
-        context: context(course, opts),
+        context: Some(context(course, opts)),
         timestamp: timestamp(at.unwrap_or(opts.as_of)),
     };
     s.id = statement_id(&enrollment_key(learner, course), &s);
@@ -273,8 +275,10 @@ fn sealed(enrollment: &str, mut s: Statement) -> Statement {
 fn registered(r: &SharedEnrollment, opts: &XapiOptions) -> Statement {
     let mut s =
         statement(&r.learner, &r.course, VERB_REGISTERED, Some(r.enrolled_at), StatementResult::default(), opts);
-    s.context.extensions.insert(opts.extension_iri("track"), Value::from(r.track.clone()));
-    s.context.extensions.insert(opts.extension_iri("status"), Value::from(r.status.clone()));
+    if let Some(c) = s.context.as_mut() {
+        c.extensions.insert(opts.extension_iri("track"), Value::from(r.track.clone()));
+        c.extensions.insert(opts.extension_iri("status"), Value::from(r.status.clone()));
+    }
     sealed(&enrollment_key(&r.learner, &r.course), s)
 }
 
@@ -352,14 +356,13 @@ pub fn statements(rec: &SharedRecord, opts: &XapiOptions) -> Vec<Statement> {
 
 /// The statement that voids statement `target` (xAPI 1.0.3, Data 2.3.2):
 /// verb `voided`, object a `StatementRef` to `target`, the platform itself
-/// (an account named `lyceum` on its base URL) as actor, timestamped `at`.
-/// Its id is a UUID v5 of the target's, so voiding again re-sends the same
+/// (an account named `lyceum` on its base URL) as actor, timestamped `at`
+/// (the departure's time). Its id is a UUID v5 of its content, like every
+/// statement's, so voiding again for the same departure re-sends the same
 /// statement. Lyceum voids what a partner must no longer hold (a departure).
 pub fn voiding(target: Uuid, at: DateTime<Utc>, opts: &XapiOptions) -> Statement {
-    let mut content = b"voided\n".to_vec();
-    content.extend_from_slice(target.as_hyphenated().to_string().as_bytes());
-    Statement {
-        id: Uuid::new_v5(&STATEMENT_ID_NAMESPACE, &content),
+    let mut s = Statement {
+        id: Uuid::nil(),
         actor: Agent {
             object_type: "Agent",
             name: None,
@@ -369,9 +372,12 @@ pub fn voiding(target: Uuid, at: DateTime<Utc>, opts: &XapiOptions) -> Statement
         verb: verb(VERB_VOIDED),
         object: Object::StatementRef(StatementRef { object_type: "StatementRef", id: target }),
         result: None,
-        context: Context { platform: PLATFORM, extensions: BTreeMap::new() },
+        // xAPI allows `context.platform` only when the object is an activity.
+        context: None,
         timestamp: timestamp(at),
-    }
+    };
+    s.id = statement_id(&format!("voided {target}"), &s);
+    s
 }
 
 /// Writes statements as one JSON array (the body `POST /statements` takes),
@@ -737,7 +743,9 @@ mod tests {
         assert_eq!(json["verb"]["id"], VERB_VOIDED);
         assert_eq!(json["object"], serde_json::json!({ "objectType": "StatementRef", "id": target.to_string() }));
         assert_eq!(json["actor"]["account"]["name"], "lyceum");
-        assert_eq!(v.id, voiding(target, fixtures::at(2030, 1, 1, 0, 0), &opts).id, "the id depends on the target only");
+        assert!(json.get("context").is_none(), "no platform on a statement about a statement");
+        assert_eq!(v, voiding(target, fixtures::generated_at(), &opts), "the same departure, the same statement");
+        assert_ne!(v.id, voiding(target, fixtures::at(2030, 1, 1, 0, 0), &opts).id, "new content, a new id");
         assert_ne!(v.id, target);
     }
 }
