@@ -18,6 +18,7 @@ mod learning;
 mod links;
 mod media;
 mod oidc;
+mod oneroster;
 mod orgs;
 mod outbound;
 mod package;

@@ -126,7 +126,7 @@ async fn due_now(app: &TestApp, send_id: i64) {
     .await;
 }
 
-fn s3_client(endpoint: &str) -> aws_sdk_s3::Client {
+pub(crate) fn s3_client(endpoint: &str) -> aws_sdk_s3::Client {
     use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
     let config = aws_sdk_s3::Config::builder()
         .behavior_version(BehaviorVersion::latest())
@@ -326,7 +326,7 @@ async fn xapi_push_sends_statements_an_lrs_accepts() {
 }
 
 /// Queues a send, runs it, and checks it was delivered; returns the send.
-async fn push_until_done(app: &TestApp, dest: &Destination, key: &str) -> push::Send {
+pub(crate) async fn push_until_done(app: &TestApp, dest: &Destination, key: &str) -> push::Send {
     let send_id = queue(app, dest, key).await;
     app.run_jobs().await;
     let (send, status, _) = state(app, send_id).await;
