@@ -449,7 +449,15 @@ fn candidates(conn: &mut Conn, member_id: i64, after: i64) -> QueryResult<Vec<Ca
                 enrollments::completed_at,
                 enrollments::last_activity_at,
             ),
-            (course_runs::run_key, courses::id, courses::slug, courses::title, members::slug, course_runs::starts_at, course_runs::ends_at),
+            (
+                course_runs::run_key,
+                courses::id,
+                courses::slug,
+                courses::title,
+                members::slug,
+                course_runs::starts_at,
+                course_runs::ends_at,
+            ),
             (users::username, users::first_name, users::last_name, users::email, users::company),
         ))
         .into_boxed()

@@ -50,6 +50,23 @@ fn validator_accepts(python: &str, zip: &[u8], what: &str) {
     assert!(report.contains(" files checked, 0 problems"), "{report}");
 }
 
+/// The zip with one file's text changed by `edit`: the validator must refuse it.
+fn validator_refuses_edited(python: &str, zip: &[u8], file: &str, edit: impl Fn(&str) -> String) {
+    let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, text) in unzip(zip) {
+        out.start_file(name.as_str(), zip::write::SimpleFileOptions::default()).unwrap();
+        let text = if name == file { edit(&text) } else { text };
+        std::io::Write::write_all(&mut out, text.as_bytes()).unwrap();
+    }
+    let edited = out.finish().unwrap().into_inner();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("edited.zip");
+    std::fs::write(&path, edited).unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/verifiers/oneroster_csv.py");
+    let out = Command::new(python).arg(script).arg(&path).output().expect("the validator runs");
+    assert!(!out.status.success(), "the validator accepts a broken {file}: {}", String::from_utf8_lossy(&out.stdout));
+}
+
 async fn enroll(app: &TestApp, name: &str, share: &str) -> Learner {
     let l = verified(app, name).await;
     as_user(app, &l).await;
@@ -141,10 +158,19 @@ async fn oneroster_push(app: TestApp) {
     // The first export: everything the partner may hold.
     let first = push_and_read(&app, &s3, &dest, "oneroster-1").await;
     validator_accepts(&python, &first, "first export");
+    // The validator is not lenient: a ':' in an id, an empty required name, a header-only file.
+    validator_refuses_edited(&python, &first, "classes.csv", |t| t.replace(".2026", ":2026"));
+    validator_refuses_edited(&python, &first, "users.csv", |t| t.replace("Unnamed", ""));
+    validator_refuses_edited(&python, &first, "orgs.csv", |t| t.lines().next().unwrap_or_default().to_owned());
     let t = tables(&first);
     let id = async |name: &str, consented: bool| partner_id(&app, &partner, name, consented).await;
-    let (ada_id, bob_id, carol_id, dan_id, erin_id) =
-        (id("ada", true).await, id("bob", false).await, id("carol", false).await, id("dan", true).await, id("erin", true).await);
+    let (ada_id, bob_id, carol_id, dan_id, erin_id) = (
+        id("ada", true).await,
+        id("bob", false).await,
+        id("carol", false).await,
+        id("dan", true).await,
+        id("erin", true).await,
+    );
     assert_eq!(
         ids(&t["users"], "sourcedId"),
         HashSet::from([&ada_id, &bob_id, &carol_id, &dan_id, &erin_id].map(|s| s.to_string())),
@@ -193,8 +219,12 @@ async fn oneroster_push(app: TestApp) {
     for file in ["orgs", "courses", "classes", "academicSessions", "categories", "lineItems"] {
         assert_eq!(ids(&t[file], "sourcedId"), ids(&t2[file], "sourcedId"), "{file}");
     }
-    let manifest: BTreeMap<String, String> =
-        unzip(&later)["manifest.csv"].lines().skip(1).filter_map(|l| l.split_once(',')).map(|(k, v)| (k.into(), v.into())).collect();
+    let manifest: BTreeMap<String, String> = unzip(&later)["manifest.csv"]
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(','))
+        .map(|(k, v)| (k.into(), v.into()))
+        .collect();
     for (key, mode) in &manifest {
         if key.starts_with("file.") {
             assert!(mode == "delta" || mode == "absent", "{key}={mode}: every present file is a delta");
