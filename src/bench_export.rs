@@ -422,7 +422,7 @@ type Candidate = (
         Option<NaiveDateTime>,
         Option<NaiveDateTime>,
     ),
-    (String, i64, String, String, String),
+    (String, i64, String, String, String, NaiveDateTime, Option<NaiveDateTime>),
     (String, String, String, String, Option<String>),
 );
 
@@ -449,7 +449,15 @@ fn candidates(conn: &mut Conn, member_id: i64, after: i64) -> QueryResult<Vec<Ca
                 enrollments::completed_at,
                 enrollments::last_activity_at,
             ),
-            (course_runs::run_key, courses::id, courses::slug, courses::title, members::slug),
+            (
+                course_runs::run_key,
+                courses::id,
+                courses::slug,
+                courses::title,
+                members::slug,
+                course_runs::starts_at,
+                course_runs::ends_at,
+            ),
             (users::username, users::first_name, users::last_name, users::email, users::company),
         ))
         .into_boxed()
@@ -461,7 +469,7 @@ fn candidates(conn: &mut Conn, member_id: i64, after: i64) -> QueryResult<Vec<Ca
 fn plain_record(row: Candidate, now: NaiveDateTime) -> SharedRecord {
     let (e, c, u) = row;
     let (eid, _user_id, _run_id, track, status, enrolled_at, expires, ..) = e;
-    let (run_key, _course_id, slug, title, member_slug) = c;
+    let (run_key, _course_id, slug, title, member_slug, starts_at, ends_at) = c;
     let (username, first, last, email, company) = u;
     let state = sharing::enrollment_state(&status, expires, now);
     SharedRecord::Enrollment(SharedEnrollment {
@@ -480,6 +488,8 @@ fn plain_record(row: Candidate, now: NaiveDateTime) -> SharedRecord {
             title,
             run: run_key,
             member: member_slug,
+            starts_at: starts_at.and_utc(),
+            ends_at: ends_at.map(|t| t.and_utc()),
         },
         track,
         status: state.to_string(),

@@ -158,7 +158,7 @@ type Candidate = (
         Option<NaiveDateTime>,
         Option<NaiveDateTime>,
     ),
-    (String, i64, String, String, String, Option<NaiveDateTime>),
+    (String, i64, String, String, String, NaiveDateTime, Option<NaiveDateTime>),
     (String, String, String, String, Option<String>),
 );
 
@@ -182,7 +182,15 @@ fn candidates(conn: &mut Conn, req: &Request<'_>, only: Option<i64>) -> QueryRes
                 enrollments::completed_at,
                 enrollments::last_activity_at,
             ),
-            (course_runs::run_key, courses::id, courses::slug, courses::title, members::slug, course_runs::ends_at),
+            (
+                course_runs::run_key,
+                courses::id,
+                courses::slug,
+                courses::title,
+                members::slug,
+                course_runs::starts_at,
+                course_runs::ends_at,
+            ),
             (users::username, users::first_name, users::last_name, users::email, users::company),
         ))
         .into_boxed();
@@ -348,7 +356,7 @@ fn decide(
     let mut out = Vec::with_capacity(decided.len());
     for ((e, c, u), basis, cats) in decided {
         let (eid, user_id, run_id, track, status, enrolled_at, expires, grade, passed, completed_at, last_activity) = e;
-        let (run_key, course_id, slug, title, member_slug, run_ends_at) = c;
+        let (run_key, course_id, slug, title, member_slug, run_starts_at, run_ends_at) = c;
         let (username, first, last, email, company) = u;
         let cursor = encode_cursor(eid, req.export_id);
         let identified = cats.contains(Category::ProfileUsername);
@@ -379,6 +387,8 @@ fn decide(
             title,
             run: run_key,
             member: member_slug,
+            starts_at: run_starts_at.and_utc(),
+            ends_at: run_ends_at.map(|t| t.and_utc()),
         };
         let mut fields = learner_fields(&learner);
         let enrollment = (req.want.enrollment && cats.contains(Category::Enrollment)).then(|| {

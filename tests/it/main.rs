@@ -19,6 +19,7 @@ mod learning;
 mod links;
 mod media;
 mod oidc;
+mod oneroster;
 mod orgs;
 mod outbound;
 mod package;

@@ -41,6 +41,8 @@ pub fn course() -> CourseRef {
         run: "2025-spring".into(),
         member: "uni-north".into(),
         url: "https://lyceum.example/courses/rust-101/".into(),
+        starts_at: at(2025, 3, 1, 0, 0),
+        ends_at: Some(at(2025, 6, 15, 0, 0)),
     }
 }
 

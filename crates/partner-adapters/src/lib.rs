@@ -206,23 +206,22 @@ mod tests {
     }
 
     #[test]
-    fn oneroster_cells_of_none_fields_are_empty() {
+    fn oneroster_cells_of_none_fields_are_empty_or_neutral() {
         let bytes = output(Format::OneRoster, RecordKind::Enrollment, &stripped(fixtures::all()));
-        for (name, text) in oneroster::tests::unzip(&bytes) {
-            let mut reader = csv::Reader::from_reader(text.as_bytes());
-            let header = reader.headers().unwrap().clone();
-            let checked: &[&str] = match name.as_str() {
-                "users.csv" => &["username", "givenName", "familyName", "email", "metadata.lyceum.company"],
-                "results.csv" => &["scoreStatus", "score", "scoreDate", "metadata.lyceum.passed"],
-                _ => &[],
-            };
-            for row in reader.records() {
-                let row = row.unwrap();
-                for (column, value) in header.iter().zip(row.iter()) {
-                    if checked.contains(&column) {
-                        assert_eq!(value, "", "{name} {column}");
-                    }
-                }
+        let files = oneroster::tests::unzip(&bytes);
+        // Nothing graded nor completed is known: no result, not a zero.
+        assert!(files.iter().all(|(name, _)| name != "results.csv"), "{files:?}");
+        let (_, users) = files.iter().find(|(name, _)| name == "users.csv").expect("users.csv");
+        let mut reader = csv::Reader::from_reader(users.as_bytes());
+        let header = reader.headers().unwrap().clone();
+        let at = |column: &str| header.iter().position(|c| c == column).unwrap();
+        for row in reader.records() {
+            let row = row.unwrap();
+            // The binding requires these: the pseudonym, and names that say none was shared.
+            assert_eq!(&row[at("username")], &row[at("sourcedId")]);
+            assert_eq!((&row[at("givenName")], &row[at("familyName")]), ("Unnamed", "Learner"));
+            for column in ["email", "metadata.lyceum.company"] {
+                assert_eq!(&row[at(column)], "", "users.csv {column}");
             }
         }
     }

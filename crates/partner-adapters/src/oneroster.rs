@@ -13,38 +13,61 @@
 //! (the export's time) on every row: an export is an increment from a
 //! cursor, and a `bulk` file would tell the receiver to drop everything it
 //! does not list. Files without rows are declared `absent` (the binding
-//! forbids header-only files).
+//! forbids header-only files). The rows of each file are built by one
+//! function each (`user_row`, `enrollment_row`, `result_row`, …) from ids
+//! and a [`RowStatus`], so a `tobedeleted` row is built like an `active` one.
+//!
+//! **sourcedIds.** The binding permits only URL-safe characters in a
+//! sourcedId, so ids are built from parts joined by `.`: each part is a
+//! Lyceum identifier (course and member slugs, run keys, usernames and
+//! pseudonyms use only letters, digits, `-` and `_`) kept as it is; any
+//! other character in a part is written `~` and two upper-case hex digits
+//! per UTF-8 byte. A part never contains `.` nor a bare `~`, so two
+//! different part lists never give the same id, and an id never changes
+//! from one export to the next. Ids are unique within their file.
 //!
 //! **Mapping.**
 //!
 //! | file | one row per | sourcedId |
 //! | --- | --- | --- |
-//! | `orgs.csv` | member institution, `type` `school`, `name` its slug | `<member>` |
+//! | `academicSessions.csv` | course run, `type` `term`, `startDate` the run's start, `endDate` its end (`9999-12-31` for a run without an end), `schoolYear` the year it ends (starts, without an end) | `<course id>.<run>.term` |
+//! | `categories.csv` | the final grade category (title `Final grade`) | `final-grade` |
+//! | `classes.csv` | course run, `classType` `scheduled`, `classCode` the run key, `termSourcedIds` its session | `<course id>.<run>` |
 //! | `courses.csv` | course | `<course id>` |
-//! | `classes.csv` | course run, `classType` `scheduled`, `classCode` the run key | `<course id>:<run>` |
+//! | `enrollments.csv` | enrollment record, `role` `student` | `<course id>.<run>.<learner id>` |
+//! | `lineItems.csv` | course run with results: its final grade, 0–100, `assignDate`/`dueDate` the session's dates, the final grade category and the run's session | `<course id>.<run>.final` |
+//! | `orgs.csv` | member institution, `type` `school`, `name` its slug | `<member>` |
+//! | `results.csv` | result record of a learner who attempted something graded or completed | `<course id>.<run>.final.<learner id>` |
+//! | `roles.csv` | learner × member, `role` `student`; `primary` for the learner's first member, `secondary` after | `<learner id>.<member>` |
 //! | `users.csv` | learner | the learner's `id` (a pseudonym unless identity is covered) |
-//! | `roles.csv` | learner × member, `role` `student`; `primary` for the learner's first member, `secondary` after | `<learner id>:<member>` |
-//! | `enrollments.csv` | enrollment record, `role` `student` | `<course id>:<run>:<learner id>` |
-//! | `lineItems.csv` | course run with results: its final grade, 0–100 | `<course id>:<run>:final` |
-//! | `results.csv` | result record | `<course id>:<run>:final:<learner id>` |
 //!
 //! Progress records have no place in OneRoster and are skipped. When several
 //! records map to the same row (the same learner, or the same enrollment
 //! twice), the later record's values replace the earlier ones: records
 //! arrive in cursor order, so the row reflects the latest consent.
 //!
-//! Only values present in the records are written. A learner's `name` is
-//! split at its last space into `givenName` and `familyName` (no space: all
-//! of it is `givenName`); a pseudonymous learner's `username`, names and
-//! `email` are empty. Fields OneRoster requires but Lyceum has no value for
-//! stay empty: `classes.termSourcedIds`, `lineItems.assignDate`, `dueDate`,
-//! `categorySourcedId` and `academicSessionSourcedId`, and the identity
-//! fields the consent does not cover. So no `academicSessions.csv` or
-//! `categories.csv` is written and every non-empty reference resolves
-//! within the zip. Lyceum-only values go in `metadata.lyceum.*` columns at
-//! the right: `users` `company`, `courses` `url`, `enrollments` `track`,
-//! `results` `passed`. Carriage returns and line feeds inside values (which
-//! the binding forbids) become spaces.
+//! **Results only for what was attempted.** A result record of a learner
+//! who has neither a graded attempt (`graded_at`) nor a completion
+//! (`completed_at`) writes no `results.csv` row: a grade of 0 there would
+//! say the learner was graded zero. A graded result is `fully graded` with
+//! its `score` and `scoreDate` the day of the latest graded attempt, and
+//! `inProgress` `true` while the learner can still change the outcome
+//! (`final_at` unset); a completion without a covered grade is `submitted`,
+//! dated by the completion, with no score. `metadata.lyceum.passed` is
+//! `true` once passed, `false` only once the outcome is final, empty while
+//! the learner can still pass.
+//!
+//! **Values.** A learner's `name` is split at its last space into
+//! `givenName` and `familyName`; a single word is written in both. The
+//! binding requires `username`, `givenName` and `familyName`: a learner
+//! whose consent does not cover the username has the learner id (the
+//! pseudonym) as `username`, and one whose name is not covered is named
+//! `Unnamed` `Learner`, which says only that no name was shared. `email`
+//! and the other identity fields stay empty unless covered. Lyceum-only
+//! values go in `metadata.lyceum.*` columns at the right: `users`
+//! `company`, `courses` `url`, `enrollments` `track`, `results` `passed`.
+//! Carriage returns and line feeds inside values (which the binding
+//! forbids) become spaces.
 
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -58,6 +81,20 @@ use crate::cell::spreadsheet_safe;
 use crate::records::{CourseRef, Learner, SharedEnrollment, SharedRecord, SharedResult};
 
 pub const MANIFEST_COLUMNS: &[&str] = &["propertyName", "value"];
+
+pub const ACADEMIC_SESSIONS_COLUMNS: &[&str] = &[
+    "sourcedId",
+    "status",
+    "dateLastModified",
+    "title",
+    "type",
+    "startDate",
+    "endDate",
+    "parentSourcedId",
+    "schoolYear",
+];
+
+pub const CATEGORIES_COLUMNS: &[&str] = &["sourcedId", "status", "dateLastModified", "title", "weight"];
 
 pub const ORGS_COLUMNS: &[&str] =
     &["sourcedId", "status", "dateLastModified", "name", "type", "identifier", "parentSourcedId"];
@@ -185,8 +222,8 @@ pub const RESULTS_COLUMNS: &[&str] = &[
 /// Those this adapter writes have a column set; the others are always
 /// `absent`.
 const MANIFEST_FILES: &[(&str, Option<&[&str]>)] = &[
-    ("academicSessions", None),
-    ("categories", None),
+    ("academicSessions", Some(ACADEMIC_SESSIONS_COLUMNS)),
+    ("categories", Some(CATEGORIES_COLUMNS)),
     ("classes", Some(CLASSES_COLUMNS)),
     ("classResources", None),
     ("courses", Some(COURSES_COLUMNS)),
@@ -207,6 +244,32 @@ const MANIFEST_FILES: &[(&str, Option<&[&str]>)] = &[
     ("userResources", None),
     ("users", Some(USERS_COLUMNS)),
 ];
+
+/// The sourcedId of the one grade category: the course run's final grade.
+pub const FINAL_GRADE_CATEGORY: &str = "final-grade";
+
+/// `endDate` and `dueDate` of a run without an end: open-ended.
+const OPEN_END: &str = "9999-12-31";
+
+/// Names written for a learner whose name is not shared (the binding requires both).
+const UNNAMED: (&str, &str) = ("Unnamed", "Learner");
+
+/// The `status` of a row of a `delta` file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowStatus {
+    Active,
+    /// The receiver deletes what it holds under the row's sourcedId.
+    ToBeDeleted,
+}
+
+impl RowStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            RowStatus::Active => "active",
+            RowStatus::ToBeDeleted => "tobedeleted",
+        }
+    }
+}
 
 /// Rows of one file, in first-seen order, keyed by sourcedId (column 0).
 struct Table {
@@ -231,10 +294,6 @@ impl Table {
             }
         }
     }
-
-    fn contains(&self, sourced_id: &str) -> bool {
-        self.index.contains_key(sourced_id)
-    }
 }
 
 /// A cell: CR and LF (forbidden inside OneRoster values) become spaces.
@@ -250,31 +309,121 @@ fn date(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d").to_string()
 }
 
-/// `Ada King Lovelace` → (`Ada King`, `Lovelace`); `Plato` → (`Plato`, ``).
+/// `Ada King Lovelace` → (`Ada King`, `Lovelace`); `Plato` → (`Plato`, `Plato`).
 fn split_name(name: &str) -> (&str, &str) {
     let name = name.trim();
     match name.rsplit_once(char::is_whitespace) {
         Some((given, family)) => (given.trim_end(), family),
-        None => (name, ""),
+        None => (name, name),
     }
 }
 
-fn class_id(c: &CourseRef) -> String {
-    format!("{}:{}", c.id, c.run)
+/// One part of a sourcedId: letters, digits, `-` and `_` as they are, any
+/// other character as `~` and two hex digits per UTF-8 byte.
+fn id_part(part: &str, out: &mut String) {
+    for c in part.chars() {
+        if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+            out.push(c);
+        } else {
+            let mut buf = [0; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("~{b:02X}"));
+            }
+        }
+    }
 }
 
-fn line_item_id(c: &CourseRef) -> String {
-    format!("{}:final", class_id(c))
+/// A sourcedId of the parts, joined by `.` (see the module documentation).
+pub fn sourced_id(parts: &[&str]) -> String {
+    let mut id = String::new();
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            id.push('.');
+        }
+        id_part(part, &mut id);
+    }
+    id
+}
+
+pub fn org_id(member: &str) -> String {
+    sourced_id(&[member])
+}
+
+pub fn course_id(c: &CourseRef) -> String {
+    sourced_id(&[&c.id])
+}
+
+pub fn class_id(c: &CourseRef) -> String {
+    sourced_id(&[&c.id, &c.run])
+}
+
+pub fn session_id(c: &CourseRef) -> String {
+    sourced_id(&[&c.id, &c.run, "term"])
+}
+
+pub fn line_item_id(c: &CourseRef) -> String {
+    sourced_id(&[&c.id, &c.run, "final"])
+}
+
+pub fn user_id(learner_id: &str) -> String {
+    sourced_id(&[learner_id])
+}
+
+pub fn role_id(learner_id: &str, member: &str) -> String {
+    sourced_id(&[learner_id, member])
+}
+
+pub fn enrollment_id(c: &CourseRef, learner_id: &str) -> String {
+    sourced_id(&[&c.id, &c.run, learner_id])
+}
+
+pub fn result_id(c: &CourseRef, learner_id: &str) -> String {
+    sourced_id(&[&c.id, &c.run, "final", learner_id])
 }
 
 fn number(x: f64) -> String {
     if x.is_finite() { x.to_string() } else { String::new() }
 }
 
+/// A run's end date, or the open end.
+fn end_date(c: &CourseRef) -> String {
+    c.ends_at.map(date).unwrap_or_else(|| OPEN_END.to_owned())
+}
+
+/// What a `results.csv` row says; built only for a learner who attempted
+/// something graded or completed (see [`ResultFacts::of`]).
+pub struct ResultFacts {
+    pub score_status: &'static str,
+    pub score: Option<f64>,
+    pub score_date: DateTime<Utc>,
+    pub in_progress: Option<bool>,
+    pub passed: Option<bool>,
+}
+
+impl ResultFacts {
+    /// `None` for a learner with neither a graded attempt nor a completion:
+    /// nothing was earned yet, and no row says otherwise.
+    pub fn of(r: &SharedResult) -> Option<ResultFacts> {
+        let graded = r.graded_at.is_some();
+        let score_date = r.graded_at.or(r.completed_at)?;
+        let is_final = r.final_at.is_some();
+        Some(ResultFacts {
+            score_status: if graded { "fully graded" } else { "submitted" },
+            score: if graded { r.grade_percent } else { None },
+            score_date,
+            in_progress: r.passed.is_some().then_some(!is_final),
+            // Not passed yet is a failure only once the outcome is final.
+            passed: r.passed.filter(|p| *p || is_final),
+        })
+    }
+}
+
 /// See the module documentation.
 pub struct OneRosterAdapter {
     date_last_modified: String,
     zip_time: zip::DateTime,
+    academic_sessions: Table,
+    categories: Table,
     orgs: Table,
     courses: Table,
     classes: Table,
@@ -308,6 +457,8 @@ impl OneRosterAdapter {
         OneRosterAdapter {
             date_last_modified: generated_at.to_rfc3339_opts(SecondsFormat::Millis, true),
             zip_time,
+            academic_sessions: Table::new(ACADEMIC_SESSIONS_COLUMNS),
+            categories: Table::new(CATEGORIES_COLUMNS),
             orgs: Table::new(ORGS_COLUMNS),
             courses: Table::new(COURSES_COLUMNS),
             classes: Table::new(CLASSES_COLUMNS),
@@ -320,153 +471,222 @@ impl OneRosterAdapter {
         }
     }
 
-    fn meta(&self, sourced_id: String, status: &str) -> Vec<String> {
-        vec![sourced_id, status.to_owned(), self.date_last_modified.clone()]
+    /// The three columns every data file begins with, then `rest`.
+    fn row(&self, sourced_id: String, status: RowStatus, rest: impl IntoIterator<Item = String>) -> Vec<String> {
+        let mut row = vec![sourced_id, status.as_str().to_owned(), self.date_last_modified.clone()];
+        row.extend(rest);
+        row
     }
 
+    pub fn org_row(&self, member: &str, status: RowStatus) -> Vec<String> {
+        self.row(org_id(member), status, [cell(member), "school".into(), String::new(), String::new()])
+    }
+
+    pub fn course_row(&self, c: &CourseRef, status: RowStatus) -> Vec<String> {
+        self.row(
+            course_id(c),
+            status,
+            [
+                String::new(),
+                cell(&c.title),
+                cell(&c.id),
+                String::new(),
+                org_id(&c.member),
+                String::new(),
+                String::new(),
+                cell(&c.url),
+            ],
+        )
+    }
+
+    pub fn session_row(&self, c: &CourseRef, status: RowStatus) -> Vec<String> {
+        let year = c.ends_at.unwrap_or(c.starts_at).year();
+        self.row(
+            session_id(c),
+            status,
+            [
+                cell(&format!("{} ({})", c.title, c.run)),
+                "term".into(),
+                date(c.starts_at),
+                end_date(c),
+                String::new(),
+                format!("{year:04}"),
+            ],
+        )
+    }
+
+    pub fn class_row(&self, c: &CourseRef, status: RowStatus) -> Vec<String> {
+        self.row(
+            class_id(c),
+            status,
+            [
+                cell(&c.title),
+                String::new(),
+                course_id(c),
+                cell(&c.run),
+                "scheduled".into(),
+                String::new(),
+                org_id(&c.member),
+                session_id(c),
+                String::new(),
+                String::new(),
+                String::new(),
+            ],
+        )
+    }
+
+    pub fn category_row(&self, status: RowStatus) -> Vec<String> {
+        self.row(FINAL_GRADE_CATEGORY.to_owned(), status, ["Final grade".into(), String::new()])
+    }
+
+    pub fn line_item_row(&self, c: &CourseRef, status: RowStatus) -> Vec<String> {
+        self.row(
+            line_item_id(c),
+            status,
+            [
+                cell(&format!("{} ({}): final grade", c.title, c.run)),
+                String::new(),
+                date(c.starts_at),
+                end_date(c),
+                class_id(c),
+                FINAL_GRADE_CATEGORY.to_owned(),
+                session_id(c),
+                "0".into(),
+                "100".into(),
+                org_id(&c.member),
+            ],
+        )
+    }
+
+    /// A `users.csv` row; `primary_org` is the member of the learner's first record.
+    pub fn user_row(&self, l: &Learner, primary_org: &str, status: RowStatus) -> Vec<String> {
+        let name = l.name.as_deref().map(str::trim).filter(|n| !n.is_empty());
+        let (given, family) = name.map(split_name).unwrap_or(UNNAMED);
+        self.row(
+            user_id(&l.id),
+            status,
+            [
+                "true".into(),
+                cell(l.username.as_deref().unwrap_or(&l.id)),
+                String::new(),
+                cell(given),
+                cell(family),
+                String::new(),
+                String::new(),
+                opt(l.email.as_deref()),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                org_id(primary_org),
+                String::new(),
+                opt(l.company.as_deref()),
+            ],
+        )
+    }
+
+    pub fn role_row(&self, learner_id: &str, member: &str, primary: bool, status: RowStatus) -> Vec<String> {
+        self.row(
+            role_id(learner_id, member),
+            status,
+            [
+                user_id(learner_id),
+                if primary { "primary" } else { "secondary" }.into(),
+                "student".into(),
+                String::new(),
+                String::new(),
+                org_id(member),
+                String::new(),
+            ],
+        )
+    }
+
+    pub fn enrollment_row(
+        &self,
+        c: &CourseRef,
+        learner_id: &str,
+        enrolled_at: Option<DateTime<Utc>>,
+        track: &str,
+        status: RowStatus,
+    ) -> Vec<String> {
+        self.row(
+            enrollment_id(c, learner_id),
+            status,
+            [
+                class_id(c),
+                org_id(&c.member),
+                user_id(learner_id),
+                "student".into(),
+                String::new(),
+                enrolled_at.map(date).unwrap_or_default(),
+                String::new(),
+                cell(track),
+            ],
+        )
+    }
+
+    pub fn result_row(&self, c: &CourseRef, learner_id: &str, facts: &ResultFacts, status: RowStatus) -> Vec<String> {
+        let flag = |b: Option<bool>| b.map(|b| b.to_string()).unwrap_or_default();
+        self.row(
+            result_id(c, learner_id),
+            status,
+            [
+                line_item_id(c),
+                user_id(learner_id),
+                facts.score_status.into(),
+                facts.score.map(number).unwrap_or_default(),
+                date(facts.score_date),
+                String::new(),
+                String::new(),
+                class_id(c),
+                flag(facts.in_progress),
+                String::new(),
+                String::new(),
+                String::new(),
+                flag(facts.passed),
+            ],
+        )
+    }
+
+    /// The org, course, session and class of a record's course run.
     fn course_rows(&mut self, c: &CourseRef) {
-        let mut org = self.meta(cell(&c.member), "active");
-        org.extend([cell(&c.member), "school".into(), String::new(), String::new()]);
-        self.orgs.upsert(org);
-
-        let mut course = self.meta(cell(&c.id), "active");
-        course.extend([
-            String::new(),
-            cell(&c.title),
-            cell(&c.id),
-            String::new(),
-            cell(&c.member),
-            String::new(),
-            String::new(),
-            cell(&c.url),
-        ]);
-        self.courses.upsert(course);
-
-        let mut class = self.meta(cell(&class_id(c)), "active");
-        class.extend([
-            cell(&c.title),
-            String::new(),
-            cell(&c.id),
-            cell(&c.run),
-            "scheduled".into(),
-            String::new(),
-            cell(&c.member),
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-        ]);
-        self.classes.upsert(class);
+        self.orgs.upsert(self.org_row(&c.member, RowStatus::Active));
+        self.courses.upsert(self.course_row(c, RowStatus::Active));
+        self.academic_sessions.upsert(self.session_row(c, RowStatus::Active));
+        self.classes.upsert(self.class_row(c, RowStatus::Active));
     }
 
     fn learner_rows(&mut self, l: &Learner, member: &str) {
         let primary = self.primary_org.entry(l.id.clone()).or_insert_with(|| member.to_owned()).clone();
-        let (given, family) = l.name.as_deref().map(split_name).unwrap_or_default();
-        let mut user = self.meta(cell(&l.id), "active");
-        user.extend([
-            "true".into(),
-            opt(l.username.as_deref()),
-            String::new(),
-            cell(given),
-            cell(family),
-            String::new(),
-            String::new(),
-            opt(l.email.as_deref()),
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-            cell(&primary),
-            String::new(),
-            opt(l.company.as_deref()),
-        ]);
-        self.users.upsert(user);
-
-        let role_type = if primary == member { "primary" } else { "secondary" };
-        let mut role = self.meta(cell(&format!("{}:{member}", l.id)), "active");
-        role.extend([
-            cell(&l.id),
-            role_type.into(),
-            "student".into(),
-            String::new(),
-            String::new(),
-            cell(member),
-            String::new(),
-        ]);
-        self.roles.upsert(role);
+        self.users.upsert(self.user_row(l, &primary, RowStatus::Active));
+        self.roles.upsert(self.role_row(&l.id, member, primary == member, RowStatus::Active));
     }
 
     fn enrollment(&mut self, r: &SharedEnrollment) {
         self.course_rows(&r.course);
         self.learner_rows(&r.learner, &r.course.member);
-        let status = if r.status == "active" { "active" } else { "tobedeleted" };
-        let mut row = self.meta(cell(&format!("{}:{}", class_id(&r.course), r.learner.id)), status);
-        row.extend([
-            cell(&class_id(&r.course)),
-            cell(&r.course.member),
-            cell(&r.learner.id),
-            "student".into(),
-            String::new(),
-            date(r.enrolled_at),
-            String::new(),
-            cell(&r.track),
-        ]);
-        self.enrollments.upsert(row);
+        let status = if r.status == "active" { RowStatus::Active } else { RowStatus::ToBeDeleted };
+        self.enrollments.upsert(self.enrollment_row(&r.course, &r.learner.id, Some(r.enrolled_at), &r.track, status));
     }
 
     fn result(&mut self, r: &SharedResult) {
         self.course_rows(&r.course);
         self.learner_rows(&r.learner, &r.course.member);
-        let line_item = line_item_id(&r.course);
-        if !self.line_items.contains(&cell(&line_item)) {
-            let mut row = self.meta(cell(&line_item), "active");
-            row.extend([
-                cell(&format!("{} ({}): final grade", r.course.title, r.course.run)),
-                String::new(),
-                String::new(),
-                String::new(),
-                cell(&class_id(&r.course)),
-                String::new(),
-                String::new(),
-                "0".into(),
-                "100".into(),
-                cell(&r.course.member),
-            ]);
-            self.line_items.upsert(row);
-        }
-        let score_status = if r.grade_percent.is_some() || r.passed.is_some() {
-            "fully graded"
-        } else if r.completed_at.is_some() {
-            "submitted"
-        } else {
-            ""
-        };
-        let mut row = self.meta(cell(&format!("{line_item}:{}", r.learner.id)), "active");
-        row.extend([
-            cell(&line_item),
-            cell(&r.learner.id),
-            score_status.into(),
-            r.grade_percent.map(number).unwrap_or_default(),
-            r.completed_at.map(date).unwrap_or_default(),
-            String::new(),
-            String::new(),
-            cell(&class_id(&r.course)),
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-            r.passed.map(|p| p.to_string()).unwrap_or_default(),
-        ]);
-        self.results.upsert(row);
+        let Some(facts) = ResultFacts::of(r) else { return };
+        self.categories.upsert(self.category_row(RowStatus::Active));
+        self.line_items.upsert(self.line_item_row(&r.course, RowStatus::Active));
+        self.results.upsert(self.result_row(&r.course, &r.learner.id, &facts, RowStatus::Active));
     }
 
     fn table(&self, file: &str) -> Option<&Table> {
         match file {
+            "academicSessions" => Some(&self.academic_sessions),
+            "categories" => Some(&self.categories),
             "orgs" => Some(&self.orgs),
             "courses" => Some(&self.courses),
             "classes" => Some(&self.classes),
@@ -642,6 +862,8 @@ pub(crate) mod tests {
             names,
             [
                 "manifest.csv",
+                "academicSessions.csv",
+                "categories.csv",
                 "classes.csv",
                 "courses.csv",
                 "enrollments.csv",
@@ -666,7 +888,8 @@ pub(crate) mod tests {
         assert_eq!(manifest["file.enrollments"], "delta");
         assert_eq!(manifest["file.results"], "absent");
         assert_eq!(manifest["file.lineItems"], "absent");
-        assert_eq!(manifest["file.academicSessions"], "absent");
+        assert_eq!(manifest["file.academicSessions"], "delta", "every class has its term");
+        assert_eq!(manifest["file.categories"], "absent");
         for (key, mode) in &manifest {
             if let Some(file) = key.strip_prefix("file.") {
                 assert_eq!(*mode == "delta", t.contains_key(file), "{key}");
@@ -687,7 +910,11 @@ pub(crate) mod tests {
         let ids = |file: &str| -> HashSet<String> { t[file].iter().map(|r| r["sourcedId"].clone()).collect() };
         let (orgs, courses, classes, users, line_items) =
             (ids("orgs"), ids("courses"), ids("classes"), ids("users"), ids("lineItems"));
+        let (sessions, categories) = (ids("academicSessions"), ids("categories"));
         let refs: &[(&str, &str, &HashSet<String>)] = &[
+            ("classes", "termSourcedIds", &sessions),
+            ("lineItems", "categorySourcedId", &categories),
+            ("lineItems", "academicSessionSourcedId", &sessions),
             ("courses", "orgSourcedId", &orgs),
             ("classes", "courseSourcedId", &courses),
             ("classes", "schoolSourcedId", &orgs),
@@ -725,11 +952,78 @@ pub(crate) mod tests {
     fn pseudonymous_learner_has_only_an_id() {
         let t = tables(&zip_of(&fixtures::all()));
         let user = t["users"].iter().find(|u| u["sourcedId"] == "p-5f1c9e2a").unwrap();
-        for column in ["username", "givenName", "familyName", "email", "metadata.lyceum.company"] {
+        // The binding requires a username and both names: the pseudonym, and names that say none was shared.
+        assert_eq!(user["username"], "p-5f1c9e2a");
+        assert_eq!((user["givenName"].as_str(), user["familyName"].as_str()), ("Unnamed", "Learner"));
+        for column in ["email", "metadata.lyceum.company", "middleName", "identifier"] {
             assert_eq!(user[column], "", "{column}");
         }
         let ada = t["users"].iter().find(|u| u["sourcedId"] == "ada").unwrap();
         assert_eq!((ada["givenName"].as_str(), ada["familyName"].as_str()), ("Ada King", "Lovelace"));
+        assert_eq!(ada["username"], "ada");
+    }
+
+    #[test]
+    fn results_only_for_learners_who_attempted_or_completed() {
+        let t = tables(&zip_of(&fixtures::results()));
+        // r-0001 was graded; r-0002 (ada) never attempted anything graded nor completed.
+        let students: Vec<&str> = t["results"].iter().map(|r| r["studentSourcedId"].as_str()).collect();
+        assert_eq!(students, ["p-5f1c9e2a"]);
+        let r = &t["results"][0];
+        assert_eq!(r["scoreStatus"], "fully graded");
+        assert_eq!((r["score"].as_str(), r["scoreDate"].as_str()), ("87.5", "2025-05-20"));
+        assert_eq!((r["inProgress"].as_str(), r["metadata.lyceum.passed"].as_str()), ("true", "true"));
+        // Nobody attempted anything: no results file, no line item, no zero.
+        let none: Vec<SharedRecord> = fixtures::results().into_iter().skip(1).collect();
+        let names: Vec<String> = unzip(&zip_of(&none)).into_iter().map(|(n, _)| n).collect();
+        assert!(!names.iter().any(|n| n == "results.csv" || n == "lineItems.csv"), "{names:?}");
+    }
+
+    #[test]
+    fn result_facts_say_what_is_known() {
+        let SharedRecord::Result(base) = fixtures::results()[0].clone() else { unreachable!() };
+        let day = |d| fixtures::at(2025, 5, d, 11, 0);
+        // Graded below the pass mark while the learner can still pass: no failure yet.
+        let open = SharedResult { grade_percent: Some(40.0), passed: Some(false), completed_at: None, ..base.clone() };
+        let f = ResultFacts::of(&open).unwrap();
+        assert_eq!((f.score_status, f.score, f.in_progress, f.passed), ("fully graded", Some(40.0), Some(true), None));
+        // The same once the run has ended: failed, final.
+        let ended = SharedResult { final_at: Some(day(30)), ..open };
+        let f = ResultFacts::of(&ended).unwrap();
+        assert_eq!((f.in_progress, f.passed), (Some(false), Some(false)));
+        // A completion whose consent covers no grade: submitted, dated, no score.
+        let completed = SharedResult {
+            grade_percent: None,
+            passed: None,
+            graded_at: None,
+            final_at: None,
+            completed_at: Some(day(21)),
+            ..base
+        };
+        let f = ResultFacts::of(&completed).unwrap();
+        assert_eq!((f.score_status, f.score, f.score_date, f.in_progress), ("submitted", None, day(21), None));
+    }
+
+    #[test]
+    fn sourced_ids_use_permitted_characters_and_stay_distinct() {
+        let t = tables(&zip_of(&fixtures::all()));
+        let permitted = |c: char| c.is_ascii_alphanumeric() || "-._~".contains(c);
+        for (file, rows) in &t {
+            for row in rows {
+                for (column, value) in row {
+                    if column == "sourcedId" || column.ends_with("SourcedId") || column.ends_with("SourcedIds") {
+                        assert!(value.chars().all(permitted), "{file}.{column} = {value:?}");
+                    }
+                }
+            }
+        }
+        assert_eq!(t["classes"][0]["sourcedId"], "rust-101.2025-spring");
+        assert_eq!(t["results"][0]["sourcedId"], "rust-101.2025-spring.final.p-5f1c9e2a");
+        // Characters outside Lyceum's identifiers are escaped, never merged.
+        assert_eq!(sourced_id(&["a.b", "c"]), "a~2Eb.c");
+        assert_ne!(sourced_id(&["a.b"]), sourced_id(&["a", "b"]));
+        assert_ne!(sourced_id(&["a~2E"]), sourced_id(&["a."]));
+        assert_eq!(sourced_id(&["é:"]), "~C3~A9~3A");
     }
 
     #[test]
@@ -750,7 +1044,7 @@ pub(crate) mod tests {
     #[test]
     fn names_split_at_the_last_space() {
         assert_eq!(split_name("Ada King Lovelace"), ("Ada King", "Lovelace"));
-        assert_eq!(split_name(" Plato "), ("Plato", ""));
+        assert_eq!(split_name(" Plato "), ("Plato", "Plato"));
         assert_eq!(split_name("Jean  Valjean"), ("Jean", "Valjean"));
     }
 

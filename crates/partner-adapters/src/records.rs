@@ -31,6 +31,12 @@ pub struct CourseRef {
     pub member: String,
     /// Absolute URL of the course's about page (used as xAPI activity id).
     pub url: String,
+    /// When the run starts. Facts about the run, not about a learner.
+    #[serde(skip)]
+    pub starts_at: DateTime<Utc>,
+    /// When the run ends; `None` for a run without an end (self-paced).
+    #[serde(skip)]
+    pub ends_at: Option<DateTime<Utc>>,
 }
 
 /// Category `enrollment`.
