@@ -224,12 +224,23 @@ pub fn deliver(
             .filter(departures::id.gt(after))
             .order(departures::id.asc())
             .limit(limit)
-            .select((Departure::as_select(), (course_runs::run_key, courses::slug, courses::title, members::slug)))
+            .select((
+                Departure::as_select(),
+                (
+                    course_runs::run_key,
+                    courses::slug,
+                    courses::title,
+                    members::slug,
+                    course_runs::starts_at,
+                    course_runs::ends_at,
+                ),
+            ))
             .into_boxed();
         if let Some(upto) = upto {
             q = q.filter(departures::id.le(upto));
         }
-        let rows: Vec<(Departure, (String, String, String, String))> = q.load(conn)?;
+        type Run = (String, String, String, String, NaiveDateTime, Option<NaiveDateTime>);
+        let rows: Vec<(Departure, Run)> = q.load(conn)?;
         let already: HashSet<String> = disclosures::table
             .filter(disclosures::export_id.eq(export_id))
             .filter(disclosures::basis.eq("departure"))
@@ -239,7 +250,7 @@ pub fn deliver(
             .collect();
         let purpose = partner.record_purpose().map(|p| p.as_str()).unwrap_or("member_sharing");
         let mut out = Vec::with_capacity(rows.len());
-        for (d, (run, slug, title, member)) in rows {
+        for (d, (run, slug, title, member, starts_at, ends_at)) in rows {
             let key = format!("departure:{}", d.id);
             if !already.contains(&key) {
                 diesel::insert_into(disclosures::table)
@@ -267,6 +278,8 @@ pub fn deliver(
                     title,
                     run,
                     member,
+                    starts_at: starts_at.and_utc(),
+                    ends_at: ends_at.map(|t| t.and_utc()),
                 },
                 learner_gone: d.learner_gone,
                 reason: d.reason.clone(),

@@ -230,5 +230,35 @@ async fn oneroster_push(app: TestApp) {
             assert!(mode == "delta" || mode == "absent", "{key}={mode}: every present file is a delta");
         }
     }
+
+    // Dan withdraws his consent and Bob restricts sharing. Under the delta
+    // rules their absence would mean "unchanged": the next zip says delete.
+    as_user(&app, &_dan).await;
+    let (_, page) = app.get("/sharing").await;
+    let consent = regex::Regex::new(r#"action="/sharing/consents/(\d+)/withdraw""#).unwrap().captures(&page).unwrap()
+        [1]
+    .to_string();
+    app.post_form(&format!("/sharing/consents/{consent}/withdraw"), &[]).await;
+    as_user(&app, &bob).await;
+    app.post_form("/sharing/restrict", &[("restrict", "on")]).await;
+    app.sign_out().await;
+    let third = push_and_read(&app, &s3, &dest, "oneroster-3").await;
+    validator_accepts(&python, &third, "export after departures");
+    let t3 = tables(&third);
+    let status_of = |rows: &Rows, column: &str, id: &str| -> Vec<String> {
+        rows.iter().filter(|r| r[column] == id).map(|r| r["status"].clone()).collect()
+    };
+    for gone in [&dan_id, &bob_id] {
+        assert_eq!(status_of(&t3["users"], "sourcedId", gone), ["tobedeleted"], "{gone}: {:?}", t3["users"]);
+        assert_eq!(status_of(&t3["enrollments"], "userSourcedId", gone), ["tobedeleted"], "{gone}");
+        assert_eq!(status_of(&t3["results"], "studentSourcedId", gone), ["tobedeleted"], "{gone}");
+    }
+    // Bob's attempt was in the last export; now nothing of his is active.
+    assert!(t3["users"].iter().filter(|u| u["status"] == "active").all(|u| u["sourcedId"] != bob_id));
+    // The next push does not tell it again.
+    let fourth = push_and_read(&app, &s3, &dest, "oneroster-4").await;
+    validator_accepts(&python, &fourth, "export after that");
+    let t4 = tables(&fourth);
+    assert!(t4.get("users").is_none_or(|u| u.iter().all(|r| r["status"] == "active")), "{:?}", t4.get("users"));
 }
 on_both!(oneroster_exports_pass_an_independent_validator_of_the_csv_binding, oneroster_push);

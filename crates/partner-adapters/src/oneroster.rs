@@ -78,7 +78,7 @@ use zip::write::SimpleFileOptions;
 
 use crate::adapter::Adapter;
 use crate::cell::spreadsheet_safe;
-use crate::records::{CourseRef, Learner, SharedEnrollment, SharedRecord, SharedResult};
+use crate::records::{CourseRef, Learner, SharedDeparture, SharedEnrollment, SharedRecord, SharedResult};
 
 pub const MANIFEST_COLUMNS: &[&str] = &["propertyName", "value"];
 
@@ -683,6 +683,37 @@ impl OneRosterAdapter {
         self.results.upsert(self.result_row(&r.course, &r.learner.id, &facts, RowStatus::Active));
     }
 
+    /// A departure: the enrollment and result under the departed id in that
+    /// run become `tobedeleted`; when no record under the id remains, its
+    /// user and role too. Under the delta rules a missing row means
+    /// "unchanged", so these rows are how a receiver learns to delete.
+    fn departure(&mut self, d: &SharedDeparture) {
+        self.course_rows(&d.course);
+        let gone = RowStatus::ToBeDeleted;
+        self.enrollments.upsert(self.enrollment_row(&d.course, &d.learner_id, None, "", gone));
+        let facts = ResultFacts {
+            score_status: "not submitted",
+            score: None,
+            score_date: d.departed_at,
+            in_progress: None,
+            passed: None,
+        };
+        self.results.upsert(self.result_row(&d.course, &d.learner_id, &facts, gone));
+        if d.learner_gone {
+            let learner = Learner {
+                id: d.learner_id.clone(),
+                pseudonymous: true,
+                username: None,
+                name: None,
+                email: None,
+                company: None,
+            };
+            let primary = self.primary_org.get(&d.learner_id).cloned().unwrap_or_else(|| d.course.member.clone());
+            self.users.upsert(self.user_row(&learner, &primary, gone));
+            self.roles.upsert(self.role_row(&d.learner_id, &d.course.member, primary == d.course.member, gone));
+        }
+    }
+
     fn table(&self, file: &str) -> Option<&Table> {
         match file {
             "academicSessions" => Some(&self.academic_sessions),
@@ -755,7 +786,7 @@ impl Adapter for OneRosterAdapter {
             SharedRecord::Enrollment(r) => self.enrollment(r),
             SharedRecord::Result(r) => self.result(r),
             SharedRecord::Progress(_) => {}
-            SharedRecord::Departure(_) => {} // XXX-ONEROSTER-DEPARTURE
+            SharedRecord::Departure(r) => self.departure(r),
         }
         Ok(())
     }
