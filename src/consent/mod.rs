@@ -7,6 +7,7 @@
 //! is built from what it yields.
 
 pub mod api;
+pub mod feed;
 pub mod ledger;
 pub mod member;
 pub mod outbox;

@@ -11,6 +11,7 @@ mod certificates;
 mod csv_safety;
 mod demo;
 mod exams;
+mod exports;
 mod forums;
 mod hostile;
 mod jobs;
