@@ -115,12 +115,14 @@ pub async fn export(
     adapter.begin(&mut head).map_err(|e| AppError::Internal(e.to_string()))?;
     let db = db.inner().clone();
     let partner = auth.partner;
-    let partner_id = partner.id;
     let export_id = format!("api-{}", uuid::Uuid::new_v4());
     tracing::info!(partner = %partner.slug, export = %export_id, kind = scope, "partner export");
     let feed = feed::Feed {
         db: db.clone(),
+        partner_id: partner.id,
         export_id: export_id.clone(),
+        kind: scope.to_string(),
+        format: format.as_str().to_string(),
         connection,
         content_type,
         summary_line: format == Format::JsonLines,
@@ -167,7 +169,7 @@ pub async fn export(
             Some((Ok(out), page.next_after.map(|n| (n, adapter))))
         }
     });
-    feed::summarised(feed, partner_id, scope, format.as_str(), head, pages).await
+    feed::summarised(feed, head, pages).await
 }
 
 /// The summary of one of the partner's own exports (named by the

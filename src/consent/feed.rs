@@ -167,7 +167,12 @@ pub struct Page {
 /// An export about to be streamed: who gets it, under which id, how.
 pub struct Feed {
     pub db: Db,
+    pub partner_id: i64,
     pub export_id: String,
+    /// What the export holds (`enrollments`, …), as the summary names it.
+    pub kind: String,
+    /// How it is written (`csv`, `jsonl`), as the summary names it.
+    pub format: String,
     pub connection: Connection,
     pub content_type: ContentType,
     /// JSON Lines: end a whole body with the summary line.
@@ -197,20 +202,13 @@ impl<'r> Responder<'r, 'r> for Streamed {
 /// resolves as soon as the client sees it) and streams `head`, then each
 /// page of `pages`, keeping the tally. See the module's text for what a
 /// failure does.
-pub async fn summarised<S>(
-    feed: Feed,
-    partner_id: i64,
-    kind: &str,
-    format: &str,
-    head: Vec<u8>,
-    pages: S,
-) -> Result<Streamed, AppError>
+pub async fn summarised<S>(feed: Feed, head: Vec<u8>, pages: S) -> Result<Streamed, AppError>
 where
     S: Stream<Item = Result<Page, AppError>> + Send + 'static,
 {
-    let (id, k, f) = (feed.export_id.clone(), kind.to_string(), format.to_string());
-    feed.db.run(move |conn| Ok::<_, AppError>(begin(conn, partner_id, &id, &k, &f, now())?)).await?;
-    let Feed { db, export_id, connection, content_type, summary_line, since } = feed;
+    let Feed { db, partner_id, export_id, kind, format, connection, content_type, summary_line, since } = feed;
+    let id = export_id.clone();
+    db.run(move |conn| Ok::<_, AppError>(begin(conn, partner_id, &id, &kind, &format, now())?)).await?;
     let header = Header::new(EXPORT_ID_HEADER, export_id.clone());
     let body = rocket::response::stream::stream! {
         let mut ending = Ending { db: db.clone(), export_id: export_id.clone(), tally: Tally::new(), ended: false };
