@@ -50,6 +50,9 @@ pub struct Config {
     pub search_url: Option<String>,
     pub search_key: Option<String>,
     pub db_pool_size: u32,
+    /// SQLite only: how long a statement waits for another connection's
+    /// write lock before it fails ("database is locked").
+    pub db_busy_timeout_ms: u32,
     /// Attempts per minute and client for sign-in, sign-up, reset and resend.
     pub rate_limit_per_minute: u32,
     /// Days a sign-in lasts without and with "Remember me".
@@ -170,6 +173,7 @@ impl Default for Config {
             search_url: None,
             search_key: None,
             db_pool_size: 8,
+            db_busy_timeout_ms: 10_000,
             rate_limit_per_minute: 10,
             session_days: 2,
             remember_days: 14,

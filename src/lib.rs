@@ -68,7 +68,7 @@ pub enum StartError {
 /// Opens and migrates the database, seeding demo accounts and courses in demo mode.
 pub fn open_database(config: &Config) -> Result<Db, StartError> {
     install_keys(config)?;
-    let db = Db::connect(&config.database_url, config.db_pool_size)?;
+    let db = Db::connect_with_busy_timeout(&config.database_url, config.db_pool_size, config.db_busy_timeout_ms)?;
     db.migrate()?;
     {
         let mut conn = db.get()?;
@@ -455,6 +455,7 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
                 consent::api::aggregates,
                 consent::api::export,
                 consent::api::departures,
+                consent::api::export_summary,
                 certificates::routes::buy,
                 certificates::routes::buy_seats,
                 certificates::routes::returned,

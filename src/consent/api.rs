@@ -3,19 +3,23 @@
 //! flat), resumable with the cursor every record carries (`since`).
 //! Authenticated by partner API key (`Authorization: Bearer lyk_…`), scoped
 //! to that partner: a member's key reaches only its own courses (SEC-3).
+//! Exports go out through `feed`, so one cut short by a failure never ends
+//! like a whole one, and a whole one carries figures the partner can check.
 
 use partner_adapters::{ExportOptions, Format, RecordKind};
+use rocket::futures;
 use rocket::http::{ContentType, Status};
 use rocket::request::{FromRequest, Outcome, Request};
-use rocket::response::stream::ByteStream;
 use rocket::serde::json::Json;
 use rocket::{State, get};
 
+use super::feed;
 use super::partners::{self, ApiKey, KeyCheck, Partner};
 use super::sharing::{self, Want};
 use crate::config::Config;
 use crate::db::{Db, now};
 use crate::web::error::set_detail;
+use crate::web::stream::Connection;
 use crate::web::{AppError, AppResult};
 
 /// A request authenticated by a live partner API key.
@@ -60,10 +64,11 @@ pub async fn export(
     db: &State<Db>,
     config: &State<Config>,
     auth: PartnerKey,
+    connection: Connection,
     kind: &str,
     format: Option<&str>,
     since: Option<&str>,
-) -> AppResult<(ContentType, ByteStream![Vec<u8>])> {
+) -> AppResult<feed::Streamed> {
     let Some(record_kind) = RecordKind::parse(kind) else {
         return Err(AppError::NotFound);
     };
@@ -114,47 +119,72 @@ pub async fn export(
     let partner = auth.partner;
     let export_id = format!("api-{}", uuid::Uuid::new_v4());
     tracing::info!(partner = %partner.slug, export = %export_id, kind = scope, "partner export");
-    Ok((
+    let feed = feed::Feed {
+        db: db.clone(),
+        partner_id: partner.id,
+        export_id: export_id.clone(),
+        kind: scope.to_string(),
+        format: format.as_str().to_string(),
+        connection,
         content_type,
-        ByteStream! {
-            yield head;
-            let mut after = after;
-            loop {
-                let (p, id, b) = (partner.clone(), export_id.clone(), base.clone());
-                let page = db
-                    .run(move |conn| {
-                        let req = sharing::Request { partner: &p, purpose, want, after, limit: PAGE, export_id: &id, base_url: &b };
-                        Ok::<_, AppError>(sharing::next_page(conn, &req, now())?)
-                    })
-                    .await;
-                let page = match page {
-                    Ok(page) => page,
-                    Err(e) => {
-                        // The status is sent already; the client resumes from its last cursor.
-                        tracing::error!(error = %e, export = %export_id, "export stopped");
-                        break;
-                    }
-                };
-                let mut out = Vec::new();
-                for shared in &page.shared {
-                    for rec in shared.records() {
-                        if let Err(e) = adapter.record(&rec, &mut out) {
-                            tracing::error!(error = %e, "export record");
-                        }
-                    }
+        summary_line: format == Format::JsonLines,
+        since: since.filter(|s| !s.is_empty()).map(str::to_string),
+    };
+    // Page by page, each read (and its disclosures written) only when the
+    // client has taken the one before.
+    let pages = futures::stream::unfold(Some((after, adapter)), move |state| {
+        let (db, partner, export_id, base) = (db.clone(), partner.clone(), export_id.clone(), base.clone());
+        async move {
+            let (after, mut adapter) = state?;
+            let page = db
+                .run(move |conn| {
+                    let req = sharing::Request {
+                        partner: &partner,
+                        purpose,
+                        want,
+                        after,
+                        limit: PAGE,
+                        export_id: &export_id,
+                        base_url: &base,
+                    };
+                    Ok::<_, AppError>(sharing::next_page(conn, &req, now())?)
+                })
+                .await;
+            let page = match page {
+                Ok(page) => page,
+                Err(e) => return Some((Err(e), None)),
+            };
+            let mut out = feed::Page { bytes: Vec::new(), records: 0, last_cursor: None };
+            for rec in page.shared.iter().flat_map(|shared| shared.records()) {
+                // A record left out would leave the export incomplete: fail it instead.
+                if let Err(e) = adapter.record(&rec, &mut out.bytes) {
+                    return Some((Err(AppError::Internal(format!("export record: {e}"))), None));
                 }
-                yield out;
-                match page.next_after {
-                    Some(n) => after = n,
-                    None => break,
-                }
+                out.records += 1;
+                out.last_cursor = Some(rec.cursor().to_string());
             }
-            let mut tail = Vec::new();
-            if adapter.finish(&mut tail).is_ok() {
-                yield tail;
+            if page.next_after.is_none()
+                && let Err(e) = adapter.finish(&mut out.bytes)
+            {
+                return Some((Err(AppError::Internal(format!("export end: {e}"))), None));
             }
-        },
-    ))
+            Some((Ok(out), page.next_after.map(|n| (n, adapter))))
+        }
+    });
+    feed::summarised(feed, head, pages).await
+}
+
+/// The summary of one of the partner's own exports (named by the
+/// `Lyceum-Export-Id` header of its response): the record count, byte count
+/// and SHA-256 of the exact body once it was sent whole, or that it was not.
+#[get("/api/v1/exports/summary/<export_id>")]
+pub async fn export_summary(db: &State<Db>, auth: PartnerKey, export_id: &str) -> AppResult<Json<feed::SummaryView>> {
+    let (partner_id, id) = (auth.partner.id, export_id.to_string());
+    let summary = db.run(move |conn| Ok::<_, AppError>(feed::of_partner(conn, partner_id, &id)?)).await?;
+    match summary {
+        Some(s) => Ok(Json(s.into())),
+        None => Err(AppError::Missing(format!("Your partner account has no export “{export_id}”."))),
+    }
 }
 
 /// The departures feed: what this partner must delete, oldest first, after
@@ -168,9 +198,10 @@ pub async fn departures(
     db: &State<Db>,
     config: &State<Config>,
     auth: PartnerKey,
+    connection: Connection,
     format: Option<&str>,
     since: Option<&str>,
-) -> AppResult<(ContentType, ByteStream![Vec<u8>])> {
+) -> AppResult<feed::Streamed> {
     let format = match format.unwrap_or("csv") {
         "csv" => Format::Csv,
         "jsonl" => Format::JsonLines,
@@ -200,43 +231,52 @@ pub async fn departures(
     let partner = auth.partner;
     let export_id = format!("api-{}", uuid::Uuid::new_v4());
     tracing::info!(partner = %partner.slug, export = %export_id, "partner departures feed");
-    Ok((
+    let feed = feed::Feed {
+        db: db.clone(),
+        partner_id: partner.id,
+        export_id: export_id.clone(),
+        kind: "departures".to_string(),
+        format: format.as_str().to_string(),
+        connection,
         content_type,
-        ByteStream! {
-            yield head;
-            let mut after = after;
-            loop {
-                let (p, id, b) = (partner.clone(), export_id.clone(), base.clone());
-                let page = db
-                    .run(move |conn| {
-                        Ok::<_, AppError>(super::departures::deliver(conn, &p, after, None, PAGE, &id, &b, now())?)
-                    })
-                    .await;
-                let page = match page {
-                    Ok(page) => page,
-                    Err(e) => {
-                        tracing::error!(error = %e, export = %export_id, "departures feed stopped");
-                        break;
-                    }
-                };
-                let mut out = Vec::new();
-                for (_, d) in &page {
-                    if let Err(e) = adapter.record(&partner_adapters::SharedRecord::Departure(d.clone()), &mut out) {
-                        tracing::error!(error = %e, "departure record");
-                    }
+        summary_line: format == Format::JsonLines,
+        since: since.filter(|s| !s.is_empty()).map(str::to_string),
+    };
+    let pages = futures::stream::unfold(Some((after, adapter)), move |state| {
+        let (db, partner, export_id, base) = (db.clone(), partner.clone(), export_id.clone(), base.clone());
+        async move {
+            let (after, mut adapter) = state?;
+            let page = db
+                .run(move |conn| {
+                    Ok::<_, AppError>(super::departures::deliver(conn, &partner, after, None, PAGE, &export_id, &base, now())?)
+                })
+                .await;
+            let page = match page {
+                Ok(page) => page,
+                Err(e) => return Some((Err(e), None)),
+            };
+            let mut out = feed::Page { bytes: Vec::new(), records: 0, last_cursor: None };
+            for (_, d) in &page {
+                let rec = partner_adapters::SharedRecord::Departure(d.clone());
+                if let Err(e) = adapter.record(&rec, &mut out.bytes) {
+                    return Some((Err(AppError::Internal(format!("departure record: {e}"))), None));
                 }
-                yield out;
-                match page.last() {
-                    Some((d, _)) if page.len() as i64 == PAGE => after = d.id,
-                    _ => break,
-                }
+                out.records += 1;
+                out.last_cursor = Some(d.cursor.clone());
             }
-            let mut tail = Vec::new();
-            if adapter.finish(&mut tail).is_ok() {
-                yield tail;
+            let next = match page.last() {
+                Some((d, _)) if page.len() as i64 == PAGE => Some(d.id),
+                _ => None,
+            };
+            if next.is_none()
+                && let Err(e) = adapter.finish(&mut out.bytes)
+            {
+                return Some((Err(AppError::Internal(format!("departures end: {e}"))), None));
             }
-        },
-    ))
+            Some((Ok(out), next.map(|n| (n, adapter))))
+        }
+    });
+    feed::summarised(feed, head, pages).await
 }
 
 /// De-identified aggregates per course run for research partners (SHR-6):

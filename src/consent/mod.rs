@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod departures;
+pub mod feed;
 pub mod ledger;
 pub mod member;
 pub mod outbox;

@@ -53,16 +53,19 @@ pub enum DbError {
 /// in the file's free space (an erased learner must not be recoverable from a
 /// copy of the file).
 #[derive(Debug)]
-struct ConnectionSetup;
+struct ConnectionSetup {
+    busy_timeout_ms: u32,
+}
 
 impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for ConnectionSetup {
     fn on_acquire(&self, conn: &mut DbConnection) -> Result<(), diesel::r2d2::Error> {
         if let DbConnection::Sqlite(c) = conn {
             // journal_mode is set once in `Db::connect` (it is a property of the file).
-            c.batch_execute(
-                "PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; \
+            c.batch_execute(&format!(
+                "PRAGMA busy_timeout = {}; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; \
                  PRAGMA secure_delete = ON;",
-            )
+                self.busy_timeout_ms
+            ))
             .map_err(diesel::r2d2::Error::QueryError)?;
         }
         Ok(())
@@ -111,8 +114,17 @@ fn configure_sqlite_once() {
     });
 }
 
+/// How long a SQLite statement waits for the write lock unless configured.
+pub const DEFAULT_BUSY_TIMEOUT_MS: u32 = 10_000;
+
 impl Db {
     pub fn connect(url: &str, pool_size: u32) -> Result<Db, DbError> {
+        Self::connect_with_busy_timeout(url, pool_size, DEFAULT_BUSY_TIMEOUT_MS)
+    }
+
+    /// [`Db::connect`] with SQLite's busy timeout (the wait for another
+    /// connection's write lock) set to `busy_timeout_ms`.
+    pub fn connect_with_busy_timeout(url: &str, pool_size: u32, busy_timeout_ms: u32) -> Result<Db, DbError> {
         let (backend, target) = connection_target(url);
         if backend == Backend::Sqlite {
             configure_sqlite_once();
@@ -142,7 +154,7 @@ impl Db {
         let pool = Pool::builder()
             .max_size(pool_size.max(1))
             .test_on_check_out(false)
-            .connection_customizer(Box::new(ConnectionSetup))
+            .connection_customizer(Box::new(ConnectionSetup { busy_timeout_ms }))
             .build(manager)
             .map_err(|e| DbError::Migration(format!("cannot open the database: {e}")))?;
         Ok(Db { pool, backend })

@@ -559,6 +559,26 @@ diesel::allow_tables_to_appear_in_same_query!(departures, course_runs);
 diesel::allow_tables_to_appear_in_same_query!(departures, courses);
 diesel::allow_tables_to_appear_in_same_query!(departures, members);
 
+// The partner pull API's export summaries: what each export sent, or that it
+// did not finish (no learner data).
+diesel::table! {
+    export_summaries (export_id) {
+        export_id -> Text,
+        partner_id -> BigInt,
+        kind -> Text,
+        format -> Text,
+        status -> Text,
+        records -> BigInt,
+        bytes -> BigInt,
+        sha256 -> Nullable<Text>,
+        started_at -> Timestamp,
+        finished_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::joinable!(export_summaries -> partners (partner_id));
+diesel::allow_tables_to_appear_in_same_query!(partners, export_summaries);
+
 diesel::table! {
     parent_sharing_requests (id) {
         id -> BigInt,

@@ -12,6 +12,7 @@ pub mod guards;
 pub mod next;
 pub mod page;
 pub mod ratelimit;
+pub mod stream;
 
 pub use csrf::CsrfForm;
 pub use error::{AppError, AppResult};

@@ -17,7 +17,12 @@ use crate::on_both;
 use crate::push::{destination, push_until_done};
 use crate::sharing::{as_user, key_for, member_partner, offered_text, pull, run, user_id, verified};
 
+/// The records of a JSON Lines body, without its summary line.
 fn lines(body: &str) -> Vec<serde_json::Value> {
+    all_lines(body).into_iter().filter(|v| v["type"] != "summary").collect()
+}
+
+fn all_lines(body: &str) -> Vec<serde_json::Value> {
     body.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).expect("a JSON line")).collect()
 }
 
@@ -114,6 +119,9 @@ async fn pull_feed(app: TestApp) {
     assert_eq!(d["course_run"], "2026");
     assert_eq!(d["learner_gone"], true, "no record under \"ada\" remains shareable");
     let cursor = d["cursor"].as_str().unwrap().to_string();
+    // The feed ends with the summary a partner checks completeness with.
+    let summary = all_lines(&body).pop().expect("a summary line");
+    assert_eq!((summary["type"].as_str(), summary["records"].as_i64()), (Some("summary"), Some(1)), "{body}");
     // Her records still flow, de-identified, under a code that is not "ada".
     let (_, body) = pull(&app, &key, "/api/v1/exports/enrollments?format=jsonl").await;
     assert!(lines(&body).iter().all(|r| r["learner_id"] != "ada"), "{body}");

@@ -12,6 +12,7 @@ mod csv_safety;
 mod demo;
 mod departures;
 mod exams;
+mod exports;
 mod forums;
 mod hostile;
 mod jobs;

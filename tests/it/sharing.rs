@@ -75,8 +75,13 @@ pub(crate) async fn pull(app: &TestApp, key: &str, path: &str) -> (Status, Strin
     (status, res.into_string().await.unwrap_or_default())
 }
 
-fn lines(body: &str) -> Vec<serde_json::Value> {
-    body.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).expect("a JSON line")).collect()
+/// The record lines of a JSON Lines export (not its closing summary line).
+pub(crate) fn lines(body: &str) -> Vec<serde_json::Value> {
+    body.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("a JSON line"))
+        .filter(|v| v["type"] != "summary")
+        .collect()
 }
 
 async fn member_sharing(app: TestApp) {
