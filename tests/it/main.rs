@@ -32,6 +32,7 @@ mod sharing;
 mod sharing_props;
 mod storage;
 mod stripe;
+mod surveys;
 mod twofactor;
 mod unreadable;
 mod uploads;
