@@ -370,3 +370,127 @@ async fn unlinkable(app: TestApp) {
     );
 }
 on_both!(crs_6_survey_answers_cannot_be_linked_to_who_gave_them, unlinkable);
+
+async fn configured_groups(app: TestApp) {
+    // promise: CRS-6 — the group size and the comments' threshold are the configured ones, and pages say so.
+    use lyceum::db::schema::{survey_pending, survey_responses};
+    seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    let grace = staff(&app).await;
+    let mut learners = Vec::new();
+    for i in 0..7 {
+        let l = verified(&app, &format!("kim{i}")).await;
+        as_user(&app, &l).await;
+        crate::learning::enroll(&app, "intro-python").await;
+        learners.push(l);
+    }
+    let (_, page) = app.get("/learn/intro-python/survey").await;
+    assert!(page.contains("sealed until 3 learners have answered") && page.contains("whole groups of 3"), "{page}");
+    assert!(page.contains("comments are shown to them once 6 people have answered"), "{page}");
+    for (i, l) in learners.iter().enumerate() {
+        as_user(&app, l).await;
+        let comment = format!("secret-{i}");
+        let res = app
+            .post_form("/learn/intro-python/survey", &[("rating", "4"), ("difficulty", "easy"), ("comment", &comment)])
+            .await;
+        assert_eq!(res.headers().get_one("Location"), Some("/learn/intro-python"));
+        // A waiting answer is sealed: the database holds no word of it.
+        let waiting: Vec<String> =
+            run(&app, |conn| survey_pending::table.select(survey_pending::answers).load::<String>(conn)).await;
+        assert_eq!(waiting.len(), usize::from((i + 1) % 3 != 0));
+        for w in &waiting {
+            assert!(w.starts_with("env1:") && !w.contains("secret") && !w.contains("easy"), "{w}");
+        }
+        let released = run(&app, |conn| survey_responses::table.count().get_result::<i64>(conn)).await;
+        assert_eq!(released, ((i + 1) / 3 * 3) as i64);
+        as_user(&app, &grace).await;
+        let (_, page) = app.get("/studio/courses/intro-python/survey").await;
+        assert!(
+            page.contains("in groups of 3") && page.contains("Comments appear once 6 people have answered"),
+            "{page}"
+        );
+        match i + 1 {
+            1 | 2 => assert!(page.contains("No results yet: they appear once 3 learners"), "{page}"),
+            3..=5 => assert!(page.contains("<strong>3</strong> answers") && !page.contains("secret-"), "{page}"),
+            _ => assert!(page.contains("<strong>6</strong> answers") && page.matches("secret-").count() == 6, "{page}"),
+        }
+    }
+}
+on_both!(
+    crs_6_group_and_comment_thresholds_are_the_configured_ones,
+    configured_groups,
+    |c: &mut lyceum::config::Config| {
+        c.survey_min_group = 3;
+        c.survey_comments_min = 4;
+    }
+);
+
+#[test]
+fn a_survey_group_smaller_than_three_is_refused() {
+    use rocket::figment::{
+        Figment,
+        providers::{Format, Toml},
+    };
+    let load = |toml: &str| lyceum::config::Config::from_figment(Figment::from(Toml::string(toml)));
+    let err = load("survey_min_group = 2").expect_err("a group of two is refused");
+    assert!(err.to_string().contains("LYCEUM_SURVEY_MIN_GROUP must be at least 3"), "{err}");
+    let config = load("survey_min_group = 4\nsurvey_comments_min = 9").expect("config loads");
+    let groups = lyceum::privacy::surveys::Groups::of(&config);
+    assert_eq!((groups.size, groups.comments), (4, 12), "comments wait for whole groups");
+    let groups = lyceum::privacy::surveys::Groups::of(&load("").expect("config loads"));
+    assert_eq!((groups.size, groups.comments), (5, 10));
+}
+
+async fn migrated(app: TestApp) {
+    // promise: CRS-6 — answers given before groups existed are stored again in random order, with new ids.
+    seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    let grace = staff(&app).await;
+    let mut conn = app.db().get().unwrap();
+    let sqlite = matches!(&mut *conn, DbConnection::Sqlite(_));
+    let dir = if sqlite { "sqlite" } else { "postgres" };
+    let path = format!("{}/migrations/{dir}/2026-12-07-000040_survey_groups", env!("CARGO_MANIFEST_DIR"));
+    let sql = |name: &str| std::fs::read_to_string(format!("{path}/{name}")).expect("the migration");
+    let batch = |conn: &mut DbConnection, sql: &str| match conn {
+        DbConnection::Sqlite(c) => diesel::connection::SimpleConnection::batch_execute(c, sql),
+        DbConnection::Pg(c) => diesel::connection::SimpleConnection::batch_execute(c, sql),
+    };
+    // The tables as they were, with answers written in the order learners answered.
+    batch(&mut conn, &sql("down.sql")).unwrap();
+    let run_id: i64 =
+        lyceum::db::schema::course_runs::table.select(lyceum::db::schema::course_runs::id).first(&mut *conn).unwrap();
+    let mut old_ids = Vec::new();
+    for i in 0..20 {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        batch(
+            &mut conn,
+            &format!(
+                "INSERT INTO survey_responses (id, run_id, rating, difficulty, recommend, comment) \
+                 VALUES ('{id}', {run_id}, {}, 'right', {}, 'old-{i:02}')",
+                i % 5 + 1,
+                if i % 2 == 0 { "TRUE" } else { "FALSE" }
+            ),
+        )
+        .unwrap();
+        old_ids.push(id);
+    }
+    batch(&mut conn, &sql("up.sql")).unwrap();
+    let order: HashMap<String, i64> = (0..20).map(|i| (format!("old-{i:02}"), i)).collect();
+    let author = |s: &str| order.get(s).copied();
+    let answers = rows(&mut conn, "survey_responses", "comment", &["id".to_string(), "run_id".to_string()], &author);
+    assert_eq!(answers.len(), 20, "every answer is kept");
+    let mut comments: Vec<i64> = answers.iter().map(|r| r.who).collect();
+    comments.sort();
+    assert_eq!(comments, (0..20).collect::<Vec<_>>());
+    for r in &answers {
+        assert!(!old_ids.contains(r.keys["id"].as_ref().unwrap()), "a new id");
+    }
+    let given: Vec<i64> = (0..20).collect();
+    for key in answers[0].keys.keys() {
+        let hits = pairing_hits(&ranked(&answers, key, false), &given);
+        assert!(hits < 15, "after the migration, {key} still follows the order answers were given in ({hits} of 20)");
+    }
+    drop(conn);
+    as_user(&app, &grace).await;
+    let (_, page) = app.get("/studio/courses/intro-python/survey").await;
+    assert!(page.contains("<strong>20</strong> answers") && page.matches("old-").count() == 20, "{page}");
+}
+on_both!(crs_6_answers_given_before_are_stored_again_in_random_order, migrated);
