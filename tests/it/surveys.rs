@@ -330,7 +330,10 @@ async fn unlinkable(app: TestApp) {
         let completion_keys: Vec<&String> = who_answered[0].keys.keys().collect();
         for ka in &answer_keys {
             for kc in &completion_keys {
-                // By rank: the i-th answer with the i-th "who answered".
+                // By rank: the i-th answer with the i-th "who answered". By
+                // chance (answers shuffled within groups of 5) about one in
+                // five pairs is right; three in four or more happens by chance
+                // with odds under 2 in 100,000 for 20 answers.
                 for descending in [false, true] {
                     let hits = pairing_hits(&ranked(&answers, ka, descending), &ranked(&who_answered, kc, false));
                     assert!(
@@ -339,7 +342,8 @@ async fn unlinkable(app: TestApp) {
                         answers.len()
                     );
                 }
-                // By equal or nearest value, at every precision.
+                // By equal or nearest value, at every precision: a value
+                // shared one-to-one by an answer and its author is a link.
                 if positional(ka) || positional(kc) {
                     continue;
                 }
