@@ -67,6 +67,12 @@ pub struct Config {
     pub erasure_cool_off_days: i64,
     /// Blank an erased learner's forum posts (true) or keep their text under a placeholder (false).
     pub erasure_blank_posts: bool,
+    /// Survey answers reach course staff in groups of this many, never one
+    /// by one (CRS-6); at least [`crate::privacy::surveys::SMALLEST_GROUP`].
+    pub survey_min_group: i64,
+    /// Survey comments are shown once this many answers are released
+    /// (rounded up to whole groups).
+    pub survey_comments_min: i64,
     /// Retention periods in days (RET-1); 0 keeps the category for ever.
     /// Accounts not signed in to for this long are erased (RET-2)…
     pub retention_inactive_account_days: i64,
@@ -182,6 +188,8 @@ impl Default for Config {
             log: "info,rocket=warn,_=warn,hyper=warn".into(),
             erasure_cool_off_days: 7,
             erasure_blank_posts: false,
+            survey_min_group: 5,
+            survey_comments_min: 10,
             retention_inactive_account_days: 1095,
             retention_inactive_warning_days: 30,
             retention_course_record_days: 0,
@@ -226,6 +234,11 @@ pub enum ConfigError {
         "LYCEUM_BLOB_S3_BUCKET is set but no credentials are: set LYCEUM_BLOB_S3_ACCESS_KEY_ID and LYCEUM_BLOB_S3_SECRET_ACCESS_KEY (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
     )]
     BlobCredentials,
+    #[error(
+        "LYCEUM_SURVEY_MIN_GROUP must be at least {}: survey answers are released to staff in groups of that many",
+        crate::privacy::surveys::SMALLEST_GROUP
+    )]
+    SurveyGroup,
     #[error("cannot keep the generated secret in {0}: {1}")]
     SecretFile(PathBuf, std::io::Error),
 }
@@ -262,6 +275,9 @@ impl Config {
             config.demo = config.demo_is_safe();
         }
         config.blob_s3()?;
+        if config.survey_min_group < crate::privacy::surveys::SMALLEST_GROUP {
+            return Err(ConfigError::SurveyGroup);
+        }
         Ok(config)
     }
 

@@ -1055,6 +1055,13 @@ diesel::table! {
 }
 
 diesel::table! {
+    survey_pending (run_id) {
+        run_id -> BigInt,
+        answers -> Text,
+    }
+}
+
+diesel::table! {
     survey_completions (user_id, run_id) {
         user_id -> BigInt,
         run_id -> BigInt,

@@ -272,6 +272,7 @@ pub fn rotate(conn: &mut crate::db::Conn, vault: &Vault) -> Result<usize, String
     changed += rewrap_column!(conn, vault, support_needs, user_id, needs, crate::exams::NEEDS_FIELD);
     changed += rewrap_column!(conn, vault, support_needs, user_id, adjustments, crate::exams::ADJUSTMENTS_FIELD);
     changed += rewrap_column!(conn, vault, partner_destinations, id, secret, crate::consent::push::SECRET_FIELD);
+    changed += rewrap_column!(conn, vault, survey_pending, run_id, answers, crate::privacy::surveys::PENDING_FIELD);
     Ok(changed)
 }
 

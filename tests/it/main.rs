@@ -35,6 +35,7 @@ mod sharing;
 mod sharing_props;
 mod storage;
 mod stripe;
+mod surveys;
 mod twofactor;
 mod unreadable;
 mod uploads;
