@@ -41,6 +41,14 @@ pub struct Periods {
     pub proctoring_days: i64,
     /// Exam results, counted from arrival (CRT-8).
     pub exam_result_days: i64,
+    /// Page views (usage statistics), counted from the view.
+    pub page_view_days: i64,
+    /// Recorded cookie choices, counted from the choice.
+    pub cookie_choice_days: i64,
+    /// Newsletter events (sent, opened, clicked), counted from the event.
+    pub campaign_event_days: i64,
+    /// Support requests with their answers, counted from their last activity.
+    pub support_request_days: i64,
 }
 
 impl Periods {
@@ -54,6 +62,10 @@ impl Periods {
             certificate_days: config.retention_certificate_days,
             proctoring_days: config.retention_proctoring_days,
             exam_result_days: config.retention_exam_result_days,
+            page_view_days: config.retention_page_view_days,
+            cookie_choice_days: config.retention_cookie_choice_days,
+            campaign_event_days: config.retention_campaign_event_days,
+            support_request_days: config.retention_support_request_days,
         }
     }
 }
