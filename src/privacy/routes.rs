@@ -507,12 +507,15 @@ pub async fn send_newsletter(db: &State<Db>, staff: StaffUser, form: CsrfForm<Ca
 }
 
 #[get("/cookies")]
-pub async fn cookie_settings(cookies: &rocket::http::CookieJar<'_>) -> Page {
+pub async fn cookie_settings(cookies: &rocket::http::CookieJar<'_>, config: &State<Config>) -> Page {
     let choice = super::cookies::choice(cookies);
+    let kept_days = Some(config.retention_page_view_days).filter(|d| *d > 0);
     Page::new(
         "privacy/cookies",
         "Cookies",
-        json!({ "chosen": choice.is_some(), "analytics": choice.is_some_and(|c| c.analytics) }),
+        json!({
+            "chosen": choice.is_some(), "analytics": choice.is_some_and(|c| c.analytics), "kept_days": kept_days,
+        }),
     )
 }
 

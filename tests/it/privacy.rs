@@ -1033,6 +1033,10 @@ async fn statistics_without_secrets(app: TestApp) {
     }
     let cols = run(&app, |conn| Ok::<_, String>(columns_of(conn, "cookie_choices"))).await;
     assert!(!cols.iter().any(|c| c == "user_id"), "{cols:?}");
+    // The cookies page says so, and for how long views are kept.
+    let (_, page) = app.get("/cookies").await;
+    assert!(page.contains("never linked to your name or account") && page.contains("deleted after 365 days"), "{page}");
+    assert!(!page.contains("include these counts in your copy"), "{page}");
 }
 on_both!(com_4_statistics_keep_route_templates_and_no_account, statistics_without_secrets);
 
