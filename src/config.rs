@@ -114,6 +114,16 @@ pub struct Config {
     pub retention_proctoring_days: i64,
     /// Days exam results are kept after they arrive (CRT-8); 0 keeps them.
     pub retention_exam_result_days: i64,
+    /// Days usage statistics (page views) are kept; 0 keeps them.
+    pub retention_page_view_days: i64,
+    /// Days a recorded cookie choice is kept; 0 keeps them. The choice
+    /// itself is asked again after a year.
+    pub retention_cookie_choice_days: i64,
+    /// Days newsletter events (sent, opened, clicked) are kept; 0 keeps them.
+    pub retention_campaign_event_days: i64,
+    /// Days a support request (with its answers) is kept after its last
+    /// activity; 0 keeps them.
+    pub retention_support_request_days: i64,
     /// Twilio for codes by text (ACC-5); unset, texts go to an outbox staff can read.
     pub twilio_account_sid: Option<String>,
     pub twilio_auth_token: Option<String>,
@@ -208,6 +218,10 @@ impl Default for Config {
             proctoring_secret: None,
             retention_proctoring_days: 365,
             retention_exam_result_days: 365,
+            retention_page_view_days: 365,
+            retention_cookie_choice_days: 730,
+            retention_campaign_event_days: 365,
+            retention_support_request_days: 730,
             twilio_account_sid: None,
             twilio_auth_token: None,
             twilio_from: None,

@@ -946,7 +946,6 @@ diesel::table! {
     cookie_choices (id) {
         id -> BigInt,
         visitor -> Text,
-        user_id -> Nullable<BigInt>,
         analytics -> Bool,
         created_at -> Timestamp,
     }

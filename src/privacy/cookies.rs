@@ -7,14 +7,16 @@
 //! another origin (the CSP forbids it).
 //!
 //! Analytics are off until the visitor allows them. Then the `Analytics`
-//! fairing records each HTML page they view: path, time, browser and
-//! operating system family, and the country when the operator configured a
-//! GeoIP database (`geoip_db`); never the account, the IP address or the full
-//! user agent: views carry only the random visitor id. A choice made while
-//! signed in is recorded with the account, and that record is the only link
-//! from views to a person: it exists so that the person's copy of their data
-//! (RGT-1) includes the views and their erasure (RGT-2) deletes them. Staff
-//! see only totals. Every choice is recorded.
+//! fairing records each HTML page they view: the route that served it (its
+//! template, `/password/reset/{token}`, never the path or the query string:
+//! paths carry reset and unsubscribe tokens, usernames and certificate codes),
+//! time, browser and operating system family, and the country when the
+//! operator configured a GeoIP database (`geoip_db`); never the account, the
+//! IP address or the full user agent: views carry only the random visitor id.
+//! Every choice is recorded, under that visitor id alone, even when made
+//! signed in: nothing links a visitor id, or its views, to a person. Staff see
+//! only totals. Views and choices are deleted after their retention periods
+//! (`retention_page_view_days`, `retention_cookie_choice_days`).
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -80,12 +82,12 @@ pub fn set_choice(cookies: &CookieJar<'_>, analytics: bool, secure: bool) -> Cho
     Choice { visitor, analytics }
 }
 
-/// Records a choice (COM-3: the choice itself is kept).
-pub fn record(conn: &mut Conn, choice: &Choice, user_id: Option<i64>, now: NaiveDateTime) -> QueryResult<()> {
+/// Records a choice (COM-3: the choice itself is kept), under the visitor id
+/// only: never the account of whoever made it.
+pub fn record(conn: &mut Conn, choice: &Choice, now: NaiveDateTime) -> QueryResult<()> {
     diesel::insert_into(cookie_choices::table)
         .values((
             cookie_choices::visitor.eq(&choice.visitor),
-            cookie_choices::user_id.eq(user_id),
             cookie_choices::analytics.eq(choice.analytics),
             cookie_choices::created_at.eq(now),
         ))
@@ -159,6 +161,23 @@ fn counted(path: &str) -> bool {
     !["/static/", "/media/", "/o/", "/c/", "/healthz", "/api/", "/outbox"].iter().any(|p| path.starts_with(p))
 }
 
+/// What a page view records in place of a path no route served.
+pub const UNMATCHED: &str = "(no route)";
+
+/// A route's path template as statistics show it: `/password/reset/<token>`
+/// becomes `/password/reset/{token}`, `/static/<path..>` `/static/{path}`.
+/// Only the template: the values in the requested path never appear.
+pub fn template(route_path: &str) -> String {
+    route_path
+        .split('/')
+        .map(|segment| match segment.strip_prefix('<').and_then(|s| s.strip_suffix('>')) {
+            Some(name) => format!("{{{}}}", name.trim_end_matches("..")),
+            None => segment.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 #[rocket::async_trait]
 impl Fairing for Analytics {
     fn info(&self) -> Info {
@@ -170,10 +189,10 @@ impl Fairing for Analytics {
             return;
         }
         let html = res.content_type().is_some_and(|t| t.is_html());
-        let path = req.uri().path().as_str().to_string();
-        if !html || !counted(&path) {
+        if !html || !counted(req.uri().path().as_str()) {
             return;
         }
+        let path = req.route().map_or_else(|| UNMATCHED.to_string(), |route| template(route.uri.path()));
         let Some(choice) = choice(req.cookies()).filter(|c| c.analytics) else { return };
         let Some(db) = req.rocket().state::<Db>() else { return };
         let (browser, os) = families(req.headers().get_one("User-Agent").unwrap_or_default());
@@ -257,7 +276,16 @@ pub fn totals(conn: &mut Conn, days: i64, now: NaiveDateTime) -> QueryResult<Tot
 
 #[cfg(test)]
 mod tests {
-    use super::{Choice, families, parse};
+    use super::{Choice, families, parse, template};
+
+    #[test]
+    fn templates_keep_no_values() {
+        assert_eq!(template("/password/reset/<token>"), "/password/reset/{token}");
+        assert_eq!(template("/learn/<slug>/units/<unit_id>"), "/learn/{slug}/units/{unit_id}");
+        assert_eq!(template("/static/<path..>"), "/static/{path}");
+        assert_eq!(template("/courses"), "/courses");
+        assert_eq!(template("/"), "/");
+    }
 
     #[test]
     fn only_well_formed_choices_count() {

@@ -572,7 +572,7 @@ fn delete_personal_data(conn: &mut Conn, settings: &Settings<'_>, user_id: i64) 
     n += diesel::delete(communication_choices::table.filter(communication_choices::user_id.eq(user_id)))
         .execute(conn)?;
     n += diesel::delete(campaign_events::table.filter(campaign_events::user_id.eq(user_id))).execute(conn)?;
-    use crate::db::schema::{breach_recipients, cookie_choices, page_views, policy_acceptances, support_requests};
+    use crate::db::schema::{breach_recipients, policy_acceptances, support_requests};
     n += diesel::delete(
         crate::db::schema::survey_completions::table.filter(crate::db::schema::survey_completions::user_id.eq(user_id)),
     )
@@ -583,9 +583,6 @@ fn delete_personal_data(conn: &mut Conn, settings: &Settings<'_>, user_id: i64) 
     )
     .execute(conn)?;
     n += diesel::delete(policy_acceptances::table.filter(policy_acceptances::user_id.eq(user_id))).execute(conn)?;
-    let visitors = cookie_choices::table.filter(cookie_choices::user_id.eq(user_id)).select(cookie_choices::visitor);
-    n += diesel::delete(page_views::table.filter(page_views::visitor.eq_any(visitors))).execute(conn)?;
-    n += diesel::delete(cookie_choices::table.filter(cookie_choices::user_id.eq(user_id))).execute(conn)?;
     n += diesel::delete(forum_follows::table.filter(forum_follows::user_id.eq(user_id))).execute(conn)?;
     n += diesel::delete(forum_reads::table.filter(forum_reads::user_id.eq(user_id))).execute(conn)?;
     n += diesel::delete(forum_bans::table.filter(forum_bans::user_id.eq(user_id))).execute(conn)?;

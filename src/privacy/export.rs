@@ -346,20 +346,6 @@ const SECTIONS: &[Section] = &[
         about: "Newsletters sent to you, and (only if you allowed counting) when you opened them and which links you followed.",
     },
     Section {
-        name: "cookie_choices",
-        table: "cookie_choices",
-        filter: "user_id = {u}",
-        withheld: &[],
-        about: "Your cookie choices made while signed in, with the random visitor id your browser kept.",
-    },
-    Section {
-        name: "usage_statistics",
-        table: "page_views",
-        filter: "visitor IN (SELECT visitor FROM cookie_choices WHERE user_id = {u})",
-        withheld: &[],
-        about: "Pages counted while you allowed usage statistics, in the browsers where you made a cookie choice signed in: path, time, browser and system family, country if known.",
-    },
-    Section {
         name: "policy_acceptances",
         table: "policy_acceptances",
         filter: "user_id = {u}",

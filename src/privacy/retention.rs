@@ -10,6 +10,10 @@
 //! | logs | finished jobs (and the mail they carried), expired sign-ins, used or expired links | 90 days |
 //! | exam results | results from exam bodies, counted from arrival (CRT-8) | 365 days |
 //! | data copies | a learner's downloaded copy, after its link expired | 7 days (`export::EXPORT_DAYS`) |
+//! | page views | usage statistics (route, time, browser and system family, country) | 365 days |
+//! | cookie choices | the recorded choices of visitors (visitor id, choice, time) | 730 days |
+//! | campaign events | newsletter deliveries, opens and clicks | 365 days |
+//! | support requests | contact-form requests and their answers, counted from the last activity | 730 days |
 //!
 //! A legal hold (RET-3) on an account overrides every one of these: nothing
 //! linked to a held account is deleted, and the dry run lists the accounts it
@@ -23,8 +27,8 @@ use serde_json::json;
 use crate::config::Config;
 use crate::db::Conn;
 use crate::db::schema::{
-    account_tokens, enrollments, forum_posts, forum_threads, inactivity_warnings, jobs, legal_holds, role_grants,
-    sessions, users,
+    account_tokens, campaign_events, cookie_choices, enrollments, forum_posts, forum_threads, inactivity_warnings,
+    jobs, legal_holds, page_views, role_grants, sessions, support_requests, users,
 };
 
 /// The periods in days; 0 keeps the category for ever.
@@ -41,6 +45,14 @@ pub struct Periods {
     pub proctoring_days: i64,
     /// Exam results, counted from arrival (CRT-8).
     pub exam_result_days: i64,
+    /// Page views (usage statistics), counted from the view.
+    pub page_view_days: i64,
+    /// Recorded cookie choices, counted from the choice.
+    pub cookie_choice_days: i64,
+    /// Newsletter events (sent, opened, clicked), counted from the event.
+    pub campaign_event_days: i64,
+    /// Support requests with their answers, counted from their last activity.
+    pub support_request_days: i64,
 }
 
 impl Periods {
@@ -54,7 +66,58 @@ impl Periods {
             certificate_days: config.retention_certificate_days,
             proctoring_days: config.retention_proctoring_days,
             exam_result_days: config.retention_exam_result_days,
+            page_view_days: config.retention_page_view_days,
+            cookie_choice_days: config.retention_cookie_choice_days,
+            campaign_event_days: config.retention_campaign_event_days,
+            support_request_days: config.retention_support_request_days,
         }
+    }
+}
+
+/// A category as the staff page lists it: what goes, and after how long.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Category {
+    pub category: &'static str,
+    pub what: &'static str,
+    pub period: String,
+}
+
+impl Periods {
+    /// Every category with its period as configured (the README lists the defaults).
+    pub fn categories(&self) -> Vec<Category> {
+        let days = |d: i64| if d > 0 { format!("{d} days") } else { "kept".to_string() };
+        let accounts = if self.inactive_account_days > 0 {
+            format!("{} days, warned {} days before", self.inactive_account_days, self.inactive_warning_days)
+        } else {
+            days(0)
+        };
+        let rows: [(&'static str, &'static str, String); 12] = [
+            ("accounts", "accounts not signed in to: warned by email, then erased", accounts),
+            (
+                "course records",
+                "enrollments that ended, with progress, results and answers",
+                days(self.course_record_days),
+            ),
+            ("posts", "forum threads with no new post", days(self.forum_post_days)),
+            ("logs", "finished jobs and their mail, expired sign-ins, used links, texts", days(self.log_days)),
+            ("certificates", "certificates, counted from issue", days(self.certificate_days)),
+            ("proctoring", "proctoring session references", days(self.proctoring_days)),
+            ("exam results", "results from exam bodies, counted from arrival", days(self.exam_result_days)),
+            ("data copies", "a learner's copy of their data, after its link expired", days(super::export::EXPORT_DAYS)),
+            (
+                "page views",
+                "usage statistics: route, time, browser and system family, country",
+                days(self.page_view_days),
+            ),
+            ("cookie choices", "recorded cookie choices: visitor id, choice, time", days(self.cookie_choice_days)),
+            ("campaign events", "newsletter deliveries, opens and clicks", days(self.campaign_event_days)),
+            (
+                "support requests",
+                "contact-form requests with their answers, counted from the last activity",
+                days(self.support_request_days),
+            ),
+        ];
+        rows.into_iter().map(|(category, what, period)| Category { category, what, period }).collect()
     }
 }
 
@@ -148,6 +211,54 @@ pub fn run(
         let n = crate::exams::purge_results(conn, p.exam_result_days, &held, now, dry_run)?;
         let before = now - Duration::days(p.exam_result_days);
         line("exam results", n, format!("exam results received before {}, except under a legal hold", before.date()));
+    }
+
+    if p.page_view_days > 0 {
+        let before = now - Duration::days(p.page_view_days);
+        let old = page_views::table.filter(page_views::created_at.le(before));
+        let n =
+            if dry_run { old.count().get_result::<i64>(conn)? as usize } else { diesel::delete(old).execute(conn)? };
+        line("page views", n, format!("usage statistics recorded before {}", before.date()));
+    }
+
+    if p.cookie_choice_days > 0 {
+        let before = now - Duration::days(p.cookie_choice_days);
+        let old = cookie_choices::table.filter(cookie_choices::created_at.le(before));
+        let n =
+            if dry_run { old.count().get_result::<i64>(conn)? as usize } else { diesel::delete(old).execute(conn)? };
+        line("cookie choices", n, format!("cookie choices made before {}", before.date()));
+    }
+
+    if p.campaign_event_days > 0 {
+        let before = now - Duration::days(p.campaign_event_days);
+        let old = campaign_events::table
+            .filter(campaign_events::created_at.le(before))
+            .filter(campaign_events::user_id.ne_all(&held));
+        let n =
+            if dry_run { old.count().get_result::<i64>(conn)? as usize } else { diesel::delete(old).execute(conn)? };
+        line(
+            "campaign events",
+            n,
+            format!("newsletter deliveries, opens and clicks from before {}, except under a legal hold", before.date()),
+        );
+    }
+
+    if p.support_request_days > 0 {
+        let before = now - Duration::days(p.support_request_days);
+        // Whatever their state; their answers go with them (ON DELETE CASCADE).
+        let old = support_requests::table
+            .filter(support_requests::updated_at.le(before))
+            .filter(support_requests::user_id.is_null().or(support_requests::user_id.ne_all(&held)));
+        let n =
+            if dry_run { old.count().get_result::<i64>(conn)? as usize } else { diesel::delete(old).execute(conn)? };
+        line(
+            "support requests",
+            n,
+            format!(
+                "support requests untouched since before {}, with their answers, except under a legal hold",
+                before.date()
+            ),
+        );
     }
 
     if p.log_days > 0 {

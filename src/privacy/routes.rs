@@ -159,8 +159,8 @@ pub async fn cancel_erasure(db: &State<Db>, user: CurrentUser, _form: CsrfOnly) 
 }
 
 #[get("/staff/privacy")]
-pub async fn staff_page(db: &State<Db>, _staff: StaffUser) -> AppResult<Page> {
-    let ctx = db
+pub async fn staff_page(db: &State<Db>, config: &State<Config>, _staff: StaffUser) -> AppResult<Page> {
+    let mut ctx = db
         .run(|conn| {
             let now = now();
             let requests = super::requests(conn, now)?;
@@ -200,6 +200,7 @@ pub async fn staff_page(db: &State<Db>, _staff: StaffUser) -> AppResult<Page> {
             }))
         })
         .await?;
+    ctx["retention"] = json!(super::retention::Periods::from_config(config).categories());
     Ok(Page::new("privacy/staff", "Data requests", ctx))
 }
 
@@ -506,12 +507,15 @@ pub async fn send_newsletter(db: &State<Db>, staff: StaffUser, form: CsrfForm<Ca
 }
 
 #[get("/cookies")]
-pub async fn cookie_settings(cookies: &rocket::http::CookieJar<'_>) -> Page {
+pub async fn cookie_settings(cookies: &rocket::http::CookieJar<'_>, config: &State<Config>) -> Page {
     let choice = super::cookies::choice(cookies);
+    let kept_days = Some(config.retention_page_view_days).filter(|d| *d > 0);
     Page::new(
         "privacy/cookies",
         "Cookies",
-        json!({ "chosen": choice.is_some(), "analytics": choice.is_some_and(|c| c.analytics) }),
+        json!({
+            "chosen": choice.is_some(), "analytics": choice.is_some_and(|c| c.analytics), "kept_days": kept_days,
+        }),
     )
 }
 
@@ -529,14 +533,13 @@ pub struct CookieForm {
 pub async fn set_cookies(
     db: &State<Db>,
     cookies: &rocket::http::CookieJar<'_>,
-    viewer: crate::web::guards::Viewer,
     config: &State<Config>,
     form: CsrfForm<CookieForm>,
 ) -> AppResult<Flash> {
     let f = form.form;
     let choice = super::cookies::set_choice(cookies, f.analytics, config.is_tls());
-    let user_id = viewer.0.map(|u| u.id);
-    db.run(move |conn| Ok::<_, AppError>(super::cookies::record(conn, &choice, user_id, now())?)).await?;
+    // Under the visitor id only, signed in or not: no account on a choice.
+    db.run(move |conn| Ok::<_, AppError>(super::cookies::record(conn, &choice, now())?)).await?;
     // Back to where the banner was, on this site only.
     let back = if f.back.starts_with('/') && !f.back.starts_with("//") && !f.back.contains('\\') {
         f.back
@@ -554,10 +557,16 @@ pub async fn set_cookies(
 }
 
 #[get("/staff/analytics?<days>")]
-pub async fn analytics(db: &State<Db>, _staff: StaffUser, days: Option<i64>) -> AppResult<Page> {
+pub async fn analytics(
+    db: &State<Db>,
+    config: &State<Config>,
+    _staff: StaffUser,
+    days: Option<i64>,
+) -> AppResult<Page> {
     let days = days.unwrap_or(30).clamp(1, 365);
     let totals = db.run(move |conn| Ok::<_, AppError>(super::cookies::totals(conn, days, now())?)).await?;
-    Ok(Page::new("privacy/analytics", "Usage statistics", json!({ "days": days, "totals": totals })))
+    let kept = Some(config.retention_page_view_days).filter(|d| *d > 0);
+    Ok(Page::new("privacy/analytics", "Usage statistics", json!({ "days": days, "totals": totals, "kept": kept })))
 }
 
 /// A policy page: the current version, "Last updated", and the history.

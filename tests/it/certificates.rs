@@ -354,7 +354,7 @@ async fn identity(app: TestApp) {
 crate::on_both!(crt_2_identity_photos_are_sealed_reviewed_and_deleted_once_decided, identity);
 
 /// Ada on the verified track (granted by staff) with her identity verified.
-async fn verified_learner(app: &TestApp) -> (Learner, Learner, Seeded) {
+pub(crate) async fn verified_learner(app: &TestApp) -> (Learner, Learner, Seeded) {
     let c = seed_course(app, "northbridge", "intro-python", "Introduction to Python", None).await;
     let ada = enrolled(app, "ada").await;
     let grace = staff(app).await;
@@ -368,7 +368,7 @@ async fn verified_learner(app: &TestApp) -> (Learner, Learner, Seeded) {
     (ada, grace, c)
 }
 
-async fn code_of(app: &TestApp) -> String {
+pub(crate) async fn code_of(app: &TestApp) -> String {
     run(app, |conn| certificates::table.select(certificates::code).first::<String>(conn)).await
 }
 
@@ -905,6 +905,10 @@ async fn kept_through_erasure(app: TestApp) {
         certificate_days: days,
         proctoring_days: 0,
         exam_result_days: 0,
+        page_view_days: 0,
+        cookie_choice_days: 0,
+        campaign_event_days: 0,
+        support_request_days: 0,
     };
     assert_eq!(app.config.retention_certificate_days, 7 * 365 + 2, "seven years by default");
     let p = periods(app.config.retention_certificate_days);
@@ -1039,6 +1043,10 @@ async fn proctored_exam(app: TestApp, service: partner_adapters::test_server::Lo
         certificate_days: 0,
         proctoring_days: app.config.retention_proctoring_days,
         exam_result_days: 0,
+        page_view_days: 0,
+        cookie_choice_days: 0,
+        campaign_event_days: 0,
+        support_request_days: 0,
     };
     let soon = lyceum::db::now() + chrono::Duration::days(300);
     let outbox = app.config.outbox_dir();

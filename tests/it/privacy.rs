@@ -420,6 +420,10 @@ async fn retention(app: TestApp) {
         certificate_days: 0,
         proctoring_days: 0,
         exam_result_days: 0,
+        page_view_days: 0,
+        cookie_choice_days: 0,
+        campaign_event_days: 0,
+        support_request_days: 0,
     };
     let outbox = app.config.outbox_dir();
     let dry = run(&app, move |conn| retention::run(conn, &periods, &outbox, lyceum::db::now(), true)).await;
@@ -482,6 +486,162 @@ async fn retention(app: TestApp) {
     assert!(!page.contains("ada's question"));
 }
 on_both!(ret_1_ret_2_ret_3_retention_warns_deletes_and_respects_holds, retention);
+
+async fn statistics_retention(app: TestApp) {
+    // promise: RET-1 — page views, cookie choices, newsletter events and support
+    // requests each have a retention period, enforced by the scheduled run.
+    use lyceum::db::schema::{
+        campaign_events, campaigns, cookie_choices, page_views, support_replies, support_requests,
+    };
+    use lyceum::privacy::retention::{self, Periods};
+    let grace = staff(&app).await;
+    verified(&app, "ada").await;
+    verified(&app, "bob").await;
+    let (ada, bob, grace_id) = (user_id(&app, "ada").await, user_id(&app, "bob").await, user_id(&app, "grace").await);
+    let periods = Periods::from_config(&app.config);
+    assert_eq!(
+        (periods.page_view_days, periods.cookie_choice_days, periods.campaign_event_days, periods.support_request_days),
+        (365, 730, 365, 730),
+        "the defaults the README lists"
+    );
+    // Rows from long ago and from today; bob's account is on hold.
+    run(&app, move |conn| {
+        let now = lyceum::db::now();
+        let ago = |days: i64| now - chrono::Duration::days(days);
+        for (visitor, at) in [("old", ago(366)), ("new", ago(364))] {
+            diesel::insert_into(page_views::table)
+                .values((
+                    page_views::visitor.eq(format!("{visitor:0>32}")),
+                    page_views::path.eq("/courses"),
+                    page_views::browser.eq("Firefox"),
+                    page_views::os.eq("Linux"),
+                    page_views::created_at.eq(at),
+                ))
+                .execute(conn)?;
+        }
+        for (visitor, at) in [("old", ago(731)), ("new", ago(729))] {
+            diesel::insert_into(cookie_choices::table)
+                .values((
+                    cookie_choices::visitor.eq(format!("{visitor:0>32}")),
+                    cookie_choices::analytics.eq(true),
+                    cookie_choices::created_at.eq(at),
+                ))
+                .execute(conn)?;
+        }
+        let campaign: i64 = diesel::insert_into(campaigns::table)
+            .values((
+                campaigns::subject.eq("Old news"),
+                campaigns::body.eq("Hello"),
+                campaigns::created_by.eq(grace_id),
+                campaigns::created_at.eq(ago(400)),
+                campaigns::recipients.eq(2),
+            ))
+            .returning(campaigns::id)
+            .get_result(conn)?;
+        for (user, kind, at) in
+            [(ada, "sent", ago(366)), (ada, "click", ago(366)), (bob, "sent", ago(366)), (ada, "open", ago(10))]
+        {
+            diesel::insert_into(campaign_events::table)
+                .values((
+                    campaign_events::campaign_id.eq(campaign),
+                    campaign_events::user_id.eq(user),
+                    campaign_events::kind.eq(kind),
+                    campaign_events::url.eq(None::<String>),
+                    campaign_events::created_at.eq(at),
+                ))
+                .execute(conn)?;
+        }
+        for (user, subject, status, at) in [
+            (Some(ada), "Old and answered", "answered", ago(731)),
+            (None, "Old and never answered", "open", ago(731)),
+            (Some(bob), "Old, of a held account", "closed", ago(731)),
+            (None, "Recent", "answered", ago(729)),
+        ] {
+            let id: i64 = diesel::insert_into(support_requests::table)
+                .values((
+                    support_requests::user_id.eq(user),
+                    support_requests::name.eq("Someone"),
+                    support_requests::email.eq("someone@example.org"),
+                    support_requests::subject.eq(subject),
+                    support_requests::message.eq("A question"),
+                    support_requests::status.eq(status),
+                    support_requests::created_at.eq(at),
+                    support_requests::updated_at.eq(at),
+                ))
+                .returning(support_requests::id)
+                .get_result(conn)?;
+            diesel::insert_into(support_replies::table)
+                .values((
+                    support_replies::request_id.eq(id),
+                    support_replies::staff_id.eq(grace_id),
+                    support_replies::body.eq("An answer"),
+                    support_replies::created_at.eq(at),
+                ))
+                .execute(conn)?;
+        }
+        lyceum::privacy::place_hold(conn, bob, "Regulator inquiry 9", grace_id, now)
+            .map_err(|e| diesel::result::Error::QueryBuilderError(e.to_string().into()))
+    })
+    .await;
+
+    // The dry run counts what would go and deletes nothing.
+    let outbox = app.config.outbox_dir();
+    let dry = run(&app, move |conn| retention::run(conn, &periods, &outbox, lyceum::db::now(), true)).await;
+    let count = |lines: &[retention::Line], category: &str| {
+        lines.iter().filter(|l| l.category == category).map(|l| l.count).sum::<usize>()
+    };
+    assert_eq!(
+        [
+            count(&dry, "page views"),
+            count(&dry, "cookie choices"),
+            count(&dry, "campaign events"),
+            count(&dry, "support requests")
+        ],
+        [1, 1, 2, 2],
+        "{dry:?}"
+    );
+    let views = || run(&app, |conn| page_views::table.count().get_result::<i64>(conn));
+    assert_eq!(views().await, 2, "a dry run deletes nothing");
+
+    // The scheduled run, with the configured periods.
+    run_scheduled(&app).await;
+    let visitors: Vec<String> = run(&app, |conn| page_views::table.select(page_views::visitor).load(conn)).await;
+    assert_eq!(visitors, [format!("{:0>32}", "new")]);
+    let visitors: Vec<String> =
+        run(&app, |conn| cookie_choices::table.select(cookie_choices::visitor).load(conn)).await;
+    assert_eq!(visitors, [format!("{:0>32}", "new")]);
+    let mut events: Vec<(i64, String)> =
+        run(&app, |conn| campaign_events::table.select((campaign_events::user_id, campaign_events::kind)).load(conn))
+            .await;
+    events.sort();
+    let mut expected = vec![(ada, "open".to_string()), (bob, "sent".to_string())];
+    expected.sort();
+    assert_eq!(events, expected, "old events go, except a held account's");
+    let mut subjects: Vec<String> =
+        run(&app, |conn| support_requests::table.select(support_requests::subject).load(conn)).await;
+    subjects.sort();
+    assert_eq!(subjects, ["Old, of a held account", "Recent"]);
+    let replies = run(&app, |conn| support_replies::table.count().get_result::<i64>(conn)).await;
+    assert_eq!(replies, 2, "answers go with their request");
+
+    // Staff see every category with its period.
+    as_user(&app, &grace).await;
+    let (status, page) = app.get("/staff/privacy").await;
+    assert_eq!(status, Status::Ok);
+    for (category, period) in [
+        ("page views", "365 days"),
+        ("cookie choices", "730 days"),
+        ("campaign events", "365 days"),
+        ("support requests", "730 days"),
+        ("logs", "90 days"),
+    ] {
+        assert!(
+            page.contains(&format!("<td>{category}</td>")) && page.contains(&format!("<td>{period}</td>")),
+            "{category}: {page}"
+        );
+    }
+}
+on_both!(ret_1_statistics_choices_events_and_support_requests_expire, statistics_retention);
 
 #[rocket::async_test]
 async fn ret_1_retention_dry_run_from_the_command_line() {
@@ -758,6 +918,192 @@ async fn cookie_consent(app: TestApp) {
     assert!(!page.contains(&choices[0].0), "no visitor id is shown");
 }
 on_both!(com_3_com_4_cookie_banner_and_analytics_only_with_consent, cookie_consent);
+
+/// The columns of `table`, as the database itself describes them.
+fn columns_of(conn: &mut lyceum::db::Conn, table: &str) -> Vec<String> {
+    use diesel::sql_types::Text;
+    #[derive(QueryableByName)]
+    struct Name {
+        #[diesel(sql_type = Text)]
+        name: String,
+    }
+    let sql = match conn {
+        lyceum::db::DbConnection::Sqlite(_) => format!("SELECT name FROM pragma_table_info('{table}')"),
+        lyceum::db::DbConnection::Pg(_) => format!(
+            "SELECT column_name::text AS name FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND table_name = '{table}'"
+        ),
+    };
+    let mut names: Vec<String> =
+        diesel::sql_query(sql).load::<Name>(conn).unwrap().into_iter().map(|n| n.name).collect();
+    names.sort();
+    names
+}
+
+async fn statistics_without_secrets(app: TestApp) {
+    // promise: COM-4 — usage statistics record which kind of page was read (its
+    // route), never the path's values or the query string: no token, no user
+    // id, no username, no certificate code; a visitor's choice carries no account.
+    use lyceum::db::schema::page_views;
+    let (ada, _grace, c) = crate::certificates::verified_learner(&app).await;
+    let ada_id = user_id(&app, "ada").await;
+    verified(&app, "quillfeather").await;
+    as_user(&app, &ada).await;
+    app.post_form(&format!("/learn/intro-python/quiz/{}", c.quiz), &[("q0", "1"), ("q1", "3.5")]).await;
+    let code = crate::certificates::code_of(&app).await;
+
+    // Ada, signed in, allows statistics.
+    let res = app.post_form("/cookies", &[("analytics", "true"), ("back", "/")]).await;
+    assert_eq!(res.status(), Status::SeeOther);
+    // Pages whose paths carry secrets and names.
+    let (status, _, _) = browse(&app, "/u/quillfeather").await;
+    assert_eq!(status, Status::Ok);
+    let (status, _, _) = browse(&app, &format!("/certificates/{code}")).await;
+    assert_eq!(status, Status::Ok);
+    let (status, _, _) = browse(&app, "/courses?q=privatesearchterm&utm_source=leakycampaign").await;
+    assert_eq!(status, Status::Ok);
+    let secret = app.config.resolve_secret().unwrap();
+    let unsubscribe = lyceum::privacy::comms::LinkSigner::new(&secret).unsubscribe_token(ada_id);
+    let (status, _, _) = browse(&app, &format!("/unsubscribe/{unsubscribe}")).await;
+    assert_eq!(status, Status::Ok);
+    let (status, _, _) = browse(&app, "/no-such-page/quillfeather").await;
+    assert_eq!(status, Status::NotFound);
+    app.sign_out().await;
+    app.post_form("/password/forgot", &[("email", &ada.email)]).await;
+    let reset = app.mailed_link(&ada.email, "/password/reset/").await.expect("a reset link");
+    let token = reset.trim_start_matches("/password/reset/").to_string();
+    assert!(token.len() >= 16, "{reset}");
+    let (status, _, _) = browse(&app, &reset).await;
+    assert_eq!(status, Status::Ok);
+
+    let secrets = [
+        token.as_str(),
+        unsubscribe.as_str(),
+        code.as_str(),
+        "quillfeather",
+        "privatesearchterm",
+        "leakycampaign",
+        "utm_source",
+        "no-such-page",
+    ];
+    let rows = run(&app, |conn| Ok::<_, String>(every_row(conn))).await;
+    let views: Vec<&String> = rows.iter().filter(|(table, _)| table == "page_views").map(|(_, row)| row).collect();
+    assert!(!views.is_empty());
+    for row in &views {
+        for secret in secrets {
+            assert!(!row.contains(secret), "{secret} is stored in a page view: {row}");
+        }
+    }
+    let paths: Vec<String> =
+        run(&app, |conn| page_views::table.order(page_views::id.asc()).select(page_views::path).load(conn)).await;
+    // Signing out and asking for the link pass by the home and sign-in pages.
+    let paths: Vec<&str> = paths.iter().map(String::as_str).filter(|p| !["/", "/signin"].contains(p)).collect();
+    assert_eq!(
+        paths,
+        ["/u/{username}", "/certificates/{code}", "/courses", "/unsubscribe/{token}", "/password/reset/{token}"],
+        "route templates, the 404 not at all"
+    );
+
+    // Staff read the totals: kinds of pages, none of the values.
+    let grace = Learner {
+        username: "grace".into(),
+        email: "grace@example.org".into(),
+        password: crate::common::PASSWORD.into(),
+    };
+    as_user(&app, &grace).await;
+    let (status, page) = app.get("/staff/analytics").await;
+    assert_eq!(status, Status::Ok);
+    assert!(page.contains("<td>/password/reset/{token}</td><td>1</td>"), "{page}");
+    assert!(page.contains("<td>/certificates/{code}</td><td>1</td>"), "{page}");
+    for secret in secrets {
+        assert!(!page.contains(secret), "{secret} is shown on /staff/analytics");
+    }
+
+    // The choice made signed in carries no account.
+    let choices = run(&app, |conn| Ok::<_, String>(every_row(conn))).await;
+    let choices: Vec<serde_json::Value> = choices
+        .into_iter()
+        .filter(|(table, _)| table == "cookie_choices")
+        .map(|(_, row)| serde_json::from_str(&row).unwrap())
+        .collect();
+    assert_eq!(choices.len(), 1, "the choice is recorded");
+    for choice in &choices {
+        let row = choice.as_object().unwrap();
+        assert!(!row.keys().any(|k| k.contains("user") || k.contains("account")), "no account on a choice: {row:?}");
+    }
+    let cols = run(&app, |conn| Ok::<_, String>(columns_of(conn, "cookie_choices"))).await;
+    assert!(!cols.iter().any(|c| c == "user_id"), "{cols:?}");
+    // The cookies page says so, and for how long views are kept.
+    let (_, page) = app.get("/cookies").await;
+    assert!(page.contains("never linked to your name or account") && page.contains("deleted after 365 days"), "{page}");
+    assert!(!page.contains("include these counts in your copy"), "{page}");
+}
+on_both!(com_4_statistics_keep_route_templates_and_no_account, statistics_without_secrets);
+
+async fn statistics_migration(app: TestApp) {
+    // Page views and cookie choices as versions before migration 000041 stored
+    // them (raw paths, an account on a choice), then the migration.
+    use diesel::connection::SimpleConnection;
+    use lyceum::db::schema::{cookie_choices, page_views};
+    let sqlite = app.config.database_url.starts_with("sqlite");
+    let (down, up) = if sqlite {
+        (
+            include_str!("../../migrations/sqlite/2026-12-06-000041_statistics_without_secrets/down.sql"),
+            include_str!("../../migrations/sqlite/2026-12-06-000041_statistics_without_secrets/up.sql"),
+        )
+    } else {
+        (
+            include_str!("../../migrations/postgres/2026-12-06-000041_statistics_without_secrets/down.sql"),
+            include_str!("../../migrations/postgres/2026-12-06-000041_statistics_without_secrets/up.sql"),
+        )
+    };
+    verified(&app, "ada").await;
+    let ada = user_id(&app, "ada").await;
+    let old_paths = [
+        ("/password/reset/Zq8TopSecretResetToken", Some("/password/reset/{token}")),
+        ("/unsubscribe/17.Mac0fTheUnsubscribeLink", Some("/unsubscribe/{token}")),
+        ("/u/ada", Some("/u/{username}")),
+        ("/certificates/LYC-7Q2K-9XPA", Some("/certificates/{code}")),
+        ("/courses", Some("/courses")),
+        ("/courses/intro-python", Some("/courses/{slug}")),
+        ("/learn/intro-python/units/5", Some("/learn/{slug}/units/{unit_id}")),
+        ("/", Some("/")),
+        ("/privacy", Some("/{doc}")),
+        ("/staff/support/12", Some("/staff/support/{id}")),
+        ("/a/route/that/is/gone", None),
+        ("/courses/intro-python/and-more", None),
+    ];
+    let statements = old_paths
+        .iter()
+        .map(|(path, _)| {
+            format!(
+                "INSERT INTO page_views (visitor, path, browser, os, created_at) \
+                 VALUES ('0123456789abcdef0123456789abcdef', '{path}', 'Firefox', 'Linux', CURRENT_TIMESTAMP);"
+            )
+        })
+        .collect::<String>();
+    run(&app, move |conn| {
+        conn.batch_execute(down)?;
+        conn.batch_execute(&statements)?;
+        conn.batch_execute(&format!(
+            "INSERT INTO cookie_choices (visitor, user_id, analytics, created_at) \
+             VALUES ('0123456789abcdef0123456789abcdef', {ada}, TRUE, CURRENT_TIMESTAMP);"
+        ))?;
+        conn.batch_execute(up)
+    })
+    .await;
+    let paths: Vec<String> =
+        run(&app, |conn| page_views::table.order(page_views::id.asc()).select(page_views::path).load(conn)).await;
+    let expected: Vec<&str> = old_paths.iter().filter_map(|(_, route)| *route).collect();
+    assert_eq!(paths, expected, "rewritten to their routes; unrecognised ones deleted");
+    let choices: Vec<(String, bool)> =
+        run(&app, |conn| cookie_choices::table.select((cookie_choices::visitor, cookie_choices::analytics)).load(conn))
+            .await;
+    assert_eq!(choices, [("0123456789abcdef0123456789abcdef".to_string(), true)], "the choice stays");
+    let cols = run(&app, |conn| Ok::<_, String>(columns_of(conn, "cookie_choices"))).await;
+    assert_eq!(cols, ["analytics", "created_at", "id", "visitor"], "without the account");
+}
+on_both!(com_4_migration_rewrites_recorded_paths_to_routes, statistics_migration);
 
 async fn policies(app: TestApp) {
     // promise: COM-5 — versioned policies with "Last updated"; a material change is announced and must be accepted; acceptances recorded.
