@@ -451,7 +451,7 @@ async fn migrated(app: TestApp) {
     let mut conn = app.db().get().unwrap();
     let sqlite = matches!(&mut *conn, DbConnection::Sqlite(_));
     let dir = if sqlite { "sqlite" } else { "postgres" };
-    let path = format!("{}/migrations/{dir}/2026-12-07-000040_survey_groups", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/migrations/{dir}/2026-12-06-000040_survey_groups", env!("CARGO_MANIFEST_DIR"));
     let sql = |name: &str| std::fs::read_to_string(format!("{path}/{name}")).expect("the migration");
     let batch = |conn: &mut DbConnection, sql: &str| match conn {
         DbConnection::Sqlite(c) => diesel::connection::SimpleConnection::batch_execute(c, sql),
