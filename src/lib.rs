@@ -155,6 +155,8 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
     let worker = worker(&config, db.clone())?;
     worker.policy_banner.refresh(&mut *db.get()?, db::now()).map_err(DbError::Query)?;
     worker.notices.refresh(&mut *db.get()?).map_err(DbError::Query)?;
+    let policies_required = privacy::policies::Required::default();
+    policies_required.refresh(&mut *db.get()?).map_err(DbError::Query)?;
     let geoip = match &config.geoip_db {
         Some(path) => Some(Arc::new(privacy::cookies::GeoIp::open(path).map_err(StartError::GeoIp)?)),
         None => None,
@@ -203,7 +205,9 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
         .manage(worker.signer.clone())
         .manage(worker.policy_banner.clone())
         .manage(worker.notices.clone())
+        .manage(policies_required)
         .attach(web::fairings::RequestContext)
+        .attach(privacy::policies::Reacceptance)
         .attach(web::fairings::SecurityHeaders::new(&form_targets, config.media_base_url().as_deref()))
         .attach(privacy::cookies::Analytics { geoip })
         .attach(privacy::audit::Audit)
@@ -412,6 +416,7 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
                 privacy::routes::publish_policy,
                 privacy::routes::accept_form,
                 privacy::routes::accept,
+                privacy::policies::required,
                 privacy::routes::set_cookies,
                 privacy::routes::analytics,
                 privacy::routes::communications,

@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::db::{Db, now};
 use crate::storage::BlobStore;
 use crate::web::csrf::CsrfOnly;
+use crate::web::next::NextPath;
 use crate::web::{AppError, AppResult, CsrfForm, CurrentUser, Flash, Page, StaffUser};
 
 /// A service outcome as a flash: its message on success, the reason back on
@@ -625,21 +626,23 @@ pub struct PolicyForm {
 pub async fn publish_policy(
     db: &State<Db>,
     banner: &State<super::policies::Banner>,
+    required: &State<super::policies::Required>,
     staff: StaffUser,
     form: CsrfForm<PolicyForm>,
 ) -> AppResult<Flash> {
     let f = form.form;
     let by = staff.0.id;
-    let banner = banner.inner().clone();
+    let (banner, required) = (banner.inner().clone(), required.inner().clone());
     db.run(move |conn| {
         let published = super::policies::publish(conn, &f.kind, &f.body, &f.changes, f.material, by, now());
         Ok::<_, AppError>(match published {
             Ok(version) => {
                 banner.refresh(conn, now())?;
+                required.refresh(conn)?;
                 Flash::success(
                     "/staff/policies",
                     if f.material {
-                        format!("Version {version} is published, announced on every page and by email; everyone accepts it at their next sign-in.")
+                        format!("Version {version} is published, announced on every page and by email; everyone accepts it before going on, at their next sign-in or their next page.")
                     } else {
                         format!("Version {version} is published.")
                     },
@@ -651,21 +654,33 @@ pub async fn publish_policy(
     .await
 }
 
-#[get("/policies/accept")]
-pub async fn accept_form(db: &State<Db>, cookies: &rocket::http::CookieJar<'_>) -> AppResult<Either<Page, Flash>> {
-    let Some(crate::accounts::twofactor::HeldSignIn { user_id, .. }) =
-        crate::accounts::twofactor::HeldSignIn::take(cookies, crate::accounts::twofactor::stage::POLICIES)
-    else {
-        return Ok(Either::Right(Flash::info("/signin", "Please sign in again.")));
+/// The acceptance page: for a sign-in held until the changed policies are
+/// accepted, or for an open session stopped on its way to `next`.
+#[get("/policies/accept?<next>")]
+pub async fn accept_form(
+    db: &State<Db>,
+    viewer: crate::web::guards::Viewer,
+    cookies: &rocket::http::CookieJar<'_>,
+    next: Option<NextPath>,
+) -> AppResult<Either<Page, Flash>> {
+    let held = crate::accounts::twofactor::HeldSignIn::take(cookies, crate::accounts::twofactor::stage::POLICIES);
+    // A held sign-in keeps its own `next`; an open session goes on to the one given.
+    let (user_id, next) = match (held, viewer.0) {
+        (Some(held), _) => (held.user_id, None),
+        (None, Some(user)) => (user.id, Some(next.unwrap_or_else(NextPath::home))),
+        (None, None) => return Ok(Either::Right(Flash::info("/signin", "Please sign in again."))),
     };
     let pending = db.run(move |conn| Ok::<_, AppError>(super::policies::pending(conn, user_id)?)).await?;
+    if let (true, Some(next)) = (pending.is_empty(), &next) {
+        return Ok(Either::Right(Flash::info(next.as_str(), "There is nothing new to accept.")));
+    }
     Ok(Either::Left(Page::new(
         "privacy/accept",
         "We changed our policies",
         json!({ "pending": pending.iter().map(|v| json!({
             "title": super::policies::title(&v.kind), "path": super::policies::path(&v.kind),
             "version": v.version, "date": day(v.published_at), "changes": v.changes,
-        })).collect::<Vec<_>>() }),
+        })).collect::<Vec<_>>(), "next": next.map(NextPath::into_string) }),
     )))
 }
 
@@ -673,6 +688,7 @@ pub async fn accept_form(db: &State<Db>, cookies: &rocket::http::CookieJar<'_>) 
 pub struct AcceptForm {
     #[field(default = false)]
     accept: bool,
+    next: NextPath,
 }
 
 #[post("/policies/accept", data = "<form>")]
@@ -681,11 +697,12 @@ pub async fn accept(
     config: &State<Config>,
     cookies: &rocket::http::CookieJar<'_>,
     client: crate::web::ClientInfo,
+    viewer: crate::web::guards::Viewer,
     form: CsrfForm<AcceptForm>,
 ) -> AppResult<Flash> {
     let Some(held) = crate::accounts::twofactor::HeldSignIn::take(cookies, crate::accounts::twofactor::stage::POLICIES)
     else {
-        return Ok(Flash::info("/signin", "Please sign in again."));
+        return accept_in_session(db, viewer, client, form.form).await;
     };
     let (user_id, remember, next, second_factor) = (held.user_id, held.remember, held.next.clone(), held.second_factor);
     if !form.form.accept {
@@ -703,6 +720,31 @@ pub async fn accept(
     crate::accounts::twofactor::HeldSignIn::clear(cookies);
     crate::accounts::routes::start_session(db, config, cookies, &client, user_id, remember, second_factor).await?;
     Ok(Flash::success(crate::web::next::NextPath::or_home(Some(&next)).into_string(), "Thank you. You are signed in."))
+}
+
+/// An open session accepts a material change published while it was open,
+/// recorded like an acceptance at sign-in, and goes on to `next`.
+async fn accept_in_session(
+    db: &Db,
+    viewer: crate::web::guards::Viewer,
+    client: crate::web::ClientInfo,
+    form: AcceptForm,
+) -> AppResult<Flash> {
+    let Some(user) = viewer.0 else { return Ok(Flash::info("/signin", "Please sign in again.")) };
+    let next = form.next;
+    if !form.accept {
+        return Ok(Flash::error(
+            format!("/policies/accept?next={}", urlencoding::encode(next.as_str())),
+            "Tick the box to accept the changed policies, or sign out.",
+        ));
+    }
+    let user_id = user.id;
+    db.run(move |conn| {
+        let ids: Vec<i64> = super::policies::pending(conn, user_id)?.iter().map(|v| v.id).collect();
+        Ok::<_, AppError>(super::policies::accept(conn, user_id, &ids, "session", &client, now())?)
+    })
+    .await?;
+    Ok(Flash::success(next.into_string(), "Thank you for accepting the changed policies."))
 }
 
 fn contact_page(values: serde_json::Value, errors: &[(&'static str, String)]) -> Page {

@@ -1168,6 +1168,10 @@ async fn policies(app: TestApp) {
         ],
     )
     .await;
+    // Signed in, staff accept it too before going on; anyone else sees the banner.
+    let res = app.client.get("/courses").dispatch().await;
+    assert_eq!(res.headers().get_one("Location"), Some("/policies/accept?next=%2Fcourses"));
+    app.sign_out().await;
     let (_, page) = app.get("/courses").await;
     assert!(
         page.contains("id=\"policy-banner\"") && page.contains("Sponsors you choose see your completion"),
@@ -1606,3 +1610,186 @@ async fn com_4_page_views_carry_the_country_from_a_real_geoip_database() {
     let err = lyceum::build_rocket(config).expect_err("refused").to_string();
     assert!(err.contains("GeoIP database") && err.contains("not.mmdb"), "{err}");
 }
+
+/// The CSRF token of this browser, read from a page every session may see.
+async fn token_on(app: &TestApp, session: Option<&rocket::http::Cookie<'static>>) -> String {
+    let mut req = app.client.get("/privacy");
+    if let Some(cookie) = session {
+        req = req.cookie(cookie.clone());
+    }
+    let body = req.dispatch().await.into_string().await.unwrap_or_default();
+    let re = regex::Regex::new(r#"name="csrf_token" value="([^"]+)""#).unwrap();
+    re.captures(&body).map(|c| c[1].to_string()).expect("a CSRF token on /privacy")
+}
+
+/// A form posted from this browser, or from another browser's session (its session cookie given).
+async fn post_as<'a>(
+    app: &'a TestApp,
+    session: Option<&rocket::http::Cookie<'static>>,
+    path: &str,
+    fields: &[(&str, &str)],
+) -> rocket::local::asynchronous::LocalResponse<'a> {
+    let token = token_on(app, session).await;
+    let mut all = vec![("csrf_token", token.as_str())];
+    all.extend_from_slice(fields);
+    let mut req = app.client.post(path.to_string());
+    if let Some(cookie) = session {
+        req = req.cookie(cookie.clone());
+    }
+    req.header(rocket::http::ContentType::Form)
+        .remote(std::net::SocketAddr::from(([203, 0, 113, 7], 4000)))
+        .body(crate::common::encode(&all))
+        .dispatch()
+        .await
+}
+
+fn session_cookie(app: &TestApp) -> rocket::http::Cookie<'static> {
+    app.client.cookies().get("lyceum_session").expect("a session cookie").clone().into_owned()
+}
+
+async fn policy_change_reaches_open_sessions(app: TestApp) {
+    // promise: COM-5 — a material change is accepted before the next request of every open session.
+    use lyceum::db::schema::{policy_acceptances, policy_versions};
+    let c = seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    let ada = verified(&app, "ada").await;
+    let bob = verified(&app, "bob").await;
+    let grace = staff(&app).await;
+    let ada_id = user_id(&app, "ada").await;
+    // Three open sessions: staff, bob with "Remember me", ada (this browser's own).
+    app.sign_out().await;
+    app.sign_in(&grace, false).await;
+    let grace_session = session_cookie(&app);
+    app.sign_in(&bob, true).await;
+    let bob_session = session_cookie(&app);
+    app.sign_in(&ada, false).await;
+    assert_eq!(app.signed_in_as().await.as_deref(), Some("ada"));
+    let course = format!("/courses/{}", c.slug);
+    let to_accept = |next: &str| format!("/policies/accept?next={}", urlencoding::encode(next));
+
+    // A minor edit interrupts no one.
+    let res = post_as(
+        &app,
+        Some(&grace_session),
+        "/staff/policies",
+        &[("kind", "terms"), ("body", "Be kind in the forums."), ("changes", "Typo fixed")],
+    )
+    .await;
+    assert_eq!(res.headers().get_one("Location"), Some("/staff/policies"));
+    let (status, _) = app.get("/dashboard").await;
+    assert_eq!(status, Status::Ok, "a minor edit asks nothing");
+
+    // A material change, published while ada and bob are signed in.
+    let res = post_as(
+        &app,
+        Some(&grace_session),
+        "/staff/policies",
+        &[
+            ("kind", "privacy"),
+            ("body", "We now share completion with sponsors you choose."),
+            ("changes", "Sponsors you choose see your completion"),
+            ("material", "true"),
+        ],
+    )
+    .await;
+    assert_eq!(res.headers().get_one("Location"), Some("/staff/policies"));
+
+    // Ada's next page, whatever it is, is the acceptance page, which keeps where she was going.
+    let res = app.client.get(course.clone()).dispatch().await;
+    assert_eq!(res.status(), Status::SeeOther);
+    assert_eq!(res.headers().get_one("Location"), Some(to_accept(&course).as_str()));
+    let res = app.client.get("/dashboard?tab=courses").dispatch().await;
+    assert_eq!(res.headers().get_one("Location"), Some(to_accept("/dashboard?tab=courses").as_str()));
+    // A form posted from a page does nothing and comes back to that page once accepted.
+    let token = token_on(&app, None).await;
+    let res = app
+        .client
+        .post(format!("{course}/enroll"))
+        .header(rocket::http::ContentType::Form)
+        .header(rocket::http::Header::new("Referer", format!("http://lyceum.test{course}")))
+        .body(crate::common::encode(&[("csrf_token", &token), ("run", "2026"), ("track", "audit")]))
+        .dispatch()
+        .await;
+    assert_eq!(res.status(), Status::SeeOther);
+    assert_eq!(res.headers().get_one("Location"), Some(to_accept(&course).as_str()));
+    let enrolled: i64 = run(&app, move |conn| {
+        lyceum::db::schema::enrollments::table
+            .filter(lyceum::db::schema::enrollments::user_id.eq(ada_id))
+            .count()
+            .get_result(conn)
+    })
+    .await;
+    assert_eq!(enrolled, 0, "nothing is done before the acceptance");
+    // Another site as Referer is not followed.
+    let res = app
+        .client
+        .post(format!("{course}/enroll"))
+        .header(rocket::http::ContentType::Form)
+        .header(rocket::http::Header::new("Referer", "https://evil.example/courses"))
+        .body(crate::common::encode(&[("csrf_token", &token), ("run", "2026"), ("track", "audit")]))
+        .dispatch()
+        .await;
+    assert_eq!(res.headers().get_one("Location"), Some(to_accept("/dashboard").as_str()));
+    // Software asking in JSON is told why, not sent to an HTML page.
+    let res = app.get_json("/dashboard").await;
+    assert_eq!(res.status(), Status::Forbidden);
+    assert_eq!(res.content_type().map(|t| t.to_string()).as_deref(), Some("application/problem+json"));
+    let problem: serde_json::Value = serde_json::from_str(&res.into_string().await.unwrap()).unwrap();
+    assert!(problem["detail"].as_str().unwrap().contains("/policies/accept"), "{problem}");
+    // What is needed to read and accept stays open, and so do the key-authenticated APIs.
+    for open in ["/privacy", "/terms", "/cookie-policy", "/static/css/lyceum.css"] {
+        let (status, _) = app.get(open).await;
+        assert_eq!(status, Status::Ok, "{open}");
+    }
+    for api in ["/api/v1/aggregates", "/scim/v2/Users"] {
+        let res = app.client.get(api).dispatch().await;
+        assert_eq!(res.status(), Status::Unauthorized, "{api} answers for its key, not the session");
+    }
+
+    // The acceptance page lists the change; refusing keeps her there.
+    let (status, page) = app.get(&to_accept(&course)).await;
+    assert_eq!(status, Status::Ok);
+    assert!(page.contains("Sponsors you choose see your completion"), "{page}");
+    let res = post_as(&app, None, "/policies/accept", &[("next", &course)]).await;
+    assert_eq!(res.headers().get_one("Location"), Some(to_accept(&course).as_str()));
+    let res = app.client.get("/dashboard").dispatch().await;
+    assert_eq!(res.status(), Status::SeeOther, "still not accepted");
+    // Accepting records it like any acceptance and goes on where she was going.
+    let res = post_as(&app, None, "/policies/accept", &[("accept", "true"), ("next", &course)]).await;
+    assert_eq!(res.headers().get_one("Location"), Some(course.as_str()));
+    let recorded = run(&app, move |conn| {
+        policy_acceptances::table
+            .inner_join(policy_versions::table)
+            .filter(policy_acceptances::user_id.eq(ada_id))
+            .order(policy_acceptances::id.desc())
+            .select((
+                policy_versions::kind,
+                policy_versions::version,
+                policy_acceptances::method,
+                policy_acceptances::ip,
+                policy_acceptances::user_agent,
+            ))
+            .first::<(String, i32, String, Option<String>, Option<String>)>(conn)
+    })
+    .await;
+    assert_eq!((recorded.0.as_str(), recorded.1, recorded.2.as_str()), ("privacy", 2, "session"));
+    assert_eq!(recorded.3.as_deref(), Some("203.0.113.7"), "where from, as at sign-in");
+    let (status, page) = app.get(&course).await;
+    assert_eq!(status, Status::Ok);
+    assert!(page.contains("Introduction to Python"));
+    assert_eq!(app.signed_in_as().await.as_deref(), Some("ada"), "the same session goes on");
+
+    // Bob's remembered session is stopped too; a `next` to another site is refused.
+    let res = app.client.get("/dashboard").cookie(bob_session.clone()).dispatch().await;
+    assert_eq!(res.headers().get_one("Location"), Some(to_accept("/dashboard").as_str()));
+    let res =
+        post_as(&app, Some(&bob_session), "/policies/accept", &[("accept", "true"), ("next", "//evil.example")]).await;
+    assert_eq!(res.headers().get_one("Location"), Some("/dashboard"));
+    let res = app.client.get("/dashboard").cookie(bob_session.clone()).dispatch().await;
+    assert_eq!(res.status(), Status::Ok, "accepted once, not asked again");
+    // Signing out is never in the way.
+    let res = app.client.get("/dashboard").cookie(grace_session.clone()).dispatch().await;
+    assert_eq!(res.headers().get_one("Location"), Some(to_accept("/dashboard").as_str()), "staff accept too");
+    let res = post_as(&app, Some(&grace_session), "/signout", &[]).await;
+    assert_eq!(res.headers().get_one("Location"), Some("/"));
+}
+on_both!(com_5_material_change_reaches_open_sessions, policy_change_reaches_open_sessions);

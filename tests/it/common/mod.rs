@@ -136,8 +136,9 @@ impl TestApp {
     /// The CSRF token of this browser (creates it on first call).
     pub async fn csrf(&self) -> String {
         let re = regex::Regex::new(r#"name="csrf_token" value="([^"]+)""#).expect("regex");
-        // Signed out, the sign-in page has a form; signed in, every page has the sign-out form.
-        for page in ["/signin", "/"] {
+        // Signed out, the sign-in page has a form; signed in, every page has the sign-out form,
+        // and a session held until a changed policy is accepted still reads the policies.
+        for page in ["/signin", "/", "/privacy"] {
             let (_, body) = self.get(page).await;
             if let Some(c) = re.captures(&body) {
                 return c[1].to_string();
