@@ -248,7 +248,16 @@ pub async fn departures(
             let (after, mut adapter) = state?;
             let page = db
                 .run(move |conn| {
-                    Ok::<_, AppError>(super::departures::deliver(conn, &partner, after, None, PAGE, &export_id, &base, now())?)
+                    Ok::<_, AppError>(super::departures::deliver(
+                        conn,
+                        &partner,
+                        after,
+                        None,
+                        PAGE,
+                        &export_id,
+                        &base,
+                        now(),
+                    )?)
                 })
                 .await;
             let page = match page {
