@@ -4,6 +4,7 @@
 use rocket::figment::Jail;
 
 #[test]
+#[allow(clippy::result_large_err)] // the jail's closure returns figment's own error type
 fn a_phone_number_in_the_environment_is_text() {
     Jail::expect_with(|jail| {
         // As an operator writes it: the leading '+' would make it an integer.
