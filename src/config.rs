@@ -150,6 +150,28 @@ pub struct Config {
     pub outbound_allow: Vec<String>,
 }
 
+/// Settings that are text even when they look like something else: the
+/// environment's values are otherwise read as TOML-like values, so
+/// `LYCEUM_TWILIO_FROM=+15005550006` would be the integer 15005550006 and
+/// stop the server, and a token `0123` would lose its zero.
+const TEXT_SETTINGS: &[&str] = &["twilio_from", "twilio_account_sid", "twilio_auth_token"];
+
+/// The `LYCEUM_` variables of [`TEXT_SETTINGS`], as written. A value quoted
+/// as a string (`"+15005550006"`, the old workaround) is unquoted as before.
+fn text_settings_from_env() -> std::collections::BTreeMap<String, String> {
+    Env::prefixed("LYCEUM_")
+        .only(TEXT_SETTINGS)
+        .iter()
+        .map(|(key, raw)| {
+            let text = match raw.parse::<rocket::figment::value::Value>() {
+                Ok(rocket::figment::value::Value::String(_, s)) if raw.trim_start().starts_with('"') => s,
+                _ => raw,
+            };
+            (key.as_str().to_ascii_lowercase(), text)
+        })
+        .collect()
+}
+
 /// A list given as a TOML array or as one comma-separated string (an
 /// environment variable).
 fn list_or_commas<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
@@ -269,7 +291,8 @@ impl Config {
     fn settings() -> Figment {
         Figment::new()
             .merge(Toml::file("Rocket.toml").nested())
-            .merge(Env::prefixed("LYCEUM_"))
+            .merge(Env::prefixed("LYCEUM_").ignore(TEXT_SETTINGS))
+            .merge(Serialized::defaults(text_settings_from_env()))
             .merge(Env::raw().only(&["DATABASE_URL"]))
     }
 

@@ -621,6 +621,14 @@ fn record_result_in(
     if booking.status != BOOKED {
         return Err(ExamError::Conflict(format!("Booking {} was cancelled; it takes no result.", booking.reference)));
     }
+    // A result cannot come before the exam took place.
+    if now < session.starts_at {
+        return Err(ExamError::Conflict(format!(
+            "Booking {} is for an exam that has not taken place yet (it starts {}); send its result afterwards.",
+            booking.reference,
+            session.local(session.starts_at)
+        )));
+    }
     let inserted = crate::db::transaction(conn, |conn| {
         let id: i64 = diesel::insert_into(exam_results::table)
             .values((

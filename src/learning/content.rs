@@ -318,6 +318,99 @@ fn render_markdown_uncached(markdown: &str) -> String {
     ammonia::Builder::default().link_rel(Some("noopener noreferrer nofollow")).clean(&out).to_string()
 }
 
+/// Markdown as sanitised HTML for a page read away from the site (an email):
+/// every relative link and image resolved against `base`, so `/courses/x`
+/// becomes `https://site/courses/x`.
+pub fn render_markdown_absolute(markdown: &str, base: &url::Url) -> String {
+    if let Err(limit) = check_text(markdown) {
+        return format!("<p class=\"notice\" role=\"note\">This text is not shown. {limit}</p>");
+    }
+    use pulldown_cmark::{Parser, html};
+    let mut out = String::new();
+    html::push_html(&mut out, Parser::new_ext(markdown, markdown_options()));
+    ammonia::Builder::default()
+        .link_rel(Some("noopener noreferrer nofollow"))
+        .url_relative(ammonia::UrlRelative::Custom(Box::new(AbsoluteOn(base.clone()))))
+        .clean(&out)
+        .to_string()
+}
+
+/// Resolves a relative URL against a base; a fragment alone (`#top`) stays.
+struct AbsoluteOn(url::Url);
+
+impl AbsoluteOn {
+    fn resolve(&self, dest: &str) -> Option<String> {
+        let dest = dest.trim();
+        if dest.is_empty() || dest.starts_with('#') {
+            return None;
+        }
+        match url::Url::parse(dest) {
+            Err(url::ParseError::RelativeUrlWithoutBase) => self.0.join(dest).ok().map(String::from),
+            _ => None,
+        }
+    }
+}
+
+impl ammonia::UrlRelativeEvaluate<'static> for AbsoluteOn {
+    fn evaluate<'a>(&self, url: &'a str) -> Option<std::borrow::Cow<'a, str>> {
+        Some(self.resolve(url).map_or(std::borrow::Cow::Borrowed(url), std::borrow::Cow::Owned))
+    }
+}
+
+/// The Markdown source with every relative link destination resolved
+/// against `base` (inline links and images, reference definitions, `href` and
+/// `src` of inline HTML): the plain-text twin of [`render_markdown_absolute`].
+/// A destination written with escapes that differ from its value is left.
+pub fn markdown_with_absolute_links(markdown: &str, base: &url::Url) -> String {
+    use pulldown_cmark::{Event, Parser, Tag};
+    let on = AbsoluteOn(base.clone());
+    let absolute = |dest: &str| on.resolve(dest);
+    // (where in the source, how long, the absolute form)
+    let mut edits: Vec<(usize, usize, String)> = Vec::new();
+    let last_in = |range: std::ops::Range<usize>, dest: &str, abs: String| {
+        let at = markdown.get(range.clone())?.rfind(dest)?;
+        Some((range.start + at, dest.len(), abs))
+    };
+    let parser = Parser::new_ext(markdown, markdown_options());
+    for (_, def) in parser.reference_definitions().iter() {
+        if let Some(abs) = absolute(&def.dest) {
+            edits.extend(last_in(def.span.clone(), &def.dest, abs));
+        }
+    }
+    let attr = regex::Regex::new(r#"(?i)\b(?:href|src)\s*=\s*["']([^"']*)["']"#).expect("a valid pattern");
+    for (event, range) in parser.into_offset_iter() {
+        match event {
+            Event::Start(Tag::Link { dest_url, .. } | Tag::Image { dest_url, .. }) => {
+                if let Some(abs) = absolute(&dest_url) {
+                    edits.extend(last_in(range, &dest_url, abs));
+                }
+            }
+            Event::Html(_) | Event::InlineHtml(_) => {
+                let Some(text) = markdown.get(range.clone()) else { continue };
+                for c in attr.captures_iter(text) {
+                    let value = c.get(1).expect("the pattern has a group");
+                    if let Some(abs) = absolute(value.as_str()) {
+                        edits.push((range.start + value.start(), value.len(), abs));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    // From the end, so earlier offsets hold; never two edits in one place.
+    edits.sort_by_key(|(at, _, _)| std::cmp::Reverse(*at));
+    let mut out = markdown.to_string();
+    let mut before = usize::MAX;
+    for (at, len, abs) in edits {
+        if at + len > before || len == 0 {
+            continue;
+        }
+        out.replace_range(at..at + len, &abs);
+        before = at;
+    }
+    out
+}
+
 /// `https://www.youtube.com/watch?v=ID` and friends → an embeddable URL.
 pub fn embed_url(url: &str) -> Option<String> {
     let parsed = url::Url::parse(url).ok()?;
@@ -350,6 +443,30 @@ fn id_only(id: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn relative_links_become_absolute_and_others_stay() {
+        let base = url::Url::parse("https://lyceum.example/").unwrap();
+        let md = "[a](/courses/x) [b](https://other.example/y) [c](#top) [d](mailto:a@b.example) \
+                  ![i](/media/p.png) [e][r] <a href='/about' title=\"t\">f</a>\n\n[r]: /courses";
+        let text = markdown_with_absolute_links(md, &base);
+        assert_eq!(
+            text,
+            "[a](https://lyceum.example/courses/x) [b](https://other.example/y) [c](#top) [d](mailto:a@b.example) \
+             ![i](https://lyceum.example/media/p.png) [e][r] <a href='https://lyceum.example/about' title=\"t\">f</a>\n\n\
+             [r]: https://lyceum.example/courses"
+        );
+        let html = render_markdown_absolute(md, &base);
+        for link in
+            ["https://lyceum.example/courses/x", "https://lyceum.example/courses", "https://lyceum.example/about"]
+        {
+            assert!(html.contains(&format!("href=\"{link}\"")), "{link}: {html}");
+        }
+        assert!(
+            html.contains("src=\"https://lyceum.example/media/p.png\"") && html.contains("href=\"#top\""),
+            "{html}"
+        );
+    }
 
     fn quiz() -> Quiz {
         let q = |kind, correct: Vec<usize>| Question {

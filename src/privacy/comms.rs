@@ -253,6 +253,18 @@ fn links(html: &str) -> Vec<String> {
     out
 }
 
+/// A campaign's body as mailed: HTML and text with every relative link made
+/// absolute on the site's base URL (an email has no page to be relative to).
+fn campaign_parts(body: &str, base_url: &str) -> (String, String) {
+    match url::Url::parse(&format!("{}/", base_url.trim_end_matches('/'))) {
+        Ok(base) => (
+            crate::learning::content::render_markdown_absolute(body, &base),
+            crate::learning::content::markdown_with_absolute_links(body, &base),
+        ),
+        Err(_) => (crate::learning::content::render_markdown(body), body.to_string()),
+    }
+}
+
 /// The newsletter job: the mail payload for one recipient, or `None` when
 /// they withdrew since the campaign was sent (or are gone).
 pub fn newsletter_payload(
@@ -272,7 +284,7 @@ pub fn newsletter_payload(
         .optional()?;
     let (Some((email, username, first_name)), true) = (user, prefs.marketing_email) else { return Ok(None) };
     let campaign: Campaign = campaigns::table.find(campaign_id).select(Campaign::as_select()).first(conn)?;
-    let mut html = crate::learning::content::render_markdown(&campaign.body);
+    let (mut html, text) = campaign_parts(&campaign.body, base_url);
     let tracked = prefs.tracked();
     let token = signer.tracking_token(campaign_id, user_id);
     if tracked {
@@ -295,7 +307,8 @@ pub fn newsletter_payload(
         "ctx": {
             "name": if first_name.is_empty() { username } else { first_name },
             "body_html": html,
-            "body_text": campaign.body,
+            "body_text": text,
+            "newsletter": true,
             "unsubscribe": unsubscribe,
             "pixel": tracked.then(|| format!("{base_url}/o/{token}")),
         },
@@ -314,6 +327,7 @@ pub fn record_open(conn: &mut Conn, campaign_id: i64, user_id: i64, now: NaiveDa
 /// (never an open redirect); recorded only when the recipient allows tracking.
 pub fn record_click(
     conn: &mut Conn,
+    base_url: &str,
     campaign_id: i64,
     user_id: i64,
     to: &str,
@@ -323,7 +337,7 @@ pub fn record_click(
     else {
         return Ok(None);
     };
-    if !links(&crate::learning::content::render_markdown(&body)).iter().any(|l| l == to) {
+    if !links(&campaign_parts(&body, base_url).0).iter().any(|l| l == to) {
         return Ok(None);
     }
     if preferences(conn, user_id)?.tracked() {

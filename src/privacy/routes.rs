@@ -453,14 +453,16 @@ pub async fn pixel(db: &State<Db>, signer: &State<super::comms::LinkSigner>, tok
 #[get("/c/<token>?<to>")]
 pub async fn click(
     db: &State<Db>,
+    config: &State<Config>,
     signer: &State<super::comms::LinkSigner>,
     token: &str,
     to: &str,
 ) -> AppResult<rocket::response::Redirect> {
     let (campaign, user) = signer.tracked(token).ok_or(AppError::NotFound)?;
-    let to = to.to_string();
-    let target =
-        db.run(move |conn| Ok::<_, AppError>(super::comms::record_click(conn, campaign, user, &to, now())?)).await?;
+    let (to, base_url) = (to.to_string(), config.base_url());
+    let target = db
+        .run(move |conn| Ok::<_, AppError>(super::comms::record_click(conn, &base_url, campaign, user, &to, now())?))
+        .await?;
     target.map(rocket::response::Redirect::to).ok_or(AppError::NotFound)
 }
 

@@ -53,6 +53,16 @@ async fn open_session(app: &TestApp, slug: &str, course_id: i64, capacity: &str,
     to.rsplit('/').next().unwrap().parse().unwrap_or_else(|_| panic!("a session page, not {to}"))
 }
 
+/// Moves every session two hours into the past: the exams took place.
+async fn exams_took_place(app: &TestApp) {
+    run(app, |conn| {
+        diesel::update(exam_sessions::table)
+            .set(exam_sessions::starts_at.eq(lyceum::db::now() - Duration::hours(2)))
+            .execute(conn)
+    })
+    .await;
+}
+
 fn capture(re: &str, body: &str) -> Option<String> {
     regex::Regex::new(re).unwrap().captures(body).map(|c| c[1].to_string())
 }
@@ -252,6 +262,14 @@ async fn exam_flow(app: TestApp) {
     .await;
     assert!(purposes.contains(&"exam_registration".to_string()) && purposes.contains(&"exam_support".to_string()));
 
+    // A result before the exam took place is refused, and nothing is recorded.
+    let (status, r) = post_result(&app, &key, &result_json(&ada_ref, "Merit")).await;
+    assert_eq!(status, Status::Conflict, "{r}");
+    assert!(r["detail"].as_str().unwrap_or("").contains("has not taken place yet"), "{r}");
+    let n: i64 = run(&app, |conn| exam_results::table.count().get_result(conn)).await;
+    assert_eq!(n, 0, "nothing recorded before the exam");
+    exams_took_place(&app).await;
+
     // Results come back once per booking.
     let (status, r) = post_result(&app, &key, &result_json(&ada_ref, "Merit")).await;
     assert_eq!(status, Status::Created, "{r}");
@@ -428,8 +446,18 @@ async fn booking_changes(app: TestApp) {
     let (status, _) = pull(&app, &no_scope, "/api/v1/exams/candidates").await;
     assert_eq!(status, Status::Forbidden);
 
-    // A CSV with one bad row records nothing; fixed, it records the result once.
+    // Before the exam, an upload is refused with the row to wait for.
     as_user(&app, &admin).await;
+    let early = format!("booking,grade,score,passed\n{new_ref},Pass,81,yes\n");
+    let res = app.post_form(&format!("/partners/awarding-board/exams/{second}/results"), &[("csv", &early)]).await;
+    assert_eq!(res.status(), Status::UnprocessableEntity);
+    let page = res.into_string().await.unwrap();
+    assert!(page.contains("Row 2") && page.contains("has not taken place yet"), "{page}");
+    let n: i64 = run(&app, |conn| exam_results::table.count().get_result(conn)).await;
+    assert_eq!(n, 0, "nothing recorded before the exam");
+    exams_took_place(&app).await;
+
+    // A CSV with one bad row records nothing; fixed, it records the result once.
     let bad = format!("booking,grade,score,passed\n{new_ref},Pass,81,yes\nEX-UNKNOWN,Pass,50,maybe\n");
     let res = app.post_form(&format!("/partners/awarding-board/exams/{second}/results"), &[("csv", &bad)]).await;
     assert_eq!(res.status(), Status::UnprocessableEntity);

@@ -741,7 +741,10 @@ async fn newsletters(app: TestApp) {
     as_user(&app, &grace).await;
     let (_, page) = app.get("/staff/newsletters").await;
     assert!(page.contains("4 learner(s) opted in"), "{page}");
-    let body = "New this month: [Data science](https://courses.example.org/ds?from=news&x=1).";
+    // Staff write links within the site as they appear on it: relative.
+    let body = "New this month: [Data science](https://courses.example.org/ds?from=news&x=1), \
+                [Python](/courses/intro-python), the [catalogue][c] and <a href=\"/about\">us</a>.\n\n\
+                [c]: /courses";
     app.post_form("/staff/newsletters", &[("subject", "November news"), ("body", body)]).await;
     as_user(&app, &learners[4]).await;
     app.post_form("/account/communications", &[]).await;
@@ -755,6 +758,25 @@ async fn newsletters(app: TestApp) {
     assert!(html.contains(r#"href="https://courses.example.org/ds?from=news&amp;x=1""#), "direct link: {html}");
     assert!(!html.contains("/o/") && !html.contains("/c/"), "no pixel, no redirect without consent");
     assert!(text.contains("Unsubscribe with one click: http://lyceum.test/unsubscribe/"));
+    // Relative links are made absolute on the site's address, in both parts.
+    for path in ["/courses/intro-python", "/courses", "/about"] {
+        assert!(html.contains(&format!(r#"href="http://lyceum.test{path}""#)), "{path} absolute: {html}");
+        assert!(text.contains(&format!("http://lyceum.test{path}")), "{path} absolute: {text}");
+    }
+    assert!(!html.contains(r#"href="/"#), "no relative link left: {html}");
+    assert!(
+        !text.contains("](/") && !text.contains("]: /") && !text.contains(r#"href="/"#),
+        "no relative link left: {text}"
+    );
+    // The footer says what it is: the newsletter they subscribed to, not a service message.
+    assert!(html.contains("newsletter") && html.contains("which you subscribed to"), "{html}");
+    assert!(html.contains(r#"<a href="http://lyceum.test/unsubscribe/"#), "{html}");
+    assert!(!html.contains("service message"), "{html}");
+    assert!(text.contains("newsletter") && text.contains("which you subscribed to"), "{text}");
+    let (service_html, _, _) =
+        newest_mail(&app, "news@example.org", "Confirm your email address").expect("the verification mail");
+    assert!(service_html.contains("It is a service message about your account."), "{service_html}");
+    assert!(!service_html.contains("which you subscribed to"), "{service_html}");
     let (objector_html, _, _) = mail("objector").unwrap();
     assert!(!objector_html.contains("/o/") && !objector_html.contains("/c/"), "an objection switches tracking off");
     let (tracked_html, _, _) = mail("tracked").unwrap();
@@ -782,6 +804,17 @@ async fn newsletters(app: TestApp) {
     })
     .await;
     assert_eq!(events, ["open", "click"], "only the learner who allowed it is counted");
+    // A relative link of the campaign is tracked as its absolute form.
+    let wrapped = regex::Regex::new(
+        r#"href="http://lyceum.test(/c/[^"]+to=http%3A%2F%2Flyceum%2Etest%2Fcourses%2Fintro%2Dpython)""#,
+    )
+    .unwrap()
+    .captures(&tracked_html)
+    .unwrap_or_else(|| panic!("the relative link is tracked: {tracked_html}"))[1]
+        .to_string();
+    let res = app.client.get(wrapped).dispatch().await;
+    assert_eq!(res.status(), Status::SeeOther);
+    assert_eq!(res.headers().get_one("Location"), Some("http://lyceum.test/courses/intro-python"));
 
     // One-click unsubscribe (RFC 8058): no sign-in, no CSRF token.
     let link =
