@@ -32,8 +32,9 @@ fn day(t: chrono::NaiveDateTime) -> String {
 }
 
 #[get("/account/privacy")]
-pub async fn page(db: &State<Db>, user: CurrentUser) -> AppResult<Page> {
+pub async fn page(db: &State<Db>, config: &State<Config>, user: CurrentUser) -> AppResult<Page> {
     let user_id = user.0.id;
+    let cool_off = config.erasure_cool_off_days;
     let ctx = db
         .run(move |conn| {
             let exports = export::exports_of(conn, user_id)?;
@@ -51,6 +52,9 @@ pub async fn page(db: &State<Db>, user: CurrentUser) -> AppResult<Page> {
                     "id": r.id, "kind": r.kind, "status": r.status.replace('_', " "), "received": day(r.received_at),
                     "due": day(r.due_at), "done": r.done_at.map(day), "outcome": r.outcome,
                 })).collect::<Vec<_>>(),
+                "cool_off_days": cool_off,
+                "cool_off_plural": cool_off != 1,
+                "export_days": export::EXPORT_DAYS,
                 "erasure": open.map(|e| json!({
                     "when": day(e.run_after), "asked": day(e.created_at), "cancellable": e.next_step == 0 && e.state == erasure::state::WAITING,
                     "held": e.state == erasure::state::HELD,

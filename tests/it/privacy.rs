@@ -1826,3 +1826,14 @@ async fn policy_change_reaches_open_sessions(app: TestApp) {
     assert_eq!(res.headers().get_one("Location"), Some("/"));
 }
 on_both!(com_5_material_change_reaches_open_sessions, policy_change_reaches_open_sessions);
+
+async fn cool_off_quoted(app: TestApp) {
+    // The privacy page quotes the configured cool-off, not a fixed one.
+    let l = verified(&app, "orla").await;
+    as_user(&app, &l).await;
+    let (status, page) = app.get("/account/privacy").await;
+    assert_eq!(status, Status::Ok);
+    assert!(page.contains("id=\"erasure-cool-off\">After 30 days in which you can still change your mind"), "{page}");
+    assert!(!page.contains("After 7 days"), "{page}");
+}
+on_both!(rgt_2_the_privacy_page_quotes_the_configured_cool_off, cool_off_quoted, |c| c.erasure_cool_off_days = 30);
