@@ -59,6 +59,35 @@ impl<'r> FromRequest<'r> for PartnerKey {
 
 const PAGE: i64 = 1000;
 
+/// The `format` of a pull: `csv` (the default) or `jsonl`.
+fn pull_format(format: Option<&str>) -> AppResult<Format> {
+    match format.unwrap_or("csv") {
+        "csv" => Ok(Format::Csv),
+        "jsonl" => Ok(Format::JsonLines),
+        other => Err(AppError::BadRequest(format!("Unknown format “{other}”. Use format=csv or format=jsonl."))),
+    }
+}
+
+/// The position a pull resumes after: 0 without `since`, else the one its cursor seals.
+fn resume_after(since: Option<&str>, what: &str) -> AppResult<i64> {
+    match since {
+        None | Some("") => Ok(0),
+        Some(c) => sharing::decode_cursor(c).ok_or_else(|| {
+            AppError::BadRequest(format!(
+                "The `since` cursor is malformed. Pass the `cursor` value of the last {what} you received."
+            ))
+        }),
+    }
+}
+
+fn pull_content_type(format: Format) -> ContentType {
+    if format == Format::Csv {
+        ContentType::new("text", "csv").with_params(("charset", "utf-8"))
+    } else {
+        ContentType::new("application", "jsonl").with_params(("charset", "utf-8"))
+    }
+}
+
 #[get("/api/v1/exports/<kind>?<format>&<since>")]
 pub async fn export(
     db: &State<Db>,
@@ -79,21 +108,8 @@ pub async fn export(
         // The departures feed has a route of its own.
         RecordKind::Departure => return Err(AppError::NotFound),
     };
-    let format = match format.unwrap_or("csv") {
-        "csv" => Format::Csv,
-        "jsonl" => Format::JsonLines,
-        other => {
-            return Err(AppError::BadRequest(format!("Unknown format “{other}”. Use format=csv or format=jsonl.")));
-        }
-    };
-    let after = match since {
-        None | Some("") => 0,
-        Some(c) => sharing::decode_cursor(c).ok_or_else(|| {
-            AppError::BadRequest(
-                "The `since` cursor is malformed. Pass the `cursor` value of the last record you received.".into(),
-            )
-        })?,
-    };
+    let format = pull_format(format)?;
+    let after = resume_after(since, "record")?;
     if !auth.key.allows(scope) {
         return Err(AppError::Forbidden(format!("This API key may not read {scope}.")));
     }
@@ -108,11 +124,7 @@ pub async fn export(
     let base = config.base_url();
     let options = ExportOptions::new(record_kind, base.clone(), chrono::Utc::now());
     let mut adapter = format.adapter(&options);
-    let content_type = if format == Format::Csv {
-        ContentType::new("text", "csv").with_params(("charset", "utf-8"))
-    } else {
-        ContentType::new("application", "jsonl").with_params(("charset", "utf-8"))
-    };
+    let content_type = pull_content_type(format);
     let mut head = Vec::new();
     adapter.begin(&mut head).map_err(|e| AppError::Internal(e.to_string()))?;
     let db = db.inner().clone();
@@ -202,29 +214,12 @@ pub async fn departures(
     format: Option<&str>,
     since: Option<&str>,
 ) -> AppResult<feed::Streamed> {
-    let format = match format.unwrap_or("csv") {
-        "csv" => Format::Csv,
-        "jsonl" => Format::JsonLines,
-        other => {
-            return Err(AppError::BadRequest(format!("Unknown format “{other}”. Use format=csv or format=jsonl.")));
-        }
-    };
-    let after = match since {
-        None | Some("") => 0,
-        Some(c) => sharing::decode_cursor(c).ok_or_else(|| {
-            AppError::BadRequest(
-                "The `since` cursor is malformed. Pass the `cursor` value of the last departure you received.".into(),
-            )
-        })?,
-    };
+    let format = pull_format(format)?;
+    let after = resume_after(since, "departure")?;
     let base = config.base_url();
     let options = ExportOptions::new(RecordKind::Departure, base.clone(), chrono::Utc::now());
     let mut adapter = format.adapter(&options);
-    let content_type = if format == Format::Csv {
-        ContentType::new("text", "csv").with_params(("charset", "utf-8"))
-    } else {
-        ContentType::new("application", "jsonl").with_params(("charset", "utf-8"))
-    };
+    let content_type = pull_content_type(format);
     let mut head = Vec::new();
     adapter.begin(&mut head).map_err(|e| AppError::Internal(e.to_string()))?;
     let db = db.inner().clone();

@@ -15,12 +15,7 @@ use crate::common::{Learner, PASSWORD, TestApp, service_missing};
 use crate::learning::seed_course;
 use crate::on_both;
 use crate::push::{destination, push_until_done};
-use crate::sharing::{as_user, key_for, member_partner, offered_text, pull, run, user_id, verified};
-
-/// The records of a JSON Lines body, without its summary line.
-fn lines(body: &str) -> Vec<serde_json::Value> {
-    all_lines(body).into_iter().filter(|v| v["type"] != "summary").collect()
-}
+use crate::sharing::{as_user, key_for, lines, member_partner, offered_text, pull, run, user_id, verified};
 
 fn all_lines(body: &str) -> Vec<serde_json::Value> {
     body.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).expect("a JSON line")).collect()
