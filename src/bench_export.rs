@@ -1,7 +1,8 @@
 //! `lyceum bench-export`: the partner export and the sponsor report on
-//! PostgreSQL, measured against DESIGN.md's targets. On an empty database it
-//! seeds (set-based SQL) one member institution with `rows` enrollments and
-//! one sponsor with `learners` sponsored, consented learners, then measures:
+//! PostgreSQL, measured against the targets in `docs/DESIGN-RULES.md`. On an
+//! empty database it seeds (set-based SQL) one member institution with `rows`
+//! enrollments and one sponsor with `learners` sponsored, consented learners,
+//! then measures:
 //!
 //! - `COPY (<the gate's candidate query>) TO STDOUT` of the same rows, read
 //!   through libpq by this process (the baseline);

@@ -25,6 +25,7 @@ mod orgs;
 mod outbound;
 mod package;
 mod privacy;
+mod promises;
 mod push;
 mod schema;
 mod scim;
