@@ -57,9 +57,9 @@ async fn until(b: &fantoccini::Client, css: &str, needle: &str) -> String {
 
 /// The site on a real port (demo mode, in-process worker) and a headless
 /// Chromium session; `None` (loudly) when no browser is configured.
-struct Browser {
-    b: fantoccini::Client,
-    site: String,
+pub(crate) struct Browser {
+    pub(crate) b: fantoccini::Client,
+    pub(crate) site: String,
     server: tokio::task::JoinHandle<Result<rocket::Rocket<rocket::Ignite>, rocket::Error>>,
     config: lyceum::config::Config,
     chromium: String,
@@ -71,6 +71,11 @@ struct Browser {
 /// A headless Chromium session with its own profile (so its own cookies):
 /// the client, and the profile folder, to be kept until the session ends.
 async fn session(chromium: &str, driver_port: u16) -> (fantoccini::Client, tempfile::TempDir) {
+    session_with(chromium, driver_port, &[]).await
+}
+
+/// [`session`] with more Chromium flags (such as `--force-dark-mode`).
+async fn session_with(chromium: &str, driver_port: u16, flags: &[&str]) -> (fantoccini::Client, tempfile::TempDir) {
     let profile = tempfile::tempdir().unwrap();
     let mut caps = serde_json::Map::new();
     caps.insert(
@@ -86,6 +91,8 @@ async fn session(chromium: &str, driver_port: u16) -> (fantoccini::Client, tempf
                      format!("--user-data-dir={}", profile.path().display())]
         }),
     );
+    let args = caps["goog:chromeOptions"]["args"].as_array_mut().unwrap();
+    args.extend(flags.iter().map(|f| serde_json::json!(f)));
     let b = ClientBuilder::native()
         .capabilities(caps)
         .connect(&format!("http://127.0.0.1:{driver_port}"))
@@ -100,9 +107,14 @@ impl Browser {
     async fn another_session(&self) -> (fantoccini::Client, tempfile::TempDir) {
         session(&self.chromium, self.driver_port).await
     }
+
+    /// Another browser on the same site, started with more Chromium flags.
+    pub(crate) async fn session_with(&self, flags: &[&str]) -> (fantoccini::Client, tempfile::TempDir) {
+        session_with(&self.chromium, self.driver_port, flags).await
+    }
 }
 
-async fn start_browser() -> Option<Browser> {
+pub(crate) async fn start_browser() -> Option<Browser> {
     start_browser_with(free_port(), |_| {}).await
 }
 

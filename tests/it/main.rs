@@ -36,6 +36,7 @@ mod sharing;
 mod sharing_props;
 mod storage;
 mod stripe;
+mod stylesheet;
 mod surveys;
 mod twofactor;
 mod unreadable;
