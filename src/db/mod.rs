@@ -100,6 +100,8 @@ fn connection_target(url: &str) -> (Backend, String) {
 /// global mutex on every allocation, which serialises all pooled connections;
 /// multi-thread mode drops per-connection mutexes, safe because the pool
 /// hands each connection to one thread at a time.
+// SQLite's process-wide configuration is only reachable through its C API.
+#[allow(unsafe_code)]
 fn configure_sqlite_once() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {

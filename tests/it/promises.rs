@@ -135,7 +135,9 @@ fn test_exists(root: &Path, name: &str) -> bool {
     let test = segments.pop().unwrap();
     let (mut dir, mut file) = match segments.first() {
         Some(&"lyceum") => (root.join("src"), Some(root.join("src/lib.rs"))),
-        Some(&"partner_adapters") => (root.join("partner-adapters/src"), Some(root.join("partner-adapters/src/lib.rs"))),
+        Some(&"partner_adapters") => {
+            (root.join("partner-adapters/src"), Some(root.join("partner-adapters/src/lib.rs")))
+        }
         _ => (root.join("tests/it"), None),
     };
     if file.is_some() {
