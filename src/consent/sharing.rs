@@ -27,8 +27,8 @@ use partner_adapters::{CourseRef, Learner, SharedEnrollment, SharedProgress, Sha
 use super::partners::Partner;
 use super::{Categories, Category, PartnerKind, Purpose, run_scope};
 use crate::db::schema::{
-    consents, course_runs, courses, disclosures, enrollments, members, org_staff, quiz_attempts, sections,
-    sharing_restrictions, sponsorships, unit_completions, units, users,
+    consent_ledger, consents, course_runs, courses, disclosures, enrollments, members, org_staff, quiz_attempts,
+    sections, sharing_restrictions, sponsorships, unit_completions, units, users,
 };
 use crate::db::{Conn, DbConnection};
 
@@ -199,7 +199,13 @@ fn candidates(conn: &mut Conn, req: &Request<'_>, only: Option<i64>) -> QueryRes
             let Some(member_id) = req.partner.member_id else { return Ok(Vec::new()) };
             q = q.filter(courses::member_id.eq(member_id));
         }
+        // Both start from the partner's own learners (`user_id IN …`, an
+        // index probe of `enrollments(user_id, run_id)` each), so a report's
+        // cost follows the partner's learners, not every enrollment on the site.
         (Purpose::Sponsorship, PartnerKind::Sponsor) => {
+            q = q.filter(enrollments::user_id.eq_any(
+                sponsorships::table.filter(sponsorships::partner_id.eq(req.partner.id)).select(sponsorships::user_id),
+            ));
             q = q.filter(diesel::dsl::exists(
                 sponsorships::table
                     .filter(sponsorships::partner_id.eq(req.partner.id))
@@ -208,6 +214,10 @@ fn candidates(conn: &mut Conn, req: &Request<'_>, only: Option<i64>) -> QueryRes
             ));
         }
         (Purpose::StaffTraining, PartnerKind::Organization) => {
+            q =
+                q.filter(enrollments::user_id.eq_any(
+                    org_staff::table.filter(org_staff::partner_id.eq(req.partner.id)).select(org_staff::user_id),
+                ));
             q = q.filter(diesel::dsl::exists(
                 org_staff::table
                     .filter(org_staff::partner_id.eq(req.partner.id))
@@ -257,12 +267,88 @@ pub fn deidentified() -> Categories {
 
 /// The next page of what may leave, with its disclosures written.
 pub fn next_page(conn: &mut Conn, req: &Request<'_>, now: NaiveDateTime) -> QueryResult<Page> {
-    crate::db::transaction(conn, |conn| {
+    decide_then_disclose(conn, req.partner, req.export_id, now, |conn| {
         let (decided, next_after) = decide(conn, req, now, None)?;
         let (shared, disclosed): (Vec<_>, Vec<_>) = decided.into_iter().unzip();
-        write_disclosures(conn, req.partner, req.export_id, disclosed, now)?;
-        Ok(Page { shared, next_after })
+        Ok((Page { shared, next_after }, disclosed))
     })
+}
+
+/// How often a decision read from a snapshot is retried when a learner in it
+/// changed their consent meanwhile, before deciding under the write lock.
+const SNAPSHOT_TRIES: usize = 3;
+
+/// Decides what may leave with `decide` and writes the disclosure rows of
+/// what it decided, so that every record matches the consent of one
+/// instant, without holding SQLite's single write lock while it reads: the
+/// decision is read from a snapshot, and a short write transaction then
+/// checks that no learner in it has a consent-ledger entry (a grant,
+/// withdrawal, restriction or erasure) newer than the snapshot, nor left the
+/// organization a processor record relied on, before it writes. If one has,
+/// the decision is read again; after [`SNAPSHOT_TRIES`], or inside a caller's
+/// transaction, or on PostgreSQL (whose readers never block writers), it is
+/// decided and written in one write transaction as before.
+fn decide_then_disclose<T>(
+    conn: &mut Conn,
+    partner: &Partner,
+    export_id: &str,
+    now: NaiveDateTime,
+    mut decide: impl FnMut(&mut Conn) -> QueryResult<(T, Vec<Disclosed>)>,
+) -> QueryResult<T> {
+    for _ in 0..SNAPSHOT_TRIES {
+        let read = crate::db::read_snapshot(conn, |conn| {
+            let seen: Option<i64> = consent_ledger::table.select(diesel::dsl::max(consent_ledger::id)).first(conn)?;
+            Ok((seen.unwrap_or(0), decide(conn)?))
+        });
+        let Some(read) = read else { break };
+        let (seen, (value, disclosed)) = read?;
+        let written = crate::db::transaction(conn, |conn| {
+            if changed_since(conn, partner, seen, &disclosed)? {
+                return Ok(false);
+            }
+            write_disclosures(conn, partner, export_id, disclosed, now)?;
+            Ok::<_, diesel::result::Error>(true)
+        })?;
+        if written {
+            return Ok(value);
+        }
+    }
+    crate::db::transaction(conn, |conn| {
+        let (value, disclosed) = decide(conn)?;
+        write_disclosures(conn, partner, export_id, disclosed, now)?;
+        Ok(value)
+    })
+}
+
+/// Whether a decision read at ledger position `seen` may no longer hold for
+/// what it disclosed: a learner in it has a newer ledger entry, or a
+/// processor record's learner is no longer on the organization's staff.
+fn changed_since(conn: &mut Conn, partner: &Partner, seen: i64, disclosed: &[Disclosed]) -> QueryResult<bool> {
+    if disclosed.is_empty() {
+        return Ok(false);
+    }
+    let changed: HashSet<i64> = consent_ledger::table
+        .filter(consent_ledger::id.gt(seen))
+        .select(consent_ledger::user_id)
+        .distinct()
+        .load::<i64>(conn)?
+        .into_iter()
+        .collect();
+    if disclosed.iter().any(|(user, ..)| changed.contains(user)) {
+        return Ok(true);
+    }
+    let processed: HashSet<i64> =
+        disclosed.iter().filter(|d| matches!(d.4, Basis::Processor)).map(|(user, ..)| *user).collect();
+    if processed.is_empty() {
+        return Ok(false);
+    }
+    let staff: HashSet<i64> = org_staff::table
+        .filter(org_staff::partner_id.eq(partner.id))
+        .select(org_staff::user_id)
+        .load::<i64>(conn)?
+        .into_iter()
+        .collect();
+    Ok(!processed.is_subset(&staff))
 }
 
 /// A `Request::limit` that reads every candidate in one query.
@@ -649,9 +735,9 @@ pub fn picked(
     export_id: &str,
     base_url: &str,
     now: NaiveDateTime,
-    pick: impl FnOnce(&[Figures]) -> Vec<bool>,
+    mut pick: impl FnMut(&[Figures]) -> Vec<bool>,
 ) -> QueryResult<(Vec<Figures>, Vec<Shared>)> {
-    crate::db::transaction(conn, |conn| {
+    decide_then_disclose(conn, partner, export_id, now, |conn| {
         let req = Request { partner, purpose, want, after: 0, limit: UNBOUNDED, export_id, base_url };
         let (decided, _) = decide(conn, &req, now, None)?;
         let figures: Vec<Figures> = decided.iter().map(|(s, _)| Figures::of(s)).collect();
@@ -662,8 +748,7 @@ pub fn picked(
             .filter(|(_, keep)| *keep)
             .map(|(d, _)| d)
             .unzip();
-        write_disclosures(conn, partner, export_id, disclosed, now)?;
-        Ok((figures, shared))
+        Ok(((figures, shared), disclosed))
     })
 }
 

@@ -201,6 +201,26 @@ pub fn migrate_connection(conn: &mut DbConnection) -> Result<usize, DbError> {
     applied.map_err(|e| DbError::Migration(e.to_string()))
 }
 
+/// Runs `f` in a read-only snapshot when that takes no lock anyone waits
+/// for: on SQLite, as the outermost transaction, a `DEFERRED` one that reads
+/// one consistent snapshot of the WAL and never takes the writer's lock, so
+/// learners' writes go on while it reads; `None` when the connection is
+/// already inside a transaction or is PostgreSQL, whose readers never block
+/// writers (the caller then does its work in one transaction as before).
+pub fn read_snapshot<T, F>(conn: &mut DbConnection, f: F) -> Option<diesel::QueryResult<T>>
+where
+    F: FnOnce(&mut DbConnection) -> diesel::QueryResult<T>,
+{
+    use diesel::Connection;
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    let DbConnection::Sqlite(c) = conn else { return None };
+    match AnsiTransactionManager::transaction_manager_status_mut(c).transaction_depth() {
+        Ok(None) => {}
+        _ => return None,
+    }
+    Some(conn.transaction(f))
+}
+
 /// A transaction for work that reads and then writes. On SQLite it begins
 /// `IMMEDIATE`, taking the single writer's lock first (waiting for it up to
 /// the busy timeout): a `DEFERRED` transaction reads from a snapshot, and

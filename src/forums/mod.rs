@@ -568,6 +568,16 @@ fn byline(author_erased: bool, anonymous: bool, username: &str, moderator: bool)
     }
 }
 
+/// What the thread list reads of an opening post: who wrote it and whether
+/// it is shown, never its body.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = forum_posts)]
+struct Opening {
+    anonymous: bool,
+    author_erased: bool,
+    status: String,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ThreadRow {
     pub id: i64,
@@ -583,29 +593,66 @@ pub struct ThreadRow {
 
 /// The forum's threads a viewer may see, pinned first, newest activity
 /// first; the number of pages.
+///
+/// One page is read in the database: threads in the order of the
+/// `forum_threads_order` index, each joined to its opening post (its first
+/// post without a parent: an index probe), until the page is full; no post
+/// body is read. The number of threads is the forum's count less the few
+/// whose opening post this viewer may not see, found through the status
+/// index (all but a few posts are visible).
 pub fn threads(conn: &mut Conn, acc: &Access, user: &SessionUser, page: i64) -> QueryResult<(Vec<ThreadRow>, i64)> {
-    let all: Vec<(Thread, Post, String)> = forum_threads::table
+    let opening = diesel::alias!(forum_posts as opening);
+    let first_post = || {
+        opening
+            .filter(opening.field(forum_posts::thread_id).eq(forum_threads::id))
+            .filter(opening.field(forum_posts::parent_id).is_null())
+            .select(diesel::dsl::min(opening.field(forum_posts::id)))
+            .single_value()
+    };
+    let total: i64 = forum_threads::table.filter(forum_threads::forum_id.eq(acc.forum.id)).count().get_result(conn)?;
+    let in_forum = forum_threads::table
+        .filter(forum_threads::id.eq(forum_posts::thread_id))
+        .filter(forum_threads::forum_id.eq(acc.forum.id));
+    let opens_its_thread = opening
+        .filter(opening.field(forum_posts::thread_id).eq(forum_posts::thread_id))
+        .filter(opening.field(forum_posts::parent_id).is_null())
+        .select(diesel::dsl::min(opening.field(forum_posts::id)))
+        .single_value();
+    let mut unseen = forum_posts::table
+        .filter(forum_posts::status.eq_any([status::PENDING, status::HIDDEN, status::DELETED]))
+        .filter(forum_posts::parent_id.is_null())
+        .filter(diesel::dsl::exists(in_forum))
+        .filter(forum_posts::id.nullable().eq(opens_its_thread))
+        .into_boxed();
+    unseen = if acc.moderator {
+        unseen.filter(forum_posts::status.eq(status::DELETED))
+    } else {
+        unseen.filter(diesel::dsl::not(forum_posts::author_id.eq(user.id).and(forum_posts::status.eq(status::PENDING))))
+    };
+    let unseen: i64 = unseen.count().get_result(conn)?;
+    let pages = ((total - unseen).max(0) + THREADS_PER_PAGE - 1) / THREADS_PER_PAGE;
+    let page = page.clamp(1, pages.max(1));
+
+    let mut q = forum_threads::table
         .inner_join(forum_posts::table.inner_join(users::table))
         .filter(forum_threads::forum_id.eq(acc.forum.id))
-        .filter(forum_posts::parent_id.is_null())
-        .order((forum_threads::pinned.desc(), forum_threads::last_post_at.desc(), forum_posts::id.asc()))
-        .select((Thread::as_select(), Post::as_select(), users::username))
+        .filter(forum_posts::id.nullable().eq(first_post()))
+        .into_boxed();
+    q = if acc.moderator {
+        q.filter(forum_posts::status.ne(status::DELETED))
+    } else {
+        q.filter(
+            forum_posts::status
+                .eq(status::VISIBLE)
+                .or(forum_posts::author_id.eq(user.id).and(forum_posts::status.eq(status::PENDING))),
+        )
+    };
+    let shown: Vec<(Thread, Opening, String)> = q
+        .order((forum_threads::pinned.desc(), forum_threads::last_post_at.desc(), forum_threads::id.desc()))
+        .limit(THREADS_PER_PAGE)
+        .offset((page - 1) * THREADS_PER_PAGE)
+        .select((Thread::as_select(), Opening::as_select(), users::username))
         .load(conn)?;
-    // The opening post is the thread's first post.
-    let mut seen = HashSet::new();
-    let openings: Vec<(Thread, Post, String)> = all
-        .into_iter()
-        .filter(|(t, _, _)| seen.insert(t.id))
-        .filter(|(_, p, _)| {
-            p.status == status::VISIBLE
-                || (acc.moderator && p.status != status::DELETED)
-                || (p.author_id == user.id && p.status == status::PENDING)
-        })
-        .collect();
-    let pages = ((openings.len() as i64) + THREADS_PER_PAGE - 1) / THREADS_PER_PAGE;
-    let page = page.clamp(1, pages.max(1));
-    let shown: Vec<(Thread, Post, String)> =
-        openings.into_iter().skip(((page - 1) * THREADS_PER_PAGE) as usize).take(THREADS_PER_PAGE as usize).collect();
     let ids: Vec<i64> = shown.iter().map(|(t, _, _)| t.id).collect();
     let counts: HashMap<i64, i64> = forum_posts::table
         .filter(forum_posts::thread_id.eq_any(&ids))
@@ -621,7 +668,7 @@ pub fn threads(conn: &mut Conn, acc: &Access, user: &SessionUser, page: i64) -> 
         .map(|(t, p, username)| ThreadRow {
             unread: unread.contains(&t.id),
             id: t.id,
-            author: author_label(&p, &username, acc.moderator),
+            author: byline(p.author_erased, p.anonymous, &username, acc.moderator),
             replies: counts.get(&t.id).copied().unwrap_or(0).saturating_sub(1),
             pending: p.status == status::PENDING,
             title: t.title,
@@ -1082,47 +1129,78 @@ pub struct QueueItem {
     pub created_at: NaiveDateTime,
 }
 
-/// Waiting posts and reported posts in the forums this user moderates.
-pub fn queue(conn: &mut Conn, user: &SessionUser, now: NaiveDateTime) -> QueryResult<Vec<QueueItem>> {
+/// Posts per page of the moderation queue.
+pub const QUEUE_PAGE: i64 = 50;
+
+/// One page of the moderation queue, oldest first, and how many posts wait
+/// in all.
+pub struct Queue {
+    pub items: Vec<QueueItem>,
+    pub total: i64,
+    pub page: i64,
+    pub pages: i64,
+}
+
+/// Waiting posts and reported posts in the forums this user moderates, one
+/// page at a time: the page is read in the database (waiting posts through
+/// the status index, reported ones through the open reports), and only the
+/// shown posts' reports are read.
+pub fn queue(conn: &mut Conn, user: &SessionUser, page: i64, _now: NaiveDateTime) -> QueryResult<Queue> {
+    // Site moderators moderate every forum; course staff their members' course forums.
+    let members: Option<Vec<i64>> = (!site_moderator(user)).then(|| {
+        user.roles
+            .iter()
+            .filter(|(r, _)| matches!(r, Role::MemberAdmin | Role::Instructor | Role::CourseStaff))
+            .filter_map(|(_, scope)| scope.strip_prefix("member:")?.parse().ok())
+            .collect()
+    });
+    if members.as_ref().is_some_and(Vec::is_empty) {
+        return Ok(Queue { items: Vec::new(), total: 0, page: 1, pages: 1 });
+    }
+    let open_reports = forum_reports::table.filter(forum_reports::status.eq("open")).select(forum_reports::post_id);
+    let waiting = || {
+        let mut q = forum_posts::table
+            .inner_join(users::table)
+            .inner_join(forum_threads::table.inner_join(forums::table))
+            .filter(forum_posts::status.ne(status::DELETED))
+            .filter(forum_posts::status.eq(status::PENDING).or(forum_posts::id.eq_any(open_reports)))
+            .into_boxed();
+        if let Some(members) = &members {
+            q = q.filter(
+                forums::run_id.eq_any(
+                    course_runs::table
+                        .inner_join(courses::table)
+                        .filter(courses::member_id.eq_any(members.clone()))
+                        .select(course_runs::id.nullable()),
+                ),
+            );
+        }
+        q
+    };
+    let total: i64 = waiting().count().get_result(conn)?;
+    let pages = ((total + QUEUE_PAGE - 1) / QUEUE_PAGE).max(1);
+    let page = page.clamp(1, pages);
+    let rows: Vec<(Post, String, Thread, Forum)> = waiting()
+        .order(forum_posts::id.asc())
+        .limit(QUEUE_PAGE)
+        .offset((page - 1) * QUEUE_PAGE)
+        .select((Post::as_select(), users::username, Thread::as_select(), Forum::as_select()))
+        .load(conn)?;
+    let ids: Vec<i64> = rows.iter().map(|(p, ..)| p.id).collect();
     let mut reported: HashMap<i64, Vec<String>> = HashMap::new();
     for (post, reason) in forum_reports::table
         .filter(forum_reports::status.eq("open"))
+        .filter(forum_reports::post_id.eq_any(&ids))
         .order(forum_reports::id.asc())
         .select((forum_reports::post_id, forum_reports::reason))
         .load::<(i64, String)>(conn)?
     {
         reported.entry(post).or_default().push(reason);
     }
-    let rows: Vec<(Post, String, Thread, Forum)> = forum_posts::table
-        .inner_join(users::table)
-        .inner_join(forum_threads::table.inner_join(forums::table))
-        .filter(
-            forum_posts::status
-                .eq(status::PENDING)
-                .or(forum_posts::id.eq_any(reported.keys().copied().collect::<Vec<_>>())),
-        )
-        .order(forum_posts::id.asc())
-        .select((Post::as_select(), users::username, Thread::as_select(), Forum::as_select()))
-        .load(conn)?;
-    let mut allowed: HashMap<i64, bool> = HashMap::new();
-    let mut out = Vec::new();
-    for (p, username, t, f) in rows {
-        if p.status == status::DELETED {
-            continue;
-        }
-        let ok = match allowed.get(&f.id) {
-            Some(ok) => *ok,
-            None => {
-                let ok = access(conn, user, &f.slug, now).map(|a| a.moderator).unwrap_or(false);
-                allowed.insert(f.id, ok);
-                ok
-            }
-        };
-        if !ok {
-            continue;
-        }
-        let reasons = reported.remove(&p.id).unwrap_or_default();
-        out.push(QueueItem {
+    let items = rows
+        .into_iter()
+        .map(|(p, username, t, f)| QueueItem {
+            reports: reported.remove(&p.id).unwrap_or_default(),
             post_id: p.id,
             forum: f.title,
             forum_slug: f.slug,
@@ -1131,13 +1209,12 @@ pub fn queue(conn: &mut Conn, user: &SessionUser, now: NaiveDateTime) -> QueryRe
             author: author_label(&p, &username, true),
             body_html: p.body_html,
             status: p.status,
-            reports: reasons,
             ip: p.ip,
             user_agent: p.user_agent,
             created_at: p.created_at,
-        });
-    }
-    Ok(out)
+        })
+        .collect();
+    Ok(Queue { items, total, page, pages })
 }
 
 /// The erasure hook (FRM-4): an erased user's posts stay in their threads

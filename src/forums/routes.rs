@@ -536,12 +536,20 @@ pub async fn thread_settings(
     .await
 }
 
-#[get("/forums/moderation")]
-pub async fn queue(db: &State<Db>, user: CurrentUser) -> AppResult<Page> {
+#[get("/forums/moderation?<page>")]
+pub async fn queue(db: &State<Db>, user: CurrentUser, page: Option<&str>) -> AppResult<Page> {
     let user = user.0;
-    let items = db.run(move |conn| Ok::<_, AppError>(super::queue(conn, &user, now())?)).await?;
+    // A page number that is not a number is the first page.
+    let page = page.and_then(|p| p.trim().parse::<i64>().ok()).unwrap_or(1);
+    let q = db.run(move |conn| Ok::<_, AppError>(super::queue(conn, &user, page, now())?)).await?;
+    let link = |p: i64| format!("/forums/moderation?page={p}");
     let ctx = json!({
-        "items": items.iter().map(|i| json!({
+        "total": q.total,
+        "page": q.page,
+        "pages": q.pages,
+        "previous": (q.page > 1).then(|| link(q.page - 1)),
+        "next": (q.page < q.pages).then(|| link(q.page + 1)),
+        "items": q.items.iter().map(|i| json!({
             "post_id": i.post_id, "forum": i.forum, "forum_slug": i.forum_slug, "thread_id": i.thread_id, "thread": i.thread,
             "author": i.author, "body_html": i.body_html, "pending": i.status == super::status::PENDING,
             "hidden": i.status == super::status::HIDDEN, "reports": i.reports, "ip": i.ip, "user_agent": i.user_agent,

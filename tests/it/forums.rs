@@ -977,3 +977,104 @@ async fn post_pages(app: TestApp) {
     assert_eq!(status, Status::NotFound);
 }
 on_both!(frm_1_each_post_has_a_page_to_report_edit_or_comment, post_pages);
+
+async fn paged_lists(app: TestApp) {
+    // promise: FRM-1 — the forum index and the moderation queue show one page
+    // at a time, in order, whatever the forum's size.
+    let grace = verified(&app, "grace").await;
+    run(&app, |conn| lyceum::accounts::service::ensure_staff(conn, "grace@example.org", None, "Grace", "H")).await;
+    let cyrus = verified(&app, "cyrus").await;
+    as_user(&app, &grace).await;
+    app.post_form("/forums", &[("slug", "general"), ("title", "General")]).await;
+    // 60 visible threads (each with a reply), then one waiting for a
+    // moderator and 55 waiting replies: written as a busy forum would hold them.
+    run(&app, |conn| {
+        use lyceum::db::schema::{forum_threads, forums};
+        let forum: i64 = forums::table.filter(forums::slug.eq("general")).select(forums::id).first(conn)?;
+        let cyrus: i64 = users::table.filter(users::username.eq("cyrus")).select(users::id).first(conn)?;
+        let start = lyceum::db::now() - chrono::Duration::days(1);
+        let post = |conn: &mut lyceum::db::Conn, thread: i64, status: &str, body: String, minute: i64| {
+            diesel::insert_into(forum_posts::table)
+                .values((
+                    forum_posts::thread_id.eq(thread),
+                    forum_posts::author_id.eq(cyrus),
+                    forum_posts::anonymous.eq(false),
+                    forum_posts::author_erased.eq(false),
+                    forum_posts::body_html.eq(format!("<p>{body}</p>")),
+                    forum_posts::body.eq(body),
+                    forum_posts::status.eq(status),
+                    forum_posts::endorsed.eq(false),
+                    forum_posts::created_at.eq(start + chrono::Duration::minutes(minute)),
+                    forum_posts::vote_count.eq(0),
+                ))
+                .execute(conn)
+        };
+        for i in 0..61i64 {
+            let at = start + chrono::Duration::minutes(i);
+            let thread: i64 = diesel::insert_into(forum_threads::table)
+                .values((
+                    forum_threads::forum_id.eq(forum),
+                    forum_threads::title.eq(format!("Topic {i:02}")),
+                    forum_threads::pinned.eq(i == 3),
+                    forum_threads::locked.eq(false),
+                    forum_threads::last_post_at.eq(at),
+                    forum_threads::created_at.eq(at),
+                    forum_threads::version.eq(1),
+                ))
+                .returning(forum_threads::id)
+                .get_result(conn)?;
+            let waiting = i == 60;
+            post(conn, thread, if waiting { "pending" } else { "visible" }, format!("Opening {i:02}"), i)?;
+            if !waiting {
+                post(conn, thread, if i < 55 { "pending" } else { "visible" }, format!("Reply {i:02}"), i)?;
+            }
+        }
+        Ok::<_, diesel::result::Error>(())
+    })
+    .await;
+
+    // A reader: the pinned thread first, then newest activity first, 25 a page.
+    as_user(&app, &cyrus).await;
+    let (status, first) = app.get("/forums/general").await;
+    assert_eq!(status, Status::Ok);
+    let topics = |page: &str| {
+        regex::Regex::new(r"Topic (\d\d)").unwrap().captures_iter(page).map(|c| c[1].to_string()).collect::<Vec<_>>()
+    };
+    let shown = topics(&first);
+    assert_eq!(shown.len(), 25, "{shown:?}");
+    assert_eq!(&shown[..3], ["03", "60", "59"], "pinned first, then the author's own waiting thread, newest first");
+    assert!(first.contains("Page 1 of 3"), "61 threads the author may see");
+    let (_, last) = app.get("/forums/general?page=3").await;
+    let last = topics(&last);
+    assert_eq!(last.len(), 11, "{last:?}");
+    assert_eq!(last[8..], ["02", "01", "00"], "{last:?}");
+    // Another reader does not see the waiting thread, nor count it.
+    let dora = verified(&app, "dora").await;
+    as_user(&app, &dora).await;
+    let (_, first) = app.get("/forums/general").await;
+    assert_eq!(&topics(&first)[..2], ["03", "59"]);
+    assert!(first.contains("Page 1 of 3"));
+    let (_, last) = app.get("/forums/general?page=3").await;
+    assert_eq!(topics(&last).len(), 10, "60 threads: the third page holds the last ten");
+
+    // The moderator's queue: 56 waiting posts, 50 a page, oldest first.
+    as_user(&app, &grace).await;
+    let (status, queue) = app.get("/forums/moderation").await;
+    assert_eq!(status, Status::Ok);
+    let items = |page: &str| page.matches(r#"class="card stack queue-item""#).count();
+    assert_eq!(items(&queue), 50);
+    assert!(queue.contains("56 post(s) wait") && queue.contains("Page 1 of 2"), "{queue}");
+    assert!(queue.contains("Reply 00") && !queue.contains("Opening 60"));
+    assert!(queue.contains(r#"rel="next" href="/forums/moderation?page&#x3D;2""#), "{queue}");
+    let (_, second) = app.get("/forums/moderation?page=2").await;
+    assert_eq!(items(&second), 6);
+    assert!(second.contains("Reply 54") && second.contains("Opening 60") && !second.contains("Reply 00"));
+    let (status, odd) = app.get("/forums/moderation?page=abc").await;
+    assert_eq!(status, Status::Ok);
+    assert_eq!(items(&odd), 50, "a page that is not a number is the first");
+    // A learner moderates nothing and sees an empty queue.
+    as_user(&app, &cyrus).await;
+    let (_, none) = app.get("/forums/moderation").await;
+    assert_eq!(items(&none), 0);
+}
+on_both!(frm_1_forum_index_and_moderation_queue_are_read_a_page_at_a_time, paged_lists);

@@ -332,11 +332,10 @@ async fn report_disclosures(app: &TestApp) -> i64 {
         .await
 }
 
-async fn paged_report(app: TestApp) {
-    // promise: SHR-5 — a report discloses the learners it shows: one page of the table, or all of them in the CSV.
-    seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
-    const LEARNERS: usize = 105;
-    run(&app, move |conn| {
+/// A sponsor "acme" with `learners` seats on the first run, each redeemed by a
+/// learner (`learner000`…) who shares their progress.
+async fn sponsored_learners(app: &TestApp, learners: usize) {
+    run(app, move |conn| {
         use lyceum::accounts::domain::{Email, PersonName, Username};
         let now = lyceum::db::now();
         let run_id: i64 =
@@ -345,7 +344,7 @@ async fn paged_report(app: TestApp) {
             .map_err(|e| e.to_string())?;
         let seats = sponsors::SeatRequest {
             run_id,
-            seats: LEARNERS as i32,
+            seats: learners as i32,
             expires_at: now + chrono::Duration::days(30),
             note: "cohort",
             by: None,
@@ -382,6 +381,13 @@ async fn paged_report(app: TestApp) {
         Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
     })
     .await;
+}
+
+async fn paged_report(app: TestApp) {
+    // promise: SHR-5 — a report discloses the learners it shows: one page of the table, or all of them in the CSV.
+    seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    const LEARNERS: usize = 105;
+    sponsored_learners(&app, LEARNERS).await;
     let boss = verified(&app, "boss").await;
     let boss_id = user_id(&app, "boss").await;
     run(&app, move |conn| {
@@ -433,6 +439,79 @@ async fn paged_report(app: TestApp) {
     assert_eq!(report_disclosures(&app).await, 210 + LEARNERS as i64);
 }
 on_both!(shr_5_a_paged_report_discloses_the_page_it_shows, paged_report);
+
+async fn report_reads_beside_writers(app: TestApp) {
+    // promise: SHR-5 — a report reads without holding the database's write
+    // lock, yet every record it hands out matches the consent of one instant.
+    seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    sponsored_learners(&app, 6).await;
+    // A second connection that never waits for a lock: a learner's request.
+    let other = lyceum::db::Db::connect_with_busy_timeout(&app.config.database_url, 1, 0).expect("a second connection");
+    let (shown, writes, reads) = run(&app, move |conn| {
+        let now = lyceum::db::now();
+        let p = partners::by_slug(conn, "acme")?.expect("the sponsor");
+        let mut learner = other.get().map_err(|e| e.to_string())?;
+        let withdrawing: (i64, i64) = users::table
+            .inner_join(enrollments::table)
+            .filter(users::username.eq("learner000"))
+            .select((users::id, enrollments::run_id))
+            .first(conn)?;
+        let (mut reads, mut writes) = (0, Vec::new());
+        let (_, shared) =
+            sharing::picked(conn, &p, Purpose::Sponsorship, Want::ALL, "report-beside", "http://x", now, |all| {
+                reads += 1;
+                // While the report reads, a learner marks progress …
+                let wrote = diesel::update(enrollments::table)
+                    .set(enrollments::last_activity_at.eq(Some(now)))
+                    .execute(&mut *learner)
+                    .map_err(|e| e.to_string());
+                writes.push(wrote);
+                // … and, the first time, one of the six withdraws.
+                if reads == 1 {
+                    let evidence = ledger::Evidence::learner_web(
+                        withdrawing.0,
+                        &lyceum::web::guards::ClientInfo { ip: None, user_agent: None },
+                    );
+                    let entry = ledger::Entry {
+                        user_id: withdrawing.0,
+                        partner_id: Some(p.id),
+                        purpose: Purpose::Sponsorship.as_str(),
+                        scope: &lyceum::consent::run_scope(withdrawing.1),
+                        action: ledger::Action::Withdraw,
+                        categories: &Categories::default(),
+                        text: None,
+                        evidence: &evidence,
+                    };
+                    writes.push(ledger::append(&mut learner, entry, now).map(|_| 1).map_err(|e| e.to_string()));
+                }
+                vec![true; all.len()]
+            })?;
+        let shown: Vec<String> = shared.iter().filter_map(|s| s.learner.email.clone()).collect();
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>((shown, writes, reads))
+    })
+    .await;
+    for w in &writes {
+        assert!(w.is_ok(), "a learner's write waited for the report: {w:?}");
+    }
+    let disclosed: Vec<i64> = run(&app, |conn| {
+        disclosures::table.filter(disclosures::export_id.eq("report-beside")).select(disclosures::user_id).load(conn)
+    })
+    .await;
+    if app.db().backend() == lyceum::db::Backend::Sqlite {
+        // The report read a snapshot; the withdrawal is newer than it, so
+        // the report decides again and hands out the five who still share.
+        assert_eq!(reads, 2, "the withdrawal during the first read makes the report decide again");
+        assert_eq!(shown.len(), 5, "{shown:?}");
+        assert!(!shown.contains(&"learner000@example.org".to_string()), "a withdrawn learner never leaves");
+    } else {
+        // PostgreSQL's readers never block writers: the report decides in
+        // one transaction, before the withdrawal committed, and is written
+        // under that decision.
+        assert_eq!((reads, shown.len()), (1, 6), "{shown:?}");
+    }
+    assert_eq!(disclosed.len(), shown.len(), "one disclosure per record handed out");
+}
+on_both!(shr_5_a_report_reads_beside_learners_writes, report_reads_beside_writers);
 
 async fn restriction_and_legal(app: TestApp) {
     // promise: RGT-3 — restricting freezes all sharing at once.
