@@ -3,6 +3,7 @@
 mod common;
 
 mod accounts;
+mod architecture;
 mod asvs;
 mod author_limits;
 mod bench;
