@@ -26,6 +26,7 @@ mod outbound;
 mod package;
 mod privacy;
 mod push;
+mod rights;
 mod schema;
 mod scim;
 mod search;
