@@ -178,7 +178,7 @@ fn withdraw_in(conn: &mut Conn, user_id: i64, consent_id: i64, evidence: &Eviden
 /// own, or staff's for the learner with their note.
 fn restrict_in(conn: &mut Conn, user_id: i64, on: bool, evidence: &Evidence) -> Result<bool, AppError> {
     crate::db::transaction(conn, |conn| {
-        crate::privacy::lock_person(conn, user_id)?;
+        ledger::lock(conn)?;
         let already = ledger::is_restricted(conn, user_id)?.is_some();
         if already == on {
             return Ok(false);
@@ -202,14 +202,14 @@ fn restrict_in(conn: &mut Conn, user_id: i64, on: bool, evidence: &Evidence) -> 
         let (kind, asked, outcome) = if on {
             (
                 kind::RESTRICTION,
-                "Restrict all sharing of my data with partners",
+                "Restriction of all sharing with partners",
                 "All sharing frozen: no partner receives anything until the restriction is lifted, and each \
                  partner that received data is told to delete it.",
             )
         } else {
             (
                 kind::RESTRICTION_LIFTED,
-                "Lift the restriction of sharing",
+                "Lifting of the restriction of sharing",
                 "Restriction lifted: the consents in force apply again.",
             )
         };
@@ -219,7 +219,7 @@ fn restrict_in(conn: &mut Conn, user_id: i64, on: bool, evidence: &Evidence) -> 
                 format!("{asked}, carried out by staff for the learner. Note: {}", note.as_deref().unwrap_or("")),
                 evidence.actor_user_id,
             ),
-            _ => (source::SELF_SERVICE, format!("{asked}, on the sharing page."), None),
+            _ => (source::SELF_SERVICE, format!("{asked}, made by the learner on the sharing page."), None),
         };
         crate::privacy::record_carried_out(conn, user_id, kind, source, &details, outcome, entered_by, now)?;
         Ok(true)

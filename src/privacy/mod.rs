@@ -192,12 +192,13 @@ pub fn record_carried_out(
     })
 }
 
-/// Serialises changes to one person's rights (a restriction, an objection):
-/// two clicks that race each other see one another's outcome, not the same
-/// old state. SQLite's write transactions are serial already.
+/// Serialises changes to one person's choices (an objection): two clicks that
+/// race each other see one another's outcome, not the same old state. A
+/// no-key lock, so rows that refer to the account are not held up. SQLite's
+/// write transactions are serial already.
 pub fn lock_person(conn: &mut Conn, user_id: i64) -> QueryResult<()> {
     if let crate::db::DbConnection::Pg(pg) = conn {
-        users::table.find(user_id).select(users::id).for_update().first::<i64>(pg).optional()?;
+        users::table.find(user_id).select(users::id).for_no_key_update().first::<i64>(pg).optional()?;
     }
     Ok(())
 }
