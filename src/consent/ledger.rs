@@ -139,8 +139,9 @@ impl LedgerRow {
 }
 
 /// Takes the ledger's write lock for the rest of the transaction so that two
-/// appends cannot chain to the same row.
-fn lock(conn: &mut Conn) -> QueryResult<()> {
+/// appends cannot chain to the same row (and, taken before reading the
+/// derived state, so that two racing decisions cannot both see the old one).
+pub(crate) fn lock(conn: &mut Conn) -> QueryResult<()> {
     let sql = match conn {
         DbConnection::Pg(_) => "LOCK TABLE consent_ledger IN SHARE ROW EXCLUSIVE MODE",
         // Any write statement takes SQLite's single writer lock at once; this

@@ -173,27 +173,57 @@ fn withdraw_in(conn: &mut Conn, user_id: i64, consent_id: i64, evidence: &Eviden
 }
 
 /// Restricts (`on`) or lifts the restriction of all of `user_id`'s sharing;
-/// false when it already was so.
+/// false when it already was so (a repeated click records nothing). Each
+/// change is also a data request (RGT-5), carried out at once: the learner's
+/// own, or staff's for the learner with their note.
 fn restrict_in(conn: &mut Conn, user_id: i64, on: bool, evidence: &Evidence) -> Result<bool, AppError> {
-    let already = ledger::is_restricted(conn, user_id)?.is_some();
-    if already == on {
-        return Ok(false);
-    }
-    ledger::append(
-        conn,
-        Entry {
-            user_id,
-            partner_id: None,
-            purpose: ledger::ALL_SHARING,
-            scope: "all",
-            action: if on { Action::Restrict } else { Action::Lift },
-            categories: &Categories::default(),
-            text: None,
-            evidence,
-        },
-        now(),
-    )?;
-    Ok(true)
+    crate::db::transaction(conn, |conn| {
+        ledger::lock(conn)?;
+        let already = ledger::is_restricted(conn, user_id)?.is_some();
+        if already == on {
+            return Ok(false);
+        }
+        let now = now();
+        ledger::append(
+            conn,
+            Entry {
+                user_id,
+                partner_id: None,
+                purpose: ledger::ALL_SHARING,
+                scope: "all",
+                action: if on { Action::Restrict } else { Action::Lift },
+                categories: &Categories::default(),
+                text: None,
+                evidence,
+            },
+            now,
+        )?;
+        use crate::privacy::{kind, source};
+        let (kind, asked, outcome) = if on {
+            (
+                kind::RESTRICTION,
+                "Restriction of all sharing with partners",
+                "All sharing frozen: no partner receives anything until the restriction is lifted, and each \
+                 partner that received data is told to delete it.",
+            )
+        } else {
+            (
+                kind::RESTRICTION_LIFTED,
+                "Lifting of the restriction of sharing",
+                "Restriction lifted: the consents in force apply again.",
+            )
+        };
+        let (source, details, entered_by) = match (evidence.actor, &evidence.note) {
+            ("staff", note) => (
+                source::STAFF,
+                format!("{asked}, carried out by staff for the learner. Note: {}", note.as_deref().unwrap_or("")),
+                evidence.actor_user_id,
+            ),
+            _ => (source::SELF_SERVICE, format!("{asked}, made by the learner on the sharing page."), None),
+        };
+        crate::privacy::record_carried_out(conn, user_id, kind, source, &details, outcome, entered_by, now)?;
+        Ok(true)
+    })
 }
 
 fn restrict_choice(value: &str) -> AppResult<bool> {

@@ -7,7 +7,9 @@
 //! `List-Unsubscribe-Post`), signed with the site's secret so it works
 //! without signing in and cannot be forged for someone else. Opens and clicks
 //! are recorded only for learners who allowed tracking and did not object to
-//! profiling; everyone else gets the links as written and no pixel.
+//! profiling (`profiling::allows`); everyone else gets the links as written
+//! and no pixel. Objecting to profiling, and withdrawing the objection, are
+//! data requests recorded as carried out at once.
 //! Transactional mail (sign-in, enrollment, erasure…) does not look here.
 
 use chrono::NaiveDateTime;
@@ -31,13 +33,6 @@ pub struct Preferences {
     pub object_profiling: bool,
 }
 
-impl Preferences {
-    /// Tracking is profiling too: an objection switches it off whatever the other box says.
-    pub fn tracked(&self) -> bool {
-        self.email_tracking && !self.object_profiling
-    }
-}
-
 pub fn preferences(conn: &mut Conn, user_id: i64) -> QueryResult<Preferences> {
     Ok(communication_preferences::table
         .find(user_id)
@@ -55,7 +50,9 @@ pub struct How<'a> {
     pub user_agent: Option<String>,
 }
 
-/// Stores new choices and records each one that changed; returns the changed names.
+/// Stores new choices and records each one that changed; returns the changed
+/// names. An objection to profiling, or its withdrawal, is also a data request
+/// (RGT-5), recorded as carried out at once with what was done.
 pub fn set(
     conn: &mut Conn,
     user_id: i64,
@@ -64,6 +61,7 @@ pub fn set(
     now: NaiveDateTime,
 ) -> QueryResult<Vec<&'static str>> {
     crate::db::transaction(conn, |conn| {
+        super::lock_person(conn, user_id)?;
         let old = preferences(conn, user_id)?;
         let changed: Vec<(&'static str, bool)> = [
             ("marketing_email", old.marketing_email, new.marketing_email),
@@ -100,8 +98,31 @@ pub fn set(
                 ))
                 .execute(conn)?;
         }
+        if old.object_profiling != new.object_profiling {
+            record_objection(conn, user_id, new.object_profiling, how, now)?;
+        }
         Ok(changed.into_iter().map(|(name, _)| name).collect())
     })
+}
+
+/// The data request of an objection to profiling (`on`) or its withdrawal,
+/// done as it is made.
+fn record_objection(conn: &mut Conn, user_id: i64, on: bool, how: &How<'_>, now: NaiveDateTime) -> QueryResult<i64> {
+    use super::{kind, profiling, source};
+    let place = if how.method == "settings" { "on the email and profiling settings page" } else { "on the site" };
+    let (kind, details, outcome) = if on {
+        let removed = profiling::on_objection(conn, user_id)?;
+        (kind::OBJECTION, format!("Objection to profiling, made {place}."), profiling::objection_outcome(removed))
+    } else {
+        (
+            kind::OBJECTION_WITHDRAWN,
+            format!("Objection to profiling withdrawn {place}."),
+            "Objection withdrawn: each use of profiling is again as the other choices allow (newsletter counting \
+             only with consent to it, usage statistics as the cookie settings allow)."
+                .to_string(),
+        )
+    };
+    super::record_carried_out(conn, user_id, kind, source::SELF_SERVICE, &details, &outcome, None, now)
 }
 
 /// Signs links that act without a sign-in (unsubscribe, tracking), with a key
@@ -285,9 +306,10 @@ pub fn newsletter_payload(
     let (Some((email, username, first_name)), true) = (user, prefs.marketing_email) else { return Ok(None) };
     let campaign: Campaign = campaigns::table.find(campaign_id).select(Campaign::as_select()).first(conn)?;
     let (mut html, text) = campaign_parts(&campaign.body, base_url);
-    let tracked = prefs.tracked();
+    let opens = super::profiling::allows(&prefs, super::profiling::Use::NewsletterOpens);
+    let clicks = super::profiling::allows(&prefs, super::profiling::Use::NewsletterClicks);
     let token = signer.tracking_token(campaign_id, user_id);
-    if tracked {
+    if clicks {
         for link in links(&html) {
             let escaped = link.replace('&', "&amp;");
             let via = format!(
@@ -310,21 +332,21 @@ pub fn newsletter_payload(
             "body_text": text,
             "newsletter": true,
             "unsubscribe": unsubscribe,
-            "pixel": tracked.then(|| format!("{base_url}/o/{token}")),
+            "pixel": opens.then(|| format!("{base_url}/o/{token}")),
         },
     })))
 }
 
-/// An open, from the pixel; ignored unless the recipient allows tracking.
+/// An open, from the pixel; ignored unless the recipient allows tracking and did not object.
 pub fn record_open(conn: &mut Conn, campaign_id: i64, user_id: i64, now: NaiveDateTime) -> QueryResult<()> {
-    if preferences(conn, user_id)?.tracked() {
+    if super::profiling::allows(&preferences(conn, user_id)?, super::profiling::Use::NewsletterOpens) {
         event(conn, campaign_id, user_id, "open", None, now)?;
     }
     Ok(())
 }
 
 /// A click: where to send the reader, when `to` is a link of the campaign
-/// (never an open redirect); recorded only when the recipient allows tracking.
+/// (never an open redirect); recorded only when the recipient allows tracking and did not object.
 pub fn record_click(
     conn: &mut Conn,
     base_url: &str,
@@ -340,7 +362,7 @@ pub fn record_click(
     if !links(&campaign_parts(&body, base_url).0).iter().any(|l| l == to) {
         return Ok(None);
     }
-    if preferences(conn, user_id)?.tracked() {
+    if super::profiling::allows(&preferences(conn, user_id)?, super::profiling::Use::NewsletterClicks) {
         event(conn, campaign_id, user_id, "click", Some(to), now)?;
     }
     Ok(Some(to.to_string()))

@@ -16,7 +16,9 @@
 //! Every choice is recorded, under that visitor id alone, even when made
 //! signed in: nothing links a visitor id, or its views, to a person. Staff see
 //! only totals. Views and choices are deleted after their retention periods
-//! (`retention_page_view_days`, `retention_cookie_choice_days`).
+//! (`retention_page_view_days`, `retention_cookie_choice_days`). Counting is
+//! profiling (`profiling::Use::UsageStatistics`): pages viewed signed in by
+//! someone who objected to profiling are not counted.
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -197,8 +199,18 @@ impl Fairing for Analytics {
         let Some(db) = req.rocket().state::<Db>() else { return };
         let (browser, os) = families(req.headers().get_one("User-Agent").unwrap_or_default());
         let country = self.geoip.as_ref().zip(crate::web::guards::client_ip(req)).and_then(|(geo, ip)| geo.country(ip));
+        // Usage statistics are profiling: a signed-in person who objected is
+        // not counted, whatever this browser's choice (the view itself still
+        // carries no account).
+        let signed_in = req.local_cache(crate::web::guards::SessionState::default).user.as_ref().map(|u| u.id);
         let recorded = db
             .run(move |conn| {
+                if let Some(user_id) = signed_in {
+                    let prefs = super::comms::preferences(conn, user_id)?;
+                    if !super::profiling::allows(&prefs, super::profiling::Use::UsageStatistics) {
+                        return Ok(0);
+                    }
+                }
                 diesel::insert_into(page_views::table)
                     .values((
                         page_views::visitor.eq(&choice.visitor),

@@ -16,6 +16,7 @@ pub mod erasure;
 pub mod export;
 pub mod notices;
 pub mod policies;
+pub mod profiling;
 pub mod retention;
 pub mod routes;
 pub mod support;
@@ -58,7 +59,12 @@ pub mod kind {
     pub const RECTIFICATION: &str = "rectification";
     pub const RESTRICTION: &str = "restriction";
     pub const OBJECTION: &str = "objection";
-    pub const ALL: [&str; 5] = [EXPORT, ERASURE, RECTIFICATION, RESTRICTION, OBJECTION];
+    /// Lifting a restriction is a request of its own, with its own dates.
+    pub const RESTRICTION_LIFTED: &str = "restriction_lifted";
+    /// Withdrawing an objection, likewise.
+    pub const OBJECTION_WITHDRAWN: &str = "objection_withdrawn";
+    pub const ALL: [&str; 7] =
+        [EXPORT, ERASURE, RECTIFICATION, RESTRICTION, RESTRICTION_LIFTED, OBJECTION, OBJECTION_WITHDRAWN];
 }
 
 /// How a request reached the operator.
@@ -71,6 +77,9 @@ pub mod source {
     pub const RETENTION: &str = "retention";
     /// Asked by the person's organization, the controller of their record (SHR-7).
     pub const ORGANIZATION: &str = "organization";
+    /// Carried out by staff for the person, who asked by email, post or
+    /// phone; the details hold staff's note of why and how.
+    pub const STAFF: &str = "staff";
     pub const STAFF_ENTRY: &[&str] = &[EMAIL, POST, PHONE];
 }
 
@@ -147,6 +156,51 @@ pub fn open_request(
         ))
         .returning(data_requests::id)
         .get_result(conn)
+}
+
+/// Records a request that was carried out as it was made (a self-service
+/// restriction or objection, or staff acting at once for the person): received
+/// and done at `now`, with what was done. When the person has an open request
+/// of the same kind (one staff entered from an email, say), that one is
+/// answered instead of a second one recorded beside it. Returns its id.
+#[allow(clippy::too_many_arguments)]
+pub fn record_carried_out(
+    conn: &mut Conn,
+    user_id: i64,
+    kind: &str,
+    source: &str,
+    details: &str,
+    outcome: &str,
+    entered_by: Option<i64>,
+    now: NaiveDateTime,
+) -> QueryResult<i64> {
+    crate::db::transaction(conn, |conn| {
+        let open: Option<i64> = data_requests::table
+            .filter(data_requests::user_id.eq(user_id))
+            .filter(data_requests::kind.eq(kind))
+            .filter(data_requests::status.ne_all(status::CLOSED))
+            .order(data_requests::id.asc())
+            .select(data_requests::id)
+            .first(conn)
+            .optional()?;
+        let id = match open {
+            Some(id) => id,
+            None => open_request(conn, Some(user_id), kind, source, details, entered_by, now)?,
+        };
+        set_request_status(conn, id, status::DONE, Some(outcome), now)?;
+        Ok(id)
+    })
+}
+
+/// Serialises changes to one person's choices (an objection): two clicks that
+/// race each other see one another's outcome, not the same old state. A
+/// no-key lock, so rows that refer to the account are not held up. SQLite's
+/// write transactions are serial already.
+pub fn lock_person(conn: &mut Conn, user_id: i64) -> QueryResult<()> {
+    if let crate::db::DbConnection::Pg(pg) = conn {
+        users::table.find(user_id).select(users::id).for_no_key_update().first::<i64>(pg).optional()?;
+    }
+    Ok(())
 }
 
 /// Moves a request on: `in_progress`, or one of the closed states with an outcome.

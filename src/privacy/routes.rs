@@ -49,9 +49,11 @@ pub async fn page(db: &State<Db>, config: &State<Config>, user: CurrentUser) -> 
                     "expires": e.expires_at.map(day), "size_kib": e.size_bytes.map(|b| (b + 1023) / 1024),
                 })).collect::<Vec<_>>(),
                 "requests": requests.iter().map(|r| json!({
-                    "id": r.id, "kind": r.kind, "status": r.status.replace('_', " "), "received": day(r.received_at),
+                    "id": r.id, "kind": r.kind.replace('_', " "), "status": r.status.replace('_', " "), "received": day(r.received_at),
                     "due": day(r.due_at), "done": r.done_at.map(day), "outcome": r.outcome,
                 })).collect::<Vec<_>>(),
+                "due_days": super::DUE_DAYS,
+                "profiling": profiling_context(super::profiling::objects(conn, user_id)?),
                 "cool_off_days": cool_off,
                 "cool_off_plural": cool_off != 1,
                 "export_days": export::EXPORT_DAYS,
@@ -63,6 +65,16 @@ pub async fn page(db: &State<Db>, config: &State<Config>, user: CurrentUser) -> 
         })
         .await?;
     Ok(Page::new("privacy/page", "Your data and privacy", ctx))
+}
+
+/// The profiling section of the privacy and communications pages, from the
+/// one list of what the code does.
+fn profiling_context(objects: bool) -> serde_json::Value {
+    json!({
+        "objects": objects,
+        "uses": super::profiling::PROFILING_USES,
+        "not_profiling": super::profiling::NOT_PROFILING.iter().map(|(name, why)| json!({ "name": name, "why": why })).collect::<Vec<_>>(),
+    })
 }
 
 #[post("/account/privacy/export", data = "<_form>")]
@@ -189,7 +201,7 @@ pub async fn staff_page(db: &State<Db>, config: &State<Config>, _staff: StaffUse
             let holds = super::holds(conn)?;
             Ok::<_, AppError>(json!({
                 "requests": requests.iter().map(|r| json!({
-                    "id": r.request.id, "username": r.username, "kind": r.request.kind,
+                    "id": r.request.id, "username": r.username, "kind": r.request.kind.replace('_', " "),
                     "source": r.request.source.replace('_', " "), "details": r.request.details,
                     "status": r.request.status, "open": r.request.done_at.is_none(), "overdue": r.overdue,
                     "received": day(r.request.received_at), "due": day(r.request.due_at),
@@ -201,6 +213,7 @@ pub async fn staff_page(db: &State<Db>, config: &State<Config>, _staff: StaffUse
                     "id": h.id, "username": username, "reason": h.reason, "since": day(h.placed_at),
                 })).collect::<Vec<_>>(),
                 "kinds": super::kind::ALL,
+                "due_days": super::DUE_DAYS,
                 "sources": super::source::STAFF_ENTRY,
             }))
         })
@@ -357,7 +370,11 @@ fn choices_json(p: &super::comms::Preferences) -> serde_json::Value {
 pub async fn communications(db: &State<Db>, user: CurrentUser) -> AppResult<Page> {
     let user_id = user.0.id;
     let prefs = db.run(move |conn| Ok::<_, AppError>(super::comms::preferences(conn, user_id)?)).await?;
-    Ok(Page::new("privacy/communications", "Email and profiling", json!({ "choices": choices_json(&prefs) })))
+    Ok(Page::new(
+        "privacy/communications",
+        "Email and profiling",
+        json!({ "choices": choices_json(&prefs), "profiling": profiling_context(prefs.object_profiling) }),
+    ))
 }
 
 #[derive(FromForm)]
@@ -388,6 +405,11 @@ pub async fn set_communications(
     let changed = db.run(move |conn| Ok::<_, AppError>(super::comms::set(conn, user_id, new, &how, now())?)).await?;
     Ok(if changed.is_empty() {
         Flash::info("/account/communications", "Nothing changed.")
+    } else if changed.contains(&"object_profiling") {
+        Flash::success(
+            "/account/communications",
+            "Your choices are saved. The change to your objection is recorded, with its date, among your requests on your privacy page.",
+        )
     } else {
         Flash::success("/account/communications", "Your choices are saved. Nothing else about your account changes.")
     })

@@ -28,6 +28,7 @@ mod package;
 mod privacy;
 mod promises;
 mod push;
+mod rights;
 mod schema;
 mod scim;
 mod search;
