@@ -49,6 +49,9 @@ pub struct Config {
     pub blob_s3_secret_access_key: Option<String>,
     pub search_url: Option<String>,
     pub search_key: Option<String>,
+    /// Put before the Meilisearch index names (`courses`, `forum_threads`),
+    /// so several sites (or test runs) can share one server.
+    pub search_index_prefix: String,
     pub db_pool_size: u32,
     /// SQLite only: how long a statement waits for another connection's
     /// write lock before it fails ("database is locked").
@@ -210,6 +213,7 @@ impl Default for Config {
             blob_s3_secret_access_key: None,
             search_url: None,
             search_key: None,
+            search_index_prefix: String::new(),
             db_pool_size: 8,
             db_busy_timeout_ms: 10_000,
             rate_limit_per_minute: 10,
@@ -402,6 +406,11 @@ impl Config {
 
     pub fn outbox_dir(&self) -> PathBuf {
         self.data_dir.join("outbox")
+    }
+
+    /// The Meilisearch index name for `name`, after `search_index_prefix`.
+    pub fn search_index(&self, name: &str) -> String {
+        format!("{}{name}", self.search_index_prefix.trim())
     }
 
     /// Cookies get `Secure` and responses HSTS when the site is served over TLS.

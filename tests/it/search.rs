@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use lyceum::search::{self, CourseDocument, SearchIndex};
 
+use crate::common;
+
 const PYTHON: i64 = 1;
 const STATISTICS: i64 = 2;
 const CLIMATE: i64 = 3;
@@ -177,14 +179,8 @@ async fn open_picks_the_backend_and_needs_no_server_to_start() {
 
 #[rocket::async_test]
 async fn meilisearch_index_tolerates_typos_and_persists() {
-    let Some(url) = std::env::var("LYCEUM_TEST_MEILI_URL").ok().filter(|u| !u.trim().is_empty()) else {
-        // Deliberately not a failure under CI=true: no Meilisearch server can run where CI does;
-        // review runs this against a real one.
-        eprintln!("\n*** SKIPPED: Meilisearch tests need LYCEUM_TEST_MEILI_URL ***\n");
-        return;
-    };
-    let key = std::env::var("LYCEUM_TEST_MEILI_KEY").ok().filter(|k| !k.is_empty());
-    let name = format!("lyceum_test_{}", uuid::Uuid::new_v4().simple());
+    let Some((url, key)) = common::meilisearch() else { return };
+    let name = common::unique_index_name();
     let dir = tempfile::tempdir().unwrap();
     let open = || search::open(dir.path(), Some(&url), key.as_deref(), &name).unwrap();
     let index = open();
@@ -235,12 +231,8 @@ async fn embedded_forum_index_confines_search_to_forums() {
 
 #[rocket::async_test]
 async fn meilisearch_forum_index_confines_search_to_forums() {
-    let Some(url) = std::env::var("LYCEUM_TEST_MEILI_URL").ok().filter(|u| !u.trim().is_empty()) else {
-        eprintln!("\n*** SKIPPED: Meilisearch tests need LYCEUM_TEST_MEILI_URL ***\n");
-        return;
-    };
-    let key = std::env::var("LYCEUM_TEST_MEILI_KEY").ok().filter(|k| !k.is_empty());
-    let name = format!("lyceum_test_{}", uuid::Uuid::new_v4().simple());
+    let Some((url, key)) = common::meilisearch() else { return };
+    let name = common::unique_index_name();
     let dir = tempfile::tempdir().unwrap();
     let index = search::open_for::<search::ThreadDocument>(dir.path(), Some(&url), key.as_deref(), &name).unwrap();
     exercise_threads(index).await;
