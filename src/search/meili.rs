@@ -11,7 +11,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::time::Duration;
 
-use meilisearch_sdk::client::Client;
+use meilisearch_sdk::client::{Client, SwapIndexes};
 use meilisearch_sdk::errors::{Error, ErrorCode};
 use meilisearch_sdk::indexes::Index;
 use meilisearch_sdk::search::Selectors;
@@ -21,7 +21,7 @@ use meilisearch_sdk::tasks::Task;
 use serde::Deserialize;
 use tokio::sync::OnceCell;
 
-use super::{Document, SearchError, SearchIndex};
+use super::{Document, Rebuild, SearchError, SearchIndex};
 
 const PRIMARY_KEY: &str = "id";
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
@@ -51,8 +51,21 @@ impl<D: Document> MeiliIndex<D> {
         // The SDK appends paths to the host and would produce `//indexes`.
         let url = url.trim_end_matches('/').to_owned();
         let client = Client::new(url.clone(), api_key)?;
+        Ok(MeiliIndex::with_client(url, client, index_name))
+    }
+
+    fn with_client(url: String, client: Client, index_name: &str) -> MeiliIndex<D> {
         let index = client.index(index_name);
-        Ok(MeiliIndex { url, client, index, ready: OnceCell::new(), kind: PhantomData })
+        MeiliIndex { url, client, index, ready: OnceCell::new(), kind: PhantomData }
+    }
+
+    /// Deletes the index, if it exists.
+    async fn delete(&self) -> Result<(), SearchError> {
+        let deleted = self.client.delete_index(&self.index.uid).await?;
+        match self.finish(deleted).await {
+            Err(SearchError::MeiliTask(error)) if error.error_code == ErrorCode::IndexNotFound => Ok(()),
+            other => other,
+        }
     }
 
     /// Creates the index with its primary key and applies the settings, once
@@ -144,5 +157,44 @@ impl<D: Document> SearchIndex<D> for MeiliIndex<D> {
 
     fn backend_name(&self) -> &'static str {
         "meilisearch"
+    }
+
+    /// Builds a staging index beside this one (`<name>__rebuild`, with the
+    /// same settings), then swaps the two with Meilisearch's swap-indexes,
+    /// which is atomic, and deletes the staging index, which then holds the
+    /// old documents.
+    async fn rebuild(&self) -> Result<Box<dyn Rebuild<D>>, SearchError> {
+        self.ready().await?;
+        let staging = MeiliIndex::<D>::with_client(
+            self.url.clone(),
+            self.client.clone(),
+            &format!("{}{STAGING_SUFFIX}", self.index.uid),
+        );
+        // What an interrupted rebuild left behind.
+        staging.delete().await?;
+        staging.ready().await?;
+        Ok(Box::new(MeiliRebuild { live: self.index.uid.clone(), staging }))
+    }
+}
+
+/// Appended to an index's name for the index a rebuild fills.
+const STAGING_SUFFIX: &str = "__rebuild";
+
+struct MeiliRebuild<D> {
+    live: String,
+    staging: MeiliIndex<D>,
+}
+
+#[async_trait::async_trait]
+impl<D: Document> Rebuild<D> for MeiliRebuild<D> {
+    async fn add(&mut self, docs: Vec<D>) -> Result<(), SearchError> {
+        self.staging.upsert(docs).await
+    }
+
+    async fn finish(self: Box<Self>) -> Result<(), SearchError> {
+        let swap = SwapIndexes { indexes: (self.live.clone(), self.staging.index.uid.clone()), rename: None };
+        let swapped = self.staging.client.swap_indexes([&swap]).await?;
+        self.staging.finish(swapped).await?;
+        self.staging.delete().await
     }
 }

@@ -7,8 +7,8 @@ use rocket::http::Status;
 
 use crate::common::TestApp;
 use crate::learning::{enroll, seed_course};
-use crate::{on_both, on_meilisearch};
 use crate::sharing::{as_user, run, verified};
+use crate::{on_both, on_meilisearch};
 
 fn re(pattern: &str, body: &str) -> String {
     regex::Regex::new(pattern).unwrap().captures(body).unwrap_or_else(|| panic!("{pattern} not in {body}"))[1]
