@@ -9,6 +9,7 @@
 
 use std::fmt;
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use meilisearch_sdk::client::{Client, SwapIndexes};
@@ -19,7 +20,7 @@ use meilisearch_sdk::settings::Settings;
 use meilisearch_sdk::task_info::TaskInfo;
 use meilisearch_sdk::tasks::Task;
 use serde::Deserialize;
-use tokio::sync::OnceCell;
+use tokio::sync::Mutex;
 
 use super::{Document, Rebuild, SearchError, SearchIndex};
 
@@ -36,7 +37,11 @@ pub struct MeiliIndex<D> {
     url: String,
     client: Client,
     index: Index,
-    ready: OnceCell<()>,
+    /// Set once the index and its settings are known to be in place; cleared
+    /// when a search shows they are not (the server lost its data).
+    ready: AtomicBool,
+    /// Held while the index and its settings are being put in place.
+    setup: Mutex<()>,
     kind: PhantomData<fn() -> D>,
 }
 
@@ -56,7 +61,7 @@ impl<D: Document> MeiliIndex<D> {
 
     fn with_client(url: String, client: Client, index_name: &str) -> MeiliIndex<D> {
         let index = client.index(index_name);
-        MeiliIndex { url, client, index, ready: OnceCell::new(), kind: PhantomData }
+        MeiliIndex { url, client, index, ready: AtomicBool::new(false), setup: Mutex::new(()), kind: PhantomData }
     }
 
     /// Deletes the index, if it exists.
@@ -69,24 +74,42 @@ impl<D: Document> MeiliIndex<D> {
     }
 
     /// Creates the index with its primary key and applies the settings, once
-    /// per handle. A failure leaves the cell empty, so the next call retries.
+    /// per handle (and again after [`Self::search_in`] found them gone). A
+    /// failure leaves the handle unready, so the next call retries.
     async fn ready(&self) -> Result<(), SearchError> {
-        self.ready
-            .get_or_try_init(|| async {
-                let created = self.client.create_index(&self.index.uid, Some(PRIMARY_KEY)).await?;
-                match self.finish(created).await {
-                    Err(SearchError::MeiliTask(error)) if error.error_code == ErrorCode::IndexAlreadyExists => {}
-                    other => other?,
-                }
-                // In ranking order: Meilisearch's `attribute` rule prefers matches in earlier attributes.
-                let searchable = D::FIELDS.iter().map(|(name, _)| *name);
-                let settings =
-                    Settings::new().with_searchable_attributes(searchable).with_filterable_attributes(D::FILTERABLE);
-                let updated = self.index.set_settings(&settings).await?;
-                self.finish(updated).await
-            })
-            .await
-            .map(drop)
+        if self.ready.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let _setup = self.setup.lock().await;
+        if self.ready.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let created = self.client.create_index(&self.index.uid, Some(PRIMARY_KEY)).await?;
+        match self.finish(created).await {
+            Err(SearchError::MeiliTask(error)) if error.error_code == ErrorCode::IndexAlreadyExists => {}
+            other => other?,
+        }
+        // In ranking order: Meilisearch's `attribute` rule prefers matches in earlier attributes.
+        let searchable = D::FIELDS.iter().map(|(name, _)| *name);
+        let settings = Settings::new().with_searchable_attributes(searchable).with_filterable_attributes(D::FILTERABLE);
+        let updated = self.index.set_settings(&settings).await?;
+        self.finish(updated).await?;
+        self.ready.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// One search request; see `search_in`.
+    async fn query(&self, query: &str, filter: Option<&str>, limit: usize) -> Result<Vec<i64>, Error> {
+        let mut search = self.index.search();
+        search
+            .with_query(query)
+            .with_limit(limit.min(MAX_LIMIT))
+            .with_attributes_to_retrieve(Selectors::Some(&[PRIMARY_KEY]));
+        if let Some(filter) = filter {
+            search.with_filter(filter);
+        }
+        let results = search.execute::<Hit>().await?;
+        Ok(results.hits.into_iter().map(|hit| hit.result.id).collect())
     }
 
     /// Waits for `task` and turns a failed task into an error.
@@ -143,16 +166,19 @@ impl<D: Document> SearchIndex<D> for MeiliIndex<D> {
             }
             _ => None,
         };
-        let mut search = self.index.search();
-        search
-            .with_query(query)
-            .with_limit(limit.min(MAX_LIMIT))
-            .with_attributes_to_retrieve(Selectors::Some(&[PRIMARY_KEY]));
-        if let Some(filter) = &filter {
-            search.with_filter(filter);
+        match self.query(query, filter.as_deref(), limit).await {
+            // The server lost the index, or recreated it on a write without
+            // the settings (so the group is not filterable): put them back, once.
+            Err(Error::Meilisearch(error))
+                if matches!(error.error_code, ErrorCode::IndexNotFound | ErrorCode::InvalidSearchFilter) =>
+            {
+                tracing::warn!(index = %self.index.uid, %error, "Meilisearch index or settings missing; recreating");
+                self.ready.store(false, Ordering::Release);
+                self.ready().await?;
+                Ok(self.query(query, filter.as_deref(), limit).await?)
+            }
+            other => Ok(other?),
         }
-        let results = search.execute::<Hit>().await?;
-        Ok(results.hits.into_iter().map(|hit| hit.result.id).collect())
     }
 
     fn backend_name(&self) -> &'static str {

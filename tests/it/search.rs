@@ -424,3 +424,29 @@ async fn a_second_process_on_the_embedded_index_is_refused_naming_meilisearch() 
     assert!(!stderr.contains("panicked"), "{stderr}");
     drop(app);
 }
+
+#[rocket::async_test]
+async fn meilisearch_index_recovers_when_the_server_lost_it() {
+    // The server loses its data (a fresh volume, a restore from before the
+    // index existed) while Lyceum runs: searches and writes carry on, and the
+    // settings (forums are filterable) come back.
+    let Some((url, key)) = common::meilisearch() else { return };
+    let name = common::unique_index_name();
+    let dir = tempfile::tempdir().unwrap();
+    let index = search::open_for::<search::ThreadDocument>(dir.path(), Some(&url), key.as_deref(), &name).unwrap();
+    index.upsert(vec![thread(1, 10, "Loops in Python", &["How do comprehensions work?"])]).await.unwrap();
+    let client = meilisearch_sdk::client::Client::new(url.trim_end_matches('/'), key.as_deref()).unwrap();
+    let lose = || async {
+        let task = client.delete_index(&name).await.unwrap();
+        task.wait_for_completion(&client, None, None).await.unwrap();
+    };
+
+    lose().await;
+    assert_eq!(index.search("comprehensions", 10).await.unwrap(), Vec::<i64>::new(), "a lost index finds nothing");
+    lose().await;
+    // Meilisearch creates a missing index on a write, without Lyceum's settings.
+    index.upsert(vec![thread(2, 20, "Evening study group", &["Comprehensions on Tuesdays."])]).await.unwrap();
+    assert_eq!(index.search_in("comprehensions", Some(vec![20, 30]), 10).await.unwrap(), [2], "filtered again");
+    assert_eq!(index.search("comprehensions", 10).await.unwrap(), [2]);
+    lose().await;
+}
