@@ -450,3 +450,22 @@ async fn meilisearch_index_recovers_when_the_server_lost_it() {
     assert_eq!(index.search("comprehensions", 10).await.unwrap(), [2]);
     lose().await;
 }
+
+async fn search_server_down(app: TestApp) {
+    // The catalog still lists courses; a search says plainly that search is down, not "server error".
+    seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    let (status, page) = app.get("/courses").await;
+    assert_eq!(status, Status::Ok);
+    assert!(page.contains("Introduction to Python"));
+    let (status, page) = app.get("/courses?q=python").await;
+    assert_eq!(status, Status::ServiceUnavailable, "{page}");
+    assert!(page.contains("Search is unavailable right now"), "{page}");
+    assert!(!page.contains("127.0.0.1:1"), "no internal detail: {page}");
+    let forum = staff_thread(&app, "Welcome", "Introduce yourself.").await;
+    let (status, page) = app.get(&format!("{forum}/search?q=welcome")).await;
+    assert_eq!(status, Status::ServiceUnavailable, "{page}");
+    assert!(page.contains("Search is unavailable right now"), "{page}");
+}
+on_both!(search_while_the_search_server_is_down_says_so, search_server_down, |c| {
+    c.search_url = Some("http://127.0.0.1:1".into())
+});
