@@ -263,7 +263,7 @@ async fn exercise_rebuild(index: Arc<dyn SearchIndex>) {
     assert_eq!(hits(&index, "persuasive").await, Vec::<i64>::new(), "{backend}: nor adds anything");
 
     let mut rebuild = index.rebuild().await.unwrap();
-    let new_set = vec![catalog()[1].clone(), renamed_essays()];
+    let new_set = [catalog()[1].clone(), renamed_essays()];
     rebuild.add(new_set[..1].to_vec()).await.unwrap();
     // Searches meanwhile answer from the whole current set.
     for (query, id) in [("python", PYTHON), ("statistics", STATISTICS), ("climate", CLIMATE), ("essays", ESSAYS)] {
