@@ -27,8 +27,10 @@ use super::{Document, Rebuild, SearchError, SearchIndex};
 const PRIMARY_KEY: &str = "id";
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
 /// Small catalog writes take milliseconds; this allows for a busy task queue
-/// (a settings change re-indexes everything) without hanging a request forever.
-const TASK_TIMEOUT: Duration = Duration::from_secs(30);
+/// (Meilisearch runs one batch at a time for all indexes, and a settings
+/// change re-indexes everything) without hanging a job forever. A write that
+/// times out is still applied later and its job retries anyway.
+const TASK_TIMEOUT: Duration = Duration::from_secs(60);
 /// Meilisearch refuses to page past `maxTotalHits` (1000 by default) anyway.
 const MAX_LIMIT: usize = 1000;
 
