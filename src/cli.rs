@@ -397,45 +397,35 @@ fn course_task(task: CourseTask, config: &Config) -> Result<(), String> {
 }
 
 async fn reindex(config: &Config) -> Result<(), String> {
-    use crate::learning::catalog;
+    use crate::search::reindex;
     let db = crate::db::Db::connect(&config.database_url, 2).map_err(|e| e.to_string())?;
     db.migrate().map_err(|e| e.to_string())?;
     let courses = crate::search_index(config).map_err(|e| e.to_string())?;
-    let ids = db.run(|conn| catalog::all_course_ids(conn).map_err(crate::db::DbError::from)).await;
-    let published = |conn: &mut crate::db::Conn, id| {
-        catalog::document(conn, id).map(|doc| doc.filter(|(published, _)| *published).map(|(_, doc)| doc))
-    };
-    rebuild(&db, courses, ids.map_err(|e| e.to_string())?, published, "published course(s)").await?;
+    let bar = progress_bar();
+    let indexed = reindex::courses(&db, &courses, |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    bar.finish_with_message(format!("done: {indexed} published course(s) indexed with {}", courses.backend_name()));
     let threads = crate::forum_search_index(config).map_err(|e| e.to_string())?;
-    let ids = db.run(|conn| crate::forums::search::all_thread_ids(conn).map_err(crate::db::DbError::from)).await;
-    rebuild(&db, threads, ids.map_err(|e| e.to_string())?, crate::forums::search::document, "forum thread(s)").await
+    let bar = progress_bar();
+    let indexed = reindex::threads(&db, &threads, |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    bar.finish_with_message(format!("done: {indexed} forum thread(s) indexed with {}", threads.backend_name()));
+    Ok(())
 }
 
-/// Empties `index` and fills it with the documents `load` makes of `ids`
-/// (skipping those it returns `None` for), with a progress bar.
-async fn rebuild<D: crate::search::Document>(
-    db: &crate::db::Db,
-    index: std::sync::Arc<dyn crate::search::SearchIndex<D>>,
-    ids: Vec<i64>,
-    load: fn(&mut crate::db::Conn, i64) -> diesel::QueryResult<Option<D>>,
-    what: &str,
-) -> Result<(), String> {
-    index.clear().await.map_err(|e| e.to_string())?;
-    let bar = indicatif::ProgressBar::new(ids.len() as u64);
+fn progress_bar() -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let mut indexed = 0;
-    for id in ids {
-        let doc =
-            db.run(move |conn| load(conn, id).map_err(crate::db::DbError::from)).await.map_err(|e| e.to_string())?;
-        if let Some(doc) = doc {
-            index.upsert(vec![doc]).await.map_err(|e| e.to_string())?;
-            indexed += 1;
-        }
-        bar.inc(1);
-    }
-    bar.finish_with_message(format!("done: {indexed} {what} indexed with {}", index.backend_name()));
-    Ok(())
+    bar
 }

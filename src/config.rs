@@ -49,6 +49,9 @@ pub struct Config {
     pub blob_s3_secret_access_key: Option<String>,
     pub search_url: Option<String>,
     pub search_key: Option<String>,
+    /// Put before the Meilisearch index names (`courses`, `forum_threads`),
+    /// so several sites (or test runs) can share one server.
+    pub search_index_prefix: String,
     pub db_pool_size: u32,
     /// SQLite only: how long a statement waits for another connection's
     /// write lock before it fails ("database is locked").
@@ -210,6 +213,7 @@ impl Default for Config {
             blob_s3_secret_access_key: None,
             search_url: None,
             search_key: None,
+            search_index_prefix: String::new(),
             db_pool_size: 8,
             db_busy_timeout_ms: 10_000,
             rate_limit_per_minute: 10,
@@ -275,6 +279,10 @@ pub enum ConfigError {
         crate::privacy::surveys::SMALLEST_GROUP
     )]
     SurveyGroup,
+    #[error(
+        "LYCEUM_SEARCH_INDEX_PREFIX may hold only letters, digits, '-' and '_' (at most 100): Meilisearch index names allow no more"
+    )]
+    SearchIndexPrefix,
     #[error("cannot keep the generated secret in {0}: {1}")]
     SecretFile(PathBuf, std::io::Error),
 }
@@ -314,6 +322,10 @@ impl Config {
         config.blob_s3()?;
         if config.survey_min_group < crate::privacy::surveys::SMALLEST_GROUP {
             return Err(ConfigError::SurveyGroup);
+        }
+        let prefix = config.search_index_prefix.trim();
+        if prefix.len() > 100 || !prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            return Err(ConfigError::SearchIndexPrefix);
         }
         Ok(config)
     }
@@ -404,6 +416,11 @@ impl Config {
         self.data_dir.join("outbox")
     }
 
+    /// The Meilisearch index name for `name`, after `search_index_prefix`.
+    pub fn search_index(&self, name: &str) -> String {
+        format!("{}{name}", self.search_index_prefix.trim())
+    }
+
     /// Cookies get `Secure` and responses HSTS when the site is served over TLS.
     pub fn is_tls(&self) -> bool {
         self.base_url().starts_with("https://")
@@ -441,6 +458,21 @@ mod environment_tests {
             jail.set_env("LYCEUM_SURVEY_MIN_GROUP", "12");
             let config = super::Config::load().map_err(|e| e.to_string())?;
             assert_eq!(config.survey_min_group, 12);
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // the jail's closure returns figment's own error type
+    fn the_search_index_prefix_goes_before_each_index_name() {
+        Jail::expect_with(|jail| {
+            // Meilisearch index names: the prefix goes before each, and must fit their alphabet.
+            jail.set_env("LYCEUM_SEARCH_INDEX_PREFIX", "site-2_");
+            let config = super::Config::load().map_err(|e| e.to_string())?;
+            assert_eq!(config.search_index("courses"), "site-2_courses");
+            jail.set_env("LYCEUM_SEARCH_INDEX_PREFIX", "my site/");
+            let error = super::Config::load().expect_err("a prefix Meilisearch refuses").to_string();
+            assert!(error.contains("LYCEUM_SEARCH_INDEX_PREFIX"), "{error}");
             Ok(())
         });
     }

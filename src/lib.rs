@@ -93,14 +93,24 @@ pub fn blob_store(config: &Config) -> Arc<dyn storage::BlobStore> {
 }
 
 pub fn search_index(config: &Config) -> Result<Arc<dyn search::SearchIndex>, StartError> {
-    search::open(&config.data_dir, config.search_url.as_deref(), config.search_key.as_deref(), "courses")
-        .map_err(|e| StartError::Search(e.to_string()))
+    search::open(
+        &config.data_dir,
+        config.search_url.as_deref(),
+        config.search_key.as_deref(),
+        &config.search_index("courses"),
+    )
+    .map_err(|e| StartError::Search(e.to_string()))
 }
 
 /// The forum threads' index, beside the courses' (FRM-1).
 pub fn forum_search_index(config: &Config) -> Result<Arc<dyn search::SearchIndex<search::ThreadDocument>>, StartError> {
-    search::open_for(&config.data_dir, config.search_url.as_deref(), config.search_key.as_deref(), "forum_threads")
-        .map_err(|e| StartError::Search(e.to_string()))
+    search::open_for(
+        &config.data_dir,
+        config.search_url.as_deref(),
+        config.search_key.as_deref(),
+        &config.search_index("forum_threads"),
+    )
+    .map_err(|e| StartError::Search(e.to_string()))
 }
 
 /// Installs the master keys of sensitive fields for this process (SEC-2).

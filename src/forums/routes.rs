@@ -673,7 +673,7 @@ async fn search_page(
         index
             .search_in(&q, Some(groups), super::search::MAX_HITS)
             .await
-            .map_err(|e| AppError::Internal(format!("forum search: {e}")))?
+            .map_err(|e| AppError::SearchUnavailable(format!("forum search: {e}")))?
     };
     let query = q.clone();
     let hits = db.run(move |conn| Ok::<_, AppError>(super::search::hits(conn, &ids, &readable, &query)?)).await?;

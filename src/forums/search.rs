@@ -31,7 +31,8 @@ const EXCERPT_CHARS: usize = 220;
 
 /// Queues a rebuild of the thread's search document.
 pub fn queue_index(conn: &mut Conn, thread_id: i64) -> QueryResult<()> {
-    crate::jobs::enqueue(conn, INDEX_THREAD, &json!({ "thread_id": thread_id })).map(|_| ())
+    let payload = json!({ "thread_id": thread_id });
+    crate::jobs::enqueue_with_attempts(conn, INDEX_THREAD, &payload, crate::search::INDEX_JOB_MAX_ATTEMPTS).map(drop)
 }
 
 /// Queues a rebuild of every thread these posts are in.

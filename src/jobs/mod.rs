@@ -45,6 +45,16 @@ pub struct Job {
 /// Adds a job in the caller's transaction, so it exists exactly when the
 /// change that caused it was committed.
 pub fn enqueue(conn: &mut Conn, kind: &str, payload: &serde_json::Value) -> QueryResult<i64> {
+    enqueue_with_attempts(conn, kind, payload, DEFAULT_MAX_ATTEMPTS)
+}
+
+/// As [`enqueue`], for a job that may fail `max_attempts` times before it is dead.
+pub fn enqueue_with_attempts(
+    conn: &mut Conn,
+    kind: &str,
+    payload: &serde_json::Value,
+    max_attempts: i32,
+) -> QueryResult<i64> {
     let now = crate::db::now();
     diesel::insert_into(jobs::table)
         .values((
@@ -52,7 +62,7 @@ pub fn enqueue(conn: &mut Conn, kind: &str, payload: &serde_json::Value) -> Quer
             jobs::payload.eq(payload.to_string()),
             jobs::status.eq(status::QUEUED),
             jobs::attempts.eq(0),
-            jobs::max_attempts.eq(DEFAULT_MAX_ATTEMPTS),
+            jobs::max_attempts.eq(max_attempts),
             jobs::run_at.eq(now),
             jobs::created_at.eq(now),
             jobs::updated_at.eq(now),

@@ -17,7 +17,8 @@ use crate::learning::service::{self, LResult, LearningError, can_author, can_man
 pub const INDEX_COURSE: &str = "index_course";
 
 pub fn queue_reindex(conn: &mut Conn, course_id: i64) -> QueryResult<()> {
-    crate::jobs::enqueue(conn, INDEX_COURSE, &json!({ "course_id": course_id })).map(|_| ())
+    let payload = json!({ "course_id": course_id });
+    crate::jobs::enqueue_with_attempts(conn, INDEX_COURSE, &payload, crate::search::INDEX_JOB_MAX_ATTEMPTS).map(drop)
 }
 
 pub fn valid_slug(s: &str, what: &str) -> LResult<String> {

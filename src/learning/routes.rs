@@ -51,7 +51,7 @@ pub async fn catalog_page(
 ) -> AppResult<Page> {
     let query = nonempty(q);
     let ranked = match &query {
-        Some(text) => Some(search.search(text, 100).await.map_err(|e| AppError::Internal(e.to_string()))?),
+        Some(text) => Some(search.search(text, 100).await.map_err(|e| AppError::SearchUnavailable(e.to_string()))?),
         None => None,
     };
     let filters = Filters {

@@ -22,7 +22,7 @@ use tantivy::schema::{FAST, Field, INDEXED, IndexRecordOption, STORED, Schema, T
 use tantivy::tokenizer::{AsciiFoldingFilter, LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer};
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, TantivyError, Term};
 
-use super::{Document, SearchError, SearchIndex};
+use super::{Document, Rebuild, SearchError, SearchIndex};
 
 /// Registered on every open: tantivy persists the tokenizer's name in the
 /// schema, not the tokenizer itself.
@@ -54,6 +54,9 @@ struct Inner {
     index: Index,
     reader: IndexReader,
     writer: Mutex<IndexWriter>,
+    /// Held by every write and, for its whole length, by a rebuild, whose
+    /// uncommitted documents another write's commit would otherwise publish.
+    gate: Arc<tokio::sync::Mutex<()>>,
     fields: Fields,
 }
 
@@ -141,6 +144,15 @@ impl<D: Document> EmbeddedIndex<D> {
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || work(&inner)).await?
     }
+
+    /// As `blocking`, for a write: waits for a rebuild in progress to finish.
+    async fn writing<F>(&self, work: F) -> Result<(), SearchError>
+    where
+        F: FnOnce(&Inner) -> Result<(), SearchError> + Send + 'static,
+    {
+        let _gate = self.inner.gate.lock().await;
+        self.blocking(work).await
+    }
 }
 
 impl<D> fmt::Debug for EmbeddedIndex<D> {
@@ -163,7 +175,7 @@ impl Inner {
         })?;
         // Our own commits reload explicitly; the watcher picks up commits by anything else.
         let reader = index.reader_builder().reload_policy(ReloadPolicy::OnCommitWithDelay).try_into()?;
-        Ok(Inner { path, index, reader, writer: Mutex::new(writer), fields })
+        Ok(Inner { path, index, reader, writer: Mutex::new(writer), gate: Arc::default(), fields })
     }
 
     /// Applies `change`, commits and reloads the reader. On failure the
@@ -180,6 +192,17 @@ impl Inner {
         }
         drop(writer);
         self.reader.reload()?;
+        Ok(())
+    }
+
+    /// Adds `docs` to the writer, each replacing the document with its id.
+    fn add<D: Document>(&self, writer: &mut IndexWriter, fields: &Fields, docs: &[D]) -> tantivy::Result<()> {
+        for doc in docs {
+            // A delete only affects documents added before it, so the new version survives
+            // and repeating an upsert (or an id twice in one batch) leaves one document.
+            writer.delete_term(Term::from_field_i64(fields.id, doc.id()));
+            writer.add_document(self.document(doc))?;
+        }
         Ok(())
     }
 
@@ -288,23 +311,11 @@ impl<D: Document> SearchIndex<D> for EmbeddedIndex<D> {
         if docs.is_empty() {
             return Ok(());
         }
-        self.blocking(move |inner| {
-            let documents: Vec<(i64, TantivyDocument)> = docs.iter().map(|d| (d.id(), inner.document(d))).collect();
-            inner.write(|writer, fields| {
-                for (id, document) in documents {
-                    // A delete only affects documents added before it, so the new version survives
-                    // and repeating an upsert (or an id twice in one batch) leaves one document.
-                    writer.delete_term(Term::from_field_i64(fields.id, id));
-                    writer.add_document(document)?;
-                }
-                Ok(())
-            })
-        })
-        .await
+        self.writing(move |inner| inner.write(|writer, fields| inner.add(writer, fields, &docs))).await
     }
 
     async fn remove(&self, id: i64) -> Result<(), SearchError> {
-        self.blocking(move |inner| {
+        self.writing(move |inner| {
             inner.write(|writer, fields| {
                 writer.delete_term(Term::from_field_i64(fields.id, id));
                 Ok(())
@@ -314,7 +325,7 @@ impl<D: Document> SearchIndex<D> for EmbeddedIndex<D> {
     }
 
     async fn clear(&self) -> Result<(), SearchError> {
-        self.blocking(|inner| inner.write(|writer, _| writer.delete_all_documents().map(drop))).await
+        self.writing(|inner| inner.write(|writer, _| writer.delete_all_documents().map(drop))).await
     }
 
     async fn search_in(&self, query: &str, groups: Option<Vec<i64>>, limit: usize) -> Result<Vec<i64>, SearchError> {
@@ -327,6 +338,59 @@ impl<D: Document> SearchIndex<D> for EmbeddedIndex<D> {
 
     fn backend_name(&self) -> &'static str {
         "embedded"
+    }
+
+    /// Tantivy publishes nothing until a commit: the rebuild deletes every
+    /// document and adds the new ones in the one writer without committing,
+    /// and `finish` commits them together. Other writes wait meanwhile.
+    async fn rebuild(&self) -> Result<Box<dyn Rebuild<D>>, SearchError> {
+        let gate = Arc::clone(&self.inner.gate).lock_owned().await;
+        self.blocking(|inner| {
+            let writer = inner.writer.lock().map_err(|_| SearchError::Poisoned)?;
+            writer.delete_all_documents()?;
+            Ok(())
+        })
+        .await?;
+        Ok(Box::new(EmbeddedRebuild::<D> {
+            index: EmbeddedIndex { inner: Arc::clone(&self.inner), kind: PhantomData },
+            finished: false,
+            _gate: gate,
+        }))
+    }
+}
+
+struct EmbeddedRebuild<D> {
+    index: EmbeddedIndex<D>,
+    finished: bool,
+    _gate: tokio::sync::OwnedMutexGuard<()>,
+}
+
+#[async_trait::async_trait]
+impl<D: Document> Rebuild<D> for EmbeddedRebuild<D> {
+    async fn add(&mut self, docs: Vec<D>) -> Result<(), SearchError> {
+        self.index
+            .blocking(move |inner| {
+                let mut writer = inner.writer.lock().map_err(|_| SearchError::Poisoned)?;
+                Ok(inner.add(&mut writer, &inner.fields, &docs)?)
+            })
+            .await
+    }
+
+    async fn finish(mut self: Box<Self>) -> Result<(), SearchError> {
+        self.finished = true;
+        // `write` commits what the rebuild added and rolls it all back on failure.
+        self.index.blocking(|inner| inner.write(|_, _| Ok(()))).await
+    }
+}
+
+impl<D> Drop for EmbeddedRebuild<D> {
+    fn drop(&mut self) {
+        if !self.finished
+            && let Ok(mut writer) = self.index.inner.writer.lock()
+            && let Err(error) = writer.rollback()
+        {
+            tracing::warn!(path = %self.index.inner.path.display(), %error, "search index rollback failed");
+        }
     }
 }
 

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod embedded;
 pub mod meili;
+pub mod reindex;
 
 pub use embedded::EmbeddedIndex;
 pub use meili::MeiliIndex;
@@ -123,6 +124,12 @@ impl Document for ThreadDocument {
     }
 }
 
+/// Attempts of a job that updates an index before it is dead: with the
+/// jobs' backoff (30 s doubling to an hour), about 13 hours of a search
+/// server being unreachable are waited out, and the updates made meanwhile
+/// reach it when it is back.
+pub const INDEX_JOB_MAX_ATTEMPTS: i32 = 20;
+
 #[derive(Debug, thiserror::Error)]
 pub enum SearchError {
     #[error("search index directory {path}: {source}")]
@@ -132,8 +139,9 @@ pub enum SearchError {
         source: std::io::Error,
     },
     #[error(
-        "the search index in {0} is in use by another process; only one process may write it \
-         (configure Meilisearch with search_url to share an index between processes)"
+        "the search index in {0} is in use by another process (a running `lyceum serve` or `lyceum worker`?): \
+         the embedded index serves one process only. To run several processes, run Meilisearch and set \
+         search_url (LYCEUM_SEARCH_URL) and search_key (LYCEUM_SEARCH_KEY); otherwise stop the other process first"
     )]
     Locked(std::path::PathBuf),
     #[error(
@@ -172,6 +180,21 @@ pub trait SearchIndex<D: Document = CourseDocument>: Send + Sync {
     async fn search_in(&self, query: &str, groups: Option<Vec<i64>>, limit: usize) -> Result<Vec<i64>, SearchError>;
     /// `"embedded"` or `"meilisearch"`, for logs and the staff pages.
     fn backend_name(&self) -> &'static str;
+    /// Starts replacing every document: what is added to the returned
+    /// [`Rebuild`] is not searched until [`Rebuild::finish`] swaps it in at
+    /// once, and until then searches keep answering from the current
+    /// documents. Dropping an unfinished rebuild leaves the index as it was.
+    async fn rebuild(&self) -> Result<Box<dyn Rebuild<D>>, SearchError>;
+}
+
+/// A replacement set of documents being built beside the live ones; see
+/// [`SearchIndex::rebuild`].
+#[async_trait::async_trait]
+pub trait Rebuild<D: Document>: Send {
+    /// Adds documents to the replacement set (by id, as `upsert`).
+    async fn add(&mut self, docs: Vec<D>) -> Result<(), SearchError>;
+    /// Makes the replacement set the index's documents, in one step.
+    async fn finish(self: Box<Self>) -> Result<(), SearchError>;
 }
 
 /// Opens the configured course index: see [`open_for`].

@@ -38,6 +38,10 @@ pub enum AppError {
     Db(#[from] DbError),
     #[error("{0}")]
     Internal(String),
+    /// The search backend failed (a Meilisearch server that is down); the
+    /// detail is logged, the client hears that search is unavailable (503).
+    #[error("search: {0}")]
+    SearchUnavailable(String),
 }
 
 impl From<diesel::result::Error> for AppError {
@@ -59,6 +63,7 @@ impl AppError {
             AppError::RateLimited { .. } => Status::TooManyRequests,
             AppError::Db(e) if e.is_nul_in_text() => Status::BadRequest,
             AppError::Db(_) | AppError::Internal(_) => Status::InternalServerError,
+            AppError::SearchUnavailable(_) => Status::ServiceUnavailable,
         }
     }
 
@@ -68,6 +73,9 @@ impl AppError {
             AppError::Db(e) if e.is_nul_in_text() => NUL_IN_TEXT.into(),
             AppError::Db(_) | AppError::Internal(_) => {
                 "Something went wrong on our side. The error has been logged; please try again.".into()
+            }
+            AppError::SearchUnavailable(_) => {
+                "Search is unavailable right now. Please try again in a few minutes; browsing works meanwhile.".into()
             }
             other => other.to_string(),
         }
@@ -122,6 +130,7 @@ fn title_for(status: Status) -> &'static str {
         413 => "Too large",
         422 => "Cannot process this request",
         429 => "Too many requests",
+        503 => "Temporarily unavailable",
         _ if status.code >= 500 => "Server error",
         _ => status.reason_lossy(),
     }

@@ -7,8 +7,8 @@ use rocket::http::Status;
 
 use crate::common::TestApp;
 use crate::learning::{enroll, seed_course};
-use crate::on_both;
 use crate::sharing::{as_user, run, verified};
+use crate::{on_both, on_meilisearch};
 
 fn re(pattern: &str, body: &str) -> String {
     regex::Regex::new(pattern).unwrap().captures(body).unwrap_or_else(|| panic!("{pattern} not in {body}"))[1]
@@ -580,6 +580,7 @@ async fn search_forums(app: TestApp) {
     assert!(page.contains("No thread matches") && !page.contains("Loops in Python"), "{page}");
 }
 on_both!(frm_1_search_finds_only_what_the_reader_may_see, search_forums);
+on_meilisearch!(frm_1_search_on_meilisearch, search_forums);
 
 /// The CSRF tokens of a page's forms: all of them, in order.
 fn csrf_tokens(page: &str) -> Vec<String> {

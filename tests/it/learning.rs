@@ -11,7 +11,7 @@ use lyceum::learning::service;
 use rocket::http::Status;
 
 use crate::common::{Learner, TestApp};
-use crate::on_both;
+use crate::{on_both, on_meilisearch};
 
 fn operator() -> SessionUser {
     SessionUser {
@@ -222,6 +222,7 @@ async fn catalog_and_enrollment(app: TestApp) {
     assert_eq!(status, Status::Forbidden, "not enrolled there");
 }
 on_both!(crs_1_catalog_search_enrollment_and_content, catalog_and_enrollment);
+on_meilisearch!(crs_1_catalog_search_on_meilisearch, catalog_and_enrollment);
 
 async fn progress_and_grading(app: TestApp) {
     // promise: CRS-2 — enrollments, progress, attendance, results and feedback are recorded.

@@ -5,6 +5,13 @@ use std::sync::Arc;
 
 use lyceum::search::{self, CourseDocument, SearchIndex};
 
+use diesel::prelude::*;
+use rocket::http::Status;
+
+use crate::common::{self, TestApp};
+use crate::learning::seed_course;
+use crate::{on_both, on_meilisearch};
+
 const PYTHON: i64 = 1;
 const STATISTICS: i64 = 2;
 const CLIMATE: i64 = 3;
@@ -177,14 +184,8 @@ async fn open_picks_the_backend_and_needs_no_server_to_start() {
 
 #[rocket::async_test]
 async fn meilisearch_index_tolerates_typos_and_persists() {
-    let Some(url) = std::env::var("LYCEUM_TEST_MEILI_URL").ok().filter(|u| !u.trim().is_empty()) else {
-        // Deliberately not a failure under CI=true: no Meilisearch server can run where CI does;
-        // review runs this against a real one.
-        eprintln!("\n*** SKIPPED: Meilisearch tests need LYCEUM_TEST_MEILI_URL ***\n");
-        return;
-    };
-    let key = std::env::var("LYCEUM_TEST_MEILI_KEY").ok().filter(|k| !k.is_empty());
-    let name = format!("lyceum_test_{}", uuid::Uuid::new_v4().simple());
+    let Some((url, key)) = common::meilisearch() else { return };
+    let name = common::unique_index_name();
     let dir = tempfile::tempdir().unwrap();
     let open = || search::open(dir.path(), Some(&url), key.as_deref(), &name).unwrap();
     let index = open();
@@ -235,12 +236,8 @@ async fn embedded_forum_index_confines_search_to_forums() {
 
 #[rocket::async_test]
 async fn meilisearch_forum_index_confines_search_to_forums() {
-    let Some(url) = std::env::var("LYCEUM_TEST_MEILI_URL").ok().filter(|u| !u.trim().is_empty()) else {
-        eprintln!("\n*** SKIPPED: Meilisearch tests need LYCEUM_TEST_MEILI_URL ***\n");
-        return;
-    };
-    let key = std::env::var("LYCEUM_TEST_MEILI_KEY").ok().filter(|k| !k.is_empty());
-    let name = format!("lyceum_test_{}", uuid::Uuid::new_v4().simple());
+    let Some((url, key)) = common::meilisearch() else { return };
+    let name = common::unique_index_name();
     let dir = tempfile::tempdir().unwrap();
     let index = search::open_for::<search::ThreadDocument>(dir.path(), Some(&url), key.as_deref(), &name).unwrap();
     exercise_threads(index).await;
@@ -248,3 +245,227 @@ async fn meilisearch_forum_index_confines_search_to_forums() {
     let task = client.delete_index(&name).await.unwrap();
     task.wait_for_completion(&client, None, None).await.unwrap();
 }
+
+/// A rebuild fills a replacement set while searches keep answering from the
+/// current documents, swaps it in at once, and leaves the index as it was
+/// when dropped unfinished.
+async fn exercise_rebuild(index: Arc<dyn SearchIndex>) {
+    let backend = index.backend_name();
+    index.upsert(catalog()).await.unwrap();
+
+    let abandoned = {
+        let mut rebuild = index.rebuild().await.unwrap();
+        rebuild.add(vec![renamed_essays()]).await.unwrap();
+        rebuild
+    };
+    drop(abandoned);
+    assert_eq!(first_hit(&index, "python").await, Some(PYTHON), "{backend}: an unfinished rebuild changes nothing");
+    assert_eq!(hits(&index, "persuasive").await, Vec::<i64>::new(), "{backend}: nor adds anything");
+
+    let mut rebuild = index.rebuild().await.unwrap();
+    let new_set = [catalog()[1].clone(), renamed_essays()];
+    rebuild.add(new_set[..1].to_vec()).await.unwrap();
+    // Searches meanwhile answer from the whole current set.
+    for (query, id) in [("python", PYTHON), ("statistics", STATISTICS), ("climate", CLIMATE), ("essays", ESSAYS)] {
+        assert_eq!(first_hit(&index, query).await, Some(id), "{backend}: {query:?} during the rebuild");
+    }
+    rebuild.add(new_set[1..].to_vec()).await.unwrap();
+    assert_eq!(hits(&index, "persuasive").await, Vec::<i64>::new(), "{backend}: not swapped in before finish");
+    rebuild.finish().await.unwrap();
+
+    assert_eq!(hits(&index, "python").await, Vec::<i64>::new(), "{backend}: only the new set after the swap");
+    assert_eq!(hits(&index, "climate").await, Vec::<i64>::new(), "{backend}: only the new set after the swap");
+    assert_eq!(first_hit(&index, "statistcs").await, Some(STATISTICS), "{backend}: typos still tolerated");
+    assert_eq!(hits(&index, "persuasive").await, [ESSAYS], "{backend}: the new set");
+    // Writes go on as before after a rebuild.
+    index.upsert(vec![catalog()[0].clone()]).await.unwrap();
+    assert_eq!(first_hit(&index, "pyhton").await, Some(PYTHON), "{backend}: written after the rebuild");
+}
+
+#[rocket::async_test]
+async fn embedded_index_rebuilds_beside_the_live_documents() {
+    let dir = tempfile::tempdir().unwrap();
+    exercise_rebuild(search::open(dir.path(), None, None, "courses").unwrap()).await;
+}
+
+#[rocket::async_test]
+async fn meilisearch_index_rebuilds_beside_the_live_documents() {
+    let Some((url, key)) = common::meilisearch() else { return };
+    let name = common::unique_index_name();
+    let dir = tempfile::tempdir().unwrap();
+    exercise_rebuild(search::open(dir.path(), Some(&url), key.as_deref(), &name).unwrap()).await;
+    let client = meilisearch_sdk::client::Client::new(url.trim_end_matches('/'), key.as_deref()).unwrap();
+    let index = client.get_index(format!("{name}__rebuild")).await;
+    assert!(index.is_err(), "the staging index is deleted after the swap");
+    let task = client.delete_index(&name).await.unwrap();
+    task.wait_for_completion(&client, None, None).await.unwrap();
+}
+
+/// The course index and the forum index the app serves from.
+fn app_indexes(app: &TestApp) -> (Arc<dyn SearchIndex>, Arc<dyn SearchIndex<search::ThreadDocument>>) {
+    let rocket = app.client.rocket();
+    (
+        rocket.state::<Arc<dyn SearchIndex>>().expect("course index").clone(),
+        rocket.state::<Arc<dyn SearchIndex<search::ThreadDocument>>>().expect("forum index").clone(),
+    )
+}
+
+/// A staff member opens a site forum and a thread in it; returns the forum's path.
+async fn staff_thread(app: &TestApp, title: &str, body: &str) -> String {
+    let grace = crate::sharing::verified(app, "grace").await;
+    crate::sharing::run(app, |conn| {
+        lyceum::accounts::service::ensure_staff(conn, "grace@example.org", None, "Grace", "H")
+    })
+    .await;
+    crate::sharing::as_user(app, &grace).await;
+    let res = app.post_form("/forums", &[("slug", "general"), ("title", "General")]).await;
+    assert_eq!(res.status(), Status::SeeOther);
+    let res = app.post_form("/forums/general/threads", &[("title", title), ("body", body)]).await;
+    assert_eq!(res.status(), Status::SeeOther);
+    "/forums/general".into()
+}
+
+async fn reindex_from_the_database(app: TestApp) {
+    // `lyceum search reindex`: an index that lost its documents is rebuilt from the database.
+    seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    staff_thread(&app, "Welcome", "Introduce yourself and say which tide tables you read.").await;
+    app.run_jobs().await;
+    let (courses, threads) = app_indexes(&app);
+    assert_eq!(courses.search("pyhton", 10).await.unwrap().len(), 1);
+    courses.clear().await.unwrap();
+    threads.clear().await.unwrap();
+    let (_, page) = app.get("/courses?q=pyhton").await;
+    assert!(!page.contains("Introduction to Python"), "the index lost the course");
+
+    let db = app.db();
+    let mut reports = Vec::new();
+    let indexed = search::reindex::courses(&db, &courses, |done, total| reports.push((done, total))).await.unwrap();
+    assert_eq!((indexed, reports), (1, vec![(1, 1)]), "one published course, progress reported");
+    assert_eq!(search::reindex::threads(&db, &threads, |_, _| {}).await.unwrap(), 1);
+    let (_, page) = app.get("/courses?q=pyhton").await;
+    assert!(page.contains("Introduction to Python"), "{page}");
+    let (_, page) = app.get("/forums/search?q=tide").await;
+    assert!(page.contains("Welcome"), "{page}");
+}
+on_both!(search_reindex_rebuilds_from_the_database, reindex_from_the_database);
+on_meilisearch!(search_reindex_rebuilds_meilisearch_from_the_database, reindex_from_the_database);
+
+/// Index updates wait in the jobs table: changes made while the search server
+/// is unreachable are searchable once it is back and the jobs run again.
+async fn updates_survive_a_search_outage(app: TestApp) {
+    let url = app.config.search_url.clone().expect("on Meilisearch");
+    let worker = app.client.rocket().state::<lyceum::jobs::Worker>().expect("worker").clone();
+    // The same indexes, through a port nothing listens on.
+    let down = "http://127.0.0.1:1";
+    let key = app.config.search_key.as_deref();
+    let outage = lyceum::jobs::Worker {
+        search: search::open(app.dir.path(), Some(down), key, &app.config.search_index("courses")).unwrap(),
+        forum_search: search::open_for(app.dir.path(), Some(down), key, &app.config.search_index("forum_threads"))
+            .unwrap(),
+        ..worker
+    };
+    assert_ne!(url, down);
+
+    // In this order: signing up runs the jobs due, through the app's own worker.
+    staff_thread(&app, "Welcome", "Introduce yourself and say which tide tables you read.").await;
+    seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    assert!(outage.run_due().await.unwrap() >= 2, "the index jobs ran and failed");
+    let waiting = crate::sharing::run(&app, |conn| {
+        use lyceum::db::schema::jobs;
+        jobs::table
+            .filter(jobs::kind.eq_any(["index_course", "index_forum_thread"]))
+            .select((jobs::status, jobs::last_error, jobs::max_attempts))
+            .load::<(String, Option<String>, i32)>(conn)
+    })
+    .await;
+    assert!(waiting.len() >= 2, "{waiting:?}");
+    for (status, error, max_attempts) in &waiting {
+        assert_eq!(status, "queued", "retried later, not dropped: {waiting:?}");
+        assert!(error.as_deref().is_some_and(|e| e.contains("Meilisearch")), "{waiting:?}");
+        assert!(*max_attempts >= 20, "an outage of hours is waited out, not dead-lettered: {waiting:?}");
+    }
+    let (_, page) = app.get("/courses?q=pyhton").await;
+    assert!(!page.contains("Introduction to Python"), "not indexed yet");
+
+    // The backoff has passed and the server answers again.
+    crate::sharing::run(&app, |conn| {
+        use lyceum::db::schema::jobs;
+        diesel::update(jobs::table.filter(jobs::status.eq("queued")))
+            .set(jobs::run_at.eq(lyceum::db::now()))
+            .execute(conn)
+    })
+    .await;
+    assert!(app.run_jobs().await >= 2);
+    let (_, page) = app.get("/courses?q=pyhton").await;
+    assert!(page.contains("Introduction to Python"), "{page}");
+    let (_, page) = app.get("/forums/search?q=tide").await;
+    assert!(page.contains("Welcome"), "{page}");
+}
+on_meilisearch!(search_updates_survive_a_meilisearch_outage, updates_survive_a_search_outage);
+
+#[rocket::async_test]
+async fn a_second_process_on_the_embedded_index_is_refused_naming_meilisearch() {
+    // The app holds the embedded index; another process cannot open it, and says what to do instead.
+    let app = TestApp::sqlite().await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lyceum"))
+        .args(["search", "reindex"])
+        .env("LYCEUM_DATABASE_URL", &app.config.database_url)
+        .env("LYCEUM_DATA_DIR", app.config.data_dir.clone())
+        .env("LYCEUM_DEMO", "false")
+        .env("LYCEUM_SECRET_KEY", common::TEST_SECRET)
+        .env("LYCEUM_LOG", "warn")
+        .env_remove("LYCEUM_SEARCH_URL")
+        .output()
+        .expect("the lyceum binary runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("in use by another process"), "{stderr}");
+    assert!(stderr.contains("Meilisearch") && stderr.contains("LYCEUM_SEARCH_URL"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    drop(app);
+}
+
+#[rocket::async_test]
+async fn meilisearch_index_recovers_when_the_server_lost_it() {
+    // The server loses its data (a fresh volume, a restore from before the
+    // index existed) while Lyceum runs: searches and writes carry on, and the
+    // settings (forums are filterable) come back.
+    let Some((url, key)) = common::meilisearch() else { return };
+    let name = common::unique_index_name();
+    let dir = tempfile::tempdir().unwrap();
+    let index = search::open_for::<search::ThreadDocument>(dir.path(), Some(&url), key.as_deref(), &name).unwrap();
+    index.upsert(vec![thread(1, 10, "Loops in Python", &["How do comprehensions work?"])]).await.unwrap();
+    let client = meilisearch_sdk::client::Client::new(url.trim_end_matches('/'), key.as_deref()).unwrap();
+    let lose = || async {
+        let task = client.delete_index(&name).await.unwrap();
+        task.wait_for_completion(&client, None, None).await.unwrap();
+    };
+
+    lose().await;
+    assert_eq!(index.search("comprehensions", 10).await.unwrap(), Vec::<i64>::new(), "a lost index finds nothing");
+    lose().await;
+    // Meilisearch creates a missing index on a write, without Lyceum's settings.
+    index.upsert(vec![thread(2, 20, "Evening study group", &["Comprehensions on Tuesdays."])]).await.unwrap();
+    assert_eq!(index.search_in("comprehensions", Some(vec![20, 30]), 10).await.unwrap(), [2], "filtered again");
+    assert_eq!(index.search("comprehensions", 10).await.unwrap(), [2]);
+    lose().await;
+}
+
+async fn search_server_down(app: TestApp) {
+    // The catalog still lists courses; a search says plainly that search is down, not "server error".
+    seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    let (status, page) = app.get("/courses").await;
+    assert_eq!(status, Status::Ok);
+    assert!(page.contains("Introduction to Python"));
+    let (status, page) = app.get("/courses?q=python").await;
+    assert_eq!(status, Status::ServiceUnavailable, "{page}");
+    assert!(page.contains("Search is unavailable right now"), "{page}");
+    assert!(!page.contains("127.0.0.1:1"), "no internal detail: {page}");
+    let forum = staff_thread(&app, "Welcome", "Introduce yourself.").await;
+    let (status, page) = app.get(&format!("{forum}/search?q=welcome")).await;
+    assert_eq!(status, Status::ServiceUnavailable, "{page}");
+    assert!(page.contains("Search is unavailable right now"), "{page}");
+}
+on_both!(search_while_the_search_server_is_down_says_so, search_server_down, |c| {
+    c.search_url = Some("http://127.0.0.1:1".into())
+});

@@ -52,6 +52,40 @@ macro_rules! on_both {
     };
 }
 
+/// Runs a test body on SQLite with the search indexes on the test
+/// Meilisearch (`LYCEUM_TEST_MEILI_URL`, `LYCEUM_TEST_MEILI_KEY`) instead of
+/// the embedded ones; skipped loudly without it, failed under `CI=true`.
+#[macro_export]
+macro_rules! on_meilisearch {
+    ($name:ident, $body:ident) => {
+        mod $name {
+            #[rocket::async_test]
+            async fn sqlite_meilisearch() {
+                if let Some(app) = $crate::common::TestApp::meilisearch().await {
+                    super::$body(app).await
+                }
+            }
+        }
+    };
+}
+
+/// The test Meilisearch's URL and key, or `None` (with a loud message) when
+/// none is configured, unless `CI=true`, where that fails the test.
+pub fn meilisearch() -> Option<(String, Option<String>)> {
+    match std::env::var("LYCEUM_TEST_MEILI_URL").ok().filter(|u| !u.trim().is_empty()) {
+        Some(url) => Some((url, std::env::var("LYCEUM_TEST_MEILI_KEY").ok().filter(|k| !k.is_empty()))),
+        None => {
+            service_missing("Meilisearch", "LYCEUM_TEST_MEILI_URL");
+            None
+        }
+    }
+}
+
+/// An index name (or prefix) no other test uses, so tests share the server in parallel.
+pub fn unique_index_name() -> String {
+    format!("lyceum_test_{}", uuid::Uuid::new_v4().simple())
+}
+
 pub struct TestApp {
     pub client: Client,
     pub config: Config,
@@ -107,6 +141,21 @@ impl TestApp {
         let mut config = test_config(dir.path(), db.url.clone());
         adjust(&mut config);
         Some(Self::start(config, dir, Some(db)).await)
+    }
+
+    /// An app on SQLite whose search indexes live on the test Meilisearch,
+    /// under a prefix of their own; `None` as [`meilisearch`] says.
+    pub async fn meilisearch() -> Option<TestApp> {
+        let (url, key) = meilisearch()?;
+        let prefix = format!("{}_", unique_index_name());
+        Some(
+            Self::sqlite_with(|c| {
+                c.search_url = Some(url);
+                c.search_key = key;
+                c.search_index_prefix = prefix;
+            })
+            .await,
+        )
     }
 
     async fn start(config: Config, dir: tempfile::TempDir, pg: Option<postgres::TestDatabase>) -> TestApp {
