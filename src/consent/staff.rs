@@ -4,6 +4,7 @@
 //! partner) manage API keys, profile fields, invitations, and read the
 //! sponsor completion report, which is built from the gate alone.
 
+use crate::privacy::audit::{Subject, Trail};
 use chrono::{Duration, NaiveDate};
 use diesel::prelude::*;
 use rocket::http::{ContentType, Status};
@@ -51,7 +52,9 @@ fn sponsor_err(back: String, e: SponsorError) -> AppResult<Flash> {
 }
 
 #[get("/partners")]
-pub async fn index(db: &State<Db>, user: CurrentUser) -> AppResult<Page> {
+pub async fn index(db: &State<Db>, user: CurrentUser, trail: Trail<'_>) -> AppResult<Page> {
+    // The partners' names and kinds.
+    trail.nobody();
     let user = user.0;
     let ctx = db
         .run(move |conn| {
@@ -132,12 +135,13 @@ pub async fn show(
     db: &State<Db>,
     payments: &State<crate::certificates::payments::Payments>,
     user: CurrentUser,
+    trail: Trail<'_>,
     slug: &str,
 ) -> AppResult<Page> {
     let slug = slug.to_string();
     let user = user.0;
     let buying = payments.0.is_some();
-    let (title, ctx) = db
+    let (title, ctx, partner_id) = db
         .run(move |conn| {
             let p = managed(conn, &user, &slug)?;
             let mut ctx = partner_context(conn, &user, &p, None)?;
@@ -145,9 +149,11 @@ pub async fn show(
             if buying && p.kind() == PartnerKind::Sponsor {
                 ctx["buy_runs"] = json!(crate::certificates::payments::priced_runs(conn)?);
             }
-            Ok::<_, AppError>((p.name, ctx))
+            Ok::<_, AppError>((p.name, ctx, p.id))
         })
         .await?;
+    // The partner's settings, keys, contact and pushes.
+    trail.add(Subject::of_partner(partner_id));
     Ok(Page::new("consent/partner", title, ctx))
 }
 
@@ -451,12 +457,13 @@ pub async fn report_page(
     db: &State<Db>,
     config: &State<Config>,
     user: CurrentUser,
+    trail: Trail<'_>,
     slug: &str,
     filter: ReportFilter,
 ) -> AppResult<Page> {
     let slug = slug.to_string();
     let base = config.base_url();
-    let (title, ctx) = db
+    let (title, ctx, subject) = db
         .run(move |conn| {
             let p = managed(conn, &user, &slug)?;
             if p.kind() != PartnerKind::Sponsor {
@@ -467,9 +474,12 @@ pub async fn report_page(
             let mut ctx = report::context(&p, &report, filter.as_filter(true), now());
             // Exam results of the courses it funded, each under its own consent (SHR-3).
             ctx["exam_results"] = json!(sharing::funded_results(conn, &p, &export_id, now())?);
-            Ok((format!("{}: completion report", p.name), ctx))
+            // Each learner shown is in their disclosure log under this export id.
+            let subject = Subject::of_partner(p.id).item(format!("export {export_id} (completion report)"));
+            Ok((format!("{}: completion report", p.name), ctx, subject))
         })
         .await?;
+    trail.add(subject);
     Ok(Page::new("consent/report", title, ctx))
 }
 
@@ -478,12 +488,13 @@ pub async fn report_csv(
     db: &State<Db>,
     config: &State<Config>,
     user: CurrentUser,
+    trail: Trail<'_>,
     slug: &str,
     filter: ReportFilter,
 ) -> AppResult<(Status, (ContentType, String))> {
     let slug = slug.to_string();
     let base = config.base_url();
-    let csv = db
+    let (csv, subject) = db
         .run(move |conn| {
             let p = managed(conn, &user, &slug)?;
             if p.kind() != PartnerKind::Sponsor {
@@ -491,9 +502,11 @@ pub async fn report_csv(
             }
             let export_id = format!("report-csv-{}", uuid::Uuid::new_v4());
             let report = report::build(conn, &p, &export_id, &base, filter.as_filter(false), now())?;
-            report::csv(&report.rows).map_err(|e| AppError::Internal(e.to_string()))
+            let csv = report::csv(&report.rows).map_err(|e| AppError::Internal(e.to_string()))?;
+            Ok((csv, Subject::of_partner(p.id).item(format!("export {export_id} (completion report CSV)"))))
         })
         .await?;
+    trail.add(subject);
     Ok((Status::Ok, (ContentType::CSV, csv)))
 }
 
@@ -512,19 +525,31 @@ pub struct LegalForm {
 }
 
 #[get("/staff/legal-disclosures")]
-pub fn legal_form(user: CurrentUser) -> AppResult<Page> {
+pub fn legal_form(user: CurrentUser, trail: Trail<'_>) -> AppResult<Page> {
     staff_only(&user)?;
+    // An empty form.
+    trail.nobody();
     Ok(Page::new("consent/legal", "Record a legal disclosure", json!({})))
 }
 
 #[post("/staff/legal-disclosures", data = "<form>")]
-pub async fn record_legal(db: &State<Db>, user: CurrentUser, form: CsrfForm<LegalForm>) -> AppResult<Flash> {
+pub async fn record_legal(
+    db: &State<Db>,
+    user: CurrentUser,
+    trail: Trail<'_>,
+    form: CsrfForm<LegalForm>,
+) -> AppResult<Flash> {
     staff_only(&user)?;
     let f = form.form;
     let back = "/staff/legal-disclosures".to_string();
     if [&f.recipient, &f.legal_reference, &f.fields].iter().any(|s| s.trim().is_empty()) {
         return Ok(Flash::error(back, "Recipient, legal reference and the fields disclosed are all required."));
     }
+    let login = f.login.clone();
+    let target = db
+        .run(move |conn| Ok::<_, AppError>(crate::accounts::service::find_for_login(conn, login.trim())?.map(|t| t.id)))
+        .await?;
+    trail.users(target);
     db.run(move |conn| {
         let Some(target) = crate::accounts::service::find_for_login(conn, f.login.trim())? else {
             return Ok(Flash::error(back, "No account has that username or email."));

@@ -1,6 +1,7 @@
 //! Forum pages. A form that fails (empty post, too many links, locked
 //! thread) is shown again with what was typed and the reason, status 422.
 
+use crate::privacy::audit::Trail;
 use rocket::http::Status;
 use rocket::{FromForm, State, get, post};
 use serde_json::{Value, json};
@@ -393,9 +394,30 @@ fn post_page(
 
 /// The page to report, edit or comment on one post.
 #[get("/forums/posts/<id>/<action>")]
-pub async fn post_action(db: &State<Db>, user: CurrentUser, id: i64, action: &str) -> AppResult<Page> {
+pub async fn post_action(
+    db: &State<Db>,
+    user: CurrentUser,
+    trail: Trail<'_>,
+    id: i64,
+    action: &str,
+) -> AppResult<Page> {
     let action = PostAction::parse(action).ok_or(AppError::NotFound)?;
-    db.run(move |conn| post_page(conn, &user, id, action, None)).await
+    let (page, author) = db
+        .run(move |conn| {
+            let page = post_page(conn, &user, id, action, None)?;
+            Ok::<_, AppError>((page, author_of_post(conn, id)?))
+        })
+        .await?;
+    // The post and its author's byline.
+    trail.users(author);
+    Ok(page)
+}
+
+/// Who wrote a post, for the audit log.
+fn author_of_post(conn: &mut Conn, id: i64) -> diesel::QueryResult<Option<i64>> {
+    use crate::db::schema::forum_posts;
+    use diesel::prelude::*;
+    forum_posts::table.find(id).select(forum_posts::author_id).first(conn).optional()
 }
 
 #[post("/forums/posts/<id>/vote", data = "<_form>")]
@@ -482,7 +504,14 @@ pub struct ModerateForm {
 }
 
 #[post("/forums/posts/<id>/moderate", data = "<form>")]
-pub async fn moderate(db: &State<Db>, user: CurrentUser, id: i64, form: CsrfForm<ModerateForm>) -> AppResult<Flash> {
+pub async fn moderate(
+    db: &State<Db>,
+    user: CurrentUser,
+    trail: Trail<'_>,
+    id: i64,
+    form: CsrfForm<ModerateForm>,
+) -> AppResult<Flash> {
+    trail.users(db.run(move |conn| Ok::<_, AppError>(author_of_post(conn, id)?)).await?);
     let f = form.form;
     db.run(move |conn| {
         let (post, acc) = super::post_access(conn, &user, id, now())?;
@@ -537,9 +566,10 @@ pub async fn thread_settings(
 }
 
 #[get("/forums/moderation")]
-pub async fn queue(db: &State<Db>, user: CurrentUser) -> AppResult<Page> {
+pub async fn queue(db: &State<Db>, user: CurrentUser, trail: Trail<'_>) -> AppResult<Page> {
     let user = user.0;
     let items = db.run(move |conn| Ok::<_, AppError>(super::queue(conn, &user, now())?)).await?;
+    trail.users(items.iter().map(|i| i.author_id));
     let ctx = json!({
         "items": items.iter().map(|i| json!({
             "post_id": i.post_id, "forum": i.forum, "forum_slug": i.forum_slug, "thread_id": i.thread_id, "thread": i.thread,
@@ -593,28 +623,41 @@ pub struct LoginForm {
 
 /// Operator staff appoint site moderators, who moderate every forum.
 #[post("/forums/moderators", data = "<form>")]
-pub async fn appoint_moderator(db: &State<Db>, user: CurrentUser, form: CsrfForm<LoginForm>) -> AppResult<Flash> {
+pub async fn appoint_moderator(
+    db: &State<Db>,
+    user: CurrentUser,
+    trail: Trail<'_>,
+    form: CsrfForm<LoginForm>,
+) -> AppResult<Flash> {
     if !user.is_staff() {
         return Err(AppError::Forbidden("Only operator staff can appoint moderators.".into()));
     }
     let login = form.form.login;
-    db.run(move |conn| {
-        let Some(target) = crate::accounts::service::find_for_login(conn, login.trim())? else {
-            return Ok(Flash::error("/forums", "No account has that username or email."));
-        };
-        crate::accounts::roles::grant(conn, target.id, crate::accounts::roles::Role::Moderator, "", Some(user.id))?;
-        Ok(Flash::success("/forums", format!("{} now moderates the forums.", target.username)))
-    })
-    .await
+    let (flash, target) = db
+        .run(move |conn| {
+            let Some(target) = crate::accounts::service::find_for_login(conn, login.trim())? else {
+                return Ok((Flash::error("/forums", "No account has that username or email."), None));
+            };
+            crate::accounts::roles::grant(conn, target.id, crate::accounts::roles::Role::Moderator, "", Some(user.id))?;
+            Ok::<_, AppError>((
+                Flash::success("/forums", format!("{} now moderates the forums.", target.username)),
+                Some(target.id),
+            ))
+        })
+        .await?;
+    trail.users(target);
+    Ok(flash)
 }
 
 #[post("/forums/moderators/<id>/remove", data = "<_form>")]
 pub async fn remove_moderator(
     db: &State<Db>,
     user: CurrentUser,
+    trail: Trail<'_>,
     id: i64,
     _form: crate::web::csrf::CsrfOnly,
 ) -> AppResult<Flash> {
+    trail.user(id);
     if !user.is_staff() {
         return Err(AppError::Forbidden("Only operator staff can remove moderators.".into()));
     }

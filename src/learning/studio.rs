@@ -3,6 +3,7 @@
 //! Every route checks authorship through `authoring`; nobody sees or edits a
 //! member's content without belonging to it.
 
+use crate::privacy::audit::Trail;
 use std::sync::Arc;
 
 use rocket::form::Form;
@@ -34,7 +35,9 @@ fn settle<T>(r: Result<T, learning::LearningError>, back: String, ok: impl FnOnc
 }
 
 #[get("/studio")]
-pub async fn index(db: &State<Db>, user: CurrentUser) -> AppResult<Page> {
+pub async fn index(db: &State<Db>, user: CurrentUser, trail: Trail<'_>) -> AppResult<Page> {
+    // Members and their courses.
+    trail.nobody();
     let u = user.0.clone();
     let members = db
         .run(move |conn| {
@@ -78,23 +81,36 @@ pub async fn create_member(db: &State<Db>, user: CurrentUser, form: CsrfForm<Mem
 }
 
 #[get("/studio/members/<slug>")]
-pub async fn member(db: &State<Db>, user: CurrentUser, slug: &str) -> AppResult<Page> {
+pub async fn member(db: &State<Db>, user: CurrentUser, trail: Trail<'_>, slug: &str) -> AppResult<Page> {
     let slug = slug.to_string();
-    let ctx = db
+    let (ctx, shown) = db
         .run(move |conn| {
             let m = authoring::member_by_slug(conn, &slug)?;
             if !learning::can_author(&user, m.id) {
                 return Err(AppError::NotFound);
             }
             let staff = authoring::member_staff(conn, m.id)?;
+            let shown: Vec<i64> = {
+                use crate::db::schema::role_grants;
+                use diesel::prelude::*;
+                role_grants::table
+                    .filter(role_grants::scope.eq(format!("member:{}", m.id)))
+                    .select(role_grants::user_id)
+                    .load(conn)?
+            };
             let courses: Vec<Value> = authoring::courses_of_member(conn, m.id)?.iter().map(authoring::course_summary).collect();
-            Ok(json!({
-                "member": { "slug": m.slug, "name": m.name, "description": m.description, "logo": m.logo_blob.map(|k| format!("/media/{k}")) },
-                "staff": staff.iter().map(|(u, r)| json!({ "username": u, "role": r })).collect::<Vec<_>>(),
-                "courses": courses, "manage": learning::can_manage_member(&user, m.id),
-            }))
+            Ok((
+                json!({
+                    "member": { "slug": m.slug, "name": m.name, "description": m.description, "logo": m.logo_blob.map(|k| format!("/media/{k}")) },
+                    "staff": staff.iter().map(|(u, r)| json!({ "username": u, "role": r })).collect::<Vec<_>>(),
+                    "courses": courses, "manage": learning::can_manage_member(&user, m.id),
+                }),
+                shown,
+            ))
         })
         .await?;
+    // The member's staff are listed.
+    trail.users(shown);
     let title = ctx["member"]["name"].as_str().unwrap_or("Member").to_string();
     Ok(Page::new("studio/member", title, ctx))
 }
@@ -286,7 +302,9 @@ pub async fn create_course(db: &State<Db>, user: CurrentUser, form: CsrfForm<Cou
 }
 
 #[get("/studio/courses/<slug>")]
-pub async fn course(db: &State<Db>, user: CurrentUser, slug: &str) -> AppResult<Page> {
+pub async fn course(db: &State<Db>, user: CurrentUser, trail: Trail<'_>, slug: &str) -> AppResult<Page> {
+    // The course's settings, runs and outline.
+    trail.nobody();
     let slug = slug.to_string();
     let ctx = db
         .run(move |conn| {
@@ -504,7 +522,9 @@ pub async fn outline(db: &State<Db>, user: CurrentUser, slug: &str, form: CsrfFo
 }
 
 #[get("/studio/units/<id>")]
-pub async fn unit(db: &State<Db>, user: CurrentUser, id: i64) -> AppResult<Page> {
+pub async fn unit(db: &State<Db>, user: CurrentUser, trail: Trail<'_>, id: i64) -> AppResult<Page> {
+    // A unit's content.
+    trail.nobody();
     let ctx = db
         .run(move |conn| {
             let (course, unit) = authoring::authorable_unit(conn, &user, id)?;
@@ -792,8 +812,11 @@ pub async fn export(
     db: &State<Db>,
     blobs: &State<Arc<dyn BlobStore>>,
     user: CurrentUser,
+    trail: Trail<'_>,
     slug: &str,
 ) -> AppResult<Download<Vec<u8>>> {
+    // The course package: content, no learner's records.
+    trail.nobody();
     let slug = slug.to_string();
     let blobs = blobs.inner().clone();
     db.run(move |conn| {
@@ -806,8 +829,8 @@ pub async fn export(
 }
 
 #[get("/studio/runs/<id>/gradebook")]
-pub async fn gradebook(db: &State<Db>, user: CurrentUser, id: i64) -> AppResult<Page> {
-    let ctx = db
+pub async fn gradebook(db: &State<Db>, user: CurrentUser, trail: Trail<'_>, id: i64) -> AppResult<Page> {
+    let (ctx, course_id, shown) = db
         .run(move |conn| {
             let (run, course) = learning::run_by_id(conn, id)?;
             if !learning::can_author(&user, course.member_id) {
@@ -816,7 +839,8 @@ pub async fn gradebook(db: &State<Db>, user: CurrentUser, id: i64) -> AppResult<
             let cols = learning::quiz_columns(conn, course.id)?;
             let ids: Vec<i64> = cols.iter().map(|(i, _)| *i).collect();
             let (rows, _) = learning::gradebook_page(conn, &run, &ids, 0, 500)?;
-            Ok::<_, AppError>(json!({
+            let shown = enrolled(conn, run.id, Some(500))?;
+            let ctx = json!({
                 "course": { "slug": course.slug, "title": course.title }, "run": { "id": run.id, "key": run.run_key, "pass_threshold": run.pass_threshold },
                 "columns": cols.iter().map(|(_, t)| t).collect::<Vec<_>>(),
                 "rows": rows.iter().map(|r| json!({
@@ -825,26 +849,36 @@ pub async fn gradebook(db: &State<Db>, user: CurrentUser, id: i64) -> AppResult<
                     "grade": format!("{:.1}", r.grade_percent), "passed": r.passed, "completed": r.completed_at.map(|t| t.format("%Y-%m-%d").to_string()),
                 })).collect::<Vec<_>>(),
                 "truncated": rows.len() >= 500,
-            }))
+            });
+            Ok::<_, AppError>((ctx, course.id, shown))
         })
         .await?;
+    trail.course_users(course_id, shown);
     Ok(Page::new("studio/gradebook", "Gradebook", ctx))
 }
 
 /// The gradebook as CSV, streamed a page of learners at a time.
 #[get("/studio/runs/<id>/gradebook.csv")]
-pub async fn gradebook_csv(db: &State<Db>, user: CurrentUser, id: i64) -> AppResult<Download<TextStream![String]>> {
+pub async fn gradebook_csv(
+    db: &State<Db>,
+    user: CurrentUser,
+    trail: Trail<'_>,
+    id: i64,
+) -> AppResult<Download<TextStream![String]>> {
     let db2 = db.inner().clone();
-    let (run, course, cols) = db2
+    let (run, course, cols, shown) = db2
         .run(move |conn| {
             let (run, course) = learning::run_by_id(conn, id)?;
             if !learning::can_author(&user, course.member_id) {
                 return Err(AppError::NotFound);
             }
             let cols = learning::quiz_columns(conn, course.id)?;
-            Ok::<_, AppError>((run, course, cols))
+            let shown = enrolled(conn, run.id, None)?;
+            Ok::<_, AppError>((run, course, cols, shown))
         })
         .await?;
+    // Every learner of the run (the log keeps the first of them and a count).
+    trail.course_users(course.id, shown);
     let filename = format!("{}-{}-gradebook.csv", course.slug, run.run_key);
     let db = db.inner().clone();
     let stream = TextStream! {
@@ -868,6 +902,20 @@ pub async fn gradebook_csv(db: &State<Db>, user: CurrentUser, id: i64) -> AppRes
         }
     };
     Ok(Download::new(stream, ContentType::CSV, &filename, false))
+}
+
+/// The learners of a run, as the gradebook lists them (by enrollment).
+fn enrolled(conn: &mut crate::db::Conn, run_id: i64, limit: Option<i64>) -> diesel::QueryResult<Vec<i64>> {
+    use crate::db::schema::enrollments;
+    use diesel::prelude::*;
+    let q = enrollments::table
+        .filter(enrollments::run_id.eq(run_id))
+        .order(enrollments::id.asc())
+        .select(enrollments::user_id);
+    match limit {
+        Some(n) => q.limit(n).load(conn),
+        None => q.load(conn),
+    }
 }
 
 fn csv_line(cells: &[String]) -> String {
