@@ -1,13 +1,27 @@
 //! The audit log (SEC-4). Every request by someone acting in a role — staff,
-//! moderators, member and course staff, partner staff, auditors — to a page
-//! that shows or changes other people's data is written to `audit_log`: who,
-//! in which roles, viewed (GET) or changed (POST) which path, with what
-//! result, from where, when. The `Audit` fairing does it for every such
-//! route at once, so a new staff page cannot forget to. Query strings are
-//! left out (they can hold an email address that must not outlive an
-//! erasure). The table is append-only: triggers in both databases refuse
-//! updates and deletes. Only auditors read it, at `/audit`, and their reading
-//! is logged too. Staff appoint auditors, never themselves.
+//! moderators, member and course staff, partner staff, auditors — or by a
+//! partner's API key, to a page that shows or changes other people's data is
+//! written to `audit_log`: who, in which roles, viewed (GET) or changed
+//! (POST) which path, with what result, from where, when. The `Audit` fairing
+//! does it for every such route at once, so a new staff page cannot forget
+//! to.
+//!
+//! Each entry names whose data it was: every audited handler takes the
+//! [`Trail`] guard and declares the people (user ids) it showed or changed,
+//! with the partner or course where it applies, or an item (an export id, a
+//! case, a run) when a page is about many people at once, or that the page
+//! shows no one's personal data. These go to `audit_subjects`. A GET answered
+//! 2xx without a declaration is logged as an error (and the link walk of
+//! every role fails on it). The query string that selected the subjects
+//! goes to `audit_queries`, apart: it can hold an email address or a
+//! username, so erasing a person deletes the queries of the entries naming
+//! them and of those that searched for them ([`erase_queries`]); the entries
+//! and the subject's id stay. `audit_log` and `audit_subjects` are
+//! append-only (triggers in both databases refuse updates and deletes);
+//! `audit_queries` refuses updates. Only auditors read the log, at `/audit`,
+//! also by whose data it was, and their reading is logged too. Staff appoint
+//! auditors, never themselves. A learner's copy of their data lists the
+//! entries naming them (`export::staff_access`), by role.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
