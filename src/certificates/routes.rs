@@ -186,9 +186,11 @@ pub async fn buy_seats(
     provider: &State<Payments>,
     config: &State<Config>,
     user: CurrentUser,
+    trail: Trail<'_>,
     slug: &str,
     form: CsrfForm<SeatPurchase>,
 ) -> AppResult<Either<Redirect, Flash>> {
+    trail.partner_page(db, slug).await;
     let back = format!("/partners/{slug}");
     let Some(provider) = provider.0.clone() else {
         return Ok(Either::Right(Flash::info(back, "Seats cannot be bought on this site; our staff allocate them.")));

@@ -94,6 +94,7 @@ fn pull_content_type(format: Format) -> ContentType {
 }
 
 #[get("/api/v1/exports/<kind>?<format>&<since>")]
+#[allow(clippy::too_many_arguments)] // request guards, one each
 pub async fn export(
     db: &State<Db>,
     config: &State<Config>,

@@ -96,7 +96,13 @@ pub struct CreatePartnerForm {
 }
 
 #[post("/partners", data = "<form>")]
-pub async fn create(db: &State<Db>, user: CurrentUser, form: CsrfForm<CreatePartnerForm>) -> AppResult<Flash> {
+pub async fn create(
+    trail: Trail<'_>,
+    db: &State<Db>,
+    user: CurrentUser,
+    form: CsrfForm<CreatePartnerForm>,
+) -> AppResult<Flash> {
+    trail.nobody();
     staff_only(&user)?;
     let f = form.form;
     let Some(kind) = PartnerKind::parse(&f.kind) else {
@@ -216,7 +222,15 @@ pub struct LoginForm {
 }
 
 #[post("/partners/<slug>/admins", data = "<form>")]
-pub async fn appoint(db: &State<Db>, user: CurrentUser, slug: &str, form: CsrfForm<LoginForm>) -> AppResult<Flash> {
+pub async fn appoint(
+    db: &State<Db>,
+    user: CurrentUser,
+    trail: Trail<'_>,
+    slug: &str,
+    form: CsrfForm<LoginForm>,
+) -> AppResult<Flash> {
+    trail.partner_page(db, slug).await;
+    trail.account(db, &form.form.login).await;
     staff_only(&user)?;
     let slug = slug.to_string();
     let login = form.form.login.clone();
@@ -244,9 +258,11 @@ pub struct KeyForm {
 pub async fn create_key(
     db: &State<Db>,
     user: CurrentUser,
+    trail: Trail<'_>,
     slug: &str,
     form: CsrfForm<KeyForm>,
 ) -> AppResult<rocket::Either<Page, Flash>> {
+    trail.partner_page(db, slug).await;
     let slug = slug.to_string();
     let f = form.form;
     let user = user.0;
@@ -266,7 +282,15 @@ pub async fn create_key(
 }
 
 #[post("/partners/<slug>/keys/<id>/revoke", data = "<_form>")]
-pub async fn revoke_key(db: &State<Db>, user: CurrentUser, slug: &str, id: i64, _form: CsrfOnly) -> AppResult<Flash> {
+pub async fn revoke_key(
+    db: &State<Db>,
+    user: CurrentUser,
+    trail: Trail<'_>,
+    slug: &str,
+    id: i64,
+    _form: CsrfOnly,
+) -> AppResult<Flash> {
+    trail.partner_page(db, slug).await;
     let slug = slug.to_string();
     db.run(move |conn| {
         let p = managed(conn, &user, &slug)?;
@@ -290,9 +314,11 @@ pub struct FieldsForm {
 pub async fn profile_fields(
     db: &State<Db>,
     user: CurrentUser,
+    trail: Trail<'_>,
     slug: &str,
     form: CsrfForm<FieldsForm>,
 ) -> AppResult<Flash> {
+    trail.partner_page(db, slug).await;
     let slug = slug.to_string();
     let fields = Categories::parse(&form.form.fields.join(","));
     db.run(move |conn| {
@@ -319,7 +345,14 @@ pub struct TextForm {
 }
 
 #[post("/partners/<slug>/texts", data = "<form>")]
-pub async fn publish_text(db: &State<Db>, user: CurrentUser, slug: &str, form: CsrfForm<TextForm>) -> AppResult<Flash> {
+pub async fn publish_text(
+    db: &State<Db>,
+    user: CurrentUser,
+    trail: Trail<'_>,
+    slug: &str,
+    form: CsrfForm<TextForm>,
+) -> AppResult<Flash> {
+    trail.partner_page(db, slug).await;
     staff_only(&user)?;
     let slug = slug.to_string();
     let f = form.form;
@@ -359,9 +392,11 @@ pub struct AllocationForm {
 pub async fn allocate(
     db: &State<Db>,
     user: CurrentUser,
+    trail: Trail<'_>,
     slug: &str,
     form: CsrfForm<AllocationForm>,
 ) -> AppResult<Flash> {
+    trail.partner_page(db, slug).await;
     staff_only(&user)?;
     let slug = slug.to_string();
     let f = form.form;
@@ -402,10 +437,12 @@ pub struct InviteForm {
 pub async fn invite(
     db: &State<Db>,
     user: CurrentUser,
+    trail: Trail<'_>,
     slug: &str,
     id: i64,
     form: CsrfForm<InviteForm>,
 ) -> AppResult<Flash> {
+    trail.partner_page(db, slug).await;
     let slug = slug.to_string();
     let emails: Vec<String> =
         form.form.emails.split([',', '\n', ';']).map(|e| e.trim().to_string()).filter(|e| !e.is_empty()).collect();

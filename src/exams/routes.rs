@@ -376,9 +376,11 @@ fn local_time(s: &str, what: &str) -> Result<NaiveDateTime, String> {
 pub async fn create_session(
     db: &State<Db>,
     user: CurrentUser,
+    trail: Trail<'_>,
     slug: &str,
     form: CsrfForm<SessionForm>,
 ) -> AppResult<Flash> {
+    trail.partner_page(db, slug).await;
     let back = format!("/partners/{slug}/exams");
     let f = form.form;
     let input = match (local_time(&f.starts, "start"), local_time(&f.deadline, "booking deadline")) {

@@ -421,7 +421,14 @@ fn author_of_post(conn: &mut Conn, id: i64) -> diesel::QueryResult<Option<i64>> 
 }
 
 #[post("/forums/posts/<id>/vote", data = "<_form>")]
-pub async fn vote(db: &State<Db>, user: CurrentUser, id: i64, _form: crate::web::csrf::CsrfOnly) -> AppResult<Flash> {
+pub async fn vote(
+    trail: Trail<'_>,
+    db: &State<Db>,
+    user: CurrentUser,
+    id: i64,
+    _form: crate::web::csrf::CsrfOnly,
+) -> AppResult<Flash> {
+    trail.users(db.run(move |conn| Ok::<_, AppError>(author_of_post(conn, id)?)).await?);
     db.run(move |conn| {
         let (post, acc) = super::post_access(conn, &user, id, now())?;
         let back = back_to(conn, &acc, &user, &post)?;
@@ -440,11 +447,13 @@ pub struct ReasonForm {
 
 #[post("/forums/posts/<id>/report", data = "<form>")]
 pub async fn report(
+    trail: Trail<'_>,
     db: &State<Db>,
     user: CurrentUser,
     id: i64,
     form: CsrfForm<ReasonForm>,
 ) -> AppResult<rocket::Either<Flash, Page>> {
+    trail.users(db.run(move |conn| Ok::<_, AppError>(author_of_post(conn, id)?)).await?);
     let reason = form.form.reason;
     db.run(move |conn| {
         let (post, acc) = super::post_access(conn, &user, id, now())?;
@@ -475,11 +484,13 @@ pub struct EditForm {
 
 #[post("/forums/posts/<id>/edit", data = "<form>")]
 pub async fn edit(
+    trail: Trail<'_>,
     db: &State<Db>,
     user: CurrentUser,
     id: i64,
     form: CsrfForm<EditForm>,
 ) -> AppResult<rocket::Either<Flash, Page>> {
+    trail.users(db.run(move |conn| Ok::<_, AppError>(author_of_post(conn, id)?)).await?);
     let body = form.form.body;
     db.run(move |conn| {
         let (post, acc) = super::post_access(conn, &user, id, now())?;

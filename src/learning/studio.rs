@@ -66,7 +66,13 @@ pub struct MemberForm {
 }
 
 #[post("/studio/members", data = "<form>")]
-pub async fn create_member(db: &State<Db>, user: CurrentUser, form: CsrfForm<MemberForm>) -> AppResult<Flash> {
+pub async fn create_member(
+    trail: Trail<'_>,
+    db: &State<Db>,
+    user: CurrentUser,
+    form: CsrfForm<MemberForm>,
+) -> AppResult<Flash> {
+    trail.nobody();
     let f = form.form;
     let r = db
         .run(move |conn| {
@@ -124,7 +130,14 @@ pub struct AppointForm {
 }
 
 #[post("/studio/members/<slug>/staff", data = "<form>")]
-pub async fn appoint(db: &State<Db>, user: CurrentUser, slug: &str, form: CsrfForm<AppointForm>) -> AppResult<Flash> {
+pub async fn appoint(
+    db: &State<Db>,
+    user: CurrentUser,
+    trail: Trail<'_>,
+    slug: &str,
+    form: CsrfForm<AppointForm>,
+) -> AppResult<Flash> {
+    trail.account(db, &form.form.login).await;
     let slug = slug.to_string();
     let back = format!("/studio/members/{slug}");
     let Some(role) = authoring::member_role(&form.form.role) else {
@@ -203,6 +216,7 @@ pub(crate) async fn store_image(
 
 #[post("/studio/members/<slug>/logo", data = "<form>")]
 pub async fn member_logo(
+    trail: Trail<'_>,
     db: &State<Db>,
     blobs: &State<Arc<dyn BlobStore>>,
     user: CurrentUser,
@@ -210,6 +224,7 @@ pub async fn member_logo(
     slug: &str,
     form: Form<ImageUpload<'_>>,
 ) -> AppResult<Flash> {
+    trail.nobody();
     verify_token(cookies, &form.csrf_token)?;
     let back = format!("/studio/members/{slug}");
     let slug = slug.to_string();
@@ -228,6 +243,7 @@ pub async fn member_logo(
 
 #[post("/studio/courses/<slug>/image", data = "<form>")]
 pub async fn course_image(
+    trail: Trail<'_>,
     db: &State<Db>,
     blobs: &State<Arc<dyn BlobStore>>,
     user: CurrentUser,
@@ -235,6 +251,7 @@ pub async fn course_image(
     slug: &str,
     form: Form<ImageUpload<'_>>,
 ) -> AppResult<Flash> {
+    trail.nobody();
     verify_token(cookies, &form.csrf_token)?;
     let back = format!("/studio/courses/{slug}");
     let slug = slug.to_string();
@@ -272,7 +289,13 @@ pub struct CourseForm {
 }
 
 #[post("/studio/courses", data = "<form>")]
-pub async fn create_course(db: &State<Db>, user: CurrentUser, form: CsrfForm<CourseForm>) -> AppResult<Flash> {
+pub async fn create_course(
+    trail: Trail<'_>,
+    db: &State<Db>,
+    user: CurrentUser,
+    form: CsrfForm<CourseForm>,
+) -> AppResult<Flash> {
+    trail.nobody();
     let f = form.form;
     let back = format!("/studio/members/{}", f.member);
     let r = db
@@ -337,11 +360,13 @@ pub async fn course(db: &State<Db>, user: CurrentUser, trail: Trail<'_>, slug: &
 
 #[post("/studio/courses/<slug>/details", data = "<form>")]
 pub async fn update_course(
+    trail: Trail<'_>,
     db: &State<Db>,
     user: CurrentUser,
     slug: &str,
     form: CsrfForm<CourseForm>,
 ) -> AppResult<Flash> {
+    trail.nobody();
     let slug = slug.to_string();
     let f = form.form;
     let back = format!("/studio/courses/{slug}");
@@ -377,7 +402,14 @@ pub struct PublishForm {
 }
 
 #[post("/studio/courses/<slug>/publish", data = "<form>")]
-pub async fn publish(db: &State<Db>, user: CurrentUser, slug: &str, form: CsrfForm<PublishForm>) -> AppResult<Flash> {
+pub async fn publish(
+    trail: Trail<'_>,
+    db: &State<Db>,
+    user: CurrentUser,
+    slug: &str,
+    form: CsrfForm<PublishForm>,
+) -> AppResult<Flash> {
+    trail.nobody();
     let slug = slug.to_string();
     let published = form.form.published;
     let back = format!("/studio/courses/{slug}");
@@ -465,7 +497,14 @@ fn parse_run(f: &RunForm) -> Result<RunInput, learning::LearningError> {
 }
 
 #[post("/studio/courses/<slug>/runs", data = "<form>")]
-pub async fn add_run(db: &State<Db>, user: CurrentUser, slug: &str, form: CsrfForm<RunForm>) -> AppResult<Flash> {
+pub async fn add_run(
+    trail: Trail<'_>,
+    db: &State<Db>,
+    user: CurrentUser,
+    slug: &str,
+    form: CsrfForm<RunForm>,
+) -> AppResult<Flash> {
+    trail.nobody();
     let slug = slug.to_string();
     let back = format!("/studio/courses/{slug}");
     let run = match parse_run(&form.form) {
@@ -496,7 +535,14 @@ pub struct OutlineForm {
 }
 
 #[post("/studio/courses/<slug>/outline", data = "<form>")]
-pub async fn outline(db: &State<Db>, user: CurrentUser, slug: &str, form: CsrfForm<OutlineForm>) -> AppResult<Flash> {
+pub async fn outline(
+    trail: Trail<'_>,
+    db: &State<Db>,
+    user: CurrentUser,
+    slug: &str,
+    form: CsrfForm<OutlineForm>,
+) -> AppResult<Flash> {
+    trail.nobody();
     let slug = slug.to_string();
     let back = format!("/studio/courses/{slug}");
     let f = form.form;
@@ -657,6 +703,7 @@ fn block_from_form(
 
 #[post("/studio/units/<id>/blocks", data = "<form>")]
 pub async fn blocks(
+    trail: Trail<'_>,
     db: &State<Db>,
     blobs: &State<Arc<dyn BlobStore>>,
     user: CurrentUser,
@@ -664,6 +711,7 @@ pub async fn blocks(
     id: i64,
     form: Form<BlockForm<'_>>,
 ) -> AppResult<Flash> {
+    trail.nobody();
     verify_token(cookies, &form.csrf_token)?;
     let back = format!("/studio/units/{id}");
     let upload = match &form.file {
@@ -765,12 +813,14 @@ pub struct ImportForm<'r> {
 
 #[post("/studio/import", data = "<form>")]
 pub async fn import(
+    trail: Trail<'_>,
     db: &State<Db>,
     blobs: &State<Arc<dyn BlobStore>>,
     user: CurrentUser,
     cookies: &CookieJar<'_>,
     form: Form<ImportForm<'_>>,
 ) -> AppResult<rocket::Either<Flash, Page>> {
+    trail.nobody();
     verify_token(cookies, &form.csrf_token)?;
     let Some(package) = form.package.as_ref() else {
         return Err(AppError::Unprocessable("Please choose a course package (.zip) to import.".into()));

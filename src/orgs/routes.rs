@@ -303,7 +303,14 @@ pub struct AssignForm {
 }
 
 #[post("/partners/<slug>/staff/assign", data = "<form>")]
-pub async fn assign(db: &State<Db>, user: CurrentUser, slug: &str, form: CsrfForm<AssignForm>) -> AppResult<Flash> {
+pub async fn assign(
+    db: &State<Db>,
+    user: CurrentUser,
+    trail: Trail<'_>,
+    slug: &str,
+    form: CsrfForm<AssignForm>,
+) -> AppResult<Flash> {
+    trail.partner_page(db, slug).await;
     let back = format!("/partners/{slug}/staff");
     let f = &form.form;
     let Ok(run_id) = f.run_id.trim().parse::<i64>() else { return Ok(Flash::error(back, "Choose a course.")) };
@@ -406,9 +413,11 @@ pub async fn upload(
     db: &State<Db>,
     config: &State<Config>,
     user: CurrentUser,
+    trail: Trail<'_>,
     slug: &str,
     form: CsrfForm<UploadForm>,
 ) -> AppResult<rocket::Either<Flash, Page>> {
+    trail.partner_page(db, slug).await;
     let back = format!("/partners/{slug}/staff");
     let parsed = parse_upload(&form.form.csv);
     let (slug, user, base, text) = (slug.to_string(), user.0, config.base_url(), form.form.csv.clone());
@@ -466,9 +475,11 @@ pub struct RequestForm {
 pub async fn file_request(
     db: &State<Db>,
     user: CurrentUser,
+    trail: Trail<'_>,
     slug: &str,
     form: CsrfForm<RequestForm>,
 ) -> AppResult<Flash> {
+    trail.partner_page(db, slug).await;
     let back = format!("/partners/{slug}/staff#requests");
     let (slug, user) = (slug.to_string(), user.0);
     let (staff_id, kind, details) = (form.form.staff_id.clone(), form.form.kind.clone(), form.form.details.clone());
@@ -494,7 +505,14 @@ pub struct EndForm {
 
 /// The contract ends: the organization deletes all its staff's data.
 #[post("/partners/<slug>/staff/end", data = "<form>")]
-pub async fn end_contract(db: &State<Db>, user: CurrentUser, slug: &str, form: CsrfForm<EndForm>) -> AppResult<Flash> {
+pub async fn end_contract(
+    db: &State<Db>,
+    user: CurrentUser,
+    trail: Trail<'_>,
+    slug: &str,
+    form: CsrfForm<EndForm>,
+) -> AppResult<Flash> {
+    trail.partner_page(db, slug).await;
     let back = format!("/partners/{slug}/staff");
     let (slug_owned, user, typed) = (slug.to_string(), user.0, form.form.confirm.trim().to_string());
     let ended = db
@@ -522,7 +540,14 @@ pub struct InviteForm {
 
 /// Invites a person who has (or will make) an account of their own.
 #[post("/partners/<slug>/staff/invite", data = "<form>")]
-pub async fn invite(db: &State<Db>, user: CurrentUser, slug: &str, form: CsrfForm<InviteForm>) -> AppResult<Flash> {
+pub async fn invite(
+    db: &State<Db>,
+    user: CurrentUser,
+    trail: Trail<'_>,
+    slug: &str,
+    form: CsrfForm<InviteForm>,
+) -> AppResult<Flash> {
+    trail.partner_page(db, slug).await;
     let back = format!("/partners/{slug}/staff");
     let email = match crate::accounts::domain::Email::parse(&form.form.email) {
         Ok(e) => e,

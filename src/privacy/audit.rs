@@ -173,6 +173,35 @@ impl Trail<'_> {
     pub fn users(&self, ids: impl IntoIterator<Item = i64>) -> &Self {
         self.add_all(ids.into_iter().map(Subject::user))
     }
+    /// The partner a page under `/partners/<slug>` acts for (nothing when
+    /// there is no such partner: the page answers 404 then).
+    pub async fn partner_page(&self, db: &Db, slug: &str) -> &Self {
+        use crate::db::schema::partners;
+        let slug = slug.to_string();
+        let found = db
+            .run(move |conn| {
+                partners::table
+                    .filter(partners::slug.eq(slug))
+                    .select(partners::id)
+                    .first::<i64>(conn)
+                    .optional()
+                    .map_err(crate::db::DbError::from)
+            })
+            .await;
+        self.add_all(found.ok().flatten().map(Subject::of_partner))
+    }
+    /// The account a form names by username or email (nobody when none does).
+    pub async fn account(&self, db: &Db, login: &str) -> &Self {
+        let login = login.trim().to_string();
+        let found = db
+            .run(move |conn| {
+                crate::accounts::service::find_for_login(conn, &login)
+                    .map(|u| u.map(|u| u.id))
+                    .map_err(crate::db::DbError::from)
+            })
+            .await;
+        self.users(found.ok().flatten())
+    }
     /// People shown as learners of a partner; the partner alone when none.
     pub fn partner_users(&self, partner: i64, ids: impl IntoIterator<Item = i64>) -> &Self {
         let mut list: Vec<Subject> = ids.into_iter().map(|id| Subject::user(id).partner(partner)).collect();
@@ -416,28 +445,31 @@ pub fn search(conn: &mut Conn, s: &Search) -> QueryResult<Vec<Entry>> {
     q.order(audit_log::id.desc()).limit(PAGE).load(conn)
 }
 
+/// A subject of an entry: (entry id, subject, the account's current username).
+pub type Named = (i64, Subject, Option<String>);
+
 /// The subjects (with the account's current username, `retired-<id>` once
 /// erased) and query of each entry.
 pub fn subjects_of(
     conn: &mut Conn,
     entries: &[i64],
-) -> QueryResult<(Vec<(i64, Subject, Option<String>)>, std::collections::HashMap<i64, String>)> {
+) -> QueryResult<(Vec<Named>, std::collections::HashMap<i64, String>)> {
+    type Row = (i64, Option<i64>, Option<i64>, Option<i64>, Option<String>, Option<String>);
     let mut subjects = Vec::new();
     for chunk in entries.chunks(500) {
-        let rows: Vec<(i64, Option<i64>, Option<i64>, Option<i64>, Option<String>, Option<String>)> =
-            audit_subjects::table
-                .left_join(users::table.on(audit_subjects::user_id.eq(users::id.nullable())))
-                .filter(audit_subjects::audit_id.eq_any(chunk))
-                .order(audit_subjects::id)
-                .select((
-                    audit_subjects::audit_id,
-                    audit_subjects::user_id,
-                    audit_subjects::partner_id,
-                    audit_subjects::course_id,
-                    audit_subjects::item,
-                    users::username.nullable(),
-                ))
-                .load(conn)?;
+        let rows: Vec<Row> = audit_subjects::table
+            .left_join(users::table.on(audit_subjects::user_id.eq(users::id.nullable())))
+            .filter(audit_subjects::audit_id.eq_any(chunk))
+            .order(audit_subjects::id)
+            .select((
+                audit_subjects::audit_id,
+                audit_subjects::user_id,
+                audit_subjects::partner_id,
+                audit_subjects::course_id,
+                audit_subjects::item,
+                users::username.nullable(),
+            ))
+            .load(conn)?;
         subjects.extend(rows.into_iter().map(|(a, user_id, partner_id, course_id, item, name)| {
             (a, Subject { user_id, partner_id, course_id, item }, name)
         }));

@@ -245,7 +245,17 @@ fn find_user(conn: &mut crate::db::Conn, login: &str) -> AppResult<i64> {
 
 /// Staff record a request that arrived by email, post or phone.
 #[post("/staff/privacy/requests", data = "<form>")]
-pub async fn enter_request(db: &State<Db>, staff: StaffUser, form: CsrfForm<NewRequest>) -> AppResult<Flash> {
+pub async fn enter_request(
+    db: &State<Db>,
+    staff: StaffUser,
+    trail: Trail<'_>,
+    form: CsrfForm<NewRequest>,
+) -> AppResult<Flash> {
+    if !form.form.login.trim().is_empty() {
+        trail.account(db, &form.form.login).await;
+    } else {
+        trail.users(None);
+    }
     let f = form.form;
     let by = staff.0.id;
     db.run(move |conn| {
@@ -344,7 +354,13 @@ pub struct HoldForm {
 }
 
 #[post("/staff/privacy/holds", data = "<form>")]
-pub async fn place_hold(db: &State<Db>, staff: StaffUser, form: CsrfForm<HoldForm>) -> AppResult<Flash> {
+pub async fn place_hold(
+    db: &State<Db>,
+    staff: StaffUser,
+    trail: Trail<'_>,
+    form: CsrfForm<HoldForm>,
+) -> AppResult<Flash> {
+    trail.account(db, &form.form.login).await;
     let f = form.form;
     let by = staff.0.id;
     db.run(move |conn| {
@@ -543,7 +559,13 @@ pub struct CampaignForm {
 }
 
 #[post("/staff/newsletters", data = "<form>")]
-pub async fn send_newsletter(db: &State<Db>, staff: StaffUser, form: CsrfForm<CampaignForm>) -> AppResult<Flash> {
+pub async fn send_newsletter(
+    trail: Trail<'_>,
+    db: &State<Db>,
+    staff: StaffUser,
+    form: CsrfForm<CampaignForm>,
+) -> AppResult<Flash> {
+    trail.nobody();
     let f = form.form;
     let by = staff.0.id;
     db.run(move |conn| {
@@ -679,12 +701,14 @@ pub struct PolicyForm {
 
 #[post("/staff/policies", data = "<form>")]
 pub async fn publish_policy(
+    trail: Trail<'_>,
     db: &State<Db>,
     banner: &State<super::policies::Banner>,
     required: &State<super::policies::Required>,
     staff: StaffUser,
     form: CsrfForm<PolicyForm>,
 ) -> AppResult<Flash> {
+    trail.nobody();
     let f = form.form;
     let by = staff.0.id;
     let (banner, required) = (banner.inner().clone(), required.inner().clone());
@@ -986,11 +1010,13 @@ pub struct NoticeForm {
 
 #[post("/staff/notices", data = "<form>")]
 pub async fn publish_notice(
+    trail: Trail<'_>,
     db: &State<Db>,
     notices: &State<super::notices::Notices>,
     staff: StaffUser,
     form: CsrfForm<NoticeForm>,
 ) -> AppResult<Flash> {
+    trail.nobody();
     use super::notices::Audience;
     let f = form.form;
     let back = "/staff/notices";
@@ -1020,12 +1046,14 @@ pub async fn publish_notice(
 
 #[post("/staff/notices/<id>/withdraw", data = "<_form>")]
 pub async fn withdraw_notice(
+    trail: Trail<'_>,
     db: &State<Db>,
     notices: &State<super::notices::Notices>,
     _staff: StaffUser,
     id: i64,
     _form: CsrfOnly,
 ) -> AppResult<Flash> {
+    trail.nobody();
     let notices = notices.inner().clone();
     db.run(move |conn| {
         let done = super::notices::withdraw(conn, id, now())?;

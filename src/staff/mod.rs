@@ -44,7 +44,14 @@ pub async fn job_list(_staff: StaffUser, trail: Trail<'_>, db: &State<Db>, statu
 }
 
 #[post("/staff/jobs/<id>/retry", data = "<_form>")]
-pub async fn retry_job(_staff: StaffUser, _form: CsrfOnly, db: &State<Db>, id: i64) -> AppResult<Flash> {
+pub async fn retry_job(
+    _staff: StaffUser,
+    trail: Trail<'_>,
+    _form: CsrfOnly,
+    db: &State<Db>,
+    id: i64,
+) -> AppResult<Flash> {
+    trail.nobody();
     let ok = db.run(move |conn| jobs::retry(conn, id).map_err(AppError::from)).await?;
     Ok(if ok {
         Flash::success("/staff/jobs", format!("Job {id} is queued again."))
