@@ -552,10 +552,24 @@ pub struct CaseForm {
 }
 
 #[post("/staff/malpractice", data = "<form>")]
-pub async fn open_case(db: &State<Db>, staff: StaffUser, form: CsrfForm<CaseForm>) -> AppResult<Flash> {
+pub async fn open_case(
+    db: &State<Db>,
+    staff: StaffUser,
+    trail: Trail<'_>,
+    form: CsrfForm<CaseForm>,
+) -> AppResult<Flash> {
     let (by, f) = (staff.0.id, form.form);
     let done =
         db.run(move |conn| Ok::<_, AppError>(super::open_case(conn, &f.reference, &f.details, by, now()))).await?;
+    // The candidate the booking reference named (nobody when it named no booking).
+    let case = match &done {
+        Ok(id) => {
+            let id = *id;
+            db.run(move |conn| Ok::<_, AppError>(super::case(conn, id).ok())).await?
+        }
+        Err(_) => None,
+    };
+    trail.add_all(case.as_ref().map(case_subject));
     match done {
         Ok(id) => Ok(Flash::success(format!("/staff/malpractice/{id}"), "The case is open.")),
         Err(e) => flash_or("/staff/malpractice", e),

@@ -983,17 +983,26 @@ pub struct AnnounceForm {
 }
 
 #[post("/studio/runs/<id>/announce", data = "<form>")]
-pub async fn announce(db: &State<Db>, user: CurrentUser, id: i64, form: CsrfForm<AnnounceForm>) -> AppResult<Flash> {
+pub async fn announce(
+    db: &State<Db>,
+    user: CurrentUser,
+    trail: Trail<'_>,
+    id: i64,
+    form: CsrfForm<AnnounceForm>,
+) -> AppResult<Flash> {
     let f = form.form;
     let back = format!("/studio/runs/{id}/gradebook");
-    let r = db
+    let (r, course_id) = db
         .run(move |conn| {
             let (run, course) = learning::run_by_id(conn, id)?;
             if !learning::can_author(&user, course.member_id) {
                 return Err(AppError::NotFound);
             }
-            Ok::<_, AppError>(learning::announce(conn, user.id, &course, &run, &f.subject, &f.body, now()))
+            let sent = learning::announce(conn, user.id, &course, &run, &f.subject, &f.body, now());
+            Ok::<_, AppError>((sent, course.id))
         })
         .await?;
+    // Mailed to the run's learners: the course, and the run as the item.
+    trail.add(crate::privacy::audit::Subject::of_course(course_id).item(format!("run {id}")));
     settle(r, back.clone(), |n| Flash::success(back, format!("Announcement sent to {n} learner(s).")))
 }

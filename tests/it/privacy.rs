@@ -1883,7 +1883,7 @@ async fn audit_names_the_subject(app: TestApp) {
     use lyceum::db::schema::{audit_log, audit_queries, audit_subjects};
     let (zeph, _) = active_learner(&app).await;
     let zeph_id = user_id(&app, &zeph.username).await;
-    let carol = verified(&app, "carol").await;
+    verified(&app, "carol").await;
     let dave = verified(&app, "dave").await;
     verified(&app, "erin").await;
     let (carol_id, dave_id, erin_id) =
@@ -1986,6 +1986,5 @@ async fn audit_names_the_subject(app: TestApp) {
         let found: Vec<_> = audit_rows.iter().filter(|(_, row)| row.contains(needle)).collect();
         assert!(found.is_empty(), "{needle} is still in the audit trail: {found:?}");
     }
-    let _ = carol;
 }
 on_both!(sec_4_audit_entries_name_whose_data_and_the_query, audit_names_the_subject);
