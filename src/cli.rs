@@ -397,12 +397,11 @@ fn course_task(task: CourseTask, config: &Config) -> Result<(), String> {
 }
 
 async fn reindex(config: &Config) -> Result<(), String> {
-    use crate::search::reindex;
     let db = crate::db::Db::connect(&config.database_url, 2).map_err(|e| e.to_string())?;
     db.migrate().map_err(|e| e.to_string())?;
     let courses = crate::search_index(config).map_err(|e| e.to_string())?;
     let bar = progress_bar();
-    let indexed = reindex::courses(&db, &courses, |done, total| {
+    let indexed = crate::learning::catalog::reindex(&db, &courses, |done, total| {
         bar.set_length(total);
         bar.set_position(done);
     })
@@ -411,7 +410,7 @@ async fn reindex(config: &Config) -> Result<(), String> {
     bar.finish_with_message(format!("done: {indexed} published course(s) indexed with {}", courses.backend_name()));
     let threads = crate::forum_search_index(config).map_err(|e| e.to_string())?;
     let bar = progress_bar();
-    let indexed = reindex::threads(&db, &threads, |done, total| {
+    let indexed = crate::forums::search::reindex(&db, &threads, |done, total| {
         bar.set_length(total);
         bar.set_position(done);
     })

@@ -742,9 +742,19 @@ impl<'r> rocket::request::FromRequest<'r> for TwilioSignature {
 
 /// Texts kept instead of sent (no SMS service configured), for staff.
 #[get("/staff/texts")]
-pub async fn staff_outbox(db: &State<Db>, sms: &State<Sms>, _staff: crate::web::StaffUser) -> AppResult<Page> {
+pub async fn staff_outbox(
+    db: &State<Db>,
+    sms: &State<Sms>,
+    _staff: crate::web::StaffUser,
+    trail: crate::privacy::audit::Trail<'_>,
+) -> AppResult<Page> {
     let live = sms.live;
     let texts = db.run(|conn| Ok::<_, AppError>(sms::outbox(conn, 100)?)).await?;
+    // Kept texts carry a number and no account: whose they were is the
+    // account that registered the number, when it still does.
+    let numbers: Vec<String> = texts.iter().map(|(to, ..)| to.clone()).collect();
+    let sms = sms.inner().clone();
+    trail.users(db.run(move |conn| Ok::<_, AppError>(sms::owners_of(conn, &sms, &numbers)?)).await?);
     Ok(Page::new(
         "accounts/texts",
         "Text messages",

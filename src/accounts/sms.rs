@@ -180,6 +180,12 @@ impl Sms {
     }
 }
 
+/// The accounts that registered any of these numbers (for the audit log).
+pub fn owners_of(conn: &mut Conn, sms: &Sms, phones: &[String]) -> QueryResult<Vec<i64>> {
+    let hashes: Vec<String> = phones.iter().map(|p| sms.phone_hash(p)).collect();
+    sms_numbers::table.filter(sms_numbers::phone_hash.eq_any(hashes)).select(sms_numbers::user_id).load(conn)
+}
+
 /// A number as E.164 (`+` and 8 to 15 digits), from what people type.
 pub fn normalise_phone(input: &str) -> Option<String> {
     let trimmed = input.trim();

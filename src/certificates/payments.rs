@@ -669,7 +669,7 @@ pub fn recent(conn: &mut Conn, limit: i64) -> QueryResult<Vec<Value>> {
         .into_iter()
         .map(|(p, who, course)| {
             json!({
-                "id": p.id, "who": who, "course": course, "purpose": p.purpose, "quantity": p.quantity,
+                "id": p.id, "user_id": p.user_id, "who": who, "course": course, "purpose": p.purpose, "quantity": p.quantity,
                 "amount": money(p.amount_cents, &p.currency), "status": p.status,
                 "created": p.created_at.format("%e %b %Y %H:%M").to_string(),
                 "refundable": p.status == status::PAID && p.payment_ref.is_some(),

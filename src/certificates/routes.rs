@@ -3,6 +3,7 @@
 //! learner's certificates and their public verification, the signed
 //! credential and its keys, and the staff queues.
 
+use crate::privacy::audit::Trail;
 use std::sync::Arc;
 
 use diesel::prelude::*;
@@ -185,9 +186,11 @@ pub async fn buy_seats(
     provider: &State<Payments>,
     config: &State<Config>,
     user: CurrentUser,
+    trail: Trail<'_>,
     slug: &str,
     form: CsrfForm<SeatPurchase>,
 ) -> AppResult<Either<Redirect, Flash>> {
+    trail.partner_page(db, slug).await;
     let back = format!("/partners/{slug}");
     let Some(provider) = provider.0.clone() else {
         return Ok(Either::Right(Flash::info(back, "Seats cannot be bought on this site; our staff allocate them.")));
@@ -410,8 +413,9 @@ pub async fn submit_verification(
 }
 
 #[get("/staff/identity")]
-pub async fn identity_queue(db: &State<Db>, _staff: StaffUser) -> AppResult<Page> {
+pub async fn identity_queue(db: &State<Db>, _staff: StaffUser, trail: Trail<'_>) -> AppResult<Page> {
     let rows = db.run(|conn| Ok::<_, AppError>(identity::queue(conn)?)).await?;
+    trail.users(rows.iter().map(|(c, _, _)| c.user_id));
     let checks: Vec<Value> = rows
         .iter()
         .map(|(c, username, name)| json!({ "id": c.id, "username": username, "name": name, "submitted": day(c.submitted_at) }))
@@ -420,8 +424,8 @@ pub async fn identity_queue(db: &State<Db>, _staff: StaffUser) -> AppResult<Page
 }
 
 #[get("/staff/identity/<id>")]
-pub async fn identity_review(db: &State<Db>, _staff: StaffUser, id: i64) -> AppResult<Page> {
-    let ctx = db
+pub async fn identity_review(db: &State<Db>, _staff: StaffUser, trail: Trail<'_>, id: i64) -> AppResult<Page> {
+    let (ctx, subject) = db
         .run(move |conn| {
             let check = identity::get(conn, id)?.ok_or(AppError::NotFound)?;
             let (username, first, last): (String, String, String) = crate::db::schema::users::table
@@ -432,14 +436,18 @@ pub async fn identity_review(db: &State<Db>, _staff: StaffUser, id: i64) -> AppR
                     crate::db::schema::users::last_name,
                 ))
                 .first(conn)?;
-            Ok::<_, AppError>(json!({
-                "id": check.id, "username": username, "name": format!("{first} {last}"),
-                "status": check.status, "pending": check.status == identity::status::PENDING,
-                "has_images": check.id_photo_blob.is_some(), "submitted": day(check.submitted_at),
-                "reason": check.reason,
-            }))
+            Ok::<_, AppError>((
+                json!({
+                    "id": check.id, "username": username, "name": format!("{first} {last}"),
+                    "status": check.status, "pending": check.status == identity::status::PENDING,
+                    "has_images": check.id_photo_blob.is_some(), "submitted": day(check.submitted_at),
+                    "reason": check.reason,
+                }),
+                check.user_id,
+            ))
         })
         .await?;
+    trail.user(subject);
     Ok(Page::new("certificates/identity_review", "Review an identity check", ctx))
 }
 
@@ -456,12 +464,19 @@ pub async fn identity_image(
     db: &State<Db>,
     blobs: &State<Arc<dyn BlobStore>>,
     _staff: StaffUser,
+    trail: Trail<'_>,
     id: i64,
     which: &str,
 ) -> AppResult<PrivateImage> {
     let which = which.strip_suffix(".img").unwrap_or(which).to_string();
     let blobs = blobs.inner().clone();
-    let bytes = db.run(move |conn| identity::image(conn, blobs.as_ref(), id, &which)).await?;
+    let (bytes, subject) = db
+        .run(move |conn| {
+            let subject = identity::get(conn, id)?.ok_or(AppError::NotFound)?.user_id;
+            Ok::<_, AppError>((identity::image(conn, blobs.as_ref(), id, &which)?, subject))
+        })
+        .await?;
+    trail.user(subject);
     let content_type = if bytes.starts_with(b"\x89PNG") { ContentType::PNG } else { ContentType::JPEG };
     Ok(PrivateImage { body: bytes, content_type, cache: Header::new("Cache-Control", "no-store") })
 }
@@ -480,10 +495,13 @@ pub async fn identity_decide(
     blobs: &State<Arc<dyn BlobStore>>,
     config: &State<Config>,
     staff: StaffUser,
+    trail: Trail<'_>,
     id: i64,
     form: CsrfForm<DecisionForm>,
 ) -> AppResult<Flash> {
     let back = format!("/staff/identity/{id}");
+    let subject = db.run(move |conn| Ok::<_, AppError>(identity::get(conn, id)?.map(|c| c.user_id))).await?;
+    trail.users(subject);
     let Some(decision) = identity::Decision::parse(&form.form.decision) else {
         return Ok(Flash::error(back, "Choose approve, deny or ask for new photos."));
     };
@@ -595,8 +613,9 @@ pub async fn apply(
 }
 
 #[get("/staff/assistance")]
-pub async fn assistance_list(db: &State<Db>, _staff: StaffUser) -> AppResult<Page> {
+pub async fn assistance_list(db: &State<Db>, _staff: StaffUser, trail: Trail<'_>) -> AppResult<Page> {
     let rows = db.run(|conn| Ok::<_, AppError>(assistance::list(conn)?)).await?;
+    trail.users(rows.iter().map(|(a, ..)| a.user_id));
     let apps: Vec<Value> = rows
         .iter()
         .map(|(a, username, course, run)| {
@@ -622,9 +641,17 @@ pub struct AssistanceDecision {
 pub async fn assistance_decide(
     db: &State<Db>,
     staff: StaffUser,
+    trail: Trail<'_>,
     id: i64,
     form: CsrfForm<AssistanceDecision>,
 ) -> AppResult<Flash> {
+    let subject = db
+        .run(move |conn| {
+            use crate::db::schema::assistance_applications as a;
+            Ok::<_, AppError>(a::table.find(id).select(a::user_id).first::<i64>(conn).optional()?)
+        })
+        .await?;
+    trail.users(subject);
     let approve = match form.form.decision.as_str() {
         "approve" => true,
         "deny" => false,
@@ -806,7 +833,7 @@ pub async fn status_list(db: &State<Db>, issuer: &State<Issuer>) -> AppResult<(C
 }
 
 #[get("/staff/certificates?<q>")]
-pub async fn staff_list(db: &State<Db>, _staff: StaffUser, q: Option<&str>) -> AppResult<Page> {
+pub async fn staff_list(db: &State<Db>, _staff: StaffUser, trail: Trail<'_>, q: Option<&str>) -> AppResult<Page> {
     let q = q.unwrap_or("").trim().to_string();
     let needle = q.clone();
     let certs = db
@@ -822,6 +849,7 @@ pub async fn staff_list(db: &State<Db>, _staff: StaffUser, q: Option<&str>) -> A
             Ok::<_, AppError>(query.select(Certificate::as_select()).load(conn)?)
         })
         .await?;
+    trail.users(certs.iter().filter_map(|c| c.user_id));
     let list: Vec<Value> = certs
         .iter()
         .map(|c| json!({
@@ -839,17 +867,25 @@ pub struct RevokeForm {
 }
 
 #[post("/staff/certificates/<id>/revoke", data = "<form>")]
-pub async fn revoke(db: &State<Db>, staff: StaffUser, id: i64, form: CsrfForm<RevokeForm>) -> AppResult<Flash> {
+pub async fn revoke(
+    db: &State<Db>,
+    staff: StaffUser,
+    trail: Trail<'_>,
+    id: i64,
+    form: CsrfForm<RevokeForm>,
+) -> AppResult<Flash> {
     let (reason, by) = (form.form.reason.clone(), staff.0.id);
     let outcome = db
         .run(move |conn| {
-            let exists: i64 = certificates::table.find(id).count().get_result(conn)?;
-            if exists == 0 {
+            let Some(holder) = certificates::table.find(id).select(certificates::user_id).first(conn).optional()?
+            else {
                 return Err(AppError::NotFound);
-            }
-            Ok(super::revoke(conn, id, Some(by), &reason, now()))
+            };
+            Ok((holder, super::revoke(conn, id, Some(by), &reason, now())))
         })
         .await?;
+    let (holder, outcome): (Option<i64>, _) = outcome;
+    trail.users(holder);
     match outcome {
         Ok(true) => {
             Ok(Flash::success("/staff/certificates", "Certificate revoked; its page and the status list say so now."))
@@ -872,7 +908,7 @@ pub struct GrantForm {
 
 /// Staff give a learner the verified track (a scholarship agreed elsewhere).
 #[post("/staff/certificates/grant", data = "<form>")]
-pub async fn grant(db: &State<Db>, _staff: StaffUser, form: CsrfForm<GrantForm>) -> AppResult<Flash> {
+pub async fn grant(db: &State<Db>, _staff: StaffUser, trail: Trail<'_>, form: CsrfForm<GrantForm>) -> AppResult<Flash> {
     let f = form.form;
     let outcome = db
         .run(move |conn| {
@@ -893,18 +929,25 @@ pub async fn grant(db: &State<Db>, _staff: StaffUser, form: CsrfForm<GrantForm>)
                 return Ok(Err("No such course run: give the course's address name and the run key.".into()));
             };
             super::grant_verified(conn, user_id, run_id, now())?;
-            Ok::<_, AppError>(Ok(()))
+            Ok::<_, AppError>(Ok(user_id))
         })
         .await?;
+    trail.users(outcome.as_ref().ok().copied());
     Ok(match outcome {
-        Ok(()) => Flash::success("/staff/certificates", "The learner is on the verified track of that run."),
+        Ok(_) => Flash::success("/staff/certificates", "The learner is on the verified track of that run."),
         Err(m) => Flash::error("/staff/certificates", m),
     })
 }
 
 #[get("/staff/payments")]
-pub async fn payments_page(db: &State<Db>, _staff: StaffUser, provider: &State<Payments>) -> AppResult<Page> {
+pub async fn payments_page(
+    db: &State<Db>,
+    _staff: StaffUser,
+    trail: Trail<'_>,
+    provider: &State<Payments>,
+) -> AppResult<Page> {
     let list = db.run(|conn| Ok::<_, AppError>(payments::recent(conn, 200)?)).await?;
+    trail.users(list.iter().filter_map(|p| p["user_id"].as_i64()));
     Ok(Page::new("certificates/payments", "Payments", json!({ "payments": list, "configured": provider.0.is_some() })))
 }
 
@@ -914,11 +957,13 @@ pub async fn refund(
     db: &State<Db>,
     provider: &State<Payments>,
     _staff: StaffUser,
+    trail: Trail<'_>,
     id: i64,
     _form: CsrfOnly,
 ) -> AppResult<Flash> {
     let Some(provider) = provider.0.clone() else { return Err(AppError::NotFound) };
     let payment = db.run(move |conn| Ok::<_, AppError>(payments::by_id(conn, id)?)).await?.ok_or(AppError::NotFound)?;
+    trail.users(payment.user_id);
     let Some(reference) = payment.payment_ref.clone().filter(|_| payment.status == payments::status::PAID) else {
         return Ok(Flash::error("/staff/payments", "Only a paid payment can be refunded."));
     };

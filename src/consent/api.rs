@@ -6,6 +6,7 @@
 //! Exports go out through `feed`, so one cut short by a failure never ends
 //! like a whole one, and a whole one carries figures the partner can check.
 
+use crate::privacy::audit::{Subject, Trail};
 use partner_adapters::{ExportOptions, Format, RecordKind};
 use rocket::futures;
 use rocket::http::{ContentType, Status};
@@ -40,7 +41,11 @@ impl<'r> FromRequest<'r> for PartnerKey {
         let Some(db) = req.rocket().state::<Db>() else { return Outcome::Error((Status::InternalServerError, ())) };
         let presented = presented.trim().to_string();
         match db.run(move |conn| Ok::<_, AppError>(partners::authenticate(conn, &presented, now())?)).await {
-            Ok(KeyCheck::Valid(partner, key)) => Outcome::Success(PartnerKey { partner: *partner, key: *key }),
+            Ok(KeyCheck::Valid(partner, key)) => {
+                // The audit log names the key for requests it makes.
+                req.local_cache(|| crate::privacy::audit::ApiCaller(Some((key.id, key.prefix.clone(), partner.id))));
+                Outcome::Success(PartnerKey { partner: *partner, key: *key })
+            }
             Ok(KeyCheck::Revoked) => {
                 set_detail(req, "This API key has been revoked. Ask the partner's administrator for a new one.");
                 Outcome::Error((Status::Unauthorized, ()))
@@ -89,10 +94,12 @@ fn pull_content_type(format: Format) -> ContentType {
 }
 
 #[get("/api/v1/exports/<kind>?<format>&<since>")]
+#[allow(clippy::too_many_arguments)] // request guards, one each
 pub async fn export(
     db: &State<Db>,
     config: &State<Config>,
     auth: PartnerKey,
+    trail: Trail<'_>,
     connection: Connection,
     kind: &str,
     format: Option<&str>,
@@ -131,6 +138,8 @@ pub async fn export(
     let partner = auth.partner;
     let export_id = format!("api-{}", uuid::Uuid::new_v4());
     tracing::info!(partner = %partner.slug, export = %export_id, kind = scope, "partner export");
+    // Each learner in it is in their disclosure log under this export id.
+    trail.add(Subject::of_partner(partner.id).item(format!("export {export_id} ({scope})")));
     let feed = feed::Feed {
         db: db.clone(),
         partner_id: partner.id,
@@ -190,8 +199,14 @@ pub async fn export(
 /// `Lyceum-Export-Id` header of its response): the record count, byte count
 /// and SHA-256 of the exact body once it was sent whole, or that it was not.
 #[get("/api/v1/exports/summary/<export_id>")]
-pub async fn export_summary(db: &State<Db>, auth: PartnerKey, export_id: &str) -> AppResult<Json<feed::SummaryView>> {
+pub async fn export_summary(
+    db: &State<Db>,
+    auth: PartnerKey,
+    trail: Trail<'_>,
+    export_id: &str,
+) -> AppResult<Json<feed::SummaryView>> {
     let (partner_id, id) = (auth.partner.id, export_id.to_string());
+    trail.add(Subject::of_partner(partner_id).item(format!("summary of export {export_id}")));
     let summary = db.run(move |conn| Ok::<_, AppError>(feed::of_partner(conn, partner_id, &id)?)).await?;
     match summary {
         Some(s) => Ok(Json(s.into())),
@@ -210,6 +225,7 @@ pub async fn departures(
     db: &State<Db>,
     config: &State<Config>,
     auth: PartnerKey,
+    trail: Trail<'_>,
     connection: Connection,
     format: Option<&str>,
     since: Option<&str>,
@@ -226,6 +242,7 @@ pub async fn departures(
     let partner = auth.partner;
     let export_id = format!("api-{}", uuid::Uuid::new_v4());
     tracing::info!(partner = %partner.slug, export = %export_id, "partner departures feed");
+    trail.add(Subject::of_partner(partner.id).item(format!("export {export_id} (departures)")));
     let feed = feed::Feed {
         db: db.clone(),
         partner_id: partner.id,
@@ -286,7 +303,9 @@ pub async fn departures(
 /// De-identified aggregates per course run for research partners (SHR-6):
 /// counts under five and means over fewer than five learners are `null`.
 #[get("/api/v1/aggregates")]
-pub async fn aggregates(db: &State<Db>, auth: PartnerKey) -> AppResult<Json<serde_json::Value>> {
+pub async fn aggregates(db: &State<Db>, auth: PartnerKey, trail: Trail<'_>) -> AppResult<Json<serde_json::Value>> {
+    // De-identified: small counts and means are withheld (SHR-6).
+    trail.nobody();
     if !auth.key.allows("aggregates") {
         return Err(AppError::Forbidden("This API key may not read aggregates.".into()));
     }

@@ -3,6 +3,7 @@
 //! pause them, push at once and replay dead sends; a partner's admins see
 //! the destinations and every send with its state.
 
+use crate::privacy::audit::Trail;
 use rand::Rng;
 use rand::distributions::Alphanumeric;
 use rocket::{FromForm, State, post};
@@ -92,9 +93,11 @@ pub async fn create(
     db: &State<Db>,
     outbound: &State<crate::net::Outbound>,
     user: CurrentUser,
+    trail: Trail<'_>,
     slug: &str,
     form: CsrfForm<DestinationForm>,
 ) -> AppResult<rocket::Either<Page, Flash>> {
+    trail.partner_page(db, slug).await;
     staff_only(&user)?;
     let outbound = outbound.inner().clone();
     let slug = slug.to_string();
@@ -149,10 +152,12 @@ pub struct EnabledForm {
 pub async fn schedule(
     db: &State<Db>,
     user: CurrentUser,
+    trail: Trail<'_>,
     slug: &str,
     id: i64,
     form: CsrfForm<EnabledForm>,
 ) -> AppResult<Flash> {
+    trail.partner_page(db, slug).await;
     staff_only(&user)?;
     let slug = slug.to_string();
     let enabled = match form.form.enabled.as_str() {
@@ -172,7 +177,15 @@ pub async fn schedule(
 }
 
 #[post("/partners/<slug>/destinations/<id>/push", data = "<_form>")]
-pub async fn push_now(db: &State<Db>, user: CurrentUser, slug: &str, id: i64, _form: CsrfOnly) -> AppResult<Flash> {
+pub async fn push_now(
+    db: &State<Db>,
+    user: CurrentUser,
+    trail: Trail<'_>,
+    slug: &str,
+    id: i64,
+    _form: CsrfOnly,
+) -> AppResult<Flash> {
+    trail.partner_page(db, slug).await;
     staff_only(&user)?;
     let slug = slug.to_string();
     db.run(move |conn| {
@@ -186,7 +199,15 @@ pub async fn push_now(db: &State<Db>, user: CurrentUser, slug: &str, id: i64, _f
 }
 
 #[post("/partners/<slug>/sends/<id>/replay", data = "<_form>")]
-pub async fn replay(db: &State<Db>, user: CurrentUser, slug: &str, id: i64, _form: CsrfOnly) -> AppResult<Flash> {
+pub async fn replay(
+    db: &State<Db>,
+    user: CurrentUser,
+    trail: Trail<'_>,
+    slug: &str,
+    id: i64,
+    _form: CsrfOnly,
+) -> AppResult<Flash> {
+    trail.partner_page(db, slug).await;
     staff_only(&user)?;
     let slug = slug.to_string();
     db.run(move |conn| {

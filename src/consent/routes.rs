@@ -1,6 +1,7 @@
 //! Learner pages: the Sharing page (every consent with the text seen, every
 //! disclosure, withdraw, restrict all sharing) and sponsor code redemption.
 
+use crate::privacy::audit::Trail;
 use std::collections::HashMap;
 
 use diesel::prelude::*;
@@ -279,26 +280,28 @@ pub async fn restrict(
 /// the same withdrawal and restriction, recorded with the staff member as
 /// actor and their note (why, and how the learner asked).
 #[get("/staff/sharing?<login>")]
-pub async fn staff_page(db: &State<Db>, user: CurrentUser, login: Option<&str>) -> AppResult<Page> {
+pub async fn staff_page(db: &State<Db>, user: CurrentUser, trail: Trail<'_>, login: Option<&str>) -> AppResult<Page> {
     if !user.is_staff() {
         return Err(AppError::Forbidden("Only operator staff can act for a learner.".into()));
     }
     let login = login.unwrap_or("").trim().to_string();
-    let ctx = db
+    let (ctx, shown) = db
         .run(move |conn| {
             if login.is_empty() {
-                return Ok::<_, AppError>(json!({ "lookup": true }));
+                return Ok::<_, AppError>((json!({ "lookup": true }), None));
             }
             let Some(target) = crate::accounts::service::find_for_login(conn, &login)? else {
-                return Ok(json!({ "lookup": true, "login": login, "not_found": true }));
+                return Ok((json!({ "lookup": true, "login": login, "not_found": true }), None));
             };
             let mut ctx = sharing_context(conn, target.id)?;
             ctx["base"] = json!(format!("/staff/sharing/{}", target.id));
             ctx["on_behalf"] =
                 json!({ "username": target.username, "name": format!("{} {}", target.first_name, target.last_name) });
-            Ok(ctx)
+            Ok((ctx, Some(target.id)))
         })
         .await?;
+    // The learner looked up (nobody when the search found no one).
+    trail.users(shown);
     Ok(Page::new("consent/sharing", "Sharing (staff)", ctx))
 }
 
@@ -342,11 +345,13 @@ pub struct NoteForm {
 pub async fn staff_withdraw(
     db: &State<Db>,
     user: CurrentUser,
+    trail: Trail<'_>,
     client: ClientInfo,
     user_id: i64,
     id: i64,
     form: CsrfForm<NoteForm>,
 ) -> AppResult<Flash> {
+    trail.user(user_id);
     if !user.is_staff() {
         return Err(AppError::Forbidden("Only operator staff can act for a learner.".into()));
     }
@@ -363,10 +368,12 @@ pub async fn staff_withdraw(
 pub async fn staff_restrict(
     db: &State<Db>,
     user: CurrentUser,
+    trail: Trail<'_>,
     client: ClientInfo,
     user_id: i64,
     form: CsrfForm<NoteForm>,
 ) -> AppResult<Flash> {
+    trail.user(user_id);
     if !user.is_staff() {
         return Err(AppError::Forbidden("Only operator staff can act for a learner.".into()));
     }

@@ -4,6 +4,7 @@
 //! partner) manage API keys, profile fields, invitations, and read the
 //! sponsor completion report, which is built from the gate alone.
 
+use crate::privacy::audit::{Subject, Trail};
 use chrono::{Duration, NaiveDate};
 use diesel::prelude::*;
 use rocket::http::{ContentType, Status};
@@ -51,7 +52,9 @@ fn sponsor_err(back: String, e: SponsorError) -> AppResult<Flash> {
 }
 
 #[get("/partners")]
-pub async fn index(db: &State<Db>, user: CurrentUser) -> AppResult<Page> {
+pub async fn index(db: &State<Db>, user: CurrentUser, trail: Trail<'_>) -> AppResult<Page> {
+    // The partners' names and kinds.
+    trail.nobody();
     let user = user.0;
     let ctx = db
         .run(move |conn| {
@@ -93,7 +96,13 @@ pub struct CreatePartnerForm {
 }
 
 #[post("/partners", data = "<form>")]
-pub async fn create(db: &State<Db>, user: CurrentUser, form: CsrfForm<CreatePartnerForm>) -> AppResult<Flash> {
+pub async fn create(
+    trail: Trail<'_>,
+    db: &State<Db>,
+    user: CurrentUser,
+    form: CsrfForm<CreatePartnerForm>,
+) -> AppResult<Flash> {
+    trail.nobody();
     staff_only(&user)?;
     let f = form.form;
     let Some(kind) = PartnerKind::parse(&f.kind) else {
@@ -132,12 +141,13 @@ pub async fn show(
     db: &State<Db>,
     payments: &State<crate::certificates::payments::Payments>,
     user: CurrentUser,
+    trail: Trail<'_>,
     slug: &str,
 ) -> AppResult<Page> {
     let slug = slug.to_string();
     let user = user.0;
     let buying = payments.0.is_some();
-    let (title, ctx) = db
+    let (title, ctx, partner_id) = db
         .run(move |conn| {
             let p = managed(conn, &user, &slug)?;
             let mut ctx = partner_context(conn, &user, &p, None)?;
@@ -145,9 +155,11 @@ pub async fn show(
             if buying && p.kind() == PartnerKind::Sponsor {
                 ctx["buy_runs"] = json!(crate::certificates::payments::priced_runs(conn)?);
             }
-            Ok::<_, AppError>((p.name, ctx))
+            Ok::<_, AppError>((p.name, ctx, p.id))
         })
         .await?;
+    // The partner's settings, keys, contact and pushes.
+    trail.add(Subject::of_partner(partner_id));
     Ok(Page::new("consent/partner", title, ctx))
 }
 
@@ -210,7 +222,15 @@ pub struct LoginForm {
 }
 
 #[post("/partners/<slug>/admins", data = "<form>")]
-pub async fn appoint(db: &State<Db>, user: CurrentUser, slug: &str, form: CsrfForm<LoginForm>) -> AppResult<Flash> {
+pub async fn appoint(
+    db: &State<Db>,
+    user: CurrentUser,
+    trail: Trail<'_>,
+    slug: &str,
+    form: CsrfForm<LoginForm>,
+) -> AppResult<Flash> {
+    trail.partner_page(db, slug).await;
+    trail.account(db, &form.form.login).await;
     staff_only(&user)?;
     let slug = slug.to_string();
     let login = form.form.login.clone();
@@ -238,9 +258,11 @@ pub struct KeyForm {
 pub async fn create_key(
     db: &State<Db>,
     user: CurrentUser,
+    trail: Trail<'_>,
     slug: &str,
     form: CsrfForm<KeyForm>,
 ) -> AppResult<rocket::Either<Page, Flash>> {
+    trail.partner_page(db, slug).await;
     let slug = slug.to_string();
     let f = form.form;
     let user = user.0;
@@ -260,7 +282,15 @@ pub async fn create_key(
 }
 
 #[post("/partners/<slug>/keys/<id>/revoke", data = "<_form>")]
-pub async fn revoke_key(db: &State<Db>, user: CurrentUser, slug: &str, id: i64, _form: CsrfOnly) -> AppResult<Flash> {
+pub async fn revoke_key(
+    db: &State<Db>,
+    user: CurrentUser,
+    trail: Trail<'_>,
+    slug: &str,
+    id: i64,
+    _form: CsrfOnly,
+) -> AppResult<Flash> {
+    trail.partner_page(db, slug).await;
     let slug = slug.to_string();
     db.run(move |conn| {
         let p = managed(conn, &user, &slug)?;
@@ -284,9 +314,11 @@ pub struct FieldsForm {
 pub async fn profile_fields(
     db: &State<Db>,
     user: CurrentUser,
+    trail: Trail<'_>,
     slug: &str,
     form: CsrfForm<FieldsForm>,
 ) -> AppResult<Flash> {
+    trail.partner_page(db, slug).await;
     let slug = slug.to_string();
     let fields = Categories::parse(&form.form.fields.join(","));
     db.run(move |conn| {
@@ -313,7 +345,14 @@ pub struct TextForm {
 }
 
 #[post("/partners/<slug>/texts", data = "<form>")]
-pub async fn publish_text(db: &State<Db>, user: CurrentUser, slug: &str, form: CsrfForm<TextForm>) -> AppResult<Flash> {
+pub async fn publish_text(
+    db: &State<Db>,
+    user: CurrentUser,
+    trail: Trail<'_>,
+    slug: &str,
+    form: CsrfForm<TextForm>,
+) -> AppResult<Flash> {
+    trail.partner_page(db, slug).await;
     staff_only(&user)?;
     let slug = slug.to_string();
     let f = form.form;
@@ -353,9 +392,11 @@ pub struct AllocationForm {
 pub async fn allocate(
     db: &State<Db>,
     user: CurrentUser,
+    trail: Trail<'_>,
     slug: &str,
     form: CsrfForm<AllocationForm>,
 ) -> AppResult<Flash> {
+    trail.partner_page(db, slug).await;
     staff_only(&user)?;
     let slug = slug.to_string();
     let f = form.form;
@@ -396,10 +437,12 @@ pub struct InviteForm {
 pub async fn invite(
     db: &State<Db>,
     user: CurrentUser,
+    trail: Trail<'_>,
     slug: &str,
     id: i64,
     form: CsrfForm<InviteForm>,
 ) -> AppResult<Flash> {
+    trail.partner_page(db, slug).await;
     let slug = slug.to_string();
     let emails: Vec<String> =
         form.form.emails.split([',', '\n', ';']).map(|e| e.trim().to_string()).filter(|e| !e.is_empty()).collect();
@@ -451,12 +494,13 @@ pub async fn report_page(
     db: &State<Db>,
     config: &State<Config>,
     user: CurrentUser,
+    trail: Trail<'_>,
     slug: &str,
     filter: ReportFilter,
 ) -> AppResult<Page> {
     let slug = slug.to_string();
     let base = config.base_url();
-    let (title, ctx) = db
+    let (title, ctx, subject) = db
         .run(move |conn| {
             let p = managed(conn, &user, &slug)?;
             if p.kind() != PartnerKind::Sponsor {
@@ -467,9 +511,12 @@ pub async fn report_page(
             let mut ctx = report::context(&p, &report, filter.as_filter(true), now());
             // Exam results of the courses it funded, each under its own consent (SHR-3).
             ctx["exam_results"] = json!(sharing::funded_results(conn, &p, &export_id, now())?);
-            Ok((format!("{}: completion report", p.name), ctx))
+            // Each learner shown is in their disclosure log under this export id.
+            let subject = Subject::of_partner(p.id).item(format!("export {export_id} (completion report)"));
+            Ok((format!("{}: completion report", p.name), ctx, subject))
         })
         .await?;
+    trail.add(subject);
     Ok(Page::new("consent/report", title, ctx))
 }
 
@@ -478,12 +525,13 @@ pub async fn report_csv(
     db: &State<Db>,
     config: &State<Config>,
     user: CurrentUser,
+    trail: Trail<'_>,
     slug: &str,
     filter: ReportFilter,
 ) -> AppResult<(Status, (ContentType, String))> {
     let slug = slug.to_string();
     let base = config.base_url();
-    let csv = db
+    let (csv, subject) = db
         .run(move |conn| {
             let p = managed(conn, &user, &slug)?;
             if p.kind() != PartnerKind::Sponsor {
@@ -491,9 +539,11 @@ pub async fn report_csv(
             }
             let export_id = format!("report-csv-{}", uuid::Uuid::new_v4());
             let report = report::build(conn, &p, &export_id, &base, filter.as_filter(false), now())?;
-            report::csv(&report.rows).map_err(|e| AppError::Internal(e.to_string()))
+            let csv = report::csv(&report.rows).map_err(|e| AppError::Internal(e.to_string()))?;
+            Ok((csv, Subject::of_partner(p.id).item(format!("export {export_id} (completion report CSV)"))))
         })
         .await?;
+    trail.add(subject);
     Ok((Status::Ok, (ContentType::CSV, csv)))
 }
 
@@ -512,19 +562,31 @@ pub struct LegalForm {
 }
 
 #[get("/staff/legal-disclosures")]
-pub fn legal_form(user: CurrentUser) -> AppResult<Page> {
+pub fn legal_form(user: CurrentUser, trail: Trail<'_>) -> AppResult<Page> {
     staff_only(&user)?;
+    // An empty form.
+    trail.nobody();
     Ok(Page::new("consent/legal", "Record a legal disclosure", json!({})))
 }
 
 #[post("/staff/legal-disclosures", data = "<form>")]
-pub async fn record_legal(db: &State<Db>, user: CurrentUser, form: CsrfForm<LegalForm>) -> AppResult<Flash> {
+pub async fn record_legal(
+    db: &State<Db>,
+    user: CurrentUser,
+    trail: Trail<'_>,
+    form: CsrfForm<LegalForm>,
+) -> AppResult<Flash> {
     staff_only(&user)?;
     let f = form.form;
     let back = "/staff/legal-disclosures".to_string();
     if [&f.recipient, &f.legal_reference, &f.fields].iter().any(|s| s.trim().is_empty()) {
         return Ok(Flash::error(back, "Recipient, legal reference and the fields disclosed are all required."));
     }
+    let login = f.login.clone();
+    let target = db
+        .run(move |conn| Ok::<_, AppError>(crate::accounts::service::find_for_login(conn, login.trim())?.map(|t| t.id)))
+        .await?;
+    trail.users(target);
     db.run(move |conn| {
         let Some(target) = crate::accounts::service::find_for_login(conn, f.login.trim())? else {
             return Ok(Flash::error(back, "No account has that username or email."));

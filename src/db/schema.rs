@@ -1079,8 +1079,29 @@ diesel::table! {
         status -> Integer,
         ip -> Nullable<Text>,
         created_at -> Timestamp,
+        declared -> Nullable<Text>,
     }
 }
+
+diesel::table! {
+    audit_subjects (id) {
+        id -> BigInt,
+        audit_id -> BigInt,
+        user_id -> Nullable<BigInt>,
+        partner_id -> Nullable<BigInt>,
+        course_id -> Nullable<BigInt>,
+        item -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    audit_queries (audit_id) {
+        audit_id -> BigInt,
+        query -> Text,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(audit_log, audit_subjects, audit_queries, users);
 
 diesel::table! {
     payments (id) {

@@ -4,6 +4,7 @@
 //! exam bodies read candidates and post results and sponsors read the results
 //! they may see.
 
+use crate::privacy::audit::{Subject, Trail};
 use std::collections::HashMap;
 
 use chrono::{NaiveDate, NaiveDateTime};
@@ -283,9 +284,10 @@ fn support_team(user: &SessionUser) -> AppResult<()> {
 }
 
 #[get("/staff/support-needs")]
-pub async fn needs_list(db: &State<Db>, user: CurrentUser) -> AppResult<Page> {
+pub async fn needs_list(db: &State<Db>, user: CurrentUser, trail: Trail<'_>) -> AppResult<Page> {
     support_team(&user.0)?;
     let list = db.run(|conn| Ok::<_, AppError>(super::with_support_needs(conn)?)).await?;
+    trail.users(list.iter().map(|(id, ..)| *id));
     Ok(Page::new(
         "exams/needs_list",
         "Support needs",
@@ -294,8 +296,9 @@ pub async fn needs_list(db: &State<Db>, user: CurrentUser) -> AppResult<Page> {
 }
 
 #[get("/staff/support-needs/<user_id>")]
-pub async fn needs_of(db: &State<Db>, user: CurrentUser, user_id: i64) -> AppResult<Page> {
+pub async fn needs_of(db: &State<Db>, user: CurrentUser, trail: Trail<'_>, user_id: i64) -> AppResult<Page> {
     support_team(&user.0)?;
+    trail.user(user_id);
     let (username, needs) = db
         .run(move |conn| {
             let username: String = users::table.find(user_id).select(users::username).first(conn)?;
@@ -320,7 +323,9 @@ fn exam_body(conn: &mut Conn, user: &SessionUser, slug: &str) -> AppResult<Partn
 }
 
 #[get("/partners/<slug>/exams")]
-pub async fn sessions(db: &State<Db>, user: CurrentUser, slug: &str) -> AppResult<Page> {
+pub async fn sessions(db: &State<Db>, user: CurrentUser, trail: Trail<'_>, slug: &str) -> AppResult<Page> {
+    // Sessions, times and places; the candidates are on each session's page.
+    trail.nobody();
     let (slug, user) = (slug.to_string(), user.0);
     let ctx = db
         .run(move |conn| {
@@ -371,9 +376,11 @@ fn local_time(s: &str, what: &str) -> Result<NaiveDateTime, String> {
 pub async fn create_session(
     db: &State<Db>,
     user: CurrentUser,
+    trail: Trail<'_>,
     slug: &str,
     form: CsrfForm<SessionForm>,
 ) -> AppResult<Flash> {
+    trail.partner_page(db, slug).await;
     let back = format!("/partners/{slug}/exams");
     let f = form.form;
     let input = match (local_time(&f.starts, "start"), local_time(&f.deadline, "booking deadline")) {
@@ -404,6 +411,23 @@ pub async fn create_session(
 
 /// The session page: its candidates read through the gate (each one a
 /// disclosure), their results, and the result upload.
+/// The candidates of a session, for the audit log: each with the exam body
+/// and the course, and the session as the item.
+fn candidates_of(conn: &mut Conn, session: i64) -> diesel::QueryResult<Vec<Subject>> {
+    use crate::db::schema::exam_sessions;
+    let (partner, course): (i64, i64) =
+        exam_sessions::table.find(session).select((exam_sessions::partner_id, exam_sessions::course_id)).first(conn)?;
+    let people: Vec<i64> =
+        exam_bookings::table.filter(exam_bookings::session_id.eq(session)).select(exam_bookings::user_id).load(conn)?;
+    let item = format!("exam session {session}");
+    let mut list: Vec<Subject> =
+        people.into_iter().map(|u| Subject::user(u).partner(partner).course(course).item(item.clone())).collect();
+    if list.is_empty() {
+        list.push(Subject::of_partner(partner).course(course).item(item));
+    }
+    Ok(list)
+}
+
 fn session_context(conn: &mut Conn, user: &SessionUser, slug: &str, id: i64) -> AppResult<Value> {
     let p = exam_body(conn, user, slug)?;
     let s = super::session(conn, id)?;
@@ -434,9 +458,15 @@ fn session_context(conn: &mut Conn, user: &SessionUser, slug: &str, id: i64) -> 
 }
 
 #[get("/partners/<slug>/exams/<id>")]
-pub async fn session_page(db: &State<Db>, user: CurrentUser, slug: &str, id: i64) -> AppResult<Page> {
+pub async fn session_page(db: &State<Db>, user: CurrentUser, trail: Trail<'_>, slug: &str, id: i64) -> AppResult<Page> {
     let (slug, user) = (slug.to_string(), user.0);
-    let ctx = db.run(move |conn| session_context(conn, &user, &slug, id)).await?;
+    let (ctx, shown) = db
+        .run(move |conn| {
+            let ctx = session_context(conn, &user, &slug, id)?;
+            Ok::<_, AppError>((ctx, candidates_of(conn, id)?))
+        })
+        .await?;
+    trail.add_all(shown);
     Ok(Page::new("exams/session", "Exam session", ctx))
 }
 
@@ -450,6 +480,7 @@ pub struct ResultsForm {
 pub async fn upload_results(
     db: &State<Db>,
     user: CurrentUser,
+    trail: Trail<'_>,
     slug: &str,
     id: i64,
     form: CsrfForm<ResultsForm>,
@@ -460,9 +491,10 @@ pub async fn upload_results(
     let outcome = db
         .run(move |conn| {
             let p = exam_body(conn, &user, &slug)?;
+            let shown = candidates_of(conn, id).optional()?.unwrap_or_default();
             let errors = match parsed {
                 Ok(rows) => match super::record_upload(conn, &p, id, &rows, now()) {
-                    Ok(counts) => return Ok::<_, AppError>(Ok(counts)),
+                    Ok(counts) => return Ok::<_, AppError>((Ok(counts), shown)),
                     Err(ExamError::Invalid(m)) => vec![m],
                     Err(e) => return Err(e.into()),
                 },
@@ -471,9 +503,11 @@ pub async fn upload_results(
             let mut ctx = session_context(conn, &user, &slug, id)?;
             ctx["upload_errors"] = json!(errors);
             ctx["upload_text"] = json!(text);
-            Ok(Err(ctx))
+            Ok((Err(ctx), shown))
         })
         .await?;
+    let (outcome, shown) = outcome;
+    trail.add_all(shown);
     Ok(match outcome {
         Ok((new, same)) => rocket::Either::Left(Flash::success(
             back,
@@ -489,13 +523,18 @@ pub async fn upload_results(
 // ---- malpractice (operator staff) ----
 
 #[get("/staff/malpractice")]
-pub async fn cases(db: &State<Db>, _staff: StaffUser) -> AppResult<Page> {
+pub async fn cases(db: &State<Db>, _staff: StaffUser, trail: Trail<'_>) -> AppResult<Page> {
     let list = db.run(|conn| Ok::<_, AppError>(super::cases(conn)?)).await?;
+    trail.add_all(list.iter().map(case_subject));
     Ok(Page::new(
         "exams/cases",
         "Malpractice cases",
         json!({ "cases": list.iter().map(case_json).collect::<Vec<_>>() }),
     ))
+}
+
+fn case_subject(c: &super::Case) -> Subject {
+    Subject::user(c.user_id).partner(c.exam_body_id).item(format!("malpractice case {}", c.id))
 }
 
 fn case_json(c: &super::Case) -> Value {
@@ -513,10 +552,24 @@ pub struct CaseForm {
 }
 
 #[post("/staff/malpractice", data = "<form>")]
-pub async fn open_case(db: &State<Db>, staff: StaffUser, form: CsrfForm<CaseForm>) -> AppResult<Flash> {
+pub async fn open_case(
+    db: &State<Db>,
+    staff: StaffUser,
+    trail: Trail<'_>,
+    form: CsrfForm<CaseForm>,
+) -> AppResult<Flash> {
     let (by, f) = (staff.0.id, form.form);
     let done =
         db.run(move |conn| Ok::<_, AppError>(super::open_case(conn, &f.reference, &f.details, by, now()))).await?;
+    // The candidate the booking reference named (nobody when it named no booking).
+    let case = match &done {
+        Ok(id) => {
+            let id = *id;
+            db.run(move |conn| Ok::<_, AppError>(super::case(conn, id).ok())).await?
+        }
+        Err(_) => None,
+    };
+    trail.add_all(case.as_ref().map(case_subject));
     match done {
         Ok(id) => Ok(Flash::success(format!("/staff/malpractice/{id}"), "The case is open.")),
         Err(e) => flash_or("/staff/malpractice", e),
@@ -524,8 +577,9 @@ pub async fn open_case(db: &State<Db>, staff: StaffUser, form: CsrfForm<CaseForm
 }
 
 #[get("/staff/malpractice/<id>")]
-pub async fn case_page(db: &State<Db>, _staff: StaffUser, id: i64) -> AppResult<Page> {
+pub async fn case_page(db: &State<Db>, _staff: StaffUser, trail: Trail<'_>, id: i64) -> AppResult<Page> {
     let c = db.run(move |conn| Ok::<_, AppError>(super::case(conn, id)?)).await?;
+    trail.add(case_subject(&c));
     Ok(Page::new("exams/case", "Malpractice case", json!({ "case": case_json(&c) })))
 }
 
@@ -538,8 +592,17 @@ pub struct DiscloseForm {
 }
 
 #[post("/staff/malpractice/<id>/disclose", data = "<form>")]
-pub async fn disclose(db: &State<Db>, staff: StaffUser, id: i64, form: CsrfForm<DiscloseForm>) -> AppResult<Flash> {
+pub async fn disclose(
+    db: &State<Db>,
+    staff: StaffUser,
+    trail: Trail<'_>,
+    id: i64,
+    form: CsrfForm<DiscloseForm>,
+) -> AppResult<Flash> {
     let (by, f) = (staff.0.id, form.form);
+    if let Ok(c) = db.run(move |conn| Ok::<_, AppError>(super::case(conn, id)?)).await {
+        trail.add(case_subject(&c));
+    }
     let back = format!("/staff/malpractice/{id}");
     let done = db
         .run(move |conn| Ok::<_, AppError>(super::disclose_case(conn, id, &f.legal_reference, &f.fields, by, now())))
@@ -557,8 +620,17 @@ pub struct CloseForm {
 }
 
 #[post("/staff/malpractice/<id>/close", data = "<form>")]
-pub async fn close_case(db: &State<Db>, _staff: StaffUser, id: i64, form: CsrfForm<CloseForm>) -> AppResult<Flash> {
+pub async fn close_case(
+    db: &State<Db>,
+    _staff: StaffUser,
+    trail: Trail<'_>,
+    id: i64,
+    form: CsrfForm<CloseForm>,
+) -> AppResult<Flash> {
     let outcome = form.form.outcome;
+    if let Ok(c) = db.run(move |conn| Ok::<_, AppError>(super::case(conn, id)?)).await {
+        trail.add(case_subject(&c));
+    }
     let back = format!("/staff/malpractice/{id}");
     let done = db.run(move |conn| Ok::<_, AppError>(super::close_case(conn, id, &outcome, now()))).await?;
     match done {
@@ -581,14 +653,19 @@ fn exam_key(auth: &PartnerKey) -> AppResult<()> {
 
 /// The exam body's candidates, one session or all.
 #[get("/api/v1/exams/candidates?<session>")]
-pub async fn api_candidates(db: &State<Db>, auth: PartnerKey, session: Option<i64>) -> AppResult<Json<Value>> {
+pub async fn api_candidates(
+    db: &State<Db>,
+    auth: PartnerKey,
+    trail: Trail<'_>,
+    session: Option<i64>,
+) -> AppResult<Json<Value>> {
     exam_key(&auth)?;
     let partner = auth.partner;
+    let export_id = format!("api-{}", uuid::Uuid::new_v4());
+    // Each candidate is in their disclosure log under this export id.
+    trail.add(Subject::of_partner(partner.id).item(format!("export {export_id} (exam candidates)")));
     let list = db
-        .run(move |conn| {
-            let export_id = format!("api-{}", uuid::Uuid::new_v4());
-            Ok::<_, AppError>(sharing::exam_candidates(conn, &partner, session, &export_id, now())?)
-        })
+        .run(move |conn| Ok::<_, AppError>(sharing::exam_candidates(conn, &partner, session, &export_id, now())?))
         .await?;
     Ok(Json(json!({ "candidates": list })))
 }
@@ -596,7 +673,12 @@ pub async fn api_candidates(db: &State<Db>, auth: PartnerKey, session: Option<i6
 /// One result for one booking; the same result again answers 200 and
 /// changes nothing, a different one 409.
 #[post("/api/v1/exams/results", data = "<body>")]
-pub async fn api_result(db: &State<Db>, auth: PartnerKey, body: Data<'_>) -> AppResult<(Status, Json<Value>)> {
+pub async fn api_result(
+    db: &State<Db>,
+    auth: PartnerKey,
+    trail: Trail<'_>,
+    body: Data<'_>,
+) -> AppResult<(Status, Json<Value>)> {
     exam_key(&auth)?;
     let bytes = body
         .open(64.kibibytes())
@@ -612,8 +694,22 @@ pub async fn api_result(db: &State<Db>, auth: PartnerKey, body: Data<'_>) -> App
         ))
     })?;
     let partner = auth.partner;
+    let booking = input.booking.clone();
+    let partner_id = partner.id;
     let recorded =
         db.run(move |conn| Ok::<_, AppError>(super::record_result(conn, &partner, &input, "api", now())?)).await?;
+    let candidate = db
+        .run(move |conn| {
+            Ok::<_, AppError>(
+                exam_bookings::table
+                    .filter(exam_bookings::reference.eq(booking))
+                    .select(exam_bookings::user_id)
+                    .first::<i64>(conn)
+                    .optional()?,
+            )
+        })
+        .await?;
+    trail.add_all(candidate.map(|u| Subject::user(u).partner(partner_id)));
     let (status, r, duplicate) = match recorded {
         Recorded::New(r) => (Status::Created, r, false),
         Recorded::Same(r) => (Status::Ok, r, true),
@@ -625,16 +721,15 @@ pub async fn api_result(db: &State<Db>, auth: PartnerKey, body: Data<'_>) -> App
 
 /// Exam results a sponsor may see (SHR-3).
 #[get("/api/v1/exams/funded-results")]
-pub async fn api_funded(db: &State<Db>, auth: PartnerKey) -> AppResult<Json<Value>> {
+pub async fn api_funded(db: &State<Db>, auth: PartnerKey, trail: Trail<'_>) -> AppResult<Json<Value>> {
     if auth.partner.kind() != PartnerKind::Sponsor || !auth.key.allows("results") {
         return Err(AppError::Forbidden("Only a sponsor's key with the results scope reads funded results.".into()));
     }
     let partner = auth.partner;
-    let list = db
-        .run(move |conn| {
-            let export_id = format!("api-{}", uuid::Uuid::new_v4());
-            Ok::<_, AppError>(sharing::funded_results(conn, &partner, &export_id, now())?)
-        })
-        .await?;
+    let export_id = format!("api-{}", uuid::Uuid::new_v4());
+    // Each learner is in their disclosure log under this export id.
+    trail.add(Subject::of_partner(partner.id).item(format!("export {export_id} (funded results)")));
+    let list =
+        db.run(move |conn| Ok::<_, AppError>(sharing::funded_results(conn, &partner, &export_id, now())?)).await?;
     Ok(Json(json!({ "results": list })))
 }

@@ -3,6 +3,7 @@
 //! staff track it from open through investigating to a decision (upheld or
 //! dismissed) with a note. The learner reported never sees who reported.
 
+use crate::privacy::audit::Trail;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use rocket::{FromForm, State, get, post};
@@ -179,9 +180,9 @@ fn authorable(conn: &mut Conn, user: &SessionUser, slug: &str) -> AppResult<Cour
 }
 
 #[get("/studio/courses/<slug>/honor")]
-pub async fn list(db: &State<Db>, user: CurrentUser, slug: &str) -> AppResult<Page> {
+pub async fn list(db: &State<Db>, user: CurrentUser, trail: Trail<'_>, slug: &str) -> AppResult<Page> {
     let slug = slug.to_string();
-    let ctx = db
+    let (ctx, course_id, people) = db
         .run(move |conn| {
             let course = authorable(conn, &user, &slug)?;
             let rows: Vec<(HonorReport, String)> = honor_reports::table
@@ -191,7 +192,10 @@ pub async fn list(db: &State<Db>, user: CurrentUser, slug: &str) -> AppResult<Pa
                 .select((HonorReport::as_select(), users::username))
                 .load(conn)?;
             let mut items = Vec::new();
+            let mut people = Vec::new();
             for (r, subject) in rows {
+                people.push(r.subject_id);
+                people.extend(r.reporter_id);
                 let reporter: Option<String> = match r.reporter_id {
                     Some(id) => users::table.find(id).select(users::username).first(conn).optional()?,
                     None => None,
@@ -202,9 +206,14 @@ pub async fn list(db: &State<Db>, user: CurrentUser, slug: &str) -> AppResult<Pa
                     "filed": r.created_at.format("%e %b %Y").to_string(),
                 }));
             }
-            Ok::<_, AppError>(json!({ "course": { "slug": course.slug, "title": course.title }, "reports": items }))
+            Ok::<_, AppError>((
+                json!({ "course": { "slug": course.slug, "title": course.title }, "reports": items }),
+                course.id,
+                people,
+            ))
         })
         .await?;
+    trail.course_users(course_id, people);
     Ok(Page::new("forums/honor_list", "Honor-code reports", ctx))
 }
 
@@ -220,19 +229,30 @@ pub struct DecisionForm {
 pub async fn update(
     db: &State<Db>,
     user: CurrentUser,
+    trail: Trail<'_>,
     slug: &str,
     id: i64,
     form: CsrfForm<DecisionForm>,
 ) -> AppResult<Flash> {
     let slug = slug.to_string();
     let f = form.form;
-    db.run(move |conn| {
-        let course = authorable(conn, &user, &slug)?;
-        let back = format!("/studio/courses/{}/honor", course.slug);
-        Ok(match decide(conn, &user, &course, id, (&f.status, &f.note), now())? {
-            Ok(()) => Flash::success(back, "Saved."),
-            Err(m) => Flash::error(back, m),
+    let (flash, course_id, subject) = db
+        .run(move |conn| {
+            let course = authorable(conn, &user, &slug)?;
+            let subject: Option<i64> = honor_reports::table
+                .find(id)
+                .filter(honor_reports::course_id.eq(course.id))
+                .select(honor_reports::subject_id)
+                .first(conn)
+                .optional()?;
+            let back = format!("/studio/courses/{}/honor", course.slug);
+            let flash = match decide(conn, &user, &course, id, (&f.status, &f.note), now())? {
+                Ok(()) => Flash::success(back, "Saved."),
+                Err(m) => Flash::error(back, m),
+            };
+            Ok::<_, AppError>((flash, course.id, subject))
         })
-    })
-    .await
+        .await?;
+    trail.course_users(course_id, subject);
+    Ok(flash)
 }

@@ -1,6 +1,7 @@
 //! Forum pages. A form that fails (empty post, too many links, locked
 //! thread) is shown again with what was typed and the reason, status 422.
 
+use crate::privacy::audit::Trail;
 use rocket::http::Status;
 use rocket::{FromForm, State, get, post};
 use serde_json::{Value, json};
@@ -393,13 +394,41 @@ fn post_page(
 
 /// The page to report, edit or comment on one post.
 #[get("/forums/posts/<id>/<action>")]
-pub async fn post_action(db: &State<Db>, user: CurrentUser, id: i64, action: &str) -> AppResult<Page> {
+pub async fn post_action(
+    db: &State<Db>,
+    user: CurrentUser,
+    trail: Trail<'_>,
+    id: i64,
+    action: &str,
+) -> AppResult<Page> {
     let action = PostAction::parse(action).ok_or(AppError::NotFound)?;
-    db.run(move |conn| post_page(conn, &user, id, action, None)).await
+    let (page, author) = db
+        .run(move |conn| {
+            let page = post_page(conn, &user, id, action, None)?;
+            Ok::<_, AppError>((page, author_of_post(conn, id)?))
+        })
+        .await?;
+    // The post and its author's byline.
+    trail.users(author);
+    Ok(page)
+}
+
+/// Who wrote a post, for the audit log.
+fn author_of_post(conn: &mut Conn, id: i64) -> diesel::QueryResult<Option<i64>> {
+    use crate::db::schema::forum_posts;
+    use diesel::prelude::*;
+    forum_posts::table.find(id).select(forum_posts::author_id).first(conn).optional()
 }
 
 #[post("/forums/posts/<id>/vote", data = "<_form>")]
-pub async fn vote(db: &State<Db>, user: CurrentUser, id: i64, _form: crate::web::csrf::CsrfOnly) -> AppResult<Flash> {
+pub async fn vote(
+    trail: Trail<'_>,
+    db: &State<Db>,
+    user: CurrentUser,
+    id: i64,
+    _form: crate::web::csrf::CsrfOnly,
+) -> AppResult<Flash> {
+    trail.users(db.run(move |conn| Ok::<_, AppError>(author_of_post(conn, id)?)).await?);
     db.run(move |conn| {
         let (post, acc) = super::post_access(conn, &user, id, now())?;
         let back = back_to(conn, &acc, &user, &post)?;
@@ -418,11 +447,13 @@ pub struct ReasonForm {
 
 #[post("/forums/posts/<id>/report", data = "<form>")]
 pub async fn report(
+    trail: Trail<'_>,
     db: &State<Db>,
     user: CurrentUser,
     id: i64,
     form: CsrfForm<ReasonForm>,
 ) -> AppResult<rocket::Either<Flash, Page>> {
+    trail.users(db.run(move |conn| Ok::<_, AppError>(author_of_post(conn, id)?)).await?);
     let reason = form.form.reason;
     db.run(move |conn| {
         let (post, acc) = super::post_access(conn, &user, id, now())?;
@@ -453,11 +484,13 @@ pub struct EditForm {
 
 #[post("/forums/posts/<id>/edit", data = "<form>")]
 pub async fn edit(
+    trail: Trail<'_>,
     db: &State<Db>,
     user: CurrentUser,
     id: i64,
     form: CsrfForm<EditForm>,
 ) -> AppResult<rocket::Either<Flash, Page>> {
+    trail.users(db.run(move |conn| Ok::<_, AppError>(author_of_post(conn, id)?)).await?);
     let body = form.form.body;
     db.run(move |conn| {
         let (post, acc) = super::post_access(conn, &user, id, now())?;
@@ -482,7 +515,14 @@ pub struct ModerateForm {
 }
 
 #[post("/forums/posts/<id>/moderate", data = "<form>")]
-pub async fn moderate(db: &State<Db>, user: CurrentUser, id: i64, form: CsrfForm<ModerateForm>) -> AppResult<Flash> {
+pub async fn moderate(
+    db: &State<Db>,
+    user: CurrentUser,
+    trail: Trail<'_>,
+    id: i64,
+    form: CsrfForm<ModerateForm>,
+) -> AppResult<Flash> {
+    trail.users(db.run(move |conn| Ok::<_, AppError>(author_of_post(conn, id)?)).await?);
     let f = form.form;
     db.run(move |conn| {
         let (post, acc) = super::post_access(conn, &user, id, now())?;
@@ -537,11 +577,12 @@ pub async fn thread_settings(
 }
 
 #[get("/forums/moderation?<page>")]
-pub async fn queue(db: &State<Db>, user: CurrentUser, page: Option<&str>) -> AppResult<Page> {
+pub async fn queue(db: &State<Db>, user: CurrentUser, page: Option<&str>, trail: Trail<'_>) -> AppResult<Page> {
     let user = user.0;
     // A page number that is not a number is the first page.
     let page = page.and_then(|p| p.trim().parse::<i64>().ok()).unwrap_or(1);
     let q = db.run(move |conn| Ok::<_, AppError>(super::queue(conn, &user, page, now())?)).await?;
+    trail.users(q.items.iter().map(|i| i.author_id));
     let link = |p: i64| format!("/forums/moderation?page={p}");
     let ctx = json!({
         "total": q.total,
@@ -601,28 +642,41 @@ pub struct LoginForm {
 
 /// Operator staff appoint site moderators, who moderate every forum.
 #[post("/forums/moderators", data = "<form>")]
-pub async fn appoint_moderator(db: &State<Db>, user: CurrentUser, form: CsrfForm<LoginForm>) -> AppResult<Flash> {
+pub async fn appoint_moderator(
+    db: &State<Db>,
+    user: CurrentUser,
+    trail: Trail<'_>,
+    form: CsrfForm<LoginForm>,
+) -> AppResult<Flash> {
     if !user.is_staff() {
         return Err(AppError::Forbidden("Only operator staff can appoint moderators.".into()));
     }
     let login = form.form.login;
-    db.run(move |conn| {
-        let Some(target) = crate::accounts::service::find_for_login(conn, login.trim())? else {
-            return Ok(Flash::error("/forums", "No account has that username or email."));
-        };
-        crate::accounts::roles::grant(conn, target.id, crate::accounts::roles::Role::Moderator, "", Some(user.id))?;
-        Ok(Flash::success("/forums", format!("{} now moderates the forums.", target.username)))
-    })
-    .await
+    let (flash, target) = db
+        .run(move |conn| {
+            let Some(target) = crate::accounts::service::find_for_login(conn, login.trim())? else {
+                return Ok((Flash::error("/forums", "No account has that username or email."), None));
+            };
+            crate::accounts::roles::grant(conn, target.id, crate::accounts::roles::Role::Moderator, "", Some(user.id))?;
+            Ok::<_, AppError>((
+                Flash::success("/forums", format!("{} now moderates the forums.", target.username)),
+                Some(target.id),
+            ))
+        })
+        .await?;
+    trail.users(target);
+    Ok(flash)
 }
 
 #[post("/forums/moderators/<id>/remove", data = "<_form>")]
 pub async fn remove_moderator(
     db: &State<Db>,
     user: CurrentUser,
+    trail: Trail<'_>,
     id: i64,
     _form: crate::web::csrf::CsrfOnly,
 ) -> AppResult<Flash> {
+    trail.user(id);
     if !user.is_staff() {
         return Err(AppError::Forbidden("Only operator staff can remove moderators.".into()));
     }

@@ -164,3 +164,18 @@ pub fn document(conn: &mut Conn, course_id: i64) -> QueryResult<Option<(bool, Co
 pub fn all_course_ids(conn: &mut Conn) -> QueryResult<Vec<i64>> {
     courses::table.select(courses::id).order(courses::id.asc()).load(conn)
 }
+
+/// Rebuilds the course search index from the published courses, beside the
+/// live one (`lyceum search reindex`); returns how many were indexed.
+pub async fn reindex(
+    db: &crate::db::Db,
+    index: &std::sync::Arc<dyn crate::search::SearchIndex>,
+    progress: impl FnMut(u64, u64),
+) -> Result<u64, crate::search::reindex::ReindexError> {
+    let ids = db.run(|conn| all_course_ids(conn).map_err(crate::db::DbError::from)).await?;
+    crate::search::reindex::rebuild(db, index, ids, published_document, progress).await
+}
+
+fn published_document(conn: &mut Conn, id: i64) -> diesel::QueryResult<Option<crate::search::CourseDocument>> {
+    document(conn, id).map(|doc| doc.filter(|(published, _)| *published).map(|(_, d)| d))
+}

@@ -3,6 +3,7 @@
 //! Every route checks authorship through `authoring`; nobody sees or edits a
 //! member's content without belonging to it.
 
+use crate::privacy::audit::Trail;
 use std::sync::Arc;
 
 use rocket::form::Form;
@@ -34,7 +35,9 @@ fn settle<T>(r: Result<T, learning::LearningError>, back: String, ok: impl FnOnc
 }
 
 #[get("/studio")]
-pub async fn index(db: &State<Db>, user: CurrentUser) -> AppResult<Page> {
+pub async fn index(db: &State<Db>, user: CurrentUser, trail: Trail<'_>) -> AppResult<Page> {
+    // Members and their courses.
+    trail.nobody();
     let u = user.0.clone();
     let members = db
         .run(move |conn| {
@@ -63,7 +66,13 @@ pub struct MemberForm {
 }
 
 #[post("/studio/members", data = "<form>")]
-pub async fn create_member(db: &State<Db>, user: CurrentUser, form: CsrfForm<MemberForm>) -> AppResult<Flash> {
+pub async fn create_member(
+    trail: Trail<'_>,
+    db: &State<Db>,
+    user: CurrentUser,
+    form: CsrfForm<MemberForm>,
+) -> AppResult<Flash> {
+    trail.nobody();
     let f = form.form;
     let r = db
         .run(move |conn| {
@@ -78,23 +87,36 @@ pub async fn create_member(db: &State<Db>, user: CurrentUser, form: CsrfForm<Mem
 }
 
 #[get("/studio/members/<slug>")]
-pub async fn member(db: &State<Db>, user: CurrentUser, slug: &str) -> AppResult<Page> {
+pub async fn member(db: &State<Db>, user: CurrentUser, trail: Trail<'_>, slug: &str) -> AppResult<Page> {
     let slug = slug.to_string();
-    let ctx = db
+    let (ctx, shown) = db
         .run(move |conn| {
             let m = authoring::member_by_slug(conn, &slug)?;
             if !learning::can_author(&user, m.id) {
                 return Err(AppError::NotFound);
             }
             let staff = authoring::member_staff(conn, m.id)?;
+            let shown: Vec<i64> = {
+                use crate::db::schema::role_grants;
+                use diesel::prelude::*;
+                role_grants::table
+                    .filter(role_grants::scope.eq(format!("member:{}", m.id)))
+                    .select(role_grants::user_id)
+                    .load(conn)?
+            };
             let courses: Vec<Value> = authoring::courses_of_member(conn, m.id)?.iter().map(authoring::course_summary).collect();
-            Ok(json!({
-                "member": { "slug": m.slug, "name": m.name, "description": m.description, "logo": m.logo_blob.map(|k| format!("/media/{k}")) },
-                "staff": staff.iter().map(|(u, r)| json!({ "username": u, "role": r })).collect::<Vec<_>>(),
-                "courses": courses, "manage": learning::can_manage_member(&user, m.id),
-            }))
+            Ok((
+                json!({
+                    "member": { "slug": m.slug, "name": m.name, "description": m.description, "logo": m.logo_blob.map(|k| format!("/media/{k}")) },
+                    "staff": staff.iter().map(|(u, r)| json!({ "username": u, "role": r })).collect::<Vec<_>>(),
+                    "courses": courses, "manage": learning::can_manage_member(&user, m.id),
+                }),
+                shown,
+            ))
         })
         .await?;
+    // The member's staff are listed.
+    trail.users(shown);
     let title = ctx["member"]["name"].as_str().unwrap_or("Member").to_string();
     Ok(Page::new("studio/member", title, ctx))
 }
@@ -108,7 +130,14 @@ pub struct AppointForm {
 }
 
 #[post("/studio/members/<slug>/staff", data = "<form>")]
-pub async fn appoint(db: &State<Db>, user: CurrentUser, slug: &str, form: CsrfForm<AppointForm>) -> AppResult<Flash> {
+pub async fn appoint(
+    db: &State<Db>,
+    user: CurrentUser,
+    trail: Trail<'_>,
+    slug: &str,
+    form: CsrfForm<AppointForm>,
+) -> AppResult<Flash> {
+    trail.account(db, &form.form.login).await;
     let slug = slug.to_string();
     let back = format!("/studio/members/{slug}");
     let Some(role) = authoring::member_role(&form.form.role) else {
@@ -187,6 +216,7 @@ pub(crate) async fn store_image(
 
 #[post("/studio/members/<slug>/logo", data = "<form>")]
 pub async fn member_logo(
+    trail: Trail<'_>,
     db: &State<Db>,
     blobs: &State<Arc<dyn BlobStore>>,
     user: CurrentUser,
@@ -194,6 +224,7 @@ pub async fn member_logo(
     slug: &str,
     form: Form<ImageUpload<'_>>,
 ) -> AppResult<Flash> {
+    trail.nobody();
     verify_token(cookies, &form.csrf_token)?;
     let back = format!("/studio/members/{slug}");
     let slug = slug.to_string();
@@ -212,6 +243,7 @@ pub async fn member_logo(
 
 #[post("/studio/courses/<slug>/image", data = "<form>")]
 pub async fn course_image(
+    trail: Trail<'_>,
     db: &State<Db>,
     blobs: &State<Arc<dyn BlobStore>>,
     user: CurrentUser,
@@ -219,6 +251,7 @@ pub async fn course_image(
     slug: &str,
     form: Form<ImageUpload<'_>>,
 ) -> AppResult<Flash> {
+    trail.nobody();
     verify_token(cookies, &form.csrf_token)?;
     let back = format!("/studio/courses/{slug}");
     let slug = slug.to_string();
@@ -256,7 +289,13 @@ pub struct CourseForm {
 }
 
 #[post("/studio/courses", data = "<form>")]
-pub async fn create_course(db: &State<Db>, user: CurrentUser, form: CsrfForm<CourseForm>) -> AppResult<Flash> {
+pub async fn create_course(
+    trail: Trail<'_>,
+    db: &State<Db>,
+    user: CurrentUser,
+    form: CsrfForm<CourseForm>,
+) -> AppResult<Flash> {
+    trail.nobody();
     let f = form.form;
     let back = format!("/studio/members/{}", f.member);
     let r = db
@@ -286,7 +325,9 @@ pub async fn create_course(db: &State<Db>, user: CurrentUser, form: CsrfForm<Cou
 }
 
 #[get("/studio/courses/<slug>")]
-pub async fn course(db: &State<Db>, user: CurrentUser, slug: &str) -> AppResult<Page> {
+pub async fn course(db: &State<Db>, user: CurrentUser, trail: Trail<'_>, slug: &str) -> AppResult<Page> {
+    // The course's settings, runs and outline.
+    trail.nobody();
     let slug = slug.to_string();
     let ctx = db
         .run(move |conn| {
@@ -319,11 +360,13 @@ pub async fn course(db: &State<Db>, user: CurrentUser, slug: &str) -> AppResult<
 
 #[post("/studio/courses/<slug>/details", data = "<form>")]
 pub async fn update_course(
+    trail: Trail<'_>,
     db: &State<Db>,
     user: CurrentUser,
     slug: &str,
     form: CsrfForm<CourseForm>,
 ) -> AppResult<Flash> {
+    trail.nobody();
     let slug = slug.to_string();
     let f = form.form;
     let back = format!("/studio/courses/{slug}");
@@ -359,7 +402,14 @@ pub struct PublishForm {
 }
 
 #[post("/studio/courses/<slug>/publish", data = "<form>")]
-pub async fn publish(db: &State<Db>, user: CurrentUser, slug: &str, form: CsrfForm<PublishForm>) -> AppResult<Flash> {
+pub async fn publish(
+    trail: Trail<'_>,
+    db: &State<Db>,
+    user: CurrentUser,
+    slug: &str,
+    form: CsrfForm<PublishForm>,
+) -> AppResult<Flash> {
+    trail.nobody();
     let slug = slug.to_string();
     let published = form.form.published;
     let back = format!("/studio/courses/{slug}");
@@ -447,7 +497,14 @@ fn parse_run(f: &RunForm) -> Result<RunInput, learning::LearningError> {
 }
 
 #[post("/studio/courses/<slug>/runs", data = "<form>")]
-pub async fn add_run(db: &State<Db>, user: CurrentUser, slug: &str, form: CsrfForm<RunForm>) -> AppResult<Flash> {
+pub async fn add_run(
+    trail: Trail<'_>,
+    db: &State<Db>,
+    user: CurrentUser,
+    slug: &str,
+    form: CsrfForm<RunForm>,
+) -> AppResult<Flash> {
+    trail.nobody();
     let slug = slug.to_string();
     let back = format!("/studio/courses/{slug}");
     let run = match parse_run(&form.form) {
@@ -478,7 +535,14 @@ pub struct OutlineForm {
 }
 
 #[post("/studio/courses/<slug>/outline", data = "<form>")]
-pub async fn outline(db: &State<Db>, user: CurrentUser, slug: &str, form: CsrfForm<OutlineForm>) -> AppResult<Flash> {
+pub async fn outline(
+    trail: Trail<'_>,
+    db: &State<Db>,
+    user: CurrentUser,
+    slug: &str,
+    form: CsrfForm<OutlineForm>,
+) -> AppResult<Flash> {
+    trail.nobody();
     let slug = slug.to_string();
     let back = format!("/studio/courses/{slug}");
     let f = form.form;
@@ -504,7 +568,9 @@ pub async fn outline(db: &State<Db>, user: CurrentUser, slug: &str, form: CsrfFo
 }
 
 #[get("/studio/units/<id>")]
-pub async fn unit(db: &State<Db>, user: CurrentUser, id: i64) -> AppResult<Page> {
+pub async fn unit(db: &State<Db>, user: CurrentUser, trail: Trail<'_>, id: i64) -> AppResult<Page> {
+    // A unit's content.
+    trail.nobody();
     let ctx = db
         .run(move |conn| {
             let (course, unit) = authoring::authorable_unit(conn, &user, id)?;
@@ -637,6 +703,7 @@ fn block_from_form(
 
 #[post("/studio/units/<id>/blocks", data = "<form>")]
 pub async fn blocks(
+    trail: Trail<'_>,
     db: &State<Db>,
     blobs: &State<Arc<dyn BlobStore>>,
     user: CurrentUser,
@@ -644,6 +711,7 @@ pub async fn blocks(
     id: i64,
     form: Form<BlockForm<'_>>,
 ) -> AppResult<Flash> {
+    trail.nobody();
     verify_token(cookies, &form.csrf_token)?;
     let back = format!("/studio/units/{id}");
     let upload = match &form.file {
@@ -745,12 +813,14 @@ pub struct ImportForm<'r> {
 
 #[post("/studio/import", data = "<form>")]
 pub async fn import(
+    trail: Trail<'_>,
     db: &State<Db>,
     blobs: &State<Arc<dyn BlobStore>>,
     user: CurrentUser,
     cookies: &CookieJar<'_>,
     form: Form<ImportForm<'_>>,
 ) -> AppResult<rocket::Either<Flash, Page>> {
+    trail.nobody();
     verify_token(cookies, &form.csrf_token)?;
     let Some(package) = form.package.as_ref() else {
         return Err(AppError::Unprocessable("Please choose a course package (.zip) to import.".into()));
@@ -792,8 +862,11 @@ pub async fn export(
     db: &State<Db>,
     blobs: &State<Arc<dyn BlobStore>>,
     user: CurrentUser,
+    trail: Trail<'_>,
     slug: &str,
 ) -> AppResult<Download<Vec<u8>>> {
+    // The course package: content, no learner's records.
+    trail.nobody();
     let slug = slug.to_string();
     let blobs = blobs.inner().clone();
     db.run(move |conn| {
@@ -806,8 +879,8 @@ pub async fn export(
 }
 
 #[get("/studio/runs/<id>/gradebook")]
-pub async fn gradebook(db: &State<Db>, user: CurrentUser, id: i64) -> AppResult<Page> {
-    let ctx = db
+pub async fn gradebook(db: &State<Db>, user: CurrentUser, trail: Trail<'_>, id: i64) -> AppResult<Page> {
+    let (ctx, course_id, shown) = db
         .run(move |conn| {
             let (run, course) = learning::run_by_id(conn, id)?;
             if !learning::can_author(&user, course.member_id) {
@@ -816,7 +889,8 @@ pub async fn gradebook(db: &State<Db>, user: CurrentUser, id: i64) -> AppResult<
             let cols = learning::quiz_columns(conn, course.id)?;
             let ids: Vec<i64> = cols.iter().map(|(i, _)| *i).collect();
             let (rows, _) = learning::gradebook_page(conn, &run, &ids, 0, 500)?;
-            Ok::<_, AppError>(json!({
+            let shown = enrolled(conn, run.id, Some(500))?;
+            let ctx = json!({
                 "course": { "slug": course.slug, "title": course.title }, "run": { "id": run.id, "key": run.run_key, "pass_threshold": run.pass_threshold },
                 "columns": cols.iter().map(|(_, t)| t).collect::<Vec<_>>(),
                 "rows": rows.iter().map(|r| json!({
@@ -825,26 +899,36 @@ pub async fn gradebook(db: &State<Db>, user: CurrentUser, id: i64) -> AppResult<
                     "grade": format!("{:.1}", r.grade_percent), "passed": r.passed, "completed": r.completed_at.map(|t| t.format("%Y-%m-%d").to_string()),
                 })).collect::<Vec<_>>(),
                 "truncated": rows.len() >= 500,
-            }))
+            });
+            Ok::<_, AppError>((ctx, course.id, shown))
         })
         .await?;
+    trail.course_users(course_id, shown);
     Ok(Page::new("studio/gradebook", "Gradebook", ctx))
 }
 
 /// The gradebook as CSV, streamed a page of learners at a time.
 #[get("/studio/runs/<id>/gradebook.csv")]
-pub async fn gradebook_csv(db: &State<Db>, user: CurrentUser, id: i64) -> AppResult<Download<TextStream![String]>> {
+pub async fn gradebook_csv(
+    db: &State<Db>,
+    user: CurrentUser,
+    trail: Trail<'_>,
+    id: i64,
+) -> AppResult<Download<TextStream![String]>> {
     let db2 = db.inner().clone();
-    let (run, course, cols) = db2
+    let (run, course, cols, shown) = db2
         .run(move |conn| {
             let (run, course) = learning::run_by_id(conn, id)?;
             if !learning::can_author(&user, course.member_id) {
                 return Err(AppError::NotFound);
             }
             let cols = learning::quiz_columns(conn, course.id)?;
-            Ok::<_, AppError>((run, course, cols))
+            let shown = enrolled(conn, run.id, None)?;
+            Ok::<_, AppError>((run, course, cols, shown))
         })
         .await?;
+    // Every learner of the run (the log keeps the first of them and a count).
+    trail.course_users(course.id, shown);
     let filename = format!("{}-{}-gradebook.csv", course.slug, run.run_key);
     let db = db.inner().clone();
     let stream = TextStream! {
@@ -870,6 +954,20 @@ pub async fn gradebook_csv(db: &State<Db>, user: CurrentUser, id: i64) -> AppRes
     Ok(Download::new(stream, ContentType::CSV, &filename, false))
 }
 
+/// The learners of a run, as the gradebook lists them (by enrollment).
+fn enrolled(conn: &mut crate::db::Conn, run_id: i64, limit: Option<i64>) -> diesel::QueryResult<Vec<i64>> {
+    use crate::db::schema::enrollments;
+    use diesel::prelude::*;
+    let q = enrollments::table
+        .filter(enrollments::run_id.eq(run_id))
+        .order(enrollments::id.asc())
+        .select(enrollments::user_id);
+    match limit {
+        Some(n) => q.limit(n).load(conn),
+        None => q.load(conn),
+    }
+}
+
 fn csv_line(cells: &[String]) -> String {
     let mut w = crate::web::csv::Writer::in_memory();
     let _ = w.write_record(cells);
@@ -885,17 +983,26 @@ pub struct AnnounceForm {
 }
 
 #[post("/studio/runs/<id>/announce", data = "<form>")]
-pub async fn announce(db: &State<Db>, user: CurrentUser, id: i64, form: CsrfForm<AnnounceForm>) -> AppResult<Flash> {
+pub async fn announce(
+    db: &State<Db>,
+    user: CurrentUser,
+    trail: Trail<'_>,
+    id: i64,
+    form: CsrfForm<AnnounceForm>,
+) -> AppResult<Flash> {
     let f = form.form;
     let back = format!("/studio/runs/{id}/gradebook");
-    let r = db
+    let (r, course_id) = db
         .run(move |conn| {
             let (run, course) = learning::run_by_id(conn, id)?;
             if !learning::can_author(&user, course.member_id) {
                 return Err(AppError::NotFound);
             }
-            Ok::<_, AppError>(learning::announce(conn, user.id, &course, &run, &f.subject, &f.body, now()))
+            let sent = learning::announce(conn, user.id, &course, &run, &f.subject, &f.body, now());
+            Ok::<_, AppError>((sent, course.id))
         })
         .await?;
+    // Mailed to the run's learners: the course, and the run as the item.
+    trail.add(crate::privacy::audit::Subject::of_course(course_id).item(format!("run {id}")));
     settle(r, back.clone(), |n| Flash::success(back, format!("Announcement sent to {n} learner(s).")))
 }

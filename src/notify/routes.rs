@@ -7,6 +7,8 @@ use rocket::State;
 use serde_json::json;
 
 use crate::config::Config;
+use crate::db::Db;
+use crate::privacy::audit::{Subject, Trail};
 use crate::web::{AppError, AppResult, Page, guards::Viewer};
 
 fn allowed(config: &Config, viewer: &Viewer) -> AppResult<()> {
@@ -20,16 +22,45 @@ fn allowed(config: &Config, viewer: &Viewer) -> AppResult<()> {
     Err(AppError::NotFound)
 }
 
+/// Whose mail a page shows, for the audit log: the account each message went
+/// to, or the message alone when its address belongs to no account.
+async fn recipients(db: &Db, messages: Vec<(String, String)>) -> AppResult<Vec<Subject>> {
+    db.run(move |conn| {
+        use crate::db::schema::users;
+        use diesel::prelude::*;
+        let mut out = Vec::new();
+        for (id, to) in messages {
+            let user: Option<i64> = users::table
+                .filter(crate::accounts::service::lower(users::email).eq(to.trim().to_lowercase()))
+                .select(users::id)
+                .first(conn)
+                .optional()?;
+            let s = Subject::default().item(format!("mail {id}"));
+            out.push(Subject { user_id: user, ..s });
+        }
+        Ok::<_, AppError>(out)
+    })
+    .await
+}
+
 #[rocket::get("/outbox")]
-pub fn outbox(config: &State<Config>, viewer: Viewer) -> AppResult<Page> {
+pub async fn outbox(config: &State<Config>, db: &State<Db>, viewer: Viewer, trail: Trail<'_>) -> AppResult<Page> {
     allowed(config, &viewer)?;
     let messages = crate::notify::read_outbox(&config.outbox_dir(), 100);
+    trail.add_all(recipients(db, messages.iter().map(|m| (m.id.clone(), m.to.clone())).collect()).await?);
     Ok(Page::new("staff/outbox", "Outbox", json!({ "messages": messages, "demo": config.demo })))
 }
 
 #[rocket::get("/outbox/<id>")]
-pub fn message(config: &State<Config>, viewer: Viewer, id: &str) -> AppResult<Page> {
+pub async fn message(
+    config: &State<Config>,
+    db: &State<Db>,
+    viewer: Viewer,
+    trail: Trail<'_>,
+    id: &str,
+) -> AppResult<Page> {
     allowed(config, &viewer)?;
     let message = crate::notify::read_message(&config.outbox_dir(), id).ok_or(AppError::NotFound)?;
+    trail.add_all(recipients(db, vec![(message.id.clone(), message.to.clone())]).await?);
     Ok(Page::new("staff/message", message.subject.clone(), json!({ "message": message })))
 }

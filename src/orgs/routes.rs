@@ -3,6 +3,7 @@
 //! processor basis, so every record seen is a disclosure), a CSV download,
 //! a CSV upload of staff, and assigning a course with a due date.
 
+use crate::privacy::audit::Trail;
 use std::collections::HashMap;
 
 use chrono::NaiveDate;
@@ -165,6 +166,13 @@ fn when(t: chrono::NaiveDateTime) -> String {
     t.format("%e %b %Y, %H:%M").to_string().trim().to_string()
 }
 
+/// The organization's staff the dashboard lists (and people who filed
+/// requests through it), for the audit log.
+fn staff_shown(conn: &mut Conn, partner_id: i64) -> QueryResult<(i64, Vec<i64>)> {
+    let ids = org_staff::table.filter(org_staff::partner_id.eq(partner_id)).select(org_staff::user_id).load(conn)?;
+    Ok((partner_id, ids))
+}
+
 fn dashboard_context(conn: &mut Conn, p: &Partner, base_url: &str) -> AppResult<Value> {
     let rows = lines(conn, p, base_url)?;
     let groups: Vec<(String, String)> = org_groups::table
@@ -209,15 +217,23 @@ fn dashboard_context(conn: &mut Conn, p: &Partner, base_url: &str) -> AppResult<
 }
 
 #[get("/partners/<slug>/staff")]
-pub async fn dashboard(db: &State<Db>, config: &State<Config>, user: CurrentUser, slug: &str) -> AppResult<Page> {
+pub async fn dashboard(
+    db: &State<Db>,
+    config: &State<Config>,
+    user: CurrentUser,
+    trail: Trail<'_>,
+    slug: &str,
+) -> AppResult<Page> {
     let (slug, user, base) = (slug.to_string(), user.0, config.base_url());
-    let (name, ctx) = db
+    let (name, ctx, shown) = db
         .run(move |conn| {
             let p = organization(conn, &user, &slug)?;
             let ctx = dashboard_context(conn, &p, &base)?;
-            Ok::<_, AppError>((p.name, ctx))
+            let shown = staff_shown(conn, p.id)?;
+            Ok::<_, AppError>((p.name, ctx, shown))
         })
         .await?;
+    trail.partner_users(shown.0, shown.1);
     Ok(Page::new("orgs/staff", format!("{name}: staff and training"), ctx))
 }
 
@@ -227,15 +243,17 @@ pub async fn dashboard_csv(
     db: &State<Db>,
     config: &State<Config>,
     user: CurrentUser,
+    trail: Trail<'_>,
     slug: &str,
 ) -> AppResult<(ContentType, String)> {
     let (slug, user, base) = (slug.to_string(), user.0, config.base_url());
-    let rows = db
+    let (rows, shown) = db
         .run(move |conn| {
             let p = organization(conn, &user, &slug)?;
-            Ok::<_, AppError>(lines(conn, &p, &base)?)
+            Ok::<_, AppError>((lines(conn, &p, &base)?, staff_shown(conn, p.id)?))
         })
         .await?;
+    trail.partner_users(shown.0, shown.1);
     let mut w = crate::web::csv::Writer::in_memory();
     let header = [
         "name",
@@ -285,7 +303,14 @@ pub struct AssignForm {
 }
 
 #[post("/partners/<slug>/staff/assign", data = "<form>")]
-pub async fn assign(db: &State<Db>, user: CurrentUser, slug: &str, form: CsrfForm<AssignForm>) -> AppResult<Flash> {
+pub async fn assign(
+    db: &State<Db>,
+    user: CurrentUser,
+    trail: Trail<'_>,
+    slug: &str,
+    form: CsrfForm<AssignForm>,
+) -> AppResult<Flash> {
+    trail.partner_page(db, slug).await;
     let back = format!("/partners/{slug}/staff");
     let f = &form.form;
     let Ok(run_id) = f.run_id.trim().parse::<i64>() else { return Ok(Flash::error(back, "Choose a course.")) };
@@ -388,9 +413,11 @@ pub async fn upload(
     db: &State<Db>,
     config: &State<Config>,
     user: CurrentUser,
+    trail: Trail<'_>,
     slug: &str,
     form: CsrfForm<UploadForm>,
 ) -> AppResult<rocket::Either<Flash, Page>> {
+    trail.partner_page(db, slug).await;
     let back = format!("/partners/{slug}/staff");
     let parsed = parse_upload(&form.form.csv);
     let (slug, user, base, text) = (slug.to_string(), user.0, config.base_url(), form.form.csv.clone());
@@ -448,9 +475,11 @@ pub struct RequestForm {
 pub async fn file_request(
     db: &State<Db>,
     user: CurrentUser,
+    trail: Trail<'_>,
     slug: &str,
     form: CsrfForm<RequestForm>,
 ) -> AppResult<Flash> {
+    trail.partner_page(db, slug).await;
     let back = format!("/partners/{slug}/staff#requests");
     let (slug, user) = (slug.to_string(), user.0);
     let (staff_id, kind, details) = (form.form.staff_id.clone(), form.form.kind.clone(), form.form.details.clone());
@@ -476,7 +505,14 @@ pub struct EndForm {
 
 /// The contract ends: the organization deletes all its staff's data.
 #[post("/partners/<slug>/staff/end", data = "<form>")]
-pub async fn end_contract(db: &State<Db>, user: CurrentUser, slug: &str, form: CsrfForm<EndForm>) -> AppResult<Flash> {
+pub async fn end_contract(
+    db: &State<Db>,
+    user: CurrentUser,
+    trail: Trail<'_>,
+    slug: &str,
+    form: CsrfForm<EndForm>,
+) -> AppResult<Flash> {
+    trail.partner_page(db, slug).await;
     let back = format!("/partners/{slug}/staff");
     let (slug_owned, user, typed) = (slug.to_string(), user.0, form.form.confirm.trim().to_string());
     let ended = db
@@ -504,7 +540,14 @@ pub struct InviteForm {
 
 /// Invites a person who has (or will make) an account of their own.
 #[post("/partners/<slug>/staff/invite", data = "<form>")]
-pub async fn invite(db: &State<Db>, user: CurrentUser, slug: &str, form: CsrfForm<InviteForm>) -> AppResult<Flash> {
+pub async fn invite(
+    db: &State<Db>,
+    user: CurrentUser,
+    trail: Trail<'_>,
+    slug: &str,
+    form: CsrfForm<InviteForm>,
+) -> AppResult<Flash> {
+    trail.partner_page(db, slug).await;
     let back = format!("/partners/{slug}/staff");
     let email = match crate::accounts::domain::Email::parse(&form.form.email) {
         Ok(e) => e,

@@ -1,13 +1,27 @@
 //! The audit log (SEC-4). Every request by someone acting in a role — staff,
-//! moderators, member and course staff, partner staff, auditors — to a page
-//! that shows or changes other people's data is written to `audit_log`: who,
-//! in which roles, viewed (GET) or changed (POST) which path, with what
-//! result, from where, when. The `Audit` fairing does it for every such
-//! route at once, so a new staff page cannot forget to. Query strings are
-//! left out (they can hold an email address that must not outlive an
-//! erasure). The table is append-only: triggers in both databases refuse
-//! updates and deletes. Only auditors read it, at `/audit`, and their reading
-//! is logged too. Staff appoint auditors, never themselves.
+//! moderators, member and course staff, partner staff, auditors — or by a
+//! partner's API key, to a page that shows or changes other people's data is
+//! written to `audit_log`: who, in which roles, viewed (GET) or changed
+//! (POST) which path, with what result, from where, when. The `Audit` fairing
+//! does it for every such route at once, so a new staff page cannot forget
+//! to.
+//!
+//! Each entry names whose data it was: every audited handler takes the
+//! [`Trail`] guard and declares the people (user ids) it showed or changed,
+//! with the partner or course where it applies, or an item (an export id, a
+//! case, a run) when a page is about many people at once, or that the page
+//! shows no one's personal data. These go to `audit_subjects`. A GET answered
+//! 2xx without a declaration is logged as an error (and the link walk of
+//! every role fails on it). The query string that selected the subjects
+//! goes to `audit_queries`, apart: it can hold an email address or a
+//! username, so erasing a person deletes the queries of the entries naming
+//! them and of those that searched for them ([`erase_queries`]); the entries
+//! and the subject's id stay. `audit_log` and `audit_subjects` are
+//! append-only (triggers in both databases refuse updates and deletes);
+//! `audit_queries` refuses updates. Only auditors read the log, at `/audit`,
+//! also by whose data it was, and their reading is logged too. Staff appoint
+//! auditors, never themselves. A learner's copy of their data lists the
+//! entries naming them (`export::staff_access`), by role.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -18,13 +32,13 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::accounts::roles::{self, Role};
-use crate::db::schema::{audit_log, role_grants, users};
-use crate::db::{Conn, Db, now};
+use crate::db::schema::{audit_log, audit_queries, audit_subjects, role_grants, users};
+use crate::db::{Conn, Db, DbConnection, now};
 use crate::web::guards::SessionState;
 use crate::web::{AppError, AppResult, CsrfForm, CurrentUser, Flash, Page, StaffUser};
 
 /// Pages that show or change other people's data.
-const AUDITED: [&str; 9] = [
+pub const AUDITED: [&str; 9] = [
     "/staff",
     "/audit",
     "/forums/moderation",
@@ -36,8 +50,189 @@ const AUDITED: [&str; 9] = [
     "/api/v1/",
 ];
 
-fn audited(path: &str) -> bool {
+pub fn audited(path: &str) -> bool {
     AUDITED.iter().any(|p| path == p.trim_end_matches('/') || path.starts_with(p))
+}
+
+/// Subjects kept per entry at most; a longer list ends with an item saying
+/// how many more there were (pages of people are shorter than this).
+pub const MAX_SUBJECTS: usize = 500;
+
+/// Longest query string kept, in characters.
+const MAX_QUERY: usize = 1000;
+
+/// What `audit_log.declared` says.
+pub mod declared {
+    /// The entry's `audit_subjects` rows name whose data it was (none when
+    /// the page showed nobody, an empty search say).
+    pub const SUBJECTS: &str = "subjects";
+    /// The page shows no one's personal data.
+    pub const NONE: &str = "none";
+}
+
+/// One subject of an entry: a person, and the partner or course where it
+/// applies; or, for a page about many people at once (a partner's export),
+/// the partner or course and an item naming what was shown.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize)]
+pub struct Subject {
+    pub user_id: Option<i64>,
+    pub partner_id: Option<i64>,
+    pub course_id: Option<i64>,
+    pub item: Option<String>,
+}
+
+impl Subject {
+    pub fn user(id: i64) -> Subject {
+        Subject { user_id: Some(id), ..Subject::default() }
+    }
+    pub fn of_partner(id: i64) -> Subject {
+        Subject { partner_id: Some(id), ..Subject::default() }
+    }
+    pub fn of_course(id: i64) -> Subject {
+        Subject { course_id: Some(id), ..Subject::default() }
+    }
+    pub fn partner(mut self, id: i64) -> Subject {
+        self.partner_id = Some(id);
+        self
+    }
+    pub fn course(mut self, id: i64) -> Subject {
+        self.course_id = Some(id);
+        self
+    }
+    pub fn item(mut self, item: impl Into<String>) -> Subject {
+        self.item = Some(item.into());
+        self
+    }
+}
+
+#[derive(Debug, Default)]
+struct Declaration {
+    nobody: bool,
+    named: bool,
+    subjects: Vec<Subject>,
+    more: usize,
+}
+
+/// The request's declaration, kept in its local cache.
+#[derive(Debug, Default)]
+pub struct Declared(std::sync::Mutex<Declaration>);
+
+/// Who made an audited request without a session: a partner's API key.
+#[derive(Debug, Default, Clone)]
+pub struct ApiCaller(pub Option<(i64, String, i64)>);
+
+/// A request guard every audited handler takes, to say whose personal data
+/// it showed or changed (`user`, `users`, `add`) or that the page shows no
+/// one's (`nobody`). The `Audit` fairing writes it with the entry. A page
+/// answering 2xx to a GET without declaring anything is logged as an error,
+/// and the link walk of every role fails on it.
+pub struct Trail<'r>(&'r Declared);
+
+#[rocket::async_trait]
+impl<'r> rocket::request::FromRequest<'r> for Trail<'r> {
+    type Error = std::convert::Infallible;
+    async fn from_request(req: &'r Request<'_>) -> rocket::request::Outcome<Self, Self::Error> {
+        rocket::request::Outcome::Success(Trail(req.local_cache(Declared::default)))
+    }
+}
+
+impl Trail<'_> {
+    fn with(&self, f: impl FnOnce(&mut Declaration)) -> &Self {
+        let mut d = self.0.0.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut d);
+        self
+    }
+    /// This page shows no one's personal data.
+    pub fn nobody(&self) -> &Self {
+        self.with(|d| d.nobody = true)
+    }
+    /// The page showed or changed these subjects (possibly none: an empty list).
+    pub fn add_all(&self, subjects: impl IntoIterator<Item = Subject>) -> &Self {
+        self.with(|d| {
+            d.named = true;
+            for s in subjects {
+                if d.subjects.contains(&s) {
+                    continue;
+                }
+                if d.subjects.len() < MAX_SUBJECTS {
+                    d.subjects.push(s);
+                } else {
+                    d.more += 1;
+                }
+            }
+        })
+    }
+    pub fn add(&self, subject: Subject) -> &Self {
+        self.add_all([subject])
+    }
+    /// One person's data.
+    pub fn user(&self, id: i64) -> &Self {
+        self.add(Subject::user(id))
+    }
+    /// A list of people (possibly empty).
+    pub fn users(&self, ids: impl IntoIterator<Item = i64>) -> &Self {
+        self.add_all(ids.into_iter().map(Subject::user))
+    }
+    /// The partner a page under `/partners/<slug>` acts for (nothing when
+    /// there is no such partner: the page answers 404 then).
+    pub async fn partner_page(&self, db: &Db, slug: &str) -> &Self {
+        use crate::db::schema::partners;
+        let slug = slug.to_string();
+        let found = db
+            .run(move |conn| {
+                partners::table
+                    .filter(partners::slug.eq(slug))
+                    .select(partners::id)
+                    .first::<i64>(conn)
+                    .optional()
+                    .map_err(crate::db::DbError::from)
+            })
+            .await;
+        self.add_all(found.ok().flatten().map(Subject::of_partner))
+    }
+    /// The account a form names by username or email (nobody when none does).
+    pub async fn account(&self, db: &Db, login: &str) -> &Self {
+        let login = login.trim().to_string();
+        let found = db
+            .run(move |conn| {
+                crate::accounts::service::find_for_login(conn, &login)
+                    .map(|u| u.map(|u| u.id))
+                    .map_err(crate::db::DbError::from)
+            })
+            .await;
+        self.users(found.ok().flatten())
+    }
+    /// People shown as learners of a partner; the partner alone when none.
+    pub fn partner_users(&self, partner: i64, ids: impl IntoIterator<Item = i64>) -> &Self {
+        let mut list: Vec<Subject> = ids.into_iter().map(|id| Subject::user(id).partner(partner)).collect();
+        if list.is_empty() {
+            list.push(Subject::of_partner(partner));
+        }
+        self.add_all(list)
+    }
+    /// People shown as learners of a course; the course alone when none.
+    pub fn course_users(&self, course: i64, ids: impl IntoIterator<Item = i64>) -> &Self {
+        let mut list: Vec<Subject> = ids.into_iter().map(|id| Subject::user(id).course(course)).collect();
+        if list.is_empty() {
+            list.push(Subject::of_course(course));
+        }
+        self.add_all(list)
+    }
+}
+
+/// The query string as name=value pairs, decoded (what an auditor reads),
+/// or None when there is none.
+fn query_of(req: &Request<'_>) -> Option<String> {
+    let q = req.uri().query()?;
+    let pairs: Vec<String> =
+        q.segments().map(|(k, v)| if v.is_empty() { k.to_string() } else { format!("{k}={v}") }).collect();
+    let text = pairs.join("&");
+    (!text.is_empty()).then(|| text.chars().take(MAX_QUERY).collect())
+}
+
+/// The values of a stored query, to match an erased person's username or email.
+pub fn query_values(query: &str) -> impl Iterator<Item = &str> {
+    query.split('&').map(|pair| pair.split_once('=').map_or(pair, |(_, v)| v).trim())
 }
 
 /// Writes the audit line of every audited request made in a role.
@@ -54,36 +249,128 @@ impl Fairing for Audit {
         if !audited(&path) || !matches!(req.method(), Method::Get | Method::Post) {
             return;
         }
-        let Some(user) = req.local_cache(SessionState::default).user.clone() else { return };
-        if user.roles.is_empty() {
-            return;
-        }
+        let (actor_id, actor, roles) =
+            if let Some((key_id, prefix, partner)) = req.local_cache(ApiCaller::default).0.clone() {
+                // A partner's API key (whatever session cookie came along) has no
+                // account: actor 0, named by the key's id and public prefix.
+                (0, format!("API key {key_id} ({prefix})"), format!("partner_api:partner:{partner}"))
+            } else if let Some(user) = req.local_cache(SessionState::default).user.clone() {
+                if user.roles.is_empty() {
+                    return;
+                }
+                let roles: Vec<String> = user
+                    .roles
+                    .iter()
+                    .map(|(r, s)| if s.is_empty() { r.as_str().to_string() } else { format!("{}:{s}", r.as_str()) })
+                    .collect();
+                (user.id, user.username.clone(), roles.join(" "))
+            } else {
+                return;
+            };
         let Some(db) = req.rocket().state::<Db>() else { return };
-        let roles: Vec<String> = user
-            .roles
-            .iter()
-            .map(|(r, s)| if s.is_empty() { r.as_str().to_string() } else { format!("{}:{s}", r.as_str()) })
-            .collect();
+        let declaration =
+            std::mem::take(&mut *req.local_cache(Declared::default).0.lock().unwrap_or_else(|e| e.into_inner()));
+        let status = res.status();
+        let declared_as = if declaration.named || !declaration.subjects.is_empty() {
+            Some(declared::SUBJECTS)
+        } else if declaration.nobody {
+            Some(declared::NONE)
+        } else {
+            None
+        };
+        if declared_as.is_none() && req.method() == Method::Get && status.class().is_success() {
+            // Every audited page declares whose data it shows (or that it shows no one's).
+            tracing::error!(path = %path, "an audited page answered without declaring whose personal data it showed");
+        }
+        let mut subjects = declaration.subjects;
+        if declaration.more > 0 {
+            subjects.push(Subject::default().item(format!("and {} more", declaration.more)));
+        }
+        let query = query_of(req);
         let entry = (
-            audit_log::actor_id.eq(user.id),
-            audit_log::actor.eq(user.username.clone()),
-            audit_log::roles.eq(roles.join(" ")),
+            audit_log::actor_id.eq(actor_id),
+            audit_log::actor.eq(actor),
+            audit_log::roles.eq(roles),
             audit_log::action.eq(if req.method() == Method::Get { "view" } else { "change" }),
             audit_log::method.eq(req.method().as_str()),
             audit_log::path.eq(path.chars().take(500).collect::<String>()),
-            audit_log::status.eq(i32::from(res.status().code)),
+            audit_log::status.eq(i32::from(status.code)),
             audit_log::ip.eq(crate::web::guards::client_ip(req).map(|ip| ip.to_string())),
             audit_log::created_at.eq(now()),
+            audit_log::declared.eq(declared_as),
         );
         let written = db
             .run(move |conn| {
-                diesel::insert_into(audit_log::table).values(entry).execute(conn).map_err(crate::db::DbError::from)
+                crate::db::transaction(conn, |conn| {
+                    let id: i64 = diesel::insert_into(audit_log::table)
+                        .values(entry)
+                        .returning(audit_log::id)
+                        .get_result(conn)?;
+                    let rows: Vec<_> = subjects
+                        .into_iter()
+                        .map(|s| {
+                            (
+                                audit_subjects::audit_id.eq(id),
+                                audit_subjects::user_id.eq(s.user_id),
+                                audit_subjects::partner_id.eq(s.partner_id),
+                                audit_subjects::course_id.eq(s.course_id),
+                                audit_subjects::item.eq(s.item),
+                            )
+                        })
+                        .collect();
+                    // Multi-row inserts exist per backend, not on the combined one.
+                    for chunk in rows.chunks(100) {
+                        match conn {
+                            DbConnection::Sqlite(c) => {
+                                diesel::insert_into(audit_subjects::table).values(chunk).execute(c)?
+                            }
+                            DbConnection::Pg(c) => {
+                                diesel::insert_into(audit_subjects::table).values(chunk).execute(c)?
+                            }
+                        };
+                    }
+                    if let Some(query) = query {
+                        diesel::insert_into(audit_queries::table)
+                            .values((audit_queries::audit_id.eq(id), audit_queries::query.eq(query)))
+                            .execute(conn)?;
+                    }
+                    Ok::<_, diesel::result::Error>(())
+                })
+                .map_err(crate::db::DbError::from)
             })
             .await;
         if let Err(e) = written {
             tracing::error!(error = %e, "could not write the audit log");
         }
     }
+}
+
+/// Erasure (RGT-2): deletes the query strings of the entries that name the
+/// person, and of those that searched for their username or email. The
+/// entries and their subject ids stay (the account row keeps only its id).
+pub fn erase_queries(conn: &mut Conn, user_id: i64, username: &str, email: &str) -> QueryResult<usize> {
+    let naming = audit_subjects::table.filter(audit_subjects::user_id.eq(user_id)).select(audit_subjects::audit_id);
+    let mut n = diesel::delete(audit_queries::table.filter(audit_queries::audit_id.eq_any(naming))).execute(conn)?;
+    let wanted: Vec<String> =
+        [username, email].iter().map(|v| v.trim().to_lowercase()).filter(|v| !v.is_empty()).collect();
+    let mut matching = Vec::new();
+    for value in &wanted {
+        let like = format!("%{}%", value.replace(['%', '_', '\\'], ""));
+        let candidates: Vec<(i64, String)> = audit_queries::table
+            .filter(crate::accounts::service::lower(audit_queries::query).like(like))
+            .select((audit_queries::audit_id, audit_queries::query))
+            .load(conn)?;
+        matching.extend(
+            candidates
+                .into_iter()
+                .filter(|(_, q)| query_values(q).any(|v| v.to_lowercase() == *value))
+                .map(|(id, _)| id),
+        );
+    }
+    if !matching.is_empty() {
+        n += diesel::delete(audit_queries::table.filter(audit_queries::audit_id.eq_any(matching))).execute(conn)?;
+    }
+    Ok(n)
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
@@ -99,6 +386,7 @@ pub struct Entry {
     pub status: i32,
     pub ip: Option<String>,
     pub created_at: NaiveDateTime,
+    pub declared: Option<String>,
 }
 
 /// What an auditor searches by; every part optional.
@@ -109,9 +397,26 @@ pub struct Search {
     pub action: Option<String>,
     pub from: Option<String>,
     pub to: Option<String>,
+    /// Whose data: a user id or a username.
+    pub subject: Option<String>,
 }
 
 pub const PAGE: i64 = 200;
+
+/// Subjects shown per entry on the auditor's page (the rest are counted).
+const SHOWN_SUBJECTS: usize = 20;
+
+/// The account a subject search names: a user id, or a username.
+fn subject_id(conn: &mut Conn, subject: &str) -> QueryResult<Option<i64>> {
+    if let Ok(id) = subject.parse::<i64>() {
+        return Ok(Some(id));
+    }
+    users::table
+        .filter(crate::accounts::service::lower(users::username).eq(subject.to_lowercase()))
+        .select(users::id)
+        .first(conn)
+        .optional()
+}
 
 pub fn search(conn: &mut Conn, s: &Search) -> QueryResult<Vec<Entry>> {
     let mut q = audit_log::table.select(Entry::as_select()).into_boxed();
@@ -124,6 +429,11 @@ pub fn search(conn: &mut Conn, s: &Search) -> QueryResult<Vec<Entry>> {
     if let Some(action) = s.action.as_deref().filter(|a| ["view", "change"].contains(a)) {
         q = q.filter(audit_log::action.eq(action.to_string()));
     }
+    if let Some(subject) = s.subject.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        let Some(id) = subject_id(conn, subject)? else { return Ok(Vec::new()) };
+        let naming = audit_subjects::table.filter(audit_subjects::user_id.eq(id)).select(audit_subjects::audit_id);
+        q = q.filter(audit_log::id.eq_any(naming));
+    }
     let day =
         |d: &Option<String>| d.as_deref().and_then(|d| chrono::NaiveDate::parse_from_str(d.trim(), "%Y-%m-%d").ok());
     if let Some(from) = day(&s.from) {
@@ -135,24 +445,102 @@ pub fn search(conn: &mut Conn, s: &Search) -> QueryResult<Vec<Entry>> {
     q.order(audit_log::id.desc()).limit(PAGE).load(conn)
 }
 
+/// A subject of an entry: (entry id, subject, the account's current username).
+pub type Named = (i64, Subject, Option<String>);
+
+/// The subjects (with the account's current username, `retired-<id>` once
+/// erased) and query of each entry.
+pub fn subjects_of(
+    conn: &mut Conn,
+    entries: &[i64],
+) -> QueryResult<(Vec<Named>, std::collections::HashMap<i64, String>)> {
+    type Row = (i64, Option<i64>, Option<i64>, Option<i64>, Option<String>, Option<String>);
+    let mut subjects = Vec::new();
+    for chunk in entries.chunks(500) {
+        let rows: Vec<Row> = audit_subjects::table
+            .left_join(users::table.on(audit_subjects::user_id.eq(users::id.nullable())))
+            .filter(audit_subjects::audit_id.eq_any(chunk))
+            .order(audit_subjects::id)
+            .select((
+                audit_subjects::audit_id,
+                audit_subjects::user_id,
+                audit_subjects::partner_id,
+                audit_subjects::course_id,
+                audit_subjects::item,
+                users::username.nullable(),
+            ))
+            .load(conn)?;
+        subjects.extend(rows.into_iter().map(|(a, user_id, partner_id, course_id, item, name)| {
+            (a, Subject { user_id, partner_id, course_id, item }, name)
+        }));
+    }
+    let queries = audit_queries::table
+        .filter(audit_queries::audit_id.eq_any(entries))
+        .select((audit_queries::audit_id, audit_queries::query))
+        .load::<(i64, String)>(conn)?
+        .into_iter()
+        .collect();
+    Ok((subjects, queries))
+}
+
+fn describe(s: &Subject, name: Option<&str>) -> String {
+    let mut parts = Vec::new();
+    if let Some(id) = s.user_id {
+        parts.push(name.map_or_else(|| format!("user {id}"), |n| format!("user {id} ({n})")));
+    }
+    if let Some(id) = s.partner_id {
+        parts.push(format!("partner {id}"));
+    }
+    if let Some(id) = s.course_id {
+        parts.push(format!("course {id}"));
+    }
+    if let Some(item) = &s.item {
+        parts.push(item.clone());
+    }
+    parts.join(", ")
+}
+
 #[get("/audit?<search..>")]
-pub async fn page(db: &State<Db>, user: CurrentUser, search: Search) -> AppResult<Page> {
+pub async fn page(db: &State<Db>, user: CurrentUser, trail: Trail<'_>, search: Search) -> AppResult<Page> {
     if !user.has_role(Role::Auditor) {
         return Err(AppError::Forbidden("The audit log is for auditors only.".into()));
     }
     let values = json!({
         "actor": search.actor, "path": search.path, "action": search.action, "from": search.from, "to": search.to,
+        "subject": search.subject,
     });
-    let entries = db.run(move |conn| Ok::<_, AppError>(self::search(conn, &search)?)).await?;
+    let (entries, subjects, queries) = db
+        .run(move |conn| {
+            let entries = self::search(conn, &search)?;
+            let ids: Vec<i64> = entries.iter().map(|e| e.id).collect();
+            let (subjects, queries) = subjects_of(conn, &ids)?;
+            Ok::<_, AppError>((entries, subjects, queries))
+        })
+        .await?;
+    // The auditor sees who was named in each entry: those are the subjects of this view.
+    trail.users(subjects.iter().filter_map(|(_, s, _)| s.user_id));
+    let mut by_entry: std::collections::HashMap<i64, Vec<String>> = std::collections::HashMap::new();
+    for (entry, s, name) in &subjects {
+        by_entry.entry(*entry).or_default().push(describe(s, name.as_deref()));
+    }
     Ok(Page::new(
         "privacy/audit",
         "Audit log",
         json!({
             "values": values,
-            "entries": entries.iter().map(|e| json!({
-                "at": e.created_at.format("%Y-%m-%d %H:%M:%S").to_string(), "actor": e.actor, "roles": e.roles,
-                "action": e.action, "path": e.path, "status": e.status, "ip": e.ip,
-            })).collect::<Vec<_>>(),
+            "entries": entries.iter().map(|e| {
+                let named = by_entry.get(&e.id).cloned().unwrap_or_default();
+                let more = named.len().saturating_sub(SHOWN_SUBJECTS);
+                json!({
+                    "at": e.created_at.format("%Y-%m-%d %H:%M:%S").to_string(), "actor": e.actor, "roles": e.roles,
+                    "action": e.action, "path": e.path, "status": e.status, "ip": e.ip,
+                    "query": queries.get(&e.id),
+                    "subjects": named.into_iter().take(SHOWN_SUBJECTS).collect::<Vec<_>>(),
+                    "more": more,
+                    "no_personal_data": e.declared.as_deref() == Some(declared::NONE),
+                    "undeclared": e.declared.is_none(),
+                })
+            }).collect::<Vec<_>>(),
             "limit": PAGE,
         }),
     ))
@@ -184,7 +572,7 @@ const SUPPORT_TEAM: Appointed = Appointed {
     appointed: "can now read recorded support needs",
 };
 
-async fn holders_page(db: &State<Db>, a: &'static Appointed) -> AppResult<Page> {
+async fn holders_page(db: &State<Db>, trail: Trail<'_>, a: &'static Appointed) -> AppResult<Page> {
     let role = a.role.as_str();
     let list: Vec<(i64, String)> = db
         .run(move |conn| {
@@ -197,6 +585,7 @@ async fn holders_page(db: &State<Db>, a: &'static Appointed) -> AppResult<Page> 
             )
         })
         .await?;
+    trail.users(list.iter().map(|(id, _)| *id));
     Ok(Page::new(
         "privacy/auditors",
         a.title,
@@ -207,19 +596,30 @@ async fn holders_page(db: &State<Db>, a: &'static Appointed) -> AppResult<Page> 
     ))
 }
 
-async fn appoint_to(db: &State<Db>, staff: StaffUser, login: String, a: &'static Appointed) -> AppResult<Flash> {
+async fn appoint_to(
+    db: &State<Db>,
+    staff: StaffUser,
+    trail: Trail<'_>,
+    login: String,
+    a: &'static Appointed,
+) -> AppResult<Flash> {
     let by = staff.0.id;
-    db.run(move |conn| {
-        let Some(user) = crate::accounts::service::find_for_login(conn, login.trim())? else {
-            return Ok(Flash::error(a.path, format!("No account has the username or email “{}”.", login.trim())));
-        };
-        if user.id == by {
-            return Ok(Flash::error(a.path, "Another person must check your work: you cannot appoint yourself."));
-        }
-        roles::grant(conn, user.id, a.role, "", Some(by))?;
-        Ok::<_, AppError>(Flash::success(a.path, format!("{} {}.", user.username, a.appointed)))
-    })
-    .await
+    let (flash, target) = db
+        .run(move |conn| {
+            let Some(user) = crate::accounts::service::find_for_login(conn, login.trim())? else {
+                let m = format!("No account has the username or email “{}”.", login.trim());
+                return Ok((Flash::error(a.path, m), None));
+            };
+            if user.id == by {
+                let m = "Another person must check your work: you cannot appoint yourself.";
+                return Ok((Flash::error(a.path, m), Some(user.id)));
+            }
+            roles::grant(conn, user.id, a.role, "", Some(by))?;
+            Ok::<_, AppError>((Flash::success(a.path, format!("{} {}.", user.username, a.appointed)), Some(user.id)))
+        })
+        .await?;
+    trail.users(target);
+    Ok(flash)
 }
 
 async fn remove_from(db: &State<Db>, id: i64, a: &'static Appointed) -> AppResult<Flash> {
@@ -232,8 +632,8 @@ async fn remove_from(db: &State<Db>, id: i64, a: &'static Appointed) -> AppResul
 }
 
 #[get("/staff/auditors")]
-pub async fn auditors(db: &State<Db>, _staff: StaffUser) -> AppResult<Page> {
-    holders_page(db, &AUDITORS).await
+pub async fn auditors(db: &State<Db>, _staff: StaffUser, trail: Trail<'_>) -> AppResult<Page> {
+    holders_page(db, trail, &AUDITORS).await
 }
 
 #[derive(FromForm)]
@@ -243,31 +643,50 @@ pub struct AppointForm {
 }
 
 #[post("/staff/auditors", data = "<form>")]
-pub async fn appoint(db: &State<Db>, staff: StaffUser, form: CsrfForm<AppointForm>) -> AppResult<Flash> {
-    appoint_to(db, staff, form.form.login, &AUDITORS).await
+pub async fn appoint(
+    db: &State<Db>,
+    staff: StaffUser,
+    trail: Trail<'_>,
+    form: CsrfForm<AppointForm>,
+) -> AppResult<Flash> {
+    appoint_to(db, staff, trail, form.form.login, &AUDITORS).await
 }
 
 #[post("/staff/auditors/<id>/remove", data = "<_form>")]
-pub async fn remove(db: &State<Db>, _staff: StaffUser, id: i64, _form: crate::web::csrf::CsrfOnly) -> AppResult<Flash> {
+pub async fn remove(
+    db: &State<Db>,
+    _staff: StaffUser,
+    trail: Trail<'_>,
+    id: i64,
+    _form: crate::web::csrf::CsrfOnly,
+) -> AppResult<Flash> {
+    trail.user(id);
     remove_from(db, id, &AUDITORS).await
 }
 
 #[get("/staff/support-team")]
-pub async fn support_team(db: &State<Db>, _staff: StaffUser) -> AppResult<Page> {
-    holders_page(db, &SUPPORT_TEAM).await
+pub async fn support_team(db: &State<Db>, _staff: StaffUser, trail: Trail<'_>) -> AppResult<Page> {
+    holders_page(db, trail, &SUPPORT_TEAM).await
 }
 
 #[post("/staff/support-team", data = "<form>")]
-pub async fn appoint_support(db: &State<Db>, staff: StaffUser, form: CsrfForm<AppointForm>) -> AppResult<Flash> {
-    appoint_to(db, staff, form.form.login, &SUPPORT_TEAM).await
+pub async fn appoint_support(
+    db: &State<Db>,
+    staff: StaffUser,
+    trail: Trail<'_>,
+    form: CsrfForm<AppointForm>,
+) -> AppResult<Flash> {
+    appoint_to(db, staff, trail, form.form.login, &SUPPORT_TEAM).await
 }
 
 #[post("/staff/support-team/<id>/remove", data = "<_form>")]
 pub async fn remove_support(
     db: &State<Db>,
     _staff: StaffUser,
+    trail: Trail<'_>,
     id: i64,
     _form: crate::web::csrf::CsrfOnly,
 ) -> AppResult<Flash> {
+    trail.user(id);
     remove_from(db, id, &SUPPORT_TEAM).await
 }

@@ -13,6 +13,9 @@
 //! What is kept, and why (the retention rules name these records):
 //! - the `users` row, with every personal field replaced (`retired-<id>`), so
 //!   that records kept below still point at an id and nothing else;
+//! - the audit log's entries and the subjects they name, by user id (the
+//!   query strings that selected the learner are deleted: they could hold
+//!   their username or email);
 //! - the consent ledger (evidence of every sharing decision; hash-chained,
 //!   never changed) and the disclosures (what was given to whom, when);
 //! - the data request and this erasure's log (proof the request was answered);
@@ -509,7 +512,8 @@ fn run_step(
 }
 
 fn delete_personal_data(conn: &mut Conn, settings: &Settings<'_>, user_id: i64) -> QueryResult<String> {
-    let email: String = users::table.find(user_id).select(users::email).first(conn)?;
+    let (email, username): (String, String) =
+        users::table.find(user_id).select((users::email, users::username)).first(conn)?;
     // Files first: a failure leaves the rows, so the retry finds the keys again.
     let mut files: Vec<String> = data_exports::table
         .filter(data_exports::user_id.eq(user_id))
@@ -530,6 +534,9 @@ fn delete_personal_data(conn: &mut Conn, settings: &Settings<'_>, user_id: i64) 
         other => diesel::result::Error::QueryBuilderError(other.to_string().into()),
     })?;
     n += diesel::delete(data_exports::table.filter(data_exports::user_id.eq(user_id))).execute(conn)?;
+    // The audit log keeps its entries and their subject ids; the query strings
+    // that selected this person (a username or email) go.
+    n += super::audit::erase_queries(conn, user_id, &username, &email)?;
     n += diesel::delete(profiles::table.filter(profiles::user_id.eq(user_id))).execute(conn)?;
     n += diesel::delete(role_grants::table.filter(role_grants::user_id.eq(user_id))).execute(conn)?;
     n += diesel::delete(parental_consents::table.filter(parental_consents::user_id.eq(user_id))).execute(conn)?;

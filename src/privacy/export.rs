@@ -478,6 +478,84 @@ fn readme(username: &str, generated: NaiveDateTime, counts: &[(&Section, usize)]
     text
 }
 
+/// Staff access to the learner's data, from the audit log (SEC-4): the
+/// entries that name them. Staff are named by role, not by name: they act
+/// for the operator (or the partner or member their role names), who is the
+/// recipient; an auditor can say who it was if the learner asks.
+const STAFF_ACCESS: Section = Section {
+    name: "staff_access",
+    table: "audit_log",
+    filter: "",
+    withheld: &[],
+    about: "Every time someone acting in a role (operator staff, support team, moderators, course staff, a partner's staff or API key) viewed or changed your data: when, in which role(s), view or change, which page, the query that selected you (when the page was about you alone), the partner or course it applied to, and what was shown. Who it was is named by role; the audit log names the person, and our auditors can tell you on request.",
+};
+
+const STAFF_ACCESS_COLUMNS: [&str; 10] =
+    ["at", "roles", "action", "method", "path", "query", "partner_id", "course_id", "item", "status"];
+
+/// The audit entries naming the learner, oldest first.
+fn staff_access(conn: &mut Conn, user_id: i64) -> QueryResult<Vec<Map<String, Value>>> {
+    use crate::db::schema::{audit_log, audit_queries, audit_subjects};
+    type Row = (i64, NaiveDateTime, String, String, String, String, i32, Option<i64>, Option<i64>, Option<String>);
+    let rows: Vec<Row> = audit_subjects::table
+        .inner_join(audit_log::table.on(audit_log::id.eq(audit_subjects::audit_id)))
+        .filter(audit_subjects::user_id.eq(user_id))
+        .order((audit_log::id.asc(), audit_subjects::id.asc()))
+        .select((
+            audit_log::id,
+            audit_log::created_at,
+            audit_log::roles,
+            audit_log::action,
+            audit_log::method,
+            audit_log::path,
+            audit_log::status,
+            audit_subjects::partner_id,
+            audit_subjects::course_id,
+            audit_subjects::item,
+        ))
+        .load(conn)?;
+    let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+    let mut queries = std::collections::HashMap::new();
+    let mut people = std::collections::HashMap::new();
+    for chunk in ids.chunks(500) {
+        queries.extend(
+            audit_queries::table
+                .filter(audit_queries::audit_id.eq_any(chunk))
+                .select((audit_queries::audit_id, audit_queries::query))
+                .load::<(i64, String)>(conn)?,
+        );
+        // How many people each entry names: its query is given only when it named the learner alone.
+        people.extend(
+            audit_subjects::table
+                .filter(audit_subjects::audit_id.eq_any(chunk))
+                .filter(audit_subjects::user_id.is_not_null())
+                .group_by(audit_subjects::audit_id)
+                .select((audit_subjects::audit_id, diesel::dsl::count_star()))
+                .load::<(i64, i64)>(conn)?,
+        );
+    }
+    let mut seen = std::collections::HashSet::new();
+    Ok(rows
+        .into_iter()
+        .filter(|r| seen.insert(r.0))
+        .map(|(id, at, roles, action, method, path, status, partner_id, course_id, item)| {
+            let alone = people.get(&id).copied() == Some(1);
+            let mut m = Map::new();
+            m.insert("at".into(), json!(at.format("%Y-%m-%dT%H:%M:%SZ").to_string()));
+            m.insert("roles".into(), json!(roles));
+            m.insert("action".into(), json!(action));
+            m.insert("method".into(), json!(method));
+            m.insert("path".into(), json!(path));
+            m.insert("query".into(), json!(if alone { queries.get(&id).cloned() } else { None }));
+            m.insert("partner_id".into(), json!(partner_id));
+            m.insert("course_id".into(), json!(course_id));
+            m.insert("item".into(), json!(item));
+            m.insert("status".into(), json!(status));
+            m
+        })
+        .collect())
+}
+
 /// Builds the zip of everything held about `user_id`.
 pub fn build(conn: &mut Conn, user_id: i64, now: NaiveDateTime) -> PResult<Vec<u8>> {
     let username: String =
@@ -485,9 +563,14 @@ pub fn build(conn: &mut Conn, user_id: i64, now: NaiveDateTime) -> PResult<Vec<u
     let mut sections = Map::new();
     let mut csvs = Vec::new();
     let mut counts = Vec::new();
-    for s in SECTIONS {
-        let columns = columns(conn, s.table)?;
-        let rows = rows(conn, s, &columns, user_id)?;
+    for s in SECTIONS.iter().chain([&STAFF_ACCESS]) {
+        let (columns, rows) = if s.name == STAFF_ACCESS.name {
+            (STAFF_ACCESS_COLUMNS.iter().map(|c| c.to_string()).collect(), staff_access(conn, user_id)?)
+        } else {
+            let columns = columns(conn, s.table)?;
+            let rows = rows(conn, s, &columns, user_id)?;
+            (columns, rows)
+        };
         let mut writer = crate::web::csv::Writer::in_memory();
         let header: Vec<&String> = columns.iter().filter(|c| !s.withheld.contains(&c.as_str())).collect();
         let write = |w: &mut crate::web::csv::Writer<Vec<u8>>| -> Result<(), csv::Error> {

@@ -2,6 +2,7 @@
 //! their requests) and the staff pages for data requests, erasures and legal
 //! holds.
 
+use super::audit::{Subject, Trail};
 use std::sync::Arc;
 
 use rocket::Either;
@@ -176,8 +177,13 @@ pub async fn cancel_erasure(db: &State<Db>, user: CurrentUser, _form: CsrfOnly) 
 }
 
 #[get("/staff/privacy")]
-pub async fn staff_page(db: &State<Db>, config: &State<Config>, _staff: StaffUser) -> AppResult<Page> {
-    let mut ctx = db
+pub async fn staff_page(
+    db: &State<Db>,
+    config: &State<Config>,
+    _staff: StaffUser,
+    trail: Trail<'_>,
+) -> AppResult<Page> {
+    let (mut ctx, shown) = db
         .run(|conn| {
             let now = now();
             let requests = super::requests(conn, now)?;
@@ -185,6 +191,7 @@ pub async fn staff_page(db: &State<Db>, config: &State<Config>, _staff: StaffUse
             let ids: Vec<i64> = erasures.iter().map(|(e, _)| e.id).collect();
             let logs = erasure::logs_of(conn, &ids)?;
             let mut rows = Vec::new();
+            let erasure_people: Vec<i64> = erasures.iter().map(|(e, _)| e.user_id).collect();
             for (e, username) in erasures {
                 let log = logs.iter().filter(|l| l.erasure_id == e.id);
                 rows.push(json!({
@@ -199,7 +206,14 @@ pub async fn staff_page(db: &State<Db>, config: &State<Config>, _staff: StaffUse
                 }));
             }
             let holds = super::holds(conn)?;
-            Ok::<_, AppError>(json!({
+            // The people whose requests, erasures and holds are listed.
+            let shown: Vec<i64> = requests
+                .iter()
+                .filter_map(|r| r.request.user_id)
+                .chain(erasure_people)
+                .chain(holds.iter().map(|(h, _)| h.user_id))
+                .collect();
+            let ctx = json!({
                 "requests": requests.iter().map(|r| json!({
                     "id": r.request.id, "username": r.username, "kind": r.request.kind.replace('_', " "),
                     "source": r.request.source.replace('_', " "), "details": r.request.details,
@@ -215,9 +229,11 @@ pub async fn staff_page(db: &State<Db>, config: &State<Config>, _staff: StaffUse
                 "kinds": super::kind::ALL,
                 "due_days": super::DUE_DAYS,
                 "sources": super::source::STAFF_ENTRY,
-            }))
+            });
+            Ok::<_, AppError>((ctx, shown))
         })
         .await?;
+    trail.users(shown);
     ctx["retention"] = json!(super::retention::Periods::from_config(config).categories());
     Ok(Page::new("privacy/staff", "Data requests", ctx))
 }
@@ -242,7 +258,17 @@ fn find_user(conn: &mut crate::db::Conn, login: &str) -> AppResult<i64> {
 
 /// Staff record a request that arrived by email, post or phone.
 #[post("/staff/privacy/requests", data = "<form>")]
-pub async fn enter_request(db: &State<Db>, staff: StaffUser, form: CsrfForm<NewRequest>) -> AppResult<Flash> {
+pub async fn enter_request(
+    db: &State<Db>,
+    staff: StaffUser,
+    trail: Trail<'_>,
+    form: CsrfForm<NewRequest>,
+) -> AppResult<Flash> {
+    if !form.form.login.trim().is_empty() {
+        trail.account(db, &form.form.login).await;
+    } else {
+        trail.users(None);
+    }
     let f = form.form;
     let by = staff.0.id;
     db.run(move |conn| {
@@ -287,9 +313,21 @@ pub struct RequestUpdate {
 pub async fn update_request(
     db: &State<Db>,
     _staff: StaffUser,
+    trail: Trail<'_>,
     id: i64,
     form: CsrfForm<RequestUpdate>,
 ) -> AppResult<Flash> {
+    let subject = db
+        .run(move |conn| {
+            use crate::db::schema::data_requests;
+            use diesel::prelude::*;
+            Ok::<_, AppError>(
+                data_requests::table.find(id).select(data_requests::user_id).first::<Option<i64>>(conn).optional()?,
+            )
+        })
+        .await?;
+    trail.add(Subject::default().item(format!("data request {id}")));
+    trail.users(subject.flatten());
     let f = form.form;
     db.run(move |conn| {
         use super::status;
@@ -329,7 +367,13 @@ pub struct HoldForm {
 }
 
 #[post("/staff/privacy/holds", data = "<form>")]
-pub async fn place_hold(db: &State<Db>, staff: StaffUser, form: CsrfForm<HoldForm>) -> AppResult<Flash> {
+pub async fn place_hold(
+    db: &State<Db>,
+    staff: StaffUser,
+    trail: Trail<'_>,
+    form: CsrfForm<HoldForm>,
+) -> AppResult<Flash> {
+    trail.account(db, &form.form.login).await;
     let f = form.form;
     let by = staff.0.id;
     db.run(move |conn| {
@@ -352,7 +396,21 @@ pub struct LiftForm {
 }
 
 #[post("/staff/privacy/holds/<id>/lift", data = "<form>")]
-pub async fn lift_hold(db: &State<Db>, staff: StaffUser, id: i64, form: CsrfForm<LiftForm>) -> AppResult<Flash> {
+pub async fn lift_hold(
+    db: &State<Db>,
+    staff: StaffUser,
+    trail: Trail<'_>,
+    id: i64,
+    form: CsrfForm<LiftForm>,
+) -> AppResult<Flash> {
+    let subject = db
+        .run(move |conn| {
+            use crate::db::schema::legal_holds;
+            use diesel::prelude::*;
+            Ok::<_, AppError>(legal_holds::table.find(id).select(legal_holds::user_id).first::<i64>(conn).optional()?)
+        })
+        .await?;
+    trail.users(subject);
     let f = form.form;
     let by = staff.0.id;
     db.run(move |conn| {
@@ -493,7 +551,9 @@ pub async fn click(
 }
 
 #[get("/staff/newsletters")]
-pub async fn newsletters(db: &State<Db>, _staff: StaffUser) -> AppResult<Page> {
+pub async fn newsletters(db: &State<Db>, _staff: StaffUser, trail: Trail<'_>) -> AppResult<Page> {
+    // Counts per campaign; no recipient is named.
+    trail.nobody();
     let ctx = db
         .run(|conn| {
             use crate::db::schema::communication_preferences as p;
@@ -521,7 +581,13 @@ pub struct CampaignForm {
 }
 
 #[post("/staff/newsletters", data = "<form>")]
-pub async fn send_newsletter(db: &State<Db>, staff: StaffUser, form: CsrfForm<CampaignForm>) -> AppResult<Flash> {
+pub async fn send_newsletter(
+    trail: Trail<'_>,
+    db: &State<Db>,
+    staff: StaffUser,
+    form: CsrfForm<CampaignForm>,
+) -> AppResult<Flash> {
+    trail.nobody();
     let f = form.form;
     let by = staff.0.id;
     db.run(move |conn| {
@@ -590,8 +656,11 @@ pub async fn analytics(
     db: &State<Db>,
     config: &State<Config>,
     _staff: StaffUser,
+    trail: Trail<'_>,
     days: Option<i64>,
 ) -> AppResult<Page> {
+    // Totals per route template, for visitors who agreed; no one is named.
+    trail.nobody();
     let days = days.unwrap_or(30).clamp(1, 365);
     let totals = db.run(move |conn| Ok::<_, AppError>(super::cookies::totals(conn, days, now())?)).await?;
     let kept = Some(config.retention_page_view_days).filter(|d| *d > 0);
@@ -620,7 +689,9 @@ pub async fn policy_page(db: &State<Db>, doc: &str) -> Option<Page> {
 }
 
 #[get("/staff/policies")]
-pub async fn staff_policies(db: &State<Db>, _staff: StaffUser) -> AppResult<Page> {
+pub async fn staff_policies(db: &State<Db>, _staff: StaffUser, trail: Trail<'_>) -> AppResult<Page> {
+    // The policy texts.
+    trail.nobody();
     let ctx = db
         .run(|conn| {
             let mut docs = Vec::new();
@@ -652,12 +723,14 @@ pub struct PolicyForm {
 
 #[post("/staff/policies", data = "<form>")]
 pub async fn publish_policy(
+    trail: Trail<'_>,
     db: &State<Db>,
     banner: &State<super::policies::Banner>,
     required: &State<super::policies::Required>,
     staff: StaffUser,
     form: CsrfForm<PolicyForm>,
 ) -> AppResult<Flash> {
+    trail.nobody();
     let f = form.form;
     let by = staff.0.id;
     let (banner, required) = (banner.inner().clone(), required.inner().clone());
@@ -838,8 +911,9 @@ pub async fn contact(
 }
 
 #[get("/staff/support")]
-pub async fn support_list(db: &State<Db>, _staff: StaffUser) -> AppResult<Page> {
+pub async fn support_list(db: &State<Db>, _staff: StaffUser, trail: Trail<'_>) -> AppResult<Page> {
     let list = db.run(|conn| Ok::<_, AppError>(super::support::list(conn)?)).await?;
+    trail.add_all(list.iter().map(|r| support_subject(r.id, r.user_id)));
     let rows: Vec<serde_json::Value> = list
         .iter()
         .map(|r| {
@@ -851,9 +925,10 @@ pub async fn support_list(db: &State<Db>, _staff: StaffUser) -> AppResult<Page> 
 }
 
 #[get("/staff/support/<id>")]
-pub async fn support_request(db: &State<Db>, _staff: StaffUser, id: i64) -> AppResult<Page> {
+pub async fn support_request(db: &State<Db>, _staff: StaffUser, trail: Trail<'_>, id: i64) -> AppResult<Page> {
     let (request, replies) =
         db.run(move |conn| Ok::<_, AppError>(super::support::get(conn, id)?)).await?.ok_or(AppError::NotFound)?;
+    trail.add(support_subject(request.id, request.user_id));
     Ok(Page::new(
         "privacy/support_request",
         format!("Support request #{id}"),
@@ -867,6 +942,13 @@ pub async fn support_request(db: &State<Db>, _staff: StaffUser, id: i64) -> AppR
     ))
 }
 
+/// A support request's writer: an account, or (for a visitor) the request
+/// itself, which holds their name and email.
+fn support_subject(id: i64, user_id: Option<i64>) -> Subject {
+    let s = Subject::default().item(format!("support request {id}"));
+    Subject { user_id, ..s }
+}
+
 #[derive(FromForm)]
 pub struct AnswerForm {
     #[field(default = String::new())]
@@ -874,7 +956,16 @@ pub struct AnswerForm {
 }
 
 #[post("/staff/support/<id>/answer", data = "<form>")]
-pub async fn support_answer(db: &State<Db>, staff: StaffUser, id: i64, form: CsrfForm<AnswerForm>) -> AppResult<Flash> {
+pub async fn support_answer(
+    db: &State<Db>,
+    staff: StaffUser,
+    trail: Trail<'_>,
+    id: i64,
+    form: CsrfForm<AnswerForm>,
+) -> AppResult<Flash> {
+    if let Some((r, _)) = db.run(move |conn| Ok::<_, AppError>(super::support::get(conn, id)?)).await? {
+        trail.add(support_subject(r.id, r.user_id));
+    }
     let by = staff.0.id;
     let body = form.form.body;
     let back = format!("/staff/support/{id}");
@@ -891,7 +982,16 @@ pub async fn support_answer(db: &State<Db>, staff: StaffUser, id: i64, form: Csr
 }
 
 #[post("/staff/support/<id>/close", data = "<_form>")]
-pub async fn support_close(db: &State<Db>, _staff: StaffUser, id: i64, _form: CsrfOnly) -> AppResult<Flash> {
+pub async fn support_close(
+    db: &State<Db>,
+    _staff: StaffUser,
+    trail: Trail<'_>,
+    id: i64,
+    _form: CsrfOnly,
+) -> AppResult<Flash> {
+    if let Some((r, _)) = db.run(move |conn| Ok::<_, AppError>(super::support::get(conn, id)?)).await? {
+        trail.add(support_subject(r.id, r.user_id));
+    }
     let closed = db.run(move |conn| Ok::<_, AppError>(super::support::close(conn, id, now())?)).await?;
     if !closed {
         return Err(AppError::NotFound);
@@ -900,7 +1000,9 @@ pub async fn support_close(db: &State<Db>, _staff: StaffUser, id: i64, _form: Cs
 }
 
 #[get("/staff/notices")]
-pub async fn notices_page(db: &State<Db>, _staff: StaffUser) -> AppResult<Page> {
+pub async fn notices_page(db: &State<Db>, _staff: StaffUser, trail: Trail<'_>) -> AppResult<Page> {
+    // Notices and how many accounts each reached; no one is named.
+    trail.nobody();
     let all = db.run(|conn| Ok::<_, AppError>(super::notices::all(conn)?)).await?;
     Ok(Page::new(
         "privacy/notices",
@@ -930,11 +1032,13 @@ pub struct NoticeForm {
 
 #[post("/staff/notices", data = "<form>")]
 pub async fn publish_notice(
+    trail: Trail<'_>,
     db: &State<Db>,
     notices: &State<super::notices::Notices>,
     staff: StaffUser,
     form: CsrfForm<NoticeForm>,
 ) -> AppResult<Flash> {
+    trail.nobody();
     use super::notices::Audience;
     let f = form.form;
     let back = "/staff/notices";
@@ -964,12 +1068,14 @@ pub async fn publish_notice(
 
 #[post("/staff/notices/<id>/withdraw", data = "<_form>")]
 pub async fn withdraw_notice(
+    trail: Trail<'_>,
     db: &State<Db>,
     notices: &State<super::notices::Notices>,
     _staff: StaffUser,
     id: i64,
     _form: CsrfOnly,
 ) -> AppResult<Flash> {
+    trail.nobody();
     let notices = notices.inner().clone();
     db.run(move |conn| {
         let done = super::notices::withdraw(conn, id, now())?;

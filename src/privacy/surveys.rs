@@ -263,7 +263,15 @@ pub async fn submit_form(
 }
 
 #[get("/studio/courses/<slug>/survey")]
-pub async fn course_results(db: &State<Db>, config: &State<Config>, user: CurrentUser, slug: &str) -> AppResult<Page> {
+pub async fn course_results(
+    db: &State<Db>,
+    config: &State<Config>,
+    user: CurrentUser,
+    trail: crate::privacy::audit::Trail<'_>,
+    slug: &str,
+) -> AppResult<Page> {
+    // Anonymous totals, released only for groups large enough (item 1).
+    trail.nobody();
     let (slug, user, groups) = (slug.to_string(), user.0, Groups::of(config));
     let ctx = db
         .run(move |conn| {

@@ -1,10 +1,13 @@
 //! `lyceum search reindex`: every index rebuilt from the database, the source
 //! of truth, beside the live documents and swapped in when complete (see
-//! [`SearchIndex::rebuild`]), so searches keep answering throughout.
+//! [`SearchIndex::rebuild`]), so searches keep answering throughout. Each
+//! area rebuilds its own index with [`rebuild`] from the documents it makes
+//! (`learning::catalog::reindex`, `forums::search::reindex`): this module
+//! knows no area.
 
 use std::sync::Arc;
 
-use super::{CourseDocument, Document, SearchError, SearchIndex, ThreadDocument};
+use super::{Document, SearchError, SearchIndex};
 use crate::db::{Conn, Db, DbError};
 
 /// Documents loaded from the database and sent to the index at a time.
@@ -18,34 +21,10 @@ pub enum ReindexError {
     Search(#[from] SearchError),
 }
 
-/// Rebuilds the course index from the published courses; returns how many were indexed.
-pub async fn courses(
-    db: &Db,
-    index: &Arc<dyn SearchIndex>,
-    progress: impl FnMut(u64, u64),
-) -> Result<u64, ReindexError> {
-    let ids = db.run(|conn| crate::learning::catalog::all_course_ids(conn).map_err(DbError::from)).await?;
-    rebuild(db, index, ids, published_course, progress).await
-}
-
-/// Rebuilds the forum index from the threads; returns how many were indexed.
-pub async fn threads(
-    db: &Db,
-    index: &Arc<dyn SearchIndex<ThreadDocument>>,
-    progress: impl FnMut(u64, u64),
-) -> Result<u64, ReindexError> {
-    let ids = db.run(|conn| crate::forums::search::all_thread_ids(conn).map_err(DbError::from)).await?;
-    rebuild(db, index, ids, crate::forums::search::document, progress).await
-}
-
-fn published_course(conn: &mut Conn, id: i64) -> diesel::QueryResult<Option<CourseDocument>> {
-    crate::learning::catalog::document(conn, id).map(|doc| doc.filter(|(published, _)| *published).map(|(_, d)| d))
-}
-
 /// Fills a rebuild of `index` with the documents `load` makes of `ids`
 /// (skipping those it returns `None` for) and swaps it in. `progress` hears
 /// (ids done, ids in all) after each batch.
-async fn rebuild<D: Document>(
+pub async fn rebuild<D: Document>(
     db: &Db,
     index: &Arc<dyn SearchIndex<D>>,
     ids: Vec<i64>,

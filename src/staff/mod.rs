@@ -6,18 +6,23 @@ use serde_json::json;
 
 use crate::db::Db;
 use crate::jobs;
+use crate::privacy::audit::Trail;
 use crate::web::csrf::CsrfOnly;
 use crate::web::{AppError, AppResult, Flash, Page, StaffUser};
 
 #[get("/staff")]
-pub async fn index(_staff: StaffUser, db: &State<Db>) -> AppResult<Page> {
+pub async fn index(_staff: StaffUser, trail: Trail<'_>, db: &State<Db>) -> AppResult<Page> {
+    // Counts of jobs only.
+    trail.nobody();
     let counts = db.run(|conn| jobs::counts(conn).map_err(AppError::from)).await?;
     let counts: serde_json::Map<String, serde_json::Value> = counts.into_iter().map(|(k, v)| (k, json!(v))).collect();
     Ok(Page::new("staff/index", "Staff", json!({ "counts": counts })))
 }
 
 #[get("/staff/jobs?<status>")]
-pub async fn job_list(_staff: StaffUser, db: &State<Db>, status: Option<&str>) -> AppResult<Page> {
+pub async fn job_list(_staff: StaffUser, trail: Trail<'_>, db: &State<Db>, status: Option<&str>) -> AppResult<Page> {
+    // Kinds, states and errors of jobs; their payloads are not shown.
+    trail.nobody();
     let filter = status
         .filter(|s| [jobs::status::QUEUED, jobs::status::RUNNING, jobs::status::DONE, jobs::status::DEAD].contains(s))
         .map(str::to_string);
@@ -39,7 +44,14 @@ pub async fn job_list(_staff: StaffUser, db: &State<Db>, status: Option<&str>) -
 }
 
 #[post("/staff/jobs/<id>/retry", data = "<_form>")]
-pub async fn retry_job(_staff: StaffUser, _form: CsrfOnly, db: &State<Db>, id: i64) -> AppResult<Flash> {
+pub async fn retry_job(
+    _staff: StaffUser,
+    trail: Trail<'_>,
+    _form: CsrfOnly,
+    db: &State<Db>,
+    id: i64,
+) -> AppResult<Flash> {
+    trail.nobody();
     let ok = db.run(move |conn| jobs::retry(conn, id).map_err(AppError::from)).await?;
     Ok(if ok {
         Flash::success("/staff/jobs", format!("Job {id} is queued again."))

@@ -6,7 +6,9 @@
 //! page is usable: nothing the Content-Security-Policy blocks, every control
 //! labelled, no id twice. A broken link is a feature that exists in the page
 //! but not in the site. Also here: every page template is read for what the
-//! policy blocks, and every endpoint of docs/API.md must be a route.
+//! policy blocks, and every endpoint of docs/API.md must be a route. Every
+//! audited page the walk is shown must have said whose personal data it
+//! showed (or that it shows no one's).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -354,6 +356,23 @@ async fn every_link_leads_somewhere(app: TestApp) {
         app.sign_out().await;
     }
     assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
+    // Every audited page the walk was shown (as every role) said whose
+    // personal data it showed, or that it shows no one's (SEC-4).
+    let (undeclared, audited): (Vec<(String, String)>, i64) = {
+        use diesel::prelude::*;
+        use lyceum::db::schema::audit_log;
+        let mut conn = app.db().get().expect("a connection");
+        let shown = audit_log::table.filter(audit_log::method.eq("GET")).filter(audit_log::status.between(200, 299));
+        let undeclared = shown
+            .filter(audit_log::declared.is_null())
+            .select((audit_log::path, audit_log::roles))
+            .distinct()
+            .load(&mut *conn)
+            .expect("the audit log");
+        (undeclared, shown.count().get_result(&mut *conn).expect("a count"))
+    };
+    assert!(audited > 50, "the walk reached the audited pages ({audited} entries)");
+    assert!(undeclared.is_empty(), "audited pages that did not declare whose data they showed: {undeclared:?}");
     eprintln!("pages fetched and forms met per account: {reached:?}");
     for (who, pages, forms) in &reached {
         let least = if who == "visitor" { 15 } else { 10 };

@@ -1837,3 +1837,154 @@ async fn cool_off_quoted(app: TestApp) {
     assert!(!page.contains("After 7 days"), "{page}");
 }
 on_both!(rgt_2_the_privacy_page_quotes_the_configured_cool_off, cool_off_quoted, |c| c.erasure_cool_off_days = 30);
+
+/// The audit entries for `path`, oldest first: (id, declared, subject user ids, query).
+async fn audited(app: &TestApp, path: &'static str) -> Vec<(i64, Option<String>, Vec<Option<i64>>, Option<String>)> {
+    use lyceum::db::schema::{audit_log, audit_queries, audit_subjects};
+    run(app, move |conn| {
+        let entries: Vec<(i64, Option<String>)> = audit_log::table
+            .filter(audit_log::path.eq(path))
+            .order(audit_log::id.asc())
+            .select((audit_log::id, audit_log::declared))
+            .load(conn)?;
+        let mut out = Vec::new();
+        for (id, declared) in entries {
+            let users: Vec<Option<i64>> = audit_subjects::table
+                .filter(audit_subjects::audit_id.eq(id))
+                .order(audit_subjects::id)
+                .select(audit_subjects::user_id)
+                .load(conn)?;
+            let query: Option<String> =
+                audit_queries::table.find(id).select(audit_queries::query).first(conn).optional()?;
+            out.push((id, declared, users, query));
+        }
+        Ok::<_, diesel::result::Error>(out)
+    })
+    .await
+}
+
+async fn staff_access_of(app: &TestApp, user: i64) -> Vec<serde_json::Value> {
+    let zip = app
+        .db()
+        .run(move |conn| Ok::<_, lyceum::web::AppError>(lyceum::privacy::export::build(conn, user, lyceum::db::now())))
+        .await
+        .unwrap()
+        .expect("a copy");
+    let files = unzip(&zip);
+    let data: serde_json::Value = serde_json::from_str(&files["data.json"]).unwrap();
+    assert!(files["README.md"].contains("### staff_access"), "the README describes the section");
+    assert!(files.contains_key("csv/staff_access.csv"));
+    data["sections"]["staff_access"].as_array().expect("a staff_access section").clone()
+}
+
+async fn audit_names_the_subject(app: TestApp) {
+    // promise: SEC-4 — each audit entry names whose data was viewed or changed and the query that selected it;
+    // the learner sees staff access in their copy; erasure leaves their id and deletes the queries naming them.
+    use lyceum::db::schema::{audit_log, audit_queries, audit_subjects};
+    let (zeph, _) = active_learner(&app).await;
+    let zeph_id = user_id(&app, &zeph.username).await;
+    verified(&app, "carol").await;
+    let dave = verified(&app, "dave").await;
+    verified(&app, "erin").await;
+    let (carol_id, dave_id, erin_id) =
+        (user_id(&app, "carol").await, user_id(&app, "dave").await, user_id(&app, "erin").await);
+    let grace = staff(&app).await;
+    as_user(&app, &grace).await;
+    assert_eq!(app.get("/staff/sharing?login=carol").await.0, Status::Ok);
+    assert_eq!(app.get("/staff/sharing?login=dave%40example.org").await.0, Status::Ok);
+    assert_eq!(app.get("/staff/sharing?login=nobody-here").await.0, Status::Ok);
+    // A page that shows no one's data says so.
+    assert_eq!(app.get("/staff/policies").await.0, Status::Ok);
+
+    let entries = audited(&app, "/staff/sharing").await;
+    assert_eq!(entries.len(), 3, "{entries:?}");
+    assert_eq!(entries[0].1.as_deref(), Some("subjects"));
+    assert_eq!(entries[0].2, vec![Some(carol_id)], "the first look names carol");
+    assert_eq!(entries[0].3.as_deref(), Some("login=carol"));
+    assert_eq!(entries[1].2, vec![Some(dave_id)], "the second names dave");
+    assert_eq!(entries[1].3.as_deref(), Some("login=dave@example.org"));
+    assert_eq!((entries[2].1.as_deref(), entries[2].2.len()), (Some("subjects"), 0), "a search that found nobody");
+    let policies = audited(&app, "/staff/policies").await;
+    assert_eq!(policies[0].1.as_deref(), Some("none"), "{policies:?}");
+
+    // The partner's API export names the partner and the export it handed out.
+    let api: Vec<(i64, String, Option<i64>, Option<String>)> = run(&app, |conn| {
+        audit_log::table
+            .inner_join(audit_subjects::table.on(audit_subjects::audit_id.eq(audit_log::id)))
+            .filter(audit_log::path.eq("/api/v1/exports/enrollments"))
+            .select((audit_log::actor_id, audit_log::roles, audit_subjects::partner_id, audit_subjects::item))
+            .load(conn)
+    })
+    .await;
+    assert_eq!(api.len(), 1, "{api:?}");
+    assert_eq!(api[0].0, 0, "no account: the key made the request");
+    assert!(api[0].1.starts_with("partner_api:partner:") && api[0].2.is_some(), "{api:?}");
+    let export_item = api[0].3.clone().unwrap_or_default();
+    let export_id = export_item.trim_start_matches("export ").split(' ').next().unwrap_or_default().to_string();
+    let disclosed: i64 = run(&app, move |conn| {
+        lyceum::db::schema::disclosures::table
+            .filter(lyceum::db::schema::disclosures::export_id.eq(export_id))
+            .filter(lyceum::db::schema::disclosures::user_id.eq(zeph_id))
+            .count()
+            .get_result(conn)
+    })
+    .await;
+    assert!(disclosed > 0, "the item names the export under which each learner's disclosure is logged: {export_item}");
+
+    // The auditor searches by whose data it was, by username or id, and sees the query.
+    let ivy = verified(&app, "ivy").await;
+    app.post_form("/staff/auditors", &[("login", "ivy")]).await;
+    as_user(&app, &ivy).await;
+    let (status, page) = app.get("/audit?subject=carol").await;
+    let page = page.replace("&#x3D;", "=");
+    assert_eq!(status, Status::Ok);
+    assert!(page.contains("?login=carol") && page.contains(&format!("user {carol_id} (carol)")), "{page}");
+    assert!(!page.contains("login=dave"), "only entries naming carol: {page}");
+    let (_, page) = app.get(&format!("/audit?subject={dave_id}")).await;
+    let page = page.replace("&#x3D;", "=");
+    assert!(page.contains("?login=dave@example.org") && !page.contains("login=carol"), "{page}");
+    let (_, page) = app.get("/audit?path=%2Fstaff%2Fpolicies").await;
+    assert!(page.contains("No one’s personal data"), "{page}");
+
+    // Carol's copy lists the staff access to her data, by role, and nothing about the others.
+    let access = staff_access_of(&app, carol_id).await;
+    let sharing: Vec<&serde_json::Value> = access.iter().filter(|e| e["path"] == "/staff/sharing").collect();
+    assert_eq!(sharing.len(), 1, "{access:?}");
+    assert_eq!(sharing[0]["action"], "view");
+    assert_eq!(sharing[0]["query"], "login=carol");
+    assert!(sharing[0]["roles"].as_str().unwrap_or_default().contains("staff"), "{access:?}");
+    assert!(sharing[0].get("actor").is_none() && sharing[0].get("ip").is_none(), "staff are named by role");
+    assert!(access.iter().any(|e| e["path"] == "/audit"), "the auditor's look at her entries is access too");
+    assert!(!serde_json::to_string(&access).unwrap().contains("dave"), "{access:?}");
+    assert!(staff_access_of(&app, erin_id).await.is_empty(), "nobody looked at erin's data");
+
+    // Dave is erased: his entries stay, by id; the queries that named him go; carol's stay.
+    as_user(&app, &dave).await;
+    app.post_form("/account/privacy/delete", &[("password", &dave.password), ("confirm", "true")]).await;
+    run(&app, |conn| {
+        diesel::update(erasures::table.filter(erasures::state.eq("waiting")))
+            .set(erasures::run_after.eq(lyceum::db::now() - chrono::Duration::minutes(1)))
+            .execute(conn)
+    })
+    .await;
+    run_scheduled(&app).await;
+    let state: String = run(&app, move |conn| {
+        erasures::table.filter(erasures::user_id.eq(dave_id)).select(erasures::state).first(conn)
+    })
+    .await;
+    assert_eq!(state, "done");
+    let entries = audited(&app, "/staff/sharing").await;
+    assert_eq!(entries[1].2, vec![Some(dave_id)], "the entry still names dave's id");
+    assert_eq!(entries[1].3, None, "the query that selected him is gone");
+    assert_eq!(entries[0].3.as_deref(), Some("login=carol"), "carol's stays");
+    let searched: Vec<String> = run(&app, |conn| audit_queries::table.select(audit_queries::query).load(conn)).await;
+    assert!(!searched.iter().any(|q| q.contains("dave")), "the auditor's search for him is gone too: {searched:?}");
+    let rows = run(&app, |conn| Ok::<_, String>(every_row(conn))).await;
+    let audit_rows: Vec<&(String, String)> = rows.iter().filter(|(table, _)| table.starts_with("audit_")).collect();
+    assert!(!audit_rows.is_empty());
+    for needle in ["dave@example.org", "dave"] {
+        let found: Vec<_> = audit_rows.iter().filter(|(_, row)| row.contains(needle)).collect();
+        assert!(found.is_empty(), "{needle} is still in the audit trail: {found:?}");
+    }
+}
+on_both!(sec_4_audit_entries_name_whose_data_and_the_query, audit_names_the_subject);

@@ -339,9 +339,10 @@ async fn reindex_from_the_database(app: TestApp) {
 
     let db = app.db();
     let mut reports = Vec::new();
-    let indexed = search::reindex::courses(&db, &courses, |done, total| reports.push((done, total))).await.unwrap();
+    let indexed =
+        lyceum::learning::catalog::reindex(&db, &courses, |done, total| reports.push((done, total))).await.unwrap();
     assert_eq!((indexed, reports), (1, vec![(1, 1)]), "one published course, progress reported");
-    assert_eq!(search::reindex::threads(&db, &threads, |_, _| {}).await.unwrap(), 1);
+    assert_eq!(lyceum::forums::search::reindex(&db, &threads, |_, _| {}).await.unwrap(), 1);
     let (_, page) = app.get("/courses?q=pyhton").await;
     assert!(page.contains("Introduction to Python"), "{page}");
     let (_, page) = app.get("/forums/search?q=tide").await;
