@@ -14,7 +14,7 @@ use crate::db::{Conn, is_unique_violation};
 use crate::notify::enqueue_email;
 use crate::web::ClientInfo;
 
-diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
+pub use crate::db::lower;
 
 /// Raw sign-up fields as typed.
 #[derive(Debug, Default, Clone)]

@@ -201,6 +201,11 @@ pub fn migrate_connection(conn: &mut DbConnection) -> Result<usize, DbError> {
     applied.map_err(|e| DbError::Migration(e.to_string()))
 }
 
+diesel::define_sql_function!(
+    /// SQL `lower(text)`, for case-insensitive matches of usernames and addresses.
+    fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text
+);
+
 /// Runs `f` in a read-only snapshot when that takes no lock anyone waits
 /// for: on SQLite, as the outermost transaction, a `DEFERRED` one that reads
 /// one consistent snapshot of the WAL and never takes the writer's lock, so

@@ -3,7 +3,7 @@
 //! staff track it from open through investigating to a decision (upheld or
 //! dismissed) with a note. The learner reported never sees who reported.
 
-use crate::privacy::audit::Trail;
+use crate::web::trail::Trail;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use rocket::{FromForm, State, get, post};

@@ -1,7 +1,7 @@
 //! Forum pages. A form that fails (empty post, too many links, locked
 //! thread) is shown again with what was typed and the reason, status 422.
 
-use crate::privacy::audit::Trail;
+use crate::web::trail::Trail;
 use rocket::http::Status;
 use rocket::{FromForm, State, get, post};
 use serde_json::{Value, json};

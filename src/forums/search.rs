@@ -190,6 +190,17 @@ fn excerpt<'a>(mut bodies: impl Iterator<Item = &'a str> + Clone, words: &[Strin
     format!("{}{}{}", if start > 0 { "…" } else { "" }, text, if cut { "…" } else { "" })
 }
 
+/// Rebuilds the forum search index from the threads, beside the live one
+/// (`lyceum search reindex`); returns how many were indexed.
+pub async fn reindex(
+    db: &crate::db::Db,
+    index: &std::sync::Arc<dyn crate::search::SearchIndex<crate::search::ThreadDocument>>,
+    progress: impl FnMut(u64, u64),
+) -> Result<u64, crate::search::reindex::ReindexError> {
+    let ids = db.run(|conn| all_thread_ids(conn).map_err(crate::db::DbError::from)).await?;
+    crate::search::reindex::rebuild(db, index, ids, document, progress).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::excerpt;
@@ -208,15 +219,4 @@ mod tests {
         assert_eq!(excerpt(["Short  opening\npost", "reply"].into_iter(), &["zzz".into()]), "Short opening post");
         assert_eq!(excerpt(["Ünïcode first", "then Café"].into_iter(), &["café".into()]), "then Café");
     }
-}
-
-/// Rebuilds the forum search index from the threads, beside the live one
-/// (`lyceum search reindex`); returns how many were indexed.
-pub async fn reindex(
-    db: &crate::db::Db,
-    index: &std::sync::Arc<dyn crate::search::SearchIndex<crate::search::ThreadDocument>>,
-    progress: impl FnMut(u64, u64),
-) -> Result<u64, crate::search::reindex::ReindexError> {
-    let ids = db.run(|conn| all_thread_ids(conn).map_err(crate::db::DbError::from)).await?;
-    crate::search::reindex::rebuild(db, index, ids, document, progress).await
 }

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::config::Config;
 use crate::db::Db;
-use crate::privacy::audit::{Subject, Trail};
+use crate::web::trail::{Subject, Trail};
 use crate::web::{AppError, AppResult, Page, guards::Viewer};
 
 fn allowed(config: &Config, viewer: &Viewer) -> AppResult<()> {
@@ -31,7 +31,7 @@ async fn recipients(db: &Db, messages: Vec<(String, String)>) -> AppResult<Vec<S
         let mut out = Vec::new();
         for (id, to) in messages {
             let user: Option<i64> = users::table
-                .filter(crate::accounts::service::lower(users::email).eq(to.trim().to_lowercase()))
+                .filter(crate::db::lower(users::email).eq(to.trim().to_lowercase()))
                 .select(users::id)
                 .first(conn)
                 .optional()?;

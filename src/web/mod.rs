@@ -13,6 +13,7 @@ pub mod next;
 pub mod page;
 pub mod ratelimit;
 pub mod stream;
+pub mod trail;
 
 pub use csrf::CsrfForm;
 pub use error::{AppError, AppResult};
