@@ -190,7 +190,7 @@ pub async fn buy_seats(
     slug: &str,
     form: CsrfForm<SeatPurchase>,
 ) -> AppResult<Either<Redirect, Flash>> {
-    trail.partner_page(db, slug).await;
+    trail.partner_page(slug);
     let back = format!("/partners/{slug}");
     let Some(provider) = provider.0.clone() else {
         return Ok(Either::Right(Flash::info(back, "Seats cannot be bought on this site; our staff allocate them.")));

@@ -97,7 +97,7 @@ pub async fn create(
     slug: &str,
     form: CsrfForm<DestinationForm>,
 ) -> AppResult<rocket::Either<Page, Flash>> {
-    trail.partner_page(db, slug).await;
+    trail.partner_page(slug);
     staff_only(&user)?;
     let outbound = outbound.inner().clone();
     let slug = slug.to_string();
@@ -157,7 +157,7 @@ pub async fn schedule(
     id: i64,
     form: CsrfForm<EnabledForm>,
 ) -> AppResult<Flash> {
-    trail.partner_page(db, slug).await;
+    trail.partner_page(slug);
     staff_only(&user)?;
     let slug = slug.to_string();
     let enabled = match form.form.enabled.as_str() {
@@ -185,7 +185,7 @@ pub async fn push_now(
     id: i64,
     _form: CsrfOnly,
 ) -> AppResult<Flash> {
-    trail.partner_page(db, slug).await;
+    trail.partner_page(slug);
     staff_only(&user)?;
     let slug = slug.to_string();
     db.run(move |conn| {
@@ -207,7 +207,7 @@ pub async fn replay(
     id: i64,
     _form: CsrfOnly,
 ) -> AppResult<Flash> {
-    trail.partner_page(db, slug).await;
+    trail.partner_page(slug);
     staff_only(&user)?;
     let slug = slug.to_string();
     db.run(move |conn| {

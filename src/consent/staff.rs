@@ -229,7 +229,7 @@ pub async fn appoint(
     slug: &str,
     form: CsrfForm<LoginForm>,
 ) -> AppResult<Flash> {
-    trail.partner_page(db, slug).await;
+    trail.partner_page(slug);
     trail.account(db, &form.form.login).await;
     staff_only(&user)?;
     let slug = slug.to_string();
@@ -262,7 +262,7 @@ pub async fn create_key(
     slug: &str,
     form: CsrfForm<KeyForm>,
 ) -> AppResult<rocket::Either<Page, Flash>> {
-    trail.partner_page(db, slug).await;
+    trail.partner_page(slug);
     let slug = slug.to_string();
     let f = form.form;
     let user = user.0;
@@ -290,7 +290,7 @@ pub async fn revoke_key(
     id: i64,
     _form: CsrfOnly,
 ) -> AppResult<Flash> {
-    trail.partner_page(db, slug).await;
+    trail.partner_page(slug);
     let slug = slug.to_string();
     db.run(move |conn| {
         let p = managed(conn, &user, &slug)?;
@@ -318,7 +318,7 @@ pub async fn profile_fields(
     slug: &str,
     form: CsrfForm<FieldsForm>,
 ) -> AppResult<Flash> {
-    trail.partner_page(db, slug).await;
+    trail.partner_page(slug);
     let slug = slug.to_string();
     let fields = Categories::parse(&form.form.fields.join(","));
     db.run(move |conn| {
@@ -352,7 +352,7 @@ pub async fn publish_text(
     slug: &str,
     form: CsrfForm<TextForm>,
 ) -> AppResult<Flash> {
-    trail.partner_page(db, slug).await;
+    trail.partner_page(slug);
     staff_only(&user)?;
     let slug = slug.to_string();
     let f = form.form;
@@ -396,7 +396,7 @@ pub async fn allocate(
     slug: &str,
     form: CsrfForm<AllocationForm>,
 ) -> AppResult<Flash> {
-    trail.partner_page(db, slug).await;
+    trail.partner_page(slug);
     staff_only(&user)?;
     let slug = slug.to_string();
     let f = form.form;
@@ -442,7 +442,7 @@ pub async fn invite(
     id: i64,
     form: CsrfForm<InviteForm>,
 ) -> AppResult<Flash> {
-    trail.partner_page(db, slug).await;
+    trail.partner_page(slug);
     let slug = slug.to_string();
     let emails: Vec<String> =
         form.form.emails.split([',', '\n', ';']).map(|e| e.trim().to_string()).filter(|e| !e.is_empty()).collect();

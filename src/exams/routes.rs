@@ -380,7 +380,7 @@ pub async fn create_session(
     slug: &str,
     form: CsrfForm<SessionForm>,
 ) -> AppResult<Flash> {
-    trail.partner_page(db, slug).await;
+    trail.partner_page(slug);
     let back = format!("/partners/{slug}/exams");
     let f = form.form;
     let input = match (local_time(&f.starts, "start"), local_time(&f.deadline, "booking deadline")) {

@@ -1146,7 +1146,7 @@ pub struct Queue {
 /// page at a time: the page is read in the database (waiting posts through
 /// the status index, reported ones through the open reports), and only the
 /// shown posts' reports are read.
-pub fn queue(conn: &mut Conn, user: &SessionUser, page: i64, _now: NaiveDateTime) -> QueryResult<Queue> {
+pub fn queue(conn: &mut Conn, user: &SessionUser, page: i64) -> QueryResult<Queue> {
     // Site moderators moderate every forum; course staff their members' course forums.
     let members: Option<Vec<i64>> = (!site_moderator(user)).then(|| {
         user.roles

@@ -581,7 +581,7 @@ pub async fn queue(db: &State<Db>, user: CurrentUser, page: Option<&str>, trail:
     let user = user.0;
     // A page number that is not a number is the first page.
     let page = page.and_then(|p| p.trim().parse::<i64>().ok()).unwrap_or(1);
-    let q = db.run(move |conn| Ok::<_, AppError>(super::queue(conn, &user, page, now())?)).await?;
+    let q = db.run(move |conn| Ok::<_, AppError>(super::queue(conn, &user, page)?)).await?;
     trail.users(q.items.iter().map(|i| i.author_id));
     let link = |p: i64| format!("/forums/moderation?page={p}");
     let ctx = json!({

@@ -310,7 +310,7 @@ pub async fn assign(
     slug: &str,
     form: CsrfForm<AssignForm>,
 ) -> AppResult<Flash> {
-    trail.partner_page(db, slug).await;
+    trail.partner_page(slug);
     let back = format!("/partners/{slug}/staff");
     let f = &form.form;
     let Ok(run_id) = f.run_id.trim().parse::<i64>() else { return Ok(Flash::error(back, "Choose a course.")) };
@@ -417,7 +417,7 @@ pub async fn upload(
     slug: &str,
     form: CsrfForm<UploadForm>,
 ) -> AppResult<rocket::Either<Flash, Page>> {
-    trail.partner_page(db, slug).await;
+    trail.partner_page(slug);
     let back = format!("/partners/{slug}/staff");
     let parsed = parse_upload(&form.form.csv);
     let (slug, user, base, text) = (slug.to_string(), user.0, config.base_url(), form.form.csv.clone());
@@ -479,7 +479,7 @@ pub async fn file_request(
     slug: &str,
     form: CsrfForm<RequestForm>,
 ) -> AppResult<Flash> {
-    trail.partner_page(db, slug).await;
+    trail.partner_page(slug);
     let back = format!("/partners/{slug}/staff#requests");
     let (slug, user) = (slug.to_string(), user.0);
     let (staff_id, kind, details) = (form.form.staff_id.clone(), form.form.kind.clone(), form.form.details.clone());
@@ -512,7 +512,7 @@ pub async fn end_contract(
     slug: &str,
     form: CsrfForm<EndForm>,
 ) -> AppResult<Flash> {
-    trail.partner_page(db, slug).await;
+    trail.partner_page(slug);
     let back = format!("/partners/{slug}/staff");
     let (slug_owned, user, typed) = (slug.to_string(), user.0, form.form.confirm.trim().to_string());
     let ended = db
@@ -547,7 +547,7 @@ pub async fn invite(
     slug: &str,
     form: CsrfForm<InviteForm>,
 ) -> AppResult<Flash> {
-    trail.partner_page(db, slug).await;
+    trail.partner_page(slug);
     let back = format!("/partners/{slug}/staff");
     let email = match crate::accounts::domain::Email::parse(&form.form.email) {
         Ok(e) => e,

@@ -32,7 +32,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::accounts::roles::{self, Role};
-use crate::db::schema::{audit_log, audit_queries, audit_subjects, role_grants, users};
+use crate::db::schema::{audit_log, audit_queries, audit_subjects, partners, role_grants, users};
 use crate::db::{Conn, Db, DbConnection, now};
 use crate::web::guards::SessionState;
 use crate::web::{AppError, AppResult, CsrfForm, CurrentUser, Flash, Page, StaffUser};
@@ -134,6 +134,7 @@ impl Fairing for Audit {
             tracing::error!(path = %path, "an audited page answered without declaring whose personal data it showed");
         }
         let mut subjects = declaration.subjects;
+        let partner_slugs = declaration.partner_slugs;
         if declaration.more > 0 {
             subjects.push(Subject::default().item(format!("and {} more", declaration.more)));
         }
@@ -157,6 +158,13 @@ impl Fairing for Audit {
                         .values(entry)
                         .returning(audit_log::id)
                         .get_result(conn)?;
+                    if !partner_slugs.is_empty() {
+                        let ids: Vec<i64> = partners::table
+                            .filter(partners::slug.eq_any(&partner_slugs))
+                            .select(partners::id)
+                            .load(conn)?;
+                        subjects.extend(ids.into_iter().map(Subject::of_partner));
+                    }
                     let rows: Vec<_> = subjects
                         .into_iter()
                         .map(|s| {

@@ -4,7 +4,6 @@
 //! declaration with its entry; areas name their subjects here without
 //! depending on the privacy area.
 
-use diesel::prelude::*;
 use rocket::Request;
 use serde::Serialize;
 
@@ -59,6 +58,8 @@ pub struct Declaration {
     pub subjects: Vec<Subject>,
     /// Subjects beyond [`MAX_SUBJECTS`].
     pub more: usize,
+    /// Partners named by the slug of their pages, resolved when the entry is written.
+    pub partner_slugs: Vec<String>,
 }
 
 /// The request's declaration, kept in its local cache.
@@ -124,22 +125,15 @@ impl Trail<'_> {
     pub fn users(&self, ids: impl IntoIterator<Item = i64>) -> &Self {
         self.add_all(ids.into_iter().map(Subject::user))
     }
-    /// The partner a page under `/partners/<slug>` acts for (nothing when
-    /// there is no such partner: the page answers 404 then).
-    pub async fn partner_page(&self, db: &Db, slug: &str) -> &Self {
-        use crate::db::schema::partners;
-        let slug = slug.to_string();
-        let found = db
-            .run(move |conn| {
-                partners::table
-                    .filter(partners::slug.eq(slug))
-                    .select(partners::id)
-                    .first::<i64>(conn)
-                    .optional()
-                    .map_err(crate::db::DbError::from)
-            })
-            .await;
-        self.add_all(found.ok().flatten().map(Subject::of_partner))
+    /// The partner a page under `/partners/<slug>` acts for. The audit log
+    /// resolves the slug in the transaction that writes the entry, so the
+    /// page pays no lookup of its own (no subject when there is no such
+    /// partner: the page answers 404 then).
+    pub fn partner_page(&self, slug: &str) -> &Self {
+        self.with(|d| {
+            d.named = true;
+            d.partner_slugs.push(slug.chars().take(200).collect());
+        })
     }
     /// The account a form names by username or email (nobody when none does).
     pub async fn account(&self, db: &Db, login: &str) -> &Self {

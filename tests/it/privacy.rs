@@ -1931,6 +1931,27 @@ async fn audit_names_the_subject(app: TestApp) {
     .await;
     assert!(disclosed > 0, "the item names the export under which each learner's disclosure is logged: {export_item}");
 
+    // A partner's pages name the partner, found from the address when the entry is written.
+    let partner_id = api[0].2.expect("the partner");
+    let slug: String = run(&app, move |conn| {
+        lyceum::db::schema::partners::table.find(partner_id).select(lyceum::db::schema::partners::slug).first(conn)
+    })
+    .await;
+    let partner_page = format!("/partners/{slug}");
+    assert_eq!(app.get(&partner_page).await.0, Status::Ok);
+    assert_eq!(app.get("/partners/no-such-partner").await.0, Status::NotFound);
+    let named = |path: String| {
+        run(&app, move |conn| {
+            audit_log::table
+                .inner_join(audit_subjects::table.on(audit_subjects::audit_id.eq(audit_log::id)))
+                .filter(audit_log::path.eq(path))
+                .select(audit_subjects::partner_id)
+                .load::<Option<i64>>(conn)
+        })
+    };
+    assert_eq!(named(partner_page).await, vec![Some(partner_id)], "the partner page names its partner");
+    assert!(named("/partners/no-such-partner".into()).await.is_empty(), "no partner, no subject");
+
     // The auditor searches by whose data it was, by username or id, and sees the query.
     let ivy = verified(&app, "ivy").await;
     app.post_form("/staff/auditors", &[("login", "ivy")]).await;
