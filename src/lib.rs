@@ -17,6 +17,7 @@ pub mod learning;
 pub mod media;
 pub mod net;
 pub mod notify;
+pub mod ops;
 pub mod orgs;
 pub mod privacy;
 pub mod private_files;
@@ -186,6 +187,10 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
         // The client address comes from `web::guards::client_ip`, which
         // believes forwarding headers only from `trusted_proxies`.
         .merge(("ip_header", false))
+        // SIGTERM and Ctrl-C stop taking connections, then let requests in
+        // flight finish for this long.
+        .merge(("shutdown.grace", config.shutdown_grace_secs))
+        .merge(("shutdown.mercy", 2))
         .merge(("limits.form", 64 * 1024))
         // Image uploads (an identity check sends two) up to the image path's own bound.
         .merge(("limits.file", media::MAX_UPLOAD_BYTES))
@@ -212,6 +217,7 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
         .manage(worker.search.clone())
         .manage(worker.forum_search.clone())
         .manage(forums::cache::ThreadPosts::default())
+        .manage(web::metrics::Metrics::new())
         .manage(worker.signer.clone())
         .manage(worker.policy_banner.clone())
         .manage(worker.notices.clone())
@@ -224,6 +230,7 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
         .register("/", catchers![web::error::default_catcher])
         .register("/scim/v2", catchers![orgs::scim::catcher])
         .mount("/", routes![web::assets::asset, web::assets::healthz])
+        .mount("/", ops::routes())
         .mount(
             "/",
             routes![

@@ -163,6 +163,17 @@ pub fn recent(conn: &mut Conn, only_status: Option<&str>, limit: i64) -> QueryRe
     query.load(conn)
 }
 
+/// Jobs not yet done, by status (queued, running, dead): the queue depth
+/// and the dead letters of the operator's metrics, without counting the
+/// done ones.
+pub fn open_counts(conn: &mut Conn) -> QueryResult<Vec<(String, i64)>> {
+    jobs::table
+        .filter(jobs::status.ne(status::DONE))
+        .group_by(jobs::status)
+        .select((jobs::status, diesel::dsl::count_star()))
+        .load(conn)
+}
+
 pub fn counts(conn: &mut Conn) -> QueryResult<Vec<(String, i64)>> {
     jobs::table.group_by(jobs::status).select((jobs::status, diesel::dsl::count_star())).load(conn)
 }

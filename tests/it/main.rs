@@ -22,6 +22,7 @@ mod links;
 mod media;
 mod oidc;
 mod oneroster;
+mod operations;
 mod orgs;
 mod outbound;
 mod package;
