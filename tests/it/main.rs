@@ -16,6 +16,7 @@ mod exams;
 mod exports;
 mod forums;
 mod hostile;
+mod instances;
 mod jobs;
 mod learning;
 mod links;
