@@ -201,6 +201,12 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
         accounts::oidc::Providers::from_config(&config.oidc_providers, &config.base_url(), &worker.outbound)
             .map_err(StartError::Oidc)?;
     let form_targets: Vec<String> = payments.checkout_origins().into_iter().chain(providers.origins()).collect();
+    let recheck = privacy::SharedRecheck {
+        db: db.clone(),
+        banner: worker.policy_banner.clone(),
+        notices: worker.notices.clone(),
+        required: policies_required.clone(),
+    };
     let mut rocket = rocket::custom(figment)
         .manage(worker.outbound.clone())
         .manage(issuer)
@@ -227,6 +233,7 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
         .attach(web::fairings::SecurityHeaders::new(&form_targets, config.media_base_url().as_deref()))
         .attach(privacy::cookies::Analytics { geoip })
         .attach(privacy::audit::Audit)
+        .attach(recheck)
         .register("/", catchers![web::error::default_catcher])
         .register("/scim/v2", catchers![orgs::scim::catcher])
         .mount("/", routes![web::assets::asset, web::assets::healthz])

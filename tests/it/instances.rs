@@ -352,3 +352,83 @@ http {{
         .count();
     assert_eq!(verification, 1, "the verification mail went out once");
 }
+
+/// A second instance of the same site: its own process state, the same database.
+async fn second_instance(app: &TestApp) -> rocket::local::asynchronous::Client {
+    // Its own data directory (on SQLite the embedded search index serves one process).
+    let dir = tempfile::tempdir().unwrap().keep();
+    let config = lyceum::config::Config { data_dir: dir, ..app.config.clone() };
+    let rocket = lyceum::build_rocket(config).expect("app builds");
+    rocket::local::asynchronous::Client::tracked(rocket).await.expect("valid rocket")
+}
+
+async fn home_of(client: &rocket::local::asynchronous::Client, path: &str) -> String {
+    client.get(path.to_string()).dispatch().await.into_string().await.unwrap_or_default()
+}
+
+/// Polls `path` on `client` until `check` holds, for at most `SHARED_RECHECK` and a bit.
+async fn within_recheck(
+    client: &rocket::local::asynchronous::Client,
+    path: &str,
+    check: impl Fn(&str) -> bool,
+) -> bool {
+    let deadline = Instant::now() + lyceum::privacy::SHARED_RECHECK + Duration::from_secs(3);
+    loop {
+        if check(&home_of(client, path).await) {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+async fn caches_follow_other_instances(app: TestApp) {
+    let other = second_instance(&app).await;
+    let grace = crate::privacy::staff(&app).await;
+    crate::sharing::as_user(&app, &grace).await;
+
+    // A breach notice published through one instance reaches the other's home page.
+    app.post_form(
+        "/staff/notices",
+        &[("title", "Passwords were reset"), ("body", "We reset every password."), ("audience", "all")],
+    )
+    .await;
+    assert!(home_of(&app.client, "/").await.contains("Passwords were reset"), "the publishing instance shows it");
+    assert!(
+        within_recheck(&other, "/", |page| page.contains("Passwords were reset")).await,
+        "the other instance shows the notice within {:?}",
+        lyceum::privacy::SHARED_RECHECK
+    );
+
+    // Withdrawn through one instance, gone from the other.
+    let id: i64 = crate::sharing::run(&app, |conn| {
+        use diesel::prelude::*;
+        lyceum::db::schema::breach_notices::table.select(lyceum::db::schema::breach_notices::id).first(conn)
+    })
+    .await;
+    app.post_form(&format!("/staff/notices/{id}/withdraw"), &[]).await;
+    assert!(!home_of(&app.client, "/").await.contains("Passwords were reset"));
+    assert!(
+        within_recheck(&other, "/", |page| !page.contains("Passwords were reset")).await,
+        "a withdrawn notice leaves the other instance too"
+    );
+
+    // A material policy change's banner, too.
+    app.post_form(
+        "/staff/policies",
+        &[
+            ("kind", "privacy"),
+            ("body", "We now keep logs for 30 days."),
+            ("changes", "Logs are kept for 30 days"),
+            ("material", "true"),
+        ],
+    )
+    .await;
+    assert!(
+        within_recheck(&other, "/courses", |page| page.contains("Logs are kept for 30 days")).await,
+        "the other instance shows the policy banner"
+    );
+}
+crate::on_both!(caches_follow_a_change_made_through_another_instance, caches_follow_other_instances);
