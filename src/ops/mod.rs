@@ -48,7 +48,7 @@ pub async fn readyz(
     config: &State<Config>,
 ) -> (Status, Json<Readiness>) {
     let mut checks = Vec::new();
-    let database = db.run(|conn| crate::db::pending_migrations(conn)).await;
+    let database = db.run(crate::db::pending_migrations).await;
     match database {
         Ok(0) => {
             checks.push(Check { name: "database", ok: true, detail: db_name(db) });
