@@ -27,7 +27,22 @@ enum Command {
     /// Seed the demo accounts into an empty database.
     SeedDemo,
     /// Run the background job worker (email, exports) without the web server.
+    /// SIGTERM or Ctrl-C stops it; a job it was running is taken up again later.
     Worker,
+    /// Copy a running SQLite site (database, uploaded files) into a new folder.
+    Backup {
+        /// A folder that does not exist yet or is empty.
+        to: std::path::PathBuf,
+    },
+    /// Put a backup in place of the site's database and files (stop the site first),
+    /// then rebuild the search index.
+    Restore {
+        /// A folder written by `lyceum backup`.
+        from: std::path::PathBuf,
+        /// Replace an existing database (it is kept beside the restored one).
+        #[arg(long)]
+        replace: bool,
+    },
     /// Administrative tasks.
     Admin {
         #[command(subcommand)]
@@ -188,7 +203,12 @@ fn init_tracing(config: &Config) -> tracing_appender::non_blocking::WorkerGuard 
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let (writer, guard) =
         tracing_appender::non_blocking::NonBlockingBuilder::default().lossy(false).finish(std::io::stdout());
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_writer(writer).try_init();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_writer(writer);
+    let _ = if config.log_format.eq_ignore_ascii_case("json") {
+        builder.json().flatten_event(true).try_init()
+    } else {
+        builder.try_init()
+    };
     guard
 }
 
@@ -233,10 +253,10 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
         Command::Worker => {
             let db = crate::open_database(&config).map_err(|e| e.to_string())?;
             let worker = crate::worker(&config, db).map_err(|e| e.to_string())?;
-            println!("Job worker running; Ctrl-C stops it.");
+            println!("Job worker running; Ctrl-C or SIGTERM stops it.");
             tokio::select! {
                 _ = worker.run_forever() => Ok(()),
-                _ = tokio::signal::ctrl_c() => Ok(()),
+                _ = stop_signal() => Ok(()),
             }
         }
         Command::Course { task } => course_task(task, &config),
@@ -274,6 +294,34 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
             Ok(())
         }
         Command::Search { task: SearchTask::Reindex } => reindex(&config).await,
+        Command::Backup { to } => {
+            let copied = crate::ops::backup::backup(&config, &to)?;
+            println!(
+                "Backed up to {}: the database ({} bytes), {} uploaded file(s){}.",
+                to.display(),
+                copied.database_bytes,
+                copied.files,
+                if copied.secret { " and the generated secret key" } else { "" }
+            );
+            if config.secret_key.is_some() || config.encryption_keys.is_some() {
+                println!(
+                    "LYCEUM_SECRET_KEY and LYCEUM_ENCRYPTION_KEYS are not in the backup: keep them apart from it."
+                );
+            }
+            Ok(())
+        }
+        Command::Restore { from, replace } => {
+            let copied = crate::ops::backup::restore(&config, &from, replace)?;
+            println!(
+                "Restored from {}: the database ({} bytes), {} uploaded file(s){}.",
+                from.display(),
+                copied.database_bytes,
+                copied.files,
+                if copied.secret { " and the generated secret key" } else { "" }
+            );
+            println!("Rebuilding the search index from the restored database…");
+            reindex(&config).await
+        }
         Command::Keys { task: KeysTask::Rotate } => {
             let db = crate::db::Db::connect(&config.database_url, 1).map_err(|e| e.to_string())?;
             db.migrate().map_err(|e| e.to_string())?;
@@ -427,4 +475,27 @@ fn progress_bar() -> indicatif::ProgressBar {
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     bar
+}
+
+/// Resolves on Ctrl-C or, on Unix, SIGTERM (what service managers and
+/// container runtimes send to stop a process).
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -66,6 +66,15 @@ pub struct Config {
     pub session_idle_minutes: i64,
     pub session_idle_minutes_staff: i64,
     pub log: String,
+    /// `text` (the default) or `json`: one JSON object per log line, for a
+    /// log collector.
+    pub log_format: String,
+    /// The bearer token `/metrics` asks for. Unset, metrics are served only
+    /// to requests from this machine that no proxy forwarded.
+    pub metrics_token: Option<String>,
+    /// On SIGTERM or Ctrl-C, how long requests in flight may take to finish
+    /// before their connections are closed, in seconds.
+    pub shutdown_grace_secs: u32,
     /// Days between asking for erasure and the erasure, during which the learner can cancel.
     pub erasure_cool_off_days: i64,
     /// Blank an erased learner's forum posts (true) or keep their text under a placeholder (false).
@@ -157,7 +166,7 @@ pub struct Config {
 /// environment's values are otherwise read as TOML-like values, so
 /// `LYCEUM_TWILIO_FROM=+15005550006` would be the integer 15005550006 and
 /// stop the server, and a token `0123` would lose its zero.
-const TEXT_SETTINGS: &[&str] = &["twilio_from", "twilio_account_sid", "twilio_auth_token"];
+const TEXT_SETTINGS: &[&str] = &["twilio_from", "twilio_account_sid", "twilio_auth_token", "metrics_token"];
 
 /// The `LYCEUM_` variables of [`TEXT_SETTINGS`], as written. A value quoted
 /// as a string (`"+15005550006"`, the old workaround) is unquoted as before.
@@ -222,6 +231,9 @@ impl Default for Config {
             session_idle_minutes: 120,
             session_idle_minutes_staff: 30,
             log: "info,rocket=warn,_=warn,hyper=warn".into(),
+            log_format: "text".into(),
+            metrics_token: None,
+            shutdown_grace_secs: 10,
             erasure_cool_off_days: 7,
             erasure_blank_posts: false,
             survey_min_group: 5,

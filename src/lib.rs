@@ -17,6 +17,7 @@ pub mod learning;
 pub mod media;
 pub mod net;
 pub mod notify;
+pub mod ops;
 pub mod orgs;
 pub mod privacy;
 pub mod private_files;
@@ -186,6 +187,10 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
         // The client address comes from `web::guards::client_ip`, which
         // believes forwarding headers only from `trusted_proxies`.
         .merge(("ip_header", false))
+        // SIGTERM and Ctrl-C stop taking connections, then let requests in
+        // flight finish for this long.
+        .merge(("shutdown.grace", config.shutdown_grace_secs))
+        .merge(("shutdown.mercy", 2))
         .merge(("limits.form", 64 * 1024))
         // Image uploads (an identity check sends two) up to the image path's own bound.
         .merge(("limits.file", media::MAX_UPLOAD_BYTES))
@@ -196,6 +201,12 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
         accounts::oidc::Providers::from_config(&config.oidc_providers, &config.base_url(), &worker.outbound)
             .map_err(StartError::Oidc)?;
     let form_targets: Vec<String> = payments.checkout_origins().into_iter().chain(providers.origins()).collect();
+    let recheck = privacy::SharedRecheck {
+        db: db.clone(),
+        banner: worker.policy_banner.clone(),
+        notices: worker.notices.clone(),
+        required: policies_required.clone(),
+    };
     let mut rocket = rocket::custom(figment)
         .manage(worker.outbound.clone())
         .manage(issuer)
@@ -212,6 +223,7 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
         .manage(worker.search.clone())
         .manage(worker.forum_search.clone())
         .manage(forums::cache::ThreadPosts::default())
+        .manage(web::metrics::Metrics::new())
         .manage(worker.signer.clone())
         .manage(worker.policy_banner.clone())
         .manage(worker.notices.clone())
@@ -221,9 +233,11 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
         .attach(web::fairings::SecurityHeaders::new(&form_targets, config.media_base_url().as_deref()))
         .attach(privacy::cookies::Analytics { geoip })
         .attach(privacy::audit::Audit)
+        .attach(recheck)
         .register("/", catchers![web::error::default_catcher])
         .register("/scim/v2", catchers![orgs::scim::catcher])
         .mount("/", routes![web::assets::asset, web::assets::healthz])
+        .mount("/", ops::routes())
         .mount(
             "/",
             routes![

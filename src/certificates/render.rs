@@ -1,7 +1,7 @@
-//! Certificates as pictures (CRT-3): a PNG drawn with the `image` crate and
-//! the bundled DejaVu Serif fonts (Bitstream Vera licence, in
-//! `assets/fonts`), and a one-page PDF carrying the same picture with the
-//! certificate's facts in its document information.
+//! Certificates as documents (CRT-3), in the bundled DejaVu Serif fonts
+//! (Bitstream Vera licence, in `assets/fonts`): a PNG drawn with the `image`
+//! crate, and a one-page tagged PDF with the same lines as real text in the
+//! embedded fonts, and the certificate's facts in its document information.
 
 use std::io::Cursor;
 
@@ -104,25 +104,8 @@ pub fn picture(c: &Certificate, verify_url: &str) -> RgbImage {
     let mut img = RgbImage::from_pixel(WIDTH, HEIGHT, PAPER);
     frame(&mut img, 40, 10, ACCENT);
     frame(&mut img, 66, 2, ACCENT);
-    centred(&mut img, &bold, 40.0, 200.0, ACCENT, &c.member_name.to_uppercase());
-    centred(&mut img, &bold, 76.0, 330.0, INK, "Verified Certificate");
-    centred(&mut img, &regular, 34.0, 430.0, MUTED, "This certifies that");
-    centred(&mut img, &bold, 88.0, 560.0, INK, &c.name_at_issue);
-    centred(&mut img, &regular, 34.0, 660.0, MUTED, "successfully completed the course");
-    centred(&mut img, &bold, 58.0, 770.0, ACCENT, &c.course_title);
-    centred(&mut img, &regular, 32.0, 850.0, MUTED, &format!("offered by {} ({})", c.member_name, c.run_key));
-    centred(
-        &mut img,
-        &regular,
-        32.0,
-        960.0,
-        INK,
-        &format!("Issued {} · Grade {:.0} %", c.issued_at.format("%e %B %Y").to_string().trim(), c.grade_percent),
-    );
-    centred(&mut img, &regular, 26.0, 1080.0, MUTED, &format!("Verification code {}", c.code));
-    centred(&mut img, &regular, 24.0, 1125.0, MUTED, verify_url);
-    if c.revoked_at.is_some() {
-        centred(&mut img, &bold, 60.0, 120.0, Rgb([0xb4, 0x23, 0x18]), "REVOKED");
+    for (is_bold, size, baseline, colour, text) in lines(c, verify_url) {
+        centred(&mut img, if is_bold { &bold } else { &regular }, size, baseline, colour, &text);
     }
     img
 }
@@ -133,41 +116,217 @@ pub fn png(c: &Certificate, verify_url: &str) -> Vec<u8> {
     out.into_inner()
 }
 
-/// A one-page A4 landscape PDF with the picture, titled for the certificate.
-pub fn pdf(c: &Certificate, verify_url: &str) -> Vec<u8> {
-    use pdf_writer::{Content, Filter, Finish, Name, Pdf, Rect, Ref, TextStr};
-    let picture = picture(c, verify_url);
-    let mut jpeg = Cursor::new(Vec::new());
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 92)
-        .encode_image(&picture)
-        .expect("encoding to memory");
-    let jpeg = jpeg.into_inner();
+/// The lines of the certificate, top to bottom: bold or not, size in
+/// picture pixels, baseline in picture pixels, colour, text. The picture and
+/// the PDF set the same lines.
+fn lines(c: &Certificate, verify_url: &str) -> Vec<(bool, f32, f32, Rgb<u8>, String)> {
+    let mut lines = Vec::new();
+    if c.revoked_at.is_some() {
+        lines.push((true, 60.0, 120.0, Rgb([0xb4, 0x23, 0x18]), "REVOKED".to_string()));
+    }
+    lines.extend([
+        (true, 40.0, 200.0, ACCENT, c.member_name.to_uppercase()),
+        (true, 76.0, 330.0, INK, "Verified Certificate".to_string()),
+        (false, 34.0, 430.0, MUTED, "This certifies that".to_string()),
+        (true, 88.0, 560.0, INK, c.name_at_issue.clone()),
+        (false, 34.0, 660.0, MUTED, "successfully completed the course".to_string()),
+        (true, 58.0, 770.0, ACCENT, c.course_title.clone()),
+        (false, 32.0, 850.0, MUTED, format!("offered by {} ({})", c.member_name, c.run_key)),
+        (
+            false,
+            32.0,
+            960.0,
+            INK,
+            format!("Issued {} · Grade {:.0} %", c.issued_at.format("%e %B %Y").to_string().trim(), c.grade_percent),
+        ),
+        (false, 26.0, 1080.0, MUTED, format!("Verification code {}", c.code)),
+        (false, 24.0, 1125.0, MUTED, verify_url.to_string()),
+    ]);
+    lines
+}
 
-    let (catalog, tree, page, image_id, content_id, info) =
-        (Ref::new(1), Ref::new(2), Ref::new(3), Ref::new(4), Ref::new(5), Ref::new(6));
-    let (w, h) = (842.0, 595.0);
+/// One embedded font of the PDF: the glyphs used and their widths, for the
+/// width table and the text extraction map.
+struct PdfFont<'a> {
+    font: &'a FontRef<'static>,
+    data: &'static [u8],
+    base: &'static [u8],
+    used: std::collections::BTreeMap<u16, (char, f32)>,
+}
+
+impl PdfFont<'_> {
+    /// Width of `text` in points at `size` (the em size), without kerning, as the PDF sets it.
+    fn width(&self, size: f32, text: &str) -> f32 {
+        let upem = self.font.units_per_em().unwrap_or(1000.0);
+        text.chars().map(|ch| self.font.h_advance_unscaled(self.font.glyph_id(ch))).sum::<f32>() / upem * size
+    }
+
+    /// The text as two-byte glyph ids (the `Identity-H` encoding), noting each glyph used.
+    fn encode(&mut self, text: &str) -> Vec<u8> {
+        let upem = self.font.units_per_em().unwrap_or(1000.0);
+        let mut out = Vec::with_capacity(text.len() * 2);
+        for ch in text.chars() {
+            let id = self.font.glyph_id(ch);
+            let width = self.font.h_advance_unscaled(id) / upem * 1000.0;
+            self.used.entry(id.0).or_insert((ch, width));
+            out.extend(id.0.to_be_bytes());
+        }
+        out
+    }
+}
+
+/// A one-page A4 landscape PDF of the certificate, drawn as vector text in
+/// the embedded DejaVu Serif fonts: the text can be selected, searched and
+/// read aloud (a tagged PDF: each line is a paragraph of the structure tree,
+/// the frames are artifacts, the language is English), and it prints sharp
+/// at any size.
+pub fn pdf(c: &Certificate, verify_url: &str) -> Vec<u8> {
+    use pdf_writer::types::{CidFontType, FontFlags, StructRole, SystemInfo, UnicodeCmap};
+    use pdf_writer::{Content, Filter, Finish, Name, Pdf, Rect, Ref, Str, TextStr};
+
+    let (regular, bold) = fonts();
+    let mut fonts = [
+        PdfFont { font: &regular, data: REGULAR, base: b"DejaVuSerif", used: Default::default() },
+        PdfFont { font: &bold, data: BOLD, base: b"DejaVuSerif-Bold", used: Default::default() },
+    ];
+    let (w, h) = (842.0_f32, 595.0_f32);
+    let scale = w / WIDTH as f32;
+    let rgb = |c: Rgb<u8>| (f32::from(c.0[0]) / 255.0, f32::from(c.0[1]) / 255.0, f32::from(c.0[2]) / 255.0);
+
+    let mut content = Content::new();
+    // The paper and the frames: decoration, not content, for a screen reader.
+    content.begin_marked_content(Name(b"Artifact"));
+    let (r, g, b) = rgb(PAPER);
+    content.set_fill_rgb(r, g, b).rect(0.0, 0.0, w, h).fill_nonzero();
+    let (r, g, b) = rgb(ACCENT);
+    content.set_stroke_rgb(r, g, b);
+    for (inset, thickness) in [(40.0, 10.0), (66.0, 2.0)] {
+        let (i, t) = (inset * scale, thickness * scale);
+        content.set_line_width(t).rect(i + t / 2.0, i + t / 2.0, w - 2.0 * i - t, h - 2.0 * i - t).stroke();
+    }
+    content.end_marked_content();
+
+    let lines = lines(c, verify_url);
+    for (mcid, (is_bold, size_px, baseline_px, colour, text)) in lines.iter().enumerate() {
+        let font = &mut fonts[usize::from(*is_bold)];
+        // The picture's size is the font's full height in pixels; PDF sizes are ems.
+        let height_units = font.font.height_unscaled() / font.font.units_per_em().unwrap_or(1000.0);
+        let mut size = size_px * scale / height_units;
+        let max = (WIDTH as f32 - 260.0) * scale;
+        while font.width(size, text) > max && size > 6.0 {
+            size *= 0.92;
+        }
+        let x = (w - font.width(size, text)) / 2.0;
+        let y = h - baseline_px * scale;
+        let encoded = font.encode(text);
+        let (r, g, b) = rgb(*colour);
+        content.begin_marked_content_with_properties(Name(b"P")).properties().identify(mcid as i32);
+        content
+            .begin_text()
+            .set_fill_rgb(r, g, b)
+            .set_font(Name(if *is_bold { b"F2" } else { b"F1" }), size)
+            .next_line(x, y)
+            .show(Str(&encoded))
+            .end_text();
+        content.end_marked_content();
+    }
+
+    let mut next = 1;
+    let mut alloc = || {
+        let r = Ref::new(next);
+        next += 1;
+        r
+    };
+    let (catalog, tree, page, content_id, info, struct_root, document, parents) =
+        (alloc(), alloc(), alloc(), alloc(), alloc(), alloc(), alloc(), alloc());
+    let font_refs: Vec<[Ref; 5]> = (0..2).map(|_| [alloc(), alloc(), alloc(), alloc(), alloc()]).collect();
+    let paragraphs: Vec<Ref> = lines.iter().map(|_| alloc()).collect();
+
     let mut pdf = Pdf::new();
-    pdf.catalog(catalog).pages(tree);
+    let mut cat = pdf.catalog(catalog);
+    cat.pages(tree);
+    cat.lang(TextStr("en"));
+    cat.mark_info().marked(true);
+    cat.pair(Name(b"StructTreeRoot"), struct_root);
+    cat.finish();
     pdf.pages(tree).kids([page]).count(1);
     let mut p = pdf.page(page);
     p.media_box(Rect::new(0.0, 0.0, w, h));
     p.parent(tree);
     p.contents(content_id);
-    p.resources().x_objects().pair(Name(b"Cert"), image_id);
+    p.struct_parents(0);
+    let mut resources = p.resources();
+    let mut font_dict = resources.fonts();
+    font_dict.pair(Name(b"F1"), font_refs[0][0]);
+    font_dict.pair(Name(b"F2"), font_refs[1][0]);
+    font_dict.finish();
+    resources.finish();
     p.finish();
-    let mut xobject = pdf.image_xobject(image_id, &jpeg);
-    xobject.filter(Filter::DctDecode);
-    xobject.width(WIDTH as i32);
-    xobject.height(HEIGHT as i32);
-    xobject.color_space().device_rgb();
-    xobject.bits_per_component(8);
-    xobject.finish();
-    let mut content = Content::new();
-    content.save_state();
-    content.transform([w, 0.0, 0.0, h, 0.0, 0.0]);
-    content.x_object(Name(b"Cert"));
-    content.restore_state();
     pdf.stream(content_id, &content.finish());
+
+    // The structure tree: a document of paragraphs, one per line, in reading order.
+    let mut root = pdf.indirect(struct_root).start::<pdf_writer::writers::StructTreeRoot>();
+    root.child(document).parent_tree().nums().insert(0, parents);
+    root.finish();
+    let mut doc = pdf.struct_element(document);
+    doc.kind(StructRole::Document).parent(struct_root);
+    let mut children = doc.children();
+    for p in &paragraphs {
+        children.struct_element(*p);
+    }
+    children.finish();
+    doc.finish();
+    for (mcid, id) in paragraphs.iter().enumerate() {
+        let mut para = pdf.struct_element(*id);
+        para.kind(StructRole::P).parent(document).page(page);
+        para.marked_content_child().marked_content_id(mcid as i32).page(page);
+        para.finish();
+    }
+    pdf.indirect(parents).array().items(paragraphs.iter().copied());
+
+    let system = SystemInfo { registry: Str(b"Adobe"), ordering: Str(b"Identity"), supplement: 0 };
+    for (font, [type0, cid, descriptor, file, cmap]) in fonts.iter().zip(&font_refs) {
+        let upem = font.font.units_per_em().unwrap_or(1000.0);
+        let em = |v: f32| v / upem * 1000.0;
+        pdf.type0_font(*type0)
+            .base_font(Name(font.base))
+            .encoding_predefined(Name(b"Identity-H"))
+            .descendant_font(*cid)
+            .to_unicode(*cmap);
+        let mut cid_font = pdf.cid_font(*cid);
+        cid_font.subtype(CidFontType::Type2).base_font(Name(font.base)).system_info(system);
+        cid_font.font_descriptor(*descriptor).cid_to_gid_map_predefined(Name(b"Identity"));
+        let mut widths = cid_font.widths();
+        for (gid, (_, width)) in &font.used {
+            widths.consecutive(*gid, [*width]);
+        }
+        widths.finish();
+        cid_font.finish();
+        pdf.font_descriptor(*descriptor)
+            .name(Name(font.base))
+            .flags(FontFlags::SERIF | FontFlags::SYMBOLIC)
+            // DejaVu Serif's glyphs lie within this box (font units per 1000 em).
+            .bbox(Rect::new(-400.0, -300.0, 1100.0, 1000.0))
+            .italic_angle(0.0)
+            .ascent(em(font.font.ascent_unscaled()))
+            .descent(em(font.font.descent_unscaled()))
+            .cap_height(em(font.font.ascent_unscaled() * 0.73))
+            .stem_v(80.0)
+            .font_file2(*file);
+        let compressed = {
+            use std::io::Write;
+            let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+            z.write_all(font.data).expect("compressing to memory");
+            z.finish().expect("compressing to memory")
+        };
+        pdf.stream(*file, &compressed).filter(Filter::FlateDecode).pair(Name(b"Length1"), font.data.len() as i32);
+        let mut map = UnicodeCmap::new(Name(b"Lyceum-UTF16"), system);
+        for (gid, (ch, _)) in &font.used {
+            map.pair(*gid, *ch);
+        }
+        pdf.cmap(*cmap, &map.finish()).system_info(system);
+    }
+
     let title = format!("Verified certificate: {} - {}", c.course_title, c.name_at_issue);
     let subject = format!("Verification code {}, {verify_url}", c.code);
     pdf.document_info(info)

@@ -501,6 +501,21 @@ pub fn sends(conn: &mut Conn, partner: &Partner, dead_only: bool, limit: i64) ->
 
 /// Puts a dead send back in the queue with fresh attempts (same key, same
 /// destination). False when it is not the partner's or not dead.
+/// Sends to every partner by state, for the operator's metrics: delivered
+/// (the destination confirmed), waiting (queued or retrying) and dead (gave
+/// up after every attempt; a staff member may replay them).
+pub fn send_counts(conn: &mut Conn) -> QueryResult<[(&'static str, i64); 3]> {
+    let delivered = partner_sends::table.filter(partner_sends::delivered_at.is_not_null()).count().get_result(conn)?;
+    let undelivered = partner_sends::table
+        .left_join(jobs::table)
+        .filter(partner_sends::delivered_at.is_null())
+        .select(jobs::status.nullable());
+    let dead = undelivered.filter(jobs::status.eq(queue::status::DEAD)).count().get_result(conn)?;
+    let waiting =
+        undelivered.filter(jobs::status.ne(queue::status::DEAD).or(jobs::status.is_null())).count().get_result(conn)?;
+    Ok([("delivered", delivered), ("waiting", waiting), ("dead", dead)])
+}
+
 pub fn replay(conn: &mut Conn, partner: &Partner, send_id: i64) -> QueryResult<bool> {
     let job: Option<Option<i64>> = partner_sends::table
         .inner_join(partner_destinations::table)

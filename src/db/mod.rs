@@ -162,6 +162,12 @@ impl Db {
         Ok(Db { pool, backend })
     }
 
+    /// The pool's open connections and how many of them are idle.
+    pub fn pool_state(&self) -> (u32, u32) {
+        let state = self.pool.state();
+        (state.connections, state.idle_connections)
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
     }
@@ -199,6 +205,17 @@ pub fn migrate_connection(conn: &mut DbConnection) -> Result<usize, DbError> {
         DbConnection::Pg(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|v| v.len()),
     };
     applied.map_err(|e| DbError::Migration(e.to_string()))
+}
+
+/// How many of this backend's embedded migrations are not applied yet (an
+/// instance running newer code than its database, or the reverse, says so
+/// in `/readyz`).
+pub fn pending_migrations(conn: &mut DbConnection) -> Result<usize, DbError> {
+    let pending = match conn {
+        DbConnection::Sqlite(c) => c.pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
+        DbConnection::Pg(c) => c.pending_migrations(POSTGRES_MIGRATIONS).map(|v| v.len()),
+    };
+    pending.map_err(|e| DbError::Migration(e.to_string()))
 }
 
 diesel::define_sql_function!(

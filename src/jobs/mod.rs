@@ -83,6 +83,9 @@ fn claim_next(conn: &mut Conn, now: NaiveDateTime, stale_after: Duration) -> Que
     diesel::update(jobs::table.filter(jobs::status.eq(status::RUNNING)).filter(jobs::locked_at.lt(now - stale_after)))
         .set((jobs::status.eq(status::QUEUED), jobs::locked_at.eq(None::<NaiveDateTime>)))
         .execute(conn)?;
+    if let crate::db::DbConnection::Pg(pg) = conn {
+        return claim_next_skipping_locked(pg, now);
+    }
     for _ in 0..5 {
         let candidate: Option<i64> = jobs::table
             .filter(jobs::status.eq(status::QUEUED))
@@ -105,6 +108,31 @@ fn claim_next(conn: &mut Conn, now: NaiveDateTime, stale_after: Duration) -> Que
         }
     }
     Ok(None)
+}
+
+/// On PostgreSQL, workers do not race for the same row: each takes the
+/// oldest due job that no other transaction holds (`FOR UPDATE SKIP
+/// LOCKED`), so however many workers poll, none waits on another's choice or
+/// gives up while jobs are due.
+fn claim_next_skipping_locked(conn: &mut diesel::PgConnection, now: NaiveDateTime) -> QueryResult<Option<Job>> {
+    #[derive(QueryableByName)]
+    struct Claimed {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        id: i64,
+    }
+    let claimed: Option<Claimed> = diesel::sql_query(
+        "UPDATE jobs SET status = 'running', locked_at = $1, attempts = attempts + 1, updated_at = $1 \
+         WHERE id = (SELECT id FROM jobs WHERE status = 'queued' AND run_at <= $1 \
+                     ORDER BY run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
+         RETURNING id",
+    )
+    .bind::<diesel::sql_types::Timestamp, _>(now)
+    .get_result(conn)
+    .optional()?;
+    match claimed {
+        Some(c) => jobs::table.find(c.id).select(Job::as_select()).first(conn).optional(),
+        None => Ok(None),
+    }
 }
 
 fn finish(conn: &mut Conn, job: &Job, outcome: Result<(), String>, now: NaiveDateTime) -> QueryResult<()> {
@@ -161,6 +189,17 @@ pub fn recent(conn: &mut Conn, only_status: Option<&str>, limit: i64) -> QueryRe
         query = query.filter(jobs::status.eq(s.to_string()));
     }
     query.load(conn)
+}
+
+/// Jobs not yet done, by status (queued, running, dead): the queue depth
+/// and the dead letters of the operator's metrics, without counting the
+/// done ones.
+pub fn open_counts(conn: &mut Conn) -> QueryResult<Vec<(String, i64)>> {
+    jobs::table
+        .filter(jobs::status.ne(status::DONE))
+        .group_by(jobs::status)
+        .select((jobs::status, diesel::dsl::count_star()))
+        .load(conn)
 }
 
 pub fn counts(conn: &mut Conn) -> QueryResult<Vec<(String, i64)>> {

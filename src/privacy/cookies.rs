@@ -160,7 +160,9 @@ pub struct Analytics {
 
 /// Paths that are not pages a person reads.
 fn counted(path: &str) -> bool {
-    !["/static/", "/media/", "/o/", "/c/", "/healthz", "/api/", "/outbox"].iter().any(|p| path.starts_with(p))
+    !["/static/", "/media/", "/o/", "/c/", "/healthz", "/readyz", "/metrics", "/api/", "/outbox"]
+        .iter()
+        .any(|p| path.starts_with(p))
 }
 
 /// What a page view records in place of a path no route served.

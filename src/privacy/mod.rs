@@ -49,6 +49,59 @@ impl Shown {
     }
 }
 
+/// How long a change that another instance made to what every page shows
+/// (a material policy change's banner, breach notices, the policies an open
+/// session must accept) may go unseen here.
+pub const SHARED_RECHECK: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Keeps this process's copies of what every page shows (the policy
+/// banner, the breach notices, the policies an open session must accept) in
+/// step with the database when another instance changes them: every
+/// [`SHARED_RECHECK`] they are read again, in the background, so no request
+/// waits for it. The instance that makes a change refreshes at once.
+pub struct SharedRecheck {
+    pub db: crate::db::Db,
+    pub banner: policies::Banner,
+    pub notices: notices::Notices,
+    pub required: policies::Required,
+}
+
+#[rocket::async_trait]
+impl rocket::fairing::Fairing for SharedRecheck {
+    fn info(&self) -> rocket::fairing::Info {
+        rocket::fairing::Info { name: "shared page state recheck", kind: rocket::fairing::Kind::Liftoff }
+    }
+
+    async fn on_liftoff(&self, rocket: &rocket::Rocket<rocket::Orbit>) {
+        let (db, banner, notices, required) =
+            (self.db.clone(), self.banner.clone(), self.notices.clone(), self.required.clone());
+        let mut shutdown = rocket.shutdown();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(SHARED_RECHECK);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await; // the first tick is immediate; start-up has just read them
+            loop {
+                tokio::select! {
+                    _ = &mut shutdown => break,
+                    _ = tick.tick() => {}
+                }
+                let (banner, notices, required) = (banner.clone(), notices.clone(), required.clone());
+                let read = db
+                    .run(move |conn| {
+                        banner.refresh(conn, crate::db::now())?;
+                        notices.refresh(conn)?;
+                        required.refresh(conn)?;
+                        Ok::<_, crate::db::DbError>(())
+                    })
+                    .await;
+                if let Err(e) = read {
+                    tracing::warn!(error = %e, "could not recheck the policy banner and notices");
+                }
+            }
+        });
+    }
+}
+
 /// Days the operator has to answer a request.
 pub const DUE_DAYS: i64 = 30;
 

@@ -341,7 +341,8 @@ pub const INTERRUPTED: &str = "/policies/required";
 /// to its own credential rather than to the session (partner keys, SCIM
 /// tokens, signed callbacks, links from mail).
 fn open_to_all(path: &str) -> bool {
-    const EXACT: [&str; 6] = ["/policies/accept", INTERRUPTED, "/signout", "/cookies", "/healthz", "/favicon.ico"];
+    const EXACT: [&str; 8] =
+        ["/policies/accept", INTERRUPTED, "/signout", "/cookies", "/healthz", "/readyz", "/metrics", "/favicon.ico"];
     const UNDER: [&str; 8] = [
         "/static/",
         "/api/",

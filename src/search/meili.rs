@@ -133,6 +133,11 @@ impl<D> fmt::Debug for MeiliIndex<D> {
 
 #[async_trait::async_trait]
 impl<D: Document> SearchIndex<D> for MeiliIndex<D> {
+    async fn ready(&self) -> Result<(), SearchError> {
+        self.client.health().await?;
+        Ok(())
+    }
+
     async fn upsert(&self, docs: Vec<D>) -> Result<(), SearchError> {
         if docs.is_empty() {
             return Ok(());

@@ -180,6 +180,11 @@ pub trait SearchIndex<D: Document = CourseDocument>: Send + Sync {
     async fn search_in(&self, query: &str, groups: Option<Vec<i64>>, limit: usize) -> Result<Vec<i64>, SearchError>;
     /// `"embedded"` or `"meilisearch"`, for logs and the staff pages.
     fn backend_name(&self) -> &'static str;
+    /// Whether the backend answers: the readiness check of `/readyz`. An
+    /// embedded index lives in the process and is ready when it opened.
+    async fn ready(&self) -> Result<(), SearchError> {
+        Ok(())
+    }
     /// Starts replacing every document: what is added to the returned
     /// [`Rebuild`] is not searched until [`Rebuild::finish`] swaps it in at
     /// once, and until then searches keep answering from the current

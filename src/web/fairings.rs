@@ -1,4 +1,4 @@
-//! Fairings: a request id and one log line per request, the session lookup,
+//! Fairings: a request id, one log line and the request metrics per request, the session lookup,
 //! and the security headers on every response.
 
 use rocket::fairing::{Fairing, Info, Kind};
@@ -60,6 +60,10 @@ impl Fairing for RequestContext {
             ms = elapsed.as_secs_f64() * 1000.0,
             "request"
         );
+        if let Some(metrics) = req.rocket().state::<crate::web::metrics::Metrics>() {
+            let route = crate::web::metrics::route_label(req);
+            metrics.observe(&route, req.method().as_str(), res.status().code, elapsed.as_secs_f64());
+        }
     }
 }
 

@@ -9,6 +9,7 @@ pub mod csv;
 pub mod error;
 pub mod fairings;
 pub mod guards;
+pub mod metrics;
 pub mod next;
 pub mod page;
 pub mod ratelimit;

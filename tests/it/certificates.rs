@@ -471,7 +471,9 @@ async fn issue_and_verify(app: TestApp) {
     let pdf = res.into_bytes().await.unwrap();
     assert!(pdf.starts_with(b"%PDF-") && pdf.ends_with(b"%%EOF\n") || pdf.ends_with(b"%%EOF"));
     let text = String::from_utf8_lossy(&pdf);
-    assert!(text.contains("Ada Lovelace") && text.contains(&code) && text.contains("/DCTDecode"), "PDF facts");
+    assert!(text.contains("Ada Lovelace") && text.contains(&code), "the facts in the document information");
+    assert!(!text.contains("/DCTDecode"), "text, not a picture of text");
+    pdf_is_a_real_document(&pdf, &["Verified Certificate", "Ada Lovelace", "Introduction to Python", &code]);
 
     // The signed credential verifies against the published keys, with another implementation.
     let (_, jwks) = app.get("/.well-known/jwks.json").await;
@@ -1233,3 +1235,36 @@ async fn identity_photos_rotate(app: TestApp) {
     assert!(image::load_from_memory(&photo).is_ok(), "the photo opens under the new key alone");
 }
 crate::on_both!(sec_2_identity_photos_are_rewrapped_by_key_rotation, identity_photos_rotate);
+
+/// Poppler (someone else's PDF reader) finds the lines as text in embedded
+/// fonts, and a tagged document.
+fn pdf_is_a_real_document(pdf: &[u8], lines: &[&str]) {
+    let Ok(pdftotext) = std::env::var("LYCEUM_TEST_PDFTOTEXT") else {
+        crate::common::service_missing("Poppler's pdftotext", "LYCEUM_TEST_PDFTOTEXT");
+        return;
+    };
+    let tool = |name: &str| std::path::Path::new(&pdftotext).with_file_name(name);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("certificate.pdf");
+    std::fs::write(&file, pdf).unwrap();
+    let run = |program: std::path::PathBuf, args: &[&std::ffi::OsStr]| {
+        let out = std::process::Command::new(&program).args(args).output().expect("poppler runs");
+        assert!(out.status.success(), "{}: {}", program.display(), String::from_utf8_lossy(&out.stderr));
+        assert!(out.stderr.is_empty(), "poppler complains: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let text = run(tool("pdftotext"), &[file.as_os_str(), std::ffi::OsStr::new("-")]);
+    for line in lines {
+        assert!(text.contains(line), "{line:?} is selectable text: {text}");
+    }
+    let fonts = run(tool("pdffonts"), &[file.as_os_str()]);
+    let rows: Vec<&str> = fonts.lines().skip(2).collect();
+    assert_eq!(rows.len(), 2, "{fonts}");
+    assert!(
+        rows.iter().all(|r| r.contains("DejaVuSerif") && r.contains("CID TrueType") && r.contains(" yes ")),
+        "{fonts}"
+    );
+    let info = run(tool("pdfinfo"), &[file.as_os_str()]);
+    assert!(info.lines().any(|l| l.starts_with("Tagged:") && l.ends_with("yes")), "{info}");
+    assert!(info.lines().any(|l| l.starts_with("Page size:") && l.contains("842 x 595 pts")), "{info}");
+}

@@ -78,3 +78,45 @@ async fn smtp_transport_delivers_to_a_real_server() {
     let state: String = jobs::table.select(jobs::status).first(&mut app.db().get().unwrap()).unwrap();
     assert_eq!(state, status::DONE, "the SMTP server accepted the message");
 }
+
+async fn workers_share_the_queue(app: TestApp) {
+    let db = app.db();
+    let n = 120;
+    {
+        let mut conn = db.get().unwrap();
+        for i in 0..n {
+            let to = format!("learner{i}@example.org");
+            lyceum::notify::enqueue_email(
+                &mut conn,
+                &to,
+                "Your account is active",
+                "account_active",
+                serde_json::json!({ "first_name": "Ada" }),
+            )
+            .unwrap();
+        }
+    }
+    // Two instances of the site, each with its worker, each worker running twice at once.
+    let dir = tempfile::tempdir().unwrap();
+    let other = lyceum::config::Config { data_dir: dir.path().to_path_buf(), ..app.config.clone() };
+    let other = rocket::local::asynchronous::Client::tracked(lyceum::build_rocket(other).unwrap()).await.unwrap();
+    let a = app.client.rocket().state::<queue::Worker>().unwrap();
+    let b = other.rocket().state::<queue::Worker>().unwrap();
+    let (ra, rb, rc, rd) = tokio::join!(a.run_due(), b.run_due(), a.run_due(), b.run_due());
+    let ran: usize = [ra, rb, rc, rd].into_iter().map(|r| r.expect("the workers run")).sum();
+    assert_eq!(ran, n, "every job ran, and only once");
+    let mut conn = db.get().unwrap();
+    let rows: Vec<(String, i32)> = jobs::table.select((jobs::status, jobs::attempts)).load(&mut conn).unwrap();
+    assert!(rows.iter().all(|(s, attempts)| s == status::DONE && *attempts == 1), "{rows:?}");
+    // Each learner got one mail; the two instances wrote to their own outboxes.
+    let mut to: Vec<String> = lyceum::notify::read_outbox(&app.config.outbox_dir(), 1000)
+        .into_iter()
+        .chain(lyceum::notify::read_outbox(&dir.path().join("outbox"), 1000))
+        .map(|m| m.to)
+        .collect();
+    to.sort();
+    let before = to.len();
+    to.dedup();
+    assert_eq!((before, to.len()), (n, n), "one mail per learner");
+}
+on_both!(jobs_are_claimed_once_by_many_workers, workers_share_the_queue);
