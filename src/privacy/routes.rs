@@ -859,7 +859,9 @@ fn contact_page(values: serde_json::Value, errors: &[(&'static str, String)]) ->
 pub fn contact_form(viewer: crate::web::guards::Viewer) -> Page {
     let values = viewer
         .0
-        .map_or(json!({}), |u| json!({ "name": format!("{} {}", u.first_name, u.last_name).trim(), "email": u.email }));
+        .map_or(json!({ "name": "", "email": "", "subject": "", "message": "" }), |u| {
+            json!({ "name": format!("{} {}", u.first_name, u.last_name).trim(), "email": u.email, "subject": "", "message": "" })
+        });
     contact_page(values, &[])
 }
 
@@ -886,8 +888,8 @@ pub async fn contact(
     limits
         .check_all(crate::web::ratelimit::Action::Contact, &[&client.rate_key()])
         .map_err(|retry_after| AppError::RateLimited { retry_after })?;
-    let values = json!(form.values);
     let f = form.form;
+    let values = json!({ "name": f.name, "email": f.email, "subject": f.subject, "message": f.message });
     let user_id = viewer.0.map(|u| u.id);
     let created = db
         .run(move |conn| {
