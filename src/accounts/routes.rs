@@ -44,7 +44,7 @@ pub fn home(viewer: Viewer, notices: &State<crate::privacy::notices::Notices>) -
     Page::new(
         "home",
         "Learn from the world's institutions",
-        json!({ "signed_in": viewer.signed_in(), "notices": notices.get().unwrap_or_else(|| json!([])) }),
+        json!({ "signed_in": viewer.signed_in(), "notices": notices.get() }),
     )
 }
 

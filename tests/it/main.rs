@@ -43,3 +43,4 @@ mod surveys;
 mod twofactor;
 mod unreadable;
 mod uploads;
+mod views;
