@@ -53,7 +53,13 @@ pub fn signup_form(viewer: Viewer) -> Either<Redirect, Page> {
     if viewer.signed_in() {
         return Either::Left(Redirect::to("/dashboard"));
     }
-    Either::Right(form_page("accounts/signup", "Create your account", json!({}), &FieldErrors::new(), json!({})))
+    Either::Right(form_page(
+        "accounts/signup",
+        "Create your account",
+        json!({}),
+        &FieldErrors::new(),
+        json!({ "next": null }),
+    ))
 }
 
 #[derive(FromForm)]
@@ -114,7 +120,13 @@ pub async fn signup(
             ));
         }
         Err(SignupRejection::Fields(errors)) => {
-            return Ok(Either::Right(form_page("accounts/signup", "Create your account", values, &errors, json!({}))));
+            return Ok(Either::Right(form_page(
+                "accounts/signup",
+                "Create your account",
+                values,
+                &errors,
+                json!({ "next": null }),
+            )));
         }
     };
     let hash = match &account.password {
@@ -148,7 +160,13 @@ pub async fn signup(
         // Usernames are public (profiles, forums): saying one is taken reveals nothing.
         Err(e @ AccountError::UsernameTaken) => {
             let errors = FieldErrors::from([("username", e.to_string())]);
-            Ok(Either::Right(form_page("accounts/signup", "Create your account", values, &errors, json!({}))))
+            Ok(Either::Right(form_page(
+                "accounts/signup",
+                "Create your account",
+                values,
+                &errors,
+                json!({ "next": null }),
+            )))
         }
         Err(AccountError::Db(e)) => Err(e.into()),
     }

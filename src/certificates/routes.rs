@@ -554,7 +554,7 @@ pub async fn assistance_form(db: &State<Db>, user: CurrentUser, slug: &str, run:
                 "slug": s, "run": r, "course": title,
                 "status": existing.as_ref().map(|a| a.status.clone()),
                 "may_apply": existing.as_ref().is_none_or(|a| a.status == assistance::status::DENIED),
-                "values": {}, "errors": {},
+                "values": { "reason": "", "circumstances": "", "goals": "" }, "errors": {},
             }))
         })
         .await?;

@@ -449,6 +449,8 @@ fn session_context(conn: &mut Conn, user: &SessionUser, slug: &str, id: i64) -> 
         "partner": { "slug": p.slug, "name": p.name },
         "session": s.json(now()),
         "is_staff": user.is_staff(),
+        "upload_text": "",
+        "upload_errors": [],
         "candidates": candidates.iter().map(|c| json!({
             "booking": c.booking, "status": c.status, "booked": c.status == super::BOOKED, "name": c.name, "email": c.email,
             "date_of_birth": c.date_of_birth.map(|d| d.to_string()), "support_needs": c.support_needs, "adjustments": c.adjustments,

@@ -131,6 +131,7 @@ pub async fn form(db: &State<Db>, user: CurrentUser, slug: &str) -> AppResult<Pa
             Ok(json!({
                 "course": { "slug": course.slug, "title": course.title },
                 "kinds": KINDS.iter().map(|(v, l)| json!({ "value": v, "label": l })).collect::<Vec<_>>(),
+                "subject": "", "description": "", "error": null, "done": false,
             }))
         })
         .await?;

@@ -46,7 +46,7 @@ pub async fn index(db: &State<Db>, user: CurrentUser) -> AppResult<Page> {
             let moderators = if user.is_staff() { roles_holders(conn)? } else { Vec::new() };
             Ok::<_, AppError>(json!({
                 "site": site, "courses": mine, "is_staff": user.is_staff(), "moderates": moderates,
-                "action": "/forums/search",
+                "action": "/forums/search", "q": "",
                 "moderators": moderators.iter().map(|(id, name)| json!({ "id": id, "username": name })).collect::<Vec<_>>(),
             }))
         })
@@ -117,7 +117,7 @@ fn forum_page(conn: &mut Conn, user: &SessionUser, slug: &str, page: i64, draft:
     let draft = draft.unwrap_or_default();
     let ctx = json!({
         "forum": forum_json(&acc), "moderator": acc.moderator, "banned": acc.banned,
-        "action": format!("/forums/{}/search", acc.forum.slug),
+        "action": format!("/forums/{}/search", acc.forum.slug), "q": "",
         "threads": threads.iter().map(|t| json!({
             "id": t.id, "title": t.title, "pinned": t.pinned, "locked": t.locked, "author": t.author,
             "replies": t.replies, "pending": t.pending, "unread": t.unread, "last": when(t.last_post_at),

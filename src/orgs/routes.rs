@@ -194,6 +194,7 @@ fn dashboard_context(conn: &mut Conn, p: &Partner, base_url: &str) -> AppResult<
         .load(conn)?;
     let filed = super::filed_requests(conn, p.id)?;
     Ok(json!({
+        "upload_text": "", "upload_errors": [],
         "everyone": everyone.iter().map(|(id, name)| json!({ "value": id, "label": name })).collect::<Vec<_>>(),
         "request_kinds": crate::privacy::kind::ALL.iter().map(|k| json!({ "value": k, "label": request_label(k) })).collect::<Vec<_>>(),
         "requests": filed.iter().map(|(who, kind, status, received, due, done)| json!({

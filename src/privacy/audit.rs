@@ -29,8 +29,8 @@ use rocket::fairing::{Fairing, Info, Kind};
 use rocket::http::Method;
 use rocket::{FromForm, Request, Response, State, get, post};
 use serde::Serialize;
-use serde_json::json;
 
+use super::views;
 use crate::accounts::roles::{self, Role};
 use crate::db::schema::{audit_log, audit_queries, audit_subjects, partners, role_grants, users};
 use crate::db::{Conn, Db, DbConnection, now};
@@ -364,10 +364,14 @@ pub async fn page(db: &State<Db>, user: CurrentUser, trail: Trail<'_>, search: S
     if !user.has_role(Role::Auditor) {
         return Err(AppError::Forbidden("The audit log is for auditors only.".into()));
     }
-    let values = json!({
-        "actor": search.actor, "path": search.path, "action": search.action, "from": search.from, "to": search.to,
-        "subject": search.subject,
-    });
+    let values = views::AuditSearch {
+        actor: search.actor.clone(),
+        path: search.path.clone(),
+        action: search.action.clone(),
+        from: search.from.clone(),
+        to: search.to.clone(),
+        subject: search.subject.clone(),
+    };
     let (entries, subjects, queries) = db
         .run(move |conn| {
             let entries = self::search(conn, &search)?;
@@ -382,27 +386,28 @@ pub async fn page(db: &State<Db>, user: CurrentUser, trail: Trail<'_>, search: S
     for (entry, s, name) in &subjects {
         by_entry.entry(*entry).or_default().push(describe(s, name.as_deref()));
     }
-    Ok(Page::new(
-        "privacy/audit",
-        "Audit log",
-        json!({
-            "values": values,
-            "entries": entries.iter().map(|e| {
-                let named = by_entry.get(&e.id).cloned().unwrap_or_default();
-                let more = named.len().saturating_sub(SHOWN_SUBJECTS);
-                json!({
-                    "at": e.created_at.format("%Y-%m-%d %H:%M:%S").to_string(), "actor": e.actor, "roles": e.roles,
-                    "action": e.action, "path": e.path, "status": e.status, "ip": e.ip,
-                    "query": queries.get(&e.id),
-                    "subjects": named.into_iter().take(SHOWN_SUBJECTS).collect::<Vec<_>>(),
-                    "more": more,
-                    "no_personal_data": e.declared.as_deref() == Some(declared::NONE),
-                    "undeclared": e.declared.is_none(),
-                })
-            }).collect::<Vec<_>>(),
-            "limit": PAGE,
-        }),
-    ))
+    let entries = entries
+        .into_iter()
+        .map(|e| {
+            let named = by_entry.remove(&e.id).unwrap_or_default();
+            let more = named.len().saturating_sub(SHOWN_SUBJECTS);
+            views::AuditRow {
+                at: e.created_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                query: queries.get(&e.id).cloned(),
+                subjects: named.into_iter().take(SHOWN_SUBJECTS).collect(),
+                more,
+                no_personal_data: e.declared.as_deref() == Some(declared::NONE),
+                undeclared: e.declared.is_none(),
+                actor: e.actor,
+                roles: e.roles,
+                action: e.action,
+                path: e.path,
+                status: e.status,
+                ip: e.ip,
+            }
+        })
+        .collect();
+    Ok(Page::view("privacy/audit", "Audit log", views::Audit { values, entries, limit: PAGE }))
 }
 
 /// A site-wide role staff appoint others to: auditors, who read the audit
@@ -445,13 +450,15 @@ async fn holders_page(db: &State<Db>, trail: Trail<'_>, a: &'static Appointed) -
         })
         .await?;
     trail.users(list.iter().map(|(id, _)| *id));
-    Ok(Page::new(
+    Ok(Page::view(
         "privacy/auditors",
         a.title,
-        json!({
-            "title": a.title, "about": a.about, "path": a.path,
-            "holders": list.iter().map(|(id, name)| json!({ "id": id, "username": name })).collect::<Vec<_>>(),
-        }),
+        views::Holders {
+            title: a.title,
+            about: a.about,
+            path: a.path,
+            holders: list.into_iter().map(|(id, username)| views::Holder { id, username }).collect(),
+        },
     ))
 }
 

@@ -22,6 +22,7 @@ pub mod routes;
 pub mod support;
 pub mod surveys;
 pub mod vault;
+pub mod views;
 
 use std::sync::{Arc, RwLock};
 
@@ -34,17 +35,28 @@ use crate::db::schema::{data_requests, erasures, legal_holds, users};
 
 /// Something every page (or the home page) shows, computed from the database
 /// when it changes rather than on every request.
-#[derive(Clone, Default)]
-pub struct Shown(Arc<RwLock<Option<serde_json::Value>>>);
+pub struct Shown<T>(Arc<RwLock<Option<T>>>);
 
-impl Shown {
-    pub fn set(&self, value: Option<serde_json::Value>) {
+impl<T> Clone for Shown<T> {
+    fn clone(&self) -> Self {
+        Shown(self.0.clone())
+    }
+}
+
+impl<T> Default for Shown<T> {
+    fn default() -> Self {
+        Shown(Arc::new(RwLock::new(None)))
+    }
+}
+
+impl<T: Clone> Shown<T> {
+    pub fn set(&self, value: Option<T>) {
         if let Ok(mut slot) = self.0.write() {
             *slot = value;
         }
     }
 
-    pub fn get(&self) -> Option<serde_json::Value> {
+    pub fn get(&self) -> Option<T> {
         self.0.read().ok().and_then(|v| v.clone())
     }
 }

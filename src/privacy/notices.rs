@@ -155,7 +155,7 @@ pub fn all(conn: &mut Conn) -> QueryResult<Vec<NoticeRow>> {
 
 /// The notices in force, for the home page; held in memory.
 #[derive(Clone, Default)]
-pub struct Notices(pub super::Shown);
+pub struct Notices(pub super::Shown<Vec<super::views::LiveNotice>>);
 
 impl Notices {
     pub fn refresh(&self, conn: &mut Conn) -> QueryResult<()> {
@@ -164,20 +164,20 @@ impl Notices {
             .order(breach_notices::id.desc())
             .select((breach_notices::title, breach_notices::body, breach_notices::published_at))
             .load(conn)?;
-        self.0.set((!live.is_empty()).then(|| {
-            json!(
-                live.iter()
-                    .map(|(title, body, at)| json!({
-                        "title": title, "body_html": crate::learning::content::render_markdown(body),
-                        "date": at.format("%e %B %Y").to_string(),
-                    }))
-                    .collect::<Vec<_>>()
-            )
-        }));
+        self.0.set(Some(
+            live.iter()
+                .map(|(title, body, at)| super::views::LiveNotice {
+                    title: title.clone(),
+                    body_html: crate::learning::content::render_markdown(body),
+                    date: at.format("%e %B %Y").to_string(),
+                })
+                .collect(),
+        ));
         Ok(())
     }
 
-    pub fn get(&self) -> Option<serde_json::Value> {
-        self.0.get()
+    /// The notices in force (none before the first refresh).
+    pub fn get(&self) -> Vec<super::views::LiveNotice> {
+        self.0.get().unwrap_or_default()
     }
 }

@@ -18,7 +18,7 @@ use rocket::http::{Method, Status, uri::Origin};
 use rocket::response::{self, Redirect, Responder};
 use rocket::{Data, Request, get};
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::db::schema::{policy_acceptances, policy_versions, users};
 use crate::db::{Conn, Db, DbError};
@@ -219,7 +219,7 @@ pub fn current_ids(conn: &mut Conn) -> QueryResult<Vec<i64>> {
 /// The announcement of the latest material change, shown on every page for
 /// `BANNER_DAYS`; held in memory and refreshed on publish and by the worker.
 #[derive(Clone, Default)]
-pub struct Banner(pub super::Shown);
+pub struct Banner(pub super::Shown<super::views::PolicyBanner>);
 
 impl Banner {
     pub fn refresh(&self, conn: &mut Conn, now: NaiveDateTime) -> QueryResult<()> {
@@ -230,17 +230,17 @@ impl Banner {
             .select(PolicyVersion::as_select())
             .first(conn)
             .optional()?;
-        let value = latest.map(|v| {
-            json!({
-                "title": title(&v.kind), "path": path(&v.kind),
-                "date": v.published_at.format("%e %B %Y").to_string(), "changes": v.changes,
-            })
+        let value = latest.map(|v| super::views::PolicyBanner {
+            title: title(&v.kind),
+            path: path(&v.kind),
+            date: v.published_at.format("%e %B %Y").to_string(),
+            changes: v.changes,
         });
         self.0.set(value);
         Ok(())
     }
 
-    pub fn get(&self) -> Option<Value> {
+    pub fn get(&self) -> Option<super::views::PolicyBanner> {
         self.0.get()
     }
 }

@@ -8,9 +8,8 @@ use std::sync::Arc;
 use rocket::Either;
 use rocket::http::ContentType;
 use rocket::{FromForm, State, get, post};
-use serde_json::json;
 
-use super::{erasure, export};
+use super::{erasure, export, views};
 use crate::config::Config;
 use crate::db::{Db, now};
 use crate::storage::BlobStore;
@@ -42,40 +41,46 @@ pub async fn page(db: &State<Db>, config: &State<Config>, user: CurrentUser) -> 
             let requests = super::my_requests(conn, user_id)?;
             let open = erasure::open_for(conn, user_id)?;
             let now = now();
-            Ok::<_, AppError>(json!({
-                "exports": exports.iter().map(|e| json!({
-                    "id": e.id, "status": e.status, "asked": day(e.created_at),
-                    "ready": e.status == export::status::READY && e.expires_at.is_some_and(|at| at > now),
-                    "building": e.status == export::status::BUILDING,
-                    "expires": e.expires_at.map(day), "size_kib": e.size_bytes.map(|b| (b + 1023) / 1024),
-                })).collect::<Vec<_>>(),
-                "requests": requests.iter().map(|r| json!({
-                    "id": r.id, "kind": r.kind.replace('_', " "), "status": r.status.replace('_', " "), "received": day(r.received_at),
-                    "due": day(r.due_at), "done": r.done_at.map(day), "outcome": r.outcome,
-                })).collect::<Vec<_>>(),
-                "due_days": super::DUE_DAYS,
-                "profiling": profiling_context(super::profiling::objects(conn, user_id)?),
-                "cool_off_days": cool_off,
-                "cool_off_plural": cool_off != 1,
-                "export_days": export::EXPORT_DAYS,
-                "erasure": open.map(|e| json!({
-                    "when": day(e.run_after), "asked": day(e.created_at), "cancellable": e.next_step == 0 && e.state == erasure::state::WAITING,
-                    "held": e.state == erasure::state::HELD,
-                })),
-            }))
+            Ok::<_, AppError>(views::PrivacyPage {
+                exports: exports
+                    .iter()
+                    .map(|e| views::ExportRow {
+                        id: e.id,
+                        status: e.status.clone(),
+                        asked: day(e.created_at),
+                        ready: e.status == export::status::READY && e.expires_at.is_some_and(|at| at > now),
+                        building: e.status == export::status::BUILDING,
+                        expires: e.expires_at.map(day),
+                        size_kib: e.size_bytes.map(|b| (b + 1023) / 1024),
+                    })
+                    .collect(),
+                requests: requests
+                    .iter()
+                    .map(|r| views::MyRequestRow {
+                        id: r.id,
+                        kind: r.kind.replace('_', " "),
+                        status: r.status.replace('_', " "),
+                        received: day(r.received_at),
+                        due: day(r.due_at),
+                        done: r.done_at.map(day),
+                        outcome: r.outcome.clone(),
+                    })
+                    .collect(),
+                due_days: super::DUE_DAYS,
+                profiling: views::Profiling::of(super::profiling::objects(conn, user_id)?),
+                cool_off_days: cool_off,
+                cool_off_plural: cool_off != 1,
+                export_days: export::EXPORT_DAYS,
+                erasure: open.map(|e| views::OpenErasure {
+                    when: day(e.run_after),
+                    asked: day(e.created_at),
+                    cancellable: e.next_step == 0 && e.state == erasure::state::WAITING,
+                    held: e.state == erasure::state::HELD,
+                }),
+            })
         })
         .await?;
-    Ok(Page::new("privacy/page", "Your data and privacy", ctx))
-}
-
-/// The profiling section of the privacy and communications pages, from the
-/// one list of what the code does.
-fn profiling_context(objects: bool) -> serde_json::Value {
-    json!({
-        "objects": objects,
-        "uses": super::profiling::PROFILING_USES,
-        "not_profiling": super::profiling::NOT_PROFILING.iter().map(|(name, why)| json!({ "name": name, "why": why })).collect::<Vec<_>>(),
-    })
+    Ok(Page::view("privacy/page", "Your data and privacy", ctx))
 }
 
 #[post("/account/privacy/export", data = "<_form>")]
@@ -183,7 +188,7 @@ pub async fn staff_page(
     _staff: StaffUser,
     trail: Trail<'_>,
 ) -> AppResult<Page> {
-    let (mut ctx, shown) = db
+    let (ctx, shown) = db
         .run(|conn| {
             let now = now();
             let requests = super::requests(conn, now)?;
@@ -194,16 +199,24 @@ pub async fn staff_page(
             let erasure_people: Vec<i64> = erasures.iter().map(|(e, _)| e.user_id).collect();
             for (e, username) in erasures {
                 let log = logs.iter().filter(|l| l.erasure_id == e.id);
-                rows.push(json!({
-                    "id": e.id, "username": username, "state": e.state, "asked": day(e.created_at),
-                    "run_after": e.run_after.format("%e %b %Y %H:%M").to_string(),
-                    "step": erasure::STEPS.get(e.next_step as usize).copied().unwrap_or("finished"),
-                    "attempts": e.attempts, "last_error": e.last_error,
-                    "log": log.map(|l| json!({
-                        "step": l.step, "outcome": l.outcome, "detail": l.detail,
-                        "at": l.created_at.format("%e %b %Y %H:%M").to_string(),
-                    })).collect::<Vec<_>>(),
-                }));
+                rows.push(views::ErasureRow {
+                    id: e.id,
+                    username,
+                    state: e.state.clone(),
+                    asked: day(e.created_at),
+                    run_after: e.run_after.format("%e %b %Y %H:%M").to_string(),
+                    step: erasure::STEPS.get(e.next_step as usize).copied().unwrap_or("finished"),
+                    attempts: e.attempts,
+                    last_error: e.last_error.clone(),
+                    log: log
+                        .map(|l| views::ErasureLogRow {
+                            step: l.step.clone(),
+                            outcome: l.outcome.clone(),
+                            detail: l.detail.clone(),
+                            at: l.created_at.format("%e %b %Y %H:%M").to_string(),
+                        })
+                        .collect(),
+                });
             }
             let holds = super::holds(conn)?;
             // The people whose requests, erasures and holds are listed.
@@ -213,29 +226,46 @@ pub async fn staff_page(
                 .chain(erasure_people)
                 .chain(holds.iter().map(|(h, _)| h.user_id))
                 .collect();
-            let ctx = json!({
-                "requests": requests.iter().map(|r| json!({
-                    "id": r.request.id, "username": r.username, "kind": r.request.kind.replace('_', " "),
-                    "source": r.request.source.replace('_', " "), "details": r.request.details,
-                    "status": r.request.status, "open": r.request.done_at.is_none(), "overdue": r.overdue,
-                    "received": day(r.request.received_at), "due": day(r.request.due_at),
-                    "done": r.request.done_at.map(day), "outcome": r.request.outcome,
-                })).collect::<Vec<_>>(),
-                "overdue": requests.iter().filter(|r| r.overdue).count(),
-                "erasures": rows,
-                "holds": holds.iter().map(|(h, username)| json!({
-                    "id": h.id, "username": username, "reason": h.reason, "since": day(h.placed_at),
-                })).collect::<Vec<_>>(),
-                "kinds": super::kind::ALL,
-                "due_days": super::DUE_DAYS,
-                "sources": super::source::STAFF_ENTRY,
-            });
+            let ctx = views::StaffPage {
+                requests: requests
+                    .iter()
+                    .map(|r| views::RequestRow {
+                        id: r.request.id,
+                        username: r.username.clone(),
+                        kind: r.request.kind.replace('_', " "),
+                        source: r.request.source.replace('_', " "),
+                        details: r.request.details.clone(),
+                        status: r.request.status.clone(),
+                        open: r.request.done_at.is_none(),
+                        overdue: r.overdue,
+                        received: day(r.request.received_at),
+                        due: day(r.request.due_at),
+                        done: r.request.done_at.map(day),
+                        outcome: r.request.outcome.clone(),
+                    })
+                    .collect(),
+                overdue: requests.iter().filter(|r| r.overdue).count(),
+                erasures: rows,
+                holds: holds
+                    .iter()
+                    .map(|(h, username)| views::HoldRow {
+                        id: h.id,
+                        username: username.clone(),
+                        reason: h.reason.clone(),
+                        since: day(h.placed_at),
+                    })
+                    .collect(),
+                kinds: &super::kind::ALL,
+                due_days: super::DUE_DAYS,
+                sources: super::source::STAFF_ENTRY,
+                retention: Vec::new(),
+            };
             Ok::<_, AppError>((ctx, shown))
         })
         .await?;
     trail.users(shown);
-    ctx["retention"] = json!(super::retention::Periods::from_config(config).categories());
-    Ok(Page::new("privacy/staff", "Data requests", ctx))
+    let ctx = views::StaffPage { retention: super::retention::Periods::from_config(config).categories(), ..ctx };
+    Ok(Page::view("privacy/staff", "Data requests", ctx))
 }
 
 #[derive(FromForm)]
@@ -420,18 +450,22 @@ pub async fn lift_hold(
     .await
 }
 
-fn choices_json(p: &super::comms::Preferences) -> serde_json::Value {
-    json!({ "marketing_email": p.marketing_email, "email_tracking": p.email_tracking, "object_profiling": p.object_profiling })
+fn choices(p: &super::comms::Preferences) -> views::Choices {
+    views::Choices {
+        marketing_email: p.marketing_email,
+        email_tracking: p.email_tracking,
+        object_profiling: p.object_profiling,
+    }
 }
 
 #[get("/account/communications")]
 pub async fn communications(db: &State<Db>, user: CurrentUser) -> AppResult<Page> {
     let user_id = user.0.id;
     let prefs = db.run(move |conn| Ok::<_, AppError>(super::comms::preferences(conn, user_id)?)).await?;
-    Ok(Page::new(
+    Ok(Page::view(
         "privacy/communications",
         "Email and profiling",
-        json!({ "choices": choices_json(&prefs), "profiling": profiling_context(prefs.object_profiling) }),
+        views::Communications { choices: choices(&prefs), profiling: views::Profiling::of(prefs.object_profiling) },
     ))
 }
 
@@ -473,12 +507,12 @@ pub async fn set_communications(
     })
 }
 
-fn unsubscribe_page(status: rocket::http::Status, ctx: serde_json::Value) -> Page {
-    Page::new("privacy/unsubscribe", "Unsubscribe", ctx).with_status(status)
+fn unsubscribe_page(status: rocket::http::Status, ctx: views::Unsubscribe) -> Page {
+    Page::view("privacy/unsubscribe", "Unsubscribe", ctx).with_status(status)
 }
 
 fn bad_unsubscribe_link() -> Page {
-    unsubscribe_page(rocket::http::Status::BadRequest, json!({ "invalid": true }))
+    unsubscribe_page(rocket::http::Status::BadRequest, views::Unsubscribe { invalid: true, ..Default::default() })
 }
 
 /// The link in every newsletter: a page with one button, no sign-in needed.
@@ -490,7 +524,10 @@ pub async fn unsubscribe_form(
 ) -> AppResult<Page> {
     let Some(user_id) = signer.unsubscriber(token) else { return Ok(bad_unsubscribe_link()) };
     let prefs = db.run(move |conn| Ok::<_, AppError>(super::comms::preferences(conn, user_id)?)).await?;
-    Ok(unsubscribe_page(rocket::http::Status::Ok, json!({ "token": token, "subscribed": prefs.marketing_email })))
+    Ok(unsubscribe_page(
+        rocket::http::Status::Ok,
+        views::Unsubscribe { token: Some(token.to_string()), subscribed: prefs.marketing_email, ..Default::default() },
+    ))
 }
 
 /// RFC 8058 one-click unsubscribe (and the page's button). The signed token
@@ -510,7 +547,7 @@ pub async fn unsubscribe(
     let method = if body.contains("List-Unsubscribe=One-Click") { "one_click" } else { "unsubscribe_link" };
     let how = super::comms::How { method, ip: client.ip.clone(), user_agent: client.user_agent.clone() };
     db.run(move |conn| Ok::<_, AppError>(super::comms::unsubscribe(conn, user_id, &how, now())?)).await?;
-    Ok(unsubscribe_page(rocket::http::Status::Ok, json!({ "done": true })))
+    Ok(unsubscribe_page(rocket::http::Status::Ok, views::Unsubscribe { done: true, ..Default::default() }))
 }
 
 /// The open-counting pixel, in newsletters to learners who allow tracking.
@@ -560,16 +597,24 @@ pub async fn newsletters(db: &State<Db>, _staff: StaffUser, trail: Trail<'_>) ->
             use diesel::prelude::*;
             let subscribers: i64 = p::table.filter(p::marketing_email.eq(true)).count().get_result(conn)?;
             let campaigns = super::comms::campaigns_with_stats(conn)?;
-            Ok::<_, AppError>(json!({
-                "subscribers": subscribers,
-                "campaigns": campaigns.iter().map(|c| json!({
-                    "id": c.campaign.id, "subject": c.campaign.subject, "sent_on": day(c.campaign.created_at),
-                    "recipients": c.campaign.recipients, "sent": c.sent, "opened_by": c.opened_by, "clicked_by": c.clicked_by,
-                })).collect::<Vec<_>>(),
-            }))
+            Ok::<_, AppError>(views::Newsletters {
+                subscribers,
+                campaigns: campaigns
+                    .iter()
+                    .map(|c| views::CampaignRow {
+                        id: c.campaign.id,
+                        subject: c.campaign.subject.clone(),
+                        sent_on: day(c.campaign.created_at),
+                        recipients: c.campaign.recipients,
+                        sent: c.sent,
+                        opened_by: c.opened_by,
+                        clicked_by: c.clicked_by,
+                    })
+                    .collect(),
+            })
         })
         .await?;
-    Ok(Page::new("privacy/newsletters", "Newsletters", ctx))
+    Ok(Page::view("privacy/newsletters", "Newsletters", ctx))
 }
 
 #[derive(FromForm)]
@@ -605,12 +650,10 @@ pub async fn send_newsletter(
 pub async fn cookie_settings(cookies: &rocket::http::CookieJar<'_>, config: &State<Config>) -> Page {
     let choice = super::cookies::choice(cookies);
     let kept_days = Some(config.retention_page_view_days).filter(|d| *d > 0);
-    Page::new(
+    Page::view(
         "privacy/cookies",
         "Cookies",
-        json!({
-            "chosen": choice.is_some(), "analytics": choice.is_some_and(|c| c.analytics), "kept_days": kept_days,
-        }),
+        views::CookieSettings { chosen: choice.is_some(), analytics: choice.is_some_and(|c| c.analytics), kept_days },
     )
 }
 
@@ -664,7 +707,7 @@ pub async fn analytics(
     let days = days.unwrap_or(30).clamp(1, 365);
     let totals = db.run(move |conn| Ok::<_, AppError>(super::cookies::totals(conn, days, now())?)).await?;
     let kept = Some(config.retention_page_view_days).filter(|d| *d > 0);
-    Ok(Page::new("privacy/analytics", "Usage statistics", json!({ "days": days, "totals": totals, "kept": kept })))
+    Ok(Page::view("privacy/analytics", "Usage statistics", views::Analytics { days, totals, kept }))
 }
 
 /// A policy page: the current version, "Last updated", and the history.
@@ -674,17 +717,24 @@ pub async fn policy_page(db: &State<Db>, doc: &str) -> Option<Page> {
     let versions =
         db.run(move |conn| super::policies::history(conn, kind).map_err(crate::db::DbError::from)).await.ok()?;
     let current = versions.first()?;
-    Some(Page::new(
+    Some(Page::view(
         "privacy/policy",
         super::policies::title(kind),
-        json!({
-            "title": super::policies::title(kind), "version": current.version,
-            "updated": day(current.published_at),
-            "body_html": crate::learning::content::render_markdown(&current.body),
-            "history": versions.iter().map(|v| json!({
-                "version": v.version, "date": day(v.published_at), "changes": v.changes, "material": v.material,
-            })).collect::<Vec<_>>(),
-        }),
+        views::Policy {
+            title: super::policies::title(kind),
+            version: current.version,
+            updated: day(current.published_at),
+            body_html: crate::learning::content::render_markdown(&current.body),
+            history: versions
+                .iter()
+                .map(|v| views::PolicyVersionRow {
+                    version: v.version,
+                    date: day(v.published_at),
+                    changes: v.changes.clone(),
+                    material: v.material,
+                })
+                .collect(),
+        },
     ))
 }
 
@@ -697,16 +747,19 @@ pub async fn staff_policies(db: &State<Db>, _staff: StaffUser, trail: Trail<'_>)
             let mut docs = Vec::new();
             for (kind, path, title) in super::policies::KINDS {
                 let current = super::policies::current(conn, kind)?;
-                docs.push(json!({
-                    "kind": kind, "path": path, "title": title,
-                    "version": current.as_ref().map(|v| v.version), "updated": current.as_ref().map(|v| day(v.published_at)),
-                    "body": current.map(|v| v.body),
-                }));
+                docs.push(views::PolicyDoc {
+                    kind,
+                    path,
+                    title,
+                    version: current.as_ref().map(|v| v.version),
+                    updated: current.as_ref().map(|v| day(v.published_at)),
+                    body: current.map(|v| v.body),
+                });
             }
-            Ok::<_, AppError>(json!({ "docs": docs }))
+            Ok::<_, AppError>(views::StaffPolicies { docs })
         })
         .await?;
-    Ok(Page::new("privacy/staff_policies", "Policies", ctx))
+    Ok(Page::view("privacy/staff_policies", "Policies", ctx))
 }
 
 #[derive(FromForm)]
@@ -775,13 +828,22 @@ pub async fn accept_form(
     if let (true, Some(next)) = (pending.is_empty(), &next) {
         return Ok(Either::Right(Flash::info(next.as_str(), "There is nothing new to accept.")));
     }
-    Ok(Either::Left(Page::new(
+    Ok(Either::Left(Page::view(
         "privacy/accept",
         "We changed our policies",
-        json!({ "pending": pending.iter().map(|v| json!({
-            "title": super::policies::title(&v.kind), "path": super::policies::path(&v.kind),
-            "version": v.version, "date": day(v.published_at), "changes": v.changes,
-        })).collect::<Vec<_>>(), "next": next.map(NextPath::into_string) }),
+        views::Accept {
+            pending: pending
+                .iter()
+                .map(|v| views::PendingPolicy {
+                    title: super::policies::title(&v.kind),
+                    path: super::policies::path(&v.kind),
+                    version: v.version,
+                    date: day(v.published_at),
+                    changes: v.changes.clone(),
+                })
+                .collect(),
+            next: next.map(NextPath::into_string),
+        },
     )))
 }
 
@@ -848,18 +910,23 @@ async fn accept_in_session(
     Ok(Flash::success(next.into_string(), "Thank you for accepting the changed policies."))
 }
 
-fn contact_page(values: serde_json::Value, errors: &[(&'static str, String)]) -> Page {
-    let errors: serde_json::Map<String, serde_json::Value> =
-        errors.iter().map(|(field, message)| (field.to_string(), json!(message))).collect();
-    let page = Page::new("privacy/contact", "Contact us", json!({ "values": values, "errors": errors }));
-    if errors.is_empty() { page } else { page.with_status(rocket::http::Status::UnprocessableEntity) }
+fn contact_page(values: views::ContactValues, errors: &[(&'static str, String)]) -> Page {
+    let errors: std::collections::BTreeMap<&'static str, String> = errors.iter().cloned().collect();
+    let failed = !errors.is_empty();
+    let page = Page::view("privacy/contact", "Contact us", views::Contact { values, errors });
+    if failed { page.with_status(rocket::http::Status::UnprocessableEntity) } else { page }
 }
 
 #[get("/contact")]
 pub fn contact_form(viewer: crate::web::guards::Viewer) -> Page {
     let values = viewer
         .0
-        .map_or(json!({}), |u| json!({ "name": format!("{} {}", u.first_name, u.last_name).trim(), "email": u.email }));
+        .map(|u| views::ContactValues {
+            name: format!("{} {}", u.first_name, u.last_name).trim().to_string(),
+            email: u.email,
+            ..Default::default()
+        })
+        .unwrap_or_default();
     contact_page(values, &[])
 }
 
@@ -886,8 +953,13 @@ pub async fn contact(
     limits
         .check_all(crate::web::ratelimit::Action::Contact, &[&client.rate_key()])
         .map_err(|retry_after| AppError::RateLimited { retry_after })?;
-    let values = json!(form.values);
     let f = form.form;
+    let values = views::ContactValues {
+        name: f.name.clone(),
+        email: f.email.clone(),
+        subject: f.subject.clone(),
+        message: f.message.clone(),
+    };
     let user_id = viewer.0.map(|u| u.id);
     let created = db
         .run(move |conn| {
@@ -914,14 +986,18 @@ pub async fn contact(
 pub async fn support_list(db: &State<Db>, _staff: StaffUser, trail: Trail<'_>) -> AppResult<Page> {
     let list = db.run(|conn| Ok::<_, AppError>(super::support::list(conn)?)).await?;
     trail.add_all(list.iter().map(|r| support_subject(r.id, r.user_id)));
-    let rows: Vec<serde_json::Value> = list
+    let requests = list
         .iter()
-        .map(|r| {
-            json!({ "id": r.id, "name": r.name, "subject": r.subject, "status": r.status,
-                    "received": r.created_at.format("%e %b %Y %H:%M").to_string(), "open": r.status == super::support::status::OPEN })
+        .map(|r| views::SupportRow {
+            id: r.id,
+            name: r.name.clone(),
+            subject: r.subject.clone(),
+            status: r.status.clone(),
+            received: r.created_at.format("%e %b %Y %H:%M").to_string(),
+            open: r.status == super::support::status::OPEN,
         })
         .collect();
-    Ok(Page::new("privacy/support_list", "Support requests", json!({ "requests": rows })))
+    Ok(Page::view("privacy/support_list", "Support requests", views::SupportList { requests }))
 }
 
 #[get("/staff/support/<id>")]
@@ -929,16 +1005,22 @@ pub async fn support_request(db: &State<Db>, _staff: StaffUser, trail: Trail<'_>
     let (request, replies) =
         db.run(move |conn| Ok::<_, AppError>(super::support::get(conn, id)?)).await?.ok_or(AppError::NotFound)?;
     trail.add(support_subject(request.id, request.user_id));
-    Ok(Page::new(
+    Ok(Page::view(
         "privacy/support_request",
         format!("Support request #{id}"),
-        json!({
-            "request": request, "received": request.created_at.format("%e %b %Y %H:%M").to_string(),
-            "closed": request.status == super::support::status::CLOSED,
-            "replies": replies.iter().map(|(r, by)| json!({
-                "body": r.body, "by": by, "at": r.created_at.format("%e %b %Y %H:%M").to_string(),
-            })).collect::<Vec<_>>(),
-        }),
+        views::SupportRequest {
+            received: request.created_at.format("%e %b %Y %H:%M").to_string(),
+            closed: request.status == super::support::status::CLOSED,
+            request,
+            replies: replies
+                .iter()
+                .map(|(r, by)| views::SupportReply {
+                    body: r.body.clone(),
+                    by: by.clone(),
+                    at: r.created_at.format("%e %b %Y %H:%M").to_string(),
+                })
+                .collect(),
+        },
     ))
 }
 
@@ -1004,14 +1086,18 @@ pub async fn notices_page(db: &State<Db>, _staff: StaffUser, trail: Trail<'_>) -
     // Notices and how many accounts each reached; no one is named.
     trail.nobody();
     let all = db.run(|conn| Ok::<_, AppError>(super::notices::all(conn)?)).await?;
-    Ok(Page::new(
-        "privacy/notices",
-        "Breach notices",
-        json!({ "notices": all.iter().map(|(id, title, _, audience, recipients, published, withdrawn)| json!({
-            "id": id, "title": title, "audience": audience, "recipients": recipients,
-            "published": day(*published), "withdrawn": withdrawn.map(day),
-        })).collect::<Vec<_>>() }),
-    ))
+    let notices = all
+        .into_iter()
+        .map(|(id, title, _, audience, recipients, published, withdrawn)| views::NoticeRow {
+            id,
+            title,
+            audience,
+            recipients,
+            published: day(published),
+            withdrawn: withdrawn.map(day),
+        })
+        .collect();
+    Ok(Page::view("privacy/notices", "Breach notices", views::Notices { notices }))
 }
 
 #[derive(FromForm)]

@@ -23,8 +23,8 @@ use diesel::prelude::*;
 use rand::seq::SliceRandom;
 use rocket::{FromForm, State, get, post};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
+use super::views;
 use crate::config::Config;
 use crate::db::schema::{course_runs, survey_completions, survey_pending, survey_responses};
 use crate::db::{Conn, Db, DbConnection, now};
@@ -176,7 +176,7 @@ pub fn submit(conn: &mut Conn, user_id: i64, run_id: i64, a: &Answer<'_>, groups
 
 /// A run's released answers: their number, and the results once there are
 /// at least `groups.size` of them (comments once there are `groups.comments`).
-pub fn results(conn: &mut Conn, run_id: i64, groups: Groups) -> QueryResult<(i64, Option<serde_json::Value>)> {
+pub fn results(conn: &mut Conn, run_id: i64, groups: Groups) -> QueryResult<(i64, Option<views::Results>)> {
     let rows: Vec<(i32, String, bool, Option<String>)> = survey_responses::table
         .filter(survey_responses::run_id.eq(run_id))
         .order(survey_responses::id.asc())
@@ -193,19 +193,23 @@ pub fn results(conn: &mut Conn, run_id: i64, groups: Groups) -> QueryResult<(i64
     }
     let average = rows.iter().map(|r| f64::from(r.0)).sum::<f64>() / n as f64;
     let ratings: Vec<i64> = (1..=5).map(|s| rows.iter().filter(|r| r.0 == s).count() as i64).collect();
-    let difficulty: Vec<serde_json::Value> = DIFFICULTY
+    let difficulty: Vec<views::DifficultyCount> = DIFFICULTY
         .iter()
-        .map(|(v, label)| json!({ "label": label, "count": rows.iter().filter(|r| r.1 == *v).count() }))
+        .map(|(v, label)| views::DifficultyCount { label, count: rows.iter().filter(|r| r.1 == *v).count() })
         .collect();
     let recommend = rows.iter().filter(|r| r.2).count() as i64 * 100 / n;
     // Ordered by the random id: no trace of who answered when.
     let comments: Option<Vec<String>> = (n >= groups.comments).then(|| rows.into_iter().filter_map(|r| r.3).collect());
     Ok((
         n,
-        Some(json!({
-            "average": format!("{average:.1}"), "ratings": ratings, "difficulty": difficulty,
-            "recommend_percent": recommend, "comments": comments, "comments_shown": comments.is_some(),
-        })),
+        Some(views::Results {
+            average: format!("{average:.1}"),
+            ratings,
+            difficulty,
+            recommend_percent: recommend,
+            comments_shown: comments.is_some(),
+            comments,
+        }),
     ))
 }
 
@@ -217,14 +221,16 @@ pub async fn form(db: &State<Db>, config: &State<Config>, user: CurrentUser, slu
             let course = learning::course_by_slug(conn, &slug)?;
             let (_, run) = learning::active_enrollment(conn, user.id, course.id, now())?;
             let done = answered(conn, user.id, run.id)?;
-            Ok::<_, AppError>(json!({
-                "course": { "slug": course.slug, "title": course.title }, "done": done,
-                "group": groups.size, "comments": groups.comments,
-                "difficulty": DIFFICULTY.iter().map(|(v, l)| json!({ "value": v, "label": l })).collect::<Vec<_>>(),
-            }))
+            Ok::<_, AppError>(views::Survey {
+                course: views::CourseRef { slug: course.slug, title: course.title },
+                done,
+                group: groups.size,
+                comments: groups.comments,
+                difficulty: DIFFICULTY.iter().map(|(value, label)| views::Choice { value, label }).collect(),
+            })
         })
         .await?;
-    Ok(Page::new("privacy/survey", "Course survey", ctx))
+    Ok(Page::view("privacy/survey", "Course survey", ctx))
 }
 
 #[derive(FromForm)]
@@ -282,11 +288,15 @@ pub async fn course_results(
             let mut runs = Vec::new();
             for run in learning::runs(conn, course.id)? {
                 let (n, results) = results(conn, run.id, groups)?;
-                runs.push(json!({ "run": run.run_key, "answers": n, "results": results }));
+                runs.push(views::RunResults { run: run.run_key, answers: n, results });
             }
-            Ok::<_, AppError>(json!({ "course": { "slug": course.slug, "title": course.title }, "runs": runs,
-                       "group": groups.size, "comments": groups.comments }))
+            Ok::<_, AppError>(views::SurveyResults {
+                course: views::CourseRef { slug: course.slug, title: course.title },
+                runs,
+                group: groups.size,
+                comments: groups.comments,
+            })
         })
         .await?;
-    Ok(Page::new("privacy/survey_results", "Survey results", ctx))
+    Ok(Page::view("privacy/survey_results", "Survey results", ctx))
 }

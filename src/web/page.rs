@@ -59,6 +59,9 @@ struct Fragments {
 
 const FRAGMENTS_MAX: usize = 10_000;
 
+/// Handlebars' strict mode: on in debug and test builds, off in release.
+const STRICT: bool = cfg!(debug_assertions);
+
 /// A block of a page rendered once and reused: `template` with the context
 /// `context` builds, looked up by `key` (which must hold everything the
 /// block shows, the viewer's rights included).
@@ -111,7 +114,11 @@ impl Templates {
         let mut html = Handlebars::new();
         let mut text = Handlebars::new();
         text.register_escape_fn(handlebars::no_escape);
-        html.set_strict_mode(false);
+        // A key the context lacks is an error in debug and test builds, so a
+        // misspelt key fails the tests (the link walk renders every page);
+        // a release build renders it as nothing rather than fail a page.
+        html.set_strict_mode(STRICT);
+        text.set_strict_mode(STRICT);
         html.register_helper("csrf_field", Box::new(csrf_field));
         for path in TemplateFiles::iter() {
             let file =
@@ -297,6 +304,18 @@ impl Page {
         Page { template, title: title.into(), context, status: Status::Ok, fragments: Vec::new() }
     }
 
+    /// A page whose context is a typed view (a `Serialize` struct of the
+    /// area's `views.rs`). A view that cannot become JSON (a map with
+    /// non-string keys) leaves the page without context, which fails its
+    /// render as a 500 (with the reason in the log).
+    pub fn view(template: &'static str, title: impl Into<String>, view: impl Serialize) -> Page {
+        let context = serde_json::to_value(view).unwrap_or_else(|e| {
+            tracing::error!(error = %e, template, "page view is not JSON");
+            Value::Null
+        });
+        Page::new(template, title, context)
+    }
+
     /// Puts the HTML of `fragments`, one after the other, in the context
     /// field `field` (for the template to show with `{{{field}}}`).
     pub fn with_fragments(mut self, field: &'static str, fragments: Vec<Fragment>) -> Page {
@@ -316,6 +335,12 @@ impl<'r> Responder<'r, 'static> for Page {
         let templates = req.rocket().state::<Templates>().ok_or(Status::InternalServerError)?;
         let failed = |e: TemplateError| {
             tracing::error!(error = %e, "template failed");
+            // In debug and test builds the error page says which template
+            // and key failed (a missing key, in strict mode); a release
+            // build shows the usual apology.
+            if STRICT {
+                crate::web::error::set_detail(req, format!("A page template failed: {e}"));
+            }
             Status::InternalServerError
         };
         let mut context = self.context;
@@ -421,10 +446,54 @@ mod tests {
             renders.fetch_add(1, Ordering::SeqCst);
             json!({
                 "post": { "id": 7, "author": "ada", "body_html": "<p>Base case</p>", "status": "visible",
-                          "actionable": true, "votes": votes, "created": "24 Nov 2026 09:05" },
+                          "actionable": true, "votes": votes, "created": "24 Nov 2026 09:05",
+                          "created_at": "2026-11-24T09:05:00", "ip": null, "user_agent": null, "history": [],
+                          "comments": [] },
                 "moderator": true, "can_comment": true, "forum": { "slug": "f" }, "thread": { "id": 1 },
             })
         })
+    }
+
+    /// Strict mode as Handlebars applies it, which is what a page context
+    /// must respect: every key a template prints, walks or enters is there
+    /// (`null` for "none"), lists are lists.
+    #[test]
+    fn templates_are_strict_in_test_builds_and_a_misspelt_key_is_an_error() {
+        let templates = Templates::load().unwrap();
+        let mut hb = templates.html.clone();
+        assert!(hb.strict_mode(), "strict in debug and test builds");
+        let render = |hb: &mut handlebars::Handlebars<'static>, t: &str, ctx: serde_json::Value| {
+            hb.register_template_string("t", t).unwrap();
+            hb.render("t", &ctx)
+        };
+        // Printing a key the context lacks fails and names the key.
+        let e = render(&mut hb, "<p>{{titel}}</p>", json!({ "title": "Rust" })).unwrap_err();
+        assert!(e.to_string().contains("titel"), "{e}");
+        assert!(render(&mut hb, "{{course.titel}}", json!({ "course": { "title": "Rust" } })).is_err());
+        // A key that is there but null prints nothing.
+        assert_eq!(render(&mut hb, "[{{note}}]", json!({ "note": null })).unwrap(), "[]");
+        // `#if`/`#unless` read a missing key as false: they do not catch a misspelling.
+        assert_eq!(render(&mut hb, "{{#if shwn}}x{{else}}y{{/if}}", json!({ "shown": true })).unwrap(), "y");
+        // `#each` and `#with` over a missing key or null fail unless the block has `{{else}}`;
+        // an empty list is fine.
+        assert!(render(&mut hb, "{{#each rows}}x{{/each}}", json!({})).is_err());
+        assert!(render(&mut hb, "{{#each rows}}x{{/each}}", json!({ "rows": null })).is_err());
+        assert_eq!(render(&mut hb, "{{#each rows}}x{{/each}}", json!({ "rows": [] })).unwrap(), "");
+        assert_eq!(render(&mut hb, "{{#each rows}}x{{else}}none{{/each}}", json!({ "rows": null })).unwrap(), "none");
+        assert!(render(&mut hb, "{{#with card}}{{code}}{{/with}}", json!({ "card": null })).is_err());
+        assert_eq!(
+            render(&mut hb, "{{#if card}}{{#with card}}{{code}}{{/with}}{{/if}}", json!({ "card": null })).unwrap(),
+            ""
+        );
+        // A partial's hash parameter naming a missing key arrives as null (no error);
+        // a parameter not passed at all is missing inside the partial.
+        hb.register_partial("p", "[{{v}}]").unwrap();
+        assert_eq!(render(&mut hb, "{{> p v=nope}}", json!({})).unwrap(), "[]");
+        assert!(render(&mut hb, "{{> p}}", json!({})).is_err());
+        // Helpers: a missing parameter of a built-in comparison fails.
+        assert!(render(&mut hb, "{{#if (eq kind \"a\")}}x{{/if}}", json!({})).is_err());
+        // The page template itself: the home page without its `notices` list fails.
+        assert!(templates.render_html("home", &json!({ "signed_in": false, "notises": [] })).is_err());
     }
 
     #[test]

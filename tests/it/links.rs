@@ -202,7 +202,13 @@ async fn crawl(app: &TestApp, who: &str) -> Crawl {
                 continue;
             }
             _ => {
-                broken.push(format!("{who}: GET {url} (linked from {from}) answered {status}"));
+                // The error page's own words (a template's missing key, in
+                // a test build).
+                let detail = re(r"(?s)<h1>[^<]*</h1>\s*<p>([^<]*)</p>")
+                    .captures(&body)
+                    .map(|c| format!(": {}", unescape(&c[1])))
+                    .unwrap_or_default();
+                broken.push(format!("{who}: GET {url} (linked from {from}) answered {status}{detail}"));
                 continue;
             }
         }
@@ -388,6 +394,31 @@ on_both!(every_link_of_the_demo_site_leads_somewhere_for_every_account, every_li
 /// a case under appeal) come from the same templates: none of the site's
 /// templates holds what the Content-Security-Policy blocks. (Emails are
 /// read in mail clients, where inline styles are the only styles.)
+/// A page whose context lacks a key its template shows (here the home page
+/// without `notices`) fails in a test build, with a 500 page that names the
+/// template and the key: a misspelt key cannot pass the walk unseen.
+#[rocket::async_test]
+async fn a_page_missing_a_key_of_its_template_is_a_500_that_names_the_key() {
+    #[rocket::get("/misspelt")]
+    fn misspelt() -> lyceum::web::page::Page {
+        lyceum::web::page::Page::new("home", "Misspelt", serde_json::json!({ "signed_in": false, "notises": [] }))
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = crate::common::test_config(dir.path(), format!("sqlite://{}", dir.path().join("lyceum.db").display()));
+    let rocket = lyceum::build_rocket(config).expect("app builds").mount("/test", rocket::routes![misspelt]);
+    let client = rocket::local::asynchronous::Client::tracked(rocket).await.expect("valid rocket");
+    let res = client.get("/test/misspelt").dispatch().await;
+    assert_eq!(res.status(), Status::InternalServerError);
+    let body = res.into_string().await.unwrap_or_default();
+    assert!(
+        body.contains("A page template failed") && body.contains("home") && body.contains("notices"),
+        "the error page names the template and the missing key: {body}"
+    );
+    // The same page with its key renders.
+    let (status, _) = crate::common::TestApp::sqlite().await.get("/").await;
+    assert_eq!(status, Status::Ok);
+}
+
 #[test]
 fn no_page_template_holds_code_the_content_security_policy_blocks() {
     fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {

@@ -45,3 +45,4 @@ mod surveys;
 mod twofactor;
 mod unreadable;
 mod uploads;
+mod views;

@@ -1,0 +1,98 @@
+//! Page contexts are typed: each area's pages take a `Serialize` struct of
+//! its `views.rs` (`Page::view`), not a `json!` value whose misspelt key
+//! would only show at run time. The areas still being converted are listed
+//! below with their count of `json!` outside tests, and a count may only
+//! fall: a new `json!` fails here, and so does a count that fell without
+//! the list following it (lower it). What stays counted once an area's
+//! pages are typed are its JSON documents (APIs, exports), job payloads and
+//! email contexts, which are not page contexts. `src/learning` is not
+//! listed: its pages are being rewritten.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// `json!` outside `#[cfg(test)]` code, per top-level module, today.
+const JSON_BUDGET: &[(&str, usize)] = &[
+    ("accounts", 66),
+    ("bench", 1),
+    ("certificates", 42),
+    ("consent", 49),
+    ("exams", 29),
+    ("forums", 20),
+    ("notify", 7),
+    ("orgs", 52),
+    ("privacy", 21),
+    ("staff", 4),
+    ("web", 9),
+];
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("readable source dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// The `json!` of a file before its test module.
+fn json_outside_tests(code: &str) -> usize {
+    code.split("#[cfg(test)]").next().unwrap_or_default().matches("json!").count()
+}
+
+/// The count of `json!` per top-level module, in code outside test modules.
+fn json_counts() -> BTreeMap<String, usize> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut counts = BTreeMap::new();
+    for entry in std::fs::read_dir(&src).expect("src").flatten() {
+        let path = entry.path();
+        let Some(name) = path.file_stem().and_then(|n| n.to_str()).map(str::to_string) else { continue };
+        if name == "learning" {
+            continue;
+        }
+        let mut files = Vec::new();
+        if path.is_dir() {
+            rust_files(&path, &mut files);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            files.push(path.clone());
+        }
+        let n: usize =
+            files.iter().map(|f| json_outside_tests(&std::fs::read_to_string(f).expect("readable source"))).sum();
+        if n > 0 {
+            counts.insert(name, n);
+        }
+    }
+    counts
+}
+
+#[test]
+fn json_page_contexts_only_decrease() {
+    let counts = json_counts();
+    let budget: BTreeMap<String, usize> = JSON_BUDGET.iter().map(|(a, n)| (a.to_string(), *n)).collect();
+    let mut problems = Vec::new();
+    for (area, n) in &counts {
+        match budget.get(area) {
+            None => problems.push(format!("{area} has {n} json! and is not listed: use a typed view (Page::view)")),
+            Some(b) if n > b => problems.push(format!(
+                "{area} has {n} json!, more than its {b}: give the new page a Serialize struct in {area}/views.rs"
+            )),
+            Some(b) if n < b => problems.push(format!("{area} has {n} json!, fewer than {b}: lower its entry to {n}")),
+            Some(_) => {}
+        }
+    }
+    for area in budget.keys().filter(|a| !counts.contains_key(*a)) {
+        problems.push(format!("{area} has no json! left: remove its entry"));
+    }
+    assert!(problems.is_empty(), "{problems:#?}\ncounts today: {counts:?}");
+}
+
+/// The check itself: code counts, a test module does not, learning is left out.
+#[test]
+fn the_check_counts_json_in_code_but_not_in_tests() {
+    let sample = "fn a() -> Value { json!({ \"a\": json!(1) }) }\n#[cfg(test)]\nmod tests { fn b() { json!(1); } }";
+    assert_eq!(json_outside_tests(sample), 2);
+    assert_eq!(json_outside_tests("fn a() {}"), 0);
+    assert!(!json_counts().contains_key("learning"), "learning is left to its rewrite");
+}
