@@ -654,6 +654,18 @@ fn digest(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// Runs a `partner.push` job ([`PUSH`]).
+pub async fn run_push(
+    db: Db,
+    base_url: String,
+    outbound: crate::net::Outbound,
+    job: crate::jobs::Run,
+) -> Result<(), String> {
+    let payload = job.payload;
+    let id = payload["send_id"].as_i64().ok_or("payload has no send_id")?;
+    deliver(&db, id, &base_url, &outbound).await
+}
+
 /// Delivers one send; the job worker calls it, and calls it again after a
 /// failure or a crash. The error becomes the job's last error.
 pub async fn deliver(db: &Db, send_id: i64, base_url: &str, outbound: &crate::net::Outbound) -> Result<(), String> {
