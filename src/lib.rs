@@ -13,6 +13,7 @@ pub mod demo;
 pub mod exams;
 pub mod forums;
 pub mod jobs;
+pub mod kernel;
 pub mod learning;
 pub mod media;
 pub mod net;
@@ -52,7 +53,7 @@ pub enum StartError {
     #[error("{0}")]
     GeoIp(String),
     #[error(transparent)]
-    Vault(#[from] privacy::vault::VaultError),
+    Vault(#[from] kernel::vault::VaultError),
     #[error(transparent)]
     CredentialKey(#[from] certificates::credential::KeyError),
     #[error("{0}")]
@@ -117,7 +118,7 @@ pub fn forum_search_index(config: &Config) -> Result<Arc<dyn search::SearchIndex
 pub fn install_keys(config: &Config) -> Result<(), StartError> {
     let secret = config.resolve_secret()?;
     consent::sharing::install_cursor_key(&secret);
-    privacy::vault::install(privacy::vault::Vault::new(config.encryption_keys.as_deref(), &secret)?);
+    kernel::vault::install(kernel::vault::Vault::new(config.encryption_keys.as_deref(), &secret)?);
     Ok(())
 }
 
@@ -280,6 +281,13 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
         .manage(web::guards::TrustedProxies::parse(&config.trusted_proxies).map_err(StartError::Proxies)?)
         .manage(db)
         .manage(templates)
+        // What every page's layout shows beside the user and the flash.
+        .manage(
+            web::page::LayoutParts::default()
+                .with("signin_providers", accounts::oidc::layout_providers)
+                .with("policy_banner", privacy::policies::layout_banner)
+                .with("cookie_banner", privacy::cookies::layout_banner),
+        )
         .manage(site)
         .manage(services.blobs.clone())
         .manage(services.search.clone())
@@ -290,6 +298,7 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
         .manage(services.notices.clone())
         .manage(policies_required)
         .attach(web::fairings::RequestContext)
+        .attach(accounts::sessions::ResolveSession)
         .attach(privacy::policies::Reacceptance)
         .attach(web::fairings::SecurityHeaders::new(&form_targets, config.media_base_url().as_deref()))
         .attach(privacy::cookies::Analytics { geoip })

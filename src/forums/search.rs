@@ -16,9 +16,9 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::{Forum, Thread, site_moderator, status};
-use crate::accounts::SessionUser;
 use crate::db::Conn;
 use crate::db::schema::{course_runs, courses, forum_posts, forum_threads, forums};
+use crate::kernel::SessionUser;
 use crate::search::ThreadDocument;
 
 pub const INDEX_THREAD: &str = "index_forum_thread";

@@ -6,6 +6,7 @@
 pub mod assets;
 pub mod csrf;
 pub mod csv;
+pub mod download;
 pub mod error;
 pub mod fairings;
 pub mod guards;
@@ -14,6 +15,7 @@ pub mod page;
 pub mod ratelimit;
 pub mod stream;
 pub mod trail;
+pub mod upload;
 
 pub use csrf::CsrfForm;
 pub use error::{AppError, AppResult};
