@@ -529,6 +529,15 @@ fn verify_id_token(token: &str, keys: &JwkSet, expected: &Expected<'_>) -> Resul
 pub const ACCESS_TOKEN_FIELD: &str = "oidc_links.access_token";
 pub const REFRESH_TOKEN_FIELD: &str = "oidc_links.refresh_token";
 
+/// The "Sign in with …" buttons (ACC-4) of every page's layout, for the
+/// sign-in and sign-up pages (`web::page::LayoutParts`).
+pub fn layout_providers(req: &rocket::Request<'_>) -> serde_json::Value {
+    let providers = req.rocket().state::<Providers>().map(|p| {
+        p.names().into_iter().map(|(id, name)| serde_json::json!({ "id": id, "name": name })).collect::<Vec<_>>()
+    });
+    serde_json::json!(providers)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -551,13 +560,4 @@ mod tests {
         assert!(!allowed(Algorithm::HS256, &["HS256".to_string()]), "HMAC never");
         assert!(allowed(Algorithm::RS256, &[]), "RS256 is the default of OpenID Connect Discovery");
     }
-}
-
-/// The "Sign in with …" buttons (ACC-4) of every page's layout, for the
-/// sign-in and sign-up pages (`web::page::LayoutParts`).
-pub fn layout_providers(req: &rocket::Request<'_>) -> serde_json::Value {
-    let providers = req.rocket().state::<Providers>().map(|p| {
-        p.names().into_iter().map(|(id, name)| serde_json::json!({ "id": id, "name": name })).collect::<Vec<_>>()
-    });
-    serde_json::json!(providers)
 }
