@@ -390,15 +390,15 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
 }
 
 /// The command line acts as the operator: staff, not a particular person.
-fn operator() -> crate::accounts::SessionUser {
-    crate::accounts::SessionUser {
+fn operator() -> crate::kernel::SessionUser {
+    crate::kernel::SessionUser {
         id: 0,
         username: "operator".into(),
         first_name: "Operator".into(),
         last_name: String::new(),
         email: String::new(),
         email_verified: true,
-        roles: vec![(crate::accounts::roles::Role::Staff, String::new())],
+        roles: vec![(crate::kernel::Role::Staff, String::new())],
     }
 }
 

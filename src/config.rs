@@ -13,6 +13,27 @@ use serde::{Deserialize, Serialize};
 /// keeps production sessions from being forgeable.
 pub const DEFAULT_SECRET_HINT: &str = "generate with: openssl rand -base64 48";
 
+/// The smallest group a survey's answers are shown for (`survey_min_group`
+/// may only raise it): with two, each of the pair could read the other's
+/// answer off the totals.
+pub const SMALLEST_SURVEY_GROUP: i64 = 3;
+
+/// Stripe's API, the default `stripe_api_base`.
+pub const STRIPE_API: &str = "https://api.stripe.com";
+
+/// One configured OpenID Connect provider (`oidc_providers`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderConfig {
+    /// Short name in URLs, e.g. `google`.
+    pub id: String,
+    /// Shown on buttons: "Sign in with {name}".
+    pub name: String,
+    /// The issuer URL, e.g. `https://accounts.google.com`.
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: String,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Config {
     /// `sqlite://path` or `postgres://…`.
@@ -80,7 +101,7 @@ pub struct Config {
     /// Blank an erased learner's forum posts (true) or keep their text under a placeholder (false).
     pub erasure_blank_posts: bool,
     /// Survey answers reach course staff in groups of this many, never one
-    /// by one (CRS-6); at least [`crate::privacy::surveys::SMALLEST_GROUP`].
+    /// by one (CRS-6); at least [`SMALLEST_SURVEY_GROUP`].
     pub survey_min_group: i64,
     /// Survey comments are shown once this many answers are released
     /// (rounded up to whole groups).
@@ -144,7 +165,7 @@ pub struct Config {
     pub twilio_api_base: String,
     /// Sign-in with OpenID Connect providers (ACC-4): Google, Microsoft or any
     /// other issuer, each `{ id, name, issuer, client_id, client_secret }`.
-    pub oidc_providers: Vec<crate::accounts::oidc::ProviderConfig>,
+    pub oidc_providers: Vec<ProviderConfig>,
     /// A separate origin for files people uploaded (`https://usercontent.example.org`):
     /// course files are fetched there under short-lived signed links, so no
     /// upload is ever served from the site's own origin. Unset, they are
@@ -247,7 +268,7 @@ impl Default for Config {
             encryption_keys: None,
             stripe_secret_key: None,
             stripe_webhook_secret: None,
-            stripe_api_base: crate::certificates::payments::STRIPE_API.into(),
+            stripe_api_base: STRIPE_API.into(),
             identity_valid_days: 365,
             retention_certificate_days: 7 * 365 + 2,
             credential_key: None,
@@ -288,7 +309,7 @@ pub enum ConfigError {
     BlobCredentials,
     #[error(
         "LYCEUM_SURVEY_MIN_GROUP must be at least {}: survey answers are released to staff in groups of that many",
-        crate::privacy::surveys::SMALLEST_GROUP
+        SMALLEST_SURVEY_GROUP
     )]
     SurveyGroup,
     #[error(
@@ -332,7 +353,7 @@ impl Config {
             config.demo = config.demo_is_safe();
         }
         config.blob_s3()?;
-        if config.survey_min_group < crate::privacy::surveys::SMALLEST_GROUP {
+        if config.survey_min_group < SMALLEST_SURVEY_GROUP {
             return Err(ConfigError::SurveyGroup);
         }
         let prefix = config.search_index_prefix.trim();

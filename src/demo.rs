@@ -59,7 +59,7 @@ pub fn seed_if_empty(conn: &mut Conn, blobs: &dyn BlobStore) -> Result<bool, Str
         ids.push(id);
         if staff {
             roles::grant(conn, id, Role::Staff, "", None).map_err(|e| e.to_string())?;
-            let author = crate::accounts::SessionUser {
+            let author = crate::kernel::SessionUser {
                 id,
                 username: username.into(),
                 first_name: first.into(),
@@ -207,7 +207,7 @@ struct DemoMember {
 
 /// The demo members and their courses, from the packages in `demo/`
 /// (embedded in the binary), imported through the same path as any package.
-fn seed_courses(conn: &mut Conn, blobs: &dyn BlobStore, author: &crate::accounts::SessionUser) -> Result<(), String> {
+fn seed_courses(conn: &mut Conn, blobs: &dyn BlobStore, author: &crate::kernel::SessionUser) -> Result<(), String> {
     let now = crate::db::now();
     let members_toml = DemoFiles::get("members.toml").ok_or("demo/members.toml is missing")?;
     let list: DemoMembers = toml::from_str(&String::from_utf8_lossy(&members_toml.data)).map_err(|e| e.to_string())?;

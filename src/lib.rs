@@ -13,6 +13,7 @@ pub mod demo;
 pub mod exams;
 pub mod forums;
 pub mod jobs;
+pub mod kernel;
 pub mod learning;
 pub mod media;
 pub mod net;
@@ -53,7 +54,7 @@ pub enum StartError {
     #[error("{0}")]
     GeoIp(String),
     #[error(transparent)]
-    Vault(#[from] privacy::vault::VaultError),
+    Vault(#[from] kernel::vault::VaultError),
     #[error(transparent)]
     CredentialKey(#[from] certificates::credential::KeyError),
     #[error("{0}")]
@@ -118,29 +119,101 @@ pub fn forum_search_index(config: &Config) -> Result<Arc<dyn search::SearchIndex
 pub fn install_keys(config: &Config) -> Result<(), StartError> {
     let secret = config.resolve_secret()?;
     consent::sharing::install_cursor_key(&secret);
-    privacy::vault::install(privacy::vault::Vault::new(config.encryption_keys.as_deref(), &secret)?);
+    kernel::vault::install(kernel::vault::Vault::new(config.encryption_keys.as_deref(), &secret)?);
     Ok(())
 }
 
-pub fn worker(config: &Config, db: Db) -> Result<jobs::Worker, StartError> {
-    install_keys(config)?;
+/// What the web process and the job worker share: built once from the
+/// configuration, managed by Rocket and captured by the job handlers.
+#[derive(Clone)]
+pub struct Services {
+    pub mailer: Arc<Mailer>,
+    pub search: Arc<dyn search::SearchIndex>,
+    pub forum_search: Arc<dyn search::SearchIndex<search::ThreadDocument>>,
+    pub blobs: Arc<dyn storage::BlobStore>,
+    /// Where pushes to partners (and sign-in providers) may connect.
+    pub outbound: net::Outbound,
+    /// Signs unsubscribe and tracking links in newsletters.
+    pub signer: privacy::comms::LinkSigner,
+    /// The site banner announcing a material policy change, refreshed each scheduled run.
+    pub policy_banner: privacy::policies::Banner,
+    /// Breach notices in force, shown on the home page.
+    pub notices: privacy::notices::Notices,
+}
+
+/// Builds the shared services from the configuration.
+pub fn services(config: &Config) -> Result<Services, StartError> {
     let secret = config.resolve_secret()?;
-    Ok(jobs::Worker {
-        db,
+    Ok(Services {
         mailer: Arc::new(Mailer::new(config)?),
         search: search_index(config)?,
         forum_search: forum_search_index(config)?,
         blobs: blob_store(config),
-        erasure_blank_posts: config.erasure_blank_posts,
-        retention: privacy::retention::Periods::from_config(config),
-        outbox: config.outbox_dir(),
+        outbound: net::Outbound::new(&config.outbound_allow).map_err(|e| StartError::Outbound(e.to_string()))?,
         signer: privacy::comms::LinkSigner::new(&secret),
         policy_banner: privacy::policies::Banner::default(),
         notices: privacy::notices::Notices::default(),
-        base_url: config.base_url(),
-        outbound: net::Outbound::new(&config.outbound_allow).map_err(|e| StartError::Outbound(e.to_string()))?,
-        stale_after: chrono::Duration::seconds(config.job_stale_after_secs.max(1)),
     })
+}
+
+/// The job worker with its own services (`lyceum worker`).
+pub fn worker(config: &Config, db: Db) -> Result<jobs::Worker, StartError> {
+    install_keys(config)?;
+    let services = services(config)?;
+    Ok(worker_with(config, db, &services))
+}
+
+/// The job worker over `services`: every area's job kinds and the work
+/// that is due by the clock, registered here so `jobs` knows no area.
+pub fn worker_with(config: &Config, db: Db, services: &Services) -> jobs::Worker {
+    let base_url = config.base_url();
+    let mut registry = jobs::Registry::default();
+    let mailer = services.mailer.clone();
+    registry.handle(notify::SEND_EMAIL, move |job| notify::run_send_email(mailer.clone(), job));
+    let (d, search) = (db.clone(), services.search.clone());
+    registry.handle(learning::authoring::INDEX_COURSE, move |job| {
+        learning::catalog::run_index_course(d.clone(), search.clone(), job)
+    });
+    let (d, forum_search) = (db.clone(), services.forum_search.clone());
+    registry.handle(forums::search::INDEX_THREAD, move |job| {
+        forums::search::run_index_thread(d.clone(), forum_search.clone(), job)
+    });
+    let (d, mailer, signer, url) = (db.clone(), services.mailer.clone(), services.signer.clone(), base_url.clone());
+    registry.handle(privacy::comms::SEND_NEWSLETTER, move |job| {
+        privacy::jobs::run_newsletter(d.clone(), mailer.clone(), signer.clone(), url.clone(), job)
+    });
+    let (d, blobs, url) = (db.clone(), services.blobs.clone(), base_url.clone());
+    registry.handle(privacy::export::EXPORT, move |job| {
+        privacy::jobs::run_export(d.clone(), blobs.clone(), url.clone(), job)
+    });
+    let (d, url, outbound) = (db.clone(), base_url, services.outbound.clone());
+    registry
+        .handle(consent::push::PUSH, move |job| consent::push::run_push(d.clone(), url.clone(), outbound.clone(), job));
+
+    // By the clock, in this order: run-start reminders, partner pushes whose
+    // slot has come, retention, erasures whose cool-off is over and data
+    // copies whose link expired.
+    let (banner, notices) = (services.policy_banner.clone(), services.notices.clone());
+    registry.every_minute(move |conn, now| {
+        banner.refresh(conn, now)?;
+        notices.refresh(conn)?;
+        Ok(0)
+    });
+    registry.every_minute(|conn, now| Ok(learning::service::send_start_reminders(conn, now)?));
+    registry.every_minute(|conn, now| Ok(orgs::send_due_reminders(conn, now)?));
+    registry.every_minute(|conn, now| Ok(consent::push::schedule_due(conn, now)?));
+    let privacy_work = privacy::jobs::Scheduled {
+        blobs: services.blobs.clone(),
+        erasure_blank_posts: config.erasure_blank_posts,
+        retention: privacy::retention::Periods::from_config(config),
+        outbox: config.outbox_dir(),
+    };
+    registry.every_minute(move |conn, now| privacy_work.run(conn, now));
+    jobs::Worker {
+        db,
+        registry: Arc::new(registry),
+        stale_after: chrono::Duration::seconds(config.job_stale_after_secs.max(1)),
+    }
 }
 
 pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
@@ -163,9 +236,10 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
     };
     let db = open_database(&config)?;
     let templates = Templates::load()?;
-    let worker = worker(&config, db.clone())?;
-    worker.policy_banner.refresh(&mut *db.get()?, db::now()).map_err(DbError::Query)?;
-    worker.notices.refresh(&mut *db.get()?).map_err(DbError::Query)?;
+    let services = services(&config)?;
+    let worker = worker_with(&config, db.clone(), &services);
+    services.policy_banner.refresh(&mut *db.get()?, db::now()).map_err(DbError::Query)?;
+    services.notices.refresh(&mut *db.get()?).map_err(DbError::Query)?;
     let policies_required = privacy::policies::Required::default();
     policies_required.refresh(&mut *db.get()?).map_err(DbError::Query)?;
     let geoip = match &config.geoip_db {
@@ -198,17 +272,17 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
     let issuer = certificates::credential::Issuer::new(config.credential_key.as_deref(), &secret, &config.base_url())?;
     let payments = certificates::payments::Payments::from_config(&config);
     let providers =
-        accounts::oidc::Providers::from_config(&config.oidc_providers, &config.base_url(), &worker.outbound)
+        accounts::oidc::Providers::from_config(&config.oidc_providers, &config.base_url(), &services.outbound)
             .map_err(StartError::Oidc)?;
     let form_targets: Vec<String> = payments.checkout_origins().into_iter().chain(providers.origins()).collect();
     let recheck = privacy::SharedRecheck {
         db: db.clone(),
-        banner: worker.policy_banner.clone(),
-        notices: worker.notices.clone(),
+        banner: services.policy_banner.clone(),
+        notices: services.notices.clone(),
         required: policies_required.clone(),
     };
     let mut rocket = rocket::custom(figment)
-        .manage(worker.outbound.clone())
+        .manage(services.outbound.clone())
         .manage(issuer)
         .manage(payments.clone())
         .manage(providers)
@@ -218,17 +292,25 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
         .manage(web::guards::TrustedProxies::parse(&config.trusted_proxies).map_err(StartError::Proxies)?)
         .manage(db)
         .manage(templates)
+        // What every page's layout shows beside the user and the flash.
+        .manage(
+            web::page::LayoutParts::default()
+                .with("signin_providers", accounts::oidc::layout_providers)
+                .with("policy_banner", privacy::policies::layout_banner)
+                .with("cookie_banner", privacy::cookies::layout_banner),
+        )
         .manage(site)
-        .manage(worker.blobs.clone())
-        .manage(worker.search.clone())
-        .manage(worker.forum_search.clone())
+        .manage(services.blobs.clone())
+        .manage(services.search.clone())
+        .manage(services.forum_search.clone())
         .manage(forums::cache::ThreadPosts::default())
         .manage(web::metrics::Metrics::new())
-        .manage(worker.signer.clone())
-        .manage(worker.policy_banner.clone())
-        .manage(worker.notices.clone())
+        .manage(services.signer.clone())
+        .manage(services.policy_banner.clone())
+        .manage(services.notices.clone())
         .manage(policies_required)
         .attach(web::fairings::RequestContext)
+        .attach(accounts::sessions::ResolveSession)
         .attach(privacy::policies::Reacceptance)
         .attach(web::fairings::SecurityHeaders::new(&form_targets, config.media_base_url().as_deref()))
         .attach(privacy::cookies::Analytics { geoip })

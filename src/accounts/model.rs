@@ -31,6 +31,8 @@ pub struct User {
 pub mod status {
     pub const ACTIVE: &str = "active";
     pub const PENDING_PARENT: &str = "pending_parent";
+    /// Switched off by the organization that provisioned it (SHR-7).
+    pub const DEACTIVATED: &str = "deactivated";
 }
 
 #[derive(Insertable)]

@@ -30,18 +30,7 @@ use oauth2::{
 use serde::{Deserialize, Serialize};
 use tokio::sync::RwLock;
 
-/// One configured provider.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProviderConfig {
-    /// Short name in URLs, e.g. `google`.
-    pub id: String,
-    /// Shown on buttons: "Sign in with {name}".
-    pub name: String,
-    /// The issuer URL, e.g. `https://accounts.google.com`.
-    pub issuer: String,
-    pub client_id: String,
-    pub client_secret: String,
-}
+pub use crate::config::ProviderConfig;
 
 /// Scopes asked for: enough for name and email, nothing more.
 pub const SCOPES: [&str; 2] = ["email", "profile"];
@@ -336,7 +325,7 @@ impl Providers {
         let (metadata, _) = self.discovered(provider).await?;
         let client = self.client(provider, &metadata)?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-        let nonce = crate::web::csrf::random_token(24);
+        let nonce = crate::kernel::tokens::random_token(24);
         let (url, state) = client
             .authorize_url(CsrfToken::new_random)
             .add_scope(Scope::new("openid".into()))
@@ -529,7 +518,7 @@ fn verify_id_token(token: &str, keys: &JwkSet, expected: &Expected<'_>) -> Resul
     let nonce_ok = claims
         .nonce
         .as_deref()
-        .is_some_and(|n| crate::web::csrf::constant_time_eq(n.as_bytes(), expected.nonce.as_bytes()));
+        .is_some_and(|n| crate::kernel::tokens::constant_time_eq(n.as_bytes(), expected.nonce.as_bytes()));
     if !nonce_ok {
         return Err(Refusal::Nonce);
     }
@@ -539,6 +528,15 @@ fn verify_id_token(token: &str, keys: &JwkSet, expected: &Expected<'_>) -> Resul
 /// A sealed copy of a token for the database (SEC-2).
 pub const ACCESS_TOKEN_FIELD: &str = "oidc_links.access_token";
 pub const REFRESH_TOKEN_FIELD: &str = "oidc_links.refresh_token";
+
+/// The "Sign in with …" buttons (ACC-4) of every page's layout, for the
+/// sign-in and sign-up pages (`web::page::LayoutParts`).
+pub fn layout_providers(req: &rocket::Request<'_>) -> serde_json::Value {
+    let providers = req.rocket().state::<Providers>().map(|p| {
+        p.names().into_iter().map(|(id, name)| serde_json::json!({ "id": id, "name": name })).collect::<Vec<_>>()
+    });
+    serde_json::json!(providers)
+}
 
 #[cfg(test)]
 mod tests {

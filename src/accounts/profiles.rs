@@ -129,14 +129,14 @@ pub async fn avatar(
     blobs: &State<Arc<dyn BlobStore>>,
     user: CurrentUser,
     cookies: &CookieJar<'_>,
-    form: Form<crate::learning::studio::ImageUpload<'_>>,
+    form: Form<crate::web::upload::ImageUpload<'_>>,
 ) -> AppResult<Flash> {
     crate::web::csrf::verify_token(cookies, &form.csrf_token)?;
-    let key = match crate::learning::studio::store_image(
+    let key = match crate::web::upload::store_image(
         db,
         blobs,
         form.image.as_ref(),
-        crate::learning::studio::ImageShape::Square(AVATAR_SIDE),
+        crate::web::upload::ImageShape::Square(AVATAR_SIDE),
     )
     .await?
     {

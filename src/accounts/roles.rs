@@ -7,53 +7,7 @@ use diesel::prelude::*;
 
 use crate::db::{Conn, schema::role_grants};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Role {
-    /// Operator staff.
-    Staff,
-    /// Member institution administrator (scope: the member).
-    MemberAdmin,
-    Instructor,
-    CourseStaff,
-    Moderator,
-    /// Acts for a partner (scope: `partner:<id>`): keys, reports, invitations.
-    PartnerAdmin,
-    /// Reads the audit log (SEC-4); appointed by staff, and may not be one.
-    Auditor,
-    /// Reads learners' recorded support needs (each view audited, SEC-4);
-    /// appointed by staff.
-    Support,
-}
-
-impl Role {
-    pub const ALL: [Role; 8] = [
-        Role::Staff,
-        Role::MemberAdmin,
-        Role::Instructor,
-        Role::CourseStaff,
-        Role::Moderator,
-        Role::PartnerAdmin,
-        Role::Auditor,
-        Role::Support,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Staff => "staff",
-            Role::MemberAdmin => "member_admin",
-            Role::Instructor => "instructor",
-            Role::CourseStaff => "course_staff",
-            Role::Moderator => "moderator",
-            Role::PartnerAdmin => "partner_admin",
-            Role::Auditor => "auditor",
-            Role::Support => "support",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Role> {
-        Role::ALL.into_iter().find(|r| r.as_str() == s)
-    }
-}
+pub use crate::kernel::Role;
 
 pub fn grant(conn: &mut Conn, user_id: i64, role: Role, scope: &str, by: Option<i64>) -> QueryResult<()> {
     let exists: i64 = role_grants::table

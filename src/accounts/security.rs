@@ -397,7 +397,7 @@ pub async fn continue_sign_in(
         })
         .await?;
     // An account its organization switched off (SHR-7), or being erased, opens no session.
-    if status == crate::orgs::DEACTIVATED || status == "erased" {
+    if status == super::model::status::DEACTIVATED || status == "erased" {
         return Err(AppError::Forbidden(
             "This account is switched off. If your organization manages it, ask its administrator.".into(),
         ));
@@ -746,7 +746,7 @@ pub async fn staff_outbox(
     db: &State<Db>,
     sms: &State<Sms>,
     _staff: crate::web::StaffUser,
-    trail: crate::privacy::audit::Trail<'_>,
+    trail: crate::web::trail::Trail<'_>,
 ) -> AppResult<Page> {
     let live = sms.live;
     let texts = db.run(|conn| Ok::<_, AppError>(sms::outbox(conn, 100)?)).await?;

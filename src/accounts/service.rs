@@ -11,8 +11,8 @@ use crate::accounts::tokens::{self, Purpose};
 use crate::accounts::{TERMS_VERSION, sessions};
 use crate::db::schema::{parental_consents, users};
 use crate::db::{Conn, is_unique_violation};
+use crate::kernel::ClientInfo;
 use crate::notify::enqueue_email;
-use crate::web::ClientInfo;
 
 pub use crate::db::lower;
 
@@ -350,14 +350,14 @@ pub fn parse_profile(first: &str, last: &str, phone: &str, company: &str) -> Res
 /// Phone numbers are sealed at rest (SEC-2).
 fn seal_phone(phone: Option<&str>) -> QueryResult<Option<String>> {
     phone
-        .map(|p| crate::privacy::vault::seal(crate::privacy::vault::PHONE, p))
+        .map(|p| crate::kernel::vault::seal(crate::kernel::vault::PHONE, p))
         .transpose()
         .map_err(|e| diesel::result::Error::QueryBuilderError(e.to_string().into()))
 }
 
 /// A stored phone number, readable again.
 pub fn open_phone(stored: Option<&str>) -> Option<String> {
-    stored.and_then(|p| match crate::privacy::vault::open(crate::privacy::vault::PHONE, p) {
+    stored.and_then(|p| match crate::kernel::vault::open(crate::kernel::vault::PHONE, p) {
         Ok(phone) => Some(phone),
         Err(e) => {
             tracing::error!(error = %e, "a phone number cannot be decrypted");
@@ -503,7 +503,7 @@ pub fn ensure_staff(
     let username = Username::parse(username.unwrap_or(local))?;
     let first_name = PersonName::parse(first, "first name")?;
     let last_name = PersonName::parse(last, "last name")?;
-    let password = crate::web::csrf::random_token(18);
+    let password = crate::kernel::tokens::random_token(18);
     let hash = crate::accounts::passwords::hash_blocking(&password)?;
     if username_taken(conn, username.as_str()).map_err(|e| e.to_string())? {
         return Err(format!("the username {} is taken; pass --username", username.as_str()));
@@ -547,4 +547,25 @@ pub fn insert_operator_account(
         })
         .returning(users::id)
         .get_result(conn)
+}
+
+/// The audit trail's subject named by a form's login field
+/// (`web::trail::Trail` knows no accounts).
+pub trait TrailAccount {
+    /// The account a form names by username or email (nobody when none does).
+    fn account(&self, db: &crate::db::Db, login: &str) -> impl std::future::Future<Output = &Self> + Send;
+}
+
+impl TrailAccount for crate::web::trail::Trail<'_> {
+    async fn account(&self, db: &crate::db::Db, login: &str) -> &Self {
+        let login = login.trim().to_string();
+        let found = db
+            .run(move |conn| {
+                crate::accounts::service::find_for_login(conn, &login)
+                    .map(|u| u.map(|u| u.id))
+                    .map_err(crate::db::DbError::from)
+            })
+            .await;
+        self.users(found.ok().flatten())
+    }
 }

@@ -8,7 +8,7 @@ use diesel::prelude::*;
 
 use crate::accounts::{SessionUser, model::User, model::status, roles, tokens::digest};
 use crate::db::{Conn, Db, DbError, schema::role_grants, schema::sessions, schema::users};
-use crate::web::ClientInfo;
+use crate::kernel::ClientInfo;
 
 pub const COOKIE: &str = "lyceum_session";
 
@@ -63,7 +63,7 @@ pub fn start(
     second_factor: bool,
     now: NaiveDateTime,
 ) -> QueryResult<String> {
-    let token = crate::web::csrf::random_token(32);
+    let token = crate::kernel::tokens::random_token(32);
     diesel::insert_into(sessions::table)
         .values((
             sessions::id.eq(digest(&token)),
@@ -101,7 +101,7 @@ pub async fn resolve(db: &Db, token: String, idle: IdleLimits) -> Result<Option<
             .load(c))?;
         let roles = roles::from_grants(rows.iter().filter_map(|(_, _, grant)| grant.clone()));
         let Some((session, user, _)) = rows.into_iter().next() else { return Ok(None) };
-        let staff = roles.iter().any(|(role, _)| *role == crate::accounts::roles::Role::Staff);
+        let staff = roles.iter().any(|(role, _)| *role == crate::kernel::Role::Staff);
         if !idle.allows(now - session.last_seen_at, staff, session.remember) {
             diesel::delete(sessions::table.find(&id)).execute(conn)?;
             return Ok(None);
@@ -145,4 +145,39 @@ pub fn list(conn: &mut Conn, user_id: i64, now: NaiveDateTime) -> QueryResult<Ve
         .order(sessions::last_seen_at.desc())
         .select(SessionRow::as_select())
         .load(conn)
+}
+
+/// Resolves the session cookie once per request into
+/// [`SessionState`](crate::web::guards::SessionState), which the guards
+/// (`CurrentUser`, `StaffUser`, `Viewer`) read. Attached after
+/// `web::fairings::RequestContext`, whose request id it logs with.
+pub struct ResolveSession;
+
+#[rocket::async_trait]
+impl rocket::fairing::Fairing for ResolveSession {
+    fn info(&self) -> rocket::fairing::Info {
+        rocket::fairing::Info { name: "session", kind: rocket::fairing::Kind::Request }
+    }
+
+    async fn on_request(&self, req: &mut rocket::Request<'_>, _: &mut rocket::Data<'_>) {
+        use crate::web::fairings::RequestId;
+        use crate::web::guards::SessionState;
+        if req.uri().path().starts_with("/static/") {
+            return;
+        }
+        let Some(token) = req.cookies().get_private(COOKIE).map(|c| c.value().to_string()) else {
+            return;
+        };
+        let Some(db) = req.rocket().state::<Db>().cloned() else { return };
+        let request_id = req.local_cache(RequestId::default).0.clone();
+        let idle = req.rocket().state::<crate::config::Config>().map(IdleLimits::from_config);
+        let Some(idle) = idle else { return };
+        match resolve(&db, token, idle).await {
+            Ok(Some((session_id, user))) => {
+                req.local_cache(|| SessionState { user: Some(user), session_id: Some(session_id) });
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!(request_id = %request_id, error = %e, "session lookup failed"),
+        }
+    }
 }

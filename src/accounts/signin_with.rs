@@ -95,7 +95,7 @@ impl Found {
 /// A link's sealed tokens (SEC-2): (access, refresh).
 fn sealed(access: Option<&str>, refresh: Option<&str>) -> AppResult<(Option<String>, Option<String>)> {
     let seal = |field: &str, t: Option<&str>| {
-        t.map(|t| crate::privacy::vault::seal(field, t)).transpose().map_err(|e| AppError::Internal(e.to_string()))
+        t.map(|t| crate::kernel::vault::seal(field, t)).transpose().map_err(|e| AppError::Internal(e.to_string()))
     };
     Ok((seal(oidc::ACCESS_TOKEN_FIELD, access)?, seal(oidc::REFRESH_TOKEN_FIELD, refresh)?))
 }
@@ -296,7 +296,7 @@ pub async fn callback(
     let ours = cookies.get_private(STATE_COOKIE).map(|c| c.value().to_string());
     cookies.remove_private(rocket::http::Cookie::build(STATE_COOKIE).path("/"));
     let (Some(state), Some(ours)) = (state, ours) else { return Ok(Flash::error("/signin", again)) };
-    if !crate::web::csrf::constant_time_eq(state.as_bytes(), ours.as_bytes()) {
+    if !crate::kernel::tokens::constant_time_eq(state.as_bytes(), ours.as_bytes()) {
         return Ok(Flash::error("/signin", again));
     }
     let hash = tokens::digest(state);
@@ -815,7 +815,7 @@ pub async fn unlink(
         .await?;
     match removed {
         Ok(token) => {
-            if let Some(token) = token.and_then(|t| crate::privacy::vault::open(oidc::ACCESS_TOKEN_FIELD, &t).ok()) {
+            if let Some(token) = token.and_then(|t| crate::kernel::vault::open(oidc::ACCESS_TOKEN_FIELD, &t).ok()) {
                 providers.revoke(&provider, &token).await;
             }
             Ok(Flash::success("/account/security", format!("{name} is unlinked.")))

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use super::twofactor::TwoFactorError;
 use crate::db::Conn;
 use crate::db::schema::{sms_codes, sms_numbers, sms_outbox};
-use crate::privacy::vault;
+use crate::kernel::vault;
 
 pub const PHONE_FIELD: &str = "sms_numbers.phone";
 pub const OUTBOX_FIELD: &str = "sms_outbox.phone";

@@ -52,7 +52,7 @@ pub fn issue(
     new_email: Option<&str>,
     now: NaiveDateTime,
 ) -> QueryResult<String> {
-    let token = crate::web::csrf::random_token(32);
+    let token = crate::kernel::tokens::random_token(32);
     diesel::update(
         account_tokens::table
             .filter(account_tokens::user_id.eq(user_id))

@@ -18,8 +18,8 @@ use totp_rs::{Algorithm, Secret, TOTP};
 
 use crate::db::Conn;
 use crate::db::schema::{recovery_codes, security_events, sessions, totp_credentials};
-use crate::privacy::vault;
-use crate::web::ClientInfo;
+use crate::kernel::ClientInfo;
+use crate::kernel::vault;
 
 /// The sealed column of TOTP secrets (SEC-2).
 pub const TOTP_FIELD: &str = "totp_credentials.secret";

@@ -10,7 +10,7 @@ use serde_json::json;
 use super::{CResult, CertError};
 use crate::db::Conn;
 use crate::db::schema::{blob_files, identity_checks, users};
-use crate::privacy::vault;
+use crate::kernel::vault;
 use crate::storage::BlobStore;
 
 pub mod status {
@@ -133,7 +133,7 @@ impl Decision {
 /// Re-seals the photos still waiting for a decision under the vault's current
 /// key (SEC-2 key rotation); returns how many changed. A photo already under
 /// the current key is left alone.
-pub fn rewrap_images(conn: &mut Conn, blobs: &dyn BlobStore, vault: &crate::privacy::vault::Vault) -> CResult<usize> {
+pub fn rewrap_images(conn: &mut Conn, blobs: &dyn BlobStore, vault: &crate::kernel::vault::Vault) -> CResult<usize> {
     let waiting: Vec<(i64, Option<String>, Option<String>)> = identity_checks::table
         .filter(identity_checks::id_photo_blob.is_not_null().or(identity_checks::face_photo_blob.is_not_null()))
         .select((identity_checks::id, identity_checks::id_photo_blob, identity_checks::face_photo_blob))

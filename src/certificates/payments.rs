@@ -135,7 +135,7 @@ pub struct Stripe {
     refused: Option<String>,
 }
 
-pub const STRIPE_API: &str = "https://api.stripe.com";
+pub use crate::config::STRIPE_API;
 
 /// Signatures older (or newer) than this are refused, as Stripe's own libraries do.
 pub const TOLERANCE_SECS: i64 = 300;

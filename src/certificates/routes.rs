@@ -3,7 +3,7 @@
 //! learner's certificates and their public verification, the signed
 //! credential and its keys, and the staff queues.
 
-use crate::privacy::audit::Trail;
+use crate::web::trail::Trail;
 use std::sync::Arc;
 
 use diesel::prelude::*;
@@ -201,7 +201,7 @@ pub async fn buy_seats(
     let (s, who) = (slug.to_string(), user.0.clone());
     let checked = db
         .run(move |conn| {
-            let partner = crate::consent::staff::managed(conn, &who, &s)?;
+            let partner = crate::consent::partners::managed(conn, &who, &s)?.ok_or(AppError::NotFound)?;
             if partner.kind() != crate::consent::PartnerKind::Sponsor {
                 return Err(AppError::NotFound);
             }
@@ -392,8 +392,8 @@ pub async fn submit_verification(
     if id_file.len() == 0 || face_file.len() == 0 {
         return Ok(Flash::error(back, "Add both photos: your photo ID and a photo of your face."));
     }
-    let id_bytes = crate::learning::studio::read_upload(id_file, crate::media::MAX_UPLOAD_BYTES).await?;
-    let face_bytes = crate::learning::studio::read_upload(face_file, crate::media::MAX_UPLOAD_BYTES).await?;
+    let id_bytes = crate::web::upload::read_upload(id_file, crate::media::MAX_UPLOAD_BYTES).await?;
+    let face_bytes = crate::web::upload::read_upload(face_file, crate::media::MAX_UPLOAD_BYTES).await?;
     let blobs = blobs.inner().clone();
     let user_id = user.id;
     let outcome = db

@@ -6,7 +6,7 @@
 //! Exports go out through `feed`, so one cut short by a failure never ends
 //! like a whole one, and a whole one carries figures the partner can check.
 
-use crate::privacy::audit::{Subject, Trail};
+use crate::web::trail::{Subject, Trail};
 use partner_adapters::{ExportOptions, Format, RecordKind};
 use rocket::futures;
 use rocket::http::{ContentType, Status};

@@ -59,7 +59,7 @@ pub struct Evidence {
 
 impl Evidence {
     /// The learner, through a form on the site.
-    pub fn learner_web(user_id: i64, client: &crate::web::guards::ClientInfo) -> Evidence {
+    pub fn learner_web(user_id: i64, client: &crate::kernel::ClientInfo) -> Evidence {
         Evidence {
             method: "web_form",
             actor: "learner",

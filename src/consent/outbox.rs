@@ -3,7 +3,7 @@
 //! pause them, push at once and replay dead sends; a partner's admins see
 //! the destinations and every send with its state.
 
-use crate::privacy::audit::Trail;
+use crate::web::trail::Trail;
 use rand::Rng;
 use rand::distributions::Alphanumeric;
 use rocket::{FromForm, State, post};

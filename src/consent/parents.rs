@@ -65,7 +65,7 @@ fn ask(
     parent: &str,
     now: NaiveDateTime,
 ) -> QueryResult<()> {
-    let token = crate::web::csrf::random_token(32);
+    let token = crate::kernel::tokens::random_token(32);
     diesel::insert_into(parent_sharing_requests::table)
         .values((
             parent_sharing_requests::user_id.eq(entry.user_id),
@@ -159,7 +159,7 @@ pub fn decide(
     token: &str,
     yes: bool,
     parent_name: &str,
-    client: &crate::web::guards::ClientInfo,
+    client: &crate::kernel::ClientInfo,
     now: NaiveDateTime,
 ) -> QueryResult<Option<Request>> {
     crate::db::transaction(conn, |conn| {

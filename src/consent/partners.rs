@@ -3,15 +3,13 @@
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use rand::Rng;
-use rand::distributions::Alphanumeric;
 use sha2::{Digest, Sha256};
 
 use super::{Categories, Category, PartnerKind, Purpose};
-use crate::accounts::SessionUser;
 use crate::accounts::roles::{self, Role};
 use crate::db::Conn;
 use crate::db::schema::{partner_api_keys, partners};
+use crate::kernel::SessionUser;
 use crate::learning::model::Member;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -104,16 +102,7 @@ pub enum PartnerError {
     Db(#[from] diesel::result::Error),
 }
 
-fn random_token(len: usize) -> String {
-    rand::thread_rng().sample_iter(&Alphanumeric).take(len).map(char::from).collect()
-}
-
-pub fn valid_slug(slug: &str) -> bool {
-    (2..=60).contains(&slug.len())
-        && slug.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !slug.starts_with('-')
-        && !slug.ends_with('-')
-}
+pub use crate::kernel::slug::valid_slug;
 
 pub fn create(
     conn: &mut Conn,
@@ -147,7 +136,7 @@ pub fn create(
             partners::member_id.eq(member_id),
             partners::contact_email.eq(contact_email.trim()),
             partners::profile_fields.eq(""),
-            partners::pseudonym_salt.eq(random_token(32)),
+            partners::pseudonym_salt.eq(crate::kernel::tokens::random_alphanumeric(32)),
             partners::created_at.eq(now),
             partners::updated_at.eq(now),
         ))
@@ -164,6 +153,13 @@ pub fn create(
 
 pub fn by_id(conn: &mut Conn, id: i64) -> QueryResult<Partner> {
     partners::table.find(id).select(Partner::as_select()).first(conn)
+}
+
+/// The partner `slug` names, when `user` may manage it; `None` both when
+/// there is no such partner and when they may not (a page then answers 404
+/// and reveals nothing).
+pub fn managed(conn: &mut Conn, user: &crate::kernel::SessionUser, slug: &str) -> QueryResult<Option<Partner>> {
+    Ok(by_slug(conn, slug)?.filter(|p| p.managed_by(user)))
 }
 
 pub fn by_slug(conn: &mut Conn, slug: &str) -> QueryResult<Option<Partner>> {
@@ -287,8 +283,8 @@ pub fn create_key(
     if scopes.is_empty() {
         return Err(PartnerError::Invalid("Choose at least one thing the key may read.".into()));
     }
-    let prefix = random_token(8).to_lowercase();
-    let key = format!("lyk_{prefix}_{}", random_token(40));
+    let prefix = crate::kernel::tokens::random_alphanumeric(8).to_lowercase();
+    let key = format!("lyk_{prefix}_{}", crate::kernel::tokens::random_alphanumeric(40));
     diesel::insert_into(partner_api_keys::table)
         .values((
             partner_api_keys::partner_id.eq(partner.id),

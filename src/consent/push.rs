@@ -183,7 +183,7 @@ impl Destination {
 
     /// The secret in the clear, for the moment of a send.
     fn open_secret(&self) -> Result<String, String> {
-        crate::privacy::vault::open(SECRET_FIELD, &self.secret)
+        crate::kernel::vault::open(SECRET_FIELD, &self.secret)
             .map_err(|e| format!("the secret of destination {} cannot be opened: {e}", self.id))
     }
 }
@@ -241,7 +241,7 @@ pub fn create(
         return invalid("Push every 5 minutes at the most often, and at least once a month (43200 minutes).");
     }
     let target = serde_json::to_string(&new.target).map_err(|e| diesel::result::Error::SerializationError(e.into()))?;
-    let secret = crate::privacy::vault::seal(SECRET_FIELD, new.secret.trim())
+    let secret = crate::kernel::vault::seal(SECRET_FIELD, new.secret.trim())
         .map_err(|e| diesel::result::Error::SerializationError(e.into()))?;
     let id = diesel::insert_into(partner_destinations::table)
         .values((
@@ -669,6 +669,18 @@ fn digest(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// Runs a `partner.push` job ([`PUSH`]).
+pub async fn run_push(
+    db: Db,
+    base_url: String,
+    outbound: crate::net::Outbound,
+    job: crate::jobs::Run,
+) -> Result<(), String> {
+    let payload = job.payload;
+    let id = payload["send_id"].as_i64().ok_or("payload has no send_id")?;
+    deliver(&db, id, &base_url, &outbound).await
+}
+
 /// Delivers one send; the job worker calls it, and calls it again after a
 /// failure or a crash. The error becomes the job's last error.
 pub async fn deliver(db: &Db, send_id: i64, base_url: &str, outbound: &crate::net::Outbound) -> Result<(), String> {
@@ -1011,7 +1023,7 @@ async fn s3_existing_digest(client: &aws_sdk_s3::Client, bucket: &str, object: &
 /// they were sealed); run at start-up, so no plaintext outlives an upgrade.
 /// Returns how many were sealed.
 pub fn seal_plaintext_secrets(conn: &mut Conn) -> Result<usize, String> {
-    let vault = crate::privacy::vault::installed().map_err(|e| e.to_string())?;
+    let vault = crate::kernel::vault::installed().map_err(|e| e.to_string())?;
     let plain: Vec<(i64, String)> = partner_destinations::table
         .filter(partner_destinations::secret.not_like("env1:%"))
         .select((partner_destinations::id, partner_destinations::secret))

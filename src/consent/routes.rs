@@ -1,7 +1,7 @@
 //! Learner pages: the Sharing page (every consent with the text seen, every
 //! disclosure, withdraw, restrict all sharing) and sponsor code redemption.
 
-use crate::privacy::audit::Trail;
+use crate::web::trail::Trail;
 use std::collections::HashMap;
 
 use diesel::prelude::*;
@@ -305,7 +305,7 @@ pub async fn staff_page(db: &State<Db>, user: CurrentUser, trail: Trail<'_>, log
     Ok(Page::new("consent/sharing", "Sharing (staff)", ctx))
 }
 
-fn staff_evidence(user: &crate::accounts::SessionUser, client: &ClientInfo, note: &str) -> AppResult<Evidence> {
+fn staff_evidence(user: &crate::kernel::SessionUser, client: &ClientInfo, note: &str) -> AppResult<Evidence> {
     let note = note.trim();
     if note.len() < 5 {
         return Err(AppError::Unprocessable(

@@ -1121,7 +1121,7 @@ pub fn exam_candidates(
                     && let Some((needs, adjustments)) = sealed.get(&user_id)
                 {
                     let open = |field, v: &str| {
-                        crate::privacy::vault::open(field, v)
+                        crate::kernel::vault::open(field, v)
                             .map_err(|e| diesel::result::Error::QueryBuilderError(e.to_string().into()))
                     };
                     c.support_needs = Some(open(crate::exams::NEEDS_FIELD, needs)?);

@@ -4,7 +4,8 @@
 //! partner) manage API keys, profile fields, invitations, and read the
 //! sponsor completion report, which is built from the gate alone.
 
-use crate::privacy::audit::{Subject, Trail};
+use crate::accounts::service::TrailAccount;
+use crate::web::trail::{Subject, Trail};
 use chrono::{Duration, NaiveDate};
 use diesel::prelude::*;
 use rocket::http::{ContentType, Status};
@@ -17,20 +18,16 @@ use super::sharing::{self, LegalDisclosure};
 use super::sponsors::{self, SponsorError};
 use super::texts::{self, Audience};
 use super::{Categories, Category, PartnerKind, Purpose};
-use crate::accounts::SessionUser;
 use crate::config::Config;
 use crate::db::schema::{course_runs, courses, members};
 use crate::db::{Conn, Db, now};
+use crate::kernel::SessionUser;
 use crate::web::csrf::CsrfOnly;
 use crate::web::{AppError, AppResult, CsrfForm, CurrentUser, Flash, Page};
 
 pub(crate) fn managed(conn: &mut Conn, user: &SessionUser, slug: &str) -> Result<Partner, AppError> {
-    let partner = partners::by_slug(conn, slug)?.ok_or(AppError::NotFound)?;
-    if !partner.managed_by(user) {
-        // Not revealing whether the partner exists.
-        return Err(AppError::NotFound);
-    }
-    Ok(partner)
+    // Not revealing whether the partner exists.
+    partners::managed(conn, user, slug)?.ok_or(AppError::NotFound)
 }
 
 pub(super) fn staff_only(user: &SessionUser) -> AppResult<()> {
@@ -60,7 +57,7 @@ pub async fn index(db: &State<Db>, user: CurrentUser, trail: Trail<'_>) -> AppRe
         .run(move |conn| {
             // A member's admins manage its member partner, created on first visit.
             for (role, scope) in &user.roles {
-                if *role == crate::accounts::roles::Role::MemberAdmin
+                if *role == crate::kernel::Role::MemberAdmin
                     && let Some(id) = scope.strip_prefix("member:").and_then(|s| s.parse::<i64>().ok())
                     && let Ok(m) = crate::learning::service::member(conn, id)
                 {

@@ -23,7 +23,6 @@ use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, TimeZone};
 use diesel::prelude::*;
 use serde_json::json;
 
-use crate::accounts::SessionUser;
 use crate::consent::ledger::{Action, Entry, Evidence};
 use crate::consent::partners::{self, Partner};
 use crate::consent::{PartnerKind, Purpose, sponsors, texts};
@@ -32,7 +31,8 @@ use crate::db::schema::{
     course_runs, courses, enrollments, exam_bookings, exam_results, exam_sessions, malpractice_cases,
     partners as ptable, sponsorships, support_needs, users,
 };
-use crate::privacy::vault;
+use crate::kernel::SessionUser;
+use crate::kernel::vault;
 
 pub const ONLINE: &str = "online";
 pub const CENTRE: &str = "centre";
@@ -361,7 +361,7 @@ fn live_booking_in_course(conn: &mut Conn, user_id: i64, session: &Session) -> Q
 }
 
 fn insert_booking(conn: &mut Conn, session: &Session, user_id: i64, now: NaiveDateTime) -> EResult<Booking> {
-    let reference = format!("EX-{}", crate::web::csrf::random_token(9).replace(['-', '_'], "x").to_uppercase());
+    let reference = format!("EX-{}", crate::kernel::tokens::random_token(9).replace(['-', '_'], "x").to_uppercase());
     let id: i64 = diesel::insert_into(exam_bookings::table)
         .values((
             exam_bookings::session_id.eq(session.id),

@@ -4,7 +4,7 @@
 //! exam bodies read candidates and post results and sponsors read the results
 //! they may see.
 
-use crate::privacy::audit::{Subject, Trail};
+use crate::web::trail::{Subject, Trail};
 use std::collections::HashMap;
 
 use chrono::{NaiveDate, NaiveDateTime};
@@ -16,8 +16,6 @@ use rocket::{FromForm, State, get, post};
 use serde_json::{Value, json};
 
 use super::{BookingChoice, ExamError, Recorded, ResultInput, SessionInput};
-use crate::accounts::SessionUser;
-use crate::accounts::roles::Role;
 use crate::consent::api::PartnerKey;
 use crate::consent::ledger::Evidence;
 use crate::consent::partners::{self, Partner};
@@ -25,7 +23,9 @@ use crate::consent::sharing;
 use crate::consent::{PartnerKind, Purpose, texts};
 use crate::db::schema::{courses, exam_bookings, exam_results, users};
 use crate::db::{Conn, Db, now};
-use crate::web::guards::ClientInfo;
+use crate::kernel::ClientInfo;
+use crate::kernel::Role;
+use crate::kernel::SessionUser;
 use crate::web::{AppError, AppResult, CsrfForm, CurrentUser, Flash, Page, StaffUser};
 
 fn date(t: NaiveDateTime) -> String {
@@ -315,7 +315,7 @@ pub async fn needs_of(db: &State<Db>, user: CurrentUser, trail: Trail<'_>, user_
 // ---- exam bodies ----
 
 fn exam_body(conn: &mut Conn, user: &SessionUser, slug: &str) -> AppResult<Partner> {
-    let p = crate::consent::staff::managed(conn, user, slug)?;
+    let p = crate::consent::partners::managed(conn, user, slug)?.ok_or(AppError::NotFound)?;
     if p.kind() != PartnerKind::ExamBody {
         return Err(AppError::NotFound);
     }

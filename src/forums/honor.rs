@@ -9,9 +9,9 @@ use diesel::prelude::*;
 use rocket::{FromForm, State, get, post};
 use serde_json::json;
 
-use crate::accounts::SessionUser;
 use crate::db::schema::{honor_reports, users};
 use crate::db::{Conn, Db, now};
+use crate::kernel::SessionUser;
 use crate::learning::model::Course;
 use crate::learning::service::{self as learning, LearningError};
 use crate::web::{AppError, AppResult, CsrfForm, CurrentUser, Flash, Page};

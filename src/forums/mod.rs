@@ -21,13 +21,13 @@ use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 use serde::Serialize;
 
-use crate::accounts::SessionUser;
-use crate::accounts::roles::Role;
 use crate::db::Conn;
 use crate::db::schema::{
     course_runs, courses, enrollments, forum_bans, forum_follows, forum_post_edits, forum_posts, forum_reads,
     forum_reports, forum_threads, forum_trusted, forum_votes, forums, users,
 };
+use crate::kernel::Role;
+use crate::kernel::SessionUser;
 use crate::learning::content::render_markdown;
 use crate::learning::model::{Course, Run};
 
@@ -268,7 +268,7 @@ pub fn create_site_forum(
     now: NaiveDateTime,
 ) -> FResult<Forum> {
     let slug = slug.trim();
-    if !crate::consent::partners::valid_slug(slug) || slug.starts_with("course-") {
+    if !crate::kernel::slug::valid_slug(slug) || slug.starts_with("course-") {
         return Err(ForumError::Invalid(
             "A forum's address has 2 to 60 lowercase letters, digits and hyphens, and does not start with “course-”."
                 .into(),

@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 
 use super::cache::ThreadPosts;
 use super::{Access, ForumError, Moderation, PostView, Writing, when};
-use crate::accounts::SessionUser;
 use crate::db::{Conn, Db, now};
+use crate::kernel::SessionUser;
 use crate::web::page::Fragment;
 use crate::web::{AppError, AppResult, ClientInfo, CsrfForm, CurrentUser, Flash, Page};
 
@@ -39,7 +39,7 @@ pub async fn index(db: &State<Db>, user: CurrentUser) -> AppResult<Page> {
         .run(move |conn| {
             let site = super::site_forums(conn)?;
             let mine = super::my_course_forums(conn, user.id, now())?;
-            use crate::accounts::roles::Role;
+            use crate::kernel::Role;
             let moderates = user.roles.iter().any(|(r, _)| {
                 matches!(r, Role::Staff | Role::Moderator | Role::MemberAdmin | Role::Instructor | Role::CourseStaff)
             });
@@ -631,7 +631,7 @@ pub async fn follow(
 }
 
 fn roles_holders(conn: &mut Conn) -> diesel::QueryResult<Vec<(i64, String)>> {
-    crate::accounts::roles::holders(conn, crate::accounts::roles::Role::Moderator, "")
+    crate::accounts::roles::holders(conn, crate::kernel::Role::Moderator, "")
 }
 
 #[derive(FromForm)]
@@ -657,7 +657,7 @@ pub async fn appoint_moderator(
             let Some(target) = crate::accounts::service::find_for_login(conn, login.trim())? else {
                 return Ok((Flash::error("/forums", "No account has that username or email."), None));
             };
-            crate::accounts::roles::grant(conn, target.id, crate::accounts::roles::Role::Moderator, "", Some(user.id))?;
+            crate::accounts::roles::grant(conn, target.id, crate::kernel::Role::Moderator, "", Some(user.id))?;
             Ok::<_, AppError>((
                 Flash::success("/forums", format!("{} now moderates the forums.", target.username)),
                 Some(target.id),
@@ -681,7 +681,7 @@ pub async fn remove_moderator(
         return Err(AppError::Forbidden("Only operator staff can remove moderators.".into()));
     }
     db.run(move |conn| {
-        Ok(if crate::accounts::roles::revoke(conn, id, crate::accounts::roles::Role::Moderator, "")? {
+        Ok(if crate::accounts::roles::revoke(conn, id, crate::kernel::Role::Moderator, "")? {
             Flash::success("/forums", "No longer a moderator.")
         } else {
             Flash::error("/forums", "That person is not a moderator.")
@@ -696,7 +696,7 @@ type ThreadIndex = std::sync::Arc<dyn crate::search::SearchIndex<crate::search::
 async fn search_page(
     db: &Db,
     index: &ThreadIndex,
-    user: crate::accounts::SessionUser,
+    user: crate::kernel::SessionUser,
     within: Option<String>,
     q: Option<String>,
 ) -> AppResult<Page> {

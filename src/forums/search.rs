@@ -16,9 +16,9 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::{Forum, Thread, site_moderator, status};
-use crate::accounts::SessionUser;
 use crate::db::Conn;
 use crate::db::schema::{course_runs, courses, forum_posts, forum_threads, forums};
+use crate::kernel::SessionUser;
 use crate::search::ThreadDocument;
 
 pub const INDEX_THREAD: &str = "index_forum_thread";
@@ -65,6 +65,23 @@ fn opening_posts(conn: &mut Conn, thread_ids: &[i64]) -> QueryResult<HashMap<i64
         .select((forum_posts::thread_id, diesel::dsl::min(forum_posts::id)))
         .load(conn)?;
     Ok(rows.into_iter().filter_map(|(thread, post)| post.map(|p| (thread, p))).collect())
+}
+
+/// Runs an `index_forum_thread` job: the thread's document is rebuilt from
+/// the database, or removed when the thread shows nothing.
+pub async fn run_index_thread(
+    db: crate::db::Db,
+    forum_search: std::sync::Arc<dyn crate::search::SearchIndex<ThreadDocument>>,
+    job: crate::jobs::Run,
+) -> Result<(), String> {
+    let payload = job.payload;
+    let id = payload["thread_id"].as_i64().ok_or("payload has no thread_id")?;
+    let doc =
+        db.run(move |conn| document(conn, id).map_err(crate::db::DbError::from)).await.map_err(|e| e.to_string())?;
+    match doc {
+        Some(doc) => forum_search.upsert(vec![doc]).await.map_err(|e| e.to_string()),
+        None => forum_search.remove(id).await.map_err(|e| e.to_string()),
+    }
 }
 
 /// The thread's search document, or `None` when it should not be found:

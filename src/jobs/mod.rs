@@ -4,9 +4,18 @@
 //! staff can see and replay them. The worker runs inside the web process or as
 //! `lyceum worker`.
 //!
+//! The queue knows no business area: each area names its job kinds and
+//! offers the handler that runs them, and `lib.rs` registers both in a
+//! [`Registry`] together with the work that is due by the clock (as
+//! crates.io's `BackgroundJob` runner does). What a handler needs (a search
+//! index, a mailer, a signer) it captures when it is registered.
+//!
 //! Claiming is one conditional UPDATE (`… WHERE id = ? AND status = 'queued'`):
 //! exactly one worker wins on either backend, without backend-specific locking.
 
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use chrono::{Duration, NaiveDateTime};
@@ -14,7 +23,6 @@ use diesel::prelude::*;
 use serde::Serialize;
 
 use crate::db::{Conn, Db, DbError, schema::jobs};
-use crate::notify::Mailer;
 
 pub mod status {
     pub const QUEUED: &str = "queued";
@@ -206,29 +214,63 @@ pub fn counts(conn: &mut Conn) -> QueryResult<Vec<(String, i64)>> {
     jobs::table.group_by(jobs::status).select((jobs::status, diesel::dsl::count_star())).load(conn)
 }
 
-/// Everything a handler may use.
+/// One claimed job as its handler sees it: the id (stable across retries, so
+/// a mail's Message-ID or an outbox file can be named after it) and the
+/// payload it was queued with.
+pub struct Run {
+    pub id: i64,
+    pub payload: serde_json::Value,
+}
+
+/// What a handler's run resolves to: `Err` is kept as the job's last error
+/// and the job retried.
+pub type Outcome = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+
+type Handler = Arc<dyn Fn(Run) -> Outcome + Send + Sync>;
+type Task = Arc<dyn Fn(&mut Conn, NaiveDateTime) -> Result<usize, DbError> + Send + Sync>;
+
+/// The job kinds the worker can run, each with its handler, and the work
+/// that is due by the clock, in the order it runs.
+#[derive(Clone, Default)]
+pub struct Registry {
+    handlers: HashMap<&'static str, Handler>,
+    scheduled: Vec<Task>,
+}
+
+impl Registry {
+    /// Runs jobs of `kind` with `handler`. A kind is registered once.
+    pub fn handle<F, Fut>(&mut self, kind: &'static str, handler: F) -> &mut Self
+    where
+        F: Fn(Run) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), String>> + Send + 'static,
+    {
+        let previous = self.handlers.insert(kind, Arc::new(move |run| Box::pin(handler(run)) as Outcome));
+        assert!(previous.is_none(), "job kind {kind} registered twice");
+        self
+    }
+
+    /// Runs `task` on every scheduled run (once a minute), after the tasks
+    /// registered before it, in one blocking database call; it answers how
+    /// many things it did.
+    pub fn every_minute<F>(&mut self, task: F) -> &mut Self
+    where
+        F: Fn(&mut Conn, NaiveDateTime) -> Result<usize, DbError> + Send + Sync + 'static,
+    {
+        self.scheduled.push(Arc::new(task));
+        self
+    }
+
+    /// The registered job kinds.
+    pub fn kinds(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.handlers.keys().copied()
+    }
+}
+
+/// Everything a handler may use: the database and the registered handlers.
 #[derive(Clone)]
 pub struct Worker {
     pub db: Db,
-    pub mailer: Arc<Mailer>,
-    pub search: Arc<dyn crate::search::SearchIndex>,
-    pub forum_search: Arc<dyn crate::search::SearchIndex<crate::search::ThreadDocument>>,
-    /// The site's public URL, for links in what jobs send.
-    pub base_url: String,
-    /// Where pushes to partners may connect.
-    pub outbound: crate::net::Outbound,
-    pub blobs: Arc<dyn crate::storage::BlobStore>,
-    /// Blank an erased learner's forum posts rather than keep their text.
-    pub erasure_blank_posts: bool,
-    pub retention: crate::privacy::retention::Periods,
-    /// The mail file outbox, whose files erasure and retention remove.
-    pub outbox: std::path::PathBuf,
-    /// Signs unsubscribe and tracking links in newsletters.
-    pub signer: crate::privacy::comms::LinkSigner,
-    /// The site banner announcing a material policy change, refreshed each scheduled run.
-    pub policy_banner: crate::privacy::policies::Banner,
-    /// Breach notices in force, shown on the home page.
-    pub notices: crate::privacy::notices::Notices,
+    pub registry: Arc<Registry>,
     /// How long a job may stay `running` before it counts as abandoned.
     pub stale_after: Duration,
 }
@@ -236,83 +278,9 @@ pub struct Worker {
 impl Worker {
     async fn handle(&self, job: &Job) -> Result<(), String> {
         let payload: serde_json::Value = serde_json::from_str(&job.payload).map_err(|e| format!("bad payload: {e}"))?;
-        match job.kind.as_str() {
-            crate::notify::SEND_EMAIL => {
-                let mailer = self.mailer.clone();
-                let job_id = job.id;
-                tokio::task::spawn_blocking(move || mailer.deliver(job_id, &payload))
-                    .await
-                    .map_err(|e| e.to_string())?
-            }
-            crate::learning::authoring::INDEX_COURSE => {
-                let id = payload["course_id"].as_i64().ok_or("payload has no course_id")?;
-                let doc = self
-                    .db
-                    .run(move |conn| crate::learning::catalog::document(conn, id).map_err(DbError::from))
-                    .await
-                    .map_err(|e| e.to_string())?;
-                match doc {
-                    Some((true, doc)) => self.search.upsert(vec![doc]).await.map_err(|e| e.to_string()),
-                    _ => self.search.remove(id).await.map_err(|e| e.to_string()),
-                }
-            }
-            crate::forums::search::INDEX_THREAD => {
-                let id = payload["thread_id"].as_i64().ok_or("payload has no thread_id")?;
-                let doc = self
-                    .db
-                    .run(move |conn| crate::forums::search::document(conn, id).map_err(DbError::from))
-                    .await
-                    .map_err(|e| e.to_string())?;
-                match doc {
-                    Some(doc) => self.forum_search.upsert(vec![doc]).await.map_err(|e| e.to_string()),
-                    None => self.forum_search.remove(id).await.map_err(|e| e.to_string()),
-                }
-            }
-            crate::privacy::comms::SEND_NEWSLETTER => {
-                let campaign = payload["campaign_id"].as_i64().ok_or("payload has no campaign_id")?;
-                let user = payload["user_id"].as_i64().ok_or("payload has no user_id")?;
-                let (signer, base_url) = (self.signer.clone(), self.base_url.clone());
-                let mail = self
-                    .db
-                    .run(move |conn| {
-                        crate::privacy::comms::newsletter_payload(
-                            conn,
-                            &signer,
-                            &base_url,
-                            campaign,
-                            user,
-                            crate::db::now(),
-                        )
-                        .map_err(DbError::from)
-                    })
-                    .await
-                    .map_err(|e| e.to_string())?;
-                match mail {
-                    // Withdrawn since the campaign was sent: nothing goes out.
-                    None => Ok(()),
-                    Some(mail) => {
-                        let mailer = self.mailer.clone();
-                        let job_id = job.id;
-                        tokio::task::spawn_blocking(move || mailer.deliver(job_id, &mail))
-                            .await
-                            .map_err(|e| e.to_string())?
-                    }
-                }
-            }
-            crate::privacy::export::EXPORT => {
-                let id = payload["export_id"].as_i64().ok_or("payload has no export_id")?;
-                let blobs = self.blobs.clone();
-                let base_url = self.base_url.clone();
-                self.db
-                    .run(move |conn| Ok::<_, DbError>(crate::privacy::export::run(conn, blobs.as_ref(), id, &base_url)))
-                    .await
-                    .map_err(|e| e.to_string())?
-            }
-            crate::consent::push::PUSH => {
-                let id = payload["send_id"].as_i64().ok_or("payload has no send_id")?;
-                crate::consent::push::deliver(&self.db, id, &self.base_url, &self.outbound).await
-            }
-            other => Err(format!("no handler for job kind '{other}'")),
+        match self.registry.handlers.get(job.kind.as_str()) {
+            Some(handler) => handler(Run { id: job.id, payload }).await,
+            None => Err(format!("no handler for job kind '{}'", job.kind)),
         }
     }
 
@@ -333,34 +301,18 @@ impl Worker {
         }
     }
 
-    /// Work that is due by the clock rather than queued: run-start
-    /// reminders, partner pushes whose slot has come, erasures whose
-    /// cool-off is over and data copies whose link expired.
+    /// Work that is due by the clock rather than queued (the registered
+    /// tasks, in order); returns how many things they did.
     pub async fn run_scheduled(&self) -> Result<usize, DbError> {
-        let blobs = self.blobs.clone();
-        let blank_posts = self.erasure_blank_posts;
-        let retention = self.retention;
-        let banner = self.policy_banner.clone();
-        let notices = self.notices.clone();
-        let outbox = self.outbox.clone();
+        let registry = self.registry.clone();
         self.db
             .run(move |conn| {
                 let now = crate::db::now();
-                banner.refresh(conn, now)?;
-                notices.refresh(conn)?;
-                let reminders = crate::learning::service::send_start_reminders(conn, now)?
-                    + crate::orgs::send_due_reminders(conn, now)?;
-                let pushes = crate::consent::push::schedule_due(conn, now)?;
-                let settings =
-                    crate::privacy::erasure::Settings { blank_posts, blobs: blobs.as_ref(), outbox: &outbox };
-                // Retention first: an account it hands to erasure is erased in the same run.
-                let retained = crate::privacy::retention::run(conn, &retention, &outbox, now, false)?;
-                let erased = crate::privacy::erasure::run_due(conn, &settings, now)?;
-                let expired = crate::privacy::export::expire(conn, blobs.as_ref(), now)?;
-                for line in retained.iter().filter(|line| line.count > 0) {
-                    tracing::info!(category = line.category, count = line.count, "retention: {}", line.action);
+                let mut done = 0;
+                for task in &registry.scheduled {
+                    done += task(conn, now)?;
                 }
-                Ok::<_, DbError>(reminders + pushes + erased + expired)
+                Ok::<_, DbError>(done)
             })
             .await
     }

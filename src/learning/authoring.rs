@@ -6,10 +6,10 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde_json::json;
 
-use crate::accounts::SessionUser;
 use crate::accounts::roles::{self, Role};
 use crate::db::schema::{blocks, course_runs, courses, members, role_grants, sections, units, users};
 use crate::db::{Conn, is_unique_violation};
+use crate::kernel::SessionUser;
 use crate::learning::content::{BlockData, Quiz};
 use crate::learning::model::{Block, Course, Member, Section, Unit};
 use crate::learning::service::{self, LResult, LearningError, can_author, can_manage_member};

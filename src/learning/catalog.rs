@@ -135,6 +135,23 @@ pub fn facets(conn: &mut Conn) -> QueryResult<Facets> {
     Ok(Facets { members: ms, subjects, languages: langs })
 }
 
+/// Runs an `index_course` job (`authoring::INDEX_COURSE`): the course's
+/// document is rebuilt from the database, or removed when it is not published.
+pub async fn run_index_course(
+    db: crate::db::Db,
+    search: std::sync::Arc<dyn crate::search::SearchIndex>,
+    job: crate::jobs::Run,
+) -> Result<(), String> {
+    let payload = job.payload;
+    let id = payload["course_id"].as_i64().ok_or("payload has no course_id")?;
+    let doc =
+        db.run(move |conn| document(conn, id).map_err(crate::db::DbError::from)).await.map_err(|e| e.to_string())?;
+    match doc {
+        Some((true, doc)) => search.upsert(vec![doc]).await.map_err(|e| e.to_string()),
+        _ => search.remove(id).await.map_err(|e| e.to_string()),
+    }
+}
+
 /// What the search index holds for a course.
 pub fn document(conn: &mut Conn, course_id: i64) -> QueryResult<Option<(bool, CourseDocument)>> {
     let row: Option<(Course, Member)> = courses::table

@@ -258,7 +258,7 @@ struct Access {
     run: Option<crate::learning::model::Run>,
 }
 
-fn access(conn: &mut crate::db::Conn, user: &crate::accounts::SessionUser, slug: &str) -> AppResult<Access> {
+fn access(conn: &mut crate::db::Conn, user: &crate::kernel::SessionUser, slug: &str) -> AppResult<Access> {
     // A learner opening a course they take: one query. Everyone else (staff
     // previewing, access ended, not enrolled) takes the longer way below.
     if let Some((e, run, course)) = learning::enrollment_by_slug(conn, user.id, slug)?
@@ -599,21 +599,7 @@ pub async fn join_live(db: &State<Db>, user: CurrentUser, slug: &str, block_id: 
     Ok(Redirect::to(link))
 }
 
-/// A file sent with its type and a Content-Disposition header.
-#[derive(rocket::Responder)]
-pub struct Download<B> {
-    pub body: B,
-    pub content_type: ContentType,
-    pub disposition: rocket::http::Header<'static>,
-}
-
-impl<B> Download<B> {
-    pub fn new(body: B, content_type: ContentType, filename: &str, inline: bool) -> Self {
-        let safe: String = filename.chars().filter(|c| c.is_ascii_alphanumeric() || ".-_".contains(*c)).collect();
-        let disposition = format!("{}; filename=\"{}\"", if inline { "inline" } else { "attachment" }, safe);
-        Download { body, content_type, disposition: rocket::http::Header::new("Content-Disposition", disposition) }
-    }
-}
+pub use crate::web::download::Download;
 
 /// A file someone uploaded, sent so that it cannot act as a page of this
 /// site: its type from [`files::serve`], `nosniff`, a `sandbox` policy that

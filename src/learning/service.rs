@@ -8,13 +8,13 @@ use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 use serde_json::json;
 
-use crate::accounts::SessionUser;
-use crate::accounts::roles::Role;
 use crate::db::schema::{
     announcements, blocks, course_feedback, course_runs, courses, enrollments, live_attendance, members, quiz_attempts,
     sections, unit_completions, units, users,
 };
 use crate::db::{Conn, is_unique_violation};
+use crate::kernel::Role;
+use crate::kernel::SessionUser;
 use crate::learning::content::{Answers, BlockData, QuestionResult, Quiz};
 use crate::learning::model::{Block, Course, Enrollment, Member, Run, Section, Unit};
 use crate::notify::enqueue_email;

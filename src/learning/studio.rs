@@ -3,7 +3,7 @@
 //! Every route checks authorship through `authoring`; nobody sees or edits a
 //! member's content without belonging to it.
 
-use crate::privacy::audit::Trail;
+use crate::web::trail::Trail;
 use std::sync::Arc;
 
 use rocket::form::Form;
@@ -13,15 +13,17 @@ use rocket::response::stream::TextStream;
 use rocket::{FromForm, State, get, post};
 use serde_json::{Value, json};
 
+use crate::accounts::service::TrailAccount;
 use crate::db::{Db, now};
 use crate::learning::authoring::{self, RunInput};
 use crate::learning::content::BlockData;
-use crate::learning::routes::Download;
 use crate::learning::service::{self as learning};
 use crate::learning::{package, transfer};
 use crate::media::files;
 use crate::storage::{self, BlobStore};
 use crate::web::csrf::verify_token;
+use crate::web::download::Download;
+use crate::web::upload::{ImageShape, ImageUpload, read_upload, store_image};
 use crate::web::{AppError, AppResult, CsrfForm, CurrentUser, Flash, Page};
 
 /// A studio action's outcome: success as given, a refused input as an error
@@ -153,65 +155,6 @@ pub async fn appoint(
     settle(r, back.clone(), |username| {
         Flash::success(back, format!("{username} is now {}.", role.as_str().replace('_', " ")))
     })
-}
-
-#[derive(FromForm)]
-pub struct ImageUpload<'r> {
-    #[field(default = String::new())]
-    pub(crate) csrf_token: String,
-    pub(crate) image: Option<TempFile<'r>>,
-}
-
-pub(crate) async fn read_upload(file: &TempFile<'_>, limit: usize) -> AppResult<Vec<u8>> {
-    if file.len() as usize > limit {
-        return Err(AppError::Unprocessable(format!("That file is larger than {} MB.", limit / (1024 * 1024))));
-    }
-    let mut bytes = Vec::new();
-    let mut reader = file.open().await.map_err(|e| AppError::Internal(e.to_string()))?;
-    tokio::io::AsyncReadExt::read_to_end(&mut reader, &mut bytes)
-        .await
-        .map_err(|e| AppError::Internal(e.to_string()))?;
-    Ok(bytes)
-}
-
-/// How an uploaded image is stored.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum ImageShape {
-    /// Scaled down to fit this many pixels on its longer side.
-    Fit(u32),
-    /// A square thumbnail of this side, centre-cropped (avatars).
-    Square(u32),
-}
-
-/// Re-encodes an uploaded image (no metadata survives, FRM-5) and stores it;
-/// `Err` carries a message for the uploader.
-pub(crate) async fn store_image(
-    db: &Db,
-    blobs: &Arc<dyn BlobStore>,
-    upload: Option<&TempFile<'_>>,
-    shape: ImageShape,
-) -> AppResult<Result<String, String>> {
-    let Some(upload) = upload else { return Ok(Err("Please choose an image file.".into())) };
-    let bytes = read_upload(upload, crate::media::MAX_UPLOAD_BYTES).await?;
-    // Decoding and re-encoding is CPU work: off the async executor.
-    let processed = tokio::task::spawn_blocking(move || match shape {
-        ImageShape::Fit(max_side) => crate::media::reencode(&bytes, max_side),
-        ImageShape::Square(side) => crate::media::thumbnail(&bytes, side),
-    })
-    .await
-    .map_err(|e| AppError::Internal(e.to_string()))?;
-    let image = match processed {
-        Ok(i) => i,
-        Err(e) => return Ok(Err(e.to_string())),
-    };
-    let blobs = blobs.clone();
-    let key = db
-        .run(move |conn| {
-            storage::store(conn, blobs.as_ref(), &image.bytes, image.content_type)
-                .map_err(|e| AppError::Internal(e.to_string()))
-        })
-        .await?;
-    Ok(Ok(key))
 }
 
 #[post("/studio/members/<slug>/logo", data = "<form>")]
@@ -1003,6 +946,6 @@ pub async fn announce(
         })
         .await?;
     // Mailed to the run's learners: the course, and the run as the item.
-    trail.add(crate::privacy::audit::Subject::of_course(course_id).item(format!("run {id}")));
+    trail.add(crate::web::trail::Subject::of_course(course_id).item(format!("run {id}")));
     settle(r, back.clone(), |n| Flash::success(back, format!("Announcement sent to {n} learner(s).")))
 }

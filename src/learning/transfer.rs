@@ -140,7 +140,7 @@ fn text_file(pkg: &CoursePackage, path: &str) -> Result<String, Vec<PackageProbl
 pub fn import(
     conn: &mut Conn,
     blobs: &dyn BlobStore,
-    user: &crate::accounts::SessionUser,
+    user: &crate::kernel::SessionUser,
     member: &Member,
     pkg: &CoursePackage,
 ) -> Result<Course, Vec<PackageProblem>> {

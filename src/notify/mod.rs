@@ -26,6 +26,12 @@ pub fn enqueue_email(conn: &mut Conn, to: &str, subject: &str, template: &str, c
     crate::jobs::enqueue(conn, SEND_EMAIL, &json!({ "to": to, "subject": subject, "template": template, "ctx": ctx }))
 }
 
+/// Runs a `send_email` job: renders and hands the message to the transport.
+pub async fn run_send_email(mailer: std::sync::Arc<Mailer>, job: crate::jobs::Run) -> Result<(), String> {
+    let (job_id, payload) = (job.id, job.payload);
+    tokio::task::spawn_blocking(move || mailer.deliver(job_id, &payload)).await.map_err(|e| e.to_string())?
+}
+
 enum Transport_ {
     Outbox(PathBuf),
     Smtp(Box<SmtpTransport>),

@@ -112,7 +112,7 @@ impl<'r> FromRequest<'r> for MetricsReader {
             Some(token) => {
                 let given = req.headers().get_one("Authorization").and_then(|h| h.strip_prefix("Bearer "));
                 match given {
-                    Some(g) if crate::web::csrf::constant_time_eq(g.trim().as_bytes(), token.as_bytes()) => {
+                    Some(g) if crate::kernel::tokens::constant_time_eq(g.trim().as_bytes(), token.as_bytes()) => {
                         Outcome::Success(MetricsReader)
                     }
                     _ => {

@@ -134,7 +134,7 @@ pub enum OrgError {
 pub type OrgResult<T> = Result<T, OrgError>;
 
 /// Account states of staff the organization switched off.
-pub const DEACTIVATED: &str = "deactivated";
+pub const DEACTIVATED: &str = crate::accounts::model::status::DEACTIVATED;
 
 pub fn staff(conn: &mut Conn, partner_id: i64, id: &str) -> OrgResult<Staff> {
     org_staff::table
@@ -794,7 +794,7 @@ pub fn invite(
     now: NaiveDateTime,
 ) -> QueryResult<()> {
     use crate::db::schema::org_invitations;
-    let token = crate::web::csrf::random_token(32);
+    let token = crate::kernel::tokens::random_token(32);
     crate::db::transaction(conn, |conn| {
         diesel::insert_into(org_invitations::table)
             .values((

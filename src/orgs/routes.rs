@@ -3,7 +3,7 @@
 //! processor basis, so every record seen is a disclosure), a CSV download,
 //! a CSV upload of staff, and assigning a course with a due date.
 
-use crate::privacy::audit::Trail;
+use crate::web::trail::Trail;
 use std::collections::HashMap;
 
 use chrono::NaiveDate;
@@ -22,8 +22,8 @@ use crate::db::{Conn, Db, now};
 use crate::web::{AppError, AppResult, CsrfForm, CurrentUser, Flash, Page};
 
 /// The organization `slug`, if this user administers it.
-fn organization(conn: &mut Conn, user: &crate::accounts::SessionUser, slug: &str) -> AppResult<Partner> {
-    let p = crate::consent::staff::managed(conn, user, slug)?;
+fn organization(conn: &mut Conn, user: &crate::kernel::SessionUser, slug: &str) -> AppResult<Partner> {
+    let p = crate::consent::partners::managed(conn, user, slug)?.ok_or(AppError::NotFound)?;
     if p.kind() != PartnerKind::Organization {
         return Err(AppError::NotFound);
     }

@@ -45,6 +45,13 @@ pub struct Choice {
     pub analytics: bool,
 }
 
+/// Whether every page's layout shows the cookie banner: until the visitor
+/// chose (COM-3), except on the cookie pages themselves
+/// (`web::page::LayoutParts`).
+pub fn layout_banner(req: &rocket::Request<'_>) -> serde_json::Value {
+    serde_json::Value::Bool(choice(req.cookies()).is_none() && !req.uri().path().as_str().starts_with("/cookies"))
+}
+
 /// The choice in the request's cookie; `None` until the visitor made one.
 pub fn choice(cookies: &CookieJar<'_>) -> Option<Choice> {
     parse(cookies.get(COOKIE)?.value())

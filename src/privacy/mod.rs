@@ -14,6 +14,7 @@ pub mod comms;
 pub mod cookies;
 pub mod erasure;
 pub mod export;
+pub mod jobs;
 pub mod notices;
 pub mod policies;
 pub mod profiling;

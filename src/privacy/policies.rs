@@ -182,7 +182,7 @@ pub fn accept(
     user_id: i64,
     ids: &[i64],
     method: &str,
-    client: &crate::web::ClientInfo,
+    client: &crate::kernel::ClientInfo,
     now: NaiveDateTime,
 ) -> QueryResult<()> {
     for id in ids {
@@ -220,6 +220,12 @@ pub fn current_ids(conn: &mut Conn) -> QueryResult<Vec<i64>> {
 /// `BANNER_DAYS`; held in memory and refreshed on publish and by the worker.
 #[derive(Clone, Default)]
 pub struct Banner(pub super::Shown<super::views::PolicyBanner>);
+
+/// The material policy change every page's layout announces, if any
+/// (`web::page::LayoutParts`).
+pub fn layout_banner(req: &rocket::Request<'_>) -> serde_json::Value {
+    json!(req.rocket().state::<Banner>().and_then(|b| b.get()))
+}
 
 impl Banner {
     pub fn refresh(&self, conn: &mut Conn, now: NaiveDateTime) -> QueryResult<()> {

@@ -10,6 +10,7 @@ use rocket::http::ContentType;
 use rocket::{FromForm, State, get, post};
 
 use super::{erasure, export, views};
+use crate::accounts::service::TrailAccount;
 use crate::config::Config;
 use crate::db::{Db, now};
 use crate::storage::BlobStore;
@@ -112,13 +113,13 @@ pub async fn download(
     blobs: &State<Arc<dyn BlobStore>>,
     user: CurrentUser,
     id: i64,
-) -> AppResult<crate::learning::routes::Download<Vec<u8>>> {
+) -> AppResult<crate::web::download::Download<Vec<u8>>> {
     let user = user.0;
     let blobs = blobs.inner().clone();
     let filename = format!("lyceum-data-{}-{}.zip", user.username, now().format("%Y-%m-%d"));
     let bytes =
         db.run(move |conn| Ok::<_, AppError>(export::download(conn, blobs.as_ref(), user.id, id, now())?)).await?;
-    Ok(crate::learning::routes::Download::new(bytes, ContentType::ZIP, &filename, false))
+    Ok(crate::web::download::Download::new(bytes, ContentType::ZIP, &filename, false))
 }
 
 #[derive(FromForm)]
@@ -483,7 +484,7 @@ pub struct ChoicesForm {
 pub async fn set_communications(
     db: &State<Db>,
     user: CurrentUser,
-    client: crate::web::ClientInfo,
+    client: crate::kernel::ClientInfo,
     form: CsrfForm<ChoicesForm>,
 ) -> AppResult<Flash> {
     let user_id = user.0.id;
@@ -537,7 +538,7 @@ pub async fn unsubscribe_form(
 pub async fn unsubscribe(
     db: &State<Db>,
     signer: &State<super::comms::LinkSigner>,
-    client: crate::web::ClientInfo,
+    client: crate::kernel::ClientInfo,
     token: &str,
     body: rocket::data::Data<'_>,
 ) -> AppResult<Page> {
@@ -859,7 +860,7 @@ pub async fn accept(
     db: &State<Db>,
     config: &State<Config>,
     cookies: &rocket::http::CookieJar<'_>,
-    client: crate::web::ClientInfo,
+    client: crate::kernel::ClientInfo,
     viewer: crate::web::guards::Viewer,
     form: CsrfForm<AcceptForm>,
 ) -> AppResult<Flash> {
@@ -890,7 +891,7 @@ pub async fn accept(
 async fn accept_in_session(
     db: &Db,
     viewer: crate::web::guards::Viewer,
-    client: crate::web::ClientInfo,
+    client: crate::kernel::ClientInfo,
     form: AcceptForm,
 ) -> AppResult<Flash> {
     let Some(user) = viewer.0 else { return Ok(Flash::info("/signin", "Please sign in again.")) };
@@ -947,7 +948,7 @@ pub async fn contact(
     db: &State<Db>,
     limits: &State<crate::web::ratelimit::RateLimits>,
     viewer: crate::web::guards::Viewer,
-    client: crate::web::ClientInfo,
+    client: crate::kernel::ClientInfo,
     form: CsrfForm<ContactForm>,
 ) -> AppResult<Either<Flash, Page>> {
     limits

@@ -32,9 +32,7 @@ use crate::learning::service as learning;
 use crate::privacy::vault;
 use crate::web::{AppError, AppResult, CsrfForm, CurrentUser, Flash, Page};
 
-/// The smallest group the site accepts (`survey_min_group`): with two, each
-/// of the pair could read the other's answer off the totals.
-pub const SMALLEST_GROUP: i64 = 3;
+pub use crate::config::SMALLEST_SURVEY_GROUP as SMALLEST_GROUP;
 
 /// The sealed field holding a run's waiting answers.
 pub const PENDING_FIELD: &str = "survey_pending.answers";

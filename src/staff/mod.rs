@@ -6,8 +6,8 @@ use serde_json::json;
 
 use crate::db::Db;
 use crate::jobs;
-use crate::privacy::audit::Trail;
 use crate::web::csrf::CsrfOnly;
+use crate::web::trail::Trail;
 use crate::web::{AppError, AppResult, Flash, Page, StaffUser};
 
 #[get("/staff")]

@@ -11,6 +11,7 @@ use rocket::request::Request;
 use std::collections::BTreeMap;
 
 use crate::config::Config;
+use crate::kernel::tokens::{constant_time_eq, random_token};
 use crate::web::error::set_detail;
 
 const CSRF_COOKIE: &str = "lyceum_csrf";
@@ -38,13 +39,6 @@ pub fn is_tls(req: &Request<'_>) -> bool {
     req.rocket().state::<Config>().map(|c| c.is_tls()).unwrap_or(false)
 }
 
-pub fn random_token(bytes: usize) -> String {
-    use base64::Engine;
-    let mut buf = vec![0u8; bytes];
-    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut buf);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf)
-}
-
 /// The browser's CSRF token, created (and its cookie set) on first use.
 pub fn token(req: &Request<'_>) -> String {
     let cached = req.local_cache(|| {
@@ -62,10 +56,6 @@ pub fn token(req: &Request<'_>) -> String {
 /// replayed in the new session.
 pub fn rotate(cookies: &rocket::http::CookieJar<'_>, secure: bool) {
     cookies.add_private(essential_cookie(secure, CSRF_COOKIE, random_token(32)));
-}
-
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// A urlencoded form whose CSRF token matched. `values` keeps what was typed

@@ -1,22 +1,21 @@
-//! Fairings: a request id, one log line and the request metrics per request, the session lookup,
-//! and the security headers on every response.
+//! Fairings: a request id, one log line and the request metrics per
+//! request, and the security headers on every response.
 
 use rocket::fairing::{Fairing, Info, Kind};
 use rocket::http::Header;
 use rocket::{Data, Request, Response};
 
-use crate::accounts;
 use crate::config::Config;
-use crate::db::Db;
-use crate::web::guards::SessionState;
 
 #[derive(Debug, Default, Clone)]
 pub struct RequestId(pub String);
 
 struct Started(std::time::Instant);
 
-/// Gives each request an id (echoed as `X-Request-Id`), resolves the session
-/// cookie once, and logs the request with its id when it ends.
+/// Gives each request an id (echoed as `X-Request-Id`) and logs the request
+/// with its id when it ends. The session cookie is resolved by the accounts
+/// area's fairing (`accounts::sessions::ResolveSession`), attached after this
+/// one, into [`crate::web::guards::SessionState`].
 pub struct RequestContext;
 
 #[rocket::async_trait]
@@ -29,23 +28,6 @@ impl Fairing for RequestContext {
         let id = uuid::Uuid::new_v4().simple().to_string()[..16].to_string();
         req.local_cache(|| RequestId(id));
         req.local_cache(|| Started(std::time::Instant::now()));
-        if req.uri().path().starts_with("/static/") {
-            return;
-        }
-        let Some(token) = req.cookies().get_private(accounts::sessions::COOKIE).map(|c| c.value().to_string()) else {
-            return;
-        };
-        let Some(db) = req.rocket().state::<Db>().cloned() else { return };
-        let request_id = req.local_cache(RequestId::default).0.clone();
-        let idle = req.rocket().state::<Config>().map(accounts::sessions::IdleLimits::from_config);
-        let Some(idle) = idle else { return };
-        match accounts::sessions::resolve(&db, token, idle).await {
-            Ok(Some((session_id, user))) => {
-                req.local_cache(|| SessionState { user: Some(user), session_id: Some(session_id) });
-            }
-            Ok(None) => {}
-            Err(e) => tracing::error!(request_id = %request_id, error = %e, "session lookup failed"),
-        }
     }
 
     async fn on_response<'r>(&self, req: &'r Request<'_>, res: &mut Response<'r>) {

@@ -8,8 +8,7 @@ use rocket::http::Status;
 use rocket::outcome::Outcome;
 use rocket::request::{self, FromRequest, Request};
 
-use crate::accounts::SessionUser;
-use crate::accounts::roles::Role;
+use crate::kernel::{Role, SessionUser};
 
 /// The outcome of resolving the session cookie, cached per request.
 #[derive(Debug, Default, Clone)]
@@ -59,20 +58,7 @@ impl<'r> FromRequest<'r> for StaffUser {
     }
 }
 
-/// Where a request came from, recorded with consents and sessions.
-#[derive(Debug, Clone, Default)]
-pub struct ClientInfo {
-    pub ip: Option<String>,
-    pub user_agent: Option<String>,
-}
-
-impl ClientInfo {
-    /// Key for rate limits: the client address, or one shared bucket when the
-    /// address is unknown (tests, unusual proxies).
-    pub fn rate_key(&self) -> String {
-        self.ip.clone().unwrap_or_else(|| "unknown".into())
-    }
-}
+pub use crate::kernel::ClientInfo;
 
 /// The proxies whose `X-Forwarded-For` and `X-Real-IP` are believed.
 /// Anyone else can put any address in those headers, so for every other

@@ -10,7 +10,7 @@ use rust_embed::RustEmbed;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::accounts::roles::Role;
+use crate::kernel::Role;
 use crate::web::csrf;
 use crate::web::fairings::RequestId;
 use crate::web::guards::SessionState;
@@ -138,8 +138,8 @@ impl Templates {
         }
         let fragments = Fragments {
             kept: dashmap::DashMap::new(),
-            placeholder: csrf::random_token(24),
-            slot: csrf::random_token(24),
+            placeholder: crate::kernel::tokens::random_token(24),
+            slot: crate::kernel::tokens::random_token(24),
         };
         Ok(Templates { html, text, fragments })
     }
@@ -268,13 +268,7 @@ fn layout_globals(req: &Request<'_>, title: &str) -> Value {
         })
     });
     let site = req.rocket().state::<SiteInfo>().cloned();
-    // "Sign in with …" buttons (ACC-4), for the sign-in and sign-up pages.
-    let signin_providers = req
-        .rocket()
-        .state::<crate::accounts::oidc::Providers>()
-        .map(|p| p.names().into_iter().map(|(id, name)| json!({ "id": id, "name": name })).collect::<Vec<_>>());
-    json!({
-        "signin_providers": signin_providers,
+    let mut globals = json!({
         "title": title,
         "user": user,
         "csrf_token": csrf::token(req),
@@ -282,11 +276,30 @@ fn layout_globals(req: &Request<'_>, title: &str) -> Value {
         "site": site,
         "request_id": req.local_cache(RequestId::default).0,
         "path": req.uri().path().as_str(),
-        // The cookie banner shows until the visitor chose (COM-3).
-        "policy_banner": req.rocket().state::<crate::privacy::policies::Banner>().and_then(|b| b.get()),
-        "cookie_banner": crate::privacy::cookies::choice(req.cookies()).is_none()
-            && !req.uri().path().as_str().starts_with("/cookies"),
-    })
+    });
+    if let (Some(parts), Value::Object(map)) = (req.rocket().state::<LayoutParts>(), &mut globals) {
+        for (key, part) in &parts.0 {
+            map.insert((*key).to_string(), part(req));
+        }
+    }
+    globals
+}
+
+/// A value every page's layout shows, computed from the request.
+pub type LayoutPart = fn(&Request<'_>) -> Value;
+
+/// What the areas add to every page's layout context (the sign-in
+/// providers, the policy and cookie banners), registered in `lib.rs` so
+/// the HTTP edge knows no area.
+#[derive(Default)]
+pub struct LayoutParts(Vec<(&'static str, LayoutPart)>);
+
+impl LayoutParts {
+    /// Adds `key`, whose value `part` computes for each page.
+    pub fn with(mut self, key: &'static str, part: LayoutPart) -> Self {
+        self.0.push((key, part));
+        self
+    }
 }
 
 /// A page: a template, its context, a title and a status.

@@ -7,8 +7,6 @@
 use rocket::Request;
 use serde::Serialize;
 
-use crate::db::Db;
-
 /// Subjects kept per entry at most; a longer list ends with an item saying
 /// how many more there were (pages of people are shorter than this).
 pub const MAX_SUBJECTS: usize = 500;
@@ -134,18 +132,6 @@ impl Trail<'_> {
             d.named = true;
             d.partner_slugs.push(slug.chars().take(200).collect());
         })
-    }
-    /// The account a form names by username or email (nobody when none does).
-    pub async fn account(&self, db: &Db, login: &str) -> &Self {
-        let login = login.trim().to_string();
-        let found = db
-            .run(move |conn| {
-                crate::accounts::service::find_for_login(conn, &login)
-                    .map(|u| u.map(|u| u.id))
-                    .map_err(crate::db::DbError::from)
-            })
-            .await;
-        self.users(found.ok().flatten())
     }
     /// People shown as learners of a partner; the partner alone when none.
     pub fn partner_users(&self, partner: i64, ids: impl IntoIterator<Item = i64>) -> &Self {

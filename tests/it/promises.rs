@@ -219,7 +219,7 @@ fn the_check_notices_an_unlisted_promise_a_bare_one_and_a_vanished_test() {
     );
     let no_tests = Regex::new(r"(?m)^(- \*\*SEC-1\*\* .*\n)  Tests: .*\n").unwrap().replace(&page, "$1");
     assert!(problems(&root, &no_tests).contains(&"SEC-1 names no test that proves it".to_string()), "bare");
-    assert!(test_exists(&root, "lyceum::privacy::vault::tests::seals_opens_and_rotates_by_rewrapping"));
-    assert!(!test_exists(&root, "lyceum::privacy::vault::tests::no_such_test"));
+    assert!(test_exists(&root, "lyceum::kernel::vault::tests::seals_opens_and_rotates_by_rewrapping"));
+    assert!(!test_exists(&root, "lyceum::kernel::vault::tests::no_such_test"));
     assert!(!test_exists(&root, "no_such_area::rgt_1_a_learner_downloads_a_copy_of_their_data"));
 }

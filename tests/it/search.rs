@@ -355,16 +355,16 @@ on_meilisearch!(search_reindex_rebuilds_meilisearch_from_the_database, reindex_f
 /// is unreachable are searchable once it is back and the jobs run again.
 async fn updates_survive_a_search_outage(app: TestApp) {
     let url = app.config.search_url.clone().expect("on Meilisearch");
-    let worker = app.client.rocket().state::<lyceum::jobs::Worker>().expect("worker").clone();
     // The same indexes, through a port nothing listens on.
     let down = "http://127.0.0.1:1";
     let key = app.config.search_key.as_deref();
-    let outage = lyceum::jobs::Worker {
+    let services = lyceum::Services {
         search: search::open(app.dir.path(), Some(down), key, &app.config.search_index("courses")).unwrap(),
         forum_search: search::open_for(app.dir.path(), Some(down), key, &app.config.search_index("forum_threads"))
             .unwrap(),
-        ..worker
+        ..lyceum::services(&app.config).unwrap()
     };
+    let outage = lyceum::worker_with(&app.config, app.db(), &services);
     assert_ne!(url, down);
 
     // In this order: signing up runs the jobs due, through the app's own worker.
