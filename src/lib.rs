@@ -14,6 +14,7 @@ pub mod exams;
 pub mod forums;
 pub mod jobs;
 pub mod learning;
+pub mod lifecycle;
 pub mod media;
 pub mod net;
 pub mod notify;

@@ -10,6 +10,7 @@ pub mod api;
 pub mod departures;
 pub mod feed;
 pub mod ledger;
+pub mod lifecycle;
 pub mod member;
 pub mod outbox;
 pub mod parents;

@@ -250,7 +250,7 @@ fn unit_totals(conn: &mut Conn, course_ids: &[i64]) -> QueryResult<HashMap<i64, 
 
 /// An enrollment's state as partners receive it.
 pub fn enrollment_state(status: &str, access_expires_at: Option<NaiveDateTime>, now: NaiveDateTime) -> &'static str {
-    if status != "active" {
+    if status != crate::learning::model::EnrollmentStatus::Active {
         "unenrolled"
     } else if access_expires_at.is_some_and(|t| t <= now) {
         "expired"

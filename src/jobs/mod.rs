@@ -16,6 +16,8 @@ use serde::Serialize;
 use crate::db::{Conn, Db, DbError, schema::jobs};
 use crate::notify::Mailer;
 
+pub mod lifecycle;
+
 pub mod status {
     pub const QUEUED: &str = "queued";
     pub const RUNNING: &str = "running";

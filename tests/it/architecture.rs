@@ -16,7 +16,6 @@ const KNOWN_CIRCULAR: &[(&str, &str)] = &[
     ("accounts", "config"),
     ("accounts", "learning"),
     ("accounts", "notify"),
-    ("accounts", "orgs"),
     ("accounts", "privacy"),
     ("accounts", "web"),
     ("certificates", "config"),

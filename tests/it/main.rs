@@ -18,6 +18,7 @@ mod forums;
 mod hostile;
 mod jobs;
 mod learning;
+mod lifecycle;
 mod links;
 mod media;
 mod oidc;
