@@ -26,12 +26,18 @@ pub struct AreaHooks {
     /// Every column of this area's tables that holds a user's id, with what erasure does to it.
     pub covers: &'static [Covered],
     /// Called at every erasure step, in the order of the list; an area acts on the steps it has a part in.
-    pub erase_user: Option<fn(&mut Conn, &Erasing<'_>) -> QueryResult<Erased>>,
+    pub erase_user: Option<EraseUser>,
     /// The sections of the learner's copy of their data that this area's tables give.
     pub export_user: &'static [Section],
     /// The area's retention rules; each returns what it did (or, dry, would do).
-    pub expire: Option<fn(&mut Conn, &Expiring<'_>) -> QueryResult<Vec<Line>>>,
+    pub expire: Option<Expire>,
 }
+
+/// An area's part in one erasure step.
+pub type EraseUser = fn(&mut Conn, &Erasing<'_>) -> QueryResult<Erased>;
+
+/// An area's retention rules.
+pub type Expire = fn(&mut Conn, &Expiring<'_>) -> QueryResult<Vec<Line>>;
 
 /// A user-keyed column and its fate at erasure.
 #[derive(Debug, Clone, Copy)]

@@ -56,7 +56,7 @@ fn erase_user(conn: &mut Conn, e: &Erasing<'_>) -> QueryResult<Erased> {
         Step::WithdrawConsents => {
             let live: Vec<(i64, String, String, String)> = consents::table
                 .filter(consents::user_id.eq(user_id))
-                .filter(consents::status.eq("granted"))
+                .filter(consents::status.eq(super::ConsentStatus::Granted.as_str()))
                 .select((consents::partner_id, consents::purpose, consents::scope, consents::categories))
                 .load(conn)?;
             let evidence = Evidence {

@@ -195,6 +195,38 @@ impl PartnerKind {
     }
 }
 
+/// The state of a consent as it stands (`consents.status`), derived from
+/// the ledger; the one definition of the text stored for each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsentStatus {
+    Granted,
+    Declined,
+    Withdrawn,
+}
+
+impl ConsentStatus {
+    pub const ALL: [ConsentStatus; 3] = [ConsentStatus::Granted, ConsentStatus::Declined, ConsentStatus::Withdrawn];
+
+    /// The text stored in `consents.status`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ConsentStatus::Granted => "granted",
+            ConsentStatus::Declined => "declined",
+            ConsentStatus::Withdrawn => "withdrawn",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ConsentStatus> {
+        ConsentStatus::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+impl PartialEq<ConsentStatus> for String {
+    fn eq(&self, other: &ConsentStatus) -> bool {
+        self == other.as_str()
+    }
+}
+
 /// Why data is shared. Partner marketing is its own purpose and is never
 /// asked for together with another (SHR-1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
