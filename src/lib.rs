@@ -15,6 +15,7 @@ pub mod forums;
 pub mod jobs;
 pub mod kernel;
 pub mod learning;
+pub mod lifecycle;
 pub mod media;
 pub mod net;
 pub mod notify;

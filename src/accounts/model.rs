@@ -27,12 +27,55 @@ pub struct User {
     pub updated_at: NaiveDateTime,
 }
 
-/// Account states. `pending_parent`: a minor waiting for a parent's consent.
-pub mod status {
-    pub const ACTIVE: &str = "active";
-    pub const PENDING_PARENT: &str = "pending_parent";
-    /// Switched off by the organization that provisioned it (SHR-7).
-    pub const DEACTIVATED: &str = "deactivated";
+/// The states of an account (`users.status`), the one definition of the
+/// text stored for each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountStatus {
+    Active,
+    /// A minor waiting for a parent's consent (ACC-9).
+    PendingParent,
+    /// Switched off by the organization that provisions it (SCIM).
+    Deactivated,
+    /// Retired by erasure (RGT-2): the row stays, with nothing personal in it.
+    Erased,
+}
+
+impl AccountStatus {
+    pub const ALL: [AccountStatus; 4] =
+        [AccountStatus::Active, AccountStatus::PendingParent, AccountStatus::Deactivated, AccountStatus::Erased];
+
+    /// The text stored in `users.status`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AccountStatus::Active => "active",
+            AccountStatus::PendingParent => "pending_parent",
+            AccountStatus::Deactivated => "deactivated",
+            AccountStatus::Erased => "erased",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<AccountStatus> {
+        AccountStatus::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for AccountStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<AccountStatus> for String {
+    fn eq(&self, other: &AccountStatus) -> bool {
+        self == other.as_str()
+    }
+}
+
+impl PartialEq<AccountStatus> for &str {
+    fn eq(&self, other: &AccountStatus) -> bool {
+        *self == other.as_str()
+    }
 }
 
 #[derive(Insertable)]

@@ -164,7 +164,7 @@ pub async fn show(db: &State<Db>, viewer: CurrentUser, username: &str) -> AppRes
         .run(move |conn| {
             let found: Option<(i64, String)> = users::table
                 .filter(users::username.eq(&username))
-                .filter(users::status.eq("active"))
+                .filter(users::status.eq(super::model::AccountStatus::Active.as_str()))
                 .select((users::id, users::username))
                 .first(conn)
                 .optional()?;

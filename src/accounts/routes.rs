@@ -264,7 +264,7 @@ pub async fn signin(
     let Some(user) = user.filter(|_| ok) else {
         return failed("That email or username and password do not match an account.");
     };
-    if user.status == crate::accounts::model::status::PENDING_PARENT {
+    if user.status == crate::accounts::model::AccountStatus::PendingParent {
         return failed("Your account is waiting for your parent or guardian to confirm it. We emailed them a link.");
     }
     let next = super::security::continue_sign_in(db, config, cookies, &client, user.id, f.remember, &f.next).await?;

@@ -397,7 +397,7 @@ pub async fn continue_sign_in(
         })
         .await?;
     // An account its organization switched off (SHR-7), or being erased, opens no session.
-    if status == super::model::status::DEACTIVATED || status == "erased" {
+    if status == super::model::AccountStatus::Deactivated || status == super::model::AccountStatus::Erased {
         return Err(AppError::Forbidden(
             "This account is switched off. If your organization manages it, ask its administrator.".into(),
         ));

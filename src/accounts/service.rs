@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use serde_json::json;
 
 use crate::accounts::domain::{self, AgeBand, Email, FieldErrors, NewPassword, PersonName, Username};
-use crate::accounts::model::{NewUser, User, status};
+use crate::accounts::model::{AccountStatus, NewUser, User};
 use crate::accounts::tokens::{self, Purpose};
 use crate::accounts::{TERMS_VERSION, sessions};
 use crate::db::schema::{parental_consents, users};
@@ -175,7 +175,8 @@ pub fn create_account(
         if email_taken(conn, acct.email.as_str())? {
             return Err(AccountError::EmailTaken);
         }
-        let status = if acct.parent_email.is_some() { status::PENDING_PARENT } else { status::ACTIVE };
+        let status =
+            if acct.parent_email.is_some() { AccountStatus::PendingParent } else { AccountStatus::Active }.as_str();
         let sealed_phone = seal_phone(acct.phone.as_deref())?;
         let user_id: i64 = diesel::insert_into(users::table)
             .values(NewUser {
@@ -458,7 +459,7 @@ pub fn confirm_parent_consent(
         ))
         .execute(conn)?;
         diesel::update(users::table.find(user_id))
-            .set((users::status.eq(status::ACTIVE), users::updated_at.eq(now)))
+            .set((users::status.eq(AccountStatus::Active.as_str()), users::updated_at.eq(now)))
             .execute(conn)?;
         if let Some(user) = find(conn, user_id)? {
             enqueue_email(
@@ -538,7 +539,7 @@ pub fn insert_operator_account(
             // Operator accounts are adults; the date is not asked for.
             date_of_birth: None,
             password_hash,
-            status: status::ACTIVE,
+            status: AccountStatus::Active.as_str(),
             email_verified_at: Some(now),
             terms_version: TERMS_VERSION,
             terms_accepted_at: now,

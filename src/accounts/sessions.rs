@@ -6,7 +6,7 @@
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 
-use crate::accounts::{SessionUser, model::User, model::status, roles, tokens::digest};
+use crate::accounts::{SessionUser, model::AccountStatus, model::User, roles, tokens::digest};
 use crate::db::{Conn, Db, DbError, schema::role_grants, schema::sessions, schema::users};
 use crate::kernel::ClientInfo;
 
@@ -96,7 +96,7 @@ pub async fn resolve(db: &Db, token: String, idle: IdleLimits) -> Result<Option<
             .inner_join(users::table.left_join(role_grants::table))
             .filter(sessions::id.eq(&id))
             .filter(sessions::expires_at.gt(now))
-            .filter(users::status.eq(status::ACTIVE))
+            .filter(users::status.eq(AccountStatus::Active.as_str()))
             .select((SessionRow::as_select(), User::as_select(), (role_grants::role, role_grants::scope).nullable()))
             .load(c))?;
         let roles = roles::from_grants(rows.iter().filter_map(|(_, _, grant)| grant.clone()));

@@ -381,7 +381,7 @@ pub async fn callback(
         })
         .await?;
     if let Some(user) = known {
-        if user.status == super::model::status::PENDING_PARENT {
+        if user.status == super::model::AccountStatus::PendingParent {
             return Ok(Flash::info(
                 "/signin",
                 "Your account is waiting for your parent or guardian to confirm it. We emailed them a link.",
@@ -624,7 +624,7 @@ pub async fn prove_with_password(
         let errors = FieldErrors::from([("password", "That password is not right.".to_string())]);
         return Ok(Either::Right(finish_page(db, providers, &found, json!({}), &errors).await?));
     };
-    if user.status == super::model::status::PENDING_PARENT {
+    if user.status == super::model::AccountStatus::PendingParent {
         return Ok(Either::Left(Flash::info(
             "/signin",
             "Your account is waiting for your parent or guardian to confirm it. We emailed them a link.",

@@ -11,6 +11,7 @@
 pub mod assistance;
 pub mod credential;
 pub mod identity;
+pub mod lifecycle;
 pub mod payments;
 pub mod proctoring;
 pub mod render;
@@ -196,7 +197,8 @@ pub fn issue_if_earned(
         .first(conn)
         .optional()?;
     let Some(e) = enrollment else { return Ok(None) };
-    if e.track != Track::Verified.as_str() || !e.passed || e.status != crate::learning::service::status::ACTIVE {
+    if e.track != Track::Verified.as_str() || !e.passed || e.status != crate::learning::model::EnrollmentStatus::Active
+    {
         return Ok(None);
     }
     if for_user_run(conn, user_id, run_id)?.is_some() || !identity_valid(conn, user_id, now)? {
@@ -337,7 +339,7 @@ pub fn grant_verified(conn: &mut Conn, user_id: i64, run_id: i64, now: NaiveDate
             diesel::update(enrollments::table.find(e.id))
                 .set((
                     enrollments::track.eq(Track::Verified.as_str()),
-                    enrollments::status.eq(crate::learning::service::status::ACTIVE),
+                    enrollments::status.eq(crate::learning::model::EnrollmentStatus::Active.as_str()),
                     enrollments::enrolled_at.eq(now),
                     enrollments::access_expires_at.eq(expires),
                     enrollments::unenrolled_at.eq(None::<NaiveDateTime>),
@@ -350,7 +352,7 @@ pub fn grant_verified(conn: &mut Conn, user_id: i64, run_id: i64, now: NaiveDate
                     enrollments::user_id.eq(user_id),
                     enrollments::run_id.eq(run_id),
                     enrollments::track.eq(Track::Verified.as_str()),
-                    enrollments::status.eq(crate::learning::service::status::ACTIVE),
+                    enrollments::status.eq(crate::learning::model::EnrollmentStatus::Active.as_str()),
                     enrollments::enrolled_at.eq(now),
                     enrollments::access_expires_at.eq(expires),
                 ))

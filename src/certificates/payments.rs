@@ -369,7 +369,7 @@ pub fn quote_verified(
     let track: Option<String> = crate::db::schema::enrollments::table
         .filter(crate::db::schema::enrollments::user_id.eq(user_id))
         .filter(crate::db::schema::enrollments::run_id.eq(run.id))
-        .filter(crate::db::schema::enrollments::status.eq(crate::learning::service::status::ACTIVE))
+        .filter(crate::db::schema::enrollments::status.eq(crate::learning::model::EnrollmentStatus::Active.as_str()))
         .select(crate::db::schema::enrollments::track)
         .first(conn)
         .optional()?;

@@ -8,9 +8,9 @@ use diesel::prelude::*;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::Categories;
 use super::departures::Reason;
 use super::texts::ConsentText;
+use super::{Categories, ConsentStatus};
 use crate::db::schema::{consent_ledger, consents, sharing_restrictions};
 use crate::db::{Conn, DbConnection};
 
@@ -242,10 +242,11 @@ fn apply(conn: &mut Conn, row: &LedgerRow) -> QueryResult<()> {
         action => {
             let Some(partner_id) = row.partner_id else { return Ok(()) };
             let status = match action {
-                "grant" => "granted",
-                "decline" => "declined",
-                _ => "withdrawn",
-            };
+                "grant" => ConsentStatus::Granted,
+                "decline" => ConsentStatus::Declined,
+                _ => ConsentStatus::Withdrawn,
+            }
+            .as_str();
             let target = consents::table
                 .filter(consents::user_id.eq(row.user_id))
                 .filter(consents::partner_id.eq(partner_id))

@@ -10,6 +10,7 @@ pub mod api;
 pub mod departures;
 pub mod feed;
 pub mod ledger;
+pub mod lifecycle;
 pub mod member;
 pub mod outbox;
 pub mod parents;
@@ -191,6 +192,38 @@ impl PartnerKind {
             PartnerKind::Organization => "Organization",
             PartnerKind::Researcher => "Researcher",
         }
+    }
+}
+
+/// The state of a consent as it stands (`consents.status`), derived from
+/// the ledger; the one definition of the text stored for each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsentStatus {
+    Granted,
+    Declined,
+    Withdrawn,
+}
+
+impl ConsentStatus {
+    pub const ALL: [ConsentStatus; 3] = [ConsentStatus::Granted, ConsentStatus::Declined, ConsentStatus::Withdrawn];
+
+    /// The text stored in `consents.status`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ConsentStatus::Granted => "granted",
+            ConsentStatus::Declined => "declined",
+            ConsentStatus::Withdrawn => "withdrawn",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ConsentStatus> {
+        ConsentStatus::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+impl PartialEq<ConsentStatus> for String {
+    fn eq(&self, other: &ConsentStatus) -> bool {
+        self == other.as_str()
     }
 }
 

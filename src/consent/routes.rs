@@ -152,7 +152,7 @@ fn withdraw_in(conn: &mut Conn, user_id: i64, consent_id: i64, evidence: &Eviden
     let Some((partner_id, purpose, scope, status, cats, name)) = found else {
         return Err(AppError::NotFound);
     };
-    if status != "granted" {
+    if status != super::ConsentStatus::Granted {
         return Err(AppError::Unprocessable("This consent is not in force, so there is nothing to withdraw.".into()));
     }
     let categories = Categories::parse(&cats);

@@ -250,7 +250,7 @@ fn unit_totals(conn: &mut Conn, course_ids: &[i64]) -> QueryResult<HashMap<i64, 
 
 /// An enrollment's state as partners receive it.
 pub fn enrollment_state(status: &str, access_expires_at: Option<NaiveDateTime>, now: NaiveDateTime) -> &'static str {
-    if status != "active" {
+    if status != crate::learning::model::EnrollmentStatus::Active {
         "unenrolled"
     } else if access_expires_at.is_some_and(|t| t <= now) {
         "expired"
@@ -771,7 +771,7 @@ pub fn marketing_contacts(
             .inner_join(users::table)
             .filter(consents::partner_id.eq(partner.id))
             .filter(consents::purpose.eq(Purpose::PartnerMarketing.as_str()))
-            .filter(consents::status.eq("granted"))
+            .filter(consents::status.eq(super::ConsentStatus::Granted.as_str()))
             .filter(diesel::dsl::not(diesel::dsl::exists(
                 sharing_restrictions::table.filter(sharing_restrictions::user_id.eq(consents::user_id)),
             )))
@@ -993,7 +993,7 @@ fn live_consents(
     Ok(consents::table
         .filter(consents::partner_id.eq(partner.id))
         .filter(consents::purpose.eq(purpose.as_str()))
-        .filter(consents::status.eq("granted"))
+        .filter(consents::status.eq(super::ConsentStatus::Granted.as_str()))
         .filter(consents::user_id.eq_any(user_ids))
         .select((consents::user_id, consents::scope, consents::ledger_id, consents::categories))
         .load::<(i64, String, i64, String)>(conn)?

@@ -17,6 +17,7 @@
 //! support team, each view audited (SEC-4). Malpractice cases on a booking
 //! record their disclosure to the exam body with its legal reference (SHR-8).
 
+pub mod lifecycle;
 pub mod routes;
 
 use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, TimeZone};
@@ -265,7 +266,7 @@ pub fn bookable_for(conn: &mut Conn, user_id: i64, now: NaiveDateTime) -> QueryR
     let enrolled = enrollments::table
         .inner_join(course_runs::table)
         .filter(enrollments::user_id.eq(user_id))
-        .filter(enrollments::status.eq(crate::learning::service::status::ACTIVE))
+        .filter(enrollments::status.eq(crate::learning::model::EnrollmentStatus::Active.as_str()))
         .select(course_runs::course_id);
     exam_sessions::table
         .inner_join(courses::table)

@@ -12,6 +12,7 @@
 
 pub mod cache;
 pub mod honor;
+pub mod lifecycle;
 pub mod routes;
 pub mod search;
 
@@ -162,7 +163,7 @@ type Standing = (Option<i64>, Option<Run>, Option<Course>, Option<i64>);
 fn forum_with_standing(user_id: i64, now: NaiveDateTime) -> _ {
     let banned = forum_bans::forum_id.eq(forums::id).and(forum_bans::user_id.eq(user_id));
     let course = courses::id.eq(course_runs::course_id);
-    let active: &'static str = crate::learning::service::status::ACTIVE;
+    let active: &'static str = crate::learning::model::EnrollmentStatus::Active.as_str();
     let enrolled = enrollments::run_id
         .nullable()
         .eq(forums::run_id)
@@ -312,7 +313,7 @@ pub fn my_course_forums(conn: &mut Conn, user_id: i64, now: NaiveDateTime) -> Qu
     let runs: Vec<(Run, Course)> = enrollments::table
         .inner_join(course_runs::table.inner_join(courses::table))
         .filter(enrollments::user_id.eq(user_id))
-        .filter(enrollments::status.eq("active"))
+        .filter(enrollments::status.eq(crate::learning::model::EnrollmentStatus::Active.as_str()))
         .select((Run::as_select(), Course::as_select()))
         .load(conn)?;
     runs.iter().map(|(r, c)| course_forum(conn, c, r, now)).collect()
@@ -1315,7 +1316,7 @@ fn notify_followers(conn: &mut Conn, post_id: i64) -> QueryResult<()> {
         .inner_join(users::table)
         .filter(forum_follows::thread_id.eq(thread.id))
         .filter(forum_follows::user_id.ne(post.author_id))
-        .filter(users::status.eq("active"))
+        .filter(users::status.eq(crate::accounts::model::AccountStatus::Active.as_str()))
         .select((users::id, users::email))
         .load(conn)?;
     let author = author_label(&post, &username, false);

@@ -119,9 +119,51 @@ pub struct Enrollment {
     pub last_unit_id: Option<i64>,
 }
 
+/// The states of an enrollment (`enrollments.status`), the one definition
+/// of the text stored for each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnrollmentStatus {
+    Active,
+    Unenrolled,
+}
+
+impl EnrollmentStatus {
+    pub const ALL: [EnrollmentStatus; 2] = [EnrollmentStatus::Active, EnrollmentStatus::Unenrolled];
+
+    /// The text stored in `enrollments.status`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            EnrollmentStatus::Active => "active",
+            EnrollmentStatus::Unenrolled => "unenrolled",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<EnrollmentStatus> {
+        EnrollmentStatus::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for EnrollmentStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<EnrollmentStatus> for String {
+    fn eq(&self, other: &EnrollmentStatus) -> bool {
+        self == other.as_str()
+    }
+}
+
+impl PartialEq<EnrollmentStatus> for &str {
+    fn eq(&self, other: &EnrollmentStatus) -> bool {
+        *self == other.as_str()
+    }
+}
+
 impl Enrollment {
     /// Active and not past its access window (CRS-5): access ends by itself.
     pub fn has_access(&self, now: NaiveDateTime) -> bool {
-        self.status == "active" && self.access_expires_at.is_none_or(|t| now < t)
+        self.status == EnrollmentStatus::Active && self.access_expires_at.is_none_or(|t| now < t)
     }
 }

@@ -16,7 +16,7 @@ use crate::db::{Conn, is_unique_violation};
 use crate::kernel::Role;
 use crate::kernel::SessionUser;
 use crate::learning::content::{Answers, BlockData, QuestionResult, Quiz};
-use crate::learning::model::{Block, Course, Enrollment, Member, Run, Section, Unit};
+use crate::learning::model::{Block, Course, Enrollment, EnrollmentStatus, Member, Run, Section, Unit};
 use crate::notify::enqueue_email;
 
 #[derive(Debug, thiserror::Error)]
@@ -40,11 +40,6 @@ impl From<crate::db::DbError> for LearningError {
             other => LearningError::Invalid(other.to_string()),
         }
     }
-}
-
-pub mod status {
-    pub const ACTIVE: &str = "active";
-    pub const UNENROLLED: &str = "unenrolled";
 }
 
 /// Who may build and run a member's courses: operator staff, or the member's
@@ -152,7 +147,7 @@ pub fn enrollment_in_course(conn: &mut Conn, user_id: i64, course_id: i64) -> Qu
         .inner_join(course_runs::table)
         .filter(enrollments::user_id.eq(user_id))
         .filter(course_runs::course_id.eq(course_id))
-        .filter(enrollments::status.eq(status::ACTIVE))
+        .filter(enrollments::status.eq(EnrollmentStatus::Active.as_str()))
         .order((enrollments::enrolled_at.desc(), enrollments::id.desc()))
         .select((Enrollment::as_select(), Run::as_select()))
         .first(c)
@@ -167,7 +162,7 @@ pub fn enrollment_by_slug(conn: &mut Conn, user_id: i64, slug: &str) -> QueryRes
         .inner_join(course_runs::table.inner_join(courses::table))
         .filter(enrollments::user_id.eq(user_id))
         .filter(courses::slug.eq(slug))
-        .filter(enrollments::status.eq(status::ACTIVE))
+        .filter(enrollments::status.eq(EnrollmentStatus::Active.as_str()))
         .order((enrollments::enrolled_at.desc(), enrollments::id.desc()))
         .select((Enrollment::as_select(), Run::as_select(), Course::as_select()))
         .first(c)
@@ -297,7 +292,7 @@ fn write_enrollment(
             Some(e) => {
                 diesel::update(enrollments::table.find(e.id))
                     .set((
-                        enrollments::status.eq(status::ACTIVE),
+                        enrollments::status.eq(EnrollmentStatus::Active.as_str()),
                         enrollments::track.eq(track.as_str()),
                         enrollments::enrolled_at.eq(now),
                         enrollments::access_expires_at.eq(expires),
@@ -311,7 +306,7 @@ fn write_enrollment(
                     enrollments::user_id.eq(user.id),
                     enrollments::run_id.eq(run.id),
                     enrollments::track.eq(track.as_str()),
-                    enrollments::status.eq(status::ACTIVE),
+                    enrollments::status.eq(EnrollmentStatus::Active.as_str()),
                     enrollments::enrolled_at.eq(now),
                     enrollments::access_expires_at.eq(expires),
                 ))
@@ -343,7 +338,7 @@ fn write_enrollment(
 pub fn unenroll(conn: &mut Conn, user_id: i64, course_id: i64, now: NaiveDateTime) -> LResult<()> {
     let (e, _) = enrollment_in_course(conn, user_id, course_id)?.ok_or(LearningError::NotFound)?;
     diesel::update(enrollments::table.find(e.id))
-        .set((enrollments::status.eq(status::UNENROLLED), enrollments::unenrolled_at.eq(now)))
+        .set((enrollments::status.eq(EnrollmentStatus::Unenrolled.as_str()), enrollments::unenrolled_at.eq(now)))
         .execute(conn)?;
     Ok(())
 }
@@ -620,7 +615,7 @@ pub fn announce(
         let learners: Vec<(Enrollment, String, String)> = enrollments::table
             .inner_join(users::table)
             .filter(enrollments::run_id.eq(run.id))
-            .filter(enrollments::status.eq(status::ACTIVE))
+            .filter(enrollments::status.eq(EnrollmentStatus::Active.as_str()))
             .select((Enrollment::as_select(), users::email, users::first_name))
             .load(conn)?;
         let mut sent = 0;
@@ -661,7 +656,7 @@ pub fn send_start_reminders(conn: &mut Conn, now: NaiveDateTime) -> QueryResult<
             let learners: Vec<(String, String)> = enrollments::table
                 .inner_join(users::table)
                 .filter(enrollments::run_id.eq(run.id))
-                .filter(enrollments::status.eq(status::ACTIVE))
+                .filter(enrollments::status.eq(EnrollmentStatus::Active.as_str()))
                 .select((users::email, users::first_name))
                 .load(conn)?;
             for (email, first_name) in learners {
@@ -710,7 +705,7 @@ pub fn my_courses(conn: &mut Conn, user_id: i64) -> QueryResult<Vec<(Enrollment,
     enrollments::table
         .inner_join(course_runs::table.inner_join(courses::table))
         .filter(enrollments::user_id.eq(user_id))
-        .filter(enrollments::status.eq(status::ACTIVE))
+        .filter(enrollments::status.eq(EnrollmentStatus::Active.as_str()))
         .order(enrollments::last_activity_at.desc())
         .select((Enrollment::as_select(), Run::as_select(), Course::as_select()))
         .load(conn)

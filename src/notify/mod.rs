@@ -5,6 +5,7 @@
 //! in demo mode) can read in the site. Must not decide *whether* to write to
 //! someone: callers do that.
 
+pub mod lifecycle;
 pub mod routes;
 
 use std::path::PathBuf;

@@ -12,7 +12,7 @@ pub mod scim;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use crate::accounts::model::{NewUser, status};
+use crate::accounts::model::{AccountStatus, NewUser};
 use crate::db::schema::{org_group_members, org_groups, org_staff, users};
 use crate::db::{Conn, is_unique_violation};
 
@@ -133,9 +133,6 @@ pub enum OrgError {
 
 pub type OrgResult<T> = Result<T, OrgError>;
 
-/// Account states of staff the organization switched off.
-pub const DEACTIVATED: &str = crate::accounts::model::status::DEACTIVATED;
-
 pub fn staff(conn: &mut Conn, partner_id: i64, id: &str) -> OrgResult<Staff> {
     org_staff::table
         .filter(org_staff::partner_id.eq(partner_id))
@@ -205,7 +202,7 @@ pub fn create(conn: &mut Conn, partner_id: i64, input: &StaffInput, now: NaiveDa
                 company: None,
                 date_of_birth: None,
                 password_hash: "",
-                status: if input.active { status::ACTIVE } else { DEACTIVATED },
+                status: if input.active { AccountStatus::Active } else { AccountStatus::Deactivated }.as_str(),
                 // The organization vouches for the work address it manages.
                 email_verified_at: Some(now),
                 // Terms and policies are accepted at the first sign-in (COM-5).
@@ -239,7 +236,7 @@ fn release_departing_account(conn: &mut Conn, email: &str) -> QueryResult<()> {
     let holder: Option<(i64, String)> =
         users::table.filter(users::email.eq(email)).select((users::id, users::status)).first(conn).optional()?;
     let Some((user_id, state)) = holder else { return Ok(()) };
-    if state != DEACTIVATED {
+    if state != AccountStatus::Deactivated {
         return Ok(());
     }
     let erasing: i64 = erasures::table
@@ -297,7 +294,8 @@ pub fn replace(
                 .set((
                     users::first_name.eq(input.given_name.as_deref().unwrap_or_default()),
                     users::last_name.eq(input.family_name.as_deref().unwrap_or_default()),
-                    users::status.eq(if input.active { status::ACTIVE } else { DEACTIVATED }),
+                    users::status
+                        .eq(if input.active { AccountStatus::Active } else { AccountStatus::Deactivated }.as_str()),
                     users::updated_at.eq(now),
                 ))
                 .execute(conn)?;
@@ -357,7 +355,7 @@ pub fn delete(conn: &mut Conn, partner_id: i64, id: &str, if_match: Option<i64>,
         )?;
         if current.provisioned {
             diesel::update(users::table.find(current.user_id))
-                .set((users::status.eq(DEACTIVATED), users::updated_at.eq(now)))
+                .set((users::status.eq(AccountStatus::Deactivated.as_str()), users::updated_at.eq(now)))
                 .execute(conn)?;
             crate::accounts::sessions::end_others(conn, current.user_id, None)?;
         } else {

@@ -219,7 +219,7 @@ pub fn send_campaign(
         let recipients: Vec<i64> = communication_preferences::table
             .inner_join(users::table)
             .filter(communication_preferences::marketing_email.eq(true))
-            .filter(users::status.eq("active"))
+            .filter(users::status.eq(crate::accounts::model::AccountStatus::Active.as_str()))
             .filter(users::email_verified_at.is_not_null())
             .select(users::id)
             .load(conn)?;
@@ -299,7 +299,7 @@ pub fn newsletter_payload(
     let prefs = preferences(conn, user_id)?;
     let user: Option<(String, String, String)> = users::table
         .find(user_id)
-        .filter(users::status.eq("active"))
+        .filter(users::status.eq(crate::accounts::model::AccountStatus::Active.as_str()))
         .select((users::email, users::username, users::first_name))
         .first(conn)
         .optional()?;

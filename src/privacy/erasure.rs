@@ -6,9 +6,11 @@
 //! `STEPS`. Each step is one transaction that also advances `next_step`, so a
 //! crash or failure resumes at the step that did not finish, and every step
 //! leaves a line in `erasure_log`. A failed step is retried with a growing
-//! delay and shown to staff. Before every step the account's legal hold is
-//! checked (RET-3): a hold parks the erasure as `held`, says so in the log,
-//! and lifting the hold resumes it.
+//! delay and shown to staff. The steps' work on the areas' tables is done
+//! by each area's `erase_user` hook (`crate::lifecycle`), in the order of
+//! `privacy::AREAS`, inside the step's transaction. Before every step the
+//! account's legal hold is checked (RET-3): a hold parks the erasure as
+//! `held`, says so in the log, and lifting the hold resumes it.
 //!
 //! What is kept, and why (the retention rules name these records):
 //! - the `users` row, with every personal field replaced (`retired-<id>`), so
@@ -28,21 +30,15 @@
 //! write-ahead log is checkpointed and cut once an erasure finishes
 //! (docs/PRIVACY.md).
 
-use chrono::{Duration, NaiveDate, NaiveDateTime};
+use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 use serde::Serialize;
 use serde_json::json;
 
 use super::{PResult, PrivacyError, kind, source, status as request_status};
-use crate::consent::Categories;
-use crate::consent::ledger::{self, Action, Entry, Evidence};
 use crate::db::Conn;
-use crate::db::schema::{
-    account_tokens, consents, course_feedback, data_exports, disclosures, enrollments, erasure_log, erasures,
-    forum_bans, forum_follows, forum_reads, forum_reports, honor_reports, jobs, parent_sharing_requests,
-    parental_consents, partners, profiles, role_grants, sessions, sharing_restrictions, sponsor_codes, sponsorships,
-    users,
-};
+use crate::db::schema::{erasure_log, erasures, users};
+use crate::lifecycle::{Erased, Erasing, Step};
 use crate::storage::BlobStore;
 
 pub mod state {
@@ -358,7 +354,21 @@ fn advance(conn: &mut Conn, settings: &Settings<'_>, id: i64, now: NaiveDateTime
     }
 }
 
+/// The areas' part in each step, by its name in `STEPS` (closing the request is privacy's own).
+fn area_step(step: &str) -> Option<Step> {
+    Some(match step {
+        "sign_out" => Step::SignOut,
+        "withdraw_consents" => Step::WithdrawConsents,
+        "notify_partners" => Step::NotifyPartners,
+        "pseudonymise_posts" => Step::PseudonymisePosts,
+        "delete_personal_data" => Step::DeletePersonalData,
+        "retire_account" => Step::RetireAccount,
+        _ => return None,
+    })
+}
+
 /// One step; returns the line for the log. Every step can run again safely.
+/// Each area's `erase_user` hook does its part, in the order of `AREAS`.
 fn run_step(
     conn: &mut Conn,
     settings: &Settings<'_>,
@@ -366,252 +376,39 @@ fn run_step(
     step: &str,
     now: NaiveDateTime,
 ) -> QueryResult<String> {
-    let user_id = e.user_id;
-    match step {
-        "sign_out" => {
-            let n = diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id))).execute(conn)?;
-            diesel::delete(account_tokens::table.filter(account_tokens::user_id.eq(user_id))).execute(conn)?;
-            Ok(format!("{n} session(s) ended; sign-in, reset and verification links cancelled."))
-        }
-        "withdraw_consents" => {
-            let live: Vec<(i64, String, String, String)> = consents::table
-                .filter(consents::user_id.eq(user_id))
-                .filter(consents::status.eq("granted"))
-                .select((consents::partner_id, consents::purpose, consents::scope, consents::categories))
-                .load(conn)?;
-            let evidence = Evidence {
-                method: "erasure",
-                actor: "learner",
-                actor_user_id: Some(user_id),
-                actor_name: None,
-                note: Some(format!("Account erasure, request #{}", e.request_id)),
-                ip: None,
-                user_agent: None,
-            };
-            for (partner_id, purpose, scope, categories) in &live {
-                let categories = Categories::parse(categories);
-                ledger::append(
-                    conn,
-                    Entry {
-                        user_id,
-                        partner_id: Some(*partner_id),
-                        purpose,
-                        scope,
-                        action: Action::Withdraw,
-                        categories: &categories,
-                        text: None,
-                        evidence: &evidence,
-                    },
-                    now,
-                )?;
-            }
-            Ok(format!("{} consent(s) withdrawn in the ledger.", live.len()))
-        }
-        "notify_partners" => {
-            // Every identifier any partner holds departs, on every channel it came by.
-            let departed = crate::consent::departures::reconcile(
-                conn,
-                user_id,
-                crate::consent::departures::Reason::Erased,
-                true,
-                now,
-            )?;
-            let told: Vec<i64> = disclosures::table
-                .filter(disclosures::user_id.eq(user_id))
-                .filter(disclosures::partner_id.is_not_null())
-                .select(disclosures::partner_id.assume_not_null())
-                .distinct()
-                .load(conn)?;
-            let username: String = users::table.find(user_id).select(users::username).first(conn)?;
-            let mut names = Vec::new();
-            for partner_id in told {
-                let partner = crate::consent::partners::by_id(conn, partner_id)?;
-                // The identifiers this partner holds: the username in identified records, the pseudonym in the others.
-                let identified: i64 = disclosures::table
-                    .filter(disclosures::user_id.eq(user_id))
-                    .filter(disclosures::partner_id.eq(partner_id))
-                    .filter(disclosures::fields.like("%learner.username%"))
-                    .count()
-                    .get_result(conn)?;
-                // And the code of each run whose records reached it without identity.
-                let keys: Vec<String> = disclosures::table
-                    .filter(disclosures::user_id.eq(user_id))
-                    .filter(disclosures::partner_id.eq(partner_id))
-                    .filter(disclosures::basis.eq("deidentified"))
-                    .select(disclosures::record_key)
-                    .distinct()
-                    .load(conn)?;
-                let eids: Vec<i64> = keys.iter().filter_map(|k| k.strip_prefix("enrollment:")?.parse().ok()).collect();
-                let runs: Vec<i64> = crate::db::schema::enrollments::table
-                    .filter(crate::db::schema::enrollments::id.eq_any(&eids))
-                    .select(crate::db::schema::enrollments::run_id)
-                    .distinct()
-                    .load(conn)?;
-                let codes: Vec<String> = runs.iter().map(|run| partner.run_pseudonym(user_id, *run)).collect();
-                let contact: String = partners::table.find(partner_id).select(partners::contact_email).first(conn)?;
-                // Through the job queue: durable, retried, and visible to staff when it fails.
-                crate::notify::enqueue_email(
-                    conn,
-                    &contact,
-                    "Erasure notice: delete a learner's data",
-                    "erasure_notice",
-                    json!({
-                        "partner": partner.name,
-                        "username": (identified > 0).then_some(&username),
-                        "pseudonym": partner.pseudonym(user_id),
-                        "named": partner.named_pseudonym(user_id),
-                        "codes": codes,
-                        "request": e.request_id,
-                    }),
-                )?;
-                names.push(partner.name);
-            }
-            Ok(if names.is_empty() {
-                "No partner ever received this learner's data.".into()
-            } else {
-                format!(
-                    "Erasure notice sent to {}; {departed} departure(s) queued for their feeds and pushes.",
-                    names.join(", ")
-                )
-            })
-        }
-        "pseudonymise_posts" => {
-            let n = crate::forums::erase_author(conn, user_id, settings.blank_posts)?;
-            Ok(format!(
-                "{n} forum post(s) now shown as a former member's{}.",
-                if settings.blank_posts { ", their text removed" } else { "" }
-            ))
-        }
-        "delete_personal_data" => delete_personal_data(conn, settings, user_id),
-        "retire_account" => {
-            diesel::update(users::table.find(user_id))
-                .set((
-                    users::username.eq(format!("retired-{user_id}")),
-                    users::email.eq(format!("retired-{user_id}@erased.invalid")),
-                    users::first_name.eq(""),
-                    users::last_name.eq(""),
-                    users::phone.eq(None::<String>),
-                    users::company.eq(None::<String>),
-                    users::date_of_birth.eq(None::<NaiveDate>),
-                    // No password hash verifies against this.
-                    users::password_hash.eq("!erased"),
-                    users::status.eq("erased"),
-                    users::email_verified_at.eq(None::<NaiveDateTime>),
-                    users::last_sign_in_at.eq(None::<NaiveDateTime>),
-                    users::updated_at.eq(now),
-                ))
-                .execute(conn)?;
-            Ok("Account retired: name, email, username, phone, company and date of birth replaced.".into())
-        }
-        "close_request" => {
-            super::set_request_status(conn, e.request_id, request_status::DONE, Some("Account erased."), now)?;
-            Ok("Request marked done.".into())
-        }
-        other => Err(diesel::result::Error::QueryBuilderError(format!("unknown erasure step {other}").into())),
+    if step == "close_request" {
+        super::set_request_status(conn, e.request_id, request_status::DONE, Some("Account erased."), now)?;
+        return Ok("Request marked done.".into());
     }
-}
-
-fn delete_personal_data(conn: &mut Conn, settings: &Settings<'_>, user_id: i64) -> QueryResult<String> {
-    let (email, username): (String, String) =
-        users::table.find(user_id).select((users::email, users::username)).first(conn)?;
-    // Files first: a failure leaves the rows, so the retry finds the keys again.
-    let mut files: Vec<String> = data_exports::table
-        .filter(data_exports::user_id.eq(user_id))
-        .filter(data_exports::blob_key.is_not_null())
-        .select(data_exports::blob_key.assume_not_null())
-        .load(conn)?;
-    let avatar: Option<Option<String>> =
-        profiles::table.find(user_id).select(profiles::avatar_key).first(conn).optional()?;
-    files.extend(avatar.flatten());
-    for key in &files {
-        settings.blobs.delete(key).map_err(|e| diesel::result::Error::QueryBuilderError(e.to_string().into()))?;
-    }
-    let mails = crate::notify::remove_outbox_mail_naming(settings.outbox, &email)
-        .map_err(|e| diesel::result::Error::QueryBuilderError(format!("outbox: {e}").into()))?;
-    // Identity images and applications go; certificates stay, detached (CRT-6).
-    let mut n = crate::certificates::on_erasure(conn, settings.blobs, user_id).map_err(|e| match e {
-        crate::certificates::CertError::Db(e) => e,
-        other => diesel::result::Error::QueryBuilderError(other.to_string().into()),
-    })?;
-    n += diesel::delete(data_exports::table.filter(data_exports::user_id.eq(user_id))).execute(conn)?;
-    // The audit log keeps its entries and their subject ids; the query strings
-    // that selected this person (a username or email) go.
-    n += super::audit::erase_queries(conn, user_id, &username, &email)?;
-    n += diesel::delete(profiles::table.filter(profiles::user_id.eq(user_id))).execute(conn)?;
-    n += diesel::delete(role_grants::table.filter(role_grants::user_id.eq(user_id))).execute(conn)?;
-    n += diesel::delete(parental_consents::table.filter(parental_consents::user_id.eq(user_id))).execute(conn)?;
-    n += diesel::delete(parent_sharing_requests::table.filter(parent_sharing_requests::user_id.eq(user_id)))
-        .execute(conn)?;
-    {
-        use crate::db::schema::{
-            oidc_links, oidc_pending, recovery_codes, security_events, sign_in_guesses, sms_codes, sms_numbers,
-            totp_credentials,
-        };
-        n += diesel::delete(sign_in_guesses::table.filter(sign_in_guesses::user_id.eq(user_id))).execute(conn)?;
-        n += diesel::delete(oidc_links::table.filter(oidc_links::user_id.eq(user_id))).execute(conn)?;
-        n += diesel::delete(oidc_pending::table.filter(oidc_pending::user_id.eq(user_id))).execute(conn)?;
-        n += diesel::delete(totp_credentials::table.filter(totp_credentials::user_id.eq(user_id))).execute(conn)?;
-        n += diesel::delete(recovery_codes::table.filter(recovery_codes::user_id.eq(user_id))).execute(conn)?;
-        // Before the number itself: it is what finds the texts.
-        n += crate::accounts::sms::erase_outbox_texts(conn, user_id)?;
-        n += diesel::delete(sms_numbers::table.filter(sms_numbers::user_id.eq(user_id))).execute(conn)?;
-        n += diesel::delete(sms_codes::table.filter(sms_codes::user_id.eq(user_id))).execute(conn)?;
-        n += diesel::delete(security_events::table.filter(security_events::user_id.eq(user_id))).execute(conn)?;
-    }
-    n += crate::exams::erase(conn, user_id)?;
-    // Completions, quiz answers and attendance go with their enrollments.
-    n += diesel::delete(enrollments::table.filter(enrollments::user_id.eq(user_id))).execute(conn)?;
-    n += diesel::delete(course_feedback::table.filter(course_feedback::user_id.eq(user_id))).execute(conn)?;
-    n += diesel::delete(sponsorships::table.filter(sponsorships::user_id.eq(user_id))).execute(conn)?;
-    n += diesel::update(sponsor_codes::table.filter(sponsor_codes::invited_email.eq(&email)))
-        .set(sponsor_codes::invited_email.eq(None::<String>))
-        .execute(conn)?;
-    n += diesel::delete(consents::table.filter(consents::user_id.eq(user_id))).execute(conn)?;
-    n += diesel::delete(sharing_restrictions::table.filter(sharing_restrictions::user_id.eq(user_id))).execute(conn)?;
-    n += diesel::delete(
-        crate::db::schema::inactivity_warnings::table
-            .filter(crate::db::schema::inactivity_warnings::user_id.eq(user_id)),
-    )
-    .execute(conn)?;
-    use crate::db::schema::{campaign_events, communication_choices, communication_preferences};
-    n += diesel::delete(communication_preferences::table.filter(communication_preferences::user_id.eq(user_id)))
-        .execute(conn)?;
-    n += diesel::delete(communication_choices::table.filter(communication_choices::user_id.eq(user_id)))
-        .execute(conn)?;
-    n += diesel::delete(campaign_events::table.filter(campaign_events::user_id.eq(user_id))).execute(conn)?;
-    use crate::db::schema::{breach_recipients, policy_acceptances, support_requests};
-    n += diesel::delete(
-        crate::db::schema::survey_completions::table.filter(crate::db::schema::survey_completions::user_id.eq(user_id)),
-    )
-    .execute(conn)?;
-    n += diesel::delete(breach_recipients::table.filter(breach_recipients::user_id.eq(user_id))).execute(conn)?;
-    n += diesel::delete(
-        support_requests::table.filter(support_requests::user_id.eq(user_id).or(support_requests::email.eq(&email))),
-    )
-    .execute(conn)?;
-    n += diesel::delete(policy_acceptances::table.filter(policy_acceptances::user_id.eq(user_id))).execute(conn)?;
-    n += diesel::delete(forum_follows::table.filter(forum_follows::user_id.eq(user_id))).execute(conn)?;
-    n += diesel::delete(forum_reads::table.filter(forum_reads::user_id.eq(user_id))).execute(conn)?;
-    n += diesel::delete(forum_bans::table.filter(forum_bans::user_id.eq(user_id))).execute(conn)?;
-    n += diesel::delete(forum_reports::table.filter(forum_reports::reporter_id.eq(user_id))).execute(conn)?;
-    n += diesel::delete(honor_reports::table.filter(honor_reports::subject_id.eq(user_id))).execute(conn)?;
-    n += diesel::update(honor_reports::table.filter(honor_reports::reporter_id.eq(user_id)))
-        .set(honor_reports::reporter_id.eq(None::<i64>))
-        .execute(conn)?;
-    // Mail to the learner in the queue (its payload holds the address). One
-    // being sent right now would survive the delete: the step waits for it.
-    let pattern = format!("%\"to\":\"{}\"%", email.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
-    let to_learner = || {
-        jobs::table
-            .filter(jobs::kind.eq(crate::notify::SEND_EMAIL))
-            .filter(jobs::payload.like(pattern.clone()).escape('\\'))
+    let Some(area_step) = area_step(step) else {
+        return Err(diesel::result::Error::QueryBuilderError(format!("unknown erasure step {step}").into()));
     };
-    let sending: i64 = to_learner().filter(jobs::status.eq(crate::jobs::status::RUNNING)).count().get_result(conn)?;
-    if sending > 0 {
-        return Err(diesel::result::Error::QueryBuilderError(
-            "a message to the learner is being sent right now; the step is retried once it is out".into(),
-        ));
+    let (email, username): (String, String) =
+        users::table.find(e.user_id).select((users::email, users::username)).first(conn)?;
+    let erasing = Erasing {
+        step: area_step,
+        user_id: e.user_id,
+        request_id: e.request_id,
+        email: &email,
+        username: &username,
+        blank_posts: settings.blank_posts,
+        blobs: settings.blobs,
+        outbox: settings.outbox,
+        now,
+    };
+    let mut total = Erased::default();
+    let mut details = Vec::new();
+    for area in super::AREAS {
+        let Some(erase_user) = area.erase_user else { continue };
+        let done = erase_user(conn, &erasing)?;
+        total.records += done.records;
+        total.files += done.files;
+        total.mails += done.mails;
+        details.extend(done.detail);
     }
-    n += diesel::delete(to_learner()).execute(conn)?;
-    Ok(format!("{n} record(s), {} file(s) and {mails} mail file(s) deleted.", files.len()))
+    Ok(if area_step == Step::DeletePersonalData {
+        format!("{} record(s), {} file(s) and {} mail file(s) deleted.", total.records, total.files, total.mails)
+    } else {
+        details.join(" ")
+    })
 }

@@ -10,6 +10,9 @@
 //! fields kept by hand, so a column added later is exported without anyone
 //! remembering to. Only secrets are withheld (password and token hashes,
 //! storage keys), and other people's identities in records about the learner.
+//! Each area declares the sections its tables give (`export_user` in its
+//! lifecycle hooks); they come in the order of `privacy::AREAS`, then the
+//! audit log's record of staff access.
 
 use std::io::Write;
 
@@ -21,6 +24,7 @@ use serde_json::{Map, Value, json};
 use super::{PResult, PrivacyError, kind, source, status as request_status};
 use crate::db::schema::{data_exports, users};
 use crate::db::{Conn, DbConnection};
+use crate::lifecycle::Section;
 use crate::storage::BlobStore;
 
 pub const EXPORT: &str = "privacy.export";
@@ -35,359 +39,6 @@ pub mod status {
     pub const FAILED: &str = "failed";
     pub const EXPIRED: &str = "expired";
 }
-
-/// One section of the copy: the rows of `table` that `filter` selects.
-struct Section {
-    name: &'static str,
-    table: &'static str,
-    /// SQL condition; `{u}` is replaced by the user's numeric id.
-    filter: &'static str,
-    /// Columns left out, and why (told in the README).
-    withheld: &'static [&'static str],
-    about: &'static str,
-}
-
-/// Sealed columns (table, column, vault field), opened for their owner.
-const SEALED: [(&str, &str, &str); 4] = [
-    ("users", "phone", crate::privacy::vault::PHONE),
-    ("sms_numbers", "phone", crate::accounts::sms::PHONE_FIELD),
-    ("support_needs", "needs", crate::exams::NEEDS_FIELD),
-    ("support_needs", "adjustments", crate::exams::ADJUSTMENTS_FIELD),
-];
-
-const ENROLLED: &str = "enrollment_id IN (SELECT id FROM enrollments WHERE user_id = {u})";
-
-const SECTIONS: &[Section] = &[
-    Section {
-        name: "account",
-        table: "users",
-        filter: "id = {u}",
-        withheld: &["password_hash"],
-        about: "Your account: username, name, email, phone, company, date of birth, status, when you accepted the terms and last signed in. The password is stored only as a one-way hash, which is left out.",
-    },
-    Section {
-        name: "profile",
-        table: "profiles",
-        filter: "user_id = {u}",
-        withheld: &["avatar_key"],
-        about: "Your public profile: bio and who may see it.",
-    },
-    Section {
-        name: "roles",
-        table: "role_grants",
-        filter: "user_id = {u}",
-        withheld: &[],
-        about: "Roles you hold on the site (staff, instructor, moderator…) and their scope.",
-    },
-    Section {
-        name: "sessions",
-        table: "sessions",
-        filter: "user_id = {u}",
-        withheld: &[],
-        about: "Your current sign-ins: device (user agent), IP address, when they started and expire.",
-    },
-    Section {
-        name: "parental_consent",
-        table: "parental_consents",
-        filter: "user_id = {u}",
-        withheld: &[],
-        about: "When you signed up under 18: the parent who confirmed, and when.",
-    },
-    Section {
-        name: "enrollments",
-        table: "enrollments",
-        filter: "user_id = {u}",
-        withheld: &[],
-        about: "Courses you enrolled in: track, status, access end, grade, pass and completion.",
-    },
-    Section {
-        name: "unit_completions",
-        table: "unit_completions",
-        filter: ENROLLED,
-        withheld: &[],
-        about: "Units you completed, per enrollment.",
-    },
-    Section {
-        name: "quiz_answers",
-        table: "quiz_attempts",
-        filter: ENROLLED,
-        withheld: &[],
-        about: "Every quiz answer you submitted, with its score.",
-    },
-    Section {
-        name: "live_attendance",
-        table: "live_attendance",
-        filter: ENROLLED,
-        withheld: &[],
-        about: "Live sessions you joined through the site.",
-    },
-    Section {
-        name: "course_feedback",
-        table: "course_feedback",
-        filter: "user_id = {u}",
-        withheld: &[],
-        about: "Ratings and comments you gave courses.",
-    },
-    Section {
-        name: "consent_ledger",
-        table: "consent_ledger",
-        filter: "user_id = {u}",
-        withheld: &[],
-        about: "Every sharing decision you (or a parent, or staff for you) made: grant, decline, withdraw, restrict, lift, with the exact text's version and SHA-256, the time, IP address, device and method. Rows are chained by hash so none can be changed unnoticed.",
-    },
-    Section {
-        name: "consents",
-        table: "consents",
-        filter: "user_id = {u}",
-        withheld: &[],
-        about: "Your sharing decisions as they stand now, per partner and purpose.",
-    },
-    Section {
-        name: "sharing_restriction",
-        table: "sharing_restrictions",
-        filter: "user_id = {u}",
-        withheld: &[],
-        about: "Whether you froze all sharing, and since when.",
-    },
-    Section {
-        name: "disclosures",
-        table: "disclosures",
-        filter: "user_id = {u}",
-        withheld: &[],
-        about: "Every record about you that was given to a partner: which partner, which fields, on what basis, when.",
-    },
-    Section {
-        name: "sponsorships",
-        table: "sponsorships",
-        filter: "user_id = {u}",
-        withheld: &[],
-        about: "Courses a sponsor paid for you.",
-    },
-    Section {
-        name: "sponsor_codes",
-        table: "sponsor_codes",
-        filter: "redeemed_by = {u}",
-        withheld: &[],
-        about: "Sponsor codes you redeemed.",
-    },
-    Section {
-        name: "security_events",
-        table: "security_events",
-        filter: "user_id = {u}",
-        withheld: &[],
-        about: "Your account's security events: sign-ins with a second factor, wrong codes, changes to two-factor sign-in, replies to our texts, with the address and browser of each.",
-    },
-    Section {
-        name: "failed_sign_ins",
-        table: "sign_in_guesses",
-        filter: "user_id = {u}",
-        withheld: &[],
-        about: "Failed sign-ins counted against your account: wrong passwords in a row and until when signing in with a password waits, wrong second-factor codes in the current window, and when we last emailed you about them.",
-    },
-    Section {
-        name: "text_message_number",
-        table: "sms_numbers",
-        filter: "user_id = {u}",
-        withheld: &["phone_hash"],
-        about: "The number we text sign-in codes to, when you agreed to it, and whether you replied STOP. It is used for security only.",
-    },
-    Section {
-        name: "linked_sign_in_accounts",
-        table: "oidc_links",
-        filter: "user_id = {u}",
-        withheld: &["access_token", "refresh_token"],
-        about: "Accounts at other services (such as Google or Microsoft) you sign in with: the service, its identifier for you, the email address it gave, and when the link was made and last used. The tokens the service issued are left out: they are credentials, and stored encrypted.",
-    },
-    Section {
-        name: "authenticator_app",
-        table: "totp_credentials",
-        filter: "user_id = {u}",
-        withheld: &["secret", "last_step"],
-        about: "When you set up an authenticator app. Its secret key is left out: it would let anyone make your codes. Recovery codes are kept only as one-way hashes and are not listed.",
-    },
-    Section {
-        name: "exam_bookings",
-        table: "exam_bookings",
-        filter: "user_id = {u}",
-        withheld: &[],
-        about: "Exams you booked with an exam body: the session, your booking reference, and whether the booking stands or was cancelled.",
-    },
-    Section {
-        name: "exam_results",
-        table: "exam_results",
-        filter: "user_id = {u}",
-        withheld: &[],
-        about: "Exam results the exam body sent back: grade, score, whether you passed, and when they arrived. They are kept one year by default.",
-    },
-    Section {
-        name: "support_needs",
-        table: "support_needs",
-        filter: "user_id = {u}",
-        withheld: &[],
-        about: "The support needs and adjustments you recorded, stored encrypted and given back here readable.",
-    },
-    Section {
-        name: "certificates",
-        table: "certificates",
-        filter: "user_id = {u}",
-        withheld: &[],
-        about: "Your verified certificates as issued: the name on them, course, member, grade, date, verification code, and any revocation.",
-    },
-    Section {
-        name: "payments",
-        table: "payments",
-        filter: "user_id = {u}",
-        withheld: &[],
-        about: "What you paid through the payment service: amount, currency, status and the service's references. Card details never reach this site.",
-    },
-    Section {
-        name: "identity_checks",
-        table: "identity_checks",
-        filter: "user_id = {u}",
-        withheld: &["id_photo_blob", "face_photo_blob"],
-        about: "Your identity checks and their decisions. The photos themselves are deleted as soon as a decision is made; while one waits for review, its storage keys are left out.",
-    },
-    Section {
-        name: "financial_assistance",
-        table: "assistance_applications",
-        filter: "user_id = {u}",
-        withheld: &[],
-        about: "Your applications for financial assistance, with what you wrote and the decision.",
-    },
-    Section {
-        name: "parent_sharing_requests",
-        table: "parent_sharing_requests",
-        filter: "user_id = {u}",
-        withheld: &["token_hash"],
-        about: "Sharing decisions that waited for a parent, and what the parent decided.",
-    },
-    Section {
-        name: "forum_posts",
-        table: "forum_posts",
-        filter: "author_id = {u}",
-        withheld: &[],
-        about: "Everything you posted in the forums, with its status, and the IP address and device it was posted from.",
-    },
-    Section {
-        name: "forum_post_edits",
-        table: "forum_post_edits",
-        filter: "post_id IN (SELECT id FROM forum_posts WHERE author_id = {u})",
-        withheld: &["editor_id"],
-        about: "Earlier versions of your posts.",
-    },
-    Section {
-        name: "forum_votes",
-        table: "forum_votes",
-        filter: "user_id = {u}",
-        withheld: &[],
-        about: "Posts you voted for.",
-    },
-    Section {
-        name: "forum_follows",
-        table: "forum_follows",
-        filter: "user_id = {u}",
-        withheld: &[],
-        about: "Threads you follow.",
-    },
-    Section {
-        name: "forum_reads",
-        table: "forum_reads",
-        filter: "user_id = {u}",
-        withheld: &[],
-        about: "How far you have read each thread.",
-    },
-    Section {
-        name: "forum_reports_filed",
-        table: "forum_reports",
-        filter: "reporter_id = {u}",
-        withheld: &["decided_by"],
-        about: "Posts you reported, and the outcome.",
-    },
-    Section {
-        name: "forum_bans",
-        table: "forum_bans",
-        filter: "user_id = {u}",
-        withheld: &["banned_by"],
-        about: "Forums you may no longer post in, and why.",
-    },
-    Section {
-        name: "honor_reports_about_you",
-        table: "honor_reports",
-        filter: "subject_id = {u}",
-        withheld: &["reporter_id", "decided_by"],
-        about: "Honor-code reports filed about you and their decision. Who filed them is left out.",
-    },
-    Section {
-        name: "honor_reports_filed",
-        table: "honor_reports",
-        filter: "reporter_id = {u}",
-        withheld: &["decided_by"],
-        about: "Honor-code reports you filed.",
-    },
-    Section {
-        name: "communication_choices",
-        table: "communication_preferences",
-        filter: "user_id = {u}",
-        withheld: &[],
-        about: "Your choices about the newsletter, tracking in it and profiling, as they stand.",
-    },
-    Section {
-        name: "communication_choice_history",
-        table: "communication_choices",
-        filter: "user_id = {u}",
-        withheld: &[],
-        about: "Every change of those choices: when, how (sign-up, settings, unsubscribe link) and from which IP address and device.",
-    },
-    Section {
-        name: "newsletter_events",
-        table: "campaign_events",
-        filter: "user_id = {u}",
-        withheld: &[],
-        about: "Newsletters sent to you, and (only if you allowed counting) when you opened them and which links you followed.",
-    },
-    Section {
-        name: "policy_acceptances",
-        table: "policy_acceptances",
-        filter: "user_id = {u}",
-        withheld: &[],
-        about: "Each version of the privacy policy, terms and cookie policy you accepted: when, how, from which IP address and device.",
-    },
-    Section {
-        name: "support_requests",
-        table: "support_requests",
-        filter: "user_id = {u} OR email = (SELECT email FROM users WHERE id = {u})",
-        withheld: &[],
-        about: "Messages you sent through the contact form.",
-    },
-    Section {
-        name: "support_answers",
-        table: "support_replies",
-        filter: "request_id IN (SELECT id FROM support_requests WHERE user_id = {u} OR email = (SELECT email FROM users WHERE id = {u}))",
-        withheld: &["staff_id"],
-        about: "Our answers to those messages.",
-    },
-    Section {
-        name: "breach_notices_sent_to_you",
-        table: "breach_notices",
-        filter: "id IN (SELECT notice_id FROM breach_recipients WHERE user_id = {u})",
-        withheld: &["created_by", "audience", "recipients"],
-        about: "Security notices we sent you.",
-    },
-    Section {
-        name: "surveys_answered",
-        table: "survey_completions",
-        filter: "user_id = {u}",
-        withheld: &[],
-        about: "The course runs whose survey you answered. Your answers themselves are stored without any link to you, so they cannot be included.",
-    },
-    Section {
-        name: "data_requests",
-        table: "data_requests",
-        filter: "user_id = {u}",
-        withheld: &["entered_by"],
-        about: "Requests you made about your data (like this copy), with the dates they were received, due and answered.",
-    },
-];
 
 #[derive(QueryableByName)]
 struct JsonRow {
@@ -429,11 +80,10 @@ fn rows(conn: &mut Conn, s: &Section, columns: &[String], user_id: i64) -> Query
     for JsonRow { row } in diesel::sql_query(sql).load::<JsonRow>(conn)? {
         let mut parsed: Map<String, Value> = serde_json::from_str(&row).unwrap_or_default();
         // Sealed fields are given back readable (SEC-2 protects them at rest, not from their owner).
-        for (table, column, field) in SEALED {
-            if s.table == table
-                && let Some(Value::String(sealed)) = parsed.get(column)
-            {
-                let open = crate::privacy::vault::open(field, sealed)
+        for &(column, field) in s.sealed {
+            if let Some(Value::String(sealed)) = parsed.get(column) {
+                let table = s.table;
+                let open = super::vault::open(field, sealed)
                     .inspect_err(|e| tracing::error!(error = %e, table, column, "a sealed value cannot be opened"))
                     .ok();
                 parsed.insert(column.into(), open.map_or(Value::Null, Value::String));
@@ -487,6 +137,7 @@ const STAFF_ACCESS: Section = Section {
     table: "audit_log",
     filter: "",
     withheld: &[],
+    sealed: &[],
     about: "Every time someone acting in a role (operator staff, support team, moderators, course staff, a partner's staff or API key) viewed or changed your data: when, in which role(s), view or change, which page, the query that selected you (when the page was about you alone), the partner or course it applied to, and what was shown. Who it was is named by role; the audit log names the person, and our auditors can tell you on request.",
 };
 
@@ -563,7 +214,7 @@ pub fn build(conn: &mut Conn, user_id: i64, now: NaiveDateTime) -> PResult<Vec<u
     let mut sections = Map::new();
     let mut csvs = Vec::new();
     let mut counts = Vec::new();
-    for s in SECTIONS.iter().chain([&STAFF_ACCESS]) {
+    for s in super::AREAS.iter().flat_map(|area| area.export_user).chain([&STAFF_ACCESS]) {
         let (columns, rows) = if s.name == STAFF_ACCESS.name {
             (STAFF_ACCESS_COLUMNS.iter().map(|c| c.to_string()).collect(), staff_access(conn, user_id)?)
         } else {

@@ -15,6 +15,7 @@ pub mod cookies;
 pub mod erasure;
 pub mod export;
 pub mod jobs;
+pub mod lifecycle;
 pub mod notices;
 pub mod policies;
 pub mod profiling;
@@ -33,6 +34,21 @@ use serde::Serialize;
 
 use crate::db::Conn;
 use crate::db::schema::{data_requests, erasures, legal_holds, users};
+use crate::lifecycle::AreaHooks;
+
+/// Every area's lifecycle hooks, the one list that erasure, the copy of a
+/// learner's data and retention run, in this order (see `crate::lifecycle`).
+/// An area not listed here is neither erased nor exported nor expired.
+pub const AREAS: &[AreaHooks] = &[
+    crate::accounts::lifecycle::HOOKS,
+    crate::learning::lifecycle::HOOKS,
+    crate::consent::lifecycle::HOOKS,
+    crate::exams::lifecycle::HOOKS,
+    crate::certificates::lifecycle::HOOKS,
+    crate::forums::lifecycle::HOOKS,
+    lifecycle::HOOKS,
+    crate::notify::lifecycle::HOOKS,
+];
 
 /// Something every page (or the home page) shows, computed from the database
 /// when it changes rather than on every request.

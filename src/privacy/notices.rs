@@ -32,7 +32,7 @@ impl Audience {
     }
 
     fn resolve(&self, conn: &mut Conn) -> Result<Vec<i64>, String> {
-        let active = users::table.filter(users::status.eq("active"));
+        let active = users::table.filter(users::status.eq(crate::accounts::model::AccountStatus::Active.as_str()));
         let ids: Vec<i64> = match self {
             Audience::All => active.select(users::id).load(conn).map_err(|e| e.to_string())?,
             Audience::List(text) => {
@@ -55,7 +55,7 @@ impl Audience {
                     .inner_join(course_runs::table)
                     .inner_join(users::table)
                     .filter(course_runs::course_id.eq(course))
-                    .filter(users::status.eq("active"))
+                    .filter(users::status.eq(crate::accounts::model::AccountStatus::Active.as_str()))
                     .select(enrollments::user_id)
                     .distinct()
                     .load(conn)

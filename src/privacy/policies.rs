@@ -131,8 +131,10 @@ pub fn publish(
             ))
             .execute(conn)?;
         if material {
-            let everyone: Vec<(String, String)> =
-                users::table.filter(users::status.eq("active")).select((users::email, users::username)).load(conn)?;
+            let everyone: Vec<(String, String)> = users::table
+                .filter(users::status.eq(crate::accounts::model::AccountStatus::Active.as_str()))
+                .select((users::email, users::username))
+                .load(conn)?;
             for (email, username) in everyone {
                 crate::notify::enqueue_email(
                     conn,

@@ -15,45 +15,21 @@
 //! | campaign events | newsletter deliveries, opens and clicks | 365 days |
 //! | support requests | contact-form requests and their answers, counted from the last activity | 730 days |
 //!
+//! Each area applies its own rules (`expire` in its lifecycle hooks, run in
+//! the order of `privacy::AREAS`); the lines are listed by category.
+//!
 //! A legal hold (RET-3) on an account overrides every one of these: nothing
 //! linked to a held account is deleted, and the dry run lists the accounts it
 //! spared.
 
 use chrono::{Duration, NaiveDateTime};
-use diesel::dsl::{exists, not};
 use diesel::prelude::*;
 use serde_json::json;
 
 use crate::config::Config;
 use crate::db::Conn;
-use crate::db::schema::{
-    account_tokens, campaign_events, cookie_choices, enrollments, forum_posts, forum_threads, inactivity_warnings,
-    jobs, legal_holds, page_views, role_grants, sessions, support_requests, users,
-};
-
-/// The periods in days; 0 keeps the category for ever.
-#[derive(Debug, Clone, Copy)]
-pub struct Periods {
-    pub inactive_account_days: i64,
-    pub inactive_warning_days: i64,
-    pub course_record_days: i64,
-    pub forum_post_days: i64,
-    pub log_days: i64,
-    /// Certificates, counted from issue, whether or not the account still exists (CRT-6).
-    pub certificate_days: i64,
-    /// Proctoring session references (CRT-7).
-    pub proctoring_days: i64,
-    /// Exam results, counted from arrival (CRT-8).
-    pub exam_result_days: i64,
-    /// Page views (usage statistics), counted from the view.
-    pub page_view_days: i64,
-    /// Recorded cookie choices, counted from the choice.
-    pub cookie_choice_days: i64,
-    /// Newsletter events (sent, opened, clicked), counted from the event.
-    pub campaign_event_days: i64,
-    /// Support requests with their answers, counted from their last activity.
-    pub support_request_days: i64,
-}
+use crate::db::schema::{inactivity_warnings, legal_holds, role_grants, users};
+pub use crate::lifecycle::{Line, Periods};
 
 impl Periods {
     pub fn from_config(config: &Config) -> Periods {
@@ -121,27 +97,29 @@ impl Periods {
     }
 }
 
-/// One line of what a run did (or, dry, would do).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Line {
-    pub category: &'static str,
-    pub action: String,
-    pub count: usize,
-}
-
-impl std::fmt::Display for Line {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:<15} {:>7}  {}", self.category, self.count, self.action)
-    }
-}
-
 /// Accounts under a legal hold now.
 fn held(conn: &mut Conn) -> QueryResult<Vec<i64>> {
     legal_holds::table.filter(legal_holds::lifted_at.is_null()).select(legal_holds::user_id).distinct().load(conn)
 }
 
-/// Applies (or, with `dry_run`, only counts) every retention rule. The
-/// mail files in `outbox` of the mail jobs it deletes go with them.
+/// The order in which a run's lines are listed, by category.
+const LISTED: [&str; 11] = [
+    "accounts",
+    "course records",
+    "posts",
+    "certificates",
+    "proctoring",
+    "exam results",
+    "page views",
+    "cookie choices",
+    "campaign events",
+    "support requests",
+    "logs",
+];
+
+/// Applies (or, with `dry_run`, only counts) every retention rule: each
+/// area's `expire` hook, in the order of `AREAS`. The mail files in `outbox`
+/// of the mail jobs it deletes go with them.
 pub fn run(
     conn: &mut Conn,
     p: &Periods,
@@ -150,159 +128,14 @@ pub fn run(
     dry_run: bool,
 ) -> QueryResult<Vec<Line>> {
     let held = held(conn)?;
+    let expiring = crate::lifecycle::Expiring { periods: p, held: &held, outbox, now, dry_run };
     let mut lines = Vec::new();
-    let mut line = |category, count, action: String| lines.push(Line { category, action, count });
-
-    if p.inactive_account_days > 0 {
-        let (warned, erased, spared) = inactive_accounts(conn, p, &held, now, dry_run)?;
-        let verb = if dry_run { "would be" } else { "" };
-        line("accounts", warned, format!("inactive accounts {verb} warned by email"));
-        line("accounts", erased, format!("inactive accounts {verb} erased (warned, not signed in since)"));
-        line("accounts", spared, "inactive accounts spared by a legal hold".into());
-    }
-
-    if p.course_record_days > 0 {
-        let before = now - Duration::days(p.course_record_days);
-        let ended = enrollments::unenrolled_at
-            .le(before)
-            .or(enrollments::unenrolled_at.is_null().and(enrollments::access_expires_at.le(before)));
-        let target = enrollments::table.filter(ended).filter(enrollments::user_id.ne_all(&held));
-        let n = if dry_run {
-            target.count().get_result::<i64>(conn)? as usize
-        } else {
-            diesel::delete(target).execute(conn)?
-        };
-        line("course records", n, format!("enrollments ended before {} (with progress and answers)", before.date()));
-    }
-
-    if p.forum_post_days > 0 {
-        let before = now - Duration::days(p.forum_post_days);
-        // A thread goes whole, and not while any of its posts belongs to a held account.
-        let touched_by_held = forum_posts::table
-            .filter(forum_posts::thread_id.eq(forum_threads::id))
-            .filter(forum_posts::author_id.eq_any(&held));
-        let ids: Vec<i64> = forum_threads::table
-            .filter(forum_threads::last_post_at.le(before))
-            .filter(not(exists(touched_by_held)))
-            .select(forum_threads::id)
-            .load(conn)?;
-        if !dry_run {
-            diesel::delete(forum_threads::table.filter(forum_threads::id.eq_any(&ids))).execute(conn)?;
-            for id in &ids {
-                crate::forums::search::queue_index(conn, *id)?;
-            }
+    for area in super::AREAS {
+        if let Some(expire) = area.expire {
+            lines.extend(expire(conn, &expiring)?);
         }
-        line("posts", ids.len(), format!("forum threads quiet since before {}", before.date()));
     }
-
-    if p.certificate_days > 0 {
-        let n = crate::certificates::expire(conn, p.certificate_days, now, dry_run)?;
-        let before = now - Duration::days(p.certificate_days);
-        line("certificates", n, format!("certificates issued before {}", before.date()));
-    }
-
-    if p.proctoring_days > 0 {
-        let n = crate::certificates::proctoring::purge(conn, p.proctoring_days, now, dry_run)?;
-        let before = now - Duration::days(p.proctoring_days);
-        line("proctoring", n, format!("proctoring session references from before {}", before.date()));
-    }
-
-    if p.exam_result_days > 0 {
-        let n = crate::exams::purge_results(conn, p.exam_result_days, &held, now, dry_run)?;
-        let before = now - Duration::days(p.exam_result_days);
-        line("exam results", n, format!("exam results received before {}, except under a legal hold", before.date()));
-    }
-
-    if p.page_view_days > 0 {
-        let before = now - Duration::days(p.page_view_days);
-        let old = page_views::table.filter(page_views::created_at.le(before));
-        let n =
-            if dry_run { old.count().get_result::<i64>(conn)? as usize } else { diesel::delete(old).execute(conn)? };
-        line("page views", n, format!("usage statistics recorded before {}", before.date()));
-    }
-
-    if p.cookie_choice_days > 0 {
-        let before = now - Duration::days(p.cookie_choice_days);
-        let old = cookie_choices::table.filter(cookie_choices::created_at.le(before));
-        let n =
-            if dry_run { old.count().get_result::<i64>(conn)? as usize } else { diesel::delete(old).execute(conn)? };
-        line("cookie choices", n, format!("cookie choices made before {}", before.date()));
-    }
-
-    if p.campaign_event_days > 0 {
-        let before = now - Duration::days(p.campaign_event_days);
-        let old = campaign_events::table
-            .filter(campaign_events::created_at.le(before))
-            .filter(campaign_events::user_id.ne_all(&held));
-        let n =
-            if dry_run { old.count().get_result::<i64>(conn)? as usize } else { diesel::delete(old).execute(conn)? };
-        line(
-            "campaign events",
-            n,
-            format!("newsletter deliveries, opens and clicks from before {}, except under a legal hold", before.date()),
-        );
-    }
-
-    if p.support_request_days > 0 {
-        let before = now - Duration::days(p.support_request_days);
-        // Whatever their state; their answers go with them (ON DELETE CASCADE).
-        let old = support_requests::table
-            .filter(support_requests::updated_at.le(before))
-            .filter(support_requests::user_id.is_null().or(support_requests::user_id.ne_all(&held)));
-        let n =
-            if dry_run { old.count().get_result::<i64>(conn)? as usize } else { diesel::delete(old).execute(conn)? };
-        line(
-            "support requests",
-            n,
-            format!(
-                "support requests untouched since before {}, with their answers, except under a legal hold",
-                before.date()
-            ),
-        );
-    }
-
-    if p.log_days > 0 {
-        let before = now - Duration::days(p.log_days);
-        let finished = jobs::table
-            .filter(jobs::status.eq_any([crate::jobs::status::DONE, crate::jobs::status::DEAD]))
-            .filter(jobs::updated_at.le(before));
-        let n = if dry_run {
-            finished.count().get_result::<i64>(conn)? as usize
-        } else {
-            let mail: Vec<i64> =
-                finished.clone().filter(jobs::kind.eq(crate::notify::SEND_EMAIL)).select(jobs::id).load(conn)?;
-            let n = diesel::delete(finished).execute(conn)?;
-            // After the rows: a failure here leaves files, never a row without its file.
-            crate::notify::remove_outbox_mail(outbox, &mail)
-                .map_err(|e| diesel::result::Error::QueryBuilderError(format!("outbox: {e}").into()))?;
-            n
-        };
-        line("logs", n, format!("finished jobs (and the mail they carried) from before {}", before.date()));
-        let expired = sessions::table.filter(sessions::expires_at.le(now)).filter(sessions::user_id.ne_all(&held));
-        let n = if dry_run {
-            expired.count().get_result::<i64>(conn)? as usize
-        } else {
-            diesel::delete(expired).execute(conn)?
-        };
-        line("logs", n, "expired sign-ins".into());
-        let stale = account_tokens::table
-            .filter(account_tokens::expires_at.le(before).or(account_tokens::used_at.le(before)))
-            .filter(account_tokens::user_id.ne_all(&held));
-        let n = if dry_run {
-            stale.count().get_result::<i64>(conn)? as usize
-        } else {
-            diesel::delete(stale).execute(conn)?
-        };
-        line("logs", n, format!("used or expired email links from before {}", before.date()));
-        use crate::db::schema::sms_outbox;
-        let texts = sms_outbox::table.filter(sms_outbox::created_at.le(before));
-        let n = if dry_run {
-            texts.count().get_result::<i64>(conn)? as usize
-        } else {
-            diesel::delete(texts).execute(conn)?
-        };
-        line("logs", n, format!("texts kept in the outbox from before {}", before.date()));
-    }
+    lines.sort_by_key(|l| LISTED.iter().position(|c| *c == l.category).unwrap_or(LISTED.len()));
     // What was deleted must not stay readable in SQLite's write-ahead log.
     if !dry_run && lines.iter().any(|l| l.count > 0) {
         crate::db::checkpoint(conn)?;
@@ -312,7 +145,7 @@ pub fn run(
 
 /// Warns accounts about to pass the inactivity period and erases those
 /// warned long enough ago; returns (warned, erased, spared by a hold).
-fn inactive_accounts(
+pub(super) fn inactive_accounts(
     conn: &mut Conn,
     p: &Periods,
     held: &[i64],
@@ -331,7 +164,7 @@ fn inactive_accounts(
     }
     let warn_from = now - Duration::days((p.inactive_account_days - p.inactive_warning_days).max(0));
     let inactive: Vec<(i64, String, String)> = users::table
-        .filter(users::status.eq("active"))
+        .filter(users::status.eq(crate::accounts::model::AccountStatus::Active.as_str()))
         .filter(users::id.ne_all(staff))
         .filter(
             users::last_sign_in_at

@@ -19,6 +19,7 @@ mod hostile;
 mod instances;
 mod jobs;
 mod learning;
+mod lifecycle;
 mod links;
 mod media;
 mod oidc;

@@ -1,0 +1,177 @@
+//! The forums area's lifecycle hooks (see `crate::lifecycle`): erasure
+//! shows the learner's posts under a former-member placeholder (FRM-4) and
+//! deletes their follows, read marks, bans and reports; the copy of their
+//! data gives what they posted and did in the forums; retention deletes
+//! threads quiet for the period.
+
+use chrono::Duration;
+use diesel::dsl::{exists, not};
+use diesel::prelude::*;
+
+use crate::db::Conn;
+use crate::db::schema::{
+    forum_bans, forum_follows, forum_posts, forum_reads, forum_reports, forum_threads, honor_reports,
+};
+use crate::lifecycle::{AreaHooks, Covered, Erased, Erasing, Expiring, Line, Section, Step};
+
+const MODERATOR: &str = "the moderator who acted, for the record";
+
+pub const HOOKS: AreaHooks = AreaHooks {
+    name: "forums",
+    covers: &[
+        Covered::kept(
+            "forum_posts",
+            "author_id",
+            "posts stay in their threads under a former-member placeholder, text blanked on request (FRM-4)",
+        ),
+        Covered::kept(
+            "forum_post_edits",
+            "editor_id",
+            "a moderator's edit stays in the post's history; the author's own go when their posts are blanked",
+        ),
+        Covered::deleted("forum_votes", "user_id"),
+        Covered::deleted("forum_trusted", "user_id"),
+        Covered::kept("forum_trusted", "approved_by", MODERATOR),
+        Covered::deleted("forum_follows", "user_id"),
+        Covered::deleted("forum_reads", "user_id"),
+        Covered::deleted("forum_bans", "user_id"),
+        Covered::kept("forum_bans", "banned_by", MODERATOR),
+        Covered::deleted("forum_reports", "reporter_id"),
+        Covered::kept("forum_reports", "decided_by", MODERATOR),
+        Covered::deleted("honor_reports", "subject_id"),
+        Covered::blanked("honor_reports", "reporter_id"),
+        Covered::kept("honor_reports", "decided_by", MODERATOR),
+    ],
+    erase_user: Some(erase_user),
+    export_user: EXPORT,
+    expire: Some(expire),
+};
+
+fn erase_user(conn: &mut Conn, e: &Erasing<'_>) -> QueryResult<Erased> {
+    let user_id = e.user_id;
+    match e.step {
+        Step::PseudonymisePosts => {
+            let n = super::erase_author(conn, user_id, e.blank_posts)?;
+            Ok(Erased::detail(format!(
+                "{n} forum post(s) now shown as a former member's{}.",
+                if e.blank_posts { ", their text removed" } else { "" }
+            )))
+        }
+        Step::DeletePersonalData => {
+            let mut n =
+                diesel::delete(forum_follows::table.filter(forum_follows::user_id.eq(user_id))).execute(conn)?;
+            n += diesel::delete(forum_reads::table.filter(forum_reads::user_id.eq(user_id))).execute(conn)?;
+            n += diesel::delete(forum_bans::table.filter(forum_bans::user_id.eq(user_id))).execute(conn)?;
+            n += diesel::delete(forum_reports::table.filter(forum_reports::reporter_id.eq(user_id))).execute(conn)?;
+            n += diesel::delete(honor_reports::table.filter(honor_reports::subject_id.eq(user_id))).execute(conn)?;
+            n += diesel::update(honor_reports::table.filter(honor_reports::reporter_id.eq(user_id)))
+                .set(honor_reports::reporter_id.eq(None::<i64>))
+                .execute(conn)?;
+            Ok(Erased::records(n))
+        }
+        _ => Ok(Erased::default()),
+    }
+}
+
+fn expire(conn: &mut Conn, x: &Expiring<'_>) -> QueryResult<Vec<Line>> {
+    let days = x.periods.forum_post_days;
+    if days <= 0 {
+        return Ok(Vec::new());
+    }
+    let before = x.now - Duration::days(days);
+    // A thread goes whole, and not while any of its posts belongs to a held account.
+    let touched_by_held = forum_posts::table
+        .filter(forum_posts::thread_id.eq(forum_threads::id))
+        .filter(forum_posts::author_id.eq_any(x.held));
+    let ids: Vec<i64> = forum_threads::table
+        .filter(forum_threads::last_post_at.le(before))
+        .filter(not(exists(touched_by_held)))
+        .select(forum_threads::id)
+        .load(conn)?;
+    if !x.dry_run {
+        diesel::delete(forum_threads::table.filter(forum_threads::id.eq_any(&ids))).execute(conn)?;
+        for id in &ids {
+            super::search::queue_index(conn, *id)?;
+        }
+    }
+    Ok(vec![Line {
+        category: "posts",
+        count: ids.len(),
+        action: format!("forum threads quiet since before {}", before.date()),
+    }])
+}
+
+const EXPORT: &[Section] = &[
+    Section {
+        name: "forum_posts",
+        table: "forum_posts",
+        filter: "author_id = {u}",
+        withheld: &[],
+        sealed: &[],
+        about: "Everything you posted in the forums, with its status, and the IP address and device it was posted from.",
+    },
+    Section {
+        name: "forum_post_edits",
+        table: "forum_post_edits",
+        filter: "post_id IN (SELECT id FROM forum_posts WHERE author_id = {u})",
+        withheld: &["editor_id"],
+        sealed: &[],
+        about: "Earlier versions of your posts.",
+    },
+    Section {
+        name: "forum_votes",
+        table: "forum_votes",
+        filter: "user_id = {u}",
+        withheld: &[],
+        sealed: &[],
+        about: "Posts you voted for.",
+    },
+    Section {
+        name: "forum_follows",
+        table: "forum_follows",
+        filter: "user_id = {u}",
+        withheld: &[],
+        sealed: &[],
+        about: "Threads you follow.",
+    },
+    Section {
+        name: "forum_reads",
+        table: "forum_reads",
+        filter: "user_id = {u}",
+        withheld: &[],
+        sealed: &[],
+        about: "How far you have read each thread.",
+    },
+    Section {
+        name: "forum_reports_filed",
+        table: "forum_reports",
+        filter: "reporter_id = {u}",
+        withheld: &["decided_by"],
+        sealed: &[],
+        about: "Posts you reported, and the outcome.",
+    },
+    Section {
+        name: "forum_bans",
+        table: "forum_bans",
+        filter: "user_id = {u}",
+        withheld: &["banned_by"],
+        sealed: &[],
+        about: "Forums you may no longer post in, and why.",
+    },
+    Section {
+        name: "honor_reports_about_you",
+        table: "honor_reports",
+        filter: "subject_id = {u}",
+        withheld: &["reporter_id", "decided_by"],
+        sealed: &[],
+        about: "Honor-code reports filed about you and their decision. Who filed them is left out.",
+    },
+    Section {
+        name: "honor_reports_filed",
+        table: "honor_reports",
+        filter: "reporter_id = {u}",
+        withheld: &["decided_by"],
+        sealed: &[],
+        about: "Honor-code reports you filed.",
+    },
+];
