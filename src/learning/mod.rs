@@ -11,3 +11,4 @@ pub mod routes;
 pub mod service;
 pub mod studio;
 pub mod transfer;
+pub mod views;
