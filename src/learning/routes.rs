@@ -294,8 +294,8 @@ struct Access {
 /// person is not, or no longer, enrolled in) the page that says why and
 /// offers the way in.
 enum Gate {
-    In(Access),
-    Out(views::EnrollFirstView),
+    In(Box<Access>),
+    Out(Box<views::EnrollFirstView>),
 }
 
 fn gate(conn: &mut crate::db::Conn, user: &crate::accounts::SessionUser, slug: &str) -> AppResult<Gate> {
@@ -304,19 +304,19 @@ fn gate(conn: &mut crate::db::Conn, user: &crate::accounts::SessionUser, slug: &
     if let Some((e, run, course)) = learning::enrollment_by_slug(conn, user.id, slug)?
         && e.has_access(now())
     {
-        return Ok(Gate::In(Access { course, enrollment: Some(e), run: Some(run) }));
+        return Ok(Gate::In(Box::new(Access { course, enrollment: Some(e), run: Some(run) })));
     }
     let course = learning::course_by_slug(conn, slug)?;
     match learning::active_enrollment(conn, user.id, course.id, now()) {
-        Ok((e, r)) => Ok(Gate::In(Access { course, enrollment: Some(e), run: Some(r) })),
+        Ok((e, r)) => Ok(Gate::In(Box::new(Access { course, enrollment: Some(e), run: Some(r) }))),
         Err(_) if learning::can_author(user, course.member_id) => {
-            Ok(Gate::In(Access { course, enrollment: None, run: None }))
+            Ok(Gate::In(Box::new(Access { course, enrollment: None, run: None })))
         }
-        Err(LearningError::Forbidden(message)) if course.published => Ok(Gate::Out(views::EnrollFirstView {
+        Err(LearningError::Forbidden(message)) if course.published => Ok(Gate::Out(Box::new(views::EnrollFirstView {
             enroll_href: format!("/courses/{}#enroll", course.slug),
             course: views::CourseSummary::of(&course),
             message,
-        })),
+        }))),
         Err(LearningError::Forbidden(_)) => Err(AppError::NotFound),
         Err(e) => Err(e.into()),
     }
@@ -324,14 +324,14 @@ fn gate(conn: &mut crate::db::Conn, user: &crate::accounts::SessionUser, slug: &
 
 fn access(conn: &mut crate::db::Conn, user: &crate::accounts::SessionUser, slug: &str) -> AppResult<Access> {
     match gate(conn, user, slug)? {
-        Gate::In(a) => Ok(a),
+        Gate::In(a) => Ok(*a),
         Gate::Out(v) => Err(AppError::Forbidden(v.message)),
     }
 }
 
 /// A page of the course's content, or the 403 page that offers the way in.
 fn shown<T: serde::Serialize>(
-    shown: Result<T, views::EnrollFirstView>,
+    shown: Result<T, Box<views::EnrollFirstView>>,
     template: &'static str,
     title: impl FnOnce(&T) -> String,
 ) -> AppResult<Page> {
@@ -353,7 +353,7 @@ pub async fn course_home(
     let view = db
         .run(move |conn| {
             let a = match gate(conn, &user, &slug)? {
-                Gate::In(a) => a,
+                Gate::In(a) => *a,
                 Gate::Out(v) => return Ok(Err(v)),
             };
             let outline = learning::outline(conn, a.course.id)?;
@@ -400,7 +400,7 @@ pub async fn course_complete(
     let view = db
         .run(move |conn| {
             let a = match gate(conn, &user, &slug)? {
-                Gate::In(a) => a,
+                Gate::In(a) => *a,
                 Gate::Out(v) => return Ok(Err(v)),
             };
             let (Some(e), Some(run)) = (&a.enrollment, &a.run) else {
@@ -518,7 +518,7 @@ async fn unit_page(
     let view = db
         .run(move |conn| {
             let a = match gate(conn, &user, &slug)? {
-                Gate::In(a) => a,
+                Gate::In(a) => *a,
                 Gate::Out(v) => return Ok(Err(v)),
             };
             // The outline gives the unit (when it is in this course), its

@@ -241,3 +241,78 @@ async fn small_things(app: TestApp) {
     assert!(home[leave..].find("Yes, leave").is_some_and(|b| b < 400), "a confirming button");
 }
 on_both!(rating_leaving_price_and_enroll_first_pages, small_things);
+
+/// A quiz of one question, `attempts` allowed, answers shown as `show`.
+fn one_question(attempts: u32, show: ShowAnswers, due_at: Option<chrono::NaiveDateTime>, proctored: bool) -> Quiz {
+    Quiz {
+        title: "Q".into(),
+        attempts,
+        weight: 1.0,
+        show_answers: show,
+        due_at,
+        proctored,
+        questions: vec![Question {
+            kind: QuestionKind::Single,
+            prompt: "Pick".into(),
+            choices: vec!["a".into(), "b".into()],
+            correct: vec![1],
+            answer: None,
+            tolerance: 0.0,
+            accepted: vec![],
+            feedback: None,
+        }],
+    }
+}
+
+#[test]
+fn one_rule_says_who_may_submit_a_quiz_and_what_it_reveals() {
+    use service::{NoSubmit, QuizStanding};
+    let now = lyceum::db::now();
+    let tried = |n: i32| (1..=n).map(|i| (i, 0.0, r#"{"0":["0"]}"#.to_string())).collect::<Vec<_>>();
+    let quiz = one_question(2, ShowAnswers::AfterLastAttempt, None, false);
+    let fresh = QuizStanding::new(&quiz, true, &[], None, now);
+    assert_eq!((fresh.may_submit(), fresh.reveal(), fresh.left()), (Ok(()), false, 2));
+    assert!(fresh.last.is_none());
+    let once = QuizStanding::new(&quiz, true, &tried(1), None, now);
+    assert_eq!((once.may_submit(), once.reveal()), (Ok(()), false), "answers wait for the last attempt");
+    let last = once.last.as_ref().expect("the last attempt");
+    assert_eq!((last.number, last.results.len(), last.results[0].correct), (1, 1, false));
+    let used = QuizStanding::new(&quiz, true, &tried(2), None, now);
+    assert_eq!((used.may_submit(), used.reveal(), used.left()), (Err(NoSubmit::AttemptsUsed), true, 0));
+    // A preview sends nothing and sees nothing early.
+    let preview = QuizStanding::new(&quiz, false, &[], None, now);
+    assert_eq!((preview.may_submit(), preview.reveal()), (Err(NoSubmit::Preview), false));
+    // Past its due date: closed, and shown when the quiz says "after the due date".
+    let due = one_question(3, ShowAnswers::AfterDue, Some(now - chrono::Duration::hours(1)), false);
+    let late = QuizStanding::new(&due, true, &tried(1), None, now);
+    assert_eq!((late.may_submit(), late.reveal()), (Err(NoSubmit::Due), true));
+    let open = one_question(3, ShowAnswers::AfterDue, Some(now + chrono::Duration::hours(1)), false);
+    assert!(!QuizStanding::new(&open, true, &tried(3), None, now).reveal(), "not before the due date");
+    // A proctored exam takes answers only within an open (or passed) session.
+    let exam = one_question(1, ShowAnswers::AfterLastAttempt, None, true);
+    assert_eq!(QuizStanding::new(&exam, true, &[], None, now).may_submit(), Err(NoSubmit::Proctoring));
+    assert_eq!(QuizStanding::new(&exam, true, &[], Some("failed".into()), now).may_submit(), Err(NoSubmit::Proctoring));
+    let in_session = QuizStanding::new(&exam, true, &[], Some("open".into()), now);
+    assert!(in_session.may_submit().is_ok() && in_session.in_session());
+    // The colour of a result follows the pass mark.
+    use service::Verdict;
+    assert_eq!(Verdict::of(0.0, 60), Verdict::Fail);
+    assert_eq!(Verdict::of(0.5, 60), Verdict::Partial);
+    assert_eq!(Verdict::of(0.6, 60), Verdict::Pass);
+    assert_eq!(Verdict::of(0.0, 0), Verdict::Fail, "0 % is never a success");
+}
+
+#[test]
+fn continue_never_leads_into_a_finished_course() {
+    use service::{NextStep, next_step};
+    use std::collections::HashSet;
+    let order = [10, 20, 30];
+    let done = |ids: &[i64]| ids.iter().copied().collect::<HashSet<i64>>();
+    assert_eq!(next_step(&order, &done(&[]), None, false), Some(NextStep::Start(10)));
+    assert_eq!(next_step(&order, &done(&[]), Some(20), false), Some(NextStep::Resume(20)));
+    assert_eq!(next_step(&order, &done(&[20]), Some(20), false), Some(NextStep::Next(30)));
+    assert_eq!(next_step(&order, &done(&[20, 30]), Some(30), false), Some(NextStep::Next(10)), "wraps to the start");
+    assert_eq!(next_step(&order, &done(&[10, 20, 30]), Some(30), false), Some(NextStep::Finished));
+    assert_eq!(next_step(&order, &done(&[10]), Some(10), true), Some(NextStep::Finished), "passed is finished");
+    assert_eq!(next_step(&[], &done(&[]), None, false), None);
+}
