@@ -431,6 +431,7 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
                 learning::routes::unenroll,
                 learning::routes::dashboard,
                 learning::routes::course_home,
+                learning::routes::course_complete,
                 learning::routes::unit,
                 learning::routes::complete,
                 learning::routes::submit_quiz,

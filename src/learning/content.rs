@@ -318,6 +318,22 @@ fn render_markdown_uncached(markdown: &str) -> String {
     ammonia::Builder::default().link_rel(Some("noopener noreferrer nofollow")).clean(&out).to_string()
 }
 
+/// A short author text that sits inside a line (an answer choice, a
+/// learner's chosen answer): its inline Markdown (`code`, *emphasis*,
+/// **strong**, ~~strike~~) as HTML, every other element dropped with its
+/// text kept, so it fits in a `<label>`.
+pub fn render_inline_markdown(markdown: &str) -> String {
+    use pulldown_cmark::{Parser, html};
+    if check_text(markdown).is_err() {
+        return ammonia::clean_text(markdown);
+    }
+    let mut out = String::new();
+    html::push_html(&mut out, Parser::new_ext(markdown, markdown_options()));
+    let html =
+        ammonia::Builder::empty().add_tags(["code", "em", "strong", "del", "sub", "sup"]).clean(&out).to_string();
+    html.trim().to_string()
+}
+
 /// Markdown as sanitised HTML for a page read away from the site (an email):
 /// every relative link and image resolved against `base`, so `/courses/x`
 /// becomes `https://site/courses/x`.

@@ -12,3 +12,4 @@ pub mod routes;
 pub mod service;
 pub mod studio;
 pub mod transfer;
+pub mod views;

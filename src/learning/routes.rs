@@ -12,9 +12,10 @@ use serde_json::{Value, json};
 use crate::consent::ledger::Evidence;
 use crate::db::{Db, now};
 use crate::learning::catalog::{self, Filters};
-use crate::learning::content::{Answers, BlockData, ShowAnswers, embed_url, render_markdown};
+use crate::learning::content::{Answers, BlockData, embed_url, render_markdown};
 use crate::learning::model::{Block, Course, Enrollment};
-use crate::learning::service::{self as learning, LearningError, Track};
+use crate::learning::service::{self as learning, LearningError, NextStep, NoSubmit, Track, Verdict};
+use crate::learning::views;
 use crate::media::files;
 use crate::search::SearchIndex;
 use crate::storage::BlobStore;
@@ -82,10 +83,16 @@ pub async fn catalog_page(
 }
 
 #[get("/courses/<slug>")]
-pub async fn about(db: &State<Db>, viewer: Viewer, slug: &str) -> AppResult<Page> {
+pub async fn about(
+    db: &State<Db>,
+    payments: &State<crate::certificates::payments::Payments>,
+    viewer: Viewer,
+    slug: &str,
+) -> AppResult<Page> {
     let slug = slug.to_string();
     let user = viewer.0.clone();
-    let ctx = db
+    let buying = payments.0.is_some();
+    let view = db
         .run(move |conn| {
             let course = learning::course_by_slug(conn, &slug)?;
             let may_preview = user.as_ref().is_some_and(|u| learning::can_author(u, course.member_id));
@@ -103,39 +110,60 @@ pub async fn about(db: &State<Db>, viewer: Viewer, slug: &str) -> AppResult<Page
             let sharing = crate::consent::member::offer(conn, &member)?;
             let t = now();
             let exams = crate::exams::open_count(conn, course.id, t)?;
-            Ok(json!({
-                "exams": exams,
-                "course": course_json(&course),
-                "description_html": render_markdown(&course.description),
-                "member": { "name": member.name, "slug": member.slug, "description": member.description, "logo": member.logo_blob.map(|k| format!("/media/{k}")) },
-                "runs": runs.iter().map(|r| json!({
-                    "key": r.run_key, "starts": r.starts_at.format("%e %B %Y").to_string(),
-                    "ends": r.ends_at.map(|e| e.format("%e %B %Y").to_string()),
-                    "pacing": if r.pacing == "self" { "Self-paced" } else { "Instructor-paced" },
-                    "access_days": r.access_days, "pass_threshold": r.pass_threshold, "open": r.enrollment_open(t),
-                    "audit": r.audit, "verified_price": r.verified_price_cents.map(|c| format!("{:.2} {}", f64::from(c) / 100.0, r.currency)),
-                })).collect::<Vec<_>>(),
-                "outline": outline.iter().map(|(s, us)| json!({ "title": s.title, "units": us.iter().map(|u| json!({"title": u.title})).collect::<Vec<_>>() })).collect::<Vec<_>>(),
-                "enrolled": enrollment.as_ref().is_some_and(|(e, _)| e.has_access(t)),
-                "expired": enrollment.as_ref().is_some_and(|(e, _)| !e.has_access(t)),
-                "signed_in": user.is_some(),
-                "verified": user.as_ref().is_some_and(|u| u.email_verified),
-                "rating": avg.map(|a| format!("{a:.1}")), "ratings": ratings,
-                "may_author": may_preview,
-                "sharing": sharing.json(),
-            }))
+            Ok(views::AboutView {
+                exams,
+                course: views::CourseSummary::of(&course),
+                description_html: render_markdown(&course.description),
+                member: views::MemberView {
+                    name: member.name.clone(),
+                    slug: member.slug.clone(),
+                    description: member.description.clone(),
+                    logo: member.logo_blob.as_ref().map(|k| format!("/media/{k}")),
+                },
+                runs: runs
+                    .iter()
+                    .map(|r| views::RunView {
+                        key: r.run_key.clone(),
+                        starts: r.starts_at.format("%e %B %Y").to_string(),
+                        ends: r.ends_at.map(|e| e.format("%e %B %Y").to_string()),
+                        pacing: if r.pacing == "self" { "Self-paced" } else { "Instructor-paced" },
+                        access_days: r.access_days,
+                        pass_threshold: r.pass_threshold,
+                        open: r.enrollment_open(t),
+                        audit: r.audit,
+                        // A price only for what can be bought here.
+                        verified_price: r
+                            .verified_price_cents
+                            .filter(|c| buying && *c > 0)
+                            .map(|c| format!("{:.2} {}", f64::from(c) / 100.0, r.currency)),
+                    })
+                    .collect(),
+                outline: outline
+                    .iter()
+                    .map(|(s, us)| views::AboutSection {
+                        title: s.title.clone(),
+                        units: us.iter().map(|u| views::AboutUnit { title: u.title.clone() }).collect(),
+                    })
+                    .collect(),
+                enrolled: enrollment.as_ref().is_some_and(|(e, _)| e.has_access(t)),
+                expired: enrollment.as_ref().is_some_and(|(e, _)| !e.has_access(t)),
+                signed_in: user.is_some(),
+                verified: user.as_ref().is_some_and(|u| u.email_verified),
+                rating: avg.map(|a| format!("{a:.1}")),
+                ratings,
+                may_author: may_preview,
+                sharing: sharing.json(),
+            })
         })
         .await?;
-    let title = ctx["course"]["title"].as_str().unwrap_or("Course").to_string();
-    Ok(Page::new("learning/about", title, ctx))
+    let title = view.course.title.clone();
+    page("learning/about", title, &view)
 }
 
-fn course_json(c: &Course) -> Value {
-    json!({
-        "slug": c.slug, "title": c.title, "summary": c.summary, "subjects": c.subject_list(),
-        "language": c.language, "effort": c.effort, "image": c.image_blob.as_ref().map(|k| format!("/media/{k}")),
-        "published": c.published,
-    })
+/// A page from its typed view.
+fn page(template: &'static str, title: impl Into<String>, view: &impl serde::Serialize) -> AppResult<Page> {
+    let context = serde_json::to_value(view).map_err(|e| AppError::Internal(format!("{template}: {e}")))?;
+    Ok(Page::new(template, title, context))
 }
 
 #[derive(FromForm)]
@@ -229,25 +257,29 @@ pub async fn dashboard(db: &State<Db>, user: CurrentUser) -> AppResult<Page> {
             let t = now();
             let mut out = Vec::new();
             for (e, run, course) in learning::my_courses(conn, id)? {
-                let st = learning::standing(conn, &e, course.id)?;
-                let resume = e.last_unit_id.map(|u| format!("/learn/{}/units/{u}", course.slug));
+                let order = learning::unit_ids(conn, course.id)?;
+                let done = learning::completed_units(conn, e.id)?;
+                let next_step = learning::next_step(&order, &done, e.last_unit_id, e.completed_at.is_some())
+                    .map(|s| views::StepLink::of(&course.slug, s));
                 let certificate = crate::certificates::for_user_run(conn, id, run.id)?;
-                out.push(json!({
-                    "certificate": certificate.map(|c| json!({ "code": c.code, "valid": c.is_valid() })),
-                    "title": course.title, "slug": course.slug, "standing": st, "resume": resume,
-                    "access": e.has_access(t),
-                    "access_until": e.access_expires_at.map(|x| x.format("%e %B %Y").to_string()),
-                    "starts": run.starts_at.format("%e %B %Y").to_string(), "track": e.track,
-                }));
+                out.push(views::DashboardCourse {
+                    certificate: certificate.map(|c| views::CertificateBadge { valid: c.is_valid(), code: c.code }),
+                    standing: learning::standing_of(&e, &order, &done),
+                    title: course.title,
+                    slug: course.slug,
+                    next_step,
+                    access: e.has_access(t),
+                    access_until: e.access_expires_at.map(|x| x.format("%e %B %Y").to_string()),
+                    starts: run.starts_at.format("%e %B %Y").to_string(),
+                    track: e.track,
+                });
             }
             Ok::<_, AppError>(out)
         })
         .await?;
-    Ok(Page::new(
-        "accounts/dashboard",
-        "Your dashboard",
-        json!({ "me": { "first_name": user.first_name, "verified": user.email_verified, "email": user.email }, "courses": courses }),
-    ))
+    let me =
+        views::Me { first_name: user.first_name.clone(), verified: user.email_verified, email: user.email.clone() };
+    page("accounts/dashboard", "Your dashboard", &views::DashboardView { me, courses })
 }
 
 /// A course's content as the learner (or an author previewing) sees it.
@@ -258,21 +290,54 @@ struct Access {
     run: Option<crate::learning::model::Run>,
 }
 
-fn access(conn: &mut crate::db::Conn, user: &crate::kernel::SessionUser, slug: &str) -> AppResult<Access> {
+/// The way into a course's content: in, or (for a published course the
+/// person is not, or no longer, enrolled in) the page that says why and
+/// offers the way in.
+enum Gate {
+    In(Box<Access>),
+    Out(Box<views::EnrollFirstView>),
+}
+
+fn gate(conn: &mut crate::db::Conn, user: &crate::kernel::SessionUser, slug: &str) -> AppResult<Gate> {
     // A learner opening a course they take: one query. Everyone else (staff
     // previewing, access ended, not enrolled) takes the longer way below.
     if let Some((e, run, course)) = learning::enrollment_by_slug(conn, user.id, slug)?
         && e.has_access(now())
     {
-        return Ok(Access { course, enrollment: Some(e), run: Some(run) });
+        return Ok(Gate::In(Box::new(Access { course, enrollment: Some(e), run: Some(run) })));
     }
     let course = learning::course_by_slug(conn, slug)?;
     match learning::active_enrollment(conn, user.id, course.id, now()) {
-        Ok((e, r)) => Ok(Access { course, enrollment: Some(e), run: Some(r) }),
-        Err(_) if learning::can_author(user, course.member_id) => Ok(Access { course, enrollment: None, run: None }),
-        Err(LearningError::Forbidden(m)) if course.published => Err(AppError::Forbidden(m)),
+        Ok((e, r)) => Ok(Gate::In(Box::new(Access { course, enrollment: Some(e), run: Some(r) }))),
+        Err(_) if learning::can_author(user, course.member_id) => {
+            Ok(Gate::In(Box::new(Access { course, enrollment: None, run: None })))
+        }
+        Err(LearningError::Forbidden(message)) if course.published => Ok(Gate::Out(Box::new(views::EnrollFirstView {
+            enroll_href: format!("/courses/{}#enroll", course.slug),
+            course: views::CourseSummary::of(&course),
+            message,
+        }))),
         Err(LearningError::Forbidden(_)) => Err(AppError::NotFound),
         Err(e) => Err(e.into()),
+    }
+}
+
+fn access(conn: &mut crate::db::Conn, user: &crate::accounts::SessionUser, slug: &str) -> AppResult<Access> {
+    match gate(conn, user, slug)? {
+        Gate::In(a) => Ok(*a),
+        Gate::Out(v) => Err(AppError::Forbidden(v.message)),
+    }
+}
+
+/// A page of the course's content, or the 403 page that offers the way in.
+fn shown<T: serde::Serialize>(
+    shown: Result<T, Box<views::EnrollFirstView>>,
+    template: &'static str,
+    title: impl FnOnce(&T) -> String,
+) -> AppResult<Page> {
+    match shown {
+        Ok(view) => page(template, title(&view), &view),
+        Err(out) => Ok(page("learning/enroll_first", out.course.title.clone(), &out)?.with_status(Status::Forbidden)),
     }
 }
 
@@ -285,131 +350,161 @@ pub async fn course_home(
 ) -> AppResult<Page> {
     let slug = slug.to_string();
     let buying = payments.0.is_some();
-    let ctx = db
+    let view = db
         .run(move |conn| {
-            let a = access(conn, &user, &slug)?;
+            let a = match gate(conn, &user, &slug)? {
+                Gate::In(a) => *a,
+                Gate::Out(v) => return Ok(Err(v)),
+            };
             let outline = learning::outline(conn, a.course.id)?;
+            let order: Vec<i64> = outline.iter().flat_map(|(_, us)| us.iter().map(|u| u.id)).collect();
             let done = match &a.enrollment {
                 Some(e) => learning::completed_units(conn, e.id)?,
                 None => Default::default(),
             };
-            let standing = match &a.enrollment {
-                Some(e) => Some(learning::standing(conn, e, a.course.id)?),
-                None => None,
+            let next_step = match &a.enrollment {
+                Some(e) => learning::next_step(&order, &done, e.last_unit_id, e.completed_at.is_some()),
+                None => order.first().map(|u| NextStep::Start(*u)),
             };
-            let first_open = outline.iter().flat_map(|(_, us)| us.iter()).find(|u| !done.contains(&u.id)).map(|u| u.id);
             let certificate = match (&a.enrollment, &a.run) {
                 (Some(e), Some(run)) => {
                     Some(crate::certificates::routes::card(conn, user.id, run, &a.course.slug, &e.track, buying)?)
                 }
                 _ => None,
             };
-            Ok::<_, AppError>(json!({
-                "certificate": certificate,
-                "course": course_json(&a.course),
-                "preview": a.enrollment.is_none(),
-                "standing": standing,
-                "pass_threshold": a.run.as_ref().map(|r| r.pass_threshold),
-                "next_unit": first_open,
-                "resume": a.enrollment.as_ref().and_then(|e| e.last_unit_id),
-                "sections": outline.iter().map(|(s, us)| json!({
-                    "title": s.title,
-                    "units": us.iter().map(|u| json!({ "id": u.id, "title": u.title, "done": done.contains(&u.id) })).collect::<Vec<_>>(),
-                })).collect::<Vec<_>>(),
+            Ok::<_, AppError>(Ok(views::CourseHomeView {
+                certificate,
+                preview: a.enrollment.is_none(),
+                standing: a.enrollment.as_ref().map(|e| learning::standing_of(e, &order, &done)),
+                pass_threshold: a.run.as_ref().map(|r| r.pass_threshold),
+                next_step: next_step.map(|s| views::StepLink::of(&a.course.slug, s)),
+                sections: views::outline(&a.course.slug, &outline, &done, None),
+                course: views::CourseSummary::of(&a.course),
             }))
         })
         .await?;
-    let title = ctx["course"]["title"].as_str().unwrap_or("Course").to_string();
-    Ok(Page::new("learning/course", title, ctx))
+    shown(view, "learning/course", |v| v.course.title.clone())
+}
+
+/// The page at the end of a course: the grade against the pass mark, passed
+/// or not, what remains, and the way to the certificate.
+#[get("/learn/<slug>/complete")]
+pub async fn course_complete(
+    db: &State<Db>,
+    payments: &State<crate::certificates::payments::Payments>,
+    user: CurrentUser,
+    slug: &str,
+) -> AppResult<Page> {
+    let slug = slug.to_string();
+    let buying = payments.0.is_some();
+    let view = db
+        .run(move |conn| {
+            let a = match gate(conn, &user, &slug)? {
+                Gate::In(a) => *a,
+                Gate::Out(v) => return Ok(Err(v)),
+            };
+            let (Some(e), Some(run)) = (&a.enrollment, &a.run) else {
+                return Err(AppError::Forbidden(
+                    "A preview has no result: the course-complete page is for enrolled learners.".into(),
+                ));
+            };
+            let t = now();
+            let sections = learning::outline(conn, a.course.id)?;
+            let units: Vec<&crate::learning::model::Unit> = sections.iter().flat_map(|(_, us)| us.iter()).collect();
+            let order: Vec<i64> = units.iter().map(|u| u.id).collect();
+            let done = learning::completed_units(conn, e.id)?;
+            let open: Vec<views::UnitLink> =
+                units.iter().filter(|u| !done.contains(&u.id)).map(|u| views::UnitLink::of(&slug, u)).collect();
+            let mut retry = Vec::new();
+            if !e.passed {
+                for u in &units {
+                    for b in learning::blocks_of(conn, u.id)? {
+                        let BlockData::Quiz(quiz) = learning::block_data(&b)? else { continue };
+                        let standing = learning::QuizStanding::load(conn, Some(e), &b, &quiz, t)?;
+                        if standing.may_submit().is_ok() && standing.best.unwrap_or(0.0) < 1.0 {
+                            retry.push(views::RetryQuiz {
+                                title: quiz.title.clone(),
+                                href: format!("/learn/{slug}/units/{}#block-{}", u.id, b.id),
+                                best: format!("{:.0}", standing.best.unwrap_or(0.0) * 100.0),
+                                left: standing.left(),
+                            });
+                        }
+                    }
+                }
+            }
+            let card = crate::certificates::routes::card(conn, user.id, run, &slug, &e.track, buying)?;
+            let flag = |k: &str| card.get(k).and_then(Value::as_bool).unwrap_or(false);
+            let issued = card.get("certificate").filter(|c| !c.is_null()).map(|c| views::CertificateBadge {
+                code: c.get("code").and_then(Value::as_str).unwrap_or_default().to_string(),
+                valid: c.get("valid").and_then(Value::as_bool).unwrap_or(false),
+            });
+            let standing = learning::standing_of(e, &order, &done);
+            Ok::<_, AppError>(Ok(views::CompleteView {
+                finished: learning::all_done(&order, &done),
+                units_done: standing.units_done,
+                units_total: standing.units_total,
+                grade: views::percent(e.grade_percent),
+                pass_threshold: run.pass_threshold,
+                passed: e.passed,
+                completed_at: standing.completed_at,
+                more_remaining: open.len().saturating_sub(5),
+                remaining: open.into_iter().take(5).collect(),
+                retry,
+                certificate: views::CertificatePath {
+                    issued,
+                    offered: flag("offered"),
+                    verified_track: flag("verified"),
+                    identity_ok: flag("identity_ok"),
+                    identity_pending: flag("identity_pending"),
+                    card: format!("/learn/{slug}#certificate-card"),
+                },
+                course: views::CourseSummary::of(&a.course),
+            }))
+        })
+        .await?;
+    shown(view, "learning/complete", |v| format!("{}: your result", v.course.title))
 }
 
 /// A block as the unit template shows it.
+#[allow(clippy::too_many_arguments)]
 fn block_view(
     conn: &mut crate::db::Conn,
     slug: &str,
     b: &Block,
     enrollment: Option<&Enrollment>,
+    pass_threshold: Option<i32>,
     attended: bool,
     answer_errors: &[(usize, String)],
     t: chrono::NaiveDateTime,
-) -> AppResult<Value> {
-    let data = learning::block_data(b)?;
-    let mut view = match data {
-        BlockData::Text { markdown } => json!({ "kind": "text", "html": render_markdown(&markdown) }),
-        BlockData::Video { url, file, transcript } => json!({
-            "kind": "video", "id": b.id,
-            "embed": url.as_deref().and_then(embed_url), "url": url,
-            "file": file.map(|_| format!("/learn/{slug}/files/{}", b.id)),
-            "transcript_html": transcript.map(|t| render_markdown(&t)),
-        }),
-        BlockData::Resource { title, file } => json!({
-            "kind": "resource", "title": title, "filename": file.filename, "href": format!("/learn/{slug}/files/{}", b.id),
-        }),
-        BlockData::Live { title, starts_at, link: _ } => json!({
-            "kind": "live", "title": title, "starts": starts_at.format("%e %B %Y, %H:%M UTC").to_string(),
-            "href": format!("/learn/{slug}/live/{}", b.id), "attended": attended, "past": starts_at < t,
-        }),
+) -> AppResult<views::BlockView> {
+    Ok(match learning::block_data(b)? {
+        BlockData::Text { markdown } => views::BlockView::Text { id: b.id, html: render_markdown(&markdown) },
+        BlockData::Video { url, file, transcript } => views::BlockView::Video {
+            id: b.id,
+            embed: url.as_deref().and_then(embed_url),
+            url,
+            file: file.map(|_| format!("/learn/{slug}/files/{}", b.id)),
+            transcript_html: transcript.map(|t| render_markdown(&t)),
+        },
+        BlockData::Resource { title, file } => views::BlockView::Resource {
+            id: b.id,
+            title,
+            filename: file.filename,
+            href: format!("/learn/{slug}/files/{}", b.id),
+        },
+        BlockData::Live { title, starts_at, link: _ } => views::BlockView::Live {
+            id: b.id,
+            title,
+            starts: starts_at.format("%e %B %Y, %H:%M UTC").to_string(),
+            href: format!("/learn/{slug}/live/{}", b.id),
+            attended,
+            past: starts_at < t,
+        },
         BlockData::Quiz(quiz) => {
-            let tries = match enrollment {
-                Some(e) => learning::attempts(conn, e.id, b.id)?,
-                None => Vec::new(),
-            };
-            let used = tries.len() as u32;
-            let best = tries.iter().map(|(_, s, _)| *s).fold(None, |m: Option<f64>, s| Some(m.map_or(s, |m| m.max(s))));
-            let last_answers: Answers =
-                tries.last().and_then(|(_, _, a)| serde_json::from_str(a).ok()).unwrap_or_default();
-            let reveal = match quiz.show_answers {
-                ShowAnswers::AfterLastAttempt => used >= quiz.attempts,
-                ShowAnswers::AfterDue => quiz.due_at.is_some_and(|d| t > d),
-            };
-            let (_, results) = quiz.grade(&last_answers);
-            // A proctored exam takes answers only within a proctoring session (CRT-7).
-            let session = match (quiz.proctored, enrollment) {
-                (true, Some(e)) => crate::certificates::proctoring::latest(conn, e.id, b.id)?,
-                _ => None,
-            };
-            let in_session = session.as_ref().is_some_and(|(_, s)| {
-                s == crate::certificates::proctoring::status::OPEN
-                    || s == crate::certificates::proctoring::status::PASSED
-            });
-            json!({
-                "kind": "quiz", "id": b.id, "title": quiz.title, "attempts": quiz.attempts, "used": used,
-                "proctored": quiz.proctored, "in_session": in_session,
-                "session_status": session.map(|(_, s)| s),
-                "proctoring_action": format!("/learn/{slug}/exams/{}/proctoring", b.id),
-                "left": quiz.attempts.saturating_sub(used), "can_submit": enrollment.is_some() && used < quiz.attempts && quiz.due_at.is_none_or(|d| t <= d) && (!quiz.proctored || in_session),
-                "best": best.map(|s| format!("{:.0}", s * 100.0)), "reveal": reveal,
-                "due": quiz.due_at.map(|d| d.format("%e %B %Y, %H:%M UTC").to_string()),
-                "action": format!("/learn/{slug}/quiz/{}", b.id),
-                "questions": quiz.questions.iter().enumerate().map(|(i, q)| {
-                    let given = last_answers.get(&i).cloned().unwrap_or_default();
-                    json!({
-                        "index": i, "number": i + 1, "prompt_html": render_markdown(&q.prompt), "kind": q.kind,
-                        "single": q.kind == crate::learning::content::QuestionKind::Single,
-                        "multiple": q.kind == crate::learning::content::QuestionKind::Multiple,
-                        "numeric": q.kind == crate::learning::content::QuestionKind::Numeric,
-                        "text": q.kind == crate::learning::content::QuestionKind::Text,
-                        "choices": q.choices.iter().enumerate().map(|(ci, c)| json!({
-                            "index": ci, "label": c, "checked": given.contains(&ci.to_string()),
-                            "correct": reveal && q.correct.contains(&ci),
-                        })).collect::<Vec<_>>(),
-                        "value": given.first().cloned().unwrap_or_default(),
-                        "answered": used > 0, "was_correct": used > 0 && results.get(i).is_some_and(|r| r.correct),
-                        "feedback": if reveal { q.feedback.clone() } else { None },
-                        "solution": if reveal { match q.kind {
-                            crate::learning::content::QuestionKind::Numeric => q.answer.map(|a| a.to_string()),
-                            crate::learning::content::QuestionKind::Text => q.accepted.first().cloned(),
-                            _ => None,
-                        } } else { None },
-                        "error": answer_errors.iter().find(|(qi, _)| *qi == i).map(|(_, m)| m.clone()),
-                    })
-                }).collect::<Vec<_>>(),
-            })
+            let standing = learning::QuizStanding::load(conn, enrollment, b, &quiz, t)?;
+            views::BlockView::Quiz(views::QuizView::new(b.id, slug, &quiz, &standing, pass_threshold, answer_errors))
         }
-    };
-    // Every block has its anchor (`#block-<id>`), whatever its kind.
-    view["id"] = json!(b.id);
-    Ok(view)
+    })
 }
 
 async fn unit_page(
@@ -420,21 +515,27 @@ async fn unit_page(
     answer_errors: Vec<(usize, String)>,
 ) -> AppResult<Page> {
     let has_errors = !answer_errors.is_empty();
-    let ctx = db
+    let view = db
         .run(move |conn| {
-            let a = access(conn, &user, &slug)?;
-            // The outline gives the unit (when it is in this course) and its
-            // neighbours in one query.
-            let order: Vec<crate::learning::model::Unit> = learning::outline(conn, a.course.id)?.into_iter().flat_map(|(_, us)| us).collect();
-            let pos = order.iter().position(|u| u.id == unit_id).ok_or(AppError::NotFound)?;
-            let unit = &order[pos];
-            let prev = pos.checked_sub(1).and_then(|p| order.get(p)).map(|u| u.id);
-            let next = order.get(pos + 1).map(|u| u.id);
+            let a = match gate(conn, &user, &slug)? {
+                Gate::In(a) => *a,
+                Gate::Out(v) => return Ok(Err(v)),
+            };
+            // The outline gives the unit (when it is in this course), its
+            // section and its neighbours in one query.
+            let sections = learning::outline(conn, a.course.id)?;
+            let order: Vec<(&crate::learning::model::Section, &crate::learning::model::Unit)> =
+                sections.iter().flat_map(|(s, us)| us.iter().map(move |u| (s, u))).collect();
+            let pos = order.iter().position(|(_, u)| u.id == unit_id).ok_or(AppError::NotFound)?;
+            let (section, unit) = order[pos];
+            let prev = pos.checked_sub(1).and_then(|p| order.get(p)).map(|(_, u)| views::UnitLink::of(&slug, u));
+            let next = order.get(pos + 1).map(|(_, u)| views::UnitLink::of(&slug, u));
             let t = now();
             // Reading a unit records where the learner is, but only when that
             // changed or a while has passed: a page view should rarely be a write.
             if let Some(e) = &a.enrollment
-                && (e.last_unit_id != Some(unit.id) || e.last_activity_at.is_none_or(|at| t - at > chrono::Duration::minutes(5)))
+                && (e.last_unit_id != Some(unit.id)
+                    || e.last_activity_at.is_none_or(|at| t - at > chrono::Duration::minutes(5)))
             {
                 learning::touch(conn, e.id, unit.id, t)?;
             }
@@ -447,18 +548,38 @@ async fn unit_page(
                 Some(e) => learning::completed_units(conn, e.id)?,
                 None => Default::default(),
             };
-            let views: Vec<Value> = blocks
+            let pass_threshold = a.run.as_ref().map(|r| r.pass_threshold);
+            let blocks = blocks
                 .iter()
-                .map(|b| block_view(conn, &slug, b, a.enrollment.as_ref(), attended.contains(&b.id), &answer_errors, t))
-                .collect::<AppResult<_>>()?;
-            Ok::<_, AppError>(json!({
-                "course": course_json(&a.course), "unit": { "id": unit.id, "title": unit.title, "done": done.contains(&unit.id) },
-                "blocks": views, "prev": prev, "next": next, "preview": a.enrollment.is_none(),
+                .map(|b| {
+                    block_view(
+                        conn,
+                        &slug,
+                        b,
+                        a.enrollment.as_ref(),
+                        pass_threshold,
+                        attended.contains(&b.id),
+                        &answer_errors,
+                        t,
+                    )
+                })
+                .collect::<AppResult<Vec<_>>>()?;
+            Ok::<_, AppError>(Ok(views::UnitView {
+                course: views::CourseSummary::of(&a.course),
+                unit: views::UnitHead { id: unit.id, title: unit.title.clone(), done: done.contains(&unit.id) },
+                blocks,
+                prev,
+                next,
+                preview: a.enrollment.is_none(),
+                outline: views::outline(&slug, &sections, &done, Some(unit.id)),
+                position: pos + 1,
+                total: order.len(),
+                units_done: order.iter().filter(|(_, u)| done.contains(&u.id)).count(),
+                section: section.title.clone(),
             }))
         })
         .await?;
-    let title = ctx["unit"]["title"].as_str().unwrap_or("Unit").to_string();
-    let page = Page::new("learning/unit", title, ctx);
+    let page = shown(view, "learning/unit", |v| v.unit.title.clone())?;
     Ok(if has_errors { page.with_status(Status::UnprocessableEntity) } else { page })
 }
 
@@ -467,6 +588,8 @@ pub async fn unit(db: &State<Db>, user: CurrentUser, slug: &str, unit_id: i64) -
     unit_page(db, user, slug.to_string(), unit_id, Vec::new()).await
 }
 
+/// Marks a unit finished and goes on: to the next unit, or, when this was
+/// the last unit left, to the course-complete page.
 #[post("/learn/<slug>/units/<unit_id>/complete", data = "<_form>")]
 pub async fn complete(
     db: &State<Db>,
@@ -480,16 +603,30 @@ pub async fn complete(
         .run(move |conn| {
             let a = access(conn, &user, &slug)?;
             let e = a.enrollment.ok_or_else(|| AppError::Forbidden("Previews do not record progress.".into()))?;
-            learning::complete_unit(conn, &e, &a.course, unit_id, now())?;
             let order = learning::unit_ids(conn, a.course.id)?;
+            let before = learning::completed_units(conn, e.id)?;
+            learning::complete_unit(conn, &e, &a.course, unit_id, now())?;
+            let mut after = before.clone();
+            after.insert(unit_id);
+            let finished_now = !learning::all_done(&order, &before) && learning::all_done(&order, &after);
             let next = order.iter().position(|u| *u == unit_id).and_then(|p| order.get(p + 1));
             Ok::<_, AppError>(match next {
+                _ if finished_now => format!("/learn/{slug}/complete"),
                 Some(n) => format!("/learn/{slug}/units/{n}"),
+                None if learning::all_done(&order, &after) => format!("/learn/{slug}/complete"),
                 None => format!("/learn/{slug}"),
             })
         })
         .await?;
     Ok(Redirect::to(to))
+}
+
+/// What became of answers sent to a quiz.
+enum QuizReply {
+    /// Answers that could not be graded: the unit again, with field errors.
+    Unfit(i64, Vec<(usize, String)>),
+    /// Graded (or refused by the quiz's rules), in a run with this pass mark.
+    Graded(i64, i32, Result<learning::AttemptOutcome, LearningError>),
 }
 
 #[post("/learn/<slug>/quiz/<block_id>", data = "<form>")]
@@ -510,35 +647,36 @@ pub async fn submit_quiz(
     }
     let slug_s = slug.to_string();
     let u = user.clone();
-    let outcome = db
+    let reply = db
         .run(move |conn| {
             let a = access(conn, &u, &slug_s)?;
-            let (Some(e), Some(run)) = (a.enrollment, a.run) else {
-                return Err(AppError::Forbidden("Previews cannot submit quizzes.".into()));
-            };
             let block = learning::block_in_course(conn, a.course.id, block_id)?;
             let BlockData::Quiz(quiz) = learning::block_data(&block)? else { return Err(AppError::NotFound) };
-            if quiz.proctored && !crate::certificates::proctoring::may_submit(conn, e.id, block.id)? {
-                return Err(AppError::Forbidden(
-                    "This exam is proctored: start a proctoring session from the exam's page first.".into(),
-                ));
-            }
+            let t = now();
+            // The rules the page showed, asked again: may this learner send answers now?
+            let standing = learning::QuizStanding::load(conn, a.enrollment.as_ref(), &block, &quiz, t)?;
+            let (Some(e), Some(run), Ok(())) = (a.enrollment, a.run, standing.may_submit()) else {
+                let why = standing.may_submit().err().unwrap_or(NoSubmit::Preview);
+                return Ok(QuizReply::Graded(block.unit_id, 0, Err(why.into())));
+            };
             let errors = quiz.check(&answers);
             if !errors.is_empty() {
-                return Ok(Err((
+                return Ok(QuizReply::Unfit(
                     block.unit_id,
                     errors.into_iter().map(|e| (e.question, e.message)).collect::<Vec<_>>(),
-                )));
+                ));
             }
-            let result = learning::submit_quiz(conn, &e, &run, &block, &quiz, &answers, now());
-            Ok(Ok((block.unit_id, result)))
+            let result = learning::submit_quiz(conn, &e, &run, &block, &quiz, &answers, t);
+            Ok(QuizReply::Graded(block.unit_id, run.pass_threshold, result))
         })
         .await?;
-    match outcome {
-        Err((unit_id, errors)) => Ok(Either::Right(unit_page(db, user, slug.to_string(), unit_id, errors).await?)),
-        Ok((unit_id, Ok(o))) => Ok(Either::Left(Flash::success(
-            format!("/learn/{slug}/units/{unit_id}#block-{block_id}"),
-            format!(
+    match reply {
+        QuizReply::Unfit(unit_id, errors) => {
+            Ok(Either::Right(unit_page(db, user, slug.to_string(), unit_id, errors).await?))
+        }
+        QuizReply::Graded(unit_id, pass_threshold, Ok(o)) => {
+            let to = format!("/learn/{slug}/units/{unit_id}#block-{block_id}");
+            let message = format!(
                 "You scored {:.0}% ({} of {} right). {}",
                 o.score * 100.0,
                 o.results.iter().filter(|r| r.correct).count(),
@@ -548,12 +686,18 @@ pub async fn submit_quiz(
                 } else {
                     "That was your last attempt.".into()
                 }
-            ),
-        ))),
-        Ok((unit_id, Err(LearningError::Invalid(m)))) => {
-            Ok(Either::Left(Flash::error(format!("/learn/{slug}/units/{unit_id}"), m)))
+            );
+            // The colour follows the result: green only at or above the pass mark.
+            Ok(Either::Left(match Verdict::of(o.score, pass_threshold) {
+                Verdict::Pass => Flash::success(to, message),
+                Verdict::Partial => Flash::info(to, message),
+                Verdict::Fail => Flash::error(to, message),
+            }))
         }
-        Ok((_, Err(e))) => Err(e.into()),
+        QuizReply::Graded(unit_id, _, Err(LearningError::Invalid(m))) => {
+            Ok(Either::Left(Flash::error(format!("/learn/{slug}/units/{unit_id}#block-{block_id}"), m)))
+        }
+        QuizReply::Graded(_, _, Err(e)) => Err(e.into()),
     }
 }
 

@@ -15,7 +15,7 @@ use crate::db::schema::{
 use crate::db::{Conn, is_unique_violation};
 use crate::kernel::Role;
 use crate::kernel::SessionUser;
-use crate::learning::content::{Answers, BlockData, QuestionResult, Quiz};
+use crate::learning::content::{Answers, BlockData, QuestionResult, Quiz, ShowAnswers};
 use crate::learning::model::{Block, Course, Enrollment, EnrollmentStatus, Member, Run, Section, Unit};
 use crate::notify::enqueue_email;
 
@@ -385,6 +385,40 @@ pub fn complete_unit(
     Ok(())
 }
 
+/// Where a learner goes on in a course, for the "continue" links.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextStep {
+    /// Nothing read yet: the first unfinished unit.
+    Start(i64),
+    /// The unit last read, not finished yet.
+    Resume(i64),
+    /// The last unit read is finished: the next unfinished one.
+    Next(i64),
+    /// Every unit finished, or the course passed: the course-complete page,
+    /// never a finished unit.
+    Finished,
+}
+
+/// Every unit of a non-empty course finished.
+pub fn all_done(order: &[i64], done: &HashSet<i64>) -> bool {
+    !order.is_empty() && order.iter().all(|u| done.contains(u))
+}
+
+/// The step after `last` (the unit last read) over the units in `order`
+/// with those in `done` finished; `passed` when the course is passed.
+/// `None` for a course without units.
+pub fn next_step(order: &[i64], done: &HashSet<i64>, last: Option<i64>, passed: bool) -> Option<NextStep> {
+    if passed || all_done(order, done) {
+        return Some(NextStep::Finished);
+    }
+    let first_open = |from: usize| order[from..].iter().chain(order[..from].iter()).find(|u| !done.contains(u));
+    match last.and_then(|l| order.iter().position(|u| *u == l)) {
+        Some(p) if !done.contains(&order[p]) => Some(NextStep::Resume(order[p])),
+        Some(p) => first_open(p + 1).map(|u| NextStep::Next(*u)),
+        None => first_open(0).map(|u| NextStep::Start(*u)),
+    }
+}
+
 /// Attempts so far at a quiz: (attempt number, score, answers).
 pub fn attempts(conn: &mut Conn, enrollment_id: i64, block_id: i64) -> QueryResult<Vec<(i32, f64, String)>> {
     crate::on_backend!(conn, |c| quiz_attempts::table
@@ -401,6 +435,170 @@ pub struct AttemptOutcome {
     pub attempts_left: u32,
 }
 
+/// How an attempt went, against the run's pass mark: the colour a result is
+/// shown in follows this, so a fail is never shown as a success.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// At or above the pass mark.
+    Pass,
+    /// Something right, but under the pass mark.
+    Partial,
+    /// Nothing right.
+    Fail,
+}
+
+impl Verdict {
+    /// `score` in 0..=1, `pass_threshold` in percent.
+    pub fn of(score: f64, pass_threshold: i32) -> Verdict {
+        if score * 100.0 + 1e-9 >= f64::from(pass_threshold) && score > 0.0 {
+            Verdict::Pass
+        } else if score > 0.0 {
+            Verdict::Partial
+        } else {
+            Verdict::Fail
+        }
+    }
+}
+
+/// Why a learner may not send answers to a quiz now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoSubmit {
+    /// An author previewing the course, not enrolled in it.
+    Preview,
+    /// A proctored exam outside a proctoring session (CRT-7).
+    Proctoring,
+    /// Past the quiz's due date.
+    Due,
+    /// Every attempt used.
+    AttemptsUsed,
+}
+
+impl From<NoSubmit> for LearningError {
+    fn from(why: NoSubmit) -> Self {
+        match why {
+            NoSubmit::Preview => LearningError::Forbidden("Previews cannot submit quizzes.".into()),
+            NoSubmit::Proctoring => LearningError::Forbidden(
+                "This exam is proctored: start a proctoring session from the exam's page first.".into(),
+            ),
+            NoSubmit::Due => LearningError::Invalid("This quiz was due and no longer takes answers.".into()),
+            NoSubmit::AttemptsUsed => LearningError::Invalid("You have used all your attempts at this quiz.".into()),
+        }
+    }
+}
+
+/// The learner's last graded attempt at a quiz.
+#[derive(Debug, Clone)]
+pub struct LastAttempt {
+    pub number: i32,
+    pub score: f64,
+    pub answers: Answers,
+    pub results: Vec<QuestionResult>,
+}
+
+/// One learner's standing at one quiz, and the two rules that follow from
+/// it: whether they may send answers now (`may_submit`) and whether the
+/// correct answers and the author's explanations may be shown (`reveal`).
+/// The quiz on the unit page and the submit handler both ask this type;
+/// neither decides on its own.
+#[derive(Debug, Clone)]
+pub struct QuizStanding {
+    /// Attempts the quiz allows.
+    pub attempts: u32,
+    pub used: u32,
+    /// Best score so far, 0..=1.
+    pub best: Option<f64>,
+    pub last: Option<LastAttempt>,
+    /// The status of the latest proctoring session (proctored exams only).
+    pub session_status: Option<String>,
+    in_session: bool,
+    submit: Result<(), NoSubmit>,
+    reveal: bool,
+}
+
+impl QuizStanding {
+    /// The rules over what is known: `enrolled` (false for a preview), the
+    /// attempts so far in order as (number, score, answers), the latest
+    /// proctoring session's status, the time.
+    pub fn new(
+        quiz: &Quiz,
+        enrolled: bool,
+        tries: &[(i32, f64, String)],
+        session_status: Option<String>,
+        now: NaiveDateTime,
+    ) -> QuizStanding {
+        let used = tries.len() as u32;
+        let best = tries.iter().map(|(_, s, _)| *s).fold(None, |m: Option<f64>, s| Some(m.map_or(s, |m| m.max(s))));
+        let last = tries.last().map(|(number, score, answers)| {
+            let answers: Answers = serde_json::from_str(answers).unwrap_or_default();
+            let (_, results) = quiz.grade(&answers);
+            LastAttempt { number: *number, score: *score, answers, results }
+        });
+        let in_session = session_status.as_deref().is_some_and(|s| {
+            s == crate::certificates::proctoring::status::OPEN || s == crate::certificates::proctoring::status::PASSED
+        });
+        let due_passed = quiz.due_at.is_some_and(|d| now > d);
+        let submit = if !enrolled {
+            Err(NoSubmit::Preview)
+        } else if quiz.proctored && !in_session {
+            Err(NoSubmit::Proctoring)
+        } else if due_passed {
+            Err(NoSubmit::Due)
+        } else if used >= quiz.attempts {
+            Err(NoSubmit::AttemptsUsed)
+        } else {
+            Ok(())
+        };
+        let reveal = match quiz.show_answers {
+            ShowAnswers::AfterLastAttempt => used >= quiz.attempts,
+            ShowAnswers::AfterDue => due_passed,
+        };
+        QuizStanding { attempts: quiz.attempts, used, best, last, session_status, in_session, submit, reveal }
+    }
+
+    /// The standing of the learner with `enrollment` (none: a preview) at
+    /// the quiz in `block`, read from the database.
+    pub fn load(
+        conn: &mut Conn,
+        enrollment: Option<&Enrollment>,
+        block: &Block,
+        quiz: &Quiz,
+        now: NaiveDateTime,
+    ) -> LResult<QuizStanding> {
+        let (tries, session) = match enrollment {
+            Some(e) => {
+                let session = match quiz.proctored {
+                    true => crate::certificates::proctoring::latest(conn, e.id, block.id)?.map(|(_, s)| s),
+                    false => None,
+                };
+                (attempts(conn, e.id, block.id)?, session)
+            }
+            None => (Vec::new(), None),
+        };
+        Ok(QuizStanding::new(quiz, enrollment.is_some(), &tries, session, now))
+    }
+
+    /// Whether the learner may send answers now, or why not.
+    pub fn may_submit(&self) -> Result<(), NoSubmit> {
+        self.submit
+    }
+
+    /// Whether the correct answers and the explanations may be shown: after
+    /// the last attempt, or after the due date, as the quiz says.
+    pub fn reveal(&self) -> bool {
+        self.reveal
+    }
+
+    pub fn left(&self) -> u32 {
+        self.attempts.saturating_sub(self.used)
+    }
+
+    /// Within (or after a passed) proctoring session.
+    pub fn in_session(&self) -> bool {
+        self.in_session
+    }
+}
+
 /// Records a graded attempt and recomputes the course grade.
 pub fn submit_quiz(
     conn: &mut Conn,
@@ -411,14 +609,12 @@ pub fn submit_quiz(
     answers: &Answers,
     now: NaiveDateTime,
 ) -> LResult<AttemptOutcome> {
-    if quiz.due_at.is_some_and(|d| now > d) {
-        return Err(LearningError::Invalid("This quiz was due and no longer takes answers.".into()));
-    }
     crate::db::transaction(conn, |conn| {
-        let used = attempts(conn, enrollment.id, block.id)?.len() as u32;
-        if used >= quiz.attempts {
-            return Err(LearningError::Invalid("You have used all your attempts at this quiz.".into()));
-        }
+        // Asked again inside the transaction that writes the attempt, so two
+        // submissions at once cannot both take the last attempt.
+        let standing = QuizStanding::load(conn, Some(enrollment), block, quiz, now)?;
+        standing.may_submit()?;
+        let used = standing.used;
         let (score, results) = quiz.grade(answers);
         diesel::insert_into(quiz_attempts::table)
             .values((
@@ -689,15 +885,20 @@ pub struct Standing {
 pub fn standing(conn: &mut Conn, enrollment: &Enrollment, course_id: i64) -> QueryResult<Standing> {
     let all = unit_ids(conn, course_id)?;
     let done = completed_units(conn, enrollment.id)?;
+    Ok(standing_of(enrollment, &all, &done))
+}
+
+/// [`standing`] over the course's units in order (`all`) and those finished (`done`).
+pub fn standing_of(enrollment: &Enrollment, all: &[i64], done: &HashSet<i64>) -> Standing {
     let units_done = all.iter().filter(|u| done.contains(u)).count();
-    Ok(Standing {
+    Standing {
         units_total: all.len(),
         units_done,
         progress_percent: if all.is_empty() { 0 } else { (100 * units_done / all.len()) as u32 },
         grade_percent: enrollment.grade_percent,
         passed: enrollment.passed,
         completed_at: enrollment.completed_at.map(|t| t.format("%Y-%m-%d").to_string()),
-    })
+    }
 }
 
 /// The learner's active enrollments with their course, for the dashboard.

@@ -355,6 +355,10 @@ async fn a_learner_finds_a_course_by_a_misspelling_and_completes_it() {
         }
         until(&b, "h1", "").await;
     }
+    // The last unit opens the course-complete page; the course page is a link away.
+    until(&b, "h1", "You passed Introduction to Python").await;
+    let back = b.find(Locator::LinkText("Back to the course")).await.unwrap();
+    b.execute("arguments[0].click();", vec![serde_json::to_value(&back).unwrap()]).await.unwrap();
     // Back on the course page: progress has risen to 100% and the course is complete.
     until(&b, "h2", "Your progress").await;
     let now = progress(b.clone()).await;
@@ -366,6 +370,110 @@ async fn a_learner_finds_a_course_by_a_misspelling_and_completes_it() {
     shot(&b, "completed").await;
     b.goto(&format!("{site}/dashboard")).await.unwrap();
     until(&b, ".grid", "Completed").await;
+    b.close().await.unwrap();
+    browser.server.abort();
+}
+
+/// A script's answer in the page, as a number.
+async fn count(b: &fantoccini::Client, js: &str) -> u64 {
+    b.execute(js, vec![]).await.unwrap().as_u64().unwrap_or_else(|| panic!("{js} answers a number"))
+}
+
+/// Clicks `el` by script: what a keyboard or pointer user does, whatever the layout.
+async fn press(b: &fantoccini::Client, el: fantoccini::elements::Element) {
+    b.execute("arguments[0].click();", vec![serde_json::to_value(&el).unwrap()]).await.unwrap();
+}
+
+/// Asserts the page fits a phone's width: nothing scrolls sideways.
+async fn fits_the_width(b: &fantoccini::Client, what: &str) {
+    let (wide, view) =
+        (count(b, "return document.documentElement.scrollWidth;").await, count(b, "return window.innerWidth;").await);
+    assert!(wide <= view, "{what} is {wide} px wide in a {view} px window");
+}
+
+#[rocket::async_test]
+async fn a_learner_completes_a_course_through_the_outline_to_the_course_complete_page() {
+    // Courseware that guides (issue 30): the outline beside each unit with
+    // ticks and position, previous and next, the course-complete page, on a
+    // phone-sized window.
+    let Some(browser) = start_browser().await else { return };
+    let (b, site, config) = (browser.b.clone(), browser.site.clone(), browser.config.clone());
+    sign_in_demo(&b, &site, &lyceum::demo::accounts().remove(1)).await;
+    enroll_in_intro_python(&b, &site).await;
+    let quizzes = quizzes_of(&config, "intro-python");
+    let total = {
+        let db = lyceum::db::Db::connect(&config.database_url, 1).unwrap();
+        let mut conn = db.get().unwrap();
+        let course = lyceum::learning::service::course_by_slug(&mut conn, "intro-python").unwrap();
+        lyceum::learning::service::unit_ids(&mut conn, course.id).unwrap().len()
+    };
+    assert!(total >= 2, "a course of several units");
+    b.set_window_size(390, 844).await.unwrap();
+    assert!(count(&b, "return window.innerWidth;").await <= 400, "a phone-sized window");
+    b.find(Locator::LinkText("Start")).await.unwrap().click().await.unwrap();
+    let ticks = "return document.querySelectorAll('.course-outline li[data-done]').length;";
+    for finished in 0..total {
+        until(&b, "nav[aria-label=Breadcrumb]", "Introduction to Python").await;
+        assert_eq!(count(&b, ticks).await, finished as u64, "a tick on every finished unit");
+        until(&b, ".unit-position", &format!("Unit {} of {total}", finished + 1)).await;
+        let title = b.find(Locator::Css("h1")).await.unwrap().text().await.unwrap();
+        let here = b.find(Locator::Css(".course-outline a[aria-current=page]")).await.unwrap().text().await.unwrap();
+        assert!(here.contains(&title), "the outline marks {title:?} as the current unit, not {here:?}");
+        fits_the_width(&b, &title).await;
+        if finished == 1 {
+            // Back one unit: it carries its tick; then on through the
+            // outline, to the first unit without one.
+            let unit = b.current_url().await.unwrap().to_string();
+            press(&b, b.find(Locator::Css("a[rel=prev]")).await.unwrap()).await;
+            until_left(&b, &unit).await;
+            until(&b, ".course-outline li[data-done] a[aria-current=page]", "").await;
+            b.execute("document.querySelector('.course-outline').scrollIntoView();", vec![]).await.unwrap();
+            shot(&b, "courseware-phone-outline").await;
+            let unit = b.current_url().await.unwrap().to_string();
+            press(&b, b.find(Locator::Css(".course-outline li:not([data-done]) a")).await.unwrap()).await;
+            until_left(&b, &unit).await;
+            until(&b, ".unit-position", &format!("Unit {} of {total}", finished + 1)).await;
+        }
+        for (_, block, questions) in &quizzes {
+            if b.find(Locator::Id(&format!("block-{block}"))).await.is_ok() {
+                answer_quiz_correctly(&b, *block, questions).await;
+                // The result sits beside the quiz, green for a pass.
+                until(&b, &format!("#block-{block} .quiz-result.flash-success"), "100%").await;
+                assert!(b.find(Locator::Css(&format!("#block-{block} [data-wrong]"))).await.is_err());
+            }
+        }
+        let unit = b.current_url().await.unwrap().to_string();
+        press(&b, b.find(Locator::Css("form[action$='/complete'] button")).await.unwrap()).await;
+        until_left(&b, &unit).await;
+    }
+    // The last unit finished: the course-complete page, with the grade, the
+    // pass mark and the way to a certificate.
+    let h1 = until(&b, "h1", "You passed Introduction to Python").await;
+    assert!(h1.starts_with("You passed"));
+    until(&b, "[data-passed]", "Passed").await;
+    let grade = until(&b, ".result-grade", "pass mark").await;
+    assert!(grade.contains("100%"), "{grade}");
+    until(&b, "#cert-h", "Certificate").await;
+    fits_the_width(&b, "the course-complete page").await;
+    b.execute("document.querySelector('h1').scrollIntoView();", vec![]).await.unwrap();
+    shot(&b, "courseware-phone-complete").await;
+    // Continuing from the dashboard leads back here, not into a finished unit.
+    b.goto(&format!("{site}/dashboard")).await.unwrap();
+    press(&b, b.find(Locator::LinkText("Completed: see your result")).await.unwrap()).await;
+    until(&b, "h1", "You passed Introduction to Python").await;
+    assert_eq!(b.current_url().await.unwrap().as_str(), format!("{site}/learn/intro-python/complete"));
+    // On a wide screen the outline stands beside the unit.
+    b.set_window_size(1280, 1000).await.unwrap();
+    b.find(Locator::LinkText("Back to the course")).await.unwrap().click().await.unwrap();
+    until(&b, "#outline-h", "Course outline").await;
+    b.find(Locator::Css(".unit-list a")).await.unwrap().click().await.unwrap();
+    until(&b, "nav[aria-label=Breadcrumb]", "Introduction to Python").await;
+    let beside = "const u = document.querySelector('.courseware-unit').getBoundingClientRect(); \
+                  const o = document.querySelector('.courseware-outline').getBoundingClientRect(); \
+                  return o.left >= u.right && o.top < u.bottom;";
+    assert_eq!(b.execute(beside, vec![]).await.unwrap(), serde_json::json!(true), "the outline beside the unit");
+    b.execute("document.querySelector('h1').scrollIntoView();", vec![]).await.unwrap();
+    shot(&b, "courseware-wide-unit").await;
     b.close().await.unwrap();
     browser.server.abort();
 }
@@ -2146,6 +2254,9 @@ async fn shr_7_an_organization_admin_uploads_staff_assigns_a_course_and_sees_it_
             break;
         }
     }
+    until(&b, "h1", "You passed Introduction to Python").await;
+    let back = b.find(Locator::LinkText("Back to the course")).await.unwrap();
+    b.execute("arguments[0].click();", vec![serde_json::to_value(&back).unwrap()]).await.unwrap();
     until(&b, "h2", "Your progress").await;
     until(&b, "[data-completed]", "Completed").await;
     let progress = b.find(Locator::Id("progress")).await.unwrap().attr("value").await.unwrap().unwrap_or_default();

@@ -166,7 +166,7 @@ pub async fn seed_course(app: &TestApp, member: &str, slug: &str, title: &str, a
         .expect("course seeded")
 }
 
-async fn verified(app: &TestApp, name: &str) -> Learner {
+pub(crate) async fn verified(app: &TestApp, name: &str) -> Learner {
     let l = app.sign_up(name).await;
     app.verify(&l).await;
     app.sign_in(&l, false).await;

@@ -9,6 +9,7 @@ mod author_limits;
 mod bench;
 mod browser;
 mod certificates;
+mod courseware;
 mod csv_safety;
 mod demo;
 mod departures;
