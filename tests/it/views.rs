@@ -13,17 +13,17 @@ use std::path::{Path, PathBuf};
 
 /// `json!` outside `#[cfg(test)]` code, per top-level module, today.
 const JSON_BUDGET: &[(&str, usize)] = &[
-    ("accounts", 66),
+    ("accounts", 68),
     ("bench", 1),
     ("certificates", 42),
-    ("consent", 49),
+    ("consent", 50),
     ("exams", 29),
     ("forums", 20),
     ("notify", 7),
     ("orgs", 52),
     ("privacy", 21),
     ("staff", 4),
-    ("web", 9),
+    ("web", 8),
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
