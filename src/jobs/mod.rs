@@ -24,7 +24,6 @@ use serde::Serialize;
 
 use crate::db::{Conn, Db, DbError, schema::jobs};
 
-
 pub mod status {
     pub const QUEUED: &str = "queued";
     pub const RUNNING: &str = "running";

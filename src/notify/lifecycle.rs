@@ -47,8 +47,7 @@ fn expire(conn: &mut Conn, x: &Expiring<'_>) -> QueryResult<Vec<Line>> {
     let n = if x.dry_run {
         finished.count().get_result::<i64>(conn)? as usize
     } else {
-        let mail: Vec<i64> =
-            finished.clone().filter(jobs::kind.eq(super::SEND_EMAIL)).select(jobs::id).load(conn)?;
+        let mail: Vec<i64> = finished.clone().filter(jobs::kind.eq(super::SEND_EMAIL)).select(jobs::id).load(conn)?;
         let n = diesel::delete(finished).execute(conn)?;
         // After the rows: a failure here leaves files, never a row without its file.
         super::remove_outbox_mail(x.outbox, &mail).map_err(|e| failure(format!("outbox: {e}")))?;
