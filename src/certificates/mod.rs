@@ -376,6 +376,44 @@ pub fn downgrade(conn: &mut Conn, user_id: i64, run_id: i64, reason: &str, now: 
     Ok(())
 }
 
+/// The area's pages and APIs, mounted at the site's root by `build_rocket`.
+pub fn routes() -> Vec<rocket::Route> {
+    rocket::routes![
+        routes::buy,
+        routes::buy_seats,
+        routes::returned,
+        routes::cancelled,
+        routes::webhook,
+        routes::verification_page,
+        routes::submit_verification,
+        routes::identity_queue,
+        routes::identity_review,
+        routes::identity_image,
+        routes::identity_decide,
+        routes::assistance_form,
+        routes::apply,
+        routes::assistance_list,
+        routes::assistance_decide,
+        routes::mine,
+        routes::verify_page,
+        routes::png,
+        routes::pdf,
+        routes::credential_jwt,
+        routes::credential_json,
+        routes::jwks,
+        routes::issuer_profile,
+        routes::status_list,
+        routes::staff_list,
+        routes::revoke,
+        routes::grant,
+        routes::payments_page,
+        routes::refund,
+        routes::start_proctoring,
+        routes::proctoring_page,
+        routes::proctoring_callback,
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

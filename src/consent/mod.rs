@@ -14,13 +14,13 @@ pub mod lifecycle;
 pub mod member;
 pub mod outbox;
 pub mod parents;
+pub mod partner_pages;
 pub mod partners;
 pub mod push;
 pub mod report;
 pub mod routes;
 pub mod sharing;
 pub mod sponsors;
-pub mod staff;
 pub mod texts;
 
 use std::collections::BTreeSet;
@@ -314,4 +314,42 @@ impl Purpose {
 /// Scope of a run-bound consent.
 pub fn run_scope(run_id: i64) -> String {
     format!("run:{run_id}")
+}
+
+/// The area's pages and APIs, mounted at the site's root by `build_rocket`.
+pub fn routes() -> Vec<rocket::Route> {
+    rocket::routes![
+        routes::page,
+        routes::withdraw,
+        routes::restrict,
+        routes::redeem_page,
+        routes::redeem,
+        partner_pages::index,
+        partner_pages::create,
+        partner_pages::show,
+        partner_pages::appoint,
+        partner_pages::create_key,
+        partner_pages::revoke_key,
+        partner_pages::profile_fields,
+        partner_pages::publish_text,
+        routes::staff_page,
+        routes::parent_page,
+        routes::parent_decide,
+        routes::staff_withdraw,
+        routes::staff_restrict,
+        outbox::create,
+        outbox::schedule,
+        outbox::push_now,
+        outbox::replay,
+        partner_pages::allocate,
+        partner_pages::invite,
+        partner_pages::report_page,
+        partner_pages::report_csv,
+        partner_pages::legal_form,
+        partner_pages::record_legal,
+        api::aggregates,
+        api::export,
+        api::departures,
+        api::export_summary,
+    ]
 }

@@ -9,8 +9,8 @@ use rand::distributions::Alphanumeric;
 use rocket::{FromForm, State, post};
 use serde_json::{Value, json};
 
+use super::partner_pages::{managed, partner_context, staff_only};
 use super::push::{self, Destination, NewDestination, SendView, Target};
-use super::staff::{managed, partner_context, staff_only};
 use crate::db::{Db, now};
 use crate::web::csrf::CsrfOnly;
 use crate::web::{AppError, AppResult, CsrfForm, CurrentUser, Flash, Page};

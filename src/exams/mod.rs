@@ -1012,3 +1012,32 @@ pub fn erase(conn: &mut Conn, user_id: i64) -> QueryResult<usize> {
     n += diesel::delete(exam_bookings::table.filter(exam_bookings::user_id.eq(user_id))).execute(conn)?;
     Ok(n)
 }
+
+/// The area's pages and APIs, mounted at the site's root by `build_rocket`.
+pub fn routes() -> Vec<rocket::Route> {
+    rocket::routes![
+        routes::mine,
+        routes::book_form,
+        routes::book,
+        routes::reschedule_form,
+        routes::reschedule,
+        routes::cancel,
+        routes::needs_form,
+        routes::save_needs,
+        routes::delete_needs,
+        routes::needs_list,
+        routes::needs_of,
+        routes::sessions,
+        routes::create_session,
+        routes::session_page,
+        routes::upload_results,
+        routes::cases,
+        routes::open_case,
+        routes::case_page,
+        routes::disclose,
+        routes::close_case,
+        routes::api_candidates,
+        routes::api_result,
+        routes::api_funded,
+    ]
+}

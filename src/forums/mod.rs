@@ -1405,6 +1405,36 @@ pub fn unread(conn: &mut Conn, user_id: i64, ids: &[i64]) -> QueryResult<HashSet
         .collect())
 }
 
+/// The area's pages and APIs, mounted at the site's root by `build_rocket`.
+pub fn routes() -> Vec<rocket::Route> {
+    rocket::routes![
+        honor::form,
+        honor::submit,
+        honor::list,
+        honor::update,
+        routes::index,
+        routes::create,
+        routes::course_forum,
+        routes::queue,
+        routes::search_all,
+        routes::search_forum,
+        routes::forum,
+        routes::start_thread,
+        routes::thread,
+        routes::reply,
+        routes::post_action,
+        routes::post_link,
+        routes::vote,
+        routes::report,
+        routes::edit,
+        routes::moderate,
+        routes::thread_settings,
+        routes::follow,
+        routes::appoint_moderator,
+        routes::remove_moderator,
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::NaiveDate;

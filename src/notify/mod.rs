@@ -208,3 +208,8 @@ pub fn read_message(dir: &std::path::Path, id: &str) -> Option<OutboxMessage> {
             .collect(),
     })
 }
+
+/// The area's pages and APIs, mounted at the site's root by `build_rocket`.
+pub fn routes() -> Vec<rocket::Route> {
+    rocket::routes![routes::outbox, routes::message,]
+}

@@ -864,3 +864,38 @@ pub fn accept_invitation(conn: &mut Conn, token: &str, user_id: i64, now: NaiveD
         Ok(name)
     })
 }
+
+/// The area's pages and APIs, mounted at the site's root by `build_rocket`.
+pub fn routes() -> Vec<rocket::Route> {
+    rocket::routes![
+        routes::dashboard,
+        routes::dashboard_csv,
+        routes::assign,
+        routes::upload,
+        routes::file_request,
+        routes::end_contract,
+        routes::invite,
+        routes::invitation,
+        routes::accept,
+        scim::service_provider_config,
+        scim::resource_types,
+        scim::resource_type,
+        scim::schemas,
+        scim::schema,
+        scim::search_users,
+        scim::search_groups,
+        scim::search_all,
+        scim::list_users,
+        scim::create_user,
+        scim::get_user,
+        scim::replace_user,
+        scim::patch_user,
+        scim::delete_user,
+        scim::list_groups,
+        scim::create_group,
+        scim::get_group,
+        scim::replace_group,
+        scim::patch_group,
+        scim::delete_group,
+    ]
+}

@@ -9,6 +9,7 @@
 //! (`erasure`). A legal hold on an account stops every deletion for it until
 //! staff lift it, each with a reason.
 
+pub mod appointments;
 pub mod audit;
 pub mod comms;
 pub mod cookies;
@@ -433,4 +434,56 @@ pub fn holds(conn: &mut Conn) -> QueryResult<Vec<(LegalHold, String)>> {
         .order(legal_holds::id.asc())
         .select((LegalHold::as_select(), users::username))
         .load(conn)
+}
+
+/// The area's pages and APIs, mounted at the site's root by `build_rocket`.
+pub fn routes() -> Vec<rocket::Route> {
+    rocket::routes![
+        routes::page,
+        routes::ask_export,
+        routes::download,
+        routes::ask_erasure,
+        routes::cancel_erasure,
+        routes::staff_page,
+        routes::enter_request,
+        routes::update_request,
+        routes::place_hold,
+        routes::lift_hold,
+        routes::cookie_settings,
+        audit::page,
+        appointments::auditors,
+        appointments::appoint,
+        appointments::remove,
+        appointments::support_team,
+        appointments::appoint_support,
+        appointments::remove_support,
+        surveys::form,
+        surveys::submit_form,
+        surveys::course_results,
+        routes::contact_form,
+        routes::contact,
+        routes::support_list,
+        routes::support_request,
+        routes::support_answer,
+        routes::support_close,
+        routes::notices_page,
+        routes::publish_notice,
+        routes::withdraw_notice,
+        routes::policy_page,
+        routes::staff_policies,
+        routes::publish_policy,
+        routes::accept_form,
+        routes::accept,
+        policies::required,
+        routes::set_cookies,
+        routes::analytics,
+        routes::communications,
+        routes::set_communications,
+        routes::unsubscribe_form,
+        routes::unsubscribe,
+        routes::pixel,
+        routes::click,
+        routes::newsletters,
+        routes::send_newsletter,
+    ]
 }

@@ -59,3 +59,8 @@ pub async fn retry_job(
         Flash::error("/staff/jobs", format!("Job {id} cannot be retried (unknown, running or done)."))
     })
 }
+
+/// The area's pages and APIs, mounted at the site's root by `build_rocket`.
+pub fn routes() -> Vec<rocket::Route> {
+    rocket::routes![index, job_list, retry_job,]
+}
