@@ -120,3 +120,41 @@ async fn workers_share_the_queue(app: TestApp) {
     assert_eq!((before, to.len()), (n, n), "one mail per learner");
 }
 on_both!(jobs_are_claimed_once_by_many_workers, workers_share_the_queue);
+
+async fn one_slot_one_firing(app: TestApp) {
+    let c = crate::learning::seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    let ada = crate::sharing::verified(&app, "ada").await;
+    crate::sharing::as_user(&app, &ada).await;
+    crate::learning::enroll(&app, &c.slug).await;
+    app.run_jobs().await;
+    // The run starts tomorrow: its start reminder is due.
+    crate::sharing::run(&app, |conn| {
+        use lyceum::db::schema::course_runs;
+        diesel::update(course_runs::table)
+            .set((
+                course_runs::starts_at.eq(lyceum::db::now() + chrono::Duration::days(1)),
+                course_runs::reminder_sent_at.eq(None::<chrono::NaiveDateTime>),
+            ))
+            .execute(conn)
+    })
+    .await;
+    // The clock's work runs in two instances' workers at the same moment.
+    let dir = tempfile::tempdir().unwrap();
+    let other = lyceum::config::Config { data_dir: dir.path().to_path_buf(), ..app.config.clone() };
+    let other = rocket::local::asynchronous::Client::tracked(lyceum::build_rocket(other).unwrap()).await.unwrap();
+    let a = app.client.rocket().state::<queue::Worker>().unwrap();
+    let b = other.rocket().state::<queue::Worker>().unwrap();
+    let (ra, rb) = tokio::join!(a.run_scheduled(), b.run_scheduled());
+    ra.expect("the first worker's scheduled work");
+    rb.expect("the second worker's scheduled work");
+    let (ra, rb) = tokio::join!(a.run_due(), b.run_due());
+    ra.unwrap();
+    rb.unwrap();
+    let reminders = lyceum::notify::read_outbox(&app.config.outbox_dir(), 1000)
+        .into_iter()
+        .chain(lyceum::notify::read_outbox(&dir.path().join("outbox"), 1000))
+        .filter(|m| m.to == ada.email && m.subject.ends_with("starts soon"))
+        .count();
+    assert_eq!(reminders, 1, "the slot fired once, in one worker");
+}
+on_both!(scheduled_work_fires_each_slot_once_across_workers, one_slot_one_firing);
