@@ -16,6 +16,7 @@ pub mod payments;
 pub mod proctoring;
 pub mod render;
 pub mod routes;
+pub mod views;
 
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
@@ -396,6 +397,7 @@ pub fn routes() -> Vec<rocket::Route> {
         routes::assistance_decide,
         routes::mine,
         routes::verify_page,
+        routes::find_page,
         routes::png,
         routes::pdf,
         routes::credential_jwt,

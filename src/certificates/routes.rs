@@ -698,7 +698,10 @@ async fn find(db: &Db, code: &str) -> AppResult<(Certificate, Option<(String, i3
 /// The public verification page (CRT-4): valid, or revoked with reason and date.
 #[get("/certificates/<code>")]
 pub async fn verify_page(db: &State<Db>, config: &State<Config>, code: &str) -> AppResult<Page> {
-    let (c, course) = find(db, code).await?;
+    let (c, course) = match find(db, code).await {
+        Err(AppError::NotFound) => return Ok(no_such_certificate(code)),
+        found => found?,
+    };
     let base = config.base_url();
     Ok(Page::new(
         "certificates/verify",
@@ -711,6 +714,26 @@ pub async fn verify_page(db: &State<Db>, config: &State<Config>, code: &str) -> 
             "course_slug": course.map(|(s, _)| s), "url": format!("{base}/certificates/{}", c.code),
         }),
     ))
+}
+
+/// The 404 page of a code that names no certificate: it says which code was
+/// looked up, what a code looks like, and offers to look up another.
+fn no_such_certificate(code: &str) -> Page {
+    let view = super::views::NoSuchCertificate {
+        code: code.chars().take(64).collect(),
+        well_formed: super::normalise_code(code).is_some(),
+    };
+    Page::view("certificates/not_found", "No such certificate", view).with_status(Status::NotFound)
+}
+
+/// The look-up form's target: the code as typed, tidied, to its page.
+#[get("/certificates/find?<code>")]
+pub fn find_page(code: Option<&str>) -> Either<Redirect, Page> {
+    let typed = code.unwrap_or("").trim();
+    match super::normalise_code(typed) {
+        Some(code) => Either::Left(Redirect::to(format!("/certificates/{code}"))),
+        None => Either::Right(no_such_certificate(typed)),
+    }
 }
 
 #[derive(Responder)]

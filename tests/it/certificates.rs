@@ -457,7 +457,21 @@ async fn issue_and_verify(app: TestApp) {
     let (status, page) = app.get("/certificates/AAAA-BBBB-CCCC-DDDD").await;
     assert_eq!(status, Status::NotFound);
     assert!(page.contains("<html") || page.contains("<!doctype"), "an HTML page");
-    assert_eq!(app.get("/certificates/%3Cscript%3E").await.0, Status::NotFound);
+    assert!(
+        page.contains("No certificate on this site has the verification code <strong>AAAA-BBBB-CCCC-DDDD</strong>"),
+        "the page names the code it looked up: {page}"
+    );
+    assert!(page.contains(r#"action="/certificates/find""#), "and offers to look up another");
+    let (status, page) = app.get("/certificates/%3Cscript%3E").await;
+    assert_eq!(status, Status::NotFound);
+    assert!(page.contains("<strong>&lt;script&gt;</strong> is not a verification code"), "{page}");
+    // The look-up form takes a code as people type it.
+    let loose = code.to_lowercase().replace('-', " ");
+    let res = app.client.get(format!("/certificates/find?code={}", loose.replace(' ', "+"))).dispatch().await;
+    assert_eq!(res.headers().get_one("Location"), Some(format!("/certificates/{code}").as_str()));
+    let (status, page) = app.get("/certificates/find?code=").await;
+    assert_eq!(status, Status::NotFound);
+    assert!(page.contains("Type the verification code printed on the certificate."));
     assert_eq!(app.get("/certificates/AAAA-BBBB-CCCC-DDDD/credential.jwt").await.0, Status::NotFound);
 
     // The picture and the PDF.
