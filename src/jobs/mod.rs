@@ -129,12 +129,14 @@ fn claim_next_skipping_locked(conn: &mut diesel::PgConnection, now: NaiveDateTim
         id: i64,
     }
     let claimed: Option<Claimed> = diesel::sql_query(
-        "UPDATE jobs SET status = 'running', locked_at = $1, attempts = attempts + 1, updated_at = $1 \
-         WHERE id = (SELECT id FROM jobs WHERE status = 'queued' AND run_at <= $1 \
+        "UPDATE jobs SET status = $2, locked_at = $1, attempts = attempts + 1, updated_at = $1 \
+         WHERE id = (SELECT id FROM jobs WHERE status = $3 AND run_at <= $1 \
                      ORDER BY run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
          RETURNING id",
     )
     .bind::<diesel::sql_types::Timestamp, _>(now)
+    .bind::<diesel::sql_types::Text, _>(status::RUNNING)
+    .bind::<diesel::sql_types::Text, _>(status::QUEUED)
     .get_result(conn)
     .optional()?;
     match claimed {

@@ -417,18 +417,16 @@ pub async fn course_complete(
                 units.iter().filter(|u| !done.contains(&u.id)).map(|u| views::UnitLink::of(&slug, u)).collect();
             let mut retry = Vec::new();
             if !e.passed {
-                for u in &units {
-                    for b in learning::blocks_of(conn, u.id)? {
-                        let BlockData::Quiz(quiz) = learning::block_data(&b)? else { continue };
-                        let standing = learning::QuizStanding::load(conn, Some(e), &b, &quiz, t)?;
-                        if standing.may_submit().is_ok() && standing.best.unwrap_or(0.0) < 1.0 {
-                            retry.push(views::RetryQuiz {
-                                title: quiz.title.clone(),
-                                href: format!("/learn/{slug}/units/{}#block-{}", u.id, b.id),
-                                best: format!("{:.0}", standing.best.unwrap_or(0.0) * 100.0),
-                                left: standing.left(),
-                            });
-                        }
+                // The course's quizzes in one query; each one's attempts in another.
+                for (b, quiz) in learning::quiz_blocks(conn, a.course.id)? {
+                    let standing = learning::QuizStanding::load(conn, Some(e), &b, &quiz, t)?;
+                    if standing.may_submit().is_ok() && standing.best.unwrap_or(0.0) < 1.0 {
+                        retry.push(views::RetryQuiz {
+                            title: quiz.title.clone(),
+                            href: format!("/learn/{slug}/units/{}#block-{}", b.unit_id, b.id),
+                            best: format!("{:.0}", standing.best.unwrap_or(0.0) * 100.0),
+                            left: standing.left(),
+                        });
                     }
                 }
             }

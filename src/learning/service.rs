@@ -632,20 +632,26 @@ pub fn submit_quiz(
     })
 }
 
-/// Every quiz of the course with its weight.
-fn quizzes(conn: &mut Conn, course_id: i64) -> LResult<Vec<(i64, Quiz)>> {
+/// Every quiz of the course with its block, in the course's order, in one query.
+pub fn quiz_blocks(conn: &mut Conn, course_id: i64) -> LResult<Vec<(Block, Quiz)>> {
     let rows: Vec<Block> = blocks::table
         .inner_join(units::table.inner_join(sections::table))
         .filter(sections::course_id.eq(course_id))
         .filter(blocks::kind.eq("quiz"))
+        .order((sections::position.asc(), units::position.asc(), blocks::position.asc(), blocks::id.asc()))
         .select(Block::as_select())
         .load(conn)?;
-    rows.iter()
-        .map(|b| match block_data(b)? {
-            BlockData::Quiz(q) => Ok((b.id, q)),
+    rows.into_iter()
+        .map(|b| match block_data(&b)? {
+            BlockData::Quiz(q) => Ok((b, q)),
             _ => Err(LearningError::Invalid("quiz block without a quiz".into())),
         })
         .collect()
+}
+
+/// Every quiz of the course with its weight.
+fn quizzes(conn: &mut Conn, course_id: i64) -> LResult<Vec<(i64, Quiz)>> {
+    Ok(quiz_blocks(conn, course_id)?.into_iter().map(|(b, q)| (b.id, q)).collect())
 }
 
 /// Weighted grade over the best attempt at each quiz; passing sets the

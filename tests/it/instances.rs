@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::browser::free_port;
 use crate::common::{self, TestApp, service_missing};
 use crate::learning::seed_course;
 use crate::sharing::{key_for, lines, member_partner};
@@ -22,10 +23,6 @@ impl Drop for Running {
             let _ = child.wait();
         }
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn wait_for(addr: &str, what: &str) {
@@ -353,15 +350,6 @@ http {{
     assert_eq!(verification, 1, "the verification mail went out once");
 }
 
-/// A second instance of the same site: its own process state, the same database.
-async fn second_instance(app: &TestApp) -> rocket::local::asynchronous::Client {
-    // Its own data directory (on SQLite the embedded search index serves one process).
-    let dir = tempfile::tempdir().unwrap().keep();
-    let config = lyceum::config::Config { data_dir: dir, ..app.config.clone() };
-    let rocket = lyceum::build_rocket(config).expect("app builds");
-    rocket::local::asynchronous::Client::tracked(rocket).await.expect("valid rocket")
-}
-
 async fn home_of(client: &rocket::local::asynchronous::Client, path: &str) -> String {
     client.get(path.to_string()).dispatch().await.into_string().await.unwrap_or_default()
 }
@@ -385,7 +373,7 @@ async fn within_recheck(
 }
 
 async fn caches_follow_other_instances(app: TestApp) {
-    let other = second_instance(&app).await;
+    let (other, _other_dir) = app.second_instance().await;
     let grace = crate::privacy::staff(&app).await;
     crate::sharing::as_user(&app, &grace).await;
 

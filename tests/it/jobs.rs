@@ -97,9 +97,7 @@ async fn workers_share_the_queue(app: TestApp) {
         }
     }
     // Two instances of the site, each with its worker, each worker running twice at once.
-    let dir = tempfile::tempdir().unwrap();
-    let other = lyceum::config::Config { data_dir: dir.path().to_path_buf(), ..app.config.clone() };
-    let other = rocket::local::asynchronous::Client::tracked(lyceum::build_rocket(other).unwrap()).await.unwrap();
+    let (other, dir) = app.second_instance().await;
     let a = app.client.rocket().state::<queue::Worker>().unwrap();
     let b = other.rocket().state::<queue::Worker>().unwrap();
     let (ra, rb, rc, rd) = tokio::join!(a.run_due(), b.run_due(), a.run_due(), b.run_due());
@@ -139,9 +137,7 @@ async fn one_slot_one_firing(app: TestApp) {
     })
     .await;
     // The clock's work runs in two instances' workers at the same moment.
-    let dir = tempfile::tempdir().unwrap();
-    let other = lyceum::config::Config { data_dir: dir.path().to_path_buf(), ..app.config.clone() };
-    let other = rocket::local::asynchronous::Client::tracked(lyceum::build_rocket(other).unwrap()).await.unwrap();
+    let (other, dir) = app.second_instance().await;
     let a = app.client.rocket().state::<queue::Worker>().unwrap();
     let b = other.rocket().state::<queue::Worker>().unwrap();
     let (ra, rb) = tokio::join!(a.run_scheduled(), b.run_scheduled());

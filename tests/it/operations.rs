@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use diesel::prelude::*;
 use rocket::http::{Header, Status};
 
+use crate::browser::free_port;
 use crate::common::{self, TestApp};
 use crate::on_both;
 use crate::sharing::{as_user, run, verified};
@@ -216,11 +217,6 @@ async fn ops_2_postgres_backups_point_at_pg_dump() {
     let (ok, text) = output(lyceum(&app.config).arg("backup").arg(out.path().join("b")));
     assert!(!ok, "{text}");
     assert!(text.contains("pg_dump"), "{text}");
-}
-
-/// A free loopback port (bound, then released for the server to take).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 #[test]

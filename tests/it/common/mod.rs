@@ -164,6 +164,17 @@ impl TestApp {
         TestApp { client, config, dir, pg }
     }
 
+    /// Another instance of the same site: its own process state (caches,
+    /// worker) and data directory (on SQLite the embedded search index serves
+    /// one process), the same database. The directory lives as long as the
+    /// returned handle.
+    pub async fn second_instance(&self) -> (Client, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = Config { data_dir: dir.path().to_path_buf(), ..self.config.clone() };
+        let rocket = lyceum::build_rocket(config).expect("app builds");
+        (Client::tracked(rocket).await.expect("valid rocket"), dir)
+    }
+
     pub fn db(&self) -> Db {
         self.client.rocket().state::<Db>().expect("db").clone()
     }
