@@ -2,6 +2,7 @@
 
 mod common;
 
+mod accessibility;
 mod accounts;
 mod architecture;
 mod asvs;
