@@ -7,10 +7,13 @@
 //! `wcag21a` and `wcag21aa` are allowed.
 //!
 //! Each page is loaded once and checked in two passes that between them
-//! cover both colour schemes and both widths: light at 1280 px, then dark
-//! at 390 px (a phone), switched in place through the DevTools protocol
-//! (`Emulation.setEmulatedMedia`, `Emulation.setDeviceMetricsOverride`). One
-//! browser serves the whole walk, and axe's source is injected once per page.
+//! cover both colour schemes and both widths: light at 1280 px and dark at
+//! 390 px (a phone). The page loads in the condition the previous page ended
+//! in and is switched in place to the other through the DevTools protocol
+//! (`Emulation.setEmulatedMedia`, `Emulation.setDeviceMetricsOverride`),
+//! once its colours have settled. One browser serves the whole walk, and
+//! axe's source is injected once per page. `LYCEUM_TEST_AXE_ACCOUNTS`
+//! (`visitor,Staff`: who starts with these) narrows a run while mending.
 //!
 //! Also here: at 1280 px the header is one row for every role (the brand,
 //! every link of the main navigation and the account menu side by side),
@@ -67,20 +70,45 @@ async fn emulate(b: &fantoccini::Client, condition: Condition) {
     b.issue_cmd(Cdp("Emulation.setEmulatedMedia", media)).await.expect("the colour scheme is emulated");
     let metrics = json!({ "width": condition.width, "height": condition.height, "deviceScaleFactor": 1, "mobile": false });
     b.issue_cmd(Cdp("Emulation.setDeviceMetricsOverride", metrics)).await.expect("the width is emulated");
-    let (scheme, width) = (condition.scheme, condition.width);
-    let check = format!("return matchMedia('(prefers-color-scheme: {scheme})').matches && innerWidth === {width};");
-    assert_eq!(b.execute(&check, vec![]).await.unwrap(), json!(true), "the page is {condition}");
+    // Colours fade (shortly: the browser prefers reduced motion, and the
+    // stylesheet then makes every transition 0.01 ms long, but inherited
+    // colours fade element after element); the check waits for the end.
+    let settled = b.execute_async(SETTLE, vec![json!(condition.scheme), json!(condition.width)]).await.unwrap();
+    assert_eq!(settled, json!(true), "the page is {condition}");
 }
 
-/// Runs axe (already in the page) and returns its violations as
-/// (rule id, impact, description, target selectors).
+/// Waits for the page's transitions to end (each element's, and those they
+/// set off in the elements inheriting from it); answers whether the page is
+/// in the colour scheme and at the width given.
+const SETTLE: &str = r#"
+    const [scheme, width, done] = arguments;
+    let frames = 0;
+    const settled = () => {
+        document.body.getBoundingClientRect();
+        const running = document.getAnimations();
+        if (running.length === 0 || frames > 200) {
+            done(matchMedia(`(prefers-color-scheme: ${scheme})`).matches && innerWidth === width);
+            return;
+        }
+        frames += 1;
+        Promise.all(running.map((a) => a.finished.catch(() => null))).then(() => requestAnimationFrame(settled));
+    };
+    settled();
+"#;
+
+/// Runs axe (already in the page) and returns the colour scheme and width
+/// it ran in, and its violations as (rule id, impact, description, target
+/// selectors with axe's word on each).
 const RUN_AXE: &str = r#"
     const done = arguments[arguments.length - 1];
+    const scheme = matchMedia('(prefers-color-scheme: dark)').matches ? 'dark' : 'light';
     axe.run(document, { runOnly: { type: 'tag', values: arguments[0] }, resultTypes: ['violations'] })
-        .then((r) => done(r.violations.map((v) => [v.id, v.impact || '', v.help,
-            v.nodes.map((n) => n.target.join(' ') + (n.any[0] ? ' (' + n.any[0].message + ')' : ''))])))
+        .then((r) => done([scheme, innerWidth, r.violations.map((v) => [v.id, v.impact || '', v.help,
+            v.nodes.map((n) => n.target.join(' ') + (n.any[0] ? ' (' + n.any[0].message + ')' : ''))])]))
         .catch((e) => done('axe failed: ' + e));
 "#;
+
+type Violation = (String, String, String, Vec<String>);
 
 /// `path` fetched from within the page with the session's cookies:
 /// (status, content type, final path after redirects, body).
@@ -107,8 +135,15 @@ async fn check_walk(b: &fantoccini::Client, site: &str, who: &str, axe: &str) ->
     let mut walk = crate::links::Walk::new();
     let mut found = Vec::new();
     let mut checked = 0;
+    // In the site, so that the walk's fetches go there.
+    b.goto(&format!("{site}/")).await.unwrap();
+    let mut current = LIGHT_WIDE;
+    emulate(b, current).await;
+    let mut spent = [Duration::ZERO; 3];
     while let Some((url, _from)) = walk.next() {
+        let clock = Instant::now();
         let (status, content_type, landed, body) = fetch(b, &url).await;
+        spent[0] += clock.elapsed();
         if landed != url {
             walk.redirected(&url, landed);
             continue;
@@ -118,21 +153,31 @@ async fn check_walk(b: &fantoccini::Client, site: &str, who: &str, axe: &str) ->
             continue;
         }
         walk.found(&url, &body);
+        let clock = Instant::now();
         b.goto(&format!("{site}{url}")).await.unwrap();
         b.execute(axe, vec![]).await.expect("axe-core loads into the page");
+        spent[1] += clock.elapsed();
         checked += 1;
-        for condition in [LIGHT_WIDE, DARK_PHONE] {
-            emulate(b, condition).await;
-            let violations = b.execute_async(RUN_AXE, vec![json!(TAGS)]).await.unwrap();
-            let violations: Vec<(String, String, String, Vec<String>)> = serde_json::from_value(violations.clone())
-                .unwrap_or_else(|_| panic!("{who}: {url} ({condition}): {violations}"));
+        // The page loads in the condition the last one ended in, is checked,
+        // then switched to the other and checked again.
+        for switch in [false, true] {
+            if switch {
+                current = if current.scheme == LIGHT_WIDE.scheme { DARK_PHONE } else { LIGHT_WIDE };
+                emulate(b, current).await;
+            }
+            let clock = Instant::now();
+            let result = b.execute_async(RUN_AXE, vec![json!(TAGS)]).await.unwrap();
+            spent[2] += clock.elapsed();
+            let (scheme, width, violations): (String, u32, Vec<Violation>) = serde_json::from_value(result.clone())
+                .unwrap_or_else(|_| panic!("{who}: {url} ({current}): {result}"));
+            assert_eq!((scheme.as_str(), width), (current.scheme, current.width), "{who}: {url} was checked {current}");
             for (rule, impact, help, targets) in violations {
-                found.push(format!("{url} as {who}, {condition}: {rule} ({impact}): {help}\n    {}", targets.join("\n    ")));
+                found.push(format!("{url} as {who}, {current}: {rule} ({impact}): {help}\n    {}", targets.join("\n    ")));
             }
         }
-        // The next page starts wide and light again.
-        emulate(b, LIGHT_WIDE).await;
     }
+    let [fetching, loading, axe] = spent;
+    eprintln!("{who}: {checked} pages; walk fetches {fetching:.1?}, loading with axe {loading:.1?}, axe runs {axe:.1?}");
     (checked, found)
 }
 
@@ -215,7 +260,11 @@ async fn every_page_the_link_walk_reaches_has_no_wcag_2_1_a_or_aa_violation_for_
     let axe = format!("{axe}\n;return typeof axe.run === 'function';");
     let mut violations = Vec::new();
     let mut checked = Vec::new();
+    let only = std::env::var("LYCEUM_TEST_AXE_ACCOUNTS").ok();
     for (who, credentials) in everyone(&browser) {
+        if only.as_ref().is_some_and(|only| !only.split(',').any(|o| who.starts_with(o))) {
+            continue;
+        }
         match &credentials {
             Some((email, password)) => sign_in(&b, &site, email, password).await,
             None => b.delete_all_cookies().await.unwrap(),

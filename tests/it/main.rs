@@ -36,6 +36,7 @@ mod push;
 mod rights;
 mod schema;
 mod scim;
+mod screenshots;
 mod search;
 mod secrets;
 mod security;
