@@ -68,7 +68,8 @@ impl std::fmt::Display for Condition {
 async fn emulate(b: &fantoccini::Client, condition: Condition) {
     let media = json!({ "features": [{ "name": "prefers-color-scheme", "value": condition.scheme }] });
     b.issue_cmd(Cdp("Emulation.setEmulatedMedia", media)).await.expect("the colour scheme is emulated");
-    let metrics = json!({ "width": condition.width, "height": condition.height, "deviceScaleFactor": 1, "mobile": false });
+    let metrics =
+        json!({ "width": condition.width, "height": condition.height, "deviceScaleFactor": 1, "mobile": false });
     b.issue_cmd(Cdp("Emulation.setDeviceMetricsOverride", metrics)).await.expect("the width is emulated");
     // Colours fade (shortly: the browser prefers reduced motion, and the
     // stylesheet then makes every transition 0.01 ms long, but inherited
@@ -168,16 +169,21 @@ async fn check_walk(b: &fantoccini::Client, site: &str, who: &str, axe: &str) ->
             let clock = Instant::now();
             let result = b.execute_async(RUN_AXE, vec![json!(TAGS)]).await.unwrap();
             spent[2] += clock.elapsed();
-            let (scheme, width, violations): (String, u32, Vec<Violation>) = serde_json::from_value(result.clone())
-                .unwrap_or_else(|_| panic!("{who}: {url} ({current}): {result}"));
+            let (scheme, width, violations): (String, u32, Vec<Violation>) =
+                serde_json::from_value(result.clone()).unwrap_or_else(|_| panic!("{who}: {url} ({current}): {result}"));
             assert_eq!((scheme.as_str(), width), (current.scheme, current.width), "{who}: {url} was checked {current}");
             for (rule, impact, help, targets) in violations {
-                found.push(format!("{url} as {who}, {current}: {rule} ({impact}): {help}\n    {}", targets.join("\n    ")));
+                found.push(format!(
+                    "{url} as {who}, {current}: {rule} ({impact}): {help}\n    {}",
+                    targets.join("\n    ")
+                ));
             }
         }
     }
     let [fetching, loading, axe] = spent;
-    eprintln!("{who}: {checked} pages; walk fetches {fetching:.1?}, loading with axe {loading:.1?}, axe runs {axe:.1?}");
+    eprintln!(
+        "{who}: {checked} pages; walk fetches {fetching:.1?}, loading with axe {loading:.1?}, axe runs {axe:.1?}"
+    );
     (checked, found)
 }
 

@@ -34,7 +34,14 @@ async fn the_screenshots_command_writes_pages_light_dark_and_at_phone_width() {
     names.sort();
     assert_eq!(
         names,
-        ["course-dark.png", "course-light.png", "course-phone.png", "home-dark.png", "home-light.png", "home-phone.png"]
+        [
+            "course-dark.png",
+            "course-light.png",
+            "course-phone.png",
+            "home-dark.png",
+            "home-light.png",
+            "home-phone.png"
+        ]
     );
     assert!(said.contains("course: /courses/"), "the course page was reached from the catalog: {said}");
     for page in ["home", "course"] {
