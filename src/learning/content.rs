@@ -315,7 +315,13 @@ fn render_markdown_uncached(markdown: &str) -> String {
     use pulldown_cmark::{Parser, html};
     let mut out = String::new();
     html::push_html(&mut out, Parser::new_ext(markdown, markdown_options()));
-    ammonia::Builder::default().link_rel(Some("noopener noreferrer nofollow")).clean(&out).to_string()
+    ammonia::Builder::default()
+        .link_rel(Some("noopener noreferrer nofollow"))
+        // A code block wider than the screen scrolls sideways: with the
+        // keyboard too (WCAG 2.1.1), so it takes the focus.
+        .set_tag_attribute_value("pre", "tabindex", "0")
+        .clean(&out)
+        .to_string()
 }
 
 /// A short author text that sits inside a line (an answer choice, a
@@ -530,6 +536,12 @@ mod tests {
         let bad: Answers = [(0, vec!["7".into()]), (2, vec!["three".into()])].into();
         let errors = quiz().check(&bad);
         assert_eq!(errors.iter().map(|e| e.question).collect::<Vec<_>>(), vec![0, 2]);
+    }
+
+    #[test]
+    fn a_code_block_can_be_scrolled_with_the_keyboard() {
+        let html = render_markdown_uncached("```python\nprint('a long line')\n```\n\n<pre onclick=x>raw</pre>");
+        assert_eq!(html.matches(r#"<pre tabindex="0">"#).count(), 2, "{html}");
     }
 
     #[test]

@@ -61,7 +61,7 @@ pub(crate) struct Browser {
     pub(crate) b: fantoccini::Client,
     pub(crate) site: String,
     server: tokio::task::JoinHandle<Result<rocket::Rocket<rocket::Ignite>, rocket::Error>>,
-    config: lyceum::config::Config,
+    pub(crate) config: lyceum::config::Config,
     chromium: String,
     driver_port: u16,
     _driver: Driver,

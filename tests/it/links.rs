@@ -160,6 +160,86 @@ fn followable(path: &str) -> bool {
     !path.starts_with("/signout")
 }
 
+/// The link walk's rules, whatever fetches the pages (the app's own client
+/// here, a real browser in `accessibility.rs`): breadth first from the home
+/// page, each URL once, the site's own links only, at most three query
+/// variants of a path and [`MAX_PAGES`] pages.
+pub(crate) struct Walk {
+    queue: VecDeque<(String, String)>,
+    seen: BTreeSet<String>,
+    per_path: BTreeMap<String, usize>,
+    pub(crate) fetched: usize,
+}
+
+impl Walk {
+    pub(crate) fn new() -> Walk {
+        Walk {
+            queue: VecDeque::from([("/".to_string(), "(start)".to_string())]),
+            seen: BTreeSet::new(),
+            per_path: BTreeMap::new(),
+            fetched: 0,
+        }
+    }
+
+    /// The next URL to fetch and the page that linked to it.
+    pub(crate) fn next(&mut self) -> Option<(String, String)> {
+        while let Some((url, from)) = self.queue.pop_front() {
+            if self.fetched >= MAX_PAGES || !self.seen.insert(url.clone()) || !followable(&url) {
+                continue;
+            }
+            // One query string variant per path and a few of them at most:
+            // the catalog's filters and pagers multiply otherwise.
+            let path = url.split('?').next().unwrap_or_default().to_string();
+            let n = self.per_path.entry(path).or_insert(0);
+            if *n >= 3 {
+                continue;
+            }
+            *n += 1;
+            self.fetched += 1;
+            return Some((url, from));
+        }
+        None
+    }
+
+    /// `url` answered with a redirect to `to`.
+    pub(crate) fn redirected(&mut self, url: &str, to: String) {
+        if to.starts_with('/') && !to.starts_with("//") {
+            self.queue.push_back((to, format!("{url} (redirect)")));
+        }
+    }
+
+    /// `url` answered with the page `body`: its links join the queue.
+    pub(crate) fn found(&mut self, url: &str, body: &str) {
+        for link in links(body) {
+            if !self.seen.contains(&link) {
+                self.queue.push_back((link, url.to_string()));
+            }
+        }
+    }
+}
+
+/// The roles the walk takes in fresh accounts, besides the demo accounts
+/// and an unverified newcomer: member staff of the first member, a
+/// moderator, an auditor, the support team, and an administrator of every
+/// partner; as (role, scope).
+pub(crate) fn roles_to_walk(conn: &mut lyceum::db::Conn) -> Vec<(lyceum::accounts::roles::Role, String)> {
+    use diesel::prelude::*;
+    use lyceum::accounts::roles::Role;
+    use lyceum::db::schema::{members, partners};
+    let member: i64 = members::table.order(members::id).select(members::id).first(conn).expect("a member");
+    let partners: Vec<i64> = partners::table.order(partners::id).select(partners::id).load(conn).expect("partners");
+    let mut roles = vec![
+        (Role::MemberAdmin, format!("member:{member}")),
+        (Role::Instructor, format!("member:{member}")),
+        (Role::CourseStaff, format!("member:{member}")),
+        (Role::Moderator, String::new()),
+        (Role::Auditor, String::new()),
+        (Role::Support, String::new()),
+    ];
+    roles.extend(partners.iter().map(|id| (Role::PartnerAdmin, format!("partner:{id}"))));
+    roles
+}
+
 /// What a crawl found: pages fetched, broken links, and the forms met (method,
 /// action, the page they were on).
 struct Crawl {
@@ -169,25 +249,10 @@ struct Crawl {
 }
 
 async fn crawl(app: &TestApp, who: &str) -> Crawl {
-    let mut queue: VecDeque<(String, String)> = VecDeque::from([("/".to_string(), "(start)".to_string())]);
-    let mut seen_urls = BTreeSet::new();
-    let mut fetched_per_path: BTreeMap<String, usize> = BTreeMap::new();
+    let mut walk = Walk::new();
     let mut broken = Vec::new();
     let mut found_forms = BTreeMap::new();
-    let mut fetched = 0;
-    while let Some((url, from)) = queue.pop_front() {
-        if fetched >= MAX_PAGES || !seen_urls.insert(url.clone()) || !followable(&url) {
-            continue;
-        }
-        // One query string variant per path and a few of them at most: the
-        // catalog's filters and pagers multiply otherwise.
-        let path = url.split('?').next().unwrap_or_default().to_string();
-        let n = fetched_per_path.entry(path).or_insert(0);
-        if *n >= 3 {
-            continue;
-        }
-        *n += 1;
-        fetched += 1;
+    while let Some((url, from)) = walk.next() {
         let res = app.client.get(url.clone()).dispatch().await;
         let status = res.status();
         let location = res.headers().get_one("Location").map(str::to_string);
@@ -196,8 +261,8 @@ async fn crawl(app: &TestApp, who: &str) -> Crawl {
         match status.code {
             200..=299 => {}
             300..=399 => {
-                if let Some(to) = location.filter(|l| l.starts_with('/')) {
-                    queue.push_back((to, format!("{url} (redirect)")));
+                if let Some(to) = location {
+                    walk.redirected(&url, to);
                 }
                 continue;
             }
@@ -212,11 +277,7 @@ async fn crawl(app: &TestApp, who: &str) -> Crawl {
                 continue;
             }
         }
-        for link in links(&body) {
-            if !seen_urls.contains(&link) {
-                queue.push_back((link, url.clone()));
-            }
-        }
+        walk.found(&url, &body);
         for form in forms(&body, &url) {
             found_forms.entry(form).or_insert_with(|| url.clone());
         }
@@ -235,7 +296,7 @@ async fn crawl(app: &TestApp, who: &str) -> Crawl {
             broken.push(format!("{who}: the form posting to {action} on {url} has no CSRF token, so it always fails"));
         }
     }
-    Crawl { fetched, broken, forms: found_forms }
+    Crawl { fetched: walk.fetched, broken, forms: found_forms }
 }
 
 /// The site's routes for `method` as patterns over request paths
@@ -315,31 +376,8 @@ async fn every_link_leads_somewhere(app: TestApp) {
         broken.extend(check_forms(&app, "unverified", &found.forms).await);
         app.sign_out().await;
     }
-    // Each role the demo accounts do not hold, in a fresh verified account:
-    // member staff of the first member, a moderator, an auditor, the support
-    // team, and an administrator of every partner.
-    let (member, partners) = {
-        use diesel::prelude::*;
-        use lyceum::db::schema::{members, partners};
-        let mut conn = app.db().get().expect("a connection");
-        let member: i64 = members::table.order(members::id).select(members::id).first(&mut *conn).expect("a member");
-        let partners: Vec<(i64, String)> = partners::table
-            .order(partners::id)
-            .select((partners::id, partners::kind))
-            .load(&mut *conn)
-            .expect("partners");
-        (member, partners)
-    };
-    use lyceum::accounts::roles::Role;
-    let mut roles = vec![
-        (Role::MemberAdmin, format!("member:{member}")),
-        (Role::Instructor, format!("member:{member}")),
-        (Role::CourseStaff, format!("member:{member}")),
-        (Role::Moderator, String::new()),
-        (Role::Auditor, String::new()),
-        (Role::Support, String::new()),
-    ];
-    roles.extend(partners.iter().map(|(id, _)| (Role::PartnerAdmin, format!("partner:{id}"))));
+    // Each role the demo accounts do not hold, in a fresh verified account.
+    let roles = roles_to_walk(&mut app.db().get().expect("a connection"));
     for (i, (role, scope)) in roles.into_iter().enumerate() {
         let who = format!("{} {scope}", role.as_str());
         let person = app.sign_up(&format!("role{i}")).await;

@@ -2,6 +2,7 @@
 
 mod common;
 
+mod accessibility;
 mod accounts;
 mod architecture;
 mod asvs;
@@ -35,6 +36,7 @@ mod push;
 mod rights;
 mod schema;
 mod scim;
+mod screenshots;
 mod search;
 mod secrets;
 mod security;
