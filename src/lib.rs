@@ -306,7 +306,7 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
         .manage(providers)
         .manage(certificates::proctoring::Proctoring::from_config(&config, &secret))
         .manage(accounts::sms::Sms::from_config(&config, db.clone(), &secret))
-        .manage(RateLimits::per_minute(config.rate_limit_per_minute))
+        .manage(RateLimits::shared(config.rate_limit_per_minute, db.clone(), &secret))
         .manage(web::guards::TrustedProxies::parse(&config.trusted_proxies).map_err(StartError::Proxies)?)
         .manage(db)
         .manage(templates)

@@ -35,8 +35,8 @@ pub(crate) fn form_page(
     if errors.is_empty() { page } else { page.with_status(Status::UnprocessableEntity) }
 }
 
-pub(crate) fn limited(limits: &RateLimits, action: Action, keys: &[&str]) -> AppResult<()> {
-    limits.check_all(action, keys).map_err(|retry_after| AppError::RateLimited { retry_after })
+pub(crate) async fn limited(limits: &RateLimits, action: Action, keys: &[&str]) -> AppResult<()> {
+    limits.check_all(action, keys).await.map_err(|retry_after| AppError::RateLimited { retry_after })
 }
 
 #[get("/")]
@@ -96,7 +96,7 @@ pub async fn signup(
     limits: &State<RateLimits>,
     client: ClientInfo,
 ) -> PageOr<Flash> {
-    limited(limits, Action::SignUp, &[&client.rate_key()])?;
+    limited(limits, Action::SignUp, &[&client.rate_key()]).await?;
     let f = &form.form;
     let values = json!(form.values);
     let input = SignupInput {
@@ -225,7 +225,7 @@ pub async fn signin(
 ) -> PageOr<Redirect> {
     let f = &form.form;
     let login = f.login.trim().to_lowercase();
-    limited(limits, Action::SignIn, &[&client.rate_key(), &format!("login:{login}")])?;
+    limited(limits, Action::SignIn, &[&client.rate_key(), &format!("login:{login}")]).await?;
     let values = json!(form.values);
     let failed = |message: &str| {
         let errors = FieldErrors::from([("login", message.to_string())]);
@@ -343,7 +343,7 @@ pub async fn resend_verification(
     limits: &State<RateLimits>,
     client: ClientInfo,
 ) -> AppResult<Flash> {
-    limited(limits, Action::VerificationResend, &[&client.rate_key(), &format!("user:{}", user.id)])?;
+    limited(limits, Action::VerificationResend, &[&client.rate_key(), &format!("user:{}", user.id)]).await?;
     if user.email_verified {
         return Ok(Flash::info("/dashboard", "Your email address is already confirmed."));
     }
@@ -378,7 +378,7 @@ pub async fn forgot(
     client: ClientInfo,
 ) -> PageOr<Flash> {
     let raw = form.form.email.trim().to_lowercase();
-    limited(limits, Action::PasswordReset, &[&client.rate_key(), &format!("email:{raw}")])?;
+    limited(limits, Action::PasswordReset, &[&client.rate_key(), &format!("email:{raw}")]).await?;
     let email = match Email::parse(&form.form.email) {
         Ok(e) => e,
         Err(msg) => {
@@ -429,7 +429,7 @@ pub async fn reset(
     limits: &State<RateLimits>,
     client: ClientInfo,
 ) -> PageOr<Flash> {
-    limited(limits, Action::PasswordReset, &[&client.rate_key()])?;
+    limited(limits, Action::PasswordReset, &[&client.rate_key()]).await?;
     let t = token.to_string();
     let Some(user) = db.run(move |conn| service::reset_token_user(conn, &t, now()).map_err(AppError::from)).await?
     else {
@@ -568,7 +568,7 @@ pub async fn change_email(
     db: &State<Db>,
     limits: &State<RateLimits>,
 ) -> PageOr<Flash> {
-    limited(limits, Action::CodeEntry, &[&format!("user:{}", user.id)])?;
+    limited(limits, Action::CodeEntry, &[&format!("user:{}", user.id)]).await?;
     // With two-factor sign-in, a sensitive change needs a fresh second factor (ACC-5).
     if let Some(go) = super::security::require_step_up(db, user.id, state.0.session_id.clone(), "/account").await? {
         return Ok(Either::Left(go));
@@ -628,7 +628,7 @@ pub async fn change_password(
     db: &State<Db>,
     limits: &State<RateLimits>,
 ) -> PageOr<Flash> {
-    limited(limits, Action::CodeEntry, &[&format!("user:{}", user.id)])?;
+    limited(limits, Action::CodeEntry, &[&format!("user:{}", user.id)]).await?;
     if let Some(go) = super::security::require_step_up(db, user.id, state.0.session_id.clone(), "/account").await? {
         return Ok(Either::Left(go));
     }

@@ -189,7 +189,7 @@ async fn confirm_factor(
     code: &str,
     (confirm, event, done): (Confirm, &'static str, &'static str),
 ) -> AppResult<Either<Page, Flash>> {
-    limit_codes(limits, user.id, &client)?;
+    limit_codes(limits, user.id, &client).await?;
     // The enrolment began after a fresh step-up; it must still be fresh.
     if let Some(go) = require_fresh_step_up(db, user.id, state.0.session_id.clone(), "/account/security").await? {
         return Ok(Either::Right(go));
@@ -209,9 +209,10 @@ async fn confirm_factor(
 }
 
 /// Every code entry counts against the account and the client (SEC-6).
-fn limit_codes(limits: &RateLimits, user_id: i64, client: &ClientInfo) -> AppResult<()> {
+async fn limit_codes(limits: &RateLimits, user_id: i64, client: &ClientInfo) -> AppResult<()> {
     limits
         .check_all(Action::CodeEntry, &[&format!("user:{user_id}"), &client.rate_key()])
+        .await
         .map_err(|retry_after| AppError::RateLimited { retry_after })
 }
 
@@ -306,7 +307,7 @@ async fn check_code(
     code: &str,
     what: &'static str,
 ) -> AppResult<Result<twofactor::Method, String>> {
-    limit_codes(limits, user_id, client)?;
+    limit_codes(limits, user_id, client).await?;
     let (code, client) = (code.to_string(), client.clone());
     db.run(move |conn| {
         let t = now();
@@ -482,7 +483,7 @@ async fn step_up_with_password(
     password: &str,
     next: String,
 ) -> AppResult<Flash> {
-    limit_codes(limits, user_id, client)?;
+    limit_codes(limits, user_id, client).await?;
     let again = format!("/account/security/verify?next={}", urlencoding::encode(&next));
     let hash = db
         .run(move |conn| match super::guesses::password_wait(conn, user_id, now())? {
@@ -530,6 +531,7 @@ fn masked(phone: &str) -> String {
 async fn text_code(db: &Db, sms: &Sms, limits: &RateLimits, user_id: i64) -> AppResult<Result<String, String>> {
     limits
         .check_all(Action::VerificationResend, &[&format!("text:{user_id}")])
+        .await
         .map_err(|retry_after| AppError::RateLimited { retry_after })?;
     let found = db
         .run(move |conn| {

@@ -508,7 +508,7 @@ pub async fn create(
     cookies: &CookieJar<'_>,
     client: ClientInfo,
 ) -> AppResult<Either<Flash, Page>> {
-    limited(limits, Action::SignUp, &[&client.rate_key()])?;
+    limited(limits, Action::SignUp, &[&client.rate_key()]).await?;
     let Some(found) = Found::take(cookies) else {
         return Ok(Either::Left(Flash::info("/signin", "That took too long. Please sign in again.")));
     };
@@ -613,7 +613,7 @@ pub async fn prove_with_password(
     let Some(found) = Found::take(cookies) else {
         return Ok(Either::Left(Flash::info("/signin", "That took too long. Please sign in again.")));
     };
-    limited(limits, Action::SignIn, &[&client.rate_key(), &format!("login:{}", found.email())])?;
+    limited(limits, Action::SignIn, &[&client.rate_key(), &format!("login:{}", found.email())]).await?;
     if !found.identity.email_verified {
         return Err(AppError::Forbidden("The provider has not verified this address.".into()));
     }
@@ -673,7 +673,7 @@ pub async fn prove_by_email(
     let Some(found) = Found::take(cookies) else {
         return Ok(Flash::info("/signin", "That took too long. Please sign in again."));
     };
-    limited(limits, Action::VerificationResend, &[&client.rate_key(), &format!("login:{}", found.email())])?;
+    limited(limits, Action::VerificationResend, &[&client.rate_key(), &format!("login:{}", found.email())]).await?;
     if !found.identity.email_verified {
         return Err(AppError::Forbidden("The provider has not verified this address.".into()));
     }

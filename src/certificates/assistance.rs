@@ -146,13 +146,14 @@ pub fn decide(conn: &mut Conn, id: i64, by: i64, approve: bool, note: &str, now:
 }
 
 /// Applications for the staff page: pending first, then the latest decided.
-pub fn list(conn: &mut Conn) -> QueryResult<Vec<(Application, String, String, String)>> {
+pub fn list(conn: &mut Conn, offset: i64, limit: i64) -> QueryResult<Vec<(Application, String, String, String)>> {
     assistance_applications::table
         .inner_join(users::table)
         .inner_join(course_runs::table.inner_join(courses::table))
         // "pending" sorts after "denied" and "approved": open applications first.
         .order((assistance_applications::status.desc(), assistance_applications::id.desc()))
-        .limit(200)
+        .offset(offset)
+        .limit(limit)
         .select((Application::as_select(), users::username, courses::title, course_runs::run_key))
         .load(conn)
 }

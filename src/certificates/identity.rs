@@ -246,11 +246,13 @@ pub fn decide(
 }
 
 /// Pending checks, oldest first, for the review queue.
-pub fn queue(conn: &mut Conn) -> QueryResult<Vec<(Check, String, String)>> {
+pub fn queue(conn: &mut Conn, offset: i64, limit: i64) -> QueryResult<Vec<(Check, String, String)>> {
     identity_checks::table
         .inner_join(users::table)
         .filter(identity_checks::status.eq(status::PENDING))
-        .order(identity_checks::submitted_at.asc())
+        .order((identity_checks::submitted_at.asc(), identity_checks::id.asc()))
+        .offset(offset)
+        .limit(limit)
         .select((Check::as_select(), users::username, users::first_name.concat(" ").concat(users::last_name)))
         .load(conn)
 }

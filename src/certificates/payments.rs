@@ -655,13 +655,14 @@ pub fn money(cents: i64, currency: &str) -> String {
 }
 
 /// Payments for the staff page, newest first, with who paid and for what.
-pub fn recent(conn: &mut Conn, limit: i64) -> QueryResult<Vec<Value>> {
+pub fn recent(conn: &mut Conn, offset: i64, limit: i64) -> QueryResult<Vec<Value>> {
     let rows: Vec<(Payment, Option<String>, Option<String>)> = payments::table
         .left_join(users::table)
         // Flat joins: SQLite would build all of a nested `runs JOIN courses` first.
         .left_join(course_runs::table)
         .left_join(courses::table.on(courses::id.eq(course_runs::course_id)))
         .order(payments::id.desc())
+        .offset(offset)
         .limit(limit)
         .select((Payment::as_select(), users::username.nullable(), courses::title.nullable()))
         .load(conn)?;

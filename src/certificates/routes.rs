@@ -24,6 +24,7 @@ use crate::db::{Db, now};
 use crate::storage::BlobStore;
 use crate::web::csrf::CsrfOnly;
 use crate::web::guards::MachineReadable;
+use crate::web::paging::PageRequest;
 use crate::web::{AppError, AppResult, CsrfForm, CurrentUser, Flash, Page, StaffUser};
 
 fn day(t: chrono::NaiveDateTime) -> String {
@@ -412,15 +413,25 @@ pub async fn submit_verification(
     })
 }
 
-#[get("/staff/identity")]
-pub async fn identity_queue(db: &State<Db>, _staff: StaffUser, trail: Trail<'_>) -> AppResult<Page> {
-    let rows = db.run(|conn| Ok::<_, AppError>(identity::queue(conn)?)).await?;
+/// Checks on the identity queue's page.
+const IDENTITY_PAGE: i64 = 50;
+
+#[get("/staff/identity?<page>")]
+pub async fn identity_queue(
+    db: &State<Db>,
+    _staff: StaffUser,
+    trail: Trail<'_>,
+    page: Option<&str>,
+) -> AppResult<Page> {
+    let paging = PageRequest::parse(page, IDENTITY_PAGE);
+    let rows = db.run(move |conn| Ok::<_, AppError>(identity::queue(conn, paging.offset(), paging.fetch())?)).await?;
+    let (rows, nav) = paging.finish(rows, |p| format!("/staff/identity?page={p}"));
     trail.users(rows.iter().map(|(c, _, _)| c.user_id));
     let checks: Vec<Value> = rows
         .iter()
         .map(|(c, username, name)| json!({ "id": c.id, "username": username, "name": name, "submitted": day(c.submitted_at) }))
         .collect();
-    Ok(Page::new("certificates/identity_queue", "Identity checks", json!({ "checks": checks })))
+    Ok(Page::new("certificates/identity_queue", "Identity checks", json!({ "checks": checks, "nav": nav })))
 }
 
 #[get("/staff/identity/<id>")]
@@ -612,9 +623,19 @@ pub async fn apply(
     settle(&back, outcome, "Your application is in. Our staff will email you their decision.").map(Either::Right)
 }
 
-#[get("/staff/assistance")]
-pub async fn assistance_list(db: &State<Db>, _staff: StaffUser, trail: Trail<'_>) -> AppResult<Page> {
-    let rows = db.run(|conn| Ok::<_, AppError>(assistance::list(conn)?)).await?;
+/// Applications on the staff list's page.
+const ASSISTANCE_PAGE: i64 = 50;
+
+#[get("/staff/assistance?<page>")]
+pub async fn assistance_list(
+    db: &State<Db>,
+    _staff: StaffUser,
+    trail: Trail<'_>,
+    page: Option<&str>,
+) -> AppResult<Page> {
+    let paging = PageRequest::parse(page, ASSISTANCE_PAGE);
+    let rows = db.run(move |conn| Ok::<_, AppError>(assistance::list(conn, paging.offset(), paging.fetch())?)).await?;
+    let (rows, nav) = paging.finish(rows, |p| format!("/staff/assistance?page={p}"));
     trail.users(rows.iter().map(|(a, ..)| a.user_id));
     let apps: Vec<Value> = rows
         .iter()
@@ -626,7 +647,7 @@ pub async fn assistance_list(db: &State<Db>, _staff: StaffUser, trail: Trail<'_>
             })
         })
         .collect();
-    Ok(Page::new("certificates/assistance_list", "Financial assistance", json!({ "applications": apps })))
+    Ok(Page::new("certificates/assistance_list", "Financial assistance", json!({ "applications": apps, "nav": nav })))
 }
 
 #[derive(FromForm)]
@@ -855,13 +876,27 @@ pub async fn status_list(db: &State<Db>, issuer: &State<Issuer>) -> AppResult<(C
     Ok((ContentType::new("application", "vc+jwt"), issuer.status_list(&revoked, issued, now())))
 }
 
-#[get("/staff/certificates?<q>")]
-pub async fn staff_list(db: &State<Db>, _staff: StaffUser, trail: Trail<'_>, q: Option<&str>) -> AppResult<Page> {
+/// Certificates on the staff list's page.
+const STAFF_LIST_PAGE: i64 = 50;
+
+#[get("/staff/certificates?<q>&<page>")]
+pub async fn staff_list(
+    db: &State<Db>,
+    _staff: StaffUser,
+    trail: Trail<'_>,
+    q: Option<&str>,
+    page: Option<&str>,
+) -> AppResult<Page> {
     let q = q.unwrap_or("").trim().to_string();
     let needle = q.clone();
+    let paging = PageRequest::parse(page, STAFF_LIST_PAGE);
     let certs = db
         .run(move |conn| {
-            let mut query = certificates::table.order(certificates::id.desc()).limit(100).into_boxed();
+            let mut query = certificates::table
+                .order(certificates::id.desc())
+                .offset(paging.offset())
+                .limit(paging.fetch())
+                .into_boxed();
             if let Some(code) = super::normalise_code(&needle) {
                 query = query.filter(certificates::code.eq(code));
             } else if !needle.is_empty() {
@@ -872,6 +907,7 @@ pub async fn staff_list(db: &State<Db>, _staff: StaffUser, trail: Trail<'_>, q: 
             Ok::<_, AppError>(query.select(Certificate::as_select()).load(conn)?)
         })
         .await?;
+    let (certs, nav) = paging.finish(certs, |p| format!("/staff/certificates?q={}&page={p}", urlencoding::encode(&q)));
     trail.users(certs.iter().filter_map(|c| c.user_id));
     let list: Vec<Value> = certs
         .iter()
@@ -880,7 +916,7 @@ pub async fn staff_list(db: &State<Db>, _staff: StaffUser, trail: Trail<'_>, q: 
             "valid": c.is_valid(), "revoked": c.revoked_at.map(day), "reason": c.revoked_reason,
         }))
         .collect();
-    Ok(Page::new("certificates/staff", "Certificates", json!({ "certificates": list, "q": q })))
+    Ok(Page::new("certificates/staff", "Certificates", json!({ "certificates": list, "q": q, "nav": nav })))
 }
 
 #[derive(FromForm)]
@@ -962,16 +998,26 @@ pub async fn grant(db: &State<Db>, _staff: StaffUser, trail: Trail<'_>, form: Cs
     })
 }
 
-#[get("/staff/payments")]
+/// Payments on the staff page's page.
+const PAYMENTS_PAGE: i64 = 50;
+
+#[get("/staff/payments?<page>")]
 pub async fn payments_page(
     db: &State<Db>,
     _staff: StaffUser,
     trail: Trail<'_>,
     provider: &State<Payments>,
+    page: Option<&str>,
 ) -> AppResult<Page> {
-    let list = db.run(|conn| Ok::<_, AppError>(payments::recent(conn, 200)?)).await?;
+    let paging = PageRequest::parse(page, PAYMENTS_PAGE);
+    let list = db.run(move |conn| Ok::<_, AppError>(payments::recent(conn, paging.offset(), paging.fetch())?)).await?;
+    let (list, nav) = paging.finish(list, |p| format!("/staff/payments?page={p}"));
     trail.users(list.iter().filter_map(|p| p["user_id"].as_i64()));
-    Ok(Page::new("certificates/payments", "Payments", json!({ "payments": list, "configured": provider.0.is_some() })))
+    Ok(Page::new(
+        "certificates/payments",
+        "Payments",
+        json!({ "payments": list, "configured": provider.0.is_some(), "nav": nav }),
+    ))
 }
 
 /// Staff refund a payment through the provider; the track and certificate go at once.

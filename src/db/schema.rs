@@ -1498,3 +1498,13 @@ diesel::allow_tables_to_appear_in_same_query!(malpractice_cases, partners);
 diesel::allow_tables_to_appear_in_same_query!(malpractice_cases, courses);
 diesel::allow_tables_to_appear_in_same_query!(exam_sessions, enrollments);
 diesel::allow_tables_to_appear_in_same_query!(support_needs, users);
+
+// Attempts per action, keyed hash and minute, shared by every instance.
+diesel::table! {
+    rate_windows (action, key_hash, minute) {
+        action -> Text,
+        key_hash -> BigInt,
+        minute -> BigInt,
+        hits -> Integer,
+    }
+}

@@ -193,8 +193,9 @@ pub fn retry(conn: &mut Conn, id: i64) -> QueryResult<bool> {
     Ok(n == 1)
 }
 
-pub fn recent(conn: &mut Conn, only_status: Option<&str>, limit: i64) -> QueryResult<Vec<Job>> {
-    let mut query = jobs::table.select(Job::as_select()).order(jobs::id.desc()).limit(limit).into_boxed();
+pub fn recent(conn: &mut Conn, only_status: Option<&str>, offset: i64, limit: i64) -> QueryResult<Vec<Job>> {
+    let mut query =
+        jobs::table.select(Job::as_select()).order(jobs::id.desc()).offset(offset).limit(limit).into_boxed();
     if let Some(s) = only_status {
         query = query.filter(jobs::status.eq(s.to_string()));
     }

@@ -953,6 +953,7 @@ pub async fn contact(
 ) -> AppResult<Either<Flash, Page>> {
     limits
         .check_all(crate::web::ratelimit::Action::Contact, &[&client.rate_key()])
+        .await
         .map_err(|retry_after| AppError::RateLimited { retry_after })?;
     let f = form.form;
     let values = views::ContactValues {

@@ -7,6 +7,7 @@ use serde_json::json;
 use crate::db::Db;
 use crate::jobs;
 use crate::web::csrf::CsrfOnly;
+use crate::web::paging::PageRequest;
 use crate::web::trail::Trail;
 use crate::web::{AppError, AppResult, Flash, Page, StaffUser};
 
@@ -19,15 +20,31 @@ pub async fn index(_staff: StaffUser, trail: Trail<'_>, db: &State<Db>) -> AppRe
     Ok(Page::new("staff/index", "Staff", json!({ "counts": counts })))
 }
 
-#[get("/staff/jobs?<status>")]
-pub async fn job_list(_staff: StaffUser, trail: Trail<'_>, db: &State<Db>, status: Option<&str>) -> AppResult<Page> {
+/// Jobs on the staff list's page.
+const JOBS_PAGE: i64 = 100;
+
+#[get("/staff/jobs?<status>&<page>")]
+pub async fn job_list(
+    _staff: StaffUser,
+    trail: Trail<'_>,
+    db: &State<Db>,
+    status: Option<&str>,
+    page: Option<&str>,
+) -> AppResult<Page> {
     // Kinds, states and errors of jobs; their payloads are not shown.
     trail.nobody();
     let filter = status
         .filter(|s| [jobs::status::QUEUED, jobs::status::RUNNING, jobs::status::DONE, jobs::status::DEAD].contains(s))
         .map(str::to_string);
     let f = filter.clone();
-    let list = db.run(move |conn| jobs::recent(conn, f.as_deref(), 200).map_err(AppError::from)).await?;
+    let paging = PageRequest::parse(page, JOBS_PAGE);
+    let list = db
+        .run(move |conn| jobs::recent(conn, f.as_deref(), paging.offset(), paging.fetch()).map_err(AppError::from))
+        .await?;
+    let (list, nav) = paging.finish(list, |p| match &filter {
+        Some(s) => format!("/staff/jobs?status={s}&page={p}"),
+        None => format!("/staff/jobs?page={p}"),
+    });
     let rows: Vec<_> = list
         .iter()
         .map(|j| {
@@ -40,7 +57,7 @@ pub async fn job_list(_staff: StaffUser, trail: Trail<'_>, db: &State<Db>, statu
             })
         })
         .collect();
-    Ok(Page::new("staff/jobs", "Jobs", json!({ "jobs": rows, "filter": filter })))
+    Ok(Page::new("staff/jobs", "Jobs", json!({ "jobs": rows, "filter": filter, "nav": nav })))
 }
 
 #[post("/staff/jobs/<id>/retry", data = "<_form>")]

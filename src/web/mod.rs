@@ -15,6 +15,7 @@ pub mod guards;
 pub mod metrics;
 pub mod next;
 pub mod page;
+pub mod paging;
 pub mod ratelimit;
 pub mod stream;
 pub mod trail;

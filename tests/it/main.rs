@@ -30,6 +30,7 @@ mod operations;
 mod orgs;
 mod outbound;
 mod package;
+mod paging;
 mod privacy;
 mod promises;
 mod push;

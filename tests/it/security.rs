@@ -103,6 +103,55 @@ mod sec_6_sign_in_sign_up_and_reset_are_rate_limited {
     }
 }
 
+/// Posts `fields` to `path` through `client` (another instance of the site)
+/// from the address the test browser uses, with that client's CSRF token.
+async fn post_through(client: &rocket::local::asynchronous::Client, path: &str, fields: &[(&str, &str)]) -> Status {
+    let re = regex::Regex::new(r#"name="csrf_token" value="([^"]+)""#).unwrap();
+    let page = client.get("/signin").dispatch().await.into_string().await.unwrap_or_default();
+    let token = re.captures(&page).expect("a CSRF token")[1].to_string();
+    let mut all: Vec<(&str, &str)> = vec![("csrf_token", token.as_str())];
+    all.extend_from_slice(fields);
+    client
+        .post(path.to_string())
+        .header(rocket::http::ContentType::Form)
+        .remote(std::net::SocketAddr::from(([203, 0, 113, 7], 4000)))
+        .body(encode(&all))
+        .dispatch()
+        .await
+        .status()
+}
+
+/// Attempts from one address spread over two instances of one site count
+/// together: three a minute means three, not three per process.
+async fn limits_hold_across_instances(app: TestApp) {
+    let (second, _dir) = app.second_instance().await;
+    let fields = [("email", "spread@example.org")];
+    let mut answers = Vec::new();
+    for i in 0..6 {
+        let status = if i % 2 == 0 {
+            app.post_form("/password/forgot", &fields).await.status()
+        } else {
+            post_through(&second, "/password/forgot", &fields).await
+        };
+        answers.push(status.code);
+    }
+    assert!(answers[..3].iter().all(|s| *s != 429), "the first three are answered: {answers:?}");
+    assert!(answers[3..].iter().all(|s| *s == 429), "the fourth and later are refused on either instance: {answers:?}");
+}
+
+mod sec_6_limits_are_shared_by_every_instance {
+    #[rocket::async_test]
+    async fn sqlite() {
+        super::limits_hold_across_instances(super::limited_app().await).await
+    }
+    #[rocket::async_test]
+    async fn postgres() {
+        if let Some(app) = crate::common::TestApp::postgres_with(|c| c.rate_limit_per_minute = 3).await {
+            super::limits_hold_across_instances(app).await
+        }
+    }
+}
+
 async fn headers_and_errors(app: TestApp) {
     let res = app.client.get("/").dispatch().await;
     let csp = res.headers().get_one("Content-Security-Policy").unwrap();

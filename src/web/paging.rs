@@ -1,0 +1,88 @@
+//! Lists that page in the database. A list reads one page, plus one row to
+//! know whether another follows, so it costs the same on page one of a
+//! million rows as of ten, and no `COUNT(*)` runs over a large table.
+//!
+//! `?page=N` is 1-based; a value that is not a number, zero or negative is
+//! the first page, and pages beyond [`MAX_PAGE`] are the last one allowed
+//! (deep offsets cost a scan; a list that long wants a search instead).
+//! Templates show the links with the `pages` partial:
+//! `{{> pages nav=nav label="Payment pages"}}`.
+
+use serde::Serialize;
+
+/// The deepest page a list serves.
+pub const MAX_PAGE: i64 = 10_000;
+
+/// Which page of a list a request asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest {
+    page: i64,
+    per_page: i64,
+}
+
+impl PageRequest {
+    /// The page a raw `?page=` value asks for, `per_page` rows each.
+    pub fn parse(raw: Option<&str>, per_page: i64) -> PageRequest {
+        let page = raw.and_then(|p| p.trim().parse::<i64>().ok()).unwrap_or(1).clamp(1, MAX_PAGE);
+        PageRequest { page, per_page: per_page.max(1) }
+    }
+
+    pub fn page(&self) -> i64 {
+        self.page
+    }
+
+    /// Rows to skip.
+    pub fn offset(&self) -> i64 {
+        (self.page - 1) * self.per_page
+    }
+
+    /// Rows to read: a page and one more, which only says that a next page exists.
+    pub fn fetch(&self) -> i64 {
+        self.per_page + 1
+    }
+
+    /// Cuts rows read with [`fetch`](Self::fetch) to one page and says where
+    /// its neighbours are; `link` makes the address of a page.
+    pub fn finish<T>(&self, mut rows: Vec<T>, link: impl Fn(i64) -> String) -> (Vec<T>, PageNav) {
+        let more = rows.len() as i64 > self.per_page;
+        rows.truncate(self.per_page as usize);
+        let nav = PageNav {
+            page: self.page,
+            previous: (self.page > 1).then(|| link(self.page - 1)),
+            next: (more && self.page < MAX_PAGE).then(|| link(self.page + 1)),
+        };
+        (rows, nav)
+    }
+}
+
+/// The links between the pages of a list, for the `pages` partial.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PageNav {
+    pub page: i64,
+    pub previous: Option<String>,
+    pub next: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn junk_and_extremes_ask_for_pages_that_exist() {
+        for raw in [None, Some(""), Some("x"), Some("0"), Some("-3"), Some("1e9"), Some("99999999999999999999")] {
+            assert_eq!(PageRequest::parse(raw, 10).page(), 1, "{raw:?}");
+        }
+        assert_eq!(PageRequest::parse(Some(" 3 "), 10).offset(), 20);
+        assert_eq!(PageRequest::parse(Some("9223372036854775807"), 10).page(), MAX_PAGE);
+    }
+
+    #[test]
+    fn one_row_more_than_a_page_means_a_next_page() {
+        let req = PageRequest::parse(Some("2"), 3);
+        let (rows, nav) = req.finish(vec![1, 2, 3, 4], |p| format!("?page={p}"));
+        assert_eq!(rows, [1, 2, 3]);
+        assert_eq!(nav, PageNav { page: 2, previous: Some("?page=1".into()), next: Some("?page=3".into()) });
+        let (rows, nav) = PageRequest::parse(None, 3).finish(vec![1, 2, 3], |p| format!("?page={p}"));
+        assert_eq!((rows.len(), nav.previous, nav.next), (3, None, None));
+    }
+}
