@@ -42,6 +42,7 @@ mod sharing;
 mod sharing_props;
 mod storage;
 mod stripe;
+mod studio;
 mod stylesheet;
 mod surveys;
 mod twofactor;
