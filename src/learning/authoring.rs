@@ -10,7 +10,7 @@ use crate::accounts::roles::{self, Role};
 use crate::db::schema::{blocks, course_runs, courses, members, role_grants, sections, units, users};
 use crate::db::{Conn, is_unique_violation};
 use crate::kernel::SessionUser;
-use crate::learning::content::{BlockData, Quiz};
+use crate::learning::content::BlockData;
 use crate::learning::model::{Block, Course, Member, Section, Unit};
 use crate::learning::service::{self, LResult, LearningError, can_author, can_manage_member};
 
@@ -568,11 +568,6 @@ fn moved(ids: &[i64], id: i64, up: bool) -> Option<Vec<(i32, i64)>> {
     let mut order = ids.to_vec();
     order.swap(i, j);
     Some(order.into_iter().enumerate().map(|(p, id)| (p as i32 + 1, id)).collect())
-}
-
-/// A quiz as authors write it in the browser: the package TOML format.
-pub fn parse_quiz_toml(source: &str) -> LResult<Quiz> {
-    crate::learning::transfer::quiz_from_toml(source).map_err(LearningError::Invalid)
 }
 
 /// Who is enrolled is none of the courses' business; `json` used by views.
