@@ -10,7 +10,7 @@ use crate::accounts::roles::{self, Role};
 use crate::db::schema::{blocks, course_runs, courses, members, role_grants, sections, units, users};
 use crate::db::{Conn, is_unique_violation};
 use crate::kernel::SessionUser;
-use crate::learning::content::{BlockData, Quiz};
+use crate::learning::content::BlockData;
 use crate::learning::model::{Block, Course, Member, Section, Unit};
 use crate::learning::service::{self, LResult, LearningError, can_author, can_manage_member};
 
@@ -510,6 +510,56 @@ pub fn block_action(conn: &mut Conn, unit: &Unit, block_id: i64, action: &str) -
     })
 }
 
+/// Puts `order` (every id of `current`, each once) in positions 1, 2, 3…
+fn reorder(current: &[i64], order: &[i64], what: &str) -> LResult<Vec<(i32, i64)>> {
+    let mut a = current.to_vec();
+    let mut b = order.to_vec();
+    a.sort_unstable();
+    b.sort_unstable();
+    if a != b {
+        return Err(LearningError::Invalid(format!(
+            "The new order must list each of the {} {what} once; reload the page and try again.",
+            current.len()
+        )));
+    }
+    Ok(order.iter().enumerate().map(|(p, id)| (p as i32 + 1, *id)).collect())
+}
+
+/// A unit's blocks in a new order (drag and drop in the editor).
+pub fn reorder_blocks(conn: &mut Conn, unit: &Unit, order: &[i64]) -> LResult<()> {
+    crate::db::transaction(conn, |conn| {
+        let ids: Vec<i64> = service::blocks_of(conn, unit.id)?.iter().map(|b| b.id).collect();
+        for (position, id) in reorder(&ids, order, "blocks of this unit")? {
+            diesel::update(blocks::table.find(id)).set(blocks::position.eq(position)).execute(conn)?;
+        }
+        Ok(())
+    })
+}
+
+/// A section's units in a new order.
+pub fn reorder_units(conn: &mut Conn, course: &Course, section_id: i64, order: &[i64]) -> LResult<()> {
+    crate::db::transaction(conn, |conn| {
+        let section = section_of(conn, course, section_id)?;
+        let ids: Vec<i64> = units::table.filter(units::section_id.eq(section.id)).select(units::id).load(conn)?;
+        for (position, id) in reorder(&ids, order, "units of this section")? {
+            diesel::update(units::table.find(id)).set(units::position.eq(position)).execute(conn)?;
+        }
+        Ok(())
+    })
+}
+
+/// A course's sections in a new order.
+pub fn reorder_sections(conn: &mut Conn, course: &Course, order: &[i64]) -> LResult<()> {
+    crate::db::transaction(conn, |conn| {
+        let ids: Vec<i64> =
+            sections::table.filter(sections::course_id.eq(course.id)).select(sections::id).load(conn)?;
+        for (position, id) in reorder(&ids, order, "sections of this course")? {
+            diesel::update(sections::table.find(id)).set(sections::position.eq(position)).execute(conn)?;
+        }
+        Ok(())
+    })
+}
+
 /// The new (position, id) order after moving `id` one place up or down, or
 /// `None` when it cannot move (first/last, or not in the list).
 fn moved(ids: &[i64], id: i64, up: bool) -> Option<Vec<(i32, i64)>> {
@@ -518,11 +568,6 @@ fn moved(ids: &[i64], id: i64, up: bool) -> Option<Vec<(i32, i64)>> {
     let mut order = ids.to_vec();
     order.swap(i, j);
     Some(order.into_iter().enumerate().map(|(p, id)| (p as i32 + 1, id)).collect())
-}
-
-/// A quiz as authors write it in the browser: the package TOML format.
-pub fn parse_quiz_toml(source: &str) -> LResult<Quiz> {
-    crate::learning::transfer::quiz_from_toml(source).map_err(LearningError::Invalid)
 }
 
 /// Who is enrolled is none of the courses' business; `json` used by views.

@@ -3,11 +3,13 @@
 //! `accounts`.
 
 pub mod authoring;
+pub mod block_editor;
 pub mod catalog;
 pub mod content;
 pub mod lifecycle;
 pub mod model;
 pub mod package;
+pub mod quiz_form;
 pub mod routes;
 pub mod service;
 pub mod studio;
@@ -44,8 +46,12 @@ pub fn routes() -> Vec<rocket::Route> {
         studio::publish,
         studio::add_run,
         studio::outline,
-        studio::unit,
-        studio::blocks,
+        block_editor::unit,
+        block_editor::blocks,
+        block_editor::preview,
+        block_editor::image,
+        block_editor::block_order,
+        block_editor::outline_order,
         studio::import,
         studio::export,
         studio::gradebook,

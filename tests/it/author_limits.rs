@@ -37,10 +37,11 @@ async fn studio_refuses(app: TestApp) {
         let (ct, body) =
             multipart(&[("csrf_token", &token), ("action", "add"), ("kind", "text"), ("markdown", &markdown)], None);
         let res = app.client.post(format!("/studio/units/{unit}/blocks")).header(ct).body(body).dispatch().await;
-        assert_eq!(res.status(), Status::SeeOther);
-        let (status, page) = app.get(&format!("/studio/units/{unit}")).await;
-        assert_eq!(status, Status::Ok);
+        // The editor comes back with the text kept and the limit named beside it.
+        assert_eq!(res.status(), Status::UnprocessableEntity);
+        let page = res.into_string().await.unwrap();
         assert!(page.contains(message), "the editor names the limit ({message}): {page}");
+        assert!(page.contains(r#"id="n-text-markdown-error""#), "beside the text field");
     }
     assert_eq!(text_blocks(&app), before, "nothing was stored");
     // A real text of ordinary depth and size is still saved.

@@ -2641,3 +2641,132 @@ async fn sec_uploaded_html_svg_and_script_never_run_as_staff_or_visitor() {
     b.close().await.unwrap();
     browser.server.abort();
 }
+
+/// Fills the field `css` (cleared first) with `text`.
+async fn fill(b: &fantoccini::Client, css: &str, text: &str) {
+    let el = b.find(Locator::Css(css)).await.unwrap_or_else(|_| panic!("no {css}"));
+    el.clear().await.unwrap();
+    el.send_keys(text).await.unwrap();
+}
+
+/// The value of the field `css`.
+async fn value_of(b: &fantoccini::Client, css: &str) -> String {
+    let js = format!("return document.querySelector({css:?}).value;");
+    b.execute(&js, vec![]).await.unwrap().as_str().unwrap_or_default().to_string()
+}
+
+#[rocket::async_test]
+async fn an_instructor_builds_a_quiz_in_the_studio_without_toml_and_a_learner_takes_it() {
+    // A Studio an instructor can use (issue 30): the kind chosen switches the
+    // fields, the Markdown preview follows the typing, questions and choices
+    // are added in the page, an error keeps every input; then a learner
+    // sees the quiz and passes it.
+    let Some(browser) = start_browser().await else { return };
+    let (b, site, config) = (browser.b.clone(), browser.site.clone(), browser.config.clone());
+    sign_in_demo(&b, &site, &lyceum::demo::accounts().remove(0)).await;
+    b.goto(&format!("{site}/studio/courses/intro-python")).await.unwrap();
+    until(&b, "h1", "Introduction to Python").await;
+    b.find(Locator::Css(".outline-section ol a")).await.unwrap().click().await.unwrap();
+    until(&b, "#add-block-h", "Add a block").await;
+    let unit = b.current_url().await.unwrap().path().rsplit('/').next().unwrap().parse::<i64>().unwrap();
+    let quizzes_before = quizzes_of(&config, "intro-python").len();
+    let shown = |kind: &str| format!("return !document.querySelector('#n-{kind}').hidden;");
+
+    // Text: the preview follows the typing, rendered (and sanitised) by the server.
+    assert_eq!(b.execute(&shown("text"), vec![]).await.unwrap(), serde_json::json!(true));
+    assert_eq!(b.execute(&shown("quiz"), vec![]).await.unwrap(), serde_json::json!(false));
+    fill(&b, "#n-text-markdown", "Some **bold** words <script>window.pwned = 1</script>").await;
+    until(&b, "#n-text-preview strong", "bold").await;
+    assert_eq!(b.execute("return window.pwned === undefined;", vec![]).await.unwrap(), serde_json::json!(true));
+    let preview = b.find(Locator::Css("#n-text-preview")).await.unwrap().html(true).await.unwrap();
+    assert!(!preview.contains("<script"), "{preview}");
+
+    // Quiz: its fields only, switched in the page.
+    b.find(Locator::Css("#n-kind option[value=quiz]")).await.unwrap().click().await.unwrap();
+    until_true(&b, &shown("quiz"), "the quiz fields show").await;
+    for other in ["text", "video", "resource", "live"] {
+        let hidden = format!("const f = document.querySelector('#n-{other}'); return f.hidden && f.disabled;");
+        assert_eq!(b.execute(&hidden, vec![]).await.unwrap(), serde_json::json!(true), "{other} hidden");
+    }
+    assert_eq!(count(&b, "return document.querySelectorAll('textarea.mono').length;").await, 0, "no TOML box");
+    fill(&b, "#n-quiz-title", "Studio check").await;
+    fill(&b, "#n-quiz-q0-prompt", "Which keyword defines a function?").await;
+    fill(&b, "#n-quiz-q0-c0", "func").await;
+    fill(&b, "#n-quiz-q0-c1", "def").await;
+    press(&b, b.find(Locator::Css("#n-quiz-q0 [data-add-choice]")).await.unwrap()).await;
+    until_true(&b, "return !!document.querySelector('#n-quiz-q0-c2');", "a third choice").await;
+    fill(&b, "#n-quiz-q0-c2", "lambda").await;
+    press(&b, b.find(Locator::Css("input[name='quiz.questions[0].choices[1].correct']")).await.unwrap()).await;
+    fill(&b, "#n-quiz-q0-feedback", "`def` starts a function definition.").await;
+    press(&b, b.find(Locator::Css("[data-add-question]")).await.unwrap()).await;
+    until_true(&b, "return !!document.querySelector('#n-quiz-q1');", "a second question").await;
+    b.find(Locator::Css("#n-quiz-q1-kind option[value=numeric]")).await.unwrap().click().await.unwrap();
+    until_true(&b, "return !document.querySelector('#n-quiz-q1 [data-for-kinds=numeric]').hidden;", "numeric fields")
+        .await;
+    assert_eq!(
+        b.execute("return document.querySelector('#n-quiz-q1 [data-for-kinds=\"single multiple\"]').hidden;", vec![])
+            .await
+            .unwrap(),
+        serde_json::json!(true),
+        "no choices for a number"
+    );
+    fill(&b, "#n-quiz-q1-prompt", "What is 7 / 2?").await;
+    fill(&b, "#n-quiz-q1-answer", "three and a half").await;
+    fill(&b, "#n-quiz-q1-tolerance", "0.01").await;
+    shot(&b, "studio-quiz-editor").await;
+    let unit_url = b.current_url().await.unwrap().to_string();
+    press(&b, b.find(Locator::Css("#add-block .form-actions button")).await.unwrap()).await;
+    until_left(&b, &unit_url).await;
+
+    // The error names the field; everything typed is still there.
+    until(&b, "#n-problems", "The answer is a number").await;
+    until(&b, "#n-quiz-q1-answer-error", "The answer is a number").await;
+    assert_eq!(
+        b.find(Locator::Css("#n-quiz-q1-answer")).await.unwrap().attr("aria-describedby").await.unwrap().as_deref(),
+        Some("n-quiz-q1-answer-error")
+    );
+    for (css, want) in [
+        ("#n-kind", "quiz"),
+        ("#n-quiz-title", "Studio check"),
+        ("#n-quiz-q0-prompt", "Which keyword defines a function?"),
+        ("#n-quiz-q0-c2", "lambda"),
+        ("#n-quiz-q0-feedback", "`def` starts a function definition."),
+        ("#n-quiz-q1-kind", "numeric"),
+        ("#n-quiz-q1-prompt", "What is 7 / 2?"),
+        ("#n-quiz-q1-answer", "three and a half"),
+        ("#n-quiz-q1-tolerance", "0.01"),
+    ] {
+        assert_eq!(value_of(&b, css).await, want, "{css} kept");
+    }
+    assert_eq!(
+        b.execute(
+            "return document.querySelector(\"input[name='quiz.questions[0].choices[1].correct']\").checked;",
+            vec![]
+        )
+        .await
+        .unwrap(),
+        serde_json::json!(true),
+        "the tick kept"
+    );
+    fill(&b, "#n-quiz-q1-answer", "3.5").await;
+    press(&b, b.find(Locator::Css("#add-block .form-actions button")).await.unwrap()).await;
+    until(&b, ".flash", "Block added.").await;
+    let quizzes = quizzes_of(&config, "intro-python");
+    assert_eq!(quizzes.len(), quizzes_before + 1);
+    let (_, block, questions) = quizzes.iter().find(|(u, _, _)| *u == unit).cloned().expect("the quiz is in the unit");
+    assert_eq!(questions.len(), 2);
+    assert_eq!(questions[0].1.choices, ["func", "def", "lambda"]);
+    assert_eq!(questions[0].1.correct, [1]);
+    assert_eq!((questions[1].1.answer, questions[1].1.tolerance), (Some(3.5), 0.01));
+
+    // A learner sees the quiz and passes it.
+    let (l, _profile) = browser.another_session().await;
+    sign_in_demo(&l, &site, &lyceum::demo::accounts().remove(1)).await;
+    enroll_in_intro_python(&l, &site).await;
+    l.goto(&format!("{site}/learn/intro-python/units/{unit}")).await.unwrap();
+    until(&l, &format!("#block-{block}"), "Which keyword defines a function?").await;
+    answer_quiz_correctly(&l, block, &questions).await;
+    l.close().await.unwrap();
+    b.close().await.unwrap();
+    browser.server.abort();
+}

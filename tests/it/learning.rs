@@ -529,14 +529,21 @@ async fn authoring_in_the_browser(app: TestApp) {
     ])
     .await;
     assert_eq!(res.status(), Status::SeeOther);
-    let quiz = "title = \"Check\"\nattempts = 2\n[[questions]]\nkind = \"single\"\nprompt = \"Who owns a value?\"\nchoices = [\"nobody\", \"its owner\"]\ncorrect = [1]\n";
-    post(vec![
+    // A quiz from the editor's fields: no TOML to type.
+    let res = post(vec![
         ("csrf_token", token.clone()),
         ("action", "add".into()),
         ("kind", "quiz".into()),
-        ("quiz_toml", quiz.into()),
+        ("quiz.title", "Check".into()),
+        ("quiz.attempts", "2".into()),
+        ("quiz.questions[0].kind", "single".into()),
+        ("quiz.questions[0].prompt", "Who owns a value?".into()),
+        ("quiz.questions[0].choices[0].text", "nobody".into()),
+        ("quiz.questions[0].choices[1].text", "its owner".into()),
+        ("quiz.questions[0].choices[1].correct", "true".into()),
     ])
     .await;
+    assert_eq!(res.status(), Status::SeeOther);
     let res = post(vec![
         ("csrf_token", token.clone()),
         ("action", "add".into()),
@@ -544,7 +551,7 @@ async fn authoring_in_the_browser(app: TestApp) {
         ("url", "https://evil.example/v.mp4".into()),
     ])
     .await;
-    assert_eq!(res.status(), Status::SeeOther);
+    assert_eq!(res.status(), Status::UnprocessableEntity, "refused, the form shown again");
     let res = post(vec![
         ("csrf_token", "forged".into()),
         ("action", "add".into()),

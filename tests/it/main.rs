@@ -45,6 +45,7 @@ mod sharing;
 mod sharing_props;
 mod storage;
 mod stripe;
+mod studio;
 mod stylesheet;
 mod surveys;
 mod twofactor;

@@ -41,6 +41,10 @@ async fn add_block(app: &TestApp, unit: i64, kind: &str, title: &str, file: (&st
         Some(("file", file.0, file.1)),
     );
     let res = app.client.post(format!("/studio/units/{unit}/blocks")).header(ct).body(body).dispatch().await;
+    if res.status() == Status::UnprocessableEntity {
+        // Refused: the form comes back with the problem beside the file field.
+        return res.into_string().await.unwrap_or_default();
+    }
     assert_eq!(res.status(), Status::SeeOther);
     let (_, page) = app.get(&format!("/studio/units/{unit}")).await;
     page
