@@ -15,6 +15,7 @@ pub mod routes;
 pub mod security;
 pub mod service;
 pub mod sessions;
+pub mod signin;
 pub mod signin_with;
 pub mod sms;
 pub mod tokens;

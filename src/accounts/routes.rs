@@ -9,11 +9,12 @@ use serde_json::{Value, json};
 
 use crate::accounts::domain::{Email, FieldErrors, NewPassword, PersonName};
 use crate::accounts::service::{self, AccountError, SignupInput, SignupRejection};
+pub use crate::accounts::signin::{SessionGuard, start_session};
 use crate::accounts::{passwords, sessions};
 use crate::config::Config;
 use crate::db::{Db, now};
-use crate::web::csrf::{self, CsrfOnly, essential_cookie};
-use crate::web::guards::{SessionState, Viewer};
+use crate::web::csrf::{self, CsrfOnly};
+use crate::web::guards::Viewer;
 use crate::web::next::NextPath;
 use crate::web::ratelimit::{Action, RateLimits};
 use crate::web::{AppError, AppResult, ClientInfo, CsrfForm, CurrentUser, Flash, Page};
@@ -271,31 +272,6 @@ pub async fn signin(
     Ok(Either::Left(Redirect::to(next)))
 }
 
-/// Starts a session for `user_id` and sets its cookie.
-pub async fn start_session(
-    db: &Db,
-    config: &Config,
-    cookies: &CookieJar<'_>,
-    client: &ClientInfo,
-    user_id: i64,
-    remember: bool,
-    second_factor: bool,
-) -> AppResult<()> {
-    let days = if remember { config.remember_days } else { config.session_days };
-    let client = client.clone();
-    let token = db
-        .run(move |conn| {
-            sessions::start(conn, user_id, chrono::Duration::days(days), remember, &client, second_factor, now())
-                .map_err(AppError::from)
-        })
-        .await?;
-    let mut cookie = essential_cookie(config.is_tls(), sessions::COOKIE, token);
-    cookie.set_max_age(rocket::time::Duration::days(days));
-    cookies.add_private(cookie);
-    csrf::rotate(cookies, config.is_tls());
-    Ok(())
-}
-
 #[post("/signout", data = "<_form>")]
 pub async fn signout(
     _form: CsrfOnly,
@@ -310,17 +286,6 @@ pub async fn signout(
     cookies.remove_private(rocket::http::Cookie::build(sessions::COOKIE).path("/"));
     csrf::rotate(cookies, config.is_tls());
     Ok(Flash::info("/", "You have signed out."))
-}
-
-/// The resolved session, for handlers that end it.
-pub struct SessionGuard(pub SessionState);
-
-#[rocket::async_trait]
-impl<'r> rocket::request::FromRequest<'r> for SessionGuard {
-    type Error = ();
-    async fn from_request(req: &'r rocket::Request<'_>) -> rocket::request::Outcome<Self, ()> {
-        rocket::outcome::Outcome::Success(SessionGuard(req.local_cache(SessionState::default).clone()))
-    }
 }
 
 #[get("/verify-email/<token>")]

@@ -43,7 +43,7 @@ pub async fn page(
             Ok::<_, AppError>(json!({
                 "sessions": list.iter().map(|s| json!({
                     "handle": handle(&s.id), "current": current.as_deref() == Some(s.id.as_str()),
-                    "device": s.user_agent.as_deref().map(crate::privacy::cookies::describe_agent).unwrap_or_else(|| "Unknown device".into()),
+                    "device": s.user_agent.as_deref().map(crate::kernel::client::describe_agent).unwrap_or_else(|| "Unknown device".into()),
                     "ip": s.ip, "started": when(s.created_at), "seen": when(s.last_seen_at),
                 })).collect::<Vec<_>>(),
                 "app": twofactor::app_enabled(conn, user_id)?,
@@ -55,7 +55,7 @@ pub async fn page(
                 "providers": super::signin_with::for_security_page(conn, &providers, user_id)?,
                 "events": events.iter().map(|(kind, detail, ip, agent, at)| json!({
                     "kind": kind.replace('_', " "), "detail": detail, "ip": ip,
-                    "device": agent.as_deref().map(crate::privacy::cookies::describe_agent), "at": when(*at),
+                    "device": agent.as_deref().map(crate::kernel::client::describe_agent), "at": when(*at),
                 })).collect::<Vec<_>>(),
             }))
         })

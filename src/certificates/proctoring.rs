@@ -23,11 +23,7 @@ use super::payments::{WebhookError, check_signature};
 use crate::db::Conn;
 use crate::db::schema::{certificates, course_runs, enrollments, proctoring_sessions, quiz_attempts};
 
-pub mod status {
-    pub const OPEN: &str = "open";
-    pub const PASSED: &str = "passed";
-    pub const FAILED: &str = "failed";
-}
+pub use crate::learning::model::proctoring_status as status;
 
 /// What the service needs to open a session.
 #[derive(Debug, Clone)]

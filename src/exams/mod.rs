@@ -35,13 +35,11 @@ use crate::db::schema::{
 use crate::kernel::SessionUser;
 use crate::kernel::vault;
 
+pub use crate::consent::exam_records::{ADJUSTMENTS_FIELD, BOOKED, NEEDS_FIELD, course_scope};
+
 pub const ONLINE: &str = "online";
 pub const CENTRE: &str = "centre";
-pub const BOOKED: &str = "booked";
 pub const CANCELLED: &str = "cancelled";
-/// Sealed columns (SEC-2).
-pub const NEEDS_FIELD: &str = "support_needs.needs";
-pub const ADJUSTMENTS_FIELD: &str = "support_needs.adjustments";
 const MAX_TEXT: usize = 4000;
 
 #[derive(Debug, thiserror::Error)]
@@ -148,12 +146,6 @@ impl ExamResult {
         json!({ "grade": self.grade, "score": self.score, "passed": self.passed,
                 "received_at": self.received_at.and_utc().to_rfc3339() })
     }
-}
-
-/// Scope of exam consents: one exam body and one course, so a reschedule
-/// or a second booking stays under the decision the learner made.
-pub fn course_scope(course_id: i64) -> String {
-    format!("course:{course_id}")
 }
 
 /// What an exam body enters for a new session; times are local to `time_zone`.

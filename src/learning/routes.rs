@@ -776,7 +776,7 @@ pub async fn file(
     db: &State<Db>,
     blobs: &State<Arc<dyn BlobStore>>,
     config: &State<crate::config::Config>,
-    signer: &State<crate::privacy::comms::LinkSigner>,
+    signer: &State<crate::kernel::LinkSigner>,
     user: CurrentUser,
     slug: &str,
     block_id: i64,
@@ -813,7 +813,7 @@ pub async fn file(
 #[get("/files/<token>")]
 pub async fn signed_file(
     blobs: &State<Arc<dyn BlobStore>>,
-    signer: &State<crate::privacy::comms::LinkSigner>,
+    signer: &State<crate::kernel::LinkSigner>,
     token: &str,
 ) -> AppResult<UserFile> {
     let what = signer.verify("user-file", token).ok_or(AppError::NotFound)?;

@@ -16,7 +16,9 @@ use crate::db::{Conn, is_unique_violation};
 use crate::kernel::Role;
 use crate::kernel::SessionUser;
 use crate::learning::content::{Answers, BlockData, QuestionResult, Quiz, ShowAnswers};
-use crate::learning::model::{Block, Course, Enrollment, EnrollmentStatus, Member, Run, Section, Unit};
+use crate::learning::model::{
+    Block, Course, Enrollment, EnrollmentStatus, Member, Run, Section, Unit, proctoring_status,
+};
 use crate::notify::enqueue_email;
 
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +67,17 @@ pub fn course_by_slug(conn: &mut Conn, slug: &str) -> LResult<Course> {
 
 pub fn member(conn: &mut Conn, id: i64) -> LResult<Member> {
     members::table.find(id).select(Member::as_select()).first(conn).optional()?.ok_or(LearningError::NotFound)
+}
+
+/// Every run of every course, for a form's list of runs: `{id, label}` with
+/// the label "Course title (run key)", by title then start.
+pub fn runs_for_select(conn: &mut Conn) -> QueryResult<Vec<serde_json::Value>> {
+    let rows: Vec<(i64, String, String)> = course_runs::table
+        .inner_join(courses::table)
+        .order((courses::title, course_runs::starts_at))
+        .select((course_runs::id, courses::title, course_runs::run_key))
+        .load(conn)?;
+    Ok(rows.into_iter().map(|(id, t, k)| json!({ "id": id, "label": format!("{t} ({k})") })).collect())
 }
 
 pub fn runs(conn: &mut Conn, course_id: i64) -> QueryResult<Vec<Run>> {
@@ -534,9 +547,8 @@ impl QuizStanding {
             let (_, results) = quiz.grade(&answers);
             LastAttempt { number: *number, score: *score, answers, results }
         });
-        let in_session = session_status.as_deref().is_some_and(|s| {
-            s == crate::certificates::proctoring::status::OPEN || s == crate::certificates::proctoring::status::PASSED
-        });
+        let in_session =
+            session_status.as_deref().is_some_and(|s| s == proctoring_status::OPEN || s == proctoring_status::PASSED);
         let due_passed = quiz.due_at.is_some_and(|d| now > d);
         let submit = if !enrolled {
             Err(NoSubmit::Preview)
