@@ -5,6 +5,7 @@
 
 pub mod domain;
 pub mod guesses;
+pub mod hooks;
 pub mod lifecycle;
 pub mod model;
 pub mod oidc;

@@ -8,6 +8,7 @@ use rocket::{FromForm, State, get, post};
 use serde_json::{Value, json};
 
 use crate::accounts::domain::{Email, FieldErrors, NewPassword, PersonName};
+use crate::accounts::hooks::{AccountHooks, RecordSignup};
 use crate::accounts::service::{self, AccountError, SignupInput, SignupRejection};
 pub use crate::accounts::signin::{SessionGuard, start_session};
 use crate::accounts::{passwords, sessions};
@@ -41,11 +42,11 @@ pub(crate) fn limited(limits: &RateLimits, action: Action, keys: &[&str]) -> App
 }
 
 #[get("/")]
-pub fn home(viewer: Viewer, notices: &State<crate::privacy::notices::Notices>) -> Page {
+pub fn home(viewer: Viewer, hooks: &State<AccountHooks>) -> Page {
     Page::new(
         "home",
         "Learn from the world's institutions",
-        json!({ "signed_in": viewer.signed_in(), "notices": notices.get() }),
+        json!({ "signed_in": viewer.signed_in(), "notices": (hooks.home_notices)() }),
     )
 }
 
@@ -94,6 +95,7 @@ pub struct SignupForm {
 pub async fn signup(
     form: CsrfForm<SignupForm>,
     db: &State<Db>,
+    hooks: &State<AccountHooks>,
     limits: &State<RateLimits>,
     client: ClientInfo,
 ) -> PageOr<Flash> {
@@ -136,11 +138,12 @@ pub async fn signup(
     };
     let minor = account.parent_email.is_some();
     let marketing = f.marketing;
+    let record = hooks.record_signup;
     let created = db
         .run(move |conn| {
             let created = service::create_account(conn, &account, &hash, false, now());
             match &created {
-                Ok(user) => record_signup(conn, user.id, marketing, &client)?,
+                Ok(user) => record_signup(conn, record, user.id, marketing, &client)?,
                 Err(AccountError::EmailTaken) => service::tell_owner_of_taken_email(conn, &account.email)?,
                 Err(_) => {}
             }
@@ -173,21 +176,17 @@ pub async fn signup(
     }
 }
 
-/// What every new account records at once: each current policy version
-/// ticked at sign-up (COM-5) and the newsletter choice, off unless ticked (COM-1).
-pub fn record_signup(conn: &mut crate::db::Conn, user_id: i64, marketing: bool, client: &ClientInfo) -> AppResult<()> {
-    let versions = crate::privacy::policies::current_ids(conn)?;
-    crate::privacy::policies::accept(conn, user_id, &versions, "signup", client, now())?;
-    if marketing {
-        let how = crate::privacy::comms::How {
-            method: "signup",
-            ip: client.ip.clone(),
-            user_agent: client.user_agent.clone(),
-        };
-        let choice = crate::privacy::comms::Preferences { marketing_email: true, ..Default::default() };
-        crate::privacy::comms::set(conn, user_id, choice, &how, now())?;
-    }
-    Ok(())
+/// What every new account records at once, through `record` (privacy's):
+/// each current policy version ticked at sign-up (COM-5) and the newsletter
+/// choice, off unless ticked (COM-1).
+pub fn record_signup(
+    conn: &mut crate::db::Conn,
+    record: RecordSignup,
+    user_id: i64,
+    marketing: bool,
+    client: &ClientInfo,
+) -> AppResult<()> {
+    Ok(record(conn, user_id, marketing, client, now())?)
 }
 
 #[get("/signin?<next>")]
@@ -219,6 +218,7 @@ pub struct SigninForm {
 pub async fn signin(
     form: CsrfForm<SigninForm>,
     db: &State<Db>,
+    hooks: &State<AccountHooks>,
     config: &State<Config>,
     limits: &State<RateLimits>,
     client: ClientInfo,
@@ -268,7 +268,8 @@ pub async fn signin(
     if user.status == crate::accounts::model::AccountStatus::PendingParent {
         return failed("Your account is waiting for your parent or guardian to confirm it. We emailed them a link.");
     }
-    let next = super::security::continue_sign_in(db, config, cookies, &client, user.id, f.remember, &f.next).await?;
+    let next =
+        super::security::continue_sign_in(db, hooks, config, cookies, &client, user.id, f.remember, &f.next).await?;
     Ok(Either::Left(Redirect::to(next)))
 }
 

@@ -6,6 +6,7 @@ use rocket::http::CookieJar;
 use rocket::{Either, FromForm, State, get, post};
 use serde_json::json;
 
+use super::hooks::AccountHooks;
 use super::routes::SessionGuard;
 use super::sessions;
 use super::sms::{self, Sms};
@@ -353,6 +354,7 @@ pub async fn signin_code_form(db: &State<Db>, cookies: &CookieJar<'_>) -> AppRes
 #[post("/signin/verify", data = "<form>")]
 pub async fn signin_code(
     db: &State<Db>,
+    hooks: &State<AccountHooks>,
     config: &State<Config>,
     limits: &State<RateLimits>,
     cookies: &CookieJar<'_>,
@@ -365,7 +367,7 @@ pub async fn signin_code(
     match check_code(db, limits, &client, held.user_id, &form.form.code, "signed_in").await? {
         Err(m) => Ok(Flash::error("/signin/verify", m)),
         Ok(method) => {
-            let done = finish_sign_in(db, config, cookies, &client, held, true).await?;
+            let done = finish_sign_in(db, hooks, config, cookies, &client, held, true).await?;
             Ok(if method == twofactor::Method::RecoveryCode {
                 Flash::info(
                     done,
@@ -381,8 +383,10 @@ pub async fn signin_code(
 /// After the password (or a provider's word, ACC-4): a second factor comes
 /// next when the account has one (ACC-5), then changed policies. Returns where
 /// to go.
+#[allow(clippy::too_many_arguments)]
 pub async fn continue_sign_in(
     db: &Db,
+    hooks: &AccountHooks,
     config: &Config,
     cookies: &CookieJar<'_>,
     client: &ClientInfo,
@@ -407,13 +411,14 @@ pub async fn continue_sign_in(
         return Ok("/signin/verify".into());
     }
     let held = HeldSignIn::new(user_id, remember, next, stage::POLICIES, false);
-    finish_sign_in(db, config, cookies, client, held, false).await
+    finish_sign_in(db, hooks, config, cookies, client, held, false).await
 }
 
 /// After the password (and any second factor): changed policies wait for
 /// acceptance; otherwise the session starts. Returns where to go.
 pub async fn finish_sign_in(
     db: &Db,
+    hooks: &AccountHooks,
     config: &Config,
     cookies: &CookieJar<'_>,
     client: &ClientInfo,
@@ -421,8 +426,8 @@ pub async fn finish_sign_in(
     second_factor: bool,
 ) -> AppResult<String> {
     let user_id = held.user_id;
-    let pending = db.run(move |conn| Ok::<_, AppError>(crate::privacy::policies::pending(conn, user_id)?)).await?;
-    if !pending.is_empty() {
+    let pending = hooks.policies_pending;
+    if db.run(move |conn| Ok::<_, AppError>(pending(conn, user_id)?)).await? {
         HeldSignIn::new(user_id, held.remember, &NextPath::or_home(Some(&held.next)), stage::POLICIES, second_factor)
             .hold(cookies, config.is_tls());
         return Ok("/policies/accept".into());

@@ -9,6 +9,7 @@
 pub mod api;
 pub mod departures;
 pub mod feed;
+pub mod hooks;
 pub mod ledger;
 pub mod lifecycle;
 pub mod member;

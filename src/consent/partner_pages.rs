@@ -127,21 +127,21 @@ pub async fn create(
 #[get("/partners/<slug>")]
 pub async fn show(
     db: &State<Db>,
-    payments: &State<crate::certificates::payments::Payments>,
+    hooks: &State<super::hooks::ConsentHooks>,
     user: CurrentUser,
     trail: Trail<'_>,
     slug: &str,
 ) -> AppResult<Page> {
     let slug = slug.to_string();
     let user = user.0;
-    let buying = payments.0.is_some();
+    let (buying, priced_runs) = (hooks.buying, hooks.priced_runs);
     let (title, ctx, partner_id) = db
         .run(move |conn| {
             let p = managed(conn, &user, &slug)?;
             let mut ctx = partner_context(conn, &user, &p, None)?;
             // Sponsors buy seats through the payment provider, when there is one (CRT-1).
             if buying && p.kind() == PartnerKind::Sponsor {
-                ctx["buy_runs"] = json!(crate::certificates::payments::priced_runs(conn)?);
+                ctx["buy_runs"] = json!(priced_runs(conn)?);
             }
             Ok::<_, AppError>((p.name, ctx, p.id))
         })

@@ -5,6 +5,7 @@
 pub mod authoring;
 pub mod catalog;
 pub mod content;
+pub mod hooks;
 pub mod lifecycle;
 pub mod model;
 pub mod package;

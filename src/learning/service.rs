@@ -16,6 +16,7 @@ use crate::db::{Conn, is_unique_violation};
 use crate::kernel::Role;
 use crate::kernel::SessionUser;
 use crate::learning::content::{Answers, BlockData, QuestionResult, Quiz, ShowAnswers};
+use crate::learning::hooks::{LearningHooks, OnPass, ProctoringStatus};
 use crate::learning::model::{
     Block, Course, Enrollment, EnrollmentStatus, Member, Run, Section, Unit, proctoring_status,
 };
@@ -572,6 +573,7 @@ impl QuizStanding {
     /// the quiz in `block`, read from the database.
     pub fn load(
         conn: &mut Conn,
+        proctoring: ProctoringStatus,
         enrollment: Option<&Enrollment>,
         block: &Block,
         quiz: &Quiz,
@@ -580,7 +582,7 @@ impl QuizStanding {
         let (tries, session) = match enrollment {
             Some(e) => {
                 let session = match quiz.proctored {
-                    true => crate::certificates::proctoring::latest(conn, e.id, block.id)?.map(|(_, s)| s),
+                    true => proctoring(conn, e.id, block.id)?,
                     false => None,
                 };
                 (attempts(conn, e.id, block.id)?, session)
@@ -612,8 +614,10 @@ impl QuizStanding {
 }
 
 /// Records a graded attempt and recomputes the course grade.
+#[allow(clippy::too_many_arguments)]
 pub fn submit_quiz(
     conn: &mut Conn,
+    hooks: &LearningHooks,
     enrollment: &Enrollment,
     run: &Run,
     block: &Block,
@@ -624,7 +628,7 @@ pub fn submit_quiz(
     crate::db::transaction(conn, |conn| {
         // Asked again inside the transaction that writes the attempt, so two
         // submissions at once cannot both take the last attempt.
-        let standing = QuizStanding::load(conn, Some(enrollment), block, quiz, now)?;
+        let standing = QuizStanding::load(conn, hooks.proctoring_status, Some(enrollment), block, quiz, now)?;
         standing.may_submit()?;
         let used = standing.used;
         let (score, results) = quiz.grade(answers);
@@ -639,7 +643,7 @@ pub fn submit_quiz(
             ))
             .execute(conn)?;
         touch(conn, enrollment.id, block.unit_id, now)?;
-        recompute_grade(conn, enrollment.id, run, run.course_id, now)?;
+        recompute_grade(conn, enrollment.id, run, run.course_id, now, hooks.on_pass)?;
         Ok(AttemptOutcome { score, results, attempts_left: quiz.attempts - used - 1 })
     })
 }
@@ -674,6 +678,7 @@ pub fn recompute_grade(
     run: &Run,
     course_id: i64,
     now: NaiveDateTime,
+    on_pass: OnPass,
 ) -> LResult<f64> {
     let qs = quizzes(conn, course_id)?;
     let best: Vec<(i64, Option<f64>)> = quiz_attempts::table
@@ -705,7 +710,7 @@ pub fn recompute_grade(
         .execute(conn)?;
     if passed {
         // A verified learner with a valid identity check gets the certificate now (CRT-3).
-        crate::certificates::issue_if_earned(conn, current.user_id, current.run_id, now)?;
+        on_pass(conn, current.user_id, current.run_id, now)?;
     }
     Ok(grade)
 }
