@@ -2,7 +2,9 @@
 //! fairings and state are assembled; `cli` holds the commands.
 
 pub mod accounts;
+#[cfg(feature = "bench")]
 pub mod bench;
+#[cfg(feature = "bench")]
 pub mod bench_export;
 pub mod certificates;
 pub mod cli;

@@ -19,6 +19,7 @@ pub mod sessions;
 pub mod signin;
 pub mod signin_with;
 pub mod sms;
+pub mod sms_service;
 pub mod tokens;
 pub mod twofactor;
 
@@ -75,8 +76,8 @@ pub fn routes() -> Vec<rocket::Route> {
         signin_with::confirm_link_form,
         signin_with::confirm_link,
         signin_with::unlink,
-        security::inbound,
-        security::staff_outbox,
+        sms_service::inbound,
+        sms_service::staff_outbox,
         profiles::edit_page,
         profiles::save,
         profiles::avatar,
