@@ -23,6 +23,19 @@ pub type OnPass = fn(&mut Conn, i64, i64, NaiveDateTime) -> QueryResult<()>;
 /// block (enrollment, block), if there is one (`model::proctoring_status`).
 pub type ProctoringStatus = fn(&mut Conn, i64, i64) -> QueryResult<Option<String>>;
 
+/// The verified-certificate card of a run the learner is enrolled in (user,
+/// run, course slug, track, buying), as the certificates area words it.
+pub type CertificateCard = fn(&mut Conn, i64, &Run, &str, &str, bool) -> Result<Value, AppError>;
+
+/// The learner's certificate of a run (user, run), once issued: its
+/// verification code and whether it is valid.
+pub type CertificateBadge = fn(&mut Conn, i64, i64) -> QueryResult<Option<(String, bool)>>;
+
+/// Records the answer to the sharing question, in the transaction that
+/// enrolls, when the member asks one (CRS-3); a reason the learner can act on
+/// as `Err`.
+pub type SharingAnswered = fn(&mut Conn, &Member, &SharingAnswer<'_>, NaiveDateTime) -> QueryResult<Result<(), String>>;
+
 /// A learner's answer to the member's sharing question on the enroll form.
 pub struct SharingAnswer<'a> {
     pub user_id: i64,
@@ -37,20 +50,13 @@ pub struct SharingAnswer<'a> {
 pub struct LearningHooks {
     /// Verified certificates can be bought here (a payment provider is configured).
     pub buying: bool,
-    /// The verified-certificate card of a run the learner is enrolled in
-    /// (user, run, course slug, track, buying), as the certificates area words it.
-    pub certificate_card: fn(&mut Conn, i64, &Run, &str, &str, bool) -> Result<Value, AppError>,
-    /// The learner's certificate of a run (user, run), once issued: its
-    /// verification code and whether it is valid.
-    pub certificate: fn(&mut Conn, i64, i64) -> QueryResult<Option<(String, bool)>>,
+    pub certificate_card: CertificateCard,
+    pub certificate: CertificateBadge,
     pub on_pass: OnPass,
     pub proctoring_status: ProctoringStatus,
     /// How many exam sessions of a course are open for booking now.
     pub open_exams: fn(&mut Conn, i64, NaiveDateTime) -> QueryResult<i64>,
     /// The member's sharing question on the course page, as the consent area words it.
     pub sharing_offer: fn(&mut Conn, &Member) -> QueryResult<Value>,
-    /// Records the answer to the sharing question, in the transaction that
-    /// enrolls, when the member asks one (CRS-3); a reason the learner can
-    /// act on as `Err`.
-    pub sharing_answered: fn(&mut Conn, &Member, &SharingAnswer<'_>, NaiveDateTime) -> QueryResult<Result<(), String>>,
+    pub sharing_answered: SharingAnswered,
 }
