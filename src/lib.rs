@@ -225,7 +225,7 @@ pub fn account_hooks(notices: privacy::notices::Notices) -> accounts::hooks::Acc
     accounts::hooks::AccountHooks {
         record_signup: privacy::policies::record_signup,
         policies_pending: privacy::policies::any_pending,
-        home_notices: Arc::new(move || serde_json::json!(notices.0.get())),
+        home_notices: Arc::new(move || serde_json::to_value(notices.0.get()).unwrap_or_default()),
     }
 }
 
