@@ -54,6 +54,7 @@ enum Command {
         task: CourseTask,
     },
     /// Measure page throughput and latency against the plain-text route, over loopback HTTP.
+    #[cfg(feature = "bench")]
     Bench {
         /// Database to measure on (default: a fresh SQLite file); e.g. a PostgreSQL URL of an empty database.
         #[arg(long)]
@@ -65,6 +66,7 @@ enum Command {
     },
     /// Measure the partner export (through the consent gate, without it, against PostgreSQL COPY)
     /// and the sponsor completion report, on an empty PostgreSQL database it seeds.
+    #[cfg(feature = "bench")]
     BenchExport {
         /// An empty PostgreSQL database (`createdb lyceum_bench`); the seeded rows are kept.
         #[arg(long)]
@@ -260,6 +262,7 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
             }
         }
         Command::Course { task } => course_task(task, &config),
+        #[cfg(feature = "bench")]
         Command::Bench { database_url, clients, seconds } => {
             let backend = if database_url.as_deref().is_some_and(|u| u.starts_with("postgres")) {
                 "PostgreSQL"
@@ -287,6 +290,7 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
             }
             Ok(())
         }
+        #[cfg(feature = "bench")]
         Command::BenchExport { database_url, rows, learners, report_runs } => {
             let opts = crate::bench_export::Options { database_url, rows, learners, report_runs };
             let results = crate::bench_export::run(&config, opts).await?;

@@ -250,3 +250,63 @@ fn seed_courses(conn: &mut Conn, blobs: &dyn BlobStore, author: &crate::kernel::
 fn problems(slug: &str, problems: &[package::PackageProblem]) -> String {
     format!("demo course {slug}: {}", problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; "))
 }
+
+/// A thread of `posts` visible posts (Markdown, some with comments) by the
+/// demo learner in the course forum, as a busy discussion would have (for
+/// the benchmarks and the forum's paging test); returns the thread's path.
+pub fn seed_thread(db: &crate::db::Db, posts: usize) -> Result<String, String> {
+    use crate::db::schema::{forum_posts, forum_threads, forums, users};
+    use diesel::prelude::*;
+    let mut conn = db.get().map_err(|e| e.to_string())?;
+    let conn = &mut *conn;
+    let now = crate::db::now();
+    let slug: String = forums::table
+        .filter(forums::run_id.is_not_null())
+        .order(forums::id.asc())
+        .select(forums::slug)
+        .first(conn)
+        .map_err(|e| format!("no course forum: {e}"))?;
+    let forum_id: i64 =
+        forums::table.filter(forums::slug.eq(&slug)).select(forums::id).first(conn).map_err(|e| e.to_string())?;
+    let author: i64 =
+        users::table.filter(users::username.eq("learner")).select(users::id).first(conn).map_err(|e| e.to_string())?;
+    let thread: i64 = diesel::insert_into(forum_threads::table)
+        .values((
+            forum_threads::forum_id.eq(forum_id),
+            forum_threads::title.eq("How do list comprehensions work?"),
+            forum_threads::pinned.eq(false),
+            forum_threads::locked.eq(false),
+            forum_threads::last_post_at.eq(now),
+            forum_threads::created_at.eq(now),
+        ))
+        .returning(forum_threads::id)
+        .get_result(conn)
+        .map_err(|e| e.to_string())?;
+    let mut parent = None;
+    for i in 0..posts {
+        let body = format!(
+            "Post {i}: a list comprehension like `[x * x for x in range(10)]` builds a list.\n\n- one\n- two\n\n**Tip**: read it left to right."
+        );
+        let html = crate::learning::content::render_markdown(&body);
+        let id: i64 = diesel::insert_into(forum_posts::table)
+            .values((
+                forum_posts::thread_id.eq(thread),
+                forum_posts::parent_id.eq(if i % 4 == 3 { parent } else { None }),
+                forum_posts::author_id.eq(author),
+                forum_posts::anonymous.eq(false),
+                forum_posts::author_erased.eq(false),
+                forum_posts::body.eq(&body),
+                forum_posts::body_html.eq(&html),
+                forum_posts::status.eq(crate::forums::status::VISIBLE),
+                forum_posts::endorsed.eq(false),
+                forum_posts::created_at.eq(now),
+            ))
+            .returning(forum_posts::id)
+            .get_result(conn)
+            .map_err(|e| e.to_string())?;
+        if i > 0 && i % 4 != 3 {
+            parent = Some(id);
+        }
+    }
+    Ok(format!("/forums/{slug}/threads/{thread}"))
+}

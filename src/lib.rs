@@ -2,7 +2,9 @@
 //! fairings and state are assembled; `cli` holds the commands.
 
 pub mod accounts;
+#[cfg(feature = "bench")]
 pub mod bench;
+#[cfg(feature = "bench")]
 pub mod bench_export;
 pub mod certificates;
 pub mod cli;
@@ -217,6 +219,41 @@ pub fn worker_with(config: &Config, db: Db, services: &Services) -> jobs::Worker
     }
 }
 
+/// What accounts' pages take from privacy, built on top of accounts (see
+/// `accounts::hooks`).
+pub fn account_hooks(notices: privacy::notices::Notices) -> accounts::hooks::AccountHooks {
+    accounts::hooks::AccountHooks {
+        record_signup: privacy::policies::record_signup,
+        policies_pending: privacy::policies::any_pending,
+        home_notices: Arc::new(move || serde_json::to_value(notices.0.get()).unwrap_or_default()),
+    }
+}
+
+/// What learning takes from certificates, exams and consent, built on top of
+/// it (see `learning::hooks`); `buying`: a payment provider is configured.
+pub fn learning_hooks(buying: bool) -> learning::hooks::LearningHooks {
+    learning::hooks::LearningHooks {
+        buying,
+        certificate_card: certificates::views::card,
+        certificate: certificates::badge,
+        on_pass: certificates::on_passing_grade,
+        proctoring_status: certificates::proctoring::latest_status,
+        open_exams: exams::open_count,
+        sharing_offer: consent::member::offer_json,
+        sharing_answered: consent::member::answered_at_enrollment,
+    }
+}
+
+/// What consent's pages take from certificates and privacy, built on top of
+/// it (see `consent::hooks`).
+pub fn consent_hooks(buying: bool) -> consent::hooks::ConsentHooks {
+    consent::hooks::ConsentHooks {
+        buying,
+        priced_runs: certificates::payments::priced_runs,
+        restriction_carried_out: privacy::restriction_carried_out,
+    }
+}
+
 /// Every area's pages and APIs: each area lists its own routes.
 fn area_routes() -> Vec<rocket::Route> {
     [
@@ -299,7 +336,12 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
         notices: services.notices.clone(),
         required: policies_required.clone(),
     };
+    let buying = payments.0.is_some();
     let mut rocket = rocket::custom(figment)
+        // What lower areas take from the areas built on them.
+        .manage(account_hooks(services.notices.clone()))
+        .manage(learning_hooks(buying))
+        .manage(consent_hooks(buying))
         .manage(services.outbound.clone())
         .manage(issuer)
         .manage(payments.clone())

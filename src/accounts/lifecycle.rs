@@ -146,7 +146,7 @@ const EXPORT: &[Section] = &[
         table: "users",
         filter: "id = {u}",
         withheld: &["password_hash"],
-        sealed: &[("phone", crate::privacy::vault::PHONE)],
+        sealed: &[("phone", crate::kernel::vault::PHONE)],
         about: "Your account: username, name, email, phone, company, date of birth, status, when you accepted the terms and last signed in. The password is stored only as a one-way hash, which is left out.",
     },
     Section {

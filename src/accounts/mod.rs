@@ -5,6 +5,7 @@
 
 pub mod domain;
 pub mod guesses;
+pub mod hooks;
 pub mod lifecycle;
 pub mod model;
 pub mod oidc;
@@ -15,8 +16,10 @@ pub mod routes;
 pub mod security;
 pub mod service;
 pub mod sessions;
+pub mod signin;
 pub mod signin_with;
 pub mod sms;
+pub mod sms_service;
 pub mod tokens;
 pub mod twofactor;
 
@@ -73,8 +76,8 @@ pub fn routes() -> Vec<rocket::Route> {
         signin_with::confirm_link_form,
         signin_with::confirm_link,
         signin_with::unlink,
-        security::inbound,
-        security::staff_outbox,
+        sms_service::inbound,
+        sms_service::staff_outbox,
         profiles::edit_page,
         profiles::save,
         profiles::avatar,

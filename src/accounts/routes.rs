@@ -8,12 +8,14 @@ use rocket::{FromForm, State, get, post};
 use serde_json::{Value, json};
 
 use crate::accounts::domain::{Email, FieldErrors, NewPassword, PersonName};
+use crate::accounts::hooks::{AccountHooks, RecordSignup};
 use crate::accounts::service::{self, AccountError, SignupInput, SignupRejection};
+pub use crate::accounts::signin::{SessionGuard, start_session};
 use crate::accounts::{passwords, sessions};
 use crate::config::Config;
 use crate::db::{Db, now};
-use crate::web::csrf::{self, CsrfOnly, essential_cookie};
-use crate::web::guards::{SessionState, Viewer};
+use crate::web::csrf::{self, CsrfOnly};
+use crate::web::guards::Viewer;
 use crate::web::next::NextPath;
 use crate::web::ratelimit::{Action, RateLimits};
 use crate::web::{AppError, AppResult, ClientInfo, CsrfForm, CurrentUser, Flash, Page};
@@ -40,11 +42,11 @@ pub(crate) async fn limited(limits: &RateLimits, action: Action, keys: &[&str]) 
 }
 
 #[get("/")]
-pub fn home(viewer: Viewer, notices: &State<crate::privacy::notices::Notices>) -> Page {
+pub fn home(viewer: Viewer, hooks: &State<AccountHooks>) -> Page {
     Page::new(
         "home",
         "Learn from the world's institutions",
-        json!({ "signed_in": viewer.signed_in(), "notices": notices.get() }),
+        json!({ "signed_in": viewer.signed_in(), "notices": (hooks.home_notices)() }),
     )
 }
 
@@ -93,6 +95,7 @@ pub struct SignupForm {
 pub async fn signup(
     form: CsrfForm<SignupForm>,
     db: &State<Db>,
+    hooks: &State<AccountHooks>,
     limits: &State<RateLimits>,
     client: ClientInfo,
 ) -> PageOr<Flash> {
@@ -135,11 +138,12 @@ pub async fn signup(
     };
     let minor = account.parent_email.is_some();
     let marketing = f.marketing;
+    let record = hooks.record_signup;
     let created = db
         .run(move |conn| {
             let created = service::create_account(conn, &account, &hash, false, now());
             match &created {
-                Ok(user) => record_signup(conn, user.id, marketing, &client)?,
+                Ok(user) => record_signup(conn, record, user.id, marketing, &client)?,
                 Err(AccountError::EmailTaken) => service::tell_owner_of_taken_email(conn, &account.email)?,
                 Err(_) => {}
             }
@@ -172,21 +176,17 @@ pub async fn signup(
     }
 }
 
-/// What every new account records at once: each current policy version
-/// ticked at sign-up (COM-5) and the newsletter choice, off unless ticked (COM-1).
-pub fn record_signup(conn: &mut crate::db::Conn, user_id: i64, marketing: bool, client: &ClientInfo) -> AppResult<()> {
-    let versions = crate::privacy::policies::current_ids(conn)?;
-    crate::privacy::policies::accept(conn, user_id, &versions, "signup", client, now())?;
-    if marketing {
-        let how = crate::privacy::comms::How {
-            method: "signup",
-            ip: client.ip.clone(),
-            user_agent: client.user_agent.clone(),
-        };
-        let choice = crate::privacy::comms::Preferences { marketing_email: true, ..Default::default() };
-        crate::privacy::comms::set(conn, user_id, choice, &how, now())?;
-    }
-    Ok(())
+/// What every new account records at once, through `record` (privacy's):
+/// each current policy version ticked at sign-up (COM-5) and the newsletter
+/// choice, off unless ticked (COM-1).
+pub fn record_signup(
+    conn: &mut crate::db::Conn,
+    record: RecordSignup,
+    user_id: i64,
+    marketing: bool,
+    client: &ClientInfo,
+) -> AppResult<()> {
+    Ok(record(conn, user_id, marketing, client, now())?)
 }
 
 #[get("/signin?<next>")]
@@ -218,6 +218,7 @@ pub struct SigninForm {
 pub async fn signin(
     form: CsrfForm<SigninForm>,
     db: &State<Db>,
+    hooks: &State<AccountHooks>,
     config: &State<Config>,
     limits: &State<RateLimits>,
     client: ClientInfo,
@@ -267,33 +268,9 @@ pub async fn signin(
     if user.status == crate::accounts::model::AccountStatus::PendingParent {
         return failed("Your account is waiting for your parent or guardian to confirm it. We emailed them a link.");
     }
-    let next = super::security::continue_sign_in(db, config, cookies, &client, user.id, f.remember, &f.next).await?;
+    let next =
+        super::security::continue_sign_in(db, hooks, config, cookies, &client, user.id, f.remember, &f.next).await?;
     Ok(Either::Left(Redirect::to(next)))
-}
-
-/// Starts a session for `user_id` and sets its cookie.
-pub async fn start_session(
-    db: &Db,
-    config: &Config,
-    cookies: &CookieJar<'_>,
-    client: &ClientInfo,
-    user_id: i64,
-    remember: bool,
-    second_factor: bool,
-) -> AppResult<()> {
-    let days = if remember { config.remember_days } else { config.session_days };
-    let client = client.clone();
-    let token = db
-        .run(move |conn| {
-            sessions::start(conn, user_id, chrono::Duration::days(days), remember, &client, second_factor, now())
-                .map_err(AppError::from)
-        })
-        .await?;
-    let mut cookie = essential_cookie(config.is_tls(), sessions::COOKIE, token);
-    cookie.set_max_age(rocket::time::Duration::days(days));
-    cookies.add_private(cookie);
-    csrf::rotate(cookies, config.is_tls());
-    Ok(())
 }
 
 #[post("/signout", data = "<_form>")]
@@ -310,17 +287,6 @@ pub async fn signout(
     cookies.remove_private(rocket::http::Cookie::build(sessions::COOKIE).path("/"));
     csrf::rotate(cookies, config.is_tls());
     Ok(Flash::info("/", "You have signed out."))
-}
-
-/// The resolved session, for handlers that end it.
-pub struct SessionGuard(pub SessionState);
-
-#[rocket::async_trait]
-impl<'r> rocket::request::FromRequest<'r> for SessionGuard {
-    type Error = ();
-    async fn from_request(req: &'r rocket::Request<'_>) -> rocket::request::Outcome<Self, ()> {
-        rocket::outcome::Outcome::Success(SessionGuard(req.local_cache(SessionState::default).clone()))
-    }
 }
 
 #[get("/verify-email/<token>")]

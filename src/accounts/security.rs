@@ -6,6 +6,7 @@ use rocket::http::CookieJar;
 use rocket::{Either, FromForm, State, get, post};
 use serde_json::json;
 
+use super::hooks::AccountHooks;
 use super::routes::SessionGuard;
 use super::sessions;
 use super::sms::{self, Sms};
@@ -17,7 +18,8 @@ use crate::web::next::NextPath;
 use crate::web::ratelimit::{Action, RateLimits};
 use crate::web::{AppError, AppResult, ClientInfo, CsrfForm, CurrentUser, Flash, Page};
 
-fn when(t: chrono::NaiveDateTime) -> String {
+/// A moment as the security pages show it.
+pub(super) fn when(t: chrono::NaiveDateTime) -> String {
     t.format("%e %b %Y, %H:%M UTC").to_string().trim().to_string()
 }
 
@@ -43,7 +45,7 @@ pub async fn page(
             Ok::<_, AppError>(json!({
                 "sessions": list.iter().map(|s| json!({
                     "handle": handle(&s.id), "current": current.as_deref() == Some(s.id.as_str()),
-                    "device": s.user_agent.as_deref().map(crate::privacy::cookies::describe_agent).unwrap_or_else(|| "Unknown device".into()),
+                    "device": s.user_agent.as_deref().map(crate::kernel::client::describe_agent).unwrap_or_else(|| "Unknown device".into()),
                     "ip": s.ip, "started": when(s.created_at), "seen": when(s.last_seen_at),
                 })).collect::<Vec<_>>(),
                 "app": twofactor::app_enabled(conn, user_id)?,
@@ -55,7 +57,7 @@ pub async fn page(
                 "providers": super::signin_with::for_security_page(conn, &providers, user_id)?,
                 "events": events.iter().map(|(kind, detail, ip, agent, at)| json!({
                     "kind": kind.replace('_', " "), "detail": detail, "ip": ip,
-                    "device": agent.as_deref().map(crate::privacy::cookies::describe_agent), "at": when(*at),
+                    "device": agent.as_deref().map(crate::kernel::client::describe_agent), "at": when(*at),
                 })).collect::<Vec<_>>(),
             }))
         })
@@ -354,6 +356,7 @@ pub async fn signin_code_form(db: &State<Db>, cookies: &CookieJar<'_>) -> AppRes
 #[post("/signin/verify", data = "<form>")]
 pub async fn signin_code(
     db: &State<Db>,
+    hooks: &State<AccountHooks>,
     config: &State<Config>,
     limits: &State<RateLimits>,
     cookies: &CookieJar<'_>,
@@ -366,7 +369,7 @@ pub async fn signin_code(
     match check_code(db, limits, &client, held.user_id, &form.form.code, "signed_in").await? {
         Err(m) => Ok(Flash::error("/signin/verify", m)),
         Ok(method) => {
-            let done = finish_sign_in(db, config, cookies, &client, held, true).await?;
+            let done = finish_sign_in(db, hooks, config, cookies, &client, held, true).await?;
             Ok(if method == twofactor::Method::RecoveryCode {
                 Flash::info(
                     done,
@@ -382,8 +385,10 @@ pub async fn signin_code(
 /// After the password (or a provider's word, ACC-4): a second factor comes
 /// next when the account has one (ACC-5), then changed policies. Returns where
 /// to go.
+#[allow(clippy::too_many_arguments)]
 pub async fn continue_sign_in(
     db: &Db,
+    hooks: &AccountHooks,
     config: &Config,
     cookies: &CookieJar<'_>,
     client: &ClientInfo,
@@ -408,13 +413,14 @@ pub async fn continue_sign_in(
         return Ok("/signin/verify".into());
     }
     let held = HeldSignIn::new(user_id, remember, next, stage::POLICIES, false);
-    finish_sign_in(db, config, cookies, client, held, false).await
+    finish_sign_in(db, hooks, config, cookies, client, held, false).await
 }
 
 /// After the password (and any second factor): changed policies wait for
 /// acceptance; otherwise the session starts. Returns where to go.
 pub async fn finish_sign_in(
     db: &Db,
+    hooks: &AccountHooks,
     config: &Config,
     cookies: &CookieJar<'_>,
     client: &ClientInfo,
@@ -422,8 +428,8 @@ pub async fn finish_sign_in(
     second_factor: bool,
 ) -> AppResult<String> {
     let user_id = held.user_id;
-    let pending = db.run(move |conn| Ok::<_, AppError>(crate::privacy::policies::pending(conn, user_id)?)).await?;
-    if !pending.is_empty() {
+    let pending = hooks.policies_pending;
+    if db.run(move |conn| Ok::<_, AppError>(pending(conn, user_id)?)).await? {
         HeldSignIn::new(user_id, held.remember, &NextPath::or_home(Some(&held.next)), stage::POLICIES, second_factor)
             .hold(cookies, config.is_tls());
         return Ok("/policies/accept".into());
@@ -675,94 +681,4 @@ pub async fn step_up_text(
         Ok(to) => Flash::info(back, format!("We texted a code to {to}.")),
         Err(m) => Flash::error(back, m),
     })
-}
-
-/// The inbound webhook of the SMS service: STOP, HELP and START.
-#[post("/sms/inbound", data = "<form>")]
-pub async fn inbound(
-    db: &State<Db>,
-    sms: &State<Sms>,
-    config: &State<Config>,
-    signature: TwilioSignature,
-    form: rocket::form::Form<std::collections::HashMap<String, String>>,
-) -> AppResult<(rocket::http::ContentType, String)> {
-    let fields: Vec<(String, String)> = form.into_inner().into_iter().collect();
-    let url = format!("{}/sms/inbound", config.base_url());
-    match sms.sender.verify_inbound(signature.0.as_deref(), &url, &fields) {
-        None => return Err(AppError::NotFound),
-        Some(false) => return Err(AppError::Forbidden("The request signature does not match.".into())),
-        Some(true) => {}
-    }
-    let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
-    let (from, word) = (sms::normalise_phone(&get("From")), sms::keyword(&get("Body")));
-    let keys = sms.inner().clone();
-    if let Some(phone) = from {
-        db.run(move |conn| {
-            let t = now();
-            let ids = sms::reply(conn, &keys, &phone, word, t)?;
-            let kind = match word {
-                sms::Keyword::Stop => Some("text_consent_withdrawn"),
-                sms::Keyword::Start => Some("texts_allowed_again"),
-                _ => None,
-            };
-            if let Some(kind) = kind {
-                for id in ids {
-                    twofactor::record(conn, id, kind, Some("by a reply to our texts"), &ClientInfo::default(), t)?;
-                }
-            }
-            Ok::<_, AppError>(())
-        })
-        .await?;
-    }
-    let answer = match word {
-        sms::Keyword::Stop => Some(sms::STOP_TEXT),
-        sms::Keyword::Help => Some(sms::HELP_TEXT),
-        sms::Keyword::Start => Some(sms::START_TEXT),
-        sms::Keyword::Other => None,
-    };
-    let xml = match answer {
-        Some(text) => {
-            format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Message>{text}</Message></Response>")
-        }
-        None => "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response/>".to_string(),
-    };
-    Ok((rocket::http::ContentType::XML, xml))
-}
-
-/// The header Twilio signs its requests in.
-pub struct TwilioSignature(Option<String>);
-
-#[rocket::async_trait]
-impl<'r> rocket::request::FromRequest<'r> for TwilioSignature {
-    type Error = ();
-    async fn from_request(req: &'r rocket::Request<'_>) -> rocket::request::Outcome<Self, ()> {
-        rocket::request::Outcome::Success(TwilioSignature(
-            req.headers().get_one("X-Twilio-Signature").map(str::to_string),
-        ))
-    }
-}
-
-/// Texts kept instead of sent (no SMS service configured), for staff.
-#[get("/staff/texts")]
-pub async fn staff_outbox(
-    db: &State<Db>,
-    sms: &State<Sms>,
-    _staff: crate::web::StaffUser,
-    trail: crate::web::trail::Trail<'_>,
-) -> AppResult<Page> {
-    let live = sms.live;
-    let texts = db.run(|conn| Ok::<_, AppError>(sms::outbox(conn, 100)?)).await?;
-    // Kept texts carry a number and no account: whose they were is the
-    // account that registered the number, when it still does.
-    let numbers: Vec<String> = texts.iter().map(|(to, ..)| to.clone()).collect();
-    let sms = sms.inner().clone();
-    trail.users(db.run(move |conn| Ok::<_, AppError>(sms::owners_of(conn, &sms, &numbers)?)).await?);
-    Ok(Page::new(
-        "accounts/texts",
-        "Text messages",
-        json!({
-            "live": live,
-            "texts": texts.iter().map(|(to, body, at)| json!({ "to": to, "body": body, "at": when(*at) })).collect::<Vec<_>>(),
-        }),
-    ))
 }

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::domain::FieldErrors;
+use super::hooks::AccountHooks;
 use super::oidc::{self, Identity, OidcError, Provider, Providers};
 use super::routes::{SessionGuard, form_page, limited, record_signup};
 use super::service::{self, AccountError, SignupInput, SignupRejection};
@@ -282,6 +283,7 @@ pub async fn callback(
     iss: Option<&str>,
     viewer: Viewer,
     db: &State<Db>,
+    hooks: &State<AccountHooks>,
     providers: &State<Providers>,
     config: &State<Config>,
     cookies: &CookieJar<'_>,
@@ -389,6 +391,7 @@ pub async fn callback(
         }
         let next = super::security::continue_sign_in(
             db,
+            hooks,
             config,
             cookies,
             &client,
@@ -502,6 +505,7 @@ pub struct CreateForm {
 pub async fn create(
     form: CsrfForm<CreateForm>,
     db: &State<Db>,
+    hooks: &State<AccountHooks>,
     providers: &State<Providers>,
     config: &State<Config>,
     limits: &State<RateLimits>,
@@ -542,6 +546,7 @@ pub async fn create(
     let (marketing, verified, provider) = (f.marketing, found.identity.email_verified, found.provider.clone());
     let (identity, tokens) = (found.identity.clone(), (found.access_token.clone(), found.refresh_token.clone()));
     let signup_client = client.clone();
+    let record = hooks.record_signup;
     let created = db
         .run(move |conn| {
             crate::db::transaction(conn, |conn| {
@@ -550,7 +555,7 @@ pub async fn create(
                     Err(e @ (AccountError::UsernameTaken | AccountError::EmailTaken)) => return Ok(Err(e)),
                     Err(AccountError::Db(e)) => return Err(AppError::from(e)),
                 };
-                record_signup(conn, user.id, marketing, &signup_client)?;
+                record_signup(conn, record, user.id, marketing, &signup_client)?;
                 if !matches!(link(conn, user.id, &provider, &identity, tokens, true, now())?, Linked::Done) {
                     // Linked to someone else meanwhile: create nothing.
                     return Err(AppError::Unprocessable("This account was just linked elsewhere.".into()));
@@ -576,6 +581,7 @@ pub async fn create(
     }
     let next = super::security::continue_sign_in(
         db,
+        hooks,
         config,
         cookies,
         &client,
@@ -600,10 +606,12 @@ pub struct ProveForm {
 
 /// The found email address belongs to an account whose password the person
 /// knows: link, then sign in as with the password (second factor included).
+#[allow(clippy::too_many_arguments)]
 #[post("/signin/oidc/link/password", data = "<form>")]
 pub async fn prove_with_password(
     form: CsrfForm<ProveForm>,
     db: &State<Db>,
+    hooks: &State<AccountHooks>,
     providers: &State<Providers>,
     config: &State<Config>,
     limits: &State<RateLimits>,
@@ -649,6 +657,7 @@ pub async fn prove_with_password(
     }
     let next = super::security::continue_sign_in(
         db,
+        hooks,
         config,
         cookies,
         &client,

@@ -182,6 +182,21 @@ fn free_status_index(conn: &mut Conn) -> QueryResult<i64> {
     Err(diesel::result::Error::RollbackTransaction)
 }
 
+/// The learner's certificate of a run, once issued, as learning's dashboard
+/// shows it: its verification code and whether it is valid.
+pub fn badge(conn: &mut Conn, user_id: i64, run_id: i64) -> QueryResult<Option<(String, bool)>> {
+    Ok(for_user_run(conn, user_id, run_id)?.map(|c| {
+        let valid = c.is_valid();
+        (c.code, valid)
+    }))
+}
+
+/// What a passing grade sets off (learning's `OnPass`): the certificate,
+/// when it is earned.
+pub fn on_passing_grade(conn: &mut Conn, user_id: i64, run_id: i64, now: NaiveDateTime) -> QueryResult<()> {
+    issue_if_earned(conn, user_id, run_id, now).map(drop)
+}
+
 /// Issues the certificate of this learner's enrollment in this run when it is
 /// earned (verified track, passed, valid identity check) and none exists yet
 /// (CRT-3). A revoked certificate is not reissued by itself. Emails the learner.

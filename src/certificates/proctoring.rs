@@ -23,11 +23,7 @@ use super::payments::{WebhookError, check_signature};
 use crate::db::Conn;
 use crate::db::schema::{certificates, course_runs, enrollments, proctoring_sessions, quiz_attempts};
 
-pub mod status {
-    pub const OPEN: &str = "open";
-    pub const PASSED: &str = "passed";
-    pub const FAILED: &str = "failed";
-}
+pub use crate::learning::model::proctoring_status as status;
 
 /// What the service needs to open a session.
 #[derive(Debug, Clone)]
@@ -184,6 +180,12 @@ pub fn latest(conn: &mut Conn, enrollment_id: i64, block_id: i64) -> QueryResult
         .optional()
 }
 
+/// The status of the latest session of an enrollment at a quiz block
+/// (learning's `ProctoringStatus`).
+pub fn latest_status(conn: &mut Conn, enrollment_id: i64, block_id: i64) -> QueryResult<Option<String>> {
+    Ok(latest(conn, enrollment_id, block_id)?.map(|(_, status)| status))
+}
+
 /// Answers to a proctored exam count only during (or after a passed) session.
 pub fn may_submit(conn: &mut Conn, enrollment_id: i64, block_id: i64) -> QueryResult<bool> {
     Ok(latest(conn, enrollment_id, block_id)?.is_some_and(|(_, s)| s == status::OPEN || s == status::PASSED))
@@ -252,8 +254,15 @@ pub fn apply(conn: &mut Conn, outcome: &Outcome, now: NaiveDateTime) -> QueryRes
             .first(conn)?;
         let run: crate::learning::model::Run =
             course_runs::table.find(e.run_id).select(crate::learning::model::Run::as_select()).first(conn)?;
-        crate::learning::service::recompute_grade(conn, enrollment_id, &run, run.course_id, now)
-            .map_err(|err| diesel::result::Error::QueryBuilderError(err.to_string().into()))?;
+        crate::learning::service::recompute_grade(
+            conn,
+            enrollment_id,
+            &run,
+            run.course_id,
+            now,
+            super::on_passing_grade,
+        )
+        .map_err(|err| diesel::result::Error::QueryBuilderError(err.to_string().into()))?;
         let still_passes: bool = enrollments::table.find(enrollment_id).select(enrollments::passed).first(conn)?;
         if !still_passes {
             diesel::update(

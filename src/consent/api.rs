@@ -43,7 +43,7 @@ impl<'r> FromRequest<'r> for PartnerKey {
         match db.run(move |conn| Ok::<_, AppError>(partners::authenticate(conn, &presented, now())?)).await {
             Ok(KeyCheck::Valid(partner, key)) => {
                 // The audit log names the key for requests it makes.
-                req.local_cache(|| crate::privacy::audit::ApiCaller(Some((key.id, key.prefix.clone(), partner.id))));
+                req.local_cache(|| crate::web::trail::ApiCaller(Some((key.id, key.prefix.clone(), partner.id))));
                 Outcome::Success(PartnerKey { partner: *partner, key: *key })
             }
             Ok(KeyCheck::Revoked) => {

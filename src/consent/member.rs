@@ -12,6 +12,7 @@ use super::sponsors::text_fits;
 use super::texts::{self, ConsentText};
 use super::{Categories, Category, Purpose, run_scope};
 use crate::db::Conn;
+use crate::learning::hooks::SharingAnswer;
 use crate::learning::model::Member;
 
 pub struct MemberOffer {
@@ -53,6 +54,29 @@ pub fn offer(conn: &mut Conn, member: &Member) -> QueryResult<MemberOffer> {
         partner,
         text,
     })
+}
+
+/// The sharing question on the course page (learning's `sharing_offer`).
+pub fn offer_json(conn: &mut Conn, member: &Member) -> QueryResult<serde_json::Value> {
+    Ok(offer(conn, member)?.json())
+}
+
+/// The answer on the enroll form, recorded when the member asks for consent
+/// (learning's `sharing_answered`), as the learner's own on the web.
+pub fn answered_at_enrollment(
+    conn: &mut Conn,
+    member: &Member,
+    answer: &SharingAnswer<'_>,
+    now: NaiveDateTime,
+) -> QueryResult<Result<(), String>> {
+    let offer = offer(conn, member)?;
+    match (offer.asks_consent(), answer.share) {
+        (true, Some(share)) => {
+            let evidence = Evidence::learner_web(answer.user_id, answer.client);
+            decide(conn, answer.user_id, &offer, answer.run_id, share, &evidence, now)
+        }
+        _ => Ok(Ok(())),
+    }
 }
 
 /// Records the decision made on the enroll form. `text_id` is the version

@@ -9,6 +9,7 @@
 pub mod api;
 pub mod departures;
 pub mod feed;
+pub mod hooks;
 pub mod ledger;
 pub mod lifecycle;
 pub mod member;
@@ -314,6 +315,23 @@ impl Purpose {
 /// Scope of a run-bound consent.
 pub fn run_scope(run_id: i64) -> String {
     format!("run:{run_id}")
+}
+
+/// Exam bookings as consent's sharing discloses them to exam bodies: the
+/// scope of exam consents, the booked status and the sealed support-needs
+/// fields. The exams area, built on consent, uses these same names
+/// (`exams::course_scope`…).
+pub mod exam_records {
+    pub const BOOKED: &str = "booked";
+    /// Sealed columns (SEC-2).
+    pub const NEEDS_FIELD: &str = "support_needs.needs";
+    pub const ADJUSTMENTS_FIELD: &str = "support_needs.adjustments";
+
+    /// Scope of exam consents: one exam body and one course, so a reschedule
+    /// or a second booking stays under the decision the learner made.
+    pub fn course_scope(course_id: i64) -> String {
+        format!("course:{course_id}")
+    }
 }
 
 /// The area's pages and APIs, mounted at the site's root by `build_rocket`.

@@ -19,7 +19,7 @@ use super::sponsors::{self, SponsorError};
 use super::texts::{self, Audience};
 use super::{Categories, Category, PartnerKind, Purpose};
 use crate::config::Config;
-use crate::db::schema::{course_runs, courses, members};
+use crate::db::schema::members;
 use crate::db::{Conn, Db, now};
 use crate::kernel::SessionUser;
 use crate::web::csrf::CsrfOnly;
@@ -124,33 +124,24 @@ pub async fn create(
     .await
 }
 
-pub(crate) fn runs_for_select(conn: &mut Conn) -> QueryResult<Vec<Value>> {
-    let rows: Vec<(i64, String, String)> = course_runs::table
-        .inner_join(courses::table)
-        .order((courses::title, course_runs::starts_at))
-        .select((course_runs::id, courses::title, course_runs::run_key))
-        .load(conn)?;
-    Ok(rows.into_iter().map(|(id, t, k)| json!({ "id": id, "label": format!("{t} ({k})") })).collect())
-}
-
 #[get("/partners/<slug>")]
 pub async fn show(
     db: &State<Db>,
-    payments: &State<crate::certificates::payments::Payments>,
+    hooks: &State<super::hooks::ConsentHooks>,
     user: CurrentUser,
     trail: Trail<'_>,
     slug: &str,
 ) -> AppResult<Page> {
     let slug = slug.to_string();
     let user = user.0;
-    let buying = payments.0.is_some();
+    let (buying, priced_runs) = (hooks.buying, hooks.priced_runs);
     let (title, ctx, partner_id) = db
         .run(move |conn| {
             let p = managed(conn, &user, &slug)?;
             let mut ctx = partner_context(conn, &user, &p, None)?;
             // Sponsors buy seats through the payment provider, when there is one (CRT-1).
             if buying && p.kind() == PartnerKind::Sponsor {
-                ctx["buy_runs"] = json!(crate::certificates::payments::priced_runs(conn)?);
+                ctx["buy_runs"] = json!(priced_runs(conn)?);
             }
             Ok::<_, AppError>((p.name, ctx, p.id))
         })
@@ -202,7 +193,7 @@ pub(super) fn partner_context(
             "id": a.id, "course": title, "run": key, "seats": a.seats, "free": free,
             "expires": a.expires_at.format("%e %B %Y").to_string(), "note": a.note,
         })).collect::<Vec<_>>(),
-        "runs": if user.is_staff() { runs_for_select(conn)? } else { Vec::new() },
+        "runs": if user.is_staff() { crate::learning::service::runs_for_select(conn)? } else { Vec::new() },
         "texts": texts,
         "purposes": Purpose::ALL.iter().map(|p| json!({ "value": p.as_str(), "label": p.label() })).collect::<Vec<_>>(),
         "pushes": pushes,

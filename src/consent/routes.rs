@@ -8,6 +8,7 @@ use diesel::prelude::*;
 use rocket::{FromForm, State, get, post};
 use serde_json::{Value, json};
 
+use super::hooks::{ConsentHooks, RestrictionCarriedOut};
 use super::ledger::{self, Action, Entry, Evidence};
 use super::sharing;
 use super::sponsors::{self, Decision, SponsorError};
@@ -176,8 +177,15 @@ fn withdraw_in(conn: &mut Conn, user_id: i64, consent_id: i64, evidence: &Eviden
 /// Restricts (`on`) or lifts the restriction of all of `user_id`'s sharing;
 /// false when it already was so (a repeated click records nothing). Each
 /// change is also a data request (RGT-5), carried out at once: the learner's
-/// own, or staff's for the learner with their note.
-fn restrict_in(conn: &mut Conn, user_id: i64, on: bool, evidence: &Evidence) -> Result<bool, AppError> {
+/// own, or staff's for the learner with their note, recorded by `carried_out`
+/// (privacy's).
+fn restrict_in(
+    conn: &mut Conn,
+    carried_out: RestrictionCarriedOut,
+    user_id: i64,
+    on: bool,
+    evidence: &Evidence,
+) -> Result<bool, AppError> {
     crate::db::transaction(conn, |conn| {
         ledger::lock(conn)?;
         let already = ledger::is_restricted(conn, user_id)?.is_some();
@@ -199,30 +207,7 @@ fn restrict_in(conn: &mut Conn, user_id: i64, on: bool, evidence: &Evidence) -> 
             },
             now,
         )?;
-        use crate::privacy::{kind, source};
-        let (kind, asked, outcome) = if on {
-            (
-                kind::RESTRICTION,
-                "Restriction of all sharing with partners",
-                "All sharing frozen: no partner receives anything until the restriction is lifted, and each \
-                 partner that received data is told to delete it.",
-            )
-        } else {
-            (
-                kind::RESTRICTION_LIFTED,
-                "Lifting of the restriction of sharing",
-                "Restriction lifted: the consents in force apply again.",
-            )
-        };
-        let (source, details, entered_by) = match (evidence.actor, &evidence.note) {
-            ("staff", note) => (
-                source::STAFF,
-                format!("{asked}, carried out by staff for the learner. Note: {}", note.as_deref().unwrap_or("")),
-                evidence.actor_user_id,
-            ),
-            _ => (source::SELF_SERVICE, format!("{asked}, made by the learner on the sharing page."), None),
-        };
-        crate::privacy::record_carried_out(conn, user_id, kind, source, &details, outcome, entered_by, now)?;
+        carried_out(conn, user_id, on, evidence, now)?;
         Ok(true)
     })
 }
@@ -258,6 +243,7 @@ pub struct RestrictForm {
 #[post("/sharing/restrict", data = "<form>")]
 pub async fn restrict(
     db: &State<Db>,
+    hooks: &State<ConsentHooks>,
     user: CurrentUser,
     client: ClientInfo,
     form: CsrfForm<RestrictForm>,
@@ -265,7 +251,8 @@ pub async fn restrict(
     let on = restrict_choice(&form.form.restrict)?;
     let user_id = user.id;
     let evidence = Evidence::learner_web(user_id, &client);
-    db.run(move |conn| restrict_in(conn, user_id, on, &evidence)).await?;
+    let carried_out = hooks.restriction_carried_out;
+    db.run(move |conn| restrict_in(conn, carried_out, user_id, on, &evidence)).await?;
     Ok(if on {
         Flash::success(
             "/sharing",
@@ -364,9 +351,11 @@ pub async fn staff_withdraw(
     .await
 }
 
+#[allow(clippy::too_many_arguments)]
 #[post("/staff/sharing/<user_id>/restrict", data = "<form>")]
 pub async fn staff_restrict(
     db: &State<Db>,
+    hooks: &State<ConsentHooks>,
     user: CurrentUser,
     trail: Trail<'_>,
     client: ClientInfo,
@@ -379,9 +368,10 @@ pub async fn staff_restrict(
     }
     let on = restrict_choice(&form.form.restrict)?;
     let evidence = staff_evidence(&user, &client, &form.form.note)?;
+    let carried_out = hooks.restriction_carried_out;
     db.run(move |conn| {
         let back = staff_back(conn, user_id)?;
-        restrict_in(conn, user_id, on, &evidence)?;
+        restrict_in(conn, carried_out, user_id, on, &evidence)?;
         Ok(Flash::success(back, if on { "Sharing is frozen for the learner." } else { "The restriction is lifted." }))
     })
     .await

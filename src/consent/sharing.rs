@@ -1090,8 +1090,8 @@ pub fn exam_candidates(
                 support_needs: None,
                 adjustments: None,
             };
-            let scope = crate::exams::course_scope(course_id);
-            let live = status == crate::exams::BOOKED && !restricted.contains(&user_id);
+            let scope = super::exam_records::course_scope(course_id);
+            let live = status == super::exam_records::BOOKED && !restricted.contains(&user_id);
             if let Some((ledger_id, cats)) = registered.get(&(user_id, scope.clone())).filter(|_| live) {
                 let mut fields = Vec::new();
                 if cats.contains(Category::ProfileName) {
@@ -1124,8 +1124,8 @@ pub fn exam_candidates(
                         crate::kernel::vault::open(field, v)
                             .map_err(|e| diesel::result::Error::QueryBuilderError(e.to_string().into()))
                     };
-                    c.support_needs = Some(open(crate::exams::NEEDS_FIELD, needs)?);
-                    c.adjustments = Some(open(crate::exams::ADJUSTMENTS_FIELD, adjustments)?);
+                    c.support_needs = Some(open(super::exam_records::NEEDS_FIELD, needs)?);
+                    c.adjustments = Some(open(super::exam_records::ADJUSTMENTS_FIELD, adjustments)?);
                     disclosed.push((
                         user_id,
                         Purpose::ExamSupport,
@@ -1207,7 +1207,7 @@ pub fn funded_results(
             if !funded.contains(&(user_id, course_id)) || restricted.contains(&user_id) {
                 continue;
             }
-            let Some((ledger_id, cats)) = live.get(&(user_id, crate::exams::course_scope(course_id))) else {
+            let Some((ledger_id, cats)) = live.get(&(user_id, super::exam_records::course_scope(course_id))) else {
                 continue;
             };
             if !cats.contains(Category::ExamResult) {

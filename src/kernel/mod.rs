@@ -4,9 +4,11 @@
 
 pub mod client;
 pub mod principal;
+pub mod signer;
 pub mod slug;
 pub mod tokens;
 pub mod vault;
 
 pub use client::ClientInfo;
 pub use principal::{Role, SessionUser};
+pub use signer::LinkSigner;

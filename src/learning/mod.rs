@@ -6,6 +6,7 @@ pub mod authoring;
 pub mod block_editor;
 pub mod catalog;
 pub mod content;
+pub mod hooks;
 pub mod lifecycle;
 pub mod model;
 pub mod package;

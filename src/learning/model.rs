@@ -167,3 +167,12 @@ impl Enrollment {
         self.status == EnrollmentStatus::Active && self.access_expires_at.is_none_or(|t| now < t)
     }
 }
+
+/// The states of a proctoring session at a proctored quiz: the quiz takes
+/// answers during an open or passed session. The certificates area, which
+/// runs the sessions, uses these same names (`certificates::proctoring::status`).
+pub mod proctoring_status {
+    pub const OPEN: &str = "open";
+    pub const PASSED: &str = "passed";
+    pub const FAILED: &str = "failed";
+}

@@ -9,10 +9,10 @@ use rocket::response::Redirect;
 use rocket::{Either, FromForm, State, get, post};
 use serde_json::{Value, json};
 
-use crate::consent::ledger::Evidence;
 use crate::db::{Db, now};
 use crate::learning::catalog::{self, Filters};
 use crate::learning::content::{Answers, BlockData, embed_url, render_markdown};
+use crate::learning::hooks::{LearningHooks, ProctoringStatus, SharingAnswer};
 use crate::learning::model::{Block, Course, Enrollment};
 use crate::learning::service::{self as learning, LearningError, NextStep, NoSubmit, Track, Verdict};
 use crate::learning::views;
@@ -83,15 +83,11 @@ pub async fn catalog_page(
 }
 
 #[get("/courses/<slug>")]
-pub async fn about(
-    db: &State<Db>,
-    payments: &State<crate::certificates::payments::Payments>,
-    viewer: Viewer,
-    slug: &str,
-) -> AppResult<Page> {
+pub async fn about(db: &State<Db>, hooks: &State<LearningHooks>, viewer: Viewer, slug: &str) -> AppResult<Page> {
     let slug = slug.to_string();
     let user = viewer.0.clone();
-    let buying = payments.0.is_some();
+    let hooks = **hooks;
+    let buying = hooks.buying;
     let view = db
         .run(move |conn| {
             let course = learning::course_by_slug(conn, &slug)?;
@@ -107,9 +103,9 @@ pub async fn about(
                 None => None,
             };
             let (avg, ratings) = learning::rating(conn, course.id)?;
-            let sharing = crate::consent::member::offer(conn, &member)?;
+            let sharing = (hooks.sharing_offer)(conn, &member)?;
             let t = now();
-            let exams = crate::exams::open_count(conn, course.id, t)?;
+            let exams = (hooks.open_exams)(conn, course.id, t)?;
             Ok(views::AboutView {
                 exams,
                 course: views::CourseSummary::of(&course),
@@ -152,7 +148,7 @@ pub async fn about(
                 rating: avg.map(|a| format!("{a:.1}")),
                 ratings,
                 may_author: may_preview,
-                sharing: sharing.json(),
+                sharing,
             })
         })
         .await?;
@@ -182,6 +178,7 @@ pub struct EnrollForm {
 #[post("/courses/<slug>/enroll", data = "<form>")]
 pub async fn enroll(
     db: &State<Db>,
+    hooks: &State<LearningHooks>,
     user: CurrentUser,
     client: ClientInfo,
     slug: &str,
@@ -200,27 +197,21 @@ pub async fn enroll(
     let slug = slug.to_string();
     let run = form.form.run.clone();
     let back = format!("/courses/{slug}");
+    let sharing_answered = hooks.sharing_answered;
     let result = db
         .run(move |conn| {
             let course = learning::course_by_slug(conn, &slug)?;
             let member = learning::member(conn, course.member_id)?;
-            let evidence = Evidence::learner_web(user.id, &client);
             // Enrollment and the sharing decision stand or fall together.
             Ok::<_, AppError>(crate::db::transaction::<_, LearningError, _>(conn, |conn| {
-                let offer = crate::consent::member::offer(conn, &member)?;
                 let enrollment = learning::enroll(conn, &user.0, &course, &run, track, now())?;
-                if let (true, Some(share)) = (offer.asks_consent(), share) {
-                    crate::consent::member::decide(
-                        conn,
-                        user.id,
-                        &offer,
-                        enrollment.run_id,
-                        (share, text_id),
-                        &evidence,
-                        now(),
-                    )?
-                    .map_err(LearningError::Invalid)?;
-                }
+                let answer = SharingAnswer {
+                    user_id: user.id,
+                    run_id: enrollment.run_id,
+                    share: share.map(|s| (s, text_id)),
+                    client: &client,
+                };
+                sharing_answered(conn, &member, &answer, now())?.map_err(LearningError::Invalid)?;
                 Ok(course)
             }))
         })
@@ -250,8 +241,9 @@ pub async fn unenroll(db: &State<Db>, user: CurrentUser, slug: &str, _form: Csrf
 }
 
 #[get("/dashboard")]
-pub async fn dashboard(db: &State<Db>, user: CurrentUser) -> AppResult<Page> {
+pub async fn dashboard(db: &State<Db>, hooks: &State<LearningHooks>, user: CurrentUser) -> AppResult<Page> {
     let id = user.id;
+    let certificate_of = hooks.certificate;
     let courses = db
         .run(move |conn| {
             let t = now();
@@ -261,9 +253,9 @@ pub async fn dashboard(db: &State<Db>, user: CurrentUser) -> AppResult<Page> {
                 let done = learning::completed_units(conn, e.id)?;
                 let next_step = learning::next_step(&order, &done, e.last_unit_id, e.completed_at.is_some())
                     .map(|s| views::StepLink::of(&course.slug, s));
-                let certificate = crate::certificates::for_user_run(conn, id, run.id)?;
+                let certificate = certificate_of(conn, id, run.id)?;
                 out.push(views::DashboardCourse {
-                    certificate: certificate.map(|c| views::CertificateBadge { valid: c.is_valid(), code: c.code }),
+                    certificate: certificate.map(|(code, valid)| views::CertificateBadge { valid, code }),
                     standing: learning::standing_of(&e, &order, &done),
                     title: course.title,
                     slug: course.slug,
@@ -322,7 +314,7 @@ fn gate(conn: &mut crate::db::Conn, user: &crate::kernel::SessionUser, slug: &st
     }
 }
 
-fn access(conn: &mut crate::db::Conn, user: &crate::accounts::SessionUser, slug: &str) -> AppResult<Access> {
+fn access(conn: &mut crate::db::Conn, user: &crate::kernel::SessionUser, slug: &str) -> AppResult<Access> {
     match gate(conn, user, slug)? {
         Gate::In(a) => Ok(*a),
         Gate::Out(v) => Err(AppError::Forbidden(v.message)),
@@ -344,12 +336,13 @@ fn shown<T: serde::Serialize>(
 #[get("/learn/<slug>")]
 pub async fn course_home(
     db: &State<Db>,
-    payments: &State<crate::certificates::payments::Payments>,
+    hooks: &State<LearningHooks>,
     user: CurrentUser,
     slug: &str,
 ) -> AppResult<Page> {
     let slug = slug.to_string();
-    let buying = payments.0.is_some();
+    let hooks = **hooks;
+    let buying = hooks.buying;
     let view = db
         .run(move |conn| {
             let a = match gate(conn, &user, &slug)? {
@@ -368,7 +361,7 @@ pub async fn course_home(
             };
             let certificate = match (&a.enrollment, &a.run) {
                 (Some(e), Some(run)) => {
-                    Some(crate::certificates::routes::card(conn, user.id, run, &a.course.slug, &e.track, buying)?)
+                    Some((hooks.certificate_card)(conn, user.id, run, &a.course.slug, &e.track, buying)?)
                 }
                 _ => None,
             };
@@ -391,12 +384,13 @@ pub async fn course_home(
 #[get("/learn/<slug>/complete")]
 pub async fn course_complete(
     db: &State<Db>,
-    payments: &State<crate::certificates::payments::Payments>,
+    hooks: &State<LearningHooks>,
     user: CurrentUser,
     slug: &str,
 ) -> AppResult<Page> {
     let slug = slug.to_string();
-    let buying = payments.0.is_some();
+    let hooks = **hooks;
+    let buying = hooks.buying;
     let view = db
         .run(move |conn| {
             let a = match gate(conn, &user, &slug)? {
@@ -419,7 +413,7 @@ pub async fn course_complete(
             if !e.passed {
                 // The course's quizzes in one query; each one's attempts in another.
                 for (b, quiz) in learning::quiz_blocks(conn, a.course.id)? {
-                    let standing = learning::QuizStanding::load(conn, Some(e), &b, &quiz, t)?;
+                    let standing = learning::QuizStanding::load(conn, hooks.proctoring_status, Some(e), &b, &quiz, t)?;
                     if standing.may_submit().is_ok() && standing.best.unwrap_or(0.0) < 1.0 {
                         retry.push(views::RetryQuiz {
                             title: quiz.title.clone(),
@@ -430,7 +424,7 @@ pub async fn course_complete(
                     }
                 }
             }
-            let card = crate::certificates::routes::card(conn, user.id, run, &slug, &e.track, buying)?;
+            let card = (hooks.certificate_card)(conn, user.id, run, &slug, &e.track, buying)?;
             let flag = |k: &str| card.get(k).and_then(Value::as_bool).unwrap_or(false);
             let issued = card.get("certificate").filter(|c| !c.is_null()).map(|c| views::CertificateBadge {
                 code: c.get("code").and_then(Value::as_str).unwrap_or_default().to_string(),
@@ -467,6 +461,7 @@ pub async fn course_complete(
 #[allow(clippy::too_many_arguments)]
 fn block_view(
     conn: &mut crate::db::Conn,
+    proctoring: ProctoringStatus,
     slug: &str,
     b: &Block,
     enrollment: Option<&Enrollment>,
@@ -499,7 +494,7 @@ fn block_view(
             past: starts_at < t,
         },
         BlockData::Quiz(quiz) => {
-            let standing = learning::QuizStanding::load(conn, enrollment, b, &quiz, t)?;
+            let standing = learning::QuizStanding::load(conn, proctoring, enrollment, b, &quiz, t)?;
             views::BlockView::Quiz(views::QuizView::new(b.id, slug, &quiz, &standing, pass_threshold, answer_errors))
         }
     })
@@ -507,12 +502,14 @@ fn block_view(
 
 async fn unit_page(
     db: &Db,
+    hooks: &LearningHooks,
     user: CurrentUser,
     slug: String,
     unit_id: i64,
     answer_errors: Vec<(usize, String)>,
 ) -> AppResult<Page> {
     let has_errors = !answer_errors.is_empty();
+    let proctoring = hooks.proctoring_status;
     let view = db
         .run(move |conn| {
             let a = match gate(conn, &user, &slug)? {
@@ -552,6 +549,7 @@ async fn unit_page(
                 .map(|b| {
                     block_view(
                         conn,
+                        proctoring,
                         &slug,
                         b,
                         a.enrollment.as_ref(),
@@ -582,8 +580,14 @@ async fn unit_page(
 }
 
 #[get("/learn/<slug>/units/<unit_id>")]
-pub async fn unit(db: &State<Db>, user: CurrentUser, slug: &str, unit_id: i64) -> AppResult<Page> {
-    unit_page(db, user, slug.to_string(), unit_id, Vec::new()).await
+pub async fn unit(
+    db: &State<Db>,
+    hooks: &State<LearningHooks>,
+    user: CurrentUser,
+    slug: &str,
+    unit_id: i64,
+) -> AppResult<Page> {
+    unit_page(db, hooks, user, slug.to_string(), unit_id, Vec::new()).await
 }
 
 /// Marks a unit finished and goes on: to the next unit, or, when this was
@@ -630,6 +634,7 @@ enum QuizReply {
 #[post("/learn/<slug>/quiz/<block_id>", data = "<form>")]
 pub async fn submit_quiz(
     db: &State<Db>,
+    hooks: &State<LearningHooks>,
     user: CurrentUser,
     slug: &str,
     block_id: i64,
@@ -645,6 +650,7 @@ pub async fn submit_quiz(
     }
     let slug_s = slug.to_string();
     let u = user.clone();
+    let h = **hooks;
     let reply = db
         .run(move |conn| {
             let a = access(conn, &u, &slug_s)?;
@@ -652,7 +658,8 @@ pub async fn submit_quiz(
             let BlockData::Quiz(quiz) = learning::block_data(&block)? else { return Err(AppError::NotFound) };
             let t = now();
             // The rules the page showed, asked again: may this learner send answers now?
-            let standing = learning::QuizStanding::load(conn, a.enrollment.as_ref(), &block, &quiz, t)?;
+            let standing =
+                learning::QuizStanding::load(conn, h.proctoring_status, a.enrollment.as_ref(), &block, &quiz, t)?;
             let (Some(e), Some(run), Ok(())) = (a.enrollment, a.run, standing.may_submit()) else {
                 let why = standing.may_submit().err().unwrap_or(NoSubmit::Preview);
                 return Ok(QuizReply::Graded(block.unit_id, 0, Err(why.into())));
@@ -664,13 +671,13 @@ pub async fn submit_quiz(
                     errors.into_iter().map(|e| (e.question, e.message)).collect::<Vec<_>>(),
                 ));
             }
-            let result = learning::submit_quiz(conn, &e, &run, &block, &quiz, &answers, t);
+            let result = learning::submit_quiz(conn, &h, &e, &run, &block, &quiz, &answers, t);
             Ok(QuizReply::Graded(block.unit_id, run.pass_threshold, result))
         })
         .await?;
     match reply {
         QuizReply::Unfit(unit_id, errors) => {
-            Ok(Either::Right(unit_page(db, user, slug.to_string(), unit_id, errors).await?))
+            Ok(Either::Right(unit_page(db, hooks, user, slug.to_string(), unit_id, errors).await?))
         }
         QuizReply::Graded(unit_id, pass_threshold, Ok(o)) => {
             let to = format!("/learn/{slug}/units/{unit_id}#block-{block_id}");
@@ -776,7 +783,7 @@ pub async fn file(
     db: &State<Db>,
     blobs: &State<Arc<dyn BlobStore>>,
     config: &State<crate::config::Config>,
-    signer: &State<crate::privacy::comms::LinkSigner>,
+    signer: &State<crate::kernel::LinkSigner>,
     user: CurrentUser,
     slug: &str,
     block_id: i64,
@@ -813,7 +820,7 @@ pub async fn file(
 #[get("/files/<token>")]
 pub async fn signed_file(
     blobs: &State<Arc<dyn BlobStore>>,
-    signer: &State<crate::privacy::comms::LinkSigner>,
+    signer: &State<crate::kernel::LinkSigner>,
     token: &str,
 ) -> AppResult<UserFile> {
     let what = signer.verify("user-file", token).ok_or(AppError::NotFound)?;

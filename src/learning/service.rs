@@ -16,7 +16,10 @@ use crate::db::{Conn, is_unique_violation};
 use crate::kernel::Role;
 use crate::kernel::SessionUser;
 use crate::learning::content::{Answers, BlockData, QuestionResult, Quiz, ShowAnswers};
-use crate::learning::model::{Block, Course, Enrollment, EnrollmentStatus, Member, Run, Section, Unit};
+use crate::learning::hooks::{LearningHooks, OnPass, ProctoringStatus};
+use crate::learning::model::{
+    Block, Course, Enrollment, EnrollmentStatus, Member, Run, Section, Unit, proctoring_status,
+};
 use crate::notify::enqueue_email;
 
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +68,17 @@ pub fn course_by_slug(conn: &mut Conn, slug: &str) -> LResult<Course> {
 
 pub fn member(conn: &mut Conn, id: i64) -> LResult<Member> {
     members::table.find(id).select(Member::as_select()).first(conn).optional()?.ok_or(LearningError::NotFound)
+}
+
+/// Every run of every course, for a form's list of runs: `{id, label}` with
+/// the label "Course title (run key)", by title then start.
+pub fn runs_for_select(conn: &mut Conn) -> QueryResult<Vec<serde_json::Value>> {
+    let rows: Vec<(i64, String, String)> = course_runs::table
+        .inner_join(courses::table)
+        .order((courses::title, course_runs::starts_at))
+        .select((course_runs::id, courses::title, course_runs::run_key))
+        .load(conn)?;
+    Ok(rows.into_iter().map(|(id, t, k)| json!({ "id": id, "label": format!("{t} ({k})") })).collect())
 }
 
 pub fn runs(conn: &mut Conn, course_id: i64) -> QueryResult<Vec<Run>> {
@@ -534,9 +548,8 @@ impl QuizStanding {
             let (_, results) = quiz.grade(&answers);
             LastAttempt { number: *number, score: *score, answers, results }
         });
-        let in_session = session_status.as_deref().is_some_and(|s| {
-            s == crate::certificates::proctoring::status::OPEN || s == crate::certificates::proctoring::status::PASSED
-        });
+        let in_session =
+            session_status.as_deref().is_some_and(|s| s == proctoring_status::OPEN || s == proctoring_status::PASSED);
         let due_passed = quiz.due_at.is_some_and(|d| now > d);
         let submit = if !enrolled {
             Err(NoSubmit::Preview)
@@ -560,6 +573,7 @@ impl QuizStanding {
     /// the quiz in `block`, read from the database.
     pub fn load(
         conn: &mut Conn,
+        proctoring: ProctoringStatus,
         enrollment: Option<&Enrollment>,
         block: &Block,
         quiz: &Quiz,
@@ -568,7 +582,7 @@ impl QuizStanding {
         let (tries, session) = match enrollment {
             Some(e) => {
                 let session = match quiz.proctored {
-                    true => crate::certificates::proctoring::latest(conn, e.id, block.id)?.map(|(_, s)| s),
+                    true => proctoring(conn, e.id, block.id)?,
                     false => None,
                 };
                 (attempts(conn, e.id, block.id)?, session)
@@ -600,8 +614,10 @@ impl QuizStanding {
 }
 
 /// Records a graded attempt and recomputes the course grade.
+#[allow(clippy::too_many_arguments)]
 pub fn submit_quiz(
     conn: &mut Conn,
+    hooks: &LearningHooks,
     enrollment: &Enrollment,
     run: &Run,
     block: &Block,
@@ -612,7 +628,7 @@ pub fn submit_quiz(
     crate::db::transaction(conn, |conn| {
         // Asked again inside the transaction that writes the attempt, so two
         // submissions at once cannot both take the last attempt.
-        let standing = QuizStanding::load(conn, Some(enrollment), block, quiz, now)?;
+        let standing = QuizStanding::load(conn, hooks.proctoring_status, Some(enrollment), block, quiz, now)?;
         standing.may_submit()?;
         let used = standing.used;
         let (score, results) = quiz.grade(answers);
@@ -627,7 +643,7 @@ pub fn submit_quiz(
             ))
             .execute(conn)?;
         touch(conn, enrollment.id, block.unit_id, now)?;
-        recompute_grade(conn, enrollment.id, run, run.course_id, now)?;
+        recompute_grade(conn, enrollment.id, run, run.course_id, now, hooks.on_pass)?;
         Ok(AttemptOutcome { score, results, attempts_left: quiz.attempts - used - 1 })
     })
 }
@@ -662,6 +678,7 @@ pub fn recompute_grade(
     run: &Run,
     course_id: i64,
     now: NaiveDateTime,
+    on_pass: OnPass,
 ) -> LResult<f64> {
     let qs = quizzes(conn, course_id)?;
     let best: Vec<(i64, Option<f64>)> = quiz_attempts::table
@@ -693,7 +710,7 @@ pub fn recompute_grade(
         .execute(conn)?;
     if passed {
         // A verified learner with a valid identity check gets the certificate now (CRT-3).
-        crate::certificates::issue_if_earned(conn, current.user_id, current.run_id, now)?;
+        on_pass(conn, current.user_id, current.run_id, now)?;
     }
     Ok(grade)
 }

@@ -211,7 +211,7 @@ fn dashboard_context(conn: &mut Conn, p: &Partner, base_url: &str) -> AppResult<
         })).collect::<Vec<_>>(),
         "overdue_count": rows.iter().filter(|l| l.overdue).count(),
         "staff_count": staff_count,
-        "runs": crate::consent::partner_pages::runs_for_select(conn)?,
+        "runs": crate::learning::service::runs_for_select(conn)?,
         "groups": groups.iter().map(|(id, name)| json!({ "value": format!("group:{id}"), "label": name })).collect::<Vec<_>>(),
         "people": people.iter().map(|(id, name)| json!({ "value": format!("staff:{id}"), "label": name })).collect::<Vec<_>>(),
     }))

@@ -66,11 +66,7 @@ pub mod declared {
     pub const NONE: &str = "none";
 }
 
-/// Who made an audited request without a session: a partner's API key.
-#[derive(Debug, Default, Clone)]
-pub struct ApiCaller(pub Option<(i64, String, i64)>);
-
-pub use crate::web::trail::{Declared, MAX_SUBJECTS, Subject, Trail};
+pub use crate::web::trail::{ApiCaller, Declared, MAX_SUBJECTS, Subject, Trail};
 
 /// The query string as name=value pairs, decoded (what an auditor reads),
 /// or None when there is none.

@@ -33,6 +33,7 @@ use serde::Serialize;
 
 use crate::db::schema::{cookie_choices, page_views};
 use crate::db::{Conn, Db};
+pub use crate::kernel::client::{describe_agent, families};
 
 pub const COOKIE: &str = "lyceum_cookies";
 /// Choices are asked again after a year.
@@ -102,46 +103,6 @@ pub fn record(conn: &mut Conn, choice: &Choice, now: NaiveDateTime) -> QueryResu
         ))
         .execute(conn)
         .map(drop)
-}
-
-/// Browser and operating-system families, from the user agent: nothing finer.
-/// "Chrome on Linux": how a device is named to its owner.
-pub fn describe_agent(user_agent: &str) -> String {
-    let (browser, os) = families(user_agent);
-    format!("{browser} on {os}")
-}
-
-pub fn families(user_agent: &str) -> (&'static str, &'static str) {
-    let ua = user_agent.to_ascii_lowercase();
-    let browser = if ua.contains("edg/") {
-        "Edge"
-    } else if ua.contains("opr/") || ua.contains("opera") {
-        "Opera"
-    } else if ua.contains("firefox/") {
-        "Firefox"
-    } else if ua.contains("chrome/") || ua.contains("chromium/") || ua.contains("crios/") {
-        "Chrome"
-    } else if ua.contains("safari/") {
-        "Safari"
-    } else {
-        "Other"
-    };
-    let os = if ua.contains("android") {
-        "Android"
-    } else if ua.contains("iphone") || ua.contains("ipad") || ua.contains("ios") {
-        "iOS"
-    } else if ua.contains("windows") {
-        "Windows"
-    } else if ua.contains("mac os") || ua.contains("macintosh") {
-        "macOS"
-    } else if ua.contains("cros") {
-        "ChromeOS"
-    } else if ua.contains("linux") {
-        "Linux"
-    } else {
-        "Other"
-    };
-    (browser, os)
 }
 
 /// The operator's GeoIP database, when configured.

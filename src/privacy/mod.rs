@@ -275,6 +275,43 @@ pub fn record_carried_out(
     })
 }
 
+/// A restriction of all of a learner's sharing, or its lifting, recorded as
+/// a data request carried out at once (RGT-5; consent's
+/// `RestrictionCarriedOut`): the learner's own from the sharing page, or
+/// staff's for the learner with their note.
+pub fn restriction_carried_out(
+    conn: &mut Conn,
+    user_id: i64,
+    on: bool,
+    evidence: &crate::consent::ledger::Evidence,
+    now: NaiveDateTime,
+) -> QueryResult<()> {
+    let (kind, asked, outcome) = if on {
+        (
+            kind::RESTRICTION,
+            "Restriction of all sharing with partners",
+            "All sharing frozen: no partner receives anything until the restriction is lifted, and each \
+             partner that received data is told to delete it.",
+        )
+    } else {
+        (
+            kind::RESTRICTION_LIFTED,
+            "Lifting of the restriction of sharing",
+            "Restriction lifted: the consents in force apply again.",
+        )
+    };
+    let (source, details, entered_by) = match (evidence.actor, &evidence.note) {
+        ("staff", note) => (
+            source::STAFF,
+            format!("{asked}, carried out by staff for the learner. Note: {}", note.as_deref().unwrap_or("")),
+            evidence.actor_user_id,
+        ),
+        _ => (source::SELF_SERVICE, format!("{asked}, made by the learner on the sharing page."), None),
+    };
+    record_carried_out(conn, user_id, kind, source, &details, outcome, entered_by, now)?;
+    Ok(())
+}
+
 /// Serialises changes to one person's choices (an objection): two clicks that
 /// race each other see one another's outcome, not the same old state. A
 /// no-key lock, so rows that refer to the account are not held up. SQLite's

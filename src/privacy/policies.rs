@@ -150,6 +150,32 @@ pub fn publish(
     .map_err(|e| e.to_string())
 }
 
+/// What every new account records at once (accounts' `RecordSignup`): each
+/// current policy version ticked at sign-up (COM-5) and the newsletter
+/// choice, off unless ticked (COM-1).
+pub fn record_signup(
+    conn: &mut Conn,
+    user_id: i64,
+    marketing: bool,
+    client: &crate::kernel::ClientInfo,
+    now: NaiveDateTime,
+) -> QueryResult<()> {
+    let versions = current_ids(conn)?;
+    accept(conn, user_id, &versions, "signup", client, now)?;
+    if marketing {
+        let how = super::comms::How { method: "signup", ip: client.ip.clone(), user_agent: client.user_agent.clone() };
+        let choice = super::comms::Preferences { marketing_email: true, ..Default::default() };
+        super::comms::set(conn, user_id, choice, &how, now)?;
+    }
+    Ok(())
+}
+
+/// Whether the account has policy versions to accept before a session
+/// starts (accounts' `PoliciesPending`).
+pub fn any_pending(conn: &mut Conn, user_id: i64) -> QueryResult<bool> {
+    Ok(!pending(conn, user_id)?.is_empty())
+}
+
 /// The material versions `user_id` has not accepted (nor a later version of the same document).
 pub fn pending(conn: &mut Conn, user_id: i64) -> QueryResult<Vec<PolicyVersion>> {
     let mut out = Vec::new();

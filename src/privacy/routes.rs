@@ -88,7 +88,7 @@ pub async fn page(db: &State<Db>, config: &State<Config>, user: CurrentUser) -> 
 pub async fn ask_export(
     db: &State<Db>,
     user: CurrentUser,
-    state: crate::accounts::routes::SessionGuard,
+    state: crate::accounts::signin::SessionGuard,
     _form: CsrfOnly,
 ) -> AppResult<Flash> {
     let user_id = user.0.id;
@@ -135,7 +135,7 @@ pub async fn ask_erasure(
     db: &State<Db>,
     config: &State<Config>,
     user: CurrentUser,
-    state: crate::accounts::routes::SessionGuard,
+    state: crate::accounts::signin::SessionGuard,
     form: CsrfForm<DeleteForm>,
 ) -> AppResult<Flash> {
     let user_id = user.0.id;
@@ -882,7 +882,7 @@ pub async fn accept(
     })
     .await?;
     crate::accounts::twofactor::HeldSignIn::clear(cookies);
-    crate::accounts::routes::start_session(db, config, cookies, &client, user_id, remember, second_factor).await?;
+    crate::accounts::signin::start_session(db, config, cookies, &client, user_id, remember, second_factor).await?;
     Ok(Flash::success(crate::web::next::NextPath::or_home(Some(&next)).into_string(), "Thank you. You are signed in."))
 }
 

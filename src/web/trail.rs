@@ -7,6 +7,12 @@
 use rocket::Request;
 use serde::Serialize;
 
+/// Who made an audited request without a session: a partner's API key, as
+/// (key id, key prefix, partner id). The key's guard sets it; the audit log
+/// reads it.
+#[derive(Debug, Default, Clone)]
+pub struct ApiCaller(pub Option<(i64, String, i64)>);
+
 /// Subjects kept per entry at most; a longer list ends with an item saying
 /// how many more there were (pages of people are shorter than this).
 pub const MAX_SUBJECTS: usize = 500;

@@ -823,7 +823,7 @@ async fn frm_1_a_long_thread_is_paged_fifty_replies_at_a_time_with_their_comment
     let (status, _) = app.get("/learn/intro-python/forum").await;
     assert_eq!(status, Status::SeeOther, "the course forum opens");
     let db = app.db();
-    let path = rocket::tokio::task::spawn_blocking(move || lyceum::bench::seed_thread(&db, 200))
+    let path = rocket::tokio::task::spawn_blocking(move || lyceum::demo::seed_thread(&db, 200))
         .await
         .expect("seeding")
         .expect("a thread");

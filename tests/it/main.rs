@@ -7,6 +7,8 @@ mod accounts;
 mod architecture;
 mod asvs;
 mod author_limits;
+// The benchmarks' own tests, with the `bench` feature (`cargo test --all-features`).
+#[cfg(feature = "bench")]
 mod bench;
 mod browser;
 mod certificates;
