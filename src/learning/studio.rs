@@ -7,7 +7,6 @@ use crate::web::trail::Trail;
 use std::sync::Arc;
 
 use rocket::form::Form;
-use rocket::fs::TempFile;
 use rocket::http::{ContentType, CookieJar, Status};
 use rocket::response::stream::TextStream;
 use rocket::{FromForm, State, get, post};
@@ -23,7 +22,7 @@ use crate::media::files;
 use crate::storage::{self, BlobStore};
 use crate::web::csrf::verify_token;
 use crate::web::download::Download;
-use crate::web::upload::{ImageShape, ImageUpload, read_upload, store_image};
+use crate::web::upload::{ImageShape, ImageUpload, Upload, UploadLimit, store_image};
 use crate::web::{AppError, AppResult, CsrfForm, CurrentUser, Flash, Page};
 
 /// A studio action's outcome: success as given, a refused input as an error
@@ -165,7 +164,7 @@ pub async fn member_logo(
     user: CurrentUser,
     cookies: &CookieJar<'_>,
     slug: &str,
-    form: Form<ImageUpload<'_>>,
+    form: Form<ImageUpload>,
 ) -> AppResult<Flash> {
     trail.nobody();
     verify_token(cookies, &form.csrf_token)?;
@@ -176,7 +175,7 @@ pub async fn member_logo(
     if !learning::can_manage_member(&u, member.id) {
         return Err(AppError::Forbidden("Only this member's administrators can change its logo.".into()));
     }
-    let key = match store_image(db, blobs, form.image.as_ref(), ImageShape::Fit(512)).await? {
+    let key = match store_image(db, blobs, &form.image, ImageShape::Fit(512)).await? {
         Ok(k) => k,
         Err(m) => return Ok(Flash::error(back, m)),
     };
@@ -192,14 +191,14 @@ pub async fn course_image(
     user: CurrentUser,
     cookies: &CookieJar<'_>,
     slug: &str,
-    form: Form<ImageUpload<'_>>,
+    form: Form<ImageUpload>,
 ) -> AppResult<Flash> {
     trail.nobody();
     verify_token(cookies, &form.csrf_token)?;
     let back = format!("/studio/courses/{slug}");
     let slug = slug.to_string();
     let course = db.run(move |conn| authoring::authorable(conn, &user, &slug).map_err(AppError::from)).await?;
-    let key = match store_image(db, blobs, form.image.as_ref(), ImageShape::Fit(1600)).await? {
+    let key = match store_image(db, blobs, &form.image, ImageShape::Fit(1600)).await? {
         Ok(k) => k,
         Err(m) => return Ok(Flash::error(back, m)),
     };
@@ -547,7 +546,7 @@ pub async fn unit(db: &State<Db>, user: CurrentUser, trail: Trail<'_>, id: i64) 
 }
 
 #[derive(FromForm)]
-pub struct BlockForm<'r> {
+pub struct BlockForm {
     #[field(default = String::new())]
     csrf_token: String,
     #[field(default = String::new())]
@@ -570,7 +569,7 @@ pub struct BlockForm<'r> {
     starts_at: String,
     #[field(default = String::new())]
     link: String,
-    file: Option<TempFile<'r>>,
+    file: Upload<CourseFileLimit>,
 }
 
 /// The editor form's text fields, owned so they can go to the blocking pool.
@@ -652,17 +651,14 @@ pub async fn blocks(
     user: CurrentUser,
     cookies: &CookieJar<'_>,
     id: i64,
-    form: Form<BlockForm<'_>>,
+    form: Form<BlockForm>,
 ) -> AppResult<Flash> {
     trail.nobody();
     verify_token(cookies, &form.csrf_token)?;
     let back = format!("/studio/units/{id}");
     let upload = match &form.file {
-        Some(f) if f.len() > 0 => {
-            let name = f
-                .raw_name()
-                .map(|n| n.dangerous_unsafe_unsanitized_raw().as_str().to_string())
-                .unwrap_or_else(|| "file".into());
+        Upload::File { bytes, .. } if !bytes.is_empty() => {
+            let name = form.file.raw_name().unwrap_or("file");
             let name: String = name
                 .rsplit(['/', '\\'])
                 .next()
@@ -671,8 +667,9 @@ pub async fn blocks(
                 .filter(|c| c.is_ascii_alphanumeric() || ".-_ ".contains(*c))
                 .take(100)
                 .collect();
-            Some((read_upload(f, 200 * 1024 * 1024).await?, if name.is_empty() { "file".to_string() } else { name }))
+            Some((bytes.clone(), if name.is_empty() { "file".to_string() } else { name }))
         }
+        Upload::TooLarge => return Ok(Flash::error(back, Upload::<CourseFileLimit>::too_large_message())),
         _ => None,
     };
     let blobs = blobs.inner().clone();
@@ -745,13 +742,27 @@ pub async fn blocks(
     })
 }
 
+/// A course package upload: the same bound as `lyceum course import`.
+pub struct PackageLimit;
+impl UploadLimit for PackageLimit {
+    const BYTES: u64 = package::MAX_PACKAGE_BYTES;
+    const WHAT: &'static str = "course package";
+}
+
+/// A file offered in a course (a resource or video block).
+pub struct CourseFileLimit;
+impl UploadLimit for CourseFileLimit {
+    const BYTES: u64 = 200 * 1024 * 1024;
+    const WHAT: &'static str = "file";
+}
+
 #[derive(FromForm)]
-pub struct ImportForm<'r> {
+pub struct ImportForm {
     #[field(default = String::new())]
     csrf_token: String,
     #[field(default = String::new())]
     member: String,
-    package: Option<TempFile<'r>>,
+    package: Upload<PackageLimit>,
 }
 
 #[post("/studio/import", data = "<form>")]
@@ -761,14 +772,11 @@ pub async fn import(
     blobs: &State<Arc<dyn BlobStore>>,
     user: CurrentUser,
     cookies: &CookieJar<'_>,
-    form: Form<ImportForm<'_>>,
+    form: Form<ImportForm>,
 ) -> AppResult<rocket::Either<Flash, Page>> {
     trail.nobody();
     verify_token(cookies, &form.csrf_token)?;
-    let Some(package) = form.package.as_ref() else {
-        return Err(AppError::Unprocessable("Please choose a course package (.zip) to import.".into()));
-    };
-    let bytes = read_upload(package, 200 * 1024 * 1024).await?;
+    let bytes = form.package.required()?.to_vec();
     let member_slug = form.member.clone();
     let blobs = blobs.inner().clone();
     let result = db

@@ -104,13 +104,8 @@ pub fn record(conn: &mut Conn, choice: &Choice, now: NaiveDateTime) -> QueryResu
         .map(drop)
 }
 
-/// Browser and operating-system families, from the user agent: nothing finer.
-/// "Chrome on Linux": how a device is named to its owner.
-pub fn describe_agent(user_agent: &str) -> String {
-    let (browser, os) = families(user_agent);
-    format!("{browser} on {os}")
-}
-
+/// Browser and operating-system families, from the user agent: nothing
+/// finer (statistics count families, never versions).
 pub fn families(user_agent: &str) -> (&'static str, &'static str) {
     let ua = user_agent.to_ascii_lowercase();
     let browser = if ua.contains("edg/") {
@@ -157,6 +152,27 @@ impl GeoIp {
         let found = self.0.lookup(ip).ok()?;
         let country: maxminddb::geoip2::Country<'_> = found.decode().ok()??;
         country.country.iso_code.map(str::to_string)
+    }
+
+    /// The country of an address in English ("New Zealand"), when the
+    /// database knows it; its ISO code when it has no English name.
+    pub fn country_name(&self, ip: IpAddr) -> Option<String> {
+        let found = self.0.lookup(ip).ok()?;
+        let country: maxminddb::geoip2::Country<'_> = found.decode().ok()??;
+        country.country.names.english.or(country.country.iso_code).map(str::to_string)
+    }
+}
+
+/// Where an address is, as far as the operator's GeoIP database says: a
+/// country, or nothing (never a guess) when there is no database or it does
+/// not know the address.
+#[derive(Clone, Default)]
+pub struct Places(pub Option<Arc<GeoIp>>);
+
+impl Places {
+    pub fn country(&self, ip: &str) -> Option<String> {
+        let ip: IpAddr = ip.parse().ok()?;
+        self.0.as_ref()?.country_name(ip)
     }
 }
 
