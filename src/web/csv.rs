@@ -127,6 +127,21 @@ pub fn check_text(text: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The CSV text a form carried: the chosen file's, read by [`decode_upload`],
+/// or else the pasted text (checked by [`check_text`]); `Err` is the
+/// message for the uploader (no CSV, a file over the limit, its encoding).
+pub fn form_text<L: crate::web::upload::UploadLimit>(
+    pasted: &str,
+    file: &crate::web::upload::Upload<L>,
+) -> Result<Decoded, String> {
+    use crate::web::upload::Upload;
+    match file {
+        Upload::Missing if pasted.trim().is_empty() => Err("Paste the CSV text or choose a CSV file.".into()),
+        Upload::Missing => checked(pasted.to_string(), None),
+        chosen => decode_upload(chosen.bytes()?),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,20 +186,5 @@ mod tests {
         let (bytes, _, _) = encoding_rs::WINDOWS_1251.encode(cyrillic);
         let e = decode_upload(&bytes).unwrap_err();
         assert!(e.contains("line 2 has bytes that are not UTF-8") && e.contains("windows-1251"), "{e}");
-    }
-}
-
-/// The CSV text a form carried: the chosen file's, read by [`decode_upload`],
-/// or else the pasted text (checked by [`check_text`]); `Err` is the
-/// message for the uploader (no CSV, a file over the limit, its encoding).
-pub fn form_text<L: crate::web::upload::UploadLimit>(
-    pasted: &str,
-    file: &crate::web::upload::Upload<L>,
-) -> Result<Decoded, String> {
-    use crate::web::upload::Upload;
-    match file {
-        Upload::Missing if pasted.trim().is_empty() => Err("Paste the CSV text or choose a CSV file.".into()),
-        Upload::Missing => checked(pasted.to_string(), None),
-        chosen => decode_upload(chosen.bytes()?),
     }
 }

@@ -15,7 +15,6 @@ use std::sync::Arc;
 use rocket::FromForm;
 use rocket::data::ToByteUnit;
 use rocket::form::{self, DataField, FromFormField, ValueField};
-use rocket::http::ContentType;
 
 use crate::db::Db;
 use crate::storage::{self, BlobStore};
@@ -54,7 +53,7 @@ pub const FORM_ALLOWANCE: u64 = MIB;
 
 /// A size in the words the site uses: "10 MB", "200 MB", "512 KB".
 pub fn size_words(bytes: u64) -> String {
-    if bytes >= MIB && bytes % MIB == 0 {
+    if bytes >= MIB && bytes.is_multiple_of(MIB) {
         format!("{} MB", bytes / MIB)
     } else {
         format!("{} KB", bytes.div_ceil(1024))
@@ -67,7 +66,6 @@ pub enum Upload<L: UploadLimit> {
         bytes: Vec<u8>,
         /// The name the browser sent, unsanitised: never a path to use.
         raw_name: Option<String>,
-        content_type: Option<ContentType>,
         kind: PhantomData<L>,
     },
     /// Larger than `L::BYTES`; nothing of it is kept.
@@ -134,13 +132,12 @@ impl<'v, L: UploadLimit> FromFormField<'v> for Upload<L> {
         } else if bytes.len() as u64 > L::BYTES {
             Upload::TooLarge
         } else {
-            Upload::File { bytes: bytes.to_vec(), raw_name: None, content_type: None, kind: PhantomData }
+            Upload::File { bytes: bytes.to_vec(), raw_name: None, kind: PhantomData }
         })
     }
 
     async fn from_data(field: DataField<'v, '_>) -> form::Result<'v, Self> {
         let raw_name = field.file_name.map(|n| n.dangerous_unsafe_unsanitized_raw().as_str().to_string());
-        let content_type = Some(field.content_type.clone());
         let read = field.data.open(L::BYTES.bytes()).into_bytes().await?;
         if !read.is_complete() {
             return Ok(Upload::TooLarge);
@@ -150,7 +147,7 @@ impl<'v, L: UploadLimit> FromFormField<'v> for Upload<L> {
         if bytes.is_empty() && raw_name.as_deref().unwrap_or_default().is_empty() {
             return Ok(Upload::Missing);
         }
-        Ok(Upload::File { bytes, raw_name, content_type, kind: PhantomData })
+        Ok(Upload::File { bytes, raw_name, kind: PhantomData })
     }
 }
 
