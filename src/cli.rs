@@ -417,7 +417,16 @@ fn course_task(task: CourseTask, config: &Config) -> Result<(), String> {
             let pkg = if path.is_dir() {
                 package::read_dir(&path)
             } else {
-                let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+                // At most one byte past the limit: `read_zip` names the limit.
+                let mut bytes = Vec::new();
+                std::fs::File::open(&path)
+                    .and_then(|f| {
+                        std::io::Read::read_to_end(
+                            &mut std::io::Read::take(f, package::MAX_PACKAGE_BYTES + 1),
+                            &mut bytes,
+                        )
+                    })
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
                 package::read_zip(&bytes)
             };
             let list = |problems: Vec<package::PackageProblem>| {

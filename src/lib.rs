@@ -321,9 +321,13 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
         .merge(("shutdown.grace", config.shutdown_grace_secs))
         .merge(("shutdown.mercy", 2))
         .merge(("limits.form", 64 * 1024))
-        // Image uploads (an identity check sends two) up to the image path's own bound.
+        // Each file field keeps to its own kind's limit (`web::upload`); a
+        // whole multipart form to the largest of them plus text fields.
         .merge(("limits.file", media::MAX_UPLOAD_BYTES))
-        .merge(("limits.data-form", 2 * media::MAX_UPLOAD_BYTES + 64 * 1024));
+        .merge((
+            "limits.data-form",
+            learning::package::MAX_PACKAGE_BYTES.max(media::MAX_UPLOAD_BYTES as u64) + web::upload::FORM_ALLOWANCE,
+        ));
     let issuer = certificates::credential::Issuer::new(config.credential_key.as_deref(), &secret, &config.base_url())?;
     let payments = certificates::payments::Payments::from_config(&config);
     let providers =
@@ -373,6 +377,7 @@ pub fn build_rocket(config: Config) -> Result<Rocket<Build>, StartError> {
         .attach(accounts::sessions::ResolveSession)
         .attach(privacy::policies::Reacceptance)
         .attach(web::fairings::SecurityHeaders::new(&form_targets, config.media_base_url().as_deref()))
+        .manage(privacy::cookies::Places(geoip.clone()))
         .attach(privacy::cookies::Analytics { geoip })
         .attach(privacy::audit::Audit)
         .attach(recheck)

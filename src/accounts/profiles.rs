@@ -129,13 +129,13 @@ pub async fn avatar(
     blobs: &State<Arc<dyn BlobStore>>,
     user: CurrentUser,
     cookies: &CookieJar<'_>,
-    form: Form<crate::web::upload::ImageUpload<'_>>,
+    form: Form<crate::web::upload::ImageUpload>,
 ) -> AppResult<Flash> {
     crate::web::csrf::verify_token(cookies, &form.csrf_token)?;
     let key = match crate::web::upload::store_image(
         db,
         blobs,
-        form.image.as_ref(),
+        &form.image,
         crate::web::upload::ImageShape::Square(AVATAR_SIDE),
     )
     .await?

@@ -447,10 +447,9 @@ async fn settings_page(
         .map(|s| {
             json!({
                 "current": Some(&s.id) == session_id.as_ref(),
-                "user_agent": s.user_agent.as_deref().unwrap_or("Unknown browser"),
-                "ip": s.ip,
-                "created_at": s.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
-                "last_seen_at": s.last_seen_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+                "device": sessions::device(s.user_agent.as_deref()),
+                "created_at": s.created_at.format("%e %b %Y, %H:%M UTC").to_string().trim().to_string(),
+                "last_seen_at": s.last_seen_at.format("%e %b %Y, %H:%M UTC").to_string().trim().to_string(),
             })
         })
         .collect();

@@ -32,11 +32,12 @@ fn handle(id: &str) -> &str {
 pub async fn page(
     db: &State<Db>,
     providers: &State<super::oidc::Providers>,
+    places: &State<crate::privacy::cookies::Places>,
     user: CurrentUser,
     state: SessionGuard,
 ) -> AppResult<Page> {
     let (user_id, current) = (user.id, state.0.session_id.clone());
-    let providers = providers.inner().clone();
+    let (providers, places) = (providers.inner().clone(), places.inner().clone());
     let ctx = db
         .run(move |conn| {
             let t = now();
@@ -45,9 +46,12 @@ pub async fn page(
             Ok::<_, AppError>(json!({
                 "sessions": list.iter().map(|s| json!({
                     "handle": handle(&s.id), "current": current.as_deref() == Some(s.id.as_str()),
-                    "device": s.user_agent.as_deref().map(crate::kernel::client::describe_agent).unwrap_or_else(|| "Unknown device".into()),
-                    "ip": s.ip, "started": when(s.created_at), "seen": when(s.last_seen_at),
+                    "device": sessions::device(s.user_agent.as_deref()),
+                    "address": s.ip.as_deref().map(sessions::readable_address),
+                    "place": s.ip.as_deref().and_then(|ip| places.country(ip)),
+                    "started": when(s.created_at), "seen": when(s.last_seen_at),
                 })).collect::<Vec<_>>(),
+                "places_known": places.0.is_some(),
                 "app": twofactor::app_enabled(conn, user_id)?,
                 "text": sms::number(conn, user_id)?.map(|(phone, confirmed, stopped)| json!({
                     "to": masked(&phone), "on": confirmed && !stopped, "stopped": stopped,
@@ -57,7 +61,7 @@ pub async fn page(
                 "providers": super::signin_with::for_security_page(conn, &providers, user_id)?,
                 "events": events.iter().map(|(kind, detail, ip, agent, at)| json!({
                     "kind": kind.replace('_', " "), "detail": detail, "ip": ip,
-                    "device": agent.as_deref().map(crate::kernel::client::describe_agent), "at": when(*at),
+                    "device": agent.as_deref().map(|a| sessions::device(Some(a))), "at": when(*at),
                 })).collect::<Vec<_>>(),
             }))
         })

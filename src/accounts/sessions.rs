@@ -181,3 +181,64 @@ impl rocket::fairing::Fairing for ResolveSession {
         }
     }
 }
+
+/// A session's browser and system as its owner knows them, read from the
+/// user agent by `woothee` ("Firefox 128 on Windows", "Safari 17 on iPhone").
+/// Only what the string says: Windows 10 and 11 send the same version, so
+/// both are "Windows"; macOS browsers freeze their version, so none is shown.
+pub fn device(user_agent: Option<&str>) -> String {
+    const UNKNOWN: &str = woothee::woothee::VALUE_UNKNOWN;
+    let parsed = user_agent.filter(|ua| !ua.trim().is_empty()).and_then(|ua| woothee::parser::Parser::new().parse(ua));
+    let Some(found) = parsed.filter(|f| f.name != UNKNOWN || f.os != UNKNOWN) else {
+        return "Unknown browser".into();
+    };
+    let major = found.version.split('.').next().filter(|v| !v.is_empty() && *v != UNKNOWN);
+    let browser = match (found.name, major) {
+        (UNKNOWN, _) => "Unknown browser".to_string(),
+        (name, Some(v)) => format!("{name} {v}"),
+        (name, None) => name.to_string(),
+    };
+    let system = match found.os {
+        UNKNOWN => return browser,
+        "Mac OSX" => "macOS",
+        os if os.starts_with("Windows 10") || os == "Windows UNKNOWN Ver" => "Windows",
+        os => os,
+    };
+    format!("{browser} on {system}")
+}
+
+/// A stored client address as people read it: IPv6 in its short form, an
+/// IPv4 address carried in IPv6 as IPv4.
+pub fn readable_address(ip: &str) -> String {
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => v6.to_ipv4_mapped().map_or_else(|| v6.to_string(), |v4| v4.to_string()),
+        Ok(v4) => v4.to_string(),
+        Err(_) => ip.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod device_tests {
+    use super::{device, readable_address};
+
+    #[test]
+    fn devices_are_named_by_browser_and_system() {
+        let firefox = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0";
+        assert_eq!(device(Some(firefox)), "Firefox 128 on Windows");
+        let safari = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1";
+        assert_eq!(device(Some(safari)), "Safari 17 on iPhone");
+        let chrome = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+        assert_eq!(device(Some(chrome)), "Chrome 131 on macOS");
+        assert_eq!(device(Some("Lyceum-probe/1.0")), "Unknown browser");
+        assert_eq!(device(None), "Unknown browser");
+        assert_eq!(device(Some("")), "Unknown browser");
+    }
+
+    #[test]
+    fn addresses_read_in_their_short_form() {
+        assert_eq!(readable_address("2001:0db8:0000:0000:0000:0000:0000:0007"), "2001:db8::7");
+        assert_eq!(readable_address("::ffff:203.0.113.9"), "203.0.113.9");
+        assert_eq!(readable_address("203.0.113.9"), "203.0.113.9");
+        assert_eq!(readable_address("not an address"), "not an address");
+    }
+}

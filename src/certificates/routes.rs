@@ -6,10 +6,10 @@
 use crate::web::trail::Trail;
 use std::sync::Arc;
 
+use crate::web::upload::{ImageLimit, Upload};
 use diesel::prelude::*;
 use rocket::data::{Data, ToByteUnit};
 use rocket::form::Form;
-use rocket::fs::TempFile;
 use rocket::http::{ContentType, CookieJar, Header, Status};
 use rocket::response::Redirect;
 use rocket::serde::json::Json;
@@ -340,11 +340,11 @@ pub async fn verification_page(db: &State<Db>, user: CurrentUser) -> AppResult<P
 }
 
 #[derive(FromForm)]
-pub struct IdentityUpload<'r> {
+pub struct IdentityUpload {
     #[field(default = String::new())]
     csrf_token: String,
-    id_photo: Option<TempFile<'r>>,
-    face_photo: Option<TempFile<'r>>,
+    id_photo: Upload<ImageLimit>,
+    face_photo: Upload<ImageLimit>,
 }
 
 #[post("/account/verification", data = "<form>")]
@@ -353,18 +353,20 @@ pub async fn submit_verification(
     blobs: &State<Arc<dyn BlobStore>>,
     user: CurrentUser,
     cookies: &CookieJar<'_>,
-    form: Form<IdentityUpload<'_>>,
+    form: Form<IdentityUpload>,
 ) -> AppResult<Flash> {
     crate::web::csrf::verify_token(cookies, &form.csrf_token)?;
     let back = "/account/verification";
-    let (Some(id_file), Some(face_file)) = (form.id_photo.as_ref(), form.face_photo.as_ref()) else {
+    if matches!(form.id_photo, Upload::TooLarge) || matches!(form.face_photo, Upload::TooLarge) {
+        return Ok(Flash::error(back, Upload::<ImageLimit>::too_large_message()));
+    }
+    let (Ok(id_bytes), Ok(face_bytes)) = (form.id_photo.bytes(), form.face_photo.bytes()) else {
         return Ok(Flash::error(back, "Add both photos: your photo ID and a photo of your face."));
     };
-    if id_file.len() == 0 || face_file.len() == 0 {
+    if id_bytes.is_empty() || face_bytes.is_empty() {
         return Ok(Flash::error(back, "Add both photos: your photo ID and a photo of your face."));
     }
-    let id_bytes = crate::web::upload::read_upload(id_file, crate::media::MAX_UPLOAD_BYTES).await?;
-    let face_bytes = crate::web::upload::read_upload(face_file, crate::media::MAX_UPLOAD_BYTES).await?;
+    let (id_bytes, face_bytes) = (id_bytes.to_vec(), face_bytes.to_vec());
     let blobs = blobs.inner().clone();
     let user_id = user.id;
     let outcome = db

@@ -475,7 +475,10 @@ pub async fn session_page(db: &State<Db>, user: CurrentUser, trail: Trail<'_>, s
 #[derive(FromForm)]
 pub struct ResultsForm {
     #[field(default = String::new())]
+    csrf_token: String,
+    #[field(default = String::new())]
     csv: String,
+    csv_file: crate::web::upload::Upload<crate::web::upload::CsvLimit>,
 }
 
 #[post("/partners/<slug>/exams/<id>/results", data = "<form>")]
@@ -485,11 +488,17 @@ pub async fn upload_results(
     trail: Trail<'_>,
     slug: &str,
     id: i64,
-    form: CsrfForm<ResultsForm>,
+    cookies: &rocket::http::CookieJar<'_>,
+    form: rocket::form::Form<ResultsForm>,
 ) -> AppResult<rocket::Either<Flash, Page>> {
+    crate::web::csrf::verify_token(cookies, &form.csrf_token)?;
     let back = format!("/partners/{slug}/exams/{id}");
-    let parsed = super::parse_results_csv(&form.form.csv);
-    let (slug, user, text) = (slug.to_string(), user.0, form.form.csv);
+    // A file is read by the site's encoding rule; pasted text is checked by it.
+    let (parsed, text) = match crate::web::csv::form_text(&form.csv, &form.csv_file) {
+        Ok(read) => (super::parse_results_csv(&read.text), read.text),
+        Err(message) => (Err(vec![message]), form.csv.clone()),
+    };
+    let (slug, user) = (slug.to_string(), user.0);
     let outcome = db
         .run(move |conn| {
             let p = exam_body(conn, &user, &slug)?;

@@ -12,7 +12,6 @@
 use std::sync::Arc;
 
 use rocket::form::Form;
-use rocket::fs::TempFile;
 use rocket::http::{ContentType, CookieJar, Status};
 use rocket::{Either, FromForm, State, get, post};
 use serde_json::{Value, json};
@@ -27,7 +26,8 @@ use crate::media::files;
 use crate::storage::{self, BlobStore};
 use crate::web::csrf::verify_token;
 use crate::web::trail::Trail;
-use crate::web::upload::{ImageShape, read_upload, store_image};
+use crate::learning::studio::CourseFileLimit;
+use crate::web::upload::{ImageLimit, ImageShape, Upload, store_image};
 use crate::web::{AppError, AppResult, CsrfForm, CurrentUser, Flash, Page};
 
 /// The kinds of block, as the kind chooser lists them.
@@ -217,7 +217,7 @@ pub async fn unit(db: &State<Db>, user: CurrentUser, trail: Trail<'_>, id: i64, 
 }
 
 #[derive(FromForm)]
-pub struct BlockForm<'r> {
+pub struct BlockForm {
     #[field(default = String::new())]
     csrf_token: String,
     #[field(default = String::new())]
@@ -243,9 +243,9 @@ pub struct BlockForm<'r> {
     #[field(default = String::new())]
     link: String,
     quiz: QuizFields,
-    file: Option<TempFile<'r>>,
+    file: Upload<CourseFileLimit>,
     /// An image to put into a text block.
-    image: Option<TempFile<'r>>,
+    image: Upload<ImageLimit>,
 }
 
 /// Builds block data from a draft; `file` is the uploaded file, if any. A
@@ -322,11 +322,8 @@ fn main_field(kind: &str) -> &'static str {
 }
 
 /// An uploaded file's name, reduced to safe characters.
-fn upload_name(f: &TempFile<'_>, fallback: &str) -> String {
-    let name = f
-        .raw_name()
-        .map(|n| n.dangerous_unsafe_unsanitized_raw().as_str().to_string())
-        .unwrap_or_else(|| fallback.into());
+fn upload_name(raw_name: Option<&str>, fallback: &str) -> String {
+    let name = raw_name.unwrap_or(fallback);
     let name: String = name
         .rsplit(['/', '\\'])
         .next()
@@ -353,7 +350,7 @@ pub async fn blocks(
     user: CurrentUser,
     cookies: &CookieJar<'_>,
     id: i64,
-    form: Form<BlockForm<'_>>,
+    form: Form<BlockForm>,
 ) -> AppResult<Either<Flash, Page>> {
     trail.nobody();
     verify_token(cookies, &form.csrf_token)?;
@@ -400,12 +397,9 @@ pub async fn blocks(
 
     // An image for a text block: re-encoded without metadata, stored, and
     // its Markdown put at the end of the text.
-    let image = form.image.as_ref().filter(|f| f.len() > 0);
-    if draft.kind == "text"
-        && let Some(image) = image
-    {
-        let name = upload_name(image, "image");
-        match store_image(db, blobs, Some(image), ImageShape::Fit(1600)).await? {
+    if draft.kind == "text" && form.image.is_chosen() {
+        let name = upload_name(form.image.raw_name(), "image");
+        match store_image(db, blobs, &form.image, ImageShape::Fit(1600)).await? {
             Ok(key) => {
                 let reference = image_markdown(&key, &name);
                 let text = draft.markdown.trim_end();
@@ -453,10 +447,13 @@ pub async fn blocks(
     } else {
         None
     };
-    let upload = match form.file.as_ref().filter(|f| f.len() > 0) {
-        Some(f) if matches!(draft.kind.as_str(), "video" | "resource") => {
-            let name = upload_name(f, "file");
-            Some((read_upload(f, 200 * 1024 * 1024).await?, name))
+    let upload = match &form.file {
+        Upload::File { bytes, raw_name, .. } if matches!(draft.kind.as_str(), "video" | "resource") => {
+            Some((bytes.clone(), upload_name(raw_name.as_deref(), "file")))
+        }
+        Upload::TooLarge if matches!(draft.kind.as_str(), "video" | "resource") => {
+            draft.problems.insert("file".into(), Upload::<CourseFileLimit>::too_large_message());
+            return show(draft).await;
         }
         _ => None,
     };
@@ -551,10 +548,10 @@ fn authoring_role(r: crate::kernel::Role) -> bool {
 }
 
 #[derive(FromForm)]
-pub struct ImageForm<'r> {
+pub struct ImageForm {
     #[field(default = String::new())]
     csrf_token: String,
-    image: Option<TempFile<'r>>,
+    image: Upload<ImageLimit>,
 }
 
 /// An image for a text block, from the editor's script: re-encoded without
@@ -567,17 +564,14 @@ pub async fn image(
     user: CurrentUser,
     cookies: &CookieJar<'_>,
     id: i64,
-    form: Form<ImageForm<'_>>,
+    form: Form<ImageForm>,
 ) -> AppResult<(Status, rocket::serde::json::Json<Value>)> {
     trail.nobody();
     verify_token(cookies, &form.csrf_token)?;
     let u = user.0.clone();
     db.run(move |conn| authoring::authorable_unit(conn, &u, id).map(|_| ()).map_err(AppError::from)).await?;
-    let Some(upload) = form.image.as_ref().filter(|f| f.len() > 0) else {
-        return Ok((Status::UnprocessableEntity, json!({ "error": "Please choose an image file." }).into()));
-    };
-    let name = upload_name(upload, "image");
-    match store_image(db, blobs, Some(upload), ImageShape::Fit(1600)).await? {
+    let name = upload_name(form.image.raw_name(), "image");
+    match store_image(db, blobs, &form.image, ImageShape::Fit(1600)).await? {
         Ok(key) => Ok((
             Status::Created,
             json!({ "url": format!("/media/{key}"), "markdown": image_markdown(&key, &name) }).into(),

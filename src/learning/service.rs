@@ -304,11 +304,14 @@ fn write_enrollment(
             // Already in: kept as is, unless this enrollment upgrades the track.
             Some(e) if e.has_access(now) && (e.track == track.as_str() || track == Track::Audit) => return Ok(e),
             Some(e) => {
+                // An upgrade (a paid or sponsored seat) keeps the date the
+                // learner enrolled; coming back after leaving starts anew.
+                let enrolled_at = if e.has_access(now) { e.enrolled_at } else { now };
                 diesel::update(enrollments::table.find(e.id))
                     .set((
                         enrollments::status.eq(EnrollmentStatus::Active.as_str()),
                         enrollments::track.eq(track.as_str()),
-                        enrollments::enrolled_at.eq(now),
+                        enrollments::enrolled_at.eq(enrolled_at),
                         enrollments::access_expires_at.eq(expires),
                         enrollments::unenrolled_at.eq(None::<NaiveDateTime>),
                     ))

@@ -7,7 +7,6 @@ use crate::web::trail::Trail;
 use std::sync::Arc;
 
 use rocket::form::Form;
-use rocket::fs::TempFile;
 use rocket::http::{ContentType, CookieJar, Status};
 use rocket::response::stream::TextStream;
 use rocket::{FromForm, State, get, post};
@@ -21,7 +20,7 @@ use crate::learning::{package, transfer};
 use crate::storage::BlobStore;
 use crate::web::csrf::verify_token;
 use crate::web::download::Download;
-use crate::web::upload::{ImageShape, ImageUpload, read_upload, store_image};
+use crate::web::upload::{ImageShape, ImageUpload, Upload, UploadLimit, store_image};
 use crate::web::{AppError, AppResult, CsrfForm, CurrentUser, Flash, Page};
 
 /// A studio action's outcome: success as given, a refused input as an error
@@ -163,7 +162,7 @@ pub async fn member_logo(
     user: CurrentUser,
     cookies: &CookieJar<'_>,
     slug: &str,
-    form: Form<ImageUpload<'_>>,
+    form: Form<ImageUpload>,
 ) -> AppResult<Flash> {
     trail.nobody();
     verify_token(cookies, &form.csrf_token)?;
@@ -174,7 +173,7 @@ pub async fn member_logo(
     if !learning::can_manage_member(&u, member.id) {
         return Err(AppError::Forbidden("Only this member's administrators can change its logo.".into()));
     }
-    let key = match store_image(db, blobs, form.image.as_ref(), ImageShape::Fit(512)).await? {
+    let key = match store_image(db, blobs, &form.image, ImageShape::Fit(512)).await? {
         Ok(k) => k,
         Err(m) => return Ok(Flash::error(back, m)),
     };
@@ -190,14 +189,14 @@ pub async fn course_image(
     user: CurrentUser,
     cookies: &CookieJar<'_>,
     slug: &str,
-    form: Form<ImageUpload<'_>>,
+    form: Form<ImageUpload>,
 ) -> AppResult<Flash> {
     trail.nobody();
     verify_token(cookies, &form.csrf_token)?;
     let back = format!("/studio/courses/{slug}");
     let slug = slug.to_string();
     let course = db.run(move |conn| authoring::authorable(conn, &user, &slug).map_err(AppError::from)).await?;
-    let key = match store_image(db, blobs, form.image.as_ref(), ImageShape::Fit(1600)).await? {
+    let key = match store_image(db, blobs, &form.image, ImageShape::Fit(1600)).await? {
         Ok(k) => k,
         Err(m) => return Ok(Flash::error(back, m)),
     };
@@ -508,13 +507,27 @@ pub async fn outline(
     }
 }
 
+/// A course package upload: the same bound as `lyceum course import`.
+pub struct PackageLimit;
+impl UploadLimit for PackageLimit {
+    const BYTES: u64 = package::MAX_PACKAGE_BYTES;
+    const WHAT: &'static str = "course package";
+}
+
+/// A file offered in a course (a resource or video block).
+pub struct CourseFileLimit;
+impl UploadLimit for CourseFileLimit {
+    const BYTES: u64 = 200 * 1024 * 1024;
+    const WHAT: &'static str = "file";
+}
+
 #[derive(FromForm)]
-pub struct ImportForm<'r> {
+pub struct ImportForm {
     #[field(default = String::new())]
     csrf_token: String,
     #[field(default = String::new())]
     member: String,
-    package: Option<TempFile<'r>>,
+    package: Upload<PackageLimit>,
 }
 
 #[post("/studio/import", data = "<form>")]
@@ -524,14 +537,11 @@ pub async fn import(
     blobs: &State<Arc<dyn BlobStore>>,
     user: CurrentUser,
     cookies: &CookieJar<'_>,
-    form: Form<ImportForm<'_>>,
+    form: Form<ImportForm>,
 ) -> AppResult<rocket::Either<Flash, Page>> {
     trail.nobody();
     verify_token(cookies, &form.csrf_token)?;
-    let Some(package) = form.package.as_ref() else {
-        return Err(AppError::Unprocessable("Please choose a course package (.zip) to import.".into()));
-    };
-    let bytes = read_upload(package, 200 * 1024 * 1024).await?;
+    let bytes = form.package.required()?.to_vec();
     let member_slug = form.member.clone();
     let blobs = blobs.inner().clone();
     let result = db

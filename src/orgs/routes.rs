@@ -19,6 +19,7 @@ use crate::consent::sharing::{self, Want};
 use crate::consent::{PartnerKind, Purpose};
 use crate::db::schema::{course_runs, courses, org_assignments, org_groups, org_staff, users};
 use crate::db::{Conn, Db, now};
+use crate::web::upload::{CsvLimit, Upload};
 use crate::web::{AppError, AppResult, CsrfForm, CurrentUser, Flash, Page};
 
 /// The organization `slug`, if this user administers it.
@@ -343,7 +344,10 @@ pub async fn assign(
 #[derive(FromForm)]
 pub struct UploadForm {
     #[field(default = String::new())]
+    csrf_token: String,
+    #[field(default = String::new())]
     csv: String,
+    csv_file: Upload<CsvLimit>,
 }
 
 /// The columns a staff upload has, in any order (the first row names them).
@@ -416,12 +420,18 @@ pub async fn upload(
     user: CurrentUser,
     trail: Trail<'_>,
     slug: &str,
-    form: CsrfForm<UploadForm>,
+    cookies: &rocket::http::CookieJar<'_>,
+    form: rocket::form::Form<UploadForm>,
 ) -> AppResult<rocket::Either<Flash, Page>> {
+    crate::web::csrf::verify_token(cookies, &form.csrf_token)?;
     trail.partner_page(slug);
     let back = format!("/partners/{slug}/staff");
-    let parsed = parse_upload(&form.form.csv);
-    let (slug, user, base, text) = (slug.to_string(), user.0, config.base_url(), form.form.csv.clone());
+    // A file is read by the site's encoding rule; pasted text is checked by it.
+    let (parsed, text, converted) = match crate::web::csv::form_text(&form.csv, &form.csv_file) {
+        Ok(read) => (parse_upload(&read.text), read.text, read.converted_from),
+        Err(message) => (Err(vec![message]), form.csv.clone(), None),
+    };
+    let (slug, user, base) = (slug.to_string(), user.0, config.base_url());
     let outcome = db
         .run(move |conn| {
             let p = organization(conn, &user, &slug)?;
@@ -449,7 +459,9 @@ pub async fn upload(
         })
         .await?;
     match outcome {
-        Ok(n) => Ok(rocket::Either::Left(Flash::success(back, format!("{n} staff member(s) added.")))),
+        Ok(n) => {
+            Ok(rocket::Either::Left(Flash::success(back, format!("{n} staff member(s) added.{}", read_as(converted)))))
+        }
         Err((mut ctx, errors)) => {
             ctx["upload_errors"] = json!(errors);
             ctx["upload_text"] = json!(text);
@@ -459,6 +471,11 @@ pub async fn upload(
             ))
         }
     }
+}
+
+/// Says which encoding a converted file was read in.
+fn read_as(converted: Option<&str>) -> String {
+    converted.map(|name| format!(" The file was read as {name} text and converted.")).unwrap_or_default()
 }
 
 #[derive(FromForm)]

@@ -33,7 +33,7 @@ use serde::Serialize;
 
 use crate::db::schema::{cookie_choices, page_views};
 use crate::db::{Conn, Db};
-pub use crate::kernel::client::{describe_agent, families};
+pub use crate::kernel::client::families;
 
 pub const COOKIE: &str = "lyceum_cookies";
 /// Choices are asked again after a year.
@@ -118,6 +118,27 @@ impl GeoIp {
         let found = self.0.lookup(ip).ok()?;
         let country: maxminddb::geoip2::Country<'_> = found.decode().ok()??;
         country.country.iso_code.map(str::to_string)
+    }
+
+    /// The country of an address in English ("New Zealand"), when the
+    /// database knows it; its ISO code when it has no English name.
+    pub fn country_name(&self, ip: IpAddr) -> Option<String> {
+        let found = self.0.lookup(ip).ok()?;
+        let country: maxminddb::geoip2::Country<'_> = found.decode().ok()??;
+        country.country.names.english.or(country.country.iso_code).map(str::to_string)
+    }
+}
+
+/// Where an address is, as far as the operator's GeoIP database says: a
+/// country, or nothing (never a guess) when there is no database or it does
+/// not know the address.
+#[derive(Clone, Default)]
+pub struct Places(pub Option<Arc<GeoIp>>);
+
+impl Places {
+    pub fn country(&self, ip: &str) -> Option<String> {
+        let ip: IpAddr = ip.parse().ok()?;
+        self.0.as_ref()?.country_name(ip)
     }
 }
 

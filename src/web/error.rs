@@ -26,6 +26,9 @@ pub enum AppError {
     BadRequest(String),
     #[error("{0}")]
     Unprocessable(String),
+    /// An upload over its limit; the message names the limit (413).
+    #[error("{0}")]
+    TooLarge(String),
     /// The request contradicts what is recorded (a second, different result).
     #[error("{0}")]
     Conflict(String),
@@ -58,6 +61,7 @@ impl AppError {
             AppError::Unauthorized => Status::Unauthorized,
             AppError::BadRequest(_) => Status::BadRequest,
             AppError::Unprocessable(_) => Status::UnprocessableEntity,
+            AppError::TooLarge(_) => Status::PayloadTooLarge,
             AppError::Conflict(_) => Status::Conflict,
             AppError::Gone(_) => Status::Gone,
             AppError::RateLimited { .. } => Status::TooManyRequests,
@@ -272,7 +276,13 @@ pub fn default_catcher(status: Status, req: &Request<'_>) -> CatcherResponse {
         401 => "Please sign in to continue.".into(),
         403 => "You are not allowed to do that.".into(),
         404 => "The page you asked for does not exist.".into(),
-        413 => "What you sent is larger than this form accepts.".into(),
+        413 => match req.limits().get("data-form") {
+            Some(limit) if req.content_type().is_some_and(|ct| ct.is_form_data()) => format!(
+                "What you sent is larger than {}, the most one form may carry. Please send a smaller file.",
+                crate::web::upload::size_words(limit.as_u64())
+            ),
+            _ => "What you sent is larger than this form accepts.".into(),
+        },
         415 => "This endpoint does not accept that content type.".into(),
         422 => "Some of what you sent could not be processed. Please check the form and try again.".into(),
         429 => "Too many attempts. Please wait a minute and try again.".into(),

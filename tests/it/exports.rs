@@ -23,7 +23,7 @@ use crate::sharing::{key_for, member_partner, run};
 const LEARNERS: usize = 6000;
 
 /// The site on a real port, over the test app's database.
-async fn serve(app: &TestApp) -> String {
+pub(crate) async fn serve(app: &TestApp) -> String {
     let port = free_port();
     let mut config = app.config.clone();
     config.address = "127.0.0.1".into();

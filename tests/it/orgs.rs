@@ -259,3 +259,124 @@ async fn invitations(app: TestApp) {
     assert_eq!(app.post_form(&link, &[]).await.status(), Status::Gone);
 }
 on_both!(shr_7_staff_join_by_invitation, invitations);
+
+/// A multipart staff upload: pasted text and a file (`None`: no file chosen).
+async fn upload_staff<'a>(
+    app: &'a TestApp,
+    pasted: &str,
+    file: Option<&[u8]>,
+) -> rocket::local::asynchronous::LocalResponse<'a> {
+    let token = app.csrf().await;
+    let files: Vec<(&str, &str, &[u8])> = file.map(|bytes| ("csv_file", "staff.csv", bytes)).into_iter().collect();
+    let (ct, body) = crate::learning::multipart_files(&[("csrf_token", &token), ("csv", pasted)], &files);
+    app.client.post("/partners/globex/staff/upload").header(ct).body(body).dispatch().await
+}
+
+fn given_names(app: &TestApp) -> Vec<String> {
+    let mut conn = app.db().get().unwrap();
+    let mut names: Vec<Option<String>> = org_staff::table.select(org_staff::given_name).load(&mut conn).unwrap();
+    names.sort();
+    names.into_iter().flatten().collect()
+}
+
+async fn csv_encodings(app: TestApp) {
+    seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    let olga = verified(&app, "olga").await;
+    let olga_id = user_id(&app, "olga").await;
+    run(&app, move |conn| {
+        let now = lyceum::db::now();
+        let org = partners::create(conn, PartnerKind::Organization, "globex", "Globex", None, "it@globex.example", now)
+            .map_err(|e| e.to_string())?;
+        partners::appoint(conn, &org, olga_id, olga_id).map_err(|e| e.to_string())
+    })
+    .await;
+    as_user(&app, &olga).await;
+
+    // A file saved by a spreadsheet in Windows-1252 (Latin-1): converted, and said so.
+    let latin1 = b"username,email,given_name\nzoe,zoe@globex.example,Zo\xE9\n";
+    let res = upload_staff(&app, "", Some(latin1)).await;
+    assert_eq!(res.status(), Status::SeeOther);
+    let (_, page) = app.get("/partners/globex/staff").await;
+    assert!(page.contains("1 staff member(s) added. The file was read as windows-1252 text and converted."), "{page}");
+    assert_eq!(given_names(&app), ["Zoé"]);
+
+    // UTF-16 with its byte order mark ("Unicode text"), tab or comma alike: converted.
+    let mut utf16 = vec![0xFF, 0xFE];
+    utf16.extend(
+        "username,email,given_name\r\nfrancois,francois@globex.example,François\r\n"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes),
+    );
+    assert_eq!(upload_staff(&app, "", Some(&utf16)).await.status(), Status::SeeOther);
+    // UTF-8 with a byte order mark (Excel's "CSV UTF-8"): the mark is not part of the first column's name.
+    let bom =
+        [b"\xEF\xBB\xBF".as_slice(), "username,email,given_name\nines,ines@globex.example,Inês\n".as_bytes()].concat();
+    assert_eq!(upload_staff(&app, "", Some(&bom)).await.status(), Status::SeeOther);
+    assert_eq!(given_names(&app), ["François", "Inês", "Zoé"]);
+
+    // Text already damaged (U+FFFD) is refused with its line, never stored.
+    let damaged = "username,email,given_name\nyves,yves@globex.example,Yv\u{FFFD}s\n";
+    let res = upload_staff(&app, damaged, None).await;
+    assert_eq!(res.status(), Status::UnprocessableEntity);
+    let page = res.into_string().await.unwrap();
+    assert!(page.contains("Line 2 holds the character"), "{page}");
+    // A file in an encoding that is not Western European: refused, naming the line and the likely encoding.
+    let (cyrillic, _, _) = encoding_rs::WINDOWS_1251
+        .encode("username,email,given_name\nivan,ivan@globex.example,Иван Сергеевич Петров\nolga2,olga2@globex.example,Ольга Александровна\n");
+    let res = upload_staff(&app, "", Some(&cyrillic)).await;
+    assert_eq!(res.status(), Status::UnprocessableEntity);
+    let page = res.into_string().await.unwrap();
+    assert!(page.contains("line 2 has bytes that are not UTF-8") && page.contains("windows-1251"), "{page}");
+    // A file over the CSV limit: the limit is named and the pasted text is still there.
+    let pasted = "username,email\nkept,kept@globex.example\n";
+    let big = [b"username,email\n".as_slice(), &vec![b'x'; 5 * 1024 * 1024]].concat();
+    let res = upload_staff(&app, pasted, Some(&big)).await;
+    assert_eq!(res.status(), Status::UnprocessableEntity);
+    let page = res.into_string().await.unwrap();
+    assert!(page.contains("That CSV file is larger than 5 MB"), "{page}");
+    assert!(page.contains("kept@globex.example"), "what was pasted is kept");
+    assert_eq!(given_names(&app), ["François", "Inês", "Zoé"], "nothing added by a refused upload");
+    assert!(!given_names(&app).iter().any(|n| n.contains('\u{FFFD}')));
+}
+on_both!(staff_csv_files_are_read_in_their_encoding_or_refused_with_the_line, csv_encodings);
+
+async fn seat_keeps_enrollment_date(app: TestApp) {
+    use lyceum::consent::sponsors;
+    use lyceum::db::schema::enrollments;
+    seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    let ada = verified(&app, "ada").await;
+    as_user(&app, &ada).await;
+    assert_eq!(enroll(&app, "intro-python").await.status(), Status::SeeOther);
+    // Enrolled in January, on the audit track.
+    let january = chrono::NaiveDate::from_ymd_opt(2026, 1, 5).unwrap().and_hms_opt(9, 30, 0).unwrap();
+    run(&app, move |conn| diesel::update(enrollments::table).set(enrollments::enrolled_at.eq(january)).execute(conn))
+        .await;
+    let code = run(&app, |conn| {
+        let now = lyceum::db::now();
+        let run_id: i64 =
+            lyceum::db::schema::course_runs::table.select(lyceum::db::schema::course_runs::id).first(conn)?;
+        let p = partners::create(conn, PartnerKind::Sponsor, "acme", "Acme Corp", None, "hr@acme.example", now)
+            .map_err(|e| e.to_string())?;
+        let seats = sponsors::SeatRequest {
+            run_id,
+            seats: 1,
+            expires_at: now + chrono::Duration::days(30),
+            note: "Q1",
+            by: None,
+        };
+        let allocation = sponsors::allocate(conn, &p, &seats, now).map_err(|e| e.to_string())?;
+        let code = sponsors::free_codes(conn, &allocation)?.remove(0);
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(code)
+    })
+    .await;
+    let (_, offer) = app.get(&format!("/redeem?code={code}")).await;
+    let text =
+        regex::Regex::new(r#"name="text_id" value="(\d+)""#).unwrap().captures(&offer).expect(&offer)[1].to_string();
+    let res = app.post_form("/redeem", &[("code", &code), ("share", "yes"), ("text_id", &text)]).await;
+    assert_eq!(res.headers().get_one("Location"), Some("/learn/intro-python"));
+    let (track, enrolled_at): (String, chrono::NaiveDateTime) =
+        run(&app, |conn| enrollments::table.select((enrollments::track, enrollments::enrolled_at)).first(conn)).await;
+    assert_eq!(track, "verified", "the seat upgrades the enrollment");
+    assert_eq!(enrolled_at, january, "and keeps the date the learner enrolled");
+}
+on_both!(a_sponsored_seat_keeps_the_original_enrollment_date, seat_keeps_enrollment_date);

@@ -629,3 +629,50 @@ fn copy_without_member(from: &Path, to: &Path) {
         }
     }
 }
+
+/// `zip_of(entries)` with every `from` name rewritten to `to` (of the same
+/// length): the zip crate writes no two entries of one name, a hand-made
+/// or damaged zip can.
+fn renamed(zip: Vec<u8>, from: &str, to: &str) -> Vec<u8> {
+    assert_eq!(from.len(), to.len());
+    let (from, to) = (from.as_bytes(), to.as_bytes());
+    let mut out = zip;
+    let mut i = 0;
+    while i + from.len() <= out.len() {
+        if &out[i..i + from.len()] == from {
+            out[i..i + from.len()].copy_from_slice(to);
+        }
+        i += 1;
+    }
+    out
+}
+
+#[test]
+fn a_zip_with_two_entries_of_one_name_is_refused_naming_the_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    write_example(dir.path());
+    let pkg = read_ok(dir.path());
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(write_zip(&pkg).unwrap())).unwrap();
+    let mut entries = Vec::new();
+    for i in 0..archive.len() {
+        let mut file = archive.by_index(i).unwrap();
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut file, &mut bytes).unwrap();
+        entries.push((file.name().unwrap().to_string(), bytes));
+    }
+    entries.push(("files/notes-a.txt".into(), b"the first".to_vec()));
+    entries.push(("files/notes-b.txt".into(), b"the second".to_vec()));
+    let refs: Vec<(&str, &[u8])> = entries.iter().map(|(n, b)| (n.as_str(), b.as_slice())).collect();
+    let twice = renamed(zip_of(&refs), "files/notes-b.txt", "files/notes-a.txt");
+    assert_eq!(
+        shown(&read_zip(&twice).unwrap_err()),
+        ["files/notes-a.txt: appears twice in the zip: keep one entry of this name and zip the package again"]
+    );
+}
+
+#[test]
+fn a_zip_over_the_package_limit_is_refused_naming_the_limit() {
+    // The bound the web upload and `lyceum course import` share.
+    let zeros = vec![0u8; MAX_PACKAGE_BYTES as usize + 1];
+    assert_eq!(shown(&read_zip(&zeros).unwrap_err()), ["(package): the zip file is larger than 200 MB"]);
+}

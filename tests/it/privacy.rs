@@ -1573,7 +1573,7 @@ on_both!(sec_2_phone_numbers_are_sealed_at_rest_and_keys_rotate, sealed_fields);
 
 /// A GeoIP2-Country-shaped database written with an independent MMDB
 /// writer, as an operator would download one from MaxMind.
-fn country_database(path: &std::path::Path) {
+pub(crate) fn country_database(path: &std::path::Path) {
     #[derive(serde::Serialize)]
     struct Names {
         en: &'static str,

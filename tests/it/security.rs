@@ -370,3 +370,65 @@ async fn guessing(app: TestApp) {
     assert!(told.iter().any(|s| s == "Someone entered your password but not your second factor"), "{told:?}");
 }
 on_both!(sec_6_guesses_at_one_account_slow_down_and_the_owner_is_told, guessing);
+
+const IPHONE_SAFARI: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1";
+const WINDOWS_FIREFOX: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0";
+
+/// Signs in again in this browser, as `user_agent` from `ip`: a new session
+/// beside the earlier ones.
+async fn sign_in_from(app: &TestApp, l: &crate::common::Learner, user_agent: &str, ip: &str) {
+    let token = app.csrf().await;
+    let body = encode(&[("csrf_token", &token), ("login", &l.email), ("password", &l.password), ("remember", "false")]);
+    let res = app
+        .client
+        .post("/signin")
+        .header(rocket::http::ContentType::Form)
+        .header(Header::new("User-Agent", user_agent.to_string()))
+        .remote(std::net::SocketAddr::new(ip.parse().unwrap(), 4000))
+        .body(body)
+        .dispatch()
+        .await;
+    assert_eq!(res.status(), Status::SeeOther);
+}
+
+async fn readable_sessions(app: TestApp) {
+    let ada = app.sign_up("ada").await;
+    app.verify(&ada).await;
+    sign_in_from(&app, &ada, IPHONE_SAFARI, "203.0.113.9").await;
+    sign_in_from(&app, &ada, WINDOWS_FIREFOX, "2001:0db8:0000:0000:0000:0000:0000:0042").await;
+    sign_in_from(&app, &ada, WINDOWS_FIREFOX, "192.0.2.1").await;
+    let (status, page) = app.get("/account/security").await;
+    assert_eq!(status, Status::Ok);
+    let table = page.split("id=\"sessions\"").nth(1).and_then(|t| t.split("</table>").next()).expect("the sessions");
+    assert!(!table.contains("Mozilla/5.0"), "no raw user agent: {table}");
+    let rows: Vec<&str> = table.split("<tr").skip(2).collect();
+    let row = |needle: &str| rows.iter().find(|r| r.contains(needle)).unwrap_or_else(|| panic!("{needle}: {table}"));
+    // Browser and system; the country only where the operator's GeoIP file knows the address.
+    assert!(row("Safari 17 on iPhone").contains("New Zealand") && row("Safari 17 on iPhone").contains("203.0.113.9"));
+    assert!(row("2001:db8::42").contains("Firefox 128 on Windows") && row("2001:db8::42").contains("Germany"));
+    let here = row("192.0.2.1");
+    assert!(here.contains("Firefox 128 on Windows") && here.contains("this device"), "the current session: {here}");
+    assert!(!here.contains("New Zealand") && !here.contains("Germany"), "no invented place: {here}");
+    assert!(!here.contains("/end\""), "the current session is not signed out from here");
+    // Last seen in the site's date format.
+    let today = chrono::Utc::now().naive_utc().format("%e %b %Y").to_string();
+    assert!(here.contains(today.trim()), "{here}");
+
+    // Signing out the phone's session.
+    let phone = row("Safari 17 on iPhone");
+    let end = regex::Regex::new(r#"action="(/account/security/sessions/[^"]+/end)""#).unwrap();
+    let action = end.captures(phone).expect("a sign-out button")[1].to_string();
+    let res = app.post_form(&action, &[]).await;
+    assert_eq!(res.headers().get_one("Location"), Some("/account/security"));
+    let (_, page) = app.get("/account/security").await;
+    assert!(page.contains("That device is signed out.") && !page.contains("Safari 17 on iPhone"), "{page}");
+    assert!(page.contains("Firefox 128 on Windows"));
+    // The settings page names sessions the same way.
+    let (_, settings) = app.get("/account").await;
+    assert!(settings.contains("Firefox 128 on Windows") && !settings.contains("Mozilla/5.0"), "{settings}");
+}
+on_both!(sessions_are_listed_by_browser_system_place_and_last_seen, readable_sessions, |c| {
+    let path = c.data_dir.join("GeoLite2-Country.mmdb");
+    crate::privacy::country_database(&path);
+    c.geoip_db = Some(path);
+});

@@ -240,3 +240,102 @@ async fn separate_origin(app: TestApp) {
 }
 on_both!(sec_a_user_content_origin_serves_course_files_by_signed_links, separate_origin, |c| c.media_base_url =
     Some("https://usercontent.lyceum.test/".into()));
+
+const MB: usize = 1024 * 1024;
+
+/// The site on a real port, and an HTTP client carrying the test browser's
+/// cookies (its session and CSRF token), following redirects.
+async fn over_http(app: &TestApp) -> (String, reqwest::Client) {
+    let base = crate::exports::serve(app).await;
+    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+    let url: reqwest::Url = base.parse().unwrap();
+    for cookie in app.client.cookies().iter() {
+        jar.add_cookie_str(&format!("{}={}; Path=/", cookie.name(), cookie.value()), &url);
+    }
+    let client = reqwest::Client::builder().cookie_provider(jar).build().unwrap();
+    (base, client)
+}
+
+async fn send(
+    http: &reqwest::Client,
+    url: String,
+    accept: &str,
+    (ct, body): (rocket::http::ContentType, Vec<u8>),
+) -> (u16, String, String) {
+    let res = http
+        .post(url)
+        .header("Content-Type", ct.to_string())
+        .header("Accept", accept)
+        .body(body)
+        .send()
+        .await
+        .expect("the site answers");
+    let status = res.status().as_u16();
+    let kind = res.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+    (status, kind, res.text().await.unwrap())
+}
+
+async fn oversize_uploads(app: TestApp) {
+    staff_browser(&app, "grace").await;
+    app.post_form("/studio/members", &[("slug", "northbridge"), ("name", "Northbridge"), ("description", "")]).await;
+    let token = app.csrf().await;
+    let (base, http) = over_http(&app).await;
+    const HTML: &str = "text/html";
+
+    // An 11 MB avatar: the message names the image limit, on the page the form returns to.
+    let avatar = multipart(&[("csrf_token", &token)], Some(("image", "photo.jpg", &vec![0xFF; 11 * MB])));
+    let (status, _, page) = send(&http, format!("{base}/profile/avatar"), HTML, avatar).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("That image is larger than 10 MB, the limit for images."), "{page}");
+    assert!(!page.contains("Please choose an image"), "not taken for a missing file");
+
+    // A 15 MB package is within the package limit: it is read, and what is wrong with it is said.
+    let fields = [("csrf_token", token.as_str()), ("member", "northbridge")];
+    let package = multipart(&fields, Some(("package", "course.zip", &vec![7; 15 * MB])));
+    let (status, _, page) = send(&http, format!("{base}/studio/import"), HTML, package).await;
+    assert_eq!(status, 422, "{page}");
+    assert!(page.contains("not a readable zip archive") && !page.contains("Please choose"), "{page}");
+
+    // Over the package limit (the one `lyceum course import` has too): 413, the limit named,
+    // as a page for a browser and as a problem document for a program.
+    let over = vec![7; 200 * MB + 1];
+    let package = multipart(&fields, Some(("package", "course.zip", &over)));
+    let (status, kind, page) = send(&http, format!("{base}/studio/import"), HTML, package).await;
+    assert_eq!((status, kind.starts_with("text/html")), (413, true), "{page}");
+    assert!(page.contains("That course package is larger than 200 MB"), "{page}");
+    let package = multipart(&fields, Some(("package", "course.zip", &over)));
+    drop(over);
+    let (status, kind, body) = send(&http, format!("{base}/studio/import"), "application/json", package).await;
+    assert_eq!((status, kind.as_str()), (413, "application/problem+json"), "{body}");
+    let problem: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(problem["detail"].as_str().unwrap().contains("larger than 200 MB"), "{problem}");
+    let n: i64 = lyceum::db::schema::courses::table.count().get_result(&mut app.db().get().unwrap()).unwrap();
+    assert_eq!(n, 0);
+}
+on_both!(uploads_over_their_limit_are_refused_naming_the_limit, oversize_uploads);
+
+async fn twice_named_package(app: TestApp) {
+    staff_browser(&app, "grace").await;
+    app.post_form("/studio/members", &[("slug", "northbridge"), ("name", "Northbridge"), ("description", "")]).await;
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, bytes) in [("course.toml", &b"[course]"[..]), ("files/a.txt", b"one"), ("files/b.txt", b"two")] {
+        zip.start_file(name, zip::write::SimpleFileOptions::default()).unwrap();
+        std::io::Write::write_all(&mut zip, bytes).unwrap();
+    }
+    let mut bytes = zip.finish().unwrap().into_inner();
+    // Both the entry's own header and the central directory: a zip with two "files/a.txt".
+    let from = b"files/b.txt";
+    for i in 0..bytes.len() - from.len() {
+        if &bytes[i..i + from.len()] == from {
+            bytes[i..i + from.len()].copy_from_slice(b"files/a.txt");
+        }
+    }
+    let token = app.csrf().await;
+    let (ct, body) =
+        multipart(&[("csrf_token", &token), ("member", "northbridge")], Some(("package", "course.zip", &bytes)));
+    let res = app.client.post("/studio/import").header(ct).body(body).dispatch().await;
+    assert_eq!(res.status(), Status::UnprocessableEntity);
+    let page = res.into_string().await.unwrap();
+    assert!(page.contains("files/a.txt: appears twice in the zip"), "{page}");
+}
+on_both!(a_package_with_two_entries_of_one_name_is_refused_naming_it, twice_named_package);

@@ -90,10 +90,22 @@ pub(super) fn load_dir(root: &Path) -> Result<Tree, Vec<PackageProblem>> {
 }
 
 pub(super) fn load_zip(bytes: &[u8]) -> Result<Tree, Vec<PackageProblem>> {
+    // The same bound as the web upload's (`web::upload::PackageLimit`).
+    if bytes.len() as u64 > MAX_PACKAGE_BYTES {
+        return Err(vec![whole(format!("the zip file is larger than {} MB", MAX_PACKAGE_BYTES / (1024 * 1024)))]);
+    }
     let mut archive = zip::ZipArchive::new(Cursor::new(bytes))
         .map_err(|e| vec![whole(format!("not a readable zip archive: {e}"))])?;
     if archive.len() > MAX_PACKAGE_ENTRIES {
         return Err(vec![too_many()]);
+    }
+    // The archive's index keeps one entry per name: a second entry of a name
+    // would vanish without a word, whichever of the two it kept.
+    if archive.has_duplicate_names() {
+        return Err(vec![match twice_named(bytes) {
+            Some(name) => at(&name, "appears twice in the zip: keep one entry of this name and zip the package again"),
+            None => whole("the zip holds two entries of one name: keep one of each and zip the package again"),
+        }]);
     }
     let mut tree = Tree::new();
     let mut problems = Vec::new();
@@ -148,6 +160,21 @@ pub(super) fn load_zip(bytes: &[u8]) -> Result<Tree, Vec<PackageProblem>> {
         return Err(finish(problems));
     }
     Ok(strip_top_folder(tree))
+}
+
+/// The first entry name a zip holds twice, read from its entries in order
+/// (the archive's own index keeps only one of each name).
+fn twice_named(bytes: &[u8]) -> Option<String> {
+    let mut reader = Cursor::new(bytes);
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..=MAX_PACKAGE_ENTRIES {
+        let entry = zip::read::read_zipfile_from_stream(&mut reader).ok()??;
+        let name = String::from_utf8_lossy(entry.name_raw()).into_owned();
+        if !seen.insert(name.clone()) {
+            return Some(name);
+        }
+    }
+    None
 }
 
 /// "Compress folder" zips put everything under `name/`; accept that shape.
