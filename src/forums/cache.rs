@@ -174,7 +174,12 @@ impl ThreadPosts {
         let mut images = super::attachments::of_posts(conn, &ids)?;
         let rows: Vec<Row> = rows
             .into_iter()
-            .map(|(post, username, avatar)| Row { images: images.remove(&post.id).unwrap_or_default(), post, username, avatar })
+            .map(|(post, username, avatar)| Row {
+                images: images.remove(&post.id).unwrap_or_default(),
+                post,
+                username,
+                avatar,
+            })
             .collect();
         let rows = Arc::new(rows);
         if let Some(kept) = kept {

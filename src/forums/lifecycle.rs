@@ -64,11 +64,7 @@ fn erase_user(conn: &mut Conn, e: &Erasing<'_>) -> QueryResult<Erased> {
             let n = super::erase_author(conn, user_id, e.blank_posts)?;
             let detail = Erased::detail(format!(
                 "{n} forum post(s) now shown as a former member's{}.",
-                if e.blank_posts {
-                    format!(", their text and {files} image file(s) removed")
-                } else {
-                    String::new()
-                }
+                if e.blank_posts { format!(", their text and {files} image file(s) removed") } else { String::new() }
             ));
             Ok(Erased { files, ..detail })
         }

@@ -1206,6 +1206,8 @@ pub struct QueueItem {
     pub author: String,
     pub author_id: i64,
     pub body_html: String,
+    /// Its images: a moderator decides on them as on the text.
+    pub images: Vec<attachments::Attachment>,
     pub status: String,
     pub reports: Vec<String>,
     pub ip: Option<String>,
@@ -1281,6 +1283,7 @@ pub fn queue(conn: &mut Conn, user: &SessionUser, page: i64) -> QueryResult<Queu
     {
         reported.entry(post).or_default().push(reason);
     }
+    let mut images = attachments::of_posts(conn, &ids)?;
     let items = rows
         .into_iter()
         .map(|(p, username, t, f)| QueueItem {
@@ -1293,6 +1296,7 @@ pub fn queue(conn: &mut Conn, user: &SessionUser, page: i64) -> QueryResult<Queu
             author: author_label(&p, &username, true),
             author_id: p.author_id,
             body_html: p.body_html,
+            images: images.remove(&p.id).unwrap_or_default(),
             status: p.status,
             ip: p.ip,
             user_agent: p.user_agent,

@@ -11,13 +11,13 @@ use rocket::http::{CookieJar, Status};
 use rocket::{FromForm, State, get, post};
 use serde_json::{Value, json};
 
-use super::cache::ThreadPosts;
 use super::attachments::{self, Upload};
+use super::cache::ThreadPosts;
 use super::{Access, ForumError, Moderation, PostView, Unseen, Writing, when};
 use crate::db::{Conn, Db, now};
+use crate::kernel::SessionUser;
 use crate::media::ProcessedImage;
 use crate::storage::BlobStore;
-use crate::kernel::SessionUser;
 use crate::web::page::Fragment;
 use crate::web::{AppError, AppResult, ClientInfo, CsrfForm, CurrentUser, Flash, Page};
 
@@ -722,7 +722,12 @@ pub async fn moderate(
 /// re-encoded bytes (no metadata), as their recorded type, and only when
 /// the bytes are that type.
 #[get("/forums/images/<id>")]
-pub async fn image(db: &State<Db>, blobs: &State<Arc<dyn BlobStore>>, user: CurrentUser, id: i64) -> AppResult<ForumImage> {
+pub async fn image(
+    db: &State<Db>,
+    blobs: &State<Arc<dyn BlobStore>>,
+    user: CurrentUser,
+    id: i64,
+) -> AppResult<ForumImage> {
     let blobs = blobs.inner().clone();
     db.run(move |conn| {
         let (post_id, key, content_type) = attachments::find(conn, id)?.ok_or(AppError::NotFound)?;
@@ -751,7 +756,8 @@ pub struct ForumImage {
 
 impl<'r> rocket::response::Responder<'r, 'static> for ForumImage {
     fn respond_to(self, _req: &'r rocket::Request<'_>) -> rocket::response::Result<'static> {
-        let ct = rocket::http::ContentType::parse_flexible(&self.content_type).unwrap_or(rocket::http::ContentType::Binary);
+        let ct =
+            rocket::http::ContentType::parse_flexible(&self.content_type).unwrap_or(rocket::http::ContentType::Binary);
         rocket::Response::build()
             .header(ct)
             .raw_header("Content-Security-Policy", crate::media::files::CSP)
@@ -812,7 +818,7 @@ pub async fn queue(db: &State<Db>, user: CurrentUser, page: Option<&str>, trail:
         "next": (q.page < q.pages).then(|| link(q.page + 1)),
         "items": q.items.iter().map(|i| json!({
             "post_id": i.post_id, "forum": i.forum, "forum_slug": i.forum_slug, "thread_id": i.thread_id, "thread": i.thread,
-            "author": i.author, "body_html": i.body_html, "pending": i.status == super::status::PENDING,
+            "author": i.author, "body_html": i.body_html, "images": i.images, "pending": i.status == super::status::PENDING,
             "hidden": i.status == super::status::HIDDEN, "reports": i.reports, "ip": i.ip, "user_agent": i.user_agent,
             "when": when(i.created_at),
         })).collect::<Vec<_>>(),
