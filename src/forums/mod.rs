@@ -16,6 +16,7 @@ pub mod honor;
 pub mod lifecycle;
 pub mod routes;
 pub mod search;
+pub mod views;
 
 use std::collections::{HashMap, HashSet};
 

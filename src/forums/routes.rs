@@ -204,7 +204,7 @@ async fn read_image(
     file: Option<&Capped<TempFile<'_>>>,
     alt: &str,
 ) -> AppResult<Result<Option<(ProcessedImage, String)>, String>> {
-    let Some(file) = file.filter(|f| f.len() > 0 || !f.is_complete()) else { return Ok(Ok(None)) };
+    let Some(file) = file.filter(|f| !f.is_empty() || !f.is_complete()) else { return Ok(Ok(None)) };
     let max_mb = crate::media::MAX_UPLOAD_BYTES / (1024 * 1024);
     if !file.is_complete() {
         return Ok(Err(format!(
@@ -367,8 +367,9 @@ fn unseen_page(acc: &Access, why: Unseen) -> Page {
              has looked at it.",
         ),
     };
-    let ctx = json!({ "forum": forum_json(acc), "heading": heading, "explanation": explanation });
-    Page::new("forums/unseen", heading, ctx).with_status(Status::NotFound)
+    let forum = super::views::ForumLink { slug: acc.forum.slug.clone(), title: acc.forum.title.clone() };
+    Page::view("forums/unseen", heading, super::views::UnseenPage { forum, heading, explanation })
+        .with_status(Status::NotFound)
 }
 
 #[get("/forums/<slug>/threads/<id>?<page>")]
