@@ -1,6 +1,6 @@
 //! What the forum pages show, as `Serialize` structs (one per page context,
 //! field for field the keys its template reads). Most forum pages still
-//! build `json!` contexts in `routes.rs`; new pages start here.
+//! build untyped contexts in `routes.rs`; new pages start here.
 
 use serde::Serialize;
 
