@@ -650,6 +650,19 @@ diesel::table! {
 }
 
 diesel::table! {
+    forum_attachments (id) {
+        id -> BigInt,
+        post_id -> BigInt,
+        blob_key -> Text,
+        content_type -> Text,
+        width -> Integer,
+        height -> Integer,
+        alt -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     forum_post_edits (id) {
         id -> BigInt,
         post_id -> BigInt,
@@ -703,6 +716,7 @@ diesel::joinable!(forum_posts -> forum_threads (thread_id));
 diesel::joinable!(forum_posts -> users (author_id));
 diesel::joinable!(forum_reports -> forum_posts (post_id));
 diesel::joinable!(forum_votes -> forum_posts (post_id));
+diesel::joinable!(forum_attachments -> forum_posts (post_id));
 diesel::joinable!(forums -> course_runs (run_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -710,6 +724,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     forum_threads,
     forum_posts,
     forum_post_edits,
+    forum_attachments,
     forum_votes,
     forum_trusted,
     forum_reports,

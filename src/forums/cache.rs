@@ -44,12 +44,13 @@ pub struct Listed {
     pub vote_count: i64,
 }
 
-/// A listed post with its author's username and avatar.
-#[derive(Debug, Clone, Queryable)]
+/// A listed post with its author's username and avatar, and its images.
+#[derive(Debug, Clone)]
 pub struct Row {
     pub post: Listed,
     pub username: String,
     pub avatar: Option<String>,
+    pub images: Vec<super::attachments::Attachment>,
 }
 
 /// A top-level post (the opening post or a reply), as paging needs it.
@@ -58,6 +59,8 @@ pub struct Top {
     pub id: i64,
     pub status_visible: bool,
     pub author_id: i64,
+    /// Waiting for a moderator (else, when not visible, hidden).
+    pub pending: bool,
 }
 
 /// One page's posts: the opening post, the replies with ids in `lo..=hi`
@@ -101,7 +104,12 @@ pub fn read_top(conn: &mut Conn, thread_id: i64) -> QueryResult<Vec<Top>> {
         .filter(forum_posts::parent_id.is_null())
         .filter(forum_posts::status.ne(super::status::DELETED))
         .order(forum_posts::id.asc())
-        .select((forum_posts::id, forum_posts::status.eq(super::status::VISIBLE), forum_posts::author_id))
+        .select((
+            forum_posts::id,
+            forum_posts::status.eq(super::status::VISIBLE),
+            forum_posts::author_id,
+            forum_posts::status.eq(super::status::PENDING),
+        ))
         .load(c))
 }
 
@@ -146,7 +154,7 @@ impl ThreadPosts {
             return Ok(rows);
         }
         let Span { opening, lo, hi } = span;
-        let rows: Vec<Row> = crate::on_backend!(conn, |c| forum_posts::table
+        let rows: Vec<(Listed, String, Option<String>)> = crate::on_backend!(conn, |c| forum_posts::table
             .inner_join(users::table)
             .left_join(profiles::table.on(profiles::user_id.eq(forum_posts::author_id)))
             .filter(forum_posts::thread_id.eq(thread_id))
@@ -160,6 +168,19 @@ impl ThreadPosts {
             .order(forum_posts::id.asc())
             .select((Listed::as_select(), users::username, profiles::avatar_key.nullable()))
             .load(c))?;
+        // The page's images, in one more query (attached with the post, in
+        // the transaction that raised the version).
+        let ids: Vec<i64> = rows.iter().map(|(p, ..)| p.id).collect();
+        let mut images = super::attachments::of_posts(conn, &ids)?;
+        let rows: Vec<Row> = rows
+            .into_iter()
+            .map(|(post, username, avatar)| Row {
+                images: images.remove(&post.id).unwrap_or_default(),
+                post,
+                username,
+                avatar,
+            })
+            .collect();
         let rows = Arc::new(rows);
         if let Some(kept) = kept {
             self.spend(rows.iter().map(|r| r.post.body_html.len() + ROW_BYTES).sum());

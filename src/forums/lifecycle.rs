@@ -1,8 +1,9 @@
 //! The forums area's lifecycle hooks (see `crate::lifecycle`): erasure
 //! shows the learner's posts under a former-member placeholder (FRM-4) and
-//! deletes their follows, read marks, bans and reports; the copy of their
-//! data gives what they posted and did in the forums; retention deletes
-//! threads quiet for the period.
+//! deletes their follows, read marks, bans and reports; when their posts'
+//! text is blanked, the images attached to them go too, rows and files; the
+//! copy of their data gives what they posted and did in the forums;
+//! retention deletes threads quiet for the period.
 
 use chrono::Duration;
 use diesel::dsl::{exists, not};
@@ -12,7 +13,7 @@ use crate::db::Conn;
 use crate::db::schema::{
     forum_bans, forum_follows, forum_posts, forum_reads, forum_reports, forum_threads, honor_reports,
 };
-use crate::lifecycle::{AreaHooks, Covered, Erased, Erasing, Expiring, Line, Section, Step};
+use crate::lifecycle::{AreaHooks, Covered, Erased, Erasing, Expiring, Line, Section, Step, failure};
 
 const MODERATOR: &str = "the moderator who acted, for the record";
 
@@ -51,11 +52,21 @@ fn erase_user(conn: &mut Conn, e: &Erasing<'_>) -> QueryResult<Erased> {
     let user_id = e.user_id;
     match e.step {
         Step::PseudonymisePosts => {
+            // The files first: a failure leaves the rows, so the retry finds
+            // the keys again. Kept posts keep their images, as their text.
+            let mut files = 0;
+            if e.blank_posts {
+                for key in super::attachments::keys_only_of_author(conn, user_id)? {
+                    e.blobs.delete(&key).map_err(failure)?;
+                    files += 1;
+                }
+            }
             let n = super::erase_author(conn, user_id, e.blank_posts)?;
-            Ok(Erased::detail(format!(
+            let detail = Erased::detail(format!(
                 "{n} forum post(s) now shown as a former member's{}.",
-                if e.blank_posts { ", their text removed" } else { "" }
-            )))
+                if e.blank_posts { format!(", their text and {files} image file(s) removed") } else { String::new() }
+            ));
+            Ok(Erased { files, ..detail })
         }
         Step::DeletePersonalData => {
             let mut n =
@@ -109,6 +120,16 @@ const EXPORT: &[Section] = &[
         withheld: &[],
         sealed: &[],
         about: "Everything you posted in the forums, with its status, and the IP address and device it was posted from.",
+    },
+    Section {
+        name: "forum_attachments",
+        table: "forum_attachments",
+        filter: "post_id IN (SELECT id FROM forum_posts WHERE author_id = {u})",
+        withheld: &["blob_key"],
+        sealed: &[],
+        about: "Images you attached to your posts: the post, your description, size and type. Each image is at \
+                /forums/images/<id> while you are signed in; what is stored is the re-encoded image, with no \
+                camera or location details.",
     },
     Section {
         name: "forum_post_edits",

@@ -10,11 +10,13 @@
 //! user agent, shown to moderators only (FRM-2). Peers only ever see
 //! usernames (ACC-7), or "Anonymous" where the forum allows it.
 
+pub mod attachments;
 pub mod cache;
 pub mod honor;
 pub mod lifecycle;
 pub mod routes;
 pub mod search;
+pub mod views;
 
 use std::collections::{HashMap, HashSet};
 
@@ -29,7 +31,7 @@ use crate::db::schema::{
 };
 use crate::kernel::Role;
 use crate::kernel::SessionUser;
-use crate::learning::content::render_markdown;
+use crate::learning::content::{check_text, markdown_options};
 use crate::learning::model::{Course, Run};
 
 pub mod status {
@@ -58,11 +60,26 @@ pub enum ForumError {
     Forbidden(String),
     #[error("not found")]
     NotFound,
+    /// A thread whose opening post this viewer may not see yet, and why.
+    #[error("not shown yet")]
+    Unseen(Unseen),
+    #[error("storage: {0}")]
+    Storage(String),
     #[error(transparent)]
     Db(#[from] diesel::result::Error),
 }
 
 type FResult<T> = Result<T, ForumError>;
+
+/// Why a thread's opening post is not shown to a reader who is neither its
+/// author nor a moderator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unseen {
+    /// It waits for a moderator (a new author's first post, FRM-3).
+    Pending,
+    /// Reports hid it, or a moderator did, until a moderator decides.
+    Hidden,
+}
 
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
 #[diesel(table_name = forums)]
@@ -276,7 +293,7 @@ pub fn create_site_forum(
         ));
     }
     // These are pages under /forums/ already.
-    if ["search", "moderation", "moderators", "posts"].contains(&slug) {
+    if ["search", "moderation", "moderators", "posts", "images"].contains(&slug) {
         return Err(ForumError::Invalid(format!("“{slug}” is the address of a page of the forums; choose another.")));
     }
     let title = title.trim();
@@ -329,6 +346,56 @@ pub struct Writing<'a> {
     pub anonymous: bool,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    /// An image attached to the post, re-encoded already.
+    pub image: Option<attachments::Upload<'a>>,
+}
+
+/// A post's Markdown as the HTML its readers see: sanitised, and with every
+/// image from another site turned into a link to it (its alt text as the
+/// link's text). The site's Content-Security-Policy would block such an
+/// image anyway (`img-src 'self'`), leaving a broken picture; a link keeps
+/// what the author meant and tells the reader where it points. Images on
+/// the site itself (an attachment's address) stay images.
+pub fn render_post(markdown: &str) -> String {
+    use pulldown_cmark::{Event, Parser, Tag, TagEnd, html};
+    if let Err(limit) = check_text(markdown) {
+        return format!("<p class=\"notice\" role=\"note\">This text is not shown. {limit}</p>");
+    }
+    let mut remote = Vec::new();
+    let events = Parser::new_ext(markdown, markdown_options()).map(|event| match event {
+        Event::Start(Tag::Image { link_type, dest_url, title, id }) if is_remote(&dest_url) => {
+            remote.push(true);
+            Event::Start(Tag::Link { link_type, dest_url, title, id })
+        }
+        Event::Start(Tag::Image { .. }) => {
+            remote.push(false);
+            event
+        }
+        Event::End(TagEnd::Image) if remote.pop() == Some(true) => Event::End(TagEnd::Link),
+        other => other,
+    });
+    let mut out = String::new();
+    html::push_html(&mut out, events);
+    ammonia::Builder::default().link_rel(Some("noopener noreferrer nofollow")).clean(&out).to_string()
+}
+
+/// Whether an image address points away from the site: a scheme (`https:`,
+/// `data:`…) or a network path (`//host/…`).
+fn is_remote(dest: &str) -> bool {
+    let dest = dest.trim();
+    dest.starts_with("//") || url::Url::parse(dest).is_ok()
+}
+
+/// How many images from other sites a post's Markdown shows (as links, see
+/// `render_post`): the author is told when they post.
+pub fn remote_images(markdown: &str) -> usize {
+    use pulldown_cmark::{Event, Parser, Tag};
+    if check_text(markdown).is_err() {
+        return 0;
+    }
+    Parser::new_ext(markdown, markdown_options())
+        .filter(|e| matches!(e, Event::Start(Tag::Image { dest_url, .. }) if is_remote(dest_url)))
+        .count()
 }
 
 fn links_in(markdown: &str) -> usize {
@@ -347,7 +414,7 @@ fn check_writing(
         return Err(ForumError::Forbidden("You can no longer post in this forum.".into()));
     }
     let body = w.body.trim();
-    if body.is_empty() {
+    if body.is_empty() && w.image.is_none() {
         return Err(ForumError::Invalid("Write something first.".into()));
     }
     if body.chars().count() > 20_000 {
@@ -394,7 +461,7 @@ fn insert_post(
             forum_posts::anonymous.eq(w.anonymous),
             forum_posts::author_erased.eq(false),
             forum_posts::body.eq(body),
-            forum_posts::body_html.eq(render_markdown(body)),
+            forum_posts::body_html.eq(render_post(body)),
             forum_posts::status.eq(status),
             forum_posts::endorsed.eq(false),
             forum_posts::ip.eq(&w.ip),
@@ -403,6 +470,9 @@ fn insert_post(
         ))
         .returning(forum_posts::id)
         .get_result::<i64>(conn)?;
+    if let Some(upload) = &w.image {
+        attachments::attach(conn, id, upload, now)?;
+    }
     if status == status::VISIBLE {
         diesel::update(forum_threads::table.find(thread_id)).set(forum_threads::last_post_at.eq(now)).execute(conn)?;
         notify_followers(conn, id)?;
@@ -471,7 +541,7 @@ pub fn reply(
         takes_comments(conn, &parent)?;
     }
     check_writing(conn, acc, user, w, now)?;
-    insert_post(conn, acc, user, thread_id, parent_id, w, now)
+    crate::db::transaction(conn, |conn| insert_post(conn, acc, user, thread_id, parent_id, w, now))
 }
 
 /// A locked thread takes replies from moderators only.
@@ -700,6 +770,8 @@ pub struct PostView {
     pub avatar: Option<String>,
     pub mine: bool,
     pub body_html: String,
+    /// Images attached to the post, with their authors' descriptions.
+    pub images: Vec<attachments::Attachment>,
     pub status: String,
     /// The status as flags, so the template tests a field, not a helper.
     pub pending: bool,
@@ -758,6 +830,16 @@ pub fn posts(
     // upvoted are decided here, on every request.
     let shown = |visible: bool, author_id: i64| acc.shows(user, visible, author_id);
     let top = kept.top(conn, thread.id, thread.version)?;
+    // The opening post is the first top-level post that is not deleted; a
+    // reader who may not see it yet is told why (FRM-3), not shown a bare
+    // "not found".
+    match top.first() {
+        None => return Err(ForumError::NotFound),
+        Some(t) if !shown(t.status_visible, t.author_id) => {
+            return Err(ForumError::Unseen(if t.pending { Unseen::Pending } else { Unseen::Hidden }));
+        }
+        Some(_) => {}
+    }
     let mut top_ids = top.iter().filter(|t| shown(t.status_visible, t.author_id)).map(|t| t.id);
     let Some(opening_id) = top_ids.next() else { return Err(ForumError::NotFound) };
     let reply_ids: Vec<i64> = top_ids.collect();
@@ -823,6 +905,7 @@ pub fn posts(
             history: history.remove(&p.id).unwrap_or_default(),
             reports: reports.get(&p.id).copied().unwrap_or(0),
             body_html: p.body_html.clone(),
+            images: r.images.clone(),
             status: p.status.clone(),
             endorsed: p.endorsed,
             created: when(p.created_at),
@@ -1061,7 +1144,7 @@ pub fn edit(
     now: NaiveDateTime,
 ) -> FResult<()> {
     editable(acc, user, post)?;
-    let w = Writing { body, anonymous: post.anonymous, ip: None, user_agent: None };
+    let w = Writing { body, anonymous: post.anonymous, ip: None, user_agent: None, image: None };
     check_writing(conn, acc, user, &w, now)?;
     crate::db::transaction(conn, |conn| {
         diesel::insert_into(forum_post_edits::table)
@@ -1075,7 +1158,7 @@ pub fn edit(
         diesel::update(forum_posts::table.find(post.id))
             .set((
                 forum_posts::body.eq(body.trim()),
-                forum_posts::body_html.eq(render_markdown(body.trim())),
+                forum_posts::body_html.eq(render_post(body.trim())),
                 forum_posts::edited_at.eq(now),
             ))
             .execute(conn)?;
@@ -1124,6 +1207,8 @@ pub struct QueueItem {
     pub author: String,
     pub author_id: i64,
     pub body_html: String,
+    /// Its images: a moderator decides on them as on the text.
+    pub images: Vec<attachments::Attachment>,
     pub status: String,
     pub reports: Vec<String>,
     pub ip: Option<String>,
@@ -1199,6 +1284,7 @@ pub fn queue(conn: &mut Conn, user: &SessionUser, page: i64) -> QueryResult<Queu
     {
         reported.entry(post).or_default().push(reason);
     }
+    let mut images = attachments::of_posts(conn, &ids)?;
     let items = rows
         .into_iter()
         .map(|(p, username, t, f)| QueueItem {
@@ -1211,6 +1297,7 @@ pub fn queue(conn: &mut Conn, user: &SessionUser, page: i64) -> QueryResult<Queu
             author: author_label(&p, &username, true),
             author_id: p.author_id,
             body_html: p.body_html,
+            images: images.remove(&p.id).unwrap_or_default(),
             status: p.status,
             ip: p.ip,
             user_agent: p.user_agent,
@@ -1243,6 +1330,9 @@ pub fn erase_author(conn: &mut Conn, user_id: i64, blank: bool) -> QueryResult<u
             let ids: Vec<i64> =
                 forum_posts::table.filter(forum_posts::author_id.eq(user_id)).select(forum_posts::id).load(conn)?;
             diesel::delete(forum_post_edits::table.filter(forum_post_edits::post_id.eq_any(&ids))).execute(conn)?;
+            // Their images go with their words (the files are deleted by
+            // the lifecycle hook, which has the blob store).
+            attachments::detach_all_of_author(conn, user_id)?;
             // A title often names its author's question in their own words:
             // the threads they opened lose it with the posts. The search
             // documents are rebuilt below, from the blanked title.
@@ -1424,6 +1514,7 @@ pub fn routes() -> Vec<rocket::Route> {
         routes::reply,
         routes::post_action,
         routes::post_link,
+        routes::image,
         routes::vote,
         routes::report,
         routes::edit,

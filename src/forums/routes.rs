@@ -1,22 +1,30 @@
 //! Forum pages. A form that fails (empty post, too many links, locked
 //! thread) is shown again with what was typed and the reason, status 422.
 
+use std::sync::Arc;
+
 use crate::web::trail::Trail;
-use rocket::http::Status;
+use crate::web::upload::{ImageLimit, Upload as FileField};
+use rocket::form::Form;
+use rocket::http::{CookieJar, Status};
 use rocket::{FromForm, State, get, post};
 use serde_json::{Value, json};
 
+use super::attachments::{self, Upload};
 use super::cache::ThreadPosts;
-use super::{Access, ForumError, Moderation, PostView, Writing, when};
+use super::{Access, ForumError, Moderation, PostView, Unseen, Writing, when};
 use crate::db::{Conn, Db, now};
 use crate::kernel::SessionUser;
+use crate::media::ProcessedImage;
+use crate::storage::BlobStore;
 use crate::web::page::Fragment;
 use crate::web::{AppError, AppResult, ClientInfo, CsrfForm, CurrentUser, Flash, Page};
 
 impl From<ForumError> for AppError {
     fn from(e: ForumError) -> Self {
         match e {
-            ForumError::NotFound => AppError::NotFound,
+            ForumError::NotFound | ForumError::Unseen(_) => AppError::NotFound,
+            ForumError::Storage(m) => AppError::Internal(m),
             ForumError::Forbidden(m) => AppError::Forbidden(m),
             ForumError::Invalid(m) => AppError::Unprocessable(m),
             ForumError::Db(e) => AppError::from(e),
@@ -107,6 +115,9 @@ pub async fn course_forum(db: &State<Db>, user: CurrentUser, slug: &str) -> AppR
 struct Draft {
     title: String,
     body: String,
+    /// The description of an image that was attached (the file itself
+    /// cannot be given back to the browser: it is chosen again).
+    alt: String,
     error: String,
 }
 
@@ -124,7 +135,8 @@ fn forum_page(conn: &mut Conn, user: &SessionUser, slug: &str, page: i64, draft:
         })).collect::<Vec<_>>(),
         "page": page.clamp(1, pages), "pages": pages,
         "prev": (page > 1).then(|| page - 1), "next": (page < pages).then(|| page + 1),
-        "draft": { "title": draft.title, "body": draft.body, "error": draft.error },
+        "draft": { "title": draft.title, "body": draft.body, "alt": draft.alt, "error": draft.error },
+        "max_image_mb": crate::media::MAX_UPLOAD_BYTES / (1024 * 1024),
     });
     let p = Page::new("forums/forum", acc.forum.title.clone(), ctx);
     Ok(if failed { p.with_status(Status::UnprocessableEntity) } else { p })
@@ -136,8 +148,13 @@ pub async fn forum(db: &State<Db>, user: CurrentUser, slug: &str, page: Option<i
     db.run(move |conn| forum_page(conn, &user, &slug, page.unwrap_or(1), None)).await
 }
 
+/// A new thread, a reply or a comment: urlencoded, or multipart when an
+/// image is attached (the CSRF token is checked by hand, as `CsrfForm`
+/// reads urlencoded forms only).
 #[derive(FromForm)]
 pub struct PostForm {
+    #[field(default = String::new())]
+    csrf_token: String,
     #[field(default = String::new())]
     title: String,
     #[field(default = String::new())]
@@ -145,43 +162,138 @@ pub struct PostForm {
     #[field(default = false)]
     anonymous: bool,
     parent_id: Option<i64>,
+    /// A file over the size limit arrives as such rather than failing the
+    /// whole form, so the author is told the limit.
+    image: FileField<ImageLimit>,
+    #[field(default = String::new())]
+    image_alt: String,
+}
+
+/// The fields of a post form, owned, for the database closure.
+struct Typed {
+    title: String,
+    body: String,
+    anonymous: bool,
+    parent_id: Option<i64>,
+    alt: String,
+}
+
+/// Reads and checks a post form: the CSRF token, then the attached image
+/// (if any) re-encoded without its metadata; `Err` in the inner result is
+/// the message for the author.
+async fn read_post_form(
+    cookies: &CookieJar<'_>,
+    form: &PostForm,
+) -> AppResult<(Typed, Result<Option<(ProcessedImage, String)>, String>)> {
+    crate::web::csrf::verify_token(cookies, &form.csrf_token)?;
+    let typed = Typed {
+        title: form.title.clone(),
+        body: form.body.clone(),
+        anonymous: form.anonymous,
+        parent_id: form.parent_id,
+        alt: form.image_alt.clone(),
+    };
+    let image = read_image(&form.image, &form.image_alt).await?;
+    Ok((typed, image))
+}
+
+/// The attached image, re-encoded (FRM-5); `Ok(None)` when no file was
+/// chosen (browsers send an empty, unnamed file then).
+async fn read_image(
+    file: &FileField<ImageLimit>,
+    alt: &str,
+) -> AppResult<Result<Option<(ProcessedImage, String)>, String>> {
+    let bytes = match file {
+        FileField::Missing => return Ok(Ok(None)),
+        FileField::TooLarge => {
+            let max_mb = crate::media::MAX_UPLOAD_BYTES / (1024 * 1024);
+            return Ok(Err(format!(
+                "That image is larger than {max_mb} MB, the most an image can be. Choose a smaller file (most \
+                 phones can share a photo at a smaller size)."
+            )));
+        }
+        FileField::File { bytes, .. } => bytes.clone(),
+    };
+    let alt = match attachments::check_alt(alt) {
+        Ok(alt) => alt,
+        Err(e) => return Ok(Err(format!("{e} Choose the image again."))),
+    };
+    // Decoding and re-encoding is CPU work: off the async executor.
+    let processed = tokio::task::spawn_blocking(move || crate::media::reencode(&bytes, attachments::MAX_SIDE))
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    Ok(processed.map(|image| Some((image, alt))).map_err(|e| e.to_string()))
+}
+
+/// The image of a post form as the service takes it.
+fn upload(image: Option<(ProcessedImage, String)>, blobs: &dyn BlobStore) -> Option<Upload<'_>> {
+    image.map(|(image, alt)| Upload { image, alt, blobs })
 }
 
 #[post("/forums/<slug>/threads", data = "<form>")]
 pub async fn start_thread(
     db: &State<Db>,
+    blobs: &State<Arc<dyn BlobStore>>,
     user: CurrentUser,
     client: ClientInfo,
+    cookies: &CookieJar<'_>,
     slug: &str,
-    form: CsrfForm<PostForm>,
+    form: Form<PostForm>,
 ) -> AppResult<rocket::Either<Flash, Page>> {
     let slug = slug.to_string();
-    let f = form.form;
+    let (f, image) = read_post_form(cookies, &form).await?;
+    let blobs = blobs.inner().clone();
     db.run(move |conn| {
+        let fail = |conn: &mut Conn, error: String| {
+            let draft = Draft { title: f.title.clone(), body: f.body.clone(), alt: f.alt.clone(), error };
+            forum_page(conn, &user, &slug, 1, Some(draft)).map(rocket::Either::Right)
+        };
+        let image = match image {
+            Ok(image) => image,
+            Err(error) => return fail(conn, error),
+        };
         let acc = super::access(conn, &user, &slug, now())?;
         let w = Writing {
             body: &f.body,
             anonymous: f.anonymous,
             ip: client.ip.clone(),
             user_agent: client.user_agent.clone(),
+            image: upload(image, blobs.as_ref()),
         };
         match super::start_thread(conn, &acc, &user, &f.title, &w, now()) {
-            Ok((id, status)) => Ok(rocket::Either::Left(posted(format!("/forums/{slug}/threads/{id}"), status))),
-            Err(ForumError::Invalid(error)) | Err(ForumError::Forbidden(error)) => {
-                let draft = Draft { title: f.title.clone(), body: f.body.clone(), error };
-                forum_page(conn, &user, &slug, 1, Some(draft)).map(rocket::Either::Right)
+            Ok((id, status)) => {
+                Ok(rocket::Either::Left(posted(format!("/forums/{slug}/threads/{id}"), status, &f.body)))
             }
+            Err(ForumError::Invalid(error)) | Err(ForumError::Forbidden(error)) => fail(conn, error),
             Err(e) => Err(e.into()),
         }
     })
     .await
 }
 
-fn posted(to: String, status: &str) -> Flash {
+/// The flash after posting: whether the post waits for a moderator, and
+/// whether it showed images from other sites, which the site does not load
+/// (they are shown as links; see `render_post`).
+fn posted(to: String, status: &str, body: &str) -> Flash {
+    let remote = match super::remote_images(body) {
+        0 => "",
+        _ => {
+            " Images from other sites are not shown in posts (the site loads images from itself only, to keep \
+             readers' visits private): they appear as links. To show an image, attach it to a post."
+        }
+    };
     if status == super::status::PENDING {
-        Flash::info(to, "Thanks! Your first post waits for a moderator; after that your posts appear at once.")
-    } else {
+        Flash::info(
+            to,
+            format!(
+                "Thanks! Your first post waits for a moderator: until one approves it, only you and the moderators \
+                 see it. After that your posts appear at once.{remote}"
+            ),
+        )
+    } else if remote.is_empty() {
         Flash::success(to, "Posted.")
+    } else {
+        Flash::info(to, format!("Posted.{remote}"))
     }
 }
 
@@ -195,7 +307,10 @@ fn thread_page(
     draft: Option<Draft>,
 ) -> AppResult<Page> {
     let (acc, thread, following, seen) = super::thread_access(conn, user, slug, thread_id, now())?;
-    let (opening, replies, pages) = super::posts(conn, kept, &acc, user, &thread, page)?;
+    let (opening, replies, pages) = match super::posts(conn, kept, &acc, user, &thread, page) {
+        Err(ForumError::Unseen(why)) => return Ok(unseen_page(&acc, why)),
+        other => other?,
+    };
     let newest = std::iter::once(&opening)
         .chain(replies.iter())
         .chain(replies.iter().flat_map(|r| r.comments.iter()))
@@ -216,7 +331,8 @@ fn thread_page(
         "following": following,
         "page": page.clamp(1, pages), "pages": pages,
         "prev": (page > 1).then(|| page - 1), "next": (page < pages).then(|| page + 1),
-        "draft": { "body": draft.body, "error": draft.error },
+        "draft": { "body": draft.body, "alt": draft.alt, "error": draft.error },
+        "max_image_mb": crate::media::MAX_UPLOAD_BYTES / (1024 * 1024),
     });
     // Each post is rendered once for everyone who sees it the same way and
     // kept: a 200-post thread is the busiest page of a course.
@@ -236,6 +352,27 @@ fn thread_page(
     Ok(if failed { p.with_status(Status::UnprocessableEntity) } else { p })
 }
 
+/// A thread whose opening post the reader may not see yet: a page that
+/// says why (status 404, as the thread is not there for them), without its
+/// title or text, which no moderator has read yet.
+fn unseen_page(acc: &Access, why: Unseen) -> Page {
+    let (heading, explanation) = match why {
+        Unseen::Pending => (
+            "This thread waits for a moderator",
+            "It was started by someone new to the forums: a moderator reads a new author's first post before \
+             others see it. That usually happens within a day; the thread will be here once it is approved.",
+        ),
+        Unseen::Hidden => (
+            "This thread is hidden for now",
+            "Readers reported its opening post, or a moderator hid it, and it stays hidden until a moderator \
+             has looked at it.",
+        ),
+    };
+    let forum = super::views::ForumLink { slug: acc.forum.slug.clone(), title: acc.forum.title.clone() };
+    Page::view("forums/unseen", heading, super::views::UnseenPage { forum, heading, explanation })
+        .with_status(Status::NotFound)
+}
+
 #[get("/forums/<slug>/threads/<id>?<page>")]
 pub async fn thread(
     db: &State<Db>,
@@ -249,33 +386,44 @@ pub async fn thread(
     db.run(move |conn| thread_page(conn, &kept, &user, &slug, id, page.unwrap_or(1), None)).await
 }
 
+#[allow(clippy::too_many_arguments)]
 #[post("/forums/<slug>/threads/<id>/replies", data = "<form>")]
 pub async fn reply(
     db: &State<Db>,
+    blobs: &State<Arc<dyn BlobStore>>,
     kept: &State<ThreadPosts>,
     user: CurrentUser,
     client: ClientInfo,
+    cookies: &CookieJar<'_>,
     slug: &str,
     id: i64,
-    form: CsrfForm<PostForm>,
+    form: Form<PostForm>,
 ) -> AppResult<rocket::Either<Flash, Page>> {
     let (slug, kept) = (slug.to_string(), kept.inner().clone());
-    let f = form.form;
+    let (f, image) = read_post_form(cookies, &form).await?;
+    let blobs = blobs.inner().clone();
     db.run(move |conn| {
         let acc = super::access(conn, &user, &slug, now())?;
-        let w = Writing {
-            body: &f.body,
-            anonymous: f.anonymous,
-            ip: client.ip.clone(),
-            user_agent: client.user_agent.clone(),
+        let written = match image {
+            Err(error) => Err(ForumError::Invalid(error)),
+            Ok(image) => {
+                let w = Writing {
+                    body: &f.body,
+                    anonymous: f.anonymous,
+                    ip: client.ip.clone(),
+                    user_agent: client.user_agent.clone(),
+                    image: upload(image, blobs.as_ref()),
+                };
+                super::reply(conn, &acc, &user, id, f.parent_id, &w, now())
+            }
         };
-        match super::reply(conn, &acc, &user, id, f.parent_id, &w, now()) {
+        match written {
             Ok((post, status)) => {
                 let at = located(conn, &acc, &user, id, f.parent_id.unwrap_or(post), post)?;
-                Ok(rocket::Either::Left(posted(at, status)))
+                Ok(rocket::Either::Left(posted(at, status, &f.body)))
             }
             Err(ForumError::Invalid(error)) | Err(ForumError::Forbidden(error)) => {
-                let draft = Draft { title: String::new(), body: f.body.clone(), error };
+                let draft = Draft { title: String::new(), body: f.body.clone(), alt: f.alt.clone(), error };
                 // A comment comes back on its reply's page; one that cannot go
                 // there (under a comment, in a locked thread) comes back in the
                 // thread's reply form, so the text is never lost.
@@ -512,6 +660,10 @@ pub struct ModerateForm {
     action: String,
     #[field(default = String::new())]
     reason: String,
+    /// `queue` when decided in the moderation queue, with its page.
+    #[field(default = String::new())]
+    from: String,
+    page: Option<i64>,
 }
 
 #[post("/forums/posts/<id>/moderate", data = "<form>")]
@@ -536,10 +688,86 @@ pub async fn moderate(
         }
         let m =
             Moderation::parse(&f.action).ok_or_else(|| AppError::Unprocessable("Unknown moderation action.".into()))?;
-        super::moderate(conn, &user, &post, m, now())?;
-        Ok(Flash::success(back, "Done."))
+        // A decision on a waiting post, or one taken in the queue, returns
+        // to the queue: the next post that waits is there.
+        let to_queue = f.from == "queue" || matches!(m, Moderation::Approve | Moderation::Reject);
+        let back = if to_queue {
+            match f.page.filter(|p| *p > 1) {
+                Some(p) => format!("/forums/moderation?page={p}"),
+                None => "/forums/moderation".to_string(),
+            }
+        } else {
+            back
+        };
+        let outcome = super::moderate(conn, &user, &post, m, now());
+        let (author, title) = (super::author_of(conn, &post, true)?, super::thread(conn, &acc, post.thread_id)?.title);
+        settle(back, outcome, |back, ()| {
+            let which = format!("{author}’s post in “{title}”");
+            match m {
+                Moderation::Approve => Flash::success(
+                    back,
+                    format!("Approved {which}: everyone sees it now, and their later posts appear at once."),
+                ),
+                Moderation::Reject => Flash::success(back, format!("Rejected {which}: nobody else will see it.")),
+                Moderation::Hide => Flash::success(back, format!("Hid {which}.")),
+                Moderation::Restore => Flash::success(back, format!("Restored {which}; its reports are dismissed.")),
+                Moderation::Delete => Flash::success(back, format!("Deleted {which}.")),
+                Moderation::Dismiss => Flash::success(back, format!("Dismissed the reports on {which}.")),
+                Moderation::Endorse | Moderation::Unendorse => Flash::success(back, "Done."),
+            }
+        })
     })
     .await
+}
+
+/// An image attached to a post, for those who may read the post: the
+/// re-encoded bytes (no metadata), as their recorded type, and only when
+/// the bytes are that type.
+#[get("/forums/images/<id>")]
+pub async fn image(
+    db: &State<Db>,
+    blobs: &State<Arc<dyn BlobStore>>,
+    user: CurrentUser,
+    id: i64,
+) -> AppResult<ForumImage> {
+    let blobs = blobs.inner().clone();
+    db.run(move |conn| {
+        let (post_id, key, content_type) = attachments::find(conn, id)?.ok_or(AppError::NotFound)?;
+        super::post_access(conn, &user, post_id, now())?;
+        let format = match content_type.as_str() {
+            "image/png" => ::image::ImageFormat::Png,
+            "image/jpeg" => ::image::ImageFormat::Jpeg,
+            _ => return Err(AppError::NotFound),
+        };
+        let body = blobs.get(&key).map_err(|_| AppError::NotFound)?.ok_or(AppError::NotFound)?;
+        if ::image::guess_format(&body).ok() != Some(format) {
+            return Err(AppError::NotFound);
+        }
+        Ok(ForumImage { body, content_type })
+    })
+    .await
+}
+
+/// A forum image as it goes out: inert (`nosniff`, a sandbox CSP); the
+/// site's headers keep it out of caches (a course forum's images are for its
+/// learners).
+pub struct ForumImage {
+    body: Vec<u8>,
+    content_type: String,
+}
+
+impl<'r> rocket::response::Responder<'r, 'static> for ForumImage {
+    fn respond_to(self, _req: &'r rocket::Request<'_>) -> rocket::response::Result<'static> {
+        let ct =
+            rocket::http::ContentType::parse_flexible(&self.content_type).unwrap_or(rocket::http::ContentType::Binary);
+        rocket::Response::build()
+            .header(ct)
+            .raw_header("Content-Security-Policy", crate::media::files::CSP)
+            .raw_header("X-Content-Type-Options", "nosniff")
+            .raw_header("Content-Disposition", "inline")
+            .sized_body(self.body.len(), std::io::Cursor::new(self.body))
+            .ok()
+    }
 }
 
 #[derive(FromForm)]
@@ -592,7 +820,7 @@ pub async fn queue(db: &State<Db>, user: CurrentUser, page: Option<&str>, trail:
         "next": (q.page < q.pages).then(|| link(q.page + 1)),
         "items": q.items.iter().map(|i| json!({
             "post_id": i.post_id, "forum": i.forum, "forum_slug": i.forum_slug, "thread_id": i.thread_id, "thread": i.thread,
-            "author": i.author, "body_html": i.body_html, "pending": i.status == super::status::PENDING,
+            "author": i.author, "body_html": i.body_html, "images": i.images, "pending": i.status == super::status::PENDING,
             "hidden": i.status == super::status::HIDDEN, "reports": i.reports, "ip": i.ip, "user_agent": i.user_agent,
             "when": when(i.created_at),
         })).collect::<Vec<_>>(),

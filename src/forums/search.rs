@@ -137,10 +137,13 @@ pub fn readable_forums(conn: &mut Conn, user: &SessionUser, now: NaiveDateTime) 
 pub struct Hit {
     pub thread_id: i64,
     pub title: String,
+    /// The title as HTML: escaped, the words the query matched in `<mark>`.
+    pub title_html: String,
     pub forum_slug: String,
     pub forum_title: String,
-    /// Plain Markdown around the first word of the query found in the thread.
-    pub excerpt: String,
+    /// The text of the posts (their Markdown read as plain text) around the
+    /// first word the query matched, as HTML: escaped, matches in `<mark>`.
+    pub excerpt_html: String,
 }
 
 /// Turns the index's thread ids into results, in the index's order, keeping
@@ -161,8 +164,7 @@ pub fn hits(conn: &mut Conn, ids: &[i64], readable: &[Forum], query: &str) -> Qu
     for (thread, post, body) in visible_posts(conn, &found)? {
         bodies.entry(thread).or_default().push((post, body));
     }
-    let words: Vec<String> =
-        query.split(|c: char| !c.is_alphanumeric()).filter(|w| w.chars().count() >= 3).map(str::to_lowercase).collect();
+    let terms = Terms::of(query);
     Ok(found
         .iter()
         .filter_map(|id| {
@@ -173,38 +175,116 @@ pub fn hits(conn: &mut Conn, ids: &[i64], readable: &[Forum], query: &str) -> Qu
                 return None;
             }
             let forum = forums[&thread.forum_id];
+            let texts: Vec<String> = posts.iter().map(|(_, body)| plain_text(body)).collect();
             Some(Hit {
                 thread_id: thread.id,
+                title_html: highlight(&thread.title, &terms),
                 title: thread.title.clone(),
                 forum_slug: forum.slug.clone(),
                 forum_title: forum.title.clone(),
-                excerpt: excerpt(posts.iter().map(|(_, body)| body.as_str()), &words),
+                excerpt_html: excerpt(&texts, &terms),
             })
         })
         .collect())
 }
 
-/// About `EXCERPT_CHARS` characters of the first body holding one of `words`
-/// (lowercase), starting a little before the word; the first body's start
-/// when none does (a typo or prefix match).
-fn excerpt<'a>(mut bodies: impl Iterator<Item = &'a str> + Clone, words: &[String]) -> String {
-    let found = bodies.clone().find_map(|body| {
-        let lower = body.to_lowercase();
-        // Lowercasing can change lengths; only use a match when it maps back exactly.
-        (lower.len() == body.len())
-            .then(|| words.iter().filter_map(|w| lower.find(w.as_str())).min().map(|at| (body, at)))
-            .flatten()
-    });
-    let (body, at) = match found {
+/// The words of a query as the search backends match them: each word
+/// (lowercase) matches a word of the text that is the same, or one typo away
+/// when it has 5 letters or more, or two when it has 9 or more (Meilisearch's
+/// default typo tolerance; the embedded index is as lenient); the last word
+/// also matches as a prefix, as both backends search as one types.
+struct Terms {
+    words: Vec<String>,
+}
+
+impl Terms {
+    fn of(query: &str) -> Terms {
+        Terms { words: words(query).map(|(_, w)| w.to_lowercase()).filter(|w| !w.is_empty()).collect() }
+    }
+
+    fn matches(&self, word: &str) -> bool {
+        let word = word.to_lowercase();
+        let last = self.words.len().saturating_sub(1);
+        self.words.iter().enumerate().any(|(i, term)| {
+            let typos = match term.chars().count() {
+                0..=4 => 0,
+                5..=8 => 1,
+                _ => 2,
+            };
+            word == *term
+                || (i == last && term.chars().count() >= 2 && word.starts_with(term.as_str()))
+                || (typos > 0 && strsim::damerau_levenshtein(&word, term) <= typos)
+        })
+    }
+}
+
+/// The words of a text (runs of letters and digits) with their byte offsets.
+fn words(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(move |w| (w.as_ptr() as usize - text.as_ptr() as usize, w))
+}
+
+/// A post's Markdown as the plain text a reader sees: no markup, no link
+/// addresses, an image as its description; blocks separated by spaces.
+pub fn plain_text(markdown: &str) -> String {
+    use pulldown_cmark::{Event, Parser, TagEnd};
+    let mut out = String::with_capacity(markdown.len());
+    for event in Parser::new(markdown) {
+        match event {
+            Event::Text(t) | Event::Code(t) | Event::InlineMath(t) | Event::DisplayMath(t) => out.push_str(&t),
+            Event::SoftBreak | Event::HardBreak | Event::Rule => out.push(' '),
+            Event::End(
+                TagEnd::Paragraph | TagEnd::Heading(_) | TagEnd::Item | TagEnd::CodeBlock | TagEnd::TableCell,
+            ) => out.push(' '),
+            _ => {}
+        }
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// `text` as HTML: escaped, each word `terms` matches in `<mark>`.
+fn highlight(text: &str, terms: &Terms) -> String {
+    let mut html = String::with_capacity(text.len() + 32);
+    let mut at = 0;
+    for (start, word) in words(text) {
+        if terms.matches(word) {
+            html.push_str(&handlebars::html_escape(&text[at..start]));
+            html.push_str("<mark>");
+            html.push_str(&handlebars::html_escape(word));
+            html.push_str("</mark>");
+            at = start + word.len();
+        }
+    }
+    html.push_str(&handlebars::html_escape(&text[at..]));
+    html
+}
+
+/// About `EXCERPT_CHARS` characters of the first text holding a word the
+/// query matches, starting a little before it, as highlighted HTML; the first
+/// text's start when none does.
+fn excerpt(texts: &[String], terms: &Terms) -> String {
+    let found =
+        texts.iter().find_map(|text| words(text).find(|(_, w)| terms.matches(w)).map(|(at, _)| (text.as_str(), at)));
+    let (text, at) = match found {
         Some(hit) => hit,
-        None => (bodies.next().unwrap_or_default(), 0),
+        None => (texts.first().map_or("", String::as_str), 0),
     };
-    // Up to 60 characters of lead-in.
-    let start = body[..at].char_indices().rev().take(60).last().map_or(at, |(i, _)| i);
-    let text: String = body[start..].chars().take(EXCERPT_CHARS).collect();
-    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    let cut = body[start..].chars().count() > EXCERPT_CHARS;
-    format!("{}{}{}", if start > 0 { "…" } else { "" }, text, if cut { "…" } else { "" })
+    // Up to 60 characters of lead-in, from the start of a word.
+    let mut start = text[..at].char_indices().rev().take(60).last().map_or(at, |(i, _)| i);
+    if start > 0 {
+        start = text[start..].find(' ').map_or(start, |space| (start + space + 1).min(at));
+    }
+    let rest = &text[start..];
+    let end = rest.char_indices().nth(EXCERPT_CHARS).map_or(rest.len(), |(i, _)| i);
+    // Do not cut the last word in two.
+    let end = if end < rest.len() { rest[..end].rfind(' ').filter(|&e| e > 0).unwrap_or(end) } else { end };
+    format!(
+        "{}{}{}",
+        if start > 0 { "…" } else { "" },
+        highlight(&rest[..end], terms),
+        if end < rest.len() { "…" } else { "" }
+    )
 }
 
 /// Rebuilds the forum search index from the threads, beside the live one
@@ -220,20 +300,39 @@ pub async fn reindex(
 
 #[cfg(test)]
 mod tests {
-    use super::excerpt;
+    use super::{Terms, excerpt, highlight, plain_text};
 
     #[test]
     fn excerpt_starts_near_the_first_matching_word() {
         let long = format!("{} photosynthesis needs light {}", "word ".repeat(40), "more ".repeat(80));
-        let text = excerpt([long.as_str()].into_iter(), &["photosynthesis".into()]);
+        let text = excerpt(&[plain_text(&long)], &Terms::of("photosynthesis"));
         assert!(text.starts_with('…') && text.ends_with('…'), "{text}");
-        assert!(text.contains("photosynthesis needs light"), "{text}");
-        assert!(text.chars().count() <= 222, "{}", text.chars().count());
+        assert!(text.contains("<mark>photosynthesis</mark> needs light"), "{text}");
+        assert!(text.chars().count() <= 222 + "<mark></mark>".len(), "{}", text.chars().count());
     }
 
     #[test]
     fn excerpt_falls_back_to_the_first_body() {
-        assert_eq!(excerpt(["Short  opening\npost", "reply"].into_iter(), &["zzz".into()]), "Short opening post");
-        assert_eq!(excerpt(["Ünïcode first", "then Café"].into_iter(), &["café".into()]), "then Café");
+        let texts = [plain_text("Short  opening\npost"), plain_text("reply")];
+        assert_eq!(excerpt(&texts, &Terms::of("zzz")), "Short opening post");
+        let texts = ["Ünïcode first".to_string(), "then Café".to_string()];
+        assert_eq!(excerpt(&texts, &Terms::of("CAFÉ")), "then <mark>Café</mark>");
+    }
+
+    #[test]
+    fn snippets_are_plain_escaped_text_with_the_matches_marked() {
+        let md = "## Loops\n\nHow do **list comprehensions** differ from [generators](https://example.org/gen)? \
+                  ![a diagram](/forums/images/3) `x<y` <script>alert(1)</script>";
+        let text = plain_text(md);
+        assert!(!text.contains("**") && !text.contains("](") && !text.contains("##"), "{text}");
+        assert!(text.contains("list comprehensions differ from generators?") && text.contains("a diagram"), "{text}");
+        // A typo (one letter changed), a prefix of the last word, and markup that stays text.
+        let html = excerpt(&[text], &Terms::of("comprehenshions gen"));
+        assert!(html.contains("<mark>comprehensions</mark>") && html.contains("<mark>generators</mark>"), "{html}");
+        // Code stays text, escaped; inline HTML is markup, dropped (its text kept).
+        assert!(html.contains("x&lt;y") && !html.contains("<script>") && html.contains("alert(1)"), "{html}");
+        assert_eq!(highlight("Loops & <b>", &Terms::of("loops")), "<mark>Loops</mark> &amp; &lt;b&gt;");
+        // Short words match exactly, not by typo.
+        assert_eq!(highlight("cat cut", &Terms::of("cat dog")), "<mark>cat</mark> cut");
     }
 }

@@ -259,7 +259,7 @@ impl HtmlDepth {
     }
 }
 
-fn markdown_options() -> pulldown_cmark::Options {
+pub fn markdown_options() -> pulldown_cmark::Options {
     use pulldown_cmark::Options;
     let mut options = Options::empty();
     options.insert(Options::ENABLE_TABLES);

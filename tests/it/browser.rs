@@ -762,7 +762,7 @@ async fn until_post(b: &fantoccini::Client, text: &str, shown: bool) -> String {
 }
 
 /// A moderator's decision from the moderation queue, on the item whose body
-/// contains `text`; ends on the thread page the decision leads to.
+/// contains `text`; ends back in the queue, told what was decided.
 async fn decide_in_queue(s: &fantoccini::Client, site: &str, text: &str, action: &str) -> String {
     s.goto(&format!("{site}/forums/moderation")).await.unwrap();
     until(s, "h1", "Moderation queue").await;
@@ -770,7 +770,14 @@ async fn decide_in_queue(s: &fantoccini::Client, site: &str, text: &str, action:
         format!("//div[contains(@class, 'queue-item')][.//div[contains(@class, 'prose')][contains(., '{text}')]]");
     let shown = s.find(Locator::XPath(&item)).await.unwrap().text().await.unwrap();
     s.find(Locator::XPath(&format!("{item}//button[@value='{action}']"))).await.unwrap().click().await.unwrap();
-    until(s, ".flash", "Done.").await;
+    let told = match action {
+        "approve" => "Approved",
+        "reject" => "Rejected",
+        "hide" => "Hid",
+        _ => "Restored",
+    };
+    until(s, ".flash", told).await;
+    until(s, "h1", "Moderation queue").await;
     shown
 }
 
@@ -854,8 +861,9 @@ async fn frm_1_frm_3_two_learners_discuss_in_a_course_forum_in_a_browser() {
     // promise: FRM-3 — others do not see a waiting post.
     let html = shows_usernames_only(&b, &people, "Ben's forum before approval").await;
     assert!(!html.contains("Where does range stop?") && !html.contains(ann.username), "the waiting thread is hidden");
+    // At its address, Ben is told that it waits for a moderator, and nothing of it.
     b.goto(&thread).await.unwrap();
-    until(&b, "h1", "Page not found").await;
+    until(&b, "h1", "This thread waits for a moderator").await;
     let html = b.source().await.unwrap();
     assert!(!html.contains(question) && !html.contains("Where does range stop?"), "not at its address either");
 
@@ -868,7 +876,10 @@ async fn frm_1_frm_3_two_learners_discuss_in_a_course_forum_in_a_browser() {
     shows_usernames_only(&s, &people, "the moderation queue").await;
     let item = decide_in_queue(&s, &site, question, "approve").await;
     assert!(item.contains(ann.username) && item.contains("waiting"), "{item}");
-    until(&s, "h1", "Where does range stop?").await;
+    // Back in the queue, which no longer holds the approved post.
+    let flash = until(&s, ".flash", "Approved").await;
+    assert!(flash.contains("Where does range stop?"), "{flash}");
+    assert!(!s.source().await.unwrap().contains(question), "the queue moved on");
 
     // Now Ben sees the thread, under Ann's username, and replies: his first
     // post waits in turn.
@@ -962,6 +973,95 @@ async fn frm_1_frm_3_two_learners_discuss_in_a_course_forum_in_a_browser() {
 
     a.close().await.unwrap();
     b.close().await.unwrap();
+    s.close().await.unwrap();
+    browser.server.abort();
+}
+
+#[rocket::async_test]
+async fn frm_5_a_forum_post_with_a_photo_serves_it_without_its_exif_in_a_browser() {
+    // promise: FRM-5 — in a real browser: a learner attaches a phone photo
+    // (EXIF with camera, serial number and GPS position) to a forum post; the
+    // post shows it with her description, and the bytes the page loads carry
+    // none of that metadata. A moderator approves it from the queue and is
+    // back in the queue.
+    use crate::forums::{PHOTO_SECRETS, holds, jpeg_markers, jpeg_with_exif};
+    let Some(browser) = start_browser().await else { return };
+    let (a, site) = (browser.b.clone(), browser.site.clone());
+    let (s, _s_profile) = browser.another_session().await;
+    let ines = Person {
+        first: "Inès",
+        last: "Ferreira",
+        username: "tidewatcher",
+        email: "ines.ferreira@example.org",
+        password: "low tide at the old harbour",
+    };
+    sign_up_and_confirm(&a, &site, &ines).await;
+    sign_in(&a, &ines).await;
+    until(&a, "h1", "Welcome").await;
+    enroll_in_intro_python(&a, &site).await;
+
+    let photo = jpeg_with_exif(1200, 900);
+    assert!(jpeg_markers(&photo).contains(&0xE1) && PHOTO_SECRETS.iter().all(|x| holds(&photo, x)));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("IMG_2041.jpg");
+    std::fs::write(&path, &photo).unwrap();
+
+    a.goto(&format!("{site}/learn/intro-python")).await.unwrap();
+    a.find(Locator::LinkText("Course forum")).await.unwrap().click().await.unwrap();
+    until(&a, "#new-thread h2", "Start a thread").await;
+    let hint = a.find(Locator::Id("f-body-hint")).await.unwrap().text().await.unwrap();
+    assert!(hint.contains("Images from other sites are not shown"), "{hint}");
+    a.find(Locator::Css("#new-thread input[name=title]"))
+        .await
+        .unwrap()
+        .send_keys("Loops, seen from the pier")
+        .await
+        .unwrap();
+    a.find(Locator::Css("#new-thread textarea[name=body]"))
+        .await
+        .unwrap()
+        .send_keys("The boats go round like a for loop.")
+        .await
+        .unwrap();
+    a.find(Locator::Id("f-image")).await.unwrap().send_keys(path.to_str().unwrap()).await.unwrap();
+    a.find(Locator::Id("f-image-alt")).await.unwrap().send_keys("Boats circling a harbour at low tide").await.unwrap();
+    a.find(Locator::Css("#new-thread button[type=submit]")).await.unwrap().click().await.unwrap();
+    until(&a, ".flash", "Your first post waits for a moderator").await;
+    until(&a, "h1", "Loops, seen from the pier").await;
+    let opening = a.find(Locator::XPath(&post_with("like a for loop"))).await.unwrap();
+    let text = opening.text().await.unwrap();
+    assert!(text.contains("Only you and the moderators see this post for now"), "{text}");
+    let img = opening.find(Locator::Css(".post-images img")).await.unwrap();
+    assert_eq!(img.attr("alt").await.unwrap().as_deref(), Some("Boats circling a harbour at low tide"));
+    let src = img.attr("src").await.unwrap().unwrap();
+    assert!(src.starts_with("/forums/images/"), "{src}");
+    // The page loaded it (the site's own policy allows it) and it has its pixels.
+    until_true(
+        &a,
+        "const i = document.querySelector('.post-images img'); return i.complete && i.naturalWidth === 1200;",
+        "the attached photo is shown",
+    )
+    .await;
+    shot(&a, "forum-post-with-photo").await;
+    let (status, content_type, served) = download_in_page(&a, &src).await;
+    assert_eq!((status, content_type.as_str()), (200, "image/jpeg"));
+    assert!(!jpeg_markers(&served).contains(&0xE1), "no EXIF segment in what the browser got");
+    for secret in PHOTO_SECRETS {
+        assert!(!holds(&served, secret), "the served photo carries {}", String::from_utf8_lossy(secret));
+    }
+
+    // The moderator sees the photo in the queue, approves, and is back there.
+    let staff = lyceum::demo::accounts().remove(0);
+    sign_in_demo(&s, &site, &staff).await;
+    s.goto(&format!("{site}/forums/moderation")).await.unwrap();
+    until(&s, "h1", "Moderation queue").await;
+    decide_in_queue(&s, &site, "like a for loop", "approve").await;
+    let flash = until(&s, ".flash", "Approved").await;
+    assert!(flash.contains(ines.username) && flash.contains("Loops, seen from the pier"), "{flash}");
+    assert_eq!(s.current_url().await.unwrap().path(), "/forums/moderation");
+    shows_usernames_only(&s, &[&ines], "the queue after approving").await;
+
+    a.close().await.unwrap();
     s.close().await.unwrap();
     browser.server.abort();
 }

@@ -515,7 +515,14 @@ async fn search_forums(app: TestApp) {
         app.client.get("/learn/intro-python/forum").dispatch().await.headers().get_one("Location").unwrap().to_string();
     app.post_form(
         &format!("{forum}/threads"),
-        &[("title", "Loops in Python"), ("body", "How do list comprehensions differ from generator expressions?")],
+        &[
+            ("title", "Loops in Python"),
+            (
+                "body",
+                "## Loops\n\nHow do **list comprehensions** differ from [generator expressions](https://peps.python.org/pep-0289/)? \
+                 Compare `[x<3 for x in xs]` with <b>care</b>.",
+            ),
+        ],
     )
     .await;
     app.run_jobs().await;
@@ -530,10 +537,21 @@ async fn search_forums(app: TestApp) {
     let thread = re(r#"href="(/forums/course-[^"]+/threads/\d+)""#, &app.get(&forum).await.1);
 
     as_user(&app, &ada).await;
-    // A typo and a word from the body, not the title, find the thread; the excerpt shows the words.
+    // A typo and a word from the body, not the title, find the thread; the
+    // excerpt shows the words as a reader sees them (no Markdown), the ones
+    // matched marked, everything else escaped.
     let (_, page) = app.get("/forums/search?q=comprehenshions").await;
     assert!(page.contains(&format!("href=\"{thread}\"")), "{page}");
-    assert!(page.contains("list comprehensions differ"), "{page}");
+    let excerpt = re(r#"<p class="small search-excerpt">(.*?)</p>"#, &page);
+    assert!(
+        excerpt.contains("How do list <mark>comprehensions</mark> differ from generator expressions?"),
+        "{excerpt}"
+    );
+    assert!(!excerpt.contains("**") && !excerpt.contains("](") && !excerpt.contains("##") && !excerpt.contains("peps"));
+    assert!(excerpt.contains("[x&lt;3 for x in xs]") && !excerpt.contains("<b>"), "{excerpt}");
+    let (_, page) = app.get("/forums/search?q=loops+generat").await;
+    assert!(page.contains("<mark>Loops</mark> in Python"), "the title's match is marked: {page}");
+    assert!(page.contains("<mark>generator</mark> expressions"), "the last word matches as a prefix: {page}");
     let (_, page) = app.get(&format!("{forum}/search?q=generator")).await;
     assert!(page.contains("Loops in Python"), "search within the course forum");
     let (_, page) = app.get("/forums/study-groups/search?q=generator").await;
@@ -1079,3 +1097,292 @@ async fn paged_lists(app: TestApp) {
     assert_eq!(items(&none), 0);
 }
 on_both!(frm_1_forum_index_and_moderation_queue_are_read_a_page_at_a_time, paged_lists);
+
+/// A JPEG photo with an EXIF block naming the camera, its serial number and
+/// where the photo was taken, as phones write into every photo (a TIFF
+/// header and one IFD of ASCII tags in an APP1 segment, built by hand after
+/// the Exif 2.32 layout: Make 0x010F, Model 0x0110, ImageDescription 0x010E).
+pub(crate) fn jpeg_with_exif(width: u32, height: u32) -> Vec<u8> {
+    let pixels = image::RgbImage::from_fn(width, height, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, 90]));
+    let mut plain = Vec::new();
+    image::DynamicImage::ImageRgb8(pixels)
+        .write_to(&mut std::io::Cursor::new(&mut plain), image::ImageFormat::Jpeg)
+        .unwrap();
+    let tags: [(u16, &[u8]); 3] =
+        [(0x010E, b"GPS 48.858370 N 2.294481 E\0"), (0x010F, b"LeakyCam\0"), (0x0110, b"LeakyCam Pro 9 SN-0042\0")];
+    let mut tiff = b"II*\0\x08\0\0\0".to_vec();
+    let mut value_at = 8 + 2 + tags.len() * 12 + 4;
+    let mut values = Vec::new();
+    tiff.extend((tags.len() as u16).to_le_bytes());
+    for (tag, value) in tags {
+        tiff.extend(tag.to_le_bytes());
+        tiff.extend(2u16.to_le_bytes()); // ASCII
+        tiff.extend((value.len() as u32).to_le_bytes());
+        tiff.extend((value_at as u32).to_le_bytes());
+        values.extend_from_slice(value);
+        value_at += value.len();
+    }
+    tiff.extend(0u32.to_le_bytes());
+    tiff.extend(values);
+    let mut app1 = b"Exif\0\0".to_vec();
+    app1.extend(tiff);
+    let mut photo = plain[..2].to_vec();
+    photo.extend([0xFF, 0xE1]);
+    photo.extend(((app1.len() + 2) as u16).to_be_bytes());
+    photo.extend(app1);
+    photo.extend_from_slice(&plain[2..]);
+    photo
+}
+
+/// The markers of a JPEG's segments before its image data.
+pub(crate) fn jpeg_markers(bytes: &[u8]) -> Vec<u8> {
+    assert_eq!(&bytes[..2], [0xFF, 0xD8], "a JPEG");
+    let (mut at, mut markers) = (2, Vec::new());
+    while at + 4 <= bytes.len() && bytes[at] == 0xFF {
+        markers.push(bytes[at + 1]);
+        if bytes[at + 1] == 0xDA {
+            break;
+        }
+        at += 2 + usize::from(u16::from_be_bytes([bytes[at + 2], bytes[at + 3]]));
+    }
+    markers
+}
+
+pub(crate) fn holds(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// What a phone photo's metadata gives away, none of which may be served.
+pub(crate) const PHOTO_SECRETS: [&[u8]; 4] = [b"Exif", b"LeakyCam", b"SN-0042", b"48.858370"];
+
+async fn post_multipart<'a>(
+    app: &'a TestApp,
+    path: &str,
+    fields: &[(&str, &str)],
+    file: Option<(&str, &str, &[u8])>,
+) -> rocket::local::asynchronous::LocalResponse<'a> {
+    let token = app.csrf().await;
+    let mut all = vec![("csrf_token", token.as_str())];
+    all.extend_from_slice(fields);
+    let (ct, body) = crate::learning::multipart(&all, file);
+    app.client.post(path.to_string()).header(ct).body(body).dispatch().await
+}
+
+async fn forum_images(app: TestApp) {
+    // promise: FRM-5 — an image attached to a post is re-encoded without its
+    // metadata (camera, GPS position) before anyone, its author included, can fetch it.
+    let grace = verified(&app, "grace").await;
+    run(&app, |conn| lyceum::accounts::service::ensure_staff(conn, "grace@example.org", None, "Grace", "H")).await;
+    as_user(&app, &grace).await;
+    app.post_form("/forums", &[("slug", "photos"), ("title", "Photos")]).await;
+    let res = app.post_form("/forums", &[("slug", "images"), ("title", "Images")]).await;
+    assert_eq!(res.status(), Status::SeeOther);
+    assert!(app.get("/forums").await.1.contains("is the address of a page"), "images is the images' address");
+
+    let photo = jpeg_with_exif(800, 600);
+    assert!(jpeg_markers(&photo).contains(&0xE1) && PHOTO_SECRETS.iter().all(|s| holds(&photo, s)));
+    image::load_from_memory(&photo).expect("the photo with its EXIF block is a valid JPEG");
+    let cyrus = verified(&app, "cyrus").await;
+    as_user(&app, &cyrus).await;
+    let title = ("title", "The harbour at dawn");
+    let new_thread = "/forums/photos/threads";
+
+    // Refused with what to do, the text kept: no description, not an image,
+    // too large (the limit is said).
+    let res =
+        post_multipart(&app, new_thread, &[title, ("body", "Taken this morning.")], Some(("image", "h.jpg", &photo)))
+            .await;
+    assert_eq!(res.status(), Status::UnprocessableEntity);
+    let page = res.into_string().await.unwrap();
+    assert!(page.contains("Describe the image in a few words") && page.contains("Taken this morning.</textarea>"));
+    let fields = [title, ("body", "Taken this morning."), ("image_alt", "Fishing boats in a harbour at sunrise")];
+    let res =
+        post_multipart(&app, new_thread, &fields, Some(("image", "h.jpg", b"just some notes, not a picture"))).await;
+    assert_eq!(res.status(), Status::UnprocessableEntity);
+    let page = res.into_string().await.unwrap();
+    assert!(page.contains("is not a PNG, JPEG, GIF or WebP image"), "{page}");
+    assert!(page.contains(r#"value="Fishing boats in a harbour at sunrise""#), "the description is kept");
+    let huge = vec![0xFFu8; 11 * 1024 * 1024];
+    let res = post_multipart(&app, new_thread, &fields, Some(("image", "big.jpg", &huge))).await;
+    assert_eq!(res.status(), Status::UnprocessableEntity);
+    assert!(res.into_string().await.unwrap().contains("larger than 10 MB"));
+    let stored: i64 = run(&app, |conn| {
+        use lyceum::db::schema::forum_attachments;
+        forum_attachments::table.count().get_result(conn)
+    })
+    .await;
+    assert_eq!(stored, 0, "nothing stored from refused posts");
+
+    let res = post_multipart(&app, new_thread, &fields, Some(("image", "harbour.jpg", &photo))).await;
+    assert_eq!(res.status(), Status::SeeOther);
+    let thread = res.headers().get_one("Location").unwrap().to_string();
+    let (status, page) = app.get(&thread).await;
+    assert_eq!(status, Status::Ok);
+    assert!(page.contains("Only you and the moderators see this post for now"), "the author sees why it waits");
+    let img = re(r#"(<img src="/forums/images/\d+"[^>]*>)"#, &page);
+    assert!(img.contains(r#"alt="Fishing boats in a harbour at sunrise""#) && img.contains(r#"width="800""#), "{img}");
+    let src = re(r#"src="(/forums/images/\d+)""#, &img);
+    let res = app.client.get(src.clone()).dispatch().await;
+    assert_eq!(res.status(), Status::Ok);
+    assert_eq!(res.content_type(), Some(rocket::http::ContentType::JPEG));
+    assert_eq!(res.headers().get_one("X-Content-Type-Options"), Some("nosniff"));
+    assert!(res.headers().get_one("Content-Security-Policy").unwrap().contains("sandbox"));
+    let served = res.into_bytes().await.unwrap();
+    assert!(!jpeg_markers(&served).contains(&0xE1), "no APP1 (EXIF/XMP) segment: {:x?}", jpeg_markers(&served));
+    for secret in PHOTO_SECRETS {
+        assert!(!holds(&served, secret), "{} was served", String::from_utf8_lossy(secret));
+    }
+    let decoded = image::load_from_memory(&served).unwrap();
+    assert_eq!((decoded.width(), decoded.height()), (800, 600));
+
+    // Others: the waiting thread is explained, not a bare "not found", and
+    // its image is not theirs to fetch yet.
+    let dora = verified(&app, "dora").await;
+    as_user(&app, &dora).await;
+    let (status, page) = app.get(&thread).await;
+    assert_eq!(status, Status::NotFound);
+    assert!(page.contains("This thread waits for a moderator") && page.contains("href=\"/forums/photos\""), "{page}");
+    assert!(!page.contains("harbour at dawn") && !page.contains("Taken this morning"), "nothing unread by a moderator");
+    assert_eq!(app.client.get(src.clone()).dispatch().await.status(), Status::NotFound);
+
+    // The moderator approves it in the queue and is back in the queue.
+    as_user(&app, &grace).await;
+    let (_, queue) = app.get("/forums/moderation").await;
+    assert!(queue.contains(r#"name="from" value="queue""#) && queue.contains(&src), "the queue shows the image");
+    let opening = post_id_by_body(&app, "Taken this morning.").await;
+    let res = app
+        .post_form(
+            &format!("/forums/posts/{opening}/moderate"),
+            &[("action", "approve"), ("from", "queue"), ("page", "1")],
+        )
+        .await;
+    assert_eq!(res.status(), Status::SeeOther);
+    assert_eq!(res.headers().get_one("Location"), Some("/forums/moderation"));
+    let (_, queue) = app.get("/forums/moderation").await;
+    assert!(queue.contains("Approved cyrus’s post in “The harbour at dawn”"), "{queue}");
+
+    as_user(&app, &dora).await;
+    let (status, page) = app.get(&thread).await;
+    assert_eq!(status, Status::Ok);
+    assert!(page.contains(&img), "everyone sees the image with its description");
+    assert_eq!(app.client.get(src.clone()).dispatch().await.status(), Status::Ok);
+
+    // Trusted now, Cyrus replies with an image alone, then with an image from
+    // another site: shown as a link, and he is told why.
+    as_user(&app, &cyrus).await;
+    let mut png = Vec::new();
+    image::DynamicImage::new_rgba8(40, 30)
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    let res = post_multipart(
+        &app,
+        &format!("{thread}/replies"),
+        &[("body", ""), ("image_alt", "A blank square")],
+        Some(("image", "blank.png", &png)),
+    )
+    .await;
+    assert_eq!(res.status(), Status::SeeOther);
+    let res = app
+        .post_form(
+            &format!("{thread}/replies"),
+            &[("body", "Compare ![the tide chart](https://tides.example/chart.png)")],
+        )
+        .await;
+    assert_eq!(res.status(), Status::SeeOther);
+    let (_, page) = app.get(&thread).await;
+    assert!(page.contains("Images from other sites are not shown in posts"), "{page}");
+    assert!(page.contains(r#"alt="A blank square""#));
+    assert!(
+        page.contains(r#"href="https://tides.example/chart.png""#) && page.contains(">the tide chart</a>"),
+        "{page}"
+    );
+    assert!(!page.contains(r#"src="https://tides.example"#));
+
+    // Junk addresses get a clear refusal, never an error: not a number, 422
+    // (as every id in a path); a number that names no image, 404.
+    for junk in ["/forums/images/abc", "/forums/images/1.5", "/forums/images/%00"] {
+        assert_eq!(app.client.get(junk).dispatch().await.status(), Status::UnprocessableEntity, "{junk}");
+    }
+    for unknown in ["/forums/images/99999999", "/forums/images/-1"] {
+        assert_eq!(app.client.get(unknown).dispatch().await.status(), Status::NotFound, "{unknown}");
+    }
+
+    // promise: FRM-4 — erased with their posts' text, an author's images go too, rows and files.
+    let key: String = run(&app, move |conn| {
+        use lyceum::db::schema::forum_attachments;
+        forum_attachments::table
+            .filter(forum_attachments::post_id.eq(opening))
+            .select(forum_attachments::blob_key)
+            .first(conn)
+    })
+    .await;
+    let blobs = lyceum::blob_store(&app.config);
+    assert!(blobs.get(&key).unwrap().is_some());
+    let cyrus_id: i64 =
+        run(&app, |conn| users::table.filter(users::username.eq("cyrus")).select(users::id).first(conn)).await;
+    let (outbox, store) = (app.config.data_dir.join("outbox"), blobs.clone());
+    run(&app, move |conn| {
+        let erasing = lyceum::lifecycle::Erasing {
+            step: lyceum::lifecycle::Step::PseudonymisePosts,
+            user_id: cyrus_id,
+            request_id: 0,
+            email: "cyrus@example.org",
+            username: "cyrus",
+            blank_posts: true,
+            blobs: store.as_ref(),
+            outbox: &outbox,
+            now: lyceum::db::now(),
+        };
+        (lyceum::forums::lifecycle::HOOKS.erase_user.unwrap())(conn, &erasing)
+    })
+    .await;
+    assert!(blobs.get(&key).unwrap().is_none(), "the file is deleted");
+    as_user(&app, &grace).await;
+    assert_eq!(app.client.get(src.clone()).dispatch().await.status(), Status::NotFound);
+    let (_, page) = app.get(&thread).await;
+    assert!(!page.contains("/forums/images/") && page.contains("Former member"), "{page}");
+}
+on_both!(frm_5_a_post_carries_an_image_without_its_metadata, forum_images);
+
+async fn waiting_explained(app: TestApp) {
+    // promise: FRM-3 — a waiting post is shown to its author as waiting, with
+    // why; others are told a thread waits rather than shown "not found"; a
+    // moderator's decision on a waiting post returns to the queue.
+    let (ada, bob) = (verified(&app, "ada").await, verified(&app, "bob").await);
+    let (_, thread, opening, grace) = approved_thread(&app, &[&ada, &bob], "Recursion", "What is a base case?").await;
+    as_user(&app, &bob).await;
+    app.post_form(&format!("{thread}/replies"), &[("body", "Bob's waiting answer")]).await;
+    let (_, page) = app.get(&thread).await;
+    assert!(page.contains("Bob's waiting answer") && page.contains("Only you and the moderators see this post"));
+    as_user(&app, &ada).await;
+    let (_, page) = app.get(&thread).await;
+    assert!(!page.contains("Bob's waiting answer") && !page.contains("Only you and the moderators"), "{page}");
+    // Rejected from the thread page: back to the queue, told what happened.
+    as_user(&app, &grace).await;
+    let reply = post_id_by_body(&app, "Bob's waiting answer").await;
+    let res = app.post_form(&format!("/forums/posts/{reply}/moderate"), &[("action", "reject")]).await;
+    assert_eq!(res.headers().get_one("Location"), Some("/forums/moderation"));
+    let (_, queue) = app.get("/forums/moderation").await;
+    assert!(queue.contains("Rejected bob’s post in “Recursion”: nobody else will see it."), "{queue}");
+    // A decision that is not on a waiting post, taken on the thread, stays there.
+    let res = app.post_form(&format!("/forums/posts/{opening}/moderate"), &[("action", "endorse")]).await;
+    assert!(res.headers().get_one("Location").unwrap().contains("/threads/"));
+    // Hidden by a moderator: others are told so; the author still sees it, marked.
+    let res =
+        app.post_form(&format!("/forums/posts/{opening}/moderate"), &[("action", "hide"), ("from", "queue")]).await;
+    assert_eq!(res.headers().get_one("Location"), Some("/forums/moderation"));
+    as_user(&app, &bob).await;
+    let (status, page) = app.get(&thread).await;
+    assert_eq!(status, Status::NotFound);
+    assert!(page.contains("This thread is hidden for now") && !page.contains("base case"), "{page}");
+    as_user(&app, &ada).await;
+    let (status, page) = app.get(&thread).await;
+    assert_eq!(status, Status::Ok);
+    assert!(page.contains("What is a base case?") && page.contains("hidden by a moderator or reports"));
+    // Junk in the moderation form is refused plainly.
+    as_user(&app, &grace).await;
+    let res =
+        app.post_form(&format!("/forums/posts/{opening}/moderate"), &[("action", "frobnicate"), ("page", "x")]).await;
+    assert_eq!(res.status(), Status::UnprocessableEntity);
+}
+on_both!(frm_3_waiting_posts_are_explained_and_decisions_return_to_the_queue, waiting_explained);
