@@ -78,6 +78,9 @@ pub struct Shared {
     pub enrollment: Option<SharedEnrollment>,
     pub progress: Option<SharedProgress>,
     pub result: Option<SharedResult>,
+    /// The code of the learner's certificate for the run, when the consent
+    /// covers it and one is in force; for reports (exports do not carry it).
+    pub certificate: Option<String>,
 }
 
 impl Shared {
@@ -439,6 +442,35 @@ fn decide(
         HashMap::new()
     };
 
+    // The certificate in force for each (learner, run) whose consent covers it.
+    let need_certificates = req.want.result && decided.iter().any(|(_, _, c)| c.contains(Category::Certificate));
+    let certificates: HashMap<(i64, i64), String> = if need_certificates {
+        use crate::db::schema::certificates;
+        let users: Vec<i64> = decided
+            .iter()
+            .filter(|(_, _, c)| c.contains(Category::Certificate))
+            .map(|(r, _, _)| r.0.1)
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        certificates::table
+            .filter(certificates::user_id.eq_any(&users))
+            .filter(certificates::revoked_at.is_null())
+            .order(certificates::id.asc())
+            .select((
+                certificates::user_id.assume_not_null(),
+                certificates::run_id.assume_not_null(),
+                certificates::code,
+            ))
+            .filter(certificates::run_id.is_not_null())
+            .load::<(i64, i64, String)>(conn)?
+            .into_iter()
+            .map(|(u, r, code)| ((u, r), code))
+            .collect()
+    } else {
+        HashMap::new()
+    };
+
     let mut out = Vec::with_capacity(decided.len());
     for ((e, c, u), basis, cats) in decided {
         let (eid, user_id, run_id, track, status, enrolled_at, expires, grade, passed, completed_at, last_activity) = e;
@@ -513,7 +545,9 @@ fn decide(
         });
         let graded = cats.contains(Category::Grades);
         let completion = cats.contains(Category::Completion);
-        let result = (req.want.result && (graded || completion)).then(|| {
+        let certified = req.want.result && cats.contains(Category::Certificate);
+        let certificate = certified.then(|| certificates.get(&(user_id, run_id)).cloned()).flatten();
+        let result = (req.want.result && (graded || completion || certified)).then(|| {
             if graded {
                 fields.extend(["result.grade_percent", "result.passed"]);
             }
@@ -530,6 +564,9 @@ fn decide(
             if completion {
                 fields.push("result.completed_at");
             }
+            if certified {
+                fields.push("result.certificate");
+            }
             SharedResult {
                 cursor: cursor.clone(),
                 learner: learner.clone(),
@@ -545,7 +582,10 @@ fn decide(
             continue;
         }
         let disclosed = (user_id, req.purpose, format!("enrollment:{eid}"), fields.join(","), basis.clone());
-        out.push((Shared { basis, categories: cats, learner, course, enrollment, progress, result }, disclosed));
+        out.push((
+            Shared { basis, categories: cats, learner, course, enrollment, progress, result, certificate },
+            disclosed,
+        ));
     }
     Ok((out, next_after))
 }
