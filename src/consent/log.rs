@@ -235,7 +235,7 @@ pub fn group(entries: &[Entry], decisions: &[Decision]) -> Vec<Group> {
                     why.unwrap_or_default()
                 ),
             ));
-            let what = "A notice to delete what it holds about you".to_string();
+            let what = "Told to delete what it holds about you".to_string();
             *acc.detail.entry((std::cmp::Reverse(e.at), what, basis_label(&e.basis).to_string())).or_default() +=
                 e.count;
             continue;
@@ -422,6 +422,46 @@ pub fn decisions_of(conn: &mut Conn, history: &[super::ledger::LedgerRow]) -> Qu
         });
     }
     Ok(out)
+}
+
+/// A learner's whole log in the page's words, as Markdown: the readable
+/// copy in their data download (RGT-1).
+pub fn as_markdown(conn: &mut Conn, user_id: i64) -> QueryResult<String> {
+    let entries = entries_of(conn, user_id, 1_000_000)?;
+    let history = super::ledger::for_user(conn, user_id)?;
+    let decisions = decisions_of(conn, &history)?;
+    let mut text = String::from(
+        "# What was shared about you\n\nIn the words of your Sharing page: who received what about you, for what, \
+         on what basis, and your decisions about each partner. Times are UTC.\n",
+    );
+    let groups = group(&entries, &decisions);
+    if groups.is_empty() {
+        text.push_str(
+            "\nNothing about you has been shared with anyone, and you have made no decision about a partner.\n",
+        );
+    }
+    for g in groups {
+        let place = g.course.as_deref().map(|c| format!(", {c}")).unwrap_or_default();
+        text.push_str(&format!("\n## {}{place}\n\n", g.partner));
+        if let Some(r) = &g.received {
+            text.push_str(&format!("{r}\n\n"));
+        }
+        text.push_str(&format!("Why: {}.\n", g.why));
+        for e in &g.events {
+            text.push_str(&format!("\n- {e}"));
+        }
+        if !g.events.is_empty() {
+            text.push('\n');
+        }
+        if !g.detail.is_empty() {
+            text.push_str("\nEach time:\n\n");
+            for d in &g.detail {
+                let n = d.repeated.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
+                text.push_str(&format!("- {}: {}; {}{n}\n", d.when, d.what, d.basis));
+            }
+        }
+    }
+    Ok(text)
 }
 
 #[cfg(test)]
