@@ -253,7 +253,8 @@ pub fn group(entries: &[Entry], decisions: &[Decision]) -> Vec<Group> {
         }
         acc.bases.insert(basis.clone());
         let what = fields_in_words(&e.fields);
-        let what = format!("{}{}", what[..1].to_uppercase(), &what[1..]);
+        let mut chars = what.chars();
+        let what = chars.next().map(|c| c.to_uppercase().chain(chars).collect::<String>()).unwrap_or_default();
         let what = match &e.note {
             Some(n) if !n.is_empty() => format!("{what}. {n}"),
             _ => what,
@@ -532,6 +533,15 @@ mod tests {
                 "You withdrew your consent to share your name and progress on 6 Dec 2026; Acme Corp receives nothing new about you under it from then on."
             ]
         );
+    }
+
+    #[test]
+    fn words_staff_entered_read_as_entered() {
+        let mut e = entry("École file 12", "legal", at(8, 0));
+        e.legal_reference = Some("Order 2026/1187".into());
+        let g = &group(&[e], &[])[0];
+        assert_eq!(g.detail[0].what, "École file 12");
+        assert_eq!(g.detail[0].basis, "because the law required it (Order 2026/1187)");
     }
 
     #[test]

@@ -449,7 +449,7 @@ fn decide(
     // The certificate in force for each (learner, run) whose consent covers it.
     let need_certificates =
         certificates && req.want.result && decided.iter().any(|(_, _, c)| c.contains(Category::Certificate));
-    let certificates: HashMap<(i64, i64), String> = if need_certificates {
+    let certificate_codes: HashMap<(i64, i64), String> = if need_certificates {
         use crate::db::schema::certificates;
         let users: Vec<i64> = decided
             .iter()
@@ -551,7 +551,7 @@ fn decide(
         let graded = cats.contains(Category::Grades);
         let completion = cats.contains(Category::Completion);
         let certified = certificates && req.want.result && cats.contains(Category::Certificate);
-        let certificate = certified.then(|| certificates.get(&(user_id, run_id)).cloned()).flatten();
+        let certificate = certified.then(|| certificate_codes.get(&(user_id, run_id)).cloned()).flatten();
         let result = (req.want.result && (graded || completion || certified)).then(|| {
             if graded {
                 fields.extend(["result.grade_percent", "result.passed"]);
