@@ -38,6 +38,7 @@ impl MemberOffer {
             "asks": self.asks_consent(),
             "profile": labels(&profile),
             "always": labels(&self.without_consent),
+            "always_in_words": self.without_consent.in_words(),
             "text": self.text.as_ref().map(|t| t.body.clone()),
             "text_id": self.text.as_ref().map(|t| t.id),
             "version": self.text.as_ref().map(|t| t.version),

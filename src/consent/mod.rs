@@ -12,6 +12,7 @@ pub mod feed;
 pub mod hooks;
 pub mod ledger;
 pub mod lifecycle;
+pub mod log;
 pub mod member;
 pub mod outbox;
 pub mod parents;
@@ -47,10 +48,14 @@ pub enum Category {
     SupportNeeds,
     /// An exam's grade, score and outcome.
     ExamResult,
+    /// The certificate issued for the course, if any: its code, which opens
+    /// its public verification page. Asked for on its own, so a consent given
+    /// before it existed never covers it.
+    Certificate,
 }
 
 impl Category {
-    pub const ALL: [Category; 12] = [
+    pub const ALL: [Category; 13] = [
         Category::ProfileName,
         Category::ProfileEmail,
         Category::ProfileUsername,
@@ -63,6 +68,7 @@ impl Category {
         Category::DateOfBirth,
         Category::SupportNeeds,
         Category::ExamResult,
+        Category::Certificate,
     ];
     /// Course records: what enrollment-based sharing can ever concern (the
     /// first nine; the exam categories follow them).
@@ -85,6 +91,7 @@ impl Category {
             Category::DateOfBirth => "profile.date_of_birth",
             Category::SupportNeeds => "support_needs",
             Category::ExamResult => "exam.result",
+            Category::Certificate => "certificate",
         }
     }
 
@@ -107,11 +114,105 @@ impl Category {
             Category::DateOfBirth => "Your date of birth",
             Category::SupportNeeds => "The support needs and adjustments you recorded",
             Category::ExamResult => "Your exam result: grade, score and whether you passed",
+            Category::Certificate => {
+                "Your certificate for the course, if one is issued: its code and the link to its public page, which shows the grade on the certificate"
+            }
         }
+    }
+
+    /// The category in a sentence, after "your": "your name, email address
+    /// and progress".
+    pub fn short_label(self) -> &'static str {
+        match self {
+            Category::ProfileName => "name",
+            Category::ProfileEmail => "email address",
+            Category::ProfileUsername => "username",
+            Category::ProfileCompany => "company or organisation",
+            Category::Enrollment => "enrollment",
+            Category::Activity => "last activity",
+            Category::Progress => "progress",
+            Category::Grades => "grades",
+            Category::Completion => "completion",
+            Category::DateOfBirth => "date of birth",
+            Category::SupportNeeds => "support needs and adjustments",
+            Category::ExamResult => "exam result",
+            Category::Certificate => "certificate",
+        }
+    }
+
+    /// The fields of records that carry this category, as disclosure rows
+    /// name them.
+    pub fn fields(self) -> impl Iterator<Item = &'static str> {
+        FIELDS.iter().filter(move |f| f.category == Some(self)).map(|f| f.code)
+    }
+
+    /// The category a field a disclosure row names belongs to; `None` for
+    /// the identifier every record carries and for names not in [`FIELDS`].
+    pub fn of_field(code: &str) -> Option<Category> {
+        FIELDS.iter().find(|f| f.code == code).and_then(|f| f.category)
     }
 
     pub fn is_identity(self) -> bool {
         Category::PROFILE.contains(&self)
+    }
+}
+
+/// A field a record can carry to a partner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Field {
+    /// The name disclosure rows give it.
+    pub code: &'static str,
+    /// What a consent must cover for it to leave; `None` for the identifier
+    /// every record carries (a username, or a code made for the partner).
+    pub category: Option<Category>,
+}
+
+/// Every field the gate hands out, by category: the one definition of what
+/// a category contains. The gate writes these codes in disclosure rows;
+/// consent forms list the categories; the Sharing page reads the rows back
+/// through [`Category::of_field`] and the categories' labels.
+pub const FIELDS: &[Field] = {
+    use Category::*;
+    const fn f(code: &'static str, category: Category) -> Field {
+        Field { code, category: Some(category) }
+    }
+    &[
+        Field { code: "learner.pseudonym", category: None },
+        f("learner.username", ProfileUsername),
+        f("learner.name", ProfileName),
+        f("learner.email", ProfileEmail),
+        f("learner.company", ProfileCompany),
+        f("learner.date_of_birth", DateOfBirth),
+        f("enrollment.course", Enrollment),
+        f("enrollment.track", Enrollment),
+        f("enrollment.status", Enrollment),
+        f("enrollment.enrolled_at", Enrollment),
+        f("progress.last_activity_at", Activity),
+        f("progress.units_completed", Progress),
+        f("progress.units_total", Progress),
+        f("progress.percent", Progress),
+        f("result.grade_percent", Grades),
+        f("result.passed", Grades),
+        f("result.graded_at", Grades),
+        f("result.final_at", Grades),
+        f("result.completed_at", Completion),
+        f("result.certificate", Certificate),
+        f("support_needs.needs", SupportNeeds),
+        f("support_needs.adjustments", SupportNeeds),
+        f("exam.grade", ExamResult),
+        f("exam.score", ExamResult),
+        f("exam.passed", ExamResult),
+    ]
+};
+
+/// "a, b and c".
+pub fn in_words<S: AsRef<str>>(items: &[S]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.as_ref().to_string(),
+        [init @ .., last] => {
+            format!("{} and {}", init.iter().map(|s| s.as_ref()).collect::<Vec<_>>().join(", "), last.as_ref())
+        }
     }
 }
 
@@ -143,6 +244,17 @@ impl Categories {
 
     pub fn iter(&self) -> impl Iterator<Item = Category> + '_ {
         self.0.iter().copied()
+    }
+
+    /// How each category is described to the learner, in order.
+    pub fn labels(&self) -> Vec<&'static str> {
+        self.iter().map(Category::label).collect()
+    }
+
+    /// The categories in a sentence: "your name, email address and progress".
+    pub fn in_words(&self) -> String {
+        let shorts: Vec<&str> = self.iter().map(Category::short_label).collect();
+        if shorts.is_empty() { String::new() } else { format!("your {}", in_words(&shorts)) }
     }
 }
 
@@ -296,8 +408,9 @@ impl Purpose {
             Purpose::MemberSharing => Categories::of(Category::COURSE.iter().copied()),
             // The sponsor knows whom it invited; it may see who they are on
             // its report, and their course status, nothing more.
+            // The certificate is the proof of that completion.
             Purpose::Sponsorship => {
-                Categories::of([ProfileName, ProfileEmail, Enrollment, Activity, Progress, Completion])
+                Categories::of([ProfileName, ProfileEmail, Enrollment, Activity, Progress, Completion, Certificate])
             }
             Purpose::PartnerMarketing => Categories::of([ProfileName, ProfileEmail]),
             // Usage and progress of the courses staff take; never their other profile fields.

@@ -373,3 +373,13 @@ pub fn member_offer(partner: &Partner) -> Categories {
     c.0.extend([Category::Enrollment, Category::Activity, Category::Progress, Category::Grades, Category::Completion]);
     c
 }
+
+/// What a consent for `purpose` asks this partner may receive: the list
+/// every consent form shows under its text, and what a grant records. The
+/// texts never list fields themselves ("the details listed here").
+pub fn offered(partner: &Partner, purpose: Purpose) -> Categories {
+    match purpose {
+        Purpose::MemberSharing => member_offer(partner),
+        other => other.ceiling(),
+    }
+}

@@ -1,7 +1,24 @@
 //! The sponsor completion report: one row per consented learner and
 //! sponsored run, built only from what the gate yields, with summary charts
-//! drawn as server-side SVG. Chart groups smaller than `K_ANONYMITY` are
-//! hidden (SHR-6).
+//! drawn as inline SVG on the server.
+//!
+//! Small counts (SHR-6). [`suppress`] hides a count under [`K_ANONYMITY`]
+//! where an aggregate counts learners whose records the viewer may not read
+//! one by one: the research aggregates (`api::aggregates`) count everyone,
+//! so there a count of 1 would single a learner out. The report's charts
+//! count exactly the learners its table lists for the same filter (across
+//! its pages, and in the CSV): each under a live consent, with the very
+//! figures the table shows. A chart there tells nothing the table does not,
+//! so its counts are exact. It never counts a learner who declined or
+//! withdrew (the gate yields nothing for them): a count beside the table
+//! would otherwise reveal a decline, which is never shown (SHR-2). See
+//! docs/PRIVACY.md, "Small counts".
+//!
+//! The charts are written here rather than with a plotting crate: three
+//! horizontal bar charts of at most eight bars need no scales or layout
+//! engine, and they must carry what such a crate's SVG output does not
+//! (`role="img"`, `<title>`, `<desc>`, a viewBox sized for a phone so
+//! labels stay at least 12 px).
 
 use std::collections::BTreeMap;
 
@@ -14,7 +31,7 @@ use super::sharing::{self, Figures, Want};
 use crate::consent::Purpose;
 use crate::db::Conn;
 
-/// Smallest group an aggregate may show.
+/// Smallest group an aggregate of learners the viewer cannot see one by one may show.
 pub const K_ANONYMITY: u64 = 5;
 
 /// A count as an aggregate may show it: `None` when the group is too small.
@@ -32,6 +49,10 @@ pub struct Row {
     pub last_activity_at: Option<NaiveDateTime>,
     pub progress: Option<f64>,
     pub completed_at: Option<NaiveDateTime>,
+    /// The code of the learner's certificate, when their consent covers it.
+    pub certificate: Option<String>,
+    /// Its public page.
+    pub certificate_url: Option<String>,
 }
 
 /// Learners per page of the report's table.
@@ -48,6 +69,8 @@ pub struct Report {
     pub pages: usize,
     /// Every course in the report, for the filter, by slug.
     pub courses: Vec<(String, String)>,
+    /// Learners who share with the sponsor at all, whatever the filter.
+    pub sharing: usize,
 }
 
 /// Which learners a report covers, and which page of them it shows
@@ -84,8 +107,10 @@ pub fn build(
     let mut matching = Vec::new();
     let mut courses = Vec::new();
     let mut shown = (1, 1);
+    let mut sharing = 0;
     let (figures, shared) =
         sharing::picked(conn, partner, Purpose::Sponsorship, Want::ALL, export_id, base, now, |all| {
+            sharing = all.len();
             matching = (0..all.len()).filter(|i| filter.matches(&all[*i])).collect::<Vec<_>>();
             courses = all.iter().map(|f| (f.course_slug.clone(), f.course_title.clone())).collect();
             let mut keep = vec![false; all.len()];
@@ -119,9 +144,11 @@ pub fn build(
             last_activity_at: s.progress.as_ref().and_then(|p| p.last_activity_at).map(|t| t.naive_utc()),
             progress: s.progress.as_ref().and_then(|p| p.progress_percent),
             completed_at: s.result.as_ref().and_then(|r| r.completed_at).map(|t| t.naive_utc()),
+            certificate_url: s.certificate.as_ref().map(|c| format!("{}/certificates/{c}", base.trim_end_matches('/'))),
+            certificate: s.certificate,
         })
         .collect();
-    Ok(Report { figures, rows, page: shown.0, pages: shown.1, courses })
+    Ok(Report { figures, rows, page: shown.0, pages: shown.1, courses, sharing })
 }
 
 fn fmt(t: Option<NaiveDateTime>) -> String {
@@ -151,43 +178,58 @@ pub fn csv(rows: &[Row]) -> Result<String, csv::Error> {
             &fmt(r.last_activity_at),
             &r.progress.map(|p| format!("{p:.1}")).unwrap_or_default(),
             &fmt(r.completed_at),
-            "",
+            r.certificate_url.as_deref().unwrap_or_default(),
         ])?;
     }
     let bytes = w.into_inner().map_err(csv::Error::from)?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
-/// A horizontal bar chart as inline SVG. Suppressed bars show "fewer than 5".
-pub fn bar_chart(title: &str, bars: &[(String, Option<u64>)]) -> String {
-    let max = bars.iter().filter_map(|(_, v)| *v).max().unwrap_or(1).max(1) as f64;
-    let row_h = 26;
-    let height = 30 + bars.len() * row_h;
-    let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
+/// The chart's width in SVG units: about a phone's content width, so a
+/// 14-unit label is drawn at 12 px or more down to a 310 px wide column
+/// (wider screens draw it larger, up to the CSS cap).
+const CHART_WIDTH: usize = 360;
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// A horizontal bar chart as inline SVG: `role="img"`, its title, and a
+/// description that reads every bar ("Enrolled: 12, Started: 9…"); the
+/// page also gives the figures as a table.
+pub fn bar_chart(id: &str, title: &str, bars: &[(String, u64)]) -> String {
+    let max = bars.iter().map(|(_, v)| *v).max().unwrap_or(1).max(1) as f64;
+    let (row_h, label_w, top) = (30, 130, 34);
+    let bar_room = (CHART_WIDTH - label_w - 50) as f64;
+    let height = top + bars.len() * row_h + 6;
+    let desc = bars.iter().map(|(l, v)| format!("{l}: {v}")).collect::<Vec<_>>().join(", ");
     let mut svg = format!(
-        r#"<svg class="chart" role="img" aria-label="{t}" viewBox="0 0 520 {height}" width="100%" xmlns="http://www.w3.org/2000/svg"><title>{t}</title><text x="0" y="16" font-size="14" font-weight="600">{t}</text>"#,
-        t = esc(title)
+        r#"<svg class="chart" id="{id}" role="img" aria-labelledby="{id}-t {id}-d" viewBox="0 0 {CHART_WIDTH} {height}" xmlns="http://www.w3.org/2000/svg"><title id="{id}-t">{t}</title><desc id="{id}-d">{d}</desc><text x="0" y="20" font-size="16" font-weight="600" fill="currentColor">{t}</text>"#,
+        t = esc(title),
+        d = esc(&desc),
     );
     for (i, (label, value)) in bars.iter().enumerate() {
-        let y = 28 + i * row_h;
-        svg.push_str(&format!(r#"<text x="0" y="{}" font-size="12">{}</text>"#, y + 15, esc(label)));
-        match value {
-            Some(v) => {
-                let w = ((*v as f64 / max) * 260.0).max(1.0);
-                svg.push_str(&format!(
-                    r##"<rect x="170" y="{y}" width="{w:.1}" height="18" fill="#3730a3"></rect><text x="{}" y="{}" font-size="12">{v}</text>"##,
-                    175.0 + w,
-                    y + 14
-                ));
-            }
-            None => svg.push_str(&format!(
-                r##"<text x="170" y="{}" font-size="12" fill="#6b7280">fewer than {K_ANONYMITY} (hidden)</text>"##,
-                y + 14
-            )),
-        }
+        let y = top + i * row_h;
+        let w = if *value == 0 { 0.0 } else { ((*value as f64 / max) * bar_room).max(2.0) };
+        svg.push_str(&format!(
+            r#"<text x="0" y="{ty}" font-size="14" fill="currentColor">{label}</text><rect class="chart-bar" x="{label_w}" y="{y}" width="{w:.1}" height="20" rx="2"></rect><text x="{vx:.1}" y="{ty}" font-size="14" fill="currentColor">{value}</text>"#,
+            ty = y + 15,
+            label = esc(label),
+            vx = label_w as f64 + w + 6.0,
+        ));
     }
     svg.push_str("</svg>");
     svg
+}
+
+/// A chart for the page: the SVG and the same figures as table rows.
+fn chart(id: &str, title: &str, bars: Vec<(String, u64)>) -> Value {
+    json!({
+        "id": id,
+        "title": title,
+        "svg": bar_chart(id, title, &bars),
+        "rows": bars.iter().map(|(label, count)| json!({ "label": label, "count": count })).collect::<Vec<_>>(),
+    })
 }
 
 pub fn context(partner: &Partner, report: &Report, filter: Filter<'_>, now: NaiveDateTime) -> Value {
@@ -196,11 +238,12 @@ pub fn context(partner: &Partner, report: &Report, filter: Filter<'_>, now: Naiv
     let started = figures.iter().filter(|r| r.progress_percent.unwrap_or(0.0) > 0.0).count() as u64;
     let half = figures.iter().filter(|r| r.progress_percent.unwrap_or(0.0) >= 50.0).count() as u64;
     let done = figures.iter().filter(|r| r.completed_at.is_some()).count() as u64;
+    // Exact counts: every learner counted is one the table lists (see the module's doc).
     let funnel = vec![
-        ("Enrolled".to_string(), suppress(n)),
-        ("Started".to_string(), suppress(started)),
-        ("Half-way".to_string(), suppress(half)),
-        ("Completed".to_string(), suppress(done)),
+        ("Enrolled".to_string(), n),
+        ("Started".to_string(), started),
+        ("Half-way".to_string(), half),
+        ("Completed".to_string(), done),
     ];
     let mut dist = [0u64; 5];
     for r in figures {
@@ -208,16 +251,16 @@ pub fn context(partner: &Partner, report: &Report, filter: Filter<'_>, now: Naiv
         let i = if p >= 100.0 { 4 } else { (p / 25.0).floor().clamp(0.0, 3.0) as usize };
         dist[i] += 1;
     }
-    let distribution: Vec<(String, Option<u64>)> = ["0–24 %", "25–49 %", "50–74 %", "75–99 %", "100 %"]
+    let distribution: Vec<(String, u64)> = ["0–24 %", "25–49 %", "50–74 %", "75–99 %", "100 %"]
         .iter()
         .zip(dist)
-        .map(|(l, c)| (l.to_string(), suppress(c)))
+        .map(|(l, c)| (l.to_string(), c))
         .collect();
     let mut weeks: BTreeMap<String, u64> = BTreeMap::new();
     for w in 0..8 {
         let d = (now - Duration::weeks(w)).date();
         let monday = d - Duration::days(d.weekday().num_days_from_monday() as i64);
-        weeks.insert(monday.format("%Y-%m-%d").to_string(), 0);
+        weeks.insert(monday.format("%Y-%m-%d").to_string(), 0u64);
     }
     for r in figures {
         if let Some(c) = r.completed_at {
@@ -228,8 +271,14 @@ pub fn context(partner: &Partner, report: &Report, filter: Filter<'_>, now: Naiv
             }
         }
     }
-    let per_week: Vec<(String, Option<u64>)> =
-        weeks.into_iter().map(|(k, v)| (format!("Week of {k}"), suppress(v))).collect();
+    let per_week: Vec<(String, u64)> = weeks
+        .into_iter()
+        .map(|(k, v)| {
+            let day =
+                chrono::NaiveDate::parse_from_str(&k, "%Y-%m-%d").map_or(k.clone(), |d| d.format("%-d %b").to_string());
+            (format!("Week of {day}"), v)
+        })
+        .collect();
     let (course, status) = (filter.course.unwrap_or(""), filter.status.unwrap_or(""));
     let query =
         format!("course={}&status={}", crate::web::page::url_encode(course), crate::web::page::url_encode(status));
@@ -241,7 +290,9 @@ pub fn context(partner: &Partner, report: &Report, filter: Filter<'_>, now: Naiv
             "learner": r.learner, "email": r.email, "course": r.course, "run": r.run,
             "enrolled_at": fmt(r.enrolled_at), "last_activity_at": fmt(r.last_activity_at),
             "progress": r.progress.map(|p| format!("{p:.0}")), "completed_at": fmt(r.completed_at),
+            "certificate": r.certificate,
         })).collect::<Vec<_>>(),
+        "anyone_shares": report.sharing > 0,
         "count": n,
         "shown_from": if report.rows.is_empty() { 0 } else { first + 1 },
         "shown_to": first + report.rows.len(),
@@ -252,9 +303,10 @@ pub fn context(partner: &Partner, report: &Report, filter: Filter<'_>, now: Naiv
         "courses": report.courses.iter().map(|(s, t)| json!({ "slug": s, "title": t, "selected": course == s.as_str() })).collect::<Vec<_>>(),
         "status": status,
         "query": query,
-        "funnel_svg": bar_chart("Completion funnel", &funnel),
-        "distribution_svg": bar_chart("Progress distribution", &distribution),
-        "weekly_svg": bar_chart("Completions per week", &per_week),
-        "k": K_ANONYMITY,
+        "charts": if n == 0 { Vec::new() } else { vec![
+            chart("chart-funnel", "Completion funnel", funnel),
+            chart("chart-progress", "Progress distribution", distribution),
+            chart("chart-weekly", "Completions per week", per_week),
+        ] },
     })
 }

@@ -10,7 +10,6 @@ use serde_json::{Value, json};
 
 use super::hooks::{ConsentHooks, RestrictionCarriedOut};
 use super::ledger::{self, Action, Entry, Evidence};
-use super::sharing;
 use super::sponsors::{self, Decision, SponsorError};
 use super::texts;
 use super::{Categories, Purpose};
@@ -86,7 +85,10 @@ fn sharing_context(conn: &mut Conn, user_id: i64) -> QueryResult<Value> {
         }));
     }
     let waiting = super::parents::waiting(conn, user_id, now())?;
-    let disclosures = sharing::disclosures_of(conn, user_id, 200)?;
+    let entries = super::log::entries_of(conn, user_id, LOG_ROWS)?;
+    let shown_rows = entries.len();
+    let decisions = super::log::decisions_of(conn, &history)?;
+    let groups = super::log::group(&entries, &decisions);
     let restricted = ledger::is_restricted(conn, user_id)?;
     // Organizations that have this person as staff receive their training records as processor (SHR-7).
     let employers: Vec<String> = {
@@ -98,6 +100,29 @@ fn sharing_context(conn: &mut Conn, user_id: i64) -> QueryResult<Value> {
             .load(conn)?
     };
     let staff_training = Purpose::StaffTraining;
+    // Every decision in the ledger, in the log's words (restrictions too).
+    let partner_names: HashMap<i64, String> = decisions_partner_names(conn, &history)?;
+    let decisions_in_words: Vec<String> = history
+        .iter()
+        .map(|r| {
+            let partner = r.partner_id.and_then(|p| partner_names.get(&p)).cloned().unwrap_or_default();
+            let sentence = super::log::decision_sentence(&super::log::Decision {
+                partner: partner.clone(),
+                purpose: r.purpose.clone(),
+                course: None,
+                action: r.action.clone(),
+                actor: r.actor.clone(),
+                categories: Categories::parse(&r.categories),
+                at: r.created_at,
+                note: r.note.clone(),
+            });
+            if partner.is_empty() {
+                sentence
+            } else {
+                format!("{partner}, {}: {sentence}", super::log::purpose_label(&r.purpose).to_lowercase())
+            }
+        })
+        .collect();
     Ok(json!({
         "employers": employers.iter().map(|name| json!({
             "name": name,
@@ -109,16 +134,28 @@ fn sharing_context(conn: &mut Conn, user_id: i64) -> QueryResult<Value> {
         "consents": items,
         "restricted": restricted.is_some(),
         "restricted_since": restricted.map(when),
-        "disclosures": disclosures.iter().map(|d| json!({
-            "recipient": d.recipient, "fields": d.fields.split(',').collect::<Vec<_>>(), "basis": d.basis,
-            "departure": d.basis == "departure", "note": d.note,
-            "legal_reference": d.legal_reference, "when": when(d.created_at), "export": d.export_id,
-        })).collect::<Vec<_>>(),
-        "history": history.iter().map(|r| json!({
-            "action": r.action, "purpose": r.purpose, "when": when(r.created_at), "method": r.method, "actor": r.actor,
-            "note": r.note, "hash": &r.row_hash[..16],
+        "log": groups,
+        "shared_anything": !entries.is_empty(),
+        "log_rows": LOG_ROWS,
+        "log_full": shown_rows as i64 >= LOG_ROWS,
+        "history": history.iter().zip(&decisions_in_words).map(|(r, sentence)| json!({
+            "when": when(r.created_at), "sentence": sentence, "how": super::log::method_label(&r.method),
+            "partner": r.partner_id.is_some(), "hash": &r.row_hash[..16],
         })).collect::<Vec<_>>(),
     }))
+}
+
+/// Disclosure rows the Sharing page reads (newest first).
+const LOG_ROWS: i64 = 500;
+
+fn decisions_partner_names(conn: &mut Conn, history: &[ledger::LedgerRow]) -> QueryResult<HashMap<i64, String>> {
+    let ids: Vec<i64> = history.iter().filter_map(|r| r.partner_id).collect();
+    Ok(partners::table
+        .filter(partners::id.eq_any(ids))
+        .select((partners::id, partners::name))
+        .load::<(i64, String)>(conn)?
+        .into_iter()
+        .collect())
 }
 
 #[get("/sharing")]
@@ -392,10 +429,21 @@ fn offer_context(conn: &mut Conn, code: &str) -> Result<Value, AppError> {
         "sponsor": offer.partner.name,
         "course": offer.course.title, "course_slug": offer.course.slug, "run": offer.run.run_key,
         "starts": offer.run.starts_at.format("%e %B %Y").to_string(),
-        "shown": sponsors::categories_shown().iter().map(|c| c.label()).collect::<Vec<_>>(),
+        "shown": super::partners::offered(&offer.partner, Purpose::Sponsorship).labels(),
+        "not_shown": not_offered(&offer.partner, Purpose::Sponsorship),
         "text": text.body, "text_id": text.id, "version": text.version,
-        "marketing": marketing.map(|t| json!({ "text": t.body, "text_id": t.id })),
+        "marketing": marketing.map(|t| json!({
+            "text": t.body, "text_id": t.id,
+            "shown": super::partners::offered(&offer.partner, Purpose::PartnerMarketing).labels(),
+        })),
     }))
+}
+
+/// The course records a consent for `purpose` leaves out, in a sentence
+/// ("your grades"), from the same categories as the list it shows.
+fn not_offered(partner: &super::partners::Partner, purpose: Purpose) -> String {
+    let offered = super::partners::offered(partner, purpose);
+    Categories::of(super::Category::COURSE.iter().copied().filter(|c| !offered.contains(*c))).in_words()
 }
 
 #[derive(FromForm)]

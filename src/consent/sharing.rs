@@ -78,6 +78,9 @@ pub struct Shared {
     pub enrollment: Option<SharedEnrollment>,
     pub progress: Option<SharedProgress>,
     pub result: Option<SharedResult>,
+    /// The code of the learner's certificate for the run, when the consent
+    /// covers it and one is in force; for reports (exports do not carry it).
+    pub certificate: Option<String>,
 }
 
 impl Shared {
@@ -268,7 +271,7 @@ pub fn deidentified() -> Categories {
 /// The next page of what may leave, with its disclosures written.
 pub fn next_page(conn: &mut Conn, req: &Request<'_>, now: NaiveDateTime) -> QueryResult<Page> {
     decide_then_disclose(conn, req.partner, req.export_id, now, |conn| {
-        let (decided, next_after) = decide(conn, req, now, None)?;
+        let (decided, next_after) = decide(conn, req, now, None, false)?;
         let (shared, disclosed): (Vec<_>, Vec<_>) = decided.into_iter().unzip();
         Ok((Page { shared, next_after }, disclosed))
     })
@@ -365,7 +368,7 @@ pub fn shareable_ids(
     now: NaiveDateTime,
 ) -> QueryResult<HashSet<(i64, String)>> {
     let req = Request { partner, purpose, want: Want::ALL, after: 0, limit: UNBOUNDED, export_id: "", base_url: "" };
-    let (decided, _) = decide(conn, &req, now, Some(user_id))?;
+    let (decided, _) = decide(conn, &req, now, Some(user_id), false)?;
     Ok(decided
         .into_iter()
         .filter_map(|(shared, (_, _, key, _, _))| {
@@ -378,11 +381,15 @@ pub fn shareable_ids(
 /// What may leave for a request (of one learner's records when `only` names
 /// them) and the disclosure row each record needs; nothing is written.
 /// Callers write the rows of what they hand out in the same transaction.
+/// `certificates`: whether the caller hands out the learner's certificate
+/// where the consent covers it (the sponsor report does; records and pushes
+/// carry no certificate, so their disclosure rows never name one).
 fn decide(
     conn: &mut Conn,
     req: &Request<'_>,
     now: NaiveDateTime,
     only: Option<i64>,
+    certificates: bool,
 ) -> QueryResult<(Vec<Decided>, Option<i64>)> {
     let rows = candidates(conn, req, only)?;
     let next_after = if (rows.len() as i64) < req.limit { None } else { rows.last().map(|r| r.0.0) };
@@ -434,6 +441,36 @@ fn decide(
             .load::<(i64, Option<NaiveDateTime>)>(conn)?
             .into_iter()
             .filter_map(|(id, at)| at.map(|at| (id, at)))
+            .collect()
+    } else {
+        HashMap::new()
+    };
+
+    // The certificate in force for each (learner, run) whose consent covers it.
+    let need_certificates =
+        certificates && req.want.result && decided.iter().any(|(_, _, c)| c.contains(Category::Certificate));
+    let certificate_codes: HashMap<(i64, i64), String> = if need_certificates {
+        use crate::db::schema::certificates;
+        let users: Vec<i64> = decided
+            .iter()
+            .filter(|(_, _, c)| c.contains(Category::Certificate))
+            .map(|(r, _, _)| r.0.1)
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        certificates::table
+            .filter(certificates::user_id.eq_any(&users))
+            .filter(certificates::revoked_at.is_null())
+            .order(certificates::id.asc())
+            .select((
+                certificates::user_id.assume_not_null(),
+                certificates::run_id.assume_not_null(),
+                certificates::code,
+            ))
+            .filter(certificates::run_id.is_not_null())
+            .load::<(i64, i64, String)>(conn)?
+            .into_iter()
+            .map(|(u, r, code)| ((u, r), code))
             .collect()
     } else {
         HashMap::new()
@@ -513,7 +550,9 @@ fn decide(
         });
         let graded = cats.contains(Category::Grades);
         let completion = cats.contains(Category::Completion);
-        let result = (req.want.result && (graded || completion)).then(|| {
+        let certified = certificates && req.want.result && cats.contains(Category::Certificate);
+        let certificate = certified.then(|| certificate_codes.get(&(user_id, run_id)).cloned()).flatten();
+        let result = (req.want.result && (graded || completion || certified)).then(|| {
             if graded {
                 fields.extend(["result.grade_percent", "result.passed"]);
             }
@@ -530,6 +569,9 @@ fn decide(
             if completion {
                 fields.push("result.completed_at");
             }
+            if certified {
+                fields.push("result.certificate");
+            }
             SharedResult {
                 cursor: cursor.clone(),
                 learner: learner.clone(),
@@ -545,7 +587,10 @@ fn decide(
             continue;
         }
         let disclosed = (user_id, req.purpose, format!("enrollment:{eid}"), fields.join(","), basis.clone());
-        out.push((Shared { basis, categories: cats, learner, course, enrollment, progress, result }, disclosed));
+        out.push((
+            Shared { basis, categories: cats, learner, course, enrollment, progress, result, certificate },
+            disclosed,
+        ));
     }
     Ok((out, next_after))
 }
@@ -696,7 +741,8 @@ pub fn all(
     base_url: &str,
     now: NaiveDateTime,
 ) -> QueryResult<Vec<Shared>> {
-    let (_, shared) = picked(conn, partner, purpose, want, export_id, base_url, now, |f| vec![true; f.len()])?;
+    let every = |f: &[Figures]| vec![true; f.len()];
+    let (_, shared) = picked_with(conn, partner, purpose, want, export_id, base_url, now, false, every)?;
     Ok(shared)
 }
 
@@ -725,7 +771,9 @@ impl Figures {
 /// disclosure row); the figures of every record come back for aggregates.
 /// A report that shows one page of learners and charts over all of them
 /// discloses that page only. `pick` gets the figures in order and answers
-/// one bool per record.
+/// one bool per record. Where the consent covers it, a record chosen also
+/// carries the learner's certificate (`Shared::certificate`), for the
+/// report's table.
 #[allow(clippy::too_many_arguments)]
 pub fn picked(
     conn: &mut Conn,
@@ -735,11 +783,26 @@ pub fn picked(
     export_id: &str,
     base_url: &str,
     now: NaiveDateTime,
+    pick: impl FnMut(&[Figures]) -> Vec<bool>,
+) -> QueryResult<(Vec<Figures>, Vec<Shared>)> {
+    picked_with(conn, partner, purpose, want, export_id, base_url, now, true, pick)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn picked_with(
+    conn: &mut Conn,
+    partner: &Partner,
+    purpose: Purpose,
+    want: Want,
+    export_id: &str,
+    base_url: &str,
+    now: NaiveDateTime,
+    certificates: bool,
     mut pick: impl FnMut(&[Figures]) -> Vec<bool>,
 ) -> QueryResult<(Vec<Figures>, Vec<Shared>)> {
     decide_then_disclose(conn, partner, export_id, now, |conn| {
         let req = Request { partner, purpose, want, after: 0, limit: UNBOUNDED, export_id, base_url };
-        let (decided, _) = decide(conn, &req, now, None)?;
+        let (decided, _) = decide(conn, &req, now, None, certificates)?;
         let figures: Vec<Figures> = decided.iter().map(|(s, _)| Figures::of(s)).collect();
         let chosen = pick(&figures);
         let (shared, disclosed): (Vec<_>, Vec<_>) = decided

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::ledger::{Action, Entry, Evidence};
 use super::partners::Partner;
-use super::{Categories, PartnerKind, Purpose, run_scope, texts};
+use super::{PartnerKind, Purpose, run_scope, texts};
 use crate::db::Conn;
 use crate::db::schema::{course_runs, courses, sponsor_allocations, sponsor_codes, sponsorships};
 use crate::kernel::SessionUser;
@@ -366,8 +366,4 @@ pub fn record_marketing(
         now,
     )?;
     Ok(())
-}
-
-pub fn categories_shown() -> Categories {
-    Purpose::Sponsorship.ceiling()
 }

@@ -117,7 +117,52 @@ pub fn all(conn: &mut Conn) -> QueryResult<Vec<ConsentText>> {
         .load(conn)
 }
 
+/// The default texts. None lists fields: every form shows, beneath the
+/// text, the list generated from the categories the consent covers
+/// (`partners::offered`), the one place they are written.
 const DEFAULTS: [(PartnerKind, Purpose, &str); 7] = [
+    (
+        PartnerKind::Member,
+        Purpose::MemberSharing,
+        "The institution that runs this course receives records of your study in its own courses. Without your agreement they do not identify you: they carry a code made for the institution alone. If you agree, they come with the details listed here, so that it can recognise you as its learner. If you do not agree, you are still enrolled and lose nothing. You can withdraw at any time on your Sharing page; the institution receives nothing new about you from then on.",
+    ),
+    (
+        PartnerKind::Sponsor,
+        Purpose::Sponsorship,
+        "Your sponsor pays for your place in this course. If you agree, your sponsor sees the details listed here, for the sponsored course only, and nothing else. If you do not agree, you can still take the course; your sponsor is not told. You can withdraw at any time on your Sharing page, and your sponsor stops seeing them at once.",
+    ),
+    (
+        PartnerKind::Member,
+        Purpose::PartnerMarketing,
+        "If you agree, the institution may email you about its other courses and programmes, using the details listed here. This is separate from your course records, is never required, and you can withdraw at any time on your Sharing page.",
+    ),
+    (
+        PartnerKind::Sponsor,
+        Purpose::PartnerMarketing,
+        "If you agree, your sponsor may email you about its own offers, using the details listed here. This is separate from progress reports, is never required, and you can withdraw at any time on your Sharing page.",
+    ),
+    (
+        PartnerKind::ExamBody,
+        Purpose::ExamRegistration,
+        "To register you as a candidate, the exam body receives the details listed here, with your booking reference and the session you chose. It needs them to admit you to the exam and to issue your result, and receives nothing else about you. If you cancel, it is told the booking is cancelled. You can withdraw on your Sharing page; the exam body then receives nothing new about you, which may mean it cannot admit you.",
+    ),
+    (
+        PartnerKind::ExamBody,
+        Purpose::ExamSupport,
+        "If you agree, the exam body also receives what is listed here, so that it can arrange your adjustments for this exam. This is separate from your registration and never required; without it you are registered just the same, and the exam body learns nothing about your needs. You can withdraw at any time on your Sharing page.",
+    ),
+    (
+        PartnerKind::Sponsor,
+        Purpose::ExamResults,
+        "Your sponsor paid for your course. If you agree, it sees the details listed here about your exam for that course. If you do not agree, your sponsor sees no result and is not told that you declined. You can withdraw at any time on your Sharing page, and your sponsor stops seeing your result at once.",
+    ),
+];
+
+/// Earlier default texts, which listed fields in their own words (and
+/// said a sponsor saw "nothing else" while the list beneath included name
+/// and email). Where one is still the latest version, never replaced by
+/// an operator's own, the current default is published after it.
+const SUPERSEDED: [(PartnerKind, Purpose, &str); 7] = [
     (
         PartnerKind::Member,
         Purpose::MemberSharing,
@@ -155,10 +200,18 @@ const DEFAULTS: [(PartnerKind, Purpose, &str); 7] = [
     ),
 ];
 
-/// Publishes version 1 of the default texts where none exists yet.
+/// Publishes the default texts where none exists yet, and as a new version
+/// where the latest is an earlier default (consents given under it keep it).
 pub fn ensure_defaults(conn: &mut Conn, now: NaiveDateTime) -> QueryResult<()> {
     for (kind, purpose, body) in DEFAULTS {
-        if latest(conn, Audience::Kind(kind), purpose, "en")?.is_none() {
+        let stale = match latest(conn, Audience::Kind(kind), purpose, "en")? {
+            None => true,
+            Some(t) => {
+                t.created_by.is_none()
+                    && SUPERSEDED.iter().any(|(k, p, old)| *k == kind && *p == purpose && t.body == *old)
+            }
+        };
+        if stale {
             publish(conn, Audience::Kind(kind), purpose, "en", body, None, now)?;
         }
     }

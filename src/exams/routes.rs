@@ -105,16 +105,21 @@ fn booking_context(conn: &mut Conn, user: &SessionUser, session_id: i64) -> AppR
     let mut funders = Vec::new();
     for (sponsor, _) in super::funders(conn, user.id, s.course_id)? {
         if let Some(t) = texts::current(conn, &sponsor, Purpose::ExamResults, "en")? {
-            funders.push(json!({ "id": sponsor.id, "name": sponsor.name, "text_id": t.id, "text": t.body }));
+            funders.push(json!({
+                "id": sponsor.id, "name": sponsor.name, "text_id": t.id, "text": t.body,
+                "shown": partners::offered(&sponsor, Purpose::ExamResults).labels(),
+            }));
         }
     }
     let dob: Option<NaiveDate> = users::table.find(user.id).select(users::date_of_birth).first(conn)?;
     Ok(json!({
         "session": s.json(now), "course": course, "exam_body": body.name,
         "text_id": registration.id, "text": registration.body,
-        "shown": Purpose::ExamRegistration.ceiling().iter().map(|c| c.label()).collect::<Vec<_>>(),
+        "shown": partners::offered(&body, Purpose::ExamRegistration).labels(),
         "needs_dob": dob.is_none(),
-        "support": support.map(|t| json!({ "text_id": t.id, "text": t.body })),
+        "support": support.map(|t| json!({
+            "text_id": t.id, "text": t.body, "shown": partners::offered(&body, Purpose::ExamSupport).labels(),
+        })),
         "funders": funders,
     }))
 }

@@ -110,7 +110,8 @@ fn readme(username: &str, generated: NaiveDateTime, counts: &[(&Section, usize)]
     let mut text = format!(
         "# Your data on Lyceum\n\nA copy of everything Lyceum holds about the account `{username}`, made on {} UTC.\n\n\
          - `data.json` has every section below, for programs.\n\
-         - `csv/<section>.csv` has one section each, for spreadsheets (one row per record, the first row names the columns).\n\n\
+         - `csv/<section>.csv` has one section each, for spreadsheets (one row per record, the first row names the columns).\n\
+         - `sharing.md` tells in words what each partner received about you and your decisions (as your Sharing page does).\n\n\
          Times are UTC. Lyceum never receives card numbers, so there is no payment card data to include. \
          Identity photos are deleted as soon as they are reviewed.\n\n## Sections\n\n",
         generated.format("%Y-%m-%d %H:%M")
@@ -253,6 +254,8 @@ pub fn build(conn: &mut Conn, user_id: i64, now: NaiveDateTime) -> PResult<Vec<u
     add(&mut zip, "README.md", readme(&username, now, &counts).as_bytes())?;
     let json = serde_json::to_vec_pretty(&data).map_err(|e| zip_error(&e))?;
     add(&mut zip, "data.json", &json)?;
+    // The disclosures and decisions of the sections above, in the Sharing page's words.
+    add(&mut zip, "sharing.md", crate::consent::log::as_markdown(conn, user_id)?.as_bytes())?;
     for (name, bytes) in csvs {
         add(&mut zip, &format!("csv/{name}.csv"), &bytes)?;
     }

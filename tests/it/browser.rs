@@ -700,6 +700,30 @@ async fn shr_2_sponsor_invites_learner_redeems_progresses_then_withdraws_in_a_br
     assert!(!consent.contains("granted"), "{consent}");
     assert!(l.find(Locator::Css(".consent[data-partner='Initech'] button.withdraw")).await.is_err());
 
+    // promise: SHR-5 — she reads, in plain words on a phone, what Initech received and her withdrawal.
+    l.set_window_size(390, 844).await.unwrap();
+    let today = chrono::Utc::now().format("%-d %b %Y").to_string();
+    let log = until(&l, ".sharing-log-group[data-partner='Initech']", "Initech received your name").await;
+    assert!(
+        // The report page and its CSV: two disclosures of her record.
+        log.contains(&format!("in Introduction to Python twice, last on {today}."))
+            && log.contains("with your consent"),
+        "{log}"
+    );
+    assert!(log.contains("You withdrew your consent to share your name, email address"), "{log}");
+    assert!(log.contains("Initech receives nothing new about you under it from then on."), "{log}");
+    for code in ["learner.", "progress.", "web_form", "sponsorship"] {
+        assert!(!log.contains(code), "the log shows the code {code}: {log}");
+    }
+    // The detail, one click away: the disclosure with its time, fields and basis.
+    let summary = l.find(Locator::Css(".sharing-log-group[data-partner='Initech'] details summary")).await.unwrap();
+    summary.click().await.unwrap();
+    let detail = until(&l, ".sharing-log-group[data-partner='Initech'] .sharing-log-detail", "UTC").await;
+    assert!(detail.contains("Your name, email address") && detail.contains("with your consent"), "{detail}");
+    fits_the_width(&l, "the Sharing page").await;
+    shot(&l, "learner-sharing-log-phone").await;
+    l.set_window_size(1280, 1600).await.unwrap();
+
     // The sponsor's next report and CSV no longer contain the learner.
     s.refresh().await.unwrap();
     let rows = until(&s, "#report tbody", "No learner shares their progress with you yet.").await;

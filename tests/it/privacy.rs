@@ -106,6 +106,10 @@ async fn data_copy(app: TestApp) {
     assert!(files["csv/forum_posts.csv"].contains("tail recursion"));
     assert!(files["csv/account.csv"].starts_with("id,username,email,first_name"), "{}", files["csv/account.csv"]);
     assert!(files["README.md"].contains("### quiz_answers"));
+    // The disclosure, in the words of the Sharing page.
+    let words = &files["sharing.md"];
+    assert!(words.contains(" received your ") && words.contains("Each time:"), "{words}");
+    assert!(!words.contains("learner.") && !words.contains("web_form"), "no stored code: {words}");
     assert!(!files.values().any(|f| f.contains("$argon2")), "no secret in any file");
     // promise: RGT-1 — every CSV opens in a spreadsheet with each value under its header:
     // read back with a CSV reader, value for value, it is its section of data.json.

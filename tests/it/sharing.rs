@@ -144,7 +144,12 @@ async fn member_sharing(app: TestApp) {
     assert!(ds.iter().any(|d| d.basis == "deidentified" && !d.fields.contains("learner.email")));
     as_user(&app, &ada).await;
     let (_, page) = app.get("/sharing").await;
-    assert!(page.contains("northbridge University") && page.contains("learner.email"), "the learner sees the log");
+    assert!(
+        page.contains(
+            "northbridge University received your name, email address and enrollment in Introduction to Python once"
+        ),
+        "the learner sees the log, in words: {page}"
+    );
 
     // Withdrawal takes effect for the next export at once.
     let re = regex::Regex::new(r#"action="/sharing/consents/(\d+)/withdraw""#).unwrap();
@@ -302,8 +307,8 @@ async fn sponsor_flow(app: TestApp) {
     assert_eq!(status, Status::Ok);
     assert!(report.contains("ada@example.org") && report.contains("Ada Lovelace"), "{report}");
     assert!(!report.contains("bob@example.org"), "a decline is never revealed");
-    // promise: SHR-6 — groups under five are hidden in the charts.
-    assert!(report.contains("fewer than 5"));
+    // promise: SHR-6 — the charts count only the learners the table lists (never a decline), so they hide nothing.
+    assert!(report.contains("Enrolled: 1") && !report.contains("fewer than"), "{report}");
     let (status, csv) = app.get("/partners/acme/report.csv").await;
     assert_eq!(status, Status::Ok);
     assert!(csv.contains("ada@example.org") && !csv.contains("bob@example.org"));
@@ -409,7 +414,7 @@ async fn paged_report(app: TestApp) {
     assert_eq!(table_rows(&page), 100);
     assert!(page.contains("learner000@example.org") && !page.contains("learner100@example.org"));
     // The charts count everyone who matches, not only the page.
-    assert!(page.contains(r#"font-size="12">105</text>"#), "the funnel counts all 105");
+    assert!(page.contains("Enrolled: 105"), "the funnel counts all 105");
     assert_eq!(report_disclosures(&app).await, 100, "only the page shown left");
 
     let (status, page) = app.get("/partners/acme/report?page=2").await;
@@ -792,7 +797,11 @@ async fn staff_on_behalf(app: TestApp) {
     // The learner sees what was done for them, with the note.
     as_user(&app, &ada).await;
     let (_, page) = app.get("/sharing").await;
-    assert!(page.contains("by staff: “Phone call, ID checked”") && page.contains("Sharing is frozen"), "{page}");
+    assert!(
+        page.contains("Our staff, for you, restricted all sharing") && page.contains("“Phone call, ID checked”"),
+        "{page}"
+    );
+    assert!(page.contains("Sharing is frozen"), "{page}");
 }
 on_both!(rgt_3_staff_act_for_a_learner_with_a_note, staff_on_behalf);
 
@@ -989,7 +998,7 @@ async fn minor_asks_parent(app: TestApp) {
     // The learner may still decline or withdraw alone.
     as_user(&app, &teen).await;
     let (_, page) = app.get("/sharing").await;
-    assert!(page.contains("by parent") && !page.contains("Waiting for your parent"));
+    assert!(page.contains("Your parent or guardian agreed") && !page.contains("Waiting for your parent"), "{page}");
 }
 on_both!(acc_9_a_minors_sharing_consent_comes_from_their_parent, minor_asks_parent);
 
@@ -1059,3 +1068,283 @@ async fn unlinkable(app: TestApp) {
     assert!(page.contains("cannot link"), "the Sharing page explains the codes");
 }
 on_both!(shr_4_deidentified_records_cannot_be_linked_to_named_ones, unlinkable);
+
+/// The categories the `n`-th list of fields on a consent form (`ul.shared-fields`) names, read
+/// back from their labels; a label that names no category fails.
+fn listed(page: &str, n: usize) -> std::collections::BTreeSet<Category> {
+    let lists: Vec<&str> = page.split(r#"<ul class="shared-fields">"#).skip(1).collect();
+    let list = lists.get(n).unwrap_or_else(|| panic!("no list #{n} of fields on the form: {page}"));
+    let list = &list[..list.find("</ul>").expect("a closed list")];
+    list.split("<li>")
+        .skip(1)
+        .map(|li| {
+            let label = li.split("</li>").next().unwrap().trim();
+            Category::ALL
+                .into_iter()
+                .find(|c| c.label() == label)
+                .unwrap_or_else(|| panic!("the form lists {label:?}, which is no category's label"))
+        })
+        .collect()
+}
+
+/// The categories of what left for a learner under a purpose, from the
+/// disclosure rows' fields; a field outside the table of fields fails.
+pub(crate) async fn released(app: &TestApp, username: &str, purpose: Purpose) -> std::collections::BTreeSet<Category> {
+    let uid = user_id(app, username).await;
+    let fields: Vec<String> = run(app, move |conn| {
+        disclosures::table
+            .filter(disclosures::user_id.eq(uid))
+            .filter(disclosures::purpose.eq(purpose.as_str()))
+            .select(disclosures::fields)
+            .load::<String>(conn)
+    })
+    .await;
+    assert!(!fields.is_empty(), "nothing left for {username} under {}", purpose.as_str());
+    fields
+        .iter()
+        .flat_map(|f| f.split(','))
+        .filter(|f| *f != "learner.pseudonym")
+        .map(|f| Category::of_field(f).unwrap_or_else(|| panic!("{f} is in no category")))
+        .collect()
+}
+
+/// Consent texts never list fields in their own words: the list under each
+/// is generated, so the two cannot disagree.
+pub(crate) async fn texts_list_no_fields(app: &TestApp) {
+    let texts = run(app, lyceum::consent::texts::all).await;
+    assert!(texts.len() >= 7, "the default texts");
+    for t in texts {
+        for c in Category::ALL {
+            let words = format!("your {}", c.short_label());
+            assert!(!t.body.contains(&words), "the {} text names “{words}” itself: {}", t.purpose, t.body);
+        }
+    }
+}
+
+async fn consent_lists_what_leaves(app: TestApp) {
+    // promise: SHR-2 — the list a learner agrees to is exactly what leaves, generated from one table of fields.
+    let c = seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    texts_list_no_fields(&app).await;
+
+    // Member sharing: the course page's list, and what the member's exports carry.
+    let member = member_partner(&app, c.member_id, &[Category::ProfileName, Category::ProfileEmail]).await;
+    let key = key_for(&app, &member, &["enrollments", "progress", "results"]).await;
+    let ada = verified(&app, "ada").await;
+    as_user(&app, &ada).await;
+    let (_, about) = app.get("/courses/intro-python").await;
+    let text = offered_text(&app, "intro-python").await;
+    app.post_form(
+        "/courses/intro-python/enroll",
+        &[("run", "2026"), ("track", "audit"), ("share", "yes"), ("text_id", &text)],
+    )
+    .await;
+    for what in ["enrollments", "progress", "results"] {
+        let (status, _) = pull(&app, &key, &format!("/api/v1/exports/{what}?format=jsonl")).await;
+        assert_eq!(status, Status::Ok);
+    }
+    assert_eq!(listed(&about, 0), released(&app, "ada", Purpose::MemberSharing).await);
+
+    // Sponsorship and the sponsor's separate marketing question: the
+    // redemption form's two lists, and what the report and the contact list release.
+    let run_id: i64 = run(&app, |conn| {
+        lyceum::db::schema::course_runs::table.select(lyceum::db::schema::course_runs::id).first(conn)
+    })
+    .await;
+    let (sponsor, codes) = run(&app, move |conn| {
+        let now = lyceum::db::now();
+        let p = partners::create(conn, PartnerKind::Sponsor, "acme", "Acme Corp", None, "hr@acme.example", now)
+            .map_err(|e| e.to_string())?;
+        let seats = sponsors::SeatRequest {
+            run_id,
+            seats: 1,
+            expires_at: now + chrono::Duration::days(30),
+            note: "",
+            by: None,
+        };
+        let a = sponsors::allocate(conn, &p, &seats, now).map_err(|e| e.to_string())?;
+        let codes = sponsors::free_codes(conn, &a).map_err(|e| e.to_string())?;
+        Ok::<_, String>((p, codes))
+    })
+    .await;
+    let bob = verified(&app, "bob").await;
+    as_user(&app, &bob).await;
+    let (_, offer) = app.get(&format!("/redeem?code={}", codes[0])).await;
+    let capture = |re: &str| regex::Regex::new(re).unwrap().captures(&offer).unwrap()[1].to_string();
+    let (text, mtext) =
+        (capture(r#"name="text_id" value="(\d+)""#), capture(r#"name="marketing_text_id" value="(\d+)""#));
+    let res = app
+        .post_form(
+            "/redeem",
+            &[
+                ("code", &codes[0]),
+                ("share", "yes"),
+                ("text_id", &text),
+                ("marketing", "true"),
+                ("marketing_text_id", &mtext),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), Status::SeeOther);
+    let boss = verified(&app, "boss").await;
+    let boss_id = user_id(&app, "boss").await;
+    let s = sponsor.clone();
+    run(&app, move |conn| partners::appoint(conn, &s, boss_id, boss_id)).await;
+    as_user(&app, &boss).await;
+    let (status, _) = app.get("/partners/acme/report").await;
+    assert_eq!(status, Status::Ok);
+    assert_eq!(listed(&offer, 0), released(&app, "bob", Purpose::Sponsorship).await);
+    let s = sponsor.clone();
+    let contacts = run(&app, move |conn| sharing::marketing_contacts(conn, &s, "m-1", lyceum::db::now())).await;
+    assert_eq!(contacts.len(), 1);
+    assert_eq!(listed(&offer, 1), released(&app, "bob", Purpose::PartnerMarketing).await);
+}
+on_both!(shr_2_every_consent_lists_exactly_what_the_gate_releases, consent_lists_what_leaves);
+
+/// A sponsor "acme" with one seat each for `who` on the first run; each
+/// redeems it, sharing or not. Returns the boss who reads the report.
+async fn sponsor_with(app: &TestApp, who: &[(&Learner, bool)]) -> Learner {
+    let run_id: i64 =
+        run(app, |conn| lyceum::db::schema::course_runs::table.select(lyceum::db::schema::course_runs::id).first(conn))
+            .await;
+    let seats = who.len() as i32;
+    let codes = run(app, move |conn| {
+        let now = lyceum::db::now();
+        let p = partners::create(conn, PartnerKind::Sponsor, "acme", "Acme Corp", None, "hr@acme.example", now)
+            .map_err(|e| e.to_string())?;
+        let seats =
+            sponsors::SeatRequest { run_id, seats, expires_at: now + chrono::Duration::days(30), note: "", by: None };
+        let a = sponsors::allocate(conn, &p, &seats, now).map_err(|e| e.to_string())?;
+        sponsors::free_codes(conn, &a).map_err(|e| e.to_string())
+    })
+    .await;
+    let text_id = regex::Regex::new(r#"name="text_id" value="(\d+)""#).unwrap();
+    for ((l, share), code) in who.iter().zip(codes) {
+        as_user(app, l).await;
+        let (_, offer) = app.get(&format!("/redeem?code={code}")).await;
+        let text = text_id.captures(&offer).unwrap()[1].to_string();
+        let answer = if *share { "yes" } else { "no" };
+        let res = app.post_form("/redeem", &[("code", &code), ("share", answer), ("text_id", &text)]).await;
+        assert_eq!(res.status(), Status::SeeOther);
+    }
+    let boss = verified(app, "boss").await;
+    let boss_id = user_id(app, "boss").await;
+    run(app, move |conn| {
+        let p = partners::by_slug(conn, "acme")?.expect("the sponsor");
+        partners::appoint(conn, &p, boss_id, boss_id)
+    })
+    .await;
+    boss
+}
+
+async fn sharing_in_plain_words(app: TestApp) {
+    // promise: SHR-5 — the learner reads what was shared, with whom, for what and on what basis, in words.
+    seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    let ada = verified(&app, "ada").await;
+    let boss = sponsor_with(&app, &[(&ada, true)]).await;
+    as_user(&app, &boss).await;
+    // Two views of the report: two disclosures of the same record.
+    app.get("/partners/acme/report").await;
+    app.get("/partners/acme/report").await;
+    as_user(&app, &ada).await;
+    let (_, page) = app.get("/sharing").await;
+    let re = regex::Regex::new(r#"action="/sharing/consents/(\d+)/withdraw""#).unwrap();
+    let id = re.captures(&page).expect("a withdraw button")[1].to_string();
+    app.post_form(&format!("/sharing/consents/{id}/withdraw"), &[]).await;
+    let (status, page) = app.get("/sharing").await;
+    assert_eq!(status, Status::Ok);
+    let today = chrono::Utc::now().format("%-d %b %Y").to_string();
+    assert!(
+        page.contains(&format!(
+            "Acme Corp received your name, email address, enrollment, last activity, progress, completion and \
+             certificate in Introduction to Python twice, last on {today}."
+        )),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!("You withdrew your consent to share your name, email address, enrollment, last activity, progress, completion and certificate on {today}; Acme Corp receives nothing new about you under it from then on.")),
+        "{page}"
+    );
+    assert!(page.contains("Progress reports for the sponsor who pays for your place, with your consent"), "{page}");
+    // The detail, one click away: each disclosure with its time, fields and basis.
+    assert!(page.contains("<details") && page.contains("Your name, email address, enrollment"), "{page}");
+    // No stored code anywhere on the page.
+    for code in
+        ["learner.", "progress.", "enrollment.", "result.", "web_form", "deidentified", ">grant<", "sponsorship"]
+    {
+        assert!(!page.contains(code), "the page shows the code {code}: {page}");
+    }
+}
+on_both!(shr_5_the_sharing_page_tells_the_log_in_plain_words, sharing_in_plain_words);
+
+async fn report_worth_looking_at(app: TestApp) {
+    // promise: SHR-6 — a chart hides small groups only where it would tell what the table beside it does not.
+    seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    let (ada, bob) = (verified(&app, "ada").await, verified(&app, "bob").await);
+    let boss = sponsor_with(&app, &[(&ada, true), (&bob, false)]).await;
+    // Ada holds a certificate for the course.
+    let ada_id = user_id(&app, "ada").await;
+    run(&app, move |conn| {
+        use lyceum::db::schema::{certificates, course_runs};
+        let run_id: i64 = course_runs::table.select(course_runs::id).first(conn)?;
+        diesel::insert_into(certificates::table)
+            .values((
+                certificates::code.eq("ABCD-EFGH-JKLM"),
+                certificates::user_id.eq(Some(ada_id)),
+                certificates::run_id.eq(Some(run_id)),
+                certificates::member_slug.eq("northbridge"),
+                certificates::name_at_issue.eq("Ada Lovelace"),
+                certificates::course_title.eq("Introduction to Python"),
+                certificates::member_name.eq("northbridge University"),
+                certificates::run_key.eq("2026"),
+                certificates::grade_percent.eq(91.0),
+                certificates::issued_at.eq(lyceum::db::now()),
+                certificates::status_index.eq(7),
+            ))
+            .execute(conn)
+    })
+    .await;
+    as_user(&app, &boss).await;
+    let (status, page) = app.get("/partners/acme/report").await;
+    assert_eq!(status, Status::Ok);
+    // The table lists Ada with her figures, so the charts show her exactly;
+    // Bob declined and is in neither (a count of two would tell).
+    assert!(page.contains("Ada Lovelace") && !page.contains("bob@example.org"), "{page}");
+    assert!(!page.contains("fewer than"), "nothing is hidden that the table shows: {page}");
+    let charts: Vec<&str> = page.split("<svg").skip(1).map(|s| &s[..s.find("</svg>").unwrap()]).collect();
+    assert_eq!(charts.len(), 3, "{page}");
+    let size = regex::Regex::new(r#"font-size="(\d+)""#).unwrap();
+    let view = regex::Regex::new(r#"viewBox="0 0 (\d+) \d+""#).unwrap();
+    for chart in &charts {
+        assert!(chart.contains(r#"role="img""#) && chart.contains("<title") && chart.contains("<desc"), "{chart}");
+        let width: u32 = view.captures(chart).expect("a viewBox")[1].parse().unwrap();
+        assert!(width <= 400, "drawn for a phone's width, so labels are not shrunk below 12 px: {chart}");
+        for px in size.captures_iter(chart) {
+            assert!(px[1].parse::<u32>().unwrap() >= 14, "a label under 14 units: {chart}");
+        }
+    }
+    assert!(charts[0].contains("Enrolled: 1"), "the funnel counts Ada only: {}", charts[0]);
+    // Each chart has its figures as a table too.
+    assert!(page.contains(r#"<table class="chart-figures""#), "{page}");
+    // The certificate, linked to its public page.
+    assert!(page.contains(r#"<a href="/certificates/ABCD-EFGH-JKLM">ABCD-EFGH-JKLM</a>"#), "{page}");
+    let (_, csv) = app.get("/partners/acme/report.csv").await;
+    let header = csv.lines().next().unwrap();
+    assert_eq!(
+        header,
+        "learner,email,course,run,enrolled_at,last_activity_at,progress_percent,completed_at,certificate"
+    );
+    assert!(csv.lines().nth(1).unwrap().ends_with("/certificates/ABCD-EFGH-JKLM"), "{csv}");
+    // A filter that matches nobody says so, not that nobody shares.
+    let (_, page) = app.get("/partners/acme/report?status=completed").await;
+    assert!(page.contains("No learner matches this filter.") && !page.contains("No learner shares"), "{page}");
+    // After Ada withdraws nobody shares.
+    as_user(&app, &ada).await;
+    let (_, sharing) = app.get("/sharing").await;
+    let id = regex::Regex::new(r#"action="/sharing/consents/(\d+)/withdraw""#).unwrap().captures(&sharing).unwrap()[1]
+        .to_string();
+    app.post_form(&format!("/sharing/consents/{id}/withdraw"), &[]).await;
+    as_user(&app, &boss).await;
+    let (_, page) = app.get("/partners/acme/report?status=completed").await;
+    assert!(page.contains("No learner shares their progress with you yet."), "{page}");
+}
+on_both!(shr_6_the_sponsor_report_charts_what_its_table_shows, report_worth_looking_at);
