@@ -32,7 +32,7 @@ fn handle(id: &str) -> &str {
 pub async fn page(
     db: &State<Db>,
     providers: &State<super::oidc::Providers>,
-    places: &State<crate::privacy::cookies::Places>,
+    places: &State<crate::kernel::places::Places>,
     user: CurrentUser,
     state: SessionGuard,
 ) -> AppResult<Page> {

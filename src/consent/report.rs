@@ -223,13 +223,24 @@ pub fn bar_chart(id: &str, title: &str, bars: &[(String, u64)]) -> String {
 }
 
 /// A chart for the page: the SVG and the same figures as table rows.
-fn chart(id: &str, title: &str, bars: Vec<(String, u64)>) -> Value {
-    json!({
-        "id": id,
-        "title": title,
-        "svg": bar_chart(id, title, &bars),
-        "rows": bars.iter().map(|(label, count)| json!({ "label": label, "count": count })).collect::<Vec<_>>(),
-    })
+#[derive(Debug, serde::Serialize)]
+struct Chart {
+    id: &'static str,
+    title: &'static str,
+    svg: String,
+    rows: Vec<ChartRow>,
+}
+
+/// One bar of a chart, as a row of its table.
+#[derive(Debug, serde::Serialize)]
+struct ChartRow {
+    label: String,
+    count: u64,
+}
+
+fn chart(id: &'static str, title: &'static str, bars: Vec<(String, u64)>) -> Chart {
+    let svg = bar_chart(id, title, &bars);
+    Chart { id, title, svg, rows: bars.into_iter().map(|(label, count)| ChartRow { label, count }).collect() }
 }
 
 pub fn context(partner: &Partner, report: &Report, filter: Filter<'_>, now: NaiveDateTime) -> Value {

@@ -3,6 +3,7 @@
 //! bottom with `db` and `config`: it imports no business area and not `web`.
 
 pub mod client;
+pub mod places;
 pub mod principal;
 pub mod signer;
 pub mod slug;

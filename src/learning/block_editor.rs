@@ -22,11 +22,11 @@ use crate::learning::content::{BlobRef, BlockData, render_markdown};
 use crate::learning::package;
 use crate::learning::quiz_form::{Edit, Problems, QuizFields};
 use crate::learning::service::{self as learning, LearningError};
+use crate::learning::studio::CourseFileLimit;
 use crate::media::files;
 use crate::storage::{self, BlobStore};
 use crate::web::csrf::verify_token;
 use crate::web::trail::Trail;
-use crate::learning::studio::CourseFileLimit;
 use crate::web::upload::{ImageLimit, ImageShape, Upload, store_image};
 use crate::web::{AppError, AppResult, CsrfForm, CurrentUser, Flash, Page};
 

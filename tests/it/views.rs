@@ -16,7 +16,7 @@ const JSON_BUDGET: &[(&str, usize)] = &[
     ("accounts", 68),
     ("bench", 1),
     ("certificates", 42),
-    ("consent", 49),
+    ("consent", 48),
     ("exams", 29),
     ("forums", 20),
     ("notify", 7),
