@@ -734,15 +734,8 @@ pub async fn image(
     db.run(move |conn| {
         let (post_id, key, content_type) = attachments::find(conn, id)?.ok_or(AppError::NotFound)?;
         super::post_access(conn, &user, post_id, now())?;
-        let format = match content_type.as_str() {
-            "image/png" => ::image::ImageFormat::Png,
-            "image/jpeg" => ::image::ImageFormat::Jpeg,
-            _ => return Err(AppError::NotFound),
-        };
         let body = blobs.get(&key).map_err(|_| AppError::NotFound)?.ok_or(AppError::NotFound)?;
-        if ::image::guess_format(&body).ok() != Some(format) {
-            return Err(AppError::NotFound);
-        }
+        crate::media::servable_image(&content_type, &body).ok_or(AppError::NotFound)?;
         Ok(ForumImage { body, content_type })
     })
     .await

@@ -27,7 +27,7 @@ use crate::media::files;
 use crate::storage::{self, BlobStore};
 use crate::web::csrf::verify_token;
 use crate::web::trail::Trail;
-use crate::web::upload::{ImageLimit, ImageShape, Upload, store_image};
+use crate::web::upload::{ImageLimit, ImageShape, ImageUpload, Upload, store_image};
 use crate::web::{AppError, AppResult, CsrfForm, CurrentUser, Flash, Page};
 
 /// The kinds of block, as the kind chooser lists them.
@@ -547,13 +547,6 @@ fn authoring_role(r: crate::kernel::Role) -> bool {
     matches!(r, Role::MemberAdmin | Role::Instructor | Role::CourseStaff)
 }
 
-#[derive(FromForm)]
-pub struct ImageForm {
-    #[field(default = String::new())]
-    csrf_token: String,
-    image: Upload<ImageLimit>,
-}
-
 /// An image for a text block, from the editor's script: re-encoded without
 /// metadata and stored; the answer is the Markdown that shows it.
 #[post("/studio/units/<id>/images", data = "<form>")]
@@ -564,7 +557,7 @@ pub async fn image(
     user: CurrentUser,
     cookies: &CookieJar<'_>,
     id: i64,
-    form: Form<ImageForm>,
+    form: Form<ImageUpload>,
 ) -> AppResult<(Status, rocket::serde::json::Json<Value>)> {
     trail.nobody();
     verify_token(cookies, &form.csrf_token)?;

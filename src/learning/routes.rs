@@ -854,15 +854,12 @@ pub async fn media(db: &State<Db>, blobs: &State<Arc<dyn BlobStore>>, key: &str)
     let blobs = blobs.inner().clone();
     db.run(move |conn| {
         let ct = crate::storage::content_type(conn, &key)?.ok_or(AppError::NotFound)?;
-        let format = match ct.as_str() {
-            "image/png" => image::ImageFormat::Png,
-            "image/jpeg" => image::ImageFormat::Jpeg,
-            _ => return Err(AppError::NotFound),
-        };
-        let body = blobs.get(&key).map_err(|_| AppError::NotFound)?.ok_or(AppError::NotFound)?;
-        if image::guess_format(&body).ok() != Some(format) {
+        // Only PNG or JPEG whose bytes match the record are served.
+        if !matches!(ct.as_str(), "image/png" | "image/jpeg") {
             return Err(AppError::NotFound);
         }
+        let body = blobs.get(&key).map_err(|_| AppError::NotFound)?.ok_or(AppError::NotFound)?;
+        let format = crate::media::servable_image(&ct, &body).ok_or(AppError::NotFound)?;
         let filename =
             format!("{}.{}", &key[..key.len().min(16)], if format == image::ImageFormat::Png { "png" } else { "jpg" });
         Ok(UserFile { body, served: files::Served { content_type: ct, inline: true, filename } })

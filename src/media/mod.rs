@@ -224,3 +224,15 @@ fn from_decode_error(error: image::ImageError) -> ImageError {
         other => ImageError::Corrupt(other.to_string()),
     }
 }
+
+/// The format of a stored image that may be served as it is: its record
+/// says PNG or JPEG (what [`reencode`] writes) and its bytes are that
+/// format. `None` for anything else, which is then not served.
+pub fn servable_image(content_type: &str, body: &[u8]) -> Option<ImageFormat> {
+    let format = match content_type {
+        "image/png" => ImageFormat::Png,
+        "image/jpeg" => ImageFormat::Jpeg,
+        _ => return None,
+    };
+    (image::guess_format(body).ok() == Some(format)).then_some(format)
+}
