@@ -11,6 +11,7 @@ pub mod csv;
 pub mod download;
 pub mod error;
 pub mod fairings;
+pub mod format;
 pub mod guards;
 pub mod metrics;
 pub mod next;
