@@ -316,10 +316,18 @@ fn seed_people(c: &mut PgConnection, opts: &Options, member: &Partner, sponsor: 
            FROM l JOIN r ON r.k = l.k % {MEMBER_COURSES} ORDER BY l.id;
          -- Half the enrollments carry a live consent naming every category; a
          -- tenth a withdrawn one; the rest none (both become de-identified).
-         INSERT INTO consents (user_id, partner_id, purpose, scope, status, categories, ledger_id, updated_at)
+         -- The consent state follows ledger rows (a trigger sees to it); the
+         -- seeded rows are not chained, which only `consent verify` notices.
+         INSERT INTO consent_ledger (user_id, partner_id, purpose, scope, action, categories, method, actor,
+                                     created_at, prev_hash, row_hash)
            SELECT e.user_id, {m}, 'member_sharing', 'run:' || e.run_id,
-                  CASE WHEN e.id % 2 = 0 THEN 'granted' ELSE 'withdrawn' END, '{member_cats}', e.id, {T}
+                  CASE WHEN e.id % 2 = 0 THEN 'grant' ELSE 'withdraw' END, '{member_cats}', 'web_form', 'learner',
+                  {T}, 'bench', 'bench'
            FROM enrollments e WHERE e.id % 2 = 0 OR e.id % 10 = 1;
+         INSERT INTO consents (user_id, partner_id, purpose, scope, status, categories, ledger_id, updated_at)
+           SELECT l.user_id, l.partner_id, l.purpose, l.scope,
+                  CASE WHEN l.action = 'grant' THEN 'granted' ELSE 'withdrawn' END, l.categories, l.id, {T}
+           FROM consent_ledger l WHERE l.partner_id = {m} AND l.row_hash = 'bench';
          WITH l AS (SELECT id, row_number() OVER (ORDER BY id) AS k FROM users WHERE username LIKE 'learner%' ORDER BY id LIMIT {learners}),
               r AS (SELECT cr.id FROM course_runs cr JOIN courses c ON c.id = cr.course_id WHERE c.slug = 'bench-sponsored')
          INSERT INTO enrollments (user_id, run_id, track, status, enrolled_at, grade_percent, passed, completed_at, last_activity_at)
@@ -341,9 +349,14 @@ fn seed_people(c: &mut PgConnection, opts: &Options, member: &Partner, sponsor: 
          INSERT INTO sponsorships (partner_id, user_id, run_id, code_id, created_at)
            SELECT {s}, sc.redeemed_by, a.run_id, sc.id, {T}
            FROM sponsor_codes sc JOIN sponsor_allocations a ON a.id = sc.allocation_id WHERE a.partner_id = {s};
+         INSERT INTO consent_ledger (user_id, partner_id, purpose, scope, action, categories, method, actor,
+                                     created_at, prev_hash, row_hash)
+           SELECT sp.user_id, {s}, 'sponsorship', 'run:' || sp.run_id, 'grant', '{sponsor_cats}', 'web_form', 'learner',
+                  {T}, 'bench', 'bench'
+           FROM sponsorships sp WHERE sp.partner_id = {s};
          INSERT INTO consents (user_id, partner_id, purpose, scope, status, categories, ledger_id, updated_at)
-           SELECT sp.user_id, {s}, 'sponsorship', 'run:' || sp.run_id, 'granted', '{sponsor_cats}', sp.id, {T}
-           FROM sponsorships sp WHERE sp.partner_id = {s};"
+           SELECT l.user_id, l.partner_id, l.purpose, l.scope, 'granted', l.categories, l.id, {T}
+           FROM consent_ledger l WHERE l.partner_id = {s} AND l.row_hash = 'bench';"
     ))
 }
 

@@ -121,8 +121,15 @@ enum RetentionTask {
 
 #[derive(Subcommand)]
 enum ConsentTask {
-    /// Recompute the ledger's hash chain and name the first broken row.
-    Verify,
+    /// Check the consent ledger: its hash chain, each row's seal, the heads
+    /// published in the anchor file, and that the consent state the gate
+    /// reads matches the ledger. Names the first thing broken.
+    Verify {
+        /// The published heads (default: `consent_anchor`, or
+        /// `data_dir/consent-anchor.jsonl`).
+        #[arg(long)]
+        anchor: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -357,17 +364,35 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
             }
             Ok(())
         }
-        Command::Consent { task: ConsentTask::Verify } => {
+        Command::Consent { task: ConsentTask::Verify { anchor } } => {
+            crate::install_keys(&config).map_err(|e| e.to_string())?;
             let db = crate::db::Db::connect(&config.database_url, 1).map_err(|e| e.to_string())?;
             let mut conn = db.get().map_err(|e| e.to_string())?;
-            let v = crate::consent::ledger::verify(&mut conn).map_err(|e| e.to_string())?;
-            match v.first_broken {
-                None => {
-                    println!("Consent ledger intact: {} row(s) verified.", v.rows);
-                    Ok(())
-                }
-                Some((id, why)) => Err(format!("Consent ledger broken at row {id}: {why}.")),
+            let path = anchor.unwrap_or_else(|| config.consent_anchor_path());
+            let anchors = crate::consent::seal::read(&path).map_err(|e| e.to_string())?;
+            let v = crate::consent::ledger::verify_against(&mut conn, &anchors).map_err(|e| e.to_string())?;
+            if let Some((id, why)) = v.first_broken {
+                return Err(format!("Consent ledger broken at row {id}: {why}."));
             }
+            if let Some(why) = v.anchor_broken {
+                return Err(format!("Consent ledger does not match its published head: {why}."));
+            }
+            if let Some(why) = v.state_broken {
+                return Err(format!("Consent state does not match the ledger: {why}."));
+            }
+            println!("Consent ledger intact: {} row(s) verified, {} sealed.", v.rows, v.sealed);
+            match v.newest_anchor {
+                Some(id) => {
+                    println!("{} published head(s) in {} match; the newest is row {id}.", v.anchors, path.display())
+                }
+                None => println!(
+                    "No published head in {}: deleting the newest rows would not be noticed (the worker publishes \
+                     one a minute).",
+                    path.display()
+                ),
+            }
+            println!("The consent state the gate reads matches the ledger.");
+            Ok(())
         }
         Command::Admin { task: AdminTask::CreateStaff { email, username, first_name, last_name } } => {
             let db = crate::db::Db::connect(&config.database_url, 1).map_err(|e| e.to_string())?;

@@ -120,6 +120,11 @@ pub struct Config {
     /// A MaxMind GeoIP2/GeoLite2 Country or City database; when set, analytics
     /// (for visitors who allowed them) record the country of a page view.
     pub geoip_db: Option<PathBuf>,
+    /// Where the consent ledger's sealed head is published once a minute
+    /// (JSON Lines, one checkpoint a line), for `lyceum consent verify`:
+    /// keep it, or a copy, where someone with the database alone cannot
+    /// rewrite it. Unset: `data_dir/consent-anchor.jsonl`.
+    pub consent_anchor: Option<PathBuf>,
     /// Master keys for sensitive fields (SEC-2): `id:base64key,…`, the first
     /// current. Unset: one key derived from the site secret.
     pub encryption_keys: Option<String>,
@@ -265,6 +270,7 @@ impl Default for Config {
             retention_forum_post_days: 0,
             retention_log_days: 90,
             geoip_db: None,
+            consent_anchor: None,
             encryption_keys: None,
             stripe_secret_key: None,
             stripe_webhook_secret: None,
@@ -443,6 +449,11 @@ impl Config {
     /// The user-content origin, without a trailing slash, when one is set.
     pub fn media_base_url(&self) -> Option<String> {
         self.media_base_url.as_deref().map(|u| u.trim().trim_end_matches('/').to_string()).filter(|u| !u.is_empty())
+    }
+
+    /// Where the consent ledger's head is published.
+    pub fn consent_anchor_path(&self) -> PathBuf {
+        self.consent_anchor.clone().unwrap_or_else(|| self.data_dir.join("consent-anchor.jsonl"))
     }
 
     pub fn outbox_dir(&self) -> PathBuf {

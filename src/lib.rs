@@ -122,6 +122,7 @@ pub fn forum_search_index(config: &Config) -> Result<Arc<dyn search::SearchIndex
 pub fn install_keys(config: &Config) -> Result<(), StartError> {
     let secret = config.resolve_secret()?;
     consent::sharing::install_cursor_key(&secret);
+    consent::seal::install_key(&secret);
     kernel::vault::install(kernel::vault::Vault::new(config.encryption_keys.as_deref(), &secret)?);
     Ok(())
 }
@@ -212,6 +213,16 @@ pub fn worker_with(config: &Config, db: Db, services: &Services) -> jobs::Worker
         outbox: config.outbox_dir(),
     };
     registry.every_minute(move |conn, now| privacy_work.run(conn, now));
+    // The consent ledger's head, sealed, where `lyceum consent verify` finds it.
+    let anchor = config.consent_anchor_path();
+    registry.every_minute(move |conn, now| match consent::seal::publish(conn, &anchor, now) {
+        Ok(n) => Ok(n),
+        Err(consent::seal::AnchorError::Db(e)) => Err(e.into()),
+        Err(e) => {
+            tracing::error!(error = %e, "the consent ledger's head could not be published");
+            Ok(0)
+        }
+    });
     jobs::Worker {
         db,
         registry: Arc::new(registry),

@@ -107,6 +107,9 @@ pub struct LedgerRow {
     pub created_at: NaiveDateTime,
     pub prev_hash: String,
     pub row_hash: String,
+    /// The row's seal under the key outside the database (`seal`); none on
+    /// rows written before rows were sealed.
+    pub row_mac: Option<String>,
 }
 
 impl LedgerRow {
@@ -181,8 +184,10 @@ pub fn append(conn: &mut Conn, entry: Entry<'_>, now: NaiveDateTime) -> QueryRes
             created_at: now,
             prev_hash: prev.unwrap_or_else(|| GENESIS.to_string()),
             row_hash: String::new(),
+            row_mac: None,
         };
         row.row_hash = row.compute_hash();
+        row.row_mac = Some(super::seal::row_seal(&row.row_hash));
         row.id = diesel::insert_into(consent_ledger::table)
             .values((
                 consent_ledger::user_id.eq(row.user_id),
@@ -204,6 +209,7 @@ pub fn append(conn: &mut Conn, entry: Entry<'_>, now: NaiveDateTime) -> QueryRes
                 consent_ledger::created_at.eq(row.created_at),
                 consent_ledger::prev_hash.eq(&row.prev_hash),
                 consent_ledger::row_hash.eq(&row.row_hash),
+                consent_ledger::row_mac.eq(&row.row_mac),
             ))
             .returning(consent_ledger::id)
             .get_result(conn)?;
@@ -279,20 +285,60 @@ fn apply(conn: &mut Conn, row: &LedgerRow) -> QueryResult<()> {
     Ok(())
 }
 
-/// Outcome of recomputing the chain.
+/// Outcome of checking the ledger.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verification {
     pub rows: u64,
-    /// The first row whose stored hashes do not match, and why.
+    /// The first row whose stored hashes or seal do not match, and why.
     pub first_broken: Option<(i64, String)>,
+    /// Rows carrying a seal (the rest predate sealing).
+    pub sealed: u64,
+    /// Published heads checked, and the newest of them.
+    pub anchors: u64,
+    pub newest_anchor: Option<i64>,
+    /// A published head the ledger no longer matches, and why.
+    pub anchor_broken: Option<String>,
+    /// Where the consent state the gate reads differs from the ledger.
+    pub state_broken: Option<String>,
 }
 
-/// Recomputes every row's hash in order, page by page.
+impl Verification {
+    pub fn intact(&self) -> bool {
+        self.first_broken.is_none() && self.anchor_broken.is_none() && self.state_broken.is_none()
+    }
+}
+
+/// Recomputes every row's hash in order, page by page, and checks each seal.
 pub fn verify(conn: &mut Conn) -> QueryResult<Verification> {
+    verify_against(conn, &[])
+}
+
+/// [`verify`], then checks that every published head in `anchors` is still
+/// in the ledger as it was published, and replays the ledger against the
+/// consent state the gate reads.
+pub fn verify_against(conn: &mut Conn, anchors: &[super::seal::Anchor]) -> QueryResult<Verification> {
+    use std::collections::HashMap;
+    let mut v = Verification {
+        rows: 0,
+        first_broken: None,
+        sealed: 0,
+        anchors: anchors.len() as u64,
+        newest_anchor: anchors.iter().map(|a| a.ledger_id).max(),
+        anchor_broken: None,
+        state_broken: None,
+    };
+    if let Some(a) = anchors.iter().find(|a| !a.is_sealed()) {
+        v.anchor_broken = Some(format!(
+            "the head published at {} (row {}) does not carry this site's seal: it was written or changed by someone \
+             without the key",
+            a.at, a.ledger_id
+        ));
+    }
+    let mut published: HashMap<i64, &super::seal::Anchor> = anchors.iter().map(|a| (a.ledger_id, a)).collect();
     let mut expected_prev = GENESIS.to_string();
     let mut after = 0i64;
-    let mut rows = 0u64;
-    loop {
+    let mut sealing = false;
+    'pages: loop {
         let page: Vec<LedgerRow> = consent_ledger::table
             .filter(consent_ledger::id.gt(after))
             .order(consent_ledger::id.asc())
@@ -302,19 +348,112 @@ pub fn verify(conn: &mut Conn) -> QueryResult<Verification> {
         let Some(last) = page.last() else { break };
         after = last.id;
         for row in page {
-            rows += 1;
-            if row.prev_hash != expected_prev {
-                let why = "its link to the previous row is broken (a row before it was changed, removed or inserted)";
-                return Ok(Verification { rows, first_broken: Some((row.id, why.into())) });
+            v.rows += 1;
+            let broken = if row.prev_hash != expected_prev {
+                Some("its link to the previous row is broken (a row before it was changed, removed or inserted)")
+            } else if row.compute_hash() != row.row_hash {
+                Some("its content does not match its hash (the row was changed)")
+            } else {
+                match &row.row_mac {
+                    Some(seal) if super::seal::row_seal_matches(&row.row_hash, seal) => None,
+                    Some(_) => Some(
+                        "its seal does not match its hash (the chain was recomputed, or the row written, by someone \
+                         without the key)",
+                    ),
+                    None if sealing => {
+                        Some("it has no seal although rows before it do (it was added by someone without the key)")
+                    }
+                    None => None,
+                }
+            };
+            if let Some(why) = broken {
+                v.first_broken = Some((row.id, why.into()));
+                break 'pages;
             }
-            if row.compute_hash() != row.row_hash {
-                let why = "its content does not match its hash (the row was changed)";
-                return Ok(Verification { rows, first_broken: Some((row.id, why.into())) });
+            if row.row_mac.is_some() {
+                sealing = true;
+                v.sealed += 1;
+            }
+            if let Some(a) = published.remove(&row.id) {
+                if a.row_hash != row.row_hash && v.anchor_broken.is_none() {
+                    v.anchor_broken = Some(format!(
+                        "row {} is not the row published at {} (the ledger was rewritten after it)",
+                        row.id, a.at
+                    ));
+                }
             }
             expected_prev = row.row_hash;
         }
     }
-    Ok(Verification { rows, first_broken: None })
+    if v.first_broken.is_none() && v.anchor_broken.is_none() {
+        if let Some(a) = published.values().min_by_key(|a| a.ledger_id) {
+            v.anchor_broken = Some(format!(
+                "row {} was published at {} and is no longer in the ledger (the newest rows were deleted)",
+                a.ledger_id, a.at
+            ));
+        }
+    }
+    v.state_broken = replay(conn)?;
+    Ok(v)
+}
+
+/// The ledger replayed against the state the gate reads: every `consents`
+/// row must say what the newest ledger row for its learner, partner,
+/// purpose and scope says; every live grant in the ledger must have its
+/// row; and every learner whose newest restrict or lift is a restriction
+/// must be restricted (unless erased). Answers the first difference.
+fn replay(conn: &mut Conn) -> QueryResult<Option<String>> {
+    use diesel::sql_types::{BigInt, Text};
+    #[derive(QueryableByName)]
+    struct Found {
+        #[diesel(sql_type = BigInt)]
+        id: i64,
+        #[diesel(sql_type = Text)]
+        what: String,
+    }
+    const NEWER: &str = "SELECT 1 FROM consent_ledger n WHERE n.user_id = l.user_id AND n.partner_id = l.partner_id \
+         AND n.purpose = l.purpose AND n.scope = l.scope AND n.id > l.id AND n.action IN ('grant', 'decline', 'withdraw')";
+    const STATUS: &str =
+        "CASE l.action WHEN 'grant' THEN 'granted' WHEN 'decline' THEN 'declined' WHEN 'withdraw' THEN 'withdrawn' END";
+    let checks = [
+        format!(
+            "SELECT c.id AS id, 'consent' AS what FROM consents c LEFT JOIN consent_ledger l ON l.id = c.ledger_id \
+             WHERE l.id IS NULL OR l.user_id <> c.user_id OR l.partner_id IS NULL OR l.partner_id <> c.partner_id \
+             OR l.purpose <> c.purpose OR l.scope <> c.scope OR l.categories <> c.categories \
+             OR {STATUS} IS NULL OR c.status <> {STATUS} OR EXISTS ({NEWER}) ORDER BY c.id LIMIT 1"
+        ),
+        format!(
+            "SELECT l.id AS id, 'grant' AS what FROM consent_ledger l WHERE l.action = 'grant' \
+             AND l.partner_id IS NOT NULL AND NOT EXISTS ({NEWER}) \
+             AND NOT EXISTS (SELECT 1 FROM consents c WHERE c.ledger_id = l.id) \
+             AND EXISTS (SELECT 1 FROM users u WHERE u.id = l.user_id AND u.status <> 'erased') \
+             AND EXISTS (SELECT 1 FROM partners p WHERE p.id = l.partner_id) ORDER BY l.id LIMIT 1"
+        ),
+        "SELECT l.id AS id, 'restrict' AS what FROM consent_ledger l WHERE l.action = 'restrict' \
+         AND NOT EXISTS (SELECT 1 FROM consent_ledger n WHERE n.user_id = l.user_id AND n.id > l.id \
+                         AND n.action IN ('restrict', 'lift')) \
+         AND NOT EXISTS (SELECT 1 FROM sharing_restrictions r WHERE r.user_id = l.user_id) \
+         AND EXISTS (SELECT 1 FROM users u WHERE u.id = l.user_id AND u.status <> 'erased') ORDER BY l.id LIMIT 1"
+            .to_string(),
+    ];
+    for sql in checks {
+        if let Some(f) = diesel::sql_query(sql).load::<Found>(conn)?.into_iter().next() {
+            return Ok(Some(match f.what.as_str() {
+                "consent" => format!(
+                    "consent row {} does not say what the ledger's newest entry for it says (it was changed outside \
+                     the ledger)",
+                    f.id
+                ),
+                "grant" => {
+                    format!("the grant in ledger row {} has no consent row (it was removed outside the ledger)", f.id)
+                }
+                _ => {
+                    format!("the restriction in ledger row {} is not in force (it was lifted outside the ledger)", f.id)
+                }
+            }));
+        }
+    }
+    Ok(None)
 }
 
 /// A learner's own ledger, newest first.

@@ -21,6 +21,7 @@ pub mod partners;
 pub mod push;
 pub mod report;
 pub mod routes;
+pub mod seal;
 pub mod sharing;
 pub mod sponsors;
 pub mod texts;

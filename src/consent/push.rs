@@ -6,8 +6,11 @@
 //!
 //! A send is a snapshot of what the gate lets through *when it is delivered*:
 //! a retry after hours carries no record whose consent was withdrawn
-//! meanwhile. Its records are disclosed under the idempotency key as export
-//! id, once per record however often the delivery is retried.
+//! meanwhile. Its records are recorded as disclosed under the idempotency
+//! key as export id when the destination confirms them (the object stored,
+//! the statements accepted, each webhook part answered 2xx), once per record
+//! however often the delivery is retried; a send that never arrives (a dead
+//! letter) discloses nothing.
 //!
 //! Nothing is sent twice for one key: a delivered send is never delivered
 //! again; an S3 object is named by the key and not written when it exists;
@@ -22,6 +25,8 @@
 //! `partner_send_rejections` with its id, the LRS's status and message, for
 //! staff to see with the send. Failures of the send as a whole (credentials,
 //! endpoint, 5xx, 429, the network) fail it and it is retried, as before.
+
+use std::collections::HashSet;
 
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
@@ -739,11 +744,14 @@ pub async fn deliver(db: &Db, send_id: i64, base_url: &str, outbound: &crate::ne
     };
 
     // The gate, at this instant, under the key as export id.
-    let records: Vec<SharedRecord> = {
+    // Nothing is recorded as disclosed yet: what arrives is, once the
+    // destination confirms it (a 2xx, a stored object, accepted statements).
+    let (records, pending): (Vec<SharedRecord>, sharing::Pending) = {
         let (partner, key, base) = (partner.clone(), key.clone(), base_url.to_string());
         db.run(move |conn| {
-            let shared = sharing::all(conn, &partner, purpose, want, &key, &base, crate::db::now())?;
-            Ok::<_, DbError>(shared.iter().flat_map(|s| s.records()).collect())
+            let (shared, pending) =
+                sharing::all_undelivered(conn, &partner, purpose, want, &key, &base, crate::db::now())?;
+            Ok::<_, DbError>((shared.iter().flat_map(|s| s.records()).collect(), pending))
         })
         .await
         .map_err(|e| e.to_string())?
@@ -771,6 +779,8 @@ pub async fn deliver(db: &Db, send_id: i64, base_url: &str, outbound: &crate::ne
         max_delay: std::time::Duration::from_secs(2),
     };
     let mut done = Delivered::default();
+    // What the destination confirmed, beyond what is recorded part by part.
+    let mut arrived = sharing::Pending::default();
     match target {
         Target::S3 { .. } => {
             let Some((client, bucket, object, location)) = s3 else {
@@ -825,6 +835,7 @@ pub async fn deliver(db: &Db, send_id: i64, base_url: &str, outbound: &crate::ne
                 .send()
                 .await
                 .map_err(|e| format!("S3 PutObject {location}: {}", aws_sdk_s3::error::DisplayErrorContext(e)))?;
+            arrived = pending;
         }
         Target::Lrs { endpoint, username } => {
             let mut statements = Vec::new();
@@ -877,6 +888,7 @@ pub async fn deliver(db: &Db, send_id: i64, base_url: &str, outbound: &crate::ne
             let refused: std::collections::HashSet<String> =
                 sent.rejected.iter().map(|r| r.statement_id.to_string()).collect();
             done.statements = held.into_iter().filter(|(_, _, id)| !refused.contains(id)).collect();
+            arrived = pending.only(&done.statements.iter().map(|(eid, _, _)| *eid).collect());
             done.voided = voided.into_iter().map(|(id, _)| id).collect();
             done.rejected = sent.rejected;
         }
@@ -894,14 +906,35 @@ pub async fn deliver(db: &Db, send_id: i64, base_url: &str, outbound: &crate::ne
             config.retry = retry;
             let client = WebhookClient::with_http(config, guarded_client(outbound, WEBHOOK_TIMEOUT)?)
                 .map_err(|e| e.to_string())?;
-            for body in bodies {
+            // Each part the endpoint confirms is recorded at once: a send
+            // that fails later has still delivered its earlier parts.
+            let parts: Vec<HashSet<i64>> = records
+                .chunks(WEBHOOK_BATCH)
+                .map(|part| part.iter().map(|r| sharing::decode_cursor(r.cursor()).unwrap_or(0)).collect())
+                .collect();
+            for (i, body) in bodies.into_iter().enumerate() {
                 client.send_body(body).await.map_err(|e| e.to_string())?;
+                if let Some(part) = parts.get(i) {
+                    let (partner, key, part) = (partner.clone(), key.clone(), pending.only(part));
+                    db.run(move |conn| {
+                        sharing::record_delivered(conn, &partner, &key, part, crate::db::now()).map_err(DbError::from)
+                    })
+                    .await
+                    .map_err(|e| e.to_string())?;
+                }
             }
         }
     }
-    db.run(move |conn| note_delivered(conn, send_id, &done, crate::db::now()).map_err(DbError::from))
-        .await
-        .map_err(|e| e.to_string())
+    db.run(move |conn| {
+        crate::db::transaction(conn, |conn| {
+            let now = crate::db::now();
+            sharing::record_delivered(conn, &partner, &key, arrived, now)?;
+            note_delivered(conn, send_id, &done, now)
+        })
+        .map_err(DbError::from)
+    })
+    .await
+    .map_err(|e| e.to_string())
 }
 
 /// An HTTP client that connects only where the outbound policy permits and

@@ -746,6 +746,74 @@ pub fn all(
     Ok(shared)
 }
 
+/// What a push decided to send, recorded only once the partner confirmed
+/// receipt ([`record_delivered`]): a disclosure is a delivery, not an attempt.
+#[derive(Debug, Clone, Default)]
+pub struct Pending {
+    disclosed: Vec<Disclosed>,
+}
+
+impl Pending {
+    /// The part of it about the enrollments in `delivered`.
+    pub fn only(&self, delivered: &HashSet<i64>) -> Pending {
+        let of = |key: &str| key.strip_prefix("enrollment:").and_then(|e| e.parse::<i64>().ok());
+        Pending {
+            disclosed: self
+                .disclosed
+                .iter()
+                .filter(|d| of(&d.2).is_some_and(|e| delivered.contains(&e)))
+                .cloned()
+                .collect(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.disclosed.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.disclosed.is_empty()
+    }
+}
+
+/// Everything that may leave for this partner and purpose right now,
+/// decided at one instant (a consistent read), with what to record once the
+/// partner confirms it arrived. For pushes: nothing is recorded for a send
+/// that never arrives.
+pub fn all_undelivered(
+    conn: &mut Conn,
+    partner: &Partner,
+    purpose: Purpose,
+    want: Want,
+    export_id: &str,
+    base_url: &str,
+    now: NaiveDateTime,
+) -> QueryResult<(Vec<Shared>, Pending)> {
+    let req = Request { partner, purpose, want, after: 0, limit: UNBOUNDED, export_id, base_url };
+    let mut decide_all = |conn: &mut Conn| {
+        let (decided, _) = decide(conn, &req, now, None, false)?;
+        let (shared, disclosed): (Vec<_>, Vec<_>) = decided.into_iter().unzip();
+        Ok((shared, Pending { disclosed }))
+    };
+    match crate::db::read_snapshot(conn, &mut decide_all) {
+        Some(read) => read,
+        None => crate::db::transaction(conn, decide_all),
+    }
+}
+
+/// Records what a partner confirmed it received, under the send's key
+/// (at most once per record, fields, basis and key, so a retried send that
+/// arrives twice is recorded once).
+pub fn record_delivered(
+    conn: &mut Conn,
+    partner: &Partner,
+    export_id: &str,
+    delivered: Pending,
+    now: NaiveDateTime,
+) -> QueryResult<()> {
+    write_disclosures(conn, partner, export_id, delivered.disclosed, now)
+}
+
 /// What an aggregate may use of a record the gate lets through: no
 /// identity, only figures within the categories of its basis.
 #[derive(Debug, Clone)]

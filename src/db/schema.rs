@@ -352,6 +352,7 @@ diesel::table! {
         created_at -> Timestamp,
         prev_hash -> Text,
         row_hash -> Text,
+        row_mac -> Nullable<Text>,
     }
 }
 

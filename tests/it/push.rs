@@ -609,6 +609,18 @@ async fn webhook_dead_letters(app: TestApp) {
     let (send, status, attempts) = state(&app, send_id).await;
     assert_eq!((status.as_str(), attempts), ("dead", 2), "then it waits in the dead-letter list");
     assert!(send.delivered_at.is_none());
+    // promise: SHR-5 — a disclosure is a delivery: nothing reached the
+    // partner, so nothing is recorded as disclosed, and the learner's
+    // Sharing page does not say it was shared.
+    assert_eq!(disclosed(&app, key).await, vec![], "a send that never arrived discloses nothing");
+    let ada = crate::common::Learner {
+        username: "ada".into(),
+        email: "ada@example.org".into(),
+        password: crate::common::PASSWORD.into(),
+    };
+    as_user(&app, &ada).await;
+    let (_, page) = app.get("/sharing").await;
+    assert!(!page.contains("northbridge University received"), "{page}");
 
     // Staff see it with the reason and replay it; a partner admin cannot.
     let grace = verified(&app, "grace").await;

@@ -636,7 +636,8 @@ async fn ledger_chain(app: TestApp) {
         app.post_form("/courses/intro-python/enroll", &[("run", "2026"), ("share", "yes"), ("text_id", &text)]).await;
     }
     let v = run(&app, ledger::verify).await;
-    assert_eq!(v, ledger::Verification { rows: 3, first_broken: None });
+    assert!(v.intact(), "{v:?}");
+    assert_eq!((v.rows, v.sealed), (3, 3), "every new row is sealed");
 
     // The database refuses changes to the ledger outright.
     let refused = run(&app, |conn| {
@@ -694,6 +695,176 @@ async fn ledger_chain(app: TestApp) {
     assert!(shared.iter().all(|s| s.learner.email.is_none()), "old consents keep what they covered");
 }
 on_both!(consent_ledger_is_append_only_and_tampering_is_caught, ledger_chain);
+
+/// Drops the ledger's append-only guard, as someone with full database access could.
+fn drop_ledger_guard(conn: &mut lyceum::db::Conn, pg: bool) -> diesel::QueryResult<usize> {
+    if pg {
+        diesel::sql_query("ALTER TABLE consent_ledger DISABLE TRIGGER consent_ledger_no_change").execute(conn)
+    } else {
+        diesel::sql_query("DROP TRIGGER consent_ledger_no_update").execute(conn)?;
+        diesel::sql_query("DROP TRIGGER consent_ledger_no_delete").execute(conn)
+    }
+}
+
+/// Three learners grant member sharing at enrollment; answers the partner.
+async fn three_grants(app: &TestApp) -> Partner {
+    let c = seed_course(app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    let partner = member_partner(app, c.member_id, &[Category::ProfileName, Category::ProfileEmail]).await;
+    for name in ["ada", "bob", "cyrus"] {
+        let l = verified(app, name).await;
+        as_user(app, &l).await;
+        let text = offered_text(app, "intro-python").await;
+        app.post_form("/courses/intro-python/enroll", &[("run", "2026"), ("share", "yes"), ("text_id", &text)]).await;
+    }
+    partner
+}
+
+async fn recomputed_chain(app: TestApp) {
+    three_grants(&app).await;
+    let pg = app.config.database_url.starts_with("postgres");
+    // Someone with the database alone edits the first row and recomputes
+    // every later hash: the SHA-256 chain holds, the seals do not.
+    let first = run(&app, move |conn| {
+        drop_ledger_guard(conn, pg)?;
+        let rows: Vec<ledger::LedgerRow> =
+            consent_ledger::table.order(consent_ledger::id).select(ledger::LedgerRow::as_select()).load(conn)?;
+        let mut prev = ledger::GENESIS.to_string();
+        for mut row in rows.clone() {
+            if row.id == rows[0].id {
+                row.categories = "profile.name,profile.email,profile.company".into();
+            }
+            row.prev_hash = prev;
+            row.row_hash = row.compute_hash();
+            diesel::update(consent_ledger::table.find(row.id))
+                .set((
+                    consent_ledger::categories.eq(&row.categories),
+                    consent_ledger::prev_hash.eq(&row.prev_hash),
+                    consent_ledger::row_hash.eq(&row.row_hash),
+                ))
+                .execute(conn)?;
+            prev = row.row_hash;
+        }
+        Ok::<_, diesel::result::Error>(rows[0].id)
+    })
+    .await;
+    let v = run(&app, ledger::verify).await;
+    let (id, why) = v.first_broken.clone().expect("a recomputed chain is caught");
+    assert_eq!(id, first, "{v:?}");
+    assert!(why.contains("seal"), "{why}");
+}
+on_both!(shr_5_a_ledger_recomputed_without_the_key_is_caught, recomputed_chain);
+
+async fn forged_and_truncated(app: TestApp) {
+    three_grants(&app).await;
+    let pg = app.config.database_url.starts_with("postgres");
+    let path = app.dir.path().join("consent-anchor.jsonl");
+    let p = path.clone();
+    let published = run(&app, move |conn| lyceum::consent::seal::publish(conn, &p, lyceum::db::now())).await;
+    assert_eq!(published, 1);
+    let p = path.clone();
+    let again = run(&app, move |conn| lyceum::consent::seal::publish(conn, &p, lyceum::db::now())).await;
+    assert_eq!(again, 0, "an unchanged head is not written again");
+    let anchors = lyceum::consent::seal::read(&path).expect("the anchor file reads");
+    assert_eq!(anchors.len(), 1);
+    let a = anchors.clone();
+    let v = run(&app, move |conn| ledger::verify_against(conn, &a)).await;
+    assert!(v.intact(), "{v:?}");
+    assert_eq!(v.newest_anchor, Some(anchors[0].ledger_id));
+
+    // A row appended with a correct hash but without the key: caught.
+    let forged = run(&app, |conn| {
+        let mut row: ledger::LedgerRow = consent_ledger::table
+            .order(consent_ledger::id.desc())
+            .select(ledger::LedgerRow::as_select())
+            .first(conn)?;
+        row.prev_hash = row.row_hash.clone();
+        row.action = "grant".into();
+        row.created_at = lyceum::db::now();
+        row.row_hash = row.compute_hash();
+        diesel::insert_into(consent_ledger::table)
+            .values((
+                consent_ledger::user_id.eq(row.user_id),
+                consent_ledger::partner_id.eq(row.partner_id),
+                consent_ledger::purpose.eq(&row.purpose),
+                consent_ledger::scope.eq(&row.scope),
+                consent_ledger::action.eq(&row.action),
+                consent_ledger::categories.eq(&row.categories),
+                consent_ledger::method.eq(&row.method),
+                consent_ledger::actor.eq(&row.actor),
+                consent_ledger::created_at.eq(row.created_at),
+                consent_ledger::prev_hash.eq(&row.prev_hash),
+                consent_ledger::row_hash.eq(&row.row_hash),
+            ))
+            .returning(consent_ledger::id)
+            .get_result::<i64>(conn)
+    })
+    .await;
+    let v = run(&app, ledger::verify).await;
+    assert_eq!(v.first_broken.as_ref().map(|(id, _)| *id), Some(forged), "{v:?}");
+
+    // Deleting the newest rows leaves a chain that holds, but the published
+    // head is gone.
+    let newest = anchors[0].ledger_id;
+    run(&app, move |conn| {
+        drop_ledger_guard(conn, pg)?;
+        diesel::delete(consent_ledger::table.filter(consent_ledger::id.ge(newest))).execute(conn)
+    })
+    .await;
+    let v = run(&app, ledger::verify).await;
+    assert!(v.first_broken.is_none() && v.rows == 2, "without the anchor the cut is invisible: {v:?}");
+    let a = anchors.clone();
+    let v = run(&app, move |conn| ledger::verify_against(conn, &a)).await;
+    let why = v.anchor_broken.expect("the published head is missing");
+    assert!(why.contains(&format!("row {newest}")) && why.contains("deleted"), "{why}");
+
+    // An anchor line edited by someone without the key is refused as such.
+    let mut edited = anchors[0].clone();
+    edited.ledger_id -= 1;
+    let v = run(&app, move |conn| ledger::verify_against(conn, &[edited])).await;
+    assert!(v.anchor_broken.is_some_and(|w| w.contains("seal")));
+}
+on_both!(shr_5_forged_rows_and_deleted_newest_rows_are_caught, forged_and_truncated);
+
+async fn consent_state(app: TestApp) {
+    let c = seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    let partner = member_partner(&app, c.member_id, &[Category::ProfileName, Category::ProfileEmail]).await;
+    let key = key_for(&app, &partner, &["enrollments"]).await;
+    let ada = verified(&app, "ada").await;
+    as_user(&app, &ada).await;
+    let text = offered_text(&app, "intro-python").await;
+    app.post_form("/courses/intro-python/enroll", &[("run", "2026"), ("share", "yes"), ("text_id", &text)]).await;
+    let (_, page) = app.get("/sharing").await;
+    let re = regex::Regex::new(r#"action="/sharing/consents/(\d+)/withdraw""#).unwrap();
+    let id = re.captures(&page).expect("a withdraw button")[1].to_string();
+    app.post_form(&format!("/sharing/consents/{id}/withdraw"), &[]).await;
+    let v = run(&app, ledger::verify).await;
+    assert!(v.intact(), "{v:?}");
+
+    // Setting the withdrawn consent back to granted outside the ledger is
+    // refused by the database itself.
+    let set_back = "UPDATE consents SET status = 'granted'";
+    let refused = run(&app, move |conn| Ok::<_, String>(diesel::sql_query(set_back).execute(conn).is_err())).await;
+    assert!(refused, "the consent state follows the ledger");
+    let (_, body) = pull(&app, &key, "/api/v1/exports/enrollments?format=jsonl").await;
+    assert!(!body.contains("ada@example.org"), "{body}");
+
+    // With the guard dropped the change goes through, and verify names it.
+    let pg = app.config.database_url.starts_with("postgres");
+    run(&app, move |conn| {
+        if pg {
+            diesel::sql_query("ALTER TABLE consents DISABLE TRIGGER consents_follow_ledger").execute(conn)?;
+        } else {
+            diesel::sql_query("DROP TRIGGER consents_follow_ledger_update").execute(conn)?;
+        }
+        diesel::sql_query(set_back).execute(conn)
+    })
+    .await;
+    let v = run(&app, ledger::verify).await;
+    assert!(v.first_broken.is_none(), "the ledger itself is untouched: {v:?}");
+    let why = v.state_broken.expect("the consent state is checked against the ledger");
+    assert!(why.contains("changed outside the ledger"), "{why}");
+}
+on_both!(shr_4_the_consent_state_the_gate_reads_cannot_be_set_outside_the_ledger, consent_state);
 
 async fn bad_codes(app: TestApp) {
     seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
