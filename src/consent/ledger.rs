@@ -374,24 +374,26 @@ pub fn verify_against(conn: &mut Conn, anchors: &[super::seal::Anchor]) -> Query
                 sealing = true;
                 v.sealed += 1;
             }
-            if let Some(a) = published.remove(&row.id) {
-                if a.row_hash != row.row_hash && v.anchor_broken.is_none() {
-                    v.anchor_broken = Some(format!(
-                        "row {} is not the row published at {} (the ledger was rewritten after it)",
-                        row.id, a.at
-                    ));
-                }
+            if let Some(a) = published.remove(&row.id)
+                && a.row_hash != row.row_hash
+                && v.anchor_broken.is_none()
+            {
+                v.anchor_broken = Some(format!(
+                    "row {} is not the row published at {} (the ledger was rewritten after it)",
+                    row.id, a.at
+                ));
             }
             expected_prev = row.row_hash;
         }
     }
-    if v.first_broken.is_none() && v.anchor_broken.is_none() {
-        if let Some(a) = published.values().min_by_key(|a| a.ledger_id) {
-            v.anchor_broken = Some(format!(
-                "row {} was published at {} and is no longer in the ledger (the newest rows were deleted)",
-                a.ledger_id, a.at
-            ));
-        }
+    if v.first_broken.is_none()
+        && v.anchor_broken.is_none()
+        && let Some(a) = published.values().min_by_key(|a| a.ledger_id)
+    {
+        v.anchor_broken = Some(format!(
+            "row {} was published at {} and is no longer in the ledger (the newest rows were deleted)",
+            a.ledger_id, a.at
+        ));
     }
     v.state_broken = replay(conn)?;
     Ok(v)

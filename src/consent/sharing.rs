@@ -790,12 +790,12 @@ pub fn all_undelivered(
     now: NaiveDateTime,
 ) -> QueryResult<(Vec<Shared>, Pending)> {
     let req = Request { partner, purpose, want, after: 0, limit: UNBOUNDED, export_id, base_url };
-    let mut decide_all = |conn: &mut Conn| {
+    let decide_all = |conn: &mut Conn| {
         let (decided, _) = decide(conn, &req, now, None, false)?;
         let (shared, disclosed): (Vec<_>, Vec<_>) = decided.into_iter().unzip();
         Ok((shared, Pending { disclosed }))
     };
-    match crate::db::read_snapshot(conn, &mut decide_all) {
+    match crate::db::read_snapshot(conn, decide_all) {
         Some(read) => read,
         None => crate::db::transaction(conn, decide_all),
     }
