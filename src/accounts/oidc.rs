@@ -533,9 +533,10 @@ pub const REFRESH_TOKEN_FIELD: &str = "oidc_links.refresh_token";
 /// sign-in and sign-up pages (`web::page::LayoutParts`).
 pub fn layout_providers(req: &rocket::Request<'_>) -> serde_json::Value {
     let providers = req.rocket().state::<Providers>().map(|p| {
-        p.names().into_iter().map(|(id, name)| serde_json::json!({ "id": id, "name": name })).collect::<Vec<_>>()
+        p.names().into_iter().map(|(id, name)| super::views::ProviderButton { id, name }).collect::<Vec<_>>()
     });
-    serde_json::json!(providers)
+    // A list of two strings each always becomes JSON.
+    serde_json::to_value(providers).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -1932,7 +1932,7 @@ fn authenticator_code(secret: &str, offset: i64) -> String {
 
 /// Types `code` into the code form of the page showing it (`form` its id) and sends it.
 async fn enter_code(b: &fantoccini::Client, form: &str, code: &str) {
-    let field = b.find(Locator::Css(&format!("#{form} #code"))).await.unwrap();
+    let field = b.find(Locator::Css(&format!("#{form} #f-code"))).await.unwrap();
     field.clear().await.unwrap();
     field.send_keys(code).await.unwrap();
     watch_refusals(b).await;
