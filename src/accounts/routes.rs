@@ -9,8 +9,8 @@ use rocket::{FromForm, State, get, post};
 use crate::accounts::domain::{Email, FieldErrors, NewPassword, PersonName};
 use crate::accounts::hooks::{AccountHooks, RecordSignup};
 use crate::accounts::service::{self, AccountError, SignupInput, SignupRejection};
-use crate::accounts::views::{self, Form, Nothing, Values};
 pub use crate::accounts::signin::{SessionGuard, start_session};
+use crate::accounts::views::{self, Form, Nothing, Values};
 use crate::accounts::{passwords, sessions};
 use crate::config::Config;
 use crate::db::{Db, now};
@@ -597,7 +597,9 @@ pub async fn change_password(
     let session_id = state.0.session_id.clone();
     let fail = async |field: &'static str, msg: String| {
         let errors = FieldErrors::from([(field, msg)]);
-        Ok::<_, AppError>(Either::Right(settings_page(db, &user, state.0.session_id.clone(), errors, Values::new()).await?))
+        Ok::<_, AppError>(Either::Right(
+            settings_page(db, &user, state.0.session_id.clone(), errors, Values::new()).await?,
+        ))
     };
     // Its own key: the email form on the same page has a current password too.
     if check_password(db, user.id, &f.current_password).await?.is_none() {
@@ -639,7 +641,9 @@ async fn parent_consent_page(
     let learner = db.run(move |conn| service::parent_consent_subject(conn, &t, now()).map_err(AppError::from)).await?;
     let Some(learner) = learner else {
         let expired = views::ParentConsentDone { expired: true, first_name: None };
-        return Ok(Err(Page::view("accounts/parent_consent_done", "Link expired", expired).with_status(Status::NotFound)));
+        return Ok(Err(
+            Page::view("accounts/parent_consent_done", "Link expired", expired).with_status(Status::NotFound)
+        ));
     };
     let page = form_page(
         "accounts/parent_consent",

@@ -456,7 +456,11 @@ pub async fn step_up_form(db: &State<Db>, user: CurrentUser, next: Option<NextPa
         .await?;
     let next = next.unwrap_or_else(NextPath::home).into_string();
     let next_encoded = urlencoding::encode(&next).into_owned();
-    Ok(Page::view("accounts/step_up", "Confirm it is you", views::StepUp { next, next_encoded, text, password: !factor }))
+    Ok(Page::view(
+        "accounts/step_up",
+        "Confirm it is you",
+        views::StepUp { next, next_encoded, text, password: !factor },
+    ))
 }
 
 /// Step-up: a fresh second factor for this session before a sensitive change.
@@ -606,7 +610,9 @@ pub async fn begin_text(
         return Ok(Either::Right(Flash::refused("/account/security", e)?));
     }
     match text_code(db, sms, limits, user_id).await? {
-        Ok(to) => Ok(Either::Left(Page::view("accounts/security_text", "Confirm your number", views::ConfirmNumber { to }))),
+        Ok(to) => {
+            Ok(Either::Left(Page::view("accounts/security_text", "Confirm your number", views::ConfirmNumber { to })))
+        }
         Err(m) => Ok(Either::Right(Flash::error("/account/security", m))),
     }
 }

@@ -235,7 +235,10 @@ mod tests {
         let verify = templates
             .render_html("email/verify_email", &with(json!({ "first_name": "Ada", "path": "/verify-email/t0k" })))
             .unwrap();
-        assert!(verify.contains(r#"href="https://lyceum.example/verify-email/t0k">Confirm my email address</a>"#), "{verify}");
+        assert!(
+            verify.contains(r#"href="https://lyceum.example/verify-email/t0k">Confirm my email address</a>"#),
+            "{verify}"
+        );
         assert!(verify.contains("display:inline-block"), "styled inline, as mail clients need: {verify}");
         let ready = templates
             .render_html(

@@ -54,7 +54,8 @@ mod tests {
         };
         let shown = serde_json::to_value(Message::from(m.clone())).unwrap();
         assert_eq!(shown["date"], "7 Dec 2026, 14:03 UTC");
-        let undated = serde_json::to_value(Message::from(super::super::OutboxMessage { date: String::new(), ..m })).unwrap();
+        let undated =
+            serde_json::to_value(Message::from(super::super::OutboxMessage { date: String::new(), ..m })).unwrap();
         assert!(undated["date"].is_null());
     }
 }

@@ -1979,7 +1979,7 @@ async fn acc_5_a_learner_turns_on_an_authenticator_app_and_signs_in_with_it_in_a
         .unwrap();
     // Adding a factor needs her password first; then she starts again.
     until(&b, "h1", "Confirm it is you").await;
-    b.find(Locator::Id("password")).await.unwrap().send_keys(p.password).await.unwrap();
+    b.find(Locator::Id("f-password")).await.unwrap().send_keys(p.password).await.unwrap();
     b.find(Locator::Css("#step-up button[type=submit]")).await.unwrap().click().await.unwrap();
     until(&b, "h1", "Account security").await;
     b.find(Locator::Css("#two-factor form[action='/account/security/app'] button[type=submit]"))
