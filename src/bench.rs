@@ -277,8 +277,12 @@ async fn floor_statement(db: &rocket::State<crate::db::Db>) -> Result<&'static s
 #[rocket::get("/page")]
 async fn floor_page(db: &rocket::State<crate::db::Db>) -> Result<crate::web::page::Page, crate::web::error::AppError> {
     one_statement(db).await?;
-    Ok(crate::web::page::Page::new("bench/floor", "Floor", serde_json::json!({})))
+    Ok(crate::web::page::Page::view("bench/floor", "Floor", Floor {}))
 }
+
+/// The floor page shows nothing of its own.
+#[derive(serde::Serialize)]
+struct Floor {}
 
 async fn one_statement(db: &crate::db::Db) -> Result<i32, crate::db::DbError> {
     use diesel::{IntoSql, RunQueryDsl};

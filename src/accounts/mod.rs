@@ -22,6 +22,7 @@ pub mod sms;
 pub mod sms_service;
 pub mod tokens;
 pub mod twofactor;
+pub mod views;
 
 pub use crate::kernel::SessionUser;
 

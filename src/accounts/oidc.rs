@@ -532,10 +532,12 @@ pub const REFRESH_TOKEN_FIELD: &str = "oidc_links.refresh_token";
 /// The "Sign in with …" buttons (ACC-4) of every page's layout, for the
 /// sign-in and sign-up pages (`web::page::LayoutParts`).
 pub fn layout_providers(req: &rocket::Request<'_>) -> serde_json::Value {
-    let providers = req.rocket().state::<Providers>().map(|p| {
-        p.names().into_iter().map(|(id, name)| serde_json::json!({ "id": id, "name": name })).collect::<Vec<_>>()
-    });
-    serde_json::json!(providers)
+    let providers = req
+        .rocket()
+        .state::<Providers>()
+        .map(|p| p.names().into_iter().map(|(id, name)| super::views::ProviderButton { id, name }).collect::<Vec<_>>());
+    // A list of two strings each always becomes JSON.
+    serde_json::to_value(providers).unwrap_or_default()
 }
 
 #[cfg(test)]

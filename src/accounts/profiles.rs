@@ -10,7 +10,6 @@ use diesel::prelude::*;
 use rocket::form::Form;
 use rocket::http::CookieJar;
 use rocket::{FromForm, State, get, post};
-use serde_json::json;
 
 use crate::db::schema::{course_runs, courses, enrollments, profiles, users};
 use crate::db::{Conn, Db, now};
@@ -86,14 +85,14 @@ pub async fn edit_page(db: &State<Db>, user: CurrentUser) -> AppResult<Page> {
     let id = user.id;
     let username = user.username.clone();
     let p = db.run(move |conn| Ok::<_, AppError>(of(conn, id)?)).await?;
-    let ctx = json!({
-        "username": username,
-        "bio": p.as_ref().map(|p| p.bio.clone()).unwrap_or_default(),
-        "full": p.as_ref().is_some_and(Profile::full),
-        "avatar": p.and_then(|p| p.avatar_key),
-        "bio_max": BIO_MAX,
-    });
-    Ok(Page::new("accounts/profile_edit", "Your profile", ctx))
+    let view = super::views::ProfileEdit {
+        username,
+        bio: p.as_ref().map(|p| p.bio.clone()).unwrap_or_default(),
+        full: p.as_ref().is_some_and(Profile::full),
+        avatar: p.and_then(|p| p.avatar_key),
+        bio_max: BIO_MAX,
+    };
+    Ok(Page::view("accounts/profile_edit", "Your profile", view))
 }
 
 #[derive(FromForm)]
@@ -160,7 +159,7 @@ pub async fn remove_avatar(db: &State<Db>, user: CurrentUser, _form: crate::web:
 pub async fn show(db: &State<Db>, viewer: CurrentUser, username: &str) -> AppResult<Page> {
     let username = username.to_string();
     let viewer_id = viewer.id;
-    let ctx = db
+    let view = db
         .run(move |conn| {
             let found: Option<(i64, String)> = users::table
                 .filter(users::username.eq(&username))
@@ -183,13 +182,15 @@ pub async fn show(db: &State<Db>, viewer: CurrentUser, username: &str) -> AppRes
             } else {
                 Vec::new()
             };
-            Ok(json!({
-                "username": username, "own": id == viewer_id, "full": full,
-                "avatar": p.as_ref().and_then(|p| p.avatar_key.clone()),
-                "bio": if full { p.map(|p| p.bio) } else { None },
-                "courses": courses,
-            }))
+            Ok(super::views::Profile {
+                username,
+                own: id == viewer_id,
+                full,
+                avatar: p.as_ref().and_then(|p| p.avatar_key.clone()),
+                bio: if full { p.map(|p| p.bio) } else { None },
+                courses,
+            })
         })
         .await?;
-    Ok(Page::new("accounts/profile", "Profile", ctx))
+    Ok(Page::view("accounts/profile", "Profile", view))
 }

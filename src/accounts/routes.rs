@@ -5,12 +5,12 @@ use rocket::Either;
 use rocket::http::{CookieJar, Status};
 use rocket::response::Redirect;
 use rocket::{FromForm, State, get, post};
-use serde_json::{Value, json};
 
 use crate::accounts::domain::{Email, FieldErrors, NewPassword, PersonName};
 use crate::accounts::hooks::{AccountHooks, RecordSignup};
 use crate::accounts::service::{self, AccountError, SignupInput, SignupRejection};
 pub use crate::accounts::signin::{SessionGuard, start_session};
+use crate::accounts::views::{self, Form, Nothing, Values};
 use crate::accounts::{passwords, sessions};
 use crate::config::Config;
 use crate::db::{Db, now};
@@ -22,18 +22,16 @@ use crate::web::{AppError, AppResult, ClientInfo, CsrfForm, CurrentUser, Flash, 
 
 type PageOr<R> = AppResult<Either<R, Page>>;
 
-pub(crate) fn form_page(
+/// A form page showing `values` and `errors` beside what the page itself
+/// shows (`page`); 422 when there are errors.
+pub(crate) fn form_page<P: serde::Serialize>(
     template: &'static str,
     title: &str,
-    values: Value,
+    values: Values,
     errors: &FieldErrors,
-    extra: Value,
+    page: P,
 ) -> Page {
-    let mut ctx = json!({ "values": values, "errors": errors, "has_errors": !errors.is_empty() });
-    if let (Value::Object(a), Value::Object(b)) = (&mut ctx, extra) {
-        a.extend(b);
-    }
-    let page = Page::new(template, title, ctx);
+    let page = Page::view(template, title, Form::new(values, errors, page));
     if errors.is_empty() { page } else { page.with_status(Status::UnprocessableEntity) }
 }
 
@@ -43,10 +41,10 @@ pub(crate) async fn limited(limits: &RateLimits, action: Action, keys: &[&str]) 
 
 #[get("/")]
 pub fn home(viewer: Viewer, hooks: &State<AccountHooks>) -> Page {
-    Page::new(
+    Page::view(
         "home",
         "Learn from the world's institutions",
-        json!({ "signed_in": viewer.signed_in(), "notices": (hooks.home_notices)() }),
+        views::Home { signed_in: viewer.signed_in(), notices: (hooks.home_notices)() },
     )
 }
 
@@ -58,9 +56,9 @@ pub fn signup_form(viewer: Viewer) -> Either<Redirect, Page> {
     Either::Right(form_page(
         "accounts/signup",
         "Create your account",
-        json!({}),
+        Values::new(),
         &FieldErrors::new(),
-        json!({ "next": null }),
+        views::Next { next: None },
     ))
 }
 
@@ -101,7 +99,7 @@ pub async fn signup(
 ) -> PageOr<Flash> {
     limited(limits, Action::SignUp, &[&client.rate_key()]).await?;
     let f = &form.form;
-    let values = json!(form.values);
+    let values = form.values.clone();
     let input = SignupInput {
         first_name: &f.first_name,
         last_name: &f.last_name,
@@ -119,7 +117,7 @@ pub async fn signup(
         Ok(a) => a,
         Err(SignupRejection::TooYoung) => {
             return Ok(Either::Right(
-                Page::new("accounts/too_young", "We're sorry", json!({})).with_status(Status::UnprocessableEntity),
+                Page::view("accounts/too_young", "We're sorry", Nothing {}).with_status(Status::UnprocessableEntity),
             ));
         }
         Err(SignupRejection::Fields(errors)) => {
@@ -128,7 +126,7 @@ pub async fn signup(
                 "Create your account",
                 values,
                 &errors,
-                json!({ "next": null }),
+                views::Next { next: None },
             )));
         }
     };
@@ -169,7 +167,7 @@ pub async fn signup(
                 "Create your account",
                 values,
                 &errors,
-                json!({ "next": null }),
+                views::Next { next: None },
             )))
         }
         Err(AccountError::Db(e)) => Err(e.into()),
@@ -197,9 +195,9 @@ pub fn signin_form(viewer: Viewer, next: Option<NextPath>) -> Either<Redirect, P
     Either::Right(form_page(
         "accounts/signin",
         "Sign in",
-        json!({}),
+        Values::new(),
         &FieldErrors::new(),
-        json!({ "next": next.as_ref().map(NextPath::as_str) }),
+        views::Next { next: next.as_ref().map(|n| n.as_str().to_string()) },
     ))
 }
 
@@ -227,7 +225,7 @@ pub async fn signin(
     let f = &form.form;
     let login = f.login.trim().to_lowercase();
     limited(limits, Action::SignIn, &[&client.rate_key(), &format!("login:{login}")]).await?;
-    let values = json!(form.values);
+    let values = form.values.clone();
     let failed = |message: &str| {
         let errors = FieldErrors::from([("login", message.to_string())]);
         Ok(Either::Right(form_page(
@@ -235,7 +233,7 @@ pub async fn signin(
             "Sign in",
             values.clone(),
             &errors,
-            json!({ "next": f.next.as_str() }),
+            views::Next { next: Some(f.next.as_str().to_string()) },
         )))
     };
     if login.is_empty() || f.password.is_empty() {
@@ -324,7 +322,7 @@ pub async fn resend_verification(
 
 #[get("/password/forgot")]
 pub fn forgot_form() -> Page {
-    form_page("accounts/forgot", "Reset your password", json!({}), &FieldErrors::new(), json!({}))
+    form_page("accounts/forgot", "Reset your password", Values::new(), &FieldErrors::new(), Nothing {})
 }
 
 #[derive(FromForm)]
@@ -352,9 +350,9 @@ pub async fn forgot(
             return Ok(Either::Right(form_page(
                 "accounts/forgot",
                 "Reset your password",
-                json!(form.values),
+                form.values.clone(),
                 &errors,
-                json!({}),
+                Nothing {},
             )));
         }
     };
@@ -370,9 +368,9 @@ pub async fn reset_form(token: &str, db: &State<Db>) -> AppResult<Either<Flash, 
         Some(_) => Ok(Either::Right(form_page(
             "accounts/reset",
             "Choose a new password",
-            json!({}),
+            Values::new(),
             &FieldErrors::new(),
-            json!({ "token": token }),
+            views::Reset { token: token.to_string() },
         ))),
         None => Ok(Either::Left(Flash::error(
             "/password/forgot",
@@ -411,9 +409,9 @@ pub async fn reset(
             return Ok(Either::Right(form_page(
                 "accounts/reset",
                 "Choose a new password",
-                json!({}),
+                Values::new(),
                 &errors,
-                json!({ "token": token }),
+                views::Reset { token: token.to_string() },
             )));
         }
     };
@@ -432,7 +430,7 @@ async fn settings_page(
     user: &CurrentUser,
     session_id: Option<String>,
     errors: FieldErrors,
-    values: Value,
+    values: Values,
 ) -> AppResult<Page> {
     let id = user.id;
     let (account, sessions) = db
@@ -442,41 +440,38 @@ async fn settings_page(
             Ok::<_, AppError>((account, sessions))
         })
         .await?;
-    let sessions: Vec<Value> = sessions
+    let sessions: Vec<views::SettingsSession> = sessions
         .iter()
-        .map(|s| {
-            json!({
-                "current": Some(&s.id) == session_id.as_ref(),
-                "device": sessions::device(s.user_agent.as_deref()),
-                "created_at": s.created_at.format("%e %b %Y, %H:%M UTC").to_string().trim().to_string(),
-                "last_seen_at": s.last_seen_at.format("%e %b %Y, %H:%M UTC").to_string().trim().to_string(),
-            })
+        .map(|s| views::SettingsSession {
+            current: Some(&s.id) == session_id.as_ref(),
+            device: sessions::device(s.user_agent.as_deref()),
+            created_at: s.created_at.into(),
+            last_seen_at: s.last_seen_at.into(),
         })
         .collect();
-    let profile = json!({
-        "username": account.username,
-        "email": account.email,
-        "email_verified": account.email_verified_at.is_some(),
-        "first_name": account.first_name,
-        "last_name": account.last_name,
-        "phone": service::open_phone(account.phone.as_deref()),
-        "company": account.company,
-    });
-    let mut shown = profile.clone();
-    if let (Value::Object(a), Value::Object(b)) = (&mut shown, values) {
-        a.extend(b);
-    }
-    let page = Page::new(
+    let profile = views::ProfileDetails {
+        phone: service::open_phone(account.phone.as_deref()),
+        email_verified: account.email_verified_at.is_some(),
+        username: account.username,
+        email: account.email,
+        first_name: account.first_name,
+        last_name: account.last_name,
+        company: account.company,
+    };
+    let mut shown = profile.values();
+    shown.extend(values);
+    let other_sessions = sessions.len() > 1;
+    let page = Page::view(
         "accounts/settings",
         "Account settings",
-        json!({ "profile": profile, "values": shown, "errors": errors, "sessions": sessions, "other_sessions": sessions.len() > 1 }),
+        views::Settings { profile, values: shown, errors: errors.clone(), sessions, other_sessions },
     );
     Ok(if errors.is_empty() { page } else { page.with_status(Status::UnprocessableEntity) })
 }
 
 #[get("/account")]
 pub async fn settings(user: CurrentUser, state: SessionGuard, db: &State<Db>) -> AppResult<Page> {
-    settings_page(db, &user, state.0.session_id, FieldErrors::new(), json!({})).await
+    settings_page(db, &user, state.0.session_id, FieldErrors::new(), Values::new()).await
 }
 
 #[derive(FromForm)]
@@ -502,7 +497,7 @@ pub async fn update_profile(
     let update = match service::parse_profile(&f.first_name, &f.last_name, &f.phone, &f.company) {
         Ok(u) => u,
         Err(errors) => {
-            return Ok(Either::Right(settings_page(db, &user, state.0.session_id, errors, json!(form.values)).await?));
+            return Ok(Either::Right(settings_page(db, &user, state.0.session_id, errors, form.values.clone()).await?));
         }
     };
     let id = user.id;
@@ -539,7 +534,7 @@ pub async fn change_email(
         return Ok(Either::Left(go));
     }
     let f = &form.form;
-    let values = json!(form.values);
+    let values = form.values.clone();
     let session_id = state.0.session_id.clone();
     let fail = async |field: &'static str, msg: String| {
         let errors = FieldErrors::from([(field, msg)]);
@@ -569,11 +564,12 @@ pub async fn change_email(
 pub async fn confirm_email(token: &str, db: &State<Db>) -> AppResult<Flash> {
     let t = token.to_string();
     let result = db.run(move |conn| Ok::<_, AppError>(service::confirm_email_change(conn, &t, now()))).await?;
-    Ok(match result {
-        Ok(true) => Flash::success("/account", "Your new email address is confirmed and in use."),
-        Ok(false) => Flash::error("/account", "That confirmation link is invalid, used or expired."),
-        Err(AccountError::Db(e)) => return Err(e.into()),
-        Err(e) => Flash::error("/account", e.to_string()),
+    Flash::settle_with("/account", result, |back, confirmed| {
+        if confirmed {
+            Flash::success(back, "Your new email address is confirmed and in use.")
+        } else {
+            Flash::error(back, "That confirmation link is invalid, used or expired.")
+        }
     })
 }
 
@@ -601,7 +597,9 @@ pub async fn change_password(
     let session_id = state.0.session_id.clone();
     let fail = async |field: &'static str, msg: String| {
         let errors = FieldErrors::from([(field, msg)]);
-        Ok::<_, AppError>(Either::Right(settings_page(db, &user, state.0.session_id.clone(), errors, json!({})).await?))
+        Ok::<_, AppError>(Either::Right(
+            settings_page(db, &user, state.0.session_id.clone(), errors, Values::new()).await?,
+        ))
     };
     // Its own key: the email form on the same page has a current password too.
     if check_password(db, user.id, &f.current_password).await?.is_none() {
@@ -636,28 +634,33 @@ pub async fn end_other_sessions(
 async fn parent_consent_page(
     db: &Db,
     token: &str,
-    values: Value,
+    values: Values,
     errors: &FieldErrors,
 ) -> AppResult<Result<(Page, crate::accounts::model::User), Page>> {
     let t = token.to_string();
     let learner = db.run(move |conn| service::parent_consent_subject(conn, &t, now()).map_err(AppError::from)).await?;
     let Some(learner) = learner else {
-        return Ok(Err(Page::new("accounts/parent_consent_done", "Link expired", json!({ "expired": true }))
-            .with_status(Status::NotFound)));
+        let expired = views::ParentConsentDone { expired: true, first_name: None };
+        return Ok(Err(
+            Page::view("accounts/parent_consent_done", "Link expired", expired).with_status(Status::NotFound)
+        ));
     };
     let page = form_page(
         "accounts/parent_consent",
         "Confirm your child's account",
         values,
         errors,
-        json!({ "token": token, "learner": { "first_name": learner.first_name, "username": learner.username } }),
+        views::ParentConsent {
+            token: token.to_string(),
+            learner: views::Learner { first_name: learner.first_name.clone(), username: learner.username.clone() },
+        },
     );
     Ok(Ok((page, learner)))
 }
 
 #[get("/parent-consent/<token>")]
 pub async fn parent_consent_form(token: &str, db: &State<Db>) -> AppResult<Page> {
-    Ok(match parent_consent_page(db, token, json!({}), &FieldErrors::new()).await? {
+    Ok(match parent_consent_page(db, token, Values::new(), &FieldErrors::new()).await? {
         Ok((page, _)) | Err(page) => page,
     })
 }
@@ -682,7 +685,7 @@ pub async fn parent_consent(
     if !form.form.confirm {
         errors.insert("confirm", "Please tick the box to confirm you are the parent or guardian and agree.".into());
     }
-    let (page, learner) = match parent_consent_page(db, token, json!(form.values), &errors).await? {
+    let (page, learner) = match parent_consent_page(db, token, form.values.clone(), &errors).await? {
         Ok(found) => found,
         Err(expired) => return Ok(expired),
     };
@@ -691,9 +694,9 @@ pub async fn parent_consent(
     let ok = db
         .run(move |conn| service::confirm_parent_consent(conn, &t, &name, &client, now()).map_err(AppError::from))
         .await?;
-    Ok(Page::new(
+    Ok(Page::view(
         "accounts/parent_consent_done",
         "Thank you",
-        json!({ "expired": !ok, "first_name": learner.first_name }),
+        views::ParentConsentDone { expired: !ok, first_name: Some(learner.first_name) },
     ))
 }

@@ -4,24 +4,19 @@
 
 use rocket::http::CookieJar;
 use rocket::{Either, FromForm, State, get, post};
-use serde_json::json;
 
 use super::hooks::AccountHooks;
 use super::routes::SessionGuard;
 use super::sessions;
 use super::sms::{self, Sms};
 use super::twofactor::{self, HeldSignIn, TwoFactorError, stage};
+use super::views;
 use crate::config::Config;
 use crate::db::{Db, now};
 use crate::web::csrf::CsrfOnly;
 use crate::web::next::NextPath;
 use crate::web::ratelimit::{Action, RateLimits};
 use crate::web::{AppError, AppResult, ClientInfo, CsrfForm, CurrentUser, Flash, Page};
-
-/// A moment as the security pages show it.
-pub(super) fn when(t: chrono::NaiveDateTime) -> String {
-    t.format("%e %b %Y, %H:%M UTC").to_string().trim().to_string()
-}
 
 /// A short, stable handle for a session in forms (never the whole id).
 fn handle(id: &str) -> &str {
@@ -38,35 +33,48 @@ pub async fn page(
 ) -> AppResult<Page> {
     let (user_id, current) = (user.id, state.0.session_id.clone());
     let (providers, places) = (providers.inner().clone(), places.inner().clone());
-    let ctx = db
+    let view = db
         .run(move |conn| {
             let t = now();
             let list = sessions::list(conn, user_id, t)?;
             let events = twofactor::events(conn, user_id, 20)?;
-            Ok::<_, AppError>(json!({
-                "sessions": list.iter().map(|s| json!({
-                    "handle": handle(&s.id), "current": current.as_deref() == Some(s.id.as_str()),
-                    "device": sessions::device(s.user_agent.as_deref()),
-                    "address": s.ip.as_deref().map(sessions::readable_address),
-                    "place": s.ip.as_deref().and_then(|ip| places.country(ip)),
-                    "started": when(s.created_at), "seen": when(s.last_seen_at),
-                })).collect::<Vec<_>>(),
-                "places_known": places.0.is_some(),
-                "app": twofactor::app_enabled(conn, user_id)?,
-                "text": sms::number(conn, user_id)?.map(|(phone, confirmed, stopped)| json!({
-                    "to": masked(&phone), "on": confirmed && !stopped, "stopped": stopped,
-                })),
-                "any": twofactor::enabled(conn, user_id)?,
-                "recovery_left": twofactor::recovery_left(conn, user_id)?,
-                "providers": super::signin_with::for_security_page(conn, &providers, user_id)?,
-                "events": events.iter().map(|(kind, detail, ip, agent, at)| json!({
-                    "kind": kind.replace('_', " "), "detail": detail, "ip": ip,
-                    "device": agent.as_deref().map(|a| sessions::device(Some(a))), "at": when(*at),
-                })).collect::<Vec<_>>(),
-            }))
+            Ok::<_, AppError>(views::Security {
+                sessions: list
+                    .iter()
+                    .map(|s| views::SecuritySession {
+                        handle: handle(&s.id).to_string(),
+                        current: current.as_deref() == Some(s.id.as_str()),
+                        device: sessions::device(s.user_agent.as_deref()),
+                        address: s.ip.as_deref().map(sessions::readable_address),
+                        place: s.ip.as_deref().and_then(|ip| places.country(ip)),
+                        started: s.created_at.into(),
+                        seen: s.last_seen_at.into(),
+                    })
+                    .collect(),
+                places_known: places.0.is_some(),
+                app: twofactor::app_enabled(conn, user_id)?,
+                text: sms::number(conn, user_id)?.map(|(phone, confirmed, stopped)| views::TextNumber {
+                    to: masked(&phone),
+                    on: confirmed && !stopped,
+                    stopped,
+                }),
+                any: twofactor::enabled(conn, user_id)?,
+                recovery_left: twofactor::recovery_left(conn, user_id)?,
+                providers: super::signin_with::for_security_page(conn, &providers, user_id)?,
+                events: events
+                    .into_iter()
+                    .map(|(kind, detail, ip, agent, at)| views::SecurityEvent {
+                        kind: kind.replace('_', " "),
+                        detail,
+                        ip,
+                        device: agent.as_deref().map(|a| sessions::device(Some(a))),
+                        at: at.into(),
+                    })
+                    .collect(),
+            })
         })
         .await?;
-    Ok(Page::new("accounts/security", "Account security", ctx))
+    Ok(Page::view("accounts/security", "Account security", view))
 }
 
 #[post("/account/security/sessions/<id>/end", data = "<_form>")]
@@ -147,13 +155,12 @@ pub async fn begin_app(
     let (user_id, account) = (user.id, user.email.clone());
     let outcome = db.run(move |conn| Ok::<_, AppError>(twofactor::begin(conn, user_id, &account, now()))).await?;
     match outcome {
-        Ok(e) => Ok(Either::Left(Page::new(
+        Ok(e) => Ok(Either::Left(Page::view(
             "accounts/security_app",
             "Set up an authenticator app",
-            json!({ "secret": e.secret, "url": e.url, "qr": e.qr_png_base64 }),
+            views::AppSetup { secret: e.secret, url: e.url, qr: e.qr_png_base64 },
         ))),
-        Err(TwoFactorError::Invalid(m)) => Ok(Either::Right(Flash::error("/account/security", m))),
-        Err(e) => Err(e.into()),
+        Err(e) => Ok(Either::Right(Flash::refused("/account/security", e)?)),
     }
 }
 
@@ -225,14 +232,12 @@ async fn limit_codes(limits: &RateLimits, user_id: i64, client: &ClientInfo) -> 
 /// New recovery codes are shown once; without new ones, a flash saying `done`.
 fn codes_or_flash(outcome: Result<Vec<String>, TwoFactorError>, done: &str) -> AppResult<Either<Page, Flash>> {
     match outcome {
-        Ok(codes) if !codes.is_empty() => Ok(Either::Left(Page::new(
+        Ok(codes) if !codes.is_empty() => Ok(Either::Left(Page::view(
             "accounts/security_codes",
             "Your recovery codes",
-            json!({ "codes": codes, "first": true }),
+            views::RecoveryCodes { codes, first: true },
         ))),
-        Ok(_) => Ok(Either::Right(Flash::success("/account/security", done))),
-        Err(TwoFactorError::Invalid(m)) => Ok(Either::Right(Flash::error("/account/security", m))),
-        Err(e) => Err(e.into()),
+        outcome => Ok(Either::Right(Flash::settle("/account/security", outcome, done)?)),
     }
 }
 
@@ -294,10 +299,10 @@ pub async fn renew_codes(
         })
         .await?;
     match codes {
-        Some(codes) => Ok(Either::Left(Page::new(
+        Some(codes) => Ok(Either::Left(Page::view(
             "accounts/security_codes",
             "Your recovery codes",
-            json!({ "codes": codes, "first": false }),
+            views::RecoveryCodes { codes, first: false },
         ))),
         None => Ok(Either::Right(Flash::error("/account/security", "Set up an authenticator app first."))),
     }
@@ -353,7 +358,7 @@ pub async fn signin_code_form(db: &State<Db>, cookies: &CookieJar<'_>) -> AppRes
     };
     let user_id = held.user_id;
     let text = db.run(move |conn| Ok::<_, AppError>(sms::enabled(conn, user_id)?)).await?;
-    Ok(Either::Left(Page::new("accounts/signin_code", "Enter your code", json!({ "text": text }))))
+    Ok(Either::Left(Page::view("accounts/signin_code", "Enter your code", views::SignInCode { text })))
 }
 
 /// The second step of signing in: a code from the app or a recovery code.
@@ -450,10 +455,11 @@ pub async fn step_up_form(db: &State<Db>, user: CurrentUser, next: Option<NextPa
         .run(move |conn| Ok::<_, AppError>((sms::enabled(conn, user_id)?, twofactor::enabled(conn, user_id)?)))
         .await?;
     let next = next.unwrap_or_else(NextPath::home).into_string();
-    Ok(Page::new(
+    let next_encoded = urlencoding::encode(&next).into_owned();
+    Ok(Page::view(
         "accounts/step_up",
         "Confirm it is you",
-        json!({ "next": next, "text": text, "password": !factor, "next_encoded": urlencoding::encode(&next) }),
+        views::StepUp { next, next_encoded, text, password: !factor },
     ))
 }
 
@@ -592,28 +598,21 @@ pub async fn begin_text(
     let enrolled = db
         .run(move |conn| {
             let t = now();
-            match sms::enrol(conn, &keys, user_id, &phone, consent, t) {
-                Ok(_) => {
-                    twofactor::record(
-                        conn,
-                        user_id,
-                        "text_consent_given",
-                        Some("codes by text, security only"),
-                        &client,
-                        t,
-                    )?;
-                    Ok(Ok(()))
-                }
-                Err(TwoFactorError::Invalid(m)) => Ok(Err(m)),
-                Err(e) => Err(AppError::from(e)),
+            let enrolled = sms::enrol(conn, &keys, user_id, &phone, consent, t);
+            if enrolled.is_ok() {
+                let detail = Some("codes by text, security only");
+                twofactor::record(conn, user_id, "text_consent_given", detail, &client, t)?;
             }
+            Ok::<_, AppError>(enrolled)
         })
         .await?;
-    if let Err(m) = enrolled {
-        return Ok(Either::Right(Flash::error("/account/security", m)));
+    if let Err(e) = enrolled {
+        return Ok(Either::Right(Flash::refused("/account/security", e)?));
     }
     match text_code(db, sms, limits, user_id).await? {
-        Ok(to) => Ok(Either::Left(Page::new("accounts/security_text", "Confirm your number", json!({ "to": to })))),
+        Ok(to) => {
+            Ok(Either::Left(Page::view("accounts/security_text", "Confirm your number", views::ConfirmNumber { to })))
+        }
         Err(m) => Ok(Either::Right(Flash::error("/account/security", m))),
     }
 }

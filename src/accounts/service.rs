@@ -129,6 +129,25 @@ pub enum AccountError {
     Db(#[from] diesel::result::Error),
 }
 
+impl From<AccountError> for crate::web::AppError {
+    fn from(e: AccountError) -> Self {
+        match e {
+            AccountError::Db(e) => e.into(),
+            e => crate::web::AppError::Conflict(e.to_string()),
+        }
+    }
+}
+
+/// A taken name or address is the person's to change; the rest is the site's.
+impl crate::web::outcome::UserFault for AccountError {
+    fn for_user(self) -> Result<String, Self> {
+        match self {
+            AccountError::Db(e) => Err(AccountError::Db(e)),
+            e => Ok(e.to_string()),
+        }
+    }
+}
+
 pub fn username_taken(conn: &mut Conn, username: &str) -> QueryResult<bool> {
     let n: i64 = users::table.filter(lower(users::username).eq(username.to_lowercase())).count().get_result(conn)?;
     Ok(n > 0)

@@ -26,6 +26,7 @@ use super::oidc::{self, Identity, OidcError, Provider, Providers};
 use super::routes::{SessionGuard, form_page, limited, record_signup};
 use super::service::{self, AccountError, SignupInput, SignupRejection};
 use super::tokens::{self, Purpose};
+use super::views::{self, Values};
 use super::{passwords, twofactor};
 use crate::config::Config;
 use crate::db::schema::{oidc_links, oidc_pending, users};
@@ -444,28 +445,29 @@ async fn finish_page(
     db: &Db,
     providers: &Providers,
     found: &Found,
-    values: serde_json::Value,
+    values: Values,
     errors: &FieldErrors,
 ) -> AppResult<Page> {
     let name = providers.get(&found.provider).map(|p| p.config.name.clone()).unwrap_or_default();
     let email = found.email().to_string();
     let existing = db.run(move |conn| account_with_email(conn, &email).map_err(AppError::from)).await?;
-    let ctx = json!({
-        "provider": name,
-        "email": found.email(),
-        "verified": found.identity.email_verified,
-        "existing": existing.is_some(),
-        "has_password": existing.is_some_and(|(_, p)| p),
-    });
+    let view = views::SignInWith {
+        provider: name.clone(),
+        email: found.email().to_string(),
+        verified: found.identity.email_verified,
+        existing: existing.is_some(),
+        has_password: existing.is_some_and(|(_, p)| p),
+    };
     let mut values = values;
-    if values.as_object().is_none_or(|v| v.is_empty()) {
-        values = json!({
-            "first_name": found.identity.given_name.clone().or_else(|| found.identity.name.clone()).unwrap_or_default(),
-            "last_name": found.identity.family_name.clone().unwrap_or_default(),
-            "username": suggested_username(found.email()),
-        });
+    if values.is_empty() {
+        let first_name = found.identity.given_name.clone().or_else(|| found.identity.name.clone()).unwrap_or_default();
+        values = Values::from([
+            ("first_name".to_string(), first_name),
+            ("last_name".to_string(), found.identity.family_name.clone().unwrap_or_default()),
+            ("username".to_string(), suggested_username(found.email())),
+        ]);
     }
-    Ok(form_page("accounts/signin_with", &format!("Continue with {name}"), values, errors, ctx))
+    Ok(form_page("accounts/signin_with", &format!("Continue with {name}"), values, errors, view))
 }
 
 #[get("/signin/oidc/finish")]
@@ -477,7 +479,7 @@ pub async fn finish_form(
     let Some(found) = Found::take(cookies) else {
         return Ok(Either::Right(Flash::info("/signin", "That took too long. Please sign in again.")));
     };
-    Ok(Either::Left(finish_page(db, providers, &found, json!({}), &FieldErrors::new()).await?))
+    Ok(Either::Left(finish_page(db, providers, &found, Values::new(), &FieldErrors::new()).await?))
 }
 
 #[derive(FromForm)]
@@ -517,7 +519,7 @@ pub async fn create(
         return Ok(Either::Left(Flash::info("/signin", "That took too long. Please sign in again.")));
     };
     let f = &form.form;
-    let values = json!(form.values);
+    let values = form.values.clone();
     let input = SignupInput {
         first_name: &f.first_name,
         last_name: &f.last_name,
@@ -534,7 +536,7 @@ pub async fn create(
         Err(SignupRejection::TooYoung) => {
             Found::clear(cookies);
             return Ok(Either::Right(
-                Page::new("accounts/too_young", "We're sorry", json!({}))
+                Page::view("accounts/too_young", "We're sorry", views::Nothing {})
                     .with_status(rocket::http::Status::UnprocessableEntity),
             ));
         }
@@ -630,7 +632,7 @@ pub async fn prove_with_password(
     let ok = passwords::verify(form.form.password.clone(), user.as_ref().map(|u| u.password_hash.clone())).await;
     let Some(user) = user.filter(|u| ok && !u.password_hash.is_empty()) else {
         let errors = FieldErrors::from([("password", "That password is not right.".to_string())]);
-        return Ok(Either::Right(finish_page(db, providers, &found, json!({}), &errors).await?));
+        return Ok(Either::Right(finish_page(db, providers, &found, Values::new(), &errors).await?));
     };
     if user.status == super::model::AccountStatus::PendingParent {
         return Ok(Either::Left(Flash::info(
@@ -743,7 +745,8 @@ pub async fn confirm_link_form(token: &str, db: &State<Db>, providers: &State<Pr
         return Err(AppError::Gone("This link has expired or was already used. Please sign in again.".into()));
     };
     let name = providers.get(&provider).map(|p| p.config.name.clone()).unwrap_or(provider);
-    Ok(Page::new("accounts/signin_with_confirm", format!("Link {name}"), json!({ "provider": name, "email": email })))
+    let title = format!("Link {name}");
+    Ok(Page::view("accounts/signin_with_confirm", title, views::LinkConfirm { provider: name, email }))
 }
 
 #[post("/signin/oidc/link/<token>", data = "<_form>")]
@@ -845,21 +848,27 @@ fn has_password(conn: &mut Conn, user_id: i64) -> QueryResult<bool> {
 }
 
 /// The providers on the security page: each with its link, if any.
-pub fn for_security_page(conn: &mut Conn, providers: &Providers, user_id: i64) -> QueryResult<serde_json::Value> {
+pub fn for_security_page(conn: &mut Conn, providers: &Providers, user_id: i64) -> QueryResult<views::LinkedProviders> {
     let links: Vec<(String, Option<String>, NaiveDateTime)> = oidc_links::table
         .filter(oidc_links::user_id.eq(user_id))
         .filter(oidc_links::confirmed_at.is_not_null())
         .select((oidc_links::provider, oidc_links::email, oidc_links::created_at))
         .load(conn)?;
-    Ok(json!({
-        "has_password": has_password(conn, user_id)?,
-        "list": providers.names().into_iter().map(|(id, name)| {
-            let link = links.iter().find(|(p, _, _)| *p == id);
-            json!({
-                "id": id, "name": name, "linked": link.is_some(),
-                "email": link.and_then(|l| l.1.clone()),
-                "since": link.map(|l| l.2.format("%e %b %Y").to_string().trim().to_string()),
+    Ok(views::LinkedProviders {
+        has_password: has_password(conn, user_id)?,
+        list: providers
+            .names()
+            .into_iter()
+            .map(|(id, name)| {
+                let link = links.iter().find(|(p, _, _)| *p == id);
+                views::LinkedProvider {
+                    id,
+                    name,
+                    linked: link.is_some(),
+                    email: link.and_then(|l| l.1.clone()),
+                    since: link.map(|l| l.2.into()),
+                }
             })
-        }).collect::<Vec<_>>(),
-    }))
+            .collect(),
+    })
 }

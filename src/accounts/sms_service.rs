@@ -4,11 +4,10 @@
 //! configured.
 
 use rocket::{State, get, post};
-use serde_json::json;
 
-use super::security::when;
 use super::sms::{self, Sms};
 use super::twofactor;
+use super::views;
 use crate::config::Config;
 use crate::db::{Db, now};
 use crate::web::{AppError, AppResult, ClientInfo, Page};
@@ -93,12 +92,6 @@ pub async fn staff_outbox(
     let numbers: Vec<String> = texts.iter().map(|(to, ..)| to.clone()).collect();
     let sms = sms.inner().clone();
     trail.users(db.run(move |conn| Ok::<_, AppError>(sms::owners_of(conn, &sms, &numbers)?)).await?);
-    Ok(Page::new(
-        "accounts/texts",
-        "Text messages",
-        json!({
-            "live": live,
-            "texts": texts.iter().map(|(to, body, at)| json!({ "to": to, "body": body, "at": when(*at) })).collect::<Vec<_>>(),
-        }),
-    ))
+    let texts = texts.into_iter().map(|(to, body, at)| views::KeptText { to, body, at: at.into() }).collect();
+    Ok(Page::view("accounts/texts", "Text messages", views::Texts { live, texts }))
 }

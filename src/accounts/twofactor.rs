@@ -48,6 +48,16 @@ impl From<TwoFactorError> for crate::web::AppError {
     }
 }
 
+/// A wrong or stale code is the person's to correct; the rest is the site's.
+impl crate::web::outcome::UserFault for TwoFactorError {
+    fn for_user(self) -> Result<String, Self> {
+        match self {
+            TwoFactorError::Invalid(m) => Ok(m),
+            e => Err(e),
+        }
+    }
+}
+
 fn totp(secret: &[u8], account: &str) -> Result<TOTP, TwoFactorError> {
     TOTP::new(Algorithm::SHA1, 6, 1, STEP_SECS, secret.to_vec(), Some("Lyceum".into()), account.to_string())
         .map_err(|e| TwoFactorError::Keys(e.to_string()))
@@ -415,7 +425,7 @@ pub fn record(
             "security_factor_changed",
             serde_json::json!({
                 "first_name": first, "change": change,
-                "when": now.format("%e %B %Y, %H:%M UTC").to_string().trim(),
+                "when": crate::web::format::moment(now),
             }),
         )?;
     }

@@ -7,6 +7,7 @@
 
 pub mod lifecycle;
 pub mod routes;
+pub mod views;
 
 use std::path::PathBuf;
 
@@ -212,4 +213,41 @@ pub fn read_message(dir: &std::path::Path, id: &str) -> Option<OutboxMessage> {
 /// The area's pages and APIs, mounted at the site's root by `build_rocket`.
 pub fn routes() -> Vec<rocket::Route> {
     rocket::routes![routes::outbox, routes::message,]
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use crate::web::Templates;
+
+    /// The HTML emails' buttons come from one partial: a path on the site
+    /// gets the site's address in front, a whole address is used as it is.
+    #[test]
+    fn an_email_button_links_to_a_path_on_the_site_or_to_a_whole_address() {
+        let templates = Templates::load().unwrap();
+        let site = json!({ "base_url": "https://lyceum.example", "site_name": "Lyceum", "subject": "s" });
+        let with = |extra: serde_json::Value| {
+            let mut ctx = site.clone();
+            ctx.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            ctx
+        };
+        let verify = templates
+            .render_html("email/verify_email", &with(json!({ "first_name": "Ada", "path": "/verify-email/t0k" })))
+            .unwrap();
+        assert!(
+            verify.contains(r#"href="https://lyceum.example/verify-email/t0k">Confirm my email address</a>"#),
+            "{verify}"
+        );
+        assert!(verify.contains("display:inline-block"), "styled inline, as mail clients need: {verify}");
+        let ready = templates
+            .render_html(
+                "email/data_export_ready",
+                &with(json!({ "username": "ada", "link": "https://files.example/x.zip", "expires": "x" })),
+            )
+            .unwrap();
+        assert!(ready.contains(r#"href="https://files.example/x.zip">Download your data</a>"#), "{ready}");
+        let fixed = templates.render_html("email/account_exists", &with(json!({ "first_name": "Ada" }))).unwrap();
+        assert!(fixed.contains(r#"href="https://lyceum.example/signin">Sign in</a>"#), "{fixed}");
+    }
 }

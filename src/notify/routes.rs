@@ -4,7 +4,8 @@
 //! everyone else).
 
 use rocket::State;
-use serde_json::json;
+
+use super::views;
 
 use crate::config::Config;
 use crate::db::Db;
@@ -48,7 +49,8 @@ pub async fn outbox(config: &State<Config>, db: &State<Db>, viewer: Viewer, trai
     allowed(config, &viewer)?;
     let messages = crate::notify::read_outbox(&config.outbox_dir(), 100);
     trail.add_all(recipients(db, messages.iter().map(|m| (m.id.clone(), m.to.clone())).collect()).await?);
-    Ok(Page::new("staff/outbox", "Outbox", json!({ "messages": messages, "demo": config.demo })))
+    let messages = messages.into_iter().map(views::Message::from).collect();
+    Ok(Page::view("staff/outbox", "Outbox", views::Outbox { messages, demo: config.demo }))
 }
 
 #[rocket::get("/outbox/<id>")]
@@ -62,5 +64,6 @@ pub async fn message(
     allowed(config, &viewer)?;
     let message = crate::notify::read_message(&config.outbox_dir(), id).ok_or(AppError::NotFound)?;
     trail.add_all(recipients(db, vec![(message.id.clone(), message.to.clone())]).await?);
-    Ok(Page::new("staff/message", message.subject.clone(), json!({ "message": message })))
+    let title = message.subject.clone();
+    Ok(Page::view("staff/message", title, views::OneMessage { message: message.into() }))
 }

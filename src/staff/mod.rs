@@ -1,8 +1,9 @@
 //! The operator's staff area: an overview and the job queue (with replay of
 //! dead jobs). Staff-only by the `StaffUser` guard on every route.
 
+pub mod views;
+
 use rocket::{State, get, post};
-use serde_json::json;
 
 use crate::db::Db;
 use crate::jobs;
@@ -16,8 +17,7 @@ pub async fn index(_staff: StaffUser, trail: Trail<'_>, db: &State<Db>) -> AppRe
     // Counts of jobs only.
     trail.nobody();
     let counts = db.run(|conn| jobs::counts(conn).map_err(AppError::from)).await?;
-    let counts: serde_json::Map<String, serde_json::Value> = counts.into_iter().map(|(k, v)| (k, json!(v))).collect();
-    Ok(Page::new("staff/index", "Staff", json!({ "counts": counts })))
+    Ok(Page::view("staff/index", "Staff", views::Index { counts: counts.into_iter().collect() }))
 }
 
 /// Jobs on the staff list's page.
@@ -45,19 +45,26 @@ pub async fn job_list(
         Some(s) => format!("/staff/jobs?status={s}&page={p}"),
         None => format!("/staff/jobs?page={p}"),
     });
-    let rows: Vec<_> = list
-        .iter()
-        .map(|j| {
-            json!({
-                "id": j.id, "kind": j.kind, "status": j.status, "attempts": j.attempts, "max_attempts": j.max_attempts,
-                "run_at": j.run_at.format("%Y-%m-%d %H:%M:%S").to_string(),
-                "last_error": j.last_error,
-                "dead": j.status == jobs::status::DEAD,
-                "badge": match j.status.as_str() { "done" => "success", "dead" => "danger", "running" => "info", _ => "muted" },
-            })
+    let jobs = list
+        .into_iter()
+        .map(|j| views::JobRow {
+            badge: match j.status.as_str() {
+                "done" => "success",
+                "dead" => "danger",
+                "running" => "info",
+                _ => "muted",
+            },
+            dead: j.status == jobs::status::DEAD,
+            id: j.id,
+            kind: j.kind,
+            status: j.status,
+            attempts: j.attempts,
+            max_attempts: j.max_attempts,
+            run_at: j.run_at.into(),
+            last_error: j.last_error,
         })
         .collect();
-    Ok(Page::new("staff/jobs", "Jobs", json!({ "jobs": rows, "filter": filter, "nav": nav })))
+    Ok(Page::view("staff/jobs", "Jobs", views::Jobs { jobs, filter, nav }))
 }
 
 #[post("/staff/jobs/<id>/retry", data = "<_form>")]

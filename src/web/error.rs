@@ -159,9 +159,9 @@ pub fn render_error<'o>(req: &Request<'_>, status: Status, detail: &str, retry_a
             .rocket()
             .state::<Templates>()
             .and_then(|t| {
-                let ctx = serde_json::json!({
-                    "code": status.code, "title": title, "detail": detail, "request_id": request_id,
-                });
+                let view = crate::web::views::ErrorPage { code: status.code, title, detail, request_id: &request_id };
+                // Four fields of text and a number always become JSON.
+                let ctx = serde_json::to_value(view).ok()?;
                 t.render_page(req, "errors/error", title, ctx).ok()
             })
             .unwrap_or_else(|| format!("<!doctype html><title>{title}</title><h1>{title}</h1>"));

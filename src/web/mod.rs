@@ -15,12 +15,14 @@ pub mod format;
 pub mod guards;
 pub mod metrics;
 pub mod next;
+pub mod outcome;
 pub mod page;
 pub mod paging;
 pub mod ratelimit;
 pub mod stream;
 pub mod trail;
 pub mod upload;
+pub mod views;
 
 pub use csrf::CsrfForm;
 pub use error::{AppError, AppResult};

@@ -1932,7 +1932,7 @@ fn authenticator_code(secret: &str, offset: i64) -> String {
 
 /// Types `code` into the code form of the page showing it (`form` its id) and sends it.
 async fn enter_code(b: &fantoccini::Client, form: &str, code: &str) {
-    let field = b.find(Locator::Css(&format!("#{form} #code"))).await.unwrap();
+    let field = b.find(Locator::Css(&format!("#{form} #f-code"))).await.unwrap();
     field.clear().await.unwrap();
     field.send_keys(code).await.unwrap();
     watch_refusals(b).await;
@@ -1979,7 +1979,7 @@ async fn acc_5_a_learner_turns_on_an_authenticator_app_and_signs_in_with_it_in_a
         .unwrap();
     // Adding a factor needs her password first; then she starts again.
     until(&b, "h1", "Confirm it is you").await;
-    b.find(Locator::Id("password")).await.unwrap().send_keys(p.password).await.unwrap();
+    b.find(Locator::Id("f-password")).await.unwrap().send_keys(p.password).await.unwrap();
     b.find(Locator::Css("#step-up button[type=submit]")).await.unwrap().click().await.unwrap();
     until(&b, "h1", "Account security").await;
     b.find(Locator::Css("#two-factor form[action='/account/security/app'] button[type=submit]"))

@@ -38,6 +38,49 @@ fn every_token_the_stylesheet_uses_is_defined() {
     );
 }
 
+/// Declarations that write a colour by value (`#rrggbb`, `rgb()`, `hsl()`)
+/// outside the design tokens: the `:root` blocks (light and dark) and the
+/// print styles (black on white paper whatever the screen's scheme).
+fn colours_outside_tokens(css: &str) -> Vec<String> {
+    let css = Regex::new(r"(?s)/\*.*?\*/").unwrap().replace_all(css, "");
+    let colour = Regex::new(r":[^;{}]*(#[0-9a-fA-F]{3,8}\b|\b(rgba?|hsla?)\()").unwrap();
+    let mut found = Vec::new();
+    // The brace depth, and the depth at which an exempt block opened.
+    let (mut depth, mut exempt) = (0usize, None);
+    for line in css.lines() {
+        if exempt.is_none() && (line.contains(":root") || line.contains("@media print")) {
+            exempt = Some(depth);
+        }
+        if exempt.is_none() && colour.is_match(line) {
+            found.push(line.trim().to_string());
+        }
+        for c in line.chars() {
+            match c {
+                '{' => depth += 1,
+                '}' => {
+                    depth = depth.saturating_sub(1);
+                    if exempt == Some(depth) {
+                        exempt = None;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn colours_are_written_only_as_design_tokens() {
+    let css = stylesheet();
+    assert_eq!(colours_outside_tokens(&css), Vec::<String>::new(), "use a --color-* token (define one if needed)");
+    // The check itself: tokens and print are exempt, a colour in a rule is not, an id selector is no colour.
+    let sample = ":root {\n  --a: #fff;\n}\n@media (prefers-color-scheme: dark) {\n  :root { --a: rgb(0 0 0); }\n}\n\
+                  #add { color: var(--a); }\n.x { color: #ffffff; }\n.y {\n  background: rgba(0, 0, 0, 0.5);\n}\n\
+                  @media print {\n  body { color: #000; }\n}\n/* #abc in a comment */";
+    assert_eq!(colours_outside_tokens(sample), vec![".x { color: #ffffff; }", "background: rgba(0, 0, 0, 0.5);"]);
+}
+
 /// Relative luminance of an sRGB colour (WCAG 2.2 definition).
 fn luminance([r, g, b]: [f64; 3]) -> f64 {
     let linear = |c: f64| {
