@@ -24,6 +24,7 @@ pub mod routes;
 pub mod sharing;
 pub mod sponsors;
 pub mod texts;
+pub mod views;
 
 use std::collections::BTreeSet;
 use std::fmt;
