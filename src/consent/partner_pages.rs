@@ -293,7 +293,7 @@ pub(super) fn partner_context(
             .iter()
             .filter(|s| partners::scope_fits(s, kind))
             .map(|s| Checkbox {
-                value: *s,
+                value: s,
                 checked: *s != "scim",
                 label: match *s {
                     "scim" => "scim (provision staff at /scim/v2)",
