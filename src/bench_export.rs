@@ -777,7 +777,7 @@ async fn sponsor_report(base: &Config, opts: &Options, sponsor: &Partner) -> Res
                 report::build(&mut conn, sponsor, &export_id, BASE_URL, filter, crate::db::now()).map_err(err)?;
             gate.push(t.elapsed().as_secs_f64() * 1000.0);
             let t = Instant::now();
-            let ctx = report::context(sponsor, &built, filter, crate::db::now());
+            let ctx = serde_json::to_value(report::context(sponsor, &built, filter, crate::db::now())).map_err(err)?;
             context.push(t.elapsed().as_secs_f64() * 1000.0);
             let t = Instant::now();
             let html = templates.render_html("consent/report", &ctx).map_err(err)?;

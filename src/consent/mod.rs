@@ -25,6 +25,7 @@ pub mod seal;
 pub mod sharing;
 pub mod sponsors;
 pub mod texts;
+pub mod views;
 
 use std::collections::BTreeSet;
 use std::fmt;

@@ -7,40 +7,56 @@ use crate::web::trail::Trail;
 use rand::Rng;
 use rand::distributions::Alphanumeric;
 use rocket::{FromForm, State, post};
-use serde_json::{Value, json};
 
-use super::partner_pages::{managed, partner_context, staff_only};
+use super::partner_pages::{PartnerLists, managed, partner_context, staff_only};
 use super::push::{self, Destination, NewDestination, SendView, Target};
+use super::views::{DestinationItem, NewSecret, SendItem};
 use crate::db::{Db, now};
 use crate::web::csrf::CsrfOnly;
+use crate::web::format::Moment;
 use crate::web::{AppError, AppResult, CsrfForm, CurrentUser, Flash, Page};
 
-fn when(t: chrono::NaiveDateTime) -> String {
-    t.format("%e %b %Y %H:%M UTC").to_string()
-}
-
-pub(super) fn destination_json(d: &Destination) -> Value {
+/// A destination as the partner page lists it.
+pub(super) fn destination_item(d: Destination) -> DestinationItem {
     let target = d.target().map(|t| t.describe()).unwrap_or_else(|e| e);
-    json!({
-        "id": d.id, "name": d.name, "target": target, "records": d.record_kind, "format": d.format,
-        "every_minutes": d.every_minutes, "enabled": d.enabled, "next_run": when(d.next_run_at),
-    })
+    DestinationItem {
+        id: d.id,
+        name: d.name,
+        target,
+        records: d.record_kind,
+        format: d.format,
+        every_minutes: d.every_minutes,
+        enabled: d.enabled,
+        next_run: Moment(d.next_run_at),
+    }
 }
 
-pub(super) fn send_json(s: &SendView) -> Value {
-    json!({
-        "id": s.id, "destination": s.destination, "key": s.idempotency_key, "trigger": s.trigger,
-        "status": s.status, "attempts": s.attempts, "max_attempts": s.max_attempts, "last_error": s.last_error,
-        "next_attempt": s.next_attempt_at.map(when), "digest": s.payload_digest.as_deref().map(|d| &d[..d.len().min(16)]),
-        "records": s.record_count, "location": s.location, "created": when(s.created_at),
-        "delivered": s.delivered_at.map(when), "replayable": s.replayable,
-        "rejected": (s.rejected > 0).then(|| match s.rejected {
+/// A send as the partner page lists it.
+pub(super) fn send_item(s: SendView) -> SendItem {
+    let shown = s.rejections.len() as i64;
+    SendItem {
+        id: s.id,
+        destination: s.destination,
+        key: s.idempotency_key,
+        trigger: s.trigger,
+        status: s.status,
+        attempts: s.attempts,
+        max_attempts: s.max_attempts,
+        last_error: s.last_error,
+        next_attempt: s.next_attempt_at.map(Moment),
+        digest: s.payload_digest.as_deref().map(|d| d[..d.len().min(16)].to_string()),
+        records: s.record_count,
+        location: s.location,
+        created: Moment(s.created_at),
+        delivered: s.delivered_at.map(Moment),
+        replayable: s.replayable,
+        rejected: (s.rejected > 0).then(|| match s.rejected {
             1 => "1 statement rejected".to_string(),
             n => format!("{n} statements rejected"),
         }),
-        "rejections": s.rejections,
-        "rejections_hidden": (s.rejected > s.rejections.len() as i64).then(|| s.rejected - s.rejections.len() as i64),
-    })
+        rejections: s.rejections,
+        rejections_hidden: (s.rejected > shown).then(|| s.rejected - shown),
+    }
 }
 
 #[derive(FromForm)]
@@ -128,9 +144,9 @@ pub async fn create(
             Err(message) => Ok(rocket::Either::Right(Flash::error(back, message))),
             Ok(d) => match generated {
                 Some(secret) => {
-                    let mut ctx = partner_context(conn, &user, &p, None)?;
-                    ctx["new_secret"] = json!({ "destination": d.name, "secret": secret });
-                    Ok(rocket::Either::Left(Page::new("consent/partner", p.name.clone(), ctx)))
+                    let mut view = partner_context(conn, &user, &p, None, PartnerLists::first())?;
+                    view.new_secret = Some(NewSecret { destination: d.name, secret });
+                    Ok(rocket::Either::Left(Page::view("consent/partner", p.name.clone(), view)))
                 }
                 None => Ok(rocket::Either::Right(Flash::success(
                     back,

@@ -10,19 +10,24 @@ use chrono::{Duration, NaiveDate};
 use diesel::prelude::*;
 use rocket::http::{ContentType, Status};
 use rocket::{FromForm, State, get, post};
-use serde_json::{Value, json};
 
 use super::partners::{self, Partner, PartnerError};
 use super::report;
 use super::sharing::{self, LegalDisclosure};
 use super::sponsors::{self, SponsorError};
 use super::texts::{self, Audience};
+use super::views::{
+    AllocationItem, Checkbox, Choice, KeyItem, LegalPage, MemberItem, PartnerHead, PartnerItem, PartnerPage,
+    PartnersPage, TextItem,
+};
 use super::{Categories, Category, PartnerKind, Purpose};
 use crate::config::Config;
 use crate::db::schema::members;
 use crate::db::{Conn, Db, now};
 use crate::kernel::SessionUser;
 use crate::web::csrf::CsrfOnly;
+use crate::web::format::{Day, Moment};
+use crate::web::paging::PageRequest;
 use crate::web::{AppError, AppResult, CsrfForm, CurrentUser, Flash, Page};
 
 pub(crate) fn managed(conn: &mut Conn, user: &SessionUser, slug: &str) -> Result<Partner, AppError> {
@@ -48,11 +53,20 @@ fn sponsor_err(back: String, e: SponsorError) -> AppResult<Flash> {
     }
 }
 
-#[get("/partners")]
-pub async fn index(db: &State<Db>, user: CurrentUser, trail: Trail<'_>) -> AppResult<Page> {
+/// Partners per page of `/partners`.
+const PARTNERS_PAGE: i64 = 50;
+/// Rows per page of a partner page's lists.
+const ALLOCATIONS_PAGE: i64 = 20;
+const DESTINATIONS_PAGE: i64 = 20;
+const SENDS_PAGE: i64 = 20;
+const DEAD_PAGE: i64 = 50;
+
+#[get("/partners?<page>")]
+pub async fn index(db: &State<Db>, user: CurrentUser, trail: Trail<'_>, page: Option<&str>) -> AppResult<Page> {
     // The partners' names and kinds.
     trail.nobody();
     let user = user.0;
+    let paging = PageRequest::parse(page, PARTNERS_PAGE);
     let ctx = db
         .run(move |conn| {
             // A member's admins manage its member partner, created on first visit.
@@ -64,18 +78,27 @@ pub async fn index(db: &State<Db>, user: CurrentUser, trail: Trail<'_>) -> AppRe
                     partners::for_member(conn, &m)?;
                 }
             }
-            let list = partners::managed_by(conn, &user)?;
-            let member_list: Vec<(String, String)> =
-                members::table.order(members::name).select((members::slug, members::name)).load(conn)?;
-            Ok::<_, AppError>(json!({
-                "partners": list.iter().map(|p| json!({ "slug": p.slug, "name": p.name, "kind": p.kind().label() })).collect::<Vec<_>>(),
-                "is_staff": user.is_staff(),
-                "kinds": PartnerKind::ALL.iter().map(|k| json!({ "value": k.as_str(), "label": k.label() })).collect::<Vec<_>>(),
-                "members": member_list.iter().map(|(s, n)| json!({ "slug": s, "name": n })).collect::<Vec<_>>(),
-            }))
+            let list = partners::managed_by(conn, &user, paging.offset(), paging.fetch())?;
+            let (list, nav) = paging.finish(list, |p| format!("/partners?page={p}"));
+            // The member institutions, for staff adding a member's partner.
+            let member_list: Vec<(String, String)> = if user.is_staff() {
+                members::table.order(members::name).select((members::slug, members::name)).load(conn)?
+            } else {
+                Vec::new()
+            };
+            Ok::<_, AppError>(PartnersPage {
+                partners: list
+                    .into_iter()
+                    .map(|p| PartnerItem { kind: p.kind().label(), slug: p.slug, name: p.name })
+                    .collect(),
+                nav,
+                is_staff: user.is_staff(),
+                kinds: PartnerKind::ALL.iter().map(|k| Choice { value: k.as_str(), label: k.label() }).collect(),
+                members: member_list.into_iter().map(|(slug, name)| MemberItem { slug, name }).collect(),
+            })
         })
         .await?;
-    Ok(Page::new("consent/partners", "Partners", ctx))
+    Ok(Page::view("consent/partners", "Partners", ctx))
 }
 
 #[derive(FromForm)]
@@ -124,31 +147,86 @@ pub async fn create(
     .await
 }
 
-#[get("/partners/<slug>")]
+/// Which page of each of a partner page's lists a request asks for
+/// (`?allocations=`, `?destinations=`, `?sends=`, `?dead=`); a link to a
+/// page of one list keeps the pages shown of the others.
+#[derive(Debug, Clone, Copy)]
+pub struct PartnerLists {
+    allocations: PageRequest,
+    destinations: PageRequest,
+    sends: PageRequest,
+    dead: PageRequest,
+}
+
+impl PartnerLists {
+    pub fn parse(
+        allocations: Option<&str>,
+        destinations: Option<&str>,
+        sends: Option<&str>,
+        dead: Option<&str>,
+    ) -> PartnerLists {
+        PartnerLists {
+            allocations: PageRequest::parse(allocations, ALLOCATIONS_PAGE),
+            destinations: PageRequest::parse(destinations, DESTINATIONS_PAGE),
+            sends: PageRequest::parse(sends, SENDS_PAGE),
+            dead: PageRequest::parse(dead, DEAD_PAGE),
+        }
+    }
+
+    /// The first page of every list.
+    pub fn first() -> PartnerLists {
+        PartnerLists::parse(None, None, None, None)
+    }
+
+    /// The address of the partner page with page `page` of `list`.
+    fn link(&self, slug: &str, list: &str, page: i64) -> String {
+        let lists = [
+            ("allocations", self.allocations),
+            ("destinations", self.destinations),
+            ("sends", self.sends),
+            ("dead", self.dead),
+        ];
+        let query: Vec<String> = lists
+            .iter()
+            .map(|(name, req)| (name, if *name == list { page } else { req.page() }))
+            .filter(|(_, p)| *p > 1)
+            .map(|(name, p)| format!("{name}={p}"))
+            .collect();
+        if query.is_empty() { format!("/partners/{slug}") } else { format!("/partners/{slug}?{}", query.join("&")) }
+    }
+}
+
+#[get("/partners/<slug>?<allocations>&<destinations>&<sends>&<dead>")]
+#[allow(clippy::too_many_arguments)]
 pub async fn show(
     db: &State<Db>,
     hooks: &State<super::hooks::ConsentHooks>,
     user: CurrentUser,
     trail: Trail<'_>,
     slug: &str,
+    allocations: Option<&str>,
+    destinations: Option<&str>,
+    sends: Option<&str>,
+    dead: Option<&str>,
 ) -> AppResult<Page> {
     let slug = slug.to_string();
     let user = user.0;
+    let lists = PartnerLists::parse(allocations, destinations, sends, dead);
     let (buying, priced_runs) = (hooks.buying, hooks.priced_runs);
-    let (title, ctx, partner_id) = db
+    let (title, view, partner_id) = db
         .run(move |conn| {
             let p = managed(conn, &user, &slug)?;
-            let mut ctx = partner_context(conn, &user, &p, None)?;
+            let mut view = partner_context(conn, &user, &p, None, lists)?;
             // Sponsors buy seats through the payment provider, when there is one (CRT-1).
             if buying && p.kind() == PartnerKind::Sponsor {
-                ctx["buy_runs"] = json!(priced_runs(conn)?);
+                view.buy_runs = priced_runs(conn)?;
             }
-            Ok::<_, AppError>((p.name, ctx, p.id))
+            Ok::<_, AppError>((p.name, view, p.id))
         })
         .await?;
     // The partner's settings, keys, contact and pushes.
     trail.add(Subject::of_partner(partner_id));
-    Ok(Page::new("consent/partner", title, ctx))
+    Ok(Page::view("consent/partner", title, view))
 }
 
 pub(super) fn partner_context(
@@ -156,51 +234,103 @@ pub(super) fn partner_context(
     user: &SessionUser,
     p: &Partner,
     new_key: Option<String>,
-) -> AppResult<Value> {
+    lists: PartnerLists,
+) -> AppResult<PartnerPage> {
     let kind = p.kind();
     let keys = partners::keys(conn, p)?;
-    let allocations = if kind == PartnerKind::Sponsor { sponsors::allocations(conn, p)? } else { Vec::new() };
-    let texts: Vec<Value> = Purpose::ALL
+    let sponsor = kind == PartnerKind::Sponsor;
+    let (a, d, s, x) = (lists.allocations, lists.destinations, lists.sends, lists.dead);
+    let allocations = if sponsor { sponsors::allocations_page(conn, p, a.offset(), a.fetch())? } else { Vec::new() };
+    let (allocations, allocations_nav) = a.finish(allocations, |n| lists.link(&p.slug, "allocations", n));
+    let texts: Vec<TextItem> = Purpose::ALL
         .iter()
         .filter_map(|purpose| {
-            texts::current(conn, p, *purpose, "en").ok().flatten().map(|t| {
-                json!({ "purpose": purpose.as_str(), "label": purpose.label(), "version": t.version, "body": t.body, "own": t.partner_id.is_some() })
+            texts::current(conn, p, *purpose, "en").ok().flatten().map(|t| TextItem {
+                purpose: purpose.as_str(),
+                label: purpose.label(),
+                version: t.version,
+                own: t.partner_id.is_some(),
+                body: t.body,
             })
         })
         .collect();
     let requested = p.requested_profile();
     let pushes = p.record_purpose().is_some();
-    let destinations = if pushes { super::push::destinations(conn, p)? } else { Vec::new() };
-    let sends = if pushes { super::push::sends(conn, p, false, 20)? } else { Vec::new() };
-    let dead = if pushes { super::push::sends(conn, p, true, 50)? } else { Vec::new() };
-    Ok(json!({
-        "partner": { "slug": p.slug, "name": p.name, "kind": kind.label(), "contact_email": p.contact_email,
-                     "member": p.member_id.is_some(), "sponsor": kind == PartnerKind::Sponsor,
-                     "organization": kind == PartnerKind::Organization, "exam_body": kind == PartnerKind::ExamBody },
-        "is_staff": user.is_staff(),
-        "new_key": new_key,
-        "keys": keys.iter().map(|k| json!({
-            "id": k.id, "name": k.name, "prefix": k.prefix, "scopes": k.scopes, "created": k.created_at.format("%e %b %Y").to_string(),
-            "last_used": k.last_used_at.map(|t| t.format("%e %b %Y %H:%M").to_string()), "revoked": k.revoked_at.is_some(),
-        })).collect::<Vec<_>>(),
+    let destinations = if pushes { super::push::destinations(conn, p, d.offset(), d.fetch())? } else { Vec::new() };
+    let (destinations, destinations_nav) = d.finish(destinations, |n| lists.link(&p.slug, "destinations", n));
+    let sends = if pushes { super::push::sends(conn, p, false, s.offset(), s.fetch())? } else { Vec::new() };
+    let (sends, sends_nav) = s.finish(sends, |n| lists.link(&p.slug, "sends", n));
+    let dead = if pushes { super::push::sends(conn, p, true, x.offset(), x.fetch())? } else { Vec::new() };
+    let (dead, dead_nav) = x.finish(dead, |n| lists.link(&p.slug, "dead", n));
+    Ok(PartnerPage {
+        partner: PartnerHead {
+            slug: p.slug.clone(),
+            name: p.name.clone(),
+            kind: kind.label(),
+            contact_email: p.contact_email.clone(),
+            member: p.member_id.is_some(),
+            sponsor,
+            organization: kind == PartnerKind::Organization,
+            exam_body: kind == PartnerKind::ExamBody,
+        },
+        is_staff: user.is_staff(),
+        new_key,
+        new_secret: None,
+        keys: keys
+            .into_iter()
+            .map(|k| KeyItem {
+                id: k.id,
+                name: k.name,
+                prefix: k.prefix,
+                scopes: k.scopes,
+                created: Day::from(k.created_at),
+                last_used: k.last_used_at.map(Moment),
+                revoked: k.revoked_at.is_some(),
+            })
+            .collect(),
         // Reading scopes come ticked; provisioning staff (SCIM) is for organizations, and unticked.
-        "scopes": partners::SCOPES.iter().filter(|s| partners::scope_fits(s, kind)).map(|s| json!({
-            "value": s, "checked": *s != "scim",
-            "label": match *s { "scim" => "scim (provision staff at /scim/v2)", "exams" => "exams (candidates and results at /api/v1/exams)", s => s },
-        })).collect::<Vec<_>>(),
-        "profile_fields": Category::PROFILE.iter().map(|c| json!({ "value": c.as_str(), "label": c.label(), "checked": requested.contains(*c) })).collect::<Vec<_>>(),
-        "allocations": allocations.iter().map(|(a, title, key, free)| json!({
-            "id": a.id, "course": title, "run": key, "seats": a.seats, "free": free,
-            "expires": a.expires_at.format("%e %B %Y").to_string(), "note": a.note,
-        })).collect::<Vec<_>>(),
-        "runs": if user.is_staff() { crate::learning::service::runs_for_select(conn)? } else { Vec::new() },
-        "texts": texts,
-        "purposes": Purpose::ALL.iter().map(|p| json!({ "value": p.as_str(), "label": p.label() })).collect::<Vec<_>>(),
-        "pushes": pushes,
-        "destinations": destinations.iter().map(super::outbox::destination_json).collect::<Vec<_>>(),
-        "sends": sends.iter().map(super::outbox::send_json).collect::<Vec<_>>(),
-        "dead": dead.iter().map(super::outbox::send_json).collect::<Vec<_>>(),
-    }))
+        scopes: partners::SCOPES
+            .iter()
+            .filter(|s| partners::scope_fits(s, kind))
+            .map(|s| Checkbox {
+                value: s,
+                checked: *s != "scim",
+                label: match *s {
+                    "scim" => "scim (provision staff at /scim/v2)",
+                    "exams" => "exams (candidates and results at /api/v1/exams)",
+                    s => s,
+                },
+            })
+            .collect(),
+        profile_fields: Category::PROFILE
+            .iter()
+            .map(|c| Checkbox { value: c.as_str(), label: c.label(), checked: requested.contains(*c) })
+            .collect(),
+        allocations: allocations
+            .into_iter()
+            .map(|(a, course, run, free)| AllocationItem {
+                id: a.id,
+                course,
+                run,
+                seats: a.seats,
+                free,
+                expires: Day::from(a.expires_at),
+                note: a.note,
+            })
+            .collect(),
+        allocations_nav,
+        runs: if user.is_staff() { crate::learning::service::runs_for_select(conn)? } else { Vec::new() },
+        buy_runs: Vec::new(),
+        texts,
+        purposes: Purpose::ALL.iter().map(|p| Choice { value: p.as_str(), label: p.label() }).collect(),
+        pushes,
+        destinations: destinations.into_iter().map(super::outbox::destination_item).collect(),
+        destinations_nav,
+        sends: sends.into_iter().map(super::outbox::send_item).collect(),
+        sends_nav,
+        dead: dead.into_iter().map(super::outbox::send_item).collect(),
+        dead_nav,
+    })
 }
 
 #[derive(FromForm)]
@@ -260,8 +390,8 @@ pub async fn create_key(
         match partners::create_key(conn, &p, &f.name, &scopes, Some(user.id)) {
             // Shown once, on this response only; never stored in clear.
             Ok(key) => {
-                let ctx = partner_context(conn, &user, &p, Some(key))?;
-                Ok(rocket::Either::Left(Page::new("consent/partner", p.name.clone(), ctx)))
+                let view = partner_context(conn, &user, &p, Some(key), PartnerLists::first())?;
+                Ok(rocket::Either::Left(Page::view("consent/partner", p.name.clone(), view)))
             }
             Err(e) => partner_err(format!("/partners/{}", p.slug), e).map(rocket::Either::Right),
         }
@@ -498,14 +628,14 @@ pub async fn report_page(
             let report = report::build(conn, &p, &export_id, &base, filter.as_filter(true), now())?;
             let mut ctx = report::context(&p, &report, filter.as_filter(true), now());
             // Exam results of the courses it funded, each under its own consent (SHR-3).
-            ctx["exam_results"] = json!(sharing::funded_results(conn, &p, &export_id, now())?);
+            ctx.exam_results = sharing::funded_results(conn, &p, &export_id, now())?;
             // Each learner shown is in their disclosure log under this export id.
             let subject = Subject::of_partner(p.id).item(format!("export {export_id} (completion report)"));
             Ok((format!("{}: completion report", p.name), ctx, subject))
         })
         .await?;
     trail.add(subject);
-    Ok(Page::new("consent/report", title, ctx))
+    Ok(Page::view("consent/report", title, ctx))
 }
 
 #[get("/partners/<slug>/report.csv?<filter..>")]
@@ -554,7 +684,7 @@ pub fn legal_form(user: CurrentUser, trail: Trail<'_>) -> AppResult<Page> {
     staff_only(&user)?;
     // An empty form.
     trail.nobody();
-    Ok(Page::new("consent/legal", "Record a legal disclosure", json!({})))
+    Ok(Page::view("consent/legal", "Record a legal disclosure", LegalPage {}))
 }
 
 #[post("/staff/legal-disclosures", data = "<form>")]

@@ -170,10 +170,16 @@ pub fn all(conn: &mut Conn) -> QueryResult<Vec<Partner>> {
     partners::table.order((partners::kind, partners::name)).select(Partner::as_select()).load(conn)
 }
 
-/// The partners a user acts for.
-pub fn managed_by(conn: &mut Conn, user: &SessionUser) -> QueryResult<Vec<Partner>> {
+/// The partners a user acts for, `limit` of them from `offset` (staff
+/// act for every partner, by kind and name; others by name).
+pub fn managed_by(conn: &mut Conn, user: &SessionUser, offset: i64, limit: i64) -> QueryResult<Vec<Partner>> {
     if user.is_staff() {
-        return all(conn);
+        return partners::table
+            .order((partners::kind, partners::name, partners::id))
+            .limit(limit)
+            .offset(offset)
+            .select(Partner::as_select())
+            .load(conn);
     }
     let ids: Vec<i64> = user
         .roles
@@ -189,7 +195,9 @@ pub fn managed_by(conn: &mut Conn, user: &SessionUser) -> QueryResult<Vec<Partne
         .collect();
     partners::table
         .filter(partners::id.eq_any(ids).or(partners::member_id.eq_any(members)))
-        .order(partners::name)
+        .order((partners::name, partners::id))
+        .limit(limit)
+        .offset(offset)
         .select(Partner::as_select())
         .load(conn)
 }

@@ -272,10 +272,13 @@ pub fn destination(conn: &mut Conn, id: i64) -> QueryResult<Destination> {
     partner_destinations::table.find(id).select(Destination::as_select()).first(conn)
 }
 
-pub fn destinations(conn: &mut Conn, partner: &Partner) -> QueryResult<Vec<Destination>> {
+/// The partner's destinations, oldest first, `limit` of them from `offset`.
+pub fn destinations(conn: &mut Conn, partner: &Partner, offset: i64, limit: i64) -> QueryResult<Vec<Destination>> {
     partner_destinations::table
         .filter(partner_destinations::partner_id.eq(partner.id))
         .order(partner_destinations::id.asc())
+        .limit(limit)
+        .offset(offset)
         .select(Destination::as_select())
         .load(conn)
 }
@@ -462,15 +465,22 @@ fn view((send, destination, job): SendRow) -> SendView {
     }
 }
 
-/// The partner's most recent sends, newest first; `dead_only` gives the
-/// dead-letter list.
-pub fn sends(conn: &mut Conn, partner: &Partner, dead_only: bool, limit: i64) -> QueryResult<Vec<SendView>> {
+/// The partner's sends, newest first, `limit` of them from `offset`;
+/// `dead_only` gives the dead-letter list.
+pub fn sends(
+    conn: &mut Conn,
+    partner: &Partner,
+    dead_only: bool,
+    offset: i64,
+    limit: i64,
+) -> QueryResult<Vec<SendView>> {
     let mut q = partner_sends::table
         .inner_join(partner_destinations::table)
         .left_join(jobs::table)
         .filter(partner_destinations::partner_id.eq(partner.id))
         .order(partner_sends::id.desc())
         .limit(limit)
+        .offset(offset)
         .select((
             Send::as_select(),
             partner_destinations::name,

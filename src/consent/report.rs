@@ -24,12 +24,13 @@ use std::collections::BTreeMap;
 
 use chrono::{Datelike, Duration, NaiveDateTime};
 use diesel::QueryResult;
-use serde_json::{Value, json};
 
 use super::partners::Partner;
 use super::sharing::{self, Figures, Want};
+use super::views::{CourseChoice, PartnerLink, ReportPage, ReportRow};
 use crate::consent::Purpose;
 use crate::db::Conn;
+use crate::web::format::Day;
 
 /// Smallest group an aggregate of learners the viewer cannot see one by one may show.
 pub const K_ANONYMITY: u64 = 5;
@@ -151,8 +152,9 @@ pub fn build(
     Ok(Report { figures, rows, page: shown.0, pages: shown.1, courses, sharing })
 }
 
+/// A day in the CSV, for spreadsheets: "2026-12-07".
 fn fmt(t: Option<NaiveDateTime>) -> String {
-    t.map(|t| t.format("%Y-%m-%d").to_string()).unwrap_or_default()
+    t.map(|t| t.date().to_string()).unwrap_or_default()
 }
 
 pub fn csv(rows: &[Row]) -> Result<String, csv::Error> {
@@ -224,7 +226,7 @@ pub fn bar_chart(id: &str, title: &str, bars: &[(String, u64)]) -> String {
 
 /// A chart for the page: the SVG and the same figures as table rows.
 #[derive(Debug, serde::Serialize)]
-struct Chart {
+pub struct Chart {
     id: &'static str,
     title: &'static str,
     svg: String,
@@ -233,7 +235,7 @@ struct Chart {
 
 /// One bar of a chart, as a row of its table.
 #[derive(Debug, serde::Serialize)]
-struct ChartRow {
+pub struct ChartRow {
     label: String,
     count: u64,
 }
@@ -243,7 +245,9 @@ fn chart(id: &'static str, title: &'static str, bars: Vec<(String, u64)>) -> Cha
     Chart { id, title, svg, rows: bars.into_iter().map(|(label, count)| ChartRow { label, count }).collect() }
 }
 
-pub fn context(partner: &Partner, report: &Report, filter: Filter<'_>, now: NaiveDateTime) -> Value {
+/// The report's page, without the exam results (which the caller reads
+/// under their own consent).
+pub fn context(partner: &Partner, report: &Report, filter: Filter<'_>, now: NaiveDateTime) -> ReportPage {
     let figures = &report.figures;
     let n = figures.len() as u64;
     let started = figures.iter().filter(|r| r.progress_percent.unwrap_or(0.0) > 0.0).count() as u64;
@@ -295,29 +299,47 @@ pub fn context(partner: &Partner, report: &Report, filter: Filter<'_>, now: Naiv
         format!("course={}&status={}", crate::web::page::url_encode(course), crate::web::page::url_encode(status));
     let page_link = |p: usize| format!("/partners/{}/report?{query}&page={p}", partner.slug);
     let first = (report.page - 1) * PAGE_SIZE;
-    json!({
-        "partner": { "slug": partner.slug, "name": partner.name },
-        "rows": report.rows.iter().map(|r| json!({
-            "learner": r.learner, "email": r.email, "course": r.course, "run": r.run,
-            "enrolled_at": fmt(r.enrolled_at), "last_activity_at": fmt(r.last_activity_at),
-            "progress": r.progress.map(|p| format!("{p:.0}")), "completed_at": fmt(r.completed_at),
-            "certificate": r.certificate,
-        })).collect::<Vec<_>>(),
-        "anyone_shares": report.sharing > 0,
-        "count": n,
-        "shown_from": if report.rows.is_empty() { 0 } else { first + 1 },
-        "shown_to": first + report.rows.len(),
-        "page": report.page,
-        "pages": report.pages,
-        "previous": (report.page > 1).then(|| page_link(report.page - 1)),
-        "next": (report.page < report.pages).then(|| page_link(report.page + 1)),
-        "courses": report.courses.iter().map(|(s, t)| json!({ "slug": s, "title": t, "selected": course == s.as_str() })).collect::<Vec<_>>(),
-        "status": status,
-        "query": query,
-        "charts": if n == 0 { Vec::new() } else { vec![
-            chart("chart-funnel", "Completion funnel", funnel),
-            chart("chart-progress", "Progress distribution", distribution),
-            chart("chart-weekly", "Completions per week", per_week),
-        ] },
-    })
+    ReportPage {
+        partner: PartnerLink { slug: partner.slug.clone(), name: partner.name.clone() },
+        rows: report
+            .rows
+            .iter()
+            .map(|r| ReportRow {
+                learner: r.learner.clone(),
+                email: r.email.clone(),
+                course: r.course.clone(),
+                run: r.run.clone(),
+                enrolled_at: r.enrolled_at.map(Day::from),
+                last_activity_at: r.last_activity_at.map(Day::from),
+                progress: r.progress.map(|p| format!("{p:.0}")),
+                completed_at: r.completed_at.map(Day::from),
+                certificate: r.certificate.clone(),
+            })
+            .collect(),
+        anyone_shares: report.sharing > 0,
+        count: n,
+        shown_from: if report.rows.is_empty() { 0 } else { first + 1 },
+        shown_to: first + report.rows.len(),
+        page: report.page,
+        pages: report.pages,
+        previous: (report.page > 1).then(|| page_link(report.page - 1)),
+        next: (report.page < report.pages).then(|| page_link(report.page + 1)),
+        courses: report
+            .courses
+            .iter()
+            .map(|(s, t)| CourseChoice { slug: s.clone(), title: t.clone(), selected: course == s.as_str() })
+            .collect(),
+        status: status.to_string(),
+        query,
+        charts: if n == 0 {
+            Vec::new()
+        } else {
+            vec![
+                chart("chart-funnel", "Completion funnel", funnel),
+                chart("chart-progress", "Progress distribution", distribution),
+                chart("chart-weekly", "Completions per week", per_week),
+            ]
+        },
+        exam_results: Vec::new(),
+    }
 }

@@ -6,20 +6,20 @@ use std::collections::HashMap;
 
 use diesel::prelude::*;
 use rocket::{FromForm, State, get, post};
-use serde_json::{Value, json};
 
 use super::hooks::{ConsentHooks, RestrictionCarriedOut};
 use super::ledger::{self, Action, Entry, Evidence};
 use super::sponsors::{self, Decision, SponsorError};
 use super::texts;
+use super::views::{
+    ConsentItem, EmployerItem, HistoryItem, MarketingOffer, OnBehalf, ParentAskPage, ParentDonePage, ParentGonePage,
+    RedeemCodePage, RedeemPage, SharingLookup, SharingPage, TextShown, WaitingItem,
+};
 use super::{Categories, Purpose};
 use crate::db::schema::{consents, course_runs, courses, partners};
 use crate::db::{Conn, Db, now};
+use crate::web::format::{Day, Moment};
 use crate::web::{AppError, AppResult, ClientInfo, CsrfForm, CurrentUser, Flash, Page};
-
-fn when(t: chrono::NaiveDateTime) -> String {
-    t.format("%e %B %Y, %H:%M UTC").to_string()
-}
 
 fn labels(categories: &str) -> Vec<&'static str> {
     Categories::parse(categories).iter().map(|c| c.label()).collect()
@@ -44,7 +44,8 @@ fn scope_label(conn: &mut Conn, scope: &str) -> QueryResult<String> {
     Ok("Everything".into())
 }
 
-fn sharing_context(conn: &mut Conn, user_id: i64) -> QueryResult<Value> {
+/// The Sharing page of `user_id`, its forms posting under `base`.
+fn sharing_context(conn: &mut Conn, user_id: i64, base: String) -> QueryResult<SharingPage> {
     let rows: Vec<(i64, String, String, String, String, i64, String)> = consents::table
         .inner_join(partners::table)
         .filter(consents::user_id.eq(user_id))
@@ -74,15 +75,17 @@ fn sharing_context(conn: &mut Conn, user_id: i64) -> QueryResult<Value> {
             Some(tid) => texts::by_id(conn, tid).optional()?,
             None => None,
         };
-        items.push(json!({
-            "id": id, "partner": partner,
-            "purpose": Purpose::parse(&purpose).map_or(purpose.as_str(), |p| p.label()),
-            "scope": scope_label(conn, &scope)?,
-            "status": status, "granted": status == "granted",
-            "categories": labels(&cats),
-            "since": row.map(|r| when(r.created_at)),
-            "text": text.as_ref().map(|t| json!({ "body": t.body, "version": t.version, "sha256": t.sha256 })),
-        }));
+        items.push(ConsentItem {
+            id,
+            partner,
+            purpose: Purpose::parse(&purpose).map_or(purpose.as_str(), |p| p.label()).to_string(),
+            scope: scope_label(conn, &scope)?,
+            granted: status == "granted",
+            status,
+            categories: labels(&cats),
+            since: row.map(|r| Moment(r.created_at)),
+            text: text.map(|t| TextShown { body: t.body, version: t.version, sha256: t.sha256 }),
+        });
     }
     let waiting = super::parents::waiting(conn, user_id, now())?;
     let entries = super::log::entries_of(conn, user_id, LOG_ROWS)?;
@@ -123,26 +126,40 @@ fn sharing_context(conn: &mut Conn, user_id: i64) -> QueryResult<Value> {
             }
         })
         .collect();
-    Ok(json!({
-        "employers": employers.iter().map(|name| json!({
-            "name": name,
-            "what": staff_training.ceiling().iter().map(|c| c.label()).collect::<Vec<_>>(),
-        })).collect::<Vec<_>>(),
-        "waiting": waiting.iter().map(|(partner, purpose, at)| json!({
-            "partner": partner, "purpose": Purpose::parse(purpose).map_or(purpose.as_str(), |p| p.label()), "asked": when(*at),
-        })).collect::<Vec<_>>(),
-        "consents": items,
-        "restricted": restricted.is_some(),
-        "restricted_since": restricted.map(when),
-        "log": groups,
-        "shared_anything": !entries.is_empty(),
-        "log_rows": LOG_ROWS,
-        "log_full": shown_rows as i64 >= LOG_ROWS,
-        "history": history.iter().zip(&decisions_in_words).map(|(r, sentence)| json!({
-            "when": when(r.created_at), "sentence": sentence, "how": super::log::method_label(&r.method),
-            "partner": r.partner_id.is_some(), "hash": &r.row_hash[..16],
-        })).collect::<Vec<_>>(),
-    }))
+    Ok(SharingPage {
+        base,
+        on_behalf: None,
+        employers: employers
+            .into_iter()
+            .map(|name| EmployerItem { name, what: staff_training.ceiling().iter().map(|c| c.label()).collect() })
+            .collect(),
+        waiting: waiting
+            .into_iter()
+            .map(|(partner, purpose, at)| WaitingItem {
+                partner,
+                purpose: Purpose::parse(&purpose).map_or(purpose.as_str(), |p| p.label()).to_string(),
+                asked: Moment(at),
+            })
+            .collect(),
+        consents: items,
+        restricted: restricted.is_some(),
+        restricted_since: restricted.map(Moment),
+        log: groups,
+        shared_anything: !entries.is_empty(),
+        log_rows: LOG_ROWS,
+        log_full: shown_rows as i64 >= LOG_ROWS,
+        history: history
+            .iter()
+            .zip(decisions_in_words)
+            .map(|(r, sentence)| HistoryItem {
+                when: Moment(r.created_at),
+                sentence,
+                how: super::log::method_label(&r.method),
+                partner: r.partner_id.is_some(),
+                hash: r.row_hash[..16].to_string(),
+            })
+            .collect(),
+    })
 }
 
 /// Disclosure rows the Sharing page reads (newest first).
@@ -161,14 +178,8 @@ fn decisions_partner_names(conn: &mut Conn, history: &[ledger::LedgerRow]) -> Qu
 #[get("/sharing")]
 pub async fn page(db: &State<Db>, user: CurrentUser) -> AppResult<Page> {
     let id = user.id;
-    let ctx = db
-        .run(move |conn| {
-            let mut ctx = sharing_context(conn, id)?;
-            ctx["base"] = json!("/sharing");
-            Ok::<_, AppError>(ctx)
-        })
-        .await?;
-    Ok(Page::new("consent/sharing", "Sharing", ctx))
+    let view = db.run(move |conn| Ok::<_, AppError>(sharing_context(conn, id, "/sharing".into())?)).await?;
+    Ok(Page::view("consent/sharing", "Sharing", view))
 }
 
 /// Withdraws one of `user_id`'s consents; the partner's name.
@@ -309,24 +320,29 @@ pub async fn staff_page(db: &State<Db>, user: CurrentUser, trail: Trail<'_>, log
         return Err(AppError::Forbidden("Only operator staff can act for a learner.".into()));
     }
     let login = login.unwrap_or("").trim().to_string();
-    let (ctx, shown) = db
+    let (page, shown) = db
         .run(move |conn| {
+            let lookup = |login: Option<String>| {
+                let not_found = login.is_some();
+                Page::view("consent/sharing", "Sharing (staff)", SharingLookup { lookup: true, login, not_found })
+            };
             if login.is_empty() {
-                return Ok::<_, AppError>((json!({ "lookup": true }), None));
+                return Ok::<_, AppError>((lookup(None), None));
             }
             let Some(target) = crate::accounts::service::find_for_login(conn, &login)? else {
-                return Ok((json!({ "lookup": true, "login": login, "not_found": true }), None));
+                return Ok((lookup(Some(login)), None));
             };
-            let mut ctx = sharing_context(conn, target.id)?;
-            ctx["base"] = json!(format!("/staff/sharing/{}", target.id));
-            ctx["on_behalf"] =
-                json!({ "username": target.username, "name": format!("{} {}", target.first_name, target.last_name) });
-            Ok((ctx, Some(target.id)))
+            let mut view = sharing_context(conn, target.id, format!("/staff/sharing/{}", target.id))?;
+            view.on_behalf = Some(OnBehalf {
+                name: format!("{} {}", target.first_name, target.last_name),
+                username: target.username,
+            });
+            Ok((Page::view("consent/sharing", "Sharing (staff)", view), Some(target.id)))
         })
         .await?;
     // The learner looked up (nobody when the search found no one).
     trail.users(shown);
-    Ok(Page::new("consent/sharing", "Sharing (staff)", ctx))
+    Ok(page)
 }
 
 fn staff_evidence(user: &crate::kernel::SessionUser, client: &ClientInfo, note: &str) -> AppResult<Evidence> {
@@ -414,7 +430,7 @@ pub async fn staff_restrict(
     .await
 }
 
-fn offer_context(conn: &mut Conn, code: &str) -> Result<Value, AppError> {
+fn offer_context(conn: &mut Conn, code: &str) -> Result<RedeemPage, AppError> {
     let offer = match sponsors::offer(conn, code, now()) {
         Ok(o) => o,
         Err(SponsorError::Db(e)) => return Err(e.into()),
@@ -424,19 +440,24 @@ fn offer_context(conn: &mut Conn, code: &str) -> Result<Value, AppError> {
     let text = texts::current(conn, &offer.partner, Purpose::Sponsorship, "en")?
         .ok_or_else(|| AppError::Internal("no sponsorship consent text".into()))?;
     let marketing = texts::current(conn, &offer.partner, Purpose::PartnerMarketing, "en")?;
-    Ok(json!({
-        "code": offer.code.code,
-        "sponsor": offer.partner.name,
-        "course": offer.course.title, "course_slug": offer.course.slug, "run": offer.run.run_key,
-        "starts": offer.run.starts_at.format("%e %B %Y").to_string(),
-        "shown": super::partners::offered(&offer.partner, Purpose::Sponsorship).labels(),
-        "not_shown": not_offered(&offer.partner, Purpose::Sponsorship),
-        "text": text.body, "text_id": text.id, "version": text.version,
-        "marketing": marketing.map(|t| json!({
-            "text": t.body, "text_id": t.id,
-            "shown": super::partners::offered(&offer.partner, Purpose::PartnerMarketing).labels(),
-        })),
-    }))
+    Ok(RedeemPage {
+        shown: super::partners::offered(&offer.partner, Purpose::Sponsorship).labels(),
+        not_shown: not_offered(&offer.partner, Purpose::Sponsorship),
+        marketing: marketing.map(|t| MarketingOffer {
+            text: t.body,
+            text_id: t.id,
+            shown: super::partners::offered(&offer.partner, Purpose::PartnerMarketing).labels(),
+        }),
+        code: offer.code.code,
+        sponsor: offer.partner.name,
+        course: offer.course.title,
+        course_slug: offer.course.slug,
+        run: offer.run.run_key,
+        starts: Day::from(offer.run.starts_at),
+        text: text.body,
+        text_id: text.id,
+        version: text.version,
+    })
 }
 
 /// The course records a consent for `purpose` leaves out, in a sentence
@@ -454,15 +475,21 @@ pub struct CodeQuery {
 #[get("/redeem?<q..>")]
 pub async fn redeem_page(db: &State<Db>, _user: CurrentUser, q: CodeQuery) -> AppResult<Page> {
     let Some(code) = q.code.filter(|c| !c.trim().is_empty()) else {
-        return Ok(Page::new("consent/redeem_code", "Redeem a sponsored place", json!({})));
+        return Ok(Page::view(
+            "consent/redeem_code",
+            "Redeem a sponsored place",
+            RedeemCodePage { error: None, code: None },
+        ));
     };
     let ctx = db
         .run(move |conn| match offer_context(conn, &code) {
-            Ok(ctx) => Ok(Page::new("consent/redeem", "A sponsored place", ctx)),
-            Err(AppError::Unprocessable(m)) => {
-                Ok(Page::new("consent/redeem_code", "Redeem a sponsored place", json!({ "error": m, "code": code }))
-                    .with_status(rocket::http::Status::UnprocessableEntity))
-            }
+            Ok(view) => Ok(Page::view("consent/redeem", "A sponsored place", view)),
+            Err(AppError::Unprocessable(m)) => Ok(Page::view(
+                "consent/redeem_code",
+                "Redeem a sponsored place",
+                RedeemCodePage { error: Some(m), code: Some(code) },
+            )
+            .with_status(rocket::http::Status::UnprocessableEntity)),
             Err(e) => Err(e),
         })
         .await?;
@@ -524,19 +551,19 @@ pub async fn redeem(
 
 /// The page a parent reaches from the emailed link: what their child asked
 /// to share, with whom, under which text; yes or no, signed with their name.
-fn parent_context(req: &super::parents::Request, token: &str) -> Value {
-    json!({
-        "token": token,
-        "learner": req.learner_first_name,
-        "partner": req.partner,
-        "purpose": Purpose::parse(&req.purpose).map_or(req.purpose.as_str(), |p| p.label()),
-        "categories": req.categories.iter().map(|c| c.label()).collect::<Vec<_>>(),
-        "text": { "body": req.text.body, "version": req.text.version, "sha256": req.text.sha256 },
-    })
+fn parent_context(req: super::parents::Request, token: &str) -> ParentAskPage {
+    ParentAskPage {
+        token: token.to_string(),
+        purpose: Purpose::parse(&req.purpose).map_or(req.purpose.as_str(), |p| p.label()).to_string(),
+        categories: req.categories.iter().map(|c| c.label()).collect(),
+        learner: req.learner_first_name,
+        partner: req.partner,
+        text: TextShown { body: req.text.body, version: req.text.version, sha256: req.text.sha256 },
+    }
 }
 
 fn parent_link_gone() -> Page {
-    Page::new("consent/parent_sharing", "Link no longer works", json!({ "gone": true }))
+    Page::view("consent/parent_sharing", "Link no longer works", ParentGonePage { gone: true })
         .with_status(rocket::http::Status::NotFound)
 }
 
@@ -545,7 +572,7 @@ pub async fn parent_page(db: &State<Db>, token: &str) -> AppResult<Page> {
     let t = token.to_string();
     let req = db.run(move |conn| Ok::<_, AppError>(super::parents::open(conn, &t, now())?)).await?;
     Ok(match req {
-        Some(req) => Page::new("consent/parent_sharing", "Your child asks to share data", parent_context(&req, token)),
+        Some(req) => Page::view("consent/parent_sharing", "Your child asks to share data", parent_context(req, token)),
         None => parent_link_gone(),
     })
 }
@@ -585,5 +612,5 @@ pub async fn parent_decide(
     } else {
         format!("Thank you. Nothing is shared with {} on this basis.", req.partner)
     };
-    Ok(Page::new("consent/parent_sharing", "Decision recorded", json!({ "done": message })))
+    Ok(Page::view("consent/parent_sharing", "Decision recorded", ParentDonePage { done: message }))
 }

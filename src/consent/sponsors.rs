@@ -133,17 +133,30 @@ pub fn allocate(
 }
 
 /// A sponsor's allocations with course title and run key, and how many codes
-/// are still free to hand out (neither invited nor redeemed).
+/// are still free to hand out (neither invited nor redeemed), newest first.
 pub fn allocations(conn: &mut Conn, partner: &Partner) -> QueryResult<Vec<(Allocation, String, String, i64)>> {
+    allocations_page(conn, partner, 0, i64::MAX)
+}
+
+/// [`allocations`], `limit` of them from `offset`: the free codes are
+/// counted for those only.
+pub fn allocations_page(
+    conn: &mut Conn,
+    partner: &Partner,
+    offset: i64,
+    limit: i64,
+) -> QueryResult<Vec<(Allocation, String, String, i64)>> {
     let rows: Vec<(Allocation, String, String)> = sponsor_allocations::table
         .inner_join(course_runs::table.inner_join(courses::table))
         .filter(sponsor_allocations::partner_id.eq(partner.id))
         .order(sponsor_allocations::id.desc())
+        .limit(limit)
+        .offset(offset)
         .select((Allocation::as_select(), courses::title, course_runs::run_key))
         .load(conn)?;
+    let ids: Vec<i64> = rows.iter().map(|(a, _, _)| a.id).collect();
     let free: std::collections::HashMap<i64, i64> = sponsor_codes::table
-        .inner_join(sponsor_allocations::table)
-        .filter(sponsor_allocations::partner_id.eq(partner.id))
+        .filter(sponsor_codes::allocation_id.eq_any(&ids))
         .filter(sponsor_codes::invited_email.is_null())
         .filter(sponsor_codes::redeemed_by.is_null())
         .group_by(sponsor_codes::allocation_id)

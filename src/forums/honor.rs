@@ -7,13 +7,14 @@ use crate::web::trail::Trail;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use rocket::{FromForm, State, get, post};
-use serde_json::json;
 
+use super::views::{CourseLink, HonorItem, HonorListPage, HonorReportPage, KindChoice};
 use crate::db::schema::{honor_reports, users};
 use crate::db::{Conn, Db, now};
 use crate::kernel::SessionUser;
 use crate::learning::model::Course;
 use crate::learning::service::{self as learning, LearningError};
+use crate::web::format::Day;
 use crate::web::{AppError, AppResult, CsrfForm, CurrentUser, Flash, Page};
 
 pub const KINDS: [(&str, &str); 3] = [
@@ -119,6 +120,11 @@ pub fn decide(
     Ok(if n == 1 { Ok(()) } else { Err("That report does not exist.".into()) })
 }
 
+/// The kinds of breach to choose from, `chosen` selected.
+fn kinds(chosen: &str) -> Vec<KindChoice> {
+    KINDS.iter().map(|(value, label)| KindChoice { value, label, selected: *value == chosen }).collect()
+}
+
 #[get("/learn/<slug>/honor")]
 pub async fn form(db: &State<Db>, user: CurrentUser, slug: &str) -> AppResult<Page> {
     let slug = slug.to_string();
@@ -128,14 +134,17 @@ pub async fn form(db: &State<Db>, user: CurrentUser, slug: &str) -> AppResult<Pa
             if !member_of_course(conn, &user, &course, now()) {
                 return Err(AppError::Forbidden("Only the course's learners and staff can report here.".into()));
             }
-            Ok(json!({
-                "course": { "slug": course.slug, "title": course.title },
-                "kinds": KINDS.iter().map(|(v, l)| json!({ "value": v, "label": l })).collect::<Vec<_>>(),
-                "subject": "", "description": "", "error": null, "done": false,
-            }))
+            Ok(HonorReportPage {
+                course: CourseLink { slug: course.slug, title: course.title },
+                kinds: kinds(""),
+                subject: String::new(),
+                description: String::new(),
+                error: None,
+                done: false,
+            })
         })
         .await?;
-    Ok(Page::new("forums/honor_report", "Report a breach of the honor code", ctx))
+    Ok(Page::view("forums/honor_report", "Report a breach of the honor code", ctx))
 }
 
 #[derive(FromForm)]
@@ -157,16 +166,18 @@ pub async fn submit(db: &State<Db>, user: CurrentUser, slug: &str, form: CsrfFor
         if !member_of_course(conn, &user, &course, now()) {
             return Err(AppError::Forbidden("Only the course's learners and staff can report here.".into()));
         }
-        let ctx = |error: Option<String>, done: bool| {
-            json!({
-                "course": { "slug": course.slug, "title": course.title },
-                "kinds": KINDS.iter().map(|(v, l)| json!({ "value": v, "label": l, "selected": *v == f.kind })).collect::<Vec<_>>(),
-                "subject": f.subject, "description": f.description, "error": error, "done": done,
-            })
+        let outcome = file(conn, &user, &course, (&f.subject, &f.kind, &f.description), now())?;
+        let ctx = |error: Option<String>, done: bool| HonorReportPage {
+            course: CourseLink { slug: course.slug, title: course.title },
+            kinds: kinds(&f.kind),
+            subject: f.subject,
+            description: f.description,
+            error,
+            done,
         };
-        Ok(match file(conn, &user, &course, (&f.subject, &f.kind, &f.description), now())? {
-            Ok(_) => Page::new("forums/honor_report", "Report received", ctx(None, true)),
-            Err(m) => Page::new("forums/honor_report", "Report a breach of the honor code", ctx(Some(m), false))
+        Ok(match outcome {
+            Ok(_) => Page::view("forums/honor_report", "Report received", ctx(None, true)),
+            Err(m) => Page::view("forums/honor_report", "Report a breach of the honor code", ctx(Some(m), false))
                 .with_status(rocket::http::Status::UnprocessableEntity),
         })
     })
@@ -201,21 +212,27 @@ pub async fn list(db: &State<Db>, user: CurrentUser, trail: Trail<'_>, slug: &st
                     Some(id) => users::table.find(id).select(users::username).first(conn).optional()?,
                     None => None,
                 };
-                items.push(json!({
-                    "id": r.id, "subject": subject, "reporter": reporter, "kind": r.kind, "description": r.description,
-                    "status": r.status, "note": r.decision_note, "open": r.status == "open" || r.status == "investigating",
-                    "filed": r.created_at.format("%e %b %Y").to_string(),
-                }));
+                items.push(HonorItem {
+                    id: r.id,
+                    subject,
+                    reporter,
+                    open: r.status == "open" || r.status == "investigating",
+                    kind: r.kind,
+                    description: r.description,
+                    status: r.status,
+                    note: r.decision_note,
+                    filed: Day::from(r.created_at),
+                });
             }
             Ok::<_, AppError>((
-                json!({ "course": { "slug": course.slug, "title": course.title }, "reports": items }),
+                HonorListPage { course: CourseLink { slug: course.slug, title: course.title }, reports: items },
                 course.id,
                 people,
             ))
         })
         .await?;
     trail.course_users(course_id, people);
-    Ok(Page::new("forums/honor_list", "Honor-code reports", ctx))
+    Ok(Page::view("forums/honor_list", "Honor-code reports", ctx))
 }
 
 #[derive(FromForm)]

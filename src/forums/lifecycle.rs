@@ -11,7 +11,8 @@ use diesel::prelude::*;
 
 use crate::db::Conn;
 use crate::db::schema::{
-    forum_bans, forum_follows, forum_posts, forum_reads, forum_reports, forum_threads, honor_reports,
+    forum_bans, forum_follows, forum_post_edits, forum_posts, forum_reads, forum_reports, forum_threads, forum_trusted,
+    forum_votes, honor_reports,
 };
 use crate::lifecycle::{AreaHooks, Covered, Erased, Erasing, Expiring, Line, Section, Step, failure};
 
@@ -61,7 +62,7 @@ fn erase_user(conn: &mut Conn, e: &Erasing<'_>) -> QueryResult<Erased> {
                     files += 1;
                 }
             }
-            let n = super::erase_author(conn, user_id, e.blank_posts)?;
+            let n = erase_author(conn, user_id, e.blank_posts)?;
             let detail = Erased::detail(format!(
                 "{n} forum post(s) now shown as a former member's{}.",
                 if e.blank_posts { format!(", their text and {files} image file(s) removed") } else { String::new() }
@@ -196,3 +197,72 @@ const EXPORT: &[Section] = &[
         about: "Honor-code reports you filed.",
     },
 ];
+
+/// The erasure hook (FRM-4): an erased user's posts stay in their threads
+/// under a former-member placeholder, their bodies blanked when `blank`,
+/// and the network details are dropped. Returns how many posts it changed.
+pub fn erase_author(conn: &mut Conn, user_id: i64, blank: bool) -> QueryResult<usize> {
+    crate::db::transaction(conn, |conn| {
+        let target = forum_posts::table.filter(forum_posts::author_id.eq(user_id));
+        let n = diesel::update(target)
+            .set((
+                forum_posts::author_erased.eq(true),
+                forum_posts::ip.eq(None::<String>),
+                forum_posts::user_agent.eq(None::<String>),
+            ))
+            .execute(conn)?;
+        if blank {
+            diesel::update(forum_posts::table.filter(forum_posts::author_id.eq(user_id)))
+                .set((
+                    forum_posts::body.eq("[removed at the author's request]"),
+                    forum_posts::body_html.eq("<p>[removed at the author's request]</p>"),
+                ))
+                .execute(conn)?;
+            let ids: Vec<i64> =
+                forum_posts::table.filter(forum_posts::author_id.eq(user_id)).select(forum_posts::id).load(conn)?;
+            diesel::delete(forum_post_edits::table.filter(forum_post_edits::post_id.eq_any(&ids))).execute(conn)?;
+            // Their images go with their words (the files are deleted by
+            // the lifecycle hook, which has the blob store).
+            super::attachments::detach_all_of_author(conn, user_id)?;
+            // A title often names its author's question in their own words:
+            // the threads they opened lose it with the posts. The search
+            // documents are rebuilt below, from the blanked title.
+            let opened = threads_opened_by(conn, user_id)?;
+            diesel::update(forum_threads::table.filter(forum_threads::id.eq_any(&opened)))
+                .set(forum_threads::title.eq("[removed at the author's request]"))
+                .execute(conn)?;
+            super::search::queue_index_of_posts(conn, &ids)?;
+        }
+        // Their upvotes go, and with them what they added to each post's count.
+        let voted = forum_votes::table.filter(forum_votes::user_id.eq(user_id)).select(forum_votes::post_id);
+        diesel::update(forum_posts::table.filter(forum_posts::id.eq_any(voted)))
+            .set(forum_posts::vote_count.eq(forum_posts::vote_count - 1))
+            .execute(conn)?;
+        diesel::delete(forum_votes::table.filter(forum_votes::user_id.eq(user_id))).execute(conn)?;
+        diesel::delete(forum_trusted::table.filter(forum_trusted::user_id.eq(user_id))).execute(conn)?;
+        Ok(n)
+    })
+}
+
+/// The threads whose opening post (their first post without a parent) is the user's.
+fn threads_opened_by(conn: &mut Conn, user_id: i64) -> QueryResult<Vec<i64>> {
+    let candidates: Vec<i64> = forum_posts::table
+        .filter(forum_posts::author_id.eq(user_id))
+        .filter(forum_posts::parent_id.is_null())
+        .select(forum_posts::thread_id)
+        .distinct()
+        .load(conn)?;
+    let mut opened = Vec::new();
+    for thread in candidates {
+        let opener: i64 = forum_posts::table
+            .filter(forum_posts::thread_id.eq(thread))
+            .filter(forum_posts::parent_id.is_null())
+            .order(forum_posts::id.asc())
+            .select(forum_posts::author_id)
+            .first(conn)?;
+        if opener == user_id {
+            opened.push(thread);
+        }
+    }
+    Ok(opened)
+}

@@ -8,15 +8,19 @@ use crate::web::upload::{ImageLimit, Upload as FileField};
 use rocket::form::Form;
 use rocket::http::{CookieJar, Status};
 use rocket::{FromForm, State, get, post};
-use serde_json::{Value, json};
 
 use super::attachments::{self, Upload};
 use super::cache::ThreadPosts;
-use super::{Access, ForumError, Moderation, PostView, Unseen, Writing, when};
+use super::views::{
+    DraftView, ForumHead, ForumItem, ForumPage, IndexPage, ModeratorItem, PostBlock, PostPage, PostShown, QueueEntry,
+    QueuePage, SearchPage, ThreadHead, ThreadItem, ThreadLink, ThreadPage,
+};
+use super::{Access, ForumError, Moderation, PostView, Unseen, Writing};
 use crate::db::{Conn, Db, now};
 use crate::kernel::SessionUser;
 use crate::media::ProcessedImage;
 use crate::storage::BlobStore;
+use crate::web::format::Moment;
 use crate::web::page::Fragment;
 use crate::web::{AppError, AppResult, ClientInfo, CsrfForm, CurrentUser, Flash, Page};
 
@@ -32,14 +36,6 @@ impl From<ForumError> for AppError {
     }
 }
 
-fn forum_json(acc: &Access) -> Value {
-    json!({
-        "slug": acc.forum.slug, "title": acc.forum.title, "description": acc.forum.description,
-        "allow_anonymous": acc.forum.allow_anonymous,
-        "course": acc.course.as_ref().map(|(c, r)| json!({ "slug": c.slug, "title": c.title, "run": r.run_key })),
-    })
-}
-
 #[get("/forums")]
 pub async fn index(db: &State<Db>, user: CurrentUser) -> AppResult<Page> {
     let user = user.0;
@@ -52,14 +48,19 @@ pub async fn index(db: &State<Db>, user: CurrentUser) -> AppResult<Page> {
                 matches!(r, Role::Staff | Role::Moderator | Role::MemberAdmin | Role::Instructor | Role::CourseStaff)
             });
             let moderators = if user.is_staff() { roles_holders(conn)? } else { Vec::new() };
-            Ok::<_, AppError>(json!({
-                "site": site, "courses": mine, "is_staff": user.is_staff(), "moderates": moderates,
-                "action": "/forums/search", "q": "",
-                "moderators": moderators.iter().map(|(id, name)| json!({ "id": id, "username": name })).collect::<Vec<_>>(),
-            }))
+            Ok::<_, AppError>(IndexPage {
+                site: site.into_iter().map(ForumItem::from).collect(),
+                courses: mine.into_iter().map(ForumItem::from).collect(),
+                is_staff: user.is_staff(),
+                moderates,
+                action: "/forums/search",
+                q: "",
+                forum: None,
+                moderators: moderators.into_iter().map(|(id, username)| ModeratorItem { id, username }).collect(),
+            })
         })
         .await?;
-    Ok(Page::new("forums/index", "Forums", ctx))
+    Ok(Page::view("forums/index", "Forums", ctx))
 }
 
 #[derive(FromForm)]
@@ -110,6 +111,11 @@ pub async fn course_forum(db: &State<Db>, user: CurrentUser, slug: &str) -> AppR
     Ok(rocket::response::Redirect::to(format!("/forums/{}", forum.slug)))
 }
 
+/// The largest image a post takes, in MB, for the forms to say.
+fn max_image_mb() -> usize {
+    crate::media::MAX_UPLOAD_BYTES / (1024 * 1024)
+}
+
 /// What was typed into a failed form, shown again.
 #[derive(Default, Clone)]
 struct Draft {
@@ -126,19 +132,34 @@ fn forum_page(conn: &mut Conn, user: &SessionUser, slug: &str, page: i64, draft:
     let (threads, pages) = super::threads(conn, &acc, user, page)?;
     let failed = draft.is_some();
     let draft = draft.unwrap_or_default();
-    let ctx = json!({
-        "forum": forum_json(&acc), "moderator": acc.moderator, "banned": acc.banned,
-        "action": format!("/forums/{}/search", acc.forum.slug), "q": "",
-        "threads": threads.iter().map(|t| json!({
-            "id": t.id, "title": t.title, "pinned": t.pinned, "locked": t.locked, "author": t.author,
-            "replies": t.replies, "pending": t.pending, "unread": t.unread, "last": when(t.last_post_at),
-        })).collect::<Vec<_>>(),
-        "page": page.clamp(1, pages), "pages": pages,
-        "prev": (page > 1).then(|| page - 1), "next": (page < pages).then(|| page + 1),
-        "draft": { "title": draft.title, "body": draft.body, "alt": draft.alt, "error": draft.error },
-        "max_image_mb": crate::media::MAX_UPLOAD_BYTES / (1024 * 1024),
-    });
-    let p = Page::new("forums/forum", acc.forum.title.clone(), ctx);
+    let view = ForumPage {
+        forum: ForumHead::of(&acc),
+        moderator: acc.moderator,
+        banned: acc.banned,
+        action: format!("/forums/{}/search", acc.forum.slug),
+        q: "",
+        threads: threads
+            .into_iter()
+            .map(|t| ThreadItem {
+                id: t.id,
+                title: t.title,
+                pinned: t.pinned,
+                locked: t.locked,
+                author: t.author,
+                replies: t.replies,
+                pending: t.pending,
+                unread: t.unread,
+                last: Moment(t.last_post_at),
+            })
+            .collect(),
+        page: page.clamp(1, pages),
+        pages,
+        prev: (page > 1).then(|| page - 1),
+        next: (page < pages).then(|| page + 1),
+        draft: DraftView { title: draft.title, body: draft.body, alt: draft.alt, error: draft.error },
+        max_image_mb: max_image_mb(),
+    };
+    let p = Page::view("forums/forum", acc.forum.title.clone(), view);
     Ok(if failed { p.with_status(Status::UnprocessableEntity) } else { p })
 }
 
@@ -323,17 +344,27 @@ fn thread_page(
     let failed = draft.is_some();
     let draft = draft.unwrap_or_default();
     let can_comment = !acc.banned && (!thread.locked || acc.moderator);
-    let ctx = json!({
-        "forum": forum_json(&acc), "moderator": acc.moderator, "banned": acc.banned,
-        "thread": { "id": thread.id, "title": thread.title, "pinned": thread.pinned, "locked": thread.locked, "lock_reason": thread.lock_reason },
-        "has_replies": !replies.is_empty(),
-        "can_reply": can_comment,
-        "following": following,
-        "page": page.clamp(1, pages), "pages": pages,
-        "prev": (page > 1).then(|| page - 1), "next": (page < pages).then(|| page + 1),
-        "draft": { "body": draft.body, "alt": draft.alt, "error": draft.error },
-        "max_image_mb": crate::media::MAX_UPLOAD_BYTES / (1024 * 1024),
-    });
+    let view = ThreadPage {
+        forum: ForumHead::of(&acc),
+        moderator: acc.moderator,
+        banned: acc.banned,
+        thread: ThreadHead {
+            id: thread.id,
+            title: thread.title.clone(),
+            pinned: thread.pinned,
+            locked: thread.locked,
+            lock_reason: thread.lock_reason.clone(),
+        },
+        has_replies: !replies.is_empty(),
+        can_reply: can_comment,
+        following,
+        page: page.clamp(1, pages),
+        pages,
+        prev: (page > 1).then(|| page - 1),
+        next: (page < pages).then(|| page + 1),
+        draft: DraftView { title: String::new(), body: draft.body, alt: draft.alt, error: draft.error },
+        max_image_mb: max_image_mb(),
+    };
     // Each post is rendered once for everyone who sees it the same way and
     // kept: a 200-post thread is the busiest page of a course.
     let viewer = (acc.moderator, can_comment, acc.forum.slug.clone(), thread.id);
@@ -341,12 +372,11 @@ fn thread_page(
         let viewer = viewer.clone();
         let key = Fragment::key("forums/post_block", &(&post, &viewer));
         Fragment::new("forums/post_block", key, move || {
-            let (moderator, can_comment, slug, thread) = viewer;
-            json!({ "post": post, "moderator": moderator, "can_comment": can_comment,
-                    "forum": { "slug": slug }, "thread": { "id": thread } })
+            let (moderator, can_comment, ..) = viewer;
+            PostBlock { post, moderator, can_comment }
         })
     };
-    let p = Page::new("forums/thread", thread.title.clone(), ctx)
+    let p = Page::view("forums/thread", thread.title.clone(), view)
         .with_fragments("opening_html", vec![block(opening)])
         .with_fragments("replies_html", replies.into_iter().map(block).collect());
     Ok(if failed { p.with_status(Status::UnprocessableEntity) } else { p })
@@ -526,17 +556,25 @@ fn post_page(
         PostAction::Edit => "Edit a post",
         PostAction::Comment => "Comment on a reply",
     };
-    let ctx = json!({
-        "forum": forum_json(&acc),
-        "thread": { "id": t.id, "title": t.title },
-        "back": back_to(conn, &acc, user, &post)?,
-        "post": { "id": post.id, "author": author, "created_at": post.created_at, "created": when(post.created_at),
-                  "body_html": post.body_html },
-        "report": action == PostAction::Report, "edit": action == PostAction::Edit,
-        "comment": action == PostAction::Comment,
-        "heading": title, "body": body, "error": draft.error,
-    });
-    let p = Page::new("forums/post", title, ctx);
+    let view = PostPage {
+        forum: ForumHead::of(&acc),
+        thread: ThreadLink { id: t.id, title: t.title },
+        back: back_to(conn, &acc, user, &post)?,
+        post: PostShown {
+            id: post.id,
+            author,
+            created_at: post.created_at,
+            created: Moment(post.created_at),
+            body_html: post.body_html,
+        },
+        report: action == PostAction::Report,
+        edit: action == PostAction::Edit,
+        comment: action == PostAction::Comment,
+        heading: title,
+        body,
+        error: draft.error,
+    };
+    let p = Page::view("forums/post", title, view);
     Ok(if failed { p.with_status(Status::UnprocessableEntity) } else { p })
 }
 
@@ -805,20 +843,34 @@ pub async fn queue(db: &State<Db>, user: CurrentUser, page: Option<&str>, trail:
     let q = db.run(move |conn| Ok::<_, AppError>(super::queue(conn, &user, page)?)).await?;
     trail.users(q.items.iter().map(|i| i.author_id));
     let link = |p: i64| format!("/forums/moderation?page={p}");
-    let ctx = json!({
-        "total": q.total,
-        "page": q.page,
-        "pages": q.pages,
-        "previous": (q.page > 1).then(|| link(q.page - 1)),
-        "next": (q.page < q.pages).then(|| link(q.page + 1)),
-        "items": q.items.iter().map(|i| json!({
-            "post_id": i.post_id, "forum": i.forum, "forum_slug": i.forum_slug, "thread_id": i.thread_id, "thread": i.thread,
-            "author": i.author, "body_html": i.body_html, "images": i.images, "pending": i.status == super::status::PENDING,
-            "hidden": i.status == super::status::HIDDEN, "reports": i.reports, "ip": i.ip, "user_agent": i.user_agent,
-            "when": when(i.created_at),
-        })).collect::<Vec<_>>(),
-    });
-    Ok(Page::new("forums/moderation", "Moderation", ctx))
+    let view = QueuePage {
+        total: q.total,
+        page: q.page,
+        pages: q.pages,
+        previous: (q.page > 1).then(|| link(q.page - 1)),
+        next: (q.page < q.pages).then(|| link(q.page + 1)),
+        items: q
+            .items
+            .into_iter()
+            .map(|i| QueueEntry {
+                pending: i.status == super::status::PENDING,
+                hidden: i.status == super::status::HIDDEN,
+                post_id: i.post_id,
+                forum: i.forum,
+                forum_slug: i.forum_slug,
+                thread_id: i.thread_id,
+                thread: i.thread,
+                author: i.author,
+                body_html: i.body_html,
+                images: i.images,
+                reports: i.reports,
+                ip: i.ip,
+                user_agent: i.user_agent,
+                when: Moment(i.created_at),
+            })
+            .collect(),
+    };
+    Ok(Page::view("forums/moderation", "Moderation", view))
 }
 
 #[derive(FromForm)]
@@ -934,8 +986,8 @@ async fn search_page(
         db.run(move |conn| match scope {
             Some(slug) => {
                 let acc = super::access(conn, &user, &slug, now())?;
-                let json = forum_json(&acc);
-                Ok::<_, AppError>((vec![acc.forum], Some(json)))
+                let head = ForumHead::of(&acc);
+                Ok::<_, AppError>((vec![acc.forum], Some(head)))
             }
             None => Ok((super::search::readable_forums(conn, &user, now())?, None)),
         })
@@ -954,11 +1006,7 @@ async fn search_page(
     let hits = db.run(move |conn| Ok::<_, AppError>(super::search::hits(conn, &ids, &readable, &query)?)).await?;
     let action = within.as_ref().map_or("/forums/search".to_string(), |slug| format!("/forums/{slug}/search"));
     let title = if q.is_empty() { "Search the forums".to_string() } else { format!("“{q}” in the forums") };
-    Ok(Page::new(
-        "forums/search",
-        title,
-        json!({ "q": q, "searched": !q.is_empty(), "forum": forum, "action": action, "hits": hits }),
-    ))
+    Ok(Page::view("forums/search", title, SearchPage { searched: !q.is_empty(), q, forum, action, hits }))
 }
 
 #[get("/forums/search?<q>")]

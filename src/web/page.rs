@@ -63,8 +63,9 @@ const FRAGMENTS_MAX: usize = 10_000;
 const STRICT: bool = cfg!(debug_assertions);
 
 /// A block of a page rendered once and reused: `template` with the context
-/// `context` builds, looked up by `key` (which must hold everything the
-/// block shows, the viewer's rights included).
+/// `context` builds (a typed view, made only when the block is not kept),
+/// looked up by `key` (which must hold everything the block shows, the
+/// viewer's rights included).
 pub struct Fragment {
     template: &'static str,
     key: [u8; 32],
@@ -80,7 +81,20 @@ impl Fragment {
         sha2::Digest::finalize(hasher.0).into()
     }
 
-    pub fn new(template: &'static str, key: [u8; 32], context: impl FnOnce() -> Value + Send + 'static) -> Fragment {
+    /// A fragment whose context is `context()`, any `Serialize` value (a
+    /// struct of the area's `views.rs`). A context that cannot become JSON
+    /// renders as none, which fails the render (with the reason in the log).
+    pub fn new<T: Serialize>(
+        template: &'static str,
+        key: [u8; 32],
+        context: impl FnOnce() -> T + Send + 'static,
+    ) -> Fragment {
+        let context = move || {
+            serde_json::to_value(context()).unwrap_or_else(|e| {
+                tracing::error!(error = %e, template, "fragment context is not JSON");
+                Value::Null
+            })
+        };
         Fragment { template, key, context: Box::new(context) }
     }
 }

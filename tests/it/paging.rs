@@ -91,3 +91,100 @@ async fn staff_lists_page(app: TestApp) {
     }
 }
 on_both!(staff_lists_read_one_page_at_a_time, staff_lists_page);
+
+/// Partners in the list of `/partners`, by address name.
+fn partner_links(page: &str) -> Vec<String> {
+    let re = regex::Regex::new(r#"<li><a href="/partners/([a-z0-9-]+)">"#).unwrap();
+    re.captures_iter(page).map(|c| c[1].to_string()).collect()
+}
+
+/// Seat allocations on a sponsor's page, by id.
+fn allocation_ids(page: &str, slug: &str) -> Vec<i64> {
+    let re = regex::Regex::new(&format!(r#"action="/partners/{slug}/allocations/(\d+)/invite""#)).unwrap();
+    re.captures_iter(page).map(|c| c[1].parse().unwrap()).collect()
+}
+
+async fn partner_lists_page(app: TestApp) {
+    use lyceum::consent::{PartnerKind, partners, sponsors};
+    use lyceum::db::schema::course_runs;
+    let grace = staff(&app).await;
+    as_user(&app, &grace).await;
+
+    // 51 more partners: the list shows 50 a page.
+    let total = run(&app, |conn| {
+        let now = lyceum::db::now();
+        for i in 0..51 {
+            partners::create(
+                conn,
+                PartnerKind::Sponsor,
+                &format!("paging-{i:02}"),
+                &format!("Paging sponsor {i:02}"),
+                None,
+                "hr@paging.example",
+                now,
+            )
+            .map_err(|e| e.to_string())?;
+        }
+        lyceum::db::schema::partners::table.count().get_result::<i64>(conn).map_err(|e| e.to_string())
+    })
+    .await;
+    let (status, page) = get(&app, "/partners").await;
+    assert_eq!(status, Status::Ok);
+    let first = partner_links(&page);
+    assert_eq!(first.len(), 50, "a page of 50 partners: {page}");
+    assert!(page.contains(r#"rel="next" href="/partners?page=2""#), "a link to the next page");
+    assert!(!page.contains(r#"rel="prev""#));
+    let (_, second) = get(&app, "/partners?page=2").await;
+    let rest = partner_links(&second);
+    assert_eq!(rest.len() as i64, total - 50, "the rest on page two");
+    assert!(rest.iter().all(|s| !first.contains(s)), "no partner twice");
+    assert!(second.contains(r#"href="/partners?page=1""#) && !second.contains(r#"rel="next""#));
+    // Junk is the first page; past the end says so and links back.
+    for junk in ["x", "0", "-1", "99999999999999999999999"] {
+        let (status, body) = get(&app, &format!("/partners?page={junk}")).await;
+        assert_eq!((status, partner_links(&body).len()), (Status::Ok, 50), "page={junk}");
+    }
+    let (status, past) = get(&app, "/partners?page=9").await;
+    assert_eq!(status, Status::Ok);
+    assert!(past.contains("No more partners") && past.contains(r#"href="/partners?page=8""#), "{past}");
+
+    // 21 seat allocations of one sponsor: its page shows 20, newest first.
+    crate::learning::seed_course(&app, "northbridge", "paging-course", "Paging course", None).await;
+    as_user(&app, &grace).await;
+    let run_id: i64 = run(&app, |conn| course_runs::table.select(course_runs::id).first(conn)).await;
+    let oldest = run(&app, move |conn| {
+        let now = lyceum::db::now();
+        let p = partners::by_slug(conn, "paging-00").map_err(|e| e.to_string())?.ok_or("no sponsor")?;
+        let mut oldest = None;
+        for i in 0..21 {
+            let request = sponsors::SeatRequest {
+                run_id,
+                seats: 1,
+                expires_at: now + chrono::Duration::days(30),
+                note: "paging",
+                by: None,
+            };
+            let a = sponsors::allocate(conn, &p, &request, now + chrono::Duration::seconds(i))
+                .map_err(|e| e.to_string())?;
+            oldest = oldest.or(Some(a.id));
+        }
+        oldest.ok_or_else(|| "no allocation".to_string())
+    })
+    .await;
+    let (status, page) = get(&app, "/partners/paging-00").await;
+    assert_eq!(status, Status::Ok);
+    let shown = allocation_ids(&page, "paging-00");
+    assert_eq!(shown.len(), 20, "a page of 20 allocations");
+    assert!(!shown.contains(&oldest), "newest first");
+    assert!(page.contains(r#"rel="next" href="/partners/paging-00?allocations=2""#), "a link to the next page");
+    let (status, second) = get(&app, "/partners/paging-00?allocations=2").await;
+    assert_eq!(status, Status::Ok);
+    assert_eq!(allocation_ids(&second, "paging-00"), [oldest], "the oldest on page two");
+    assert!(second.contains(r#"rel="prev" href="/partners/paging-00""#) && !second.contains(r#"rel="next""#));
+    // Any page of any of the page's lists answers a page.
+    for query in ["allocations=abc", "destinations=0&sends=-4&dead=x", "sends=99999999999999999999"] {
+        let (status, body) = get(&app, &format!("/partners/paging-00?{query}")).await;
+        assert_eq!((status, allocation_ids(&body, "paging-00").len()), (Status::Ok, 20), "{query}");
+    }
+}
+on_both!(partner_lists_read_one_page_at_a_time, partner_lists_page);

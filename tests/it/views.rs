@@ -15,9 +15,9 @@ use std::path::{Path, PathBuf};
 const JSON_BUDGET: &[(&str, usize)] = &[
     ("accounts", 11),
     ("certificates", 42),
-    ("consent", 48),
+    ("consent", 10),
     ("exams", 29),
-    ("forums", 20),
+    ("forums", 2),
     ("notify", 5),
     ("orgs", 52),
     ("privacy", 21),
