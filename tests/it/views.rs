@@ -20,8 +20,8 @@ const JSON_BUDGET: &[(&str, usize)] = &[
     ("exams", 29),
     ("forums", 20),
     ("notify", 7),
-    ("orgs", 52),
-    ("privacy", 21),
+    ("orgs", 42),
+    ("privacy", 20),
     ("staff", 4),
     ("web", 8),
 ];
