@@ -747,8 +747,9 @@ pub fn file_request(
     Ok(())
 }
 
-/// The requests filed for this organization's staff: (staff user name, kind, status, received, due, done).
-pub type FiledRequest = (String, String, String, NaiveDateTime, NaiveDateTime, Option<NaiveDateTime>);
+/// The requests filed for this organization's staff: (staff account, staff
+/// user name, kind, status, received, due, done).
+pub type FiledRequest = (Option<i64>, String, String, String, NaiveDateTime, NaiveDateTime, Option<NaiveDateTime>);
 
 // The requests of an organization's staff are read with a subquery over its staff.
 diesel::allow_tables_to_appear_in_same_query!(data_requests, org_staff);
@@ -784,7 +785,7 @@ pub fn filed_requests(conn: &mut Conn, partner_id: i64, offset: i64, limit: i64)
         .into_iter()
         .map(|(u, kind, status, received, due, done)| {
             let name = staff.iter().find(|s| Some(s.0) == u).map(|s| s.1.clone()).unwrap_or_default();
-            (name, kind, status, received, due, done)
+            (u, name, kind, status, received, due, done)
         })
         .collect())
 }

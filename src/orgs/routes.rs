@@ -255,7 +255,7 @@ fn dashboard_view(
     let records = staff_records(conn, p.id, Some((pages.staff.offset(), pages.staff.fetch())))?;
     let requests_at = pages.requests.page();
     let (records, nav) = pages.staff.finish(records, |n| Pages::link(&p.slug, n, requests_at));
-    let shown: Vec<i64> = org_staff::table
+    let mut shown: Vec<i64> = org_staff::table
         .filter(org_staff::partner_id.eq(p.id))
         .filter(org_staff::id.eq_any(records.iter().map(|r| r.0.clone()).collect::<Vec<_>>()))
         .select(org_staff::user_id)
@@ -264,6 +264,8 @@ fn dashboard_view(
     let filed = super::filed_requests(conn, p.id, pages.requests.offset(), pages.requests.fetch())?;
     let staff_at = pages.staff.page();
     let (filed, requests_nav) = pages.requests.finish(filed, |n| Pages::link(&p.slug, staff_at, n));
+    // The people the requests name are shown too.
+    shown.extend(filed.iter().filter_map(|r| r.0));
     let groups: Vec<(String, String)> = org_groups::table
         .filter(org_groups::partner_id.eq(p.id))
         .order(org_groups::display_name.asc())
@@ -300,7 +302,7 @@ fn dashboard_view(
         has_staff,
         requests: filed
             .into_iter()
-            .map(|(who, kind, status, received, due, done)| views::FiledRow {
+            .map(|(_, who, kind, status, received, due, done)| views::FiledRow {
                 who,
                 kind: request_label(&kind),
                 status: status.replace('_', " "),
