@@ -215,21 +215,27 @@ fn request_row(r: &super::RequestRow) -> views::RequestRow {
     }
 }
 
-#[get("/staff/privacy?<open>&<closed>&<erasures>&<holds>")]
+/// The pages the data requests page's four lists are at (`?open=2&holds=3`).
+#[derive(FromForm)]
+pub struct StaffPages<'r> {
+    open: Option<&'r str>,
+    closed: Option<&'r str>,
+    erasures: Option<&'r str>,
+    holds: Option<&'r str>,
+}
+
+#[get("/staff/privacy?<pages..>")]
 pub async fn staff_page(
     db: &State<Db>,
     config: &State<Config>,
     _staff: StaffUser,
     trail: Trail<'_>,
-    open: Option<&str>,
-    closed: Option<&str>,
-    erasures: Option<&str>,
-    holds: Option<&str>,
+    pages: StaffPages<'_>,
 ) -> AppResult<Page> {
-    let open = PageRequest::parse(open, REQUESTS_PAGE);
-    let closed = PageRequest::parse(closed, REQUESTS_PAGE);
-    let erasures = PageRequest::parse(erasures, ERASURES_PAGE);
-    let holds = PageRequest::parse(holds, HOLDS_PAGE);
+    let open = PageRequest::parse(pages.open, REQUESTS_PAGE);
+    let closed = PageRequest::parse(pages.closed, REQUESTS_PAGE);
+    let erasures = PageRequest::parse(pages.erasures, ERASURES_PAGE);
+    let holds = PageRequest::parse(pages.holds, HOLDS_PAGE);
     let at = [("open", open.page()), ("closed", closed.page()), ("erasures", erasures.page()), ("holds", holds.page())];
     let link = move |which: usize, p: i64| {
         let mut pages = at;
