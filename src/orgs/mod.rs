@@ -8,12 +8,13 @@
 
 pub mod routes;
 pub mod scim;
+pub mod views;
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use crate::accounts::model::{AccountStatus, NewUser};
-use crate::db::schema::{org_group_members, org_groups, org_staff, users};
+use crate::db::schema::{data_requests, org_group_members, org_groups, org_staff, users};
 use crate::db::{Conn, is_unique_violation};
 
 /// A staff member as the organization described them.
@@ -141,6 +142,22 @@ pub fn staff(conn: &mut Conn, partner_id: i64, id: &str) -> OrgResult<Staff> {
         .first(conn)
         .optional()?
         .ok_or(OrgError::NotFound)
+}
+
+/// A staff member by their id or their user name (as the organization's
+/// pages let an admin type it; user names compare without case).
+pub fn staff_by_id_or_name(conn: &mut Conn, partner_id: i64, id_or_name: &str) -> OrgResult<Staff> {
+    let id_or_name = id_or_name.trim();
+    match staff(conn, partner_id, id_or_name) {
+        Err(OrgError::NotFound) if !id_or_name.is_empty() => org_staff::table
+            .filter(org_staff::partner_id.eq(partner_id))
+            .filter(org_staff::user_name_key.eq(id_or_name.to_lowercase()))
+            .select(Staff::as_select())
+            .first(conn)
+            .optional()?
+            .ok_or(OrgError::NotFound),
+        found => found,
+    }
 }
 
 /// A username for the account, from the organization's userName: its part
@@ -716,7 +733,7 @@ pub fn file_request(
     if details.chars().count() < 5 || details.chars().count() > 2000 {
         return Err(OrgError::Invalid("Say what is asked, in 5 to 2000 characters.".into()));
     }
-    let person = staff(conn, partner.id, staff_id)?;
+    let person = staff_by_id_or_name(conn, partner.id, staff_id)?;
     let details = format!("Filed by {} for {}: {details}", partner.name, person.user_name);
     if kind == k::ERASURE {
         return match privacy::erasure::start(conn, person.user_id, source::ORGANIZATION, &details, now, false, now) {
@@ -730,21 +747,25 @@ pub fn file_request(
     Ok(())
 }
 
-/// The requests filed for this organization's staff: (staff user name, kind, status, received, due, done).
-pub type FiledRequest = (String, String, String, NaiveDateTime, NaiveDateTime, Option<NaiveDateTime>);
+/// The requests filed for this organization's staff: (staff account, staff
+/// user name, kind, status, received, due, done).
+pub type FiledRequest = (Option<i64>, String, String, String, NaiveDateTime, NaiveDateTime, Option<NaiveDateTime>);
 
-pub fn filed_requests(conn: &mut Conn, partner_id: i64) -> QueryResult<Vec<FiledRequest>> {
-    use crate::db::schema::data_requests;
-    let staff: Vec<(i64, String)> = org_staff::table
-        .filter(org_staff::partner_id.eq(partner_id))
-        .select((org_staff::user_id, org_staff::user_name))
-        .load(conn)?;
-    let ids: Vec<i64> = staff.iter().map(|s| s.0).collect();
+// The requests of an organization's staff are read with a subquery over its staff.
+diesel::allow_tables_to_appear_in_same_query!(data_requests, org_staff);
+
+/// A page of the requests filed for this organization's staff, the latest
+/// received first: `limit` rows from `offset`.
+pub fn filed_requests(conn: &mut Conn, partner_id: i64, offset: i64, limit: i64) -> QueryResult<Vec<FiledRequest>> {
     type Row = (Option<i64>, String, String, NaiveDateTime, NaiveDateTime, Option<NaiveDateTime>);
     let rows: Vec<Row> = data_requests::table
         .filter(data_requests::source.eq(crate::privacy::source::ORGANIZATION))
-        .filter(data_requests::user_id.eq_any(&ids))
-        .order(data_requests::received_at.desc())
+        .filter(data_requests::user_id.eq_any(
+            org_staff::table.filter(org_staff::partner_id.eq(partner_id)).select(org_staff::user_id.nullable()),
+        ))
+        .order((data_requests::received_at.desc(), data_requests::id.desc()))
+        .offset(offset)
+        .limit(limit)
         .select((
             data_requests::user_id,
             data_requests::kind,
@@ -754,11 +775,17 @@ pub fn filed_requests(conn: &mut Conn, partner_id: i64) -> QueryResult<Vec<Filed
             data_requests::done_at,
         ))
         .load(conn)?;
+    let ids: Vec<i64> = rows.iter().filter_map(|r| r.0).collect();
+    let staff: Vec<(i64, String)> = org_staff::table
+        .filter(org_staff::partner_id.eq(partner_id))
+        .filter(org_staff::user_id.eq_any(&ids))
+        .select((org_staff::user_id, org_staff::user_name))
+        .load(conn)?;
     Ok(rows
         .into_iter()
         .map(|(u, kind, status, received, due, done)| {
             let name = staff.iter().find(|s| Some(s.0) == u).map(|s| s.1.clone()).unwrap_or_default();
-            (name, kind, status, received, due, done)
+            (u, name, kind, status, received, due, done)
         })
         .collect())
 }

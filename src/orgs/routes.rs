@@ -10,15 +10,16 @@ use chrono::NaiveDate;
 use diesel::prelude::*;
 use rocket::http::ContentType;
 use rocket::{FromForm, State, get, post};
-use serde_json::{Value, json};
 
-use super::{OrgError, StaffInput, Target};
+use super::{OrgError, StaffInput, Target, views};
 use crate::config::Config;
 use crate::consent::partners::Partner;
 use crate::consent::sharing::{self, Want};
 use crate::consent::{PartnerKind, Purpose};
 use crate::db::schema::{course_runs, courses, org_assignments, org_groups, org_staff, users};
 use crate::db::{Conn, Db, now};
+use crate::web::format::{Day, Moment};
+use crate::web::paging::PageRequest;
 use crate::web::upload::{CsvLimit, Upload};
 use crate::web::{AppError, AppResult, CsrfForm, CurrentUser, Flash, Page};
 
@@ -30,6 +31,11 @@ fn organization(conn: &mut Conn, user: &crate::kernel::SessionUser, slug: &str) 
     }
     Ok(p)
 }
+
+/// Staff per page of the dashboard (each with all their assignments).
+const STAFF_PAGE: i64 = 50;
+/// Filed rights requests per page of the dashboard.
+const REQUESTS_PAGE: i64 = 25;
 
 /// One row of the dashboard: a staff member and one of their assignments.
 #[derive(Clone)]
@@ -44,18 +50,19 @@ struct Line {
     course: Option<String>,
     due_on: Option<NaiveDate>,
     progress: Option<f64>,
-    completed: Option<String>,
+    completed: Option<NaiveDate>,
     overdue: bool,
 }
 
-/// Staff with their assignments, progress from the gate (each record seen
+/// Progress and completion by (work email, course slug, run key).
+type Seen = HashMap<(String, String, String), (Option<f64>, Option<NaiveDate>)>;
+
+/// Progress of the organization's staff, from the gate (each record seen
 /// is disclosed on the processor basis, SHR-5).
-fn lines(conn: &mut Conn, p: &Partner, base_url: &str) -> QueryResult<Vec<Line>> {
+fn progress(conn: &mut Conn, p: &Partner, base_url: &str) -> QueryResult<Seen> {
     let t = now();
     let export_id = format!("dashboard:{}", t.date());
     let shared = sharing::all(conn, p, Purpose::StaffTraining, Want::ALL, &export_id, base_url, t)?;
-    // (email, course slug, run key) -> (progress, completed)
-    type Seen = HashMap<(String, String, String), (Option<f64>, Option<String>)>;
     let mut seen: Seen = HashMap::new();
     for s in shared {
         let key = (s.learner.email.clone().unwrap_or_default(), s.course.id.clone(), s.course.run.clone());
@@ -64,25 +71,32 @@ fn lines(conn: &mut Conn, p: &Partner, base_url: &str) -> QueryResult<Vec<Line>>
             entry.0 = pr.progress_percent;
         }
         if let Some(r) = s.result {
-            entry.1 = r.completed_at.map(|c| c.format("%e %b %Y").to_string().trim().to_string());
+            entry.1 = r.completed_at.map(|c| c.date_naive());
         }
     }
-    type StaffRow = (
-        String,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        String,
-        Option<String>,
-        Option<String>,
-        bool,
-        Option<chrono::NaiveDateTime>,
-        String,
-    );
-    let staff: Vec<StaffRow> = org_staff::table
+    Ok(seen)
+}
+
+type StaffRecord = (
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    String,
+    Option<String>,
+    Option<String>,
+    bool,
+    Option<chrono::NaiveDateTime>,
+    String,
+);
+
+/// The organization's staff in user-name order: `Some((offset, limit))`
+/// reads one page, `None` everyone (for the CSV).
+fn staff_records(conn: &mut Conn, partner_id: i64, page: Option<(i64, i64)>) -> QueryResult<Vec<StaffRecord>> {
+    let mut q = org_staff::table
         .inner_join(users::table)
-        .filter(org_staff::partner_id.eq(p.id))
-        .order(org_staff::user_name_key.asc())
+        .filter(org_staff::partner_id.eq(partner_id))
+        .order((org_staff::user_name_key.asc(), org_staff::id.asc()))
         .select((
             org_staff::id,
             org_staff::given_name,
@@ -95,8 +109,20 @@ fn lines(conn: &mut Conn, p: &Partner, base_url: &str) -> QueryResult<Vec<Line>>
             users::last_sign_in_at,
             org_staff::work_email,
         ))
-        .load(conn)?;
-    let assignments: Vec<(String, String, String, String, NaiveDate)> = org_assignments::table
+        .into_boxed();
+    if let Some((offset, limit)) = page {
+        q = q.offset(offset).limit(limit);
+    }
+    q.load(conn)
+}
+
+/// The lines of these staff: one per assignment, or one for someone with
+/// none. `all` says the staff are every one of the organization's (so their
+/// assignments are read without a list of ids).
+fn lines(conn: &mut Conn, p: &Partner, seen: &Seen, staff: Vec<StaffRecord>, all: bool) -> QueryResult<Vec<Line>> {
+    let today = now().date();
+    let ids: Vec<&String> = staff.iter().map(|s| &s.0).collect();
+    let mut q = org_assignments::table
         .inner_join(course_runs::table.inner_join(courses::table))
         .filter(org_assignments::partner_id.eq(p.id))
         .order((courses::title.asc(), course_runs::run_key.asc()))
@@ -107,7 +133,11 @@ fn lines(conn: &mut Conn, p: &Partner, base_url: &str) -> QueryResult<Vec<Line>>
             course_runs::run_key,
             org_assignments::due_on,
         ))
-        .load(conn)?;
+        .into_boxed();
+    if !all {
+        q = q.filter(org_assignments::staff_id.eq_any(ids));
+    }
+    let assignments: Vec<(String, String, String, String, NaiveDate)> = q.load(conn)?;
     let mut out = Vec::new();
     for (id, given, family, display, user_name, title, department, active, last_sign_in, email) in staff {
         let name = display
@@ -141,7 +171,7 @@ fn lines(conn: &mut Conn, p: &Partner, base_url: &str) -> QueryResult<Vec<Line>>
             out.push(Line {
                 course: Some(format!("{title} ({run})")),
                 due_on: Some(*due),
-                overdue: completed.is_none() && *due < t.date(),
+                overdue: completed.is_none() && *due < today,
                 progress,
                 completed,
                 ..base.clone()
@@ -149,6 +179,31 @@ fn lines(conn: &mut Conn, p: &Partner, base_url: &str) -> QueryResult<Vec<Line>>
         }
     }
     Ok(out)
+}
+
+/// Assignments of all the organization's staff past their due date and not completed.
+fn overdue_count(conn: &mut Conn, p: &Partner, seen: &Seen) -> QueryResult<usize> {
+    let today = now().date();
+    let late =
+        org_assignments::table.filter(org_assignments::partner_id.eq(p.id)).filter(org_assignments::due_on.lt(today));
+    let due: Vec<(String, String, String)> = late
+        .inner_join(course_runs::table.inner_join(courses::table))
+        .select((org_assignments::staff_id, courses::slug, course_runs::run_key))
+        .load(conn)?;
+    let emails: HashMap<String, String> = org_staff::table
+        .filter(org_staff::partner_id.eq(p.id))
+        .filter(org_staff::id.eq_any(late.select(org_assignments::staff_id)))
+        .select((org_staff::id, org_staff::work_email))
+        .load::<(String, String)>(conn)?
+        .into_iter()
+        .collect();
+    Ok(due
+        .into_iter()
+        .filter(|(staff, slug, run)| {
+            let email = emails.get(staff).cloned().unwrap_or_default();
+            seen.get(&(email, slug.clone(), run.clone())).is_none_or(|(_, completed)| completed.is_none())
+        })
+        .count())
 }
 
 fn request_label(kind: &str) -> &'static str {
@@ -163,80 +218,142 @@ fn request_label(kind: &str) -> &'static str {
     }
 }
 
-fn when(t: chrono::NaiveDateTime) -> String {
-    t.format("%e %b %Y, %H:%M").to_string().trim().to_string()
+/// Which pages of the dashboard's two lists a request asks for.
+#[derive(Clone, Copy)]
+struct Pages {
+    staff: PageRequest,
+    requests: PageRequest,
 }
 
-/// The organization's staff the dashboard lists (and people who filed
-/// requests through it), for the audit log.
-fn staff_shown(conn: &mut Conn, partner_id: i64) -> QueryResult<(i64, Vec<i64>)> {
-    let ids = org_staff::table.filter(org_staff::partner_id.eq(partner_id)).select(org_staff::user_id).load(conn)?;
-    Ok((partner_id, ids))
+impl Pages {
+    fn parse(staff: Option<&str>, requests: Option<&str>) -> Pages {
+        Pages { staff: PageRequest::parse(staff, STAFF_PAGE), requests: PageRequest::parse(requests, REQUESTS_PAGE) }
+    }
+
+    /// The dashboard's address with the staff list at `staff` and the requests at `requests`.
+    fn link(slug: &str, staff: i64, requests: i64) -> String {
+        let mut query = Vec::new();
+        if staff > 1 {
+            query.push(format!("page={staff}"));
+        }
+        if requests > 1 {
+            query.push(format!("requests={requests}"));
+        }
+        let path = format!("/partners/{slug}/staff");
+        if query.is_empty() { path } else { format!("{path}?{}", query.join("&")) }
+    }
 }
 
-fn dashboard_context(conn: &mut Conn, p: &Partner, base_url: &str) -> AppResult<Value> {
-    let rows = lines(conn, p, base_url)?;
+/// The dashboard at `pages`, and the staff it shows (for the audit log).
+fn dashboard_view(
+    conn: &mut Conn,
+    p: &Partner,
+    base_url: &str,
+    pages: Pages,
+) -> AppResult<(views::StaffPage, Vec<i64>)> {
+    let seen = progress(conn, p, base_url)?;
+    let records = staff_records(conn, p.id, Some((pages.staff.offset(), pages.staff.fetch())))?;
+    let requests_at = pages.requests.page();
+    let (records, nav) = pages.staff.finish(records, |n| Pages::link(&p.slug, n, requests_at));
+    let mut shown: Vec<i64> = org_staff::table
+        .filter(org_staff::partner_id.eq(p.id))
+        .filter(org_staff::id.eq_any(records.iter().map(|r| r.0.clone()).collect::<Vec<_>>()))
+        .select(org_staff::user_id)
+        .load(conn)?;
+    let rows = lines(conn, p, &seen, records, false)?;
+    let filed = super::filed_requests(conn, p.id, pages.requests.offset(), pages.requests.fetch())?;
+    let staff_at = pages.staff.page();
+    let (filed, requests_nav) = pages.requests.finish(filed, |n| Pages::link(&p.slug, staff_at, n));
+    // The people the requests name are shown too.
+    shown.extend(filed.iter().filter_map(|r| r.0));
     let groups: Vec<(String, String)> = org_groups::table
         .filter(org_groups::partner_id.eq(p.id))
         .order(org_groups::display_name.asc())
         .select((org_groups::id, org_groups::display_name))
         .load(conn)?;
-    let people: Vec<(String, String)> = org_staff::table
+    let staff_count: i64 = org_staff::table
         .filter(org_staff::partner_id.eq(p.id))
         .filter(org_staff::active.eq(true))
-        .order(org_staff::user_name_key.asc())
-        .select((org_staff::id, org_staff::user_name))
-        .load(conn)?;
-    let staff_count = people.len();
-    let everyone: Vec<(String, String)> = org_staff::table
-        .filter(org_staff::partner_id.eq(p.id))
-        .order(org_staff::user_name_key.asc())
-        .select((org_staff::id, org_staff::user_name))
-        .load(conn)?;
-    let filed = super::filed_requests(conn, p.id)?;
-    Ok(json!({
-        "upload_text": "", "upload_errors": [],
-        "everyone": everyone.iter().map(|(id, name)| json!({ "value": id, "label": name })).collect::<Vec<_>>(),
-        "request_kinds": crate::privacy::kind::ALL.iter().map(|k| json!({ "value": k, "label": request_label(k) })).collect::<Vec<_>>(),
-        "requests": filed.iter().map(|(who, kind, status, received, due, done)| json!({
-            "who": who, "kind": request_label(kind), "status": status.replace('_', " "),
-            "received": received.format("%e %b %Y").to_string().trim(), "due": due.format("%e %b %Y").to_string().trim(),
-            "done": done.map(|d| d.format("%e %b %Y").to_string().trim().to_string()),
-        })).collect::<Vec<_>>(),
-        "partner": { "slug": p.slug, "name": p.name },
-        "rows": rows.iter().map(|l| json!({
-            "name": l.name, "email": l.email, "title": l.title, "department": l.department, "active": l.active,
-            "last_sign_in": l.last_sign_in.map(when), "course": l.course,
-            "due": l.due_on.map(|d| d.format("%e %b %Y").to_string().trim().to_string()),
-            "progress": l.progress.map(|p| format!("{p:.0}%")), "completed": l.completed, "overdue": l.overdue,
-        })).collect::<Vec<_>>(),
-        "overdue_count": rows.iter().filter(|l| l.overdue).count(),
-        "staff_count": staff_count,
-        "runs": crate::learning::service::runs_for_select(conn)?,
-        "groups": groups.iter().map(|(id, name)| json!({ "value": format!("group:{id}"), "label": name })).collect::<Vec<_>>(),
-        "people": people.iter().map(|(id, name)| json!({ "value": format!("staff:{id}"), "label": name })).collect::<Vec<_>>(),
-    }))
+        .count()
+        .get_result(conn)?;
+    let has_staff = diesel::select(diesel::dsl::exists(org_staff::table.filter(org_staff::partner_id.eq(p.id))))
+        .get_result(conn)?;
+    let view = views::StaffPage {
+        partner: views::PartnerRef { slug: p.slug.clone(), name: p.name.clone() },
+        rows: rows
+            .into_iter()
+            .map(|l| views::StaffRow {
+                name: l.name,
+                email: l.email,
+                title: l.title,
+                department: l.department,
+                active: l.active,
+                last_sign_in: l.last_sign_in.map(Moment),
+                course: l.course,
+                due: l.due_on.map(Day),
+                progress: l.progress.map(|p| format!("{p:.0}%")),
+                completed: l.completed.map(Day),
+                overdue: l.overdue,
+            })
+            .collect(),
+        nav,
+        staff_count,
+        overdue_count: overdue_count(conn, p, &seen)?,
+        has_staff,
+        requests: filed
+            .into_iter()
+            .map(|(_, who, kind, status, received, due, done)| views::FiledRow {
+                who,
+                kind: request_label(&kind),
+                status: status.replace('_', " "),
+                received: Day::from(received),
+                due: Day::from(due),
+                done: done.map(Day::from),
+            })
+            .collect(),
+        requests_nav,
+        request_kinds: crate::privacy::kind::ALL
+            .iter()
+            .map(|k| views::Choice { value: k.to_string(), label: request_label(k).to_string() })
+            .collect(),
+        runs: crate::learning::service::runs_for_select(conn)?,
+        groups: groups
+            .into_iter()
+            .map(|(id, name)| views::Choice { value: format!("group:{id}"), label: name })
+            .collect(),
+        upload_text: String::new(),
+        upload_errors: Vec::new(),
+    };
+    Ok((view, shown))
 }
 
-#[get("/partners/<slug>/staff")]
+#[get("/partners/<slug>/staff?<page>&<requests>")]
 pub async fn dashboard(
     db: &State<Db>,
     config: &State<Config>,
     user: CurrentUser,
     trail: Trail<'_>,
     slug: &str,
+    page: Option<&str>,
+    requests: Option<&str>,
 ) -> AppResult<Page> {
     let (slug, user, base) = (slug.to_string(), user.0, config.base_url());
-    let (name, ctx, shown) = db
+    let pages = Pages::parse(page, requests);
+    let (name, view, shown) = db
         .run(move |conn| {
             let p = organization(conn, &user, &slug)?;
-            let ctx = dashboard_context(conn, &p, &base)?;
-            let shown = staff_shown(conn, p.id)?;
-            Ok::<_, AppError>((p.name, ctx, shown))
+            let (view, shown) = dashboard_view(conn, &p, &base, pages)?;
+            Ok::<_, AppError>((p.name.clone(), view, (p.id, shown)))
         })
         .await?;
     trail.partner_users(shown.0, shown.1);
-    Ok(Page::new("orgs/staff", format!("{name}: staff and training"), ctx))
+    Ok(Page::view("orgs/staff", format!("{name}: staff and training"), view))
+}
+
+/// The organization's staff the CSV lists, for the audit log.
+fn staff_shown(conn: &mut Conn, partner_id: i64) -> QueryResult<(i64, Vec<i64>)> {
+    let ids = org_staff::table.filter(org_staff::partner_id.eq(partner_id)).select(org_staff::user_id).load(conn)?;
+    Ok((partner_id, ids))
 }
 
 /// The dashboard as CSV, for the organization's own records.
@@ -252,7 +369,9 @@ pub async fn dashboard_csv(
     let (rows, shown) = db
         .run(move |conn| {
             let p = organization(conn, &user, &slug)?;
-            Ok::<_, AppError>((lines(conn, &p, &base)?, staff_shown(conn, p.id)?))
+            let seen = progress(conn, &p, &base)?;
+            let staff = staff_records(conn, p.id, None)?;
+            Ok::<_, AppError>((lines(conn, &p, &seen, staff, true)?, staff_shown(conn, p.id)?))
         })
         .await?;
     trail.partner_users(shown.0, shown.1);
@@ -285,7 +404,7 @@ pub async fn dashboard_csv(
             l.course.unwrap_or_default(),
             l.due_on.map(|d| d.to_string()).unwrap_or_default(),
             l.progress.map(|p| format!("{p:.0}")).unwrap_or_default(),
-            l.completed.unwrap_or_default(),
+            l.completed.map(|d| d.to_string()).unwrap_or_default(),
             l.overdue.to_string(),
         ])
         .map_err(csv_err)?;
@@ -300,6 +419,9 @@ pub struct AssignForm {
     run_id: String,
     #[field(default = String::new())]
     target: String,
+    /// One person by user name, instead of the target chosen.
+    #[field(default = String::new())]
+    person: String,
     #[field(default = String::new())]
     due_on: String,
 }
@@ -316,7 +438,9 @@ pub async fn assign(
     let back = format!("/partners/{slug}/staff");
     let f = &form.form;
     let Ok(run_id) = f.run_id.trim().parse::<i64>() else { return Ok(Flash::error(back, "Choose a course.")) };
-    let Some(target) = Target::parse(f.target.trim()) else {
+    let person = f.person.trim().to_string();
+    let target = if person.is_empty() { Target::parse(f.target.trim()) } else { Some(Target::Everyone) };
+    let Some(target) = target else {
         return Ok(Flash::error(back, "Choose whom to assign it to."));
     };
     let Ok(due_on) = NaiveDate::parse_from_str(f.due_on.trim(), "%Y-%m-%d") else {
@@ -329,7 +453,16 @@ pub async fn assign(
     let done = db
         .run(move |conn| {
             let p = organization(conn, &user, &slug)?;
-            Ok::<_, AppError>(super::assign(conn, &p, run_id, &target, due_on, user.id, now()))
+            // A person typed by name is looked up among this organization's staff only.
+            let target = if person.is_empty() {
+                target
+            } else {
+                match super::staff_by_id_or_name(conn, p.id, &person) {
+                    Ok(s) => Target::Person(s.id),
+                    Err(e) => return Ok::<_, AppError>(Err(e)),
+                }
+            };
+            Ok(super::assign(conn, &p, run_id, &target, due_on, user.id, now()))
         })
         .await?;
     Ok(match done {
@@ -432,12 +565,13 @@ pub async fn upload(
         Err(message) => (Err(vec![message]), form.csv.clone(), None),
     };
     let (slug, user, base) = (slug.to_string(), user.0, config.base_url());
+    let first = Pages::parse(None, None);
     let outcome = db
         .run(move |conn| {
             let p = organization(conn, &user, &slug)?;
             let people = match parsed {
                 Ok(people) => people,
-                Err(errors) => return Ok::<_, AppError>(Err((dashboard_context(conn, &p, &base)?, errors))),
+                Err(errors) => return Ok::<_, AppError>(Err((dashboard_view(conn, &p, &base, first)?.0, errors))),
             };
             // All rows or none: the first conflict undoes the rest.
             let created = crate::db::transaction(conn, |conn| {
@@ -453,7 +587,7 @@ pub async fn upload(
             });
             match created {
                 Ok(n) => Ok(Ok(n)),
-                Err(OrgError::Invalid(m)) => Ok(Err((dashboard_context(conn, &p, &base)?, vec![m]))),
+                Err(OrgError::Invalid(m)) => Ok(Err((dashboard_view(conn, &p, &base, first)?.0, vec![m]))),
                 Err(e) => Err(AppError::Internal(e.to_string())),
             }
         })
@@ -462,11 +596,10 @@ pub async fn upload(
         Ok(n) => {
             Ok(rocket::Either::Left(Flash::success(back, format!("{n} staff member(s) added.{}", read_as(converted)))))
         }
-        Err((mut ctx, errors)) => {
-            ctx["upload_errors"] = json!(errors);
-            ctx["upload_text"] = json!(text);
+        Err((view, errors)) => {
+            let view = views::StaffPage { upload_errors: errors, upload_text: text, ..view };
             Ok(rocket::Either::Right(
-                Page::new("orgs/staff", "Staff and training", ctx)
+                Page::view("orgs/staff", "Staff and training", view)
                     .with_status(rocket::http::Status::UnprocessableEntity),
             ))
         }
@@ -607,10 +740,10 @@ pub async fn invitation(
         return Err(AppError::Gone("This invitation has expired or was used already. Ask for a new one.".into()));
     };
     let sees: Vec<&str> = Purpose::StaffTraining.ceiling().iter().map(|c| c.label()).collect();
-    Ok(rocket::Either::Left(Page::new(
+    Ok(rocket::Either::Left(Page::view(
         "orgs/join",
         format!("Join {name}"),
-        json!({ "organization": name, "email": email, "sees": sees }),
+        views::Join { organization: name, email, sees },
     )))
 }
 

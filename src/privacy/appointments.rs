@@ -9,6 +9,7 @@ use super::views;
 use crate::accounts::roles::{self, Role};
 use crate::db::Db;
 use crate::db::schema::{role_grants, users};
+use crate::web::paging::PageRequest;
 use crate::web::trail::Trail;
 use crate::web::{AppError, AppResult, CsrfForm, Flash, Page, StaffUser};
 
@@ -38,19 +39,27 @@ const SUPPORT_TEAM: Appointed = Appointed {
     appointed: "can now read recorded support needs",
 };
 
-async fn holders_page(db: &State<Db>, trail: Trail<'_>, a: &'static Appointed) -> AppResult<Page> {
+/// People listed per page.
+const HOLDERS_PAGE: i64 = 50;
+
+async fn holders_page(db: &State<Db>, trail: Trail<'_>, a: &'static Appointed, page: Option<&str>) -> AppResult<Page> {
     let role = a.role.as_str();
+    let paging = PageRequest::parse(page, HOLDERS_PAGE);
     let list: Vec<(i64, String)> = db
         .run(move |conn| {
             Ok::<_, AppError>(
                 role_grants::table
                     .inner_join(users::table)
                     .filter(role_grants::role.eq(role))
+                    .order((users::username.asc(), users::id.asc()))
+                    .offset(paging.offset())
+                    .limit(paging.fetch())
                     .select((users::id, users::username))
                     .load(conn)?,
             )
         })
         .await?;
+    let (list, nav) = paging.finish(list, |p| format!("{}?page={p}", a.path));
     trail.users(list.iter().map(|(id, _)| *id));
     Ok(Page::view(
         "privacy/auditors",
@@ -60,6 +69,7 @@ async fn holders_page(db: &State<Db>, trail: Trail<'_>, a: &'static Appointed) -
             about: a.about,
             path: a.path,
             holders: list.into_iter().map(|(id, username)| views::Holder { id, username }).collect(),
+            nav,
         },
     ))
 }
@@ -99,9 +109,9 @@ async fn remove_from(db: &State<Db>, id: i64, a: &'static Appointed) -> AppResul
     })
 }
 
-#[get("/staff/auditors")]
-pub async fn auditors(db: &State<Db>, _staff: StaffUser, trail: Trail<'_>) -> AppResult<Page> {
-    holders_page(db, trail, &AUDITORS).await
+#[get("/staff/auditors?<page>")]
+pub async fn auditors(db: &State<Db>, _staff: StaffUser, trail: Trail<'_>, page: Option<&str>) -> AppResult<Page> {
+    holders_page(db, trail, &AUDITORS, page).await
 }
 
 #[derive(FromForm)]
@@ -132,9 +142,9 @@ pub async fn remove(
     remove_from(db, id, &AUDITORS).await
 }
 
-#[get("/staff/support-team")]
-pub async fn support_team(db: &State<Db>, _staff: StaffUser, trail: Trail<'_>) -> AppResult<Page> {
-    holders_page(db, trail, &SUPPORT_TEAM).await
+#[get("/staff/support-team?<page>")]
+pub async fn support_team(db: &State<Db>, _staff: StaffUser, trail: Trail<'_>, page: Option<&str>) -> AppResult<Page> {
+    holders_page(db, trail, &SUPPORT_TEAM, page).await
 }
 
 #[post("/staff/support-team", data = "<form>")]

@@ -322,9 +322,14 @@ pub struct CampaignStats {
     pub clicked_by: i64,
 }
 
-pub fn campaigns_with_stats(conn: &mut Conn) -> QueryResult<Vec<CampaignStats>> {
-    let list: Vec<Campaign> =
-        campaigns::table.order(campaigns::id.desc()).limit(50).select(Campaign::as_select()).load(conn)?;
+/// A page of campaigns, the newest first: `limit` rows from `offset`.
+pub fn campaigns_with_stats(conn: &mut Conn, offset: i64, limit: i64) -> QueryResult<Vec<CampaignStats>> {
+    let list: Vec<Campaign> = campaigns::table
+        .order(campaigns::id.desc())
+        .offset(offset)
+        .limit(limit)
+        .select(Campaign::as_select())
+        .load(conn)?;
     let ids: Vec<i64> = list.iter().map(|c| c.id).collect();
     // One query for every count: people per campaign and kind of event.
     let counts: Vec<(i64, String, i64)> = campaign_events::table

@@ -238,12 +238,14 @@ pub fn logs_of(conn: &mut Conn, erasure_ids: &[i64]) -> QueryResult<Vec<LogLine>
         .load(conn)
 }
 
-/// Erasures for the staff page with the account's current username: open ones, then the latest finished.
-pub fn all(conn: &mut Conn) -> QueryResult<Vec<(Erasure, String)>> {
+/// A page of the erasures for the staff page with the account's current
+/// username: open ones, then the latest finished; `limit` rows from `offset`.
+pub fn page(conn: &mut Conn, offset: i64, limit: i64) -> QueryResult<Vec<(Erasure, String)>> {
     erasures::table
         .inner_join(users::table.on(erasures::user_id.eq(users::id)))
         .order((erasures::finished_at.is_not_null(), erasures::id.desc()))
-        .limit(200)
+        .offset(offset)
+        .limit(limit)
         .select((Erasure::as_select(), users::username))
         .load(conn)
 }

@@ -351,30 +351,51 @@ pub struct RequestRow {
     pub overdue: bool,
 }
 
-/// Requests for the staff page: open ones first by due date, then the latest closed ones.
-pub fn requests(conn: &mut Conn, now: NaiveDateTime) -> QueryResult<Vec<RequestRow>> {
-    let open: Vec<(DataRequest, Option<String>)> = data_requests::table
+/// A page of the open requests for the staff page, the soonest due first:
+/// `limit` rows from `offset`.
+pub fn open_requests(conn: &mut Conn, now: NaiveDateTime, offset: i64, limit: i64) -> QueryResult<Vec<RequestRow>> {
+    let rows: Vec<(DataRequest, Option<String>)> = data_requests::table
         .left_join(users::table.on(data_requests::user_id.eq(users::id.nullable())))
         .filter(data_requests::status.ne_all(status::CLOSED))
         .order((data_requests::due_at.asc(), data_requests::id.asc()))
+        .offset(offset)
+        .limit(limit)
         .select((DataRequest::as_select(), users::username.nullable()))
         .load(conn)?;
-    let closed: Vec<(DataRequest, Option<String>)> = data_requests::table
+    Ok(with_overdue(rows, now))
+}
+
+/// A page of the closed requests for the staff page, the latest answered first.
+pub fn closed_requests(conn: &mut Conn, now: NaiveDateTime, offset: i64, limit: i64) -> QueryResult<Vec<RequestRow>> {
+    let rows: Vec<(DataRequest, Option<String>)> = data_requests::table
         .left_join(users::table.on(data_requests::user_id.eq(users::id.nullable())))
         .filter(data_requests::status.eq_any(status::CLOSED))
-        .order(data_requests::done_at.desc())
-        .limit(100)
+        .order((data_requests::done_at.desc(), data_requests::id.desc()))
+        .offset(offset)
+        .limit(limit)
         .select((DataRequest::as_select(), users::username.nullable()))
         .load(conn)?;
-    Ok(open
-        .into_iter()
-        .chain(closed)
+    Ok(with_overdue(rows, now))
+}
+
+/// How many open requests are past their due date (counted in the database).
+pub fn overdue_requests(conn: &mut Conn, now: NaiveDateTime) -> QueryResult<i64> {
+    data_requests::table
+        .filter(data_requests::status.ne_all(status::CLOSED))
+        .filter(data_requests::done_at.is_null())
+        .filter(data_requests::due_at.lt(now))
+        .count()
+        .get_result(conn)
+}
+
+fn with_overdue(rows: Vec<(DataRequest, Option<String>)>, now: NaiveDateTime) -> Vec<RequestRow> {
+    rows.into_iter()
         .map(|(request, username)| RequestRow {
             overdue: request.done_at.is_none() && request.due_at < now,
             request,
             username,
         })
-        .collect())
+        .collect()
 }
 
 pub fn my_requests(conn: &mut Conn, user_id: i64) -> QueryResult<Vec<DataRequest>> {
@@ -463,12 +484,15 @@ pub fn lift_hold(conn: &mut Conn, hold_id: i64, reason: &str, by: i64, now: Naiv
     })
 }
 
-/// Holds in force, with the account's username, for the staff page.
-pub fn holds(conn: &mut Conn) -> QueryResult<Vec<(LegalHold, String)>> {
+/// A page of the holds in force, with the account's username, for the staff
+/// page: `limit` rows from `offset`, the oldest first.
+pub fn holds(conn: &mut Conn, offset: i64, limit: i64) -> QueryResult<Vec<(LegalHold, String)>> {
     legal_holds::table
         .inner_join(users::table.on(legal_holds::user_id.eq(users::id)))
         .filter(legal_holds::lifted_at.is_null())
         .order(legal_holds::id.asc())
+        .offset(offset)
+        .limit(limit)
         .select((LegalHold::as_select(), users::username))
         .load(conn)
 }

@@ -138,9 +138,12 @@ pub fn withdraw(conn: &mut Conn, id: i64, now: NaiveDateTime) -> QueryResult<boo
 /// (id, title, body, audience, recipients, published, withdrawn) for staff, newest first.
 pub type NoticeRow = (i64, String, String, String, i32, NaiveDateTime, Option<NaiveDateTime>);
 
-pub fn all(conn: &mut Conn) -> QueryResult<Vec<NoticeRow>> {
+/// A page of notices, the newest first: `limit` rows from `offset`.
+pub fn page(conn: &mut Conn, offset: i64, limit: i64) -> QueryResult<Vec<NoticeRow>> {
     breach_notices::table
         .order(breach_notices::id.desc())
+        .offset(offset)
+        .limit(limit)
         .select((
             breach_notices::id,
             breach_notices::title,
@@ -169,7 +172,7 @@ impl Notices {
                 .map(|(title, body, at)| super::views::LiveNotice {
                     title: title.clone(),
                     body_html: crate::learning::content::render_markdown(body),
-                    date: at.format("%e %B %Y").to_string(),
+                    date: crate::web::format::Day::from(*at),
                 })
                 .collect(),
         ));

@@ -252,7 +252,7 @@ pub struct Banner(pub super::Shown<super::views::PolicyBanner>);
 /// The material policy change every page's layout announces, if any
 /// (`web::page::LayoutParts`).
 pub fn layout_banner(req: &rocket::Request<'_>) -> serde_json::Value {
-    json!(req.rocket().state::<Banner>().and_then(|b| b.get()))
+    serde_json::to_value(req.rocket().state::<Banner>().and_then(|b| b.get())).unwrap_or_default()
 }
 
 impl Banner {
@@ -267,7 +267,7 @@ impl Banner {
         let value = latest.map(|v| super::views::PolicyBanner {
             title: title(&v.kind),
             path: path(&v.kind),
-            date: v.published_at.format("%e %B %Y").to_string(),
+            date: crate::web::format::Day::from(v.published_at),
             changes: v.changes,
         });
         self.0.set(value);

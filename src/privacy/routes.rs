@@ -15,7 +15,9 @@ use crate::config::Config;
 use crate::db::{Db, now};
 use crate::storage::BlobStore;
 use crate::web::csrf::CsrfOnly;
+use crate::web::format::{Day, Moment};
 use crate::web::next::NextPath;
+use crate::web::paging::PageRequest;
 use crate::web::{AppError, AppResult, CsrfForm, CurrentUser, Flash, Page, StaffUser};
 
 /// A service outcome as a flash: its message on success, the reason back on
@@ -26,10 +28,6 @@ fn settle<T>(back: &str, outcome: super::PResult<T>, done: &str) -> AppResult<Fl
         Err(super::PrivacyError::Invalid(m)) => Ok(Flash::error(back, m)),
         Err(e) => Err(e.into()),
     }
-}
-
-fn day(t: chrono::NaiveDateTime) -> String {
-    t.format("%e %B %Y").to_string()
 }
 
 #[get("/account/privacy")]
@@ -48,10 +46,10 @@ pub async fn page(db: &State<Db>, config: &State<Config>, user: CurrentUser) -> 
                     .map(|e| views::ExportRow {
                         id: e.id,
                         status: e.status.clone(),
-                        asked: day(e.created_at),
+                        asked: Day::from(e.created_at),
                         ready: e.status == export::status::READY && e.expires_at.is_some_and(|at| at > now),
                         building: e.status == export::status::BUILDING,
-                        expires: e.expires_at.map(day),
+                        expires: e.expires_at.map(Day::from),
                         size_kib: e.size_bytes.map(|b| (b + 1023) / 1024),
                     })
                     .collect(),
@@ -61,9 +59,9 @@ pub async fn page(db: &State<Db>, config: &State<Config>, user: CurrentUser) -> 
                         id: r.id,
                         kind: r.kind.replace('_', " "),
                         status: r.status.replace('_', " "),
-                        received: day(r.received_at),
-                        due: day(r.due_at),
-                        done: r.done_at.map(day),
+                        received: Day::from(r.received_at),
+                        due: Day::from(r.due_at),
+                        done: r.done_at.map(Day::from),
                         outcome: r.outcome.clone(),
                     })
                     .collect(),
@@ -73,8 +71,8 @@ pub async fn page(db: &State<Db>, config: &State<Config>, user: CurrentUser) -> 
                 cool_off_plural: cool_off != 1,
                 export_days: export::EXPORT_DAYS,
                 erasure: open.map(|e| views::OpenErasure {
-                    when: day(e.run_after),
-                    asked: day(e.created_at),
+                    when: Day::from(e.run_after),
+                    asked: Day::from(e.created_at),
                     cancellable: e.next_step == 0 && e.state == erasure::state::WAITING,
                     held: e.state == erasure::state::HELD,
                 }),
@@ -164,7 +162,10 @@ pub async fn ask_erasure(
     db.run(move |conn| match erasure::request(conn, user_id, days, now()) {
         Ok(when) => Ok(Flash::success(
             "/account/privacy",
-            format!("Your account will be deleted from {}. Until then you can cancel here.", day(when)),
+            format!(
+                "Your account will be deleted from {}. Until then you can cancel here.",
+                crate::web::format::day(when.date())
+            ),
         )),
         Err(super::PrivacyError::Invalid(m)) => Ok(Flash::info("/account/privacy", m)),
         Err(e) => Err(AppError::from(e)),
@@ -182,30 +183,86 @@ pub async fn cancel_erasure(db: &State<Db>, user: CurrentUser, _form: CsrfOnly) 
     .await
 }
 
-#[get("/staff/privacy")]
+/// Rows per page of the staff lists of this area.
+const REQUESTS_PAGE: i64 = 50;
+const ERASURES_PAGE: i64 = 20;
+const HOLDS_PAGE: i64 = 50;
+const SUPPORT_PAGE: i64 = 50;
+const CAMPAIGNS_PAGE: i64 = 25;
+const NOTICES_PAGE: i64 = 25;
+
+/// The address of a staff page with several paged lists, each at its page
+/// (a list on its first page is left out of the address).
+fn pages_link(path: &str, pages: &[(&str, i64)]) -> String {
+    let query: Vec<String> = pages.iter().filter(|(_, p)| *p > 1).map(|(k, p)| format!("{k}={p}")).collect();
+    if query.is_empty() { path.to_string() } else { format!("{path}?{}", query.join("&")) }
+}
+
+fn request_row(r: &super::RequestRow) -> views::RequestRow {
+    views::RequestRow {
+        id: r.request.id,
+        username: r.username.clone(),
+        kind: r.request.kind.replace('_', " "),
+        source: r.request.source.replace('_', " "),
+        details: r.request.details.clone(),
+        status: r.request.status.clone(),
+        open: r.request.done_at.is_none(),
+        overdue: r.overdue,
+        received: Day::from(r.request.received_at),
+        due: Day::from(r.request.due_at),
+        done: r.request.done_at.map(Day::from),
+        outcome: r.request.outcome.clone(),
+    }
+}
+
+/// The pages the data requests page's four lists are at (`?open=2&holds=3`).
+#[derive(FromForm)]
+pub struct StaffPages<'r> {
+    open: Option<&'r str>,
+    closed: Option<&'r str>,
+    erasures: Option<&'r str>,
+    holds: Option<&'r str>,
+}
+
+#[get("/staff/privacy?<pages..>")]
 pub async fn staff_page(
     db: &State<Db>,
     config: &State<Config>,
     _staff: StaffUser,
     trail: Trail<'_>,
+    pages: StaffPages<'_>,
 ) -> AppResult<Page> {
+    let open = PageRequest::parse(pages.open, REQUESTS_PAGE);
+    let closed = PageRequest::parse(pages.closed, REQUESTS_PAGE);
+    let erasures = PageRequest::parse(pages.erasures, ERASURES_PAGE);
+    let holds = PageRequest::parse(pages.holds, HOLDS_PAGE);
+    let at = [("open", open.page()), ("closed", closed.page()), ("erasures", erasures.page()), ("holds", holds.page())];
+    let link = move |which: usize, p: i64| {
+        let mut pages = at;
+        pages[which].1 = p;
+        pages_link("/staff/privacy", &pages)
+    };
     let (ctx, shown) = db
-        .run(|conn| {
+        .run(move |conn| {
             let now = now();
-            let requests = super::requests(conn, now)?;
-            let erasures = erasure::all(conn)?;
-            let ids: Vec<i64> = erasures.iter().map(|(e, _)| e.id).collect();
+            let (open_rows, open_nav) =
+                open.finish(super::open_requests(conn, now, open.offset(), open.fetch())?, |p| link(0, p));
+            let (closed_rows, closed_nav) =
+                closed.finish(super::closed_requests(conn, now, closed.offset(), closed.fetch())?, |p| link(1, p));
+            let (erasure_rows, erasures_nav) =
+                erasures.finish(erasure::page(conn, erasures.offset(), erasures.fetch())?, |p| link(2, p));
+            let ids: Vec<i64> = erasure_rows.iter().map(|(e, _)| e.id).collect();
             let logs = erasure::logs_of(conn, &ids)?;
             let mut rows = Vec::new();
-            let erasure_people: Vec<i64> = erasures.iter().map(|(e, _)| e.user_id).collect();
-            for (e, username) in erasures {
+            let erasure_people: Vec<i64> = erasure_rows.iter().map(|(e, _)| e.user_id).collect();
+            for (e, username) in erasure_rows {
                 let log = logs.iter().filter(|l| l.erasure_id == e.id);
                 rows.push(views::ErasureRow {
                     id: e.id,
                     username,
                     state: e.state.clone(),
-                    asked: day(e.created_at),
-                    run_after: e.run_after.format("%e %b %Y %H:%M").to_string(),
+                    asked: Day::from(e.created_at),
+                    run_after: Moment(e.run_after),
                     step: erasure::STEPS.get(e.next_step as usize).copied().unwrap_or("finished"),
                     attempts: e.attempts,
                     last_error: e.last_error.clone(),
@@ -214,48 +271,39 @@ pub async fn staff_page(
                             step: l.step.clone(),
                             outcome: l.outcome.clone(),
                             detail: l.detail.clone(),
-                            at: l.created_at.format("%e %b %Y %H:%M").to_string(),
+                            at: Moment(l.created_at),
                         })
                         .collect(),
                 });
             }
-            let holds = super::holds(conn)?;
+            let (hold_rows, holds_nav) =
+                holds.finish(super::holds(conn, holds.offset(), holds.fetch())?, |p| link(3, p));
             // The people whose requests, erasures and holds are listed.
-            let shown: Vec<i64> = requests
+            let shown: Vec<i64> = open_rows
                 .iter()
+                .chain(&closed_rows)
                 .filter_map(|r| r.request.user_id)
                 .chain(erasure_people)
-                .chain(holds.iter().map(|(h, _)| h.user_id))
+                .chain(hold_rows.iter().map(|(h, _)| h.user_id))
                 .collect();
             let ctx = views::StaffPage {
-                requests: requests
-                    .iter()
-                    .map(|r| views::RequestRow {
-                        id: r.request.id,
-                        username: r.username.clone(),
-                        kind: r.request.kind.replace('_', " "),
-                        source: r.request.source.replace('_', " "),
-                        details: r.request.details.clone(),
-                        status: r.request.status.clone(),
-                        open: r.request.done_at.is_none(),
-                        overdue: r.overdue,
-                        received: day(r.request.received_at),
-                        due: day(r.request.due_at),
-                        done: r.request.done_at.map(day),
-                        outcome: r.request.outcome.clone(),
-                    })
-                    .collect(),
-                overdue: requests.iter().filter(|r| r.overdue).count(),
+                open_requests: open_rows.iter().map(request_row).collect(),
+                open_nav,
+                closed_requests: closed_rows.iter().map(request_row).collect(),
+                closed_nav,
+                overdue: super::overdue_requests(conn, now)?,
                 erasures: rows,
-                holds: holds
+                erasures_nav,
+                holds: hold_rows
                     .iter()
                     .map(|(h, username)| views::HoldRow {
                         id: h.id,
                         username: username.clone(),
                         reason: h.reason.clone(),
-                        since: day(h.placed_at),
+                        since: Day::from(h.placed_at),
                     })
                     .collect(),
+                holds_nav,
                 kinds: &super::kind::ALL,
                 due_days: super::DUE_DAYS,
                 sources: super::source::STAFF_ENTRY,
@@ -588,24 +636,27 @@ pub async fn click(
     target.map(rocket::response::Redirect::to).ok_or(AppError::NotFound)
 }
 
-#[get("/staff/newsletters")]
-pub async fn newsletters(db: &State<Db>, _staff: StaffUser, trail: Trail<'_>) -> AppResult<Page> {
+#[get("/staff/newsletters?<page>")]
+pub async fn newsletters(db: &State<Db>, _staff: StaffUser, trail: Trail<'_>, page: Option<&str>) -> AppResult<Page> {
     // Counts per campaign; no recipient is named.
     trail.nobody();
+    let paging = PageRequest::parse(page, CAMPAIGNS_PAGE);
     let ctx = db
-        .run(|conn| {
+        .run(move |conn| {
             use crate::db::schema::communication_preferences as p;
             use diesel::prelude::*;
             let subscribers: i64 = p::table.filter(p::marketing_email.eq(true)).count().get_result(conn)?;
-            let campaigns = super::comms::campaigns_with_stats(conn)?;
+            let campaigns = super::comms::campaigns_with_stats(conn, paging.offset(), paging.fetch())?;
+            let (campaigns, nav) = paging.finish(campaigns, |p| format!("/staff/newsletters?page={p}"));
             Ok::<_, AppError>(views::Newsletters {
                 subscribers,
+                nav,
                 campaigns: campaigns
                     .iter()
                     .map(|c| views::CampaignRow {
                         id: c.campaign.id,
                         subject: c.campaign.subject.clone(),
-                        sent_on: day(c.campaign.created_at),
+                        sent_on: Day::from(c.campaign.created_at),
                         recipients: c.campaign.recipients,
                         sent: c.sent,
                         opened_by: c.opened_by,
@@ -724,13 +775,13 @@ pub async fn policy_page(db: &State<Db>, doc: &str) -> Option<Page> {
         views::Policy {
             title: super::policies::title(kind),
             version: current.version,
-            updated: day(current.published_at),
+            updated: Day::from(current.published_at),
             body_html: crate::learning::content::render_markdown(&current.body),
             history: versions
                 .iter()
                 .map(|v| views::PolicyVersionRow {
                     version: v.version,
-                    date: day(v.published_at),
+                    date: Day::from(v.published_at),
                     changes: v.changes.clone(),
                     material: v.material,
                 })
@@ -753,7 +804,7 @@ pub async fn staff_policies(db: &State<Db>, _staff: StaffUser, trail: Trail<'_>)
                     path,
                     title,
                     version: current.as_ref().map(|v| v.version),
-                    updated: current.as_ref().map(|v| day(v.published_at)),
+                    updated: current.as_ref().map(|v| Day::from(v.published_at)),
                     body: current.map(|v| v.body),
                 });
             }
@@ -839,7 +890,7 @@ pub async fn accept_form(
                     title: super::policies::title(&v.kind),
                     path: super::policies::path(&v.kind),
                     version: v.version,
-                    date: day(v.published_at),
+                    date: Day::from(v.published_at),
                     changes: v.changes.clone(),
                 })
                 .collect(),
@@ -984,22 +1035,47 @@ pub async fn contact(
     })
 }
 
-#[get("/staff/support")]
-pub async fn support_list(db: &State<Db>, _staff: StaffUser, trail: Trail<'_>) -> AppResult<Page> {
-    let list = db.run(|conn| Ok::<_, AppError>(super::support::list(conn)?)).await?;
-    trail.add_all(list.iter().map(|r| support_subject(r.id, r.user_id)));
-    let requests = list
-        .iter()
-        .map(|r| views::SupportRow {
-            id: r.id,
-            name: r.name.clone(),
-            subject: r.subject.clone(),
-            status: r.status.clone(),
-            received: r.created_at.format("%e %b %Y %H:%M").to_string(),
-            open: r.status == super::support::status::OPEN,
+#[get("/staff/support?<open>&<answered>")]
+pub async fn support_list(
+    db: &State<Db>,
+    _staff: StaffUser,
+    trail: Trail<'_>,
+    open: Option<&str>,
+    answered: Option<&str>,
+) -> AppResult<Page> {
+    let open = PageRequest::parse(open, SUPPORT_PAGE);
+    let answered = PageRequest::parse(answered, SUPPORT_PAGE);
+    let (open_list, answered_list) = db
+        .run(move |conn| {
+            Ok::<_, AppError>((
+                super::support::open(conn, open.offset(), open.fetch())?,
+                super::support::answered(conn, answered.offset(), answered.fetch())?,
+            ))
         })
-        .collect();
-    Ok(Page::view("privacy/support_list", "Support requests", views::SupportList { requests }))
+        .await?;
+    let link = |pages: [(&str, i64); 2]| pages_link("/staff/support", &pages);
+    let (open_list, open_nav) = open.finish(open_list, |p| link([("open", p), ("answered", answered.page())]));
+    let (answered_list, answered_nav) =
+        answered.finish(answered_list, |p| link([("open", open.page()), ("answered", p)]));
+    trail.add_all(open_list.iter().chain(&answered_list).map(|r| support_subject(r.id, r.user_id)));
+    let row = |r: &super::support::SupportRequest| views::SupportRow {
+        id: r.id,
+        name: r.name.clone(),
+        subject: r.subject.clone(),
+        status: r.status.clone(),
+        received: Moment(r.created_at),
+        open: r.status == super::support::status::OPEN,
+    };
+    Ok(Page::view(
+        "privacy/support_list",
+        "Support requests",
+        views::SupportList {
+            open: open_list.iter().map(row).collect(),
+            open_nav,
+            answered: answered_list.iter().map(row).collect(),
+            answered_nav,
+        },
+    ))
 }
 
 #[get("/staff/support/<id>")]
@@ -1011,16 +1087,12 @@ pub async fn support_request(db: &State<Db>, _staff: StaffUser, trail: Trail<'_>
         "privacy/support_request",
         format!("Support request #{id}"),
         views::SupportRequest {
-            received: request.created_at.format("%e %b %Y %H:%M").to_string(),
+            received: Moment(request.created_at),
             closed: request.status == super::support::status::CLOSED,
             request,
             replies: replies
                 .iter()
-                .map(|(r, by)| views::SupportReply {
-                    body: r.body.clone(),
-                    by: by.clone(),
-                    at: r.created_at.format("%e %b %Y %H:%M").to_string(),
-                })
+                .map(|(r, by)| views::SupportReply { body: r.body.clone(), by: by.clone(), at: Moment(r.created_at) })
                 .collect(),
         },
     ))
@@ -1083,23 +1155,26 @@ pub async fn support_close(
     Ok(Flash::success("/staff/support", format!("Request #{id} closed.")))
 }
 
-#[get("/staff/notices")]
-pub async fn notices_page(db: &State<Db>, _staff: StaffUser, trail: Trail<'_>) -> AppResult<Page> {
+#[get("/staff/notices?<page>")]
+pub async fn notices_page(db: &State<Db>, _staff: StaffUser, trail: Trail<'_>, page: Option<&str>) -> AppResult<Page> {
     // Notices and how many accounts each reached; no one is named.
     trail.nobody();
-    let all = db.run(|conn| Ok::<_, AppError>(super::notices::all(conn)?)).await?;
-    let notices = all
+    let paging = PageRequest::parse(page, NOTICES_PAGE);
+    let list =
+        db.run(move |conn| Ok::<_, AppError>(super::notices::page(conn, paging.offset(), paging.fetch())?)).await?;
+    let (list, nav) = paging.finish(list, |p| format!("/staff/notices?page={p}"));
+    let notices = list
         .into_iter()
         .map(|(id, title, _, audience, recipients, published, withdrawn)| views::NoticeRow {
             id,
             title,
             audience,
             recipients,
-            published: day(published),
-            withdrawn: withdrawn.map(day),
+            published: Day::from(published),
+            withdrawn: withdrawn.map(Day::from),
         })
         .collect();
-    Ok(Page::view("privacy/notices", "Breach notices", views::Notices { notices }))
+    Ok(Page::view("privacy/notices", "Breach notices", views::Notices { notices, nav }))
 }
 
 #[derive(FromForm)]

@@ -91,21 +91,26 @@ pub fn create(
     Ok(Ok(id))
 }
 
-/// Requests for staff: open ones first, then the latest answered or closed.
-pub fn list(conn: &mut Conn) -> QueryResult<Vec<SupportRequest>> {
-    let mut open: Vec<SupportRequest> = support_requests::table
+/// A page of the open requests for staff, the oldest first: `limit` rows from `offset`.
+pub fn open(conn: &mut Conn, offset: i64, limit: i64) -> QueryResult<Vec<SupportRequest>> {
+    support_requests::table
         .filter(support_requests::status.eq(status::OPEN))
         .order(support_requests::id.asc())
+        .offset(offset)
+        .limit(limit)
         .select(SupportRequest::as_select())
-        .load(conn)?;
-    let rest: Vec<SupportRequest> = support_requests::table
+        .load(conn)
+}
+
+/// A page of the answered or closed requests for staff, the latest first.
+pub fn answered(conn: &mut Conn, offset: i64, limit: i64) -> QueryResult<Vec<SupportRequest>> {
+    support_requests::table
         .filter(support_requests::status.ne(status::OPEN))
-        .order(support_requests::updated_at.desc())
-        .limit(100)
+        .order((support_requests::updated_at.desc(), support_requests::id.desc()))
+        .offset(offset)
+        .limit(limit)
         .select(SupportRequest::as_select())
-        .load(conn)?;
-    open.extend(rest);
-    Ok(open)
+        .load(conn)
 }
 
 /// A request with its answers and who wrote them.

@@ -4,6 +4,9 @@
 
 use serde::Serialize;
 
+use crate::web::format::{Day, Moment};
+use crate::web::paging::PageNav;
+
 use super::profiling::ProfilingUse;
 
 /// The profiling section of the privacy and communications pages.
@@ -51,10 +54,10 @@ pub struct PrivacyPage {
 pub struct ExportRow {
     pub id: i64,
     pub status: String,
-    pub asked: String,
+    pub asked: Day,
     pub ready: bool,
     pub building: bool,
-    pub expires: Option<String>,
+    pub expires: Option<Day>,
     pub size_kib: Option<i64>,
 }
 
@@ -63,16 +66,16 @@ pub struct MyRequestRow {
     pub id: i64,
     pub kind: String,
     pub status: String,
-    pub received: String,
-    pub due: String,
-    pub done: Option<String>,
+    pub received: Day,
+    pub due: Day,
+    pub done: Option<Day>,
     pub outcome: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
 pub struct OpenErasure {
-    pub when: String,
-    pub asked: String,
+    pub when: Day,
+    pub asked: Day,
     pub cancellable: bool,
     pub held: bool,
 }
@@ -80,10 +83,16 @@ pub struct OpenErasure {
 /// `/staff/privacy`.
 #[derive(Debug, Serialize)]
 pub struct StaffPage {
-    pub requests: Vec<RequestRow>,
-    pub overdue: usize,
+    pub open_requests: Vec<RequestRow>,
+    pub open_nav: PageNav,
+    pub closed_requests: Vec<RequestRow>,
+    pub closed_nav: PageNav,
+    /// Open requests past their due date, of all (not only this page's).
+    pub overdue: i64,
     pub erasures: Vec<ErasureRow>,
+    pub erasures_nav: PageNav,
     pub holds: Vec<HoldRow>,
+    pub holds_nav: PageNav,
     pub kinds: &'static [&'static str],
     pub due_days: i64,
     pub sources: &'static [&'static str],
@@ -100,9 +109,9 @@ pub struct RequestRow {
     pub status: String,
     pub open: bool,
     pub overdue: bool,
-    pub received: String,
-    pub due: String,
-    pub done: Option<String>,
+    pub received: Day,
+    pub due: Day,
+    pub done: Option<Day>,
     pub outcome: Option<String>,
 }
 
@@ -111,8 +120,8 @@ pub struct ErasureRow {
     pub id: i64,
     pub username: String,
     pub state: String,
-    pub asked: String,
-    pub run_after: String,
+    pub asked: Day,
+    pub run_after: Moment,
     pub step: &'static str,
     pub attempts: i32,
     pub last_error: Option<String>,
@@ -124,7 +133,7 @@ pub struct ErasureLogRow {
     pub step: String,
     pub outcome: String,
     pub detail: String,
-    pub at: String,
+    pub at: Moment,
 }
 
 #[derive(Debug, Serialize)]
@@ -132,7 +141,7 @@ pub struct HoldRow {
     pub id: i64,
     pub username: String,
     pub reason: String,
-    pub since: String,
+    pub since: Day,
 }
 
 /// `/account/communications`.
@@ -163,13 +172,14 @@ pub struct Unsubscribe {
 pub struct Newsletters {
     pub subscribers: i64,
     pub campaigns: Vec<CampaignRow>,
+    pub nav: PageNav,
 }
 
 #[derive(Debug, Serialize)]
 pub struct CampaignRow {
     pub id: i64,
     pub subject: String,
-    pub sent_on: String,
+    pub sent_on: Day,
     pub recipients: i32,
     pub sent: i64,
     pub opened_by: i64,
@@ -197,7 +207,7 @@ pub struct Analytics {
 pub struct Policy {
     pub title: &'static str,
     pub version: i32,
-    pub updated: String,
+    pub updated: Day,
     pub body_html: String,
     pub history: Vec<PolicyVersionRow>,
 }
@@ -205,7 +215,7 @@ pub struct Policy {
 #[derive(Debug, Serialize)]
 pub struct PolicyVersionRow {
     pub version: i32,
-    pub date: String,
+    pub date: Day,
     pub changes: String,
     pub material: bool,
 }
@@ -222,7 +232,7 @@ pub struct PolicyDoc {
     pub path: &'static str,
     pub title: &'static str,
     pub version: Option<i32>,
-    pub updated: Option<String>,
+    pub updated: Option<Day>,
     pub body: Option<String>,
 }
 
@@ -238,7 +248,7 @@ pub struct PendingPolicy {
     pub title: &'static str,
     pub path: &'static str,
     pub version: i32,
-    pub date: String,
+    pub date: Day,
     pub changes: String,
 }
 
@@ -261,7 +271,10 @@ pub struct ContactValues {
 /// `/staff/support`.
 #[derive(Debug, Serialize)]
 pub struct SupportList {
-    pub requests: Vec<SupportRow>,
+    pub open: Vec<SupportRow>,
+    pub open_nav: PageNav,
+    pub answered: Vec<SupportRow>,
+    pub answered_nav: PageNav,
 }
 
 #[derive(Debug, Serialize)]
@@ -270,7 +283,7 @@ pub struct SupportRow {
     pub name: String,
     pub subject: String,
     pub status: String,
-    pub received: String,
+    pub received: Moment,
     pub open: bool,
 }
 
@@ -278,7 +291,7 @@ pub struct SupportRow {
 #[derive(Debug, Serialize)]
 pub struct SupportRequest {
     pub request: super::support::SupportRequest,
-    pub received: String,
+    pub received: Moment,
     pub closed: bool,
     pub replies: Vec<SupportReply>,
 }
@@ -287,13 +300,14 @@ pub struct SupportRequest {
 pub struct SupportReply {
     pub body: String,
     pub by: Option<String>,
-    pub at: String,
+    pub at: Moment,
 }
 
 /// `/staff/notices`.
 #[derive(Debug, Serialize)]
 pub struct Notices {
     pub notices: Vec<NoticeRow>,
+    pub nav: PageNav,
 }
 
 #[derive(Debug, Serialize)]
@@ -302,8 +316,8 @@ pub struct NoticeRow {
     pub title: String,
     pub audience: String,
     pub recipients: i32,
-    pub published: String,
-    pub withdrawn: Option<String>,
+    pub published: Day,
+    pub withdrawn: Option<Day>,
 }
 
 /// A breach notice in force, as the home page shows it.
@@ -311,7 +325,7 @@ pub struct NoticeRow {
 pub struct LiveNotice {
     pub title: String,
     pub body_html: String,
-    pub date: String,
+    pub date: Day,
 }
 
 /// The banner every page shows for a recently changed policy.
@@ -319,7 +333,7 @@ pub struct LiveNotice {
 pub struct PolicyBanner {
     pub title: &'static str,
     pub path: &'static str,
-    pub date: String,
+    pub date: Day,
     pub changes: String,
 }
 
@@ -365,6 +379,7 @@ pub struct Holders {
     pub about: &'static str,
     pub path: &'static str,
     pub holders: Vec<Holder>,
+    pub nav: PageNav,
 }
 
 #[derive(Debug, Serialize)]

@@ -188,3 +188,219 @@ async fn partner_lists_page(app: TestApp) {
     }
 }
 on_both!(partner_lists_read_one_page_at_a_time, partner_lists_page);
+
+/// Rows of the table with `id` on a page (its header row left out).
+fn table_rows(page: &str, id: &str) -> usize {
+    let Some(start) = page.find(&format!(r#"id="{id}""#)) else { return 0 };
+    let table = &page[start..];
+    let table = &table[..table.find("</table>").expect("the table ends")];
+    table.matches("<tr").count() - 1
+}
+
+/// Items of the list after the heading with `heading_id`, up to the next section.
+fn section_items(page: &str, heading_id: &str, item: &str) -> usize {
+    let Some(start) = page.find(&format!(r#"id="{heading_id}""#)) else { return 0 };
+    let section = &page[start..];
+    let section = &section[..section.find("</section>").unwrap_or(section.len())];
+    section.matches(item).count()
+}
+
+async fn privacy_and_org_lists_page(app: TestApp) {
+    use lyceum::db::schema::{breach_notices, campaigns, data_requests, legal_holds, org_staff, support_requests};
+
+    // An organization with 51 staff, uploaded (each gets an account).
+    let olga_login = crate::sharing::verified(&app, "olga").await;
+    let olga = crate::sharing::user_id(&app, "olga").await;
+    run(&app, move |conn| {
+        let now = lyceum::db::now();
+        let org = lyceum::consent::partners::create(
+            conn,
+            lyceum::consent::PartnerKind::Organization,
+            "globex",
+            "Globex",
+            None,
+            "it@globex.example",
+            now,
+        )
+        .map_err(|e| e.to_string())?;
+        lyceum::consent::partners::appoint(conn, &org, olga, olga).map_err(|e| e.to_string())
+    })
+    .await;
+    as_user(&app, &olga_login).await;
+    let csv: String = std::iter::once("username,email\n".to_string())
+        .chain((0..51).map(|i| format!("staff{i:02},staff{i:02}@globex.example\n")))
+        .collect();
+    let res = app.post_form("/partners/globex/staff/upload", &[("csv", &csv)]).await;
+    assert_eq!(res.status(), Status::SeeOther, "the upload is taken");
+    let staff_users: Vec<i64> = run(&app, |conn| {
+        org_staff::table.order(org_staff::user_name_key.asc()).select(org_staff::user_id).load::<i64>(conn)
+    })
+    .await;
+    assert_eq!(staff_users.len(), 51);
+    // 26 rights requests filed for them.
+    let filed = staff_users.clone();
+    run(&app, move |conn| {
+        let now = lyceum::db::now();
+        for (i, user) in filed.iter().take(26).enumerate() {
+            lyceum::privacy::open_request(
+                conn,
+                Some(*user),
+                "export",
+                lyceum::privacy::source::ORGANIZATION,
+                "Filed for paging",
+                None,
+                now + chrono::Duration::seconds(i as i64),
+            )?;
+        }
+        Ok::<_, diesel::result::Error>(())
+    })
+    .await;
+    let (status, page) = get(&app, "/partners/globex/staff").await;
+    assert_eq!(status, Status::Ok);
+    assert_eq!(table_rows(&page, "staff-table"), 50, "a page of 50 staff");
+    assert!(page.contains("staff00@globex.example") && !page.contains("staff50@globex.example"));
+    assert!(page.contains(r#"href="/partners/globex/staff?page=2""#), "a link to the next staff page");
+    assert_eq!(table_rows(&page, "requests-table"), 25, "a page of 25 requests");
+    assert!(page.contains(r#"href="/partners/globex/staff?requests=2""#), "a link to the next requests page");
+    assert!(page.contains("51 active staff member(s)"), "the count is of everyone, not of the page");
+    let (_, second) = get(&app, "/partners/globex/staff?page=2&requests=2").await;
+    assert_eq!(table_rows(&second, "staff-table"), 1);
+    assert!(second.contains("staff50@globex.example"));
+    assert_eq!(table_rows(&second, "requests-table"), 1);
+    assert!(
+        second.contains(r#"href="/partners/globex/staff?requests=2""#),
+        "back to staff page 1 keeps the requests page"
+    );
+    // A request can be filed for a person typed by user name.
+    let res = app
+        .post_form(
+            "/partners/globex/staff/requests",
+            &[("staff_id", "Staff50"), ("kind", "rectification"), ("details", "Typed by user name.")],
+        )
+        .await;
+    assert_eq!(res.headers().get_one("Location"), Some("/partners/globex/staff#requests"));
+    let typed: i64 =
+        run(&app, |conn| data_requests::table.filter(data_requests::kind.eq("rectification")).count().get_result(conn))
+            .await;
+    assert_eq!(typed, 1);
+
+    // Site staff: 51 auditors, 51 open and 51 answered requests, 51 holds,
+    // 51 open and 51 answered support requests, 26 newsletters and notices.
+    let grace = staff(&app).await;
+    let grace_id = crate::sharing::user_id(&app, "grace").await;
+    let auditors = staff_users.clone();
+    run(&app, move |conn| {
+        let now = lyceum::db::now();
+        diesel::delete(data_requests::table).execute(conn)?;
+        for (i, user) in auditors.iter().enumerate() {
+            lyceum::accounts::roles::grant(conn, *user, lyceum::accounts::roles::Role::Auditor, "", Some(grace_id))?;
+            let open = lyceum::privacy::open_request(conn, Some(grace_id), "export", "email", "open one", None, now)?;
+            diesel::update(data_requests::table.find(open))
+                .set(data_requests::due_at.eq(now - chrono::Duration::days(1) + chrono::Duration::seconds(i as i64)))
+                .execute(conn)?;
+            let closed =
+                lyceum::privacy::open_request(conn, Some(grace_id), "export", "email", "closed one", None, now)?;
+            diesel::update(data_requests::table.find(closed))
+                .set((
+                    data_requests::status.eq("done"),
+                    data_requests::outcome.eq("Sent"),
+                    data_requests::done_at.eq(now - chrono::Duration::seconds(i as i64)),
+                ))
+                .execute(conn)?;
+            diesel::insert_into(legal_holds::table)
+                .values((
+                    legal_holds::user_id.eq(grace_id),
+                    legal_holds::reason.eq(format!("Case {i}")),
+                    legal_holds::placed_at.eq(now),
+                ))
+                .execute(conn)?;
+            for status in ["open", "closed"] {
+                diesel::insert_into(support_requests::table)
+                    .values((
+                        support_requests::name.eq("Visitor"),
+                        support_requests::email.eq("visitor@example.org"),
+                        support_requests::subject.eq(format!("Question {i}")),
+                        support_requests::message.eq("A question."),
+                        support_requests::status.eq(status),
+                        support_requests::created_at.eq(now),
+                        support_requests::updated_at.eq(now),
+                    ))
+                    .execute(conn)?;
+            }
+            if i < 26 {
+                diesel::insert_into(campaigns::table)
+                    .values((
+                        campaigns::subject.eq(format!("Letter {i}")),
+                        campaigns::body.eq("News."),
+                        campaigns::created_at.eq(now),
+                        campaigns::recipients.eq(0),
+                    ))
+                    .execute(conn)?;
+                diesel::insert_into(breach_notices::table)
+                    .values((
+                        breach_notices::title.eq(format!("Notice {i}")),
+                        breach_notices::body.eq("What happened."),
+                        breach_notices::audience.eq("all"),
+                        breach_notices::recipients.eq(0),
+                        breach_notices::published_at.eq(now),
+                        breach_notices::withdrawn_at.eq(now),
+                    ))
+                    .execute(conn)?;
+            }
+        }
+        Ok::<_, diesel::result::Error>(())
+    })
+    .await;
+    as_user(&app, &grace).await;
+
+    let (status, page) = get(&app, "/staff/privacy").await;
+    assert_eq!(status, Status::Ok);
+    assert_eq!(table_rows(&page, "requests"), 50, "a page of 50 open requests");
+    assert_eq!(table_rows(&page, "closed-requests"), 50, "a page of 50 answered requests");
+    assert_eq!(section_items(&page, "holds-h", "<li><strong>"), 50, "a page of 50 holds");
+    assert!(page.contains("51 overdue"), "every overdue request counts, not only this page's");
+    for link in ["/staff/privacy?open=2", "/staff/privacy?closed=2", "/staff/privacy?holds=2"] {
+        assert!(page.contains(&format!(r#"href="{link}""#)), "{link}");
+    }
+    let (_, second) = get(&app, "/staff/privacy?open=2").await;
+    assert_eq!((table_rows(&second, "requests"), table_rows(&second, "closed-requests")), (1, 50));
+    assert!(second.contains(r#"href="/staff/privacy?open=2&closed=2""#), "the other list's link keeps this page");
+    let (_, second) = get(&app, "/staff/privacy?closed=2&holds=2").await;
+    assert_eq!(table_rows(&second, "closed-requests"), 1);
+    assert_eq!(section_items(&second, "holds-h", "<li><strong>"), 1);
+
+    let (_, page) = get(&app, "/staff/support").await;
+    assert_eq!((table_rows(&page, "support"), table_rows(&page, "support-answered")), (50, 50));
+    assert!(page.contains(r#"href="/staff/support?open=2""#) && page.contains(r#"href="/staff/support?answered=2""#));
+    let (_, second) = get(&app, "/staff/support?open=2&answered=2").await;
+    assert_eq!((table_rows(&second, "support"), table_rows(&second, "support-answered")), (1, 1));
+
+    let (_, page) = get(&app, "/staff/auditors").await;
+    assert_eq!(page.matches(r#"/remove" class="inline""#).count(), 50, "a page of 50 auditors");
+    assert!(page.contains(r#"href="/staff/auditors?page=2""#));
+    let (_, second) = get(&app, "/staff/auditors?page=2").await;
+    assert_eq!(second.matches(r#"/remove" class="inline""#).count(), 1);
+
+    for (path, table) in [("/staff/newsletters", "campaigns"), ("/staff/notices", "notices")] {
+        let (_, page) = get(&app, path).await;
+        assert_eq!(table_rows(&page, table), 25, "{path}");
+        assert!(page.contains(&format!(r#"href="{path}?page=2""#)), "{path}");
+        let (_, second) = get(&app, &format!("{path}?page=2")).await;
+        assert_eq!(table_rows(&second, table), 1, "{path}");
+    }
+
+    // Junk and pages past the end are pages, not errors.
+    for path in [
+        "/staff/privacy?open=x&closed=-1&erasures=0&holds=99999999999999999999",
+        "/staff/support?open=abc&answered=9",
+        "/staff/auditors?page=0",
+        "/staff/support-team?page=x",
+        "/staff/newsletters?page=-4",
+        "/staff/notices?page=500",
+    ] {
+        assert_eq!(app.get(path).await.0, Status::Ok, "{path}");
+    }
+    let (_, past) = get(&app, "/staff/support?answered=9").await;
+    assert!(past.contains("No more answered requests") && past.contains(r#"href="/staff/support?answered=8""#));
+}
+on_both!(privacy_and_organization_lists_read_one_page_at_a_time, privacy_and_org_lists_page);

@@ -19,8 +19,8 @@ const JSON_BUDGET: &[(&str, usize)] = &[
     ("exams", 29),
     ("forums", 2),
     ("notify", 5),
-    ("orgs", 52),
-    ("privacy", 21),
+    ("orgs", 42),
+    ("privacy", 20),
     ("web", 7),
 ];
 
