@@ -15,9 +15,9 @@ use std::path::{Path, PathBuf};
 const JSON_BUDGET: &[(&str, usize)] = &[
     ("accounts", 68),
     ("bench", 1),
-    ("certificates", 42),
+    ("certificates", 23),
     ("consent", 48),
-    ("exams", 29),
+    ("exams", 5),
     ("forums", 20),
     ("notify", 7),
     ("orgs", 52),
