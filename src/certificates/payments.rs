@@ -666,9 +666,11 @@ pub fn money(cents: i64, currency: &str) -> String {
     format!("{}.{:02} {}", cents / 100, cents % 100, currency.to_ascii_uppercase())
 }
 
-/// Payments for the staff page, newest first, with who paid (username) and
-/// for which course.
-pub fn recent(conn: &mut Conn, offset: i64, limit: i64) -> QueryResult<Vec<(Payment, Option<String>, Option<String>)>> {
+/// A payment on the staff page: with who paid (username) and for which course.
+pub type StaffPayment = (Payment, Option<String>, Option<String>);
+
+/// Payments for the staff page, newest first.
+pub fn recent(conn: &mut Conn, offset: i64, limit: i64) -> QueryResult<Vec<StaffPayment>> {
     payments::table
         .left_join(users::table)
         // Flat joins: SQLite would build all of a nested `runs JOIN courses` first.

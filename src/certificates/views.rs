@@ -314,7 +314,7 @@ pub struct PaymentRow {
 }
 
 impl PaymentRow {
-    pub fn new((p, who, course): (payments::Payment, Option<String>, Option<String>)) -> PaymentRow {
+    pub fn new((p, who, course): payments::StaffPayment) -> PaymentRow {
         PaymentRow {
             id: p.id,
             who,
