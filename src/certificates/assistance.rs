@@ -70,18 +70,23 @@ pub fn for_user_run(conn: &mut Conn, user_id: i64, run_id: i64) -> QueryResult<O
 }
 
 /// Files an application; one open or approved application per learner and run.
+/// Why the learner may not apply for a run, given their application for it,
+/// or `None` when they may (none yet, or the last was declined): the form is
+/// offered on this rule and [`apply`] enforces it.
+pub fn refusal(existing: Option<&Application>) -> Option<&'static str> {
+    match existing?.status.as_str() {
+        status::DENIED => None,
+        status::PENDING => Some("You have already applied for this run; we will email you our decision."),
+        _ => Some("Your application for this run was approved."),
+    }
+}
+
 pub fn apply(conn: &mut Conn, user_id: i64, run_id: i64, a: &Answers<'_>, now: NaiveDateTime) -> CResult<i64> {
     if let Some((_, message)) = check(a).into_iter().next() {
         return Err(CertError::Invalid(message));
     }
-    if let Some(existing) = for_user_run(conn, user_id, run_id)?
-        && existing.status != status::DENIED
-    {
-        return Err(CertError::Invalid(if existing.status == status::PENDING {
-            "You have already applied for this run; we will email you our decision.".into()
-        } else {
-            "Your application for this run was approved.".into()
-        }));
+    if let Some(refused) = refusal(for_user_run(conn, user_id, run_id)?.as_ref()) {
+        return Err(CertError::Invalid(refused.into()));
     }
     Ok(diesel::insert_into(assistance_applications::table)
         .values((

@@ -53,6 +53,27 @@ pub fn latest(conn: &mut Conn, user_id: i64) -> QueryResult<Option<Check>> {
         .optional()
 }
 
+impl Check {
+    /// An approval still in force at `now`.
+    pub fn verifies(&self, now: NaiveDateTime) -> bool {
+        self.status == status::APPROVED && self.valid_until.is_some_and(|t| t > now)
+    }
+}
+
+/// Why new photos are not taken now, given the learner's latest check, or
+/// `None` when they are: the verification page offers the form on this rule
+/// and [`submit`] enforces it.
+pub fn submission_refused(latest: Option<&Check>, now: NaiveDateTime) -> Option<&'static str> {
+    let c = latest?;
+    if c.status == status::PENDING {
+        Some("Your photos are already with our reviewers; we will email you.")
+    } else if c.verifies(now) {
+        Some("Your identity is already verified.")
+    } else {
+        None
+    }
+}
+
 pub fn get(conn: &mut Conn, id: i64) -> QueryResult<Option<Check>> {
     identity_checks::table.find(id).select(Check::as_select()).first(conn).optional()
 }
@@ -68,13 +89,8 @@ pub fn submit(
     face_photo: &[u8],
     now: NaiveDateTime,
 ) -> CResult<i64> {
-    if let Some(c) = latest(conn, user_id)? {
-        if c.status == status::PENDING {
-            return Err(CertError::Invalid("Your photos are already with our reviewers; we will email you.".into()));
-        }
-        if c.status == status::APPROVED && c.valid_until.is_some_and(|t| t > now) {
-            return Err(CertError::Invalid("Your identity is already verified.".into()));
-        }
+    if let Some(refused) = submission_refused(latest(conn, user_id)?.as_ref(), now) {
+        return Err(CertError::Invalid(refused.into()));
     }
     let id_image =
         crate::media::reencode(id_photo, MAX_SIDE).map_err(|e| CertError::Invalid(format!("Photo of your ID: {e}")))?;
@@ -235,7 +251,7 @@ pub fn decide(
             "identity_decided",
             json!({
                 "first_name": first, "approved": decision == Decision::Approve, "retry": decision == Decision::Retry,
-                "reason": reason, "valid_until": valid_until.map(|t| t.format("%e %B %Y").to_string()),
+                "reason": reason, "valid_until": valid_until.map(|t| crate::web::format::day(t.date())),
             }),
         )?;
         if decision == Decision::Approve {

@@ -329,6 +329,18 @@ pub struct Payment {
     pub refunded_at: Option<NaiveDateTime>,
 }
 
+impl Payment {
+    /// The provider's reference of a paid payment, which a refund names; `None`
+    /// when there is nothing to refund (the staff page offers the button on it).
+    pub fn refundable_ref(&self) -> Option<&str> {
+        self.payment_ref.as_deref().filter(|_| self.status == status::PAID)
+    }
+
+    pub fn refundable(&self) -> bool {
+        self.refundable_ref().is_some()
+    }
+}
+
 /// What a learner would pay for the verified track of a run, with the checks
 /// that they may: a price exists, enrollment is open, not already verified.
 pub struct Quote {
@@ -498,7 +510,7 @@ pub fn fulfil(conn: &mut Conn, checkout_id: &str, state: &CheckoutState, now: Na
                 "amount": money(p.amount_cents, &p.currency),
                 "reference": p.payment_ref.clone().or(state.payment_ref.clone()).unwrap_or_else(|| p.checkout_id.clone()),
                 "receipt_no": p.id,
-                "paid_at": now.format("%e %B %Y %H:%M UTC").to_string(),
+                "paid_at": crate::web::format::moment(now),
                 "path": path,
             }),
         )?;
@@ -654,9 +666,12 @@ pub fn money(cents: i64, currency: &str) -> String {
     format!("{}.{:02} {}", cents / 100, cents % 100, currency.to_ascii_uppercase())
 }
 
-/// Payments for the staff page, newest first, with who paid and for what.
-pub fn recent(conn: &mut Conn, offset: i64, limit: i64) -> QueryResult<Vec<Value>> {
-    let rows: Vec<(Payment, Option<String>, Option<String>)> = payments::table
+/// A payment on the staff page: with who paid (username) and for which course.
+pub type StaffPayment = (Payment, Option<String>, Option<String>);
+
+/// Payments for the staff page, newest first.
+pub fn recent(conn: &mut Conn, offset: i64, limit: i64) -> QueryResult<Vec<StaffPayment>> {
+    payments::table
         .left_join(users::table)
         // Flat joins: SQLite would build all of a nested `runs JOIN courses` first.
         .left_join(course_runs::table)
@@ -665,18 +680,7 @@ pub fn recent(conn: &mut Conn, offset: i64, limit: i64) -> QueryResult<Vec<Value
         .offset(offset)
         .limit(limit)
         .select((Payment::as_select(), users::username.nullable(), courses::title.nullable()))
-        .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .map(|(p, who, course)| {
-            json!({
-                "id": p.id, "user_id": p.user_id, "who": who, "course": course, "purpose": p.purpose, "quantity": p.quantity,
-                "amount": money(p.amount_cents, &p.currency), "status": p.status,
-                "created": p.created_at.format("%e %b %Y %H:%M").to_string(),
-                "refundable": p.status == status::PAID && p.payment_ref.is_some(),
-            })
-        })
-        .collect())
+        .load(conn)
 }
 
 #[cfg(test)]

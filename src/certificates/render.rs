@@ -137,7 +137,7 @@ fn lines(c: &Certificate, verify_url: &str) -> Vec<(bool, f32, f32, Rgb<u8>, Str
             32.0,
             960.0,
             INK,
-            format!("Issued {} · Grade {:.0} %", c.issued_at.format("%e %B %Y").to_string().trim(), c.grade_percent),
+            format!("Issued {} · Grade {:.0} %", crate::web::format::day(c.issued_at.date()), c.grade_percent),
         ),
         (false, 26.0, 1080.0, MUTED, format!("Verification code {}", c.code)),
         (false, 24.0, 1125.0, MUTED, verify_url.to_string()),

@@ -17,6 +17,7 @@ use rocket::{Either, FromForm, Responder, State, get, post};
 use serde_json::{Value, json};
 
 use super::payments::{self, Payments};
+use super::views;
 use super::{CertError, Certificate, assistance, credential::Issuer, identity, render};
 use crate::config::Config;
 use crate::db::schema::{certificates, course_runs, courses, members};
@@ -26,10 +27,6 @@ use crate::web::csrf::CsrfOnly;
 use crate::web::guards::MachineReadable;
 use crate::web::paging::PageRequest;
 use crate::web::{AppError, AppResult, CsrfForm, CurrentUser, Flash, Page, StaffUser};
-
-fn day(t: chrono::NaiveDateTime) -> String {
-    t.format("%e %B %Y").to_string().trim().to_string()
-}
 
 /// A service outcome as a flash on `back`: refused input goes back with its reason.
 fn settle(back: &str, outcome: Result<(), CertError>, done: &str) -> AppResult<Flash> {
@@ -318,25 +315,9 @@ pub async fn webhook(
 #[get("/account/verification")]
 pub async fn verification_page(db: &State<Db>, user: CurrentUser) -> AppResult<Page> {
     let user_id = user.id;
-    let ctx = db
-        .run(move |conn| {
-            let latest = identity::latest(conn, user_id)?;
-            let t = now();
-            let valid = latest
-                .as_ref()
-                .is_some_and(|c| c.status == identity::status::APPROVED && c.valid_until.is_some_and(|v| v > t));
-            Ok::<_, AppError>(json!({
-                "valid": valid,
-                "valid_until": latest.as_ref().and_then(|c| c.valid_until).map(day),
-                "pending": latest.as_ref().is_some_and(|c| c.status == identity::status::PENDING),
-                "denied": latest.as_ref().is_some_and(|c| c.status == identity::status::DENIED),
-                "retry": latest.as_ref().is_some_and(|c| c.status == identity::status::RETRY),
-                "reason": latest.as_ref().and_then(|c| c.reason.clone()),
-                "may_submit": !valid && latest.as_ref().is_none_or(|c| c.status != identity::status::PENDING),
-            }))
-        })
-        .await?;
-    Ok(Page::new("certificates/verification", "Verify your identity", ctx))
+    let latest = db.run(move |conn| Ok::<_, AppError>(identity::latest(conn, user_id)?)).await?;
+    let view = views::Verification::new(latest.as_ref(), now());
+    Ok(Page::view("certificates/verification", "Verify your identity", view))
 }
 
 #[derive(FromForm)]
@@ -399,11 +380,11 @@ pub async fn identity_queue(
     let rows = db.run(move |conn| Ok::<_, AppError>(identity::queue(conn, paging.offset(), paging.fetch())?)).await?;
     let (rows, nav) = paging.finish(rows, |p| format!("/staff/identity?page={p}"));
     trail.users(rows.iter().map(|(c, _, _)| c.user_id));
-    let checks: Vec<Value> = rows
-        .iter()
-        .map(|(c, username, name)| json!({ "id": c.id, "username": username, "name": name, "submitted": day(c.submitted_at) }))
+    let checks = rows
+        .into_iter()
+        .map(|(c, username, name)| views::QueuedCheck { id: c.id, username, name, submitted: c.submitted_at.into() })
         .collect();
-    Ok(Page::new("certificates/identity_queue", "Identity checks", json!({ "checks": checks, "nav": nav })))
+    Ok(Page::view("certificates/identity_queue", "Identity checks", views::IdentityQueue { checks, nav }))
 }
 
 #[get("/staff/identity/<id>")]
@@ -420,18 +401,22 @@ pub async fn identity_review(db: &State<Db>, _staff: StaffUser, trail: Trail<'_>
                 ))
                 .first(conn)?;
             Ok::<_, AppError>((
-                json!({
-                    "id": check.id, "username": username, "name": format!("{first} {last}"),
-                    "status": check.status, "pending": check.status == identity::status::PENDING,
-                    "has_images": check.id_photo_blob.is_some(), "submitted": day(check.submitted_at),
-                    "reason": check.reason,
-                }),
+                views::IdentityReview {
+                    id: check.id,
+                    username,
+                    name: format!("{first} {last}"),
+                    pending: check.status == identity::status::PENDING,
+                    status: check.status,
+                    has_images: check.id_photo_blob.is_some(),
+                    submitted: check.submitted_at.into(),
+                    reason: check.reason,
+                },
                 check.user_id,
             ))
         })
         .await?;
     trail.user(subject);
-    Ok(Page::new("certificates/identity_review", "Review an identity check", ctx))
+    Ok(Page::view("certificates/identity_review", "Review an identity check", ctx))
 }
 
 #[derive(Responder)]
@@ -533,15 +518,18 @@ pub async fn assistance_form(db: &State<Db>, user: CurrentUser, slug: &str, run:
         .run(move |conn| {
             let (run_id, title) = run_of(conn, &s, &r)?;
             let existing = assistance::for_user_run(conn, user_id, run_id)?;
-            Ok::<_, AppError>(json!({
-                "slug": s, "run": r, "course": title,
-                "status": existing.as_ref().map(|a| a.status.clone()),
-                "may_apply": existing.as_ref().is_none_or(|a| a.status == assistance::status::DENIED),
-                "values": { "reason": "", "circumstances": "", "goals": "" }, "errors": {},
-            }))
+            Ok::<_, AppError>(views::AssistanceForm {
+                slug: s,
+                run: r,
+                course: title,
+                may_apply: assistance::refusal(existing.as_ref()).is_none(),
+                status: existing.map(|a| a.status),
+                values: views::AssistanceValues::default(),
+                errors: Default::default(),
+            })
         })
         .await?;
-    Ok(Page::new("certificates/assistance", "Financial assistance", ctx))
+    Ok(Page::view("certificates/assistance", "Financial assistance", ctx))
 }
 
 #[derive(FromForm)]
@@ -569,18 +557,18 @@ pub async fn apply(
     let (s, r, user_id) = (slug.to_string(), run.to_string(), user.id);
     if !errors.is_empty() {
         let title = db.run(move |conn| run_of(conn, &s, &r)).await?.1;
-        let errors: serde_json::Map<String, Value> =
-            errors.into_iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+        let view = views::AssistanceForm {
+            slug: slug.to_string(),
+            run: run.to_string(),
+            course: title,
+            status: None,
+            may_apply: true,
+            errors: errors.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+            values: views::AssistanceValues { reason: f.reason, circumstances: f.circumstances, goals: f.goals },
+        };
         return Ok(Either::Left(
-            Page::new(
-                "certificates/assistance",
-                "Financial assistance",
-                json!({
-                    "slug": slug, "run": run, "course": title, "may_apply": true, "errors": errors,
-                    "values": { "reason": f.reason, "circumstances": f.circumstances, "goals": f.goals },
-                }),
-            )
-            .with_status(Status::UnprocessableEntity),
+            Page::view("certificates/assistance", "Financial assistance", view)
+                .with_status(Status::UnprocessableEntity),
         ));
     }
     let back = format!("/courses/{slug}/assistance?run={run}");
@@ -609,17 +597,8 @@ pub async fn assistance_list(
     let rows = db.run(move |conn| Ok::<_, AppError>(assistance::list(conn, paging.offset(), paging.fetch())?)).await?;
     let (rows, nav) = paging.finish(rows, |p| format!("/staff/assistance?page={p}"));
     trail.users(rows.iter().map(|(a, ..)| a.user_id));
-    let apps: Vec<Value> = rows
-        .iter()
-        .map(|(a, username, course, run)| {
-            json!({
-                "id": a.id, "username": username, "course": course, "run": run, "reason": a.reason,
-                "circumstances": a.circumstances, "goals": a.goals, "status": a.status,
-                "pending": a.status == assistance::status::PENDING, "submitted": day(a.submitted_at), "note": a.note,
-            })
-        })
-        .collect();
-    Ok(Page::new("certificates/assistance_list", "Financial assistance", json!({ "applications": apps, "nav": nav })))
+    let applications = rows.into_iter().map(views::AssistanceRow::new).collect();
+    Ok(Page::view("certificates/assistance_list", "Financial assistance", views::AssistanceList { applications, nav }))
 }
 
 #[derive(FromForm)]
@@ -662,11 +641,7 @@ pub async fn assistance_decide(
 pub async fn mine(db: &State<Db>, user: CurrentUser) -> AppResult<Page> {
     let user_id = user.id;
     let certs = db.run(move |conn| Ok::<_, AppError>(super::of_user(conn, user_id)?)).await?;
-    let list: Vec<Value> = certs
-        .iter()
-        .map(|c| json!({ "code": c.code, "course": c.course_title, "member": c.member_name, "issued": day(c.issued_at), "valid": c.is_valid() }))
-        .collect();
-    Ok(Page::new("certificates/mine", "Your certificates", json!({ "certificates": list })))
+    Ok(Page::view("certificates/mine", "Your certificates", views::MyCertificates::new(certs)))
 }
 
 /// The certificate by a code as people type it; `None` for a code of the wrong shape.
@@ -696,23 +671,14 @@ pub async fn verify_page(db: &State<Db>, config: &State<Config>, code: &str) -> 
         found => found?,
     };
     let base = config.base_url();
-    Ok(Page::new(
-        "certificates/verify",
-        format!("Certificate {}", c.code),
-        json!({
-            "code": c.code, "name": c.name_at_issue, "course": c.course_title, "member": c.member_name,
-            "member_slug": c.member_slug, "run": c.run_key, "issued": day(c.issued_at),
-            "grade": format!("{:.0}", c.grade_percent), "valid": c.is_valid(),
-            "revoked": c.revoked_at.map(day), "revoked_reason": c.revoked_reason,
-            "course_slug": course.map(|(s, _)| s), "url": format!("{base}/certificates/{}", c.code),
-        }),
-    ))
+    let title = format!("Certificate {}", c.code);
+    Ok(Page::view("certificates/verify", title, views::VerifyPage::new(c, course.map(|(s, _)| s), &base)))
 }
 
 /// The 404 page of a code that names no certificate: it says which code was
 /// looked up, what a code looks like, and offers to look up another.
 fn no_such_certificate(code: &str) -> Page {
-    let view = super::views::NoSuchCertificate {
+    let view = views::NoSuchCertificate {
         code: code.chars().take(64).collect(),
         well_formed: super::normalise_code(code).is_some(),
     };
@@ -881,14 +847,7 @@ pub async fn staff_list(
         .await?;
     let (certs, nav) = paging.finish(certs, |p| format!("/staff/certificates?q={}&page={p}", urlencoding::encode(&q)));
     trail.users(certs.iter().filter_map(|c| c.user_id));
-    let list: Vec<Value> = certs
-        .iter()
-        .map(|c| json!({
-            "id": c.id, "code": c.code, "name": c.name_at_issue, "course": c.course_title, "issued": day(c.issued_at),
-            "valid": c.is_valid(), "revoked": c.revoked_at.map(day), "reason": c.revoked_reason,
-        }))
-        .collect();
-    Ok(Page::new("certificates/staff", "Certificates", json!({ "certificates": list, "q": q, "nav": nav })))
+    Ok(Page::view("certificates/staff", "Certificates", views::StaffCertificates::new(certs, q, nav)))
 }
 
 #[derive(FromForm)]
@@ -984,12 +943,10 @@ pub async fn payments_page(
     let paging = PageRequest::parse(page, PAYMENTS_PAGE);
     let list = db.run(move |conn| Ok::<_, AppError>(payments::recent(conn, paging.offset(), paging.fetch())?)).await?;
     let (list, nav) = paging.finish(list, |p| format!("/staff/payments?page={p}"));
-    trail.users(list.iter().filter_map(|p| p["user_id"].as_i64()));
-    Ok(Page::new(
-        "certificates/payments",
-        "Payments",
-        json!({ "payments": list, "configured": provider.0.is_some(), "nav": nav }),
-    ))
+    trail.users(list.iter().filter_map(|(p, ..)| p.user_id));
+    let payments = list.into_iter().map(views::PaymentRow::new).collect();
+    let view = views::PaymentsPage { payments, configured: provider.0.is_some(), nav };
+    Ok(Page::view("certificates/payments", "Payments", view))
 }
 
 /// Staff refund a payment through the provider; the track and certificate go at once.
@@ -1005,7 +962,7 @@ pub async fn refund(
     let Some(provider) = provider.0.clone() else { return Err(AppError::NotFound) };
     let payment = db.run(move |conn| Ok::<_, AppError>(payments::by_id(conn, id)?)).await?.ok_or(AppError::NotFound)?;
     trail.users(payment.user_id);
-    let Some(reference) = payment.payment_ref.clone().filter(|_| payment.status == payments::status::PAID) else {
+    let Some(reference) = payment.refundable_ref().map(str::to_string) else {
         return Ok(Flash::error("/staff/payments", "Only a paid payment can be refunded."));
     };
     if let Err(e) = provider.refund(&reference).await {
@@ -1103,13 +1060,16 @@ pub async fn proctoring_page(db: &State<Db>, user: CurrentUser, slug: &str, bloc
                 .first(conn)
                 .optional()?;
             let (launch_url, status) = session.ok_or(AppError::NotFound)?;
-            Ok::<_, AppError>(json!({
-                "launch_url": launch_url, "open": status == super::proctoring::status::OPEN, "status": status,
-                "back": format!("/learn/{s}/units/{}#block-{block_id}", block.unit_id), "course": course.title,
-            }))
+            Ok::<_, AppError>(views::ProctoringPage {
+                launch_url,
+                open: status == super::proctoring::status::OPEN,
+                status,
+                back: format!("/learn/{s}/units/{}#block-{block_id}", block.unit_id),
+                course: course.title,
+            })
         })
         .await?;
-    Ok(Page::new("certificates/proctoring", "Proctored exam", ctx))
+    Ok(Page::view("certificates/proctoring", "Proctored exam", ctx))
 }
 
 /// The header a proctoring callback is signed in.

@@ -173,7 +173,48 @@ pub fn book(
     })
 }
 
-fn own_live_booking(conn: &mut Conn, user_id: i64, booking_id: i64) -> EResult<(Booking, Session)> {
+/// A change a learner makes to their booking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Cancel,
+    Move,
+}
+
+/// Why a booking can no longer be cancelled or moved, or `None` when it can:
+/// it must be live, its exam not started and without a result. "My exams"
+/// offers the buttons on this rule, and [`cancel`] and [`reschedule`]
+/// enforce it.
+pub fn change_refused(
+    b: &Booking,
+    s: &Session,
+    has_result: bool,
+    change: Change,
+    now: NaiveDateTime,
+) -> Option<ExamError> {
+    if b.status != BOOKED {
+        return Some(ExamError::Conflict("This booking is cancelled already.".into()));
+    }
+    if now >= s.starts_at {
+        let verb = match change {
+            Change::Cancel => "cancelled",
+            Change::Move => "moved",
+        };
+        return Some(ExamError::Conflict(format!("This exam has started; it can no longer be {verb}.")));
+    }
+    if has_result {
+        return Some(ExamError::Conflict("This exam has a result already; it can no longer be changed.".into()));
+    }
+    None
+}
+
+/// The learner's booking with its session, when `change` may still be made.
+fn own_changeable_booking(
+    conn: &mut Conn,
+    user_id: i64,
+    booking_id: i64,
+    change: Change,
+    now: NaiveDateTime,
+) -> EResult<(Booking, Session)> {
     let found: Option<(Booking, Session)> = exam_bookings::table
         .inner_join(exam_sessions::table)
         .filter(exam_bookings::id.eq(booking_id))
@@ -182,17 +223,14 @@ fn own_live_booking(conn: &mut Conn, user_id: i64, booking_id: i64) -> EResult<(
         .first(conn)
         .optional()?;
     let (b, s) = found.ok_or(ExamError::NotFound)?;
-    if b.status != BOOKED {
-        return Err(ExamError::Conflict("This booking is cancelled already.".into()));
+    let results: i64 = exam_results::table.filter(exam_results::booking_id.eq(b.id)).count().get_result(conn)?;
+    match change_refused(&b, &s, results > 0, change, now) {
+        Some(refused) => Err(refused),
+        None => Ok((b, s)),
     }
-    Ok((b, s))
 }
 
 fn mark_cancelled(conn: &mut Conn, b: &Booking, now: NaiveDateTime) -> EResult<()> {
-    let has_result: i64 = exam_results::table.filter(exam_results::booking_id.eq(b.id)).count().get_result(conn)?;
-    if has_result > 0 {
-        return Err(ExamError::Conflict("This exam has a result already; it can no longer be changed.".into()));
-    }
     diesel::update(exam_bookings::table.find(b.id).filter(exam_bookings::status.eq(BOOKED)))
         .set((exam_bookings::status.eq(CANCELLED), exam_bookings::cancelled_at.eq(now)))
         .execute(conn)?;
@@ -204,10 +242,7 @@ fn mark_cancelled(conn: &mut Conn, b: &Booking, now: NaiveDateTime) -> EResult<(
 /// as cancelled.
 pub fn cancel(conn: &mut Conn, user_id: i64, booking_id: i64, now: NaiveDateTime) -> EResult<()> {
     crate::db::transaction(conn, |conn| {
-        let (b, s) = own_live_booking(conn, user_id, booking_id)?;
-        if now >= s.starts_at {
-            return Err(ExamError::Conflict("This exam has started; it can no longer be cancelled.".into()));
-        }
+        let (b, _) = own_changeable_booking(conn, user_id, booking_id, Change::Cancel, now)?;
         mark_cancelled(conn, &b, now)
     })
 }
@@ -217,12 +252,9 @@ pub fn cancel(conn: &mut Conn, user_id: i64, booking_id: i64, now: NaiveDateTime
 pub fn reschedule(conn: &mut Conn, user_id: i64, booking_id: i64, to: i64, now: NaiveDateTime) -> EResult<Booking> {
     crate::db::transaction(conn, |conn| {
         let target = claim_seat(conn, to, now)?;
-        let (b, s) = own_live_booking(conn, user_id, booking_id)?;
-        if target.id == s.id || target.course_id != s.course_id || target.partner_id != s.partner_id {
+        let (b, s) = own_changeable_booking(conn, user_id, booking_id, Change::Move, now)?;
+        if target.id == s.id || !target.same_exam(&s) {
             return Err(ExamError::Invalid("Choose another session of the same exam.".into()));
-        }
-        if now >= s.starts_at {
-            return Err(ExamError::Conflict("This exam has started; it can no longer be moved.".into()));
         }
         mark_cancelled(conn, &b, now)?;
         insert_booking(conn, &target, user_id, now)
@@ -236,6 +268,20 @@ pub struct MyBooking {
     pub course: String,
     pub exam_body: String,
     pub result: Option<ExamResult>,
+}
+
+impl MyBooking {
+    /// Why this booking can no longer be changed (see [`change_refused`]).
+    pub fn change_refused(&self, change: Change, now: NaiveDateTime) -> Option<ExamError> {
+        change_refused(&self.booking, &self.session, self.result.is_some(), change, now)
+    }
+}
+
+/// Whether the learner holds a live booking for the exam of session `s`:
+/// one per exam (course and exam body), which [`book`] enforces; the others
+/// are reached by rescheduling it.
+pub fn holds_exam(bookings: &[MyBooking], s: &Session) -> bool {
+    bookings.iter().any(|b| b.booking.status == BOOKED && b.session.same_exam(s))
 }
 
 pub fn bookings_of(conn: &mut Conn, user_id: i64) -> QueryResult<Vec<MyBooking>> {

@@ -28,7 +28,14 @@ pub struct Case {
 type CaseRow =
     ((i64, String, String, Option<String>, Option<i64>, NaiveDateTime), (String, i64), String, (String, i64, String));
 
-fn case_rows(conn: &mut Conn, id: Option<i64>) -> QueryResult<Vec<Case>> {
+impl Case {
+    pub fn is_open(&self) -> bool {
+        self.status == "open"
+    }
+}
+
+/// Cases, newest first: the one with `id`, or `limit` from `offset`.
+fn case_rows(conn: &mut Conn, id: Option<i64>, offset: i64, limit: i64) -> QueryResult<Vec<Case>> {
     let mut q = malpractice_cases::table
         .inner_join(
             exam_bookings::table
@@ -53,6 +60,7 @@ fn case_rows(conn: &mut Conn, id: Option<i64>) -> QueryResult<Vec<Case>> {
     if let Some(id) = id {
         q = q.filter(malpractice_cases::id.eq(id));
     }
+    q = q.offset(offset).limit(limit);
     let rows: Vec<CaseRow> = q.load(conn)?;
     Ok(rows
         .into_iter()
@@ -82,12 +90,13 @@ fn case_rows(conn: &mut Conn, id: Option<i64>) -> QueryResult<Vec<Case>> {
         .collect())
 }
 
-pub fn cases(conn: &mut Conn) -> QueryResult<Vec<Case>> {
-    case_rows(conn, None)
+/// A page of cases, newest first: `limit` from `offset`.
+pub fn cases(conn: &mut Conn, offset: i64, limit: i64) -> QueryResult<Vec<Case>> {
+    case_rows(conn, None, offset, limit)
 }
 
 pub fn case(conn: &mut Conn, id: i64) -> EResult<Case> {
-    case_rows(conn, Some(id))?.pop().ok_or(ExamError::NotFound)
+    case_rows(conn, Some(id), 0, 1)?.pop().ok_or(ExamError::NotFound)
 }
 
 /// Opens a case on the booking with this reference.

@@ -31,6 +31,7 @@ mod results;
 pub mod routes;
 mod sessions;
 mod support;
+pub mod views;
 
 use diesel::prelude::*;
 
@@ -65,7 +66,9 @@ pub enum ExamError {
 
 pub type EResult<T> = Result<T, ExamError>;
 
-pub use bookings::{BookingChoice, MyBooking, book, bookings_of, cancel, funders, reschedule};
+pub use bookings::{
+    BookingChoice, Change, MyBooking, book, bookings_of, cancel, change_refused, funders, holds_exam, reschedule,
+};
 pub use cases::{Case, case, cases, close_case, disclose_case, open_case};
 pub use model::{Booking, ExamResult, Session};
 pub use results::{Recorded, ResultInput, parse_results_csv, purge_results, record_result, record_upload};

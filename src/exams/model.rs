@@ -6,8 +6,6 @@ use serde_json::json;
 
 use crate::db::schema::{exam_bookings, exam_results, exam_sessions};
 
-use super::ONLINE;
-
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = exam_sessions)]
 pub struct Session {
@@ -40,15 +38,9 @@ impl Session {
         now < self.booking_deadline && self.booked < self.capacity
     }
 
-    pub fn json(&self, now: NaiveDateTime) -> serde_json::Value {
-        json!({
-            "id": self.id, "title": self.title, "starts": self.local(self.starts_at),
-            "starts_utc": self.starts_at.and_utc().to_rfc3339(), "time_zone": self.time_zone,
-            "online": self.mode == ONLINE, "mode": if self.mode == ONLINE { "Online" } else { "At a centre" },
-            "location": self.location, "capacity": self.capacity, "booked": self.booked,
-            "free": (self.capacity - self.booked).max(0), "deadline": self.local(self.booking_deadline),
-            "open": self.open(now), "full": self.booked >= self.capacity, "closed": now >= self.booking_deadline,
-        })
+    /// Another session of the same exam: same course, same exam body.
+    pub fn same_exam(&self, other: &Session) -> bool {
+        self.course_id == other.course_id && self.partner_id == other.partner_id
     }
 }
 
@@ -81,11 +73,6 @@ impl ExamResult {
     /// The score as people read it: 72, not 72.0.
     pub fn score_text(&self) -> Option<String> {
         self.score.map(|s| if s.fract() == 0.0 { format!("{s:.0}") } else { s.to_string() })
-    }
-
-    /// For pages and mail: grade, score as text, passed.
-    pub fn shown(&self) -> serde_json::Value {
-        json!({ "grade": self.grade, "score": self.score_text(), "passed": self.passed })
     }
 
     pub fn json(&self) -> serde_json::Value {

@@ -15,6 +15,7 @@ use rocket::serde::json::Json;
 use rocket::{FromForm, State, get, post};
 use serde_json::{Value, json};
 
+use super::views::{self, SessionView};
 use super::{BookingChoice, ExamError, Recorded, ResultInput, SessionInput};
 use crate::consent::api::PartnerKey;
 use crate::consent::ledger::Evidence;
@@ -26,11 +27,8 @@ use crate::db::{Conn, Db, now};
 use crate::kernel::ClientInfo;
 use crate::kernel::Role;
 use crate::kernel::SessionUser;
+use crate::web::paging::PageRequest;
 use crate::web::{AppError, AppResult, CsrfForm, CurrentUser, Flash, Page, StaffUser};
-
-fn date(t: NaiveDateTime) -> String {
-    t.format("%e %B %Y").to_string()
-}
 
 /// A user-facing refusal becomes a message on `back`; the rest are errors.
 fn flash_or(back: &str, e: ExamError) -> AppResult<Flash> {
@@ -65,32 +63,14 @@ pub async fn mine(db: &State<Db>, user: CurrentUser) -> AppResult<Page> {
             let bookings = super::bookings_of(conn, user.id)?;
             let bookable = super::bookable_for(conn, user.id, now)?;
             let has_needs = super::support_needs_of(conn, user.id)?.is_some();
-            let held: std::collections::HashSet<(i64, i64)> = bookings
-                .iter()
-                .filter(|b| b.booking.status == super::BOOKED)
-                .map(|b| (b.session.course_id, b.session.partner_id))
-                .collect();
-            Ok::<_, AppError>(json!({
-                "bookings": bookings.iter().map(|b| json!({
-                    "id": b.booking.id, "reference": b.booking.reference, "course": b.course, "exam_body": b.exam_body,
-                    "session": b.session.json(now), "booked": b.booking.status == super::BOOKED,
-                    "changeable": b.booking.status == super::BOOKED && b.result.is_none() && now < b.session.starts_at,
-                    "result": b.result.as_ref().map(|r| { let mut v = r.shown(); v["received"] = json!(date(r.received_at)); v }),
-                })).collect::<Vec<_>>(),
-                "bookable": bookable.iter().map(|(s, course, body)| json!({
-                    "session": s.json(now), "course": course, "exam_body": body,
-                    // One live booking per exam: the others are reached by rescheduling it.
-                    "held": held.contains(&(s.course_id, s.partner_id)),
-                })).collect::<Vec<_>>(),
-                "has_needs": has_needs,
-            }))
+            Ok::<_, AppError>(views::MyExams::new(&bookings, &bookable, has_needs, now))
         })
         .await?;
-    Ok(Page::new("exams/mine", "My exams", ctx))
+    Ok(Page::view("exams/mine", "My exams", ctx))
 }
 
 /// Everything the booking form shows: what leaves, to whom, under which text.
-fn booking_context(conn: &mut Conn, user: &SessionUser, session_id: i64) -> AppResult<Value> {
+fn booking_context(conn: &mut Conn, user: &SessionUser, session_id: i64) -> AppResult<views::BookPage> {
     let now = now();
     let s = super::session(conn, session_id)?;
     let body = partners::by_id(conn, s.partner_id)?;
@@ -105,30 +85,38 @@ fn booking_context(conn: &mut Conn, user: &SessionUser, session_id: i64) -> AppR
     let mut funders = Vec::new();
     for (sponsor, _) in super::funders(conn, user.id, s.course_id)? {
         if let Some(t) = texts::current(conn, &sponsor, Purpose::ExamResults, "en")? {
-            funders.push(json!({
-                "id": sponsor.id, "name": sponsor.name, "text_id": t.id, "text": t.body,
-                "shown": partners::offered(&sponsor, Purpose::ExamResults).labels(),
-            }));
+            funders.push(views::FunderOffer {
+                shown: partners::offered(&sponsor, Purpose::ExamResults).labels(),
+                id: sponsor.id,
+                name: sponsor.name,
+                text_id: t.id,
+                text: t.body,
+            });
         }
     }
     let dob: Option<NaiveDate> = users::table.find(user.id).select(users::date_of_birth).first(conn)?;
-    Ok(json!({
-        "session": s.json(now), "course": course, "exam_body": body.name,
-        "text_id": registration.id, "text": registration.body,
-        "shown": partners::offered(&body, Purpose::ExamRegistration).labels(),
-        "needs_dob": dob.is_none(),
-        "support": support.map(|t| json!({
-            "text_id": t.id, "text": t.body, "shown": partners::offered(&body, Purpose::ExamSupport).labels(),
-        })),
-        "funders": funders,
-    }))
+    Ok(views::BookPage {
+        session: SessionView::new(&s, now),
+        course,
+        shown: partners::offered(&body, Purpose::ExamRegistration).labels(),
+        support: support.map(|t| views::Offer {
+            text_id: t.id,
+            text: t.body,
+            shown: partners::offered(&body, Purpose::ExamSupport).labels(),
+        }),
+        exam_body: body.name,
+        text_id: registration.id,
+        text: registration.body,
+        needs_dob: dob.is_none(),
+        funders,
+    })
 }
 
 #[get("/exams/sessions/<id>/book")]
 pub async fn book_form(db: &State<Db>, user: CurrentUser, id: i64) -> AppResult<Page> {
     let user = user.0;
     let ctx = db.run(move |conn| booking_context(conn, &user, id)).await?;
-    Ok(Page::new("exams/book", "Book an exam", ctx))
+    Ok(Page::view("exams/book", "Book an exam", ctx))
 }
 
 #[derive(FromForm)]
@@ -198,18 +186,25 @@ pub async fn reschedule_form(db: &State<Db>, user: CurrentUser, id: i64) -> AppR
         .run(move |conn| {
             let now = now();
             let mine = super::bookings_of(conn, user.id)?;
-            let b = mine.iter().find(|b| b.booking.id == id && b.booking.status == super::BOOKED).ok_or(AppError::NotFound)?;
-            let others: Vec<Value> = super::bookable_for(conn, user.id, now)?
+            let b = mine
+                .iter()
+                .find(|b| b.booking.id == id && b.booking.status == super::BOOKED)
+                .ok_or(AppError::NotFound)?;
+            let others = super::bookable_for(conn, user.id, now)?
                 .into_iter()
-                .filter(|(s, _, _)| {
-                    s.id != b.session.id && s.course_id == b.session.course_id && s.partner_id == b.session.partner_id
-                })
-                .map(|(s, _, _)| s.json(now))
+                .filter(|(s, _, _)| s.id != b.session.id && s.same_exam(&b.session))
+                .map(|(s, _, _)| SessionView::new(&s, now))
                 .collect();
-            Ok::<_, AppError>(json!({ "id": id, "reference": b.booking.reference, "current": b.session.json(now), "course": b.course, "others": others }))
+            Ok::<_, AppError>(views::ReschedulePage {
+                id,
+                reference: b.booking.reference.clone(),
+                current: SessionView::new(&b.session, now),
+                course: b.course.clone(),
+                others,
+            })
         })
         .await?;
-    Ok(Page::new("exams/reschedule", "Reschedule an exam", ctx))
+    Ok(Page::view("exams/reschedule", "Reschedule an exam", ctx))
 }
 
 #[post("/exams/bookings/<id>/reschedule", data = "<form>")]
@@ -243,13 +238,13 @@ pub async fn cancel(db: &State<Db>, user: CurrentUser, id: i64, _form: crate::we
 pub async fn needs_form(db: &State<Db>, user: CurrentUser) -> AppResult<Page> {
     let uid = user.0.id;
     let needs = db.run(move |conn| Ok::<_, AppError>(super::support_needs_of(conn, uid)?)).await?;
-    Ok(Page::new(
-        "exams/support_needs",
-        "Support needs",
-        json!({ "recorded": needs.is_some(), "needs": needs.as_ref().map(|n| n.needs.clone()),
-                "adjustments": needs.as_ref().map(|n| n.adjustments.clone()),
-                "updated": needs.as_ref().map(|n| date(n.updated_at)) }),
-    ))
+    let view = views::SupportNeedsPage {
+        recorded: needs.is_some(),
+        updated: needs.as_ref().map(|n| n.updated_at.into()),
+        adjustments: needs.as_ref().map(|n| n.adjustments.clone()),
+        needs: needs.map(|n| n.needs),
+    };
+    Ok(Page::view("exams/support_needs", "Support needs", view))
 }
 
 #[derive(FromForm)]
@@ -288,16 +283,21 @@ fn support_team(user: &SessionUser) -> AppResult<()> {
     }
 }
 
-#[get("/staff/support-needs")]
-pub async fn needs_list(db: &State<Db>, user: CurrentUser, trail: Trail<'_>) -> AppResult<Page> {
+/// Rows on a page of the staff and exam body lists.
+pub const LIST_PAGE: i64 = 50;
+
+#[get("/staff/support-needs?<page>")]
+pub async fn needs_list(db: &State<Db>, user: CurrentUser, trail: Trail<'_>, page: Option<&str>) -> AppResult<Page> {
     support_team(&user.0)?;
-    let list = db.run(|conn| Ok::<_, AppError>(super::with_support_needs(conn)?)).await?;
+    let paging = PageRequest::parse(page, LIST_PAGE);
+    let list = db
+        .run(move |conn| Ok::<_, AppError>(super::with_support_needs(conn, paging.offset(), paging.fetch())?))
+        .await?;
+    let (list, nav) = paging.finish(list, |p| format!("/staff/support-needs?page={p}"));
     trail.users(list.iter().map(|(id, ..)| *id));
-    Ok(Page::new(
-        "exams/needs_list",
-        "Support needs",
-        json!({ "people": list.iter().map(|(id, name, at)| json!({ "id": id, "username": name, "updated": date(*at) })).collect::<Vec<_>>() }),
-    ))
+    let people =
+        list.into_iter().map(|(id, username, at)| views::NeedsPerson { id, username, updated: at.into() }).collect();
+    Ok(Page::view("exams/needs_list", "Support needs", views::NeedsList { people, nav }))
 }
 
 #[get("/staff/support-needs/<user_id>")]
@@ -310,11 +310,13 @@ pub async fn needs_of(db: &State<Db>, user: CurrentUser, trail: Trail<'_>, user_
             Ok::<_, AppError>((username, super::support_needs_of(conn, user_id)?.ok_or(AppError::NotFound)?))
         })
         .await?;
-    Ok(Page::new(
-        "exams/needs_of",
-        "Support needs",
-        json!({ "username": username, "needs": needs.needs, "adjustments": needs.adjustments, "updated": date(needs.updated_at) }),
-    ))
+    let view = views::NeedsOf {
+        username,
+        needs: needs.needs,
+        adjustments: needs.adjustments,
+        updated: needs.updated_at.into(),
+    };
+    Ok(Page::view("exams/needs_of", "Support needs", view))
 }
 
 // ---- exam bodies ----
@@ -327,29 +329,41 @@ fn exam_body(conn: &mut Conn, user: &SessionUser, slug: &str) -> AppResult<Partn
     Ok(p)
 }
 
-#[get("/partners/<slug>/exams")]
-pub async fn sessions(db: &State<Db>, user: CurrentUser, trail: Trail<'_>, slug: &str) -> AppResult<Page> {
+#[get("/partners/<slug>/exams?<page>")]
+pub async fn sessions(
+    db: &State<Db>,
+    user: CurrentUser,
+    trail: Trail<'_>,
+    slug: &str,
+    page: Option<&str>,
+) -> AppResult<Page> {
     // Sessions, times and places; the candidates are on each session's page.
     trail.nobody();
     let (slug, user) = (slug.to_string(), user.0);
+    let paging = PageRequest::parse(page, LIST_PAGE);
     let ctx = db
         .run(move |conn| {
             let p = exam_body(conn, &user, &slug)?;
             let now = now();
-            let list = super::sessions_of(conn, &p)?;
+            let list = super::sessions_of(conn, &p, paging.offset(), paging.fetch())?;
+            let (list, nav) = paging.finish(list, |n| format!("/partners/{}/exams?page={n}", p.slug));
             let courses: Vec<(i64, String)> = courses::table
                 .filter(courses::published.eq(true))
                 .order(courses::title.asc())
                 .select((courses::id, courses::title))
                 .load(conn)?;
-            Ok::<_, AppError>(json!({
-                "partner": { "slug": p.slug, "name": p.name },
-                "sessions": list.iter().map(|(s, course)| json!({ "session": s.json(now), "course": course })).collect::<Vec<_>>(),
-                "courses": courses.iter().map(|(id, title)| json!({ "id": id, "title": title })).collect::<Vec<_>>(),
-            }))
+            Ok::<_, AppError>(views::SessionsPage {
+                partner: views::PartnerRef { slug: p.slug, name: p.name },
+                sessions: list
+                    .into_iter()
+                    .map(|(s, course)| views::SessionRow { session: SessionView::new(&s, now), course })
+                    .collect(),
+                courses: courses.into_iter().map(|(id, title)| views::CourseChoice { id, title }).collect(),
+                nav,
+            })
         })
         .await?;
-    Ok(Page::new("exams/sessions", "Exam sessions", ctx))
+    Ok(Page::view("exams/sessions", "Exam sessions", ctx))
 }
 
 #[derive(FromForm)]
@@ -433,7 +447,7 @@ fn candidates_of(conn: &mut Conn, session: i64) -> diesel::QueryResult<Vec<Subje
     Ok(list)
 }
 
-fn session_context(conn: &mut Conn, user: &SessionUser, slug: &str, id: i64) -> AppResult<Value> {
+fn session_context(conn: &mut Conn, user: &SessionUser, slug: &str, id: i64) -> AppResult<views::SessionPage> {
     let p = exam_body(conn, user, slug)?;
     let s = super::session(conn, id)?;
     if s.partner_id != p.id {
@@ -450,18 +464,20 @@ fn session_context(conn: &mut Conn, user: &SessionUser, slug: &str, id: i64) -> 
             .into_iter()
             .collect()
     };
-    Ok(json!({
-        "partner": { "slug": p.slug, "name": p.name },
-        "session": s.json(now()),
-        "is_staff": user.is_staff(),
-        "upload_text": "",
-        "upload_errors": [],
-        "candidates": candidates.iter().map(|c| json!({
-            "booking": c.booking, "status": c.status, "booked": c.status == super::BOOKED, "name": c.name, "email": c.email,
-            "date_of_birth": c.date_of_birth.map(|d| d.to_string()), "support_needs": c.support_needs, "adjustments": c.adjustments,
-            "result": results.get(&c.booking).map(super::ExamResult::shown),
-        })).collect::<Vec<_>>(),
-    }))
+    Ok(views::SessionPage {
+        partner: views::PartnerRef { slug: p.slug, name: p.name },
+        session: SessionView::new(&s, now()),
+        is_staff: user.is_staff(),
+        upload_text: String::new(),
+        upload_errors: Vec::new(),
+        candidates: candidates
+            .into_iter()
+            .map(|c| {
+                let result = results.get(&c.booking);
+                views::CandidateView::new(c, result)
+            })
+            .collect(),
+    })
 }
 
 #[get("/partners/<slug>/exams/<id>")]
@@ -474,7 +490,7 @@ pub async fn session_page(db: &State<Db>, user: CurrentUser, trail: Trail<'_>, s
         })
         .await?;
     trail.add_all(shown);
-    Ok(Page::new("exams/session", "Exam session", ctx))
+    Ok(Page::view("exams/session", "Exam session", ctx))
 }
 
 #[derive(FromForm)]
@@ -517,8 +533,8 @@ pub async fn upload_results(
                 Err(errors) => errors,
             };
             let mut ctx = session_context(conn, &user, &slug, id)?;
-            ctx["upload_errors"] = json!(errors);
-            ctx["upload_text"] = json!(text);
+            ctx.upload_errors = errors;
+            ctx.upload_text = text;
             Ok((Err(ctx), shown))
         })
         .await?;
@@ -531,32 +547,25 @@ pub async fn upload_results(
         )),
         // Nothing is recorded; the page comes back with the text and what to fix.
         Err(ctx) => rocket::Either::Right(
-            Page::new("exams/session", "Exam session", ctx).with_status(Status::UnprocessableEntity),
+            Page::view("exams/session", "Exam session", ctx).with_status(Status::UnprocessableEntity),
         ),
     })
 }
 
 // ---- malpractice (operator staff) ----
 
-#[get("/staff/malpractice")]
-pub async fn cases(db: &State<Db>, _staff: StaffUser, trail: Trail<'_>) -> AppResult<Page> {
-    let list = db.run(|conn| Ok::<_, AppError>(super::cases(conn)?)).await?;
+#[get("/staff/malpractice?<page>")]
+pub async fn cases(db: &State<Db>, _staff: StaffUser, trail: Trail<'_>, page: Option<&str>) -> AppResult<Page> {
+    let paging = PageRequest::parse(page, LIST_PAGE);
+    let list = db.run(move |conn| Ok::<_, AppError>(super::cases(conn, paging.offset(), paging.fetch())?)).await?;
+    let (list, nav) = paging.finish(list, |p| format!("/staff/malpractice?page={p}"));
     trail.add_all(list.iter().map(case_subject));
-    Ok(Page::new(
-        "exams/cases",
-        "Malpractice cases",
-        json!({ "cases": list.iter().map(case_json).collect::<Vec<_>>() }),
-    ))
+    let cases = list.iter().map(views::CaseView::new).collect();
+    Ok(Page::view("exams/cases", "Malpractice cases", views::CasesPage { cases, nav }))
 }
 
 fn case_subject(c: &super::Case) -> Subject {
     Subject::user(c.user_id).partner(c.exam_body_id).item(format!("malpractice case {}", c.id))
-}
-
-fn case_json(c: &super::Case) -> Value {
-    json!({ "id": c.id, "details": c.details, "open": c.status == "open", "outcome": c.outcome,
-            "disclosed": c.disclosure_id.is_some(), "opened": date(c.created_at), "reference": c.reference,
-            "username": c.username, "exam": c.exam, "exam_body": c.exam_body })
 }
 
 #[derive(FromForm)]
@@ -596,7 +605,7 @@ pub async fn open_case(
 pub async fn case_page(db: &State<Db>, _staff: StaffUser, trail: Trail<'_>, id: i64) -> AppResult<Page> {
     let c = db.run(move |conn| Ok::<_, AppError>(super::case(conn, id)?)).await?;
     trail.add(case_subject(&c));
-    Ok(Page::new("exams/case", "Malpractice case", json!({ "case": case_json(&c) })))
+    Ok(Page::view("exams/case", "Malpractice case", views::CasePage { case: views::CaseView::new(&c) }))
 }
 
 #[derive(FromForm)]

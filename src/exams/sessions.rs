@@ -107,12 +107,15 @@ pub fn session(conn: &mut Conn, id: i64) -> EResult<Session> {
     exam_sessions::table.find(id).select(Session::as_select()).first(conn).optional()?.ok_or(ExamError::NotFound)
 }
 
-/// A partner's sessions with their course titles, soonest first.
-pub fn sessions_of(conn: &mut Conn, partner: &Partner) -> QueryResult<Vec<(Session, String)>> {
+/// A page of a partner's sessions with their course titles, soonest first:
+/// `limit` rows from `offset`.
+pub fn sessions_of(conn: &mut Conn, partner: &Partner, offset: i64, limit: i64) -> QueryResult<Vec<(Session, String)>> {
     exam_sessions::table
         .inner_join(courses::table)
         .filter(exam_sessions::partner_id.eq(partner.id))
-        .order(exam_sessions::starts_at.asc())
+        .order((exam_sessions::starts_at.asc(), exam_sessions::id.asc()))
+        .offset(offset)
+        .limit(limit)
         .select((Session::as_select(), courses::title))
         .load(conn)
 }

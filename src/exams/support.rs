@@ -67,12 +67,14 @@ pub fn delete_support_needs(conn: &mut Conn, user_id: i64) -> QueryResult<usize>
     diesel::delete(support_needs::table.find(user_id)).execute(conn)
 }
 
-/// Who has recorded support needs (for the support team's list): user id,
-/// username, updated.
-pub fn with_support_needs(conn: &mut Conn) -> QueryResult<Vec<(i64, String, NaiveDateTime)>> {
+/// A page of who has recorded support needs (for the support team's list):
+/// user id, username, updated; `limit` rows from `offset`.
+pub fn with_support_needs(conn: &mut Conn, offset: i64, limit: i64) -> QueryResult<Vec<(i64, String, NaiveDateTime)>> {
     support_needs::table
         .inner_join(users::table.on(users::id.eq(support_needs::user_id)))
-        .order(users::username.asc())
+        .order((users::username.asc(), users::id.asc()))
+        .offset(offset)
+        .limit(limit)
         .select((users::id, users::username, support_needs::updated_at))
         .load(conn)
 }

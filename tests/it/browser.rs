@@ -2656,7 +2656,7 @@ async fn crt_8_a_learner_books_an_exam_and_sees_the_result_in_a_browser() {
     e.goto(&session_page).await.unwrap();
     until(&e, "h1", title).await;
     let candidates = until(&e, "#candidates tbody", learner.email).await;
-    for needle in ["Annie Easley", "1988-06-15", needs, adjustments, "booked"] {
+    for needle in ["Annie Easley", "15 June 1988", needs, adjustments, "booked"] {
         assert!(candidates.contains(needle), "{needle:?} not in {candidates}");
     }
     let shown_ref = e.find(Locator::Css("#candidates tbody td code")).await.unwrap().text().await.unwrap();

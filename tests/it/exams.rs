@@ -679,3 +679,133 @@ async fn racing_for_the_last_seat(app: TestApp) {
     assert_eq!((booked, bookings), (1, 1));
 }
 on_both!(crt_8_bookings_racing_for_the_last_seat_never_overbook, racing_for_the_last_seat);
+
+/// A page of an exam list as its links read once the browser decodes them.
+async fn list_page(app: &TestApp, path: &str) -> String {
+    let (status, body) = app.get(path).await;
+    assert_eq!(status, Status::Ok, "{path}");
+    body.replace("&#x3D;", "=").replace("&amp;", "&")
+}
+
+/// How many links a page has whose address is `prefix` and a number.
+fn rows(page: &str, prefix: &str) -> usize {
+    regex::Regex::new(&format!(r#"href="{}\d+""#, regex::escape(prefix))).unwrap().find_iter(page).count()
+}
+
+async fn exam_lists_page(app: TestApp) {
+    seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    let course = course_id(&app, "intro-python").await;
+    let admin = verified(&app, "board").await;
+    let body = exam_body(&app, "awarding-board", &admin).await;
+    let grace = staff(&app).await;
+    let grace_id = user_id(&app, &grace.username).await;
+    // 51 candidates, each with a session, a booking, a malpractice case and
+    // support needs: a page of 50 and one more on every list.
+    let body_id = body.id;
+    run(&app, move |conn| {
+        let now = lyceum::db::now();
+        for i in 0..51 {
+            let username = format!("cand{i:02}");
+            let user: i64 = diesel::insert_into(lyceum::db::schema::users::table)
+                .values((
+                    lyceum::db::schema::users::username.eq(&username),
+                    lyceum::db::schema::users::email.eq(format!("{username}@example.org")),
+                    lyceum::db::schema::users::first_name.eq("Cand"),
+                    lyceum::db::schema::users::last_name.eq(&username),
+                    lyceum::db::schema::users::password_hash.eq("!"),
+                    lyceum::db::schema::users::status.eq("active"),
+                    lyceum::db::schema::users::email_verified_at.eq(Some(now)),
+                    lyceum::db::schema::users::terms_version.eq(lyceum::accounts::TERMS_VERSION),
+                    lyceum::db::schema::users::terms_accepted_at.eq(now),
+                    lyceum::db::schema::users::created_at.eq(now),
+                    lyceum::db::schema::users::updated_at.eq(now),
+                ))
+                .returning(lyceum::db::schema::users::id)
+                .get_result(conn)?;
+            let session: i64 = diesel::insert_into(exam_sessions::table)
+                .values((
+                    exam_sessions::partner_id.eq(body_id),
+                    exam_sessions::course_id.eq(course),
+                    exam_sessions::title.eq(format!("Sitting {i:02}")),
+                    exam_sessions::starts_at.eq(now + Duration::days(30 + i)),
+                    exam_sessions::time_zone.eq("Europe/London"),
+                    exam_sessions::mode.eq("online"),
+                    exam_sessions::location.eq(""),
+                    exam_sessions::capacity.eq(10),
+                    exam_sessions::booked.eq(1),
+                    exam_sessions::booking_deadline.eq(now + Duration::days(20 + i)),
+                    exam_sessions::created_at.eq(now),
+                ))
+                .returning(exam_sessions::id)
+                .get_result(conn)?;
+            let booking: i64 = diesel::insert_into(exam_bookings::table)
+                .values((
+                    exam_bookings::session_id.eq(session),
+                    exam_bookings::user_id.eq(user),
+                    exam_bookings::reference.eq(format!("EX-PAGE{i:02}")),
+                    exam_bookings::status.eq(lyceum::exams::BOOKED),
+                    exam_bookings::created_at.eq(now),
+                ))
+                .returning(exam_bookings::id)
+                .get_result(conn)?;
+            diesel::insert_into(lyceum::db::schema::malpractice_cases::table)
+                .values((
+                    lyceum::db::schema::malpractice_cases::booking_id.eq(booking),
+                    lyceum::db::schema::malpractice_cases::opened_by.eq(Some(grace_id)),
+                    lyceum::db::schema::malpractice_cases::details.eq(format!("Incident {i:02}")),
+                    lyceum::db::schema::malpractice_cases::status.eq("open"),
+                    lyceum::db::schema::malpractice_cases::created_at.eq(now),
+                ))
+                .execute(conn)?;
+            // The list shows who and when; it never opens the sealed text.
+            diesel::insert_into(support_needs::table)
+                .values((
+                    support_needs::user_id.eq(user),
+                    support_needs::needs.eq("sealed"),
+                    support_needs::adjustments.eq("sealed"),
+                    support_needs::updated_at.eq(now),
+                ))
+                .execute(conn)?;
+        }
+        Ok::<_, diesel::result::Error>(())
+    })
+    .await;
+
+    // The exam body's sessions, soonest first.
+    as_user(&app, &admin).await;
+    let first = list_page(&app, "/partners/awarding-board/exams").await;
+    assert_eq!(rows(&first, "/partners/awarding-board/exams/"), 50, "a page of 50 sessions");
+    assert!(first.contains("Sitting 00") && !first.contains("Sitting 50"));
+    assert!(first.contains(r#"rel="next" href="/partners/awarding-board/exams?page=2""#), "a next link");
+    let second = list_page(&app, "/partners/awarding-board/exams?page=2").await;
+    assert_eq!(rows(&second, "/partners/awarding-board/exams/"), 1);
+    assert!(second.contains("Sitting 50") && second.contains(r#"href="/partners/awarding-board/exams?page=1""#));
+    assert!(!second.contains(r#"rel="next""#));
+    let past = list_page(&app, "/partners/awarding-board/exams?page=9").await;
+    assert!(past.contains("No more sessions") && past.contains("id=\"new-session\""), "the form stays");
+
+    // Malpractice cases, newest first.
+    as_user(&app, &grace).await;
+    let first = list_page(&app, "/staff/malpractice").await;
+    assert_eq!(rows(&first, "/staff/malpractice/"), 50, "a page of 50 cases");
+    assert!(first.contains("EX-PAGE50") && !first.contains("EX-PAGE00"));
+    assert!(first.contains(r#"rel="next" href="/staff/malpractice?page=2""#));
+    let second = list_page(&app, "/staff/malpractice?page=2").await;
+    assert_eq!(rows(&second, "/staff/malpractice/"), 1);
+    assert!(second.contains("EX-PAGE00") && !second.contains(r#"rel="next""#));
+
+    // The support team's list of support needs, by username.
+    let sam = verified(&app, "sam").await;
+    as_user(&app, &grace).await;
+    let res = app.post_form("/staff/support-team", &[("login", "sam")]).await;
+    assert_eq!(res.status(), Status::SeeOther);
+    as_user(&app, &sam).await;
+    let first = list_page(&app, "/staff/support-needs?page=x").await;
+    assert_eq!(rows(&first, "/staff/support-needs/"), 50, "a page of 50 people");
+    assert!(first.contains(">cand00<") && !first.contains(">cand50<"));
+    assert!(first.contains(r#"rel="next" href="/staff/support-needs?page=2""#));
+    let second = list_page(&app, "/staff/support-needs?page=2").await;
+    assert_eq!(rows(&second, "/staff/support-needs/"), 1);
+    assert!(second.contains(">cand50<") && !second.contains(r#"rel="next""#));
+}
+on_both!(exam_lists_read_one_page_at_a_time, exam_lists_page);
