@@ -905,7 +905,7 @@ pub struct Standing {
     pub progress_percent: u32,
     pub grade_percent: f64,
     pub passed: bool,
-    pub completed_at: Option<String>,
+    pub completed_at: Option<crate::web::format::Day>,
 }
 
 pub fn standing(conn: &mut Conn, enrollment: &Enrollment, course_id: i64) -> QueryResult<Standing> {
@@ -923,7 +923,7 @@ pub fn standing_of(enrollment: &Enrollment, all: &[i64], done: &HashSet<i64>) ->
         progress_percent: if all.is_empty() { 0 } else { (100 * units_done / all.len()) as u32 },
         grade_percent: enrollment.grade_percent,
         passed: enrollment.passed,
-        completed_at: enrollment.completed_at.map(|t| t.format("%Y-%m-%d").to_string()),
+        completed_at: enrollment.completed_at.map(crate::web::format::Day::from),
     }
 }
 
