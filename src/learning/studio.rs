@@ -19,7 +19,7 @@ use crate::learning::{package, transfer, views};
 use crate::storage::BlobStore;
 use crate::web::csrf::verify_token;
 use crate::web::download::Download;
-use crate::web::format::Day;
+use crate::web::format::{Day, iso};
 use crate::web::upload::{ImageShape, ImageUpload, Upload, UploadLimit, store_image};
 use crate::web::{AppError, AppResult, CsrfForm, CurrentUser, Flash, Page};
 
@@ -699,9 +699,9 @@ pub async fn gradebook_csv(
             let page = db.run(move |conn| learning::gradebook_page(conn, &r2, &ids2, after, 500).map_err(AppError::from)).await;
             let Ok((rows, next)) = page else { break };
             for r in rows {
-                let mut cells = vec![r.username, r.track, r.enrolled_at.format("%Y-%m-%dT%H:%M:%SZ").to_string(), r.units_done.to_string()];
+                let mut cells = vec![r.username, r.track, iso(r.enrolled_at), r.units_done.to_string()];
                 cells.extend(r.quiz_scores.iter().map(|s| s.map(|v| format!("{:.1}", v * 100.0)).unwrap_or_default()));
-                cells.extend([format!("{:.2}", r.grade_percent), r.passed.to_string(), r.completed_at.map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string()).unwrap_or_default()]);
+                cells.extend([format!("{:.2}", r.grade_percent), r.passed.to_string(), r.completed_at.map(iso).unwrap_or_default()]);
                 yield csv_line(&cells);
             }
             match next { Some(n) => after = n, None => break }
