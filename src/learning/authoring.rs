@@ -570,11 +570,6 @@ fn moved(ids: &[i64], id: i64, up: bool) -> Option<Vec<(i32, i64)>> {
     Some(order.into_iter().enumerate().map(|(p, id)| (p as i32 + 1, id)).collect())
 }
 
-/// Who is enrolled is none of the courses' business; `json` used by views.
-pub fn course_summary(course: &Course) -> serde_json::Value {
-    json!({ "slug": course.slug, "title": course.title, "published": course.published })
-}
-
 pub fn courses_of_member(conn: &mut Conn, member_id: i64) -> QueryResult<Vec<Course>> {
     courses::table
         .filter(courses::member_id.eq(member_id))

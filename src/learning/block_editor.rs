@@ -23,6 +23,10 @@ use crate::learning::package;
 use crate::learning::quiz_form::{Edit, Problems, QuizFields};
 use crate::learning::service::{self as learning, LearningError};
 use crate::learning::studio::CourseFileLimit;
+use crate::learning::views::{
+    BlockEditorView, CourseLink, FieldView, KindSection, OptionView, ProblemLink, StudioBlock, StudioUnit,
+    StudioUnitView,
+};
 use crate::media::files;
 use crate::storage::{self, BlobStore};
 use crate::web::csrf::verify_token;
@@ -100,46 +104,61 @@ impl Draft {
 
     /// The `block_editor` partial's context. `choose_kind`: the add form,
     /// where the kind is chosen (the others show their own kind only).
-    fn view(&self, prefix: &str, unit_id: i64, choose_kind: bool) -> Value {
-        let field = |kind: &str, name: &str, value: &str| {
-            json!({ "id": format!("{prefix}-{kind}-{name}"), "name": name, "value": value,
-                    "error": if self.kind == kind { self.problems.get(name) } else { None } })
+    fn view(&self, prefix: &str, unit_id: i64, choose_kind: bool) -> BlockEditorView {
+        let field = |kind: &str, name: &str, value: &str| FieldView {
+            id: format!("{prefix}-{kind}-{name}"),
+            name: name.to_string(),
+            value: value.to_string(),
+            error: if self.kind == kind { self.problems.get(name).cloned() } else { None },
         };
-        let section = |kind: &str| json!({ "present": choose_kind || self.kind == kind, "active": self.kind == kind, "id": format!("{prefix}-{kind}") });
+        let section = |kind: &str| KindSection {
+            present: choose_kind || self.kind == kind,
+            active: self.kind == kind,
+            id: format!("{prefix}-{kind}"),
+        };
         let quiz_prefix = format!("{prefix}-quiz");
         let none = Problems::new();
-        let mut problems: Vec<Value> = self
+        let mut problems: Vec<ProblemLink> = self
             .problems
             .iter()
-            .map(|(k, m)| json!({ "id": format!("{prefix}-{}-{k}", self.kind), "message": m }))
+            .map(|(k, m)| ProblemLink { id: format!("{prefix}-{}-{k}", self.kind), message: m.clone() })
             .collect();
         problems.extend(
             self.quiz_problems
                 .iter()
-                .map(|(k, m)| json!({ "id": format!("{quiz_prefix}-{}", k.replace('.', "-")), "message": m })),
+                .map(|(k, m)| ProblemLink { id: format!("{quiz_prefix}-{}", k.replace('.', "-")), message: m.clone() }),
         );
-        json!({
-            "prefix": prefix, "unit_id": unit_id, "kind": self.kind, "choose_kind": choose_kind,
-            "kinds": KINDS.iter().map(|(v, l)| json!({ "value": v, "label": l, "selected": *v == self.kind })).collect::<Vec<_>>(),
-            "problems": problems,
-            "problem_count": problems.len(),
-            "notice": self.notice,
-            "text": section("text"), "video": section("video"), "quiz_section": section("quiz"),
-            "resource": section("resource"), "live": section("live"),
-            "markdown": field("text", "markdown", &self.markdown),
-            "image": field("text", "image", ""),
-            "preview": self.preview,
-            "url": field("video", "url", &self.url),
-            "video_file": field("video", "file", ""),
-            "transcript": field("video", "transcript", &self.transcript),
-            "resource_title": field("resource", "title", &self.title),
-            "resource_file": field("resource", "file", ""),
-            "live_title": field("live", "title", &self.title),
-            "starts_at": field("live", "starts_at", &self.starts_at),
-            "link": field("live", "link", &self.link),
-            "file_now": self.file_now,
-            "quiz": self.quiz.view(&quiz_prefix, if self.kind == "quiz" { &self.quiz_problems } else { &none }),
-        })
+        BlockEditorView {
+            prefix: prefix.to_string(),
+            unit_id,
+            kind: self.kind.clone(),
+            choose_kind,
+            kinds: KINDS
+                .iter()
+                .map(|(value, label)| OptionView { value, label, selected: *value == self.kind })
+                .collect(),
+            problem_count: problems.len(),
+            problems,
+            notice: self.notice.clone(),
+            text: section("text"),
+            video: section("video"),
+            quiz_section: section("quiz"),
+            resource: section("resource"),
+            live: section("live"),
+            markdown: field("text", "markdown", &self.markdown),
+            image: field("text", "image", ""),
+            preview: self.preview.clone(),
+            url: field("video", "url", &self.url),
+            video_file: field("video", "file", ""),
+            transcript: field("video", "transcript", &self.transcript),
+            resource_title: field("resource", "title", &self.title),
+            resource_file: field("resource", "file", ""),
+            live_title: field("live", "title", &self.title),
+            starts_at: field("live", "starts_at", &self.starts_at),
+            link: field("live", "link", &self.link),
+            file_now: self.file_now.clone(),
+            quiz: self.quiz.view(&quiz_prefix, if self.kind == "quiz" { &self.quiz_problems } else { &none }),
+        }
     }
 }
 
@@ -181,31 +200,34 @@ fn unit_page(
             }
             _ => Draft::of(&data),
         };
-        blocks.push(json!({
-            "id": b.id, "kind": data.kind(), "kind_label": kind_label(data.kind()), "heading": heading,
-            "editing": editing, "form": form.view(&format!("b{}", b.id), unit.id, false),
-        }));
+        blocks.push(StudioBlock {
+            id: b.id,
+            kind: data.kind(),
+            kind_label: kind_label(data.kind()),
+            heading,
+            editing,
+            form: form.view(&format!("b{}", b.id), unit.id, false),
+        });
     }
     let (new_draft, adding) = match (draft_target, draft) {
         (Some(Target::New), Some(d)) => (d, true),
         _ => (Draft::new(new_kind), false),
     };
-    let status = if new_draft.has_problems() && adding
-        || blocks.iter().any(|b| b["editing"] == json!(true) && b["form"]["problem_count"] != json!(0))
+    let status = if new_draft.has_problems() && adding || blocks.iter().any(|b| b.editing && b.form.problem_count != 0)
     {
         Status::UnprocessableEntity
     } else {
         Status::Ok
     };
-    let ctx = json!({
-        "course": { "slug": course.slug, "title": course.title },
-        "unit": { "id": unit.id, "title": unit.title },
-        "blocks": blocks,
-        "adding": adding,
-        "new_block": new_draft.view("n", unit.id, true),
-    });
     let title = format!("Edit unit: {}", unit.title);
-    Ok(Page::new("studio/unit", title, ctx).with_status(status))
+    let view = StudioUnitView {
+        course: CourseLink { slug: course.slug, title: course.title },
+        unit: StudioUnit { id: unit.id, title: unit.title },
+        blocks,
+        adding,
+        new_block: new_draft.view("n", unit.id, true),
+    };
+    Ok(Page::view("studio/unit", title, view).with_status(status))
 }
 
 #[get("/studio/units/<id>?<kind>")]

@@ -34,7 +34,7 @@ pub struct Card {
     pub image: Option<String>,
     pub pacing: Option<String>,
     pub open: bool,
-    pub starts: Option<String>,
+    pub starts: Option<crate::web::format::Day>,
 }
 
 /// Published courses matching the filters; with `ranked` ids (from search),
@@ -96,7 +96,7 @@ pub fn cards(conn: &mut Conn, filters: &Filters, ranked: Option<&[i64]>, now: Na
                     image: c.image_blob.map(|k| format!("/media/{k}")),
                     pacing: shown.map(|r| r.pacing.clone()),
                     open: open_run.is_some(),
-                    starts: shown.map(|r| r.starts_at.format("%e %b %Y").to_string()),
+                    starts: shown.map(|r| r.starts_at.into()),
                 },
             ))
         })

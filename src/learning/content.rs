@@ -59,6 +59,18 @@ pub struct Question {
     #[serde(default)]
     pub accepted: Vec<String>,
     pub feedback: Option<String>,
+    /// Single / multiple: what a learner who picked each choice reads
+    /// ("Not quite: a mutex is not a channel"), by the choice's index, `""`
+    /// where the choice has none; empty when no choice has any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub choice_feedback: Vec<String>,
+}
+
+impl Question {
+    /// The author's feedback on choice `index`, when it has some.
+    pub fn feedback_on(&self, index: usize) -> Option<&str> {
+        self.choice_feedback.get(index).map(|f| f.trim()).filter(|f| !f.is_empty())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -500,6 +512,7 @@ mod tests {
             tolerance: 0.01,
             accepted: vec!["Print".into()],
             feedback: None,
+            choice_feedback: vec![],
         };
         Quiz {
             title: "Q".into(),

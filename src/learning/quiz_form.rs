@@ -6,9 +6,9 @@
 use std::collections::BTreeMap;
 
 use rocket::FromForm;
-use serde_json::{Value, json};
 
 use crate::learning::content::{Question, QuestionKind, Quiz, ShowAnswers, check_text};
+use crate::learning::views::{ChoiceEditorView, FieldView, OptionView, QuestionEditorView, QuizEditorView};
 
 /// Most questions one quiz holds in the editor.
 pub const MAX_QUESTIONS: usize = 100;
@@ -64,11 +64,14 @@ pub struct ChoiceFields {
     pub text: String,
     #[field(default = false)]
     pub correct: bool,
+    /// What a learner who picks this choice reads (optional).
+    #[field(default = String::new())]
+    pub feedback: String,
 }
 
 impl ChoiceFields {
     fn blank() -> ChoiceFields {
-        ChoiceFields { text: String::new(), correct: false }
+        ChoiceFields { text: String::new(), correct: false, feedback: String::new() }
     }
 }
 
@@ -154,7 +157,11 @@ impl QuizFields {
                         .choices
                         .iter()
                         .enumerate()
-                        .map(|(i, c)| ChoiceFields { text: c.clone(), correct: q.correct.contains(&i) })
+                        .map(|(i, c)| ChoiceFields {
+                            text: c.clone(),
+                            correct: q.correct.contains(&i),
+                            feedback: q.feedback_on(i).unwrap_or_default().to_string(),
+                        })
                         .collect(),
                     answer: q.answer.map(number).unwrap_or_default(),
                     tolerance: if q.kind == QuestionKind::Numeric { number(q.tolerance) } else { String::new() },
@@ -267,6 +274,7 @@ impl QuizFields {
                 tolerance: 0.0,
                 accepted: Vec::new(),
                 feedback,
+                choice_feedback: Vec::new(),
             };
             match kind {
                 QuestionKind::Single | QuestionKind::Multiple => {
@@ -281,7 +289,13 @@ impl QuizFields {
                         if choice.correct {
                             question.correct.push(c);
                         }
+                        let feedback = choice.feedback.trim();
+                        if let Err(limit) = check_text(feedback) {
+                            say(format!("q{i}.c{c}.feedback"), &limit.to_string());
+                        }
+                        question.choice_feedback.push(feedback.to_string());
                     }
+                    question.choice_feedback = crate::learning::transfer::choice_feedback(&question.choice_feedback);
                     if q.choices.len() < 2 {
                         say(key("choices"), "A choice question needs at least two choices: add one.");
                     } else if q.choices.len() > MAX_CHOICES {
@@ -338,75 +352,81 @@ impl QuizFields {
     }
 
     /// The form as the `quiz_editor` partial shows it: every field's value,
-    /// its problem (or null) and the ids that tie them together. `prefix`
+    /// its problem (or none) and the ids that tie them together. `prefix`
     /// makes the ids unique on a page with several editors.
-    pub fn view(&self, prefix: &str, problems: &Problems) -> Value {
-        let field = |key: &str, value: &str| {
-            let id = format!("{prefix}-{}", key.replace('.', "-"));
-            json!({ "id": id, "name": field_name(key), "value": value, "error": problems.get(key) })
+    pub fn view(&self, prefix: &str, problems: &Problems) -> QuizEditorView {
+        let field = |key: &str, value: &str| FieldView {
+            id: format!("{prefix}-{}", key.replace('.', "-")),
+            name: field_name(key),
+            value: value.to_string(),
+            error: problems.get(key).cloned(),
         };
-        let questions: Vec<Value> = self
+        let questions = self
             .questions
             .iter()
             .enumerate()
             .map(|(i, q)| {
                 let k = |f: &str| format!("q{i}.{f}");
-                let choices: Vec<Value> = q
-                    .choices
-                    .iter()
-                    .enumerate()
-                    .map(|(c, choice)| {
-                        let mut v = field(&format!("q{i}.c{c}"), &choice.text);
-                        v["index"] = json!(c);
-                        v["n"] = json!(c + 1);
-                        v["correct"] = json!(choice.correct);
-                        v
-                    })
-                    .collect();
-                let kinds: Vec<Value> = QUESTION_KINDS
-                    .iter()
-                    .map(|(v, label)| json!({ "value": v, "label": label, "selected": q.kind == *v }))
-                    .collect();
-                json!({
-                    "index": i, "n": i + 1, "id": format!("{prefix}-q{i}"),
-                    "kind": field(&k("kind"), &q.kind),
-                    "kinds": kinds,
-                    "has_choices": !["numeric", "text"].contains(&q.kind.as_str()),
-                    "is_numeric": q.kind == "numeric", "is_text": q.kind == "text",
-                    "prompt": field(&k("prompt"), &q.prompt),
-                    "choices": choices, "choices_field": field(&k("choices"), ""),
-                    "can_add_choice": q.choices.len() < MAX_CHOICES,
-                    "answer": field(&k("answer"), &q.answer),
-                    "tolerance": field(&k("tolerance"), &q.tolerance),
-                    "accepted": field(&k("accepted"), &q.accepted),
-                    "feedback": field(&k("feedback"), &q.feedback),
-                })
+                QuestionEditorView {
+                    index: i,
+                    n: i + 1,
+                    id: format!("{prefix}-q{i}"),
+                    kind: field(&k("kind"), &q.kind),
+                    kinds: QUESTION_KINDS
+                        .iter()
+                        .map(|(value, label)| OptionView { value, label, selected: q.kind == *value })
+                        .collect(),
+                    has_choices: !["numeric", "text"].contains(&q.kind.as_str()),
+                    is_numeric: q.kind == "numeric",
+                    is_text: q.kind == "text",
+                    prompt: field(&k("prompt"), &q.prompt),
+                    choices: q
+                        .choices
+                        .iter()
+                        .enumerate()
+                        .map(|(c, choice)| ChoiceEditorView {
+                            field: field(&format!("q{i}.c{c}"), &choice.text),
+                            index: c,
+                            n: c + 1,
+                            correct: choice.correct,
+                            feedback: field(&format!("q{i}.c{c}.feedback"), &choice.feedback),
+                        })
+                        .collect(),
+                    choices_field: field(&k("choices"), ""),
+                    can_add_choice: q.choices.len() < MAX_CHOICES,
+                    answer: field(&k("answer"), &q.answer),
+                    tolerance: field(&k("tolerance"), &q.tolerance),
+                    accepted: field(&k("accepted"), &q.accepted),
+                    feedback: field(&k("feedback"), &q.feedback),
+                }
             })
             .collect();
-        json!({
-            "prefix": prefix,
-            "title": field("title", &self.title),
-            "attempts": field("attempts", &self.attempts),
-            "weight": field("weight", &self.weight),
-            "due_at": field("due_at", &self.due_at),
-            "show_answers": field("show_answers", &self.show_answers),
-            "after_due": self.show_answers == "after_due",
-            "proctored": self.proctored,
-            "questions": questions,
-            "questions_field": field("questions", ""),
-            "can_add_question": self.questions.len() < MAX_QUESTIONS,
-        })
+        QuizEditorView {
+            prefix: prefix.to_string(),
+            title: field("title", &self.title),
+            attempts: field("attempts", &self.attempts),
+            weight: field("weight", &self.weight),
+            due_at: field("due_at", &self.due_at),
+            show_answers: field("show_answers", &self.show_answers),
+            after_due: self.show_answers == "after_due",
+            proctored: self.proctored,
+            questions,
+            questions_field: field("questions", ""),
+            can_add_question: self.questions.len() < MAX_QUESTIONS,
+        }
     }
 }
 
 /// The form field a problem key stands for: `q1.prompt` is
-/// `quiz.questions[1].prompt`, `q1.c2` the text of its third choice.
+/// `quiz.questions[1].prompt`, `q1.c2` the text of its third choice and
+/// `q1.c2.feedback` that choice's feedback.
 fn field_name(key: &str) -> String {
     match key.split_once('.') {
         Some((q, field)) if q.starts_with('q') => {
             let i = &q[1..];
-            match field.strip_prefix('c').filter(|c| c.parse::<usize>().is_ok()) {
-                Some(c) => format!("quiz.questions[{i}].choices[{c}].text"),
+            let (choice, rest) = field.split_once('.').unwrap_or((field, "text"));
+            match choice.strip_prefix('c').filter(|c| c.parse::<usize>().is_ok()) {
+                Some(c) => format!("quiz.questions[{i}].choices[{c}].{rest}"),
                 None => format!("quiz.questions[{i}].{field}"),
             }
         }
@@ -447,8 +467,12 @@ mod tests {
                 QuestionFields {
                     prompt: "Who owns a value?".into(),
                     choices: vec![
-                        ChoiceFields { text: "nobody".into(), correct: false },
-                        ChoiceFields { text: "its owner".into(), correct: true },
+                        ChoiceFields {
+                            text: "nobody".into(),
+                            correct: false,
+                            feedback: "Not quite: someone always owns it.".into(),
+                        },
+                        ChoiceFields { text: "its owner".into(), correct: true, feedback: String::new() },
                     ],
                     feedback: "One owner at a time.".into(),
                     ..QuestionFields::blank()
@@ -479,7 +503,27 @@ mod tests {
         assert_eq!(quiz.questions[1].answer, Some(3.5));
         assert!(quiz.questions[1].choices.is_empty(), "fields of other kinds are ignored");
         assert_eq!(quiz.questions[2].accepted, vec!["print", "print()"]);
+        assert_eq!(quiz.questions[0].choice_feedback, vec!["Not quite: someone always owns it.", ""]);
+        assert_eq!(quiz.questions[0].feedback_on(1), None);
+        assert!(quiz.questions[1].choice_feedback.is_empty(), "a number has no choices to comment on");
         assert_eq!(QuizFields::of(&quiz).quiz().unwrap(), quiz);
+        // No feedback on any choice is no feedback at all, not a list of blanks.
+        let mut f = filled();
+        f.questions[0].choices[0].feedback = "  ".into();
+        assert!(f.quiz().unwrap().questions[0].choice_feedback.is_empty());
+    }
+
+    #[test]
+    fn a_choice_s_feedback_has_its_own_field() {
+        assert_eq!(field_name("q1.c2"), "quiz.questions[1].choices[2].text");
+        assert_eq!(field_name("q1.c2.feedback"), "quiz.questions[1].choices[2].feedback");
+        assert_eq!(field_name("q1.feedback"), "quiz.questions[1].feedback");
+        let view = filled().view("n-quiz", &Problems::from([("q0.c0.feedback".to_string(), "Too long.".to_string())]));
+        let feedback = &view.questions[0].choices[0].feedback;
+        assert_eq!(feedback.id, "n-quiz-q0-c0-feedback");
+        assert_eq!(feedback.name, "quiz.questions[0].choices[0].feedback");
+        assert_eq!(feedback.value, "Not quite: someone always owns it.");
+        assert_eq!(feedback.error.as_deref(), Some("Too long."));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use rocket::http::{ContentType, Status};
 use rocket::response::Redirect;
 use rocket::{Either, FromForm, State, get, post};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::db::{Db, now};
 use crate::learning::catalog::{self, Filters};
@@ -20,6 +20,7 @@ use crate::media::files;
 use crate::search::SearchIndex;
 use crate::storage::BlobStore;
 use crate::web::csrf::CsrfOnly;
+use crate::web::format::Day;
 use crate::web::guards::Viewer;
 use crate::web::{AppError, AppResult, ClientInfo, CsrfForm, CurrentUser, Flash, Page};
 
@@ -69,17 +70,30 @@ pub async fn catalog_page(
             Ok::<_, AppError>((cards, catalog::facets(conn)?))
         })
         .await?;
-    Ok(Page::new(
-        "learning/catalog",
-        "Course catalog",
-        json!({
-            "cards": cards, "q": query, "count": cards.len(),
-            "members": members.iter().map(|(s, n)| json!({"slug": s, "name": n, "selected": filters.member.as_deref() == Some(s)})).collect::<Vec<_>>(),
-            "subjects": subjects.iter().map(|s| json!({"slug": s, "selected": filters.subject.as_deref() == Some(s)})).collect::<Vec<_>>(),
-            "languages": languages.iter().map(|s| json!({"code": s, "selected": filters.language.as_deref() == Some(s)})).collect::<Vec<_>>(),
-            "pacing": filters.pacing, "open": filters.open_only,
-        }),
-    ))
+    let view = views::CatalogView {
+        count: cards.len(),
+        cards,
+        q: query,
+        members: members
+            .into_iter()
+            .map(|(slug, name)| views::MemberFacet {
+                selected: filters.member.as_deref() == Some(slug.as_str()),
+                slug,
+                name,
+            })
+            .collect(),
+        subjects: subjects
+            .into_iter()
+            .map(|slug| views::SubjectFacet { selected: filters.subject.as_deref() == Some(slug.as_str()), slug })
+            .collect(),
+        languages: languages
+            .into_iter()
+            .map(|code| views::LanguageFacet { selected: filters.language.as_deref() == Some(code.as_str()), code })
+            .collect(),
+        pacing: filters.pacing,
+        open: filters.open_only,
+    };
+    Ok(Page::view("learning/catalog", "Course catalog", view))
 }
 
 #[get("/courses/<slug>")]
@@ -120,8 +134,8 @@ pub async fn about(db: &State<Db>, hooks: &State<LearningHooks>, viewer: Viewer,
                     .iter()
                     .map(|r| views::RunView {
                         key: r.run_key.clone(),
-                        starts: r.starts_at.format("%e %B %Y").to_string(),
-                        ends: r.ends_at.map(|e| e.format("%e %B %Y").to_string()),
+                        starts: r.starts_at.into(),
+                        ends: r.ends_at.map(Day::from),
                         pacing: if r.pacing == "self" { "Self-paced" } else { "Instructor-paced" },
                         access_days: r.access_days,
                         pass_threshold: r.pass_threshold,
@@ -158,8 +172,7 @@ pub async fn about(db: &State<Db>, hooks: &State<LearningHooks>, viewer: Viewer,
 
 /// A page from its typed view.
 fn page(template: &'static str, title: impl Into<String>, view: &impl serde::Serialize) -> AppResult<Page> {
-    let context = serde_json::to_value(view).map_err(|e| AppError::Internal(format!("{template}: {e}")))?;
-    Ok(Page::new(template, title, context))
+    Ok(Page::view(template, title, view))
 }
 
 #[derive(FromForm)]
@@ -261,8 +274,8 @@ pub async fn dashboard(db: &State<Db>, hooks: &State<LearningHooks>, user: Curre
                     slug: course.slug,
                     next_step,
                     access: e.has_access(t),
-                    access_until: e.access_expires_at.map(|x| x.format("%e %B %Y").to_string()),
-                    starts: run.starts_at.format("%e %B %Y").to_string(),
+                    access_until: e.access_expires_at.map(Day::from),
+                    starts: run.starts_at.into(),
                     track: e.track,
                 });
             }
@@ -488,7 +501,7 @@ fn block_view(
         BlockData::Live { title, starts_at, link: _ } => views::BlockView::Live {
             id: b.id,
             title,
-            starts: starts_at.format("%e %B %Y, %H:%M UTC").to_string(),
+            starts: starts_at.into(),
             href: format!("/learn/{slug}/live/{}", b.id),
             attended,
             past: starts_at < t,

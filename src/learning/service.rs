@@ -344,8 +344,8 @@ fn write_enrollment(
             "enrolled",
             json!({
                 "first_name": user.first_name, "course": course.title, "path": format!("/learn/{}", course.slug),
-                "starts": run.starts_at.format("%e %B %Y").to_string(),
-                "access_until": expires.map(|e| e.format("%e %B %Y").to_string()),
+                "starts": crate::web::format::day(run.starts_at.date()),
+                "access_until": expires.map(|e| crate::web::format::day(e.date())),
             }),
         )?;
         enrollments::table.find(id).select(Enrollment::as_select()).first(conn).map_err(Into::into)
@@ -887,7 +887,7 @@ pub fn send_start_reminders(conn: &mut Conn, now: NaiveDateTime) -> QueryResult<
                     &email,
                     &format!("{} starts soon", course.title),
                     "run_reminder",
-                    json!({ "first_name": first_name, "course": course.title, "starts": run.starts_at.format("%e %B %Y, %H:%M UTC").to_string(), "path": format!("/learn/{}", course.slug) }),
+                    json!({ "first_name": first_name, "course": course.title, "starts": crate::web::format::moment(run.starts_at), "path": format!("/learn/{}", course.slug) }),
                 )?;
                 sent += 1;
             }
@@ -905,7 +905,7 @@ pub struct Standing {
     pub progress_percent: u32,
     pub grade_percent: f64,
     pub passed: bool,
-    pub completed_at: Option<String>,
+    pub completed_at: Option<crate::web::format::Day>,
 }
 
 pub fn standing(conn: &mut Conn, enrollment: &Enrollment, course_id: i64) -> QueryResult<Standing> {
@@ -923,7 +923,7 @@ pub fn standing_of(enrollment: &Enrollment, all: &[i64], done: &HashSet<i64>) ->
         progress_percent: if all.is_empty() { 0 } else { (100 * units_done / all.len()) as u32 },
         grade_percent: enrollment.grade_percent,
         passed: enrollment.passed,
-        completed_at: enrollment.completed_at.map(|t| t.format("%Y-%m-%d").to_string()),
+        completed_at: enrollment.completed_at.map(crate::web::format::Day::from),
     }
 }
 

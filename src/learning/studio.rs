@@ -10,16 +10,16 @@ use rocket::form::Form;
 use rocket::http::{ContentType, CookieJar, Status};
 use rocket::response::stream::TextStream;
 use rocket::{FromForm, State, get, post};
-use serde_json::{Value, json};
 
 use crate::accounts::service::TrailAccount;
 use crate::db::{Db, now};
 use crate::learning::authoring::{self, RunInput};
 use crate::learning::service::{self as learning};
-use crate::learning::{package, transfer};
+use crate::learning::{package, transfer, views};
 use crate::storage::BlobStore;
 use crate::web::csrf::verify_token;
 use crate::web::download::Download;
+use crate::web::format::{Day, iso};
 use crate::web::upload::{ImageShape, ImageUpload, Upload, UploadLimit, store_image};
 use crate::web::{AppError, AppResult, CsrfForm, CurrentUser, Flash, Page};
 
@@ -42,8 +42,13 @@ pub async fn index(db: &State<Db>, user: CurrentUser, trail: Trail<'_>) -> AppRe
         .run(move |conn| {
             let mut out = Vec::new();
             for m in authoring::members_for(conn, &u)? {
-                let courses: Vec<Value> = authoring::courses_of_member(conn, m.id)?.iter().map(authoring::course_summary).collect();
-                out.push(json!({ "slug": m.slug, "name": m.name, "courses": courses, "manage": learning::can_manage_member(&u, m.id) }));
+                let courses = authoring::courses_of_member(conn, m.id)?.iter().map(views::StudioCourse::of).collect();
+                out.push(views::StudioMemberCard {
+                    manage: learning::can_manage_member(&u, m.id),
+                    slug: m.slug,
+                    name: m.name,
+                    courses,
+                });
             }
             Ok::<_, AppError>(out)
         })
@@ -51,7 +56,7 @@ pub async fn index(db: &State<Db>, user: CurrentUser, trail: Trail<'_>) -> AppRe
     if members.is_empty() && !user.is_staff() {
         return Err(AppError::Forbidden("The studio is for the staff of member institutions.".into()));
     }
-    Ok(Page::new("studio/index", "Studio", json!({ "members": members, "is_staff": user.is_staff() })))
+    Ok(Page::view("studio/index", "Studio", views::StudioIndexView { members, is_staff: user.is_staff() }))
 }
 
 #[derive(FromForm)]
@@ -88,7 +93,7 @@ pub async fn create_member(
 #[get("/studio/members/<slug>")]
 pub async fn member(db: &State<Db>, user: CurrentUser, trail: Trail<'_>, slug: &str) -> AppResult<Page> {
     let slug = slug.to_string();
-    let (ctx, shown) = db
+    let (view, shown) = db
         .run(move |conn| {
             let m = authoring::member_by_slug(conn, &slug)?;
             if !learning::can_author(&user, m.id) {
@@ -103,21 +108,30 @@ pub async fn member(db: &State<Db>, user: CurrentUser, trail: Trail<'_>, slug: &
                     .select(role_grants::user_id)
                     .load(conn)?
             };
-            let courses: Vec<Value> = authoring::courses_of_member(conn, m.id)?.iter().map(authoring::course_summary).collect();
+            let courses = authoring::courses_of_member(conn, m.id)?.iter().map(views::StudioCourse::of).collect();
             Ok((
-                json!({
-                    "member": { "slug": m.slug, "name": m.name, "description": m.description, "logo": m.logo_blob.map(|k| format!("/media/{k}")) },
-                    "staff": staff.iter().map(|(u, r)| json!({ "username": u, "role": r })).collect::<Vec<_>>(),
-                    "courses": courses, "manage": learning::can_manage_member(&user, m.id),
-                }),
+                views::StudioMemberView {
+                    manage: learning::can_manage_member(&user, m.id),
+                    member: views::MemberView {
+                        slug: m.slug,
+                        name: m.name,
+                        description: m.description,
+                        logo: m.logo_blob.map(|k| format!("/media/{k}")),
+                    },
+                    staff: staff
+                        .into_iter()
+                        .map(|(username, role)| views::StaffMember { username, role: role.to_string() })
+                        .collect(),
+                    courses,
+                },
                 shown,
             ))
         })
         .await?;
     // The member's staff are listed.
     trail.users(shown);
-    let title = ctx["member"]["name"].as_str().unwrap_or("Member").to_string();
-    Ok(Page::new("studio/member", title, ctx))
+    let title = view.member.name.clone();
+    Ok(Page::view("studio/member", title, view))
 }
 
 #[derive(FromForm)]
@@ -269,33 +283,50 @@ pub async fn course(db: &State<Db>, user: CurrentUser, trail: Trail<'_>, slug: &
     // The course's settings, runs and outline.
     trail.nobody();
     let slug = slug.to_string();
-    let ctx = db
+    let view = db
         .run(move |conn| {
             let c = authoring::authorable(conn, &user, &slug)?;
             let m = learning::member(conn, c.member_id)?;
             let runs = learning::runs(conn, c.id)?;
             let outline = learning::outline(conn, c.id)?;
-            Ok::<_, AppError>(json!({
-                "course": {
-                    "slug": c.slug, "title": c.title, "summary": c.summary, "description": c.description,
-                    "subjects": c.subjects, "language": c.language, "effort": c.effort, "published": c.published,
-                    "image": c.image_blob.map(|k| format!("/media/{k}")),
+            Ok::<_, AppError>(views::StudioCourseView {
+                course: views::StudioCourseDetails {
+                    slug: c.slug,
+                    title: c.title,
+                    summary: c.summary,
+                    description: c.description,
+                    subjects: c.subjects,
+                    language: c.language,
+                    effort: c.effort,
+                    published: c.published,
+                    image: c.image_blob.map(|k| format!("/media/{k}")),
                 },
-                "member": { "slug": m.slug, "name": m.name },
-                "runs": runs.iter().map(|r| json!({
-                    "id": r.id, "key": r.run_key, "starts": r.starts_at.format("%Y-%m-%d %H:%M").to_string(),
-                    "ends": r.ends_at.map(|e| e.format("%Y-%m-%d").to_string()), "pacing": r.pacing,
-                    "access_days": r.access_days, "pass_threshold": r.pass_threshold,
-                })).collect::<Vec<_>>(),
-                "sections": outline.iter().map(|(s, us)| json!({
-                    "id": s.id, "title": s.title,
-                    "units": us.iter().map(|u| json!({ "id": u.id, "title": u.title })).collect::<Vec<_>>(),
-                })).collect::<Vec<_>>(),
-            }))
+                member: views::MemberLink { slug: m.slug, name: m.name },
+                runs: runs
+                    .into_iter()
+                    .map(|r| views::StudioRun {
+                        id: r.id,
+                        key: r.run_key,
+                        starts: r.starts_at.into(),
+                        ends: r.ends_at.map(Day::from),
+                        pacing: r.pacing,
+                        access_days: r.access_days,
+                        pass_threshold: r.pass_threshold,
+                    })
+                    .collect(),
+                sections: outline
+                    .into_iter()
+                    .map(|(s, us)| views::StudioSection {
+                        id: s.id,
+                        title: s.title,
+                        units: us.into_iter().map(|u| views::StudioUnit { id: u.id, title: u.title }).collect(),
+                    })
+                    .collect(),
+            })
         })
         .await?;
-    let title = format!("Edit {}", ctx["course"]["title"].as_str().unwrap_or("course"));
-    Ok(Page::new("studio/course", title, ctx))
+    let title = format!("Edit {}", view.course.title);
+    Ok(Page::view("studio/course", title, view))
 }
 
 #[post("/studio/courses/<slug>/details", data = "<form>")]
@@ -563,10 +594,10 @@ pub async fn import(
             format!("Imported {}.", course.title),
         ))),
         Err(problems) => Ok(rocket::Either::Right(
-            Page::new(
+            Page::view(
                 "studio/import_problems",
                 "The package was not imported",
-                json!({ "problems": problems.iter().map(|p| p.to_string()).collect::<Vec<_>>() }),
+                views::ImportProblemsView { problems: problems.iter().map(|p| p.to_string()).collect() },
             )
             .with_status(Status::UnprocessableEntity),
         )),
@@ -596,7 +627,7 @@ pub async fn export(
 
 #[get("/studio/runs/<id>/gradebook")]
 pub async fn gradebook(db: &State<Db>, user: CurrentUser, trail: Trail<'_>, id: i64) -> AppResult<Page> {
-    let (ctx, course_id, shown) = db
+    let (view, course_id, shown) = db
         .run(move |conn| {
             let (run, course) = learning::run_by_id(conn, id)?;
             if !learning::can_author(&user, course.member_id) {
@@ -606,21 +637,30 @@ pub async fn gradebook(db: &State<Db>, user: CurrentUser, trail: Trail<'_>, id: 
             let ids: Vec<i64> = cols.iter().map(|(i, _)| *i).collect();
             let (rows, _) = learning::gradebook_page(conn, &run, &ids, 0, 500)?;
             let shown = enrolled(conn, run.id, Some(500))?;
-            let ctx = json!({
-                "course": { "slug": course.slug, "title": course.title }, "run": { "id": run.id, "key": run.run_key, "pass_threshold": run.pass_threshold },
-                "columns": cols.iter().map(|(_, t)| t).collect::<Vec<_>>(),
-                "rows": rows.iter().map(|r| json!({
-                    "username": r.username, "track": r.track, "enrolled": r.enrolled_at.format("%Y-%m-%d").to_string(),
-                    "units_done": r.units_done, "scores": r.quiz_scores.iter().map(|s| s.map(|v| format!("{:.0}", v * 100.0))).collect::<Vec<_>>(),
-                    "grade": format!("{:.1}", r.grade_percent), "passed": r.passed, "completed": r.completed_at.map(|t| t.format("%Y-%m-%d").to_string()),
-                })).collect::<Vec<_>>(),
-                "truncated": rows.len() >= 500,
-            });
-            Ok::<_, AppError>((ctx, course.id, shown))
+            let view = views::GradebookView {
+                truncated: rows.len() >= 500,
+                course: views::CourseLink { slug: course.slug, title: course.title },
+                run: views::GradebookRun { id: run.id, key: run.run_key, pass_threshold: run.pass_threshold },
+                columns: cols.into_iter().map(|(_, t)| t).collect(),
+                rows: rows
+                    .into_iter()
+                    .map(|r| views::GradebookLine {
+                        username: r.username,
+                        track: r.track,
+                        enrolled: r.enrolled_at.into(),
+                        units_done: r.units_done,
+                        scores: r.quiz_scores.iter().map(|s| s.map(|v| format!("{:.0}", v * 100.0))).collect(),
+                        grade: format!("{:.1}", r.grade_percent),
+                        passed: r.passed,
+                        completed: r.completed_at.map(Day::from),
+                    })
+                    .collect(),
+            };
+            Ok::<_, AppError>((view, course.id, shown))
         })
         .await?;
     trail.course_users(course_id, shown);
-    Ok(Page::new("studio/gradebook", "Gradebook", ctx))
+    Ok(Page::view("studio/gradebook", "Gradebook", view))
 }
 
 /// The gradebook as CSV, streamed a page of learners at a time.
@@ -659,9 +699,9 @@ pub async fn gradebook_csv(
             let page = db.run(move |conn| learning::gradebook_page(conn, &r2, &ids2, after, 500).map_err(AppError::from)).await;
             let Ok((rows, next)) = page else { break };
             for r in rows {
-                let mut cells = vec![r.username, r.track, r.enrolled_at.format("%Y-%m-%dT%H:%M:%SZ").to_string(), r.units_done.to_string()];
+                let mut cells = vec![r.username, r.track, iso(r.enrolled_at), r.units_done.to_string()];
                 cells.extend(r.quiz_scores.iter().map(|s| s.map(|v| format!("{:.1}", v * 100.0)).unwrap_or_default()));
-                cells.extend([format!("{:.2}", r.grade_percent), r.passed.to_string(), r.completed_at.map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string()).unwrap_or_default()]);
+                cells.extend([format!("{:.2}", r.grade_percent), r.passed.to_string(), r.completed_at.map(iso).unwrap_or_default()]);
                 yield csv_line(&cells);
             }
             match next { Some(n) => after = n, None => break }

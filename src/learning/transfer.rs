@@ -56,8 +56,19 @@ pub fn quiz_from_pkg(q: &QuizPkg) -> Quiz {
                 tolerance: x.tolerance,
                 accepted: x.accepted.clone(),
                 feedback: x.feedback.clone(),
+                choice_feedback: choice_feedback(&x.choice_feedback),
             })
             .collect(),
+    }
+}
+
+/// Feedback on choices as stored and carried: none at all when no choice
+/// has any, else one entry per choice, trimmed.
+pub fn choice_feedback(given: &[String]) -> Vec<String> {
+    if given.iter().all(|f| f.trim().is_empty()) {
+        Vec::new()
+    } else {
+        given.iter().map(|f| f.trim().to_string()).collect()
     }
 }
 
@@ -93,6 +104,7 @@ pub fn quiz_to_pkg(q: &Quiz) -> QuizPkg {
                     tolerance: if numeric { x.tolerance } else { 0.0 },
                     accepted: if x.kind == QuestionKind::Text { x.accepted.clone() } else { Vec::new() },
                     feedback: x.feedback.clone(),
+                    choice_feedback: if choice { choice_feedback(&x.choice_feedback) } else { Vec::new() },
                 }
             })
             .collect(),

@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::learning::content::{Answers, Question, QuestionKind, Quiz, render_inline_markdown, render_markdown};
 use crate::learning::model::{Course, Section, Unit};
 use crate::learning::service::{NextStep, QuizStanding, Standing, Verdict};
+use crate::web::format::{Day, Moment};
 
 /// A course as its pages name it.
 #[derive(Debug, Clone, Serialize)]
@@ -72,8 +73,8 @@ pub struct MemberView {
 #[derive(Debug, Serialize)]
 pub struct RunView {
     pub key: String,
-    pub starts: String,
-    pub ends: Option<String>,
+    pub starts: Day,
+    pub ends: Option<Day>,
     pub pacing: &'static str,
     pub access_days: Option<i32>,
     pub pass_threshold: i32,
@@ -199,8 +200,8 @@ pub struct DashboardCourse {
     pub standing: Standing,
     pub next_step: Option<StepLink>,
     pub access: bool,
-    pub access_until: Option<String>,
-    pub starts: String,
+    pub access_until: Option<Day>,
+    pub starts: Day,
     pub track: String,
 }
 
@@ -256,7 +257,7 @@ pub enum BlockView {
     Text { id: i64, html: String },
     Video { id: i64, embed: Option<String>, url: Option<String>, file: Option<String>, transcript_html: Option<String> },
     Resource { id: i64, title: String, filename: String, href: String },
-    Live { id: i64, title: String, starts: String, href: String, attended: bool, past: bool },
+    Live { id: i64, title: String, starts: Moment, href: String, attended: bool, past: bool },
     Quiz(QuizView),
 }
 
@@ -274,7 +275,7 @@ pub struct QuizView {
     pub can_submit: bool,
     pub reveal: bool,
     pub best: Option<String>,
-    pub due: Option<String>,
+    pub due: Option<Moment>,
     pub action: String,
     pub questions: Vec<QuestionView>,
     /// The last attempt's result, beside the quiz.
@@ -310,8 +311,19 @@ pub struct QuestionView {
     /// The learner's last answer, as HTML ("no answer" when left empty).
     pub given_html: Option<String>,
     pub feedback_html: Option<String>,
+    /// The author's feedback on each choice the learner picked, shown when
+    /// the explanations are (`reveal`).
+    pub choice_feedback: Vec<ChoiceFeedbackView>,
     pub solution: Option<String>,
     pub error: Option<String>,
+}
+
+/// Feedback on a choice the learner picked: the choice, and what the
+/// author says to whoever picks it.
+#[derive(Debug, Serialize)]
+pub struct ChoiceFeedbackView {
+    pub label_html: String,
+    pub html: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -388,6 +400,7 @@ impl QuizView {
                     was_correct: standing.last.as_ref().is_some_and(|l| l.results.get(i).is_some_and(|r| r.correct)),
                     given_html: answered.then(|| given_html(q, &given)),
                     feedback_html: q.feedback.as_deref().filter(|_| reveal).map(render_markdown),
+                    choice_feedback: if reveal && answered { chosen_feedback(q, &given) } else { Vec::new() },
                     solution: if reveal {
                         match q.kind {
                             QuestionKind::Numeric => q.answer.map(|a| a.to_string()),
@@ -414,12 +427,29 @@ impl QuizView {
             can_submit: standing.may_submit().is_ok(),
             reveal,
             best: standing.best.map(|s| format!("{:.0}", s * 100.0)),
-            due: quiz.due_at.map(|d| d.format("%e %B %Y, %H:%M UTC").to_string()),
+            due: quiz.due_at.map(Moment),
             action: format!("/learn/{slug}/quiz/{id}"),
             questions,
             result,
         }
     }
+}
+
+/// The feedback on the choices in `given` that have some, in the choices' order.
+fn chosen_feedback(q: &Question, given: &[String]) -> Vec<ChoiceFeedbackView> {
+    if !matches!(q.kind, QuestionKind::Single | QuestionKind::Multiple) {
+        return Vec::new();
+    }
+    let chosen: HashSet<usize> = given.iter().filter_map(|v| v.parse().ok()).collect();
+    q.choices
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| chosen.contains(i))
+        .filter_map(|(i, c)| {
+            q.feedback_on(i)
+                .map(|f| ChoiceFeedbackView { label_html: render_inline_markdown(c), html: render_markdown(f) })
+        })
+        .collect()
 }
 
 /// What the learner answered, as HTML: the chosen choices' labels, or the
@@ -451,7 +481,7 @@ pub struct CompleteView {
     pub grade: String,
     pub pass_threshold: i32,
     pub passed: bool,
-    pub completed_at: Option<String>,
+    pub completed_at: Option<Day>,
     /// Units not finished yet (first few).
     pub remaining: Vec<UnitLink>,
     pub more_remaining: usize,
@@ -498,4 +528,314 @@ pub struct EnrollFirstView {
     pub message: String,
     /// The course page's enrollment section.
     pub enroll_href: String,
+}
+
+// ------------------------------------------------------------ the Studio's editors
+
+/// One field of the Studio's editors, as the `studio_field` and
+/// `studio_textarea` partials read it.
+#[derive(Debug, Clone, Serialize)]
+pub struct FieldView {
+    pub id: String,
+    pub name: String,
+    pub value: String,
+    pub error: Option<String>,
+}
+
+/// An option of a select.
+#[derive(Debug, Clone, Serialize)]
+pub struct OptionView {
+    pub value: &'static str,
+    pub label: &'static str,
+    pub selected: bool,
+}
+
+/// The `quiz_editor` partial's context (`QuizFields::view`).
+#[derive(Debug, Clone, Serialize)]
+pub struct QuizEditorView {
+    pub prefix: String,
+    pub title: FieldView,
+    pub attempts: FieldView,
+    pub weight: FieldView,
+    pub due_at: FieldView,
+    pub show_answers: FieldView,
+    pub after_due: bool,
+    pub proctored: bool,
+    pub questions: Vec<QuestionEditorView>,
+    /// Where a problem with the questions as a whole shows.
+    pub questions_field: FieldView,
+    pub can_add_question: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct QuestionEditorView {
+    pub index: usize,
+    pub n: usize,
+    pub id: String,
+    pub kind: FieldView,
+    pub kinds: Vec<OptionView>,
+    pub has_choices: bool,
+    pub is_numeric: bool,
+    pub is_text: bool,
+    pub prompt: FieldView,
+    pub choices: Vec<ChoiceEditorView>,
+    /// Where a problem with the choices as a whole shows.
+    pub choices_field: FieldView,
+    pub can_add_choice: bool,
+    pub answer: FieldView,
+    pub tolerance: FieldView,
+    pub accepted: FieldView,
+    pub feedback: FieldView,
+}
+
+/// A choice in the editor: its text field (flattened: `id`, `name`,
+/// `value`, `error`), whether it is correct, and its own feedback field.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChoiceEditorView {
+    #[serde(flatten)]
+    pub field: FieldView,
+    pub index: usize,
+    pub n: usize,
+    pub correct: bool,
+    pub feedback: FieldView,
+}
+
+/// One kind's part of the block form: whether it is on the page at all
+/// (the add form carries every kind, a stored block only its own) and
+/// whether it is the one shown.
+#[derive(Debug, Clone, Serialize)]
+pub struct KindSection {
+    pub present: bool,
+    pub active: bool,
+    pub id: String,
+}
+
+/// A problem listed at the top of a block form, linking to its field.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProblemLink {
+    pub id: String,
+    pub message: String,
+}
+
+/// The `block_editor` partial's context (`Draft::view`).
+#[derive(Debug, Clone, Serialize)]
+pub struct BlockEditorView {
+    pub prefix: String,
+    pub unit_id: i64,
+    pub kind: String,
+    pub choose_kind: bool,
+    pub kinds: Vec<OptionView>,
+    pub problems: Vec<ProblemLink>,
+    pub problem_count: usize,
+    pub notice: Option<String>,
+    pub text: KindSection,
+    pub video: KindSection,
+    pub quiz_section: KindSection,
+    pub resource: KindSection,
+    pub live: KindSection,
+    pub markdown: FieldView,
+    pub image: FieldView,
+    pub preview: Option<String>,
+    pub url: FieldView,
+    pub video_file: FieldView,
+    pub transcript: FieldView,
+    pub resource_title: FieldView,
+    pub resource_file: FieldView,
+    pub live_title: FieldView,
+    pub starts_at: FieldView,
+    pub link: FieldView,
+    pub file_now: Option<String>,
+    pub quiz: QuizEditorView,
+}
+
+// ------------------------------------------------------------ Studio pages
+
+/// A course in the Studio's lists.
+#[derive(Debug, Clone, Serialize)]
+pub struct StudioCourse {
+    pub slug: String,
+    pub title: String,
+    pub published: bool,
+}
+
+impl StudioCourse {
+    pub fn of(c: &Course) -> StudioCourse {
+        StudioCourse { slug: c.slug.clone(), title: c.title.clone(), published: c.published }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct StudioIndexView {
+    pub members: Vec<StudioMemberCard>,
+    pub is_staff: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StudioMemberCard {
+    pub slug: String,
+    pub name: String,
+    pub courses: Vec<StudioCourse>,
+    pub manage: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StudioMemberView {
+    pub member: MemberView,
+    pub staff: Vec<StaffMember>,
+    pub courses: Vec<StudioCourse>,
+    pub manage: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StaffMember {
+    pub username: String,
+    pub role: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StudioCourseView {
+    pub course: StudioCourseDetails,
+    pub member: MemberLink,
+    pub runs: Vec<StudioRun>,
+    pub sections: Vec<StudioSection>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StudioCourseDetails {
+    pub slug: String,
+    pub title: String,
+    pub summary: String,
+    pub description: String,
+    /// As typed: subjects separated by commas.
+    pub subjects: String,
+    pub language: String,
+    pub effort: Option<String>,
+    pub published: bool,
+    pub image: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MemberLink {
+    pub slug: String,
+    pub name: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StudioRun {
+    pub id: i64,
+    pub key: String,
+    pub starts: Moment,
+    pub ends: Option<Day>,
+    pub pacing: String,
+    pub access_days: Option<i32>,
+    pub pass_threshold: i32,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StudioSection {
+    pub id: i64,
+    pub title: String,
+    pub units: Vec<StudioUnit>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StudioUnit {
+    pub id: i64,
+    pub title: String,
+}
+
+/// The unit editor: every block in its form, and the add form.
+#[derive(Debug, Serialize)]
+pub struct StudioUnitView {
+    pub course: CourseLink,
+    pub unit: StudioUnit,
+    pub blocks: Vec<StudioBlock>,
+    /// The add form holds a draft that was not saved.
+    pub adding: bool,
+    pub new_block: BlockEditorView,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CourseLink {
+    pub slug: String,
+    pub title: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StudioBlock {
+    pub id: i64,
+    pub kind: &'static str,
+    pub kind_label: &'static str,
+    pub heading: Option<String>,
+    /// This block's form holds a draft that was not saved.
+    pub editing: bool,
+    pub form: BlockEditorView,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ImportProblemsView {
+    pub problems: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct GradebookView {
+    pub course: CourseLink,
+    pub run: GradebookRun,
+    /// The quizzes' titles.
+    pub columns: Vec<String>,
+    pub rows: Vec<GradebookLine>,
+    pub truncated: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct GradebookRun {
+    pub id: i64,
+    pub key: String,
+    pub pass_threshold: i32,
+}
+
+#[derive(Debug, Serialize)]
+pub struct GradebookLine {
+    pub username: String,
+    pub track: String,
+    pub enrolled: Day,
+    pub units_done: usize,
+    /// Per quiz, the best score in percent (none: not taken).
+    pub scores: Vec<Option<String>>,
+    pub grade: String,
+    pub passed: bool,
+    pub completed: Option<Day>,
+}
+
+// ------------------------------------------------------------ catalog
+
+#[derive(Debug, Serialize)]
+pub struct CatalogView {
+    pub cards: Vec<crate::learning::catalog::Card>,
+    pub q: Option<String>,
+    pub count: usize,
+    pub members: Vec<MemberFacet>,
+    pub subjects: Vec<SubjectFacet>,
+    pub languages: Vec<LanguageFacet>,
+    pub pacing: Option<String>,
+    pub open: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MemberFacet {
+    pub slug: String,
+    pub name: String,
+    pub selected: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SubjectFacet {
+    pub slug: String,
+    pub selected: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LanguageFacet {
+    pub code: String,
+    pub selected: bool,
 }

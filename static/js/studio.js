@@ -47,7 +47,9 @@
   });
 
   // --- Questions and choices added and removed in place, renumbered so the
-  // names the server reads (quiz.questions[1].choices[2].text) stay in order.
+  // names the server reads (quiz.questions[1].choices[2].text, and that
+  // choice's .correct and .feedback) stay in order; a new choice starts with
+  // its text and feedback empty.
   function replaceInText(root, pattern, n) {
     const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
     let node;

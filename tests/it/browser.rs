@@ -2816,10 +2816,19 @@ async fn an_instructor_builds_a_quiz_in_the_studio_without_toml_and_a_learner_ta
     fill(&b, "#n-quiz-title", "Studio check").await;
     fill(&b, "#n-quiz-q0-prompt", "Which keyword defines a function?").await;
     fill(&b, "#n-quiz-q0-c0", "func").await;
+    fill(&b, "#n-quiz-q0-c0-feedback", "Not quite: func is Go's keyword.").await;
     fill(&b, "#n-quiz-q0-c1", "def").await;
+    fill(&b, "#n-quiz-q0-c1-feedback", "Yes: def starts a definition.").await;
     press(&b, b.find(Locator::Css("#n-quiz-q0 [data-add-choice]")).await.unwrap()).await;
     until_true(&b, "return !!document.querySelector('#n-quiz-q0-c2');", "a third choice").await;
     fill(&b, "#n-quiz-q0-c2", "lambda").await;
+    // The new choice comes with its own, empty, feedback field.
+    assert_eq!(value_of(&b, "#n-quiz-q0-c2-feedback").await, "", "a new choice's feedback starts empty");
+    assert_eq!(
+        b.find(Locator::Css("#n-quiz-q0-c2-feedback")).await.unwrap().attr("name").await.unwrap().as_deref(),
+        Some("quiz.questions[0].choices[2].feedback")
+    );
+    fill(&b, "#n-quiz-q0-c2-feedback", "A lambda has no name.").await;
     press(&b, b.find(Locator::Css("input[name='quiz.questions[0].choices[1].correct']")).await.unwrap()).await;
     fill(&b, "#n-quiz-q0-feedback", "`def` starts a function definition.").await;
     press(&b, b.find(Locator::Css("[data-add-question]")).await.unwrap()).await;
@@ -2854,6 +2863,9 @@ async fn an_instructor_builds_a_quiz_in_the_studio_without_toml_and_a_learner_ta
         ("#n-quiz-title", "Studio check"),
         ("#n-quiz-q0-prompt", "Which keyword defines a function?"),
         ("#n-quiz-q0-c2", "lambda"),
+        ("#n-quiz-q0-c0-feedback", "Not quite: func is Go's keyword."),
+        ("#n-quiz-q0-c1-feedback", "Yes: def starts a definition."),
+        ("#n-quiz-q0-c2-feedback", "A lambda has no name."),
         ("#n-quiz-q0-feedback", "`def` starts a function definition."),
         ("#n-quiz-q1-kind", "numeric"),
         ("#n-quiz-q1-prompt", "What is 7 / 2?"),
@@ -2881,6 +2893,10 @@ async fn an_instructor_builds_a_quiz_in_the_studio_without_toml_and_a_learner_ta
     assert_eq!(questions.len(), 2);
     assert_eq!(questions[0].1.choices, ["func", "def", "lambda"]);
     assert_eq!(questions[0].1.correct, [1]);
+    assert_eq!(
+        questions[0].1.choice_feedback,
+        ["Not quite: func is Go's keyword.", "Yes: def starts a definition.", "A lambda has no name."]
+    );
     assert_eq!((questions[1].1.answer, questions[1].1.tolerance), (Some(3.5), 0.01));
 
     // A learner sees the quiz and passes it.
@@ -2890,6 +2906,14 @@ async fn an_instructor_builds_a_quiz_in_the_studio_without_toml_and_a_learner_ta
     l.goto(&format!("{site}/learn/intro-python/units/{unit}")).await.unwrap();
     until(&l, &format!("#block-{block}"), "Which keyword defines a function?").await;
     answer_quiz_correctly(&l, block, &questions).await;
+    // Its only attempt used, the learner reads the feedback on the choice
+    // they picked, and only that one.
+    until(&l, &format!("#block-{block} [data-choice-feedback]"), "Yes: def starts a definition.").await;
+    let feedback = l.find_all(Locator::Css(&format!("#block-{block} [data-choice-feedback]"))).await.unwrap();
+    assert_eq!(feedback.len(), 1, "feedback on the chosen choice only");
+    let unit_html = l.find(Locator::Css(&format!("#block-{block}"))).await.unwrap().html(false).await.unwrap();
+    assert!(!unit_html.contains("Go's keyword") && !unit_html.contains("has no name"), "{unit_html}");
+    shot(&l, "quiz-choice-feedback").await;
     l.close().await.unwrap();
     b.close().await.unwrap();
     browser.server.abort();

@@ -131,6 +131,7 @@ async fn seed_code_quiz(app: &TestApp) -> (i64, i64) {
                 tolerance: 0.0,
                 accepted: vec![],
                 feedback: Some("Bindings are immutable unless marked `mut`.".into()),
+                choice_feedback: vec![],
             };
             let n = Question {
                 kind: QuestionKind::Numeric,
@@ -141,6 +142,7 @@ async fn seed_code_quiz(app: &TestApp) -> (i64, i64) {
                 tolerance: 0.0,
                 accepted: vec![],
                 feedback: Some("Eight, as the name says.".into()),
+                choice_feedback: vec![],
             };
             authoring::add_block(
                 conn,
@@ -260,6 +262,7 @@ fn one_question(attempts: u32, show: ShowAnswers, due_at: Option<chrono::NaiveDa
             tolerance: 0.0,
             accepted: vec![],
             feedback: None,
+            choice_feedback: vec![],
         }],
     }
 }

@@ -134,6 +134,7 @@ pub async fn seed_course(app: &TestApp, member: &str, slug: &str, title: &str, a
                 tolerance: 0.01,
                 accepted: vec![],
                 feedback: Some("Because.".into()),
+                choice_feedback: vec![],
             };
             let quiz = authoring::add_block(
                 conn,

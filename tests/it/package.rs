@@ -96,6 +96,7 @@ prompt = "Which keyword defines a function?"
 choices = ["func", "def", "lambda"]
 correct = [1]
 feedback = "`def` starts a function definition."
+choice_feedback = ["Not quite: `func` is Go's keyword.", "", "A `lambda` is an anonymous function."]
 
 [[questions]]
 kind = "multiple"
@@ -153,6 +154,11 @@ fn expected_quiz() -> QuizPkg {
                 choices: vec!["func".into(), "def".into(), "lambda".into()],
                 correct: vec![1],
                 feedback: Some("`def` starts a function definition.".into()),
+                choice_feedback: vec![
+                    "Not quite: `func` is Go's keyword.".into(),
+                    String::new(),
+                    "A `lambda` is an anonymous function.".into(),
+                ],
                 ..QuestionPkg::default()
             },
             QuestionPkg {
@@ -447,7 +453,7 @@ colour = "red"
         "quizzes/rules.toml:12: unknown question kind `essay` (expected single, multiple, numeric or text)".into(),
         "quizzes/rules.toml:15: numeric question needs an answer".into(),
         "quizzes/rules.toml:18: unknown key `colour` (expected one of: kind, prompt, choices, correct, answer, \
-         tolerance, accepted, feedback)"
+         tolerance, accepted, feedback, choice_feedback)"
             .into(),
         "quizzes/syntax.toml:5: invalid TOML: …".into(),
         format!(
@@ -580,6 +586,31 @@ fn a_quiz_reads_and_writes_on_its_own() {
         shown(&parse_quiz("quiz.toml", "title = \"T\"\n[[questions]]\nkind = \"text\"\nprompt = \"?\"\n").unwrap_err()),
         ["quiz.toml:2: text question needs at least one accepted answer"]
     );
+}
+
+#[test]
+fn feedback_on_choices_is_one_per_choice_and_only_on_choice_questions() {
+    let written = quiz_to_toml(&expected_quiz());
+    assert!(written.contains(r#"choice_feedback = ["#), "{written}");
+    let quiz = |question: &str| format!("title = \"T\"\n[[questions]]\n{question}");
+    let problems = |question: &str| shown(&parse_quiz("quiz.toml", &quiz(question)).unwrap_err());
+    let choices = "prompt = \"?\"\nchoices = [\"a\", \"b\"]\ncorrect = [0]\n";
+    assert_eq!(
+        problems(&format!("kind = \"single\"\n{choices}choice_feedback = [\"Right.\"]\n")),
+        ["quiz.toml:7: choice_feedback has 1 entries for 2 choices: give one per choice, \"\" for none"]
+    );
+    assert_eq!(
+        problems("kind = \"numeric\"\nprompt = \"?\"\nanswer = 1\nchoice_feedback = [\"\"]\n"),
+        ["quiz.toml:6: `choice_feedback` does not apply to a numeric question"]
+    );
+    assert_eq!(
+        problems(&format!("kind = \"multiple\"\n{choices}choice_feedback = \"Right.\"\n")),
+        ["quiz.toml:7: `choice_feedback` must be a list of strings"]
+    );
+    let ok =
+        parse_quiz("quiz.toml", &quiz(&format!("kind = \"single\"\n{choices}choice_feedback = [\"\", \"No: a.\"]\n")))
+            .unwrap();
+    assert_eq!(ok.questions[0].choice_feedback, ["", "No: a."]);
 }
 
 #[test]

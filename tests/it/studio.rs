@@ -70,6 +70,7 @@ fn expected_quiz() -> Quiz {
         tolerance: 0.0,
         accepted: vec![],
         feedback: None,
+        choice_feedback: vec![],
     };
     Quiz {
         title: "Ownership check".into(),
@@ -391,3 +392,142 @@ async fn preview_and_images(app: TestApp) {
     );
 }
 on_both!(the_markdown_preview_is_sanitised_and_images_go_into_text, preview_and_images);
+
+/// A quiz whose choices carry feedback, as the editor sends it.
+fn feedback_quiz_fields() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("kind", "quiz"),
+        ("quiz.title", "Locks check"),
+        ("quiz.attempts", "2"),
+        ("quiz.weight", "1"),
+        ("quiz.show_answers", "after_last_attempt"),
+        ("quiz.questions[0].kind", "single"),
+        ("quiz.questions[0].prompt", "What is a mutex?"),
+        ("quiz.questions[0].choices[0].text", "A channel"),
+        ("quiz.questions[0].choices[0].feedback", "Not quite: a mutex is not a channel."),
+        ("quiz.questions[0].choices[1].text", "A lock"),
+        ("quiz.questions[0].choices[1].correct", "true"),
+        ("quiz.questions[0].choices[1].feedback", "Yes: one thread at a time."),
+        ("quiz.questions[0].choices[2].text", "A thread"),
+        ("quiz.questions[0].feedback", "A mutex guards data."),
+        ("quiz.questions[1].kind", "multiple"),
+        ("quiz.questions[1].prompt", "Which types are Copy?"),
+        ("quiz.questions[1].choices[0].text", "i32"),
+        ("quiz.questions[1].choices[0].correct", "true"),
+        ("quiz.questions[1].choices[0].feedback", "Right, i32 is Copy."),
+        ("quiz.questions[1].choices[1].text", "String"),
+        ("quiz.questions[1].choices[1].feedback", "A String owns heap memory, so it is not Copy."),
+        ("quiz.questions[1].choices[2].text", "bool"),
+        ("quiz.questions[1].choices[2].correct", "true"),
+    ]
+}
+
+/// The quizzes of an exported package, by title.
+fn package_quiz(zip: &[u8], title: &str) -> lyceum::learning::package::QuizPkg {
+    use lyceum::learning::package::BlockPkg;
+    let pkg = lyceum::learning::package::read_zip(zip).expect("the package reads back");
+    pkg.sections
+        .iter()
+        .flat_map(|s| &s.units)
+        .flat_map(|u| &u.blocks)
+        .find_map(|b| match b {
+            BlockPkg::Quiz(q) if q.title == title => Some(q.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no quiz {title} in the package"))
+}
+
+async fn choice_feedback(app: TestApp) {
+    let c = seed_course(&app, "northbridge", "rust-101", "Rust 101", None).await;
+    staff_browser(&app, "grace").await;
+    let unit = c.units[1];
+
+    // The editor offers a feedback field per choice, and an error keeps what
+    // was typed there, beside its choice.
+    let (_, page) = app.get(&format!("/studio/units/{unit}?kind=quiz")).await;
+    let field = tag(&page, "n-quiz-q0-c1-feedback");
+    assert!(field.contains(r#"name="quiz.questions[0].choices[1].feedback""#), "{field}");
+    let wrong: Vec<(&str, &str)> = feedback_quiz_fields()
+        .into_iter()
+        .filter(|(k, _)| *k != "quiz.questions[0].choices[1].correct")
+        .chain([("action", "add")])
+        .collect();
+    let (status, page) = post_blocks(&app, unit, &wrong).await;
+    assert_eq!(status, Status::UnprocessableEntity);
+    for (i, c, text) in [
+        (0, 0, "Not quite: a mutex is not a channel."),
+        (0, 1, "Yes: one thread at a time."),
+        (1, 1, "A String owns heap memory, so it is not Copy."),
+    ] {
+        let field = tag(&page, &format!("n-quiz-q{i}-c{c}-feedback"));
+        assert!(field.contains(&format!(r#"value="{text}""#)), "kept: {field}");
+    }
+    assert!(tag(&page, "n-quiz-q0-c2-feedback").contains(r#"value="""#));
+    // Removing a choice takes its feedback with it; the rest are renumbered.
+    let (_, page) = post_blocks(
+        &app,
+        unit,
+        &[&feedback_quiz_fields()[..], &[("action", "add"), ("edit", "remove_choice-0-0")]].concat(),
+    )
+    .await;
+    assert!(!page.contains("Not quite: a mutex"), "removed with its choice");
+    assert!(tag(&page, "n-quiz-q0-c0-feedback").contains(r#"value="Yes: one thread at a time.""#));
+
+    // Saved, the feedback is the quiz's, one entry per choice.
+    let (status, _) = post_blocks(&app, unit, &[&feedback_quiz_fields()[..], &[("action", "add")]].concat()).await;
+    assert_eq!(status, Status::SeeOther);
+    let (quiz_id, data) = stored(&app, unit).last().unwrap().clone();
+    let BlockData::Quiz(quiz) = data else { panic!("a quiz") };
+    assert_eq!(
+        quiz.questions[0].choice_feedback,
+        ["Not quite: a mutex is not a channel.", "Yes: one thread at a time.", ""]
+    );
+    assert_eq!(
+        quiz.questions[1].choice_feedback,
+        ["Right, i32 is Copy.", "A String owns heap memory, so it is not Copy.", ""]
+    );
+    let (_, page) = app.get(&format!("/studio/units/{unit}")).await;
+    assert!(tag(&page, &format!("b{quiz_id}-quiz-q0-c0-feedback")).contains("Not quite: a mutex is not a channel."));
+
+    // The package carries it: export, import as another course, export again.
+    let res = app.client.get("/studio/courses/rust-101/export").dispatch().await;
+    assert_eq!(res.status(), Status::Ok);
+    let zip = res.into_bytes().await.unwrap();
+    let exported = package_quiz(&zip, "Locks check");
+    assert_eq!(exported.questions[0].choice_feedback, quiz.questions[0].choice_feedback);
+    let mut pkg = lyceum::learning::package::read_zip(&zip).unwrap();
+    pkg.course.slug = "rust-101-again".into();
+    let again = lyceum::learning::package::write_zip(&pkg).unwrap();
+    let token = app.csrf().await;
+    let (ct, body) =
+        multipart(&[("csrf_token", &token), ("member", "northbridge")], Some(("package", "again.zip", &again)));
+    let res = app.client.post("/studio/import").header(ct).body(body).dispatch().await;
+    assert_eq!(res.status(), Status::SeeOther, "imported");
+    let res = app.client.get("/studio/courses/rust-101-again/export").dispatch().await;
+    assert_eq!(package_quiz(&res.into_bytes().await.unwrap(), "Locks check"), exported, "round trip");
+
+    // The learner reads the feedback on the choices they picked, when the
+    // explanations are shown: after the last attempt, not before.
+    app.sign_out().await;
+    crate::learning::verified(&app, "ada").await;
+    assert_eq!(crate::learning::enroll(&app, "rust-101").await.status(), Status::SeeOther);
+    let answers = [("q0", "0"), ("q1", "0"), ("q1", "1")];
+    let res = app.post_form(&format!("/learn/rust-101/quiz/{quiz_id}"), &answers).await;
+    assert_eq!(res.status(), Status::SeeOther);
+    let (_, page) = app.get(&format!("/learn/rust-101/units/{unit}")).await;
+    assert!(page.contains("Attempt 1"), "graded");
+    assert!(
+        !page.contains("Not quite: a mutex") && !page.contains("data-choice-feedback"),
+        "not before the last attempt"
+    );
+    app.post_form(&format!("/learn/rust-101/quiz/{quiz_id}"), &answers).await;
+    let (_, page) = app.get(&format!("/learn/rust-101/units/{unit}")).await;
+    assert!(page.contains("Attempt 2"), "graded again");
+    assert_eq!(page.matches("data-choice-feedback").count(), 3, "one for each chosen choice with feedback");
+    for picked in ["Not quite: a mutex is not a channel.", "Right, i32 is Copy.", "A String owns heap memory"] {
+        assert!(page.contains(picked), "{picked} shown");
+    }
+    assert!(!page.contains("Yes: one thread at a time."), "feedback on a choice not picked stays hidden");
+    assert!(page.contains("A mutex guards data."), "with the explanation");
+}
+on_both!(choice_feedback_is_written_per_choice_carried_by_packages_and_shown_to_whoever_picked_it, choice_feedback);

@@ -5,8 +5,7 @@
 //! fall: a new `json!` fails here, and so does a count that fell without
 //! the list following it (lower it). What stays counted once an area's
 //! pages are typed are its JSON documents (APIs, exports), job payloads and
-//! email contexts, which are not page contexts. `src/learning` is not
-//! listed: its pages are being rewritten.
+//! email contexts, which are not page contexts.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,6 +17,9 @@ const JSON_BUDGET: &[(&str, usize)] = &[
     ("consent", 10),
     ("exams", 5),
     ("forums", 2),
+    // The Studio's image upload answer (JSON), the reindex job's payload,
+    // two emails and the list of runs other areas' forms offer.
+    ("learning", 7),
     ("notify", 5),
     ("orgs", 42),
     ("privacy", 20),
@@ -47,9 +49,6 @@ fn json_counts() -> BTreeMap<String, usize> {
     for entry in std::fs::read_dir(&src).expect("src").flatten() {
         let path = entry.path();
         let Some(name) = path.file_stem().and_then(|n| n.to_str()).map(str::to_string) else { continue };
-        if name == "learning" {
-            continue;
-        }
         let mut files = Vec::new();
         if path.is_dir() {
             rust_files(&path, &mut files);
@@ -86,11 +85,14 @@ fn json_page_contexts_only_decrease() {
     assert!(problems.is_empty(), "{problems:#?}\ncounts today: {counts:?}");
 }
 
-/// The check itself: code counts, a test module does not, learning is left out.
+/// The check itself: code counts, a test module does not, and every area
+/// is counted (learning, once left to its rewrite, too).
 #[test]
 fn the_check_counts_json_in_code_but_not_in_tests() {
     let sample = "fn a() -> Value { json!({ \"a\": json!(1) }) }\n#[cfg(test)]\nmod tests { fn b() { json!(1); } }";
     assert_eq!(json_outside_tests(sample), 2);
     assert_eq!(json_outside_tests("fn a() {}"), 0);
-    assert!(!json_counts().contains_key("learning"), "learning is left to its rewrite");
+    let counts = json_counts();
+    assert!(counts.contains_key("learning"), "learning is counted: {counts:?}");
+    assert!(counts.contains_key("accounts") && !counts.contains_key("db"), "{counts:?}");
 }

@@ -430,6 +430,9 @@ fn question(q: &QuestionPkg, spot: &Spot, out: &mut Vec<PackageProblem>) {
     if let Some(Err(limit)) = q.feedback.as_deref().map(check_text) {
         spot.report(out, "feedback", limit.to_string());
     }
+    if let Some(Err(limit)) = q.choice_feedback.iter().map(|f| check_text(f)).find(Result::is_err) {
+        spot.report(out, "choice_feedback", limit.to_string());
+    }
     if !spot.ok(&["kind"]) {
         return;
     }
@@ -442,6 +445,7 @@ fn question(q: &QuestionPkg, spot: &Spot, out: &mut Vec<PackageProblem>) {
     let choice_kind = matches!(q.kind, QuestionKind::Single | QuestionKind::Multiple);
     not_for_kind("choices", !choice_kind && !q.choices.is_empty());
     not_for_kind("correct", !choice_kind && !q.correct.is_empty());
+    not_for_kind("choice_feedback", !choice_kind && !q.choice_feedback.is_empty());
     not_for_kind("answer", q.kind != QuestionKind::Numeric && q.answer.is_some());
     not_for_kind("tolerance", q.kind != QuestionKind::Numeric && q.tolerance != 0.0);
     not_for_kind("accepted", q.kind != QuestionKind::Text && !q.accepted.is_empty());
@@ -451,6 +455,14 @@ fn question(q: &QuestionPkg, spot: &Spot, out: &mut Vec<PackageProblem>) {
                 spot.report(out, "choices", format!("a {kind} question needs at least two choices"));
             } else if q.choices.iter().any(|c| c.trim().is_empty()) {
                 spot.report(out, "choices", "choices must not be blank");
+            }
+            if !q.choice_feedback.is_empty() && q.choice_feedback.len() != q.choices.len() && spot.ok(&["choices"]) {
+                let (n, m) = (q.choice_feedback.len(), q.choices.len());
+                spot.report(
+                    out,
+                    "choice_feedback",
+                    format!("choice_feedback has {n} entries for {m} choices: give one per choice, \"\" for none"),
+                );
             }
             let mut seen = BTreeSet::new();
             for &index in &q.correct {

@@ -235,6 +235,9 @@ pub struct QuestionPkg {
     /// text: compared trimmed and case-insensitively.
     pub accepted: Vec<String>,
     pub feedback: Option<String>,
+    /// single / multiple: feedback for a learner who picked each choice,
+    /// one per choice (`""` for none), or empty.
+    pub choice_feedback: Vec<String>,
 }
 
 /// One thing wrong with a package: the file, the line when known, and what.

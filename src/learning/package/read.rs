@@ -27,7 +27,8 @@ const RUN_KEYS: &[&str] = &[
 ];
 const SECTION_KEYS: &[&str] = &["title", "units"];
 const QUIZ_KEYS: &[&str] = &["title", "attempts", "weight", "show_answers", "due_at", "proctored", "questions"];
-const QUESTION_KEYS: &[&str] = &["kind", "prompt", "choices", "correct", "answer", "tolerance", "accepted", "feedback"];
+const QUESTION_KEYS: &[&str] =
+    &["kind", "prompt", "choices", "correct", "answer", "tolerance", "accepted", "feedback", "choice_feedback"];
 const U32_MAX: i64 = u32::MAX as i64;
 
 fn problem(file: &str, line: Option<usize>, message: impl Into<String>) -> PackageProblem {
@@ -482,6 +483,7 @@ impl<'t> Reader<'t> {
             tolerance: f.float("tolerance", "tolerance must be a number ≥ 0").unwrap_or(0.0),
             accepted: f.strings("accepted").unwrap_or_default(),
             feedback: f.string("feedback", false),
+            choice_feedback: f.strings("choice_feedback").unwrap_or_default(),
         };
         (question, f.finish(&mut self.out))
     }

@@ -213,6 +213,8 @@ struct QuestionOut<'a> {
     accepted: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
     feedback: Option<&'a str>,
+    #[serde(skip_serializing_if = "no_strings")]
+    choice_feedback: &'a [String],
 }
 
 #[derive(Serialize)]
@@ -285,6 +287,7 @@ pub(super) fn quiz_toml(quiz: &QuizPkg) -> io::Result<String> {
                 tolerance: (q.tolerance != 0.0).then_some(q.tolerance),
                 accepted: &q.accepted,
                 feedback: q.feedback.as_deref(),
+                choice_feedback: &q.choice_feedback,
             })
             .collect(),
     };
