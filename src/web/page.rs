@@ -327,10 +327,6 @@ pub struct Page {
 }
 
 impl Page {
-    pub fn new(template: &'static str, title: impl Into<String>, context: Value) -> Page {
-        Page { template, title: title.into(), context, status: Status::Ok, fragments: Vec::new() }
-    }
-
     /// A page whose context is a typed view (a `Serialize` struct of the
     /// area's `views.rs`). A view that cannot become JSON (a map with
     /// non-string keys) leaves the page without context, which fails its
@@ -340,7 +336,7 @@ impl Page {
             tracing::error!(error = %e, template, "page view is not JSON");
             Value::Null
         });
-        Page::new(template, title, context)
+        Page { template, title: title.into(), context, status: Status::Ok, fragments: Vec::new() }
     }
 
     /// Puts the HTML of `fragments`, one after the other, in the context

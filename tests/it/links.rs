@@ -437,9 +437,15 @@ on_both!(every_link_of_the_demo_site_leads_somewhere_for_every_account, every_li
 /// template and the key: a misspelt key cannot pass the walk unseen.
 #[rocket::async_test]
 async fn a_page_missing_a_key_of_its_template_is_a_500_that_names_the_key() {
+    /// The home page's view with `notices` misspelt.
+    #[derive(serde::Serialize)]
+    struct Misspelt {
+        signed_in: bool,
+        notises: Vec<String>,
+    }
     #[rocket::get("/misspelt")]
     fn misspelt() -> lyceum::web::page::Page {
-        lyceum::web::page::Page::new("home", "Misspelt", serde_json::json!({ "signed_in": false, "notises": [] }))
+        lyceum::web::page::Page::view("home", "Misspelt", Misspelt { signed_in: false, notises: Vec::new() })
     }
     let dir = tempfile::tempdir().expect("temp dir");
     let config = crate::common::test_config(dir.path(), format!("sqlite://{}", dir.path().join("lyceum.db").display()));

@@ -1,11 +1,11 @@
-//! Page contexts are typed: each area's pages take a `Serialize` struct of
-//! its `views.rs` (`Page::view`), not a `json!` value whose misspelt key
-//! would only show at run time. The areas still being converted are listed
-//! below with their count of `json!` outside tests, and a count may only
-//! fall: a new `json!` fails here, and so does a count that fell without
-//! the list following it (lower it). What stays counted once an area's
-//! pages are typed are its JSON documents (APIs, exports), job payloads and
-//! email contexts, which are not page contexts.
+//! Page contexts are typed: every page takes a `Serialize` struct of its
+//! area's `views.rs` (`Page::view`); `Page` has no constructor that takes a
+//! JSON value, so a misspelt key is a compile error or, for a key only the
+//! template names, a render error in strict mode (the link walk renders
+//! every page). What `json!` remains is counted per area below and may only
+//! fall: JSON documents (APIs, exports, credentials), job payloads and email
+//! contexts, which are not page contexts. A new `json!` fails here, and so
+//! does a count that fell without the list following it (lower it).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -95,4 +95,29 @@ fn the_check_counts_json_in_code_but_not_in_tests() {
     let counts = json_counts();
     assert!(counts.contains_key("learning"), "learning is counted: {counts:?}");
     assert!(counts.contains_key("accounts") && !counts.contains_key("db"), "{counts:?}");
+}
+
+/// Every page renders a typed view: `Page` has no constructor taking a
+/// JSON value, and no `Page::view` call is handed one built with `json!`.
+#[test]
+fn no_page_context_is_built_with_json() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut found = Vec::new();
+    for file in files {
+        let code = std::fs::read_to_string(&file).expect("readable source");
+        let code = code.split("#[cfg(test)]").next().unwrap_or_default();
+        for (at, _) in code.match_indices("Page::view(") {
+            let call: String = code[at..].chars().take_while(|c| *c != ';').collect();
+            if call.contains("json!(") || call.contains("serde_json::Value") {
+                found.push(format!("{}: {}", file.display(), call.lines().next().unwrap_or_default()));
+            }
+        }
+        let standalone = |at: usize| !code[..at].ends_with(|c: char| c.is_alphanumeric() || c == '_');
+        if code.match_indices("Page::new(").any(|(at, _)| standalone(at)) {
+            found.push(format!("{}: Page::new", file.display()));
+        }
+    }
+    assert!(found.is_empty(), "page contexts built from JSON: {found:#?}");
 }
