@@ -18,37 +18,43 @@ pub struct Options {
     pub seconds: u64,
 }
 
-struct Conn {
+pub(crate) struct Conn {
     stream: BufReader<TcpStream>,
     port: u16,
 }
 
-struct Reply {
-    status: u16,
-    set_cookies: Vec<String>,
-    body: String,
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) set_cookies: Vec<String>,
+    pub(crate) body: String,
 }
 
 /// Whether to decode the body: the measured loop only needs the status, and
 /// decoding would spend the shared cores on the client instead of the server.
 #[derive(Clone, Copy, PartialEq)]
-enum Body {
+pub(crate) enum Body {
     Keep,
     Discard,
 }
 
 impl Conn {
-    async fn open(port: u16) -> std::io::Result<Conn> {
+    pub(crate) async fn open(port: u16) -> std::io::Result<Conn> {
         let stream = TcpStream::connect(("127.0.0.1", port)).await?;
         stream.set_nodelay(true)?;
         Ok(Conn { stream: BufReader::new(stream), port })
     }
 
-    async fn send(&mut self, method: &str, path: &str, cookie: &str, form: Option<&str>) -> std::io::Result<Reply> {
+    pub(crate) async fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        cookie: &str,
+        form: Option<&str>,
+    ) -> std::io::Result<Reply> {
         self.send_with(method, path, cookie, form, Body::Keep).await
     }
 
-    async fn send_with(
+    pub(crate) async fn send_with(
         &mut self,
         method: &str,
         path: &str,
@@ -112,7 +118,7 @@ impl Conn {
 }
 
 /// Keeps the cookie jar of one signed-in browser.
-fn merge_cookies(jar: &mut Vec<(String, String)>, set: &[String]) {
+pub(crate) fn merge_cookies(jar: &mut Vec<(String, String)>, set: &[String]) {
     for c in set {
         let pair = c.split(';').next().unwrap_or("");
         if let Some((k, v)) = pair.split_once('=') {
@@ -124,13 +130,45 @@ fn merge_cookies(jar: &mut Vec<(String, String)>, set: &[String]) {
     }
 }
 
-fn cookie_header(jar: &[(String, String)]) -> String {
+pub(crate) fn cookie_header(jar: &[(String, String)]) -> String {
     jar.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
 }
 
-fn csrf_in(html: &str) -> Option<String> {
+pub(crate) fn csrf_in(html: &str) -> Option<String> {
     let at = html.find("name=\"csrf_token\" value=\"")? + "name=\"csrf_token\" value=\"".len();
     Some(html[at..].split('"').next()?.to_string())
+}
+
+/// Signs an account in through the sign-in form; returns the browser's cookies.
+pub(crate) async fn sign_in(port: u16, login: &str, password: &str) -> Result<String, String> {
+    let err = |e: std::io::Error| e.to_string();
+    let mut c = Conn::open(port).await.map_err(err)?;
+    let mut jar = Vec::new();
+    let page = c.send("GET", "/signin", "", None).await.map_err(err)?;
+    merge_cookies(&mut jar, &page.set_cookies);
+    let token = csrf_in(&page.body).ok_or("no CSRF token on /signin")?;
+    let form = format!(
+        "csrf_token={}&login={}&password={}",
+        crate::web::page::url_encode(&token),
+        crate::web::page::url_encode(login),
+        crate::web::page::url_encode(password)
+    );
+    let signed = c.send("POST", "/signin", &cookie_header(&jar), Some(&form)).await.map_err(err)?;
+    merge_cookies(&mut jar, &signed.set_cookies);
+    if signed.status != 303 {
+        return Err(format!("the sign-in of {login} answered {}", signed.status));
+    }
+    Ok(cookie_header(&jar))
+}
+
+/// Waits (at most 5 s) until the server takes connections on `port`.
+pub(crate) async fn wait_for(port: u16) {
+    for _ in 0..100 {
+        if TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Signs the demo learner in, enrolls them, and returns their cookies and a unit path.
@@ -198,7 +236,7 @@ pub struct Measurement {
 /// system, irq and softirq of the `cpu` line of `/proc/stat` (in USER_HZ,
 /// 1/100 s on Linux); idle, iowait and time stolen by other guests are not
 /// busy.
-fn machine_busy_ms() -> Option<f64> {
+pub(crate) fn machine_busy_ms() -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
     let line = stat.lines().next()?.strip_prefix("cpu ")?;
     let f: Vec<u64> = line.split_whitespace().filter_map(|v| v.parse().ok()).collect();
@@ -206,7 +244,14 @@ fn machine_busy_ms() -> Option<f64> {
     Some(busy as f64 * 10.0)
 }
 
-async fn measure(name: &str, port: u16, path: &str, cookie: &str, clients: usize, seconds: u64) -> Measurement {
+pub(crate) async fn measure(
+    name: &str,
+    port: u16,
+    path: &str,
+    cookie: &str,
+    clients: usize,
+    seconds: u64,
+) -> Measurement {
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
     let busy_before = machine_busy_ms();

@@ -81,6 +81,47 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         report_runs: usize,
     },
+    /// Seed a site at MOOC size (`--scale 1` = a million learners, 5 million enrollments, 30 million unit
+    /// completions, 5 million forum posts) with set-based SQL, then measure its pages over loopback HTTP.
+    #[cfg(feature = "bench")]
+    BenchScale {
+        /// An empty PostgreSQL database (the rows are kept); default a fresh SQLite file, removed afterwards.
+        #[arg(long)]
+        database_url: Option<String>,
+        #[arg(long, default_value_t = 0.1)]
+        scale: f64,
+        #[arg(long, default_value_t = 32)]
+        clients: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Folder for the SQLite file and the site's files (a fresh subfolder, removed afterwards).
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+    },
+    /// Simulated, signed-in learners with think time (browse, study, complete units, submit quizzes, post)
+    /// on a site seeded as by bench-scale, ramped up in steps until p99 passes 100 ms or an error appears.
+    #[cfg(feature = "bench")]
+    BenchMix {
+        /// An empty PostgreSQL database (the rows are kept); default a fresh SQLite file, removed afterwards.
+        #[arg(long)]
+        database_url: Option<String>,
+        #[arg(long, default_value_t = 0.01)]
+        scale: f64,
+        /// Active learners of each step.
+        #[arg(long, value_delimiter = ',', default_value = "250,500,1000,2000,4000,8000")]
+        learners: Vec<usize>,
+        #[arg(long, default_value_t = 60)]
+        step_seconds: u64,
+        /// Mean think time between a learner's requests (exponential).
+        #[arg(long, default_value_t = 10_000)]
+        think_ms: u64,
+        /// The ramp stops after the first step whose p99 passes this many ms (or that has an error).
+        #[arg(long, default_value_t = 100.0)]
+        p99_limit_ms: f64,
+        /// Folder for the SQLite file and the site's files (a fresh subfolder, removed afterwards).
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+    },
     /// The course search index.
     Search {
         #[command(subcommand)]
@@ -302,6 +343,21 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
             let opts = crate::bench_export::Options { database_url, rows, learners, report_runs };
             let results = crate::bench_export::run(&config, opts).await?;
             print!("{}", crate::bench_export::markdown(&results));
+            Ok(())
+        }
+        #[cfg(feature = "bench")]
+        Command::BenchScale { database_url, scale, clients, seconds, dir } => {
+            let opts = crate::bench_scale::Options { database_url, scale, clients, seconds, dir };
+            let results = crate::bench_scale::run(&config, opts).await?;
+            print!("{}", crate::bench_scale::markdown(&results));
+            Ok(())
+        }
+        #[cfg(feature = "bench")]
+        Command::BenchMix { database_url, scale, learners, step_seconds, think_ms, p99_limit_ms, dir } => {
+            let opts =
+                crate::bench_mix::Options { database_url, scale, learners, step_seconds, think_ms, p99_limit_ms, dir };
+            let results = crate::bench_mix::run(&config, opts).await?;
+            print!("{}", crate::bench_mix::markdown(&results));
             Ok(())
         }
         Command::Search { task: SearchTask::Reindex } => reindex(&config).await,

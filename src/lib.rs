@@ -6,6 +6,10 @@ pub mod accounts;
 pub mod bench;
 #[cfg(feature = "bench")]
 pub mod bench_export;
+#[cfg(feature = "bench")]
+pub mod bench_mix;
+#[cfg(feature = "bench")]
+pub mod bench_scale;
 pub mod certificates;
 pub mod cli;
 pub mod config;

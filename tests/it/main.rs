@@ -10,6 +10,8 @@ mod author_limits;
 // The benchmarks' own tests, with the `bench` feature (`cargo test --all-features`).
 #[cfg(feature = "bench")]
 mod bench;
+#[cfg(feature = "bench")]
+mod bench_scale;
 mod browser;
 mod certificates;
 mod courseware;
