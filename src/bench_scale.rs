@@ -579,12 +579,24 @@ pub fn seed(conn: &mut Conn, counts: &Counts) -> Result<Seeded, String> {
                  FROM sponsor_codes sc JOIN sponsor_allocations a ON a.id = sc.allocation_id WHERE a.partner_id = {s}"
             ),
         ),
+        // The consent state follows ledger rows (a trigger sees to it); the
+        // seeded rows are not chained, which only `consent verify` notices.
+        (
+            "sponsor consent ledger",
+            format!(
+                "INSERT INTO consent_ledger (user_id, partner_id, purpose, scope, action, categories, method, actor, \
+                   created_at, prev_hash, row_hash) \
+                 SELECT sp.user_id, {s}, 'sponsorship', 'run:' || sp.run_id, 'grant', '{cats}', 'web_form', 'learner', \
+                   {t}, 'scale', 'scale' \
+                 FROM sponsorships sp WHERE sp.partner_id = {s}"
+            ),
+        ),
         (
             "sponsor consents",
             format!(
                 "INSERT INTO consents (user_id, partner_id, purpose, scope, status, categories, ledger_id, updated_at) \
-                 SELECT sp.user_id, {s}, 'sponsorship', 'run:' || sp.run_id, 'granted', '{cats}', sp.id, {t} \
-                 FROM sponsorships sp WHERE sp.partner_id = {s}"
+                 SELECT l.user_id, l.partner_id, l.purpose, l.scope, 'granted', l.categories, l.id, {t} \
+                 FROM consent_ledger l WHERE l.partner_id = {s} AND l.row_hash = 'scale'"
             ),
         ),
         (
