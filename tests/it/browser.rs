@@ -2234,7 +2234,7 @@ async fn staff_row(b: &fantoccini::Client, name: &str) -> Vec<String> {
 
 /// A date as the dashboard shows it ("5 Jun 2025").
 fn shown_day(d: chrono::NaiveDate) -> String {
-    d.format("%e %b %Y").to_string().trim().to_string()
+    lyceum::web::format::day(d)
 }
 
 #[rocket::async_test]
