@@ -39,6 +39,8 @@ pub struct Options {
     /// The ramp stops after the first step whose p99 passes this (ms).
     pub p99_limit_ms: f64,
     pub dir: Option<std::path::PathBuf>,
+    /// A kept site's folder, as `bench_scale::Options::site`.
+    pub site: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -342,7 +344,8 @@ pub async fn run(base: &Config, opts: Options) -> Result<Results, String> {
     if opts.think_ms == 0 || opts.step_seconds == 0 {
         return Err("--think-ms and --step-seconds must be above 0".into());
     }
-    let site = bench_scale::serve(base, opts.database_url.clone(), opts.dir.clone(), opts.scale).await?;
+    let site =
+        bench_scale::serve(base, opts.database_url.clone(), opts.dir.clone(), opts.site.clone(), opts.scale).await?;
     let result = ramp(&site, &opts, &wanted).await;
     let (seeded, seed_seconds, backend) = (site.seeded.counts, site.seed_seconds, site.backend);
     site.stop();

@@ -52,10 +52,14 @@ pub struct Options {
     /// Folder under which the SQLite file and the site's files go (a fresh
     /// subfolder, removed afterwards); default the system's temporary folder.
     pub dir: Option<PathBuf>,
+    /// A folder that keeps the seeded site: seeded by the first run that
+    /// names it (with its SQLite file, files and a `seeded.json`), served
+    /// again without seeding by every later run, and never removed.
+    pub site: Option<PathBuf>,
 }
 
 /// What a scale asks for (and, counted back from the database, what was seeded).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Counts {
     pub learners: i64,
     pub courses: i64,
@@ -233,7 +237,7 @@ fn batched(
 // ---- seeding -------------------------------------------------------------------------------
 
 /// Where the seeded rows are: first ids and what the pages need.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Seeded {
     pub counts: Counts,
     pub first_course: i64,
@@ -714,14 +718,31 @@ pub(crate) struct Site {
     pub backend: &'static str,
     server: tokio::task::JoinHandle<Result<rocket::Rocket<rocket::Ignite>, rocket::Error>>,
     dir: PathBuf,
+    /// A kept site (`--site`): its folder stays.
+    kept: bool,
 }
 
 impl Site {
     pub(crate) fn stop(self) {
         self.server.abort();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if !self.kept {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
+
+/// What a kept site's folder records of its seeding, to serve it again.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct KeptSite {
+    scale: f64,
+    database_url: String,
+    /// The cookie secret (base64), which the consent ledger's seal key derives from.
+    secret: String,
+    seed_seconds: f64,
+    seeded: Seeded,
+}
+
+const KEPT: &str = "seeded.json";
 
 /// Refuses a PostgreSQL database that holds accounts already: the bench
 /// seeds it and keeps the rows.
@@ -738,27 +759,58 @@ fn ensure_empty(db: &Db) -> Result<(), String> {
     Ok(())
 }
 
-/// Seeds a site at `scale` and serves it on a loopback port in this process.
+/// Seeds a site at `scale` and serves it on a loopback port in this process;
+/// with `site`, a folder a previous run seeded is served again as it is.
 pub(crate) async fn serve(
     base: &Config,
     database_url: Option<String>,
     dir: Option<PathBuf>,
+    site: Option<PathBuf>,
     scale: f64,
 ) -> Result<Site, String> {
     use base64::Engine;
     if !(scale > 0.0 && scale <= 10.0) {
         return Err(format!("--scale must be above 0 and at most 10 (1.0 = a million learners), not {scale}"));
     }
-    let root = dir.unwrap_or_else(std::env::temp_dir);
-    let dir = root.join(format!("lyceum-bench-scale-{}", uuid::Uuid::new_v4().simple()));
+    let kept = site.is_some();
+    let dir = match site {
+        Some(site) => site,
+        None => {
+            dir.unwrap_or_else(std::env::temp_dir).join(format!("lyceum-bench-scale-{}", uuid::Uuid::new_v4().simple()))
+        }
+    };
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let record = dir.join(KEPT);
+    let previous: Option<KeptSite> = if kept && record.exists() {
+        let text = std::fs::read_to_string(&record).map_err(|e| format!("{}: {e}", record.display()))?;
+        let k: KeptSite = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", record.display()))?;
+        if k.scale != scale {
+            return Err(format!(
+                "{} was seeded at scale {}, not {scale}: name another folder, or that scale",
+                dir.display(),
+                k.scale
+            ));
+        }
+        Some(k)
+    } else {
+        None
+    };
     let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(err)?.port();
-    let mut secret = vec![0u8; 64];
-    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut secret);
-    let backend =
-        if database_url.as_deref().is_some_and(|u| u.starts_with("postgres")) { "PostgreSQL" } else { "SQLite" };
+    let secret = match &previous {
+        Some(k) => base64::engine::general_purpose::STANDARD.decode(&k.secret).map_err(err)?,
+        None => {
+            let mut secret = vec![0u8; 64];
+            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut secret);
+            secret
+        }
+    };
+    let database_url = match &previous {
+        Some(k) => k.database_url.clone(),
+        None => database_url.unwrap_or_else(|| format!("sqlite://{}", dir.join("scale.db").display())),
+    };
+    let backend = if database_url.starts_with("postgres") { "PostgreSQL" } else { "SQLite" };
     let config = Config {
-        database_url: database_url.unwrap_or_else(|| format!("sqlite://{}", dir.join("scale.db").display())),
+        database_url,
         data_dir: dir.clone(),
         address: "127.0.0.1".into(),
         port,
@@ -771,28 +823,49 @@ pub(crate) async fn serve(
         ..base.clone()
     };
     let result = async {
-        if backend == "PostgreSQL" {
-            ensure_empty(&Db::connect(&config.database_url, 1).map_err(err)?)?;
-        }
-        let counts = Counts::at(scale);
-        let started = Instant::now();
-        let db = crate::open_database(&config).map_err(err)?;
-        let seeded = {
-            let db = db.clone();
-            tokio::task::spawn_blocking(move || -> Result<Seeded, String> {
-                let mut conn = db.get().map_err(err)?;
-                seed(&mut conn, &counts)
-            })
-            .await
-            .map_err(err)??
+        let (seeded, seed_seconds, db) = match previous {
+            Some(k) => {
+                eprintln!("serving the site seeded in {} (seeded in {:.0} s)", dir.display(), k.seed_seconds);
+                (k.seeded, k.seed_seconds, crate::open_database(&config).map_err(err)?)
+            }
+            None => {
+                if backend == "PostgreSQL" {
+                    ensure_empty(&Db::connect(&config.database_url, 1).map_err(err)?)?;
+                }
+                let counts = Counts::at(scale);
+                let started = Instant::now();
+                let db = crate::open_database(&config).map_err(err)?;
+                let seeded = {
+                    let db = db.clone();
+                    tokio::task::spawn_blocking(move || -> Result<Seeded, String> {
+                        let mut conn = db.get().map_err(err)?;
+                        seed(&mut conn, &counts)
+                    })
+                    .await
+                    .map_err(err)??
+                };
+                eprintln!("indexing the catalog…");
+                {
+                    let index = crate::search_index(&config).map_err(err)?;
+                    crate::learning::catalog::reindex(&db, &index, |_, _| {}).await.map_err(err)?;
+                }
+                let seed_seconds = started.elapsed().as_secs_f64();
+                eprintln!("seeded in {seed_seconds:.0} s");
+                if kept {
+                    let k = KeptSite {
+                        scale,
+                        database_url: config.database_url.clone(),
+                        secret: base64::engine::general_purpose::STANDARD.encode(&secret),
+                        seed_seconds,
+                        seeded: seeded.clone(),
+                    };
+                    let text = serde_json::to_string_pretty(&k).map_err(err)?;
+                    std::fs::write(&record, text).map_err(|e| format!("{}: {e}", record.display()))?;
+                    eprintln!("kept in {}: name it again with --site to serve it without seeding", dir.display());
+                }
+                (seeded, seed_seconds, db)
+            }
         };
-        eprintln!("indexing the catalog…");
-        {
-            let index = crate::search_index(&config).map_err(err)?;
-            crate::learning::catalog::reindex(&db, &index, |_, _| {}).await.map_err(err)?;
-        }
-        let seed_seconds = started.elapsed().as_secs_f64();
-        eprintln!("seeded in {seed_seconds:.0} s");
         let rocket = crate::build_rocket(config.clone()).map_err(err)?;
         let server = tokio::spawn(rocket.launch());
         bench::wait_for(port).await;
@@ -801,10 +874,12 @@ pub(crate) async fn serve(
     .await;
     match result {
         Ok((seeded, seed_seconds, db, server)) => {
-            Ok(Site { port, seeded, seed_seconds, db, secret, backend, server, dir })
+            Ok(Site { port, seeded, seed_seconds, db, secret, backend, server, dir, kept })
         }
         Err(e) => {
-            let _ = std::fs::remove_dir_all(&dir);
+            if !kept {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
             Err(e)
         }
     }
@@ -813,7 +888,7 @@ pub(crate) async fn serve(
 // ---- the run ----------------------------------------------------------------------------
 
 pub async fn run(base: &Config, opts: Options) -> Result<Results, String> {
-    let site = serve(base, opts.database_url.clone(), opts.dir.clone(), opts.scale).await?;
+    let site = serve(base, opts.database_url.clone(), opts.dir.clone(), opts.site.clone(), opts.scale).await?;
     let result = measure_pages(&site, &opts).await;
     let Site { seeded, seed_seconds, backend, .. } = &site;
     let (seeded, seed_seconds, backend) = (seeded.counts, *seed_seconds, *backend);

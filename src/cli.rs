@@ -97,6 +97,9 @@ enum Command {
         /// Folder for the SQLite file and the site's files (a fresh subfolder, removed afterwards).
         #[arg(long)]
         dir: Option<std::path::PathBuf>,
+        /// A folder that keeps the seeded site: the first run seeds it, later runs serve it again without seeding.
+        #[arg(long)]
+        site: Option<std::path::PathBuf>,
     },
     /// Simulated, signed-in learners with think time (browse, study, complete units, submit quizzes, post)
     /// on a site seeded as by bench-scale, ramped up in steps until p99 passes 100 ms or an error appears.
@@ -121,6 +124,9 @@ enum Command {
         /// Folder for the SQLite file and the site's files (a fresh subfolder, removed afterwards).
         #[arg(long)]
         dir: Option<std::path::PathBuf>,
+        /// A folder that keeps the seeded site: the first run seeds it, later runs serve it again without seeding.
+        #[arg(long)]
+        site: Option<std::path::PathBuf>,
     },
     /// The course search index.
     Search {
@@ -346,16 +352,24 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
             Ok(())
         }
         #[cfg(feature = "bench")]
-        Command::BenchScale { database_url, scale, clients, seconds, dir } => {
-            let opts = crate::bench_scale::Options { database_url, scale, clients, seconds, dir };
+        Command::BenchScale { database_url, scale, clients, seconds, dir, site } => {
+            let opts = crate::bench_scale::Options { database_url, scale, clients, seconds, dir, site };
             let results = crate::bench_scale::run(&config, opts).await?;
             print!("{}", crate::bench_scale::markdown(&results));
             Ok(())
         }
         #[cfg(feature = "bench")]
-        Command::BenchMix { database_url, scale, learners, step_seconds, think_ms, p99_limit_ms, dir } => {
-            let opts =
-                crate::bench_mix::Options { database_url, scale, learners, step_seconds, think_ms, p99_limit_ms, dir };
+        Command::BenchMix { database_url, scale, learners, step_seconds, think_ms, p99_limit_ms, dir, site } => {
+            let opts = crate::bench_mix::Options {
+                database_url,
+                scale,
+                learners,
+                step_seconds,
+                think_ms,
+                p99_limit_ms,
+                dir,
+                site,
+            };
             let results = crate::bench_mix::run(&config, opts).await?;
             print!("{}", crate::bench_mix::markdown(&results));
             Ok(())

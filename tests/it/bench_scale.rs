@@ -9,7 +9,8 @@ use lyceum::config::Config;
 const SCALE: f64 = 0.0005;
 
 async fn every_page_at_scale(database_url: Option<String>) {
-    let opts = lyceum::bench_scale::Options { database_url, scale: SCALE, clients: 2, seconds: 1, dir: None };
+    let opts =
+        lyceum::bench_scale::Options { database_url, scale: SCALE, clients: 2, seconds: 1, dir: None, site: None };
     let r = lyceum::bench_scale::run(&Config::default(), opts).await.expect("bench-scale runs");
     let wanted = Counts::at(SCALE);
     assert_eq!(r.seeded, wanted, "the seeded rows are the scale's");
@@ -62,6 +63,7 @@ async fn learners_read_and_write(database_url: Option<String>) {
         // A debug build on a shared machine: the test is about errors, not speed.
         p99_limit_ms: 60_000.0,
         dir: None,
+        site: None,
     };
     let r = lyceum::bench_mix::run(&Config::default(), opts).await.expect("bench-mix runs");
     assert_eq!(r.seeded, Counts::at(SCALE));
@@ -84,4 +86,48 @@ async fn bench_mix_ramps_signed_in_learners_without_errors_on_sqlite() {
 async fn bench_mix_ramps_signed_in_learners_without_errors_on_postgres() {
     let Some(db) = crate::common::postgres::TestDatabase::create() else { return };
     learners_read_and_write(Some(db.url.clone())).await;
+}
+
+/// A site kept with `--site` is seeded once: the next run (here the mixed
+/// workload) serves the same rows without seeding, a run at another scale
+/// is refused, and the folder stays.
+#[tokio::test]
+async fn a_kept_site_is_seeded_once_and_served_again() {
+    let folder = tempfile::tempdir().expect("a folder");
+    let site = folder.path().join("scale-site");
+    let opts = lyceum::bench_scale::Options {
+        database_url: None,
+        scale: SCALE,
+        clients: 1,
+        seconds: 1,
+        dir: None,
+        site: Some(site.clone()),
+    };
+    let first = lyceum::bench_scale::run(&Config::default(), opts).await.expect("bench-scale seeds and keeps");
+    assert!(site.join("seeded.json").exists() && site.join("scale.db").exists(), "the site is kept");
+    let mix = lyceum::bench_mix::Options {
+        database_url: None,
+        scale: SCALE,
+        learners: vec![10],
+        step_seconds: 1,
+        think_ms: 500,
+        p99_limit_ms: 60_000.0,
+        dir: None,
+        site: Some(site.clone()),
+    };
+    let again = lyceum::bench_mix::run(&Config::default(), mix).await.expect("bench-mix serves the kept site");
+    assert_eq!(again.seeded, first.seeded, "the same rows");
+    assert_eq!(again.seed_seconds, first.seed_seconds, "not seeded again: the first seeding's time is reported");
+    assert_eq!(again.steps[0].errors, 0, "{:?}", again.steps[0].error_samples);
+    let other = lyceum::bench_scale::Options {
+        database_url: None,
+        scale: SCALE * 2.0,
+        clients: 1,
+        seconds: 1,
+        dir: None,
+        site: Some(site.clone()),
+    };
+    let refused = lyceum::bench_scale::run(&Config::default(), other).await.err().expect("another scale is refused");
+    assert!(refused.contains("was seeded at scale"), "{refused}");
+    assert!(site.join("scale.db").exists(), "the folder stays");
 }
