@@ -1408,3 +1408,35 @@ pub fn funded_results(
         Ok(out)
     })
 }
+
+/// What may leave for this partner and purpose about these learners only,
+/// with a disclosure row for each record: [`all`] for a page of an
+/// organization's staff, learner by learner, so that its cost follows the
+/// learners shown rather than all of the partner's.
+#[allow(clippy::too_many_arguments)]
+pub fn of_learners(
+    conn: &mut Conn,
+    partner: &Partner,
+    purpose: Purpose,
+    want: Want,
+    learners: &[i64],
+    export_id: &str,
+    base_url: &str,
+    now: NaiveDateTime,
+) -> QueryResult<Vec<Shared>> {
+    if learners.is_empty() {
+        return Ok(Vec::new());
+    }
+    decide_then_disclose(conn, partner, export_id, now, |conn| {
+        let req = Request { partner, purpose, want, after: 0, limit: UNBOUNDED, export_id, base_url };
+        let (mut shared, mut disclosed) = (Vec::new(), Vec::new());
+        for user_id in learners.iter().copied().collect::<std::collections::BTreeSet<_>>() {
+            let (decided, _) = decide(conn, &req, now, Some(user_id), false)?;
+            for (s, d) in decided {
+                shared.push(s);
+                disclosed.push(d);
+            }
+        }
+        Ok((shared, disclosed))
+    })
+}
