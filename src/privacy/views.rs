@@ -341,8 +341,11 @@ pub struct PolicyBanner {
 #[derive(Debug, Serialize)]
 pub struct Audit {
     pub values: AuditSearch,
+    /// A page of the lines found.
     pub entries: Vec<AuditRow>,
+    /// Lines per page.
     pub limit: i64,
+    pub nav: PageNav,
 }
 
 /// The search as typed.
