@@ -437,8 +437,10 @@ pub struct Results {
     pub ratings: Vec<i64>,
     pub difficulty: Vec<DifficultyCount>,
     pub recommend_percent: i64,
+    /// A page of the comments, once enough people answered.
     pub comments: Option<Vec<String>>,
     pub comments_shown: bool,
+    pub comments_nav: PageNav,
 }
 
 #[derive(Debug, Serialize)]
