@@ -1219,11 +1219,8 @@ pub fn exam_candidates(
         }
         // One row more than the page says whether another follows; it is
         // not decided on, and nothing of it leaves.
-        let mut rows: Vec<CandidateRow> = q
-            .filter(exam_bookings::id.gt(window.after))
-            .offset(window.skip.max(0))
-            .limit(limit + 1)
-            .load(conn)?;
+        let mut rows: Vec<CandidateRow> =
+            q.filter(exam_bookings::id.gt(window.after)).offset(window.skip.max(0)).limit(limit + 1).load(conn)?;
         let more = rows.len() as i64 > limit;
         rows.truncate(limit as usize);
         let next_after = if more { rows.last().map(|r| r.0.0) } else { None };

@@ -470,7 +470,11 @@ fn session_context(
     let window = sharing::CandidateWindow { after: 0, skip: paging.offset(), limit: paging.per_page() };
     let page = sharing::exam_candidates(conn, &p, Some(s.id), window, &export_id, now())?;
     let nav = paging.nav(page.next_after.is_some(), |n| {
-        if n > 1 { format!("/partners/{}/exams/{}?page={n}", p.slug, s.id) } else { format!("/partners/{}/exams/{}", p.slug, s.id) }
+        if n > 1 {
+            format!("/partners/{}/exams/{}?page={n}", p.slug, s.id)
+        } else {
+            format!("/partners/{}/exams/{}", p.slug, s.id)
+        }
     });
     let references: Vec<&String> = page.candidates.iter().map(|c| &c.booking).collect();
     let results: HashMap<String, super::ExamResult> = {

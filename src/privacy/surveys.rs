@@ -189,10 +189,8 @@ pub fn results(
 ) -> QueryResult<(i64, Option<views::Results>)> {
     use diesel::dsl::count_star;
     let released = || survey_responses::table.filter(survey_responses::run_id.eq(run_id));
-    let by_rating: Vec<(i32, i64)> = released()
-        .group_by(survey_responses::rating)
-        .select((survey_responses::rating, count_star()))
-        .load(conn)?;
+    let by_rating: Vec<(i32, i64)> =
+        released().group_by(survey_responses::rating).select((survey_responses::rating, count_star())).load(conn)?;
     let n: i64 = by_rating.iter().map(|(_, count)| count).sum();
     if n < groups.size {
         return Ok((n, None));
@@ -324,7 +322,11 @@ pub async fn course_results(
                 let asked = asked_page.as_deref().filter(|_| asked_run.as_deref() == Some(run.run_key.as_str()));
                 let page = PageRequest::parse(asked, COMMENTS_PAGE);
                 let link = |n: i64| {
-                    format!("/studio/courses/{}/survey?run={}&comments={n}", course.slug, urlencoding::encode(&run.run_key))
+                    format!(
+                        "/studio/courses/{}/survey?run={}&comments={n}",
+                        course.slug,
+                        urlencoding::encode(&run.run_key)
+                    )
                 };
                 let (n, results) = results(conn, run.id, groups, page, link)?;
                 runs.push(views::RunResults { run: run.run_key, answers: n, results });

@@ -883,13 +883,17 @@ async fn candidate_lists_page(app: TestApp) {
     // The API: 100 candidates a page, then a cursor to the rest.
     let key = key_for(&app, &body, &["exams"]).await;
     let path = format!("/api/v1/exams/candidates?session={session}");
-    let res = app.client.get(path.clone()).header(Header::new("Authorization", format!("Bearer {key}"))).dispatch().await;
+    let res =
+        app.client.get(path.clone()).header(Header::new("Authorization", format!("Bearer {key}"))).dispatch().await;
     assert_eq!(res.status(), Status::Ok);
     let link = res.headers().get_one("Link").map(str::to_string);
     let first: Value = serde_json::from_str(&res.into_string().await.unwrap()).unwrap();
     let list = first["candidates"].as_array().unwrap();
     assert_eq!(list.len(), 100, "a page of 100 candidates");
-    assert_eq!((list[0]["booking"].as_str(), list[0]["email"].as_str()), (Some(ada_ref.as_str()), Some("ada@example.org")));
+    assert_eq!(
+        (list[0]["booking"].as_str(), list[0]["email"].as_str()),
+        (Some(ada_ref.as_str()), Some("ada@example.org"))
+    );
     assert!(list.iter().all(|c| c["booking"] != bob_ref.as_str()), "Bob is on the next page");
     assert_eq!(registration_disclosures(&app).await, [ada_id], "only what this page handed out is disclosed");
     let next = first["next"].as_str().expect("a cursor to the next page").to_string();
@@ -899,7 +903,10 @@ async fn candidate_lists_page(app: TestApp) {
     let rest: Value = serde_json::from_str(&text).unwrap();
     let list = rest["candidates"].as_array().unwrap();
     assert_eq!(list.len(), 1, "the rest: {text}");
-    assert_eq!((list[0]["booking"].as_str(), list[0]["email"].as_str()), (Some(bob_ref.as_str()), Some("bob@example.org")));
+    assert_eq!(
+        (list[0]["booking"].as_str(), list[0]["email"].as_str()),
+        (Some(bob_ref.as_str()), Some("bob@example.org"))
+    );
     assert!(rest["next"].is_null(), "the last page has no next cursor");
     assert_eq!(registration_disclosures(&app).await, [ada_id, bob_id], "the second page's candidate disclosed");
     // Without a session, the same pages over all sessions; a bad cursor is a 400.

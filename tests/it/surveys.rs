@@ -507,7 +507,8 @@ async fn results_page(app: TestApp) {
     // 51 released answers (ten whole groups and one more answer than that
     // cannot happen by the form, but the page must not care): 51 comments.
     let run_key = run(&app, |conn| {
-        let (run_id, key): (i64, String) = course_runs::table.select((course_runs::id, course_runs::run_key)).first(conn)?;
+        let (run_id, key): (i64, String) =
+            course_runs::table.select((course_runs::id, course_runs::run_key)).first(conn)?;
         for i in 0..51 {
             diesel::insert_into(survey_responses::table)
                 .values((
@@ -527,7 +528,10 @@ async fn results_page(app: TestApp) {
     let (status, page) = app.get("/studio/courses/intro-python/survey").await;
     assert_eq!(status, Status::Ok);
     let page = page.replace("&#x3D;", "=").replace("&amp;", "&");
-    assert!(page.contains("<strong>51</strong> answers · average rating <strong>3.0</strong> / 5 · 50% would recommend"), "{page}");
+    assert!(
+        page.contains("<strong>51</strong> answers · average rating <strong>3.0</strong> / 5 · 50% would recommend"),
+        "{page}"
+    );
     assert!(page.contains("Ratings 1 to 5: 11 · 10 · 10 · 10 · 10"), "{page}");
     assert!(page.contains("Too easy: 17 · About right: 17 · Too hard: 17"), "{page}");
     assert_eq!(page.matches("paged-").count(), 50, "a page of 50 comments");
@@ -541,7 +545,8 @@ async fn results_page(app: TestApp) {
     assert!(second.contains("paged-50.") && !second.contains(r#"rel="next""#));
     assert!(second.contains("<strong>51</strong> answers"), "the figures are of every answer");
     for junk in ["x", "0", "-3", "99999999999999999999"] {
-        let (status, body) = app.get(&format!("/studio/courses/intro-python/survey?run={run_key}&comments={junk}")).await;
+        let (status, body) =
+            app.get(&format!("/studio/courses/intro-python/survey?run={run_key}&comments={junk}")).await;
         assert_eq!((status, body.matches("paged-").count()), (Status::Ok, 50), "comments={junk}");
     }
 }
