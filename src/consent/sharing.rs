@@ -1162,17 +1162,40 @@ pub struct ExamCandidate {
 type CandidateRow =
     ((i64, i64, String, String, NaiveDateTime, i64), (i64, String, String, String, Option<chrono::NaiveDate>));
 
-/// An exam body's candidates (one session, or all), with a disclosure row
-/// for each one whose details leave: registration details under the
-/// registration consent, support needs under their own.
+/// Which of an exam body's candidates a page holds, in booking order: those
+/// after booking `after` (0 from the first), `skip` of them skipped, at
+/// most `limit`. Only the page's candidates are read through the gate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CandidateWindow {
+    pub after: i64,
+    pub skip: i64,
+    pub limit: i64,
+}
+
+/// A page of an exam body's candidates.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CandidatePage {
+    pub candidates: Vec<ExamCandidate>,
+    /// The learners the page's bookings are, in the same order (for the
+    /// audit log; never handed out).
+    pub learners: Vec<i64>,
+    /// The booking the next page starts after; `None` on the last page.
+    pub next_after: Option<i64>,
+}
+
+/// A page of an exam body's candidates (one session, or all), with a
+/// disclosure row for each one on it whose details leave: registration
+/// details under the registration consent, support needs under their own.
 pub fn exam_candidates(
     conn: &mut Conn,
     partner: &Partner,
     session: Option<i64>,
+    window: CandidateWindow,
     export_id: &str,
     now: NaiveDateTime,
-) -> QueryResult<Vec<ExamCandidate>> {
+) -> QueryResult<CandidatePage> {
     use crate::db::schema::{exam_bookings, exam_sessions, support_needs};
+    let limit = window.limit.clamp(1, UNBOUNDED - 1);
     crate::db::transaction(conn, |conn| {
         let mut q = exam_bookings::table
             .inner_join(exam_sessions::table)
@@ -1194,7 +1217,14 @@ pub fn exam_candidates(
         if let Some(id) = session {
             q = q.filter(exam_bookings::session_id.eq(id));
         }
-        let rows: Vec<CandidateRow> = q.load(conn)?;
+        // One row more than the page says whether another follows; it is
+        // not decided on, and nothing of it leaves.
+        let mut rows: Vec<CandidateRow> =
+            q.filter(exam_bookings::id.gt(window.after)).offset(window.skip.max(0)).limit(limit + 1).load(conn)?;
+        let more = rows.len() as i64 > limit;
+        rows.truncate(limit as usize);
+        let next_after = if more { rows.last().map(|r| r.0.0) } else { None };
+        let learners: Vec<i64> = rows.iter().map(|r| r.1.0).collect();
         let user_ids: Vec<i64> = rows.iter().map(|r| r.1.0).collect::<HashSet<_>>().into_iter().collect();
         let restricted = restricted_among(conn, &user_ids)?;
         let registered = live_consents(conn, partner, Purpose::ExamRegistration, &user_ids)?;
@@ -1269,7 +1299,7 @@ pub fn exam_candidates(
             out.push(c);
         }
         write_disclosures(conn, partner, export_id, disclosed, now)?;
-        Ok(out)
+        Ok(CandidatePage { candidates: out, learners, next_after })
     })
 }
 
@@ -1373,5 +1403,37 @@ pub fn funded_results(
         }
         write_disclosures(conn, partner, export_id, disclosed, now)?;
         Ok(out)
+    })
+}
+
+/// What may leave for this partner and purpose about these learners only,
+/// with a disclosure row for each record: [`all`] for a page of an
+/// organization's staff, learner by learner, so that its cost follows the
+/// learners shown rather than all of the partner's.
+#[allow(clippy::too_many_arguments)]
+pub fn of_learners(
+    conn: &mut Conn,
+    partner: &Partner,
+    purpose: Purpose,
+    want: Want,
+    learners: &[i64],
+    export_id: &str,
+    base_url: &str,
+    now: NaiveDateTime,
+) -> QueryResult<Vec<Shared>> {
+    if learners.is_empty() {
+        return Ok(Vec::new());
+    }
+    decide_then_disclose(conn, partner, export_id, now, |conn| {
+        let req = Request { partner, purpose, want, after: 0, limit: UNBOUNDED, export_id, base_url };
+        let (mut shared, mut disclosed) = (Vec::new(), Vec::new());
+        for user_id in learners.iter().copied().collect::<std::collections::BTreeSet<_>>() {
+            let (decided, _) = decide(conn, &req, now, Some(user_id), false)?;
+            for (s, d) in decided {
+                shared.push(s);
+                disclosed.push(d);
+            }
+        }
+        Ok((shared, disclosed))
     })
 }

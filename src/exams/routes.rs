@@ -428,16 +428,20 @@ pub async fn create_session(
     }
 }
 
-/// The session page: its candidates read through the gate (each one a
-/// disclosure), their results, and the result upload.
 /// The candidates of a session, for the audit log: each with the exam body
 /// and the course, and the session as the item.
 fn candidates_of(conn: &mut Conn, session: i64) -> diesel::QueryResult<Vec<Subject>> {
+    let people: Vec<i64> =
+        exam_bookings::table.filter(exam_bookings::session_id.eq(session)).select(exam_bookings::user_id).load(conn)?;
+    session_subjects(conn, session, people)
+}
+
+/// These learners as subjects of a view of `session` (the session itself
+/// when there are none).
+fn session_subjects(conn: &mut Conn, session: i64, people: Vec<i64>) -> diesel::QueryResult<Vec<Subject>> {
     use crate::db::schema::exam_sessions;
     let (partner, course): (i64, i64) =
         exam_sessions::table.find(session).select((exam_sessions::partner_id, exam_sessions::course_id)).first(conn)?;
-    let people: Vec<i64> =
-        exam_bookings::table.filter(exam_bookings::session_id.eq(session)).select(exam_bookings::user_id).load(conn)?;
     let item = format!("exam session {session}");
     let mut list: Vec<Subject> =
         people.into_iter().map(|u| Subject::user(u).partner(partner).course(course).item(item.clone())).collect();
@@ -447,46 +451,76 @@ fn candidates_of(conn: &mut Conn, session: i64) -> diesel::QueryResult<Vec<Subje
     Ok(list)
 }
 
-fn session_context(conn: &mut Conn, user: &SessionUser, slug: &str, id: i64) -> AppResult<views::SessionPage> {
+/// The session page at `paging`: that page of its candidates read through
+/// the gate (each one shown a disclosure), their results, and the result
+/// upload; with the learners it shows.
+fn session_context(
+    conn: &mut Conn,
+    user: &SessionUser,
+    slug: &str,
+    id: i64,
+    paging: PageRequest,
+) -> AppResult<(views::SessionPage, Vec<i64>)> {
     let p = exam_body(conn, user, slug)?;
     let s = super::session(conn, id)?;
     if s.partner_id != p.id {
         return Err(AppError::NotFound);
     }
     let export_id = format!("page-{}", uuid::Uuid::new_v4());
-    let candidates = sharing::exam_candidates(conn, &p, Some(s.id), &export_id, now())?;
+    let window = sharing::CandidateWindow { after: 0, skip: paging.offset(), limit: paging.per_page() };
+    let page = sharing::exam_candidates(conn, &p, Some(s.id), window, &export_id, now())?;
+    let nav = paging.nav(page.next_after.is_some(), |n| {
+        if n > 1 {
+            format!("/partners/{}/exams/{}?page={n}", p.slug, s.id)
+        } else {
+            format!("/partners/{}/exams/{}", p.slug, s.id)
+        }
+    });
+    let references: Vec<&String> = page.candidates.iter().map(|c| &c.booking).collect();
     let results: HashMap<String, super::ExamResult> = {
         exam_results::table
             .inner_join(exam_bookings::table)
             .filter(exam_bookings::session_id.eq(s.id))
+            .filter(exam_bookings::reference.eq_any(references))
             .select((exam_bookings::reference, super::ExamResult::as_select()))
             .load::<(String, super::ExamResult)>(conn)?
             .into_iter()
             .collect()
     };
-    Ok(views::SessionPage {
+    let view = views::SessionPage {
         partner: views::PartnerRef { slug: p.slug, name: p.name },
         session: SessionView::new(&s, now()),
         is_staff: user.is_staff(),
         upload_text: String::new(),
         upload_errors: Vec::new(),
-        candidates: candidates
+        candidates: page
+            .candidates
             .into_iter()
             .map(|c| {
                 let result = results.get(&c.booking);
                 views::CandidateView::new(c, result)
             })
             .collect(),
-    })
+        nav,
+    };
+    Ok((view, page.learners))
 }
 
-#[get("/partners/<slug>/exams/<id>")]
-pub async fn session_page(db: &State<Db>, user: CurrentUser, trail: Trail<'_>, slug: &str, id: i64) -> AppResult<Page> {
+#[get("/partners/<slug>/exams/<id>?<page>")]
+pub async fn session_page(
+    db: &State<Db>,
+    user: CurrentUser,
+    trail: Trail<'_>,
+    slug: &str,
+    id: i64,
+    page: Option<&str>,
+) -> AppResult<Page> {
     let (slug, user) = (slug.to_string(), user.0);
+    let paging = PageRequest::parse(page, LIST_PAGE);
     let (ctx, shown) = db
         .run(move |conn| {
-            let ctx = session_context(conn, &user, &slug, id)?;
-            Ok::<_, AppError>((ctx, candidates_of(conn, id)?))
+            let (ctx, people) = session_context(conn, &user, &slug, id, paging)?;
+            Ok::<_, AppError>((ctx, session_subjects(conn, id, people)?))
         })
         .await?;
     trail.add_all(shown);
@@ -532,7 +566,7 @@ pub async fn upload_results(
                 },
                 Err(errors) => errors,
             };
-            let mut ctx = session_context(conn, &user, &slug, id)?;
+            let (mut ctx, _) = session_context(conn, &user, &slug, id, PageRequest::parse(None, LIST_PAGE))?;
             ctx.upload_errors = errors;
             ctx.upload_text = text;
             Ok((Err(ctx), shown))
@@ -676,23 +710,58 @@ fn exam_key(auth: &PartnerKey) -> AppResult<()> {
     Ok(())
 }
 
-/// The exam body's candidates, one session or all.
-#[get("/api/v1/exams/candidates?<session>")]
+/// Candidates per page of the API.
+pub const API_PAGE: i64 = 100;
+
+/// A page of a JSON list, with the address of the next page in a `Link`
+/// header (RFC 8288) when there is one.
+pub struct Paged {
+    body: Json<Value>,
+    next: Option<String>,
+}
+
+impl<'r> rocket::response::Responder<'r, 'static> for Paged {
+    fn respond_to(self, req: &'r rocket::Request<'_>) -> rocket::response::Result<'static> {
+        let mut res = rocket::response::Responder::respond_to(self.body, req)?;
+        if let Some(next) = self.next {
+            res.set_raw_header("Link", format!("<{next}>; rel=\"next\""));
+        }
+        Ok(res)
+    }
+}
+
+/// The exam body's candidates, one session or all, a page at a time in
+/// booking order: `since` is the `next` cursor of the page before.
+#[get("/api/v1/exams/candidates?<session>&<since>")]
 pub async fn api_candidates(
     db: &State<Db>,
     auth: PartnerKey,
     trail: Trail<'_>,
     session: Option<i64>,
-) -> AppResult<Json<Value>> {
+    since: Option<&str>,
+) -> AppResult<Paged> {
     exam_key(&auth)?;
+    let after = match since.map(str::trim).filter(|s| !s.is_empty()) {
+        None => 0,
+        Some(c) => sharing::decode_cursor(c).ok_or_else(|| {
+            AppError::BadRequest("The `since` cursor is malformed. Pass the `next` value of the page before.".into())
+        })?,
+    };
     let partner = auth.partner;
     let export_id = format!("api-{}", uuid::Uuid::new_v4());
     // Each candidate is in their disclosure log under this export id.
     trail.add(Subject::of_partner(partner.id).item(format!("export {export_id} (exam candidates)")));
-    let list = db
-        .run(move |conn| Ok::<_, AppError>(sharing::exam_candidates(conn, &partner, session, &export_id, now())?))
+    let window = sharing::CandidateWindow { after, skip: 0, limit: API_PAGE };
+    let id = export_id.clone();
+    let page = db
+        .run(move |conn| Ok::<_, AppError>(sharing::exam_candidates(conn, &partner, session, window, &id, now())?))
         .await?;
-    Ok(Json(json!({ "candidates": list })))
+    let next = page.next_after.map(|n| sharing::encode_cursor(n, &export_id));
+    let link = next.as_ref().map(|cursor| match session {
+        Some(s) => format!("/api/v1/exams/candidates?session={s}&since={cursor}"),
+        None => format!("/api/v1/exams/candidates?since={cursor}"),
+    });
+    Ok(Paged { body: Json(json!({ "candidates": page.candidates, "next": next })), next: link })
 }
 
 /// One result for one booking; the same result again answers 200 and

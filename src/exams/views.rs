@@ -268,7 +268,9 @@ pub struct SessionPage {
     pub is_staff: bool,
     pub upload_text: String,
     pub upload_errors: Vec<String>,
+    /// A page of the session's candidates.
     pub candidates: Vec<CandidateView>,
+    pub nav: PageNav,
 }
 
 /// A malpractice case, on the list and on its page.

@@ -295,7 +295,8 @@ pub async fn reindex(
     progress: impl FnMut(u64, u64),
 ) -> Result<u64, crate::search::reindex::ReindexError> {
     let ids = db.run(|conn| all_thread_ids(conn).map_err(crate::db::DbError::from)).await?;
-    crate::search::reindex::rebuild(db, index, ids, document, progress).await
+    let jobs = crate::search::reindex::IndexJobs { kind: INDEX_THREAD, key: "thread_id" };
+    crate::search::reindex::rebuild(db, index, ids, document, jobs, progress).await
 }
 
 #[cfg(test)]

@@ -190,7 +190,8 @@ pub async fn reindex(
     progress: impl FnMut(u64, u64),
 ) -> Result<u64, crate::search::reindex::ReindexError> {
     let ids = db.run(|conn| all_course_ids(conn).map_err(crate::db::DbError::from)).await?;
-    crate::search::reindex::rebuild(db, index, ids, published_document, progress).await
+    let jobs = crate::search::reindex::IndexJobs { kind: super::authoring::INDEX_COURSE, key: "course_id" };
+    crate::search::reindex::rebuild(db, index, ids, published_document, jobs, progress).await
 }
 
 fn published_document(conn: &mut Conn, id: i64) -> diesel::QueryResult<Option<crate::search::CourseDocument>> {

@@ -57,12 +57,17 @@ struct Line {
 /// Progress and completion by (work email, course slug, run key).
 type Seen = HashMap<(String, String, String), (Option<f64>, Option<NaiveDate>)>;
 
-/// Progress of the organization's staff, from the gate (each record seen
-/// is disclosed on the processor basis, SHR-5).
-fn progress(conn: &mut Conn, p: &Partner, base_url: &str) -> QueryResult<Seen> {
+/// Progress of the organization's staff from the gate (each record seen
+/// is disclosed on the processor basis, SHR-5): of the learners `only`
+/// names (a page of staff), or of all its staff.
+fn progress(conn: &mut Conn, p: &Partner, base_url: &str, only: Option<&[i64]>) -> QueryResult<Seen> {
     let t = now();
     let export_id = format!("dashboard:{}", t.date());
-    let shared = sharing::all(conn, p, Purpose::StaffTraining, Want::ALL, &export_id, base_url, t)?;
+    let (purpose, want) = (Purpose::StaffTraining, Want::ALL);
+    let shared = match only {
+        Some(learners) => sharing::of_learners(conn, p, purpose, want, learners, &export_id, base_url, t)?,
+        None => sharing::all(conn, p, purpose, want, &export_id, base_url, t)?,
+    };
     let mut seen: Seen = HashMap::new();
     for s in shared {
         let key = (s.learner.email.clone().unwrap_or_default(), s.course.id.clone(), s.course.run.clone());
@@ -181,29 +186,41 @@ fn lines(conn: &mut Conn, p: &Partner, seen: &Seen, staff: Vec<StaffRecord>, all
     Ok(out)
 }
 
-/// Assignments of all the organization's staff past their due date and not completed.
-fn overdue_count(conn: &mut Conn, p: &Partner, seen: &Seen) -> QueryResult<usize> {
+/// Assignments of all the organization's staff past their due date and
+/// not completed, counted in the database. An assignment counts as
+/// completed only where the dashboard would show its completion: the gate
+/// lets the completed enrollment through (the learner has not restricted
+/// sharing, and a live consent for the run, where there is one, covers the
+/// completion and the email the dashboard matches it by; otherwise the
+/// processor basis covers both) to the staff member's work email.
+fn overdue_count(conn: &mut Conn, p: &Partner) -> QueryResult<usize> {
+    use crate::consent::{Category, ConsentStatus};
     let today = now().date();
-    let late =
-        org_assignments::table.filter(org_assignments::partner_id.eq(p.id)).filter(org_assignments::due_on.lt(today));
-    let due: Vec<(String, String, String)> = late
-        .inner_join(course_runs::table.inner_join(courses::table))
-        .select((org_assignments::staff_id, courses::slug, course_runs::run_key))
-        .load(conn)?;
-    let emails: HashMap<String, String> = org_staff::table
-        .filter(org_staff::partner_id.eq(p.id))
-        .filter(org_staff::id.eq_any(late.select(org_assignments::staff_id)))
-        .select((org_staff::id, org_staff::work_email))
-        .load::<(String, String)>(conn)?
-        .into_iter()
-        .collect();
-    Ok(due
-        .into_iter()
-        .filter(|(staff, slug, run)| {
-            let email = emails.get(staff).cloned().unwrap_or_default();
-            seen.get(&(email, slug.clone(), run.clone())).is_none_or(|(_, completed)| completed.is_none())
-        })
-        .count())
+    let covers = |c: Category| format!("(',' || k.categories || ',') LIKE '%,{},%'", c.as_str());
+    let completion_seen = format!(
+        "EXISTS (SELECT 1 FROM enrollments e \
+           JOIN course_runs r ON r.id = e.run_id JOIN courses c ON c.id = r.course_id \
+           JOIN members m ON m.id = c.member_id JOIN users u ON u.id = e.user_id \
+           WHERE e.user_id = org_staff.user_id AND e.run_id = org_assignments.run_id \
+             AND e.completed_at IS NOT NULL AND u.email = org_staff.work_email \
+             AND NOT EXISTS (SELECT 1 FROM sharing_restrictions x WHERE x.user_id = e.user_id) \
+             AND NOT EXISTS (SELECT 1 FROM consents k WHERE k.user_id = e.user_id \
+               AND k.partner_id = org_assignments.partner_id AND k.purpose = '{purpose}' \
+               AND k.status = '{granted}' AND k.scope = ('run:' || e.run_id) \
+               AND NOT ({completion} AND {email})))",
+        purpose = Purpose::StaffTraining.as_str(),
+        granted = ConsentStatus::Granted.as_str(),
+        completion = covers(Category::Completion),
+        email = covers(Category::ProfileEmail),
+    );
+    let late: i64 = org_assignments::table
+        .left_join(org_staff::table)
+        .filter(org_assignments::partner_id.eq(p.id))
+        .filter(org_assignments::due_on.lt(today))
+        .filter(diesel::dsl::not(diesel::dsl::sql::<diesel::sql_types::Bool>(&completion_seen)))
+        .count()
+        .get_result(conn)?;
+    Ok(late as usize)
 }
 
 fn request_label(kind: &str) -> &'static str {
@@ -251,7 +268,6 @@ fn dashboard_view(
     base_url: &str,
     pages: Pages,
 ) -> AppResult<(views::StaffPage, Vec<i64>)> {
-    let seen = progress(conn, p, base_url)?;
     let records = staff_records(conn, p.id, Some((pages.staff.offset(), pages.staff.fetch())))?;
     let requests_at = pages.requests.page();
     let (records, nav) = pages.staff.finish(records, |n| Pages::link(&p.slug, n, requests_at));
@@ -260,6 +276,8 @@ fn dashboard_view(
         .filter(org_staff::id.eq_any(records.iter().map(|r| r.0.clone()).collect::<Vec<_>>()))
         .select(org_staff::user_id)
         .load(conn)?;
+    // The gate is read for the staff on this page only.
+    let seen = progress(conn, p, base_url, Some(&shown))?;
     let rows = lines(conn, p, &seen, records, false)?;
     let filed = super::filed_requests(conn, p.id, pages.requests.offset(), pages.requests.fetch())?;
     let staff_at = pages.staff.page();
@@ -298,7 +316,7 @@ fn dashboard_view(
             .collect(),
         nav,
         staff_count,
-        overdue_count: overdue_count(conn, p, &seen)?,
+        overdue_count: overdue_count(conn, p)?,
         has_staff,
         requests: filed
             .into_iter()
@@ -369,7 +387,7 @@ pub async fn dashboard_csv(
     let (rows, shown) = db
         .run(move |conn| {
             let p = organization(conn, &user, &slug)?;
-            let seen = progress(conn, &p, &base)?;
+            let seen = progress(conn, &p, &base, None)?;
             let staff = staff_records(conn, p.id, None)?;
             Ok::<_, AppError>((lines(conn, &p, &seen, staff, true)?, staff_shown(conn, p.id)?))
         })

@@ -254,8 +254,34 @@ pub struct Search {
     pub to: Option<String>,
     /// Whose data: a user id or a username.
     pub subject: Option<String>,
+    /// Which page of the lines found (`?page=`, 1-based).
+    pub page: Option<String>,
 }
 
+impl Search {
+    /// The address of page `page` of this search (its empty fields left out).
+    pub fn link(&self, page: i64) -> String {
+        let fields = [
+            ("actor", &self.actor),
+            ("path", &self.path),
+            ("action", &self.action),
+            ("from", &self.from),
+            ("to", &self.to),
+            ("subject", &self.subject),
+        ];
+        let mut query: Vec<String> = fields
+            .into_iter()
+            .filter_map(|(name, value)| value.as_deref().filter(|v| !v.trim().is_empty()).map(|v| (name, v)))
+            .map(|(name, value)| format!("{name}={}", urlencoding::encode(value)))
+            .collect();
+        if page > 1 {
+            query.push(format!("page={page}"));
+        }
+        if query.is_empty() { "/audit".to_string() } else { format!("/audit?{}", query.join("&")) }
+    }
+}
+
+/// Lines per page of the audit log.
 pub const PAGE: i64 = 200;
 
 /// Subjects shown per entry on the auditor's page (the rest are counted).
@@ -273,7 +299,8 @@ fn subject_id(conn: &mut Conn, subject: &str) -> QueryResult<Option<i64>> {
         .optional()
 }
 
-pub fn search(conn: &mut Conn, s: &Search) -> QueryResult<Vec<Entry>> {
+/// The lines a search finds, newest first: `limit` of them after skipping `offset`.
+pub fn search(conn: &mut Conn, s: &Search, offset: i64, limit: i64) -> QueryResult<Vec<Entry>> {
     let mut q = audit_log::table.select(Entry::as_select()).into_boxed();
     if let Some(actor) = s.actor.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
         q = q.filter(audit_log::actor.eq(actor.to_string()));
@@ -297,7 +324,7 @@ pub fn search(conn: &mut Conn, s: &Search) -> QueryResult<Vec<Entry>> {
     if let Some(to) = day(&s.to) {
         q = q.filter(audit_log::created_at.lt(to.succ_opt().unwrap_or(to).and_hms_opt(0, 0, 0).unwrap_or_default()));
     }
-    q.order(audit_log::id.desc()).limit(PAGE).load(conn)
+    q.order(audit_log::id.desc()).offset(offset).limit(limit).load(conn)
 }
 
 /// A subject of an entry: (entry id, subject, the account's current username).
@@ -368,12 +395,14 @@ pub async fn page(db: &State<Db>, user: CurrentUser, trail: Trail<'_>, search: S
         to: search.to.clone(),
         subject: search.subject.clone(),
     };
-    let (entries, subjects, queries) = db
+    let paging = crate::web::paging::PageRequest::parse(search.page.as_deref(), PAGE);
+    let (entries, nav, subjects, queries) = db
         .run(move |conn| {
-            let entries = self::search(conn, &search)?;
+            let entries = self::search(conn, &search, paging.offset(), paging.fetch())?;
+            let (entries, nav) = paging.finish(entries, |n| search.link(n));
             let ids: Vec<i64> = entries.iter().map(|e| e.id).collect();
             let (subjects, queries) = subjects_of(conn, &ids)?;
-            Ok::<_, AppError>((entries, subjects, queries))
+            Ok::<_, AppError>((entries, nav, subjects, queries))
         })
         .await?;
     // The auditor sees who was named in each entry: those are the subjects of this view.
@@ -403,5 +432,5 @@ pub async fn page(db: &State<Db>, user: CurrentUser, trail: Trail<'_>, search: S
             }
         })
         .collect();
-    Ok(Page::view("privacy/audit", "Audit log", views::Audit { values, entries, limit: PAGE }))
+    Ok(Page::view("privacy/audit", "Audit log", views::Audit { values, entries, limit: PAGE, nav }))
 }

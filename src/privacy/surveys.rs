@@ -30,6 +30,7 @@ use crate::db::schema::{course_runs, survey_completions, survey_pending, survey_
 use crate::db::{Conn, Db, DbConnection, now};
 use crate::learning::service as learning;
 use crate::privacy::vault;
+use crate::web::paging::PageRequest;
 use crate::web::{AppError, AppResult, CsrfForm, CurrentUser, Flash, Page};
 
 pub use crate::config::SMALLEST_SURVEY_GROUP as SMALLEST_GROUP;
@@ -172,32 +173,59 @@ pub fn submit(conn: &mut Conn, user_id: i64, run_id: i64, a: &Answer<'_>, groups
     })
 }
 
+/// Comments per page of the results.
+pub const COMMENTS_PAGE: i64 = 50;
+
 /// A run's released answers: their number, and the results once there are
-/// at least `groups.size` of them (comments once there are `groups.comments`).
-pub fn results(conn: &mut Conn, run_id: i64, groups: Groups) -> QueryResult<(i64, Option<views::Results>)> {
-    let rows: Vec<(i32, String, bool, Option<String>)> = survey_responses::table
-        .filter(survey_responses::run_id.eq(run_id))
-        .order(survey_responses::id.asc())
-        .select((
-            survey_responses::rating,
-            survey_responses::difficulty,
-            survey_responses::recommend,
-            survey_responses::comment,
-        ))
-        .load(conn)?;
-    let n = rows.len() as i64;
+/// at least `groups.size` of them (comments once there are `groups.comments`,
+/// the page `comments` asks for; `link` makes the address of a page of them).
+/// The figures are counted in the database; only a page of comments is read.
+pub fn results(
+    conn: &mut Conn,
+    run_id: i64,
+    groups: Groups,
+    comments: PageRequest,
+    link: impl Fn(i64) -> String,
+) -> QueryResult<(i64, Option<views::Results>)> {
+    use diesel::dsl::count_star;
+    let released = || survey_responses::table.filter(survey_responses::run_id.eq(run_id));
+    let by_rating: Vec<(i32, i64)> =
+        released().group_by(survey_responses::rating).select((survey_responses::rating, count_star())).load(conn)?;
+    let n: i64 = by_rating.iter().map(|(_, count)| count).sum();
     if n < groups.size {
         return Ok((n, None));
     }
-    let average = rows.iter().map(|r| f64::from(r.0)).sum::<f64>() / n as f64;
-    let ratings: Vec<i64> = (1..=5).map(|s| rows.iter().filter(|r| r.0 == s).count() as i64).collect();
+    let average = by_rating.iter().map(|(rating, count)| f64::from(*rating) * *count as f64).sum::<f64>() / n as f64;
+    let rated = |s: i32| by_rating.iter().filter(|(rating, _)| *rating == s).map(|(_, count)| *count).sum::<i64>();
+    let ratings: Vec<i64> = (1..=5).map(rated).collect();
+    let by_difficulty: Vec<(String, i64)> = released()
+        .group_by(survey_responses::difficulty)
+        .select((survey_responses::difficulty, count_star()))
+        .load(conn)?;
     let difficulty: Vec<views::DifficultyCount> = DIFFICULTY
         .iter()
-        .map(|(v, label)| views::DifficultyCount { label, count: rows.iter().filter(|r| r.1 == *v).count() })
+        .map(|(v, label)| views::DifficultyCount {
+            label,
+            count: by_difficulty.iter().filter(|(d, _)| d == v).map(|(_, count)| *count as usize).sum(),
+        })
         .collect();
-    let recommend = rows.iter().filter(|r| r.2).count() as i64 * 100 / n;
+    let recommending: i64 = released().filter(survey_responses::recommend.eq(true)).count().get_result(conn)?;
+    let recommend = recommending * 100 / n;
     // Ordered by the random id: no trace of who answered when.
-    let comments: Option<Vec<String>> = (n >= groups.comments).then(|| rows.into_iter().filter_map(|r| r.3).collect());
+    let shown = n >= groups.comments;
+    let (comments, comments_nav) = if shown {
+        let page: Vec<String> = released()
+            .filter(survey_responses::comment.is_not_null())
+            .order(survey_responses::id.asc())
+            .select(survey_responses::comment.assume_not_null())
+            .offset(comments.offset())
+            .limit(comments.fetch())
+            .load(conn)?;
+        let (page, nav) = comments.finish(page, link);
+        (Some(page), nav)
+    } else {
+        (None, comments.nav(false, link))
+    };
     Ok((
         n,
         Some(views::Results {
@@ -207,6 +235,7 @@ pub fn results(conn: &mut Conn, run_id: i64, groups: Groups) -> QueryResult<(i64
             recommend_percent: recommend,
             comments_shown: comments.is_some(),
             comments,
+            comments_nav,
         }),
     ))
 }
@@ -266,17 +295,22 @@ pub async fn submit_form(
     .await
 }
 
-#[get("/studio/courses/<slug>/survey")]
+/// The results of each run of a course; `run` and `comments` name a page
+/// of one run's comments (the others show their first).
+#[get("/studio/courses/<slug>/survey?<run>&<comments>")]
 pub async fn course_results(
     db: &State<Db>,
     config: &State<Config>,
     user: CurrentUser,
     trail: crate::privacy::audit::Trail<'_>,
     slug: &str,
+    run: Option<&str>,
+    comments: Option<&str>,
 ) -> AppResult<Page> {
     // Anonymous totals, released only for groups large enough (item 1).
     trail.nobody();
     let (slug, user, groups) = (slug.to_string(), user.0, Groups::of(config));
+    let (asked_run, asked_page) = (run.map(str::to_string), comments.map(str::to_string));
     let ctx = db
         .run(move |conn| {
             let course = crate::learning::authoring::authorable(conn, &user, &slug).map_err(|e| match e {
@@ -285,7 +319,16 @@ pub async fn course_results(
             })?;
             let mut runs = Vec::new();
             for run in learning::runs(conn, course.id)? {
-                let (n, results) = results(conn, run.id, groups)?;
+                let asked = asked_page.as_deref().filter(|_| asked_run.as_deref() == Some(run.run_key.as_str()));
+                let page = PageRequest::parse(asked, COMMENTS_PAGE);
+                let link = |n: i64| {
+                    format!(
+                        "/studio/courses/{}/survey?run={}&comments={n}",
+                        course.slug,
+                        urlencoding::encode(&run.run_key)
+                    )
+                };
+                let (n, results) = results(conn, run.id, groups, page, link)?;
                 runs.push(views::RunResults { run: run.run_key, answers: n, results });
             }
             Ok::<_, AppError>(views::SurveyResults {

@@ -341,8 +341,11 @@ pub struct PolicyBanner {
 #[derive(Debug, Serialize)]
 pub struct Audit {
     pub values: AuditSearch,
+    /// A page of the lines found.
     pub entries: Vec<AuditRow>,
+    /// Lines per page.
     pub limit: i64,
+    pub nav: PageNav,
 }
 
 /// The search as typed.
@@ -434,8 +437,10 @@ pub struct Results {
     pub ratings: Vec<i64>,
     pub difficulty: Vec<DifficultyCount>,
     pub recommend_percent: i64,
+    /// A page of the comments, once enough people answered.
     pub comments: Option<Vec<String>>,
     pub comments_shown: bool,
+    pub comments_nav: PageNav,
 }
 
 #[derive(Debug, Serialize)]

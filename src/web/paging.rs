@@ -46,12 +46,23 @@ impl PageRequest {
     pub fn finish<T>(&self, mut rows: Vec<T>, link: impl Fn(i64) -> String) -> (Vec<T>, PageNav) {
         let more = rows.len() as i64 > self.per_page;
         rows.truncate(self.per_page as usize);
-        let nav = PageNav {
+        (rows, self.nav(more, link))
+    }
+
+    /// Rows in a page.
+    pub fn per_page(&self) -> i64 {
+        self.per_page
+    }
+
+    /// The links of this page, for a list that read its page itself (at
+    /// most [`per_page`](Self::per_page) rows from [`offset`](Self::offset))
+    /// and knows whether `more` follow.
+    pub fn nav(&self, more: bool, link: impl Fn(i64) -> String) -> PageNav {
+        PageNav {
             page: self.page,
             previous: (self.page > 1).then(|| link(self.page - 1)),
             next: (more && self.page < MAX_PAGE).then(|| link(self.page + 1)),
-        };
-        (rows, nav)
+        }
     }
 }
 

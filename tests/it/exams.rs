@@ -809,3 +809,130 @@ async fn exam_lists_page(app: TestApp) {
     assert!(second.contains(">cand50<") && !second.contains(r#"rel="next""#));
 }
 on_both!(exam_lists_read_one_page_at_a_time, exam_lists_page);
+
+/// Bookings of a session on the exam body's session page.
+fn candidate_rows(page: &str) -> usize {
+    page.matches("<tr><td><code>EX-").count()
+}
+
+/// Disclosures of exam registration details, by learner.
+async fn registration_disclosures(app: &TestApp) -> Vec<i64> {
+    run(app, |conn| {
+        disclosures::table
+            .filter(disclosures::purpose.eq("exam_registration"))
+            .order(disclosures::user_id)
+            .select(disclosures::user_id)
+            .load(conn)
+    })
+    .await
+}
+
+async fn candidate_lists_page(app: TestApp) {
+    let c = seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    let course = course_id(&app, "intro-python").await;
+    let admin = verified(&app, "board").await;
+    let body = exam_body(&app, "awarding-board", &admin).await;
+    as_user(&app, &admin).await;
+    let session = open_session(&app, "awarding-board", course, "200", "Big sitting").await;
+    // Ada books first and Bob last, both through the form (their consent
+    // lets their details leave); 99 candidates between them.
+    let ada = verified(&app, "ada").await;
+    as_user(&app, &ada).await;
+    enroll(&app, &c.slug).await;
+    book_as(&app, session, false, None).await;
+    run(&app, move |conn| {
+        let now = lyceum::db::now();
+        for i in 0..99 {
+            let username = format!("cand{i:02}");
+            let user: i64 = diesel::insert_into(lyceum::db::schema::users::table)
+                .values((
+                    lyceum::db::schema::users::username.eq(&username),
+                    lyceum::db::schema::users::email.eq(format!("{username}@example.org")),
+                    lyceum::db::schema::users::first_name.eq("Cand"),
+                    lyceum::db::schema::users::last_name.eq(&username),
+                    lyceum::db::schema::users::password_hash.eq("!"),
+                    lyceum::db::schema::users::status.eq("active"),
+                    lyceum::db::schema::users::email_verified_at.eq(Some(now)),
+                    lyceum::db::schema::users::terms_version.eq(lyceum::accounts::TERMS_VERSION),
+                    lyceum::db::schema::users::terms_accepted_at.eq(now),
+                    lyceum::db::schema::users::created_at.eq(now),
+                    lyceum::db::schema::users::updated_at.eq(now),
+                ))
+                .returning(lyceum::db::schema::users::id)
+                .get_result(conn)?;
+            diesel::insert_into(exam_bookings::table)
+                .values((
+                    exam_bookings::session_id.eq(session),
+                    exam_bookings::user_id.eq(user),
+                    exam_bookings::reference.eq(format!("EX-MID{i:02}")),
+                    exam_bookings::status.eq(lyceum::exams::BOOKED),
+                    exam_bookings::created_at.eq(now),
+                ))
+                .execute(conn)?;
+        }
+        Ok::<_, diesel::result::Error>(())
+    })
+    .await;
+    let bob = verified(&app, "bob").await;
+    as_user(&app, &bob).await;
+    enroll(&app, &c.slug).await;
+    book_as(&app, session, false, None).await;
+    let (ada_ref, bob_ref) = (reference_of(&app, "ada").await, reference_of(&app, "bob").await);
+    let (ada_id, bob_id) = (user_id(&app, "ada").await, user_id(&app, "bob").await);
+
+    // The API: 100 candidates a page, then a cursor to the rest.
+    let key = key_for(&app, &body, &["exams"]).await;
+    let path = format!("/api/v1/exams/candidates?session={session}");
+    let res =
+        app.client.get(path.clone()).header(Header::new("Authorization", format!("Bearer {key}"))).dispatch().await;
+    assert_eq!(res.status(), Status::Ok);
+    let link = res.headers().get_one("Link").map(str::to_string);
+    let first: Value = serde_json::from_str(&res.into_string().await.unwrap()).unwrap();
+    let list = first["candidates"].as_array().unwrap();
+    assert_eq!(list.len(), 100, "a page of 100 candidates");
+    assert_eq!(
+        (list[0]["booking"].as_str(), list[0]["email"].as_str()),
+        (Some(ada_ref.as_str()), Some("ada@example.org"))
+    );
+    assert!(list.iter().all(|c| c["booking"] != bob_ref.as_str()), "Bob is on the next page");
+    assert_eq!(registration_disclosures(&app).await, [ada_id], "only what this page handed out is disclosed");
+    let next = first["next"].as_str().expect("a cursor to the next page").to_string();
+    assert_eq!(link, Some(format!("<{path}&since={next}>; rel=\"next\"")), "the Link header names the next page");
+    let (status, text) = pull(&app, &key, &format!("{path}&since={next}")).await;
+    assert_eq!(status, Status::Ok, "{text}");
+    let rest: Value = serde_json::from_str(&text).unwrap();
+    let list = rest["candidates"].as_array().unwrap();
+    assert_eq!(list.len(), 1, "the rest: {text}");
+    assert_eq!(
+        (list[0]["booking"].as_str(), list[0]["email"].as_str()),
+        (Some(bob_ref.as_str()), Some("bob@example.org"))
+    );
+    assert!(rest["next"].is_null(), "the last page has no next cursor");
+    assert_eq!(registration_disclosures(&app).await, [ada_id, bob_id], "the second page's candidate disclosed");
+    // Without a session, the same pages over all sessions; a bad cursor is a 400.
+    let (status, text) = pull(&app, &key, "/api/v1/exams/candidates").await;
+    assert_eq!(status, Status::Ok);
+    let all: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(all["candidates"].as_array().unwrap().len(), 100);
+    assert!(all["next"].is_string());
+    let (status, text) = pull(&app, &key, "/api/v1/exams/candidates?since=not-a-cursor").await;
+    assert_eq!(status, Status::BadRequest, "{text}");
+
+    // The session page: 50 candidates a page, a next link, the rest after.
+    as_user(&app, &admin).await;
+    let page_path = format!("/partners/awarding-board/exams/{session}");
+    let first = list_page(&app, &page_path).await;
+    assert_eq!(candidate_rows(&first), 50, "a page of 50 candidates");
+    assert!(first.contains(&ada_ref) && !first.contains(&bob_ref));
+    assert!(first.contains(&format!(r#"rel="next" href="{page_path}?page=2""#)), "a next link");
+    let second = list_page(&app, &format!("{page_path}?page=2")).await;
+    assert_eq!(candidate_rows(&second), 50);
+    assert!(second.contains(&format!(r#"rel="next" href="{page_path}?page=3""#)));
+    let third = list_page(&app, &format!("{page_path}?page=3")).await;
+    assert_eq!(candidate_rows(&third), 1);
+    assert!(third.contains(&bob_ref) && !third.contains(r#"rel="next""#) && third.contains("id=\"results-form\""));
+    for junk in ["x", "0", "-2", "99999999999999999999"] {
+        assert_eq!(candidate_rows(&list_page(&app, &format!("{page_path}?page={junk}")).await), 50, "page={junk}");
+    }
+}
+on_both!(exam_candidate_lists_read_one_page_at_a_time, candidate_lists_page);

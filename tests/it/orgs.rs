@@ -380,3 +380,97 @@ async fn seat_keeps_enrollment_date(app: TestApp) {
     assert_eq!(enrolled_at, january, "and keeps the date the learner enrolled");
 }
 on_both!(a_sponsored_seat_keeps_the_original_enrollment_date, seat_keeps_enrollment_date);
+
+/// The learners whose records this partner was handed.
+async fn disclosed_to(app: &TestApp, partner_id: i64) -> Vec<i64> {
+    run(app, move |conn| {
+        disclosures::table
+            .filter(disclosures::partner_id.eq(partner_id))
+            .select(disclosures::user_id)
+            .distinct()
+            .order(disclosures::user_id)
+            .load::<i64>(conn)
+    })
+    .await
+}
+
+/// The dashboard reads its page of staff through the gate, not the whole
+/// organization: what leaves (and is disclosed) is what the page shows,
+/// while the overdue total still counts everyone by the gate's rule.
+async fn dashboard_follows_its_page(app: TestApp) {
+    use lyceum::db::schema::{course_runs, enrollments};
+    seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    let olga = verified(&app, "olga").await;
+    let olga_id = user_id(&app, "olga").await;
+    let org_id = run(&app, move |conn| {
+        let now = lyceum::db::now();
+        let org = partners::create(conn, PartnerKind::Organization, "globex", "Globex", None, "it@globex.example", now)
+            .map_err(|e| e.to_string())?;
+        partners::appoint(conn, &org, olga_id, olga_id).map_err(|e| e.to_string())?;
+        Ok::<_, String>(org.id)
+    })
+    .await;
+    as_user(&app, &olga).await;
+    // 51 staff: a page of 50 and one more; the course assigned to all.
+    let csv: String = std::iter::once("username,email,given_name,family_name\n".to_string())
+        .chain((0..51).map(|i| format!("staff{i:02},staff{i:02}@globex.example,Staff,Number{i:02}\n")))
+        .collect();
+    let res = app.post_form("/partners/globex/staff/upload", &[("csv", &csv)]).await;
+    assert_eq!(res.status(), rocket::http::Status::SeeOther);
+    let run_id: i64 = run(&app, |conn| course_runs::table.select(course_runs::id).first(conn)).await;
+    let next_week = (chrono::Utc::now().date_naive() + chrono::Duration::days(7)).to_string();
+    let res = app
+        .post_form(
+            "/partners/globex/staff/assign",
+            &[("run_id", &run_id.to_string()), ("target", "all"), ("due_on", &next_week)],
+        )
+        .await;
+    assert_eq!(res.headers().get_one("Location"), Some("/partners/globex/staff"));
+    // Every assignment is past due; staff00 (page one) and staff50 (page
+    // two) completed the course, staff01 enrolled without finishing.
+    let (first, last) = run(&app, move |conn| {
+        let now = lyceum::db::now();
+        diesel::update(org_assignments::table)
+            .set(org_assignments::due_on.eq(chrono::Utc::now().date_naive() - chrono::Duration::days(2)))
+            .execute(conn)?;
+        let user = |conn: &mut lyceum::db::Conn, name: &str| {
+            org_staff::table.filter(org_staff::user_name.eq(name.to_string())).select(org_staff::user_id).first(conn)
+        };
+        let (first, middle, last): (i64, i64, i64) =
+            (user(conn, "staff00")?, user(conn, "staff01")?, user(conn, "staff50")?);
+        for (who, done) in [(first, true), (middle, false), (last, true)] {
+            diesel::insert_into(enrollments::table)
+                .values((
+                    enrollments::user_id.eq(who),
+                    enrollments::run_id.eq(run_id),
+                    enrollments::track.eq("audit"),
+                    enrollments::status.eq("active"),
+                    enrollments::enrolled_at.eq(now),
+                    enrollments::grade_percent.eq(0.0),
+                    enrollments::passed.eq(false),
+                    enrollments::completed_at.eq(done.then_some(now)),
+                ))
+                .execute(conn)?;
+        }
+        Ok::<_, diesel::result::Error>((first, last))
+    })
+    .await;
+
+    let (_, page) = app.get("/partners/globex/staff").await;
+    assert!(page.contains("49 overdue"), "every late, unfinished assignment counts, page two's too: {page}");
+    let done = page.split("<tr").find(|r| r.contains("Number00")).unwrap();
+    assert!(!done.contains("overdue") && done.contains("0%"), "{done}");
+    let started = page.split("<tr").find(|r| r.contains("Number01")).unwrap();
+    assert!(started.contains("overdue") && started.contains("0%"), "{started}");
+    assert!(!page.contains("Number50"));
+    let seen = disclosed_to(&app, org_id).await;
+    assert!(seen.contains(&first), "page one's records are disclosed");
+    assert!(!seen.contains(&last), "page two's are not read for page one: {seen:?}");
+
+    let (_, page) = app.get("/partners/globex/staff?page=2").await;
+    let row = page.split("<tr").find(|r| r.contains("Number50")).expect("staff50 on page two");
+    assert!(!row.contains("overdue") && !row.contains("not started"), "{row}");
+    assert!(page.contains("49 overdue"));
+    assert!(disclosed_to(&app, org_id).await.contains(&last), "shown, so disclosed");
+}
+on_both!(shr_7_the_dashboard_reads_the_gate_for_its_page_only, dashboard_follows_its_page);

@@ -404,3 +404,57 @@ async fn privacy_and_org_lists_page(app: TestApp) {
     assert!(past.contains("No more answered requests") && past.contains(r#"href="/staff/support?answered=8""#));
 }
 on_both!(privacy_and_organization_lists_read_one_page_at_a_time, privacy_and_org_lists_page);
+
+/// Lines of the audit log's table whose page starts with `/staff/paging-`.
+fn audit_lines(page: &str) -> usize {
+    page.matches("<td><code>/staff/paging-").count()
+}
+
+async fn audit_log_pages(app: TestApp) {
+    use lyceum::db::schema::audit_log;
+    let grace = staff(&app).await;
+    let ivy = crate::sharing::verified(&app, "ivy").await;
+    as_user(&app, &grace).await;
+    app.post_form("/staff/auditors", &[("login", "ivy")]).await;
+    let grace_id = crate::sharing::user_id(&app, &grace.username).await;
+    // 201 lines the search finds (a page of 200 and one more), and some it does not.
+    run(&app, move |conn| {
+        let now = lyceum::db::now();
+        for i in 0..205 {
+            let (actor, path) = if i < 201 { ("robot", format!("/staff/paging-{i}")) } else { ("other", "/x".into()) };
+            diesel::insert_into(audit_log::table)
+                .values((
+                    audit_log::actor_id.eq(grace_id),
+                    audit_log::actor.eq(actor),
+                    audit_log::roles.eq("staff"),
+                    audit_log::action.eq("view"),
+                    audit_log::method.eq("GET"),
+                    audit_log::path.eq(path),
+                    audit_log::status.eq(200),
+                    audit_log::created_at.eq(now),
+                ))
+                .execute(conn)?;
+        }
+        Ok::<_, diesel::result::Error>(())
+    })
+    .await;
+    as_user(&app, &ivy).await;
+    let (status, page) = get(&app, "/audit?actor=robot&path=%2Fstaff%2Fpaging&action=view&from=&to=&subject=").await;
+    assert_eq!(status, Status::Ok);
+    assert_eq!(audit_lines(&page), 200, "a page of 200 lines");
+    assert!(page.contains("/staff/paging-200<") && !page.contains("/staff/paging-0<"), "newest first");
+    let next = "/audit?actor=robot&path=%2Fstaff%2Fpaging&action=view&page=2";
+    assert!(page.contains(&format!(r#"rel="next" href="{next}""#)), "a next link keeping the search: {page}");
+    let (status, second) = get(&app, next).await;
+    assert_eq!(status, Status::Ok);
+    assert_eq!(audit_lines(&second), 1, "the rest");
+    assert!(second.contains("/staff/paging-0<") && !second.contains(r#"rel="next""#));
+    assert!(second.contains(r#"rel="prev" href="/audit?actor=robot&path=%2Fstaff%2Fpaging&action=view""#));
+    // The search form keeps its values on every page; junk pages are pages.
+    assert!(second.contains(r#"name="actor" value="robot""#));
+    for junk in ["x", "0", "-1", "99999999999999999999"] {
+        let (status, body) = get(&app, &format!("/audit?actor=robot&page={junk}")).await;
+        assert_eq!((status, audit_lines(&body)), (Status::Ok, 200), "page={junk}");
+    }
+}
+on_both!(the_audit_log_pages_with_its_search, audit_log_pages);

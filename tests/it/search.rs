@@ -470,3 +470,46 @@ async fn search_server_down(app: TestApp) {
 on_both!(search_while_the_search_server_is_down_says_so, search_server_down, |c| {
     c.search_url = Some("http://127.0.0.1:1".into())
 });
+
+async fn reindex_during_changes(app: TestApp) {
+    // `lyceum search reindex` while one course is unpublished and another
+    // renamed (after the rebuild read them, before it is swapped in): the
+    // index ends as the database is, whatever the worker did meanwhile.
+    use lyceum::db::schema::courses;
+    seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    seed_course(&app, "northbridge", "tide-tables", "Reading Tide Tables", None).await;
+    app.run_jobs().await;
+    let (index, _) = app_indexes(&app);
+    assert_eq!(index.search("pyhton", 10).await.unwrap().len(), 1);
+    let db = app.db();
+    let changer = db.clone();
+    let indexed = lyceum::learning::catalog::reindex(&db, &index, move |_, _| {
+        let mut conn = changer.get().expect("a connection");
+        let id = |conn: &mut lyceum::db::Conn, slug: &str| -> i64 {
+            courses::table.filter(courses::slug.eq(slug.to_string())).select(courses::id).first(conn).unwrap()
+        };
+        let (python, tides) = (id(&mut conn, "intro-python"), id(&mut conn, "tide-tables"));
+        diesel::update(courses::table.find(python)).set(courses::published.eq(false)).execute(&mut *conn).unwrap();
+        lyceum::learning::authoring::queue_reindex(&mut conn, python).unwrap();
+        diesel::update(courses::table.find(tides))
+            .set(courses::title.eq("Reading Harbour Charts"))
+            .execute(&mut *conn)
+            .unwrap();
+        lyceum::learning::authoring::queue_reindex(&mut conn, tides).unwrap();
+    })
+    .await
+    .unwrap();
+    assert_eq!(indexed, 2, "both courses were read as they were");
+    assert!(index.search("pyhton", 10).await.unwrap().is_empty(), "the unpublished course is not searchable");
+    let tides: i64 = crate::sharing::run(&app, |conn| {
+        courses::table.filter(courses::slug.eq("tide-tables")).select(courses::id).first(conn)
+    })
+    .await;
+    assert_eq!(index.search("harbour", 10).await.unwrap(), [tides], "the renamed course is found by its new title");
+    // The jobs the changes queued change nothing more when they run.
+    app.run_jobs().await;
+    assert!(index.search("pyhton", 10).await.unwrap().is_empty());
+    assert_eq!(index.search("harbour", 10).await.unwrap(), [tides]);
+}
+on_both!(search_reindex_ends_as_the_database_is_after_changes_meanwhile, reindex_during_changes);
+on_meilisearch!(search_reindex_on_meilisearch_ends_as_the_database_is_after_changes_meanwhile, reindex_during_changes);

@@ -498,3 +498,56 @@ async fn migrated(app: TestApp) {
     assert!(page.contains("<strong>20</strong> answers") && page.matches("old-").count() == 20, "{page}");
 }
 on_both!(crs_6_answers_given_before_are_stored_again_in_random_order, migrated);
+
+async fn results_page(app: TestApp) {
+    // The results are counted in the database and the comments read a page at a time.
+    use lyceum::db::schema::{course_runs, survey_responses};
+    seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    let grace = staff(&app).await;
+    // 51 released answers (ten whole groups and one more answer than that
+    // cannot happen by the form, but the page must not care): 51 comments.
+    let run_key = run(&app, |conn| {
+        let (run_id, key): (i64, String) =
+            course_runs::table.select((course_runs::id, course_runs::run_key)).first(conn)?;
+        for i in 0..51 {
+            diesel::insert_into(survey_responses::table)
+                .values((
+                    survey_responses::id.eq(format!("{i:032}")),
+                    survey_responses::run_id.eq(run_id),
+                    survey_responses::rating.eq((i % 5 + 1) as i32),
+                    survey_responses::difficulty.eq(["easy", "right", "hard"][i % 3]),
+                    survey_responses::recommend.eq(i % 2 == 0),
+                    survey_responses::comment.eq(Some(format!("paged-{i:02}."))),
+                ))
+                .execute(conn)?;
+        }
+        Ok::<_, diesel::result::Error>(key)
+    })
+    .await;
+    as_user(&app, &grace).await;
+    let (status, page) = app.get("/studio/courses/intro-python/survey").await;
+    assert_eq!(status, Status::Ok);
+    let page = page.replace("&#x3D;", "=").replace("&amp;", "&");
+    assert!(
+        page.contains("<strong>51</strong> answers · average rating <strong>3.0</strong> / 5 · 50% would recommend"),
+        "{page}"
+    );
+    assert!(page.contains("Ratings 1 to 5: 11 · 10 · 10 · 10 · 10"), "{page}");
+    assert!(page.contains("Too easy: 17 · About right: 17 · Too hard: 17"), "{page}");
+    assert_eq!(page.matches("paged-").count(), 50, "a page of 50 comments");
+    assert!(page.contains("paged-00.") && !page.contains("paged-50."), "in the order of their random ids");
+    let next = format!("/studio/courses/intro-python/survey?run={run_key}&comments=2");
+    assert!(page.contains(&format!(r#"rel="next" href="{next}""#)), "{page}");
+    let (status, second) = app.get(&next).await;
+    assert_eq!(status, Status::Ok);
+    let second = second.replace("&#x3D;", "=").replace("&amp;", "&");
+    assert_eq!(second.matches("paged-").count(), 1, "the rest");
+    assert!(second.contains("paged-50.") && !second.contains(r#"rel="next""#));
+    assert!(second.contains("<strong>51</strong> answers"), "the figures are of every answer");
+    for junk in ["x", "0", "-3", "99999999999999999999"] {
+        let (status, body) =
+            app.get(&format!("/studio/courses/intro-python/survey?run={run_key}&comments={junk}")).await;
+        assert_eq!((status, body.matches("paged-").count()), (Status::Ok, 50), "comments={junk}");
+    }
+}
+on_both!(crs_6_survey_results_count_in_the_database_and_page_comments, results_page);
