@@ -44,6 +44,7 @@ impl Want {
     pub const ALL: Want = Want { enrollment: true, progress: true, result: true };
 }
 
+#[derive(Clone, Copy)]
 pub struct Request<'a> {
     pub partner: &'a Partner,
     pub purpose: Purpose,
@@ -391,6 +392,34 @@ fn decide(
     only: Option<i64>,
     certificates: bool,
 ) -> QueryResult<(Vec<Decided>, Option<i64>)> {
+    if req.limit != UNBOUNDED {
+        return decide_page(conn, req, now, only, certificates);
+    }
+    // A walk over all of a partner's records goes a bounded page at a time:
+    // each page names its learners and enrollments in `IN (…)` lists, and
+    // SQLite binds at most 32,766 values in one statement.
+    let mut all = Vec::new();
+    let mut page = Request { limit: WALK_PAGE, ..*req };
+    loop {
+        let (mut decided, next) = decide_page(conn, &page, now, only, certificates)?;
+        all.append(&mut decided);
+        match next {
+            Some(after) => page.after = after,
+            None => return Ok((all, None)),
+        }
+    }
+}
+
+/// Candidates a page of an unbounded walk reads at most.
+const WALK_PAGE: i64 = 5_000;
+
+fn decide_page(
+    conn: &mut Conn,
+    req: &Request<'_>,
+    now: NaiveDateTime,
+    only: Option<i64>,
+    certificates: bool,
+) -> QueryResult<(Vec<Decided>, Option<i64>)> {
     let rows = candidates(conn, req, only)?;
     let next_after = if (rows.len() as i64) < req.limit { None } else { rows.last().map(|r| r.0.0) };
     let user_ids: Vec<i64> = rows.iter().map(|r| r.0.1).collect::<HashSet<_>>().into_iter().collect();
@@ -670,19 +699,23 @@ fn write_disclosures(
         return Ok(());
     }
     let disclosed_users: Vec<i64> = disclosed.iter().map(|d| d.0).collect::<HashSet<_>>().into_iter().collect();
-    let already: HashSet<(i64, String, String, String, Option<i64>)> = disclosures::table
-        .filter(disclosures::export_id.eq(export_id))
-        .filter(disclosures::user_id.eq_any(&disclosed_users))
-        .select((
-            disclosures::user_id,
-            disclosures::record_key,
-            disclosures::fields,
-            disclosures::basis,
-            disclosures::consent_ledger_id,
-        ))
-        .load::<(i64, String, String, String, Option<i64>)>(conn)?
-        .into_iter()
-        .collect();
+    let mut already: HashSet<(i64, String, String, String, Option<i64>)> = HashSet::new();
+    // In bounded lists: SQLite binds at most 32,766 values in one statement.
+    for users in disclosed_users.chunks(WALK_PAGE as usize) {
+        already.extend(
+            disclosures::table
+                .filter(disclosures::export_id.eq(export_id))
+                .filter(disclosures::user_id.eq_any(users))
+                .select((
+                    disclosures::user_id,
+                    disclosures::record_key,
+                    disclosures::fields,
+                    disclosures::basis,
+                    disclosures::consent_ledger_id,
+                ))
+                .load::<(i64, String, String, String, Option<i64>)>(conn)?,
+        );
+    }
     let rows: Vec<_> = disclosed
         .into_iter()
         .filter(|(user, _, key, fields, basis)| {

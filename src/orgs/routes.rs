@@ -142,7 +142,10 @@ fn lines(conn: &mut Conn, p: &Partner, seen: &Seen, staff: Vec<StaffRecord>, all
     if !all {
         q = q.filter(org_assignments::staff_id.eq_any(ids));
     }
-    let assignments: Vec<(String, String, String, String, NaiveDate)> = q.load(conn)?;
+    let mut assignments: HashMap<String, Vec<(String, String, String, NaiveDate)>> = HashMap::new();
+    for (staff_id, title, slug, run, due) in q.load::<(String, String, String, String, NaiveDate)>(conn)? {
+        assignments.entry(staff_id).or_default().push((title, slug, run, due));
+    }
     let mut out = Vec::new();
     for (id, given, family, display, user_name, title, department, active, last_sign_in, email) in staff {
         let name = display
@@ -151,7 +154,7 @@ fn lines(conn: &mut Conn, p: &Partner, seen: &Seen, staff: Vec<StaffRecord>, all
                 (!n.is_empty()).then_some(n)
             })
             .unwrap_or_else(|| user_name.clone());
-        let mine: Vec<_> = assignments.iter().filter(|a| a.0 == id).collect();
+        let mine = assignments.get(&id).map(Vec::as_slice).unwrap_or_default();
         let base = Line {
             name,
             email: email.clone(),
@@ -170,7 +173,7 @@ fn lines(conn: &mut Conn, p: &Partner, seen: &Seen, staff: Vec<StaffRecord>, all
             out.push(base);
             continue;
         }
-        for (_, title, slug, run, due) in mine {
+        for (title, slug, run, due) in mine {
             let (progress, completed) =
                 seen.get(&(email.clone(), slug.clone(), run.clone())).cloned().unwrap_or_default();
             out.push(Line {

@@ -474,3 +474,70 @@ async fn dashboard_follows_its_page(app: TestApp) {
     assert!(disclosed_to(&app, org_id).await.contains(&last), "shown, so disclosed");
 }
 on_both!(shr_7_the_dashboard_reads_the_gate_for_its_page_only, dashboard_follows_its_page);
+
+/// An organization larger than the number of values SQLite binds in one
+/// statement (32,766) downloads its staff CSV: the gate walks such a
+/// partner's learners a bounded page at a time instead of naming them all
+/// in one `IN (…)` list, which failed with "too many SQL variables".
+#[tokio::test]
+async fn shr_7_an_organization_of_33000_staff_downloads_its_csv() {
+    use lyceum::db::schema::course_runs;
+    const STAFF: i64 = 33_000;
+    let app = TestApp::sqlite().await;
+    seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    let olga = verified(&app, "olga").await;
+    let olga_id = user_id(&app, "olga").await;
+    let run_id: i64 = run(&app, |conn| course_runs::table.select(course_runs::id).first(conn)).await;
+    run(&app, move |conn| {
+        let now = lyceum::db::now();
+        let org = partners::create(conn, PartnerKind::Organization, "globex", "Globex", None, "it@globex.example", now)
+            .map_err(|e| e.to_string())?;
+        partners::appoint(conn, &org, olga_id, olga_id).map_err(|e| e.to_string())?;
+        let series = format!(
+            "(WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < {STAFF}) SELECT n FROM s) AS g"
+        );
+        let t = "'2026-01-05 10:00:00'";
+        for sql in [
+            format!(
+                "INSERT INTO users (username, email, first_name, last_name, password_hash, status, email_verified_at, \
+                   terms_version, terms_accepted_at, created_at, updated_at) \
+                 SELECT 'many' || g.n, 'many' || g.n || '@globex.example', 'Staff', 'Number ' || g.n, d.password_hash, \
+                   'active', {t}, d.terms_version, {t}, {t}, {t} FROM {series} CROSS JOIN users d WHERE d.id = {olga_id}"
+            ),
+            format!(
+                "INSERT INTO org_staff (id, partner_id, user_id, user_name, user_name_key, given_name, family_name, \
+                   display_name, work_email, active, version, created_at, updated_at, provisioned) \
+                 SELECT 'many-' || u.id, {}, u.id, u.username, lower(u.username), u.first_name, u.last_name, \
+                   u.first_name || ' ' || u.last_name, u.email, TRUE, 1, {t}, {t}, FALSE \
+                 FROM users u WHERE u.username LIKE 'many%'",
+                org.id
+            ),
+            format!(
+                "INSERT INTO enrollments (user_id, run_id, track, status, enrolled_at, grade_percent, passed) \
+                 SELECT u.id, {run_id}, 'audit', 'active', {t}, 0.0, FALSE FROM users u WHERE u.username LIKE 'many%'"
+            ),
+            format!(
+                "INSERT INTO org_assignments (partner_id, staff_id, run_id, due_on, assigned_by, created_at) \
+                 SELECT {}, s.id, {run_id}, '2026-01-01', {olga_id}, {t} FROM org_staff s WHERE s.partner_id = {}",
+                org.id, org.id
+            ),
+        ] {
+            diesel::sql_query(sql).execute(conn).map_err(|e| e.to_string())?;
+        }
+        Ok::<_, String>(())
+    })
+    .await;
+    as_user(&app, &olga).await;
+    let res = app.client.get("/partners/globex/staff.csv").dispatch().await;
+    assert_eq!(res.status(), Status::Ok, "the CSV of a large organization is served");
+    let csv = res.into_string().await.unwrap();
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    let assigned = rows.iter().filter(|r| r[7].starts_with("Introduction to Python")).count();
+    assert_eq!(assigned as i64, STAFF, "every staff member's assignment is in it");
+    let read = rows.iter().filter(|r| r[9] == *"0" && &r[11] == "true").count();
+    assert_eq!(read as i64, STAFF, "with the progress the gate let through: none, overdue");
+    let (status, page) = app.get("/partners/globex/staff").await;
+    assert_eq!(status, Status::Ok);
+    assert!(page.contains("Number 1"), "the dashboard's first page: {page}");
+}
