@@ -11,8 +11,7 @@ use super::Categories;
 use super::ledger::{self, Action, Entry, Evidence};
 use crate::db::Conn;
 use crate::db::schema::{
-    consents, disclosures, enrollments, parent_sharing_requests, partners, sharing_restrictions, sponsor_codes,
-    sponsorships,
+    consents, enrollments, parent_sharing_requests, partners, sharing_restrictions, sponsor_codes, sponsorships,
 };
 use crate::lifecycle::{AreaHooks, Covered, Erased, Erasing, Section, Step};
 
@@ -110,30 +109,18 @@ fn erase_user(conn: &mut Conn, e: &Erasing<'_>) -> QueryResult<Erased> {
 fn notify_partners(conn: &mut Conn, e: &Erasing<'_>) -> QueryResult<String> {
     let user_id = e.user_id;
     let departed = super::departures::reconcile(conn, user_id, super::departures::Reason::Erased, true, e.now)?;
-    let told: Vec<i64> = disclosures::table
-        .filter(disclosures::user_id.eq(user_id))
-        .filter(disclosures::partner_id.is_not_null())
-        .select(disclosures::partner_id.assume_not_null())
-        .distinct()
-        .load(conn)?;
+    let sent: Vec<super::manifests::Disclosure> =
+        super::manifests::disclosures_of(conn, user_id, i64::MAX)?.into_iter().filter(|d| d.delivered).collect();
+    let told: Vec<i64> =
+        sent.iter().filter_map(|d| d.partner_id).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
     let mut names = Vec::new();
     for partner_id in told {
         let partner = super::partners::by_id(conn, partner_id)?;
+        let theirs = || sent.iter().filter(|d| d.partner_id == Some(partner_id));
         // The identifiers this partner holds: the username in identified records, the pseudonym in the others.
-        let identified: i64 = disclosures::table
-            .filter(disclosures::user_id.eq(user_id))
-            .filter(disclosures::partner_id.eq(partner_id))
-            .filter(disclosures::fields.like("%learner.username%"))
-            .count()
-            .get_result(conn)?;
+        let identified = theirs().filter(|d| d.fields.contains("learner.username")).count() as i64;
         // And the code of each run whose records reached it without identity.
-        let keys: Vec<String> = disclosures::table
-            .filter(disclosures::user_id.eq(user_id))
-            .filter(disclosures::partner_id.eq(partner_id))
-            .filter(disclosures::basis.eq("deidentified"))
-            .select(disclosures::record_key)
-            .distinct()
-            .load(conn)?;
+        let keys: Vec<String> = theirs().filter(|d| d.basis == "deidentified").map(|d| d.record_key.clone()).collect();
         let eids: Vec<i64> = keys.iter().filter_map(|k| k.strip_prefix("enrollment:")?.parse().ok()).collect();
         let runs: Vec<i64> = enrollments::table
             .filter(enrollments::id.eq_any(&eids))

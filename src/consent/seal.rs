@@ -62,6 +62,26 @@ pub fn row_seal_matches(row_hash: &str, seal: &str) -> bool {
     crate::kernel::tokens::constant_time_eq(row_seal(row_hash).as_bytes(), seal.as_bytes())
 }
 
+/// The seal of a disclosure manifest with hash `hash`.
+pub fn manifest_seal(hash: &str) -> String {
+    mac(&[b"manifest", hash.as_bytes()])
+}
+
+pub fn manifest_seal_matches(hash: &str, seal: &str) -> bool {
+    crate::kernel::tokens::constant_time_eq(manifest_seal(hash).as_bytes(), seal.as_bytes())
+}
+
+/// The keyed digest of one entry of a manifest's set (a learner or a
+/// record id): without the key, a set cannot be forged to match a digest.
+pub fn entry_digest(kind: &[u8], id: u64) -> [u8; 32] {
+    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key()).expect("any key length");
+    m.update(b"manifest entry\0");
+    m.update(&(kind.len() as u64).to_be_bytes());
+    m.update(kind);
+    m.update(&id.to_be_bytes());
+    m.finalize().into_bytes().into()
+}
+
 /// One published head of the ledger.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Anchor {

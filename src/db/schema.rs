@@ -379,6 +379,41 @@ diesel::table! {
 }
 
 diesel::table! {
+    manifests (id) {
+        id -> BigInt,
+        partner_id -> Nullable<BigInt>,
+        recipient -> Text,
+        purpose -> Text,
+        basis -> Text,
+        fields -> Text,
+        record_kind -> Text,
+        export_id -> Text,
+        part -> BigInt,
+        state -> Text,
+        created_at -> Timestamp,
+        sha256 -> Nullable<Text>,
+        ledger_head -> BigInt,
+        pinned -> Nullable<Text>,
+        legal_reference -> Nullable<Text>,
+        note -> Nullable<Text>,
+        recorded_by -> Nullable<BigInt>,
+        learners -> Binary,
+        records -> Binary,
+        user_min -> BigInt,
+        user_max -> BigInt,
+        record_min -> BigInt,
+        record_max -> BigInt,
+        entries -> BigInt,
+        erased -> BigInt,
+        set_digest -> Text,
+        erased_digest -> Text,
+        prev_hash -> Text,
+        hash -> Text,
+        mac -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
     disclosures (id) {
         id -> BigInt,
         user_id -> BigInt,
@@ -454,6 +489,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     consents,
     sharing_restrictions,
     disclosures,
+    manifests,
     sponsor_allocations,
     sponsor_codes,
     sponsorships,

@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use lyceum::consent::Category;
 use lyceum::consent::partners::Partner;
 use lyceum::consent::push::Target;
-use lyceum::db::schema::{departures, disclosures, erasures};
+use lyceum::db::schema::{departures, erasures};
 use partner_adapters::test_server::{Reply, serve};
 use rocket::http::Status;
 
@@ -161,11 +161,8 @@ async fn pull_feed(app: TestApp) {
     assert!(page.contains("Told to delete"), "{page}");
     let ada_id = user_id(&app, "ada").await;
     let notices: i64 = run(&app, move |conn| {
-        disclosures::table
-            .filter(disclosures::user_id.eq(ada_id))
-            .filter(disclosures::basis.eq("departure"))
-            .count()
-            .get_result(conn)
+        let all = lyceum::consent::manifests::disclosures_of(conn, ada_id, i64::MAX)?;
+        Ok::<_, diesel::result::Error>(all.iter().filter(|d| d.basis == "departure").count() as i64)
     })
     .await;
     assert!(notices >= 1);
@@ -230,11 +227,10 @@ async fn pushed(app: TestApp) {
     // Each delivery is in Ada's disclosure log.
     let ada_id = user_id(&app, "ada").await;
     let keys: Vec<String> = run(&app, move |conn| {
-        disclosures::table
-            .filter(disclosures::user_id.eq(ada_id))
-            .filter(disclosures::basis.eq("departure"))
-            .select(disclosures::export_id)
-            .load(conn)
+        let all = lyceum::consent::manifests::disclosures_of(conn, ada_id, i64::MAX)?;
+        Ok::<_, diesel::result::Error>(
+            all.into_iter().filter(|d| d.basis == "departure").map(|d| d.export_id).collect::<Vec<_>>(),
+        )
     })
     .await;
     assert!(keys.contains(&"hook-after".to_string()) && keys.contains(&"csv-after".to_string()), "{keys:?}");

@@ -5,7 +5,7 @@
 use diesel::prelude::*;
 use lyceum::consent::PartnerKind;
 use lyceum::consent::partners;
-use lyceum::db::schema::{disclosures, org_assignments, org_staff};
+use lyceum::db::schema::{org_assignments, org_staff};
 use rocket::http::Status;
 
 use crate::common::{PASSWORD, TestApp};
@@ -133,7 +133,9 @@ async fn dashboard(app: TestApp) {
 
     // What the organization saw is disclosed, on the processor basis.
     let bases: Vec<String> = run(&app, move |conn| {
-        disclosures::table.filter(disclosures::partner_id.eq(org_id)).select(disclosures::basis).load(conn)
+        let filter = lyceum::consent::manifests::Filter { partner_id: Some(org_id), ..Default::default() };
+        lyceum::consent::manifests::expand(conn, &filter)
+            .map(|all| all.into_iter().map(|d| d.basis).collect::<Vec<String>>())
     })
     .await;
     assert!(!bases.is_empty() && bases.iter().all(|b| b == "processor"), "{bases:?}");

@@ -22,7 +22,7 @@ use lyceum::consent::sharing::{self, Basis, Request, Shared, Want};
 use lyceum::consent::sponsors::{self, Decision, SeatRequest, SponsorError};
 use lyceum::consent::{Categories, Category, PartnerKind, Purpose, member, run_scope, texts};
 use lyceum::db::Conn;
-use lyceum::db::schema::{consent_ledger, consents, disclosures, enrollments, users};
+use lyceum::db::schema::{consent_ledger, consents, enrollments, users};
 use lyceum::learning::authoring::{self, RunInput};
 use lyceum::learning::model::Course;
 use lyceum::learning::service::{self as learning, LearningError, Track};
@@ -821,11 +821,8 @@ fn check_export(
     }
 
     // promise: SHR-5 — every record that leaves has its disclosure row, and nothing else has one.
-    let rows: Vec<sharing::Disclosure> = disclosures::table
-        .filter(disclosures::export_id.eq(export_id))
-        .select(sharing::Disclosure::as_select())
-        .load(conn)
-        .map_err(fail)?;
+    let filter = lyceum::consent::manifests::Filter { export_id: Some(export_id), ..Default::default() };
+    let rows: Vec<sharing::Disclosure> = lyceum::consent::manifests::expand(conn, &filter).map_err(fail)?;
     prop_assert_eq!(rows.len(), shared.len(), "one disclosure row per record handed out in {}", export_id);
     let mut by_key: HashMap<&str, &sharing::Disclosure> = HashMap::new();
     for r in &rows {
