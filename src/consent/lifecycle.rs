@@ -1,7 +1,8 @@
 //! The consent area's lifecycle hooks (see `crate::lifecycle`): erasure
 //! withdraws the learner's consents in the ledger, tells every partner that
 //! received their data, and deletes their current sharing state and
-//! sponsorships; the ledger and the disclosures stay as evidence. The copy of
+//! sponsorships; the ledger and the disclosure manifests stay as evidence
+//! (the learner's own entries taken out of them, counted). The copy of
 //! their data gives all of it.
 
 use diesel::prelude::*;
@@ -26,11 +27,11 @@ pub const HOOKS: AreaHooks = AreaHooks {
         Covered::deleted("sponsorships", "user_id"),
         Covered::kept("consent_ledger", "user_id", EVIDENCE),
         Covered::kept("consent_ledger", "actor_user_id", EVIDENCE),
-        Covered::kept("disclosures", "user_id", "what was given to whom, when: the record of every disclosure stays"),
         Covered::kept(
-            "disclosures",
+            "manifests",
             "recorded_by",
-            "what was given to whom, when: the record of every disclosure stays",
+            "who entered a legal disclosure: the record of every disclosure stays (the erased learner's own entries \
+             are taken out of the manifests' learner sets, counted)",
         ),
         Covered::kept("departures", "user_id", "the notices that tell partners to delete the learner's records"),
         Covered::kept(
@@ -146,6 +147,9 @@ fn notify_partners(conn: &mut Conn, e: &Erasing<'_>) -> QueryResult<String> {
         )?;
         names.push(partner.name);
     }
+    // Once the partners are told, the learner's entries leave the manifests:
+    // out of their sets, counted, their digests kept, so the chain verifies.
+    super::manifests::erase(conn, user_id)?;
     Ok(if names.is_empty() {
         "No partner ever received this learner's data.".into()
     } else {
@@ -183,7 +187,8 @@ const EXPORT: &[Section] = &[
     },
     Section {
         name: "disclosures",
-        table: "disclosures",
+        // Read from the manifests by `privacy::export`, one row per record.
+        table: "manifests",
         filter: "user_id = {u}",
         withheld: &[],
         sealed: &[],

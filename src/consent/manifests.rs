@@ -287,12 +287,13 @@ fn write_in(conn: &mut Conn, h: &Header<'_>, items: Vec<Item>) -> QueryResult<Ve
         return Ok(Vec::new());
     }
     let (rmin, rmax) = groups.values().flatten().fold((u64::MAX, 0u64), |(lo, hi), (_, r, _)| (lo.min(*r), hi.max(*r)));
-    // What this export already delivered among these records.
+    // What this export already recorded among these records, in this
+    // state (an attempt retried is one attempt; a delivery after it is new).
     let earlier: Vec<Manifest> = manifests::table
         .filter(manifests::export_id.eq(h.export_id))
         .filter(manifests::record_max.ge(rmin as i64))
         .filter(manifests::record_min.le(rmax as i64))
-        .filter(manifests::state.eq(State::Delivered.as_str()))
+        .filter(manifests::state.eq(h.state.as_str()))
         .select(Manifest::as_select())
         .load(conn)?;
     let mut seen: Vec<(GroupKey, RoaringTreemap, i64, Vec<i64>)> = Vec::with_capacity(earlier.len());
@@ -322,10 +323,9 @@ fn write_in(conn: &mut Conn, h: &Header<'_>, items: Vec<Item>) -> QueryResult<Ve
         let mut records = RoaringTreemap::new();
         let mut pinned: Vec<i64> = Vec::new();
         for (user, rid, ledger) in rows {
-            let again = h.state == State::Delivered
-                && seen.iter().any(|(k, set, head, pins)| {
-                    *k == key && set.contains(rid) && ledger.is_none_or(|l| l <= *head || pins.contains(&l))
-                });
+            let again = seen.iter().any(|(k, set, head, pins)| {
+                *k == key && set.contains(rid) && ledger.is_none_or(|l| l <= *head || pins.contains(&l))
+            });
             if again || records.contains(rid) {
                 continue;
             }
@@ -607,4 +607,339 @@ fn consent_at(
         newest.insert(r.3.as_str(), r);
     }
     newest.values().filter(|r| r.4 == "grant").map(|r| r.0).max()
+}
+
+/// Outcome of checking the manifests' chain.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Verification {
+    pub manifests: u64,
+    /// Records they name (as written, erased ones included).
+    pub entries: u64,
+    pub erased: u64,
+    /// The first manifest whose hash, seal, link or learner set does not hold, and why.
+    pub first_broken: Option<(i64, String)>,
+    /// A published head the manifests no longer match, and why.
+    pub anchor_broken: Option<String>,
+    pub newest_anchor: Option<i64>,
+}
+
+impl Verification {
+    pub fn intact(&self) -> bool {
+        self.first_broken.is_none() && self.anchor_broken.is_none()
+    }
+}
+
+/// Walks the manifests in order, page by page: each must link to the one
+/// before, match its hash and its seal, and its learner and record sets plus
+/// what erasure took out must give the digest the chain covers. Then every
+/// published head in `anchors` that names a manifest must still be there, as
+/// published (deleting the newest manifests is caught so).
+pub fn verify_against(conn: &mut Conn, anchors: &[super::seal::Anchor]) -> QueryResult<Verification> {
+    let mut v = Verification::default();
+    let mut published: HashMap<i64, (&str, &str)> =
+        anchors.iter().filter_map(|a| Some((a.manifest_id?, (a.manifest_hash.as_deref()?, a.at.as_str())))).collect();
+    v.newest_anchor = published.keys().max().copied();
+    let mut expected_prev = super::ledger::GENESIS.to_string();
+    let mut after = 0i64;
+    'pages: loop {
+        let page: Vec<Manifest> = manifests::table
+            .filter(manifests::id.gt(after))
+            .order(manifests::id.asc())
+            .limit(500)
+            .select(Manifest::as_select())
+            .load(conn)?;
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        for m in page {
+            v.manifests += 1;
+            v.entries += m.entries.max(0) as u64;
+            v.erased += m.erased.max(0) as u64;
+            let broken = if m.prev_hash != expected_prev {
+                Some("its link to the previous manifest is broken (one before it was changed, removed or inserted)")
+            } else if m.compute_hash() != m.hash {
+                Some("its content does not match its hash (the manifest was changed)")
+            } else if !m.mac.as_deref().is_some_and(|mac| super::seal::manifest_seal_matches(&m.hash, mac)) {
+                Some("its seal does not match its hash (written or recomputed by someone without the key)")
+            } else {
+                match (decode(&m.learners), decode(&m.records), hex_32(&m.erased_digest), hex_32(&m.set_digest)) {
+                    (Some(l), Some(r), Some(erased), Some(chained)) => {
+                        if add256(&set_digest(&l, &r), &erased) != chained {
+                            Some("its learners or records are not the ones it was written with (the set was changed)")
+                        } else if r.len() + m.erased.max(0) as u64 != m.entries.max(0) as u64 {
+                            Some("its count of records does not match its sets and erasures")
+                        } else {
+                            None
+                        }
+                    }
+                    _ => Some("its learner or record set cannot be read"),
+                }
+            };
+            if let Some(why) = broken {
+                v.first_broken = Some((m.id, why.into()));
+                break 'pages;
+            }
+            if let Some((hash, at)) = published.remove(&m.id)
+                && hash != m.hash
+                && v.anchor_broken.is_none()
+            {
+                v.anchor_broken =
+                    Some(format!("manifest {} is not the one published at {at} (rewritten after it)", m.id));
+            }
+            expected_prev = m.hash;
+        }
+    }
+    if v.first_broken.is_none()
+        && v.anchor_broken.is_none()
+        && let Some((id, (_, at))) = published.iter().min_by_key(|(id, _)| **id)
+    {
+        v.anchor_broken = Some(format!(
+            "manifest {id} was published at {at} and is no longer there (the newest manifests were deleted)"
+        ));
+    }
+    Ok(v)
+}
+
+fn hex_32(s: &str) -> Option<[u8; 32]> {
+    hex::decode(s).ok()?.try_into().ok()
+}
+
+/// Takes an erased learner out of every manifest that names them: out of
+/// the learner set, their records out of the record set, counted in
+/// `erased`, their entries' digests added to `erased_digest`, so the chain
+/// still verifies and the rest of each manifest is untouched. Answers how
+/// many records were taken out.
+pub fn erase(conn: &mut Conn, user_id: i64) -> QueryResult<u64> {
+    crate::db::transaction(conn, |conn| {
+        let found: Vec<Manifest> = manifests::table
+            .filter(manifests::user_max.ge(user_id))
+            .filter(manifests::user_min.le(user_id))
+            .select(Manifest::as_select())
+            .load(conn)?;
+        let mut total = 0u64;
+        for m in found {
+            let mut learners = m.learner_set()?;
+            if !learners.remove(user_id as u64) {
+                continue;
+            }
+            let mut records = m.record_set()?;
+            let wanted = HashMap::from([(m.record_kind.clone(), records.iter().map(|r| r as i64).collect())]);
+            let owners = owners(conn, &wanted)?;
+            let theirs: Vec<u64> = records
+                .iter()
+                .filter(|r| match owners.get(&(m.record_kind.clone(), *r as i64)) {
+                    Some((u, _)) => *u == user_id,
+                    None => matches!(m.record_kind.as_str(), "contact" | "user") && *r == user_id as u64,
+                })
+                .collect();
+            let mut taken = RoaringTreemap::new();
+            for r in &theirs {
+                records.remove(*r);
+                taken.insert(*r);
+            }
+            let gone = set_digest(&RoaringTreemap::from_iter([user_id as u64]), &taken);
+            let erased_digest = hex_32(&m.erased_digest).ok_or_else(|| corrupt("erased digest"))?;
+            diesel::update(manifests::table.find(m.id))
+                .set((
+                    manifests::learners.eq(encode(&learners)),
+                    manifests::records.eq(encode(&records)),
+                    manifests::erased.eq(m.erased + theirs.len() as i64),
+                    manifests::erased_digest.eq(hex::encode(add256(&erased_digest, &gone))),
+                ))
+                .execute(conn)?;
+            total += theirs.len() as u64;
+        }
+        Ok(total)
+    })
+}
+
+/// What a payload file a partner received matches: the manifests that
+/// carry its SHA-256 (a push's body or object), else the pull exports whose
+/// whole response had it (`export_summaries`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PayloadMatch {
+    Manifests { export_id: String, ids: Vec<i64>, recipient: String, entries: i64, state: String },
+    PullExport { export_id: String, records: i64 },
+    Nothing,
+}
+
+pub fn match_payload(conn: &mut Conn, bytes: &[u8]) -> QueryResult<PayloadMatch> {
+    use crate::db::schema::export_summaries;
+    let sum = hex::encode(Sha256::digest(bytes));
+    let found: Vec<Manifest> = manifests::table
+        .filter(manifests::sha256.eq(&sum))
+        .order(manifests::id.asc())
+        .select(Manifest::as_select())
+        .load(conn)?;
+    if let Some(first) = found.first() {
+        return Ok(PayloadMatch::Manifests {
+            export_id: first.export_id.clone(),
+            ids: found.iter().map(|m| m.id).collect(),
+            recipient: first.recipient.clone(),
+            entries: found.iter().map(|m| m.entries).sum(),
+            state: first.state.clone(),
+        });
+    }
+    let pulled: Option<(String, i64)> = export_summaries::table
+        .filter(export_summaries::sha256.eq(&sum))
+        .select((export_summaries::export_id, export_summaries::records))
+        .first(conn)
+        .optional()?;
+    Ok(match pulled {
+        Some((export_id, records)) => PayloadMatch::PullExport { export_id, records },
+        None => PayloadMatch::Nothing,
+    })
+}
+
+/// A row of the table disclosures were logged in before manifests.
+#[derive(Debug, Clone, QueryableByName)]
+struct LegacyRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    user_id: i64,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+    partner_id: Option<i64>,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    recipient: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    purpose: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    fields: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    basis: String,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+    consent_ledger_id: Option<i64>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    legal_reference: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    note: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+    recorded_by: Option<i64>,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    export_id: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    record_key: String,
+    #[diesel(sql_type = diesel::sql_types::Timestamp)]
+    created_at: NaiveDateTime,
+}
+
+/// The table migration 000053 moves the old disclosure rows to.
+pub const LEGACY_TABLE: &str = "disclosures_legacy";
+
+fn legacy_exists(conn: &mut Conn) -> QueryResult<bool> {
+    #[derive(QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let sql = match conn {
+        DbConnection::Sqlite(_) => {
+            "SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'disclosures_legacy'"
+        }
+        DbConnection::Pg(_) => {
+            "SELECT count(*) AS n FROM information_schema.tables WHERE table_name = 'disclosures_legacy' \
+             AND table_schema = current_schema()"
+        }
+    };
+    Ok(diesel::sql_query(sql).get_result::<N>(conn)?.n > 0)
+}
+
+/// Moves the disclosure rows of before manifests (kept by migration 000053
+/// as `disclosures_legacy`) into manifests, grouped by export id, time,
+/// recipient, purpose, basis, fields and record kind, and drops the table,
+/// in one transaction. Each consent a row named is pinned in its manifest
+/// (`ledger_head` 0), and a learner named under two consents in one group
+/// goes to a manifest of its own, so every row's consent reads back exactly.
+/// Needs the seal key (the digests and seals are keyed): without it, nothing
+/// moves and it answers `None`. Answers how many rows moved.
+pub fn convert_legacy(conn: &mut Conn) -> QueryResult<Option<usize>> {
+    if !legacy_exists(conn)? {
+        return Ok(Some(0));
+    }
+    #[derive(QueryableByName)]
+    struct Rows {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let count = diesel::sql_query("SELECT count(*) AS n FROM disclosures_legacy").get_result::<Rows>(conn)?.n;
+    if count == 0 {
+        diesel::sql_query("DROP TABLE disclosures_legacy").execute(conn)?;
+        return Ok(Some(0));
+    }
+    if !super::seal::key_installed() {
+        tracing::warn!("disclosure rows from before manifests wait for the site secret to be moved into manifests");
+        return Ok(None);
+    }
+    crate::db::transaction(conn, |conn| {
+        let rows: Vec<LegacyRow> = diesel::sql_query(
+            "SELECT user_id, partner_id, recipient, purpose, fields, basis, consent_ledger_id, legal_reference, note, \
+             recorded_by, export_id, record_key, created_at FROM disclosures_legacy ORDER BY id",
+        )
+        .load(conn)?;
+        let n = rows.len();
+        type Key = (String, NaiveDateTime, Option<i64>, String, Option<String>, Option<String>, Option<i64>);
+        let mut groups: Vec<(Key, Vec<Vec<LegacyRow>>)> = Vec::new();
+        let mut index: HashMap<Key, usize> = HashMap::new();
+        for r in rows {
+            let key: Key = (
+                r.export_id.clone(),
+                r.created_at,
+                r.partner_id,
+                r.recipient.clone(),
+                r.legal_reference.clone(),
+                r.note.clone(),
+                r.recorded_by,
+            );
+            let i = *index.entry(key.clone()).or_insert_with(|| {
+                groups.push((key, Vec::new()));
+                groups.len() - 1
+            });
+            // A learner under two consents in one group: another manifest.
+            let subs = &mut groups[i].1;
+            let fits = |sub: &Vec<LegacyRow>| {
+                !sub.iter().any(|o| {
+                    o.user_id == r.user_id
+                        && o.purpose == r.purpose
+                        && o.basis == r.basis
+                        && o.fields == r.fields
+                        && o.consent_ledger_id != r.consent_ledger_id
+                })
+            };
+            match subs.iter_mut().find(|s| fits(s)) {
+                Some(sub) => sub.push(r),
+                None => subs.push(vec![r]),
+            }
+        }
+        for ((export_id, at, partner_id, recipient, legal_reference, note, recorded_by), subs) in groups {
+            for sub in subs {
+                let pins: Vec<i64> = sub.iter().filter_map(|r| r.consent_ledger_id).collect();
+                let header = Header {
+                    partner_id,
+                    recipient: &recipient,
+                    export_id: &export_id,
+                    state: State::Delivered,
+                    sha256: None,
+                    ledger_head: 0,
+                    legal_reference: legal_reference.as_deref(),
+                    note: note.as_deref(),
+                    recorded_by,
+                    at,
+                };
+                let items = sub
+                    .into_iter()
+                    .map(|r| Item {
+                        user_id: r.user_id,
+                        purpose: r.purpose,
+                        record_key: r.record_key,
+                        fields: r.fields,
+                        basis: r.basis,
+                        ledger_id: r.consent_ledger_id,
+                    })
+                    .collect();
+                // Every consent is above head 0, so each is pinned.
+                debug_assert!(pins.iter().all(|p| *p > 0));
+                write_in(conn, &header, items)?;
+            }
+        }
+        diesel::sql_query("DROP TABLE disclosures_legacy").execute(conn)?;
+        Ok(Some(n))
+    })
 }

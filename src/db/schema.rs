@@ -283,7 +283,7 @@ diesel::joinable!(live_attendance -> enrollments (enrollment_id));
 diesel::joinable!(course_feedback -> courses (course_id));
 diesel::joinable!(announcements -> course_runs (run_id));
 
-// Sharing: partners, consent ledger, disclosures, sponsorships.
+// Sharing: partners, consent ledger, disclosure manifests, sponsorships.
 
 diesel::table! {
     partners (id) {
@@ -414,25 +414,6 @@ diesel::table! {
 }
 
 diesel::table! {
-    disclosures (id) {
-        id -> BigInt,
-        user_id -> BigInt,
-        partner_id -> Nullable<BigInt>,
-        recipient -> Text,
-        purpose -> Text,
-        fields -> Text,
-        basis -> Text,
-        consent_ledger_id -> Nullable<BigInt>,
-        legal_reference -> Nullable<Text>,
-        note -> Nullable<Text>,
-        recorded_by -> Nullable<BigInt>,
-        export_id -> Text,
-        record_key -> Text,
-        created_at -> Timestamp,
-    }
-}
-
-diesel::table! {
     sponsor_allocations (id) {
         id -> BigInt,
         partner_id -> BigInt,
@@ -488,7 +469,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     consent_ledger,
     consents,
     sharing_restrictions,
-    disclosures,
     manifests,
     sponsor_allocations,
     sponsor_codes,

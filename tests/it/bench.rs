@@ -62,7 +62,7 @@ async fn bench_export_exports_every_row_and_rolls_its_disclosure_floor_back() {
         n: i64,
     }
     let count = |c: &mut diesel::PgConnection, sql: &str| diesel::sql_query(sql).get_result::<Count>(c).expect(sql).n;
-    assert_eq!(count(c, "SELECT count(*) AS n FROM disclosures WHERE export_id LIKE 'bench-floor-%'"), 0);
+    assert_eq!(count(c, "SELECT count(*) AS n FROM manifests WHERE export_id LIKE 'bench-floor-%'"), 0);
     // The gated export's own rows stay: one per enrollment exported, plus the
     // report's page of sponsored learners.
     let sql =

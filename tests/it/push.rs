@@ -118,7 +118,7 @@ async fn disclosed(app: &TestApp, key: &str) -> Vec<(i64, String, String)> {
 }
 
 /// Makes a waiting job due now, as if its backoff had passed.
-async fn due_now(app: &TestApp, send_id: i64) {
+pub(crate) async fn due_now(app: &TestApp, send_id: i64) {
     run(app, move |conn| {
         let job: Option<i64> = partner_sends::table.find(send_id).select(partner_sends::job_id).first(conn)?;
         diesel::update(jobs::table.find(job.unwrap_or(0))).set(jobs::run_at.eq(lyceum::db::now())).execute(conn)
