@@ -273,6 +273,11 @@ pub fn deliver(
             out.push((d, record));
         }
         let head = super::manifests::ledger_head(conn)?;
+        // The notice of an erasure is recorded, then its learner taken out at
+        // once as erasure takes them out of every manifest (counted, the
+        // chain intact): an erased learner is in no manifest.
+        let erased: HashSet<i64> =
+            out.iter().filter(|(d, _)| d.reason == Reason::Erased.as_str()).map(|(d, _)| d.user_id).collect();
         for (item, note) in notices {
             let header = super::manifests::Header {
                 partner_id: Some(partner.id),
@@ -287,6 +292,9 @@ pub fn deliver(
                 at: now,
             };
             super::manifests::write(conn, &header, vec![item])?;
+        }
+        for user_id in erased {
+            super::manifests::erase(conn, user_id)?;
         }
         Ok(out)
     })

@@ -516,11 +516,11 @@ pub fn expand(conn: &mut Conn, f: &Filter<'_>) -> QueryResult<Vec<Disclosure>> {
     Ok(out)
 }
 
-/// (kind, record id) → (learner, consent scope) for the records asked.
-fn owners(
-    conn: &mut Conn,
-    wanted: &HashMap<String, Vec<i64>>,
-) -> QueryResult<HashMap<(String, i64), (i64, Option<String>)>> {
+/// (kind, record id) → (learner, consent scope).
+type Owners = HashMap<(String, i64), (i64, Option<String>)>;
+
+/// Who each of the records asked belongs to, and its consent scope.
+fn owners(conn: &mut Conn, wanted: &HashMap<String, Vec<i64>>) -> QueryResult<Owners> {
     let mut out = HashMap::new();
     let none = Vec::new();
     let get = |k: &str| wanted.get(k).unwrap_or(&none);

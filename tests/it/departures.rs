@@ -133,6 +133,7 @@ async fn pull_feed(app: TestApp) {
     let cursor = second[0]["cursor"].as_str().unwrap().to_string();
 
     // Cleo is erased: her username departs, with the reason.
+    let cleo_id = user_id(&app, "cleo").await;
     erase(&app, &cleo).await;
     let (_, body) = pull(&app, &key, &format!("/api/v1/exports/departures?format=csv&since={cursor}")).await;
     let mut reader = csv::Reader::from_reader(body.as_bytes());
@@ -169,6 +170,15 @@ async fn pull_feed(app: TestApp) {
     // One departure per identifier that left, none repeated.
     let n: i64 = run(&app, |conn| departures::table.count().get_result(conn)).await;
     assert_eq!(n, 3);
+    // promise: RGT-2 — the erased learner is in no manifest, not even the
+    // notice of her erasure sent after it; she is counted, and the chain holds.
+    let (left, v) = run(&app, move |conn| {
+        let left = lyceum::consent::manifests::disclosures_of(conn, cleo_id, 100)?;
+        Ok::<_, diesel::result::Error>((left, lyceum::consent::manifests::verify_against(conn, &[])?))
+    })
+    .await;
+    assert!(left.is_empty(), "{left:?}");
+    assert!(v.intact() && v.erased >= 1, "{v:?}");
 }
 on_both!(departures_feed_tells_partners_of_withdrawal_restriction_and_erasure, pull_feed);
 
