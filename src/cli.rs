@@ -168,14 +168,20 @@ enum RetentionTask {
 
 #[derive(Subcommand)]
 enum ConsentTask {
-    /// Check the consent ledger: its hash chain, each row's seal, the heads
-    /// published in the anchor file, and that the consent state the gate
-    /// reads matches the ledger. Names the first thing broken.
+    /// Check the consent ledger and the disclosure manifests: both hash
+    /// chains, each row's seal, the heads published in the anchor file, that
+    /// the consent state the gate reads matches the ledger, and that every
+    /// manifest's learner set is the one it was written with (less what
+    /// erasure took out). Names the first thing broken.
     Verify {
         /// The published heads (default: `consent_anchor`, or
         /// `data_dir/consent-anchor.jsonl`).
         #[arg(long)]
         anchor: Option<std::path::PathBuf>,
+        /// A payload a partner received: says which manifest (a push's body
+        /// or object) or which pull export it matches, by its SHA-256.
+        #[arg(long)]
+        payload: Option<std::path::PathBuf>,
     },
 }
 
@@ -434,7 +440,7 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
             }
             Ok(())
         }
-        Command::Consent { task: ConsentTask::Verify { anchor } } => {
+        Command::Consent { task: ConsentTask::Verify { anchor, payload } } => {
             crate::install_keys(&config).map_err(|e| e.to_string())?;
             let db = crate::db::Db::connect(&config.database_url, 1).map_err(|e| e.to_string())?;
             let mut conn = db.get().map_err(|e| e.to_string())?;
@@ -462,6 +468,38 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
                 ),
             }
             println!("The consent state the gate reads matches the ledger.");
+            let m = crate::consent::manifests::verify_against(&mut conn, &anchors).map_err(|e| e.to_string())?;
+            if let Some((id, why)) = m.first_broken {
+                return Err(format!("Disclosure manifests broken at manifest {id}: {why}."));
+            }
+            if let Some(why) = m.anchor_broken {
+                return Err(format!("Disclosure manifests do not match their published head: {why}."));
+            }
+            println!(
+                "Disclosure manifests intact: {} manifest(s) verified, naming {} record(s), {} taken out by erasure.",
+                m.manifests, m.entries, m.erased
+            );
+            if let Some(path) = payload {
+                let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+                use crate::consent::manifests::PayloadMatch;
+                match crate::consent::manifests::match_payload(&mut conn, &bytes).map_err(|e| e.to_string())? {
+                    PayloadMatch::Manifests { export_id, ids, recipient, entries, state } => println!(
+                        "{} matches send {export_id} to {recipient}: manifest(s) {} ({entries} record(s), {state}).",
+                        path.display(),
+                        ids.iter().map(i64::to_string).collect::<Vec<_>>().join(", ")
+                    ),
+                    PayloadMatch::PullExport { export_id, records } => println!(
+                        "{} matches pull export {export_id} ({records} record(s)), whose pages are its manifests.",
+                        path.display()
+                    ),
+                    PayloadMatch::Nothing => {
+                        return Err(format!(
+                            "{} matches no manifest and no export: it did not leave from here.",
+                            path.display()
+                        ));
+                    }
+                }
+            }
             Ok(())
         }
         Command::Admin { task: AdminTask::CreateStaff { email, username, first_name, last_name } } => {

@@ -28,7 +28,7 @@ use partner_adapters::{CourseRef, SharedDeparture};
 
 use super::partners::Partner;
 use crate::db::Conn;
-use crate::db::schema::{course_runs, courses, departures, disclosures, enrollments, members, partners, users};
+use crate::db::schema::{course_runs, courses, departures, enrollments, members, partners, users};
 
 /// Why a partner is told to delete.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,17 +86,12 @@ pub fn reconcile(
     everything: bool,
     now: NaiveDateTime,
 ) -> QueryResult<usize> {
-    let sent: Vec<(i64, String, String, NaiveDateTime)> = disclosures::table
-        .filter(disclosures::user_id.eq(user_id))
-        .filter(disclosures::partner_id.is_not_null())
-        .filter(disclosures::record_key.like("enrollment:%"))
-        .select((
-            disclosures::partner_id.assume_not_null(),
-            disclosures::record_key,
-            disclosures::fields,
-            disclosures::created_at,
-        ))
-        .load(conn)?;
+    // What partners received of this learner's enrollments, from the manifests.
+    let sent: Vec<(i64, String, String, NaiveDateTime)> = super::manifests::disclosures_of(conn, user_id, i64::MAX)?
+        .into_iter()
+        .filter(|d| d.delivered && d.record_key.starts_with("enrollment:"))
+        .filter_map(|d| Some((d.partner_id?, d.record_key, d.fields, d.created_at)))
+        .collect();
     if sent.is_empty() {
         return Ok(0);
     }
@@ -204,7 +199,7 @@ pub struct Departure {
 
 /// The partner's departures with ids in `(after, upto]` (all after `after`
 /// when `upto` is `None`), oldest first, at most `limit`, as partner records;
-/// a disclosure row (basis `departure`) is written for each, naming
+/// a disclosure manifest (basis `departure`) is written for each, naming
 /// `export_id`. The cursor of each is sealed as the gate's cursors are.
 #[allow(clippy::too_many_arguments)]
 pub fn deliver(
@@ -241,34 +236,24 @@ pub fn deliver(
         }
         type Run = (String, String, String, String, NaiveDateTime, Option<NaiveDateTime>);
         let rows: Vec<(Departure, Run)> = q.load(conn)?;
-        let already: HashSet<String> = disclosures::table
-            .filter(disclosures::export_id.eq(export_id))
-            .filter(disclosures::basis.eq("departure"))
-            .select(disclosures::record_key)
-            .load::<String>(conn)?
-            .into_iter()
-            .collect();
         let purpose = partner.record_purpose().map(|p| p.as_str()).unwrap_or("member_sharing");
         let mut out = Vec::with_capacity(rows.len());
+        // One manifest per notice: each carries its own note. A notice sent
+        // again under the same export id is recorded once.
+        let mut notices: Vec<(super::manifests::Item, String)> = Vec::new();
         for (d, (run, slug, title, member, starts_at, ends_at)) in rows {
             let key = format!("departure:{}", d.id);
-            if !already.contains(&key) {
-                diesel::insert_into(disclosures::table)
-                    .values((
-                        disclosures::user_id.eq(d.user_id),
-                        disclosures::partner_id.eq(Some(partner.id)),
-                        disclosures::recipient.eq(&partner.name),
-                        disclosures::purpose.eq(purpose),
-                        disclosures::fields.eq("departure.notice"),
-                        disclosures::basis.eq("departure"),
-                        disclosures::note
-                            .eq(Some(format!("Told to delete what it holds under {} ({})", d.learner_id, d.reason))),
-                        disclosures::export_id.eq(export_id),
-                        disclosures::record_key.eq(&key),
-                        disclosures::created_at.eq(now),
-                    ))
-                    .execute(conn)?;
-            }
+            notices.push((
+                super::manifests::Item {
+                    user_id: d.user_id,
+                    purpose: purpose.to_string(),
+                    record_key: key,
+                    fields: "departure.notice".into(),
+                    basis: "departure".into(),
+                    ledger_id: None,
+                },
+                format!("Told to delete what it holds under {} ({})", d.learner_id, d.reason),
+            ));
             let record = SharedDeparture {
                 cursor: super::sharing::encode_cursor(d.id, export_id),
                 learner_id: d.learner_id.clone(),
@@ -286,6 +271,30 @@ pub fn deliver(
                 departed_at: d.created_at.and_utc(),
             };
             out.push((d, record));
+        }
+        let head = super::manifests::ledger_head(conn)?;
+        // The notice of an erasure is recorded, then its learner taken out at
+        // once as erasure takes them out of every manifest (counted, the
+        // chain intact): an erased learner is in no manifest.
+        let erased: HashSet<i64> =
+            out.iter().filter(|(d, _)| d.reason == Reason::Erased.as_str()).map(|(d, _)| d.user_id).collect();
+        for (item, note) in notices {
+            let header = super::manifests::Header {
+                partner_id: Some(partner.id),
+                recipient: &partner.name,
+                export_id,
+                state: super::manifests::State::Delivered,
+                sha256: None,
+                ledger_head: head,
+                legal_reference: None,
+                note: Some(&note),
+                recorded_by: None,
+                at: now,
+            };
+            super::manifests::write(conn, &header, vec![item])?;
+        }
+        for user_id in erased {
+            super::manifests::erase(conn, user_id)?;
         }
         Ok(out)
     })

@@ -1,7 +1,8 @@
 //! The consent area's lifecycle hooks (see `crate::lifecycle`): erasure
 //! withdraws the learner's consents in the ledger, tells every partner that
 //! received their data, and deletes their current sharing state and
-//! sponsorships; the ledger and the disclosures stay as evidence. The copy of
+//! sponsorships; the ledger and the disclosure manifests stay as evidence
+//! (the learner's own entries taken out of them, counted). The copy of
 //! their data gives all of it.
 
 use diesel::prelude::*;
@@ -11,8 +12,7 @@ use super::Categories;
 use super::ledger::{self, Action, Entry, Evidence};
 use crate::db::Conn;
 use crate::db::schema::{
-    consents, disclosures, enrollments, parent_sharing_requests, partners, sharing_restrictions, sponsor_codes,
-    sponsorships,
+    consents, enrollments, parent_sharing_requests, partners, sharing_restrictions, sponsor_codes, sponsorships,
 };
 use crate::lifecycle::{AreaHooks, Covered, Erased, Erasing, Section, Step};
 
@@ -27,11 +27,11 @@ pub const HOOKS: AreaHooks = AreaHooks {
         Covered::deleted("sponsorships", "user_id"),
         Covered::kept("consent_ledger", "user_id", EVIDENCE),
         Covered::kept("consent_ledger", "actor_user_id", EVIDENCE),
-        Covered::kept("disclosures", "user_id", "what was given to whom, when: the record of every disclosure stays"),
         Covered::kept(
-            "disclosures",
+            "manifests",
             "recorded_by",
-            "what was given to whom, when: the record of every disclosure stays",
+            "who entered a legal disclosure: the record of every disclosure stays (the erased learner's own entries \
+             are taken out of the manifests' learner sets, counted)",
         ),
         Covered::kept("departures", "user_id", "the notices that tell partners to delete the learner's records"),
         Covered::kept(
@@ -110,30 +110,18 @@ fn erase_user(conn: &mut Conn, e: &Erasing<'_>) -> QueryResult<Erased> {
 fn notify_partners(conn: &mut Conn, e: &Erasing<'_>) -> QueryResult<String> {
     let user_id = e.user_id;
     let departed = super::departures::reconcile(conn, user_id, super::departures::Reason::Erased, true, e.now)?;
-    let told: Vec<i64> = disclosures::table
-        .filter(disclosures::user_id.eq(user_id))
-        .filter(disclosures::partner_id.is_not_null())
-        .select(disclosures::partner_id.assume_not_null())
-        .distinct()
-        .load(conn)?;
+    let sent: Vec<super::manifests::Disclosure> =
+        super::manifests::disclosures_of(conn, user_id, i64::MAX)?.into_iter().filter(|d| d.delivered).collect();
+    let told: Vec<i64> =
+        sent.iter().filter_map(|d| d.partner_id).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
     let mut names = Vec::new();
     for partner_id in told {
         let partner = super::partners::by_id(conn, partner_id)?;
+        let theirs = || sent.iter().filter(|d| d.partner_id == Some(partner_id));
         // The identifiers this partner holds: the username in identified records, the pseudonym in the others.
-        let identified: i64 = disclosures::table
-            .filter(disclosures::user_id.eq(user_id))
-            .filter(disclosures::partner_id.eq(partner_id))
-            .filter(disclosures::fields.like("%learner.username%"))
-            .count()
-            .get_result(conn)?;
+        let identified = theirs().filter(|d| d.fields.contains("learner.username")).count() as i64;
         // And the code of each run whose records reached it without identity.
-        let keys: Vec<String> = disclosures::table
-            .filter(disclosures::user_id.eq(user_id))
-            .filter(disclosures::partner_id.eq(partner_id))
-            .filter(disclosures::basis.eq("deidentified"))
-            .select(disclosures::record_key)
-            .distinct()
-            .load(conn)?;
+        let keys: Vec<String> = theirs().filter(|d| d.basis == "deidentified").map(|d| d.record_key.clone()).collect();
         let eids: Vec<i64> = keys.iter().filter_map(|k| k.strip_prefix("enrollment:")?.parse().ok()).collect();
         let runs: Vec<i64> = enrollments::table
             .filter(enrollments::id.eq_any(&eids))
@@ -159,6 +147,9 @@ fn notify_partners(conn: &mut Conn, e: &Erasing<'_>) -> QueryResult<String> {
         )?;
         names.push(partner.name);
     }
+    // Once the partners are told, the learner's entries leave the manifests:
+    // out of their sets, counted, their digests kept, so the chain verifies.
+    super::manifests::erase(conn, user_id)?;
     Ok(if names.is_empty() {
         "No partner ever received this learner's data.".into()
     } else {
@@ -196,7 +187,8 @@ const EXPORT: &[Section] = &[
     },
     Section {
         name: "disclosures",
-        table: "disclosures",
+        // Read from the manifests by `privacy::export`, one row per record.
+        table: "manifests",
         filter: "user_id = {u}",
         withheld: &[],
         sealed: &[],

@@ -6,9 +6,8 @@
 //! click away.
 //!
 //! [`group`] works on plain [`Entry`] and [`Decision`] values, not on
-//! queries: `entries_of` reads them from today's row-per-record
-//! `disclosures` table, and another store (a manifest per delivered page)
-//! only needs to yield the same entries.
+//! queries: `entries_of` reads them from the disclosure manifests (a
+//! manifest per delivered page or send, `super::manifests`).
 //!
 //! Every word shown for a code is defined here or on the categories
 //! (`Category::label`, `Category::short_label`, [`super::FIELDS`]): the
@@ -40,6 +39,9 @@ pub struct Entry {
     pub count: u64,
     pub legal_reference: Option<String>,
     pub note: Option<String>,
+    /// False for a send the partner never confirmed: told as attempted,
+    /// never as shared.
+    pub delivered: bool,
 }
 
 /// A decision of the learner's (or made for them) about one partner and purpose.
@@ -240,6 +242,21 @@ pub fn group(entries: &[Entry], decisions: &[Decision]) -> Vec<Group> {
                 e.count;
             continue;
         }
+        if !e.delivered {
+            let what = fields_in_words(&e.fields);
+            acc.events.push((
+                e.at,
+                format!(
+                    "On {} we tried to send {} your {what}; it never arrived, so it was not shared.",
+                    day(e.at),
+                    e.partner
+                ),
+            ));
+            let what = format!("Attempted, never arrived: {what}");
+            *acc.detail.entry((std::cmp::Reverse(e.at), what, basis_label(&e.basis).to_string())).or_default() +=
+                e.count;
+            continue;
+        }
         acc.received += e.count;
         acc.last_received = acc.last_received.max(Some(e.at));
         for f in &e.fields {
@@ -368,8 +385,8 @@ fn course_of_scope(conn: &mut Conn, scope: &str) -> QueryResult<Option<String>> 
     Ok(None)
 }
 
-/// The log entries of a learner's disclosures as stored today (a row per
-/// record), newest first, at most `limit` rows.
+/// The log entries of a learner's disclosures, read from the manifests, one
+/// per record, newest first, at most `limit`.
 pub fn entries_of(conn: &mut Conn, user_id: i64, limit: i64) -> QueryResult<Vec<Entry>> {
     let rows = super::sharing::disclosures_of(conn, user_id, limit)?;
     let keys: Vec<&str> = rows.iter().map(|d| d.record_key.as_str()).collect();
@@ -386,6 +403,7 @@ pub fn entries_of(conn: &mut Conn, user_id: i64, limit: i64) -> QueryResult<Vec<
             count: 1,
             legal_reference: d.legal_reference.clone(),
             note: d.note.clone(),
+            delivered: d.delivered,
         })
         .collect())
 }
@@ -484,6 +502,7 @@ mod tests {
             count: 1,
             legal_reference: None,
             note: None,
+            delivered: true,
         }
     }
 

@@ -13,6 +13,7 @@ pub mod hooks;
 pub mod ledger;
 pub mod lifecycle;
 pub mod log;
+pub mod manifests;
 pub mod member;
 pub mod outbox;
 pub mod parents;

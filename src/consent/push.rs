@@ -789,6 +789,8 @@ pub async fn deliver(db: &Db, send_id: i64, base_url: &str, outbound: &crate::ne
         max_delay: std::time::Duration::from_secs(2),
     };
     let mut done = Delivered::default();
+    // The SHA-256 of what was sent, for the manifests.
+    let sent_sum: Option<String>;
     // What the destination confirmed, beyond what is recorded part by part.
     let mut arrived = sharing::Pending::default();
     match target {
@@ -834,7 +836,7 @@ pub async fn deliver(db: &Db, send_id: i64, base_url: &str, outbound: &crate::ne
             db.run(move |conn| note_payload(conn, send_id, &s, n, &l).map_err(DbError::from))
                 .await
                 .map_err(|e| e.to_string())?;
-            client
+            let put = client
                 .put_object()
                 .bucket(&bucket)
                 .key(&object)
@@ -844,8 +846,12 @@ pub async fn deliver(db: &Db, send_id: i64, base_url: &str, outbound: &crate::ne
                 .body(body.into())
                 .send()
                 .await
-                .map_err(|e| format!("S3 PutObject {location}: {}", aws_sdk_s3::error::DisplayErrorContext(e)))?;
+                .map_err(|e| format!("S3 PutObject {location}: {}", aws_sdk_s3::error::DisplayErrorContext(e)));
+            if let Err(e) = put {
+                return Err(note_attempted(db, &partner, &key, pending, Some(sum), e).await);
+            }
             arrived = pending;
+            sent_sum = Some(sum);
         }
         Target::Lrs { endpoint, username } => {
             let mut statements = Vec::new();
@@ -877,6 +883,7 @@ pub async fn deliver(db: &Db, send_id: i64, base_url: &str, outbound: &crate::ne
                 }
             }
             let sum = digest(&serde_json::to_vec(&statements).map_err(|e| e.to_string())?);
+            sent_sum = Some(sum.clone());
             let (s, l, n) = (sum, format!("{}/statements", endpoint.trim_end_matches('/')), statements.len());
             db.run(move |conn| note_payload(conn, send_id, &s, n, &l).map_err(DbError::from))
                 .await
@@ -886,7 +893,10 @@ pub async fn deliver(db: &Db, send_id: i64, base_url: &str, outbound: &crate::ne
             config.batch_size = LRS_BATCH;
             let client =
                 LrsClient::with_http(config, guarded_client(outbound, LRS_TIMEOUT)?).map_err(|e| e.to_string())?;
-            let sent = client.send_statements(&statements).await.map_err(|e| e.to_string())?;
+            let sent = match client.send_statements(&statements).await {
+                Ok(sent) => sent,
+                Err(e) => return Err(note_attempted(db, &partner, &key, pending, sent_sum, e.to_string()).await),
+            };
             if !sent.rejected.is_empty() {
                 tracing::warn!(
                     send = send_id,
@@ -908,6 +918,7 @@ pub async fn deliver(db: &Db, send_id: i64, base_url: &str, outbound: &crate::ne
                 bodies.push(departures_body(&departure_records, &key, &partner, send.created_at)?);
             }
             let sum = digest(&bodies.concat());
+            sent_sum = Some(sum.clone());
             let (s, l, n) = (sum, url.clone(), records.len() + departure_records.len());
             db.run(move |conn| note_payload(conn, send_id, &s, n, &l).map_err(DbError::from))
                 .await
@@ -923,11 +934,18 @@ pub async fn deliver(db: &Db, send_id: i64, base_url: &str, outbound: &crate::ne
                 .map(|part| part.iter().map(|r| sharing::decode_cursor(r.cursor()).unwrap_or(0)).collect())
                 .collect();
             for (i, body) in bodies.into_iter().enumerate() {
-                client.send_body(body).await.map_err(|e| e.to_string())?;
+                if let Err(e) = client.send_body(body).await {
+                    // What this part and the ones after it carried never arrived.
+                    let rest: HashSet<i64> = parts.iter().skip(i).flatten().copied().collect();
+                    let rest = pending.only(&rest);
+                    return Err(note_attempted(db, &partner, &key, rest, sent_sum, e.to_string()).await);
+                }
                 if let Some(part) = parts.get(i) {
                     let (partner, key, part) = (partner.clone(), key.clone(), pending.only(part));
+                    let sum = sent_sum.clone();
                     db.run(move |conn| {
-                        sharing::record_delivered(conn, &partner, &key, part, crate::db::now()).map_err(DbError::from)
+                        sharing::record_delivered(conn, &partner, &key, part, sum.as_deref(), crate::db::now())
+                            .map_err(DbError::from)
                     })
                     .await
                     .map_err(|e| e.to_string())?;
@@ -938,13 +956,40 @@ pub async fn deliver(db: &Db, send_id: i64, base_url: &str, outbound: &crate::ne
     db.run(move |conn| {
         crate::db::transaction(conn, |conn| {
             let now = crate::db::now();
-            sharing::record_delivered(conn, &partner, &key, arrived, now)?;
+            sharing::record_delivered(conn, &partner, &key, arrived, sent_sum.as_deref(), now)?;
             note_delivered(conn, send_id, &done, now)
         })
         .map_err(DbError::from)
     })
     .await
     .map_err(|e| e.to_string())
+}
+
+/// Records what a send carried and the destination never confirmed, as
+/// attempted (the learner's log says so, and never that it was shared);
+/// answers the send's error.
+async fn note_attempted(
+    db: &Db,
+    partner: &super::partners::Partner,
+    key: &str,
+    pending: sharing::Pending,
+    sum: Option<String>,
+    error: String,
+) -> String {
+    if pending.is_empty() {
+        return error;
+    }
+    let (partner, key) = (partner.clone(), key.to_string());
+    let recorded = db
+        .run(move |conn| {
+            sharing::record_attempted(conn, &partner, &key, pending, sum.as_deref(), crate::db::now())
+                .map_err(DbError::from)
+        })
+        .await;
+    if let Err(e) = recorded {
+        tracing::warn!(error = %e, "could not record an attempted send");
+    }
+    error
 }
 
 /// An HTTP client that connects only where the outbound policy permits and

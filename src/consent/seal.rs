@@ -34,6 +34,12 @@ pub fn install_key(secret: &[u8]) {
     let _ = SEAL_KEY.set(digest.into());
 }
 
+/// Whether the site's key was installed (the digests and seals written
+/// under a process-only key would verify nowhere else).
+pub fn key_installed() -> bool {
+    SEAL_KEY.get().is_some()
+}
+
 /// The key, or a random one for a process that never installed keys (its
 /// seals then verify nowhere else, which `verify` reports).
 fn key() -> &'static [u8; 32] {
@@ -62,6 +68,26 @@ pub fn row_seal_matches(row_hash: &str, seal: &str) -> bool {
     crate::kernel::tokens::constant_time_eq(row_seal(row_hash).as_bytes(), seal.as_bytes())
 }
 
+/// The seal of a disclosure manifest with hash `hash`.
+pub fn manifest_seal(hash: &str) -> String {
+    mac(&[b"manifest", hash.as_bytes()])
+}
+
+pub fn manifest_seal_matches(hash: &str, seal: &str) -> bool {
+    crate::kernel::tokens::constant_time_eq(manifest_seal(hash).as_bytes(), seal.as_bytes())
+}
+
+/// The keyed digest of one entry of a manifest's set (a learner or a
+/// record id): without the key, a set cannot be forged to match a digest.
+pub fn entry_digest(kind: &[u8], id: u64) -> [u8; 32] {
+    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key()).expect("any key length");
+    m.update(b"manifest entry\0");
+    m.update(&(kind.len() as u64).to_be_bytes());
+    m.update(kind);
+    m.update(&id.to_be_bytes());
+    m.finalize().into_bytes().into()
+}
+
 /// One published head of the ledger.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Anchor {
@@ -70,22 +96,56 @@ pub struct Anchor {
     /// When it was published, UTC.
     pub at: String,
     pub seal: String,
+    /// The newest disclosure manifest then, and its hash (heads published
+    /// before manifests existed have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest_id: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest_hash: Option<String>,
 }
 
 impl Anchor {
-    fn seal_of(ledger_id: i64, row_hash: &str, at: &str) -> String {
-        mac(&[b"head", &ledger_id.to_be_bytes(), row_hash.as_bytes(), at.as_bytes()])
+    fn seal_of(ledger_id: i64, row_hash: &str, at: &str, manifest: Option<(i64, &str)>) -> String {
+        match manifest {
+            None => mac(&[b"head", &ledger_id.to_be_bytes(), row_hash.as_bytes(), at.as_bytes()]),
+            Some((id, hash)) => mac(&[
+                b"heads",
+                &ledger_id.to_be_bytes(),
+                row_hash.as_bytes(),
+                &id.to_be_bytes(),
+                hash.as_bytes(),
+                at.as_bytes(),
+            ]),
+        }
     }
 
     pub fn new(ledger_id: i64, row_hash: String, at: NaiveDateTime) -> Anchor {
+        Anchor::with_manifest(ledger_id, row_hash, None, at)
+    }
+
+    /// The heads of both chains: the ledger's and the manifests'.
+    pub fn with_manifest(
+        ledger_id: i64,
+        row_hash: String,
+        manifest: Option<(i64, String)>,
+        at: NaiveDateTime,
+    ) -> Anchor {
         let at = crate::web::format::iso(at);
-        let seal = Anchor::seal_of(ledger_id, &row_hash, &at);
-        Anchor { ledger_id, row_hash, at, seal }
+        let seal = Anchor::seal_of(ledger_id, &row_hash, &at, manifest.as_ref().map(|(i, h)| (*i, h.as_str())));
+        let (manifest_id, manifest_hash) = manifest.unzip();
+        Anchor { ledger_id, row_hash, at, seal, manifest_id, manifest_hash }
+    }
+
+    fn manifest(&self) -> Option<(i64, &str)> {
+        Some((self.manifest_id?, self.manifest_hash.as_deref()?))
     }
 
     /// Whether this line was written with this site's key, unchanged.
     pub fn is_sealed(&self) -> bool {
-        let expected = Anchor::seal_of(self.ledger_id, &self.row_hash, &self.at);
+        if self.manifest_id.is_some() != self.manifest_hash.is_some() {
+            return false;
+        }
+        let expected = Anchor::seal_of(self.ledger_id, &self.row_hash, &self.at, self.manifest());
         crate::kernel::tokens::constant_time_eq(expected.as_bytes(), self.seal.as_bytes())
     }
 }
@@ -102,14 +162,19 @@ fn last_published(path: &Path) -> Option<Anchor> {
     tail.lines().rev().find(|l| !l.trim().is_empty()).and_then(|l| serde_json::from_str(l).ok())
 }
 
-/// The ledger's newest row, sealed.
+/// The ledger's newest row and the newest disclosure manifest, sealed.
 pub fn head(conn: &mut Conn, now: NaiveDateTime) -> QueryResult<Option<Anchor>> {
     let newest: Option<(i64, String)> = consent_ledger::table
         .order(consent_ledger::id.desc())
         .select((consent_ledger::id, consent_ledger::row_hash))
         .first(conn)
         .optional()?;
-    Ok(newest.map(|(id, hash)| Anchor::new(id, hash, now)))
+    let manifest: Option<(i64, String)> = crate::db::schema::manifests::table
+        .order(crate::db::schema::manifests::id.desc())
+        .select((crate::db::schema::manifests::id, crate::db::schema::manifests::hash))
+        .first(conn)
+        .optional()?;
+    Ok(newest.map(|(id, hash)| Anchor::with_manifest(id, hash, manifest, now)))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -126,7 +191,9 @@ pub enum AnchorError {
 /// the file's last line; answers 1 when it wrote.
 pub fn publish(conn: &mut Conn, path: &Path, now: NaiveDateTime) -> Result<usize, AnchorError> {
     let Some(anchor) = head(conn, now)? else { return Ok(0) };
-    if last_published(path).is_some_and(|last| last.ledger_id == anchor.ledger_id && last.row_hash == anchor.row_hash) {
+    if last_published(path).is_some_and(|last| {
+        last.ledger_id == anchor.ledger_id && last.row_hash == anchor.row_hash && last.manifest_id == anchor.manifest_id
+    }) {
         return Ok(0);
     }
     let shown = path.display().to_string();
@@ -145,6 +212,7 @@ pub fn publish(conn: &mut Conn, path: &Path, now: NaiveDateTime) -> Result<usize
         target: "lyceum::consent",
         ledger_head = anchor.ledger_id,
         head_hash = %anchor.row_hash,
+        manifest_head = anchor.manifest_id,
         seal = %anchor.seal,
         "consent ledger head published"
     );

@@ -14,8 +14,9 @@
 //! - otherwise nothing.
 //!
 //! A learner who restricted sharing (RGT-3) yields nothing at all. Every
-//! record handed out gets a disclosure row naming partner, learner, fields,
-//! basis, consent and export id (SHR-5), written in the same transaction.
+//! record handed out is recorded in a disclosure manifest naming partner,
+//! learners, fields, basis, consent and export id (SHR-5, `manifests`),
+//! written in the same transaction.
 
 use std::collections::{HashMap, HashSet};
 
@@ -26,11 +27,11 @@ use partner_adapters::{CourseRef, Learner, SharedEnrollment, SharedProgress, Sha
 
 use super::partners::Partner;
 use super::{Categories, Category, PartnerKind, Purpose, run_scope};
+use crate::db::Conn;
 use crate::db::schema::{
-    consent_ledger, consents, course_runs, courses, disclosures, enrollments, members, org_staff, quiz_attempts,
-    sections, sharing_restrictions, sponsorships, unit_completions, units, users,
+    consent_ledger, consents, course_runs, courses, enrollments, members, org_staff, quiz_attempts, sections,
+    sharing_restrictions, sponsorships, unit_completions, units, users,
 };
-use crate::db::{Conn, DbConnection};
 
 /// Which record kinds a caller asks for; only those are built and disclosed.
 #[derive(Debug, Clone, Copy, Default)]
@@ -310,7 +311,7 @@ fn decide_then_disclose<T>(
             if changed_since(conn, partner, seen, &disclosed)? {
                 return Ok(false);
             }
-            write_disclosures(conn, partner, export_id, disclosed, now)?;
+            write_disclosures(conn, partner, export_id, seen, disclosed, now)?;
             Ok::<_, diesel::result::Error>(true)
         })?;
         if written {
@@ -318,8 +319,11 @@ fn decide_then_disclose<T>(
         }
     }
     crate::db::transaction(conn, |conn| {
+        // The head is read before the decision: a consent the decision then
+        // reads newer than it is pinned in the manifest (`manifests`).
+        let head = super::manifests::ledger_head(conn)?;
         let (value, disclosed) = decide(conn)?;
-        write_disclosures(conn, partner, export_id, disclosed, now)?;
+        write_disclosures(conn, partner, export_id, head, disclosed, now)?;
         Ok(value)
     })
 }
@@ -630,121 +634,68 @@ type Disclosed = (i64, Purpose, String, String, Basis);
 /// A record the gate lets through, with the disclosure row it needs.
 type Decided = (Shared, Disclosed);
 
-/// Writes a disclosure row for every record handed out (SHR-5). At most one
-/// row per record, fields, basis and export: a push retried after a crash
-/// walks the gate again under the same export id. A record that leaves under
-/// another consent gets its own row.
+/// Records every record handed out (SHR-5) in manifests, one per group of
+/// identical purpose, basis and fields (`manifests::write`). At most once
+/// per record, fields, basis, consent and export: a push retried after a
+/// crash, or a pull resumed, walks the gate again under the same export id.
+/// A record that leaves under another consent is recorded again.
+/// `ledger_head`: the newest ledger id when the decision was read.
 fn write_disclosures(
     conn: &mut Conn,
     partner: &Partner,
     export_id: &str,
+    ledger_head: i64,
+    disclosed: Vec<Disclosed>,
+    now: NaiveDateTime,
+) -> QueryResult<()> {
+    record(conn, partner, export_id, ledger_head, super::manifests::State::Delivered, None, disclosed, now)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn record(
+    conn: &mut Conn,
+    partner: &Partner,
+    export_id: &str,
+    ledger_head: i64,
+    state: super::manifests::State,
+    sha256: Option<&str>,
     disclosed: Vec<Disclosed>,
     now: NaiveDateTime,
 ) -> QueryResult<()> {
     if disclosed.is_empty() {
         return Ok(());
     }
-    let basis_of = |b: &Basis| match b {
-        Basis::Consent { ledger_id } => ("consent", Some(*ledger_id)),
-        Basis::Deidentified => ("deidentified", None),
-        Basis::Processor => ("processor", None),
-    };
-    if let DbConnection::Pg(c) = conn {
-        // One statement a page: the rows travel as six arrays, and the
-        // at-most-once rule is an index probe of (export_id, user_id) per
-        // row. The LATERAL … LIMIT 1 keeps it a probe: as NOT EXISTS the
-        // planner may turn it into an anti join that reads every earlier
-        // row of the export, so each page would cost more than the last.
-        use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamp};
-        let n = disclosed.len();
-        let (mut users, mut purposes, mut keys, mut fields, mut bases, mut ledgers) = (
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-        );
-        for (user, purpose, key, f, basis) in disclosed {
-            let (name, ledger) = basis_of(&basis);
-            users.push(user);
-            purposes.push(purpose.as_str());
-            keys.push(key);
-            fields.push(f);
-            bases.push(name);
-            ledgers.push(ledger);
-        }
-        diesel::sql_query(
-            "INSERT INTO disclosures (user_id, partner_id, recipient, purpose, fields, basis, consent_ledger_id, \
-             export_id, record_key, created_at) \
-             SELECT t.u, $7, $8, t.p, t.f, t.b, t.l, $9, t.k, $10 \
-             FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[]) \
-               AS t(u, p, k, f, b, l) \
-             LEFT JOIN LATERAL (SELECT 1 AS hit FROM disclosures d WHERE d.export_id = $9 AND d.user_id = t.u \
-               AND d.record_key = t.k AND d.fields = t.f AND d.basis = t.b \
-               AND d.consent_ledger_id IS NOT DISTINCT FROM t.l LIMIT 1) seen ON TRUE \
-             WHERE seen.hit IS NULL",
-        )
-        .bind::<Array<BigInt>, _>(users)
-        .bind::<Array<Text>, _>(purposes)
-        .bind::<Array<Text>, _>(keys)
-        .bind::<Array<Text>, _>(fields)
-        .bind::<Array<Text>, _>(bases)
-        .bind::<Array<Nullable<BigInt>>, _>(ledgers)
-        .bind::<BigInt, _>(partner.id)
-        .bind::<Text, _>(&partner.name)
-        .bind::<Text, _>(export_id)
-        .bind::<Timestamp, _>(now)
-        .execute(c)?;
-        return Ok(());
-    }
-    let disclosed_users: Vec<i64> = disclosed.iter().map(|d| d.0).collect::<HashSet<_>>().into_iter().collect();
-    let mut already: HashSet<(i64, String, String, String, Option<i64>)> = HashSet::new();
-    // In bounded lists: SQLite binds at most 32,766 values in one statement.
-    for users in disclosed_users.chunks(WALK_PAGE as usize) {
-        already.extend(
-            disclosures::table
-                .filter(disclosures::export_id.eq(export_id))
-                .filter(disclosures::user_id.eq_any(users))
-                .select((
-                    disclosures::user_id,
-                    disclosures::record_key,
-                    disclosures::fields,
-                    disclosures::basis,
-                    disclosures::consent_ledger_id,
-                ))
-                .load::<(i64, String, String, String, Option<i64>)>(conn)?,
-        );
-    }
-    let rows: Vec<_> = disclosed
+    let items = disclosed
         .into_iter()
-        .filter(|(user, _, key, fields, basis)| {
-            let (name, ledger) = basis_of(basis);
-            !already.contains(&(*user, key.clone(), fields.clone(), name.to_string(), ledger))
-        })
-        .map(|(user, purpose, key, fields, basis)| {
-            let (name, ledger) = basis_of(&basis);
-            (
-                disclosures::user_id.eq(user),
-                disclosures::partner_id.eq(Some(partner.id)),
-                disclosures::recipient.eq(partner.name.clone()),
-                disclosures::purpose.eq(purpose.as_str()),
-                disclosures::fields.eq(fields),
-                disclosures::basis.eq(name),
-                disclosures::consent_ledger_id.eq(ledger),
-                disclosures::export_id.eq(export_id.to_string()),
-                disclosures::record_key.eq(key),
-                disclosures::created_at.eq(now),
-            )
+        .map(|(user_id, purpose, record_key, fields, basis)| {
+            let (basis, ledger_id) = match basis {
+                Basis::Consent { ledger_id } => ("consent", Some(ledger_id)),
+                Basis::Deidentified => ("deidentified", None),
+                Basis::Processor => ("processor", None),
+            };
+            super::manifests::Item {
+                user_id,
+                purpose: purpose.as_str().to_string(),
+                record_key,
+                fields,
+                basis: basis.to_string(),
+                ledger_id,
+            }
         })
         .collect();
-    if let DbConnection::Sqlite(c) = conn {
-        // Multi-row inserts exist per backend, not on the combined one.
-        for chunk in rows.chunks(500) {
-            diesel::insert_into(disclosures::table).values(chunk).execute(c)?;
-        }
-    }
-    Ok(())
+    let header = super::manifests::Header {
+        partner_id: Some(partner.id),
+        recipient: &partner.name,
+        export_id,
+        state,
+        sha256,
+        ledger_head,
+        legal_reference: None,
+        note: None,
+        recorded_by: None,
+        at: now,
+    };
+    super::manifests::write(conn, &header, items).map(|_| ())
 }
 
 fn learner_fields(l: &Learner) -> Vec<&'static str> {
@@ -784,6 +735,8 @@ pub fn all(
 #[derive(Debug, Clone, Default)]
 pub struct Pending {
     disclosed: Vec<Disclosed>,
+    /// The newest ledger id when the decision was read.
+    ledger_head: i64,
 }
 
 impl Pending {
@@ -791,6 +744,7 @@ impl Pending {
     pub fn only(&self, delivered: &HashSet<i64>) -> Pending {
         let of = |key: &str| key.strip_prefix("enrollment:").and_then(|e| e.parse::<i64>().ok());
         Pending {
+            ledger_head: self.ledger_head,
             disclosed: self
                 .disclosed
                 .iter()
@@ -824,9 +778,10 @@ pub fn all_undelivered(
 ) -> QueryResult<(Vec<Shared>, Pending)> {
     let req = Request { partner, purpose, want, after: 0, limit: UNBOUNDED, export_id, base_url };
     let decide_all = |conn: &mut Conn| {
+        let ledger_head = super::manifests::ledger_head(conn)?;
         let (decided, _) = decide(conn, &req, now, None, false)?;
         let (shared, disclosed): (Vec<_>, Vec<_>) = decided.into_iter().unzip();
-        Ok((shared, Pending { disclosed }))
+        Ok((shared, Pending { disclosed, ledger_head }))
     };
     match crate::db::read_snapshot(conn, decide_all) {
         Some(read) => read,
@@ -836,15 +791,31 @@ pub fn all_undelivered(
 
 /// Records what a partner confirmed it received, under the send's key
 /// (at most once per record, fields, basis and key, so a retried send that
-/// arrives twice is recorded once).
+/// arrives twice is recorded once), with the digest of what was sent.
 pub fn record_delivered(
     conn: &mut Conn,
     partner: &Partner,
     export_id: &str,
     delivered: Pending,
+    sha256: Option<&str>,
     now: NaiveDateTime,
 ) -> QueryResult<()> {
-    write_disclosures(conn, partner, export_id, delivered.disclosed, now)
+    let state = super::manifests::State::Delivered;
+    record(conn, partner, export_id, delivered.ledger_head, state, sha256, delivered.disclosed, now)
+}
+
+/// Records a send the destination never confirmed, as attempted: the
+/// learner's log tells it, and never as shared.
+pub fn record_attempted(
+    conn: &mut Conn,
+    partner: &Partner,
+    export_id: &str,
+    attempted: Pending,
+    sha256: Option<&str>,
+    now: NaiveDateTime,
+) -> QueryResult<()> {
+    let state = super::manifests::State::Attempted;
+    record(conn, partner, export_id, attempted.ledger_head, state, sha256, attempted.disclosed, now)
 }
 
 /// What an aggregate may use of a record the gate lets through: no
@@ -931,6 +902,7 @@ pub fn marketing_contacts(
     now: NaiveDateTime,
 ) -> QueryResult<Vec<MarketingContact>> {
     crate::db::transaction(conn, |conn| {
+        let head = super::manifests::ledger_head(conn)?;
         let rows: Vec<(i64, i64, String, String, String, String)> = consents::table
             .inner_join(users::table)
             .filter(consents::partner_id.eq(partner.id))
@@ -950,6 +922,7 @@ pub fn marketing_contacts(
             ))
             .load(conn)?;
         let mut out = Vec::new();
+        let mut disclosed: Vec<Disclosed> = Vec::new();
         for (user_id, ledger_id, cats, first, last, email) in rows {
             let cats = Categories::parse(&cats).intersect(&Purpose::PartnerMarketing.ceiling());
             if !cats.contains(Category::ProfileEmail) {
@@ -957,22 +930,16 @@ pub fn marketing_contacts(
             }
             let name = if cats.contains(Category::ProfileName) { format!("{first} {last}") } else { String::new() };
             let fields = if name.is_empty() { "learner.email" } else { "learner.name,learner.email" };
-            diesel::insert_into(disclosures::table)
-                .values((
-                    disclosures::user_id.eq(user_id),
-                    disclosures::partner_id.eq(Some(partner.id)),
-                    disclosures::recipient.eq(&partner.name),
-                    disclosures::purpose.eq(Purpose::PartnerMarketing.as_str()),
-                    disclosures::fields.eq(fields),
-                    disclosures::basis.eq("consent"),
-                    disclosures::consent_ledger_id.eq(Some(ledger_id)),
-                    disclosures::export_id.eq(export_id),
-                    disclosures::record_key.eq(format!("contact:{user_id}")),
-                    disclosures::created_at.eq(now),
-                ))
-                .execute(conn)?;
+            disclosed.push((
+                user_id,
+                Purpose::PartnerMarketing,
+                format!("contact:{user_id}"),
+                fields.to_string(),
+                Basis::Consent { ledger_id },
+            ));
             out.push(MarketingContact { name, email });
         }
+        write_disclosures(conn, partner, export_id, head, disclosed, now)?;
         Ok(out)
     })
 }
@@ -992,52 +959,39 @@ pub struct LegalDisclosure<'a> {
 }
 
 pub fn record_legal(conn: &mut Conn, d: &LegalDisclosure<'_>, now: NaiveDateTime) -> QueryResult<i64> {
-    diesel::insert_into(disclosures::table)
-        .values((
-            disclosures::user_id.eq(d.user_id),
-            disclosures::partner_id.eq(d.partner_id),
-            disclosures::recipient.eq(d.recipient),
-            disclosures::purpose.eq("legal_obligation"),
-            disclosures::fields.eq(d.fields),
-            disclosures::basis.eq("legal"),
-            disclosures::legal_reference.eq(Some(d.legal_reference)),
-            disclosures::note.eq(Some(d.note)),
-            disclosures::recorded_by.eq(Some(d.recorded_by)),
-            disclosures::export_id.eq(format!("legal-{}", uuid::Uuid::new_v4())),
-            disclosures::record_key.eq(format!("user:{}", d.user_id)),
-            disclosures::created_at.eq(now),
-        ))
-        .returning(disclosures::id)
-        .get_result(conn)
+    let export_id = format!("legal-{}", uuid::Uuid::new_v4());
+    let header = super::manifests::Header {
+        partner_id: d.partner_id,
+        recipient: d.recipient,
+        export_id: &export_id,
+        state: super::manifests::State::Delivered,
+        sha256: None,
+        ledger_head: 0,
+        legal_reference: Some(d.legal_reference),
+        note: Some(d.note),
+        recorded_by: Some(d.recorded_by),
+        at: now,
+    };
+    let item = super::manifests::Item {
+        user_id: d.user_id,
+        purpose: "legal_obligation".into(),
+        record_key: format!("user:{}", d.user_id),
+        fields: d.fields.to_string(),
+        basis: "legal".into(),
+        ledger_id: None,
+    };
+    crate::db::transaction(conn, |conn| {
+        let head = super::manifests::ledger_head(conn)?;
+        let header = super::manifests::Header { ledger_head: head, ..header };
+        super::manifests::write(conn, &header, vec![item])?.first().copied().ok_or(diesel::result::Error::NotFound)
+    })
 }
 
-#[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = disclosures)]
-pub struct Disclosure {
-    pub id: i64,
-    pub user_id: i64,
-    pub partner_id: Option<i64>,
-    pub recipient: String,
-    pub purpose: String,
-    pub fields: String,
-    pub basis: String,
-    pub consent_ledger_id: Option<i64>,
-    pub legal_reference: Option<String>,
-    pub note: Option<String>,
-    pub recorded_by: Option<i64>,
-    pub export_id: String,
-    pub record_key: String,
-    pub created_at: NaiveDateTime,
-}
+pub use super::manifests::Disclosure;
 
-/// A learner's disclosures, newest first.
+/// A learner's disclosures, newest first, read from the manifests.
 pub fn disclosures_of(conn: &mut Conn, user_id: i64, limit: i64) -> QueryResult<Vec<Disclosure>> {
-    disclosures::table
-        .filter(disclosures::user_id.eq(user_id))
-        .order(disclosures::id.desc())
-        .limit(limit)
-        .select(Disclosure::as_select())
-        .load(conn)
+    super::manifests::disclosures_of(conn, user_id, limit)
 }
 
 /// De-identified figures about one course run for researchers (SHR-6):
@@ -1230,6 +1184,7 @@ pub fn exam_candidates(
     use crate::db::schema::{exam_bookings, exam_sessions, support_needs};
     let limit = window.limit.clamp(1, UNBOUNDED - 1);
     crate::db::transaction(conn, |conn| {
+        let head = super::manifests::ledger_head(conn)?;
         let mut q = exam_bookings::table
             .inner_join(exam_sessions::table)
             .inner_join(users::table)
@@ -1331,7 +1286,7 @@ pub fn exam_candidates(
             }
             out.push(c);
         }
-        write_disclosures(conn, partner, export_id, disclosed, now)?;
+        write_disclosures(conn, partner, export_id, head, disclosed, now)?;
         Ok(CandidatePage { candidates: out, learners, next_after })
     })
 }
@@ -1366,6 +1321,7 @@ pub fn funded_results(
         return Ok(Vec::new());
     }
     crate::db::transaction(conn, |conn| {
+        let head = super::manifests::ledger_head(conn)?;
         let funded: HashSet<(i64, i64)> = sponsorships::table
             .inner_join(course_runs::table)
             .filter(sponsorships::partner_id.eq(partner.id))
@@ -1434,7 +1390,7 @@ pub fn funded_results(
                 received_at: received_at.and_utc().to_rfc3339(),
             });
         }
-        write_disclosures(conn, partner, export_id, disclosed, now)?;
+        write_disclosures(conn, partner, export_id, head, disclosed, now)?;
         Ok(out)
     })
 }

@@ -204,7 +204,11 @@ pub fn migrate_connection(conn: &mut DbConnection) -> Result<usize, DbError> {
         DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
         DbConnection::Pg(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|v| v.len()),
     };
-    applied.map_err(|e| DbError::Migration(e.to_string()))
+    let applied = applied.map_err(|e| DbError::Migration(e.to_string()))?;
+    // Disclosure rows of before manifests, kept aside by a migration, move
+    // into manifests here (it needs the site secret, which SQL has not).
+    crate::consent::manifests::convert_legacy(conn).map_err(|e| DbError::Migration(e.to_string()))?;
+    Ok(applied)
 }
 
 /// How many of this backend's embedded migrations are not applied yet (an

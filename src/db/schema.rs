@@ -283,7 +283,7 @@ diesel::joinable!(live_attendance -> enrollments (enrollment_id));
 diesel::joinable!(course_feedback -> courses (course_id));
 diesel::joinable!(announcements -> course_runs (run_id));
 
-// Sharing: partners, consent ledger, disclosures, sponsorships.
+// Sharing: partners, consent ledger, disclosure manifests, sponsorships.
 
 diesel::table! {
     partners (id) {
@@ -379,21 +379,37 @@ diesel::table! {
 }
 
 diesel::table! {
-    disclosures (id) {
+    manifests (id) {
         id -> BigInt,
-        user_id -> BigInt,
         partner_id -> Nullable<BigInt>,
         recipient -> Text,
         purpose -> Text,
-        fields -> Text,
         basis -> Text,
-        consent_ledger_id -> Nullable<BigInt>,
+        fields -> Text,
+        record_kind -> Text,
+        export_id -> Text,
+        part -> BigInt,
+        state -> Text,
+        created_at -> Timestamp,
+        sha256 -> Nullable<Text>,
+        ledger_head -> BigInt,
+        pinned -> Nullable<Text>,
         legal_reference -> Nullable<Text>,
         note -> Nullable<Text>,
         recorded_by -> Nullable<BigInt>,
-        export_id -> Text,
-        record_key -> Text,
-        created_at -> Timestamp,
+        learners -> Binary,
+        records -> Binary,
+        user_min -> BigInt,
+        user_max -> BigInt,
+        record_min -> BigInt,
+        record_max -> BigInt,
+        entries -> BigInt,
+        erased -> BigInt,
+        set_digest -> Text,
+        erased_digest -> Text,
+        prev_hash -> Text,
+        hash -> Text,
+        mac -> Nullable<Text>,
     }
 }
 
@@ -453,7 +469,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     consent_ledger,
     consents,
     sharing_restrictions,
-    disclosures,
+    manifests,
     sponsor_allocations,
     sponsor_codes,
     sponsorships,

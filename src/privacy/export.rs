@@ -208,6 +208,51 @@ fn staff_access(conn: &mut Conn, user_id: i64) -> QueryResult<Vec<Map<String, Va
         .collect())
 }
 
+/// The section the disclosure log fills: read from the manifests, one row
+/// per record as the learner's own log tells it.
+const DISCLOSURES: &str = "disclosures";
+
+const DISCLOSURE_COLUMNS: [&str; 13] = [
+    "created_at",
+    "partner_id",
+    "recipient",
+    "purpose",
+    "fields",
+    "basis",
+    "consent_ledger_id",
+    "legal_reference",
+    "note",
+    "export_id",
+    "record_key",
+    "state",
+    "manifest_id",
+];
+
+fn disclosures(conn: &mut Conn, user_id: i64) -> QueryResult<Vec<Map<String, Value>>> {
+    let mut rows = crate::consent::manifests::disclosures_of(conn, user_id, i64::MAX)?;
+    rows.reverse();
+    Ok(rows
+        .into_iter()
+        .map(|d| {
+            let mut m = Map::new();
+            m.insert("created_at".into(), json!(d.created_at.format("%Y-%m-%dT%H:%M:%SZ").to_string()));
+            m.insert("partner_id".into(), json!(d.partner_id));
+            m.insert("recipient".into(), json!(d.recipient));
+            m.insert("purpose".into(), json!(d.purpose));
+            m.insert("fields".into(), json!(d.fields));
+            m.insert("basis".into(), json!(d.basis));
+            m.insert("consent_ledger_id".into(), json!(d.consent_ledger_id));
+            m.insert("legal_reference".into(), json!(d.legal_reference));
+            m.insert("note".into(), json!(d.note));
+            m.insert("export_id".into(), json!(d.export_id));
+            m.insert("record_key".into(), json!(d.record_key));
+            m.insert("state".into(), json!(if d.delivered { "delivered" } else { "attempted" }));
+            m.insert("manifest_id".into(), json!(d.id));
+            m
+        })
+        .collect())
+}
+
 /// Builds the zip of everything held about `user_id`.
 pub fn build(conn: &mut Conn, user_id: i64, now: NaiveDateTime) -> PResult<Vec<u8>> {
     let username: String =
@@ -218,6 +263,8 @@ pub fn build(conn: &mut Conn, user_id: i64, now: NaiveDateTime) -> PResult<Vec<u
     for s in super::AREAS.iter().flat_map(|area| area.export_user).chain([&STAFF_ACCESS]) {
         let (columns, rows) = if s.name == STAFF_ACCESS.name {
             (STAFF_ACCESS_COLUMNS.iter().map(|c| c.to_string()).collect(), staff_access(conn, user_id)?)
+        } else if s.name == DISCLOSURES {
+            (DISCLOSURE_COLUMNS.iter().map(|c| c.to_string()).collect(), disclosures(conn, user_id)?)
         } else {
             let columns = columns(conn, s.table)?;
             let rows = rows(conn, s, &columns, user_id)?;

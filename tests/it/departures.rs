@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use lyceum::consent::Category;
 use lyceum::consent::partners::Partner;
 use lyceum::consent::push::Target;
-use lyceum::db::schema::{departures, disclosures, erasures};
+use lyceum::db::schema::{departures, erasures};
 use partner_adapters::test_server::{Reply, serve};
 use rocket::http::Status;
 
@@ -133,6 +133,7 @@ async fn pull_feed(app: TestApp) {
     let cursor = second[0]["cursor"].as_str().unwrap().to_string();
 
     // Cleo is erased: her username departs, with the reason.
+    let cleo_id = user_id(&app, "cleo").await;
     erase(&app, &cleo).await;
     let (_, body) = pull(&app, &key, &format!("/api/v1/exports/departures?format=csv&since={cursor}")).await;
     let mut reader = csv::Reader::from_reader(body.as_bytes());
@@ -161,17 +162,23 @@ async fn pull_feed(app: TestApp) {
     assert!(page.contains("Told to delete"), "{page}");
     let ada_id = user_id(&app, "ada").await;
     let notices: i64 = run(&app, move |conn| {
-        disclosures::table
-            .filter(disclosures::user_id.eq(ada_id))
-            .filter(disclosures::basis.eq("departure"))
-            .count()
-            .get_result(conn)
+        let all = lyceum::consent::manifests::disclosures_of(conn, ada_id, i64::MAX)?;
+        Ok::<_, diesel::result::Error>(all.iter().filter(|d| d.basis == "departure").count() as i64)
     })
     .await;
     assert!(notices >= 1);
     // One departure per identifier that left, none repeated.
     let n: i64 = run(&app, |conn| departures::table.count().get_result(conn)).await;
     assert_eq!(n, 3);
+    // promise: RGT-2 — the erased learner is in no manifest, not even the
+    // notice of her erasure sent after it; she is counted, and the chain holds.
+    let (left, v) = run(&app, move |conn| {
+        let left = lyceum::consent::manifests::disclosures_of(conn, cleo_id, 100)?;
+        Ok::<_, diesel::result::Error>((left, lyceum::consent::manifests::verify_against(conn, &[])?))
+    })
+    .await;
+    assert!(left.is_empty(), "{left:?}");
+    assert!(v.intact() && v.erased >= 1, "{v:?}");
 }
 on_both!(departures_feed_tells_partners_of_withdrawal_restriction_and_erasure, pull_feed);
 
@@ -230,11 +237,10 @@ async fn pushed(app: TestApp) {
     // Each delivery is in Ada's disclosure log.
     let ada_id = user_id(&app, "ada").await;
     let keys: Vec<String> = run(&app, move |conn| {
-        disclosures::table
-            .filter(disclosures::user_id.eq(ada_id))
-            .filter(disclosures::basis.eq("departure"))
-            .select(disclosures::export_id)
-            .load(conn)
+        let all = lyceum::consent::manifests::disclosures_of(conn, ada_id, i64::MAX)?;
+        Ok::<_, diesel::result::Error>(
+            all.into_iter().filter(|d| d.basis == "departure").map(|d| d.export_id).collect::<Vec<_>>(),
+        )
     })
     .await;
     assert!(keys.contains(&"hook-after".to_string()) && keys.contains(&"csv-after".to_string()), "{keys:?}");

@@ -6,7 +6,7 @@ use chrono::Duration;
 use diesel::prelude::*;
 use lyceum::consent::PartnerKind;
 use lyceum::consent::partners::{self, Partner};
-use lyceum::db::schema::{audit_log, consents, disclosures, exam_bookings, exam_results, exam_sessions, support_needs};
+use lyceum::db::schema::{audit_log, consents, exam_bookings, exam_results, exam_sessions, support_needs};
 use rocket::http::{ContentType, Header, Status};
 use serde_json::Value;
 
@@ -257,7 +257,10 @@ async fn exam_flow(app: TestApp) {
     assert_eq!(bob_c["email"], "bob@example.org");
     assert!(bob_c["support_needs"].is_null(), "support needs only under their own consent");
     let purposes: Vec<String> = run(&app, |conn| {
-        disclosures::table.filter(disclosures::purpose.like("exam%")).select(disclosures::purpose).load(conn)
+        let all = lyceum::consent::manifests::expand(conn, &Default::default())?;
+        Ok::<_, diesel::result::Error>(
+            all.into_iter().filter(|d| d.purpose.starts_with("exam")).map(|d| d.purpose).collect::<Vec<_>>(),
+        )
     })
     .await;
     assert!(purposes.contains(&"exam_registration".to_string()) && purposes.contains(&"exam_support".to_string()));
@@ -584,11 +587,11 @@ async fn shr_8_a_malpractice_disclosure_to_the_exam_body_is_recorded_with_its_le
     let ada_id = user_id(&app, "ada").await;
     let body_id = body.id;
     let (basis, partner, legal): (String, Option<i64>, Option<String>) = run(&app, move |conn| {
-        disclosures::table
-            .filter(disclosures::user_id.eq(ada_id))
-            .filter(disclosures::basis.eq("legal"))
-            .select((disclosures::basis, disclosures::partner_id, disclosures::legal_reference))
-            .first(conn)
+        let all = lyceum::consent::manifests::disclosures_of(conn, ada_id, i64::MAX)?;
+        all.into_iter()
+            .find(|d| d.basis == "legal")
+            .map(|d| (d.basis, d.partner_id, d.legal_reference))
+            .ok_or(diesel::result::Error::NotFound)
     })
     .await;
     assert_eq!(
@@ -817,14 +820,14 @@ fn candidate_rows(page: &str) -> usize {
 
 /// Disclosures of exam registration details, by learner.
 async fn registration_disclosures(app: &TestApp) -> Vec<i64> {
-    run(app, |conn| {
-        disclosures::table
-            .filter(disclosures::purpose.eq("exam_registration"))
-            .order(disclosures::user_id)
-            .select(disclosures::user_id)
-            .load(conn)
-    })
-    .await
+    let mut users: Vec<i64> = run(app, |conn| lyceum::consent::manifests::expand(conn, &Default::default()))
+        .await
+        .into_iter()
+        .filter(|d| d.purpose == "exam_registration")
+        .map(|d| d.user_id)
+        .collect();
+    users.sort_unstable();
+    users
 }
 
 async fn candidate_lists_page(app: TestApp) {

@@ -195,7 +195,7 @@ fn break_database_after_first_page(app: &TestApp) -> std::sync::mpsc::Receiver<s
     let pg = app.pg.as_ref().map(|db| db.url.clone());
     let path = app.dir.path().join("lyceum.db");
     std::thread::spawn(move || {
-        let count = "SELECT count(*) AS n FROM disclosures";
+        let count = "SELECT CAST(coalesce(sum(entries), 0) AS BIGINT) AS n FROM manifests";
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         let (release, released) = std::sync::mpsc::channel::<()>();
         match pg {

@@ -27,6 +27,7 @@ mod jobs;
 mod learning;
 mod lifecycle;
 mod links;
+mod manifests;
 mod media;
 mod oidc;
 mod oneroster;

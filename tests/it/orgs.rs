@@ -5,7 +5,7 @@
 use diesel::prelude::*;
 use lyceum::consent::PartnerKind;
 use lyceum::consent::partners;
-use lyceum::db::schema::{disclosures, org_assignments, org_staff};
+use lyceum::db::schema::{org_assignments, org_staff};
 use rocket::http::Status;
 
 use crate::common::{PASSWORD, TestApp};
@@ -133,7 +133,9 @@ async fn dashboard(app: TestApp) {
 
     // What the organization saw is disclosed, on the processor basis.
     let bases: Vec<String> = run(&app, move |conn| {
-        disclosures::table.filter(disclosures::partner_id.eq(org_id)).select(disclosures::basis).load(conn)
+        let filter = lyceum::consent::manifests::Filter { partner_id: Some(org_id), ..Default::default() };
+        lyceum::consent::manifests::expand(conn, &filter)
+            .map(|all| all.into_iter().map(|d| d.basis).collect::<Vec<String>>())
     })
     .await;
     assert!(!bases.is_empty() && bases.iter().all(|b| b == "processor"), "{bases:?}");
@@ -383,15 +385,17 @@ on_both!(a_sponsored_seat_keeps_the_original_enrollment_date, seat_keeps_enrollm
 
 /// The learners whose records this partner was handed.
 async fn disclosed_to(app: &TestApp, partner_id: i64) -> Vec<i64> {
-    run(app, move |conn| {
-        disclosures::table
-            .filter(disclosures::partner_id.eq(partner_id))
-            .select(disclosures::user_id)
-            .distinct()
-            .order(disclosures::user_id)
-            .load::<i64>(conn)
+    let mut users: Vec<i64> = run(app, move |conn| {
+        let filter = lyceum::consent::manifests::Filter { partner_id: Some(partner_id), ..Default::default() };
+        lyceum::consent::manifests::expand(conn, &filter)
     })
     .await
+    .into_iter()
+    .map(|d| d.user_id)
+    .collect();
+    users.sort_unstable();
+    users.dedup();
+    users
 }
 
 /// The dashboard reads its page of staff through the gate, not the whole

@@ -1926,11 +1926,12 @@ async fn audit_names_the_subject(app: TestApp) {
     let export_item = api[0].3.clone().unwrap_or_default();
     let export_id = export_item.trim_start_matches("export ").split(' ').next().unwrap_or_default().to_string();
     let disclosed: i64 = run(&app, move |conn| {
-        lyceum::db::schema::disclosures::table
-            .filter(lyceum::db::schema::disclosures::export_id.eq(export_id))
-            .filter(lyceum::db::schema::disclosures::user_id.eq(zeph_id))
-            .count()
-            .get_result(conn)
+        let filter = lyceum::consent::manifests::Filter {
+            export_id: Some(&export_id),
+            user_id: Some(zeph_id),
+            ..Default::default()
+        };
+        lyceum::consent::manifests::expand(conn, &filter).map(|all| all.len() as i64)
     })
     .await;
     assert!(disclosed > 0, "the item names the export under which each learner's disclosure is logged: {export_item}");

@@ -13,7 +13,7 @@ use hmac::{Hmac, Mac};
 use lyceum::consent::Category;
 use lyceum::consent::partners::Partner;
 use lyceum::consent::push::{self, Destination, NewDestination, Target};
-use lyceum::db::schema::{disclosures, jobs, partner_sends};
+use lyceum::db::schema::{jobs, partner_sends};
 use partner_adapters::test_server::{Received, Reply, serve};
 use rocket::http::Status;
 use sha2::{Digest, Sha256};
@@ -108,17 +108,17 @@ pub(crate) async fn state(app: &TestApp, send_id: i64) -> (push::Send, String, i
 async fn disclosed(app: &TestApp, key: &str) -> Vec<(i64, String, String)> {
     let key = key.to_string();
     run(app, move |conn| {
-        disclosures::table
-            .filter(disclosures::export_id.eq(key))
-            .order(disclosures::id)
-            .select((disclosures::user_id, disclosures::basis, disclosures::fields))
-            .load::<(i64, String, String)>(conn)
+        let filter = lyceum::consent::manifests::Filter { export_id: Some(&key), ..Default::default() };
+        let all = lyceum::consent::manifests::expand(conn, &filter)?;
+        Ok::<_, diesel::result::Error>(
+            all.into_iter().filter(|d| d.delivered).map(|d| (d.user_id, d.basis, d.fields)).collect::<Vec<_>>(),
+        )
     })
     .await
 }
 
 /// Makes a waiting job due now, as if its backoff had passed.
-async fn due_now(app: &TestApp, send_id: i64) {
+pub(crate) async fn due_now(app: &TestApp, send_id: i64) {
     run(app, move |conn| {
         let job: Option<i64> = partner_sends::table.find(send_id).select(partner_sends::job_id).first(conn)?;
         diesel::update(jobs::table.find(job.unwrap_or(0))).set(jobs::run_at.eq(lyceum::db::now())).execute(conn)

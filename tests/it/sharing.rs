@@ -6,7 +6,7 @@ use lyceum::consent::ledger;
 use lyceum::consent::partners::{self, Partner};
 use lyceum::consent::sharing::{self, Want};
 use lyceum::consent::{Categories, Category, PartnerKind, Purpose, sponsors};
-use lyceum::db::schema::{consent_ledger, disclosures, enrollments, users};
+use lyceum::db::schema::{consent_ledger, enrollments, users};
 use rocket::http::{Header, Status};
 
 use crate::common::{Learner, TestApp};
@@ -136,7 +136,7 @@ async fn member_sharing(app: TestApp) {
     assert!(!body.contains("bob"), "nothing identifies the decliner");
 
     // promise: SHR-5 — every record handed out has a disclosure row.
-    let ds = run(&app, |conn| disclosures::table.select(sharing::Disclosure::as_select()).load(conn)).await;
+    let ds = run(&app, |conn| lyceum::consent::manifests::expand(conn, &Default::default())).await;
     assert_eq!(ds.len(), 2);
     assert!(
         ds.iter().any(|d| d.basis == "consent" && d.fields.contains("learner.email") && d.consent_ledger_id.is_some())
@@ -333,8 +333,11 @@ on_both!(shr_2_shr_6_sponsor_sees_consented_progress_only, sponsor_flow);
 
 /// Disclosure rows a sponsor's report views have written so far.
 async fn report_disclosures(app: &TestApp) -> i64 {
-    run(app, |conn| disclosures::table.filter(disclosures::export_id.like("report-%")).count().get_result::<i64>(conn))
-        .await
+    run(app, |conn| {
+        let all = lyceum::consent::manifests::expand(conn, &Default::default())?;
+        Ok::<_, diesel::result::Error>(all.iter().filter(|d| d.export_id.starts_with("report-")).count() as i64)
+    })
+    .await
 }
 
 /// A sponsor "acme" with `learners` seats on the first run, each redeemed by a
@@ -499,7 +502,9 @@ async fn report_reads_beside_writers(app: TestApp) {
         assert!(w.is_ok(), "a learner's write waited for the report: {w:?}");
     }
     let disclosed: Vec<i64> = run(&app, |conn| {
-        disclosures::table.filter(disclosures::export_id.eq("report-beside")).select(disclosures::user_id).load(conn)
+        let filter = lyceum::consent::manifests::Filter { export_id: Some("report-beside"), ..Default::default() };
+        lyceum::consent::manifests::expand(conn, &filter)
+            .map(|all| all.into_iter().map(|d| d.user_id).collect::<Vec<i64>>())
     })
     .await;
     if app.db().backend() == lyceum::db::Backend::Sqlite {
@@ -981,11 +986,9 @@ async fn walk(app: &TestApp, partner: &Partner) -> Vec<Option<i64>> {
     let p = partner.clone();
     run(app, move |conn| {
         sharing::all(conn, &p, Purpose::MemberSharing, Want::ALL, "push-key-1", "http://x", lyceum::db::now())?;
-        disclosures::table
-            .filter(disclosures::export_id.eq("push-key-1"))
-            .order(disclosures::id)
-            .select(disclosures::consent_ledger_id)
-            .load::<Option<i64>>(conn)
+        let filter = lyceum::consent::manifests::Filter { export_id: Some("push-key-1"), ..Default::default() };
+        lyceum::consent::manifests::expand(conn, &filter)
+            .map(|all| all.into_iter().map(|d| d.consent_ledger_id).collect::<Vec<Option<i64>>>())
     })
     .await
 }
@@ -1263,11 +1266,10 @@ fn listed(page: &str, n: usize) -> std::collections::BTreeSet<Category> {
 pub(crate) async fn released(app: &TestApp, username: &str, purpose: Purpose) -> std::collections::BTreeSet<Category> {
     let uid = user_id(app, username).await;
     let fields: Vec<String> = run(app, move |conn| {
-        disclosures::table
-            .filter(disclosures::user_id.eq(uid))
-            .filter(disclosures::purpose.eq(purpose.as_str()))
-            .select(disclosures::fields)
-            .load::<String>(conn)
+        let all = lyceum::consent::manifests::disclosures_of(conn, uid, i64::MAX)?;
+        Ok::<_, diesel::result::Error>(
+            all.into_iter().filter(|d| d.purpose == purpose.as_str()).map(|d| d.fields).collect::<Vec<String>>(),
+        )
     })
     .await;
     assert!(!fields.is_empty(), "nothing left for {username} under {}", purpose.as_str());

@@ -22,7 +22,7 @@ use lyceum::consent::sharing::{self, Basis, Request, Shared, Want};
 use lyceum::consent::sponsors::{self, Decision, SeatRequest, SponsorError};
 use lyceum::consent::{Categories, Category, PartnerKind, Purpose, member, run_scope, texts};
 use lyceum::db::Conn;
-use lyceum::db::schema::{consent_ledger, consents, disclosures, enrollments, users};
+use lyceum::db::schema::{consent_ledger, consents, enrollments, users};
 use lyceum::learning::authoring::{self, RunInput};
 use lyceum::learning::model::Course;
 use lyceum::learning::service::{self as learning, LearningError, Track};
@@ -821,12 +821,17 @@ fn check_export(
     }
 
     // promise: SHR-5 — every record that leaves has its disclosure row, and nothing else has one.
-    let rows: Vec<sharing::Disclosure> = disclosures::table
-        .filter(disclosures::export_id.eq(export_id))
-        .select(sharing::Disclosure::as_select())
+    let filter = lyceum::consent::manifests::Filter { export_id: Some(export_id), ..Default::default() };
+    let rows: Vec<sharing::Disclosure> = lyceum::consent::manifests::expand(conn, &filter).map_err(fail)?;
+    prop_assert_eq!(rows.len(), shared.len(), "one disclosure row per record handed out in {}", export_id);
+    // The manifests count exactly what left: no more, no less, all delivered.
+    let counted: Vec<i64> = lyceum::db::schema::manifests::table
+        .filter(lyceum::db::schema::manifests::export_id.eq(export_id))
+        .select(lyceum::db::schema::manifests::entries)
         .load(conn)
         .map_err(fail)?;
-    prop_assert_eq!(rows.len(), shared.len(), "one disclosure row per record handed out in {}", export_id);
+    prop_assert_eq!(counted.iter().sum::<i64>() as usize, shared.len(), "manifest counts in {}", export_id);
+    prop_assert!(rows.iter().all(|r| r.delivered), "a page handed out is delivered");
     let mut by_key: HashMap<&str, &sharing::Disclosure> = HashMap::new();
     for r in &rows {
         prop_assert!(by_key.insert(r.record_key.as_str(), r).is_none(), "two rows for {}", r.record_key);

@@ -1,0 +1,2 @@
+DROP TABLE manifests;
+DROP FUNCTION manifests_append_only();

@@ -1,0 +1,428 @@
+//! Disclosure manifests (SHR-5, RGT-2): a manifest per delivered page or
+//! send instead of a row per record; attempts told apart from deliveries;
+//! the chain and its anchor; erasure inside the chain; the move of the rows
+//! logged before manifests.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use diesel::prelude::*;
+use lyceum::consent::manifests::{self, Filter};
+use lyceum::consent::push::Target;
+use lyceum::consent::sharing::{self, Want};
+use lyceum::consent::{Purpose, seal};
+use lyceum::db::DbConnection;
+use lyceum::db::schema::{jobs, manifests as manifest_rows, partner_sends, users};
+use partner_adapters::test_server::{Reply, serve};
+
+use crate::common::{Learner, PASSWORD, TestApp};
+use crate::on_both;
+use crate::push::{ada_shares_bob_declines, destination, due_now, queue, state};
+use crate::sharing::{as_user, run};
+
+async fn user_id(app: &TestApp, name: &str) -> i64 {
+    let name = name.to_string();
+    run(app, move |conn| users::table.filter(users::username.eq(name)).select(users::id).first::<i64>(conn)).await
+}
+
+fn ada() -> Learner {
+    Learner { username: "ada".into(), email: "ada@example.org".into(), password: PASSWORD.into() }
+}
+
+/// Lets a test change what the append-only triggers guard, as someone with
+/// the database alone could.
+fn drop_manifest_guard(conn: &mut lyceum::db::Conn) -> QueryResult<usize> {
+    match conn {
+        DbConnection::Pg(_) => {
+            diesel::sql_query("ALTER TABLE manifests DISABLE TRIGGER manifests_append_only").execute(conn)
+        }
+        DbConnection::Sqlite(_) => {
+            diesel::sql_query("DROP TRIGGER manifests_no_update").execute(conn)?;
+            diesel::sql_query("DROP TRIGGER manifests_no_delete").execute(conn)
+        }
+    }
+}
+
+async fn failed_push(app: TestApp) {
+    let partner = ada_shares_bob_declines(&app).await;
+    let down = Arc::new(AtomicBool::new(true));
+    let flag = down.clone();
+    let (url, _log) =
+        serve(move |_, _| if flag.load(Ordering::SeqCst) { Reply::new(503, "down") } else { Reply::new(200, "{}") })
+            .await;
+    let dest = destination(&app, &partner, Target::Webhook { url: format!("{url}/hook") }, "all", "jsonl").await;
+    let key = "hook-attempted";
+    let send_id = queue(&app, &dest, key).await;
+    run(&app, move |conn| {
+        let job: Option<i64> = partner_sends::table.find(send_id).select(partner_sends::job_id).first(conn)?;
+        diesel::update(jobs::table.find(job.unwrap_or(0))).set(jobs::max_attempts.eq(2)).execute(conn)
+    })
+    .await;
+    app.run_jobs().await;
+    due_now(&app, send_id).await;
+    app.run_jobs().await;
+    assert_eq!(state(&app, send_id).await.1, "dead");
+    // promise: SHR-5 — an attempt is recorded as one, once however often it
+    // was retried, and never as a delivery.
+    let all =
+        run(&app, move |conn| manifests::expand(conn, &Filter { export_id: Some(key), ..Filter::default() })).await;
+    assert_eq!(all.len(), 2, "Ada's record and Bob's de-identified one, once each: {all:?}");
+    assert!(all.iter().all(|d| !d.delivered), "{all:?}");
+    as_user(&app, &ada()).await;
+    let (_, page) = app.get("/sharing").await;
+    assert!(page.contains("never arrived"), "the attempt is told: {page}");
+    assert!(!page.contains("northbridge University received"), "and not as shared: {page}");
+
+    // Once it arrives, it is a delivery.
+    down.store(false, Ordering::SeqCst);
+    run(&app, move |conn| {
+        let job: Option<i64> = partner_sends::table.find(send_id).select(partner_sends::job_id).first(conn)?;
+        lyceum::jobs::retry(conn, job.unwrap_or(0))
+    })
+    .await;
+    app.run_jobs().await;
+    assert_eq!(state(&app, send_id).await.1, "done");
+    let all =
+        run(&app, move |conn| manifests::expand(conn, &Filter { export_id: Some(key), ..Filter::default() })).await;
+    assert_eq!(all.iter().filter(|d| d.delivered).count(), 2, "{all:?}");
+    as_user(&app, &ada()).await;
+    let (_, page) = app.get("/sharing").await;
+    assert!(page.contains("received"), "{page}");
+}
+on_both!(shr_5_a_push_that_never_arrived_shows_as_attempted_never_as_shared, failed_push);
+
+async fn one_per_group(app: TestApp) {
+    let partner = ada_shares_bob_declines(&app).await;
+    let p = partner.clone();
+    let (shared, rows, entries) = run(&app, move |conn| {
+        let now = lyceum::db::now();
+        let shared = sharing::all(conn, &p, Purpose::MemberSharing, Want::ALL, "pull-1", "http://x", now)?;
+        // Asked again under the same export id (a resumed pull): nothing new.
+        sharing::all(conn, &p, Purpose::MemberSharing, Want::ALL, "pull-1", "http://x", now)?;
+        let rows: i64 = manifest_rows::table.filter(manifest_rows::export_id.eq("pull-1")).count().get_result(conn)?;
+        let entries: Vec<i64> = manifest_rows::table
+            .filter(manifest_rows::export_id.eq("pull-1"))
+            .select(manifest_rows::entries)
+            .load(conn)?;
+        Ok::<_, diesel::result::Error>((shared.len(), rows, entries.iter().sum::<i64>()))
+    })
+    .await;
+    assert_eq!(shared, 2);
+    assert_eq!(rows, 2, "one manifest per basis and fields (Ada's consent, Bob's de-identified record)");
+    assert_eq!(entries, 2, "recorded once, however often the export asked");
+}
+on_both!(shr_5_a_page_is_one_manifest_per_group_and_a_resume_records_nothing_twice, one_per_group);
+
+/// Two exports of Ada's and Bob's records, and the head published.
+async fn two_exports(app: &TestApp) -> Vec<seal::Anchor> {
+    let partner = ada_shares_bob_declines(app).await;
+    let path = app.dir.path().join("consent-anchor.jsonl");
+    let p = path.clone();
+    run(app, move |conn| {
+        let now = lyceum::db::now();
+        sharing::all(conn, &partner, Purpose::MemberSharing, Want::ALL, "chain-1", "http://x", now)?;
+        sharing::all(conn, &partner, Purpose::MemberSharing, Want::ALL, "chain-2", "http://x", now)?;
+        seal::publish(conn, &p, now).map_err(|e| diesel::result::Error::QueryBuilderError(e.to_string().into()))
+    })
+    .await;
+    seal::read(&path).expect("the anchor file reads")
+}
+
+async fn chain(app: TestApp) {
+    let anchors = two_exports(&app).await;
+    assert!(anchors[0].manifest_id.is_some(), "the head names the newest manifest");
+    let a = anchors.clone();
+    let v = run(&app, move |conn| manifests::verify_against(conn, &a)).await;
+    assert!(v.intact() && v.manifests == 4 && v.entries == 4, "{v:?}");
+
+    // The triggers refuse an edit and a deletion.
+    let refused = run(&app, |conn| {
+        let edit = diesel::update(manifest_rows::table).set(manifest_rows::fields.eq("x")).execute(conn).is_err();
+        let delete = diesel::delete(manifest_rows::table).execute(conn).is_err();
+        Ok::<_, diesel::result::Error>(edit && delete)
+    })
+    .await;
+    assert!(refused, "manifests are append-only");
+
+    // A forged learner set (Cyrus added to the first manifest): caught.
+    let (first, learners) = run(&app, |conn| {
+        drop_manifest_guard(conn)?;
+        manifest_rows::table
+            .order(manifest_rows::id)
+            .select((manifest_rows::id, manifest_rows::learners))
+            .first::<(i64, Vec<u8>)>(conn)
+    })
+    .await;
+    let mut forged = manifests::decode(&learners).expect("a bitmap");
+    forged.insert(424242);
+    let bytes = manifests::encode(&forged);
+    run(&app, move |conn| {
+        diesel::update(manifest_rows::table.find(first)).set(manifest_rows::learners.eq(bytes)).execute(conn)
+    })
+    .await;
+    let v = run(&app, |conn| manifests::verify_against(conn, &[])).await;
+    let (id, why) = v.first_broken.expect("a forged set is caught");
+    assert_eq!(id, first);
+    assert!(why.contains("set was changed"), "{why}");
+    run(&app, move |conn| {
+        diesel::update(manifest_rows::table.find(first)).set(manifest_rows::learners.eq(learners)).execute(conn)
+    })
+    .await;
+
+    // An edited manifest: caught.
+    let fields: String = run(&app, move |conn| {
+        let f: String = manifest_rows::table.find(first).select(manifest_rows::fields).first(conn)?;
+        diesel::update(manifest_rows::table.find(first))
+            .set(manifest_rows::fields.eq(format!("{f},learner.date_of_birth")))
+            .execute(conn)?;
+        Ok::<_, diesel::result::Error>(f)
+    })
+    .await;
+    let v = run(&app, |conn| manifests::verify_against(conn, &[])).await;
+    assert!(v.first_broken.is_some_and(|(id, why)| id == first && why.contains("changed")));
+    run(&app, move |conn| {
+        diesel::update(manifest_rows::table.find(first)).set(manifest_rows::fields.eq(fields)).execute(conn)
+    })
+    .await;
+    let v = run(&app, |conn| manifests::verify_against(conn, &[])).await;
+    assert!(v.intact(), "{v:?}");
+
+    // The newest manifest deleted: the chain still holds, the anchor does not.
+    let newest = anchors[0].manifest_id.unwrap();
+    run(&app, move |conn| diesel::delete(manifest_rows::table.find(newest)).execute(conn)).await;
+    let v = run(&app, |conn| manifests::verify_against(conn, &[])).await;
+    assert!(v.intact() && v.manifests == 3, "without the anchor the cut is invisible: {v:?}");
+    let a = anchors.clone();
+    let v = run(&app, move |conn| manifests::verify_against(conn, &a)).await;
+    let why = v.anchor_broken.expect("the published manifest is missing");
+    assert!(why.contains(&format!("manifest {newest}")) && why.contains("deleted"), "{why}");
+}
+on_both!(shr_5_edited_deleted_and_forged_manifests_are_caught, chain);
+
+async fn erased(app: TestApp) {
+    let anchors = two_exports(&app).await;
+    let (ada_id, bob_id) = (user_id(&app, "ada").await, user_id(&app, "bob").await);
+    let before = run(&app, move |conn| manifests::disclosures_of(conn, ada_id, 100)).await;
+    assert_eq!(before.len(), 2, "{before:?}");
+    // promise: RGT-2 — erasure takes the learner out of the manifests
+    // (the only update the triggers let through), and the chain holds.
+    let taken = run(&app, move |conn| manifests::erase(conn, ada_id)).await;
+    assert_eq!(taken, 2);
+    let after = run(&app, move |conn| manifests::disclosures_of(conn, ada_id, 100)).await;
+    assert!(after.is_empty(), "{after:?}");
+    let bob = run(&app, move |conn| manifests::disclosures_of(conn, bob_id, 100)).await;
+    assert_eq!(bob.len(), 2, "the others' entries stay: {bob:?}");
+    let a = anchors.clone();
+    let v = run(&app, move |conn| manifests::verify_against(conn, &a)).await;
+    assert!(v.intact() && v.erased == 2, "{v:?}");
+    // Erasure cannot put anyone back: a smaller erased count is refused.
+    let refused = run(&app, |conn| {
+        Ok::<_, diesel::result::Error>(
+            diesel::update(manifest_rows::table).set(manifest_rows::erased.eq(0)).execute(conn).is_err(),
+        )
+    })
+    .await;
+    assert!(refused);
+}
+on_both!(rgt_2_an_erased_learner_leaves_the_manifests_and_the_chain_still_verifies, erased);
+
+async fn payload(app: TestApp) {
+    let partner = ada_shares_bob_declines(&app).await;
+    let (url, log) = serve(|_, _| Reply::new(200, "{}")).await;
+    let dest = destination(&app, &partner, Target::Webhook { url: format!("{url}/hook") }, "all", "jsonl").await;
+    crate::push::push_until_done(&app, &dest, "payload-1").await;
+    let body: Vec<u8> = log.lock().unwrap().iter().flat_map(|r| r.body.clone()).collect();
+    let found = run(&app, move |conn| manifests::match_payload(conn, &body)).await;
+    match found {
+        manifests::PayloadMatch::Manifests { export_id, entries, state, .. } => {
+            assert_eq!((export_id.as_str(), entries, state.as_str()), ("payload-1", 2, "delivered"));
+        }
+        other => panic!("the body the partner received matches its manifests: {other:?}"),
+    }
+    let other = run(&app, |conn| manifests::match_payload(conn, b"something else")).await;
+    assert_eq!(other, manifests::PayloadMatch::Nothing);
+}
+on_both!(shr_5_a_payload_a_partner_received_is_matched_to_its_manifests, payload);
+
+/// Runs this backend's migrations up to and including 000051.
+fn migrate_to_51(conn: &mut DbConnection) {
+    use diesel::migration::MigrationSource;
+    use diesel_migrations::{FileBasedMigrations, MigrationHarness};
+    fn upto<DB: diesel::backend::Backend>(h: &mut impl MigrationHarness<DB>, source: FileBasedMigrations)
+    where
+        FileBasedMigrations: MigrationSource<DB>,
+    {
+        for m in h.pending_migrations(source).expect("migrations") {
+            if m.name().version().to_string().as_str() > "20261207000051" {
+                break;
+            }
+            h.run_migration(&*m).expect("a migration");
+        }
+    }
+    match conn {
+        DbConnection::Sqlite(c) => upto(c, FileBasedMigrations::from_path("migrations/sqlite").unwrap()),
+        DbConnection::Pg(c) => upto(c, FileBasedMigrations::from_path("migrations/postgres").unwrap()),
+    }
+}
+
+type Told =
+    (i64, Option<i64>, String, String, String, String, Option<i64>, Option<String>, Option<String>, String, String);
+
+fn legacy(url: &str, fresh_schema: bool) {
+    seal::install_key(crate::common::TEST_SECRET.as_bytes());
+    let db = lyceum::db::Db::connect(url, 1).expect("connect");
+    let mut conn = db.get().expect("a connection");
+    if fresh_schema {
+        diesel::sql_query("DROP SCHEMA public CASCADE").execute(&mut *conn).unwrap();
+        diesel::sql_query("CREATE SCHEMA public").execute(&mut *conn).unwrap();
+    }
+    migrate_to_51(&mut conn);
+    let c = &mut *conn;
+    let at = |h: u32| chrono::NaiveDate::from_ymd_opt(2026, 12, 1).unwrap().and_hms_opt(h, 0, 0).unwrap();
+    diesel::sql_query(
+        "INSERT INTO partners (kind, slug, name, contact_email, profile_fields, pseudonym_salt, created_at, updated_at) \
+         VALUES ('sponsor', 'acme', 'Acme Corp', 'a@example.org', '', 'salt', '2026-12-01 00:00:00', '2026-12-01 00:00:00')",
+    )
+    .execute(c)
+    .unwrap();
+    #[derive(QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        id: i64,
+    }
+    let partner = diesel::sql_query("SELECT id FROM partners").get_result::<Id>(c).unwrap().id;
+    let (ada, bob) = (1001i64, 1002i64);
+    let mut ledger = Vec::new();
+    for (user, hour) in [(ada, 1), (bob, 1), (ada, 3)] {
+        diesel::sql_query(
+            "INSERT INTO consent_ledger (user_id, partner_id, purpose, scope, action, categories, method, actor, \
+             created_at, prev_hash, row_hash) VALUES ($1, $2, 'partner_marketing', 'all', 'grant', 'profile.email', \
+             'web_form', 'learner', $3, 'p', 'h')",
+        )
+        .bind::<diesel::sql_types::BigInt, _>(user)
+        .bind::<diesel::sql_types::BigInt, _>(partner)
+        .bind::<diesel::sql_types::Timestamp, _>(at(hour))
+        .execute(c)
+        .unwrap();
+        ledger.push(diesel::sql_query("SELECT max(id) AS id FROM consent_ledger").get_result::<Id>(c).unwrap().id);
+    }
+    // Rows as the gate, the marketing list and staff wrote them before manifests.
+    let rows: Vec<Told> = vec![
+        (
+            ada,
+            Some(partner),
+            "Acme Corp".into(),
+            "partner_marketing".into(),
+            "learner.email".into(),
+            "consent".into(),
+            Some(ledger[0]),
+            None,
+            None,
+            "mk-1".into(),
+            format!("contact:{ada}"),
+        ),
+        (
+            bob,
+            Some(partner),
+            "Acme Corp".into(),
+            "partner_marketing".into(),
+            "learner.email".into(),
+            "consent".into(),
+            Some(ledger[1]),
+            None,
+            None,
+            "mk-1".into(),
+            format!("contact:{bob}"),
+        ),
+        (
+            ada,
+            None,
+            "County Police".into(),
+            "legal_obligation".into(),
+            "learner.name".into(),
+            "legal".into(),
+            None,
+            Some("s.29 DPA 2018".into()),
+            Some("Asked in writing".into()),
+            "legal-1".into(),
+            format!("user:{ada}"),
+        ),
+        (
+            ada,
+            Some(partner),
+            "Acme Corp".into(),
+            "partner_marketing".into(),
+            "learner.email".into(),
+            "consent".into(),
+            Some(ledger[2]),
+            None,
+            None,
+            "mk-2".into(),
+            format!("contact:{ada}"),
+        ),
+    ];
+    for (i, r) in rows.iter().enumerate() {
+        diesel::sql_query(
+            "INSERT INTO disclosures (user_id, partner_id, recipient, purpose, fields, basis, consent_ledger_id, \
+             legal_reference, note, recorded_by, export_id, record_key, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        )
+        .bind::<diesel::sql_types::BigInt, _>(r.0)
+        .bind::<diesel::sql_types::Nullable<diesel::sql_types::BigInt>, _>(r.1)
+        .bind::<diesel::sql_types::Text, _>(&r.2)
+        .bind::<diesel::sql_types::Text, _>(&r.3)
+        .bind::<diesel::sql_types::Text, _>(&r.4)
+        .bind::<diesel::sql_types::Text, _>(&r.5)
+        .bind::<diesel::sql_types::Nullable<diesel::sql_types::BigInt>, _>(r.6)
+        .bind::<diesel::sql_types::Nullable<diesel::sql_types::Text>, _>(&r.7)
+        .bind::<diesel::sql_types::Nullable<diesel::sql_types::Text>, _>(&r.8)
+        .bind::<diesel::sql_types::Nullable<diesel::sql_types::BigInt>, _>(r.7.as_ref().map(|_| 7i64))
+        .bind::<diesel::sql_types::Text, _>(&r.9)
+        .bind::<diesel::sql_types::Text, _>(&r.10)
+        .bind::<diesel::sql_types::Timestamp, _>(at(if i == 3 { 4 } else { 2 }))
+        .execute(c)
+        .unwrap();
+    }
+    // The rest of the migrations, and the move.
+    lyceum::db::migrate_connection(&mut conn).expect("migrate");
+    let told = |d: &manifests::Disclosure| -> Told {
+        (
+            d.user_id,
+            d.partner_id,
+            d.recipient.clone(),
+            d.purpose.clone(),
+            d.fields.clone(),
+            d.basis.clone(),
+            d.consent_ledger_id,
+            d.legal_reference.clone(),
+            d.note.clone(),
+            d.export_id.clone(),
+            d.record_key.clone(),
+        )
+    };
+    for user in [ada, bob] {
+        let mut expected: Vec<Told> = rows.iter().filter(|r| r.0 == user).cloned().collect();
+        let mut got: Vec<Told> = manifests::disclosures_of(&mut conn, user, 100).unwrap().iter().map(told).collect();
+        expected.sort();
+        got.sort();
+        assert_eq!(got, expected, "learner {user}'s log reads the same after the move");
+    }
+    let legal = manifests::disclosures_of(&mut conn, ada, 100).unwrap();
+    assert!(legal.iter().any(|d| d.recorded_by == Some(7) && d.created_at == at(2)), "{legal:?}");
+    let v = manifests::verify_against(&mut conn, &[]).unwrap();
+    assert!(v.intact() && v.entries == 4, "{v:?}");
+    let gone = diesel::sql_query("SELECT count(*) AS id FROM disclosures_legacy").get_result::<Id>(&mut *conn);
+    assert!(gone.is_err(), "the old table is dropped once moved");
+}
+
+#[test]
+fn shr_5_disclosure_rows_logged_before_manifests_move_into_them_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    legacy(&format!("sqlite://{}", dir.path().join("old.db").display()), false);
+}
+
+#[test]
+fn shr_5_disclosure_rows_logged_before_manifests_move_into_them_postgres() {
+    let Some(db) = crate::common::postgres::TestDatabase::create() else { return };
+    legacy(&db.url, true);
+}
