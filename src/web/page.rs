@@ -230,14 +230,28 @@ impl Templates {
 
     /// Renders `name` with `ctx` inside the layout, adding what every page shows:
     /// the signed-in user, the CSRF token, the flash message, the site facts.
+    /// Both contexts are handed to Handlebars as they are: `render` would
+    /// copy the whole context (every string of the view, then the rendered
+    /// body) into a new JSON value before rendering.
     pub fn render_page(&self, req: &Request<'_>, name: &str, title: &str, ctx: Value) -> Result<String, TemplateError> {
         let globals = layout_globals(req, title);
         let mut page_ctx = globals.clone();
         merge(&mut page_ctx, ctx);
-        let body = self.render_html(name, &page_ctx)?;
+        let nav = page_ctx.get("nav").cloned().unwrap_or(Value::Null);
+        let body = self.render_owned(name, page_ctx)?;
         let mut layout_ctx = globals;
-        merge(&mut layout_ctx, json!({ "body": body, "nav": page_ctx.get("nav").cloned().unwrap_or(Value::Null) }));
-        self.render_html("layout", &layout_ctx)
+        if let Value::Object(map) = &mut layout_ctx {
+            map.insert("body".into(), Value::String(body));
+            map.insert("nav".into(), nav);
+        }
+        self.render_owned("layout", layout_ctx)
+    }
+
+    /// Renders `name` with `ctx`, which Handlebars takes without copying it.
+    fn render_owned(&self, name: &str, ctx: Value) -> Result<String, TemplateError> {
+        self.html
+            .render_with_context(name, &handlebars::Context::from(ctx))
+            .map_err(|e| TemplateError::Render(name.into(), e.to_string()))
     }
 }
 
