@@ -234,21 +234,25 @@ fn disclosures(conn: &mut Conn, user_id: i64) -> QueryResult<Vec<Map<String, Val
     Ok(rows
         .into_iter()
         .map(|d| {
-            let mut m = Map::new();
-            m.insert("created_at".into(), json!(d.created_at.format("%Y-%m-%dT%H:%M:%SZ").to_string()));
-            m.insert("partner_id".into(), json!(d.partner_id));
-            m.insert("recipient".into(), json!(d.recipient));
-            m.insert("purpose".into(), json!(d.purpose));
-            m.insert("fields".into(), json!(d.fields));
-            m.insert("basis".into(), json!(d.basis));
-            m.insert("consent_ledger_id".into(), json!(d.consent_ledger_id));
-            m.insert("legal_reference".into(), json!(d.legal_reference));
-            m.insert("note".into(), json!(d.note));
-            m.insert("export_id".into(), json!(d.export_id));
-            m.insert("record_key".into(), json!(d.record_key));
-            m.insert("state".into(), json!(if d.delivered { "delivered" } else { "attempted" }));
-            m.insert("manifest_id".into(), json!(d.id));
-            m
+            let row = json!({
+                "created_at": d.created_at.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                "partner_id": d.partner_id,
+                "recipient": d.recipient,
+                "purpose": d.purpose,
+                "fields": d.fields,
+                "basis": d.basis,
+                "consent_ledger_id": d.consent_ledger_id,
+                "legal_reference": d.legal_reference,
+                "note": d.note,
+                "export_id": d.export_id,
+                "record_key": d.record_key,
+                "state": if d.delivered { "delivered" } else { "attempted" },
+                "manifest_id": d.id,
+            });
+            match row {
+                Value::Object(m) => m,
+                _ => Map::new(),
+            }
         })
         .collect())
 }
