@@ -1108,25 +1108,35 @@ fn live_consents(
     purpose: Purpose,
     user_ids: &[i64],
 ) -> QueryResult<HashMap<(i64, String), (i64, Categories)>> {
-    Ok(consents::table
-        .filter(consents::partner_id.eq(partner.id))
-        .filter(consents::purpose.eq(purpose.as_str()))
-        .filter(consents::status.eq(super::ConsentStatus::Granted.as_str()))
-        .filter(consents::user_id.eq_any(user_ids))
-        .select((consents::user_id, consents::scope, consents::ledger_id, consents::categories))
-        .load::<(i64, String, i64, String)>(conn)?
-        .into_iter()
-        .map(|(u, s, l, c)| ((u, s), (l, Categories::parse(&c).intersect(&purpose.ceiling()))))
-        .collect())
+    let mut live = HashMap::new();
+    // In bounded lists: SQLite binds at most 32,766 values in one statement.
+    for users in user_ids.chunks(WALK_PAGE as usize) {
+        live.extend(
+            consents::table
+                .filter(consents::partner_id.eq(partner.id))
+                .filter(consents::purpose.eq(purpose.as_str()))
+                .filter(consents::status.eq(super::ConsentStatus::Granted.as_str()))
+                .filter(consents::user_id.eq_any(users))
+                .select((consents::user_id, consents::scope, consents::ledger_id, consents::categories))
+                .load::<(i64, String, i64, String)>(conn)?
+                .into_iter()
+                .map(|(u, s, l, c)| ((u, s), (l, Categories::parse(&c).intersect(&purpose.ceiling())))),
+        );
+    }
+    Ok(live)
 }
 
 fn restricted_among(conn: &mut Conn, user_ids: &[i64]) -> QueryResult<HashSet<i64>> {
-    Ok(sharing_restrictions::table
-        .filter(sharing_restrictions::user_id.eq_any(user_ids))
-        .select(sharing_restrictions::user_id)
-        .load::<i64>(conn)?
-        .into_iter()
-        .collect())
+    let mut restricted = HashSet::new();
+    for users in user_ids.chunks(WALK_PAGE as usize) {
+        restricted.extend(
+            sharing_restrictions::table
+                .filter(sharing_restrictions::user_id.eq_any(users))
+                .select(sharing_restrictions::user_id)
+                .load::<i64>(conn)?,
+        );
+    }
+    Ok(restricted)
 }
 
 /// A candidate as an exam body receives it. A cancelled booking, or one
@@ -1335,7 +1345,9 @@ pub fn funded_results(
         let rows: Vec<FundedRow> = exam_results::table
             .inner_join(exam_bookings::table.inner_join(exam_sessions::table.inner_join(courses::table)))
             .inner_join(users::table.on(users::id.eq(exam_results::user_id)))
-            .filter(exam_results::user_id.eq_any(&user_ids))
+            .filter(exam_results::user_id.eq_any(
+                sponsorships::table.filter(sponsorships::partner_id.eq(partner.id)).select(sponsorships::user_id),
+            ))
             .order(exam_results::id.asc())
             .select((
                 (
