@@ -127,6 +127,7 @@ pub fn install_keys(config: &Config) -> Result<(), StartError> {
     let secret = config.resolve_secret()?;
     consent::sharing::install_cursor_key(&secret);
     consent::seal::install_key(&secret);
+    db::after_migrations(|conn| consent::manifests::convert_legacy(conn).map(|_| ()).map_err(|e| e.to_string()));
     kernel::vault::install(kernel::vault::Vault::new(config.encryption_keys.as_deref(), &secret)?);
     Ok(())
 }

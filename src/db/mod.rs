@@ -205,10 +205,23 @@ pub fn migrate_connection(conn: &mut DbConnection) -> Result<usize, DbError> {
         DbConnection::Pg(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|v| v.len()),
     };
     let applied = applied.map_err(|e| DbError::Migration(e.to_string()))?;
-    // Disclosure rows of before manifests, kept aside by a migration, move
-    // into manifests here (it needs the site secret, which SQL has not).
-    crate::consent::manifests::convert_legacy(conn).map_err(|e| DbError::Migration(e.to_string()))?;
+    // Data a migration set aside for code to move (disclosure rows of
+    // before manifests need the site secret, which SQL has not): the areas
+    // that own it register the step; `db` knows no area.
+    if let Some(after) = AFTER_MIGRATIONS.get() {
+        after(conn).map_err(DbError::Migration)?;
+    }
     Ok(applied)
+}
+
+/// A step run after every migration, registered once at start by the crate
+/// root (which knows the areas).
+pub type AfterMigrations = fn(&mut DbConnection) -> Result<(), String>;
+static AFTER_MIGRATIONS: std::sync::OnceLock<AfterMigrations> = std::sync::OnceLock::new();
+
+/// Registers the step run after migrations; the first registration holds.
+pub fn after_migrations(step: AfterMigrations) {
+    let _ = AFTER_MIGRATIONS.set(step);
 }
 
 /// How many of this backend's embedded migrations are not applied yet (an

@@ -269,7 +269,12 @@ type Told =
     (i64, Option<i64>, String, String, String, String, Option<i64>, Option<String>, Option<String>, String, String);
 
 fn legacy(url: &str, fresh_schema: bool) {
-    seal::install_key(crate::common::TEST_SECRET.as_bytes());
+    // As at start: the keys, and the step that moves set-aside rows after migrating.
+    let config = lyceum::config::Config {
+        secret_key: Some(crate::common::TEST_SECRET.into()),
+        ..lyceum::config::Config::default()
+    };
+    lyceum::install_keys(&config).expect("keys");
     let db = lyceum::db::Db::connect(url, 1).expect("connect");
     let mut conn = db.get().expect("a connection");
     if fresh_schema {
