@@ -22,6 +22,7 @@ use crate::storage::BlobStore;
 use crate::web::csrf::CsrfOnly;
 use crate::web::format::Day;
 use crate::web::guards::Viewer;
+use crate::web::page::Fragment;
 use crate::web::{AppError, AppResult, ClientInfo, CsrfForm, CurrentUser, Flash, Page};
 
 impl From<LearningError> for AppError {
@@ -342,8 +343,13 @@ fn shown<T: serde::Serialize>(
 ) -> AppResult<Page> {
     match shown {
         Ok(view) => page(template, title(&view), &view),
-        Err(out) => Ok(page("learning/enroll_first", out.course.title.clone(), &out)?.with_status(Status::Forbidden)),
+        Err(out) => enroll_first(&out),
     }
+}
+
+/// The page a course's pages show someone who has not enrolled (403).
+fn enroll_first(out: &views::EnrollFirstView) -> AppResult<Page> {
+    Ok(page("learning/enroll_first", out.course.title.clone(), out)?.with_status(Status::Forbidden))
 }
 
 #[get("/learn/<slug>")]
@@ -573,22 +579,38 @@ async fn unit_page(
                     )
                 })
                 .collect::<AppResult<Vec<_>>>()?;
-            Ok::<_, AppError>(Ok(views::UnitView {
+            let view = views::UnitView {
                 course: views::CourseSummary::of(&a.course),
                 unit: views::UnitHead { id: unit.id, title: unit.title.clone(), done: done.contains(&unit.id) },
                 blocks,
                 prev,
                 next,
                 preview: a.enrollment.is_none(),
-                outline: views::outline(&slug, &sections, &done, Some(unit.id)),
                 position: pos + 1,
                 total: order.len(),
                 units_done: order.iter().filter(|(_, u)| done.contains(&u.id)).count(),
                 section: section.title.clone(),
-            }))
+            };
+            Ok::<_, AppError>(Ok((view, views::outline(&slug, &sections, &done, Some(unit.id)))))
         })
         .await?;
-    let page = shown(view, "learning/unit", |v| v.unit.title.clone())?;
+    // Each section of the outline is rendered once for everyone who sees it
+    // with the same ticks and current unit (every learner who has not begun
+    // it, or finished it) and kept: the outline is most of a unit page's
+    // template work.
+    let page = match view {
+        Ok((view, outline)) => {
+            let sections = outline
+                .into_iter()
+                .map(|section| {
+                    let key = Fragment::key("learning/outline_section", &section);
+                    Fragment::new("learning/outline_section", key, move || section)
+                })
+                .collect();
+            page("learning/unit", view.unit.title.clone(), &view)?.with_fragments("outline_html", sections)
+        }
+        Err(out) => enroll_first(&out)?,
+    };
     Ok(if has_errors { page.with_status(Status::UnprocessableEntity) } else { page })
 }
 

@@ -97,14 +97,15 @@ pub struct AboutUnit {
 
 // ------------------------------------------------------------ the outline
 
-/// The course outline with the learner's ticks and position.
-#[derive(Debug, Serialize)]
+/// The course outline with the learner's ticks and position. `Hash`: a
+/// section beside a unit is a kept fragment keyed by all it shows.
+#[derive(Debug, Serialize, Hash)]
 pub struct OutlineSection {
     pub title: String,
     pub units: Vec<OutlineUnit>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Hash)]
 pub struct OutlineUnit {
     pub id: i64,
     pub title: String,
@@ -213,6 +214,8 @@ pub struct CertificateBadge {
 
 // ------------------------------------------------------------ unit page
 
+/// A unit page; its outline is shown as kept fragments, one per section
+/// (`learning/outline_section`, built from [`outline`]).
 #[derive(Debug, Serialize)]
 pub struct UnitView {
     pub course: CourseSummary,
@@ -221,7 +224,6 @@ pub struct UnitView {
     pub prev: Option<UnitLink>,
     pub next: Option<UnitLink>,
     pub preview: bool,
-    pub outline: Vec<OutlineSection>,
     /// "Unit `position` of `total`".
     pub position: usize,
     pub total: usize,

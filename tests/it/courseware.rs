@@ -64,6 +64,46 @@ async fn outline_beside_the_unit(app: TestApp) {
 }
 on_both!(a_unit_shows_the_course_outline_with_ticks_and_position, outline_beside_the_unit);
 
+/// The outline's sections are kept fragments (one render for everyone who
+/// sees a section the same way): each learner still sees their own ticks and
+/// place, a new tick and an author's rename show at once.
+async fn kept_outline_sections_follow_each_learner(app: TestApp) {
+    let c = seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    let unit2 = format!("/learn/intro-python/units/{}", c.units[1]);
+    verified(&app, "ada").await;
+    enroll(&app, &c.slug).await;
+    let (_, page) = app.get(&unit2).await;
+    let before = outline_of(&page).to_string();
+    assert!(!outline_item(&before, "intro-python", c.units[0]).contains("data-done"), "nothing done yet: {before}");
+    // Ada finishes the first unit: the same page now shows its tick.
+    app.post_form(&format!("/learn/intro-python/units/{}/complete", c.units[0]), &[]).await;
+    let (_, page) = app.get(&unit2).await;
+    assert!(outline_item(outline_of(&page), "intro-python", c.units[0]).contains("data-done"), "Ada's new tick");
+    // Bob, on the same unit, sees none of Ada's ticks.
+    app.sign_out().await;
+    verified(&app, "bob").await;
+    enroll(&app, &c.slug).await;
+    let (_, page) = app.get(&unit2).await;
+    assert_eq!(outline_of(&page), before, "Bob sees the outline Ada saw before her tick");
+    // On another unit the current mark moves.
+    let (_, page) = app.get(&format!("/learn/intro-python/units/{}", c.units[2])).await;
+    let here = outline_item(outline_of(&page), "intro-python", c.units[2]);
+    assert!(here.contains(r#"aria-current="page""#), "{here}");
+    assert!(!outline_item(outline_of(&page), "intro-python", c.units[1]).contains("aria-current"));
+    // The author renames the second unit: the kept sections show the new title.
+    let unit = c.units[1];
+    app.db()
+        .run(move |conn| {
+            let course = service::course_by_slug(conn, "intro-python")?;
+            authoring::outline_action(conn, &course, "rename_unit", unit, "Loops, renamed")
+        })
+        .await
+        .expect("unit renamed");
+    let (_, page) = app.get(&unit2).await;
+    assert!(outline_of(&page).contains("Loops, renamed"), "the renamed unit: {}", outline_of(&page));
+}
+on_both!(kept_outline_sections_show_each_learner_their_own_ticks, kept_outline_sections_follow_each_learner);
+
 async fn course_complete_page(app: TestApp) {
     let c = seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
     verified(&app, "ada").await;
