@@ -1533,8 +1533,13 @@ async fn redeem_seat(app: &TestApp, sponsor: &str, run_id: i64, who: &Learner, s
             None => partners::create(conn, PartnerKind::Sponsor, &slug, &slug, None, "hr@sponsor.example", now)
                 .map_err(|e| e.to_string())?,
         };
-        let seats =
-            sponsors::SeatRequest { run_id, seats: 1, expires_at: now + chrono::Duration::days(30), note: "", by: None };
+        let seats = sponsors::SeatRequest {
+            run_id,
+            seats: 1,
+            expires_at: now + chrono::Duration::days(30),
+            note: "",
+            by: None,
+        };
         let a = sponsors::allocate(conn, &p, &seats, now).map_err(|e| e.to_string())?;
         sponsors::free_codes(conn, &a).map_err(|e| e.to_string())?.pop().ok_or_else(|| "no code".to_string())
     })
@@ -1668,7 +1673,7 @@ async fn report_figures_follow_the_gate(app: TestApp) {
         }
     };
     let (a, b) = (run_of("intro-python").await, run_of("data-science").await);
-    let names = ["ada", "bob", "cleo", "dan", "eve", "fay", "gus", "hal", "ivy", "jon", "kim", "lea", "mo"];
+    let names = ["ada", "bob", "cleo", "dan", "eve", "fay", "gus", "hal", "ivy", "jon", "kim", "lea", "moe"];
     let mut people = std::collections::HashMap::new();
     for n in names {
         people.insert(n, verified(&app, n).await);
@@ -1695,8 +1700,13 @@ async fn report_figures_follow_the_gate(app: TestApp) {
     crate::departures::erase(&app, p("eve")).await;
     // Enrolled with a consent for acme but not sponsored by it; sponsored by another.
     as_user(&app, p("jon")).await;
-    let res =
-        app.post_form("/courses/intro-python/enroll", &[("run", "2026"), ("track", "audit"), ("share", "no")]).await;
+    let (_, about) = app.get("/courses/intro-python").await;
+    let mut form = vec![("run", "2026".to_string()), ("track", "audit".to_string()), ("share", "no".to_string())];
+    if let Some(c) = regex::Regex::new(r#"name="text_id" value="(\d+)""#).unwrap().captures(&about) {
+        form.push(("text_id", c[1].to_string()));
+    }
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let res = app.post_form("/courses/intro-python/enroll", &form).await;
     assert_eq!(res.headers().get_one("Location"), Some("/learn/intro-python"));
     acme_consent(&app, "jon", a, ledger::Action::Grant, &[Category::ProfileEmail, Category::Enrollment]).await;
     redeem_seat(&app, "globex", a, p("kim"), true).await;
@@ -1706,8 +1716,8 @@ async fn report_figures_follow_the_gate(app: TestApp) {
     // yields no record at all.
     redeem_seat(&app, "acme", b, p("gus"), true).await;
     progress_of(&app, "gus", b, &data.units[..2], Some(21), false).await;
-    redeem_seat(&app, "acme", b, p("mo"), true).await;
-    progress_of(&app, "mo", b, &data.units, Some(200), false).await;
+    redeem_seat(&app, "acme", b, p("moe"), true).await;
+    progress_of(&app, "moe", b, &data.units, Some(200), false).await;
     redeem_seat(&app, "acme", b, p("hal"), true).await;
     progress_of(&app, "hal", b, &data.units, Some(2), false).await;
     acme_consent(&app, "hal", b, ledger::Action::Grant, &[Category::ProfileEmail, Category::Enrollment]).await;
@@ -1738,7 +1748,7 @@ async fn report_figures_follow_the_gate(app: TestApp) {
             "gus@example.org",
             "hal@example.org",
             "lea@example.org",
-            "mo@example.org"
+            "moe@example.org"
         ],
         "the gate lets through those who share, sponsored by acme, and nobody else"
     );
@@ -1780,7 +1790,7 @@ async fn report_figures_follow_the_gate(app: TestApp) {
     assert_eq!(
         chart_desc(&page, "chart-funnel").as_deref(),
         Some("Enrolled: 6, Started: 5, Half-way: 4, Completed: 3"),
-        "hal's consent shows neither progress nor completion; mo's completion is long ago"
+        "hal's consent shows neither progress nor completion; moe's completion is long ago"
     );
 }
 on_both!(shr_6_the_report_counts_in_the_database_what_the_gate_lists, report_figures_follow_the_gate);
@@ -1834,9 +1844,10 @@ async fn report_page_reads_its_page(app: TestApp) {
     sponsored_learners(&app, 105).await;
     // Three of them completed the course: learner001, learner050 and learner102.
     for who in ["learner001", "learner050", "learner102"] {
-        let run_id: i64 =
-            run(&app, |conn| lyceum::db::schema::course_runs::table.select(lyceum::db::schema::course_runs::id).first(conn))
-                .await;
+        let run_id: i64 = run(&app, |conn| {
+            lyceum::db::schema::course_runs::table.select(lyceum::db::schema::course_runs::id).first(conn)
+        })
+        .await;
         progress_of(&app, who, run_id, &c.units, Some(0), false).await;
     }
     let boss = verified(&app, "boss").await;
