@@ -1753,6 +1753,8 @@ async fn report_figures_follow_the_gate(app: TestApp) {
         "the gate lets through those who share, sponsored by acme, and nobody else"
     );
     let titles: std::collections::BTreeSet<&str> = all.iter().map(|r| r.get(2).unwrap()).collect();
+    let counted = regex::Regex::new(r"(\d+) learner\(s\)\.").unwrap();
+    let option = regex::Regex::new(r#"<option value="[a-z-]+"(?: selected)?>([^<]+)</option>"#).unwrap();
     for course in ["", "intro-python", "data-science", "no-such-course"] {
         for status in ["", "completed", "in_progress", "nonsense"] {
             let query = format!("course={course}&status={status}");
@@ -1760,9 +1762,7 @@ async fn report_figures_follow_the_gate(app: TestApp) {
             assert_eq!(status_code, Status::Ok);
             let (_, csv) = app.get(&format!("/partners/acme/report.csv?{query}")).await;
             let rows = read_csv(&csv);
-            let count = regex::Regex::new(r"(\d+) learner\(s\)\.").unwrap().captures(&page).expect("a count")[1]
-                .parse::<usize>()
-                .unwrap();
+            let count = counted.captures(&page).expect("a count")[1].parse::<usize>().unwrap();
             assert_eq!(count, rows.len(), "{query}: the count is the CSV's rows: {csv}");
             let drawn = ["chart-funnel", "chart-progress", "chart-weekly"].map(|id| chart_desc(&page, id));
             match charts_of(&rows) {
@@ -1775,12 +1775,10 @@ async fn report_figures_follow_the_gate(app: TestApp) {
             }
             assert_eq!(page.matches("@example.org</td>").count(), rows.len(), "{query}");
             // The course choices are every course of the report, whatever the filter.
-            let offered: std::collections::BTreeSet<String> =
-                regex::Regex::new(r#"<option value="[a-z-]+"(?: selected)?>([^<]+)</option>"#)
-                    .unwrap()
-                    .captures_iter(&page[page.find(r#"name="course""#).unwrap()..page.find("</select>").unwrap()])
-                    .map(|c| c[1].to_string())
-                    .collect();
+            let offered: std::collections::BTreeSet<String> = option
+                .captures_iter(&page[page.find(r#"name="course""#).unwrap()..page.find("</select>").unwrap()])
+                .map(|c| c[1].to_string())
+                .collect();
             assert_eq!(offered.iter().map(String::as_str).collect::<std::collections::BTreeSet<_>>(), titles);
             assert!(!page.contains("No learner shares"), "{query}: learners share");
         }
