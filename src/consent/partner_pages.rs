@@ -656,8 +656,7 @@ pub async fn report_csv(
                 return Err(AppError::NotFound);
             }
             let export_id = format!("report-csv-{}", uuid::Uuid::new_v4());
-            let report = report::build(conn, &p, &export_id, &base, filter.as_filter(false), now())?;
-            let csv = report::csv(&report.rows).map_err(|e| AppError::Internal(e.to_string()))?;
+            let csv = report::csv_download(conn, &p, &export_id, &base, filter.as_filter(false), now())?;
             Ok((csv, Subject::of_partner(p.id).item(format!("export {export_id} (completion report CSV)"))))
         })
         .await?;

@@ -14,19 +14,27 @@
 //! would otherwise reveal a decline, which is never shown (SHR-2). See
 //! docs/PRIVACY.md, "Small counts".
 //!
+//! Cost. The charts' figures, the count and the course choices are counted
+//! in the database under exactly the gate's rule for a sponsor
+//! (`sharing::sponsored_tallies`; the gate's own code decides which of a
+//! consent's categories yield a record and which figures it carries), and
+//! the page's rows are chosen there in the gate's order
+//! (`sharing::sponsored_page`). Only the page's rows are read through the
+//! gate and disclosed, in the same snapshot as the figures, so a page costs
+//! one grouped query and its 100 rows, not a walk over every learner. The
+//! CSV walks the gate a page of candidates at a time.
+//!
 //! The charts are written here rather than with a plotting crate: three
 //! horizontal bar charts of at most eight bars need no scales or layout
 //! engine, and they must carry what such a crate's SVG output does not
 //! (`role="img"`, `<title>`, `<desc>`, a viewBox sized for a phone so
 //! labels stay at least 12 px).
 
-use std::collections::BTreeMap;
-
 use chrono::{Datelike, Duration, NaiveDateTime};
 use diesel::QueryResult;
 
 use super::partners::Partner;
-use super::sharing::{self, Figures, Want};
+use super::sharing::{self, Figures, Selection, Shared, Tally, Want};
 use super::views::{CourseChoice, PartnerLink, ReportPage, ReportRow};
 use crate::consent::Purpose;
 use crate::db::Conn;
@@ -59,11 +67,61 @@ pub struct Row {
 /// Learners per page of the report's table.
 pub const PAGE_SIZE: usize = 100;
 
+/// Weeks the "Completions per week" chart shows, the current one last.
+const WEEKS: usize = 8;
+
+/// What the charts count, over every learner matching the filter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub learners: u64,
+    /// Progress above 0 %.
+    pub started: u64,
+    /// Progress of 50 % or more.
+    pub half_way: u64,
+    pub completed: u64,
+    /// Learners by progress: 0–24 %, 25–49 %, 50–74 %, 75–99 %, 100 %.
+    pub progress: [u64; 5],
+    /// Completions in each of the last [`WEEKS`] weeks, oldest first.
+    pub weeks: [u64; WEEKS],
+}
+
+impl Summary {
+    /// Counts `learners` learners whose records carry these figures.
+    fn add(&mut self, progress: Option<f64>, completed: bool, week: Option<usize>, learners: u64) {
+        let p = progress.unwrap_or(0.0);
+        self.learners += learners;
+        if p > 0.0 {
+            self.started += learners;
+        }
+        if p >= 50.0 {
+            self.half_way += learners;
+        }
+        if completed {
+            self.completed += learners;
+        }
+        let bucket = if p >= 100.0 { 4 } else { (p / 25.0).floor().clamp(0.0, 3.0) as usize };
+        self.progress[bucket] += learners;
+        if let Some(w) = week.filter(|w| *w < WEEKS) {
+            self.weeks[w] += learners;
+        }
+    }
+}
+
+/// The Monday starting each of the chart's weeks, oldest first, and the
+/// Monday after the last (midnight, UTC).
+fn week_starts(now: NaiveDateTime) -> Vec<NaiveDateTime> {
+    let d = now.date();
+    let monday = d - Duration::days(d.weekday().num_days_from_monday() as i64);
+    (0..=WEEKS as i64)
+        .map(|i| (monday - Duration::weeks(WEEKS as i64 - 1 - i)).and_time(chrono::NaiveTime::MIN))
+        .collect()
+}
+
 /// A report as the gate allows it right now, for one filter.
 pub struct Report {
-    /// Figures of every learner matching the filter: what the charts count.
-    pub figures: Vec<Figures>,
-    /// The learners shown, disclosed (SHR-5): one page, or all for the CSV.
+    /// What the charts count: every learner matching the filter.
+    pub summary: Summary,
+    /// The learners shown, disclosed (SHR-5): one page.
     pub rows: Vec<Row>,
     /// The page shown (1-based) and how many there are.
     pub page: usize,
@@ -72,10 +130,12 @@ pub struct Report {
     pub courses: Vec<(String, String)>,
     /// Learners who share with the sponsor at all, whatever the filter.
     pub sharing: usize,
+    /// The Monday starting each week of the weekly chart, oldest first.
+    pub weeks: Vec<NaiveDateTime>,
 }
 
-/// Which learners a report covers, and which page of them it shows
-/// (`None`: all of them, as the CSV download does).
+/// Which learners a report covers, and which page of them it shows (the
+/// first when `None`; the CSV download lists them all).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Filter<'a> {
     pub course: Option<&'a str>,
@@ -84,19 +144,49 @@ pub struct Filter<'a> {
 }
 
 impl Filter<'_> {
+    fn course(&self) -> Option<&str> {
+        self.course.filter(|c| !c.is_empty())
+    }
+
+    fn status(&self) -> Option<bool> {
+        match self.status {
+            Some("completed") => Some(true),
+            Some("in_progress") => Some(false),
+            _ => None,
+        }
+    }
+
     fn matches(&self, f: &Figures) -> bool {
-        self.course.is_none_or(|c| c.is_empty() || f.course_slug == c)
-            && match self.status {
-                Some("completed") => f.completed_at.is_some(),
-                Some("in_progress") => f.completed_at.is_none(),
-                _ => true,
-            }
+        self.course().is_none_or(|c| f.course_slug == c)
+            && self.status().is_none_or(|done| f.completed_at.is_some() == done)
+    }
+
+    fn matches_tally(&self, t: &Tally) -> bool {
+        self.course().is_none_or(|c| t.course_slug == c) && self.status().is_none_or(|done| t.completed == done)
     }
 }
 
-/// Builds the report through the gate. Only the rows shown leave and get a
-/// disclosure row; the charts count every matching learner, and show no
-/// group smaller than [`K_ANONYMITY`].
+fn row_of(s: Shared, base: &str) -> Row {
+    Row {
+        learner: s.learner.name.clone().unwrap_or_else(|| s.learner.id.clone()),
+        email: s.learner.email.clone().unwrap_or_default(),
+        course: s.course.title.clone(),
+        run: s.course.run.clone(),
+        enrolled_at: s.enrollment.as_ref().map(|e| e.enrolled_at.naive_utc()),
+        last_activity_at: s.progress.as_ref().and_then(|p| p.last_activity_at).map(|t| t.naive_utc()),
+        progress: s.progress.as_ref().and_then(|p| p.progress_percent),
+        completed_at: s.result.as_ref().and_then(|r| r.completed_at).map(|t| t.naive_utc()),
+        certificate_url: s.certificate.as_ref().map(|c| format!("{}/certificates/{c}", base.trim_end_matches('/'))),
+        certificate: s.certificate,
+    }
+}
+
+/// Builds a page of the report. The charts' figures, the count of
+/// matching learners and the course choices are counted in the database
+/// by the gate's rule (`sharing::sponsored_tallies`); only the page's
+/// learners are read through the gate, leave and get a disclosure row, all
+/// in one snapshot, so the charts count exactly the learners the table
+/// lists across its pages.
 pub fn build(
     conn: &mut Conn,
     partner: &Partner,
@@ -105,51 +195,87 @@ pub fn build(
     filter: Filter<'_>,
     now: NaiveDateTime,
 ) -> QueryResult<Report> {
-    let mut matching = Vec::new();
-    let mut courses = Vec::new();
-    let mut shown = (1, 1);
-    let mut sharing = 0;
-    let (figures, shared) =
-        sharing::picked(conn, partner, Purpose::Sponsorship, Want::ALL, export_id, base, now, |all| {
-            sharing = all.len();
-            matching = (0..all.len()).filter(|i| filter.matches(&all[*i])).collect::<Vec<_>>();
-            courses = all.iter().map(|f| (f.course_slug.clone(), f.course_title.clone())).collect();
-            let mut keep = vec![false; all.len()];
-            let range = match filter.page {
-                Some(page) => {
-                    let pages = matching.len().div_ceil(PAGE_SIZE).max(1);
-                    let page = page.clamp(1, pages);
-                    shown = (page, pages);
-                    let start = (page - 1) * PAGE_SIZE;
-                    start..(start + PAGE_SIZE).min(matching.len())
-                }
-                None => 0..matching.len(),
-            };
-            for i in &matching[range] {
-                keep[*i] = true;
+    let weeks = week_starts(now);
+    let select = |conn: &mut Conn| -> QueryResult<_> {
+        let tallies = sharing::sponsored_tallies(conn, partner, &weeks)?;
+        let mut summary = Summary::default();
+        let mut courses = Vec::new();
+        let mut shares = 0u64;
+        let mut selection = Selection::default();
+        let mut covering = Vec::new();
+        let mut chosen_courses = Vec::new();
+        for t in &tallies {
+            shares += t.learners;
+            courses.push((t.course_slug.clone(), t.course_title.clone()));
+            selection.consents.push(t.consent.clone());
+            // The consents under which a completed learner shows as completed
+            // (read in the same snapshot as the page, so none is missed).
+            if t.completed {
+                covering.push(t.consent.clone());
             }
-            keep
-        })?;
-    courses.sort();
-    courses.dedup();
-    let mut figures: Vec<Option<Figures>> = figures.into_iter().map(Some).collect();
-    let figures = matching.iter().filter_map(|i| figures[*i].take()).collect();
-    let rows = shared
-        .into_iter()
-        .map(|s| Row {
-            learner: s.learner.name.clone().unwrap_or_else(|| s.learner.id.clone()),
-            email: s.learner.email.clone().unwrap_or_default(),
-            course: s.course.title.clone(),
-            run: s.course.run.clone(),
-            enrolled_at: s.enrollment.as_ref().map(|e| e.enrolled_at.naive_utc()),
-            last_activity_at: s.progress.as_ref().and_then(|p| p.last_activity_at).map(|t| t.naive_utc()),
-            progress: s.progress.as_ref().and_then(|p| p.progress_percent),
-            completed_at: s.result.as_ref().and_then(|r| r.completed_at).map(|t| t.naive_utc()),
-            certificate_url: s.certificate.as_ref().map(|c| format!("{}/certificates/{c}", base.trim_end_matches('/'))),
-            certificate: s.certificate,
-        })
-        .collect();
-    Ok(Report { figures, rows, page: shown.0, pages: shown.1, courses, sharing })
+            if filter.course().is_some_and(|c| c == t.course_slug) {
+                chosen_courses.push(t.course_id);
+            }
+            if filter.matches_tally(t) {
+                summary.add(t.progress_percent, t.completed, t.week, t.learners);
+            }
+        }
+        courses.sort();
+        courses.dedup();
+        for list in [&mut selection.consents, &mut covering] {
+            list.sort();
+            list.dedup();
+        }
+        chosen_courses.sort_unstable();
+        chosen_courses.dedup();
+        selection.courses = filter.course().map(|_| chosen_courses);
+        selection.completed = filter.status().map(|done| (done, covering));
+        let pages = (summary.learners as usize).div_ceil(PAGE_SIZE).max(1);
+        let page = filter.page.unwrap_or(1).clamp(1, pages);
+        let offset = ((page - 1) * PAGE_SIZE) as i64;
+        let shown = sharing::sponsored_page(conn, partner, &selection, offset, PAGE_SIZE as i64)?;
+        Ok(((summary, courses, shares as usize, page, pages), shown))
+    };
+    let ((summary, courses, sharing, page, pages), shared) =
+        sharing::report_page(conn, partner, Purpose::Sponsorship, Want::ALL, export_id, base, now, select)?;
+    let rows = shared.into_iter().map(|s| row_of(s, base)).collect();
+    Ok(Report { summary, rows, page, pages, courses, sharing, weeks })
+}
+
+/// The CSV download: every learner matching the filter, walked through the
+/// gate a page at a time, each record disclosed (SHR-5).
+pub fn csv_download(
+    conn: &mut Conn,
+    partner: &Partner,
+    export_id: &str,
+    base: &str,
+    filter: Filter<'_>,
+    now: NaiveDateTime,
+) -> Result<String, crate::web::AppError> {
+    let mut w = CsvRows::new()?;
+    let mut failed = None;
+    sharing::picked_pages(
+        conn,
+        partner,
+        Purpose::Sponsorship,
+        Want::ALL,
+        export_id,
+        base,
+        now,
+        |f| filter.matches(f),
+        |page| {
+            for s in page {
+                if let Err(e) = w.push(&row_of(s, base)) {
+                    failed.get_or_insert(e);
+                }
+            }
+            Ok(())
+        },
+    )?;
+    if let Some(e) = failed {
+        return Err(crate::web::AppError::Internal(e.to_string()));
+    }
+    w.finish().map_err(|e| crate::web::AppError::Internal(e.to_string()))
 }
 
 /// A day in the CSV, for spreadsheets: "2026-12-07".
@@ -157,21 +283,29 @@ fn fmt(t: Option<NaiveDateTime>) -> String {
     t.map(|t| t.date().to_string()).unwrap_or_default()
 }
 
-pub fn csv(rows: &[Row]) -> Result<String, csv::Error> {
-    let mut w = crate::web::csv::Writer::in_memory();
-    w.write_record([
-        "learner",
-        "email",
-        "course",
-        "run",
-        "enrolled_at",
-        "last_activity_at",
-        "progress_percent",
-        "completed_at",
-        "certificate",
-    ])?;
-    for r in rows {
-        w.write_record([
+/// The CSV download's text, written row by row.
+struct CsvRows(crate::web::csv::Writer<Vec<u8>>);
+
+impl CsvRows {
+    fn new() -> Result<CsvRows, crate::web::AppError> {
+        let mut w = CsvRows(crate::web::csv::Writer::in_memory());
+        w.0.write_record([
+            "learner",
+            "email",
+            "course",
+            "run",
+            "enrolled_at",
+            "last_activity_at",
+            "progress_percent",
+            "completed_at",
+            "certificate",
+        ])
+        .map_err(|e| crate::web::AppError::Internal(e.to_string()))?;
+        Ok(w)
+    }
+
+    fn push(&mut self, r: &Row) -> csv::Result<()> {
+        self.0.write_record([
             r.learner.as_str(),
             &r.email,
             &r.course,
@@ -181,10 +315,13 @@ pub fn csv(rows: &[Row]) -> Result<String, csv::Error> {
             &r.progress.map(|p| format!("{p:.1}")).unwrap_or_default(),
             &fmt(r.completed_at),
             r.certificate_url.as_deref().unwrap_or_default(),
-        ])?;
+        ])
     }
-    let bytes = w.into_inner().map_err(csv::Error::from)?;
-    Ok(String::from_utf8_lossy(&bytes).into_owned())
+
+    fn finish(self) -> Result<String, csv::Error> {
+        let bytes = self.0.into_inner().map_err(csv::Error::from)?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
 }
 
 /// The chart's width in SVG units: about a phone's content width, so a
@@ -247,52 +384,26 @@ fn chart(id: &'static str, title: &'static str, bars: Vec<(String, u64)>) -> Cha
 
 /// The report's page, without the exam results (which the caller reads
 /// under their own consent).
-pub fn context(partner: &Partner, report: &Report, filter: Filter<'_>, now: NaiveDateTime) -> ReportPage {
-    let figures = &report.figures;
-    let n = figures.len() as u64;
-    let started = figures.iter().filter(|r| r.progress_percent.unwrap_or(0.0) > 0.0).count() as u64;
-    let half = figures.iter().filter(|r| r.progress_percent.unwrap_or(0.0) >= 50.0).count() as u64;
-    let done = figures.iter().filter(|r| r.completed_at.is_some()).count() as u64;
+pub fn context(partner: &Partner, report: &Report, filter: Filter<'_>, _now: NaiveDateTime) -> ReportPage {
+    let summary = &report.summary;
+    let n = summary.learners;
     // Exact counts: every learner counted is one the table lists (see the module's doc).
     let funnel = vec![
         ("Enrolled".to_string(), n),
-        ("Started".to_string(), started),
-        ("Half-way".to_string(), half),
-        ("Completed".to_string(), done),
+        ("Started".to_string(), summary.started),
+        ("Half-way".to_string(), summary.half_way),
+        ("Completed".to_string(), summary.completed),
     ];
-    let mut dist = [0u64; 5];
-    for r in figures {
-        let p = r.progress_percent.unwrap_or(0.0);
-        let i = if p >= 100.0 { 4 } else { (p / 25.0).floor().clamp(0.0, 3.0) as usize };
-        dist[i] += 1;
-    }
     let distribution: Vec<(String, u64)> = ["0–24 %", "25–49 %", "50–74 %", "75–99 %", "100 %"]
         .iter()
-        .zip(dist)
+        .zip(summary.progress)
         .map(|(l, c)| (l.to_string(), c))
         .collect();
-    let mut weeks: BTreeMap<String, u64> = BTreeMap::new();
-    for w in 0..8 {
-        let d = (now - Duration::weeks(w)).date();
-        let monday = d - Duration::days(d.weekday().num_days_from_monday() as i64);
-        weeks.insert(monday.format("%Y-%m-%d").to_string(), 0u64);
-    }
-    for r in figures {
-        if let Some(c) = r.completed_at {
-            let d = c.date();
-            let monday = d - Duration::days(d.weekday().num_days_from_monday() as i64);
-            if let Some(v) = weeks.get_mut(&monday.format("%Y-%m-%d").to_string()) {
-                *v += 1;
-            }
-        }
-    }
-    let per_week: Vec<(String, u64)> = weeks
-        .into_iter()
-        .map(|(k, v)| {
-            let day =
-                chrono::NaiveDate::parse_from_str(&k, "%Y-%m-%d").map_or(k.clone(), |d| d.format("%-d %b").to_string());
-            (format!("Week of {day}"), v)
-        })
+    let per_week: Vec<(String, u64)> = report
+        .weeks
+        .iter()
+        .zip(summary.weeks)
+        .map(|(monday, v)| (format!("Week of {}", monday.format("%-d %b")), v))
         .collect();
     let (course, status) = (filter.course.unwrap_or(""), filter.status.unwrap_or(""));
     let query =

@@ -167,7 +167,16 @@ type Candidate = (
     (String, String, String, String, Option<String>),
 );
 
-fn candidates(conn: &mut Conn, req: &Request<'_>, only: Option<i64>) -> QueryResult<Vec<Candidate>> {
+/// Which of a request's candidates a decision reads: all, one learner's, or
+/// these enrollments only (a report's page).
+#[derive(Debug, Clone, Copy)]
+enum Only<'a> {
+    All,
+    Learner(i64),
+    Enrollments(&'a [i64]),
+}
+
+fn candidates(conn: &mut Conn, req: &Request<'_>, only: Only<'_>) -> QueryResult<Vec<Candidate>> {
     let mut q = enrollments::table
         .inner_join(course_runs::table.inner_join(courses::table.inner_join(members::table)))
         .inner_join(users::table)
@@ -232,8 +241,10 @@ fn candidates(conn: &mut Conn, req: &Request<'_>, only: Option<i64>) -> QueryRes
         // No other pairing concerns enrollments.
         _ => return Ok(Vec::new()),
     }
-    if let Some(user_id) = only {
-        q = q.filter(enrollments::user_id.eq(user_id));
+    match only {
+        Only::All => {}
+        Only::Learner(user_id) => q = q.filter(enrollments::user_id.eq(user_id)),
+        Only::Enrollments(ids) => q = q.filter(enrollments::id.eq_any(ids)),
     }
     if req.limit < UNBOUNDED {
         q = q.limit(req.limit);
@@ -273,7 +284,7 @@ pub fn deidentified() -> Categories {
 /// The next page of what may leave, with its disclosures written.
 pub fn next_page(conn: &mut Conn, req: &Request<'_>, now: NaiveDateTime) -> QueryResult<Page> {
     decide_then_disclose(conn, req.partner, req.export_id, now, |conn| {
-        let (decided, next_after) = decide(conn, req, now, None, false)?;
+        let (decided, next_after) = decide(conn, req, now, Only::All, false)?;
         let (shared, disclosed): (Vec<_>, Vec<_>) = decided.into_iter().unzip();
         Ok((Page { shared, next_after }, disclosed))
     })
@@ -373,7 +384,7 @@ pub fn shareable_ids(
     now: NaiveDateTime,
 ) -> QueryResult<HashSet<(i64, String)>> {
     let req = Request { partner, purpose, want: Want::ALL, after: 0, limit: UNBOUNDED, export_id: "", base_url: "" };
-    let (decided, _) = decide(conn, &req, now, Some(user_id), false)?;
+    let (decided, _) = decide(conn, &req, now, Only::Learner(user_id), false)?;
     Ok(decided
         .into_iter()
         .filter_map(|(shared, (_, _, key, _, _))| {
@@ -393,7 +404,7 @@ fn decide(
     conn: &mut Conn,
     req: &Request<'_>,
     now: NaiveDateTime,
-    only: Option<i64>,
+    only: Only<'_>,
     certificates: bool,
 ) -> QueryResult<(Vec<Decided>, Option<i64>)> {
     if req.limit != UNBOUNDED {
@@ -421,7 +432,7 @@ fn decide_page(
     conn: &mut Conn,
     req: &Request<'_>,
     now: NaiveDateTime,
-    only: Option<i64>,
+    only: Only<'_>,
     certificates: bool,
 ) -> QueryResult<(Vec<Decided>, Option<i64>)> {
     let rows = candidates(conn, req, only)?;
@@ -577,8 +588,7 @@ fn decide_page(
                 last_activity_at: if activity { last_activity.map(|t| when(t).and_utc()) } else { None },
                 units_completed: progressed.then_some(done as u32),
                 units_total: progressed.then_some(total as u32),
-                progress_percent: progressed
-                    .then(|| if total == 0 { 0.0 } else { (done as f64 * 1000.0 / total as f64).round() / 10.0 }),
+                progress_percent: progressed.then(|| progress_percent(done, total)),
             }
         });
         let graded = cats.contains(Category::Grades);
@@ -626,6 +636,23 @@ fn decide_page(
         ));
     }
     Ok((out, next_after))
+}
+
+/// The share of a course's units a learner completed, in percent to one
+/// decimal, as records carry it.
+fn progress_percent(done: i64, total: i64) -> f64 {
+    if total == 0 { 0.0 } else { (done as f64 * 1000.0 / total as f64).round() / 10.0 }
+}
+
+/// Whether a decision under these categories hands out any record at all
+/// (`decide_page` drops an enrollment that yields no record).
+fn yields(want: Want, cats: &Categories, certificates: bool) -> bool {
+    (want.enrollment && cats.contains(Category::Enrollment))
+        || (want.progress && (cats.contains(Category::Activity) || cats.contains(Category::Progress)))
+        || (want.result
+            && (cats.contains(Category::Grades)
+                || cats.contains(Category::Completion)
+                || (certificates && cats.contains(Category::Certificate))))
 }
 
 /// One record handed out: learner, purpose, record key, fields, basis.
@@ -779,7 +806,7 @@ pub fn all_undelivered(
     let req = Request { partner, purpose, want, after: 0, limit: UNBOUNDED, export_id, base_url };
     let decide_all = |conn: &mut Conn| {
         let ledger_head = super::manifests::ledger_head(conn)?;
-        let (decided, _) = decide(conn, &req, now, None, false)?;
+        let (decided, _) = decide(conn, &req, now, Only::All, false)?;
         let (shared, disclosed): (Vec<_>, Vec<_>) = decided.into_iter().unzip();
         Ok((shared, Pending { disclosed, ledger_head }))
     };
@@ -874,7 +901,7 @@ fn picked_with(
 ) -> QueryResult<(Vec<Figures>, Vec<Shared>)> {
     decide_then_disclose(conn, partner, export_id, now, |conn| {
         let req = Request { partner, purpose, want, after: 0, limit: UNBOUNDED, export_id, base_url };
-        let (decided, _) = decide(conn, &req, now, None, certificates)?;
+        let (decided, _) = decide(conn, &req, now, Only::All, certificates)?;
         let figures: Vec<Figures> = decided.iter().map(|(s, _)| Figures::of(s)).collect();
         let chosen = pick(&figures);
         let (shared, disclosed): (Vec<_>, Vec<_>) = decided
@@ -885,6 +912,255 @@ fn picked_with(
             .unzip();
         Ok(((figures, shared), disclosed))
     })
+}
+
+/// A sponsor's report page: `select` reads, in the same snapshot as the
+/// gate's decision, whatever the page counts and which enrollments it lists;
+/// only those enrollments are decided on, handed out (with the learner's
+/// certificate where the consent covers it) and disclosed, in enrollment
+/// order. The page's cost follows the rows it shows.
+#[allow(clippy::too_many_arguments)]
+pub fn report_page<T>(
+    conn: &mut Conn,
+    partner: &Partner,
+    purpose: Purpose,
+    want: Want,
+    export_id: &str,
+    base_url: &str,
+    now: NaiveDateTime,
+    mut select: impl FnMut(&mut Conn) -> QueryResult<(T, Vec<i64>)>,
+) -> QueryResult<(T, Vec<Shared>)> {
+    decide_then_disclose(conn, partner, export_id, now, |conn| {
+        let (value, shown) = select(conn)?;
+        if shown.is_empty() {
+            return Ok(((value, Vec::new()), Vec::new()));
+        }
+        let req = Request { partner, purpose, want, after: 0, limit: UNBOUNDED, export_id, base_url };
+        let (decided, _) = decide(conn, &req, now, Only::Enrollments(&shown), true)?;
+        let (shared, disclosed): (Vec<_>, Vec<_>) = decided.into_iter().unzip();
+        Ok(((value, shared), disclosed))
+    })
+}
+
+/// Like [`picked`], for a download of everything: the walk goes a page of
+/// candidates at a time, each page decided and disclosed at its own instant
+/// (as a pull export's pages are), and only the records `pick` chooses leave
+/// and are disclosed; `each` receives them page by page, so the whole walk
+/// is never held at once.
+#[allow(clippy::too_many_arguments)]
+pub fn picked_pages(
+    conn: &mut Conn,
+    partner: &Partner,
+    purpose: Purpose,
+    want: Want,
+    export_id: &str,
+    base_url: &str,
+    now: NaiveDateTime,
+    mut pick: impl FnMut(&Figures) -> bool,
+    mut each: impl FnMut(Vec<Shared>) -> QueryResult<()>,
+) -> QueryResult<()> {
+    let mut after = 0;
+    loop {
+        let req = Request { partner, purpose, want, after, limit: WALK_PAGE, export_id, base_url };
+        let (shared, next) = decide_then_disclose(conn, partner, export_id, now, |conn| {
+            let (decided, next) = decide_page(conn, &req, now, Only::All, true)?;
+            let (shared, disclosed): (Vec<_>, Vec<_>) =
+                decided.into_iter().filter(|(s, _)| pick(&Figures::of(s))).unzip();
+            Ok(((shared, next), disclosed))
+        })?;
+        each(shared)?;
+        match next {
+            Some(next) => after = next,
+            None => return Ok(()),
+        }
+    }
+}
+
+/// A group of the records the gate lets through for a sponsor's report
+/// ([`sponsored_tallies`]): how many learners' records carry these figures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tally {
+    pub course_id: i64,
+    pub course_slug: String,
+    pub course_title: String,
+    /// The consent's categories as stored: what [`sponsored_page`] selects by.
+    pub consent: String,
+    /// The progress the records carry (`None` where the consent does not cover it).
+    pub progress_percent: Option<f64>,
+    /// Whether the records carry a completion (the consent covers it and the learner completed).
+    pub completed: bool,
+    /// Which of the weeks asked about that completion falls in.
+    pub week: Option<usize>,
+    pub learners: u64,
+}
+
+/// The enrollments a sponsor's report concerns, under exactly the gate's
+/// rule (`candidates` and `decide_page` for a sponsor and this purpose):
+/// enrolled in a run this partner sponsors them for, not restricted, under
+/// a live consent for this partner, purpose and run (`k`). Whether the
+/// consent's categories yield a record is decided on its stored text
+/// (`Tally::consent`), by the gate's own code.
+fn sponsored_from(partner: &Partner, purpose: Purpose) -> String {
+    format!(
+        "FROM sponsorships s \
+         JOIN enrollments e ON e.user_id = s.user_id AND e.run_id = s.run_id \
+         JOIN course_runs r ON r.id = e.run_id JOIN courses c ON c.id = r.course_id \
+         JOIN members m ON m.id = c.member_id JOIN users u ON u.id = e.user_id \
+         JOIN consents k ON k.user_id = e.user_id AND k.partner_id = s.partner_id \
+           AND k.purpose = '{purpose}' AND k.status = '{granted}' AND k.scope = ('run:' || e.run_id) \
+         WHERE s.partner_id = {partner} \
+           AND NOT EXISTS (SELECT 1 FROM sharing_restrictions x WHERE x.user_id = e.user_id)",
+        purpose = purpose.as_str(),
+        granted = super::ConsentStatus::Granted.as_str(),
+        partner = partner.id,
+    )
+}
+
+/// A timestamp as an SQL literal both backends compare with a stored one.
+fn timestamp_literal(t: NaiveDateTime) -> String {
+    format!("'{}'", t.format("%Y-%m-%d %H:%M:%S%.f"))
+}
+
+/// A text as an SQL literal.
+fn text_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// What the gate would let through for a sponsor's report, counted in the
+/// database rather than decided record by record: the records of every
+/// enrollment [`sponsored_from`] selects whose consent yields a record,
+/// grouped by course, consent, progress and the week of completion among
+/// `weeks` (each a week's start, ascending; the last ends the last week).
+/// Nothing is read of any learner but these figures, and nothing leaves.
+pub fn sponsored_tallies(conn: &mut Conn, partner: &Partner, weeks: &[NaiveDateTime]) -> QueryResult<Vec<Tally>> {
+    use diesel::sql_types::{BigInt, Integer, Text};
+    #[derive(QueryableByName)]
+    struct Group {
+        #[diesel(sql_type = BigInt)]
+        course_id: i64,
+        #[diesel(sql_type = Text)]
+        slug: String,
+        #[diesel(sql_type = Text)]
+        title: String,
+        #[diesel(sql_type = Text)]
+        categories: String,
+        #[diesel(sql_type = Integer)]
+        completed: i32,
+        #[diesel(sql_type = Integer)]
+        week: i32,
+        #[diesel(sql_type = BigInt)]
+        done: i64,
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let purpose = Purpose::Sponsorship;
+    if partner.kind() != PartnerKind::Sponsor {
+        return Ok(Vec::new());
+    }
+    let mut week = String::from("CASE WHEN e.completed_at IS NULL THEN -1");
+    if let (Some(first), Some(end)) = (weeks.first(), weeks.last()) {
+        week.push_str(&format!(
+            " WHEN e.completed_at < {} OR e.completed_at >= {} THEN -1",
+            timestamp_literal(*first),
+            timestamp_literal(*end)
+        ));
+        for (i, start) in weeks.iter().enumerate().skip(1) {
+            week.push_str(&format!(" WHEN e.completed_at < {} THEN {}", timestamp_literal(*start), i - 1));
+        }
+    }
+    week.push_str(" ELSE -1 END");
+    let sql = format!(
+        "SELECT course_id, slug, title, categories, completed, week, done, count(*) AS n FROM ( \
+           SELECT c.id AS course_id, c.slug AS slug, c.title AS title, k.categories AS categories, \
+             CASE WHEN e.completed_at IS NULL THEN 0 ELSE 1 END AS completed, {week} AS week, \
+             (SELECT count(*) FROM unit_completions uc WHERE uc.enrollment_id = e.id) AS done \
+           {from} \
+         ) t GROUP BY course_id, slug, title, categories, completed, week, done",
+        from = sponsored_from(partner, purpose),
+    );
+    let groups = diesel::sql_query(sql).load::<Group>(conn)?;
+    let course_ids: Vec<i64> = groups.iter().map(|g| g.course_id).collect::<HashSet<_>>().into_iter().collect();
+    let totals = unit_totals(conn, &course_ids)?;
+    let ceiling = purpose.ceiling();
+    Ok(groups
+        .into_iter()
+        .filter_map(|g| {
+            let cats = Categories::parse(&g.categories).intersect(&ceiling);
+            if !yields(Want::ALL, &cats, true) {
+                return None;
+            }
+            // As `decide_page` builds the records, and `Figures::of` reads them.
+            let progress_percent = (Want::ALL.progress && cats.contains(Category::Progress))
+                .then(|| progress_percent(g.done, totals.get(&g.course_id).copied().unwrap_or(0)));
+            let completed = Want::ALL.result && cats.contains(Category::Completion) && g.completed == 1;
+            Some(Tally {
+                course_id: g.course_id,
+                course_slug: g.slug,
+                course_title: g.title,
+                consent: g.categories,
+                progress_percent,
+                completed,
+                week: (completed && g.week >= 0).then_some(g.week as usize),
+                learners: g.n.max(0) as u64,
+            })
+        })
+        .collect())
+}
+
+/// Which enrollments a page of a sponsor's report lists.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// Only these courses (`None`: all).
+    pub courses: Option<Vec<i64>>,
+    /// Consents (as stored) whose records count (`Tally::consent`).
+    pub consents: Vec<String>,
+    /// Only the completed (`Some(true)`) or the others (`Some(false)`), by
+    /// whether the records carry a completion: these consents cover it.
+    pub completed: Option<(bool, Vec<String>)>,
+}
+
+/// The enrollments of a sponsor's report that `selection` lists, in
+/// enrollment order (the gate's), `limit` of them after skipping `offset`;
+/// read in the database, by the rule [`sponsored_tallies`] counts by.
+pub fn sponsored_page(
+    conn: &mut Conn,
+    partner: &Partner,
+    selection: &Selection,
+    offset: i64,
+    limit: i64,
+) -> QueryResult<Vec<i64>> {
+    use diesel::sql_types::BigInt;
+    #[derive(QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = BigInt)]
+        id: i64,
+    }
+    if partner.kind() != PartnerKind::Sponsor || selection.consents.is_empty() || limit <= 0 {
+        return Ok(Vec::new());
+    }
+    let list = |items: &[String]| items.iter().map(|s| text_literal(s)).collect::<Vec<_>>().join(", ");
+    let mut sql = format!(
+        "SELECT e.id AS id {from} AND k.categories IN ({consents})",
+        from = sponsored_from(partner, Purpose::Sponsorship),
+        consents = list(selection.consents.as_slice()),
+    );
+    if let Some(courses) = &selection.courses {
+        if courses.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = courses.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", ");
+        sql.push_str(&format!(" AND c.id IN ({ids})"));
+    }
+    if let Some((completed, covering)) = &selection.completed {
+        let shows = if covering.is_empty() {
+            "1 = 0".to_string()
+        } else {
+            format!("(e.completed_at IS NOT NULL AND k.categories IN ({}))", list(covering.as_slice()))
+        };
+        sql.push_str(&if *completed { format!(" AND {shows}") } else { format!(" AND NOT {shows}") });
+    }
+    sql.push_str(&format!(" ORDER BY e.id LIMIT {limit} OFFSET {}", offset.max(0)));
+    Ok(diesel::sql_query(sql).load::<Id>(conn)?.into_iter().map(|r| r.id).collect())
 }
 
 /// A contact a partner may send marketing to: only learners who gave the
@@ -1332,16 +1608,6 @@ pub fn funded_results(
     }
     crate::db::transaction(conn, |conn| {
         let head = super::manifests::ledger_head(conn)?;
-        let funded: HashSet<(i64, i64)> = sponsorships::table
-            .inner_join(course_runs::table)
-            .filter(sponsorships::partner_id.eq(partner.id))
-            .select((sponsorships::user_id, course_runs::course_id))
-            .load::<(i64, i64)>(conn)?
-            .into_iter()
-            .collect();
-        let user_ids: Vec<i64> = funded.iter().map(|f| f.0).collect::<HashSet<_>>().into_iter().collect();
-        let live = live_consents(conn, partner, Purpose::ExamResults, &user_ids)?;
-        let restricted = restricted_among(conn, &user_ids)?;
         let rows: Vec<FundedRow> = exam_results::table
             .inner_join(exam_bookings::table.inner_join(exam_sessions::table.inner_join(courses::table)))
             .inner_join(users::table.on(users::id.eq(exam_results::user_id)))
@@ -1362,6 +1628,22 @@ pub fn funded_results(
                 (users::first_name, users::last_name, users::email),
             ))
             .load(conn)?;
+        // What decides on them is read for the learners with a result only,
+        // not for every learner the sponsor funded.
+        let user_ids: Vec<i64> = rows.iter().map(|r| r.0.1).collect::<HashSet<_>>().into_iter().collect();
+        let mut funded: HashSet<(i64, i64)> = HashSet::new();
+        for users in user_ids.chunks(WALK_PAGE as usize) {
+            funded.extend(
+                sponsorships::table
+                    .inner_join(course_runs::table)
+                    .filter(sponsorships::partner_id.eq(partner.id))
+                    .filter(sponsorships::user_id.eq_any(users))
+                    .select((sponsorships::user_id, course_runs::course_id))
+                    .load::<(i64, i64)>(conn)?,
+            );
+        }
+        let live = live_consents(conn, partner, Purpose::ExamResults, &user_ids)?;
+        let restricted = restricted_among(conn, &user_ids)?;
         let mut out = Vec::new();
         let mut disclosed: Vec<Disclosed> = Vec::new();
         for ((id, user_id, grade, score, passed, received_at), (course_id, course, exam), (first, last, email)) in rows
@@ -1429,7 +1711,7 @@ pub fn of_learners(
         let req = Request { partner, purpose, want, after: 0, limit: UNBOUNDED, export_id, base_url };
         let (mut shared, mut disclosed) = (Vec::new(), Vec::new());
         for user_id in learners.iter().copied().collect::<std::collections::BTreeSet<_>>() {
-            let (decided, _) = decide(conn, &req, now, Some(user_id), false)?;
+            let (decided, _) = decide(conn, &req, now, Only::Learner(user_id), false)?;
             for (s, d) in decided {
                 shared.push(s);
                 disclosed.push(d);

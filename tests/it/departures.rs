@@ -62,7 +62,7 @@ async fn withdraw_all(app: &TestApp, who: &Learner) {
     assert_eq!(res.status(), Status::SeeOther);
 }
 
-async fn erase(app: &TestApp, who: &Learner) {
+pub(crate) async fn erase(app: &TestApp, who: &Learner) {
     let id = user_id(app, &who.username).await;
     as_user(app, who).await;
     let res = app.post_form("/account/privacy/delete", &[("password", &who.password), ("confirm", "true")]).await;

@@ -1521,3 +1521,393 @@ async fn report_worth_looking_at(app: TestApp) {
     assert!(page.contains("No learner shares their progress with you yet."), "{page}");
 }
 on_both!(shr_6_the_sponsor_report_charts_what_its_table_shows, report_worth_looking_at);
+
+/// One seat of `sponsor` on `run_id` (the partner made if need be),
+/// redeemed by `who`, who shares (or not).
+async fn redeem_seat(app: &TestApp, sponsor: &str, run_id: i64, who: &Learner, share: bool) {
+    let slug = sponsor.to_string();
+    let code = run(app, move |conn| {
+        let now = lyceum::db::now();
+        let p = match partners::by_slug(conn, &slug).map_err(|e| e.to_string())? {
+            Some(p) => p,
+            None => partners::create(conn, PartnerKind::Sponsor, &slug, &slug, None, "hr@sponsor.example", now)
+                .map_err(|e| e.to_string())?,
+        };
+        let seats = sponsors::SeatRequest {
+            run_id,
+            seats: 1,
+            expires_at: now + chrono::Duration::days(30),
+            note: "",
+            by: None,
+        };
+        let a = sponsors::allocate(conn, &p, &seats, now).map_err(|e| e.to_string())?;
+        sponsors::free_codes(conn, &a).map_err(|e| e.to_string())?.pop().ok_or_else(|| "no code".to_string())
+    })
+    .await;
+    as_user(app, who).await;
+    let (_, offer) = app.get(&format!("/redeem?code={code}")).await;
+    let text = regex::Regex::new(r#"name="text_id" value="(\d+)""#).unwrap().captures(&offer).expect("an offer")[1]
+        .to_string();
+    let answer = if share { "yes" } else { "no" };
+    let res = app.post_form("/redeem", &[("code", &code), ("share", answer), ("text_id", &text)]).await;
+    assert_eq!(res.status(), Status::SeeOther);
+}
+
+/// A ledger entry of `username`'s for acme's sponsorship of `run_id`.
+async fn acme_consent(app: &TestApp, username: &str, run_id: i64, action: ledger::Action, cats: &[Category]) {
+    let user = user_id(app, username).await;
+    let cats = Categories::of(cats.iter().copied());
+    run(app, move |conn| {
+        let p = partners::by_slug(conn, "acme").map_err(|e| e.to_string())?.expect("acme");
+        let text = lyceum::consent::texts::current(conn, &p, Purpose::Sponsorship, "en")
+            .map_err(|e| e.to_string())?
+            .expect("a text");
+        let evidence =
+            ledger::Evidence::learner_web(user, &lyceum::web::guards::ClientInfo { ip: None, user_agent: None });
+        let entry = ledger::Entry {
+            user_id: user,
+            partner_id: Some(p.id),
+            purpose: Purpose::Sponsorship.as_str(),
+            scope: &lyceum::consent::run_scope(run_id),
+            action,
+            categories: &cats,
+            text: (action == ledger::Action::Grant).then_some(&text),
+            evidence: &evidence,
+        };
+        ledger::append(conn, entry, lyceum::db::now()).map(|_| ()).map_err(|e| e.to_string())
+    })
+    .await;
+}
+
+/// `username`'s enrollment in `run_id`: `units` of the course's units
+/// completed, completed `completed` days ago (or not), access expired or not.
+async fn progress_of(app: &TestApp, username: &str, run_id: i64, units: &[i64], completed: Option<i64>, expired: bool) {
+    use lyceum::db::schema::unit_completions;
+    let user = user_id(app, username).await;
+    let units = units.to_vec();
+    run(app, move |conn| {
+        let now = lyceum::db::now();
+        let e: i64 = enrollments::table
+            .filter(enrollments::user_id.eq(user))
+            .filter(enrollments::run_id.eq(run_id))
+            .select(enrollments::id)
+            .first(conn)?;
+        for u in units {
+            diesel::insert_into(unit_completions::table)
+                .values((
+                    unit_completions::enrollment_id.eq(e),
+                    unit_completions::unit_id.eq(u),
+                    unit_completions::completed_at.eq(now),
+                ))
+                .execute(conn)?;
+        }
+        diesel::update(enrollments::table.filter(enrollments::id.eq(e)))
+            .set((
+                enrollments::completed_at.eq(completed.map(|d| now - chrono::Duration::days(d))),
+                enrollments::access_expires_at.eq(expired.then(|| now - chrono::Duration::days(1))),
+            ))
+            .execute(conn)
+    })
+    .await;
+}
+
+/// The text of a chart's description ("Enrolled: 3, Started: 2, …").
+fn chart_desc(page: &str, id: &str) -> Option<String> {
+    let re = regex::Regex::new(&format!(r#"<desc id="{id}-d">([^<]*)</desc>"#)).unwrap();
+    re.captures(page).map(|c| c[1].replace("&amp;", "&"))
+}
+
+/// The charts' descriptions as the report should draw them for these CSV
+/// rows (learner, email, course, run, enrolled, active, progress, completed, …).
+fn charts_of(rows: &[csv::StringRecord]) -> Option<[String; 3]> {
+    if rows.is_empty() {
+        return None;
+    }
+    let progress = |r: &csv::StringRecord| r[6].parse::<f64>().unwrap_or(0.0);
+    let n = rows.len();
+    let started = rows.iter().filter(|r| progress(r) > 0.0).count();
+    let half = rows.iter().filter(|r| progress(r) >= 50.0).count();
+    let done = rows.iter().filter(|r| !r[7].is_empty()).count();
+    let funnel = format!("Enrolled: {n}, Started: {started}, Half-way: {half}, Completed: {done}");
+    let mut dist = [0; 5];
+    for r in rows {
+        let p = progress(r);
+        dist[if p >= 100.0 { 4 } else { (p / 25.0) as usize }] += 1;
+    }
+    let labels = ["0–24 %", "25–49 %", "50–74 %", "75–99 %", "100 %"];
+    let dist = labels.iter().zip(dist).map(|(l, c)| format!("{l}: {c}")).collect::<Vec<_>>().join(", ");
+    let today = chrono::Utc::now().date_naive();
+    let monday = today - chrono::Duration::days(chrono::Datelike::weekday(&today).num_days_from_monday() as i64);
+    let weeks = (0..8)
+        .rev()
+        .map(|w| {
+            let start = monday - chrono::Duration::weeks(w);
+            let count = rows
+                .iter()
+                .filter_map(|r| chrono::NaiveDate::parse_from_str(&r[7], "%Y-%m-%d").ok())
+                .filter(|d| *d >= start && *d < start + chrono::Duration::weeks(1))
+                .count();
+            format!("Week of {}: {count}", start.format("%-d %b"))
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    Some([funnel, dist, weeks])
+}
+
+async fn report_figures_follow_the_gate(app: TestApp) {
+    // promise: SHR-6 — the report's charts, counted in the database, count exactly the learners the gate lists.
+    let python = seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    let data = seed_course(&app, "northbridge", "data-science", "Data Science", None).await;
+    let run_of = |slug: &'static str| {
+        let app = &app;
+        async move {
+            run(app, move |conn| {
+                use lyceum::db::schema::{course_runs, courses};
+                course_runs::table
+                    .inner_join(courses::table)
+                    .filter(courses::slug.eq(slug))
+                    .select(course_runs::id)
+                    .first::<i64>(conn)
+            })
+            .await
+        }
+    };
+    let (a, b) = (run_of("intro-python").await, run_of("data-science").await);
+    let names = ["ada", "bob", "cleo", "dan", "eve", "fay", "gus", "hal", "ivy", "jon", "kim", "lea", "moe"];
+    let mut people = std::collections::HashMap::new();
+    for n in names {
+        people.insert(n, verified(&app, n).await);
+    }
+    let p = |n: &str| &people[n];
+    // Sharing on the first course: in progress, completed, access expired.
+    redeem_seat(&app, "acme", a, p("ada"), true).await;
+    progress_of(&app, "ada", a, &python.units[..1], None, false).await;
+    redeem_seat(&app, "acme", a, p("fay"), true).await;
+    progress_of(&app, "fay", a, &python.units, Some(0), false).await;
+    redeem_seat(&app, "acme", a, p("lea"), true).await;
+    progress_of(&app, "lea", a, &python.units[..2], None, true).await;
+    // Declined, withdrawn, restricted, erased: none of them counts.
+    redeem_seat(&app, "acme", a, p("bob"), false).await;
+    redeem_seat(&app, "acme", a, p("cleo"), true).await;
+    progress_of(&app, "cleo", a, &python.units, Some(1), false).await;
+    acme_consent(&app, "cleo", a, ledger::Action::Withdraw, &[]).await;
+    redeem_seat(&app, "acme", a, p("dan"), true).await;
+    progress_of(&app, "dan", a, &python.units, Some(1), false).await;
+    as_user(&app, p("dan")).await;
+    app.post_form("/sharing/restrict", &[("restrict", "on")]).await;
+    redeem_seat(&app, "acme", a, p("eve"), true).await;
+    progress_of(&app, "eve", a, &python.units[..2], None, false).await;
+    crate::departures::erase(&app, p("eve")).await;
+    // Enrolled with a consent for acme but not sponsored by it; sponsored by another.
+    as_user(&app, p("jon")).await;
+    let (_, about) = app.get("/courses/intro-python").await;
+    let mut form = vec![("run", "2026".to_string()), ("track", "audit".to_string()), ("share", "no".to_string())];
+    if let Some(c) = regex::Regex::new(r#"name="text_id" value="(\d+)""#).unwrap().captures(&about) {
+        form.push(("text_id", c[1].to_string()));
+    }
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let res = app.post_form("/courses/intro-python/enroll", &form).await;
+    assert_eq!(res.headers().get_one("Location"), Some("/learn/intro-python"));
+    acme_consent(&app, "jon", a, ledger::Action::Grant, &[Category::ProfileEmail, Category::Enrollment]).await;
+    redeem_seat(&app, "globex", a, p("kim"), true).await;
+    progress_of(&app, "kim", a, &python.units, Some(0), false).await;
+    // The second course: completed three weeks ago, completed long ago, a
+    // consent that does not cover progress nor completion, and one that
+    // yields no record at all.
+    redeem_seat(&app, "acme", b, p("gus"), true).await;
+    progress_of(&app, "gus", b, &data.units[..2], Some(21), false).await;
+    redeem_seat(&app, "acme", b, p("moe"), true).await;
+    progress_of(&app, "moe", b, &data.units, Some(200), false).await;
+    redeem_seat(&app, "acme", b, p("hal"), true).await;
+    progress_of(&app, "hal", b, &data.units, Some(2), false).await;
+    acme_consent(&app, "hal", b, ledger::Action::Grant, &[Category::ProfileEmail, Category::Enrollment]).await;
+    redeem_seat(&app, "acme", b, p("ivy"), true).await;
+    progress_of(&app, "ivy", b, &data.units, Some(2), false).await;
+    acme_consent(&app, "ivy", b, ledger::Action::Grant, &[Category::ProfileName]).await;
+
+    let boss = verified(&app, "boss").await;
+    let boss_id = user_id(&app, "boss").await;
+    run(&app, move |conn| {
+        let p = partners::by_slug(conn, "acme")?.expect("the sponsor");
+        partners::appoint(conn, &p, boss_id, boss_id)
+    })
+    .await;
+    as_user(&app, &boss).await;
+    let read_csv = |text: &str| {
+        csv::Reader::from_reader(text.as_bytes()).records().map(|r| r.expect("a CSV row")).collect::<Vec<_>>()
+    };
+    let (_, all) = app.get("/partners/acme/report.csv").await;
+    let all = read_csv(&all);
+    let mut listed: Vec<&str> = all.iter().map(|r| r.get(1).unwrap()).collect();
+    listed.sort_unstable();
+    assert_eq!(
+        listed,
+        [
+            "ada@example.org",
+            "fay@example.org",
+            "gus@example.org",
+            "hal@example.org",
+            "lea@example.org",
+            "moe@example.org"
+        ],
+        "the gate lets through those who share, sponsored by acme, and nobody else"
+    );
+    let titles: std::collections::BTreeSet<&str> = all.iter().map(|r| r.get(2).unwrap()).collect();
+    let counted = regex::Regex::new(r"(\d+) learner\(s\)\.").unwrap();
+    let option = regex::Regex::new(r#"<option value="[a-z-]+"(?: selected)?>([^<]+)</option>"#).unwrap();
+    for course in ["", "intro-python", "data-science", "no-such-course"] {
+        for status in ["", "completed", "in_progress", "nonsense"] {
+            let query = format!("course={course}&status={status}");
+            let (status_code, page) = app.get(&format!("/partners/acme/report?{query}")).await;
+            assert_eq!(status_code, Status::Ok);
+            let (_, csv) = app.get(&format!("/partners/acme/report.csv?{query}")).await;
+            let rows = read_csv(&csv);
+            let count = counted.captures(&page).expect("a count")[1].parse::<usize>().unwrap();
+            assert_eq!(count, rows.len(), "{query}: the count is the CSV's rows: {csv}");
+            let drawn = ["chart-funnel", "chart-progress", "chart-weekly"].map(|id| chart_desc(&page, id));
+            match charts_of(&rows) {
+                Some(expected) => assert_eq!(drawn.map(|d| d.unwrap_or_default()), expected, "{query}: {csv}"),
+                None => assert!(drawn.iter().all(Option::is_none), "{query}: no chart for nobody"),
+            }
+            // The table lists the CSV's learners (one page holds them all).
+            for r in &rows {
+                assert!(page.contains(&format!("<td>{}</td>", &r[1])), "{query}: {} is listed", &r[1]);
+            }
+            assert_eq!(page.matches("@example.org</td>").count(), rows.len(), "{query}");
+            // The course choices are every course of the report, whatever the filter.
+            let offered: std::collections::BTreeSet<String> = option
+                .captures_iter(&page[page.find(r#"name="course""#).unwrap()..page.find("</select>").unwrap()])
+                .map(|c| c[1].to_string())
+                .collect();
+            assert_eq!(offered.iter().map(String::as_str).collect::<std::collections::BTreeSet<_>>(), titles);
+            assert!(!page.contains("No learner shares"), "{query}: learners share");
+        }
+    }
+    // The mix counts something in every chart.
+    let (_, page) = app.get("/partners/acme/report").await;
+    assert_eq!(
+        chart_desc(&page, "chart-funnel").as_deref(),
+        Some("Enrolled: 6, Started: 5, Half-way: 4, Completed: 3"),
+        "hal's consent shows neither progress nor completion; moe's completion is long ago"
+    );
+}
+on_both!(shr_6_the_report_counts_in_the_database_what_the_gate_lists, report_figures_follow_the_gate);
+
+/// What one view of the report disclosed: (learner, record key) pairs of
+/// the export ids not in `before`.
+async fn new_disclosures(app: &TestApp, before: &std::collections::BTreeSet<String>) -> Vec<(i64, String)> {
+    let before = before.clone();
+    let mut out: Vec<(i64, String)> = run(app, move |conn| {
+        let all = lyceum::consent::manifests::expand(conn, &Default::default())?;
+        Ok::<_, diesel::result::Error>(
+            all.into_iter()
+                .filter(|d| d.export_id.starts_with("report-") && !before.contains(&d.export_id))
+                .map(|d| (d.user_id, d.record_key))
+                .collect(),
+        )
+    })
+    .await;
+    out.sort();
+    out
+}
+
+async fn report_exports(app: &TestApp) -> std::collections::BTreeSet<String> {
+    run(app, |conn| {
+        let all = lyceum::consent::manifests::expand(conn, &Default::default())?;
+        Ok::<_, diesel::result::Error>(all.into_iter().map(|d| d.export_id).collect())
+    })
+    .await
+}
+
+/// The (learner, record key) of each of these learners' enrollments.
+async fn records_of(app: &TestApp, usernames: Vec<String>) -> Vec<(i64, String)> {
+    let mut out: Vec<(i64, String)> = run(app, move |conn| {
+        users::table
+            .inner_join(enrollments::table)
+            .filter(users::username.eq_any(usernames))
+            .select((users::id, enrollments::id))
+            .load::<(i64, i64)>(conn)
+    })
+    .await
+    .into_iter()
+    .map(|(u, e)| (u, format!("enrollment:{e}")))
+    .collect();
+    out.sort();
+    out
+}
+
+async fn report_page_reads_its_page(app: TestApp) {
+    // promise: SHR-5 — a page of the report reads and discloses the learners it shows, and no one else.
+    let c = seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    sponsored_learners(&app, 105).await;
+    // Three of them completed the course: learner001, learner050 and learner102.
+    for who in ["learner001", "learner050", "learner102"] {
+        let run_id: i64 = run(&app, |conn| {
+            lyceum::db::schema::course_runs::table.select(lyceum::db::schema::course_runs::id).first(conn)
+        })
+        .await;
+        progress_of(&app, who, run_id, &c.units, Some(0), false).await;
+    }
+    let boss = verified(&app, "boss").await;
+    let boss_id = user_id(&app, "boss").await;
+    run(&app, move |conn| {
+        let p = partners::by_slug(conn, "acme")?.expect("the sponsor");
+        partners::appoint(conn, &p, boss_id, boss_id)
+    })
+    .await;
+    as_user(&app, &boss).await;
+    let names = |range: std::ops::Range<usize>| range.map(|i| format!("learner{i:03}")).collect::<Vec<_>>();
+
+    // On SQLite a value the gate cannot read tells whether a page reads a
+    // learner at all: learner000's enrollment date, on page one only.
+    let sqlite = app.db().backend() == lyceum::db::Backend::Sqlite;
+    if sqlite {
+        run(&app, |conn| {
+            diesel::sql_query(
+                "UPDATE enrollments SET enrolled_at = 'unreadable' WHERE user_id = \
+                 (SELECT id FROM users WHERE username = 'learner000')",
+            )
+            .execute(conn)
+        })
+        .await;
+    }
+    let before = report_exports(&app).await;
+    let (status, page) = app.get("/partners/acme/report?page=2").await;
+    assert_eq!(status, Status::Ok, "page two never reads learner000 through the gate: {page}");
+    assert!(page.contains("105 learner(s). Showing 101–105.") && page.contains("Enrolled: 105"), "{page}");
+    assert_eq!(new_disclosures(&app, &before).await, records_of(&app, names(100..105)).await, "page two, no more");
+    if sqlite {
+        run(&app, |conn| {
+            diesel::sql_query(
+                "UPDATE enrollments SET enrolled_at = '2026-01-01 00:00:00' WHERE user_id = \
+                 (SELECT id FROM users WHERE username = 'learner000')",
+            )
+            .execute(conn)
+        })
+        .await;
+    }
+
+    let before = report_exports(&app).await;
+    let (_, page) = app.get("/partners/acme/report?status=completed").await;
+    assert!(page.contains("3 learner(s). Showing 1–3.") && page.contains("Completed: 3"), "{page}");
+    let done = vec!["learner001".to_string(), "learner050".to_string(), "learner102".to_string()];
+    assert_eq!(new_disclosures(&app, &before).await, records_of(&app, done).await, "the completed, no one else");
+
+    let before = report_exports(&app).await;
+    let (_, page) = app.get("/partners/acme/report?status=in_progress&page=2").await;
+    assert!(page.contains("102 learner(s). Showing 101–102."), "{page}");
+    assert_eq!(
+        new_disclosures(&app, &before).await,
+        records_of(&app, vec!["learner103".to_string(), "learner104".to_string()]).await,
+        "the last two of those in progress"
+    );
+
+    // The CSV, a full download, discloses everyone it lists.
+    let before = report_exports(&app).await;
+    let (_, csv) = app.get("/partners/acme/report.csv?status=in_progress").await;
+    assert_eq!(csv.lines().count(), 1 + 102);
+    let mut rest = names(0..105);
+    rest.retain(|n| !["learner001", "learner050", "learner102"].contains(&n.as_str()));
+    assert_eq!(new_disclosures(&app, &before).await, records_of(&app, rest).await);
+}
+on_both!(shr_5_a_report_page_reads_the_gate_for_its_rows_only, report_page_reads_its_page);
