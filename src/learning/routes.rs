@@ -23,6 +23,7 @@ use crate::web::csrf::CsrfOnly;
 use crate::web::format::Day;
 use crate::web::guards::Viewer;
 use crate::web::page::Fragment;
+use crate::web::paging::PageRequest;
 use crate::web::{AppError, AppResult, ClientInfo, CsrfForm, CurrentUser, Flash, Page};
 
 impl From<LearningError> for AppError {
@@ -41,7 +42,7 @@ fn nonempty(v: Option<&str>) -> Option<String> {
 }
 
 #[allow(clippy::too_many_arguments)]
-#[get("/courses?<q>&<member>&<subject>&<language>&<pacing>&<open>")]
+#[get("/courses?<q>&<member>&<subject>&<language>&<pacing>&<open>&<page>")]
 pub async fn catalog_page(
     db: &State<Db>,
     search: &State<Arc<dyn SearchIndex>>,
@@ -51,6 +52,7 @@ pub async fn catalog_page(
     language: Option<&str>,
     pacing: Option<&str>,
     open: Option<bool>,
+    page: Option<&str>,
 ) -> AppResult<Page> {
     let query = nonempty(q);
     let ranked = match &query {
@@ -64,16 +66,19 @@ pub async fn catalog_page(
         pacing: nonempty(pacing).filter(|p| p == "self" || p == "instructor"),
         open_only: open.unwrap_or(false),
     };
+    let at = PageRequest::parse(page, catalog::PAGE_SIZE);
     let f = filters.clone();
-    let (cards, catalog::Facets { members, subjects, languages }) = db
+    let (found, catalog::Facets { members, subjects, languages }) = db
         .run(move |conn| {
-            let cards = catalog::cards(conn, &f, ranked.as_deref(), now())?;
-            Ok::<_, AppError>((cards, catalog::facets(conn)?))
+            let found = catalog::page(conn, &f, ranked.as_deref(), at, now())?;
+            Ok::<_, AppError>((found, catalog::facets(conn)?))
         })
         .await?;
     let view = views::CatalogView {
-        count: cards.len(),
-        cards,
+        count: found.total,
+        past_end: at.past(found.total),
+        nav: at.nav_of(found.total, |n| filters.link(query.as_deref(), n)),
+        cards: found.cards,
         q: query,
         members: members
             .into_iter()

@@ -813,9 +813,14 @@ pub struct GradebookLine {
 
 #[derive(Debug, Serialize)]
 pub struct CatalogView {
+    /// One page of the matching courses.
     pub cards: Vec<crate::learning::catalog::Card>,
     pub q: Option<String>,
-    pub count: usize,
+    /// Courses matching, on every page.
+    pub count: i64,
+    pub nav: crate::web::paging::PageNav,
+    /// The page asked for lies past the last one.
+    pub past_end: bool,
     pub members: Vec<MemberFacet>,
     pub subjects: Vec<SubjectFacet>,
     pub languages: Vec<LanguageFacet>,

@@ -6,7 +6,9 @@
 //! the first page, and pages beyond [`MAX_PAGE`] are the last one allowed
 //! (deep offsets cost a scan; a list that long wants a search instead).
 //! Templates show the links with the `pages` partial:
-//! `{{> pages nav=nav label="Payment pages"}}`.
+//! `{{> pages nav=nav label="Payment pages"}}`. A list that counts its rows
+//! anyway (the catalog says how many courses match) makes its links with
+//! [`PageRequest::nav_of`], and the partial says "Page N of M".
 
 use serde::Serialize;
 
@@ -62,6 +64,29 @@ impl PageRequest {
             page: self.page,
             previous: (self.page > 1).then(|| link(self.page - 1)),
             next: (more && self.page < MAX_PAGE).then(|| link(self.page + 1)),
+            of: None,
+        }
+    }
+
+    /// How many pages `total` rows fill (one, when there are none).
+    pub fn pages(&self, total: i64) -> i64 {
+        ((total.max(0) + self.per_page - 1) / self.per_page).max(1)
+    }
+
+    /// Whether this page lies past the last of `total` rows' pages.
+    pub fn past(&self, total: i64) -> bool {
+        self.page > self.pages(total)
+    }
+
+    /// The links of this page of a list of `total` rows, which says how many
+    /// pages there are. From a page past the end, "previous" is the last page.
+    pub fn nav_of(&self, total: i64, link: impl Fn(i64) -> String) -> PageNav {
+        let pages = self.pages(total).min(MAX_PAGE);
+        PageNav {
+            page: self.page,
+            previous: (self.page > 1).then(|| link((self.page - 1).min(pages))),
+            next: (self.page < pages).then(|| link(self.page + 1)),
+            of: Some(pages),
         }
     }
 }
@@ -72,6 +97,8 @@ pub struct PageNav {
     pub page: i64,
     pub previous: Option<String>,
     pub next: Option<String>,
+    /// How many pages there are, where the list counted its rows.
+    pub of: Option<i64>,
 }
 
 #[cfg(test)]
@@ -92,8 +119,24 @@ mod tests {
         let req = PageRequest::parse(Some("2"), 3);
         let (rows, nav) = req.finish(vec![1, 2, 3, 4], |p| format!("?page={p}"));
         assert_eq!(rows, [1, 2, 3]);
-        assert_eq!(nav, PageNav { page: 2, previous: Some("?page=1".into()), next: Some("?page=3".into()) });
+        assert_eq!(nav, PageNav { page: 2, previous: Some("?page=1".into()), next: Some("?page=3".into()), of: None });
         let (rows, nav) = PageRequest::parse(None, 3).finish(vec![1, 2, 3], |p| format!("?page={p}"));
         assert_eq!((rows.len(), nav.previous, nav.next), (3, None, None));
+    }
+
+    #[test]
+    fn a_counted_list_knows_its_last_page() {
+        let link = |p| format!("?page={p}");
+        let nav = PageRequest::parse(Some("2"), 24).nav_of(56, link);
+        assert_eq!(
+            nav,
+            PageNav { page: 2, previous: Some("?page=1".into()), next: Some("?page=3".into()), of: Some(3) }
+        );
+        let last = PageRequest::parse(Some("3"), 24);
+        assert_eq!((last.past(56), last.nav_of(56, link).next), (false, None));
+        assert_eq!((last.past(48), last.nav_of(48, link).previous), (true, Some("?page=2".into())), "back to the last");
+        let empty = PageRequest::parse(None, 24);
+        assert_eq!((empty.pages(0), empty.past(0), empty.nav_of(0, link).of), (1, false, Some(1)));
+        assert_eq!(PageRequest::parse(Some("9999"), 24).nav_of(24, link).previous, Some("?page=1".into()));
     }
 }

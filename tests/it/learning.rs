@@ -225,6 +225,166 @@ async fn catalog_and_enrollment(app: TestApp) {
 on_both!(crs_1_catalog_search_enrollment_and_content, catalog_and_enrollment);
 on_meilisearch!(crs_1_catalog_search_on_meilisearch, catalog_and_enrollment);
 
+/// Published courses for the paging test: `n` of `member`, all with one run
+/// of `pacing`, in `subject` and `language`; `title(i)` names the i-th.
+async fn seed_catalog(
+    app: &TestApp,
+    member: &'static str,
+    n: usize,
+    (subject, language, pacing): (&'static str, &'static str, &'static str),
+    title: fn(usize) -> String,
+) {
+    crate::sharing::run(app, move |conn| {
+        let op = operator();
+        let now = lyceum::db::now();
+        let m = match authoring::member_by_slug(conn, member) {
+            Ok(m) => m,
+            Err(_) => authoring::create_member(conn, &op, member, &format!("{member} University"), "A member.", now)?,
+        };
+        for i in 0..n {
+            let slug = format!("{member}-{i:02}");
+            let input =
+                authoring::parse_course(&slug, &title(i), "Learn it well.", "All about it.", subject, language, "")?;
+            let c = authoring::create_course(conn, &op, &m, &input, now)?;
+            authoring::add_run(
+                conn,
+                &c,
+                &RunInput {
+                    key: "2026".into(),
+                    starts_at: now - chrono::Duration::days(1),
+                    ends_at: None,
+                    enrollment_opens_at: None,
+                    enrollment_closes_at: None,
+                    pacing: pacing.into(),
+                    access_days: None,
+                    pass_threshold: 60,
+                    audit: true,
+                    verified_price_cents: None,
+                    currency: "USD".into(),
+                },
+                now,
+            )?;
+            authoring::set_published(conn, &c, true, now)?;
+        }
+        Ok::<_, lyceum::learning::service::LearningError>(())
+    })
+    .await;
+}
+
+/// The catalog as its links read once a browser decodes them, and the
+/// courses of its cards in order.
+async fn catalog_at(app: &TestApp, path: &str) -> (String, Vec<String>) {
+    let (status, body) = app.get(path).await;
+    assert_eq!(status, Status::Ok, "{path}");
+    let body = body.replace("&#x3D;", "=").replace("&amp;", "&");
+    let re = regex::Regex::new(r#"class="card-title"><a href="/courses/([a-z0-9-]+)""#).unwrap();
+    let cards = re.captures_iter(&body).map(|c| c[1].to_string()).collect();
+    (body, cards)
+}
+
+async fn catalog_pages(app: TestApp) {
+    // 30 Python courses from Northbridge (a third with "python" in the
+    // summary only, titled to sort first) and 26 statistics courses in
+    // French from Larkfield: 56 courses, three pages of 24.
+    seed_catalog(&app, "northbridge", 30, ("computer-science", "en", "self"), |i| {
+        if i % 3 == 0 { format!("Applied programming {i:02}") } else { format!("Python {i:02}") }
+    })
+    .await;
+    crate::sharing::run(&app, |conn| {
+        diesel::update(courses::table.filter(courses::title.like("Applied%")))
+            .set(courses::summary.eq("Programs in python, applied."))
+            .execute(conn)
+    })
+    .await;
+    seed_catalog(&app, "larkfield", 26, ("mathematics", "fr", "instructor"), |i| format!("Statistique {i:02}")).await;
+    app.run_jobs().await;
+
+    let (first, cards) = catalog_at(&app, "/courses").await;
+    assert_eq!(cards.len(), 24, "one page of cards");
+    assert!(first.contains("56 courses") && first.contains("Page 1 of 3"), "the count and where we are");
+    assert!(first.contains(r#"rel="next" href="/courses?page=2""#) && !first.contains(r#"rel="prev""#));
+    // The facets still list every member, subject and language, not only this page's.
+    for option in [
+        r#"value="larkfield""#,
+        r#"value="northbridge""#,
+        r#"value="mathematics""#,
+        r#"value="computer-science""#,
+        r#"value="fr""#,
+        r#"value="en""#,
+    ] {
+        assert!(first.contains(option), "{option} in the filters");
+    }
+    let mut seen = cards;
+    for page in [2, 3] {
+        let (body, cards) = catalog_at(&app, &format!("/courses?page={page}")).await;
+        assert!(body.contains(&format!("Page {page} of 3")), "page {page}");
+        assert!(body.contains(&format!(r#"rel="prev" href="/courses?page={}""#, page - 1)));
+        assert_eq!(body.contains(r#"rel="next""#), page < 3);
+        seen.extend(cards);
+    }
+    let mut sorted = seen.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!((seen.len(), sorted.len()), (56, 56), "every course once over the pages");
+
+    // Filters survive paging, in the links of every page.
+    let filtered = "/courses?member=northbridge&subject=computer-science&language=en&pacing=self&open=true";
+    let (body, cards) = catalog_at(&app, filtered).await;
+    assert!(body.contains("30 courses") && body.contains("Page 1 of 2"), "{body}");
+    assert_eq!(cards.len(), 24);
+    let next = format!("{filtered}&page=2");
+    assert!(body.contains(&format!(r#"rel="next" href="{next}""#)), "the next page keeps the filters");
+    let (body, cards) = catalog_at(&app, &next).await;
+    assert_eq!(cards.len(), 6);
+    assert!(cards.iter().all(|c| c.starts_with("northbridge-")) && body.contains("Page 2 of 2"));
+    assert!(body.contains(&format!(r#"rel="prev" href="{filtered}&page=1""#)));
+    let (body, cards) = catalog_at(&app, "/courses?subject=mathematics&pacing=instructor").await;
+    assert!(body.contains("26 courses") && cards.iter().all(|c| c.starts_with("larkfield-")), "{cards:?}");
+    let (body, cards) = catalog_at(&app, "/courses?language=fr&page=2").await;
+    assert_eq!((cards.len(), body.contains("Page 2 of 2")), (2, true));
+    let (body, cards) = catalog_at(&app, "/courses?pacing=instructor&member=northbridge").await;
+    assert!(cards.is_empty() && body.contains("No course matches"));
+
+    // A search pages in the index's order, not by title, and keeps its words.
+    let index = app.client.rocket().state::<std::sync::Arc<dyn lyceum::search::SearchIndex>>().unwrap().clone();
+    let ranked = index.search("python", 100).await.unwrap();
+    let slugs = crate::sharing::run(&app, move |conn| {
+        ranked
+            .iter()
+            .map(|id| courses::table.find(id).select((courses::slug, courses::title)).first::<(String, String)>(conn))
+            .collect::<QueryResult<Vec<_>>>()
+    })
+    .await;
+    assert_eq!(slugs.len(), 30, "every Python course is a hit");
+    let mut by_title = slugs.clone();
+    by_title.sort_by(|a, b| a.1.cmp(&b.1));
+    assert_ne!(slugs, by_title, "the index ranks titles above summaries");
+    let slugs: Vec<String> = slugs.into_iter().map(|(slug, _)| slug).collect();
+    let (body, mut cards) = catalog_at(&app, "/courses?q=python").await;
+    assert!(body.contains("30 courses") && body.contains("Page 1 of 2"), "{body}");
+    assert!(body.contains(r#"rel="next" href="/courses?q=python&page=2""#));
+    let (_, second) = catalog_at(&app, "/courses?q=python&page=2").await;
+    cards.extend(second);
+    assert_eq!(cards, slugs, "the pages follow the ranking");
+    let (body, cards) = catalog_at(&app, "/courses?q=python+programs&member=northbridge").await;
+    assert!(body.contains(r#"for “python programs”"#) && cards.len() <= 24, "{body}");
+
+    // A malformed page is the first; one past the end says so and links to the last.
+    for junk in ["x", "0", "-1", "1%00", "2.5", "99999999999999999999999"] {
+        let (body, cards) = catalog_at(&app, &format!("/courses?page={junk}")).await;
+        assert_eq!((cards.len(), body.contains("Page 1 of 3")), (24, true), "page={junk}");
+    }
+    for past in ["4", "9999"] {
+        let (body, cards) = catalog_at(&app, &format!("/courses?member=larkfield&page={past}")).await;
+        assert!(cards.is_empty(), "page={past}");
+        assert!(
+            body.contains("There are 2 pages") && body.contains(r#"href="/courses?member=larkfield&page=2""#),
+            "{body}"
+        );
+    }
+}
+on_both!(crs_1_the_catalog_pages_in_the_database_with_its_filters, catalog_pages);
+
 async fn progress_and_grading(app: TestApp) {
     // promise: CRS-2 — enrollments, progress, attendance, results and feedback are recorded.
     let c = seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;

@@ -545,3 +545,119 @@ async fn shr_7_an_organization_of_33000_staff_downloads_its_csv() {
     assert_eq!(status, Status::Ok);
     assert!(page.contains("Number 1"), "the dashboard's first page: {page}");
 }
+
+/// The dashboard reads the gate for its page of staff by their own rows:
+/// every read of the organization's staff list names a learner (an index
+/// probe), where the gate once read the whole list again for each person on
+/// the page (at 20,000 staff, 50 reads of 20,000 rows a page view). The
+/// plans are SQLite's (`EXPLAIN QUERY PLAN`); on PostgreSQL the same page is
+/// read and checked for what it hands over.
+async fn gate_reads_its_page_by_learner(app: TestApp) {
+    use diesel::connection::InstrumentationEvent;
+    use lyceum::consent::Purpose;
+    use lyceum::consent::sharing::{self, Want};
+    use lyceum::db::schema::course_runs;
+    use std::sync::{Arc, Mutex};
+    const STAFF: i64 = 120;
+    seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    let run_id: i64 = run(&app, |conn| course_runs::table.select(course_runs::id).first(conn)).await;
+    let sqlite = app.pg.is_none();
+    let statements = Arc::new(Mutex::new(Vec::<String>::new()));
+    let heard = statements.clone();
+    let shown = run(&app, move |conn| {
+        let now = lyceum::db::now();
+        let org = partners::create(conn, PartnerKind::Organization, "globex", "Globex", None, "it@globex.example", now)
+            .map_err(|e| e.to_string())?;
+        let t = "'2026-01-05 10:00:00'";
+        for i in 0..STAFF {
+            diesel::sql_query(format!(
+                "INSERT INTO users (username, email, first_name, last_name, password_hash, status, email_verified_at, \
+                   terms_version, terms_accepted_at, created_at, updated_at) \
+                 VALUES ('many{i:03}', 'many{i:03}@globex.example', 'Staff', 'Number {i:03}', '', 'active', {t}, \
+                   '1', {t}, {t}, {t})"
+            ))
+            .execute(conn)
+            .map_err(|e| e.to_string())?;
+        }
+        for sql in [
+            format!(
+                "INSERT INTO org_staff (id, partner_id, user_id, user_name, user_name_key, given_name, family_name, \
+                   display_name, work_email, active, version, created_at, updated_at, provisioned) \
+                 SELECT 'many-' || u.id, {}, u.id, u.username, lower(u.username), u.first_name, u.last_name, \
+                   u.first_name || ' ' || u.last_name, u.email, TRUE, 1, {t}, {t}, FALSE \
+                 FROM users u WHERE u.username LIKE 'many%'",
+                org.id
+            ),
+            format!(
+                "INSERT INTO enrollments (user_id, run_id, track, status, enrolled_at, grade_percent, passed) \
+                 SELECT u.id, {run_id}, 'audit', 'active', {t}, 0.0, FALSE FROM users u WHERE u.username LIKE 'many%'"
+            ),
+        ] {
+            diesel::sql_query(sql).execute(conn).map_err(|e| e.to_string())?;
+        }
+        // The dashboard's first page: 50 of the 120.
+        let page: Vec<i64> = org_staff::table
+            .filter(org_staff::partner_id.eq(org.id))
+            .order(org_staff::user_name_key.asc())
+            .select(org_staff::user_id)
+            .limit(50)
+            .load(conn)
+            .map_err(|e| e.to_string())?;
+        let listen = move |event: InstrumentationEvent<'_>| {
+            if let InstrumentationEvent::StartQuery { query, .. } = event {
+                heard.lock().unwrap().push(query.to_string());
+            }
+        };
+        conn.set_instrumentation(listen);
+        let shared = sharing::of_learners(
+            conn,
+            &org,
+            Purpose::StaffTraining,
+            Want::ALL,
+            &page,
+            "dashboard:test",
+            "http://lyceum.test",
+            now,
+        );
+        conn.set_instrumentation(|_: InstrumentationEvent<'_>| {});
+        let shared = shared.map_err(|e| e.to_string())?;
+        let mut users: Vec<String> = shared.iter().filter_map(|s| s.learner.email.clone()).collect();
+        users.sort();
+        Ok::<_, String>(users)
+    })
+    .await;
+    let expected: Vec<String> = (0..50).map(|i| format!("many{i:03}@globex.example")).collect();
+    assert_eq!(shown, expected, "the page's learners and no one else");
+    if !sqlite {
+        return;
+    }
+    let statements: Vec<String> = statements.lock().unwrap().clone();
+    let reads: Vec<String> = statements
+        .iter()
+        .map(|s| s.split(" -- binds:").next().unwrap_or(s).to_string())
+        .filter(|s| s.trim_start().starts_with("SELECT") && s.contains("org_staff"))
+        .collect();
+    assert!(!reads.is_empty(), "the gate reads the staff list: {statements:?}");
+    #[derive(QueryableByName)]
+    struct Step {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        detail: String,
+    }
+    let plans = run(&app, move |conn| {
+        let mut plans = Vec::new();
+        for sql in reads {
+            let steps: Vec<Step> = diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}")).load(conn)?;
+            plans.extend(steps.into_iter().map(|s| s.detail).filter(|d| d.contains("org_staff")));
+        }
+        Ok::<_, diesel::result::Error>(plans)
+    })
+    .await;
+    assert!(!plans.is_empty());
+    for step in &plans {
+        assert!(
+            step.contains("(user_id=?)"),
+            "every read of the staff list is by learner, not the whole list: {plans:?}"
+        );
+    }
+}
+on_both!(shr_7_the_dashboard_reads_its_pages_staff_by_learner, gate_reads_its_page_by_learner);
