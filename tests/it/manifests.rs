@@ -496,7 +496,7 @@ async fn pull_pages(
 ) -> Vec<i64> {
     let (p, export_id) = (partner.clone(), export_id.to_string());
     run(app, move |conn| {
-        let mut after = 0;
+        let mut after = sharing::Position::START;
         let mut eids = Vec::new();
         loop {
             let req = sharing::Request {
@@ -567,6 +567,17 @@ async fn one_manifest_per_export(app: TestApp) {
         assert_eq!(theirs, want, "learner {i}'s log is their two records, no one else's");
         assert!(log.iter().all(|d| d.user_id == u && d.export_id == "paged" && d.basis == "deidentified"));
     }
+
+    // An export's cursor seals (learner, enrollment), differs between
+    // exports, and names its enrollment; one of the former order (an
+    // enrollment alone) cannot resume in this one and is told apart.
+    let p = sharing::Position { user_id: learners[3], enrollment_id: eids[7] };
+    let cursor = sharing::encode_position(p, "paged");
+    assert_eq!(sharing::decode_position(&cursor), Ok(p));
+    assert_eq!(sharing::decode_cursor(&cursor), Some(eids[7]));
+    assert_ne!(cursor, sharing::encode_position(p, "another"));
+    assert_eq!(sharing::decode_position(&sharing::encode_cursor(eids[7], "paged")), Err(sharing::CursorError::Former));
+    assert_eq!(sharing::decode_position("%%%"), Err(sharing::CursorError::Malformed));
 
     // Pulled again under the same export id (a resume from the start):
     // nothing is recorded twice.
