@@ -442,12 +442,13 @@ type Candidate = (
 
 /// The gate's candidate query for a member partner (`sharing::candidates`),
 /// built the same way (boxed), with nothing after it.
-fn candidates(conn: &mut Conn, member_id: i64, after: i64) -> QueryResult<Vec<Candidate>> {
+fn candidates(conn: &mut Conn, member_id: i64, after: sharing::Position) -> QueryResult<Vec<Candidate>> {
     enrollments::table
         .inner_join(course_runs::table.inner_join(courses::table.inner_join(members::table)))
         .inner_join(users::table)
-        .filter(enrollments::id.gt(after))
-        .order(enrollments::id.asc())
+        .filter(enrollments::user_id.ge(after.user_id))
+        .filter(enrollments::user_id.gt(after.user_id).or(enrollments::id.gt(after.enrollment_id)))
+        .order((enrollments::user_id.asc(), enrollments::id.asc()))
         .limit(PAGE)
         .select((
             (
@@ -482,12 +483,12 @@ fn candidates(conn: &mut Conn, member_id: i64, after: i64) -> QueryResult<Vec<Ca
 /// The record the gate would build for a fully consented learner.
 fn plain_record(row: Candidate, now: NaiveDateTime) -> SharedRecord {
     let (e, c, u) = row;
-    let (eid, _user_id, _run_id, track, status, enrolled_at, expires, ..) = e;
+    let (eid, user_id, _run_id, track, status, enrolled_at, expires, ..) = e;
     let (run_key, _course_id, slug, title, member_slug, starts_at, ends_at) = c;
     let (username, first, last, email, company) = u;
     let state = sharing::enrollment_state(&status, expires, now);
     SharedRecord::Enrollment(SharedEnrollment {
-        cursor: sharing::encode_cursor(eid, "bench"),
+        cursor: sharing::encode_position(sharing::Position { user_id, enrollment_id: eid }, "bench"),
         learner: Learner {
             id: username.clone(),
             pseudonymous: false,
@@ -523,11 +524,11 @@ fn ungated(conn: &mut Conn, member: &Partner) -> Result<Phase, String> {
     let mut adapter = csv_adapter();
     let mut out = Vec::new();
     adapter.begin(&mut out).map_err(err)?;
-    let (mut rows, mut bytes, mut after) = (0u64, out.len() as u64, 0);
+    let (mut rows, mut bytes, mut after) = (0u64, out.len() as u64, sharing::Position::START);
     loop {
         let page = candidates(conn, member_id, after).map_err(err)?;
         let full = page.len() as i64 == PAGE;
-        let last = page.last().map(|r| r.0.0);
+        let last = page.last().map(|r| sharing::Position { user_id: r.0.1, enrollment_id: r.0.0 });
         let now = crate::db::now();
         // A fresh buffer per page, as the API yields one per page.
         let mut out = Vec::new();
@@ -560,7 +561,7 @@ fn gated(conn: &mut Conn, member: &Partner) -> Result<Phase, String> {
     let mut adapter = csv_adapter();
     let mut out = Vec::new();
     adapter.begin(&mut out).map_err(err)?;
-    let (mut rows, mut bytes, mut after) = (0u64, out.len() as u64, 0);
+    let (mut rows, mut bytes, mut after) = (0u64, out.len() as u64, sharing::Position::START);
     loop {
         let req = sharing::Request {
             partner: member,
@@ -657,7 +658,7 @@ fn candidate_sql(member_id: i64, ordered: bool) -> String {
          FROM enrollments e JOIN course_runs r ON r.id = e.run_id JOIN courses c ON c.id = r.course_id \
          JOIN members m ON m.id = c.member_id JOIN users u ON u.id = e.user_id \
          WHERE c.member_id = {member_id}{}",
-        if ordered { " ORDER BY e.id" } else { "" }
+        if ordered { " ORDER BY e.user_id, e.id" } else { "" }
     )
 }
 
@@ -695,7 +696,7 @@ fn copy<const ORDERED: bool>(url: &str, member: &Partner) -> Result<Phase, Strin
     let reader =
         diesel::copy_to(CandidateCopy::<ORDERED>).with_format(CopyFormat::Csv).load_raw(&mut c).map_err(err)?;
     let (rows, bytes) = drain(reader).map_err(err)?;
-    let name = if ORDERED { "COPY (same query ORDER BY id) TO STDOUT" } else { "COPY (same query) TO STDOUT" };
+    let name = if ORDERED { "COPY (same query ORDER BY user_id, id) TO STDOUT" } else { "COPY (same query) TO STDOUT" };
     Ok(meter.finish(name, rows, bytes))
 }
 

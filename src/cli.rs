@@ -81,6 +81,28 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         report_runs: usize,
     },
+    /// A learner's Sharing page after a year of daily member exports to several partners: seeds the
+    /// disclosure manifests directly (benches/README.md says what is not real), then times the page.
+    #[cfg(feature = "bench")]
+    BenchSharing {
+        /// An empty PostgreSQL database (the rows are kept); default a fresh SQLite file, removed afterwards.
+        #[arg(long)]
+        database_url: Option<String>,
+        /// Daily exports per partner.
+        #[arg(long, default_value_t = 365)]
+        days: i64,
+        #[arg(long, default_value_t = 3)]
+        partners: i64,
+        /// Records of each export.
+        #[arg(long, default_value_t = 1_000_000)]
+        records: i64,
+        /// Records of each learner in an export.
+        #[arg(long, default_value_t = 5)]
+        per_learner: i64,
+        /// Timed requests of the page, one at a time.
+        #[arg(long, default_value_t = 200)]
+        requests: usize,
+    },
     /// Seed a site at MOOC size (`--scale 1` = a million learners, 5 million enrollments, 30 million unit
     /// completions, 5 million forum posts) with set-based SQL, then measure its pages over loopback HTTP.
     #[cfg(feature = "bench")]
@@ -355,6 +377,13 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
             let opts = crate::bench_export::Options { database_url, rows, learners, report_runs };
             let results = crate::bench_export::run(&config, opts).await?;
             print!("{}", crate::bench_export::markdown(&results));
+            Ok(())
+        }
+        #[cfg(feature = "bench")]
+        Command::BenchSharing { database_url, days, partners, records, per_learner, requests } => {
+            let opts = crate::bench_sharing::Options { database_url, days, partners, records, per_learner, requests };
+            let results = crate::bench_sharing::run(&config, opts).await?;
+            print!("{}", crate::bench_sharing::markdown(&results));
             Ok(())
         }
         #[cfg(feature = "bench")]

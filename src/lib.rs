@@ -10,6 +10,8 @@ pub mod bench_export;
 pub mod bench_mix;
 #[cfg(feature = "bench")]
 pub mod bench_scale;
+#[cfg(feature = "bench")]
+pub mod bench_sharing;
 pub mod certificates;
 pub mod cli;
 pub mod config;

@@ -85,6 +85,24 @@ fn resume_after(since: Option<&str>, what: &str) -> AppResult<i64> {
     }
 }
 
+/// The position an export resumes after: the start without `since`, else the
+/// one its cursor seals.
+fn resume_position(since: Option<&str>) -> AppResult<sharing::Position> {
+    match since {
+        None | Some("") => Ok(sharing::Position::START),
+        Some(c) => sharing::decode_position(c).map_err(|e| {
+            AppError::BadRequest(match e {
+                sharing::CursorError::Former => "The `since` cursor is from before exports went by learner, then \
+                    enrollment (2026-12-08): it cannot resume in the new order. Pull the export from the start."
+                    .into(),
+                sharing::CursorError::Malformed => {
+                    "The `since` cursor is malformed. Pass the `cursor` value of the last record you received.".into()
+                }
+            })
+        }),
+    }
+}
+
 fn pull_content_type(format: Format) -> ContentType {
     if format == Format::Csv {
         ContentType::new("text", "csv").with_params(("charset", "utf-8"))
@@ -116,7 +134,7 @@ pub async fn export(
         RecordKind::Departure => return Err(AppError::NotFound),
     };
     let format = pull_format(format)?;
-    let after = resume_after(since, "record")?;
+    let after = resume_position(since)?;
     if !auth.key.allows(scope) {
         return Err(AppError::Forbidden(format!("This API key may not read {scope}.")));
     }

@@ -140,6 +140,9 @@ pub struct Manifest {
     pub prev_hash: String,
     pub hash: String,
     pub mac: Option<String>,
+    /// The width class of the learner range ([`span_class`]), which the
+    /// learner's lookup finds it by.
+    pub user_span: i16,
 }
 
 fn corrupt(what: &str) -> diesel::result::Error {
@@ -237,6 +240,16 @@ pub fn set_digest(learners: &RoaringTreemap, records: &RoaringTreemap) -> [u8; 3
     sum
 }
 
+/// The width class of a learner range: the bit length of
+/// `user_max - user_min`. A manifest of class c whose range holds learner u
+/// has `user_min` in (u - 2^c, u], so the manifests holding u are one short
+/// index range of `manifests(user_span, user_min, user_max)` per class
+/// (docs/ARCHITECTURE.md, "Finding a learner's manifests").
+pub fn span_class(user_min: i64, user_max: i64) -> i16 {
+    let width = user_max.saturating_sub(user_min).max(0) as u64;
+    (64 - width.leading_zeros()) as i16
+}
+
 fn split_key(key: &str) -> Option<(&str, u64)> {
     let (kind, id) = key.split_once(':')?;
     Some((kind, id.parse().ok()?))
@@ -263,7 +276,7 @@ type GroupKey = (String, String, String, String);
 /// purpose, basis, fields and record kind. A record already delivered under
 /// this export id with the same fields, basis and consent is not recorded
 /// again (a resumed pull, a retried send): only the export's manifests whose
-/// record range overlaps these records are read for that. Returns the ids
+/// learner and record ranges overlap these records' are read for that. Returns the ids
 /// written. Call it inside the transaction that decided what left.
 pub fn write(conn: &mut Conn, h: &Header<'_>, items: Vec<Item>) -> QueryResult<Vec<i64>> {
     if items.is_empty() {
@@ -290,10 +303,18 @@ fn write_in(conn: &mut Conn, h: &Header<'_>, items: Vec<Item>) -> QueryResult<Ve
         return Ok(Vec::new());
     }
     let (rmin, rmax) = groups.values().flatten().fold((u64::MAX, 0u64), |(lo, hi), (_, r, _)| (lo.min(*r), hi.max(*r)));
+    let (umin, umax) = groups.values().flatten().fold((u64::MAX, 0u64), |(lo, hi), (u, ..)| (lo.min(*u), hi.max(*u)));
     // What this export already recorded among these records, in this
     // state (an attempt retried is one attempt; a delivery after it is new).
+    // A manifest that holds one of these records holds its learner, so only
+    // the export's manifests whose learner range overlaps these learners
+    // are read (`manifests_export (export_id, user_max, user_min)`): pages
+    // go by learner, so on a first walk that is none, and on a resume the
+    // pages it repeats.
     let earlier: Vec<Manifest> = manifests::table
         .filter(manifests::export_id.eq(h.export_id))
+        .filter(manifests::user_max.ge(umin as i64))
+        .filter(manifests::user_min.le(umax as i64))
         .filter(manifests::record_max.ge(rmin as i64))
         .filter(manifests::record_min.le(rmax as i64))
         .filter(manifests::state.eq(h.state.as_str()))
@@ -376,7 +397,9 @@ fn write_in(conn: &mut Conn, h: &Header<'_>, items: Vec<Item>) -> QueryResult<Ve
             prev_hash: prev.clone(),
             hash: String::new(),
             mac: None,
+            user_span: 0,
         };
+        m.user_span = span_class(m.user_min, m.user_max);
         m.hash = m.compute_hash();
         m.mac = Some(super::seal::manifest_seal(&m.hash));
         let id = insert(conn, &m)?;
@@ -418,6 +441,7 @@ fn insert(conn: &mut Conn, m: &Manifest) -> QueryResult<i64> {
             manifests::prev_hash.eq(&m.prev_hash),
             manifests::hash.eq(&m.hash),
             manifests::mac.eq(&m.mac),
+            manifests::user_span.eq(m.user_span),
         ))
         .returning(manifests::id)
         .get_result(conn)
@@ -431,11 +455,9 @@ pub struct Filter<'a> {
     pub partner_id: Option<i64>,
 }
 
-/// A learner's disclosures, newest first, at most `limit`: the manifests
-/// whose learner range holds them, then a bitmap test each; their records
-/// are those of the manifest's records that are theirs.
+/// A learner's disclosures, newest first, at most `limit`: see [`learner_log`].
 pub fn disclosures_of(conn: &mut Conn, user_id: i64, limit: i64) -> QueryResult<Vec<Disclosure>> {
-    let mut out = expand(conn, &Filter { user_id: Some(user_id), ..Filter::default() })?;
+    let mut out = learner_log(conn, user_id, &Filter::default())?;
     out.reverse();
     out.truncate(limit.max(0) as usize);
     Ok(out)
@@ -443,12 +465,12 @@ pub fn disclosures_of(conn: &mut Conn, user_id: i64, limit: i64) -> QueryResult<
 
 /// Every disclosure the filter selects, expanded to one per record, oldest
 /// first (for audits, departures and tests; a learner's own log reads
-/// [`disclosures_of`]).
+/// [`disclosures_of`], and a filter naming a learner goes the same way).
 pub fn expand(conn: &mut Conn, f: &Filter<'_>) -> QueryResult<Vec<Disclosure>> {
-    let mut q = manifests::table.order(manifests::id.asc()).select(Manifest::as_select()).into_boxed();
     if let Some(u) = f.user_id {
-        q = q.filter(manifests::user_max.ge(u)).filter(manifests::user_min.le(u));
+        return learner_log(conn, u, f);
     }
+    let mut q = manifests::table.order(manifests::id.asc()).select(Manifest::as_select()).into_boxed();
     if let Some(e) = f.export_id {
         q = q.filter(manifests::export_id.eq(e));
     }
@@ -458,9 +480,6 @@ pub fn expand(conn: &mut Conn, f: &Filter<'_>) -> QueryResult<Vec<Disclosure>> {
     let mut found: Vec<(Manifest, RoaringTreemap, RoaringTreemap)> = Vec::new();
     for m in q.load(conn)? {
         let learners = m.learner_set()?;
-        if f.user_id.is_some_and(|u| !learners.contains(u as u64)) {
-            continue;
-        }
         let records = m.record_set()?;
         found.push((m, learners, records));
     }
@@ -486,31 +505,165 @@ pub fn expand(conn: &mut Conn, f: &Filter<'_>) -> QueryResult<Vec<Disclosure>> {
             let (user, scope) = match owner {
                 Some((u, s)) => (*u, s.clone()),
                 // A user-keyed record (a contact, a legal disclosure).
-                None if matches!(m.record_kind.as_str(), "contact" | "user") => (r as i64, None),
+                None if user_keyed(&m.record_kind) => (r as i64, None),
                 None => continue,
             };
-            if !learners.contains(user as u64) || f.user_id.is_some_and(|u| u != user) {
+            if !learners.contains(user as u64) {
                 continue;
             }
-            let consent_ledger_id =
-                (m.basis == "consent").then(|| consent_at(&ledger, user, &m, scope.as_deref(), &pins)).flatten();
-            out.push(Disclosure {
-                id: m.id,
-                user_id: user,
-                partner_id: m.partner_id,
-                recipient: m.recipient.clone(),
-                purpose: m.purpose.clone(),
-                fields: m.fields.clone(),
-                basis: m.basis.clone(),
-                consent_ledger_id,
-                legal_reference: m.legal_reference.clone(),
-                note: m.note.clone(),
-                recorded_by: m.recorded_by,
-                export_id: m.export_id.clone(),
-                record_key: format!("{}:{r}", m.record_kind),
-                created_at: m.created_at,
-                delivered: m.state == State::Delivered.as_str(),
-            });
+            out.push(disclosure(&m, user, r, scope.as_deref(), &ledger, &pins));
+        }
+    }
+    Ok(out)
+}
+
+/// Record kinds whose record id is the learner's own id.
+fn user_keyed(kind: &str) -> bool {
+    matches!(kind, "contact" | "user")
+}
+
+fn disclosure(
+    m: &Manifest,
+    user: i64,
+    record: u64,
+    scope: Option<&str>,
+    ledger: &HashMap<i64, Vec<Decision>>,
+    pins: &[i64],
+) -> Disclosure {
+    let consent_ledger_id = (m.basis == "consent").then(|| consent_at(ledger, user, m, scope, pins)).flatten();
+    Disclosure {
+        id: m.id,
+        user_id: user,
+        partner_id: m.partner_id,
+        recipient: m.recipient.clone(),
+        purpose: m.purpose.clone(),
+        fields: m.fields.clone(),
+        basis: m.basis.clone(),
+        consent_ledger_id,
+        legal_reference: m.legal_reference.clone(),
+        note: m.note.clone(),
+        recorded_by: m.recorded_by,
+        export_id: m.export_id.clone(),
+        record_key: format!("{}:{record}", m.record_kind),
+        created_at: m.created_at,
+        delivered: m.state == State::Delivered.as_str(),
+    }
+}
+
+/// A learner's own records, by the record kinds manifests name: every id a
+/// manifest may hold for them, with its consent scope.
+#[derive(Debug, Default)]
+pub struct Own {
+    sets: HashMap<String, RoaringTreemap>,
+    scopes: HashMap<(String, i64), String>,
+}
+
+impl Own {
+    /// The learner's record ids of one kind.
+    pub fn of_kind(&self, kind: &str) -> Option<&RoaringTreemap> {
+        self.sets.get(kind)
+    }
+
+    fn add(&mut self, kind: &str, id: i64, scope: Option<String>) {
+        self.sets.entry(kind.to_string()).or_default().insert(id as u64);
+        if let Some(s) = scope {
+            self.scopes.insert((kind.to_string(), id), s);
+        }
+    }
+}
+
+/// The learner's own records (their enrollments, exam bookings and results,
+/// departure notices, and their id for contacts and legal disclosures):
+/// each read by the learner's id, so the lookup never resolves anyone
+/// else's records.
+pub fn own_records(conn: &mut Conn, user_id: i64) -> QueryResult<Own> {
+    let mut own = Own::default();
+    let rows: Vec<(i64, i64)> = enrollments::table
+        .filter(enrollments::user_id.eq(user_id))
+        .select((enrollments::id, enrollments::run_id))
+        .load(conn)?;
+    for (id, run) in rows {
+        own.add("enrollment", id, Some(super::run_scope(run)));
+    }
+    let rows: Vec<(i64, i64)> = exam_bookings::table
+        .inner_join(exam_sessions::table)
+        .filter(exam_bookings::user_id.eq(user_id))
+        .select((exam_bookings::id, exam_sessions::course_id))
+        .load(conn)?;
+    for (id, course) in rows {
+        own.add("exam_booking", id, Some(super::exam_records::course_scope(course)));
+    }
+    // Driven by the bookings' learner index; a result is its booking's.
+    let rows: Vec<(i64, i64)> = exam_results::table
+        .inner_join(exam_bookings::table.inner_join(exam_sessions::table))
+        .filter(exam_bookings::user_id.eq(user_id))
+        .filter(exam_results::user_id.eq(user_id))
+        .select((exam_results::id, exam_sessions::course_id))
+        .load(conn)?;
+    for (id, course) in rows {
+        own.add("exam_result", id, Some(super::exam_records::course_scope(course)));
+    }
+    let rows: Vec<i64> = departures::table.filter(departures::user_id.eq(user_id)).select(departures::id).load(conn)?;
+    for id in rows {
+        own.add("departure", id, None);
+    }
+    for kind in ["contact", "user"] {
+        own.add(kind, user_id, None);
+    }
+    Ok(own)
+}
+
+/// The manifests whose learner range holds `user_id`, oldest first, within
+/// the filter's export and partner: for each width class c (`span_class`),
+/// those of class c starting in (u - 2^c, u] and ending at or after u, one
+/// index range of `manifests_reach` each.
+fn holding(conn: &mut Conn, user_id: i64, f: &Filter<'_>) -> QueryResult<Vec<Manifest>> {
+    let mut q = manifests::table.order(manifests::id.asc()).select(Manifest::as_select()).into_boxed();
+    for class in 0..64i16 {
+        let reach = ((1u64 << class) - 1) as i64;
+        let term = manifests::user_span
+            .eq(class)
+            .and(manifests::user_min.between(user_id.saturating_sub(reach), user_id))
+            .and(manifests::user_max.ge(user_id));
+        q = if class == 0 { q.filter(term) } else { q.or_filter(term) };
+    }
+    if let Some(e) = f.export_id {
+        q = q.filter(manifests::export_id.eq(e));
+    }
+    if let Some(p) = f.partner_id {
+        q = q.filter(manifests::partner_id.eq(p));
+    }
+    q.load(conn)
+}
+
+/// The ids of the manifests a learner's lookup reads (those whose learner
+/// range holds them), oldest first.
+pub fn read_for(conn: &mut Conn, user_id: i64) -> QueryResult<Vec<i64>> {
+    Ok(holding(conn, user_id, &Filter::default())?.into_iter().map(|m| m.id).collect())
+}
+
+/// A learner's disclosures, oldest first: the manifests whose learner range
+/// holds them (`holding`), kept where the learner set has them, and in
+/// each, the records of theirs it names (its record set intersected with
+/// the learner's own records of its kind). Nobody else's record is read.
+fn learner_log(conn: &mut Conn, user_id: i64, f: &Filter<'_>) -> QueryResult<Vec<Disclosure>> {
+    let found = holding(conn, user_id, f)?;
+    if found.is_empty() {
+        return Ok(Vec::new());
+    }
+    let own = own_records(conn, user_id)?;
+    let ledger = if found.iter().any(|m| m.basis == "consent") { ledger_of(conn, &[user_id])? } else { HashMap::new() };
+    let mut out = Vec::new();
+    for m in found {
+        let Some(mine) = own.of_kind(&m.record_kind) else { continue };
+        if !m.learner_set()?.contains(user_id as u64) {
+            continue;
+        }
+        let theirs = &m.record_set()? & mine;
+        let pins = m.pinned_ids();
+        for r in theirs.iter() {
+            let scope = own.scopes.get(&(m.record_kind.clone(), r as i64)).map(String::as_str);
+            out.push(disclosure(&m, user_id, r, scope, &ledger, &pins));
         }
     }
     Ok(out)
@@ -663,6 +816,8 @@ pub fn verify_against(conn: &mut Conn, anchors: &[super::seal::Anchor]) -> Query
                 Some("its content does not match its hash (the manifest was changed)")
             } else if !m.mac.as_deref().is_some_and(|mac| super::seal::manifest_seal_matches(&m.hash, mac)) {
                 Some("its seal does not match its hash (written or recomputed by someone without the key)")
+            } else if m.user_span != span_class(m.user_min, m.user_max) {
+                Some("its learner range's class does not match the range (its learners' lookup would not find it)")
             } else {
                 match (decode(&m.learners), decode(&m.records), hex_32(&m.erased_digest), hex_32(&m.set_digest)) {
                     (Some(l), Some(r), Some(erased), Some(chained)) => {
@@ -713,11 +868,11 @@ fn hex_32(s: &str) -> Option<[u8; 32]> {
 /// many records were taken out.
 pub fn erase(conn: &mut Conn, user_id: i64) -> QueryResult<u64> {
     crate::db::transaction(conn, |conn| {
-        let found: Vec<Manifest> = manifests::table
-            .filter(manifests::user_max.ge(user_id))
-            .filter(manifests::user_min.le(user_id))
-            .select(Manifest::as_select())
-            .load(conn)?;
+        let found = holding(conn, user_id, &Filter::default())?;
+        if found.is_empty() {
+            return Ok(0);
+        }
+        let own = own_records(conn, user_id)?;
         let mut total = 0u64;
         for m in found {
             let mut learners = m.learner_set()?;
@@ -725,31 +880,22 @@ pub fn erase(conn: &mut Conn, user_id: i64) -> QueryResult<u64> {
                 continue;
             }
             let mut records = m.record_set()?;
-            let wanted = HashMap::from([(m.record_kind.clone(), records.iter().map(|r| r as i64).collect())]);
-            let owners = owners(conn, &wanted)?;
-            let theirs: Vec<u64> = records
-                .iter()
-                .filter(|r| match owners.get(&(m.record_kind.clone(), *r as i64)) {
-                    Some((u, _)) => *u == user_id,
-                    None => matches!(m.record_kind.as_str(), "contact" | "user") && *r == user_id as u64,
-                })
-                .collect();
-            let mut taken = RoaringTreemap::new();
-            for r in &theirs {
-                records.remove(*r);
-                taken.insert(*r);
-            }
+            let taken = match own.of_kind(&m.record_kind) {
+                Some(mine) => &records & mine,
+                None => RoaringTreemap::new(),
+            };
+            records -= &taken;
             let gone = set_digest(&RoaringTreemap::from_iter([user_id as u64]), &taken);
             let erased_digest = hex_32(&m.erased_digest).ok_or_else(|| corrupt("erased digest"))?;
             diesel::update(manifests::table.find(m.id))
                 .set((
                     manifests::learners.eq(encode(&learners)),
                     manifests::records.eq(encode(&records)),
-                    manifests::erased.eq(m.erased + theirs.len() as i64),
+                    manifests::erased.eq(m.erased + taken.len() as i64),
                     manifests::erased_digest.eq(hex::encode(add256(&erased_digest, &gone))),
                 ))
                 .execute(conn)?;
-            total += theirs.len() as u64;
+            total += taken.len();
         }
         Ok(total)
     })
@@ -976,9 +1122,24 @@ mod tests {
         assert_ne!(set_digest(&some, &records), set_digest(&all, &records));
     }
 
-    /// The sets of one export page of 1,000 records: consecutive record
-    /// ids, learners scattered over a million (pages follow enrollment ids,
-    /// not learners). Measured: see docs/ARCHITECTURE.md.
+    /// A manifest of class c that holds u starts within 2^c - 1 of u: the
+    /// one range per class the learner's lookup reads finds it.
+    #[test]
+    fn a_range_is_found_in_its_class_window() {
+        assert_eq!((span_class(5, 5), span_class(5, 6), span_class(0, 1000), span_class(1, 1025)), (0, 1, 10, 11));
+        for (lo, hi) in [(1i64, 1), (3, 9), (1000, 1999), (65_535, 65_537), (1, 1_000_000)] {
+            let reach = (1i64 << span_class(lo, hi)) - 1;
+            for u in [lo, (lo + hi) / 2, hi] {
+                assert!(lo >= u - reach && lo <= u, "[{lo}, {hi}] found from {u}");
+            }
+        }
+    }
+
+    /// The sets of one export page of 1,000 records: one set a run, the
+    /// other scattered over a million (pages go by learner, so the learners
+    /// are near-consecutive and their enrollment ids scattered; the pages
+    /// of before went by enrollment id, the other way round). Measured: see
+    /// docs/ARCHITECTURE.md.
     #[test]
     fn a_pages_sets_cost_a_few_bytes_a_record() {
         let records: RoaringTreemap = (5_000_000u64..5_001_000).collect();

@@ -50,8 +50,8 @@ pub struct Request<'a> {
     pub partner: &'a Partner,
     pub purpose: Purpose,
     pub want: Want,
-    /// Resume after this position (0 from the start).
-    pub after: i64,
+    /// Resume after this position ([`Position::START`] from the start).
+    pub after: Position,
     pub limit: i64,
     /// Names the export, push or report in every disclosure row.
     pub export_id: &'a str,
@@ -97,7 +97,22 @@ impl Shared {
 pub struct Page {
     pub shared: Vec<Shared>,
     /// Position to resume from; `None` when the walk is complete.
-    pub next_after: Option<i64>,
+    pub next_after: Option<Position>,
+}
+
+/// Where a walk of a partner's enrollments stands: after this learner's
+/// enrollment. The walk goes by learner, then enrollment, so each page's
+/// learners are a range no other page of the export holds, and a learner's
+/// disclosures sit in about one manifest per export (docs/ARCHITECTURE.md,
+/// "Finding a learner's manifests").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Position {
+    pub user_id: i64,
+    pub enrollment_id: i64,
+}
+
+impl Position {
+    pub const START: Position = Position { user_id: 0, enrollment_id: 0 };
 }
 
 /// The key cursors are sealed with, from the site secret (`install_cursor_key`).
@@ -135,9 +150,15 @@ pub fn encode_cursor(position: i64, export_id: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(block)
 }
 
+/// The record id a cursor names: the position of a single-position cursor
+/// (exam candidates, departures), the enrollment of an export's
+/// [`encode_position`] cursor.
 pub fn decode_cursor(cursor: &str) -> Option<i64> {
     use aes::cipher::BlockDecrypt;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor.trim()).ok()?;
+    if bytes.len() == 32 {
+        return decode_position(cursor).ok().map(|p| p.enrollment_id);
+    }
     if bytes.len() == 16 {
         let mut block = aes::Block::clone_from_slice(&bytes);
         cursor_key().decrypt_block(&mut block);
@@ -147,6 +168,67 @@ pub fn decode_cursor(cursor: &str) -> Option<i64> {
     // Cursors handed out before they were sealed still resume.
     let text = String::from_utf8(bytes).ok()?;
     text.strip_prefix("e:")?.parse::<i64>().ok().filter(|n| *n >= 0)
+}
+
+/// An export record's cursor: its position (learner, enrollment) and eight
+/// bytes drawn from the export's id and the position in each of two AES
+/// blocks, the second chained to the first. New in every export, the same
+/// within one, as [`encode_cursor`].
+pub fn encode_position(p: Position, export_id: &str) -> String {
+    use aes::cipher::BlockEncrypt;
+    use sha2::Digest;
+    let pad = sha2::Sha256::new_with_prefix(export_id.as_bytes())
+        .chain_update(p.user_id.to_be_bytes())
+        .chain_update(p.enrollment_id.to_be_bytes())
+        .finalize();
+    let mut first = [0u8; 16];
+    first[..8].copy_from_slice(&p.user_id.to_be_bytes());
+    first[8..].copy_from_slice(&pad[..8]);
+    let mut first = first.into();
+    cursor_key().encrypt_block(&mut first);
+    let mut second = [0u8; 16];
+    second[..8].copy_from_slice(&p.enrollment_id.to_be_bytes());
+    second[8..].copy_from_slice(&pad[8..16]);
+    for (b, c) in second.iter_mut().zip(first.iter()) {
+        *b ^= c;
+    }
+    let mut second = second.into();
+    cursor_key().encrypt_block(&mut second);
+    let mut out = Vec::with_capacity(32);
+    out.extend_from_slice(&first);
+    out.extend_from_slice(&second);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(out)
+}
+
+/// Why an export's `since` cursor cannot resume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CursorError {
+    Malformed,
+    /// A cursor of the export's former order (by enrollment alone).
+    Former,
+}
+
+/// The position an export's cursor seals.
+pub fn decode_position(cursor: &str) -> Result<Position, CursorError> {
+    use aes::cipher::BlockDecrypt;
+    let bytes =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor.trim()).map_err(|_| CursorError::Malformed)?;
+    if bytes.len() != 32 {
+        return Err(if decode_cursor(cursor).is_some() { CursorError::Former } else { CursorError::Malformed });
+    }
+    let mut first = aes::Block::clone_from_slice(&bytes[..16]);
+    let mut second = aes::Block::clone_from_slice(&bytes[16..]);
+    cursor_key().decrypt_block(&mut second);
+    for (b, c) in second.iter_mut().zip(bytes[..16].iter()) {
+        *b ^= c;
+    }
+    cursor_key().decrypt_block(&mut first);
+    let word = |b: &aes::Block| i64::from_be_bytes(b[..8].try_into().expect("eight bytes"));
+    let p = Position { user_id: word(&first), enrollment_id: word(&second) };
+    if p.user_id < 0 || p.enrollment_id < 0 {
+        return Err(CursorError::Malformed);
+    }
+    Ok(p)
 }
 
 type Candidate = (
@@ -180,8 +262,11 @@ fn candidates(conn: &mut Conn, req: &Request<'_>, only: Only<'_>) -> QueryResult
     let mut q = enrollments::table
         .inner_join(course_runs::table.inner_join(courses::table.inner_join(members::table)))
         .inner_join(users::table)
-        .filter(enrollments::id.gt(req.after))
-        .order(enrollments::id.asc())
+        // After the position, by learner then enrollment (the index
+        // `enrollments(user_id, id)`): the learner bound opens the range.
+        .filter(enrollments::user_id.ge(req.after.user_id))
+        .filter(enrollments::user_id.gt(req.after.user_id).or(enrollments::id.gt(req.after.enrollment_id)))
+        .order((enrollments::user_id.asc(), enrollments::id.asc()))
         .select((
             (
                 enrollments::id,
@@ -217,11 +302,11 @@ fn candidates(conn: &mut Conn, req: &Request<'_>, only: Only<'_>) -> QueryResult
         // own learners (`user_id IN …`, an index probe of
         // `enrollments(user_id, run_id)` each), so a report's cost follows the
         // partner's learners, not every enrollment on the site. A read of one
-        // learner (`only`, once per person on a dashboard's page) leaves that
-        // list out, as it would be read whole for each of them: the `EXISTS`
-        // probe by the learner's key is the whole check.
+        // learner or of a page's enrollments (`only`, once per person on a
+        // dashboard's page) leaves that list out, as it would be read whole
+        // each time: the `EXISTS` probe by the learner's key is the whole check.
         (Purpose::Sponsorship, PartnerKind::Sponsor) => {
-            if only.is_none() {
+            if matches!(only, Only::All) {
                 q = q.filter(
                     enrollments::user_id.eq_any(
                         sponsorships::table
@@ -238,7 +323,7 @@ fn candidates(conn: &mut Conn, req: &Request<'_>, only: Only<'_>) -> QueryResult
             ));
         }
         (Purpose::StaffTraining, PartnerKind::Organization) => {
-            if only.is_none() {
+            if matches!(only, Only::All) {
                 q = q.filter(enrollments::user_id.eq_any(
                     org_staff::table.filter(org_staff::partner_id.eq(req.partner.id)).select(org_staff::user_id),
                 ));
@@ -399,7 +484,15 @@ pub fn shareable_ids(
     user_id: i64,
     now: NaiveDateTime,
 ) -> QueryResult<HashSet<(i64, String)>> {
-    let req = Request { partner, purpose, want: Want::ALL, after: 0, limit: UNBOUNDED, export_id: "", base_url: "" };
+    let req = Request {
+        partner,
+        purpose,
+        want: Want::ALL,
+        after: Position::START,
+        limit: UNBOUNDED,
+        export_id: "",
+        base_url: "",
+    };
     let (decided, _) = decide(conn, &req, now, Only::Learner(user_id), false)?;
     Ok(decided
         .into_iter()
@@ -422,7 +515,7 @@ fn decide(
     now: NaiveDateTime,
     only: Only<'_>,
     certificates: bool,
-) -> QueryResult<(Vec<Decided>, Option<i64>)> {
+) -> QueryResult<(Vec<Decided>, Option<Position>)> {
     if req.limit != UNBOUNDED {
         return decide_page(conn, req, now, only, certificates);
     }
@@ -450,9 +543,13 @@ fn decide_page(
     now: NaiveDateTime,
     only: Only<'_>,
     certificates: bool,
-) -> QueryResult<(Vec<Decided>, Option<i64>)> {
+) -> QueryResult<(Vec<Decided>, Option<Position>)> {
     let rows = candidates(conn, req, only)?;
-    let next_after = if (rows.len() as i64) < req.limit { None } else { rows.last().map(|r| r.0.0) };
+    let next_after = if (rows.len() as i64) < req.limit {
+        None
+    } else {
+        rows.last().map(|r| Position { user_id: r.0.1, enrollment_id: r.0.0 })
+    };
     let user_ids: Vec<i64> = rows.iter().map(|r| r.0.1).collect::<HashSet<_>>().into_iter().collect();
     let restricted = restricted_among(conn, &user_ids)?;
     let live = live_consents(conn, req.partner, req.purpose, &user_ids)?;
@@ -541,7 +638,7 @@ fn decide_page(
         let (eid, user_id, run_id, track, status, enrolled_at, expires, grade, passed, completed_at, last_activity) = e;
         let (run_key, course_id, slug, title, member_slug, run_starts_at, run_ends_at) = c;
         let (username, first, last, email, company) = u;
-        let cursor = encode_cursor(eid, req.export_id);
+        let cursor = encode_position(Position { user_id, enrollment_id: eid }, req.export_id);
         let identified = cats.contains(Category::ProfileUsername);
         // A record naming the learner by any field is not de-identified, and
         // must never carry the code that de-identified records carry.
@@ -819,7 +916,7 @@ pub fn all_undelivered(
     base_url: &str,
     now: NaiveDateTime,
 ) -> QueryResult<(Vec<Shared>, Pending)> {
-    let req = Request { partner, purpose, want, after: 0, limit: UNBOUNDED, export_id, base_url };
+    let req = Request { partner, purpose, want, after: Position::START, limit: UNBOUNDED, export_id, base_url };
     let decide_all = |conn: &mut Conn| {
         let ledger_head = super::manifests::ledger_head(conn)?;
         let (decided, _) = decide(conn, &req, now, Only::All, false)?;
@@ -916,7 +1013,7 @@ fn picked_with(
     mut pick: impl FnMut(&[Figures]) -> Vec<bool>,
 ) -> QueryResult<(Vec<Figures>, Vec<Shared>)> {
     decide_then_disclose(conn, partner, export_id, now, |conn| {
-        let req = Request { partner, purpose, want, after: 0, limit: UNBOUNDED, export_id, base_url };
+        let req = Request { partner, purpose, want, after: Position::START, limit: UNBOUNDED, export_id, base_url };
         let (decided, _) = decide(conn, &req, now, Only::All, certificates)?;
         let figures: Vec<Figures> = decided.iter().map(|(s, _)| Figures::of(s)).collect();
         let chosen = pick(&figures);
@@ -951,7 +1048,7 @@ pub fn report_page<T>(
         if shown.is_empty() {
             return Ok(((value, Vec::new()), Vec::new()));
         }
-        let req = Request { partner, purpose, want, after: 0, limit: UNBOUNDED, export_id, base_url };
+        let req = Request { partner, purpose, want, after: Position::START, limit: UNBOUNDED, export_id, base_url };
         let (decided, _) = decide(conn, &req, now, Only::Enrollments(&shown), true)?;
         let (shared, disclosed): (Vec<_>, Vec<_>) = decided.into_iter().unzip();
         Ok(((value, shared), disclosed))
@@ -975,7 +1072,7 @@ pub fn picked_pages(
     mut pick: impl FnMut(&Figures) -> bool,
     mut each: impl FnMut(Vec<Shared>) -> QueryResult<()>,
 ) -> QueryResult<()> {
-    let mut after = 0;
+    let mut after = Position::START;
     loop {
         let req = Request { partner, purpose, want, after, limit: WALK_PAGE, export_id, base_url };
         let (shared, next) = decide_then_disclose(conn, partner, export_id, now, |conn| {
@@ -1724,7 +1821,7 @@ pub fn of_learners(
         return Ok(Vec::new());
     }
     decide_then_disclose(conn, partner, export_id, now, |conn| {
-        let req = Request { partner, purpose, want, after: 0, limit: UNBOUNDED, export_id, base_url };
+        let req = Request { partner, purpose, want, after: Position::START, limit: UNBOUNDED, export_id, base_url };
         let (mut shared, mut disclosed) = (Vec::new(), Vec::new());
         for user_id in learners.iter().copied().collect::<std::collections::BTreeSet<_>>() {
             let (decided, _) = decide(conn, &req, now, Only::Learner(user_id), false)?;

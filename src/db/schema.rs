@@ -410,6 +410,7 @@ diesel::table! {
         prev_hash -> Text,
         hash -> Text,
         mac -> Nullable<Text>,
+        user_span -> SmallInt,
     }
 }
 

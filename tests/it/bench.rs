@@ -1,7 +1,8 @@
 //! The benchmarks measure what they say: `lyceum bench` reaches every page it
 //! names (the floor routes included) without an error, and `lyceum
 //! bench-export` exports every row on each path and leaves nothing behind
-//! from the disclosure floor it rolls back.
+//! from the disclosure floor it rolls back, and `lyceum bench-sharing` times
+//! a learner's Sharing page over the manifests it seeds.
 
 use diesel::RunQueryDsl;
 use lyceum::config::Config;
@@ -70,4 +71,37 @@ async fn bench_export_exports_every_row_and_rolls_its_disclosure_floor_back() {
     assert!(count(c, sql) >= 300);
     let md = lyceum::bench_export::markdown(&r);
     assert!(md.contains("Floor of any gate writing a disclosure row per record"), "{md}");
+}
+
+/// A small `lyceum bench-sharing`: the learner's page answers over the
+/// seeded manifests and shows their records of every export.
+async fn bench_sharing_times_the_learners_page(database_url: Option<String>) {
+    let opts = lyceum::bench_sharing::Options {
+        database_url,
+        days: 4,
+        partners: 3,
+        records: 3_000,
+        per_learner: 3,
+        requests: 5,
+    };
+    let r = lyceum::bench_sharing::run(&Config::default(), opts).await.expect("bench-sharing runs");
+    assert_eq!(r.manifests, 4 * 3 * 3, "three pages an export, twelve exports");
+    assert!(r.learner_records >= 12, "the learner's records of every export: {}", r.learner_records);
+    assert_eq!(r.requests, 5);
+    assert!(r.p50_ms > 0.0 && r.p99_ms >= r.p50_ms);
+    assert!(r.bytes > 1000, "the page was rendered");
+    let md = lyceum::bench_sharing::markdown(&r);
+    eprintln!("{md}");
+    assert!(md.contains("4 days × 3 partners × 3000 records"), "{md}");
+}
+
+#[rocket::async_test]
+async fn bench_sharing_times_the_learners_page_on_sqlite() {
+    bench_sharing_times_the_learners_page(None).await;
+}
+
+#[rocket::async_test]
+async fn bench_sharing_times_the_learners_page_on_postgres() {
+    let Some(db) = crate::common::postgres::TestDatabase::create() else { return };
+    bench_sharing_times_the_learners_page(Some(db.url.clone())).await;
 }

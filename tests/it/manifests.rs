@@ -12,13 +12,14 @@ use lyceum::consent::push::Target;
 use lyceum::consent::sharing::{self, Want};
 use lyceum::consent::{Purpose, seal};
 use lyceum::db::DbConnection;
-use lyceum::db::schema::{jobs, manifests as manifest_rows, partner_sends, users};
+use lyceum::db::schema::{course_runs, enrollments, jobs, manifests as manifest_rows, partner_sends, users};
 use partner_adapters::test_server::{Reply, serve};
 
 use crate::common::{Learner, PASSWORD, TestApp};
+use crate::learning::seed_course;
 use crate::on_both;
 use crate::push::{ada_shares_bob_declines, destination, due_now, queue, state};
-use crate::sharing::{as_user, run};
+use crate::sharing::{as_user, member_partner, run};
 
 async fn user_id(app: &TestApp, name: &str) -> i64 {
     let name = name.to_string();
@@ -431,3 +432,160 @@ fn shr_5_disclosure_rows_logged_before_manifests_move_into_them_postgres() {
     let Some(db) = crate::common::postgres::TestDatabase::create() else { return };
     legacy(&db.url, true);
 }
+
+/// Eight learners of one member, two courses each, whose enrollments arrived
+/// interleaved, as they do (in time, not by learner): learner 1, 8, 2, 7, 3,
+/// 6, 4, 5 in the first course, then the same in the second. Answers the
+/// member's partner and the learners' ids, in id order.
+async fn interleaved(app: &TestApp) -> (lyceum::consent::partners::Partner, Vec<i64>) {
+    let c = seed_course(app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    seed_course(app, "northbridge", "data-science", "Data Science", None).await;
+    let partner = member_partner(app, c.member_id, &[]).await;
+    let learners = run(app, |conn| {
+        let now = lyceum::db::now();
+        let mut ids = Vec::new();
+        for i in 0..8 {
+            let username = format!("learner{i}");
+            let id: i64 = diesel::insert_into(users::table)
+                .values((
+                    users::username.eq(&username),
+                    users::email.eq(format!("{username}@example.org")),
+                    users::first_name.eq("Learner"),
+                    users::last_name.eq(&username),
+                    users::password_hash.eq("!"),
+                    users::status.eq("active"),
+                    users::email_verified_at.eq(Some(now)),
+                    users::terms_version.eq(lyceum::accounts::TERMS_VERSION),
+                    users::terms_accepted_at.eq(now),
+                    users::created_at.eq(now),
+                    users::updated_at.eq(now),
+                ))
+                .returning(users::id)
+                .get_result(conn)?;
+            ids.push(id);
+        }
+        let runs: Vec<i64> = course_runs::table.order(course_runs::id).select(course_runs::id).load(conn)?;
+        for run in runs {
+            for i in [0, 7, 1, 6, 2, 5, 3, 4] {
+                diesel::insert_into(enrollments::table)
+                    .values((
+                        enrollments::user_id.eq(ids[i]),
+                        enrollments::run_id.eq(run),
+                        enrollments::track.eq("audit"),
+                        enrollments::status.eq("active"),
+                        enrollments::enrolled_at.eq(now),
+                        enrollments::grade_percent.eq(0.0),
+                        enrollments::passed.eq(false),
+                    ))
+                    .execute(conn)?;
+            }
+        }
+        Ok::<_, diesel::result::Error>(ids)
+    })
+    .await;
+    (partner, learners)
+}
+
+/// Pulls the member's enrollments under `export_id`, `limit` a page, from the
+/// start; answers the enrollment ids in the order they left.
+async fn pull_pages(
+    app: &TestApp,
+    partner: &lyceum::consent::partners::Partner,
+    export_id: &str,
+    limit: i64,
+) -> Vec<i64> {
+    let (p, export_id) = (partner.clone(), export_id.to_string());
+    run(app, move |conn| {
+        let mut after = sharing::Position::START;
+        let mut eids = Vec::new();
+        loop {
+            let req = sharing::Request {
+                partner: &p,
+                purpose: Purpose::MemberSharing,
+                want: Want { enrollment: true, progress: false, result: false },
+                after,
+                limit,
+                export_id: &export_id,
+                base_url: "http://x",
+            };
+            let page = sharing::next_page(conn, &req, lyceum::db::now())?;
+            for s in &page.shared {
+                let cursor = s.records().next().map(|r| r.cursor().to_string()).unwrap_or_default();
+                eids.push(sharing::decode_cursor(&cursor).unwrap_or(-1));
+            }
+            match page.next_after {
+                Some(next) => after = next,
+                None => return Ok::<_, diesel::result::Error>(eids),
+            }
+        }
+    })
+    .await
+}
+
+/// promise: SHR-5 — a learner's own log is found in about one manifest per
+/// export: the member export goes by learner, then enrollment, so a page's
+/// learner range is its own and no other page's range holds the learner.
+async fn one_manifest_per_export(app: TestApp) {
+    let (partner, learners) = interleaved(&app).await;
+    let eids = pull_pages(&app, &partner, "paged", 4).await;
+    assert_eq!(eids.len(), 16, "every enrollment left once: {eids:?}");
+    let owners: Vec<i64> = {
+        let e = eids.clone();
+        run(&app, move |conn| {
+            let mut out = Vec::new();
+            for id in e {
+                out.push(enrollments::table.find(id).select(enrollments::user_id).first::<i64>(conn)?);
+            }
+            Ok::<_, diesel::result::Error>(out)
+        })
+        .await
+    };
+    let mut ordered: Vec<(i64, i64)> = owners.iter().copied().zip(eids.iter().copied()).collect();
+    ordered.sort_unstable();
+    assert_eq!(
+        owners.iter().copied().zip(eids.iter().copied()).collect::<Vec<_>>(),
+        ordered,
+        "by learner, then enrollment"
+    );
+    for (i, u) in learners.iter().copied().enumerate() {
+        let holding: i64 = run(&app, move |conn| {
+            manifest_rows::table
+                .filter(manifest_rows::export_id.eq("paged"))
+                .filter(manifest_rows::user_min.le(u))
+                .filter(manifest_rows::user_max.ge(u))
+                .count()
+                .get_result(conn)
+        })
+        .await;
+        assert_eq!(holding, 1, "learner {i}'s lookup touches one manifest of the export, not {holding}");
+        let log = run(&app, move |conn| manifests::disclosures_of(conn, u, i64::MAX)).await;
+        let mut theirs: Vec<String> = log.iter().map(|d| d.record_key.clone()).collect();
+        theirs.sort();
+        let mut want: Vec<String> =
+            owners.iter().zip(&eids).filter(|(o, _)| **o == u).map(|(_, e)| format!("enrollment:{e}")).collect();
+        want.sort();
+        assert_eq!(theirs, want, "learner {i}'s log is their two records, no one else's");
+        assert!(log.iter().all(|d| d.user_id == u && d.export_id == "paged" && d.basis == "deidentified"));
+    }
+
+    // An export's cursor seals (learner, enrollment), differs between
+    // exports, and names its enrollment; one of the former order (an
+    // enrollment alone) cannot resume in this one and is told apart.
+    let p = sharing::Position { user_id: learners[3], enrollment_id: eids[7] };
+    let cursor = sharing::encode_position(p, "paged");
+    assert_eq!(sharing::decode_position(&cursor), Ok(p));
+    assert_eq!(sharing::decode_cursor(&cursor), Some(eids[7]));
+    assert_ne!(cursor, sharing::encode_position(p, "another"));
+    assert_eq!(sharing::decode_position(&sharing::encode_cursor(eids[7], "paged")), Err(sharing::CursorError::Former));
+    assert_eq!(sharing::decode_position("%%%"), Err(sharing::CursorError::Malformed));
+
+    // Pulled again under the same export id (a resume from the start):
+    // nothing is recorded twice.
+    pull_pages(&app, &partner, "paged", 4).await;
+    let entries: Vec<i64> = run(&app, |conn| {
+        manifest_rows::table.filter(manifest_rows::export_id.eq("paged")).select(manifest_rows::entries).load(conn)
+    })
+    .await;
+    assert_eq!(entries.iter().sum::<i64>(), 16, "{entries:?}");
+}
+on_both!(shr_5_a_learners_log_is_found_in_one_manifest_per_export, one_manifest_per_export);

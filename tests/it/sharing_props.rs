@@ -572,7 +572,7 @@ fn apply(
             let export_id = format!("prop-{}-{}", w.n, stats.export);
             let p = w.partners[partner].clone();
             let mut shared = Vec::new();
-            let mut after = 0;
+            let mut after = sharing::Position::START;
             for _ in 0..1000 {
                 let req = Request {
                     partner: &p,
