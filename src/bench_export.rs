@@ -114,7 +114,47 @@ pub struct Results {
     pub gated: Phase,
     /// The disclosure rows alone, written by the server in one statement.
     pub disclosures_alone: Phase,
+    /// What the gated export's record costs on disk.
+    pub storage: Storage,
     pub report: ReportTiming,
+}
+
+/// The manifests after the gated export: how many, how many records they
+/// name, and the table's whole size (heap, TOAST and every index).
+pub struct Storage {
+    pub manifests: i64,
+    pub records: i64,
+    pub bytes: i64,
+}
+
+impl Storage {
+    pub fn bytes_per_record(&self) -> f64 {
+        self.bytes as f64 / self.records.max(1) as f64
+    }
+}
+
+#[derive(diesel::QueryableByName)]
+struct StorageRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    manifests: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    records: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    bytes: i64,
+}
+
+/// The manifests table as the gated export left it (the seed writes none),
+/// after `VACUUM` so the size is the table's, not dead tuples'.
+fn storage(conn: &mut Conn) -> Result<Storage, String> {
+    let c = pg(conn)?;
+    diesel::sql_query("VACUUM ANALYZE manifests").execute(c).map_err(err)?;
+    let row: StorageRow = diesel::sql_query(
+        "SELECT count(*)::bigint AS manifests, coalesce(sum(entries), 0)::bigint AS records, \
+         pg_total_relation_size('manifests')::bigint AS bytes FROM manifests",
+    )
+    .get_result(c)
+    .map_err(err)?;
+    Ok(Storage { manifests: row.manifests, records: row.records, bytes: row.bytes })
 }
 
 fn err(e: impl std::fmt::Display) -> String {
@@ -846,9 +886,9 @@ pub async fn run(base: &Config, opts: Options) -> Result<Results, String> {
     let member = seeded.member.clone();
     let url = opts.database_url.clone();
     let load_before = loadavg();
-    let (copy, copy_ordered, ungated, gated, disclosures_alone) = {
+    let (copy, copy_ordered, ungated, gated, disclosures_alone, storage) = {
         let db = db.clone();
-        tokio::task::spawn_blocking(move || -> Result<(Phase, Phase, Phase, Phase, Phase), String> {
+        tokio::task::spawn_blocking(move || -> Result<(Phase, Phase, Phase, Phase, Phase, Storage), String> {
             let mut conn = db.get().map_err(err)?;
             // A warm-up pass reads every table once, so no phase pays for a cold cache.
             copy::<false>(&url, &member)?;
@@ -860,9 +900,11 @@ pub async fn run(base: &Config, opts: Options) -> Result<Results, String> {
             eprintln!("  without the gate: {:.0} rows/s", ungated.rows_per_second());
             let gated = gated(&mut conn, &member)?;
             eprintln!("  through the gate: {:.0} rows/s", gated.rows_per_second());
+            let storage = storage(&mut conn)?;
+            eprintln!("  manifests: {:.1} bytes per record", storage.bytes_per_record());
             let alone = disclosures_alone(&mut conn, &member)?;
             eprintln!("  disclosure rows alone: {:.0} rows/s", alone.rows_per_second());
-            Ok((copy_plain, copy_ordered, ungated, gated, alone))
+            Ok((copy_plain, copy_ordered, ungated, gated, alone, storage))
         })
         .await
         .map_err(err)??
@@ -881,6 +923,7 @@ pub async fn run(base: &Config, opts: Options) -> Result<Results, String> {
         ungated,
         gated,
         disclosures_alone,
+        storage,
         report,
     })
 }
@@ -919,6 +962,15 @@ pub fn markdown(r: &Results) -> String {
     s.push_str(&format!(
         "\nGate overhead (gated time / ungated time − 1): {overhead:.0} %\n\
          Floor of any gate writing a disclosure row per record (those rows alone / ungated time): {floor:.0} %\n\n"
+    ));
+    let st = &r.storage;
+    s.push_str(&format!(
+        "Disclosure record of the gated export: {} manifests naming {} records, {} bytes with TOAST and indexes \
+         ({:.1} bytes per record)\n\n",
+        st.manifests,
+        st.records,
+        st.bytes,
+        st.bytes_per_record()
     ));
     let rep = &r.report;
     let max = rep.requests_ms.iter().copied().fold(0.0, f64::max);

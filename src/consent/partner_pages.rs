@@ -149,13 +149,15 @@ pub async fn create(
 
 /// Which page of each of a partner page's lists a request asks for
 /// (`?allocations=`, `?destinations=`, `?sends=`, `?dead=`); a link to a
-/// page of one list keeps the pages shown of the others.
-#[derive(Debug, Clone, Copy)]
+/// page of one list keeps the pages shown of the others. `?course=` finds
+/// the course runs a member of staff allocates seats in.
+#[derive(Debug, Clone)]
 pub struct PartnerLists {
     allocations: PageRequest,
     destinations: PageRequest,
     sends: PageRequest,
     dead: PageRequest,
+    course: String,
 }
 
 impl PartnerLists {
@@ -170,7 +172,14 @@ impl PartnerLists {
             destinations: PageRequest::parse(destinations, DESTINATIONS_PAGE),
             sends: PageRequest::parse(sends, SENDS_PAGE),
             dead: PageRequest::parse(dead, DEAD_PAGE),
+            course: String::new(),
         }
+    }
+
+    /// The runs to allocate seats in are those matching `course`.
+    pub fn finding(mut self, course: Option<&str>) -> PartnerLists {
+        self.course = course.unwrap_or_default().to_string();
+        self
     }
 
     /// The first page of every list.
@@ -196,7 +205,7 @@ impl PartnerLists {
     }
 }
 
-#[get("/partners/<slug>?<allocations>&<destinations>&<sends>&<dead>")]
+#[get("/partners/<slug>?<allocations>&<destinations>&<sends>&<dead>&<course>")]
 #[allow(clippy::too_many_arguments)]
 pub async fn show(
     db: &State<Db>,
@@ -208,10 +217,11 @@ pub async fn show(
     destinations: Option<&str>,
     sends: Option<&str>,
     dead: Option<&str>,
+    course: Option<&str>,
 ) -> AppResult<Page> {
     let slug = slug.to_string();
     let user = user.0;
-    let lists = PartnerLists::parse(allocations, destinations, sends, dead);
+    let lists = PartnerLists::parse(allocations, destinations, sends, dead).finding(course);
     let (buying, priced_runs) = (hooks.buying, hooks.priced_runs);
     let (title, view, partner_id) = db
         .run(move |conn| {
@@ -319,7 +329,12 @@ pub(super) fn partner_context(
             })
             .collect(),
         allocations_nav,
-        runs: if user.is_staff() { crate::learning::service::runs_for_select(conn)? } else { Vec::new() },
+        runs: if user.is_staff() {
+            let action = format!("/partners/{}#allocate-h", p.slug);
+            Some(crate::learning::service::run_choices(conn, &lists.course, &action, now())?)
+        } else {
+            None
+        },
         buy_runs: Vec::new(),
         texts,
         purposes: Purpose::ALL.iter().map(|p| Choice { value: p.as_str(), label: p.label() }).collect(),

@@ -249,12 +249,14 @@ type Candidate = (
     (String, String, String, String, Option<String>),
 );
 
-/// Which of a request's candidates a decision reads: all, one learner's, or
-/// these enrollments only (a report's page).
+/// Which of a request's candidates a decision reads: all, one learner's,
+/// these learners' (a dashboard's page), or these enrollments only (a
+/// report's page).
 #[derive(Debug, Clone, Copy)]
 enum Only<'a> {
     All,
     Learner(i64),
+    Learners(&'a [i64]),
     Enrollments(&'a [i64]),
 }
 
@@ -302,9 +304,9 @@ fn candidates(conn: &mut Conn, req: &Request<'_>, only: Only<'_>) -> QueryResult
         // own learners (`user_id IN …`, an index probe of
         // `enrollments(user_id, run_id)` each), so a report's cost follows the
         // partner's learners, not every enrollment on the site. A read of one
-        // learner or of a page's enrollments (`only`, once per person on a
-        // dashboard's page) leaves that list out, as it would be read whole
-        // each time: the `EXISTS` probe by the learner's key is the whole check.
+        // learner, of a page's learners or of a page's enrollments (`only`)
+        // leaves that list out, as it would be read whole each time: the
+        // `EXISTS` probe by the learner's key is the whole check.
         (Purpose::Sponsorship, PartnerKind::Sponsor) => {
             if matches!(only, Only::All) {
                 q = q.filter(
@@ -340,6 +342,7 @@ fn candidates(conn: &mut Conn, req: &Request<'_>, only: Only<'_>) -> QueryResult
     match only {
         Only::All => {}
         Only::Learner(user_id) => q = q.filter(enrollments::user_id.eq(user_id)),
+        Only::Learners(ids) => q = q.filter(enrollments::user_id.eq_any(ids)),
         Only::Enrollments(ids) => q = q.filter(enrollments::id.eq_any(ids)),
     }
     if req.limit < UNBOUNDED {
@@ -1802,10 +1805,13 @@ pub fn funded_results(
     })
 }
 
+/// How many learners one decision of [`of_learners`] reads.
+const LEARNERS_AT_ONCE: usize = 1_000;
+
 /// What may leave for this partner and purpose about these learners only,
-/// with a disclosure row for each record: [`all`] for a page of an
-/// organization's staff, learner by learner, so that its cost follows the
-/// learners shown rather than all of the partner's.
+/// recorded in the manifests: [`all`] for a page of an organization's
+/// staff, in one decision over the page's learners, so that its cost
+/// follows the learners shown rather than all of the partner's.
 #[allow(clippy::too_many_arguments)]
 pub fn of_learners(
     conn: &mut Conn,
@@ -1822,9 +1828,14 @@ pub fn of_learners(
     }
     decide_then_disclose(conn, partner, export_id, now, |conn| {
         let req = Request { partner, purpose, want, after: Position::START, limit: UNBOUNDED, export_id, base_url };
+        let mut learners = learners.to_vec();
+        learners.sort_unstable();
+        learners.dedup();
         let (mut shared, mut disclosed) = (Vec::new(), Vec::new());
-        for user_id in learners.iter().copied().collect::<std::collections::BTreeSet<_>>() {
-            let (decided, _) = decide(conn, &req, now, Only::Learner(user_id), false)?;
+        // One decision for a page of learners (chunked only to stay under
+        // the databases' limits on bound parameters).
+        for chunk in learners.chunks(LEARNERS_AT_ONCE) {
+            let (decided, _) = decide(conn, &req, now, Only::Learners(chunk), false)?;
             for (s, d) in decided {
                 shared.push(s);
                 disclosed.push(d);

@@ -153,8 +153,8 @@ pub struct PartnerPage {
     pub profile_fields: Vec<Checkbox>,
     pub allocations: Vec<AllocationItem>,
     pub allocations_nav: PageNav,
-    /// Course runs to allocate seats in (staff), as the learning area lists them.
-    pub runs: Vec<Value>,
+    /// Course runs to allocate seats in (staff), as the learning area offers them.
+    pub runs: Option<crate::learning::service::RunChoices>,
     /// Priced runs a sponsor may buy seats in, when payments are on.
     pub buy_runs: Vec<Value>,
     pub texts: Vec<TextItem>,

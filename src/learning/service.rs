@@ -72,13 +72,68 @@ pub fn member(conn: &mut Conn, id: i64) -> LResult<Member> {
 
 /// Every run of every course, for a form's list of runs: `{id, label}` with
 /// the label "Course title (run key)", by title then start.
-pub fn runs_for_select(conn: &mut Conn) -> QueryResult<Vec<serde_json::Value>> {
-    let rows: Vec<(i64, String, String)> = course_runs::table
-        .inner_join(courses::table)
-        .order((courses::title, course_runs::starts_at))
+/// How many course runs a form's picker lists at once; a search finds the others.
+pub const RUN_CHOICES: i64 = 50;
+
+/// One course run as a form offers it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunOption {
+    pub id: i64,
+    pub label: String,
+}
+
+/// The course runs a form offers (assigning training, allocating seats): at
+/// most [`RUN_CHOICES`], those whose course title, address or run key holds
+/// `find` (every run when it is empty), runs not yet ended first, then the
+/// latest start; with how many matched, so the page can say a search would
+/// find the rest. Reads one page, never every run of the site.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunChoices {
+    pub options: Vec<RunOption>,
+    /// Runs that match `find`, listed or not.
+    pub matched: i64,
+    /// How many are listed.
+    pub listed: usize,
+    /// More matched than are listed.
+    pub more: bool,
+    pub find: String,
+    /// Where the search form goes (the page's address and the form's anchor).
+    pub action: String,
+}
+
+pub fn run_choices(conn: &mut Conn, find: &str, action: &str, now: NaiveDateTime) -> QueryResult<RunChoices> {
+    let find: String = find.trim().chars().take(100).collect();
+    let like = format!("%{}%", find.to_lowercase().replace(['%', '_', '\\'], ""));
+    let matching = || {
+        let mut q = course_runs::table.inner_join(courses::table).into_boxed();
+        if !find.is_empty() {
+            q = q.filter(
+                crate::db::lower(courses::title)
+                    .like(like.clone())
+                    .or(crate::db::lower(courses::slug).like(like.clone()))
+                    .or(crate::db::lower(course_runs::run_key).like(like.clone())),
+            );
+        }
+        q
+    };
+    let matched: i64 = matching().count().get_result(conn)?;
+    // Not ended first (an open run has no end), then the latest start.
+    let ended = course_runs::ends_at.is_not_null().and(course_runs::ends_at.lt(now));
+    let rows: Vec<(i64, String, String)> = matching()
+        .order((ended.asc(), course_runs::starts_at.desc(), courses::title.asc(), course_runs::id.asc()))
+        .limit(RUN_CHOICES)
         .select((course_runs::id, courses::title, course_runs::run_key))
         .load(conn)?;
-    Ok(rows.into_iter().map(|(id, t, k)| json!({ "id": id, "label": format!("{t} ({k})") })).collect())
+    let options: Vec<RunOption> =
+        rows.into_iter().map(|(id, t, k)| RunOption { id, label: format!("{t} ({k})") }).collect();
+    Ok(RunChoices {
+        more: matched > options.len() as i64,
+        listed: options.len(),
+        options,
+        matched,
+        find,
+        action: action.to_string(),
+    })
 }
 
 pub fn runs(conn: &mut Conn, course_id: i64) -> QueryResult<Vec<Run>> {

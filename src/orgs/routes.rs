@@ -238,16 +238,22 @@ fn request_label(kind: &str) -> &'static str {
     }
 }
 
-/// Which pages of the dashboard's two lists a request asks for.
-#[derive(Clone, Copy)]
+/// Which pages of the dashboard's two lists a request asks for, and which
+/// course runs the assignment form offers (`?course=`).
+#[derive(Clone)]
 struct Pages {
     staff: PageRequest,
     requests: PageRequest,
+    course: String,
 }
 
 impl Pages {
-    fn parse(staff: Option<&str>, requests: Option<&str>) -> Pages {
-        Pages { staff: PageRequest::parse(staff, STAFF_PAGE), requests: PageRequest::parse(requests, REQUESTS_PAGE) }
+    fn parse(staff: Option<&str>, requests: Option<&str>, course: Option<&str>) -> Pages {
+        Pages {
+            staff: PageRequest::parse(staff, STAFF_PAGE),
+            requests: PageRequest::parse(requests, REQUESTS_PAGE),
+            course: course.unwrap_or_default().to_string(),
+        }
     }
 
     /// The dashboard's address with the staff list at `staff` and the requests at `requests`.
@@ -337,7 +343,12 @@ fn dashboard_view(
             .iter()
             .map(|k| views::Choice { value: k.to_string(), label: request_label(k).to_string() })
             .collect(),
-        runs: crate::learning::service::runs_for_select(conn)?,
+        runs: crate::learning::service::run_choices(
+            conn,
+            &pages.course,
+            &format!("/partners/{}/staff#assign-h", p.slug),
+            now(),
+        )?,
         groups: groups
             .into_iter()
             .map(|(id, name)| views::Choice { value: format!("group:{id}"), label: name })
@@ -348,18 +359,26 @@ fn dashboard_view(
     Ok((view, shown))
 }
 
-#[get("/partners/<slug>/staff?<page>&<requests>")]
+/// The dashboard's query: the staff page, the requests page, and the
+/// search of course runs to assign.
+#[derive(FromForm)]
+pub struct DashboardQuery<'r> {
+    page: Option<&'r str>,
+    requests: Option<&'r str>,
+    course: Option<&'r str>,
+}
+
+#[get("/partners/<slug>/staff?<q..>")]
 pub async fn dashboard(
     db: &State<Db>,
     config: &State<Config>,
     user: CurrentUser,
     trail: Trail<'_>,
     slug: &str,
-    page: Option<&str>,
-    requests: Option<&str>,
+    q: DashboardQuery<'_>,
 ) -> AppResult<Page> {
     let (slug, user, base) = (slug.to_string(), user.0, config.base_url());
-    let pages = Pages::parse(page, requests);
+    let pages = Pages::parse(q.page, q.requests, q.course);
     let (name, view, shown) = db
         .run(move |conn| {
             let p = organization(conn, &user, &slug)?;
@@ -586,7 +605,7 @@ pub async fn upload(
         Err(message) => (Err(vec![message]), form.csv.clone(), None),
     };
     let (slug, user, base) = (slug.to_string(), user.0, config.base_url());
-    let first = Pages::parse(None, None);
+    let first = Pages::parse(None, None, None);
     let outcome = db
         .run(move |conn| {
             let p = organization(conn, &user, &slug)?;

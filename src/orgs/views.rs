@@ -37,8 +37,8 @@ pub struct StaffPage {
     pub requests: Vec<FiledRow>,
     pub requests_nav: PageNav,
     pub request_kinds: Vec<Choice>,
-    /// The course runs an admin may assign (`learning::service::runs_for_select`).
-    pub runs: Vec<serde_json::Value>,
+    /// The course runs an admin may assign, one page of them (`learning::service::run_choices`).
+    pub runs: crate::learning::service::RunChoices,
     pub groups: Vec<Choice>,
     pub upload_text: String,
     pub upload_errors: Vec<String>,

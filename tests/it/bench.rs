@@ -69,8 +69,12 @@ async fn bench_export_exports_every_row_and_rolls_its_disclosure_floor_back() {
     let sql =
         "SELECT CAST(coalesce(sum(entries), 0) AS BIGINT) AS n FROM manifests WHERE export_id NOT LIKE 'bench-floor-%'";
     assert!(count(c, sql) >= 300);
+    // The storage figure is the gated export's: every record it handed out, once.
+    assert_eq!(r.storage.records, 300, "the manifests name each exported record");
+    assert!(r.storage.manifests >= 1 && r.storage.bytes > 0);
     let md = lyceum::bench_export::markdown(&r);
     assert!(md.contains("Floor of any gate writing a disclosure row per record"), "{md}");
+    assert!(md.contains("bytes per record"), "{md}");
 }
 
 /// A small `lyceum bench-sharing`: the learner's page answers over the

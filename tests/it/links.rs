@@ -66,7 +66,11 @@ fn forms(page: &str, url: &str) -> Vec<(String, String)> {
             out.push((method.clone(), to));
         }
     }
-    out.into_iter().filter(|(_, a)| a.starts_with('/') && !a.starts_with("//")).collect()
+    // A browser sends no fragment: `/partners/x#assign` asks for `/partners/x`.
+    out.into_iter()
+        .map(|(m, a)| (m, a.split('#').next().unwrap_or_default().to_string()))
+        .filter(|(_, a)| a.starts_with('/') && !a.starts_with("//"))
+        .collect()
 }
 
 /// What the site's Content-Security-Policy (`script-src 'self'; style-src

@@ -188,6 +188,25 @@ async fn chain(app: TestApp) {
     let v = run(&app, |conn| manifests::verify_against(conn, &[])).await;
     assert!(v.intact(), "{v:?}");
 
+    // A widened learner range class (which would hide the manifest from a
+    // learner's lookup, which reads one range per class): caught.
+    let span: i16 = run(&app, move |conn| {
+        let s: i16 = manifest_rows::table.find(first).select(manifest_rows::user_span).first(conn)?;
+        diesel::update(manifest_rows::table.find(first)).set(manifest_rows::user_span.eq(s + 7)).execute(conn)?;
+        Ok::<_, diesel::result::Error>(s)
+    })
+    .await;
+    let v = run(&app, |conn| manifests::verify_against(conn, &[])).await;
+    let (id, why) = v.first_broken.clone().expect("an edited range class is caught");
+    assert_eq!(id, first, "{v:?}");
+    assert!(why.contains("class"), "{why}");
+    run(&app, move |conn| {
+        diesel::update(manifest_rows::table.find(first)).set(manifest_rows::user_span.eq(span)).execute(conn)
+    })
+    .await;
+    let v = run(&app, |conn| manifests::verify_against(conn, &[])).await;
+    assert!(v.intact(), "{v:?}");
+
     // The newest manifest deleted: the chain still holds, the anchor does not.
     let newest = anchors[0].manifest_id.unwrap();
     run(&app, move |conn| diesel::delete(manifest_rows::table.find(newest)).execute(conn)).await;

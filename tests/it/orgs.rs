@@ -661,3 +661,91 @@ async fn gate_reads_its_page_by_learner(app: TestApp) {
     }
 }
 on_both!(shr_7_the_dashboard_reads_its_pages_staff_by_learner, gate_reads_its_page_by_learner);
+
+/// 60 past runs of a second course and one open run of a third: the
+/// assignment form lists a page of runs, open ones first, says how many
+/// there are, and a search finds a run the page did not list.
+async fn runs_to_assign(app: TestApp) {
+    use lyceum::db::schema::course_runs;
+    use lyceum::db::schema::courses;
+    seed_course(&app, "northbridge", "intro-python", "Introduction to Python", None).await;
+    seed_course(&app, "northbridge", "archive-statistics", "Archived Statistics", None).await;
+    let olga = verified(&app, "olga").await;
+    let olga_id = user_id(&app, "olga").await;
+    let (open_run, oldest_run) = run(&app, move |conn| {
+        let now = lyceum::db::now();
+        let course = |conn: &mut lyceum::db::Conn, slug: &str| {
+            courses::table.filter(courses::slug.eq(slug)).select(courses::id).first::<i64>(conn)
+        };
+        let python_id = course(conn, "intro-python").map_err(|e| e.to_string())?;
+        let old_id = course(conn, "archive-statistics").map_err(|e| e.to_string())?;
+        let org = partners::create(conn, PartnerKind::Organization, "globex", "Globex", None, "it@globex.example", now)
+            .map_err(|e| e.to_string())?;
+        partners::appoint(conn, &org, olga_id, olga_id).map_err(|e| e.to_string())?;
+        let run = |conn: &mut lyceum::db::Conn, course: i64, key: String, starts: i64, ends: i64| {
+            diesel::insert_into(course_runs::table)
+                .values((
+                    course_runs::course_id.eq(course),
+                    course_runs::run_key.eq(key),
+                    course_runs::starts_at.eq(now - chrono::Duration::days(starts)),
+                    course_runs::ends_at.eq(now - chrono::Duration::days(ends)),
+                    course_runs::pacing.eq("self"),
+                    course_runs::pass_threshold.eq(70),
+                    course_runs::audit.eq(true),
+                    course_runs::currency.eq("usd"),
+                    course_runs::created_at.eq(now),
+                    course_runs::updated_at.eq(now),
+                ))
+                .returning(course_runs::id)
+                .get_result::<i64>(conn)
+        };
+        let mut oldest = 0;
+        for i in 0..60 {
+            oldest = run(conn, old_id, format!("past-{i:02}"), 400 + i, 300 + i).map_err(|e| e.to_string())?;
+        }
+        let open = run(conn, python_id, "spring".into(), 10, -90).map_err(|e| e.to_string())?;
+        Ok::<_, String>((open, oldest))
+    })
+    .await;
+    as_user(&app, &olga).await;
+    let option = |id: i64| format!("<option value=\"{id}\">");
+
+    let (status, page) = app.get("/partners/globex/staff").await;
+    assert_eq!(status, Status::Ok);
+    let listed = page.matches("<option value=\"").count() - page.matches("value=\"all\"").count();
+    assert_eq!(listed, lyceum::learning::service::RUN_CHOICES as usize, "a page of runs, not all 63");
+    assert!(page.contains("Listing 50 of 63 course runs"), "{page}");
+    let open_at = page.find(&option(open_run)).expect("the open run is listed");
+    let first_past = page.find("(past-00)").expect("a past run is listed");
+    assert!(open_at < first_past, "runs not yet ended come first");
+    assert!(!page.contains(&option(oldest_run)), "the oldest past run is not on the first page");
+
+    // A search finds it; a search that matches nothing says so.
+    let (_, page) = app.get("/partners/globex/staff?course=past-59").await;
+    assert!(page.contains(&option(oldest_run)), "{page}");
+    assert_eq!(page.matches("(past-").count(), 1, "only the run searched for");
+    assert!(page.contains("value=\"past-59\""), "the search stays in its field");
+    // The course's own run (not ended) and its 60 past runs.
+    let (_, page) = app.get("/partners/globex/staff?course=ARCHIVED%20stat").await;
+    assert!(page.contains("Listing 50 of 61 course runs"), "titles match whatever their case: {page}");
+    assert_eq!(page.matches("(past-").count(), 49, "the open run, then the latest 49 past ones");
+    let (status, page) = app.get("/partners/globex/staff?course=%25_nothing").await;
+    assert_eq!(status, Status::Ok);
+    assert!(page.contains("No course run matches"), "{page}");
+
+    // What was found is assigned as before.
+    let res =
+        app.post_form("/partners/globex/staff/upload", &[("csv", "username,email\nada,ada@globex.example\n")]).await;
+    assert_eq!(res.status(), Status::SeeOther);
+    let next_week = (chrono::Utc::now().date_naive() + chrono::Duration::days(7)).to_string();
+    let res = app
+        .post_form(
+            "/partners/globex/staff/assign",
+            &[("run_id", &oldest_run.to_string()), ("target", "all"), ("due_on", &next_week)],
+        )
+        .await;
+    assert_eq!(res.status(), Status::SeeOther);
+    let assigned: Vec<i64> = run(&app, |conn| org_assignments::table.select(org_assignments::run_id).load(conn)).await;
+    assert_eq!(assigned, vec![oldest_run]);
+}
+on_both!(shr_7_the_assignment_form_lists_a_page_of_runs_and_finds_the_rest, runs_to_assign);

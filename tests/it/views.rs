@@ -20,7 +20,7 @@ const JSON_BUDGET: &[(&str, usize)] = &[
     ("forums", 2),
     // The Studio's image upload answer (JSON), the reindex job's payload,
     // two emails and the list of runs other areas' forms offer.
-    ("learning", 7),
+    ("learning", 6),
     ("notify", 5),
     ("orgs", 42),
     ("privacy", 21),
