@@ -488,6 +488,8 @@ fn candidates(conn: &mut Conn, member_id: i64, after: sharing::Position) -> Quer
         .inner_join(users::table)
         .filter(enrollments::user_id.ge(after.user_id))
         .filter(enrollments::user_id.gt(after.user_id).or(enrollments::id.gt(after.enrollment_id)))
+        // As the gate bounds it (`sharing::candidates`).
+        .filter(users::id.ge(after.user_id))
         .order((enrollments::user_id.asc(), enrollments::id.asc()))
         .limit(PAGE)
         .select((

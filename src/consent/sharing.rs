@@ -268,6 +268,13 @@ fn candidates(conn: &mut Conn, req: &Request<'_>, only: Only<'_>) -> QueryResult
         // `enrollments(user_id, id)`): the learner bound opens the range.
         .filter(enrollments::user_id.ge(req.after.user_id))
         .filter(enrollments::user_id.gt(req.after.user_id).or(enrollments::id.gt(req.after.enrollment_id)))
+        // The same bound on the joined learners. PostgreSQL does not carry
+        // an inequality across the join's equality, and at a million
+        // learners it merge-joined the position's enrollments with the
+        // users' primary key read from the first user: a page after
+        // learner 700,000 read 700,000 index entries (203 ms a page, the
+        // export slowing as it went); with the bound, 1,000 (4.5 ms).
+        .filter(users::id.ge(req.after.user_id))
         .order((enrollments::user_id.asc(), enrollments::id.asc()))
         .select((
             (
