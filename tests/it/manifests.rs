@@ -610,9 +610,9 @@ async fn one_manifest_per_export(app: TestApp) {
 on_both!(shr_5_a_learners_log_is_found_in_one_manifest_per_export, one_manifest_per_export);
 
 /// A later page of a member export bounds the joined learners from below as
-/// well as the enrollments: PostgreSQL does not carry `enrollments.user_id
-/// >= x` over to `users.id`, and at a million learners it read the users'
-/// key from the first learner for every page (found by `lyceum
+/// well as the enrollments: PostgreSQL does not carry the lower bound on
+/// `enrollments.user_id` over to `users.id`, and at a million learners it
+/// read the users' key from the first learner for every page (found by `lyceum
 /// bench-export`: pages slowed from 12,000 to 6,500 rows a second as the
 /// export went on; `EXPLAIN ANALYZE` of a page after learner 700,000 read
 /// 700,999 index entries of `users_pkey`, 203 ms, against 1,000 and 4.5 ms
