@@ -657,3 +657,83 @@ async fn later_pages_bound_the_learners(app: TestApp) {
     assert!(walk[0].contains(r#""users"."id" >= "#), "the learners are bounded too: {}", walk[0]);
 }
 on_both!(shr_5_a_later_export_page_bounds_the_learners_it_joins, later_pages_bound_the_learners);
+
+/// A year of daily exports is a million manifests: a learner's lookup must
+/// read the few whose learner range holds them through `manifests_reach`,
+/// not walk the table. 3,000 manifests of one width class (as a site's
+/// exports are), the statistics `ANALYZE` gathers, and the lookup the
+/// Sharing page makes: with `ORDER BY id` in the statement, SQLite chose to
+/// scan the table in id order (1,095,000 manifests, minutes a view); the
+/// manifests found are the ones whose range holds the learner, oldest first.
+async fn learner_lookup_reads_by_index(app: TestApp) {
+    use diesel::connection::InstrumentationEvent;
+    use std::sync::Mutex;
+    const LEARNER: i64 = 15_005;
+    let sqlite = app.pg.is_none();
+    let heard = Arc::new(Mutex::new(Vec::<String>::new()));
+    let listen = heard.clone();
+    let (found, expected) = run(&app, move |conn| {
+        let (at, empty) = match conn {
+            DbConnection::Pg(_) => ("TIMESTAMP '2026-01-05 03:00:00'", "decode('', 'hex')"),
+            DbConnection::Sqlite(_) => ("'2026-01-05 03:00:00'", "X''"),
+        };
+        let zero = "0".repeat(64);
+        // Manifest i names learners 10·i … 10·i + 300 (width class 9).
+        diesel::sql_query(format!(
+            "INSERT INTO manifests (partner_id, recipient, purpose, basis, fields, record_kind, export_id, part, \
+               state, created_at, ledger_head, learners, records, user_min, user_max, record_min, record_max, \
+               entries, erased, set_digest, erased_digest, prev_hash, hash, user_span) \
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000) \
+             SELECT NULL, 'Partner', 'member_sharing', 'deidentified', 'course', 'enrollment', \
+               'lookup-' || (i / 100), i % 100, 'delivered', {at}, 0, {empty}, {empty}, 10 * i, 10 * i + 300, \
+               i, i, 1, 0, '{zero}', '{zero}', '{zero}', '{zero}', 9 FROM n"
+        ))
+        .execute(conn)?;
+        assert_eq!(manifests::span_class(10, 310), 9);
+        diesel::sql_query(if sqlite { "ANALYZE" } else { "ANALYZE manifests" }).execute(conn)?;
+        let expected: Vec<i64> = manifest_rows::table
+            .filter(manifest_rows::user_min.le(LEARNER))
+            .filter(manifest_rows::user_max.ge(LEARNER))
+            .order(manifest_rows::id.asc())
+            .select(manifest_rows::id)
+            .load(conn)?;
+        conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
+            if let InstrumentationEvent::StartQuery { query, .. } = event {
+                listen.lock().unwrap().push(query.to_string());
+            }
+        });
+        let found = manifests::read_for(conn, LEARNER);
+        conn.set_instrumentation(|_: InstrumentationEvent<'_>| {});
+        Ok::<_, diesel::result::Error>((found?, expected))
+    })
+    .await;
+    assert_eq!(expected.len(), 30, "manifests 1471 to 1500");
+    assert_eq!(found, expected, "the manifests holding the learner, oldest first");
+    if !sqlite {
+        return;
+    }
+    let lookups: Vec<String> = heard
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|s| s.split(" -- binds:").next().unwrap_or(s).to_string())
+        .filter(|s| s.trim_start().starts_with("SELECT") && s.contains("manifests"))
+        .collect();
+    assert_eq!(lookups.len(), 1, "one lookup: {lookups:#?}");
+    #[derive(QueryableByName)]
+    struct Step {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        detail: String,
+    }
+    let sql = lookups[0].clone();
+    let plan: Vec<String> = run(&app, move |conn| {
+        let steps: Vec<Step> = diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}")).load(conn)?;
+        Ok::<_, diesel::result::Error>(steps.into_iter().map(|s| s.detail).collect())
+    })
+    .await;
+    assert!(
+        plan.iter().all(|s| !s.starts_with("SCAN manifests")) && plan.iter().any(|s| s.contains("manifests_reach")),
+        "the lookup reads manifests_reach, not the table: {plan:#?}"
+    );
+}
+on_both!(shr_5_a_learners_lookup_reads_the_manifests_holding_them_by_index, learner_lookup_reads_by_index);
