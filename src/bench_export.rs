@@ -486,8 +486,13 @@ fn candidates(conn: &mut Conn, member_id: i64, after: sharing::Position) -> Quer
     enrollments::table
         .inner_join(course_runs::table.inner_join(courses::table.inner_join(members::table)))
         .inner_join(users::table)
-        .filter(enrollments::user_id.ge(after.user_id))
-        .filter(enrollments::user_id.gt(after.user_id).or(enrollments::id.gt(after.enrollment_id)))
+        .filter(
+            diesel::dsl::sql::<diesel::sql_types::Bool>("(enrollments.user_id, enrollments.id) > (")
+                .bind::<diesel::sql_types::BigInt, _>(after.user_id)
+                .sql(", ")
+                .bind::<diesel::sql_types::BigInt, _>(after.enrollment_id)
+                .sql(")"),
+        )
         // As the gate bounds it (`sharing::candidates`).
         .filter(users::id.ge(after.user_id))
         .order((enrollments::user_id.asc(), enrollments::id.asc()))
